@@ -1,0 +1,145 @@
+"""The collected nodes: one collector per target, one item per invariant.
+
+Node ids look like ``dyncheck::reference_models.gated:DynamicNet::determinism``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from dyncheck import _report
+from dyncheck.settings import SETTINGS_KEY
+
+if TYPE_CHECKING:
+    from dyncheck.invariants import Invariant
+    from dyncheck.target import Target
+
+__all__ = ["DyncheckRoot", "InvariantItem", "TargetCollector"]
+
+TARGETS_KEY = pytest.StashKey[dict]()
+
+
+class DyncheckRoot(pytest.Collector):
+    """The ``dyncheck`` node: one child per target, in the order they were given."""
+
+    def collect(self) -> list[pytest.Node]:
+        targets = self.config.stash[TARGETS_KEY]
+        return [
+            TargetCollector.from_parent(self, name=text, nodeid=f"{self.nodeid}::{text}", target=t)
+            for text, t in targets.items()
+        ]
+
+
+class TargetCollector(pytest.Collector):
+    def __init__(self, *, target: Target, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.target = target
+
+    def collect(self) -> list[pytest.Item]:
+        from dyncheck.invariants import registry
+
+        settings = self.config.stash[SETTINGS_KEY]
+        known = registry()
+        names = settings.invariants or tuple(known)
+        items = []
+        for name in names:
+            item = InvariantItem.from_parent(
+                self, name=name, nodeid=f"{self.nodeid}::{name}", target=self.target, invariant=known[name]()
+            )
+            item.add_marker(pytest.mark.dyncheck)
+            items.append(item)
+        return items
+
+
+def derived_seed(seed: int, target: str, invariant: str) -> int:
+    """The Hypothesis seed of one check: fixed by the run's seed, the target and the
+    invariant, so it is the same on every xdist worker and in a reproduce command."""
+    digest = hashlib.sha256(f"{seed}:{target}:{invariant}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+class InvariantItem(pytest.Item):
+    """Runs one invariant over generated examples with Hypothesis."""
+
+    def __init__(self, *, target: Target, invariant: Invariant, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.target = target
+        self.invariant = invariant
+        self.context: Any = None
+        self.obj: Any = None  # the @given test; Hypothesis's pytest plugin reads it
+
+    def setup(self) -> None:
+        import hypothesis
+        from hypothesis import HealthCheck, Phase, given
+        from hypothesis import settings as hsettings
+
+        from dyncheck.errors import InvariantViolation, ModelError
+        from dyncheck.examples import from_target
+        from dyncheck.invariants import Context
+
+        settings = self.config.stash[SETTINGS_KEY]
+        reason = self.target.spec.skip.get(self.invariant.name) or self.invariant.applies_to(self.target)
+        if reason:
+            pytest.skip(f"{self.invariant.name} does not apply to {self.target.text}: {reason}")
+        context = self.context = Context(self.target)
+        invariant = self.invariant
+
+        def check(example: Any) -> None:
+            context.examples += 1
+            try:
+                invariant.check(context, example)
+            except (InvariantViolation, ModelError) as exc:
+                exc.example = example  # type: ignore[attr-defined]
+                raise
+
+        check.__name__ = check.__qualname__ = f"{invariant.name}"
+        # A distinct example-database key per target and invariant.
+        check._hypothesis_internal_add_digest = self.nodeid.encode()  # type: ignore[attr-defined]
+        default = hsettings.default
+        test = hsettings(
+            default,
+            max_examples=settings.max_examples or default.max_examples,
+            deadline=None,
+            print_blob=False,
+            phases=[p for p in default.phases if p is not Phase.explain],
+            suppress_health_check=[
+                *default.suppress_health_check,
+                HealthCheck.too_slow,
+                HealthCheck.data_too_large,
+                HealthCheck.function_scoped_fixture,
+                HealthCheck.differing_executors,
+            ],
+        )(given(from_target(self.target))(check))
+        self.obj = hypothesis.seed(derived_seed(settings.seed, self.target.text, invariant.name))(test)
+
+    def runtest(self) -> None:
+        try:
+            self.obj()
+        finally:
+            if self.context is not None:
+                self.user_properties.append(
+                    (
+                        "dyncheck",
+                        {
+                            "target": self.target.text,
+                            "invariant": self.invariant.name,
+                            "examples": self.context.examples,
+                            "paths": {
+                                self.context.describe_path(path): count
+                                for path, count in sorted(self.context.paths.items())
+                            },
+                        },
+                    )
+                )
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        text = _report.failure(self, excinfo.value)
+        if text is None:
+            return super().repr_failure(excinfo)
+        return text
+
+    def reportinfo(self) -> tuple[str, int | None, str]:
+        return "dyncheck", None, f"{self.target.text}::{self.invariant.name}"

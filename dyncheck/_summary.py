@@ -1,0 +1,87 @@
+"""The terminal summary: per target, each invariant's verdict, examples run and the
+distinct paths seen. Built from the reports pytest already keeps, so it is the same
+with or without xdist (workers send ``user_properties`` back with each report)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from dyncheck.settings import Settings
+
+__all__ = ["write"]
+
+
+def _parse(nodeid: str) -> tuple[str, str] | None:
+    if not nodeid.startswith("dyncheck::"):
+        return None
+    rest = nodeid[len("dyncheck::"):]
+    target, sep, invariant = rest.rpartition("::")
+    return (target, invariant) if sep else None
+
+
+def _skip_reason(report: Any) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        reason = str(longrepr[2])
+        return reason.removeprefix("Skipped: ")
+    return ""
+
+
+def collect(stats: dict[str, list[Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """target -> invariant -> {verdict, examples, paths, reason}."""
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    for reports in stats.values():
+        for report in reports:
+            parsed = _parse(getattr(report, "nodeid", "") or "")
+            if parsed is None or not hasattr(report, "when"):
+                continue
+            target, invariant = parsed
+            row = table.setdefault(target, {}).setdefault(
+                invariant, {"verdict": "not run", "examples": 0, "paths": Counter(), "reason": ""}
+            )
+            if report.when == "call" or report.failed or report.skipped:
+                if report.skipped:
+                    row["verdict"], row["reason"] = "skipped", _skip_reason(report)
+                elif report.failed:
+                    row["verdict"] = "failed" if report.when == "call" else "error"
+                else:
+                    row["verdict"] = "passed"
+            for key, value in getattr(report, "user_properties", ()):
+                if key == "dyncheck" and report.when == "call":
+                    row["examples"] = value["examples"]
+                    row["paths"] = Counter(value["paths"])
+    return table
+
+
+def write(terminalreporter: Any, settings: Settings) -> None:
+    table = collect(terminalreporter.stats)
+    if not table:
+        return
+    terminalreporter.write_sep("=", "dyncheck summary")
+    width = max(len(inv) for rows in table.values() for inv in rows)
+    for target in settings.targets:
+        rows = table.get(target)
+        if not rows:
+            continue
+        paths: Counter[str] = Counter()
+        for row in rows.values():
+            paths.update(row["paths"])
+        verdicts = Counter(row["verdict"] for row in rows.values())
+        markup = {"red": True} if verdicts["failed"] or verdicts["error"] else {"green": True}
+        terminalreporter.write_line(
+            f"{target}  —  {len(paths)} distinct path{'s' if len(paths) != 1 else ''} seen", bold=True, **markup
+        )
+        for invariant, row in rows.items():
+            verdict = row["verdict"]
+            detail = (
+                row["reason"]
+                if verdict == "skipped"
+                else f"{row['examples']} example{'s' if row['examples'] != 1 else ''}"
+            )
+            terminalreporter.write_line(f"  {invariant:<{width}}  {verdict:<7}  {detail}")
+        for path, count in paths.most_common(4 if not settings.explain else None):
+            terminalreporter.write_line(f"    path {path}  ({count} calls)")
+        hidden = len(paths) - 4
+        if hidden > 0 and not settings.explain:
+            terminalreporter.write_line(f"    ... {hidden} more (--dyncheck-explain lists all)")

@@ -1,0 +1,108 @@
+"""Tolerance-aware comparison of tensors, reported in torch.testing's words."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+__all__ = ["DEFAULT_TOLERANCES", "mismatch", "tolerances"]
+
+#: (rtol, atol) per dtype: the defaults of ``torch.testing.assert_close``.
+DEFAULT_TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
+    torch.float16: (1e-3, 1e-5),
+    torch.bfloat16: (1.6e-2, 1e-5),
+    torch.float32: (1.3e-6, 1e-5),
+    torch.float64: (1e-7, 1e-7),
+    torch.complex32: (1e-3, 1e-5),
+    torch.complex64: (1.3e-6, 1e-5),
+    torch.complex128: (1e-7, 1e-7),
+}
+
+
+def tolerances(*dtypes: torch.dtype) -> tuple[float, float]:
+    """The loosest (rtol, atol) of the given dtypes; exact for integers and bools."""
+    pairs = [DEFAULT_TOLERANCES.get(d, (0.0, 0.0)) for d in dtypes]
+    return max(p[0] for p in pairs), max(p[1] for p in pairs)
+
+
+def _index(flat_index: int, shape: torch.Size) -> tuple[int, ...]:
+    index = []
+    for size in reversed(shape):
+        index.append(flat_index % size)
+        flat_index //= size
+    return tuple(reversed(index))
+
+
+def _g(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def mismatch(
+    actual: Any,
+    expected: Any,
+    *,
+    rtol: float = 0.0,
+    atol: float = 0.0,
+    equal_nan: bool = True,
+) -> list[str]:
+    """Lines describing how ``actual`` differs from ``expected``; empty when they agree.
+
+    NaNs in the same places count as equal (``equal_nan``), as bitwise reproducibility
+    of a NaN is still reproducibility; a NaN in one only is a mismatch.
+    """
+    if not isinstance(actual, torch.Tensor) or not isinstance(expected, torch.Tensor):
+        return [] if _same_object(actual, expected) else [f"{actual!r} != {expected!r}"]
+    for attribute in ("shape", "dtype", "device"):
+        a, e = getattr(actual, attribute), getattr(expected, attribute)
+        if a != e:
+            return [f"The values for attribute '{attribute}' do not match: {a} != {e}."]
+    if actual.numel() == 0:
+        return []
+    a = actual.detach().cpu()
+    e = expected.detach().cpu()
+    if a.dtype == torch.bool or not (a.is_floating_point() or a.is_complex()):
+        a, e = a.to(torch.int64 if a.dtype != torch.bool else torch.int8), e.to(a.dtype if a.dtype != torch.bool else torch.int8)
+        differ = a != e
+        abs_diff = (a - e).abs().to(torch.float64)
+    else:
+        a64, e64 = a.to(torch.complex128 if a.is_complex() else torch.float64), e.to(
+            torch.complex128 if e.is_complex() else torch.float64
+        )
+        abs_diff = (a64 - e64).abs()
+        nan_a, nan_e = torch.isnan(a64), torch.isnan(e64)
+        both_nan = nan_a & nan_e if equal_nan else torch.zeros_like(nan_a)
+        same_inf = torch.isinf(a64) & (a64 == e64)
+        abs_diff = torch.where(both_nan | same_inf, torch.zeros_like(abs_diff), abs_diff)
+        abs_diff = torch.where(nan_a ^ nan_e, torch.full_like(abs_diff, float("inf")), abs_diff)
+        allowed = atol + rtol * e64.abs()
+        differ = ~(abs_diff <= allowed)
+        differ &= ~(both_nan | same_inf)
+    count = int(differ.sum())
+    if not count:
+        return []
+    total = differ.numel()
+    flat_abs = torch.where(differ, abs_diff, torch.zeros_like(abs_diff)).reshape(-1)
+    worst = int(torch.argmax(torch.nan_to_num(flat_abs, nan=float("inf"))))
+    lines = [
+        f"Mismatched elements: {count} / {total} ({100.0 * count / total:.1f}%)",
+        f"Greatest absolute difference: {_g(float(flat_abs[worst]))} at index "
+        f"{_index(worst, actual.shape)} (up to {_g(atol)} allowed)",
+    ]
+    if a.is_floating_point() or a.is_complex():
+        e_abs = e.to(torch.float64).abs().reshape(-1) if not e.is_complex() else e.abs().reshape(-1).to(torch.float64)
+        relative = flat_abs / e_abs
+        relative = torch.where(differ.reshape(-1), relative, torch.zeros_like(relative))
+        worst_rel = int(torch.argmax(torch.nan_to_num(relative, nan=float("inf"))))
+        lines.append(
+            f"Greatest relative difference: {_g(float(relative[worst_rel]))} at index "
+            f"{_index(worst_rel, actual.shape)} (up to {_g(rtol)} allowed)"
+        )
+    return lines
+
+
+def _same_object(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:
+        return a is b

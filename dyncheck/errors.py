@@ -1,0 +1,61 @@
+"""The exceptions dyncheck raises.
+
+* :class:`DyncheckError` is the root of everything dyncheck raises on purpose.
+* :class:`InvalidArgument` is a user error in a call or a Spec (also a ``TypeError``,
+  as Hypothesis does): one line that names the argument, its value and the fix.
+* :class:`TargetError` is a ``--dyncheck`` target that cannot be used.
+* :class:`InvariantViolation` is a model breaking an invariant on one example.
+* :class:`ModelError` is an exception raised inside the user's model on one example.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DyncheckError",
+    "InvalidArgument",
+    "InvariantViolation",
+    "ModelError",
+    "TargetError",
+]
+
+
+class DyncheckError(Exception):
+    """Base class of every error dyncheck raises on purpose."""
+
+
+class InvalidArgument(DyncheckError, TypeError):
+    """A strategy argument or a Spec field is invalid; the message says which and why."""
+
+
+class TargetError(DyncheckError):
+    """A ``--dyncheck`` target cannot be imported, resolved, built or inferred."""
+
+
+class InvariantViolation(DyncheckError):
+    """One example broke an invariant.
+
+    ``headline`` is the broken property in plain words, ``details`` are extra lines
+    (numbers, names); the example and the reproduce line are added by the reporter.
+    """
+
+    def __init__(
+        self,
+        headline: str,
+        details: list[str] | tuple[str, ...] = (),
+        *,
+        path: tuple[str, ...] | None = None,
+    ) -> None:
+        self.headline = headline
+        self.details = tuple(details)
+        self.path = path
+        super().__init__("\n".join([headline, *self.details]))
+
+
+class ModelError(DyncheckError):
+    """The model raised on one example; the original exception is ``__cause__``."""
+
+    def __init__(self, stage: str, original: BaseException, hints: tuple[str, ...] = ()) -> None:
+        self.stage = stage
+        self.original = original
+        self.hints = tuple(hints)
+        super().__init__(f"{stage} raised {type(original).__name__}: {original}")

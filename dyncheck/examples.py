@@ -1,0 +1,101 @@
+"""One generated example: the forward arguments, the seed, and the named sizes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+from hypothesis import strategies as st
+
+from dyncheck.strategies import current_dims, dim_scope, seeds
+
+if TYPE_CHECKING:
+    from dyncheck.target import Target
+
+__all__ = ["Example", "describe_value", "from_target"]
+
+
+@dataclass(frozen=True, eq=False)
+class Example:
+    """Forward arguments by name, the seed every global RNG gets, and the named sizes."""
+
+    args: Mapping[str, Any]
+    seed: int
+    dims: Mapping[str, int] = field(default_factory=dict)
+
+    def fresh_args(self) -> dict[str, Any]:
+        """Copies of the arguments (tensors cloned, strides kept), so a model that writes
+        into its inputs cannot change the example seen by a second call."""
+        return {name: _clone(value) for name, value in self.args.items()}
+
+    def describe(self) -> str:
+        parts = [describe_value(name, value) for name, value in self.args.items()]
+        parts.append(f"seed={self.seed}")
+        return ", ".join(parts)
+
+    __repr__ = describe
+
+
+def _clone(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        out = torch.empty_strided(value.size(), value.stride(), dtype=value.dtype, device=value.device)
+        out.copy_(value)
+        return out
+    if isinstance(value, tuple):
+        return type(value)(*map(_clone, value)) if hasattr(value, "_fields") else tuple(map(_clone, value))
+    if isinstance(value, list):
+        return [_clone(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _clone(v) for k, v in value.items()}
+    return value
+
+
+def _format_number(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def describe_value(name: str, value: Any) -> str:
+    """``x float32[2, 10] non-contiguous, rows [1] all zero, max |x| 1e+03``; small integer
+    tensors and one-element tensors show their values."""
+    if isinstance(value, torch.Tensor):
+        dtype = str(value.dtype).removeprefix("torch.")
+        if value.numel() == 1 and value.dim() <= 1:
+            return f"{name}=tensor({value.tolist()})" if value.dim() else f"{name}=tensor({value.item()!r})"
+        text = f"{name} {dtype}[{', '.join(map(str, value.shape))}]"
+        if not value.is_floating_point() and value.numel() <= 16:
+            return f"{text} = {value.tolist()}"
+        notes = []
+        if value.dim() >= 2 and not value.is_contiguous():
+            notes.append("non-contiguous")
+        if value.is_floating_point() and value.numel():
+            if value.dim() >= 1 and value.shape[0] > 0:
+                zero = [i for i in range(value.shape[0]) if not value[i].any()]
+                if zero and len(zero) < value.shape[0]:
+                    notes.append(f"rows {zero} all zero")
+                elif zero:
+                    notes.append("all zero")
+            if value.any():
+                notes.append(f"max |{name}| {_format_number(value.abs().max().item())}")
+        if value.device.type != "cpu":
+            notes.append(str(value.device))
+        return text + (" " + ", ".join(notes) if notes else "")
+    if isinstance(value, tuple) and value and all(isinstance(v, torch.Tensor) for v in value):
+        return ", ".join(describe_value(f"{name}[{i}]", v) for i, v in enumerate(value))
+    return f"{name}={value!r}"
+
+
+def from_target(target: Target) -> st.SearchStrategy[Example]:
+    """Examples for one resolved target: every forward input its spec names, drawn with
+    shared named dimensions, then a seed."""
+    spec = target.spec
+
+    @st.composite
+    def examples(draw: Any) -> Example:
+        with dim_scope(spec.dims):
+            args = {name: draw(strategy) for name, strategy in spec.inputs.items()}
+            dims = current_dims()
+        return Example(args=args, seed=draw(seeds()), dims=dims)
+
+    return examples()

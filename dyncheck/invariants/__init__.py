@@ -1,0 +1,23 @@
+"""The registry of invariants: the built-in ones, then third-party ones registered under
+the ``dyncheck.invariants`` entry-point group (each entry point names an Invariant class)."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+from dyncheck.invariants._base import Context, Invariant
+from dyncheck.invariants.determinism import Determinism
+from dyncheck.invariants.finite import Finite
+
+__all__ = ["BUILTIN", "Context", "Invariant", "registry"]
+
+BUILTIN: tuple[type[Invariant], ...] = (Determinism, Finite)
+
+
+def registry() -> dict[str, type[Invariant]]:
+    """Invariant name -> class, built-ins first, then entry points sorted by name."""
+    found = {cls.name: cls for cls in BUILTIN}
+    for entry in sorted(entry_points(group="dyncheck.invariants"), key=lambda e: e.name):
+        cls = entry.load()
+        found.setdefault(cls.name, cls)
+    return found

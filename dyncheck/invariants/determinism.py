@@ -1,0 +1,62 @@
+"""determinism: the same seed and input give bitwise the same outputs and path."""
+
+from __future__ import annotations
+
+from torch.nn.modules.lazy import LazyModuleMixin
+
+from dyncheck.compare import mismatch
+from dyncheck.errors import InvariantViolation
+from dyncheck.examples import Example
+from dyncheck.invariants._base import Context, Invariant
+from dyncheck.trace import floating_leaves
+
+__all__ = ["Determinism"]
+
+
+class Determinism(Invariant):
+    name = "determinism"
+    summary = (
+        "the same seed and input give bitwise identical outputs and the same path, "
+        "also when the model is called twice in a row"
+    )
+
+    def check(self, context: Context, example: Example) -> None:
+        model = context.fresh_model()
+        if any(isinstance(m, LazyModuleMixin) for m in model.modules()):
+            # Lazy layers draw their initial weights on the first call; warm them up so
+            # both compared calls see the same weights and the same RNG stream.
+            context.run(model, example)
+        first = context.run(model, example)
+        second = context.run(model, example)
+        describe = context.describe_path
+        if first.path != second.path:
+            raise InvariantViolation(
+                "Two calls with the same seed and input took different paths: the model "
+                "keeps state between calls or draws from a generator dyncheck does not seed.",
+                [
+                    f"first call:  {describe(first.path)}",
+                    f"second call: {describe(second.path)}",
+                ],
+                path=first.path,
+            )
+        first_leaves = list(floating_leaves(first.output))
+        second_leaves = dict(floating_leaves(second.output))
+        details: list[str] = []
+        if [n for n, _ in first_leaves] != list(second_leaves):
+            details.append(
+                f"the outputs have different structure: {[n for n, _ in first_leaves]} != {list(second_leaves)}"
+            )
+        else:
+            for name, tensor in first_leaves:
+                lines = mismatch(second_leaves[name], tensor)
+                if lines:
+                    details.append(f"{name}:")
+                    details.extend(f"  {line}" for line in lines)
+        if details:
+            raise InvariantViolation(
+                "Two calls with the same seed and input gave different outputs: the model "
+                "keeps state between calls or draws from a generator dyncheck does not seed "
+                "(python random, numpy's global generator and torch are seeded).",
+                details,
+                path=first.path,
+            )

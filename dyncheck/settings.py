@@ -1,0 +1,108 @@
+"""dyncheck's options, parsed once into a frozen dataclass kept in ``config.stash``.
+
+This module imports neither torch nor hypothesis: the plugin loads it at pytest start-up.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+__all__ = ["Settings", "SETTINGS_KEY", "parse"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    targets: tuple[str, ...]
+    seed: int
+    seed_given: bool
+    max_examples: int | None
+    invariants: tuple[str, ...] | None
+    explain: bool
+    only: bool
+
+    @property
+    def active(self) -> bool:
+        return bool(self.targets)
+
+    def reproduce(self, target: str, invariant: str) -> str:
+        """The command that re-runs one check with this run's seed."""
+        parts = ["pytest", f"--dyncheck {target}", "--dyncheck-only", f"--dyncheck-seed={self.seed}"]
+        if self.max_examples is not None:
+            parts.append(f"--dyncheck-max-examples={self.max_examples}")
+        parts.append(f"-k {invariant}")
+        return " ".join(parts)
+
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+
+
+def _int_option(config: pytest.Config, option: str, ini: str | None, *, minimum: int) -> int | None:
+    raw: Any = config.getoption(option.lstrip("-").replace("-", "_"))
+    source = option
+    if raw is None and ini is not None:
+        raw = config.getini(ini) or None
+        source = ini
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"{source}={raw!r} must be a whole number, e.g. {option}=100") from None
+    if value < minimum:
+        raise pytest.UsageError(f"{source}={value} must be at least {minimum}")
+    return value
+
+
+def parse(config: pytest.Config, known_invariants: Any) -> Settings:
+    """Read and validate every option; ``known_invariants`` is a callable returning the
+    registered invariant names (only called when ``--dyncheck-invariants`` is used)."""
+    targets = list(config.getoption("dyncheck_targets") or [])
+    targets += [t for t in config.getini("dyncheck_targets") if t not in targets]
+    targets = list(dict.fromkeys(t.strip() for t in targets if t.strip()))
+
+    workerinput = getattr(config, "workerinput", None)
+    seed_given = False
+    if workerinput is not None and "dyncheck_seed" in workerinput:
+        seed = int(workerinput["dyncheck_seed"])
+        seed_given = bool(workerinput.get("dyncheck_seed_given"))
+    else:
+        option_seed = _int_option(config, "--dyncheck-seed", None, minimum=0)
+        hypothesis_seed = config.getoption("hypothesis_seed", None)
+        if option_seed is not None:
+            seed, seed_given = option_seed, True
+        elif hypothesis_seed is not None:
+            try:
+                seed, seed_given = int(hypothesis_seed), True
+            except ValueError:
+                seed, seed_given = int.from_bytes(str(hypothesis_seed).encode()[:8], "big"), True
+        else:
+            seed = random.Random().randrange(10_000, 100_000)
+
+    max_examples = _int_option(config, "--dyncheck-max-examples", "dyncheck_max_examples", minimum=1)
+
+    raw_invariants = config.getoption("dyncheck_invariants") or config.getini("dyncheck_invariants") or None
+    invariants = None
+    if raw_invariants:
+        names = tuple(dict.fromkeys(n.strip() for n in raw_invariants.split(",") if n.strip()))
+        known = list(known_invariants())
+        unknown = [n for n in names if n not in known]
+        if unknown or not names:
+            raise pytest.UsageError(
+                f"--dyncheck-invariants={raw_invariants}: unknown invariant(s) "
+                f"{', '.join(unknown) or '(none given)'}; known: {', '.join(known)}"
+            )
+        invariants = names
+
+    return Settings(
+        targets=tuple(targets),
+        seed=seed,
+        seed_given=seed_given,
+        max_examples=max_examples,
+        invariants=invariants,
+        explain=bool(config.getoption("dyncheck_explain")),
+        only=bool(config.getoption("dyncheck_only")),
+    )

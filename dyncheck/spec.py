@@ -1,0 +1,146 @@
+"""Spec: how to build and call one model.
+
+A Spec is a frozen description; nothing in it touches torch until dyncheck builds the
+model. Fields that name things inside the model (``branches`` modules, ``ties``
+parameters, ``inputs`` arguments) are checked against a built instance by
+:func:`dyncheck.target.resolve`, which names the bad entry and the close matches.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from dyncheck.errors import InvalidArgument
+
+__all__ = ["Spec"]
+
+
+def _frozen_mapping(name: str, value: Any) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidArgument(f"Spec({name}={value!r}) must be a dict")
+    for key in value:
+        if not isinstance(key, str):
+            raise InvalidArgument(f"Spec({name}=...) has key {key!r}; keys must be strings")
+    return dict(value)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How dyncheck builds and calls one model.
+
+    Args:
+        model: an ``nn.Module`` subclass, a callable returning a module, or a module
+            instance (dyncheck works on deep copies and never changes it). May be left
+            out in a class's ``__dyncheck__``, where it is that class.
+        init: keyword arguments for ``model(**init)``.
+        inputs: forward argument name -> Hypothesis strategy. Arguments not named here
+            are inferred; arguments with defaults and no entry keep their defaults.
+        dims: dimension name -> size, ``(min, max)`` or strategy; the named dimensions
+            (``"batch"``, ``"time"``, ...) that ``inputs`` share within one example.
+        branches: module name -> predicate over forward arguments, "this module runs
+            exactly when the predicate holds": ``{"fc2": lambda control: control > 0.5}``.
+        ties: groups of parameter names that must be one shared Parameter.
+        loss: output -> scalar tensor; default: the sum of all floating outputs.
+        skip: invariant name -> the reason it does not apply to this model.
+        frozen: parameter names that are not meant to receive gradients.
+        name: how reports name the model (default: the target string).
+    """
+
+    model: Any = None
+    init: Mapping[str, Any] = field(default_factory=dict)
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    dims: Mapping[str, Any] = field(default_factory=dict)
+    branches: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    ties: Sequence[Sequence[str]] = ()
+    loss: Callable[[Any], Any] | None = None
+    skip: Mapping[str, str] = field(default_factory=dict)
+    frozen: Sequence[str] = ()
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        for name in ("init", "inputs", "dims", "branches", "skip"):
+            set_(self, name, _frozen_mapping(name, getattr(self, name)))
+        from hypothesis.strategies import SearchStrategy
+
+        for arg, strategy in self.inputs.items():
+            if not isinstance(strategy, SearchStrategy):
+                raise InvalidArgument(
+                    f"Spec(inputs={{{arg!r}: {strategy!r}}}): {strategy!r} is not a Hypothesis "
+                    f"strategy; write e.g. inputs={{{arg!r}: dyncheck.strategies.tensors(shape=(\"batch\", 4))}}"
+                    f" or st.just({strategy!r})"
+                )
+        from dyncheck.strategies import _dim_strategy
+
+        for dim, value in self.dims.items():
+            _dim_strategy(value, argument=f"Spec(dims={{{dim!r}: ...}})")
+        for module, predicate in self.branches.items():
+            if not callable(predicate):
+                raise InvalidArgument(
+                    f"Spec(branches={{{module!r}: {predicate!r}}}) needs a predicate, e.g. "
+                    f"{{{module!r}: lambda control: control > 0.5}}"
+                )
+        if isinstance(self.ties, (str, bytes)) or not isinstance(self.ties, Sequence):
+            raise InvalidArgument(
+                f"Spec(ties={self.ties!r}) must be a list of groups, e.g. "
+                "ties=[(\"decoder.weight\", \"encoder.weight\")]"
+            )
+        ties = []
+        for group in self.ties:
+            if (
+                isinstance(group, (str, bytes))
+                or not isinstance(group, Sequence)
+                or len(group) < 2
+                or not all(isinstance(n, str) for n in group)
+            ):
+                raise InvalidArgument(
+                    f"Spec(ties=...) has group {group!r}; each group is two or more parameter "
+                    "names, e.g. (\"decoder.weight\", \"encoder.weight\")"
+                )
+            ties.append(tuple(group))
+        set_(self, "ties", tuple(ties))
+        if self.loss is not None and not callable(self.loss):
+            raise InvalidArgument(f"Spec(loss={self.loss!r}) must be a callable output -> scalar")
+        for invariant, reason in self.skip.items():
+            if not isinstance(reason, str) or not reason.strip():
+                raise InvalidArgument(
+                    f"Spec(skip={{{invariant!r}: {reason!r}}}) needs a reason, e.g. "
+                    f"skip={{{invariant!r}: \"the model is stochastic by design\"}}"
+                )
+        if isinstance(self.frozen, (str, bytes)) or not all(isinstance(n, str) for n in self.frozen):
+            raise InvalidArgument(f"Spec(frozen={self.frozen!r}) must be a list of parameter names")
+        set_(self, "frozen", tuple(self.frozen))
+
+    @classmethod
+    def coerce(cls, value: Any, *, model: Any) -> Spec:
+        """A Spec from a class's ``__dyncheck__``: a Spec or a dict of Spec fields."""
+        if isinstance(value, Spec):
+            return value if value.model is not None else replace(value, model=model)
+        if isinstance(value, Mapping):
+            known = {f.name for f in fields(cls)}
+            unknown = sorted(set(value) - known)
+            if unknown:
+                raise InvalidArgument(
+                    f"__dyncheck__ has unknown Spec field(s) {', '.join(unknown)}; "
+                    f"the fields are {', '.join(sorted(known))}"
+                )
+            return cls(**{"model": model, **value})
+        raise InvalidArgument(
+            f"__dyncheck__ = {value!r} must be a dyncheck.Spec or a dict of Spec fields"
+        )
+
+    def replace(self, **changes: Any) -> Spec:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    @property
+    def model_name(self) -> str:
+        model = self.model
+        if inspect.isclass(model) or inspect.isfunction(model):
+            return f"{model.__module__}:{model.__qualname__}"
+        return type(model).__qualname__

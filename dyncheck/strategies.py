@@ -1,0 +1,542 @@
+"""Hypothesis strategies for the inputs of dynamic models.
+
+Named dimensions
+    A shape may name a dimension instead of giving its size: ``tensors(shape=("batch", 4))``.
+    Within one example (one draw of :func:`dyncheck.examples.from_spec`, or one draw of a
+    single strategy used on its own) every use of a name gets the same size, so ``x`` of shape
+    ``("batch", "time", 4)`` and ``sequence_lengths(batch_size="batch", max_length="time")``
+    always agree. Sizes are drawn before contents, so Hypothesis shrinks them first.
+
+Every strategy validates its arguments when it is called and raises
+:class:`dyncheck.InvalidArgument` naming the argument and its value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import contextvars
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Union
+
+import torch
+from hypothesis import strategies as st
+
+from dyncheck.errors import InvalidArgument
+
+__all__ = [
+    "DEFAULT_DIMS",
+    "batch_sizes",
+    "controls",
+    "dims",
+    "padded_batches",
+    "seeds",
+    "sequence_lengths",
+    "tensors",
+]
+
+Dim = Union[int, str]
+DimRange = Union[int, "tuple[int, int]", st.SearchStrategy]
+
+#: Sizes drawn for a named dimension that no Spec bounds: (min, max), inclusive.
+DEFAULT_DIMS: Mapping[str, tuple[int, int]] = {
+    "batch": (1, 4),
+    "time": (1, 8),
+}
+_OTHER_DIM = (1, 6)
+
+#: Default magnitude bound of floating tensors: large enough to reach overflow-prone code
+#: (exp of a few hundred), small enough that plain affine layers stay finite in float32.
+DEFAULT_MAX_MAGNITUDE = 1e3
+
+# Small tensors are drawn element by element (they shrink to readable values); larger
+# ones from a seeded generator plus drawn edge cases, which keeps examples small.
+_ELEMENTWISE_MAX_NUMEL = 32
+
+
+def _composite(name: str) -> Any:
+    """``st.composite`` under the public name, so a strategy's repr is the call a user
+    writes (``tensors(shape=('batch', 4))``): ``--dyncheck-explain`` prints it as Python."""
+
+    def decorate(function: Any) -> Any:
+        function.__name__ = function.__qualname__ = name
+        return st.composite(function)
+
+    return decorate
+
+
+def _given(public: Any, args: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments of a call to ``public`` that differ from its defaults."""
+    out = {}
+    for name, parameter in inspect.signature(public).parameters.items():
+        value, default = args[name], parameter.default
+        if value is default or (type(value) is type(default) and value == default):
+            continue
+        out[name] = value
+    return out
+
+
+# --------------------------------------------------------------------------- dimensions
+
+
+@dataclass
+class _DimScope:
+    ranges: dict[str, st.SearchStrategy] = field(default_factory=dict)
+    values: dict[str, int] = field(default_factory=dict)
+
+
+_SCOPE: contextvars.ContextVar[_DimScope | None] = contextvars.ContextVar(
+    "dyncheck_dim_scope", default=None
+)
+
+
+def _dim_strategy(value: DimRange, *, argument: str) -> st.SearchStrategy:
+    if isinstance(value, st.SearchStrategy):
+        return value
+    if isinstance(value, bool):
+        raise InvalidArgument(f"{argument}={value!r} must be an int, a (min, max) pair or a strategy")
+    if isinstance(value, int):
+        if value < 0:
+            raise InvalidArgument(f"Cannot have {argument}={value} < 0")
+        return st.just(value)
+    if (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        lo, hi = value
+        if lo < 0:
+            raise InvalidArgument(f"Cannot have {argument}={value!r} with min {lo} < 0")
+        if hi < lo:
+            raise InvalidArgument(f"Cannot have {argument}={value!r} with max {hi} < min {lo}")
+        return st.integers(lo, hi)
+    raise InvalidArgument(
+        f"{argument}={value!r} must be an int, a (min, max) pair of ints or a strategy"
+    )
+
+
+@contextlib.contextmanager
+def dim_scope(ranges: Mapping[str, DimRange] | None = None) -> Iterator[_DimScope]:
+    """Share named dimensions between all draws inside the block.
+
+    Nested use joins the outer scope, so a strategy drawn inside an example sees the
+    example's sizes. ``ranges`` bound the names the outer scope does not know yet.
+    """
+    outer = _SCOPE.get()
+    if outer is not None:
+        for name, value in (ranges or {}).items():
+            outer.ranges.setdefault(name, _dim_strategy(value, argument=f"dims[{name!r}]"))
+        yield outer
+        return
+    scope = _DimScope(
+        {name: _dim_strategy(v, argument=f"dims[{name!r}]") for name, v in (ranges or {}).items()}
+    )
+    token = _SCOPE.set(scope)
+    try:
+        yield scope
+    finally:
+        _SCOPE.reset(token)
+
+
+def _draw_dim(draw: Any, dim: Dim) -> int:
+    if isinstance(dim, int):
+        return dim
+    scope = _SCOPE.get()
+    assert scope is not None, "named dimensions are drawn inside dim_scope()"
+    if dim not in scope.values:
+        strategy = scope.ranges.get(dim)
+        if strategy is None:
+            strategy = st.integers(*DEFAULT_DIMS.get(dim, _OTHER_DIM))
+        scope.values[dim] = draw(strategy)
+    return scope.values[dim]
+
+
+def current_dims() -> dict[str, int]:
+    """The named sizes drawn so far in the enclosing scope (empty outside one)."""
+    scope = _SCOPE.get()
+    return dict(scope.values) if scope is not None else {}
+
+
+def _check_dim(value: Any, *, argument: str) -> Dim:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise InvalidArgument(f"{argument}={value!r} must be an int or a dimension name")
+    if isinstance(value, int) and value < 0:
+        raise InvalidArgument(f"Cannot have {argument}={value} < 0")
+    if isinstance(value, str) and not value.isidentifier():
+        raise InvalidArgument(f"{argument}={value!r} is not a valid dimension name")
+    return value
+
+
+def dims(**ranges: DimRange) -> st.SearchStrategy[dict[str, int]]:
+    """Draw sizes for named dimensions: ``dims(batch=(1, 8), time=(1, 16))``."""
+    checked = {name: _dim_strategy(v, argument=name) for name, v in ranges.items()}
+
+    @st.composite
+    def _dims(draw: Any) -> dict[str, int]:
+        with dim_scope(checked):
+            return {name: _draw_dim(draw, name) for name in checked}
+
+    return _dims()
+
+
+# --------------------------------------------------------------------------- scalars
+
+
+def seeds() -> st.SearchStrategy[int]:
+    """Seeds for python ``random``, numpy and torch; shrink towards 0."""
+    return st.integers(0, 2**32 - 1)
+
+
+def batch_sizes(*, min_size: int = 1, max_size: int = 8) -> st.SearchStrategy[int]:
+    """Batch sizes, 1 included by default (it shrinks there)."""
+    _check_int("min_size", min_size, lower=0)
+    _check_int("max_size", max_size, lower=0)
+    if max_size < min_size:
+        raise InvalidArgument(f"Cannot have max_size={max_size} < min_size={min_size}")
+    return st.integers(min_size, max_size)
+
+
+def controls(
+    *,
+    min_value: float = 0.0,
+    max_value: float = 1.0,
+    thresholds: Sequence[float] = (),
+    dtype: type = float,
+    choices: Sequence[Any] | type[Enum] | None = None,
+    as_tensor: bool = False,
+) -> st.SearchStrategy[Any]:
+    """Control values that select a model's path.
+
+    Floats (the default) and ints lie in ``[min_value, max_value]``; each threshold, its
+    neighbours one float step away and both bounds are tried often, so ``control > 0.5``
+    written as ``>=`` is caught at exactly 0.5. ``dtype=bool`` gives booleans; ``choices``
+    (a sequence or an Enum class) samples from those values. With ``as_tensor=True`` each
+    value is a one-element tensor, the form ``torch.rand(1)`` has.
+    """
+    args = dict(locals())
+    _control_plan(**args)
+    return _draw_controls(**_given(controls, args))
+
+
+@_composite("controls")
+def _draw_controls(draw: Any, **kwargs: Any) -> Any:
+    return draw(_control_plan(**kwargs))
+
+
+def _control_plan(
+    *,
+    min_value: float = 0.0,
+    max_value: float = 1.0,
+    thresholds: Sequence[float] = (),
+    dtype: type = float,
+    choices: Sequence[Any] | type[Enum] | None = None,
+    as_tensor: bool = False,
+) -> st.SearchStrategy[Any]:
+    """The strategy behind :func:`controls`, after validating its arguments."""
+    if choices is not None:
+        values = list(choices)
+        if not values:
+            raise InvalidArgument(f"Cannot have choices={choices!r} with no values")
+        strategy: st.SearchStrategy = st.sampled_from(values)
+    elif dtype is bool:
+        strategy = st.booleans()
+    elif dtype in (int, float):
+        for name, value in (("min_value", min_value), ("max_value", max_value)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise InvalidArgument(f"{name}={value!r} must be a finite number")
+        if max_value < min_value:
+            raise InvalidArgument(f"Cannot have max_value={max_value} < min_value={min_value}")
+        if isinstance(thresholds, (str, bytes)) or not isinstance(thresholds, Sequence):
+            raise InvalidArgument(f"thresholds={thresholds!r} must be a sequence of numbers")
+        for t in thresholds:
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+                raise InvalidArgument(f"thresholds={thresholds!r} holds {t!r}, not a finite number")
+        strategy = _numeric_controls(dtype, min_value, max_value, tuple(thresholds))
+    else:
+        raise InvalidArgument(f"dtype={dtype!r} must be float, int or bool")
+    if not isinstance(as_tensor, bool):
+        raise InvalidArgument(f"as_tensor={as_tensor!r} must be a bool")
+    if as_tensor:
+        if choices is not None and not all(isinstance(v, (bool, int, float)) for v in values):
+            raise InvalidArgument("Cannot have as_tensor=True with non-numeric choices")
+        return strategy.map(_one_element_tensor)
+    return strategy
+
+
+def _numeric_controls(
+    dtype: type, lo: float, hi: float, thresholds: tuple[float, ...]
+) -> st.SearchStrategy:
+    special: list[float] = []
+    for t in thresholds:
+        if dtype is int:
+            near = [math.floor(t), math.ceil(t), math.floor(t) - 1, math.ceil(t) + 1]
+        else:
+            near = [t, math.nextafter(t, -math.inf), math.nextafter(t, math.inf)]
+        special.extend(v for v in near if lo <= v <= hi)
+    special.extend([lo, hi])
+    special = [dtype(v) for v in dict.fromkeys(special)]  # ordered, unique
+    if dtype is int:
+        anywhere = st.integers(math.ceil(lo), math.floor(hi))
+    else:
+        anywhere = st.floats(lo, hi, allow_nan=False, allow_infinity=False)
+    return st.one_of(st.sampled_from(special), anywhere)
+
+
+def _one_element_tensor(value: Any) -> torch.Tensor:
+    if isinstance(value, bool):
+        return torch.tensor([value])
+    if isinstance(value, int):
+        return torch.tensor([value], dtype=torch.long)
+    return torch.tensor([value], dtype=torch.float32)
+
+
+def _check_int(name: str, value: Any, *, lower: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgument(f"{name}={value!r} must be an int")
+    if value < lower:
+        raise InvalidArgument(f"Cannot have {name}={value} < {lower}")
+
+
+# --------------------------------------------------------------------------- tensors
+
+
+def tensors(
+    *,
+    shape: Sequence[Dim],
+    dtype: torch.dtype = torch.float32,
+    min_value: float | None = None,
+    max_value: float | None = None,
+    edge_cases: bool = True,
+    device: str | torch.device = "cpu",
+) -> st.SearchStrategy[torch.Tensor]:
+    """Tensors of ``shape`` (ints and dimension names) and ``dtype``.
+
+    Floating tensors default to values in ``[-1e3, 1e3]``; integer tensors to ``[0, 9]``.
+    With ``edge_cases`` (the default) examples also include all-zero rows, rows at the
+    largest allowed magnitude and non-contiguous views; each is a drawn choice, so a
+    shrunk failing example keeps only the edge cases it needs.
+    """
+    args = dict(locals())
+    _tensor_plan(**args)
+    return _draw_tensors(**_given(tensors, args))
+
+
+def _tensor_plan(
+    *,
+    shape: Sequence[Dim],
+    dtype: torch.dtype = torch.float32,
+    min_value: float | None = None,
+    max_value: float | None = None,
+    edge_cases: bool = True,
+    device: str | torch.device = "cpu",
+) -> tuple[tuple[Dim, ...], torch.dtype, Any, Any, bool, torch.device]:
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
+        raise InvalidArgument(f"shape={shape!r} must be a sequence of ints and dimension names")
+    shape = tuple(_check_dim(d, argument=f"shape[{i}]") for i, d in enumerate(shape))
+    if not isinstance(dtype, torch.dtype):
+        raise InvalidArgument(f"dtype={dtype!r} must be a torch.dtype")
+    if dtype.is_complex:
+        raise InvalidArgument(f"dtype={dtype!r}: complex tensors are not supported yet")
+    if not isinstance(edge_cases, bool):
+        raise InvalidArgument(f"edge_cases={edge_cases!r} must be a bool")
+    if dtype == torch.bool:
+        if min_value is not None or max_value is not None:
+            raise InvalidArgument("Cannot have min_value or max_value with dtype=torch.bool")
+        lo = hi = None
+    else:
+        floating = dtype.is_floating_point
+        default_lo, default_hi = (
+            (-DEFAULT_MAX_MAGNITUDE, DEFAULT_MAX_MAGNITUDE) if floating else (0, 9)
+        )
+        lo = default_lo if min_value is None else min_value
+        hi = default_hi if max_value is None else max_value
+        for name, value in (("min_value", lo), ("max_value", hi)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise InvalidArgument(f"{name}={value!r} must be a finite number")
+            if not floating and value != int(value):
+                raise InvalidArgument(f"{name}={value!r} must be a whole number for dtype={dtype}")
+        if hi < lo:
+            raise InvalidArgument(f"Cannot have max_value={hi} < min_value={lo}")
+        if not floating:
+            info = torch.iinfo(dtype)
+            if lo < info.min or hi > info.max:
+                raise InvalidArgument(
+                    f"Cannot have min_value={lo}, max_value={hi} outside the range of {dtype}"
+                )
+            lo, hi = int(lo), int(hi)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InvalidArgument(f"device={device!r} is not a torch device: {exc}") from None
+    return shape, dtype, lo, hi, edge_cases, device
+
+
+@_composite("tensors")
+def _draw_tensors(draw: Any, **kwargs: Any) -> torch.Tensor:
+    shape, dtype, lo, hi, edge_cases, device = _tensor_plan(**kwargs)
+    with dim_scope():
+        sizes = tuple(_draw_dim(draw, d) for d in shape)
+    numel = math.prod(sizes)
+    if dtype == torch.bool:
+        elements: st.SearchStrategy = st.booleans()
+    elif dtype.is_floating_point:
+        width = 16 if dtype == torch.float16 else 64 if dtype == torch.float64 else 32
+        elements = st.floats(lo, hi, allow_nan=False, allow_infinity=False, width=width)
+    else:
+        elements = st.integers(lo, hi)
+
+    if numel <= _ELEMENTWISE_MAX_NUMEL:
+        values = draw(st.lists(elements, min_size=numel, max_size=numel))
+        out = torch.tensor(values, dtype=dtype).reshape(sizes)
+    else:
+        generator = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+        if dtype == torch.bool:
+            out = torch.rand(sizes, generator=generator) < 0.5
+        elif dtype.is_floating_point:
+            bound = max(abs(lo), abs(hi))
+            scale = draw(st.sampled_from([1.0, 1e-3, 10.0, bound]))
+            out = (torch.randn(sizes, generator=generator, dtype=torch.float64) * scale)
+            out = out.clamp(lo, hi).to(dtype)
+        else:
+            out = torch.randint(lo, hi + 1, sizes, generator=generator).to(dtype)
+
+    if edge_cases and dtype != torch.bool and out.dim() >= 1 and sizes[0] > 0:
+        rows = sizes[0]
+        zero = 0 if lo <= 0 <= hi else lo
+        if draw(st.booleans()):
+            for index in draw(st.lists(st.integers(0, rows - 1), min_size=1, max_size=rows, unique=True)):
+                out[index] = zero
+        if dtype.is_floating_point and draw(st.booleans()):
+            index = draw(st.integers(0, rows - 1))
+            out[index] = draw(st.sampled_from([hi, lo]))
+        if draw(st.booleans()):
+            out = _non_contiguous(out)
+    return out.to(device)
+
+
+def _non_contiguous(t: torch.Tensor) -> torch.Tensor:
+    """The same values, laid out with a stride of 2 in the last dimension."""
+    wide = torch.zeros(*t.shape[:-1], t.shape[-1] * 2, dtype=t.dtype)
+    view = wide[..., ::2]
+    view.copy_(t)
+    return view
+
+
+# --------------------------------------------------------------------------- sequences
+
+
+def sequence_lengths(
+    *,
+    batch_size: Dim = "batch",
+    max_length: Dim = "time",
+    min_length: int = 1,
+) -> st.SearchStrategy[torch.Tensor]:
+    """Valid lengths of a padded batch: an int64 CPU tensor of ``batch_size`` entries.
+
+    Lengths are unsorted; examples include length ``min_length``, all lengths equal, the
+    longest equal to the padded length ``max_length`` and padding beyond the longest.
+    ``batch_size`` and ``max_length`` are sizes or dimension names.
+    """
+    args = dict(locals())
+    _length_plan(**args)
+    return _draw_sequence_lengths(**_given(sequence_lengths, args))
+
+
+def _length_plan(
+    *, batch_size: Dim = "batch", max_length: Dim = "time", min_length: int = 1
+) -> tuple[Dim, Dim, int]:
+    batch_size = _check_dim(batch_size, argument="batch_size")
+    max_length = _check_dim(max_length, argument="max_length")
+    _check_int("min_length", min_length, lower=0)
+    if isinstance(max_length, int) and max_length < min_length:
+        raise InvalidArgument(f"Cannot have max_length={max_length} < min_length={min_length}")
+    return batch_size, max_length, min_length
+
+
+@_composite("sequence_lengths")
+def _draw_sequence_lengths(draw: Any, **kwargs: Any) -> torch.Tensor:
+    batch_size, max_length, min_length = _length_plan(**kwargs)
+    with dim_scope():
+        n = _draw_dim(draw, batch_size)
+        longest = _draw_dim(draw, max_length)
+    # A named padded length drawn shorter than min_length (only when min_length > 1
+    # and the dimension's range allows it) is lifted: lengths never exceed it anyway.
+    longest = max(longest, min_length)
+    one = st.integers(min_length, longest)
+    mode = draw(st.sampled_from(["any", "equal", "full"]))
+    if mode == "equal":
+        lengths = [draw(one)] * n
+    else:
+        lengths = draw(st.lists(one, min_size=n, max_size=n))
+        if mode == "full" and n:
+            lengths[draw(st.integers(0, n - 1))] = longest
+    return torch.tensor(lengths, dtype=torch.long)
+
+
+def padded_batches(
+    *,
+    feature_shape: Sequence[Dim] = (),
+    batch_size: Dim = "batch",
+    max_length: Dim = "time",
+    batch_first: bool = True,
+    dtype: torch.dtype = torch.float32,
+    min_value: float | None = None,
+    max_value: float | None = None,
+    padding_value: float | None = 0.0,
+) -> st.SearchStrategy[tuple[torch.Tensor, torch.Tensor]]:
+    """``(padded, lengths)``: a padded batch of variable-length sequences and its lengths.
+
+    ``padded`` is ``[batch, time, *feature_shape]`` (``[time, batch, ...]`` unless
+    ``batch_first``); positions past each length hold ``padding_value``, or arbitrary
+    values when it is ``None`` (a model that reads padding then shows it).
+    """
+    args = dict(locals())
+    _padded_plan(**args)
+    return _draw_padded_batches(**_given(padded_batches, args))
+
+
+def _padded_plan(
+    *,
+    feature_shape: Sequence[Dim] = (),
+    batch_size: Dim = "batch",
+    max_length: Dim = "time",
+    batch_first: bool = True,
+    dtype: torch.dtype = torch.float32,
+    min_value: float | None = None,
+    max_value: float | None = None,
+    padding_value: float | None = 0.0,
+) -> tuple[st.SearchStrategy, st.SearchStrategy, bool, float | None]:
+    if not isinstance(batch_first, bool):
+        raise InvalidArgument(f"batch_first={batch_first!r} must be a bool")
+    if padding_value is not None and (
+        isinstance(padding_value, bool) or not isinstance(padding_value, (int, float))
+    ):
+        raise InvalidArgument(f"padding_value={padding_value!r} must be a number or None")
+    if isinstance(feature_shape, (str, bytes)) or not isinstance(feature_shape, Sequence):
+        raise InvalidArgument(f"feature_shape={feature_shape!r} must be a sequence")
+    lengths = sequence_lengths(batch_size=batch_size, max_length=max_length)
+    values = tensors(
+        shape=(batch_size, max_length, *feature_shape),
+        dtype=dtype,
+        min_value=min_value,
+        max_value=max_value,
+        edge_cases=False,
+    )
+    return lengths, values, batch_first, padding_value
+
+
+@_composite("padded_batches")
+def _draw_padded_batches(draw: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths, values, batch_first, padding_value = _padded_plan(**kwargs)
+    with dim_scope():
+        lens = draw(lengths)
+        padded = draw(values)
+    if padding_value is not None:
+        for row, length in enumerate(lens.tolist()):
+            padded[row, length:] = padding_value
+    if not batch_first:
+        padded = padded.transpose(0, 1).contiguous()
+    return padded, lens

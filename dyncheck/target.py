@@ -1,0 +1,299 @@
+"""Turning ``module.path:Name`` into a complete Spec dyncheck can build and call.
+
+Every user error here raises :class:`~dyncheck.errors.TargetError` with one line that
+names the problem and the fix; the plugin turns it into a pytest usage error.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import importlib
+import inspect
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from dyncheck.errors import InvalidArgument, TargetError
+from dyncheck.infer import Inferred, Uninferable, infer_init, infer_input
+from dyncheck.seeding import seeded
+from dyncheck.spec import Spec
+
+__all__ = ["Target", "resolve", "resolve_spec"]
+
+#: Every model is built under this seed, so its initial weights are the same in every
+#: run, on every xdist worker, and in a reproduce command.
+BUILD_SEED = 0
+
+
+@dataclass
+class Target:
+    """A resolved target: its complete spec and how each inferred part was decided."""
+
+    text: str
+    spec: Spec
+    #: argument name -> why it got its value/strategy ("first consumed by fc1 (Linear...)")
+    inferred_init: dict[str, str] = field(default_factory=dict)
+    inferred_inputs: dict[str, str] = field(default_factory=dict)
+    #: forward arguments that must be passed positionally
+    positional: tuple[str, ...] = ()
+    #: the class of the model, for messages and the census
+    model_class: type | None = None
+
+    def build(self) -> nn.Module:
+        """A fresh model, built under the fixed build seed; the user's objects are never
+        handed out (instances and factory results are deep-copied)."""
+        with seeded(BUILD_SEED):
+            return _instantiate(self.spec)
+
+    def call(self, model: nn.Module, args: dict[str, Any]) -> Any:
+        positional = [args[name] for name in self.positional if name in args]
+        keywords = {name: value for name, value in args.items() if name not in self.positional}
+        return model(*positional, **keywords)
+
+
+def _instantiate(spec: Spec) -> nn.Module:
+    model = spec.model
+    if isinstance(model, nn.Module):
+        return copy.deepcopy(model)
+    built = model(**spec.init)
+    if not inspect.isclass(model):
+        # A factory may hand back a cached or global instance: work on a copy.
+        built = copy.deepcopy(built)
+    return built
+
+
+def _fail(text: str, message: str) -> TargetError:
+    return TargetError(f"--dyncheck {text}: {message}")
+
+
+def _import(text: str) -> Any:
+    if text.count(":") != 1:
+        raise _fail(
+            text,
+            "a target is module.path:Name (an nn.Module class, a dyncheck.Spec or a factory), "
+            "e.g. --dyncheck mypackage.models:Net",
+        )
+    module_name, _, attribute = text.partition(":")
+    if not module_name or not attribute:
+        raise _fail(text, "both parts are needed: module.path:Name, e.g. mypackage.models:Net")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise _fail(
+                text,
+                f"no module named {exc.name!r} (searched the current directory and sys.path; "
+                "run pytest from the project root or install the package)",
+            ) from None
+        raise _fail(text, f"importing {module_name!r} failed: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # the user's module raised while importing
+        raise _fail(text, f"importing {module_name!r} failed: {type(exc).__name__}: {exc}") from None
+    value: Any = module
+    for index, part in enumerate(attribute.split(".")):
+        if not hasattr(value, part):
+            owner = ".".join([module_name, *attribute.split(".")[:index]])
+            names = [n for n in dir(value) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=3, cutoff=0.5)
+            suggestion = (
+                f"; did you mean {' or '.join(f'{module_name}:{n}' for n in close)}?"
+                if close
+                else (f"; it has {', '.join(_model_like(value)[:6])}" if _model_like(value) else "")
+            )
+            raise _fail(text, f"{owner!r} has no attribute {part!r}{suggestion}")
+        value = getattr(value, part)
+    return value
+
+
+def _model_like(namespace: Any) -> list[str]:
+    out = []
+    for name in dir(namespace):
+        value = getattr(namespace, name, None)
+        if isinstance(value, Spec) or (inspect.isclass(value) and issubclass(value, nn.Module)
+                                       and value.__module__ == getattr(namespace, "__name__", None)):
+            out.append(name)
+    return out
+
+
+def _as_spec(text: str, value: Any) -> Spec:
+    if isinstance(value, Spec):
+        if value.model is None:
+            raise _fail(text, "this Spec has no model; write dyncheck.Spec(MyModel, ...)")
+        return value
+    if inspect.isclass(value) and issubclass(value, nn.Module):
+        declared = value.__dict__.get("__dyncheck__", getattr(value, "__dyncheck__", None))
+        if declared is None:
+            return Spec(model=value)
+        try:
+            return Spec.coerce(declared, model=value)
+        except InvalidArgument as exc:
+            raise _fail(text, str(exc)) from None
+    if isinstance(value, nn.Module):
+        return Spec(model=value)
+    if callable(value) and not inspect.isclass(value):
+        try:
+            parameters = inspect.signature(value).parameters.values()
+        except (TypeError, ValueError):
+            parameters = []
+        required = [
+            p.name for p in parameters
+            if p.default is inspect.Parameter.empty
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        if required:
+            raise _fail(
+                text,
+                f"{getattr(value, '__name__', value)!r} needs arguments ({', '.join(required)}); "
+                "a factory takes none — or write dyncheck.Spec(factory, init={...})",
+            )
+        return Spec(model=value)
+    raise _fail(
+        text,
+        f"{type(value).__name__} {value!r:.60} is not an nn.Module subclass, a dyncheck.Spec "
+        "or a zero-argument factory returning a module",
+    )
+
+
+def resolve(text: str) -> Target:
+    """Import and resolve ``module.path:Name``; infer whatever its spec leaves out."""
+    value = _import(text)
+    return resolve_spec(_as_spec(text, value), text=text)
+
+
+def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
+    """Complete ``spec`` against a built instance: infer the constructor arguments and
+    forward inputs it leaves out, and check every name it gives."""
+    text = text or spec.name or spec.model_name
+    model = spec.model
+    inferred_init: dict[str, str] = {}
+    if inspect.isclass(model):
+        try:
+            found = infer_init(model, dict(spec.init))
+        except Uninferable as exc:
+            raise _fail(text, str(exc)) from None
+        if found:
+            spec = spec.replace(init={**spec.init, **{k: v.value for k, v in found.items()}})
+            inferred_init = {k: v.why for k, v in found.items()}
+    try:
+        with seeded(BUILD_SEED):
+            instance = _instantiate(spec)
+    except Exception as exc:
+        shown = ", ".join(f"{k}={v!r}" for k, v in spec.init.items())
+        raise _fail(
+            text,
+            f"building {getattr(model, '__qualname__', model)!r}({shown}) raised "
+            f"{type(exc).__name__}: {exc}; pass constructor arguments with dyncheck.Spec(init={{...}})",
+        ) from None
+    if not isinstance(instance, nn.Module):
+        raise _fail(text, f"the factory returned {type(instance).__name__}, not an nn.Module")
+
+    _check_names(text, spec, instance)
+    parameters = _forward_parameters(instance)
+    unknown = sorted(set(spec.inputs) - set(parameters))
+    if unknown:
+        raise _fail(
+            text,
+            f"Spec(inputs=...) names {', '.join(map(repr, unknown))}, which "
+            f"{type(instance).__qualname__}.forward does not take "
+            f"(it takes {', '.join(parameters) or 'nothing'})",
+        )
+    inputs: dict[str, Any] = {}
+    inferred_inputs: dict[str, str] = {}
+    all_dims = dict(spec.dims)
+    for name, parameter in parameters.items():
+        if name in spec.inputs:
+            inputs[name] = spec.inputs[name]
+            continue
+        if parameter.default is not inspect.Parameter.empty:
+            continue
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        try:
+            inferred: Inferred = infer_input(instance, name, parameter)
+        except Uninferable as exc:
+            raise _fail(text, str(exc)) from None
+        inputs[name] = inferred.value
+        inferred_inputs[name] = inferred.why
+        for dim, bounds in (inferred.dims or {}).items():
+            all_dims.setdefault(dim, bounds)
+    for module_name, predicate in spec.branches.items():
+        _check_predicate(text, module_name, predicate, parameters)
+    positional = tuple(
+        name for name, p in parameters.items() if p.kind is p.POSITIONAL_ONLY
+    )
+    spec = spec.replace(inputs=inputs, dims=all_dims)
+    return Target(
+        text=text,
+        spec=spec,
+        inferred_init=inferred_init,
+        inferred_inputs=inferred_inputs,
+        positional=positional,
+        model_class=type(instance),
+    )
+
+
+def _forward_parameters(instance: nn.Module) -> dict[str, inspect.Parameter]:
+    try:
+        return dict(inspect.signature(instance.forward).parameters)
+    except (TypeError, ValueError):
+        return {}
+
+
+def _close(name: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+
+
+def _check_names(text: str, spec: Spec, instance: nn.Module) -> None:
+    modules = [name for name, _ in instance.named_modules() if name]
+    for module_name in spec.branches:
+        if module_name not in modules:
+            raise _fail(
+                text,
+                f"Spec(branches=...) names module {module_name!r}, which "
+                f"{type(instance).__qualname__} does not have{_close(module_name, modules)}",
+            )
+    parameters = [name for name, _ in instance.named_parameters(remove_duplicate=False)]
+    for group in spec.ties:
+        for name in group:
+            if name not in parameters:
+                raise _fail(
+                    text,
+                    f"Spec(ties=...) names parameter {name!r}, which "
+                    f"{type(instance).__qualname__} does not have{_close(name, parameters)}",
+                )
+    for name in spec.frozen:
+        if name not in parameters:
+            raise _fail(
+                text,
+                f"Spec(frozen=...) names parameter {name!r}, which "
+                f"{type(instance).__qualname__} does not have{_close(name, parameters)}",
+            )
+
+
+def _check_predicate(
+    text: str, module_name: str, predicate: Callable[..., Any], parameters: dict[str, Any]
+) -> None:
+    try:
+        names = list(inspect.signature(predicate).parameters)
+    except (TypeError, ValueError):
+        return
+    for name in names:
+        if name not in parameters:
+            raise _fail(
+                text,
+                f"Spec(branches={{{module_name!r}: ...}}): the predicate takes {name!r}, which is "
+                f"not a forward argument (forward takes {', '.join(parameters) or 'nothing'})",
+            )
+
+
+def import_path_for_targets() -> None:
+    """Make the current directory importable, as ``python -m`` does."""
+    import os
+
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)

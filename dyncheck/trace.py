@@ -1,0 +1,166 @@
+"""Observing one forward (and optional backward) pass of a model.
+
+:func:`trace` records which submodules ran, in call order (forward pre-hooks), and which
+parameters the loss reaches through the autograd graph. ``Trace.path`` is the hashable
+key of the path the call took; invariants and the path census group examples by it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["Trace", "default_loss", "floating_leaves", "trace"]
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What one call of a model did."""
+
+    output: Any
+    #: names of the submodules that ran, in the order they were called (repeats kept)
+    modules: tuple[str, ...]
+    #: names of the parameters the loss reaches through autograd (every alias of a shared one)
+    reached: frozenset[str]
+    #: the loss the backward pass started from (None when there was nothing to differentiate)
+    loss: torch.Tensor | None = None
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        """The hashable key of the path: the ordered modules that ran."""
+        return self.modules
+
+    def describe_path(self, model: nn.Module | None = None) -> str:
+        return describe_path(self.modules, model)
+
+
+def describe_path(modules: tuple[str, ...], model: nn.Module | None = None) -> str:
+    """``fc1 → fc2 → fc3``: the leaf modules in call order, runs of one module folded
+    (``hidden_layer ×3``). Containers are left out when ``model`` says which they are."""
+    if model is not None:
+        containers = {name for name, m in model.named_modules() if name and any(True for _ in m.children())}
+        modules = tuple(m for m in modules if m not in containers)
+    if not modules:
+        return "(no submodule ran)"
+    parts: list[str] = []
+    previous, count = modules[0], 0
+    for name in (*modules, None):
+        if name == previous:
+            count += 1
+            continue
+        parts.append(previous if count == 1 else f"{previous} ×{count}")
+        previous, count = name, 1
+    return " → ".join(parts)
+
+
+def floating_leaves(value: Any, prefix: str = "output") -> Iterator[tuple[str, torch.Tensor]]:
+    """Every tensor in a (nested) model output, with a name such as ``output[0]['logits']``.
+
+    Tuples, lists, dicts, dataclasses and PackedSequence are walked; non-floating tensors
+    are included (callers filter by dtype where it matters).
+    """
+    if isinstance(value, torch.Tensor):
+        yield prefix, value
+    elif isinstance(value, nn.utils.rnn.PackedSequence):
+        yield f"{prefix}.data", value.data
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from floating_leaves(item, f"{prefix}[{key!r}]")
+    elif isinstance(value, (tuple, list)):
+        for index, item in enumerate(value):
+            yield from floating_leaves(item, f"{prefix}[{index}]")
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            yield from floating_leaves(getattr(value, f.name), f"{prefix}.{f.name}")
+
+
+def default_loss(output: Any) -> torch.Tensor | None:
+    """The sum of every floating output; None when the output has no floating tensor."""
+    total = None
+    for _, tensor in floating_leaves(output):
+        if tensor.is_floating_point() or tensor.is_complex():
+            part = tensor.real.sum() if tensor.is_complex() else tensor.sum()
+            total = part if total is None else total + part
+    return total
+
+
+@contextlib.contextmanager
+def record_modules(model: nn.Module) -> Iterator[list[str]]:
+    """Names of the submodules of ``model`` called inside the block, in call order."""
+    calls: list[str] = []
+    handles = []
+    for name, module in model.named_modules():
+        if not name:
+            continue
+
+        def hook(_module: nn.Module, _args: Any, _name: str = name) -> None:
+            calls.append(_name)
+
+        handles.append(module.register_forward_pre_hook(hook))
+    try:
+        yield calls
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def parameter_names(model: nn.Module) -> dict[int, tuple[str, ...]]:
+    """id(parameter) -> every name it has in ``model`` (a shared one has several)."""
+    names: dict[int, list[str]] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(parameter), []).append(name)
+    return {key: tuple(value) for key, value in names.items()}
+
+
+def reached_parameters(loss: torch.Tensor | None, model: nn.Module) -> frozenset[str]:
+    """Names of the parameters of ``model`` that ``loss`` depends on through autograd."""
+    if loss is None or loss.grad_fn is None:
+        if loss is not None and loss.requires_grad:  # the loss is itself a parameter
+            return frozenset(parameter_names(model).get(id(loss), ()))
+        return frozenset()
+    by_id = parameter_names(model)
+    reached: set[str] = set()
+    seen: set[int] = set()
+    stack = [loss.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        variable = getattr(node, "variable", None)
+        if variable is not None:
+            reached.update(by_id.get(id(variable), ()))
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return frozenset(reached)
+
+
+def trace(
+    model: nn.Module,
+    *args: Any,
+    loss: Callable[[Any], torch.Tensor] | None = None,
+    backward: bool = False,
+    **kwargs: Any,
+) -> Trace:
+    """Call ``model(*args, **kwargs)`` once and record what it did.
+
+    With ``backward=True`` the loss (``loss(output)``, default: the sum of all floating
+    outputs) is back-propagated, leaving gradients in ``model``'s parameters.
+
+    >>> t = trace(model, x, control)            # doctest: +SKIP
+    >>> t.path, t.describe_path(model), sorted(t.reached)   # doctest: +SKIP
+    """
+    with record_modules(model) as calls:
+        output = model(*args, **kwargs)
+    value = (loss or default_loss)(output)
+    if value is not None and not isinstance(value, torch.Tensor):
+        raise TypeError(f"the loss must return a tensor, got {type(value).__name__}")
+    reached = reached_parameters(value, model)
+    if backward and value is not None and value.requires_grad:
+        value.backward()
+    return Trace(output=output, modules=tuple(calls), reached=reached, loss=value)

@@ -1,0 +1,33 @@
+"""Reference models for dyncheck: ports of the founding systems and seeded bugs.
+
+The correct models (each in its own module, so that importing this package does not
+import torch):
+
+* :mod:`reference_models.gated` -- ``DynamicNet``: fc2 runs only when ``control > 0.5``.
+* :mod:`reference_models.random_depth` -- ``DynamicNet``: the hidden layer is applied
+  ``random.randint(0, 3)`` times, drawn from Python's ``random`` module.
+* :mod:`reference_models.shared` -- ``SharedNet``: three layers tied to one weight, in a
+  form that runs (the founding version cannot; see the module docstring).
+* :mod:`reference_models.classifier` -- ``DynamicClassifier``: a branch on the input's
+  width whose second arm (fc3) can never run.
+* :mod:`reference_models.rnn` -- ``DynamicRNN``: an ``nn.RNN`` over packed sequences of
+  different lengths.
+* :mod:`reference_models.paddle_branch` -- ``MyModel``: a port of a Paddle model whose
+  middle layer runs with probability 1/2.
+
+Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
+deliberately broken models live in :mod:`reference_models.buggy`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["GOOD_TARGETS"]
+
+GOOD_TARGETS = (
+    "reference_models.gated:DynamicNet",
+    "reference_models.random_depth:DynamicNet",
+    "reference_models.shared:SharedNet",
+    "reference_models.classifier:DynamicClassifier",
+    "reference_models.rnn:DynamicRNN",
+    "reference_models.paddle_branch:MyModel",
+)

@@ -1,0 +1,300 @@
+"""Plain tests of the reference models: no dyncheck, only torch and pytest.
+
+They pin what the models are meant to do (paths taken, ties, seeded bugs) so that a
+dyncheck failure on them points at dyncheck, not at the models.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from reference_models import GOOD_TARGETS
+from reference_models.buggy import BUGGY_TARGETS
+from reference_models.buggy.call_counter import Model as CallCounter
+from reference_models.buggy.nan_gradient import Model as NanGradient
+from reference_models.buggy.nan_output import Model as NanOutput
+from reference_models.buggy.shared_original import SharedNet as SharedOriginal
+from reference_models.buggy.unseeded_generator import Model as UnseededGenerator
+from reference_models.classifier import DynamicClassifier
+from reference_models.gated import DynamicNet as GatedNet
+from reference_models.paddle_branch import MyModel
+from reference_models.random_depth import DynamicNet as RandomDepthNet
+from reference_models.rnn import DynamicRNN
+from reference_models.shared import SharedNet
+
+
+def _resolve(target: str) -> type:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _count_calls(module: torch.nn.Module) -> list[int]:
+    """A one-element list counting the forward calls of ``module`` from now on."""
+    calls = [0]
+
+    def hook(*_: object) -> None:
+        calls[0] += 1
+
+    module.register_forward_hook(hook)
+    return calls
+
+
+# --- the package -------------------------------------------------------------------
+
+
+def test_targets_resolve_to_classes() -> None:
+    for target in (*GOOD_TARGETS, *BUGGY_TARGETS):
+        assert issubclass(_resolve(target), torch.nn.Module), target
+
+
+def test_importing_the_package_does_not_import_torch() -> None:
+    code = (
+        "import sys, reference_models, reference_models.buggy; "
+        "sys.exit('torch' in sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("target", sorted(BUGGY_TARGETS))
+def test_buggy_docstring_names_its_invariant(target: str) -> None:
+    module = importlib.import_module(target.partition(":")[0])
+    first, blank, *rest = module.__doc__.splitlines()
+    assert first == f"Invariant: {BUGGY_TARGETS[target]}"
+    assert blank == "" and rest
+
+
+# --- every good model runs forward and backward --------------------------------------
+
+
+def _gated() -> tuple[torch.nn.Module, tuple]:
+    return GatedNet(10, 5, 2), (torch.randn(3, 10), torch.rand(1))
+
+
+def _random_depth() -> tuple[torch.nn.Module, tuple]:
+    return RandomDepthNet(10, 5, 2), (torch.randn(3, 10),)
+
+
+def _shared() -> tuple[torch.nn.Module, tuple]:
+    return SharedNet(6, 6, 6), (torch.randn(3, 6),)
+
+
+def _classifier() -> tuple[torch.nn.Module, tuple]:
+    return DynamicClassifier(), (torch.randn(3, 100),)
+
+
+def _rnn() -> tuple[torch.nn.Module, tuple]:
+    return DynamicRNN(4, 6, 2), (torch.randn(3, 5, 4), torch.tensor([2, 5, 1]))
+
+
+def _paddle() -> tuple[torch.nn.Module, tuple]:
+    return MyModel(8, 16), (torch.randn(3, 8),)
+
+
+BUILDERS = {
+    "gated": _gated,
+    "random_depth": _random_depth,
+    "shared": _shared,
+    "classifier": _classifier,
+    "rnn": _rnn,
+    "paddle_branch": _paddle,
+}
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_forward_and_backward(name: str) -> None:
+    torch.manual_seed(0)
+    random.seed(0)
+    model, args = BUILDERS[name]()
+    out = model(*args)
+    assert out.shape[0] == 3
+    assert torch.isfinite(out).all()
+    out.sum().backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_every_good_target_has_a_builder() -> None:
+    modules = {target.partition(":")[0].rpartition(".")[2] for target in GOOD_TARGETS}
+    assert modules == set(BUILDERS)
+
+
+# --- gated ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("control", "runs"),
+    [(0.5, False), (0.51, True), (torch.tensor([0.5]), False), (torch.tensor([0.51]), True)],
+)
+def test_gated_runs_fc2_only_above_one_half(control: object, runs: bool) -> None:
+    torch.manual_seed(0)
+    model = GatedNet(10, 5, 2)
+    fc1, fc2, fc3 = (_count_calls(m) for m in (model.fc1, model.fc2, model.fc3))
+    model(torch.randn(2, 10), control).sum().backward()
+    assert (fc1[0], fc2[0], fc3[0]) == (1, int(runs), 1)
+    assert (model.fc2.weight.grad is not None) == runs
+
+
+# --- random depth --------------------------------------------------------------------
+
+
+def test_random_depth_is_drawn_from_python_random() -> None:
+    torch.manual_seed(0)
+    model = RandomDepthNet(10, 5, 2)
+    x = torch.randn(3, 10)
+    depth = _count_calls(model.hidden_layer)
+
+    def run(seed: int) -> tuple[torch.Tensor, int]:
+        random.seed(seed)
+        before = depth[0]
+        out = model(x)
+        return out, depth[0] - before
+
+    out_a, depth_a = run(1)
+    out_b, depth_b = run(1)
+    assert depth_a == depth_b
+    torch.testing.assert_close(out_a, out_b, rtol=0, atol=0)
+
+    depths = {run(seed)[1] for seed in range(20)}
+    assert depths <= {0, 1, 2, 3}
+    assert len(depths) >= 3
+
+
+# --- classifier ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch", [1, 3, 64])
+def test_classifier_never_runs_fc3(batch: int) -> None:
+    torch.manual_seed(0)
+    model = DynamicClassifier()
+    fc2, fc3 = _count_calls(model.fc2), _count_calls(model.fc3)
+    model(torch.randn(batch, 100)).sum().backward()
+    assert (fc2[0], fc3[0]) == (1, 0)
+    assert model.fc3.weight.grad is None and model.fc3.bias.grad is None
+    assert sum(p.numel() for p in model.fc3.parameters()) == 510
+
+
+# --- shared --------------------------------------------------------------------------
+
+
+def test_shared_ties_are_one_parameter() -> None:
+    model = SharedNet()
+    layers = model.layers
+    assert layers["hidden"].weight is layers["input"].weight
+    assert layers["output"].weight is layers["input"].weight
+    assert layers["hidden"].bias is not layers["input"].bias
+    # one weight and three biases
+    assert len(list(model.parameters())) == 4
+    out = model(torch.randn(2, 8))
+    assert out.shape == (2, 8)
+
+
+def test_shared_refuses_unequal_sizes() -> None:
+    with pytest.raises(ValueError, match="tied weight must have one shape") as info:
+        SharedNet(4, 8, 2)
+    message = str(info.value)
+    assert "input.weight is [8, 4]" in message
+    assert "hidden layer needs [8, 8]" in message
+    assert "output layer needs [2, 8]" in message
+
+
+# --- rnn -----------------------------------------------------------------------------
+
+
+def test_rnn_ignores_padding_and_batch_order() -> None:
+    torch.manual_seed(0)
+    model = DynamicRNN(4, 6, 2)
+    x = torch.randn(3, 5, 4)
+    lengths = torch.tensor([2, 5, 1])
+    out = model(x, lengths)
+
+    padded = x.clone()
+    for i, length in enumerate(lengths.tolist()):
+        padded[i, length:] = 100.0
+    torch.testing.assert_close(model(padded, lengths), out)
+
+    order = torch.tensor([2, 0, 1])
+    torch.testing.assert_close(model(x[order], lengths[order]), out[order])
+
+
+# --- paddle branch -------------------------------------------------------------------
+
+
+def test_paddle_branch_follows_torch_rng() -> None:
+    torch.manual_seed(0)
+    model = MyModel(8, 16)
+    x = torch.randn(2, 8)
+    linear2 = _count_calls(model.linear2)
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        outs.append(model(x))
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+
+    torch.manual_seed(0)
+    linear2[0] = 0
+    for _ in range(40):
+        model(x)
+    assert 0 < linear2[0] < 40
+
+
+# --- buggy models show their bugs ----------------------------------------------------
+
+
+def test_call_counter_two_calls_differ() -> None:
+    torch.manual_seed(0)
+    model = CallCounter(10, 5, 2)
+    x = torch.randn(3, 10)
+    torch.manual_seed(0)
+    first = model(x, 0.7)
+    torch.manual_seed(0)
+    second = model(x, 0.7)
+    assert not torch.equal(first, second)
+
+
+def test_unseeded_generator_ignores_the_global_seed() -> None:
+    torch.manual_seed(0)
+    model = UnseededGenerator(10, 5, 2)
+    x = torch.randn(3, 10)
+    torch.manual_seed(0)
+    first = model(x, 0.2)
+    torch.manual_seed(0)
+    second = model(x, 0.2)
+    assert not torch.equal(first, second)
+
+
+@pytest.mark.parametrize("control", [0.2, 0.7])
+def test_nan_output_for_a_zero_row(control: float) -> None:
+    torch.manual_seed(0)
+    model = NanOutput(10, 5, 2)
+    x = torch.randn(3, 10)
+    x[1] = 0
+    out = model(x, control)
+    assert torch.isnan(out[1]).all()
+    # rows whose hidden activation is not all zero stay finite
+    alive = torch.relu(model.fc1(x)).any(dim=1)
+    assert alive.tolist() == [True, False, True]
+    assert torch.isfinite(out[alive]).all()
+
+
+@pytest.mark.parametrize("control", [0.2, 0.7])
+def test_nan_gradient_with_finite_output(control: float) -> None:
+    torch.manual_seed(0)
+    model = NanGradient(10, 5, 2)
+    x = torch.randn(3, 10)
+    x[1] = 0
+    out = model(x, control)
+    assert torch.isfinite(out).all()
+    out.sum().backward()
+    assert torch.isnan(model.fc1.weight.grad).any()
+
+
+def test_shared_original_fails_in_forward() -> None:
+    model = SharedOriginal(4, 8, 2)  # construction succeeds
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        model(torch.randn(3, 4))
