@@ -1,0 +1,24 @@
+# Two commands for a fresh machine (Python 3.11 and the package registries are enough):
+#   make check   set up .venv, then check every bundled reference model and print a summary
+#   make test    set up .venv, then run the test suite on 2 cores
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: check test bench clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# constraints.txt pins torch==2.13.0, the CPU build, so no multi-GB CUDA build is pulled.
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+check: $(VENV)/.installed
+	$(PY) -m dyncheck reference_models
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -n 2 tests
+
+clean:
+	rm -rf $(VENV) .hypothesis .pytest_cache

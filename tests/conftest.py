@@ -1,0 +1,71 @@
+"""Hypothesis profiles for dyncheck's own suite: fewer examples on CI, no deadlines
+(torch work has unpredictable first-call latency)."""
+
+from __future__ import annotations
+
+import os
+
+import torch  # noqa: F401  (imported once: pytester's module snapshots must not drop torch)
+from hypothesis import HealthCheck, settings
+
+# Likewise dyncheck's own modules: a re-import would make a second Spec class.
+import dyncheck._items  # noqa: F401,E402
+import dyncheck.invariants  # noqa: F401,E402
+import dyncheck.target  # noqa: F401,E402
+
+settings.register_profile(
+    "ci", max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.register_profile("dev", max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+import re  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class DyncheckRun:
+    """The outcome of one in-process ``pytest --dyncheck ...`` run."""
+
+    def __init__(self, result: pytest.RunResult) -> None:
+        self.result = result
+        self.ret = result.ret
+        self.text = result.stdout.str() + "\n" + result.stderr.str()
+
+    def outcomes(self) -> dict[str, str]:
+        """node id -> PASSED/FAILED/SKIPPED/ERROR, from the -rA short summary."""
+        found = {}
+        for line in self.text.splitlines():
+            match = re.match(r"^(PASSED|FAILED|SKIPPED|ERROR) (?:\[\d+\] )?(dyncheck::\S+)", line)
+            if match:
+                found[match.group(2)] = match.group(1)
+        return found
+
+    def failure(self, nodeid_suffix: str) -> str:
+        """The failure section of the item whose node id ends with ``nodeid_suffix``."""
+        sections = re.split(r"\n_{3,} (.+?) _{3,}\n", self.text)
+        for title, body in zip(sections[1::2], sections[2::2]):
+            if title.endswith(nodeid_suffix):
+                return body.split("\n=====")[0]
+        raise AssertionError(f"no failure section for {nodeid_suffix}:\n{self.text}")
+
+
+@pytest.fixture
+def dyncheck_run(pytester: pytest.Pytester):
+    """Run pytest in-process with the given dyncheck arguments (only dyncheck items)."""
+    pytester.syspathinsert(ROOT)
+
+    def run(*args: str) -> DyncheckRun:
+        return DyncheckRun(pytester.runpytest("--dyncheck-only", "-rA", "-p", "no:cacheprovider", *args))
+
+    return run
+
+
+@pytest.fixture
+def subprocess_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Subprocess runs import reference_models from the repository root."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))

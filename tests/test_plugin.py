@@ -1,0 +1,217 @@
+"""The pytest plugin: collection, selection, options, header, summary, xdist, explain."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+GATED = "reference_models.gated:DynamicNet"
+COUNTER = "reference_models.buggy.call_counter:Model"
+
+
+def test_collects_one_item_per_target_and_invariant(dyncheck_run):
+    run = dyncheck_run("--dyncheck", GATED, "--co", "-q")
+    assert f"dyncheck::{GATED}::determinism" in run.text
+    assert f"dyncheck::{GATED}::finite" in run.text
+    assert "2 tests collected" in run.text
+
+
+def test_collection_keeps_target_order_and_dedupes(dyncheck_run):
+    rnn = "reference_models.rnn:DynamicRNN"
+    run = dyncheck_run("--dyncheck", rnn, "--dyncheck", GATED, "--dyncheck", rnn, "--co", "-q")
+    ids = re.findall(r"^dyncheck::\S+", run.text, re.M)
+    assert ids == [
+        f"dyncheck::{rnn}::determinism",
+        f"dyncheck::{rnn}::finite",
+        f"dyncheck::{GATED}::determinism",
+        f"dyncheck::{GATED}::finite",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("selection", "expected"),
+    [
+        (("-k", "finite"), {"finite"}),
+        (("-k", "not finite"), {"determinism"}),
+        (("-m", "dyncheck"), {"determinism", "finite"}),
+        (("--dyncheck-invariants", "finite"), {"finite"}),
+        (("--dyncheck-invariants", "finite, determinism"), {"determinism", "finite"}),
+    ],
+)
+def test_selection(dyncheck_run, selection, expected):
+    run = dyncheck_run("--dyncheck", GATED, "--dyncheck-max-examples=3", *selection)
+    assert {nodeid.rsplit("::", 1)[1] for nodeid in run.outcomes()} == expected
+    assert run.ret == 0
+
+
+def test_marker_deselects_everything(dyncheck_run):
+    run = dyncheck_run("--dyncheck", GATED, "-m", "not dyncheck")
+    assert run.outcomes() == {}
+    assert run.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_unknown_invariant_is_a_usage_error(dyncheck_run):
+    run = dyncheck_run("--dyncheck", GATED, "--dyncheck-invariants=determinsm")
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    assert "unknown invariant(s) determinsm; known: determinism, finite" in run.text
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--dyncheck-seed=abc", "--dyncheck-seed='abc' must be a whole number"),
+        ("--dyncheck-seed=-1", "--dyncheck-seed=-1 must be at least 0"),
+        ("--dyncheck-max-examples=0", "--dyncheck-max-examples=0 must be at least 1"),
+    ],
+)
+def test_bad_option_values(dyncheck_run, option, message):
+    run = dyncheck_run("--dyncheck", GATED, option)
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in run.text
+    assert "Traceback" not in run.text
+
+
+def test_header_shows_seed_as_a_flag_only_when_active(dyncheck_run, pytester):
+    run = dyncheck_run("--dyncheck", GATED, "--dyncheck-seed=123", "--dyncheck-max-examples=2")
+    assert "dyncheck: 1 target, seed 123 (reproduce with --dyncheck-seed=123)" in run.text
+    pytester.makepyfile(test_plain="def test_ok():\n    pass\n")
+    plain = pytester.runpytest("-p", "no:cacheprovider")
+    assert "dyncheck:" not in plain.stdout.str()
+    assert plain.ret == 0
+
+
+def test_ini_targets(dyncheck_run, pytester):
+    pytester.makeini(f"[pytest]\ndyncheck_targets =\n    {GATED}\ndyncheck_max_examples = 2\n")
+    run = dyncheck_run()
+    assert set(run.outcomes()) == {f"dyncheck::{GATED}::determinism", f"dyncheck::{GATED}::finite"}
+    assert "2 examples" in run.text
+
+
+def test_runs_beside_ordinary_tests(pytester):
+    from conftest import ROOT
+
+    pytester.syspathinsert(ROOT)
+    pytester.makepyfile(test_plain="def test_ok():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--dyncheck", GATED, "--dyncheck-max-examples=2")
+    result.assert_outcomes(passed=3)
+
+
+def test_summary_per_target(dyncheck_run):
+    run = dyncheck_run("--dyncheck", GATED, "--dyncheck", COUNTER, "--dyncheck-max-examples=10",
+                       "--dyncheck-seed=1")
+    summary = run.text.split("dyncheck summary")[1]
+    assert re.search(rf"{re.escape(GATED)}  —  [12] distinct paths? seen", summary)
+    assert re.search(r"determinism  passed   10 examples", summary)
+    assert re.search(r"determinism  failed   \d+ examples", summary)
+    assert "path fc1 → fc3" in summary
+
+
+def test_skip_with_reason(dyncheck_run, pytester):
+    pytester.makepyfile(
+        mymod="""
+        import torch
+        import dyncheck
+        from reference_models.gated import DynamicNet
+
+        spec = dyncheck.Spec(DynamicNet, init={"input_size": 4, "hidden_size": 3, "output_size": 2},
+                             skip={"determinism": "the model is stochastic by design"})
+        """
+    )
+    run = dyncheck_run("--dyncheck", "mymod:spec", "--dyncheck-max-examples=2")
+    assert run.outcomes() == {"dyncheck::mymod:spec::finite": "PASSED"}
+    run.result.assert_outcomes(passed=1, skipped=1)
+    assert "determinism does not apply to mymod:spec: the model is stochastic by design" in run.text
+    assert "skipped  determinism does not apply" in run.text
+
+
+def test_disabled_with_no_dyncheck(pytester):
+    result = pytester.runpytest("-p", "no:dyncheck", "--dyncheck", GATED)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "unrecognized arguments: --dyncheck" in result.stderr.str()
+
+
+def test_hypothesis_statistics_work(dyncheck_run):
+    run = dyncheck_run("--dyncheck", GATED, "--dyncheck-max-examples=3", "--hypothesis-show-statistics")
+    assert "Hypothesis Statistics" in run.text
+    assert f"dyncheck::{GATED}::finite" in run.text.split("Hypothesis Statistics")[1]
+
+
+def test_hypothesis_seed_is_used_when_no_dyncheck_seed(dyncheck_run):
+    run = dyncheck_run("--dyncheck", GATED, "--dyncheck-max-examples=2", "--hypothesis-seed=77")
+    assert "seed 77 (reproduce with --dyncheck-seed=77)" in run.text
+
+
+def _failure_text(run, suffix):
+    return run.failure(suffix)
+
+
+def test_same_seed_same_verdict_and_message(dyncheck_run):
+    args = ("--dyncheck", COUNTER, "--dyncheck-seed=5", "--dyncheck-max-examples=20", "-p", "no:randomly")
+    first = dyncheck_run(*args)
+    second = dyncheck_run(*args)
+    assert first.outcomes() == second.outcomes()
+    assert first.failure("determinism") == second.failure("determinism")
+
+
+def test_reproduce_line_reproduces(dyncheck_run):
+    run = dyncheck_run("--dyncheck", COUNTER, "--dyncheck-max-examples=20")
+    text = run.failure("call_counter:Model::determinism")
+    command = re.search(r"^Reproduce: pytest (.+)$", text, re.M).group(1).split()
+    assert command[:3] == ["--dyncheck", COUNTER, "--dyncheck-only"]
+    again = dyncheck_run(*command)
+    assert again.outcomes() == {f"dyncheck::{COUNTER}::determinism": "FAILED"}
+    assert again.failure("determinism") == text
+
+
+@pytest.mark.usefixtures("subprocess_env")
+def test_xdist_same_collection_and_verdicts(pytester):
+    args = ["-p", "no:cacheprovider", "--dyncheck-only", "-rA", "--dyncheck", GATED, "--dyncheck", COUNTER,
+            "--dyncheck-seed=9", "--dyncheck-max-examples=10"]
+    serial = pytester.runpytest_subprocess(*args)
+    parallel = pytester.runpytest_subprocess("-n", "2", *args)
+
+    def verdicts(result):
+        return sorted(re.findall(r"^(PASSED|FAILED) (dyncheck::\S+)", result.stdout.str(), re.M))
+
+    assert verdicts(serial) == verdicts(parallel)
+    assert len(verdicts(parallel)) == 4
+    assert "seed 9" in parallel.stdout.str()
+    assert "dyncheck summary" in parallel.stdout.str()
+    assert "determinism  failed" in parallel.stdout.str()
+
+
+def test_explain_prints_pasteable_python(dyncheck_run, pytester):
+    run = dyncheck_run("--dyncheck", "reference_models.rnn:DynamicRNN", "--dyncheck-explain", "--co")
+    code = run.text[run.text.index("# dyncheck spec for"):run.text.index("\n)\n") + 3]
+    assert "'x': tensors(shape=('batch', 'time', 8))," in code
+    assert "'seq_lengths': sequence_lengths()," in code
+    assert "# inferred: first consumed by rnn (RNN(input_size=8, batch_first=True))" in code
+    namespace: dict = {}
+    exec(compile(code, "<explain>", "exec"), namespace)
+    spec = namespace["spec"]
+    assert spec.init == {"input_size": 8, "hidden_size": 6, "output_size": 4}
+    # The pasted spec is a working spec: check it.
+    pytester.makepyfile(pasted=code)
+    again = dyncheck_run("--dyncheck", "pasted:spec", "--dyncheck-max-examples=3")
+    assert again.ret == 0, again.text
+
+
+def test_importing_dyncheck_and_the_plugin_imports_neither_torch_nor_hypothesis():
+    code = (
+        "import sys, dyncheck, dyncheck.plugin\n"
+        "heavy = sorted(m for m in ('torch', 'hypothesis') if m in sys.modules)\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_plain_pytest_run_does_not_import_torch(pytester):
+    pytester.makepyfile(
+        test_plain="import sys\n\ndef test_ok():\n    assert 'torch' not in sys.modules\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+    result.assert_outcomes(passed=1)
