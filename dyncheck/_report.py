@@ -140,11 +140,9 @@ def explain(target: Target) -> str:
                 lines.append(f"        # inferred: {why}")
             lines.append(f"        {name!r}: {strategy!r},")
         lines.append("    },")
-    if spec.dims:
-        from dyncheck.strategies import DEFAULT_DIMS
+    from dyncheck.strategies import DEFAULT_DIMS
 
-        shown = {**{k: v for k, v in DEFAULT_DIMS.items()}, **dict(spec.dims)}
-        lines.append(f"    dims={shown!r},")
+    lines.append(f"    dims={ {**DEFAULT_DIMS, **dict(spec.dims)}!r},")
     if spec.branches:
         lines.append("    branches={")
         for name, predicate in spec.branches.items():

@@ -140,20 +140,17 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     items.extend(session.genitems(DyncheckRoot.from_parent(session, name="dyncheck", nodeid="dyncheck")))
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    settings = session.config.stash.get(SETTINGS_KEY, None)
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str] | None:
+    settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None or not settings.active or not settings.explain:
-        return
-    if hasattr(session.config, "workerinput"):
-        return
+        return None
     from dyncheck import _report
     from dyncheck._items import TARGETS_KEY
 
-    writer = session.config.get_terminal_writer()
-    for target in session.config.stash[TARGETS_KEY].values():
-        writer.line(_report.explain(target))
-        writer.line("")
+    lines: list[str] = []
+    for target in config.stash[TARGETS_KEY].values():
+        lines.extend(["", *_report.explain(target).splitlines()])
+    return lines
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -1,0 +1,105 @@
+"""determinism: messages pinned line by line; state and unseeded generators are caught."""
+
+from __future__ import annotations
+
+import re
+
+COUNTER = "reference_models.buggy.call_counter:Model"
+UNSEEDED = "reference_models.buggy.unseeded_generator:Model"
+
+
+def test_counter_message(dyncheck_run):
+    run = dyncheck_run("--dyncheck", COUNTER, "--dyncheck-seed=11", "--dyncheck-invariants=determinism")
+    lines = run.failure("::determinism").strip().splitlines()
+    assert lines[0] == f"determinism violated by {COUNTER}"
+    assert lines[1] == ""
+    assert lines[2] == (
+        "Two calls with the same seed and input gave different outputs: the model keeps state "
+        "between calls or draws from a generator dyncheck does not seed (python random, numpy's "
+        "global generator and torch are seeded)."
+    )
+    assert lines[3] == "  output:"
+    assert re.fullmatch(r"    Mismatched elements: \d+ / \d+ \(\d+\.\d%\)", lines[4])
+    assert re.fullmatch(r"    Greatest absolute difference: \S+ at index \(\d+, \d+\) \(up to 0 allowed\)", lines[5])
+    assert re.fullmatch(r"    Greatest relative difference: \S+ at index \(\d+, \d+\) \(up to 0 allowed\)", lines[6])
+    # Hypothesis shrinks to the smallest example: one row, the first control value, seed 0.
+    assert re.fullmatch(r"  example:  x float32\[1, 8\].*, control=tensor\(\[0\.5\]\), seed=0", lines[7])
+    assert lines[8] == "  sizes:    batch=1"
+    assert lines[9] == "  path:     fc1 → fc3"
+    assert lines[10] == ""
+    assert lines[11] == (
+        f"Reproduce: pytest --dyncheck {COUNTER} --dyncheck-only --dyncheck-seed=11 -k determinism"
+    )
+
+
+def test_unseeded_generator_is_caught(dyncheck_run):
+    run = dyncheck_run("--dyncheck", UNSEEDED, "--dyncheck-invariants=determinism")
+    assert run.outcomes() == {f"dyncheck::{UNSEEDED}::determinism": "FAILED"}
+
+
+def test_path_divergence_is_reported_as_such(dyncheck_run, pytester):
+    pytester.makepyfile(
+        flip="""
+        import torch
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.a = nn.Linear(3, 2)
+                self.b = nn.Linear(3, 2)
+                self.calls = 0
+
+            def forward(self, x):
+                self.calls += 1
+                return self.a(x) if self.calls % 2 else self.b(x)
+        """
+    )
+    run = dyncheck_run("--dyncheck", "flip:Model", "--dyncheck-invariants=determinism")
+    lines = run.failure("::determinism").strip().splitlines()
+    assert lines[2].startswith("Two calls with the same seed and input took different paths")
+    assert lines[3:5] == ["  first call:  a", "  second call: b"]
+
+
+def test_seeded_randomness_is_deterministic(dyncheck_run, pytester):
+    pytester.makepyfile(
+        noisy="""
+        import random
+        import numpy as np
+        import torch
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(3, 3)
+                self.drop = nn.Dropout(0.5)
+
+            def forward(self, x):
+                noise = torch.randn_like(x) + float(np.random.rand()) + random.random()
+                return self.drop(self.fc(x + noise))
+        """
+    )
+    run = dyncheck_run("--dyncheck", "noisy:Model", "--dyncheck-invariants=determinism")
+    assert run.ret == 0, run.text
+
+
+def test_lazy_layers_are_warmed_up(dyncheck_run, pytester):
+    pytester.makepyfile(
+        lazy="""
+        import torch
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.LazyLinear(3)
+                self.drop = nn.Dropout(0.5)
+                self.first = nn.Linear(4, 4)
+
+            def forward(self, x):
+                return self.drop(self.fc(self.first(x)))
+        """
+    )
+    run = dyncheck_run("--dyncheck", "lazy:Model", "--dyncheck-invariants=determinism")
+    assert run.ret == 0, run.text
