@@ -104,7 +104,12 @@ class InvariantItem(pytest.Item):
             max_examples=settings.max_examples or default.max_examples,
             deadline=None,
             print_blob=False,
-            phases=[p for p in default.phases if p is not Phase.explain],
+            # The explain phase re-runs failing examples under a tracer: slow for torch
+            # models, so it runs only when asked for with --hypothesis-explain.
+            phases=[
+                p for p in default.phases
+                if p is not Phase.explain or self.config.getoption("hypothesis_explain", False)
+            ],
             suppress_health_check=[
                 *default.suppress_health_check,
                 HealthCheck.too_slow,

@@ -27,6 +27,18 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
     """The message for a failed check, or None for an error inside dyncheck itself."""
     from dyncheck.errors import InvariantViolation, ModelError
 
+    from hypothesis.errors import FlakyFailure
+
+    if isinstance(exc, FlakyFailure):
+        inner = [failure(item, sub) for sub in exc.exceptions]
+        if inner and all(p is not None for p in inner):
+            return (
+                f"{item.invariant.name} on {item.target.text}: the failure did not repeat when "
+                "Hypothesis ran the same example again, so the model is not a function of its "
+                "inputs and seed (it keeps state between calls or draws from a generator dyncheck "
+                "does not seed). The first failure:\n\n" + inner[0]
+            )
+        return None
     if isinstance(exc, BaseExceptionGroup):
         parts = [failure(item, sub) for sub in exc.exceptions]
         if all(p is not None for p in parts):

@@ -215,3 +215,45 @@ def test_plain_pytest_run_does_not_import_torch(pytester):
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
     result.assert_outcomes(passed=1)
+
+
+NEW_MODEL = """
+import random
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class Model(nn.Module):
+    '''A dynamic model nobody has shown dyncheck before: routed depth and a gated branch.'''
+
+    def __init__(self, in_features, hidden, classes):
+        super().__init__()
+        self.embed = nn.Linear(in_features, hidden)
+        self.blocks = nn.ModuleList([nn.Linear(hidden, hidden) for _ in range(3)])
+        self.extra = nn.Linear(hidden, hidden)
+        self.head = nn.Linear(hidden, classes)
+
+    def forward(self, features, gate):
+        h = F.gelu(self.embed(features))
+        for block in self.blocks[: random.randint(1, 3)]:
+            h = h + torch.tanh(block(h))
+        if gate >= 0.25:
+            h = self.extra(h)
+        return self.head(h)
+"""
+
+
+@pytest.mark.usefixtures("subprocess_env")
+@pytest.mark.parametrize("workers", [(), ("-n", "2")])
+def test_a_new_model_in_a_temporary_directory(pytester, workers):
+    pytester.makepyfile(mymod=NEW_MODEL)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", *workers, "--dyncheck", "mymod:Model", "--dyncheck-max-examples=15"
+    )
+    result.assert_outcomes(passed=2)
+    out = result.stdout.str()
+    assert "mymod:Model  —  " in out
+    # Both sides of the gate and several depths were seen.
+    assert re.search(r"mymod:Model  —  ([4-9]|\d\d) distinct paths seen", out), out
