@@ -300,6 +300,9 @@ def _input_for_module(
     expects, or None when the module says nothing about its input's shape."""
     if depth > 4:
         return None
+    if isinstance(module, nn.modules.lazy.LazyModuleMixin) and module.has_uninitialized_params():
+        # LazyLinear/LazyConv* report in_features=0 until their first call: no shape.
+        return None
     if isinstance(module, nn.Linear):
         return ("batch", module.in_features), _floats, f"Linear(in_features={module.in_features})", None
     if isinstance(module, nn.Bilinear):

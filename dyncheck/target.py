@@ -10,6 +10,7 @@ import copy
 import difflib
 import importlib
 import inspect
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,15 +84,18 @@ def _import(text: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
+        # Only the target module (or a package on its path) being missing is "not found";
+        # a missing dependency of the user's module (even one whose name is a prefix,
+        # like ``import my`` in ``mymod``) is an import failure with its location.
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
             raise _fail(
                 text,
                 f"no module named {exc.name!r} (searched the current directory and sys.path; "
                 "run pytest from the project root or install the package)",
             ) from None
-        raise _fail(text, f"importing {module_name!r} failed: {type(exc).__name__}: {exc}") from None
+        raise _fail(text, _import_failure(module_name, exc)) from None
     except Exception as exc:  # the user's module raised while importing
-        raise _fail(text, f"importing {module_name!r} failed: {type(exc).__name__}: {exc}") from None
+        raise _fail(text, _import_failure(module_name, exc)) from None
     value: Any = module
     for index, part in enumerate(attribute.split(".")):
         if not hasattr(value, part):
@@ -106,6 +110,26 @@ def _import(text: str) -> Any:
             raise _fail(text, f"{owner!r} has no attribute {part!r}{suggestion}")
         value = getattr(value, part)
     return value
+
+
+def _import_failure(module_name: str, exc: BaseException) -> str:
+    """``importing 'mymod' failed at mymod.py:9: ZeroDivisionError: ...``: the traceback
+    is not shown, so name the module-level line that raised (the deepest ``<module>``
+    frame: the statement in the innermost module being imported)."""
+    where = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name == "<module>" and not code.co_filename.startswith("<"):
+            path = code.co_filename
+            try:
+                relative = os.path.relpath(path)
+                path = path if relative.startswith("..") else relative
+            except ValueError:  # another drive on Windows
+                pass
+            where = f" at {path}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return f"importing {module_name!r} failed{where}: {type(exc).__name__}: {exc}"
 
 
 def _model_like(namespace: Any) -> list[str]:
@@ -144,10 +168,12 @@ def _as_spec(text: str, value: Any) -> Spec:
             and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         ]
         if required:
+            name = getattr(value, "__name__", type(value).__name__)
+            init = ", ".join(f"{n!r}: ..." for n in required)
             raise _fail(
                 text,
-                f"{getattr(value, '__name__', value)!r} needs arguments ({', '.join(required)}); "
-                "a factory takes none — or write dyncheck.Spec(factory, init={...})",
+                f"{name}() needs arguments ({', '.join(required)}); a factory takes none "
+                f"— or write dyncheck.Spec({name}, init={{{init}}})",
             )
         return Spec(model=value)
     raise _fail(
@@ -182,10 +208,12 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
             instance = _instantiate(spec)
     except Exception as exc:
         shown = ", ".join(f"{k}={v!r}" for k, v in spec.init.items())
+        # The name, not a repr: a module instance's repr spans many lines.
+        name = getattr(model, "__qualname__", type(model).__qualname__)
         raise _fail(
             text,
-            f"building {getattr(model, '__qualname__', model)!r}({shown}) raised "
-            f"{type(exc).__name__}: {exc}; pass constructor arguments with dyncheck.Spec(init={{...}})",
+            f"building {name}({shown}) raised {type(exc).__name__}: {exc}; "
+            f"pass constructor arguments with dyncheck.Spec({name}, init={{...}})",
         ) from None
     if not isinstance(instance, nn.Module):
         raise _fail(text, f"the factory returned {type(instance).__name__}, not an nn.Module")

@@ -1,0 +1,340 @@
+"""``--dyncheck module.path:Name``: every bad target is one line on stderr, naming the
+target and the fix, with exit code 4 and no traceback; every accepted form of target runs.
+
+Model modules are written into pytester's temporary directory, which is the current
+directory of the run and is not on sys.path: dyncheck must make it importable itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+
+import pytest
+
+MODEL = """
+import torch
+from torch import nn
+
+import dyncheck
+from dyncheck import strategies as ds
+
+
+class Model(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.fc = nn.Linear(config, 2)
+
+    def forward(self, x):
+        return torch.tanh(self.fc(x))
+"""
+
+
+def module(body: str = "") -> str:
+    return MODEL + textwrap.dedent(body)
+
+
+def run(pytester: pytest.Pytester, target: str, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("--dyncheck-only", "-p", "no:cacheprovider", "--dyncheck", target, *args)
+
+
+def usage_error(pytester: pytest.Pytester, target: str) -> str:
+    """The one stderr line of a rejected target, after ``ERROR: --dyncheck <target>: ``."""
+    result = run(pytester, target)
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    assert "Traceback" not in output
+    lines = [line for line in result.stderr.lines if line.strip()]
+    assert len(lines) == 1, output
+    prefix = f"ERROR: --dyncheck {target}: "
+    assert lines[0].startswith(prefix), output
+    return lines[0][len(prefix):]
+
+
+# --------------------------------------------------------------------------- finding the target
+
+
+def test_target_without_a_colon(pytester):
+    message = usage_error(pytester, "reference_models.gated")
+    assert message == (
+        "a target is module.path:Name (an nn.Module class, a dyncheck.Spec or a factory), "
+        "e.g. --dyncheck mypackage.models:Net"
+    )
+
+
+def test_target_with_an_empty_part(pytester):
+    message = usage_error(pytester, "mymod:")
+    assert message == "both parts are needed: module.path:Name, e.g. mypackage.models:Net"
+
+
+def test_module_that_does_not_exist(pytester):
+    message = usage_error(pytester, "nosuchmodule.models:Net")
+    assert message == (
+        "no module named 'nosuchmodule' (searched the current directory and sys.path; "
+        "run pytest from the project root or install the package)"
+    )
+
+
+def test_module_that_raises_on_import_shows_the_cause_and_the_line(pytester):
+    pytester.makepyfile(mymod="import math\nRATIO = 1 / 0\n")
+    message = usage_error(pytester, "mymod:Model")
+    assert message == "importing 'mymod' failed at mymod.py:2: ZeroDivisionError: division by zero"
+
+
+def test_missing_dependency_is_not_a_missing_target(pytester):
+    # "my" is a prefix of "mymod": still the dependency that is missing, not the target.
+    pytester.makepyfile(mymod="import my\n")
+    message = usage_error(pytester, "mymod:Model")
+    assert message == "importing 'mymod' failed at mymod.py:1: ModuleNotFoundError: No module named 'my'"
+
+
+def test_missing_attribute_suggests_a_close_name(pytester):
+    pytester.makepyfile(mymod=module())
+    message = usage_error(pytester, "mymod:Modle")
+    assert message == "'mymod' has no attribute 'Modle'; did you mean mymod:Model?"
+
+
+def test_missing_attribute_lists_the_models_when_no_name_is_close(pytester):
+    pytester.makepyfile(mymod=module())
+    message = usage_error(pytester, "mymod:Transformer")
+    assert message == "'mymod' has no attribute 'Transformer'; it has Model"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("3", "int 3"), ("'hello'", "str 'hello'")],
+    ids=["int", "str"],
+)
+def test_attribute_that_is_not_a_model(pytester, value, shown):
+    pytester.makepyfile(mymod=f"VALUE = {value}\n")
+    message = usage_error(pytester, "mymod:VALUE")
+    assert message == (
+        f"{shown} is not an nn.Module subclass, a dyncheck.Spec or a zero-argument factory "
+        "returning a module"
+    )
+
+
+def test_factory_that_needs_arguments(pytester):
+    pytester.makepyfile(mymod=module("""
+        def make(width, depth=2):
+            return Model(width)
+    """))
+    message = usage_error(pytester, "mymod:make")
+    assert message == (
+        "make() needs arguments (width); a factory takes none "
+        "— or write dyncheck.Spec(make, init={'width': ...})"
+    )
+
+
+def test_factory_that_returns_something_else(pytester):
+    pytester.makepyfile(mymod="def make():\n    return 'a model'\n")
+    assert usage_error(pytester, "mymod:make") == "the factory returned str, not an nn.Module"
+
+
+# --------------------------------------------------------------------------- building and inferring
+
+
+def test_constructor_argument_that_cannot_be_inferred(pytester):
+    pytester.makepyfile(mymod=module())
+    message = usage_error(pytester, "mymod:Model")
+    assert message == (
+        "cannot infer constructor argument 'config' of Model(config=...); "
+        "give it with dyncheck.Spec(Model, init={'config': ...})"
+    )
+
+
+def test_forward_argument_that_cannot_be_inferred(pytester):
+    pytester.makepyfile(mymod=module("""
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(3, 3)
+
+            def forward(self, x, features):
+                return self.fc(x) + features.mean()
+    """))
+    message = usage_error(pytester, "mymod:Net")
+    assert message == (
+        "cannot infer forward argument 'features' of Net (no layer in forward consumes it); "
+        "write dyncheck.Spec(Net, inputs={'features': dyncheck.strategies.tensors(shape=(\"batch\", 16))})"
+    )
+
+
+def test_constructor_that_raises(pytester):
+    pytester.makepyfile(mymod=module("""
+        class Net(nn.Module):
+            def __init__(self, hidden_size):
+                super().__init__()
+                raise ValueError(f"hidden_size={hidden_size} must be even")
+    """))
+    message = usage_error(pytester, "mymod:Net")
+    assert message == (
+        "building Net(hidden_size=8) raised ValueError: hidden_size=8 must be even; "
+        "pass constructor arguments with dyncheck.Spec(Net, init={...})"
+    )
+
+
+# --------------------------------------------------------------------------- invalid Spec fields
+
+SPEC = "spec = dyncheck.Spec(Model, init={'config': 3}, %s)\n"
+
+
+def test_branches_naming_an_unknown_module(pytester):
+    pytester.makepyfile(mymod=module(SPEC % "branches={'fc2': lambda x: True}"))
+    message = usage_error(pytester, "mymod:spec")
+    assert message == "Spec(branches=...) names module 'fc2', which Model does not have; did you mean 'fc'?"
+
+
+def test_ties_naming_an_unknown_parameter(pytester):
+    pytester.makepyfile(mymod=module(SPEC % "ties=[('fc.weight', 'fc.weigth')]"))
+    message = usage_error(pytester, "mymod:spec")
+    assert message.startswith(
+        "Spec(ties=...) names parameter 'fc.weigth', which Model does not have; did you mean 'fc.weight'"
+    )
+
+
+def test_inputs_holding_a_non_strategy_fails_while_importing(pytester):
+    # Spec validates its fields when it is built, i.e. while the user's module is imported.
+    path = pytester.makepyfile(mymod=module(SPEC % "inputs={'x': 3}"))
+    message = usage_error(pytester, "mymod:spec")
+    line = path.read_text().splitlines().index(SPEC.strip() % "inputs={'x': 3}") + 1
+    assert message == (
+        f"importing 'mymod' failed at mymod.py:{line}: InvalidArgument: Spec(inputs={{'x': 3}}): "
+        "3 is not a Hypothesis strategy; write e.g. "
+        "inputs={'x': dyncheck.strategies.tensors(shape=(\"batch\", 4))} or st.just(3)"
+    )
+
+
+def test_inputs_naming_an_argument_forward_does_not_take(pytester):
+    pytester.makepyfile(mymod=module(SPEC % "inputs={'y': ds.tensors(shape=('batch', 3))}"))
+    message = usage_error(pytester, "mymod:spec")
+    assert message == "Spec(inputs=...) names 'y', which Model.forward does not take (it takes x)"
+
+
+def test_predicate_naming_a_non_argument(pytester):
+    pytester.makepyfile(mymod=module(SPEC % "branches={'fc': lambda control: control > 0.5}"))
+    message = usage_error(pytester, "mymod:spec")
+    assert message == (
+        "Spec(branches={'fc': ...}): the predicate takes 'control', which is not a forward "
+        "argument (forward takes x)"
+    )
+
+
+def test_skip_naming_an_unknown_invariant(pytester):
+    pytester.makepyfile(mymod=module(SPEC % "skip={'determinsm': 'it samples'}"))
+    message = usage_error(pytester, "mymod:spec")
+    assert message.startswith("Spec(skip=...) names unknown invariant(s) determinsm; known: ")
+    assert "determinism" in message.partition("known: ")[2]
+
+
+def test_dunder_dyncheck_with_an_unknown_field(pytester):
+    pytester.makepyfile(mymod=module("""
+        class Net(Model):
+            __dyncheck__ = {"inits": {"config": 3}}
+    """))
+    message = usage_error(pytester, "mymod:Net")
+    assert message == (
+        "__dyncheck__ has unknown Spec field(s) inits; the fields are "
+        "branches, dims, frozen, init, inputs, loss, model, name, skip, ties"
+    )
+
+
+def test_spec_without_a_model(pytester):
+    pytester.makepyfile(mymod=module("spec = dyncheck.Spec(init={'config': 3})\n"))
+    assert usage_error(pytester, "mymod:spec") == "this Spec has no model; write dyncheck.Spec(MyModel, ...)"
+
+
+# --------------------------------------------------------------------------- accepted targets
+
+GOOD = {
+    "mymod:spec": "spec = dyncheck.Spec(Model, init={'config': 3}, inputs={'x': ds.tensors(shape=('batch', 3))})\n",
+    "mymod:make": "def make():\n    return Model(4)\n",
+    "mymod:WithDict": "class WithDict(Model):\n    __dyncheck__ = {'init': {'config': 5}}\n",
+    "mymod:WithSpec": "class WithSpec(Model):\n    __dyncheck__ = dyncheck.Spec(init={'config': 5})\n",
+    "mymod:INSTANCE": "INSTANCE = Model(6)\n",
+}
+
+
+@pytest.mark.parametrize("target", list(GOOD))
+def test_accepted_target_runs_and_passes(pytester, target):
+    # Model's constructor needs `config`, which cannot be inferred: passing proves that
+    # the Spec, the factory, the __dyncheck__ or the instance was used.
+    pytester.makepyfile(mymod=module(GOOD[target]))
+    result = run(pytester, target, "-rA", "--dyncheck-max-examples=5", "--dyncheck-invariants=determinism,finite")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines([
+        f"PASSED dyncheck::{target}::determinism",
+        f"PASSED dyncheck::{target}::finite",
+    ])
+    result.assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize("target", ["mymod:make", "mymod:INSTANCE"])
+def test_users_instance_is_never_mutated(pytester, target):
+    import torch
+
+    pytester.makepyfile(mymod=module("""
+        CALLED = []  # id() of every module whose forward ran
+
+        class Recorded(Model):
+            def forward(self, x):
+                CALLED.append(id(self))
+                return torch.tanh(self.fc(x))
+
+        INSTANCE = Recorded(3)
+
+        def make():
+            return INSTANCE
+    """))
+    # Imported here first, so the run uses (and could change) this very module object.
+    pytester.syspathinsert()
+    mymod = importlib.import_module("mymod")
+    instance = mymod.INSTANCE
+    before = {name: p.detach().clone() for name, p in instance.named_parameters()}
+    result = run(pytester, target, "--dyncheck-max-examples=5", "--dyncheck-invariants=determinism,finite")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    assert sys.modules["mymod"] is mymod
+    assert mymod.CALLED, "the model never ran"
+    assert id(instance) not in mymod.CALLED, "dyncheck ran the user's own instance, not a copy"
+    for name, parameter in instance.named_parameters():
+        assert torch.equal(parameter, before[name]), name
+        assert parameter.grad is None, name
+        assert parameter.requires_grad, name
+    for name, submodule in instance.named_modules():
+        assert submodule.training, name
+        for hooks in ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks", "_backward_pre_hooks"):
+            assert not getattr(submodule, hooks), f"{name or 'model'}.{hooks}"
+
+
+def test_the_current_directory_is_importable(pytester, monkeypatch):
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".")])
+    assert str(pytester.path) not in sys.path
+    pytester.makepyfile(mymod=module(GOOD["mymod:make"]))
+    result = run(pytester, "mymod:make", "--dyncheck-max-examples=2", "--dyncheck-invariants=finite")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(passed=1)
+
+
+def test_build_hands_out_copies_of_a_factorys_or_an_instances_module():
+    # Unit level: Target.build itself never returns the user's object (the pytester test
+    # above also covers the invariants' own copies).
+    import torch
+    from torch import nn
+
+    from dyncheck.spec import Spec
+    from dyncheck.target import resolve_spec
+
+    class Small(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.fc(x)
+
+    shared = Small()
+    for model in (lambda: shared, shared):
+        built = resolve_spec(Spec(model)).build()
+        assert built is not shared and built.fc.weight is not shared.fc.weight
+        assert torch.equal(built.fc.weight, shared.fc.weight)
