@@ -218,6 +218,9 @@ class _Flow(ast.NodeVisitor):
     def __init__(self, name: str) -> None:
         self.tainted = {name}
         self.consumers: list[str] = []
+        # loop variable -> the first member of the container it iterates over:
+        # ``for layer in self.layers[:n]: x = layer(x)`` is consumed by ``layers.0``.
+        self.members: dict[str, str] = {}
 
     def visit_Assign(self, node: ast.Assign) -> None:
         self.visit(node.value)
@@ -236,6 +239,9 @@ class _Flow(ast.NodeVisitor):
 
     def visit_For(self, node: ast.For) -> None:
         self.visit(node.iter)
+        container = _self_module(_strip_slice(node.iter))
+        if container is not None and isinstance(node.target, ast.Name):
+            self.members[node.target.id] = f"{container}.0"
         if _mentions(node.iter, self.tainted):
             self.tainted.update(n.id for n in ast.walk(node.target) if isinstance(n, ast.Name))
         for statement in (*node.body, *node.orelse):
@@ -245,12 +251,21 @@ class _Flow(ast.NodeVisitor):
         for argument in (*node.args, *(k.value for k in node.keywords)):
             self.visit(argument)
         expression = _self_module(node.func)
+        if expression is None and isinstance(node.func, ast.Name):
+            expression = self.members.get(node.func.id)
         if expression is not None and any(
             _mentions(a, self.tainted) for a in (*node.args, *(k.value for k in node.keywords))
         ):
             if expression not in self.consumers:
                 self.consumers.append(expression)
         self.visit(node.func)
+
+
+def _strip_slice(node: ast.AST) -> ast.AST:
+    """``self.blocks[:n]`` -> ``self.blocks``; anything else unchanged."""
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):
+        return node.value
+    return node
 
 
 def _self_module(node: ast.AST) -> str | None:

@@ -87,11 +87,14 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(str(exc)) from None
     known = set(_registry_names())
     for text, target in targets.items():
-        unknown = sorted(set(target.spec.skip) - known)
-        if unknown:
+        for name in sorted(set(target.spec.skip) - known):
+            import difflib
+
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
             raise pytest.UsageError(
-                f"--dyncheck {text}: Spec(skip=...) names unknown invariant(s) "
-                f"{', '.join(unknown)}; known: {', '.join(sorted(known))}"
+                f"--dyncheck {text}: Spec(skip=...) names unknown invariant {name!r}; "
+                f"{hint}known: {', '.join(sorted(known))}"
             )
     config.stash[TARGETS_KEY] = targets
     if config.pluginmanager.hasplugin("xdist"):

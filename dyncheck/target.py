@@ -129,7 +129,15 @@ def _import_failure(module_name: str, exc: BaseException) -> str:
                 pass
             where = f" at {path}:{tb.tb_lineno}"
         tb = tb.tb_next
-    return f"importing {module_name!r} failed{where}: {type(exc).__name__}: {exc}"
+    return f"importing {module_name!r} failed{where}: {type(exc).__name__}: {_one_line(exc)}"
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line: a usage error is one line, never a dump."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return "(no message)"
+    return lines[0] + (" …" if len(lines) > 1 else "")
 
 
 def _model_like(namespace: Any) -> list[str]:
@@ -212,7 +220,7 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
         name = getattr(model, "__qualname__", type(model).__qualname__)
         raise _fail(
             text,
-            f"building {name}({shown}) raised {type(exc).__name__}: {exc}; "
+            f"building {name}({shown}) raised {type(exc).__name__}: {_one_line(exc)}; "
             f"pass constructor arguments with dyncheck.Spec({name}, init={{...}})",
         ) from None
     if not isinstance(instance, nn.Module):

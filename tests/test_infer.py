@@ -511,3 +511,19 @@ def test_the_spec_line_from_the_message_works():
     target = resolved(UnusedArgument, inputs={"extra": dst.tensors(shape=("batch", 16))})
     assert target.inferred_inputs == {"x": "first consumed by fc (Linear(in_features=3))"}
     assert_callable(target, max_examples=3)
+
+
+def test_a_layer_reached_by_iterating_a_module_list():
+    class Stack(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList([nn.Linear(5, 5) for _ in range(3)])
+
+        def forward(self, x):
+            for block in self.blocks[:2]:
+                x = block(x)
+            return x
+
+    target = resolve_spec(Spec(Stack))
+    assert repr(target.spec.inputs["x"]) == "tensors(shape=('batch', 5))"
+    assert target.inferred_inputs["x"] == "first consumed by blocks.0 (Linear(in_features=5))"

@@ -224,7 +224,9 @@ def test_predicate_naming_a_non_argument(pytester):
 def test_skip_naming_an_unknown_invariant(pytester):
     pytester.makepyfile(mymod=module(SPEC % "skip={'determinsm': 'it samples'}"))
     message = usage_error(pytester, "mymod:spec")
-    assert message.startswith("Spec(skip=...) names unknown invariant(s) determinsm; known: ")
+    assert message.startswith(
+        "Spec(skip=...) names unknown invariant 'determinsm'; did you mean 'determinism'? known: "
+    )
     assert "determinism" in message.partition("known: ")[2]
 
 
