@@ -23,7 +23,7 @@ from enum import Enum
 from typing import Any, Union
 
 import torch
-from hypothesis import strategies as st
+from hypothesis import assume, strategies as st
 
 from dyncheck.errors import InvalidArgument
 
@@ -97,7 +97,9 @@ def _dim_strategy(value: DimRange, *, argument: str) -> st.SearchStrategy:
     if isinstance(value, st.SearchStrategy):
         return value
     if isinstance(value, bool):
-        raise InvalidArgument(f"{argument}={value!r} must be an int, a (min, max) pair or a strategy")
+        raise InvalidArgument(
+            f"{argument}={value!r} must be an int, a (min, max) pair of ints or a strategy"
+        )
     if isinstance(value, int):
         if value < 0:
             raise InvalidArgument(f"Cannot have {argument}={value} < 0")
@@ -249,6 +251,11 @@ def _control_plan(
                 raise InvalidArgument(f"{name}={value!r} must be a finite number")
         if max_value < min_value:
             raise InvalidArgument(f"Cannot have max_value={max_value} < min_value={min_value}")
+        if dtype is int and math.ceil(min_value) > math.floor(max_value):
+            raise InvalidArgument(
+                f"Cannot have dtype=int with min_value={min_value}, max_value={max_value}: "
+                "no whole number lies between them"
+            )
         if isinstance(thresholds, (str, bytes)) or not isinstance(thresholds, Sequence):
             raise InvalidArgument(f"thresholds={thresholds!r} must be a sequence of numbers")
         for t in thresholds:
@@ -256,7 +263,8 @@ def _control_plan(
                 raise InvalidArgument(f"thresholds={thresholds!r} holds {t!r}, not a finite number")
         strategy = _numeric_controls(dtype, min_value, max_value, tuple(thresholds))
     else:
-        raise InvalidArgument(f"dtype={dtype!r} must be float, int or bool")
+        name = dtype.__name__ if isinstance(dtype, type) else repr(dtype)
+        raise InvalidArgument(f"dtype={name} must be float, int or bool")
     if not isinstance(as_tensor, bool):
         raise InvalidArgument(f"as_tensor={as_tensor!r} must be a bool")
     if as_tensor:
@@ -269,6 +277,9 @@ def _control_plan(
 def _numeric_controls(
     dtype: type, lo: float, hi: float, thresholds: tuple[float, ...]
 ) -> st.SearchStrategy:
+    if dtype is int:
+        # Fractional bounds: int(0.5) would be 0, below min_value=0.5.
+        lo, hi = math.ceil(lo), math.floor(hi)
     special: list[float] = []
     for t in thresholds:
         if dtype is int:
@@ -281,6 +292,7 @@ def _numeric_controls(
     if dtype is int:
         anywhere = st.integers(math.ceil(lo), math.floor(hi))
     else:
+        hi = lo if hi == lo else hi  # 0.0 == -0.0, yet Hypothesis rejects floats(0.0, -0.0)
         anywhere = st.floats(lo, hi, allow_nan=False, allow_infinity=False)
     return st.one_of(st.sampled_from(special), anywhere)
 
@@ -344,7 +356,12 @@ def _tensor_plan(
         raise InvalidArgument(f"edge_cases={edge_cases!r} must be a bool")
     if dtype == torch.bool:
         if min_value is not None or max_value is not None:
-            raise InvalidArgument("Cannot have min_value or max_value with dtype=torch.bool")
+            given = ", ".join(
+                f"{name}={value!r}"
+                for name, value in (("min_value", min_value), ("max_value", max_value))
+                if value is not None
+            )
+            raise InvalidArgument(f"Cannot have {given} with dtype=torch.bool")
         lo = hi = None
     else:
         floating = dtype.is_floating_point
@@ -360,6 +377,14 @@ def _tensor_plan(
                 raise InvalidArgument(f"{name}={value!r} must be a whole number for dtype={dtype}")
         if hi < lo:
             raise InvalidArgument(f"Cannot have max_value={hi} < min_value={lo}")
+        if floating:
+            given = lo, hi
+            lo, hi = _representable_bounds(lo, hi, dtype)
+            if hi < lo:
+                raise InvalidArgument(
+                    f"Cannot have min_value={given[0]}, max_value={given[1]}: "
+                    f"no {dtype} value lies between them"
+                )
         if not floating:
             info = torch.iinfo(dtype)
             if lo < info.min or hi > info.max:
@@ -372,6 +397,20 @@ def _tensor_plan(
     except (RuntimeError, TypeError) as exc:
         raise InvalidArgument(f"device={device!r} is not a torch device: {exc}") from None
     return shape, dtype, lo, hi, edge_cases, device
+
+
+def _representable_bounds(lo: float, hi: float, dtype: torch.dtype) -> tuple[float, float]:
+    """``[lo, hi]`` narrowed to the closest values ``dtype`` holds: Hypothesis rejects float
+    bounds its width cannot represent (``min_value=0.1`` in float32), and a bound rounded
+    to nearest could lie outside the range the user asked for."""
+    low = torch.tensor(float(lo), dtype=torch.float64).to(dtype)
+    if low.item() < lo:
+        low = torch.nextafter(low, torch.tensor(math.inf, dtype=dtype))
+    high = torch.tensor(float(hi), dtype=torch.float64).to(dtype)
+    if high.item() > hi:
+        high = torch.nextafter(high, torch.tensor(-math.inf, dtype=dtype))
+    low, high = low.item(), high.item()
+    return low, low if high == low else high  # 0.0 == -0.0, yet Hypothesis rejects floats(0.0, -0.0)
 
 
 @_composite("tensors")
@@ -401,7 +440,9 @@ def _draw_tensors(draw: Any, **kwargs: Any) -> torch.Tensor:
             out = (torch.randn(sizes, generator=generator, dtype=torch.float64) * scale)
             out = out.clamp(lo, hi).to(dtype)
         else:
-            out = torch.randint(lo, hi + 1, sizes, generator=generator).to(dtype)
+            # randint's high is exclusive and an int64: hi + 1 overflows at the top of int64.
+            high = min(hi + 1, torch.iinfo(torch.int64).max)
+            out = torch.randint(lo, high, sizes, generator=generator).to(dtype)
 
     if edge_cases and dtype != torch.bool and out.dim() >= 1 and sizes[0] > 0:
         rows = sizes[0]
@@ -462,9 +503,10 @@ def _draw_sequence_lengths(draw: Any, **kwargs: Any) -> torch.Tensor:
     with dim_scope():
         n = _draw_dim(draw, batch_size)
         longest = _draw_dim(draw, max_length)
-    # A named padded length drawn shorter than min_length (only when min_length > 1
-    # and the dimension's range allows it) is lifted: lengths never exceed it anyway.
-    longest = max(longest, min_length)
+    # A named padded length drawn shorter than min_length (min_length > 1, or a range
+    # reaching 0) admits no valid lengths: reject the draw rather than give lengths longer
+    # than the padded tensor they describe.
+    assume(longest >= min_length)
     one = st.integers(min_length, longest)
     mode = draw(st.sampled_from(["any", "equal", "full"]))
     if mode == "equal":
@@ -517,6 +559,8 @@ def _padded_plan(
         raise InvalidArgument(f"padding_value={padding_value!r} must be a number or None")
     if isinstance(feature_shape, (str, bytes)) or not isinstance(feature_shape, Sequence):
         raise InvalidArgument(f"feature_shape={feature_shape!r} must be a sequence")
+    for i, dim in enumerate(feature_shape):  # named here, not as the inner tensors' shape[i + 2]
+        _check_dim(dim, argument=f"feature_shape[{i}]")
     lengths = sequence_lengths(batch_size=batch_size, max_length=max_length)
     values = tensors(
         shape=(batch_size, max_length, *feature_shape),
