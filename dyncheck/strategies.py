@@ -174,14 +174,15 @@ def _check_dim(value: Any, *, argument: str) -> Dim:
 
 def dims(**ranges: DimRange) -> st.SearchStrategy[dict[str, int]]:
     """Draw sizes for named dimensions: ``dims(batch=(1, 8), time=(1, 16))``."""
-    checked = {name: _dim_strategy(v, argument=name) for name, v in ranges.items()}
+    for name, value in ranges.items():
+        _dim_strategy(value, argument=name)
+    return _draw_dims(**ranges)
 
-    @st.composite
-    def _dims(draw: Any) -> dict[str, int]:
-        with dim_scope(checked):
-            return {name: _draw_dim(draw, name) for name in checked}
 
-    return _dims()
+@_composite("dims")
+def _draw_dims(draw: Any, **ranges: DimRange) -> dict[str, int]:
+    with dim_scope(ranges):
+        return {name: _draw_dim(draw, name) for name in ranges}
 
 
 # --------------------------------------------------------------------------- scalars
@@ -261,7 +262,10 @@ def _control_plan(
         for t in thresholds:
             if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
                 raise InvalidArgument(f"thresholds={thresholds!r} holds {t!r}, not a finite number")
-        strategy = _numeric_controls(dtype, min_value, max_value, tuple(thresholds))
+        # One-element tensors hold float32: try the float32 neighbours of each threshold
+        # (float64 neighbours would round back onto the threshold itself).
+        width = 32 if as_tensor and dtype is float else 64
+        strategy = _numeric_controls(dtype, min_value, max_value, tuple(thresholds), width)
     else:
         name = dtype.__name__ if isinstance(dtype, type) else repr(dtype)
         raise InvalidArgument(f"dtype={name} must be float, int or bool")
@@ -275,7 +279,7 @@ def _control_plan(
 
 
 def _numeric_controls(
-    dtype: type, lo: float, hi: float, thresholds: tuple[float, ...]
+    dtype: type, lo: float, hi: float, thresholds: tuple[float, ...], width: int = 64
 ) -> st.SearchStrategy:
     if dtype is int:
         # Fractional bounds: int(0.5) would be 0, below min_value=0.5.
@@ -285,7 +289,7 @@ def _numeric_controls(
         if dtype is int:
             near = [math.floor(t), math.ceil(t), math.floor(t) - 1, math.ceil(t) + 1]
         else:
-            near = [t, math.nextafter(t, -math.inf), math.nextafter(t, math.inf)]
+            near = [t, _next_float(t, -math.inf, width), _next_float(t, math.inf, width)]
         special.extend(v for v in near if lo <= v <= hi)
     special.extend([lo, hi])
     special = [dtype(v) for v in dict.fromkeys(special)]  # ordered, unique
@@ -293,8 +297,29 @@ def _numeric_controls(
         anywhere = st.integers(math.ceil(lo), math.floor(hi))
     else:
         hi = lo if hi == lo else hi  # 0.0 == -0.0, yet Hypothesis rejects floats(0.0, -0.0)
-        anywhere = st.floats(lo, hi, allow_nan=False, allow_infinity=False)
+        if width == 32:
+            lo, hi = _float32_inside(lo, hi)
+        anywhere = st.floats(lo, hi, allow_nan=False, allow_infinity=False, width=width)
     return st.one_of(st.sampled_from(special), anywhere)
+
+
+def _next_float(value: float, toward: float, width: int) -> float:
+    """The next float after ``value`` toward ``toward``, in float32 when ``width`` is 32."""
+    if width == 64:
+        return math.nextafter(value, toward)
+    start = torch.tensor(value, dtype=torch.float32)
+    return float(torch.nextafter(start, torch.tensor(toward, dtype=torch.float32)))
+
+
+def _float32_inside(lo: float, hi: float) -> tuple[float, float]:
+    """The float32 values nearest to ``[lo, hi]`` from inside it."""
+    lo32 = float(torch.tensor(lo, dtype=torch.float32))
+    hi32 = float(torch.tensor(hi, dtype=torch.float32))
+    if lo32 < lo:
+        lo32 = _next_float(lo32, math.inf, 32)
+    if hi32 > hi:
+        hi32 = _next_float(hi32, -math.inf, 32)
+    return lo32, max(lo32, hi32)
 
 
 def _one_element_tensor(value: Any) -> torch.Tensor:

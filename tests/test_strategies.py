@@ -652,6 +652,7 @@ def test_a_bad_device_names_it() -> None:
         "sequence_lengths(max_length=5)",
         "padded_batches()",
         "padded_batches(batch_first=False)",
+        "dims(batch=(1, 8))",
     ],
 )
 def test_repr_is_the_call(text: str) -> None:
@@ -676,3 +677,12 @@ def test_repr_with_several_arguments_is_a_call_giving_the_same_strategy(call: st
     assert repr(eval(text, dict(NAMESPACE))) == text
     # Defaults are left out, every given argument is kept.
     assert text.count("=") == call.count("=")
+
+
+@pytest.mark.parametrize("toward", [-math.inf, math.inf])
+def test_tensor_controls_try_the_float32_neighbours_of_a_threshold(toward: float) -> None:
+    # float64 neighbours of 0.5 round back to 0.5 in a float32 tensor: the neighbour a
+    # `control > 0.5` model can tell apart from 0.5 is the float32 one.
+    neighbour = float(torch.nextafter(torch.tensor(0.5), torch.tensor(toward)))
+    found = can_generate(controls(thresholds=(0.5,), as_tensor=True), lambda c: c.item() == neighbour)
+    assert found.dtype == torch.float32
