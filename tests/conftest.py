@@ -4,26 +4,30 @@
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 
+import pytest
 import torch  # noqa: F401  (imported once: pytester's module snapshots must not drop torch)
 from hypothesis import HealthCheck, settings
 
 # Likewise dyncheck's own modules: a re-import would make a second Spec class.
-import dyncheck._items  # noqa: F401,E402
-import dyncheck.invariants  # noqa: F401,E402
-import dyncheck.target  # noqa: F401,E402
+import dyncheck._items  # noqa: F401
+import dyncheck.invariants  # noqa: F401
+import dyncheck.target  # noqa: F401
 
 settings.register_profile(
     "ci", max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
 )
 settings.register_profile("dev", max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
-import re  # noqa: E402
-from pathlib import Path  # noqa: E402
+def pytest_configure(config: pytest.Config) -> None:
+    # `make check` (python -m dyncheck, i.e. --dyncheck-only) also loads this file through
+    # testpaths; it checks the reference models with Hypothesis's own defaults, as a user would.
+    if not config.getoption("dyncheck_only", False):
+        settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
-import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
