@@ -24,8 +24,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Spec": ("dyncheck.spec", "Spec"),
-    "trace": ("dyncheck.trace", "trace"),
-    "Trace": ("dyncheck.trace", "Trace"),
+    "trace": ("dyncheck.tracing", "trace"),
+    "Trace": ("dyncheck.tracing", "Trace"),
     "DyncheckError": ("dyncheck.errors", "DyncheckError"),
     "InvalidArgument": ("dyncheck.errors", "InvalidArgument"),
     "InvariantViolation": ("dyncheck.errors", "InvariantViolation"),

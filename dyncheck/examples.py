@@ -40,6 +40,9 @@ class Example:
 
 def _clone(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
+        if 0 in value.stride() and value.numel() > 1:
+            # An expand()ed view: its elements share memory, which copy_ cannot write into.
+            return value.clone()
         out = torch.empty_strided(value.size(), value.stride(), dtype=value.dtype, device=value.device)
         out.copy_(value)
         return out
@@ -52,6 +55,19 @@ def _clone(value: Any) -> Any:
     return value
 
 
+def _shortest(value: torch.Tensor) -> str:
+    """The shortest decimal that gives back this element in its own dtype:
+    ``0.4`` for a float32 0.4, not ``0.4000000059604645``."""
+    item = value.reshape(()).item()
+    if not value.is_floating_point():
+        return repr(item)
+    for digits in range(1, 18):
+        text = f"{item:.{digits}g}"
+        if torch.tensor(float(text), dtype=value.dtype).item() == item:
+            return text if any(c in text for c in ".en") else text + ".0"
+    return repr(item)
+
+
 def _format_number(value: float) -> str:
     return f"{value:.3g}"
 
@@ -62,12 +78,13 @@ def describe_value(name: str, value: Any) -> str:
     if isinstance(value, torch.Tensor):
         dtype = str(value.dtype).removeprefix("torch.")
         if value.numel() == 1 and value.dim() <= 1:
-            return f"{name}=tensor({value.tolist()})" if value.dim() else f"{name}=tensor({value.item()!r})"
+            shown = _shortest(value)
+            return f"{name}=tensor([{shown}])" if value.dim() else f"{name}=tensor({shown})"
         text = f"{name} {dtype}[{', '.join(map(str, value.shape))}]"
         if not value.is_floating_point() and value.numel() <= 16:
             return f"{text} = {value.tolist()}"
         notes = []
-        if value.dim() >= 2 and not value.is_contiguous():
+        if not value.is_contiguous():
             notes.append("non-contiguous")
         if value.is_floating_point() and value.numel():
             if value.dim() >= 1 and value.shape[0] > 0:

@@ -14,7 +14,14 @@ from dyncheck.errors import ModelError
 from dyncheck.examples import Example
 from dyncheck.seeding import seeded
 from dyncheck.target import Target
-from dyncheck.trace import Trace, default_loss, describe_path, record_modules, reached_parameters
+from dyncheck.tracing import (
+    Trace,
+    check_loss,
+    default_loss,
+    describe_path,
+    reached_parameters,
+    record_modules,
+)
 
 __all__ = ["Context", "Invariant"]
 
@@ -67,9 +74,7 @@ class Context:
                 with record_modules(model) as calls:
                     output = self.target.call(model, example.fresh_args())
                 stage = "the loss"
-                loss = (self.target.spec.loss or default_loss)(output)
-                if loss is not None and not isinstance(loss, torch.Tensor):
-                    raise TypeError(f"the loss must return a tensor, got {type(loss).__name__}")
+                loss = check_loss((self.target.spec.loss or default_loss)(output))
                 reached = reached_parameters(loss, model)
                 if backward and loss is not None and loss.requires_grad:
                     stage = "backward"

@@ -8,7 +8,7 @@ from dyncheck.compare import mismatch
 from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
-from dyncheck.trace import floating_leaves
+from dyncheck.tracing import floating_leaves
 
 __all__ = ["Determinism"]
 

@@ -7,7 +7,7 @@ import torch
 from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
-from dyncheck.trace import floating_leaves
+from dyncheck.tracing import floating_leaves
 
 __all__ = ["Finite"]
 

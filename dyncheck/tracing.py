@@ -90,6 +90,20 @@ def default_loss(output: Any) -> torch.Tensor | None:
     return total
 
 
+def check_loss(value: Any) -> torch.Tensor | None:
+    """``value`` if it is a usable loss (a scalar tensor or None), else a clear TypeError."""
+    if value is None:
+        return None
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"the loss must return a tensor, got {type(value).__name__}")
+    if value.numel() != 1:
+        raise TypeError(
+            f"the loss must return a scalar tensor, got shape {list(value.shape)}; "
+            "reduce it, e.g. loss=lambda out: out.sum()"
+        )
+    return value
+
+
 @contextlib.contextmanager
 def record_modules(model: nn.Module) -> Iterator[list[str]]:
     """Names of the submodules of ``model`` called inside the block, in call order."""
@@ -157,9 +171,7 @@ def trace(
     """
     with record_modules(model) as calls:
         output = model(*args, **kwargs)
-    value = (loss or default_loss)(output)
-    if value is not None and not isinstance(value, torch.Tensor):
-        raise TypeError(f"the loss must return a tensor, got {type(value).__name__}")
+    value = check_loss((loss or default_loss)(output))
     reached = reached_parameters(value, model)
     if backward and value is not None and value.requires_grad:
         value.backward()

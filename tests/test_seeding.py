@@ -1,0 +1,105 @@
+"""dyncheck.seeding.seeded: draws are a function of the seed; the caller's streams are untouched."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np  # imported before seeded() runs: numpy is seeded only when it is loaded
+import pytest
+import torch
+
+from dyncheck.seeding import seeded
+
+
+@pytest.fixture(autouse=True)
+def _leave_global_streams_as_found():
+    """These tests seed the global generators; put them back for the rest of the session."""
+    states = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+    yield
+    random.setstate(states[0])
+    np.random.set_state(states[1])
+    torch.random.set_rng_state(states[2])
+
+
+def _draw() -> tuple:
+    return (random.random(), random.randint(0, 10**9), float(np.random.rand()), torch.rand(3).tolist())
+
+
+def _seeded_draw(seed: int) -> tuple:
+    with seeded(seed):
+        return _draw()
+
+
+def test_same_seed_same_draws():
+    first = _seeded_draw(123)
+    _draw()  # move every global stream on: the seeded draws must not depend on it
+    second = _seeded_draw(123)
+    assert first == second
+
+
+def test_draws_match_seeding_each_generator_directly():
+    random.seed(5)
+    np.random.seed(5)
+    torch.manual_seed(5)
+    assert _seeded_draw(5) == _draw()
+
+
+@pytest.mark.parametrize("source", [0, 1, 2, 3])
+def test_different_seeds_differ_in_every_generator(source):
+    assert _seeded_draw(0)[source] != _seeded_draw(1)[source]
+
+
+def _draw_after(block) -> tuple:
+    """The draws after ``block`` ran, starting from one fixed global state."""
+    random.seed(42)
+    np.random.seed(42)
+    torch.manual_seed(42)
+    _draw()  # a state that is not a fresh seed's
+    block()
+    return _draw()
+
+
+def test_states_are_restored_exactly():
+    def block() -> None:
+        with seeded(7):
+            _draw()
+            _draw()
+
+    assert _draw_after(block) == _draw_after(lambda: None)
+
+
+def test_states_are_restored_when_the_block_raises():
+    def block() -> None:
+        with pytest.raises(ZeroDivisionError), seeded(7):
+            _draw()
+            1 / 0
+
+    assert _draw_after(block) == _draw_after(lambda: None)
+
+
+def test_states_are_restored_with_an_empty_block():
+    def block() -> None:
+        with seeded(7):
+            pass
+
+    assert _draw_after(block) == _draw_after(lambda: None)
+
+
+def test_nested():
+    def block() -> None:
+        with seeded(1):
+            outer_before = _draw()
+            with seeded(2):
+                inner = _draw()
+            outer_after = _draw()
+        assert inner == _seeded_draw(2)
+        # the outer stream goes on as if the inner block had not run
+        with seeded(1):
+            assert _draw() == outer_before
+            assert _draw() == outer_after
+
+    assert _draw_after(block) == _draw_after(lambda: None)
+
+
+def test_large_seed():
+    assert _seeded_draw(2**63 - 1) == _seeded_draw(2**63 - 1)

@@ -1,0 +1,276 @@
+"""dyncheck.trace: modules that ran, parameters reached, the path and its description."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import dyncheck
+from dyncheck.tracing import Trace, default_loss, floating_leaves, trace
+from reference_models.gated import DynamicNet as GatedNet
+from reference_models.random_depth import DynamicNet as RandomDepthNet
+from reference_models.shared import SharedNet
+
+GATED_FC2 = {"fc2.weight", "fc2.bias"}
+GATED_OTHERS = {"fc1.weight", "fc1.bias", "fc3.weight", "fc3.bias"}
+
+
+@pytest.fixture
+def gated() -> GatedNet:
+    torch.manual_seed(0)
+    return GatedNet(10, 5, 2)
+
+
+def test_public_class_name():
+    assert dyncheck.Trace is Trace
+
+
+def test_public_name_is_the_function():
+    # The module is dyncheck.tracing: a submodule named dyncheck.trace would replace the
+    # package attribute `trace` with itself once imported.
+    import dyncheck.tracing  # noqa: F401  (what the plugin and every invariant do)
+
+    assert dyncheck.trace is trace
+
+
+def test_gated_skipped_branch(gated):
+    t = trace(gated, torch.randn(2, 10), 0.4)
+    assert t.modules == ("fc1", "fc3")
+    assert t.path == t.modules
+    assert t.reached == frozenset(GATED_OTHERS)
+    assert t.describe_path(gated) == "fc1 → fc3"
+    assert t.output.shape == (2, 2)
+
+
+def test_gated_taken_branch(gated):
+    t = trace(gated, torch.randn(2, 10), 0.6)
+    assert t.modules == ("fc1", "fc2", "fc3")
+    assert t.reached == frozenset(GATED_OTHERS | GATED_FC2)
+    assert t.describe_path(gated) == "fc1 → fc2 → fc3"
+
+
+def test_paths_are_hashable_keys(gated):
+    x = torch.randn(1, 10)
+    paths = {trace(gated, x, c).path for c in (0.1, 0.4, 0.6, 0.9)}
+    assert paths == {("fc1", "fc3"), ("fc1", "fc2", "fc3")}
+
+
+def _depths(seed: int) -> int:
+    random.seed(seed)
+    return random.randint(0, 3)
+
+
+def test_random_depth_keeps_repeats_and_folds_them():
+    seed = next(s for s in range(100) if _depths(s) == 3)
+    torch.manual_seed(0)
+    model = RandomDepthNet(4, 3, 2)
+    random.seed(seed)
+    t = trace(model, torch.randn(1, 4))
+    assert t.modules == ("input_layer", "hidden_layer", "hidden_layer", "hidden_layer", "output_layer")
+    assert t.describe_path(model) == "input_layer → hidden_layer ×3 → output_layer"
+    assert t.describe_path() == "input_layer → hidden_layer ×3 → output_layer"
+
+
+def test_random_depth_zero_does_not_reach_the_hidden_layer():
+    seed = next(s for s in range(100) if _depths(s) == 0)
+    model = RandomDepthNet(4, 3, 2)
+    random.seed(seed)
+    t = trace(model, torch.randn(1, 4))
+    assert t.modules == ("input_layer", "output_layer")
+    assert "hidden_layer.weight" not in t.reached
+    assert "hidden_layer.bias" not in t.reached
+
+
+class _WithSequential(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(3, 3), nn.ReLU())
+        self.head = nn.Linear(3, 1)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def test_describe_path_leaves_out_containers_when_given_the_model():
+    model = _WithSequential()
+    t = trace(model, torch.randn(2, 3))
+    assert t.modules == ("body", "body.0", "body.1", "head")
+    assert t.describe_path(model) == "body.0 → body.1 → head"
+    assert t.describe_path() == "body → body.0 → body.1 → head"
+
+
+def test_describe_path_with_nothing_run():
+    class Identity(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.unused = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return x * 2
+
+    model = Identity()
+    t = trace(model, torch.randn(1, 2))
+    assert t.modules == ()
+    assert t.describe_path(model) == "(no submodule ran)"
+    assert t.reached == frozenset()
+
+
+def test_shared_parameter_is_reached_under_every_name():
+    torch.manual_seed(0)
+    model = SharedNet()
+    t = trace(model, torch.randn(2, 8))
+    # ModuleDict is never called itself, so it is not in modules either way
+    assert t.modules == ("layers.input", "layers.hidden", "layers.output")
+    assert t.describe_path(model) == "layers.input → layers.hidden → layers.output"
+    assert t.reached == frozenset(
+        f"layers.{layer}.{kind}" for layer in ("input", "hidden", "output") for kind in ("weight", "bias")
+    )
+
+
+def test_shared_parameter_reached_by_one_use_only_names_all_aliases():
+    class Tied(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(3, 3, bias=False)
+            self.b = nn.Linear(3, 3, bias=False)
+            self.b.weight = self.a.weight
+
+        def forward(self, x):
+            return self.a(x)  # b never runs, but its weight is a's
+
+    t = trace(Tied(), torch.randn(1, 3))
+    assert t.modules == ("a",)
+    assert t.reached == frozenset({"a.weight", "b.weight"})
+
+
+class _Functional(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+        self.other = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return F.linear(x, self.fc.weight)
+
+
+def test_parameter_used_functionally_is_reached_without_its_module_running():
+    t = trace(_Functional(), torch.randn(3, 4))
+    assert "fc" not in t.modules
+    assert t.modules == ()
+    assert t.reached == frozenset({"fc.weight"})
+
+
+def test_backward_fills_gradients(gated):
+    t = trace(gated, torch.randn(2, 10), 0.4, backward=True)
+    grads = {name: p.grad for name, p in gated.named_parameters()}
+    assert all(grads[name] is not None for name in GATED_OTHERS)
+    assert grads["fc2.weight"] is None and grads["fc2.bias"] is None
+    assert t.loss is not None and t.loss.requires_grad
+
+
+def test_no_backward_leaves_gradients_alone(gated):
+    trace(gated, torch.randn(2, 10), 0.6)
+    assert all(p.grad is None for p in gated.parameters())
+
+
+def test_custom_loss(gated):
+    def first_column(output):
+        return output[:, 0].sum()
+
+    x = torch.randn(2, 10)
+    t = trace(gated, x, 0.6, loss=first_column, backward=True)
+    assert torch.equal(t.loss, t.output[:, 0].sum())
+    # only row 0 of fc3 feeds the first column
+    assert torch.count_nonzero(gated.fc3.weight.grad[1]) == 0
+    assert torch.count_nonzero(gated.fc3.weight.grad[0]) > 0
+
+
+def test_custom_loss_that_reaches_nothing():
+    model = _Functional()
+    t = trace(model, torch.randn(3, 4), loss=lambda out: out.detach().sum())
+    assert t.reached == frozenset()
+
+
+def test_kwargs_are_passed(gated):
+    t = trace(gated, x=torch.randn(1, 10), control=0.9)
+    assert t.modules == ("fc1", "fc2", "fc3")
+
+
+def test_loss_returning_a_non_tensor_raises(gated):
+    with pytest.raises(TypeError, match="^the loss must return a tensor, got float$"):
+        trace(gated, torch.randn(1, 10), 0.4, loss=lambda out: 1.0)
+
+
+def _all_pre_hooks(model: nn.Module) -> list:
+    return [hook for module in model.modules() for hook in module._forward_pre_hooks.values()]
+
+
+def test_hooks_are_removed(gated):
+    trace(gated, torch.randn(1, 10), 0.6, backward=True)
+    assert _all_pre_hooks(gated) == []
+
+
+def test_hooks_are_removed_when_the_model_raises():
+    model = SharedNet()
+    with pytest.raises(RuntimeError):
+        trace(model, torch.randn(1, 5))  # wrong width
+    assert _all_pre_hooks(model) == []
+
+
+# default_loss and floating_leaves
+
+
+@dataclasses.dataclass
+class _Out:
+    logits: torch.Tensor
+    ids: torch.Tensor
+
+
+def test_default_loss_sums_floating_outputs_in_containers():
+    a, b, c = torch.tensor([1.0, 2.0]), torch.tensor([[3.0]]), torch.tensor([4.0], dtype=torch.float64)
+    output = (a, {"b": b, "ids": torch.tensor([100])}, [_Out(logits=c, ids=torch.tensor([7]))])
+    loss = default_loss(output)
+    assert loss.item() == 10.0
+
+
+def test_default_loss_ignores_integers_and_is_none_without_floats():
+    assert default_loss((torch.tensor([1, 2]), {"mask": torch.tensor([True])}, "text", 3.0)) is None
+    assert default_loss(torch.tensor([1, 2])) is None
+    assert default_loss(None) is None
+
+
+def test_model_without_floating_output_has_no_loss_and_reaches_nothing():
+    class Argmax(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.fc(x).argmax(-1)
+
+    t = trace(Argmax(), torch.randn(2, 3), backward=True)
+    assert t.loss is None
+    assert t.reached == frozenset()
+    assert t.modules == ("fc",)
+
+
+def test_floating_leaves_names():
+    output = ({"logits": torch.zeros(1), "ids": torch.zeros(1, dtype=torch.long)}, _Out(torch.ones(1), torch.ones(1)))
+    names = [name for name, _ in floating_leaves(output)]
+    assert names == ["output[0]['logits']", "output[0]['ids']", "output[1].logits", "output[1].ids"]
+
+
+def test_floating_leaves_packed_sequence_and_prefix():
+    packed = nn.utils.rnn.pack_sequence([torch.ones(2, 3), torch.ones(1, 3)])
+    assert [name for name, _ in floating_leaves([packed], prefix="out")] == ["out[0].data"]
+    assert [name for name, _ in floating_leaves(torch.ones(1))] == ["output"]
+
+
+def test_a_non_scalar_loss_is_a_clear_error(gated):
+    with pytest.raises(TypeError, match=r"the loss must return a scalar tensor, got shape \[2, 2\]; reduce it"):
+        trace(gated, torch.randn(2, 10), 0.6, loss=lambda out: out, backward=True)
