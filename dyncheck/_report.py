@@ -32,11 +32,12 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
     if isinstance(exc, FlakyFailure):
         inner = [failure(item, sub) for sub in exc.exceptions]
         if inner and all(p is not None for p in inner):
+            head, blank, rest = inner[0].partition("\n\n")
             return (
-                f"{item.invariant.name} on {item.target.text}: the failure did not repeat when "
-                "Hypothesis ran the same example again, so the model is not a function of its "
-                "inputs and seed (it keeps state between calls or draws from a generator dyncheck "
-                "does not seed). The first failure:\n\n" + inner[0]
+                f"{head}{blank}The failure did not repeat when Hypothesis ran the same example "
+                "again: the model is not a function of its inputs and seed (it keeps state "
+                "outside the module, e.g. in a global, or draws from a generator dyncheck does "
+                "not seed). The first failure:\n" + rest
             )
         return None
     if isinstance(exc, BaseExceptionGroup):

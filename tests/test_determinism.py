@@ -103,3 +103,29 @@ def test_lazy_layers_are_warmed_up(dyncheck_run, pytester):
     )
     run = dyncheck_run("--dyncheck", "lazy:Model", "--dyncheck-invariants=determinism")
     assert run.ret == 0, run.text
+
+
+def test_a_failure_that_does_not_repeat_is_reported_as_flaky(dyncheck_run, pytester):
+    pytester.makepyfile(
+        flakymod="""
+        from torch import nn
+
+        _CALLS = [0]  # state outside the module: a fresh copy of the model does not reset it
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(3, 2)
+
+            def forward(self, x):
+                _CALLS[0] += 1
+                out = self.fc(x)
+                return out + 1.0 if _CALLS[0] == 3 else out  # once, never again
+        """
+    )
+    run = dyncheck_run("--dyncheck", "flakymod:Model", "--dyncheck-invariants=determinism")
+    lines = run.failure("::determinism").strip().splitlines()
+    assert lines[0] == "determinism violated by flakymod:Model"
+    assert lines[2].startswith("The failure did not repeat when Hypothesis ran the same example again")
+    assert lines[3].startswith("Two calls with the same seed and input gave different outputs")
+    assert lines[-1].startswith("Reproduce: pytest --dyncheck flakymod:Model")
