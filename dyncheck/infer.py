@@ -109,8 +109,11 @@ def _annotation(annotation: Any, owner: Any) -> Any:
 # --------------------------------------------------------------------------- forward
 
 
-def infer_input(model: nn.Module, name: str, parameter: inspect.Parameter) -> Inferred:
-    """A strategy for the forward argument ``name`` of ``model``."""
+def infer_input(
+    model: nn.Module, name: str, parameter: inspect.Parameter, extra_thresholds: tuple[float, ...] = ()
+) -> Inferred:
+    """A strategy for the forward argument ``name`` of ``model``; ``extra_thresholds`` are
+    values it is compared with elsewhere (the spec's branch predicates)."""
     forward = type(model).forward
     annotation = _annotation(parameter.annotation, forward)
     source_tree = _forward_tree(type(model))
@@ -121,6 +124,7 @@ def infer_input(model: nn.Module, name: str, parameter: inspect.Parameter) -> In
         )
     if _CONTROL_NAME.search(name) or annotation in (bool, float) or annotation is int:
         thresholds = _thresholds(source_tree, name)
+        thresholds += [t for t in extra_thresholds if t not in thresholds]
         as_tensor = annotation not in (bool, int, float)
         where = f" compared with {', '.join(map(repr, thresholds))} in forward" if thresholds else ""
         if annotation is bool:
@@ -182,6 +186,44 @@ def _forward_tree(cls: type) -> ast.FunctionDef | None:
 
 def _mentions(node: ast.AST, names: set[str]) -> bool:
     return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
+
+
+def predicate_thresholds(predicate: Callable[..., Any], name: str) -> list[float]:
+    """Numeric constants ``name`` is compared with in a branch predicate's source.
+
+    A lambda's source is the whole line it stands on (often a dict of several lambdas):
+    every lambda there whose parameters are the predicate's is read, which may add a
+    threshold of a sibling predicate — harmless, as thresholds only steer examples."""
+    try:
+        source = textwrap.dedent(inspect.getsource(predicate)).strip()
+        wanted = list(inspect.signature(predicate).parameters)
+    except (OSError, TypeError, ValueError):
+        return []
+    if predicate.__name__ != "<lambda>":
+        tree = _forward_tree_of_source(source)
+        return _thresholds(tree, name) if tree is not None else []
+    found: list[float] = []
+    start = source.find("lambda")
+    while start != -1:
+        for end in range(len(source), start, -1):
+            try:
+                node = ast.parse(source[start:end], mode="eval").body
+            except SyntaxError:
+                continue
+            if isinstance(node, ast.Tuple) and node.elts:  # "lambda c: c > 0.5, 'fc3'" parses as a tuple
+                node = node.elts[0]
+            if isinstance(node, ast.Lambda) and [a.arg for a in node.args.args] == wanted:
+                found += [t for t in _thresholds(node.body, name) if t not in found]
+            break
+        start = source.find("lambda", start + 1)
+    return found
+
+
+def _forward_tree_of_source(source: str) -> ast.AST | None:
+    try:
+        return ast.parse(source)
+    except SyntaxError:
+        return None
 
 
 def _thresholds(tree: ast.AST | None, name: str) -> list[float]:

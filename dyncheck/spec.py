@@ -48,6 +48,10 @@ class Spec:
         loss: output -> scalar tensor; default: the sum of all floating outputs.
         skip: invariant name -> the reason it does not apply to this model.
         frozen: parameter names that are not meant to receive gradients.
+        optimizer: ``params -> torch.optim.Optimizer``, used by checks that take
+            optimizer steps (default: SGD with momentum and weight decay, and AdamW).
+        xfail: invariant name -> why the model is known to break it. The check still
+            runs and must fail (strict): a known bug stays visible, and its fix shows.
         name: how reports name the model (default: the target string).
     """
 
@@ -60,11 +64,13 @@ class Spec:
     loss: Callable[[Any], Any] | None = None
     skip: Mapping[str, str] = field(default_factory=dict)
     frozen: Sequence[str] = ()
+    optimizer: Callable[[Any], Any] | None = None
+    xfail: Mapping[str, str] = field(default_factory=dict)
     name: str | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        for name in ("init", "inputs", "dims", "branches", "skip"):
+        for name in ("init", "inputs", "dims", "branches", "skip", "xfail"):
             set_(self, name, _frozen_mapping(name, getattr(self, name)))
         from hypothesis.strategies import SearchStrategy
 
@@ -106,12 +112,24 @@ class Spec:
         set_(self, "ties", tuple(ties))
         if self.loss is not None and not callable(self.loss):
             raise InvalidArgument(f"Spec(loss={self.loss!r}) must be a callable output -> scalar")
-        for invariant, reason in self.skip.items():
-            if not isinstance(reason, str) or not reason.strip():
-                raise InvalidArgument(
-                    f"Spec(skip={{{invariant!r}: {reason!r}}}) needs a reason, e.g. "
-                    f"skip={{{invariant!r}: \"the model is stochastic by design\"}}"
-                )
+        for field_name in ("skip", "xfail"):
+            for invariant, reason in getattr(self, field_name).items():
+                if not isinstance(reason, str) or not reason.strip():
+                    raise InvalidArgument(
+                        f"Spec({field_name}={{{invariant!r}: {reason!r}}}) needs a reason, e.g. "
+                        f"{field_name}={{{invariant!r}: \"the model is stochastic by design\"}}"
+                    )
+        both = sorted(set(self.skip) & set(self.xfail))
+        if both:
+            raise InvalidArgument(
+                f"Spec(skip=..., xfail=...) both name {', '.join(both)}: a check is either "
+                "skipped (it does not apply) or expected to fail (a known bug), not both"
+            )
+        if self.optimizer is not None and not callable(self.optimizer):
+            raise InvalidArgument(
+                f"Spec(optimizer={self.optimizer!r}) must be a callable params -> optimizer, e.g. "
+                "optimizer=lambda params: torch.optim.AdamW(params, lr=1e-3)"
+            )
         if isinstance(self.frozen, (str, bytes)) or not all(isinstance(n, str) for n in self.frozen):
             raise InvalidArgument(f"Spec(frozen={self.frozen!r}) must be a list of parameter names")
         set_(self, "frozen", tuple(self.frozen))

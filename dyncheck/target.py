@@ -19,7 +19,7 @@ from typing import Any
 from torch import nn
 
 from dyncheck.errors import InvalidArgument, TargetError
-from dyncheck.infer import Inferred, Uninferable, infer_init, infer_input
+from dyncheck.infer import Inferred, Uninferable, infer_init, infer_input, predicate_thresholds
 from dyncheck.seeding import seeded
 from dyncheck.spec import Spec
 
@@ -247,8 +247,11 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
             continue
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
+        declared = tuple(
+            t for predicate in spec.branches.values() for t in predicate_thresholds(predicate, name)
+        )
         try:
-            inferred: Inferred = infer_input(instance, name, parameter)
+            inferred: Inferred = infer_input(instance, name, parameter, declared)
         except Uninferable as exc:
             raise _fail(text, str(exc)) from None
         inputs[name] = inferred.value

@@ -14,6 +14,8 @@ import torch):
   different lengths.
 * :mod:`reference_models.paddle_branch` -- ``MyModel``: a port of a Paddle model whose
   middle layer runs with probability 1/2.
+* :mod:`reference_models.routing` -- ``TopOneMoE``: top-1 routing weighted by its gate,
+  the correct counterpart of the routing bugs.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -30,4 +32,5 @@ GOOD_TARGETS = (
     "reference_models.classifier:DynamicClassifier",
     "reference_models.rnn:DynamicRNN",
     "reference_models.paddle_branch:MyModel",
+    "reference_models.routing:TopOneMoE",
 )

@@ -16,6 +16,21 @@ import dyncheck._items  # noqa: F401
 import dyncheck.invariants  # noqa: F401
 import dyncheck.target  # noqa: F401
 
+
+def _import_what_optimizer_steps_import() -> None:
+    """An optimizer's first step imports parts of torch lazily (torch._dynamo, inductor
+    test ops); importing them once here keeps pytester from dropping and re-registering
+    them, which torch refuses."""
+    from dyncheck.invariants.grad_isolation import default_optimizers
+
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    for factory in default_optimizers().values():
+        parameter.grad = torch.ones(1)
+        factory([parameter]).step()
+
+
+_import_what_optimizer_steps_import()
+
 settings.register_profile(
     "ci", max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
 )

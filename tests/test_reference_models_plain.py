@@ -65,7 +65,7 @@ def test_importing_the_package_does_not_import_torch() -> None:
 def test_buggy_docstring_names_its_invariant(target: str) -> None:
     module = importlib.import_module(target.partition(":")[0])
     first, blank, *rest = module.__doc__.splitlines()
-    assert first == f"Invariant: {BUGGY_TARGETS[target]}"
+    assert first == f"Invariant: {', '.join(BUGGY_TARGETS[target])}"
     assert blank == "" and rest
 
 
@@ -96,6 +96,12 @@ def _paddle() -> tuple[torch.nn.Module, tuple]:
     return MyModel(8, 16), (torch.randn(3, 8),)
 
 
+def _routing() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.routing import TopOneMoE
+
+    return TopOneMoE(8, 6, 2), (torch.randn(3, 8),)
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -103,6 +109,7 @@ BUILDERS = {
     "classifier": _classifier,
     "rnn": _rnn,
     "paddle_branch": _paddle,
+    "routing": _routing,
 }
 
 

@@ -8,10 +8,11 @@ from importlib.metadata import entry_points
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants.determinism import Determinism
 from dyncheck.invariants.finite import Finite
+from dyncheck.invariants.grad_isolation import GradIsolation
 
 __all__ = ["BUILTIN", "Context", "Invariant", "registry"]
 
-BUILTIN: tuple[type[Invariant], ...] = (Determinism, Finite)
+BUILTIN: tuple[type[Invariant], ...] = (Determinism, Finite, GradIsolation)
 
 
 def registry() -> dict[str, type[Invariant]]:

@@ -44,6 +44,10 @@ class Invariant:
     def check(self, context: Context, example: Example) -> None:
         raise NotImplementedError
 
+    def finish(self, context: Context) -> None:
+        """Called once after every example passed; invariants over the whole run (the
+        path census) raise their violations here."""
+
 
 class Context:
     """What a check works with: fresh copies of the model, a seeded runner that turns the
@@ -55,6 +59,12 @@ class Context:
         self.paths: Counter[tuple[str, ...]] = Counter()
         self.examples = 0
         self.last_path: tuple[str, ...] | None = None
+        #: module name -> the first example on which it ran (for two-step checks)
+        self.witnesses: dict[str, Example] = {}
+        #: results an invariant wants in the summary (JSON-able: it travels from xdist workers)
+        self.report: dict[str, Any] = {}
+        #: an invariant's own state between examples
+        self.memo: dict[str, Any] = {}
 
     def fresh_model(self) -> nn.Module:
         """A deep copy of the model as built (the built prototype itself is never run)."""
@@ -65,12 +75,22 @@ class Context:
                 raise ModelError("building the model", exc) from exc
         return copy.deepcopy(self._prototype)
 
-    def run(self, model: nn.Module, example: Example, *, backward: bool = False) -> Trace:
+    def run(
+        self,
+        model: nn.Module,
+        example: Example,
+        *,
+        backward: bool = False,
+        record: bool = True,
+        grad: bool = True,
+    ) -> Trace:
         """One call of ``model`` on ``example`` under its seed; optionally a backward pass
-        of the spec's loss. Records the path for the census."""
+        of the spec's loss. With ``record`` the path counts in the census (probe runs,
+        such as perturbed re-runs, pass ``record=False``); ``grad=False`` runs without
+        autograd (nothing is reached then)."""
         stage = "forward"
         try:
-            with seeded(example.seed):
+            with seeded(example.seed), torch.set_grad_enabled(grad):
                 with record_modules(model) as calls:
                     output = self.target.call(model, example.fresh_args())
                 stage = "the loss"
@@ -82,10 +102,37 @@ class Context:
         except Exception as exc:
             raise ModelError(stage, exc, hints=tuple(diagnose(model))) from exc
         path = tuple(calls)
-        self.paths[path] += 1
-        self.last_path = path
+        if record:
+            self.paths[path] += 1
+            self.last_path = path
+            for name in path:
+                self.witnesses.setdefault(name, example)
         return Trace(output=output, modules=path, reached=reached, loss=loss)
 
     def describe_path(self, path: tuple[str, ...]) -> str:
         return describe_path(path, self._prototype)
+
+
+def parameter_owners(model: nn.Module) -> list[tuple[nn.Parameter, tuple[str, ...], tuple[str, ...]]]:
+    """Each distinct parameter with all its names and the modules that hold it directly
+    (``""`` is the model itself). A tied parameter has several names and owners."""
+    found: dict[int, tuple[nn.Parameter, list[str], list[str]]] = {}
+    for module_name, module in model.named_modules(remove_duplicate=False):
+        for attribute, parameter in module.named_parameters(recurse=False):
+            entry = found.setdefault(id(parameter), (parameter, [], []))
+            full = f"{module_name}.{attribute}" if module_name else attribute
+            if full not in entry[1]:
+                entry[1].append(full)
+            if module_name not in entry[2]:
+                entry[2].append(module_name)
+    return [(p, tuple(names), tuple(owners)) for p, names, owners in found.values()]
+
+
+def module_name_map(model: nn.Module) -> dict[str, str]:
+    """Every name a module has -> the name the call recorder uses (the first one)."""
+    first: dict[int, str] = {}
+    out: dict[str, str] = {}
+    for name, module in model.named_modules(remove_duplicate=False):
+        out[name] = first.setdefault(id(module), name)
+    return out
 

@@ -9,10 +9,10 @@ from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.tracing import floating_leaves
 
-__all__ = ["Finite"]
+__all__ = ["Finite", "non_finite"]
 
 
-def _non_finite(tensor: torch.Tensor) -> str | None:
+def non_finite(tensor: torch.Tensor) -> str | None:
     if not (tensor.is_floating_point() or tensor.is_complex()):
         return None
     bad = ~torch.isfinite(tensor.detach())
@@ -39,7 +39,7 @@ class Finite(Invariant):
         outputs = [
             f"{name}: {found}"
             for name, tensor in floating_leaves(trace.output)
-            if (found := _non_finite(tensor)) is not None
+            if (found := non_finite(tensor)) is not None
         ]
         if outputs:
             raise InvariantViolation(
@@ -47,7 +47,7 @@ class Finite(Invariant):
                 outputs,
                 path=trace.path,
             )
-        if trace.loss is not None and (found := _non_finite(trace.loss)) is not None:
+        if trace.loss is not None and (found := non_finite(trace.loss)) is not None:
             raise InvariantViolation(
                 "The loss is NaN/inf although every output is finite.",
                 [f"loss: {trace.loss.item()!r}"],
@@ -55,7 +55,7 @@ class Finite(Invariant):
             )
         gradients = []
         for name, parameter in model.named_parameters():
-            if parameter.grad is not None and (found := _non_finite(parameter.grad)) is not None:
+            if parameter.grad is not None and (found := non_finite(parameter.grad)) is not None:
                 gradients.append(f"{name}.grad: {found}")
         if gradients:
             raise InvariantViolation(

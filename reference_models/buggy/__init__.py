@@ -16,18 +16,41 @@ that dyncheck's zero-configuration inference can check it.
   outputs, NaN gradients (finite).
 * :mod:`~reference_models.buggy.shared_original` -- the founding ``SharedNet`` with
   weights of different shapes tied together; it fails in forward (runs).
+* :mod:`~reference_models.buggy.masked_gate` -- fc2 masked by the gate instead of
+  skipped (grad_isolation).
+* :mod:`~reference_models.buggy.threshold_off_by_one` -- ``>=`` where the declared
+  branch says ``>`` (grad_isolation).
+* :mod:`~reference_models.buggy.detached_input` -- the branch detaches its input and cuts
+  fc1 off (grad_isolation).
+* :mod:`~reference_models.buggy.inplace_branch` -- an in-place op that breaks backward
+  only on the taken branch (grad_isolation, finite).
+* :mod:`~reference_models.buggy.argmax_router` -- experts chosen by argmax with no gate:
+  the router gets no gradient (grad_isolation).
+* :mod:`~reference_models.buggy.dense_moe` -- every expert run, then masked
+  (grad_isolation).
+* :mod:`~reference_models.buggy.zero_grad_trick` -- ``0 * fc2.weight.sum()`` gives a
+  skipped branch zero gradients that optimizers act on (grad_isolation).
 
-:data:`BUGGY_TARGETS` maps each target to the invariant that must catch it.
+:data:`BUGGY_TARGETS` maps each target to the invariants that must catch it (every other
+invariant must pass); ``runs`` means the model cannot run at all, so every check reports
+the crash.
 """
 
 from __future__ import annotations
 
 __all__ = ["BUGGY_TARGETS"]
 
-BUGGY_TARGETS = {
-    "reference_models.buggy.unseeded_generator:Model": "determinism",
-    "reference_models.buggy.call_counter:Model": "determinism",
-    "reference_models.buggy.nan_output:Model": "finite",
-    "reference_models.buggy.nan_gradient:Model": "finite",
-    "reference_models.buggy.shared_original:SharedNet": "runs",
+BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
+    "reference_models.buggy.unseeded_generator:Model": ("determinism",),
+    "reference_models.buggy.call_counter:Model": ("determinism",),
+    "reference_models.buggy.nan_output:Model": ("finite", "grad_isolation"),
+    "reference_models.buggy.nan_gradient:Model": ("finite", "grad_isolation"),
+    "reference_models.buggy.shared_original:SharedNet": ("runs",),
+    "reference_models.buggy.masked_gate:Model": ("grad_isolation",),
+    "reference_models.buggy.threshold_off_by_one:Model": ("grad_isolation",),
+    "reference_models.buggy.detached_input:Model": ("grad_isolation",),
+    "reference_models.buggy.inplace_branch:Model": ("grad_isolation", "finite"),
+    "reference_models.buggy.argmax_router:Model": ("grad_isolation",),
+    "reference_models.buggy.dense_moe:Model": ("grad_isolation",),
+    "reference_models.buggy.zero_grad_trick:Model": ("grad_isolation",),
 }

@@ -1,4 +1,4 @@
-"""Invariant: finite
+"""Invariant: finite, grad_isolation
 
 The model uses a "safe" square-root activation,
 ``torch.where(h > 0, torch.sqrt(h), torch.zeros_like(h))``. The forward pass is finite:

@@ -1,11 +1,12 @@
-"""Invariant: finite
+"""Invariant: finite, grad_isolation
 
 After ``relu(fc1(x))`` the model scales each hidden row to unit length with
 ``h / h.norm(dim=-1, keepdim=True)``, with no epsilon. When a hidden row is all zeros the
 division is 0 / 0 and the whole output row is NaN. ``fc1`` has no bias, so an all-zero
 input row always gives an all-zero hidden row; with random inputs a row whose
 pre-activations are all negative (every ReLU dead, likely with a small ``hidden_size``)
-does the same.
+does the same. The NaN flows on into the gradients, so grad_isolation's finite-gradient
+rule reports it too.
 
 A correct version keeps the denominator away from zero:
 ``torch.nn.functional.normalize(h, dim=-1)`` (which divides by
