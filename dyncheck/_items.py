@@ -50,6 +50,11 @@ class TargetCollector(pytest.Collector):
                 self, name=name, nodeid=f"{self.nodeid}::{name}", target=self.target, invariant=known[name]()
             )
             item.add_marker(pytest.mark.dyncheck)
+            reason = self.target.spec.xfail.get(name)
+            if reason:
+                # strict: a known bug stays visible, and fixing it turns the check red
+                # until the xfail entry is removed.
+                item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
             items.append(item)
         return items
 
@@ -121,24 +126,28 @@ class InvariantItem(pytest.Item):
         self.obj = hypothesis.seed(derived_seed(settings.seed, self.target.text, invariant.name))(test)
 
     def runtest(self) -> None:
+        finding = None
         try:
             self.obj()
+            self.invariant.finish(self.context)
+        except BaseException as exc:
+            finding = _report.headline(exc)
+            raise
         finally:
             if self.context is not None:
-                self.user_properties.append(
-                    (
-                        "dyncheck",
-                        {
-                            "target": self.target.text,
-                            "invariant": self.invariant.name,
-                            "examples": self.context.examples,
-                            "paths": {
-                                self.context.describe_path(path): count
-                                for path, count in sorted(self.context.paths.items())
-                            },
-                        },
-                    )
-                )
+                self.user_properties.append(("dyncheck", self._record(finding)))
+
+    def _record(self, finding: str | None) -> dict[str, Any]:
+        """What the summary shows for this check; JSON-able, as it travels from xdist workers."""
+        context = self.context
+        return {
+            "target": self.target.text,
+            "invariant": self.invariant.name,
+            "examples": context.examples,
+            "paths": {context.describe_path(path): count for path, count in sorted(context.paths.items())},
+            "finding": finding,
+            **context.report,
+        }
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         text = _report.failure(self, excinfo.value)

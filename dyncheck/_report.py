@@ -83,6 +83,20 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
     return "\n".join(lines)
 
 
+def headline(exc: BaseException) -> str | None:
+    """The one-line finding of a failed check, for the summary; None for other errors."""
+    from dyncheck.errors import InvariantViolation, ModelError
+
+    if isinstance(exc, BaseExceptionGroup):
+        lines = [h for sub in exc.exceptions if (h := headline(sub))]
+        return lines[0] if lines else None
+    if isinstance(exc, InvariantViolation):
+        return exc.headline
+    if isinstance(exc, ModelError):
+        return f"the model raised {type(exc.original).__name__} in {exc.stage}: {_first_line(exc.original)}"
+    return None
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

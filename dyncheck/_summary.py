@@ -38,10 +38,14 @@ def collect(stats: dict[str, list[Any]]) -> dict[str, dict[str, dict[str, Any]]]
                 continue
             target, invariant = parsed
             row = table.setdefault(target, {}).setdefault(
-                invariant, {"verdict": "not run", "examples": 0, "paths": Counter(), "reason": ""}
+                invariant,
+                {"verdict": "not run", "examples": 0, "paths": Counter(), "reason": "", "finding": None},
             )
             if report.when == "call" or report.failed or report.skipped:
-                if report.skipped:
+                if hasattr(report, "wasxfail"):
+                    row["verdict"] = "xfailed" if report.skipped else "xpassed"
+                    row["reason"] = report.wasxfail
+                elif report.skipped:
                     row["verdict"], row["reason"] = "skipped", _skip_reason(report)
                 elif report.failed:
                     row["verdict"] = "failed" if report.when == "call" else "error"
@@ -51,7 +55,12 @@ def collect(stats: dict[str, list[Any]]) -> dict[str, dict[str, dict[str, Any]]]
                 if key == "dyncheck" and report.when == "call":
                     row["examples"] = value["examples"]
                     row["paths"] = Counter(value["paths"])
+                    row["finding"] = value.get("finding")
     return table
+
+
+def _shorten(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def write(terminalreporter: Any, settings: Settings) -> None:
@@ -79,7 +88,11 @@ def write(terminalreporter: Any, settings: Settings) -> None:
                 if verdict == "skipped"
                 else f"{row['examples']} example{'s' if row['examples'] != 1 else ''}"
             )
+            if verdict == "xfailed":
+                detail += f" — known: {row['reason']}"
             terminalreporter.write_line(f"  {invariant:<{width}}  {verdict:<7}  {detail}")
+            if row.get("finding") and verdict in ("failed", "xfailed"):
+                terminalreporter.write_line(f"  {'':<{width}}           {_shorten(row['finding'])}")
         for path, count in paths.most_common(4 if not settings.explain else None):
             terminalreporter.write_line(f"    path {path}  ({count} calls)")
         hidden = len(paths) - 4

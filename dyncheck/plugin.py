@@ -62,6 +62,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("dyncheck_invariants", "comma-separated invariants to check", default="")
 
 
+def _did_you_mean(name: str, known: Any) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
 def _registry_names() -> list[str]:
     from dyncheck.invariants import registry
 
@@ -87,15 +94,12 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(str(exc)) from None
     known = set(_registry_names())
     for text, target in targets.items():
-        for name in sorted(set(target.spec.skip) - known):
-            import difflib
-
-            close = difflib.get_close_matches(name, sorted(known), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise pytest.UsageError(
-                f"--dyncheck {text}: Spec(skip=...) names unknown invariant {name!r}; "
-                f"{hint}known: {', '.join(sorted(known))}"
-            )
+        for field in ("skip", "xfail"):
+            for name in sorted(set(getattr(target.spec, field)) - known):
+                raise pytest.UsageError(
+                    f"--dyncheck {text}: Spec({field}=...) names unknown invariant {name!r}; "
+                    f"{_did_you_mean(name, known)}known: {', '.join(sorted(known))}"
+                )
     config.stash[TARGETS_KEY] = targets
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistGlue(settings), "dyncheck-xdist")

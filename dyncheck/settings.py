@@ -91,9 +91,13 @@ def parse(config: pytest.Config, known_invariants: Any) -> Settings:
         known = list(known_invariants())
         unknown = [n for n in names if n not in known]
         if unknown or not names:
+            import difflib
+
+            close = [c for n in unknown for c in difflib.get_close_matches(n, known, n=1)]
+            hint = f"did you mean {', '.join(close)}? " if close else ""
             raise pytest.UsageError(
                 f"--dyncheck-invariants={raw_invariants}: unknown invariant(s) "
-                f"{', '.join(unknown) or '(none given)'}; known: {', '.join(known)}"
+                f"{', '.join(unknown) or '(none given)'}; {hint}known: {', '.join(known)}"
             )
         invariants = names
 

@@ -56,7 +56,7 @@ def test_marker_deselects_everything(dyncheck_run):
 def test_unknown_invariant_is_a_usage_error(dyncheck_run):
     run = dyncheck_run("--dyncheck", GATED, "--dyncheck-invariants=determinsm")
     assert run.ret == pytest.ExitCode.USAGE_ERROR
-    assert "unknown invariant(s) determinsm; known: determinism, finite" in run.text
+    assert "unknown invariant(s) determinsm; did you mean determinism? known: determinism, finite" in run.text
 
 
 @pytest.mark.parametrize(

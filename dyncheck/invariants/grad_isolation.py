@@ -73,8 +73,10 @@ def evaluate_branch(
 
 #: How a module's output is moved, tried in turn until the model's output changes:
 #: ±2(|y| + 1) with signs drawn per element (crosses any ReLU, leaves any saturated region
-#: in one of the two directions), then -y ∓ 1 (turns an argmax into an argmin).
-_MOVES = ("up", "down", "negate")
+#: in one of the two directions), -y ∓ 1 (turns an argmax into an argmin), then large
+#: random moves (×10 and ×1000 (|y| + 1), two draws each) for outputs that stay saturated
+#: under the simple moves. A module whose output survives all of them unchanged is unused.
+_MOVES = ("up", "down", "negate", "random10", "random10", "random1000", "random1000")
 
 
 def _perturb(value: Any, move: str, generator: torch.Generator) -> Any:
@@ -82,11 +84,15 @@ def _perturb(value: Any, move: str, generator: torch.Generator) -> Any:
     if isinstance(value, torch.Tensor):
         if not value.is_floating_point():
             return value
+        scale = value.detach().abs() + 1
+        if move.startswith("random"):
+            noise = torch.randn(value.shape, generator=generator).to(value.device, value.dtype)
+            return value + float(move.removeprefix("random")) * scale * noise
         signs = torch.randint(0, 2, value.shape, generator=generator).to(value.device, value.dtype) * 2 - 1
         if move == "negate":
             return -value - signs
         direction = 1.0 if move == "up" else -1.0
-        return value + direction * signs * 2 * (value.detach().abs() + 1)
+        return value + direction * signs * 2 * scale
     if isinstance(value, nn.utils.rnn.PackedSequence):
         return type(value)(
             _perturb(value.data, move, generator), value.batch_sizes, value.sorted_indices, value.unsorted_indices
@@ -116,8 +122,8 @@ def _outputs_equal(a: Any, b: Any) -> bool:
 def influences(context: Context, model: nn.Module, example: Example, module_name: str, baseline: Any) -> bool:
     """Whether perturbing ``module_name``'s output (on every call) changes the model's output."""
     module = model.get_submodule(module_name)
-    for move in _MOVES:
-        generator = torch.Generator().manual_seed(1234)
+    for attempt, move in enumerate(_MOVES):
+        generator = torch.Generator().manual_seed(1234 + attempt)
 
         def hook(_module: nn.Module, _args: Any, output: Any, move: str = move) -> Any:
             return _perturb(output, move, generator)
@@ -132,6 +138,20 @@ def influences(context: Context, model: nn.Module, example: Example, module_name
         if not _outputs_equal(perturbed, baseline):
             return True
     return False
+
+
+def _used_directly(
+    owners_by_param: list[tuple[nn.Parameter, tuple[str, ...], tuple[str, ...]]], ran: set[str]
+) -> set[str]:
+    """Modules that did not run but some of whose parameters got a non-zero gradient: they
+    are used without being called (``F.linear(h, fc.weight, fc.bias)``,
+    ``pos.weight[:n]``), so they are on the path. A module whose every gradient is zero
+    is not: that is the multiply-by-zero trick."""
+    out: set[str] = set()
+    for parameter, _, owners in owners_by_param:
+        if not any(o in ran for o in owners) and parameter.grad is not None and parameter.grad.detach().any():
+            out.update(owners)
+    return out
 
 
 def _join(names: list[str]) -> str:
@@ -193,11 +213,10 @@ class GradIsolation(Invariant):
         has_loss = trace.loss is not None and trace.loss.requires_grad
         # 1. skipped means untouched
         zero_on_skipped: dict[str, list[str]] = {}
+        used_directly = _used_directly(owners_by_param, ran)
         for parameter, names, owners in owners_by_param:
-            if any(o in ran for o in owners) or parameter.grad is None:
+            if any(o in ran for o in owners) or parameter.grad is None or used_directly & set(owners):
                 continue
-            if parameter.grad.detach().any():
-                continue  # used directly (F.linear(x, fc.weight)): on the path without a call
             zero_on_skipped.setdefault(", ".join(owners), []).append(names[0])
         for owners, names in zero_on_skipped.items():
             reason = "; ".join(why_not[o] for o in owners.split(", ") if o in why_not)
@@ -263,11 +282,12 @@ class GradIsolation(Invariant):
         ran: set[str],
     ) -> list[str]:
         skipped_with_witness = {}
+        used_directly = _used_directly(owners_by_param, ran)
         for parameter, names, owners in owners_by_param:
             if any(o in ran for o in owners):
                 continue
-            if parameter.grad is not None and parameter.grad.detach().any():
-                continue  # used directly without calling its module: not a skipped branch
+            if used_directly & set(owners):
+                continue  # its parameters are used without calling it: not a skipped branch
             for owner in owners:
                 witness = context.witnesses.get(owner)
                 if witness is not None:
