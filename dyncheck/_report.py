@@ -47,6 +47,14 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
             head = f"{count} distinct failures of {item.invariant.name} on {item.target.text}:\n\n"
             return head + "\n\n".join(f"[{i}] {p}" for i, p in enumerate(parts, 1))
         return None
+    from hypothesis.errors import FailedHealthCheck, Unsatisfiable
+
+    if isinstance(exc, (Unsatisfiable, FailedHealthCheck)):
+        return (
+            f"{item.invariant.name}: dyncheck could not generate examples for {item.target.text}: "
+            f"{_first_sentence(exc)}\nCheck that Spec(dims=..., inputs=...) can be satisfied "
+            "together (e.g. lengths need a 'time' of at least 1); --dyncheck-explain shows the spec in use."
+        )
     if not isinstance(exc, (InvariantViolation, ModelError)):
         return None
     settings = item.config.stash[SETTINGS_KEY]
@@ -60,13 +68,19 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
     else:
         lines.append(f"{item.invariant.name}: {item.target.text} raised in {exc.stage}")
         lines.append("")
+        who = "The spec's loss" if exc.stage == "the spec's loss" else "The model"
         lines.append(
-            f"The model raised {type(exc.original).__name__} on an example the spec allows: "
+            f"{who} raised {type(exc.original).__name__} on an example the spec allows: "
             f"{_first_line(exc.original)}"
         )
         if exc.hints:
             lines.append("  why:")
             lines.extend(f"    {hint}" for hint in exc.hints)
+        if exc.stage == "forward" and item.target.inferred_inputs:
+            lines.append(
+                "  note:     the inputs were inferred (--dyncheck-explain shows them); if the model "
+                "needs other shapes or values, give them with Spec(inputs=..., dims=...)"
+            )
     if example is not None:
         lines.append(f"  example:  {example.describe()}")
         if example.dims:
@@ -76,7 +90,7 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
         lines.append(f"  path:     {item.context.describe_path(path)}")
     if isinstance(exc, ModelError):
         lines.append("")
-        lines.append("The model's traceback:")
+        lines.append("The model's traceback:" if who == "The model" else "The traceback:")
         lines.extend("  " + line for line in _model_traceback(exc.original).splitlines())
     lines.append("")
     lines.append(f"Reproduce: {settings.reproduce(item.target.text, item.invariant.name)}")
@@ -97,6 +111,12 @@ def headline(exc: BaseException) -> str | None:
     return None
 
 
+def _first_sentence(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    end = text.find(". ")
+    return text if end == -1 else text[: end + 1]
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -107,28 +127,69 @@ def _model_traceback(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
     internal = (_PACKAGE_DIR, os.path.join("torch", "nn", "modules", "module.py"))
     kept = [f for f in frames if not any(part in f.filename for part in internal)]
-    text = "".join(traceback.format_list(kept or frames))
+    # Only dyncheck's frames (a check of what the model returned): the message says it all.
+    text = "".join(traceback.format_list(kept))
     return text + "".join(traceback.format_exception_only(type(exc), exc))
 
 
 # --------------------------------------------------------------------------- explain
 
 
-def _source_of(function: Any) -> str:
+def _lambda_source(function: Any) -> str | None:
+    """The source of one lambda, also when several stand on one line: the lambda's first
+    instruction gives the column of its body, and the ``lambda`` before it starts it."""
+    import ast
+
     try:
-        source = inspect.getsource(function).strip()
+        lines, first = inspect.getsourcelines(function)
     except (OSError, TypeError):
-        return f"...  # {function!r}"
-    if "lambda" in source:
-        source = source[source.index("lambda"):]
-        depth = 0
-        for index, char in enumerate(source):
-            depth += char in "([{"
-            depth -= char in ")]}"
-            if depth < 0 or (depth == 0 and char == ","):
-                return source[:index].strip()
-        return source.rstrip(",")
-    return getattr(function, "__qualname__", repr(function))
+        return None
+    positions = [  # (0, 0) columns belong to RESUME/RETURN, not to the body
+        p for p in function.__code__.co_positions()
+        if p[0] is not None and p[2] is not None and p[3] is not None and p[3] > p[2]
+    ]
+    if not positions:
+        return None
+    line, _, column, _ = min(positions, key=lambda p: (p[0], p[2]))
+    row = line - first
+    if not 0 <= row < len(lines):
+        return None
+    start = lines[row].rfind("lambda", 0, column)
+    if start == -1:
+        return None
+    text = "".join(lines[row:])[start:]
+    for end in range(len(text), 0, -1):
+        try:
+            node = ast.parse(text[:end], mode="eval").body
+        except SyntaxError:
+            continue
+        if isinstance(node, ast.Tuple) and node.elts:
+            node = node.elts[0]
+        segment = ast.get_source_segment(text[:end], node) if isinstance(node, ast.Lambda) else None
+        return " ".join(segment.split()) if segment else None
+    return None
+
+
+def source_of(function: Any, imports: list[str] | None = None) -> str:
+    """Python for a callable in a Spec: a lambda's own source, or a named function's name
+    (with its import added to ``imports``)."""
+    if getattr(function, "__name__", None) == "<lambda>":
+        return _lambda_source(function) or "...,  # a lambda whose source is not available"
+    name = getattr(function, "__qualname__", None)
+    module = getattr(function, "__module__", None)
+    if name and module and "<" not in name:
+        if imports is not None:
+            imports.append(f"from {module} import {name.split('.')[0]}")
+        return name
+    return f"...,  # {type(function).__name__}: write this one by hand"
+
+
+def _python(value: Any) -> str:
+    """``repr(value)`` when it is Python on one line; otherwise a placeholder to fill in."""
+    text = repr(value)
+    if "\n" in text or text.startswith("<"):
+        return f"...,  # {type(value).__name__}: write this one by hand"
+    return text
 
 
 def explain(target: Target) -> str:
@@ -141,6 +202,7 @@ def explain(target: Target) -> str:
     else:
         import_line = f"# the model is an instance: {type(model).__qualname__}"
         model_text = "model"
+    imports: list[str] = []
     lines = [
         f"# dyncheck spec for {target.text}"
         + (" (inferred parts marked)" if target.inferred_init or target.inferred_inputs else ""),
@@ -165,7 +227,8 @@ def explain(target: Target) -> str:
             why = target.inferred_inputs.get(name)
             if why:
                 lines.append(f"        # inferred: {why}")
-            lines.append(f"        {name!r}: {strategy!r},")
+            shown = _python(strategy)
+            lines.append(f"        {name!r}: {shown}{'' if shown.startswith('...') else ','}")
         lines.append("    },")
     from dyncheck.strategies import DEFAULT_DIMS
 
@@ -173,15 +236,27 @@ def explain(target: Target) -> str:
     if spec.branches:
         lines.append("    branches={")
         for name, predicate in spec.branches.items():
-            lines.append(f"        {name!r}: {_source_of(predicate)},")
+            shown = source_of(predicate, imports)
+            lines.append(f"        {name!r}: {shown}{'' if shown.startswith('...') else ','}")
         lines.append("    },")
     if spec.ties:
         lines.append(f"    ties={[list(g) for g in spec.ties]!r},")
     if spec.loss is not None:
-        lines.append(f"    loss={_source_of(spec.loss)},")
+        shown = source_of(spec.loss, imports)
+        lines.append(f"    loss={shown}{'' if shown.startswith('...') else ','}")
+    if spec.optimizer is not None:
+        shown = source_of(spec.optimizer, imports)
+        lines.append(f"    optimizer={shown}{'' if shown.startswith('...') else ','}")
+    if spec.xfail:
+        lines.append(f"    xfail={dict(spec.xfail)!r},")
     if spec.skip:
         lines.append(f"    skip={dict(spec.skip)!r},")
     if spec.frozen:
         lines.append(f"    frozen={list(spec.frozen)!r},")
     lines.append(")")
+    header_end = lines.index("") if "" in lines else len(lines)
+    for extra in dict.fromkeys(imports):
+        if extra not in lines:
+            lines.insert(header_end, extra)
+            header_end += 1
     return "\n".join(lines)

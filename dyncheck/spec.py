@@ -143,9 +143,13 @@ class Spec:
             known = {f.name for f in fields(cls)}
             unknown = sorted(set(value) - known)
             if unknown:
+                import difflib
+
+                close = [c for n in unknown for c in difflib.get_close_matches(n, sorted(known), n=1)]
+                hint = f"did you mean {', '.join(close)}? " if close else ""
                 raise InvalidArgument(
                     f"__dyncheck__ has unknown Spec field(s) {', '.join(unknown)}; "
-                    f"the fields are {', '.join(sorted(known))}"
+                    f"{hint}the fields are {', '.join(sorted(known))}"
                 )
             return cls(**{"model": model, **value})
         raise InvalidArgument(

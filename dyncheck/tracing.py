@@ -16,7 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["Trace", "default_loss", "floating_leaves", "trace"]
+from dyncheck.errors import InvalidArgument
+
+__all__ = ["Trace", "default_loss", "floating_leaves", "leaves", "trace"]
 
 
 @dataclass(frozen=True)
@@ -59,25 +61,33 @@ def describe_path(modules: tuple[str, ...], model: nn.Module | None = None) -> s
     return " → ".join(parts)
 
 
-def floating_leaves(value: Any, prefix: str = "output") -> Iterator[tuple[str, torch.Tensor]]:
-    """Every tensor in a (nested) model output, with a name such as ``output[0]['logits']``.
-
-    Tuples, lists, dicts, dataclasses and PackedSequence are walked; non-floating tensors
-    are included (callers filter by dtype where it matters).
-    """
+def leaves(value: Any, prefix: str = "output") -> Iterator[tuple[str, Any]]:
+    """Every leaf of a (nested) model output with its name (``output[0]['logits']``):
+    tensors, and plain values such as numbers and strings. Tuples, lists, dicts,
+    dataclasses and PackedSequence are walked."""
     if isinstance(value, torch.Tensor):
         yield prefix, value
     elif isinstance(value, nn.utils.rnn.PackedSequence):
         yield f"{prefix}.data", value.data
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from floating_leaves(item, f"{prefix}[{key!r}]")
+            yield from leaves(item, f"{prefix}[{key!r}]")
     elif isinstance(value, (tuple, list)):
         for index, item in enumerate(value):
-            yield from floating_leaves(item, f"{prefix}[{index}]")
+            yield from leaves(item, f"{prefix}[{index}]")
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         for f in dataclasses.fields(value):
-            yield from floating_leaves(getattr(value, f.name), f"{prefix}.{f.name}")
+            yield from leaves(getattr(value, f.name), f"{prefix}.{f.name}")
+    else:
+        yield prefix, value
+
+
+def floating_leaves(value: Any, prefix: str = "output") -> Iterator[tuple[str, torch.Tensor]]:
+    """Every tensor in a (nested) model output, with its name (see :func:`leaves`);
+    non-floating tensors are included (callers filter by dtype where it matters)."""
+    for name, leaf in leaves(value, prefix):
+        if isinstance(leaf, torch.Tensor):
+            yield name, leaf
 
 
 def default_loss(output: Any) -> torch.Tensor | None:
@@ -95,9 +105,9 @@ def check_loss(value: Any) -> torch.Tensor | None:
     if value is None:
         return None
     if not isinstance(value, torch.Tensor):
-        raise TypeError(f"the loss must return a tensor, got {type(value).__name__}")
+        raise InvalidArgument(f"the loss must return a tensor, got {type(value).__name__}")
     if value.numel() != 1:
-        raise TypeError(
+        raise InvalidArgument(
             f"the loss must return a scalar tensor, got shape {list(value.shape)}; "
             "reduce it, e.g. loss=lambda out: out.sum()"
         )

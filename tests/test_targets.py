@@ -237,8 +237,8 @@ def test_dunder_dyncheck_with_an_unknown_field(pytester):
     """))
     message = usage_error(pytester, "mymod:Net")
     assert message == (
-        "__dyncheck__ has unknown Spec field(s) inits; the fields are "
-        "branches, dims, frozen, init, inputs, loss, model, name, skip, ties"
+        "__dyncheck__ has unknown Spec field(s) inits; did you mean init? the fields are "
+        "branches, dims, frozen, init, inputs, loss, model, name, optimizer, skip, ties, xfail"
     )
 
 

@@ -93,7 +93,7 @@ class Context:
             with seeded(example.seed), torch.set_grad_enabled(grad):
                 with record_modules(model) as calls:
                     output = self.target.call(model, example.fresh_args())
-                stage = "the loss"
+                stage = "the spec's loss" if self.target.spec.loss is not None else "the loss"
                 loss = check_loss((self.target.spec.loss or default_loss)(output))
                 reached = reached_parameters(loss, model)
                 if backward and loss is not None and loss.requires_grad:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import torch
 from torch.nn.modules.lazy import LazyModuleMixin
 
 from dyncheck.compare import mismatch
 from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
-from dyncheck.tracing import floating_leaves
+from dyncheck.tracing import leaves
 
 __all__ = ["Determinism"]
 
@@ -39,17 +40,19 @@ class Determinism(Invariant):
                 ],
                 path=first.path,
             )
-        first_leaves = list(floating_leaves(first.output))
-        second_leaves = dict(floating_leaves(second.output))
+        first_leaves = list(leaves(first.output))
+        second_leaves = dict(leaves(second.output))
         details: list[str] = []
         if [n for n, _ in first_leaves] != list(second_leaves):
             details.append(
                 f"the outputs have different structure: {[n for n, _ in first_leaves]} != {list(second_leaves)}"
             )
         else:
-            for name, tensor in first_leaves:
-                lines = mismatch(second_leaves[name], tensor)
-                if lines:
+            for name, value in first_leaves:
+                lines = mismatch(second_leaves[name], value)
+                if len(lines) == 1 and not isinstance(value, torch.Tensor):
+                    details.append(f"{name}: {lines[0]} (second call, then first)")
+                elif lines:
                     details.append(f"{name}:")
                     details.extend(f"  {line}" for line in lines)
         if details:

@@ -47,9 +47,9 @@ def default_optimizers() -> dict[str, Callable[[Any], torch.optim.Optimizer]]:
 
 
 def _predicate_text(predicate: Callable[..., Any]) -> str:
-    from dyncheck._report import _source_of
+    from dyncheck._report import source_of
 
-    text = _source_of(predicate)
+    text = source_of(predicate)
     if text.startswith("lambda"):
         return text.split(":", 1)[1].strip()
     return text

@@ -1,0 +1,112 @@
+"""Messages that are not one invariant's: crashes, bad losses, unsatisfiable specs, explain."""
+
+from __future__ import annotations
+
+import re
+
+DET = "--dyncheck-invariants=determinism"
+
+
+def test_a_changing_plain_value_in_the_output_breaks_determinism(dyncheck_run, pytester):
+    pytester.makepyfile(
+        scored="""
+        import torch.nn as nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(3, 2)
+                self.calls = 0
+
+            def forward(self, x):
+                self.calls += 1
+                return {"y": self.fc(x), "score": float(self.calls)}
+        """
+    )
+    run = dyncheck_run("--dyncheck", "scored:Model", DET)
+    lines = run.failure("::determinism").strip().splitlines()
+    assert lines[3] == "  output['score']: 2.0 != 1.0 (second call, then first)"
+
+
+def test_a_bad_spec_loss_is_reported_as_the_specs(dyncheck_run, pytester):
+    pytester.makepyfile(
+        badloss="""
+        import dyncheck
+        from reference_models.gated import DynamicNet
+
+        spec = dyncheck.Spec(DynamicNet, init={"input_size": 4, "hidden_size": 3, "output_size": 2},
+                             loss=lambda out: out.mean(0))
+        """
+    )
+    run = dyncheck_run("--dyncheck", "badloss:spec", "--dyncheck-invariants=finite")
+    text = run.failure("::finite")
+    assert "finite: badloss:spec raised in the spec's loss" in text
+    assert (
+        "The spec's loss raised InvalidArgument on an example the spec allows: the loss must return a "
+        "scalar tensor, got shape [2]; reduce it, e.g. loss=lambda out: out.sum()"
+    ) in text
+    assert "dyncheck/" not in text  # no dyncheck frames
+
+
+def test_a_crash_on_inferred_inputs_says_they_were_inferred(dyncheck_run, pytester):
+    pytester.makepyfile(
+        fixed="""
+        import torch.nn as nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 4)
+
+            def forward(self, x):
+                return self.fc(x).view(-1, 8)  # needs an even batch
+        """
+    )
+    run = dyncheck_run("--dyncheck", "fixed:Model", DET)
+    text = run.failure("::determinism")
+    assert "  note:     the inputs were inferred (--dyncheck-explain shows them)" in text
+
+
+def test_a_spec_that_cannot_be_satisfied_is_one_message(dyncheck_run, pytester):
+    pytester.makepyfile(
+        unsat="""
+        import dyncheck
+        from reference_models.rnn import DynamicRNN
+
+        spec = dyncheck.Spec(DynamicRNN, init={"input_size": 3, "hidden_size": 4, "output_size": 2},
+                             dims={"time": 0})
+        """
+    )
+    run = dyncheck_run("--dyncheck", "unsat:spec", DET)
+    text = run.failure("::determinism")
+    assert text.strip().startswith("determinism: dyncheck could not generate examples for unsat:spec:")
+    assert "Traceback" not in text
+
+
+def test_explain_prints_each_lambda_and_imports_named_functions(dyncheck_run, pytester):
+    pytester.makepyfile(
+        exspec="""
+        import torch
+        from hypothesis import strategies as st
+        import dyncheck
+        from reference_models.gated import DynamicNet
+
+
+        def my_loss(out):
+            return out.square().sum()
+
+
+        spec = dyncheck.Spec(
+            DynamicNet,
+            init={"input_size": 4, "hidden_size": 3, "output_size": 2},
+            branches={"fc2": lambda control: control > 0.5, "fc1": lambda x: True},
+            inputs={"x": st.just(torch.zeros(2, 4))},
+            loss=my_loss,
+        )
+        """
+    )
+    run = dyncheck_run("--dyncheck", "exspec:spec", "--dyncheck-explain", "--co")
+    assert "        'fc2': lambda control: control > 0.5,\n        'fc1': lambda x: True,\n" in run.text
+    assert "from exspec import my_loss" in run.text
+    assert "    loss=my_loss," in run.text
+    assert re.search(r"'x': \.\.\.,  # \w+: write this one by hand", run.text)
