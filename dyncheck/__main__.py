@@ -3,7 +3,13 @@
 A TARGET is ``module.path:Name`` as for ``--dyncheck``, or a bare module or package name,
 which stands for every model it defines: each ``nn.Module`` subclass and ``dyncheck.Spec``
 defined at the top level of the module (for a package: of each of its modules, not of its
-sub-packages). Everything else is passed to pytest, e.g. ``-n 2`` or ``--dyncheck-seed=1``.
+sub-packages). A file path (``convnet.py:Model``, ``pkg/models.py``) is read as the module
+it names. Everything else is passed to pytest unchanged, e.g. ``-n 2`` or
+``--dyncheck-seed=1``, and the exit code is pytest's.
+
+User errors found here (a module that cannot be imported or defines no model, no
+arguments at all) are one line on stderr and exit code 4, pytest's usage error, as the
+plugin does for a bad ``--dyncheck`` target.
 """
 
 from __future__ import annotations
@@ -12,9 +18,124 @@ import importlib
 import inspect
 import os
 import pkgutil
+import re
 import sys
+from typing import Any
+
+from dyncheck.errors import DyncheckError
 
 __all__ = ["expand", "main"]
+
+#: pytest's exit code for a usage error (``pytest.ExitCode.USAGE_ERROR``), without
+#: importing pytest just to name it.
+USAGE_ERROR = 4
+
+#: Options whose value may come as the next argument (``-n 2``): that argument is the
+#: option's, never a target. pytest's parser is only built once pytest runs, after the
+#: targets are known, so these are listed: pytest's, pytest-xdist's, Hypothesis's and
+#: dyncheck's own. ``--option=value`` and ``-n2`` need no entry.
+VALUE_OPTIONS = frozenset({
+    # dyncheck
+    "--dyncheck", "--dyncheck-seed", "--dyncheck-max-examples", "--dyncheck-invariants",
+    # Hypothesis
+    "--hypothesis-seed", "--hypothesis-profile", "--hypothesis-verbosity",
+    # pytest
+    "-k", "-m", "-p", "-W", "--pythonwarnings", "-c", "--config-file", "-o", "--override-ini",
+    "--rootdir", "--maxfail", "--tb", "-r", "--durations", "--durations-min", "--basetemp",
+    "--confcutdir", "--ignore", "--ignore-glob", "--deselect", "--import-mode", "--capture",
+    "--color", "--code-highlight", "--show-capture", "--junitxml", "--junit-xml",
+    "--junit-prefix", "--log-level", "--log-format", "--log-date-format", "--log-cli-level",
+    "--log-cli-format", "--log-cli-date-format", "--log-file", "--log-file-mode",
+    "--log-file-level", "--log-file-format", "--log-file-date-format", "--log-disable",
+    "--pdbcls", "--verbosity", "--assert",
+    # pytest-xdist
+    "-n", "--numprocesses", "--maxprocesses", "--dist", "--tx", "--rsyncdir", "--rsyncignore",
+    "--max-worker-restart",
+})
+
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+_USAGE = """\
+usage: python -m dyncheck TARGET [TARGET ...] [options]
+
+Check PyTorch models with dyncheck's invariants, without writing a test.
+
+A TARGET is
+  module.path:Name        an nn.Module subclass, a dyncheck.Spec or a zero-argument factory
+  module.path             every nn.Module subclass and dyncheck.Spec the module defines at
+                          top level (a package: each of its modules); a class that cannot be
+                          checked without a Spec is skipped with a note
+  path/to/file.py[:Name]  the same, written as a file (read as path.to.file[:Name])
+The current directory is importable.
+
+examples:
+  python -m dyncheck reference_models
+  python -m dyncheck mypkg.models:Net -n 2 --dyncheck-seed=1
+"""
+
+_OPTIONS_TAIL = """\
+Every other option is pytest's (-k, -x, --co, -n 2 with pytest-xdist, ...) and is passed
+to pytest unchanged: python -m pytest --help lists them all. The exit code is pytest's
+(4 for a usage error).
+"""
+
+
+class _UsageError(DyncheckError):
+    """One line for stderr; ``main`` returns pytest's usage-error code."""
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _split(argv: list[str]) -> tuple[list[tuple[int, str]], list[str], bool]:
+    """``(targets, passed, wants_help)``: the target arguments with their positions in
+    ``argv``, everything else (options and their values, numbers, pytest node ids, all
+    after ``--``) in order, and whether ``-h``/``--help`` was given as an option."""
+    targets: list[tuple[int, str]] = []
+    passed: list[str] = []
+    wants_help = False
+    takes_value = False
+    rest = False
+    for index, argument in enumerate(argv):
+        if rest or takes_value:
+            passed.append(argument)
+            takes_value = False
+        elif argument == "--":
+            passed.append(argument)
+            rest = True
+        elif argument.startswith("-") and argument != "-":
+            passed.append(argument)
+            wants_help = wants_help or argument in ("-h", "--help")
+            takes_value = argument in VALUE_OPTIONS
+        elif _NUMBER.fullmatch(argument) or "::" in argument or argument == "-":
+            # A number is an option's value (``--durations 5``); ``path::test`` is a node id.
+            passed.append(argument)
+        else:
+            targets.append((index, argument))
+    return targets, passed, wants_help
+
+
+def _as_module_path(argument: str) -> str:
+    """``convnet.py:Model`` -> ``convnet:Model``, ``pkg/models.py`` -> ``pkg.models``,
+    ``pkg/`` -> ``pkg``; anything that is not written as a path is returned as it is."""
+    location, colon, name = argument.partition(":")
+    separators = [s for s in (os.sep, os.altsep) if s]
+    if not (location.endswith(".py") or any(s in location for s in separators)):
+        return argument
+    path = location[: -len(".py")] if location.endswith(".py") else location
+    relative = os.path.normpath(os.path.relpath(path)) if path else ""
+    parts = [p for p in re.split("|".join(map(re.escape, separators)), relative) if p]
+    if parts and parts[-1] == "__init__":
+        parts.pop()
+    if not parts or parts == ["."] or parts[0] == "..":
+        raise _UsageError(
+            f"dyncheck: {argument} is not inside the current directory; run python -m dyncheck "
+            "from the directory its modules are imported from"
+        )
+    return ".".join(parts) + colon + name
+
+
+# --------------------------------------------------------------------------- expansion
 
 
 def _models_in(module: object) -> list[str]:
@@ -33,36 +154,196 @@ def _models_in(module: object) -> list[str]:
     return found
 
 
-def expand(argument: str) -> list[str]:
-    """Targets for one command-line argument (see the module docstring)."""
+def _import(name: str, hint: str = "") -> Any:
+    """Import ``name``; a failure is one line naming the module, the error and where."""
+    if not all(part.isidentifier() for part in name.split(".")):
+        raise _UsageError(
+            f"dyncheck: {name!r} is not a module name; a TARGET is module.path:Name, "
+            f"module.path or path/to/file.py{hint}"
+        )
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        # Only the module itself (or a package on its path) missing is "not found"; a
+        # missing dependency of the module is an import failure with its location.
+        if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+            raise _UsageError(
+                f"dyncheck: cannot import {name!r}: no module named {exc.name!r} (searched the "
+                f"current directory and sys.path){hint}"
+            ) from None
+        raise _import_failed(name, exc) from None
+    except (Exception, SystemExit) as exc:  # the module itself raised while importing
+        raise _import_failed(name, exc) from None
+
+
+def _import_failed(name: str, exc: BaseException) -> _UsageError:
+    # The plugin's wording for the same failure of a module:Name target, so both read
+    # alike; imported here, as dyncheck.target imports torch.
+    from dyncheck.target import _import_failure
+
+    return _UsageError(f"dyncheck: {_import_failure(name, exc)}")
+
+
+def expand(argument: str, *, hint: str = "") -> list[str]:
+    """Every model a bare module or package name stands for (see the module docstring);
+    ``module:Name`` is returned as it is. ``hint`` ends the message of a module that is
+    not found. A module that cannot be imported or defines no
+    model raises a :class:`~dyncheck.errors.DyncheckError` whose message is one line."""
     if ":" in argument:
         return [argument]
-    try:
-        module = importlib.import_module(argument)
-    except ImportError as exc:
-        raise SystemExit(f"dyncheck: cannot import {argument!r}: {exc}") from None
+    module = _import(argument, hint)
     targets = _models_in(module)
     for info in pkgutil.iter_modules(getattr(module, "__path__", [])):
         if not info.ispkg and not info.name.startswith("_"):
-            targets += _models_in(importlib.import_module(f"{argument}.{info.name}"))
+            targets += _models_in(_import(f"{argument}.{info.name}"))
     if not targets:
-        raise SystemExit(f"dyncheck: {argument!r} defines no nn.Module subclass or dyncheck.Spec")
+        where = " (nor do its modules)" if hasattr(module, "__path__") else ""
+        raise _UsageError(
+            f"dyncheck: {argument!r} defines no nn.Module subclass or dyncheck.Spec at top "
+            f"level{where}; name a model (or a factory) with {argument}:Name"
+        )
     return targets
 
 
-def main(argv: list[str] | None = None) -> int:
-    import pytest
+def _checkable(targets: list[str]) -> list[str]:
+    """The expanded targets dyncheck can check with no configuration. One class in a module
+    that needs a Spec (a helper block whose forward cannot be inferred) must not stop the
+    others from being checked: it is left out, with a note saying why."""
+    from dyncheck.target import resolve
 
+    kept = []
+    for text in targets:
+        try:
+            resolve(text)
+        except DyncheckError as exc:
+            message = str(exc)
+            prefix = f"--dyncheck {text}: "
+            reason = message[len(prefix):] if message.startswith(prefix) else message
+            print(f"dyncheck: skipping {text} — {reason}", file=sys.stderr)
+        else:
+            kept.append(text)
+    return kept
+
+
+# --------------------------------------------------------------------------- usage
+
+
+def _dyncheck_options() -> str:
+    """dyncheck's own options, read from the plugin's ``pytest_addoption`` so this list
+    cannot drift from it (``--dyncheck`` and ``--dyncheck-only`` are what this command
+    does, so they are left out)."""
+    from dyncheck import plugin
+
+    found: list[tuple[str, str]] = []
+
+    class Recorder:
+        def getgroup(self, *args: Any, **kwargs: Any) -> Recorder:
+            return self
+
+        def addoption(self, *names: str, **kwargs: Any) -> None:
+            if kwargs.get("dest") in ("dyncheck_targets", "dyncheck_only"):
+                return
+            flag = ", ".join(names)
+            if kwargs.get("action") not in ("store_true", "store_false", "count"):
+                flag += f" {kwargs.get('metavar') or 'VALUE'}"
+            found.append((flag, str(kwargs.get("help", ""))))
+
+        def __getattr__(self, name: str) -> Any:  # addini and anything added later
+            return lambda *args, **kwargs: None
+
+    try:
+        plugin.pytest_addoption(Recorder())  # type: ignore[arg-type]
+    except Exception:  # the list is a courtesy: never let it break --help
+        return ""
+    if not found:
+        return ""
+    width = max(len(flag) for flag, _ in found) + 2
+    lines = ["dyncheck's options:"]
+    lines += [f"  {flag:<{width}}{help}" for flag, help in found]
+    return "\n".join(lines) + "\n"
+
+
+def usage(*, options: bool = True) -> str:
+    """The command's usage; ``options`` adds dyncheck's options and the pointer to pytest's."""
+    if not options:
+        return _USAGE + "\nEvery other option is pytest's or dyncheck's: python -m dyncheck --help\n"
+    dyncheck_options = _dyncheck_options()
+    return _USAGE + "\n" + (dyncheck_options + "\n" if dyncheck_options else "") + _OPTIONS_TAIL
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _arguments(argv: list[str]) -> list[str] | int:
+    """pytest's arguments for ``argv``, or an exit code when pytest is not to run."""
+    if not argv:
+        sys.stderr.write(usage(options=False))
+        return USAGE_ERROR
+    targets, passed, wants_help = _split(argv)
+    if wants_help:
+        sys.stdout.write(usage())
+        return 0
+    given: dict[int, str] = {}
+    for index, argument in targets:
+        converted = _as_module_path(argument)
+        if converted != argument:
+            print(f"dyncheck: reading {argument} as {converted}", file=sys.stderr)
+        given[index] = converted
+
+    expanded: dict[int, list[str]] = {}
+    bare: list[str] = []
+    for index, text in given.items():
+        previous = argv[index - 1] if index else ""
+        hint = (
+            f"; if it is the value of {previous}, write {previous}={argv[index]}"
+            if previous.startswith("--") and "=" not in previous
+            else ""
+        )
+        expanded[index] = expand(text, hint=hint)
+        if ":" not in text:
+            bare += expanded[index]
+    if bare:
+        kept = set(_checkable(list(dict.fromkeys(bare))))
+        named = any(":" in text for text in given.values()) or any(
+            argument == "--dyncheck" or argument.startswith("--dyncheck=") for argument in passed
+        )
+        if not kept and not named:
+            raise _UsageError(
+                "dyncheck: nothing left to check: every model found was skipped (see above); "
+                "check one with module:Name and a dyncheck.Spec"
+            )
+        for index, text in given.items():
+            if ":" not in text:
+                expanded[index] = [t for t in expanded[index] if t in kept]
+
+    # "-W": runpy imported dyncheck before pytest could mark it for assertion rewriting.
+    args = ["--dyncheck-only", "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    seen: set[str] = set()
+    for index, argument in enumerate(argv):
+        if index not in expanded:
+            args.append(argument)
+            continue
+        for target in expanded[index]:
+            if target not in seen:  # the same model named twice is checked once
+                seen.add(target)
+                args.append(f"--dyncheck={target}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    # "-W": runpy imported dyncheck before pytest could mark it for assertion rewriting.
-    args = ["--dyncheck-only", "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
-    for argument in argv:
-        if argument.startswith("-") or "/" in argument:
-            args.append(argument)
-        else:
-            args += [f"--dyncheck={target}" for target in expand(argument)]
+    try:
+        args = _arguments(argv)
+    except _UsageError as exc:
+        print(exc, file=sys.stderr)
+        return USAGE_ERROR
+    if isinstance(args, int):
+        return args
+
+    import pytest
+
     return int(pytest.main(args))
 
 

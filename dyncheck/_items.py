@@ -94,11 +94,17 @@ class InvariantItem(pytest.Item):
 
         def check(example: Any) -> None:
             context.examples += 1
+            known = len(context.paths)
             try:
                 invariant.check(context, example)
             except (InvariantViolation, ModelError) as exc:
                 exc.example = example  # type: ignore[attr-defined]
                 raise
+            # Steer Hypothesis toward examples that open paths not seen yet, and show the
+            # paths in --hypothesis-show-statistics.
+            hypothesis.target(float(len(context.paths) - known), label="new paths")
+            if context.last_path is not None:
+                hypothesis.event("path", context.describe_path(context.last_path))
 
         check.__name__ = check.__qualname__ = f"{invariant.name}"
         # A distinct example-database key per target and invariant.

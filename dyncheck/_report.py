@@ -105,6 +105,8 @@ def headline(exc: BaseException) -> str | None:
         lines = [h for sub in exc.exceptions if (h := headline(sub))]
         return lines[0] if lines else None
     if isinstance(exc, InvariantViolation):
+        if exc.headline.endswith(":") and exc.details:  # "3 problems:" says less than the first
+            return exc.details[0].lstrip(" -")
         return exc.headline
     if isinstance(exc, ModelError):
         return f"the model raised {type(exc.original).__name__} in {exc.stage}: {_first_line(exc.original)}"
@@ -184,6 +186,16 @@ def source_of(function: Any, imports: list[str] | None = None) -> str:
     return f"...,  # {type(function).__name__}: write this one by hand"
 
 
+def _imports_for(strategy: Any) -> list[str]:
+    """Imports an inferred strategy's repr needs: an Enum class given as choices."""
+    import enum
+
+    choices = getattr(strategy, "_dyncheck_choices", None)
+    if isinstance(choices, type) and issubclass(choices, enum.Enum):
+        return [f"from {choices.__module__} import {choices.__qualname__.split('.')[0]}"]
+    return []
+
+
 def _python(value: Any) -> str:
     """``repr(value)`` when it is Python on one line; otherwise a placeholder to fill in."""
     text = repr(value)
@@ -228,10 +240,13 @@ def explain(target: Target) -> str:
             if why:
                 lines.append(f"        # inferred: {why}")
             shown = _python(strategy)
+            imports.extend(_imports_for(strategy))
             lines.append(f"        {name!r}: {shown}{'' if shown.startswith('...') else ','}")
         lines.append("    },")
     from dyncheck.strategies import DEFAULT_DIMS
 
+    for dim, why in getattr(target, "inferred_dims", {}).items():
+        lines.append(f"    # inferred {dim}: {why}")
     lines.append(f"    dims={ {**DEFAULT_DIMS, **dict(spec.dims)}!r},")
     if spec.branches:
         lines.append("    branches={")

@@ -56,6 +56,8 @@ def collect(stats: dict[str, list[Any]]) -> dict[str, dict[str, dict[str, Any]]]
                     row["examples"] = value["examples"]
                     row["paths"] = Counter(value["paths"])
                     row["finding"] = value.get("finding")
+                    if "census" in value:
+                        row["census"] = value["census"]
     return table
 
 
@@ -93,8 +95,30 @@ def write(terminalreporter: Any, settings: Settings) -> None:
             terminalreporter.write_line(f"  {invariant:<{width}}  {verdict:<7}  {detail}")
             if row.get("finding") and verdict in ("failed", "xfailed"):
                 terminalreporter.write_line(f"  {'':<{width}}           {_shorten(row['finding'])}")
-        for path, count in paths.most_common(4 if not settings.explain else None):
-            terminalreporter.write_line(f"    path {path}  ({count} calls)")
-        hidden = len(paths) - 4
-        if hidden > 0 and not settings.explain:
-            terminalreporter.write_line(f"    ... {hidden} more (--dyncheck-explain lists all)")
+        census = next((row["census"] for row in rows.values() if row.get("census")), None)
+        _write_paths(terminalreporter, paths, census, settings.explain)
+
+
+def _write_paths(terminalreporter: Any, paths: Counter[str], census: dict | None, full: bool) -> None:
+    """The path census: compact (the commonest paths, dead parameters, untaken source
+    branches), or in full with --dyncheck-explain (every path, layer by layer)."""
+    write = terminalreporter.write_line
+    sizes = {p["path"]: p for p in census["paths"]} if census else {}
+    shown = paths.most_common(None if full else 4)
+    for path, count in shown:
+        entry = sizes.get(path)
+        params = f", {entry['params']:,} params" if entry else ""
+        write(f"    path {path}  ({count} calls{params})")
+        if full and entry:
+            for name, layer, numel in entry["layers"]:
+                write(f"        {name:<24} {_shorten(layer, 48):<48} {numel:>10,}")
+    if len(paths) > len(shown):
+        write(f"    ... {len(paths) - len(shown)} more (--dyncheck-explain lists all)")
+    if not census:
+        return
+    for row in census["dead"]:
+        write(f"    dead: {row['module']} ({row['params']:,} parameters) never ran on any path", red=True)
+    for line in census["source"][: None if full else 3]:
+        write(f"    untaken source branch: {line}")
+    if not full and len(census["source"]) > 3:
+        write(f"    ... {len(census['source']) - 3} more untaken source branches (--dyncheck-explain lists all)")

@@ -221,7 +221,10 @@ def controls(
     """
     args = dict(locals())
     _control_plan(**args)
-    return _draw_controls(**_given(controls, args))
+    strategy = _draw_controls(**_given(controls, args))
+    # --dyncheck-explain prints `choices=Mode`: it needs to know what to import.
+    strategy._dyncheck_choices = choices
+    return strategy
 
 
 @_composite("controls")

@@ -19,7 +19,15 @@ from typing import Any
 from torch import nn
 
 from dyncheck.errors import InvalidArgument, TargetError
-from dyncheck.infer import Inferred, Uninferable, infer_init, infer_input, predicate_thresholds
+from dyncheck.infer import (
+    Inferred,
+    Uninferable,
+    check_forward_arguments,
+    infer_dims,
+    infer_init,
+    infer_input,
+    predicate_thresholds,
+)
 from dyncheck.seeding import seeded
 from dyncheck.spec import Spec
 
@@ -39,6 +47,8 @@ class Target:
     #: argument name -> why it got its value/strategy ("first consumed by fc1 (Linear...)")
     inferred_init: dict[str, str] = field(default_factory=dict)
     inferred_inputs: dict[str, str] = field(default_factory=dict)
+    #: dimension name -> why its range was narrowed ("bn is BatchNorm1d, which ...")
+    inferred_dims: dict[str, str] = field(default_factory=dict)
     #: forward arguments that must be passed positionally
     positional: tuple[str, ...] = ()
     #: the class of the model, for messages and the census
@@ -236,6 +246,11 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
             f"{type(instance).__qualname__}.forward does not take "
             f"(it takes {', '.join(parameters) or 'nothing'})",
         )
+    if not spec.inputs:
+        try:
+            check_forward_arguments(instance, parameters)
+        except Uninferable as exc:
+            raise _fail(text, str(exc)) from None
     inputs: dict[str, Any] = {}
     inferred_inputs: dict[str, str] = {}
     all_dims = dict(spec.dims)
@@ -258,6 +273,10 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
         inferred_inputs[name] = inferred.why
         for dim, bounds in (inferred.dims or {}).items():
             all_dims.setdefault(dim, bounds)
+    inferred_dims: dict[str, str] = {}
+    for dim, found in infer_dims(instance, dict(spec.dims)).items():
+        all_dims[dim] = found.value
+        inferred_dims[dim] = found.why
     for module_name, predicate in spec.branches.items():
         _check_predicate(text, module_name, predicate, parameters)
     positional = tuple(
@@ -269,6 +288,7 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
         spec=spec,
         inferred_init=inferred_init,
         inferred_inputs=inferred_inputs,
+        inferred_dims=inferred_dims,
         positional=positional,
         model_class=type(instance),
     )

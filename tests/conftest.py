@@ -7,6 +7,7 @@ import os
 import re
 from pathlib import Path
 
+import coverage  # noqa: F401  (the coverage invariant's tracer, likewise imported once)
 import pytest
 import torch  # noqa: F401  (imported once: pytester's module snapshots must not drop torch)
 from hypothesis import HealthCheck, settings
@@ -56,10 +57,10 @@ class DyncheckRun:
         self.text = result.stdout.str() + "\n" + result.stderr.str()
 
     def outcomes(self) -> dict[str, str]:
-        """node id -> PASSED/FAILED/SKIPPED/ERROR, from the -rA short summary."""
+        """node id -> PASSED/FAILED/SKIPPED/ERROR/XFAIL/XPASS, from the -rA short summary."""
         found = {}
         for line in self.text.splitlines():
-            match = re.match(r"^(PASSED|FAILED|SKIPPED|ERROR) (?:\[\d+\] )?(dyncheck::\S+)", line)
+            match = re.match(r"^(PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS) (?:\[\d+\] )?(dyncheck::\S+)", line)
             if match:
                 found[match.group(2)] = match.group(1)
         return found

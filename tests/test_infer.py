@@ -7,10 +7,15 @@ Strategies are compared by their repr, which is the public call a user would wri
 
 from __future__ import annotations
 
+import ast
+import enum
+from typing import Literal
+
 import pytest
 import torch
 from hypothesis import HealthCheck, find, given, settings
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
 
 import dyncheck.strategies as dst
 from dyncheck.errors import TargetError
@@ -527,3 +532,473 @@ def test_a_layer_reached_by_iterating_a_module_list():
     target = resolve_spec(Spec(Stack))
     assert repr(target.spec.inputs["x"]) == "tensors(shape=('batch', 5))"
     assert target.inferred_inputs["x"] == "first consumed by blocks.0 (Linear(in_features=5))"
+
+
+# --------------------------------------------------------------------------- padded sequences
+
+
+class PackedProjection(nn.Module):
+    """A Linear before packing: the input is a padded batch-first sequence."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(8, 6)
+        self.gru = nn.GRU(6, 4, batch_first=True)
+
+    def forward(self, x, lengths):
+        h = self.proj(x)
+        packed = pack_padded_sequence(h, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.gru(packed)
+        return out.data
+
+
+class PackedNorm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.LayerNorm(5)
+        self.lstm = nn.LSTM(5, 3, batch_first=True)
+
+    def forward(self, x, seq_lengths):
+        packed = pack_padded_sequence(self.norm(x), seq_lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        return out.data
+
+
+class PackedTimeMajor(PackedProjection):
+    """pack_padded_sequence's default batch_first=False: the padded input is time-major."""
+
+    def forward(self, x, lengths):
+        packed = pack_padded_sequence(self.proj(x), lengths, enforce_sorted=False)
+        out, _ = self.gru(packed)
+        return out.data
+
+
+class MaskedTimeMajor(nn.Module):
+    """No packing: the layout is the RNN's own."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(7, 6)
+        self.rnn = nn.RNN(6, 4)
+
+    def forward(self, x, lengths):
+        out, _ = self.rnn(self.proj(x))
+        steps = torch.arange(out.shape[0]).unsqueeze(1)
+        return out * (steps < lengths.unsqueeze(0)).unsqueeze(-1)
+
+
+class PackedBatchNorm(nn.Module):
+    """BatchNorm1d takes (batch, channels, time): the (batch, time, channels) input is
+    transposed on the way in."""
+
+    def __init__(self):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(8)
+        self.gru = nn.GRU(8, 4, batch_first=True)
+
+    def forward(self, x, lengths):
+        h = self.bn(x.transpose(1, 2)).transpose(1, 2)
+        out, _ = self.gru(pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False))
+        return out.data
+
+
+@pytest.mark.parametrize(
+    ("model", "shape", "why"),
+    [
+        (PackedProjection, ("batch", "time", 8),
+         "first consumed by proj (Linear(in_features=8)); a padded sequence, as forward takes lengths"),
+        (PackedNorm, ("batch", "time", 5),
+         "first consumed by norm (LayerNorm([5])); a padded sequence, as forward takes seq_lengths"),
+        (PackedTimeMajor, ("time", "batch", 8),
+         "first consumed by proj (Linear(in_features=8)); a padded sequence, as forward takes lengths "
+         "(time-major, as pack_padded_sequence has batch_first=False)"),
+        (MaskedTimeMajor, ("time", "batch", 7),
+         "first consumed by proj (Linear(in_features=7)); a padded sequence, as forward takes lengths "
+         "(time-major, as rnn has batch_first=False)"),
+        (PackedBatchNorm, ("batch", "time", 8),
+         "first consumed by bn (BatchNorm1d(8)); a padded sequence, as forward takes lengths; "
+         "it reaches bn through transpose(1, 2)"),
+    ],
+    ids=lambda v: v.__name__ if isinstance(v, type) else None,
+)
+def test_a_layer_before_packing_gets_a_time_axis_when_forward_takes_lengths(model, shape, why):
+    target = resolved(model)
+    (lengths,) = [s for n, s in target.spec.inputs.items() if n != "x"]
+    same(target.spec.inputs["x"], dst.tensors(shape=shape))
+    same(lengths, dst.sequence_lengths(batch_size="batch", max_length="time"))
+    assert target.inferred_inputs["x"] == why
+    assert_callable(target)
+
+
+def test_without_lengths_a_linear_input_has_no_time_axis():
+    class Plain(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(8, 6)
+
+        def forward(self, x, scale_by):
+            return self.proj(x) * scale_by.sum()
+
+    target = resolved(Plain, inputs={"scale_by": dst.tensors(shape=(1,))})
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", 8)))
+
+
+def test_a_transposed_input_to_a_conv_is_swapped_back():
+    class Transposed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(6, 4, kernel_size=1)
+
+        def forward(self, x):
+            return self.conv(x.transpose(1, 2))
+
+    target = resolved(Transposed)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", "length", 6)))
+    assert target.inferred_inputs["x"] == (
+        "first consumed by conv (Conv1d(in_channels=6)); it reaches conv through transpose(1, 2)"
+    )
+    assert_callable(target)
+
+
+# --------------------------------------------------------------------------- choices
+
+
+class Mode(enum.Enum):
+    FAST = "fast"
+    SLOW = "slow"
+
+
+class Choosing(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(3, 3)
+        self.b = nn.Linear(3, 3)
+
+
+class ModeAnnotatedStr(Choosing):
+    def forward(self, x, mode: str):
+        if mode == "a":
+            return self.a(x)
+        elif mode == "b":
+            return self.b(x)
+        raise ValueError(mode)
+
+
+class ModeComparedOnly(Choosing):
+    def forward(self, x, mode):
+        if mode in ("sum", "mean"):
+            x = self.a(x)
+        if mode != "none":
+            x = self.b(x)
+        return x
+
+
+class ActivationMatched(Choosing):
+    def forward(self, x, activation):
+        match activation:
+            case "relu":
+                return self.a(x).relu()
+            case "tanh" | "gelu":
+                return self.b(x).tanh()
+        raise ValueError(activation)
+
+
+class ModeEnum(Choosing):
+    def forward(self, x, mode: Mode):
+        return self.a(x) if mode is Mode.FAST else self.b(x)
+
+
+class ReduceLiteral(Choosing):
+    def forward(self, x, reduce: Literal["sum", "mean"]):
+        out = self.a(x)
+        return out.sum(0) if reduce == "sum" else out.mean(0)
+
+
+@pytest.mark.parametrize(
+    ("model", "argument", "choices", "why"),
+    [
+        (ModeAnnotatedStr, "mode", ["a", "b"], "annotated str, compared with 'a', 'b' in forward"),
+        (ModeComparedOnly, "mode", ["sum", "mean", "none"],
+         "a string compared with 'sum', 'mean', 'none' in forward"),
+        (ActivationMatched, "activation", ["relu", "tanh", "gelu"],
+         "a string compared with 'relu', 'tanh', 'gelu' in forward"),
+        (ModeEnum, "mode", Mode, "annotated Mode, an Enum: each member"),
+        (ReduceLiteral, "reduce", ["sum", "mean"], "annotated Literal['sum', 'mean']"),
+    ],
+    ids=lambda v: v.__name__ if isinstance(v, type) and issubclass(v, nn.Module) else None,
+)
+def test_string_enum_and_literal_arguments_get_choices(model, argument, choices, why):
+    target = resolved(model)
+    strategy = target.spec.inputs[argument]
+    same(strategy, dst.controls(choices=choices))
+    assert target.inferred_inputs[argument] == why
+    for choice in choices:  # every choice is drawn, not only the first
+        assert find(strategy, lambda value: value == choice) == choice
+    assert_callable(target)
+
+
+def test_string_evidence_wins_over_the_control_like_name():
+    # "mode" matches the control-like names, but a mode compared with strings is no float.
+    target = resolved(ModeComparedOnly)
+    assert repr(target.spec.inputs["mode"]) == "controls(choices=['sum', 'mean', 'none'])"
+
+
+class Dispatch(Choosing):
+    def forward(self, x, name: str):
+        return getattr(torch, name)(self.a(x))
+
+
+def test_a_str_argument_compared_with_no_string_is_uninferable():
+    with pytest.raises(TargetError) as info:
+        resolved(Dispatch)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.endswith(
+        ":Dispatch: cannot infer forward argument 'name' of Dispatch (annotated str, but forward "
+        "compares it with no string constant); write dyncheck.Spec(Dispatch, "
+        "inputs={'name': dyncheck.strategies.controls(choices=[...])})"
+    )
+
+
+# --------------------------------------------------------------------------- counts
+
+
+class Counting(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+        self.blocks = nn.ModuleList([nn.Linear(3, 3) for _ in range(4)])
+
+
+class StepsByRange(Counting):
+    def forward(self, x, n_steps):
+        for _ in range(n_steps):
+            x = self.fc(x)
+        return x
+
+
+class DepthBySlice(Counting):
+    def forward(self, x, depth):
+        for block in self.blocks[:depth]:
+            x = block(x)
+        return x
+
+
+class AnyNameInRange(Counting):
+    def forward(self, x, k):
+        for _ in range(1, k):
+            x = self.fc(x)
+        return x
+
+
+class LayersCompared(Counting):
+    def forward(self, x, n_layers):
+        for i in range(n_layers):
+            x = self.blocks[i % 4](x)
+        if n_layers > 6:
+            x = self.fc(x)
+        return x
+
+
+class Unroll(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cell = nn.GRUCell(3, 3)
+
+    def forward(self, h, steps):
+        for _ in range(steps):
+            h = self.cell(h, h)
+        return h
+
+
+class Decoder(nn.Module):
+    """The count goes into a submodule as its second argument: its own forward is read
+    for that argument, not for the first."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(5, 5)
+        self.unroll = Unroll()
+
+    def forward(self, x, num_steps):
+        h = self.proj(x)[:, :3]
+        return self.unroll(h, num_steps)
+
+
+class IterationsCompared(Counting):
+    def forward(self, x, n_iters):
+        return self.fc(x) if n_iters > 2 else x
+
+
+@pytest.mark.parametrize(
+    ("model", "argument", "low", "high", "thresholds", "why"),
+    [
+        (StepsByRange, "n_steps", 0, 4, (),
+         "a count: used as range(n_steps) in forward; drawn as ints from 0 to 4"),
+        (DepthBySlice, "depth", 0, 4, (),
+         "a count: used as self.blocks[:depth] in forward; drawn as ints from 0 to 4"),
+        (AnyNameInRange, "k", 0, 4, (),
+         "a count: used as range(1, k) in forward; drawn as ints from 0 to 4"),
+        (LayersCompared, "n_layers", 0, 7, (6,),
+         "a count: used as range(n_layers) and compared with 6 in forward; drawn as ints from 0 to 7"),
+        (Decoder, "num_steps", 0, 4, (), "a count, by its name; drawn as ints from 0 to 4"),
+        (IterationsCompared, "n_iters", 0, 4, (2,),
+         "a count, by its name; compared with 2 in forward; drawn as ints from 0 to 4"),
+    ],
+    ids=lambda v: v.__name__ if isinstance(v, type) else None,
+)
+def test_count_like_arguments_are_small_ints(model, argument, low, high, thresholds, why):
+    target = resolved(model)
+    strategy = target.spec.inputs[argument]
+    same(strategy, dst.controls(dtype=int, min_value=low, max_value=high, thresholds=thresholds))
+    assert target.inferred_inputs[argument] == why
+    assert find(strategy, lambda n: n == high) == high
+    assert find(strategy, lambda n: n == low) == low
+    assert_callable(target)
+
+
+# --------------------------------------------------------------------------- batch norm
+
+
+class Normed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def test_batch_norm_narrows_the_batch_to_at_least_two():
+    target = resolved(Normed)
+    assert dict(target.spec.dims) == {"batch": (2, 4)}
+    assert target.inferred_dims == {
+        "batch": "body.1 is BatchNorm1d, which in train mode fails on a batch of 1 "
+        "('Expected more than 1 value per channel when training')"
+    }
+    assert_callable(target)
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
+        target.build()(torch.zeros(1, 4))  # what batch size 1 would do
+
+
+def test_batch_norm_keeps_a_batch_range_the_spec_gives():
+    target = resolved(Normed, dims={"batch": (3, 3)})
+    assert dict(target.spec.dims) == {"batch": (3, 3)}
+    assert target.inferred_dims == {}
+
+
+def test_no_batch_norm_no_inferred_dims():
+    assert resolved(Stack).inferred_dims == {}
+    assert "batch" not in resolved(Conv2).spec.dims
+
+
+# --------------------------------------------------------------------------- *args / **kwargs
+
+
+class StarInputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, *inputs):
+        return self.fc(inputs[0])
+
+
+class KeywordsOnly(StarInputs):
+    def forward(self, **kwargs):
+        return self.fc(kwargs["x"])
+
+
+class Both(StarInputs):
+    def forward(self, *args, **kwargs):
+        return self.fc(args[0])
+
+
+@pytest.mark.parametrize(
+    ("model", "shown"),
+    [(StarInputs, "*inputs"), (KeywordsOnly, "**kwargs"), (Both, "*args, **kwargs")],
+    ids=lambda v: v.__name__ if isinstance(v, type) else None,
+)
+def test_forward_with_only_star_arguments_is_a_one_line_error(model, shown):
+    name = model.__qualname__
+    with pytest.raises(TargetError) as info:
+        resolved(model)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.endswith(
+        f":{name}: {name}.forward takes {shown}; dyncheck passes arguments by name: write a forward "
+        "with named arguments, or wrap the model (a factory returning a wrapper module)"
+    )
+
+
+def test_star_arguments_next_to_a_named_one_are_left_alone():
+    class Rest(StarInputs):
+        def forward(self, x, *rest):
+            return self.fc(x)
+
+    target = resolved(Rest)
+    assert list(target.spec.inputs) == ["x"]
+    assert_callable(target, max_examples=3)
+
+
+# --------------------------------------------------------------------------- thresholds in range
+
+
+def control_arguments(strategy) -> dict:
+    """The keyword arguments of the ``controls(...)`` call a strategy's repr shows."""
+    call = ast.parse(repr(strategy), mode="eval").body
+    assert isinstance(call, ast.Call) and call.func.id == "controls"
+    return {
+        k.arg: k.value.id if isinstance(k.value, ast.Name) else ast.literal_eval(k.value)
+        for k in call.keywords
+    }
+
+
+class GateMixed(Gated):
+    def forward(self, x, gate):
+        if gate > 0.5:
+            x = self.fc(x)
+        if gate < 3:
+            x = x * 2
+        return x
+
+
+class IntFractional(Gated):
+    def forward(self, x, level: int):
+        if level > 7.5:
+            x = self.fc(x)
+        return x if level > -2.5 else -x
+
+
+class CountBothWays(Counting):
+    def forward(self, x, n_steps):
+        for _ in range(n_steps):
+            x = self.fc(x)
+        return x if n_steps > -1 else x * 0 + (n_steps >= 9)
+
+
+@pytest.mark.parametrize(
+    ("model", "argument", "fields"),
+    [
+        (GateAbove, "gate", {}),
+        (GateBelowNegative, "gate", {}),
+        (GateLarge, "gate", {}),
+        (GateMixed, "gate", {}),
+        (GateAbove, "gate", {"branches": {"fc": lambda x, gate: gate > 40}}),  # a spec's own threshold
+        (IntFractional, "level", {}),
+        (CountBothWays, "n_steps", {}),
+        (LayersCompared, "n_layers", {}),
+    ],
+)
+def test_inferred_thresholds_lie_inside_the_inferred_range(model, argument, fields):
+    target = resolved(model, **fields)
+    strategy = target.spec.inputs[argument]
+    arguments = control_arguments(strategy)
+    low, high = arguments.get("min_value", 0.0), arguments.get("max_value", 1.0)
+    assert arguments["thresholds"], arguments
+    for threshold in arguments["thresholds"]:
+        assert low <= threshold <= high, arguments
+        # both sides of every threshold can be drawn
+        assert find(strategy, lambda v: float(v) < threshold) is not None
+        assert find(strategy, lambda v: float(v) > threshold) is not None
+    assert_callable(target, max_examples=3)

@@ -40,8 +40,8 @@ def test_collection_keeps_target_order_and_dedupes(dyncheck_run):
     ("selection", "expected"),
     [
         (("-k", "finite"), {"finite"}),
-        (("-k", "not finite and not grad"), {"determinism"}),
-        (("-m", "dyncheck"), {"determinism", "finite", "grad_isolation"}),
+        (("-k", "not finite and not grad and not coverage"), {"determinism"}),
+        (("-m", "dyncheck"), {"determinism", "finite", "grad_isolation", "coverage"}),
         (("--dyncheck-invariants", "finite"), {"finite"}),
         (("--dyncheck-invariants", "finite, determinism"), {"determinism", "finite"}),
     ],

@@ -110,3 +110,27 @@ def test_explain_prints_each_lambda_and_imports_named_functions(dyncheck_run, py
     assert "from exspec import my_loss" in run.text
     assert "    loss=my_loss," in run.text
     assert re.search(r"'x': \.\.\.,  # \w+: write this one by hand", run.text)
+
+
+def test_explain_imports_an_enum_given_as_choices(dyncheck_run, pytester):
+    pytester.makepyfile(
+        modes="""
+        import enum
+        import torch.nn as nn
+
+        class Mode(enum.Enum):
+            FAST = 1
+            SLOW = 2
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(3, 3)
+
+            def forward(self, x, mode: Mode):
+                return self.fc(x) if mode is Mode.FAST else self.fc(self.fc(x))
+        """
+    )
+    run = dyncheck_run("--dyncheck", "modes:Model", "--dyncheck-explain", "--co")
+    assert "from modes import Mode\n" in run.text
+    assert "'mode': controls(choices=Mode)," in run.text

@@ -9,10 +9,11 @@ from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants.determinism import Determinism
 from dyncheck.invariants.finite import Finite
 from dyncheck.invariants.grad_isolation import GradIsolation
+from dyncheck.invariants.path_coverage import Coverage
 
 __all__ = ["BUILTIN", "Context", "Invariant", "registry"]
 
-BUILTIN: tuple[type[Invariant], ...] = (Determinism, Finite, GradIsolation)
+BUILTIN: tuple[type[Invariant], ...] = (Determinism, Finite, GradIsolation, Coverage)
 
 
 def registry() -> dict[str, type[Invariant]]:

@@ -32,7 +32,7 @@ from dyncheck.invariants._base import Context, Invariant, module_name_map, param
 from dyncheck.invariants.finite import non_finite
 from dyncheck.tracing import Trace, floating_leaves
 
-__all__ = ["GradIsolation", "default_optimizers", "evaluate_branch", "influences"]
+__all__ = ["GradIsolation", "default_optimizers", "evaluate_branch", "influences", "predicate_text"]
 
 
 def default_optimizers() -> dict[str, Callable[[Any], torch.optim.Optimizer]]:
@@ -46,7 +46,7 @@ def default_optimizers() -> dict[str, Callable[[Any], torch.optim.Optimizer]]:
     }
 
 
-def _predicate_text(predicate: Callable[..., Any]) -> str:
+def predicate_text(predicate: Callable[..., Any]) -> str:
     from dyncheck._report import source_of
 
     text = source_of(predicate)
@@ -192,7 +192,7 @@ class GradIsolation(Invariant):
                     f"the branch predicate for {module_name} raised {type(exc).__name__}: {exc}"
                 )
                 continue
-            condition = _predicate_text(predicate)
+            condition = predicate_text(predicate)
             did_run = module_name in ran
             if holds and not did_run:
                 findings.append(

@@ -1,0 +1,128 @@
+"""coverage: dead parameters, branches exercised both ways, the census, source branches."""
+
+from __future__ import annotations
+
+import re
+
+COV = "--dyncheck-invariants=coverage"
+CLASSIFIER_SPEC = """
+import dyncheck
+from reference_models.classifier import DynamicClassifier
+
+spec = dyncheck.Spec(DynamicClassifier)  # a Spec of its own: the class's xfail does not apply
+"""
+
+
+def test_the_founding_classifier_has_a_dead_branch(dyncheck_run, pytester):
+    pytester.makepyfile(asis=CLASSIFIER_SPEC)
+    run = dyncheck_run("--dyncheck", "asis:spec", COV, "--dyncheck-seed=4")
+    assert run.outcomes() == {"dyncheck::asis:spec::coverage": "FAILED"}
+    lines = run.failure("::coverage").strip().splitlines()
+    assert lines[0] == "coverage violated by asis:spec"
+    assert re.fullmatch(
+        r"510 of 6,070 parameters are dead: no example ran their module or reached them in \d+ examples "
+        r"and a directed search of [\d,]+ more\.",
+        lines[2],
+    )
+    assert lines[3] == (
+        "  fc3 (Linear(in_features=50, out_features=10, bias=True)) never ran: "
+        "fc3.weight [10, 50], fc3.bias [10] (510 parameters)"
+    )
+    assert re.fullmatch(r"  paths seen: fc1 → fc2 \(\d+\)", lines[4])
+    assert re.fullmatch(
+        r"  source: \S*classifier\.py:\d+  if x\.shape\[1\] > 40:  → never went on to line \d+: "
+        r"x = torch\.relu\(self\.fc3\(x\)\)",
+        lines[5],
+    )
+    assert lines[-1] == "Reproduce: pytest --dyncheck asis:spec --dyncheck-only --dyncheck-seed=4 -k coverage"
+
+
+def test_the_reference_classifier_declares_it_as_a_known_bug(dyncheck_run):
+    target = "reference_models.classifier:DynamicClassifier"
+    run = dyncheck_run("--dyncheck", target, COV)
+    assert run.outcomes() == {f"dyncheck::{target}::coverage": "XFAIL"}
+    assert run.ret == 0
+    summary = run.text.split("dyncheck summary")[1]
+    assert "coverage  xfailed  " in summary and "known: as written fc3 can never run" in summary
+    assert "    dead: fc3 (510 parameters) never ran on any path" in summary
+    assert "untaken source branch: " in summary
+
+
+def test_a_fixed_classifier_makes_the_strict_xfail_fail(dyncheck_run, pytester):
+    pytester.makepyfile(
+        fixed="""
+        import torch
+        from reference_models.classifier import DynamicClassifier
+
+        class Fixed(DynamicClassifier):
+            def forward(self, x):
+                x = torch.relu(self.fc1(x))
+                return torch.relu(self.fc2(x) if x.shape[0] > 1 else self.fc3(x))
+        """
+    )
+    run = dyncheck_run("--dyncheck", "fixed:Fixed", COV)
+    assert run.outcomes() == {"dyncheck::fixed:Fixed::coverage": "FAILED"}  # XPASS(strict)
+    assert "[XPASS(strict)] as written fc3 can never run" in run.text
+    assert run.ret == 1
+
+
+def test_a_declared_branch_the_inputs_never_take(dyncheck_run, pytester):
+    pytester.makepyfile(
+        oneside="""
+        import dyncheck
+        from dyncheck.strategies import controls
+        from reference_models.gated import DynamicNet
+
+        spec = dyncheck.Spec(
+            DynamicNet,
+            init={"input_size": 4, "hidden_size": 3, "output_size": 2},
+            inputs={"control": controls(max_value=0.5, as_tensor=True)},
+            branches={"fc2": lambda control: control > 0.5},
+        )
+        """
+    )
+    run = dyncheck_run("--dyncheck", "oneside:spec", COV)
+    lines = run.failure("::coverage").strip().splitlines()
+    assert lines[2] == "2 coverage problems:"
+    assert re.fullmatch(r"  - 12 of 35 parameters are dead: .*", lines[3])
+    assert re.fullmatch(
+        r"  - The declared branch fc2 never ran in \d+ examples and a directed search of [\d,]+ more: "
+        r"the inputs never made `control > 0\.5` true, "
+        r"so one side of it is untested\.",
+        lines[4],
+    )
+
+
+def test_good_models_pass_and_the_census_is_in_the_summary(dyncheck_run):
+    target = "reference_models.random_depth:DynamicNet"
+    run = dyncheck_run("--dyncheck", target, COV)
+    assert run.ret == 0, run.text
+    summary = run.text.split("dyncheck summary")[1]
+    assert re.search(r"path input_layer → hidden_layer ×3 → output_layer  \(\d+ calls, 124 params\)", summary)
+    assert re.search(r"path input_layer → output_layer  \(\d+ calls, 82 params\)", summary)
+    assert "dead:" not in summary
+
+
+def test_explain_lists_every_path_layer_by_layer(dyncheck_run):
+    target = "reference_models.routing:TopOneMoE"
+    run = dyncheck_run("--dyncheck", target, COV, "--dyncheck-explain")
+    summary = run.text.split("dyncheck summary")[1]
+    assert "more (--dyncheck-explain lists all)" not in summary
+    assert re.search(r"        router +Linear\(in_features=8, out_features=3, bias=True\) +27\n", summary)
+    assert re.search(r"        head +Linear\(in_features=6, out_features=4, bias=True\) +28\n", summary)
+
+
+def test_paths_show_in_hypothesis_statistics(dyncheck_run):
+    run = dyncheck_run("--dyncheck", "reference_models.gated:DynamicNet", COV, "--hypothesis-show-statistics")
+    statistics = run.text.split("Hypothesis Statistics")[1]
+    assert re.search(r"path: fc1 → fc3", statistics)
+    assert re.search(r"path: fc1 → fc2 → fc3", statistics)
+
+
+def test_a_rare_path_is_found_by_the_directed_search(dyncheck_run):
+    # Expert 0 of the reference mixture is chosen rarely; with seed 3 and 50 examples the
+    # run itself never chooses it, the directed search does.
+    run = dyncheck_run("--dyncheck", "reference_models.routing:TopOneMoE", COV, "--dyncheck-seed=3",
+                       "--dyncheck-max-examples=50")
+    assert run.ret == 0, run.text
+    assert "experts.0" in run.text.split("dyncheck summary")[1]
