@@ -108,7 +108,7 @@ def _write_paths(terminalreporter: Any, paths: Counter[str], census: dict | None
     for path, count in shown:
         entry = sizes.get(path)
         params = f", {entry['params']:,} params" if entry else ""
-        write(f"    path {path}  ({count} calls{params})")
+        write(f"    path {path}  ({count:,} calls{params})")
         if full and entry:
             for name, layer, numel in entry["layers"]:
                 write(f"        {name:<24} {_shorten(layer, 48):<48} {numel:>10,}")
