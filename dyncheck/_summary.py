@@ -96,7 +96,8 @@ def write(terminalreporter: Any, settings: Settings) -> None:
             if row.get("finding") and verdict in ("failed", "xfailed"):
                 terminalreporter.write_line(f"  {'':<{width}}           {_shorten(row['finding'])}")
         census = next((row["census"] for row in rows.values() if row.get("census")), None)
-        _write_paths(terminalreporter, paths, census, settings.explain)
+        full = settings.explain or terminalreporter.config.option.verbose > 0
+        _write_paths(terminalreporter, paths, census, full)
 
 
 def _write_paths(terminalreporter: Any, paths: Counter[str], census: dict | None, full: bool) -> None:
