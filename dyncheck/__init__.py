@@ -10,6 +10,7 @@ from typing import Any
 
 __all__ = [
     "DyncheckError",
+    "DyncheckWarning",
     "InvalidArgument",
     "InvariantViolation",
     "ModelError",
@@ -27,6 +28,7 @@ _LAZY = {
     "trace": ("dyncheck.tracing", "trace"),
     "Trace": ("dyncheck.tracing", "Trace"),
     "DyncheckError": ("dyncheck.errors", "DyncheckError"),
+    "DyncheckWarning": ("dyncheck.errors", "DyncheckWarning"),
     "InvalidArgument": ("dyncheck.errors", "InvalidArgument"),
     "InvariantViolation": ("dyncheck.errors", "InvariantViolation"),
     "ModelError": ("dyncheck.errors", "ModelError"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __all__ = [
     "DyncheckError",
+    "DyncheckWarning",
     "InvalidArgument",
     "InvariantViolation",
     "ModelError",
@@ -59,3 +60,8 @@ class ModelError(DyncheckError):
         self.original = original
         self.hints = tuple(hints)
         super().__init__(f"{stage} raised {type(original).__name__}: {original}")
+
+
+class DyncheckWarning(UserWarning):
+    """Something a model does that is not a failure but needs a decision (pytest lists it
+    in its warnings summary)."""

@@ -52,6 +52,9 @@ class Spec:
             optimizer steps (default: SGD with momentum and weight decay, and AdamW).
         xfail: invariant name -> why the model is known to break it. The check still
             runs and must fail (strict): a known bug stays visible, and its fix shows.
+        load_with_assign: the model is meant to be loaded with
+            ``load_state_dict(assign=True)``, so its ties must survive that (they need a
+            re-tie in a load post-hook); otherwise untying there is only a warning.
         name: how reports name the model (default: the target string).
     """
 
@@ -66,6 +69,7 @@ class Spec:
     frozen: Sequence[str] = ()
     optimizer: Callable[[Any], Any] | None = None
     xfail: Mapping[str, str] = field(default_factory=dict)
+    load_with_assign: bool = False
     name: str | None = None
 
     def __post_init__(self) -> None:

@@ -16,6 +16,8 @@ import torch):
   middle layer runs with probability 1/2.
 * :mod:`reference_models.routing` -- ``TopOneMoE``: top-1 routing weighted by its gate,
   the correct counterpart of the routing bugs.
+* :mod:`reference_models.tied_lm` -- ``TiedLanguageModel``: embedding -> GRU -> linear with
+  the decoder's weight tied to the embedding, the correct counterpart of the tying bugs.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -33,4 +35,5 @@ GOOD_TARGETS = (
     "reference_models.rnn:DynamicRNN",
     "reference_models.paddle_branch:MyModel",
     "reference_models.routing:TopOneMoE",
+    "reference_models.tied_lm:TiedLanguageModel",
 )

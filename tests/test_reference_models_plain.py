@@ -96,6 +96,14 @@ def _paddle() -> tuple[torch.nn.Module, tuple]:
     return MyModel(8, 16), (torch.randn(3, 8),)
 
 
+def _tied_lm() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.tied_lm import TiedLanguageModel
+
+    model = TiedLanguageModel(11, 6)
+    assert model.decoder.weight is model.encoder.weight
+    return model, (torch.randint(0, 11, (3, 5)),)
+
+
 def _routing() -> tuple[torch.nn.Module, tuple]:
     from reference_models.routing import TopOneMoE
 
@@ -110,6 +118,7 @@ BUILDERS = {
     "rnn": _rnn,
     "paddle_branch": _paddle,
     "routing": _routing,
+    "tied_lm": _tied_lm,
 }
 
 

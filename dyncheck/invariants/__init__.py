@@ -10,10 +10,11 @@ from dyncheck.invariants.determinism import Determinism
 from dyncheck.invariants.finite import Finite
 from dyncheck.invariants.grad_isolation import GradIsolation
 from dyncheck.invariants.path_coverage import Coverage
+from dyncheck.invariants.tied_weights import TiedWeights
 
 __all__ = ["BUILTIN", "Context", "Invariant", "registry"]
 
-BUILTIN: tuple[type[Invariant], ...] = (Determinism, Finite, GradIsolation, Coverage)
+BUILTIN: tuple[type[Invariant], ...] = (Determinism, Finite, GradIsolation, Coverage, TiedWeights)
 
 
 def registry() -> dict[str, type[Invariant]]:

@@ -30,6 +30,17 @@ that dyncheck's zero-configuration inference can check it.
   (grad_isolation).
 * :mod:`~reference_models.buggy.zero_grad_trick` -- ``0 * fc2.weight.sum()`` gives a
   skipped branch zero gradients that optimizers act on (grad_isolation).
+* :mod:`~reference_models.buggy.cloned_tie` -- a tie made by cloning (tied_weights).
+* :mod:`~reference_models.buggy.reinit_tie` -- a re-initialisation replaces one tied
+  Parameter (tied_weights).
+* :mod:`~reference_models.buggy.lazy_tie` -- the tie made in forward (tied_weights,
+  state_roundtrip).
+* :mod:`~reference_models.buggy.transposed_tie` -- a transposed copy as a "tie"
+  (tied_weights).
+* :mod:`~reference_models.buggy.data_alias_tie` -- ``.data`` aliasing: one storage, two
+  Parameters (tied_weights).
+* :mod:`~reference_models.buggy.closure_tie` -- the decoder reaches the embedding through
+  a closure, so a deepcopy trains the original (tied_weights).
 
 :data:`BUGGY_TARGETS` maps each target to the invariants that must catch it (every other
 invariant must pass); ``runs`` means the model cannot run at all, so every check reports
@@ -53,4 +64,10 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.argmax_router:Model": ("grad_isolation",),
     "reference_models.buggy.dense_moe:Model": ("grad_isolation",),
     "reference_models.buggy.zero_grad_trick:Model": ("grad_isolation",),
+    "reference_models.buggy.cloned_tie:Model": ("tied_weights",),
+    "reference_models.buggy.reinit_tie:Model": ("tied_weights",),
+    "reference_models.buggy.lazy_tie:Model": ("tied_weights", "state_roundtrip"),
+    "reference_models.buggy.transposed_tie:Model": ("tied_weights",),
+    "reference_models.buggy.data_alias_tie:Model": ("tied_weights",),
+    "reference_models.buggy.closure_tie:Model": ("tied_weights",),
 }

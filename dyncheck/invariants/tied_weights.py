@@ -1,0 +1,314 @@
+"""tied_weights: a tie is one Parameter, and stays one through training and transformations.
+
+Weight tying breaks silently in real code: a tie made by cloning, a re-initialisation that
+assigns a fresh Parameter, a tie made lazily in forward, ``.data`` aliasing that keeps the
+values equal while the optimizer updates twice, ``load_state_dict(assign=True)`` losing the
+tie, a tie through a closure that makes a ``deepcopy`` write gradients into the original.
+
+Tie groups are found by identity (``named_parameters(remove_duplicate=False)``) and
+declared with ``Spec(ties=[...])``. For every example dyncheck checks that
+
+1. every declared group is one Parameter object (naming the name that broke away), and no
+   two distinct trainable Parameters look like a broken tie: identical values, a transposed
+   copy, or shared storage;
+2. forward does not change which Parameter a name refers to;
+3. through optimizer steps (SGD, SGD with Nesterov momentum, Adam, AdamW with weight decay,
+   and the spec's optimizer) each group stays one object, bitwise equal, one storage, and
+   each shared Parameter is in the optimizer once;
+4. ties survive ``.to(torch.float64)`` and back, ``copy.deepcopy`` (and the copy is
+   independent: backward through it leaves the original's gradients None),
+   ``load_state_dict`` into a fresh instance, and ``torch.save``/``torch.load(weights_only=True)``
+   of the state_dict. ``load_state_dict(assign=True)`` unties every tied model unless it
+   re-ties after loading: a warning with the fix, or a failure with
+   ``Spec(load_with_assign=True)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from dyncheck.errors import DyncheckWarning, InvariantViolation
+from dyncheck.examples import Example
+from dyncheck.invariants._base import Context, Invariant
+
+__all__ = ["TiedWeights", "tie_groups", "training_optimizers"]
+
+
+def training_optimizers() -> dict[str, Callable[[Any], torch.optim.Optimizer]]:
+    """The optimizers a tie must survive: plain, momentum with Nesterov, adaptive, and
+    decoupled weight decay."""
+    return {
+        "SGD": lambda params: torch.optim.SGD(params, lr=0.01),
+        "SGD(momentum=0.9, nesterov=True)": lambda params: torch.optim.SGD(
+            params, lr=0.01, momentum=0.9, nesterov=True
+        ),
+        "Adam": lambda params: torch.optim.Adam(params, lr=1e-3),
+        "AdamW(weight_decay=0.01)": lambda params: torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01),
+    }
+
+
+def tie_groups(model: nn.Module) -> list[tuple[str, ...]]:
+    """Names that refer to one Parameter object, for each Parameter with several names."""
+    names: dict[int, list[str]] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(parameter), []).append(name)
+    return [tuple(group) for group in names.values() if len(group) > 1]
+
+
+def _group_problem(model: nn.Module, group: tuple[str, ...]) -> str | None:
+    """Why ``group`` is not one tie in ``model`` (None when it is)."""
+    try:
+        parameters = [model.get_parameter(name) for name in group]
+    except AttributeError as exc:
+        return f"{exc}"
+    first = parameters[0]
+    if all(p is first for p in parameters):
+        return None
+    # Name the ones that broke away from the object most names still share.
+    counts: dict[int, int] = {}
+    for p in parameters:
+        counts[id(p)] = counts.get(id(p), 0) + 1
+    main = max(counts, key=lambda key: counts[key])
+    away = [n for n, p in zip(group, parameters) if id(p) != main]
+    kept = [n for n, p in zip(group, parameters) if id(p) == main]
+    if list(counts.values()).count(counts[main]) > 1:  # no majority to break away from
+        how = _how(parameters[0], parameters[1])
+        hint = (
+            " (a Parameter assigned to one of the names after tying, e.g. in a re-initialisation)"
+            if how == "two different Parameters" else ""
+        )
+        return f"{' and '.join(group)} should be one Parameter but are {how}{hint}"
+    p_away = parameters[group.index(away[0])]
+    p_kept = parameters[group.index(kept[0])]
+    return f"{', '.join(away)} broke away from {', '.join(kept)}: {_how(p_away, p_kept)}"
+
+
+def _how(a: nn.Parameter, b: nn.Parameter) -> str:
+    if a.shape == b.shape and torch.equal(a.detach(), b.detach()):
+        if a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr():
+            return "two Parameters sharing one storage"
+        return "two Parameters with equal values"
+    return "two different Parameters"
+
+
+def _lookalikes(model: nn.Module) -> list[str]:
+    """Distinct trainable Parameters that look like a broken tie."""
+    named: dict[int, tuple[str, nn.Parameter]] = {}
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad and parameter.numel() >= 2:
+            named.setdefault(id(parameter), (name, parameter))
+    items = list(named.values())
+    by_numel: dict[int, list[tuple[str, nn.Parameter]]] = {}
+    for item in items:
+        by_numel.setdefault(item[1].numel(), []).append(item)
+    found = []
+    for group in by_numel.values():
+        for i, (name_a, a) in enumerate(group):
+            for name_b, b in group[i + 1:]:
+                data_a, data_b = a.detach(), b.detach()
+                if a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr():
+                    found.append(
+                        f"{name_a} and {name_b} are two Parameters sharing one storage (.data aliasing): "
+                        "the values stay equal, but each gets its own gradient and optimizer state, so the "
+                        f"storage is updated twice per step. Tie the Parameter itself: self.{name_b} = self.{name_a}"
+                    )
+                    continue
+                if data_a.min() == data_a.max():
+                    continue  # constant initialisations (zeros, ones) are equal by design
+                if a.shape == b.shape and torch.equal(data_a, data_b):
+                    found.append(
+                        f"{name_a} and {name_b} hold identical values but are two Parameters: a tie made "
+                        "by copying (clone, copy_, load) drifts apart at the first optimizer step. Tie "
+                        f"the Parameter itself (self.{name_b} = self.{name_a}), or if they are meant to "
+                        "start equal and train apart, say so with Spec(skip={'tied_weights': ...})."
+                    )
+                elif a.dim() == 2 and a.shape == b.shape[::-1] and torch.equal(data_a, data_b.t()):
+                    found.append(
+                        f"{name_b} is a transposed copy of {name_a}, a separate Parameter: the two drift "
+                        f"apart at the first optimizer step. Use {name_a} itself, transposed in forward "
+                        f"(F.linear(h, {name_a}.t()))."
+                    )
+    return found
+
+
+def _problems(model: nn.Module, groups: list[tuple[str, ...]], when: str) -> list[str]:
+    """Each group still one Parameter, bitwise equal under every name, one storage."""
+    found = []
+    for group in groups:
+        problem = _group_problem(model, group)
+        if problem is not None:
+            found.append(f"{when}: {problem}.")
+    return found
+
+
+def _optimizer_duplicates(optimizer: torch.optim.Optimizer, names: dict[int, tuple[str, ...]]) -> list[str]:
+    seen: dict[int, int] = {}
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            seen[id(parameter)] = seen.get(id(parameter), 0) + 1
+    return [
+        f"{' = '.join(names.get(key, ('?',)))} is in the optimizer {count} times: it would be stepped "
+        f"{count} times per step"
+        for key, count in seen.items()
+        if count > 1
+    ]
+
+
+class TiedWeights(Invariant):
+    name = "tied_weights"
+    summary = (
+        "tied (and declared) parameters are one Parameter and stay one through optimizer steps, "
+        "dtype round trips, deepcopy, state_dict loading and saving; a deepcopy is independent"
+    )
+
+    def check(self, context: Context, example: Example) -> None:
+        spec = context.target.spec
+        declared = [tuple(group) for group in spec.ties]
+        if "tie_discovery" not in context.memo:
+            # On a model really built, not on a deep copy: deepcopy clones each Parameter's
+            # data, which would hide storage shared between two Parameters.
+            built = _build(context)
+            context.memo["tie_discovery"] = (
+                [*_problems(built, declared, "as built"), *_lookalikes(built)],
+                list(dict.fromkeys([*tie_groups(built), *declared])),
+            )
+        built_findings, groups = context.memo["tie_discovery"]
+        findings = list(built_findings)
+
+        model = context.fresh_model()
+        names_before = {name: id(p) for name, p in model.named_parameters(remove_duplicate=False)}
+        trace = context.run(model, example, backward=True)
+        changed = [
+            name for name, p in model.named_parameters(remove_duplicate=False)
+            if names_before.get(name) != id(p)
+        ]
+        if changed:
+            now = {id(p): n for n, p in model.named_parameters()}
+            findings.append(
+                "forward changed which Parameter "
+                + ", ".join(
+                    f"{name} is (now {now.get(id(model.get_parameter(name)), 'a new Parameter')})"
+                    for name in changed
+                )
+                + ": a tie made in forward happens after the optimizer and load_state_dict saw the "
+                "untied model. Tie in __init__."
+            )
+        if findings:
+            raise InvariantViolation(*_headline(findings), path=trace.path)
+
+        if groups:
+            findings += self._training(context, example, groups)
+        findings += self._transformations(context, example, groups)
+        if findings:
+            raise InvariantViolation(*_headline(findings), path=trace.path)
+
+    def _training(self, context: Context, example: Example, groups: list[tuple[str, ...]]) -> list[str]:
+        spec = context.target.spec
+        optimizers = dict(training_optimizers())
+        if spec.optimizer is not None:
+            optimizers["Spec(optimizer=...)"] = spec.optimizer
+        found = []
+        for label, factory in optimizers.items():
+            model = context.fresh_model()
+            names: dict[int, tuple[str, ...]] = {}
+            for name, p in model.named_parameters(remove_duplicate=False):
+                names[id(p)] = (*names.get(id(p), ()), name)
+            optimizer = factory(model.parameters())
+            found += [f"{label}: {d}." for d in _optimizer_duplicates(optimizer, names)]
+            for step in (1, 2):
+                context.run(model, example, backward=True, record=False)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                problems = _problems(model, groups, f"after {label} step {step}")
+                if problems:
+                    found += problems
+                    break
+        return found
+
+    def _transformations(self, context: Context, example: Example, groups: list[tuple[str, ...]]) -> list[str]:
+        spec = context.target.spec
+        # A real build, not a deep copy: a copy's closures may point at the prototype's modules.
+        original = _build(context)
+        found: list[str] = []
+
+        converted = copy.deepcopy(original).to(torch.float64).to(torch.float32)
+        found += _problems(converted, groups, ".to(torch.float64) and back")
+
+        copied = copy.deepcopy(original)
+        found += _problems(copied, groups, "copy.deepcopy")
+        context.run(copied, example, backward=True, record=False)
+        leaked = [n for n, p in original.named_parameters() if p.grad is not None]
+        if leaked:
+            found.append(
+                f"backward through a deepcopy wrote gradients into the original's {', '.join(leaked)}: the "
+                "copy still uses the original's parameters (a tie through a closure, a lambda or a global "
+                "captured in __init__). Reach parameters through self in forward."
+            )
+
+        state = original.state_dict()
+        loaded = context.fresh_model()
+        try:
+            loaded.load_state_dict(state)
+        except RuntimeError as exc:
+            found.append(f"load_state_dict into a fresh instance failed: {' '.join(str(exc).split())[:300]}")
+        else:
+            found += _problems(loaded, groups, "load_state_dict into a fresh instance")
+
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        buffer.seek(0)
+        reloaded = context.fresh_model()
+        try:
+            reloaded.load_state_dict(torch.load(buffer, weights_only=True))
+        except RuntimeError as exc:
+            found.append(f"torch.save/torch.load(weights_only=True) round trip failed: {str(exc).splitlines()[0]}")
+        else:
+            found += _problems(reloaded, groups, "torch.save/torch.load(weights_only=True) and load_state_dict")
+
+        assigned = context.fresh_model()
+        try:
+            assigned.load_state_dict(copy.deepcopy(state), assign=True)
+        except RuntimeError as exc:
+            found.append(f"load_state_dict(assign=True) failed: {str(exc).splitlines()[0]}")
+            return found
+        broken = _problems(assigned, groups, "load_state_dict(assign=True)")
+        if broken and spec.load_with_assign:
+            found += [
+                b + " Re-tie after loading: register_load_state_dict_post_hook(lambda module, keys: module.tie_weights())"
+                for b in broken
+            ]
+        elif broken and not context.memo.get("warned_assign"):
+            context.memo["warned_assign"] = True
+            warnings.warn(
+                DyncheckWarning(
+                    f"{context.target.text}: load_state_dict(assign=True) unties "
+                    f"{', '.join(' = '.join(g) for g in groups)} (torch replaces each Parameter with the loaded "
+                    "tensor). If the model is loaded that way (meta-device or large-model loaders), re-tie in a "
+                    "load_state_dict post hook, e.g. self.register_load_state_dict_post_hook(lambda module, "
+                    "keys: module.tie_weights()), and declare Spec(load_with_assign=True) so dyncheck checks it."
+                ),
+                stacklevel=1,
+            )
+        return found
+
+
+def _build(context: Context) -> nn.Module:
+    from dyncheck.errors import ModelError
+
+    try:
+        return context.target.build()
+    except Exception as exc:
+        raise ModelError("building the model", exc) from exc
+
+
+def _headline(findings: list[str]) -> tuple[str, list[str]]:
+    if len(findings) == 1:
+        return findings[0], []
+    return f"Tied weights are not one Parameter throughout ({len(findings)} problems):", [f"- {f}" for f in findings]

@@ -1,0 +1,149 @@
+"""tied_weights: ties found, declared, trained, transformed; each bug by its message."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+TIED = "--dyncheck-invariants=tied_weights"
+LM = "reference_models.tied_lm:TiedLanguageModel"
+
+
+def headline(run, target):
+    assert run.outcomes() == {f"dyncheck::{target}::tied_weights": "FAILED"}, run.text
+    lines = run.failure("::tied_weights").strip().splitlines()
+    assert lines[0] == f"tied_weights violated by {target}"
+    return lines[2]
+
+
+@pytest.mark.parametrize("target", [LM, "reference_models.shared:SharedNet", "reference_models.gated:DynamicNet"])
+def test_correct_models_pass(dyncheck_run, target):
+    run = dyncheck_run("--dyncheck", target, TIED)
+    assert run.ret == 0, run.text
+
+
+def test_assign_loading_unties_a_correct_model_only_with_a_warning(dyncheck_run):
+    run = dyncheck_run("--dyncheck", LM, TIED, "-W", "default")
+    assert run.ret == 0
+    assert "DyncheckWarning: reference_models.tied_lm:TiedLanguageModel: load_state_dict(assign=True) unties " in run.text
+    assert "register_load_state_dict_post_hook" in run.text
+
+
+ASSIGN = """
+import dyncheck
+from reference_models.tied_lm import TiedLanguageModel
+
+
+class Retied(TiedLanguageModel):
+    def __init__(self, vocab_size, hidden_size):
+        super().__init__(vocab_size, hidden_size)
+        self.register_load_state_dict_post_hook(lambda module, keys: module.tie_weights())
+
+    def tie_weights(self):
+        self.decoder.weight = self.encoder.weight
+
+
+plain = dyncheck.Spec(TiedLanguageModel, init={"vocab_size": 7, "hidden_size": 4}, load_with_assign=True)
+retied = dyncheck.Spec(Retied, init={"vocab_size": 7, "hidden_size": 4}, load_with_assign=True)
+"""
+
+
+def test_a_model_meant_for_assign_loading_must_re_tie(dyncheck_run, pytester):
+    pytester.makepyfile(assign=ASSIGN)
+    run = dyncheck_run("--dyncheck", "assign:plain", TIED)
+    assert headline(run, "assign:plain") == (
+        "load_state_dict(assign=True): encoder.weight and decoder.weight should be one Parameter but are "
+        "two Parameters sharing one storage. Re-tie after loading: "
+        "register_load_state_dict_post_hook(lambda module, keys: module.tie_weights())"
+    )
+    fixed = dyncheck_run("--dyncheck", "assign:retied", TIED, "-W", "default")
+    assert fixed.ret == 0, fixed.text
+    assert "DyncheckWarning" not in fixed.text
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (
+            "cloned_tie",
+            "encoder.weight and decoder.weight hold identical values but are two Parameters: a tie made by "
+            "copying (clone, copy_, load) drifts apart at the first optimizer step. Tie the Parameter itself "
+            "(self.decoder.weight = self.encoder.weight), or if they are meant to start equal and train "
+            "apart, say so with Spec(skip={'tied_weights': ...}).",
+        ),
+        (
+            "reinit_tie",
+            "as built: decoder.weight and encoder.weight should be one Parameter but are two different "
+            "Parameters (a Parameter assigned to one of the names after tying, e.g. in a re-initialisation).",
+        ),
+        (
+            "lazy_tie",
+            "forward changed which Parameter decoder.weight is (now encoder.weight): a tie made in forward "
+            "happens after the optimizer and load_state_dict saw the untied model. Tie in __init__.",
+        ),
+        (
+            "transposed_tie",
+            "decoder.weight is a transposed copy of encoder.weight, a separate Parameter: the two drift apart "
+            "at the first optimizer step. Use encoder.weight itself, transposed in forward "
+            "(F.linear(h, encoder.weight.t())).",
+        ),
+        (
+            "data_alias_tie",
+            "encoder.weight and decoder.weight are two Parameters sharing one storage (.data aliasing): the "
+            "values stay equal, but each gets its own gradient and optimizer state, so the storage is updated "
+            "twice per step. Tie the Parameter itself: self.decoder.weight = self.encoder.weight",
+        ),
+        (
+            "closure_tie",
+            "backward through a deepcopy wrote gradients into the original's encoder.weight: the copy still "
+            "uses the original's parameters (a tie through a closure, a lambda or a global captured in "
+            "__init__). Reach parameters through self in forward.",
+        ),
+    ],
+)
+def test_each_tying_bug_by_its_message(dyncheck_run, name, expected):
+    target = f"reference_models.buggy.{name}:Model"
+    assert headline(dyncheck_run("--dyncheck", target, TIED), target) == expected
+
+
+def test_a_declared_tie_that_is_not_one(dyncheck_run, pytester):
+    pytester.makepyfile(
+        declared="""
+        import dyncheck
+        from reference_models.gated import DynamicNet
+
+        spec = dyncheck.Spec(DynamicNet, init={"input_size": 4, "hidden_size": 4, "output_size": 4},
+                             ties=[("fc1.weight", "fc2.weight")])
+        """
+    )
+    assert headline(dyncheck_run("--dyncheck", "declared:spec", TIED), "declared:spec") == (
+        "as built: fc1.weight and fc2.weight should be one Parameter but are two different Parameters "
+        "(a Parameter assigned to one of the names after tying, e.g. in a re-initialisation)."
+    )
+
+
+def test_a_shared_parameter_given_to_the_optimizer_twice(dyncheck_run, pytester):
+    pytester.makepyfile(
+        twice="""
+        import torch
+        import dyncheck
+        from reference_models.tied_lm import TiedLanguageModel
+
+        spec = dyncheck.Spec(
+            TiedLanguageModel, init={"vocab_size": 7, "hidden_size": 4},
+            optimizer=lambda params: torch.optim.SGD(
+                [p for _, p in spec_model_parameters(params)], lr=0.1),
+        )
+
+        def spec_model_parameters(params):
+            params = list(params)
+            return [(None, p) for p in params] + [(None, params[0])]
+        """
+    )
+    run = dyncheck_run("--dyncheck", "twice:spec", TIED, "-W", "ignore::UserWarning")
+    assert re.search(
+        r"Spec\(optimizer=\.\.\.\): encoder\.weight = decoder\.weight is in the optimizer 2 times: "
+        r"it would be stepped 2 times per step\.",
+        run.failure("::tied_weights"),
+    )
