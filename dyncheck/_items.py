@@ -43,7 +43,7 @@ class TargetCollector(pytest.Collector):
 
         settings = self.config.stash[SETTINGS_KEY]
         known = registry()
-        names = settings.invariants or tuple(known)
+        names = settings.invariants or tuple(name for name, cls in known.items() if not cls.opt_in)
         items = []
         for name in names:
             item = InvariantItem.from_parent(
@@ -86,10 +86,15 @@ class InvariantItem(pytest.Item):
         from dyncheck.invariants import Context
 
         settings = self.config.stash[SETTINGS_KEY]
-        reason = self.target.spec.skip.get(self.invariant.name) or self.invariant.applies_to(self.target)
+        reason = (
+            self.target.spec.skip.get(self.invariant.name)
+            or self.invariant.applies_to(self.target)
+            or self.invariant.unavailable(settings)
+        )
         if reason:
             pytest.skip(f"{self.invariant.name} does not apply to {self.target.text}: {reason}")
         context = self.context = Context(self.target)
+        context.settings = settings
         invariant = self.invariant
 
         def check(example: Any) -> None:

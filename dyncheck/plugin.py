@@ -51,6 +51,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="print the spec used for each target, as Python to paste and edit",
     )
     group.addoption(
+        "--dyncheck-devices",
+        dest="dyncheck_devices",
+        default=None,
+        metavar="DEVICES",
+        help="devices device_agreement compares, e.g. cpu,cuda or cuda:0,cuda:1 (default: cpu and cuda when available)",
+    )
+    group.addoption(
         "--dyncheck-only",
         dest="dyncheck_only",
         action="store_true",
@@ -60,6 +67,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("dyncheck_targets", "models to check, one module.path:Name per line", type="linelist", default=[])
     parser.addini("dyncheck_max_examples", "examples per check", default="")
     parser.addini("dyncheck_invariants", "comma-separated invariants to check", default="")
+    parser.addini("dyncheck_devices", "devices device_agreement compares, e.g. cpu,cuda", default="")
 
 
 def _did_you_mean(name: str, known: Any) -> str:

@@ -6,7 +6,7 @@ This module imports neither torch nor hypothesis: the plugin loads it at pytest 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -23,6 +23,9 @@ class Settings:
     invariants: tuple[str, ...] | None
     explain: bool
     only: bool
+    devices: str = ""
+    #: invariant name -> (rtol, atol) from [tool.dyncheck.<invariant>] in pyproject.toml
+    tolerances: dict = field(default_factory=dict)
 
     @property
     def active(self) -> bool:
@@ -55,6 +58,33 @@ def _int_option(config: pytest.Config, option: str, ini: str | None, *, minimum:
     if value < minimum:
         raise pytest.UsageError(f"{source}={value} must be at least {minimum}")
     return value
+
+
+def _tolerances(config: pytest.Config) -> dict[str, tuple[float, float]]:
+    """``[tool.dyncheck.<invariant>] rtol = ..., atol = ...`` from the rootdir's pyproject.toml."""
+    import tomllib
+
+    path = config.rootpath / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    try:
+        table = tomllib.loads(path.read_text()).get("tool", {}).get("dyncheck", {})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise pytest.UsageError(f"{path}: cannot read [tool.dyncheck]: {exc}") from None
+    found = {}
+    for invariant, values in table.items():
+        if not isinstance(values, dict) or not ({"rtol", "atol"} & set(values)):
+            continue
+        if set(values) & {"rtol", "atol"} != {"rtol", "atol"}:
+            raise pytest.UsageError(
+                f"{path}: [tool.dyncheck.{invariant}] gives {', '.join(sorted(set(values) & {'rtol', 'atol'}))} "
+                "alone; give rtol and atol together, e.g. rtol = 1e-4 and atol = 1e-5"
+            )
+        try:
+            found[invariant] = (float(values["rtol"]), float(values["atol"]))
+        except (TypeError, ValueError):
+            raise pytest.UsageError(f"{path}: [tool.dyncheck.{invariant}] rtol and atol must be numbers") from None
+    return found
 
 
 def parse(config: pytest.Config, known_invariants: Any) -> Settings:
@@ -102,6 +132,8 @@ def parse(config: pytest.Config, known_invariants: Any) -> Settings:
         invariants = names
 
     return Settings(
+        devices=config.getoption("dyncheck_devices") or config.getini("dyncheck_devices") or "",
+        tolerances=_tolerances(config),
         targets=tuple(targets),
         seed=seed,
         seed_given=seed_given,

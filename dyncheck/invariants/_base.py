@@ -36,9 +36,16 @@ class Invariant:
 
     name: ClassVar[str]
     summary: ClassVar[str]
+    #: An opt-in invariant runs only when --dyncheck-invariants names it (it is slow).
+    opt_in: ClassVar[bool] = False
 
     def applies_to(self, target: Target) -> str | None:
         """None when the invariant applies to ``target``, else why it is skipped."""
+        return None
+
+    def unavailable(self, settings: Any) -> str | None:
+        """None when this run's options let the invariant run, else why it is skipped
+        (e.g. only one device to compare)."""
         return None
 
     def check(self, context: Context, example: Example) -> None:
@@ -65,6 +72,8 @@ class Context:
         self.report: dict[str, Any] = {}
         #: an invariant's own state between examples
         self.memo: dict[str, Any] = {}
+        #: the run's options (dyncheck.settings.Settings), set by the item
+        self.settings: Any = None
 
     def fresh_model(self) -> nn.Module:
         """A deep copy of the model as built (the built prototype itself is never run)."""

@@ -1,0 +1,215 @@
+"""The differential core: one model, one example, two configurations, compared.
+
+A :class:`Config` says where and how the model runs (device, floating dtype, and an
+optional ``patch`` applied to the model copy, e.g. ``torch.compile`` or a deliberately
+perturbed operation). :func:`run_config` runs the spec's model on an example under the
+example's seed in eval mode (dropout must not make two configurations disagree by design),
+back-propagates the spec's loss and returns outputs, parameter gradients and the path.
+:func:`compare` turns two runs into findings, telling a **path divergence** (a
+data-dependent branch flipped because rounding differed) apart from a numeric mismatch
+of outputs or gradients.
+
+Tolerances are torch.testing's per-dtype defaults, the loosest of the two sides, with
+``atol`` scaled by the reference tensor's largest magnitude: rounding differences between
+devices and dtypes grow with the values' scale, and the issue a check looks for (an
+overflow, a wrong kernel, a perturbed op) is far larger. ``[tool.dyncheck.<invariant>]``
+in pyproject.toml overrides them (``rtol`` and ``atol`` together).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from dyncheck.compare import mismatch, tolerances
+from dyncheck.errors import InvalidArgument, ModelError
+from dyncheck.examples import Example
+from dyncheck.seeding import seeded
+from dyncheck.tracing import check_loss, default_loss, describe_path, floating_leaves, record_modules
+
+__all__ = ["Config", "Run", "compare", "parse_devices", "run_config", "tf32_disabled"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """One way to run a model: its device, its floating dtype, and an optional patch of
+    the model copy (``torch.compile``, a perturbation) returning the module to call."""
+
+    name: str
+    device: str = "cpu"
+    dtype: torch.dtype | None = None
+    patch: Callable[[nn.Module], nn.Module] | None = None
+
+
+@dataclass
+class Run:
+    config: Config
+    outputs: list[tuple[str, torch.Tensor]]
+    grads: dict[str, torch.Tensor]
+    path: tuple[str, ...]
+    model: nn.Module
+
+
+def _move(value: Any, device: str, dtype: torch.dtype | None) -> Any:
+    if isinstance(value, torch.Tensor):
+        if dtype is not None and value.is_floating_point():
+            return value.to(device=device, dtype=dtype)
+        return value.to(device)
+    if isinstance(value, tuple):
+        return type(value)(*(_move(v, device, dtype) for v in value)) if hasattr(value, "_fields") else tuple(
+            _move(v, device, dtype) for v in value
+        )
+    if isinstance(value, list):
+        return [_move(v, device, dtype) for v in value]
+    if isinstance(value, dict):
+        return {k: _move(v, device, dtype) for k, v in value.items()}
+    return value
+
+
+@contextlib.contextmanager
+def tf32_disabled() -> Iterator[None]:
+    """TF32 off for matmul and cuDNN inside the block (it trades precision for speed on
+    Ampere and later GPUs and would make any comparison with CPU fail)."""
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = matmul
+        torch.backends.cudnn.allow_tf32 = cudnn
+
+
+def run_config(model: nn.Module, target: Any, example: Example, config: Config) -> Run:
+    """Run ``model`` (a fresh copy, moved here) on ``example`` as ``config`` says."""
+    model = model.to(device=config.device)
+    if config.dtype is not None:
+        model = model.to(dtype=config.dtype)
+    model.eval()
+    callable_model = config.patch(model) if config.patch is not None else model
+    args = _move(example.fresh_args(), config.device, config.dtype)
+    stage = "forward"
+    try:
+        with seeded(example.seed), record_modules(model) as calls:
+            output = target.call(callable_model, args)
+            stage = "the loss"
+            loss = check_loss((target.spec.loss or default_loss)(output))
+            if loss is not None and loss.requires_grad:
+                stage = "backward"
+                loss.backward()
+    except Exception as exc:
+        raise ModelError(f"{stage} on {config.name}", exc) from exc
+    outputs = [(name, t.detach()) for name, t in floating_leaves(output) if t.is_floating_point()]
+    grads = {name: p.grad.detach() for name, p in model.named_parameters() if p.grad is not None}
+    return Run(config=config, outputs=outputs, grads=grads, path=tuple(calls), model=model)
+
+
+def _scale(*tensors: torch.Tensor) -> float:
+    """The largest finite magnitude among ``tensors`` (at least 1)."""
+    largest = 1.0
+    for t in tensors:
+        finite = t.detach()[torch.isfinite(t.detach())]
+        if finite.numel():
+            largest = max(largest, float(finite.abs().max()))
+    return largest
+
+
+def _close(
+    actual: torch.Tensor,
+    expected: torch.Tensor,
+    override: tuple[float, float] | None,
+    floor: tuple[float, float] = (0.0, 0.0),
+    scale: float | None = None,
+) -> list[str]:
+    """``actual`` against ``expected``; ``atol`` is scaled by ``scale`` (default: the
+    expected tensor's largest magnitude), since rounding differences grow with the values."""
+    a = actual.detach().to("cpu", torch.float64)
+    e = expected.detach().to("cpu", torch.float64)
+    if override is not None:
+        rtol, atol = override
+    else:
+        rtol, atol = tolerances(actual.dtype, expected.dtype)
+        rtol, atol = max(rtol, floor[0]), max(atol, floor[1])
+        atol = atol * (scale if scale is not None else _scale(e))
+    return mismatch(a, e, rtol=rtol, atol=atol)
+
+
+def compare(
+    first: Run,
+    second: Run,
+    *,
+    tolerance: tuple[float, float] | None = None,
+    floor: tuple[float, float] = (0.0, 0.0),
+    model: nn.Module | None = None,
+) -> list[str]:
+    """Findings from two runs of one example: ``second`` is checked against ``first``."""
+    a, b = first.config.name, second.config.name
+    if first.path != second.path:
+        return [
+            f"path divergence: on {a} the call took {describe_path(first.path, model)}, on {b} "
+            f"{describe_path(second.path, model)} — a data-dependent branch flipped (rounding differs "
+            "between the two), so outputs and gradients are not comparable on this example"
+        ]
+    findings = []
+    expected = dict(first.outputs)
+    for name, tensor in second.outputs:
+        if name not in expected:
+            findings.append(f"{name} exists on {b} but not on {a}")
+            continue
+        lines = _close(tensor, expected[name], tolerance, floor)
+        if lines:
+            findings.append(f"{name} differs on {b} from {a}: " + "; ".join(lines))
+    # Gradients on the scale of the whole loss's gradient: one layer's tiny gradient (a
+    # saturated gate) carries rounding on the scale of the larger ones it is summed with.
+    gradient_scale = _scale(*first.grads.values())
+    for name, grad in second.grads.items():
+        if name not in first.grads:
+            findings.append(f"{name}.grad exists on {b} but not on {a}")
+            continue
+        lines = _close(grad, first.grads[name], tolerance, floor, gradient_scale)
+        if lines:
+            findings.append(f"{name}.grad differs on {b} from {a}: " + "; ".join(lines))
+    return findings
+
+
+def parse_devices(text: str) -> list[Config]:
+    """``cpu,cuda`` / ``cuda:0,cuda:1`` / ``cpu,mymodule:MY_CONFIG`` -> configurations. An entry
+    ``module:Name`` (not ``device:index``) names a :class:`Config` object to import."""
+    import importlib
+
+    configs = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        head, sep, tail = entry.partition(":")
+        if sep and not tail.isdigit():
+            module = importlib.import_module(head)
+            config = getattr(module, tail)
+            if not isinstance(config, Config):
+                raise InvalidArgument(f"--dyncheck-devices entry {entry!r} is not a dyncheck.agreement.Config")
+            configs.append(config)
+            continue
+        try:
+            torch.device(entry)
+        except RuntimeError as exc:
+            raise InvalidArgument(f"--dyncheck-devices entry {entry!r} is not a torch device: {exc}") from None
+        configs.append(Config(name=entry, device=entry))
+    return configs
+
+
+def available(config: Config) -> str | None:
+    """None when ``config``'s device can run here, else why not."""
+    device = torch.device(config.device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return "CUDA is not available on this machine"
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            return f"{config.device} does not exist ({torch.cuda.device_count()} CUDA device(s))"
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        return "MPS is not available on this machine"
+    return None

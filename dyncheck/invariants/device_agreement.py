@@ -1,0 +1,67 @@
+"""device_agreement: the same model, weights, example and seed give the same outputs,
+gradients and path on two devices (``--dyncheck-devices``, default cpu and cuda)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from dyncheck.agreement import Config, available, compare, parse_devices, run_config, tf32_disabled
+from dyncheck.errors import InvalidArgument, InvariantViolation
+from dyncheck.examples import Example
+from dyncheck.invariants._base import Context, Invariant
+
+__all__ = ["DeviceAgreement", "devices_for"]
+
+
+def devices_for(settings: Any) -> list[Config]:
+    """The configurations to compare: the option's, or cpu and cuda when CUDA is here."""
+    text = getattr(settings, "devices", "") or ""
+    if text:
+        return parse_devices(text)
+    configs = [Config("cpu", "cpu")]
+    if torch.cuda.is_available():
+        configs.append(Config("cuda", "cuda"))
+    return configs
+
+
+class DeviceAgreement(Invariant):
+    name = "device_agreement"
+    summary = (
+        "the same weights, example and seed give the same outputs, gradients and path on two devices "
+        "(TF32 off); a flipped branch is reported as a path divergence"
+    )
+
+    def unavailable(self, settings: Any) -> str | None:
+        try:
+            configs = devices_for(settings)
+        except (InvalidArgument, ImportError, AttributeError) as exc:
+            return f"--dyncheck-devices: {exc}"
+        usable = [c for c in configs if available(c) is None]
+        missing = [f"{c.name} ({available(c)})" for c in configs if available(c) is not None]
+        if len(usable) < 2:
+            have = ", ".join(c.name for c in usable) or "none"
+            extra = f"; not available: {', '.join(missing)}" if missing else ""
+            return (
+                f"needs two devices to compare, this run has {have}{extra} "
+                "(give --dyncheck-devices=cpu,cuda on a machine with a GPU)"
+            )
+        return None
+
+    def check(self, context: Context, example: Example) -> None:
+        configs = [c for c in devices_for(context.settings) if available(c) is None]
+        reference = configs[0]
+        tolerance = context.settings.tolerances.get(self.name) if context.settings else None
+        findings = []
+        with tf32_disabled():
+            first = run_config(context.fresh_model(), context.target, example, reference)
+            for other in configs[1:]:
+                second = run_config(context.fresh_model(), context.target, example, other)
+                findings += compare(first, second, tolerance=tolerance, model=first.model)
+        if findings:
+            raise InvariantViolation(
+                findings[0] if len(findings) == 1 else f"The devices disagree ({len(findings)} differences):",
+                [] if len(findings) == 1 else [f"- {f}" for f in findings],
+                path=first.path,
+            )

@@ -1,0 +1,44 @@
+"""Invariant: device_agreement
+
+Not a model: three deliberately broken "devices" for testing device agreement on a
+machine without a GPU. Each is a :class:`dyncheck.agreement.Config` running on the CPU
+with one thing perturbed, and each must be reported as what it is:
+
+* ``NUMERIC`` adds 1e-3 to the first Linear layer's output: outputs and gradients differ;
+* ``GRADIENT`` scales the first Linear weight's gradient by 1.01: outputs agree, a
+  gradient differs;
+* ``FLIPPED`` adds 1e3 to the first Linear layer's output: a data-dependent branch takes
+  the other side, a path divergence.
+
+Use one as ``--dyncheck-devices=cpu,reference_models.buggy.perturbed_device:NUMERIC``.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from dyncheck.agreement import Config
+
+__all__ = ["FLIPPED", "GRADIENT", "NUMERIC"]
+
+
+def _first_linear(model: nn.Module) -> nn.Linear:
+    return next(m for m in model.modules() if isinstance(m, nn.Linear))
+
+
+def _shift_output(amount: float):
+    def patch(model: nn.Module) -> nn.Module:
+        _first_linear(model).register_forward_hook(lambda module, args, output: output + amount)
+        return model
+
+    return patch
+
+
+def _scale_gradient(model: nn.Module) -> nn.Module:
+    _first_linear(model).weight.register_hook(lambda grad: grad * 1.01)
+    return model
+
+
+NUMERIC = Config("cpu (perturbed output)", "cpu", patch=_shift_output(1e-3))
+GRADIENT = Config("cpu (perturbed gradient)", "cpu", patch=_scale_gradient)
+FLIPPED = Config("cpu (branch-flipping)", "cpu", patch=_shift_output(1e3))

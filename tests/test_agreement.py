@@ -1,0 +1,135 @@
+"""device_agreement, dtype_agreement, batch_invariance and the differential core."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+PERTURBED = "reference_models.buggy.perturbed_device"
+BRANCHY = """
+import torch.nn as nn
+import torch.nn.functional as F
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 2)
+
+    def forward(self, x):
+        h = F.relu(self.fc1(x))
+        if h.sum() > 1e2:  # data-dependent: a large shift of fc1 flips it
+            h = F.relu(self.fc2(h))
+        return self.fc3(h)
+"""
+
+
+def lines_of(run, target, invariant):
+    assert run.outcomes() == {f"dyncheck::{target}::{invariant}": "FAILED"}, run.text
+    return run.failure(f"::{invariant}").strip().splitlines()
+
+
+def test_one_device_is_a_skip_with_the_reason(dyncheck_run):
+    run = dyncheck_run("--dyncheck", "reference_models.gated:DynamicNet", "--dyncheck-invariants=device_agreement",
+                       "--dyncheck-devices=cpu")
+    run.result.assert_outcomes(skipped=1)
+    assert "needs two devices to compare, this run has cpu" in run.text
+
+
+def test_an_unavailable_device_is_named(dyncheck_run):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    run = dyncheck_run("--dyncheck", "reference_models.gated:DynamicNet", "--dyncheck-invariants=device_agreement",
+                       "--dyncheck-devices=cpu,cuda")
+    assert "not available: cuda (CUDA is not available on this machine)" in run.text
+
+
+def test_a_numeric_disagreement(dyncheck_run):
+    target = "reference_models.gated:DynamicNet"
+    run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=device_agreement",
+                       f"--dyncheck-devices=cpu,{PERTURBED}:NUMERIC")
+    lines = lines_of(run, target, "device_agreement")
+    assert lines[2].startswith("The devices disagree (")
+    assert re.fullmatch(
+        r"  - output differs on cpu \(perturbed output\) from cpu: Mismatched elements: \d+ / \d+ \(\d+\.\d%\); "
+        r"Greatest absolute difference: \S+ at index \(\d+, \d+\) \(up to \S+ allowed\); .*",
+        lines[3],
+    )
+
+
+def test_a_gradient_only_disagreement(dyncheck_run):
+    target = "reference_models.gated:DynamicNet"
+    run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=device_agreement",
+                       f"--dyncheck-devices=cpu,{PERTURBED}:GRADIENT")
+    lines = lines_of(run, target, "device_agreement")
+    assert re.fullmatch(r"fc1\.weight\.grad differs on cpu \(perturbed gradient\) from cpu: Mismatched elements: .*", lines[2])
+
+
+def test_a_path_divergence_is_not_a_numeric_mismatch(dyncheck_run, pytester):
+    pytester.makepyfile(branchy=BRANCHY)
+    run = dyncheck_run("--dyncheck", "branchy:Model", "--dyncheck-invariants=device_agreement",
+                       f"--dyncheck-devices=cpu,{PERTURBED}:FLIPPED")
+    lines = lines_of(run, "branchy:Model", "device_agreement")
+    assert lines[2] == (
+        "path divergence: on cpu the call took fc1 → fc3, on cpu (branch-flipping) fc1 → fc2 → fc3 — a "
+        "data-dependent branch flipped (rounding differs between the two), so outputs and gradients are "
+        "not comparable on this example"
+    )
+
+
+def test_float32_overflow_against_float64(dyncheck_run):
+    target = "reference_models.buggy.naive_log_softmax:Model"
+    run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=dtype_agreement")
+    text = "\n".join(lines_of(run, target, "dtype_agreement"))
+    assert re.search(r"output differs on float32 from float64 \(reference\): Mismatched elements", text)
+
+
+@pytest.mark.parametrize("name", ["batch_mean_branch", "per_sample_coin", "capacity_routing"])
+def test_batch_coupling(dyncheck_run, name):
+    target = f"reference_models.buggy.{name}:Model"
+    run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=batch_invariance")
+    lines = lines_of(run, target, "batch_invariance")
+    assert re.fullmatch(
+        r"(sample \d+ differs from the same sample run alone \(output\)|reversing the batch does not reverse output): "
+        r"Mismatched elements: .* — the output of a sample depends on the rest of the batch \(batch statistics, "
+        r"per-position randomness, capacity limits\)\.",
+        lines[2],
+    )
+    assert re.fullmatch(r"  example:  x float32\[2, \d+\].*", lines[3])  # the smallest batch that couples
+
+
+def test_a_declared_batch_coupling_is_a_skip(dyncheck_run, pytester):
+    pytester.makepyfile(
+        coupled="""
+        import dyncheck
+        from reference_models.buggy.batch_mean_branch import Model
+
+        spec = dyncheck.Spec(Model, init={"input_size": 4, "hidden_size": 3, "output_size": 2},
+                             skip={"batch_invariance": "normalises by batch statistics on purpose"})
+        """
+    )
+    run = dyncheck_run("--dyncheck", "coupled:spec", "--dyncheck-invariants=batch_invariance")
+    run.result.assert_outcomes(skipped=1)
+
+
+def test_tolerances_from_pyproject(dyncheck_run, pytester):
+    pytester.makepyprojecttoml("[tool.dyncheck.dtype_agreement]\nrtol = 0.0\natol = 0.0\n")
+    run = dyncheck_run("--dyncheck", "reference_models.gated:DynamicNet", "--dyncheck-invariants=dtype_agreement")
+    assert "(up to 0 allowed)" in run.failure("::dtype_agreement")
+
+
+def test_rtol_without_atol_is_a_usage_error(dyncheck_run, pytester):
+    pytester.makepyprojecttoml("[tool.dyncheck.dtype_agreement]\nrtol = 1e-3\n")
+    run = dyncheck_run("--dyncheck", "reference_models.gated:DynamicNet")
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    assert "[tool.dyncheck.dtype_agreement] gives rtol alone; give rtol and atol together" in run.text
+
+
+def test_tf32_is_off_inside_and_restored():
+    from dyncheck.agreement import tf32_disabled
+
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    with tf32_disabled():
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
