@@ -58,6 +58,8 @@ def collect(stats: dict[str, list[Any]]) -> dict[str, dict[str, dict[str, Any]]]
                     row["finding"] = value.get("finding")
                     if "census" in value:
                         row["census"] = value["census"]
+                    if "compile" in value:
+                        row["compile"] = value["compile"]
     return table
 
 
@@ -93,6 +95,11 @@ def write(terminalreporter: Any, settings: Settings) -> None:
             if verdict == "xfailed":
                 detail += f" — known: {row['reason']}"
             terminalreporter.write_line(f"  {invariant:<{width}}  {verdict:<7}  {detail}")
+            for path, counts in (row.get("compile") or {}).items():
+                terminalreporter.write_line(
+                    f"  {'':<{width}}           compiled {path}: {counts['graphs']} graph(s) compiled, "
+                    f"{counts['graph_breaks']} graph break(s)"
+                )
             if row.get("finding") and verdict in ("failed", "xfailed"):
                 terminalreporter.write_line(f"  {'':<{width}}           {_shorten(row['finding'])}")
         census = next((row["census"] for row in rows.values() if row.get("census")), None)

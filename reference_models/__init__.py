@@ -18,6 +18,11 @@ import torch):
   the correct counterpart of the routing bugs.
 * :mod:`reference_models.tied_lm` -- ``TiedLanguageModel``: embedding -> GRU -> linear with
   the decoder's weight tied to the embedding, the correct counterpart of the tying bugs.
+* :mod:`reference_models.bilstm` -- ``BiLSTMClassifier``: a two-layer bidirectional LSTM
+  over a batch packed with ``enforce_sorted=False``, the correct counterpart of the padding
+  bugs.
+* :mod:`reference_models.time_major_gru` -- ``GRUTagger``: a ``batch_first=False`` GRU
+  tagger whose per-step output keeps the padded length (``total_length``).
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -36,4 +41,6 @@ GOOD_TARGETS = (
     "reference_models.paddle_branch:MyModel",
     "reference_models.routing:TopOneMoE",
     "reference_models.tied_lm:TiedLanguageModel",
+    "reference_models.bilstm:BiLSTMClassifier",
+    "reference_models.time_major_gru:GRUTagger",
 )

@@ -48,6 +48,13 @@ def pytest_configure(config: pytest.Config) -> None:
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def default_invariants() -> list[str]:
+    """The invariants a run collects when --dyncheck-invariants is not given (not opt-in)."""
+    from dyncheck.invariants import registry
+
+    return [name for name, cls in registry().items() if not cls.opt_in]
+
+
 class DyncheckRun:
     """The outcome of one in-process ``pytest --dyncheck ...`` run."""
 
@@ -63,7 +70,21 @@ class DyncheckRun:
             match = re.match(r"^(PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS) (?:\[\d+\] )?(dyncheck::\S+)", line)
             if match:
                 found[match.group(2)] = match.group(1)
+                continue
+            # -rA shows a skip by its location, not its node id: read both from the reason.
+            match = re.match(r"^SKIPPED \[\d+\] \S+:\d+: (\w+) does not apply to (\S+):", line)
+            if match:
+                found[f"dyncheck::{match.group(2)}::{match.group(1)}"] = "SKIPPED"
         return found
+
+    def skip_reason(self, nodeid: str) -> str:
+        """Why the item ``nodeid`` was skipped (the text after its target)."""
+        invariant, target = nodeid.rsplit("::", 1)[1], nodeid.split("::")[1]
+        prefix = f"{invariant} does not apply to {target}: "
+        for line in self.text.splitlines():
+            if prefix in line:
+                return line.partition(prefix)[2]
+        raise AssertionError(f"{nodeid} was not skipped:\n{self.text}")
 
     def failure(self, nodeid_suffix: str) -> str:
         """The failure section of the item whose node id ends with ``nodeid_suffix``."""

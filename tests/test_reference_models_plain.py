@@ -110,6 +110,18 @@ def _routing() -> tuple[torch.nn.Module, tuple]:
     return TopOneMoE(8, 6, 2), (torch.randn(3, 8),)
 
 
+def _bilstm() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.bilstm import BiLSTMClassifier
+
+    return BiLSTMClassifier(4, 6, 2), (torch.randn(3, 5, 4), torch.tensor([2, 5, 1]))
+
+
+def _time_major_gru() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.time_major_gru import GRUTagger
+
+    return GRUTagger(4, 6, 2), (torch.randn(5, 3, 4), torch.tensor([2, 5, 1]))
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -119,6 +131,8 @@ BUILDERS = {
     "paddle_branch": _paddle,
     "routing": _routing,
     "tied_lm": _tied_lm,
+    "bilstm": _bilstm,
+    "time_major_gru": _time_major_gru,
 }
 
 

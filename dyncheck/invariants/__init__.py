@@ -6,15 +6,37 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from dyncheck.invariants._base import Context, Invariant
+from dyncheck.invariants.batch_invariance import BatchInvariance
+from dyncheck.invariants.compile_agreement import CompileAgreement
 from dyncheck.invariants.determinism import Determinism
+from dyncheck.invariants.device_agreement import DeviceAgreement
+from dyncheck.invariants.dtype_agreement import DtypeAgreement
 from dyncheck.invariants.finite import Finite
 from dyncheck.invariants.grad_isolation import GradIsolation
+from dyncheck.invariants.packed_rnn import PackedRNN
+from dyncheck.invariants.padding_invariance import PaddingInvariance
 from dyncheck.invariants.path_coverage import Coverage
+from dyncheck.invariants.purity import Purity
+from dyncheck.invariants.state_roundtrip import StateRoundtrip
 from dyncheck.invariants.tied_weights import TiedWeights
 
 __all__ = ["BUILTIN", "Context", "Invariant", "registry"]
 
-BUILTIN: tuple[type[Invariant], ...] = (Determinism, Finite, GradIsolation, Coverage, TiedWeights)
+BUILTIN: tuple[type[Invariant], ...] = (
+    Determinism,
+    Finite,
+    GradIsolation,
+    Coverage,
+    StateRoundtrip,
+    Purity,
+    TiedWeights,
+    DeviceAgreement,
+    DtypeAgreement,
+    BatchInvariance,
+    PackedRNN,
+    PaddingInvariance,
+    CompileAgreement,
+)
 
 
 def registry() -> dict[str, type[Invariant]]:

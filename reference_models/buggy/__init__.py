@@ -7,9 +7,10 @@ one model class, built like the gated ``DynamicNet``
 that dyncheck's zero-configuration inference can check it.
 
 * :mod:`~reference_models.buggy.unseeded_generator` -- noise from a private generator
-  seeded from the OS, not from the global seed (determinism).
+  seeded from the OS, not from the global seed (determinism, dtype_agreement,
+  batch_invariance).
 * :mod:`~reference_models.buggy.call_counter` -- a call counter on ``self`` that changes
-  the output (determinism).
+  the output (determinism, state_roundtrip, batch_invariance).
 * :mod:`~reference_models.buggy.nan_output` -- a norm division without epsilon: NaN
   outputs for a zero row (finite).
 * :mod:`~reference_models.buggy.nan_gradient` -- ``where(h > 0, sqrt(h), 0)``: finite
@@ -23,7 +24,7 @@ that dyncheck's zero-configuration inference can check it.
 * :mod:`~reference_models.buggy.detached_input` -- the branch detaches its input and cuts
   fc1 off (grad_isolation).
 * :mod:`~reference_models.buggy.inplace_branch` -- an in-place op that breaks backward
-  only on the taken branch (grad_isolation, finite).
+  only on the taken branch (grad_isolation, finite, tied_weights, dtype_agreement).
 * :mod:`~reference_models.buggy.argmax_router` -- experts chosen by argmax with no gate:
   the router gets no gradient (grad_isolation).
 * :mod:`~reference_models.buggy.dense_moe` -- every expert run, then masked
@@ -40,7 +41,41 @@ that dyncheck's zero-configuration inference can check it.
 * :mod:`~reference_models.buggy.data_alias_tie` -- ``.data`` aliasing: one storage, two
   Parameters (tied_weights).
 * :mod:`~reference_models.buggy.closure_tie` -- the decoder reaches the embedding through
-  a closure, so a deepcopy trains the original (tied_weights).
+  a closure, so a deepcopy trains the original (tied_weights, dtype_agreement).
+* :mod:`~reference_models.buggy.grown_layer` -- the output layer created in forward on the
+  first call (state_roundtrip, determinism, tied_weights).
+* :mod:`~reference_models.buggy.actnorm_flag` -- ActNorm's "initialised" flag kept as a
+  plain attribute, outside the state_dict (state_roundtrip).
+* :mod:`~reference_models.buggy.inplace_jitter` -- input jitter written in place,
+  ``x.mul_(noise)`` (purity).
+* :mod:`~reference_models.buggy.eval_running_stats` -- running statistics updated in eval
+  mode too (purity, batch_invariance).
+* :mod:`~reference_models.buggy.batch_mean_branch` -- a branch on a batch statistic
+  (batch_invariance).
+* :mod:`~reference_models.buggy.per_sample_coin` -- ``torch.rand(batch_size)`` gives each
+  position its own draw (batch_invariance).
+* :mod:`~reference_models.buggy.capacity_routing` -- routing with a per-expert capacity
+  drops samples (batch_invariance).
+* :mod:`~reference_models.buggy.naive_log_softmax` -- log-softmax without the max shift
+  overflows in float32 (dtype_agreement, finite, grad_isolation).
+* :mod:`~reference_models.buggy.perturbed_device` -- not a model: three perturbed CPU
+  "devices" for device_agreement.
+* :mod:`~reference_models.buggy.last_padded_step` -- ``output[:, -1]``, the last padded
+  step, taken for each sequence's last valid step (padding_invariance, batch_invariance).
+* :mod:`~reference_models.buggy.never_unsorted` -- sorted by length for packing and never
+  put back in the batch's order (padding_invariance, batch_invariance).
+* :mod:`~reference_models.buggy.unpacked_rnn` -- no packing: the GRU runs over the padding
+  and ``h_n`` is taken after the last padded step (padding_invariance).
+* :mod:`~reference_models.buggy.mean_over_padding` -- mean pooling over the padded steps
+  (padding_invariance).
+* :mod:`~reference_models.buggy.carried_hidden` -- the final hidden state kept on ``self``
+  and reused by the next call (padding_invariance, determinism, state_roundtrip,
+  batch_invariance).
+* :mod:`~reference_models.buggy.short_total_length` -- ``pad_packed_sequence`` with
+  ``total_length=lengths.max()`` cuts a tagger's output to the batch's longest sequence
+  (padding_invariance, batch_invariance).
+* :mod:`~reference_models.buggy.unpacking_gru` -- a GRU subclass that re-pads its packed
+  input and runs over the padding: ``h_n`` is wrong for shorter sequences (packed_rnn).
 
 :data:`BUGGY_TARGETS` maps each target to the invariants that must catch it (every other
 invariant must pass); ``runs`` means the model cannot run at all, so every check reports
@@ -52,15 +87,15 @@ from __future__ import annotations
 __all__ = ["BUGGY_TARGETS"]
 
 BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
-    "reference_models.buggy.unseeded_generator:Model": ("determinism",),
-    "reference_models.buggy.call_counter:Model": ("determinism",),
+    "reference_models.buggy.unseeded_generator:Model": ("determinism", "dtype_agreement", "batch_invariance"),
+    "reference_models.buggy.call_counter:Model": ("determinism", "state_roundtrip", "batch_invariance"),
     "reference_models.buggy.nan_output:Model": ("finite", "grad_isolation"),
     "reference_models.buggy.nan_gradient:Model": ("finite", "grad_isolation"),
     "reference_models.buggy.shared_original:SharedNet": ("runs",),
     "reference_models.buggy.masked_gate:Model": ("grad_isolation",),
     "reference_models.buggy.threshold_off_by_one:Model": ("grad_isolation",),
     "reference_models.buggy.detached_input:Model": ("grad_isolation",),
-    "reference_models.buggy.inplace_branch:Model": ("grad_isolation", "finite"),
+    "reference_models.buggy.inplace_branch:Model": ("grad_isolation", "finite", "tied_weights", "dtype_agreement"),
     "reference_models.buggy.argmax_router:Model": ("grad_isolation",),
     "reference_models.buggy.dense_moe:Model": ("grad_isolation",),
     "reference_models.buggy.zero_grad_trick:Model": ("grad_isolation",),
@@ -69,5 +104,22 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.lazy_tie:Model": ("tied_weights", "state_roundtrip"),
     "reference_models.buggy.transposed_tie:Model": ("tied_weights",),
     "reference_models.buggy.data_alias_tie:Model": ("tied_weights",),
-    "reference_models.buggy.closure_tie:Model": ("tied_weights",),
+    "reference_models.buggy.closure_tie:Model": ("tied_weights", "dtype_agreement"),
+    "reference_models.buggy.grown_layer:Model": ("state_roundtrip", "determinism", "tied_weights"),
+    "reference_models.buggy.actnorm_flag:Model": ("state_roundtrip",),
+    "reference_models.buggy.inplace_jitter:Model": ("purity",),
+    "reference_models.buggy.eval_running_stats:Model": ("purity", "batch_invariance"),
+    "reference_models.buggy.batch_mean_branch:Model": ("batch_invariance",),
+    "reference_models.buggy.per_sample_coin:Model": ("batch_invariance",),
+    "reference_models.buggy.capacity_routing:Model": ("batch_invariance",),
+    "reference_models.buggy.naive_log_softmax:Model": ("dtype_agreement", "finite", "grad_isolation"),
+    "reference_models.buggy.last_padded_step:Model": ("padding_invariance", "batch_invariance"),
+    "reference_models.buggy.never_unsorted:Model": ("padding_invariance", "batch_invariance"),
+    "reference_models.buggy.unpacked_rnn:Model": ("padding_invariance",),
+    "reference_models.buggy.mean_over_padding:Model": ("padding_invariance",),
+    "reference_models.buggy.carried_hidden:Model": (
+        "padding_invariance", "determinism", "state_roundtrip", "batch_invariance",
+    ),
+    "reference_models.buggy.short_total_length:Model": ("padding_invariance", "batch_invariance"),
+    "reference_models.buggy.unpacking_gru:Model": ("packed_rnn",),
 }

@@ -1,11 +1,14 @@
-"""Invariant: determinism
+"""Invariant: determinism, state_roundtrip, batch_invariance
 
 The model keeps a temperature schedule as a plain Python ``int`` on ``self``: every call
 to ``forward`` increments ``self.calls`` and the output is divided by
 ``1 + 0.1 * self.calls``. The counter is hidden state that the seed does not reset, so
 two calls with the same seed and the same input give different outputs (and a model
 that has been called during a check behaves differently afterwards). It is not a buffer
-either, so it is not saved in ``state_dict`` and a reloaded model restarts the schedule.
+either, so it is not saved in ``state_dict`` and a reloaded model restarts the schedule:
+``state_roundtrip`` reports e.g. ``calls: 4 on the original, 0 on the fresh copy``.
+``batch_invariance`` sees it as well: the sample run alone comes one call later than the
+batch, with another temperature.
 
 A correct version passes the step or the temperature to ``forward`` as an argument, or
 keeps it in a registered buffer that the training loop advances explicitly -- never as a

@@ -1,4 +1,4 @@
-"""Invariant: tied_weights
+"""Invariant: tied_weights, dtype_agreement
 
 A decoder that reaches the embedding matrix through a closure made in ``__init__``:
 ``self.output_weight = lambda: encoder.weight`` with ``encoder`` the original module.
@@ -6,6 +6,8 @@ A decoder that reaches the embedding matrix through a closure made in ``__init__
 copy for another device, a fresh replica) still decodes with the *original's* matrix, and
 a backward pass through the copy writes gradients into the original. dyncheck reports
 "backward through a deepcopy wrote gradients into the original's encoder.weight".
+``model.to(torch.float64)`` does not reach the closure either, so ``dtype_agreement``'s
+float64 copy crashes on the float32 matrix it still decodes with.
 
 A correct version reaches the weight through ``self`` in forward
 (``F.linear(h, self.encoder.weight)``).

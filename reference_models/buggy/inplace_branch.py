@@ -1,10 +1,12 @@
-"""Invariant: grad_isolation, finite
+"""Invariant: grad_isolation, finite, tied_weights, dtype_agreement
 
 An in-place operation that breaks backward only on the taken branch: ``sigmoid`` saves
 its output for the backward pass, and the branch then scales that output in place.
 Forward works on every path, and backward works whenever the branch is skipped, so a
 test that happens to use a small control never sees it. dyncheck reports the crash in
-backward with the example (``control > 0.5``) and the model's traceback.
+backward with the example (``control > 0.5``) and the model's traceback -- in every check
+that runs backward (``finite``, ``grad_isolation``, the training steps of
+``tied_weights``, the float64 reference of ``dtype_agreement``).
 
 A correct version scales out of place (``h = torch.sigmoid(self.fc2(x)) * 2``).
 """

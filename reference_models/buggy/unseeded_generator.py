@@ -1,4 +1,4 @@
-"""Invariant: determinism
+"""Invariant: determinism, dtype_agreement, batch_invariance
 
 The model adds Gaussian noise to its hidden activation as a regulariser, but draws the
 noise from a private ``torch.Generator`` that it creates in ``forward`` and seeds with
@@ -6,7 +6,9 @@ noise from a private ``torch.Generator`` that it creates in ``forward`` and seed
 that generator to the global RNGs, so ``torch.manual_seed(0)`` before each of two calls
 with the same input still gives two different outputs. The noise is additive and
 continuous, so the outputs differ on every call and for every input (a dropout mask
-would agree by chance on small or all-zero activations).
+would agree by chance on small or all-zero activations). Every check that runs the same
+example twice and compares sees it too: ``dtype_agreement`` (float32 against float64) and
+``batch_invariance`` (a sample in the batch against the sample alone).
 
 A correct version draws the noise from the global generator (``torch.randn_like(h)``),
 or seeds its private generator from it once (e.g.

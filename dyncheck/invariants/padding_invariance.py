@@ -1,0 +1,467 @@
+"""padding_invariance: a row's result depends only on its own sequence, never on padding.
+
+For a model whose ``forward`` takes a padded batch and its lengths (an argument named like
+``lengths``, ``seq_lengths``, ``lens``, inferred or declared in ``Spec(inputs=...)``), on
+every example:
+
+1. each row's output in the batch equals the output of that sequence run alone: a batch
+   of one, trimmed to its length;
+2. each row's output is unchanged when 2 steps of other values are appended to the padding
+   (the time axis grows by 2, the lengths stay);
+3. when the outputs agree, the parameter gradients of the batch's sum loss (valid outputs
+   only) equal the sum over rows of each row's gradients alone, and are unchanged by the
+   extra padding (gradients that differ while the values agree: a surrogate or
+   straight-through term that reads the padding).
+
+Outputs: the first axis of each output tensor is the batch (the second when the first does
+not have the batch's size). An output axis whose size follows the padded length (the
+padded length for the batch, the row's length alone, 2 more with the extra padding) is a
+time axis: only a row's valid steps are compared, and only they count in the sum loss. An
+axis that does neither (``pad_packed_sequence`` without ``total_length`` cuts it to the
+longest sequence of the batch) is a violation of its own.
+
+Inputs: the time axis of each padded argument is the one its strategy names with the
+lengths' ``max_length`` dimension (``"time"``), and its batch axis the one named
+``"batch"``; for strategies that name no axes, the axis whose size is the padded length
+(the batch axis: the one of the batch's size). Arguments with neither are passed as they
+are.
+
+The calls run on a float64 copy of the model with float64 inputs (and float64 as torch's
+default dtype, so ``torch.zeros(...)`` made inside forward is float64 too), compared with the
+tolerances of the model's own dtype (float32's for a float32 model): a batch and a row alone
+sum the same numbers in another order, and with inputs in the thousands float32's rounding
+alone exceeds float32's tolerances. A model that still cannot run in float64 (a tensor made
+with an explicit ``dtype=torch.float32``) runs as it is, and then ``atol`` grows with the
+inputs' largest magnitude: float32's rounding in a batch against a row alone does too,
+while a padding bug changes results by far more.
+
+All calls go to one model in eval mode: dropout draws masks whose shape follows the batch,
+so a row alone could never match the batch in train mode. One model, in this order (the
+batch, each row alone, the batch with extra padding), so state carried from one call into
+the next shows too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from dyncheck.compare import mismatch, tolerances
+from dyncheck.errors import InvariantViolation, ModelError
+from dyncheck.examples import Example
+from dyncheck.infer import _LENGTHS_NAME
+from dyncheck.invariants._base import Context, Invariant
+from dyncheck.target import Target
+from dyncheck.tracing import floating_leaves
+
+__all__ = ["EXTRA_STEPS", "PaddingInvariance", "gradient_tolerances", "lengths_argument"]
+
+#: Padding steps appended to the time axis for rule 2.
+EXTRA_STEPS = 2
+
+
+def lengths_argument(target: Target) -> str | None:
+    """The forward argument that holds the lengths of a padded batch, if there is one."""
+    return next((name for name in target.spec.inputs if _LENGTHS_NAME.search(name)), None)
+
+
+def _strategy_arguments(strategy: Any) -> Mapping[str, Any]:
+    """The keyword arguments a dyncheck strategy was made with (``tensors(shape=...)``).
+
+    Hypothesis keeps them on its lazy strategy under a private name; for any other
+    strategy (or another Hypothesis) this is empty and the axes are found by their sizes."""
+    kwargs = getattr(strategy, "_LazyStrategy__kwargs", None)
+    return kwargs if isinstance(kwargs, Mapping) else {}
+
+
+class _Layout:
+    """Where the batch and time axes of each argument are, and the lengths."""
+
+    def __init__(self, target: Target, example: Example, lengths_name: str) -> None:
+        spec_args = _strategy_arguments(target.spec.inputs[lengths_name])
+        time_dim = spec_args.get("max_length", "time")
+        batch_dim = spec_args.get("batch_size", "batch")
+        raw = example.args[lengths_name]
+        self.lengths_name = lengths_name
+        self.lengths = [int(v) for v in torch.as_tensor(raw).reshape(-1).tolist()]
+        batch = len(self.lengths)
+        if isinstance(time_dim, int):
+            padded = time_dim
+        else:
+            padded = example.dims.get(time_dim, max(self.lengths, default=0))
+        self.padded = padded
+        #: argument -> (batch axis, time axis); either may be None
+        self.axes: dict[str, tuple[int | None, int | None]] = {}
+        for name, value in example.args.items():
+            if name == lengths_name or not isinstance(value, torch.Tensor) or value.dim() == 0:
+                continue
+            shape = _strategy_arguments(target.spec.inputs.get(name)).get("shape")
+            if isinstance(shape, (tuple, list)) and len(shape) == value.dim():
+                batch_axis = shape.index(batch_dim) if batch_dim in shape else None
+                time_axis = shape.index(time_dim) if time_dim in shape else None
+            else:
+                time_axis = _axis_of_size(value, padded, avoid=0 if value.shape[0] == batch else None)
+                batch_axis = _axis_of_size(value, batch, avoid=time_axis)
+            self.axes[name] = (batch_axis, time_axis)
+
+    def row(self, args: Mapping[str, Any], row: int) -> dict[str, Any]:
+        """The arguments of one row alone: a batch of one, trimmed to its length."""
+        length = self.lengths[row]
+        out = dict(args)
+        for name, (batch_axis, time_axis) in self.axes.items():
+            value = args[name]
+            if batch_axis is not None:
+                value = value.narrow(batch_axis, row, 1)
+            if time_axis is not None:
+                value = value.narrow(time_axis, 0, length)
+            out[name] = value
+        lengths = args[self.lengths_name]
+        one = lengths[row:row + 1] if isinstance(lengths, torch.Tensor) else type(lengths)([lengths[row]])
+        out[self.lengths_name] = one
+        return out
+
+    def extended(self, args: Mapping[str, Any], generator: torch.Generator) -> dict[str, Any]:
+        """The arguments with EXTRA_STEPS steps of other values appended to the padding."""
+        out = dict(args)
+        for name, (_, time_axis) in self.axes.items():
+            if time_axis is not None:
+                out[name] = torch.cat([args[name], _garbage(args[name], time_axis, generator)], dim=time_axis)
+        return out
+
+
+def _axis_of_size(value: torch.Tensor, size: int, avoid: int | None) -> int | None:
+    candidates = [a for a in range(value.dim()) if value.shape[a] == size and a != avoid]
+    return candidates[0] if candidates else None
+
+
+def _garbage(value: torch.Tensor, axis: int, generator: torch.Generator) -> torch.Tensor:
+    """EXTRA_STEPS steps along ``axis`` of values unlike the padding: random, in the range
+    of ``value`` for integers (tokens stay valid), large for floats."""
+    shape = list(value.shape)
+    shape[axis] = EXTRA_STEPS
+    if value.dtype == torch.bool:
+        return (torch.rand(shape, generator=generator) < 0.5).to(value.device)
+    if value.is_floating_point():
+        scale = 1.0 + (float(value.detach().abs().max()) if value.numel() else 0.0)
+        return (torch.randn(shape, generator=generator, dtype=torch.float64) * scale).to(value.device, value.dtype)
+    low = int(value.min()) if value.numel() else 0
+    high = int(value.max()) if value.numel() else 0
+    return torch.randint(low, high + 1, shape, generator=generator).to(value.device, value.dtype)
+
+
+def _float64_copy(model: nn.Module, args: dict[str, Any]) -> tuple[nn.Module, dict[str, Any], torch.dtype | None]:
+    """``model`` and ``args`` in float64, and the model's own floating dtype (None when it has
+    none, or is float64 already: then both are returned as they are).
+
+    The comparisons run in float64 with the tolerances of the model's own dtype: a batch
+    and a row alone add up the same numbers in a different order, and with inputs in the
+    thousands float32's rounding alone would exceed float32's tolerances, while a padding
+    bug is far larger."""
+    native = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    if native is None or native == torch.float64 or native.is_complex:
+        return model, args, None
+    converted = {
+        name: value.to(torch.float64) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+        for name, value in args.items()
+    }
+    return model.to(torch.float64), converted, native
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype | None) -> Iterator[None]:
+    """torch's default floating dtype is ``dtype`` inside the block (None: unchanged)."""
+    previous = torch.get_default_dtype()
+    if dtype is not None:
+        torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def _input_scale(args: Mapping[str, Any]) -> float:
+    """The largest finite magnitude among the floating arguments (at least 1)."""
+    largest = 1.0
+    for value in args.values():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel():
+            finite = value.detach()[torch.isfinite(value.detach())]
+            if finite.numel():
+                largest = max(largest, float(finite.abs().max()))
+    return largest
+
+
+def _batch_axis(value: torch.Tensor, batch: int) -> int | None:
+    if value.dim() >= 1 and value.shape[0] == batch:
+        return 0
+    if value.dim() >= 2 and value.shape[1] == batch:
+        return 1
+    return None
+
+
+def _valid(value: torch.Tensor, batch_axis: int, row: int, time_axes: list[int], length: int) -> torch.Tensor:
+    """One row of an output, its time axes trimmed to the row's length."""
+    for axis in time_axes:
+        value = value.narrow(axis, 0, length)
+    return value.select(batch_axis, row)
+
+
+def _is_float(t: torch.Tensor) -> bool:
+    return t.is_floating_point() or t.is_complex()
+
+
+class PaddingInvariance(Invariant):
+    name = "padding_invariance"
+    summary = (
+        "each row of a padded batch gives the output and gradients of its sequence run alone "
+        "(a batch of one, trimmed to its length), and extra padding changes nothing"
+    )
+
+    def applies_to(self, target: Target) -> str | None:
+        name = lengths_argument(target)
+        if name is None:
+            return "forward takes no lengths argument (named like lengths, seq_lengths or lens)"
+        if len(target.spec.inputs) < 2:
+            return f"forward takes {name} but no padded batch beside it"
+        return None
+
+    def check(self, context: Context, example: Example) -> None:
+        layout = _Layout(context.target, example, lengths_argument(context.target))
+        if not layout.lengths:
+            return
+        model, args, native = _float64_copy(context.fresh_model().eval(), example.fresh_args())
+        with _default_dtype(torch.float64 if native is not None else None):
+            try:
+                self._check(context, example, layout, model, args, native, slack=1.0)
+                return
+            except ModelError as exc:
+                # Only the first call falls back: a row alone that raises is the model's own.
+                if native is None or not getattr(exc, "first_call", False):
+                    raise
+        # The model cannot run in float64 (a float32 tensor made inside forward with an
+        # explicit dtype): compare in its own dtype, as it is, with atol on the inputs' scale.
+        model, args = context.fresh_model().eval(), example.fresh_args()
+        self._check(context, example, layout, model, args, None, slack=_input_scale(args))
+
+    def _check(
+        self,
+        context: Context,
+        example: Example,
+        layout: _Layout,
+        model: nn.Module,
+        args: dict[str, Any],
+        native: torch.dtype | None,
+        *,
+        slack: float,
+    ) -> None:
+        lengths, padded, batch = layout.lengths, layout.padded, len(layout.lengths)
+        generator = torch.Generator().manual_seed(example.seed)
+
+        def run(arguments: dict[str, Any], record: bool = False) -> Any:
+            return context.run(
+                model, Example(arguments, example.seed, example.dims), record=record, grad=False
+            )
+
+        try:
+            whole_trace = run(args, record=True)
+        except ModelError as exc:
+            exc.first_call = True  # type: ignore[attr-defined]
+            raise
+        whole = dict(floating_leaves(whole_trace.output))
+        alone = {
+            row: dict(floating_leaves(run(layout.row(args, row)).output))
+            for row in range(batch) if lengths[row] > 0
+        }
+        extended = dict(floating_leaves(run(layout.extended(args, generator)).output))
+
+        findings: list[tuple[str, list[str]]] = []
+        # leaf -> (batch axis, time axes) for the leaves compared row by row
+        compared: dict[str, tuple[int, list[int]]] = {}
+        for leaf, value in whole.items():
+            batch_axis = _batch_axis(value, batch)
+            if batch_axis is None or leaf not in extended or any(leaf not in a for a in alone.values()):
+                continue
+            problem, time_axes = self._time_axes(leaf, batch_axis, value, alone, extended[leaf], lengths, padded)
+            if problem:
+                findings.append((problem, []))
+            else:
+                compared[leaf] = (batch_axis, time_axes)
+
+        for leaf, (batch_axis, time_axes) in compared.items():
+            rtol, atol = tolerances(native or whole[leaf].dtype)
+            atol *= slack
+            for row, outputs in alone.items():
+                length = lengths[row]
+                in_batch = _valid(whole[leaf], batch_axis, row, time_axes, length)
+                by_itself = _valid(outputs[leaf], batch_axis, 0, time_axes, length)
+                lines = mismatch(in_batch, by_itself, rtol=rtol, atol=atol)
+                if lines:
+                    findings.append((
+                        f"row {row} (length {length} of {padded} padded steps) gives a different {leaf} "
+                        f"in the batch than alone (a batch of one, trimmed to length {length})",
+                        [f"{leaf}[{row}] in the batch against alone:", *(f"  {line}" for line in lines)],
+                    ))
+                padded_more = _valid(extended[leaf], batch_axis, row, time_axes, length)
+                lines = mismatch(padded_more, in_batch, rtol=rtol, atol=atol)
+                if lines:
+                    findings.append((
+                        f"appending {EXTRA_STEPS} padding steps of other values changes {leaf} of row {row} "
+                        f"(length {length} of {padded} padded steps)",
+                        [f"{leaf}[{row}] with the extra padding against without:", *(f"  {line}" for line in lines)],
+                    ))
+
+        if not findings:
+            findings += self._gradients(context, model, example, layout, args, generator, compared, native, slack)
+
+        if not findings:
+            return
+        if len(findings) == 1:
+            text, details = findings[0]
+            headline = f"{text[0].upper()}{text[1:]}: {_why(text)}"
+        else:
+            headline = f"Padding or the other rows change a row's results ({len(findings)} problems):"
+            details = []
+            for text, lines in findings:
+                details.append(f"- {text}")
+                details.extend(f"    {line}" for line in lines)
+        # One raise statement: Hypothesis tells failures apart by where they are raised.
+        raise InvariantViolation(headline, details, path=whole_trace.path)
+
+    @staticmethod
+    def _time_axes(
+        leaf: str,
+        batch_axis: int,
+        value: torch.Tensor,
+        alone: dict[int, dict[str, torch.Tensor]],
+        extended: torch.Tensor,
+        lengths: list[int],
+        padded: int,
+    ) -> tuple[str | None, list[int]]:
+        """(a problem, None) when an axis of ``leaf`` neither keeps its size nor follows the
+        padded length; else (None, the axes that follow it)."""
+        shapes = [extended.shape, *(a[leaf].shape for a in alone.values())]
+        if any(len(s) != value.dim() for s in shapes):
+            return f"{leaf} has {value.dim()} axes for the batch but not for a row alone or with extra padding", []
+        time_axes = []
+        for axis in range(value.dim()):
+            if axis == batch_axis:
+                continue
+            sizes = {row: a[leaf].shape[axis] for row, a in alone.items()}
+            if value.shape[axis] == extended.shape[axis] and all(s == value.shape[axis] for s in sizes.values()):
+                continue
+            if (
+                value.shape[axis] == padded
+                and extended.shape[axis] == padded + EXTRA_STEPS
+                and all(s == lengths[row] for row, s in sizes.items())
+            ):
+                time_axes.append(axis)
+                continue
+            row = next((r for r, s in sizes.items() if s != lengths[r]), next(iter(sizes), 0))
+            return (
+                f"axis {axis} of {leaf} does not follow the padded length: {value.shape[axis]} for the batch "
+                f"(padded length {padded}), {sizes.get(row)} for row {row} alone (length {lengths[row]}), "
+                f"{extended.shape[axis]} with {EXTRA_STEPS} more padding steps",
+                [],
+            )
+        return None, time_axes
+
+    def _gradients(
+        self,
+        context: Context,
+        model: nn.Module,
+        example: Example,
+        layout: _Layout,
+        args: dict[str, Any],
+        generator: torch.Generator,
+        compared: dict[str, tuple[int, list[int]]],
+        native: torch.dtype | None,
+        slack: float,
+    ) -> list[tuple[str, list[str]]]:
+        """Rule 3, on fresh calls: the batch's gradient against the rows' and the extended batch's."""
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        floating = {leaf: axes for leaf, axes in compared.items()}
+        if not named or not floating:
+            return []
+        lengths = layout.lengths
+
+        def gradients(arguments: dict[str, Any], rows: list[int]) -> list[torch.Tensor] | None:
+            output = context.run(model, Example(arguments, example.seed, example.dims), record=False).output
+            leaves = dict(floating_leaves(output))
+            parts = [
+                _valid(leaves[leaf], batch_axis, position, time_axes, lengths[row]).sum()
+                for leaf, (batch_axis, time_axes) in floating.items()
+                if _is_float(leaves[leaf]) and leaves[leaf].requires_grad
+                for position, row in enumerate(rows)
+            ]
+            if not parts:
+                return None
+            grads = torch.autograd.grad(torch.stack(parts).sum(), [p for _, p in named], allow_unused=True)
+            return [torch.zeros_like(p) if g is None else g for (_, p), g in zip(named, grads)]
+
+        rows = [r for r in range(len(lengths)) if lengths[r] > 0]
+        batch_grads = gradients(args, rows)
+        if batch_grads is None:
+            return []
+        per_row = [g for g in (gradients(layout.row(args, row), [row]) for row in rows) if g is not None]
+        extended = gradients(layout.extended(args, generator), rows)
+        if extended is None:
+            return []
+        findings = []
+        for label, actual_grads, expected_grads in (
+            ("alone", batch_grads, [sum(g[i] for g in per_row) for i in range(len(named))]),
+            ("extended", extended, batch_grads),
+        ):
+            bad, details = [], []
+            for i, ((name, parameter), actual, expected) in enumerate(zip(named, actual_grads, expected_grads)):
+                rtol, atol = tolerances(native or parameter.dtype)
+                atol *= slack
+                # The rows' gradients are summed: their round-off follows the sum of their sizes.
+                scale = sum(g[i].abs() for g in per_row) if label == "alone" else expected
+                tol = gradient_tolerances(scale, rtol, atol)
+                lines = mismatch(actual, expected, **tol)
+                if lines:
+                    bad.append(name)
+                    details.append(f"{name}.grad:")
+                    details.extend(f"  {line}" for line in lines)
+            if bad:
+                shown = ", ".join(bad)
+                if label == "alone":
+                    text = (
+                        f"the gradients of {shown} for the batch's sum loss (valid outputs only) differ from "
+                        f"the sum over rows of each row's gradients alone "
+                        f"(lengths {lengths}, padded length {layout.padded})"
+                    )
+                else:
+                    text = (
+                        f"appending {EXTRA_STEPS} padding steps of other values changes the gradients of {shown} "
+                        f"(lengths {lengths}, padded length {layout.padded})"
+                    )
+                findings.append((text, details))
+        return findings
+
+
+def gradient_tolerances(expected: torch.Tensor, rtol: float, atol: float) -> dict[str, float]:
+    """Tolerances for a gradient: a gradient sums over steps and sequences, so its rounding
+    error follows its largest entries, not each entry: atol grows by rtol times the
+    largest |entry| of ``expected`` (or of the sizes its terms had)."""
+    scale = float(expected.abs().max()) if expected.numel() else 0.0
+    return {"rtol": rtol, "atol": atol + rtol * scale}
+
+
+def _why(text: str) -> str:
+    """The likely causes, after a single finding."""
+    if text.startswith("axis"):
+        return (
+            "a per-step output must have one step per padded step (give pad_packed_sequence "
+            "total_length=<the padded length>), a per-sequence output none."
+        )
+    if text.startswith("appending"):
+        return "the model reads past each sequence's length (an RNN run over the padding, padding averaged in)."
+    return (
+        "a row's result depends on its padding or on the other rows (the last padded step taken for "
+        "the last valid one, padding averaged in, rows sorted and never put back, state kept from "
+        "an earlier call)."
+    )

@@ -1,0 +1,190 @@
+"""purity: forward leaves its inputs alone, and inference leaves the model alone.
+
+For every example, on a fresh copy of the model:
+
+1. the model runs once in train mode, then once in eval mode (``model.eval()``, under
+   ``torch.no_grad()`` as inference runs); in both calls every tensor argument is bitwise
+   the same after the call as before it (shape, dtype and values; non-contiguous inputs
+   are passed with their strides): an in-place op on an input (``x.add_(noise)``,
+   ``x[mask] = 0``) changes the caller's tensor, which the caller may reuse (a second
+   model, a retry, a logged batch);
+2. the eval call leaves every parameter and buffer (``persistent=False`` ones included,
+   under every name a tied one has) bitwise the same and the same object: running
+   statistics, caches and counters in buffers may change while training, never at
+   inference. ``nn.BatchNorm`` passes: it updates its running statistics only in train
+   mode. The train call before it settles what a trained model has settled: lazy layers
+   are materialised, data-dependent initialisations (ActNorm) done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parameter import is_lazy
+
+from dyncheck.compare import mismatch
+from dyncheck.errors import InvariantViolation
+from dyncheck.examples import Example
+from dyncheck.invariants._base import Context, Invariant
+from dyncheck.tracing import Trace, leaves
+
+__all__ = ["Purity"]
+
+
+@dataclass(frozen=True, eq=False)
+class _Passed(Example):
+    """An example whose arguments are handed to the model as they are (not copied), so
+    the caller keeps the very tensors the model was given."""
+
+    def fresh_args(self) -> dict[str, Any]:
+        return dict(self.args)
+
+
+def _tensor_args(args: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Every tensor among the arguments, by name (``x``, ``inputs[0]``, ``batch['mask']``)."""
+    return {
+        name: value
+        for key, arg in args.items()
+        for name, value in leaves(arg, prefix=key)
+        if isinstance(value, torch.Tensor)
+    }
+
+
+def _state(model: nn.Module) -> dict[str, tuple[torch.Tensor, int] | None]:
+    """Every parameter and buffer (non-persistent ones too) under every name it has: a
+    clone of its values, and which object it is. None for an uninitialised lazy parameter
+    (a lazy layer on a path the train call did not take)."""
+    return {
+        name: None if is_lazy(tensor) else (tensor.detach().clone(), id(tensor))
+        for name, tensor in [
+            *model.named_parameters(remove_duplicate=False),
+            *model.named_buffers(remove_duplicate=False),
+        ]
+    }
+
+
+def _state_changes(
+    model: nn.Module,
+    before: dict[str, tuple[torch.Tensor, int] | None],
+    after: dict[str, tuple[torch.Tensor, int] | None],
+) -> tuple[str, list[str]] | None:
+    """The problem (headline, numbers) when a call changed ``model``'s parameters or buffers."""
+    parameters = {name for name, _ in model.named_parameters(remove_duplicate=False)}
+    current = {id(t): name for name, t in [*model.named_parameters(), *model.named_buffers()]}
+    changed: list[str] = []
+    details: list[str] = []
+    replaced = False
+    for name in dict.fromkeys([*before, *after]):
+        if before.get(name, True) is None or after.get(name, True) is None:
+            continue  # an uninitialised lazy parameter: materialising it is its first call
+        kind = "parameter" if name in parameters else "buffer"
+        if name not in before or name not in after:
+            changed.append(name)
+            replaced = True
+            details.append(f"{name}: {'created' if name not in before else 'removed'} by forward")
+            continue
+        (old, old_id), (new, new_id) = before[name], after[name]
+        if old_id != new_id:
+            changed.append(name)
+            replaced = True
+            alias = current.get(new_id, name)
+            now = f" (now the same object as {alias})" if alias != name else ""
+            details.append(f"{name}: forward replaced the {kind} with another object{now}")
+            continue
+        lines = mismatch(new, old)
+        if lines:
+            changed.append(name)
+            details.append(f"{name} ({kind}, after the call, then before):")
+            details.extend(_indent(lines))
+    if not changed:
+        return None
+    plural = "s" if len(changed) > 1 else ""
+    kinds = " and ".join(k + plural for k in sorted({"parameter" if n in parameters else "buffer" for n in changed}))
+    fix = (
+        "Create, tie and assign parameters and buffers in __init__, not in forward."
+        if replaced
+        else "Update running statistics and caches only in training (if self.training: ...)."
+    )
+    return (
+        f"In eval mode forward changed the model's {kinds} {', '.join(changed)}: inference must "
+        f"not change the model. {fix}",
+        details,
+    )
+
+
+def _indent(lines: list[str]) -> list[str]:
+    return [f"  {line}" for line in lines]
+
+
+class Purity(Invariant):
+    name = "purity"
+    summary = (
+        "forward does not modify its input tensors (train and eval mode), and in eval mode "
+        "does not modify the model's parameters or buffers"
+    )
+
+    def _call(
+        self, context: Context, model: nn.Module, example: Example, *, grad: bool
+    ) -> tuple[Trace, dict[str, list[str]]]:
+        """One call on copies of the example's arguments: its trace, and each tensor
+        argument the call changed with the numbers (after the call, then before)."""
+        args = example.fresh_args()
+        passed = _Passed(args=args, seed=example.seed, dims=example.dims)
+        trace = context.run(model, passed, record=False, grad=grad)
+        before = _tensor_args(dict(example.args))
+        changed = {}
+        for name, after in _tensor_args(args).items():
+            lines = mismatch(after, before[name])
+            if lines:
+                changed[name] = lines
+        return trace, changed
+
+    def check(self, context: Context, example: Example) -> None:
+        model = context.fresh_model().train()
+        trained, changed_in_train = self._call(context, model, example, grad=True)
+        context.paths[trained.path] += 1
+        context.last_path = trained.path
+
+        # Then inference as it is run: eval mode, without autograd, on the model that has
+        # just run in train mode -- so lazy layers and data-dependent initialisations
+        # (ActNorm) are settled, as they are in any model that has been trained.
+        model.eval()
+        before = _state(model)
+        evaluated, changed_in_eval = self._call(context, model, example, grad=False)
+
+        problems: list[tuple[str, list[str]]] = []  # (what broke, the numbers)
+        inputs = list(dict.fromkeys([*changed_in_train, *changed_in_eval]))
+        if inputs:
+            modes = " and ".join(m for m, c in (("train", changed_in_train), ("eval", changed_in_eval)) if c)
+            many = len(inputs) > 1
+            details = []
+            for mode, changed in (("train", changed_in_train), ("eval", changed_in_eval)):
+                for name, lines in changed.items():
+                    details.append(f"{name} in {mode} mode (after the call, then before):")
+                    details.extend(_indent(lines))
+            problems.append(
+                (
+                    f"forward modified its input{'s' if many else ''} {', '.join(inputs)} in place "
+                    f"(in {modes} mode): the caller's tensor{'s are' if many else ' is'} not the same "
+                    "after the call. Work on a copy (x = x + noise, not x.add_(noise)).",
+                    details,
+                )
+            )
+        changed_state = _state_changes(model, before, _state(model))
+        if changed_state is not None:
+            problems.append(changed_state)
+        if not problems:
+            return
+        path = trained.path if changed_in_train else evaluated.path
+        if len(problems) == 1:
+            headline, details = problems[0]
+        else:
+            headline, details = f"forward is not pure ({len(problems)} problems):", []
+            for problem, lines in problems:
+                details.append(f"- {problem}")
+                details.extend(f"  {line}" for line in lines)
+        # One raise for every finding: Hypothesis tells failures apart by where they are raised.
+        raise InvariantViolation(headline, details, path=path)

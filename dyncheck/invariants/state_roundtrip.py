@@ -1,0 +1,301 @@
+"""state_roundtrip: the state_dict is the whole state of the model.
+
+After the original has run forward (on a few examples the run saw earlier, then twice on
+this one: lazily created layers and mutated state show up only then), a fresh copy of the
+model as built, loaded with ``load_state_dict(original.state_dict())``, must be the same
+model:
+
+1. the state_dict loads (strictly): forward did not create parameters or buffers that a
+   freshly built model lacks (a layer grown in forward), nor change their shapes;
+2. the two share parameters alike: forward did not tie (or untie) parameters, which a
+   state_dict cannot carry;
+3. called on this example with the same seed, the two take the same path and give bitwise
+   the same outputs. They differ when state lives outside the state_dict: a counter or a
+   cached tensor kept as a plain attribute, a ``persistent=False`` buffer that forward
+   updates. The report names the attributes and such buffers that differ between the two.
+   When two copies loaded from the same state_dict disagree with each other too, the model
+   is not a function of its state, input and seed (an unseeded generator, a global): that
+   is determinism's finding, which no state_dict could fix, and this check passes.
+
+Lazy modules (``nn.LazyLinear``) pass: torch loads a state_dict into uninitialised lazy
+parameters, and their first call then keeps the loaded values.
+
+Both models are in train mode, as in the other invariants. The earlier examples are the
+first two the run saw and the first seen on each new path, up to four; once they are
+chosen the check is a function of the example alone, so Hypothesis's replays of a failing
+example fail the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parameter import is_lazy
+
+from dyncheck.compare import mismatch
+from dyncheck.errors import InvariantViolation, ModelError
+from dyncheck.examples import Example
+from dyncheck.invariants._base import Context, Invariant
+from dyncheck.tracing import leaves
+
+__all__ = ["StateRoundtrip", "attribute_differences"]
+
+#: The earlier examples that warm the original up: the first two the run saw, then the
+#: first seen on each new path, up to four in all.
+_FIRST, _EARLIER = 2, 4
+
+_OUTSIDE = (
+    "state lives outside the state_dict (plain attributes, tensors not registered as buffers, "
+    "layers created in forward)."
+)
+
+#: The attributes every nn.Module has (parameters, buffers, submodules, hooks, ``training``):
+#: not the model's own state.
+_MODULE_INTERNALS = frozenset(vars(nn.Module()))
+
+
+def _own_attributes(module: nn.Module) -> dict[str, Any]:
+    return {
+        name: value
+        for name, value in vars(module).items()
+        if name not in _MODULE_INTERNALS and "hook" not in name  # lazy modules' hook handles
+    }
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
+            return False
+        if is_lazy(a) or is_lazy(b):
+            return is_lazy(a) and is_lazy(b)
+        return not mismatch(b, a)
+    if isinstance(a, nn.Module) or isinstance(b, nn.Module):
+        return type(a) is type(b)  # each model holds its own copy
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    try:
+        return bool(a == b)
+    except Exception:  # e.g. a numpy array: == is elementwise
+        return repr(a) == repr(b)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        if is_lazy(value):
+            return "an uninitialized lazy tensor"
+        if value.numel() == 1:
+            return f"tensor({value.detach().reshape(()).item():.3g})"
+        dtype = str(value.dtype).removeprefix("torch.")
+        return f"a {dtype}[{', '.join(map(str, value.shape))}] tensor"
+    if isinstance(value, nn.Module):
+        return f"a {type(value).__name__}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _difference(name: str, original: Any, fresh: Any) -> str:
+    if (
+        isinstance(original, torch.Tensor)
+        and isinstance(fresh, torch.Tensor)
+        and original.numel() > 1
+        and not (is_lazy(original) or is_lazy(fresh))
+    ):
+        lines = mismatch(fresh, original)
+        return f"{name} ({_show(original)}), the fresh copy against the original: {'; '.join(lines[:2])}"
+    return f"{name}: {_show(original)} on the original, {_show(fresh)} on the fresh copy"
+
+
+def attribute_differences(original: nn.Module, fresh: nn.Module) -> list[str]:
+    """What differs between two instances of one model outside their state_dicts: each
+    submodule's plain attributes, its ``persistent=False`` buffers, and submodules only
+    one of them has. One line each, named from the root (``encoder.calls``)."""
+    found: list[str] = []
+    fresh_modules = dict(fresh.named_modules())
+    for module_name, module in original.named_modules():
+        prefix = f"{module_name}." if module_name else ""
+        other = fresh_modules.get(module_name)
+        if other is None:
+            found.append(f"{module_name}: {_show(module)} on the original, missing on the fresh copy")
+            continue
+        mine, theirs = _own_attributes(module), _own_attributes(other)
+        for name in dict.fromkeys([*mine, *theirs]):
+            if name not in theirs:
+                found.append(f"{prefix}{name}: {_show(mine[name])} on the original, missing on the fresh copy")
+            elif name not in mine:
+                found.append(f"{prefix}{name}: missing on the original, {_show(theirs[name])} on the fresh copy")
+            elif not _same(mine[name], theirs[name]):
+                found.append(_difference(f"{prefix}{name}", mine[name], theirs[name]))
+        for name in sorted(module._non_persistent_buffers_set):
+            a, b = module._buffers.get(name), other._buffers.get(name)
+            if not _same(a, b):
+                found.append(_difference(f"{prefix}{name} (a persistent=False buffer)", a, b))
+    original_modules = dict(original.named_modules())
+    for module_name, module in fresh_modules.items():
+        if module_name not in original_modules:
+            found.append(f"{module_name}: missing on the original, {_show(module)} on the fresh copy")
+    return found
+
+
+def _alias_groups(model: nn.Module) -> set[frozenset[str]]:
+    """Names that refer to one Parameter (or buffer) object, for each with several names."""
+    names: dict[int, set[str]] = {}
+    for name, tensor in [
+        *model.named_parameters(remove_duplicate=False),
+        *model.named_buffers(remove_duplicate=False),
+    ]:
+        names.setdefault(id(tensor), set()).add(name)
+    return {frozenset(group) for group in names.values() if len(group) > 1}
+
+
+def _tie_differences(original: nn.Module, fresh: nn.Module) -> list[str]:
+    mine, theirs = _alias_groups(original), _alias_groups(fresh)
+    parameters = {name for name, _ in original.named_parameters(remove_duplicate=False)}
+
+    def kind(group: frozenset[str]) -> str:
+        return "Parameter" if group <= parameters else "tensor"
+
+    found = [
+        f"{' and '.join(sorted(group))} are one {kind(group)} on the original, separate ones on the fresh copy"
+        for group in sorted(mine - theirs, key=sorted)
+    ]
+    found += [
+        f"{' and '.join(sorted(group))} are separate {kind(group)}s on the original, one on the fresh copy"
+        for group in sorted(theirs - mine, key=sorted)
+    ]
+    return found
+
+
+def _load_problems(state: dict[str, Any], fresh: nn.Module) -> list[str]:
+    """Why ``state`` would not load strictly into ``fresh``, in plain words."""
+    expected = fresh.state_dict()
+    unexpected = [key for key in state if key not in expected]
+    missing = [key for key in expected if key not in state]
+    found = []
+    if unexpected:
+        found.append(
+            f"unexpected keys (in the original's state_dict, not in a fresh copy's): {', '.join(unexpected)}"
+        )
+    if missing:
+        found.append(f"missing keys (in a fresh copy's state_dict, not in the original's): {', '.join(missing)}")
+    for key, value in state.items():
+        target = expected.get(key)
+        if (
+            isinstance(value, torch.Tensor)
+            and isinstance(target, torch.Tensor)
+            and not is_lazy(target)
+            and value.shape != target.shape
+        ):
+            found.append(
+                f"size mismatch for {key}: [{', '.join(map(str, value.shape))}] in the original, "
+                f"[{', '.join(map(str, target.shape))}] in a fresh copy"
+            )
+    return found
+
+
+def _output_differences(fresh_output: Any, original_output: Any) -> list[str]:
+    original_leaves = list(leaves(original_output))
+    fresh_leaves = dict(leaves(fresh_output))
+    if [n for n, _ in original_leaves] != list(fresh_leaves):
+        return [
+            f"the outputs have different structure: {[n for n, _ in original_leaves]} on the original, "
+            f"{list(fresh_leaves)} on the fresh copy"
+        ]
+    details: list[str] = []
+    for name, value in original_leaves:
+        lines = mismatch(fresh_leaves[name], value)
+        if len(lines) == 1 and not isinstance(value, torch.Tensor):
+            details.append(f"{name}: {lines[0]} (fresh copy, then original)")
+        elif lines:
+            details.append(f"{name}:")
+            details.extend(f"  {line}" for line in lines)
+    return details
+
+
+class StateRoundtrip(Invariant):
+    name = "state_roundtrip"
+    summary = (
+        "a fresh instance loaded with the state_dict of a model that has run gives bitwise the "
+        "same outputs and path (no state outside the state_dict, no layers created in forward)"
+    )
+
+    def check(self, context: Context, example: Example) -> None:
+        earlier: list[tuple[tuple[str, ...], Example]] = context.memo.setdefault(self.name, [])
+        original = context.fresh_model()
+        for _, seen in earlier:
+            if seen is not example:
+                context.run(original, seen, record=False)
+        context.run(original, example, record=False)
+        warm = context.run(original, example, record=False)
+        try:
+            state = original.state_dict()
+        except Exception as exc:
+            raise ModelError("state_dict", exc) from exc
+
+        fresh = context.fresh_model()
+        problems = _load_problems(state, fresh)
+        if problems:
+            raise InvariantViolation(
+                "The original's state_dict does not load into a fresh copy: forward created (or "
+                "resized) parameters or buffers that a freshly built model does not have. Create "
+                "every layer in __init__ (a Lazy* module, such as nn.LazyLinear, loads into a fresh "
+                "instance).",
+                problems,
+                path=warm.path,
+            )
+        try:
+            fresh.load_state_dict(state)
+        except Exception as exc:  # a load hook of the model's own
+            raise ModelError("load_state_dict", exc) from exc
+        ties = _tie_differences(original, fresh)
+        if ties:
+            raise InvariantViolation(
+                "A fresh copy loaded from the state_dict shares parameters differently from the "
+                "original: forward tied or untied them, and a state_dict does not carry ties. Tie "
+                "in __init__.",
+                ties,
+                path=warm.path,
+            )
+        # Before the compared calls move the state on: what differs at the moment of loading.
+        attributes = attribute_differences(original, fresh)
+
+        loaded = {
+            key: value.clone() if isinstance(value, torch.Tensor) and not is_lazy(value) else value
+            for key, value in state.items()
+        }
+        expected = context.run(original, example)
+        actual = context.run(fresh, example, record=False)
+        if len(earlier) < _FIRST or (
+            len(earlier) < _EARLIER and expected.path not in {path for path, _ in earlier}
+        ):
+            earlier.append((expected.path, example))
+        if actual.path == expected.path and not _output_differences(actual.output, expected.output):
+            return
+        # Two loaded copies in the same state that disagree with each other: the model is not
+        # a function of its state, input and seed (an unseeded generator, a global). That is
+        # determinism's finding; no state_dict could carry it.
+        control = context.fresh_model()
+        control.load_state_dict(loaded)
+        again = context.run(control, example, record=False)
+        if again.path != actual.path or _output_differences(again.output, actual.output):
+            return
+        describe = context.describe_path
+        if attributes:
+            where = ["attributes that differ between the original and the fresh copy (outside the state_dict):"]
+            where += [f"  {line}" for line in attributes]
+        else:
+            where = [
+                "no plain attribute or persistent=False buffer differs between the original and the "
+                "fresh copy: the state is kept deeper (inside an object the model holds)"
+            ]
+        if actual.path != expected.path:
+            headline = f"A fresh copy loaded from the state_dict takes a different path: {_OUTSIDE}"
+            details = [f"original:    {describe(expected.path)}", f"fresh copy:  {describe(actual.path)}"]
+        else:
+            headline = f"A fresh copy loaded from the state_dict gives different outputs: {_OUTSIDE}"
+            details = _output_differences(actual.output, expected.output)
+        # One raise for both: Hypothesis tells failures apart by where they are raised.
+        raise InvariantViolation(headline, [*details, *where], path=expected.path)

@@ -1,0 +1,238 @@
+"""padding_invariance: the correct padded-batch models pass, each padding bug fails, messages pinned."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import torch
+
+from dyncheck.examples import Example
+from dyncheck.invariants.padding_invariance import _Layout, lengths_argument
+from dyncheck.target import resolve
+
+ONLY = "--dyncheck-invariants=padding_invariance"
+BUGGY = "reference_models.buggy"
+
+
+def test_correct_models_pass(dyncheck_run):
+    targets = [
+        "reference_models.rnn:DynamicRNN",
+        "reference_models.bilstm:BiLSTMClassifier",
+        "reference_models.time_major_gru:GRUTagger",  # per-step outputs, time-major input
+    ]
+    run = dyncheck_run(*(a for t in targets for a in ("--dyncheck", t)), ONLY, "--dyncheck-max-examples=25")
+    assert run.outcomes() == {f"dyncheck::{t}::padding_invariance": "PASSED" for t in targets}, run.text
+
+
+def test_no_lengths_argument_is_a_skip(dyncheck_run):
+    run = dyncheck_run("--dyncheck", "reference_models.tied_lm:TiedLanguageModel", ONLY)
+    assert run.ret == 0 and "1 skipped" in run.text, run.text
+    assert (
+        "padding_invariance does not apply to reference_models.tied_lm:TiedLanguageModel: forward takes no "
+        "lengths argument (named like lengths, seq_lengths or lens)" in run.text
+    )
+
+
+BUGS = [
+    "last_padded_step", "never_unsorted", "unpacked_rnn", "mean_over_padding", "carried_hidden", "short_total_length",
+]
+
+
+def findings(text: str) -> list[str]:
+    """The findings of a failure message, in either form: one finding as the headline (its
+    cause after the colon), or several as ``- `` lines under a count."""
+    lines = text.strip().splitlines()
+    if lines[2].startswith("Padding or the other rows change a row's results ("):
+        return [line[4:] for line in lines if line.startswith("  - ")]
+    return [lines[2][0].lower() + lines[2][1:]]
+
+
+ROW_ALONE = (
+    r"row (\d) \(length (\d) of (\d) padded steps\) gives a different output in the batch than alone "
+    r"\(a batch of one, trimmed to length \2\)(: a row's result depends on its padding or on the other rows "
+    r"\(the last padded step taken for the last valid one, padding averaged in, rows sorted and never put "
+    r"back, state kept from an earlier call\)\.)?"
+)
+EXTRA = (
+    r"appending 2 padding steps of other values changes output of row (\d) \(length (\d) of (\d) padded steps\)"
+    r"(: the model reads past each sequence's length \(an RNN run over the padding, padding averaged in\)\.)?"
+)
+
+
+def test_every_padding_bug_is_caught(dyncheck_run):
+    # Which failing example Hypothesis ends on may vary (its example database replays earlier
+    # failures first): each message is checked for what every failing example must show.
+    run = dyncheck_run(*(a for b in BUGS for a in ("--dyncheck", f"{BUGGY}.{b}:Model")), ONLY, "--dyncheck-seed=3")
+    assert run.outcomes() == {f"dyncheck::{BUGGY}.{b}:Model::padding_invariance": "FAILED" for b in BUGS}, run.text
+
+    def failure(bug):
+        return run.failure(f"{BUGGY}.{bug}:Model::padding_invariance")
+
+    # The last padded step: a row shorter than its batch's longest is classified from the padding.
+    text = failure("last_padded_step")
+    lines = text.strip().splitlines()
+    assert lines[0] == f"padding_invariance violated by {BUGGY}.last_padded_step:Model"
+    for found in findings(text):
+        match = re.fullmatch(ROW_ALONE, found)
+        assert match and int(match.group(2)) < int(match.group(3)), found
+    numbers = lines.index(next(line for line in lines if "in the batch against alone:" in line))
+    assert re.fullmatch(r" *output\[\d\] in the batch against alone:", lines[numbers])
+    assert re.fullmatch(r" *Mismatched elements: \d / 4 \(\d+\.\d%\)", lines[numbers + 1])
+    absolute, relative = lines[numbers + 2], lines[numbers + 3]
+    assert re.fullmatch(r" *Greatest absolute difference: \S+ at index \(\d,\) \(up to 1e-05 allowed\)", absolute)
+    assert re.fullmatch(r" *Greatest relative difference: \S+ at index \(\d,\) \(up to 1.3e-06 allowed\)", relative)
+    assert re.fullmatch(r"  example:  x float32\[[2-4], \d, 8\].*, lengths int64\[[2-4]\] = \[.*\], seed=0", lines[-5])
+    assert re.fullmatch(r"  sizes:    batch=[2-4], time=\d", lines[-4])
+    assert lines[-3] == "  path:     rnn → fc"
+    assert lines[-1] == (
+        f"Reproduce: pytest --dyncheck {BUGGY}.last_padded_step:Model --dyncheck-only --dyncheck-seed=3 "
+        "-k padding_invariance"
+    )
+
+    # Sorted and never unsorted, and state carried between calls: rows alone differ.
+    for bug in ("never_unsorted", "carried_hidden"):
+        assert all(re.fullmatch(ROW_ALONE, found) for found in findings(failure(bug))), failure(bug)
+
+    # No packing, and mean pooling over the padding: a row alone differs (when it was padded)
+    # and appending padding changes it.
+    for bug in ("unpacked_rnn", "mean_over_padding"):
+        found = findings(failure(bug))
+        assert any(re.fullmatch(EXTRA, f) for f in found), failure(bug)
+        assert all(re.fullmatch(ROW_ALONE, f) or re.fullmatch(EXTRA, f) for f in found), failure(bug)
+        assert "with the extra padding against without:" in failure(bug)
+
+    # total_length cut to the longest sequence: the output's time axis follows the batch, not the padding.
+    short = failure("short_total_length").strip().splitlines()
+    assert re.fullmatch(
+        r"Axis 1 of output does not follow the padded length: (\d) for the batch \(padded length (\d)\), "
+        r"(\d) for row (\d) alone \(length \3\), \1 with 2 more padding steps: a per-step output must have one "
+        r"step per padded step \(give pad_packed_sequence total_length=<the padded length>\), a per-sequence "
+        r"output none\.",
+        short[2],
+    ), short[2]
+
+
+def test_gradients_alone_are_compared(dyncheck_run, pytester):
+    # Contrived on purpose: a straight-through surrogate that averages over the padding gives
+    # the right values (good + bad - bad) and wrong gradients.
+    pytester.makepyfile(
+        surrogate="""
+        import torch
+        from torch import nn
+        from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+        class Model(nn.Module):
+            def __init__(self, input_size, hidden_size, output_size):
+                super().__init__()
+                self.rnn = nn.GRU(input_size, hidden_size, batch_first=True)
+                self.fc = nn.Linear(hidden_size, output_size)
+
+            def forward(self, x, lengths):
+                packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+                output, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=x.size(1))
+                good = output.sum(1) / lengths[:, None]
+                bad = output.mean(1)
+                return self.fc(good + (bad - bad.detach()))
+        """
+    )
+    run = dyncheck_run("--dyncheck", "surrogate:Model", ONLY, "--dyncheck-seed=3")
+    assert run.outcomes() == {"dyncheck::surrogate:Model::padding_invariance": "FAILED"}, run.text
+    lines = run.failure("::padding_invariance").strip().splitlines()
+    params = r"rnn\.weight_ih_l0, (rnn\.weight_hh_l0, )?rnn\.bias_ih_l0, rnn\.bias_hh_l0"
+    where = r"\(lengths \[[\d, ]+\], padded length \d\)"
+    alone = (
+        rf"the gradients of {params} for the batch's sum loss \(valid outputs only\) differ from the sum "
+        rf"over rows of each row's gradients alone {where}"
+    )
+    extra = rf"appending 2 padding steps of other values changes the gradients of {params} {where}"
+    # With padding in the batch both differ; with none, only the extra padding shows it.
+    found = findings("\n".join(lines))
+    assert found and all(re.match(alone, f) or re.match(extra, f) for f in found), found
+    assert any(re.match(extra, f) for f in found), found
+    numbers = next(i for i, line in enumerate(lines) if line.strip() == "rnn.weight_ih_l0.grad:")
+    assert re.fullmatch(r" *Mismatched elements: \d+ / 144 \(\d+\.\d%\)", lines[numbers + 1])
+
+
+@pytest.mark.parametrize(
+    "made", ["torch.zeros(1, x.size(0), self.rnn.hidden_size)", "x.new_zeros(1, x.size(0), self.rnn.hidden_size)"]
+)
+def test_a_tensor_made_in_forward_follows_the_float64_copy(dyncheck_run, pytester, made):
+    # torch's default dtype is float64 during the float64 calls, so h0 is float64 either way.
+    pytester.makepyfile(
+        made_inside=f"""
+        import torch
+        from torch import nn
+        from torch.nn.utils.rnn import pack_padded_sequence
+
+        class Model(nn.Module):
+            def __init__(self, input_size, hidden_size, output_size):
+                super().__init__()
+                self.rnn = nn.GRU(input_size, hidden_size, batch_first=True)
+                self.fc = nn.Linear(hidden_size, output_size)
+
+            def forward(self, x, lengths):
+                h0 = {made}
+                assert h0.dtype == self.fc.weight.dtype, (h0.dtype, self.fc.weight.dtype)
+                packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+                return self.fc(self.rnn(packed, h0)[1][-1])
+        """
+    )
+    run = dyncheck_run("--dyncheck", "made_inside:Model", ONLY, "--dyncheck-seed=3", "--dyncheck-max-examples=15")
+    assert run.outcomes() == {"dyncheck::made_inside:Model::padding_invariance": "PASSED"}, run.text
+    assert torch.get_default_dtype() == torch.float32
+
+
+@pytest.mark.parametrize("seed", [3, 24803])
+def test_a_model_that_cannot_run_in_float64_is_compared_in_its_own_dtype(dyncheck_run, pytester, seed):
+    pytester.makepyfile(
+        float32only="""
+        import torch
+        from torch import nn
+        from torch.nn.utils.rnn import pack_padded_sequence
+
+        class Model(nn.Module):
+            def __init__(self, input_size, hidden_size, output_size):
+                super().__init__()
+                self.rnn = nn.GRU(input_size, hidden_size, batch_first=True)
+                self.fc = nn.Linear(hidden_size, output_size)
+
+            def forward(self, x, lengths):
+                h0 = torch.zeros(1, x.size(0), self.rnn.hidden_size, dtype=torch.float32)  # whatever x is
+                packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+                return self.fc(self.rnn(packed, h0)[1][-1])
+        """
+    )
+    run = dyncheck_run("--dyncheck", "float32only:Model", ONLY, f"--dyncheck-seed={seed}", "--dyncheck-max-examples=15")
+    assert run.outcomes() == {"dyncheck::float32only:Model::padding_invariance": "PASSED"}, run.text
+
+
+def test_layout_from_named_shapes_when_time_equals_batch_and_features():
+    # x is [time, batch, 8] with time == batch == 8: only the strategy's names tell the axes apart.
+    target = resolve("reference_models.time_major_gru:GRUTagger")
+    assert lengths_argument(target) == "lengths"
+    example = Example({"x": torch.zeros(8, 8, 8), "lengths": torch.tensor([3] * 8)}, 0, {"time": 8, "batch": 8})
+    layout = _Layout(target, example, "lengths")
+    assert (layout.axes, layout.padded) == ({"x": (1, 0)}, 8)
+    row = layout.row(example.args, 2)
+    assert row["x"].shape == (3, 1, 8) and row["lengths"].tolist() == [3]
+    assert layout.extended(example.args, torch.Generator())["x"].shape == (10, 8, 8)
+
+
+def test_layout_by_sizes_for_strategies_that_name_no_axes():
+    import dyncheck
+    from hypothesis import strategies as st
+
+    from reference_models.rnn import DynamicRNN
+
+    spec = dyncheck.Spec(
+        DynamicRNN,
+        init={"input_size": 4, "hidden_size": 3, "output_size": 2},
+        inputs={"x": st.just(torch.zeros(2, 5, 4)), "seq_lengths": st.just(torch.tensor([5, 2]))},
+        dims={"time": 5},
+    )
+    target = dyncheck.target.resolve_spec(spec)
+    example = Example({"x": torch.zeros(2, 5, 4), "seq_lengths": torch.tensor([5, 2])}, 0, {"time": 5})
+    layout = _Layout(target, example, "seq_lengths")
+    assert layout.axes == {"x": (0, 1)} and layout.lengths == [5, 2]

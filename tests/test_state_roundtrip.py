@@ -1,0 +1,218 @@
+"""state_roundtrip: messages pinned; state outside the state_dict is caught, state inside it
+(buffers, lazy parameters, BatchNorm statistics) passes."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+SR = "--dyncheck-invariants=state_roundtrip"
+FEW = "--dyncheck-max-examples=25"
+
+HEADLINE = (
+    "A fresh copy loaded from the state_dict gives different outputs: state lives outside the "
+    "state_dict (plain attributes, tensors not registered as buffers, layers created in forward)."
+)
+
+
+def failure_lines(run, target, invariant="state_roundtrip"):
+    assert run.outcomes().get(f"dyncheck::{target}::{invariant}") == "FAILED", run.text
+    return run.failure(f"::{invariant}").strip().splitlines()
+
+
+def test_counter_message(dyncheck_run):
+    target = "reference_models.buggy.call_counter:Model"
+    lines = failure_lines(dyncheck_run("--dyncheck", target, SR, "--dyncheck-seed=11"), target)
+    assert lines[0] == f"state_roundtrip violated by {target}"
+    assert lines[1] == ""
+    assert lines[2] == HEADLINE
+    assert lines[3] == "  output:"
+    assert re.fullmatch(r"    Mismatched elements: \d+ / \d+ \(\d+\.\d%\)", lines[4])
+    assert re.fullmatch(r"    Greatest absolute difference: \S+ at index \(\d+, \d+\) \(up to 0 allowed\)", lines[5])
+    assert re.fullmatch(r"    Greatest relative difference: \S+ at index \(\d+, \d+\) \(up to 0 allowed\)", lines[6])
+    assert lines[7] == "  attributes that differ between the original and the fresh copy (outside the state_dict):"
+    # The original ran on the earlier examples and twice on this one; the copy only loaded.
+    assert re.fullmatch(r"    calls: [2-6] on the original, 0 on the fresh copy", lines[8])
+    assert re.fullmatch(r"  example:  x float32\[1, 8\].*, control=tensor\(\[0\.5\]\), seed=0", lines[9])
+    assert lines[10] == "  sizes:    batch=1"
+    assert lines[11] == "  path:     fc1 → fc3"
+    assert lines[12] == ""
+    assert lines[13] == f"Reproduce: pytest --dyncheck {target} --dyncheck-only --dyncheck-seed=11 -k state_roundtrip"
+
+
+def test_layer_grown_in_forward_is_reported_by_its_keys(dyncheck_run):
+    target = "reference_models.buggy.grown_layer:Model"
+    lines = failure_lines(dyncheck_run("--dyncheck", target, SR, FEW), target)
+    assert lines[2] == (
+        "The original's state_dict does not load into a fresh copy: forward created (or resized) "
+        "parameters or buffers that a freshly built model does not have. Create every layer in "
+        "__init__ (a Lazy* module, such as nn.LazyLinear, loads into a fresh instance)."
+    )
+    assert lines[3] == "  unexpected keys (in the original's state_dict, not in a fresh copy's): head.weight, head.bias"
+    assert lines[4].startswith("  example:  x float32[1, 8]")
+    assert "raised" not in "\n".join(lines)  # a finding, not a crash
+
+
+def test_data_dependent_init_flag_outside_the_state_dict(dyncheck_run):
+    """ActNorm's flag as a plain attribute: calling one model twice cannot see it, a round
+    trip through the state_dict (after another example) does."""
+    target = "reference_models.buggy.actnorm_flag:Model"
+    run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=determinism,state_roundtrip", "--dyncheck-seed=3")
+    assert run.outcomes()[f"dyncheck::{target}::determinism"] == "PASSED", run.text
+    lines = failure_lines(run, target)
+    assert lines[2] == HEADLINE
+    assert "    norm.initialized: True on the original, False on the fresh copy" in lines
+
+
+def test_tie_made_in_forward(dyncheck_run):
+    target = "reference_models.buggy.lazy_tie:Model"
+    lines = failure_lines(dyncheck_run("--dyncheck", target, SR, FEW), target)
+    assert lines[2] == (
+        "A fresh copy loaded from the state_dict shares parameters differently from the original: "
+        "forward tied or untied them, and a state_dict does not carry ties. Tie in __init__."
+    )
+    assert lines[3] == (
+        "  decoder.weight and encoder.weight are one Parameter on the original, separate ones on the fresh copy"
+    )
+
+
+STATEFUL = """
+import torch
+from torch import nn
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        {init}
+
+    def forward(self, x):
+        {forward}
+"""
+
+
+def _model(pytester, name, init, forward):
+    pytester.makepyfile(**{name: STATEFUL.format(init=init, forward=forward)})
+    return f"{name}:Model"
+
+
+def test_cached_tensor_attribute(dyncheck_run, pytester):
+    target = _model(
+        pytester,
+        "cached",
+        init="self.memory = None",
+        forward=(
+            "h = self.fc(x)\n"
+            "        out = h if self.memory is None else h + self.memory\n"
+            "        self.memory = h.detach().mean(0)  # a plain tensor attribute, not a buffer\n"
+            "        return out"
+        ),
+    )
+    lines = failure_lines(dyncheck_run("--dyncheck", target, SR, FEW), target)
+    assert lines[2] == HEADLINE
+    assert "    memory: a float32[3] tensor on the original, None on the fresh copy" in lines
+
+
+def test_non_persistent_buffer_that_matters(dyncheck_run, pytester):
+    target = _model(
+        pytester,
+        "peak",
+        init='self.register_buffer("peak", torch.zeros(()), persistent=False)',
+        forward=(
+            "out = self.fc(x) / (1 + self.peak)  # normalised by the peak seen so far\n"
+            "        self.peak = torch.maximum(self.peak, x.abs().max().detach())\n"
+            "        return out"
+        ),
+    )
+    lines = failure_lines(dyncheck_run("--dyncheck", target, SR, FEW), target)
+    assert lines[2] == HEADLINE
+    assert any(
+        re.fullmatch(
+            r"    peak \(a persistent=False buffer\): tensor\(\S+\) on the original, tensor\(0\) on the fresh copy",
+            line,
+        )
+        for line in lines
+    ), lines
+
+
+@pytest.mark.parametrize(
+    ("init", "forward"),
+    [
+        # state in a persistent buffer travels with the state_dict
+        ('self.register_buffer("calls", torch.zeros(()))', "self.calls += 1\n        return self.fc(x) / self.calls"),
+        # a constant non-persistent buffer (a table built in __init__) is the same in any instance
+        ('self.register_buffer("scale", torch.arange(1.0, 5.0), persistent=False)', "return self.fc(x * self.scale)"),
+        # ActNorm done right: the flag is a buffer
+        (
+            'self.register_buffer("initialized", torch.tensor(False))',
+            "if not self.initialized:\n"
+            "            with torch.no_grad():\n"
+            "                self.fc.bias.copy_(-self.fc(x).mean(0) + self.fc.bias)\n"
+            "            self.initialized.fill_(True)\n"
+            "        return self.fc(x)",
+        ),
+        # an attribute that changes but does not matter (a log of the last batch size)
+        ("self.last_batch = 0", "self.last_batch = x.shape[0]\n        return self.fc(x)"),
+    ],
+    ids=["buffer-counter", "constant-non-persistent-buffer", "actnorm-flag-buffer", "harmless-attribute"],
+)
+def test_state_inside_the_state_dict_passes(dyncheck_run, pytester, init, forward):
+    target = _model(pytester, "inside", init=init, forward=forward)
+    run = dyncheck_run("--dyncheck", target, SR, FEW)
+    assert run.ret == 0, run.text
+
+
+@pytest.mark.parametrize(
+    "forward",
+    [
+        "return self.head(torch.relu(self.fc(x)))",
+        # on a branch: some originals never materialise it, and load it uninitialised
+        "h = self.fc(x)\n        return self.head(h) if h.sum() > 0 else h[:, :2]",
+    ],
+    ids=["always", "on-a-branch"],
+)
+def test_lazy_layers_load_into_a_fresh_instance(dyncheck_run, pytester, forward):
+    """A LazyLinear materialises on the first forward; the fresh copy is loaded before any
+    forward, and torch loads a state_dict into uninitialised lazy parameters (its first call
+    then keeps them), so a lazy layer is not state outside the state_dict."""
+    target = _model(pytester, "lazy", init="self.head = nn.LazyLinear(2)", forward=forward)
+    run = dyncheck_run("--dyncheck", target, SR, FEW)
+    assert run.ret == 0, run.text
+
+
+def test_batch_norm_statistics_travel_with_the_state_dict(dyncheck_run, pytester):
+    pytester.makepyfile(
+        bn="""
+        import dyncheck
+        from dyncheck.strategies import tensors
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 3)
+                self.bn = nn.BatchNorm1d(3)
+
+            def forward(self, x):
+                return self.bn(self.fc(x))
+
+        spec = dyncheck.Spec(Model, dims={"batch": (2, 4)}, inputs={"x": tensors(shape=("batch", 4))})
+        """
+    )
+    run = dyncheck_run("--dyncheck", "bn:spec", SR, FEW)
+    assert run.ret == 0, run.text
+
+
+def test_unseeded_randomness_is_left_to_determinism(dyncheck_run):
+    """Two loaded copies that disagree with each other show a model that is not a function
+    of its state: that is determinism's finding, not a state_dict's."""
+    target = "reference_models.buggy.unseeded_generator:Model"
+    run = dyncheck_run("--dyncheck", target, SR, FEW)
+    assert run.ret == 0, run.text
+
+
+@pytest.mark.parametrize("target", ["reference_models.gated:DynamicNet", "reference_models.rnn:DynamicRNN"])
+def test_reference_models_pass(dyncheck_run, target):
+    run = dyncheck_run("--dyncheck", target, SR, FEW)
+    assert run.ret == 0, run.text
