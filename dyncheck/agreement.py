@@ -71,10 +71,36 @@ def _move(value: Any, device: str, dtype: torch.dtype | None) -> Any:
     return value
 
 
+#: The float32 precision settings of torch >= 2.9, as (object, attribute). torch refuses to
+#: mix them with the legacy ``allow_tf32`` flags once either has been set, so where they
+#: exist they are the only ones read or written.
+def _precision_settings() -> list[tuple[Any, str]]:
+    backends = torch.backends
+    return [
+        (backends, "fp32_precision"),
+        (backends.cuda.matmul, "fp32_precision"),
+        (backends.cudnn, "fp32_precision"),
+        (backends.cudnn.conv, "fp32_precision"),
+        (backends.cudnn.rnn, "fp32_precision"),
+    ]
+
+
 @contextlib.contextmanager
 def tf32_disabled() -> Iterator[None]:
-    """TF32 off for matmul and cuDNN inside the block (it trades precision for speed on
-    Ampere and later GPUs and would make any comparison with CPU fail)."""
+    """TF32 off for matmul, convolutions and RNNs inside the block (it trades precision for
+    speed on Ampere and later GPUs and would make any comparison with CPU fail); the
+    settings are restored afterwards."""
+    if hasattr(torch.backends, "fp32_precision"):
+        settings = _precision_settings()
+        saved = [getattr(owner, name) for owner, name in settings]
+        try:
+            for owner, name in settings:
+                setattr(owner, name, "ieee")
+            yield
+        finally:
+            for (owner, name), value in zip(settings, saved):
+                setattr(owner, name, value)
+        return
     matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False

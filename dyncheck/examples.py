@@ -14,7 +14,7 @@ from dyncheck.strategies import current_dims, dim_scope, seeds
 if TYPE_CHECKING:
     from dyncheck.target import Target
 
-__all__ = ["Example", "describe_value", "from_target"]
+__all__ = ["Example", "describe_value", "from_target", "strategy_arguments"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,6 +101,15 @@ def describe_value(name: str, value: Any) -> str:
     if isinstance(value, tuple) and value and all(isinstance(v, torch.Tensor) for v in value):
         return ", ".join(describe_value(f"{name}[{i}]", v) for i, v in enumerate(value))
     return f"{name}={value!r}"
+
+
+def strategy_arguments(strategy: Any) -> Mapping[str, Any]:
+    """The keyword arguments a dyncheck strategy was made with (``tensors(shape=...)``).
+
+    Hypothesis keeps them on its lazy strategy under a private name; for any other
+    strategy (or another Hypothesis) this is empty and the axes are found by their sizes."""
+    kwargs = getattr(strategy, "_LazyStrategy__kwargs", None)
+    return kwargs if isinstance(kwargs, Mapping) else {}
 
 
 def from_target(target: Target) -> st.SearchStrategy[Example]:

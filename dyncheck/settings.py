@@ -60,9 +60,16 @@ def _int_option(config: pytest.Config, option: str, ini: str | None, *, minimum:
     return value
 
 
+#: The invariants whose tolerances ``[tool.dyncheck.<invariant>]`` can override.
+TOLERANCE_INVARIANTS = ("batch_invariance", "compile_agreement", "device_agreement", "dtype_agreement")
+
+
 def _tolerances(config: pytest.Config) -> dict[str, tuple[float, float]]:
     """``[tool.dyncheck.<invariant>] rtol = ..., atol = ...`` from the rootdir's pyproject.toml."""
-    import tomllib
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
 
     path = config.rootpath / "pyproject.toml"
     if not path.is_file():
@@ -75,6 +82,15 @@ def _tolerances(config: pytest.Config) -> dict[str, tuple[float, float]]:
     for invariant, values in table.items():
         if not isinstance(values, dict) or not ({"rtol", "atol"} & set(values)):
             continue
+        if invariant not in TOLERANCE_INVARIANTS:
+            from difflib import get_close_matches
+
+            close = get_close_matches(invariant, TOLERANCE_INVARIANTS, n=1)
+            hint = f"did you mean [tool.dyncheck.{close[0]}]? " if close else ""
+            raise pytest.UsageError(
+                f"{path}: [tool.dyncheck.{invariant}] sets tolerances, but {invariant} takes none; {hint}"
+                f"the invariants with tolerances are {', '.join(TOLERANCE_INVARIANTS)}"
+            )
         if set(values) & {"rtol", "atol"} != {"rtol", "atol"}:
             raise pytest.UsageError(
                 f"{path}: [tool.dyncheck.{invariant}] gives {', '.join(sorted(set(values) & {'rtol', 'atol'}))} "

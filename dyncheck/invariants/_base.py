@@ -112,11 +112,16 @@ class Context:
             raise ModelError(stage, exc, hints=tuple(diagnose(model))) from exc
         path = tuple(calls)
         if record:
-            self.paths[path] += 1
-            self.last_path = path
-            for name in path:
-                self.witnesses.setdefault(name, example)
+            self.record(path, example)
         return Trace(output=output, modules=path, reached=reached, loss=loss)
+
+    def record(self, path: tuple[str, ...], example: Example) -> None:
+        """Count one call on ``path`` in the census (checks that run the model their own
+        way, such as the agreement pairs, record their reference call here)."""
+        self.paths[path] += 1
+        self.last_path = path
+        for name in path:
+            self.witnesses.setdefault(name, example)
 
     def describe_path(self, path: tuple[str, ...]) -> str:
         return describe_path(path, self._prototype)

@@ -7,8 +7,12 @@ tied to batch position (``torch.rand(batch_size)``), capacity-limited routing th
 samples. A model coupled across the batch by design says so with
 ``Spec(skip={"batch_invariance": "..."})``.
 
-The batch axis of each argument and output is the first axis whose size is the example's
-``"batch"`` size (arguments that have none, like a control value, are shared).
+The batch axis of an argument is the one its strategy names ``"batch"``
+(``tensors(shape=("time", "batch", 8))``), else its first axis (of the first two) whose size
+is the example's ``"batch"`` size; arguments that have none, like a control value, are
+shared. The batch axis of an output is the one of the batch's size where the output of a
+sample alone has size 1 and every other axis agrees (a time-major output whose time equals
+the batch size is read right), else likewise its first axis of the batch's size.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import torch
 
 from dyncheck.agreement import _close
 from dyncheck.errors import InvariantViolation, ModelError
-from dyncheck.examples import Example
+from dyncheck.examples import Example, strategy_arguments
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.seeding import seeded
 from dyncheck.tracing import floating_leaves
@@ -34,6 +38,28 @@ def _batch_axis(value: Any, size: int) -> int | None:
         if value.shape[axis] == size:
             return axis
     return None
+
+
+def _named_batch_axis(strategy: Any, value: Any, size: int) -> int | None:
+    """The axis a strategy's named shape calls "batch", else the first of the batch's size."""
+    shape = strategy_arguments(strategy).get("shape")
+    if isinstance(value, torch.Tensor) and isinstance(shape, (tuple, list)) and len(shape) == value.dim():
+        if "batch" in shape:
+            return list(shape).index("batch")
+    return _batch_axis(value, size)
+
+
+def _output_batch_axis(whole: torch.Tensor, alone: torch.Tensor | None, size: int) -> int | None:
+    """The batch axis of an output: where the batch has ``size`` and a sample alone 1."""
+    if alone is not None and alone.dim() == whole.dim():
+        candidates = [
+            axis for axis in range(whole.dim())
+            if whole.shape[axis] == size and alone.shape[axis] == 1
+            and all(whole.shape[a] == alone.shape[a] for a in range(whole.dim()) if a != axis)
+        ]
+        if len(candidates) == 1:
+            return candidates[0]
+    return _batch_axis(whole, size)
 
 
 def _take(value: Any, axis: int | None, index: torch.Tensor) -> Any:
@@ -60,11 +86,13 @@ class BatchInvariance(Invariant):
             return  # one sample: nothing to couple (a spec without a "batch" dim never gets here)
         model = context.fresh_model().eval()
         args = example.fresh_args()
-        axes = {name: _batch_axis(value, size) for name, value in args.items()}
+        inputs = context.target.spec.inputs
+        axes = {name: _named_batch_axis(inputs.get(name), value, size) for name, value in args.items()}
         if not any(axis is not None for axis in axes.values()):
             return
-        whole = dict(floating_leaves(self._run(context, model, args, example.seed)))
-        out_axes = {name: _batch_axis(t, size) for name, t in whole.items()}
+        trace = context.run(model, Example(args, example.seed, example.dims), grad=False)
+        whole = dict(floating_leaves(trace.output))
+        out_axes: dict[str, int | None] = {}
         tolerance = context.settings.tolerances.get(self.name) if context.settings else None
         findings = []
         for row in range(size):
@@ -73,6 +101,8 @@ class BatchInvariance(Invariant):
                 context, model, {n: _take(v, axes[n], index) for n, v in args.items()}, example.seed
             )))
             for name, tensor in whole.items():
+                if name not in out_axes:
+                    out_axes[name] = _output_batch_axis(tensor, alone.get(name), size)
                 axis = out_axes[name]
                 if axis is None or name not in alone:
                     continue
@@ -85,22 +115,26 @@ class BatchInvariance(Invariant):
             if findings:
                 break
         if not findings:
-            order = torch.arange(size - 1, -1, -1)
+            # A permutation drawn from the example's seed (a reversal when it draws the identity).
+            order = torch.randperm(size, generator=torch.Generator().manual_seed(example.seed))
+            if torch.equal(order, torch.arange(size)):
+                order = torch.arange(size - 1, -1, -1)
             permuted = dict(floating_leaves(self._run(
                 context, model, {n: _take(v, axes[n], order) for n, v in args.items()}, example.seed
             )))
             for name, tensor in whole.items():
-                axis = out_axes[name]
+                axis = out_axes.get(name)
                 if axis is None or name not in permuted:
                     continue
                 lines = _close(permuted[name], tensor.index_select(axis, order), tolerance)
                 if lines:
                     findings.append(
-                        f"reversing the batch does not reverse {name}: " + "; ".join(lines)
+                        f"permuting the batch (order {order.tolist()}) does not permute {name} alike: "
+                        + "; ".join(lines)
                     )
         if findings:
             raise InvariantViolation(
                 findings[0] + " — the output of a sample depends on the rest of the batch "
                 "(batch statistics, per-position randomness, capacity limits).",
-                path=context.last_path,
+                path=trace.modules,
             )

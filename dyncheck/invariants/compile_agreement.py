@@ -3,13 +3,18 @@
 The compiled model (default backend, compiled once per check and reused across examples)
 must give the eager model's outputs, gradients and path within torch.testing's float32
 tolerances (atol scaled by magnitude). Graph breaks and recompilations are information,
-not failures: they are counted per path and shown in the summary. Opt-in, because the
-first compilation takes seconds: ``--dyncheck-invariants=compile_agreement``.
+not failures: per path, the summary shows how many graphs were compiled for it (on any path
+after the first: recompilations, or the resumed code after a break that this path reaches
+first) and the graph breaks dynamo first met on it, with their reason and line. Opt-in,
+because the first compilation takes seconds: ``--dyncheck-invariants=compile_agreement``.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import os
+import re
 
 import torch
 
@@ -24,11 +29,24 @@ __all__ = ["CompileAgreement"]
 EAGER = Config("eager", "cpu")
 
 
-def _counters() -> tuple[int, int]:
-    """(graph breaks, compiled graphs) so far, from dynamo's counters."""
+def _counters() -> tuple[set[str], int]:
+    """(the graph breaks' reasons, the number of compiled graphs) so far, from dynamo's
+    counters. A break on code dynamo cannot trace (data-dependent control flow) is counted
+    under "unimplemented", one on an explicit ``torch._dynamo.graph_break()`` under
+    "graph_break"; each distinct reason once."""
     from torch._dynamo.utils import counters
 
-    return sum(counters["graph_break"].values()), counters["stats"]["unique_graphs"]
+    return set(counters["graph_break"]) | set(counters["unimplemented"]), counters["stats"]["unique_graphs"]
+
+
+def describe_break(reason: str) -> str:
+    """A graph break's reason in one line: its first line, and where in the user's code."""
+    headline = reason.strip().splitlines()[0] if reason.strip() else "graph break"
+    places = re.findall(r'File "([^"]+)", line (\d+)', reason)
+    if places:
+        file, line = places[0]
+        return f"{os.path.basename(file)}:{line} {headline}"
+    return headline
 
 
 class CompileAgreement(Invariant):
@@ -46,12 +64,13 @@ class CompileAgreement(Invariant):
         compiled = Config("torch.compile", "cpu", patch=lambda model: compiled_fn)
         tolerance = context.settings.tolerances.get(self.name) if context.settings else None
         eager = run_config(context.fresh_model(), context.target, example, EAGER)
+        context.record(eager.path, example)
         breaks, graphs = _counters()
         result = run_config(compiled_model, context.target, example, compiled)
         new_breaks, new_graphs = _counters()
         stats: dict[str, Any] = context.report.setdefault("compile", {})
-        entry = stats.setdefault(describe_path(eager.path, eager.model), {"graph_breaks": 0, "graphs": 0})
-        entry["graph_breaks"] += new_breaks - breaks
+        entry = stats.setdefault(describe_path(eager.path, eager.model), {"graph_breaks": [], "graphs": 0})
+        entry["graph_breaks"] += sorted(describe_break(reason) for reason in new_breaks - breaks)
         entry["graphs"] += new_graphs - graphs
         findings = compare(eager, result, tolerance=tolerance, model=eager.model)
         if findings:

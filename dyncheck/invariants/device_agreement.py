@@ -56,6 +56,7 @@ class DeviceAgreement(Invariant):
         findings = []
         with tf32_disabled():
             first = run_config(context.fresh_model(), context.target, example, reference)
+            context.record(first.path, example)
             for other in configs[1:]:
                 second = run_config(context.fresh_model(), context.target, example, other)
                 findings += compare(first, second, tolerance=tolerance, model=first.model)

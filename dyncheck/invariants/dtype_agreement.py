@@ -34,6 +34,7 @@ class DtypeAgreement(Invariant):
     def check(self, context: Context, example: Example) -> None:
         tolerance = context.settings.tolerances.get(self.name) if context.settings else None
         reference = run_config(context.fresh_model(), context.target, example, FLOAT64)
+        context.record(reference.path, example)
         single = run_config(context.fresh_model(), context.target, example, FLOAT32)
         findings = compare(reference, single, tolerance=tolerance, floor=self.floor, model=reference.model)
         if findings:

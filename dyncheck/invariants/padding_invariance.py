@@ -52,7 +52,7 @@ from torch import nn
 
 from dyncheck.compare import mismatch, tolerances
 from dyncheck.errors import InvariantViolation, ModelError
-from dyncheck.examples import Example
+from dyncheck.examples import Example, strategy_arguments
 from dyncheck.infer import _LENGTHS_NAME
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.target import Target
@@ -69,20 +69,11 @@ def lengths_argument(target: Target) -> str | None:
     return next((name for name in target.spec.inputs if _LENGTHS_NAME.search(name)), None)
 
 
-def _strategy_arguments(strategy: Any) -> Mapping[str, Any]:
-    """The keyword arguments a dyncheck strategy was made with (``tensors(shape=...)``).
-
-    Hypothesis keeps them on its lazy strategy under a private name; for any other
-    strategy (or another Hypothesis) this is empty and the axes are found by their sizes."""
-    kwargs = getattr(strategy, "_LazyStrategy__kwargs", None)
-    return kwargs if isinstance(kwargs, Mapping) else {}
-
-
 class _Layout:
     """Where the batch and time axes of each argument are, and the lengths."""
 
     def __init__(self, target: Target, example: Example, lengths_name: str) -> None:
-        spec_args = _strategy_arguments(target.spec.inputs[lengths_name])
+        spec_args = strategy_arguments(target.spec.inputs[lengths_name])
         time_dim = spec_args.get("max_length", "time")
         batch_dim = spec_args.get("batch_size", "batch")
         raw = example.args[lengths_name]
@@ -99,7 +90,7 @@ class _Layout:
         for name, value in example.args.items():
             if name == lengths_name or not isinstance(value, torch.Tensor) or value.dim() == 0:
                 continue
-            shape = _strategy_arguments(target.spec.inputs.get(name)).get("shape")
+            shape = strategy_arguments(target.spec.inputs.get(name)).get("shape")
             if isinstance(shape, (tuple, list)) and len(shape) == value.dim():
                 batch_axis = shape.index(batch_dim) if batch_dim in shape else None
                 time_axis = shape.index(time_dim) if time_dim in shape else None
