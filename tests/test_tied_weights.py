@@ -84,9 +84,9 @@ def test_a_model_meant_for_assign_loading_must_re_tie(dyncheck_run, pytester):
         ),
         (
             "transposed_tie",
-            "decoder.weight is a transposed copy of encoder.weight, a separate Parameter: the two drift apart "
+            "output_weight is a transposed copy of encoder.weight, a separate Parameter: the two drift apart "
             "at the first optimizer step. Use encoder.weight itself, transposed in forward "
-            "(F.linear(h, encoder.weight.t())).",
+            "(where output_weight is used, use encoder.weight.t()).",
         ),
         (
             "data_alias_tie",
@@ -147,3 +147,63 @@ def test_a_shared_parameter_given_to_the_optimizer_twice(dyncheck_run, pytester)
         r"it would be stepped 2 times per step\.",
         run.failure("::tied_weights"),
     )
+
+
+UNTIED_BY = """
+import torch
+from torch import nn
+
+
+class Base(nn.Module):
+    def __init__(self, vocab_size, hidden_size):
+        super().__init__()
+        self.encoder = nn.Embedding(vocab_size, hidden_size)
+        self.decoder = nn.Linear(hidden_size, vocab_size, bias=False)
+        self.decoder.weight = self.encoder.weight
+
+    def forward(self, tokens):
+        return self.decoder(torch.tanh(self.encoder(tokens)))
+
+    def untie(self):
+        self.decoder.weight = nn.Parameter(self.decoder.weight.detach().clone())
+
+
+class Moved(Base):
+    '''Refreshes the decoder after every move or cast: .to() unties it.'''
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        self.untie()
+        return self
+
+
+class Converted(Base):
+    '''A load hook that rebuilds the decoder (a checkpoint-format conversion): loading unties it.'''
+
+    def __init__(self, vocab_size, hidden_size):
+        super().__init__(vocab_size, hidden_size)
+        self.register_load_state_dict_post_hook(lambda module, keys: module.untie())
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "broken_by"),
+    [
+        ("Moved", [".to(torch.float64) and back"]),
+        (
+            "Converted",
+            ["load_state_dict into a fresh instance", "torch.save/torch.load(weights_only=True) and load_state_dict"],
+        ),
+    ],
+)
+def test_a_transformation_that_unties(dyncheck_run, pytester, name, broken_by):
+    pytester.makepyfile(untied_by=UNTIED_BY)
+    target = f"untied_by:{name}"
+    run = dyncheck_run("--dyncheck", target, TIED, "--dyncheck-seed=3", "-W", "ignore")
+    assert run.outcomes() == {f"dyncheck::{target}::tied_weights": "FAILED"}, run.text
+    failure = run.failure("::tied_weights")
+    for transformation in broken_by:
+        assert (
+            f"{transformation}: encoder.weight and decoder.weight should be one Parameter but are two"
+            in failure
+        ), failure

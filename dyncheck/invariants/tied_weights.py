@@ -104,7 +104,9 @@ def _lookalikes(model: nn.Module) -> list[str]:
     for name, parameter in model.named_parameters():
         if parameter.requires_grad and parameter.numel() >= 2:
             named.setdefault(id(parameter), (name, parameter))
-    items = list(named.values())
+    # A layer's Parameter (encoder.weight) reads as the original, a bare one made on the model
+    # itself (output_weight) as the copy; otherwise the order of definition.
+    items = sorted(named.values(), key=lambda item: "." not in item[0])
     by_numel: dict[int, list[tuple[str, nn.Parameter]]] = {}
     for item in items:
         by_numel.setdefault(item[1].numel(), []).append(item)
@@ -133,7 +135,7 @@ def _lookalikes(model: nn.Module) -> list[str]:
                     found.append(
                         f"{name_b} is a transposed copy of {name_a}, a separate Parameter: the two drift "
                         f"apart at the first optimizer step. Use {name_a} itself, transposed in forward "
-                        f"(F.linear(h, {name_a}.t()))."
+                        f"(where {name_b} is used, use {name_a}.t())."
                     )
     return found
 

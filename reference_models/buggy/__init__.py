@@ -36,7 +36,7 @@ that dyncheck's zero-configuration inference can check it.
   Parameter (tied_weights).
 * :mod:`~reference_models.buggy.lazy_tie` -- the tie made in forward (tied_weights,
   state_roundtrip).
-* :mod:`~reference_models.buggy.transposed_tie` -- a transposed copy as a "tie"
+* :mod:`~reference_models.buggy.transposed_tie` -- an embedding's transposed copy as the output projection's "tie"
   (tied_weights).
 * :mod:`~reference_models.buggy.data_alias_tie` -- ``.data`` aliasing: one storage, two
   Parameters (tied_weights).
