@@ -46,7 +46,10 @@ def collect(stats: dict[str, list[Any]]) -> dict[str, dict[str, dict[str, Any]]]
                     row["verdict"] = "xfailed" if report.skipped else "xpassed"
                     row["reason"] = report.wasxfail
                 elif report.skipped:
-                    row["verdict"], row["reason"] = "skipped", _skip_reason(report)
+                    # The row already names the target and the invariant: keep only the why.
+                    reason = _skip_reason(report)
+                    row["verdict"] = "skipped"
+                    row["reason"] = reason.removeprefix(f"{invariant} does not apply to {target}: ")
                 elif report.failed:
                     row["verdict"] = "failed" if report.when == "call" else "error"
                 else:
@@ -95,10 +98,12 @@ def write(terminalreporter: Any, settings: Settings) -> None:
             if verdict == "xfailed":
                 detail += f" — known: {row['reason']}"
             terminalreporter.write_line(f"  {invariant:<{width}}  {verdict:<7}  {detail}")
-            for path, counts in (row.get("compile") or {}).items():
+            for number, (path, counts) in enumerate((row.get("compile") or {}).items()):
+                breaks = counts["graph_breaks"]
+                again = " (recompiled)" if number and counts["graphs"] else ""
                 terminalreporter.write_line(
-                    f"  {'':<{width}}           compiled {path}: {counts['graphs']} graph(s) compiled, "
-                    f"{counts['graph_breaks']} graph break(s)"
+                    f"  {'':<{width}}           compiled {path}: {counts['graphs']} graph(s) compiled{again}, "
+                    f"{len(breaks)} new graph break(s){': ' if breaks else ''}{'; '.join(breaks)}"
                 )
             if row.get("finding") and verdict in ("failed", "xfailed"):
                 terminalreporter.write_line(f"  {'':<{width}}           {_shorten(row['finding'])}")

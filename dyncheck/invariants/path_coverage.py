@@ -73,10 +73,12 @@ class _SourceBranches:
         if self.functions:
             try:
                 import coverage
-            except ImportError:  # pragma: no cover - coverage is a dependency of the dev extra
+            except ImportError:  # pragma: no cover - coverage is a dependency: only a broken install lacks it
                 return
             self.coverage = coverage.Coverage(
-                branch=True, data_file=None, include=sorted({f for f, _, _ in self.functions})
+                # config_file=False: the project's own coverage settings (omit, plugins) must not
+                # hide the model's source from the census.
+                branch=True, data_file=None, config_file=False, include=sorted({f for f, _, _ in self.functions})
             )
             self.coverage._warn_no_data = False  # an example may raise before any line runs
 
