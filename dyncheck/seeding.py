@@ -6,10 +6,46 @@ import contextlib
 import random
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
 __all__ = ["seeded"]
+
+#: The seed a CUDA generator starts from when nobody seeded it (c10's default_rng_seed_val).
+_CUDA_DEFAULT_SEED = 67280421310721
+
+
+def _cuda_snapshot() -> tuple[str, Any]:
+    """What restoring CUDA's generators needs. Before CUDA is initialised torch only queues
+    seeding (``torch.cuda._lazy_seed_tracker`` keeps the latest call of each kind), so the
+    queue is what the caller has: ``torch.manual_seed`` inside the block replaces it."""
+    if torch.cuda.is_initialized():
+        return "states", torch.cuda.get_rng_state_all()
+    tracker = getattr(torch.cuda, "_lazy_seed_tracker", None)
+    if tracker is None or not hasattr(tracker, "call_order"):
+        return "unknown", None
+    return "queued", (tracker.manual_seed_all_cb, tracker.manual_seed_cb, list(tracker.call_order))
+
+
+def _cuda_restore(snapshot: tuple[str, Any]) -> None:
+    kind, saved = snapshot
+    if kind == "states":
+        torch.cuda.set_rng_state_all(saved)
+        return
+    if kind != "queued":
+        return
+    seed_all, seed_one, order = saved
+    if torch.cuda.is_initialized():
+        # CUDA came up inside the block (the model went to a GPU) and ran our seeding: put the
+        # generators where the caller's own seeding (or none: torch's default) would have.
+        torch.cuda.manual_seed_all(_CUDA_DEFAULT_SEED)
+        for queued in order:
+            if queued is not None:
+                queued[0]()
+        return
+    tracker = torch.cuda._lazy_seed_tracker
+    tracker.manual_seed_all_cb, tracker.manual_seed_cb, tracker.call_order = seed_all, seed_one, order
 
 
 @contextlib.contextmanager
@@ -25,7 +61,7 @@ def seeded(seed: int) -> Iterator[None]:
     python_state = random.getstate()
     numpy_state = numpy.random.get_state() if numpy is not None else None
     torch_state = torch.random.get_rng_state()
-    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    cuda = _cuda_snapshot()
     random.seed(seed)
     if numpy is not None:
         numpy.random.seed(seed % 2**32)
@@ -37,5 +73,4 @@ def seeded(seed: int) -> Iterator[None]:
         if numpy_state is not None:
             numpy.random.set_state(numpy_state)
         torch.random.set_rng_state(torch_state)
-        if cuda_states is not None:
-            torch.cuda.set_rng_state_all(cuda_states)
+        _cuda_restore(cuda)

@@ -103,3 +103,20 @@ def test_nested():
 
 def test_large_seed():
     assert _seeded_draw(2**63 - 1) == _seeded_draw(2**63 - 1)
+
+
+@pytest.mark.skipif(torch.cuda.is_initialized(), reason="needs CUDA not yet initialised")
+def test_cuda_seeding_queued_before_initialisation_is_restored():
+    # Before CUDA is up, torch.cuda.manual_seed_all only queues the call; the block's
+    # torch.manual_seed would replace the caller's queued seed for good.
+    tracker = torch.cuda._lazy_seed_tracker
+    saved = tracker.manual_seed_all_cb, tracker.manual_seed_cb, list(tracker.call_order)
+    try:
+        torch.cuda.manual_seed_all(123)
+        queued = tracker.manual_seed_all_cb
+        with seeded(5):
+            assert tracker.manual_seed_all_cb is not queued
+        assert tracker.manual_seed_all_cb is queued
+        assert tracker.call_order[-1] is queued
+    finally:
+        tracker.manual_seed_all_cb, tracker.manual_seed_cb, tracker.call_order = saved
