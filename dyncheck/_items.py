@@ -109,6 +109,9 @@ class InvariantItem(pytest.Item):
             # paths in --hypothesis-show-statistics.
             hypothesis.target(float(len(context.paths) - known), label="new paths")
             if context.last_path is not None:
+                # Rarer paths score higher, so Hypothesis mutates the examples that reach them
+                # and finds the branches beside them.
+                hypothesis.target(1.0 / context.paths[context.last_path], label="path rarity")
                 hypothesis.event("path", context.describe_path(context.last_path))
 
         check.__name__ = check.__qualname__ = f"{invariant.name}"
