@@ -268,6 +268,10 @@ def explain(target: Target) -> str:
         lines.append(f"    skip={dict(spec.skip)!r},")
     if spec.frozen:
         lines.append(f"    frozen={list(spec.frozen)!r},")
+    if spec.lengths is not None:
+        lines.append(f"    lengths={spec.lengths!r},")
+    if spec.load_with_assign:
+        lines.append("    load_with_assign=True,")
     lines.append(")")
     header_end = lines.index("") if "" in lines else len(lines)
     for extra in dict.fromkeys(imports):

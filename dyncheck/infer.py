@@ -176,15 +176,26 @@ def infer_dims(model: nn.Module, given: dict[str, Any]) -> dict[str, Inferred]:
 
 
 def infer_input(
-    model: nn.Module, name: str, parameter: inspect.Parameter, extra_thresholds: tuple[float, ...] = ()
+    model: nn.Module,
+    name: str,
+    parameter: inspect.Parameter,
+    extra_thresholds: tuple[float, ...] = (),
+    lengths: str | None = None,
 ) -> Inferred:
     """A strategy for the forward argument ``name`` of ``model``; ``extra_thresholds`` are
-    values it is compared with elsewhere (the spec's branch predicates)."""
+    values it is compared with elsewhere (the spec's branch predicates); ``lengths`` is
+    the argument declared to hold the lengths (``Spec(lengths=...)``), else they are
+    recognised by name."""
     forward = type(model).forward
     annotation = _annotation(parameter.annotation, forward)
     source_tree = _forward_tree(type(model))
     qualname = type(model).__qualname__
-    if _LENGTHS_NAME.search(name):
+    if name == lengths:
+        return Inferred(
+            dst.sequence_lengths(batch_size="batch", max_length="time"),
+            "Spec(lengths=...) says sequence lengths: one per sample, each between 1 and the padded length 'time'",
+        )
+    if lengths is None and _LENGTHS_NAME.search(name):
         return Inferred(
             dst.sequence_lengths(batch_size="batch", max_length="time"),
             "its name says sequence lengths: one per sample, each between 1 and the padded length 'time'",
@@ -253,10 +264,10 @@ def infer_input(
         if found is not None:
             why = f"first consumed by {expression} ({found.note})"
             shape = found.shape
-            lengths = _lengths_argument(model, name)
-            if lengths is not None and found.sequence is not None:
+            beside = _lengths_argument(model, name, lengths)
+            if beside is not None and found.sequence is not None:
                 shape, layout = _padded(model, found, flow, consumers[index + 1:])
-                why += f"; a padded sequence, as forward takes {lengths}{layout}"
+                why += f"; a padded sequence, as forward takes {beside}{layout}"
             swapped = _swap(shape, flow.transposed.get(expression))
             if swapped is not None:
                 shape = swapped
@@ -358,12 +369,15 @@ def _iterated_as_count(tree: ast.AST | None, name: str) -> str | None:
     return None
 
 
-def _lengths_argument(model: nn.Module, name: str) -> str | None:
-    """The lengths-like forward argument other than ``name``, if ``forward`` takes one."""
+def _lengths_argument(model: nn.Module, name: str, declared: str | None = None) -> str | None:
+    """The lengths forward argument other than ``name`` (``declared``, else one named like
+    lengths), if ``forward`` takes one."""
     try:
         names = list(inspect.signature(model.forward).parameters)
     except (TypeError, ValueError):
         return None
+    if declared is not None:
+        return declared if declared in names and declared != name else None
     return next((n for n in names if n != name and _LENGTHS_NAME.search(n)), None)
 
 

@@ -52,6 +52,10 @@ class Spec:
             optimizer steps (default: SGD with momentum and weight decay, and AdamW).
         xfail: invariant name -> why the model is known to break it. The check still
             runs and must fail (strict): a known bug stays visible, and its fix shows.
+        lengths: the forward argument that holds the lengths of a padded batch, when its
+            name does not say so (``lengths``, ``seq_lengths``, ``lens`` and ``*_lengths``
+            are recognised): it is drawn as sequence lengths, the argument beside it as a
+            padded batch, and ``padding_invariance`` and ``packed_rnn`` use it.
         load_with_assign: the model is meant to be loaded with
             ``load_state_dict(assign=True)``, so its ties must survive that (they need a
             re-tie in a load post-hook); otherwise untying there is only a warning.
@@ -70,6 +74,7 @@ class Spec:
     optimizer: Callable[[Any], Any] | None = None
     xfail: Mapping[str, str] = field(default_factory=dict)
     load_with_assign: bool = False
+    lengths: str | None = None
     name: str | None = None
 
     def __post_init__(self) -> None:
@@ -137,6 +142,10 @@ class Spec:
         if isinstance(self.frozen, (str, bytes)) or not all(isinstance(n, str) for n in self.frozen):
             raise InvalidArgument(f"Spec(frozen={self.frozen!r}) must be a list of parameter names")
         set_(self, "frozen", tuple(self.frozen))
+        if self.lengths is not None and (not isinstance(self.lengths, str) or not self.lengths.isidentifier()):
+            raise InvalidArgument(
+                f"Spec(lengths={self.lengths!r}) must name a forward argument, e.g. lengths=\"n_valid\""
+            )
 
     @classmethod
     def coerce(cls, value: Any, *, model: Any) -> Spec:

@@ -238,6 +238,12 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
 
     _check_names(text, spec, instance)
     parameters = _forward_parameters(instance)
+    if spec.lengths is not None and spec.lengths not in parameters:
+        raise _fail(
+            text,
+            f"Spec(lengths={spec.lengths!r}) names an argument {type(instance).__qualname__}.forward does not "
+            f"take{_close(spec.lengths, list(parameters))} (it takes {', '.join(parameters) or 'nothing'})",
+        )
     unknown = sorted(set(spec.inputs) - set(parameters))
     if unknown:
         raise _fail(
@@ -266,7 +272,7 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
             t for predicate in spec.branches.values() for t in predicate_thresholds(predicate, name)
         )
         try:
-            inferred: Inferred = infer_input(instance, name, parameter, declared)
+            inferred: Inferred = infer_input(instance, name, parameter, declared, lengths=spec.lengths)
         except Uninferable as exc:
             raise _fail(text, str(exc)) from None
         inputs[name] = inferred.value

@@ -31,7 +31,8 @@ def test_no_lengths_argument_is_a_skip(dyncheck_run):
     assert run.ret == 0 and "1 skipped" in run.text, run.text
     assert (
         "padding_invariance does not apply to reference_models.tied_lm:TiedLanguageModel: forward takes no "
-        "lengths argument (named like lengths, seq_lengths or lens)" in run.text
+        "lengths argument (named like lengths, seq_lengths or lens; declare another with Spec(lengths=...))"
+        in run.text
     )
 
 
@@ -236,3 +237,62 @@ def test_layout_by_sizes_for_strategies_that_name_no_axes():
     example = Example({"x": torch.zeros(2, 5, 4), "seq_lengths": torch.tensor([5, 2])}, 0, {"time": 5})
     layout = _Layout(target, example, "seq_lengths")
     assert layout.axes == {"x": (0, 1)} and layout.lengths == [5, 2]
+
+
+DECLARED = """
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+import dyncheck
+
+
+class Model(nn.Module):
+    '''The lengths argument has a name dyncheck does not recognise: n_valid.'''
+
+    def __init__(self, input_size=8, hidden_size=6, output_size=4, last_padded=False):
+        super().__init__()
+        self.rnn = nn.GRU(input_size, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, output_size)
+        self.last_padded = last_padded
+
+    def forward(self, x, n_valid):
+        if self.last_padded:  # the bug: the last padded step for every sequence
+            return self.fc(self.rnn(x)[0][:, -1])
+        packed = pack_padded_sequence(x, n_valid.cpu(), batch_first=True, enforce_sorted=False)
+        return self.fc(self.rnn(packed)[1][-1])
+
+
+good = dyncheck.Spec(Model, lengths="n_valid")
+buggy = dyncheck.Spec(Model, init={"last_padded": True}, lengths="n_valid")
+typo = dyncheck.Spec(Model, lengths="n_vaild")
+"""
+
+
+def test_a_lengths_argument_declared_in_the_spec(dyncheck_run, pytester):
+    pytester.makepyfile(declared=DECLARED)
+    run = dyncheck_run(
+        "--dyncheck", "declared:good", "--dyncheck", "declared:buggy", ONLY, "--dyncheck-seed=3",
+        "--dyncheck-max-examples=25", "--dyncheck-explain",
+    )
+    assert run.outcomes() == {
+        "dyncheck::declared:good::padding_invariance": "PASSED",
+        "dyncheck::declared:buggy::padding_invariance": "FAILED",
+    }, run.text
+    assert "in the batch than alone" in run.failure("declared:buggy::padding_invariance")
+    # Inferred from the declaration: n_valid as lengths over the padded batch's "time".
+    assert "Spec(lengths=...) says sequence lengths" in run.text
+    assert "'x': tensors(shape=('batch', 'time', 8))," in run.text
+    assert "'n_valid': sequence_lengths()," in run.text
+    assert "    lengths='n_valid'," in run.text
+
+
+def test_a_declared_lengths_argument_forward_does_not_take(dyncheck_run, pytester):
+    pytester.makepyfile(declared=DECLARED)
+    run = dyncheck_run("--dyncheck", "declared:typo")
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    assert (
+        "Spec(lengths='n_vaild') names an argument Model.forward does not take; did you mean 'n_valid'? "
+        "(it takes x, n_valid)"
+    ) in run.text
+    assert "Traceback" not in run.text

@@ -65,7 +65,10 @@ EXTRA_STEPS = 2
 
 
 def lengths_argument(target: Target) -> str | None:
-    """The forward argument that holds the lengths of a padded batch, if there is one."""
+    """The forward argument that holds the lengths of a padded batch, if there is one: the
+    one ``Spec(lengths=...)`` declares, else one named like lengths."""
+    if target.spec.lengths is not None:
+        return target.spec.lengths if target.spec.lengths in target.spec.inputs else None
     return next((name for name in target.spec.inputs if _LENGTHS_NAME.search(name)), None)
 
 
@@ -214,7 +217,10 @@ class PaddingInvariance(Invariant):
     def applies_to(self, target: Target) -> str | None:
         name = lengths_argument(target)
         if name is None:
-            return "forward takes no lengths argument (named like lengths, seq_lengths or lens)"
+            return (
+                "forward takes no lengths argument (named like lengths, seq_lengths or lens; "
+                "declare another with Spec(lengths=...))"
+            )
         if len(target.spec.inputs) < 2:
             return f"forward takes {name} but no padded batch beside it"
         return None
