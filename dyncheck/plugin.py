@@ -94,6 +94,8 @@ def pytest_configure(config: pytest.Config) -> None:
     from dyncheck.target import import_path_for_targets, resolve
 
     import_path_for_targets()
+    if settings.devices:
+        _check_devices(settings.devices)
     targets = {}
     for text in settings.targets:
         try:
@@ -111,6 +113,21 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[TARGETS_KEY] = targets
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistGlue(settings), "dyncheck-xdist")
+
+
+def _check_devices(text: str) -> None:
+    """A --dyncheck-devices value that names no device or Config is a usage error: as a
+    skip it would pass a CI run quietly."""
+    from dyncheck.agreement import parse_devices
+    from dyncheck.errors import InvalidArgument
+
+    try:
+        parse_devices(text)
+    except (InvalidArgument, ImportError, AttributeError) as exc:
+        raise pytest.UsageError(
+            f"--dyncheck-devices={text}: {exc}; give devices such as cpu,cuda or cuda:0,cuda:1, or "
+            "module:Name of a dyncheck.agreement.Config"
+        ) from None
 
 
 class _XdistGlue:

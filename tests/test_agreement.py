@@ -37,6 +37,23 @@ def test_one_device_is_a_skip_with_the_reason(dyncheck_run):
     assert "needs two devices to compare, this run has cpu" in run.text
 
 
+@pytest.mark.parametrize(
+    ("devices", "why"),
+    [
+        ("cpu,cdua", "--dyncheck-devices entry 'cdua' is not a torch device"),
+        ("cpu,reference_models.buggy.perturbed_device:NUMERICAL", "NUMERICAL"),
+        ("cpu,reference_models.gated:DynamicNet", "is not a dyncheck.agreement.Config"),
+    ],
+)
+def test_a_bad_device_is_a_usage_error(dyncheck_run, devices, why):
+    run = dyncheck_run("--dyncheck", "reference_models.gated:DynamicNet", f"--dyncheck-devices={devices}")
+    assert run.ret == pytest.ExitCode.USAGE_ERROR, run.text
+    line = next(line for line in run.text.splitlines() if line.startswith("ERROR: "))
+    assert line.startswith(f"ERROR: --dyncheck-devices={devices}: ") and why in line, line
+    assert line.endswith("give devices such as cpu,cuda or cuda:0,cuda:1, or module:Name of a dyncheck.agreement.Config")
+    assert "Traceback" not in run.text
+
+
 def test_an_unavailable_device_is_named(dyncheck_run):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
