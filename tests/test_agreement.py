@@ -219,3 +219,43 @@ def test_batch_axes_of_a_time_major_model_whose_time_equals_its_batch():
     x = torch.linspace(-2, 2, 3 * 3 * 8).reshape(3, 3, 8)
     example = Example({"x": x, "lengths": torch.tensor([1, 3, 2])}, 0, {"time": 3, "batch": 3})
     BatchInvariance().check(Context(target), example)  # raises InvariantViolation if misread
+
+
+NOISY = """
+import torch
+from torch import nn
+
+
+class Model(nn.Module):
+    '''Adds noise drawn on the input's device, in eval mode too.'''
+
+    def __init__(self, input_size=4, output_size=3):
+        super().__init__()
+        self.fc = nn.Linear(input_size, output_size)
+
+    def forward(self, x):
+        return self.fc(x) + 0.1 * torch.randn(x.shape[0], 3, device=x.device)
+"""
+
+
+def test_another_random_stream_changes_nothing_for_a_model_that_draws_none(dyncheck_run):
+    target = "reference_models.gated:DynamicNet"
+    run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=device_agreement",
+                       f"--dyncheck-devices=cpu,{PERTURBED}:OTHER_STREAM")
+    assert run.outcomes() == {f"dyncheck::{target}::device_agreement": "PASSED"}, run.text
+
+
+def test_a_model_drawing_on_its_device_is_told_why_the_devices_disagree(dyncheck_run, pytester):
+    pytester.makepyfile(noisy=NOISY)
+    run = dyncheck_run("--dyncheck", "noisy:Model", "--dyncheck-invariants=device_agreement",
+                       f"--dyncheck-devices=cpu,{PERTURBED}:OTHER_STREAM")
+    lines = lines_of(run, "noisy:Model", "device_agreement")
+    assert lines[2].startswith("output differs on cpu (another random stream) from cpu: Mismatched elements")
+    assert lines[3] == "  The model draws random numbers even in eval mode (another seed changes its output on the first " \
+        "device), and each device's generator gives its own stream from one seed: draw on the CPU and move " \
+        "the result (torch.randn(shape).to(x.device)) so the devices agree, or declare " \
+        "Spec(skip={'device_agreement': ...})."
+    # A deterministic model's disagreement carries no such note.
+    numeric = dyncheck_run("--dyncheck", "reference_models.gated:DynamicNet", "--dyncheck-invariants=device_agreement",
+                           f"--dyncheck-devices=cpu,{PERTURBED}:NUMERIC")
+    assert "draws random numbers" not in numeric.text

@@ -1,5 +1,11 @@
 """device_agreement: the same model, weights, example and seed give the same outputs,
-gradients and path on two devices (``--dyncheck-devices``, default cpu and cuda)."""
+gradients and path on two devices (``--dyncheck-devices``, default cpu and cuda).
+
+When the devices disagree, the reference device runs the example once more under another
+seed: if that changes the output too, the model draws random numbers even in eval mode, and
+each device's generator gives its own stream from the same seed, so the report says so and
+how to make the streams agree (draw on the CPU and move the result).
+"""
 
 from __future__ import annotations
 
@@ -61,8 +67,27 @@ class DeviceAgreement(Invariant):
                 second = run_config(context.fresh_model(), context.target, example, other)
                 findings += compare(first, second, tolerance=tolerance, model=first.model)
         if findings:
+            details = [] if len(findings) == 1 else [f"- {f}" for f in findings]
+            if self._draws_random_numbers(context, example, reference, first):
+                details.append(_STREAMS)
             raise InvariantViolation(
                 findings[0] if len(findings) == 1 else f"The devices disagree ({len(findings)} differences):",
-                [] if len(findings) == 1 else [f"- {f}" for f in findings],
+                details,
                 path=first.path,
             )
+
+    @staticmethod
+    def _draws_random_numbers(context: Context, example: Example, reference: Config, first: Any) -> bool:
+        """Whether the output on the reference device changes with the seed alone."""
+        other = Example(example.args, example.seed + 1, example.dims)
+        with tf32_disabled():
+            again = run_config(context.fresh_model(), context.target, other, reference)
+        return bool(compare(first, again, tolerance=(0.0, 0.0), model=first.model))
+
+
+_STREAMS = (
+    "The model draws random numbers even in eval mode (another seed changes its output on the "
+    "first device), and each device's generator gives its own stream from one seed: draw on the "
+    "CPU and move the result (torch.randn(shape).to(x.device)) so the devices agree, or declare "
+    "Spec(skip={'device_agreement': ...})."
+)
