@@ -207,3 +207,25 @@ def test_a_transformation_that_unties(dyncheck_run, pytester, name, broken_by):
             f"{transformation}: encoder.weight and decoder.weight should be one Parameter but are two"
             in failure
         ), failure
+
+
+@pytest.mark.parametrize(
+    ("name", "how"),
+    [("cloned_tie", "two Parameters with equal values"), ("data_alias_tie", "two Parameters sharing one storage")],
+)
+def test_a_declared_tie_with_equal_values_or_one_storage_is_still_not_one(dyncheck_run, pytester, name, how):
+    # Equal values and shared storage look tied, but each Parameter gets its own gradient and
+    # optimizer state: a declared group must be one object.
+    pytester.makepyfile(
+        declared_copy=f"""
+        import dyncheck
+        from reference_models.buggy.{name} import Model
+
+        spec = dyncheck.Spec(Model, init={{"vocab_size": 7, "hidden_size": 4}},
+                             ties=[("decoder.weight", "encoder.weight")])
+        """
+    )
+    run = dyncheck_run("--dyncheck", "declared_copy:spec", TIED)
+    assert headline(run, "declared_copy:spec") == "Tied weights are not one Parameter throughout (2 problems):"
+    lines = run.failure("::tied_weights").strip().splitlines()
+    assert lines[3] == f"  - as built: decoder.weight and encoder.weight should be one Parameter but are {how}."
