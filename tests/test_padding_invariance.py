@@ -8,6 +8,7 @@ import pytest
 
 import torch
 
+from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example
 from dyncheck.invariants.padding_invariance import _Layout, lengths_argument
 from dyncheck.target import resolve
@@ -296,3 +297,53 @@ def test_a_declared_lengths_argument_forward_does_not_take(dyncheck_run, pyteste
         "(it takes x, n_valid)"
     ) in run.text
     assert "Traceback" not in run.text
+
+
+TIME_MAJOR = """
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+
+class Model(nn.Module):
+    '''A time-major tagger whose output stays time-major: [time, batch, tags].'''
+
+    def __init__(self, input_size=8, hidden_size=6, num_tags=4, short=False):
+        super().__init__()
+        self.gru = nn.GRU(input_size, hidden_size)
+        self.fc = nn.Linear(hidden_size, num_tags)
+        self.short = short
+
+    def forward(self, x, lengths):
+        packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
+        # The bug, when short: no total_length, so the output stops at the longest sequence.
+        total = None if self.short else x.size(0)
+        output, _ = pad_packed_sequence(self.gru(packed)[0], total_length=total)
+        return self.fc(output)
+"""
+
+
+@pytest.mark.parametrize(("lengths", "short"), [([1, 3, 2], False), ([1, 1, 1], False), ([3, 3, 3], False),
+                                               ([1, 2, 2], True)])
+def test_a_time_major_output_whose_padded_length_equals_the_batch(pytester, lengths, short):
+    # Output [3, 3, 4]: only the rows alone ([length, 1, 4]) and the extra padding
+    # ([5, 3, 4]) tell the batch axis from the time axis.
+    from dyncheck.invariants import Context
+    from dyncheck.invariants.padding_invariance import PaddingInvariance
+    from dyncheck.spec import Spec
+    from dyncheck.strategies import sequence_lengths, tensors
+    from dyncheck.target import resolve_spec
+
+    module = pytester.makepyfile(time_major_out=TIME_MAJOR)
+    pytester.syspathinsert(module.parent)
+    from time_major_out import Model
+
+    target = resolve_spec(Spec(Model, init={"short": short}, inputs={
+        "x": tensors(shape=("time", "batch", 8)), "lengths": sequence_lengths(),
+    }))
+    x = torch.linspace(-2, 2, 3 * 3 * 8).reshape(3, 3, 8)
+    example = Example({"x": x, "lengths": torch.tensor(lengths)}, 0, {"time": 3, "batch": 3})
+    if not short:
+        PaddingInvariance().check(Context(target), example)  # raises InvariantViolation if misread
+        return
+    with pytest.raises(InvariantViolation, match="Axis 0 of output does not follow the padded length: 2 for the batch"):
+        PaddingInvariance().check(Context(target), example)

@@ -13,8 +13,9 @@ every example:
    extra padding (gradients that differ while the values agree: a surrogate or
    straight-through term that reads the padding).
 
-Outputs: the first axis of each output tensor is the batch (the second when the first does
-not have the batch's size). An output axis whose size follows the padded length (the
+Outputs: the batch axis of each output tensor is the one of the batch's size where every
+row alone has size 1 and the extra padding changes nothing; when that does not single one
+out, the first axis (the second when the first does not have the batch's size). An output axis whose size follows the padded length (the
 padded length for the batch, the row's length alone, 2 more with the extra padding) is a
 time axis: only a row's valid steps are compared, and only they count in the sum loss. An
 axis that does neither (``pad_packed_sequence`` without ``total_length`` cuts it to the
@@ -44,7 +45,7 @@ the next shows too.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -188,7 +189,21 @@ def _input_scale(args: Mapping[str, Any]) -> float:
     return largest
 
 
-def _batch_axis(value: torch.Tensor, batch: int) -> int | None:
+def _batch_axis(
+    value: torch.Tensor, batch: int, alone: Sequence[torch.Tensor] = (), extended: torch.Tensor | None = None
+) -> int | None:
+    """The batch axis of an output: the one axis of the batch's size where every row alone
+    has size 1 and the extra padding changes nothing (so a time-major output whose padded
+    length equals the batch size is read right); else the first of its first two axes of
+    the batch's size."""
+    candidates = [
+        axis for axis in range(value.dim())
+        if value.shape[axis] == batch
+        and all(a.dim() == value.dim() and a.shape[axis] == 1 for a in alone)
+        and (extended is None or (extended.dim() == value.dim() and extended.shape[axis] == batch))
+    ]
+    if alone and len(candidates) == 1:
+        return candidates[0]
     if value.dim() >= 1 and value.shape[0] == batch:
         return 0
     if value.dim() >= 2 and value.shape[1] == batch:
@@ -278,7 +293,9 @@ class PaddingInvariance(Invariant):
         # leaf -> (batch axis, time axes) for the leaves compared row by row
         compared: dict[str, tuple[int, list[int]]] = {}
         for leaf, value in whole.items():
-            batch_axis = _batch_axis(value, batch)
+            batch_axis = _batch_axis(
+                value, batch, [a[leaf] for a in alone.values() if leaf in a], extended.get(leaf)
+            )
             if batch_axis is None or leaf not in extended or any(leaf not in a for a in alone.values()):
                 continue
             problem, time_axes = self._time_axes(leaf, batch_axis, value, alone, extended[leaf], lengths, padded)
