@@ -5,22 +5,26 @@ Run from the repository root: .venv/bin/python -m benchmarks.overhead [--example
 For each reference model it times, on the same examples,
   plain     — the model's forward alone,
   run       — dyncheck's seeded, traced forward (Context.run),
-  determinism / finite — one whole check of one example (fresh copy, calls, comparisons),
-and prints the ratios. Numbers vary by machine; they are measurements, not tests.
+  each invariant that applies — one whole check of one example (fresh copies, calls,
+            comparisons; the opt-in compile_agreement only when named with --invariants),
+and prints each as a multiple of plain. Numbers vary by machine; they are measurements,
+not tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import time
+import warnings
 
 import torch
 from hypothesis import HealthCheck, given, settings
 
+from dyncheck.errors import DyncheckWarning
 from dyncheck.examples import from_target
-from dyncheck.invariants import Context
-from dyncheck.invariants.determinism import Determinism
-from dyncheck.invariants.finite import Finite
+from dyncheck.invariants import Context, registry
+from dyncheck.settings import Settings
 from dyncheck.target import resolve
 from reference_models import GOOD_TARGETS
 
@@ -50,9 +54,18 @@ def _time(function, examples, repeat=3):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--examples", type=int, default=50)
+    parser.add_argument("--invariants", default="", help="comma-separated (default: every non-opt-in one)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(f"{'target':48} {'plain µs':>9} {'run ×':>7} {'determinism ×':>14} {'finite ×':>9}")
+    # An optimizer's first construction imports torch._dynamo (seconds, once per process):
+    # keep that out of the first model's numbers.
+    importlib.import_module("torch._dynamo")
+    warnings.simplefilter("ignore", DyncheckWarning)  # tied_weights' assign=True note, once per model
+    known = registry()
+    names = [n.strip() for n in args.invariants.split(",") if n.strip()] or [
+        name for name, cls in known.items() if not cls.opt_in
+    ]
+    settings = Settings(targets=(), seed=0, seed_given=True, max_examples=None, invariants=None, explain=False, only=True)
     for text in GOOD_TARGETS:
         target = resolve(text)
         examples = _examples(target, args.examples)
@@ -65,11 +78,22 @@ def main() -> None:
 
         base = _time(plain, examples)
         run = _time(lambda e: context.run(model, e), examples)
-        determinism = _time(lambda e: Determinism().check(context, e), examples)
-        finite = _time(lambda e: Finite().check(context, e), examples)
-        print(
-            f"{text:48} {base * 1e6:9.0f} {run / base:7.1f} {determinism / base:14.1f} {finite / base:9.1f}"
-        )
+        print(f"{text}: plain {base * 1e6:.0f} µs, traced run ×{run / base:.1f}")
+        for name in names:
+            invariant = known[name]()
+            reason = invariant.applies_to(target) or invariant.unavailable(settings)
+            if reason:
+                print(f"  {name:20} skipped: {reason}")
+                continue
+            checked = Context(target)
+            checked.settings = settings
+            try:
+                invariant.check(checked, examples[0])  # warm-up: lazy imports, first-call caches
+                cost = _time(lambda e: invariant.check(checked, e), examples, repeat=1)
+            except Exception as exc:  # a measurement, not a verdict: show it and go on
+                print(f"  {name:20} raised {type(exc).__name__}: {str(exc).splitlines()[0][:80]}")
+                continue
+            print(f"  {name:20} ×{cost / base:.1f}")
 
 
 if __name__ == "__main__":
