@@ -84,6 +84,15 @@ class Context:
                 raise ModelError("building the model", exc) from exc
         return copy.deepcopy(self._prototype)
 
+    def build_model(self) -> nn.Module:
+        """A new instance built from the spec (not a copy of the prototype): checks that
+        compare with "a freshly built model" use it, since a deep copy shares what the
+        prototype's closures and globals captured."""
+        try:
+            return self.target.build()
+        except Exception as exc:
+            raise ModelError("building the model", exc) from exc
+
     def run(
         self,
         model: nn.Module,

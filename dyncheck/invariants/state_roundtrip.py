@@ -1,9 +1,9 @@
 """state_roundtrip: the state_dict is the whole state of the model.
 
 After the original has run forward (on a few examples the run saw earlier, then twice on
-this one: lazily created layers and mutated state show up only then), a fresh copy of the
-model as built, loaded with ``load_state_dict(original.state_dict())``, must be the same
-model:
+this one: lazily created layers and mutated state show up only then), a fresh instance
+built from the spec (a new build, not a copy, so nothing the original's closures captured is
+shared), loaded with ``load_state_dict(original.state_dict())``, must be the same model:
 
 1. the state_dict loads (strictly): forward did not create parameters or buffers that a
    freshly built model lacks (a layer grown in forward), nor change their shapes;
@@ -235,7 +235,7 @@ class StateRoundtrip(Invariant):
         except Exception as exc:
             raise ModelError("state_dict", exc) from exc
 
-        fresh = context.fresh_model()
+        fresh = context.build_model()
         problems = _load_problems(state, fresh)
         if problems:
             raise InvariantViolation(
@@ -277,7 +277,7 @@ class StateRoundtrip(Invariant):
         # Two loaded copies in the same state that disagree with each other: the model is not
         # a function of its state, input and seed (an unseeded generator, a global). That is
         # determinism's finding; no state_dict could carry it.
-        control = context.fresh_model()
+        control = context.build_model()
         control.load_state_dict(loaded)
         again = context.run(control, example, record=False)
         if again.path != actual.path or _output_differences(again.output, actual.output):

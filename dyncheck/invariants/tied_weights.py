@@ -176,7 +176,7 @@ class TiedWeights(Invariant):
         if "tie_discovery" not in context.memo:
             # On a model really built, not on a deep copy: deepcopy clones each Parameter's
             # data, which would hide storage shared between two Parameters.
-            built = _build(context)
+            built = context.build_model()
             context.memo["tie_discovery"] = (
                 [*_problems(built, declared, "as built"), *_lookalikes(built)],
                 list(dict.fromkeys([*tie_groups(built), *declared])),
@@ -237,7 +237,7 @@ class TiedWeights(Invariant):
     def _transformations(self, context: Context, example: Example, groups: list[tuple[str, ...]]) -> list[str]:
         spec = context.target.spec
         # A real build, not a deep copy: a copy's closures may point at the prototype's modules.
-        original = _build(context)
+        original = context.build_model()
         found: list[str] = []
 
         converted = copy.deepcopy(original).to(torch.float64).to(torch.float32)
@@ -299,15 +299,6 @@ class TiedWeights(Invariant):
                 stacklevel=1,
             )
         return found
-
-
-def _build(context: Context) -> nn.Module:
-    from dyncheck.errors import ModelError
-
-    try:
-        return context.target.build()
-    except Exception as exc:
-        raise ModelError("building the model", exc) from exc
 
 
 def _headline(findings: list[str]) -> tuple[str, list[str]]:
