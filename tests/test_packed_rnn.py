@@ -207,3 +207,77 @@ def test_the_examples_own_lengths_are_used():
     example = Example({"x": torch.zeros(3, 5, 8), "seq_lengths": torch.tensor([2, 5, 0])}, 0, {"batch": 3, "time": 5})
     # A zero length (which pack_padded_sequence refuses) runs as length 1.
     assert _lengths(target, example, torch.Generator()) == ([2, 5, 1], 5)
+
+
+FORGETFUL = """
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+
+class ForgetfulGRU(nn.GRU):
+    '''Re-packs its output as if every sequence had the padded length: the padded steps
+    come back holding the GRU's values instead of padding_value.'''
+
+    def forward(self, input, hx=None):
+        padded, lengths = pad_packed_sequence(input, batch_first=True)
+        packed = pack_padded_sequence(padded, lengths, batch_first=True, enforce_sorted=False)
+        output, h_n = super().forward(packed, hx)
+        output, _ = pad_packed_sequence(output, batch_first=True)
+        full = torch.full_like(lengths, padded.size(1))
+        # The bug: the lengths are lost on the way out.
+        return pack_padded_sequence(output, full, batch_first=True, enforce_sorted=False), h_n
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = ForgetfulGRU(3, 2, batch_first=True)
+
+    def forward(self, x, lengths):
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        return pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=x.size(1))[0]
+"""
+
+
+def test_padded_steps_that_do_not_hold_the_padding_value(dyncheck_run, pytester):
+    pytester.makepyfile(forgetful=FORGETFUL)
+    run = dyncheck_run("--dyncheck", "forgetful:Model", ONLY, "--dyncheck-seed=3")
+    assert run.outcomes() == {"dyncheck::forgetful:Model::packed_rnn": "FAILED"}, run.text
+    assert re.search(
+        r"rnn \(ForgetfulGRU\(3, 2, batch_first=True\)\): after pad_packed_sequence\(padding_value=-7\.0, "
+        r"total_length=\d\), \d+ padded step\(s\) of sequence \d \(length \d\) hold other values, first at step \d",
+        run.failure("::packed_rnn"),
+    ), run.text
+
+
+def test_a_subclass_returning_another_hidden_shape_is_named(dyncheck_run, pytester):
+    # A subclass that hands back only the last layer's state: reported, not an IndexError.
+    pytester.makepyfile(
+        last_layer="""
+        from torch import nn
+
+        class LastLayerGRU(nn.GRU):
+            def forward(self, input, hx=None):
+                output, h_n = super().forward(input, hx)
+                return output, h_n[-1]
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.rnn = LastLayerGRU(3, 2, num_layers=2, batch_first=True)
+
+            def forward(self, x):
+                return self.rnn(x)[1]
+        """
+    )
+    run = dyncheck_run("--dyncheck", "last_layer:Model", ONLY, "--dyncheck-seed=3")
+    assert run.outcomes() == {"dyncheck::last_layer:Model::packed_rnn": "FAILED"}, run.text
+    lines = run.failure("::packed_rnn").strip().splitlines()
+    assert re.fullmatch(
+        r"rnn \(LastLayerGRU\(3, 2, num_layers=2, batch_first=True\)\): h_n has shape \[(\d+), 2\], where GRU "
+        r"returns \[2, \1, 2\] \(batch first, for a batch of \1 padded to \d+ steps\), with enforce_sorted=False "
+        r"and True\.",
+        lines[2],
+    ), lines[2]
+    assert "Traceback" not in run.text

@@ -189,6 +189,10 @@ def _compare_module(
         if not module.batch_first:
             out = out.transpose(0, 1)
         h_n, c_n = hidden if isinstance(hidden, tuple) else (hidden, None)
+        problem = _shape_problem(module, batch, padded, out, h_n, c_n)
+        if problem is not None:
+            findings.append((f"{described}: {problem}", [], setting))
+            continue
         packed_results = []
         for position, row in enumerate(order):
             length = lengths[row]
@@ -227,6 +231,38 @@ def _compare_module(
                     setting,
                 ))
     return findings
+
+
+def _shape_problem(
+    module: nn.RNNBase, batch: int, padded: int, out: Any, h_n: Any, c_n: Any
+) -> str | None:
+    """What the module returned that its class never returns (a subclass's forward), if
+    anything: the comparison would index it wrongly."""
+    directions = 2 if module.bidirectional else 1
+    out_size = getattr(module, "proj_size", 0) or module.hidden_size
+    expected = {
+        "the padded output": (out, (batch, padded, directions * out_size)),
+        "h_n": (h_n, (module.num_layers * directions, batch, out_size)),
+    }
+    if isinstance(module, nn.LSTM):
+        expected["c_n"] = (c_n, (module.num_layers * directions, batch, module.hidden_size))
+    for what, (value, shape) in expected.items():
+        if not isinstance(value, torch.Tensor):
+            return (
+                f"it returned {type(value).__name__} for {what}, where {_base_name(module)} returns a "
+                f"tensor of shape {list(shape)}"
+            )
+        if tuple(value.shape) != shape:
+            return (
+                f"{what} has shape {list(value.shape)}, where {_base_name(module)} returns {list(shape)} "
+                f"(batch first, for a batch of {batch} padded to {padded} steps)"
+            )
+    return None
+
+
+def _base_name(module: nn.RNNBase) -> str:
+    """The torch class a module is (or extends): RNN, LSTM or GRU."""
+    return next(c.__name__ for c in type(module).__mro__ if c in (nn.RNN, nn.LSTM, nn.GRU, nn.RNNBase))
 
 
 def _project(weights: list[torch.Tensor], results: tuple[Any, ...]) -> torch.Tensor:
