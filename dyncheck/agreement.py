@@ -32,7 +32,7 @@ from dyncheck.examples import Example
 from dyncheck.seeding import seeded
 from dyncheck.tracing import check_loss, default_loss, describe_path, floating_leaves, record_modules
 
-__all__ = ["Config", "Run", "compare", "parse_devices", "run_config", "tf32_disabled"]
+__all__ = ["Config", "Run", "compare", "default_dtype", "parse_devices", "run_config", "tf32_disabled"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,18 @@ def tf32_disabled() -> Iterator[None]:
         torch.backends.cudnn.allow_tf32 = cudnn
 
 
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype | None) -> Iterator[None]:
+    """torch's default floating dtype is ``dtype`` inside the block (None: unchanged)."""
+    previous = torch.get_default_dtype()
+    if dtype is not None:
+        torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
 def run_config(model: nn.Module, target: Any, example: Example, config: Config) -> Run:
     """Run ``model`` (a fresh copy, moved here) on ``example`` as ``config`` says."""
     model = model.to(device=config.device)
@@ -173,14 +185,29 @@ def compare(
     floor: tuple[float, float] = (0.0, 0.0),
     model: nn.Module | None = None,
 ) -> list[str]:
-    """Findings from two runs of one example: ``second`` is checked against ``first``."""
+    """Findings from two runs of one example: ``second`` is checked against ``first``.
+
+    Two runs that took different paths are a path divergence, reported as such, unless
+    their outputs and gradients agree all the same: then the modules only one side ran
+    contributed nothing (an expert picked among gates that underflowed to 0.0 in float32)
+    and the answer is the same. A parameter with a gradient on one side only counts as
+    zero on the other then."""
     a, b = first.config.name, second.config.name
-    if first.path != second.path:
+    diverged = first.path != second.path
+    findings = _numeric_findings(first, second, tolerance, floor, diverged)
+    if diverged and findings:
         return [
             f"path divergence: on {a} the call took {describe_path(first.path, model)}, on {b} "
             f"{describe_path(second.path, model)} — a data-dependent branch flipped (rounding differs "
             "between the two), so outputs and gradients are not comparable on this example"
         ]
+    return findings
+
+
+def _numeric_findings(
+    first: Run, second: Run, tolerance: tuple[float, float] | None, floor: tuple[float, float], diverged: bool
+) -> list[str]:
+    a, b = first.config.name, second.config.name
     findings = []
     expected = dict(first.outputs)
     for name, tensor in second.outputs:
@@ -194,12 +221,19 @@ def compare(
     # saturated gate) carries rounding on the scale of the larger ones it is summed with.
     gradient_scale = _scale(*first.grads.values())
     for name, grad in second.grads.items():
-        if name not in first.grads:
+        if name not in first.grads and not diverged:
             findings.append(f"{name}.grad exists on {b} but not on {a}")
             continue
-        lines = _close(grad, first.grads[name], tolerance, floor, gradient_scale)
+        reference = first.grads.get(name, torch.zeros_like(grad))
+        lines = _close(grad, reference, tolerance, floor, gradient_scale)
         if lines:
             findings.append(f"{name}.grad differs on {b} from {a}: " + "; ".join(lines))
+    if diverged:
+        for name, grad in first.grads.items():
+            if name not in second.grads:
+                lines = _close(torch.zeros_like(grad), grad, tolerance, floor, gradient_scale)
+                if lines:
+                    findings.append(f"{name}.grad exists on {a} but not on {b}: " + "; ".join(lines))
     return findings
 
 

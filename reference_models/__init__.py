@@ -23,6 +23,8 @@ import torch):
   bugs.
 * :mod:`reference_models.time_major_gru` -- ``GRUTagger``: a ``batch_first=False`` GRU
   tagger whose per-step output keeps the padded length (``total_length``).
+* :mod:`reference_models.top_two_moe` -- ``TopTwoMoE``: top-2 routing weighted by softmax
+  gates that saturate at large inputs, each expert run only on its samples.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -43,4 +45,5 @@ GOOD_TARGETS = (
     "reference_models.tied_lm:TiedLanguageModel",
     "reference_models.bilstm:BiLSTMClassifier",
     "reference_models.time_major_gru:GRUTagger",
+    "reference_models.top_two_moe:TopTwoMoE",
 )

@@ -259,3 +259,24 @@ def test_a_model_drawing_on_its_device_is_told_why_the_devices_disagree(dyncheck
     numeric = dyncheck_run("--dyncheck", "reference_models.gated:DynamicNet", "--dyncheck-invariants=device_agreement",
                            f"--dyncheck-devices=cpu,{PERTURBED}:NUMERIC")
     assert "draws random numbers" not in numeric.text
+
+
+def test_a_path_divergence_that_changes_nothing_is_the_same_answer():
+    # A row of 1000s saturates the router: float32's second and third gates are both exactly
+    # 0.0, so topk picks its second expert among equal zeros while float64 picks by the tiny
+    # gates it still has. The paths differ, the outputs and gradients do not.
+    from dyncheck.agreement import compare, run_config
+    from dyncheck.examples import Example
+    from dyncheck.invariants import Context
+    from dyncheck.invariants.dtype_agreement import FLOAT32, FLOAT64, DtypeAgreement
+    from dyncheck.target import resolve
+
+    target = resolve("reference_models.top_two_moe:TopTwoMoE")
+    context = Context(target)
+    x = torch.zeros(2, 8)
+    x[0] = 1000.0
+    example = Example({"x": x}, 0, {"batch": 2})
+    reference = run_config(context.fresh_model(), target, example, FLOAT64)
+    single = run_config(context.fresh_model(), target, example, FLOAT32)
+    assert reference.path != single.path
+    assert compare(reference, single, floor=DtypeAgreement.floor, model=reference.model) == []

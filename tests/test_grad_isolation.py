@@ -216,3 +216,61 @@ def test_branch_predicate_thresholds_steer_the_inferred_control(pytester):
                 branches={"fc2": lambda control: control > 0.25})
     target = resolve_spec(spec)
     assert repr(target.spec.inputs["control"]) == "controls(as_tensor=True, thresholds=(0.5, 0.25))"
+
+
+TOP_TWO = """
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+class Model(nn.Module):
+    '''Top-2 routing weighted by softmax gates; experts run only on their rows, or (dense=True,
+    the bug) on every row with the gates of the unchosen ones exactly 0.'''
+
+    def __init__(self, dim=8, experts=4, classes=3, dense=False):
+        super().__init__()
+        self.router = nn.Linear(dim, experts)
+        self.experts = nn.ModuleList([nn.Linear(dim, dim) for _ in range(experts)])
+        self.head = nn.Linear(dim, classes)
+        self.dense = dense
+
+    def forward(self, x):
+        gates = F.softmax(self.router(x), dim=-1)
+        weights, chosen = gates.topk(2, dim=-1)
+        dense_gates = torch.zeros_like(gates).scatter(1, chosen, weights)  # exactly 0 where unchosen
+        out = torch.zeros_like(x)
+        for index, expert in enumerate(self.experts):
+            if self.dense:
+                out = out + dense_gates[:, index:index + 1] * expert(x)
+                continue
+            rows, slot = (chosen == index).nonzero(as_tuple=True)
+            if rows.numel():
+                out = out.index_add(0, rows, weights[rows, slot, None] * expert(x[rows]))
+        return self.head(out)
+"""
+
+
+@pytest.mark.parametrize("scale", [1e3, 1e4])
+def test_a_saturated_gate_is_weighted_not_masked(pytester, scale):
+    # At logits in the thousands the second gate underflows to exactly 0 in float32 (and at
+    # 1e4 in float64 too): the expert's output moves nothing, yet it is weighted, not masked.
+    from dyncheck.errors import InvariantViolation
+    from dyncheck.examples import Example
+    from dyncheck.invariants import Context
+    from dyncheck.invariants.grad_isolation import GradIsolation
+    from dyncheck.spec import Spec
+    from dyncheck.target import resolve_spec
+
+    module = pytester.makepyfile(top_two=TOP_TWO)
+    pytester.syspathinsert(module.parent)
+    from top_two import Model
+
+    import torch
+
+    x = torch.zeros(3, 8)
+    x[0] = scale
+    example = Example({"x": x}, 0, {"batch": 3})
+    GradIsolation().check(Context(resolve_spec(Spec(Model))), example)
+    with pytest.raises(InvariantViolation, match=r"ran but did not influence the output on this example"):
+        GradIsolation().check(Context(resolve_spec(Spec(Model, init={"dense": True}))), example)

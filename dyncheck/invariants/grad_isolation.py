@@ -19,6 +19,7 @@ example, after forward and backward:
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dyncheck.agreement import _move, default_dtype
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, describe_value
 from dyncheck.invariants._base import Context, Invariant, module_name_map, parameter_owners
@@ -138,6 +140,78 @@ def influences(context: Context, model: nn.Module, example: Example, module_name
         if not _outputs_equal(perturbed, baseline):
             return True
     return False
+
+
+def _weighted_not_masked(context: Context, model: nn.Module, example: Example, unused: list[str]) -> list[str]:
+    """Of ``unused`` (their output, moved, left the output unchanged), the modules that are
+    masked away rather than weighted by a gate that saturated.
+
+    A contribution weighted by a softmax gate at logits in the hundreds (e^-100) is lost to
+    rounding when outputs are compared, and in float32 the gate underflows to an exact 0.0;
+    yet the module is computed and weighted, not masked. So a module stays unused only if
+    the output's gradient with respect to the module's output is exactly zero in a float64
+    copy, and again in float64 with the example's large inputs (magnitude over 1) scaled to
+    magnitude 1 — at inputs in the thousands even float64's gate underflows. A 0/1 mask
+    multiplies by an exact 0 in every dtype and at every scale, and a module masked away
+    still runs at the smaller scale (that is the bug: it is computed regardless); one that
+    no longer runs there is routed, not masked. Numerical loss is dtype_agreement's
+    finding, not this rule's."""
+    floating = [p for p in model.parameters() if p.is_floating_point()]
+    if not unused or not floating or floating[0].is_complex():
+        return unused
+    device = str(floating[0].device)
+    wide = copy.deepcopy(model).to(torch.float64)
+    args = _move(dict(example.args), device, torch.float64)
+    unused = _zero_gradient(context, wide, Example(args, example.seed, example.dims), unused, absent=True)
+    moderated = {
+        name: value / float(value.abs().max())
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel()
+        and bool(torch.isfinite(value).all()) and float(value.abs().max()) > 1
+        else value
+        for name, value in args.items()
+    }
+    if unused and any(moderated[name] is not args[name] for name in args):
+        unused = _zero_gradient(context, wide, Example(moderated, example.seed, example.dims), unused, absent=False)
+    return unused
+
+
+def _zero_gradient(
+    context: Context, wide: nn.Module, example: Example, names: list[str], *, absent: bool
+) -> list[str]:
+    """Of ``names``, the modules of the float64 model ``wide`` with respect to whose every
+    output a random projection of the model's output has an exactly zero gradient; a module
+    that did not run is among them when ``absent`` is true."""
+    captured: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+    handles = []
+    for name in names:
+        def hook(_module: nn.Module, _args: Any, output: Any, name: str = name) -> None:
+            captured[name] += [t for _, t in floating_leaves(output) if t.is_floating_point() and t.requires_grad]
+
+        handles.append(wide.get_submodule(name).register_forward_hook(hook))
+    try:
+        with default_dtype(torch.float64):
+            output = context.run(wide, example, record=False).output
+    except ModelError:
+        return names  # the model cannot run in float64: keep what float32 showed
+    finally:
+        for handle in handles:
+            handle.remove()
+    leaves = [t for _, t in floating_leaves(output) if t.is_floating_point() and t.requires_grad]
+    if not leaves:
+        return names
+    generator = torch.Generator().manual_seed(example.seed)
+    loss = sum((t * torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)).sum() for t in leaves)
+    zero = []
+    for name in names:
+        tensors = captured[name]
+        if not tensors:
+            if absent:
+                zero.append(name)
+            continue
+        grads = torch.autograd.grad(loss, tensors, retain_graph=True, allow_unused=True)
+        if not any(g is not None and bool(g.detach().ne(0).any()) for g in grads):
+            zero.append(name)
+    return zero
 
 
 def _used_directly(
@@ -256,6 +330,7 @@ class GradIsolation(Invariant):
             if candidates:
                 baseline = context.run(model, example, record=False, grad=False).output
                 unused = [m for m in candidates if not influences(context, model, example, m, baseline)]
+                unused = _weighted_not_masked(context, model, example, unused)
                 if unused:
                     findings.append(
                         f"{_join(unused)} ran but did not influence the output on this example "

@@ -44,13 +44,13 @@ the next shows too.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from dyncheck.agreement import default_dtype
 from dyncheck.compare import mismatch, tolerances
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, strategy_arguments
@@ -166,18 +166,6 @@ def _float64_copy(model: nn.Module, args: dict[str, Any]) -> tuple[nn.Module, di
     return model.to(torch.float64), converted, native
 
 
-@contextlib.contextmanager
-def _default_dtype(dtype: torch.dtype | None) -> Iterator[None]:
-    """torch's default floating dtype is ``dtype`` inside the block (None: unchanged)."""
-    previous = torch.get_default_dtype()
-    if dtype is not None:
-        torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
-
-
 def _input_scale(args: Mapping[str, Any]) -> float:
     """The largest finite magnitude among the floating arguments (at least 1)."""
     largest = 1.0
@@ -245,7 +233,7 @@ class PaddingInvariance(Invariant):
         if not layout.lengths:
             return
         model, args, native = _float64_copy(context.fresh_model().eval(), example.fresh_args())
-        with _default_dtype(torch.float64 if native is not None else None):
+        with default_dtype(torch.float64 if native is not None else None):
             try:
                 self._check(context, example, layout, model, args, native, slack=1.0)
                 return
