@@ -122,6 +122,12 @@ def _time_major_gru() -> tuple[torch.nn.Module, tuple]:
     return GRUTagger(4, 6, 2), (torch.randn(5, 3, 4), torch.tensor([2, 5, 1]))
 
 
+def _top_two_moe() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.top_two_moe import TopTwoMoE
+
+    return TopTwoMoE(8, 6, 2), (torch.randn(3, 8),)
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -133,6 +139,7 @@ BUILDERS = {
     "tied_lm": _tied_lm,
     "bilstm": _bilstm,
     "time_major_gru": _time_major_gru,
+    "top_two_moe": _top_two_moe,
 }
 
 
@@ -328,3 +335,21 @@ def test_shared_original_fails_in_forward() -> None:
     model = SharedOriginal(4, 8, 2)  # construction succeeds
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         model(torch.randn(3, 4))
+
+
+# --- top_two_moe ---------------------------------------------------------------------
+
+
+def test_top_two_runs_each_expert_on_its_samples_only() -> None:
+    from reference_models.top_two_moe import TopTwoMoE
+
+    torch.manual_seed(0)
+    model = TopTwoMoE(8, 6, 2)
+    x = torch.randn(5, 8)
+    seen: dict[int, int] = {}
+    for index, expert in enumerate(model.experts):
+        expert.register_forward_hook(lambda m, args, out, index=index: seen.__setitem__(index, args[0].shape[0]))
+    model(x)
+    chosen = torch.softmax(model.router(x), -1).topk(2, -1).indices
+    assert seen == {i: int((chosen == i).sum()) for i in range(4) if (chosen == i).any()}
+    assert sum(seen.values()) == 2 * 5  # every sample reaches exactly two experts
