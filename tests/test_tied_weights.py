@@ -229,3 +229,42 @@ def test_a_declared_tie_with_equal_values_or_one_storage_is_still_not_one(dynche
     assert headline(run, "declared_copy:spec") == "Tied weights are not one Parameter throughout (2 problems):"
     lines = run.failure("::tied_weights").strip().splitlines()
     assert lines[3] == f"  - as built: decoder.weight and encoder.weight should be one Parameter but are {how}."
+
+
+def test_layers_copied_whole_are_not_a_tie_made_by_copying(dyncheck_run, pytester):
+    # nn.TransformerEncoder deep-copies its layer, and so does the ModuleList idiom below:
+    # independent layers that start equal. Cloning one Parameter into another module is the bug.
+    pytester.makepyfile(
+        replicas="""
+        import copy
+
+        import torch
+        from torch import nn
+
+        class Encoder(nn.Module):
+            def __init__(self, vocab_size=11, dim=8):
+                super().__init__()
+                self.embed = nn.Embedding(vocab_size, dim)
+                layer = nn.TransformerEncoderLayer(dim, nhead=2, dim_feedforward=16, batch_first=True)
+                self.encoder = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+
+            def forward(self, tokens):
+                return self.encoder(self.embed(tokens))
+
+        class Stack(nn.Module):
+            def __init__(self, dim=6):
+                super().__init__()
+                block = nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, dim))
+                self.blocks = nn.ModuleList([copy.deepcopy(block) for _ in range(3)])
+
+            def forward(self, x):
+                for block in self.blocks:
+                    x = x + block(x)
+                return x
+        """
+    )
+    run = dyncheck_run("--dyncheck", "replicas:Encoder", "--dyncheck", "replicas:Stack", TIED, "--dyncheck-seed=3")
+    assert run.outcomes() == {
+        "dyncheck::replicas:Encoder::tied_weights": "PASSED",
+        "dyncheck::replicas:Stack::tied_weights": "PASSED",
+    }, run.text

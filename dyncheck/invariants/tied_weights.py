@@ -98,6 +98,31 @@ def _how(a: nn.Parameter, b: nn.Parameter) -> str:
     return "two different Parameters"
 
 
+def _replicas(model: nn.Module, name_a: str, name_b: str) -> bool:
+    """Whether ``name_a`` and ``name_b`` are the same parameter of two modules of one type
+    whose every parameter is equal: a module copied whole, as ``copy.deepcopy(layer)`` and
+    ``nn.TransformerEncoder``'s clones do, to give independent layers the same start. That
+    is not a tie made by copying; a copied tie copies one Parameter into another kind of
+    module, or into one whose other parameters differ."""
+    parts_a, parts_b = name_a.split("."), name_b.split(".")
+    for keep in range(1, min(len(parts_a), len(parts_b))):
+        if parts_a[-keep:] != parts_b[-keep:]:
+            return False
+        prefix_a, prefix_b = ".".join(parts_a[:-keep]), ".".join(parts_b[:-keep])
+        if prefix_a == prefix_b:
+            return False
+        module_a, module_b = model.get_submodule(prefix_a), model.get_submodule(prefix_b)
+        if type(module_a) is not type(module_b):
+            continue
+        params_a, params_b = dict(module_a.named_parameters()), dict(module_b.named_parameters())
+        if params_a.keys() == params_b.keys() and all(
+            params_a[k].shape == params_b[k].shape and torch.equal(params_a[k].detach(), params_b[k].detach())
+            for k in params_a
+        ):
+            return True
+    return False
+
+
 def _lookalikes(model: nn.Module) -> list[str]:
     """Distinct trainable Parameters that look like a broken tie."""
     named: dict[int, tuple[str, nn.Parameter]] = {}
@@ -125,6 +150,8 @@ def _lookalikes(model: nn.Module) -> list[str]:
                 if data_a.min() == data_a.max():
                     continue  # constant initialisations (zeros, ones) are equal by design
                 if a.shape == b.shape and torch.equal(data_a, data_b):
+                    if _replicas(model, name_a, name_b):
+                        continue  # layers copied whole (copy.deepcopy, nn.TransformerEncoder): meant to train apart
                     found.append(
                         f"{name_a} and {name_b} hold identical values but are two Parameters: a tie made "
                         "by copying (clone, copy_, load) drifts apart at the first optimizer step. Tie "
