@@ -523,9 +523,7 @@ class _Flow(ast.NodeVisitor):
 
     def visit_For(self, node: ast.For) -> None:
         self.visit(node.iter)
-        container = _self_module(_strip_slice(node.iter))
-        if container is not None and isinstance(node.target, ast.Name):
-            self.members[node.target.id] = f"{container}.0"
+        self.members.update(_loop_members(node.target, node.iter))
         if _mentions(node.iter, self.tainted):
             self.tainted.update(n.id for n in ast.walk(node.target) if isinstance(n, ast.Name))
         for statement in (*node.body, *node.orelse):
@@ -594,6 +592,25 @@ def _flow(tree: ast.AST, name: str) -> _Flow:
     for statement in getattr(tree, "body", []):
         flow.visit(statement)
     return flow
+
+
+def _loop_members(target: ast.AST, iterated: ast.AST) -> dict[str, str]:
+    """Loop variables bound to members of a module container, each to the first member:
+    ``for layer in self.layers[:n]``, ``for i, layer in enumerate(self.layers)`` and
+    ``for block, head in zip(self.blocks, self.heads)``."""
+    container = _self_module(_strip_slice(iterated))
+    if container is not None:
+        return {target.id: f"{container}.0"} if isinstance(target, ast.Name) else {}
+    if not (isinstance(iterated, ast.Call) and isinstance(iterated.func, ast.Name)):
+        return {}
+    if iterated.func.id == "enumerate" and iterated.args and isinstance(target, ast.Tuple) and len(target.elts) == 2:
+        return _loop_members(target.elts[1], iterated.args[0])
+    if iterated.func.id == "zip" and isinstance(target, ast.Tuple) and len(target.elts) == len(iterated.args):
+        found: dict[str, str] = {}
+        for element, argument in zip(target.elts, iterated.args):
+            found.update(_loop_members(element, argument))
+        return found
+    return {}
 
 
 def _strip_slice(node: ast.AST) -> ast.AST:

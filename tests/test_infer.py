@@ -534,6 +534,43 @@ def test_a_layer_reached_by_iterating_a_module_list():
     assert target.inferred_inputs["x"] == "first consumed by blocks.0 (Linear(in_features=5))"
 
 
+class _Pairs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.ModuleList([nn.Linear(7, 7) for _ in range(2)])
+        self.heads = nn.ModuleList([nn.Linear(7, 7) for _ in range(2)])
+
+
+class Zipped(_Pairs):
+    def forward(self, x):
+        for block, head in zip(self.blocks, self.heads):
+            x = head(block(x))
+        return x
+
+
+class Enumerated(_Pairs):
+    def forward(self, x):
+        for i, block in enumerate(self.blocks):
+            x = block(x) * (i + 1)
+        return x
+
+
+class ZippedSliced(_Pairs):
+    def forward(self, x):
+        for head, block in zip(self.heads[:1], self.blocks):
+            x = block(x) + head(x)
+        return x
+
+
+@pytest.mark.parametrize(
+    ("model", "consumer"), [(Zipped, "blocks.0"), (Enumerated, "blocks.0"), (ZippedSliced, "blocks.0")]
+)
+def test_a_layer_reached_through_zip_or_enumerate(model, consumer):
+    target = resolve_spec(Spec(model))
+    assert repr(target.spec.inputs["x"]) == "tensors(shape=('batch', 7))"
+    assert target.inferred_inputs["x"] == f"first consumed by {consumer} (Linear(in_features=7))"
+
+
 # --------------------------------------------------------------------------- padded sequences
 
 
