@@ -50,7 +50,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dyncheck.agreement import default_dtype
+from dyncheck.agreement import _scale, default_dtype
 from dyncheck.compare import mismatch, tolerances
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, strategy_arguments
@@ -168,13 +168,7 @@ def _float64_copy(model: nn.Module, args: dict[str, Any]) -> tuple[nn.Module, di
 
 def _input_scale(args: Mapping[str, Any]) -> float:
     """The largest finite magnitude among the floating arguments (at least 1)."""
-    largest = 1.0
-    for value in args.values():
-        if isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel():
-            finite = value.detach()[torch.isfinite(value.detach())]
-            if finite.numel():
-                largest = max(largest, float(finite.abs().max()))
-    return largest
+    return _scale(*(v for v in args.values() if isinstance(v, torch.Tensor) and v.is_floating_point()))
 
 
 def _batch_axis(
