@@ -111,6 +111,11 @@ def pytest_configure(config: pytest.Config) -> None:
                     f"{_did_you_mean(name, known)}known: {', '.join(sorted(known))}"
                 )
     config.stash[TARGETS_KEY] = targets
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        from dyncheck.parallel import share_cores
+
+        share_cores(int(workerinput.get("workercount", 1)))
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistGlue(settings), "dyncheck-xdist")
 
@@ -146,11 +151,15 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None or not settings.active:
         return None
+    from dyncheck.parallel import header
+
     count = len(settings.targets)
-    return [
+    lines = [
         f"dyncheck: {count} target{'s' if count != 1 else ''}, seed {settings.seed} "
         f"(reproduce with --dyncheck-seed={settings.seed})"
     ]
+    cores = header(getattr(config.option, "numprocesses", None))
+    return lines + [cores] if cores else lines
 
 
 def pytest_ignore_collect(collection_path: Any, config: pytest.Config) -> bool | None:

@@ -39,6 +39,14 @@ settings.register_profile("dev", max_examples=50, deadline=None, suppress_health
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Each xdist worker gets its share of the cores for torch's thread pool, as dyncheck
+    # gives its own workers (dyncheck.parallel): with -n 2 on two cores, two workers each
+    # running a two-thread pool are slower than one thread each.
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        from dyncheck.parallel import share_cores
+
+        share_cores(int(workerinput.get("workercount", 1)))
     # `make check` (python -m dyncheck, i.e. --dyncheck-only) also loads this file through
     # testpaths; it checks the reference models with Hypothesis's own defaults, as a user would.
     if not config.getoption("dyncheck_only", False):
