@@ -41,7 +41,7 @@ from dyncheck.invariants.padding_invariance import gradient_tolerances, lengths_
 from dyncheck.rnn_reference import naive_rnn
 from dyncheck.target import Target
 
-__all__ = ["PADDING_VALUE", "PackedRNN", "recurrent_modules"]
+__all__ = ["PADDING_VALUE", "PackedRNN", "check_module", "draw_lengths", "recurrent_modules"]
 
 #: What ``pad_packed_sequence`` must write at padded positions: not 0, so that a module
 #: whose output there merely happens to be zero is not taken for correct padding.
@@ -53,7 +53,7 @@ def recurrent_modules(model: nn.Module) -> list[tuple[str, nn.RNNBase]]:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.RNN, nn.LSTM, nn.GRU))]
 
 
-def _lengths(target: Target, example: Example, generator: torch.Generator) -> tuple[list[int], int]:
+def draw_lengths(target: Target, example: Example, generator: torch.Generator) -> tuple[list[int], int]:
     """(lengths, padded length): the example's lengths argument, or drawn from the seed."""
     dims = example.dims
     name = lengths_argument(target)
@@ -96,11 +96,11 @@ class PackedRNN(Invariant):
     def check(self, context: Context, example: Example) -> None:
         model = context.fresh_model()
         generator = torch.Generator().manual_seed(example.seed)
-        lengths, padded = _lengths(context.target, example, generator)
+        lengths, padded = draw_lengths(context.target, example, generator)
         findings: dict[str, tuple[list[str], list[str]]] = {}
         for module_name, module in recurrent_modules(model):
             name = module_name or type(model).__name__
-            for text, details, setting in _check_module(name, module, lengths, padded, generator):
+            for text, details, setting in check_module(name, module, lengths, padded, generator):
                 findings.setdefault(text, (details, []))[1].append(setting)
         if not findings:
             return
@@ -121,7 +121,7 @@ class PackedRNN(Invariant):
         raise InvariantViolation(headline, details)
 
 
-def _check_module(
+def check_module(
     name: str, module: nn.RNNBase, lengths: list[int], padded: int, generator: torch.Generator
 ) -> list[tuple[str, list[str], str]]:
     """(finding, detail lines, enforce_sorted setting) for each way ``module`` breaks."""

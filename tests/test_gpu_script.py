@@ -1,0 +1,41 @@
+"""benchmarks/gpu.py, the one script a GPU machine runs: its CPU-only paths."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchmarks import gpu
+from dyncheck.target import resolve
+
+
+def test_without_cuda_it_says_plainly_that_nothing_was_compared(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpu.main(["--examples", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "No CUDA device is present (torch.cuda.is_available() is False): nothing was compared." in out
+    assert "| target |" not in out
+
+
+def test_with_a_second_cpu_it_prints_the_table(capsys):
+    assert gpu.main(["--device", "cpu", "--examples", "2", "--targets", "rnn:DynamicRNN"]) == 0
+    out = capsys.readouterr().out
+    assert "| target | check | verdict | examples | cpu s | cpu (second run) s | first finding |" in out
+    assert "| reference_models.rnn:DynamicRNN | device_agreement | passed | 2 |" in out
+    assert "| reference_models.rnn:DynamicRNN | packed_rnn | passed | 2 |" in out
+    assert "2 checks, 0 with findings" in out
+
+
+def test_a_broken_packed_rnn_is_reported_on_the_device_side():
+    target = resolve("reference_models.buggy.unpacking_gru:Model")
+    examples = gpu._examples(target, 5)
+    row = gpu.packed_rnn("unpacking_gru", target, examples, "cpu")
+    assert row.examples == 5
+    assert row.verdict.startswith("FAILED on"), row
+    assert "h_n" in row.findings[0]
+
+
+@pytest.mark.parametrize("check", [gpu.device_agreement])
+def test_a_check_that_ran_nothing_is_a_skip_not_a_pass(check):
+    target = resolve("reference_models.gated:DynamicNet")
+    assert check("gated", target, [], "cpu").verdict == "skipped"
