@@ -1,11 +1,12 @@
-"""benchmarks/gpu.py, the one script a GPU machine runs: its CPU-only paths."""
+"""The benchmark scripts run (their numbers are measurements, never asserted): the GPU
+script's CPU-only paths and the detection table's verdicts."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from benchmarks import gpu
+from benchmarks import detection, gpu
 from dyncheck.target import resolve
 
 
@@ -39,3 +40,24 @@ def test_a_broken_packed_rnn_is_reported_on_the_device_side():
 def test_a_check_that_ran_nothing_is_a_skip_not_a_pass(check):
     target = resolve("reference_models.gated:DynamicNet")
     assert check("gated", target, [], "cpu").verdict == "skipped"
+
+
+def test_detection_reports_a_caught_bug_with_its_shrunk_example():
+    outcome = detection.run_check("reference_models.buggy.unpacking_gru:Model", "packed_rnn", 10, 0)
+    assert outcome.verdict == "failed"
+    assert 1 <= outcome.first_failure <= outcome.examples
+    assert outcome.minimal.startswith("batch=")
+    assert outcome.finding
+
+
+def test_detection_confirms_a_good_model_and_skips_what_does_not_apply():
+    assert detection.run_check("reference_models.gated:DynamicNet", "grad_isolation", 5, 0).verdict == "passed"
+    skipped = detection.run_check("reference_models.gated:DynamicNet", "packed_rnn", 5, 0)
+    assert skipped.verdict == "skipped" and skipped.finding == "no nn.RNN/LSTM/GRU submodule"
+
+
+def test_detection_table_counts_misses_and_false_alarms(capsys):
+    assert detection.main(["--examples", "5", "--targets", "masked_gate"]) == 0
+    out = capsys.readouterr().out
+    assert "| masked_gate:Model | grad_isolation | yes | 1 |" in out
+    assert out.rstrip().endswith("0 bug(s) missed, 0 false alarm(s).")
