@@ -61,3 +61,23 @@ def test_detection_table_counts_misses_and_false_alarms(capsys):
     out = capsys.readouterr().out
     assert "| masked_gate:Model | grad_isolation | yes | 1 |" in out
     assert out.rstrip().endswith("0 bug(s) missed, 0 false alarm(s).")
+
+
+def test_scaling_measures_the_plugin_import_against_its_target():
+    from benchmarks import scaling
+
+    [(figure, now, target, off)] = scaling.plugin_import(1)
+    assert figure == "plugin import without --dyncheck" and target == "< 20 ms"
+    assert float(now.removesuffix(" ms")) > 0
+    assert scaling._off(10, 20, "ms") == "met"
+    assert scaling._off(30, 20, "ms") == "10 ms over (1.50×)"
+
+
+def test_the_mid_size_model_runs_with_the_shapes_the_issue_names():
+    from dyncheck.target import resolve
+
+    target = resolve("benchmarks.models:MID_SIZE")
+    model = target.build()
+    assert 0.8e6 < sum(p.numel() for p in model.parameters()) < 0.9e6
+    outcome = detection.run_check("benchmarks.models:MID_SIZE", "finite", 1, 0)
+    assert outcome.verdict == "passed"
