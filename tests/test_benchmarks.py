@@ -81,3 +81,12 @@ def test_the_mid_size_model_runs_with_the_shapes_the_issue_names():
     assert 0.8e6 < sum(p.numel() for p in model.parameters()) < 0.9e6
     outcome = detection.run_check("benchmarks.models:MID_SIZE", "finite", 1, 0)
     assert outcome.verdict == "passed"
+
+
+def test_overhead_times_a_check_against_the_plain_passes_it_needs():
+    from benchmarks import overhead
+
+    [(name, plain, checked)] = overhead.measure("reference_models.gated:DynamicNet", 1, ["determinism"])
+    assert name == "determinism" and plain > 0 and checked > 0
+    for invariant in ("determinism", "finite", "batch_invariance", "dtype_agreement", "padding_invariance"):
+        assert overhead.plain_passes(invariant) is not None
