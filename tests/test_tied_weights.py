@@ -320,7 +320,7 @@ def scaled():
     return Scaled()
 """
 
-CHECKS = "--dyncheck-invariants=tied_weights,dtype_agreement,determinism"
+CHECKS = ("--dyncheck-invariants=tied_weights,dtype_agreement,determinism", "--dyncheck-seed=3")
 
 
 def test_a_closure_tie_is_reported_whatever_the_target_form(dyncheck_run, pytester):
@@ -333,7 +333,7 @@ def test_a_closure_tie_is_reported_whatever_the_target_form(dyncheck_run, pytest
         "reference_models.buggy.closure_tie_factory:make_model": "token_emb.weight",
         "forms:factory_spec": "token_emb.weight",
     }
-    run = dyncheck_run(*(a for t in targets for a in ("--dyncheck", t)), CHECKS, "--dyncheck-max-examples=5")
+    run = dyncheck_run(*(a for t in targets for a in ("--dyncheck", t)), *CHECKS, "--dyncheck-max-examples=5")
     assert run.outcomes() == {
         f"dyncheck::{t}::{name}": "FAILED" if name == "tied_weights" else "PASSED"
         for t in targets for name in ("tied_weights", "dtype_agreement", "determinism")
@@ -355,7 +355,7 @@ def test_copies_of_an_instance_wired_to_it_are_reported_and_nothing_runs_on_them
         "forms:INSTANCE": "an instance cannot be built anew",
         "forms:cached": "the factory returns the same model on every call",
     }
-    run = dyncheck_run(*(a for t in cannot for a in ("--dyncheck", t)), CHECKS, "--dyncheck-max-examples=5")
+    run = dyncheck_run(*(a for t in cannot for a in ("--dyncheck", t)), *CHECKS, "--dyncheck-max-examples=5")
     assert run.outcomes() == {
         f"dyncheck::{t}::{name}": "FAILED" if name == "tied_weights" else "SKIPPED"
         for t in cannot for name in ("tied_weights", "dtype_agreement", "determinism")
@@ -380,7 +380,7 @@ def test_copies_of_an_instance_wired_to_it_are_reported_and_nothing_runs_on_them
 def test_factories_whose_copies_are_their_own_pass(dyncheck_run, pytester):
     # A tied model from a factory, and a closure over self that reads no parameter.
     pytester.makepyfile(forms=FORMS)
-    run = dyncheck_run("--dyncheck", "forms:good", "--dyncheck", "forms:scaled", CHECKS, "-W", "ignore")
+    run = dyncheck_run("--dyncheck", "forms:good", "--dyncheck", "forms:scaled", *CHECKS, "-W", "ignore")
     assert run.ret == 0, run.text
     assert set(run.outcomes().values()) == {"PASSED"}, run.text
 
