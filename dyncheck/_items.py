@@ -91,6 +91,15 @@ class InvariantItem(pytest.Item):
             or self.invariant.applies_to(self.target)
             or self.invariant.unavailable(settings)
         )
+        if not reason:
+            # Once per target, before any check copies the model: are its copies its own? If
+            # not, and no model can be built instead, nothing a check would run on is a model
+            # of its own (tied_weights reports it).
+            from dyncheck.copies import skip_reason
+
+            blocked = skip_reason(self.target)
+            if blocked and not self.invariant.reports_copies:
+                reason = blocked
         if reason:
             pytest.skip(f"{self.invariant.name} does not apply to {self.target.text}: {reason}")
         context = self.context = Context(self.target)

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from dyncheck.copies import verdict
 from dyncheck.diagnose import diagnose
 from dyncheck.errors import ModelError
 from dyncheck.examples import Example
@@ -38,6 +39,9 @@ class Invariant:
     summary: ClassVar[str]
     #: An opt-in invariant runs only when --dyncheck-invariants names it (it is slow).
     opt_in: ClassVar[bool] = False
+    #: The invariant that reports copies wired to the original (dyncheck.copies); every
+    #: other one is skipped when such a model cannot be built anew.
+    reports_copies: ClassVar[bool] = False
 
     def applies_to(self, target: Target) -> str | None:
         """None when the invariant applies to ``target``, else why it is skipped."""
@@ -76,13 +80,25 @@ class Context:
         self.settings: Any = None
 
     def fresh_model(self) -> nn.Module:
-        """A deep copy of the model as built (the built prototype itself is never run)."""
+        """A deep copy of the model as built (the built prototype itself is never run); a
+        new build instead when copies of this model compute with the original's parameters
+        (dyncheck.copies), so that no check runs on a model wired to another."""
         if self._prototype is None:
             try:
                 self._prototype = self.target.build()
             except Exception as exc:
                 raise ModelError("building the model", exc) from exc
+        if not verdict(self.target).safe:
+            return self.build_model()
         return copy.deepcopy(self._prototype)
+
+    def copy_of(self, model: nn.Module) -> nn.Module:
+        """A copy of ``model``, one of this context's fresh models that has not been trained:
+        ``copy.deepcopy(model)``, or a new build where a copy would compute with ``model``'s
+        parameters."""
+        if not verdict(self.target).safe:
+            return self.build_model()
+        return copy.deepcopy(model)
 
     def build_model(self) -> nn.Module:
         """A new instance built from the spec (not a copy of the prototype): checks that

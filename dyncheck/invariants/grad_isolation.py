@@ -19,7 +19,6 @@ example, after forward and backward:
 
 from __future__ import annotations
 
-import copy
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -160,7 +159,7 @@ def _weighted_not_masked(context: Context, model: nn.Module, example: Example, u
     if not unused or not floating or floating[0].is_complex():
         return unused
     device = str(floating[0].device)
-    wide = copy.deepcopy(model).to(torch.float64)
+    wide = context.copy_of(model).to(torch.float64)
     args = _move(dict(example.args), device, torch.float64)
     unused = _zero_gradient(context, wide, Example(args, example.seed, example.dims), unused, absent=True)
     moderated = {

@@ -41,7 +41,9 @@ that dyncheck's zero-configuration inference can check it.
 * :mod:`~reference_models.buggy.data_alias_tie` -- ``.data`` aliasing: one storage, two
   Parameters (tied_weights).
 * :mod:`~reference_models.buggy.closure_tie` -- the decoder reaches the embedding through
-  a closure, so a deepcopy trains the original (tied_weights, dtype_agreement).
+  a closure, so a deepcopy trains the original (tied_weights).
+* :mod:`~reference_models.buggy.closure_tie_factory` -- the same through a closure over
+  ``self``, with a factory as the target (tied_weights).
 * :mod:`~reference_models.buggy.grown_layer` -- the output layer created in forward on the
   first call (state_roundtrip, determinism, tied_weights).
 * :mod:`~reference_models.buggy.actnorm_flag` -- ActNorm's "initialised" flag kept as a
@@ -104,7 +106,8 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.lazy_tie:Model": ("tied_weights", "state_roundtrip"),
     "reference_models.buggy.transposed_tie:Model": ("tied_weights",),
     "reference_models.buggy.data_alias_tie:Model": ("tied_weights",),
-    "reference_models.buggy.closure_tie:Model": ("tied_weights", "dtype_agreement"),
+    "reference_models.buggy.closure_tie:Model": ("tied_weights",),
+    "reference_models.buggy.closure_tie_factory:make_model": ("tied_weights",),
     "reference_models.buggy.grown_layer:Model": ("state_roundtrip", "determinism", "tied_weights"),
     "reference_models.buggy.actnorm_flag:Model": ("state_roundtrip",),
     "reference_models.buggy.inplace_jitter:Model": ("purity",),
