@@ -241,14 +241,20 @@ class TiedWeights(Invariant):
                 + ": a tie made in forward happens after the optimizer and load_state_dict saw the "
                 "untied model. Tie in __init__."
             )
+        path = trace.path
+        del model, trace  # its gradients and graph: at most one model copy alive at a time
         if findings:
-            raise InvariantViolation(*_headline(findings), path=trace.path)
+            raise InvariantViolation(*_headline(findings), path=path)
 
         if groups:
             findings += self._training(context, example, groups)
-        findings += self._transformations(context, example, groups)
+        if "transformations" not in context.memo:
+            # The transformations act on a model as built, not on the example: found once
+            # per target, and every example reports them, so Hypothesis still shrinks.
+            context.memo["transformations"] = self._transformations(context, groups)
+        findings += context.memo["transformations"]
         if findings:
-            raise InvariantViolation(*_headline(findings), path=trace.path)
+            raise InvariantViolation(*_headline(findings), path=path)
 
     def _training(self, context: Context, example: Example, groups: list[tuple[str, ...]]) -> list[str]:
         spec = context.target.spec
@@ -271,9 +277,13 @@ class TiedWeights(Invariant):
                 if problems:
                     found += problems
                     break
+            del model, optimizer  # its state is one or two model sizes more
         return found
 
-    def _transformations(self, context: Context, example: Example, groups: list[tuple[str, ...]]) -> list[str]:
+    def _transformations(self, context: Context, groups: list[tuple[str, ...]]) -> list[str]:
+        """Ties through dtype round trips, deepcopy and state_dict loading and saving. Each
+        transformed copy is dropped once looked at, so at most the original, its state and
+        one copy are alive at a time."""
         spec = context.target.spec
         # A real build, not a deep copy: a copy's closures may point at the prototype's modules.
         original = context.build_model()
@@ -281,6 +291,7 @@ class TiedWeights(Invariant):
 
         converted = copy.deepcopy(original).to(torch.float64).to(torch.float32)
         found += _problems(converted, groups, ".to(torch.float64) and back")
+        del converted
 
         # That a deep copy is independent (computes with its own parameters, not the
         # original's) was checked at the start, on the model as the user hands it over.
@@ -294,6 +305,7 @@ class TiedWeights(Invariant):
             found.append(f"load_state_dict into a fresh instance failed: {' '.join(str(exc).split())[:300]}")
         else:
             found += _problems(loaded, groups, "load_state_dict into a fresh instance")
+        del loaded
 
         buffer = io.BytesIO()
         torch.save(state, buffer)
@@ -305,6 +317,7 @@ class TiedWeights(Invariant):
             found.append(f"torch.save/torch.load(weights_only=True) round trip failed: {str(exc).splitlines()[0]}")
         else:
             found += _problems(reloaded, groups, "torch.save/torch.load(weights_only=True) and load_state_dict")
+        del reloaded, buffer
 
         assigned = context.fresh_model()
         try:
