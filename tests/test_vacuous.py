@@ -304,7 +304,7 @@ def test_padding_invariance_compares_rows_or_says_why_not(dyncheck_run, models):
         'e.g. Spec(inputs={"lengths": sequence_lengths(min_length=1)})'
     )
     assert run.vacuous_reason("dyncheck::vac:padded_total::padding_invariance") == (
-        "no output had an axis of the batch's size where a row alone has size 1: nothing to compare row by row"
+        "no output has an axis of the batch's size where a row alone has size 1: nothing to compare row by row"
     )
     verdict, detail = _row(run, "vac:padded_sometimes", "padding_invariance")
     assert verdict == "passed" and re.fullmatch(r"checked on [1-9] of 10 examples", detail), detail

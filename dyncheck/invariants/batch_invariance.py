@@ -10,14 +10,16 @@ samples. A model coupled across the batch by design says so with
 The batch axis of an argument is the one its strategy names ``"batch"``
 (``tensors(shape=("time", "batch", 8))``), else its first axis (of the first two) whose size
 is the example's ``"batch"`` size; arguments that have none, like a control value, are
-shared. When no strategy draws a ``"batch"`` size (plain Hypothesis strategies), the batch
-is read from the values: the leading axis, when every tensor argument has the same leading
-size of 2 or more and no layer of the model is time-major (an ``nn.GRU`` or
-``nn.MultiheadAttention`` left at ``batch_first=False``, whose leading axis may be time).
-An example with no batch of 2 or more compares nothing, and a run where none did is a skip
-that says how to name the batch axis. The batch axis of an output is the one of the batch's size where the output of a
+shared. The batch axis of an output is the one of the batch's size where the output of a
 sample alone has size 1 and every other axis agrees (a time-major output whose time equals
 the batch size is read right), else likewise its first axis of the batch's size.
+
+When no strategy draws a ``"batch"`` size (plain Hypothesis strategies), the batch is read
+from the values: the leading axis, when every tensor argument has the same leading size of
+2 or more and no layer of the model is time-major (an ``nn.GRU`` or
+``nn.MultiheadAttention`` left at ``batch_first=False``, whose leading axis may be time).
+An example with no batch of 2 or more compares nothing, and a run where none did is a skip
+that says how to name the batch axis.
 """
 
 from __future__ import annotations

@@ -450,7 +450,7 @@ def _no_rows(name: str) -> str:
 
 
 _NO_BATCH_AXIS = (
-    "no output had an axis of the batch's size where a row alone has size 1: nothing to compare row by row"
+    "no output has an axis of the batch's size where a row alone has size 1: nothing to compare row by row"
 )
 
 
