@@ -107,10 +107,10 @@ class InvariantItem(pytest.Item):
         invariant = self.invariant
 
         def check(example: Any) -> None:
-            context.examples += 1
             known = len(context.paths)
             try:
-                invariant.check(context, example)
+                with context.counting():
+                    invariant.check(context, example)
             except (InvariantViolation, ModelError) as exc:
                 exc.example = example  # type: ignore[attr-defined]
                 raise
@@ -159,6 +159,10 @@ class InvariantItem(pytest.Item):
         finally:
             if self.context is not None:
                 self.user_properties.append(("dyncheck", self._record(finding)))
+        vacuous = self.context.vacuous()
+        if vacuous:
+            # A pass must mean the property was checked: one that compared nothing is a skip.
+            pytest.skip(f"{self.invariant.name} compared nothing on {self.target.text} {vacuous}")
 
     def _record(self, finding: str | None) -> dict[str, Any]:
         """What the summary shows for this check; JSON-able, as it travels from xdist workers."""
@@ -167,6 +171,8 @@ class InvariantItem(pytest.Item):
             "target": self.target.text,
             "invariant": self.invariant.name,
             "examples": context.examples,
+            "checked": context.checked,
+            "uncompared": dict(context.uncompared.most_common()),
             "paths": {context.describe_path(path): count for path, count in sorted(context.paths.items())},
             "finding": finding,
             **context.report,

@@ -31,7 +31,7 @@ from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, describe_value
 from dyncheck.invariants._base import Context, Invariant, module_name_map, parameter_owners
 from dyncheck.invariants.finite import non_finite
-from dyncheck.tracing import Trace, floating_leaves
+from dyncheck.tracing import Trace, floating_leaves, missing_output
 
 __all__ = ["GradIsolation", "default_optimizers", "evaluate_branch", "influences", "predicate_text"]
 
@@ -227,6 +227,13 @@ def _used_directly(
     return out
 
 
+def _no_gradient(trace: Trace) -> str:
+    """Why an example gave no gradient to follow."""
+    if trace.loss is None:
+        return "the output has no floating tensor, so there is no loss and no gradient to follow"
+    return "the loss reaches no parameter that requires grad: no gradient to follow"
+
+
 def _join(names: list[str]) -> str:
     return ", ".join(names)
 
@@ -340,6 +347,10 @@ class GradIsolation(Invariant):
             # 6. step isolation
             findings.extend(self._step_isolation(context, example, trace, owners_by_param, ran))
 
+        if has_loss or spec.branches:
+            context.compared()
+        elif not findings:
+            return context.nothing_to_compare(missing_output(trace.output) or _no_gradient(trace))
         if findings:
             headline = findings[0] if len(findings) == 1 else (
                 f"Gradients do not follow the path the call took ({len(findings)} problems):"

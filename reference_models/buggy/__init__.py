@@ -54,6 +54,9 @@ that dyncheck's zero-configuration inference can check it.
   mode too (purity, batch_invariance).
 * :mod:`~reference_models.buggy.batch_mean_branch` -- a branch on a batch statistic
   (batch_invariance).
+* :mod:`~reference_models.buggy.batch_scaled` -- activations scaled by the batch's mean
+  magnitude, checked with plain Hypothesis strategies that name no batch axis
+  (batch_invariance).
 * :mod:`~reference_models.buggy.per_sample_coin` -- ``torch.rand(batch_size)`` gives each
   position its own draw (batch_invariance).
 * :mod:`~reference_models.buggy.capacity_routing` -- routing with a per-expert capacity
@@ -113,6 +116,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.inplace_jitter:Model": ("purity",),
     "reference_models.buggy.eval_running_stats:Model": ("purity", "batch_invariance"),
     "reference_models.buggy.batch_mean_branch:Model": ("batch_invariance",),
+    "reference_models.buggy.batch_scaled:Model": ("batch_invariance",),
     "reference_models.buggy.per_sample_coin:Model": ("batch_invariance",),
     "reference_models.buggy.capacity_routing:Model": ("batch_invariance",),
     "reference_models.buggy.naive_log_softmax:Model": ("dtype_agreement", "finite", "grad_isolation"),
