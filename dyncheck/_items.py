@@ -106,14 +106,26 @@ class InvariantItem(pytest.Item):
         context.settings = settings
         invariant = self.invariant
 
+        from dyncheck.budget import Budget
+
+        max_examples = settings.max_examples or hsettings.default.max_examples
+        budget = context.budget = Budget(settings.time_budget, max_examples)
+
         def check(example: Any) -> None:
+            if not budget.allows():
+                # The budget is spent: the remaining draws run nothing (Hypothesis has no
+                # public way to stop generating), and the record says the budget ended it.
+                return
             known = len(context.paths)
             try:
                 with context.counting():
                     invariant.check(context, example)
-            except (InvariantViolation, ModelError) as exc:
-                exc.example = example  # type: ignore[attr-defined]
+            except BaseException as exc:
+                budget.spent(failed=True)
+                if isinstance(exc, (InvariantViolation, ModelError)):
+                    exc.example = example  # type: ignore[attr-defined]
                 raise
+            budget.spent()
             # Steer Hypothesis toward examples that open paths not seen yet, and show the
             # paths in --hypothesis-show-statistics.
             hypothesis.target(float(len(context.paths) - known), label="new paths")
@@ -129,7 +141,7 @@ class InvariantItem(pytest.Item):
         default = hsettings.default
         test = hsettings(
             default,
-            max_examples=settings.max_examples or default.max_examples,
+            max_examples=max_examples,
             deadline=None,
             print_blob=False,
             # The explain phase re-runs failing examples under a tracer: slow for torch
@@ -175,6 +187,7 @@ class InvariantItem(pytest.Item):
             "uncompared": dict(context.uncompared.most_common()),
             "paths": {context.describe_path(path): count for path, count in sorted(context.paths.items())},
             "finding": finding,
+            "budget": context.budget.record() if context.budget is not None else None,
             **context.report,
         }
 

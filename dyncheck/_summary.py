@@ -64,6 +64,7 @@ def collect(stats: dict[str, list[Any]]) -> dict[str, dict[str, dict[str, Any]]]
                     row["uncompared"] = value.get("uncompared", {})
                     row["paths"] = Counter(value["paths"])
                     row["finding"] = value.get("finding")
+                    row["budget"] = value.get("budget")
                     if "census" in value:
                         row["census"] = value["census"]
                     if "compile" in value:
@@ -105,6 +106,8 @@ def write(terminalreporter: Any, settings: Settings) -> None:
                 detail = f"{row['examples']} example{'s' if row['examples'] != 1 else ''}"
             if verdict == "xfailed":
                 detail += f" — known: {row['reason']}"
+            if row.get("budget") and verdict != "skipped":
+                detail += f" — {row['budget']['ended']}"
             terminalreporter.write_line(f"  {invariant:<{width}}  {verdict:<7}  {detail}")
             if full and verdict in ("passed", "skipped"):
                 # Why the other examples compared nothing (a skip's reason is the first).

@@ -88,6 +88,9 @@ class Context:
         self.memo: dict[str, Any] = {}
         #: the run's options (dyncheck.settings.Settings), set by the item
         self.settings: Any = None
+        #: the check's time budget (dyncheck.budget.Budget), set by the item; searches an
+        #: invariant runs beyond the examples (coverage's) ask it too
+        self.budget: Any = None
         #: examples on which the check compared something (see Invariant)
         self.checked = 0
         #: why the other examples compared nothing: reason -> examples
