@@ -145,8 +145,8 @@ def test_gradients_alone_are_compared(dyncheck_run, pytester):
     params = r"rnn\.weight_ih_l0, (rnn\.weight_hh_l0, )?rnn\.bias_ih_l0, rnn\.bias_hh_l0"
     where = r"\(lengths \[[\d, ]+\], padded length \d\)"
     alone = (
-        rf"the gradients of {params} for the batch's sum loss \(valid outputs only\) differ from the sum "
-        rf"over rows of each row's gradients alone {where}"
+        rf"the gradients of {params} for the batch's loss \(a random projection of the valid outputs\) "
+        rf"differ from the sum over rows of each row's gradients alone {where}"
     )
     extra = rf"appending 2 padding steps of other values changes the gradients of {params} {where}"
     # With padding in the batch both differ; with none, only the extra padding shows it.

@@ -1,8 +1,8 @@
 """device_agreement: the same model, weights, example and seed give the same outputs,
 gradients and path on two devices (``--dyncheck-devices``, default cpu and cuda).
 
-When the devices disagree, the reference device runs the example once more under another
-seed: if that changes the output too, the model draws random numbers even in eval mode, and
+When the devices disagree, the reference device runs the example again under the same seed
+and under another: if a seed changes the output too, the model draws random numbers even in eval mode, and
 each device's generator gives its own stream from the same seed, so the report says so and
 how to make the streams agree (draw on the CPU and move the result).
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from dyncheck.agreement import Config, available, compare, parse_devices, run_config, tf32_disabled
+from dyncheck.agreement import Config, available, compare, parse_devices, run_config, seed_dependence, tf32_disabled
 from dyncheck.errors import InvalidArgument, InvariantViolation
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
@@ -79,10 +79,8 @@ class DeviceAgreement(Invariant):
     @staticmethod
     def _draws_random_numbers(context: Context, example: Example, reference: Config, first: Any) -> bool:
         """Whether the output on the reference device changes with the seed alone."""
-        other = Example(example.args, example.seed + 1, example.dims)
         with tf32_disabled():
-            again = run_config(context.fresh_model(), context.target, other, reference)
-        return bool(compare(first, again, tolerance=(0.0, 0.0), model=first.model))
+            return seed_dependence(context.fresh_model, context.target, example, reference, first) is not None
 
 
 _STREAMS = (
