@@ -99,7 +99,10 @@ def projection(shape: Sequence[int], *, seed: int, key: str = "") -> torch.Tenso
     each tensor its own weights, so they do not shift when another tensor is missing."""
     mixed = (int(seed) * 1_000_003 + zlib.crc32(key.encode())) % 2**63
     generator = torch.Generator().manual_seed(mixed)
-    return torch.randn(tuple(shape), generator=generator, dtype=torch.float64)
+    # Out of sight of the TorchFunctionModes dyncheck runs models under (which record the
+    # model's own random draws and tensors): these weights are dyncheck's, not the model's.
+    with torch._C.DisableTorchFunction():
+        return torch.randn(tuple(shape), generator=generator, dtype=torch.float64)
 
 
 def project(tensor: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
