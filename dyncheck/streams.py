@@ -126,13 +126,18 @@ class Draws(TorchFunctionMode):
         self.reference_dtype = reference_dtype
         #: (op, floating dtypes given) of every random call, in order
         self.calls: list[tuple[str, tuple[torch.dtype, ...]]] = []
-        #: calls drawn in the reference's dtype, and calls that did not line up with it
+        #: calls in this run's dtype drawn in the reference's instead, and those that did
+        #: not line up with the reference's calls (left as they were)
         self.aligned = 0
         self.unaligned = 0
 
-    def own_dtype_draws(self, dtype: torch.dtype) -> int:
-        """How many recorded calls drew in ``dtype`` (the run's own)."""
-        return sum(1 for _, dtypes in self.calls if dtype in dtypes)
+    def lined_up(self) -> bool | None:
+        """Whether every call drawn in this run's dtype was lined up with the reference's
+        (and both made as many random calls); None when no call was in this run's dtype
+        (the two runs draw the same streams as they are)."""
+        if not self.aligned and not self.unaligned:
+            return None
+        return not self.unaligned and len(self.calls) == len(self.reference or ())
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
