@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -105,6 +106,13 @@ def projection(shape: Sequence[int], *, seed: int, key: str = "") -> torch.Tenso
         return torch.randn(tuple(shape), generator=generator, dtype=torch.float64)
 
 
+@functools.lru_cache(maxsize=4)
+def _shared_projection(shape: tuple[int, ...], seed: int, key: str) -> torch.Tensor:
+    """:func:`projection`, kept for the next calls: a check calls the model many times on
+    one example (perturbed re-runs), each time with the same weights. Never written to."""
+    return projection(shape, seed=seed, key=key)
+
+
 def project(tensor: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """``(weights * tensor).sum()`` with ``weights`` (float64, on the CPU) cast to the
     tensor's dtype and device; a complex tensor is projected as its real and imaginary
@@ -128,7 +136,7 @@ def default_loss(output: Any, *, seed: int = 0) -> torch.Tensor | None:
     for name, tensor in floating_leaves(output):
         if tensor.is_floating_point() or tensor.is_complex():
             shape = (*tensor.shape, 2) if tensor.is_complex() else tensor.shape
-            part = project(tensor, projection(shape, seed=seed, key=name))
+            part = project(tensor, _shared_projection(tuple(shape), int(seed), name))
             total = part if total is None else total + part
     return total
 
