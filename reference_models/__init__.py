@@ -25,6 +25,11 @@ import torch):
   tagger whose per-step output keeps the padded length (``total_length``).
 * :mod:`reference_models.top_two_moe` -- ``TopTwoMoE``: top-2 routing weighted by softmax
   gates that saturate at large inputs, each expert run only on its samples.
+* :mod:`reference_models.causal_attention` -- ``CausalSelfAttention``: a tiny causal
+  self-attention block checked on sequences down to length 1, where a softmax over one key
+  leaves the query and key projections nothing to move.
+* :mod:`reference_models.loop_moe` -- ``LoopMoE``: top-1 routing that calls every expert on
+  its slice ``x[idx]``, empty when no sample was routed to it.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -46,4 +51,6 @@ GOOD_TARGETS = (
     "reference_models.bilstm:BiLSTMClassifier",
     "reference_models.time_major_gru:GRUTagger",
     "reference_models.top_two_moe:TopTwoMoE",
+    "reference_models.causal_attention:CausalSelfAttention",
+    "reference_models.loop_moe:LoopMoE",
 )
