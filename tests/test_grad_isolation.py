@@ -489,7 +489,7 @@ def test_a_zero_gradient_of_a_blind_loss_is_not_evidence():
 
     from dyncheck.examples import Example
     from dyncheck.invariants import Context
-    from dyncheck.invariants.grad_isolation import _zero_parameter_gradients
+    from dyncheck.invariants._influence import zero_parameter_gradients
     from dyncheck.spec import Spec
     from dyncheck.target import resolve_spec
 
@@ -501,7 +501,7 @@ def test_a_zero_gradient_of_a_blind_loss_is_not_evidence():
         if not model.fc.weight.grad.any():
             break
     assert not model.fc.weight.grad.any()  # not vacuous
-    assert _zero_parameter_gradients(context, model, example, ["fc.weight"]) == set()
+    assert zero_parameter_gradients(context, model, example, ["fc.weight"]) == set()
 
 
 def test_moving_a_parameter_changes_the_output_only_beyond_rounding():
@@ -510,7 +510,7 @@ def test_moving_a_parameter_changes_the_output_only_beyond_rounding():
 
     from dyncheck.examples import Example
     from dyncheck.invariants import Context
-    from dyncheck.invariants.grad_isolation import _moving_changes_output
+    from dyncheck.invariants._influence import moving_changes_output
     from dyncheck.spec import Spec
     from dyncheck.target import resolve_spec
 
@@ -523,6 +523,6 @@ def test_moving_a_parameter_changes_the_output_only_beyond_rounding():
     assert not torch.equal(model(example.args["x"]), before)  # not vacuous: rounding moved it
     with torch.no_grad():
         model.shift.sub_(3.0)
-    assert not _moving_changes_output(context, model, example, model.shift)
-    assert _moving_changes_output(context, model, example, model.fc.bias)
+    assert not moving_changes_output(context, model, example, model.shift)
+    assert moving_changes_output(context, model, example, model.fc.bias)
     assert torch.equal(model.shift, torch.zeros(1))  # restored
