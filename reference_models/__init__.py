@@ -33,6 +33,11 @@ import torch):
   float64, as fused and quantised kernels do (``dtype_agreement`` skips, naming it).
 * :mod:`reference_models.noisy_hidden` -- ``NoisyHidden``: noise on the hidden units in eval
   mode too, drawn in the activation's own dtype.
+* :mod:`reference_models.causal_attention` -- ``CausalSelfAttention``: a tiny causal
+  self-attention block checked on sequences down to length 1, where a softmax over one key
+  leaves the query and key projections nothing to move.
+* :mod:`reference_models.loop_moe` -- ``LoopMoE``: top-1 routing that calls every expert on
+  its slice ``x[idx]``, empty when no sample was routed to it.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -58,4 +63,6 @@ GOOD_TARGETS = (
     "reference_models.softmax_classifier:SoftmaxClassifier",
     "reference_models.fused_mlp:FusedMLP",
     "reference_models.noisy_hidden:NoisyHidden",
+    "reference_models.causal_attention:CausalSelfAttention",
+    "reference_models.loop_moe:LoopMoE",
 )

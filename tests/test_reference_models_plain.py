@@ -152,6 +152,18 @@ def _noisy_hidden() -> tuple[torch.nn.Module, tuple]:
     return NoisyHidden(), (torch.randn(3, 10),)
 
 
+def _causal_attention() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.causal_attention import CausalSelfAttention
+
+    return CausalSelfAttention(), (torch.randn(3, 5, 8),)
+
+
+def _loop_moe() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.loop_moe import LoopMoE
+
+    return LoopMoE(8, 6, 2), (torch.randn(3, 8),)
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -168,6 +180,8 @@ BUILDERS = {
     "softmax_classifier": _softmax_classifier,
     "fused_mlp": _fused_mlp,
     "noisy_hidden": _noisy_hidden,
+    "causal_attention": _causal_attention,
+    "loop_moe": _loop_moe,
 }
 
 
@@ -464,3 +478,65 @@ def test_straight_through_pool_values_are_the_max_over_valid_steps() -> None:
     x, lengths = torch.randn(2, 4, 3), torch.tensor([2, 4])
     alone = model(x[:1, :2], lengths[:1])
     assert torch.allclose(model(x, lengths)[:1], alone, atol=1e-6)
+
+
+# --- causal_attention ----------------------------------------------------------------
+
+
+def test_causal_attention_sees_only_the_past() -> None:
+    from reference_models.causal_attention import CausalSelfAttention
+
+    torch.manual_seed(0)
+    model = CausalSelfAttention()
+    x = torch.randn(2, 5, 8)
+    changed = x.clone()
+    changed[:, 3:] += 1
+    assert torch.equal(model(x)[:, :3], model(changed)[:, :3])
+    assert not torch.allclose(model(x)[:, 3:], model(changed)[:, 3:])
+
+
+def test_causal_attention_at_length_one_ignores_queries_and_keys() -> None:
+    from reference_models.causal_attention import CausalSelfAttention
+
+    torch.manual_seed(0)
+    model = CausalSelfAttention()
+    x = torch.randn(2, 1, 8)
+    before = model(x)
+    with torch.no_grad():
+        model.q_proj.weight.add_(1.0)
+        model.k_proj.weight.mul_(-3.0)
+    assert torch.equal(model(x), before)  # a softmax over one key is exactly 1
+
+
+# --- loop_moe ------------------------------------------------------------------------
+
+
+def test_loop_moe_calls_every_expert_on_its_slice_empty_or_not() -> None:
+    from reference_models.loop_moe import LoopMoE
+
+    torch.manual_seed(0)
+    model = LoopMoE(8, 6, 2)
+    x = torch.randn(2, 8)
+    rows: dict[int, int] = {}
+    for index, expert in enumerate(model.experts):
+        expert.register_forward_hook(lambda m, args, out, index=index: rows.__setitem__(index, args[0].shape[0]))
+    model(x)
+    assert sorted(rows) == [0, 1, 2, 3]  # all four called
+    assert sum(rows.values()) == 2 and 0 in rows.values()  # two rows, so some slices are empty
+
+
+# --- top1_softmax_router -------------------------------------------------------------
+
+
+def test_top1_softmax_router_decides_the_routing_but_gets_zero_gradient() -> None:
+    from reference_models.buggy.top1_softmax_router import Model
+
+    torch.manual_seed(0)
+    model = Model(8, 6, 2)
+    x = torch.randn(6, 8)
+    model(x).sum().backward()
+    assert model.router.weight.grad is not None and not model.router.weight.grad.any()
+    before = model(x)
+    with torch.no_grad():
+        model.router.weight.neg_()
+    assert not torch.allclose(model(x), before)  # other experts chosen

@@ -29,6 +29,8 @@ that dyncheck's zero-configuration inference can check it.
   the router gets no gradient (grad_isolation).
 * :mod:`~reference_models.buggy.dense_moe` -- every expert run, then masked
   (grad_isolation).
+* :mod:`~reference_models.buggy.top1_softmax_router` -- the softmax taken after top-1,
+  over one value: the gate is always 1 and the router never learns (grad_isolation).
 * :mod:`~reference_models.buggy.zero_grad_trick` -- ``0 * fc2.weight.sum()`` gives a
   skipped branch zero gradients that optimizers act on (grad_isolation).
 * :mod:`~reference_models.buggy.cloned_tie` -- a tie made by cloning (tied_weights).
@@ -111,6 +113,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.argmax_router:Model": ("grad_isolation",),
     "reference_models.buggy.dense_moe:Model": ("grad_isolation",),
     "reference_models.buggy.zero_grad_trick:Model": ("grad_isolation",),
+    "reference_models.buggy.top1_softmax_router:Model": ("grad_isolation",),
     "reference_models.buggy.cloned_tie:Model": ("tied_weights",),
     "reference_models.buggy.reinit_tie:Model": ("tied_weights",),
     "reference_models.buggy.lazy_tie:Model": ("tied_weights", "state_roundtrip"),
