@@ -23,7 +23,7 @@ from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant, module_name_map, parameter_owners
 from dyncheck.invariants.grad_isolation import predicate_text
-from dyncheck.tracing import describe_path
+from dyncheck.paths import Layout, PathSet
 
 __all__ = ["Coverage", "Census"]
 
@@ -233,8 +233,13 @@ class Coverage(Invariant):
             dead.setdefault(module_names[0], []).append((names[0], parameter))
         total = _numel([p for p, _, _ in owners])
 
-        paths = []
-        for path, count in census.paths.most_common():
+        layout = Layout.of(model)
+        entries: dict[tuple[str, ...], dict[str, Any]] = {}
+        for path, count in sorted(census.paths.items()):
+            leaf_path = layout.leaf_path(path)
+            if leaf_path in entries:  # the same leaves, through other containers
+                entries[leaf_path]["count"] += count
+                continue
             on_path = [m for m in dict.fromkeys(path)]
             parameters = [p for p, _, mods in owners if any(m in on_path for m in mods) or "" in mods]
             layers = []
@@ -242,12 +247,17 @@ class Coverage(Invariant):
                 own = [p for p, _, mods in owners if name in mods]
                 if own or not any(True for _ in model.get_submodule(name).children()):
                     layers.append([name, _layer(model, name), _numel(own)])
-            paths.append({
-                "path": describe_path(path, model),
+            entries[leaf_path] = {
+                "modules": list(leaf_path),
                 "count": count,
                 "params": _numel(list({id(p): p for p in parameters}.values())),
                 "layers": layers,
-            })
+            }
+        census_paths = PathSet(entries, layout)
+        described = census_paths.describe_all()
+        for leaf_path, entry in entries.items():
+            entry["path"] = described[leaf_path]
+        paths = sorted(entries.values(), key=lambda entry: (-entry["count"], entry["path"]))
         source = context.memo["source"].untaken() if "source" in context.memo else []
         dead_rows = [
             {
@@ -290,7 +300,13 @@ class Coverage(Invariant):
                 f"never made `{condition}` {'true' if not ran_count else 'false'}, so one side of it is untested."
             )
         if findings:
-            details.append("paths seen: " + "; ".join(f"{p['path']} ({p['count']})" for p in paths))
+            if census_paths.full or len(paths) == 1:
+                details.append("paths seen: " + "; ".join(f"{p['path']} ({p['count']})" for p in paths))
+            else:
+                details.append(f"paths seen: {len(paths)} through {census_paths.outline()}, by what varies:")
+                details.extend(f"  {p['path']} ({p['count']})" for p in paths[:8])
+                if len(paths) > 8:
+                    details.append(f"  ... {len(paths) - 8} more (--dyncheck-explain lists all in the summary)")
             details.extend(f"source: {line}" for line in source)
             headline = findings[0] if len(findings) == 1 else f"{len(findings)} coverage problems:"
             if len(findings) > 1:
