@@ -98,8 +98,8 @@ def test_good_models_pass_and_the_census_is_in_the_summary(dyncheck_run):
     run = dyncheck_run("--dyncheck", target, COV)
     assert run.ret == 0, run.text
     summary = run.text.split("dyncheck summary")[1]
-    assert re.search(r"path input_layer → hidden_layer ×3 → output_layer  \(\d+ calls, 124 params\)", summary)
-    assert re.search(r"path input_layer → output_layer  \(\d+ calls, 82 params\)", summary)
+    assert re.search(r"path input_layer → hidden_layer ×3 → output_layer  \(\d+ calls?, 124 params\)", summary)
+    assert re.search(r"path input_layer → output_layer  \(\d+ calls?, 82 params\)", summary)
     assert "dead:" not in summary
 
 
