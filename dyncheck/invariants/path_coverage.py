@@ -5,7 +5,9 @@ branches are reported.
 The census counts each distinct path (the ordered modules that ran), how often it was
 taken and its parameters — a per-path summary in the spirit of ``paddle.summary``, which
 shows only the path of one call. Source branches come from coverage.py, measured on the
-model's own ``forward`` code (the model class and user-defined submodules).
+``forward`` code of the model's own classes (user code, or the installed package the target
+comes from; never torch's layers or a library's helpers), at the branch points only (if,
+while, for, match).
 """
 
 from __future__ import annotations
@@ -49,26 +51,101 @@ def _layer(model: nn.Module, name: str) -> str:
     return text if "\n" not in text else type(module).__name__
 
 
-class _SourceBranches:
-    """Arcs of the model's own forward code that no example took, via coverage.py."""
+def _package(module_name: str) -> str:
+    return module_name.split(".")[0]
 
-    def __init__(self, model: nn.Module) -> None:
-        self.functions: list[tuple[str, int, int]] = []  # (file, first line, last line)
-        seen: set[type] = set()
-        for module in model.modules():
-            cls = type(module)
-            if cls in seen or cls.__module__.split(".")[0] == "torch":
-                continue
-            seen.add(cls)
+
+def _library_dirs() -> tuple[str, ...]:
+    """Where installed packages and the standard library live."""
+    import site
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    found = {paths.get(key, "") for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    try:
+        found.update(site.getsitepackages())
+    except AttributeError:  # pragma: no cover - old virtualenv's site module
+        pass
+    return tuple(os.path.join(os.path.abspath(d), "") for d in found if d)
+
+
+def _is_library(filename: str, library_dirs: tuple[str, ...]) -> bool:
+    parts = filename.split(os.sep)
+    return "site-packages" in parts or "dist-packages" in parts or filename.startswith(library_dirs)
+
+
+def _branch_lines(lines: list[str], first: int) -> set[int]:
+    """The lines of a function that are branch points (if/elif, while, for, match and its
+    cases), as coverage.py measures arcs: a line with no branch (a one-line ``def forward``,
+    a ``with`` or ``try``) is never an untaken branch."""
+    import ast
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except SyntaxError:
+        return set()
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.If, ast.While, ast.For, ast.AsyncFor, ast.Match)):
+            found.add(node.lineno)
+        elif isinstance(node, ast.match_case):
+            found.add(node.pattern.lineno)
+    return {line + first - 1 for line in found}
+
+
+@dataclass(frozen=True)
+class _Function:
+    filename: str
+    first: int
+    last: int
+    branches: frozenset[int]
+    #: the forward a module of the model runs (an overridden one counts only where it ran)
+    called: bool
+
+    def holds(self, filename: str, line: int) -> bool:
+        return filename == self.filename and self.first <= line <= self.last
+
+
+def own_forwards(model: nn.Module, target_module: str = "") -> list[_Function]:
+    """The ``forward`` code of the model's own module classes: user code, and of installed
+    packages only the target's own (``target_module``'s; without it, the model class's).
+    torch.nn's layers and a library's internals (output dataclasses, deprecation wrappers)
+    are not the model's code."""
+    own = {_package(target_module or type(model).__module__)}
+    library_dirs = _library_dirs()
+    found: dict[tuple[str, int], _Function] = {}
+    for module in model.modules():
+        runs = getattr(type(module), "forward", None)
+        for cls in type(module).__mro__:
+            if cls is nn.Module:
+                break
             forward = cls.__dict__.get("forward")
-            if forward is None:
+            if forward is None or cls.__module__ is None:
                 continue
+            if _package(cls.__module__) == "torch" and "torch" not in own:
+                continue
+            # A decorated forward (@deprecate_kwarg, @can_return_tuple) is measured in its
+            # own source, not in the decorator's file.
+            function = inspect.unwrap(forward)
             try:
-                lines, first = inspect.getsourcelines(forward)
-                filename = os.path.abspath(inspect.getsourcefile(forward) or "")
+                lines, first = inspect.getsourcelines(function)
+                filename = os.path.abspath(inspect.getsourcefile(function) or "")
             except (OSError, TypeError):
                 continue
-            self.functions.append((filename, first, first + len(lines) - 1))
+            if _is_library(filename, library_dirs) and _package(cls.__module__) not in own:
+                continue
+            found.setdefault((filename, first), _Function(
+                filename, first, first + len(lines) - 1, frozenset(_branch_lines(lines, first)), forward is runs
+            ))
+    return list(found.values())
+
+
+class _SourceBranches:
+    """Branches of the model's own forward code that no example took, via coverage.py."""
+
+    def __init__(self, model: nn.Module, target_module: str = "") -> None:
+        self.functions = own_forwards(model, target_module)
         self.coverage = None
         if self.functions:
             try:
@@ -78,7 +155,7 @@ class _SourceBranches:
             self.coverage = coverage.Coverage(
                 # config_file=False: the project's own coverage settings (omit, plugins) must not
                 # hide the model's source from the census.
-                branch=True, data_file=None, config_file=False, include=sorted({f for f, _, _ in self.functions})
+                branch=True, data_file=None, config_file=False, include=sorted({f.filename for f in self.functions})
             )
             self.coverage._warn_no_data = False  # an example may raise before any line runs
 
@@ -95,24 +172,29 @@ class _SourceBranches:
             self.coverage.stop()
 
     def untaken(self) -> list[str]:
-        """``file:line  source  → never went to line N`` for each untaken arc."""
+        """``file:line  source  → never went on to line N`` for each untaken branch."""
         if self.coverage is None:
             return []
         found = []
-        for filename in sorted({f for f, _, _ in self.functions}):
+        for filename in sorted({f.filename for f in self.functions}):
             try:
                 analysis = self.coverage._analyze(filename)
                 missing = analysis.missing_branch_arcs()
+                executed = set(analysis.executed)
             except Exception:  # coverage.py's analysis API is not public; degrade quietly
                 return []
+            functions = [
+                f for f in self.functions
+                if f.filename == filename and (f.called or any(f.first <= n <= f.last for n in executed))
+            ]
+            shown = os.path.relpath(filename) if not os.path.relpath(filename).startswith("..") else filename
             for line in sorted(missing):
-                if not any(f == filename and lo <= line <= hi for f, lo, hi in self.functions):
+                if not any(f.holds(filename, line) and line in f.branches for f in functions):
                     continue
-                shown = os.path.relpath(filename) if not os.path.relpath(filename).startswith("..") else filename
                 code = linecache.getline(filename, line).strip()
                 for destination in missing[line]:
                     where = (
-                        "never left the function from here"
+                        "never returned from here"
                         if destination < 0
                         else f"never went on to line {destination}: {linecache.getline(filename, destination).strip()}"
                     )
@@ -142,7 +224,7 @@ class Coverage(Invariant):
         census: Census = context.memo.setdefault("census", Census())
         model = context.fresh_model()
         if "source" not in context.memo:
-            context.memo["source"] = _SourceBranches(model)
+            context.memo["source"] = _SourceBranches(model, context.target.text.partition(":")[0])
         with context.memo["source"]:
             trace = context.run(model, example)
         census.paths[trace.path] += 1
