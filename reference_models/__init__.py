@@ -25,6 +25,8 @@ import torch):
   tagger whose per-step output keeps the padded length (``total_length``).
 * :mod:`reference_models.top_two_moe` -- ``TopTwoMoE``: top-2 routing weighted by softmax
   gates that saturate at large inputs, each expert run only on its samples.
+* :mod:`reference_models.early_exit` -- ``EarlyExitNet``: every block in training; in eval
+  a sample stops at the first confident exit and the call returns when all have stopped.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -46,4 +48,5 @@ GOOD_TARGETS = (
     "reference_models.bilstm:BiLSTMClassifier",
     "reference_models.time_major_gru:GRUTagger",
     "reference_models.top_two_moe:TopTwoMoE",
+    "reference_models.early_exit:EarlyExitNet",
 )

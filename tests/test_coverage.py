@@ -245,3 +245,44 @@ def test_source_branches_are_the_models_own_code(tmp_path, monkeypatch):
 
     assert own_forwards(nn.Sequential(nn.Linear(2, 2)), "mymodels") == []
     assert [os.path.basename(f.filename) for f in own_forwards(nn.LSTM(2, 2), "torch.nn")] == ["rnn.py"]
+
+
+# --------------------------------------------------------------------------- train and eval
+
+EARLY_EXIT = "reference_models.early_exit:EarlyExitNet"
+
+
+def test_the_early_exit_taken_in_eval_is_not_an_untaken_branch(dyncheck_run):
+    run = dyncheck_run("--dyncheck", EARLY_EXIT, COV, "--dyncheck-seed=3")
+    assert run.ret == 0, run.text
+    summary = run.text.split("dyncheck summary")[1]
+    # The census has the eval-mode exits (the full path is training's) ...
+    assert re.search(r"    path all 10 modules  \(\d+ calls, 1,164 params\)", summary)
+    assert re.search(r"    path blocks\.1-2, exits\.1-2 skipped  \(\d+ calls, 484 params\)", summary)
+    # ... and the source branches agree: the early return was taken.
+    assert "untaken source branch" not in summary
+
+
+def test_one_mode_alone_would_miss_the_early_exit():
+    # What the test above guards against: measured in train mode only, the early return
+    # is an untaken branch.
+    import torch
+
+    from dyncheck.invariants.path_coverage import _SourceBranches
+    from reference_models.early_exit import EarlyExitNet
+
+    torch.manual_seed(0)
+    model = EarlyExitNet()
+    source = _SourceBranches(model, "reference_models")
+    x = torch.full((2, 8), 1e3)
+    with source:
+        model.train()(x)
+    untaken = source.untaken()
+    assert len(untaken) == 1
+    assert re.fullmatch(
+        r"\S*early_exit\.py:\d+  if not self\.training and done\.all\(\):  → never went on to line \d+: return logits",
+        untaken[0],
+    )
+    with source:
+        model.eval()(x)
+    assert source.untaken() == []

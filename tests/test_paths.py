@@ -215,6 +215,25 @@ def _summary_path_lines(text: str) -> list[str]:
     return [line for line in summary.splitlines() if line.startswith("    ")]
 
 
+def test_the_summary_tells_layerdrop_paths_by_the_blocks_skipped(dyncheck_run, pytester):
+    pytester.makepyfile(decoder=DECODER)
+    run = dyncheck_run("--dyncheck", "decoder:spec", COV, "--dyncheck-seed=2", "--dyncheck-max-examples=15")
+    assert run.ret == 0, run.text
+    lines = _summary_path_lines(run.text)
+    assert lines[0] == "    paths through embed → layers.0-3 → norm → head (39 modules), differing in layers.0-3:"
+    shown = [line for line in lines if line.startswith("    path ")]
+    assert len(shown) == 4 and re.fullmatch(r"    \.\.\. \d+ more \(--dyncheck-explain lists all\)", lines[5])
+    # Coverage runs eval mode too: the full path is in the census.
+    assert any(re.fullmatch(r"    path all 39 modules  \(\d+ calls, 2,688 params\)", line) for line in shown)
+    for line in shown:
+        assert len(line) <= 120, line
+        assert re.fullmatch(
+            r"    path (all 39 modules|(layers\.\d(-\d)?, )*layers\.\d(-\d)? skipped)  \(\d+ calls?(, [\d,]+ params)?\)",
+            line,
+        ), line
+    assert all(len(line) <= 120 for line in lines)
+
+
 def test_explain_lists_a_path_in_full(dyncheck_run, pytester):
     pytester.makepyfile(decoder=DECODER)
     run = dyncheck_run("--dyncheck", "decoder:spec", "--dyncheck-invariants=determinism",

@@ -2,12 +2,13 @@
 declared branch is taken both ways; the path census and the model's untaken source
 branches are reported.
 
-The census counts each distinct path (the ordered modules that ran), how often it was
-taken and its parameters — a per-path summary in the spirit of ``paddle.summary``, which
-shows only the path of one call. Source branches come from coverage.py, measured on the
-``forward`` code of the model's own classes (user code, or the installed package the target
-comes from; never torch's layers or a library's helpers), at the branch points only (if,
-while, for, match).
+Every example runs in eval and in train mode (a model's paths differ between them: early
+exits, LayerDrop, dropout). The census counts each distinct path (the ordered modules that
+ran), how often it was taken and its parameters — a per-path summary in the spirit of
+``paddle.summary``, which shows only the path of one call. Source branches come from
+coverage.py, measured on the ``forward`` code of the model's own classes (user code, or the
+installed package the target comes from; never torch's layers or a library's helpers), at
+the branch points only (if, while, for, match).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 from torch import nn
 
-from dyncheck.errors import InvariantViolation
+from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant, module_name_map, parameter_owners
 from dyncheck.invariants.grad_isolation import predicate_text
@@ -220,23 +221,35 @@ class Coverage(Invariant):
     def check(self, context: Context, example: Example) -> None:
         self._observe(context, example)
 
-    def _observe(self, context: Context, example: Example, *, return_trace: bool = False) -> Any:
+    def _observe(self, context: Context, example: Example) -> list[set[str]]:
+        """Run ``example`` in eval and in train mode and add both calls to the census;
+        returns the modules each call ran. Models differ between the two (early exits,
+        dropout, LayerDrop, batch norm), and the other checks see both: a census of one
+        would contradict them. Each mode runs on a fresh copy."""
         census: Census = context.memo.setdefault("census", Census())
-        model = context.fresh_model()
-        if "source" not in context.memo:
-            context.memo["source"] = _SourceBranches(model, context.target.text.partition(":")[0])
-        with context.memo["source"]:
-            trace = context.run(model, example)
-        census.paths[trace.path] += 1
-        census.ran.update(trace.modules)
-        census.reached.update(trace.reached)
-        canonical = module_name_map(model)
-        for module_name in context.target.spec.branches:
-            # Whether the module ran, not whether its predicate held: that agreement is
-            # grad_isolation's check; this one asks that both sides were exercised.
-            module_name = canonical.get(module_name, module_name)
-            census.branches.setdefault(module_name, [0, 0])[0 if module_name in trace.modules else 1] += 1
-        return trace if return_trace else census
+        ran = []
+        for mode in ("eval", "train"):
+            model = context.fresh_model()
+            if "source" not in context.memo:
+                context.memo["source"] = _SourceBranches(model, context.target.text.partition(":")[0])
+            canonical = module_name_map(model)
+            model.train(mode == "train")
+            try:
+                with context.memo["source"]:
+                    trace = context.run(model, example)
+            except ModelError as exc:
+                exc.stage = f"{exc.stage} in {mode} mode"
+                raise
+            census.paths[trace.path] += 1
+            census.ran.update(trace.modules)
+            census.reached.update(trace.reached)
+            for module_name in context.target.spec.branches:
+                # Whether the module ran, not whether its predicate held: that agreement is
+                # grad_isolation's check; this one asks that both sides were exercised.
+                module_name = canonical.get(module_name, module_name)
+                census.branches.setdefault(module_name, [0, 0])[0 if module_name in trace.modules else 1] += 1
+            ran.append(set(trace.modules))
+        return ran
 
     def _missing(self, context: Context, census: Census) -> set[str]:
         """Modules with parameters that never ran, and declared branches seen one way only
@@ -272,11 +285,11 @@ class Coverage(Invariant):
             def condition(example: Example) -> bool:
                 nonlocal looked
                 looked += 1
-                ran = set(self._observe(context, example, return_trace=True).modules)
-                for item in wanted:
-                    name, _, side = item.partition(":")
-                    if (side == "skipped" and name not in ran) or (side != "skipped" and name in ran):
-                        return True
+                for ran in self._observe(context, example):
+                    for item in wanted:
+                        name, _, side = item.partition(":")
+                        if (side == "skipped" and name not in ran) or (side != "skipped" and name in ran):
+                            return True
                 return False
 
             return condition
