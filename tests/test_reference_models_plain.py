@@ -128,6 +128,12 @@ def _top_two_moe() -> tuple[torch.nn.Module, tuple]:
     return TopTwoMoE(8, 6, 2), (torch.randn(3, 8),)
 
 
+def _early_exit() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.early_exit import EarlyExitNet
+
+    return EarlyExitNet(), (torch.randn(3, 8),)
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -140,6 +146,7 @@ BUILDERS = {
     "bilstm": _bilstm,
     "time_major_gru": _time_major_gru,
     "top_two_moe": _top_two_moe,
+    "early_exit": _early_exit,
 }
 
 
@@ -353,3 +360,38 @@ def test_top_two_runs_each_expert_on_its_samples_only() -> None:
     chosen = torch.softmax(model.router(x), -1).topk(2, -1).indices
     assert seen == {i: int((chosen == i).sum()) for i in range(4) if (chosen == i).any()}
     assert sum(seen.values()) == 2 * 5  # every sample reaches exactly two experts
+
+
+# --- early exit ----------------------------------------------------------------------
+
+
+def _leaves_called(model: torch.nn.Module, x: torch.Tensor) -> list[str]:
+    called: list[str] = []
+    handles = [
+        module.register_forward_pre_hook(lambda _m, _a, name=name: called.append(name))
+        for name, module in model.named_modules()
+        if name and not any(True for _ in module.children())
+    ]
+    try:
+        model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return called
+
+
+def test_early_exit_runs_every_block_in_training_and_stops_early_in_eval() -> None:
+    from reference_models.early_exit import EarlyExitNet
+
+    torch.manual_seed(0)
+    model = EarlyExitNet()
+    confident = torch.full((2, 8), 1e3)  # saturated logits: the first exit is sure
+    every_leaf = ["embed", *[name for i in range(3) for name in (f"blocks.{i}.0", f"blocks.{i}.1", f"exits.{i}")]]
+    assert _leaves_called(model.train(), confident) == every_leaf
+    assert _leaves_called(model.eval(), confident) == every_leaf[:4]
+    # In eval a sample's output is its own, whatever else is in the batch.
+    batch = torch.cat([confident[:1], torch.zeros(1, 8)])
+    with torch.no_grad():
+        together = model.eval()(batch)
+        alone = torch.cat([model(batch[:1]), model(batch[1:])])
+    torch.testing.assert_close(together, alone)
