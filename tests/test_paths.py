@@ -269,3 +269,19 @@ def test_a_path_line_stays_readable_for_a_bigger_model():
     kept = tuple(n for n in leaves if int(n.split(".")[1]) % 2)
     text = PathSet([leaves, kept], Layout.of(model)).describe(kept)
     assert text == "layers.0, layers.2, layers.4, layers.6, layers.8, layers.10 skipped"
+
+
+def test_a_path_divergence_on_a_large_model_names_what_differs():
+    from dyncheck.agreement import Config, Run, compare
+
+    model = _decoder()
+
+    def run(name: str, path: tuple[str, ...], value: float) -> Run:
+        return Run(Config(name), [("output", torch.full((2,), value))], {}, path, model)
+
+    finding = compare(run("cpu", _path(0, 1, 2, 3), 0.0), run("cuda", _path(0, 1, 3), 1.0), model=model)
+    assert finding == [
+        "path divergence: on cpu the call took one path (all 39 modules), on cuda another (layers.2 skipped) — a "
+        "data-dependent branch flipped (rounding differs between the two), so outputs and gradients are not "
+        "comparable on this example"
+    ]
