@@ -84,6 +84,7 @@ class InvariantItem(pytest.Item):
         from dyncheck.errors import InvariantViolation, ModelError
         from dyncheck.examples import from_target
         from dyncheck.invariants import Context
+        from dyncheck.paths import describe
 
         settings = self.config.stash[SETTINGS_KEY]
         reason = (
@@ -133,7 +134,8 @@ class InvariantItem(pytest.Item):
                 # Rarer paths score higher, so Hypothesis mutates the examples that reach them
                 # and finds the branches beside them.
                 hypothesis.target(1.0 / context.paths[context.last_path], label="path rarity")
-                hypothesis.event("path", context.describe_path(context.last_path))
+                # On its own, not against the paths seen so far: a label that stays the same.
+                hypothesis.event("path", describe(context.last_path, context.layout))
 
         check.__name__ = check.__qualname__ = f"{invariant.name}"
         # A distinct example-database key per target and invariant.
@@ -185,7 +187,10 @@ class InvariantItem(pytest.Item):
             "examples": context.examples,
             "checked": context.checked,
             "uncompared": dict(context.uncompared.most_common()),
-            "paths": {context.describe_path(path): count for path, count in sorted(context.paths.items())},
+            # Paths as module names, described in the summary against the merged census.
+            "paths": [[list(path), count] for path, count in sorted(context.leaf_paths().items())],
+            "modules": list(context.layout.leaves) if context.layout is not None else None,
+            "lists": sorted(context.layout.lists) if context.layout is not None else None,
             "finding": finding,
             "budget": context.budget.record() if context.budget is not None else None,
             **context.report,

@@ -38,6 +38,8 @@ import torch):
   leaves the query and key projections nothing to move.
 * :mod:`reference_models.loop_moe` -- ``LoopMoE``: top-1 routing that calls every expert on
   its slice ``x[idx]``, empty when no sample was routed to it.
+* :mod:`reference_models.early_exit` -- ``EarlyExitNet``: every block in training; in eval
+  a sample stops at the first confident exit and the call returns when all have stopped.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -65,4 +67,5 @@ GOOD_TARGETS = (
     "reference_models.noisy_hidden:NoisyHidden",
     "reference_models.causal_attention:CausalSelfAttention",
     "reference_models.loop_moe:LoopMoE",
+    "reference_models.early_exit:EarlyExitNet",
 )
