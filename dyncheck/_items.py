@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 __all__ = ["DyncheckRoot", "InvariantItem", "TargetCollector"]
 
 TARGETS_KEY = pytest.StashKey[dict]()
+#: the example database chosen in [tool.dyncheck] or with --dyncheck-database (set only then)
+DATABASE_KEY = pytest.StashKey[Any]()
 
 
 class DyncheckRoot(pytest.Collector):
@@ -43,7 +45,7 @@ class TargetCollector(pytest.Collector):
 
         settings = self.config.stash[SETTINGS_KEY]
         known = registry()
-        names = settings.invariants or tuple(name for name, cls in known.items() if not cls.opt_in)
+        names = settings.invariants_for(self.target.text) or tuple(name for name, cls in known.items() if not cls.opt_in)
         items = []
         for name in names:
             item = InvariantItem.from_parent(
@@ -118,9 +120,11 @@ class InvariantItem(pytest.Item):
         # A distinct example-database key per target and invariant.
         check._hypothesis_internal_add_digest = self.nodeid.encode()  # type: ignore[attr-defined]
         default = hsettings.default
+        database = {"database": self.config.stash[DATABASE_KEY]} if DATABASE_KEY in self.config.stash else {}
         test = hsettings(
             default,
-            max_examples=settings.max_examples or default.max_examples,
+            **database,
+            max_examples=settings.max_examples_for(self.target.text) or default.max_examples,
             deadline=None,
             print_blob=False,
             # The explain phase re-runs failing examples under a tracer: slow for torch
