@@ -119,7 +119,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     import_path_for_targets()
     if settings.devices:
-        _check_devices(settings.devices)
+        _check_devices(settings.devices, settings.devices_origin or f"--dyncheck-devices={settings.devices}")
     targets = {}
     for text in settings.targets:
         try:
@@ -156,7 +156,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_XdistGlue(settings), "dyncheck-xdist")
 
 
-def _check_devices(text: str) -> None:
+def _check_devices(text: str, origin: str) -> None:
     """A --dyncheck-devices value that names no device or Config is a usage error: as a
     skip it would pass a CI run quietly."""
     from dyncheck.agreement import parse_devices
@@ -166,7 +166,7 @@ def _check_devices(text: str) -> None:
         parse_devices(text)
     except (InvalidArgument, ImportError, AttributeError) as exc:
         raise pytest.UsageError(
-            f"--dyncheck-devices={text}: {exc}; give devices such as cpu,cuda or cuda:0,cuda:1, or "
+            f"{origin}: {exc}; give devices such as cpu,cuda or cuda:0,cuda:1, or "
             "module:Name of a dyncheck.agreement.Config"
         ) from None
 

@@ -37,6 +37,8 @@ class Settings:
     database: str | None = None
     database_origin: str = ""
     database_base: str = ""
+    #: where ``devices`` was given, as the start of a message ("--dyncheck-devices=cpu,cuda")
+    devices_origin: str = ""
     #: target -> its entry in [tool.dyncheck] targets (own invariants, skips, budget)
     target_config: dict = field(default_factory=dict)
     #: the fields the command line gave: they win over a target's own entry
@@ -172,13 +174,17 @@ def parse(config: pytest.Config, known_invariants: Any) -> Settings:
     if not targets and project.targets:
         targets = [entry.target for entry in project.targets]
 
-    devices = (
-        config.getoption("dyncheck_devices")
-        or (profile.devices if profile else None)
-        or project.devices
-        or config.getini("dyncheck_devices")
-        or ""
-    )
+    devices, devices_origin = "", ""
+    for value, where in (
+        (config.getoption("dyncheck_devices"), None),
+        (profile.devices if profile else None, f"[tool.dyncheck.profiles.{profile_name}]"),
+        (project.devices, "[tool.dyncheck]"),
+        (config.getini("dyncheck_devices"), None),
+    ):
+        if value:
+            devices = value
+            devices_origin = f"{project.path}: {where} devices = {value!r}" if where else f"--dyncheck-devices={value}"
+            break
 
     database, database_origin, database_base = config.getoption("dyncheck_database", None), "", ""
     if database:
@@ -199,6 +205,7 @@ def parse(config: pytest.Config, known_invariants: Any) -> Settings:
 
     return Settings(
         devices=devices,
+        devices_origin=devices_origin,
         tolerances=project.tolerances,
         profile=profile_name,
         shard=_shard(config),

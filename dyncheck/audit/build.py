@@ -144,13 +144,17 @@ def _model(target: Target, model: nn.Module, calls: Counter[str]) -> Model:
 # --------------------------------------------------------------------------- findings
 
 
+#: Lines of a failure message that give context (every module on the path, the example)
+#: rather than say what broke.
+_CONTEXT_LINE = re.compile(r"^\s*(?:\[\d+\]\s*)?(?:-\s*)?(path|paths seen|example|sizes|source|note|Reproduce):")
+
+
 def _named_modules(message: str, names: list[str]) -> list[str]:
-    """The module names ``message`` mentions (``fc2`` in "fc2.weight received a gradient")."""
-    found = []
-    for name in sorted(names, key=len, reverse=True):
-        if re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", message):
-            found.append(name)
-    return sorted(found, key=names.index)
+    """The module names the broken property mentions (``fc2`` in "fc2.weight received a
+    gradient"); the context lines (the path, the example) are not read."""
+    text = "\n".join(line for line in message.splitlines()[1:] if not _CONTEXT_LINE.match(line))
+    found = [name for name in names if re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", text)]
+    return found
 
 
 def _finding(run: CheckRun, settings: Settings, names: list[str]) -> Finding:

@@ -73,8 +73,14 @@ class Progress:
         if verdict == "skipped":
             self._write_line(f"  {invariant:<{self.width}}  {verdict:<8} {detail}")
             return
-        line = f"  {invariant:<{self.width}}  {verdict:<8} {_plural(examples, 'example'):>13}  {_plural(paths, 'path'):>9}  {_seconds(seconds):>6}"
+        line = self._line(invariant, verdict, examples, paths, seconds)
         self._write_line(line + (f"  {detail}" if detail else ""))
+
+    def _line(self, invariant: str, verdict: str, examples: int, paths: int, seconds: float) -> str:
+        return (
+            f"  {invariant:<{self.width}}  {verdict:<8} {_plural(examples, 'example'):>13}  "
+            f"{_plural(paths, 'path'):>9}  {_seconds(seconds):>6}"
+        )
 
     def _running(self) -> str:
         item = self._item
@@ -82,8 +88,7 @@ class Progress:
         examples = getattr(context, "examples", 0) if context is not None else 0
         paths = len(getattr(context, "paths", ())) if context is not None else 0
         name = getattr(getattr(item, "invariant", None), "name", "")
-        elapsed = time.monotonic() - self._started
-        return f"  {name:<{self.width}}  running  {_plural(examples, 'example'):>13}  {_plural(paths, 'path'):>9}  {_seconds(elapsed):>6}"
+        return self._line(name, "running", examples, paths, time.monotonic() - self._started)
 
     def _tick(self) -> None:
         while not self._stop.wait(self.interval):
