@@ -120,10 +120,15 @@ class InvariantItem(pytest.Item):
         # A distinct example-database key per target and invariant.
         check._hypothesis_internal_add_digest = self.nodeid.encode()  # type: ignore[attr-defined]
         default = hsettings.default
-        database = {"database": self.config.stash[DATABASE_KEY]} if DATABASE_KEY in self.config.stash else {}
-        test = hsettings(
+        seeded = hypothesis.seed(derived_seed(settings.seed, self.target.text, invariant.name))(
+            given(from_target(self.target))(check)
+        )
+        # @seed turns the example database off, so a run is a function of its seed; a
+        # database chosen in [tool.dyncheck] or with --dyncheck-database is turned back on
+        # (these settings are applied after the seed), so failures saved there replay first.
+        self.obj = hsettings(
             default,
-            **database,
+            database=self.config.stash.get(DATABASE_KEY, None),
             max_examples=settings.max_examples_for(self.target.text) or default.max_examples,
             deadline=None,
             print_blob=False,
@@ -140,8 +145,7 @@ class InvariantItem(pytest.Item):
                 HealthCheck.function_scoped_fixture,
                 HealthCheck.differing_executors,
             ],
-        )(given(from_target(self.target))(check))
-        self.obj = hypothesis.seed(derived_seed(settings.seed, self.target.text, invariant.name))(test)
+        )(seeded)
 
     def runtest(self) -> None:
         finding = None
