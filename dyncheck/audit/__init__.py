@@ -109,6 +109,16 @@ def _examples_for(seconds: float, targets: list[str]) -> tuple[int, float]:
     return max(1, min(100_000, int(seconds / (unit * PASSES_PER_EXAMPLE)))), unit
 
 
+def _plugin_argument() -> list[str]:
+    """``-p dyncheck.plugin`` when dyncheck is importable but not installed (no pytest11
+    entry point, e.g. a checkout on PYTHONPATH); nothing when pytest loads it itself."""
+    from importlib.metadata import entry_points
+
+    if any(entry.value == "dyncheck.plugin" for entry in entry_points(group="pytest11")):
+        return []
+    return ["-p", "dyncheck.plugin"]
+
+
 def _terminal() -> TextIO:
     """stderr as it is now: pytest captures file descriptors 1 and 2 while checks run, so
     the progress lines go to a duplicate of the terminal's descriptor."""
@@ -134,7 +144,7 @@ def run(options: AuditOptions) -> int:
     collector = Collector(progress)
     args = [
         "--dyncheck-only", "-p", "no:cacheprovider", "-p", "no:terminal",
-        "-W", "ignore::pytest.PytestAssertRewriteWarning", *budget_args,
+        "-W", "ignore::pytest.PytestAssertRewriteWarning", *_plugin_argument(), *budget_args,
     ]
     args += [f"--dyncheck={target}" for target in options.targets]
     for flag, value in (

@@ -150,11 +150,20 @@ _CONTEXT_LINE = re.compile(r"^\s*(?:\[\d+\]\s*)?(?:-\s*)?(path|paths seen|exampl
 
 
 def _named_modules(message: str, names: list[str]) -> list[str]:
-    """The module names the broken property mentions (``fc2`` in "fc2.weight received a
-    gradient"); the context lines (the path, the example) are not read."""
+    """The modules the broken property names: each dotted name in the message
+    (``fc2.weight``, ``layers.0.attn.to_q``) names the longest module it starts with. The
+    context lines (the path, the example) are not read."""
+    known = set(names)
     text = "\n".join(line for line in message.splitlines()[1:] if not _CONTEXT_LINE.match(line))
-    found = [name for name in names if re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", text)]
-    return found
+    found: set[str] = set()
+    for token in re.findall(r"[A-Za-z_][\w.]*\w|[A-Za-z_]", text):
+        parts = token.split(".")
+        for end in range(len(parts), 0, -1):
+            candidate = ".".join(parts[:end])
+            if candidate in known:
+                found.add(candidate)
+                break
+    return [name for name in names if name in found]
 
 
 def _finding(run: CheckRun, settings: Settings, names: list[str]) -> Finding:

@@ -18,11 +18,13 @@ import json
 from dataclasses import dataclass
 
 from dyncheck.audit.report import END, START, AuditReport, Census, Node, TargetAudit, Transition
-from dyncheck.audit.terminal import cost_text, seconds
+from dyncheck.audit.terminal import cost_text
 
 __all__ = ["render", "svg"]
 
-NODE_W, NODE_H, ROW = 250, 46, 84
+NODE_W, NODE_H, ROW = 300, 46, 84
+#: characters of a module name that fit in a box (longer ones keep their end)
+NAME_CHARS = 34
 TOP, MARGIN = 16, 24
 #: distance of the first arc from the boxes, and between arcs (lanes)
 ARC_BASE, ARC_LANE = 120, 40
@@ -82,13 +84,14 @@ def _node_box(node: Node, x: float, y: float, total: int, paths: list[int]) -> s
     classes = ["node", f"status-{node.status}"] + (["finding"] if node.in_finding else [])
     if node.calls and node.max_runs > 1:
         runs = f"×{node.min_runs}" if node.min_runs == node.max_runs else f"×{node.min_runs}–{node.max_runs}"
-        ran = f"ran in {_count(node.calls)}/{_count(total)} calls, {runs} per call"
+        ran = f"ran in {_count(node.calls)}/{_count(total)} calls, {runs}"
     elif node.calls:
         ran = f"ran in {_count(node.calls)}/{_count(total)} calls"
     else:
         ran = _STATUS_TEXT[node.status]
     mark = "⚠ " if node.in_finding else ""
-    title = f"{node.module} ({node.type}): {node.parameters:,} parameters; {_STATUS_TEXT[node.status]}"
+    name = node.module if len(node.module) <= NAME_CHARS else "…" + node.module[-(NAME_CHARS - 1):]
+    title = f"{node.module} ({node.type}): {node.parameters:,} parameters; {_STATUS_TEXT[node.status]}; {ran}"
     if node.in_finding:
         title += "; named in a finding"
     return (
@@ -96,9 +99,9 @@ def _node_box(node: Node, x: float, y: float, total: int, paths: list[int]) -> s
         f'data-status="{node.status}" data-finding="{str(node.in_finding).lower()}" data-paths="{" ".join(map(str, paths))}">'
         f"<title>{_e(title)}</title>"
         f'<rect x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" rx="6"/>'
-        f'<text x="{x + 10}" y="{y + 18}" class="name">{_e(mark + node.module)} '
-        f'<tspan class="type">{_e(node.type)} · {node.parameters:,} params</tspan></text>'
-        f'<text x="{x + 10}" y="{y + 36}" class="ran">{_e(ran)}</text>'
+        f'<text x="{x + 10}" y="{y + 18}" class="name">{_e(mark + name)}</text>'
+        f'<text x="{x + 10}" y="{y + 36}" class="ran"><tspan class="type">{_e(node.type)} · {node.parameters:,} params</tspan>'
+        f" · {_e(ran)}</text>"
         "</g>"
     )
 
@@ -113,7 +116,7 @@ def _terminal_box(name: str, x: float, y: float, total: int) -> str:
     )
 
 
-def _edge(t: Transition, layout: _Layout, x: float, width: float, total: int) -> str:
+def _edge(t: Transition, layout: _Layout, x: float, total: int) -> str:
     rows = layout.rows
     a, b = rows[t.source], rows[t.target]
     ya, yb = TOP + a * ROW, TOP + b * ROW
@@ -173,7 +176,7 @@ def svg(census: Census, label: str) -> str:
         ),
         "</defs>",
     ]
-    parts += [_edge(t, layout, left, width, total) for t in census.transitions]
+    parts += [_edge(t, layout, left, total) for t in census.transitions]
     parts.append(_terminal_box(START, left, TOP, total))
     for node in census.nodes:
         parts.append(_node_box(node, left, TOP + layout.rows[node.module] * ROW, total, node_paths.get(node.module, [])))

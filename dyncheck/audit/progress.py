@@ -8,7 +8,6 @@ distinct paths found, elapsed time) and replaced by its verdict when it ends. El
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from typing import Any, TextIO

@@ -6,6 +6,9 @@ from dyncheck.audit.report import AuditReport, PathCost, TargetAudit
 
 __all__ = ["render", "flops", "seconds"]
 
+#: Untaken source branches listed on the terminal (a library model has hundreds).
+SOURCE_LINES = 10
+
 
 def flops(value: float | None) -> str:
     """``1.23 MFLOP``: 3 significant digits and an SI prefix."""
@@ -89,7 +92,9 @@ def _target(audit: TargetAudit) -> list[str]:
     lines.append("")
 
     census = audit.census
-    if census is not None:
+    if census is None:
+        lines += ["Paths: none recorded (no check ran the model through; see the findings)", ""]
+    else:
         distinct = len(census.paths)
         lines.append(f"Paths  ({census.calls:,} calls, {distinct} distinct path{'s' if distinct != 1 else ''})")
         rows = [["#", "path", "calls", "share", "params", "FLOPs", "forward"]]
@@ -121,8 +126,11 @@ def _target(audit: TargetAudit) -> list[str]:
             lines.append("Declared branches: none declared (Spec(branches=...))")
         if census.measured:
             if census.untaken_source_branches:
-                lines.append("Untaken source branches")
-                lines += [f"  {line}" for line in census.untaken_source_branches]
+                shown = census.untaken_source_branches[:SOURCE_LINES]
+                lines.append(f"Untaken source branches ({len(census.untaken_source_branches)})")
+                lines += [f"  {_shorten(line, 160)}" for line in shown]
+                if len(census.untaken_source_branches) > len(shown):
+                    lines.append(f"  ... {len(census.untaken_source_branches) - len(shown)} more (--json and --html list all)")
             else:
                 lines.append("Untaken source branches: none")
         lines.append("")
