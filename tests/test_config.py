@@ -260,3 +260,20 @@ def test_audit_reads_the_file_and_its_profiles(tmp_path):
     assert f"{GATED}  —  clean" in result.stdout
     assert re.search(r"^  finite +passed +2 ", result.stdout, re.M)
     assert "determinism" not in result.stdout.split("Invariants")[1].split("Paths")[0]
+
+
+def test_the_documented_configurations_are_valid(tmp_path):
+    """Every pyproject.toml sample in docs/ reads without a usage error."""
+    from dyncheck.invariants import registry
+    from dyncheck.project import read
+
+    samples = [
+        block
+        for page in sorted((ROOT / "docs").glob("*.md"))
+        for block in re.findall(r"```toml\n(.*?)```", page.read_text(), re.S)
+    ]
+    assert len(samples) >= 3
+    for number, block in enumerate(samples):
+        path = tmp_path / f"sample{number}.toml"
+        path.write_text(block)
+        read(path, lambda: list(registry()))
