@@ -78,8 +78,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="dyncheck_database",
         default=None,
         metavar="DB",
-        help="Hypothesis example database shared by machines: a directory, github:owner/repo[/artifact], "
-        "redis://host:port/db or none (default: [tool.dyncheck] database, else Hypothesis's own)",
+        help="Hypothesis example database shared by machines, whose failures replay first: a directory, "
+        "github:owner/repo[/artifact], redis://host:port/db or none (default: [tool.dyncheck] database, else none)",
     )
     group.addoption(
         "--dyncheck-only",
