@@ -73,7 +73,8 @@ def run_check(target_text: str, invariant_name: str, max_examples: int, run_seed
     def check(example):
         state["calls"] += 1
         try:
-            invariant.check(context, example)
+            with context.counting():
+                invariant.check(context, example)
         except (InvariantViolation, ModelError):
             if state["first"] is None:
                 state["first"], state["first_seconds"] = state["calls"], time.perf_counter() - started
@@ -90,6 +91,9 @@ def run_check(target_text: str, invariant_name: str, max_examples: int, run_seed
         finding = group.exceptions[0]
     elapsed = time.perf_counter() - started
     if finding is None:
+        vacuous = context.vacuous()
+        if vacuous:
+            return Outcome("skipped", examples=state["calls"], seconds=elapsed, finding=f"compared nothing {vacuous}")
         return Outcome("passed", examples=state["calls"], seconds=elapsed)
     first_line = str(finding).splitlines()[0] if str(finding) else type(finding).__name__
     minimal = state["last_failing"]

@@ -41,6 +41,7 @@ VALUE_OPTIONS = frozenset({
     # dyncheck
     "--dyncheck", "--dyncheck-seed", "--dyncheck-max-examples", "--dyncheck-invariants",
     "--dyncheck-devices", "--dyncheck-profile", "--dyncheck-shard", "--dyncheck-database",
+    "--dyncheck-time-budget",
     # Hypothesis
     "--hypothesis-seed", "--hypothesis-profile", "--hypothesis-verbosity",
     # pytest
@@ -80,7 +81,7 @@ python -m dyncheck audit TARGET ... audits models instead: python -m dyncheck au
 """
 
 _AUDIT_USAGE = """\
-usage: dyncheck audit [TARGET ...] [--examples N | --time-budget SECONDS] [--dyncheck-profile NAME]
+usage: dyncheck audit [TARGET ...] [--examples N] [--time-budget SECONDS] [--dyncheck-profile NAME]
                       [--json PATH] [--html PATH] [--seed N] [--invariants NAMES] [--devices DEVICES]
                       [--database DB] [--no-progress] [--no-cost]
 
@@ -93,7 +94,7 @@ targets in pyproject.toml.
 
 options:
   --examples N             examples per check (default: 200, or the profile's)
-  --time-budget SECONDS    time per check instead of a count of examples
+  --time-budget SECONDS    time each check may spend (90, 90s, 1.5m, 2h); with --examples, both apply
   --dyncheck-profile NAME  the values of [tool.dyncheck.profiles.NAME] (alias --profile)
   --json PATH              also write the report as JSON (schema: docs/audit.md)
   --html PATH              also write one self-contained HTML page with a picture of the paths
@@ -378,8 +379,6 @@ class _AuditParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments"):
             message += "; dyncheck audit --help lists the options"
-        elif "not allowed with argument" in message:
-            message = "give --examples or --time-budget, not both"
         else:  # "argument --examples: --examples=0 must be ...": the flag once is enough
             message = re.sub(r"^argument [^:]+: (?=--)", "", message)
         raise _UsageError(f"dyncheck audit: {message}")
@@ -399,22 +398,22 @@ def _count(flag: str, example: str) -> Any:
 
 
 def _seconds(text: str) -> float:
+    from dyncheck.budget import parse_seconds
+
     try:
-        value = float(text)
+        return parse_seconds(text)
     except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"--time-budget={text} must be a positive number of seconds, e.g. --time-budget=60")
-    return value
+        raise argparse.ArgumentTypeError(
+            f"--time-budget={text} must be a positive duration in seconds (90, 90s, 1.5m or 2h), e.g. --time-budget=60"
+        ) from None
 
 
 def _audit_parser() -> _AuditParser:
     parser = _AuditParser(prog="dyncheck audit", add_help=False)
     parser.add_argument("targets", nargs="*")
     parser.add_argument("-h", "--help", action="store_true")
-    budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--examples", type=_count("--examples", "500"))
-    budget.add_argument("--time-budget", type=_seconds)
+    parser.add_argument("--examples", type=_count("--examples", "500"))
+    parser.add_argument("--time-budget", type=_seconds)
     parser.add_argument("--dyncheck-profile", "--profile", dest="profile")
     parser.add_argument("--json", dest="json_path", metavar="PATH")
     parser.add_argument("--html", dest="html_path", metavar="PATH")

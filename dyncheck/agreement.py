@@ -30,9 +30,11 @@ from dyncheck.compare import mismatch, tolerances
 from dyncheck.errors import InvalidArgument, ModelError
 from dyncheck.examples import Example
 from dyncheck.seeding import seeded
-from dyncheck.tracing import check_loss, default_loss, describe_path, floating_leaves, record_modules
+from dyncheck.tracing import check_loss, default_loss, describe_path, floating_leaves, missing_output, record_modules
 
-__all__ = ["Config", "Run", "compare", "default_dtype", "parse_devices", "run_config", "tf32_disabled"]
+__all__ = [
+    "Config", "Run", "compare", "default_dtype", "nothing_compared", "parse_devices", "run_config", "tf32_disabled",
+]
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class Run:
     grads: dict[str, torch.Tensor]
     path: tuple[str, ...]
     model: nn.Module
+    #: the model's output as returned
+    output: Any = None
 
 
 def _move(value: Any, device: str, dtype: torch.dtype | None) -> Any:
@@ -144,7 +148,7 @@ def run_config(model: nn.Module, target: Any, example: Example, config: Config) 
         raise ModelError(f"{stage} on {config.name}", exc) from exc
     outputs = [(name, t.detach()) for name, t in floating_leaves(output) if t.is_floating_point()]
     grads = {name: p.grad.detach() for name, p in model.named_parameters() if p.grad is not None}
-    return Run(config=config, outputs=outputs, grads=grads, path=tuple(calls), model=model)
+    return Run(config=config, outputs=outputs, grads=grads, path=tuple(calls), model=model, output=output)
 
 
 def _scale(*tensors: torch.Tensor) -> float:
@@ -175,6 +179,16 @@ def _close(
         rtol, atol = max(rtol, floor[0]), max(atol, floor[1])
         atol = atol * (scale if scale is not None else _scale(e))
     return mismatch(a, e, rtol=rtol, atol=atol)
+
+
+def nothing_compared(run: Run) -> str | None:
+    """Why a run gives a comparison nothing to compare (no floating output and no
+    gradient), else None."""
+    if run.outputs or run.grads:
+        return None
+    return missing_output(run.output) or (
+        "the output has no floating tensor and no parameter got a gradient: nothing to compare"
+    )
 
 
 def compare(

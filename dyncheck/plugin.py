@@ -39,6 +39,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="examples per check (default: the Hypothesis profile's max_examples)",
     )
     group.addoption(
+        "--dyncheck-time-budget",
+        dest="dyncheck_time_budget",
+        default=None,
+        metavar="SECONDS",
+        help="time each check may spend generating examples, e.g. 120, 90s or 2m (default: all the "
+        "examples, or an adaptive budget when the first examples show a slow model)",
+    )
+    group.addoption(
         "--dyncheck-invariants",
         dest="dyncheck_invariants",
         default=None,
@@ -90,6 +98,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("dyncheck_targets", "models to check, one module.path:Name per line", type="linelist", default=[])
     parser.addini("dyncheck_max_examples", "examples per check", default="")
+    parser.addini("dyncheck_time_budget", "time each check may spend generating examples, e.g. 120 or 2m", default="")
     parser.addini("dyncheck_invariants", "comma-separated invariants to check", default="")
     parser.addini("dyncheck_devices", "devices device_agreement compares, e.g. cpu,cuda", default="")
 

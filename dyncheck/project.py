@@ -12,6 +12,7 @@
     invariants = ["determinism", "finite", "grad_isolation", "coverage"]   # default invariants
     devices = "cpu,cuda"
     max_examples = 100
+    time_budget = "2m"                 # per check (dyncheck.budget)
     database = ".hypothesis/shared"    # or "github:owner/repo", "redis://host:6379/0", "none"
 
     [tool.dyncheck.dtype_agreement]    # tolerances of an agreement check
@@ -43,9 +44,9 @@ TOLERANCE_INVARIANTS = ("batch_invariance", "compile_agreement", "device_agreeme
 #: What ``database = ...`` may be, for messages.
 DATABASE_FORMS = 'a directory, "github:owner/repo[/artifact]", "redis://host:port/db" or "none"'
 
-_TOP_KEYS = ("targets", "invariants", "devices", "max_examples", "database", "profiles")
-_TARGET_KEYS = ("target", "invariants", "skip", "max_examples")
-_PROFILE_KEYS = ("invariants", "devices", "max_examples", "database")
+_TOP_KEYS = ("targets", "invariants", "devices", "max_examples", "time_budget", "database", "profiles")
+_TARGET_KEYS = ("target", "invariants", "skip", "max_examples", "time_budget")
+_PROFILE_KEYS = ("invariants", "devices", "max_examples", "time_budget", "database")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class TargetConfig:
     #: invariant -> why it does not apply to this model
     skip: dict[str, str] = field(default_factory=dict)
     max_examples: int | None = None
+    #: seconds each of its checks may spend
+    time_budget: float | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class Profile:
     invariants: tuple[str, ...] | None = None
     devices: str | None = None
     max_examples: int | None = None
+    time_budget: float | None = None
     database: str | None = None
 
 
@@ -79,6 +83,8 @@ class ProjectConfig:
     invariants: tuple[str, ...] | None = None
     devices: str | None = None
     max_examples: int | None = None
+    #: seconds each check may spend generating examples (dyncheck.budget)
+    time_budget: float | None = None
     #: as written; a directory is relative to the pyproject.toml's folder
     database: str | None = None
     #: invariant -> (rtol, atol)
@@ -138,6 +144,19 @@ class _Reader:
             raise self.fail(f"{where} {key} = {value} must be at least 1")
         return value
 
+    def seconds(self, where: str, value: Any) -> float:
+        from dyncheck.budget import parse_seconds
+
+        try:
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise ValueError(value)
+            return parse_seconds(str(value))
+        except ValueError:
+            raise self.fail(
+                f'{where} time_budget = {value!r} must be a positive duration in seconds (120, "90s", "1.5m" or '
+                '"2h"), e.g. time_budget = 120'
+            ) from None
+
     def invariant_names(self, where: str, key: str, value: Any) -> tuple[str, ...]:
         if isinstance(value, str):
             value = value.split(",")
@@ -196,6 +215,7 @@ class _Reader:
             invariants=self.invariant_names(where, "invariants", value["invariants"]) if "invariants" in value else None,
             skip=self.skip(where, value["skip"]) if "skip" in value else {},
             max_examples=self.count(where, "max_examples", value["max_examples"]) if "max_examples" in value else None,
+            time_budget=self.seconds(where, value["time_budget"]) if "time_budget" in value else None,
         )
 
     def profile(self, name: str, value: Any) -> Profile:
@@ -208,6 +228,7 @@ class _Reader:
             invariants=self.invariant_names(where, "invariants", value["invariants"]) if "invariants" in value else None,
             devices=self.devices(where, value["devices"]) if "devices" in value else None,
             max_examples=self.count(where, "max_examples", value["max_examples"]) if "max_examples" in value else None,
+            time_budget=self.seconds(where, value["time_budget"]) if "time_budget" in value else None,
             database=self.database(where, value["database"]) if "database" in value else None,
         )
 
@@ -303,6 +324,7 @@ def read(path: Path, known_invariants: Callable[[], Iterable[str]]) -> ProjectCo
         invariants=reader.invariant_names(where, "invariants", table["invariants"]) if "invariants" in table else None,
         devices=reader.devices(where, table["devices"]) if "devices" in table else None,
         max_examples=reader.count(where, "max_examples", table["max_examples"]) if "max_examples" in table else None,
+        time_budget=reader.seconds(where, table["time_budget"]) if "time_budget" in table else None,
         database=reader.database(where, table["database"]) if "database" in table else None,
         tolerances=tolerances,
         profiles={name: reader.profile(name, value) for name, value in profiles_table.items()},

@@ -28,6 +28,8 @@ class Settings:
     devices: str = ""
     #: invariant name -> (rtol, atol) from [tool.dyncheck.<invariant>] in pyproject.toml
     tolerances: dict = field(default_factory=dict)
+    #: seconds each check may spend generating examples (None: adaptive, see dyncheck.budget)
+    time_budget: float | None = None
     #: the --dyncheck-profile in use (its values are already merged into these fields)
     profile: str | None = None
     #: (K, N): this run is shard K of N (--dyncheck-shard=K/N)
@@ -62,12 +64,22 @@ class Settings:
             return own.max_examples
         return self.max_examples
 
+    def time_budget_for(self, target: str) -> float | None:
+        """The seconds each check of ``target`` may spend (None: adaptive)."""
+        own = self.target_config.get(target)
+        if own is not None and own.time_budget is not None and "time_budget" not in self.from_command_line:
+            return own.time_budget
+        return self.time_budget
+
     def reproduce(self, target: str, invariant: str) -> str:
         """The command that re-runs one check with this run's seed."""
         parts = ["pytest", f"--dyncheck {target}", "--dyncheck-only", f"--dyncheck-seed={self.seed}"]
         max_examples = self.max_examples_for(target)
         if max_examples is not None:
             parts.append(f"--dyncheck-max-examples={max_examples}")
+        time_budget = self.time_budget_for(target)
+        if time_budget is not None:
+            parts.append(f"--dyncheck-time-budget={time_budget:g}")
         parts.append(f"-k {invariant}")
         return " ".join(parts)
 
@@ -90,6 +102,24 @@ def _int_option(config: pytest.Config, option: str, ini: str | None, *, minimum:
     if value < minimum:
         raise pytest.UsageError(f"{source}={value} must be at least {minimum}")
     return value
+
+
+def _seconds_option(config: pytest.Config, option: str, ini: str | None) -> float | None:
+    from dyncheck.budget import parse_seconds
+
+    raw: Any = config.getoption(option.lstrip("-").replace("-", "_"))
+    source = option
+    if raw is None and ini is not None:
+        raw = config.getini(ini) or None
+        source = ini
+    if raw is None:
+        return None
+    try:
+        return parse_seconds(raw)
+    except ValueError:
+        raise pytest.UsageError(
+            f"{source}={raw!r} must be a positive duration in seconds (90, 90s, 1.5m or 2h), e.g. {option}=120"
+        ) from None
 
 
 def _shard(config: pytest.Config) -> tuple[int, int] | None:
@@ -148,6 +178,16 @@ def parse(config: pytest.Config, known_invariants: Any) -> Settings:
             (profile.max_examples if profile else None)
             or project.max_examples
             or _int_option(config, "--dyncheck-max-examples", "dyncheck_max_examples", minimum=1)
+        )
+
+    time_budget = _seconds_option(config, "--dyncheck-time-budget", None)
+    if time_budget is not None:
+        from_command_line.add("time_budget")
+    else:
+        time_budget = (
+            (profile.time_budget if profile else None)
+            or project.time_budget
+            or _seconds_option(config, "--dyncheck-time-budget", "dyncheck_time_budget")
         )
 
     raw_invariants = config.getoption("dyncheck_invariants")
@@ -218,6 +258,7 @@ def parse(config: pytest.Config, known_invariants: Any) -> Settings:
         seed=seed,
         seed_given=seed_given,
         max_examples=max_examples,
+        time_budget=time_budget,
         invariants=invariants,
         explain=bool(config.getoption("dyncheck_explain")),
         only=bool(config.getoption("dyncheck_only")),

@@ -18,7 +18,7 @@ from torch import nn
 
 from dyncheck.errors import InvalidArgument
 
-__all__ = ["Trace", "default_loss", "floating_leaves", "leaves", "trace"]
+__all__ = ["Trace", "default_loss", "floating_leaves", "leaves", "missing_output", "trace"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,16 @@ def floating_leaves(value: Any, prefix: str = "output") -> Iterator[tuple[str, t
     for name, leaf in leaves(value, prefix):
         if isinstance(leaf, torch.Tensor):
             yield name, leaf
+
+
+def missing_output(output: Any) -> str | None:
+    """Why ``output`` gives a check nothing to look at (it is None, or holds nothing but
+    None and empty containers), else None. The same words for every check, so a forward
+    that forgot its ``return`` reads the same way in each."""
+    if any(leaf is not None for _, leaf in leaves(output)):
+        return None
+    shown = repr(output)
+    return f"forward returned {shown if len(shown) <= 40 else type(output).__name__}: no output to check"
 
 
 def default_loss(output: Any) -> torch.Tensor | None:

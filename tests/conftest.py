@@ -80,9 +80,11 @@ class DyncheckRun:
                 found[match.group(2)] = match.group(1)
                 continue
             # -rA shows a skip by its location, not its node id: read both from the reason.
-            match = re.match(r"^SKIPPED \[\d+\] \S+:\d+: (\w+) does not apply to (\S+):", line)
+            match = re.match(
+                r"^SKIPPED \[\d+\] \S+:\d+: (\w+) (?:does not apply to (\S+):|compared nothing on (\S+) in )", line
+            )
             if match:
-                found[f"dyncheck::{match.group(2)}::{match.group(1)}"] = "SKIPPED"
+                found[f"dyncheck::{match.group(2) or match.group(3)}::{match.group(1)}"] = "SKIPPED"
         return found
 
     def skip_reason(self, nodeid: str) -> str:
@@ -92,6 +94,17 @@ class DyncheckRun:
         for line in self.text.splitlines():
             if prefix in line:
                 return line.partition(prefix)[2]
+        return self.vacuous_reason(nodeid)
+
+    def vacuous_reason(self, nodeid: str) -> str:
+        """Why the item ``nodeid`` compared nothing (the text after ``compared nothing on
+        <target> in N examples: ``)."""
+        invariant, target = nodeid.rsplit("::", 1)[1], nodeid.split("::")[1]
+        pattern = rf"{re.escape(invariant)} compared nothing on {re.escape(target)} in \d+ examples?: (.*)$"
+        for line in self.text.splitlines():
+            match = re.search(pattern, line)
+            if match:
+                return match.group(1)
         raise AssertionError(f"{nodeid} was not skipped:\n{self.text}")
 
     def failure(self, nodeid_suffix: str) -> str:

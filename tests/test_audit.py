@@ -83,8 +83,8 @@ def test_a_finding_exits_1_and_a_known_bug_exits_0(finding, known_bug):
     [
         (["--examples", "0"], "dyncheck audit: --examples=0 must be at least 1"),
         (["--examples", "ten"], "dyncheck audit: --examples='ten' must be a whole number, e.g. --examples=500"),
-        (["--time-budget", "0"], "dyncheck audit: --time-budget=0 must be a positive number of seconds, e.g. --time-budget=60"),
-        (["--examples", "5", "--time-budget", "9"], "dyncheck audit: give --examples or --time-budget, not both"),
+        (["--time-budget", "0"], "dyncheck audit: --time-budget=0 must be a positive duration in seconds (90, 90s, 1.5m or 2h), e.g. --time-budget=60"),
+        (["--time-budget", "soon"], "dyncheck audit: --time-budget=soon must be a positive duration in seconds (90, 90s, 1.5m or 2h), e.g. --time-budget=60"),
         (["--seed", "-2"], "dyncheck audit: --seed=-2 must be at least 0"),
         (["--frobnicate"], "dyncheck audit: unrecognized arguments: --frobnicate; dyncheck audit --help lists the options"),
         ([DEPTH, "--json", "no/such/dir/out.json"], "dyncheck audit: --json no/such/dir/out.json: no directory {cwd}/no/such/dir; create it or write elsewhere"),

@@ -94,10 +94,11 @@ def test_a_reproduce_command_carries_the_targets_own_budget(pytester):
 
     settings = Settings(
         targets=(GATED,), seed=5, seed_given=True, max_examples=2, invariants=None, explain=False, only=True,
-        target_config={GATED: TargetConfig(GATED, max_examples=50)},
+        target_config={GATED: TargetConfig(GATED, max_examples=50, time_budget=90.0)},
     )
     assert settings.reproduce(GATED, "finite") == (
-        f"pytest --dyncheck {GATED} --dyncheck-only --dyncheck-seed=5 --dyncheck-max-examples=50 -k finite"
+        f"pytest --dyncheck {GATED} --dyncheck-only --dyncheck-seed=5 --dyncheck-max-examples=50 "
+        "--dyncheck-time-budget=90 -k finite"
     )
 
 
@@ -128,7 +129,7 @@ def bad(toml: str, message: str, id: str) -> object:
     ("toml", "message"),
     [
         bad("max_exmples = 3", "[tool.dyncheck] has unknown key 'max_exmples'; did you mean max_examples? known keys: "
-            "targets, invariants, devices, max_examples, database, profiles, and the tolerance tables "
+            "targets, invariants, devices, max_examples, time_budget, database, profiles, and the tolerance tables "
             "[tool.dyncheck.batch_invariance], [tool.dyncheck.compile_agreement], [tool.dyncheck.device_agreement], "
             "[tool.dyncheck.dtype_agreement]", id="unknown-key"),
         bad('max_examples = "ten"', "[tool.dyncheck] max_examples = 'ten' must be a whole number, e.g. max_examples = 100",
@@ -143,7 +144,7 @@ def bad(toml: str, message: str, id: str) -> object:
         bad('targets = [3]', '[tool.dyncheck] targets[0] must be "module.path:Name" or a table with target = '
             '"module.path:Name", e.g. {target = "mypkg.models:Net", max_examples = 200}', id="target-not-a-name"),
         bad('targets = [{name = "pkg:Net"}]', "[tool.dyncheck] targets[0] has unknown key 'name'; known keys: "
-            "target, invariants, skip, max_examples", id="target-unknown-key"),
+            "target, invariants, skip, max_examples, time_budget", id="target-unknown-key"),
         bad('targets = ["pkg:Net", "pkg:Net"]', "[tool.dyncheck] targets names pkg:Net twice; give it once", id="twice"),
         bad('targets = [{target = "pkg:Net", skip = {finite = 3}}]', "[tool.dyncheck] targets[0] skip.finite must be "
             'the reason it is skipped, a string, e.g. skip = {compile_agreement = "uses a custom CUDA op"}',
@@ -152,6 +153,10 @@ def bad(toml: str, message: str, id: str) -> object:
             f"invariant(s) finit; did you mean finite? known: {KNOWN}", id="skip-unknown-invariant"),
         bad('targets = [{target = "pkg:Net", max_examples = -1}]', "[tool.dyncheck] targets[0] max_examples = -1 "
             "must be at least 1", id="target-budget"),
+        bad('time_budget = "soon"', "[tool.dyncheck] time_budget = 'soon' must be a positive duration in seconds "
+            '(120, "90s", "1.5m" or "2h"), e.g. time_budget = 120', id="time-budget"),
+        bad("[tool.dyncheck.profiles.nightly]\ntime_budget = -5", "[tool.dyncheck.profiles.nightly] time_budget = -5 must "
+            'be a positive duration in seconds (120, "90s", "1.5m" or "2h"), e.g. time_budget = 120', id="profile-time-budget"),
         bad("devices = 3", '[tool.dyncheck] devices must name devices, e.g. devices = "cpu,cuda" or ["cuda:0", "cuda:1"]',
             id="devices"),
         bad('database = "ftp://host/db"', "[tool.dyncheck] database = 'ftp://host/db': ftp:// is not a database "
@@ -162,7 +167,7 @@ def bad(toml: str, message: str, id: str) -> object:
         bad("database = 1", "[tool.dyncheck] database = 1 must be a directory, \"github:owner/repo[/artifact]\", "
             '"redis://host:port/db" or "none"', id="database-type"),
         bad("[tool.dyncheck.profiles.ci]\nmax_example = 3", "[tool.dyncheck.profiles.ci] has unknown key "
-            "'max_example'; did you mean max_examples? known keys: invariants, devices, max_examples, database",
+            "'max_example'; did you mean max_examples? known keys: invariants, devices, max_examples, time_budget, database",
             id="profile-unknown-key"),
         bad("profiles = 3", "[tool.dyncheck] profiles must be tables, e.g. [tool.dyncheck.profiles.nightly] with "
             "max_examples = 1000", id="profiles-not-tables"),
@@ -256,7 +261,7 @@ def test_audit_reads_the_file_and_its_profiles(tmp_path):
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "budget: the examples of profile fast (--dyncheck-profile)" in result.stdout
+    assert "budget: the budget of profile fast (--dyncheck-profile)" in result.stdout
     assert f"{GATED}  —  clean" in result.stdout
     assert re.search(r"^  finite +passed +2 ", result.stdout, re.M)
     assert "determinism" not in result.stdout.split("Invariants")[1].split("Paths")[0]
@@ -277,3 +282,16 @@ def test_the_documented_configurations_are_valid(tmp_path):
         path = tmp_path / f"sample{number}.toml"
         path.write_text(block)
         read(path, lambda: list(registry()))
+
+
+def test_a_time_budget_from_the_file_ends_the_checks(dyncheck_run, pytester):
+    pytester.makepyprojecttoml(
+        f'[tool.dyncheck]\ntargets = [{{target = "{GATED}", time_budget = "0.001s"}}]\n'
+        'invariants = ["determinism"]\nmax_examples = 50\n'
+    )
+    run = dyncheck_run("--dyncheck-seed=1")
+    assert re.search(r"the time budget of 0\.001 s ended it after \d+ of 50 examples", run.text), run.text
+    # the command line wins over the target's own budget
+    run = dyncheck_run("--dyncheck-seed=1", "--dyncheck-time-budget=1h")
+    assert "ended it" not in run.text
+    assert examples(run.text, GATED, "determinism") == "50 examples"

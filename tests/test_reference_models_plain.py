@@ -353,3 +353,21 @@ def test_top_two_runs_each_expert_on_its_samples_only() -> None:
     chosen = torch.softmax(model.router(x), -1).topk(2, -1).indices
     assert seen == {i: int((chosen == i).sum()) for i in range(4) if (chosen == i).any()}
     assert sum(seen.values()) == 2 * 5  # every sample reaches exactly two experts
+
+
+# --- batch_scaled ----------------------------------------------------------------------
+
+
+def test_batch_scaled_rows_depend_on_the_batch_and_its_spec_names_no_batch_axis() -> None:
+    from hypothesis import find
+
+    from reference_models.buggy.batch_scaled import Model as BatchScaled
+
+    spec = BatchScaled.__dyncheck__
+    torch.manual_seed(0)
+    model = BatchScaled(**spec["init"]).eval()
+    x = torch.randn(3, 8)
+    with torch.no_grad():
+        assert not torch.allclose(model(x)[:1], model(x[:1]))
+    # Its spec's plain strategy draws batches of more than one.
+    assert find(spec["inputs"]["x"], lambda t: t.shape[0] > 1).shape == (2, 8)

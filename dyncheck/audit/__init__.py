@@ -25,9 +25,9 @@ __all__ = ["AuditOptions", "DEFAULT_EXAMPLES", "run"]
 #: Hypothesis's default, since an audit is run once and read closely.
 DEFAULT_EXAMPLES = 200
 
-#: With --time-budget and no per-check time limit in the plugin, one example of a check is
-#: taken to cost this many forward-and-backward passes of the model (the checks run from
-#: two passes, determinism, to a batch's worth, batch_invariance).
+#: For --time-budget's cap on examples, one example of a check is taken to cost this many
+#: forward-and-backward passes of the model (the checks run from two passes, determinism, to
+#: a batch's worth, batch_invariance).
 PASSES_PER_EXAMPLE = 10
 
 
@@ -51,48 +51,31 @@ class AuditOptions:
     command: str = "dyncheck audit"
 
 
-def _plugin_options() -> set[str]:
-    """The option names dyncheck's plugin registers (read from its pytest_addoption)."""
-    from dyncheck import plugin
-
-    names: set[str] = set()
-
-    class Recorder:
-        def getgroup(self, *args: Any, **kwargs: Any) -> Recorder:
-            return self
-
-        def addoption(self, *flags: str, **kwargs: Any) -> None:
-            names.update(flags)
-
-        def __getattr__(self, name: str) -> Any:
-            return lambda *args, **kwargs: None
-
-    plugin.pytest_addoption(Recorder())  # type: ignore[arg-type]
-    return names
-
-
 def _budget(options: AuditOptions) -> tuple[Any, list[str]]:
     """The budget and the pytest options that give it."""
     from dyncheck.audit.report import Budget
 
-    if options.examples is not None:
-        return Budget(options.examples, None, options.profile, f"{options.examples:,} examples per check (--examples)"), [
-            f"--dyncheck-max-examples={options.examples}"
+    examples, seconds = options.examples, options.time_budget
+    if seconds is not None:
+        args = [f"--dyncheck-time-budget={seconds:g}"]
+        if examples is not None:
+            note = f"{seconds:g} s and at most {examples:,} examples per check (--time-budget, --examples)"
+        else:
+            # A cap as well: once the time is spent, the plugin lets Hypothesis's remaining
+            # draws run nothing, and they still cost their generation.
+            estimate, unit = _examples_for(seconds, options.targets)
+            examples = max(10, 2 * estimate)
+            note = (
+                f"{seconds:g} s per check (--time-budget), at most {examples:,} examples: twice what fits, "
+                f"as one forward and backward takes {unit * 1e3:.3g} ms here"
+            )
+        return Budget(examples, seconds, options.profile, note), [*args, f"--dyncheck-max-examples={examples}"]
+    if examples is not None:
+        return Budget(examples, None, options.profile, f"{examples:,} examples per check (--examples)"), [
+            f"--dyncheck-max-examples={examples}"
         ]
-    if options.time_budget is not None:
-        seconds = options.time_budget
-        if "--dyncheck-time-budget" in _plugin_options():
-            return Budget(None, seconds, options.profile, f"{seconds:g} s per check (--time-budget)"), [
-                f"--dyncheck-time-budget={seconds:g}"
-            ]
-        examples, unit = _examples_for(seconds, options.targets)
-        note = (
-            f"{seconds:g} s per check: {examples:,} examples per check, as one forward and backward "
-            f"takes {unit * 1e3:.3g} ms here (--examples sets the count directly)"
-        )
-        return Budget(examples, seconds, options.profile, note), [f"--dyncheck-max-examples={examples}"]
     if options.profile:
-        return Budget(None, None, options.profile, f"the examples of profile {options.profile} (--dyncheck-profile)"), []
+        return Budget(None, None, options.profile, f"the budget of profile {options.profile} (--dyncheck-profile)"), []
     return Budget(DEFAULT_EXAMPLES, None, None, f"{DEFAULT_EXAMPLES:,} examples per check (the audit's default)"), [
         f"--dyncheck-max-examples={DEFAULT_EXAMPLES}"
     ]

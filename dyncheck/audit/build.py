@@ -295,10 +295,12 @@ def _target(
             invariant=run.invariant,
             verdict=run.verdict,
             examples=int(run.record.get("examples", 0)),
+            compared=int(run.record.get("checked", run.record.get("examples", 0))),
             paths=len(run.record.get("paths", {})),
             seconds=round(run.seconds, 3),
             reason=run.reason,
             finding=run.record.get("finding") if run.verdict in _FINDING_VERDICTS else None,
+            budget_ended=(run.record.get("budget") or {}).get("ended"),
         )
         for run in runs
     ]

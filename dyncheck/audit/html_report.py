@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 
 from dyncheck.audit.report import END, START, AuditReport, Census, Node, TargetAudit, Transition
-from dyncheck.audit.terminal import cost_text
+from dyncheck.audit.terminal import cost_text, examples_text
 
 __all__ = ["render", "svg"]
 
@@ -303,7 +303,8 @@ def _tables(audit: TargetAudit) -> str:
     out.append(_table(
         ["invariant", "verdict", "examples", "time", "finding / reason"],
         [
-            [_e(c.invariant), f'<span class="v-{_e(c.verdict)}">{_e(c.verdict)}</span>', f"{c.examples:,}", f"{c.seconds:.1f}s", _e(c.finding or c.reason or "")]
+            [_e(c.invariant), f'<span class="v-{_e(c.verdict)}">{_e(c.verdict)}</span>', _e(examples_text(c)), f"{c.seconds:.1f}s",
+             _e(" — ".join(t for t in (c.finding or c.reason, c.budget_ended) if t))]
             for c in audit.checks
         ],
         numeric={2, 3},

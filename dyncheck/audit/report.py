@@ -80,6 +80,8 @@ class Check:
     #: passed, failed, error, skipped, xfailed (a known bug still there), xpassed
     verdict: str
     examples: int
+    #: examples on which the check compared something (a pass compared something)
+    compared: int
     #: distinct paths this check's calls took
     paths: int
     seconds: float
@@ -87,6 +89,8 @@ class Check:
     reason: str | None
     #: the finding's first line
     finding: str | None
+    #: when a time budget (given, or the adaptive one) ended the check early, how
+    budget_ended: str | None = None
 
 
 @dataclass

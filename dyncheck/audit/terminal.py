@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dyncheck.audit.report import AuditReport, PathCost, TargetAudit
+from dyncheck.audit.report import AuditReport, Check, PathCost, TargetAudit
 
 __all__ = ["render", "flops", "seconds"]
 
@@ -29,6 +29,13 @@ def seconds(value: float | None) -> str:
     if value < 1:
         return f"{value * 1e3:.3g} ms"
     return f"{value:.3g} s"
+
+
+def examples_text(check: Check) -> str:
+    """``100``, or ``37 of 100 compared`` when some examples gave the check nothing to compare."""
+    if check.verdict == "passed" and check.compared != check.examples:
+        return f"{check.compared:,} of {check.examples:,} compared"
+    return f"{check.examples:,}"
 
 
 def cost_text(cost: PathCost) -> tuple[str, str]:
@@ -87,7 +94,9 @@ def _target(audit: TargetAudit) -> list[str]:
     rows = [["invariant", "verdict", "examples", "time", "finding / reason"]]
     for check in audit.checks:
         detail = check.finding or (check.reason or "")
-        rows.append([check.invariant, check.verdict, f"{check.examples:,}", f"{check.seconds:.1f}s", _shorten(detail, 90)])
+        if check.budget_ended:
+            detail = f"{detail} — {check.budget_ended}" if detail else check.budget_ended
+        rows.append([check.invariant, check.verdict, examples_text(check), f"{check.seconds:.1f}s", _shorten(detail, 90)])
     lines += _table(rows, right={2, 3})
     lines.append("")
 

@@ -13,7 +13,9 @@ from typing import Any
 
 import torch
 
-from dyncheck.agreement import Config, available, compare, parse_devices, run_config, tf32_disabled
+from dyncheck.agreement import (
+    Config, available, compare, nothing_compared, parse_devices, run_config, tf32_disabled,
+)
 from dyncheck.errors import InvalidArgument, InvariantViolation
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
@@ -66,6 +68,9 @@ class DeviceAgreement(Invariant):
             for other in configs[1:]:
                 second = run_config(context.fresh_model(), context.target, example, other)
                 findings += compare(first, second, tolerance=tolerance, model=first.model)
+        if not findings and (missing := nothing_compared(first)):
+            return context.nothing_to_compare(missing)
+        context.compared()
         if findings:
             details = [] if len(findings) == 1 else [f"- {f}" for f in findings]
             if self._draws_random_numbers(context, example, reference, first):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from dyncheck.agreement import Config, compare, run_config
+from dyncheck.agreement import Config, compare, nothing_compared, run_config
 from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
@@ -37,6 +37,9 @@ class DtypeAgreement(Invariant):
         context.record(reference.path, example)
         single = run_config(context.fresh_model(), context.target, example, FLOAT32)
         findings = compare(reference, single, tolerance=tolerance, floor=self.floor, model=reference.model)
+        if not findings and (missing := nothing_compared(reference)):
+            return context.nothing_to_compare(missing)
+        context.compared()
         if findings:
             raise InvariantViolation(
                 findings[0] if len(findings) == 1 else f"float32 and float64 disagree ({len(findings)} differences):",

@@ -19,7 +19,6 @@ example, after forward and backward:
 
 from __future__ import annotations
 
-import copy
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +31,7 @@ from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, describe_value
 from dyncheck.invariants._base import Context, Invariant, module_name_map, parameter_owners
 from dyncheck.invariants.finite import non_finite
-from dyncheck.tracing import Trace, floating_leaves
+from dyncheck.tracing import Trace, floating_leaves, missing_output
 
 __all__ = ["GradIsolation", "default_optimizers", "evaluate_branch", "influences", "predicate_text"]
 
@@ -160,7 +159,7 @@ def _weighted_not_masked(context: Context, model: nn.Module, example: Example, u
     if not unused or not floating or floating[0].is_complex():
         return unused
     device = str(floating[0].device)
-    wide = copy.deepcopy(model).to(torch.float64)
+    wide = context.copy_of(model).to(torch.float64)
     args = _move(dict(example.args), device, torch.float64)
     unused = _zero_gradient(context, wide, Example(args, example.seed, example.dims), unused, absent=True)
     moderated = {
@@ -226,6 +225,13 @@ def _used_directly(
         if not any(o in ran for o in owners) and parameter.grad is not None and parameter.grad.detach().any():
             out.update(owners)
     return out
+
+
+def _no_gradient(trace: Trace) -> str:
+    """Why an example gave no gradient to follow."""
+    if trace.loss is None:
+        return "the output has no floating tensor, so there is no loss and no gradient to follow"
+    return "the loss reaches no parameter that requires grad: no gradient to follow"
 
 
 def _join(names: list[str]) -> str:
@@ -341,6 +347,10 @@ class GradIsolation(Invariant):
             # 6. step isolation
             findings.extend(self._step_isolation(context, example, trace, owners_by_param, ran))
 
+        if has_loss or spec.branches:
+            context.compared()
+        elif not findings:
+            return context.nothing_to_compare(missing_output(trace.output) or _no_gradient(trace))
         if findings:
             headline = findings[0] if len(findings) == 1 else (
                 f"Gradients do not follow the path the call took ({len(findings)} problems):"

@@ -57,7 +57,7 @@ from dyncheck.examples import Example, strategy_arguments
 from dyncheck.infer import _LENGTHS_NAME
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.target import Target
-from dyncheck.tracing import floating_leaves
+from dyncheck.tracing import floating_leaves, missing_output
 
 __all__ = ["EXTRA_STEPS", "PaddingInvariance", "gradient_tolerances", "lengths_argument"]
 
@@ -224,8 +224,8 @@ class PaddingInvariance(Invariant):
 
     def check(self, context: Context, example: Example) -> None:
         layout = _Layout(context.target, example, lengths_argument(context.target))
-        if not layout.lengths:
-            return
+        if not any(length > 0 for length in layout.lengths):
+            return context.nothing_to_compare(_no_rows(layout.lengths_name), drawn=True)
         model, args, native = _float64_copy(context.fresh_model().eval(), example.fresh_args())
         with default_dtype(torch.float64 if native is not None else None):
             try:
@@ -286,6 +286,9 @@ class PaddingInvariance(Invariant):
             else:
                 compared[leaf] = (batch_axis, time_axes)
 
+        if not findings and not compared:
+            return context.nothing_to_compare(missing_output(whole_trace.output) or _NO_BATCH_AXIS)
+        context.compared()
         for leaf, (batch_axis, time_axes) in compared.items():
             rtol, atol = tolerances(native or whole[leaf].dtype)
             atol *= slack
@@ -437,6 +440,18 @@ class PaddingInvariance(Invariant):
                     )
                 findings.append((text, details))
         return findings
+
+
+def _no_rows(name: str) -> str:
+    return (
+        f"no sequence of length 1 or more ({name} empty or all 0): no row to run alone; draw at least "
+        f"one step, e.g. Spec(inputs={{\"{name}\": sequence_lengths(min_length=1)}})"
+    )
+
+
+_NO_BATCH_AXIS = (
+    "no output has an axis of the batch's size where a row alone has size 1: nothing to compare row by row"
+)
 
 
 def gradient_tolerances(expected: torch.Tensor, rtol: float, atol: float) -> dict[str, float]:

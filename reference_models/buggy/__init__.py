@@ -41,7 +41,9 @@ that dyncheck's zero-configuration inference can check it.
 * :mod:`~reference_models.buggy.data_alias_tie` -- ``.data`` aliasing: one storage, two
   Parameters (tied_weights).
 * :mod:`~reference_models.buggy.closure_tie` -- the decoder reaches the embedding through
-  a closure, so a deepcopy trains the original (tied_weights, dtype_agreement).
+  a closure, so a deepcopy trains the original (tied_weights).
+* :mod:`~reference_models.buggy.closure_tie_factory` -- the same through a closure over
+  ``self``, with a factory as the target (tied_weights).
 * :mod:`~reference_models.buggy.grown_layer` -- the output layer created in forward on the
   first call (state_roundtrip, determinism, tied_weights).
 * :mod:`~reference_models.buggy.actnorm_flag` -- ActNorm's "initialised" flag kept as a
@@ -51,6 +53,9 @@ that dyncheck's zero-configuration inference can check it.
 * :mod:`~reference_models.buggy.eval_running_stats` -- running statistics updated in eval
   mode too (purity, batch_invariance).
 * :mod:`~reference_models.buggy.batch_mean_branch` -- a branch on a batch statistic
+  (batch_invariance).
+* :mod:`~reference_models.buggy.batch_scaled` -- activations scaled by the batch's mean
+  magnitude, checked with plain Hypothesis strategies that name no batch axis
   (batch_invariance).
 * :mod:`~reference_models.buggy.per_sample_coin` -- ``torch.rand(batch_size)`` gives each
   position its own draw (batch_invariance).
@@ -104,12 +109,14 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.lazy_tie:Model": ("tied_weights", "state_roundtrip"),
     "reference_models.buggy.transposed_tie:Model": ("tied_weights",),
     "reference_models.buggy.data_alias_tie:Model": ("tied_weights",),
-    "reference_models.buggy.closure_tie:Model": ("tied_weights", "dtype_agreement"),
+    "reference_models.buggy.closure_tie:Model": ("tied_weights",),
+    "reference_models.buggy.closure_tie_factory:make_model": ("tied_weights",),
     "reference_models.buggy.grown_layer:Model": ("state_roundtrip", "determinism", "tied_weights"),
     "reference_models.buggy.actnorm_flag:Model": ("state_roundtrip",),
     "reference_models.buggy.inplace_jitter:Model": ("purity",),
     "reference_models.buggy.eval_running_stats:Model": ("purity", "batch_invariance"),
     "reference_models.buggy.batch_mean_branch:Model": ("batch_invariance",),
+    "reference_models.buggy.batch_scaled:Model": ("batch_invariance",),
     "reference_models.buggy.per_sample_coin:Model": ("batch_invariance",),
     "reference_models.buggy.capacity_routing:Model": ("batch_invariance",),
     "reference_models.buggy.naive_log_softmax:Model": ("dtype_agreement", "finite", "grad_isolation"),
