@@ -113,8 +113,11 @@ class Net(nn.Module):
         self.fc = nn.Linear(3, 2)
 
     def forward(self, x, control):
-        with open(os.environ["REPLAY_LOG"], "a") as log:
-            log.write(f"{tuple(x.shape)} {float(control)!r} {x.sum().item()!r}\\n")
+        # Only the check's own examples (pytest's "call" phase): dyncheck's probes of the
+        # model while setting the check up are not logged.
+        if os.environ.get("PYTEST_CURRENT_TEST", "").endswith("(call)"):
+            with open(os.environ["REPLAY_LOG"], "a") as log:
+                log.write(f"{tuple(x.shape)} {float(control)!r} {x.sum().item()!r}\\n")
         out = self.fc(x)
         if x.shape[0] >= 2 and control > 0.5:
             return out * float("nan")
