@@ -25,6 +25,14 @@ import torch):
   tagger whose per-step output keeps the padded length (``total_length``).
 * :mod:`reference_models.top_two_moe` -- ``TopTwoMoE``: top-2 routing weighted by softmax
   gates that saturate at large inputs, each expert run only on its samples.
+* :mod:`reference_models.norm_encoder` -- ``NormEncoder``: ``nn.TransformerEncoder`` with its
+  final LayerNorm (the sum of its output is constant: the default loss must not be a sum).
+* :mod:`reference_models.softmax_classifier` -- ``SoftmaxClassifier``: returns probabilities
+  (a softmax last, summing to 1).
+* :mod:`reference_models.fused_mlp` -- ``FusedMLP``: a fused activation kernel that refuses
+  float64, as fused and quantised kernels do (``dtype_agreement`` skips, naming it).
+* :mod:`reference_models.noisy_hidden` -- ``NoisyHidden``: noise on the hidden units in eval
+  mode too, drawn in the activation's own dtype.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -46,4 +54,8 @@ GOOD_TARGETS = (
     "reference_models.bilstm:BiLSTMClassifier",
     "reference_models.time_major_gru:GRUTagger",
     "reference_models.top_two_moe:TopTwoMoE",
+    "reference_models.norm_encoder:NormEncoder",
+    "reference_models.softmax_classifier:SoftmaxClassifier",
+    "reference_models.fused_mlp:FusedMLP",
+    "reference_models.noisy_hidden:NoisyHidden",
 )

@@ -274,3 +274,28 @@ def test_a_saturated_gate_is_weighted_not_masked(pytester, scale):
     GradIsolation().check(Context(resolve_spec(Spec(Model))), example)
     with pytest.raises(InvariantViolation, match=r"ran but did not influence the output on this example"):
         GradIsolation().check(Context(resolve_spec(Spec(Model, init={"dense": True}))), example)
+
+
+def test_a_sum_loss_would_fool_it_on_a_model_ending_in_layer_norm(dyncheck_run, pytester):
+    # nn.TransformerEncoder uses self_attn.out_proj's weights without calling the module.
+    # Under a sum loss, the final LayerNorm makes every gradient before it rounding noise,
+    # often exactly zero: out_proj looks like a skipped module given a gradient of zeros.
+    # The default loss (a random projection) gives it its real gradient, and the model passes.
+    pytester.makepyfile(
+        summed="""
+        import dyncheck
+        from reference_models.norm_encoder import NormEncoder
+
+        spec = dyncheck.Spec(NormEncoder, loss=lambda out: out.sum())
+        """
+    )
+    fooled = dyncheck_run("--dyncheck", "summed:spec", "--dyncheck-invariants=grad_isolation")
+    assert fooled.outcomes() == {"dyncheck::summed:spec::grad_isolation": "FAILED"}, fooled.text
+    assert re.search(
+        r"encoder\.layers\.\d\.self_attn\.out_proj did not run, but encoder\.layers\.\d\.self_attn\.out_proj\.weight"
+        r"(, \S+)* received a gradient of zeros",
+        fooled.failure("::grad_isolation"),
+    ), fooled.failure("::grad_isolation")
+    target = "reference_models.norm_encoder:NormEncoder"
+    run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=grad_isolation")
+    assert run.outcomes() == {f"dyncheck::{target}::grad_isolation": "PASSED"}, run.text

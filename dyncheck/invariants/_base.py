@@ -20,8 +20,8 @@ from dyncheck.target import Target
 from dyncheck.tracing import (
     Trace,
     check_loss,
-    default_loss,
     describe_path,
+    loss_of,
     reached_parameters,
     record_modules,
 )
@@ -185,7 +185,7 @@ class Context:
                 with record_modules(model) as calls:
                     output = self.target.call(model, example.fresh_args())
                 stage = "the spec's loss" if self.target.spec.loss is not None else "the loss"
-                loss = check_loss((self.target.spec.loss or default_loss)(output))
+                loss = check_loss(loss_of(self.target.spec, output, example.seed))
                 reached = reached_parameters(loss, model)
                 if backward and loss is not None and loss.requires_grad:
                     stage = "backward"

@@ -1,10 +1,11 @@
 """device_agreement: the same model, weights, example and seed give the same outputs,
-gradients and path on two devices (``--dyncheck-devices``, default cpu and cuda).
+gradients and path on two devices (``--dyncheck-devices``, default cpu and cuda), with
+TF32 off and attention on its math kernel on both (precision the kernels trade for speed).
 
-When the devices disagree, the reference device runs the example once more under another
-seed: if that changes the output too, the model draws random numbers even in eval mode, and
-each device's generator gives its own stream from the same seed, so the report says so and
-how to make the streams agree (draw on the CPU and move the result).
+When the devices disagree, the reference device runs the example again under the same seed
+and under another: if a seed changes the output too, the model draws random numbers even
+in eval mode, and each device's generator gives its own stream from the same seed, so the
+report says so and how to make the streams agree (draw on the CPU and move the result).
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from typing import Any
 import torch
 
 from dyncheck.agreement import (
-    Config, available, compare, nothing_compared, parse_devices, run_config, tf32_disabled,
+    Config,
+    available,
+    compare,
+    exact_attention,
+    nothing_compared,
+    parse_devices,
+    run_config,
+    seed_dependence,
+    tf32_disabled,
 )
 from dyncheck.errors import InvalidArgument, InvariantViolation
 from dyncheck.examples import Example
@@ -62,7 +71,8 @@ class DeviceAgreement(Invariant):
         reference = configs[0]
         tolerance = context.settings.tolerances.get(self.name) if context.settings else None
         findings = []
-        with tf32_disabled():
+        # TF32 off and attention's math kernel: precision the kernels trade for speed, not the model's.
+        with tf32_disabled(), exact_attention():
             first = run_config(context.fresh_model(), context.target, example, reference)
             context.record(first.path, example)
             for other in configs[1:]:
@@ -84,10 +94,8 @@ class DeviceAgreement(Invariant):
     @staticmethod
     def _draws_random_numbers(context: Context, example: Example, reference: Config, first: Any) -> bool:
         """Whether the output on the reference device changes with the seed alone."""
-        other = Example(example.args, example.seed + 1, example.dims)
-        with tf32_disabled():
-            again = run_config(context.fresh_model(), context.target, other, reference)
-        return bool(compare(first, again, tolerance=(0.0, 0.0), model=first.model))
+        with tf32_disabled(), exact_attention():
+            return seed_dependence(context.fresh_model, context.target, example, reference, first) is not None
 
 
 _STREAMS = (

@@ -31,7 +31,7 @@ from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, describe_value
 from dyncheck.invariants._base import Context, Invariant, module_name_map, parameter_owners
 from dyncheck.invariants.finite import non_finite
-from dyncheck.tracing import Trace, floating_leaves, missing_output
+from dyncheck.tracing import Trace, default_loss, floating_leaves, missing_output
 
 __all__ = ["GradIsolation", "default_optimizers", "evaluate_branch", "influences", "predicate_text"]
 
@@ -195,11 +195,9 @@ def _zero_gradient(
     finally:
         for handle in handles:
             handle.remove()
-    leaves = [t for _, t in floating_leaves(output) if t.is_floating_point() and t.requires_grad]
-    if not leaves:
+    if not any(t.is_floating_point() and t.requires_grad for _, t in floating_leaves(output)):
         return names
-    generator = torch.Generator().manual_seed(example.seed)
-    loss = sum((t * torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)).sum() for t in leaves)
+    loss = default_loss(output, seed=example.seed)
     zero = []
     for name in names:
         tensors = captured[name]

@@ -40,6 +40,7 @@ from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants.padding_invariance import gradient_tolerances, lengths_argument
 from dyncheck.rnn_reference import naive_rnn
 from dyncheck.target import Target
+from dyncheck.tracing import project, projection
 
 __all__ = ["PADDING_VALUE", "PackedRNN", "check_module", "draw_lengths", "recurrent_modules"]
 
@@ -172,9 +173,11 @@ def _compare_module(
     # The reference: each sequence alone through the equations, on a float64 copy.
     reference = copy.deepcopy(module).double()
     naive = [naive_rnn(reference, x[row, :length].to(device, torch.float64)) for row, length in enumerate(lengths)]
+    # The loss's weights: fixed per sequence and result, whatever its position in the batch.
+    seed = int(torch.randint(2**62, (), generator=generator))
     projections = [
-        [torch.randn(r.shape, generator=generator, dtype=torch.float64).to(device) for r in results if r is not None]
-        for results in naive
+        [projection(r.shape, seed=seed, key=f"{row}.{i}") for i, r in enumerate(results) if r is not None]
+        for row, results in enumerate(naive)
     ]
     trainable = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
     naive_grads: dict[str, torch.Tensor] = {}
@@ -284,7 +287,7 @@ def _base_name(module: nn.RNNBase) -> str:
 def _project(weights: list[torch.Tensor], results: tuple[Any, ...]) -> torch.Tensor:
     """A scalar loss: each result times a fixed random tensor of its shape, summed."""
     present = [r for r in results if r is not None]
-    return sum((w * r.to(torch.float64)).sum() for w, r in zip(weights, present))
+    return sum(project(r.to(torch.float64), w) for w, r in zip(weights, present))
 
 
 def _compare_row(

@@ -81,6 +81,13 @@ that dyncheck's zero-configuration inference can check it.
   (padding_invariance, batch_invariance).
 * :mod:`~reference_models.buggy.unpacking_gru` -- a GRU subclass that re-pads its packed
   input and runs over the padding: ``h_n`` is wrong for shorter sequences (packed_rnn).
+* :mod:`~reference_models.buggy.straight_through_pool` -- a softmax classifier whose
+  straight-through pooling surrogate averages over the padding: right values, gradients that
+  read the padding, invisible under a sum loss (padding_invariance).
+* :mod:`~reference_models.buggy.tensor_attribute` -- a constant matrix kept in a plain
+  attribute, not a buffer: ``.to(torch.float64)`` does not reach it (dtype_agreement).
+* :mod:`~reference_models.buggy.default_dtype_state` -- a recurrent state made in forward
+  with ``torch.zeros(n, h)``: float32 whatever the input (dtype_agreement).
 
 :data:`BUGGY_TARGETS` maps each target to the invariants that must catch it (every other
 invariant must pass); ``runs`` means the model cannot run at all, so every check reports
@@ -129,4 +136,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     ),
     "reference_models.buggy.short_total_length:Model": ("padding_invariance", "batch_invariance"),
     "reference_models.buggy.unpacking_gru:Model": ("packed_rnn",),
+    "reference_models.buggy.straight_through_pool:Model": ("padding_invariance",),
+    "reference_models.buggy.tensor_attribute:Model": ("dtype_agreement",),
+    "reference_models.buggy.default_dtype_state:Model": ("dtype_agreement",),
 }
