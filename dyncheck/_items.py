@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 __all__ = ["DyncheckRoot", "InvariantItem", "TargetCollector"]
 
 TARGETS_KEY = pytest.StashKey[dict]()
+#: the example database chosen in [tool.dyncheck] or with --dyncheck-database (set only then)
+DATABASE_KEY = pytest.StashKey[Any]()
 
 
 class DyncheckRoot(pytest.Collector):
@@ -43,7 +45,7 @@ class TargetCollector(pytest.Collector):
 
         settings = self.config.stash[SETTINGS_KEY]
         known = registry()
-        names = settings.invariants or tuple(name for name, cls in known.items() if not cls.opt_in)
+        names = settings.invariants_for(self.target.text) or tuple(name for name, cls in known.items() if not cls.opt_in)
         items = []
         for name in names:
             item = InvariantItem.from_parent(
@@ -109,8 +111,8 @@ class InvariantItem(pytest.Item):
 
         from dyncheck.budget import Budget
 
-        max_examples = settings.max_examples or hsettings.default.max_examples
-        budget = context.budget = Budget(settings.time_budget, max_examples)
+        max_examples = settings.max_examples_for(self.target.text) or hsettings.default.max_examples
+        budget = context.budget = Budget(settings.time_budget_for(self.target.text), max_examples)
 
         def check(example: Any) -> None:
             if not budget.allows():
@@ -141,8 +143,15 @@ class InvariantItem(pytest.Item):
         # A distinct example-database key per target and invariant.
         check._hypothesis_internal_add_digest = self.nodeid.encode()  # type: ignore[attr-defined]
         default = hsettings.default
-        test = hsettings(
+        seeded = hypothesis.seed(derived_seed(settings.seed, self.target.text, invariant.name))(
+            given(from_target(self.target))(check)
+        )
+        # @seed turns the example database off, so a run is a function of its seed; a
+        # database chosen in [tool.dyncheck] or with --dyncheck-database is turned back on
+        # (these settings are applied after the seed), so failures saved there replay first.
+        self.obj = hsettings(
             default,
+            database=self.config.stash.get(DATABASE_KEY, None),
             max_examples=max_examples,
             deadline=None,
             print_blob=False,
@@ -159,8 +168,7 @@ class InvariantItem(pytest.Item):
                 HealthCheck.function_scoped_fixture,
                 HealthCheck.differing_executors,
             ],
-        )(given(from_target(self.target))(check))
-        self.obj = hypothesis.seed(derived_seed(settings.seed, self.target.text, invariant.name))(test)
+        )(seeded)
 
     def runtest(self) -> None:
         finding = None

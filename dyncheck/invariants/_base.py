@@ -83,6 +83,8 @@ class Context:
         self.last_path: tuple[str, ...] | None = None
         #: module name -> the first example on which it ran (for two-step checks)
         self.witnesses: dict[str, Example] = {}
+        #: path -> the first example that took it (the audit times each path on it)
+        self.path_examples: dict[tuple[str, ...], Example] = {}
         #: results an invariant wants in the summary (JSON-able: it travels from xdist workers)
         self.report: dict[str, Any] = {}
         #: an invariant's own state between examples
@@ -201,6 +203,7 @@ class Context:
         way, such as the agreement pairs, record their reference call here)."""
         self.paths[path] += 1
         self.last_path = path
+        self.path_examples.setdefault(path, example)
         for name in path:
             self.witnesses.setdefault(name, example)
 
