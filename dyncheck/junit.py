@@ -30,10 +30,24 @@ def flatten(nodeid: str, properties: list[tuple[str, Any]]) -> list[tuple[str, A
         if name != "dyncheck" or not isinstance(value, dict):
             others.append((name, value))
             continue
-        paths = value.get("paths") or {}
+        paths = _described(value)
         flat.append(("dyncheck.examples", value.get("examples", 0)))
         flat.append(("dyncheck.paths", len(paths)))
-        flat.extend(("dyncheck.path", f"{path} ({count:,} call{'s' if count != 1 else ''})") for path, count in paths.items())
+        flat.extend(("dyncheck.path", f"{path} ({count:,} call{'s' if count != 1 else ''})") for path, count in paths)
         if value.get("finding"):
             flat.append(("dyncheck.finding", value["finding"]))
     return flat + others
+
+
+def _described(record: dict[str, Any]) -> list[tuple[str, int]]:
+    """The record's paths (module names and calls) described as the summary describes
+    them, commonest first."""
+    from dyncheck.paths import Layout, PathSet
+
+    raw = [(tuple(path), count) for path, count in record.get("paths") or ()]
+    if not raw:
+        return []
+    modules = record.get("modules")
+    layout = Layout(tuple(modules), lists=frozenset(record.get("lists") or ())) if modules else None
+    texts = PathSet([path for path, _ in raw], layout).describe_all()
+    return sorted(((texts[path], count) for path, count in raw), key=lambda item: (-item[1], item[0]))

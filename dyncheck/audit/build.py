@@ -185,13 +185,6 @@ def _finding(run: CheckRun, settings: Settings, names: list[str]) -> Finding:
 # --------------------------------------------------------------------------- the census
 
 
-def _describer(model: nn.Module | None) -> Any:
-    """How the census names a path: as the summary does."""
-    from dyncheck.tracing import describe_path
-
-    return lambda path: describe_path(path, model)
-
-
 def _path_parameters(model: nn.Module, path: tuple[str, ...]) -> int:
     from dyncheck.invariants._base import module_name_map, parameter_owners
 
@@ -220,7 +213,6 @@ def _census(
 
     leaves = _leaves(model)
     leaf_set = set(leaves)
-    describe = _describer(model)
     merged: Counter[tuple[str, ...]] = Counter()
     first_raw: dict[tuple[str, ...], tuple[str, ...]] = {}
     for path, calls in raw.items():
@@ -228,6 +220,10 @@ def _census(
         merged[leaf] += calls
         first_raw.setdefault(leaf, path)
 
+    # Each path by what varies between the paths, as the summary names them.
+    from dyncheck.paths import Layout, PathSet
+
+    described = PathSet(merged, Layout.of(model)).describe_all()
     entries = []
     for index, (leaf, calls) in enumerate(merged.most_common()):
         path = first_raw[leaf]
@@ -240,7 +236,7 @@ def _census(
             cost = PathCost(None, None, None, example.describe(), f"not measured: only the {MEASURED_PATHS} commonest paths are")
         else:
             cost = measure_cost(target, model, path, example)
-        entries.append(PathEntry(index, describe(path), list(leaf), calls, _path_parameters(model, path), cost))
+        entries.append(PathEntry(index, described[leaf], list(leaf), calls, _path_parameters(model, path), cost))
 
     dead = [
         DeadModule(row["module"], row.get("layer", ""), row.get("params", 0), list(row.get("names", [])))
