@@ -115,6 +115,9 @@ class DtypeAgreement(Invariant):
             return findings, [], False
         if tolerance is None:
             margins = self._conditioning(context, example, again)
+            # float32's own rounding: what one ulp moves in the float32 run itself.
+            for name, margin in self._self_sensitivity(context, example, single, recorded).items():
+                margins[name] = max(margins.get(name, 0.0), margin)
             findings = compare(again, single, floor=self.floor, model=again.model, margins=margins)
         return findings, [_ALIGNED] if aligned and findings else [], True
 
@@ -152,6 +155,47 @@ class DtypeAgreement(Invariant):
             if name in moved.grads:
                 margins[f"{name}.grad"] = _CONDITIONING * _largest_difference(grad, moved.grads[name])
         return margins
+
+    def _self_sensitivity(self, context: Context, example: Example, single: Run, recorded: Draws) -> dict[str, float]:
+        """How far the float32 run's own gradients move when every floating input, weight
+        and buffer moves by one float32 ulp (up or down, drawn from the example's seed),
+        times :data:`_CONDITIONING`: a gradient that one ulp moves by that much carries no
+        more digits than that in float32, whatever float64 says. Attention saturated by
+        inputs in the thousands (a post-norm ``nn.TransformerEncoderLayer`` fed raw values)
+        computes the right outputs, but its query and key gradients are the rounding noise
+        of a softmax backward at a one-hot distribution, which a one-ulp move reshuffles.
+        Outputs get no such margin: a forward that cancels its own digits (a variance as
+        E[x²] - E[x]², a log-softmax without the max shift) is the model's numerical bug,
+        and dtype_agreement reports it. The moved run draws the same random numbers as ``single``
+        (``recorded``, lined up). Empty when the moved copy takes another path."""
+        generator = torch.Generator().manual_seed(example.seed + 1)
+
+        def nudge(tensor: torch.Tensor) -> torch.Tensor:
+            up = torch.randint(0, 2, tensor.shape, generator=generator).to(tensor.device).bool()
+            inf = torch.tensor(float("inf"), dtype=tensor.dtype, device=tensor.device)
+            return torch.nextafter(tensor, torch.where(up, inf, -inf))
+
+        model = context.fresh_model()
+        with torch.no_grad():
+            for tensor in (*model.parameters(), *model.buffers()):
+                if tensor.dtype == torch.float32:
+                    tensor.copy_(nudge(tensor))
+        args = {
+            name: nudge(value) if isinstance(value, torch.Tensor) and value.dtype == torch.float32 else value
+            for name, value in example.args.items()
+        }
+        try:
+            # The same random numbers as the float32 run it is compared with (lined up).
+            with Draws(torch.float32, recorded.calls, torch.float64):
+                moved = run_config(model, context.target, Example(args, example.seed, example.dims), FLOAT32)
+        except ModelError:
+            return {}
+        if moved.path != single.path:
+            return {}
+        return {
+            f"{name}.grad": _CONDITIONING * _largest_difference(grad, moved.grads[name])
+            for name, grad in single.grads.items() if name in moved.grads
+        }
 
     def _cannot_cast(self, context: Context, example: Example, exc: ModelError) -> None:
         """The float64 copy raised: the model's own crash (float32 raises too), a kernel that
