@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,22 +64,61 @@ def describe_path(modules: tuple[str, ...], model: nn.Module | None = None) -> s
 def leaves(value: Any, prefix: str = "output") -> Iterator[tuple[str, Any]]:
     """Every leaf of a (nested) model output with its name (``output[0]['logits']``):
     tensors, and plain values such as numbers and strings. Tuples, lists, dicts,
-    dataclasses and PackedSequence are walked."""
+    dataclasses and PackedSequence are walked; so are other objects that hold tensors
+    (a cache object's ``layers[0].keys``).
+
+    A mapping that is also a dataclass (Hugging Face's ``ModelOutput``: an OrderedDict
+    whose ``None`` fields are left out of the mapping) is walked as a mapping, with its
+    fields named as attributes: ``output.logits``, ``output.past_key_values[0][1]``."""
+    yield from _leaves(value, prefix, ())
+
+
+#: How deep objects that are not containers are walked for tensors (a cache's layers).
+_OBJECT_DEPTH = 4
+
+
+def _leaves(value: Any, prefix: str, path: tuple[int, ...]) -> Iterator[tuple[str, Any]]:
+    if id(value) in path:  # an object that refers back to one holding it
+        return
+    inner = (*path, id(value))
     if isinstance(value, torch.Tensor):
         yield prefix, value
     elif isinstance(value, nn.utils.rnn.PackedSequence):
         yield f"{prefix}.data", value.data
-    elif isinstance(value, dict):
+    elif isinstance(value, Mapping):
+        fields = dataclasses.is_dataclass(value) and not isinstance(value, type)
         for key, item in value.items():
-            yield from leaves(item, f"{prefix}[{key!r}]")
+            named = fields and isinstance(key, str) and key.isidentifier()
+            yield from _leaves(item, f"{prefix}.{key}" if named else f"{prefix}[{key!r}]", inner)
     elif isinstance(value, (tuple, list)):
         for index, item in enumerate(value):
-            yield from leaves(item, f"{prefix}[{index}]")
+            yield from _leaves(item, f"{prefix}[{index}]", inner)
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         for f in dataclasses.fields(value):
-            yield from leaves(getattr(value, f.name), f"{prefix}.{f.name}")
+            yield from _leaves(getattr(value, f.name), f"{prefix}.{f.name}", inner)
+    elif _holds_tensors(value, _OBJECT_DEPTH):
+        for attribute, item in vars(value).items():
+            yield from _leaves(item, f"{prefix}.{attribute}", inner)
     else:
         yield prefix, value
+
+
+def _holds_tensors(value: Any, depth: int) -> bool:
+    """Whether an object that is not a container (an output's cache) holds a tensor in
+    its attributes, ``depth`` levels down at most. Modules, classes and functions are
+    values, never walked."""
+    if isinstance(value, torch.Tensor):
+        return True
+    if depth <= 0 or isinstance(value, (nn.Module, type, str, bytes, int, float, complex, bool)):
+        return False
+    if isinstance(value, (tuple, list)):
+        return any(_holds_tensors(item, depth - 1) for item in value)
+    if isinstance(value, Mapping):
+        return any(_holds_tensors(item, depth - 1) for item in value.values())
+    attributes = getattr(value, "__dict__", None)
+    if not isinstance(attributes, dict) or callable(value):
+        return False
+    return any(_holds_tensors(item, depth - 1) for item in attributes.values())
 
 
 def floating_leaves(value: Any, prefix: str = "output") -> Iterator[tuple[str, torch.Tensor]]:

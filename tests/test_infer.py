@@ -1039,3 +1039,155 @@ def test_inferred_thresholds_lie_inside_the_inferred_range(model, argument, fiel
         assert find(strategy, lambda v: float(v) < threshold) is not None
         assert find(strategy, lambda v: float(v) > threshold) is not None
     assert_callable(target, max_examples=3)
+
+
+# --------------------------------------------------------------------------- arguments handed on
+
+
+class _GatedBase(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(9, 4)
+        self.fc2 = nn.Linear(4, 4)
+
+    def forward(self, x, control):
+        h = self.fc1(x)
+        if control > 0.3:
+            h = self.fc2(h)
+        return h
+
+
+class ViaSuper(_GatedBase):
+    def forward(self, x, control):
+        return super().forward(x * 2, control)
+
+
+class ViaSuperExplicit(_GatedBase):
+    def forward(self, x, control):
+        return super(ViaSuperExplicit, self).forward(x, control=control)
+
+
+class ViaImpl(_GatedBase):
+    """torchvision's form: forward hands everything to ``_forward_impl``."""
+
+    def _forward_impl(self, inputs, gate_value):
+        return super().forward(inputs, gate_value)
+
+    def forward(self, x, control):
+        return self._forward_impl(x, control)
+
+
+def _run_gated(model, inputs, switch):
+    h = model.fc1(inputs)
+    return model.fc2(h) if switch > 0.3 else h
+
+
+class ViaFunction(_GatedBase):
+    def forward(self, x, control):
+        return _run_gated(self, inputs=x, switch=control)
+
+
+@pytest.mark.parametrize("model", [ViaSuper, ViaSuperExplicit, ViaImpl, ViaFunction], ids=lambda m: m.__name__)
+def test_an_argument_handed_on_is_followed_with_its_thresholds(model):
+    target = resolved(model)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", 9)))
+    same(target.spec.inputs["control"], dst.controls(thresholds=(0.3,), as_tensor=True))
+    assert target.inferred_inputs == {
+        "x": "first consumed by fc1 (Linear(in_features=9))",
+        "control": "a control value compared with 0.3 in forward; drawn as one-element tensors, like torch.rand(1)",
+    }
+    assert_callable(target, max_examples=3)
+
+
+def _apply(layer, t):
+    return layer(t).relu()
+
+
+class ViaModuleArgument(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.ModuleList([nn.Linear(6, 6), nn.Linear(6, 3)])
+
+    def forward(self, x):
+        return _apply(self.blocks[1], _apply(self.blocks[0], x))
+
+
+class ViaSubmoduleMethod(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = _Encoder()
+
+    def forward(self, tokens):
+        return self.encoder.embed_and_pool(tokens)
+
+
+class _Encoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(17, 4)
+
+    def embed_and_pool(self, ids):
+        return self._pool(self.embedding(ids))
+
+    def _pool(self, h):
+        return h.mean(1)
+
+
+class ViaRecursiveHelper(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(5, 5)
+
+    def _step(self, h, n):
+        return h if n == 0 else self._step(self.fc(h), n - 1)
+
+    def forward(self, x):
+        return self._step(x, 2)
+
+
+class ViaForwardCall(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc.forward(x)
+
+
+class TaggerLSTM(nn.LSTM):
+    """A subclass of a torch layer whose forward hands its input to torch's own."""
+
+    def __init__(self):
+        super().__init__(4, 8, batch_first=True)
+
+    def forward(self, x):
+        output, _ = super().forward(x)
+        return output
+
+
+@pytest.mark.parametrize(
+    ("model", "argument", "expected", "why"),
+    [
+        (ViaModuleArgument, "x", dst.tensors(shape=("batch", 6)), "first consumed by blocks.0 (Linear(in_features=6))"),
+        (
+            ViaSubmoduleMethod,
+            "tokens",
+            dst.tensors(shape=("batch", "time"), dtype=torch.long, min_value=0, max_value=16),
+            "first consumed by encoder.embedding (Embedding(num_embeddings=17): integer tokens)",
+        ),
+        (ViaRecursiveHelper, "x", dst.tensors(shape=("batch", 5)), "first consumed by fc (Linear(in_features=5))"),
+        (ViaForwardCall, "x", dst.tensors(shape=("batch", 3)), "first consumed by fc (Linear(in_features=3))"),
+        (
+            TaggerLSTM,
+            "x",
+            dst.tensors(shape=("batch", "time", 4)),
+            "first consumed by super().forward (TaggerLSTM(input_size=4, batch_first=True))",
+        ),
+    ],
+    ids=lambda v: v.__name__ if isinstance(v, type) else None,
+)
+def test_helpers_submodule_methods_and_torch_parents_are_followed(model, argument, expected, why):
+    target = resolved(model)
+    same(target.spec.inputs[argument], expected)
+    assert target.inferred_inputs == {argument: why}
+    assert_callable(target, max_examples=3)

@@ -29,6 +29,7 @@ from dyncheck.infer.constructor import INFERRED_SIZES, infer_init
 from dyncheck.infer.forward import _LENGTHS_NAME, COUNT_RANGE, check_forward_arguments, infer_dims, infer_input
 from dyncheck.infer.results import Inferred, Uninferable
 from dyncheck.infer.source import predicate_thresholds
+from dyncheck.infer.tokens import infer_attention_mask, primary_input
 
 __all__ = [
     "COUNT_RANGE",
@@ -36,8 +37,10 @@ __all__ = [
     "Inferred",
     "Uninferable",
     "check_forward_arguments",
+    "infer_attention_mask",
     "infer_dims",
     "infer_init",
     "infer_input",
     "predicate_thresholds",
+    "primary_input",
 ]

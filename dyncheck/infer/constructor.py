@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 import sys
@@ -39,7 +40,12 @@ def infer_init(factory: Callable[..., Any], given: dict[str, Any]) -> dict[str, 
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
         annotation = _annotation(parameter.annotation, factory)
-        if annotation is bool:
+        config = _default_config(annotation)
+        if config is not None:
+            out[name] = Inferred(
+                config, f"annotated {annotation.__qualname__}, a dataclass whose fields all have defaults"
+            )
+        elif annotation is bool:
             out[name] = Inferred(False, "bool argument")
         elif annotation is float or name in ("dropout", "p", "rate", "eps"):
             out[name] = Inferred(0.1 if "drop" in name or name in ("p", "rate") else 1e-5, "float argument")
@@ -54,6 +60,22 @@ def infer_init(factory: Callable[..., Any], given: dict[str, Any]) -> dict[str, 
                 f"give it with dyncheck.Spec({_qualname(factory)}, init={{{name!r}: ...}})"
             )
     return out
+
+
+def _default_config(annotation: Any) -> Any:
+    """An instance of a dataclass annotation whose fields all have defaults (a model's
+    config class, as Hugging Face-style models take one), else None."""
+    if not (inspect.isclass(annotation) and dataclasses.is_dataclass(annotation)):
+        return None
+    if any(
+        f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        for f in dataclasses.fields(annotation)
+    ):
+        return None
+    try:
+        return annotation()
+    except Exception:  # its __post_init__ wants something: let the user give it
+        return None
 
 
 def _qualname(obj: Any) -> str:

@@ -1,21 +1,64 @@
 """Source flow: following one forward argument through assignments, loops and calls to
-the submodules that consume it."""
+the submodules that consume it.
+
+``forward`` often hands its arguments on before a layer sees them: to
+``super().forward(x, control)``, to ``self._forward_impl(x)``, to another method or to a
+module-level function (``return _run(self, x)``, ``_apply(self.fc, x)``). The flow
+follows the argument into each such function's source, with the names it has there, and
+records the consumers in the order the code calls them.
+"""
 
 from __future__ import annotations
 
 import ast
+import inspect
+import textwrap
+import types
+from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
 from dyncheck.infer.source import _mentions, _number, _self_module, _strip_slice
 
+#: How many calls deep the flow follows an argument into helpers and parents.
+MAX_DEPTH = 6
+
 
 class _Flow(ast.NodeVisitor):
     """Follows one argument through assignments and records, in source order, the
-    ``self.<module>(...)`` calls that consume it."""
+    ``self.<module>(...)`` calls that consume it.
 
-    def __init__(self, name: str) -> None:
-        self.tainted = {name}
+    ``roots`` are the names that stand for a module, each with the module's name in the
+    model: ``self`` is ``""``; a helper's parameter that received ``self.fc`` is ``"fc"``;
+    a loop variable over ``self.layers`` is ``"layers.0"`` (its first member)."""
+
+    def __init__(
+        self,
+        name: str | set[str],
+        *,
+        model: nn.Module | None = None,
+        roots: dict[str, str] | None = None,
+        defining: type | None = None,
+        namespace: dict[str, Any] | None = None,
+        parent: _Flow | None = None,
+        self_name: str | None = "self",
+    ) -> None:
+        self.tainted = {name} if isinstance(name, str) else set(name)
+        self.roots = dict(roots if roots is not None else {"self": ""})
+        self.model = model
+        # the class whose method is being read (what ``super()`` starts after), and the
+        # globals its names resolve in
+        self.defining = defining
+        # the parameter that is the module whose method this is (None: a plain function)
+        self.self_name = self_name
+        self.namespace = namespace or {}
+        self.depth = 0 if parent is None else parent.depth + 1
+        if parent is not None:
+            # One result for the whole flow: a helper's consumers are the caller's.
+            self.consumers, self.entries, self.transposed = parent.consumers, parent.entries, parent.transposed
+            self.packs, self.scopes, self.seen = parent.packs, parent.scopes, parent.seen
+            return
         self.consumers: list[str] = []
         # consumer -> where the argument first enters it: a position or a keyword.
         self.entries: dict[str, int | str] = {}
@@ -23,9 +66,10 @@ class _Flow(ast.NodeVisitor):
         self.transposed: dict[str, tuple[int, int]] = {}
         # ``batch_first`` of each ``pack_padded_sequence`` it reaches (None: not a constant).
         self.packs: list[bool | None] = []
-        # loop variable -> the first member of the container it iterates over:
-        # ``for layer in self.layers[:n]: x = layer(x)`` is consumed by ``layers.0``.
-        self.members: dict[str, str] = {}
+        # (function tree, names the argument has there) for every function it was followed
+        # into: the constants it is compared with there count as forward's own.
+        self.scopes: list[tuple[ast.AST, frozenset[str]]] = []
+        self.seen: set[tuple[Any, frozenset[str]]] = set()
 
     def visit_Assign(self, node: ast.Assign) -> None:
         self.visit(node.value)
@@ -44,11 +88,17 @@ class _Flow(ast.NodeVisitor):
 
     def visit_For(self, node: ast.For) -> None:
         self.visit(node.iter)
-        self.members.update(_loop_members(node.target, node.iter))
+        self.roots.update(_loop_members(node.target, node.iter, self.roots))
         if _mentions(node.iter, self.tainted):
             self.tainted.update(n.id for n in ast.walk(node.target) if isinstance(n, ast.Name))
         for statement in (*node.body, *node.orelse):
             self.visit(statement)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        """A nested function is not run where it is defined (a closure inside forward may
+        be; its body is read when it is called, as a helper)."""
+
+    visit_AsyncFunctionDef = visit_FunctionDef
 
     def visit_Call(self, node: ast.Call) -> None:
         for argument in (*node.args, *(k.value for k in node.keywords)):
@@ -66,16 +116,167 @@ class _Flow(ast.NodeVisitor):
                 self.packs.append(flag.value)
             else:
                 self.packs.append(None)
-        expression = _self_module(node.func)
-        if expression is None and isinstance(node.func, ast.Name):
-            expression = self.members.get(node.func.id)
-        if expression is not None and entry is not None and expression not in self.consumers:
-            self.consumers.append(expression)
-            self.entries[expression] = entry[0]
-            axes = _swapped_axes(entry[1])
-            if axes is not None:
-                self.transposed[expression] = axes
+        if entry is not None and not self._follow(node):
+            expression = _self_module(node.func, self.roots)
+            if expression is not None and expression not in self.consumers:
+                self._consume(expression, entry)
         self.visit(node.func)
+
+    def _consume(self, expression: str, entry: tuple[int | str, ast.AST]) -> None:
+        self.consumers.append(expression)
+        self.entries[expression] = entry[0]
+        axes = _swapped_axes(entry[1])
+        if axes is not None:
+            self.transposed[expression] = axes
+
+    # ----------------------------------------------------------------- calls followed
+
+    def _follow(self, node: ast.Call) -> bool:
+        """Follow the argument into the function ``node`` calls, when that is a method of
+        a module, a parent's method through ``super()``, or a plain Python function; True
+        when the call was one of those (it is then not a consumer itself)."""
+        if self.depth >= MAX_DEPTH:
+            return False
+        found = self._callee(node.func)
+        if found is None:
+            return False
+        function, bound, defining = found
+        if function is None:
+            # A torch layer's own forward: the module consumes the argument.
+            entry = next(
+                ((key, a) for key, a in [*enumerate(node.args), *((k.arg or "**", k.value) for k in node.keywords)]
+                 if _mentions(a, self.tainted)),
+                None,
+            )
+            if entry is not None and bound not in self.consumers:
+                self._consume(bound, entry)
+            return True
+        tree = _function_tree(function)
+        if tree is None:
+            return True
+        try:
+            parameters = list(inspect.signature(function).parameters.values())
+        except (TypeError, ValueError):
+            return True
+        roots: dict[str, str] = {}
+        if bound is not None:
+            if not parameters:
+                return True
+            self_name: str | None = parameters[0].name
+            roots[self_name] = bound
+            parameters = parameters[1:]
+        else:
+            self_name = None
+        tainted: set[str] = set()
+        for key, value in [*enumerate(node.args), *((k.arg, k.value) for k in node.keywords)]:
+            if isinstance(value, ast.Starred) or key is None:
+                continue
+            if isinstance(key, int):
+                if key >= len(parameters) or parameters[key].kind in (
+                    inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.KEYWORD_ONLY
+                ):
+                    continue
+                parameter = parameters[key].name
+            elif any(p.name == key for p in parameters):
+                parameter = key
+            else:
+                continue
+            module = _module_name(value, self.roots)
+            if module is not None:
+                roots[parameter] = module
+            elif _mentions(value, self.tainted):
+                tainted.add(parameter)
+        if not tainted:
+            return True
+        key = (tree, frozenset(tainted), tuple(sorted(roots.items())))
+        if key in self.seen:
+            return True
+        self.seen.add(key)
+        self.scopes.append((tree, frozenset(tainted)))
+        inner = _Flow(
+            tainted,
+            model=self.model,
+            roots=roots,
+            defining=defining,
+            namespace=getattr(function, "__globals__", {}),
+            parent=self,
+            self_name=self_name,
+        )
+        for statement in tree.body:
+            inner.visit(statement)
+        return True
+
+    def _module(self, name: str | None) -> nn.Module | None:
+        if name is None or self.model is None:
+            return None
+        return _resolve_module(self.model, name)
+
+    def _callee(self, func: ast.AST) -> tuple[Callable | None, str | None, type | None] | None:
+        """(function, module name its first parameter is bound to, class it is defined
+        in) for a call of a method, a ``super()`` method or a plain function; None for any
+        other call. ``function`` is None when ``super()`` reaches torch's own layer."""
+        if isinstance(func, ast.Attribute) and _is_super(func.value):
+            owner = self.roots.get(self.self_name) if self.self_name is not None else None
+            module = self._module(owner)
+            if module is None:
+                return None
+            mro = type(module).__mro__
+            start = mro.index(self.defining) + 1 if self.defining in mro else 1
+            for cls in mro[start:]:
+                if func.attr not in cls.__dict__:
+                    continue
+                function = cls.__dict__[func.attr]
+                if _is_torch(cls):
+                    # A torch layer's own forward (nn.LSTM's, nn.Sequential's): the
+                    # module consumes the argument as that layer; nn.Module's has none.
+                    return (None, owner, cls) if func.attr == "forward" and cls is not nn.Module else None
+                return (function, owner, cls) if isinstance(function, types.FunctionType) else None
+            return None
+        if isinstance(func, ast.Attribute):
+            owner = _module_name(func.value, self.roots)
+            module = self._module(owner)
+            if module is None:
+                return None
+            for cls in type(module).__mro__:
+                if func.attr in cls.__dict__:
+                    function = cls.__dict__[func.attr]
+                    if _is_torch(cls):
+                        # ``self.fc.forward(x)``: the layer consumes it, as ``self.fc(x)``.
+                        return (None, owner, cls) if func.attr == "forward" and cls is not nn.Module else None
+                    return (function, owner, cls) if isinstance(function, types.FunctionType) else None
+            return None
+        if isinstance(func, ast.Name) and func.id not in self.roots:
+            function = self.namespace.get(func.id)
+            if isinstance(function, types.FunctionType) and not _is_torch(function):
+                return function, None, None
+        return None
+
+
+def _module_name(node: ast.AST, roots: dict[str, str]) -> str | None:
+    """The name in the model of the module ``node`` stands for (``self`` is ``""``,
+    ``self.blocks[0]`` is ``"blocks.0"``), or None when it is not one."""
+    if isinstance(node, ast.Name) and node.id in roots:
+        return roots[node.id]
+    return _self_module(node, roots)
+
+
+def _is_super(node: ast.AST) -> bool:
+    """``super()`` or ``super(Cls, self)``."""
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "super"
+
+
+def _is_torch(owner: Any) -> bool:
+    return (getattr(owner, "__module__", "") or "").split(".")[0] == "torch"
+
+
+def _function_tree(function: Callable) -> ast.FunctionDef | None:
+    try:
+        source = textwrap.dedent(inspect.getsource(inspect.unwrap(function)))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError, ValueError):
+        return None
+    node = tree.body[0] if tree.body else None
+    return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
 
 
 def _swapped_axes(node: ast.AST) -> tuple[int, int] | None:
@@ -96,28 +297,39 @@ def _swapped_axes(node: ast.AST) -> tuple[int, int] | None:
     return None
 
 
-def _flow(tree: ast.AST, name: str) -> _Flow:
-    flow = _Flow(name)
-    for statement in getattr(tree, "body", []):
+def _flow(tree: ast.AST | None, name: str, model: nn.Module | None = None) -> _Flow:
+    """The flow of forward argument ``name`` through ``tree`` (``model``'s forward, read
+    by :func:`~dyncheck.infer.source._forward_tree`); with ``model`` it follows the
+    argument into methods, ``super()`` and module-level functions."""
+    roots, defining, namespace, self_name = {"self": ""}, None, {}, "self"
+    if model is not None:
+        forward = type(model).forward
+        defining = next((c for c in type(model).__mro__ if c.__dict__.get("forward") is forward), None)
+        namespace = getattr(inspect.unwrap(forward), "__globals__", {})
+        if isinstance(tree, (ast.FunctionDef, ast.AsyncFunctionDef)) and tree.args.args:
+            self_name = tree.args.args[0].arg
+            roots = {self_name: ""}
+    flow = _Flow(name, model=model, roots=roots, defining=defining, namespace=namespace, self_name=self_name)
+    for statement in getattr(tree, "body", []) if tree is not None else []:
         flow.visit(statement)
     return flow
 
 
-def _loop_members(target: ast.AST, iterated: ast.AST) -> dict[str, str]:
+def _loop_members(target: ast.AST, iterated: ast.AST, roots: dict[str, str] | None = None) -> dict[str, str]:
     """Loop variables bound to members of a module container, each to the first member:
     ``for layer in self.layers[:n]``, ``for i, layer in enumerate(self.layers)`` and
     ``for block, head in zip(self.blocks, self.heads)``."""
-    container = _self_module(_strip_slice(iterated))
+    container = _self_module(_strip_slice(iterated), roots)
     if container is not None:
         return {target.id: f"{container}.0"} if isinstance(target, ast.Name) else {}
     if not (isinstance(iterated, ast.Call) and isinstance(iterated.func, ast.Name)):
         return {}
     if iterated.func.id == "enumerate" and iterated.args and isinstance(target, ast.Tuple) and len(target.elts) == 2:
-        return _loop_members(target.elts[1], iterated.args[0])
+        return _loop_members(target.elts[1], iterated.args[0], roots)
     if iterated.func.id == "zip" and isinstance(target, ast.Tuple) and len(target.elts) == len(iterated.args):
         found: dict[str, str] = {}
         for element, argument in zip(target.elts, iterated.args):
-            found.update(_loop_members(element, argument))
+            found.update(_loop_members(element, argument, roots))
         return found
     return {}
 

@@ -12,11 +12,13 @@ from typing import Any
 from torch import nn
 
 from dyncheck import strategies as dst
+from dyncheck.infer.builtin import builtin_layer, infer_builtin_input
 from dyncheck.infer.constructor import _COUNT_NAME, _annotation
 from dyncheck.infer.flow import _Flow, _flow, _resolve_module
 from dyncheck.infer.layers import _Found, _input_for_module, _Shape, _swap
 from dyncheck.infer.results import Inferred, Uninferable
 from dyncheck.infer.source import _forward_tree, _iterated_as_count, _string_constants, _thresholds
+from dyncheck.infer.tokens import infer_tokens, max_positions
 
 __all__ = ["check_forward_arguments", "infer_dims", "infer_input"]
 
@@ -59,6 +61,12 @@ def infer_dims(model: nn.Module, given: dict[str, Any]) -> dict[str, Inferred]:
                     "batch of 1 ('Expected more than 1 value per channel when training')",
                 )
                 break
+    limit = max_positions(model)
+    if "time" not in given and limit is not None and limit[0] < dst.DEFAULT_DIMS["time"][1]:
+        out["time"] = Inferred(
+            (min(dst.DEFAULT_DIMS["time"][0], limit[0]), limit[0]),
+            f"{limit[1]}: longer sequences have no position embedding",
+        )
     return out
 
 
@@ -74,6 +82,11 @@ def infer_input(
     the argument declared to hold the lengths (``Spec(lengths=...)``), else they are
     recognised by name."""
     forward = type(model).forward
+    if builtin_layer(model):
+        position = list(inspect.signature(model.forward).parameters).index(name)
+        found = infer_builtin_input(model, name, position)
+        if found is not None:
+            return found
     annotation = _annotation(parameter.annotation, forward)
     source_tree = _forward_tree(type(model))
     qualname = type(model).__qualname__
@@ -87,7 +100,11 @@ def infer_input(
             dst.sequence_lengths(batch_size="batch", max_length="time"),
             "its name says sequence lengths: one per sample, each between 1 and the padded length 'time'",
         )
-    thresholds = _thresholds(source_tree, name)
+    flow = _flow(source_tree, name, model) if source_tree is not None else None
+    # forward's own source, and every helper, parent forward or function it hands the
+    # argument to, under the names the argument has there
+    scopes = [(source_tree, frozenset({name})), *(flow.scopes if flow is not None else [])]
+    thresholds = _in_scopes(_thresholds, scopes)
     thresholds += [t for t in extra_thresholds if t not in thresholds]
     where = f" compared with {', '.join(map(repr, thresholds))} in forward" if thresholds else ""
 
@@ -96,7 +113,7 @@ def infer_input(
     choices = _annotated_choices(annotation)
     if choices is not None:
         return Inferred(dst.controls(choices=choices[0]), choices[1])
-    strings = _string_constants(source_tree, name)
+    strings = _in_scopes(_string_constants, scopes)
     if strings:
         said = "annotated str, compared" if annotation is str else "a string compared"
         return Inferred(
@@ -110,7 +127,9 @@ def infer_input(
             f"inputs={{{name!r}: dyncheck.strategies.controls(choices=[...])}})"
         )
 
-    iterated = _iterated_as_count(source_tree, name)
+    iterated = next(
+        (found for tree, names in scopes for n in sorted(names) if (found := _iterated_as_count(tree, n))), None
+    )
     if iterated is not None and annotation not in (bool, float):
         compared = f" and compared with {', '.join(map(repr, thresholds))}" if thresholds else ""
         return _count(f"a count: used as {iterated}{compared} in forward", thresholds)
@@ -141,7 +160,6 @@ def infer_input(
             dst.controls(**kwargs),
             f"a control value{where}; drawn as {form}",
         )
-    flow = _flow(source_tree, name) if source_tree is not None else None
     consumers = flow.consumers if flow is not None else []
     for index, expression in enumerate(consumers):
         module = _resolve_module(model, expression)
@@ -149,7 +167,7 @@ def infer_input(
             continue
         found = _input_for_module(module, depth=0, entry=flow.entries.get(expression, 0))
         if found is not None:
-            why = f"first consumed by {expression} ({found.note})"
+            why = f"first consumed by {_consumer_name(expression)} ({found.note})"
             shape = found.shape
             beside = _lengths_argument(model, name, lengths)
             if beside is not None and found.sequence is not None:
@@ -160,19 +178,36 @@ def infer_input(
                 shape = swapped
                 why += f"; it reaches {expression} through transpose{flow.transposed[expression]}"
             return Inferred(found.make(shape), why, found.dims)
+    tokens = infer_tokens(model, name)
+    if tokens is not None:
+        return tokens
     if annotation is inspect.Parameter.empty and _FORWARD_COUNT_NAME.search(name):
         return _count(f"a count, by its name{where and ';' + where}", thresholds)
     hint = "tensors(shape=(\"batch\", 16))"
     reason = (
         "no layer in forward consumes it"
         if not consumers
-        else f"its first consumers ({', '.join(consumers[:3])}) give no input shape"
+        else f"its first consumers ({', '.join(_consumer_name(c) for c in consumers[:3])}) give no input shape"
     )
     raise Uninferable(
         f"cannot infer forward argument {name!r} of {qualname} ({reason}); "
         f"write dyncheck.Spec({qualname}, inputs={{{name!r}: "
         f"dyncheck.strategies.{hint}}})"
     )
+
+
+def _in_scopes(analysis: Any, scopes: list[tuple[Any, frozenset[str]]]) -> list[Any]:
+    """What ``analysis(tree, name)`` finds in every scope, in order, without repeats."""
+    found: list[Any] = []
+    for tree, names in scopes:
+        for name in sorted(names):
+            found += [value for value in analysis(tree, name) if value not in found]
+    return found
+
+
+def _consumer_name(expression: str) -> str:
+    """``fc1``; ``super().forward`` when the model's torch parent consumes it."""
+    return expression or "super().forward"
 
 
 def _count(why: str, thresholds: list[float]) -> Inferred:

@@ -127,7 +127,7 @@ def _input_for_module(module: nn.Module, depth: int, entry: int | str = 0) -> _F
             parameter = entry if entry in parameters else None
         if tree is None or parameter is None:
             return None
-        flow = _flow(tree, parameter)
+        flow = _flow(tree, parameter, module)
         for expression in flow.consumers:
             inner = _resolve_module(module, expression)
             if inner is not None:

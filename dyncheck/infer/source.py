@@ -157,8 +157,12 @@ def _strip_slice(node: ast.AST) -> ast.AST:
     return node
 
 
-def _self_module(node: ast.AST) -> str | None:
-    """``self.fc1`` -> ``fc1``; ``self.layers['input']`` -> ``layers.input``."""
+def _self_module(node: ast.AST, roots: dict[str, str] | None = None) -> str | None:
+    """``self.fc1`` -> ``fc1``; ``self.layers['input']`` -> ``layers.input``. ``roots``
+    are the names that stand for a module (default: ``self``, the model itself), each
+    with its name in the model: with ``{"layer": "blocks.0"}``, ``layer.fc`` ->
+    ``blocks.0.fc``."""
+    roots = {"self": ""} if roots is None else roots
     parts: list[str] = []
     while True:
         if isinstance(node, ast.Attribute):
@@ -167,7 +171,7 @@ def _self_module(node: ast.AST) -> str | None:
         elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
             parts.append(str(node.slice.value))
             node = node.value
-        elif isinstance(node, ast.Name) and node.id == "self" and parts:
-            return ".".join(reversed(parts))
+        elif isinstance(node, ast.Name) and node.id in roots and (parts or roots[node.id]):
+            return ".".join([*([roots[node.id]] if roots[node.id] else []), *reversed(parts)])
         else:
             return None
