@@ -25,6 +25,11 @@ import torch):
   tagger whose per-step output keeps the padded length (``total_length``).
 * :mod:`reference_models.top_two_moe` -- ``TopTwoMoE``: top-2 routing weighted by softmax
   gates that saturate at large inputs, each expert run only on its samples.
+* :mod:`reference_models.builtin_layers` -- factories returning torch's own layers as the
+  target (``nn.LSTM``, ``nn.GRU``, ``nn.TransformerEncoderLayer``, ``nn.MultiheadAttention``).
+* :mod:`reference_models.hf_style` -- ``TinyCausalLM``: a causal language model in the
+  Hugging Face style (config dataclass, ``input_ids``/``attention_mask``, a ``ModelOutput``-like
+  result with a cache, cross-attention switched on by ``encoder_hidden_states``).
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -46,4 +51,6 @@ GOOD_TARGETS = (
     "reference_models.bilstm:BiLSTMClassifier",
     "reference_models.time_major_gru:GRUTagger",
     "reference_models.top_two_moe:TopTwoMoE",
+    "reference_models.builtin_layers:bidirectional_lstm",
+    "reference_models.builtin_layers:time_major_gru",
 )

@@ -1191,3 +1191,81 @@ def test_helpers_submodule_methods_and_torch_parents_are_followed(model, argumen
     same(target.spec.inputs[argument], expected)
     assert target.inferred_inputs == {argument: why}
     assert_callable(target, max_examples=3)
+
+
+# --------------------------------------------------------------------------- torch layers as targets
+
+
+def _decoder_layer():
+    return nn.TransformerDecoderLayer(8, 2, dim_feedforward=16, dropout=0.0)
+
+
+def _transformer():
+    return nn.Transformer(8, 2, num_encoder_layers=1, num_decoder_layers=1, dim_feedforward=16, dropout=0.0,
+                          batch_first=True)
+
+
+def _linear():
+    return nn.Linear(3, 2)
+
+
+@pytest.mark.parametrize(
+    ("factory", "expected"),
+    [
+        ("reference_models.builtin_layers:bidirectional_lstm", {
+            "input": (dst.tensors(shape=("batch", "time", 4)), "the target is LSTM(input_size=4, batch_first=True)"),
+        }),
+        ("reference_models.builtin_layers:time_major_gru", {
+            "input": (dst.tensors(shape=("time", "batch", 5)), "the target is GRU(input_size=5, batch_first=False)"),
+        }),
+        ("reference_models.builtin_layers:encoder_layer", {
+            "src": (dst.tensors(shape=("batch", "time", 16)), "the target is TransformerEncoderLayer(d_model=16)"),
+        }),
+        ("reference_models.builtin_layers:encoder", {
+            "src": (dst.tensors(shape=("time", "batch", 16)), "the target is TransformerEncoderLayer(d_model=16)"),
+        }),
+        ("reference_models.builtin_layers:cross_attention", {
+            "query": (dst.tensors(shape=("batch", "time", 16)),
+                      "the target is MultiheadAttention(embed_dim=16, batch_first=True)"),
+            "key": (dst.tensors(shape=("batch", "source", 6)),
+                    "the target is MultiheadAttention(kdim=6, batch_first=True); keys and values share the length 'source'"),
+            "value": (dst.tensors(shape=("batch", "source", 5)),
+                      "the target is MultiheadAttention(vdim=5, batch_first=True); keys and values share the length 'source'"),
+        }),
+        (_decoder_layer, {
+            "tgt": (dst.tensors(shape=("time", "batch", 8)),
+                    "the target is TransformerDecoderLayer(d_model=8, batch_first=False: time-major)"),
+            "memory": (dst.tensors(shape=("source", "batch", 8)),
+                       "the target is TransformerDecoderLayer(d_model=8, batch_first=False: time-major); "
+                       "the memory has its own length 'source'"),
+        }),
+        (_transformer, {
+            "src": (dst.tensors(shape=("batch", "source", 8)),
+                    "the target is Transformer(d_model=8, batch_first=True); the source has length 'source'"),
+            "tgt": (dst.tensors(shape=("batch", "time", 8)),
+                    "the target is Transformer(d_model=8, batch_first=True); the target has length 'time'"),
+        }),
+        (_linear, {"input": (dst.tensors(shape=("batch", 3)), "the target is Linear(in_features=3)")}),
+    ],
+    ids=lambda v: v.rpartition(":")[2] if isinstance(v, str) else getattr(v, "__name__", None),
+)
+def test_a_torch_layer_as_the_target_takes_inputs_from_its_attributes(factory, expected):
+    if isinstance(factory, str):
+        target = resolve(factory)
+    else:
+        target = resolve_spec(Spec(factory))
+    assert list(target.spec.inputs) == list(expected)
+    for name, (strategy, why) in expected.items():
+        same(target.spec.inputs[name], strategy)
+        assert target.inferred_inputs[name] == why
+    assert_callable(target, max_examples=3)
+
+
+def test_a_subclass_of_a_torch_layer_keeping_its_forward_is_one_too():
+    class Tagger(nn.GRU):
+        def __init__(self):
+            super().__init__(3, 4, batch_first=True)
+
+    target = resolve_spec(Spec(Tagger))
+    same(target.spec.inputs["input"], dst.tensors(shape=("batch", "time", 3)))
+    assert target.inferred_inputs == {"input": "the target is Tagger(input_size=3, batch_first=True)"}

@@ -50,7 +50,10 @@ def _count_calls(module: torch.nn.Module) -> list[int]:
 
 def test_targets_resolve_to_classes() -> None:
     for target in (*GOOD_TARGETS, *BUGGY_TARGETS):
-        assert issubclass(_resolve(target), torch.nn.Module), target
+        value = _resolve(target)
+        if not isinstance(value, type):  # a factory, as for torch's own layers
+            value = type(value())
+        assert issubclass(value, torch.nn.Module), target
 
 
 def test_importing_the_package_does_not_import_torch() -> None:
@@ -128,6 +131,27 @@ def _top_two_moe() -> tuple[torch.nn.Module, tuple]:
     return TopTwoMoE(8, 6, 2), (torch.randn(3, 8),)
 
 
+class _FirstOutput(torch.nn.Module):
+    """Torch's recurrent layers return (output, state): the output, batch first."""
+
+    def __init__(self, layer: torch.nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        output = self.layer(x)[0]
+        return output if self.layer.batch_first else output.transpose(0, 1)
+
+
+def _builtin_layers() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.builtin_layers import bidirectional_lstm, time_major_gru
+
+    lstm = bidirectional_lstm()
+    assert (lstm.input_size, lstm.hidden_size, lstm.num_layers, lstm.bidirectional) == (4, 8, 2, True)
+    assert time_major_gru()(torch.randn(5, 3, 5))[0].shape == (5, 3, 6)
+    return _FirstOutput(lstm), (torch.randn(3, 5, 4),)
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -140,6 +164,7 @@ BUILDERS = {
     "bilstm": _bilstm,
     "time_major_gru": _time_major_gru,
     "top_two_moe": _top_two_moe,
+    "builtin_layers": _builtin_layers,
 }
 
 

@@ -50,7 +50,7 @@ def infer_builtin_input(model: nn.Module, name: str, position: int) -> Inferred 
         length, features, attribute = sizes[position]
         return Inferred(
             dst.tensors(shape=_sequence(model.batch_first, features, length)),
-            f"{kind}({attribute}={features}, {_mode(model.batch_first)})"
+            f"the target is {kind}({attribute}={features}, {_mode(model.batch_first)})"
             + ("; keys and values share the length 'source'" if position else ""),
         )
     decoder = _decoder_layer(model)
@@ -61,7 +61,7 @@ def infer_builtin_input(model: nn.Module, name: str, position: int) -> Inferred 
         length = "time" if position == 0 else "source"
         return Inferred(
             dst.tensors(shape=_sequence(attention.batch_first, attention.embed_dim, length)),
-            f"{kind}(d_model={attention.embed_dim}, {_mode(attention.batch_first)})"
+            f"the target is {kind}(d_model={attention.embed_dim}, {_mode(attention.batch_first)})"
             + ("; the memory has its own length 'source'" if position else ""),
         )
     if isinstance(model, nn.Transformer):
@@ -70,12 +70,12 @@ def infer_builtin_input(model: nn.Module, name: str, position: int) -> Inferred 
         length = "source" if position == 0 else "time"
         return Inferred(
             dst.tensors(shape=_sequence(model.batch_first, model.d_model, length)),
-            f"Transformer(d_model={model.d_model}, {_mode(model.batch_first)}); "
+            f"the target is Transformer(d_model={model.d_model}, {_mode(model.batch_first)}); "
             f"{'the source' if position == 0 else 'the target'} has length {length!r}",
         )
     if isinstance(model, nn.Bilinear) and position == 1:
         return Inferred(dst.tensors(shape=("batch", model.in2_features)),
-                        f"Bilinear(in2_features={model.in2_features})")
+                        f"the target is Bilinear(in2_features={model.in2_features})")
     if position != 0:
         return None
     found = _input_for_module(model, depth=0)

@@ -39,7 +39,10 @@ def infer_init(factory: Callable[..., Any], given: dict[str, Any]) -> dict[str, 
             continue
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
-        annotation = _annotation(parameter.annotation, factory)
+        # string annotations resolve where the parameter is declared: an inherited
+        # __init__'s module, not the subclass's
+        owner = factory.__init__ if inspect.isclass(factory) else factory
+        annotation = _annotation(parameter.annotation, owner)
         config = _default_config(annotation)
         if config is not None:
             out[name] = Inferred(

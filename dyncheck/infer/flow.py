@@ -43,6 +43,7 @@ class _Flow(ast.NodeVisitor):
         namespace: dict[str, Any] | None = None,
         parent: _Flow | None = None,
         self_name: str | None = "self",
+        strict: bool = False,
     ) -> None:
         self.tainted = {name} if isinstance(name, str) else set(name)
         self.roots = dict(roots if roots is not None else {"self": ""})
@@ -54,6 +55,9 @@ class _Flow(ast.NodeVisitor):
         self.self_name = self_name
         self.namespace = namespace or {}
         self.depth = 0 if parent is None else parent.depth + 1
+        # strict: the argument itself travels (passed on, indexed, chosen by a conditional),
+        # not values computed from it: what an optional argument reaches as itself
+        self.strict = strict if parent is None else parent.strict
         if parent is not None:
             # One result for the whole flow: a helper's consumers are the caller's.
             self.consumers, self.entries, self.transposed = parent.consumers, parent.entries, parent.transposed
@@ -71,9 +75,13 @@ class _Flow(ast.NodeVisitor):
         self.scopes: list[tuple[ast.AST, frozenset[str]]] = []
         self.seen: set[tuple[Any, frozenset[str]]] = set()
 
+    def _carries(self, node: ast.AST) -> bool:
+        """Whether ``node`` holds the argument (strict), or anything computed from it."""
+        return _passes(node, self.tainted) if self.strict else _mentions(node, self.tainted)
+
     def visit_Assign(self, node: ast.Assign) -> None:
         self.visit(node.value)
-        if _mentions(node.value, self.tainted):
+        if self._carries(node.value):
             for target in node.targets:
                 self.tainted.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
 
@@ -83,13 +91,13 @@ class _Flow(ast.NodeVisitor):
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
         if node.value is not None:
             self.visit(node.value)
-            if _mentions(node.value, self.tainted) and isinstance(node.target, ast.Name):
+            if self._carries(node.value) and isinstance(node.target, ast.Name):
                 self.tainted.add(node.target.id)
 
     def visit_For(self, node: ast.For) -> None:
         self.visit(node.iter)
         self.roots.update(_loop_members(node.target, node.iter, self.roots))
-        if _mentions(node.iter, self.tainted):
+        if self._carries(node.iter):
             self.tainted.update(n.id for n in ast.walk(node.target) if isinstance(n, ast.Name))
         for statement in (*node.body, *node.orelse):
             self.visit(statement)
@@ -106,7 +114,7 @@ class _Flow(ast.NodeVisitor):
         arguments: list[tuple[int | str, ast.AST]] = [
             *enumerate(node.args), *((k.arg or "**", k.value) for k in node.keywords)
         ]
-        entry = next(((key, a) for key, a in arguments if _mentions(a, self.tainted)), None)
+        entry = next(((key, a) for key, a in arguments if self._carries(a)), None)
         callee = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
         if callee == "pack_padded_sequence" and entry is not None and entry[0] in (0, "input"):
             flag = next((k.value for k in node.keywords if k.arg == "batch_first"), None)
@@ -145,7 +153,7 @@ class _Flow(ast.NodeVisitor):
             # A torch layer's own forward: the module consumes the argument.
             entry = next(
                 ((key, a) for key, a in [*enumerate(node.args), *((k.arg or "**", k.value) for k in node.keywords)]
-                 if _mentions(a, self.tainted)),
+                 if self._carries(a)),
                 None,
             )
             if entry is not None and bound not in self.consumers:
@@ -184,7 +192,7 @@ class _Flow(ast.NodeVisitor):
             module = _module_name(value, self.roots)
             if module is not None:
                 roots[parameter] = module
-            elif _mentions(value, self.tainted):
+            elif self._carries(value):
                 tainted.add(parameter)
         if not tainted:
             return True
@@ -252,6 +260,28 @@ class _Flow(ast.NodeVisitor):
         return None
 
 
+#: Methods whose result is no longer the value they are called on.
+_READS = frozenset({"size", "dim", "numel", "nelement", "item", "tolist", "any", "all", "sum", "mean"})
+
+
+def _passes(node: ast.AST, names: set[str]) -> bool:
+    """Whether ``node`` evaluates to one of ``names`` itself or a part of it: ``x``,
+    ``x[0]``, ``x if c else y``, ``(x, y)``, ``x.to(dtype)`` — not ``x.shape`` or ``x + 1``."""
+    if isinstance(node, ast.Name):
+        return node.id in names
+    if isinstance(node, (ast.Subscript, ast.Starred)):
+        return _passes(node.value, names)
+    if isinstance(node, ast.IfExp):
+        return _passes(node.body, names) or _passes(node.orelse, names)
+    if isinstance(node, ast.BoolOp):
+        return any(_passes(v, names) for v in node.values)
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return any(_passes(e, names) for e in node.elts)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr not in _READS:
+        return _passes(node.func.value, names)
+    return False
+
+
 def _module_name(node: ast.AST, roots: dict[str, str]) -> str | None:
     """The name in the model of the module ``node`` stands for (``self`` is ``""``,
     ``self.blocks[0]`` is ``"blocks.0"``), or None when it is not one."""
@@ -297,10 +327,11 @@ def _swapped_axes(node: ast.AST) -> tuple[int, int] | None:
     return None
 
 
-def _flow(tree: ast.AST | None, name: str, model: nn.Module | None = None) -> _Flow:
+def _flow(tree: ast.AST | None, name: str, model: nn.Module | None = None, *, strict: bool = False) -> _Flow:
     """The flow of forward argument ``name`` through ``tree`` (``model``'s forward, read
     by :func:`~dyncheck.infer.source._forward_tree`); with ``model`` it follows the
-    argument into methods, ``super()`` and module-level functions."""
+    argument into methods, ``super()`` and module-level functions. ``strict`` follows the
+    argument itself only, not values computed from it."""
     roots, defining, namespace, self_name = {"self": ""}, None, {}, "self"
     if model is not None:
         forward = type(model).forward
@@ -309,7 +340,9 @@ def _flow(tree: ast.AST | None, name: str, model: nn.Module | None = None) -> _F
         if isinstance(tree, (ast.FunctionDef, ast.AsyncFunctionDef)) and tree.args.args:
             self_name = tree.args.args[0].arg
             roots = {self_name: ""}
-    flow = _Flow(name, model=model, roots=roots, defining=defining, namespace=namespace, self_name=self_name)
+    flow = _Flow(
+        name, model=model, roots=roots, defining=defining, namespace=namespace, self_name=self_name, strict=strict
+    )
     for statement in getattr(tree, "body", []) if tree is not None else []:
         flow.visit(statement)
     return flow

@@ -177,6 +177,12 @@ def infer_input(
             if swapped is not None:
                 shape = swapped
                 why += f"; it reaches {expression} through transpose{flow.transposed[expression]}"
+            if not found.tokens:
+                # token ids by name, read through code the flow cannot follow (a weight
+                # indexed by them): the model's vocabulary says more than the next layer
+                tokens = infer_tokens(model, name)
+                if tokens is not None:
+                    return tokens
             return Inferred(found.make(shape), why, found.dims)
     tokens = infer_tokens(model, name)
     if tokens is not None:

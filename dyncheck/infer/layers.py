@@ -28,6 +28,8 @@ class _Found(NamedTuple):
     note: str
     dims: dict | None = None
     sequence: str | None = None
+    #: integer token ids (an embedding's input)
+    tokens: bool = False
 
 
 def _floats(shape: _Shape) -> st.SearchStrategy:
@@ -87,7 +89,7 @@ def _input_for_module(module: nn.Module, depth: int, entry: int | str = 0) -> _F
             return dst.tensors(shape=shape, dtype=torch.long, min_value=0, max_value=top)
 
         note = f"{kind}(num_embeddings={module.num_embeddings}): integer tokens"
-        return _Found(("batch", "time"), tokens, note)
+        return _Found(("batch", "time"), tokens, note, tokens=True)
     if isinstance(module, nn.LayerNorm):
         shape = tuple(module.normalized_shape)
         return _Found(("batch", *shape), _floats, f"LayerNorm({list(shape)})", sequence="features-last")
