@@ -1269,3 +1269,52 @@ def test_a_subclass_of_a_torch_layer_keeping_its_forward_is_one_too():
     target = resolve_spec(Spec(Tagger))
     same(target.spec.inputs["input"], dst.tensors(shape=("batch", "time", 3)))
     assert target.inferred_inputs == {"input": "the target is Tagger(input_size=3, batch_first=True)"}
+
+
+class ViaClosure(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(7, 2)
+
+    def forward(self, x):
+        def project(h):
+            return self.fc(h)
+
+        def run():
+            return project(x)
+
+        return run()
+
+
+def test_a_function_defined_inside_forward_is_followed_where_it_is_called():
+    target = resolved(ViaClosure)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", 7)))
+    assert target.inferred_inputs == {"x": "first consumed by fc (Linear(in_features=7))"}
+
+
+class _Positions(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(16, 4)
+
+    def forward(self, x):
+        return self.emb(torch.arange(x.shape[1], device=x.device))
+
+
+class PositionsFirst(nn.Module):
+    """x-transformers' form: a position table called with the tokens, for their length."""
+
+    def __init__(self):
+        super().__init__()
+        self.pos_emb = _Positions()
+        self.token_emb = nn.Embedding(50, 4)
+
+    def forward(self, x):
+        positions = self.pos_emb(x)
+        return self.token_emb(x) + positions
+
+
+def test_an_argument_read_for_its_size_only_does_not_make_a_consumer():
+    target = resolved(PositionsFirst)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", "time"), dtype=torch.long, min_value=0, max_value=49))
+    assert target.inferred_inputs == {"x": "first consumed by token_emb (Embedding(num_embeddings=50): integer tokens)"}

@@ -19,7 +19,7 @@ from typing import Any
 
 from torch import nn
 
-from dyncheck.infer.source import _mentions, _number, _self_module, _strip_slice
+from dyncheck.infer.source import _mentions_data, _number, _self_module, _strip_slice
 
 #: How many calls deep the flow follows an argument into helpers and parents.
 MAX_DEPTH = 6
@@ -55,6 +55,8 @@ class _Flow(ast.NodeVisitor):
         self.self_name = self_name
         self.namespace = namespace or {}
         self.depth = 0 if parent is None else parent.depth + 1
+        # functions defined in the code being read, by name
+        self.local: dict[str, ast.FunctionDef] = {}
         # strict: the argument itself travels (passed on, indexed, chosen by a conditional),
         # not values computed from it: what an optional argument reaches as itself
         self.strict = strict if parent is None else parent.strict
@@ -73,11 +75,11 @@ class _Flow(ast.NodeVisitor):
         # (function tree, names the argument has there) for every function it was followed
         # into: the constants it is compared with there count as forward's own.
         self.scopes: list[tuple[ast.AST, frozenset[str]]] = []
-        self.seen: set[tuple[Any, frozenset[str]]] = set()
+        self.seen: set[tuple[Any, ...]] = set()
 
     def _carries(self, node: ast.AST) -> bool:
-        """Whether ``node`` holds the argument (strict), or anything computed from it."""
-        return _passes(node, self.tainted) if self.strict else _mentions(node, self.tainted)
+        """Whether ``node`` holds the argument (strict), or values computed from it."""
+        return _passes(node, self.tainted) if self.strict else _mentions_data(node, self.tainted)
 
     def visit_Assign(self, node: ast.Assign) -> None:
         self.visit(node.value)
@@ -103,8 +105,9 @@ class _Flow(ast.NodeVisitor):
             self.visit(statement)
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
-        """A nested function is not run where it is defined (a closure inside forward may
-        be; its body is read when it is called, as a helper)."""
+        """A function defined inside forward is not run where it is defined: its body is
+        read where it is called, as a helper's."""
+        self.local[node.name] = node
 
     visit_AsyncFunctionDef = visit_FunctionDef
 
@@ -124,7 +127,10 @@ class _Flow(ast.NodeVisitor):
                 self.packs.append(flag.value)
             else:
                 self.packs.append(None)
-        if entry is not None and not self._follow(node):
+        # a local function may reach the argument by closure, with no argument passed
+        local = isinstance(node.func, ast.Name) and node.func.id in self.local
+        followed = self._follow(node) if entry is not None or local else False
+        if entry is not None and not followed:
             expression = _self_module(node.func, self.roots)
             if expression is not None and expression not in self.consumers:
                 self._consume(expression, entry)
@@ -141,8 +147,9 @@ class _Flow(ast.NodeVisitor):
 
     def _follow(self, node: ast.Call) -> bool:
         """Follow the argument into the function ``node`` calls, when that is a method of
-        a module, a parent's method through ``super()``, or a plain Python function; True
-        when the call was one of those (it is then not a consumer itself)."""
+        a module, a parent's method through ``super()``, a plain Python function or one
+        defined in forward; True when the call was one of those (it is then not a consumer
+        itself)."""
         if self.depth >= MAX_DEPTH:
             return False
         found = self._callee(node.func)
@@ -159,33 +166,39 @@ class _Flow(ast.NodeVisitor):
             if entry is not None and bound not in self.consumers:
                 self._consume(bound, entry)
             return True
-        tree = _function_tree(function)
-        if tree is None:
-            return True
-        try:
-            parameters = list(inspect.signature(function).parameters.values())
-        except (TypeError, ValueError):
-            return True
-        roots: dict[str, str] = {}
-        if bound is not None:
-            if not parameters:
-                return True
-            self_name: str | None = parameters[0].name
-            roots[self_name] = bound
-            parameters = parameters[1:]
+        if isinstance(function, ast.FunctionDef):
+            # a function defined inside the code being read: a closure over its names
+            tree, positional, keywords = function, *_ast_parameters(function)
+            roots: dict[str, str] = dict(self.roots)
+            self_name, namespace, defining = self.self_name, self.namespace, self.defining
         else:
-            self_name = None
+            tree = _function_tree(function)
+            if tree is None:
+                return True
+            try:
+                parameters = list(inspect.signature(function).parameters.values())
+            except (TypeError, ValueError):
+                return True
+            roots, namespace, self_name = {}, getattr(function, "__globals__", {}), None
+            if bound is not None:
+                if not parameters:
+                    return True
+                self_name = parameters[0].name
+                roots[self_name] = bound
+                parameters = parameters[1:]
+            positional = [
+                p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            ]
+            keywords = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         tainted: set[str] = set()
         for key, value in [*enumerate(node.args), *((k.arg, k.value) for k in node.keywords)]:
             if isinstance(value, ast.Starred) or key is None:
                 continue
             if isinstance(key, int):
-                if key >= len(parameters) or parameters[key].kind in (
-                    inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.KEYWORD_ONLY
-                ):
+                if key >= len(positional):
                     continue
-                parameter = parameters[key].name
-            elif any(p.name == key for p in parameters):
+                parameter = positional[key]
+            elif key in keywords:
                 parameter = key
             else:
                 continue
@@ -194,6 +207,9 @@ class _Flow(ast.NodeVisitor):
                 roots[parameter] = module
             elif self._carries(value):
                 tainted.add(parameter)
+        if isinstance(function, ast.FunctionDef):
+            # a closure also sees the argument under the enclosing names it does not shadow
+            tainted |= {n for n in self.tainted if n not in positional and n not in keywords}
         if not tainted:
             return True
         key = (tree, frozenset(tainted), tuple(sorted(roots.items())))
@@ -206,10 +222,11 @@ class _Flow(ast.NodeVisitor):
             model=self.model,
             roots=roots,
             defining=defining,
-            namespace=getattr(function, "__globals__", {}),
+            namespace=namespace,
             parent=self,
             self_name=self_name,
         )
+        inner.local = dict(self.local)
         for statement in tree.body:
             inner.visit(statement)
         return True
@@ -219,10 +236,11 @@ class _Flow(ast.NodeVisitor):
             return None
         return _resolve_module(self.model, name)
 
-    def _callee(self, func: ast.AST) -> tuple[Callable | None, str | None, type | None] | None:
+    def _callee(self, func: ast.AST) -> tuple[Callable | ast.FunctionDef | None, str | None, type | None] | None:
         """(function, module name its first parameter is bound to, class it is defined
-        in) for a call of a method, a ``super()`` method or a plain function; None for any
-        other call. ``function`` is None when ``super()`` reaches torch's own layer."""
+        in) for a call of a method, a ``super()`` method, a plain function or a function
+        defined in the code being read (its syntax tree); None for any other call.
+        ``function`` is None when the call reaches torch's own layer's forward."""
         if isinstance(func, ast.Attribute) and _is_super(func.value):
             owner = self.roots.get(self.self_name) if self.self_name is not None else None
             module = self._module(owner)
@@ -253,6 +271,8 @@ class _Flow(ast.NodeVisitor):
                         return (None, owner, cls) if func.attr == "forward" and cls is not nn.Module else None
                     return (function, owner, cls) if isinstance(function, types.FunctionType) else None
             return None
+        if isinstance(func, ast.Name) and func.id in self.local:
+            return self.local[func.id], None, self.defining
         if isinstance(func, ast.Name) and func.id not in self.roots:
             function = self.namespace.get(func.id)
             if isinstance(function, types.FunctionType) and not _is_torch(function):
@@ -288,6 +308,13 @@ def _module_name(node: ast.AST, roots: dict[str, str]) -> str | None:
     if isinstance(node, ast.Name) and node.id in roots:
         return roots[node.id]
     return _self_module(node, roots)
+
+
+def _ast_parameters(node: ast.FunctionDef) -> tuple[list[str], list[str]]:
+    """(positional parameter names, keyword parameter names) of a function's syntax tree."""
+    args = node.args
+    positional = [a.arg for a in (*args.posonlyargs, *args.args)]
+    return positional, [a.arg for a in (*args.args, *args.kwonlyargs)]
 
 
 def _is_super(node: ast.AST) -> bool:

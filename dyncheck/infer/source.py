@@ -27,6 +27,27 @@ def _mentions(node: ast.AST, names: set[str]) -> bool:
     return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
 
 
+#: Reads of a tensor that give its metadata, not its values.
+_METADATA = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "layout", "requires_grad"})
+_MEASURES = frozenset({"size", "dim", "ndimension", "numel", "nelement", "get_device"})
+
+
+def _mentions_data(node: ast.AST, names: set[str]) -> bool:
+    """Whether ``node`` uses the values of one of ``names``, not only its size, dtype or
+    device: ``torch.arange(x.shape[1])`` does not carry ``x`` (a position table indexed
+    by it says nothing of ``x``), ``x.view(x.size(0), -1)`` does."""
+    if isinstance(node, ast.Name):
+        return node.id in names
+    if isinstance(node, ast.Attribute) and node.attr in _METADATA:
+        return False
+    if isinstance(node, ast.Call):
+        if isinstance(node.func, ast.Attribute) and node.func.attr in _MEASURES:
+            return any(_mentions_data(a, names) for a in (*node.args, *(k.value for k in node.keywords)))
+        if isinstance(node.func, ast.Name) and node.func.id == "len":
+            return False
+    return any(_mentions_data(child, names) for child in ast.iter_child_nodes(node))
+
+
 def predicate_thresholds(predicate: Callable[..., Any], name: str) -> list[float]:
     """Numeric constants ``name`` is compared with in a branch predicate's source.
 
