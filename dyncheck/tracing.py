@@ -64,8 +64,9 @@ def describe_path(modules: tuple[str, ...], model: nn.Module | None = None) -> s
 def leaves(value: Any, prefix: str = "output") -> Iterator[tuple[str, Any]]:
     """Every leaf of a (nested) model output with its name (``output[0]['logits']``):
     tensors, and plain values such as numbers and strings. Tuples, lists, dicts,
-    dataclasses and PackedSequence are walked; so are other objects that hold tensors
-    (a cache object's ``layers[0].keys``).
+    dataclasses and PackedSequence are walked; so are other objects that compare by
+    identity, by their attributes (a cache's ``layers[0].keys``): two calls can never
+    give the same such object, only the same contents.
 
     A mapping that is also a dataclass (Hugging Face's ``ModelOutput``: an OrderedDict
     whose ``None`` fields are left out of the mapping) is walked as a mapping, with its
@@ -73,8 +74,9 @@ def leaves(value: Any, prefix: str = "output") -> Iterator[tuple[str, Any]]:
     yield from _leaves(value, prefix, ())
 
 
-#: How deep objects that are not containers are walked for tensors (a cache's layers).
-_OBJECT_DEPTH = 4
+#: How deep in an output objects are still walked by their attributes (a cache's tensors
+#: are five levels down: output.cache.self_attention_cache.layers[0].keys).
+_OBJECT_DEPTH = 8
 
 
 def _leaves(value: Any, prefix: str, path: tuple[int, ...]) -> Iterator[tuple[str, Any]]:
@@ -96,29 +98,19 @@ def _leaves(value: Any, prefix: str, path: tuple[int, ...]) -> Iterator[tuple[st
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         for f in dataclasses.fields(value):
             yield from _leaves(getattr(value, f.name), f"{prefix}.{f.name}", inner)
-    elif _holds_tensors(value, _OBJECT_DEPTH):
+    elif _by_identity(value) and len(path) < _OBJECT_DEPTH:
         for attribute, item in vars(value).items():
             yield from _leaves(item, f"{prefix}.{attribute}", inner)
     else:
         yield prefix, value
 
 
-def _holds_tensors(value: Any, depth: int) -> bool:
-    """Whether an object that is not a container (an output's cache) holds a tensor in
-    its attributes, ``depth`` levels down at most. Modules, classes and functions are
-    values, never walked."""
-    if isinstance(value, torch.Tensor):
-        return True
-    if depth <= 0 or isinstance(value, (nn.Module, type, str, bytes, int, float, complex, bool)):
+def _by_identity(value: Any) -> bool:
+    """An object with attributes that equals only itself (``object.__eq__``): not a
+    module, class or function, which are the same object in two calls."""
+    if isinstance(value, (nn.Module, type)) or callable(value):
         return False
-    if isinstance(value, (tuple, list)):
-        return any(_holds_tensors(item, depth - 1) for item in value)
-    if isinstance(value, Mapping):
-        return any(_holds_tensors(item, depth - 1) for item in value.values())
-    attributes = getattr(value, "__dict__", None)
-    if not isinstance(attributes, dict) or callable(value):
-        return False
-    return any(_holds_tensors(item, depth - 1) for item in attributes.values())
+    return type(value).__eq__ is object.__eq__ and isinstance(getattr(value, "__dict__", None), dict)
 
 
 def floating_leaves(value: Any, prefix: str = "output") -> Iterator[tuple[str, torch.Tensor]]:

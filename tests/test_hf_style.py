@@ -281,3 +281,36 @@ def test_coverage_of_dead_cross_attention_says_which_argument_to_give(dyncheck_r
         "  give it values: dyncheck.Spec(tiny_decoder_with_cross_attention, inputs={'encoder_hidden_states': "
         "dyncheck.strategies.tensors(shape=('batch', 'source', 16))})"
     )
+
+
+class _Attend(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.k = nn.Linear(6, 4)
+
+    def forward(self, h, memory, mask):
+        scores = (h @ self.k(memory).T).masked_fill(mask, -1e4)
+        return scores.softmax(-1) @ self.k(memory)
+
+
+class _WithMemory(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.cross = _Attend()
+
+    def forward(self, x, memory=None, memory_mask=None):
+        h = self.fc(x)
+        if memory is not None:
+            h = h + self.cross(h, memory, memory_mask)
+        return h
+
+
+def test_the_spec_line_gives_the_arguments_a_strategy_was_found_for():
+    from dyncheck.infer import optional_inputs_hint
+
+    spec = resolve_spec(Spec(_WithMemory)).spec
+    assert optional_inputs_hint(_WithMemory(), spec, {"fc"}) == [
+        "memory, memory_mask were left at their default None; they are handed to cross, which never ran",
+        "give memory values: dyncheck.Spec(_WithMemory, inputs={'memory': dyncheck.strategies.tensors(shape=('batch', 6))})",
+    ]

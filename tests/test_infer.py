@@ -1318,3 +1318,32 @@ def test_an_argument_read_for_its_size_only_does_not_make_a_consumer():
     target = resolved(PositionsFirst)
     same(target.spec.inputs["x"], dst.tensors(shape=("batch", "time"), dtype=torch.long, min_value=0, max_value=49))
     assert target.inferred_inputs == {"x": "first consumed by token_emb (Embedding(num_embeddings=50): integer tokens)"}
+
+
+class Conv1D(nn.Module):
+    """transformers' Conv1D, as GPT-2 uses it: a Linear whose weight is [nx, nf]."""
+
+    def __init__(self, nf, nx):
+        super().__init__()
+        self.nf, self.nx = nf, nx
+        self.weight = nn.Parameter(torch.randn(nx, nf))
+        self.bias = nn.Parameter(torch.zeros(nf))
+
+    def forward(self, x):
+        return torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight).view(*x.shape[:-1], self.nf)
+
+
+class GPT2Style(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c_attn = Conv1D(12, 5)
+
+    def forward(self, hidden_states):
+        return self.c_attn(hidden_states)
+
+
+def test_gpt2s_conv1d_is_read_as_a_linear():
+    target = resolved(GPT2Style)
+    same(target.spec.inputs["hidden_states"], dst.tensors(shape=("batch", 5)))
+    assert target.inferred_inputs == {"hidden_states": "first consumed by c_attn (Conv1D(nx=5))"}
+    assert_callable(target, max_examples=3)

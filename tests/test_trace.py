@@ -316,7 +316,21 @@ def test_an_object_holding_tensors_is_walked_by_attribute():
         "output['cache'].offloading",
         "output['note']",
     ]
-    # an object with no tensor is a plain value, compared as a whole
-    plain = _Layer()
-    plain.keys = plain.values = None
-    assert [name for name, _ in leaves(plain)] == ["output"]
+
+
+class _Point:
+    def __init__(self, x: int) -> None:
+        self.x = x
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Point) and other.x == self.x
+
+
+def test_objects_equal_only_to_themselves_are_compared_by_contents():
+    """Two calls never return the same object: an empty cache layer (no tensors yet) must
+    compare by what it holds, while a value with its own == compares as a whole."""
+    empty = _Layer()
+    empty.keys = empty.values = None
+    assert list(dict(leaves(empty))) == ["output.keys", "output.values", "output.device"]
+    assert [name for name, _ in leaves(_Point(3))] == ["output"]
+    assert [name for name, _ in leaves(torch.device("cpu"))] == ["output"]

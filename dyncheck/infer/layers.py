@@ -61,6 +61,9 @@ def _input_for_module(module: nn.Module, depth: int, entry: int | str = 0) -> _F
     if isinstance(module, nn.Linear):
         note = f"Linear(in_features={module.in_features})"
         return _Found(("batch", module.in_features), _floats, note, sequence="features-last")
+    if kind == "Conv1D" and isinstance(getattr(module, "nx", None), int):
+        # transformers' Conv1D (GPT-2's projections): a Linear whose weight is [nx, nf]
+        return _Found(("batch", module.nx), _floats, f"Conv1D(nx={module.nx})", sequence="features-last")
     if isinstance(module, nn.Bilinear):
         note = f"Bilinear(in1_features={module.in1_features})"
         return _Found(("batch", module.in1_features), _floats, note, sequence="features-last")

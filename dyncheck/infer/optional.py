@@ -104,15 +104,16 @@ def _takes_sequences(given: Mapping[str, Any]) -> bool:
 def _strategy(
     model: nn.Module, consumers: list[tuple[str, int | str]], reaches: tuple[str, ...], *, sequences: bool
 ) -> Any:
-    """A strategy from the first torch layer the argument enters among those it reaches.
+    """A strategy from the first layer (a module with no children) the argument enters
+    among those it reaches.
     When the model takes sequences, a feature-last layer's input (a Linear's) is one too,
     with a length ``"source"`` of its own, as encoder states have."""
     for name, entry in consumers:
         if not any(name == d or name.startswith(d + ".") for d in reaches):
             continue
         module = _resolve_module(model, name)
-        if module is None or not _is_torch(type(module)):
-            continue
+        if module is None or any(True for _ in module.children()):
+            continue  # containers and blocks were followed into: their layers say more
         found = _input_for_module(module, depth=0, entry=entry)
         if found is None:
             continue
@@ -136,13 +137,17 @@ def optional_inputs_hint(model: nn.Module, spec: Any, ran: Iterable[str]) -> lis
         return f"{o.name!r}: dyncheck.strategies.{shown}"
 
     if all(o.reaches for o in found):
+        # those a strategy was found for first; the Spec line gives only them, when any
+        found.sort(key=lambda o: o.strategy is None)
+        given = [o for o in found if o.strategy is not None] or found
         one = len(found) == 1
         names = ", ".join(o.name for o in found)
         reaches = ", ".join(dict.fromkeys(r for o in found for r in o.reaches))
+        whom = "it" if one else ", ".join(o.name for o in given) if len(given) < len(found) else "them"
         return [
             f"{names} {'was' if one else 'were'} left at {'its' if one else 'their'} default None; "
             f"{'it is' if one else 'they are'} handed to {reaches}, which never ran",
-            f"give {'it' if one else 'them'} values: dyncheck.Spec({name}, inputs={{{', '.join(map(entry, found))}}})",
+            f"give {whom} values: dyncheck.Spec({name}, inputs={{{', '.join(map(entry, given))}}})",
         ]
     shown = ", ".join(o.name for o in found[:4]) + (" …" if len(found) > 4 else "")
     if len(found) == 1:
