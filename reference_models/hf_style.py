@@ -79,7 +79,7 @@ class CausalLMOutput(ModelOutput):
     past_key_values: tuple[tuple[torch.Tensor, torch.Tensor], ...] | None = None
 
 
-class Attention(nn.Module):
+class _Attention(nn.Module):
     def __init__(self, config: TinyLMConfig, *, causal: bool) -> None:
         super().__init__()
         self.heads = config.num_attention_heads
@@ -120,15 +120,15 @@ class Attention(nn.Module):
         return self.out_proj(mixed), (k, v)
 
 
-class Block(nn.Module):
+class _Block(nn.Module):
     def __init__(self, config: TinyLMConfig) -> None:
         super().__init__()
         size, eps = config.hidden_size, config.layer_norm_epsilon
         self.ln_1 = nn.LayerNorm(size, eps=eps)
-        self.attn = Attention(config, causal=True)
+        self.attn = _Attention(config, causal=True)
         if config.add_cross_attention:
             self.ln_cross = nn.LayerNorm(size, eps=eps)
-            self.crossattention = Attention(config, causal=False)
+            self.crossattention = _Attention(config, causal=False)
         self.ln_2 = nn.LayerNorm(size, eps=eps)
         self.fc = nn.Linear(size, 4 * size)
         self.proj = nn.Linear(4 * size, size)
@@ -156,7 +156,7 @@ class TinyCausalLM(nn.Module):
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.hidden_size)
         self.wpe = nn.Embedding(config.max_position_embeddings, config.hidden_size)
-        self.h = nn.ModuleList([Block(config) for _ in range(config.num_hidden_layers)])
+        self.h = nn.ModuleList([_Block(config) for _ in range(config.num_hidden_layers)])
         self.ln_f = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # tied, as tie_word_embeddings does

@@ -156,10 +156,13 @@ def test_the_reference_model_behaves_as_a_hugging_face_model_does():
 CHECKS = "determinism,finite,coverage,state_roundtrip,purity,tied_weights,dtype_agreement,batch_invariance"
 
 
-def test_every_check_reads_the_model_output_field_by_field_and_passes(dyncheck_run):
-    run = dyncheck_run("--dyncheck", LM, f"--dyncheck-invariants={CHECKS}", "--dyncheck-seed=3")
+@pytest.mark.parametrize("target", [LM, "reference_models.hf_style:CROSS_ATTENTION_SPEC"])
+def test_every_check_reads_the_model_output_field_by_field_and_passes(dyncheck_run, target):
+    """With encoder_hidden_states given (the Spec line coverage suggests), the decoder's
+    cross-attention runs and coverage passes too."""
+    run = dyncheck_run("--dyncheck", target, f"--dyncheck-invariants={CHECKS}", "--dyncheck-seed=3")
     assert run.ret == 0, run.text
-    assert run.outcomes() == {f"dyncheck::{LM}::{name}": "PASSED" for name in CHECKS.split(",")}
+    assert run.outcomes() == {f"dyncheck::{target}::{name}": "PASSED" for name in CHECKS.split(",")}
 
 
 @pytest.mark.xfail(
