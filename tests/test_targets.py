@@ -344,17 +344,18 @@ def test_build_hands_out_copies_of_a_factorys_or_an_instances_module():
 
 
 # --------------------------------------------------------------------------- torch layers as targets
-# bidirectional_lstm and time_major_gru are GOOD_TARGETS. These three pass every check but one,
-# which raises a false alarm another part of issue 9 removes; each then passes (its strict
-# xfail fails) and the target joins GOOD_TARGETS.
+# bidirectional_lstm and time_major_gru are GOOD_TARGETS. The encoder layer and the
+# cross-attention layer pass every check but one, which raises a false alarm another part of
+# issue 9 removes. The encoders' is pinned as a strict xfail (it fails once the fix lands, and
+# they join GOOD_TARGETS); cross_attention's dtype_agreement alarm (float32 and float64
+# gradients of a softmax saturated by inputs of magnitude 1e3) shows only on some examples,
+# too rarely for a pin that flips reliably.
 
 LAYERS = "reference_models.builtin_layers"
 AFTER_LAYER_NORM = "the default loss (a sum) is constant after the final LayerNorm, so out_proj's gradient is noise"
 AWAITING = [  # (target, invariant, seed, what its false alarm says, why)
     (f"{LAYERS}:encoder_layer", "grad_isolation", 3, "out_proj.bias received a gradient of zeros", AFTER_LAYER_NORM),
     (f"{LAYERS}:encoder", "grad_isolation", 3, "out_proj.bias received a gradient of zeros", AFTER_LAYER_NORM),
-    (f"{LAYERS}:cross_attention", "dtype_agreement", 2, "differs on float32 from float64",
-     "float32 and float64 gradients of a softmax saturated by inputs of magnitude 1e3 differ"),
 ]
 
 
