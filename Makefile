@@ -20,5 +20,11 @@ check: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 tests
 
+# Measurements, not tests (minutes; run on an idle machine): see benchmarks/RESULTS.md.
+bench: $(VENV)/.installed
+	$(PY) -m benchmarks.detection
+	$(PY) -m benchmarks.overhead
+	$(PY) -m benchmarks.scaling
+
 clean:
 	rm -rf $(VENV) .hypothesis .pytest_cache

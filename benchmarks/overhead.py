@@ -1,38 +1,53 @@
-"""How much dyncheck adds to a model's own cost, per example.
+"""How much dyncheck adds to the passes each property needs, per example.
 
-Run from the repository root: .venv/bin/python -m benchmarks.overhead [--examples N]
+Run from the repository root on an otherwise idle machine:
 
-For each reference model it times, on the same examples,
-  plain     — the model's forward alone,
-  run       — dyncheck's seeded, traced forward (Context.run),
-  each invariant that applies — one whole check of one example (fresh copies, calls,
-            comparisons; the opt-in compile_agreement only when named with --invariants),
-and prints each as a multiple of plain. Numbers vary by machine; they are measurements,
-not tests.
+    .venv/bin/python -m benchmarks.overhead                      # small and mid-size model
+    .venv/bin/python -m benchmarks.overhead --model mid --examples 5
+
+For each invariant, one example is timed two ways on the same inputs:
+  plain  — a hand-written PyTorch loop doing only the passes the property needs
+           (determinism: two forwards; finite: forward and backward; batch_invariance:
+           the batch, then each row alone; dtype_agreement: forward and backward in
+           float32 and in float64; ...), on a model built once;
+  check  — dyncheck's whole check of that example (fresh models, seeding, tracing,
+           comparisons, its extra probes),
+and the ratio check / plain is printed against the target (≤ 1.5× on the mid-size model:
+the two-layer LSTM tagger, hidden 256, batch 32, length 64). Numbers vary by machine;
+they are measurements, not tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
+import statistics
+import sys
 import time
 import warnings
+from collections.abc import Callable
 
 import torch
 from hypothesis import HealthCheck, given, settings
 
-from dyncheck.errors import DyncheckWarning
+from dyncheck.errors import DyncheckWarning, InvariantViolation, ModelError
 from dyncheck.examples import from_target
 from dyncheck.invariants import Context, registry
 from dyncheck.settings import Settings
 from dyncheck.target import resolve
-from reference_models import GOOD_TARGETS
+from dyncheck.tracing import floating_leaves
+
+MODELS = {"small": "reference_models.gated:DynamicNet", "mid": "benchmarks.models:MID_SIZE"}
+TARGET_RATIO = 1.5
+SETTINGS = Settings(targets=(), seed=0, seed_given=True, max_examples=None, invariants=None, explain=False, only=True)
 
 
 def _examples(target, count):
     found = []
 
-    @settings(max_examples=count, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=count, database=None, deadline=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
     @given(from_target(target))
     def collect(example):
         found.append(example)
@@ -41,60 +56,149 @@ def _examples(target, count):
     return found
 
 
-def _time(function, examples, repeat=3):
-    best = []
-    for _ in range(repeat):
+def _loss(output) -> torch.Tensor:
+    return sum(t.sum() for _, t in floating_leaves(output) if t.is_floating_point())
+
+
+def _forward(model, target, args):
+    with torch.no_grad():
+        return target.call(model, args)
+
+
+def _forward_backward(model, target, args):
+    model.zero_grad(set_to_none=True)
+    _loss(target.call(model, args)).backward()
+
+
+def _rows(example, args):
+    """Each row of the batch alone, by the example's batch size (first axis)."""
+    size = example.dims.get("batch") or 1
+    for row in range(size):
+        yield {n: v[row:row + 1] if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == size else v
+               for n, v in args.items()}
+
+
+def plain_passes(name: str) -> Callable | None:
+    """The passes the property ``name`` needs, written as a user would: (model, target,
+    example) -> None."""
+    def determinism(model, target, example):
+        _forward(model, target, example.fresh_args())
+        _forward(model, target, example.fresh_args())
+
+    def finite(model, target, example):
+        _forward_backward(model, target, example.fresh_args())
+
+    def coverage(model, target, example):
+        _forward(model, target, example.fresh_args())
+
+    def state_roundtrip(model, target, example):
+        _forward(model, target, example.fresh_args())
+        fresh = target.build()
+        fresh.load_state_dict(model.state_dict())
+        _forward(fresh, target, example.fresh_args())
+
+    def purity(model, target, example):
+        _forward(model.train(), target, example.fresh_args())
+        _forward(model.eval(), target, example.fresh_args())
+        model.train()
+
+    def tied_weights(model, target, example):
+        _forward_backward(model, target, example.fresh_args())
+        torch.optim.SGD(model.parameters(), lr=0.01).step()
+
+    def dtype_agreement(model, target, example):
+        _forward_backward(model, target, example.fresh_args())
+        wide = copy.deepcopy(model).double()
+        args = {n: v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+                for n, v in example.fresh_args().items()}
+        _forward_backward(wide, target, args)
+
+    def batch_invariance(model, target, example):
+        model.eval()
+        args = example.fresh_args()
+        _forward(model, target, args)
+        for row in _rows(example, args):
+            _forward(model, target, row)
+        model.train()
+
+    def padding_invariance(model, target, example):
+        args = example.fresh_args()
+        _forward_backward(model, target, args)
+        for row in _rows(example, args):
+            _forward_backward(model, target, row)
+
+    def packed_rnn(model, target, example):
+        _forward_backward(model, target, example.fresh_args())
+
+    return {
+        "determinism": determinism, "finite": finite, "grad_isolation": finite, "coverage": coverage,
+        "state_roundtrip": state_roundtrip, "purity": purity, "tied_weights": tied_weights,
+        "dtype_agreement": dtype_agreement, "batch_invariance": batch_invariance,
+        "padding_invariance": padding_invariance, "packed_rnn": packed_rnn,
+    }.get(name)
+
+
+def _median_seconds(function, examples) -> float:
+    times = []
+    for example in examples:
         start = time.perf_counter()
-        for example in examples:
-            function(example)
-        best.append((time.perf_counter() - start) / len(examples))
-    return min(best)
+        function(example)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--examples", type=int, default=50)
-    parser.add_argument("--invariants", default="", help="comma-separated (default: every non-opt-in one)")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    # An optimizer's first construction imports torch._dynamo (seconds, once per process):
-    # keep that out of the first model's numbers.
-    importlib.import_module("torch._dynamo")
-    warnings.simplefilter("ignore", DyncheckWarning)  # tied_weights' assign=True note, once per model
-    known = registry()
-    names = [n.strip() for n in args.invariants.split(",") if n.strip()] or [
-        name for name, cls in known.items() if not cls.opt_in
-    ]
-    settings = Settings(targets=(), seed=0, seed_given=True, max_examples=None, invariants=None, explain=False, only=True)
-    for text in GOOD_TARGETS:
-        target = resolve(text)
-        examples = _examples(target, args.examples)
+def measure(text: str, count: int, names: list[str]) -> list[tuple[str, float, float]]:
+    target = resolve(text)
+    examples = _examples(target, count + 1)
+    warm, examples = examples[0], examples[1:] or examples
+    model = target.build()
+    rows = []
+    for name in names:
+        invariant = registry()[name]()
+        passes = plain_passes(name)
+        if passes is None or invariant.applies_to(target) or invariant.unavailable(SETTINGS):
+            continue
         context = Context(target)
-        model = context.fresh_model()
+        context.settings = SETTINGS
 
-        def plain(example):
-            with torch.no_grad():
-                target.call(model, example.fresh_args())
-
-        base = _time(plain, examples)
-        run = _time(lambda e: context.run(model, e), examples)
-        print(f"{text}: plain {base * 1e6:.0f} µs, traced run ×{run / base:.1f}")
-        for name in names:
-            invariant = known[name]()
-            reason = invariant.applies_to(target) or invariant.unavailable(settings)
-            if reason:
-                print(f"  {name:20} skipped: {reason}")
-                continue
-            checked = Context(target)
-            checked.settings = settings
+        def check(example):
             try:
-                invariant.check(checked, examples[0])  # warm-up: lazy imports, first-call caches
-                cost = _time(lambda e: invariant.check(checked, e), examples, repeat=1)
-            except Exception as exc:  # a measurement, not a verdict: show it and go on
-                print(f"  {name:20} raised {type(exc).__name__}: {str(exc).splitlines()[0][:80]}")
-                continue
-            print(f"  {name:20} ×{cost / base:.1f}")
+                invariant.check(context, example)
+            except (InvariantViolation, ModelError):
+                pass  # a measurement: a finding costs what it costs
+
+        passes(model, target, warm)  # first-call caches, lazy imports
+        check(warm)
+        plain = _median_seconds(lambda e: passes(model, target, e), examples)
+        checked = _median_seconds(check, examples)
+        rows.append((name, plain, checked))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=10)
+    parser.add_argument("--model", choices=[*MODELS, "both"], default="both")
+    parser.add_argument("--invariants", default="", help="comma-separated (default: every non-opt-in one)")
+    args = parser.parse_args(argv)
+    # An optimizer's first construction imports torch._dynamo (seconds, once per process).
+    importlib.import_module("torch._dynamo")
+    warnings.simplefilter("ignore", DyncheckWarning)
+    names = [n.strip() for n in args.invariants.split(",") if n.strip()] or [
+        name for name, cls in registry().items() if not cls.opt_in
+    ]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.examples} examples")
+    print("| model | invariant | plain passes | dyncheck's check | ratio | target | how far off |")
+    print("|---|---|---|---|---|---|---|")
+    for key in (MODELS if args.model == "both" else [args.model]):
+        for name, plain, checked in measure(MODELS[key], args.examples, names):
+            ratio = checked / plain
+            target = f"≤ {TARGET_RATIO}×" if key == "mid" else ""
+            off = ("met" if ratio <= TARGET_RATIO else f"{ratio / TARGET_RATIO:.1f}× over") if key == "mid" else ""
+            print(f"| {key} | {name} | {plain * 1e3:.1f} ms | {checked * 1e3:.1f} ms | {ratio:.1f}× | {target} | {off} |",
+                  flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -91,20 +91,41 @@ class InvariantItem(pytest.Item):
             or self.invariant.applies_to(self.target)
             or self.invariant.unavailable(settings)
         )
+        if not reason:
+            # Once per target, before any check copies the model: are its copies its own? If
+            # not, and no model can be built instead, nothing a check would run on is a model
+            # of its own (tied_weights reports it).
+            from dyncheck.copies import skip_reason
+
+            blocked = skip_reason(self.target)
+            if blocked and not self.invariant.reports_copies:
+                reason = blocked
         if reason:
             pytest.skip(f"{self.invariant.name} does not apply to {self.target.text}: {reason}")
         context = self.context = Context(self.target)
         context.settings = settings
         invariant = self.invariant
 
+        from dyncheck.budget import Budget
+
+        max_examples = settings.max_examples or hsettings.default.max_examples
+        budget = context.budget = Budget(settings.time_budget, max_examples)
+
         def check(example: Any) -> None:
-            context.examples += 1
+            if not budget.allows():
+                # The budget is spent: the remaining draws run nothing (Hypothesis has no
+                # public way to stop generating), and the record says the budget ended it.
+                return
             known = len(context.paths)
             try:
-                invariant.check(context, example)
-            except (InvariantViolation, ModelError) as exc:
-                exc.example = example  # type: ignore[attr-defined]
+                with context.counting():
+                    invariant.check(context, example)
+            except BaseException as exc:
+                budget.spent(failed=True)
+                if isinstance(exc, (InvariantViolation, ModelError)):
+                    exc.example = example  # type: ignore[attr-defined]
                 raise
+            budget.spent()
             # Steer Hypothesis toward examples that open paths not seen yet, and show the
             # paths in --hypothesis-show-statistics.
             hypothesis.target(float(len(context.paths) - known), label="new paths")
@@ -120,7 +141,7 @@ class InvariantItem(pytest.Item):
         default = hsettings.default
         test = hsettings(
             default,
-            max_examples=settings.max_examples or default.max_examples,
+            max_examples=max_examples,
             deadline=None,
             print_blob=False,
             # The explain phase re-runs failing examples under a tracer: slow for torch
@@ -150,6 +171,10 @@ class InvariantItem(pytest.Item):
         finally:
             if self.context is not None:
                 self.user_properties.append(("dyncheck", self._record(finding)))
+        vacuous = self.context.vacuous()
+        if vacuous:
+            # A pass must mean the property was checked: one that compared nothing is a skip.
+            pytest.skip(f"{self.invariant.name} compared nothing on {self.target.text} {vacuous}")
 
     def _record(self, finding: str | None) -> dict[str, Any]:
         """What the summary shows for this check; JSON-able, as it travels from xdist workers."""
@@ -158,8 +183,11 @@ class InvariantItem(pytest.Item):
             "target": self.target.text,
             "invariant": self.invariant.name,
             "examples": context.examples,
+            "checked": context.checked,
+            "uncompared": dict(context.uncompared.most_common()),
             "paths": {context.describe_path(path): count for path, count in sorted(context.paths.items())},
             "finding": finding,
+            "budget": context.budget.record() if context.budget is not None else None,
             **context.report,
         }
 

@@ -1,5 +1,5 @@
-"""The terminal summary: per target, each invariant's verdict, examples run and the
-distinct paths seen. Built from the reports pytest already keeps, so it is the same
+"""The terminal summary: per target, each invariant's verdict, examples run (and, when
+fewer, those it compared something on) and the distinct paths seen. Built from the reports pytest already keeps, so it is the same
 with or without xdist (workers send ``user_properties`` back with each report)."""
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ def collect(stats: dict[str, list[Any]]) -> dict[str, dict[str, dict[str, Any]]]
                     reason = _skip_reason(report)
                     row["verdict"] = "skipped"
                     row["reason"] = reason.removeprefix(f"{invariant} does not apply to {target}: ")
+                    vacuous = f"{invariant} compared nothing on {target} "
+                    if reason.startswith(vacuous):
+                        row["reason"] = "compared nothing " + reason.removeprefix(vacuous)
                 elif report.failed:
                     row["verdict"] = "failed" if report.when == "call" else "error"
                 else:
@@ -57,8 +60,11 @@ def collect(stats: dict[str, list[Any]]) -> dict[str, dict[str, dict[str, Any]]]
             for key, value in getattr(report, "user_properties", ()):
                 if key == "dyncheck" and report.when == "call":
                     row["examples"] = value["examples"]
+                    row["checked"] = value.get("checked", value["examples"])
+                    row["uncompared"] = value.get("uncompared", {})
                     row["paths"] = Counter(value["paths"])
                     row["finding"] = value.get("finding")
+                    row["budget"] = value.get("budget")
                     if "census" in value:
                         row["census"] = value["census"]
                     if "compile" in value:
@@ -84,20 +90,32 @@ def write(terminalreporter: Any, settings: Settings) -> None:
         for row in rows.values():
             paths.update(row["paths"])
         verdicts = Counter(row["verdict"] for row in rows.values())
+        full = settings.explain or terminalreporter.config.option.verbose > 0
         markup = {"red": True} if verdicts["failed"] or verdicts["error"] else {"green": True}
         terminalreporter.write_line(
             f"{target}  —  {len(paths)} distinct path{'s' if len(paths) != 1 else ''} seen", bold=True, **markup
         )
         for invariant, row in rows.items():
             verdict = row["verdict"]
-            detail = (
-                row["reason"]
-                if verdict == "skipped"
-                else f"{row['examples']} example{'s' if row['examples'] != 1 else ''}"
-            )
+            if verdict == "skipped":
+                detail = row["reason"]
+            elif verdict == "passed" and row.get("checked", row["examples"]) != row["examples"]:
+                # A pass covers only the examples the check compared something on.
+                detail = f"checked on {row['checked']} of {row['examples']} examples"
+            else:
+                detail = f"{row['examples']} example{'s' if row['examples'] != 1 else ''}"
             if verdict == "xfailed":
                 detail += f" — known: {row['reason']}"
+            if row.get("budget") and verdict != "skipped":
+                detail += f" — {row['budget']['ended']}"
             terminalreporter.write_line(f"  {invariant:<{width}}  {verdict:<7}  {detail}")
+            if full and verdict in ("passed", "skipped"):
+                # Why the other examples compared nothing (a skip's reason is the first).
+                reasons = list((row.get("uncompared") or {}).items())
+                for reason, count in reasons[1:] if verdict == "skipped" else reasons:
+                    terminalreporter.write_line(
+                        f"  {'':<{width}}           not compared on {count}: {_shorten(reason)}"
+                    )
             for number, (path, counts) in enumerate((row.get("compile") or {}).items()):
                 breaks = counts["graph_breaks"]
                 again = " (recompiled)" if number and counts["graphs"] else ""
@@ -108,7 +126,6 @@ def write(terminalreporter: Any, settings: Settings) -> None:
             if row.get("finding") and verdict in ("failed", "xfailed"):
                 terminalreporter.write_line(f"  {'':<{width}}           {_shorten(row['finding'])}")
         census = next((row["census"] for row in rows.values() if row.get("census")), None)
-        full = settings.explain or terminalreporter.config.option.verbose > 0
         _write_paths(terminalreporter, paths, census, full)
 
 

@@ -19,7 +19,7 @@ in pyproject.toml overrides them (``rtol`` and ``atol`` together).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +30,20 @@ from dyncheck.compare import mismatch, tolerances
 from dyncheck.errors import InvalidArgument, ModelError
 from dyncheck.examples import Example
 from dyncheck.seeding import seeded
-from dyncheck.tracing import check_loss, default_loss, describe_path, floating_leaves, record_modules
+from dyncheck.tracing import check_loss, describe_path, floating_leaves, loss_of, missing_output, record_modules
 
-__all__ = ["Config", "Run", "compare", "default_dtype", "parse_devices", "run_config", "tf32_disabled"]
+__all__ = [
+    "Config",
+    "Run",
+    "compare",
+    "default_dtype",
+    "exact_attention",
+    "nothing_compared",
+    "parse_devices",
+    "run_config",
+    "seed_dependence",
+    "tf32_disabled",
+]
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,8 @@ class Run:
     grads: dict[str, torch.Tensor]
     path: tuple[str, ...]
     model: nn.Module
+    #: the model's output as returned
+    output: Any = None
 
 
 def _move(value: Any, device: str, dtype: torch.dtype | None) -> Any:
@@ -112,6 +125,20 @@ def tf32_disabled() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def exact_attention() -> Iterator[None]:
+    """``scaled_dot_product_attention`` runs its math backend inside the block. The fused
+    kernels (flash, memory-efficient) recompute the softmax in backward from a stored
+    log-sum-exp: with large attention logits (inputs in the hundreds) that rounds, in
+    float32, to gradients of noise for the query and key weights where the exact gradient
+    is 0. Like TF32, a precision traded for speed by the kernel, not the model's own
+    arithmetic: a comparison would report the kernel."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel([SDPBackend.MATH]):
+        yield
+
+
+@contextlib.contextmanager
 def default_dtype(dtype: torch.dtype | None) -> Iterator[None]:
     """torch's default floating dtype is ``dtype`` inside the block (None: unchanged)."""
     previous = torch.get_default_dtype()
@@ -123,8 +150,13 @@ def default_dtype(dtype: torch.dtype | None) -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
-def run_config(model: nn.Module, target: Any, example: Example, config: Config) -> Run:
-    """Run ``model`` (a fresh copy, moved here) on ``example`` as ``config`` says."""
+def run_config(
+    model: nn.Module, target: Any, example: Example, config: Config, *, rng_seed: int | None = None
+) -> Run:
+    """Run ``model`` (a fresh copy, moved here) on ``example`` as ``config`` says. The global
+    generators get ``rng_seed`` when given, else the example's seed; the default loss's
+    weights always come from the example's seed, so a probe under another seed
+    differentiates the same loss."""
     model = model.to(device=config.device)
     if config.dtype is not None:
         model = model.to(dtype=config.dtype)
@@ -133,10 +165,10 @@ def run_config(model: nn.Module, target: Any, example: Example, config: Config) 
     args = _move(example.fresh_args(), config.device, config.dtype)
     stage = "forward"
     try:
-        with seeded(example.seed), record_modules(model) as calls:
+        with seeded(example.seed if rng_seed is None else rng_seed), record_modules(model) as calls:
             output = target.call(callable_model, args)
             stage = "the loss"
-            loss = check_loss((target.spec.loss or default_loss)(output))
+            loss = check_loss(loss_of(target.spec, output, example.seed))
             if loss is not None and loss.requires_grad:
                 stage = "backward"
                 loss.backward()
@@ -144,7 +176,22 @@ def run_config(model: nn.Module, target: Any, example: Example, config: Config) 
         raise ModelError(f"{stage} on {config.name}", exc) from exc
     outputs = [(name, t.detach()) for name, t in floating_leaves(output) if t.is_floating_point()]
     grads = {name: p.grad.detach() for name, p in model.named_parameters() if p.grad is not None}
-    return Run(config=config, outputs=outputs, grads=grads, path=tuple(calls), model=model)
+    return Run(config=config, outputs=outputs, grads=grads, path=tuple(calls), model=model, output=output)
+
+
+def seed_dependence(
+    fresh_model: Callable[[], nn.Module], target: Any, example: Example, config: Config, first: Run
+) -> str | None:
+    """How ``first`` (``example`` run as ``config``) depends on the random seed, from two
+    more runs on fresh copies: ``"unseeded"`` when the same seed gives other outputs or
+    gradients (the model draws from a generator the seed does not reach, or keeps state),
+    ``"seeded"`` when only another seed does (it draws random numbers from the seeded
+    generators), None when neither does."""
+    again = run_config(fresh_model(), target, example, config)
+    if compare(first, again, tolerance=(0.0, 0.0)):
+        return "unseeded"
+    other = run_config(fresh_model(), target, example, config, rng_seed=example.seed + 1)
+    return "seeded" if compare(first, other, tolerance=(0.0, 0.0)) else None
 
 
 def _scale(*tensors: torch.Tensor) -> float:
@@ -163,9 +210,11 @@ def _close(
     override: tuple[float, float] | None,
     floor: tuple[float, float] = (0.0, 0.0),
     scale: float | None = None,
+    margin: float = 0.0,
 ) -> list[str]:
     """``actual`` against ``expected``; ``atol`` is scaled by ``scale`` (default: the
-    expected tensor's largest magnitude), since rounding differences grow with the values."""
+    expected tensor's largest magnitude), since rounding differences grow with the values,
+    and grows by ``margin`` (what the problem's own conditioning explains)."""
     a = actual.detach().to("cpu", torch.float64)
     e = expected.detach().to("cpu", torch.float64)
     if override is not None:
@@ -173,8 +222,18 @@ def _close(
     else:
         rtol, atol = tolerances(actual.dtype, expected.dtype)
         rtol, atol = max(rtol, floor[0]), max(atol, floor[1])
-        atol = atol * (scale if scale is not None else _scale(e))
+        atol = atol * (scale if scale is not None else _scale(e)) + margin
     return mismatch(a, e, rtol=rtol, atol=atol)
+
+
+def nothing_compared(run: Run) -> str | None:
+    """Why a run gives a comparison nothing to compare (no floating output and no
+    gradient), else None."""
+    if run.outputs or run.grads:
+        return None
+    return missing_output(run.output) or (
+        "the output has no floating tensor and no parameter got a gradient: nothing to compare"
+    )
 
 
 def compare(
@@ -184,8 +243,10 @@ def compare(
     tolerance: tuple[float, float] | None = None,
     floor: tuple[float, float] = (0.0, 0.0),
     model: nn.Module | None = None,
+    margins: Mapping[str, float] | None = None,
 ) -> list[str]:
     """Findings from two runs of one example: ``second`` is checked against ``first``.
+    ``margins`` (output name, or ``<parameter>.grad``) add to a tensor's ``atol``.
 
     Two runs that took different paths are a path divergence, reported as such, unless
     their outputs and gradients agree all the same: then the modules only one side ran
@@ -194,7 +255,7 @@ def compare(
     zero on the other then."""
     a, b = first.config.name, second.config.name
     diverged = first.path != second.path
-    findings = _numeric_findings(first, second, tolerance, floor, diverged)
+    findings = _numeric_findings(first, second, tolerance, floor, diverged, margins or {})
     if diverged and findings:
         return [
             f"path divergence: on {a} the call took {describe_path(first.path, model)}, on {b} "
@@ -205,7 +266,12 @@ def compare(
 
 
 def _numeric_findings(
-    first: Run, second: Run, tolerance: tuple[float, float] | None, floor: tuple[float, float], diverged: bool
+    first: Run,
+    second: Run,
+    tolerance: tuple[float, float] | None,
+    floor: tuple[float, float],
+    diverged: bool,
+    margins: Mapping[str, float],
 ) -> list[str]:
     a, b = first.config.name, second.config.name
     findings = []
@@ -214,7 +280,7 @@ def _numeric_findings(
         if name not in expected:
             findings.append(f"{name} exists on {b} but not on {a}")
             continue
-        lines = _close(tensor, expected[name], tolerance, floor)
+        lines = _close(tensor, expected[name], tolerance, floor, margin=margins.get(name, 0.0))
         if lines:
             findings.append(f"{name} differs on {b} from {a}: " + "; ".join(lines))
     # Gradients on the scale of the whole loss's gradient: one layer's tiny gradient (a
@@ -225,7 +291,7 @@ def _numeric_findings(
             findings.append(f"{name}.grad exists on {b} but not on {a}")
             continue
         reference = first.grads.get(name, torch.zeros_like(grad))
-        lines = _close(grad, reference, tolerance, floor, gradient_scale)
+        lines = _close(grad, reference, tolerance, floor, gradient_scale, margins.get(f"{name}.grad", 0.0))
         if lines:
             findings.append(f"{name}.grad differs on {b} from {a}: " + "; ".join(lines))
     if diverged:

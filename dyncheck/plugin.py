@@ -37,6 +37,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="examples per check (default: the Hypothesis profile's max_examples)",
     )
     group.addoption(
+        "--dyncheck-time-budget",
+        dest="dyncheck_time_budget",
+        default=None,
+        metavar="SECONDS",
+        help="time each check may spend generating examples, e.g. 120, 90s or 2m (default: all the "
+        "examples, or an adaptive budget when the first examples show a slow model)",
+    )
+    group.addoption(
         "--dyncheck-invariants",
         dest="dyncheck_invariants",
         default=None,
@@ -66,6 +74,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("dyncheck_targets", "models to check, one module.path:Name per line", type="linelist", default=[])
     parser.addini("dyncheck_max_examples", "examples per check", default="")
+    parser.addini("dyncheck_time_budget", "time each check may spend generating examples, e.g. 120 or 2m", default="")
     parser.addini("dyncheck_invariants", "comma-separated invariants to check", default="")
     parser.addini("dyncheck_devices", "devices device_agreement compares, e.g. cpu,cuda", default="")
 
@@ -111,6 +120,11 @@ def pytest_configure(config: pytest.Config) -> None:
                     f"{_did_you_mean(name, known)}known: {', '.join(sorted(known))}"
                 )
     config.stash[TARGETS_KEY] = targets
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        from dyncheck.parallel import share_cores
+
+        share_cores(int(workerinput.get("workercount", 1)))
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistGlue(settings), "dyncheck-xdist")
 
@@ -146,11 +160,15 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None or not settings.active:
         return None
+    from dyncheck.parallel import header
+
     count = len(settings.targets)
-    return [
+    lines = [
         f"dyncheck: {count} target{'s' if count != 1 else ''}, seed {settings.seed} "
         f"(reproduce with --dyncheck-seed={settings.seed})"
     ]
+    cores = header(getattr(config.option, "numprocesses", None))
+    return lines + [cores] if cores else lines
 
 
 def pytest_ignore_collect(collection_path: Any, config: pytest.Config) -> bool | None:

@@ -26,6 +26,8 @@ class Settings:
     devices: str = ""
     #: invariant name -> (rtol, atol) from [tool.dyncheck.<invariant>] in pyproject.toml
     tolerances: dict = field(default_factory=dict)
+    #: seconds each check may spend generating examples (None: adaptive, see dyncheck.budget)
+    time_budget: float | None = None
 
     @property
     def active(self) -> bool:
@@ -36,6 +38,8 @@ class Settings:
         parts = ["pytest", f"--dyncheck {target}", "--dyncheck-only", f"--dyncheck-seed={self.seed}"]
         if self.max_examples is not None:
             parts.append(f"--dyncheck-max-examples={self.max_examples}")
+        if self.time_budget is not None:
+            parts.append(f"--dyncheck-time-budget={self.time_budget:g}")
         parts.append(f"-k {invariant}")
         return " ".join(parts)
 
@@ -58,6 +62,24 @@ def _int_option(config: pytest.Config, option: str, ini: str | None, *, minimum:
     if value < minimum:
         raise pytest.UsageError(f"{source}={value} must be at least {minimum}")
     return value
+
+
+def _seconds_option(config: pytest.Config, option: str, ini: str) -> float | None:
+    from dyncheck.budget import parse_seconds
+
+    raw: Any = config.getoption(option.lstrip("-").replace("-", "_"))
+    source = option
+    if raw is None:
+        raw = config.getini(ini) or None
+        source = ini
+    if raw is None:
+        return None
+    try:
+        return parse_seconds(raw)
+    except ValueError:
+        raise pytest.UsageError(
+            f"{source}={raw!r} must be a positive duration in seconds (90, 90s, 1.5m or 2h), e.g. {option}=120"
+        ) from None
 
 
 #: The invariants whose tolerances ``[tool.dyncheck.<invariant>]`` can override.
@@ -129,6 +151,7 @@ def parse(config: pytest.Config, known_invariants: Any) -> Settings:
             seed = random.Random().randrange(10_000, 100_000)
 
     max_examples = _int_option(config, "--dyncheck-max-examples", "dyncheck_max_examples", minimum=1)
+    time_budget = _seconds_option(config, "--dyncheck-time-budget", "dyncheck_time_budget")
 
     raw_invariants = config.getoption("dyncheck_invariants") or config.getini("dyncheck_invariants") or None
     invariants = None
@@ -154,6 +177,7 @@ def parse(config: pytest.Config, known_invariants: Any) -> Settings:
         seed=seed,
         seed_given=seed_given,
         max_examples=max_examples,
+        time_budget=time_budget,
         invariants=invariants,
         explain=bool(config.getoption("dyncheck_explain")),
         only=bool(config.getoption("dyncheck_only")),

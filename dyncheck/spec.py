@@ -45,7 +45,9 @@ class Spec:
         branches: module name -> predicate over forward arguments, "this module runs
             exactly when the predicate holds": ``{"fc2": lambda control: control > 0.5}``.
         ties: groups of parameter names that must be one shared Parameter.
-        loss: output -> scalar tensor; default: the sum of all floating outputs.
+        loss: output -> scalar tensor, used as given; default: a fixed random projection of
+            every floating output, drawn from the example's seed (so a final LayerNorm or
+            softmax, whose output sums to a constant, does not blind it).
         skip: invariant name -> the reason it does not apply to this model.
         frozen: parameter names that are not meant to receive gradients.
         optimizer: ``params -> torch.optim.Optimizer``, used by checks that take

@@ -55,12 +55,21 @@ class Target:
     positional: tuple[str, ...] = ()
     #: the class of the model, for messages and the census
     model_class: type | None = None
+    #: whether deep copies of the model are its own (a dyncheck.copies.Copies), found once
+    #: by dyncheck.copies.verdict; None until then
+    copies: Any = field(default=None, repr=False, compare=False)
 
     def build(self) -> nn.Module:
         """A fresh model, built under the fixed build seed; the user's objects are never
-        handed out (instances and factory results are deep-copied)."""
+        handed out (instances and factory results are deep-copied). When copies of the
+        model compute with the original's parameters, a factory's result is handed out as
+        it is (the factory was found to build a new model on every call) and an instance
+        cannot be built."""
+        copies_safe = self.copies is None or self.copies.safe
+        if not copies_safe and self.copies.unbuildable:
+            raise TargetError(f"{self.text}: a model cannot be built anew: {self.copies.unbuildable}")
         with seeded(BUILD_SEED):
-            return _instantiate(self.spec)
+            return _instantiate(self.spec, copy_result=copies_safe)
 
     def call(self, model: nn.Module, args: dict[str, Any]) -> Any:
         positional = [args[name] for name in self.positional if name in args]
@@ -68,12 +77,12 @@ class Target:
         return model(*positional, **keywords)
 
 
-def _instantiate(spec: Spec) -> nn.Module:
+def _instantiate(spec: Spec, *, copy_result: bool = True) -> nn.Module:
     model = spec.model
     if isinstance(model, nn.Module):
         return copy.deepcopy(model)
     built = model(**spec.init)
-    if not inspect.isclass(model):
+    if not inspect.isclass(model) and copy_result:
         # A factory may hand back a cached or global instance: work on a copy.
         built = copy.deepcopy(built)
     return built

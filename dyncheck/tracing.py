@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping
+import functools
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +20,7 @@ from torch import nn
 
 from dyncheck.errors import InvalidArgument
 
-__all__ = ["Trace", "default_loss", "floating_leaves", "leaves", "trace"]
+__all__ = ["Trace", "default_loss", "floating_leaves", "leaves", "missing_output", "project", "projection", "trace"]
 
 
 @dataclass(frozen=True)
@@ -121,14 +123,71 @@ def floating_leaves(value: Any, prefix: str = "output") -> Iterator[tuple[str, t
             yield name, leaf
 
 
-def default_loss(output: Any) -> torch.Tensor | None:
-    """The sum of every floating output; None when the output has no floating tensor."""
+def missing_output(output: Any) -> str | None:
+    """Why ``output`` gives a check nothing to look at (it is None, or holds nothing but
+    None and empty containers), else None. The same words for every check, so a forward
+    that forgot its ``return`` reads the same way in each."""
+    if any(leaf is not None for _, leaf in leaves(output)):
+        return None
+    shown = repr(output)
+    return f"forward returned {shown if len(shown) <= 40 else type(output).__name__}: no output to check"
+
+
+def projection(shape: Sequence[int], *, seed: int, key: str = "") -> torch.Tensor:
+    """A fixed random tensor of ``shape`` (standard normal entries), drawn on the CPU in
+    float64 by a private generator seeded from ``seed`` and ``key``: the same numbers on
+    every call, whatever the global RNG state, the device or the dtype the caller casts
+    them to (float32 gets float64's values, rounded). ``key`` (an output's name) gives
+    each tensor its own weights, so they do not shift when another tensor is missing."""
+    mixed = (int(seed) * 1_000_003 + zlib.crc32(key.encode())) % 2**63
+    generator = torch.Generator().manual_seed(mixed)
+    # Out of sight of the TorchFunctionModes dyncheck runs models under (which record the
+    # model's own random draws and tensors): these weights are dyncheck's, not the model's.
+    with torch._C.DisableTorchFunction():
+        return torch.randn(tuple(shape), generator=generator, dtype=torch.float64)
+
+
+@functools.lru_cache(maxsize=4)
+def _shared_projection(shape: tuple[int, ...], seed: int, key: str) -> torch.Tensor:
+    """:func:`projection`, kept for the next calls: a check calls the model many times on
+    one example (perturbed re-runs), each time with the same weights. Never written to."""
+    return projection(shape, seed=seed, key=key)
+
+
+def project(tensor: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``(weights * tensor).sum()`` with ``weights`` (float64, on the CPU) cast to the
+    tensor's dtype and device; a complex tensor is projected as its real and imaginary
+    parts (``weights`` then has a trailing axis of 2)."""
+    values = torch.view_as_real(tensor.resolve_conj()) if tensor.is_complex() else tensor
+    return (values * weights.to(device=values.device, dtype=values.dtype)).sum()
+
+
+def default_loss(output: Any, *, seed: int = 0) -> torch.Tensor | None:
+    """A fixed random projection of every floating output: each output tensor times
+    weights of its shape drawn from ``seed`` and its name (:func:`projection`), summed.
+    None when the output has no floating tensor.
+
+    Not the plain sum: a model that ends in a LayerNorm (whose output sums to the sum of
+    its bias whatever the input) or a softmax (which sums to 1) makes the sum a constant,
+    and every parameter before it would get a gradient of rounding noise. Under random
+    weights every output element matters. The weights depend only on the seed, the
+    output's name and its shape, so two runs of one example (float32 and float64, two
+    devices, eager and compiled) differentiate the same loss."""
     total = None
-    for _, tensor in floating_leaves(output):
+    for name, tensor in floating_leaves(output):
         if tensor.is_floating_point() or tensor.is_complex():
-            part = tensor.real.sum() if tensor.is_complex() else tensor.sum()
+            shape = (*tensor.shape, 2) if tensor.is_complex() else tensor.shape
+            part = project(tensor, _shared_projection(tuple(shape), int(seed), name))
             total = part if total is None else total + part
     return total
+
+
+def loss_of(spec: Any, output: Any, seed: int) -> Any:
+    """The spec's loss of ``output`` when it gives one (used as given), else
+    :func:`default_loss` with the example's ``seed``."""
+    if spec.loss is not None:
+        return spec.loss(output)
+    return default_loss(output, seed=seed)
 
 
 def check_loss(value: Any) -> torch.Tensor | None:
@@ -204,8 +263,9 @@ def trace(
 ) -> Trace:
     """Call ``model(*args, **kwargs)`` once and record what it did.
 
-    With ``backward=True`` the loss (``loss(output)``, default: the sum of all floating
-    outputs) is back-propagated, leaving gradients in ``model``'s parameters.
+    With ``backward=True`` the loss (``loss(output)``, default: :func:`default_loss`, a
+    fixed random projection of every floating output, drawn from seed 0) is
+    back-propagated, leaving gradients in ``model``'s parameters.
 
     >>> t = trace(model, x, control)            # doctest: +SKIP
     >>> t.path, t.describe_path(model), sorted(t.reached)   # doctest: +SKIP

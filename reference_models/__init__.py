@@ -25,6 +25,19 @@ import torch):
   tagger whose per-step output keeps the padded length (``total_length``).
 * :mod:`reference_models.top_two_moe` -- ``TopTwoMoE``: top-2 routing weighted by softmax
   gates that saturate at large inputs, each expert run only on its samples.
+* :mod:`reference_models.norm_encoder` -- ``NormEncoder``: ``nn.TransformerEncoder`` with its
+  final LayerNorm (the sum of its output is constant: the default loss must not be a sum).
+* :mod:`reference_models.softmax_classifier` -- ``SoftmaxClassifier``: returns probabilities
+  (a softmax last, summing to 1).
+* :mod:`reference_models.fused_mlp` -- ``FusedMLP``: a fused activation kernel that refuses
+  float64, as fused and quantised kernels do (``dtype_agreement`` skips, naming it).
+* :mod:`reference_models.noisy_hidden` -- ``NoisyHidden``: noise on the hidden units in eval
+  mode too, drawn in the activation's own dtype.
+* :mod:`reference_models.causal_attention` -- ``CausalSelfAttention``: a tiny causal
+  self-attention block checked on sequences down to length 1, where a softmax over one key
+  leaves the query and key projections nothing to move.
+* :mod:`reference_models.loop_moe` -- ``LoopMoE``: top-1 routing that calls every expert on
+  its slice ``x[idx]``, empty when no sample was routed to it.
 * :mod:`reference_models.builtin_layers` -- factories returning torch's own layers as the
   target (``nn.LSTM``, ``nn.GRU``, ``nn.TransformerEncoderLayer``, ``nn.MultiheadAttention``).
 * :mod:`reference_models.hf_style` -- ``TinyCausalLM``: a causal language model in the
@@ -51,6 +64,12 @@ GOOD_TARGETS = (
     "reference_models.bilstm:BiLSTMClassifier",
     "reference_models.time_major_gru:GRUTagger",
     "reference_models.top_two_moe:TopTwoMoE",
+    "reference_models.norm_encoder:NormEncoder",
+    "reference_models.softmax_classifier:SoftmaxClassifier",
+    "reference_models.fused_mlp:FusedMLP",
+    "reference_models.noisy_hidden:NoisyHidden",
+    "reference_models.causal_attention:CausalSelfAttention",
+    "reference_models.loop_moe:LoopMoE",
     "reference_models.builtin_layers:bidirectional_lstm",
     "reference_models.builtin_layers:time_major_gru",
 )

@@ -39,6 +39,14 @@ settings.register_profile("dev", max_examples=50, deadline=None, suppress_health
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Each xdist worker gets its share of the cores for torch's thread pool, as dyncheck
+    # gives its own workers (dyncheck.parallel): with -n 2 on two cores, two workers each
+    # running a two-thread pool are slower than one thread each.
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        from dyncheck.parallel import share_cores
+
+        share_cores(int(workerinput.get("workercount", 1)))
     # `make check` (python -m dyncheck, i.e. --dyncheck-only) also loads this file through
     # testpaths; it checks the reference models with Hypothesis's own defaults, as a user would.
     if not config.getoption("dyncheck_only", False):
@@ -72,9 +80,11 @@ class DyncheckRun:
                 found[match.group(2)] = match.group(1)
                 continue
             # -rA shows a skip by its location, not its node id: read both from the reason.
-            match = re.match(r"^SKIPPED \[\d+\] \S+:\d+: (\w+) does not apply to (\S+):", line)
+            match = re.match(
+                r"^SKIPPED \[\d+\] \S+:\d+: (\w+) (?:does not apply to (\S+):|compared nothing on (\S+) in )", line
+            )
             if match:
-                found[f"dyncheck::{match.group(2)}::{match.group(1)}"] = "SKIPPED"
+                found[f"dyncheck::{match.group(2) or match.group(3)}::{match.group(1)}"] = "SKIPPED"
         return found
 
     def skip_reason(self, nodeid: str) -> str:
@@ -84,6 +94,17 @@ class DyncheckRun:
         for line in self.text.splitlines():
             if prefix in line:
                 return line.partition(prefix)[2]
+        return self.vacuous_reason(nodeid)
+
+    def vacuous_reason(self, nodeid: str) -> str:
+        """Why the item ``nodeid`` compared nothing (the text after ``compared nothing on
+        <target> in N examples: ``)."""
+        invariant, target = nodeid.rsplit("::", 1)[1], nodeid.split("::")[1]
+        pattern = rf"{re.escape(invariant)} compared nothing on {re.escape(target)} in \d+ examples?: (.*)$"
+        for line in self.text.splitlines():
+            match = re.search(pattern, line)
+            if match:
+                return match.group(1)
         raise AssertionError(f"{nodeid} was not skipped:\n{self.text}")
 
     def failure(self, nodeid_suffix: str) -> str:

@@ -274,3 +274,280 @@ def test_a_saturated_gate_is_weighted_not_masked(pytester, scale):
     GradIsolation().check(Context(resolve_spec(Spec(Model))), example)
     with pytest.raises(InvariantViolation, match=r"ran but did not influence the output on this example"):
         GradIsolation().check(Context(resolve_spec(Spec(Model, init={"dense": True}))), example)
+
+
+def test_a_sum_loss_would_fool_it_on_a_model_ending_in_layer_norm(dyncheck_run, pytester):
+    # nn.TransformerEncoder uses self_attn.out_proj's weights without calling the module.
+    # Under a sum loss, the final LayerNorm makes every gradient before it rounding noise,
+    # often exactly zero: out_proj looks like a skipped module given a gradient of zeros.
+    # The default loss (a random projection) gives it its real gradient, and the model passes.
+    pytester.makepyfile(
+        summed="""
+        import dyncheck
+        from reference_models.norm_encoder import NormEncoder
+
+        spec = dyncheck.Spec(NormEncoder, loss=lambda out: out.sum())
+        """
+    )
+    fooled = dyncheck_run("--dyncheck", "summed:spec", "--dyncheck-invariants=grad_isolation")
+    assert fooled.outcomes() == {"dyncheck::summed:spec::grad_isolation": "FAILED"}, fooled.text
+    assert re.search(
+        r"encoder\.layers\.\d\.self_attn\.out_proj did not run, but encoder\.layers\.\d\.self_attn\.out_proj\.weight"
+        r"(, \S+)* received a gradient of zeros",
+        fooled.failure("::grad_isolation"),
+    ), fooled.failure("::grad_isolation")
+    target = "reference_models.norm_encoder:NormEncoder"
+    run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=grad_isolation")
+    assert run.outcomes() == {f"dyncheck::{target}::grad_isolation": "PASSED"}, run.text
+
+
+def _check(model_class, example, **init):
+    from dyncheck.invariants import Context
+    from dyncheck.invariants.grad_isolation import GradIsolation
+    from dyncheck.spec import Spec
+    from dyncheck.target import resolve_spec
+
+    context = Context(resolve_spec(Spec(model_class, init=init)))
+    GradIsolation().check(context, example)
+    return context
+
+
+def _does_not_influence(model_class, example, module_name, **init):
+    """Rule 3's first test alone: moving the module's output leaves the output unchanged."""
+    from dyncheck.invariants import Context
+    from dyncheck.invariants.grad_isolation import influences
+    from dyncheck.spec import Spec
+    from dyncheck.target import resolve_spec
+
+    context = Context(resolve_spec(Spec(model_class, init=init)))
+    model = context.fresh_model()
+    baseline = context.run(model, example, record=False, grad=False).output
+    return not influences(context, model, example, module_name, baseline)
+
+
+def test_attention_over_one_key_is_a_degenerate_size_not_a_mask():
+    # One key per query: the softmax is exactly 1, in float64 too, whatever q_proj says.
+    import torch
+
+    from dyncheck.examples import Example
+    from reference_models.causal_attention import CausalSelfAttention
+
+    x = torch.randn(2, 1, 8, generator=torch.Generator().manual_seed(0))
+    example = Example({"x": x}, 0, {"batch": 2, "time": 1})
+    assert _does_not_influence(CausalSelfAttention, example, "q_proj")  # not vacuous
+    _check(CausalSelfAttention, example)
+
+
+class _Attention(__import__("torch").nn.Module):
+    """Plain (non-causal) single-head self-attention."""
+
+    def __init__(self):
+        import torch.nn as nn
+
+        super().__init__()
+        self.q_proj, self.k_proj, self.v_proj = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x):
+        scores = self.q_proj(x) @ self.k_proj(x).transpose(-2, -1) / 8**0.5
+        return scores.softmax(dim=-1) @ self.v_proj(x)
+
+
+def test_attention_over_equal_keys_is_a_degenerate_value_not_a_mask():
+    # An all-zero sequence makes every key the same: whatever the query, the softmax is
+    # uniform, exactly (the output's gradient for q_proj is exactly zero in float64 too). On
+    # other values of the same sizes q_proj matters, so only the nudges tell this from a mask.
+    import torch
+
+    from dyncheck.examples import Example
+
+    example = Example({"x": torch.zeros(1, 4, 8)}, 0, {"batch": 1, "time": 4})
+    assert _does_not_influence(_Attention, example, "q_proj")
+    _check(_Attention, example)
+
+
+def test_a_mask_at_its_threshold_is_still_reported():
+    # The nudges of rule 3 move a control exactly at its threshold both ways: the mask holds
+    # one way, so fc2 is masked, not at a degenerate value.
+    import torch
+
+    from dyncheck.errors import InvariantViolation
+    from dyncheck.examples import Example
+    from reference_models.buggy.masked_gate import Model
+
+    example = Example({"x": torch.zeros(1, 4), "control": torch.tensor([0.5])}, 0, {"batch": 1})
+    with pytest.raises(InvariantViolation, match=r"^fc2 ran but did not influence the output on this example"):
+        _check(Model, example, input_size=4, hidden_size=3, output_size=2)
+
+
+def test_a_layer_behind_a_zero_initialised_weight_is_not_masked(dyncheck_run, pytester):
+    # LoRA's B and ReZero's gate start at zero: the layer before them cannot move the output
+    # yet, on any input. Nothing was computed and thrown away by a choice.
+    pytester.makepyfile(
+        lora="""
+        import torch.nn as nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.base = nn.Linear(4, 4)
+                self.lora_a = nn.Linear(4, 2, bias=False)
+                self.lora_b = nn.Linear(2, 4, bias=False)
+                nn.init.zeros_(self.lora_b.weight)
+
+            def forward(self, x):
+                return self.base(x) + self.lora_b(self.lora_a(x))
+        """
+    )
+    run = dyncheck_run("--dyncheck", "lora:Model", ISO)
+    assert run.ret == 0, run.text
+
+
+def test_an_expert_called_on_an_empty_slice_did_no_work():
+    import torch
+
+    from dyncheck.examples import Example
+    from dyncheck.invariants.grad_isolation import _idle_calls
+    from reference_models.loop_moe import LoopMoE
+
+    example = Example({"x": torch.randn(1, 8, generator=torch.Generator().manual_seed(0))}, 0, {"batch": 1})
+    model = LoopMoE(8, 6, 4)
+    with _idle_calls(model) as idle:
+        model(**example.args)
+    assert len(idle) == 3, idle  # one row: three of the four experts get an empty slice
+    _check(LoopMoE, example, input_size=8, hidden_size=6, output_size=4)
+
+
+def test_router_that_never_learns(dyncheck_run):
+    target = "reference_models.buggy.top1_softmax_router:Model"
+    lines = failure_lines(dyncheck_run("--dyncheck", target, ISO, "--dyncheck-seed=1"), target)
+    assert lines[0] == f"grad_isolation violated by {target}"
+    assert re.fullmatch(
+        r"router\.weight, router\.bias influence the output \(moving them changes it on the example "
+        r"below\) but received an exactly-zero gradient on all 20 examples: they can never learn\. "
+        r"Something between them and the output is constant in them: a softmax over a single value "
+        r"is always 1 \(top-1 taken before the softmax\), a round\(\), sign\(\) or comparison has a "
+        r"zero derivative\.",
+        lines[2],
+    )
+    assert lines[3].startswith("  example:  x float32[")
+    assert lines[-1] == f"Reproduce: pytest --dyncheck {target} --dyncheck-only --dyncheck-seed=1 -k grad_isolation"
+
+
+def test_a_bare_parameter_router_that_never_learns(dyncheck_run, pytester):
+    pytester.makepyfile(
+        bare="""
+        import torch
+        import torch.nn as nn
+
+        class Model(nn.Module):
+            def __init__(self, dim=8, experts=3, classes=4):
+                super().__init__()
+                self.router = nn.Parameter(torch.randn(dim, experts))
+                self.experts = nn.ModuleList(nn.Linear(dim, classes) for _ in range(experts))
+
+            def forward(self, x):
+                top, choice = (x @ self.router).topk(1, dim=-1)
+                gate = top.softmax(dim=-1)  # always 1
+                out = x.new_zeros(x.shape[0], self.experts[0].out_features)
+                for index, expert in enumerate(self.experts):
+                    rows = (choice[:, 0] == index).nonzero(as_tuple=True)[0]
+                    out = out.index_add(0, rows, gate[rows] * expert(x[rows]))
+                return out
+        """
+    )
+    lines = failure_lines(dyncheck_run("--dyncheck", "bare:Model", ISO), "bare:Model")
+    assert re.fullmatch(
+        r"router influences the output \(moving it changes it on the example below\) but received an "
+        r"exactly-zero gradient on all 20 examples: it can never learn\. .*",
+        lines[2],
+    )
+
+
+@pytest.mark.parametrize(
+    "forward",
+    [
+        # A ReLU layer dead on small inputs gets exactly-zero gradients there, not everywhere.
+        "return self.fc2(torch.relu(self.fc1(x) - 1.0))",
+        # The default loss sums the output, and a softmax sums to 1: in float32 the gradient
+        # is often exactly zero, but the output depends on fc1 (a random projection says so).
+        "return torch.softmax(self.fc2(self.fc1(x)), dim=-1)",
+    ],
+)
+def test_zero_gradients_that_are_not_a_parameter_that_never_learns(dyncheck_run, pytester, forward):
+    pytester.makepyfile(
+        ok=f"""
+import torch
+import torch.nn as nn
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(4, 3)
+        self.fc2 = nn.Linear(3, 5)
+
+    def forward(self, x):
+        {forward}
+"""
+    )
+    run = dyncheck_run("--dyncheck", "ok:Model", ISO)
+    assert run.ret == 0, run.text
+
+
+class _SoftmaxHead(__import__("torch").nn.Module):
+    def __init__(self):
+        import torch
+        import torch.nn as nn
+
+        super().__init__()
+        self.fc = nn.Linear(4, 5)
+        self.shift = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return (self.fc(x) + self.shift).softmax(dim=-1)
+
+
+def test_a_zero_gradient_of_a_blind_loss_is_not_evidence():
+    # The sum of a softmax is 1: under a sum loss (a user's blind Spec(loss=...)) fc gets an
+    # exactly-zero float32 gradient on this example, though the output depends on it. Rule 7
+    # asks again with a random projection of the output in float64, which sees it.
+    import torch
+
+    from dyncheck.examples import Example
+    from dyncheck.invariants import Context
+    from dyncheck.invariants._influence import zero_parameter_gradients
+    from dyncheck.spec import Spec
+    from dyncheck.target import resolve_spec
+
+    context = Context(resolve_spec(Spec(_SoftmaxHead, loss=lambda out: out.sum())))
+    for seed in range(100):  # an example whose softmax sums to exactly 1.0 in float32
+        model = context.fresh_model()
+        example = Example({"x": torch.randn(1, 4, generator=torch.Generator().manual_seed(seed))}, 0, {"batch": 1})
+        context.run(model, example, backward=True)
+        if not model.fc.weight.grad.any():
+            break
+    assert not model.fc.weight.grad.any()  # not vacuous
+    assert zero_parameter_gradients(context, model, example, ["fc.weight"]) == set()
+
+
+def test_moving_a_parameter_changes_the_output_only_beyond_rounding():
+    # A shift of every logit alike: the softmax cancels it, up to rounding.
+    import torch
+
+    from dyncheck.examples import Example
+    from dyncheck.invariants import Context
+    from dyncheck.invariants._influence import moving_changes_output
+    from dyncheck.spec import Spec
+    from dyncheck.target import resolve_spec
+
+    context = Context(resolve_spec(Spec(_SoftmaxHead)))
+    model = context.fresh_model()
+    example = Example({"x": torch.randn(3, 4, generator=torch.Generator().manual_seed(0))}, 0, {"batch": 3})
+    before = model(example.args["x"])
+    with torch.no_grad():
+        model.shift.add_(3.0)
+    assert not torch.equal(model(example.args["x"]), before)  # not vacuous: rounding moved it
+    with torch.no_grad():
+        model.shift.sub_(3.0)
+    assert not moving_changes_output(context, model, example, model.shift)
+    assert moving_changes_output(context, model, example, model.fc.bias)
+    assert torch.equal(model.shift, torch.zeros(1))  # restored

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dyncheck.examples import Example
-from dyncheck.invariants.packed_rnn import PADDING_VALUE, _check_padding, _lengths
+from dyncheck.invariants.packed_rnn import PADDING_VALUE, _check_padding, draw_lengths
 from dyncheck.target import resolve
 
 ONLY = "--dyncheck-invariants=packed_rnn"
@@ -180,7 +180,7 @@ def test_the_padding_check_names_the_step_and_the_value():
 def test_lengths_drawn_from_the_seed_fit_the_example(seed):
     target = resolve("reference_models.tied_lm:TiedLanguageModel")
     example = Example({}, seed, {"batch": 3, "time": 4})
-    lengths, padded = _lengths(target, example, torch.Generator().manual_seed(seed))
+    lengths, padded = draw_lengths(target, example, torch.Generator().manual_seed(seed))
     assert padded == 4 and len(lengths) == 3
     assert all(1 <= n <= 4 for n in lengths)
 
@@ -190,7 +190,7 @@ def test_lengths_drawn_from_the_seed_cover_the_edge_cases():
     seen = set()
     for seed in range(60):
         example = Example({}, seed, {"batch": 4, "time": 6})
-        lengths, padded = _lengths(target, example, torch.Generator().manual_seed(seed))
+        lengths, padded = draw_lengths(target, example, torch.Generator().manual_seed(seed))
         if len(set(lengths)) == 1:
             seen.add("all equal")
         if 1 in lengths:
@@ -206,7 +206,7 @@ def test_the_examples_own_lengths_are_used():
     target = resolve("reference_models.rnn:DynamicRNN")
     example = Example({"x": torch.zeros(3, 5, 8), "seq_lengths": torch.tensor([2, 5, 0])}, 0, {"batch": 3, "time": 5})
     # A zero length (which pack_padded_sequence refuses) runs as length 1.
-    assert _lengths(target, example, torch.Generator()) == ([2, 5, 1], 5)
+    assert draw_lengths(target, example, torch.Generator()) == ([2, 5, 1], 5)
 
 
 FORGETFUL = """

@@ -145,8 +145,8 @@ def test_gradients_alone_are_compared(dyncheck_run, pytester):
     params = r"rnn\.weight_ih_l0, (rnn\.weight_hh_l0, )?rnn\.bias_ih_l0, rnn\.bias_hh_l0"
     where = r"\(lengths \[[\d, ]+\], padded length \d\)"
     alone = (
-        rf"the gradients of {params} for the batch's sum loss \(valid outputs only\) differ from the sum "
-        rf"over rows of each row's gradients alone {where}"
+        rf"the gradients of {params} for the batch's loss \(a random projection of the valid outputs\) "
+        rf"differ from the sum over rows of each row's gradients alone {where}"
     )
     extra = rf"appending 2 padding steps of other values changes the gradients of {params} {where}"
     # With padding in the batch both differ; with none, only the extra padding shows it.
@@ -335,3 +335,24 @@ def test_a_time_major_output_whose_padded_length_equals_the_batch(pytester, leng
         return
     with pytest.raises(InvariantViolation, match="Axis 0 of output does not follow the padded length: 2 for the batch"):
         PaddingInvariance().check(Context(target), example)
+
+
+def test_a_gradient_bug_behind_a_softmax_shows_only_under_the_projected_loss():
+    # straight_through_pool returns probabilities: under a sum loss its gradients are rounding
+    # noise in the batch and with extra padding alike, so the surrogate that reads the
+    # padding would pass; under the projected loss the difference is plain.
+    from dyncheck.tracing import project, projection
+    from reference_models.buggy.straight_through_pool import Model
+
+    torch.manual_seed(0)
+    model = Model(3, 5, 4).double()
+    x, lengths = torch.randn(2, 4, 3, dtype=torch.float64), torch.tensor([2, 4])
+    extended = torch.cat([x, torch.randn(2, 2, 3, dtype=torch.float64) * 10], dim=1)
+    weights = projection((2, 4), seed=0, key="output")
+
+    def gradient(inputs, loss):
+        return torch.autograd.grad(loss(model(inputs, lengths)), model.rnn.weight_ih_l0)[0]
+
+    for loss, visible in ((lambda out: out.sum(), False), (lambda out: project(out, weights), True)):
+        moved = float((gradient(extended, loss) - gradient(x, loss)).abs().max())
+        assert (moved > 1e-3) is visible, moved

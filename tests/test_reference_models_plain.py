@@ -131,6 +131,42 @@ def _top_two_moe() -> tuple[torch.nn.Module, tuple]:
     return TopTwoMoE(8, 6, 2), (torch.randn(3, 8),)
 
 
+def _norm_encoder() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.norm_encoder import NormEncoder
+
+    return NormEncoder(), (torch.randn(3, 5, 8),)
+
+
+def _softmax_classifier() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.softmax_classifier import SoftmaxClassifier
+
+    return SoftmaxClassifier(), (torch.randn(3, 10),)
+
+
+def _fused_mlp() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.fused_mlp import FusedMLP
+
+    return FusedMLP(), (torch.randn(3, 10),)
+
+
+def _noisy_hidden() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.noisy_hidden import NoisyHidden
+
+    return NoisyHidden(), (torch.randn(3, 10),)
+
+
+def _causal_attention() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.causal_attention import CausalSelfAttention
+
+    return CausalSelfAttention(), (torch.randn(3, 5, 8),)
+
+
+def _loop_moe() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.loop_moe import LoopMoE
+
+    return LoopMoE(8, 6, 2), (torch.randn(3, 8),)
+
+
 class _FirstOutput(torch.nn.Module):
     """Torch's recurrent layers return (output, state): the output, batch first."""
 
@@ -164,6 +200,12 @@ BUILDERS = {
     "bilstm": _bilstm,
     "time_major_gru": _time_major_gru,
     "top_two_moe": _top_two_moe,
+    "norm_encoder": _norm_encoder,
+    "softmax_classifier": _softmax_classifier,
+    "fused_mlp": _fused_mlp,
+    "noisy_hidden": _noisy_hidden,
+    "causal_attention": _causal_attention,
+    "loop_moe": _loop_moe,
     "builtin_layers": _builtin_layers,
 }
 
@@ -378,3 +420,148 @@ def test_top_two_runs_each_expert_on_its_samples_only() -> None:
     chosen = torch.softmax(model.router(x), -1).topk(2, -1).indices
     assert seen == {i: int((chosen == i).sum()) for i in range(4) if (chosen == i).any()}
     assert sum(seen.values()) == 2 * 5  # every sample reaches exactly two experts
+
+
+# --- batch_scaled ----------------------------------------------------------------------
+
+
+def test_batch_scaled_rows_depend_on_the_batch_and_its_spec_names_no_batch_axis() -> None:
+    from hypothesis import find
+
+    from reference_models.buggy.batch_scaled import Model as BatchScaled
+
+    spec = BatchScaled.__dyncheck__
+    torch.manual_seed(0)
+    model = BatchScaled(**spec["init"]).eval()
+    x = torch.randn(3, 8)
+    with torch.no_grad():
+        assert not torch.allclose(model(x)[:1], model(x[:1]))
+    # Its spec's plain strategy draws batches of more than one.
+    assert find(spec["inputs"]["x"], lambda t: t.shape[0] > 1).shape == (2, 8)
+
+
+# --- float64, random streams, final layers --------------------------------------------
+
+
+def test_fused_mlp_refuses_float64_and_its_backward_is_gelus() -> None:
+    from reference_models.fused_mlp import FusedMLP
+
+    torch.manual_seed(0)
+    model = FusedMLP()
+    with pytest.raises(RuntimeError, match="^\"fused_bias_gelu\" not implemented for 'Double'$"):
+        model.double()(torch.randn(2, 10, dtype=torch.float64))
+    model = FusedMLP()
+    x = torch.randn(3, 10)
+    fused = torch.autograd.grad(model(x).sum(), list(model.parameters()))
+    plain = lambda x: model.fc2(torch.nn.functional.gelu(model.fc1(x) + model.bias))  # noqa: E731
+    expected = torch.autograd.grad(plain(x).sum(), list(model.parameters()))
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(fused, expected))
+
+
+def test_noisy_hidden_draws_one_vector_per_call_in_its_own_dtype() -> None:
+    from reference_models.noisy_hidden import NoisyHidden
+
+    model = NoisyHidden().eval()
+    x = torch.randn(1, 10).repeat(3, 1)
+    torch.manual_seed(0)
+    first = model(x)
+    assert torch.equal(first[0], first[2])  # shared by the batch
+    torch.manual_seed(0)
+    assert torch.equal(model(x), first)  # seeded
+    torch.manual_seed(1)
+    assert not torch.equal(model(x), first)
+    torch.manual_seed(0)
+    double = model.double()(x.double())
+    assert not torch.allclose(double, first.double(), atol=1e-4)  # float64 draws another stream
+
+
+@pytest.mark.parametrize("name", ["norm_encoder", "softmax_classifier"])
+def test_the_sum_of_the_output_is_a_constant(name: str) -> None:
+    torch.manual_seed(0)
+    model, (x,) = BUILDERS[name]()
+    sums = model(x).sum(-1)
+    expected = model.encoder.norm.bias.sum() if name == "norm_encoder" else torch.tensor(1.0)
+    assert torch.allclose(sums, expected.expand_as(sums), atol=1e-5)
+
+
+def test_tensor_attribute_and_default_dtype_state_cannot_be_cast() -> None:
+    from reference_models.buggy.default_dtype_state import Model as DefaultDtypeState
+    from reference_models.buggy.tensor_attribute import Model as TensorAttribute
+
+    for model in (TensorAttribute(4, 6, 2), DefaultDtypeState(4, 6, 2)):
+        model(torch.randn(2, 4))  # float32 runs
+        with pytest.raises(RuntimeError, match="same dtype"):
+            model.double()(torch.randn(2, 4, dtype=torch.float64))
+    assert TensorAttribute(4, 6, 2).double().centering.dtype == torch.float32
+
+
+def test_straight_through_pool_values_are_the_max_over_valid_steps() -> None:
+    from reference_models.buggy.straight_through_pool import Model as StraightThroughPool
+
+    torch.manual_seed(0)
+    model = StraightThroughPool(3, 5, 4)
+    x, lengths = torch.randn(2, 4, 3), torch.tensor([2, 4])
+    alone = model(x[:1, :2], lengths[:1])
+    assert torch.allclose(model(x, lengths)[:1], alone, atol=1e-6)
+
+
+# --- causal_attention ----------------------------------------------------------------
+
+
+def test_causal_attention_sees_only_the_past() -> None:
+    from reference_models.causal_attention import CausalSelfAttention
+
+    torch.manual_seed(0)
+    model = CausalSelfAttention()
+    x = torch.randn(2, 5, 8)
+    changed = x.clone()
+    changed[:, 3:] += 1
+    assert torch.equal(model(x)[:, :3], model(changed)[:, :3])
+    assert not torch.allclose(model(x)[:, 3:], model(changed)[:, 3:])
+
+
+def test_causal_attention_at_length_one_ignores_queries_and_keys() -> None:
+    from reference_models.causal_attention import CausalSelfAttention
+
+    torch.manual_seed(0)
+    model = CausalSelfAttention()
+    x = torch.randn(2, 1, 8)
+    before = model(x)
+    with torch.no_grad():
+        model.q_proj.weight.add_(1.0)
+        model.k_proj.weight.mul_(-3.0)
+    assert torch.equal(model(x), before)  # a softmax over one key is exactly 1
+
+
+# --- loop_moe ------------------------------------------------------------------------
+
+
+def test_loop_moe_calls_every_expert_on_its_slice_empty_or_not() -> None:
+    from reference_models.loop_moe import LoopMoE
+
+    torch.manual_seed(0)
+    model = LoopMoE(8, 6, 2)
+    x = torch.randn(2, 8)
+    rows: dict[int, int] = {}
+    for index, expert in enumerate(model.experts):
+        expert.register_forward_hook(lambda m, args, out, index=index: rows.__setitem__(index, args[0].shape[0]))
+    model(x)
+    assert sorted(rows) == [0, 1, 2, 3]  # all four called
+    assert sum(rows.values()) == 2 and 0 in rows.values()  # two rows, so some slices are empty
+
+
+# --- top1_softmax_router -------------------------------------------------------------
+
+
+def test_top1_softmax_router_decides_the_routing_but_gets_zero_gradient() -> None:
+    from reference_models.buggy.top1_softmax_router import Model
+
+    torch.manual_seed(0)
+    model = Model(8, 6, 2)
+    x = torch.randn(6, 8)
+    model(x).sum().backward()
+    assert model.router.weight.grad is not None and not model.router.weight.grad.any()
+    before = model(x)
+    with torch.no_grad():
+        model.router.weight.neg_()
+    assert not torch.allclose(model(x), before)  # other experts chosen

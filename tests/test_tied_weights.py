@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import importlib
 import re
+import sys
 
 import pytest
+import torch
 
 TIED = "--dyncheck-invariants=tied_weights"
 LM = "reference_models.tied_lm:TiedLanguageModel"
+
+
+def closure_finding(name):
+    return (
+        f"a copy of the model computes with the original's {name}, not its own: the model reaches it "
+        "through a closure or a reference to another object (a function made in __init__ that holds self "
+        "or a submodule), which copy.deepcopy leaves pointing at the original, so every copy (copy.deepcopy, "
+        f"an EMA model, an nn.DataParallel replica) trains the original's {name}. Reach parameters through "
+        "self in forward (a method, not a closure made in __init__)."
+    )
 
 
 def headline(run, target):
@@ -94,16 +107,12 @@ def test_a_model_meant_for_assign_loading_must_re_tie(dyncheck_run, pytester):
             "values stay equal, but each gets its own gradient and optimizer state, so the storage is updated "
             "twice per step. Tie the Parameter itself: self.decoder.weight = self.encoder.weight",
         ),
-        (
-            "closure_tie",
-            "backward through a deepcopy wrote gradients into the original's encoder.weight: the copy still "
-            "uses the original's parameters (a tie through a closure, a lambda or a global captured in "
-            "__init__). Reach parameters through self in forward.",
-        ),
+        ("closure_tie", None),  # see closure_finding
     ],
 )
 def test_each_tying_bug_by_its_message(dyncheck_run, name, expected):
     target = f"reference_models.buggy.{name}:Model"
+    expected = expected or closure_finding("encoder.weight")
     assert headline(dyncheck_run("--dyncheck", target, TIED), target) == expected
 
 
@@ -268,3 +277,161 @@ def test_layers_copied_whole_are_not_a_tie_made_by_copying(dyncheck_run, pyteste
         "dyncheck::replicas:Encoder::tied_weights": "PASSED",
         "dyncheck::replicas:Stack::tied_weights": "PASSED",
     }, run.text
+
+
+# --------------------------------------------------------------------------- copies wired to the original
+
+FORMS = """
+import torch
+from torch import nn
+
+import dyncheck
+from reference_models.buggy import closure_tie_factory
+from reference_models.buggy.closure_tie import Model
+from reference_models.tied_lm import TiedLanguageModel
+
+INSTANCE = Model(7, 4)
+instance_spec = dyncheck.Spec(Model(7, 4))
+factory_spec = dyncheck.Spec(closure_tie_factory.make_model)
+
+
+def cached():
+    return INSTANCE
+
+
+def good():
+    return TiedLanguageModel(7, 4)
+
+
+class Scaled(nn.Module):
+    '''A closure over self that reads a number, not a parameter: its copies are its own.'''
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.scale = 0.5
+        self.post = lambda h: torch.tanh(h) * self.scale
+
+    def forward(self, x):
+        return self.post(self.fc(x))
+
+
+def scaled():
+    return Scaled()
+"""
+
+CHECKS = ("--dyncheck-invariants=tied_weights,dtype_agreement,determinism", "--dyncheck-seed=3")
+
+
+def test_a_closure_tie_is_reported_whatever_the_target_form(dyncheck_run, pytester):
+    # A class, a factory, a Spec holding a factory: each fresh model is built anew, so the
+    # other checks run on models of their own (a float64 copy would decode with the float32
+    # original and crash dtype_agreement).
+    pytester.makepyfile(forms=FORMS)
+    targets = {
+        "reference_models.buggy.closure_tie:Model": "encoder.weight",
+        "reference_models.buggy.closure_tie_factory:make_model": "token_emb.weight",
+        "forms:factory_spec": "token_emb.weight",
+    }
+    run = dyncheck_run(*(a for t in targets for a in ("--dyncheck", t)), *CHECKS, "--dyncheck-max-examples=5")
+    assert run.outcomes() == {
+        f"dyncheck::{t}::{name}": "FAILED" if name == "tied_weights" else "PASSED"
+        for t in targets for name in ("tied_weights", "dtype_agreement", "determinism")
+    }, run.text
+    for target, name in targets.items():
+        lines = run.failure(f"{target}::tied_weights").strip().splitlines()
+        assert lines[2] == closure_finding(name)
+
+
+def test_copies_of_an_instance_wired_to_it_are_reported_and_nothing_runs_on_them(dyncheck_run, pytester):
+    # An instance (in a Spec or as the target) or a factory handing out one instance cannot be
+    # built anew: tied_weights says so, the other checks skip, and the user's model is untouched.
+    pytester.makepyfile(forms=FORMS)
+    pytester.syspathinsert()
+    forms = importlib.import_module("forms")
+    before = {name: p.detach().clone() for name, p in forms.INSTANCE.named_parameters()}
+    cannot = {
+        "forms:instance_spec": "an instance cannot be built anew",
+        "forms:INSTANCE": "an instance cannot be built anew",
+        "forms:cached": "the factory returns the same model on every call",
+    }
+    run = dyncheck_run(*(a for t in cannot for a in ("--dyncheck", t)), *CHECKS, "--dyncheck-max-examples=5")
+    assert run.outcomes() == {
+        f"dyncheck::{t}::{name}": "FAILED" if name == "tied_weights" else "SKIPPED"
+        for t in cannot for name in ("tied_weights", "dtype_agreement", "determinism")
+    }, run.text
+    for target, why in cannot.items():
+        lines = run.failure(f"{target}::tied_weights").strip().splitlines()
+        assert lines[2] == closure_finding("encoder.weight") + (
+            f" dyncheck checks copies of the model, and {why}, so the other checks are skipped: give the "
+            "class, or a factory that builds a new model on each call, as the target "
+            "(e.g. dyncheck.Spec(Model, init={...}))."
+        )
+        assert run.skip_reason(f"dyncheck::{target}::determinism") == (
+            f"copies of the model compute with the original's encoder.weight (see tied_weights), and {why}: "
+            "give the class, or a factory that builds a new model on each call, as the target"
+        )
+    assert sys.modules["forms"] is forms
+    for name, parameter in forms.INSTANCE.named_parameters():
+        assert torch.equal(parameter, before[name]), name
+        assert parameter.grad is None, name
+
+
+def test_factories_whose_copies_are_their_own_pass(dyncheck_run, pytester):
+    # A tied model from a factory, and a closure over self that reads no parameter.
+    pytester.makepyfile(forms=FORMS)
+    run = dyncheck_run("--dyncheck", "forms:good", "--dyncheck", "forms:scaled", *CHECKS, "-W", "ignore")
+    assert run.ret == 0, run.text
+    assert set(run.outcomes().values()) == {"PASSED"}, run.text
+
+
+def test_fresh_models_of_a_model_whose_copies_are_wired_are_built_anew():
+    from dyncheck.copies import verdict
+    from dyncheck.invariants import Context
+    from dyncheck.spec import Spec
+    from dyncheck.target import resolve_spec
+    from reference_models.buggy.closure_tie_factory import make_model
+
+    calls = []
+
+    def counted():
+        calls.append(1)
+        return make_model()
+
+    target = resolve_spec(Spec(counted))
+    rng = torch.random.get_rng_state()
+    copies = verdict(target)
+    assert (copies.reached, copies.unbuildable) == (("token_emb.weight",), None)
+    found = len(calls)
+    assert verdict(target) is copies and len(calls) == found  # once per target
+    context = Context(target)
+    first, second = context.fresh_model(), context.copy_of(context.fresh_model())
+    assert torch.equal(torch.random.get_rng_state(), rng)  # building restores the RNG
+    prototype = target.build()
+    for model in (first, second):
+        # Built anew: the same weights as the prototype, and a closure over the model itself.
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), prototype.state_dict().values()))
+        model(torch.tensor([[1, 2]])).sum().backward()
+        assert model.to_logits.__closure__[0].cell_contents is model
+        assert model.token_emb.weight.grad is not None
+    assert prototype.token_emb.weight.grad is None
+
+
+def test_a_model_whose_copies_are_its_own_is_still_copied():
+    from dyncheck.copies import verdict
+    from dyncheck.invariants import Context
+    from dyncheck.spec import Spec
+    from dyncheck.target import resolve_spec
+    from reference_models.tied_lm import TiedLanguageModel
+
+    calls = []
+
+    def counted():
+        calls.append(1)
+        return TiedLanguageModel(7, 4)
+
+    target = resolve_spec(Spec(counted))
+    assert verdict(target).safe
+    found = len(calls)
+    Context(target).fresh_model()
+    assert len(calls) == found + 1  # the prototype; the fresh model is its copy

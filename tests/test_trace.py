@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import dyncheck
-from dyncheck.tracing import Trace, default_loss, floating_leaves, leaves, trace
+from dyncheck.tracing import Trace, default_loss, floating_leaves, leaves, projection, trace
 from reference_models.gated import DynamicNet as GatedNet
 from reference_models.random_depth import DynamicNet as RandomDepthNet
 from reference_models.shared import SharedNet
@@ -231,11 +231,84 @@ class _Out:
     ids: torch.Tensor
 
 
-def test_default_loss_sums_floating_outputs_in_containers():
+def test_default_loss_projects_every_floating_output_in_containers():
     a, b, c = torch.tensor([1.0, 2.0]), torch.tensor([[3.0]]), torch.tensor([4.0], dtype=torch.float64)
     output = (a, {"b": b, "ids": torch.tensor([100])}, [_Out(logits=c, ids=torch.tensor([7]))])
-    loss = default_loss(output)
-    assert loss.item() == 10.0
+    expected = sum(
+        float((projection(t.shape, seed=5, key=name) * t.double()).sum())
+        for name, t in [("output[0]", a), ("output[1]['b']", b), ("output[2][0].logits", c)]
+    )
+    assert default_loss(output, seed=5).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_projection_is_fixed_by_seed_and_name_and_leaves_the_global_rng_alone():
+    state = torch.random.get_rng_state()
+    first = projection((3, 4), seed=7, key="output")
+    torch.manual_seed(123)
+    assert torch.equal(projection((3, 4), seed=7, key="output"), first)
+    assert first.dtype == torch.float64 and first.device.type == "cpu"
+    assert not torch.equal(projection((3, 4), seed=8, key="output"), first)
+    assert not torch.equal(projection((3, 4), seed=7, key="output[1]"), first)
+    torch.random.set_rng_state(state)
+    projection((5,), seed=1)
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_default_loss_is_the_same_loss_in_float32_and_float64():
+    # The two sides of dtype_agreement differentiate the same loss: float32 gets float64's
+    # weights, rounded, so its gradient with respect to the output is the weights.
+    out32 = torch.randn(2, 3, requires_grad=True)
+    out64 = out32.detach().double().requires_grad_()
+    default_loss(out32, seed=11).backward()
+    default_loss(out64, seed=11).backward()
+    assert torch.equal(out64.grad, projection((2, 3), seed=11, key="output"))
+    assert torch.equal(out32.grad, out64.grad.float())
+
+
+def test_a_missing_output_does_not_shift_the_others_weights():
+    a, b = torch.randn(2), torch.randn(3)
+    alone = default_loss({"b": b}, seed=2)
+    both = default_loss({"a": a, "b": b}, seed=2)
+    assert torch.allclose(both - alone, default_loss({"a": a}, seed=2))
+
+
+def test_default_loss_of_a_complex_output_weighs_both_parts():
+    z = torch.complex(torch.randn(3), torch.randn(3)).requires_grad_()
+    default_loss(z, seed=4).backward()
+    weights = projection((3, 2), seed=4, key="output").float()
+    assert torch.equal(torch.view_as_real(z.grad), weights)
+
+
+@pytest.mark.parametrize("last", ["layer_norm", "softmax"])
+def test_the_default_loss_sees_through_a_final_layer_norm_or_softmax(last):
+    # The sum of a LayerNorm's output is the sum of its bias; a softmax sums to 1: under a
+    # sum loss the input's gradient is rounding noise, under the default loss it is real.
+    x = (torch.randn(4, 8) * 3).requires_grad_()
+    final = (lambda h: F.layer_norm(h, (8,))) if last == "layer_norm" else (lambda h: torch.softmax(h, -1))
+    (summed,) = torch.autograd.grad(final(x).sum(), x)
+    (projected,) = torch.autograd.grad(default_loss(final(x), seed=0), x)
+    assert summed.abs().max() < 1e-5
+    assert projected.abs().max() > 1e-2
+
+
+def test_parameters_before_a_final_norm_get_real_gradients():
+    # nn.TransformerEncoder with its final norm: under a sum loss every parameter before the
+    # norm gets rounding noise (self_attn.out_proj often exactly zero); not under the default.
+    from reference_models.norm_encoder import NormEncoder
+
+    torch.manual_seed(0)
+    model = NormEncoder()
+    x = torch.randn(2, 5, 8)
+    before_norm = [p for n, p in model.named_parameters() if not n.startswith("encoder.norm.")]
+    summed = torch.autograd.grad(model(x).sum(), before_norm)
+    projected = torch.autograd.grad(default_loss(model(x), seed=0), before_norm)
+    assert max(g.abs().max() for g in summed) < 1e-5
+    assert min(g.abs().max() for g in projected) > 1e-2
+
+
+def test_trace_uses_the_default_loss_of_seed_0(gated):
+    t = trace(gated, torch.randn(2, 10), 0.6)
+    assert torch.equal(t.loss, default_loss(t.output, seed=0))
 
 
 def test_default_loss_ignores_integers_and_is_none_without_floats():

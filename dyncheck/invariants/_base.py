@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from dyncheck.copies import verdict
 from dyncheck.diagnose import diagnose
 from dyncheck.errors import ModelError
 from dyncheck.examples import Example
@@ -17,8 +20,8 @@ from dyncheck.target import Target
 from dyncheck.tracing import (
     Trace,
     check_loss,
-    default_loss,
     describe_path,
+    loss_of,
     reached_parameters,
     record_modules,
 )
@@ -32,12 +35,22 @@ class Invariant:
     Subclasses set ``name`` (also the test id) and ``summary`` (one line for the README
     table and ``--help``), and implement :meth:`check`, raising
     :class:`~dyncheck.errors.InvariantViolation` with the broken property in plain words.
+
+    A pass must mean the property was checked: :meth:`check` calls
+    ``context.compared()`` on an example where it compared something, and otherwise
+    returns ``context.nothing_to_compare(why)``, saying what the example lacked and the
+    Spec that supplies it. The summary shows on how many examples a check compared
+    something (``checked on 37 of 100 examples``), and a check that compared nothing
+    over the whole run is a skip whose reason is the commonest ``why``.
     """
 
     name: ClassVar[str]
     summary: ClassVar[str]
     #: An opt-in invariant runs only when --dyncheck-invariants names it (it is slow).
     opt_in: ClassVar[bool] = False
+    #: The invariant that reports copies wired to the original (dyncheck.copies); every
+    #: other one is skipped when such a model cannot be built anew.
+    reports_copies: ClassVar[bool] = False
 
     def applies_to(self, target: Target) -> str | None:
         """None when the invariant applies to ``target``, else why it is skipped."""
@@ -49,6 +62,7 @@ class Invariant:
         return None
 
     def check(self, context: Context, example: Example) -> None:
+        """Check one example: raise InvariantViolation, or mark it compared (or not)."""
         raise NotImplementedError
 
     def finish(self, context: Context) -> None:
@@ -74,15 +88,72 @@ class Context:
         self.memo: dict[str, Any] = {}
         #: the run's options (dyncheck.settings.Settings), set by the item
         self.settings: Any = None
+        #: the check's time budget (dyncheck.budget.Budget), set by the item; searches an
+        #: invariant runs beyond the examples (coverage's) ask it too
+        self.budget: Any = None
+        #: examples on which the check compared something (see Invariant)
+        self.checked = 0
+        #: why the other examples compared nothing: reason -> examples
+        self.uncompared: Counter[str] = Counter()
+        #: the reasons that are about what an example happened to draw (a batch of 1)
+        self.drawn: set[str] = set()
+        self._compared = False
+        self._reason: str | None = None
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[None]:
+        """Around one example's check: count it, and whether it compared something."""
+        self.examples += 1
+        self._compared, self._reason = False, None
+        yield
+        if self._compared:
+            self.checked += 1
+        else:
+            self.uncompared[self._reason or _SILENT] += 1
+
+    def compared(self) -> None:
+        """This example compared something: the check's pass covers it."""
+        self._compared = True
+
+    def nothing_to_compare(self, reason: str, *, drawn: bool = False) -> None:
+        """This example gave the check nothing to compare, and why: what was missing and
+        the Spec that supplies it (``return context.nothing_to_compare(...)``). ``drawn``
+        marks a reason that is about what this example happened to draw (a batch of 1),
+        not about the model or the spec: a skip gives a reason of the other kind first."""
+        self._reason = reason
+        if drawn:
+            self.drawn.add(reason)
+
+    def vacuous(self) -> str | None:
+        """None when some example compared something; else the skip reason, ``in 20
+        examples: <why>`` with the commonest reason the examples gave, one about the model
+        or spec before one about a draw (the summary lists the others with -v)."""
+        if self.checked or not self.examples:
+            return None
+        reasons = [reason for reason, _ in self.uncompared.most_common()]
+        reason = next((r for r in reasons if r not in self.drawn), reasons[0])
+        return f"in {self.examples} example{'s' if self.examples != 1 else ''}: {reason}"
 
     def fresh_model(self) -> nn.Module:
-        """A deep copy of the model as built (the built prototype itself is never run)."""
+        """A deep copy of the model as built (the built prototype itself is never run); a
+        new build instead when copies of this model compute with the original's parameters
+        (dyncheck.copies), so that no check runs on a model wired to another."""
         if self._prototype is None:
             try:
                 self._prototype = self.target.build()
             except Exception as exc:
                 raise ModelError("building the model", exc) from exc
+        if not verdict(self.target).safe:
+            return self.build_model()
         return copy.deepcopy(self._prototype)
+
+    def copy_of(self, model: nn.Module) -> nn.Module:
+        """A copy of ``model``, one of this context's fresh models that has not been trained:
+        ``copy.deepcopy(model)``, or a new build where a copy would compute with ``model``'s
+        parameters."""
+        if not verdict(self.target).safe:
+            return self.build_model()
+        return copy.deepcopy(model)
 
     def build_model(self) -> nn.Module:
         """A new instance built from the spec (not a copy of the prototype): checks that
@@ -112,7 +183,7 @@ class Context:
                 with record_modules(model) as calls:
                     output = self.target.call(model, example.fresh_args())
                 stage = "the spec's loss" if self.target.spec.loss is not None else "the loss"
-                loss = check_loss((self.target.spec.loss or default_loss)(output))
+                loss = check_loss(loss_of(self.target.spec, output, example.seed))
                 reached = reached_parameters(loss, model)
                 if backward and loss is not None and loss.requires_grad:
                     stage = "backward"
@@ -134,6 +205,10 @@ class Context:
 
     def describe_path(self, path: tuple[str, ...]) -> str:
         return describe_path(path, self._prototype)
+
+
+#: The reason of an example whose check neither compared nor said why not.
+_SILENT = "the check did not report comparing anything (its check must call context.compared())"
 
 
 def parameter_owners(model: nn.Module) -> list[tuple[nn.Parameter, tuple[str, ...], tuple[str, ...]]]:

@@ -13,6 +13,13 @@ is the example's ``"batch"`` size; arguments that have none, like a control valu
 shared. The batch axis of an output is the one of the batch's size where the output of a
 sample alone has size 1 and every other axis agrees (a time-major output whose time equals
 the batch size is read right), else likewise its first axis of the batch's size.
+
+When no strategy draws a ``"batch"`` size (plain Hypothesis strategies), the batch is read
+from the values: the leading axis, when every tensor argument has the same leading size of
+2 or more and no layer of the model is time-major (an ``nn.GRU`` or
+``nn.MultiheadAttention`` left at ``batch_first=False``, whose leading axis may be time).
+An example with no batch of 2 or more compares nothing, and a run where none did is a skip
+that says how to name the batch axis.
 """
 
 from __future__ import annotations
@@ -20,13 +27,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 
 from dyncheck.agreement import _close
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, strategy_arguments
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.seeding import seeded
-from dyncheck.tracing import floating_leaves
+from dyncheck.tracing import floating_leaves, missing_output
 
 __all__ = ["BatchInvariance"]
 
@@ -62,6 +70,73 @@ def _output_batch_axis(whole: torch.Tensor, alone: torch.Tensor | None, size: in
     return _batch_axis(whole, size)
 
 
+def _time_major(context: Context, model: nn.Module) -> list[str]:
+    """The model's layers that take time first by default and were left so (an ``nn.GRU``
+    or ``nn.MultiheadAttention`` with ``batch_first=False``): with them in the model, an
+    input's leading axis may be time, not the batch."""
+    if "time_major" not in context.memo:
+        context.memo["time_major"] = [
+            f"{name or type(model).__name__} ({type(module).__name__}, batch_first=False)"
+            for name, module in model.named_modules()
+            if isinstance(module, (nn.RNNBase, nn.MultiheadAttention)) and not getattr(module, "batch_first", True)
+        ]
+    return context.memo["time_major"]
+
+
+def _leading_size(args: dict[str, Any], time_major: list[str], hint: str) -> tuple[int | None, str]:
+    """(the batch size read from the values, or None and why not): the leading size that
+    every tensor argument shares, when it is 2 or more and no layer of the model is time-major."""
+    tensors = [v for v in args.values() if isinstance(v, torch.Tensor) and v.dim() >= 1]
+    if not tensors:
+        return None, _NO_TENSOR
+    if time_major:
+        return None, (
+            f"no batch axis: no strategy names a \"batch\" axis, and {time_major[0]} takes time first, "
+            f"so the inputs' leading axis may be time; {hint}"
+        )
+    sizes = {t.shape[0] for t in tensors}
+    if len(sizes) != 1 or min(sizes) < 2:
+        return None, f"{_NO_LEADING}; {hint}"
+    return sizes.pop(), ""
+
+
+def _hint(context: Context, args: dict[str, Any], *, time_major: bool = False) -> str:
+    """``name the batch axis, e.g. Spec(inputs={"x": tensors(shape=("batch", 8))})`` for the
+    first tensor argument, as the first example that needed it has it (the same words for
+    every example of a run)."""
+    if "hint" not in context.memo:
+        name, value = next(
+            ((n, v) for n, v in args.items() if isinstance(v, torch.Tensor) and v.dim() >= 1), ("x", None)
+        )
+        rest = [str(s) for s in value.shape[1:]] if value is not None else ["8"]
+        axes = ['"time"', '"batch"', *rest[1:]] if time_major and rest else ['"batch"', *rest]
+        shape = ", ".join(axes) + ("," if len(axes) == 1 else "")
+        context.memo["hint"] = f'name the batch axis, e.g. Spec(inputs={{"{name}": tensors(shape=({shape}))}})'
+    return context.memo["hint"]
+
+
+def _refused(exc: ModelError, hint: str) -> str:
+    return (
+        f"forward raised {type(exc.original).__name__} on one slice of the tensor inputs' shared leading "
+        f"axis, so that axis is not the batch; {hint}"
+    )
+
+
+_ONE_SAMPLE = (
+    "a batch of 1, with no other sample to depend on; let the batch grow, e.g. "
+    'Spec(dims={"batch": (1, 4)})'
+)
+_NO_LEADING = (
+    'no batch of 2 or more: no strategy names a "batch" axis, and the tensor inputs share no leading size '
+    "of 2 or more"
+)
+_NO_TENSOR = "forward takes no tensor argument: no batch to split"
+_NO_OUTPUT_AXIS = (
+    "no output has an axis of the batch's size (where a sample alone has size 1): nothing to compare "
+    "sample by sample"
+)
+
+
 def _take(value: Any, axis: int | None, index: torch.Tensor) -> Any:
     return value if axis is None else value.index_select(axis, index)
 
@@ -81,31 +156,56 @@ class BatchInvariance(Invariant):
             raise ModelError("forward", exc) from exc
 
     def check(self, context: Context, example: Example) -> None:
-        size = example.dims.get("batch")
-        if size is None or size < 2:
-            return  # one sample: nothing to couple (a spec without a "batch" dim never gets here)
-        model = context.fresh_model().eval()
         args = example.fresh_args()
-        inputs = context.target.spec.inputs
-        axes = {name: _named_batch_axis(inputs.get(name), value, size) for name, value in args.items()}
-        if not any(axis is not None for axis in axes.values()):
-            return
+        model = context.fresh_model().eval()
+        # The whole batch first: a forward with no output compares nothing whatever the batch.
         trace = context.run(model, Example(args, example.seed, example.dims), grad=False)
+        missing = missing_output(trace.output)
+        if missing:
+            return context.nothing_to_compare(missing)
+        size = example.dims.get("batch")
+        named = size is not None
+        if named:
+            if size < 2:
+                return context.nothing_to_compare(_ONE_SAMPLE, drawn=True)
+            inputs = context.target.spec.inputs
+            axes = {name: _named_batch_axis(inputs.get(name), value, size) for name, value in args.items()}
+            if not any(axis is not None for axis in axes.values()):
+                return context.nothing_to_compare(
+                    f"no forward argument has an axis of the batch's size; {_hint(context, args)}"
+                )
+        else:
+            time_major = _time_major(context, model)
+            size, why = _leading_size(args, time_major, _hint(context, args, time_major=bool(time_major)))
+            if size is None:
+                return context.nothing_to_compare(why, drawn=why.startswith(_NO_LEADING))
+            axes = {
+                name: 0 if isinstance(value, torch.Tensor) and value.dim() >= 1 else None
+                for name, value in args.items()
+            }
         whole = dict(floating_leaves(trace.output))
         out_axes: dict[str, int | None] = {}
         tolerance = context.settings.tolerances.get(self.name) if context.settings else None
         findings = []
         for row in range(size):
             index = torch.tensor([row])
-            alone = dict(floating_leaves(self._run(
-                context, model, {n: _take(v, axes[n], index) for n, v in args.items()}, example.seed
-            )))
+            try:
+                alone = dict(floating_leaves(self._run(
+                    context, model, {n: _take(v, axes[n], index) for n, v in args.items()}, example.seed
+                )))
+            except ModelError as exc:
+                if named:
+                    raise
+                # The leading axis was a guess from the values: a forward that refuses one
+                # slice of it says the guess was wrong, not that the model is.
+                return context.nothing_to_compare(_refused(exc, _hint(context, args)))
             for name, tensor in whole.items():
                 if name not in out_axes:
                     out_axes[name] = _output_batch_axis(tensor, alone.get(name), size)
                 axis = out_axes[name]
                 if axis is None or name not in alone:
                     continue
+                context.compared()
                 lines = _close(alone[name], tensor.index_select(axis, index), tolerance)
                 if lines:
                     findings.append(
@@ -132,6 +232,8 @@ class BatchInvariance(Invariant):
                         f"permuting the batch (order {order.tolist()}) does not permute {name} alike: "
                         + "; ".join(lines)
                     )
+        if not findings and not any(axis is not None for axis in out_axes.values()):
+            return context.nothing_to_compare(_NO_OUTPUT_AXIS)
         if findings:
             raise InvariantViolation(
                 findings[0] + " — the output of a sample depends on the rest of the batch "

@@ -18,7 +18,7 @@ import re
 
 import torch
 
-from dyncheck.agreement import Config, compare, run_config
+from dyncheck.agreement import Config, compare, nothing_compared, run_config
 from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
@@ -73,6 +73,9 @@ class CompileAgreement(Invariant):
         entry["graph_breaks"] += sorted(describe_break(reason) for reason in new_breaks - breaks)
         entry["graphs"] += new_graphs - graphs
         findings = compare(eager, result, tolerance=tolerance, model=eager.model)
+        if not findings and (missing := nothing_compared(eager)):
+            return context.nothing_to_compare(missing)
+        context.compared()
         if findings:
             raise InvariantViolation(
                 findings[0] if len(findings) == 1 else f"eager and compiled disagree ({len(findings)} differences):",

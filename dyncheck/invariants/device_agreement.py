@@ -1,10 +1,11 @@
 """device_agreement: the same model, weights, example and seed give the same outputs,
-gradients and path on two devices (``--dyncheck-devices``, default cpu and cuda).
+gradients and path on two devices (``--dyncheck-devices``, default cpu and cuda), with
+TF32 off and attention on its math kernel on both (precision the kernels trade for speed).
 
-When the devices disagree, the reference device runs the example once more under another
-seed: if that changes the output too, the model draws random numbers even in eval mode, and
-each device's generator gives its own stream from the same seed, so the report says so and
-how to make the streams agree (draw on the CPU and move the result).
+When the devices disagree, the reference device runs the example again under the same seed
+and under another: if a seed changes the output too, the model draws random numbers even
+in eval mode, and each device's generator gives its own stream from the same seed, so the
+report says so and how to make the streams agree (draw on the CPU and move the result).
 """
 
 from __future__ import annotations
@@ -13,7 +14,17 @@ from typing import Any
 
 import torch
 
-from dyncheck.agreement import Config, available, compare, parse_devices, run_config, tf32_disabled
+from dyncheck.agreement import (
+    Config,
+    available,
+    compare,
+    exact_attention,
+    nothing_compared,
+    parse_devices,
+    run_config,
+    seed_dependence,
+    tf32_disabled,
+)
 from dyncheck.errors import InvalidArgument, InvariantViolation
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
@@ -60,12 +71,16 @@ class DeviceAgreement(Invariant):
         reference = configs[0]
         tolerance = context.settings.tolerances.get(self.name) if context.settings else None
         findings = []
-        with tf32_disabled():
+        # TF32 off and attention's math kernel: precision the kernels trade for speed, not the model's.
+        with tf32_disabled(), exact_attention():
             first = run_config(context.fresh_model(), context.target, example, reference)
             context.record(first.path, example)
             for other in configs[1:]:
                 second = run_config(context.fresh_model(), context.target, example, other)
                 findings += compare(first, second, tolerance=tolerance, model=first.model)
+        if not findings and (missing := nothing_compared(first)):
+            return context.nothing_to_compare(missing)
+        context.compared()
         if findings:
             details = [] if len(findings) == 1 else [f"- {f}" for f in findings]
             if self._draws_random_numbers(context, example, reference, first):
@@ -79,10 +94,8 @@ class DeviceAgreement(Invariant):
     @staticmethod
     def _draws_random_numbers(context: Context, example: Example, reference: Config, first: Any) -> bool:
         """Whether the output on the reference device changes with the seed alone."""
-        other = Example(example.args, example.seed + 1, example.dims)
-        with tf32_disabled():
-            again = run_config(context.fresh_model(), context.target, other, reference)
-        return bool(compare(first, again, tolerance=(0.0, 0.0), model=first.model))
+        with tf32_disabled(), exact_attention():
+            return seed_dependence(context.fresh_model, context.target, example, reference, first) is not None
 
 
 _STREAMS = (

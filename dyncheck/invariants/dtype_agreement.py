@@ -8,16 +8,39 @@ a saturated tanh or softmax has a float32 derivative of exactly 0 where float64'
 The check looks for instability — an overflow to inf, a cancellation that loses every
 digit — which is orders of magnitude beyond that. Catches arithmetic that is unstable in float32: an unshifted log-sum-exp that
 overflows, a variance computed as E[x²] - E[x]², a division by a tiny difference.
+Attention runs its math kernel on both sides (:func:`~dyncheck.agreement.exact_attention`):
+the fused kernels' float32 backward is noise at saturated logits, a kernel's trade, not
+the model's.
+
+When the float64 copy cannot run (see :mod:`dyncheck.casting`):
+
+* a kernel that refuses float64 (a fused or grouped kernel, a quantised op) leaves the
+  example uncompared; when no example could be compared, the check is a skip that names
+  the op and its error;
+* ``.to(torch.float64)`` that did not reach part of the model (a plain tensor attribute, a
+  closure, a global, a float32 tensor made in forward) is a finding that names the tensor
+  or the line: the model cannot be cast.
+
+A model that draws random numbers in eval mode in its own dtype (``torch.rand_like(x)``,
+``x.uniform_()``) draws another stream in float64 than in float32 from one seed. When
+the two disagree, both run again with the float32 copy's draws made in float64 and cast
+(:mod:`dyncheck.streams`), so the comparison is of the arithmetic, not of two samples.
+Draws that cannot be lined up that way leave the example uncompared, and the skip says
+how to make the streams agree or how to declare it.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from dyncheck.agreement import Config, compare, run_config
-from dyncheck.errors import InvariantViolation
+from dyncheck.agreement import Config, Run, compare, exact_attention, nothing_compared, run_config, seed_dependence
+from dyncheck.casting import diagnose
+from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
+from dyncheck.streams import Draws
 
 __all__ = ["DtypeAgreement"]
 
@@ -32,14 +55,163 @@ class DtypeAgreement(Invariant):
     floor = (1e-3, 1e-4)
 
     def check(self, context: Context, example: Example) -> None:
+        with exact_attention():
+            self._check(context, example)
+
+    def _check(self, context: Context, example: Example) -> None:
         tolerance = context.settings.tolerances.get(self.name) if context.settings else None
-        reference = run_config(context.fresh_model(), context.target, example, FLOAT64)
+        try:
+            reference = run_config(context.fresh_model(), context.target, example, FLOAT64)
+        except ModelError as exc:
+            self._cannot_cast(context, example, exc)
+            return
         context.record(reference.path, example)
         single = run_config(context.fresh_model(), context.target, example, FLOAT32)
         findings = compare(reference, single, tolerance=tolerance, floor=self.floor, model=reference.model)
+        if not findings and (missing := nothing_compared(reference)):
+            return context.nothing_to_compare(missing)
+        notes: list[str] = []
+        if findings:
+            findings, notes, comparable = self._explain(context, example, reference, tolerance)
+            if not comparable:
+                return context.nothing_to_compare(_STREAMS)
+        context.compared()
         if findings:
             raise InvariantViolation(
                 findings[0] if len(findings) == 1 else f"float32 and float64 disagree ({len(findings)} differences):",
-                [] if len(findings) == 1 else [f"- {f}" for f in findings],
+                ([] if len(findings) == 1 else [f"- {f}" for f in findings]) + notes,
                 path=single.path,
             )
+
+    def _explain(
+        self, context: Context, example: Example, reference: Run, tolerance: Any
+    ) -> tuple[list[str], list[str], bool]:
+        """(findings, notes, comparable) for a disagreement, after ruling out its innocent
+        explanations in turn:
+
+        1. random draws in the model's own dtype: both sides again, the float32 copy's
+           draws made in float64 where they line up with the reference's (:class:`Draws`);
+        2. a model that is not a function of its inputs and seed (the same seed gives other
+           results): nothing more can be said, the findings stand with a note; one whose
+           output depends on the seed through draws out of sight, or that did not line up,
+           is not comparable;
+        3. the problem's own conditioning: atol grows by what float32-sized perturbations of
+           the inputs and weights move in the float64 copy (not with a configured tolerance).
+        """
+        recorded = Draws()
+        with recorded:
+            again = run_config(context.fresh_model(), context.target, example, FLOAT64)
+        lined_up = Draws(torch.float32, recorded.calls, torch.float64)
+        with lined_up:
+            single = run_config(context.fresh_model(), context.target, example, FLOAT32)
+        aligned = lined_up.lined_up()
+        findings = compare(again, single, tolerance=tolerance, floor=self.floor, model=again.model)
+        if not findings:
+            return [], [], True
+        dependence = seed_dependence(context.fresh_model, context.target, example, FLOAT64, reference)
+        if dependence == "unseeded":
+            return findings, [_UNSEEDED], True
+        if dependence == "seeded" and (not recorded.calls or aligned is False):
+            return findings, [], False
+        if tolerance is None:
+            margins = self._conditioning(context, example, again)
+            findings = compare(again, single, floor=self.floor, model=again.model, margins=margins)
+        return findings, [_ALIGNED] if aligned and findings else [], True
+
+    def _conditioning(self, context: Context, example: Example, reference: Run) -> dict[str, float]:
+        """How far the float64 copy's outputs and gradients move when its inputs and weights
+        move by float32's rounding (each scaled by 1 + u·eps, u uniform in [-1, 1], drawn from
+        the example's seed), times :data:`_CONDITIONING`: the part of a disagreement the
+        problem's own conditioning explains. Steep functions of nearly equal values (a
+        near-tie under a large multiplier) move by that much; an overflow, or a cancellation
+        of every digit in the model's arithmetic, does not. Empty when the perturbed copy
+        takes another path (a branch that close is a path divergence either way)."""
+        generator = torch.Generator().manual_seed(example.seed)
+
+        def jitter(tensor: torch.Tensor) -> torch.Tensor:
+            u = torch.rand(tensor.shape, generator=generator, dtype=torch.float64) * 2 - 1
+            return tensor * (1 + _EPS32 * u).to(tensor.device)
+
+        model = context.fresh_model().to(torch.float64)
+        with torch.no_grad():
+            for tensor in (*model.parameters(), *model.buffers()):
+                if tensor.is_floating_point():
+                    tensor.copy_(jitter(tensor))
+        args = {
+            name: jitter(value.to(torch.float64))
+            if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+            for name, value in example.args.items()
+        }
+        moved = run_config(model, context.target, Example(args, example.seed, example.dims), FLOAT64)
+        if moved.path != reference.path:
+            return {}
+        margins = {}
+        for (name, tensor), (_, other) in zip(reference.outputs, moved.outputs):
+            margins[name] = _CONDITIONING * _largest_difference(tensor, other)
+        for name, grad in reference.grads.items():
+            if name in moved.grads:
+                margins[f"{name}.grad"] = _CONDITIONING * _largest_difference(grad, moved.grads[name])
+        return margins
+
+    def _cannot_cast(self, context: Context, example: Example, exc: ModelError) -> None:
+        """The float64 copy raised: the model's own crash (float32 raises too), a kernel that
+        refuses float64 (the example is not compared), or state .to() did not reach (a finding)."""
+        run_config(context.fresh_model(), context.target, example, FLOAT32)  # float32's own crash first
+
+        def run(model: torch.nn.Module) -> Any:
+            return run_config(model, context.target, example, FLOAT64)
+
+        failure = diagnose(run, context.fresh_model(), torch.float64)
+        if failure is None:
+            raise exc
+        at = f" at {failure.where}" if failure.where else ""
+        if failure.kind == "refused":
+            op = f"{failure.op} refuses float64" if failure.op else "a kernel refuses float64"
+            context.nothing_to_compare(
+                f"the float64 reference cannot run: {op} ({failure.error}){at}; a fused, grouped or quantised "
+                "kernel often takes lower precisions only. Give it a float64 path to compare, or declare "
+                "Spec(skip={'dtype_agreement': ...})."
+            )
+            return
+        where = f"{failure.op}{at}" if failure.op else at.removeprefix(" at ")
+        details = [f"error: {failure.error}"]
+        if where:
+            details.append(f"where: {where}")
+        details.append(failure.fix)
+        raise InvariantViolation(
+            f"The model cannot be cast to float64: {failure.culprit}; the float64 copy fails where it meets "
+            "float64 tensors.",
+            details,
+        )
+
+
+#: float32's unit roundoff scale: the relative size of the rounding of each input and weight.
+_EPS32 = torch.finfo(torch.float32).eps
+#: float32 rounds every intermediate value too, not only the inputs and weights, and the
+#: errors accumulate over the forward and backward pass: ten times what the inputs' rounding
+#: alone moves covers that, while an overflow or a lost digit stays far beyond it.
+_CONDITIONING = 10.0
+
+
+def _largest_difference(a: torch.Tensor, b: torch.Tensor) -> float:
+    if a.shape != b.shape:
+        return 0.0
+    difference = (a.detach().to(torch.float64) - b.detach().to(torch.float64)).abs()
+    finite = difference[torch.isfinite(difference)]
+    return float(finite.max()) if finite.numel() else 0.0
+
+
+_UNSEEDED = (
+    "Run twice with the same seed, the float64 copy gives different results too: the model draws "
+    "from a generator the seed does not reach, or keeps state between calls (see determinism)."
+)
+_ALIGNED = (
+    "The model draws random numbers in its own dtype; dyncheck drew the float32 copy's in float64 "
+    "too, so the two runs had the same numbers and the difference is in the arithmetic."
+)
+_STREAMS = (
+    "the model draws random numbers even in eval mode in its own dtype (another seed changes its "
+    "output), and float32 and float64 draw different streams from one seed, which dyncheck could not "
+    "line up: draw in one dtype and cast (torch.rand(x.shape, dtype=torch.float32).to(x.dtype)) so both "
+    "copies draw the same numbers, or declare Spec(skip={'dtype_agreement': ...})"
+)

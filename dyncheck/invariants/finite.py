@@ -7,7 +7,7 @@ import torch
 from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
-from dyncheck.tracing import floating_leaves
+from dyncheck.tracing import floating_leaves, missing_output
 
 __all__ = ["Finite", "non_finite"]
 
@@ -29,6 +29,9 @@ def non_finite(tensor: torch.Tensor) -> str | None:
     return f"{count} / {tensor.numel()} non-finite ({', '.join(kinds)}), first at index {first}"
 
 
+_NOTHING_FLOATING = "the output has no floating tensor and there is no loss: nothing can be NaN/inf"
+
+
 class Finite(Invariant):
     name = "finite"
     summary = "no NaN/inf in the outputs, or in any parameter's gradient after backward of the loss"
@@ -36,6 +39,10 @@ class Finite(Invariant):
     def check(self, context: Context, example: Example) -> None:
         model = context.fresh_model()
         trace = context.run(model, example, backward=True)
+        floating = [t for _, t in floating_leaves(trace.output) if t.is_floating_point() or t.is_complex()]
+        if not floating and trace.loss is None:
+            return context.nothing_to_compare(missing_output(trace.output) or _NOTHING_FLOATING)
+        context.compared()
         outputs = [
             f"{name}: {found}"
             for name, tensor in floating_leaves(trace.output)

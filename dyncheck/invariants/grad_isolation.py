@@ -10,29 +10,34 @@ example, after forward and backward:
    output through autograd (unless frozen);
 3. executed means used: a module that ran influences the output (its output is
    perturbed through a forward hook; an output that does not change means the work was
-   masked away);
+   masked away, if a choice masked it: see :func:`~dyncheck.invariants._influence.masked`);
 4. declared branches: ``Spec(branches=...)`` modules run exactly when their predicate holds;
 5. finite gradients, named;
 6. step isolation: after an optimizer step on an example where a module ran, a step on
-   this example, where it did not, leaves its parameters bitwise unchanged.
+   this example, where it did not, leaves its parameters bitwise unchanged;
+7. influence means learning: a parameter that moves the output when moved does not get an
+   exactly-zero gradient on every example of the run (checked in ``finish``).
+
+A module called only on empty inputs (``expert(x[idx])`` with no row routed to it) did no
+work: rules 2 and 3 leave it alone.
 """
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 from torch import nn
 
-from dyncheck.agreement import _move, default_dtype
-from dyncheck.errors import InvariantViolation, ModelError
+from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example, describe_value
 from dyncheck.invariants._base import Context, Invariant, module_name_map, parameter_owners
+from dyncheck.invariants._influence import influences, masked, moving_changes_output, zero_parameter_gradients
 from dyncheck.invariants.finite import non_finite
-from dyncheck.tracing import Trace, floating_leaves
+from dyncheck.tracing import Trace, leaves, missing_output
 
 __all__ = ["GradIsolation", "default_optimizers", "evaluate_branch", "influences", "predicate_text"]
 
@@ -73,145 +78,86 @@ def evaluate_branch(
     return holds, ", ".join(describe_value(name, value) for name, value in values.items())
 
 
-#: How a module's output is moved, tried in turn until the model's output changes:
-#: ±2(|y| + 1) with signs drawn per element (crosses any ReLU, leaves any saturated region
-#: in one of the two directions), -y ∓ 1 (turns an argmax into an argmin), then large
-#: random moves (×10 and ×1000 (|y| + 1), two draws each) for outputs that stay saturated
-#: under the simple moves. A module whose output survives all of them unchanged is unused.
-_MOVES = ("up", "down", "negate", "random10", "random10", "random1000", "random1000")
-
-
-def _perturb(value: Any, move: str, generator: torch.Generator) -> Any:
-    """``value`` with every floating tensor moved as ``move`` says (see ``_MOVES``)."""
-    if isinstance(value, torch.Tensor):
-        if not value.is_floating_point():
-            return value
-        scale = value.detach().abs() + 1
-        if move.startswith("random"):
-            noise = torch.randn(value.shape, generator=generator).to(value.device, value.dtype)
-            return value + float(move.removeprefix("random")) * scale * noise
-        signs = torch.randint(0, 2, value.shape, generator=generator).to(value.device, value.dtype) * 2 - 1
-        if move == "negate":
-            return -value - signs
-        direction = 1.0 if move == "up" else -1.0
-        return value + direction * signs * 2 * scale
-    if isinstance(value, nn.utils.rnn.PackedSequence):
-        return type(value)(
-            _perturb(value.data, move, generator), value.batch_sizes, value.sorted_indices, value.unsorted_indices
-        )
-    if isinstance(value, tuple):
-        items = [_perturb(v, move, generator) for v in value]
-        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
-    if isinstance(value, list):
-        return [_perturb(v, move, generator) for v in value]
-    if isinstance(value, dict):
-        return {k: _perturb(v, move, generator) for k, v in value.items()}
-    return value
-
-
-def _outputs_equal(a: Any, b: Any) -> bool:
-    left, right = list(floating_leaves(a)), list(floating_leaves(b))
-    if [n for n, _ in left] != [n for n, _ in right]:
-        return False
-    for (_, x), (_, y) in zip(left, right):
-        if x.shape != y.shape or x.dtype != y.dtype:
-            return False
-        if not torch.equal(torch.nan_to_num(x.detach()), torch.nan_to_num(y.detach())):
-            return False
-    return True
-
-
-def influences(context: Context, model: nn.Module, example: Example, module_name: str, baseline: Any) -> bool:
-    """Whether perturbing ``module_name``'s output (on every call) changes the model's output."""
-    module = model.get_submodule(module_name)
-    for attempt, move in enumerate(_MOVES):
-        generator = torch.Generator().manual_seed(1234 + attempt)
-
-        def hook(_module: nn.Module, _args: Any, output: Any, move: str = move) -> Any:
-            return _perturb(output, move, generator)
-
-        handle = module.register_forward_hook(hook)
-        try:
-            perturbed = context.run(model, example, record=False, grad=False).output
-        except ModelError:
-            return True  # the moved output reached something that raised: it is used
-        finally:
-            handle.remove()
-        if not _outputs_equal(perturbed, baseline):
-            return True
-    return False
-
-
-def _weighted_not_masked(context: Context, model: nn.Module, example: Example, unused: list[str]) -> list[str]:
-    """Of ``unused`` (their output, moved, left the output unchanged), the modules that are
-    masked away rather than weighted by a gate that saturated.
-
-    A contribution weighted by a softmax gate at logits in the hundreds (e^-100) is lost to
-    rounding when outputs are compared, and in float32 the gate underflows to an exact 0.0;
-    yet the module is computed and weighted, not masked. So a module stays unused only if
-    the output's gradient with respect to the module's output is exactly zero in a float64
-    copy, and again in float64 with the example's large inputs (magnitude over 1) scaled to
-    magnitude 1 — at inputs in the thousands even float64's gate underflows. A 0/1 mask
-    multiplies by an exact 0 in every dtype and at every scale, and a module masked away
-    still runs at the smaller scale (that is the bug: it is computed regardless); one that
-    no longer runs there is routed, not masked. Numerical loss is dtype_agreement's
-    finding, not this rule's."""
-    floating = [p for p in model.parameters() if p.is_floating_point()]
-    if not unused or not floating or floating[0].is_complex():
-        return unused
-    device = str(floating[0].device)
-    wide = copy.deepcopy(model).to(torch.float64)
-    args = _move(dict(example.args), device, torch.float64)
-    unused = _zero_gradient(context, wide, Example(args, example.seed, example.dims), unused, absent=True)
-    moderated = {
-        name: value / float(value.abs().max())
-        if isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel()
-        and bool(torch.isfinite(value).all()) and float(value.abs().max()) > 1
-        else value
-        for name, value in args.items()
-    }
-    if unused and any(moderated[name] is not args[name] for name in args):
-        unused = _zero_gradient(context, wide, Example(moderated, example.seed, example.dims), unused, absent=False)
-    return unused
-
-
-def _zero_gradient(
-    context: Context, wide: nn.Module, example: Example, names: list[str], *, absent: bool
-) -> list[str]:
-    """Of ``names``, the modules of the float64 model ``wide`` with respect to whose every
-    output a random projection of the model's output has an exactly zero gradient; a module
-    that did not run is among them when ``absent`` is true."""
-    captured: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+@contextlib.contextmanager
+def _idle_calls(model: nn.Module) -> Iterator[set[str]]:
+    """Names of the submodules whose every call inside the block had only empty tensors as
+    inputs (``expert(x[idx])`` with no row routed to it): they computed nothing."""
+    idle: set[str] = set()
+    busy: set[str] = set()
     handles = []
-    for name in names:
-        def hook(_module: nn.Module, _args: Any, output: Any, name: str = name) -> None:
-            captured[name] += [t for _, t in floating_leaves(output) if t.is_floating_point() and t.requires_grad]
+    for name, module in model.named_modules():
+        if not name:
+            continue
 
-        handles.append(wide.get_submodule(name).register_forward_hook(hook))
+        def hook(_module: nn.Module, args: Any, kwargs: Any, name: str = name) -> None:
+            tensors = [v for _, v in leaves((args, kwargs)) if isinstance(v, torch.Tensor)]
+            if tensors and all(t.numel() == 0 for t in tensors):
+                idle.add(name)
+            else:
+                busy.add(name)
+
+        handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
     try:
-        with default_dtype(torch.float64):
-            output = context.run(wide, example, record=False).output
-    except ModelError:
-        return names  # the model cannot run in float64: keep what float32 showed
+        yield idle
     finally:
         for handle in handles:
             handle.remove()
-    leaves = [t for _, t in floating_leaves(output) if t.is_floating_point() and t.requires_grad]
-    if not leaves:
-        return names
-    generator = torch.Generator().manual_seed(example.seed)
-    loss = sum((t * torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)).sum() for t in leaves)
-    zero = []
-    for name in names:
-        tensors = captured[name]
-        if not tensors:
-            if absent:
-                zero.append(name)
+        idle -= busy
+
+
+def _track_silent(
+    context: Context,
+    model: nn.Module,
+    example: Example,
+    trace: Trace,
+    owners_by_param: list[tuple[nn.Parameter, tuple[str, ...], tuple[str, ...]]],
+    frozen: set[str],
+) -> None:
+    """Rule 7's evidence from one example, kept in ``context.memo["silent"]``: for each
+    trainable parameter whose gradient has been exactly zero on every example so far, the
+    number of those examples and the first example on which moving it changed the output.
+
+    A zero gradient counts only if it is exactly zero in float32, and in a float64 copy of
+    the model at this example, at the example's inputs scaled to magnitude 1 and at a few
+    moved inputs of the same sizes (so a dead ReLU, a saturated sigmoid or a sum that is
+    constant by rounding do not count); a parameter with a non-zero gradient on any of
+    them is dropped for the rest of the run."""
+    silent: dict[str, list[Any]] = context.memo.setdefault("silent", {})
+    dropped: set[str] = context.memo.setdefault("silent_done", set())
+    candidates: dict[str, nn.Parameter] = {}
+    for parameter, names, _ in owners_by_param:
+        key = names[0]
+        if (
+            key in dropped or not parameter.requires_grad or frozen & set(names)
+            or not parameter.is_floating_point() or parameter.grad is None
+        ):
             continue
-        grads = torch.autograd.grad(loss, tensors, retain_graph=True, allow_unused=True)
-        if not any(g is not None and bool(g.detach().ne(0).any()) for g in grads):
-            zero.append(name)
-    return zero
+        if parameter.grad.detach().ne(0).any():  # a NaN is not zero either
+            dropped.add(key)
+            silent.pop(key, None)
+        else:
+            candidates[key] = parameter
+    if not candidates:
+        return
+    zero = zero_parameter_gradients(context, model, example, list(candidates))
+    for key, parameter in candidates.items():
+        entry = silent.setdefault(key, [0, None, 0])  # examples, witness, examples tried
+        if key not in zero or (entry[1] is None and entry[2] >= _MOVE_TRIES):
+            # It learns after all, or moving it changed nothing on the examples tried (a
+            # bias a softmax or a normalisation cancels): rule 7 is done with it.
+            dropped.add(key)
+            silent.pop(key)
+            continue
+        entry[0] += 1
+        if entry[1] is None:
+            entry[2] += 1
+            if moving_changes_output(context, model, example, parameter):
+                entry[1] = (example, trace.path)
+
+
+#: On how many examples rule 7 moves a parameter before it concludes that the parameter
+#: does not influence the output.
+_MOVE_TRIES = 3
 
 
 def _used_directly(
@@ -228,6 +174,13 @@ def _used_directly(
     return out
 
 
+def _no_gradient(trace: Trace) -> str:
+    """Why an example gave no gradient to follow."""
+    if trace.loss is None:
+        return "the output has no floating tensor, so there is no loss and no gradient to follow"
+    return "the loss reaches no parameter that requires grad: no gradient to follow"
+
+
 def _join(names: list[str]) -> str:
     return ", ".join(names)
 
@@ -237,15 +190,18 @@ class GradIsolation(Invariant):
     summary = (
         "skipped modules get no gradient, modules that ran are connected to and influence the "
         "output, declared branches run exactly when their predicate holds, gradients are finite, "
-        "and optimizer steps leave skipped branches unchanged"
+        "optimizer steps leave skipped branches unchanged, and parameters that influence the output "
+        "do not get an exactly-zero gradient on every example"
     )
 
     def check(self, context: Context, example: Example) -> None:
         spec = context.target.spec
         model = context.fresh_model()
-        trace = context.run(model, example, backward=True)
+        with _idle_calls(model) as idle:
+            trace = context.run(model, example, backward=True)
         canonical = module_name_map(model)
         ran = set(trace.modules) | {""}
+        worked = ran - idle
         frozen = set(spec.frozen)
         findings: list[str] = []
         details: list[str] = []
@@ -308,7 +264,7 @@ class GradIsolation(Invariant):
             for parameter, names, owners in owners_by_param:
                 if not parameter.requires_grad or frozen & set(names):
                     continue
-                running = [o for o in owners if o in ran and o]
+                running = [o for o in owners if o in worked and o]
                 if not running:
                     continue
                 if not (set(names) & trace.reached) or parameter.grad is None:
@@ -324,13 +280,13 @@ class GradIsolation(Invariant):
             # 3. executed means used
             with_parameters = {
                 o for parameter, names, owners in owners_by_param
-                if parameter.requires_grad for o in owners if o in ran and o
+                if parameter.requires_grad for o in owners if o in worked and o
             }
             candidates = [m for m in dict.fromkeys(trace.modules) if m in with_parameters and m not in cut]
             if candidates:
                 baseline = context.run(model, example, record=False, grad=False).output
                 unused = [m for m in candidates if not influences(context, model, example, m, baseline)]
-                unused = _weighted_not_masked(context, model, example, unused)
+                unused = masked(context, model, example, trace.path, unused) if unused else []
                 if unused:
                     findings.append(
                         f"{_join(unused)} ran but did not influence the output on this example "
@@ -341,12 +297,53 @@ class GradIsolation(Invariant):
             # 6. step isolation
             findings.extend(self._step_isolation(context, example, trace, owners_by_param, ran))
 
+            # 7. influence means learning: gathered here, reported over the run in finish()
+            if not findings:
+                _track_silent(context, model, example, trace, owners_by_param, frozen)
+
+        if has_loss or spec.branches:
+            context.compared()
+        elif not findings:
+            return context.nothing_to_compare(missing_output(trace.output) or _no_gradient(trace))
         if findings:
             headline = findings[0] if len(findings) == 1 else (
                 f"Gradients do not follow the path the call took ({len(findings)} problems):"
             )
             details = [] if len(findings) == 1 else [f"- {f}" for f in findings]
             raise InvariantViolation(headline, details, path=trace.path)
+
+    def finish(self, context: Context) -> None:
+        # 7. influence means learning
+        silent: dict[str, list[Any]] = context.memo.get("silent", {})
+        groups: dict[int, list[str]] = {}
+        witness: tuple[Example, tuple[str, ...]] | None = None
+        for name, (count, moved, _) in silent.items():
+            if moved is not None:
+                groups.setdefault(count, []).append(name)
+                witness = witness or moved
+        if witness is None:
+            return
+        findings = []
+        for count, names in groups.items():
+            one = len(names) == 1
+            examples = f"all {count} examples" if count == context.examples else (
+                f"all {count} examples that reached {'it' if one else 'them'}"
+            )
+            findings.append(
+                f"{_join(names)} {'influences' if one else 'influence'} the output (moving "
+                f"{'it' if one else 'them'} changes it on the example below) but received an exactly-zero "
+                f"gradient on {examples}: {'it' if one else 'they'} can never learn. Something between "
+                f"{'it' if one else 'them'} and the output is constant in {'it' if one else 'them'}: "
+                "a softmax over a single value is always 1 (top-1 taken before the softmax), a round(), "
+                "sign() or comparison has a zero derivative."
+            )
+        headline = findings[0] if len(findings) == 1 else (
+            f"Parameters that influence the output never learn ({len(findings)} groups):"
+        )
+        details = [] if len(findings) == 1 else [f"- {f}" for f in findings]
+        violation = InvariantViolation(headline, details, path=witness[1])
+        violation.example = witness[0]  # type: ignore[attr-defined]
+        raise violation
 
     def _step_isolation(
         self,

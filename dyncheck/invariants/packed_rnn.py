@@ -40,8 +40,9 @@ from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants.padding_invariance import gradient_tolerances, lengths_argument
 from dyncheck.rnn_reference import naive_rnn
 from dyncheck.target import Target
+from dyncheck.tracing import project, projection
 
-__all__ = ["PADDING_VALUE", "PackedRNN", "recurrent_modules"]
+__all__ = ["PADDING_VALUE", "PackedRNN", "check_module", "draw_lengths", "recurrent_modules"]
 
 #: What ``pad_packed_sequence`` must write at padded positions: not 0, so that a module
 #: whose output there merely happens to be zero is not taken for correct padding.
@@ -53,7 +54,7 @@ def recurrent_modules(model: nn.Module) -> list[tuple[str, nn.RNNBase]]:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.RNN, nn.LSTM, nn.GRU))]
 
 
-def _lengths(target: Target, example: Example, generator: torch.Generator) -> tuple[list[int], int]:
+def draw_lengths(target: Target, example: Example, generator: torch.Generator) -> tuple[list[int], int]:
     """(lengths, padded length): the example's lengths argument, or drawn from the seed."""
     dims = example.dims
     name = lengths_argument(target)
@@ -96,11 +97,21 @@ class PackedRNN(Invariant):
     def check(self, context: Context, example: Example) -> None:
         model = context.fresh_model()
         generator = torch.Generator().manual_seed(example.seed)
-        lengths, padded = _lengths(context.target, example, generator)
+        lengths, padded = draw_lengths(context.target, example, generator)
         findings: dict[str, tuple[list[str], list[str]]] = {}
-        for module_name, module in recurrent_modules(model):
+        modules = recurrent_modules(model)
+        floating = [(n, m) for n, m in modules if _first_floating(m)]
+        if not floating:
+            name, module = modules[0]
+            dtype = next((str(p.dtype).removeprefix("torch.") for p in module.parameters()), "no parameters")
+            return context.nothing_to_compare(
+                f"no nn.RNN/LSTM/GRU submodule has floating-point parameters "
+                f"({name or type(model).__name__}: {dtype}): nothing to run through the naive loop"
+            )
+        context.compared()
+        for module_name, module in floating:
             name = module_name or type(model).__name__
-            for text, details, setting in _check_module(name, module, lengths, padded, generator):
+            for text, details, setting in check_module(name, module, lengths, padded, generator):
                 findings.setdefault(text, (details, []))[1].append(setting)
         if not findings:
             return
@@ -121,7 +132,13 @@ class PackedRNN(Invariant):
         raise InvariantViolation(headline, details)
 
 
-def _check_module(
+def _first_floating(module: nn.RNNBase) -> bool:
+    """Whether the module's parameters are floating point (the naive loop runs in float64)."""
+    first = next(module.parameters(), None)
+    return first is not None and first.is_floating_point()
+
+
+def check_module(
     name: str, module: nn.RNNBase, lengths: list[int], padded: int, generator: torch.Generator
 ) -> list[tuple[str, list[str], str]]:
     """(finding, detail lines, enforce_sorted setting) for each way ``module`` breaks."""
@@ -156,9 +173,11 @@ def _compare_module(
     # The reference: each sequence alone through the equations, on a float64 copy.
     reference = copy.deepcopy(module).double()
     naive = [naive_rnn(reference, x[row, :length].to(device, torch.float64)) for row, length in enumerate(lengths)]
+    # The loss's weights: fixed per sequence and result, whatever its position in the batch.
+    seed = int(torch.randint(2**62, (), generator=generator))
     projections = [
-        [torch.randn(r.shape, generator=generator, dtype=torch.float64).to(device) for r in results if r is not None]
-        for results in naive
+        [projection(r.shape, seed=seed, key=f"{row}.{i}") for i, r in enumerate(results) if r is not None]
+        for row, results in enumerate(naive)
     ]
     trainable = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
     naive_grads: dict[str, torch.Tensor] = {}
@@ -268,7 +287,7 @@ def _base_name(module: nn.RNNBase) -> str:
 def _project(weights: list[torch.Tensor], results: tuple[Any, ...]) -> torch.Tensor:
     """A scalar loss: each result times a fixed random tensor of its shape, summed."""
     present = [r for r in results if r is not None]
-    return sum((w * r.to(torch.float64)).sum() for w, r in zip(weights, present))
+    return sum(project(r.to(torch.float64), w) for w, r in zip(weights, present))
 
 
 def _compare_row(

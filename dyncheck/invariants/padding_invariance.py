@@ -8,16 +8,16 @@ every example:
    of one, trimmed to its length;
 2. each row's output is unchanged when 2 steps of other values are appended to the padding
    (the time axis grows by 2, the lengths stay);
-3. when the outputs agree, the parameter gradients of the batch's sum loss (valid outputs
-   only) equal the sum over rows of each row's gradients alone, and are unchanged by the
-   extra padding (gradients that differ while the values agree: a surrogate or
+3. when the outputs agree, the parameter gradients of the batch's loss (a fixed random
+   projection of the valid outputs, each row weighted as it is alone) equal the sum over
+   rows of each row's gradients alone, and are unchanged by the extra padding (gradients that differ while the values agree: a surrogate or
    straight-through term that reads the padding).
 
 Outputs: the batch axis of each output tensor is the one of the batch's size where every
 row alone has size 1 and the extra padding changes nothing; when that does not single one
 out, the first axis (the second when the first does not have the batch's size). An output axis whose size follows the padded length (the
 padded length for the batch, the row's length alone, 2 more with the extra padding) is a
-time axis: only a row's valid steps are compared, and only they count in the sum loss. An
+time axis: only a row's valid steps are compared, and only they count in the loss. An
 axis that does neither (``pad_packed_sequence`` without ``total_length`` cuts it to the
 longest sequence of the batch) is a violation of its own.
 
@@ -57,7 +57,7 @@ from dyncheck.examples import Example, strategy_arguments
 from dyncheck.infer import _LENGTHS_NAME
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.target import Target
-from dyncheck.tracing import floating_leaves
+from dyncheck.tracing import floating_leaves, missing_output, project, projection
 
 __all__ = ["EXTRA_STEPS", "PaddingInvariance", "gradient_tolerances", "lengths_argument"]
 
@@ -224,8 +224,8 @@ class PaddingInvariance(Invariant):
 
     def check(self, context: Context, example: Example) -> None:
         layout = _Layout(context.target, example, lengths_argument(context.target))
-        if not layout.lengths:
-            return
+        if not any(length > 0 for length in layout.lengths):
+            return context.nothing_to_compare(_no_rows(layout.lengths_name), drawn=True)
         model, args, native = _float64_copy(context.fresh_model().eval(), example.fresh_args())
         with default_dtype(torch.float64 if native is not None else None):
             try:
@@ -286,6 +286,9 @@ class PaddingInvariance(Invariant):
             else:
                 compared[leaf] = (batch_axis, time_axes)
 
+        if not findings and not compared:
+            return context.nothing_to_compare(missing_output(whole_trace.output) or _NO_BATCH_AXIS)
+        context.compared()
         for leaf, (batch_axis, time_axes) in compared.items():
             rtol, atol = tolerances(native or whole[leaf].dtype)
             atol *= slack
@@ -310,7 +313,12 @@ class PaddingInvariance(Invariant):
                     ))
 
         if not findings:
-            findings += self._gradients(context, model, example, layout, args, generator, compared, native, slack)
+            # A complex output is projected as its real and imaginary parts (a trailing axis of 2).
+            shapes = {leaf: (*whole[leaf].shape, 2) if whole[leaf].is_complex() else whole[leaf].shape
+                      for leaf in compared}
+            findings += self._gradients(
+                context, model, example, layout, args, generator, compared, shapes, native, slack
+            )
 
         if not findings:
             return
@@ -373,21 +381,31 @@ class PaddingInvariance(Invariant):
         args: dict[str, Any],
         generator: torch.Generator,
         compared: dict[str, tuple[int, list[int]]],
+        shapes: dict[str, tuple[int, ...]],
         native: torch.dtype | None,
         slack: float,
     ) -> list[tuple[str, list[str]]]:
-        """Rule 3, on fresh calls: the batch's gradient against the rows' and the extended batch's."""
+        """Rule 3, on fresh calls: the batch's gradient against the rows' and the extended batch's.
+
+        The loss is a fixed random projection of the valid outputs (not their sum, which a
+        final LayerNorm or softmax makes constant): weights of the batch's shape drawn from
+        the example's seed, of which row ``r`` alone gets the slice of row ``r`` in the batch,
+        so each row's loss is the same in the batch, alone and with extra padding."""
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         floating = {leaf: axes for leaf, axes in compared.items()}
         if not named or not floating:
             return []
         lengths = layout.lengths
+        weights = {leaf: projection(shapes[leaf], seed=example.seed, key=leaf) for leaf in floating}
 
         def gradients(arguments: dict[str, Any], rows: list[int]) -> list[torch.Tensor] | None:
             output = context.run(model, Example(arguments, example.seed, example.dims), record=False).output
             leaves = dict(floating_leaves(output))
             parts = [
-                _valid(leaves[leaf], batch_axis, position, time_axes, lengths[row]).sum()
+                project(
+                    _valid(leaves[leaf], batch_axis, position, time_axes, lengths[row]),
+                    _valid(weights[leaf], batch_axis, row, time_axes, lengths[row]),
+                )
                 for leaf, (batch_axis, time_axes) in floating.items()
                 if _is_float(leaves[leaf]) and leaves[leaf].requires_grad
                 for position, row in enumerate(rows)
@@ -426,7 +444,7 @@ class PaddingInvariance(Invariant):
                 shown = ", ".join(bad)
                 if label == "alone":
                     text = (
-                        f"the gradients of {shown} for the batch's sum loss (valid outputs only) differ from "
+                        f"the gradients of {shown} for the batch's loss (a random projection of the valid outputs) differ from "
                         f"the sum over rows of each row's gradients alone "
                         f"(lengths {lengths}, padded length {layout.padded})"
                     )
@@ -437,6 +455,18 @@ class PaddingInvariance(Invariant):
                     )
                 findings.append((text, details))
         return findings
+
+
+def _no_rows(name: str) -> str:
+    return (
+        f"no sequence of length 1 or more ({name} empty or all 0): no row to run alone; draw at least "
+        f"one step, e.g. Spec(inputs={{\"{name}\": sequence_lengths(min_length=1)}})"
+    )
+
+
+_NO_BATCH_AXIS = (
+    "no output has an axis of the batch's size where a row alone has size 1: nothing to compare row by row"
+)
 
 
 def gradient_tolerances(expected: torch.Tensor, rtol: float, atol: float) -> dict[str, float]:

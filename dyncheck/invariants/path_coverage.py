@@ -138,12 +138,18 @@ class Coverage(Invariant):
 
     def check(self, context: Context, example: Example) -> None:
         self._observe(context, example)
+        if not context.memo["coverable"]:
+            return context.nothing_to_compare(
+                "the model has no parameters and declares no branches (Spec(branches=...)): nothing to cover"
+            )
+        context.compared()
 
     def _observe(self, context: Context, example: Example, *, return_trace: bool = False) -> Any:
         census: Census = context.memo.setdefault("census", Census())
         model = context.fresh_model()
         if "source" not in context.memo:
             context.memo["source"] = _SourceBranches(model)
+            context.memo["coverable"] = bool(context.target.spec.branches) or any(True for _ in model.parameters())
         with context.memo["source"]:
             trace = context.run(model, example)
         census.paths[trace.path] += 1

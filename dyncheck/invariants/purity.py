@@ -177,7 +177,11 @@ class Purity(Invariant):
         if changed_state is not None:
             problems.append(changed_state)
         if not problems:
-            return
+            if not before and not _tensor_args(dict(example.args)):
+                return context.nothing_to_compare(
+                    "forward takes no tensor argument and the model has no parameters or buffers: nothing it could change"
+                )
+            return context.compared()
         path = trained.path if changed_in_train else evaluated.path
         if len(problems) == 1:
             headline, details = problems[0]

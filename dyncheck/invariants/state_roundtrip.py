@@ -15,7 +15,8 @@ shared), loaded with ``load_state_dict(original.state_dict())``, must be the sam
    updates. The report names the attributes and such buffers that differ between the two.
    When two copies loaded from the same state_dict disagree with each other too, the model
    is not a function of its state, input and seed (an unseeded generator, a global): that
-   is determinism's finding, which no state_dict could fix, and this check passes.
+   is determinism's finding, which no state_dict could fix, and the example counts as not
+   compared (a run where no example could be compared is a skip that says so).
 
 Lazy modules (``nn.LazyLinear``) pass: torch loads a state_dict into uninitialised lazy
 parameters, and their first call then keeps the loaded values.
@@ -38,7 +39,7 @@ from dyncheck.compare import mismatch
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
-from dyncheck.tracing import leaves
+from dyncheck.tracing import leaves, missing_output
 
 __all__ = ["StateRoundtrip", "attribute_differences"]
 
@@ -49,6 +50,11 @@ _FIRST, _EARLIER = 2, 4
 _OUTSIDE = (
     "state lives outside the state_dict (plain attributes, tensors not registered as buffers, "
     "layers created in forward)."
+)
+
+_NOT_A_FUNCTION = (
+    "two copies loaded from one state_dict disagreed with each other: the model is not a function of "
+    "its state, input and seed (determinism reports it), so what the state_dict misses cannot be told"
 )
 
 #: The attributes every nn.Module has (parameters, buffers, submodules, hooks, ``training``):
@@ -273,7 +279,9 @@ class StateRoundtrip(Invariant):
         ):
             earlier.append((expected.path, example))
         if actual.path == expected.path and not _output_differences(actual.output, expected.output):
-            return
+            if missing := missing_output(expected.output):
+                return context.nothing_to_compare(missing)
+            return context.compared()
         # Two loaded copies in the same state that disagree with each other: the model is not
         # a function of its state, input and seed (an unseeded generator, a global). That is
         # determinism's finding; no state_dict could carry it.
@@ -281,7 +289,7 @@ class StateRoundtrip(Invariant):
         control.load_state_dict(loaded)
         again = context.run(control, example, record=False)
         if again.path != actual.path or _output_differences(again.output, actual.output):
-            return
+            return context.nothing_to_compare(_NOT_A_FUNCTION)
         describe = context.describe_path
         if attributes:
             where = ["attributes that differ between the original and the fresh copy (outside the state_dict):"]

@@ -29,6 +29,8 @@ that dyncheck's zero-configuration inference can check it.
   the router gets no gradient (grad_isolation).
 * :mod:`~reference_models.buggy.dense_moe` -- every expert run, then masked
   (grad_isolation).
+* :mod:`~reference_models.buggy.top1_softmax_router` -- the softmax taken after top-1,
+  over one value: the gate is always 1 and the router never learns (grad_isolation).
 * :mod:`~reference_models.buggy.zero_grad_trick` -- ``0 * fc2.weight.sum()`` gives a
   skipped branch zero gradients that optimizers act on (grad_isolation).
 * :mod:`~reference_models.buggy.cloned_tie` -- a tie made by cloning (tied_weights).
@@ -41,7 +43,9 @@ that dyncheck's zero-configuration inference can check it.
 * :mod:`~reference_models.buggy.data_alias_tie` -- ``.data`` aliasing: one storage, two
   Parameters (tied_weights).
 * :mod:`~reference_models.buggy.closure_tie` -- the decoder reaches the embedding through
-  a closure, so a deepcopy trains the original (tied_weights, dtype_agreement).
+  a closure, so a deepcopy trains the original (tied_weights).
+* :mod:`~reference_models.buggy.closure_tie_factory` -- the same through a closure over
+  ``self``, with a factory as the target (tied_weights).
 * :mod:`~reference_models.buggy.grown_layer` -- the output layer created in forward on the
   first call (state_roundtrip, determinism, tied_weights).
 * :mod:`~reference_models.buggy.actnorm_flag` -- ActNorm's "initialised" flag kept as a
@@ -51,6 +55,9 @@ that dyncheck's zero-configuration inference can check it.
 * :mod:`~reference_models.buggy.eval_running_stats` -- running statistics updated in eval
   mode too (purity, batch_invariance).
 * :mod:`~reference_models.buggy.batch_mean_branch` -- a branch on a batch statistic
+  (batch_invariance).
+* :mod:`~reference_models.buggy.batch_scaled` -- activations scaled by the batch's mean
+  magnitude, checked with plain Hypothesis strategies that name no batch axis
   (batch_invariance).
 * :mod:`~reference_models.buggy.per_sample_coin` -- ``torch.rand(batch_size)`` gives each
   position its own draw (batch_invariance).
@@ -76,6 +83,13 @@ that dyncheck's zero-configuration inference can check it.
   (padding_invariance, batch_invariance).
 * :mod:`~reference_models.buggy.unpacking_gru` -- a GRU subclass that re-pads its packed
   input and runs over the padding: ``h_n`` is wrong for shorter sequences (packed_rnn).
+* :mod:`~reference_models.buggy.straight_through_pool` -- a softmax classifier whose
+  straight-through pooling surrogate averages over the padding: right values, gradients that
+  read the padding, invisible under a sum loss (padding_invariance).
+* :mod:`~reference_models.buggy.tensor_attribute` -- a constant matrix kept in a plain
+  attribute, not a buffer: ``.to(torch.float64)`` does not reach it (dtype_agreement).
+* :mod:`~reference_models.buggy.default_dtype_state` -- a recurrent state made in forward
+  with ``torch.zeros(n, h)``: float32 whatever the input (dtype_agreement).
 
 :data:`BUGGY_TARGETS` maps each target to the invariants that must catch it (every other
 invariant must pass); ``runs`` means the model cannot run at all, so every check reports
@@ -99,17 +113,20 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.argmax_router:Model": ("grad_isolation",),
     "reference_models.buggy.dense_moe:Model": ("grad_isolation",),
     "reference_models.buggy.zero_grad_trick:Model": ("grad_isolation",),
+    "reference_models.buggy.top1_softmax_router:Model": ("grad_isolation",),
     "reference_models.buggy.cloned_tie:Model": ("tied_weights",),
     "reference_models.buggy.reinit_tie:Model": ("tied_weights",),
     "reference_models.buggy.lazy_tie:Model": ("tied_weights", "state_roundtrip"),
     "reference_models.buggy.transposed_tie:Model": ("tied_weights",),
     "reference_models.buggy.data_alias_tie:Model": ("tied_weights",),
-    "reference_models.buggy.closure_tie:Model": ("tied_weights", "dtype_agreement"),
+    "reference_models.buggy.closure_tie:Model": ("tied_weights",),
+    "reference_models.buggy.closure_tie_factory:make_model": ("tied_weights",),
     "reference_models.buggy.grown_layer:Model": ("state_roundtrip", "determinism", "tied_weights"),
     "reference_models.buggy.actnorm_flag:Model": ("state_roundtrip",),
     "reference_models.buggy.inplace_jitter:Model": ("purity",),
     "reference_models.buggy.eval_running_stats:Model": ("purity", "batch_invariance"),
     "reference_models.buggy.batch_mean_branch:Model": ("batch_invariance",),
+    "reference_models.buggy.batch_scaled:Model": ("batch_invariance",),
     "reference_models.buggy.per_sample_coin:Model": ("batch_invariance",),
     "reference_models.buggy.capacity_routing:Model": ("batch_invariance",),
     "reference_models.buggy.naive_log_softmax:Model": ("dtype_agreement", "finite", "grad_isolation"),
@@ -122,4 +139,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     ),
     "reference_models.buggy.short_total_length:Model": ("padding_invariance", "batch_invariance"),
     "reference_models.buggy.unpacking_gru:Model": ("packed_rnn",),
+    "reference_models.buggy.straight_through_pool:Model": ("padding_invariance",),
+    "reference_models.buggy.tensor_attribute:Model": ("dtype_agreement",),
+    "reference_models.buggy.default_dtype_state:Model": ("dtype_agreement",),
 }

@@ -1,13 +1,16 @@
-"""Invariant: tied_weights, dtype_agreement
+"""Invariant: tied_weights
 
 A decoder that reaches the embedding matrix through a closure made in ``__init__``:
 ``self.output_weight = lambda: encoder.weight`` with ``encoder`` the original module.
 ``copy.deepcopy`` copies the function as it is, so a copy of the model (an EMA copy, a
 copy for another device, a fresh replica) still decodes with the *original's* matrix, and
 a backward pass through the copy writes gradients into the original. dyncheck reports
-"backward through a deepcopy wrote gradients into the original's encoder.weight".
-``model.to(torch.float64)`` does not reach the closure either, so ``dtype_agreement``'s
-float64 copy crashes on the float32 matrix it still decodes with.
+"a copy of the model computes with the original's encoder.weight".
+
+The model itself is otherwise correct: ``.to(torch.float64)`` converts ``encoder.weight``
+in place, so the closure follows. Every other invariant passes, since dyncheck builds each
+fresh model anew instead of copying one whose copies are wired to the original (a float64
+*copy* would still decode with the float32 original and crash).
 
 A correct version reaches the weight through ``self`` in forward
 (``F.linear(h, self.encoder.weight)``).

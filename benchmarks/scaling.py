@@ -1,0 +1,135 @@
+"""Scaling: the reference suite on one and two processes, one model's whole process, the
+plugin's start-up cost, and peak memory against model size.
+
+Run from the repository root on an otherwise idle machine:
+
+    .venv/bin/python -m benchmarks.scaling                # everything, ~5 minutes on 2 cores
+    .venv/bin/python -m benchmarks.scaling --only import,memory
+
+Each figure is printed with its target and how far off it is, as Markdown rows for
+benchmarks/RESULTS.md. Times on shared machines swing by tens of percent between runs:
+compare figures from one run, as ratios, and repeat (``--repeat``) for medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+PYTHON = sys.executable
+SEED = "--dyncheck-seed=1"
+
+
+def _wall(command: list[str], env: dict | None = None) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    elapsed = time.perf_counter() - start
+    if done.returncode not in (0, 1):  # 1: a finding, still a measured run
+        raise SystemExit(f"{' '.join(command)} exited {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return elapsed
+
+
+def _median(command: list[str], repeat: int, env: dict | None = None) -> float:
+    return statistics.median(_wall(command, env) for _ in range(repeat))
+
+
+def suite(repeat: int) -> list[tuple[str, str, str, str]]:
+    base = [PYTHON, "-m", "dyncheck", "reference_models", SEED, "-p", "no:cacheprovider", "-q"]
+    one = _median(base, repeat)
+    two = _median([*base, "-n", "2"], repeat)
+    ratio = one / two
+    return [
+        ("reference suite, one process", f"{one:.0f} s", "", ""),
+        ("reference suite, -n 2", f"{two:.0f} s", "< 40 s", _off(two, 40, "s")),
+        ("speed-up of -n 2", f"{ratio:.2f}×", "≥ 1.7×", "met" if ratio >= 1.7 else f"{1.7 / ratio:.2f}× short"),
+    ]
+
+
+def one_model(repeat: int) -> list[tuple[str, str, str, str]]:
+    command = [PYTHON, "-m", "dyncheck", "reference_models.gated:DynamicNet", SEED, "-p", "no:cacheprovider", "-q"]
+    seconds = _median(command, repeat)
+    return [("one small model, every invariant, whole process", f"{seconds:.1f} s", "", "")]
+
+
+def plugin_import(repeat: int) -> list[tuple[str, str, str, str]]:
+    """What loading the plugin adds to a pytest start: the import time of everything
+    ``import dyncheck.plugin`` brings in beyond pytest itself (``python -X importtime``)."""
+    code = "import pytest, sys; sys.stderr.write('MARK\\n'); import dyncheck.plugin"
+    costs = []
+    for _ in range(max(3, repeat)):
+        done = subprocess.run([PYTHON, "-X", "importtime", "-c", code], capture_output=True, text=True)
+        after = done.stderr.split("MARK\n", 1)[1]
+        micros = sum(int(line.split("|")[0].split(":")[1]) for line in after.splitlines() if line.startswith("import time:")
+                     and line.split("|")[0].split(":")[1].strip().isdigit())
+        costs.append(micros / 1000)
+    ms = statistics.median(costs)
+    return [("plugin import without --dyncheck", f"{ms:.1f} ms", "< 20 ms", _off(ms, 20, "ms"))]
+
+
+_MEMORY_PROBE = """
+import json, resource, sys, warnings
+from dyncheck.errors import DyncheckWarning
+from dyncheck.target import resolve
+from benchmarks.detection import run_check
+warnings.simplefilter("ignore", DyncheckWarning)
+text, invariant = sys.argv[1], sys.argv[2]
+model = resolve(text).build()
+size = sum(p.numel() * p.element_size() for p in model.parameters())
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+outcome = run_check(text, invariant, 5, 0)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"size": size, "before": before, "after": after, "verdict": outcome.verdict}))
+"""
+
+
+def memory(repeat: int, models=("benchmarks.models:WIDE_2048", "benchmarks.models:WIDE_4096"), invariants=None) -> list[tuple[str, str, str, str]]:
+    from dyncheck.invariants import registry
+
+    names = invariants or [n for n, cls in registry().items() if not cls.opt_in]
+    rows = []
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    for name in names:
+        copies = []
+        for model in models:
+            done = subprocess.run([PYTHON, "-c", _MEMORY_PROBE, model, name], capture_output=True, text=True, env=env)
+            if done.returncode:
+                raise SystemExit(done.stderr[-3000:])
+            figures = json.loads(done.stdout.strip().splitlines()[-1])
+            if figures["verdict"] == "skipped":
+                break
+            copies.append((figures["after"] - figures["before"]) / figures["size"])
+        if copies:
+            worst = max(copies)
+            rows.append((f"peak memory of {name}, in model sizes above the built model", f"{worst:.1f}",
+                         "≤ 4", "met" if worst <= 4 else f"{worst - 4:.1f} over"))
+    return rows
+
+
+def _off(value: float, target: float, unit: str) -> str:
+    return "met" if value <= target else f"{value - target:.0f} {unit} over ({value / target:.2f}×)"
+
+
+SECTIONS = {"suite": suite, "one": one_model, "import": plugin_import, "memory": memory}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=1, help="runs per timing; the median is shown")
+    parser.add_argument("--only", default="", help=f"comma-separated sections: {', '.join(SECTIONS)}")
+    args = parser.parse_args(argv)
+    chosen = [s for s in args.only.split(",") if s] or list(SECTIONS)
+    print("| figure | now | target | how far off |")
+    print("|---|---|---|---|")
+    for name in chosen:
+        for row in SECTIONS[name](args.repeat):
+            print("| " + " | ".join(row) + " |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Whether a copy of a model is a model of its own.
+
+``copy.deepcopy`` copies a function as it is: a closure made in ``__init__``
+(``self.to_logits = lambda t: t @ self.token_emb.weight.t()``) keeps the instance it was
+made on, so a deep copy of such a model computes with, and trains, the *original's*
+parameters. dyncheck makes its fresh models by copying (a prototype; an instance; what a
+factory returns); on such a model every check would run on a copy wired to a model outside
+the check, and ``tied_weights``' own "a deepcopy is independent" check would compare
+against the wrong original.
+
+So once per target, before any check runs, :func:`verdict` deep-copies the model as the
+user hands it over (the class or the factory built under the build seed, or the user's
+instance, which is copied and never run), runs the copy forward on a few deterministic
+examples and walks the autograd graph of its outputs: a parameter of the original among the
+graph's leaves is one the copy computes with instead of its own. No backward pass runs, so
+nothing is written into the original's gradients. Where copies are unsafe, the context builds
+every fresh model anew (see ``Context.fresh_model``) when the target can be built anew (a
+class, or a factory that builds a new model on every call, giving the same weights under the
+same seed); an instance cannot be, and the other checks are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from dyncheck.seeding import seeded
+from dyncheck.tracing import floating_leaves
+
+if TYPE_CHECKING:
+    from dyncheck.examples import Example
+    from dyncheck.target import Target
+
+__all__ = ["Copies", "finding", "reached_by_copy", "skip_reason", "verdict"]
+
+#: Examples the probe runs a copy on, at most (it stops at the first that shows a reach).
+PROBE_EXAMPLES = 3
+
+_REMEDY = "give the class, or a factory that builds a new model on each call, as the target"
+
+
+@dataclass(frozen=True)
+class Copies:
+    """What a deep copy of one target's model computes with."""
+
+    #: names, in the original, of the parameters a deep copy computes with instead of its own
+    reached: tuple[str, ...] = ()
+    #: why no new model can be built in place of a copy (None: one can, or copies are safe)
+    unbuildable: str | None = None
+
+    @property
+    def safe(self) -> bool:
+        return not self.reached
+
+
+def verdict(target: Target) -> Copies:
+    """Whether copies of ``target``'s model are its own, found once per target (kept on it)."""
+    if target.copies is None:
+        try:
+            target.copies = _probe(target)
+        except Exception:
+            # The model cannot be built, copied or run here: the checks report that
+            # themselves, with their context; copies stay as they were.
+            target.copies = Copies()
+    return target.copies
+
+
+def reached_by_copy(target: Target, example: Example) -> tuple[str, ...]:
+    """The original's parameters that a deep copy of ``target``'s model computes with on
+    ``example`` (the original as the user hands it over; never run, never changed)."""
+    try:
+        original = _original(target)
+        copied = copy.deepcopy(original)
+    except Exception:
+        return ()  # a model that cannot be built or copied: the checks report it with its context
+    return _reached(target, original, copied, example)
+
+
+def finding(target: Target, copies: Copies) -> str:
+    """The ``tied_weights`` finding for copies that compute with the original."""
+    names = _names(copies.reached)
+    them = "it" if len(copies.reached) == 1 else "them"
+    text = (
+        f"a copy of the model computes with the original's {names}, not its own: the model reaches "
+        f"{them} through a closure or a reference to another object (a function made in __init__ that "
+        "holds self or a submodule), which copy.deepcopy leaves pointing at the original, so every copy "
+        f"(copy.deepcopy, an EMA model, an nn.DataParallel replica) trains the original's {names}. Reach "
+        "parameters through self in forward (a method, not a closure made in __init__)."
+    )
+    if copies.unbuildable:
+        name = target.model_class.__qualname__ if target.model_class is not None else "Model"
+        text += (
+            f" dyncheck checks copies of the model, and {copies.unbuildable}, so the other checks are "
+            f"skipped: {_REMEDY} (e.g. dyncheck.Spec({name}, init={{...}}))."
+        )
+    return text
+
+
+def skip_reason(target: Target) -> str | None:
+    """Why a check cannot run on ``target`` at all (its copies are wired to the original and
+    it cannot be built anew); None when it can."""
+    copies = verdict(target)
+    if copies.safe or copies.unbuildable is None:
+        return None
+    return (
+        f"copies of the model compute with the original's {_names(copies.reached)} (see tied_weights), "
+        f"and {copies.unbuildable}: {_REMEDY}"
+    )
+
+
+def _names(reached: tuple[str, ...]) -> str:
+    return reached[0] if len(reached) == 1 else ", ".join(reached[:-1]) + " and " + reached[-1]
+
+
+def _probe(target: Target) -> Copies:
+    from hypothesis import HealthCheck, Phase, find, settings
+    from hypothesis.errors import NoSuchExample
+
+    from dyncheck.examples import from_target
+
+    original = _original(target)
+    copied = copy.deepcopy(original)
+    reached: tuple[str, ...] = ()
+
+    def reaches(example: Example) -> bool:
+        nonlocal reached
+        reached = _reached(target, original, copied, example)
+        return bool(reached)
+
+    # Deterministic examples (derandomize, no database): the verdict is the same in every
+    # run, on every xdist worker, whichever check asks first.
+    quiet = settings(
+        max_examples=PROBE_EXAMPLES,
+        database=None,
+        derandomize=True,
+        phases=[Phase.generate],
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    try:
+        find(from_target(target), reaches, settings=quiet)
+    except NoSuchExample:
+        return Copies()
+    return Copies(reached=reached, unbuildable=_unbuildable(target, original))
+
+
+def _original(target: Target) -> nn.Module:
+    """The model as the user hands it over: the user's instance itself, or a class or
+    factory called under the build seed (what ``Target.build`` starts from)."""
+    from dyncheck.target import BUILD_SEED
+
+    model = target.spec.model
+    if isinstance(model, nn.Module):
+        return model
+    with seeded(BUILD_SEED):
+        return model(**target.spec.init)
+
+
+def _reached(target: Target, original: nn.Module, copied: nn.Module, example: Example) -> tuple[str, ...]:
+    """Run ``copied`` forward on ``example``; the names in ``original`` of its parameters that
+    the outputs' autograd graph reaches (a copy's own parameters are other objects)."""
+    names: dict[int, str] = {}
+    for name, parameter in original.named_parameters(remove_duplicate=False):
+        names.setdefault(id(parameter), name)
+    own = {id(p) for p in copied.parameters()}
+    # A closure that runs one of the original's modules in train mode updates its running
+    # statistics: put them back, the original may be the user's own instance.
+    saved = [(b, b.detach().clone()) for b in original.buffers()]
+    try:
+        with seeded(example.seed), torch.enable_grad():
+            output = target.call(copied, example.fresh_args())
+    except Exception:
+        return ()  # the checks report the model's own exceptions
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                if buffer.shape == value.shape:
+                    buffer.copy_(value)
+    found = {names[key] for key in _graph_leaves(output) if key in names and key not in own}
+    return tuple(sorted(found))
+
+
+def _graph_leaves(output: Any) -> Iterator[int]:
+    """``id()`` of every leaf tensor the autograd graph of ``output``'s tensors reaches."""
+    stack = []
+    for _, tensor in floating_leaves(output):
+        if not tensor.requires_grad:
+            continue
+        if tensor.grad_fn is None:
+            yield id(tensor)  # the output is a leaf itself (a parameter returned as it is)
+        else:
+            stack.append(tensor.grad_fn)
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        variable = getattr(node, "variable", None)
+        if variable is not None:
+            yield id(variable)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+
+
+def _unbuildable(target: Target, original: nn.Module) -> str | None:
+    """Why a new model cannot stand in for a copy: the target is an instance, the factory
+    hands out one model, or two builds under the build seed differ."""
+    from dyncheck.target import BUILD_SEED
+
+    model = target.spec.model
+    if isinstance(model, nn.Module):
+        return "an instance cannot be built anew"
+    try:
+        with seeded(BUILD_SEED):
+            again = model(**target.spec.init)
+    except Exception as exc:
+        return f"building it a second time raised {type(exc).__name__}"
+    if not isinstance(again, nn.Module):
+        return f"building it a second time gave {type(again).__name__}, not a module"
+    if again is original or {id(p) for p in again.parameters()} & {id(p) for p in original.parameters()}:
+        return "the factory returns the same model on every call"
+    first, second = original.state_dict(), again.state_dict()
+    if first.keys() != second.keys() or not all(_equal(first[k], second[k]) for k in first):
+        return "two builds under the same seed differ (construction draws from a generator dyncheck does not seed)"
+    return None
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
+        return bool(a == b)
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.is_floating_point() or a.is_complex():
+        return bool(torch.equal(a.isnan(), b.isnan())) and torch.equal(a.nan_to_num(), b.nan_to_num())
+    return torch.equal(a, b)

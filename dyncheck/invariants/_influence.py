@@ -1,0 +1,430 @@
+"""Probes of influence for grad_isolation: does a module's output, or a parameter, move the
+model's output; and is a module that does not masked away by a choice, or at a degenerate
+size or value.
+
+Every probe runs copies of the example under its seed (``Context.run``, ``record=False``),
+draws its moves from fixed-seed generators, and restores what it changes: same example,
+same answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from dyncheck.agreement import _move, default_dtype
+from dyncheck.errors import ModelError
+from dyncheck.examples import Example
+from dyncheck.invariants._base import Context
+from dyncheck.tracing import Trace, default_loss, floating_leaves
+
+__all__ = ["influences", "masked", "moving_changes_output", "zero_parameter_gradients"]
+
+
+#: How a module's output is moved, tried in turn until the model's output changes:
+#: ±2(|y| + 1) with signs drawn per element (crosses any ReLU, leaves any saturated region
+#: in one of the two directions), -y ∓ 1 (turns an argmax into an argmin), then large
+#: random moves (×10 and ×1000 (|y| + 1), two draws each) for outputs that stay saturated
+#: under the simple moves. A module whose output survives all of them unchanged is unused.
+_MOVES = ("up", "down", "negate", "random10", "random10", "random1000", "random1000")
+
+
+def _perturb(value: Any, move: str, generator: torch.Generator) -> Any:
+    """``value`` with every floating tensor moved as ``move`` says (see ``_MOVES``)."""
+    if isinstance(value, torch.Tensor):
+        if not value.is_floating_point():
+            return value
+        scale = value.detach().abs() + 1
+        if move.startswith("random"):
+            noise = torch.randn(value.shape, generator=generator).to(value.device, value.dtype)
+            return value + float(move.removeprefix("random")) * scale * noise
+        signs = torch.randint(0, 2, value.shape, generator=generator).to(value.device, value.dtype) * 2 - 1
+        if move == "negate":
+            return -value - signs
+        direction = 1.0 if move == "up" else -1.0
+        return value + direction * signs * 2 * scale
+    if isinstance(value, nn.utils.rnn.PackedSequence):
+        return type(value)(
+            _perturb(value.data, move, generator), value.batch_sizes, value.sorted_indices, value.unsorted_indices
+        )
+    if isinstance(value, tuple):
+        items = [_perturb(v, move, generator) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+    if isinstance(value, list):
+        return [_perturb(v, move, generator) for v in value]
+    if isinstance(value, dict):
+        return {k: _perturb(v, move, generator) for k, v in value.items()}
+    return value
+
+
+def _outputs_equal(a: Any, b: Any) -> bool:
+    left, right = list(floating_leaves(a)), list(floating_leaves(b))
+    if [n for n, _ in left] != [n for n, _ in right]:
+        return False
+    for (_, x), (_, y) in zip(left, right):
+        if x.shape != y.shape or x.dtype != y.dtype:
+            return False
+        if not torch.equal(torch.nan_to_num(x.detach()), torch.nan_to_num(y.detach())):
+            return False
+    return True
+
+
+def influences(
+    context: Context,
+    model: nn.Module,
+    example: Example,
+    module_name: str,
+    baseline: Any,
+    *,
+    around: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+) -> bool:
+    """Whether perturbing ``module_name``'s output (on every call) changes the model's output;
+    every run is made inside ``around()`` (the nudges of :func:`_holds_when_nudged`)."""
+    module = model.get_submodule(module_name)
+    for attempt, move in enumerate(_MOVES):
+        generator = torch.Generator().manual_seed(1234 + attempt)
+
+        def hook(_module: nn.Module, _args: Any, output: Any, move: str = move) -> Any:
+            return _perturb(output, move, generator)
+
+        handle = module.register_forward_hook(hook)
+        try:
+            with around():
+                perturbed = context.run(model, example, record=False, grad=False).output
+        except ModelError:
+            return True  # the moved output reached something that raised: it is used
+        finally:
+            handle.remove()
+        if not _outputs_equal(perturbed, baseline):
+            return True
+    return False
+
+
+def masked(context: Context, model: nn.Module, example: Example, path: tuple[str, ...], unused: list[str]) -> list[str]:
+    """Of ``unused`` (modules that ran, whose output, moved, left the output unchanged), the
+    ones masked away by a choice.
+
+    A mask is a choice that depends on values (a gate, a router, a control value): it lets
+    the module through on other values of the same sizes, and it holds when the values move
+    a little. So a module stays unused only if it is
+    (a) not weighted by a saturated gate (:func:`_weighted_not_masked`);
+    (b) used on some example of the same sizes and path, its floating inputs moved a lot
+        (integer and boolean inputs and masks kept). A module that cannot influence the
+        output at these sizes is at a degenerate size, not masked: a softmax over one key
+        (attention over a sequence of length 1) is 1 whatever the query, and a layer behind
+        a zero-initialised weight (a LoRA ``B``, a ReZero gate) cannot move anything yet;
+    (c) still unused with the inputs and every other module's output nudged by a small
+        amount, one way or the opposite way (a control exactly at its threshold opens one
+        way only). A module that counts as soon as the values move a little sat at a
+        degenerate value: all keys equal (a constant input), a tie.
+    """
+    unused = _weighted_not_masked(context, model, example, unused)
+    if unused:
+        unused = _used_elsewhere(context, model, example, path, unused)
+    if unused:
+        unused = _holds_when_nudged(context, model, example, unused)
+    return unused
+
+
+def _gradient_reaches(
+    context: Context,
+    model: nn.Module,
+    example: Example,
+    names: list[str],
+    around: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+) -> tuple[Trace, set[str]] | None:
+    """One run of ``model`` on ``example`` inside ``around()``, and the modules of ``names``
+    with respect to whose output a random projection of the model's output has a non-zero
+    gradient; None when the model raised."""
+    captured: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+    handles = []
+    for name in names:
+        def hook(_module: nn.Module, _args: Any, output: Any, name: str = name) -> None:
+            captured[name] += [t for _, t in floating_leaves(output) if t.is_floating_point() and t.requires_grad]
+
+        handles.append(model.get_submodule(name).register_forward_hook(hook))
+    try:
+        with around():
+            trace = context.run(model, example, record=False)
+    except ModelError:
+        return None
+    finally:
+        for handle in handles:
+            handle.remove()
+    leaves_ = [t for _, t in floating_leaves(trace.output) if t.is_floating_point() and t.requires_grad]
+    reached: set[str] = set()
+    if not leaves_:
+        return trace, reached
+    generator = torch.Generator().manual_seed(example.seed)
+    loss = sum((t * torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)).sum() for t in leaves_)
+    for name in names:
+        if captured[name]:
+            try:
+                grads = torch.autograd.grad(loss, captured[name], retain_graph=True, allow_unused=True)
+            except RuntimeError:
+                return None  # backward raised (an in-place op on this path)
+            if any(g is not None and bool(g.detach().ne(0).any()) for g in grads):
+                reached.add(name)
+    return trace, reached
+
+
+#: How far a nudge moves a value: this fraction of (|value| + 1), with a random sign.
+_NUDGE = 1e-3
+#: Large moves of the floating inputs that make the other examples of the same sizes
+#: (rule 3's witnesses): (move, generator seed); ``up`` and ``down`` with one seed move every
+#: element both ways, so a control crosses its threshold in one of them.
+_REDRAWS = (("up", 0), ("down", 0), ("up", 1), ("down", 1), ("negate", 2), ("random10", 3),
+            ("random10", 4), ("random1000", 5))
+
+
+def _nudge(value: Any, sign: float, generator: torch.Generator) -> Any:
+    """``value`` with every finite floating element moved by ``sign`` × _NUDGE × (|v| + 1)
+    in a random direction; the directions depend on the generator only, so the nudges of
+    ``sign=1`` and ``sign=-1`` are exact opposites."""
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        noise = torch.randn(value.shape, generator=generator).to(value.device, value.dtype)
+        moved = value + sign * _NUDGE * (value.detach().abs() + 1) * noise
+        return torch.where(torch.isfinite(value), moved, value)
+    if isinstance(value, float):
+        return value + sign * _NUDGE * (abs(value) + 1) * float(torch.randn((), generator=generator))
+    if isinstance(value, nn.utils.rnn.PackedSequence):
+        return type(value)(
+            _nudge(value.data, sign, generator), value.batch_sizes, value.sorted_indices, value.unsorted_indices
+        )
+    if isinstance(value, tuple):
+        items = [_nudge(v, sign, generator) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+    if isinstance(value, list):
+        return [_nudge(v, sign, generator) for v in value]
+    if isinstance(value, dict):
+        return {k: _nudge(v, sign, generator) for k, v in value.items()}
+    return value
+
+
+@contextlib.contextmanager
+def _nudging(model: nn.Module, spared: str, sign: float) -> Iterator[None]:
+    """Every module's output but ``spared``'s nudged (see :func:`_nudge`), the same way on
+    every run made inside the block."""
+    generator = torch.Generator().manual_seed(2718)
+
+    def hook(_module: nn.Module, _args: Any, output: Any) -> Any:
+        return _nudge(output, sign, generator)
+
+    handles = [m.register_forward_hook(hook) for name, m in model.named_modules() if name and name != spared]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _holds_when_nudged(context: Context, model: nn.Module, example: Example, names: list[str]) -> list[str]:
+    """Of ``names``, the modules that the output's gradient still does not reach with the
+    inputs and every other module's output nudged, one way or the opposite way."""
+    held = []
+    for name in names:
+        for sign in (1.0, -1.0):
+            generator = torch.Generator().manual_seed(3141)
+            args = {k: _nudge(v, sign, generator) for k, v in example.args.items()}
+
+            def around(sign: float = sign) -> contextlib.AbstractContextManager[Any]:
+                return _nudging(model, name, sign)
+
+            found = _gradient_reaches(context, model, Example(args, example.seed, example.dims), [name], around)
+            if found is not None and name not in found[1]:
+                held.append(name)
+                break
+    return held
+
+
+def _redrawn(example: Example, move: str, seed: int) -> Example:
+    """``example`` with its floating inputs moved a lot (see ``_REDRAWS``): the same sizes,
+    with integer and boolean inputs (tokens, lengths, counts, flags) and masks kept."""
+    generator = torch.Generator().manual_seed(4321 + seed)
+    args = {}
+    for name, value in example.args.items():
+        if "mask" in name.lower():
+            args[name] = value
+        elif isinstance(value, float):
+            args[name] = float(_perturb(torch.tensor([value], dtype=torch.float64), move, generator))
+        else:
+            moved = _perturb(value, move, generator)
+            if isinstance(value, torch.Tensor) and value.is_floating_point():
+                moved = torch.where(torch.isfinite(value), moved, value)
+            args[name] = moved
+    return Example(args, example.seed, example.dims)
+
+
+def _used_elsewhere(
+    context: Context, model: nn.Module, example: Example, path: tuple[str, ...], names: list[str]
+) -> list[str]:
+    """Of ``names``, the modules that influence the output (the gradient reaches them, and
+    moving their output changes it) on some redrawn example of the same sizes on which the
+    model takes the same path."""
+    pending = list(names)
+    for move, seed in _REDRAWS:
+        other = _redrawn(example, move, seed)
+        found = _gradient_reaches(context, model, other, pending)
+        if found is None or found[0].path != path:
+            continue
+        trace, reached = found
+        baseline = context.run(model, other, record=False, grad=False).output if reached else None
+        pending = [n for n in pending if n not in reached or not influences(context, model, other, n, baseline)]
+        if not pending:
+            break
+    return [n for n in names if n not in pending]
+
+
+def _weighted_not_masked(context: Context, model: nn.Module, example: Example, unused: list[str]) -> list[str]:
+    """Of ``unused`` (their output, moved, left the output unchanged), the modules that are
+    masked away rather than weighted by a gate that saturated.
+
+    A contribution weighted by a softmax gate at logits in the hundreds (e^-100) is lost to
+    rounding when outputs are compared, and in float32 the gate underflows to an exact 0.0;
+    yet the module is computed and weighted, not masked. So a module stays unused only if
+    the output's gradient with respect to the module's output is exactly zero in a float64
+    copy, and again in float64 with the example's large inputs (magnitude over 1) scaled to
+    magnitude 1 — at inputs in the thousands even float64's gate underflows. A 0/1 mask
+    multiplies by an exact 0 in every dtype and at every scale, and a module masked away
+    still runs at the smaller scale (that is the bug: it is computed regardless); one that
+    no longer runs there is routed, not masked. Numerical loss is dtype_agreement's
+    finding, not this rule's."""
+    floating = [p for p in model.parameters() if p.is_floating_point()]
+    if not unused or not floating or floating[0].is_complex():
+        return unused
+    device = str(floating[0].device)
+    wide = context.copy_of(model).to(torch.float64)
+    args = _move(dict(example.args), device, torch.float64)
+    unused = _zero_gradient(context, wide, Example(args, example.seed, example.dims), unused, absent=True)
+    moderated = _moderated(args)
+    if unused and any(moderated[name] is not args[name] for name in args):
+        unused = _zero_gradient(context, wide, Example(moderated, example.seed, example.dims), unused, absent=False)
+    return unused
+
+
+def _moderated(args: dict[str, Any]) -> dict[str, Any]:
+    """``args`` with every floating tensor input larger than 1 in magnitude scaled to 1."""
+    return {
+        name: value / float(value.abs().max())
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel()
+        and bool(torch.isfinite(value).all()) and float(value.abs().max()) > 1
+        else value
+        for name, value in args.items()
+    }
+
+
+def _zero_gradient(
+    context: Context, wide: nn.Module, example: Example, names: list[str], *, absent: bool
+) -> list[str]:
+    """Of ``names``, the modules of the float64 model ``wide`` with respect to whose every
+    output a random projection of the model's output has an exactly zero gradient; a module
+    that did not run is among them when ``absent`` is true."""
+    captured: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+    handles = []
+    for name in names:
+        def hook(_module: nn.Module, _args: Any, output: Any, name: str = name) -> None:
+            captured[name] += [t for _, t in floating_leaves(output) if t.is_floating_point() and t.requires_grad]
+
+        handles.append(wide.get_submodule(name).register_forward_hook(hook))
+    try:
+        with default_dtype(torch.float64):
+            output = context.run(wide, example, record=False).output
+    except ModelError:
+        return names  # the model cannot run in float64: keep what float32 showed
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not any(t.is_floating_point() and t.requires_grad for _, t in floating_leaves(output)):
+        return names
+    loss = default_loss(output, seed=example.seed)
+    zero = []
+    for name in names:
+        tensors = captured[name]
+        if not tensors:
+            if absent:
+                zero.append(name)
+            continue
+        grads = torch.autograd.grad(loss, tensors, retain_graph=True, allow_unused=True)
+        if not any(g is not None and bool(g.detach().ne(0).any()) for g in grads):
+            zero.append(name)
+    return zero
+
+
+def zero_parameter_gradients(context: Context, model: nn.Module, example: Example, names: list[str]) -> set[str]:
+    """Of the parameters ``names``, those whose gradient (of a random projection of the
+    output) is exactly zero or absent in a float64 copy of ``model`` on every run of
+    :func:`_track_silent`'s list."""
+    try:
+        wide = context.copy_of(model).to(torch.float64)
+    except Exception:
+        return set(names)  # the model cannot be copied or cast: keep what float32 showed
+    by_name = dict(wide.named_parameters(remove_duplicate=False))
+    parameters = [by_name[name] for name in names]
+    device = str(parameters[0].device)
+    args = _move(dict(example.args), device, torch.float64)
+    moderated = Example(_moderated(args), example.seed, example.dims)
+    runs = [Example(args, example.seed, example.dims), moderated]
+    runs += [_redrawn(moderated, move, seed) for move, seed in _REDRAWS[:5]]
+    zero = set(names)
+    for run in runs:
+        try:
+            with default_dtype(torch.float64):
+                output = context.run(wide, run, record=False).output
+        except ModelError:
+            continue
+        if not any(t.is_floating_point() and t.requires_grad for _, t in floating_leaves(output)):
+            continue
+        loss = default_loss(output, seed=run.seed)
+        try:
+            grads = torch.autograd.grad(loss, parameters, allow_unused=True)
+        except RuntimeError:
+            continue  # backward raised (an in-place op on this path): no evidence either way
+        for name, grad in zip(names, grads):
+            if grad is not None and bool(grad.detach().ne(0).any()):
+                zero.discard(name)
+        if not zero:
+            break
+    return zero
+
+
+def _outputs_differ(a: Any, b: Any) -> bool:
+    """Whether two outputs differ by more than rounding: by more than 1e-4 × (max |b| + 1)."""
+    left, right = list(floating_leaves(a)), list(floating_leaves(b))
+    if [n for n, _ in left] != [n for n, _ in right]:
+        return True
+    for (_, x), (_, y) in zip(left, right):
+        if x.shape != y.shape or x.dtype != y.dtype:
+            return True
+        if not x.is_floating_point():
+            if not torch.equal(x, y):
+                return True
+            continue
+        x, y = torch.nan_to_num(x.detach().double()), torch.nan_to_num(y.detach().double())
+        if x.numel() and float((x - y).abs().max()) > 1e-4 * (float(y.abs().max()) + 1):
+            return True
+    return False
+
+
+def moving_changes_output(context: Context, model: nn.Module, example: Example, parameter: nn.Parameter) -> bool:
+    """Whether moving ``parameter`` (as ``_MOVES`` says) changes the output by more than
+    rounding; the parameter is restored exactly."""
+    baseline = context.run(model, example, record=False, grad=False).output
+    saved = parameter.detach().clone()
+    try:
+        for attempt, move in enumerate(_MOVES):
+            with torch.no_grad():
+                parameter.copy_(_perturb(saved, move, torch.Generator().manual_seed(1234 + attempt)))
+            try:
+                moved = context.run(model, example, record=False, grad=False).output
+            except ModelError:
+                return True  # the moved parameter reached something that raised: it is used
+            if _outputs_differ(moved, baseline):
+                return True
+        return False
+    finally:
+        with torch.no_grad():
+            parameter.copy_(saved)

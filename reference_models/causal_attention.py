@@ -1,0 +1,50 @@
+"""A tiny causal self-attention block: two heads, a residual.
+
+Not a founding model: the correct counterpart of a masking bug at a degenerate size. On a
+sequence of length 1 each query sees a single key, and a softmax over one score is exactly
+1 whatever the query and the key are: ``q_proj`` and ``k_proj`` run but cannot move the
+output, in float64 too. That is not masking (nothing was computed and thrown away by a
+choice; on any longer sequence they matter), and ``grad_isolation`` must not report it.
+Nor on an all-zero sequence, where every key is the same and the query has nothing to
+choose between. The input is declared, so that lengths from 1 up are drawn.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from dyncheck.strategies import tensors
+
+__all__ = ["CausalSelfAttention"]
+
+
+class CausalSelfAttention(nn.Module):
+    # A sequence of token vectors, its length drawn from 1 up ("time" defaults to 1-8), at
+    # the scale of a transformer's hidden states: on raw inputs in the thousands the scores
+    # reach millions and float32's softmax is not float64's (dtype_agreement says so).
+    __dyncheck__ = {"inputs": {"x": tensors(shape=("batch", "time", 8), min_value=-10, max_value=10)}}
+
+    def __init__(self, embed_dim=8, num_heads=2):
+        super().__init__()
+        self.num_heads = num_heads
+        self.q_proj = nn.Linear(embed_dim, embed_dim)
+        self.k_proj = nn.Linear(embed_dim, embed_dim)
+        self.v_proj = nn.Linear(embed_dim, embed_dim)
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+
+    def forward(self, x):
+        batch, time, width = x.shape
+
+        def heads(t):
+            return t.view(batch, time, self.num_heads, width // self.num_heads).transpose(1, 2)
+
+        q, k, v = heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x))
+        scores = q @ k.transpose(-2, -1) / math.sqrt(width // self.num_heads)
+        future = torch.ones(time, time, dtype=torch.bool, device=x.device).triu(1)
+        weights = F.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
+        attended = (weights @ v).transpose(1, 2).reshape(batch, time, width)
+        return x + self.out_proj(attended)

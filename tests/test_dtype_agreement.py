@@ -1,0 +1,474 @@
+"""dtype_agreement on models that cannot run the float64 copy as it is: a kernel that refuses
+float64 (a skip), state .to() does not reach (a finding that names it), random draws in the
+model's own dtype (lined up, not a failure), and the problem's own conditioning."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from dyncheck.casting import diagnose
+
+ONLY = "--dyncheck-invariants=dtype_agreement"
+SKIP_TAIL = (
+    "a fused, grouped or quantised kernel often takes lower precisions only. Give it a float64 path to "
+    "compare, or declare Spec(skip={'dtype_agreement': ...})."
+)
+
+
+def lines_of(run, target):
+    assert run.outcomes() == {f"dyncheck::{target}::dtype_agreement": "FAILED"}, run.text
+    return run.failure("::dtype_agreement").strip().splitlines()
+
+
+# --------------------------------------------------------------------------- diagnose
+
+
+class _RefusesDouble(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        if x.dtype == torch.float64:
+            raise RuntimeError("\"grouped_gemm\" not implemented for 'Double'")
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 2
+
+
+class _Fused(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return _RefusesDouble.apply(self.fc(x))
+
+
+class _Quantised(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return torch.quantize_per_tensor(self.fc(x), 0.1, 0, torch.quint8).dequantize()
+
+
+class _Attribute(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        self.tables = [torch.eye(3)]
+
+    def forward(self, x):
+        return self.fc(x) @ self.tables[0]
+
+
+class _Closure(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        mixing = torch.eye(3)
+        self.mix = lambda h: h @ mixing
+
+    def forward(self, x):
+        return self.mix(self.fc(x))
+
+
+_SCALE = torch.eye(3)
+
+
+class _Global(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(x) @ _SCALE
+
+
+class _Cast(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = x.float()
+        return self.fc(h.unsqueeze(0).squeeze(0))
+
+
+class _Asserts(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        assert x.dtype == torch.float32, "float32 only"
+        return self.fc(x)
+
+
+def _diagnose(model):
+    def run(m):
+        m(torch.randn(2, 4, dtype=torch.float64)).sum().backward()
+
+    return diagnose(run, model, torch.float64)
+
+
+@pytest.mark.parametrize(
+    ("model", "op", "error"),
+    [
+        (_Fused, "grouped_gemm", "RuntimeError: \"grouped_gemm\" not implemented for 'Double'"),
+        (_Quantised, "quantize_per_tensor", "RuntimeError: Quantize only works on Float Tensor, got Double"),
+    ],
+)
+def test_a_kernel_that_refuses_float64_is_told_apart(model, op, error):
+    failure = _diagnose(model())
+    assert (failure.kind, failure.op, failure.error) == ("refused", op, error)
+
+
+@pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor:UserWarning")
+def test_a_real_quantised_kernel_refuses_float64():
+    # torch's own dynamic quantised Linear: the op sees only float64 inputs, and refuses.
+    model = nn.Sequential(torch.ao.nn.quantized.dynamic.Linear(4, 3))
+    failure = diagnose(lambda m: m(torch.randn(2, 4, dtype=torch.float64)), model, torch.float64)
+    assert (failure.kind, failure.op) == ("refused", "linear_dynamic")
+
+
+@pytest.mark.parametrize(
+    ("model", "culprit", "fix"),
+    [
+        (_Attribute, "model.to(torch.float64) did not reach tables[0], a float32 tensor kept in a plain attribute "
+         "(not a parameter or buffer)", "Register it as a buffer (self.register_buffer('tables', tensor))"),
+        (_Closure, "model.to(torch.float64) did not reach mixing, a float32 tensor held in the closure of mix",
+         "Keep it on the model (a parameter, buffer or submodule) and reach it through self in forward"),
+        (_Global, "model.to(torch.float64) did not reach _SCALE, a module-level float32 tensor used in forward",
+         "Keep it on the model as a buffer"),
+    ],
+)
+def test_state_the_cast_does_not_reach_is_named(model, culprit, fix):
+    failure = _diagnose(model())
+    assert failure.kind == "unreached"
+    assert failure.culprit == culprit
+    assert failure.fix.startswith(fix)
+    assert failure.op == "Tensor.matmul"
+    assert failure.error == "RuntimeError: expected m1 and m2 to have the same dtype, but got: double != float"
+
+
+def test_a_float32_tensor_made_in_forward_is_followed_to_its_line():
+    failure = _diagnose(_Cast())
+    assert failure.kind == "unreached"
+    # Followed through unsqueeze and squeeze back to the cast that made it.
+    assert re.fullmatch(
+        r"forward makes a float32 tensor whatever the input's dtype, at \S*test_dtype_agreement\.py:\d+: "
+        r"`h = x\.float\(\)`",
+        failure.culprit,
+    ), failure.culprit
+    assert failure.op == "linear"
+
+
+def test_another_failure_is_not_about_the_dtype():
+    assert _diagnose(_Asserts()) is None
+    assert _diagnose(nn.Linear(4, 3)) is None  # and one that runs
+
+
+# --------------------------------------------------------------------------- the check
+
+FUSED_ON_ONE_PATH = """
+import torch
+from torch import nn
+from reference_models.fused_mlp import _FusedBiasGelu
+
+class Model(nn.Module):
+    def __init__(self, input_size, hidden_size, output_size):
+        super().__init__()
+        self.fc1 = nn.Linear(input_size, hidden_size)
+        self.bias = nn.Parameter(torch.zeros(hidden_size))
+        self.fc2 = nn.Linear(hidden_size, output_size)
+
+    def forward(self, x, control):
+        h = self.fc1(x)
+        if control > 0.5:  # the fused kernel runs on this path only
+            h = _FusedBiasGelu.apply(h, self.bias)
+        else:
+            h = torch.relu(h + self.bias)
+        return self.fc2(h)
+"""
+
+
+def test_a_refusing_kernel_is_a_skip_that_names_it(dyncheck_run):
+    target = "reference_models.fused_mlp:FusedMLP"
+    run = dyncheck_run("--dyncheck", target, ONLY)
+    assert run.outcomes() == {f"dyncheck::{target}::dtype_agreement": "SKIPPED"}, run.text
+    reason = run.skip_reason(f"dyncheck::{target}::dtype_agreement")
+    assert re.fullmatch(
+        r"the float64 reference cannot run: fused_bias_gelu refuses float64 \(RuntimeError: \"fused_bias_gelu\" "
+        r"not implemented for 'Double'\) at \S*reference_models/fused_mlp\.py:\d+: `raise RuntimeError\(.*\)`; "
+        + re.escape(SKIP_TAIL),
+        reason,
+    ), reason
+
+
+def test_examples_the_refusing_kernel_does_not_reach_are_compared(dyncheck_run, pytester):
+    pytester.makepyfile(onepath=FUSED_ON_ONE_PATH)
+    run = dyncheck_run("--dyncheck", "onepath:Model", ONLY)
+    assert run.outcomes() == {"dyncheck::onepath:Model::dtype_agreement": "PASSED"}, run.text
+
+
+def test_a_plain_tensor_attribute_is_named(dyncheck_run):
+    target = "reference_models.buggy.tensor_attribute:Model"
+    lines = lines_of(dyncheck_run("--dyncheck", target, ONLY), target)
+    assert lines[2] == (
+        "The model cannot be cast to float64: model.to(torch.float64) did not reach centering, a float32 tensor "
+        "kept in a plain attribute (not a parameter or buffer); the float64 copy fails where it meets float64 "
+        "tensors."
+    )
+    assert lines[3] == "  error: RuntimeError: expected m1 and m2 to have the same dtype, but got: double != float"
+    assert re.fullmatch(
+        r"  where: Tensor\.matmul at \S*reference_models/buggy/tensor_attribute\.py:\d+: "
+        r"`h = torch\.relu\(self\.fc1\(x\)\) @ self\.centering`",
+        lines[4],
+    ), lines[4]
+    assert lines[5] == (
+        "  Register it as a buffer (self.register_buffer('centering', tensor)) so that .to() casts and moves it "
+        "with the model."
+    )
+
+
+def test_a_float32_tensor_made_in_forward_is_named_by_its_line(dyncheck_run):
+    target = "reference_models.buggy.default_dtype_state:Model"
+    lines = lines_of(dyncheck_run("--dyncheck", target, ONLY), target)
+    assert re.fullmatch(
+        r"The model cannot be cast to float64: forward makes a float32 tensor whatever the input's dtype, at "
+        r"\S*reference_models/buggy/default_dtype_state\.py:\d+: `h = torch\.zeros\(x\.size\(0\), "
+        r"self\.hidden_size\)  # BUG: .*`; the float64 copy fails where it meets float64 tensors\.",
+        lines[2],
+    ), lines[2]
+    assert lines[3] == "  error: RuntimeError: mat1 and mat2 must have the same dtype, but got Float and Double"
+    assert re.fullmatch(
+        r"  where: gru_cell at \S*reference_models/buggy/default_dtype_state\.py:\d+: `h = self\.cell\(x, h\)`",
+        lines[4],
+    ), lines[4]
+    assert lines[5].startswith("  Make tensors in forward in the input's dtype and device (torch.zeros(n, ")
+
+
+OUTSIDE_CLOSURE = """
+import torch
+from torch import nn
+
+_SHARED = nn.Linear(4, 4)  # a module outside any model
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        shared = _SHARED
+        self.project = lambda h: shared(h)
+
+    def forward(self, x):
+        return self.project(self.fc(x))
+"""
+
+
+def test_a_closure_over_a_module_outside_the_model_is_named(dyncheck_run, pytester):
+    # (reference_models.buggy.closure_tie's closure points at its own encoder in a fresh
+    # build, so its cast reaches it: copies are built anew, see dyncheck.copies.)
+    pytester.makepyfile(outside=OUTSIDE_CLOSURE)
+    target = "outside:Model"
+    lines = lines_of(dyncheck_run("--dyncheck", target, ONLY), target)
+    assert lines[2] == (
+        "The model cannot be cast to float64: model.to(torch.float64) did not reach shared.weight, a float32 "
+        "tensor of a module outside the model, reached through the closure of project; the float64 copy "
+        "fails where it meets float64 tensors."
+    )
+
+
+def test_a_crash_in_float32_too_is_the_models_own(dyncheck_run):
+    target = "reference_models.buggy.inplace_branch:Model"
+    run = dyncheck_run("--dyncheck", target, ONLY)
+    assert run.outcomes() == {f"dyncheck::{target}::dtype_agreement": "FAILED"}, run.text
+    assert run.failure("::dtype_agreement").startswith(f"dtype_agreement: {target} raised in backward on float32")
+
+
+# --------------------------------------------------------------------------- random streams
+
+NOISY_AND_UNSTABLE = """
+import torch
+from torch import nn
+
+class Model(nn.Module):
+    def __init__(self, input_size, output_size):
+        super().__init__()
+        self.fc = nn.Linear(input_size, output_size)
+
+    def forward(self, x):
+        logits = self.fc(x) + 0.01 * torch.rand_like(x[..., :1])
+        return logits - logits.exp().sum(dim=-1, keepdim=True).log()  # no max shift
+"""
+
+NOISY_BACKWARD = """
+import torch
+from torch import nn
+
+class _NoisyGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * (0.9 + 0.2 * torch.rand_like(grad))  # drawn in the gradient's dtype
+
+class Model(nn.Module):
+    def __init__(self, input_size, output_size):
+        super().__init__()
+        self.fc = nn.Linear(input_size, output_size)
+
+    def forward(self, x):
+        return _NoisyGradient.apply(self.fc(x))
+"""
+
+STREAMS = (
+    "the model draws random numbers even in eval mode in its own dtype (another seed changes its output), and "
+    "float32 and float64 draw different streams from one seed, which dyncheck could not line up: draw in one "
+    "dtype and cast (torch.rand(x.shape, dtype=torch.float32).to(x.dtype)) so both copies draw the same "
+    "numbers, or declare Spec(skip={'dtype_agreement': ...})"
+)
+
+
+def test_draws_in_the_models_own_dtype_are_lined_up():
+    from dyncheck.agreement import compare, run_config
+    from dyncheck.examples import Example
+    from dyncheck.invariants import Context
+    from dyncheck.invariants.dtype_agreement import FLOAT32, FLOAT64, DtypeAgreement
+    from dyncheck.streams import Draws
+    from dyncheck.target import resolve
+
+    target = resolve("reference_models.noisy_hidden:NoisyHidden")
+    context = Context(target)
+    example = Example({"x": torch.randn(3, 10)}, 5, {"batch": 3})
+    reference = run_config(context.fresh_model(), target, example, FLOAT64)
+    single = run_config(context.fresh_model(), target, example, FLOAT32)
+    # As they are, the two streams differ by far more than float32's rounding.
+    assert compare(reference, single, floor=DtypeAgreement.floor)
+    recorded = Draws()
+    with recorded:
+        reference = run_config(context.fresh_model(), target, example, FLOAT64)
+    assert recorded.calls == [("uniform_", (torch.float64,))]
+    lined_up = Draws(torch.float32, recorded.calls, torch.float64)
+    with lined_up:
+        single = run_config(context.fresh_model(), target, example, FLOAT32)
+    assert (lined_up.aligned, lined_up.unaligned) == (1, 0)
+    assert compare(reference, single, floor=DtypeAgreement.floor) == []
+
+
+def test_a_stochastic_model_that_is_unstable_still_fails(dyncheck_run, pytester):
+    pytester.makepyfile(noisy=NOISY_AND_UNSTABLE)
+    lines = lines_of(dyncheck_run("--dyncheck", "noisy:Model", ONLY), "noisy:Model")
+    text = "\n".join(lines)
+    assert "output differs on float32 from float64 (reference): Mismatched elements" in text
+    assert (
+        "  The model draws random numbers in its own dtype; dyncheck drew the float32 copy's in float64 too, so "
+        "the two runs had the same numbers and the difference is in the arithmetic."
+    ) in lines
+
+
+def test_draws_out_of_sight_are_a_skip_that_says_how_to_make_the_streams_agree(dyncheck_run, pytester):
+    pytester.makepyfile(noisygrad=NOISY_BACKWARD)
+    run = dyncheck_run("--dyncheck", "noisygrad:Model", ONLY)
+    assert run.outcomes() == {"dyncheck::noisygrad:Model::dtype_agreement": "SKIPPED"}, run.text
+    assert run.skip_reason("dyncheck::noisygrad:Model::dtype_agreement") == STREAMS
+
+
+def test_a_generator_the_seed_does_not_reach_still_fails_with_a_note(dyncheck_run):
+    target = "reference_models.buggy.unseeded_generator:Model"
+    lines = lines_of(dyncheck_run("--dyncheck", target, ONLY), target)
+    assert (
+        "  Run twice with the same seed, the float64 copy gives different results too: the model draws from a "
+        "generator the seed does not reach, or keeps state between calls (see determinism)."
+    ) in lines
+
+
+# --------------------------------------------------------------------------- conditioning
+
+class _Steep(nn.Module):
+    """tanh of a steep multiple of two features that nearly cancel: float32 cannot even
+    represent the inputs and weights finely enough to say which feature is larger."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2, bias=False)
+        with torch.no_grad():
+            w = torch.tensor([0.3, -0.7, 0.2, 0.9])
+            self.fc.weight.copy_(torch.stack([w, w + 2e-8]))
+
+    def forward(self, x):
+        a = self.fc(x)
+        return torch.tanh(1e4 * (a[:, :1] - a[:, 1:]))
+
+
+def test_a_disagreement_the_problems_conditioning_explains_is_not_reported():
+    from hypothesis import strategies as st
+
+    from dyncheck import Spec
+    from dyncheck.agreement import compare, run_config
+    from dyncheck.errors import InvariantViolation
+    from dyncheck.examples import Example
+    from dyncheck.invariants import Context
+    from dyncheck.invariants.dtype_agreement import FLOAT32, FLOAT64, DtypeAgreement
+    from dyncheck.target import resolve_spec
+
+    x = torch.tensor([[1000.0, 999.0, -1000.0, 1000.0]])
+    target = resolve_spec(Spec(_Steep, inputs={"x": st.just(x)}), text="steep")
+    context = Context(target)
+    example = Example({"x": x}, 0, {})
+    reference = run_config(context.fresh_model(), target, example, FLOAT64)
+    single = run_config(context.fresh_model(), target, example, FLOAT32)
+    # float32 and float64 disagree by far more than float32's tolerance ...
+    assert compare(reference, single, floor=DtypeAgreement.floor)
+    # ... and the float64 copy moves as much when its inputs and weights move by float32's
+    # rounding: the problem is ill-conditioned at this input, not the arithmetic unstable.
+    DtypeAgreement().check(context, example)
+    # An overflow is not explained away: the unshifted log-sum-exp still fails.
+    from reference_models.buggy.naive_log_softmax import Model
+
+    big = torch.full((1, 4), 1000.0)
+    target = resolve_spec(Spec(Model, init={"input_size": 4, "output_size": 3}, inputs={"x": st.just(big)}))
+    with pytest.raises(InvariantViolation, match="output differs on float32 from float64"):
+        DtypeAgreement().check(Context(target), Example({"x": big}, 0, {}))
+
+
+def test_exact_attention_keeps_saturated_attention_gradients_comparable():
+    # The fused attention kernel's float32 backward recomputes the softmax from a rounded
+    # log-sum-exp: at logits in the hundreds of thousands its query/key gradients are noise.
+    from dyncheck.agreement import exact_attention
+    from dyncheck.tracing import default_loss
+
+    torch.manual_seed(0)
+    attention = nn.MultiheadAttention(8, 2, batch_first=True)
+    x = torch.randn(1, 5, 8) * 1000
+
+    def gradient(dtype):
+        module = nn.MultiheadAttention(8, 2, batch_first=True).to(dtype)
+        module.load_state_dict(attention.state_dict())
+        out = module(x.to(dtype), x.to(dtype), x.to(dtype), need_weights=False)[0]
+        default_loss(out, seed=0).backward()
+        return module.in_proj_weight.grad.double()
+
+    scale = gradient(torch.float64).abs().max()
+    fused = (gradient(torch.float32) - gradient(torch.float64)).abs().max() / scale
+    with exact_attention():
+        exact = (gradient(torch.float32) - gradient(torch.float64)).abs().max() / scale
+    assert fused > 1e-3 and exact < 1e-5, (fused, exact)
+
+
+def test_the_random_streams_of_float32_and_float64_differ():
+    # Why the lining up exists: one seed, two dtypes, two streams.
+    torch.manual_seed(0)
+    single = torch.rand(4)
+    torch.manual_seed(0)
+    double = torch.rand(4, dtype=torch.float64)
+    assert not torch.allclose(single.double(), double, atol=1e-3)
