@@ -72,4 +72,7 @@ GOOD_TARGETS = (
     "reference_models.loop_moe:LoopMoE",
     "reference_models.builtin_layers:bidirectional_lstm",
     "reference_models.builtin_layers:time_major_gru",
+    "reference_models.builtin_layers:encoder",
+    "reference_models.hf_style:TinyCausalLM",
+    "reference_models.hf_style:CROSS_ATTENTION_SPEC",
 )

@@ -51,6 +51,8 @@ def _count_calls(module: torch.nn.Module) -> list[int]:
 def test_targets_resolve_to_classes() -> None:
     for target in (*GOOD_TARGETS, *BUGGY_TARGETS):
         value = _resolve(target)
+        if hasattr(value, "model"):  # a dyncheck.Spec (duck-typed: this file imports no dyncheck)
+            value = value.model
         if not isinstance(value, type):  # a factory, as for torch's own layers
             value = type(value())
         assert issubclass(value, torch.nn.Module), target
@@ -188,6 +190,24 @@ def _builtin_layers() -> tuple[torch.nn.Module, tuple]:
     return _FirstOutput(lstm), (torch.randn(3, 5, 4),)
 
 
+class _Logits(torch.nn.Module):
+    """A Hugging Face-style model's logits, for the shared forward/backward test."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids, attention_mask=attention_mask).logits
+
+
+def _hf_style() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.hf_style import TinyCausalLM, TinyLMConfig
+
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])
+    return _Logits(TinyCausalLM(TinyLMConfig())), (torch.randint(0, 40, (3, 5)), mask)
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -207,6 +227,7 @@ BUILDERS = {
     "causal_attention": _causal_attention,
     "loop_moe": _loop_moe,
     "builtin_layers": _builtin_layers,
+    "hf_style": _hf_style,
 }
 
 
