@@ -1,4 +1,5 @@
-"""``python -m dyncheck [TARGET ...] [pytest options]``: check models without a test suite.
+"""``python -m dyncheck [TARGET ...] [pytest options]``: check models without a test suite;
+``python -m dyncheck audit [TARGET ...] [options]`` (:mod:`dyncheck.audit`): audit them.
 
 A TARGET is ``module.path:Name`` as for ``--dyncheck``, or a bare module or package name,
 which stands for every model it defines: each ``nn.Module`` subclass and ``dyncheck.Spec``
@@ -14,17 +15,19 @@ plugin does for a bad ``--dyncheck`` target.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import inspect
 import os
 import pkgutil
 import re
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 from dyncheck.errors import DyncheckError
 
-__all__ = ["expand", "main"]
+__all__ = ["expand", "main", "usage"]
 
 #: pytest's exit code for a usage error (``pytest.ExitCode.USAGE_ERROR``), without
 #: importing pytest just to name it.
@@ -37,6 +40,8 @@ USAGE_ERROR = 4
 VALUE_OPTIONS = frozenset({
     # dyncheck
     "--dyncheck", "--dyncheck-seed", "--dyncheck-max-examples", "--dyncheck-invariants",
+    "--dyncheck-devices", "--dyncheck-profile", "--dyncheck-shard", "--dyncheck-database",
+    "--dyncheck-time-budget",
     # Hypothesis
     "--hypothesis-seed", "--hypothesis-profile", "--hypothesis-verbosity",
     # pytest
@@ -71,6 +76,41 @@ The current directory is importable.
 examples:
   python -m dyncheck reference_models
   python -m dyncheck mypkg.models:Net -n 2 --dyncheck-seed=1
+
+python -m dyncheck audit TARGET ... audits models instead: python -m dyncheck audit --help
+"""
+
+_AUDIT_USAGE = """\
+usage: dyncheck audit [TARGET ...] [--examples N] [--time-budget SECONDS] [--dyncheck-profile NAME]
+                      [--json PATH] [--html PATH] [--seed N] [--invariants NAMES] [--devices DEVICES]
+                      [--database DB] [--no-progress] [--no-cost]
+
+Audit PyTorch models: run every applicable invariant with a larger budget, then report the
+model (parameters, leaf modules, the inputs and controls used), each invariant's verdict,
+the path census with each path's cost (FLOPs and forward time), dead parameters, branches
+never exercised both ways, untaken source branches, and each finding's minimal example and
+reproduce command. TARGETs are as for python -m dyncheck; with none, [tool.dyncheck]
+targets in pyproject.toml.
+
+options:
+  --examples N             examples per check (default: 200, or the profile's)
+  --time-budget SECONDS    time each check may spend (90, 90s, 1.5m, 2h); with --examples, both apply
+  --dyncheck-profile NAME  the values of [tool.dyncheck.profiles.NAME] (alias --profile)
+  --json PATH              also write the report as JSON (schema: docs/audit.md)
+  --html PATH              also write one self-contained HTML page with a picture of the paths
+  --seed N                 seed every check (default: a new seed, shown in the report)
+  --invariants NAMES       comma-separated invariants to run (default: all applicable)
+  --devices DEVICES        devices device_agreement compares, e.g. cpu,cuda
+  --database DB            Hypothesis example database: a directory, github:owner/repo,
+                           redis://host:port/db or none
+  --no-progress            no progress lines while the checks run
+  --no-cost                do not time the paths
+
+Exit code: 0 clean (known bugs declared with xfail do not count), 1 findings, 4 usage error.
+
+examples:
+  dyncheck audit mypkg.models:Router --html audit.html
+  dyncheck audit mypkg.models --time-budget 60 --json audit.json
 """
 
 _OPTIONS_TAIL = """\
@@ -330,10 +370,126 @@ def _arguments(argv: list[str]) -> list[str] | int:
     return args
 
 
+# --------------------------------------------------------------------------- audit
+
+
+class _AuditParser(argparse.ArgumentParser):
+    """argparse with dyncheck's usage errors: one line, exit code 4, no usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments"):
+            message += "; dyncheck audit --help lists the options"
+        else:  # "argument --examples: --examples=0 must be ...": the flag once is enough
+            message = re.sub(r"^argument [^:]+: (?=--)", "", message)
+        raise _UsageError(f"dyncheck audit: {message}")
+
+
+def _count(flag: str, example: str) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag}={text!r} must be a whole number, e.g. {flag}={example}") from None
+        if value < (0 if flag == "--seed" else 1):
+            raise argparse.ArgumentTypeError(f"{flag}={value} must be at least {0 if flag == '--seed' else 1}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    from dyncheck.budget import parse_seconds
+
+    try:
+        return parse_seconds(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--time-budget={text} must be a positive duration in seconds (90, 90s, 1.5m or 2h), e.g. --time-budget=60"
+        ) from None
+
+
+def _audit_parser() -> _AuditParser:
+    parser = _AuditParser(prog="dyncheck audit", add_help=False)
+    parser.add_argument("targets", nargs="*")
+    parser.add_argument("-h", "--help", action="store_true")
+    parser.add_argument("--examples", type=_count("--examples", "500"))
+    parser.add_argument("--time-budget", type=_seconds)
+    parser.add_argument("--dyncheck-profile", "--profile", dest="profile")
+    parser.add_argument("--json", dest="json_path", metavar="PATH")
+    parser.add_argument("--html", dest="html_path", metavar="PATH")
+    parser.add_argument("--seed", "--dyncheck-seed", dest="seed", type=_count("--seed", "1"))
+    parser.add_argument("--invariants", "--dyncheck-invariants", dest="invariants")
+    parser.add_argument("--devices", "--dyncheck-devices", dest="devices")
+    parser.add_argument("--database", "--dyncheck-database", dest="database")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-cost", action="store_true")
+    return parser
+
+
+def _audit(argv: list[str]) -> int:
+    """``dyncheck audit ...``: arguments checked and targets expanded here; the audit itself
+    is :func:`dyncheck.audit.run`."""
+    import shlex
+
+    options = _audit_parser().parse_args(argv)
+    if options.help:
+        sys.stdout.write(_AUDIT_USAGE)
+        return 0
+    for flag, path in (("--json", options.json_path), ("--html", options.html_path)):
+        if path is not None:
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                raise _UsageError(f"dyncheck audit: {flag} {path}: no directory {folder}; create it or write elsewhere")
+    targets: list[str] = []
+    for argument in options.targets:
+        converted = _as_module_path(argument)
+        expanded = expand(converted)
+        if ":" not in converted:
+            expanded = _checkable(expanded)
+        targets += [t for t in expanded if t not in targets]
+    if options.targets and not targets:
+        raise _UsageError(
+            "dyncheck: nothing left to check: every model found was skipped (see above); "
+            "check one with module:Name and a dyncheck.Spec"
+        )
+    if options.time_budget is not None and not targets:
+        from dyncheck.invariants import registry
+        from dyncheck.project import read
+
+        try:
+            targets = [entry.target for entry in read(Path.cwd() / "pyproject.toml", lambda: list(registry())).targets]
+        except Exception as exc:  # pytest.UsageError: the file's own one-line message
+            raise _UsageError(str(exc)) from None
+
+    from dyncheck.audit import AuditOptions, run
+
+    return run(AuditOptions(
+        targets=targets,
+        examples=options.examples,
+        time_budget=options.time_budget,
+        profile=options.profile,
+        seed=options.seed,
+        invariants=options.invariants,
+        devices=options.devices,
+        database=options.database,
+        json_path=options.json_path,
+        html_path=options.html_path,
+        progress=False if options.no_progress else None,
+        cost=not options.no_cost,
+        command=" ".join(["dyncheck audit", *map(shlex.quote, argv)]),
+    ))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    if argv[:1] == ["audit"]:
+        try:
+            return _audit(argv[1:])
+        except DyncheckError as exc:  # _UsageError, or a target that cannot be resolved
+            print(exc, file=sys.stderr)
+            return USAGE_ERROR
     try:
         args = _arguments(argv)
     except _UsageError as exc:

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 __all__ = ["DyncheckRoot", "InvariantItem", "TargetCollector"]
 
 TARGETS_KEY = pytest.StashKey[dict]()
+#: the example database chosen in [tool.dyncheck] or with --dyncheck-database (set only then)
+DATABASE_KEY = pytest.StashKey[Any]()
 
 
 class DyncheckRoot(pytest.Collector):
@@ -43,7 +45,7 @@ class TargetCollector(pytest.Collector):
 
         settings = self.config.stash[SETTINGS_KEY]
         known = registry()
-        names = settings.invariants or tuple(name for name, cls in known.items() if not cls.opt_in)
+        names = settings.invariants_for(self.target.text) or tuple(name for name, cls in known.items() if not cls.opt_in)
         items = []
         for name in names:
             item = InvariantItem.from_parent(
@@ -84,6 +86,7 @@ class InvariantItem(pytest.Item):
         from dyncheck.errors import InvariantViolation, ModelError
         from dyncheck.examples import from_target
         from dyncheck.invariants import Context
+        from dyncheck.paths import describe
 
         settings = self.config.stash[SETTINGS_KEY]
         reason = (
@@ -108,8 +111,8 @@ class InvariantItem(pytest.Item):
 
         from dyncheck.budget import Budget
 
-        max_examples = settings.max_examples or hsettings.default.max_examples
-        budget = context.budget = Budget(settings.time_budget, max_examples)
+        max_examples = settings.max_examples_for(self.target.text) or hsettings.default.max_examples
+        budget = context.budget = Budget(settings.time_budget_for(self.target.text), max_examples)
 
         def check(example: Any) -> None:
             if not budget.allows():
@@ -133,14 +136,22 @@ class InvariantItem(pytest.Item):
                 # Rarer paths score higher, so Hypothesis mutates the examples that reach them
                 # and finds the branches beside them.
                 hypothesis.target(1.0 / context.paths[context.last_path], label="path rarity")
-                hypothesis.event("path", context.describe_path(context.last_path))
+                # On its own, not against the paths seen so far: a label that stays the same.
+                hypothesis.event("path", describe(context.last_path, context.layout))
 
         check.__name__ = check.__qualname__ = f"{invariant.name}"
         # A distinct example-database key per target and invariant.
         check._hypothesis_internal_add_digest = self.nodeid.encode()  # type: ignore[attr-defined]
         default = hsettings.default
-        test = hsettings(
+        seeded = hypothesis.seed(derived_seed(settings.seed, self.target.text, invariant.name))(
+            given(from_target(self.target))(check)
+        )
+        # @seed turns the example database off, so a run is a function of its seed; a
+        # database chosen in [tool.dyncheck] or with --dyncheck-database is turned back on
+        # (these settings are applied after the seed), so failures saved there replay first.
+        self.obj = hsettings(
             default,
+            database=self.config.stash.get(DATABASE_KEY, None),
             max_examples=max_examples,
             deadline=None,
             print_blob=False,
@@ -157,8 +168,7 @@ class InvariantItem(pytest.Item):
                 HealthCheck.function_scoped_fixture,
                 HealthCheck.differing_executors,
             ],
-        )(given(from_target(self.target))(check))
-        self.obj = hypothesis.seed(derived_seed(settings.seed, self.target.text, invariant.name))(test)
+        )(seeded)
 
     def runtest(self) -> None:
         finding = None
@@ -185,7 +195,10 @@ class InvariantItem(pytest.Item):
             "examples": context.examples,
             "checked": context.checked,
             "uncompared": dict(context.uncompared.most_common()),
-            "paths": {context.describe_path(path): count for path, count in sorted(context.paths.items())},
+            # Paths as module names, described in the summary against the merged census.
+            "paths": [[list(path), count] for path, count in sorted(context.leaf_paths().items())],
+            "modules": list(context.layout.leaves) if context.layout is not None else None,
+            "lists": sorted(context.layout.lists) if context.layout is not None else None,
             "finding": finding,
             "budget": context.budget.record() if context.budget is not None else None,
             **context.report,

@@ -87,7 +87,7 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
             lines.append("  sizes:    " + ", ".join(f"{k}={v}" for k, v in example.dims.items()))
     path = getattr(exc, "path", None)
     if path is not None and item.context is not None:
-        lines.append(f"  path:     {item.context.describe_path(path)}")
+        lines.append(f"  path:     {item.context.describe_path(path, outline=True)}")
     if isinstance(exc, ModelError):
         lines.append("")
         lines.append("The model's traceback:" if who == "The model" else "The traceback:")

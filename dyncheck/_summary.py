@@ -4,9 +4,11 @@ with or without xdist (workers send ``user_properties`` back with each report)."
 
 from __future__ import annotations
 
+import textwrap
 from collections import Counter
 from typing import Any
 
+from dyncheck.paths import Layout, PathSet, chain
 from dyncheck.settings import Settings
 
 __all__ = ["write"]
@@ -62,7 +64,9 @@ def collect(stats: dict[str, list[Any]]) -> dict[str, dict[str, dict[str, Any]]]
                     row["examples"] = value["examples"]
                     row["checked"] = value.get("checked", value["examples"])
                     row["uncompared"] = value.get("uncompared", {})
-                    row["paths"] = Counter(value["paths"])
+                    row["paths"] = Counter({tuple(path): count for path, count in value["paths"]})
+                    row["modules"] = value.get("modules")
+                    row["lists"] = value.get("lists")
                     row["finding"] = value.get("finding")
                     row["budget"] = value.get("budget")
                     if "census" in value:
@@ -86,9 +90,13 @@ def write(terminalreporter: Any, settings: Settings) -> None:
         rows = table.get(target)
         if not rows:
             continue
-        paths: Counter[str] = Counter()
+        paths: Counter[tuple[str, ...]] = Counter()
         for row in rows.values():
             paths.update(row["paths"])
+        layout = next(
+            (Layout(tuple(r["modules"]), lists=frozenset(r["lists"] or ())) for r in rows.values() if r.get("modules")),
+            None,
+        )
         verdicts = Counter(row["verdict"] for row in rows.values())
         full = settings.explain or terminalreporter.config.option.verbose > 0
         markup = {"red": True} if verdicts["failed"] or verdicts["error"] else {"green": True}
@@ -126,22 +134,41 @@ def write(terminalreporter: Any, settings: Settings) -> None:
             if row.get("finding") and verdict in ("failed", "xfailed"):
                 terminalreporter.write_line(f"  {'':<{width}}           {_shorten(row['finding'])}")
         census = next((row["census"] for row in rows.values() if row.get("census")), None)
-        _write_paths(terminalreporter, paths, census, full)
+        _write_paths(terminalreporter, paths, layout, census, full)
 
 
-def _write_paths(terminalreporter: Any, paths: Counter[str], census: dict | None, full: bool) -> None:
+def _write_paths(
+    terminalreporter: Any, paths: Counter[tuple[str, ...]], layout: Layout | None, census: dict | None, full: bool
+) -> None:
     """The path census: compact (the commonest paths, dead parameters, untaken source
-    branches), or in full with --dyncheck-explain (every path, layer by layer)."""
+    branches), or in full with --dyncheck-explain (every path, layer by layer).
+
+    Paths come from every check (on any xdist worker) and are described here, against the
+    merged census, so the text is the same with or without xdist; ties in the counts are
+    ordered by the text."""
     write = terminalreporter.write_line
-    sizes = {p["path"]: p for p in census["paths"]} if census else {}
-    shown = paths.most_common(None if full else 4)
+    sizes = {tuple(p["modules"]): p for p in census["paths"]} if census else {}
+    census_paths = PathSet(paths, layout)
+    texts = census_paths.describe_all()
+    if not census_paths.full and len(paths) > 1:
+        through, differing = f"    paths through {census_paths.outline()}", census_paths.differences()
+        if len(through) + len(differing) + 15 <= 120:
+            write(f"{through}, differing in {differing}:")
+        else:
+            write(through)
+            write(f"    differing in {differing}:")
+    ordered = sorted(paths.items(), key=lambda item: (-item[1], texts[item[0]]))
+    shown = ordered[: None if full else 4]
     for path, count in shown:
         entry = sizes.get(path)
         params = f", {entry['params']:,} params" if entry else ""
-        write(f"    path {path}  ({count:,} calls{params})")
+        write(f"    path {texts[path]}  ({count:,} call{'s' if count != 1 else ''}{params})")
         if full and entry:
             for name, layer, numel in entry["layers"]:
                 write(f"        {name:<24} {_shorten(layer, 48):<48} {numel:>10,}")
+        elif full and not census_paths.full:
+            for line in textwrap.wrap(chain(path), 110, break_on_hyphens=False):
+                write(f"        {line}")
     if len(paths) > len(shown):
         write(f"    ... {len(paths) - len(shown)} more (--dyncheck-explain lists all)")
     if not census:

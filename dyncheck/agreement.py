@@ -29,8 +29,9 @@ from torch import nn
 from dyncheck.compare import mismatch, tolerances
 from dyncheck.errors import InvalidArgument, ModelError
 from dyncheck.examples import Example
+from dyncheck.paths import Layout, PathSet
 from dyncheck.seeding import seeded
-from dyncheck.tracing import check_loss, describe_path, floating_leaves, loss_of, missing_output, record_modules
+from dyncheck.tracing import check_loss, floating_leaves, loss_of, missing_output, record_modules
 
 __all__ = [
     "Config",
@@ -257,9 +258,16 @@ def compare(
     diverged = first.path != second.path
     findings = _numeric_findings(first, second, tolerance, floor, diverged, margins or {})
     if diverged and findings:
+        layout = Layout.of(model)
+        one, other = (layout.leaf_path(r.path) if layout else r.path for r in (first, second))
+        pair = PathSet([one, other], layout)
+        taken = (
+            f"on {a} the call took {pair.describe(one)}, on {b} {pair.describe(other)}"
+            if pair.full
+            else f"on {a} the call took one path ({pair.describe(one)}), on {b} another ({pair.describe(other)})"
+        )
         return [
-            f"path divergence: on {a} the call took {describe_path(first.path, model)}, on {b} "
-            f"{describe_path(second.path, model)} — a data-dependent branch flipped (rounding differs "
+            f"path divergence: {taken} — a data-dependent branch flipped (rounding differs "
             "between the two), so outputs and gradients are not comparable on this example"
         ]
     return findings

@@ -84,6 +84,13 @@ class Budget:
                 return False
         return True
 
+    def remaining(self) -> float | None:
+        """Seconds left for work after the examples (a search): None when unbounded."""
+        if self.seconds is None:
+            return 0.0 if self.ended is not None else None
+        used = self.clock() - self._start if self._start is not None else 0.0
+        return max(0.0, self.seconds - used)
+
     def spent(self, *, failed: bool = False) -> None:
         """One example ran (and whether it failed)."""
         self.examples += 1

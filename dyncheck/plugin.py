@@ -6,6 +6,8 @@ Loading this module imports neither torch nor hypothesis; both are imported only
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -66,6 +68,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="devices device_agreement compares, e.g. cpu,cuda or cuda:0,cuda:1 (default: cpu and cuda when available)",
     )
     group.addoption(
+        "--dyncheck-profile",
+        dest="dyncheck_profile",
+        default=None,
+        metavar="NAME",
+        help="use the values of [tool.dyncheck.profiles.NAME] in pyproject.toml (e.g. fast, ci, nightly)",
+    )
+    group.addoption(
+        "--dyncheck-shard",
+        dest="dyncheck_shard",
+        default=None,
+        metavar="K/N",
+        help="run only shard K of N of dyncheck's items (a deterministic split: the N shards together run each item once)",
+    )
+    group.addoption(
+        "--dyncheck-database",
+        dest="dyncheck_database",
+        default=None,
+        metavar="DB",
+        help="Hypothesis example database shared by machines, whose failures replay first: a directory, "
+        "github:owner/repo[/artifact], redis://host:port/db or none (default: [tool.dyncheck] database, else none)",
+    )
+    group.addoption(
         "--dyncheck-only",
         dest="dyncheck_only",
         action="store_true",
@@ -104,13 +128,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
     import_path_for_targets()
     if settings.devices:
-        _check_devices(settings.devices)
+        _check_devices(settings.devices, settings.devices_origin or f"--dyncheck-devices={settings.devices}")
     targets = {}
     for text in settings.targets:
         try:
             targets[text] = resolve(text)
         except DyncheckError as exc:
             raise pytest.UsageError(str(exc)) from None
+        own = settings.target_config.get(text)
+        if own is not None and own.skip:
+            # [tool.dyncheck] targets' skips join the Spec's own (which win: they sit with the model).
+            targets[text].spec = dataclasses.replace(targets[text].spec, skip={**own.skip, **targets[text].spec.skip})
     known = set(_registry_names())
     for text, target in targets.items():
         for field in ("skip", "xfail"):
@@ -120,6 +148,14 @@ def pytest_configure(config: pytest.Config) -> None:
                     f"{_did_you_mean(name, known)}known: {', '.join(sorted(known))}"
                 )
     config.stash[TARGETS_KEY] = targets
+    if settings.database:
+        from dyncheck._items import DATABASE_KEY
+        from dyncheck.database import DatabaseError, open_database
+
+        try:
+            config.stash[DATABASE_KEY] = open_database(settings.database, Path(settings.database_base or "."))
+        except DatabaseError as exc:
+            raise pytest.UsageError(f"{settings.database_origin}: {exc}") from None
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         from dyncheck.parallel import share_cores
@@ -129,7 +165,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_XdistGlue(settings), "dyncheck-xdist")
 
 
-def _check_devices(text: str) -> None:
+def _check_devices(text: str, origin: str) -> None:
     """A --dyncheck-devices value that names no device or Config is a usage error: as a
     skip it would pass a CI run quietly."""
     from dyncheck.agreement import parse_devices
@@ -139,7 +175,7 @@ def _check_devices(text: str) -> None:
         parse_devices(text)
     except (InvalidArgument, ImportError, AttributeError) as exc:
         raise pytest.UsageError(
-            f"--dyncheck-devices={text}: {exc}; give devices such as cpu,cuda or cuda:0,cuda:1, or "
+            f"{origin}: {exc}; give devices such as cpu,cuda or cuda:0,cuda:1, or "
             "module:Name of a dyncheck.agreement.Config"
         ) from None
 
@@ -167,6 +203,12 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         f"dyncheck: {count} target{'s' if count != 1 else ''}, seed {settings.seed} "
         f"(reproduce with --dyncheck-seed={settings.seed})"
     ]
+    if settings.profile:
+        lines.append(f"dyncheck: profile {settings.profile} (--dyncheck-profile={settings.profile})")
+    if settings.shard:
+        lines.append(f"dyncheck: shard {settings.shard[0]} of {settings.shard[1]} (--dyncheck-shard={settings.shard[0]}/{settings.shard[1]})")
+    if settings.database:
+        lines.append(f"dyncheck: example database {settings.database}")
     cores = header(getattr(config.option, "numprocesses", None))
     return lines + [cores] if cores else lines
 
@@ -187,7 +229,24 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
     # genitems reports each collector like pytest's own collection, so the
     # "collected N items" line, --co and -k/-m treat dyncheck items as any other.
-    items.extend(session.genitems(DyncheckRoot.from_parent(session, name="dyncheck", nodeid="dyncheck")))
+    collected = list(session.genitems(DyncheckRoot.from_parent(session, name="dyncheck", nodeid="dyncheck")))
+    if settings.shard:
+        from dyncheck.shard import split
+
+        collected, others = split(collected, *settings.shard)
+        if others:
+            config.hook.pytest_deselected(items=others)
+    items.extend(collected)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """JUnit XML writes the teardown report's ``user_properties`` as ``<property>``s: give
+    it the check's record as readable key/value pairs rather than a dict's repr."""
+    if report.when == "teardown" and report.nodeid.startswith("dyncheck::"):
+        from dyncheck.junit import flatten
+
+        report.user_properties = flatten(report.nodeid, report.user_properties)
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str] | None:

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-__all__ = ["Settings", "SETTINGS_KEY", "parse"]
+from dyncheck.project import TOLERANCE_INVARIANTS, database_problem, read
+
+__all__ = ["Settings", "SETTINGS_KEY", "TOLERANCE_INVARIANTS", "parse"]
 
 
 @dataclass(frozen=True)
@@ -28,18 +30,56 @@ class Settings:
     tolerances: dict = field(default_factory=dict)
     #: seconds each check may spend generating examples (None: adaptive, see dyncheck.budget)
     time_budget: float | None = None
+    #: the --dyncheck-profile in use (its values are already merged into these fields)
+    profile: str | None = None
+    #: (K, N): this run is shard K of N (--dyncheck-shard=K/N)
+    shard: tuple[int, int] | None = None
+    #: the example database as written, where it was given (for messages), and the folder
+    #: a relative directory is relative to; None: Hypothesis's own default database
+    database: str | None = None
+    database_origin: str = ""
+    database_base: str = ""
+    #: where ``devices`` was given, as the start of a message ("--dyncheck-devices=cpu,cuda")
+    devices_origin: str = ""
+    #: target -> its entry in [tool.dyncheck] targets (own invariants, skips, budget)
+    target_config: dict = field(default_factory=dict)
+    #: the fields the command line gave: they win over a target's own entry
+    from_command_line: frozenset = frozenset()
 
     @property
     def active(self) -> bool:
         return bool(self.targets)
 
+    def invariants_for(self, target: str) -> tuple[str, ...] | None:
+        """The invariants to collect for ``target`` (None: every one that is not opt-in)."""
+        own = self.target_config.get(target)
+        if own is not None and own.invariants is not None and "invariants" not in self.from_command_line:
+            return own.invariants
+        return self.invariants
+
+    def max_examples_for(self, target: str) -> int | None:
+        """The example budget of each check of ``target`` (None: Hypothesis's profile)."""
+        own = self.target_config.get(target)
+        if own is not None and own.max_examples is not None and "max_examples" not in self.from_command_line:
+            return own.max_examples
+        return self.max_examples
+
+    def time_budget_for(self, target: str) -> float | None:
+        """The seconds each check of ``target`` may spend (None: adaptive)."""
+        own = self.target_config.get(target)
+        if own is not None and own.time_budget is not None and "time_budget" not in self.from_command_line:
+            return own.time_budget
+        return self.time_budget
+
     def reproduce(self, target: str, invariant: str) -> str:
         """The command that re-runs one check with this run's seed."""
         parts = ["pytest", f"--dyncheck {target}", "--dyncheck-only", f"--dyncheck-seed={self.seed}"]
-        if self.max_examples is not None:
-            parts.append(f"--dyncheck-max-examples={self.max_examples}")
-        if self.time_budget is not None:
-            parts.append(f"--dyncheck-time-budget={self.time_budget:g}")
+        max_examples = self.max_examples_for(target)
+        if max_examples is not None:
+            parts.append(f"--dyncheck-max-examples={max_examples}")
+        time_budget = self.time_budget_for(target)
+        if time_budget is not None:
+            parts.append(f"--dyncheck-time-budget={time_budget:g}")
         parts.append(f"-k {invariant}")
         return " ".join(parts)
 
@@ -64,12 +104,12 @@ def _int_option(config: pytest.Config, option: str, ini: str | None, *, minimum:
     return value
 
 
-def _seconds_option(config: pytest.Config, option: str, ini: str) -> float | None:
+def _seconds_option(config: pytest.Config, option: str, ini: str | None) -> float | None:
     from dyncheck.budget import parse_seconds
 
     raw: Any = config.getoption(option.lstrip("-").replace("-", "_"))
     source = option
-    if raw is None:
+    if raw is None and ini is not None:
         raw = config.getini(ini) or None
         source = ini
     if raw is None:
@@ -82,52 +122,26 @@ def _seconds_option(config: pytest.Config, option: str, ini: str) -> float | Non
         ) from None
 
 
-#: The invariants whose tolerances ``[tool.dyncheck.<invariant>]`` can override.
-TOLERANCE_INVARIANTS = ("batch_invariance", "compile_agreement", "device_agreement", "dtype_agreement")
-
-
-def _tolerances(config: pytest.Config) -> dict[str, tuple[float, float]]:
-    """``[tool.dyncheck.<invariant>] rtol = ..., atol = ...`` from the rootdir's pyproject.toml."""
+def _shard(config: pytest.Config) -> tuple[int, int] | None:
+    raw = config.getoption("dyncheck_shard", None)
+    if raw is None:
+        return None
+    k, slash, n = str(raw).partition("/")
     try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
-
-    path = config.rootpath / "pyproject.toml"
-    if not path.is_file():
-        return {}
-    try:
-        table = tomllib.loads(path.read_text()).get("tool", {}).get("dyncheck", {})
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise pytest.UsageError(f"{path}: cannot read [tool.dyncheck]: {exc}") from None
-    found = {}
-    for invariant, values in table.items():
-        if not isinstance(values, dict) or not ({"rtol", "atol"} & set(values)):
-            continue
-        if invariant not in TOLERANCE_INVARIANTS:
-            from difflib import get_close_matches
-
-            close = get_close_matches(invariant, TOLERANCE_INVARIANTS, n=1)
-            hint = f"did you mean [tool.dyncheck.{close[0]}]? " if close else ""
-            raise pytest.UsageError(
-                f"{path}: [tool.dyncheck.{invariant}] sets tolerances, but {invariant} takes none; {hint}"
-                f"the invariants with tolerances are {', '.join(TOLERANCE_INVARIANTS)}"
-            )
-        if set(values) & {"rtol", "atol"} != {"rtol", "atol"}:
-            raise pytest.UsageError(
-                f"{path}: [tool.dyncheck.{invariant}] gives {', '.join(sorted(set(values) & {'rtol', 'atol'}))} "
-                "alone; give rtol and atol together, e.g. rtol = 1e-4 and atol = 1e-5"
-            )
-        try:
-            found[invariant] = (float(values["rtol"]), float(values["atol"]))
-        except (TypeError, ValueError):
-            raise pytest.UsageError(f"{path}: [tool.dyncheck.{invariant}] rtol and atol must be numbers") from None
-    return found
+        shard = (int(k), int(n)) if slash else None
+    except ValueError:
+        shard = None
+    if shard is None or shard[1] < 1:
+        raise pytest.UsageError(f"--dyncheck-shard={raw} must be K/N, e.g. --dyncheck-shard=1/4 for the first of four shards")
+    if not 1 <= shard[0] <= shard[1]:
+        raise pytest.UsageError(f"--dyncheck-shard={raw}: K must be between 1 and N={shard[1]}, e.g. --dyncheck-shard=1/{shard[1]}")
+    return shard
 
 
 def parse(config: pytest.Config, known_invariants: Any) -> Settings:
-    """Read and validate every option; ``known_invariants`` is a callable returning the
-    registered invariant names (only called when ``--dyncheck-invariants`` is used)."""
+    """Read and validate every option and ``[tool.dyncheck]`` (:mod:`dyncheck.project`);
+    ``known_invariants`` is a callable returning the registered invariant names (only
+    called when invariants are named)."""
     targets = list(config.getoption("dyncheck_targets") or [])
     targets += [t for t in config.getini("dyncheck_targets") if t not in targets]
     targets = list(dict.fromkeys(t.strip() for t in targets if t.strip()))
@@ -150,11 +164,38 @@ def parse(config: pytest.Config, known_invariants: Any) -> Settings:
         else:
             seed = random.Random().randrange(10_000, 100_000)
 
-    max_examples = _int_option(config, "--dyncheck-max-examples", "dyncheck_max_examples", minimum=1)
-    time_budget = _seconds_option(config, "--dyncheck-time-budget", "dyncheck_time_budget")
+    project = read(config.rootpath / "pyproject.toml", known_invariants)
+    profile_name = config.getoption("dyncheck_profile", None)
+    profile = project.profile(profile_name) if profile_name else None
+    from_command_line = set()
 
-    raw_invariants = config.getoption("dyncheck_invariants") or config.getini("dyncheck_invariants") or None
-    invariants = None
+    # The command line wins, then the profile, then [tool.dyncheck], then pytest's ini values.
+    max_examples = _int_option(config, "--dyncheck-max-examples", None, minimum=1)
+    if max_examples is not None:
+        from_command_line.add("max_examples")
+    else:
+        max_examples = (
+            (profile.max_examples if profile else None)
+            or project.max_examples
+            or _int_option(config, "--dyncheck-max-examples", "dyncheck_max_examples", minimum=1)
+        )
+
+    time_budget = _seconds_option(config, "--dyncheck-time-budget", None)
+    if time_budget is not None:
+        from_command_line.add("time_budget")
+    else:
+        time_budget = (
+            (profile.time_budget if profile else None)
+            or project.time_budget
+            or _seconds_option(config, "--dyncheck-time-budget", "dyncheck_time_budget")
+        )
+
+    raw_invariants = config.getoption("dyncheck_invariants")
+    if raw_invariants:
+        from_command_line.add("invariants")
+    configured = (profile.invariants if profile else None) or project.invariants
+    raw_invariants = raw_invariants or (None if configured else config.getini("dyncheck_invariants")) or None
+    invariants = None if raw_invariants else configured
     if raw_invariants:
         names = tuple(dict.fromkeys(n.strip() for n in raw_invariants.split(",") if n.strip()))
         known = list(known_invariants())
@@ -170,9 +211,49 @@ def parse(config: pytest.Config, known_invariants: Any) -> Settings:
             )
         invariants = names
 
+    if not targets and project.targets:
+        targets = [entry.target for entry in project.targets]
+
+    devices, devices_origin = "", ""
+    for value, where in (
+        (config.getoption("dyncheck_devices"), None),
+        (profile.devices if profile else None, f"[tool.dyncheck.profiles.{profile_name}]"),
+        (project.devices, "[tool.dyncheck]"),
+        (config.getini("dyncheck_devices"), None),
+    ):
+        if value:
+            devices = value
+            devices_origin = f"{project.path}: {where} devices = {value!r}" if where else f"--dyncheck-devices={value}"
+            break
+
+    database, database_origin, database_base = config.getoption("dyncheck_database", None), "", ""
+    if database:
+        problem = database_problem(database)
+        if problem:
+            raise pytest.UsageError(f"--dyncheck-database={database}: {problem}")
+        database_origin, database_base = f"--dyncheck-database={database}", str(config.invocation_params.dir)
+    else:
+        for where, value in (
+            (f"[tool.dyncheck.profiles.{profile_name}]", profile.database if profile else None),
+            ("[tool.dyncheck]", project.database),
+        ):
+            if value:
+                database = value
+                database_origin = f"{project.path}: {where} database = {value!r}"
+                database_base = str(project.path.parent) if project.path else ""
+                break
+
     return Settings(
-        devices=config.getoption("dyncheck_devices") or config.getini("dyncheck_devices") or "",
-        tolerances=_tolerances(config),
+        devices=devices,
+        devices_origin=devices_origin,
+        tolerances=project.tolerances,
+        profile=profile_name,
+        shard=_shard(config),
+        database=database or None,
+        database_origin=database_origin,
+        database_base=database_base,
+        target_config={entry.target: entry for entry in project.targets},
+        from_command_line=frozenset(from_command_line),
         targets=tuple(targets),
         seed=seed,
         seed_given=seed_given,

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from dyncheck.errors import InvalidArgument
+from dyncheck.paths import Layout, describe
 
 __all__ = ["Trace", "default_loss", "floating_leaves", "leaves", "missing_output", "project", "projection", "trace"]
 
@@ -46,21 +47,10 @@ class Trace:
 
 def describe_path(modules: tuple[str, ...], model: nn.Module | None = None) -> str:
     """``fc1 → fc2 → fc3``: the leaf modules in call order, runs of one module folded
-    (``hidden_layer ×3``). Containers are left out when ``model`` says which they are."""
-    if model is not None:
-        containers = {name for name, m in model.named_modules() if name and any(True for _ in m.children())}
-        modules = tuple(m for m in modules if m not in containers)
-    if not modules:
-        return "(no submodule ran)"
-    parts: list[str] = []
-    previous, count = modules[0], 0
-    for name in (*modules, None):
-        if name == previous:
-            count += 1
-            continue
-        parts.append(previous if count == 1 else f"{previous} ×{count}")
-        previous, count = name, 1
-    return " → ".join(parts)
+    (``hidden_layer ×3``); on a large model, shortened by its structure (``all 39 modules
+    (embed → layers.0-3 → norm → head)``, see :mod:`dyncheck.paths`). Containers are left
+    out when ``model`` says which they are."""
+    return describe(modules, Layout.of(model))
 
 
 def leaves(value: Any, prefix: str = "output") -> Iterator[tuple[str, Any]]:

@@ -38,6 +38,8 @@ import torch):
   leaves the query and key projections nothing to move.
 * :mod:`reference_models.loop_moe` -- ``LoopMoE``: top-1 routing that calls every expert on
   its slice ``x[idx]``, empty when no sample was routed to it.
+* :mod:`reference_models.early_exit` -- ``EarlyExitNet``: every block in training; in eval
+  a sample stops at the first confident exit and the call returns when all have stopped.
 * :mod:`reference_models.builtin_layers` -- factories returning torch's own layers as the
   target (``nn.LSTM``, ``nn.GRU``, ``nn.TransformerEncoderLayer``, ``nn.MultiheadAttention``).
 * :mod:`reference_models.hf_style` -- ``TinyCausalLM``: a causal language model in the
@@ -70,6 +72,7 @@ GOOD_TARGETS = (
     "reference_models.noisy_hidden:NoisyHidden",
     "reference_models.causal_attention:CausalSelfAttention",
     "reference_models.loop_moe:LoopMoE",
+    "reference_models.early_exit:EarlyExitNet",
     "reference_models.builtin_layers:bidirectional_lstm",
     "reference_models.builtin_layers:time_major_gru",
     "reference_models.builtin_layers:encoder",

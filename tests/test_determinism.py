@@ -120,7 +120,8 @@ def test_a_failure_that_does_not_repeat_is_reported_as_flaky(dyncheck_run, pytes
             def forward(self, x):
                 _CALLS[0] += 1
                 out = self.fc(x)
-                return out + 1.0 if _CALLS[0] == 3 else out  # once, never again
+                # once, never again (on the tenth call: dyncheck's own set-up calls the model first)
+                return out + 1.0 if _CALLS[0] == 10 else out
         """
     )
     run = dyncheck_run("--dyncheck", "flakymod:Model", "--dyncheck-invariants=determinism")

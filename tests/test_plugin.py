@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 
@@ -184,16 +185,29 @@ def test_reproduce_line_reproduces(dyncheck_run):
 
 @pytest.mark.usefixtures("subprocess_env")
 def test_xdist_same_collection_and_verdicts(pytester):
+    from test_paths import DECODER
+
+    pytester.makepyfile(decoder=DECODER)  # forty modules: paths described against the merged census
     args = ["-p", "no:cacheprovider", "--dyncheck-only", "-rA", "--dyncheck", GATED, "--dyncheck", COUNTER,
-            "--dyncheck-seed=9", "--dyncheck-max-examples=10", "--dyncheck-invariants=determinism,finite"]
+            "--dyncheck", "decoder:spec", "--dyncheck-seed=9", "--dyncheck-max-examples=10",
+            "--dyncheck-invariants=determinism,finite"]
     serial = pytester.runpytest_subprocess(*args)
+    # The first run's example database (what Hypothesis's targeting kept) would steer the
+    # second: both start from none.
+    shutil.rmtree(pytester.path / ".hypothesis", ignore_errors=True)
     parallel = pytester.runpytest_subprocess("-n", "2", *args)
 
     def verdicts(result):
         return sorted(re.findall(r"^(PASSED|FAILED) (dyncheck::\S+)", result.stdout.str(), re.M))
 
     assert verdicts(serial) == verdicts(parallel)
-    assert len(verdicts(parallel)) == 4
+    assert len(verdicts(parallel)) == 6
+
+    def summary(result):
+        return result.stdout.str().split("dyncheck summary")[1].split("\n==")[0]
+
+    assert summary(serial) == summary(parallel)
+    assert "    paths through embed → layers.0-3 → norm → head (39 modules)" in summary(serial)
     assert "seed 9" in parallel.stdout.str()
     assert "dyncheck summary" in parallel.stdout.str()
     assert "determinism  failed" in parallel.stdout.str()

@@ -48,14 +48,15 @@ def _count_calls(module: torch.nn.Module) -> list[int]:
 # --- the package -------------------------------------------------------------------
 
 
-def test_targets_resolve_to_classes() -> None:
+def test_targets_resolve_to_classes_or_factories() -> None:
     for target in (*GOOD_TARGETS, *BUGGY_TARGETS):
-        value = _resolve(target)
-        if hasattr(value, "model"):  # a dyncheck.Spec (duck-typed: this file imports no dyncheck)
-            value = value.model
-        if not isinstance(value, type):  # a factory, as for torch's own layers
-            value = type(value())
-        assert issubclass(value, torch.nn.Module), target
+        found = _resolve(target)
+        if hasattr(found, "model"):  # a dyncheck.Spec (duck-typed: this file imports no dyncheck)
+            found = found.model
+        if isinstance(found, type):
+            assert issubclass(found, torch.nn.Module), target
+        else:  # a factory (closure_tie_factory:make_model, torch's own layers) returns a module
+            assert isinstance(found(), torch.nn.Module), target
 
 
 def test_importing_the_package_does_not_import_torch() -> None:
@@ -169,6 +170,12 @@ def _loop_moe() -> tuple[torch.nn.Module, tuple]:
     return LoopMoE(8, 6, 2), (torch.randn(3, 8),)
 
 
+def _early_exit() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.early_exit import EarlyExitNet
+
+    return EarlyExitNet(), (torch.randn(3, 8),)
+
+
 class _FirstOutput(torch.nn.Module):
     """Torch's recurrent layers return (output, state): the output, batch first."""
 
@@ -226,6 +233,9 @@ BUILDERS = {
     "noisy_hidden": _noisy_hidden,
     "causal_attention": _causal_attention,
     "loop_moe": _loop_moe,
+    "early_exit": _early_exit,
+
+
     "builtin_layers": _builtin_layers,
     "hf_style": _hf_style,
 }
@@ -586,3 +596,38 @@ def test_top1_softmax_router_decides_the_routing_but_gets_zero_gradient() -> Non
     with torch.no_grad():
         model.router.weight.neg_()
     assert not torch.allclose(model(x), before)  # other experts chosen
+
+
+# --- early exit ----------------------------------------------------------------------
+
+
+def _leaves_called(model: torch.nn.Module, x: torch.Tensor) -> list[str]:
+    called: list[str] = []
+    handles = [
+        module.register_forward_pre_hook(lambda _m, _a, name=name: called.append(name))
+        for name, module in model.named_modules()
+        if name and not any(True for _ in module.children())
+    ]
+    try:
+        model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return called
+
+
+def test_early_exit_runs_every_block_in_training_and_stops_early_in_eval() -> None:
+    from reference_models.early_exit import EarlyExitNet
+
+    torch.manual_seed(0)
+    model = EarlyExitNet()
+    confident = torch.full((2, 8), 1e3)  # saturated logits: the first exit is sure
+    every_leaf = ["embed", *[name for i in range(3) for name in (f"blocks.{i}.0", f"blocks.{i}.1", f"exits.{i}")]]
+    assert _leaves_called(model.train(), confident) == every_leaf
+    assert _leaves_called(model.eval(), confident) == every_leaf[:4]
+    # In eval a sample's output is its own, whatever else is in the batch.
+    batch = torch.cat([confident[:1], torch.zeros(1, 8)])
+    with torch.no_grad():
+        together = model.eval()(batch)
+        alone = torch.cat([model(batch[:1]), model(batch[1:])])
+    torch.testing.assert_close(together, alone)

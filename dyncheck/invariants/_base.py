@@ -15,12 +15,12 @@ from dyncheck.copies import verdict
 from dyncheck.diagnose import diagnose
 from dyncheck.errors import ModelError
 from dyncheck.examples import Example
+from dyncheck.paths import Layout, PathSet
 from dyncheck.seeding import seeded
 from dyncheck.target import Target
 from dyncheck.tracing import (
     Trace,
     check_loss,
-    describe_path,
     loss_of,
     reached_parameters,
     record_modules,
@@ -77,11 +77,14 @@ class Context:
     def __init__(self, target: Target) -> None:
         self.target = target
         self._prototype: nn.Module | None = None
+        self._layout: Layout | None = None
         self.paths: Counter[tuple[str, ...]] = Counter()
         self.examples = 0
         self.last_path: tuple[str, ...] | None = None
         #: module name -> the first example on which it ran (for two-step checks)
         self.witnesses: dict[str, Example] = {}
+        #: path -> the first example that took it (the audit times each path on it)
+        self.path_examples: dict[tuple[str, ...], Example] = {}
         #: results an invariant wants in the summary (JSON-able: it travels from xdist workers)
         self.report: dict[str, Any] = {}
         #: an invariant's own state between examples
@@ -200,11 +203,40 @@ class Context:
         way, such as the agreement pairs, record their reference call here)."""
         self.paths[path] += 1
         self.last_path = path
+        self.path_examples.setdefault(path, example)
         for name in path:
             self.witnesses.setdefault(name, example)
 
-    def describe_path(self, path: tuple[str, ...]) -> str:
-        return describe_path(path, self._prototype)
+    @property
+    def layout(self) -> Layout | None:
+        """The model's module names (None until the model is built)."""
+        if self._layout is None:
+            self._layout = Layout.of(self._prototype)
+        return self._layout
+
+    def leaf_paths(self) -> Counter[tuple[str, ...]]:
+        """The paths recorded so far, without containers."""
+        layout = self.layout
+        if layout is None:
+            return Counter(self.paths)
+        found: Counter[tuple[str, ...]] = Counter()
+        for path, count in self.paths.items():
+            found[layout.leaf_path(path)] += count
+        return found
+
+    def describe_path(self, path: tuple[str, ...], *, outline: bool = False) -> str:
+        """``path`` on one line, told by what varies between it and the other paths this
+        check has seen (see :mod:`dyncheck.paths`); with ``outline``, followed by the modules
+        all paths go through when that still fits on a line."""
+        layout = self.layout
+        leaf = layout.leaf_path(path) if layout is not None else tuple(path)
+        reference = PathSet([*self.leaf_paths(), leaf], layout)
+        text = reference.describe(leaf)
+        if outline and not reference.full and len(reference.paths) > 1:
+            extended = f"{text} (of {reference.outline()})"
+            if len(extended) <= reference.width + 28:
+                return extended
+        return text
 
 
 #: The reason of an example whose check neither compared nor said why not.

@@ -2,10 +2,13 @@
 declared branch is taken both ways; the path census and the model's untaken source
 branches are reported.
 
-The census counts each distinct path (the ordered modules that ran), how often it was
-taken and its parameters — a per-path summary in the spirit of ``paddle.summary``, which
-shows only the path of one call. Source branches come from coverage.py, measured on the
-model's own ``forward`` code (the model class and user-defined submodules).
+Every example runs in eval and in train mode (a model's paths differ between them: early
+exits, LayerDrop, dropout). The census counts each distinct path (the ordered modules that
+ran), how often it was taken and its parameters — a per-path summary in the spirit of
+``paddle.summary``, which shows only the path of one call. Source branches come from
+coverage.py, measured on the ``forward`` code of the model's own classes (user code, or the
+installed package the target comes from; never torch's layers or a library's helpers), at
+the branch points only (if, while, for, match).
 """
 
 from __future__ import annotations
@@ -13,18 +16,19 @@ from __future__ import annotations
 import inspect
 import linecache
 import os
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
-from dyncheck.errors import InvariantViolation
+from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.infer import optional_inputs_hint
 from dyncheck.invariants._base import Context, Invariant, module_name_map, parameter_owners
 from dyncheck.invariants.grad_isolation import predicate_text
-from dyncheck.tracing import describe_path
+from dyncheck.paths import Layout, PathSet
 
 __all__ = ["Coverage", "Census"]
 
@@ -50,26 +54,101 @@ def _layer(model: nn.Module, name: str) -> str:
     return text if "\n" not in text else type(module).__name__
 
 
-class _SourceBranches:
-    """Arcs of the model's own forward code that no example took, via coverage.py."""
+def _package(module_name: str) -> str:
+    return module_name.split(".")[0]
 
-    def __init__(self, model: nn.Module) -> None:
-        self.functions: list[tuple[str, int, int]] = []  # (file, first line, last line)
-        seen: set[type] = set()
-        for module in model.modules():
-            cls = type(module)
-            if cls in seen or cls.__module__.split(".")[0] == "torch":
-                continue
-            seen.add(cls)
+
+def _library_dirs() -> tuple[str, ...]:
+    """Where installed packages and the standard library live."""
+    import site
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    found = {paths.get(key, "") for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    try:
+        found.update(site.getsitepackages())
+    except AttributeError:  # pragma: no cover - old virtualenv's site module
+        pass
+    return tuple(os.path.join(os.path.abspath(d), "") for d in found if d)
+
+
+def _is_library(filename: str, library_dirs: tuple[str, ...]) -> bool:
+    parts = filename.split(os.sep)
+    return "site-packages" in parts or "dist-packages" in parts or filename.startswith(library_dirs)
+
+
+def _branch_lines(lines: list[str], first: int) -> set[int]:
+    """The lines of a function that are branch points (if/elif, while, for, match and its
+    cases), as coverage.py measures arcs: a line with no branch (a one-line ``def forward``,
+    a ``with`` or ``try``) is never an untaken branch."""
+    import ast
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except SyntaxError:
+        return set()
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.If, ast.While, ast.For, ast.AsyncFor, ast.Match)):
+            found.add(node.lineno)
+        elif isinstance(node, ast.match_case):
+            found.add(node.pattern.lineno)
+    return {line + first - 1 for line in found}
+
+
+@dataclass(frozen=True)
+class _Function:
+    filename: str
+    first: int
+    last: int
+    branches: frozenset[int]
+    #: the forward a module of the model runs (an overridden one counts only where it ran)
+    called: bool
+
+    def holds(self, filename: str, line: int) -> bool:
+        return filename == self.filename and self.first <= line <= self.last
+
+
+def own_forwards(model: nn.Module, target_module: str = "") -> list[_Function]:
+    """The ``forward`` code of the model's own module classes: user code, and of installed
+    packages only the target's own (``target_module``'s; without it, the model class's).
+    torch.nn's layers and a library's internals (output dataclasses, deprecation wrappers)
+    are not the model's code."""
+    own = {_package(target_module or type(model).__module__)}
+    library_dirs = _library_dirs()
+    found: dict[tuple[str, int], _Function] = {}
+    for module in model.modules():
+        runs = getattr(type(module), "forward", None)
+        for cls in type(module).__mro__:
+            if cls is nn.Module:
+                break
             forward = cls.__dict__.get("forward")
-            if forward is None:
+            if forward is None or cls.__module__ is None:
                 continue
+            if _package(cls.__module__) == "torch" and "torch" not in own:
+                continue
+            # A decorated forward (@deprecate_kwarg, @can_return_tuple) is measured in its
+            # own source, not in the decorator's file.
+            function = inspect.unwrap(forward)
             try:
-                lines, first = inspect.getsourcelines(forward)
-                filename = os.path.abspath(inspect.getsourcefile(forward) or "")
+                lines, first = inspect.getsourcelines(function)
+                filename = os.path.abspath(inspect.getsourcefile(function) or "")
             except (OSError, TypeError):
                 continue
-            self.functions.append((filename, first, first + len(lines) - 1))
+            if _is_library(filename, library_dirs) and _package(cls.__module__) not in own:
+                continue
+            found.setdefault((filename, first), _Function(
+                filename, first, first + len(lines) - 1, frozenset(_branch_lines(lines, first)), forward is runs
+            ))
+    return list(found.values())
+
+
+class _SourceBranches:
+    """Branches of the model's own forward code that no example took, via coverage.py."""
+
+    def __init__(self, model: nn.Module, target_module: str = "") -> None:
+        self.functions = own_forwards(model, target_module)
         self.coverage = None
         if self.functions:
             try:
@@ -79,7 +158,7 @@ class _SourceBranches:
             self.coverage = coverage.Coverage(
                 # config_file=False: the project's own coverage settings (omit, plugins) must not
                 # hide the model's source from the census.
-                branch=True, data_file=None, config_file=False, include=sorted({f for f, _, _ in self.functions})
+                branch=True, data_file=None, config_file=False, include=sorted({f.filename for f in self.functions})
             )
             self.coverage._warn_no_data = False  # an example may raise before any line runs
 
@@ -96,24 +175,29 @@ class _SourceBranches:
             self.coverage.stop()
 
     def untaken(self) -> list[str]:
-        """``file:line  source  → never went to line N`` for each untaken arc."""
+        """``file:line  source  → never went on to line N`` for each untaken branch."""
         if self.coverage is None:
             return []
         found = []
-        for filename in sorted({f for f, _, _ in self.functions}):
+        for filename in sorted({f.filename for f in self.functions}):
             try:
                 analysis = self.coverage._analyze(filename)
                 missing = analysis.missing_branch_arcs()
+                executed = set(analysis.executed)
             except Exception:  # coverage.py's analysis API is not public; degrade quietly
                 return []
+            functions = [
+                f for f in self.functions
+                if f.filename == filename and (f.called or any(f.first <= n <= f.last for n in executed))
+            ]
+            shown = os.path.relpath(filename) if not os.path.relpath(filename).startswith("..") else filename
             for line in sorted(missing):
-                if not any(f == filename and lo <= line <= hi for f, lo, hi in self.functions):
+                if not any(f.holds(filename, line) and line in f.branches for f in functions):
                     continue
-                shown = os.path.relpath(filename) if not os.path.relpath(filename).startswith("..") else filename
                 code = linecache.getline(filename, line).strip()
                 for destination in missing[line]:
                     where = (
-                        "never left the function from here"
+                        "never returned from here"
                         if destination < 0
                         else f"never went on to line {destination}: {linecache.getline(filename, destination).strip()}"
                     )
@@ -144,24 +228,36 @@ class Coverage(Invariant):
             )
         context.compared()
 
-    def _observe(self, context: Context, example: Example, *, return_trace: bool = False) -> Any:
+    def _observe(self, context: Context, example: Example) -> list[set[str]]:
+        """Run ``example`` in eval and in train mode and add both calls to the census;
+        returns the modules each call ran. Models differ between the two (early exits,
+        dropout, LayerDrop, batch norm), and the other checks see both: a census of one
+        would contradict them. Each mode runs on a fresh copy."""
         census: Census = context.memo.setdefault("census", Census())
-        model = context.fresh_model()
-        if "source" not in context.memo:
-            context.memo["source"] = _SourceBranches(model)
-            context.memo["coverable"] = bool(context.target.spec.branches) or any(True for _ in model.parameters())
-        with context.memo["source"]:
-            trace = context.run(model, example)
-        census.paths[trace.path] += 1
-        census.ran.update(trace.modules)
-        census.reached.update(trace.reached)
-        canonical = module_name_map(model)
-        for module_name in context.target.spec.branches:
-            # Whether the module ran, not whether its predicate held: that agreement is
-            # grad_isolation's check; this one asks that both sides were exercised.
-            module_name = canonical.get(module_name, module_name)
-            census.branches.setdefault(module_name, [0, 0])[0 if module_name in trace.modules else 1] += 1
-        return trace if return_trace else census
+        ran = []
+        for mode in ("eval", "train"):
+            model = context.fresh_model()
+            if "source" not in context.memo:
+                context.memo["source"] = _SourceBranches(model, context.target.text.partition(":")[0])
+                context.memo["coverable"] = bool(context.target.spec.branches) or any(True for _ in model.parameters())
+            canonical = module_name_map(model)
+            model.train(mode == "train")
+            try:
+                with context.memo["source"]:
+                    trace = context.run(model, example)
+            except ModelError as exc:
+                exc.stage = f"{exc.stage} in {mode} mode"
+                raise
+            census.paths[trace.path] += 1
+            census.ran.update(trace.modules)
+            census.reached.update(trace.reached)
+            for module_name in context.target.spec.branches:
+                # Whether the module ran, not whether its predicate held: that agreement is
+                # grad_isolation's check; this one asks that both sides were exercised.
+                module_name = canonical.get(module_name, module_name)
+                census.branches.setdefault(module_name, [0, 0])[0 if module_name in trace.modules else 1] += 1
+            ran.append(set(trace.modules))
+        return ran
 
     def _missing(self, context: Context, census: Census) -> set[str]:
         """Modules with parameters that never ran, and declared branches seen one way only
@@ -190,18 +286,25 @@ class Coverage(Invariant):
 
         budget = self.search_factor * max(context.examples, 1)
         looked = 0
+        # Under a time budget the search gets what the examples left of it.
+        remaining = context.budget.remaining() if context.budget is not None else None
+        if remaining is not None and remaining <= 0:
+            return 0
+        stop = None if remaining is None else time.monotonic() + remaining
 
         def reaches(wanted: set[str]) -> Any:
             # A pure condition of the example (find replays what it found): does it run a
             # wanted module, or take a wanted side of a declared branch?
             def condition(example: Example) -> bool:
                 nonlocal looked
+                if stop is not None and time.monotonic() > stop:
+                    return False  # out of time: look no further (find ends at its max_examples)
                 looked += 1
-                ran = set(self._observe(context, example, return_trace=True).modules)
-                for item in wanted:
-                    name, _, side = item.partition(":")
-                    if (side == "skipped" and name not in ran) or (side != "skipped" and name in ran):
-                        return True
+                for ran in self._observe(context, example):
+                    for item in wanted:
+                        name, _, side = item.partition(":")
+                        if (side == "skipped" and name not in ran) or (side != "skipped" and name in ran):
+                            return True
                 return False
 
             return condition
@@ -215,6 +318,8 @@ class Coverage(Invariant):
             suppress_health_check=list(HealthCheck),
         )
         while (wanted := self._missing(context, census)) and looked < budget:
+            if stop is not None and time.monotonic() > stop:
+                break
             try:
                 find(from_target(context.target), reaches(wanted), settings=quiet)
             except NoSuchExample:
@@ -240,8 +345,13 @@ class Coverage(Invariant):
             dead.setdefault(module_names[0], []).append((names[0], parameter))
         total = _numel([p for p, _, _ in owners])
 
-        paths = []
-        for path, count in census.paths.most_common():
+        layout = Layout.of(model)
+        entries: dict[tuple[str, ...], dict[str, Any]] = {}
+        for path, count in sorted(census.paths.items()):
+            leaf_path = layout.leaf_path(path)
+            if leaf_path in entries:  # the same leaves, through other containers
+                entries[leaf_path]["count"] += count
+                continue
             on_path = [m for m in dict.fromkeys(path)]
             parameters = [p for p, _, mods in owners if any(m in on_path for m in mods) or "" in mods]
             layers = []
@@ -249,12 +359,17 @@ class Coverage(Invariant):
                 own = [p for p, _, mods in owners if name in mods]
                 if own or not any(True for _ in model.get_submodule(name).children()):
                     layers.append([name, _layer(model, name), _numel(own)])
-            paths.append({
-                "path": describe_path(path, model),
+            entries[leaf_path] = {
+                "modules": list(leaf_path),
                 "count": count,
                 "params": _numel(list({id(p): p for p in parameters}.values())),
                 "layers": layers,
-            })
+            }
+        census_paths = PathSet(entries, layout)
+        described = census_paths.describe_all()
+        for leaf_path, entry in entries.items():
+            entry["path"] = described[leaf_path]
+        paths = sorted(entries.values(), key=lambda entry: (-entry["count"], entry["path"]))
         source = context.memo["source"].untaken() if "source" in context.memo else []
         dead_rows = [
             {
@@ -299,7 +414,13 @@ class Coverage(Invariant):
                 f"never made `{condition}` {'true' if not ran_count else 'false'}, so one side of it is untested."
             )
         if findings:
-            details.append("paths seen: " + "; ".join(f"{p['path']} ({p['count']})" for p in paths))
+            if census_paths.full or len(paths) == 1:
+                details.append("paths seen: " + "; ".join(f"{p['path']} ({p['count']})" for p in paths))
+            else:
+                details.append(f"paths seen: {len(paths)} through {census_paths.outline()}, by what varies:")
+                details.extend(f"  {p['path']} ({p['count']})" for p in paths[:8])
+                if len(paths) > 8:
+                    details.append(f"  ... {len(paths) - 8} more (--dyncheck-explain lists all in the summary)")
             details.extend(f"source: {line}" for line in source)
             headline = findings[0] if len(findings) == 1 else f"{len(findings)} coverage problems:"
             if len(findings) > 1:
