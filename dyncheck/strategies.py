@@ -29,6 +29,7 @@ from dyncheck.errors import InvalidArgument
 
 __all__ = [
     "DEFAULT_DIMS",
+    "attention_masks",
     "batch_sizes",
     "controls",
     "dims",
@@ -544,6 +545,54 @@ def _draw_sequence_lengths(draw: Any, **kwargs: Any) -> torch.Tensor:
         if mode == "full" and n:
             lengths[draw(st.integers(0, n - 1))] = longest
     return torch.tensor(lengths, dtype=torch.long)
+
+
+def attention_masks(
+    *,
+    batch_size: Dim = "batch",
+    max_length: Dim = "time",
+    padding_side: str = "right",
+    dtype: torch.dtype = torch.long,
+) -> st.SearchStrategy[torch.Tensor]:
+    """Attention masks in Hugging Face's convention: ``[batch_size, max_length]``, 1 where
+    a token is attended to and 0 at padding, with at least one 1 in every row.
+
+    Each row is one sequence padded on ``padding_side`` (``"right"``, the tokenizers'
+    default, or ``"left"``, as for generation); the lengths are drawn as
+    :func:`sequence_lengths` draws them, so all-ones rows and a single token are tried.
+    Give the token ids the same dimension names, e.g.
+    ``tensors(shape=("batch", "time"), dtype=torch.long, max_value=vocab_size - 1)``.
+    """
+    args = dict(locals())
+    _mask_plan(**args)
+    return _draw_attention_masks(**_given(attention_masks, args))
+
+
+def _mask_plan(
+    *,
+    batch_size: Dim = "batch",
+    max_length: Dim = "time",
+    padding_side: str = "right",
+    dtype: torch.dtype = torch.long,
+) -> tuple[st.SearchStrategy, Dim, str, torch.dtype]:
+    if padding_side not in ("right", "left"):
+        raise InvalidArgument(f"padding_side={padding_side!r} must be 'right' or 'left'")
+    if not isinstance(dtype, torch.dtype) or dtype.is_complex:
+        raise InvalidArgument(f"dtype={dtype!r} must be a real torch.dtype, e.g. torch.long or torch.bool")
+    lengths = sequence_lengths(batch_size=batch_size, max_length=max_length, min_length=1)
+    return lengths, _check_dim(max_length, argument="max_length"), padding_side, dtype
+
+
+@_composite("attention_masks")
+def _draw_attention_masks(draw: Any, **kwargs: Any) -> torch.Tensor:
+    lengths, max_length, padding_side, dtype = _mask_plan(**kwargs)
+    with dim_scope():
+        lens = draw(lengths)
+        longest = _draw_dim(draw, max_length)
+    positions = torch.arange(longest)
+    if padding_side == "left":
+        positions = positions.flip(0)
+    return (positions.unsqueeze(0) < lens.unsqueeze(1)).to(dtype)
 
 
 def padded_batches(

@@ -23,10 +23,12 @@ from dyncheck.infer import (
     Inferred,
     Uninferable,
     check_forward_arguments,
+    infer_attention_mask,
     infer_dims,
     infer_init,
     infer_input,
     predicate_thresholds,
+    primary_input,
 )
 from dyncheck.seeding import seeded
 from dyncheck.spec import Spec
@@ -269,11 +271,13 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
     inputs: dict[str, Any] = {}
     inferred_inputs: dict[str, str] = {}
     all_dims = dict(spec.dims)
+    # forward(input_ids=None, attention_mask=None, ...) requires nothing: infer the first.
+    primary = primary_input(parameters, spec.inputs)
     for name, parameter in parameters.items():
         if name in spec.inputs:
             inputs[name] = spec.inputs[name]
             continue
-        if parameter.default is not inspect.Parameter.empty:
+        if parameter.default is not inspect.Parameter.empty and name != primary:
             continue
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
@@ -283,11 +287,17 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
         try:
             inferred: Inferred = infer_input(instance, name, parameter, declared, lengths=spec.lengths)
         except Uninferable as exc:
+            if name == primary:  # optional after all: the model is called with its defaults
+                continue
             raise _fail(text, str(exc)) from None
         inputs[name] = inferred.value
         inferred_inputs[name] = inferred.why
         for dim, bounds in (inferred.dims or {}).items():
             all_dims.setdefault(dim, bounds)
+    mask = infer_attention_mask(parameters, {k: v for k, v in inputs.items() if k in inferred_inputs}, spec.inputs)
+    if mask is not None:
+        inputs["attention_mask"] = mask.value
+        inferred_inputs["attention_mask"] = mask.why
     inferred_dims: dict[str, str] = {}
     for dim, found in infer_dims(instance, dict(spec.dims)).items():
         all_dims[dim] = found.value

@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import functools
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,22 +56,53 @@ def describe_path(modules: tuple[str, ...], model: nn.Module | None = None) -> s
 def leaves(value: Any, prefix: str = "output") -> Iterator[tuple[str, Any]]:
     """Every leaf of a (nested) model output with its name (``output[0]['logits']``):
     tensors, and plain values such as numbers and strings. Tuples, lists, dicts,
-    dataclasses and PackedSequence are walked."""
+    dataclasses and PackedSequence are walked; so are other objects that compare by
+    identity, by their attributes (a cache's ``layers[0].keys``): two calls can never
+    give the same such object, only the same contents.
+
+    A mapping that is also a dataclass (Hugging Face's ``ModelOutput``: an OrderedDict
+    whose ``None`` fields are left out of the mapping) is walked as a mapping, with its
+    fields named as attributes: ``output.logits``, ``output.past_key_values[0][1]``."""
+    yield from _leaves(value, prefix, ())
+
+
+#: How deep in an output objects are still walked by their attributes (a cache's tensors
+#: are five levels down: output.cache.self_attention_cache.layers[0].keys).
+_OBJECT_DEPTH = 8
+
+
+def _leaves(value: Any, prefix: str, path: tuple[int, ...]) -> Iterator[tuple[str, Any]]:
+    if id(value) in path:  # an object that refers back to one holding it
+        return
+    inner = (*path, id(value))
     if isinstance(value, torch.Tensor):
         yield prefix, value
     elif isinstance(value, nn.utils.rnn.PackedSequence):
         yield f"{prefix}.data", value.data
-    elif isinstance(value, dict):
+    elif isinstance(value, Mapping):
+        fields = dataclasses.is_dataclass(value) and not isinstance(value, type)
         for key, item in value.items():
-            yield from leaves(item, f"{prefix}[{key!r}]")
+            named = fields and isinstance(key, str) and key.isidentifier()
+            yield from _leaves(item, f"{prefix}.{key}" if named else f"{prefix}[{key!r}]", inner)
     elif isinstance(value, (tuple, list)):
         for index, item in enumerate(value):
-            yield from leaves(item, f"{prefix}[{index}]")
+            yield from _leaves(item, f"{prefix}[{index}]", inner)
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         for f in dataclasses.fields(value):
-            yield from leaves(getattr(value, f.name), f"{prefix}.{f.name}")
+            yield from _leaves(getattr(value, f.name), f"{prefix}.{f.name}", inner)
+    elif _by_identity(value) and len(path) < _OBJECT_DEPTH:
+        for attribute, item in vars(value).items():
+            yield from _leaves(item, f"{prefix}.{attribute}", inner)
     else:
         yield prefix, value
+
+
+def _by_identity(value: Any) -> bool:
+    """An object with attributes that equals only itself (``object.__eq__``): not a
+    module, class or function, which are the same object in two calls."""
+    if isinstance(value, (nn.Module, type)) or callable(value):
+        return False
+    return type(value).__eq__ is object.__eq__ and isinstance(getattr(value, "__dict__", None), dict)
 
 
 def floating_leaves(value: Any, prefix: str = "output") -> Iterator[tuple[str, torch.Tensor]]:

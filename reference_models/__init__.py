@@ -40,6 +40,11 @@ import torch):
   its slice ``x[idx]``, empty when no sample was routed to it.
 * :mod:`reference_models.early_exit` -- ``EarlyExitNet``: every block in training; in eval
   a sample stops at the first confident exit and the call returns when all have stopped.
+* :mod:`reference_models.builtin_layers` -- factories returning torch's own layers as the
+  target (``nn.LSTM``, ``nn.GRU``, ``nn.TransformerEncoderLayer``, ``nn.MultiheadAttention``).
+* :mod:`reference_models.hf_style` -- ``TinyCausalLM``: a causal language model in the
+  Hugging Face style (config dataclass, ``input_ids``/``attention_mask``, a ``ModelOutput``-like
+  result with a cache, cross-attention switched on by ``encoder_hidden_states``).
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -68,4 +73,11 @@ GOOD_TARGETS = (
     "reference_models.causal_attention:CausalSelfAttention",
     "reference_models.loop_moe:LoopMoE",
     "reference_models.early_exit:EarlyExitNet",
+    "reference_models.builtin_layers:bidirectional_lstm",
+    "reference_models.builtin_layers:time_major_gru",
+    "reference_models.builtin_layers:encoder",
+    "reference_models.builtin_layers:encoder_layer",
+    "reference_models.builtin_layers:cross_attention",
+    "reference_models.hf_style:TinyCausalLM",
+    "reference_models.hf_style:CROSS_ATTENTION_SPEC",
 )

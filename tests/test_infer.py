@@ -128,7 +128,9 @@ def test_paddle_branch():
 def test_every_reference_model_runs_on_what_is_drawn(text):
     target = resolve(text)
     module, _, name = text.partition(":")
-    declared = getattr(getattr(importlib.import_module(module), name), "__dyncheck__", {}).get("inputs", {})
+    value = getattr(importlib.import_module(module), name)
+    # a Spec target gives its inputs itself
+    declared = value.inputs if isinstance(value, Spec) else getattr(value, "__dyncheck__", {}).get("inputs", {})
     # each one explained: inferred, or declared by the model
     assert target.inferred_inputs.keys() | declared.keys() == target.spec.inputs.keys()
     assert_callable(target, max_examples=8)
@@ -1042,4 +1044,312 @@ def test_inferred_thresholds_lie_inside_the_inferred_range(model, argument, fiel
         # both sides of every threshold can be drawn
         assert find(strategy, lambda v: float(v) < threshold) is not None
         assert find(strategy, lambda v: float(v) > threshold) is not None
+    assert_callable(target, max_examples=3)
+
+
+# --------------------------------------------------------------------------- arguments handed on
+
+
+class _GatedBase(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(9, 4)
+        self.fc2 = nn.Linear(4, 4)
+
+    def forward(self, x, control):
+        h = self.fc1(x)
+        if control > 0.3:
+            h = self.fc2(h)
+        return h
+
+
+class ViaSuper(_GatedBase):
+    def forward(self, x, control):
+        return super().forward(x * 2, control)
+
+
+class ViaSuperExplicit(_GatedBase):
+    def forward(self, x, control):
+        return super(ViaSuperExplicit, self).forward(x, control=control)
+
+
+class ViaImpl(_GatedBase):
+    """torchvision's form: forward hands everything to ``_forward_impl``."""
+
+    def _forward_impl(self, inputs, gate_value):
+        return super().forward(inputs, gate_value)
+
+    def forward(self, x, control):
+        return self._forward_impl(x, control)
+
+
+def _run_gated(model, inputs, switch):
+    h = model.fc1(inputs)
+    return model.fc2(h) if switch > 0.3 else h
+
+
+class ViaFunction(_GatedBase):
+    def forward(self, x, control):
+        return _run_gated(self, inputs=x, switch=control)
+
+
+@pytest.mark.parametrize("model", [ViaSuper, ViaSuperExplicit, ViaImpl, ViaFunction], ids=lambda m: m.__name__)
+def test_an_argument_handed_on_is_followed_with_its_thresholds(model):
+    target = resolved(model)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", 9)))
+    same(target.spec.inputs["control"], dst.controls(thresholds=(0.3,), as_tensor=True))
+    assert target.inferred_inputs == {
+        "x": "first consumed by fc1 (Linear(in_features=9))",
+        "control": "a control value compared with 0.3 in forward; drawn as one-element tensors, like torch.rand(1)",
+    }
+    assert_callable(target, max_examples=3)
+
+
+def _apply(layer, t):
+    return layer(t).relu()
+
+
+class ViaModuleArgument(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.ModuleList([nn.Linear(6, 6), nn.Linear(6, 3)])
+
+    def forward(self, x):
+        return _apply(self.blocks[1], _apply(self.blocks[0], x))
+
+
+class ViaSubmoduleMethod(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = _Encoder()
+
+    def forward(self, tokens):
+        return self.encoder.embed_and_pool(tokens)
+
+
+class _Encoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(17, 4)
+
+    def embed_and_pool(self, ids):
+        return self._pool(self.embedding(ids))
+
+    def _pool(self, h):
+        return h.mean(1)
+
+
+class ViaRecursiveHelper(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(5, 5)
+
+    def _step(self, h, n):
+        return h if n == 0 else self._step(self.fc(h), n - 1)
+
+    def forward(self, x):
+        return self._step(x, 2)
+
+
+class ViaForwardCall(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc.forward(x)
+
+
+class TaggerLSTM(nn.LSTM):
+    """A subclass of a torch layer whose forward hands its input to torch's own."""
+
+    def __init__(self):
+        super().__init__(4, 8, batch_first=True)
+
+    def forward(self, x):
+        output, _ = super().forward(x)
+        return output
+
+
+@pytest.mark.parametrize(
+    ("model", "argument", "expected", "why"),
+    [
+        (ViaModuleArgument, "x", dst.tensors(shape=("batch", 6)), "first consumed by blocks.0 (Linear(in_features=6))"),
+        (
+            ViaSubmoduleMethod,
+            "tokens",
+            dst.tensors(shape=("batch", "time"), dtype=torch.long, min_value=0, max_value=16),
+            "first consumed by encoder.embedding (Embedding(num_embeddings=17): integer tokens)",
+        ),
+        (ViaRecursiveHelper, "x", dst.tensors(shape=("batch", 5)), "first consumed by fc (Linear(in_features=5))"),
+        (ViaForwardCall, "x", dst.tensors(shape=("batch", 3)), "first consumed by fc (Linear(in_features=3))"),
+        (
+            TaggerLSTM,
+            "x",
+            dst.tensors(shape=("batch", "time", 4)),
+            "first consumed by super().forward (TaggerLSTM(input_size=4, batch_first=True))",
+        ),
+    ],
+    ids=lambda v: v.__name__ if isinstance(v, type) else None,
+)
+def test_helpers_submodule_methods_and_torch_parents_are_followed(model, argument, expected, why):
+    target = resolved(model)
+    same(target.spec.inputs[argument], expected)
+    assert target.inferred_inputs == {argument: why}
+    assert_callable(target, max_examples=3)
+
+
+# --------------------------------------------------------------------------- torch layers as targets
+
+
+def _decoder_layer():
+    return nn.TransformerDecoderLayer(8, 2, dim_feedforward=16, dropout=0.0)
+
+
+def _transformer():
+    return nn.Transformer(8, 2, num_encoder_layers=1, num_decoder_layers=1, dim_feedforward=16, dropout=0.0,
+                          batch_first=True)
+
+
+def _linear():
+    return nn.Linear(3, 2)
+
+
+@pytest.mark.parametrize(
+    ("factory", "expected"),
+    [
+        ("reference_models.builtin_layers:bidirectional_lstm", {
+            "input": (dst.tensors(shape=("batch", "time", 4)), "the target is LSTM(input_size=4, batch_first=True)"),
+        }),
+        ("reference_models.builtin_layers:time_major_gru", {
+            "input": (dst.tensors(shape=("time", "batch", 5)), "the target is GRU(input_size=5, batch_first=False)"),
+        }),
+        ("reference_models.builtin_layers:encoder_layer", {
+            "src": (dst.tensors(shape=("batch", "time", 16)), "the target is TransformerEncoderLayer(d_model=16)"),
+        }),
+        ("reference_models.builtin_layers:encoder", {
+            "src": (dst.tensors(shape=("time", "batch", 16)), "the target is TransformerEncoderLayer(d_model=16)"),
+        }),
+        ("reference_models.builtin_layers:cross_attention", {
+            "query": (dst.tensors(shape=("batch", "time", 16)),
+                      "the target is MultiheadAttention(embed_dim=16, batch_first=True)"),
+            "key": (dst.tensors(shape=("batch", "source", 6)),
+                    "the target is MultiheadAttention(kdim=6, batch_first=True); keys and values share the length 'source'"),
+            "value": (dst.tensors(shape=("batch", "source", 5)),
+                      "the target is MultiheadAttention(vdim=5, batch_first=True); keys and values share the length 'source'"),
+        }),
+        (_decoder_layer, {
+            "tgt": (dst.tensors(shape=("time", "batch", 8)),
+                    "the target is TransformerDecoderLayer(d_model=8, batch_first=False: time-major)"),
+            "memory": (dst.tensors(shape=("source", "batch", 8)),
+                       "the target is TransformerDecoderLayer(d_model=8, batch_first=False: time-major); "
+                       "the memory has its own length 'source'"),
+        }),
+        (_transformer, {
+            "src": (dst.tensors(shape=("batch", "source", 8)),
+                    "the target is Transformer(d_model=8, batch_first=True); the source has length 'source'"),
+            "tgt": (dst.tensors(shape=("batch", "time", 8)),
+                    "the target is Transformer(d_model=8, batch_first=True); the target has length 'time'"),
+        }),
+        (_linear, {"input": (dst.tensors(shape=("batch", 3)), "the target is Linear(in_features=3)")}),
+    ],
+    ids=lambda v: v.rpartition(":")[2] if isinstance(v, str) else getattr(v, "__name__", None),
+)
+def test_a_torch_layer_as_the_target_takes_inputs_from_its_attributes(factory, expected):
+    if isinstance(factory, str):
+        target = resolve(factory)
+    else:
+        target = resolve_spec(Spec(factory))
+    assert list(target.spec.inputs) == list(expected)
+    for name, (strategy, why) in expected.items():
+        same(target.spec.inputs[name], strategy)
+        assert target.inferred_inputs[name] == why
+    assert_callable(target, max_examples=3)
+
+
+def test_a_subclass_of_a_torch_layer_keeping_its_forward_is_one_too():
+    class Tagger(nn.GRU):
+        def __init__(self):
+            super().__init__(3, 4, batch_first=True)
+
+    target = resolve_spec(Spec(Tagger))
+    same(target.spec.inputs["input"], dst.tensors(shape=("batch", "time", 3)))
+    assert target.inferred_inputs == {"input": "the target is Tagger(input_size=3, batch_first=True)"}
+
+
+class ViaClosure(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(7, 2)
+
+    def forward(self, x):
+        def project(h):
+            return self.fc(h)
+
+        def run():
+            return project(x)
+
+        return run()
+
+
+def test_a_function_defined_inside_forward_is_followed_where_it_is_called():
+    target = resolved(ViaClosure)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", 7)))
+    assert target.inferred_inputs == {"x": "first consumed by fc (Linear(in_features=7))"}
+
+
+class _Positions(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(16, 4)
+
+    def forward(self, x):
+        return self.emb(torch.arange(x.shape[1], device=x.device))
+
+
+class PositionsFirst(nn.Module):
+    """x-transformers' form: a position table called with the tokens, for their length."""
+
+    def __init__(self):
+        super().__init__()
+        self.pos_emb = _Positions()
+        self.token_emb = nn.Embedding(50, 4)
+
+    def forward(self, x):
+        positions = self.pos_emb(x)
+        return self.token_emb(x) + positions
+
+
+def test_an_argument_read_for_its_size_only_does_not_make_a_consumer():
+    target = resolved(PositionsFirst)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", "time"), dtype=torch.long, min_value=0, max_value=49))
+    assert target.inferred_inputs == {"x": "first consumed by token_emb (Embedding(num_embeddings=50): integer tokens)"}
+
+
+class Conv1D(nn.Module):
+    """transformers' Conv1D, as GPT-2 uses it: a Linear whose weight is [nx, nf]."""
+
+    def __init__(self, nf, nx):
+        super().__init__()
+        self.nf, self.nx = nf, nx
+        self.weight = nn.Parameter(torch.randn(nx, nf))
+        self.bias = nn.Parameter(torch.zeros(nf))
+
+    def forward(self, x):
+        return torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight).view(*x.shape[:-1], self.nf)
+
+
+class GPT2Style(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c_attn = Conv1D(12, 5)
+
+    def forward(self, hidden_states):
+        return self.c_attn(hidden_states)
+
+
+def test_gpt2s_conv1d_is_read_as_a_linear():
+    target = resolved(GPT2Style)
+    same(target.spec.inputs["hidden_states"], dst.tensors(shape=("batch", 5)))
+    assert target.inferred_inputs == {"hidden_states": "first consumed by c_attn (Conv1D(nx=5))"}
     assert_callable(target, max_examples=3)

@@ -19,6 +19,8 @@ RECURRENT = {
     "reference_models.tied_lm:TiedLanguageModel",
     "reference_models.bilstm:BiLSTMClassifier",
     "reference_models.time_major_gru:GRUTagger",
+    "reference_models.builtin_layers:bidirectional_lstm",
+    "reference_models.builtin_layers:time_major_gru",
 }
 PADDED = {
     "reference_models.rnn:DynamicRNN",

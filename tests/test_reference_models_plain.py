@@ -51,9 +51,11 @@ def _count_calls(module: torch.nn.Module) -> list[int]:
 def test_targets_resolve_to_classes_or_factories() -> None:
     for target in (*GOOD_TARGETS, *BUGGY_TARGETS):
         found = _resolve(target)
+        if hasattr(found, "model"):  # a dyncheck.Spec (duck-typed: this file imports no dyncheck)
+            found = found.model
         if isinstance(found, type):
             assert issubclass(found, torch.nn.Module), target
-        else:  # a factory (closure_tie_factory:make_model) returns a module
+        else:  # a factory (closure_tie_factory:make_model, torch's own layers) returns a module
             assert isinstance(found(), torch.nn.Module), target
 
 
@@ -174,6 +176,45 @@ def _early_exit() -> tuple[torch.nn.Module, tuple]:
     return EarlyExitNet(), (torch.randn(3, 8),)
 
 
+class _FirstOutput(torch.nn.Module):
+    """Torch's recurrent layers return (output, state): the output, batch first."""
+
+    def __init__(self, layer: torch.nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        output = self.layer(x)[0]
+        return output if self.layer.batch_first else output.transpose(0, 1)
+
+
+def _builtin_layers() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.builtin_layers import bidirectional_lstm, time_major_gru
+
+    lstm = bidirectional_lstm()
+    assert (lstm.input_size, lstm.hidden_size, lstm.num_layers, lstm.bidirectional) == (4, 8, 2, True)
+    assert time_major_gru()(torch.randn(5, 3, 5))[0].shape == (5, 3, 6)
+    return _FirstOutput(lstm), (torch.randn(3, 5, 4),)
+
+
+class _Logits(torch.nn.Module):
+    """A Hugging Face-style model's logits, for the shared forward/backward test."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids, attention_mask=attention_mask).logits
+
+
+def _hf_style() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.hf_style import TinyCausalLM, TinyLMConfig
+
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])
+    return _Logits(TinyCausalLM(TinyLMConfig())), (torch.randint(0, 40, (3, 5)), mask)
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -193,6 +234,10 @@ BUILDERS = {
     "causal_attention": _causal_attention,
     "loop_moe": _loop_moe,
     "early_exit": _early_exit,
+
+
+    "builtin_layers": _builtin_layers,
+    "hf_style": _hf_style,
 }
 
 

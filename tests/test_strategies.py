@@ -26,6 +26,7 @@ import dyncheck.strategies as strategies
 from dyncheck.errors import InvalidArgument
 from dyncheck.strategies import (
     DEFAULT_DIMS,
+    attention_masks,
     batch_sizes,
     controls,
     current_dims,
@@ -411,6 +412,46 @@ def test_padded_batches_share_named_dims_with_other_inputs(drawn: tuple) -> None
     assert padded.shape[0] == x.shape[0] == lengths.shape[0]
 
 
+# --------------------------------------------------------------------------- attention_masks
+
+
+@st.composite
+def ids_and_mask(draw: Any, **kwargs: Any) -> tuple:
+    with dim_scope():
+        return draw(tensors(shape=("batch", "time"), dtype=torch.long)), draw(attention_masks(**kwargs))
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@given(data=st.data())
+def test_attention_masks_are_one_sequence_a_row_padded_on_one_side(side: str, data: st.DataObject) -> None:
+    dtype = data.draw(st.sampled_from([torch.long, torch.bool, torch.float32]), label="dtype")
+    ids, mask = data.draw(ids_and_mask(padding_side=side, dtype=dtype))
+    assert mask.shape == ids.shape and mask.dtype == dtype
+    rows = mask.long() if side == "right" else mask.long().flip(1)
+    assert bool((rows.sum(1) >= 1).all())  # at least one token a row
+    assert torch.equal(rows, rows.cummin(dim=1).values)  # ones, then the padding
+
+
+@given(attention_masks(batch_size=3, max_length=4))
+def test_attention_masks_with_int_sizes(mask: torch.Tensor) -> None:
+    assert mask.shape == (3, 4) and mask.dtype == torch.long
+
+
+MASKS = ids_and_mask().map(lambda drawn: drawn[1])
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        pytest.param(lambda m: bool(m.all()) and m.shape[1] > 1, id="no padding"),
+        pytest.param(lambda m: bool((m.sum(1) == 1).any()) and m.shape[1] > 1, id="a single token"),
+        pytest.param(lambda m: m.shape[0] > 1 and len(set(m.sum(1).tolist())) > 1, id="rows of different lengths"),
+    ],
+)
+def test_attention_mask_edge_cases_can_be_generated(condition: Callable) -> None:
+    can_generate(MASKS, condition)
+
+
 # --------------------------------------------------------------------------- controls
 
 
@@ -609,6 +650,13 @@ BAD_CALLS = {
     "padded_batches(feature_shape=(-3,))": "Cannot have feature_shape[0]=-3 < 0",
     "padded_batches(max_length=0)": "Cannot have max_length=0 < min_length=1",
     "padded_batches(dtype=torch.bool, min_value=0)": "Cannot have min_value=0 with dtype=torch.bool",
+    # attention_masks
+    'attention_masks(padding_side="top")': "padding_side='top' must be 'right' or 'left'",
+    "attention_masks(dtype=torch.complex64)": (
+        "dtype=torch.complex64 must be a real torch.dtype, e.g. torch.long or torch.bool"
+    ),
+    "attention_masks(max_length=0)": "Cannot have max_length=0 < min_length=1",
+    "attention_masks(batch_size=-1)": "Cannot have batch_size=-1 < 0",
     # dims and dim_scope
     "dims(batch=(3, 1))": "Cannot have batch=(3, 1) with max 1 < min 3",
     "dims(batch=(-1, 2))": "Cannot have batch=(-1, 2) with min -1 < 0",
@@ -652,6 +700,8 @@ def test_a_bad_device_names_it() -> None:
         "sequence_lengths(max_length=5)",
         "padded_batches()",
         "padded_batches(batch_first=False)",
+        "attention_masks()",
+        "attention_masks(padding_side='left')",
         "dims(batch=(1, 8))",
     ],
 )

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import dyncheck
-from dyncheck.tracing import Trace, default_loss, floating_leaves, projection, trace
+from dyncheck.tracing import Trace, default_loss, floating_leaves, leaves, projection, trace
 from reference_models.gated import DynamicNet as GatedNet
 from reference_models.random_depth import DynamicNet as RandomDepthNet
 from reference_models.shared import SharedNet
@@ -347,3 +347,63 @@ def test_floating_leaves_packed_sequence_and_prefix():
 def test_a_non_scalar_loss_is_a_clear_error(gated):
     with pytest.raises(TypeError, match=r"the loss must return a scalar tensor, got shape \[2, 2\]; reduce it"):
         trace(gated, torch.randn(2, 10), 0.6, loss=lambda out: out, backward=True)
+
+
+def test_a_model_output_mapping_is_walked_by_field_name_without_its_none_fields():
+    """Hugging Face's ModelOutput: an OrderedDict and a dataclass whose None fields are
+    left out of the mapping; every check reads it field by field, named as attributes."""
+    from reference_models.hf_style import CausalLMOutput
+
+    cache = ((torch.zeros(1, 2, 3, 4), torch.ones(1, 2, 3, 4)),)
+    output = CausalLMOutput(logits=torch.zeros(1, 3, 5), past_key_values=cache)
+    assert list(output.keys()) == ["logits", "past_key_values"]  # loss=None is not an item
+    assert [name for name, _ in leaves(output)] == [
+        "output.logits",
+        "output.past_key_values[0][0]",
+        "output.past_key_values[0][1]",
+    ]
+
+
+class _Layer:
+    def __init__(self) -> None:
+        self.keys = torch.zeros(1, 2)
+        self.values = torch.ones(1, 2)
+        self.device = torch.device("cpu")
+
+
+class _Cache:
+    """A cache object as transformers returns one: tensors held in attributes."""
+
+    def __init__(self) -> None:
+        self.layers = [_Layer()]
+        self.offloading = False
+        self.owner = self  # a reference back must not loop
+
+
+def test_an_object_holding_tensors_is_walked_by_attribute():
+    names = dict(leaves({"cache": _Cache(), "note": object}))
+    assert list(names) == [
+        "output['cache'].layers[0].keys",
+        "output['cache'].layers[0].values",
+        "output['cache'].layers[0].device",
+        "output['cache'].offloading",
+        "output['note']",
+    ]
+
+
+class _Point:
+    def __init__(self, x: int) -> None:
+        self.x = x
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Point) and other.x == self.x
+
+
+def test_objects_equal_only_to_themselves_are_compared_by_contents():
+    """Two calls never return the same object: an empty cache layer (no tensors yet) must
+    compare by what it holds, while a value with its own == compares as a whole."""
+    empty = _Layer()
+    empty.keys = empty.values = None
+    assert list(dict(leaves(empty))) == ["output.keys", "output.values", "output.device"]
+    assert [name for name, _ in leaves(_Point(3))] == ["output"]
+    assert [name for name, _ in leaves(torch.device("cpu"))] == ["output"]

@@ -40,6 +40,7 @@ from dyncheck.casting import diagnose
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
+from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
 from dyncheck.streams import Draws
 
 __all__ = ["DtypeAgreement"]
@@ -150,16 +151,16 @@ class DtypeAgreement(Invariant):
             return {}
         margins = {}
         for (name, tensor), (_, other) in zip(reference.outputs, moved.outputs):
-            margins[name] = _CONDITIONING * _largest_difference(tensor, other)
+            margins[name] = _CONDITIONING * largest_difference(tensor, other)
         for name, grad in reference.grads.items():
             if name in moved.grads:
-                margins[f"{name}.grad"] = _CONDITIONING * _largest_difference(grad, moved.grads[name])
+                margins[f"{name}.grad"] = _CONDITIONING * largest_difference(grad, moved.grads[name])
         return margins
 
     def _self_sensitivity(self, context: Context, example: Example, single: Run, recorded: Draws) -> dict[str, float]:
         """How far the float32 run's own gradients move when every floating input, weight
         and buffer moves by one float32 ulp (up or down, drawn from the example's seed),
-        times :data:`_CONDITIONING`: a gradient that one ulp moves by that much carries no
+        times :data:`~dyncheck.rounding.SENSITIVITY_FACTOR`: a gradient that one ulp moves by that much carries no
         more digits than that in float32, whatever float64 says. Attention saturated by
         inputs in the thousands (a post-norm ``nn.TransformerEncoderLayer`` fed raw values)
         computes the right outputs, but its query and key gradients are the rounding noise
@@ -169,19 +170,13 @@ class DtypeAgreement(Invariant):
         and dtype_agreement reports it. The moved run draws the same random numbers as ``single``
         (``recorded``, lined up). Empty when the moved copy takes another path."""
         generator = torch.Generator().manual_seed(example.seed + 1)
-
-        def nudge(tensor: torch.Tensor) -> torch.Tensor:
-            up = torch.randint(0, 2, tensor.shape, generator=generator).to(tensor.device).bool()
-            inf = torch.tensor(float("inf"), dtype=tensor.dtype, device=tensor.device)
-            return torch.nextafter(tensor, torch.where(up, inf, -inf))
-
         model = context.fresh_model()
         with torch.no_grad():
             for tensor in (*model.parameters(), *model.buffers()):
                 if tensor.dtype == torch.float32:
-                    tensor.copy_(nudge(tensor))
+                    tensor.copy_(nudged(tensor, generator))
         args = {
-            name: nudge(value) if isinstance(value, torch.Tensor) and value.dtype == torch.float32 else value
+            name: nudged(value, generator) if isinstance(value, torch.Tensor) and value.dtype == torch.float32 else value
             for name, value in example.args.items()
         }
         try:
@@ -193,7 +188,7 @@ class DtypeAgreement(Invariant):
         if moved.path != single.path:
             return {}
         return {
-            f"{name}.grad": _CONDITIONING * _largest_difference(grad, moved.grads[name])
+            f"{name}.grad": SENSITIVITY_FACTOR * largest_difference(grad, moved.grads[name])
             for name, grad in single.grads.items() if name in moved.grads
         }
 
@@ -235,14 +230,6 @@ _EPS32 = torch.finfo(torch.float32).eps
 #: errors accumulate over the forward and backward pass: ten times what the inputs' rounding
 #: alone moves covers that, while an overflow or a lost digit stays far beyond it.
 _CONDITIONING = 10.0
-
-
-def _largest_difference(a: torch.Tensor, b: torch.Tensor) -> float:
-    if a.shape != b.shape:
-        return 0.0
-    difference = (a.detach().to(torch.float64) - b.detach().to(torch.float64)).abs()
-    finite = difference[torch.isfinite(difference)]
-    return float(finite.max()) if finite.numel() else 0.0
 
 
 _UNSEEDED = (

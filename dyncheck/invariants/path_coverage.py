@@ -25,6 +25,7 @@ from torch import nn
 
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
+from dyncheck.infer import optional_inputs_hint
 from dyncheck.invariants._base import Context, Invariant, module_name_map, parameter_owners
 from dyncheck.invariants.grad_isolation import predicate_text
 from dyncheck.paths import Layout, PathSet
@@ -400,6 +401,8 @@ class Coverage(Invariant):
                     f"{row['module']} ({row['layer']}) never ran: {', '.join(row['names'])} "
                     f"({row['params']:,} parameters)"
                 )
+            # cross-attention runs only with encoder_hidden_states: name such arguments
+            details.extend(optional_inputs_hint(model, context.target.spec, census.ran))
         for module_name, (ran_count, skipped_count) in census.branches.items():
             if ran_count and skipped_count:
                 continue

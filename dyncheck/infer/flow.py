@@ -1,0 +1,402 @@
+"""Source flow: following one forward argument through assignments, loops and calls to
+the submodules that consume it.
+
+``forward`` often hands its arguments on before a layer sees them: to
+``super().forward(x, control)``, to ``self._forward_impl(x)``, to another method or to a
+module-level function (``return _run(self, x)``, ``_apply(self.fc, x)``). The flow
+follows the argument into each such function's source, with the names it has there, and
+records the consumers in the order the code calls them.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+import types
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from dyncheck.infer.source import _mentions_data, _number, _self_module, _strip_slice
+
+#: How many calls deep the flow follows an argument into helpers and parents.
+MAX_DEPTH = 6
+
+
+class _Flow(ast.NodeVisitor):
+    """Follows one argument through assignments and records, in source order, the
+    ``self.<module>(...)`` calls that consume it.
+
+    ``roots`` are the names that stand for a module, each with the module's name in the
+    model: ``self`` is ``""``; a helper's parameter that received ``self.fc`` is ``"fc"``;
+    a loop variable over ``self.layers`` is ``"layers.0"`` (its first member)."""
+
+    def __init__(
+        self,
+        name: str | set[str],
+        *,
+        model: nn.Module | None = None,
+        roots: dict[str, str] | None = None,
+        defining: type | None = None,
+        namespace: dict[str, Any] | None = None,
+        parent: _Flow | None = None,
+        self_name: str | None = "self",
+        strict: bool = False,
+    ) -> None:
+        self.tainted = {name} if isinstance(name, str) else set(name)
+        self.roots = dict(roots if roots is not None else {"self": ""})
+        self.model = model
+        # the class whose method is being read (what ``super()`` starts after), and the
+        # globals its names resolve in
+        self.defining = defining
+        # the parameter that is the module whose method this is (None: a plain function)
+        self.self_name = self_name
+        self.namespace = namespace or {}
+        self.depth = 0 if parent is None else parent.depth + 1
+        # functions defined in the code being read, by name
+        self.local: dict[str, ast.FunctionDef] = {}
+        # strict: the argument itself travels (passed on, indexed, chosen by a conditional),
+        # not values computed from it: what an optional argument reaches as itself
+        self.strict = strict if parent is None else parent.strict
+        if parent is not None:
+            # One result for the whole flow: a helper's consumers are the caller's.
+            self.consumers, self.entries, self.transposed = parent.consumers, parent.entries, parent.transposed
+            self.packs, self.scopes, self.seen = parent.packs, parent.scopes, parent.seen
+            return
+        self.consumers: list[str] = []
+        # consumer -> where the argument first enters it: a position or a keyword.
+        self.entries: dict[str, int | str] = {}
+        # consumer -> the two axes swapped in what it receives (``x.transpose(1, 2)``).
+        self.transposed: dict[str, tuple[int, int]] = {}
+        # ``batch_first`` of each ``pack_padded_sequence`` it reaches (None: not a constant).
+        self.packs: list[bool | None] = []
+        # (function tree, names the argument has there) for every function it was followed
+        # into: the constants it is compared with there count as forward's own.
+        self.scopes: list[tuple[ast.AST, frozenset[str]]] = []
+        self.seen: set[tuple[Any, ...]] = set()
+
+    def _carries(self, node: ast.AST) -> bool:
+        """Whether ``node`` holds the argument (strict), or values computed from it."""
+        return _passes(node, self.tainted) if self.strict else _mentions_data(node, self.tainted)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        self.visit(node.value)
+        if self._carries(node.value):
+            for target in node.targets:
+                self.tainted.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        self.visit(node.value)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        if node.value is not None:
+            self.visit(node.value)
+            if self._carries(node.value) and isinstance(node.target, ast.Name):
+                self.tainted.add(node.target.id)
+
+    def visit_For(self, node: ast.For) -> None:
+        self.visit(node.iter)
+        self.roots.update(_loop_members(node.target, node.iter, self.roots))
+        if self._carries(node.iter):
+            self.tainted.update(n.id for n in ast.walk(node.target) if isinstance(n, ast.Name))
+        for statement in (*node.body, *node.orelse):
+            self.visit(statement)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        """A function defined inside forward is not run where it is defined: its body is
+        read where it is called, as a helper's."""
+        self.local[node.name] = node
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Call(self, node: ast.Call) -> None:
+        for argument in (*node.args, *(k.value for k in node.keywords)):
+            self.visit(argument)
+        arguments: list[tuple[int | str, ast.AST]] = [
+            *enumerate(node.args), *((k.arg or "**", k.value) for k in node.keywords)
+        ]
+        entry = next(((key, a) for key, a in arguments if self._carries(a)), None)
+        callee = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+        if callee == "pack_padded_sequence" and entry is not None and entry[0] in (0, "input"):
+            flag = next((k.value for k in node.keywords if k.arg == "batch_first"), None)
+            if flag is None:
+                self.packs.append(False)  # torch's default
+            elif isinstance(flag, ast.Constant) and isinstance(flag.value, bool):
+                self.packs.append(flag.value)
+            else:
+                self.packs.append(None)
+        # a local function may reach the argument by closure, with no argument passed
+        local = isinstance(node.func, ast.Name) and node.func.id in self.local
+        followed = self._follow(node) if entry is not None or local else False
+        if entry is not None and not followed:
+            expression = _self_module(node.func, self.roots)
+            if expression is not None and expression not in self.consumers:
+                self._consume(expression, entry)
+        self.visit(node.func)
+
+    def _consume(self, expression: str, entry: tuple[int | str, ast.AST]) -> None:
+        self.consumers.append(expression)
+        self.entries[expression] = entry[0]
+        axes = _swapped_axes(entry[1])
+        if axes is not None:
+            self.transposed[expression] = axes
+
+    # ----------------------------------------------------------------- calls followed
+
+    def _follow(self, node: ast.Call) -> bool:
+        """Follow the argument into the function ``node`` calls, when that is a method of
+        a module, a parent's method through ``super()``, a plain Python function or one
+        defined in forward; True when the call was one of those (it is then not a consumer
+        itself)."""
+        if self.depth >= MAX_DEPTH:
+            return False
+        found = self._callee(node.func)
+        if found is None:
+            return False
+        function, bound, defining = found
+        if function is None:
+            # A torch layer's own forward: the module consumes the argument.
+            entry = next(
+                ((key, a) for key, a in [*enumerate(node.args), *((k.arg or "**", k.value) for k in node.keywords)]
+                 if self._carries(a)),
+                None,
+            )
+            if entry is not None and bound not in self.consumers:
+                self._consume(bound, entry)
+            return True
+        if isinstance(function, ast.FunctionDef):
+            # a function defined inside the code being read: a closure over its names
+            tree, positional, keywords = function, *_ast_parameters(function)
+            roots: dict[str, str] = dict(self.roots)
+            self_name, namespace, defining = self.self_name, self.namespace, self.defining
+        else:
+            tree = _function_tree(function)
+            if tree is None:
+                return True
+            try:
+                parameters = list(inspect.signature(function).parameters.values())
+            except (TypeError, ValueError):
+                return True
+            roots, namespace, self_name = {}, getattr(function, "__globals__", {}), None
+            if bound is not None:
+                if not parameters:
+                    return True
+                self_name = parameters[0].name
+                roots[self_name] = bound
+                parameters = parameters[1:]
+            positional = [
+                p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            ]
+            keywords = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        tainted: set[str] = set()
+        for key, value in [*enumerate(node.args), *((k.arg, k.value) for k in node.keywords)]:
+            if isinstance(value, ast.Starred) or key is None:
+                continue
+            if isinstance(key, int):
+                if key >= len(positional):
+                    continue
+                parameter = positional[key]
+            elif key in keywords:
+                parameter = key
+            else:
+                continue
+            module = _module_name(value, self.roots)
+            if module is not None:
+                roots[parameter] = module
+            elif self._carries(value):
+                tainted.add(parameter)
+        if isinstance(function, ast.FunctionDef):
+            # a closure also sees the argument under the enclosing names it does not shadow
+            tainted |= {n for n in self.tainted if n not in positional and n not in keywords}
+        if not tainted:
+            return True
+        key = (tree, frozenset(tainted), tuple(sorted(roots.items())))
+        if key in self.seen:
+            return True
+        self.seen.add(key)
+        self.scopes.append((tree, frozenset(tainted)))
+        inner = _Flow(
+            tainted,
+            model=self.model,
+            roots=roots,
+            defining=defining,
+            namespace=namespace,
+            parent=self,
+            self_name=self_name,
+        )
+        inner.local = dict(self.local)
+        for statement in tree.body:
+            inner.visit(statement)
+        return True
+
+    def _module(self, name: str | None) -> nn.Module | None:
+        if name is None or self.model is None:
+            return None
+        return _resolve_module(self.model, name)
+
+    def _callee(self, func: ast.AST) -> tuple[Callable | ast.FunctionDef | None, str | None, type | None] | None:
+        """(function, module name its first parameter is bound to, class it is defined
+        in) for a call of a method, a ``super()`` method, a plain function or a function
+        defined in the code being read (its syntax tree); None for any other call.
+        ``function`` is None when the call reaches torch's own layer's forward."""
+        if isinstance(func, ast.Attribute) and _is_super(func.value):
+            owner = self.roots.get(self.self_name) if self.self_name is not None else None
+            module = self._module(owner)
+            if module is None:
+                return None
+            mro = type(module).__mro__
+            start = mro.index(self.defining) + 1 if self.defining in mro else 1
+            for cls in mro[start:]:
+                if func.attr not in cls.__dict__:
+                    continue
+                function = cls.__dict__[func.attr]
+                if _is_torch(cls):
+                    # A torch layer's own forward (nn.LSTM's, nn.Sequential's): the
+                    # module consumes the argument as that layer; nn.Module's has none.
+                    return (None, owner, cls) if func.attr == "forward" and cls is not nn.Module else None
+                return (function, owner, cls) if isinstance(function, types.FunctionType) else None
+            return None
+        if isinstance(func, ast.Attribute):
+            owner = _module_name(func.value, self.roots)
+            module = self._module(owner)
+            if module is None:
+                return None
+            for cls in type(module).__mro__:
+                if func.attr in cls.__dict__:
+                    function = cls.__dict__[func.attr]
+                    if _is_torch(cls):
+                        # ``self.fc.forward(x)``: the layer consumes it, as ``self.fc(x)``.
+                        return (None, owner, cls) if func.attr == "forward" and cls is not nn.Module else None
+                    return (function, owner, cls) if isinstance(function, types.FunctionType) else None
+            return None
+        if isinstance(func, ast.Name) and func.id in self.local:
+            return self.local[func.id], None, self.defining
+        if isinstance(func, ast.Name) and func.id not in self.roots:
+            function = self.namespace.get(func.id)
+            if isinstance(function, types.FunctionType) and not _is_torch(function):
+                return function, None, None
+        return None
+
+
+#: Methods whose result is no longer the value they are called on.
+_READS = frozenset({"size", "dim", "numel", "nelement", "item", "tolist", "any", "all", "sum", "mean"})
+
+
+def _passes(node: ast.AST, names: set[str]) -> bool:
+    """Whether ``node`` evaluates to one of ``names`` itself or a part of it: ``x``,
+    ``x[0]``, ``x if c else y``, ``(x, y)``, ``x.to(dtype)`` — not ``x.shape`` or ``x + 1``."""
+    if isinstance(node, ast.Name):
+        return node.id in names
+    if isinstance(node, (ast.Subscript, ast.Starred)):
+        return _passes(node.value, names)
+    if isinstance(node, ast.IfExp):
+        return _passes(node.body, names) or _passes(node.orelse, names)
+    if isinstance(node, ast.BoolOp):
+        return any(_passes(v, names) for v in node.values)
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return any(_passes(e, names) for e in node.elts)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr not in _READS:
+        return _passes(node.func.value, names)
+    return False
+
+
+def _module_name(node: ast.AST, roots: dict[str, str]) -> str | None:
+    """The name in the model of the module ``node`` stands for (``self`` is ``""``,
+    ``self.blocks[0]`` is ``"blocks.0"``), or None when it is not one."""
+    if isinstance(node, ast.Name) and node.id in roots:
+        return roots[node.id]
+    return _self_module(node, roots)
+
+
+def _ast_parameters(node: ast.FunctionDef) -> tuple[list[str], list[str]]:
+    """(positional parameter names, keyword parameter names) of a function's syntax tree."""
+    args = node.args
+    positional = [a.arg for a in (*args.posonlyargs, *args.args)]
+    return positional, [a.arg for a in (*args.args, *args.kwonlyargs)]
+
+
+def _is_super(node: ast.AST) -> bool:
+    """``super()`` or ``super(Cls, self)``."""
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "super"
+
+
+def _is_torch(owner: Any) -> bool:
+    return (getattr(owner, "__module__", "") or "").split(".")[0] == "torch"
+
+
+def _function_tree(function: Callable) -> ast.FunctionDef | None:
+    try:
+        source = textwrap.dedent(inspect.getsource(inspect.unwrap(function)))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError, ValueError):
+        return None
+    node = tree.body[0] if tree.body else None
+    return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+
+
+def _swapped_axes(node: ast.AST) -> tuple[int, int] | None:
+    """The two axes ``t.transpose(1, 2)``, ``torch.transpose(t, 1, 2)``, ``t.mT`` or
+    ``t.permute(0, 2, 1)`` swap; None for anything else."""
+    if isinstance(node, ast.Attribute) and node.attr in ("mT", "mH"):
+        return (-2, -1)
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        return None
+    numbers = [_number(a) for a in node.args]
+    if isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
+        numbers = numbers[1:]
+    if node.func.attr in ("transpose", "swapaxes", "swapdims") and len(numbers) == 2:
+        if all(isinstance(n, int) for n in numbers) and numbers[0] != numbers[1]:
+            return (min(numbers), max(numbers))
+    if node.func.attr == "permute" and numbers == [0, 2, 1]:
+        return (1, 2)
+    return None
+
+
+def _flow(tree: ast.AST | None, name: str, model: nn.Module | None = None, *, strict: bool = False) -> _Flow:
+    """The flow of forward argument ``name`` through ``tree`` (``model``'s forward, read
+    by :func:`~dyncheck.infer.source._forward_tree`); with ``model`` it follows the
+    argument into methods, ``super()`` and module-level functions. ``strict`` follows the
+    argument itself only, not values computed from it."""
+    roots, defining, namespace, self_name = {"self": ""}, None, {}, "self"
+    if model is not None:
+        forward = type(model).forward
+        defining = next((c for c in type(model).__mro__ if c.__dict__.get("forward") is forward), None)
+        namespace = getattr(inspect.unwrap(forward), "__globals__", {})
+        if isinstance(tree, (ast.FunctionDef, ast.AsyncFunctionDef)) and tree.args.args:
+            self_name = tree.args.args[0].arg
+            roots = {self_name: ""}
+    flow = _Flow(
+        name, model=model, roots=roots, defining=defining, namespace=namespace, self_name=self_name, strict=strict
+    )
+    for statement in getattr(tree, "body", []) if tree is not None else []:
+        flow.visit(statement)
+    return flow
+
+
+def _loop_members(target: ast.AST, iterated: ast.AST, roots: dict[str, str] | None = None) -> dict[str, str]:
+    """Loop variables bound to members of a module container, each to the first member:
+    ``for layer in self.layers[:n]``, ``for i, layer in enumerate(self.layers)`` and
+    ``for block, head in zip(self.blocks, self.heads)``."""
+    container = _self_module(_strip_slice(iterated), roots)
+    if container is not None:
+        return {target.id: f"{container}.0"} if isinstance(target, ast.Name) else {}
+    if not (isinstance(iterated, ast.Call) and isinstance(iterated.func, ast.Name)):
+        return {}
+    if iterated.func.id == "enumerate" and iterated.args and isinstance(target, ast.Tuple) and len(target.elts) == 2:
+        return _loop_members(target.elts[1], iterated.args[0], roots)
+    if iterated.func.id == "zip" and isinstance(target, ast.Tuple) and len(target.elts) == len(iterated.args):
+        found: dict[str, str] = {}
+        for element, argument in zip(target.elts, iterated.args):
+            found.update(_loop_members(element, argument, roots))
+        return found
+    return {}
+
+
+def _resolve_module(model: nn.Module, expression: str) -> nn.Module | None:
+    try:
+        module = model.get_submodule(expression)
+    except (AttributeError, KeyError, IndexError):
+        return None
+    return module if isinstance(module, nn.Module) else None

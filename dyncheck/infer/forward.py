@@ -1,0 +1,279 @@
+"""Forward inputs: a strategy for each required forward argument, with why."""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import math
+import re
+import typing
+from typing import Any
+
+from torch import nn
+
+from dyncheck import strategies as dst
+from dyncheck.infer.builtin import builtin_layer, infer_builtin_input
+from dyncheck.infer.constructor import _COUNT_NAME, _annotation
+from dyncheck.infer.flow import _Flow, _flow, _resolve_module
+from dyncheck.infer.layers import _Found, _input_for_module, _Shape, _swap
+from dyncheck.infer.results import Inferred, Uninferable
+from dyncheck.infer.source import _forward_tree, _iterated_as_count, _string_constants, _thresholds
+from dyncheck.infer.tokens import infer_tokens, max_positions
+
+__all__ = ["check_forward_arguments", "infer_dims", "infer_input"]
+
+_CONTROL_NAME = re.compile(r"^(control|ctrl|gate|gating|switch|flag|mode|cond|condition|signal|choice|route|routing)(_\w+)?$|control")
+_LENGTHS_NAME = re.compile(r"^(seq_?)?(lengths?|lens)$|_(lengths|lens)$")
+#: A forward argument with such a name, that no layer consumes, is a small count.
+_FORWARD_COUNT_NAME = re.compile(
+    _COUNT_NAME.pattern + r"|^(n|num)_\w+$|(iters|iterations|repeats|rounds|hops)$"
+)
+#: Counts are drawn from this range, widened to hold the thresholds they are compared with.
+COUNT_RANGE = (0, 4)
+
+
+def check_forward_arguments(model: nn.Module, parameters: dict[str, inspect.Parameter]) -> None:
+    """Raise :class:`Uninferable` when ``forward`` takes only ``*args``/``**kwargs``:
+    dyncheck passes every input by name, so there is nothing to infer or to pass."""
+    named = [p for p in parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    variadic = [p for p in parameters.values() if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if named or not variadic:
+        return
+    shown = ", ".join(("*" if p.kind is p.VAR_POSITIONAL else "**") + p.name for p in variadic)
+    raise Uninferable(
+        f"{type(model).__qualname__}.forward takes {shown}; dyncheck passes arguments by name: "
+        "write a forward with named arguments, or wrap the model (a factory returning a wrapper module)"
+    )
+
+
+def infer_dims(model: nn.Module, given: dict[str, Any]) -> dict[str, Inferred]:
+    """Named dimension ranges the model needs narrowed from the defaults, with why."""
+    out: dict[str, Inferred] = {}
+    if "batch" not in given:
+        for module_name, module in model.named_modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                # Models run in train mode, where batch norm of a single sample raises
+                # "Expected more than 1 value per channel when training".
+                high = max(2, dst.DEFAULT_DIMS["batch"][1])
+                out["batch"] = Inferred(
+                    (2, high),
+                    f"{module_name} is {type(module).__name__}, which in train mode fails on a "
+                    "batch of 1 ('Expected more than 1 value per channel when training')",
+                )
+                break
+    limit = max_positions(model)
+    if "time" not in given and limit is not None and limit[0] < dst.DEFAULT_DIMS["time"][1]:
+        out["time"] = Inferred(
+            (min(dst.DEFAULT_DIMS["time"][0], limit[0]), limit[0]),
+            f"{limit[1]}: longer sequences have no position embedding",
+        )
+    return out
+
+
+def infer_input(
+    model: nn.Module,
+    name: str,
+    parameter: inspect.Parameter,
+    extra_thresholds: tuple[float, ...] = (),
+    lengths: str | None = None,
+) -> Inferred:
+    """A strategy for the forward argument ``name`` of ``model``; ``extra_thresholds`` are
+    values it is compared with elsewhere (the spec's branch predicates); ``lengths`` is
+    the argument declared to hold the lengths (``Spec(lengths=...)``), else they are
+    recognised by name."""
+    forward = type(model).forward
+    if builtin_layer(model):
+        position = list(inspect.signature(model.forward).parameters).index(name)
+        found = infer_builtin_input(model, name, position)
+        if found is not None:
+            return found
+    annotation = _annotation(parameter.annotation, forward)
+    source_tree = _forward_tree(type(model))
+    qualname = type(model).__qualname__
+    if name == lengths:
+        return Inferred(
+            dst.sequence_lengths(batch_size="batch", max_length="time"),
+            "Spec(lengths=...) says sequence lengths: one per sample, each between 1 and the padded length 'time'",
+        )
+    if lengths is None and _LENGTHS_NAME.search(name):
+        return Inferred(
+            dst.sequence_lengths(batch_size="batch", max_length="time"),
+            "its name says sequence lengths: one per sample, each between 1 and the padded length 'time'",
+        )
+    flow = _flow(source_tree, name, model) if source_tree is not None else None
+    # forward's own source, and every helper, parent forward or function it hands the
+    # argument to, under the names the argument has there
+    scopes = [(source_tree, frozenset({name})), *(flow.scopes if flow is not None else [])]
+    thresholds = _in_scopes(_thresholds, scopes)
+    thresholds += [t for t in extra_thresholds if t not in thresholds]
+    where = f" compared with {', '.join(map(repr, thresholds))} in forward" if thresholds else ""
+
+    # Choices: checked before the control-like names, as "mode" is one of those and a
+    # mode compared with strings is not a float.
+    choices = _annotated_choices(annotation)
+    if choices is not None:
+        return Inferred(dst.controls(choices=choices[0]), choices[1])
+    strings = _in_scopes(_string_constants, scopes)
+    if strings:
+        said = "annotated str, compared" if annotation is str else "a string compared"
+        return Inferred(
+            dst.controls(choices=strings),
+            f"{said} with {', '.join(map(repr, strings))} in forward",
+        )
+    if annotation is str:
+        raise Uninferable(
+            f"cannot infer forward argument {name!r} of {qualname} (annotated str, but forward "
+            f"compares it with no string constant); write dyncheck.Spec({qualname}, "
+            f"inputs={{{name!r}: dyncheck.strategies.controls(choices=[...])}})"
+        )
+
+    iterated = next(
+        (found for tree, names in scopes for n in sorted(names) if (found := _iterated_as_count(tree, n))), None
+    )
+    if iterated is not None and annotation not in (bool, float):
+        compared = f" and compared with {', '.join(map(repr, thresholds))}" if thresholds else ""
+        return _count(f"a count: used as {iterated}{compared} in forward", thresholds)
+
+    if _CONTROL_NAME.search(name) or annotation in (bool, float) or annotation is int:
+        as_tensor = annotation not in (bool, int, float)
+        if annotation is bool:
+            return Inferred(dst.controls(dtype=bool), f"annotated bool")
+        if annotation is int:
+            hi = int(max([*thresholds, 2])) + 1
+            lo = int(min([*thresholds, 0])) - (1 if thresholds and min(thresholds) <= 0 else 0)
+            return Inferred(
+                dst.controls(dtype=int, min_value=lo, max_value=hi, thresholds=tuple(thresholds)),
+                f"annotated int{where}",
+            )
+        lo, hi = 0.0, 1.0
+        if thresholds and not all(0.0 <= t <= 1.0 for t in thresholds):
+            lo, hi = float(min(thresholds)) - 1.0, float(max(thresholds)) + 1.0
+        kwargs: dict[str, Any] = {}
+        if (lo, hi) != (0.0, 1.0):
+            kwargs.update(min_value=lo, max_value=hi)
+        if thresholds:
+            kwargs["thresholds"] = tuple(float(t) for t in thresholds)
+        if as_tensor:
+            kwargs["as_tensor"] = True
+        form = "one-element tensors, like torch.rand(1)" if as_tensor else "floats"
+        return Inferred(
+            dst.controls(**kwargs),
+            f"a control value{where}; drawn as {form}",
+        )
+    consumers = flow.consumers if flow is not None else []
+    for index, expression in enumerate(consumers):
+        module = _resolve_module(model, expression)
+        if module is None:
+            continue
+        found = _input_for_module(module, depth=0, entry=flow.entries.get(expression, 0))
+        if found is not None:
+            why = f"first consumed by {_consumer_name(expression)} ({found.note})"
+            shape = found.shape
+            beside = _lengths_argument(model, name, lengths)
+            if beside is not None and found.sequence is not None:
+                shape, layout = _padded(model, found, flow, consumers[index + 1:])
+                why += f"; a padded sequence, as forward takes {beside}{layout}"
+            swapped = _swap(shape, flow.transposed.get(expression))
+            if swapped is not None:
+                shape = swapped
+                why += f"; it reaches {expression} through transpose{flow.transposed[expression]}"
+            if not found.tokens:
+                # token ids by name, read through code the flow cannot follow (a weight
+                # indexed by them): the model's vocabulary says more than the next layer
+                tokens = infer_tokens(model, name)
+                if tokens is not None:
+                    return tokens
+            return Inferred(found.make(shape), why, found.dims)
+    tokens = infer_tokens(model, name)
+    if tokens is not None:
+        return tokens
+    if annotation is inspect.Parameter.empty and _FORWARD_COUNT_NAME.search(name):
+        return _count(f"a count, by its name{where and ';' + where}", thresholds)
+    hint = "tensors(shape=(\"batch\", 16))"
+    reason = (
+        "no layer in forward consumes it"
+        if not consumers
+        else f"its first consumers ({', '.join(_consumer_name(c) for c in consumers[:3])}) give no input shape"
+    )
+    raise Uninferable(
+        f"cannot infer forward argument {name!r} of {qualname} ({reason}); "
+        f"write dyncheck.Spec({qualname}, inputs={{{name!r}: "
+        f"dyncheck.strategies.{hint}}})"
+    )
+
+
+def _in_scopes(analysis: Any, scopes: list[tuple[Any, frozenset[str]]]) -> list[Any]:
+    """What ``analysis(tree, name)`` finds in every scope, in order, without repeats."""
+    found: list[Any] = []
+    for tree, names in scopes:
+        for name in sorted(names):
+            found += [value for value in analysis(tree, name) if value not in found]
+    return found
+
+
+def _consumer_name(expression: str) -> str:
+    """``fc1``; ``super().forward`` when the model's torch parent consumes it."""
+    return expression or "super().forward"
+
+
+def _count(why: str, thresholds: list[float]) -> Inferred:
+    """Small ints for a count, widened so each threshold and a value past it are drawn."""
+    lo, hi = COUNT_RANGE
+    if thresholds and min(thresholds) < lo:
+        lo = math.floor(min(thresholds)) - 1
+    if thresholds and max(thresholds) >= hi:
+        hi = math.floor(max(thresholds)) + 1
+    return Inferred(
+        dst.controls(dtype=int, min_value=lo, max_value=hi, thresholds=tuple(thresholds)),
+        f"{why}; drawn as ints from {lo} to {hi}",
+    )
+
+
+def _annotated_choices(annotation: Any) -> tuple[Any, str] | None:
+    """(choices, why) for an ``Enum`` subclass or ``Literal[...]`` annotation."""
+    if inspect.isclass(annotation) and issubclass(annotation, enum.Enum) and len(annotation):
+        return annotation, f"annotated {annotation.__qualname__}, an Enum: each member"
+    if typing.get_origin(annotation) is typing.Literal and typing.get_args(annotation):
+        values = list(typing.get_args(annotation))
+        return values, f"annotated Literal[{', '.join(map(repr, values))}]"
+    return None
+
+
+def _lengths_argument(model: nn.Module, name: str, declared: str | None = None) -> str | None:
+    """The lengths forward argument other than ``name`` (``declared``, else one named like
+    lengths), if ``forward`` takes one."""
+    try:
+        names = list(inspect.signature(model.forward).parameters)
+    except (TypeError, ValueError):
+        return None
+    if declared is not None:
+        return declared if declared in names and declared != name else None
+    return next((n for n in names if n != name and _LENGTHS_NAME.search(n)), None)
+
+
+def _padded(
+    model: nn.Module, found: _Found, flow: _Flow, later: list[str]
+) -> tuple[_Shape, str]:
+    """``found``'s shape with a ``"time"`` axis, and a note when it is time-major.
+
+    Feature-last layers (Linear, LayerNorm) take the layout the sequence is packed or run
+    with: ``pack_padded_sequence``'s ``batch_first`` when the flow reaches one (a packed
+    RNN input ignores the RNN's own flag), else the next RNN's, else batch-first.
+    Channel-first layers (BatchNorm1d) only take ``(batch, channels, time)``."""
+    shape = found.shape
+    if found.sequence == "channels-first":
+        return (*shape, "time"), ""
+    batch_first, source = True, ""
+    if flow.packs and flow.packs[0] is not None:
+        batch_first = flow.packs[0]
+        source = f"pack_padded_sequence has batch_first={batch_first}"
+    else:
+        for expression in later:
+            module = _resolve_module(model, expression)
+            if isinstance(module, nn.RNNBase):
+                batch_first = module.batch_first
+                source = f"{expression} has batch_first={batch_first}"
+                break
+    if batch_first:
+        return (shape[0], "time", *shape[1:]), ""
+    return ("time", *shape), f" (time-major, as {source})"

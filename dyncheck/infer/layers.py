@@ -1,0 +1,142 @@
+"""The input a layer expects, read from its attributes (``in_features``, ``batch_first`` ...)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from hypothesis import strategies as st
+from torch import nn
+
+from dyncheck import strategies as dst
+from dyncheck.infer.flow import _flow, _resolve_module
+from dyncheck.infer.source import _forward_tree
+
+_Shape = tuple[Any, ...]
+
+
+class _Found(NamedTuple):
+    """The input a layer expects: its shape, how to draw it, a description for the
+    explanation, named dimension ranges, and where a ``"time"`` axis goes when the input
+    is a padded sequence (``"features-last"``: after batch, as for Linear and LayerNorm;
+    ``"channels-first"``: at the end, as for BatchNorm1d; None: the layer says already)."""
+
+    shape: _Shape
+    make: Callable[[_Shape], st.SearchStrategy]
+    note: str
+    dims: dict | None = None
+    sequence: str | None = None
+    #: integer token ids (an embedding's input)
+    tokens: bool = False
+
+
+def _floats(shape: _Shape) -> st.SearchStrategy:
+    return dst.tensors(shape=shape)
+
+
+def _swap(shape: _Shape, axes: tuple[int, int] | None) -> _Shape | None:
+    """``shape`` with ``axes`` swapped, or None when there is nothing (valid) to swap."""
+    if axes is None or not all(-len(shape) <= a < len(shape) for a in axes):
+        return None
+    a, b = (axis % len(shape) for axis in axes)
+    if a == b:
+        return None
+    out = list(shape)
+    out[a], out[b] = out[b], out[a]
+    return tuple(out)
+
+
+def _input_for_module(module: nn.Module, depth: int, entry: int | str = 0) -> _Found | None:
+    """The input ``module`` expects, or None when the module says nothing about its
+    input's shape; ``entry`` is where the argument enters a user-defined module's forward
+    (a position or a keyword)."""
+    if depth > 4:
+        return None
+    if isinstance(module, nn.modules.lazy.LazyModuleMixin) and module.has_uninitialized_params():
+        # LazyLinear/LazyConv* report in_features=0 until their first call: no shape.
+        return None
+    kind = type(module).__name__
+    if isinstance(module, nn.Linear):
+        note = f"Linear(in_features={module.in_features})"
+        return _Found(("batch", module.in_features), _floats, note, sequence="features-last")
+    if kind == "Conv1D" and isinstance(getattr(module, "nx", None), int):
+        # transformers' Conv1D (GPT-2's projections): a Linear whose weight is [nx, nf]
+        return _Found(("batch", module.nx), _floats, f"Conv1D(nx={module.nx})", sequence="features-last")
+    if isinstance(module, nn.Bilinear):
+        note = f"Bilinear(in1_features={module.in1_features})"
+        return _Found(("batch", module.in1_features), _floats, note, sequence="features-last")
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        spatial = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}[
+            len(module.kernel_size)
+        ]
+        dims = {}
+        for axis, dim in enumerate(spatial):
+            padding = module.padding[axis] if isinstance(module.padding, tuple) else 0
+            reach = module.dilation[axis] * (module.kernel_size[axis] - 1) + 1
+            low = max(1, reach - 2 * padding)
+            dims[dim] = (low, low + 6)
+        note = f"{kind}(in_channels={module.in_channels})"
+        return _Found(("batch", module.in_channels, *spatial), _floats, note, dims)
+    if isinstance(module, nn.RNNBase):
+        layout = ("batch", "time") if module.batch_first else ("time", "batch")
+        note = f"{kind}(input_size={module.input_size}, batch_first={module.batch_first})"
+        return _Found((*layout, module.input_size), _floats, note)
+    if isinstance(module, nn.RNNCellBase):
+        return _Found(("batch", module.input_size), _floats, f"{kind}(input_size={module.input_size})")
+    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+        top = module.num_embeddings - 1
+
+        def tokens(shape: _Shape) -> st.SearchStrategy:
+            return dst.tensors(shape=shape, dtype=torch.long, min_value=0, max_value=top)
+
+        note = f"{kind}(num_embeddings={module.num_embeddings}): integer tokens"
+        return _Found(("batch", "time"), tokens, note, tokens=True)
+    if isinstance(module, nn.LayerNorm):
+        shape = tuple(module.normalized_shape)
+        return _Found(("batch", *shape), _floats, f"LayerNorm({list(shape)})", sequence="features-last")
+    if isinstance(module, (nn.BatchNorm1d, nn.InstanceNorm1d)):
+        note = f"{kind}({module.num_features})"
+        return _Found(("batch", module.num_features), _floats, note, sequence="channels-first")
+    if isinstance(module, (nn.BatchNorm2d, nn.InstanceNorm2d)):
+        return _Found(("batch", module.num_features, "height", "width"), _floats, f"{kind}({module.num_features})")
+    if isinstance(module, nn.MultiheadAttention):
+        layout = ("batch", "time") if module.batch_first else ("time", "batch")
+        return _Found((*layout, module.embed_dim), _floats, f"MultiheadAttention(embed_dim={module.embed_dim})")
+    if isinstance(module, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)):
+        attention = module.self_attn
+        layout = ("batch", "time") if attention.batch_first else ("time", "batch")
+        return _Found((*layout, attention.embed_dim), _floats, f"{kind}(d_model={attention.embed_dim})")
+    if isinstance(module, (nn.Sequential, nn.TransformerEncoder)):
+        children = list(module.children())
+        if isinstance(module, nn.TransformerEncoder):
+            children = list(module.layers)
+        for child in children:
+            found = _input_for_module(child, depth + 1)
+            if found is not None:
+                return found
+            if any(True for _ in child.parameters()):
+                return None
+        return None
+    if type(module).forward is not nn.Module.forward and type(module).__module__.split(".")[0] != "torch":
+        # A user-defined submodule: follow its own forward's argument the value enters as.
+        tree = _forward_tree(type(module))
+        try:
+            parameters = list(inspect.signature(module.forward).parameters)
+        except (TypeError, ValueError):
+            return None
+        if isinstance(entry, int):
+            parameter = parameters[entry] if entry < len(parameters) else None
+        else:
+            parameter = entry if entry in parameters else None
+        if tree is None or parameter is None:
+            return None
+        flow = _flow(tree, parameter, module)
+        for expression in flow.consumers:
+            inner = _resolve_module(module, expression)
+            if inner is not None:
+                found = _input_for_module(inner, depth + 1, flow.entries.get(expression, 0))
+                if found is not None:
+                    return found
+    return None

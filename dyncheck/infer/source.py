@@ -1,0 +1,198 @@
+"""Reading a model's source: its forward's syntax tree, the constants an argument is
+compared with, and how an argument is used (as a count, as a choice)."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["predicate_thresholds"]
+
+
+def _forward_tree(cls: type) -> ast.FunctionDef | None:
+    forward = cls.forward
+    try:
+        source = textwrap.dedent(inspect.getsource(forward))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError):
+        return None
+    node = tree.body[0] if tree.body else None
+    return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+
+
+def _mentions(node: ast.AST, names: set[str]) -> bool:
+    return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
+
+
+#: Reads of a tensor that give its metadata, not its values.
+_METADATA = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "layout", "requires_grad"})
+_MEASURES = frozenset({"size", "dim", "ndimension", "numel", "nelement", "get_device"})
+
+
+def _mentions_data(node: ast.AST, names: set[str]) -> bool:
+    """Whether ``node`` uses the values of one of ``names``, not only its size, dtype or
+    device: ``torch.arange(x.shape[1])`` does not carry ``x`` (a position table indexed
+    by it says nothing of ``x``), ``x.view(x.size(0), -1)`` does."""
+    if isinstance(node, ast.Name):
+        return node.id in names
+    if isinstance(node, ast.Attribute) and node.attr in _METADATA:
+        return False
+    if isinstance(node, ast.Call):
+        if isinstance(node.func, ast.Attribute) and node.func.attr in _MEASURES:
+            return any(_mentions_data(a, names) for a in (*node.args, *(k.value for k in node.keywords)))
+        if isinstance(node.func, ast.Name) and node.func.id == "len":
+            return False
+    return any(_mentions_data(child, names) for child in ast.iter_child_nodes(node))
+
+
+def predicate_thresholds(predicate: Callable[..., Any], name: str) -> list[float]:
+    """Numeric constants ``name`` is compared with in a branch predicate's source.
+
+    A lambda's source is the whole line it stands on (often a dict of several lambdas):
+    every lambda there whose parameters are the predicate's is read, which may add a
+    threshold of a sibling predicate — harmless, as thresholds only steer examples."""
+    try:
+        source = textwrap.dedent(inspect.getsource(predicate)).strip()
+        wanted = list(inspect.signature(predicate).parameters)
+    except (OSError, TypeError, ValueError):
+        return []
+    if predicate.__name__ != "<lambda>":
+        tree = _forward_tree_of_source(source)
+        return _thresholds(tree, name) if tree is not None else []
+    found: list[float] = []
+    start = source.find("lambda")
+    while start != -1:
+        for end in range(len(source), start, -1):
+            try:
+                node = ast.parse(source[start:end], mode="eval").body
+            except SyntaxError:
+                continue
+            if isinstance(node, ast.Tuple) and node.elts:  # "lambda c: c > 0.5, 'fc3'" parses as a tuple
+                node = node.elts[0]
+            if isinstance(node, ast.Lambda) and [a.arg for a in node.args.args] == wanted:
+                found += [t for t in _thresholds(node.body, name) if t not in found]
+            break
+        start = source.find("lambda", start + 1)
+    return found
+
+
+def _forward_tree_of_source(source: str) -> ast.AST | None:
+    try:
+        return ast.parse(source)
+    except SyntaxError:
+        return None
+
+
+def _thresholds(tree: ast.AST | None, name: str) -> list[float]:
+    """Numeric constants ``name`` is compared with in ``tree`` (``control > 0.5``)."""
+    if tree is None:
+        return []
+    found: list[float] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left, *node.comparators]
+        if not any(_mentions(o, {name}) for o in operands):
+            continue
+        for operand in operands:
+            value = _number(operand)
+            if value is not None and value not in found:
+                found.append(value)
+    return found
+
+
+def _number(node: ast.AST) -> float | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _number(node.operand)
+        return None if inner is None else -inner
+    return None
+
+
+def _string_constants(tree: ast.AST | None, name: str) -> list[str]:
+    """String constants ``name`` is compared with (``==``, ``!=``, ``in (...)``) or matched
+    against (``case "a":``) in ``tree``, in source order."""
+    if tree is None:
+        return []
+    found: list[ast.Constant] = []
+
+    def strings(node: ast.AST) -> list[ast.Constant]:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return [node]
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            return [e for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+        return []
+
+    def is_name(node: ast.AST) -> bool:
+        return isinstance(node, ast.Name) and node.id == name
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            if any(is_name(o) for o in operands):
+                for operand in operands:
+                    found += strings(operand)
+        elif isinstance(node, ast.Match) and is_name(node.subject):
+            for case in node.cases:
+                for pattern in ast.walk(case.pattern):
+                    if isinstance(pattern, ast.MatchValue):
+                        found += strings(pattern.value)
+    found.sort(key=lambda c: (c.lineno, c.col_offset))
+    return list(dict.fromkeys(c.value for c in found))
+
+
+def _iterated_as_count(tree: ast.AST | None, name: str) -> str | None:
+    """``range(name)`` (or ``range(a, name)``) or ``self.blocks[:name]`` as written in
+    ``tree``, when ``name`` is used so: it is then a count."""
+    if tree is None:
+        return None
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "range"
+            and 1 <= len(node.args) <= 3
+            and isinstance(node.args[0 if len(node.args) == 1 else 1], ast.Name)
+            and node.args[0 if len(node.args) == 1 else 1].id == name
+        ):
+            return ast.unparse(node)
+        if (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.slice, ast.Slice)
+            and isinstance(node.slice.upper, ast.Name)
+            and node.slice.upper.id == name
+            and _self_module(node.value) is not None
+        ):
+            return ast.unparse(node)
+    return None
+
+
+def _strip_slice(node: ast.AST) -> ast.AST:
+    """``self.blocks[:n]`` -> ``self.blocks``; anything else unchanged."""
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):
+        return node.value
+    return node
+
+
+def _self_module(node: ast.AST, roots: dict[str, str] | None = None) -> str | None:
+    """``self.fc1`` -> ``fc1``; ``self.layers['input']`` -> ``layers.input``. ``roots``
+    are the names that stand for a module (default: ``self``, the model itself), each
+    with its name in the model: with ``{"layer": "blocks.0"}``, ``layer.fc`` ->
+    ``blocks.0.fc``."""
+    roots = {"self": ""} if roots is None else roots
+    parts: list[str] = []
+    while True:
+        if isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            parts.append(str(node.slice.value))
+            node = node.value
+        elif isinstance(node, ast.Name) and node.id in roots and (parts or roots[node.id]):
+            return ".".join([*([roots[node.id]] if roots[node.id] else []), *reversed(parts)])
+        else:
+            return None

@@ -1,0 +1,294 @@
+"""Models in the Hugging Face style: ``forward(input_ids=None, attention_mask=None, ...)``
+returning a ``ModelOutput``-like mapping. Inferred with no spec (token ids from the
+vocabulary, a 0/1 attention mask of their shape), checked field by field
+(``output.logits``), and a coverage report that names the optional argument switching
+cross-attention on. :mod:`reference_models.hf_style` is the model; no transformers needed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from torch import nn
+
+import dyncheck.strategies as dst
+from dyncheck.examples import from_target
+from dyncheck.spec import Spec
+from dyncheck.target import resolve, resolve_spec
+from reference_models.hf_style import CROSS_ATTENTION_SPEC, TinyCausalLM, TinyLMConfig
+
+LM = "reference_models.hf_style:TinyCausalLM"
+TOKENS = dst.tensors(shape=("batch", "time"), dtype=torch.long, min_value=0, max_value=39)
+MASK_WHY = "the mask of input_ids: 1 for tokens, 0 for padding on the right, at least one token a row"
+
+
+def test_a_hugging_face_style_model_needs_no_spec():
+    target = resolve(LM)
+    assert dict(target.spec.init) == {"config": TinyLMConfig()}
+    assert target.inferred_init == {"config": "annotated TinyLMConfig, a dataclass whose fields all have defaults"}
+    assert list(target.spec.inputs) == ["input_ids", "attention_mask"]
+    assert repr(target.spec.inputs["input_ids"]) == repr(TOKENS)
+    assert repr(target.spec.inputs["attention_mask"]) == repr(dst.attention_masks())
+    assert target.inferred_inputs == {
+        "input_ids": "first consumed by wte (Embedding(num_embeddings=40): integer tokens)",
+        "attention_mask": MASK_WHY,
+    }
+
+
+@settings(max_examples=15, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(from_target(resolve(LM)))
+def test_drawn_token_ids_and_masks_fit_the_model(example):
+    ids, mask = example.args["input_ids"], example.args["attention_mask"]
+    assert ids.dtype == mask.dtype == torch.long and ids.shape == mask.shape
+    assert 0 <= int(ids.min()) and int(ids.max()) < 40
+    assert set(mask.unique().tolist()) <= {0, 1} and bool((mask.sum(1) >= 1).all())
+    # right padding: every row is ones, then zeros
+    assert torch.equal(mask, mask.cummin(dim=1).values)
+    output = TinyCausalLM(TinyLMConfig())(**example.args)
+    assert list(output.keys()) == ["logits", "past_key_values"]
+
+
+def test_a_spec_giving_another_optional_input_still_gets_token_ids_and_mask():
+    target = resolve_spec(CROSS_ATTENTION_SPEC)
+    assert list(target.spec.inputs) == ["input_ids", "encoder_hidden_states", "attention_mask"]
+    assert set(target.inferred_inputs) == {"input_ids", "attention_mask"}
+
+
+def test_a_spec_giving_embeddings_instead_of_ids_is_left_alone():
+    class ByEmbeds(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte = nn.Embedding(10, 4)
+
+        def forward(self, input_ids=None, inputs_embeds=None):
+            return self.wte(input_ids) if inputs_embeds is None else inputs_embeds * 2
+
+    target = resolve_spec(Spec(ByEmbeds, inputs={"inputs_embeds": dst.tensors(shape=("batch", "time", 4))}))
+    assert list(target.spec.inputs) == ["inputs_embeds"]
+
+
+@dataclass
+class _Config:
+    vocab_size: int = 30
+    max_position_embeddings: int = 5
+
+
+class _Indexed(nn.Module):
+    """Reads its embedding by indexing the weight: no call the source flow sees."""
+
+    def __init__(self, config: _Config, expose: bool = True):
+        super().__init__()
+        self.config = config
+        self.expose = expose
+        self.table = nn.Embedding(config.vocab_size, 4)
+        self.head = nn.Linear(4, 2)
+
+    def get_input_embeddings(self):
+        return self.table if self.expose else None
+
+    def forward(self, input_ids=None, attention_mask=None):
+        hidden = self.table.weight[input_ids]
+        return self.head(hidden * attention_mask[..., None])
+
+
+def test_token_ids_no_layer_is_seen_to_consume_take_the_vocabulary_from_the_model():
+    target = resolve_spec(Spec(_Indexed))
+    assert repr(target.spec.inputs["input_ids"]) == repr(
+        dst.tensors(shape=("batch", "time"), dtype=torch.long, min_value=0, max_value=29)
+    )
+    assert target.inferred_inputs["input_ids"] == (
+        "token ids, by its name: integers in [0, 30) as get_input_embeddings() is Embedding(num_embeddings=30)"
+    )
+    from_config = resolve_spec(Spec(_Indexed, init={"expose": False}))
+    assert from_config.inferred_inputs["input_ids"] == "token ids, by its name: integers in [0, 30) as config.vocab_size=30"
+    # and the sequences stay within the position table
+    assert dict(target.spec.dims)["time"] == (1, 5)
+    assert target.inferred_dims == {"time": "config.max_position_embeddings=5: longer sequences have no position embedding"}
+
+
+def test_an_optional_argument_nothing_consumes_is_left_at_its_default():
+    class Start(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.start = nn.Parameter(torch.zeros(3))
+            self.fc = nn.Linear(3, 3)
+
+        def forward(self, context=None):
+            h = self.fc(self.start)
+            return h if context is None else h + context.mean()
+
+    target = resolve_spec(Spec(Start))
+    assert dict(target.spec.inputs) == {}
+
+
+# --------------------------------------------------------------------------- the model itself
+
+
+def test_the_reference_model_behaves_as_a_hugging_face_model_does():
+    torch.manual_seed(0)
+    model = TinyCausalLM(TinyLMConfig()).eval()
+    assert model.lm_head.weight is model.wte.weight
+    ids = torch.tensor([[5, 7, 9, 11], [3, 4, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    output = model(ids, attention_mask=mask)
+    assert list(output.keys()) == ["logits", "past_key_values"] and output.loss is None
+    assert output[0] is output.logits and output["logits"] is output.logits
+    # padding changes nothing for the tokens before it
+    alone = model(ids[1:, :2])
+    torch.testing.assert_close(output.logits[1, :2], alone.logits[0])
+    # the cache continues a sequence as the whole sequence would
+    head = model(ids[:, :3], attention_mask=mask[:, :3])
+    step = model(ids[:, 3:], attention_mask=mask, past_key_values=head.past_key_values)
+    torch.testing.assert_close(step.logits[0, 0], output.logits[0, 3])
+    # labels add a loss; return_dict=False gives the tuple of what is set
+    labelled = model(ids, labels=ids)
+    assert list(labelled.keys()) == ["loss", "logits", "past_key_values"] and labelled.loss.dim() == 0
+    assert isinstance(model(ids, use_cache=False, return_dict=False), tuple)
+
+
+# --------------------------------------------------------------------------- every check, field by field
+# TinyCausalLM and CROSS_ATTENTION_SPEC are GOOD_TARGETS: every check passes on them
+# (tests/test_reference_models.py), reading the output field by field.
+
+
+INF_AT_THREE = """
+from reference_models.hf_style import TinyCausalLM
+
+
+class InfAtThree(TinyCausalLM):
+    def forward(self, input_ids=None, attention_mask=None):
+        output = super().forward(input_ids, attention_mask)
+        output.logits = output.logits / (input_ids != 3)[..., None]
+        return output
+"""
+
+
+def test_a_failure_names_the_output_field(dyncheck_run, pytester):
+    pytester.makepyfile(infat=INF_AT_THREE)
+    run = dyncheck_run("--dyncheck", "infat:InfAtThree", "--dyncheck-invariants=finite", "--dyncheck-seed=3")
+    assert run.outcomes() == {"dyncheck::infat:InfAtThree::finite": "FAILED"}
+    lines = run.failure("::finite").strip().splitlines()
+    assert lines[:3] == [
+        "finite violated by infat:InfAtThree",
+        "",
+        "The model produced NaN/inf outputs for an input the spec allows.",
+    ]
+    # the 40 logits of each token 3 are inf
+    assert re.fullmatch(r"  output\.logits: (\d+) / \d+ non-finite \(\1 inf\), first at index \(\d+, \d+, 0\)", lines[3])
+    assert re.fullmatch(
+        r"  example:  input_ids int64\[\d+, \d+\].*, attention_mask int64\[\d+, \d+\].*, seed=\d+", lines[4]
+    )
+
+
+# --------------------------------------------------------------------------- optional inputs that switch modules on
+
+
+def _never_ran(model: nn.Module, prefix: str) -> set[str]:
+    return {name for name, _ in model.named_modules() if name and prefix not in name}
+
+
+def test_the_optional_argument_handed_to_modules_that_never_ran_is_named_with_its_spec():
+    from dyncheck.infer import optional_inputs, optional_inputs_hint
+    from reference_models.hf_style import tiny_decoder_with_cross_attention
+
+    model = tiny_decoder_with_cross_attention()
+    spec = resolve_spec(Spec(tiny_decoder_with_cross_attention)).spec
+    ran = _never_ran(model, "cross")
+    (found,) = optional_inputs(model, spec.inputs, ran)
+    # labels and past_key_values are left at None too, but never reach cross-attention itself
+    assert (found.name, found.reaches) == ("encoder_hidden_states", ("h.0.crossattention",))
+    assert optional_inputs_hint(model, spec, ran) == [
+        "encoder_hidden_states was left at its default None; it is handed to h.0.crossattention, which never ran",
+        "give it values: dyncheck.Spec(tiny_decoder_with_cross_attention, inputs={'encoder_hidden_states': "
+        "dyncheck.strategies.tensors(shape=('batch', 'source', 16))})",
+    ]
+    # given, it is not named again (nothing left reaches them: every argument left is listed)
+    given = optional_inputs(model, resolve_spec(CROSS_ATTENTION_SPEC).spec.inputs, ran)
+    assert [(o.name, o.reaches) for o in given] == [
+        ("labels", ()), ("past_key_values", ()), ("use_cache", ()), ("return_dict", ())
+    ]
+
+
+class _SideBranch(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.side = nn.Linear(4, 4)
+
+    def forward(self, x, extra=None):
+        h = self.fc(x)
+        if extra is not None:  # switches side on without handing extra to it
+            h = h + self.side(h)
+        return h
+
+
+def test_an_optional_argument_not_seen_to_reach_them_is_still_named():
+    from dyncheck.infer import optional_inputs_hint
+
+    spec = resolve_spec(Spec(_SideBranch)).spec
+    assert optional_inputs_hint(_SideBranch(), spec, {"fc"}) == [
+        "forward's optional argument extra was left at its default None; if it switches the dead modules on, "
+        "give it values, e.g. dyncheck.Spec(_SideBranch, inputs={'extra': dyncheck.strategies.tensors(shape=...)})"
+    ]
+
+
+CROSS = """
+import dyncheck
+from reference_models.hf_style import tiny_decoder_with_cross_attention
+
+spec = dyncheck.Spec(tiny_decoder_with_cross_attention)
+"""
+
+
+def test_coverage_of_dead_cross_attention_says_which_argument_to_give(dyncheck_run, pytester):
+    pytester.makepyfile(cross=CROSS)
+    run = dyncheck_run(
+        "--dyncheck", "cross:spec", "--dyncheck-invariants=coverage", "--dyncheck-seed=3", "--dyncheck-max-examples=5"
+    )
+    assert run.outcomes() == {"dyncheck::cross:spec::coverage": "FAILED"}
+    lines = run.failure("::coverage").strip().splitlines()
+    assert lines[2].startswith("2,240 of 9,664 parameters are dead: no example ran their module or reached them")
+    hint = lines.index(
+        "  encoder_hidden_states was left at its default None; it is handed to h.0.crossattention, which never ran"
+    )
+    assert lines[hint + 1] == (
+        "  give it values: dyncheck.Spec(tiny_decoder_with_cross_attention, inputs={'encoder_hidden_states': "
+        "dyncheck.strategies.tensors(shape=('batch', 'source', 16))})"
+    )
+
+
+class _Attend(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.k = nn.Linear(6, 4)
+
+    def forward(self, h, memory, mask):
+        scores = (h @ self.k(memory).T).masked_fill(mask, -1e4)
+        return scores.softmax(-1) @ self.k(memory)
+
+
+class _WithMemory(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.cross = _Attend()
+
+    def forward(self, x, memory=None, memory_mask=None):
+        h = self.fc(x)
+        if memory is not None:
+            h = h + self.cross(h, memory, memory_mask)
+        return h
+
+
+def test_the_spec_line_gives_the_arguments_a_strategy_was_found_for():
+    from dyncheck.infer import optional_inputs_hint
+
+    spec = resolve_spec(Spec(_WithMemory)).spec
+    assert optional_inputs_hint(_WithMemory(), spec, {"fc"}) == [
+        "memory, memory_mask were left at their default None; they are handed to cross, which never ran",
+        "give memory values: dyncheck.Spec(_WithMemory, inputs={'memory': dyncheck.strategies.tensors(shape=('batch', 6))})",
+    ]
