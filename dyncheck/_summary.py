@@ -80,6 +80,15 @@ def _shorten(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _position(invariant: str, settings: Settings) -> tuple[int, str]:
+    """Where ``invariant`` stands in the run: the order --dyncheck-invariants gives, else
+    the registry's."""
+    from dyncheck.invariants import registry
+
+    order = list(settings.invariants or registry())
+    return (order.index(invariant) if invariant in order else len(order), invariant)
+
+
 def write(terminalreporter: Any, settings: Settings) -> None:
     table = collect(terminalreporter.stats)
     if not table:
@@ -103,7 +112,8 @@ def write(terminalreporter: Any, settings: Settings) -> None:
         terminalreporter.write_line(
             f"{target}  —  {len(paths)} distinct path{'s' if len(paths) != 1 else ''} seen", bold=True, **markup
         )
-        for invariant, row in rows.items():
+        # In the run's order of invariants, not the order reports arrived in (xdist).
+        for invariant, row in sorted(rows.items(), key=lambda item: _position(item[0], settings)):
             verdict = row["verdict"]
             if verdict == "skipped":
                 detail = row["reason"]
