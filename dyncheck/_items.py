@@ -43,7 +43,9 @@ class TargetCollector(pytest.Collector):
 
         settings = self.config.stash[SETTINGS_KEY]
         known = registry()
-        names = settings.invariants or tuple(name for name, cls in known.items() if not cls.opt_in)
+        names = settings.invariants or tuple(
+            name for name, cls in known.items() if not cls.opt_in or cls().configured(self.target, settings) is None
+        )
         items = []
         for name in names:
             item = InvariantItem.from_parent(
@@ -80,6 +82,7 @@ class InvariantItem(pytest.Item):
         import hypothesis
         from hypothesis import HealthCheck, Phase, given
         from hypothesis import settings as hsettings
+        from hypothesis.control import currently_in_test_context
 
         from dyncheck.errors import InvariantViolation, ModelError
         from dyncheck.examples import from_target
@@ -90,6 +93,7 @@ class InvariantItem(pytest.Item):
             self.target.spec.skip.get(self.invariant.name)
             or self.invariant.applies_to(self.target)
             or self.invariant.unavailable(settings)
+            or self.invariant.configured(self.target, settings)
         )
         if reason:
             pytest.skip(f"{self.invariant.name} does not apply to {self.target.text}: {reason}")
@@ -105,6 +109,8 @@ class InvariantItem(pytest.Item):
             except (InvariantViolation, ModelError) as exc:
                 exc.example = example  # type: ignore[attr-defined]
                 raise
+            if not currently_in_test_context():  # a recorded example, replayed
+                return
             # Steer Hypothesis toward examples that open paths not seen yet, and show the
             # paths in --hypothesis-show-statistics.
             hypothesis.target(float(len(context.paths) - known), label="new paths")
@@ -114,6 +120,14 @@ class InvariantItem(pytest.Item):
                 hypothesis.target(1.0 / context.paths[context.last_path], label="path rarity")
                 hypothesis.event("path", context.describe_path(context.last_path))
 
+        recorded = invariant.replay(context)
+        if recorded is not None:
+            def replay() -> None:
+                for example in recorded:
+                    check(example)
+
+            self.obj = replay
+            return
         check.__name__ = check.__qualname__ = f"{invariant.name}"
         # A distinct example-database key per target and invariant.
         check._hypothesis_internal_add_digest = self.nodeid.encode()  # type: ignore[attr-defined]

@@ -58,6 +58,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="devices device_agreement compares, e.g. cpu,cuda or cuda:0,cuda:1 (default: cpu and cuda when available)",
     )
     group.addoption(
+        "--dyncheck-against",
+        dest="dyncheck_against",
+        default=None,
+        metavar="OLD",
+        help="check that each target still computes what OLD computed (refactor_agreement): "
+        "module.path:Name, or git:REV for the target as it was at a git revision (git:main, git:HEAD~1)",
+    )
+    group.addoption(
+        "--dyncheck-baseline",
+        dest="dyncheck_baseline",
+        default=None,
+        metavar="PATH",
+        help="compare each target with its recorded golden baseline (a .json file, or a directory "
+        "holding one file per target)",
+    )
+    group.addoption(
+        "--dyncheck-update-baseline",
+        dest="dyncheck_update_baseline",
+        action="store_true",
+        default=False,
+        help="record the baselines of --dyncheck-baseline again instead of comparing, and say what changed",
+    )
+    group.addoption(
         "--dyncheck-only",
         dest="dyncheck_only",
         action="store_true",
@@ -68,6 +91,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("dyncheck_max_examples", "examples per check", default="")
     parser.addini("dyncheck_invariants", "comma-separated invariants to check", default="")
     parser.addini("dyncheck_devices", "devices device_agreement compares, e.g. cpu,cuda", default="")
+    parser.addini("dyncheck_against", "the old model every target must agree with, e.g. git:main", default="")
+    parser.addini("dyncheck_baseline", "where the golden baselines live (a .json file or a directory)", default="")
 
 
 def _did_you_mean(name: str, known: Any) -> str:

@@ -26,6 +26,14 @@ class Settings:
     devices: str = ""
     #: invariant name -> (rtol, atol) from [tool.dyncheck.<invariant>] in pyproject.toml
     tolerances: dict = field(default_factory=dict)
+    #: the old model every target must agree with: --dyncheck-against (over a Spec's
+    #: against), and the ini value dyncheck_against (under it)
+    against: str = ""
+    against_ini: str = ""
+    #: where the golden baselines live (--dyncheck-baseline / dyncheck_baseline), absolute
+    baseline: str = ""
+    #: (re)record the baselines instead of comparing with them
+    update_baseline: bool = False
 
     @property
     def active(self) -> bool:
@@ -34,6 +42,10 @@ class Settings:
     def reproduce(self, target: str, invariant: str) -> str:
         """The command that re-runs one check with this run's seed."""
         parts = ["pytest", f"--dyncheck {target}", "--dyncheck-only", f"--dyncheck-seed={self.seed}"]
+        if self.against and invariant == "refactor_agreement":
+            parts.append(f"--dyncheck-against={self.against}")
+        if self.baseline and invariant == "baseline":
+            parts.append(f"--dyncheck-baseline={self.baseline}")
         if self.max_examples is not None:
             parts.append(f"--dyncheck-max-examples={self.max_examples}")
         parts.append(f"-k {invariant}")
@@ -61,7 +73,9 @@ def _int_option(config: pytest.Config, option: str, ini: str | None, *, minimum:
 
 
 #: The invariants whose tolerances ``[tool.dyncheck.<invariant>]`` can override.
-TOLERANCE_INVARIANTS = ("batch_invariance", "compile_agreement", "device_agreement", "dtype_agreement")
+TOLERANCE_INVARIANTS = (
+    "batch_invariance", "compile_agreement", "device_agreement", "dtype_agreement", "refactor_agreement", "baseline",
+)
 
 
 def _tolerances(config: pytest.Config) -> dict[str, tuple[float, float]]:
@@ -101,6 +115,35 @@ def _tolerances(config: pytest.Config) -> dict[str, tuple[float, float]]:
         except (TypeError, ValueError):
             raise pytest.UsageError(f"{path}: [tool.dyncheck.{invariant}] rtol and atol must be numbers") from None
     return found
+
+
+def _baseline_path(config: pytest.Config, targets: list[str], update: bool) -> str:
+    """The baseline location as an absolute path: the option is relative to the directory
+    pytest was invoked from, the ini value to the ini file's directory (the rootdir)."""
+    import os
+
+    raw = config.getoption("dyncheck_baseline", None)
+    base = config.invocation_params.dir
+    source = "--dyncheck-baseline"
+    if not raw:
+        raw = config.getini("dyncheck_baseline") or ""
+        base = config.inipath.parent if config.inipath is not None else config.rootpath
+        source = "dyncheck_baseline"
+    raw = raw.strip()
+    if not raw:
+        if update:
+            raise pytest.UsageError(
+                "--dyncheck-update-baseline needs to know where the baselines live: "
+                "give --dyncheck-baseline=PATH (a .json file, or a directory for one file per target)"
+            )
+        return ""
+    path = os.path.normpath(os.path.join(str(base), os.path.expanduser(raw)))
+    if path.endswith(".json") and len(targets) > 1:
+        raise pytest.UsageError(
+            f"{source}={raw} names one file but there are {len(targets)} targets; give a directory "
+            "(one baseline file per target is kept in it)"
+        )
+    return path
 
 
 def parse(config: pytest.Config, known_invariants: Any) -> Settings:
@@ -147,7 +190,16 @@ def parse(config: pytest.Config, known_invariants: Any) -> Settings:
             )
         invariants = names
 
+    against = (config.getoption("dyncheck_against", None) or "").strip()
+    against_ini = (config.getini("dyncheck_against") or "").strip()
+    update_baseline = bool(config.getoption("dyncheck_update_baseline", False))
+    baseline = _baseline_path(config, targets, update_baseline)
+
     return Settings(
+        against=against,
+        against_ini=against_ini,
+        baseline=baseline,
+        update_baseline=update_baseline,
         devices=config.getoption("dyncheck_devices") or config.getini("dyncheck_devices") or "",
         tolerances=_tolerances(config),
         targets=tuple(targets),

@@ -17,6 +17,7 @@ from dyncheck.invariants.packed_rnn import PackedRNN
 from dyncheck.invariants.padding_invariance import PaddingInvariance
 from dyncheck.invariants.path_coverage import Coverage
 from dyncheck.invariants.purity import Purity
+from dyncheck.invariants.refactor_agreement import RefactorAgreement
 from dyncheck.invariants.state_roundtrip import StateRoundtrip
 from dyncheck.invariants.tied_weights import TiedWeights
 
@@ -36,6 +37,7 @@ BUILTIN: tuple[type[Invariant], ...] = (
     PackedRNN,
     PaddingInvariance,
     CompileAgreement,
+    RefactorAgreement,
 )
 
 
