@@ -25,6 +25,18 @@ import torch):
   tagger whose per-step output keeps the padded length (``total_length``).
 * :mod:`reference_models.top_two_moe` -- ``TopTwoMoE``: top-2 routing weighted by softmax
   gates that saturate at large inputs, each expert run only on its samples.
+* :mod:`reference_models.attention` -- ``Attention``: self-attention with separate ``q``,
+  ``k``, ``v`` projections and a refinement block that runs when ``control > 0.5``.
+
+Refactored twins, each declaring the model it must still agree with
+(``__dyncheck__ = {"against": ..., "state_map": ...}``, checked by ``refactor_agreement``):
+
+* :mod:`reference_models.renamed_gated` -- ``GatedNet``: the gated net with its layers
+  renamed (a dict state map).
+* :mod:`reference_models.fused_attention` -- ``FusedAttention``: ``q``, ``k``, ``v`` fused
+  into one ``qkv`` (a callable state map).
+* :mod:`reference_models.batched_moe` -- ``BatchedTopOneMoE``: the top-1 mixture's loop over
+  experts replaced by one batched dispatch over stacked weights.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -46,4 +58,8 @@ GOOD_TARGETS = (
     "reference_models.bilstm:BiLSTMClassifier",
     "reference_models.time_major_gru:GRUTagger",
     "reference_models.top_two_moe:TopTwoMoE",
+    "reference_models.attention:Attention",
+    "reference_models.renamed_gated:GatedNet",
+    "reference_models.fused_attention:FusedAttention",
+    "reference_models.batched_moe:BatchedTopOneMoE",
 )

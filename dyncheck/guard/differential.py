@@ -201,8 +201,15 @@ class Differential:
             self.mapping.provenance,
             [name for name, _ in self.old.named_modules()],
             [name for name, _ in new.named_modules()],
+            self.mapping.unused,
         )
         self.shown = self._display_names()
+        old_state = self.old.state_dict()
+        self.orders = {
+            gid: order
+            for gid in range(len(self.corr.groups))
+            if (order := self.corr.fused_order(gid, self.mapping, old_state)) is not None
+        }
 
     def _display_names(self) -> dict[str, str]:
         """Old parameter name -> the name gradients are reported under: the new name for a
@@ -238,7 +245,7 @@ class Differential:
         findings = numeric_findings(first, second, tolerance=self.tolerance, diverged=True)
         if not findings:
             return
-        notes = self._notes()
+        notes = self._notes(findings)
         if old_path != new_path:
             module, where = paths_part(old_run.path, new_run.path, self.corr)
             raise InvariantViolation(
@@ -250,25 +257,27 @@ class Differential:
                 path=new_run.path,
             )
         located = self.localise(example)
-        count = len(findings)
         raise InvariantViolation(
-            f"The new model computes something else than the old model ({self.against.text}) on this example "
-            f"({count} difference{'s' if count != 1 else ''}):",
-            [*(f"- {f}" for f in findings), *located, *notes],
+            f"The new model computes something else than the old model ({self.against.text}) on this example:",
+            [*_outputs_then_gradients(findings), *located, *notes],
             path=new_run.path,
         )
 
     def _shown(self, grads: dict[str, Any]) -> dict[str, Any]:
         return {self.shown.get(name, name): grad for name, grad in grads.items()}
 
-    def _notes(self) -> list[str]:
+    def _notes(self, findings: list[str]) -> list[str]:
         notes = []
         if self.mapping.unused:
             notes.append(
                 f"note: the state_map computes no parameter of the new model from the old "
                 f"{', '.join(self.mapping.unused)} (a mis-mapped or dropped weight?)"
             )
-        restructured = sorted({old for old, shown in self.shown.items() if shown == old and self.mapping.news_of(old) != [old]})
+        differing = {f.split(".grad ")[0] for f in findings if ".grad " in f.split(":")[0]}
+        restructured = [
+            old for old, shown in self.shown.items()
+            if old in differing and shown == old and self.mapping.news_of(old) != [old]
+        ]
         if restructured:
             notes.append(
                 "gradients of restructured parameters are the new model's mapped back to the old ones "
@@ -284,7 +293,7 @@ class Differential:
             run_config(old, self.against.target, example, OLD)
         with record_calls(new) as new_calls:
             run_config(new, self.target, example, NEW)
-        return localise(old_calls, new_calls, self.corr, self.tolerance).describe()
+        return localise(old_calls, new_calls, self.corr, self.tolerance, orders=self.orders).describe()
 
     def _new_prototype(self) -> nn.Module:
         if not hasattr(self, "_new"):
@@ -293,10 +302,12 @@ class Differential:
 
 
 def _outputs_then_gradients(findings: list[str]) -> list[str]:
-    """After a path divergence the gradients differ as a matter of course: the outputs in
-    full, the gradients by name."""
+    """When outputs differ, gradients differ as a matter of course: the outputs in full,
+    the gradients by name. When only gradients differ (a changed backward), those in full."""
     outputs = [f"- {f}" for f in findings if ".grad " not in f.split(":")[0]]
-    grads = [f.split(".grad ")[0] for f in findings if ".grad " in f.split(":")[0]]
+    grads = [f for f in findings if ".grad " in f.split(":")[0]]
+    if not outputs:
+        return [f"- {f}" for f in grads]
     if grads:
-        outputs.append(f"- and the gradients of {', '.join(grads)}")
+        outputs.append(f"- and the gradients of {', '.join(f.split('.grad ')[0] for f in grads)}")
     return outputs

@@ -199,19 +199,14 @@ def _pairwise(
 def _concatenated(
     parts: list[Any], whole: Any, tolerance: tuple[float, float] | None
 ) -> tuple[str, list[str]] | None:
-    """``whole`` against the parts concatenated on the last axis, in the order that fits
-    (a fused projection may order them either way); None if they cannot be compared."""
-    if not parts or len(parts) > 4 or not all(isinstance(p, torch.Tensor) for p in [*parts, whole]):
+    """``whole`` against the parts concatenated on the last axis; None if they cannot be
+    compared that way."""
+    if not parts or not all(isinstance(p, torch.Tensor) for p in [*parts, whole]):
         return None
     if any(p.shape[:-1] != whole.shape[:-1] for p in parts) or sum(p.shape[-1] for p in parts) != whole.shape[-1]:
         return None
-    best: list[str] = []
-    for order in itertools.permutations(parts):
-        lines = close(whole, torch.cat(order, dim=-1), tolerance=tolerance)
-        if not lines:
-            return "", []
-        best = best or lines
-    return "output (the old modules' outputs concatenated)", best
+    lines = close(whole, torch.cat(parts, dim=-1), tolerance=tolerance)
+    return "output (the old modules' outputs concatenated)", lines
 
 
 @dataclass
@@ -249,13 +244,19 @@ class Localisation:
         return [f"first diverging module: unknown{skipped}"]
 
 
-def _visits(calls: list[Call], table: dict[str, int], corr: Correspondence) -> list[tuple[int, list[Call]]]:
+def _visits(
+    calls: list[Call], table: dict[str, int], corr: Correspondence, orphans: frozenset[str] = frozenset()
+) -> list[tuple[int, list[Call]]]:
     """The calls as visits of groups: each call of a 1:1 group is a visit; consecutive calls
-    within a restructured group are one visit."""
+    within a restructured group are one visit. A call of an ``orphan`` (an old module the
+    mapping took nothing from) right after a restructured group's call joins its visit:
+    ``k`` between ``q`` and ``v`` when a mis-mapped fusion copied ``q`` in its place."""
     visits: list[tuple[int, list[Call]]] = []
     for call in calls:
         gid = table.get(call.name)
         if gid is None:
+            if call.name in orphans and visits and corr.restructured(visits[-1][0]):
+                visits[-1][1].append(call)
             continue
         if visits and visits[-1][0] == gid and corr.restructured(gid):
             visits[-1][1].append(call)
@@ -271,14 +272,16 @@ def localise(
     tolerance: tuple[float, float] | None = None,
     *,
     other: str = "the old model's",
+    orders: dict[int, tuple[str, ...]] | None = None,
 ) -> Localisation:
     """The first module of the new run whose output differs from the old run's while its
     inputs agree (see the module docstring). A restructured group is compared when its new
     side is one module whose output is the old modules' outputs concatenated (a fused
-    projection); otherwise it is skipped, and named. ``other`` names the old run in the
-    report ("the recorded" for a baseline)."""
+    projection, its parts in the order of ``orders[group]``, else in call order); otherwise
+    it is skipped, and named. ``other`` names the old run in the report ("the recorded" for
+    a baseline)."""
     old_visits: dict[int, list[list[Call]]] = {}
-    for gid, calls in _visits(old_calls, corr.old, corr):
+    for gid, calls in _visits(old_calls, corr.old, corr, corr.orphans):
         old_visits.setdefault(gid, []).append(calls)
     seen: dict[int, int] = {}
     last_agreeing = ""
@@ -290,7 +293,11 @@ def localise(
         if k >= len(old_visits.get(gid, ())):
             continue
         old = old_visits[gid][k]
+        if corr.restructured(gid):
+            olds = list(dict.fromkeys(c.name for c in old))
+            label = f"{', '.join(corr.groups[gid][1])} (old {', '.join(olds)})"
         inputs = outputs = None
+        note = ""
         if len(calls) == 1 and len(old) == 1:
             inputs = _pairwise(calls[0].inputs, old[0].inputs, tolerance)
             outputs = _pairwise(calls[0].outputs, old[0].outputs, tolerance)
@@ -298,18 +305,27 @@ def localise(
             inputs = _inputs_among(calls[0], old, tolerance)
             if all(len(o.outputs) == 1 for o in old):
                 outputs = _concatenated([o.outputs[0][1] for o in old], calls[0].outputs[0][1], tolerance)
+                order = (orders or {}).get(gid)
+                if outputs and outputs[1] and order is not None and sorted(o.name for o in old) == sorted(order):
+                    laid_out = sorted(old, key=lambda o: order.index(o.name))
+                    again = _concatenated([o.outputs[0][1] for o in laid_out], calls[0].outputs[0][1], tolerance)
+                    if again is not None and not again[1]:
+                        note = (
+                            f"its output holds the old outputs in the order the state_map lays out their weights "
+                            f"({', '.join(order)}), the old model called them {', '.join(o.name for o in old)}: "
+                            "the state_map may concatenate them in another order than the new model splits them"
+                        )
         if inputs is None or outputs is None:
             if label not in skipped:
                 skipped.append(label)
             continue
         if inputs[1]:
             return Localisation(
-                "between", label, last_agreeing, [f"{inputs[0]} against {other}:", *inputs[1]], skipped
+                "between", label, last_agreeing, [f"{inputs[0]} against {other}:", *(f"  {x}" for x in inputs[1])], skipped
             )
         if outputs[1]:
-            return Localisation(
-                "module", label, last_agreeing, [f"{outputs[0]} against {other}:", *outputs[1]], skipped
-            )
+            lines = [f"{outputs[0]} against {other}:", *(f"  {line}" for line in outputs[1])]
+            return Localisation("module", label, last_agreeing, [*lines, *([note] if note else [])], skipped)
         last_agreeing = label
     if last_agreeing:
         return Localisation("after", last_agreeing=last_agreeing, skipped=skipped)

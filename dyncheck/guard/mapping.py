@@ -248,6 +248,27 @@ def _renamed(key: str, table: Mapping[str, str | None]) -> str | None:
     return key
 
 
+def provenance_keys(module: str, unused: set[str], provenance: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """The old keys of ``module`` that are used by the mapping or not (every key it has that
+    the mapping knows about)."""
+    used = {k for sources in provenance.values() for k in sources}
+    return [k for k in (unused | used) if module_of(k) == module]
+
+
+def _block_offset(whole: torch.Tensor, part: torch.Tensor) -> int | None:
+    """Where ``part`` stands in ``whole`` along the first axis (concatenated, or stacked)."""
+    if whole.dim() == part.dim() and whole.shape[1:] == part.shape[1:]:
+        rows = part.shape[0] if part.dim() else 1
+        for start in range(0, whole.shape[0] - rows + 1):
+            if torch.equal(whole[start:start + rows], part):
+                return start
+    elif whole.dim() == part.dim() + 1 and whole.shape[1:] == part.shape:
+        for index in range(whole.shape[0]):
+            if torch.equal(whole[index], part):
+                return index
+    return None
+
+
 def _same_storage(a: torch.Tensor, b: torch.Tensor) -> bool:
     try:
         return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr() and a.numel() > 0
@@ -271,7 +292,13 @@ class Correspondence:
     into one batched module) is a restructuring.
     """
 
-    def __init__(self, provenance: Mapping[str, tuple[str, ...]], old_modules: Iterable[str], new_modules: Iterable[str]) -> None:
+    def __init__(
+        self,
+        provenance: Mapping[str, tuple[str, ...]],
+        old_modules: Iterable[str],
+        new_modules: Iterable[str],
+        unused: Iterable[str] = (),
+    ) -> None:
         parent: dict[tuple[str, str], tuple[str, str]] = {}
 
         def find(node: tuple[str, str]) -> tuple[str, str]:
@@ -308,6 +335,13 @@ class Correspondence:
                 self.old[name] = gid
             for name in new_names:
                 self.new[name] = gid
+        #: old modules whose state the mapping took nothing from (mis-mapped or dropped)
+        unused = set(unused)
+        stateful = {module_of(k) for k in unused}
+        self.orphans = frozenset(
+            m for m in stateful
+            if m and ("old", m) not in parent and all(k in unused for k in provenance_keys(m, unused, provenance))
+        )
         linked = set(parent)
         old_set = set(old_modules)
         for name in new_modules:
@@ -316,6 +350,28 @@ class Correspondence:
                 self.groups.append(((name,), (name,)))
                 self.old[name] = gid
                 self.new[name] = gid
+
+    def fused_order(self, gid: int, mapping: StateMapping, old: dict[str, torch.Tensor]) -> tuple[str, ...] | None:
+        """For old modules fused into one new module: the old modules in the order their
+        weights stand in the new weight (``torch.cat([q, k, v])`` -> q, k, v), read from
+        the mapped values; None when it cannot be told (then the call order is used)."""
+        olds, news = self.groups[gid]
+        if len(news) != 1 or len(olds) < 2:
+            return None
+        for key, sources in mapping.provenance.items():
+            if module_of(key) != news[0] or len(sources) < 2:
+                continue
+            whole = mapping.mapped[key].detach()
+            offsets: dict[str, int] = {}
+            for source in sources:
+                part = old[source].detach()
+                offset = _block_offset(whole, part)
+                if offset is None:
+                    return None
+                offsets.setdefault(module_of(source), offset)
+            if set(offsets) == set(olds):
+                return tuple(sorted(offsets, key=offsets.__getitem__))
+        return None
 
     def restructured(self, gid: int) -> bool:
         old, new = self.groups[gid]

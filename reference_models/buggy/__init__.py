@@ -76,6 +76,15 @@ that dyncheck's zero-configuration inference can check it.
   (padding_invariance, batch_invariance).
 * :mod:`~reference_models.buggy.unpacking_gru` -- a GRU subclass that re-pads its packed
   input and runs over the padding: ``h_n`` is wrong for shorter sequences (packed_rnn).
+* :mod:`~reference_models.buggy.refactor_threshold` -- a refactor of the gated net that
+  changed its branch condition at the threshold, ``>=`` for ``>`` (refactor_agreement).
+* :mod:`~reference_models.buggy.refactor_path_math` -- a refactor of the attention model
+  that changed the math of the path through ``refine`` (refactor_agreement).
+* :mod:`~reference_models.buggy.refactor_mismapped` -- a refactor of the attention model
+  whose state map copies ``q`` where ``k`` belongs (refactor_agreement).
+
+The refactor twins are not built like the gated ``DynamicNet``: each is its good twin with
+one change, and declares the old model in its ``__dyncheck__``.
 
 :data:`BUGGY_TARGETS` maps each target to the invariants that must catch it (every other
 invariant must pass); ``runs`` means the model cannot run at all, so every check reports
@@ -122,4 +131,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     ),
     "reference_models.buggy.short_total_length:Model": ("padding_invariance", "batch_invariance"),
     "reference_models.buggy.unpacking_gru:Model": ("packed_rnn",),
+    "reference_models.buggy.refactor_threshold:GatedNet": ("refactor_agreement",),
+    "reference_models.buggy.refactor_path_math:FusedAttention": ("refactor_agreement",),
+    "reference_models.buggy.refactor_mismapped:FusedAttention": ("refactor_agreement",),
 }
