@@ -135,6 +135,15 @@ def pytest_configure(config: pytest.Config) -> None:
                     f"--dyncheck {text}: Spec({field}=...) names unknown invariant {name!r}; "
                     f"{_did_you_mean(name, known)}known: {', '.join(sorted(known))}"
                 )
+    if settings.against or settings.against_ini or settings.baseline or any(
+        t.spec.against is not None for t in targets.values()
+    ):
+        from dyncheck.guard import validate
+
+        try:
+            validate(settings, targets)
+        except DyncheckError as exc:
+            raise pytest.UsageError(str(exc)) from None
     config.stash[TARGETS_KEY] = targets
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistGlue(settings), "dyncheck-xdist")

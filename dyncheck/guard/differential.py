@@ -28,7 +28,7 @@ from dyncheck.agreement import Config, Run, numeric_findings, run_config
 from dyncheck.errors import InvalidArgument, InvariantViolation, ModelError, TargetError
 from dyncheck.examples import Example
 from dyncheck.guard.gitrev import load_at_revision, split_git
-from dyncheck.guard.localise import localise, paths_part, record_calls
+from dyncheck.guard.localise import localise, paths_part, record_calls, summarise
 from dyncheck.guard.mapping import Correspondence, StateMapping
 from dyncheck.infer import Uninferable, infer_init
 from dyncheck.spec import Spec
@@ -253,13 +253,13 @@ class Differential:
                 f"{describe_path(old_run.path, old_run.model)}, the new model "
                 f"{describe_path(new_run.path, new_run.model)} — a branch decision changed in the refactor, "
                 "and the outputs differ",
-                [f"first diverging module: {module} — {where}", *_outputs_then_gradients(findings), *notes],
+                [f"first diverging module: {module} — {where}", *summarise(findings), *notes],
                 path=new_run.path,
             )
         located = self.localise(example)
         raise InvariantViolation(
             f"The new model computes something else than the old model ({self.against.text}) on this example:",
-            [*_outputs_then_gradients(findings), *located, *notes],
+            [*summarise(findings), *located, *notes],
             path=new_run.path,
         )
 
@@ -300,14 +300,3 @@ class Differential:
             self._new = self.target.build()
         return self._new
 
-
-def _outputs_then_gradients(findings: list[str]) -> list[str]:
-    """When outputs differ, gradients differ as a matter of course: the outputs in full,
-    the gradients by name. When only gradients differ (a changed backward), those in full."""
-    outputs = [f"- {f}" for f in findings if ".grad " not in f.split(":")[0]]
-    grads = [f for f in findings if ".grad " in f.split(":")[0]]
-    if not outputs:
-        return [f"- {f}" for f in grads]
-    if grads:
-        outputs.append(f"- and the gradients of {', '.join(f.split('.grad ')[0] for f in grads)}")
-    return outputs

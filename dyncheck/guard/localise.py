@@ -30,7 +30,7 @@ from dyncheck.compare import tolerances
 from dyncheck.guard.mapping import Correspondence
 from dyncheck.tracing import floating_leaves
 
-__all__ = ["Call", "Fingerprint", "Localisation", "differ", "fingerprint", "localise", "paths_part", "record_calls"]
+__all__ = ["Call", "Fingerprint", "Localisation", "differ", "fingerprint", "localise", "paths_part", "record_calls", "summarise"]
 
 #: Significant digits kept in a fingerprint: float64 sums depend on the reduction order in
 #: their last bits, and a baseline must be the same bytes when recorded again.
@@ -345,9 +345,17 @@ def _same_shape(a: Any, b: Any) -> bool:
     return tuple(a.shape) == tuple(b.shape)
 
 
-def paths_part(old_path: tuple[str, ...], new_path: tuple[str, ...], corr: Correspondence) -> tuple[str, str]:
+def paths_part(
+    old_path: tuple[str, ...],
+    new_path: tuple[str, ...],
+    corr: Correspondence,
+    *,
+    old: str = "the old model",
+    new: str = "the new model",
+) -> tuple[str, str]:
     """Where two paths (module names in call order) part: (the first module that differs,
-    named in both models' words, and a sentence saying how)."""
+    named in both models' words, and a sentence saying how); ``old`` and ``new`` name the
+    two runs."""
     old_steps = _steps(old_path, corr.old, corr)
     new_steps = _steps(new_path, corr.new, corr)
     for index, (o, n) in enumerate(itertools.zip_longest(old_steps, new_steps)):
@@ -356,12 +364,12 @@ def paths_part(old_path: tuple[str, ...], new_path: tuple[str, ...], corr: Corre
         before = f"after {corr.group_label(new_steps[index - 1][0])}" if index else "at the start"
         if n is None:
             name = corr.old_label(o[1])
-            return name, f"the paths part {before}: the old model went on to {name}, the new model stops"
+            return name, f"the paths part {before}: {old} went on to {name}, {new} stops"
         if o is None:
             name = corr.new_label(n[1])
-            return name, f"the paths part {before}: the new model goes on to {name}, the old model stopped"
+            return name, f"the paths part {before}: {new} goes on to {name}, {old} stopped"
         name = corr.new_label(n[1])
-        return name, f"the paths part {before}: the new model runs {name} where the old model ran {corr.old_label(o[1])}"
+        return name, f"the paths part {before}: {new} runs {name} where {old} ran {corr.old_label(o[1])}"
     return "none", "the paths agree once restructured modules are read as one step"
 
 
@@ -376,3 +384,16 @@ def _steps(path: tuple[str, ...], table: dict[str, int], corr: Correspondence) -
         steps.append((gid, name))
     return steps
 
+
+
+def summarise(findings: list[str]) -> list[str]:
+    """Report lines for :func:`dyncheck.agreement.numeric_findings`: when outputs differ,
+    gradients differ as a matter of course, so the outputs in full and the gradients by
+    name; when only gradients differ (a changed backward), those in full."""
+    outputs = [f"- {f}" for f in findings if ".grad " not in f.split(":")[0]]
+    grads = [f for f in findings if ".grad " in f.split(":")[0]]
+    if not outputs:
+        return [f"- {f}" for f in grads]
+    if grads:
+        outputs.append(f"- and the gradients of {', '.join(f.split('.grad ')[0] for f in grads)}")
+    return outputs

@@ -6,6 +6,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from dyncheck.invariants._base import Context, Invariant
+from dyncheck.invariants.baseline import BaselineCheck
 from dyncheck.invariants.batch_invariance import BatchInvariance
 from dyncheck.invariants.compile_agreement import CompileAgreement
 from dyncheck.invariants.determinism import Determinism
@@ -38,6 +39,7 @@ BUILTIN: tuple[type[Invariant], ...] = (
     PaddingInvariance,
     CompileAgreement,
     RefactorAgreement,
+    BaselineCheck,
 )
 
 

@@ -131,7 +131,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     ),
     "reference_models.buggy.short_total_length:Model": ("padding_invariance", "batch_invariance"),
     "reference_models.buggy.unpacking_gru:Model": ("packed_rnn",),
-    "reference_models.buggy.refactor_threshold:GatedNet": ("refactor_agreement",),
-    "reference_models.buggy.refactor_path_math:FusedAttention": ("refactor_agreement",),
-    "reference_models.buggy.refactor_mismapped:FusedAttention": ("refactor_agreement",),
+    "reference_models.buggy.refactor_threshold:Model": ("refactor_agreement",),
+    "reference_models.buggy.refactor_path_math:Model": ("refactor_agreement",),
+    "reference_models.buggy.refactor_mismapped:Model": ("refactor_agreement",),
 }

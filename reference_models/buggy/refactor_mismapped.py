@@ -17,7 +17,7 @@ import torch
 
 from reference_models.fused_attention import FusedAttention as _Fused
 
-__all__ = ["FusedAttention", "fuse_qkv"]
+__all__ = ["Model", "fuse_qkv"]
 
 
 def fuse_qkv(old):
@@ -28,5 +28,5 @@ def fuse_qkv(old):
     return new
 
 
-class FusedAttention(_Fused):
+class Model(_Fused):
     __dyncheck__ = {**_Fused.__dyncheck__, "state_map": fuse_qkv}

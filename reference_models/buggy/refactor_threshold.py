@@ -15,10 +15,10 @@ from __future__ import annotations
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["GatedNet"]
+__all__ = ["Model"]
 
 
-class GatedNet(nn.Module):
+class Model(nn.Module):
     __dyncheck__ = {
         "against": "reference_models.gated:DynamicNet",
         "state_map": {"fc1": "encoder", "fc2": "gated", "fc3": "head"},
