@@ -45,7 +45,10 @@ class Settings:
         if self.against and invariant == "refactor_agreement":
             parts.append(f"--dyncheck-against={self.against}")
         if self.baseline and invariant == "baseline":
-            parts.append(f"--dyncheck-baseline={self.baseline}")
+            import os
+
+            relative = os.path.relpath(self.baseline)
+            parts.append(f"--dyncheck-baseline={self.baseline if relative.startswith('..') else relative}")
         if self.max_examples is not None:
             parts.append(f"--dyncheck-max-examples={self.max_examples}")
         parts.append(f"-k {invariant}")
