@@ -37,6 +37,7 @@ USAGE_ERROR = 4
 VALUE_OPTIONS = frozenset({
     # dyncheck
     "--dyncheck", "--dyncheck-seed", "--dyncheck-max-examples", "--dyncheck-invariants",
+    "--dyncheck-against", "--dyncheck-baseline",
     # Hypothesis
     "--hypothesis-seed", "--hypothesis-profile", "--hypothesis-verbosity",
     # pytest

@@ -20,6 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from dyncheck.strategies import tensors
+
 __all__ = ["BatchedTopOneMoE", "ExpertBank", "stack_experts"]
 
 
@@ -34,7 +36,15 @@ def stack_experts(old):
 
 class ExpertBank(nn.Module):
     """``num_experts`` linear layers in one stacked weight; each sample goes through its
-    own expert's."""
+    own expert's (``choice`` holds each sample's expert)."""
+
+    __dyncheck__ = {
+        "init": {"num_experts": 3, "input_size": 8, "hidden_size": 6},
+        "inputs": {
+            "x": tensors(shape=("batch", 8)),
+            "choice": tensors(shape=("batch",), dtype=torch.int64, min_value=0, max_value=2),
+        },
+    }
 
     def __init__(self, num_experts, input_size, hidden_size):
         super().__init__()
