@@ -246,6 +246,18 @@ def test_spec_and_ini_name_the_old_model(dyncheck_run, pytester):
             "the old DynamicNet.forward does not take 'scale', which the new model is called with (the old one takes "
             "x, control); give OLD as a factory returning a module that adapts the call",
         ),
+        (
+            GATED,
+            RENAMED_UNMAPPED.replace(
+                "    def __init__",
+                "    __dyncheck__ = {'state_map': lambda old: {k.replace('fc1', 'encoder').replace('fc2', 'gated')"
+                ".replace('fc3', 'head'): v.detach() for k, v in old.items()}}\n\n    def __init__", 1,
+            ),
+            "Spec(state_map=<lambda>) gives the new model's encoder.weight, encoder.bias, gated.weight, gated.bias, "
+            "head.weight, head.bias a value computed from none of the old tensors (a constant, or cut off with .data, "
+            ".detach(), .numpy() or torch.no_grad()), so its gradient cannot be mapped back; compute it from the old "
+            "state_dict with torch operations (torch.cat, torch.stack, reshape, transpose)",
+        ),
     ],
 )
 def test_user_errors_are_one_line(dyncheck_run, pytester, against, source, message):
@@ -521,3 +533,10 @@ def test_fingerprints_are_the_same_numbers_everywhere():
     x = torch.arange(12, dtype=torch.float32).reshape(3, 4) - 5
     assert fingerprint(x).numbers == fingerprint(x.clone().t().contiguous().t()).numbers
     assert fingerprint(x).numbers != fingerprint(x.flip(0)).numbers  # a permutation shows
+
+
+def test_explain_shows_the_old_model_and_the_state_map(dyncheck_run):
+    run = dyncheck_run("--dyncheck", FUSED, "--dyncheck-explain", "--co")
+    assert "    against='reference_models.attention:Attention'," in run.text
+    assert "    state_map=fuse_qkv," in run.text
+    assert "from reference_models.fused_attention import fuse_qkv" in run.text

@@ -537,7 +537,9 @@ def state_mapping(baseline: Baseline, target: Target, model: nn.Module, label: s
     names_match = list(baseline.state) == list(current) or set(baseline.state) == set(current)
     state_map = None if names_match else target.spec.state_map
     try:
-        return StateMapping(state_map, baseline.state, current, label)
+        return StateMapping(
+            state_map, baseline.state, current, label, [name for name, _ in model.named_parameters(remove_duplicate=False)]
+        )
     except TargetError as exc:
         message = str(exc).replace("the old weights do not load into the new model", "the recorded weights do not load into the model")
         message = message.replace("from the old state_dict", "from the baseline").replace("the new model's", "the model's")

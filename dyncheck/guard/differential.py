@@ -196,7 +196,13 @@ class Differential:
             new = target.build()
         except Exception as exc:
             raise ModelError("building the model", exc) from exc
-        self.mapping = StateMapping(target.spec.state_map, self.old.state_dict(), new.state_dict(), against.label)
+        self.mapping = StateMapping(
+            target.spec.state_map,
+            self.old.state_dict(),
+            new.state_dict(),
+            against.label,
+            [name for name, _ in new.named_parameters(remove_duplicate=False)],
+        )
         self.corr = Correspondence(
             self.mapping.provenance,
             [name for name, _ in self.old.named_modules()],

@@ -58,6 +58,7 @@ class StateMapping:
         old_state: Mapping[str, torch.Tensor],
         new_state: Mapping[str, torch.Tensor],
         label: str,
+        parameters: Iterable[str] = (),
     ) -> None:
         self.label = label
         self.old_keys = list(old_state)
@@ -78,6 +79,8 @@ class StateMapping:
             else:
                 self.mapped, self.provenance = self._rename(dict(state_map))
         self._check_loads(new_state)
+        if callable(state_map):
+            self._check_connected(state_map, parameters)
         #: old keys no new key is computed from (a mapping that dropped or mis-mapped them)
         used = {old for sources in self.provenance.values() for old in sources}
         self.unused = [key for key in self.old_keys if key not in used]
@@ -148,6 +151,22 @@ class StateMapping:
                 sources = [k for k, v in self.leaves.items() if _same_storage(v, tensor)]
             provenance[new] = tuple(sorted(sources, key=order.__getitem__))
         return provenance
+
+    def _check_connected(self, function: Any, parameters: Iterable[str]) -> None:
+        """Every floating parameter of the new model must be computed from old tensors with
+        torch operations: its gradient is mapped back through them."""
+        loose = [
+            key for key in parameters
+            if key in self.mapped and self.mapped[key].is_floating_point() and not self.mapped[key].requires_grad
+        ]
+        if loose:
+            name = getattr(function, "__name__", type(function).__name__)
+            raise TargetError(
+                f"{self.label}: Spec(state_map={name}) gives the new model's {_names(loose)} a value computed from "
+                "none of the old tensors (a constant, or cut off with .data, .detach(), .numpy() or torch.no_grad()), "
+                "so its gradient cannot be mapped back; compute it from the old state_dict with torch operations "
+                "(torch.cat, torch.stack, reshape, transpose)"
+            )
 
     def _check_loads(self, new_state: Mapping[str, torch.Tensor]) -> None:
         missing = [k for k in new_state if k not in self.mapped]
