@@ -60,11 +60,20 @@ def given_against(target: Target, settings: Any) -> tuple[Any, str] | None:
         return settings.against, f"--dyncheck-against={settings.against}"
     if target.spec.against is not None:
         value = target.spec.against
-        shown = value if isinstance(value, str) else getattr(value, "__qualname__", type(value).__qualname__)
-        return value, f"Spec(against={shown!r})"
+        return value, f"Spec(against={_name_of(value)!r})" if isinstance(value, str) else f"Spec(against={_name_of(value)})"
     if settings is not None and getattr(settings, "against_ini", ""):
         return settings.against_ini, f"dyncheck_against={settings.against_ini}"
     return None
+
+
+def _name_of(value: Any) -> str:
+    """How reports name an OLD given as an object: ``module:Name`` of its class or model."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Spec):
+        return value.name or value.model_name
+    owner = value if inspect.isclass(value) or inspect.isfunction(value) else type(value)
+    return f"{owner.__module__}:{owner.__qualname__}"
 
 
 def resolve_against(target: Target, settings: Any) -> Against | None:
@@ -75,7 +84,7 @@ def resolve_against(target: Target, settings: Any) -> Against | None:
         return None
     value, source = given
     label = f"{source} for {target.text}"
-    text = value if isinstance(value, str) else source
+    text = _name_of(value)
     old = _old_value(value, target, label)
     spec = _old_spec(old, target, label)
     instance = _build(spec, label)
