@@ -405,7 +405,7 @@ def test_the_file_is_plain_json_covering_every_path_seen(dyncheck_run, pytester)
     assert len(seen) == 4 and sorted(document["paths"]) == sorted(seen)
     assert all(1 <= count <= 2 for count in document["paths"].values())
     assert document["recorded_with"] == {"dyncheck": __import__("dyncheck").__version__, "torch": torch.__version__}
-    assert document["generation"] == {"seed": 0, "examples": 30}
+    assert document["generation"] == {"seed": 0, "examples": 30, "hypothesis": __import__("hypothesis").__version__}
     assert set(document["examples"][0]) == {"described", "path", "seed", "dims", "args", "outputs", "grads", "modules"}
 
 

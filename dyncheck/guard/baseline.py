@@ -214,11 +214,11 @@ class Baseline:
     @property
     def modules(self) -> list[str]:
         """Every module name the baseline mentions (its state's, its paths', its calls')."""
-        names = {module_of(k) for k in self.state}
+        names = dict.fromkeys(module_of(k) for k in self.state)
         for recorded in self.examples:
-            names.update(recorded.path)
-            names.update(c.name for c in recorded.calls)
-        return sorted(n for n in names if n)
+            names.update(dict.fromkeys(recorded.path))
+            names.update(dict.fromkeys(c.name for c in recorded.calls))
+        return [n for n in names if n]
 
     def version_note(self) -> str | None:
         now = versions()
@@ -228,10 +228,18 @@ class Baseline:
         return f"the baseline was recorded with {', '.join(changed)}"
 
 
+def _describe(path: tuple[str, ...], modules: list[str]) -> str:
+    """A recorded path as :func:`describe_path` writes it, containers left out (a module
+    whose name is a prefix of another's), though no model is at hand."""
+    containers = {m for m in modules if any(o.startswith(m + ".") for o in modules)}
+    return describe_path(tuple(m for m in path if m not in containers))
+
+
 def _document(baseline: Baseline) -> dict[str, Any]:
     paths: dict[str, int] = {}
+    modules = baseline.modules
     for recorded in baseline.examples:
-        text = describe_path(recorded.path)
+        text = _describe(recorded.path, modules)
         paths[text] = paths.get(text, 0) + 1
     return {
         "dyncheck_baseline": FORMAT,
@@ -424,9 +432,9 @@ def changes(old: Baseline | None, old_bytes: bytes | None, new: Baseline, new_by
     old_paths = {r.path for r in old.examples}
     new_paths = {r.path for r in new.examples}
     if new_paths - old_paths:
-        parts.append("new paths " + "; ".join(describe_path(p) for p in sorted(new_paths - old_paths)))
+        parts.append("new paths " + "; ".join(_describe(p, new.modules) for p in sorted(new_paths - old_paths)))
     if old_paths - new_paths:
-        parts.append("paths no longer seen " + "; ".join(describe_path(p) for p in sorted(old_paths - new_paths)))
+        parts.append("paths no longer seen " + "; ".join(_describe(p, old.modules) for p in sorted(old_paths - new_paths)))
     same_inputs = len(old.examples) == len(new.examples) and all(
         a.example.describe() == b.example.describe() and _same_args(a.example, b.example)
         for a, b in zip(old.examples, new.examples)
@@ -513,7 +521,8 @@ class Comparison:
         if self.corr.canonical(recorded.path, "old") != self.corr.canonical(now.path, "new"):
             module, how = paths_part(recorded.path, now.path, self.corr, old="the baseline", new="the model")
             raise InvariantViolation(
-                f"path divergence: on {where} the baseline took {describe_path(recorded.path)}, the model now takes "
+                f"path divergence: on {where} the baseline took {_describe(recorded.path, self.baseline.modules)}, "
+                f"the model now takes "
                 f"{describe_path(now.path, now.model)} — a branch decision changed since it was recorded",
                 [f"first diverging module: {module} — {how}", *summarise(findings), *notes],
                 path=now.path,

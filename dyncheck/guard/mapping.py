@@ -267,13 +267,6 @@ def _renamed(key: str, table: Mapping[str, str | None]) -> str | None:
     return key
 
 
-def provenance_keys(module: str, unused: set[str], provenance: Mapping[str, tuple[str, ...]]) -> list[str]:
-    """The old keys of ``module`` that are used by the mapping or not (every key it has that
-    the mapping knows about)."""
-    used = {k for sources in provenance.values() for k in sources}
-    return [k for k in (unused | used) if module_of(k) == module]
-
-
 def _block_offset(whole: torch.Tensor, part: torch.Tensor) -> int | None:
     """Where ``part`` stands in ``whole`` along the first axis (concatenated, or stacked)."""
     if whole.dim() == part.dim() and whole.shape[1:] == part.shape[1:]:
@@ -342,6 +335,8 @@ class Correspondence:
             entry = groups.setdefault(find(node), ([], []))
             (entry[0] if side == "old" else entry[1]).append(name)
         old_modules, new_modules = list(old_modules), list(new_modules)
+        old_order = {name: index for index, name in enumerate(old_modules)}
+        new_order = {name: index for index, name in enumerate(new_modules)}
         self.old: dict[str, int] = {}
         self.new: dict[str, int] = {}
         self.groups: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
@@ -349,17 +344,17 @@ class Correspondence:
             if not old_names or not new_names:
                 continue
             gid = len(self.groups)
-            self.groups.append((tuple(sorted(old_names)), tuple(sorted(new_names))))
+            self.groups.append((
+                tuple(sorted(old_names, key=lambda n: (old_order.get(n, len(old_order)), n))),
+                tuple(sorted(new_names, key=lambda n: (new_order.get(n, len(new_order)), n))),
+            ))
             for name in old_names:
                 self.old[name] = gid
             for name in new_names:
                 self.new[name] = gid
         #: old modules whose state the mapping took nothing from (mis-mapped or dropped)
-        unused = set(unused)
-        stateful = {module_of(k) for k in unused}
         self.orphans = frozenset(
-            m for m in stateful
-            if m and ("old", m) not in parent and all(k in unused for k in provenance_keys(m, unused, provenance))
+            module_of(k) for k in unused if module_of(k) and ("old", module_of(k)) not in parent
         )
         linked = set(parent)
         old_set = set(old_modules)

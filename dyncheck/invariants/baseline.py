@@ -57,6 +57,7 @@ class BaselineCheck(Invariant):
         yield from comparison.examples()
 
     def _drawn(self, context: Context, path: str) -> Iterator[Example]:
+        import hypothesis
         from hypothesis import settings as hsettings
 
         settings = context.settings
@@ -69,7 +70,8 @@ class BaselineCheck(Invariant):
         context.memo[self.name] = {
             "path": path,
             "old": (old, old_bytes),
-            "generation": {"seed": seed, "examples": count},
+            # The drawn examples depend on Hypothesis's version too (the comparison does not).
+            "generation": {"seed": seed, "examples": count, "hypothesis": hypothesis.__version__},
             "state": model.state_dict(),
             "records": [],
         }
