@@ -540,3 +540,21 @@ def test_explain_shows_the_old_model_and_the_state_map(dyncheck_run):
     assert "    against='reference_models.attention:Attention'," in run.text
     assert "    state_map=fuse_qkv," in run.text
     assert "from reference_models.fused_attention import fuse_qkv" in run.text
+
+
+def test_with_xdist_the_same_verdicts_and_the_same_baseline_bytes(pytester, subprocess_env):
+    args = ["-p", "no:cacheprovider", "--dyncheck-only", "-rA", "--dyncheck", GATED, "--dyncheck", RENAMED,
+            "--dyncheck-seed=9", FEW, "--dyncheck-invariants=refactor_agreement,baseline", "--dyncheck-baseline=b/",
+            "--dyncheck-update-baseline"]
+    serial = pytester.runpytest_subprocess(*args)
+    files = sorted((pytester.path / "b").iterdir())
+    recorded = [f.read_bytes() for f in files]
+    parallel = pytester.runpytest_subprocess("-n", "2", *args)
+    assert [f.read_bytes() for f in files] == recorded and len(files) == 2
+    assert parallel.stdout.str().count("unchanged (the same bytes)") == 2, parallel.stdout.str()
+
+    def verdicts(result):
+        return sorted(re.findall(r"^(PASSED|FAILED) (dyncheck::\S+)", result.stdout.str(), re.M))
+
+    assert verdicts(serial) == verdicts(parallel)
+    assert ("PASSED", f"dyncheck::{RENAMED}::refactor_agreement") in verdicts(parallel)
