@@ -558,3 +558,14 @@ def test_with_xdist_the_same_verdicts_and_the_same_baseline_bytes(pytester, subp
 
     assert verdicts(serial) == verdicts(parallel)
     assert ("PASSED", f"dyncheck::{RENAMED}::refactor_agreement") in verdicts(parallel)
+
+
+def test_bitwise_agreement_on_request(dyncheck_run, pytester):
+    # A rename computes bitwise the same; a batched dispatch adds in another order, which the
+    # default tolerances allow and a request for bitwise agreement does not.
+    pytester.makefile(".toml", pyproject="[tool.dyncheck.refactor_agreement]\nrtol = 0\natol = 0\n")
+    run = dyncheck_run("--dyncheck", RENAMED, "--dyncheck", BATCHED, "--dyncheck-invariants=refactor_agreement",
+                       FEW, "--dyncheck-seed=1")
+    assert run.outcomes()[f"dyncheck::{RENAMED}::refactor_agreement"] == "PASSED", run.text
+    lines = failure_lines(run, BATCHED, "refactor_agreement")
+    assert "(up to 0 allowed)" in lines[3], lines[3]
