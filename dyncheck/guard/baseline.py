@@ -222,7 +222,11 @@ class Baseline:
 
     def version_note(self) -> str | None:
         now = versions()
-        changed = [f"{name} {self.versions.get(name, '?')} (this run: {now[name]})" for name in now if self.versions.get(name) != now[name]]
+        changed = [
+            f"{name} {self.versions.get(name, '?')} (this run: {now[name]})"
+            for name in now
+            if self.versions.get(name) != now[name]
+        ]
         if not changed:
             return None
         return f"the baseline was recorded with {', '.join(changed)}"
@@ -281,7 +285,9 @@ def load(path: str, label: str) -> Baseline:
     """Read and check a baseline file; every problem is a one-line :class:`TargetError`."""
     fix = "re-record it with --dyncheck-update-baseline (and review the diff)"
     if not os.path.exists(path):
-        raise TargetError(f"{label}: there is no baseline at {shown(path)}; record one with --dyncheck-update-baseline and commit it")
+        raise TargetError(
+            f"{label}: there is no baseline at {shown(path)}; record one with --dyncheck-update-baseline and commit it"
+        )
     try:
         with open(path, "rb") as handle:
             text = handle.read().decode("utf-8")
@@ -289,7 +295,8 @@ def load(path: str, label: str) -> Baseline:
     except UnicodeDecodeError:
         raise TargetError(f"{label}: {shown(path)} is not a dyncheck baseline (not UTF-8 text); {fix}") from None
     except json.JSONDecodeError as exc:
-        where = "it ends early: truncated?" if exc.pos >= len(text.rstrip()) else f"line {exc.lineno}, column {exc.colno}"
+        ends = exc.pos >= len(text.rstrip())
+        where = "it ends early: truncated?" if ends else f"line {exc.lineno}, column {exc.colno}"
         raise TargetError(f"{label}: {shown(path)} is damaged: not valid JSON ({exc.msg} at {where}); {fix}") from None
     except OSError as exc:
         raise TargetError(f"{label}: cannot read {shown(path)}: {exc.strerror or exc}") from None
@@ -434,7 +441,8 @@ def changes(old: Baseline | None, old_bytes: bytes | None, new: Baseline, new_by
     if new_paths - old_paths:
         parts.append("new paths " + "; ".join(_describe(p, new.modules) for p in sorted(new_paths - old_paths)))
     if old_paths - new_paths:
-        parts.append("paths no longer seen " + "; ".join(_describe(p, old.modules) for p in sorted(old_paths - new_paths)))
+        gone = sorted(old_paths - new_paths)
+        parts.append("paths no longer seen " + "; ".join(_describe(p, old.modules) for p in gone))
     same_inputs = len(old.examples) == len(new.examples) and all(
         a.example.describe() == b.example.describe() and _same_args(a.example, b.example)
         for a, b in zip(old.examples, new.examples)
@@ -546,11 +554,15 @@ def state_mapping(baseline: Baseline, target: Target, model: nn.Module, label: s
     names_match = list(baseline.state) == list(current) or set(baseline.state) == set(current)
     state_map = None if names_match else target.spec.state_map
     try:
-        return StateMapping(
-            state_map, baseline.state, current, label, [name for name, _ in model.named_parameters(remove_duplicate=False)]
-        )
+        parameters = [name for name, _ in model.named_parameters(remove_duplicate=False)]
+        return StateMapping(state_map, baseline.state, current, label, parameters)
     except TargetError as exc:
-        message = str(exc).replace("the old weights do not load into the new model", "the recorded weights do not load into the model")
-        message = message.replace("from the old state_dict", "from the baseline").replace("the new model's", "the model's")
+        message = str(exc)
+        for old, new in [
+            ("the old weights do not load into the new model", "the recorded weights do not load into the model"),
+            ("from the old state_dict", "from the baseline"),
+            ("the new model's", "the model's"),
+        ]:
+            message = message.replace(old, new)
         raise TargetError(f"{message}; or re-record the baseline with --dyncheck-update-baseline") from None
 

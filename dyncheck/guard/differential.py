@@ -60,7 +60,8 @@ def given_against(target: Target, settings: Any) -> tuple[Any, str] | None:
         return settings.against, f"--dyncheck-against={settings.against}"
     if target.spec.against is not None:
         value = target.spec.against
-        return value, f"Spec(against={_name_of(value)!r})" if isinstance(value, str) else f"Spec(against={_name_of(value)})"
+        shown = repr(value) if isinstance(value, str) else _name_of(value)
+        return value, f"Spec(against={shown})"
     if settings is not None and getattr(settings, "against_ini", ""):
         return settings.against_ini, f"dyncheck_against={settings.against_ini}"
     return None
@@ -183,7 +184,8 @@ def _check_forward(instance: nn.Module, target: Target, label: str) -> tuple[str
         missing = [name for name in target.spec.inputs if name not in parameters]
         if missing:
             raise TargetError(
-                f"{label}: the old {type(instance).__qualname__}.forward does not take {', '.join(map(repr, missing))}, "
+                f"{label}: the old {type(instance).__qualname__}.forward does not take "
+                f"{', '.join(map(repr, missing))}, "
                 f"which the new model is called with (the old one takes {', '.join(parameters) or 'nothing'}); "
                 "give OLD as a factory returning a module that adapts the call"
             )
@@ -202,7 +204,7 @@ class Differential:
         except Exception as exc:
             raise ModelError("building the old model", exc) from exc
         try:
-            new = target.build()
+            self.new = new = target.build()
         except Exception as exc:
             raise ModelError("building the model", exc) from exc
         self.mapping = StateMapping(
@@ -303,15 +305,9 @@ class Differential:
     def localise(self, example: Example) -> list[str]:
         """Both runs again, every module's inputs and outputs kept: where they part."""
         old = copy.deepcopy(self.old)
-        new = self.load(copy.deepcopy(self._new_prototype()))
+        new = self.load(copy.deepcopy(self.new))
         with record_calls(old) as old_calls:
             run_config(old, self.against.target, example, OLD)
         with record_calls(new) as new_calls:
             run_config(new, self.target, example, NEW)
         return localise(old_calls, new_calls, self.corr, self.tolerance, orders=self.orders).describe()
-
-    def _new_prototype(self) -> nn.Module:
-        if not hasattr(self, "_new"):
-            self._new = self.target.build()
-        return self._new
-

@@ -83,7 +83,9 @@ def load_at_revision(module_name: str, attribute: str, revision: str, label: str
         probe = base
     top_level = _git(probe, "rev-parse", "--show-toplevel")
     if top_level.returncode != 0:
-        raise TargetError(f"{label}: {os.path.relpath(location)} is not in a git repository, so git:{revision} means nothing")
+        raise TargetError(
+            f"{label}: {os.path.relpath(location)} is not in a git repository, so git:{revision} means nothing"
+        )
     root = top_level.stdout.strip()
     commit = _git(root, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
     if commit.returncode != 0:
@@ -98,10 +100,11 @@ def load_at_revision(module_name: str, attribute: str, revision: str, label: str
     relative_base = os.path.relpath(os.path.realpath(base), os.path.realpath(root))
     if relative_base.startswith(".."):
         raise TargetError(f"{label}: {top} is imported from {base}, outside the repository {root}")
-    candidates = [os.path.normpath(os.path.join(relative_base, top)), os.path.normpath(os.path.join(relative_base, f"{top}.py"))]
+    candidates = [os.path.normpath(os.path.join(relative_base, name)) for name in (top, f"{top}.py")]
     present = [c for c in candidates if _git(root, "cat-file", "-e", f"{sha}:{c.replace(os.sep, '/')}").returncode == 0]
     if not present:
-        raise TargetError(f"{label}: {candidates[1] if location.endswith('.py') else candidates[0]} does not exist at {revision} ({sha[:9]})")
+        missing = candidates[1] if location.endswith(".py") else candidates[0]
+        raise TargetError(f"{label}: {missing} does not exist at {revision} ({sha[:9]})")
     directory = _extract(root, sha, present[0].replace(os.sep, "/"), label)
     value = _import_from(os.path.join(directory, relative_base), module_name, attribute, revision, label)
     _LOADED[key] = value
@@ -143,10 +146,13 @@ def _import_from(base: str, module_name: str, attribute: str, revision: str, lab
         except ModuleNotFoundError as exc:
             if exc.name and ours(exc.name):
                 raise TargetError(f"{label}: there is no module {module_name!r} at {revision}") from None
-            raise TargetError(f"{label}: importing {module_name!r} at {revision} failed: {type(exc).__name__}: {exc}") from None
+            raise TargetError(
+                f"{label}: importing {module_name!r} at {revision} failed: {type(exc).__name__}: {exc}"
+            ) from None
         except Exception as exc:
             raise TargetError(
-                f"{label}: importing {module_name!r} at {revision} failed: {type(exc).__name__}: {_first_line(str(exc))}"
+                f"{label}: importing {module_name!r} at {revision} failed: "
+                f"{type(exc).__name__}: {_first_line(str(exc))}"
             ) from None
         value: Any = module
         for part in attribute.split("."):

@@ -30,7 +30,10 @@ from dyncheck.compare import tolerances
 from dyncheck.guard.mapping import Correspondence
 from dyncheck.tracing import floating_leaves
 
-__all__ = ["Call", "Fingerprint", "Localisation", "differ", "fingerprint", "localise", "paths_part", "record_calls", "summarise"]
+__all__ = [
+    "Call", "Fingerprint", "Localisation", "differ", "fingerprint", "localise", "paths_part", "record_calls",
+    "summarise",
+]
 
 #: Significant digits kept in a fingerprint: float64 sums depend on the reduction order in
 #: their last bits, and a baseline must be the same bytes when recorded again.
@@ -71,7 +74,8 @@ def fingerprint(tensor: torch.Tensor) -> Fingerprint:
         numbers = (float(x.sum()), float(x.abs().sum()), float((x * weights).sum()), float(x.abs().max()))
     else:
         numbers = (0.0, 0.0, 0.0, 0.0)
-    return Fingerprint(tuple(tensor.shape), str(tensor.dtype).removeprefix("torch."), tuple(map(_round, numbers)))  # type: ignore[arg-type]
+    dtype = str(tensor.dtype).removeprefix("torch.")
+    return Fingerprint(tuple(tensor.shape), dtype, tuple(map(_round, numbers)))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -157,7 +161,9 @@ def differ(actual: Any, expected: Any, tolerance: tuple[float, float] | None) ->
 _NUMBER_NAMES = ("sum", "sum of |x|", "weighted sum", "max |x|")
 
 
-def _fingerprints_differ(actual: Fingerprint, expected: Fingerprint, tolerance: tuple[float, float] | None) -> list[str]:
+def _fingerprints_differ(
+    actual: Fingerprint, expected: Fingerprint, tolerance: tuple[float, float] | None
+) -> list[str]:
     if actual.shape != expected.shape:
         return [f"The values for attribute 'shape' do not match: {list(actual.shape)} != {list(expected.shape)}."]
     if actual.dtype != expected.dtype:
@@ -320,9 +326,8 @@ def localise(
                 skipped.append(label)
             continue
         if inputs[1]:
-            return Localisation(
-                "between", label, last_agreeing, [f"{inputs[0]} against {other}:", *(f"  {x}" for x in inputs[1])], skipped
-            )
+            lines = [f"{inputs[0]} against {other}:", *(f"  {line}" for line in inputs[1])]
+            return Localisation("between", label, last_agreeing, lines, skipped)
         if outputs[1]:
             lines = [f"{outputs[0]} against {other}:", *(f"  {line}" for line in outputs[1])]
             return Localisation("module", label, last_agreeing, [*lines, *([note] if note else [])], skipped)

@@ -199,7 +199,8 @@ class StateMapping:
             if len(source) != 1:
                 continue
             shape = self.mapped[key].shape
-            match = next((m for m in free if new_state[m].shape == shape and m.rpartition(".")[2] == key.rpartition(".")[2]), None)
+            leaf = key.rpartition(".")[2]
+            match = next((m for m in free if new_state[m].shape == shape and m.rpartition(".")[2] == leaf), None)
             if match is not None:
                 free.remove(match)
                 pairs[source[0]] = match
