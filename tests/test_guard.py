@@ -144,6 +144,7 @@ def test_one_paths_math_changed_names_the_block(dyncheck_run):
     assert re.fullmatch(r"      Mismatched elements: \d+ / \d+ \(\S+%\)", lines[index + 2])
     assert re.fullmatch(r"      Greatest absolute difference: \S+ at index \(.*\) \(up to \S+ allowed\)", lines[index + 3])
     assert re.search(r"  path:     pos → qkv → refine\.fc → out", run.text)
+    assert "  the old model took pos → q → k → v → refine.fc → out: the same steps as the new model's path below" in lines
 
 
 def test_a_mis_mapped_weight_names_the_fused_module_and_the_unused_weight(dyncheck_run):
@@ -166,9 +167,10 @@ def test_the_option_checks_any_target_against_any_old_model(dyncheck_run, pytest
     lines = failure_lines(run, "newmod:Net", "refactor_agreement")
     assert lines[2] == "The new model computes something else than the old model (oldmod:Net) on this example:"
     assert (
-        "  first diverging module: none; the runs part after block, before fc3, whose inputs differ: "
-        "in forward's own code between them"
+        "  first diverging module: none; the runs part in forward's own code between block, whose output agrees, "
+        "and fc3, whose inputs differ"
     ) in lines
+    assert lines[lines.index("    args[0] against the old model's:") + 1].startswith("      Mismatched elements: ")
     assert lines[-1] == (
         "Reproduce: pytest --dyncheck newmod:Net --dyncheck-only --dyncheck-seed=3 "
         "--dyncheck-against=oldmod:Net -k refactor_agreement"
@@ -568,3 +570,20 @@ def test_bitwise_agreement_on_request(dyncheck_run, pytester):
     assert run.outcomes()[f"dyncheck::{RENAMED}::refactor_agreement"] == "PASSED", run.text
     lines = failure_lines(run, BATCHED, "refactor_agreement")
     assert "(up to 0 allowed)" in lines[3], lines[3]
+
+
+def test_a_refactored_copy_passes_with_its_key_mapping_and_fails_when_a_branch_changes(dyncheck_run, pytester):
+    import reference_models.renamed_gated as renamed
+
+    with open(renamed.__file__) as handle:
+        text = handle.read()
+    pytester.makepyfile(copied=text, changed=text.replace("h = F.relu(self.gated(h))", "h = F.relu(self.gated(h)) * 2"))
+    run = dyncheck_run("--dyncheck", "copied:GatedNet", "--dyncheck", "changed:GatedNet",
+                       "--dyncheck-invariants=refactor_agreement", "--dyncheck-seed=3")
+    assert run.outcomes()["dyncheck::copied:GatedNet::refactor_agreement"] == "PASSED", run.text
+    lines = failure_lines(run, "changed:GatedNet", "refactor_agreement")
+    assert (
+        "  first diverging module: none; the runs part in forward's own code between gated (old fc2), whose output "
+        "agrees, and head (old fc3), whose inputs differ"
+    ) in lines
+    assert "  path:     encoder → gated → head" in lines

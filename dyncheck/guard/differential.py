@@ -274,9 +274,13 @@ class Differential:
                 path=new_run.path,
             )
         located = self.localise(example)
+        old_steps = describe_path(old_run.path, old_run.model)
+        same = [] if old_steps == describe_path(new_run.path, new_run.model) else [
+            f"the old model took {old_steps}: the same steps as the new model's path below"
+        ]
         raise InvariantViolation(
             f"The new model computes something else than the old model ({self.against.text}) on this example:",
-            [*summarise(findings), *located, *notes],
+            [*summarise(findings), *located, *notes, *same],
             path=new_run.path,
         )
 

@@ -236,10 +236,13 @@ class Localisation:
                 *(f"  {line}" for line in self.lines),
             ]
         if self.kind == "between":
-            after = f"after {self.last_agreeing}, " if self.last_agreeing else ""
+            where = (
+                f"between {self.last_agreeing}, whose output agrees, and {self.module}, whose inputs differ"
+                if self.last_agreeing
+                else f"before {self.module}, whose inputs differ"
+            )
             return [
-                f"first diverging module: none; the runs part {after}before {self.module}, whose inputs differ: "
-                f"in forward's own code between them{skipped}",
+                f"first diverging module: none; the runs part in forward's own code {where}{skipped}",
                 *(f"  {line}" for line in self.lines),
             ]
         if self.kind == "after":
