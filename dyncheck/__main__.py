@@ -42,6 +42,7 @@ VALUE_OPTIONS = frozenset({
     "--dyncheck", "--dyncheck-seed", "--dyncheck-max-examples", "--dyncheck-invariants",
     "--dyncheck-devices", "--dyncheck-profile", "--dyncheck-shard", "--dyncheck-database",
     "--dyncheck-time-budget",
+    "--dyncheck-against", "--dyncheck-baseline",
     # Hypothesis
     "--hypothesis-seed", "--hypothesis-profile", "--hypothesis-verbosity",
     # pytest

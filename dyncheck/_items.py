@@ -45,7 +45,9 @@ class TargetCollector(pytest.Collector):
 
         settings = self.config.stash[SETTINGS_KEY]
         known = registry()
-        names = settings.invariants_for(self.target.text) or tuple(name for name, cls in known.items() if not cls.opt_in)
+        names = settings.invariants_for(self.target.text) or tuple(
+            name for name, cls in known.items() if not cls.opt_in or cls().configured(self.target, settings) is None
+        )
         items = []
         for name in names:
             item = InvariantItem.from_parent(
@@ -82,6 +84,7 @@ class InvariantItem(pytest.Item):
         import hypothesis
         from hypothesis import HealthCheck, Phase, given
         from hypothesis import settings as hsettings
+        from hypothesis.control import currently_in_test_context
 
         from dyncheck.errors import InvariantViolation, ModelError
         from dyncheck.examples import from_target
@@ -93,6 +96,7 @@ class InvariantItem(pytest.Item):
             self.target.spec.skip.get(self.invariant.name)
             or self.invariant.applies_to(self.target)
             or self.invariant.unavailable(settings)
+            or self.invariant.configured(self.target, settings)
         )
         if not reason:
             # Once per target, before any check copies the model: are its copies its own? If
@@ -129,6 +133,8 @@ class InvariantItem(pytest.Item):
                     exc.example = example  # type: ignore[attr-defined]
                 raise
             budget.spent()
+            if not currently_in_test_context():  # a recorded example, replayed
+                return
             # Steer Hypothesis toward examples that open paths not seen yet, and show the
             # paths in --hypothesis-show-statistics.
             hypothesis.target(float(len(context.paths) - known), label="new paths")
@@ -139,6 +145,14 @@ class InvariantItem(pytest.Item):
                 # On its own, not against the paths seen so far: a label that stays the same.
                 hypothesis.event("path", describe(context.last_path, context.layout))
 
+        recorded = invariant.replay(context)
+        if recorded is not None:
+            def replay() -> None:
+                for example in recorded:
+                    check(example)
+
+            self.obj = replay
+            return
         check.__name__ = check.__qualname__ = f"{invariant.name}"
         # A distinct example-database key per target and invariant.
         check._hypothesis_internal_add_digest = self.nodeid.encode()  # type: ignore[attr-defined]

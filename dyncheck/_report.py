@@ -272,6 +272,15 @@ def explain(target: Target) -> str:
         lines.append(f"    lengths={spec.lengths!r},")
     if spec.load_with_assign:
         lines.append("    load_with_assign=True,")
+    if spec.against is not None:
+        against = spec.against
+        shown = repr(against) if isinstance(against, str) else source_of(against, imports)
+        lines.append(f"    against={shown}{'' if shown.startswith('...') else ','}")
+    if isinstance(spec.state_map, dict):
+        lines.append(f"    state_map={dict(spec.state_map)!r},")
+    elif spec.state_map is not None:
+        shown = source_of(spec.state_map, imports)
+        lines.append(f"    state_map={shown}{'' if shown.startswith('...') else ','}")
     lines.append(")")
     header_end = lines.index("") if "" in lines else len(lines)
     for extra in dict.fromkeys(imports):

@@ -73,6 +73,8 @@ def collect(stats: dict[str, list[Any]]) -> dict[str, dict[str, dict[str, Any]]]
                         row["census"] = value["census"]
                     if "compile" in value:
                         row["compile"] = value["compile"]
+                    if "notes" in value:
+                        row["notes"] = value["notes"]
     return table
 
 
@@ -141,6 +143,8 @@ def write(terminalreporter: Any, settings: Settings) -> None:
                     f"  {'':<{width}}           compiled {path}: {counts['graphs']} graph(s) compiled{again}, "
                     f"{len(breaks)} new graph break(s){': ' if breaks else ''}{'; '.join(breaks)}"
                 )
+            for note in row.get("notes", ()):
+                terminalreporter.write_line(f"  {'':<{width}}           {note}")
             if row.get("finding") and verdict in ("failed", "xfailed"):
                 terminalreporter.write_line(f"  {'':<{width}}           {_shorten(row['finding'])}")
         census = next((row["census"] for row in rows.values() if row.get("census")), None)

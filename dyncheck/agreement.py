@@ -36,10 +36,12 @@ from dyncheck.tracing import check_loss, floating_leaves, loss_of, missing_outpu
 __all__ = [
     "Config",
     "Run",
+    "close",
     "compare",
     "default_dtype",
     "exact_attention",
     "nothing_compared",
+    "numeric_findings",
     "parse_devices",
     "run_config",
     "seed_dependence",
@@ -309,6 +311,39 @@ def _numeric_findings(
                 if lines:
                     findings.append(f"{name}.grad exists on {a} but not on {b}: " + "; ".join(lines))
     return findings
+
+
+def numeric_findings(
+    first: Run,
+    second: Run,
+    *,
+    tolerance: tuple[float, float] | None = None,
+    floor: tuple[float, float] = (0.0, 0.0),
+    diverged: bool = False,
+) -> list[str]:
+    """The output and gradient findings of :func:`compare` without its path verdict, for
+    checks that tell a path divergence apart in their own words (a refactor's changed
+    branch is not a rounding flip). With ``diverged`` a gradient on one side only counts
+    as zero on the other."""
+    return _numeric_findings(first, second, tolerance, floor, diverged, {})
+
+
+def close(
+    actual: torch.Tensor,
+    expected: torch.Tensor,
+    *,
+    tolerance: tuple[float, float] | None = None,
+    scale: float | None = None,
+) -> list[str]:
+    """``actual`` against ``expected`` with the agreement checks' tolerances (torch.testing's
+    per-dtype defaults, ``atol`` scaled by ``scale``, default the expected tensor's largest
+    magnitude; ``tolerance`` is used as written); empty when they agree."""
+    return _close(actual, expected, tolerance, (0.0, 0.0), scale)
+
+
+def magnitude(*tensors: torch.Tensor) -> float:
+    """The largest finite magnitude among ``tensors`` (at least 1), the scale of ``atol``."""
+    return _scale(*tensors)
 
 
 def parse_devices(text: str) -> list[Config]:

@@ -90,6 +90,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "github:owner/repo[/artifact], redis://host:port/db or none (default: [tool.dyncheck] database, else none)",
     )
     group.addoption(
+        "--dyncheck-against",
+        dest="dyncheck_against",
+        default=None,
+        metavar="OLD",
+        help="check that each target still computes what OLD computed (refactor_agreement): "
+        "module.path:Name, or git:REV for the target as it was at a git revision (git:main, git:HEAD~1)",
+    )
+    group.addoption(
+        "--dyncheck-baseline",
+        dest="dyncheck_baseline",
+        default=None,
+        metavar="PATH",
+        help="compare each target with its recorded golden baseline (a .json file, or a directory "
+        "holding one file per target)",
+    )
+    group.addoption(
+        "--dyncheck-update-baseline",
+        dest="dyncheck_update_baseline",
+        action="store_true",
+        default=False,
+        help="record the baselines of --dyncheck-baseline again instead of comparing, and say what changed",
+    )
+    group.addoption(
         "--dyncheck-only",
         dest="dyncheck_only",
         action="store_true",
@@ -101,6 +124,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("dyncheck_time_budget", "time each check may spend generating examples, e.g. 120 or 2m", default="")
     parser.addini("dyncheck_invariants", "comma-separated invariants to check", default="")
     parser.addini("dyncheck_devices", "devices device_agreement compares, e.g. cpu,cuda", default="")
+    parser.addini("dyncheck_against", "the old model every target must agree with, e.g. git:main", default="")
+    parser.addini("dyncheck_baseline", "where the golden baselines live (a .json file or a directory)", default="")
 
 
 def _did_you_mean(name: str, known: Any) -> str:
@@ -147,6 +172,15 @@ def pytest_configure(config: pytest.Config) -> None:
                     f"--dyncheck {text}: Spec({field}=...) names unknown invariant {name!r}; "
                     f"{_did_you_mean(name, known)}known: {', '.join(sorted(known))}"
                 )
+    if settings.against or settings.against_ini or settings.baseline or any(
+        t.spec.against is not None for t in targets.values()
+    ):
+        from dyncheck.guard import validate
+
+        try:
+            validate(settings, targets)
+        except DyncheckError as exc:
+            raise pytest.UsageError(str(exc)) from None
     config.stash[TARGETS_KEY] = targets
     if settings.database:
         from dyncheck._items import DATABASE_KEY

@@ -39,7 +39,9 @@ import pytest
 __all__ = ["DATABASE_FORMS", "Profile", "ProjectConfig", "TOLERANCE_INVARIANTS", "TargetConfig", "read"]
 
 #: The invariants whose tolerances ``[tool.dyncheck.<invariant>]`` can override.
-TOLERANCE_INVARIANTS = ("batch_invariance", "compile_agreement", "device_agreement", "dtype_agreement")
+TOLERANCE_INVARIANTS = (
+    "batch_invariance", "compile_agreement", "device_agreement", "dtype_agreement", "refactor_agreement", "baseline",
+)
 
 #: What ``database = ...`` may be, for messages.
 DATABASE_FORMS = 'a directory, "github:owner/repo[/artifact]", "redis://host:port/db" or "none"'

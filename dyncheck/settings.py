@@ -45,6 +45,14 @@ class Settings:
     target_config: dict = field(default_factory=dict)
     #: the fields the command line gave: they win over a target's own entry
     from_command_line: frozenset = frozenset()
+    #: the old model every target must agree with: --dyncheck-against (over a Spec's
+    #: against), and the ini value dyncheck_against (under it)
+    against: str = ""
+    against_ini: str = ""
+    #: where the golden baselines live (--dyncheck-baseline / dyncheck_baseline), absolute
+    baseline: str = ""
+    #: (re)record the baselines instead of comparing with them
+    update_baseline: bool = False
 
     @property
     def active(self) -> bool:
@@ -74,6 +82,13 @@ class Settings:
     def reproduce(self, target: str, invariant: str) -> str:
         """The command that re-runs one check with this run's seed."""
         parts = ["pytest", f"--dyncheck {target}", "--dyncheck-only", f"--dyncheck-seed={self.seed}"]
+        if self.against and invariant == "refactor_agreement":
+            parts.append(f"--dyncheck-against={self.against}")
+        if self.baseline and invariant == "baseline":
+            import os
+
+            relative = os.path.relpath(self.baseline)
+            parts.append(f"--dyncheck-baseline={self.baseline if relative.startswith('..') else relative}")
         max_examples = self.max_examples_for(target)
         if max_examples is not None:
             parts.append(f"--dyncheck-max-examples={max_examples}")
@@ -136,6 +151,35 @@ def _shard(config: pytest.Config) -> tuple[int, int] | None:
     if not 1 <= shard[0] <= shard[1]:
         raise pytest.UsageError(f"--dyncheck-shard={raw}: K must be between 1 and N={shard[1]}, e.g. --dyncheck-shard=1/{shard[1]}")
     return shard
+
+
+def _baseline_path(config: pytest.Config, targets: list[str], update: bool) -> str:
+    """The baseline location as an absolute path: the option is relative to the directory
+    pytest was invoked from, the ini value to the ini file's directory (the rootdir)."""
+    import os
+
+    raw = config.getoption("dyncheck_baseline", None)
+    base = config.invocation_params.dir
+    source = "--dyncheck-baseline"
+    if not raw:
+        raw = config.getini("dyncheck_baseline") or ""
+        base = config.inipath.parent if config.inipath is not None else config.rootpath
+        source = "dyncheck_baseline"
+    raw = raw.strip()
+    if not raw:
+        if update:
+            raise pytest.UsageError(
+                "--dyncheck-update-baseline needs to know where the baselines live: "
+                "give --dyncheck-baseline=PATH (a .json file, or a directory for one file per target)"
+            )
+        return ""
+    path = os.path.normpath(os.path.join(str(base), os.path.expanduser(raw)))
+    if path.endswith(".json") and len(targets) > 1:
+        raise pytest.UsageError(
+            f"{source}={raw} names one file but there are {len(targets)} targets; give a directory "
+            "(one baseline file per target is kept in it)"
+        )
+    return path
 
 
 def parse(config: pytest.Config, known_invariants: Any) -> Settings:
@@ -211,6 +255,11 @@ def parse(config: pytest.Config, known_invariants: Any) -> Settings:
             )
         invariants = names
 
+    against = (config.getoption("dyncheck_against", None) or "").strip()
+    against_ini = (config.getini("dyncheck_against") or "").strip()
+    update_baseline = bool(config.getoption("dyncheck_update_baseline", False))
+    baseline = _baseline_path(config, targets, update_baseline)
+
     if not targets and project.targets:
         targets = [entry.target for entry in project.targets]
 
@@ -244,6 +293,10 @@ def parse(config: pytest.Config, known_invariants: Any) -> Settings:
                 break
 
     return Settings(
+        against=against,
+        against_ini=against_ini,
+        baseline=baseline,
+        update_baseline=update_baseline,
         devices=devices,
         devices_origin=devices_origin,
         tolerances=project.tolerances,

@@ -29,6 +29,38 @@ def _frozen_mapping(name: str, value: Any) -> dict:
     return dict(value)
 
 
+def _check_guard_fields(against: Any, state_map: Any) -> None:
+    """``against`` names a model and ``state_map`` renames or restructures keys (see Spec)."""
+    if against is not None and not (isinstance(against, str) or callable(against) or _is_module(against)):
+        raise InvalidArgument(
+            f"Spec(against={against!r}) must name the old model: a target string such as "
+            "'old_module:Model' or 'git:main', a Spec, an nn.Module class or a factory"
+        )
+    if isinstance(against, str) and not against.strip():
+        raise InvalidArgument("Spec(against='') is empty; give e.g. against='old_module:Model' or against='git:main'")
+    if state_map is None or callable(state_map):
+        return
+    if not isinstance(state_map, Mapping):
+        raise InvalidArgument(
+            f"Spec(state_map={state_map!r}) must be a dict {{old name: new name}} or a callable "
+            "old_state_dict -> new_state_dict"
+        )
+    for old, new in state_map.items():
+        if not isinstance(old, str) or not (new is None or isinstance(new, str)):
+            raise InvalidArgument(
+                f"Spec(state_map=...) has entry {old!r}: {new!r}; each entry maps an old parameter or "
+                "module name to its new name (or None to drop it), e.g. {'fc1': 'encoder'}"
+            )
+
+
+def _is_module(value: Any) -> bool:
+    try:
+        from torch import nn
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+    return isinstance(value, (nn.Module, Spec))
+
+
 @dataclass(frozen=True)
 class Spec:
     """How dyncheck builds and calls one model.
@@ -62,6 +94,13 @@ class Spec:
             ``load_state_dict(assign=True)``, so its ties must survive that (they need a
             re-tie in a load post-hook); otherwise untying there is only a warning.
         name: how reports name the model (default: the target string).
+        against: the model this one must keep computing what it computed (a refactor's
+            old version): a target string (``"old_module:Model"``, ``"git:main"``), a Spec,
+            an ``nn.Module`` class or a factory; checked by ``refactor_agreement``.
+        state_map: how the old model's ``state_dict`` keys become this model's: a dict
+            ``{old name or module: new name}`` (``None`` drops an old key), or a callable
+            ``old_state_dict -> new_state_dict`` for structural changes (three projections
+            concatenated into one). Used by ``refactor_agreement`` and ``baseline``.
     """
 
     model: Any = None
@@ -78,6 +117,8 @@ class Spec:
     load_with_assign: bool = False
     lengths: str | None = None
     name: str | None = None
+    against: Any = None
+    state_map: Any = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -144,6 +185,7 @@ class Spec:
         if isinstance(self.frozen, (str, bytes)) or not all(isinstance(n, str) for n in self.frozen):
             raise InvalidArgument(f"Spec(frozen={self.frozen!r}) must be a list of parameter names")
         set_(self, "frozen", tuple(self.frozen))
+        _check_guard_fields(self.against, self.state_map)
         if self.lengths is not None and (not isinstance(self.lengths, str) or not self.lengths.isidentifier()):
             raise InvalidArgument(
                 f"Spec(lengths={self.lengths!r}) must name a forward argument, e.g. lengths=\"n_valid\""

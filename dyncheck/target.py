@@ -33,7 +33,7 @@ from dyncheck.infer import (
 from dyncheck.seeding import seeded
 from dyncheck.spec import Spec
 
-__all__ = ["Target", "resolve", "resolve_spec"]
+__all__ = ["Target", "load", "resolve", "resolve_spec"]
 
 #: Every model is built under this seed, so its initial weights are the same in every
 #: run, on every xdist worker, and in a reproduce command.
@@ -131,6 +131,12 @@ def _import(text: str) -> Any:
             raise _fail(text, f"{owner!r} has no attribute {part!r}{suggestion}")
         value = getattr(value, part)
     return value
+
+
+def load(text: str) -> Any:
+    """The object ``module.path:Name`` names, imported; a :class:`TargetError` starting
+    with ``--dyncheck TEXT:`` says what is wrong."""
+    return _import(text)
 
 
 def _import_failure(module_name: str, exc: BaseException) -> str:

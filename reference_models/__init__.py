@@ -45,6 +45,18 @@ import torch):
 * :mod:`reference_models.hf_style` -- ``TinyCausalLM``: a causal language model in the
   Hugging Face style (config dataclass, ``input_ids``/``attention_mask``, a ``ModelOutput``-like
   result with a cache, cross-attention switched on by ``encoder_hidden_states``).
+* :mod:`reference_models.attention` -- ``Attention``: self-attention with separate ``q``,
+  ``k``, ``v`` projections and a refinement block that runs when ``control > 0.5``.
+
+Refactored twins, each declaring the model it must still agree with
+(``__dyncheck__ = {"against": ..., "state_map": ...}``, checked by ``refactor_agreement``):
+
+* :mod:`reference_models.renamed_gated` -- ``GatedNet``: the gated net with its layers
+  renamed (a dict state map).
+* :mod:`reference_models.fused_attention` -- ``FusedAttention``: ``q``, ``k``, ``v`` fused
+  into one ``qkv`` (a callable state map).
+* :mod:`reference_models.batched_moe` -- ``BatchedTopOneMoE``: the top-1 mixture's loop over
+  experts replaced by one batched dispatch over stacked weights.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -80,4 +92,8 @@ GOOD_TARGETS = (
     "reference_models.builtin_layers:cross_attention",
     "reference_models.hf_style:TinyCausalLM",
     "reference_models.hf_style:CROSS_ATTENTION_SPEC",
+    "reference_models.attention:Attention",
+    "reference_models.renamed_gated:GatedNet",
+    "reference_models.fused_attention:FusedAttention",
+    "reference_models.batched_moe:BatchedTopOneMoE",
 )

@@ -117,7 +117,8 @@ def test_unknown_profile(dyncheck_run, pytester):
 
 KNOWN = (
     "determinism, finite, grad_isolation, coverage, state_roundtrip, purity, tied_weights, device_agreement, "
-    "dtype_agreement, batch_invariance, packed_rnn, padding_invariance, compile_agreement"
+    "dtype_agreement, batch_invariance, packed_rnn, padding_invariance, compile_agreement, refactor_agreement, "
+    "baseline"
 )
 
 
@@ -131,7 +132,8 @@ def bad(toml: str, message: str, id: str) -> object:
         bad("max_exmples = 3", "[tool.dyncheck] has unknown key 'max_exmples'; did you mean max_examples? known keys: "
             "targets, invariants, devices, max_examples, time_budget, database, profiles, and the tolerance tables "
             "[tool.dyncheck.batch_invariance], [tool.dyncheck.compile_agreement], [tool.dyncheck.device_agreement], "
-            "[tool.dyncheck.dtype_agreement]", id="unknown-key"),
+            "[tool.dyncheck.dtype_agreement], [tool.dyncheck.refactor_agreement], [tool.dyncheck.baseline]",
+            id="unknown-key"),
         bad('max_examples = "ten"', "[tool.dyncheck] max_examples = 'ten' must be a whole number, e.g. max_examples = 100",
             id="not-a-number"),
         bad("max_examples = 0", "[tool.dyncheck] max_examples = 0 must be at least 1", id="too-few"),

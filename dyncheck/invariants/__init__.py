@@ -6,6 +6,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from dyncheck.invariants._base import Context, Invariant
+from dyncheck.invariants.baseline import BaselineCheck
 from dyncheck.invariants.batch_invariance import BatchInvariance
 from dyncheck.invariants.compile_agreement import CompileAgreement
 from dyncheck.invariants.determinism import Determinism
@@ -17,6 +18,7 @@ from dyncheck.invariants.packed_rnn import PackedRNN
 from dyncheck.invariants.padding_invariance import PaddingInvariance
 from dyncheck.invariants.path_coverage import Coverage
 from dyncheck.invariants.purity import Purity
+from dyncheck.invariants.refactor_agreement import RefactorAgreement
 from dyncheck.invariants.state_roundtrip import StateRoundtrip
 from dyncheck.invariants.tied_weights import TiedWeights
 
@@ -36,6 +38,8 @@ BUILTIN: tuple[type[Invariant], ...] = (
     PackedRNN,
     PaddingInvariance,
     CompileAgreement,
+    RefactorAgreement,
+    BaselineCheck,
 )
 
 

@@ -61,6 +61,19 @@ class Invariant:
         (e.g. only one device to compare)."""
         return None
 
+    def configured(self, target: Target, settings: Any) -> str | None:
+        """For an invariant that needs configuring (an old model to compare with, a
+        baseline file): None when this run configures it for ``target``, else how to (the
+        reason it is skipped). An opt-in invariant that is configured is collected without
+        being named in --dyncheck-invariants."""
+        return "" if self.opt_in else None
+
+    def replay(self, context: Context) -> Any:
+        """The examples to check, when they are not generated: an iterable of
+        :class:`Example` checked in order without Hypothesis (recorded examples). None (the
+        default): examples are generated from the spec."""
+        return None
+
     def check(self, context: Context, example: Example) -> None:
         """Check one example: raise InvariantViolation, or mark it compared (or not)."""
         raise NotImplementedError

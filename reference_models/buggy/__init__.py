@@ -92,6 +92,15 @@ that dyncheck's zero-configuration inference can check it.
   attribute, not a buffer: ``.to(torch.float64)`` does not reach it (dtype_agreement).
 * :mod:`~reference_models.buggy.default_dtype_state` -- a recurrent state made in forward
   with ``torch.zeros(n, h)``: float32 whatever the input (dtype_agreement).
+* :mod:`~reference_models.buggy.refactor_threshold` -- a refactor of the gated net that
+  changed its branch condition at the threshold, ``>=`` for ``>`` (refactor_agreement).
+* :mod:`~reference_models.buggy.refactor_path_math` -- a refactor of the attention model
+  that changed the math of the path through ``refine`` (refactor_agreement).
+* :mod:`~reference_models.buggy.refactor_mismapped` -- a refactor of the attention model
+  whose state map copies ``q`` where ``k`` belongs (refactor_agreement).
+
+The refactor twins are not built like the gated ``DynamicNet``: each is its good twin with
+one change, and declares the old model in its ``__dyncheck__``.
 
 :data:`BUGGY_TARGETS` maps each target to the invariants that must catch it (every other
 invariant must pass); ``runs`` means the model cannot run at all, so every check reports
@@ -145,4 +154,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.straight_through_pool:Model": ("padding_invariance",),
     "reference_models.buggy.tensor_attribute:Model": ("dtype_agreement",),
     "reference_models.buggy.default_dtype_state:Model": ("dtype_agreement",),
+    "reference_models.buggy.refactor_threshold:Model": ("refactor_agreement",),
+    "reference_models.buggy.refactor_path_math:Model": ("refactor_agreement",),
+    "reference_models.buggy.refactor_mismapped:Model": ("refactor_agreement",),
 }
