@@ -215,6 +215,30 @@ def _hf_style() -> tuple[torch.nn.Module, tuple]:
     return _Logits(TinyCausalLM(TinyLMConfig())), (torch.randint(0, 40, (3, 5)), mask)
 
 
+def _attention() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.attention import Attention
+
+    return Attention(), (torch.randn(3, 5, 8), torch.tensor([0.7]))
+
+
+def _renamed_gated() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.renamed_gated import GatedNet
+
+    return GatedNet(8, 6, 4), (torch.randn(3, 8), torch.tensor([0.7]))
+
+
+def _fused_attention() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.fused_attention import FusedAttention
+
+    return FusedAttention(), (torch.randn(3, 5, 8), torch.tensor([0.7]))
+
+
+def _batched_moe() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.batched_moe import BatchedTopOneMoE
+
+    return BatchedTopOneMoE(8, 6, 2), (torch.randn(3, 8),)
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -238,6 +262,10 @@ BUILDERS = {
 
     "builtin_layers": _builtin_layers,
     "hf_style": _hf_style,
+    "attention": _attention,
+    "renamed_gated": _renamed_gated,
+    "fused_attention": _fused_attention,
+    "batched_moe": _batched_moe,
 }
 
 
