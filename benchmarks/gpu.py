@@ -24,11 +24,10 @@ import warnings
 from dataclasses import dataclass, field
 
 import torch
-from hypothesis import HealthCheck, given, settings
 
+from benchmarks.common import examples as draw_examples
 from dyncheck.agreement import Config, compare, run_config, tf32_disabled
 from dyncheck.errors import DyncheckWarning
-from dyncheck.examples import from_target
 from dyncheck.invariants import Context
 from dyncheck.invariants.packed_rnn import check_module, draw_lengths, recurrent_modules
 from dyncheck.target import resolve
@@ -49,19 +48,6 @@ class Row:
         if not self.examples:
             return "skipped"
         return f"FAILED on {len(self.findings)}" if self.findings else "passed"
-
-
-def _examples(target, count):
-    found = []
-
-    @settings(max_examples=count, database=None, deadline=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
-    @given(from_target(target))
-    def collect(example):
-        found.append(example)
-
-    collect()
-    return found
 
 
 def _timed(function):
@@ -165,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         if wanted and not any(w in text for w in wanted):
             continue
         target = resolve(text)
-        examples = _examples(target, args.examples)
+        examples = draw_examples(target, args.examples)
         rows.append(device_agreement(text, target, examples, args.device))
         row = packed_rnn(text, target, examples, args.device)
         if row is not None:

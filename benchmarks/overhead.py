@@ -29,10 +29,9 @@ import warnings
 from collections.abc import Callable
 
 import torch
-from hypothesis import HealthCheck, given, settings
 
+from benchmarks.common import examples as draw_examples
 from dyncheck.errors import DyncheckWarning, InvariantViolation, ModelError
-from dyncheck.examples import from_target
 from dyncheck.invariants import Context, registry
 from dyncheck.settings import Settings
 from dyncheck.target import resolve
@@ -41,19 +40,6 @@ from dyncheck.tracing import floating_leaves
 MODELS = {"small": "reference_models.gated:DynamicNet", "mid": "benchmarks.models:MID_SIZE"}
 TARGET_RATIO = 1.5
 SETTINGS = Settings(targets=(), seed=0, seed_given=True, max_examples=None, invariants=None, explain=False, only=True)
-
-
-def _examples(target, count):
-    found = []
-
-    @settings(max_examples=count, database=None, deadline=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
-    @given(from_target(target))
-    def collect(example):
-        found.append(example)
-
-    collect()
-    return found
 
 
 def _loss(output) -> torch.Tensor:
@@ -149,7 +135,7 @@ def _median_seconds(function, examples) -> float:
 
 def measure(text: str, count: int, names: list[str]) -> list[tuple[str, float, float]]:
     target = resolve(text)
-    examples = _examples(target, count + 1)
+    examples = draw_examples(target, count + 1)
     warm, examples = examples[0], examples[1:] or examples
     model = target.build()
     rows = []

@@ -58,26 +58,25 @@ class Settings:
     def active(self) -> bool:
         return bool(self.targets)
 
+    def _for(self, target: str, name: str) -> Any:
+        """``name`` for ``target``: its own [tool.dyncheck] targets entry, unless the
+        command line gave the field, else the run's value."""
+        own = getattr(self.target_config.get(target), name, None)
+        if own is not None and name not in self.from_command_line:
+            return own
+        return getattr(self, name)
+
     def invariants_for(self, target: str) -> tuple[str, ...] | None:
         """The invariants to collect for ``target`` (None: every one that is not opt-in)."""
-        own = self.target_config.get(target)
-        if own is not None and own.invariants is not None and "invariants" not in self.from_command_line:
-            return own.invariants
-        return self.invariants
+        return self._for(target, "invariants")
 
     def max_examples_for(self, target: str) -> int | None:
         """The example budget of each check of ``target`` (None: Hypothesis's profile)."""
-        own = self.target_config.get(target)
-        if own is not None and own.max_examples is not None and "max_examples" not in self.from_command_line:
-            return own.max_examples
-        return self.max_examples
+        return self._for(target, "max_examples")
 
     def time_budget_for(self, target: str) -> float | None:
         """The seconds each check of ``target`` may spend (None: adaptive)."""
-        own = self.target_config.get(target)
-        if own is not None and own.time_budget is not None and "time_budget" not in self.from_command_line:
-            return own.time_budget
-        return self.time_budget
+        return self._for(target, "time_budget")
 
     def reproduce(self, target: str, invariant: str) -> str:
         """The command that re-runs one check with this run's seed."""

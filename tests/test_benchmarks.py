@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from benchmarks import detection, gpu
+from benchmarks.common import examples as draw_examples
 from dyncheck.target import resolve
 
 
@@ -29,7 +30,7 @@ def test_with_a_second_cpu_it_prints_the_table(capsys):
 
 def test_a_broken_packed_rnn_is_reported_on_the_device_side():
     target = resolve("reference_models.buggy.unpacking_gru:Model")
-    examples = gpu._examples(target, 5)
+    examples = draw_examples(target, 5)
     row = gpu.packed_rnn("unpacking_gru", target, examples, "cpu")
     assert row.examples == 5
     assert row.verdict.startswith("FAILED on"), row
