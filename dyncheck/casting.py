@@ -38,6 +38,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from dyncheck.errors import ModelError
+from dyncheck.tracing import flat_items
 
 __all__ = ["CastFailure", "diagnose", "dtype_name", "unreached_state"]
 
@@ -239,17 +240,6 @@ def _traceback_where(exc: BaseException) -> str:
     return f"{shown}:{last.tb_lineno}: `{code}`" if code else f"{shown}:{last.tb_lineno}"
 
 
-def _flat(value: Any) -> Iterator[Any]:
-    if isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _flat(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _flat(item)
-    else:
-        yield value
-
-
 def _op_name(func: Any) -> str:
     name = getattr(func, "__name__", None) or repr(func)
     owner = getattr(func, "__objclass__", None)
@@ -283,7 +273,7 @@ class _Origins(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
-        inputs = [v for v in _flat((args, kwargs)) if isinstance(v, torch.Tensor)]
+        inputs = [v for v in flat_items((args, kwargs)) if isinstance(v, torch.Tensor)]
         try:
             result = func(*args, **kwargs)
         except Exception as exc:
@@ -295,7 +285,7 @@ class _Origins(TorchFunctionMode):
                 floating=any(t.is_floating_point() for t in inputs),
             ))
             raise
-        made = [t for t in _flat(result) if self._other(t)]
+        made = [t for t in flat_items(result) if self._other(t)]
         if made:
             origin = next((self.origins[id(t)] for t in inputs if id(t) in self.origins), None)
             if origin is None and not any(self._other(t) for t in inputs):

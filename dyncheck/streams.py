@@ -16,11 +16,12 @@ line up (another op, another count) are left alone and counted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
+
+from dyncheck.tracing import flat_items
 
 __all__ = ["RANDOM_OPS", "Draws"]
 
@@ -42,21 +43,10 @@ _INPLACE_FLAG = {
 }
 
 
-def _flat(value: Any) -> Iterator[Any]:
-    if isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _flat(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _flat(item)
-    else:
-        yield value
-
-
 def _dtypes(args: tuple, kwargs: dict) -> tuple[torch.dtype, ...]:
     """The floating dtypes a call is given: of its floating tensors, and dtype arguments."""
     found = []
-    for value in _flat((args, kwargs)):
+    for value in flat_items((args, kwargs)):
         if isinstance(value, torch.Tensor) and value.is_floating_point():
             found.append(value.dtype)
         elif isinstance(value, torch.dtype) and value.is_floating_point:

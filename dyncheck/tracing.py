@@ -21,7 +21,7 @@ from torch import nn
 from dyncheck.errors import InvalidArgument
 from dyncheck.paths import Layout, describe
 
-__all__ = ["Trace", "default_loss", "floating_leaves", "leaves", "missing_output", "project", "projection", "trace"]
+__all__ = ["Trace", "default_loss", "flat_items", "floating_leaves", "leaves", "missing_output", "project", "projection", "trace"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,19 @@ def _by_identity(value: Any) -> bool:
     if isinstance(value, (nn.Module, type)) or callable(value):
         return False
     return type(value).__eq__ is object.__eq__ and isinstance(getattr(value, "__dict__", None), dict)
+
+
+def flat_items(value: Any) -> Iterator[Any]:
+    """Every item inside nested lists, tuples and dicts (a call's ``(args, kwargs)``), in
+    order; anything else is one item."""
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            yield from flat_items(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from flat_items(item)
+    else:
+        yield value
 
 
 def floating_leaves(value: Any, prefix: str = "output") -> Iterator[tuple[str, torch.Tensor]]:
