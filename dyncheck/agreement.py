@@ -334,11 +334,13 @@ def close(
     *,
     tolerance: tuple[float, float] | None = None,
     scale: float | None = None,
+    margin: float = 0.0,
 ) -> list[str]:
     """``actual`` against ``expected`` with the agreement checks' tolerances (torch.testing's
     per-dtype defaults, ``atol`` scaled by ``scale``, default the expected tensor's largest
-    magnitude; ``tolerance`` is used as written); empty when they agree."""
-    return _close(actual, expected, tolerance, (0.0, 0.0), scale)
+    magnitude, plus ``margin``, what rounding alone explains; ``tolerance`` is used as
+    written); empty when they agree."""
+    return _close(actual, expected, tolerance, (0.0, 0.0), scale, margin)
 
 
 def magnitude(*tensors: torch.Tensor) -> float:

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dyncheck.agreement import _close
+from dyncheck.agreement import close
 from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, strategy_arguments
@@ -223,12 +223,12 @@ class BatchInvariance(Invariant):
                 if axis is None or name not in alone:
                     continue
                 context.compared()
-                lines = _close(alone[name], tensor.index_select(axis, index), tolerance)
+                lines = close(alone[name], tensor.index_select(axis, index), tolerance=tolerance)
                 if lines and tolerance is None:
                     # Rounding, not the batch, when the row alone moves as much under a
                     # one-ulp move of its inputs (attention saturated by large keys).
                     margin = self._rounding(context, model, args, axes, index, example.seed, name, alone[name])
-                    lines = _close(alone[name], tensor.index_select(axis, index), tolerance, margin=margin)
+                    lines = close(alone[name], tensor.index_select(axis, index), tolerance=tolerance, margin=margin)
                 if lines:
                     findings.append(
                         f"sample {row} differs from the same sample run alone ({name}): " + "; ".join(lines)
@@ -248,7 +248,7 @@ class BatchInvariance(Invariant):
                 axis = out_axes.get(name)
                 if axis is None or name not in permuted:
                     continue
-                lines = _close(permuted[name], tensor.index_select(axis, order), tolerance)
+                lines = close(permuted[name], tensor.index_select(axis, order), tolerance=tolerance)
                 if lines:
                     findings.append(
                         f"permuting the batch (order {order.tolist()}) does not permute {name} alike: "
