@@ -84,7 +84,7 @@ def test_bad_shards_are_usage_errors(dyncheck_run, value, message):
     assert f"ERROR: {message}" in run.text
 
 
-def test_a_shard_runs_its_items_with_xdist(pytester, dyncheck_run):
+def test_a_shard_runs_its_items_with_xdist(pytester, dyncheck_run, subprocess_env):
     from conftest import ROOT
 
     pytester.syspathinsert(ROOT)
