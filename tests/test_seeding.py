@@ -106,9 +106,11 @@ def test_large_seed():
 
 
 @pytest.mark.skipif(torch.cuda.is_initialized(), reason="needs CUDA not yet initialised")
-def test_cuda_seeding_queued_before_initialisation_is_restored():
+def test_cuda_seeding_queued_before_initialisation_is_restored(monkeypatch):
     # Before CUDA is up, torch.cuda.manual_seed_all only queues the call; the block's
-    # torch.manual_seed would replace the caller's queued seed for good.
+    # seeding would replace the caller's queued seed for good. (CUDA is made to look
+    # available: seeded() seeds only backends that are.)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     tracker = torch.cuda._lazy_seed_tracker
     saved = tracker.manual_seed_all_cb, tracker.manual_seed_cb, list(tracker.call_order)
     try:
@@ -120,3 +122,16 @@ def test_cuda_seeding_queued_before_initialisation_is_restored():
         assert tracker.call_order[-1] is queued
     finally:
         tracker.manual_seed_all_cb, tracker.manual_seed_cb, tracker.call_order = saved
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_absent_backends_are_not_seeded():
+    # torch.manual_seed queues a CUDA seeding (capturing the stack as text) even where CUDA
+    # can never run; seeded() leaves that out, and the CPU stream is still seeded.
+    tracker = torch.cuda._lazy_seed_tracker
+    before = tracker.manual_seed_all_cb, list(tracker.call_order)
+    with seeded(5):
+        assert (tracker.manual_seed_all_cb, list(tracker.call_order)) == before
+        drawn = torch.rand(2)
+    torch.manual_seed(5)
+    assert torch.equal(drawn, torch.rand(2))
