@@ -21,7 +21,6 @@ same seed); an instance cannot be, and the other checks are skipped with the rea
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from dyncheck.cloning import clone
 from dyncheck.seeding import seeded
 from dyncheck.tracing import floating_leaves
 
@@ -75,7 +75,7 @@ def reached_by_copy(target: Target, example: Example) -> tuple[str, ...]:
     ``example`` (the original as the user hands it over; never run, never changed)."""
     try:
         original = _original(target)
-        copied = copy.deepcopy(original)
+        copied = clone(original)
     except Exception:
         return ()  # a model that cannot be built or copied: the checks report it with its context
     return _reached(target, original, copied, example)
@@ -124,7 +124,7 @@ def _probe(target: Target) -> Copies:
     from dyncheck.examples import from_target
 
     original = _original(target)
-    copied = copy.deepcopy(original)
+    copied = clone(original)
     reached: tuple[str, ...] = ()
 
     def reaches(example: Example) -> bool:

@@ -6,7 +6,6 @@ names the problem and the fix; the plugin turns it into a pytest usage error.
 
 from __future__ import annotations
 
-import copy
 import difflib
 import importlib
 import inspect
@@ -18,6 +17,7 @@ from typing import Any
 
 from torch import nn
 
+from dyncheck.cloning import clone
 from dyncheck.errors import InvalidArgument, TargetError
 from dyncheck.infer import (
     Inferred,
@@ -80,11 +80,11 @@ class Target:
 def _instantiate(spec: Spec, *, copy_result: bool = True) -> nn.Module:
     model = spec.model
     if isinstance(model, nn.Module):
-        return copy.deepcopy(model)
+        return clone(model)
     built = model(**spec.init)
     if not inspect.isclass(model) and copy_result:
         # A factory may hand back a cached or global instance: work on a copy.
-        built = copy.deepcopy(built)
+        built = clone(built)
     return built
 
 

@@ -9,7 +9,6 @@ different batch sizes compare.
 
 from __future__ import annotations
 
-import copy
 import statistics
 import time
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from dyncheck.audit.report import PathCost
+from dyncheck.cloning import clone
 from dyncheck.seeding import seeded
 from dyncheck.tracing import record_modules
 
@@ -54,7 +54,7 @@ def measure(target: Target, prototype: torch.nn.Module, path: tuple[str, ...], e
 
     described = example.describe()
     try:
-        model = copy.deepcopy(prototype)
+        model = clone(prototype)
         with torch.no_grad():
             counter = FlopCounterMode(display=False)
             with counter:

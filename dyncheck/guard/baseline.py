@@ -25,7 +25,6 @@ file is detected.
 from __future__ import annotations
 
 import base64
-import copy
 import enum
 import hashlib
 import importlib
@@ -41,6 +40,7 @@ import torch
 from torch import nn
 
 from dyncheck.agreement import Config, Run, numeric_findings, run_config
+from dyncheck.cloning import clone
 from dyncheck.errors import InvariantViolation, ModelError, TargetError
 from dyncheck.examples import Example
 from dyncheck.guard.localise import Call, localise, paths_part, record_calls, summarise
@@ -390,7 +390,7 @@ def generate(target: Target, model: nn.Module, seed: int, count: int) -> list[tu
     @given(from_target(target))
     def draw(example: Example) -> None:
         try:
-            run = run_config(copy.deepcopy(model), target, example, NOW)
+            run = run_config(clone(model), target, example, NOW)
         except ModelError:
             return
         hypothesis.target(float(run.path not in paths), label="new paths")
@@ -513,7 +513,7 @@ class Comparison:
     def check(self, model: nn.Module, example: Example, record: Any = None) -> None:
         recorded = self.by_example[id(example)]
         index = self.baseline.examples.index(recorded)
-        now = run_config(self.load(copy.deepcopy(model)), self.target, example, NOW)
+        now = run_config(self.load(clone(model)), self.target, example, NOW)
         if record is not None:
             record(now.path)
         first = Run(RECORDED, recorded.outputs, recorded.grads, (), None)  # type: ignore[arg-type]
@@ -535,7 +535,7 @@ class Comparison:
                 [f"first diverging module: {module} — {how}", *summarise(findings), *notes],
                 path=now.path,
             )
-        fresh = self.load(copy.deepcopy(model))
+        fresh = self.load(clone(model))
         with record_calls(fresh, fingerprints=True) as calls:
             run_config(fresh, self.target, example, NOW)
         located = localise(recorded.calls, calls, self.corr, self.tolerance, other="the recorded").describe()

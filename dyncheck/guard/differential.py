@@ -17,7 +17,6 @@ spec's inputs and loss.
 
 from __future__ import annotations
 
-import copy
 import inspect
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from torch import nn
 
 from dyncheck.agreement import Config, Run, numeric_findings, run_config
+from dyncheck.cloning import clone
 from dyncheck.errors import InvalidArgument, InvariantViolation, ModelError, TargetError
 from dyncheck.examples import Example
 from dyncheck.guard.gitrev import load_at_revision, split_git
@@ -243,7 +243,7 @@ class Differential:
         return model
 
     def runs(self, new: nn.Module, example: Example) -> tuple[Run, Run]:
-        old_run = run_config(copy.deepcopy(self.old), self.against.target, example, OLD)
+        old_run = run_config(clone(self.old), self.against.target, example, OLD)
         new_run = run_config(self.load(new), self.target, example, NEW)
         return old_run, new_run
 
@@ -308,8 +308,8 @@ class Differential:
 
     def localise(self, example: Example) -> list[str]:
         """Both runs again, every module's inputs and outputs kept: where they part."""
-        old = copy.deepcopy(self.old)
-        new = self.load(copy.deepcopy(self.new))
+        old = clone(self.old)
+        new = self.load(clone(self.new))
         with record_calls(old) as old_calls:
             run_config(old, self.against.target, example, OLD)
         with record_calls(new) as new_calls:

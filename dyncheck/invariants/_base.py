@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -11,6 +10,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from dyncheck.cloning import clone
 from dyncheck.copies import verdict
 from dyncheck.diagnose import diagnose
 from dyncheck.errors import ModelError
@@ -161,7 +161,7 @@ class Context:
                 raise ModelError("building the model", exc) from exc
         if not verdict(self.target).safe:
             return self.build_model()
-        return copy.deepcopy(self._prototype)
+        return clone(self._prototype)
 
     def copy_of(self, model: nn.Module) -> nn.Module:
         """A copy of ``model``, one of this context's fresh models that has not been trained:
@@ -169,7 +169,7 @@ class Context:
         parameters."""
         if not verdict(self.target).safe:
             return self.build_model()
-        return copy.deepcopy(model)
+        return clone(model)
 
     def build_model(self) -> nn.Module:
         """A new instance built from the spec (not a copy of the prototype): checks that

@@ -25,7 +25,6 @@ off. A subclass that overrides
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
@@ -33,6 +32,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from dyncheck.agreement import tf32_disabled
+from dyncheck.cloning import clone
 from dyncheck.compare import mismatch, tolerances
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
@@ -171,7 +171,7 @@ def _compare_module(
     x = x.to(dtype)
 
     # The reference: each sequence alone through the equations, on a float64 copy.
-    reference = copy.deepcopy(module).double()
+    reference = clone(module).double()
     naive = [naive_rnn(reference, x[row, :length].to(device, torch.float64)) for row, length in enumerate(lengths)]
     # The loss's weights: fixed per sequence and result, whatever its position in the batch.
     seed = int(torch.randint(2**62, (), generator=generator))

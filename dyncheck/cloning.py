@@ -1,0 +1,106 @@
+"""``copy.deepcopy`` of a model, without its cost per module.
+
+Checks copy the model as built for nearly every example. ``copy.deepcopy`` takes each
+``nn.Module`` through ``__reduce_ex__`` and copies its two dozen bookkeeping attributes (hook
+dictionaries, most of them empty) one by one through the generic protocol: for a small
+transformer that is about 10 ms per copy, more than the check's own forward and backward
+passes. :func:`clone` makes the same copy the same way (``cls.__new__``, the state
+``__getstate__`` gives, ``__setstate__``, one memo for the whole model, so shared parameters
+and modules stay shared), taking the common cases directly: a module whose class is copied the
+default way, a dict of parameters or submodules, an empty hook dictionary, a string. Everything
+else (a tensor, a parameter, a config object, a closure, a module class with its own
+``__deepcopy__``/``__reduce_ex__``) goes to ``copy.deepcopy`` with the shared memo, so the
+result is the one ``copy.deepcopy`` gives.
+"""
+
+from __future__ import annotations
+
+import copy
+import copyreg
+from collections import OrderedDict
+from typing import Any, TypeVar
+
+from torch import nn
+
+__all__ = ["clone"]
+
+M = TypeVar("M")
+
+#: Values ``copy.deepcopy`` returns as they are (its atomic types), met on every module.
+_ATOMIC = frozenset({type(None), int, float, bool, complex, str, bytes, type, range})
+
+#: Whether a module class is copied the default way (decided once per class).
+_PLAIN: dict[type, bool] = {}
+
+
+def clone(model: M) -> M:
+    """``copy.deepcopy(model)``, faster for ``nn.Module`` trees (see the module docstring)."""
+    if not isinstance(model, nn.Module):
+        return copy.deepcopy(model)
+    return _module(model, {})
+
+
+def _plain(cls: type) -> bool:
+    """True when ``copy.deepcopy`` copies ``cls`` the default way: ``cls.__new__(cls)``, then
+    ``__setstate__`` with a deep copy of what ``__getstate__`` returns (whatever those two
+    methods are), with nothing the class or copyreg adds."""
+    known = _PLAIN.get(cls)
+    if known is None:
+        known = _PLAIN[cls] = (
+            getattr(cls, "__deepcopy__", None) is None
+            and cls.__reduce_ex__ is object.__reduce_ex__
+            and cls.__reduce__ is object.__reduce__
+            and not hasattr(cls, "__getnewargs_ex__")
+            and not hasattr(cls, "__getnewargs__")
+            and not issubclass(cls, (list, dict))
+            and cls not in copyreg.dispatch_table
+        )
+    return known
+
+
+def _module(module: nn.Module, memo: dict[int, Any]) -> Any:
+    found = memo.get(id(module))
+    if found is not None:
+        return found
+    cls = type(module)
+    state = module.__getstate__() if _plain(cls) else None
+    if type(state) is not dict:
+        return copy.deepcopy(module, memo)
+    new = cls.__new__(cls)
+    memo[id(module)] = new
+    _keep_alive(module, memo)
+    new.__setstate__({key: _value(value, memo) for key, value in state.items()})
+    return new
+
+
+def _value(value: Any, memo: dict[int, Any]) -> Any:
+    kind = type(value)
+    if kind in _ATOMIC:
+        return value
+    found = memo.get(id(value))
+    if found is not None:
+        return found
+    if kind is dict or kind is OrderedDict:
+        new = kind()
+        memo[id(value)] = new
+        _keep_alive(value, memo)
+        for key, item in value.items():
+            new[key if type(key) in _ATOMIC else copy.deepcopy(key, memo)] = _value(item, memo)
+        return new
+    if kind is set and all(type(item) in _ATOMIC for item in value):
+        new = set(value)
+        memo[id(value)] = new
+        _keep_alive(value, memo)
+        return new
+    if isinstance(value, nn.Module):
+        return _module(value, memo)
+    return copy.deepcopy(value, memo)
+
+
+def _keep_alive(value: Any, memo: dict[int, Any]) -> None:
+    """As ``copy.deepcopy`` does: keep what was copied alive while the memo is, so that no
+    id in the memo is reused by another object during the copy."""
+    try:
+        memo[id(memo)].append(value)
+    except KeyError:
+        memo[id(memo)] = [value]

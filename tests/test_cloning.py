@@ -1,0 +1,130 @@
+"""dyncheck.cloning.clone makes the copy copy.deepcopy makes, on every reference model and
+on the module shapes that take its generic path."""
+
+from __future__ import annotations
+
+import copy
+import functools
+
+import pytest
+import torch
+from torch import nn
+
+from dyncheck.cloning import clone
+from dyncheck.target import resolve
+from reference_models import GOOD_TARGETS
+from reference_models.buggy import BUGGY_TARGETS
+
+
+def _layout(model: nn.Module) -> list[tuple]:
+    """Names, classes, and which names share one module or one parameter."""
+    modules: dict[int, int] = {}
+    parameters: dict[int, int] = {}
+    rows: list[tuple] = []
+    for name, module in model.named_modules(remove_duplicate=False):
+        rows.append((name, type(module).__qualname__, modules.setdefault(id(module), len(modules))))
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        rows.append((name, type(parameter).__name__, parameters.setdefault(id(parameter), len(parameters))))
+    return rows
+
+
+def _attributes(model: nn.Module) -> list[tuple[str, str, type]]:
+    return [(name, key, type(value)) for name, module in model.named_modules() for key, value in vars(module).items()]
+
+
+def _storages(model: nn.Module) -> set[int]:
+    return {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()] if t.numel()}
+
+
+def _same_copy(model: nn.Module) -> nn.Module:
+    expected, cloned = copy.deepcopy(model), clone(model)
+    assert _layout(cloned) == _layout(expected)
+    assert _attributes(cloned) == _attributes(expected)
+    want, got = expected.state_dict(), cloned.state_dict()
+    assert list(got) == list(want)
+    for key in want:
+        assert torch.equal(got[key], want[key]), key
+    assert not _storages(cloned) & _storages(model), "the clone shares a tensor with the original"
+    return cloned
+
+
+@pytest.mark.parametrize("text", [*GOOD_TARGETS, *BUGGY_TARGETS])
+def test_clone_is_deepcopy_on_every_reference_model(text):
+    _same_copy(resolve(text).build())
+
+
+class _Tied(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Embedding(5, 3)
+        self.decoder = nn.Linear(3, 5, bias=False)
+        self.decoder.weight = self.encoder.weight
+        self.again = self.encoder  # one module under two names
+        self.config = {"sizes": [5, 3]}
+        self.same_config = self.config
+        self.register_buffer("steps", torch.zeros(()))
+        self.scale = torch.ones(2)  # a plain tensor attribute
+
+
+def test_shared_parameters_modules_and_objects_stay_shared():
+    cloned = _same_copy(_Tied())
+    assert cloned.decoder.weight is cloned.encoder.weight
+    assert cloned.again is cloned.encoder
+    assert cloned.same_config is cloned.config
+    cloned.config["sizes"].append(7)
+    assert _Tied().config["sizes"] == [5, 3]
+
+
+def test_a_closure_keeps_what_deepcopy_keeps():
+    # copy.deepcopy copies functions as they are: the lambda still reads the original
+    # (dyncheck.copies detects exactly this), and clone must not differ from it.
+    model = nn.Linear(2, 2)
+    model.project = lambda x: x @ model.weight.t()
+    cloned = clone(model)
+    assert cloned.project is model.project
+
+
+class _OwnDeepcopy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(2, 2)
+        self.copies = 0
+
+    def __deepcopy__(self, memo):
+        new = _OwnDeepcopy()
+        new.copies = self.copies + 1
+        return new
+
+
+class _OwnState(nn.Linear):
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["restored"] = False
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.restored = True
+
+
+def test_classes_with_their_own_copy_protocol_are_copied_their_way():
+    wrapper = nn.Sequential(_OwnDeepcopy(), _OwnState(2, 2))
+    cloned = clone(wrapper)
+    assert cloned[0].copies == 1
+    assert cloned[1].restored is True
+    assert _layout(cloned) == _layout(copy.deepcopy(wrapper))
+
+
+def test_hooks_are_copied_as_deepcopy_copies_them():
+    model = nn.Linear(2, 2)
+    model.register_forward_hook(functools.partial(lambda scale, module, args, out: out * scale, 2.0))
+    cloned = _same_copy(model)
+    x = torch.ones(1, 2)
+    torch.testing.assert_close(cloned(x), model(x))
+
+
+def test_non_modules_go_to_deepcopy():
+    value = {"a": [torch.ones(1)]}
+    cloned = clone(value)
+    assert torch.equal(cloned["a"][0], value["a"][0])
+    assert cloned["a"] is not value["a"] and cloned["a"][0] is not value["a"][0]
