@@ -25,6 +25,7 @@ work: rules 2 and 3 leave it alone.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -103,6 +104,36 @@ def _idle_calls(model: nn.Module) -> Iterator[set[str]]:
         for handle in handles:
             handle.remove()
         idle -= busy
+
+
+@contextlib.contextmanager
+def _output_gradients(model: nn.Module) -> Iterator[set[str]]:
+    """Names of the submodules whose output got a non-zero gradient in a backward pass run
+    inside the block (on any of their calls). Such a module influences the output (to first
+    order, moving its output moves the loss), so rule 3 need not move it to find out: a
+    module masked away gets an exactly-zero gradient, whatever the mask's dtype."""
+    moved: set[str] = set()
+    handles = []
+
+    def seen(name: str, grad: torch.Tensor | None) -> None:
+        if name not in moved and grad is not None and bool(grad.detach().ne(0).any()):
+            moved.add(name)
+
+    for name, module in model.named_modules():
+        if not name:
+            continue
+
+        def hook(_module: nn.Module, _args: Any, output: Any, name: str = name) -> None:
+            for _, value in leaves(output):
+                if isinstance(value, torch.Tensor) and value.requires_grad:
+                    value.register_hook(functools.partial(seen, name))
+
+        handles.append(module.register_forward_hook(hook))
+    try:
+        yield moved
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _track_silent(
@@ -197,7 +228,7 @@ class GradIsolation(Invariant):
     def check(self, context: Context, example: Example) -> None:
         spec = context.target.spec
         model = context.fresh_model()
-        with _idle_calls(model) as idle:
+        with _idle_calls(model) as idle, _output_gradients(model) as moved:
             trace = context.run(model, example, backward=True)
         canonical = module_name_map(model)
         ran = set(trace.modules) | {""}
@@ -282,7 +313,11 @@ class GradIsolation(Invariant):
                 o for parameter, names, owners in owners_by_param
                 if parameter.requires_grad for o in owners if o in worked and o
             }
-            candidates = [m for m in dict.fromkeys(trace.modules) if m in with_parameters and m not in cut]
+            # A module whose output the loss's gradient reached influences the output: only
+            # the others are moved (one forward pass each, at least).
+            candidates = [
+                m for m in dict.fromkeys(trace.modules) if m in with_parameters and m not in cut and m not in moved
+            ]
             if candidates:
                 baseline = context.run(model, example, record=False, grad=False).output
                 unused = [m for m in candidates if not influences(context, model, example, m, baseline)]
