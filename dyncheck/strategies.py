@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import contextvars
+import functools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -408,7 +409,7 @@ def _tensor_plan(
             raise InvalidArgument(f"Cannot have max_value={hi} < min_value={lo}")
         if floating:
             given = lo, hi
-            lo, hi = _representable_bounds(lo, hi, dtype)
+            lo, hi = _representable_bounds(lo, hi, dtype, _signs(lo, hi))
             if hi < lo:
                 raise InvalidArgument(
                     f"Cannot have min_value={given[0]}, max_value={given[1]}: "
@@ -428,10 +429,31 @@ def _tensor_plan(
     return shape, dtype, lo, hi, edge_cases, device
 
 
-def _representable_bounds(lo: float, hi: float, dtype: torch.dtype) -> tuple[float, float]:
+@functools.lru_cache(maxsize=256)
+def _element_lists(dtype: torch.dtype, lo: Any, hi: Any, numel: int, signs: Any = None) -> st.SearchStrategy:
+    """Lists of exactly ``numel`` elements of ``dtype`` in ``[lo, hi]`` (built once per
+    kind: a draw of a small tensor asks for it every time). ``signs`` only keeps the bounds
+    -0.0 and 0.0, equal as keys, apart in the cache."""
+    if dtype == torch.bool:
+        elements: st.SearchStrategy = st.booleans()
+    elif dtype.is_floating_point:
+        width = 16 if dtype == torch.float16 else 64 if dtype == torch.float64 else 32
+        elements = st.floats(lo, hi, allow_nan=False, allow_infinity=False, width=width)
+    else:
+        elements = st.integers(lo, hi)
+    return st.lists(elements, min_size=numel, max_size=numel)
+
+
+def _signs(*values: Any) -> tuple[float, ...]:
+    return tuple(math.copysign(1.0, v) if isinstance(v, float) else 1.0 for v in values)
+
+
+@functools.lru_cache(maxsize=256)
+def _representable_bounds(lo: float, hi: float, dtype: torch.dtype, signs: Any = None) -> tuple[float, float]:
     """``[lo, hi]`` narrowed to the closest values ``dtype`` holds: Hypothesis rejects float
     bounds its width cannot represent (``min_value=0.1`` in float32), and a bound rounded
-    to nearest could lie outside the range the user asked for."""
+    to nearest could lie outside the range the user asked for. Cached: every draw asks;
+    ``signs`` keeps the bounds -0.0 and 0.0, equal as keys, apart."""
     low = torch.tensor(float(lo), dtype=torch.float64).to(dtype)
     if low.item() < lo:
         low = torch.nextafter(low, torch.tensor(math.inf, dtype=dtype))
@@ -448,16 +470,8 @@ def _draw_tensors(draw: Any, **kwargs: Any) -> torch.Tensor:
     with dim_scope():
         sizes = tuple(_draw_dim(draw, d) for d in shape)
     numel = math.prod(sizes)
-    if dtype == torch.bool:
-        elements: st.SearchStrategy = st.booleans()
-    elif dtype.is_floating_point:
-        width = 16 if dtype == torch.float16 else 64 if dtype == torch.float64 else 32
-        elements = st.floats(lo, hi, allow_nan=False, allow_infinity=False, width=width)
-    else:
-        elements = st.integers(lo, hi)
-
     if numel <= _ELEMENTWISE_MAX_NUMEL:
-        values = draw(st.lists(elements, min_size=numel, max_size=numel))
+        values = draw(_element_lists(dtype, lo, hi, numel, _signs(lo, hi)))
         out = torch.tensor(values, dtype=dtype).reshape(sizes)
     else:
         generator = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
