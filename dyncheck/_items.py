@@ -118,6 +118,8 @@ class InvariantItem(pytest.Item):
         max_examples = settings.max_examples_for(self.target.text) or hsettings.default.max_examples
         budget = context.budget = Budget(settings.time_budget_for(self.target.text), max_examples)
 
+        labels: dict[tuple[str, ...], str] = {}
+
         def check(example: Any) -> None:
             if not budget.allows():
                 # The budget is spent: the remaining draws run nothing (Hypothesis has no
@@ -142,8 +144,12 @@ class InvariantItem(pytest.Item):
                 # Rarer paths score higher, so Hypothesis mutates the examples that reach them
                 # and finds the branches beside them.
                 hypothesis.target(1.0 / context.paths[context.last_path], label="path rarity")
-                # On its own, not against the paths seen so far: a label that stays the same.
-                hypothesis.event("path", describe(context.last_path, context.layout))
+                # On its own, not against the paths seen so far: a label that stays the same
+                # (so worked out once per path).
+                label = labels.get(context.last_path)
+                if label is None:
+                    label = labels[context.last_path] = describe(context.last_path, context.layout)
+                hypothesis.event("path", label)
 
         recorded = invariant.replay(context)
         if recorded is not None:

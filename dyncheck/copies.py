@@ -70,11 +70,15 @@ def verdict(target: Target) -> Copies:
     return target.copies
 
 
-def reached_by_copy(target: Target, example: Example) -> tuple[str, ...]:
+def reached_by_copy(target: Target, example: Example, memo: dict[str, Any] | None = None) -> tuple[str, ...]:
     """The original's parameters that a deep copy of ``target``'s model computes with on
-    ``example`` (the original as the user hands it over; never run, never changed)."""
+    ``example`` (the original as the user hands it over; never run, never changed). A check
+    that asks on every example passes its ``memo``: the original is built once there."""
     try:
-        original = _original(target)
+        if memo is None:
+            original = _original(target)
+        elif (original := memo.get("original")) is None:
+            original = memo["original"] = _original(target)
         copied = clone(original)
     except Exception:
         return ()  # a model that cannot be built or copied: the checks report it with its context

@@ -204,7 +204,7 @@ class TiedWeights(Invariant):
         copies = verdict(context.target)
         if copies.safe:
             # Found once per target on a few examples; a closure on a path they missed shows here.
-            reached = reached_by_copy(context.target, example)
+            reached = reached_by_copy(context.target, example, context.memo)
             if reached:
                 copies = Copies(reached=reached)
         if copies.unbuildable:
