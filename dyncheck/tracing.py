@@ -12,7 +12,7 @@ import dataclasses
 import functools
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -31,10 +31,21 @@ class Trace:
     output: Any
     #: names of the submodules that ran, in the order they were called (repeats kept)
     modules: tuple[str, ...]
-    #: names of the parameters the loss reaches through autograd (every alias of a shared one)
-    reached: frozenset[str]
     #: the loss the backward pass started from (None when there was nothing to differentiate)
     loss: torch.Tensor | None = None
+    #: the model that ran (:attr:`reached` names its parameters)
+    model: nn.Module | None = field(default=None, repr=False, compare=False)
+    _reached: frozenset[str] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def reached(self) -> frozenset[str]:
+        """Names of the parameters the loss reaches through autograd (every alias of a shared
+        one). Walking the graph costs, and most calls never ask: it is walked on first use
+        (its structure outlives the backward pass)."""
+        if self._reached is None:
+            found = reached_parameters(self.loss, self.model) if self.model is not None else frozenset()
+            object.__setattr__(self, "_reached", found)
+        return self._reached  # type: ignore[return-value]
 
     @property
     def path(self) -> tuple[str, ...]:
@@ -276,7 +287,6 @@ def trace(
     with record_modules(model) as calls:
         output = model(*args, **kwargs)
     value = check_loss((loss or default_loss)(output))
-    reached = reached_parameters(value, model)
     if backward and value is not None and value.requires_grad:
         value.backward()
-    return Trace(output=output, modules=tuple(calls), reached=reached, loss=value)
+    return Trace(output=output, modules=tuple(calls), loss=value, model=model)

@@ -22,7 +22,6 @@ from dyncheck.tracing import (
     Trace,
     check_loss,
     loss_of,
-    reached_parameters,
     record_modules,
 )
 
@@ -200,7 +199,6 @@ class Context:
                     output = self.target.call(model, example.fresh_args())
                 stage = "the spec's loss" if self.target.spec.loss is not None else "the loss"
                 loss = check_loss(loss_of(self.target.spec, output, example.seed))
-                reached = reached_parameters(loss, model)
                 if backward and loss is not None and loss.requires_grad:
                     stage = "backward"
                     loss.backward()
@@ -209,7 +207,7 @@ class Context:
         path = tuple(calls)
         if record:
             self.record(path, example)
-        return Trace(output=output, modules=path, reached=reached, loss=loss)
+        return Trace(output=output, modules=path, loss=loss, model=model)
 
     def record(self, path: tuple[str, ...], example: Example) -> None:
         """Count one call on ``path`` in the census (checks that run the model their own
