@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from dyncheck.examples import Example
     from dyncheck.target import Target
 
-__all__ = ["Copies", "finding", "reached_by_copy", "skip_reason", "verdict"]
+__all__ = ["Copies", "finding", "original_model", "reached_by_copy", "skip_reason", "verdict"]
 
 #: Examples the probe runs a copy on, at most (it stops at the first that shows a reach).
 PROBE_EXAMPLES = 3
@@ -70,15 +70,13 @@ def verdict(target: Target) -> Copies:
     return target.copies
 
 
-def reached_by_copy(target: Target, example: Example, memo: dict[str, Any] | None = None) -> tuple[str, ...]:
+def reached_by_copy(target: Target, example: Example, original: nn.Module | None = None) -> tuple[str, ...]:
     """The original's parameters that a deep copy of ``target``'s model computes with on
-    ``example`` (the original as the user hands it over; never run, never changed). A check
-    that asks on every example passes its ``memo``: the original is built once there."""
+    ``example`` (the original as the user hands it over; never run, never changed). A
+    caller that asks on every example passes the original it keeps (:func:`original_model`)."""
     try:
-        if memo is None:
+        if original is None:
             original = _original(target)
-        elif (original := memo.get("original")) is None:
-            original = memo["original"] = _original(target)
         copied = clone(original)
     except Exception:
         return ()  # a model that cannot be built or copied: the checks report it with its context
@@ -151,6 +149,15 @@ def _probe(target: Target) -> Copies:
     except NoSuchExample:
         return Copies()
     return Copies(reached=reached, unbuildable=_unbuildable(target, original))
+
+
+def original_model(target: Target, built: nn.Module) -> nn.Module:
+    """The model as the user hands it over, for :func:`reached_by_copy`: ``built`` itself
+    when the target is a class (built under the build seed, never run, its closures hold it,
+    as they would the user's), else the user's instance or the factory's own result."""
+    import inspect
+
+    return built if inspect.isclass(target.spec.model) else _original(target)
 
 
 def _original(target: Target) -> nn.Module:

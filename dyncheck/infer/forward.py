@@ -137,7 +137,7 @@ def infer_input(
     if _CONTROL_NAME.search(name) or annotation in (bool, float) or annotation is int:
         as_tensor = annotation not in (bool, int, float)
         if annotation is bool:
-            return Inferred(dst.controls(dtype=bool), f"annotated bool")
+            return Inferred(dst.controls(dtype=bool), "annotated bool")
         if annotation is int:
             hi = int(max([*thresholds, 2])) + 1
             lo = int(min([*thresholds, 0])) - (1 if thresholds and min(thresholds) <= 0 else 0)

@@ -153,14 +153,10 @@ class Context:
         """A deep copy of the model as built (the built prototype itself is never run); a
         new build instead when copies of this model compute with the original's parameters
         (dyncheck.copies), so that no check runs on a model wired to another."""
-        if self._prototype is None:
-            try:
-                self._prototype = self.target.build()
-            except Exception as exc:
-                raise ModelError("building the model", exc) from exc
+        prototype = self.prototype()
         if not verdict(self.target).safe:
             return self.build_model()
-        return clone(self._prototype)
+        return clone(prototype)
 
     def copy_of(self, model: nn.Module) -> nn.Module:
         """A copy of ``model``, one of this context's fresh models that has not been trained:
@@ -217,6 +213,16 @@ class Context:
         self.path_examples.setdefault(path, example)
         for name in path:
             self.witnesses.setdefault(name, example)
+
+    def prototype(self) -> nn.Module:
+        """The model as built (built on first use), which no check ever runs: for what
+        needs only its names or its original parameters, without a copy of its own."""
+        if self._prototype is None:
+            try:
+                self._prototype = self.target.build()
+            except Exception as exc:
+                raise ModelError("building the model", exc) from exc
+        return self._prototype
 
     @property
     def layout(self) -> Layout | None:

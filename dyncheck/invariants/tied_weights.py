@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dyncheck.copies import Copies, finding, reached_by_copy, verdict
+from dyncheck.copies import Copies, finding, original_model, reached_by_copy, verdict
 from dyncheck.errors import DyncheckWarning, InvariantViolation
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
@@ -204,7 +204,9 @@ class TiedWeights(Invariant):
         copies = verdict(context.target)
         if copies.safe:
             # Found once per target on a few examples; a closure on a path they missed shows here.
-            reached = reached_by_copy(context.target, example, context.memo)
+            if "original" not in context.memo:
+                context.memo["original"] = original_model(context.target, context.prototype())
+            reached = reached_by_copy(context.target, example, context.memo["original"])
             if reached:
                 copies = Copies(reached=reached)
         if copies.unbuildable:
