@@ -201,6 +201,7 @@ class InvariantItem(pytest.Item):
         finally:
             if self.context is not None:
                 self.user_properties.append(("dyncheck", self._record(finding)))
+                self.context.release()
         vacuous = self.context.vacuous()
         if vacuous:
             # A pass must mean the property was checked: one that compared nothing is a skip.

@@ -125,13 +125,16 @@ def _probe(target: Target) -> Copies:
 
     from dyncheck.examples import from_target
 
-    original = _original(target)
-    copied = clone(original)
+    # The two models live in a list the search's callback reads, emptied afterwards:
+    # Hypothesis keeps the callback in reference cycles that only the cyclic collector
+    # frees, and two model copies must not wait for it (on a big model, gigabytes).
+    models = [_original(target)]
+    models.append(clone(models[0]))
     reached: tuple[str, ...] = ()
 
     def reaches(example: Example) -> bool:
         nonlocal reached
-        reached = _reached(target, original, copied, example)
+        reached = _reached(target, models[0], models[1], example)
         return bool(reached)
 
     # Deterministic examples (derandomize, no database): the verdict is the same in every
@@ -148,6 +151,9 @@ def _probe(target: Target) -> Copies:
         find(from_target(target), reaches, settings=quiet)
     except NoSuchExample:
         return Copies()
+    finally:
+        original = models[0]
+        models.clear()
     return Copies(reached=reached, unbuildable=_unbuildable(target, original))
 
 

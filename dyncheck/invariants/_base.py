@@ -214,6 +214,15 @@ class Context:
         for name in path:
             self.witnesses.setdefault(name, example)
 
+    def release(self) -> None:
+        """Let go of the models the check held (the prototype, what an invariant kept in
+        its memo) once it is over; the census, the counts, the report and the layout stay
+        for the summary. Items live until the session ends: without this every check of a
+        run would keep its model alive."""
+        _ = self.layout  # from the prototype, while it is here
+        self._prototype = None
+        self.memo.clear()
+
     def prototype(self) -> nn.Module:
         """The model as built (built on first use), which no check ever runs: for what
         needs only its names or its original parameters, without a copy of its own."""
