@@ -128,3 +128,32 @@ def test_non_modules_go_to_deepcopy():
     cloned = clone(value)
     assert torch.equal(cloned["a"][0], value["a"][0])
     assert cloned["a"] is not value["a"] and cloned["a"][0] is not value["a"][0]
+
+
+class _Symmetric(nn.Module):
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight.triu() + weight.triu(1).transpose(-1, -2)
+
+
+def _parametrized() -> nn.Module:
+    layer = nn.Linear(4, 4)
+    torch.nn.utils.parametrize.register_parametrization(layer, "weight", _Symmetric())
+    return layer
+
+
+@pytest.mark.parametrize("make", [
+    _parametrized,
+    lambda: torch.nn.utils.parametrizations.weight_norm(nn.Linear(4, 3)),
+    lambda: torch.nn.utils.spectral_norm(nn.Linear(4, 3)),
+    lambda: nn.LazyLinear(3),
+    lambda: nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3)),
+], ids=["parametrize", "weight_norm", "spectral_norm", "lazy", "batch_norm"])
+def test_torch_module_kinds_clone_as_deepcopy_does(make):
+    model = make()
+    expected, cloned = copy.deepcopy(model), clone(model)
+    x = torch.randn(2, 4)
+    torch.manual_seed(0)
+    want = expected(x)
+    torch.manual_seed(0)
+    torch.testing.assert_close(cloned(x), want, rtol=0, atol=0)
+    assert not {id(p) for p in cloned.parameters()} & {id(p) for p in model.parameters()}
