@@ -219,10 +219,11 @@ def _import(name: str, hint: str = "") -> Any:
 
 def _import_failed(name: str, exc: BaseException) -> _UsageError:
     # The plugin's wording for the same failure of a module:Name target, so both read
-    # alike; imported here, as dyncheck.target imports torch.
-    from dyncheck.target import _import_failure
+    # alike (dyncheck.errors imports nothing heavy: a module that fails before it imports
+    # torch is answered without importing torch).
+    from dyncheck.errors import import_failure
 
-    return _UsageError(f"dyncheck: {_import_failure(name, exc)}")
+    return _UsageError(f"dyncheck: {import_failure(name, exc)}")
 
 
 def expand(argument: str, *, hint: str = "") -> list[str]:

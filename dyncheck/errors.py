@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import os
+
 __all__ = [
     "DyncheckError",
     "DyncheckWarning",
@@ -17,6 +19,8 @@ __all__ = [
     "InvariantViolation",
     "ModelError",
     "TargetError",
+    "import_failure",
+    "one_line",
 ]
 
 
@@ -65,3 +69,31 @@ class ModelError(DyncheckError):
 class DyncheckWarning(UserWarning):
     """Something a model does that is not a failure but needs a decision (pytest lists it
     in its warnings summary)."""
+
+
+def import_failure(module_name: str, exc: BaseException) -> str:
+    """``importing 'mymod' failed at mymod.py:9: ZeroDivisionError: ...``: the traceback
+    is not shown, so name the module-level line that raised (the deepest ``<module>``
+    frame: the statement in the innermost module being imported)."""
+    where = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name == "<module>" and not code.co_filename.startswith("<"):
+            path = code.co_filename
+            try:
+                relative = os.path.relpath(path)
+                path = path if relative.startswith("..") else relative
+            except ValueError:  # another drive on Windows
+                pass
+            where = f" at {path}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return f"importing {module_name!r} failed{where}: {type(exc).__name__}: {one_line(exc)}"
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line: a usage error is one line, never a dump."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return "(no message)"
+    return lines[0] + (" …" if len(lines) > 1 else "")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 from torch import nn
 
 from dyncheck.cloning import clone
-from dyncheck.errors import InvalidArgument, TargetError
+from dyncheck.errors import InvalidArgument, TargetError, import_failure, one_line
 from dyncheck.infer import (
     Inferred,
     Uninferable,
@@ -114,9 +113,9 @@ def _import(text: str) -> Any:
                 f"no module named {exc.name!r} (searched the current directory and sys.path; "
                 "run pytest from the project root or install the package)",
             ) from None
-        raise _fail(text, _import_failure(module_name, exc)) from None
+        raise _fail(text, import_failure(module_name, exc)) from None
     except Exception as exc:  # the user's module raised while importing
-        raise _fail(text, _import_failure(module_name, exc)) from None
+        raise _fail(text, import_failure(module_name, exc)) from None
     value: Any = module
     for index, part in enumerate(attribute.split(".")):
         if not hasattr(value, part):
@@ -137,34 +136,6 @@ def load(text: str) -> Any:
     """The object ``module.path:Name`` names, imported; a :class:`TargetError` starting
     with ``--dyncheck TEXT:`` says what is wrong."""
     return _import(text)
-
-
-def _import_failure(module_name: str, exc: BaseException) -> str:
-    """``importing 'mymod' failed at mymod.py:9: ZeroDivisionError: ...``: the traceback
-    is not shown, so name the module-level line that raised (the deepest ``<module>``
-    frame: the statement in the innermost module being imported)."""
-    where = ""
-    tb = exc.__traceback__
-    while tb is not None:
-        code = tb.tb_frame.f_code
-        if code.co_name == "<module>" and not code.co_filename.startswith("<"):
-            path = code.co_filename
-            try:
-                relative = os.path.relpath(path)
-                path = path if relative.startswith("..") else relative
-            except ValueError:  # another drive on Windows
-                pass
-            where = f" at {path}:{tb.tb_lineno}"
-        tb = tb.tb_next
-    return f"importing {module_name!r} failed{where}: {type(exc).__name__}: {_one_line(exc)}"
-
-
-def _one_line(exc: BaseException) -> str:
-    """An exception's message on one line: a usage error is one line, never a dump."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    if not lines:
-        return "(no message)"
-    return lines[0] + (" …" if len(lines) > 1 else "")
 
 
 def _model_like(namespace: Any) -> list[str]:
@@ -247,7 +218,7 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
         name = getattr(model, "__qualname__", type(model).__qualname__)
         raise _fail(
             text,
-            f"building {name}({shown}) raised {type(exc).__name__}: {_one_line(exc)}; "
+            f"building {name}({shown}) raised {type(exc).__name__}: {one_line(exc)}; "
             f"pass constructor arguments with dyncheck.Spec({name}, init={{...}})",
         ) from None
     if not isinstance(instance, nn.Module):

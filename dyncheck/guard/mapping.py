@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from dyncheck.errors import TargetError
+from dyncheck.errors import TargetError, one_line
 
 __all__ = ["Correspondence", "StateMapping", "module_of"]
 
@@ -119,7 +119,7 @@ class StateMapping:
             result = function(dict(self.leaves))
         except Exception as exc:
             raise TargetError(
-                f"{self.label}: Spec(state_map={name}) raised {type(exc).__name__}: {_one_line(exc)} on the old "
+                f"{self.label}: Spec(state_map={name}) raised {type(exc).__name__}: {one_line(exc)} on the old "
                 f"model's state_dict (its keys: {_names(self.old_keys)})"
             ) from None
         if not isinstance(result, Mapping) or not all(
@@ -287,11 +287,6 @@ def _same_storage(a: torch.Tensor, b: torch.Tensor) -> bool:
         return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr() and a.numel() > 0
     except (RuntimeError, NotImplementedError):
         return False
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return (lines[0] + (" …" if len(lines) > 1 else "")) if lines else "(no message)"
 
 
 class Correspondence:
