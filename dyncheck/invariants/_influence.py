@@ -22,7 +22,7 @@ from dyncheck.examples import Example
 from dyncheck.invariants._base import Context
 from dyncheck.tracing import Trace, default_loss, floating_leaves
 
-__all__ = ["influences", "masked", "moving_changes_output", "zero_parameter_gradients"]
+__all__ = ["influences", "moving_changes_output", "unused_modules", "zero_parameter_gradients"]
 
 
 #: How a module's output is moved, tried in turn until the model's output changes:
@@ -81,11 +81,14 @@ def influences(
     baseline: Any,
     *,
     around: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+    attempts: range = range(len(_MOVES)),
 ) -> bool:
     """Whether perturbing ``module_name``'s output (on every call) changes the model's output;
-    every run is made inside ``around()`` (the nudges of :func:`_holds_when_nudged`)."""
+    every run is made inside ``around()`` (the nudges of :func:`_holds_when_nudged`).
+    ``attempts`` picks which of the moves to try (by their place in ``_MOVES``)."""
     module = model.get_submodule(module_name)
-    for attempt, move in enumerate(_MOVES):
+    for attempt in attempts:
+        move = _MOVES[attempt]
         generator = torch.Generator().manual_seed(1234 + attempt)
 
         def hook(_module: nn.Module, _args: Any, output: Any, move: str = move) -> Any:
@@ -104,9 +107,12 @@ def influences(
     return False
 
 
-def masked(context: Context, model: nn.Module, example: Example, path: tuple[str, ...], unused: list[str]) -> list[str]:
-    """Of ``unused`` (modules that ran, whose output, moved, left the output unchanged), the
-    ones masked away by a choice.
+def unused_modules(
+    context: Context, model: nn.Module, example: Example, path: tuple[str, ...], candidates: list[str], baseline: Any
+) -> list[str]:
+    """Of ``candidates`` (modules that ran, which the loss's gradient did not reach), the ones
+    that do not influence the output (no move of their output changes it, :func:`influences`)
+    and are masked away by a choice.
 
     A mask is a choice that depends on values (a gate, a router, a control value): it lets
     the module through on other values of the same sizes, and it holds when the values move
@@ -121,10 +127,19 @@ def masked(context: Context, model: nn.Module, example: Example, path: tuple[str
         amount, one way or the opposite way (a control exactly at its threshold opens one
         way only). A module that counts as soon as the values move a little sat at a
         degenerate value: all keys equal (a constant input), a tie.
-    """
-    unused = _weighted_not_masked(context, model, example, unused)
+
+    Every test is about one module alone, so the answer is their conjunction in any order;
+    they run cheapest-first for the common cases: one move (a saturated module moves the
+    output at once), (a) and (b) (a module at a degenerate size is told apart in a few
+    passes shared by all the modules), the other moves, then (c)."""
+    first = range(1)
+    unused = [m for m in candidates if not influences(context, model, example, m, baseline, attempts=first)]
+    if unused:
+        unused = _weighted_not_masked(context, model, example, unused)
     if unused:
         unused = _used_elsewhere(context, model, example, path, unused)
+    rest = range(1, len(_MOVES))
+    unused = [m for m in unused if not influences(context, model, example, m, baseline, attempts=rest)]
     if unused:
         unused = _holds_when_nudged(context, model, example, unused)
     return unused
@@ -161,14 +176,19 @@ def _gradient_reaches(
         return trace, reached
     generator = torch.Generator().manual_seed(example.seed)
     loss = sum((t * torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)).sum() for t in leaves_)
-    for name in names:
-        if captured[name]:
-            try:
-                grads = torch.autograd.grad(loss, captured[name], retain_graph=True, allow_unused=True)
-            except RuntimeError:
-                return None  # backward raised (an in-place op on this path)
-            if any(g is not None and bool(g.detach().ne(0).any()) for g in grads):
-                reached.add(name)
+    # One backward pass for every module's outputs (each gradient is the one a pass of its
+    # own would give).
+    owners = [name for name in names for _ in captured[name]]
+    tensors = [t for name in names for t in captured[name]]
+    if not tensors:
+        return trace, reached
+    try:
+        grads = torch.autograd.grad(loss, tensors, allow_unused=True)
+    except RuntimeError:
+        return None  # backward raised (an in-place op on this path)
+    for name, grad in zip(owners, grads):
+        if grad is not None and bool(grad.detach().ne(0).any()):
+            reached.add(name)
     return trace, reached
 
 
@@ -259,6 +279,26 @@ def _redrawn(example: Example, move: str, seed: int) -> Example:
     return Example(args, example.seed, example.dims)
 
 
+def _movable(example: Example) -> bool:
+    """Whether :func:`_redrawn` moves anything in ``example``: a float, or a floating tensor
+    outside the masks."""
+    def floating(value: Any) -> bool:
+        if isinstance(value, torch.Tensor):
+            return value.is_floating_point()
+        if isinstance(value, nn.utils.rnn.PackedSequence):
+            return value.data.is_floating_point()
+        if isinstance(value, (tuple, list)):
+            return any(floating(v) for v in value)
+        if isinstance(value, dict):
+            return any(floating(v) for v in value.values())
+        return False
+
+    return any(
+        isinstance(value, float) or floating(value)
+        for name, value in example.args.items() if "mask" not in name.lower()
+    )
+
+
 def _used_elsewhere(
     context: Context, model: nn.Module, example: Example, path: tuple[str, ...], names: list[str]
 ) -> list[str]:
@@ -266,7 +306,9 @@ def _used_elsewhere(
     moving their output changes it) on some redrawn example of the same sizes on which the
     model takes the same path."""
     pending = list(names)
-    for move, seed in _REDRAWS:
+    # With nothing to move (token ids and masks only), every redraw is the example itself:
+    # one tells what all of them would.
+    for move, seed in _REDRAWS if _movable(example) else _REDRAWS[:1]:
         other = _redrawn(example, move, seed)
         found = _gradient_reaches(context, model, other, pending)
         if found is None or found[0].path != path:

@@ -10,7 +10,7 @@ example, after forward and backward:
    output through autograd (unless frozen);
 3. executed means used: a module that ran influences the output (its output is
    perturbed through a forward hook; an output that does not change means the work was
-   masked away, if a choice masked it: see :func:`~dyncheck.invariants._influence.masked`);
+   masked away, if a choice masked it: see :func:`~dyncheck.invariants._influence.unused_modules`);
 4. declared branches: ``Spec(branches=...)`` modules run exactly when their predicate holds;
 5. finite gradients, named;
 6. step isolation: after an optimizer step on an example where a module ran, a step on
@@ -36,7 +36,7 @@ from torch import nn
 from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example, describe_value
 from dyncheck.invariants._base import Context, Invariant, module_name_map, parameter_owners
-from dyncheck.invariants._influence import influences, masked, moving_changes_output, zero_parameter_gradients
+from dyncheck.invariants._influence import influences, moving_changes_output, unused_modules, zero_parameter_gradients
 from dyncheck.invariants.finite import non_finite
 from dyncheck.tracing import Trace, leaves, missing_output
 
@@ -320,8 +320,7 @@ class GradIsolation(Invariant):
             ]
             if candidates:
                 baseline = context.run(model, example, record=False, grad=False).output
-                unused = [m for m in candidates if not influences(context, model, example, m, baseline)]
-                unused = masked(context, model, example, trace.path, unused) if unused else []
+                unused = unused_modules(context, model, example, trace.path, candidates, baseline)
                 if unused:
                     findings.append(
                         f"{_join(unused)} ran but did not influence the output on this example "
