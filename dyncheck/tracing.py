@@ -219,23 +219,36 @@ def check_loss(value: Any) -> torch.Tensor | None:
 
 
 @contextlib.contextmanager
-def record_modules(model: nn.Module) -> Iterator[list[str]]:
-    """Names of the submodules of ``model`` called inside the block, in call order."""
-    calls: list[str] = []
+def submodule_hooks(
+    model: nn.Module, hook_for: Callable[[str], Callable[..., Any]], *, pre: bool = False, with_kwargs: bool = False
+) -> Iterator[None]:
+    """``hook_for(name)`` as a forward hook (with ``pre``, a forward pre-hook) of every
+    submodule of ``model`` (not the model itself) inside the block, removed on exit."""
     handles = []
     for name, module in model.named_modules():
-        if not name:
-            continue
-
-        def hook(_module: nn.Module, _args: Any, _name: str = name) -> None:
-            calls.append(_name)
-
-        handles.append(module.register_forward_pre_hook(hook))
+        if name:
+            hook = hook_for(name)
+            handles.append(
+                module.register_forward_pre_hook(hook, with_kwargs=with_kwargs) if pre
+                else module.register_forward_hook(hook, with_kwargs=with_kwargs)
+            )
     try:
-        yield calls
+        yield
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextlib.contextmanager
+def record_modules(model: nn.Module) -> Iterator[list[str]]:
+    """Names of the submodules of ``model`` called inside the block, in call order."""
+    calls: list[str] = []
+
+    def hook_for(name: str) -> Callable[..., None]:
+        return lambda _module, _args: calls.append(name)
+
+    with submodule_hooks(model, hook_for, pre=True):
+        yield calls
 
 
 def parameter_names(model: nn.Module) -> dict[int, tuple[str, ...]]:

@@ -38,7 +38,7 @@ from dyncheck.examples import Example, describe_value
 from dyncheck.invariants._base import Context, Invariant, module_name_map, parameter_owners
 from dyncheck.invariants._influence import influences, moving_changes_output, unused_modules, zero_parameter_gradients
 from dyncheck.invariants.finite import non_finite
-from dyncheck.tracing import Trace, leaves, missing_output
+from dyncheck.tracing import Trace, leaves, missing_output, submodule_hooks
 
 __all__ = ["GradIsolation", "default_optimizers", "evaluate_branch", "influences", "predicate_text"]
 
@@ -85,24 +85,21 @@ def _idle_calls(model: nn.Module) -> Iterator[set[str]]:
     inputs (``expert(x[idx])`` with no row routed to it): they computed nothing."""
     idle: set[str] = set()
     busy: set[str] = set()
-    handles = []
-    for name, module in model.named_modules():
-        if not name:
-            continue
 
-        def hook(_module: nn.Module, args: Any, kwargs: Any, name: str = name) -> None:
+    def hook_for(name: str) -> Callable[..., None]:
+        def hook(_module: nn.Module, args: Any, kwargs: Any) -> None:
             tensors = [v for _, v in leaves((args, kwargs)) if isinstance(v, torch.Tensor)]
             if tensors and all(t.numel() == 0 for t in tensors):
                 idle.add(name)
             else:
                 busy.add(name)
 
-        handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
+        return hook
+
     try:
-        yield idle
+        with submodule_hooks(model, hook_for, pre=True, with_kwargs=True):
+            yield idle
     finally:
-        for handle in handles:
-            handle.remove()
         idle -= busy
 
 
@@ -113,27 +110,21 @@ def _output_gradients(model: nn.Module) -> Iterator[set[str]]:
     order, moving its output moves the loss), so rule 3 need not move it to find out: a
     module masked away gets an exactly-zero gradient, whatever the mask's dtype."""
     moved: set[str] = set()
-    handles = []
 
     def seen(name: str, grad: torch.Tensor | None) -> None:
         if name not in moved and grad is not None and bool(grad.detach().ne(0).any()):
             moved.add(name)
 
-    for name, module in model.named_modules():
-        if not name:
-            continue
-
-        def hook(_module: nn.Module, _args: Any, output: Any, name: str = name) -> None:
+    def hook_for(name: str) -> Callable[..., None]:
+        def hook(_module: nn.Module, _args: Any, output: Any) -> None:
             for _, value in leaves(output):
                 if isinstance(value, torch.Tensor) and value.requires_grad:
                     value.register_hook(functools.partial(seen, name))
 
-        handles.append(module.register_forward_hook(hook))
-    try:
+        return hook
+
+    with submodule_hooks(model, hook_for):
         yield moved
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def _track_silent(
