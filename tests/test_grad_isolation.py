@@ -551,3 +551,18 @@ def test_moving_a_parameter_changes_the_output_only_beyond_rounding():
     assert not moving_changes_output(context, model, example, model.shift)
     assert moving_changes_output(context, model, example, model.fc.bias)
     assert torch.equal(model.shift, torch.zeros(1))  # restored
+
+
+def test_redraws_that_cannot_move_anything_are_one():
+    import torch
+
+    from dyncheck.examples import Example
+    from dyncheck.invariants._influence import _movable, _redrawn
+
+    tokens = Example({"input_ids": torch.tensor([[3, 1]]), "attention_mask": torch.ones(1, 2)}, 0, {})
+    assert not _movable(tokens)  # the float mask is kept, the ids are integers
+    again = _redrawn(tokens, "random10", 3)
+    assert all(torch.equal(again.args[k], v) for k, v in tokens.args.items())
+    floats = Example({"x": torch.ones(1, 2), "control": 0.5}, 0, {})
+    assert _movable(floats) and _movable(Example({"control": 0.5}, 0, {}))
+    assert not torch.equal(_redrawn(floats, "random10", 3).args["x"], floats.args["x"])
