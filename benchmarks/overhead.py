@@ -9,7 +9,11 @@ For each invariant, one example is timed two ways on the same inputs:
   plain  — a hand-written PyTorch loop doing only the passes the property needs
            (determinism: two forwards; finite: forward and backward; batch_invariance:
            the batch, then each row alone; dtype_agreement: forward and backward in
-           float32 and in float64; ...), on a model built once;
+           float32 and in float64; packed_rnn: each sequence through the equations step
+           by step in float64, and the packed batch unsorted and sorted, with backward;
+           padding_invariance: on a float64 copy, the batch, each row trimmed, and the
+           batch with two more padding steps, with backward; ...), on a model built once
+           (the padded checks' passes read the mid-size model's ``x`` and ``lengths``);
   check  — dyncheck's whole check of that example (fresh models, seeding, tracing,
            comparisons, its extra probes),
 and the ratio check / plain is printed against the target (≤ 1.5× on the mid-size model:
@@ -20,6 +24,7 @@ they are measurements, not tests.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import importlib
 import statistics
@@ -29,10 +34,12 @@ import warnings
 from collections.abc import Callable
 
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from benchmarks.common import examples as draw_examples
 from dyncheck.errors import DyncheckWarning, InvariantViolation, ModelError
 from dyncheck.invariants import Context, registry
+from dyncheck.rnn_reference import naive_rnn
 from dyncheck.settings import Settings
 from dyncheck.target import resolve
 from dyncheck.tracing import floating_leaves
@@ -54,6 +61,17 @@ def _forward(model, target, args):
 def _forward_backward(model, target, args):
     model.zero_grad(set_to_none=True)
     _loss(target.call(model, args)).backward()
+
+
+@contextlib.contextmanager
+def _float64():
+    """float64 as torch's default dtype inside the block (tensors made in forward follow)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
 
 
 def _rows(example, args):
@@ -108,13 +126,42 @@ def plain_passes(name: str) -> Callable | None:
         model.train()
 
     def padding_invariance(model, target, example):
-        args = example.fresh_args()
-        _forward_backward(model, target, args)
-        for row in _rows(example, args):
-            _forward_backward(model, target, row)
+        # On a float64 copy (as the check runs, so float32 rounding is not compared): the
+        # batch, each row alone trimmed to its length, and the batch with two more steps of
+        # padding, each forward and backward.
+        wide = copy.deepcopy(model).double().eval()
+        args = {n: v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+                for n, v in example.fresh_args().items()}
+        with _float64():
+            _forward_backward(wide, target, args)
+            for row, length in enumerate(args["lengths"].tolist()):
+                alone = {"x": args["x"][row:row + 1, :length], "lengths": args["lengths"][row:row + 1]}
+                _forward_backward(wide, target, alone)
+            longer = torch.cat([args["x"], torch.randn(args["x"].shape[0], 2, args["x"].shape[2],
+                                                       dtype=torch.float64)], dim=1)
+            _forward_backward(wide, target, {"x": longer, "lengths": args["lengths"]})
 
     def packed_rnn(model, target, example):
-        _forward_backward(model, target, example.fresh_args())
+        # For each recurrent module: each sequence alone through the equations, step by step,
+        # in float64, with the gradients of a loss through them; then the packed batch forward
+        # and backward, unsorted and sorted (enforce_sorted=False and True).
+        args = example.fresh_args()
+        lengths = args["lengths"].tolist()
+        for module in (m for m in model.modules() if isinstance(m, torch.nn.RNNBase)):
+            reference = copy.deepcopy(module).double().eval()
+            x = torch.randn(len(lengths), max(lengths), module.input_size)
+            loss = sum(naive_rnn(reference, x[row, :length].double())[0].sum() for row, length in enumerate(lengths))
+            torch.autograd.grad(loss, list(reference.parameters()))
+            module.eval()
+            for enforce_sorted in (False, True):
+                order = sorted(range(len(lengths)), key=lambda r: -lengths[r]) if enforce_sorted else range(len(lengths))
+                packed = pack_padded_sequence(x[list(order)], torch.tensor([lengths[r] for r in order]),
+                                              batch_first=module.batch_first, enforce_sorted=enforce_sorted)
+                module.zero_grad(set_to_none=True)
+                out, hidden = module(packed)
+                padded, _ = pad_packed_sequence(out, batch_first=module.batch_first, total_length=max(lengths))
+                (padded.sum() + sum(h.sum() for h in (hidden if isinstance(hidden, tuple) else (hidden,)))).backward()
+            module.train()
 
     return {
         "determinism": determinism, "finite": finite, "grad_isolation": finite, "coverage": coverage,
