@@ -39,7 +39,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from benchmarks.common import examples as draw_examples
 from dyncheck.errors import DyncheckWarning, InvariantViolation, ModelError
 from dyncheck.invariants import Context, registry
-from dyncheck.rnn_reference import naive_rnn
+from dyncheck.rnn_reference import naive_rnn_rows
 from dyncheck.settings import Settings
 from dyncheck.target import resolve
 from dyncheck.tracing import floating_leaves
@@ -143,14 +143,15 @@ def plain_passes(name: str) -> Callable | None:
 
     def packed_rnn(model, target, example):
         # For each recurrent module: each sequence alone through the equations, step by step,
-        # in float64, with the gradients of a loss through them; then the packed batch forward
+        # in float64 (side by side), with the gradients of a loss through them; then the packed batch forward
         # and backward, unsorted and sorted (enforce_sorted=False and True).
         args = example.fresh_args()
         lengths = args["lengths"].tolist()
         for module in (m for m in model.modules() if isinstance(m, torch.nn.RNNBase)):
             reference = copy.deepcopy(module).double().eval()
             x = torch.randn(len(lengths), max(lengths), module.input_size)
-            loss = sum(naive_rnn(reference, x[row, :length].double())[0].sum() for row, length in enumerate(lengths))
+            rows = naive_rnn_rows(reference, [x[row, :length].double() for row, length in enumerate(lengths)])
+            loss = sum(output.sum() for output, _, _ in rows)
             torch.autograd.grad(loss, list(reference.parameters()))
             module.eval()
             for enforce_sorted in (False, True):

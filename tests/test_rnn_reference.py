@@ -88,3 +88,31 @@ def test_the_reverse_direction_starts_at_the_last_valid_step() -> None:
     output, h_n, _ = naive_rnn(module, x)
     torch.testing.assert_close(output[0, 3:], h_n[1], **TIGHT)
     torch.testing.assert_close(output[0, :3], h_n[0], **TIGHT)
+
+
+@given(module=rnn_modules(), lengths=st.lists(st.integers(1, 6), min_size=1, max_size=5), seed=st.integers(0, 2**16))
+def test_sequences_side_by_side_equal_each_alone(module: nn.RNNBase, lengths: list[int], seed: int) -> None:
+    # naive_rnn_rows (packed_rnn's reference) is naive_rnn on each sequence alone, results
+    # and gradients, whatever the other rows' lengths.
+    from dyncheck.rnn_reference import naive_rnn_rows
+
+    generator = torch.Generator().manual_seed(seed)
+    sequences = [torch.randn(n, module.input_size, generator=generator, dtype=torch.float64) for n in lengths]
+    together = naive_rnn_rows(module, sequences)
+    alone = [naive_rnn(module, s) for s in sequences]
+    parameters = list(module.parameters())
+    for row, (got, want) in enumerate(zip(together, alone)):
+        for name, a, e in zip(("output", "h_n", "c_n"), got, want):
+            assert (a is None) == (e is None), name
+            if e is not None:
+                torch.testing.assert_close(a, e, **TIGHT, msg=lambda m, name=name, row=row: f"row {row} {name}: {m}")
+        weights = [torch.randn(e.shape, generator=generator, dtype=torch.float64) for e in want if e is not None]
+
+        def gradients(results):
+            loss = sum((w * r).sum() for w, r in zip(weights, [r for r in results if r is not None]))
+            return torch.autograd.grad(loss, parameters, allow_unused=True, retain_graph=True)
+
+        for index, (a, e) in enumerate(zip(gradients(got), gradients(want))):
+            a = torch.zeros_like(parameters[index]) if a is None else a
+            e = torch.zeros_like(parameters[index]) if e is None else e
+            torch.testing.assert_close(a, e, **TIGHT, msg=lambda m, row=row, index=index: f"row {row} grad {index}: {m}")

@@ -11,7 +11,8 @@ For each example and every ``nn.RNN``, ``nn.LSTM`` and ``nn.GRU`` submodule of t
   module, then ``pad_packed_sequence(padding_value=-7.0, total_length=<padded length>)``;
 * the outputs at valid steps, ``h_n`` and ``c_n`` equal
   :func:`~dyncheck.rnn_reference.naive_rnn` — each sequence alone, step by step, from the
-  module's own weights, in float64 — within the module dtype's tolerance;
+  module's own weights, in float64 (all sequences computed side by side, each on its own:
+  :func:`~dyncheck.rnn_reference.naive_rnn_rows`) — within the module dtype's tolerance;
 * the gradients of every parameter, of a loss through the packed path (a fixed random
   projection of the valid outputs, ``h_n`` and ``c_n``), equal those through the loop;
 * every padded position after ``pad_packed_sequence`` holds ``padding_value``.
@@ -38,7 +39,7 @@ from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants.padding_invariance import gradient_tolerances, lengths_argument
-from dyncheck.rnn_reference import naive_rnn
+from dyncheck.rnn_reference import naive_rnn_rows
 from dyncheck.target import Target
 from dyncheck.tracing import project, projection
 
@@ -170,9 +171,10 @@ def _compare_module(
         x[row, length:] = 1e3
     x = x.to(dtype)
 
-    # The reference: each sequence alone through the equations, on a float64 copy.
+    # The reference: each sequence alone through the equations, on a float64 copy (all
+    # sequences side by side, each on its own: see naive_rnn_rows).
     reference = clone(module).double()
-    naive = [naive_rnn(reference, x[row, :length].to(device, torch.float64)) for row, length in enumerate(lengths)]
+    naive = naive_rnn_rows(reference, [x[row, :length].to(device, torch.float64) for row, length in enumerate(lengths)])
     # The loss's weights: fixed per sequence and result, whatever its position in the batch.
     seed = int(torch.randint(2**62, (), generator=generator))
     projections = [
