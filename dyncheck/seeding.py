@@ -57,8 +57,12 @@ def _seed_torch(seed: int) -> None:
     available can never run, so its seeding is left out; an available one is seeded exactly
     as ``torch.manual_seed`` does (lazily, if it is not initialised yet)."""
     seed = int(seed)
-    for backend in (torch.cuda, torch.xpu, torch.mtia):
-        if backend.is_available() and not backend._is_in_bad_fork():
+    for name in ("cuda", "xpu", "mtia"):  # the ones torch.manual_seed seeds (as this torch has them)
+        backend = getattr(torch, name, None)
+        if backend is None or not hasattr(backend, "manual_seed_all") or not backend.is_available():
+            continue
+        in_bad_fork = getattr(backend, "_is_in_bad_fork", None)
+        if in_bad_fork is None or not in_bad_fork():
             backend.manual_seed_all(seed)
     torch.mps.manual_seed(seed)  # a no-op on a build without MPS
     seed_custom = getattr(torch.random, "_seed_custom_device", None)
