@@ -93,7 +93,9 @@ def plain_passes(name: str) -> Callable | None:
         _forward_backward(model, target, example.fresh_args())
 
     def coverage(model, target, example):
-        _forward(model, target, example.fresh_args())
+        # Every example in eval and in train mode (models differ between the two).
+        _forward(model.eval(), target, example.fresh_args())
+        _forward(model.train(), target, example.fresh_args())
 
     def state_roundtrip(model, target, example):
         _forward(model, target, example.fresh_args())
