@@ -247,6 +247,22 @@ def test_plain_pytest_run_does_not_import_torch(pytester):
     result.assert_outcomes(passed=1)
 
 
+@pytest.mark.usefixtures("subprocess_env")
+def test_a_run_imports_only_what_its_checks_need(pytester):
+    # coverage.py only when the coverage check runs; torch._dynamo only when a check builds
+    # an optimizer or compiles (the gated net has no tie to train and nothing skipped here).
+    pytester.makeconftest(
+        "import sys\n\n"
+        "def pytest_sessionfinish(session):\n"
+        "    print('LOADED', sorted(m for m in ('coverage', 'torch._dynamo') if m in sys.modules))\n"
+    )
+    common = ["-p", "no:cacheprovider", "-s", "--dyncheck", GATED, "--dyncheck-only", "--dyncheck-max-examples=5"]
+    light = pytester.runpytest_subprocess(*common, "--dyncheck-invariants=determinism,finite,purity")
+    assert "LOADED []" in light.stdout.str(), light.stdout.str()
+    covered = pytester.runpytest_subprocess(*common, "--dyncheck-invariants=coverage")
+    assert "LOADED ['coverage']" in covered.stdout.str(), covered.stdout.str()
+
+
 NEW_MODEL = """
 import random
 
