@@ -30,8 +30,6 @@ def _import_what_optimizer_steps_import() -> None:
         factory([parameter]).step()
 
 
-_import_what_optimizer_steps_import()
-
 settings.register_profile(
     "ci", max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
 )
@@ -48,8 +46,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
         share_cores(int(workerinput.get("workercount", 1)))
     # `make check` (python -m dyncheck, i.e. --dyncheck-only) also loads this file through
-    # testpaths; it checks the reference models with Hypothesis's own defaults, as a user would.
+    # testpaths; it checks the reference models with Hypothesis's own defaults, as a user would,
+    # and pays for torch._dynamo only if a check builds an optimizer.
     if not config.getoption("dyncheck_only", False):
+        _import_what_optimizer_steps_import()
         settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
