@@ -21,6 +21,7 @@ same seed); an instance cannot be, and the other checks are skipped with the rea
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -161,8 +162,6 @@ def original_model(target: Target, built: nn.Module) -> nn.Module:
     """The model as the user hands it over, for :func:`reached_by_copy`: ``built`` itself
     when the target is a class (built under the build seed, never run, its closures hold it,
     as they would the user's), else the user's instance or the factory's own result."""
-    import inspect
-
     return built if inspect.isclass(target.spec.model) else _original(target)
 
 
