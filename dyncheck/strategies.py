@@ -81,6 +81,39 @@ def _given(public: Any, args: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+_PLANS: dict[Any, Any] = {}
+_MAX_PLANS = 1024
+
+
+def _planned(plan: Any, kwargs: Mapping[str, Any]) -> Any:
+    """``plan(**kwargs)``, worked out once per distinct arguments: a strategy validates its
+    arguments and builds its inner strategies when it is made, and each draw asks for them
+    again (a draw must not keep state of its own, so they cannot live on the strategy).
+
+    Arguments that cannot be a key (a list of choices holding unhashable values) are
+    planned anew on each draw. A float argument keys with its type and sign, so ``1``,
+    ``1.0`` and ``True`` and the bounds ``0.0`` and ``-0.0`` stay apart."""
+    try:
+        key = (plan, *(
+            (
+                name,
+                type(value),
+                tuple(value) if type(value) is list else value,
+                math.copysign(1.0, value) if isinstance(value, float) else None,
+            )
+            for name, value in sorted(kwargs.items())
+        ))
+        hash(key)
+    except TypeError:
+        return plan(**kwargs)
+    found = _PLANS.get(key)
+    if found is None:
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        found = _PLANS[key] = plan(**kwargs)
+    return found
+
+
 # --------------------------------------------------------------------------- dimensions
 
 
@@ -231,7 +264,7 @@ def controls(
 
 @_composite("controls")
 def _draw_controls(draw: Any, **kwargs: Any) -> Any:
-    return draw(_control_plan(**kwargs))
+    return draw(_planned(_control_plan, kwargs))
 
 
 def _control_plan(
@@ -466,7 +499,7 @@ def _representable_bounds(lo: float, hi: float, dtype: torch.dtype, signs: Any =
 
 @_composite("tensors")
 def _draw_tensors(draw: Any, **kwargs: Any) -> torch.Tensor:
-    shape, dtype, lo, hi, edge_cases, device = _tensor_plan(**kwargs)
+    shape, dtype, lo, hi, edge_cases, device = _planned(_tensor_plan, kwargs)
     with dim_scope():
         sizes = tuple(_draw_dim(draw, d) for d in shape)
     numel = math.prod(sizes)
@@ -542,7 +575,7 @@ def _length_plan(
 
 @_composite("sequence_lengths")
 def _draw_sequence_lengths(draw: Any, **kwargs: Any) -> torch.Tensor:
-    batch_size, max_length, min_length = _length_plan(**kwargs)
+    batch_size, max_length, min_length = _planned(_length_plan, kwargs)
     with dim_scope():
         n = _draw_dim(draw, batch_size)
         longest = _draw_dim(draw, max_length)
@@ -599,7 +632,7 @@ def _mask_plan(
 
 @_composite("attention_masks")
 def _draw_attention_masks(draw: Any, **kwargs: Any) -> torch.Tensor:
-    lengths, max_length, padding_side, dtype = _mask_plan(**kwargs)
+    lengths, max_length, padding_side, dtype = _planned(_mask_plan, kwargs)
     with dim_scope():
         lens = draw(lengths)
         longest = _draw_dim(draw, max_length)
@@ -665,7 +698,7 @@ def _padded_plan(
 
 @_composite("padded_batches")
 def _draw_padded_batches(draw: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    lengths, values, batch_first, padding_value = _padded_plan(**kwargs)
+    lengths, values, batch_first, padding_value = _planned(_padded_plan, kwargs)
     with dim_scope():
         lens = draw(lengths)
         padded = draw(values)

@@ -146,6 +146,36 @@ def test_signed_zero_bounds(lo: float, hi: float, dtype: torch.dtype) -> None:
     assert can_generate(controls(min_value=lo, max_value=hi), lambda v: True) == 0.0
 
 
+def test_a_strategy_plans_once_for_all_its_draws(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Validating the arguments and building the inner strategies happens when a strategy is
+    # made; each draw reuses that plan instead of working it out again.
+    strategy = controls(thresholds=[0.25])
+    calls = []
+    plan = strategies._control_plan
+    monkeypatch.setattr(strategies, "_control_plan", lambda **k: calls.append(k) or plan(**k))
+    monkeypatch.setattr(strategies, "_PLANS", {})
+    for _ in range(5):
+        can_generate(strategy, lambda v: True)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [({"min_value": 0.0}, {"min_value": -0.0}), ({"max_value": 1}, {"max_value": 1.0}), ({"max_value": 1}, {"max_value": True})],
+    ids=["signed zero", "int and float", "int and bool"],
+)
+def test_plans_of_equal_looking_arguments_stay_apart(first: dict, second: dict) -> None:
+    # 0.0 == -0.0 and 1 == 1.0 == True as dict keys, yet they plan differently.
+    assert strategies._planned(dict, first) is not strategies._planned(dict, second)
+    assert strategies._planned(dict, first) is strategies._planned(dict, dict(first))
+
+
+def test_arguments_that_cannot_be_a_key_are_planned_on_each_draw() -> None:
+    choices = [{"mode": "a"}, {"mode": "b"}]  # unhashable values
+    assert can_generate(controls(choices=choices), lambda v: v == {"mode": "b"}) == {"mode": "b"}
+    assert strategies._planned(dict, {"x": [{}]}) is not strategies._planned(dict, {"x": [{}]})
+
+
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
 @pytest.mark.parametrize("shape", SMALL_AND_LARGE, ids=str)
 @given(data=st.data())
