@@ -90,6 +90,7 @@ class InvariantItem(pytest.Item):
         from dyncheck.examples import from_target
         from dyncheck.invariants import Context
         from dyncheck.paths import describe
+        from dyncheck.seeding import held
 
         settings = self.config.stash[SETTINGS_KEY]
         reason = (
@@ -127,7 +128,8 @@ class InvariantItem(pytest.Item):
                 return
             known = len(context.paths)
             try:
-                with context.counting():
+                # One save of the python and numpy streams for the example's seeded calls.
+                with context.counting(), held():
                     invariant.check(context, example)
             except BaseException as exc:
                 budget.spent(failed=True)

@@ -8,7 +8,7 @@ import numpy as np  # imported before seeded() runs: numpy is seeded only when i
 import pytest
 import torch
 
-from dyncheck.seeding import seeded
+from dyncheck.seeding import held, seeded
 
 
 @pytest.fixture(autouse=True)
@@ -135,3 +135,51 @@ def test_absent_backends_are_not_seeded():
         drawn = torch.rand(2)
     torch.manual_seed(5)
     assert torch.equal(drawn, torch.rand(2))
+
+
+def test_seeded_calls_inside_held_draw_as_on_their_own():
+    alone = [_seeded_draw(3), _seeded_draw(4)]
+
+    def block() -> None:
+        with held():
+            inside = [_seeded_draw(3), _seeded_draw(4)]
+        assert inside == alone
+
+    assert _draw_after(block) == _draw_after(lambda: None)
+
+
+def test_held_restores_when_the_block_raises():
+    def block() -> None:
+        with pytest.raises(ZeroDivisionError), held():
+            _seeded_draw(3)
+            _draw()
+            1 / 0
+
+    assert _draw_after(block) == _draw_after(lambda: None)
+
+
+def test_nested_seeded_inside_held_restores_the_outer_streams():
+    def block() -> None:
+        with held(), seeded(1):
+            outer_before = _draw()
+            with seeded(2):
+                inner = _draw()
+            outer_after = _draw()
+        assert inner == _seeded_draw(2)
+        with seeded(1):
+            assert _draw() == outer_before
+            assert _draw() == outer_after
+
+    assert _draw_after(block) == _draw_after(lambda: None)
+
+
+def test_held_saves_numpy_once_for_many_seeded_calls(monkeypatch):
+    # The point of held(): numpy's global state (its whole Mersenne Twister) is copied
+    # once for the block, not twice per seeded call.
+    calls = []
+    get_state = np.random.get_state
+    monkeypatch.setattr(np.random, "get_state", lambda *a, **k: calls.append(1) or get_state(*a, **k))
+    with held():
+        for seed in range(5):
+            _seeded_draw(seed)
+    assert len(calls) == 1
