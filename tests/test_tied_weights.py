@@ -158,6 +158,30 @@ def test_a_shared_parameter_given_to_the_optimizer_twice(dyncheck_run, pytester)
     )
 
 
+def test_the_training_steps_run_once_per_path_and_reached_parameters(dyncheck_run, pytester):
+    # Whether a tie survives a step depends on the optimizer and on which parameters get
+    # gradients, not on their values: one model on one path trains once, not on every example.
+    pytester.makepyfile(
+        counted="""
+        import torch
+        import dyncheck
+        from reference_models.tied_lm import TiedLanguageModel
+
+
+        def counted(params):
+            with open("optimizers.txt", "a") as out:
+                out.write("1")
+            return torch.optim.SGD(params, lr=0.1)
+
+        spec = dyncheck.Spec(TiedLanguageModel, init={"vocab_size": 7, "hidden_size": 4}, optimizer=counted)
+        """
+    )
+    run = dyncheck_run("--dyncheck", "counted:spec", TIED, "--dyncheck-max-examples=30", "-W", "ignore")
+    assert run.ret == 0, run.text
+    assert "30 examples" in run.text
+    assert (pytester.path / "optimizers.txt").read_text() == "1"
+
+
 UNTIED_BY = """
 import torch
 from torch import nn
