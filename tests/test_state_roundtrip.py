@@ -216,3 +216,36 @@ def test_unseeded_randomness_is_left_to_determinism(dyncheck_run):
 def test_reference_models_pass(dyncheck_run, target):
     run = dyncheck_run("--dyncheck", target, SR, FEW)
     assert run.ret == 0, run.text
+
+
+def test_each_example_starts_from_a_copy_of_the_model_the_earlier_examples_left(monkeypatch):
+    # The earlier examples warm the original up; once chosen they are the same for every
+    # example, so the model they leave is kept and copied rather than run again.
+    import torch
+
+    from dyncheck.examples import Example
+    from dyncheck.invariants import Context
+    from dyncheck.invariants.state_roundtrip import StateRoundtrip
+    from dyncheck.target import resolve
+    from reference_models.gated import DynamicNet
+
+    target = resolve("reference_models.gated:DynamicNet")  # inference reads forward's source
+    calls = []
+    forward = DynamicNet.forward
+    monkeypatch.setattr(DynamicNet, "forward", lambda self, x, control: calls.append(1) or forward(self, x, control))
+    context = Context(target)
+    check = StateRoundtrip()
+    size = target.spec.init["input_size"]
+    examples = [Example({"x": torch.ones(2, size) * i, "control": 0.25}, i, {"batch": 2}) for i in range(6)]
+    per_example = []
+    for example in examples:
+        calls.clear()
+        with context.counting():
+            check.check(context, example)
+        per_example.append(len(calls))
+    # Two earlier examples are chosen (one path): the third example runs them (and keeps
+    # the model they leave); every later one runs only itself: twice on the original, then
+    # once on the original and once on the loaded copy. (The first example also pays for
+    # the once-per-target probe of whether copies are the model's own.)
+    assert per_example[1:] == [5, 6, 4, 4, 4]
+    assert context.checked == 6

@@ -24,7 +24,8 @@ parameters, and their first call then keeps the loaded values.
 Both models are in train mode, as in the other invariants. The earlier examples are the
 first two the run saw and the first seen on each new path, up to four; once they are
 chosen the check is a function of the example alone, so Hypothesis's replays of a failing
-example fail the same way.
+example fail the same way. The model as the earlier examples left it is kept, and each
+example starts from a deep copy of it rather than running them again.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
+from dyncheck.cloning import clone
 from dyncheck.compare import mismatch
+from dyncheck.copies import verdict
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
@@ -221,6 +224,12 @@ def _output_differences(fresh_output: Any, original_output: Any) -> list[str]:
     return details
 
 
+def _warmed_copy(context: Context, key: tuple[int, ...]) -> nn.Module | None:
+    """A copy of the model kept after running the examples ``key`` names, if there is one."""
+    kept = context.memo.get("warmed")
+    return clone(kept[1]) if kept is not None and kept[0] == key else None
+
+
 class StateRoundtrip(Invariant):
     name = "state_roundtrip"
     summary = (
@@ -228,12 +237,30 @@ class StateRoundtrip(Invariant):
         "same outputs and path (no state outside the state_dict, no layers created in forward)"
     )
 
+    def _warmed(self, context: Context, runs: list[Example], *, keep: bool) -> nn.Module:
+        """A fresh model that has run ``runs`` (the earlier examples). The model as those runs
+        left it is kept, and later examples start from a deep copy of it, which carries every
+        attribute the runs set: the same model, without running them again. A model whose
+        copies are not its own (dyncheck.copies), or that cannot be copied once it has run (a
+        tensor attribute inside an autograd graph), runs them on every example. ``keep``: these
+        are all the earlier examples (not a replay of one of them), worth keeping."""
+        key = tuple(map(id, runs))
+        if runs and (found := _warmed_copy(context, key)) is not None:
+            return found
+        original = context.fresh_model()
+        for seen in runs:
+            context.run(original, seen, record=False)
+        if keep and runs and verdict(context.target).safe and context.memo.get("copyable", True):
+            try:
+                context.memo["warmed"] = (key, clone(original))
+            except Exception:  # deepcopy refuses a non-leaf tensor attribute
+                context.memo["copyable"] = False
+        return original
+
     def check(self, context: Context, example: Example) -> None:
         earlier: list[tuple[tuple[str, ...], Example]] = context.memo.setdefault(self.name, [])
-        original = context.fresh_model()
-        for _, seen in earlier:
-            if seen is not example:
-                context.run(original, seen, record=False)
+        runs = [seen for _, seen in earlier if seen is not example]
+        original = self._warmed(context, runs, keep=len(runs) == len(earlier))
         context.run(original, example, record=False)
         warm = context.run(original, example, record=False)
         try:
