@@ -197,14 +197,76 @@ def seed_dependence(
     return "seeded" if compare(first, other, tolerance=(0.0, 0.0)) else None
 
 
+#: Elements per fused comparison: tensors are concatenated up to this many (8 MB of float64
+#: each), so a big model is compared in pieces and no copy of all its gradients is made.
+_CHUNK = 1 << 20
+
+
+def _chunks(items: list[Any], numel: Callable[[Any], int]) -> Iterator[list[Any]]:
+    """``items`` in consecutive groups of at most :data:`_CHUNK` elements (a bigger one alone)."""
+    group: list[Any] = []
+    size = 0
+    for item in items:
+        n = numel(item)
+        if group and size + n > _CHUNK:
+            yield group
+            group, size = [], 0
+        group.append(item)
+        size += n
+    if group:
+        yield group
+
+
 def _scale(*tensors: torch.Tensor) -> float:
     """The largest finite magnitude among ``tensors`` (at least 1)."""
     largest = 1.0
-    for t in tensors:
-        finite = t.detach()[torch.isfinite(t.detach())]
+    flat = [t.detach().reshape(-1) for t in tensors if t.numel()]
+    if len({(t.dtype, t.device) for t in flat}) > 1 or any(t.is_complex() for t in flat):
+        flat = [t.abs().to("cpu", torch.float64) for t in flat]
+    for group in _chunks(flat, torch.Tensor.numel):
+        values = group[0] if len(group) == 1 else torch.cat(group)  # one pass over many
+        finite = values[torch.isfinite(values)]
         if finite.numel():
             largest = max(largest, float(finite.abs().max()))
     return largest
+
+
+def _tolerance(
+    actual: torch.Tensor,
+    expected: torch.Tensor,
+    override: tuple[float, float] | None,
+    floor: tuple[float, float],
+    scale: float | None,
+    margin: float,
+) -> tuple[float, float]:
+    """(rtol, atol) for ``actual`` against ``expected`` (see :func:`_close`)."""
+    if override is not None:
+        return override
+    rtol, atol = tolerances(actual.dtype, expected.dtype)
+    rtol, atol = max(rtol, floor[0]), max(atol, floor[1])
+    return rtol, atol * (scale if scale is not None else _scale(expected)) + margin
+
+
+def _all_within(pairs: list[tuple[torch.Tensor, torch.Tensor, tuple[float, float]]]) -> bool:
+    """Whether every ``(actual, expected, (rtol, atol))`` agrees with all values finite, in
+    a few torch calls for all of them: the common answer for a model's many parameters.
+    False means only "look at each one" (:func:`mismatch` words what differs)."""
+    if not pairs:
+        return True
+    for actual, expected, _ in pairs:
+        if actual.shape != expected.shape or actual.is_complex() or expected.is_complex():
+            return False
+    for group in _chunks(pairs, lambda pair: pair[0].numel()):
+        a = torch.cat([actual.detach().reshape(-1).to("cpu", torch.float64) for actual, _, _ in group])
+        e = torch.cat([expected.detach().reshape(-1).to("cpu", torch.float64) for _, expected, _ in group])
+        sizes = torch.tensor([actual.numel() for actual, _, _ in group])
+        rtol = torch.tensor([t[0] for _, _, t in group], dtype=torch.float64).repeat_interleave(sizes)
+        atol = torch.tensor([t[1] for _, _, t in group], dtype=torch.float64).repeat_interleave(sizes)
+        if not (bool(torch.isfinite(a).all()) and bool(torch.isfinite(e).all())):
+            return False
+        if not bool(((a - e).abs() <= atol + rtol * e.abs()).all()):
+            return False
+    return True
 
 
 def _close(
@@ -220,12 +282,7 @@ def _close(
     and grows by ``margin`` (what the problem's own conditioning explains)."""
     a = actual.detach().to("cpu", torch.float64)
     e = expected.detach().to("cpu", torch.float64)
-    if override is not None:
-        rtol, atol = override
-    else:
-        rtol, atol = tolerances(actual.dtype, expected.dtype)
-        rtol, atol = max(rtol, floor[0]), max(atol, floor[1])
-        atol = atol * (scale if scale is not None else _scale(e)) + margin
+    rtol, atol = _tolerance(actual, expected, override, floor, scale, margin)
     return mismatch(a, e, rtol=rtol, atol=atol)
 
 
@@ -284,6 +341,11 @@ def _numeric_findings(
     margins: Mapping[str, float],
 ) -> list[str]:
     a, b = first.config.name, second.config.name
+    # Gradients on the scale of the whole loss's gradient: one layer's tiny gradient (a
+    # saturated gate) carries rounding on the scale of the larger ones it is summed with.
+    gradient_scale = _scale(*first.grads.values())
+    if _agree(first, second, tolerance, floor, diverged, margins, gradient_scale):
+        return []
     findings = []
     expected = dict(first.outputs)
     for name, tensor in second.outputs:
@@ -293,9 +355,6 @@ def _numeric_findings(
         lines = _close(tensor, expected[name], tolerance, floor, margin=margins.get(name, 0.0))
         if lines:
             findings.append(f"{name} differs on {b} from {a}: " + "; ".join(lines))
-    # Gradients on the scale of the whole loss's gradient: one layer's tiny gradient (a
-    # saturated gate) carries rounding on the scale of the larger ones it is summed with.
-    gradient_scale = _scale(*first.grads.values())
     for name, grad in second.grads.items():
         if name not in first.grads and not diverged:
             findings.append(f"{name}.grad exists on {b} but not on {a}")
@@ -311,6 +370,40 @@ def _numeric_findings(
                 if lines:
                     findings.append(f"{name}.grad exists on {a} but not on {b}: " + "; ".join(lines))
     return findings
+
+
+def _agree(
+    first: Run,
+    second: Run,
+    tolerance: tuple[float, float] | None,
+    floor: tuple[float, float],
+    diverged: bool,
+    margins: Mapping[str, float],
+    gradient_scale: float,
+) -> bool:
+    """Whether :func:`_numeric_findings` would find nothing, answered for all outputs and
+    gradients at once (False: go through them one by one)."""
+    expected = dict(first.outputs)
+    pairs = []
+    for name, tensor in second.outputs:
+        if name not in expected:
+            return False
+        reference = expected[name]
+        pairs.append((tensor, reference, _tolerance(tensor, reference, tolerance, floor, None, margins.get(name, 0.0))))
+    for name, grad in second.grads.items():
+        reference = first.grads.get(name)
+        if reference is None:
+            if not diverged:
+                return False
+            reference = torch.zeros_like(grad)
+        margin = margins.get(f"{name}.grad", 0.0)
+        pairs.append((grad, reference, _tolerance(grad, reference, tolerance, floor, gradient_scale, margin)))
+    if diverged:
+        for name, grad in first.grads.items():
+            if name not in second.grads:
+                zeros = torch.zeros_like(grad)
+                pairs.append((zeros, grad, _tolerance(zeros, grad, tolerance, floor, gradient_scale, 0.0)))
+    return _all_within(pairs)
 
 
 def numeric_findings(

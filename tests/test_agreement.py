@@ -280,3 +280,57 @@ def test_a_path_divergence_that_changes_nothing_is_the_same_answer():
     single = run_config(context.fresh_model(), target, example, FLOAT32)
     assert reference.path != single.path
     assert compare(reference, single, floor=DtypeAgreement.floor, model=reference.model) == []
+
+
+# --- the fused comparison answers as the per-tensor one does --------------------------------
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_VALUES = st.one_of(
+    st.floats(-10, 10, width=32),
+    st.sampled_from([0.0, float("nan"), float("inf"), -float("inf")]),
+)
+
+
+@st.composite
+def _pairs(draw):
+    pairs = []
+    for _ in range(draw(st.integers(0, 4))):
+        size = draw(st.integers(0, 5))
+        expected = torch.tensor(draw(st.lists(_VALUES, min_size=size, max_size=size)), dtype=torch.float64)
+        noise = torch.tensor(draw(st.lists(st.sampled_from([0.0, 1e-9, 1e-5, 1e-3, 1.0]), min_size=size, max_size=size)))
+        actual = (expected + noise).to(draw(st.sampled_from([torch.float32, torch.float64])))
+        tolerance = (draw(st.sampled_from([0.0, 1.3e-6, 1e-3])), draw(st.sampled_from([0.0, 1e-5, 1e-2])))
+        pairs.append((actual, expected, tolerance))
+    return pairs
+
+
+@given(_pairs())
+def test_the_fused_comparison_agrees_with_comparing_each_tensor(pairs):
+    from dyncheck.agreement import _all_within
+    from dyncheck.compare import mismatch
+
+    each = [
+        mismatch(a.to(torch.float64), e, rtol=rtol, atol=atol) for a, e, (rtol, atol) in pairs
+    ]
+    finite = all(bool(torch.isfinite(a).all() and torch.isfinite(e).all()) for a, e, _ in pairs)
+    if _all_within(pairs):
+        assert each == [[]] * len(pairs)
+    elif finite:  # with a NaN or inf it only says "look at each one"
+        assert any(each)
+
+
+def test_the_fused_comparison_goes_in_pieces(monkeypatch):
+    # A big model's gradients are compared a few at a time, never all copied at once.
+    import dyncheck.agreement as agreement
+
+    monkeypatch.setattr(agreement, "_CHUNK", 4)
+    seen = []
+    cat = torch.cat
+    monkeypatch.setattr(agreement.torch, "cat", lambda tensors: seen.append(sum(t.numel() for t in tensors)) or cat(tensors))
+    pairs = [(torch.ones(3), torch.ones(3, dtype=torch.float64), (0.0, 0.0))] * 3
+    assert agreement._all_within(pairs)
+    assert max(seen) == 3
+    assert not agreement._all_within([*pairs, (torch.zeros(2), torch.ones(2, dtype=torch.float64), (0.0, 0.5))])
+    assert agreement._scale(torch.full((3,), -7.0), torch.ones(3)) == 7.0
