@@ -9,7 +9,8 @@ For each invariant, one example is timed two ways on the same inputs:
   plain  — a hand-written PyTorch loop doing only the passes the property needs
            (determinism: two forwards; finite: forward and backward; batch_invariance:
            the batch, then each row alone; dtype_agreement: forward and backward in
-           float32 and in float64; packed_rnn: each sequence through the equations step
+           float32 and in float64; state_roundtrip: the example twice, the state_dict into
+           a fresh build, then the example on both; packed_rnn: each sequence through the equations step
            by step in float64, and the packed batch unsorted and sorted, with backward;
            padding_invariance: on a float64 copy, the batch, each row trimmed, and the
            batch with two more padding steps, with backward; ...), on a model built once
@@ -98,9 +99,13 @@ def plain_passes(name: str) -> Callable | None:
         _forward(model.train(), target, example.fresh_args())
 
     def state_roundtrip(model, target, example):
+        # The original runs the example twice (state made lazily shows on the second call),
+        # its state_dict loads into a freshly built model, and both run the example.
+        _forward(model, target, example.fresh_args())
         _forward(model, target, example.fresh_args())
         fresh = target.build()
         fresh.load_state_dict(model.state_dict())
+        _forward(model, target, example.fresh_args())
         _forward(fresh, target, example.fresh_args())
 
     def purity(model, target, example):

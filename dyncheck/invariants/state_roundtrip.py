@@ -25,7 +25,8 @@ Both models are in train mode, as in the other invariants. The earlier examples 
 first two the run saw and the first seen on each new path, up to four; once they are
 chosen the check is a function of the example alone, so Hypothesis's replays of a failing
 example fail the same way. The model as the earlier examples left it is kept, and each
-example starts from a deep copy of it rather than running them again.
+example starts from a deep copy of it rather than running them again. Every call runs
+without autograd: no backward pass is needed to compare states and outputs.
 """
 
 from __future__ import annotations
@@ -249,7 +250,7 @@ class StateRoundtrip(Invariant):
             return found
         original = context.fresh_model()
         for seen in runs:
-            context.run(original, seen, record=False)
+            context.run(original, seen, record=False, grad=False)
         if keep and runs and verdict(context.target).safe and context.memo.get("copyable", True):
             try:
                 context.memo["warmed"] = (key, clone(original))
@@ -261,8 +262,8 @@ class StateRoundtrip(Invariant):
         earlier: list[tuple[tuple[str, ...], Example]] = context.memo.setdefault(self.name, [])
         runs = [seen for _, seen in earlier if seen is not example]
         original = self._warmed(context, runs, keep=len(runs) == len(earlier))
-        context.run(original, example, record=False)
-        warm = context.run(original, example, record=False)
+        context.run(original, example, record=False, grad=False)
+        warm = context.run(original, example, record=False, grad=False)
         try:
             state = original.state_dict()
         except Exception as exc:
@@ -299,8 +300,8 @@ class StateRoundtrip(Invariant):
             key: value.clone() if isinstance(value, torch.Tensor) and not is_lazy(value) else value
             for key, value in state.items()
         }
-        expected = context.run(original, example)
-        actual = context.run(fresh, example, record=False)
+        expected = context.run(original, example, grad=False)
+        actual = context.run(fresh, example, record=False, grad=False)
         if len(earlier) < _FIRST or (
             len(earlier) < _EARLIER and expected.path not in {path for path, _ in earlier}
         ):
@@ -314,7 +315,7 @@ class StateRoundtrip(Invariant):
         # determinism's finding; no state_dict could carry it.
         control = context.build_model()
         control.load_state_dict(loaded)
-        again = context.run(control, example, record=False)
+        again = context.run(control, example, record=False, grad=False)
         if again.path != actual.path or _output_differences(again.output, actual.output):
             return context.nothing_to_compare(_NOT_A_FUNCTION)
         describe = context.describe_path
