@@ -128,8 +128,9 @@ class InvariantItem(pytest.Item):
                 return
             known = len(context.paths)
             try:
-                # One save of the python and numpy streams for the example's seeded calls.
-                with context.counting(), held():
+                # One save of the global streams for all the example's seeded calls (python's
+                # and numpy's are Hypothesis's to restore inside a test case).
+                with context.counting(), held(restored_by_caller=currently_in_test_context()):
                     invariant.check(context, example)
             except BaseException as exc:
                 budget.spent(failed=True)

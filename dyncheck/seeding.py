@@ -77,7 +77,7 @@ _HELD: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("dynche
 
 
 @contextlib.contextmanager
-def held() -> Iterator[None]:
+def held(*, restored_by_caller: bool = False) -> Iterator[None]:
     """Save python ``random``, numpy's global generator and torch's CPU generator once
     around a block of many :func:`seeded` calls, and restore them when it ends.
 
@@ -87,20 +87,25 @@ def held() -> Iterator[None]:
     reproducible as on its own; between two calls the python and numpy streams continue
     from where the model left them (dyncheck's own code draws from neither). A seeded()
     block inside another still restores the outer one's streams, and torch's generators,
-    cheap to save, are still saved and restored by every call."""
+    cheap to save, are still saved and restored by every call.
+
+    ``restored_by_caller``: the block runs inside a Hypothesis test case, which seeds python's
+    and numpy's global generators before each case and restores them after it (as its
+    ``register_random`` documents), so only torch's is saved here."""
     if _HELD.get() is not None:
         yield
         return
     numpy = sys.modules.get("numpy")
-    python_state = random.getstate()
-    numpy_state = numpy.random.get_state() if numpy is not None else None
+    python_state = None if restored_by_caller else random.getstate()
+    numpy_state = numpy.random.get_state() if numpy is not None and not restored_by_caller else None
     torch_state = torch.random.get_rng_state()
     token = _HELD.set([numpy, 0])
     try:
         yield
     finally:
         _HELD.reset(token)
-        random.setstate(python_state)
+        if python_state is not None:
+            random.setstate(python_state)
         if numpy_state is not None:
             numpy.random.set_state(numpy_state)
         torch.random.set_rng_state(torch_state)

@@ -183,3 +183,30 @@ def test_held_saves_numpy_once_for_many_seeded_calls(monkeypatch):
         for seed in range(5):
             _seeded_draw(seed)
     assert len(calls) == 1
+
+
+def test_inside_a_hypothesis_test_case_held_leaves_python_and_numpy_to_hypothesis():
+    # Hypothesis seeds python's and numpy's global generators before each test case and
+    # restores them after it, so held(restored_by_caller=True) saves only torch's.
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    calls = []
+
+    @settings(max_examples=5, database=None)
+    @given(st.integers(0, 9))
+    def case(seed):
+        get_state = np.random.get_state
+        np.random.get_state = lambda *a, **k: calls.append(1) or get_state(*a, **k)
+        try:
+            with held(restored_by_caller=True):
+                _seeded_draw(seed)
+                _draw()
+        finally:
+            np.random.get_state = get_state
+
+    def block() -> None:
+        case()
+
+    assert _draw_after(block) == _draw_after(lambda: None)
+    assert calls == []
