@@ -105,7 +105,8 @@ class InvariantItem(pytest.Item):
             # of its own (tied_weights reports it).
             from dyncheck.copies import skip_reason
 
-            blocked = skip_reason(self.target)
+            with self._constants():
+                blocked = skip_reason(self.target)
             if blocked and not self.invariant.reports_copies:
                 reason = blocked
         if reason:
@@ -193,11 +194,23 @@ class InvariantItem(pytest.Item):
             ],
         )(seeded)
 
+    def _constants(self) -> Any:
+        """Hypothesis's literal constants from the target's own modules only (see
+        :mod:`dyncheck._constants`): a seed's examples must not depend on what else the
+        process imported."""
+        from dyncheck._constants import target_constants
+
+        names = {self.target.text.partition(":")[0]}
+        if self.target.model_class is not None:
+            names.add(self.target.model_class.__module__)
+        return target_constants(names)
+
     def runtest(self) -> None:
         finding = None
         try:
-            self.obj()
-            self.invariant.finish(self.context)
+            with self._constants():
+                self.obj()
+                self.invariant.finish(self.context)
         except BaseException as exc:
             finding = _report.headline(exc)
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import shutil
 import subprocess
@@ -171,6 +172,45 @@ def test_same_seed_same_verdict_and_message(dyncheck_run):
     second = dyncheck_run(*args)
     assert first.outcomes() == second.outcomes()
     assert first.failure("determinism") == second.failure("determinism")
+
+
+RECORDED = """
+import torch
+import dyncheck
+from dyncheck.strategies import controls
+
+
+class Model(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, a, b, c, d):
+        with open("seen.txt", "a") as seen:
+            seen.write(f"{a} {b} {c} {d}\\n")
+        return self.scale * (a + b + c + d)
+
+
+spec = dyncheck.Spec(Model, inputs={name: controls() for name in "abcd"})
+"""
+
+
+def test_a_seeds_examples_do_not_depend_on_what_the_process_imported(dyncheck_run, pytester):
+    # Hypothesis mixes literals from the source of every local module imported so far into
+    # its draws; a check uses only its target's, so a module imported in between (by another
+    # test, another check, another xdist split) cannot change the examples of a seed.
+    pytester.makepyfile(recorded=RECORDED)
+    pytester.makepyfile(literals="VALUES = [" + ", ".join(f"{i / 512}" for i in range(1, 512)) + "]")
+    args = ("--dyncheck", "recorded:spec", "--dyncheck-invariants=finite", "--dyncheck-seed=3",
+            "--dyncheck-max-examples=50")
+    seen = pytester.path / "seen.txt"
+    assert dyncheck_run(*args).ret == 0
+    first = seen.read_text()
+    seen.unlink()
+    pytester.syspathinsert()
+    importlib.import_module("literals")
+    assert dyncheck_run(*args).ret == 0
+    assert seen.read_text() == first
 
 
 def test_reproduce_line_reproduces(dyncheck_run):
