@@ -329,8 +329,12 @@ def test_the_fused_comparison_goes_in_pieces(monkeypatch):
     seen = []
     cat = torch.cat
     monkeypatch.setattr(agreement.torch, "cat", lambda tensors: seen.append(sum(t.numel() for t in tensors)) or cat(tensors))
-    pairs = [(torch.ones(3), torch.ones(3, dtype=torch.float64), (0.0, 0.0))] * 3
+    pairs = [(torch.ones(2), torch.ones(2, dtype=torch.float64), (0.0, 0.0))] * 5
     assert agreement._all_within(pairs)
-    assert max(seen) == 3
+    assert seen and max(seen) == 4
     assert not agreement._all_within([*pairs, (torch.zeros(2), torch.ones(2, dtype=torch.float64), (0.0, 0.5))])
     assert agreement._scale(torch.full((3,), -7.0), torch.ones(3)) == 7.0
+    # A tensor compared alone works in place only on its own float64 copy, never on the run's.
+    actual = torch.full((6,), 2.0, dtype=torch.float64)
+    assert not agreement._all_within([(actual, torch.ones(6, dtype=torch.float64), (0.0, 0.5))])
+    assert torch.equal(actual, torch.full((6,), 2.0, dtype=torch.float64))
