@@ -350,70 +350,50 @@ def _numeric_findings(
     diverged: bool,
     margins: Mapping[str, float],
 ) -> list[str]:
-    a, b = first.config.name, second.config.name
     # Gradients on the scale of the whole loss's gradient: one layer's tiny gradient (a
     # saturated gate) carries rounding on the scale of the larger ones it is summed with.
     gradient_scale = _scale(*first.grads.values())
-    if _agree(first, second, tolerance, floor, diverged, margins, gradient_scale):
-        return []
+    pairs = list(_comparisons(first, second, diverged, margins, gradient_scale))
+    if all(actual is not None for _, actual, _, _, _ in pairs) and _all_within([
+        (actual, expected, _tolerance(actual, expected, tolerance, floor, scale, margin))
+        for _, actual, expected, scale, margin in pairs
+    ]):
+        return []  # all of them at once; each is worded only when something differs
     findings = []
-    expected = dict(first.outputs)
-    for name, tensor in second.outputs:
-        if name not in expected:
-            findings.append(f"{name} exists on {b} but not on {a}")
+    for label, actual, expected, scale, margin in pairs:
+        if actual is None:
+            findings.append(label)
             continue
-        lines = _close(tensor, expected[name], tolerance, floor, margin=margins.get(name, 0.0))
+        lines = _close(actual, expected, tolerance, floor, scale, margin)
         if lines:
-            findings.append(f"{name} differs on {b} from {a}: " + "; ".join(lines))
-    for name, grad in second.grads.items():
-        if name not in first.grads and not diverged:
-            findings.append(f"{name}.grad exists on {b} but not on {a}")
-            continue
-        reference = first.grads.get(name, torch.zeros_like(grad))
-        lines = _close(grad, reference, tolerance, floor, gradient_scale, margins.get(f"{name}.grad", 0.0))
-        if lines:
-            findings.append(f"{name}.grad differs on {b} from {a}: " + "; ".join(lines))
-    if diverged:
-        for name, grad in first.grads.items():
-            if name not in second.grads:
-                lines = _close(torch.zeros_like(grad), grad, tolerance, floor, gradient_scale)
-                if lines:
-                    findings.append(f"{name}.grad exists on {a} but not on {b}: " + "; ".join(lines))
+            findings.append(f"{label}: " + "; ".join(lines))
     return findings
 
 
-def _agree(
-    first: Run,
-    second: Run,
-    tolerance: tuple[float, float] | None,
-    floor: tuple[float, float],
-    diverged: bool,
-    margins: Mapping[str, float],
-    gradient_scale: float,
-) -> bool:
-    """Whether :func:`_numeric_findings` would find nothing, answered for all outputs and
-    gradients at once (False: go through them one by one)."""
+def _comparisons(
+    first: Run, second: Run, diverged: bool, margins: Mapping[str, float], gradient_scale: float
+) -> Iterator[tuple[str, torch.Tensor | None, torch.Tensor | None, float | None, float]]:
+    """What :func:`_numeric_findings` compares, in the order it reports: ``(label, actual,
+    expected, scale, margin)`` for each pair (``scale`` None: the expected tensor's own), or
+    ``(finding, None, None, None, 0.0)`` for a tensor on one side only. With ``diverged`` a
+    gradient on one side only counts as zero on the other."""
+    a, b = first.config.name, second.config.name
     expected = dict(first.outputs)
-    pairs = []
     for name, tensor in second.outputs:
         if name not in expected:
-            return False
-        reference = expected[name]
-        pairs.append((tensor, reference, _tolerance(tensor, reference, tolerance, floor, None, margins.get(name, 0.0))))
+            yield f"{name} exists on {b} but not on {a}", None, None, None, 0.0
+        else:
+            yield f"{name} differs on {b} from {a}", tensor, expected[name], None, margins.get(name, 0.0)
     for name, grad in second.grads.items():
-        reference = first.grads.get(name)
-        if reference is None:
-            if not diverged:
-                return False
-            reference = torch.zeros_like(grad)
-        margin = margins.get(f"{name}.grad", 0.0)
-        pairs.append((grad, reference, _tolerance(grad, reference, tolerance, floor, gradient_scale, margin)))
+        if name not in first.grads and not diverged:
+            yield f"{name}.grad exists on {b} but not on {a}", None, None, None, 0.0
+            continue
+        reference = first.grads.get(name, torch.zeros_like(grad))
+        yield f"{name}.grad differs on {b} from {a}", grad, reference, gradient_scale, margins.get(f"{name}.grad", 0.0)
     if diverged:
         for name, grad in first.grads.items():
             if name not in second.grads:
-                zeros = torch.zeros_like(grad)
-                pairs.append((zeros, grad, _tolerance(zeros, grad, tolerance, floor, gradient_scale, 0.0)))
-    return _all_within(pairs)
+                yield f"{name}.grad exists on {a} but not on {b}", torch.zeros_like(grad), grad, gradient_scale, 0.0
 
 
 def numeric_findings(
