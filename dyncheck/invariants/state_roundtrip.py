@@ -225,12 +225,6 @@ def _output_differences(fresh_output: Any, original_output: Any) -> list[str]:
     return details
 
 
-def _warmed_copy(context: Context, key: tuple[int, ...]) -> nn.Module | None:
-    """A copy of the model kept after running the examples ``key`` names, if there is one."""
-    kept = context.memo.get("warmed")
-    return clone(kept[1]) if kept is not None and kept[0] == key else None
-
-
 class StateRoundtrip(Invariant):
     name = "state_roundtrip"
     summary = (
@@ -246,8 +240,9 @@ class StateRoundtrip(Invariant):
         tensor attribute inside an autograd graph), runs them on every example. ``keep``: these
         are all the earlier examples (not a replay of one of them), worth keeping."""
         key = tuple(map(id, runs))
-        if runs and (found := _warmed_copy(context, key)) is not None:
-            return found
+        kept = context.memo.get("warmed")
+        if runs and kept is not None and kept[0] == key:
+            return clone(kept[1])
         original = context.fresh_model()
         for seen in runs:
             context.run(original, seen, record=False, grad=False)
