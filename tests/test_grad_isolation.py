@@ -25,7 +25,10 @@ def test_masked_branch_ran_but_did_not_influence(dyncheck_run):
     # The smallest example: one row, the control at the threshold (the gate is 0 there).
     assert re.fullmatch(r"  example:  x float32\[1, 8\].*, control=tensor\(\[0\.5\]\), seed=0", lines[3])
     assert lines[5] == "  path:     fc1 → fc2 → fc3"
-    assert lines[-1] == f"Reproduce: pytest --dyncheck {target} --dyncheck-only --dyncheck-seed=1 -k grad_isolation"
+    assert lines[-1] == (
+        f"Reproduce: pytest --dyncheck {target} --dyncheck-only --dyncheck-seed=1 "
+        "--dyncheck-max-examples=20 -k grad_isolation"
+    )
 
 
 def test_dense_experts_ran_but_did_not_influence(dyncheck_run):
@@ -421,7 +424,9 @@ def test_an_expert_called_on_an_empty_slice_did_no_work():
 
 def test_router_that_never_learns(dyncheck_run):
     target = "reference_models.buggy.top1_softmax_router:Model"
-    lines = failure_lines(dyncheck_run("--dyncheck", target, ISO, "--dyncheck-seed=1"), target)
+    # The example count is part of the message: pinned, so the profile (CI or not) does not matter.
+    run = dyncheck_run("--dyncheck", target, ISO, "--dyncheck-seed=1", "--dyncheck-max-examples=20")
+    lines = failure_lines(run, target)
     assert lines[0] == f"grad_isolation violated by {target}"
     assert re.fullmatch(
         r"router\.weight, router\.bias influence the output \(moving them changes it on the example "
@@ -432,7 +437,10 @@ def test_router_that_never_learns(dyncheck_run):
         lines[2],
     )
     assert lines[3].startswith("  example:  x float32[")
-    assert lines[-1] == f"Reproduce: pytest --dyncheck {target} --dyncheck-only --dyncheck-seed=1 -k grad_isolation"
+    assert lines[-1] == (
+        f"Reproduce: pytest --dyncheck {target} --dyncheck-only --dyncheck-seed=1 "
+        "--dyncheck-max-examples=20 -k grad_isolation"
+    )
 
 
 def test_a_bare_parameter_router_that_never_learns(dyncheck_run, pytester):
@@ -457,7 +465,8 @@ def test_a_bare_parameter_router_that_never_learns(dyncheck_run, pytester):
                 return out
         """
     )
-    lines = failure_lines(dyncheck_run("--dyncheck", "bare:Model", ISO, "--dyncheck-seed=3"), "bare:Model")
+    run = dyncheck_run("--dyncheck", "bare:Model", ISO, "--dyncheck-seed=3", "--dyncheck-max-examples=20")
+    lines = failure_lines(run, "bare:Model")
     assert re.fullmatch(
         r"router influences the output \(moving it changes it on the example below\) but received an "
         r"exactly-zero gradient on all 20 examples: it can never learn\. .*",
