@@ -25,10 +25,7 @@ def test_masked_branch_ran_but_did_not_influence(dyncheck_run):
     # The smallest example: one row, the control at the threshold (the gate is 0 there).
     assert re.fullmatch(r"  example:  x float32\[1, 8\].*, control=tensor\(\[0\.5\]\), seed=0", lines[3])
     assert lines[5] == "  path:     fc1 → fc2 → fc3"
-    assert lines[-1] == (
-        f"Reproduce: pytest --dyncheck {target} --dyncheck-only --dyncheck-seed=1 "
-        "--dyncheck-max-examples=20 -k grad_isolation"
-    )
+    assert lines[-1] == f"Reproduce: pytest --dyncheck {target} --dyncheck-only --dyncheck-seed=1 -k grad_isolation"
 
 
 def test_dense_experts_ran_but_did_not_influence(dyncheck_run):
