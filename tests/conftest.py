@@ -50,7 +50,32 @@ def pytest_configure(config: pytest.Config) -> None:
     # and pays for torch._dynamo only if a check builds an optimizer.
     if not config.getoption("dyncheck_only", False):
         _import_what_optimizer_steps_import()
-        settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+        settings.load_profile(_profile())
+
+
+def _profile() -> str:
+    return os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.fixture
+def verdicts_only():
+    """The suite's profile without shrinking, for the in-process runs of a test that reads
+    verdicts, not counterexamples (Hypothesis still replays the failing example once, so a
+    failure that does not reproduce is still an error). Shrunk examples are pinned in each
+    invariant's own tests."""
+    from hypothesis import Phase
+
+    name = _profile()
+    settings.register_profile(
+        f"{name}-verdicts",
+        parent=settings.get_profile(name),
+        phases=[phase for phase in settings.get_profile(name).phases if phase is not Phase.shrink],
+    )
+    settings.load_profile(f"{name}-verdicts")
+    try:
+        yield
+    finally:
+        settings.load_profile(name)
 
 
 ROOT = Path(__file__).resolve().parent.parent

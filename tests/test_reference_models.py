@@ -73,6 +73,7 @@ def test_good_model_passes_everything_with_no_spec(dyncheck_run, target):
 
 
 @pytest.mark.parametrize(("target", "invariants"), sorted(BUGGY_TARGETS.items()))
+@pytest.mark.usefixtures("verdicts_only")
 def test_buggy_model_fails_its_invariants_and_only_those(dyncheck_run, target, invariants):
     run = dyncheck_run("--dyncheck", target, "--dyncheck-seed=3")
     outcomes = run.outcomes()
