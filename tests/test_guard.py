@@ -543,6 +543,7 @@ def test_explain_shows_the_old_model_and_the_state_map(dyncheck_run):
     assert "from reference_models.fused_attention import fuse_qkv" in run.text
 
 
+@pytest.mark.subprocesses
 def test_with_xdist_the_same_verdicts_and_the_same_baseline_bytes(pytester, subprocess_env):
     args = ["-p", "no:cacheprovider", "--dyncheck-only", "-rA", "--dyncheck", GATED, "--dyncheck", RENAMED,
             "--dyncheck-seed=9", FEW, "--dyncheck-invariants=refactor_agreement,baseline", "--dyncheck-baseline=b/",
