@@ -545,10 +545,14 @@ def test_explain_shows_the_old_model_and_the_state_map(dyncheck_run):
 
 @pytest.mark.subprocesses
 def test_with_xdist_the_same_verdicts_and_the_same_baseline_bytes(pytester, subprocess_env):
+    from conftest import ROOT
+
     args = ["-p", "no:cacheprovider", "--dyncheck-only", "-rA", "--dyncheck", GATED, "--dyncheck", RENAMED,
             "--dyncheck-seed=9", FEW, "--dyncheck-invariants=refactor_agreement,baseline", "--dyncheck-baseline=b/",
             "--dyncheck-update-baseline"]
-    serial = pytester.runpytest_subprocess(*args)
+    # The serial run in this process (a fresh one costs seconds), the parallel one in fresh ones.
+    pytester.syspathinsert(ROOT)
+    serial = pytester.runpytest(*args)
     files = sorted((pytester.path / "b").iterdir())
     recorded = [f.read_bytes() for f in files]
     parallel = pytester.runpytest_subprocess("-n", "2", *args)

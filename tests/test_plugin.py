@@ -226,13 +226,16 @@ def test_reproduce_line_reproduces(dyncheck_run):
 @pytest.mark.subprocesses
 @pytest.mark.usefixtures("subprocess_env")
 def test_xdist_same_collection_and_verdicts(pytester):
+    from conftest import ROOT
     from test_paths import DECODER
 
     pytester.makepyfile(decoder=DECODER)  # forty modules: paths described against the merged census
     args = ["-p", "no:cacheprovider", "--dyncheck-only", "-rA", "--dyncheck", GATED, "--dyncheck", COUNTER,
             "--dyncheck", "decoder:spec", "--dyncheck-seed=9", "--dyncheck-max-examples=10",
             "--dyncheck-invariants=determinism,finite"]
-    serial = pytester.runpytest_subprocess(*args)
+    # The serial run in this process (a fresh one costs seconds), the parallel one in fresh ones.
+    pytester.syspathinsert(ROOT)
+    serial = pytester.runpytest(*args)
     # The first run's example database (what Hypothesis's targeting kept) would steer the
     # second: both start from none.
     shutil.rmtree(pytester.path / ".hypothesis", ignore_errors=True)
