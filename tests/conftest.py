@@ -53,12 +53,6 @@ def pytest_configure(config: pytest.Config) -> None:
         settings.load_profile(_profile())
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # The tests that start fresh processes take seconds each: first, so that under -n 2 they
-    # spread over both workers instead of leaving one running alone at the end.
-    items.sort(key=lambda item: item.get_closest_marker("subprocesses") is None)
-
-
 def _profile() -> str:
     return os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
 

@@ -543,7 +543,6 @@ def test_explain_shows_the_old_model_and_the_state_map(dyncheck_run):
     assert "from reference_models.fused_attention import fuse_qkv" in run.text
 
 
-@pytest.mark.subprocesses
 def test_with_xdist_the_same_verdicts_and_the_same_baseline_bytes(pytester, subprocess_env):
     from conftest import ROOT
 

@@ -52,7 +52,6 @@ def test_header_says_how_the_cores_are_shared(monkeypatch, no_thread_variables):
     assert parallel.header(2) == "dyncheck: 2 workers, torch threads as set by OMP_NUM_THREADS=2"
 
 
-@pytest.mark.subprocesses
 def test_workers_of_a_dyncheck_run_use_their_share(pytester, monkeypatch, no_thread_variables):
     """A real -n 2 run: each worker's torch runs with its share of this machine's cores."""
     pytester.makepyfile(

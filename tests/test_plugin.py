@@ -223,7 +223,6 @@ def test_reproduce_line_reproduces(dyncheck_run):
     assert again.failure("determinism") == text
 
 
-@pytest.mark.subprocesses
 @pytest.mark.usefixtures("subprocess_env")
 def test_xdist_same_collection_and_verdicts(pytester):
     from conftest import ROOT
@@ -291,7 +290,6 @@ def test_plain_pytest_run_does_not_import_torch(pytester):
     result.assert_outcomes(passed=1)
 
 
-@pytest.mark.subprocesses
 @pytest.mark.usefixtures("subprocess_env")
 def test_a_run_imports_only_what_its_checks_need(pytester):
     # coverage.py only when the coverage check runs; torch._dynamo only when a check builds
@@ -336,7 +334,6 @@ class Model(nn.Module):
 """
 
 
-@pytest.mark.subprocesses
 @pytest.mark.usefixtures("subprocess_env")
 @pytest.mark.parametrize("workers", [(), ("-n", "2")])
 def test_a_new_model_in_a_temporary_directory(pytester, workers):

@@ -84,7 +84,6 @@ def test_bad_shards_are_usage_errors(dyncheck_run, value, message):
     assert f"ERROR: {message}" in run.text
 
 
-@pytest.mark.subprocesses
 def test_a_shard_runs_its_items_with_xdist(pytester, dyncheck_run, subprocess_env):
     from conftest import ROOT
 
@@ -149,7 +148,6 @@ def project(tmp_path: Path, name: str, database: str | None) -> Path:
     return folder
 
 
-@pytest.mark.subprocesses
 def test_a_failure_found_by_one_process_replays_first_in_another(tmp_path):
     first, calls = check(project(tmp_path, "machine1", "shared-db"), "--dyncheck-seed=1")
     assert first.returncode == 1, first.stdout + first.stderr

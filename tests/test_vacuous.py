@@ -325,7 +325,6 @@ def test_packed_rnn_with_no_floating_rnn_compares_nothing(dyncheck_run, models):
 # ----------------------------------------------------------------------------------- xdist
 
 
-@pytest.mark.subprocesses
 @pytest.mark.usefixtures("subprocess_env")
 def test_what_was_compared_travels_from_xdist_workers(pytester):
     from conftest import ROOT
