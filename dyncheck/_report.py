@@ -196,6 +196,30 @@ def _imports_for(strategy: Any) -> list[str]:
     return []
 
 
+def _imports_for_value(value: Any) -> list[str]:
+    """Imports a value's repr needs: the classes of the dataclass instances in it (an inferred
+    ``config=TinyConfig(...)``), found through containers and the dataclasses' own fields."""
+    import dataclasses
+
+    found: list[str] = []
+    pending, seen = [value], set()
+    while pending:
+        item = pending.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if dataclasses.is_dataclass(item) and not isinstance(item, type):
+            cls = type(item)
+            if "<" not in cls.__qualname__:
+                found.append(f"from {cls.__module__} import {cls.__qualname__.split('.')[0]}")
+            pending.extend(getattr(item, f.name) for f in dataclasses.fields(item) if f.repr)
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+    return found
+
+
 def _python(value: Any) -> str:
     """``repr(value)`` when it is Python on one line; otherwise a placeholder to fill in."""
     text = repr(value)
@@ -231,6 +255,7 @@ def explain(target: Target) -> str:
         lines.append("    init={")
         for name, value in spec.init.items():
             why = target.inferred_init.get(name)
+            imports.extend(_imports_for_value(value))
             lines.append(f"        {name!r}: {value!r},{f'  # inferred: {why}' if why else ''}")
         lines.append("    },")
     if spec.inputs:

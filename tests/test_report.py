@@ -134,3 +134,15 @@ def test_explain_imports_an_enum_given_as_choices(dyncheck_run, pytester):
     run = dyncheck_run("--dyncheck", "modes:Model", "--dyncheck-explain", "--co")
     assert "from modes import Mode\n" in run.text
     assert "'mode': controls(choices=Mode)," in run.text
+
+
+def test_explain_imports_the_class_of_an_inferred_dataclass_config(dyncheck_run, pytester):
+    # A model built from a config object (init inferred as config=TinyLMConfig(...)): the
+    # pasted spec must import the config's class, or it raises NameError.
+    run = dyncheck_run("--dyncheck", "reference_models.hf_style:TinyCausalLM", "--dyncheck-explain", "--co")
+    code = run.text[run.text.index("# dyncheck spec for"):run.text.index("\n)\n") + 3]
+    assert "from reference_models.hf_style import TinyLMConfig\n" in code, code
+    assert "'config': TinyLMConfig(" in code, code
+    namespace: dict = {}
+    exec(compile(code, "<explain>", "exec"), namespace)
+    assert namespace["spec"].init["config"].hidden_size == 16
