@@ -1,5 +1,5 @@
 # Two commands for a fresh machine (Python 3.11 and the package registries are enough):
-#   make check   set up .venv, then check every bundled reference model and print a summary
+#   make check   set up .venv, then check every bundled reference model on 2 cores and print a summary
 #   make test    set up .venv, then run the test suite on 2 cores
 PYTHON ?= python3
 VENV := .venv
@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 check: $(VENV)/.installed
-	$(PY) -m dyncheck reference_models
+	$(PY) -m dyncheck reference_models -n 2
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 tests
