@@ -8,7 +8,8 @@ Run from the repository root on an otherwise idle machine:
 
 Each figure is printed with its target and how far off it is, as Markdown rows for
 benchmarks/RESULTS.md. Times on shared machines swing by tens of percent between runs:
-compare figures from one run, as ratios, and repeat (``--repeat``) for medians.
+compare figures from one run, as ratios, and repeat (``--repeat``) for medians. The first row
+(``machine``) times a fixed piece of work: figures from two runs compare only when it is close.
 """
 
 from __future__ import annotations
@@ -36,6 +37,34 @@ def _wall(command: list[str], env: dict | None = None) -> float:
 
 def _median(command: list[str], repeat: int, env: dict | None = None) -> float:
     return statistics.median(_wall(command, env) for _ in range(repeat))
+
+
+def _fixed_work() -> float:
+    """Seconds for a fixed piece of work like the suite's: Python bytecode and small torch
+    calls, on one thread."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        start = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i * i
+        x = torch.full((32, 32), 0.5)
+        for _ in range(20_000):
+            x = torch.tanh(x @ x * 1e-2)
+        return time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+
+
+def machine(repeat: int) -> list[tuple[str, str, str, str]]:
+    """How fast the machine is right now: the same work takes tens of percent longer when the
+    host is busy, so figures are compared between runs only at a similar speed."""
+    seconds = statistics.median(_fixed_work() for _ in range(max(3, repeat)))
+    return [("machine speed: a fixed piece of Python and small torch calls (lower is faster)",
+             f"{seconds * 1000:.0f} ms", "", "")]
 
 
 def suite(repeat: int) -> list[tuple[str, str, str, str]]:
@@ -114,7 +143,7 @@ def _off(value: float, target: float, unit: str) -> str:
     return "met" if value <= target else f"{value - target:.0f} {unit} over ({value / target:.2f}×)"
 
 
-SECTIONS = {"suite": suite, "one": one_model, "import": plugin_import, "memory": memory}
+SECTIONS = {"machine": machine, "suite": suite, "one": one_model, "import": plugin_import, "memory": memory}
 
 
 def main(argv: list[str] | None = None) -> int:

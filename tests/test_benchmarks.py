@@ -74,6 +74,18 @@ def test_scaling_measures_the_plugin_import_against_its_target():
     assert scaling._off(30, 20, "ms") == "10 ms over (1.50×)"
 
 
+def test_scaling_starts_with_the_machines_speed_on_fixed_work():
+    import torch
+
+    from benchmarks import scaling
+
+    threads = torch.get_num_threads()
+    [(figure, now, target, off)] = scaling.machine(1)
+    assert figure.startswith("machine speed") and now.endswith(" ms") and float(now[:-3]) > 0
+    assert torch.get_num_threads() == threads  # the process's thread setting is left as it was
+    assert list(scaling.SECTIONS)[0] == "machine"
+
+
 def test_the_mid_size_model_runs_with_the_shapes_the_issue_names():
     from dyncheck.target import resolve
 
