@@ -172,6 +172,11 @@ def _lambda_source(function: Any) -> str | None:
     return None
 
 
+def _import_line(obj: Any) -> str:
+    """The line that imports ``obj`` (a class or function) by its top-level name."""
+    return f"from {obj.__module__} import {obj.__qualname__.split('.')[0]}"
+
+
 def source_of(function: Any, imports: list[str] | None = None) -> str:
     """Python for a callable in a Spec: a lambda's own source, or a named function's name
     (with its import added to ``imports``)."""
@@ -181,7 +186,7 @@ def source_of(function: Any, imports: list[str] | None = None) -> str:
     module = getattr(function, "__module__", None)
     if name and module and "<" not in name:
         if imports is not None:
-            imports.append(f"from {module} import {name.split('.')[0]}")
+            imports.append(_import_line(function))
         return name
     return f"...,  # {type(function).__name__}: write this one by hand"
 
@@ -192,7 +197,7 @@ def _imports_for(strategy: Any) -> list[str]:
 
     choices = getattr(strategy, "_dyncheck_choices", None)
     if isinstance(choices, type) and issubclass(choices, enum.Enum):
-        return [f"from {choices.__module__} import {choices.__qualname__.split('.')[0]}"]
+        return [_import_line(choices)]
     return []
 
 
@@ -211,7 +216,7 @@ def _imports_for_value(value: Any) -> list[str]:
         if dataclasses.is_dataclass(item) and not isinstance(item, type):
             cls = type(item)
             if "<" not in cls.__qualname__:
-                found.append(f"from {cls.__module__} import {cls.__qualname__.split('.')[0]}")
+                found.append(_import_line(cls))
             pending.extend(getattr(item, f.name) for f in dataclasses.fields(item) if f.repr)
         elif isinstance(item, (list, tuple, set, frozenset)):
             pending.extend(item)
@@ -233,7 +238,7 @@ def explain(target: Target) -> str:
     spec = target.spec
     model = spec.model
     if inspect.isclass(model) or inspect.isfunction(model):
-        import_line = f"from {model.__module__} import {model.__qualname__.split('.')[0]}"
+        import_line = _import_line(model)
         model_text = model.__qualname__
     else:
         import_line = f"# the model is an instance: {type(model).__qualname__}"
