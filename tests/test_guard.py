@@ -543,15 +543,12 @@ def test_explain_shows_the_old_model_and_the_state_map(dyncheck_run):
     assert "from reference_models.fused_attention import fuse_qkv" in run.text
 
 
-def test_with_xdist_the_same_verdicts_and_the_same_baseline_bytes(pytester, subprocess_env):
-    from conftest import ROOT
-
+def test_with_xdist_the_same_verdicts_and_the_same_baseline_bytes(pytester, dyncheck_run, subprocess_env):
     args = ["-p", "no:cacheprovider", "--dyncheck-only", "-rA", "--dyncheck", GATED, "--dyncheck", RENAMED,
             "--dyncheck-seed=9", FEW, "--dyncheck-invariants=refactor_agreement,baseline", "--dyncheck-baseline=b/",
             "--dyncheck-update-baseline"]
     # The serial run in this process (a fresh one costs seconds), the parallel one in fresh ones.
-    pytester.syspathinsert(ROOT)
-    serial = pytester.runpytest(*args)
+    serial = dyncheck_run(*args).result
     files = sorted((pytester.path / "b").iterdir())
     recorded = [f.read_bytes() for f in files]
     parallel = pytester.runpytest_subprocess("-n", "2", *args)

@@ -224,8 +224,7 @@ def test_reproduce_line_reproduces(dyncheck_run):
 
 
 @pytest.mark.usefixtures("subprocess_env")
-def test_xdist_same_collection_and_verdicts(pytester):
-    from conftest import ROOT
+def test_xdist_same_collection_and_verdicts(pytester, dyncheck_run):
     from test_paths import DECODER
 
     pytester.makepyfile(decoder=DECODER)  # forty modules: paths described against the merged census
@@ -233,8 +232,7 @@ def test_xdist_same_collection_and_verdicts(pytester):
             "--dyncheck", "decoder:spec", "--dyncheck-seed=9", "--dyncheck-max-examples=10",
             "--dyncheck-invariants=determinism,finite"]
     # The serial run in this process (a fresh one costs seconds), the parallel one in fresh ones.
-    pytester.syspathinsert(ROOT)
-    serial = pytester.runpytest(*args)
+    serial = dyncheck_run(*args).result
     # The first run's example database (what Hypothesis's targeting kept) would steer the
     # second: both start from none.
     shutil.rmtree(pytester.path / ".hypothesis", ignore_errors=True)

@@ -326,16 +326,13 @@ def test_packed_rnn_with_no_floating_rnn_compares_nothing(dyncheck_run, models):
 
 
 @pytest.mark.usefixtures("subprocess_env")
-def test_what_was_compared_travels_from_xdist_workers(pytester):
-    from conftest import ROOT
-
+def test_what_was_compared_travels_from_xdist_workers(pytester, dyncheck_run):
     pytester.makepyfile(vac=MODELS)
     args = ["-p", "no:cacheprovider", "--dyncheck-only", "-rA", "--dyncheck", "vac:sometimes",
             "--dyncheck", "vac:Forgot", "--dyncheck-seed=2", "--dyncheck-max-examples=6",
             "--dyncheck-invariants=determinism,batch_invariance"]
     # The serial run in this process (a fresh one costs seconds), the parallel one in fresh ones.
-    pytester.syspathinsert(ROOT)
-    serial = pytester.runpytest(*args).stdout.str()
+    serial = dyncheck_run(*args).result.stdout.str()
     parallel = pytester.runpytest_subprocess("-n", "2", *args).stdout.str()
 
     def rows(text):
