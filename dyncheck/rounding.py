@@ -5,6 +5,13 @@ and its float64 copy) differ by rounding. Most results hardly move when an input
 one ulp, but a steep one (a softmax saturated by logits in the thousands) is reshuffled
 by it. What a one-ulp move of the inputs changes in a result is the part of a difference
 rounding can explain: checks that compare two computations give it as a margin.
+
+Some results do not move under a one-ulp move of the inputs and are still rounding noise:
+a softmax saturated to exactly 1.0 in float32 makes its backward's ``g - sum(p * g)``
+cancel to exactly 0 for every nearby input, where float64 keeps a small true value.
+:class:`RoundingNoise` finds that part: float64 arithmetic with every operation's result
+moved by a random relative amount of float32's size (Monte Carlo arithmetic), so a
+difference that float32's rounding of intermediate values makes shows up in float64.
 """
 
 from __future__ import annotations
@@ -13,7 +20,10 @@ from typing import Any
 
 import torch
 
-__all__ = ["SENSITIVITY_FACTOR", "largest_difference", "nudged"]
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_map
+
+__all__ = ["SENSITIVITY_FACTOR", "RoundingNoise", "largest_difference", "nudged"]
 
 #: A difference within this many times what a one-ulp move changes is rounding.
 SENSITIVITY_FACTOR = 10.0
@@ -40,3 +50,31 @@ def largest_difference(a: torch.Tensor, b: torch.Tensor) -> float:
     difference = (a.detach().to(torch.float64) - b.detach().to(torch.float64)).abs()
     finite = difference[torch.isfinite(difference)]
     return float(finite.max()) if finite.numel() else 0.0
+
+
+class RoundingNoise(TorchDispatchMode):
+    """While active, every float64 tensor an operation computes (forward and backward) is
+    multiplied by ``1 + eps32 * u``, ``u`` uniform in [-1, 1] from ``generator``: float64
+    arithmetic with float32's rounding of each intermediate value. Views and in-place
+    operations are left alone (moving them would break the aliasing the model relies on).
+    How far a run under it moves from the plain float64 run is how far float32's rounding
+    of the same operations can move the result."""
+
+    def __init__(self, generator: torch.Generator) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        if func.is_view or func._schema.is_mutable:
+            return out
+        return tree_map(self._round, out)
+
+    def _round(self, value: Any) -> Any:
+        if not isinstance(value, torch.Tensor) or value.dtype != torch.float64 or not value.numel():
+            return value
+        u = torch.rand(value.shape, generator=self.generator, dtype=torch.float64) * 2 - 1
+        return value * (1 + _EPS32 * u.to(value.device))
+
+
+_EPS32 = torch.finfo(torch.float32).eps

@@ -41,7 +41,7 @@ from dyncheck.casting import diagnose
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
-from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
+from dyncheck.rounding import SENSITIVITY_FACTOR, RoundingNoise, largest_difference, nudged
 from dyncheck.streams import Draws
 
 __all__ = ["DtypeAgreement"]
@@ -102,7 +102,9 @@ class DtypeAgreement(Invariant):
            output depends on the seed through draws out of sight, or that did not line up,
            is not comparable;
         3. the problem's own conditioning: atol grows by what float32-sized perturbations of
-           the inputs and weights move in the float64 copy (not with a configured tolerance).
+           the inputs and weights move in the float64 copy, and for gradients by what one ulp
+           moves in the float32 run and what float32's rounding of every intermediate value
+           moves in the float64 one (not with a configured tolerance).
         """
         recorded = Draws()
         with recorded:
@@ -121,9 +123,14 @@ class DtypeAgreement(Invariant):
             return findings, [], False
         if tolerance is None:
             margins = self._conditioning(context, example, again)
-            # float32's own rounding: what one ulp moves in the float32 run itself.
-            for name, margin in self._self_sensitivity(context, example, single, recorded).items():
-                margins[name] = max(margins.get(name, 0.0), margin)
+            # float32's own rounding: what one ulp moves in the float32 run itself, and what
+            # rounding every intermediate value moves in the float64 one.
+            for extra in (
+                self._self_sensitivity(context, example, single, recorded),
+                self._rounding_noise(context, example, again),
+            ):
+                for name, margin in extra.items():
+                    margins[name] = max(margins.get(name, 0.0), margin)
             findings = compare(again, single, floor=self.floor, model=again.model, margins=margins)
         return findings, [_ALIGNED] if aligned and findings else [], True
 
@@ -195,6 +202,28 @@ class DtypeAgreement(Invariant):
         return {
             f"{name}.grad": SENSITIVITY_FACTOR * largest_difference(grad, moved.grads[name])
             for name, grad in single.grads.items() if name in moved.grads
+        }
+
+    def _rounding_noise(self, context: Context, example: Example, reference: Run) -> dict[str, float]:
+        """How far the float64 copy's gradients move when every value it computes, forward
+        and backward, is rounded by float32's amount (:class:`~dyncheck.rounding.RoundingNoise`,
+        drawn from the example's seed), times :data:`_CONDITIONING`. A softmax saturated by
+        logits in the hundreds rounds its largest probability to exactly 1.0 in float32, and
+        its backward ``p * (g - sum(p * g))`` then cancels to exactly 0 for that class, where
+        float64 keeps about eps32 * |g|; multiplied by activations in the hundreds, that is a
+        weight gradient beyond the atol floor which no one-ulp move of the inputs changes.
+        Gradients only, as for :meth:`_self_sensitivity`. Empty when the rounded copy takes
+        another path."""
+        with RoundingNoise(torch.Generator().manual_seed(example.seed + 2)):
+            try:
+                moved = run_config(context.fresh_model(), context.target, example, FLOAT64)
+            except ModelError:
+                return {}
+        if moved.path != reference.path:
+            return {}
+        return {
+            f"{name}.grad": _CONDITIONING * largest_difference(grad, moved.grads[name])
+            for name, grad in reference.grads.items() if name in moved.grads
         }
 
     def _cannot_cast(self, context: Context, example: Example, exc: ModelError) -> None:
