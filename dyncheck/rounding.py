@@ -64,6 +64,12 @@ class RoundingNoise(TorchDispatchMode):
         super().__init__()
         self.generator = generator
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # Otherwise torch wraps __torch_dispatch__ in dynamo's disable, whose first call
+        # imports torch._dynamo (about 2 s); this mode never runs under torch.compile.
+        return False
+
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
         if func.is_view or func._schema.is_mutable:

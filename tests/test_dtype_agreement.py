@@ -5,6 +5,7 @@ model's own dtype (lined up, not a failure), and the problem's own conditioning.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -535,3 +536,27 @@ def test_a_saturated_softmax_whose_backward_cancels_in_float32_is_rounding_not_a
     findings = compare(reference, single, floor=check.floor, model=reference.model, margins=margins)
     assert [f.split(" differs")[0] for f in findings] == ["fc2.weight.grad"], findings
     check.check(context, example)
+
+
+def test_rounding_noise_moves_values_by_float32s_rounding_without_importing_dynamo():
+    # A TorchDispatchMode's first call imports torch._dynamo (about 2 s) unless the mode
+    # opts out; a dtype_agreement run must not pay for it (see test_plugin's import test).
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from dyncheck.rounding import RoundingNoise\n"
+        "x = torch.linspace(1, 2, 1000, dtype=torch.float64, requires_grad=True)\n"
+        "with RoundingNoise(torch.Generator().manual_seed(0)):\n"
+        "    y = x * 3\n"
+        "    y.sum().backward()\n"
+        "relative = ((y / (x * 3)) - 1).abs().max().item()\n"
+        "eps = torch.finfo(torch.float32).eps\n"
+        "assert 0.5 * eps < relative <= 2.01 * eps, relative\n"
+        "assert (x.grad - 3).abs().max().item() > 0\n"
+        "print('DYNAMO', 'torch._dynamo' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(Path(__file__).resolve().parents[1]))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "DYNAMO False", done.stdout
