@@ -32,8 +32,8 @@ def test_no_lengths_argument_is_a_skip(dyncheck_run):
     assert run.ret == 0 and "1 skipped" in run.text, run.text
     assert (
         "padding_invariance does not apply to reference_models.tied_lm:TiedLanguageModel: forward takes no "
-        "lengths argument (named like lengths, seq_lengths or lens; declare another with Spec(lengths=...))"
-        in run.text
+        "lengths argument (named like lengths, seq_lengths or lens; declare another with Spec(lengths=...)) "
+        "and no attention mask drawn by attention_masks()" in run.text
     )
 
 
@@ -356,3 +356,123 @@ def test_a_gradient_bug_behind_a_softmax_shows_only_under_the_projected_loss():
     for loss, visible in ((lambda out: out.sum(), False), (lambda out: project(out, weights), True)):
         moved = float((gradient(extended, loss) - gradient(x, loss)).abs().max())
         assert (moved > 1e-3) is visible, moved
+
+
+# --------------------------------------------------------------------------- attention masks
+
+MASKED_POOL = '''
+import torch
+from torch import nn
+
+
+class Model(nn.Module):
+    """The fixed unmasked_mean_pool: the mean over the tokens the mask keeps."""
+
+    def __init__(self, vocab_size=32, hidden_size=16, num_labels=3):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, hidden_size)
+        self.proj = nn.Linear(hidden_size, hidden_size)
+        self.classifier = nn.Linear(hidden_size, num_labels)
+
+    def get_input_embeddings(self):
+        return self.embed
+
+    def forward(self, input_ids=None, attention_mask=None):
+        hidden = torch.tanh(self.proj(self.embed(input_ids)))
+        keep = attention_mask[..., None].to(hidden.dtype)
+        return self.classifier((hidden * keep).sum(1) / keep.sum(1))
+'''
+
+
+def test_an_attention_mask_says_where_the_padding_is(dyncheck_run, pytester):
+    # Hugging Face-style forward(input_ids, attention_mask): no lengths argument, the inferred
+    # attention_masks() strategy draws right-padded masks, and the rows' lengths are read
+    # from them. Mean pooling that ignores the mask fails; pooling under the mask passes,
+    # as does the reference causal LM (its padded keys are masked out of attention).
+    pytester.makepyfile(masked=MASKED_POOL)
+    bug = f"{BUGGY}.unmasked_mean_pool:Model"
+    good = ["masked:Model", "reference_models.hf_style:TinyCausalLM"]
+    run = dyncheck_run("--dyncheck", bug, *(a for t in good for a in ("--dyncheck", t)), ONLY, "--dyncheck-seed=3")
+    assert run.outcomes() == {
+        f"dyncheck::{bug}::padding_invariance": "FAILED",
+        **{f"dyncheck::{t}::padding_invariance": "PASSED" for t in good},
+    }, run.text
+    text = run.failure(f"{bug}::padding_invariance")
+    assert all(re.fullmatch(ROW_ALONE, f) or re.fullmatch(EXTRA, f) for f in findings(text)), text
+    lines = text.strip().splitlines()
+    assert lines[-5] == "  example:  input_ids int64[1, 2] = [[0, 1]], attention_mask int64[1, 2] = [[1, 0]], seed=0"
+
+
+LEFT_PADDED = '''
+import torch
+import dyncheck
+from dyncheck.strategies import attention_masks, tensors
+from masked import Model
+
+spec = dyncheck.Spec(
+    Model,
+    inputs={
+        "input_ids": tensors(shape=("batch", "time"), dtype=torch.long, max_value=31),
+        "attention_mask": attention_masks(padding_side="left"),
+    },
+)
+'''
+
+
+def test_a_left_padded_mask_is_a_skip_that_says_why(dyncheck_run, pytester):
+    pytester.makepyfile(masked=MASKED_POOL, left=LEFT_PADDED)
+    run = dyncheck_run("--dyncheck", "left:spec", ONLY)
+    assert run.outcomes() == {"dyncheck::left:spec::padding_invariance": "SKIPPED"}, run.text
+    assert run.skip_reason("dyncheck::left:spec::padding_invariance") == (
+        "attention_mask is padded on the left "
+        "(attention_masks(padding_side='left')): a row alone, trimmed to its tokens, starts at another "
+        "position than in the batch; padding_invariance compares right-padded batches"
+    )
+
+
+POSITIONS = '''
+import torch
+from torch import nn
+import dyncheck
+from dyncheck.strategies import sequence_lengths, tensors
+
+
+class Model(nn.Module):
+    """Learned positions for at most 6 steps; raises on extra padding: {refuses}."""
+
+    def __init__(self):
+        super().__init__()
+        self.positions = nn.Parameter(torch.randn(6, 4))
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x, lengths):
+        steps = x.shape[1]
+        if {refuses}:
+            raise ValueError(f"{{steps}} steps but lengths go up to {{int(lengths.max())}}")
+        h = x + self.positions[:steps]  # raises past 6 steps
+        keep = (torch.arange(steps)[None, :] < lengths[:, None]).to(h.dtype)[..., None]
+        return self.fc((h * keep).sum(1) / keep.sum(1))
+
+
+spec = dyncheck.Spec(
+    Model,
+    inputs={{"x": tensors(shape=("batch", "time", 4)), "lengths": sequence_lengths()}},
+    dims={{"time": (1, 6)}},
+)
+'''
+
+
+@pytest.mark.parametrize(
+    ("refuses", "outcome"),
+    [("False", "PASSED"), ("steps > int(lengths.max()) + 1", "FAILED")],
+    ids=["length-limit", "refuses-padding"],
+)
+def test_a_model_that_takes_no_longer_sequence_is_not_asked_for_more_padding(dyncheck_run, pytester, refuses, outcome):
+    # A position table that ends at the longest padded length the spec draws: two more steps
+    # raise whether they are padding or not, so rule 2 is not asked of that example (the
+    # rows alone still are). A model that raises on the extra padding only is reported.
+    pytester.makepyfile(positions=POSITIONS.format(refuses=refuses))
+    run = dyncheck_run("--dyncheck", "positions:spec", ONLY, "--dyncheck-seed=3")
+    assert run.outcomes() == {"dyncheck::positions:spec::padding_invariance": outcome}, run.text
+    if outcome == "FAILED":
+        assert "ValueError" in run.failure("padding_invariance"), run.text

@@ -12,7 +12,7 @@ from reference_models.buggy import BUGGY_TARGETS
 
 
 #: The good models that hold an nn.RNN/LSTM/GRU (packed_rnn applies) and those whose forward
-#: takes a padded batch with lengths (padding_invariance applies). Pinned, so a check that
+#: takes a padded batch with lengths or an attention mask (padding_invariance applies). Pinned, so a check that
 #: stops applying to a model it is meant for fails here instead of skipping quietly.
 RECURRENT = {
     "reference_models.rnn:DynamicRNN",
@@ -26,6 +26,9 @@ PADDED = {
     "reference_models.rnn:DynamicRNN",
     "reference_models.bilstm:BiLSTMClassifier",
     "reference_models.time_major_gru:GRUTagger",
+    # an inferred attention_mask says where the padding is
+    "reference_models.hf_style:TinyCausalLM",
+    "reference_models.hf_style:CROSS_ATTENTION_SPEC",
 }
 
 

@@ -1,7 +1,10 @@
 """padding_invariance: a row's result depends only on its own sequence, never on padding.
 
 For a model whose ``forward`` takes a padded batch and its lengths (an argument named like
-``lengths``, ``seq_lengths``, ``lens``, inferred or declared in ``Spec(inputs=...)``), on
+``lengths``, ``seq_lengths``, ``lens``, inferred or declared in ``Spec(inputs=...)``), or,
+without lengths, an attention mask drawn by :func:`~dyncheck.strategies.attention_masks`
+(Hugging Face's ``attention_mask``, inferred; right padding: each row's length is its
+number of tokens, a row alone gets a mask of ones and extra padding a mask of zeros), on
 every example:
 
 1. each row's output in the batch equals the output of that sequence run alone: a batch
@@ -12,6 +15,10 @@ every example:
    projection of the valid outputs, each row weighted as it is alone) equal the sum over
    rows of each row's gradients alone, and are unchanged by the extra padding (gradients that differ while the values agree: a surrogate or
    straight-through term that reads the padding).
+
+Rule 2 is not asked of an example when the model cannot take the longer batch at all: it
+raises on it with every row of the full length too (a position table that ends at the
+padded length), so the length, not the padding, is what it refuses.
 
 Outputs: the batch axis of each output tensor is the one of the batch's size where every
 row alone has size 1 and the extra padding changes nothing; when that does not single one
@@ -73,24 +80,48 @@ def lengths_argument(target: Target) -> str | None:
     return next((name for name in target.spec.inputs if _LENGTHS_NAME.search(name)), None)
 
 
+def mask_argument(target: Target) -> str | None:
+    """The forward argument drawn by :func:`~dyncheck.strategies.attention_masks` (Hugging
+    Face's ``attention_mask``, inferred or declared), when no lengths argument says where
+    the padding is: the mask does."""
+    return next((name for name, strategy in target.spec.inputs.items() if _is_attention_masks(strategy)), None)
+
+
+def _is_attention_masks(strategy: Any) -> bool:
+    function = getattr(strategy, "function", None)
+    return getattr(function, "__name__", None) == "attention_masks" and bool(
+        getattr(function, "__module__", "").startswith("hypothesis")
+        or getattr(function, "__module__", "") == "dyncheck.strategies"
+    )
+
+
+def _padding_side(target: Target, mask_name: str) -> str:
+    return strategy_arguments(target.spec.inputs[mask_name]).get("padding_side", "right")
+
+
 class _Layout:
     """Where the batch and time axes of each argument are, and the lengths."""
 
-    def __init__(self, target: Target, example: Example, lengths_name: str) -> None:
+    def __init__(self, target: Target, example: Example, lengths_name: str, *, mask: bool = False) -> None:
         spec_args = strategy_arguments(target.spec.inputs[lengths_name])
         time_dim = spec_args.get("max_length", "time")
         batch_dim = spec_args.get("batch_size", "batch")
         raw = example.args[lengths_name]
         self.lengths_name = lengths_name
-        self.lengths = [int(v) for v in torch.as_tensor(raw).reshape(-1).tolist()]
-        batch = len(self.lengths)
-        if isinstance(time_dim, int):
-            padded = time_dim
+        #: ``lengths_name`` is a right-padded attention mask (1 at tokens, 0 at padding), not lengths
+        self.mask = mask
+        if mask:
+            self.lengths = [int(v) for v in (torch.as_tensor(raw) != 0).sum(-1).reshape(-1).tolist()]
+            padded = raw.shape[-1]
         else:
-            padded = example.dims.get(time_dim, max(self.lengths, default=0))
+            self.lengths = [int(v) for v in torch.as_tensor(raw).reshape(-1).tolist()]
+            padded = time_dim if isinstance(time_dim, int) else example.dims.get(time_dim, max(self.lengths, default=0))
+        batch = len(self.lengths)
         self.padded = padded
         #: argument -> (batch axis, time axis); either may be None
         self.axes: dict[str, tuple[int | None, int | None]] = {}
+        if mask:
+            self.axes[lengths_name] = (0, 1)
         for name, value in example.args.items():
             if name == lengths_name or not isinstance(value, torch.Tensor) or value.dim() == 0:
                 continue
@@ -114,17 +145,28 @@ class _Layout:
             if time_axis is not None:
                 value = value.narrow(time_axis, 0, length)
             out[name] = value
+        if self.mask:  # the mask, trimmed above, is all tokens
+            return out
         lengths = args[self.lengths_name]
         one = lengths[row:row + 1] if isinstance(lengths, torch.Tensor) else type(lengths)([lengths[row]])
         out[self.lengths_name] = one
         return out
 
     def extended(self, args: Mapping[str, Any], generator: torch.Generator) -> dict[str, Any]:
-        """The arguments with EXTRA_STEPS steps of other values appended to the padding."""
+        """The arguments with EXTRA_STEPS steps of other values appended to the padding (the
+        mask, if that is where the padding is, gets EXTRA_STEPS more steps of padding)."""
         out = dict(args)
         for name, (_, time_axis) in self.axes.items():
-            if time_axis is not None:
-                out[name] = torch.cat([args[name], _garbage(args[name], time_axis, generator)], dim=time_axis)
+            if time_axis is None:
+                continue
+            value = args[name]
+            if self.mask and name == self.lengths_name:
+                shape = list(value.shape)
+                shape[time_axis] = EXTRA_STEPS
+                more = torch.zeros(shape, dtype=value.dtype, device=value.device)
+            else:
+                more = _garbage(value, time_axis, generator)
+            out[name] = torch.cat([value, more], dim=time_axis)
         return out
 
 
@@ -214,16 +256,29 @@ class PaddingInvariance(Invariant):
     def applies_to(self, target: Target) -> str | None:
         name = lengths_argument(target)
         if name is None:
-            return (
-                "forward takes no lengths argument (named like lengths, seq_lengths or lens; "
-                "declare another with Spec(lengths=...))"
-            )
+            mask = mask_argument(target)
+            if mask is None:
+                return (
+                    "forward takes no lengths argument (named like lengths, seq_lengths or lens; "
+                    "declare another with Spec(lengths=...)) and no attention mask drawn by attention_masks()"
+                )
+            if _padding_side(target, mask) != "right":
+                return (
+                    f"{mask} is padded on the left (attention_masks(padding_side='left')): a row alone, "
+                    "trimmed to its tokens, starts at another position than in the batch; padding_invariance "
+                    "compares right-padded batches"
+                )
+            name = mask
         if len(target.spec.inputs) < 2:
             return f"forward takes {name} but no padded batch beside it"
         return None
 
     def check(self, context: Context, example: Example) -> None:
-        layout = _Layout(context.target, example, lengths_argument(context.target))
+        lengths_name = lengths_argument(context.target)
+        if lengths_name is None:
+            layout = _Layout(context.target, example, mask_argument(context.target), mask=True)
+        else:
+            layout = _Layout(context.target, example, lengths_name)
         if not any(length > 0 for length in layout.lengths):
             return context.nothing_to_compare(_no_rows(layout.lengths_name), drawn=True)
         model, args, native = _float64_copy(context.fresh_model().eval(), example.fresh_args())
@@ -269,18 +324,34 @@ class PaddingInvariance(Invariant):
             row: dict(floating_leaves(run(layout.row(args, row)).output))
             for row in range(batch) if lengths[row] > 0
         }
-        extended = dict(floating_leaves(run(layout.extended(args, generator)).output))
+        try:
+            extended: dict[str, torch.Tensor] | None = dict(
+                floating_leaves(run(layout.extended(args, generator)).output)
+            )
+        except ModelError:
+            if not self._too_long(layout, args, run):
+                raise
+            # The model takes no sequence of padded + EXTRA_STEPS steps at all (a position
+            # table that ends at the padded length): rule 2 cannot be asked of it here.
+            extended = None
 
         findings: list[tuple[str, list[str]]] = []
         # leaf -> (batch axis, time axes) for the leaves compared row by row
         compared: dict[str, tuple[int, list[int]]] = {}
         for leaf, value in whole.items():
             batch_axis = _batch_axis(
-                value, batch, [a[leaf] for a in alone.values() if leaf in a], extended.get(leaf)
+                value, batch, [a[leaf] for a in alone.values() if leaf in a],
+                None if extended is None else extended.get(leaf),
             )
-            if batch_axis is None or leaf not in extended or any(leaf not in a for a in alone.values()):
+            if (
+                batch_axis is None
+                or (extended is not None and leaf not in extended)
+                or any(leaf not in a for a in alone.values())
+            ):
                 continue
-            problem, time_axes = self._time_axes(leaf, batch_axis, value, alone, extended[leaf], lengths, padded)
+            problem, time_axes = self._time_axes(
+                leaf, batch_axis, value, alone, None if extended is None else extended[leaf], lengths, padded
+            )
             if problem:
                 findings.append((problem, []))
             else:
@@ -303,6 +374,8 @@ class PaddingInvariance(Invariant):
                         f"in the batch than alone (a batch of one, trimmed to length {length})",
                         [f"{leaf}[{row}] in the batch against alone:", *(f"  {line}" for line in lines)],
                     ))
+                if extended is None:
+                    continue
                 padded_more = _valid(extended[leaf], batch_axis, row, time_axes, length)
                 lines = mismatch(padded_more, in_batch, rtol=rtol, atol=atol)
                 if lines:
@@ -317,7 +390,8 @@ class PaddingInvariance(Invariant):
             shapes = {leaf: (*whole[leaf].shape, 2) if whole[leaf].is_complex() else whole[leaf].shape
                       for leaf in compared}
             findings += self._gradients(
-                context, model, example, layout, args, generator, compared, shapes, native, slack
+                context, model, example, layout, args, generator, compared, shapes, native, slack,
+                extend=extended is not None,
             )
 
         if not findings:
@@ -340,13 +414,14 @@ class PaddingInvariance(Invariant):
         batch_axis: int,
         value: torch.Tensor,
         alone: dict[int, dict[str, torch.Tensor]],
-        extended: torch.Tensor,
+        extended: torch.Tensor | None,
         lengths: list[int],
         padded: int,
     ) -> tuple[str | None, list[int]]:
         """(a problem, None) when an axis of ``leaf`` neither keeps its size nor follows the
-        padded length; else (None, the axes that follow it)."""
-        shapes = [extended.shape, *(a[leaf].shape for a in alone.values())]
+        padded length; else (None, the axes that follow it). Without ``extended`` (the model
+        takes no longer sequence), the batch and the rows alone decide."""
+        shapes = [*([] if extended is None else [extended.shape]), *(a[leaf].shape for a in alone.values())]
         if any(len(s) != value.dim() for s in shapes):
             return f"{leaf} has {value.dim()} axes for the batch but not for a row alone or with extra padding", []
         time_axes = []
@@ -354,23 +429,45 @@ class PaddingInvariance(Invariant):
             if axis == batch_axis:
                 continue
             sizes = {row: a[leaf].shape[axis] for row, a in alone.items()}
-            if value.shape[axis] == extended.shape[axis] and all(s == value.shape[axis] for s in sizes.values()):
+            more = value.shape[axis] if extended is None else extended.shape[axis]
+            if value.shape[axis] == more and all(s == value.shape[axis] for s in sizes.values()):
                 continue
             if (
                 value.shape[axis] == padded
-                and extended.shape[axis] == padded + EXTRA_STEPS
+                and (extended is None or more == padded + EXTRA_STEPS)
                 and all(s == lengths[row] for row, s in sizes.items())
             ):
                 time_axes.append(axis)
                 continue
             row = next((r for r, s in sizes.items() if s != lengths[r]), next(iter(sizes), 0))
-            return (
+            text = (
                 f"axis {axis} of {leaf} does not follow the padded length: {value.shape[axis]} for the batch "
-                f"(padded length {padded}), {sizes.get(row)} for row {row} alone (length {lengths[row]}), "
-                f"{extended.shape[axis]} with {EXTRA_STEPS} more padding steps",
-                [],
+                f"(padded length {padded}), {sizes.get(row)} for row {row} alone (length {lengths[row]})"
             )
+            if extended is not None:
+                text += f", {more} with {EXTRA_STEPS} more padding steps"
+            return text, []
         return None, time_axes
+
+    @staticmethod
+    def _too_long(layout: _Layout, args: dict[str, Any], run: Any) -> bool:
+        """Whether the model raises on the extended batch's length with no padding at all:
+        then the length, not the padding, is what it cannot take."""
+        full = layout.extended(args, torch.Generator().manual_seed(0))
+        if layout.mask:
+            full[layout.lengths_name] = torch.ones_like(full[layout.lengths_name])
+        else:
+            lengths = full[layout.lengths_name]
+            longest = layout.padded + EXTRA_STEPS
+            full[layout.lengths_name] = (
+                torch.full_like(lengths, longest) if isinstance(lengths, torch.Tensor)
+                else type(lengths)([longest] * len(lengths))
+            )
+        try:
+            run(full)
+        except ModelError:
+            return True
+        return False
 
     def _gradients(
         self,
@@ -384,8 +481,11 @@ class PaddingInvariance(Invariant):
         shapes: dict[str, tuple[int, ...]],
         native: torch.dtype | None,
         slack: float,
+        *,
+        extend: bool = True,
     ) -> list[tuple[str, list[str]]]:
-        """Rule 3, on fresh calls: the batch's gradient against the rows' and the extended batch's.
+        """Rule 3, on fresh calls: the batch's gradient against the rows' and (when ``extend``)
+        the extended batch's.
 
         The loss is a fixed random projection of the valid outputs (not their sum, which a
         final LayerNorm or softmax makes constant): weights of the batch's shape drawn from
@@ -420,14 +520,14 @@ class PaddingInvariance(Invariant):
         if batch_grads is None:
             return []
         per_row = [g for g in (gradients(layout.row(args, row), [row]) for row in rows) if g is not None]
-        extended = gradients(layout.extended(args, generator), rows)
-        if extended is None:
-            return []
+        comparisons = [("alone", batch_grads, [sum(g[i] for g in per_row) for i in range(len(named))])]
+        if extend:
+            extended = gradients(layout.extended(args, generator), rows)
+            if extended is None:
+                return []
+            comparisons.append(("extended", extended, batch_grads))
         findings = []
-        for label, actual_grads, expected_grads in (
-            ("alone", batch_grads, [sum(g[i] for g in per_row) for i in range(len(named))]),
-            ("extended", extended, batch_grads),
-        ):
+        for label, actual_grads, expected_grads in comparisons:
             bad, details = [], []
             for i, ((name, parameter), actual, expected) in enumerate(zip(named, actual_grads, expected_grads)):
                 rtol, atol = tolerances(native or parameter.dtype)

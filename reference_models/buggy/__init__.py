@@ -3,8 +3,9 @@
 Each module's docstring starts with ``Invariant: <name>``, the dyncheck invariant that
 must catch its bug, then describes the bug and what a correct version does. Each holds
 one model class, built like the gated ``DynamicNet``
-(``(input_size, hidden_size, output_size)``, first layer an ``nn.Linear`` on ``x``) so
-that dyncheck's zero-configuration inference can check it.
+(``(input_size, hidden_size, output_size)``, first layer an ``nn.Linear`` on ``x``), or in
+the style of the library whose pattern it breaks (``forward(input_ids, attention_mask)``),
+so that dyncheck's zero-configuration inference can check it.
 
 * :mod:`~reference_models.buggy.unseeded_generator` -- noise from a private generator
   seeded from the OS, not from the global seed (determinism, dtype_agreement,
@@ -77,6 +78,9 @@ that dyncheck's zero-configuration inference can check it.
   and ``h_n`` is taken after the last padded step (padding_invariance).
 * :mod:`~reference_models.buggy.mean_over_padding` -- mean pooling over the padded steps
   (padding_invariance).
+* :mod:`~reference_models.buggy.unmasked_mean_pool` -- a Hugging Face-style classifier that
+  takes ``attention_mask`` and mean-pools over every token, padding included
+  (padding_invariance).
 * :mod:`~reference_models.buggy.carried_hidden` -- the final hidden state kept on ``self``
   and reused by the next call (padding_invariance, determinism, state_roundtrip,
   batch_invariance).
@@ -146,6 +150,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.never_unsorted:Model": ("padding_invariance", "batch_invariance"),
     "reference_models.buggy.unpacked_rnn:Model": ("padding_invariance",),
     "reference_models.buggy.mean_over_padding:Model": ("padding_invariance",),
+    "reference_models.buggy.unmasked_mean_pool:Model": ("padding_invariance",),
     "reference_models.buggy.carried_hidden:Model": (
         "padding_invariance", "determinism", "state_roundtrip", "batch_invariance",
     ),
