@@ -362,20 +362,12 @@ def test_a_gradient_bug_behind_a_softmax_shows_only_under_the_projected_loss():
 
 MASKED_POOL = '''
 import torch
-from torch import nn
+
+from reference_models.buggy.unmasked_mean_pool import Model as Unmasked
 
 
-class Model(nn.Module):
+class Model(Unmasked):
     """The fixed unmasked_mean_pool: the mean over the tokens the mask keeps."""
-
-    def __init__(self, vocab_size=32, hidden_size=16, num_labels=3):
-        super().__init__()
-        self.embed = nn.Embedding(vocab_size, hidden_size)
-        self.proj = nn.Linear(hidden_size, hidden_size)
-        self.classifier = nn.Linear(hidden_size, num_labels)
-
-    def get_input_embeddings(self):
-        return self.embed
 
     def forward(self, input_ids=None, attention_mask=None):
         hidden = torch.tanh(self.proj(self.embed(input_ids)))

@@ -200,12 +200,7 @@ class DtypeAgreement(Invariant):
                 moved = run_config(model, context.target, Example(args, example.seed, example.dims), FLOAT32)
         except ModelError:
             return {}
-        if moved.path != single.path:
-            return {}
-        return {
-            f"{name}.grad": SENSITIVITY_FACTOR * largest_difference(grad, moved.grads[name])
-            for name, grad in single.grads.items() if name in moved.grads
-        }
+        return _gradient_margins(single, moved, SENSITIVITY_FACTOR)
 
     def _rounding_noise(self, context: Context, example: Example, reference: Run) -> dict[str, float]:
         """How far the float64 copy's gradients move when every value it computes, forward
@@ -222,12 +217,7 @@ class DtypeAgreement(Invariant):
                 moved = run_config(context.fresh_model(), context.target, example, FLOAT64)
             except ModelError:
                 return {}
-        if moved.path != reference.path:
-            return {}
-        return {
-            f"{name}.grad": _CONDITIONING * largest_difference(grad, moved.grads[name])
-            for name, grad in reference.grads.items() if name in moved.grads
-        }
+        return _gradient_margins(reference, moved, _CONDITIONING)
 
     def _cannot_cast(self, context: Context, example: Example, exc: ModelError) -> None:
         """The float64 copy raised: the model's own crash (float32 raises too), a kernel that
@@ -259,6 +249,17 @@ class DtypeAgreement(Invariant):
             "float64 tensors.",
             details,
         )
+
+
+def _gradient_margins(run: Run, moved: Run, factor: float) -> dict[str, float]:
+    """``factor`` times how far each gradient of ``run`` moved in ``moved`` (keyed as
+    :func:`~dyncheck.agreement.compare` names gradients); empty when ``moved`` took another path."""
+    if moved.path != run.path:
+        return {}
+    return {
+        f"{name}.grad": factor * largest_difference(grad, moved.grads[name])
+        for name, grad in run.grads.items() if name in moved.grads
+    }
 
 
 #: float32's unit roundoff scale: the relative size of the rounding of each input and weight.
