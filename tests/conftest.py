@@ -152,6 +152,15 @@ def dyncheck_run(pytester: pytest.Pytester):
     return run
 
 
+@pytest.fixture(scope="session")
+def compilation_loaded() -> None:
+    """torch.compile, once in this process before any in-process run compiles: its first
+    compilation imports modules that register operators and cache artifacts, which
+    pytester drops after an in-process run, and a second run's compilation registering
+    them again is refused ("Artifact of type=autotune already registered")."""
+    torch.compile(lambda x: x * 2)(torch.ones(2))
+
+
 @pytest.fixture
 def subprocess_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Subprocess runs import reference_models from the repository root."""

@@ -186,6 +186,7 @@ def test_compile_agreement_is_opt_in(dyncheck_run):
     assert "compile_agreement" not in run.text
 
 
+@pytest.mark.usefixtures("compilation_loaded")
 def test_compile_agreement_both_ways(dyncheck_run):
     # One run for both targets: the first compilation is the slow part.
     good, bad = "reference_models.gated:DynamicNet", "reference_models.buggy.compile_divergence:Model"
@@ -205,6 +206,35 @@ def test_compile_agreement_both_ways(dyncheck_run):
         r"gated\.py:40 Data-dependent branching",
         run.text,
     ), run.text
+
+
+CONSTANT_ROWS = """
+import torch
+from hypothesis import strategies as st
+import dyncheck
+from reference_models.norm_encoder import NormEncoder
+
+spec = dyncheck.Spec(NormEncoder, inputs={"x": st.just(torch.full((1, 4, 8), 1000.0))})
+"""
+
+
+@pytest.mark.usefixtures("compilation_loaded")
+def test_compiled_rounding_that_eager_float32_shares_is_not_a_finding(dyncheck_run, pytester):
+    # LayerNorm over a constant row: its variance is rounding, and eager and compiled
+    # kernels (fused, reordered) round it otherwise, so their gradients differ by far more
+    # than float32's tolerance; eager float32 is as far from a float64 copy, so the
+    # difference is float32's, not the compiler's. A configured tolerance is taken as it is
+    # (here float32's defaults): then the difference is reported. (A compiled path that
+    # computes something else fails either way: test_compile_agreement_both_ways.)
+    pytester.makepyfile(constant=CONSTANT_ROWS)
+    args = ("--dyncheck", "constant:spec", "--dyncheck-invariants=compile_agreement",
+            "--dyncheck-max-examples=1", "-W", "ignore")
+    item = "dyncheck::constant:spec::compile_agreement"
+    assert dyncheck_run(*args).outcomes() == {item: "PASSED"}
+    pytester.makepyprojecttoml("[tool.dyncheck.compile_agreement]\nrtol = 1.3e-6\natol = 1e-5\n")
+    run = dyncheck_run(*args)
+    assert run.outcomes() == {item: "FAILED"}, run.text
+    assert "eager and compiled disagree" in run.failure("compile_agreement"), run.text
 
 
 def test_batch_axes_of_a_time_major_model_whose_time_equals_its_batch():

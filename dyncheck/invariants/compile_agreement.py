@@ -2,7 +2,13 @@
 
 The compiled model (default backend, compiled once per check and reused across examples)
 must give the eager model's outputs, gradients and path within torch.testing's float32
-tolerances (atol scaled by magnitude). Graph breaks and recompilations are information,
+tolerances (atol scaled by magnitude). A difference the two share with float32's own
+rounding is not a finding: when they disagree, a float64 eager copy is the reference, and
+each tensor's atol grows by ten times how far eager float32 lies from it (a LayerNorm over a
+constant row, a saturated softmax: fused and reordered kernels round otherwise, and eager is
+no closer to the truth). A compiled result much further from float64 than eager is still
+reported, and so is every difference when the float64 copy cannot run, draws random
+numbers, or takes another path. Graph breaks and recompilations are information,
 not failures: per path, the summary shows how many graphs were compiled for it (on any path
 after the first: recompilations, or the resumed code after a break that this path reaches
 first) and the graph breaks dynamo first met on it, with their reason and line. Opt-in,
@@ -18,15 +24,18 @@ import re
 
 import torch
 
-from dyncheck.agreement import Config, compare, nothing_compared, run_config
-from dyncheck.errors import InvariantViolation
+from dyncheck.agreement import Config, Run, compare, nothing_compared, run_config
+from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
+from dyncheck.rounding import largest_difference
+from dyncheck.streams import Draws
 from dyncheck.tracing import describe_path
 
 __all__ = ["CompileAgreement"]
 
 EAGER = Config("eager", "cpu")
+FLOAT64 = Config("eager float64 (reference)", "cpu", torch.float64)
 
 
 def _counters() -> tuple[set[str], int]:
@@ -37,6 +46,10 @@ def _counters() -> tuple[set[str], int]:
     from torch._dynamo.utils import counters
 
     return set(counters["graph_break"]) | set(counters["unimplemented"]), counters["stats"]["unique_graphs"]
+
+
+#: A difference within this many times eager float32's distance from float64 is rounding.
+_ROUNDING = 10.0
 
 
 def describe_break(reason: str) -> str:
@@ -73,6 +86,8 @@ class CompileAgreement(Invariant):
         entry["graph_breaks"] += sorted(describe_break(reason) for reason in new_breaks - breaks)
         entry["graphs"] += new_graphs - graphs
         findings = compare(eager, result, tolerance=tolerance, model=eager.model)
+        if findings and tolerance is None:
+            findings = self._explain(context, example, eager, result)
         if not findings and (missing := nothing_compared(eager)):
             return context.nothing_to_compare(missing)
         context.compared()
@@ -82,3 +97,28 @@ class CompileAgreement(Invariant):
                 [] if len(findings) == 1 else [f"- {f}" for f in findings],
                 path=eager.path,
             )
+
+    def _explain(self, context: Context, example: Example, eager: Run, result: Run) -> list[str]:
+        """The findings left after each tensor's atol grows by :data:`_ROUNDING` times how far
+        eager float32 lies from a float64 eager copy: compiled kernels fuse and reorder, so
+        they round otherwise, and where the problem is ill-conditioned (a LayerNorm over a
+        constant row, whose variance is rounding) eager's own answer is that far from the
+        truth too. The findings stand as they are when the float64 copy cannot run, draws
+        random numbers (its stream differs by dtype), or takes another path."""
+        findings = compare(eager, result, model=eager.model)
+        recorded = Draws()
+        try:
+            with recorded:
+                reference = run_config(context.fresh_model(), context.target, example, FLOAT64)
+        except ModelError:
+            return findings
+        if recorded.calls or reference.path != eager.path:
+            return findings
+        margins = {
+            name: _ROUNDING * largest_difference(tensor, other)
+            for (name, tensor), (_, other) in zip(eager.outputs, reference.outputs)
+        }
+        for name, grad in eager.grads.items():
+            if name in reference.grads:
+                margins[f"{name}.grad"] = _ROUNDING * largest_difference(grad, reference.grads[name])
+        return compare(eager, result, model=eager.model, margins=margins)
