@@ -182,6 +182,45 @@ def run_config(
     return Run(config=config, outputs=outputs, grads=grads, path=tuple(calls), model=model, output=output)
 
 
+#: A difference within this many times the first side's own distance from float64 is
+#: float32's rounding (see :func:`rounding_margins`).
+ROUNDING_FACTOR = 10.0
+
+
+def rounding_margins(
+    fresh_model: Callable[[], nn.Module], target: Any, example: Example, first: Run
+) -> dict[str, float] | None:
+    """Margins (for :func:`compare`) that explain a float32 disagreement as rounding: each
+    output's and gradient's :data:`ROUNDING_FACTOR` times how far ``first`` lies from a
+    float64 copy of the model run on ``first``'s device. Two float32 computations of the same
+    thing that round otherwise (fused, reordered, another device's kernels) differ by about
+    that much where the problem is ill-conditioned (a LayerNorm over a constant row, a
+    saturated softmax), and ``first`` is no closer to the truth; one that computes something
+    else differs by far more. None (no explanation) when the float64 copy cannot run, draws
+    random numbers (its stream differs by dtype) or takes another path."""
+    from dyncheck.rounding import largest_difference
+    from dyncheck.streams import Draws
+
+    recorded = Draws()
+    try:
+        with recorded:
+            reference = run_config(
+                fresh_model(), target, example, Config("float64 (reference)", first.config.device, torch.float64)
+            )
+    except ModelError:
+        return None
+    if recorded.calls or reference.path != first.path:
+        return None
+    margins = {
+        name: ROUNDING_FACTOR * largest_difference(tensor, other)
+        for (name, tensor), (_, other) in zip(first.outputs, reference.outputs)
+    }
+    for name, grad in first.grads.items():
+        if name in reference.grads:
+            margins[f"{name}.grad"] = ROUNDING_FACTOR * largest_difference(grad, reference.grads[name])
+    return margins
+
+
 def seed_dependence(
     fresh_model: Callable[[], nn.Module], target: Any, example: Example, config: Config, first: Run
 ) -> str | None:

@@ -218,6 +218,46 @@ spec = dyncheck.Spec(NormEncoder, inputs={"x": st.just(torch.full((1, 4, 8), 100
 """
 
 
+EXACT_DEVICE = '''
+import torch
+from torch import nn
+from dyncheck.agreement import Config
+
+
+class _Float64Inside(nn.Module):
+    """The model computed in float64 from its float32 weights, the result cast back: a
+    "device" whose kernels round less than the CPU's float32 ones, and otherwise correct."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        state = {name: t.double() if t.is_floating_point() else t
+                 for name, t in [*self.model.named_parameters(), *self.model.named_buffers()]}
+        return torch.func.functional_call(self.model, state, (x.double(),)).float()
+
+
+EXACT = Config("cpu (float64 inside)", "cpu", patch=_Float64Inside)
+'''
+
+
+def test_a_device_that_rounds_otherwise_agrees_where_float32_itself_is_that_far_off(dyncheck_run, pytester):
+    # The constant rows again: the CPU's float32 gradients are 0.8 from float64's, and a
+    # device that rounds less is that far from the CPU. The CPU's own distance from a float64
+    # copy explains it; a configured tolerance is taken as it is. (A device that computes
+    # something else still fails: the perturbed devices above.)
+    pytester.makepyfile(constant=CONSTANT_ROWS, exactdev=EXACT_DEVICE)
+    args = ("--dyncheck", "constant:spec", "--dyncheck-invariants=device_agreement",
+            "--dyncheck-devices=cpu,exactdev:EXACT", "--dyncheck-max-examples=1")
+    item = "dyncheck::constant:spec::device_agreement"
+    assert dyncheck_run(*args).outcomes() == {item: "PASSED"}
+    pytester.makepyprojecttoml("[tool.dyncheck.device_agreement]\nrtol = 1.3e-6\natol = 1e-5\n")
+    run = dyncheck_run(*args)
+    assert run.outcomes() == {item: "FAILED"}, run.text
+    assert "The devices disagree" in run.failure("device_agreement"), run.text
+
+
 @pytest.mark.usefixtures("compilation_loaded")
 def test_compiled_rounding_that_eager_float32_shares_is_not_a_finding(dyncheck_run, pytester):
     # LayerNorm over a constant row: its variance is rounding, and eager and compiled

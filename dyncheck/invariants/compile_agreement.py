@@ -24,18 +24,15 @@ import re
 
 import torch
 
-from dyncheck.agreement import Config, Run, compare, nothing_compared, run_config
-from dyncheck.errors import InvariantViolation, ModelError
+from dyncheck.agreement import Config, compare, nothing_compared, rounding_margins, run_config
+from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
-from dyncheck.rounding import largest_difference
-from dyncheck.streams import Draws
 from dyncheck.tracing import describe_path
 
 __all__ = ["CompileAgreement"]
 
 EAGER = Config("eager", "cpu")
-FLOAT64 = Config("eager float64 (reference)", "cpu", torch.float64)
 
 
 def _counters() -> tuple[set[str], int]:
@@ -46,10 +43,6 @@ def _counters() -> tuple[set[str], int]:
     from torch._dynamo.utils import counters
 
     return set(counters["graph_break"]) | set(counters["unimplemented"]), counters["stats"]["unique_graphs"]
-
-
-#: A difference within this many times eager float32's distance from float64 is rounding.
-_ROUNDING = 10.0
 
 
 def describe_break(reason: str) -> str:
@@ -87,7 +80,10 @@ class CompileAgreement(Invariant):
         entry["graphs"] += new_graphs - graphs
         findings = compare(eager, result, tolerance=tolerance, model=eager.model)
         if findings and tolerance is None:
-            findings = self._explain(context, example, eager, result)
+            # Compiled kernels fuse and reorder: rounding that eager float32 shares is not a finding.
+            margins = rounding_margins(context.fresh_model, context.target, example, eager)
+            if margins is not None:
+                findings = compare(eager, result, model=eager.model, margins=margins)
         if not findings and (missing := nothing_compared(eager)):
             return context.nothing_to_compare(missing)
         context.compared()
@@ -97,28 +93,3 @@ class CompileAgreement(Invariant):
                 [] if len(findings) == 1 else [f"- {f}" for f in findings],
                 path=eager.path,
             )
-
-    def _explain(self, context: Context, example: Example, eager: Run, result: Run) -> list[str]:
-        """The findings left after each tensor's atol grows by :data:`_ROUNDING` times how far
-        eager float32 lies from a float64 eager copy: compiled kernels fuse and reorder, so
-        they round otherwise, and where the problem is ill-conditioned (a LayerNorm over a
-        constant row, whose variance is rounding) eager's own answer is that far from the
-        truth too. The findings stand as they are when the float64 copy cannot run, draws
-        random numbers (its stream differs by dtype), or takes another path."""
-        findings = compare(eager, result, model=eager.model)
-        recorded = Draws()
-        try:
-            with recorded:
-                reference = run_config(context.fresh_model(), context.target, example, FLOAT64)
-        except ModelError:
-            return findings
-        if recorded.calls or reference.path != eager.path:
-            return findings
-        margins = {
-            name: _ROUNDING * largest_difference(tensor, other)
-            for (name, tensor), (_, other) in zip(eager.outputs, reference.outputs)
-        }
-        for name, grad in eager.grads.items():
-            if name in reference.grads:
-                margins[f"{name}.grad"] = _ROUNDING * largest_difference(grad, reference.grads[name])
-        return compare(eager, result, model=eager.model, margins=margins)
