@@ -612,7 +612,10 @@ def attention_masks(
     """
     args = dict(locals())
     _mask_plan(**args)
-    return _draw_attention_masks(**_given(attention_masks, args))
+    strategy = _draw_attention_masks(**_given(attention_masks, args))
+    # padding_invariance reads the padding from a mask this strategy drew (right-padded, 1 at tokens).
+    strategy._dyncheck_strategy = "attention_masks"
+    return strategy
 
 
 def _mask_plan(

@@ -468,3 +468,21 @@ def test_a_model_that_takes_no_longer_sequence_is_not_asked_for_more_padding(dyn
     assert run.outcomes() == {"dyncheck::positions:spec::padding_invariance": outcome}, run.text
     if outcome == "FAILED":
         assert "ValueError" in run.failure("padding_invariance"), run.text
+
+
+def test_the_mask_is_the_one_attention_masks_drew():
+    # Inferred for a Hugging Face-style forward; a mask mapped to something else (here
+    # inverted, True at padding) is not read as one, and the check says it has no lengths.
+    from dyncheck import Spec
+    from dyncheck.invariants.padding_invariance import PaddingInvariance, mask_argument
+    from dyncheck.strategies import attention_masks, tensors
+    from dyncheck.target import resolve_spec
+    from reference_models.buggy.unmasked_mean_pool import Model
+
+    assert mask_argument(resolve("reference_models.hf_style:TinyCausalLM")) == "attention_mask"
+    inverted = resolve_spec(Spec(Model, inputs={
+        "input_ids": tensors(shape=("batch", "time"), dtype=torch.long, max_value=31),
+        "attention_mask": attention_masks(dtype=torch.bool).map(lambda m: ~m),
+    }))
+    assert mask_argument(inverted) is None
+    assert PaddingInvariance().applies_to(inverted).startswith("forward takes no lengths argument")

@@ -88,11 +88,9 @@ def mask_argument(target: Target) -> str | None:
 
 
 def _is_attention_masks(strategy: Any) -> bool:
-    function = getattr(strategy, "function", None)
-    return getattr(function, "__name__", None) == "attention_masks" and bool(
-        getattr(function, "__module__", "").startswith("hypothesis")
-        or getattr(function, "__module__", "") == "dyncheck.strategies"
-    )
+    # Marked by dyncheck.strategies.attention_masks (a strategy made from it, e.g. with .map,
+    # is another object and may hold anything).
+    return getattr(strategy, "_dyncheck_strategy", None) == "attention_masks"
 
 
 def _padding_side(target: Target, mask_name: str) -> str:
