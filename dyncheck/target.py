@@ -271,6 +271,7 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
         inferred_inputs[name] = inferred.why
         for dim, bounds in (inferred.dims or {}).items():
             all_dims.setdefault(dim, bounds)
+    _probe_rank(instance, inputs, inferred_inputs)
     mask = infer_attention_mask(parameters, {k: v for k, v in inputs.items() if k in inferred_inputs}, spec.inputs)
     if mask is not None:
         inputs["attention_mask"] = mask.value
@@ -294,6 +295,57 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
         positional=positional,
         model_class=type(instance),
     )
+
+
+def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str]) -> None:
+    """A model whose only inputs are inferred as feature vectors (``("batch", F)``, from the
+    layer that first consumes them) may take sequences of them (``("batch", "time", F)``: a
+    mixture-of-experts or attention layer that unpacks ``b, n, d = x.shape``). When a call on
+    vectors raises and one on sequences runs, the inputs become sequences and the inference
+    note says why. ``inputs`` and ``inferred`` are updated in place; the model is called on a
+    copy, under a fixed seed and without autograd."""
+    import torch
+
+    from dyncheck.examples import strategy_arguments
+
+    names = list(inputs)
+    if not names or set(names) - set(inferred):
+        return
+    shapes = {}
+    for name in names:
+        strategy = inputs[name]
+        kwargs = strategy_arguments(strategy)
+        shape = kwargs.get("shape")
+        if (
+            getattr(getattr(strategy, "function", None), "__name__", None) != "tensors"
+            or not isinstance(shape, tuple) or len(shape) != 2 or shape[0] != "batch" or not isinstance(shape[1], int)
+            or kwargs.get("dtype", torch.float32) not in (torch.float32, torch.float64)
+        ):
+            return
+        shapes[name] = shape[1]
+
+    def runs(*middle: int) -> Exception | None:
+        args = {name: torch.randn(2, *middle, features) for name, features in shapes.items()}
+        try:
+            with seeded(BUILD_SEED), torch.no_grad():
+                clone(instance).eval()(**args)
+        except Exception as exc:
+            return exc
+        return None
+
+    error = runs()
+    if error is None or runs(3) is not None:
+        return
+    from dyncheck import strategies as dst
+
+    for name, features in shapes.items():
+        kwargs = dict(strategy_arguments(inputs[name]))
+        kwargs["shape"] = ("batch", "time", features)
+        inputs[name] = dst.tensors(**kwargs)
+        inferred[name] += (
+            f"; a sequence of them: called on [2, {features}] it raised {type(error).__name__} "
+            f"({one_line(error)}), on [2, 3, {features}] it ran"
+        )
 
 
 def _forward_parameters(instance: nn.Module) -> dict[str, inspect.Parameter]:

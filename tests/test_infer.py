@@ -178,6 +178,47 @@ def test_conv2d_first_layer():
     assert_callable(target)
 
 
+class TokenRouter(nn.Module):
+    """A mixture-of-experts layer over a sequence of vectors: its gate (the first layer to
+    consume x) says 16 features, its forward unpacks three axes."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = nn.Linear(16, 2)
+        self.experts = nn.ModuleList([nn.Linear(16, 16) for _ in range(2)])
+
+    def forward(self, x):
+        batch, tokens, features = x.shape
+        choice = self.gate(x).argmax(-1)
+        out = torch.zeros_like(x)
+        for index, expert in enumerate(self.experts):
+            out = torch.where((choice == index)[..., None], expert(x), out)
+        return out
+
+
+def test_vectors_that_the_model_refuses_become_sequences():
+    target = resolved(TokenRouter)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", "time", 16)))
+    assert target.inferred_inputs["x"] == (
+        "first consumed by gate (Linear(in_features=16)); a sequence of them: called on [2, 16] it raised "
+        "ValueError (not enough values to unpack (expected 3, got 2)), on [2, 3, 16] it ran"
+    )
+    assert_callable(target)
+    # A model that takes vectors keeps them.
+    plain = resolved(Plain)
+    same(plain.spec.inputs["x"], dst.tensors(shape=("batch", 16)))
+    assert plain.inferred_inputs["x"] == "first consumed by fc (Linear(in_features=16))"
+
+
+class Plain(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 4)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
 class Recurrent(nn.Module):
     def __init__(self, kind):
         super().__init__()
