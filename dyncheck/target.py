@@ -302,8 +302,8 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
     layer that first consumes them) may take sequences of them (``("batch", "time", F)``: a
     mixture-of-experts or attention layer that unpacks ``b, n, d = x.shape``). When a call on
     vectors raises and one on sequences runs, the inputs become sequences and the inference
-    note says why. ``inputs`` and ``inferred`` are updated in place; the model is called on a
-    copy, under a fixed seed and without autograd."""
+    note says why. ``inputs`` and ``inferred`` are updated in place; the model (the instance
+    resolution built, in its own mode) is called under a fixed seed and without autograd."""
     import torch
 
     from dyncheck.examples import strategy_arguments
@@ -328,7 +328,7 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
         args = {name: torch.randn(2, *middle, features) for name, features in shapes.items()}
         try:
             with seeded(BUILD_SEED), torch.no_grad():
-                clone(instance).eval()(**args)
+                instance(**args)  # dyncheck's own instance (_instantiate), thrown away after resolution
         except Exception as exc:
             return exc
         return None
