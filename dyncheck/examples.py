@@ -14,7 +14,7 @@ from dyncheck.strategies import current_dims, dim_scope, seeds
 if TYPE_CHECKING:
     from dyncheck.target import Target
 
-__all__ = ["Example", "describe_value", "from_target", "strategy_arguments"]
+__all__ = ["Example", "describe_value", "from_target", "strategy_arguments", "strategy_kind"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,6 +110,13 @@ def strategy_arguments(strategy: Any) -> Mapping[str, Any]:
     strategy (or another Hypothesis) this is empty and the axes are found by their sizes."""
     kwargs = getattr(strategy, "_LazyStrategy__kwargs", None)
     return kwargs if isinstance(kwargs, Mapping) else {}
+
+
+def strategy_kind(strategy: Any) -> str | None:
+    """Which dyncheck strategy made ``strategy`` when it marks what it draws
+    (``"attention_masks"``: right- or left-padded masks, 1 at tokens); None for any other,
+    including a strategy made from a marked one (``.map``, ``.filter``)."""
+    return getattr(strategy, "_dyncheck_strategy", None)
 
 
 def from_target(target: Target) -> st.SearchStrategy[Example]:

@@ -613,7 +613,7 @@ def attention_masks(
     args = dict(locals())
     _mask_plan(**args)
     strategy = _draw_attention_masks(**_given(attention_masks, args))
-    # padding_invariance reads the padding from a mask this strategy drew (right-padded, 1 at tokens).
+    # padding_invariance reads the padding from a mask this strategy drew (see examples.strategy_kind).
     strategy._dyncheck_strategy = "attention_masks"
     return strategy
 

@@ -60,7 +60,7 @@ from torch import nn
 from dyncheck.agreement import _scale, default_dtype
 from dyncheck.compare import mismatch, tolerances
 from dyncheck.errors import InvariantViolation, ModelError
-from dyncheck.examples import Example, strategy_arguments
+from dyncheck.examples import Example, strategy_arguments, strategy_kind
 from dyncheck.infer import _LENGTHS_NAME
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.target import Target
@@ -84,13 +84,7 @@ def mask_argument(target: Target) -> str | None:
     """The forward argument drawn by :func:`~dyncheck.strategies.attention_masks` (Hugging
     Face's ``attention_mask``, inferred or declared), when no lengths argument says where
     the padding is: the mask does."""
-    return next((name for name, strategy in target.spec.inputs.items() if _is_attention_masks(strategy)), None)
-
-
-def _is_attention_masks(strategy: Any) -> bool:
-    # Marked by dyncheck.strategies.attention_masks (a strategy made from it, e.g. with .map,
-    # is another object and may hold anything).
-    return getattr(strategy, "_dyncheck_strategy", None) == "attention_masks"
+    return next((name for name, strategy in target.spec.inputs.items() if strategy_kind(strategy) == "attention_masks"), None)
 
 
 def _padding_side(target: Target, mask_name: str) -> str:
