@@ -121,10 +121,10 @@ def _names(reached: tuple[str, ...]) -> str:
 
 
 def _probe(target: Target) -> Copies:
-    from hypothesis import HealthCheck, Phase, find, settings
+    from hypothesis import HealthCheck, Phase, settings
     from hypothesis.errors import NoSuchExample
 
-    from dyncheck.examples import from_target
+    from dyncheck.examples import search
 
     # The two models live in a list the search's callback reads, emptied afterwards:
     # Hypothesis keeps the callback in reference cycles that only the cyclic collector
@@ -149,7 +149,7 @@ def _probe(target: Target) -> Copies:
         suppress_health_check=list(HealthCheck),
     )
     try:
-        find(from_target(target), reaches, settings=quiet)
+        search(target, reaches, quiet)
     except NoSuchExample:
         return Copies()
     finally:

@@ -14,7 +14,7 @@ from dyncheck.strategies import current_dims, dim_scope, seeds
 if TYPE_CHECKING:
     from dyncheck.target import Target
 
-__all__ = ["Example", "describe_value", "from_target", "strategy_arguments", "strategy_kind"]
+__all__ = ["Example", "describe_value", "from_target", "search", "strategy_arguments", "strategy_kind"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,6 +110,21 @@ def strategy_arguments(strategy: Any) -> Mapping[str, Any]:
     strategy (or another Hypothesis) this is empty and the axes are found by their sizes."""
     kwargs = getattr(strategy, "_LazyStrategy__kwargs", None)
     return kwargs if isinstance(kwargs, Mapping) else {}
+
+
+def search(target: Target, condition: Any, settings: Any) -> Example:
+    """``hypothesis.find`` over ``target``'s examples, kept out of the running check's
+    Hypothesis statistics: ``--hypothesis-show-statistics`` reports a check's own run, and a
+    search made inside it (coverage's directed search) would otherwise replace it. Raises
+    ``NoSuchExample`` as ``find`` does."""
+    from hypothesis import find
+
+    try:
+        from hypothesis.statistics import collector
+    except ImportError:  # pragma: no cover - another Hypothesis: statistics as they come
+        return find(from_target(target), condition, settings=settings)
+    with collector.with_value(None):
+        return find(from_target(target), condition, settings=settings)
 
 
 def strategy_kind(strategy: Any) -> str | None:

@@ -114,10 +114,22 @@ def test_explain_lists_every_path_layer_by_layer(dyncheck_run):
 
 
 def test_paths_show_in_hypothesis_statistics(dyncheck_run):
-    run = dyncheck_run("--dyncheck", "reference_models.gated:DynamicNet", COV, "--hypothesis-show-statistics")
+    run = dyncheck_run("--dyncheck", "reference_models.gated:DynamicNet", COV, "--hypothesis-show-statistics",
+                       "--dyncheck-seed=3", "--dyncheck-max-examples=20")
     statistics = run.text.split("Hypothesis Statistics")[1]
     assert re.search(r"path: fc1 → fc3", statistics)
     assert re.search(r"path: fc1 → fc2 → fc3", statistics)
+
+
+def test_the_statistics_are_the_checks_own_when_a_directed_search_ran(dyncheck_run):
+    # At this seed the 20 examples all skip fc2 and the directed search finds the other side;
+    # its find() must not replace the check's statistics ("1 failing" was the search's hit).
+    run = dyncheck_run("--dyncheck", "reference_models.gated:DynamicNet", COV, "--hypothesis-show-statistics",
+                       "--dyncheck-seed=51176", "--dyncheck-max-examples=20")
+    assert "path fc1 → fc2 → fc3" in run.text.split("dyncheck summary")[1], run.text
+    statistics = run.text.split("Hypothesis Statistics")[1]
+    assert "20 passing, 0 failing, and 0 invalid test cases" in statistics, statistics
+    assert "100.00%, path: fc1 → fc3" in statistics, statistics
 
 
 def test_a_rare_path_is_found_by_the_directed_search(dyncheck_run):

@@ -279,10 +279,10 @@ class Coverage(Invariant):
     def _search(self, context: Context, census: Census) -> int:
         """Look for examples reaching what the run did not (rare experts, rare branches);
         everything found joins the census. Returns how many examples were looked at."""
-        from hypothesis import HealthCheck, Phase, find, settings
+        from hypothesis import HealthCheck, Phase, settings
         from hypothesis.errors import NoSuchExample
 
-        from dyncheck.examples import from_target
+        from dyncheck.examples import search
 
         budget = self.search_factor * max(context.examples, 1)
         looked = 0
@@ -321,7 +321,7 @@ class Coverage(Invariant):
             if stop is not None and time.monotonic() > stop:
                 break
             try:
-                find(from_target(context.target), reaches(wanted), settings=quiet)
+                search(context.target, reaches(wanted), quiet)
             except NoSuchExample:
                 break
         return looked
