@@ -187,6 +187,24 @@ def run_config(
 ROUNDING_FACTOR = 10.0
 
 
+def difference_margins(run: Run, moved: Run, factor: float, *, outputs: bool = True) -> dict[str, float]:
+    """Margins for :func:`compare`: ``factor`` times how far each output (unless not
+    ``outputs``) and each gradient of ``run`` lies from ``moved``'s, keyed as ``compare``
+    names them (``<output>``, ``<parameter>.grad``); empty when ``moved`` took another path."""
+    from dyncheck.rounding import largest_difference
+
+    if moved.path != run.path:
+        return {}
+    margins = {}
+    if outputs:
+        for (name, tensor), (_, other) in zip(run.outputs, moved.outputs):
+            margins[name] = factor * largest_difference(tensor, other)
+    for name, grad in run.grads.items():
+        if name in moved.grads:
+            margins[f"{name}.grad"] = factor * largest_difference(grad, moved.grads[name])
+    return margins
+
+
 def rounding_margins(
     fresh_model: Callable[[], nn.Module], target: Any, example: Example, first: Run
 ) -> dict[str, float] | None:
@@ -198,7 +216,6 @@ def rounding_margins(
     saturated softmax), and ``first`` is no closer to the truth; one that computes something
     else differs by far more. None (no explanation) when the float64 copy cannot run, draws
     random numbers (its stream differs by dtype) or takes another path."""
-    from dyncheck.rounding import largest_difference
     from dyncheck.streams import Draws
 
     recorded = Draws()
@@ -211,14 +228,7 @@ def rounding_margins(
         return None
     if recorded.calls or reference.path != first.path:
         return None
-    margins = {
-        name: ROUNDING_FACTOR * largest_difference(tensor, other)
-        for (name, tensor), (_, other) in zip(first.outputs, reference.outputs)
-    }
-    for name, grad in first.grads.items():
-        if name in reference.grads:
-            margins[f"{name}.grad"] = ROUNDING_FACTOR * largest_difference(grad, reference.grads[name])
-    return margins
+    return difference_margins(first, reference, ROUNDING_FACTOR)
 
 
 def seed_dependence(

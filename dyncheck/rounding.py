@@ -23,7 +23,10 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_map
 
-__all__ = ["SENSITIVITY_FACTOR", "RoundingNoise", "largest_difference", "nudged"]
+__all__ = ["EPS32", "SENSITIVITY_FACTOR", "RoundingNoise", "largest_difference", "nudged"]
+
+#: float32's unit roundoff scale: the relative size of rounding one value to float32.
+EPS32 = torch.finfo(torch.float32).eps
 
 #: A difference within this many times what a one-ulp move changes is rounding.
 SENSITIVITY_FACTOR = 10.0
@@ -80,7 +83,5 @@ class RoundingNoise(TorchDispatchMode):
         if not isinstance(value, torch.Tensor) or value.dtype != torch.float64 or not value.numel():
             return value
         u = torch.rand(value.shape, generator=self.generator, dtype=torch.float64) * 2 - 1
-        return value * (1 + _EPS32 * u.to(value.device))
+        return value * (1 + EPS32 * u.to(value.device))
 
-
-_EPS32 = torch.finfo(torch.float32).eps

@@ -36,12 +36,21 @@ from typing import Any
 
 import torch
 
-from dyncheck.agreement import Config, Run, compare, exact_attention, nothing_compared, run_config, seed_dependence
+from dyncheck.agreement import (
+    Config,
+    Run,
+    compare,
+    difference_margins,
+    exact_attention,
+    nothing_compared,
+    run_config,
+    seed_dependence,
+)
 from dyncheck.casting import diagnose
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
-from dyncheck.rounding import SENSITIVITY_FACTOR, RoundingNoise, largest_difference, nudged
+from dyncheck.rounding import EPS32, SENSITIVITY_FACTOR, RoundingNoise, nudged
 from dyncheck.streams import Draws
 
 __all__ = ["DtypeAgreement"]
@@ -149,7 +158,7 @@ class DtypeAgreement(Invariant):
 
         def jitter(tensor: torch.Tensor) -> torch.Tensor:
             u = torch.rand(tensor.shape, generator=generator, dtype=torch.float64) * 2 - 1
-            return tensor * (1 + _EPS32 * u).to(tensor.device)
+            return tensor * (1 + EPS32 * u).to(tensor.device)
 
         model = context.fresh_model().to(torch.float64)
         with torch.no_grad():
@@ -162,15 +171,7 @@ class DtypeAgreement(Invariant):
             for name, value in example.args.items()
         }
         moved = run_config(model, context.target, Example(args, example.seed, example.dims), FLOAT64)
-        if moved.path != reference.path:
-            return {}
-        margins = {}
-        for (name, tensor), (_, other) in zip(reference.outputs, moved.outputs):
-            margins[name] = _CONDITIONING * largest_difference(tensor, other)
-        for name, grad in reference.grads.items():
-            if name in moved.grads:
-                margins[f"{name}.grad"] = _CONDITIONING * largest_difference(grad, moved.grads[name])
-        return margins
+        return difference_margins(reference, moved, _CONDITIONING)
 
     def _self_sensitivity(self, context: Context, example: Example, single: Run, recorded: Draws) -> dict[str, float]:
         """How far the float32 run's own gradients move when every floating input, weight
@@ -200,7 +201,7 @@ class DtypeAgreement(Invariant):
                 moved = run_config(model, context.target, Example(args, example.seed, example.dims), FLOAT32)
         except ModelError:
             return {}
-        return _gradient_margins(single, moved, SENSITIVITY_FACTOR)
+        return difference_margins(single, moved, SENSITIVITY_FACTOR, outputs=False)
 
     def _rounding_noise(self, context: Context, example: Example, reference: Run) -> dict[str, float]:
         """How far the float64 copy's gradients move when every value it computes, forward
@@ -217,7 +218,7 @@ class DtypeAgreement(Invariant):
                 moved = run_config(context.fresh_model(), context.target, example, FLOAT64)
             except ModelError:
                 return {}
-        return _gradient_margins(reference, moved, _CONDITIONING)
+        return difference_margins(reference, moved, _CONDITIONING, outputs=False)
 
     def _cannot_cast(self, context: Context, example: Example, exc: ModelError) -> None:
         """The float64 copy raised: the model's own crash (float32 raises too), a kernel that
@@ -251,19 +252,6 @@ class DtypeAgreement(Invariant):
         )
 
 
-def _gradient_margins(run: Run, moved: Run, factor: float) -> dict[str, float]:
-    """``factor`` times how far each gradient of ``run`` moved in ``moved`` (keyed as
-    :func:`~dyncheck.agreement.compare` names gradients); empty when ``moved`` took another path."""
-    if moved.path != run.path:
-        return {}
-    return {
-        f"{name}.grad": factor * largest_difference(grad, moved.grads[name])
-        for name, grad in run.grads.items() if name in moved.grads
-    }
-
-
-#: float32's unit roundoff scale: the relative size of the rounding of each input and weight.
-_EPS32 = torch.finfo(torch.float32).eps
 #: float32 rounds every intermediate value too, not only the inputs and weights, and the
 #: errors accumulate over the forward and backward pass: ten times what the inputs' rounding
 #: alone moves covers that, while an overflow or a lost digit stays far beyond it.
