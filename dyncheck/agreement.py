@@ -19,6 +19,7 @@ in pyproject.toml overrides them (``rtol`` and ``atol`` together).
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -274,6 +275,12 @@ def _scale(*tensors: torch.Tensor) -> float:
         flat = [t.abs().to("cpu", torch.float64) for t in flat]
     for group in _chunks(flat, torch.Tensor.numel):
         values = group[0] if len(group) == 1 else torch.cat(group)  # one pass over many
+        # The common case without a temporary (a big gradient alone is a model's worth of
+        # float64): the extremes, when both are finite.
+        low, high = (float(v) for v in torch.aminmax(values)) if values.is_floating_point() else (math.nan, math.nan)
+        if math.isfinite(low) and math.isfinite(high):
+            largest = max(largest, -low, high)
+            continue
         finite = values[torch.isfinite(values)]
         if finite.numel():
             largest = max(largest, float(finite.abs().max()))

@@ -6,11 +6,16 @@ from __future__ import annotations
 import gc
 import weakref
 
+import pytest
 import torch
 
+from dyncheck import Spec
 from dyncheck.copies import verdict
+from dyncheck.examples import Example
 from dyncheck.invariants import Context
-from dyncheck.target import resolve
+from dyncheck.invariants.tied_weights import TiedWeights
+from dyncheck.target import resolve, resolve_spec
+from reference_models.tied_lm import TiedLanguageModel
 
 GATED = "reference_models.gated:DynamicNet"
 
@@ -59,3 +64,41 @@ def test_the_copy_probe_leaves_no_model_for_the_cyclic_collector():
 
 def _parameters_alive() -> int:
     return sum(1 for o in gc.get_objects() if type(o) is torch.nn.Parameter)
+
+
+class _Counted(TiedLanguageModel):
+    """Counts its live instances at every new one: built (``__init__``) or copied (``clone``
+    and ``copy.deepcopy`` both go through ``__setstate__``), after a collection, so only
+    what something still holds counts."""
+
+    alive: weakref.WeakSet = weakref.WeakSet()
+    peak = 0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _Counted._track(self)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        _Counted._track(self)
+
+    @classmethod
+    def _track(cls, model):
+        gc.collect()
+        cls.alive.add(model)
+        cls.peak = max(cls.peak, len(cls.alive))
+
+
+@pytest.mark.filterwarnings("ignore::dyncheck.errors.DyncheckWarning")  # assign=True unties it: expected
+def test_tied_weights_keeps_at_most_three_models_alive():
+    # The prototype, the model built for the transformations and one transformed model: the
+    # model built to find the ties is let go at once, and load_state_dict(assign=True) takes
+    # the built model's own state rather than a deep copy of it.
+    target = resolve_spec(Spec(_Counted, init={"vocab_size": 7, "hidden_size": 4}), text="counted")
+    context = Context(target)
+    verdict(target)  # the copy probe, once per target, before any check
+    _Counted.peak = 0
+    for seed in range(2):
+        TiedWeights().check(context, Example({"tokens": torch.tensor([[1, 2, 3]])}, seed, {"batch": 1, "time": 3}))
+    assert "transformations" in context.memo
+    assert _Counted.peak == 3

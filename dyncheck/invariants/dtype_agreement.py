@@ -82,6 +82,9 @@ class DtypeAgreement(Invariant):
         # go before the float32 run: its outputs and gradients are all the comparison needs.
         reference = dataclasses.replace(reference, model=context.prototype(), output=None)
         single = run_config(context.fresh_model(), context.target, example, FLOAT32)
+        # Likewise the float32 copy's parameters (its output's graph holds them): its
+        # gradients and detached outputs are what is compared.
+        single = dataclasses.replace(single, model=reference.model, output=None)
         findings = compare(reference, single, tolerance=tolerance, floor=self.floor, model=reference.model)
         if not findings and missing:
             return context.nothing_to_compare(missing)

@@ -53,12 +53,13 @@ def _tensor_args(args: dict[str, Any]) -> dict[str, torch.Tensor]:
     }
 
 
-def _state(model: nn.Module) -> dict[str, tuple[torch.Tensor, int] | None]:
-    """Every parameter and buffer (non-persistent ones too) under every name it has: a
-    clone of its values, and which object it is. None for an uninitialised lazy parameter
-    (a lazy layer on a path the train call did not take)."""
+def _state(model: nn.Module, *, copy: bool = True) -> dict[str, tuple[torch.Tensor, int] | None]:
+    """Every parameter and buffer (non-persistent ones too) under every name it has: its
+    values (a clone with ``copy``; without, for the state after the last call, the tensor
+    itself: a model's worth of memory and a copy less), and which object it is. None for an
+    uninitialised lazy parameter (a lazy layer on a path the train call did not take)."""
     return {
-        name: None if is_lazy(tensor) else (tensor.detach().clone(), id(tensor))
+        name: None if is_lazy(tensor) else (tensor.detach().clone() if copy else tensor.detach(), id(tensor))
         for name, tensor in [
             *model.named_parameters(remove_duplicate=False),
             *model.named_buffers(remove_duplicate=False),
@@ -173,7 +174,7 @@ class Purity(Invariant):
                     details,
                 )
             )
-        changed_state = _state_changes(model, before, _state(model))
+        changed_state = _state_changes(model, before, _state(model, copy=False))
         if changed_state is not None:
             problems.append(changed_state)
         if not problems:

@@ -213,15 +213,8 @@ class TiedWeights(Invariant):
                 copies = Copies(reached=reached)
         if copies.unbuildable:
             raise InvariantViolation(finding(context.target, copies))
-        declared = [tuple(group) for group in spec.ties]
         if "tie_discovery" not in context.memo:
-            # On a model really built, not on a deep copy: deepcopy clones each Parameter's
-            # data, which would hide storage shared between two Parameters.
-            built = context.build_model()
-            context.memo["tie_discovery"] = (
-                [*_problems(built, declared, "as built"), *_lookalikes(built)],
-                list(dict.fromkeys([*tie_groups(built), *declared])),
-            )
+            context.memo["tie_discovery"] = _discover(context.build_model(), [tuple(group) for group in spec.ties])
         built_findings, groups = context.memo["tie_discovery"]
         findings = list(built_findings)
         if not copies.safe:
@@ -297,17 +290,16 @@ class TiedWeights(Invariant):
         return found
 
     def _transformations(self, context: Context, groups: list[tuple[str, ...]]) -> list[str]:
-        """Ties through dtype round trips, deepcopy and state_dict loading and saving. Each
-        transformed copy is dropped once looked at, so at most the original, its state and
-        one copy are alive at a time."""
+        """Ties through deepcopy, state_dict loading and saving and dtype round trips. At
+        most the model built here (its state_dict is its own tensors), one transformed model
+        and what that transformation holds (the saved bytes and the state loaded from them,
+        or the float64 parameters) are alive at a time: each copy is dropped once looked at,
+        the state is loaded with assign=True as it is (the model built here is not used as
+        itself after that), and the dtype round trip, last, runs on that model in place."""
         spec = context.target.spec
         # A real build, not a deep copy: a copy's closures may point at the prototype's modules.
         original = context.build_model()
         found: list[str] = []
-
-        converted = copy.deepcopy(original).to(torch.float64).to(torch.float32)
-        found += _problems(converted, groups, ".to(torch.float64) and back")
-        del converted
 
         # That a deep copy is independent (computes with its own parameters, not the
         # original's) was checked at the start, on the model as the user hands it over.
@@ -326,22 +318,33 @@ class TiedWeights(Invariant):
         buffer = io.BytesIO()
         torch.save(state, buffer)
         buffer.seek(0)
+        saved = torch.load(buffer, weights_only=True)
+        del buffer
         reloaded = context.fresh_model()
         try:
-            reloaded.load_state_dict(torch.load(buffer, weights_only=True))
+            reloaded.load_state_dict(saved)
         except RuntimeError as exc:
             found.append(f"torch.save/torch.load(weights_only=True) round trip failed: {str(exc).splitlines()[0]}")
         else:
             found += _problems(reloaded, groups, "torch.save/torch.load(weights_only=True) and load_state_dict")
-        del reloaded, buffer
+        del reloaded, saved
 
         assigned = context.fresh_model()
         try:
-            assigned.load_state_dict(copy.deepcopy(state), assign=True)
+            # The state's own tensors: assigned takes them over, and the model built here
+            # is only converted below, which gives its parameters new tensors.
+            assigned.load_state_dict(state, assign=True)
         except RuntimeError as exc:
             found.append(f"load_state_dict(assign=True) failed: {str(exc).splitlines()[0]}")
-            return found
-        broken = _problems(assigned, groups, "load_state_dict(assign=True)")
+            broken = []
+        else:
+            broken = _problems(assigned, groups, "load_state_dict(assign=True)")
+        del assigned, state
+
+        original.to(torch.float64).to(torch.float32)
+        found += _problems(original, groups, ".to(torch.float64) and back")
+        del original
+
         if broken and spec.load_with_assign:
             found += [
                 b + " Re-tie after loading: register_load_state_dict_post_hook(lambda module, keys: module.tie_weights())"
@@ -360,6 +363,17 @@ class TiedWeights(Invariant):
                 stacklevel=1,
             )
         return found
+
+
+def _discover(built: nn.Module, declared: list[tuple[str, ...]]) -> tuple[list[str], list[tuple[str, ...]]]:
+    """(findings, tie groups) on a model really built, not on a deep copy: deepcopy clones
+    each Parameter's data, which would hide storage shared between two Parameters. The
+    model is let go on return (a local of the check would keep it alive for the whole
+    check: one model size)."""
+    return (
+        [*_problems(built, declared, "as built"), *_lookalikes(built)],
+        list(dict.fromkeys([*tie_groups(built), *declared])),
+    )
 
 
 def _headline(findings: list[str]) -> tuple[str, list[str]]:
