@@ -157,3 +157,26 @@ def test_torch_module_kinds_clone_as_deepcopy_does(make):
     torch.manual_seed(0)
     torch.testing.assert_close(cloned(x), want, rtol=0, atol=0)
     assert not {id(p) for p in cloned.parameters()} & {id(p) for p in model.parameters()}
+
+
+class _TableAnew(nn.Module):
+    """A module whose ``__getstate__`` hands out a new dict for an attribute on every call:
+    an object nothing in the original holds, freed once its module is copied unless the copy
+    keeps it alive."""
+
+    def __init__(self, entry: int):
+        super().__init__()
+        self.fc = nn.Linear(2, 2)
+        self.table = {"entry": entry}
+
+    def __getstate__(self):
+        table = dict(self.table)
+        return {**super().__getstate__(), "table": table}
+
+
+def test_objects_a_getstate_makes_keep_their_ids_for_the_whole_copy():
+    # Without keeping them alive, the second module's new dict can land where the first's
+    # was freed, and the memo then hands out the first one's copy.
+    model = nn.Sequential(*(_TableAnew(i) for i in range(40)))
+    cloned = _same_copy(model)
+    assert [m.table["entry"] for m in cloned] == list(range(40))
