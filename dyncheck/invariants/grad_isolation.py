@@ -222,6 +222,7 @@ class GradIsolation(Invariant):
         with _idle_calls(model) as idle, _output_gradients(model) as moved:
             trace = context.run(model, example, backward=True)
         canonical = module_name_map(model)
+        path = trace.path
         ran = set(trace.modules) | {""}
         worked = ran - idle
         frozen = set(spec.frozen)
@@ -319,12 +320,18 @@ class GradIsolation(Invariant):
                         f"{'it' if len(unused) == 1 else 'them'} instead of masking the result away."
                     )
 
-            # 6. step isolation
-            findings.extend(self._step_isolation(context, example, trace, owners_by_param, ran))
-
-            # 7. influence means learning: gathered here, reported over the run in finish()
+            # 7. influence means learning: gathered here, while this example's model and its
+            # gradients are alive, and reported over the run in finish(). An example that step
+            # isolation then fails counts too, but a failure ends the run before finish().
             if not findings:
                 _track_silent(context, model, example, trace, owners_by_param, frozen)
+
+            # 6. step isolation, on copies of its own: this example's model and its gradients
+            # (two model sizes) go first, so at most the prototype, one copy with its
+            # gradients and an optimizer's state (two sizes for AdamW) are alive.
+            owners_by_name = [(names, owners) for _, names, owners in owners_by_param]
+            del model, trace, owners_by_param
+            findings.extend(self._step_isolation(context, example, path, owners_by_name, ran, used_directly))
 
         if has_loss or spec.branches:
             context.compared()
@@ -335,7 +342,7 @@ class GradIsolation(Invariant):
                 f"Gradients do not follow the path the call took ({len(findings)} problems):"
             )
             details = [] if len(findings) == 1 else [f"- {f}" for f in findings]
-            raise InvariantViolation(headline, details, path=trace.path)
+            raise InvariantViolation(headline, details, path=path)
 
     def finish(self, context: Context) -> None:
         # 7. influence means learning
@@ -374,13 +381,13 @@ class GradIsolation(Invariant):
         self,
         context: Context,
         example: Example,
-        trace: Trace,
-        owners_by_param: list[tuple[nn.Parameter, tuple[str, ...], tuple[str, ...]]],
+        path: tuple[str, ...],
+        owners_by_name: list[tuple[tuple[str, ...], tuple[str, ...]]],
         ran: set[str],
+        used_directly: set[str],
     ) -> list[str]:
         skipped_with_witness = {}
-        used_directly = _used_directly(owners_by_param, ran)
-        for parameter, names, owners in owners_by_param:
+        for names, owners in owners_by_name:
             if any(o in ran for o in owners):
                 continue
             if used_directly & set(owners):
@@ -397,7 +404,7 @@ class GradIsolation(Invariant):
         findings = []
         for owner, witness in skipped_with_witness.items():
             for label, factory in optimizers.items():
-                key = (owner, trace.path, label)
+                key = (owner, path, label)
                 if key in passed:
                     continue  # only passes are remembered: a failure must repeat when replayed
                 model = context.fresh_model()
