@@ -64,3 +64,5 @@ def wide_mlp(width: int) -> dyncheck.Spec:
 #: Gated MLPs of about 8.4M and 33.6M parameters (34 MB and 134 MB in float32).
 WIDE_2048 = wide_mlp(2048)
 WIDE_4096 = wide_mlp(4096)
+#: About 103M parameters (411 MB in float32): the big model checked under a time budget.
+WIDE_7168 = wide_mlp(7168)
