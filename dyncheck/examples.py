@@ -129,8 +129,9 @@ def search(target: Target, condition: Any, settings: Any) -> Example:
 
 def strategy_kind(strategy: Any) -> str | None:
     """Which dyncheck strategy made ``strategy`` when it marks what it draws
-    (``"attention_masks"``: right- or left-padded masks, 1 at tokens); None for any other,
-    including a strategy made from a marked one (``.map``, ``.filter``)."""
+    (``"attention_masks"``: right- or left-padded masks, 1 at tokens; ``"tensors"``: tensors
+    of the shape and dtype :func:`strategy_arguments` reads); None for any other, including
+    a strategy made from a marked one (``.map``, ``.filter``)."""
     return getattr(strategy, "_dyncheck_strategy", None)
 
 

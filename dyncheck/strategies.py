@@ -396,7 +396,10 @@ def tensors(
     """
     args = dict(locals())
     _tensor_plan(**args)
-    return _draw_tensors(**_given(tensors, args))
+    strategy = _draw_tensors(**_given(tensors, args))
+    # Resolution reads a tensor's shape from a strategy this function made (see examples.strategy_kind).
+    strategy._dyncheck_strategy = "tensors"
+    return strategy
 
 
 def _tensor_plan(

@@ -306,7 +306,7 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
     resolution built, in its own mode) is called under a fixed seed and without autograd."""
     import torch
 
-    from dyncheck.examples import strategy_arguments
+    from dyncheck.examples import strategy_arguments, strategy_kind
 
     names = list(inputs)
     if not names or set(names) - set(inferred):
@@ -317,7 +317,7 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
         kwargs = strategy_arguments(strategy)
         shape = kwargs.get("shape")
         if (
-            getattr(getattr(strategy, "function", None), "__name__", None) != "tensors"
+            strategy_kind(strategy) != "tensors"
             or not isinstance(shape, tuple) or len(shape) != 2 or shape[0] != "batch" or not isinstance(shape[1], int)
             or kwargs.get("dtype", torch.float32) not in (torch.float32, torch.float64)
         ):

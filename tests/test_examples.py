@@ -176,3 +176,17 @@ def test_one_element_tensors_show_their_shortest_value(value, text):
 
 def test_a_non_contiguous_vector_says_so():
     assert describe_value("x", torch.arange(40.0)[::2]).startswith("x float32[20] non-contiguous")
+
+
+def test_a_strategy_says_which_dyncheck_strategy_made_it_and_with_what():
+    from dyncheck.examples import strategy_arguments, strategy_kind
+    from dyncheck.strategies import attention_masks, sequence_lengths, tensors
+
+    made = tensors(shape=("batch", 4), dtype=torch.float64)
+    assert strategy_kind(made) == "tensors"
+    assert strategy_arguments(made) == {"shape": ("batch", 4), "dtype": torch.float64}
+    assert strategy_kind(attention_masks()) == "attention_masks"
+    # Another strategy, or one made from a marked one, draws something else: no kind.
+    assert strategy_kind(sequence_lengths()) is None
+    assert strategy_kind(made.map(lambda t: t * 2)) is None
+    assert strategy_kind(attention_masks().filter(lambda m: True)) is None
