@@ -341,9 +341,9 @@ class TiedWeights(Invariant):
             broken = _problems(assigned, groups, "load_state_dict(assign=True)")
         del assigned, state
 
-        original.to(torch.float64).to(torch.float32)
-        found += _problems(original, groups, ".to(torch.float64) and back")
-        del original
+        converted = original.to(torch.float64).to(torch.float32)  # the model itself, for nn.Module.to
+        found += _problems(converted, groups, ".to(torch.float64) and back")
+        del original, converted
 
         if broken and spec.load_with_assign:
             found += [
