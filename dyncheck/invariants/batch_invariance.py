@@ -24,8 +24,8 @@ that says how to name the batch axis.
 Float32 results of one sample computed in a batch and alone may differ by rounding alone:
 the matrix products take the rows in another grouping. A difference past the float32
 tolerance is therefore given, in turn, what a one-ulp move of the row's inputs changes, then
-ten times the row's own distance from a float64 copy of the model (a sum of inputs in the
-hundreds that cancels); only what remains is reported.
+ten times how far a fresh float32 copy's output on the row lies from a fresh float64 copy's
+(a sum of inputs in the hundreds that cancels); only what remains is reported.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dyncheck.agreement import ROUNDING_FACTOR, Config, close, run_config
+from dyncheck.agreement import ROUNDING_FACTOR, close
 from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, strategy_arguments
@@ -171,27 +171,30 @@ class BatchInvariance(Invariant):
             return 0.0
         return SENSITIVITY_FACTOR * largest_difference(alone, moved[name]) if name in moved else 0.0
 
-    def _float64_margin(self, context: Context, args: dict[str, Any], seed: int, name: str, device: str) -> float:
+    def _float64_margin(self, context: Context, args: dict[str, Any], seed: int, name: str) -> float:
         """:data:`~dyncheck.agreement.ROUNDING_FACTOR` times how far a fresh copy's float32
-        output ``name`` on ``args`` lies from a fresh float64 copy's: two float32 calls whose
-        matrix products round in another order (a sample's rows in a batch of one and of two)
-        differ by about that much where sums cancel, and a sample that depends on its batch
-        differs by far more. Both copies are fresh, so what a model carries between calls
-        (the bug this check finds) is in neither. 0 when the float64 copy cannot run, draws
-        random numbers (its stream differs by dtype) or takes another path."""
+        output ``name`` on ``args`` lies from a fresh float64 copy's (both in eval mode,
+        without autograd, as the check's calls run): two float32 calls whose matrix products
+        round in another order (a sample's rows in a batch of one and of two) differ by about
+        that much where sums cancel, and a sample that depends on its batch differs by far
+        more. Both copies are fresh, so what a model carries between calls (a bug this check
+        finds) is in neither. 0 when the float64 copy cannot run, draws random numbers (its
+        stream differs by dtype) or takes another path."""
+        from dyncheck.agreement import _move
         from dyncheck.streams import Draws
 
-        example = Example(args, seed, {})
         recorded = Draws()
         try:
-            single = run_config(context.fresh_model(), context.target, example, Config("float32", device))
+            single = context.run(context.fresh_model().eval(), Example(args, seed, {}), record=False, grad=False)
+            wide = context.fresh_model().eval().to(torch.float64)
+            device = str(next((p.device for p in wide.parameters()), "cpu"))
             with recorded:
-                reference = run_config(
-                    context.fresh_model(), context.target, example, Config("float64 (reference)", device, torch.float64)
+                reference = context.run(
+                    wide, Example(_move(dict(args), device, torch.float64), seed, {}), record=False, grad=False
                 )
         except ModelError:
             return 0.0
-        ours, theirs = dict(single.outputs), dict(reference.outputs)
+        ours, theirs = dict(floating_leaves(single.output)), dict(floating_leaves(reference.output))
         if recorded.calls or reference.path != single.path or name not in ours or name not in theirs:
             return 0.0
         return ROUNDING_FACTOR * largest_difference(ours[name], theirs[name])
@@ -263,7 +266,7 @@ class BatchInvariance(Invariant):
                     lines = close(alone[name], tensor.index_select(axis, index), tolerance=tolerance, margin=margin)
                     if lines:
                         row_args = {n: _take(v, axes[n], index) for n, v in args.items()}
-                        rounding = self._float64_margin(context, row_args, example.seed, name, str(alone[name].device))
+                        rounding = self._float64_margin(context, row_args, example.seed, name)
                         margin = max(margin, rounding)
                         lines = close(alone[name], tensor.index_select(axis, index), tolerance=tolerance, margin=margin)
                 if lines:
@@ -289,7 +292,7 @@ class BatchInvariance(Invariant):
                 if lines and tolerance is None:
                     # A row's place in the batch can change how its products round (a kernel
                     # takes the rows in blocks): rounding, when the batch lies that far from float64.
-                    margin = self._float64_margin(context, args, example.seed, name, str(tensor.device))
+                    margin = self._float64_margin(context, args, example.seed, name)
                     lines = close(permuted[name], tensor.index_select(axis, order), tolerance=tolerance, margin=margin)
                 if lines:
                     findings.append(
