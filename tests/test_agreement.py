@@ -427,3 +427,21 @@ def test_batch_versus_alone_rounding_of_a_cancelling_sum_is_not_a_finding():
     with context.counting():
         BatchInvariance().check(context, Example({"x": x}, 0, {"batch": 2}))
     assert context.checked == 1  # compared, and held
+
+
+def test_batch_versus_alone_rounding_of_a_model_that_draws_its_branch_is_not_a_finding():
+    # The founding Paddle model draws its branch (torch.rand([1]) > 0.5): the float64 copy
+    # that measures float32's rounding draws too, and the draws are lined up with the float32
+    # copy's, so the margin still applies. Inputs near 1e3 cancel to an output of 0.27, which
+    # rounds by 1.1e-5 between a batch of three and the row alone (1e-5 allowed).
+    from dyncheck.examples import Example
+    from dyncheck.invariants import Context
+    from dyncheck.invariants.batch_invariance import BatchInvariance
+    from dyncheck.target import resolve
+
+    context = Context(resolve("reference_models.paddle_branch:MyModel"))
+    row = [35.34994125366211, -426.78125, 0.0, 369.5, -479.94171142578125, 994.109375, 365.875, 735.0]
+    inputs = torch.tensor([row, [0.0] * 8, [0.0] * 8])
+    with context.counting():
+        BatchInvariance().check(context, Example({"inputs": inputs}, 435, {"batch": 3}))
+    assert context.checked == 1
