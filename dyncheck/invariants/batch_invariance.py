@@ -148,6 +148,12 @@ def _take(value: Any, axis: int | None, index: torch.Tensor) -> Any:
     return value if axis is None else value.index_select(axis, index)
 
 
+def _rows(args: dict[str, Any], axes: dict[str, int | None], index: torch.Tensor) -> dict[str, Any]:
+    """``args`` cut to the batch rows ``index`` (new tensors on every call, so a call that
+    writes into its inputs leaves the next one's alone); shared arguments as they are."""
+    return {name: _take(value, axes[name], index) for name, value in args.items()}
+
+
 class BatchInvariance(Invariant):
     name = "batch_invariance"
     summary = (
@@ -156,13 +162,11 @@ class BatchInvariance(Invariant):
     )
 
     def _rounding(
-        self, context: Context, model: Any, args: dict[str, Any], axes: dict[str, int | None],
-        index: torch.Tensor, seed: int, name: str, alone: torch.Tensor,
+        self, context: Context, model: Any, row: dict[str, Any], seed: int, name: str, alone: torch.Tensor,
     ) -> float:
         """What a one-ulp move of the row's inputs changes in its output ``name``, times
         :data:`~dyncheck.rounding.SENSITIVITY_FACTOR`: the part of a batch-versus-alone
         difference that rounding explains (0 when the moved row cannot be run)."""
-        row = {n: _take(v, axes[n], index) for n, v in args.items()}
         try:
             moved = dict(floating_leaves(self._run(
                 context, model, nudged(row, torch.Generator().manual_seed(seed)), seed
@@ -184,6 +188,7 @@ class BatchInvariance(Invariant):
         the seed does not reach), the draws do not line up, or the copies take different
         paths."""
         from dyncheck.agreement import _move
+        from dyncheck.invariants._influence import _outputs_equal
         from dyncheck.streams import Draws
 
         def float64_run(recorded: Draws) -> Any:
@@ -200,10 +205,7 @@ class BatchInvariance(Invariant):
             if recorded.calls:
                 # Draws from a generator the seed does not reach (a bug this check finds)
                 # differ between two copies: no margin can be measured then.
-                again = float64_run(Draws())
-                if not all(
-                    torch.equal(a, b) for (_, a), (_, b) in zip(floating_leaves(reference.output), floating_leaves(again.output))
-                ):
+                if not _outputs_equal(float64_run(Draws()).output, reference.output):
                     return 0.0
             lined_up = Draws(torch.float32, recorded.calls, torch.float64)
             with lined_up:
@@ -257,9 +259,7 @@ class BatchInvariance(Invariant):
         for row in range(size):
             index = torch.tensor([row])
             try:
-                alone = dict(floating_leaves(self._run(
-                    context, model, {n: _take(v, axes[n], index) for n, v in args.items()}, example.seed
-                )))
+                alone = dict(floating_leaves(self._run(context, model, _rows(args, axes, index), example.seed)))
             except ModelError as exc:
                 if named:
                     raise
@@ -278,12 +278,10 @@ class BatchInvariance(Invariant):
                     # Rounding, not the batch, when the row alone moves as much under a
                     # one-ulp move of its inputs (attention saturated by large keys), or lies
                     # that far from float64 (a sum that cancels, rounded in another order).
-                    margin = self._rounding(context, model, args, axes, index, example.seed, name, alone[name])
+                    margin = self._rounding(context, model, _rows(args, axes, index), example.seed, name, alone[name])
                     lines = close(alone[name], tensor.index_select(axis, index), tolerance=tolerance, margin=margin)
                     if lines:
-                        row_args = {n: _take(v, axes[n], index) for n, v in args.items()}
-                        rounding = self._float64_margin(context, row_args, example.seed, name)
-                        margin = max(margin, rounding)
+                        margin = max(margin, self._float64_margin(context, _rows(args, axes, index), example.seed, name))
                         lines = close(alone[name], tensor.index_select(axis, index), tolerance=tolerance, margin=margin)
                 if lines:
                     findings.append(
@@ -298,7 +296,7 @@ class BatchInvariance(Invariant):
             if torch.equal(order, torch.arange(size)):
                 order = torch.arange(size - 1, -1, -1)
             permuted = dict(floating_leaves(self._run(
-                context, model, {n: _take(v, axes[n], order) for n, v in args.items()}, example.seed
+                context, model, _rows(args, axes, order), example.seed
             )))
             for name, tensor in whole.items():
                 axis = out_axes.get(name)
