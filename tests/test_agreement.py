@@ -258,6 +258,57 @@ def test_a_device_that_rounds_otherwise_agrees_where_float32_itself_is_that_far_
     assert "The devices disagree" in run.failure("device_agreement"), run.text
 
 
+
+CANCELLING_DEVICE = """
+import torch
+from hypothesis import strategies as st
+from torch import nn
+import dyncheck
+from dyncheck.agreement import Config
+
+
+class Cancelling(nn.Module):
+    \"\"\"A ReLU unit whose input sums 1 - 1 + 2e-8: in this order float32 gets 2e-8, as float64
+    does; summed the other way round (as another device's kernel may) 1 + (-1 + 2e-8) rounds
+    to 0, the ReLU's other side.\"\"\"
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(2))
+        self.reorder = False
+
+    def forward(self, x):
+        a = self.w[0] * x[:, 0]
+        h = a + (x[:, 1] + x[:, 2]) if self.reorder else (a + x[:, 1]) + x[:, 2]
+        return torch.relu(torch.stack([h, self.w[1] * x[:, 0]], 1)) * 2
+
+
+def reordered(model):
+    model.reorder = True
+    return model
+
+
+spec = dyncheck.Spec(Cancelling, inputs={"x": st.just(torch.tensor([[1.0, -1.0, 2e-8]]))})
+REORDERED = Config("cpu (summed otherwise)", "cpu", patch=reordered)
+"""
+
+
+def test_a_relu_whose_side_the_devices_rounding_decides_is_not_a_finding(dyncheck_run, pytester, monkeypatch):
+    # The second device puts the unit on the ReLU's other side: w[0]'s gradient differs by its
+    # whole value, and the first device's float32 is as close to float64 as can be (no margin).
+    # The second device taking the first's side of that kink explains all of it.
+    from dyncheck.invariants.device_agreement import DeviceAgreement
+
+    pytester.makepyfile(cancelling=CANCELLING_DEVICE)
+    args = ("--dyncheck", "cancelling:spec", "--dyncheck-invariants=device_agreement",
+            "--dyncheck-devices=cpu,cancelling:REORDERED", "--dyncheck-max-examples=1")
+    item = "dyncheck::cancelling:spec::device_agreement"
+    assert dyncheck_run(*args).outcomes() == {item: "PASSED"}
+    monkeypatch.setattr(DeviceAgreement, "_kinks", staticmethod(lambda *args, **kwargs: None))
+    run = dyncheck_run(*args)
+    assert run.outcomes() == {item: "FAILED"}, run.text
+    assert "w.grad differs on cpu (summed otherwise) from cpu" in run.failure("device_agreement"), run.text
+
 @pytest.mark.usefixtures("compilation_loaded")
 def test_compiled_rounding_that_eager_float32_shares_is_not_a_finding(dyncheck_run, pytester):
     # LayerNorm over a constant row: its variance is rounding, and eager and compiled

@@ -538,6 +538,98 @@ def test_a_saturated_softmax_whose_backward_cancels_in_float32_is_rounding_not_a
     check.check(context, example)
 
 
+# A pinned example (found at --dyncheck-seed=99): inputs of about 1e-3, so that one
+# pre-activation of layer 0's feed-forward ReLU cancels to -1.6e-8 in float64 against
+# terms of 0.1-0.7; float32's rounding of the sum puts it on the other side of 0.
+_TINY = [
+    [
+        [0.00108722411, -0.000652015849, 0.00197421596, 0.00261969981, 0.000918983831, 0.000762139854, -0.000676029827, -0.000556339044],
+        [0.00173816166, -0.000299493986, 0.000131898923, 0.000430404296, 0.00162009697, 0.000143661251, -0.000273885817, 0.000629816903],
+        [0.000288094219, 0.00136846059, -0.00019953966, -0.000903171429, -0.0021649804, -0.000822371338, 0.00029144896, 0.000247250631],
+        [-0.00123010937, -0.000636704382, 0.000380668469, -0.000207069097, -0.00132286688, -0.000565839524, -0.000858696643, -0.000382323051],
+        [-0.000511726772, 0.00245381868, 0.00105119764, -0.000393205788, 0.000929913833, -0.00113647361, -0.000193394881, -0.000635101169],
+    ],
+    [
+        [-0.000118967168, 0.000111608977, -0.000679491088, -0.00073902047, 0.000601646956, 3.66795066e-05, 0.00120677776, 0.000801549293],
+        [3.83221268e-05, -0.000774184067, 0.000610057381, 0.00106309343, -0.000647214241, -0.000810833939, 0.000430079963, 0.000754414126],
+        [-0.000497592962, 0.00202913559, 0.000117544798, 0.000424795784, -0.00064076425, 0.000207121426, -0.000338341517, 0.000295146863],
+        [7.9952697e-05, 0.000323376851, -0.00142717757, 0.000338641024, -0.000852734083, -0.000715430535, -0.00103425537, -0.000140229909],
+        [-0.000605211593, -4.80765957e-05, -0.000347752095, -0.000326955487, 0.00064879714, -0.000851913297, -0.00105959736, 0.00162566721],
+    ],
+]
+
+
+def test_a_relu_whose_side_float32_rounding_decides_is_not_a_finding(monkeypatch):
+    # The two copies put one unit of the correct pre-norm encoder on two sides of its ReLU:
+    # every gradient upstream of it differs by that unit's share (up to 5.4 where 0.018 is
+    # allowed), the outputs agree, and no perturbation of the inputs happens to flip it back.
+    # The float64 copy taking float32's side of that kink explains all of it.
+    from dyncheck.errors import InvariantViolation
+    from dyncheck.examples import Example
+    from dyncheck.invariants import Context
+    from dyncheck.invariants.dtype_agreement import DtypeAgreement
+    from dyncheck.target import resolve
+
+    def check():
+        context = Context(resolve("reference_models.norm_encoder:NormEncoder"))
+        with context.counting():
+            DtypeAgreement().check(context, Example({"x": torch.tensor(_TINY)}, 0, {}))
+        return context.checked
+
+    assert check() == 1  # compared, and held
+    monkeypatch.setattr(DtypeAgreement, "_kinks", lambda *args, **kwargs: None)
+    with pytest.raises(InvariantViolation, match=r"encoder\.layers\.0\.linear1\.bias\.grad differs"):
+        check()
+
+
+def _relu_net(inplace):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.tensor([1.0, 2.0, 3.0]))
+            self.act = nn.ReLU(inplace=inplace)
+
+        def forward(self, h):
+            return (self.act(h * self.w) * (h > 0.5)).sum()
+
+    return Net()
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_kinks_take_the_other_runs_side_within_rounding_only(inplace):
+    from dyncheck.kinks import BAND, Kinks
+    from dyncheck.rounding import EPS32
+
+    def run(h, reference=None):
+        net = _relu_net(inplace).double()
+        kinks = Kinks(reference)
+        with kinks:
+            net(h.double()).backward()
+        return net.w.grad, kinks
+
+    near = 0.5 * EPS32  # within rounding of the kink at 0 (and of the comparison's at 0.5)
+    mine = torch.tensor([-near, 4.0, 0.5 - near])
+    theirs = torch.tensor([near, 4.0, 0.5 + near])
+    plain, recorder = run(theirs)
+    assert [name for name, _ in recorder.records] == ["relu", "gt"]
+    # Alone, the first element passes no gradient and the third is masked out ...
+    assert run(mine)[0].tolist() == [0.0, 4.0, 0.0]
+    # ... taking the other run's sides, it passes the gradient the other run's did: the
+    # offset is a constant, so the gradient still flows to w.
+    moved, aligned = run(mine, recorder.records)
+    assert aligned.moved == 2 and aligned.lined_up()
+    assert moved.tolist() == pytest.approx(plain.tolist())
+    # A flip further apart than the band is a real disagreement: nothing moves.
+    far = BAND * EPS32 * 4.0 * 2
+    _, recorder = run(torch.tensor([far, 4.0, 0.5 + near]))
+    grad, aligned = run(torch.tensor([-near, 4.0, 0.5 - near]), recorder.records)
+    assert not aligned.lined_up() and aligned.unaligned == 1 and aligned.moved == 1
+    assert grad[0] == 0.0
+    # Another sequence of calls does not line up either.
+    _, other = run(theirs, [("abs", t) for _, t in recorder.records])
+    assert not other.lined_up() and other.moved == 0
+
+
 def test_rounding_noise_moves_values_by_float32s_rounding_without_importing_dynamo():
     # A TorchDispatchMode's first call imports torch._dynamo (about 2 s) unless the mode
     # opts out; a dtype_agreement run must not pay for it (see test_plugin's import test).

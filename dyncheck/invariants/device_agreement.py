@@ -4,7 +4,8 @@ TF32 off and attention on its math kernel on both (precision the kernels trade f
 
 When the devices disagree by more than the first device's own float32 rounding explains (a
 float64 copy on it is the reference: see :func:`~dyncheck.agreement.rounding_margins`; not
-with a configured tolerance), the reference device runs the example again under the same seed
+with a configured tolerance), and than a ReLU-type kink whose side the devices' rounding
+decided (:mod:`dyncheck.kinks`), the reference device runs the example again under the same seed
 and under another: if a seed changes the output too, the model draws random numbers even
 in eval mode, and each device's generator gives its own stream from the same seed, so the
 report says so and how to make the streams agree (draw on the CPU and move the result).
@@ -31,6 +32,7 @@ from dyncheck.agreement import (
 from dyncheck.errors import InvalidArgument, InvariantViolation
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
+from dyncheck.kinks import run_aligned
 
 __all__ = ["DeviceAgreement", "devices_for"]
 
@@ -79,12 +81,16 @@ class DeviceAgreement(Invariant):
             context.record(first.path, example)
             others = [run_config(context.fresh_model(), context.target, example, c) for c in configs[1:]]
             findings = [f for other in others for f in compare(first, other, tolerance=tolerance, model=first.model)]
+            margins = None
             if findings and tolerance is None:
                 # Each device's kernels round otherwise: what the first device's float32
                 # shares with them (its distance from float64) is not a finding.
                 margins = rounding_margins(context.fresh_model, context.target, example, first)
                 if margins is not None:
                     findings = [f for other in others for f in compare(first, other, model=first.model, margins=margins)]
+            if findings:
+                kinked = self._kinks(context, example, configs, tolerance, margins)
+                findings = findings if kinked is None else kinked
         if not findings and (missing := nothing_compared(first)):
             return context.nothing_to_compare(missing)
         context.compared()
@@ -97,6 +103,27 @@ class DeviceAgreement(Invariant):
                 details,
                 path=first.path,
             )
+
+    @staticmethod
+    def _kinks(
+        context: Context, example: Example, configs: list[Config], tolerance: Any, margins: dict[str, float] | None
+    ) -> list[str] | None:
+        """The findings left when each other device takes the first device's side of every
+        kink the two decided otherwise on values within rounding of each other (a ReLU's
+        input that cancels to 1e-8 against terms near 1: the devices' kernels sum in
+        another order; see :mod:`dyncheck.kinks`); None when, for some device, no kink was
+        moved or the calls did not line up (the findings stand as they were)."""
+        findings = []
+        for config in configs[1:]:
+            runs = run_aligned(
+                lambda: run_config(context.fresh_model(), context.target, example, configs[0]),
+                lambda config=config: run_config(context.fresh_model(), context.target, example, config),
+            )
+            if runs is None:
+                return None
+            first, other = runs
+            findings += compare(first, other, tolerance=tolerance, model=first.model, margins=margins)
+        return findings
 
     @staticmethod
     def _draws_random_numbers(context: Context, example: Example, reference: Config, first: Any) -> bool:

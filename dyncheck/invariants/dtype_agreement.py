@@ -10,7 +10,8 @@ digit — which is orders of magnitude beyond that. Catches arithmetic that is u
 overflows, a variance computed as E[x²] - E[x]², a division by a tiny difference.
 Attention runs its math kernel on both sides (:func:`~dyncheck.agreement.exact_attention`):
 the fused kernels' float32 backward is noise at saturated logits, a kernel's trade, not
-the model's.
+the model's. A ReLU-type kink whose side float32's rounding decided (a pre-activation that
+cancels to 1e-8) is taken on float32's side in the reference too (:mod:`dyncheck.kinks`).
 
 When the float64 copy cannot run (see :mod:`dyncheck.casting`):
 
@@ -50,6 +51,7 @@ from dyncheck.casting import diagnose
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
+from dyncheck.kinks import run_aligned
 from dyncheck.rounding import EPS32, SENSITIVITY_FACTOR, RoundingNoise, nudged
 from dyncheck.streams import Draws
 
@@ -116,7 +118,10 @@ class DtypeAgreement(Invariant):
         3. the problem's own conditioning: atol grows by what float32-sized perturbations of
            the inputs and weights move in the float64 copy, and for gradients by what one ulp
            moves in the float32 run and what float32's rounding of every intermediate value
-           moves in the float64 one (not with a configured tolerance).
+           moves in the float64 one (not with a configured tolerance);
+        4. a kink decided by rounding: an element the two copies put on two sides of a
+           ReLU-type kink, on values within float32's rounding of each other, takes the
+           float32 copy's side in the reference too (:class:`~dyncheck.kinks.Kinks`).
         """
         recorded = Draws()
         with recorded:
@@ -147,7 +152,30 @@ class DtypeAgreement(Invariant):
                 findings = compare(again, single, floor=self.floor, model=again.model, margins=margins)
                 if not findings:
                     break
+        else:
+            margins = {}
+        if findings:
+            kinked = self._kinks(context, example, recorded, tolerance, margins)
+            findings = findings if kinked is None else kinked
         return findings, [_ALIGNED] if aligned and findings else [], True
+
+    def _kinks(
+        self, context: Context, example: Example, recorded: Draws, tolerance: Any, margins: dict[str, float]
+    ) -> list[str] | None:
+        """The findings left when the float64 copy takes the float32 copy's side of every
+        kink the two decided otherwise on values within rounding of each other (both runs
+        again, the float32 one recording its kinked calls); None when no kink was moved or
+        the calls did not line up (the findings stand as they were)."""
+
+        def single() -> Run:
+            with Draws(torch.float32, recorded.calls, torch.float64):
+                return run_config(context.fresh_model(), context.target, example, FLOAT32)
+
+        runs = run_aligned(single, lambda: run_config(context.fresh_model(), context.target, example, FLOAT64))
+        if runs is None:
+            return None
+        float32, reference = runs
+        return compare(reference, float32, tolerance=tolerance, floor=self.floor, model=reference.model, margins=margins)
 
     def _conditioning(self, context: Context, example: Example, reference: Run) -> dict[str, float]:
         """How far the float64 copy's outputs and gradients move when its inputs and weights
