@@ -272,11 +272,12 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
         for dim, bounds in (inferred.dims or {}).items():
             all_dims.setdefault(dim, bounds)
     _probe_rank(instance, inputs, inferred_inputs)
+    inferred_dims: dict[str, str] = {}
+    _probe_sizes(instance, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims)
     mask = infer_attention_mask(parameters, {k: v for k, v in inputs.items() if k in inferred_inputs}, spec.inputs)
     if mask is not None:
         inputs["attention_mask"] = mask.value
         inferred_inputs["attention_mask"] = mask.why
-    inferred_dims: dict[str, str] = {}
     for dim, found in infer_dims(instance, dict(spec.dims)).items():
         all_dims[dim] = found.value
         inferred_dims[dim] = found.why
@@ -346,6 +347,114 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
             f"; a sequence of them: called on [2, {features}] it raised {type(error).__name__} "
             f"({one_line(error)}), on [2, 3, {features}] it ran"
         )
+
+
+#: The named dimensions of a convolution's input that downsampling (pooling, strides)
+#: shrinks, and the largest size probed for them.
+_SPATIAL = ("length", "depth", "height", "width")
+#: Sizes probed: doubling up to the first, each one in turn up to the second.
+_LARGEST_PROBED = 256
+_LINEAR_PROBED = 64
+
+
+def _probe_sizes(
+    instance: nn.Module,
+    inputs: dict[str, Any],
+    inferred: dict[str, str],
+    dims: dict[str, Any],
+    given: set[str],
+    why: dict[str, str],
+) -> None:
+    """A convolutional model's inferred spatial sizes start where its first layer can run
+    (a 3x3 convolution without padding needs 3), but pooling and strided layers further in
+    shrink them: ``MaxPool2d(2)`` then raises "Output size is too small" on an input of
+    height 1, and a Linear over the flattened features takes one size only; every check
+    would report the model's crash. When a call at the smallest inferred sizes raises and
+    another runs, the spatial ranges start at the smallest size that ran (keeping the
+    range's width when the largest size runs too, else ending at the last size that ran)
+    and ``why`` says so. Only for spatial dimensions inference chose (not ``given``
+    in the spec), on inputs all inferred; ``dims`` is updated in place. The model (the
+    instance resolution built) is called under a fixed seed and without autograd."""
+    import torch
+
+    from dyncheck.examples import strategy_arguments, strategy_kind
+    from dyncheck.strategies import DEFAULT_DIMS
+
+    if not inputs or set(inputs) - set(inferred):
+        return
+    shapes = {}
+    for name, strategy in inputs.items():
+        kwargs = strategy_arguments(strategy)
+        shape, dtype = kwargs.get("shape"), kwargs.get("dtype", torch.float32)
+        if strategy_kind(strategy) != "tensors" or not isinstance(shape, tuple) or not dtype.is_floating_point:
+            return
+        shapes[name] = (shape, dtype)
+    spatial = sorted(
+        {d for shape, _ in shapes.values() for d in shape if d in _SPATIAL and d not in given and isinstance(dims.get(d), tuple)}
+    )
+    if not spatial:
+        return
+    low = max(dims[d][0] for d in spatial)
+
+    def size_of(dim: Any, size: int) -> int:
+        if isinstance(dim, int):
+            return dim
+        if dim in spatial:
+            return size
+        bounds = dims.get(dim, DEFAULT_DIMS.get(dim, (2, 2)))
+        return max(2, bounds[0]) if isinstance(bounds, tuple) else 2
+
+    def runs(size: int) -> Exception | None:
+        args = {
+            name: torch.randn([size_of(d, size) for d in shape], dtype=dtype) for name, (shape, dtype) in shapes.items()
+        }
+        try:
+            with seeded(BUILD_SEED), torch.no_grad():
+                instance(**args)  # dyncheck's own instance (_instantiate), thrown away after resolution
+        except Exception as exc:
+            return exc
+        return None
+
+    error = runs(low)
+    if error is None:
+        return
+    width = max(dims[d][1] - dims[d][0] for d in spatial)
+    found = _smallest_running(runs, low)
+    if found is None:
+        return  # no size runs: the model's own crash, which the checks report
+    size, monotonic = found
+    top = size + width
+    if not (monotonic and runs(top) is None):
+        # A head sized for one input (a Linear over the flattened features): the sizes
+        # that run from the smallest one on, no further.
+        top = size
+        while top < size + width and runs(top + 1) is None:
+            top += 1
+    ran = f"{size} is the smallest size that ran" if top == size + width else f"it ran at {size}-{top} only"
+    for dim in spatial:
+        dims[dim] = (size, top)
+        why[dim] = f"at {' and '.join(spatial)} {low} the model raised {type(error).__name__} ({one_line(error)}); {ran}"
+
+
+def _smallest_running(runs: Callable[[int], Exception | None], low: int) -> tuple[int, bool] | None:
+    """The smallest spatial size above ``low`` at which ``runs`` gives no error, and whether
+    it was found assuming that every larger size runs too (pooling that needs a minimum
+    size): doubling, then bisecting. When no doubled size runs, each size up to
+    :data:`_LINEAR_PROBED` in turn (a head sized for one input size runs at a few sizes
+    only). None when none runs."""
+    failed, size = low, low * 2
+    while size <= _LARGEST_PROBED:
+        if runs(size) is None:
+            while size - failed > 1:
+                middle = (failed + size) // 2
+                failed, size = (failed, middle) if runs(middle) is None else (middle, size)
+            return size, True
+        failed, size = size, size * 2
+    tried = {low * 2**k for k in range(_LARGEST_PROBED.bit_length())}
+    for size in range(low + 1, _LINEAR_PROBED + 1):
+        if size not in tried and runs(size) is None:
+            return size, False
+    return None
 
 
 def _forward_parameters(instance: nn.Module) -> dict[str, inspect.Parameter]:

@@ -57,6 +57,8 @@ Refactored twins, each declaring the model it must still agree with
   into one ``qkv`` (a callable state map).
 * :mod:`reference_models.batched_moe` -- ``BatchedTopOneMoE``: the top-1 mixture's loop over
   experts replaced by one batched dispatch over stacked weights.
+* :mod:`reference_models.lenet` -- ``LeNet``: not dynamic; LeNet-5, whose pooling and
+  first Linear run on images of 32-35 pixels only (inferred by calling it).
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -96,4 +98,5 @@ GOOD_TARGETS = (
     "reference_models.renamed_gated:GatedNet",
     "reference_models.fused_attention:FusedAttention",
     "reference_models.batched_moe:BatchedTopOneMoE",
+    "reference_models.lenet:LeNet",
 )

@@ -178,6 +178,56 @@ def test_conv2d_first_layer():
     assert_callable(target)
 
 
+class Pooled(nn.Module):
+    """A convolution that runs at height 1, then MaxPool2d(2), which does not."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, padding=1))
+
+    def forward(self, x):
+        return self.body(x).mean((2, 3))
+
+
+class Broken(nn.Module):
+    """A convolution whose 4 channels a Linear over 7 features cannot take, at any size."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(3, 4, 3, padding=1), nn.Linear(7, 2)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).movedim(1, -1))
+
+
+def test_spatial_sizes_start_where_pooling_further_in_can_run():
+    target = resolved(Pooled)
+    assert dict(target.spec.dims) == {"height": (2, 8), "width": (2, 8)}  # the range keeps its width
+    assert target.inferred_dims["height"] == target.inferred_dims["width"] == (
+        "at height and width 1 the model raised RuntimeError (Given input size: (4x1x1). Calculated output size: "
+        "(4x0x0). Output size is too small); 2 is the smallest size that ran"
+    )
+    assert_callable(target)
+
+
+def test_spatial_sizes_of_a_head_sized_for_one_input_are_the_sizes_that_run():
+    from reference_models.lenet import LeNet
+
+    target = resolved(LeNet)
+    assert dict(target.spec.dims) == {"height": (32, 35), "width": (32, 35)}
+    assert target.inferred_dims["height"].endswith("; it ran at 32-35 only")
+    assert_callable(target, max_examples=20)
+
+
+def test_spatial_sizes_are_left_alone_when_given_or_when_no_size_runs():
+    # Given in the spec, the sizes are the user's: the checks report the crash at height 1.
+    assert dict(resolved(Pooled, dims={"height": (1, 3)}).spec.dims) == {"height": (1, 3), "width": (2, 8)}
+    # No size runs: the model's own crash, which the checks report as it is.
+    broken = resolved(Broken)
+    assert dict(broken.spec.dims) == {"height": (1, 7), "width": (1, 7)}
+    assert broken.inferred_dims == {}
+
+
 class TokenRouter(nn.Module):
     """A mixture-of-experts layer over a sequence of vectors: its gate (the first layer to
     consume x) says 16 features, its forward unpacks three axes."""
