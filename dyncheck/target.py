@@ -352,7 +352,8 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
 #: The named dimensions of a convolution's input that downsampling (pooling, strides)
 #: shrinks, and the largest size probed for them.
 _SPATIAL = ("length", "depth", "height", "width")
-#: Sizes probed: doubling up to the first, each one in turn up to the second.
+#: Sizes probed: doubling up to the first; each one in turn up to the second, and that
+#: many beyond the smallest that ran.
 _LARGEST_PROBED = 256
 _LINEAR_PROBED = 64
 
@@ -370,12 +371,14 @@ def _probe_sizes(
     shrink them: ``MaxPool2d(2)`` then raises "Output size is too small" on an input of
     height 1, and a Linear over the flattened features takes one size only; every check
     would report the model's crash. When a call at the smallest inferred sizes raises and
-    another runs, the spatial ranges start at the smallest size that ran (keeping the
-    range's width when the largest size runs too, else ending at the last size that ran)
-    and ``why`` says so. Only for spatial dimensions inference chose (not ``given``
+    another runs, the spatial sizes are those that ran from the smallest on, as many as the
+    range held (a range when they follow each other, else ``sampled_from`` them), and
+    ``why`` says so. Only for spatial dimensions inference chose (not ``given``
     in the spec), on inputs all inferred; ``dims`` is updated in place. The model (the
     instance resolution built) is called under a fixed seed and without autograd."""
     import torch
+
+    from hypothesis import strategies as st
 
     from dyncheck.examples import strategy_arguments, strategy_kind
     from dyncheck.strategies import DEFAULT_DIMS
@@ -419,41 +422,47 @@ def _probe_sizes(
     if error is None:
         return
     width = max(dims[d][1] - dims[d][0] for d in spatial)
-    found = _smallest_running(runs, low)
-    if found is None:
+    size = _smallest_running(runs, low)
+    if size is None:
         return  # no size runs: the model's own crash, which the checks report
-    size, monotonic = found
-    top = size + width
-    if not (monotonic and runs(top) is None):
-        # A head sized for one input (a Linear over the flattened features): the sizes
-        # that run from the smallest one on, no further.
-        top = size
-        while top < size + width and runs(top + 1) is None:
-            top += 1
-    ran = f"{size} is the smallest size that ran" if top == size + width else f"it ran at {size}-{top} only"
+    # The sizes from there on that run, as many as the range held: all of them for pooling
+    # that needs a minimum size; a few for a Linear over the flattened features (sized for
+    # one image); every 8th for a U-Net whose skip connections need sizes divisible by 8.
+    sizes = [size]
+    for other in range(size + 1, size + _LINEAR_PROBED + 1):
+        if len(sizes) > width:
+            break
+        if runs(other) is None:
+            sizes.append(other)
+    value: Any = (size, sizes[-1]) if sizes[-1] - size == len(sizes) - 1 else st.sampled_from(sizes)
+    if sizes == list(range(size, size + width + 1)):
+        ran = f"{size} is the smallest size that ran"
+    elif isinstance(value, tuple):
+        ran = f"it ran at {size}-{sizes[-1]} only"
+    else:
+        ran = f"it ran at {', '.join(map(str, sizes))}"
     for dim in spatial:
-        dims[dim] = (size, top)
+        dims[dim] = value
         why[dim] = f"at {' and '.join(spatial)} {low} the model raised {type(error).__name__} ({one_line(error)}); {ran}"
 
 
-def _smallest_running(runs: Callable[[int], Exception | None], low: int) -> tuple[int, bool] | None:
-    """The smallest spatial size above ``low`` at which ``runs`` gives no error, and whether
-    it was found assuming that every larger size runs too (pooling that needs a minimum
-    size): doubling, then bisecting. When no doubled size runs, each size up to
-    :data:`_LINEAR_PROBED` in turn (a head sized for one input size runs at a few sizes
-    only). None when none runs."""
+def _smallest_running(runs: Callable[[int], Exception | None], low: int) -> int | None:
+    """The smallest spatial size above ``low`` at which ``runs`` gives no error: doubling,
+    then bisecting (pooling that needs a minimum size runs at every size above it). When
+    no doubled size runs, each size up to :data:`_LINEAR_PROBED` in turn (a head sized for
+    one input size runs at a few sizes only). None when none runs."""
     failed, size = low, low * 2
     while size <= _LARGEST_PROBED:
         if runs(size) is None:
             while size - failed > 1:
                 middle = (failed + size) // 2
                 failed, size = (failed, middle) if runs(middle) is None else (middle, size)
-            return size, True
+            return size
         failed, size = size, size * 2
     tried = {low * 2**k for k in range(_LARGEST_PROBED.bit_length())}
     for size in range(low + 1, _LINEAR_PROBED + 1):
         if size not in tried and runs(size) is None:
-            return size, False
+            return size
     return None
 
 

@@ -15,6 +15,7 @@ from typing import Literal
 import pytest
 import torch
 from hypothesis import HealthCheck, find, given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
@@ -216,6 +217,29 @@ def test_spatial_sizes_of_a_head_sized_for_one_input_are_the_sizes_that_run():
     target = resolved(LeNet)
     assert dict(target.spec.dims) == {"height": (32, 35), "width": (32, 35)}
     assert target.inferred_dims["height"].endswith("; it ran at 32-35 only")
+    assert_callable(target, max_examples=20)
+
+
+class UNet(nn.Module):
+    """One level of a U-Net: the skip connection concatenates the input's features with
+    the pooled and upsampled ones, which have the same size only for even sizes."""
+
+    def __init__(self):
+        super().__init__()
+        self.down, self.inner = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 8, 3, padding=1)
+        self.up, self.out = nn.ConvTranspose2d(8, 4, 2, stride=2), nn.Conv2d(8, 1, 1)
+
+    def forward(self, x):
+        skip = torch.relu(self.down(x))
+        inner = torch.relu(self.inner(torch.max_pool2d(skip, 2)))
+        return self.out(torch.cat([skip, self.up(inner)], 1))
+
+
+def test_spatial_sizes_that_run_apart_are_sampled_from():
+    target = resolved(UNet)
+    for dim in ("height", "width"):
+        same(target.spec.dims[dim], st.sampled_from([2, 4, 6, 8, 10, 12, 14]))
+        assert target.inferred_dims[dim].endswith("; it ran at 2, 4, 6, 8, 10, 12, 14")
     assert_callable(target, max_examples=20)
 
 
