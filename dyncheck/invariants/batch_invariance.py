@@ -138,6 +138,13 @@ _NO_LEADING = (
     "of 2 or more"
 )
 _NO_TENSOR = "forward takes no tensor argument: no batch to split"
+_DRAWS = (
+    "The model draws random numbers in eval mode (another seed changes the batch's output), and a "
+    "sample's numbers depend on its place in the batch (torch.randn_like(h) over the batch gives each "
+    "row the numbers at its offset in the stream). If sampling at inference is by design (a VAE's z, "
+    "Monte Carlo dropout), declare Spec(skip={'batch_invariance': ...}); else draw only in training "
+    "(if self.training: ...)."
+)
 _NO_OUTPUT_AXIS = (
     "no output has an axis of the batch's size (where a sample alone has size 1): nothing to compare "
     "sample by sample"
@@ -319,5 +326,19 @@ class BatchInvariance(Invariant):
             raise InvariantViolation(
                 findings[0] + " — the output of a sample depends on the rest of the batch "
                 "(batch statistics, per-position randomness, capacity limits).",
+                [_DRAWS] if self._draws(context, model, example, whole) else [],
                 path=trace.modules,
             )
+
+    def _draws(self, context: Context, model: torch.nn.Module, example: Example, whole: dict[str, Any]) -> bool:
+        """Whether the batch's output changes with the seed alone (in eval mode): the model
+        draws random numbers, the likeliest reason a sample's output depends on its batch."""
+        def differs(seed: int) -> bool:
+            other = dict(floating_leaves(self._run(context, model, example.fresh_args(), seed)))
+            return any(name not in other or not torch.equal(other[name], tensor) for name, tensor in whole.items())
+
+        try:
+            # Not when the same seed gives other numbers too (state kept between calls).
+            return not differs(example.seed) and differs(example.seed + 1)
+        except ModelError:
+            return False
