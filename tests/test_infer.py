@@ -179,6 +179,27 @@ def test_conv2d_first_layer():
     assert_callable(target)
 
 
+class Upsampler(nn.Module):
+    """A generator's first layer: a transposed convolution (its padding trims 2 from each side)."""
+
+    def __init__(self):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(4, 2, kernel_size=3, padding=2)
+
+    def forward(self, z):
+        return self.up(z)
+
+
+def test_transposed_conv_first_layer():
+    target = resolved(Upsampler)
+    same(target.spec.inputs["z"], dst.tensors(shape=("batch", 4, "height", "width")))
+    assert target.inferred_inputs["z"] == "first consumed by up (ConvTranspose2d(in_channels=4))"
+    # (L - 1) - 4 + 2 + 1 outputs: L = 3 gives the first one.
+    assert dict(target.spec.dims) == {"height": (3, 9), "width": (3, 9)}
+    assert target.inferred_dims == {}  # every size in the range runs: no probing moved it
+    assert_callable(target)
+
+
 class Pooled(nn.Module):
     """A convolution that runs at height 1, then MaxPool2d(2), which does not."""
 

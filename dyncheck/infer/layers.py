@@ -79,6 +79,19 @@ def _input_for_module(module: nn.Module, depth: int, entry: int | str = 0) -> _F
             dims[dim] = (low, low + 6)
         note = f"{kind}(in_channels={module.in_channels})"
         return _Found(("batch", module.in_channels, *spatial), _floats, note, dims)
+    if isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
+        spatial = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}[
+            len(module.kernel_size)
+        ]
+        dims = {}
+        for axis, dim in enumerate(spatial):
+            # The output has (L - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+            # positions: at least one from the smallest L that gives one.
+            grown = module.dilation[axis] * (module.kernel_size[axis] - 1) + module.output_padding[axis] + 1
+            low = 1 + max(0, -(-(2 * module.padding[axis] - grown + 1) // module.stride[axis]))
+            dims[dim] = (low, low + 6)
+        note = f"{kind}(in_channels={module.in_channels})"
+        return _Found(("batch", module.in_channels, *spatial), _floats, note, dims)
     if isinstance(module, nn.RNNBase):
         layout = ("batch", "time") if module.batch_first else ("time", "batch")
         note = f"{kind}(input_size={module.input_size}, batch_first={module.batch_first})"
