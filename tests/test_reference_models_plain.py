@@ -239,6 +239,12 @@ def _batched_moe() -> tuple[torch.nn.Module, tuple]:
     return BatchedTopOneMoE(8, 6, 2), (torch.randn(3, 8),)
 
 
+def _lenet() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.lenet import LeNet
+
+    return LeNet(), (torch.randn(3, 1, 32, 32),)
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -266,6 +272,7 @@ BUILDERS = {
     "renamed_gated": _renamed_gated,
     "fused_attention": _fused_attention,
     "batched_moe": _batched_moe,
+    "lenet": _lenet,
 }
 
 
@@ -285,6 +292,21 @@ def test_forward_and_backward(name: str) -> None:
 def test_every_good_target_has_a_builder() -> None:
     modules = {target.partition(":")[0].rpartition(".")[2] for target in GOOD_TARGETS}
     assert modules == set(BUILDERS)
+
+
+# --- lenet ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("size", "runs"), [(5, False), (31, False), (32, True), (35, True), (36, False)])
+def test_lenet_runs_on_images_of_32_to_35_pixels_only(size: int, runs: bool) -> None:
+    from reference_models.lenet import LeNet
+
+    model = LeNet()
+    if runs:
+        assert model(torch.randn(2, 1, size, size)).shape == (2, 10)
+    else:
+        with pytest.raises(RuntimeError):
+            model(torch.randn(2, 1, size, size))
 
 
 # --- gated ---------------------------------------------------------------------------
