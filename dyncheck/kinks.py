@@ -170,7 +170,8 @@ class Kinks(TorchFunctionMode):
             return None
         scale = float(mine.abs().max())
         apart = (mine - theirs).abs()
-        if bool((apart[flipped] > BAND * EPS32 * scale).any()):
+        # Written so that a NaN (a value not finite on one side) is beyond the band.
+        if not bool((apart[flipped] <= BAND * EPS32 * scale).all()):
             self.unaligned += 1
             return None
         self.moved += int(flipped.sum())

@@ -625,6 +625,10 @@ def test_kinks_take_the_other_runs_side_within_rounding_only(inplace):
     grad, aligned = run(torch.tensor([-near, 4.0, 0.5 - near]), recorder.records)
     assert not aligned.lined_up() and aligned.unaligned == 1 and aligned.moved == 1
     assert grad[0] == 0.0
+    # Nor does a value that is not finite on one side (an overflow is not rounding).
+    _, recorder = run(torch.tensor([float("nan"), 4.0, 0.5 + near]))
+    _, aligned = run(torch.tensor([-near, 4.0, 0.5 - near]), recorder.records)
+    assert not aligned.lined_up() and aligned.moved == 0
     # Another sequence of calls does not line up either.
     _, other = run(theirs, [("abs", t) for _, t in recorder.records])
     assert not other.lined_up() and other.moved == 0
