@@ -370,12 +370,13 @@ def _probe_sizes(
     (a 3x3 convolution without padding needs 3), but pooling and strided layers further in
     shrink them: ``MaxPool2d(2)`` then raises "Output size is too small" on an input of
     height 1, and a Linear over the flattened features takes one size only; every check
-    would report the model's crash. When a call at the smallest inferred sizes raises and
-    another runs, the spatial sizes are those that ran from the smallest on, as many as the
-    range held (a range when they follow each other, else ``sampled_from`` them), and
-    ``why`` says so. Only for spatial dimensions inference chose (not ``given``
-    in the spec), on inputs all inferred; ``dims`` is updated in place. The model (the
-    instance resolution built) is called under a fixed seed and without autograd."""
+    would report the model's crash. The model is called at each size of the inferred range
+    (and, when the smallest raises, at larger ones until one runs); when one raised, the
+    spatial sizes are those that ran from the smallest on, as many as the range held (a
+    range when they follow each other, else ``sampled_from`` them), and ``why`` says so.
+    Only for spatial dimensions inference chose (not ``given`` in the spec), on inputs all
+    inferred; ``dims`` is updated in place. The model (the instance resolution built) is
+    called under a fixed seed and without autograd."""
     import torch
 
     from hypothesis import strategies as st
@@ -418,11 +419,16 @@ def _probe_sizes(
             return exc
         return None
 
-    error = runs(low)
-    if error is None:
-        return
+    failures: list[tuple[int, Exception]] = []
+
+    def runs_at(size: int) -> bool:
+        error = runs(size)
+        if error is not None:
+            failures.append((size, error))
+        return error is None
+
     width = max(dims[d][1] - dims[d][0] for d in spatial)
-    size = _smallest_running(runs, low)
+    size = low if runs_at(low) else _smallest_running(runs_at, low)
     if size is None:
         return  # no size runs: the model's own crash, which the checks report
     # The sizes from there on that run, as many as the range held: all of them for pooling
@@ -432,36 +438,41 @@ def _probe_sizes(
     for other in range(size + 1, size + _LINEAR_PROBED + 1):
         if len(sizes) > width:
             break
-        if runs(other) is None:
+        if runs_at(other):
             sizes.append(other)
+    if not failures:
+        return  # every size of the inferred range runs
     value: Any = (size, sizes[-1]) if sizes[-1] - size == len(sizes) - 1 else st.sampled_from(sizes)
     if sizes == list(range(size, size + width + 1)):
         ran = f"{size} is the smallest size that ran"
+    elif len(sizes) == 1:
+        ran = f"it ran at {size} only"
     elif isinstance(value, tuple):
         ran = f"it ran at {size}-{sizes[-1]} only"
     else:
         ran = f"it ran at {', '.join(map(str, sizes))}"
+    failed, error = failures[0]
     for dim in spatial:
         dims[dim] = value
-        why[dim] = f"at {' and '.join(spatial)} {low} the model raised {type(error).__name__} ({one_line(error)}); {ran}"
+        why[dim] = f"at {' and '.join(spatial)} {failed} the model raised {type(error).__name__} ({one_line(error)}); {ran}"
 
 
-def _smallest_running(runs: Callable[[int], Exception | None], low: int) -> int | None:
-    """The smallest spatial size above ``low`` at which ``runs`` gives no error: doubling,
+def _smallest_running(runs: Callable[[int], bool], low: int) -> int | None:
+    """The smallest spatial size above ``low`` at which the model ``runs``: doubling,
     then bisecting (pooling that needs a minimum size runs at every size above it). When
     no doubled size runs, each size up to :data:`_LINEAR_PROBED` in turn (a head sized for
     one input size runs at a few sizes only). None when none runs."""
     failed, size = low, low * 2
     while size <= _LARGEST_PROBED:
-        if runs(size) is None:
+        if runs(size):
             while size - failed > 1:
                 middle = (failed + size) // 2
-                failed, size = (failed, middle) if runs(middle) is None else (middle, size)
+                failed, size = (failed, middle) if runs(middle) else (middle, size)
             return size
         failed, size = size, size * 2
     tried = {low * 2**k for k in range(_LARGEST_PROBED.bit_length())}
     for size in range(low + 1, _LINEAR_PROBED + 1):
-        if size not in tried and runs(size) is None:
+        if size not in tried and runs(size):
             return size
     return None
 

@@ -256,6 +256,28 @@ class UNet(nn.Module):
         return self.out(torch.cat([skip, self.up(inner)], 1))
 
 
+class FixedLength(nn.Module):
+    """A Conv1d whose flattened output a Linear sized for one position takes: it runs at the
+    kernel's length only, the smallest size of the inferred range."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv1d(2, 4, 3), nn.Linear(4, 1)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).flatten(1))
+
+
+def test_spatial_sizes_above_one_that_runs_are_probed_too():
+    target = resolved(FixedLength)
+    assert dict(target.spec.dims) == {"length": (3, 3)}
+    assert target.inferred_dims["length"] == (
+        "at length 4 the model raised RuntimeError (mat1 and mat2 shapes cannot be multiplied (2x8 and 4x1)); "
+        "it ran at 3 only"
+    )
+    assert_callable(target)
+
+
 def test_spatial_sizes_that_run_apart_are_sampled_from():
     target = resolved(UNet)
     for dim in ("height", "width"):
