@@ -2,10 +2,11 @@
 gradients and path on two devices (``--dyncheck-devices``, default cpu and cuda), with
 TF32 off and attention on its math kernel on both (precision the kernels trade for speed).
 
-When the devices disagree by more than the first device's own float32 rounding explains (a
-float64 copy on it is the reference: see :func:`~dyncheck.agreement.rounding_margins`; not
-with a configured tolerance), and than a ReLU-type kink whose side the devices' rounding
-decided (:mod:`dyncheck.kinks`), the reference device runs the example again under the same seed
+When the devices still disagree once two innocent explanations are ruled out -- the first
+device's own float32 rounding (a float64 copy on it is the reference: see
+:func:`~dyncheck.agreement.rounding_margins`; not with a configured tolerance) and a
+ReLU-type kink whose side the devices' rounding decided (:mod:`dyncheck.kinks`) -- the
+reference device runs the example again under the same seed
 and under another: if a seed changes the output too, the model draws random numbers even
 in eval mode, and each device's generator gives its own stream from the same seed, so the
 report says so and how to make the streams agree (draw on the CPU and move the result).
