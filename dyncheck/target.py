@@ -298,6 +298,19 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
     )
 
 
+def _probe_call(instance: nn.Module, args: dict[str, Any]) -> Exception | None:
+    """What calling ``instance`` (dyncheck's own, built by resolution and thrown away after
+    it) on ``args`` raised, under a fixed seed and without autograd; None when it ran."""
+    import torch
+
+    try:
+        with seeded(BUILD_SEED), torch.no_grad():
+            instance(**args)
+    except Exception as exc:
+        return exc
+    return None
+
+
 def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str]) -> None:
     """A model whose only inputs are inferred as feature vectors (``("batch", F)``, from the
     layer that first consumes them) may take sequences of them (``("batch", "time", F)``: a
@@ -326,13 +339,7 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
         shapes[name] = shape[1]
 
     def runs(*middle: int) -> Exception | None:
-        args = {name: torch.randn(2, *middle, features) for name, features in shapes.items()}
-        try:
-            with seeded(BUILD_SEED), torch.no_grad():
-                instance(**args)  # dyncheck's own instance (_instantiate), thrown away after resolution
-        except Exception as exc:
-            return exc
-        return None
+        return _probe_call(instance, {name: torch.randn(2, *middle, features) for name, features in shapes.items()})
 
     error = runs()
     if error is None or runs(3) is not None:
@@ -409,15 +416,9 @@ def _probe_sizes(
         return max(2, bounds[0]) if isinstance(bounds, tuple) else 2
 
     def runs(size: int) -> Exception | None:
-        args = {
+        return _probe_call(instance, {
             name: torch.randn([size_of(d, size) for d in shape], dtype=dtype) for name, (shape, dtype) in shapes.items()
-        }
-        try:
-            with seeded(BUILD_SEED), torch.no_grad():
-                instance(**args)  # dyncheck's own instance (_instantiate), thrown away after resolution
-        except Exception as exc:
-            return exc
-        return None
+        })
 
     failures: list[tuple[int, Exception]] = []
 
