@@ -342,3 +342,21 @@ def test_what_was_compared_travels_from_xdist_workers(pytester, dyncheck_run):
     assert rows(parallel) == rows(serial)
     assert any("checked on" in row for row in rows(parallel)), parallel
     assert f"  determinism       skipped  compared nothing in 6 examples: {NONE_OUTPUT}" in rows(parallel), parallel
+
+
+def test_a_batch_of_1_hints_at_the_spec_only_when_the_range_allows_no_other_size():
+    # Beside a range that already reaches 4, "let the batch grow" would be noise in the
+    # summary's "not compared on N: a batch of 1" line.
+    from dyncheck import Spec
+    from dyncheck.invariants import Context
+    from dyncheck.invariants.batch_invariance import _one_sample
+    from dyncheck.target import resolve_spec
+    from reference_models.gated import DynamicNet
+
+    hint = '; let the batch grow, e.g. Spec(dims={"batch": (1, 4)})'
+    reasons = {
+        dims: _one_sample(Context(resolve_spec(Spec(DynamicNet, dims={} if dims is None else {"batch": dims}))))
+        for dims in (None, (1, 3), (1, 1), 1)
+    }
+    base = "a batch of 1, with no other sample to depend on"
+    assert reasons == {None: base, (1, 3): base, (1, 1): base + hint, 1: base + hint}

@@ -129,10 +129,18 @@ def _refused(exc: ModelError, hint: str) -> str:
     )
 
 
-_ONE_SAMPLE = (
-    "a batch of 1, with no other sample to depend on; let the batch grow, e.g. "
-    'Spec(dims={"batch": (1, 4)})'
-)
+_ONE_SAMPLE = "a batch of 1, with no other sample to depend on"
+
+
+def _one_sample(context: Context) -> str:
+    """Why a batch of 1 compares nothing, with the Spec that lets it grow when the range
+    allows no other size (the hint is noise beside a range that already reaches 4)."""
+    from dyncheck.strategies import DEFAULT_DIMS
+
+    bounds = dict(context.target.spec.dims).get("batch", DEFAULT_DIMS["batch"])
+    if isinstance(bounds, int) or (isinstance(bounds, tuple) and bounds[1] < 2):
+        return _ONE_SAMPLE + '; let the batch grow, e.g. Spec(dims={"batch": (1, 4)})'
+    return _ONE_SAMPLE
 _NO_LEADING = (
     'no batch of 2 or more: no strategy names a "batch" axis, and the tensor inputs share no leading size '
     "of 2 or more"
@@ -243,7 +251,7 @@ class BatchInvariance(Invariant):
         named = size is not None
         if named:
             if size < 2:
-                return context.nothing_to_compare(_ONE_SAMPLE, drawn=True)
+                return context.nothing_to_compare(_one_sample(context), drawn=True)
             inputs = context.target.spec.inputs
             axes = {name: _named_batch_axis(inputs.get(name), value, size) for name, value in args.items()}
             if not any(axis is not None for axis in axes.values()):
