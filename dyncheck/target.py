@@ -382,12 +382,14 @@ def _probe_sizes(
     spatial sizes are those that ran from the smallest on, as many as the range held (a
     range when they follow each other, else ``sampled_from`` them), and ``why`` says so.
     Only for spatial dimensions inference chose (not ``given`` in the spec), on inputs all
-    inferred; ``dims`` is updated in place. The model (the instance resolution built) is
-    called under a fixed seed and without autograd."""
+    inferred; ``dims`` and ``inputs`` (a single-channel input the forward adds the channel
+    axis to) are updated in place. The model (the instance resolution built) is called
+    under a fixed seed and without autograd, in its own mode and in the other."""
     import torch
 
     from hypothesis import strategies as st
 
+    from dyncheck import strategies as dst
     from dyncheck.examples import strategy_arguments, strategy_kind
     from dyncheck.strategies import DEFAULT_DIMS
 
@@ -416,9 +418,21 @@ def _probe_sizes(
         return max(2, bounds[0]) if isinstance(bounds, tuple) else 2
 
     def runs(size: int) -> Exception | None:
-        return _probe_call(instance, {
-            name: torch.randn([size_of(d, size) for d in shape], dtype=dtype) for name, (shape, dtype) in shapes.items()
-        })
+        # In both modes: the checks run the model in training too, where some models need
+        # more (wav2vec2's training-time masking spans ten frames).
+        mode = instance.training
+        try:
+            for training in (mode, not mode):
+                instance.train(training)
+                error = _probe_call(instance, {
+                    name: torch.randn([size_of(d, size) for d in shape], dtype=dtype)
+                    for name, (shape, dtype) in shapes.items()
+                })
+                if error is not None:
+                    return error
+        finally:
+            instance.train(mode)
+        return None
 
     failures: list[tuple[int, Exception]] = []
 
@@ -430,6 +444,28 @@ def _probe_sizes(
 
     width = max(dims[d][1] - dims[d][0] for d in spatial)
     size = low if runs_at(low) else _smallest_running(runs_at, low)
+    mono = {name for name, (shape, _) in shapes.items() if len(shape) > 2 and shape[1] == 1}
+    if size is None and mono:
+        # A single-channel convolution whose forward adds the channel axis itself (raw audio
+        # as [batch, length], a grayscale image as [batch, height, width]): without it.
+        given_shapes, error = dict(shapes), failures[0][1]
+        shapes = {
+            name: ((shape[0], *shape[2:]), dtype) if name in mono else (shape, dtype)
+            for name, (shape, dtype) in shapes.items()
+        }
+        failures.clear()
+        size = low if runs_at(low) else _smallest_running(runs_at, low)
+        if size is None:
+            return
+        for name in mono:
+            shape = given_shapes[name][0]
+            kwargs = dict(strategy_arguments(inputs[name]))
+            kwargs["shape"] = shapes[name][0]
+            inputs[name] = dst.tensors(**kwargs)
+            inferred[name] += (
+                f"; without its channel axis: on {list(shape)} it raised {type(error).__name__} "
+                f"({one_line(error)}) at every size, on {list(shapes[name][0])} it ran (forward adds the axis)"
+            )
     if size is None:
         return  # no size runs: the model's own crash, which the checks report
     # The sizes from there on that run, as many as the range held: all of them for pooling

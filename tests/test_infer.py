@@ -278,6 +278,52 @@ def test_spatial_sizes_above_one_that_runs_are_probed_too():
     assert_callable(target)
 
 
+class Mono(nn.Module):
+    """Raw audio as [batch, length]: forward adds the channel axis its Conv1d(1, ...) takes."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(1, 4, 3)
+
+    def forward(self, x):
+        return self.conv(x[:, None]).mean(-1)
+
+
+def test_a_single_channel_input_the_forward_adds_the_axis_to_loses_it():
+    target = resolved(Mono)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", "length")))
+    assert target.inferred_inputs["x"] == (
+        "first consumed by conv (Conv1d(in_channels=1)); without its channel axis: on ['batch', 1, 'length'] it "
+        "raised RuntimeError (Expected 2D (unbatched) or 3D (batched) input to conv1d, but got input of size: "
+        "[2, 1, 1, 3]) at every size, on ['batch', 'length'] it ran (forward adds the axis)"
+    )
+    assert dict(target.spec.dims) == {"length": (3, 9)}
+    assert_callable(target)
+
+
+class MaskedInTraining(nn.Module):
+    """Runs at any length in eval mode; in training it masks spans of 6 steps, which a
+    shorter output cannot hold (as wav2vec2's training-time masking)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(2, 4, 3)
+
+    def forward(self, x):
+        h = self.conv(x)
+        if self.training and h.shape[-1] < 6:
+            raise ValueError(f"mask_length 6 has to be smaller than sequence_length {h.shape[-1]}")
+        return h.mean(-1)
+
+
+def test_spatial_sizes_run_in_training_too():
+    target = resolved(lambda: MaskedInTraining().eval())  # handed over in eval mode
+    assert dict(target.spec.dims) == {"length": (8, 14)}
+    assert target.inferred_dims["length"].startswith("at length 3 the model raised ValueError (mask_length 6")
+    model = target.build().train()
+    model(torch.zeros(2, 2, 8))
+
+
 def test_spatial_sizes_that_run_apart_are_sampled_from():
     target = resolved(UNet)
     for dim in ("height", "width"):
