@@ -383,8 +383,8 @@ def _probe_sizes(
     range when they follow each other, else ``sampled_from`` them), and ``why`` says so.
     Only for spatial dimensions inference chose (not ``given`` in the spec), on inputs all
     inferred; ``dims`` and ``inputs`` (a single-channel input the forward adds the channel
-    axis to) are updated in place. The model (the instance resolution built) is called
-    under a fixed seed and without autograd, in its own mode and in the other."""
+    axis to) are updated in place. The model (copies of the instance resolution built) is
+    called under a fixed seed and without autograd, in its own mode and in the other."""
     import torch
 
     from hypothesis import strategies as st
@@ -409,29 +409,26 @@ def _probe_sizes(
         return
     low = max(dims[d][0] for d in spatial)
 
-    def size_of(dim: Any, size: int) -> int:
+    def size_of(dim: Any, size: int | dict[str, int]) -> int:
         if isinstance(dim, int):
             return dim
         if dim in spatial:
-            return size
+            return size[dim] if isinstance(size, dict) else size
         bounds = dims.get(dim, DEFAULT_DIMS.get(dim, (2, 2)))
         return max(2, bounds[0]) if isinstance(bounds, tuple) else 2
 
-    def runs(size: int) -> Exception | None:
+    def runs(size: int | dict[str, int]) -> Exception | None:
         # In both modes: the checks run the model in training too, where some models need
-        # more (wav2vec2's training-time masking spans ten frames).
-        mode = instance.training
-        try:
-            for training in (mode, not mode):
-                instance.train(training)
-                error = _probe_call(instance, {
-                    name: torch.randn([size_of(d, size) for d in shape], dtype=dtype)
-                    for name, (shape, dtype) in shapes.items()
-                })
-                if error is not None:
-                    return error
-        finally:
-            instance.train(mode)
+        # more (wav2vec2's training-time masking spans ten frames). Each call on a copy of
+        # its own, as each check's example runs: a forward may change the model for the
+        # calls after it (Swin shrinks its windows to an input smaller than them, for good).
+        for training in (instance.training, not instance.training):
+            error = _probe_call(clone(instance).train(training), {
+                name: torch.randn([size_of(d, size) for d in shape], dtype=dtype)
+                for name, (shape, dtype) in shapes.items()
+            })
+            if error is not None:
+                return error
         return None
 
     failures: list[tuple[int, Exception]] = []
@@ -477,8 +474,30 @@ def _probe_sizes(
             break
         if runs_at(other):
             sizes.append(other)
-    if not failures:
+    square = None
+    if len(spatial) > 1 and len(sizes) > 1:
+        # Probed square so far: one size for each spatial dim apart (a windowed attention
+        # that pads or partitions its height and width as one raises on 2x3).
+        apart = {dim: sizes[0] if i == 0 else sizes[-1] for i, dim in enumerate(spatial)}
+        square = runs(apart)
+        if square is not None:
+            shared = "height" if "height" in spatial else spatial[0]
+            for name, (shape, dtype) in shapes.items():
+                if any(d in spatial for d in shape):
+                    kwargs = dict(strategy_arguments(inputs[name]))
+                    kwargs["shape"] = tuple(shared if d in spatial else d for d in shape)
+                    inputs[name] = dst.tensors(**kwargs)
+            sides = " and ".join(f"{dim} {apart[dim]}" for dim in spatial)
+            inferred[next(iter(shapes))] += (
+                f"; square ({', '.join(spatial)} as one size {shared!r}): at {sides} it raised "
+                f"{type(square).__name__} ({one_line(square)})"
+            )
+            spatial = [shared]
+    if not failures and square is None:
         return  # every size of the inferred range runs
+    if not failures:
+        dims[spatial[0]] = (size, sizes[-1])
+        return
     value: Any = (size, sizes[-1]) if sizes[-1] - size == len(sizes) - 1 else st.sampled_from(sizes)
     if sizes == list(range(size, size + width + 1)):
         ran = f"{size} is the smallest size that ran"

@@ -324,6 +324,55 @@ def test_spatial_sizes_run_in_training_too():
     model(torch.zeros(2, 2, 8))
 
 
+class BrokenForGood(nn.Module):
+    """Refuses images narrower than 3, and is left unable to run at all once it has (as
+    Swin shrinks its attention windows to a small input for good)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.scale = 1.0
+
+    def forward(self, x):
+        if x.shape[-1] < 3:
+            self.scale = None
+            raise ValueError("narrower than 3")
+        return self.conv(x) * self.scale
+
+
+def test_each_size_is_probed_on_a_copy_of_its_own():
+    target = resolved(BrokenForGood)
+    assert dict(target.spec.dims) == {"height": (3, 9), "width": (3, 9)}
+    assert target.inferred_dims["width"] == (
+        "at height and width 1 the model raised ValueError (narrower than 3); 3 is the smallest size that ran"
+    )
+    assert_callable(target)
+
+
+class SquareOnly(nn.Module):
+    """Takes square images only (a windowed attention that partitions height and width as one)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        if x.shape[-2] != x.shape[-1]:
+            raise ValueError(f"expected a square image, got {x.shape[-2]}x{x.shape[-1]}")
+        return self.conv(x)
+
+
+def test_height_and_width_that_must_agree_become_one_size():
+    target = resolved(SquareOnly)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", 3, "height", "height")))
+    assert target.inferred_inputs["x"].endswith(
+        "; square (height, width as one size 'height'): at height 1 and width 7 it raised ValueError "
+        "(expected a square image, got 1x7)"
+    )
+    assert dict(target.spec.dims)["height"] == (1, 7)
+    assert_callable(target, max_examples=20)
+
+
 def test_spatial_sizes_that_run_apart_are_sampled_from():
     target = resolved(UNet)
     for dim in ("height", "width"):
