@@ -344,12 +344,8 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
     error = runs()
     if error is None or runs(3) is not None:
         return
-    from dyncheck import strategies as dst
-
     for name, features in shapes.items():
-        kwargs = dict(strategy_arguments(inputs[name]))
-        kwargs["shape"] = ("batch", "time", features)
-        inputs[name] = dst.tensors(**kwargs)
+        inputs[name] = _reshaped(inputs[name], ("batch", "time", features))
         inferred[name] += (
             f"; a sequence of them: called on [2, {features}] it raised {type(error).__name__} "
             f"({one_line(error)}), on [2, 3, {features}] it ran"
@@ -389,7 +385,6 @@ def _probe_sizes(
 
     from hypothesis import strategies as st
 
-    from dyncheck import strategies as dst
     from dyncheck.examples import strategy_arguments, strategy_kind
     from dyncheck.strategies import DEFAULT_DIMS
 
@@ -456,9 +451,7 @@ def _probe_sizes(
             return
         for name in mono:
             shape = given_shapes[name][0]
-            kwargs = dict(strategy_arguments(inputs[name]))
-            kwargs["shape"] = shapes[name][0]
-            inputs[name] = dst.tensors(**kwargs)
+            inputs[name] = _reshaped(inputs[name], shapes[name][0])
             inferred[name] += (
                 f"; without its channel axis: on {list(shape)} it raised {type(error).__name__} "
                 f"({one_line(error)}) at every size, on {list(shapes[name][0])} it ran (forward adds the axis)"
@@ -484,9 +477,7 @@ def _probe_sizes(
             shared = "height" if "height" in spatial else spatial[0]
             for name, (shape, dtype) in shapes.items():
                 if any(d in spatial for d in shape):
-                    kwargs = dict(strategy_arguments(inputs[name]))
-                    kwargs["shape"] = tuple(shared if d in spatial else d for d in shape)
-                    inputs[name] = dst.tensors(**kwargs)
+                    inputs[name] = _reshaped(inputs[name], tuple(shared if d in spatial else d for d in shape))
             sides = " and ".join(f"{dim} {apart[dim]}" for dim in spatial)
             inferred[next(iter(shapes))] += (
                 f"; square ({', '.join(spatial)} as one size {shared!r}): at {sides} it raised "
@@ -511,6 +502,14 @@ def _probe_sizes(
     for dim in spatial:
         dims[dim] = value
         why[dim] = f"at {' and '.join(spatial)} {failed} the model raised {type(error).__name__} ({one_line(error)}); {ran}"
+
+
+def _reshaped(strategy: Any, shape: tuple[Any, ...]) -> Any:
+    """An inferred ``tensors(...)`` strategy with another shape, its other arguments kept."""
+    from dyncheck import strategies as dst
+    from dyncheck.examples import strategy_arguments
+
+    return dst.tensors(**{**strategy_arguments(strategy), "shape": shape})
 
 
 def _smallest_running(runs: Callable[[int], bool], low: int) -> int | None:
