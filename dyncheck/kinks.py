@@ -32,6 +32,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from dyncheck.rounding import EPS32
+from dyncheck.streams import argument, writes_first
 
 __all__ = ["BAND", "Kinks", "run_aligned"]
 
@@ -49,12 +50,6 @@ def _number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _arg(args: tuple, kwargs: dict, index: int, name: str, default: Any) -> Any:
-    if name in kwargs:
-        return kwargs[name]
-    return args[index] if len(args) > index else default
-
-
 def _points(name: str, args: tuple, kwargs: dict) -> tuple[float, ...] | None:
     """The kink points of a call of ``name`` (its first argument's values where the
     function's derivative or result jumps), or None when it has none this module knows."""
@@ -66,38 +61,29 @@ def _points(name: str, args: tuple, kwargs: dict) -> tuple[float, ...] | None:
     if base in {"hardsigmoid", "hardswish"}:
         return (-3.0, 3.0)
     if base == "threshold":
-        value = _arg(args, kwargs, 1, "threshold", None)
+        value = argument(args, kwargs, 1, "threshold", None)
         return (float(value),) if _number(value) else None
     if base == "hardtanh":
-        low, high = _arg(args, kwargs, 1, "min_val", -1.0), _arg(args, kwargs, 2, "max_val", 1.0)
+        low, high = argument(args, kwargs, 1, "min_val", -1.0), argument(args, kwargs, 2, "max_val", 1.0)
         return (float(low), float(high)) if _number(low) and _number(high) else None
     if base in {"clamp", "clip"}:
-        bounds = (_arg(args, kwargs, 1, "min", None), _arg(args, kwargs, 2, "max", None))
+        bounds = (argument(args, kwargs, 1, "min", None), argument(args, kwargs, 2, "max", None))
         if not all(bound is None or _number(bound) for bound in bounds):
             return None
         found = tuple(float(bound) for bound in bounds if bound is not None)
         return found or None
     if base in {"clamp_min", "clamp_max"}:
-        value = _arg(args, kwargs, 1, "min" if base == "clamp_min" else "max", None)
+        value = argument(args, kwargs, 1, "min" if base == "clamp_min" else "max", None)
         return (float(value),) if _number(value) else None
     if base.strip("_") in {"gt", "ge", "lt", "le", "greater", "greater_equal", "less", "less_equal"}:
-        value = _arg(args, kwargs, 1, "other", None)
+        value = argument(args, kwargs, 1, "other", None)
         return (float(value),) if _number(value) else None
     return None
 
 
 #: The functional forms whose ``inplace`` flag (keyword, or positional at this index) writes
-#: into their first argument.
+#: into their first argument (torch's own forms of these names take no such argument).
 _INPLACE_FLAG = {"relu": 1, "relu6": 1, "hardsigmoid": 1, "hardswish": 1, "leaky_relu": 2, "hardtanh": 3, "threshold": 3}
-
-
-def _writes_first(func: Any, name: str, args: tuple, kwargs: dict) -> bool:
-    if name.endswith("_") and not name.endswith("__"):
-        return True
-    index = _INPLACE_FLAG.get(name)
-    if index is None or getattr(func, "__module__", "") != "torch.nn.functional":
-        return False
-    return bool(_arg(args, kwargs, index, "inplace", False))
 
 
 def _sides(values: torch.Tensor, points: tuple[float, ...]) -> torch.Tensor:
@@ -148,7 +134,7 @@ class Kinks(TorchFunctionMode):
         offset = self._offset(index, name, values, points)
         if offset is None:
             return func(*args, **kwargs)
-        if _writes_first(func, name, args, kwargs):
+        if writes_first(name, args, kwargs, _INPLACE_FLAG):
             values.add_(offset)
             return func(*args, **kwargs)
         return func(values + offset, *args[1:], **kwargs)

@@ -23,7 +23,7 @@ from torch.overrides import TorchFunctionMode
 
 from dyncheck.tracing import flat_items
 
-__all__ = ["RANDOM_OPS", "Draws"]
+__all__ = ["RANDOM_OPS", "Draws", "argument", "writes_first"]
 
 #: The torch functions and Tensor methods that draw from a generator in the dtype of their
 #: inputs or their ``dtype`` argument.
@@ -83,20 +83,28 @@ def _draws(name: str, args: tuple, kwargs: dict) -> bool:
     if flag is None:
         return True
     keyword, index, default = flag
-    training = kwargs.get(keyword, args[index] if len(args) > index else default)
+    training = argument(args, kwargs, index, keyword, default)
     if name.startswith("rrelu"):
         return bool(training)
-    p = kwargs.get("p", args[1] if len(args) > 1 else 0.5)
+    p = argument(args, kwargs, 1, "p", 0.5)
     return bool(training) and float(p) > 0
 
 
-def _writes_first(name: str, args: tuple, kwargs: dict) -> bool:
-    if name.endswith("_"):
+def argument(args: tuple, kwargs: dict, index: int, name: str, default: Any) -> Any:
+    """A call's argument ``name``, given by keyword or at position ``index``, else ``default``."""
+    if name in kwargs:
+        return kwargs[name]
+    return args[index] if len(args) > index else default
+
+
+def writes_first(name: str, args: tuple, kwargs: dict, flags: dict[str, int]) -> bool:
+    """Whether a call of ``name`` writes into its first argument: an in-place method
+    (``relu_``, ``uniform_``; not a dunder such as ``__gt__``) or a functional form whose
+    ``inplace`` flag (keyword, or positional at the index ``flags`` gives) is set."""
+    if name.endswith("_") and not name.endswith("__"):
         return True
-    index = _INPLACE_FLAG.get(name)
-    if index is None:
-        return False
-    return bool(kwargs.get("inplace", args[index] if len(args) > index else False))
+    index = flags.get(name)
+    return index is not None and bool(argument(args, kwargs, index, "inplace", False))
 
 
 class Draws(TorchFunctionMode):
@@ -146,7 +154,7 @@ class Draws(TorchFunctionMode):
         self.aligned += 1
         old, new = self.dtype, self.reference_dtype
         result = func(*_convert(args, old, new), **_convert(kwargs, old, new))
-        if _writes_first(name, args, kwargs) and isinstance(args[0], torch.Tensor):
+        if writes_first(name, args, kwargs, _INPLACE_FLAG) and isinstance(args[0], torch.Tensor):
             args[0].copy_(result if isinstance(result, torch.Tensor) else args[0])
             return args[0]
         return _convert(result, new, old)
