@@ -141,6 +141,8 @@ def _one_sample(context: Context) -> str:
     if isinstance(bounds, int) or (isinstance(bounds, tuple) and bounds[1] < 2):
         return _ONE_SAMPLE + '; let the batch grow, e.g. Spec(dims={"batch": (1, 4)})'
     return _ONE_SAMPLE
+
+
 _NO_LEADING = (
     'no batch of 2 or more: no strategy names a "batch" axis, and the tensor inputs share no leading size '
     "of 2 or more"
@@ -334,19 +336,21 @@ class BatchInvariance(Invariant):
             raise InvariantViolation(
                 findings[0] + " — the output of a sample depends on the rest of the batch "
                 "(batch statistics, per-position randomness, capacity limits).",
-                [_DRAWS] if self._draws(context, model, example, whole) else [],
+                [_DRAWS] if self._draws(context, model, example) else [],
                 path=trace.modules,
             )
 
-    def _draws(self, context: Context, model: torch.nn.Module, example: Example, whole: dict[str, Any]) -> bool:
-        """Whether the batch's output changes with the seed alone (in eval mode): the model
-        draws random numbers, the likeliest reason a sample's output depends on its batch."""
-        def differs(seed: int) -> bool:
-            other = dict(floating_leaves(self._run(context, model, example.fresh_args(), seed)))
-            return any(name not in other or not torch.equal(other[name], tensor) for name, tensor in whole.items())
+    @staticmethod
+    def _draws(context: Context, model: torch.nn.Module, example: Example) -> bool:
+        """Whether the batch's output changes with the seed alone (in eval mode, on fresh
+        copies where ``model`` runs; not when the same seed gives other numbers too, as a
+        model keeping state between calls does): the model draws random numbers, the
+        likeliest reason a sample's output depends on its batch."""
+        from dyncheck.agreement import Config, run_config, seed_dependence
 
+        config = Config("the batch", str(next((p.device for p in model.parameters()), "cpu")))
         try:
-            # Not when the same seed gives other numbers too (state kept between calls).
-            return not differs(example.seed) and differs(example.seed + 1)
+            first = run_config(context.fresh_model(), context.target, example, config)
+            return seed_dependence(context.fresh_model, context.target, example, config, first) == "seeded"
         except ModelError:
             return False
