@@ -48,6 +48,19 @@ def _swap(shape: _Shape, axes: tuple[int, int] | None) -> _Shape | None:
     return tuple(out)
 
 
+def _smallest_input(module: nn.Module, axis: int) -> int:
+    """The smallest input length along spatial ``axis`` whose output has a position: at
+    least the kernel's reach less the padding for a convolution; for a transposed one,
+    whose output has (L - 1) * stride - 2 * padding + dilation * (kernel - 1) +
+    output_padding + 1 positions, the smallest L that gives one."""
+    reach = module.dilation[axis] * (module.kernel_size[axis] - 1) + 1
+    padding = module.padding[axis] if isinstance(module.padding, tuple) else 0
+    if not module.transposed:
+        return max(1, reach - 2 * padding)
+    grown = reach + module.output_padding[axis]
+    return 1 + max(0, -(-(2 * padding - grown + 1) // module.stride[axis]))
+
+
 def _input_for_module(module: nn.Module, depth: int, entry: int | str = 0) -> _Found | None:
     """The input ``module`` expects, or None when the module says nothing about its
     input's shape; ``entry`` is where the argument enters a user-defined module's forward
@@ -67,28 +80,13 @@ def _input_for_module(module: nn.Module, depth: int, entry: int | str = 0) -> _F
     if isinstance(module, nn.Bilinear):
         note = f"Bilinear(in1_features={module.in1_features})"
         return _Found(("batch", module.in1_features), _floats, note, sequence="features-last")
-    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
         spatial = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}[
             len(module.kernel_size)
         ]
         dims = {}
         for axis, dim in enumerate(spatial):
-            padding = module.padding[axis] if isinstance(module.padding, tuple) else 0
-            reach = module.dilation[axis] * (module.kernel_size[axis] - 1) + 1
-            low = max(1, reach - 2 * padding)
-            dims[dim] = (low, low + 6)
-        note = f"{kind}(in_channels={module.in_channels})"
-        return _Found(("batch", module.in_channels, *spatial), _floats, note, dims)
-    if isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
-        spatial = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}[
-            len(module.kernel_size)
-        ]
-        dims = {}
-        for axis, dim in enumerate(spatial):
-            # The output has (L - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
-            # positions: at least one from the smallest L that gives one.
-            grown = module.dilation[axis] * (module.kernel_size[axis] - 1) + module.output_padding[axis] + 1
-            low = 1 + max(0, -(-(2 * module.padding[axis] - grown + 1) // module.stride[axis]))
+            low = _smallest_input(module, axis)
             dims[dim] = (low, low + 6)
         note = f"{kind}(in_channels={module.in_channels})"
         return _Found(("batch", module.in_channels, *spatial), _floats, note, dims)
