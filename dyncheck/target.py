@@ -311,6 +311,25 @@ def _probe_call(instance: nn.Module, args: dict[str, Any]) -> Exception | None:
     return None
 
 
+def _inferred_tensors(inputs: dict[str, Any], inferred: dict[str, str]) -> dict[str, tuple[tuple, Any]] | None:
+    """Each input's (shape, dtype) when every input was inferred as floating ``tensors()``
+    (what resolution may probe and reshape), else None."""
+    import torch
+
+    from dyncheck.examples import strategy_arguments, strategy_kind
+
+    if not inputs or set(inputs) - set(inferred):
+        return None
+    shapes = {}
+    for name, strategy in inputs.items():
+        kwargs = strategy_arguments(strategy)
+        shape, dtype = kwargs.get("shape"), kwargs.get("dtype", torch.float32)
+        if strategy_kind(strategy) != "tensors" or not isinstance(shape, tuple) or not dtype.is_floating_point:
+            return None
+        shapes[name] = (shape, dtype)
+    return shapes
+
+
 def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str]) -> None:
     """A model whose only inputs are inferred as feature vectors (``("batch", F)``, from the
     layer that first consumes them) may take sequences of them (``("batch", "time", F)``: a
@@ -320,21 +339,14 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
     resolution built, in its own mode) is called under a fixed seed and without autograd."""
     import torch
 
-    from dyncheck.examples import strategy_arguments, strategy_kind
-
-    names = list(inputs)
-    if not names or set(names) - set(inferred):
+    found = _inferred_tensors(inputs, inferred)
+    if found is None:
         return
     shapes = {}
-    for name in names:
-        strategy = inputs[name]
-        kwargs = strategy_arguments(strategy)
-        shape = kwargs.get("shape")
-        if (
-            strategy_kind(strategy) != "tensors"
-            or not isinstance(shape, tuple) or len(shape) != 2 or shape[0] != "batch" or not isinstance(shape[1], int)
-            or kwargs.get("dtype", torch.float32) not in (torch.float32, torch.float64)
-        ):
+    for name, (shape, dtype) in found.items():
+        if len(shape) != 2 or shape[0] != "batch" or not isinstance(shape[1], int):
+            return
+        if dtype not in (torch.float32, torch.float64):
             return
         shapes[name] = shape[1]
 
@@ -385,18 +397,11 @@ def _probe_sizes(
 
     from hypothesis import strategies as st
 
-    from dyncheck.examples import strategy_arguments, strategy_kind
     from dyncheck.strategies import DEFAULT_DIMS
 
-    if not inputs or set(inputs) - set(inferred):
+    shapes = _inferred_tensors(inputs, inferred)
+    if shapes is None:
         return
-    shapes = {}
-    for name, strategy in inputs.items():
-        kwargs = strategy_arguments(strategy)
-        shape, dtype = kwargs.get("shape"), kwargs.get("dtype", torch.float32)
-        if strategy_kind(strategy) != "tensors" or not isinstance(shape, tuple) or not dtype.is_floating_point:
-            return
-        shapes[name] = (shape, dtype)
     spatial = sorted(
         {d for shape, _ in shapes.values() for d in shape if d in _SPATIAL and d not in given and isinstance(dims.get(d), tuple)}
     )
