@@ -311,9 +311,12 @@ def _probe_call(instance: nn.Module, args: dict[str, Any]) -> Exception | None:
     return None
 
 
-def _inferred_tensors(inputs: dict[str, Any], inferred: dict[str, str]) -> dict[str, tuple[tuple, Any]] | None:
+def _inferred_tensors(
+    inputs: dict[str, Any], inferred: dict[str, str], *, tokens: bool = False
+) -> dict[str, tuple[tuple, Any]] | None:
     """Each input's (shape, dtype) when every input was inferred as floating ``tensors()``
-    (what resolution may probe and reshape), else None."""
+    (what resolution may probe and reshape), else None. With ``tokens``, integer ones
+    (token ids) count too, their dtype given as ``(dtype, low, high)``."""
     import torch
 
     from dyncheck.examples import strategy_arguments, strategy_kind
@@ -324,10 +327,25 @@ def _inferred_tensors(inputs: dict[str, Any], inferred: dict[str, str]) -> dict[
     for name, strategy in inputs.items():
         kwargs = strategy_arguments(strategy)
         shape, dtype = kwargs.get("shape"), kwargs.get("dtype", torch.float32)
-        if strategy_kind(strategy) != "tensors" or not isinstance(shape, tuple) or not dtype.is_floating_point:
+        if strategy_kind(strategy) != "tensors" or not isinstance(shape, tuple):
             return None
-        shapes[name] = (shape, dtype)
+        if dtype.is_floating_point:
+            shapes[name] = (shape, dtype)
+        elif tokens and dtype in (torch.int64, torch.int32) and {"min_value", "max_value"} <= set(kwargs):
+            shapes[name] = (shape, (dtype, kwargs["min_value"], kwargs["max_value"]))
+        else:
+            return None
     return shapes
+
+
+def _probe_tensor(shape: list[int], dtype: Any) -> Any:
+    """A random input for a probe call: normal floats, or token ids in their range."""
+    import torch
+
+    if isinstance(dtype, tuple):
+        dtype, low, high = dtype
+        return torch.randint(low, high + 1, shape, dtype=dtype)
+    return torch.randn(shape, dtype=dtype)
 
 
 def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str]) -> None:
@@ -367,6 +385,9 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
 #: The named dimensions of a convolution's input that downsampling (pooling, strides)
 #: shrinks, and the largest size probed for them.
 _SPATIAL = ("length", "depth", "height", "width")
+#: Named dimensions probed only when the smallest size of their range raises: a sequence
+#: that a convolution over its embeddings needs as long as the kernel (a text CNN).
+_SEQUENCE = ("time",)
 #: Sizes probed: doubling up to the first; each one in turn up to the second, and that
 #: many beyond the smallest that ran.
 _LARGEST_PROBED = 256
@@ -391,7 +412,10 @@ def _probe_sizes(
     range when they follow each other, else ``sampled_from`` them), and ``why`` says so.
     Only for spatial dimensions inference chose (not ``given`` in the spec), on inputs all
     inferred; ``dims`` and ``inputs`` (a single-channel input the forward adds the channel
-    axis to) are updated in place. The model (copies of the instance resolution built) is
+    axis to) are updated in place. A model with no spatial dimension but a sequence (token
+    ids into an embedding and then a convolution over time) is probed the same way when
+    its shortest sequence raises, and left alone after that one call in each mode when it
+    runs. The model (copies of the instance resolution built) is
     called under a fixed seed and without autograd, in its own mode and in the other."""
     import torch
 
@@ -399,15 +423,19 @@ def _probe_sizes(
 
     from dyncheck.strategies import DEFAULT_DIMS
 
-    shapes = _inferred_tensors(inputs, inferred)
+    shapes = _inferred_tensors(inputs, inferred, tokens=True)
     if shapes is None:
         return
-    spatial = sorted(
-        {d for shape, _ in shapes.values() for d in shape if d in _SPATIAL and d not in given and isinstance(dims.get(d), tuple)}
-    )
+    # A sequence's range may still be the default one, which dims does not hold yet.
+    known = {**DEFAULT_DIMS, **dims}
+    probed = {d for shape, _ in shapes.values() for d in shape if d not in given and isinstance(known.get(d), tuple)}
+    spatial = sorted(probed & set(_SPATIAL))
+    sequence = not spatial
+    if sequence:
+        spatial = sorted(probed & set(_SEQUENCE))
     if not spatial:
         return
-    low = max(dims[d][0] for d in spatial)
+    low = max(known[d][0] for d in spatial)
 
     def size_of(dim: Any, size: int | dict[str, int]) -> int:
         if isinstance(dim, int):
@@ -424,7 +452,7 @@ def _probe_sizes(
         # calls after it (Swin shrinks its windows to an input smaller than them, for good).
         for training in (instance.training, not instance.training):
             error = _probe_call(clone(instance).train(training), {
-                name: torch.randn([size_of(d, size) for d in shape], dtype=dtype)
+                name: _probe_tensor([size_of(d, size) for d in shape], dtype)
                 for name, (shape, dtype) in shapes.items()
             })
             if error is not None:
@@ -439,8 +467,13 @@ def _probe_sizes(
             failures.append((size, error))
         return error is None
 
-    width = max(dims[d][1] - dims[d][0] for d in spatial)
-    size = low if runs_at(low) else _smallest_running(runs_at, low)
+    width = max(known[d][1] - known[d][0] for d in spatial)
+    if runs_at(low):
+        if sequence:
+            return  # a sequence is probed only when its shortest raises
+        size: int | None = low
+    else:
+        size = _smallest_running(runs_at, low)
     mono = {name for name, (shape, _) in shapes.items() if len(shape) > 2 and shape[1] == 1}
     if size is None and mono:
         # A single-channel convolution whose forward adds the channel axis itself (raw audio

@@ -59,6 +59,8 @@ Refactored twins, each declaring the model it must still agree with
   experts replaced by one batched dispatch over stacked weights.
 * :mod:`reference_models.lenet` -- ``LeNet``: not dynamic; LeNet-5, whose pooling and
   first Linear run on images of 32-35 pixels only (inferred by calling it).
+* :mod:`reference_models.text_cnn` -- ``TextCNN``: not dynamic; a convolutional text
+  classifier whose widest convolution needs 4 tokens (inferred by calling it).
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -99,4 +101,5 @@ GOOD_TARGETS = (
     "reference_models.fused_attention:FusedAttention",
     "reference_models.batched_moe:BatchedTopOneMoE",
     "reference_models.lenet:LeNet",
+    "reference_models.text_cnn:TextCNN",
 )

@@ -390,6 +390,39 @@ def test_spatial_sizes_are_left_alone_when_given_or_when_no_size_runs():
     assert broken.inferred_dims == {}
 
 
+def test_a_sequence_shorter_than_a_convolution_over_its_embeddings_is_not_drawn():
+    from reference_models.text_cnn import TextCNN
+
+    target = resolved(TextCNN)
+    assert dict(target.spec.dims) == {"time": (4, 11)}  # the default range's width, from 4
+    assert target.inferred_dims["time"] == (
+        "at time 1 the model raised RuntimeError (Calculated padded input size per channel: (1). Kernel size: (2). "
+        "Kernel size can't be greater than actual input size); 4 is the smallest size that ran"
+    )
+    assert_callable(target, max_examples=20)
+
+
+class TokenGRU(nn.Module):
+    """Token ids into a GRU, which runs on a sequence of any length."""
+
+    calls: list[int] = []
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.rnn = nn.Embedding(10, 4), nn.GRU(4, 4, batch_first=True)
+
+    def forward(self, tokens):
+        TokenGRU.calls.append(tokens.shape[1])
+        return self.rnn(self.embed(tokens))[0]
+
+
+def test_a_sequence_that_runs_at_its_shortest_is_probed_once_and_left_alone():
+    TokenGRU.calls.clear()
+    target = resolved(TokenGRU)
+    assert "time" not in dict(target.spec.dims) and target.inferred_dims == {}
+    assert TokenGRU.calls == [1, 1]  # at the shortest length, in eval and in train mode
+
+
 class TokenRouter(nn.Module):
     """A mixture-of-experts layer over a sequence of vectors: its gate (the first layer to
     consume x) says 16 features, its forward unpacks three axes."""

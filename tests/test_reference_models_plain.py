@@ -245,6 +245,12 @@ def _lenet() -> tuple[torch.nn.Module, tuple]:
     return LeNet(), (torch.randn(3, 1, 32, 32),)
 
 
+def _text_cnn() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.text_cnn import TextCNN
+
+    return TextCNN(), (torch.randint(0, 40, (3, 6)),)
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -273,6 +279,7 @@ BUILDERS = {
     "fused_attention": _fused_attention,
     "batched_moe": _batched_moe,
     "lenet": _lenet,
+    "text_cnn": _text_cnn,
 }
 
 
@@ -307,6 +314,22 @@ def test_lenet_runs_on_images_of_32_to_35_pixels_only(size: int, runs: bool) -> 
     else:
         with pytest.raises(RuntimeError):
             model(torch.randn(2, 1, size, size))
+
+
+# --- text_cnn ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("length", "runs"), [(1, False), (3, False), (4, True), (30, True)])
+def test_text_cnn_needs_as_many_tokens_as_its_widest_convolution(length: int, runs: bool) -> None:
+    from reference_models.text_cnn import TextCNN
+
+    model = TextCNN()
+    tokens = torch.randint(0, 40, (2, length))
+    if runs:
+        assert model(tokens).shape == (2, 3)
+    else:
+        with pytest.raises(RuntimeError):
+            model(tokens)
 
 
 # --- gated ---------------------------------------------------------------------------

@@ -1,0 +1,29 @@
+"""A convolutional text classifier as it is commonly written (Kim, 2014): token ids,
+an embedding, convolutions of widths 2, 3 and 4 over time, max pooling over time, a Linear.
+
+What it proves: zero-config inputs for a sequence model whose first layer (the embedding)
+takes token ids of any length, while the widest convolution needs at least 4 of them.
+Resolution calls the model on the shortest sequence of the default range, sees it raise,
+and draws lengths from the shortest that runs (see ``dyncheck.target._probe_sizes``)
+instead of examples every check would report as the model's crash.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["TextCNN"]
+
+
+class TextCNN(nn.Module):
+    def __init__(self, vocab_size=40, embed_dim=8, channels=4, classes=3):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed_dim)
+        self.convs = nn.ModuleList(nn.Conv1d(embed_dim, channels, width) for width in (2, 3, 4))
+        self.fc = nn.Linear(3 * channels, classes)
+
+    def forward(self, tokens):
+        e = self.embed(tokens).transpose(1, 2)  # [batch, embed_dim, time]
+        pooled = [torch.relu(conv(e)).amax(dim=2) for conv in self.convs]
+        return self.fc(torch.cat(pooled, dim=1))
