@@ -61,6 +61,8 @@ Refactored twins, each declaring the model it must still agree with
   first Linear run on images of 32-35 pixels only (inferred by calling it).
 * :mod:`reference_models.text_cnn` -- ``TextCNN``: not dynamic; a convolutional text
   classifier whose widest convolution needs 4 tokens (inferred by calling it).
+* :mod:`reference_models.length_branch` -- ``LengthBranch``: a branch on the sequence's
+  length, whose first layer in the source takes the input mean-pooled over time.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -102,4 +104,5 @@ GOOD_TARGETS = (
     "reference_models.batched_moe:BatchedTopOneMoE",
     "reference_models.lenet:LeNet",
     "reference_models.text_cnn:TextCNN",
+    "reference_models.length_branch:LengthBranch",
 )

@@ -423,6 +423,44 @@ def test_a_sequence_that_runs_at_its_shortest_is_probed_once_and_left_alone():
     assert TokenGRU.calls == [1, 1]  # at the shortest length, in eval and in train mode
 
 
+def test_a_layer_over_the_input_reduced_over_an_axis_puts_the_axis_back():
+    from reference_models.length_branch import LengthBranch
+
+    target = resolved(LengthBranch)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", "time", 4)))
+    assert target.inferred_inputs["x"] == (
+        "first consumed by short (Linear(in_features=4)); it reaches short reduced over axis 1"
+    )
+    assert_callable(target, max_examples=20)
+
+
+class PooledThenNamed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(5, 2)
+
+    def forward(self, x):
+        pooled = torch.max(x, dim=-2).values
+        return self.fc(pooled)
+
+
+class KeptAxis(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(5, 2)
+
+    def forward(self, x):
+        return self.fc(x.mean(1, keepdim=True))
+
+
+def test_a_reduction_is_followed_through_a_name_and_one_that_keeps_its_axis_is_not_one():
+    target = resolved(PooledThenNamed)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", "time", 5)))
+    assert target.inferred_inputs["x"].endswith("; it reaches fc reduced over axis -2")
+    kept = resolved(KeptAxis)
+    assert "reduced" not in kept.inferred_inputs["x"]
+
+
 class TokenRouter(nn.Module):
     """A mixture-of-experts layer over a sequence of vectors: its gate (the first layer to
     consume x) says 16 features, its forward unpacks three axes."""

@@ -251,6 +251,12 @@ def _text_cnn() -> tuple[torch.nn.Module, tuple]:
     return TextCNN(), (torch.randint(0, 40, (3, 6)),)
 
 
+def _length_branch() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.length_branch import LengthBranch
+
+    return LengthBranch(), (torch.randn(3, 5, 4),)
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -280,6 +286,7 @@ BUILDERS = {
     "batched_moe": _batched_moe,
     "lenet": _lenet,
     "text_cnn": _text_cnn,
+    "length_branch": _length_branch,
 }
 
 
@@ -330,6 +337,20 @@ def test_text_cnn_needs_as_many_tokens_as_its_widest_convolution(length: int, ru
     else:
         with pytest.raises(RuntimeError):
             model(tokens)
+
+
+# --- length_branch -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("length", "branch"), [(1, "short"), (2, "short"), (3, "long"), (8, "long")])
+def test_length_branch_pools_short_sequences_and_runs_the_gru_on_longer_ones(length: int, branch: str) -> None:
+    from reference_models.length_branch import LengthBranch
+
+    model, ran = LengthBranch(), []
+    for name in ("short", "rnn"):
+        getattr(model, name).register_forward_hook(lambda *_, name=name: ran.append(name))
+    assert model(torch.randn(2, length, 4)).shape == (2, 3)
+    assert ran == (["short"] if branch == "short" else ["rnn"])
 
 
 # --- gated ---------------------------------------------------------------------------

@@ -63,13 +63,20 @@ class _Flow(ast.NodeVisitor):
         if parent is not None:
             # One result for the whole flow: a helper's consumers are the caller's.
             self.consumers, self.entries, self.transposed = parent.consumers, parent.entries, parent.transposed
+            self.reduced = parent.reduced
             self.packs, self.scopes, self.seen = parent.packs, parent.scopes, parent.seen
+            self.reductions: dict[str, int] = {}
             return
         self.consumers: list[str] = []
         # consumer -> where the argument first enters it: a position or a keyword.
         self.entries: dict[str, int | str] = {}
         # consumer -> the two axes swapped in what it receives (``x.transpose(1, 2)``).
         self.transposed: dict[str, tuple[int, int]] = {}
+        # consumer -> the axis of the argument reduced away in what it receives
+        # (``self.fc(x.mean(1))``, or ``h = x.mean(1)`` first): it takes one axis fewer.
+        self.reduced: dict[str, int] = {}
+        # local name -> the axis its value reduced away from the argument
+        self.reductions: dict[str, int] = {}
         # ``batch_first`` of each ``pack_padded_sequence`` it reaches (None: not a constant).
         self.packs: list[bool | None] = []
         # (function tree, names the argument has there) for every function it was followed
@@ -83,9 +90,26 @@ class _Flow(ast.NodeVisitor):
 
     def visit_Assign(self, node: ast.Assign) -> None:
         self.visit(node.value)
+        axis = self._reduced_axis(node.value)
+        for target in node.targets:
+            if isinstance(target, ast.Name):
+                if axis is None:
+                    self.reductions.pop(target.id, None)
+                else:
+                    self.reductions[target.id] = axis
         if self._carries(node.value):
             for target in node.targets:
                 self.tainted.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+
+    def _reduced_axis(self, node: ast.AST) -> int | None:
+        """The axis of the argument ``node`` reduces away, when it is a name holding such
+        a reduction or a reduction of the argument itself (:func:`_reduction_axis`)."""
+        if isinstance(node, ast.Name):
+            return self.reductions.get(node.id)
+        found = _reduction_axis(node)
+        if found is None or not _passes(found[0], self.tainted):
+            return None
+        return found[1]
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         self.visit(node.value)
@@ -142,6 +166,9 @@ class _Flow(ast.NodeVisitor):
         axes = _swapped_axes(entry[1])
         if axes is not None:
             self.transposed[expression] = axes
+        axis = self._reduced_axis(entry[1])
+        if axis is not None:
+            self.reduced[expression] = axis
 
     # ----------------------------------------------------------------- calls followed
 
@@ -352,6 +379,37 @@ def _swapped_axes(node: ast.AST) -> tuple[int, int] | None:
     if node.func.attr == "permute" and numbers == [0, 2, 1]:
         return (1, 2)
     return None
+
+
+#: Tensor methods (and torch functions) that reduce an axis given as ``dim``.
+_REDUCTIONS = frozenset(
+    ("mean", "sum", "amax", "amin", "max", "min", "prod", "logsumexp", "std", "var", "median", "nansum", "nanmean")
+)
+
+
+def _reduction_axis(node: ast.AST) -> tuple[ast.AST, int] | None:
+    """(what is reduced, the axis) for ``t.mean(1)``, ``t.sum(dim=-2)``, ``torch.amax(t, 1)``,
+    ``t.max(1)[0]`` or ``t.max(dim=1).values``; None for anything else, for a reduction that
+    keeps the axis (``keepdim=True``) and for several axes at once."""
+    if isinstance(node, ast.Subscript) or (isinstance(node, ast.Attribute) and node.attr == "values"):
+        node = node.value
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _REDUCTIONS):
+        return None
+    arguments = list(node.args)
+    if isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
+        if not arguments:
+            return None
+        reduced, arguments = arguments[0], arguments[1:]
+    else:
+        reduced = node.func.value
+    keywords = {k.arg: k.value for k in node.keywords}
+    keep = keywords.get("keepdim", arguments[1] if len(arguments) > 1 else None)
+    if keep is not None and not (isinstance(keep, ast.Constant) and keep.value is False):
+        return None
+    axis = _number(keywords.get("dim", arguments[0] if arguments else ast.Constant(None)))
+    if not isinstance(axis, int):
+        return None
+    return reduced, axis
 
 
 def _flow(tree: ast.AST | None, name: str, model: nn.Module | None = None, *, strict: bool = False) -> _Flow:

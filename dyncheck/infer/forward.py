@@ -177,6 +177,10 @@ def infer_input(
             if swapped is not None:
                 shape = swapped
                 why += f"; it reaches {expression} through transpose{flow.transposed[expression]}"
+            restored = _unreduced(shape, flow.reduced.get(expression))
+            if restored is not None:
+                shape = restored
+                why += f"; it reaches {expression} reduced over axis {flow.reduced[expression]}"
             if not found.tokens:
                 # token ids by name, read through code the flow cannot follow (a weight
                 # indexed by them): the model's vocabulary says more than the next layer
@@ -200,6 +204,18 @@ def infer_input(
         f"write dyncheck.Spec({qualname}, inputs={{{name!r}: "
         f"dyncheck.strategies.{hint}}})"
     )
+
+
+def _unreduced(shape: Any, axis: int | None) -> Any:
+    """``shape`` with the axis a reduction took away put back as ``"time"`` (where the
+    consumer's input lacks it: a layer over ``x.mean(1)`` says nothing of axis 1); None
+    when there is no such axis, or no place or name for it."""
+    if axis is None or "time" in shape:
+        return None
+    index = axis if axis >= 0 else len(shape) + 1 + axis
+    if not 0 <= index <= len(shape):
+        return None
+    return (*shape[:index], "time", *shape[index:])
 
 
 def _in_scopes(analysis: Any, scopes: list[tuple[Any, frozenset[str]]]) -> list[Any]:
