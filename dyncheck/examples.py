@@ -98,7 +98,7 @@ def describe_value(name: str, value: Any) -> str:
         if value.device.type != "cpu":
             notes.append(str(value.device))
         return text + (" " + ", ".join(notes) if notes else "")
-    if isinstance(value, tuple) and value and all(isinstance(v, torch.Tensor) for v in value):
+    if isinstance(value, (tuple, list)) and value and all(isinstance(v, torch.Tensor) for v in value):
         return ", ".join(describe_value(f"{name}[{i}]", v) for i, v in enumerate(value))
     return f"{name}={value!r}"
 

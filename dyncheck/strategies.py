@@ -37,6 +37,7 @@ __all__ = [
     "padded_batches",
     "seeds",
     "sequence_lengths",
+    "sequence_lists",
     "tensors",
 ]
 
@@ -714,3 +715,56 @@ def _draw_padded_batches(draw: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.
     if not batch_first:
         padded = padded.transpose(0, 1).contiguous()
     return padded, lens
+
+
+def sequence_lists(
+    *,
+    feature_shape: Sequence[Dim] = (),
+    batch_size: Dim = "batch",
+    max_length: Dim = "time",
+    dtype: torch.dtype = torch.float32,
+    min_value: float | None = None,
+    max_value: float | None = None,
+) -> st.SearchStrategy[list[torch.Tensor]]:
+    """Variable-length sequences as a list of ``batch_size`` tensors, each
+    ``[length, *feature_shape]``: what ``pack_sequence`` and ``pad_sequence`` take.
+
+    Lengths are drawn as :func:`sequence_lengths` draws them (unsorted, length 1, all
+    equal, the longest equal to ``max_length``); each sequence is a tensor of its own.
+    Tensors, not padding: a model that takes such a list is checked sample by sample, the
+    list being its batch.
+    """
+    args = dict(locals())
+    _list_plan(**args)
+    strategy = _draw_sequence_lists(**_given(sequence_lists, args))
+    strategy._dyncheck_strategy = "sequence_lists"
+    return strategy
+
+
+def _list_plan(
+    *,
+    feature_shape: Sequence[Dim] = (),
+    batch_size: Dim = "batch",
+    max_length: Dim = "time",
+    dtype: torch.dtype = torch.float32,
+    min_value: float | None = None,
+    max_value: float | None = None,
+) -> tuple[st.SearchStrategy, st.SearchStrategy]:
+    if isinstance(feature_shape, (str, bytes)) or not isinstance(feature_shape, Sequence):
+        raise InvalidArgument(f"feature_shape={feature_shape!r} must be a sequence")
+    for i, dim in enumerate(feature_shape):
+        _check_dim(dim, argument=f"feature_shape[{i}]")
+    lengths = sequence_lengths(batch_size=batch_size, max_length=max_length)
+    values = tensors(
+        shape=(batch_size, max_length, *feature_shape), dtype=dtype, min_value=min_value, max_value=max_value
+    )
+    return lengths, values
+
+
+@_composite("sequence_lists")
+def _draw_sequence_lists(draw: Any, **kwargs: Any) -> list[torch.Tensor]:
+    lengths, values = _planned(_list_plan, kwargs)
+    with dim_scope():
+        lens = draw(lengths)
+        padded = draw(values)
+    return [padded[row, :length].clone() for row, length in enumerate(lens.tolist())]

@@ -63,6 +63,8 @@ Refactored twins, each declaring the model it must still agree with
   classifier whose widest convolution needs 4 tokens (inferred by calling it).
 * :mod:`reference_models.length_branch` -- ``LengthBranch``: a branch on the sequence's
   length, whose first layer in the source takes the input mean-pooled over time.
+* :mod:`reference_models.sequence_list` -- ``SequenceListClassifier``: an LSTM over a list
+  of variable-length sequences (``forward(self, seqs: list[torch.Tensor])``), packed.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -105,4 +107,5 @@ GOOD_TARGETS = (
     "reference_models.lenet:LeNet",
     "reference_models.text_cnn:TextCNN",
     "reference_models.length_branch:LengthBranch",
+    "reference_models.sequence_list:SequenceListClassifier",
 )

@@ -461,6 +461,34 @@ def test_a_reduction_is_followed_through_a_name_and_one_that_keeps_its_axis_is_n
     assert "reduced" not in kept.inferred_inputs["x"]
 
 
+def test_an_argument_annotated_as_a_list_of_tensors_is_a_list_of_sequences():
+    from reference_models.sequence_list import SequenceListClassifier
+
+    target = resolved(SequenceListClassifier)
+    same(target.spec.inputs["seqs"], dst.sequence_lists(feature_shape=(3,)))
+    assert target.inferred_inputs["seqs"] == (
+        "first consumed by lstm (LSTM(input_size=3, batch_first=False)); "
+        "annotated as a list of tensors: one sequence of its own length per sample"
+    )
+    assert_callable(target, max_examples=20)
+
+
+class StackedImages(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 2)
+
+    def forward(self, images: list[torch.Tensor]):
+        return self.fc(torch.stack(images))
+
+
+def test_a_list_of_tensors_a_layer_takes_as_one_batch_of_vectors_says_what_to_write():
+    with pytest.raises(TargetError) as excinfo:
+        resolved(StackedImages)
+    assert "annotated as a list of tensors; its consumer takes ['batch', 6], not sequences" in str(excinfo.value)
+    assert "hypothesis.strategies.lists(dyncheck.strategies.tensors(shape=...))" in str(excinfo.value)
+
+
 class TokenRouter(nn.Module):
     """A mixture-of-experts layer over a sequence of vectors: its gate (the first layer to
     consume x) says 16 features, its forward unpacks three axes."""

@@ -21,6 +21,8 @@ RECURRENT = {
     "reference_models.time_major_gru:GRUTagger",
     "reference_models.builtin_layers:bidirectional_lstm",
     "reference_models.builtin_layers:time_major_gru",
+    "reference_models.length_branch:LengthBranch",
+    "reference_models.sequence_list:SequenceListClassifier",
 }
 PADDED = {
     "reference_models.rnn:DynamicRNN",

@@ -257,6 +257,12 @@ def _length_branch() -> tuple[torch.nn.Module, tuple]:
     return LengthBranch(), (torch.randn(3, 5, 4),)
 
 
+def _sequence_list() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.sequence_list import SequenceListClassifier
+
+    return SequenceListClassifier(), ([torch.randn(n, 3) for n in (2, 5, 1)],)
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -287,6 +293,7 @@ BUILDERS = {
     "lenet": _lenet,
     "text_cnn": _text_cnn,
     "length_branch": _length_branch,
+    "sequence_list": _sequence_list,
 }
 
 
@@ -351,6 +358,24 @@ def test_length_branch_pools_short_sequences_and_runs_the_gru_on_longer_ones(len
         getattr(model, name).register_forward_hook(lambda *_, name=name: ran.append(name))
     assert model(torch.randn(2, length, 4)).shape == (2, 3)
     assert ran == (["short"] if branch == "short" else ["rnn"])
+
+
+# --- sequence_list -------------------------------------------------------------------
+
+
+def test_sequence_list_gives_each_sequence_its_output_alone() -> None:
+    from reference_models.buggy.padded_list import Model as Padded
+    from reference_models.sequence_list import SequenceListClassifier
+
+    torch.manual_seed(0)
+    seqs = [torch.randn(n, 3) for n in (2, 5, 1)]
+    model = SequenceListClassifier()
+    together = model(seqs)
+    alone = torch.cat([model([s]) for s in seqs])
+    torch.testing.assert_close(together, alone)
+    padded = Padded()
+    padded.load_state_dict(model.state_dict())
+    assert not torch.allclose(padded(seqs)[0], padded([seqs[0]])[0])  # the short one ran over padding
 
 
 # --- gated ---------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from dyncheck.strategies import (
     padded_batches,
     seeds,
     sequence_lengths,
+    sequence_lists,
     tensors,
 )
 
@@ -442,6 +443,35 @@ def test_padded_batches_share_named_dims_with_other_inputs(drawn: tuple) -> None
     assert padded.shape[0] == x.shape[0] == lengths.shape[0]
 
 
+# --------------------------------------------------------------------------- sequence_lists
+
+
+@given(data=st.data())
+def test_sequence_lists_are_one_tensor_a_sample_each_of_its_own_length(data: st.DataObject) -> None:
+    feature_shape = data.draw(st.sampled_from([(), (3,), (2, "features")]), label="feature_shape")
+    seqs, sizes = data.draw(with_dims(sequence_lists(feature_shape=feature_shape)))
+    assert isinstance(seqs, list) and len(seqs) == sizes["batch"]
+    features = sizes_of(feature_shape, sizes)
+    for seq in seqs:
+        assert 1 <= seq.shape[0] <= sizes["time"] and seq.shape[1:] == features
+        assert seq.dtype == torch.float32 and within(seq, -1e3, 1e3)
+    # each its own tensor: a model that writes into one leaves the others alone
+    assert len({seq.untyped_storage().data_ptr() for seq in seqs if seq.numel()}) == len([s for s in seqs if s.numel()])
+
+
+@given(sequence_lists(batch_size=3, max_length=5, dtype=torch.long, min_value=0, max_value=19))
+def test_sequence_lists_of_token_ids(seqs: list) -> None:
+    assert len(seqs) == 3
+    for seq in seqs:
+        assert seq.dtype == torch.long and seq.dim() == 1 and 1 <= len(seq) <= 5 and within(seq, 0, 19)
+
+
+def test_sequence_lists_of_different_lengths_and_all_equal_can_be_generated() -> None:
+    lists = sequence_lists(batch_size=3, max_length=6)
+    can_generate(lists, lambda seqs: len({len(s) for s in seqs}) == 3)
+    can_generate(lists, lambda seqs: len({len(s) for s in seqs}) == 1 and len(seqs[0]) > 1)
+
+
 # --------------------------------------------------------------------------- attention_masks
 
 
@@ -680,6 +710,9 @@ BAD_CALLS = {
     "padded_batches(feature_shape=(-3,))": "Cannot have feature_shape[0]=-3 < 0",
     "padded_batches(max_length=0)": "Cannot have max_length=0 < min_length=1",
     "padded_batches(dtype=torch.bool, min_value=0)": "Cannot have min_value=0 with dtype=torch.bool",
+    "sequence_lists(feature_shape=3)": "feature_shape=3 must be a sequence",
+    "sequence_lists(feature_shape=(-3,))": "Cannot have feature_shape[0]=-3 < 0",
+    "sequence_lists(max_length=0)": "Cannot have max_length=0 < min_length=1",
     # attention_masks
     'attention_masks(padding_side="top")': "padding_side='top' must be 'right' or 'left'",
     "attention_masks(dtype=torch.complex64)": (
@@ -730,6 +763,8 @@ def test_a_bad_device_names_it() -> None:
         "sequence_lengths(max_length=5)",
         "padded_batches()",
         "padded_batches(batch_first=False)",
+        "sequence_lists()",
+        "sequence_lists(feature_shape=(3,))",
         "attention_masks()",
         "attention_masks(padding_side='left')",
         "dims(batch=(1, 8))",

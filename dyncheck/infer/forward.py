@@ -181,6 +181,8 @@ def infer_input(
             if restored is not None:
                 shape = restored
                 why += f"; it reaches {expression} reduced over axis {flow.reduced[expression]}"
+            if _tensor_list(annotation):
+                return _sequence_list(found.make(shape), shape, why, name, qualname)
             if not found.tokens:
                 # token ids by name, read through code the flow cannot follow (a weight
                 # indexed by them): the model's vocabulary says more than the next layer
@@ -193,7 +195,7 @@ def infer_input(
         return tokens
     if annotation is inspect.Parameter.empty and _FORWARD_COUNT_NAME.search(name):
         return _count(f"a count, by its name{where and ';' + where}", thresholds)
-    hint = "tensors(shape=(\"batch\", 16))"
+    hint = "sequence_lists(feature_shape=(16,))" if _tensor_list(annotation) else "tensors(shape=(\"batch\", 16))"
     reason = (
         "no layer in forward consumes it"
         if not consumers
@@ -203,6 +205,36 @@ def infer_input(
         f"cannot infer forward argument {name!r} of {qualname} ({reason}); "
         f"write dyncheck.Spec({qualname}, inputs={{{name!r}: "
         f"dyncheck.strategies.{hint}}})"
+    )
+
+
+def _tensor_list(annotation: Any) -> bool:
+    """Whether ``annotation`` says a list of tensors (``list[Tensor]``, ``List[Tensor]``,
+    ``Sequence[Tensor]``): variable-length sequences for ``pack_sequence``/``pad_sequence``."""
+    import collections.abc
+
+    import torch
+
+    origin = typing.get_origin(annotation)
+    return origin in (list, collections.abc.Sequence) and typing.get_args(annotation) == (torch.Tensor,)
+
+
+def _sequence_list(strategy: Any, shape: Any, why: str, name: str, qualname: str) -> Inferred:
+    """An argument annotated as a list of tensors whose consumer takes ``shape`` (the
+    sequences padded or packed): a list of ``"batch"`` sequences of their own lengths."""
+    from dyncheck.examples import strategy_arguments
+
+    features = [d for d in shape if d not in ("batch", "time")]
+    if "batch" not in shape or "time" not in shape or [d for d in shape if d != "batch"][0] != "time":
+        raise Uninferable(
+            f"cannot infer forward argument {name!r} of {qualname} (annotated as a list of tensors; "
+            f"its consumer takes {list(shape)}, not sequences); write dyncheck.Spec({qualname}, "
+            f"inputs={{{name!r}: hypothesis.strategies.lists(dyncheck.strategies.tensors(shape=...))}})"
+        )
+    kwargs = {k: v for k, v in strategy_arguments(strategy).items() if k in ("dtype", "min_value", "max_value")}
+    return Inferred(
+        dst.sequence_lists(feature_shape=tuple(features), **kwargs),
+        f"{why}; annotated as a list of tensors: one sequence of its own length per sample",
     )
 
 

@@ -9,8 +9,8 @@ samples. A model coupled across the batch by design says so with
 
 The batch axis of an argument is the one its strategy names ``"batch"``
 (``tensors(shape=("time", "batch", 8))``), else its first axis (of the first two) whose size
-is the example's ``"batch"`` size; arguments that have none, like a control value, are
-shared. The batch axis of an output is the one of the batch's size where the output of a
+is the example's ``"batch"`` size; a list drawn by ``sequence_lists`` is itself the batch,
+one sequence a sample; arguments that have none, like a control value, are shared. The batch axis of an output is the one of the batch's size where the output of a
 sample alone has size 1 and every other axis agrees (a time-major output whose time equals
 the batch size is read right), else likewise its first axis of the batch's size.
 
@@ -38,7 +38,7 @@ from torch import nn
 from dyncheck.agreement import ROUNDING_FACTOR, close
 from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
 from dyncheck.errors import InvariantViolation, ModelError
-from dyncheck.examples import Example, strategy_arguments
+from dyncheck.examples import Example, strategy_arguments, strategy_kind
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.seeding import seeded
 from dyncheck.tracing import floating_leaves, missing_output
@@ -56,7 +56,11 @@ def _batch_axis(value: Any, size: int) -> int | None:
 
 
 def _named_batch_axis(strategy: Any, value: Any, size: int) -> int | None:
-    """The axis a strategy's named shape calls "batch", else the first of the batch's size."""
+    """The axis a strategy's named shape calls "batch", else the first of the batch's size;
+    0 for a list of sequences (:func:`~dyncheck.strategies.sequence_lists`): the list is
+    the batch."""
+    if strategy_kind(strategy) == "sequence_lists" and isinstance(value, list) and len(value) == size:
+        return 0
     shape = strategy_arguments(strategy).get("shape")
     if isinstance(value, torch.Tensor) and isinstance(shape, (tuple, list)) and len(shape) == value.dim():
         if "batch" in shape:
@@ -162,7 +166,11 @@ _NO_OUTPUT_AXIS = (
 
 
 def _take(value: Any, axis: int | None, index: torch.Tensor) -> Any:
-    return value if axis is None else value.index_select(axis, index)
+    if axis is None:
+        return value
+    if isinstance(value, list):  # a list of sequences: its members are the samples
+        return [value[i].clone() for i in index.tolist()]
+    return value.index_select(axis, index)
 
 
 def _rows(args: dict[str, Any], axes: dict[str, int | None], index: torch.Tensor) -> dict[str, Any]:

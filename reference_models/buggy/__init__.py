@@ -78,6 +78,8 @@ so that dyncheck's zero-configuration inference can check it.
   and ``h_n`` is taken after the last padded step (padding_invariance).
 * :mod:`~reference_models.buggy.mean_over_padding` -- mean pooling over the padded steps
   (padding_invariance).
+* :mod:`~reference_models.buggy.padded_list` -- a list of sequences padded with
+  ``pad_sequence`` and run through an LSTM unpacked (batch_invariance).
 * :mod:`~reference_models.buggy.unmasked_mean_pool` -- a Hugging Face-style classifier that
   takes ``attention_mask`` and mean-pools over every token, padding included
   (padding_invariance).
@@ -162,4 +164,5 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.refactor_threshold:Model": ("refactor_agreement",),
     "reference_models.buggy.refactor_path_math:Model": ("refactor_agreement",),
     "reference_models.buggy.refactor_mismapped:Model": ("refactor_agreement",),
+    "reference_models.buggy.padded_list:Model": ("batch_invariance",),
 }
