@@ -298,3 +298,54 @@ def test_one_mode_alone_would_miss_the_early_exit():
     with source:
         model.eval()(x)
     assert source.untaken() == []
+
+
+OPTIONAL_MASK = """
+import torch
+from torch import nn
+
+
+class MaskedMean(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x, mask=None):
+        h = torch.tanh(self.proj(x))
+        if mask is None:
+            return h.mean(1)
+        m = mask.unsqueeze(-1).float()
+        return (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+"""
+
+
+def test_a_branch_on_an_argument_left_at_its_default_names_it_and_the_spec_line(dyncheck_run, pytester):
+    pytester.makepyfile(masked=OPTIONAL_MASK)
+    run = dyncheck_run("--dyncheck", "masked:MaskedMean", COV, "--dyncheck-seed=1")
+    assert run.outcomes() == {"dyncheck::masked:MaskedMean::coverage": "PASSED"}
+    summary = run.text.split("dyncheck summary")[1]
+    assert re.search(
+        r"    untaken source branch: \S*masked\.py:\d+  if mask is None:  → never went on to line \d+: "
+        r"m = mask\.unsqueeze\(-1\)\.float\(\); mask is left at its default None: give it values with "
+        r"Spec\(inputs=\{'mask': \.\.\.\}\)\n",
+        summary,
+    ), summary
+
+
+def test_a_branch_on_an_argument_the_spec_draws_is_not_said_to_be_left_at_its_default(dyncheck_run, pytester):
+    pytester.makepyfile(masked=OPTIONAL_MASK, masked_spec="""
+import dyncheck
+from dyncheck.strategies import tensors
+from masked import MaskedMean
+
+spec = dyncheck.Spec(
+    MaskedMean,
+    inputs={"x": tensors(shape=("batch", "time", 8)), "mask": tensors(shape=("batch", "time"), max_value=1)},
+)
+""")
+    run = dyncheck_run("--dyncheck", "masked_spec:spec", COV, "--dyncheck-seed=1")
+    assert run.outcomes() == {"dyncheck::masked_spec:spec::coverage": "PASSED"}
+    summary = run.text.split("dyncheck summary")[1]
+    # Now the other way is the one no example took, and mask is not said to be left alone.
+    assert re.search(r"if mask is None:  → never went on to line \d+: return h\.mean\(1\)\n", summary), summary
+    assert "left at its default" not in summary

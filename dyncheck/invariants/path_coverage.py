@@ -16,8 +16,10 @@ from __future__ import annotations
 import inspect
 import linecache
 import os
+import re
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,10 +176,14 @@ class _SourceBranches:
         if self.coverage is not None:
             self.coverage.stop()
 
-    def untaken(self) -> list[str]:
-        """``file:line  source  → never went on to line N`` for each untaken branch."""
+    def untaken(self, left: Mapping[str, Any] | None = None, forward: _Function | None = None) -> list[str]:
+        """``file:line  source  → never went on to line N`` for each untaken branch. A
+        branch of the model's own ``forward`` whose condition reads an argument no example
+        gave (``left``: name -> the default it kept, as in ``if mask is None:``) says so,
+        with the Spec line that gives it values."""
         if self.coverage is None:
             return []
+        left = left or {}
         found = []
         for filename in sorted({f.filename for f in self.functions}):
             try:
@@ -195,14 +201,41 @@ class _SourceBranches:
                 if not any(f.holds(filename, line) and line in f.branches for f in functions):
                     continue
                 code = linecache.getline(filename, line).strip()
+                kept = ""
+                if forward is not None and forward.holds(filename, line):
+                    names = [n for n in left if re.search(rf"\b{re.escape(n)}\b", code)]
+                    if names:
+                        kept = "; " + "; ".join(
+                            f"{n} is left at its default {left[n]!r}: give it values with "
+                            f"Spec(inputs={{{n!r}: ...}})"
+                            for n in names
+                        )
                 for destination in missing[line]:
                     where = (
                         "never returned from here"
                         if destination < 0
                         else f"never went on to line {destination}: {linecache.getline(filename, destination).strip()}"
                     )
-                    found.append(f"{shown}:{line}  {code}  → {where}")
+                    found.append(f"{shown}:{line}  {code}  → {where}{kept}")
         return found
+
+
+def _left_at_default(model: nn.Module, context: Context) -> tuple[dict[str, Any], _Function | None]:
+    """The model's forward arguments no example gave (name -> default), and where its
+    forward's source lies."""
+    function = inspect.unwrap(type(model).forward)
+    try:
+        parameters = inspect.signature(function).parameters
+        lines, first = inspect.getsourcelines(function)
+        filename = os.path.abspath(inspect.getsourcefile(function) or "")
+    except (OSError, TypeError, ValueError):
+        return {}, None
+    given = context.target.spec.inputs
+    left = {
+        name: p.default for name, p in parameters.items()
+        if p.default is not inspect.Parameter.empty and name not in given
+    }
+    return left, _Function(filename, first, first + len(lines) - 1, frozenset(), True)
 
 
 def _searched(count: int) -> str:
@@ -370,7 +403,7 @@ class Coverage(Invariant):
         for leaf_path, entry in entries.items():
             entry["path"] = described[leaf_path]
         paths = sorted(entries.values(), key=lambda entry: (-entry["count"], entry["path"]))
-        source = context.memo["source"].untaken() if "source" in context.memo else []
+        source = context.memo["source"].untaken(*_left_at_default(model, context)) if "source" in context.memo else []
         dead_rows = [
             {
                 "module": module_name,
