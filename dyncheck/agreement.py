@@ -32,7 +32,7 @@ from dyncheck.errors import InvalidArgument, ModelError
 from dyncheck.examples import Example
 from dyncheck.paths import Layout, PathSet
 from dyncheck.seeding import seeded
-from dyncheck.tracing import check_loss, floating_leaves, loss_of, missing_output, record_modules
+from dyncheck.tracing import check_loss, densify_grads, floating_leaves, loss_of, missing_output, record_modules
 
 __all__ = [
     "Config",
@@ -176,6 +176,7 @@ def run_config(
             if loss is not None and loss.requires_grad:
                 stage = "backward"
                 loss.backward()
+                densify_grads(model)
     except Exception as exc:
         raise ModelError(f"{stage} on {config.name}", exc) from exc
     outputs = [(name, t.detach()) for name, t in floating_leaves(output) if t.is_floating_point()]

@@ -21,7 +21,10 @@ from torch import nn
 from dyncheck.errors import InvalidArgument
 from dyncheck.paths import Layout, describe
 
-__all__ = ["Trace", "default_loss", "flat_items", "floating_leaves", "leaves", "missing_output", "project", "projection", "trace"]
+__all__ = [
+    "Trace", "default_loss", "dense", "densify_grads", "flat_items", "floating_leaves", "leaves", "missing_output", "project", "projection",
+    "trace",
+]
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,20 @@ class Trace:
 
     def describe_path(self, model: nn.Module | None = None) -> str:
         return describe_path(self.modules, model)
+
+
+def dense(grads: Sequence[torch.Tensor | None]) -> list[torch.Tensor | None]:
+    """Gradients as dense tensors: ``nn.Embedding(sparse=True)`` gives its weight a sparse
+    one, which most tensor operations (comparisons, ``isfinite``) do not take."""
+    return [g.to_dense() if g is not None and g.is_sparse else g for g in grads]
+
+
+def densify_grads(model: nn.Module) -> None:
+    """Each parameter's sparse ``.grad`` made dense, in place on ``model`` (dyncheck's own
+    copy): the checks read and compare gradients, and their optimizers step on them."""
+    for parameter in model.parameters():
+        if parameter.grad is not None and parameter.grad.is_sparse:
+            parameter.grad = parameter.grad.to_dense()
 
 
 def describe_path(modules: tuple[str, ...], model: nn.Module | None = None) -> str:
@@ -302,4 +319,5 @@ def trace(
     value = check_loss((loss or default_loss)(output))
     if backward and value is not None and value.requires_grad:
         value.backward()
+        densify_grads(model)
     return Trace(output=output, modules=tuple(calls), loss=value, model=model)

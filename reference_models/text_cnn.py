@@ -6,6 +6,10 @@ takes token ids of any length, while the widest convolution needs at least 4 of 
 Resolution calls the model on the shortest sequence of the default range, sees it raise,
 and draws lengths from the shortest that runs (see ``dyncheck.target._probe_sizes``)
 instead of examples every check would report as the model's crash.
+
+Its embedding keeps sparse gradients (``sparse=True``, as large-vocabulary text models do):
+the checks compare and step on gradients, and read a sparse one as the dense tensor it
+stands for.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ __all__ = ["TextCNN"]
 class TextCNN(nn.Module):
     def __init__(self, vocab_size=40, embed_dim=8, channels=4, classes=3):
         super().__init__()
-        self.embed = nn.Embedding(vocab_size, embed_dim)
+        self.embed = nn.Embedding(vocab_size, embed_dim, sparse=True)
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, channels, width) for width in (2, 3, 4))
         self.fc = nn.Linear(3 * channels, classes)
 

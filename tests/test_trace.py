@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import dyncheck
-from dyncheck.tracing import Trace, default_loss, floating_leaves, leaves, projection, trace
+from dyncheck.tracing import Trace, default_loss, dense, densify_grads, floating_leaves, leaves, projection, trace
 from reference_models.gated import DynamicNet as GatedNet
 from reference_models.random_depth import DynamicNet as RandomDepthNet
 from reference_models.shared import SharedNet
@@ -407,3 +407,28 @@ def test_objects_equal_only_to_themselves_are_compared_by_contents():
     assert list(dict(leaves(empty))) == ["output.keys", "output.values", "output.device"]
     assert [name for name, _ in leaves(_Point(3))] == ["output"]
     assert [name for name, _ in leaves(torch.device("cpu"))] == ["output"]
+
+
+def test_sparse_gradients_are_read_as_the_dense_tensors_they_stand_for():
+    # nn.Embedding(sparse=True) leaves a sparse .grad, which comparisons and isfinite do
+    # not take: every check that read gradients crashed inside dyncheck on such a model.
+    model = nn.Embedding(5, 3, sparse=True)
+    model(torch.tensor([1, 1, 4])).sum().backward()
+    assert model.weight.grad.is_sparse
+    densify_grads(model)
+    grad = model.weight.grad
+    assert not grad.is_sparse
+    assert grad[1].tolist() == [2.0, 2.0, 2.0] and grad[4].tolist() == [1.0, 1.0, 1.0] and not grad[0].any()
+    sparse = torch.sparse_coo_tensor([[0]], [[1.0, 2.0]], (2, 2), check_invariants=True)
+    assert [g.tolist() if g is not None else None for g in dense([sparse, None])] == [[[1.0, 2.0], [0.0, 0.0]], None]
+
+
+def test_every_check_reads_a_sparse_embedding_gradient(dyncheck_run):
+    target = "reference_models.text_cnn:TextCNN"
+    run = dyncheck_run(
+        "--dyncheck", target, "--dyncheck-seed=1", "--dyncheck-max-examples=5",
+        "--dyncheck-invariants=finite,grad_isolation,tied_weights,dtype_agreement",
+    )
+    assert run.outcomes() == {
+        f"dyncheck::{target}::{name}": "PASSED" for name in ("finite", "grad_isolation", "tied_weights", "dtype_agreement")
+    }, run.text

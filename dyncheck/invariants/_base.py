@@ -21,6 +21,7 @@ from dyncheck.target import Target
 from dyncheck.tracing import (
     Trace,
     check_loss,
+    densify_grads,
     loss_of,
     record_modules,
 )
@@ -198,6 +199,7 @@ class Context:
                 if backward and loss is not None and loss.requires_grad:
                     stage = "backward"
                     loss.backward()
+                    densify_grads(model)
         except Exception as exc:
             raise ModelError(stage, exc, hints=tuple(diagnose(model))) from exc
         path = tuple(calls)

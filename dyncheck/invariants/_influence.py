@@ -20,7 +20,7 @@ from dyncheck.agreement import _move, default_dtype
 from dyncheck.errors import ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context
-from dyncheck.tracing import Trace, default_loss, floating_leaves
+from dyncheck.tracing import Trace, default_loss, dense, floating_leaves
 
 __all__ = ["influences", "moving_changes_output", "unused_modules", "zero_parameter_gradients"]
 
@@ -422,7 +422,7 @@ def zero_parameter_gradients(context: Context, model: nn.Module, example: Exampl
             continue
         loss = default_loss(output, seed=run.seed)
         try:
-            grads = torch.autograd.grad(loss, parameters, allow_unused=True)
+            grads = dense(torch.autograd.grad(loss, parameters, allow_unused=True))
         except RuntimeError:
             continue  # backward raised (an in-place op on this path): no evidence either way
         for name, grad in zip(names, grads):

@@ -64,7 +64,7 @@ from dyncheck.examples import Example, strategy_arguments, strategy_kind
 from dyncheck.infer import _LENGTHS_NAME
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.target import Target
-from dyncheck.tracing import floating_leaves, missing_output, project, projection
+from dyncheck.tracing import dense, floating_leaves, missing_output, project, projection
 
 __all__ = ["EXTRA_STEPS", "PaddingInvariance", "gradient_tolerances", "lengths_argument"]
 
@@ -504,7 +504,7 @@ class PaddingInvariance(Invariant):
             ]
             if not parts:
                 return None
-            grads = torch.autograd.grad(torch.stack(parts).sum(), [p for _, p in named], allow_unused=True)
+            grads = dense(torch.autograd.grad(torch.stack(parts).sum(), [p for _, p in named], allow_unused=True))
             return [torch.zeros_like(p) if g is None else g for (_, p), g in zip(named, grads)]
 
         rows = [r for r in range(len(lengths)) if lengths[r] > 0]
