@@ -86,7 +86,6 @@ class InvariantItem(pytest.Item):
         from hypothesis import settings as hsettings
         from hypothesis.control import currently_in_test_context
 
-        from dyncheck.errors import InvariantViolation, ModelError
         from dyncheck.examples import from_target
         from dyncheck.invariants import Context
         from dyncheck.paths import describe
@@ -135,8 +134,10 @@ class InvariantItem(pytest.Item):
                     invariant.check(context, example)
             except BaseException as exc:
                 budget.spent(failed=True)
-                if isinstance(exc, (InvariantViolation, ModelError)):
+                try:
                     exc.example = example  # type: ignore[attr-defined]
+                except AttributeError:  # an exception type that takes no attributes
+                    pass
                 raise
             budget.spent()
             if not currently_in_test_context():  # a recorded example, replayed

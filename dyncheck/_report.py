@@ -55,9 +55,27 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
             f"{_first_sentence(exc)}\nCheck that Spec(dims=..., inputs=...) can be satisfied "
             "together (e.g. lengths need a 'time' of at least 1); --dyncheck-explain shows the spec in use."
         )
-    if not isinstance(exc, (InvariantViolation, ModelError)):
-        return None
     settings = item.config.stash[SETTINGS_KEY]
+    if not isinstance(exc, (InvariantViolation, ModelError)):
+        if not isinstance(exc, Exception) or not _raised_in_dyncheck(exc):
+            return None
+        # A bug of dyncheck's own: said so, with its traceback, not pytest's and Hypothesis's.
+        lines = [
+            f"{item.invariant.name}: dyncheck itself raised {type(exc).__name__} while checking "
+            f"{item.target.text} (an error in dyncheck, not a finding about the model)",
+            "",
+            f"  {_first_line(exc)}",
+        ]
+        example = getattr(exc, "example", None)
+        if example is not None:
+            lines.append(f"  example:  {example.describe()}")
+        lines.append("")
+        lines.append("dyncheck's traceback:")
+        lines.extend("  " + line for line in _dyncheck_traceback(exc).splitlines())
+        lines.append("")
+        lines.append("Please report it with this command, which repeats it:")
+        lines.append(f"Reproduce: {settings.reproduce(item.target.text, item.invariant.name)}")
+        return "\n".join(lines)
     example = getattr(exc, "example", None)
     lines: list[str] = []
     if isinstance(exc, InvariantViolation):
@@ -110,6 +128,8 @@ def headline(exc: BaseException) -> str | None:
         return exc.headline
     if isinstance(exc, ModelError):
         return f"the model raised {type(exc.original).__name__} in {exc.stage}: {_first_line(exc.original)}"
+    if isinstance(exc, Exception) and _raised_in_dyncheck(exc):
+        return f"dyncheck itself raised {type(exc).__name__} (an error in dyncheck): {_first_line(exc)}"
     return None
 
 
@@ -122,6 +142,20 @@ def _first_sentence(exc: BaseException) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _raised_in_dyncheck(exc: BaseException) -> bool:
+    """Whether dyncheck's own code is on ``exc``'s traceback (not only pytest's or Hypothesis's)."""
+    return any(f.filename.startswith(_PACKAGE_DIR) for f in traceback.extract_tb(exc.__traceback__))
+
+
+def _dyncheck_traceback(exc: BaseException) -> str:
+    """The traceback from the check's own code on (dyncheck's frames and what they called)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    first = next((i for i, f in enumerate(frames) if f.filename.startswith(_PACKAGE_DIR)
+                  and not f.filename.endswith(("_items.py", "_report.py"))), 0)
+    text = "".join(traceback.format_list(frames[first:]))
+    return text + "".join(traceback.format_exception_only(type(exc), exc))
 
 
 def _model_traceback(exc: BaseException) -> str:

@@ -146,3 +146,29 @@ def test_explain_imports_the_class_of_an_inferred_dataclass_config(dyncheck_run,
     namespace: dict = {}
     exec(compile(code, "<explain>", "exec"), namespace)
     assert namespace["spec"].init["config"].hidden_size == 16
+
+
+def test_an_error_inside_dyncheck_is_said_to_be_dyncheck_s_with_its_own_traceback(dyncheck_run, monkeypatch):
+    # Not a finding about the model: the report says whose error it is, shows dyncheck's
+    # frames (not pytest's and Hypothesis's) and the command that repeats it.
+    import dyncheck.invariants.finite as finite
+
+    def broken(tensor):
+        raise ZeroDivisionError("a stand-in for a bug in dyncheck")
+
+    monkeypatch.setattr(finite, "non_finite", broken)
+    target = "reference_models.gated:DynamicNet"
+    run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=finite", "--dyncheck-seed=1")
+    assert run.outcomes() == {f"dyncheck::{target}::finite": "FAILED"}
+    lines = run.failure("::finite").strip().splitlines()
+    assert lines[0] == (
+        f"finite: dyncheck itself raised ZeroDivisionError while checking {target} "
+        "(an error in dyncheck, not a finding about the model)"
+    )
+    assert lines[2] == "  a stand-in for a bug in dyncheck"
+    assert lines[3].startswith("  example:  x float32[")
+    assert lines[5] == "dyncheck's traceback:"
+    assert "dyncheck/invariants/finite.py" in lines[6] and "_pytest" not in "\n".join(lines)
+    assert lines[-1] == f"Reproduce: pytest --dyncheck {target} --dyncheck-only --dyncheck-seed=1 -k finite"
+    summary = run.text.split("dyncheck summary")[1]
+    assert "dyncheck itself raised ZeroDivisionError (an error in dyncheck): a stand-in for a bug in dyncheck" in summary
