@@ -65,6 +65,8 @@ Refactored twins, each declaring the model it must still agree with
   length, whose first layer in the source takes the input mean-pooled over time.
 * :mod:`reference_models.sequence_list` -- ``SequenceListClassifier``: an LSTM over a list
   of variable-length sequences (``forward(self, seqs: list[torch.Tensor])``), packed.
+* :mod:`reference_models.ssm_cache` -- ``TinySSM``: a Mamba-style state-space model whose
+  layers share a formula initialisation and whose output holds a cache for the next call.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -108,4 +110,5 @@ GOOD_TARGETS = (
     "reference_models.text_cnn:TextCNN",
     "reference_models.length_branch:LengthBranch",
     "reference_models.sequence_list:SequenceListClassifier",
+    "reference_models.ssm_cache:TinySSM",
 )

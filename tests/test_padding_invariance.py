@@ -486,3 +486,21 @@ def test_the_mask_is_the_one_attention_masks_drew():
     }))
     assert mask_argument(inverted) is None
     assert PaddingInvariance().applies_to(inverted).startswith("forward takes no lengths argument")
+
+
+@pytest.mark.parametrize(
+    ("leaf", "cache"),
+    [
+        ("output.cache_params.conv_states[0]", True),
+        ("output.past_key_values[0][1]", True),
+        ("output.cache.layers[0].keys", True),
+        ("output.encoder_cache.x", True),
+        ("output.last_hidden_state", False),
+        ("output.cached_logits", False),
+        ("output[0]", False),
+    ],
+)
+def test_only_a_cache_for_the_next_call_is_left_out(leaf, cache):
+    from dyncheck.invariants.padding_invariance import _CACHE
+
+    assert bool(_CACHE.search(leaf)) is cache

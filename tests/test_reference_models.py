@@ -31,6 +31,7 @@ PADDED = {
     # an inferred attention_mask says where the padding is
     "reference_models.hf_style:TinyCausalLM",
     "reference_models.hf_style:CROSS_ATTENTION_SPEC",
+    "reference_models.ssm_cache:TinySSM",
 }
 
 

@@ -208,6 +208,17 @@ class _Logits(torch.nn.Module):
         return self.model(input_ids, attention_mask=attention_mask).logits
 
 
+class _Hidden(torch.nn.Module):
+    """A model's last_hidden_state, for the shared forward/backward test."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids, attention_mask=attention_mask).last_hidden_state
+
+
 def _hf_style() -> tuple[torch.nn.Module, tuple]:
     from reference_models.hf_style import TinyCausalLM, TinyLMConfig
 
@@ -263,6 +274,12 @@ def _sequence_list() -> tuple[torch.nn.Module, tuple]:
     return SequenceListClassifier(), ([torch.randn(n, 3) for n in (2, 5, 1)],)
 
 
+def _ssm_cache() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.ssm_cache import TinySSM
+
+    return _Hidden(TinySSM()), (torch.randint(0, 40, (3, 5)), torch.tensor([[1] * 5, [1, 1, 0, 0, 0], [1, 1, 1, 0, 0]]))
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -294,6 +311,7 @@ BUILDERS = {
     "text_cnn": _text_cnn,
     "length_branch": _length_branch,
     "sequence_list": _sequence_list,
+    "ssm_cache": _ssm_cache,
 }
 
 
@@ -376,6 +394,22 @@ def test_sequence_list_gives_each_sequence_its_output_alone() -> None:
     padded = Padded()
     padded.load_state_dict(model.state_dict())
     assert not torch.allclose(padded(seqs)[0], padded([seqs[0]])[0])  # the short one ran over padding
+
+
+# --- ssm_cache -----------------------------------------------------------------------
+
+
+def test_ssm_cache_layers_start_alike_and_its_cache_holds_the_padding() -> None:
+    from reference_models.ssm_cache import TinySSM
+
+    torch.manual_seed(0)
+    model = TinySSM()
+    assert torch.equal(model.layers[0].A_log, model.layers[1].A_log)
+    assert model.layers[0].A_log is not model.layers[1].A_log
+    ids, mask = torch.randint(0, 40, (2, 5)), torch.tensor([[1] * 5, [1, 1, 0, 0, 0]])
+    batch, alone = model(ids, mask), model(ids[1:, :2], mask[1:, :2])
+    torch.testing.assert_close(batch.last_hidden_state[1:, :2], alone.last_hidden_state)
+    assert not torch.equal(batch.cache_params.conv_states[0][1:], alone.cache_params.conv_states[0])
 
 
 # --- gated ---------------------------------------------------------------------------

@@ -459,3 +459,21 @@ def test_a_model_whose_copies_are_its_own_is_still_copied():
     found = len(calls)
     Context(target).fresh_model()
     assert len(calls) == found + 1  # the prototype; the fresh model is its copy
+
+
+def test_parameters_alike_by_a_formula_are_not_a_copied_tie():
+    # Mamba's A_log: log(1..n) repeated for every channel, the same in every layer. Values
+    # that repeat are a formula; a copied random initialisation has them all distinct.
+    import torch
+
+    from dyncheck.invariants.tied_weights import _lookalikes, _structured
+
+    formula = torch.log(torch.arange(1, 5, dtype=torch.float32)).repeat(8, 1)
+    assert _structured(formula)
+    assert not _structured(torch.randn(8, 4))
+    model = torch.nn.Module()
+    model.a, model.b = torch.nn.Parameter(formula.clone()), torch.nn.Parameter(formula.clone())
+    assert _lookalikes(model) == []
+    copied = torch.randn(8, 4)
+    model.a, model.b = torch.nn.Parameter(copied.clone()), torch.nn.Parameter(copied.clone())
+    assert len(_lookalikes(model)) == 1 and "hold identical values" in _lookalikes(model)[0]

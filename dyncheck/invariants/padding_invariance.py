@@ -51,6 +51,7 @@ the next shows too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -67,6 +68,12 @@ from dyncheck.target import Target
 from dyncheck.tracing import dense, floating_leaves, missing_output, project, projection
 
 __all__ = ["EXTRA_STEPS", "PaddingInvariance", "gradient_tolerances", "lengths_argument"]
+
+#: An output leaf inside a cache the model hands back for its next call (``past_key_values``,
+#: ``cache_params``, a Hugging Face ``cache``): state for continuing the sequence, not this
+#: call's result. A recurrent cache holds the steps the call saw last, padding included
+#: (Mamba's ``conv_states``), which a right-padded batch is never continued from.
+_CACHE = re.compile(r"\.(past_key_values|cache_params|\w*cache)(?=[.\[]|$)", re.IGNORECASE)
 
 #: Padding steps appended to the time axis for rule 2.
 EXTRA_STEPS = 2
@@ -331,6 +338,8 @@ class PaddingInvariance(Invariant):
         # leaf -> (batch axis, time axes) for the leaves compared row by row
         compared: dict[str, tuple[int, list[int]]] = {}
         for leaf, value in whole.items():
+            if _CACHE.search(leaf):
+                continue  # state for the next call, not this call's result
             batch_axis = _batch_axis(
                 value, batch, [a[leaf] for a in alone.values() if leaf in a],
                 None if extended is None else extended.get(leaf),

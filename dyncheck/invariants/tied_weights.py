@@ -126,6 +126,14 @@ def _replicas(model: nn.Module, name_a: str, name_b: str) -> bool:
     return False
 
 
+def _structured(values: torch.Tensor) -> bool:
+    """Whether ``values`` repeat (at most half of them distinct): an initialisation built
+    from a formula, such as ``log(arange(1, n + 1))`` repeated for every channel (Mamba's
+    ``A_log``), which every layer gets alike. A random initialisation, the kind a copied tie
+    copies, has nearly all its values distinct."""
+    return torch.unique(values).numel() * 2 <= values.numel()
+
+
 def _lookalikes(model: nn.Module) -> list[str]:
     """Distinct trainable Parameters that look like a broken tie."""
     named: dict[int, tuple[str, nn.Parameter]] = {}
@@ -153,6 +161,8 @@ def _lookalikes(model: nn.Module) -> list[str]:
                 if data_a.min() == data_a.max():
                     continue  # constant initialisations (zeros, ones) are equal by design
                 if a.shape == b.shape and torch.equal(data_a, data_b):
+                    if _structured(data_a):
+                        continue  # an initialisation equal in every layer by design (Mamba's A_log)
                     if _replicas(model, name_a, name_b):
                         continue  # layers copied whole (copy.deepcopy, nn.TransformerEncoder): meant to train apart
                     found.append(
