@@ -489,6 +489,41 @@ def test_a_list_of_tensors_a_layer_takes_as_one_batch_of_vectors_says_what_to_wr
     assert "hypothesis.strategies.lists(dyncheck.strategies.tensors(shape=...))" in str(excinfo.value)
 
 
+class Paired(nn.Module):
+    """Two inputs side by side into one Linear, as a pair classifier or a critic over
+    (state, action) takes them."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(10, 3)
+
+    def forward(self, x, y):
+        return self.fc(torch.cat([x, y], dim=-1))
+
+
+class UnevenPair(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(9, 3)
+
+    def forward(self, x, y):
+        return self.fc(torch.cat((x, y), 1))
+
+
+def test_arguments_concatenated_into_one_layer_share_its_features():
+    target = resolved(Paired)
+    for name, other in (("x", "y"), ("y", "x")):
+        same(target.spec.inputs[name], dst.tensors(shape=("batch", 5)))
+        assert target.inferred_inputs[name] == (
+            f"first consumed by fc (Linear(in_features=10)); concatenated with {other} along the last axis: "
+            "an even share, 5 of 10 features (give other sizes with Spec(inputs=...))"
+        )
+    assert_callable(target)
+    # 9 features do not split evenly: no share is guessed (a spec says the sizes)
+    uneven = resolved(UnevenPair)
+    assert "share" not in uneven.inferred_inputs["x"]
+
+
 class TokenRouter(nn.Module):
     """A mixture-of-experts layer over a sequence of vectors: its gate (the first layer to
     consume x) says 16 features, its forward unpacks three axes."""

@@ -63,7 +63,7 @@ class _Flow(ast.NodeVisitor):
         if parent is not None:
             # One result for the whole flow: a helper's consumers are the caller's.
             self.consumers, self.entries, self.transposed = parent.consumers, parent.entries, parent.transposed
-            self.reduced = parent.reduced
+            self.reduced, self.concatenated = parent.reduced, parent.concatenated
             self.packs, self.scopes, self.seen = parent.packs, parent.scopes, parent.seen
             self.reductions: dict[str, int] = {}
             return
@@ -75,6 +75,9 @@ class _Flow(ast.NodeVisitor):
         # consumer -> the axis of the argument reduced away in what it receives
         # (``self.fc(x.mean(1))``, or ``h = x.mean(1)`` first): it takes one axis fewer.
         self.reduced: dict[str, int] = {}
+        # consumer -> (the names concatenated into what it receives, the axis): ``self.fc(
+        # torch.cat([x, y], dim=-1))`` takes x's and y's features side by side.
+        self.concatenated: dict[str, tuple[tuple[str, ...], int]] = {}
         # local name -> the axis its value reduced away from the argument
         self.reductions: dict[str, int] = {}
         # ``batch_first`` of each ``pack_padded_sequence`` it reaches (None: not a constant).
@@ -169,6 +172,9 @@ class _Flow(ast.NodeVisitor):
         axis = self._reduced_axis(entry[1])
         if axis is not None:
             self.reduced[expression] = axis
+        joined = _concatenation(entry[1])
+        if joined is not None:
+            self.concatenated[expression] = joined
 
     # ----------------------------------------------------------------- calls followed
 
@@ -379,6 +385,25 @@ def _swapped_axes(node: ast.AST) -> tuple[int, int] | None:
     if node.func.attr == "permute" and numbers == [0, 2, 1]:
         return (1, 2)
     return None
+
+
+def _concatenation(node: ast.AST) -> tuple[tuple[str, ...], int] | None:
+    """(the names, the axis) of ``torch.cat([x, y], dim=-1)`` (also ``torch.concat``, a
+    tuple, ``dim`` given by position): plain names only; None for anything else."""
+    if not isinstance(node, ast.Call) or not node.args:
+        return None
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    if name not in ("cat", "concat", "concatenate"):
+        return None
+    parts = node.args[0]
+    if not isinstance(parts, (ast.List, ast.Tuple)) or not all(isinstance(e, ast.Name) for e in parts.elts):
+        return None
+    keywords = {k.arg: k.value for k in node.keywords}
+    axis = _number(keywords.get("dim", keywords.get("axis", node.args[1] if len(node.args) > 1 else ast.Constant(0))))
+    if not isinstance(axis, int) or len(parts.elts) < 2:
+        return None
+    return tuple(e.id for e in parts.elts), axis
 
 
 #: Tensor methods (and torch functions) that reduce an axis given as ``dim``.

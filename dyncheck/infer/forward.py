@@ -181,6 +181,10 @@ def infer_input(
             if restored is not None:
                 shape = restored
                 why += f"; it reaches {expression} reduced over axis {flow.reduced[expression]}"
+            shared = _shared_features(model, name, shape, flow.concatenated.get(expression))
+            if shared is not None:
+                shape, note = shared
+                why += f"; {note}"
             if _tensor_list(annotation):
                 return _sequence_list(found.make(shape), shape, why, name, qualname)
             if not found.tokens:
@@ -236,6 +240,30 @@ def _sequence_list(strategy: Any, shape: Any, why: str, name: str, qualname: str
         dst.sequence_lists(feature_shape=tuple(features), **kwargs),
         f"{why}; annotated as a list of tensors: one sequence of its own length per sample",
     )
+
+
+def _shared_features(
+    model: nn.Module, name: str, shape: Any, joined: tuple[tuple[str, ...], int] | None
+) -> tuple[Any, str] | None:
+    """``shape`` with this argument's share of the last axis, when the consumer takes it
+    concatenated with other forward arguments along that axis (``torch.cat([x, y], -1)``):
+    an even share when the size divides, with a note saying so; None otherwise."""
+    if joined is None or not shape or not isinstance(shape[-1], int):
+        return None
+    names, axis = joined
+    if name not in names or axis not in (-1, len(shape) - 1):
+        return None
+    if not set(names) <= set(inspect.signature(model.forward).parameters):
+        return None  # a part computed in forward: its size is not known here
+    size, parts = shape[-1], len(names)
+    if size % parts:
+        return None
+    others = ", ".join(n for n in names if n != name)
+    note = (
+        f"concatenated with {others} along the last axis: an even share, {size // parts} of {size} "
+        "features (give other sizes with Spec(inputs=...))"
+    )
+    return (*shape[:-1], size // parts), note
 
 
 def _unreduced(shape: Any, axis: int | None) -> Any:
