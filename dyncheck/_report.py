@@ -7,8 +7,10 @@ command to reproduce. A crash inside the model keeps the model's own traceback.
 
 from __future__ import annotations
 
+import ast
 import inspect
 import os
+import re
 import traceback
 from typing import TYPE_CHECKING, Any
 
@@ -174,8 +176,6 @@ def _model_traceback(exc: BaseException) -> str:
 def _lambda_source(function: Any) -> str | None:
     """The source of one lambda, also when several stand on one line: the lambda's first
     instruction gives the column of its body, and the ``lambda`` before it starts it."""
-    import ast
-
     try:
         lines, first = inspect.getsourcelines(function)
     except (OSError, TypeError):
@@ -262,6 +262,16 @@ def _imports_for_value(value: Any) -> list[str]:
 def _python(value: Any) -> str:
     """``repr(value)`` when it is Python on one line; otherwise a placeholder to fill in."""
     text = repr(value)
+    if "\n" in text and text.startswith("fixed_dictionaries("):
+        # Hypothesis pretty-prints a long dict over several lines: one line, when that is
+        # still the same Python (fixed_dictionaries({...}) of a dict of inputs; a value's
+        # own repr over lines, such as a tensor's, is not Python to paste).
+        joined = re.sub(r"\n\s*", " ", text)
+        try:
+            same = ast.dump(ast.parse(joined, mode="eval")) == ast.dump(ast.parse(text, mode="eval"))
+        except SyntaxError:
+            same = False
+        text = joined if same else text
     if "\n" in text or text.startswith("<"):
         return f"...,  # {type(value).__name__}: write this one by hand"
     return text

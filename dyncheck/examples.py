@@ -100,6 +100,8 @@ def describe_value(name: str, value: Any) -> str:
         return text + (" " + ", ".join(notes) if notes else "")
     if isinstance(value, (tuple, list)) and value and all(isinstance(v, torch.Tensor) for v in value):
         return ", ".join(describe_value(f"{name}[{i}]", v) for i, v in enumerate(value))
+    if isinstance(value, dict) and value and all(isinstance(v, torch.Tensor) for v in value.values()):
+        return ", ".join(describe_value(f"{name}[{k!r}]", v) for k, v in value.items())
     return f"{name}={value!r}"
 
 

@@ -67,6 +67,8 @@ Refactored twins, each declaring the model it must still agree with
   of variable-length sequences (``forward(self, seqs: list[torch.Tensor])``), packed.
 * :mod:`reference_models.ssm_cache` -- ``TinySSM``: a Mamba-style state-space model whose
   layers share a formula initialisation and whose output holds a cache for the next call.
+* :mod:`reference_models.dict_batch` -- ``DictBatchClassifier``: a GRU classifier taking its
+  batch as a dict (``batch["tokens"]``, ``batch["lengths"]``).
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -111,4 +113,5 @@ GOOD_TARGETS = (
     "reference_models.length_branch:LengthBranch",
     "reference_models.sequence_list:SequenceListClassifier",
     "reference_models.ssm_cache:TinySSM",
+    "reference_models.dict_batch:DictBatchClassifier",
 )

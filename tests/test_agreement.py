@@ -119,6 +119,41 @@ def test_batch_coupling(dyncheck_run, name):
     assert re.fullmatch(r"  example:  x float32\[[2-4], \d+\].*", lines[3 + drawn])  # a batch: one sample cannot couple
 
 
+def test_a_dict_of_inputs_is_cut_entry_by_entry(dyncheck_run, pytester):
+    # A dict batch whose model scales by the batch's mean magnitude: caught sample by sample,
+    # as the same model taking a tensor is; the correct dict model passes.
+    pytester.makepyfile(
+        dict_models="""
+        import torch
+        from torch import nn
+
+        class Scaled(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 2)
+
+            def forward(self, batch):
+                h = self.fc(batch["x"])
+                return h / (1.0 + h.abs().mean())
+
+        class Plain(Scaled):
+            def forward(self, batch):
+                return self.fc(batch["x"])
+        """
+    )
+    run = dyncheck_run(
+        "--dyncheck", "dict_models:Scaled", "--dyncheck", "dict_models:Plain",
+        "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=1",
+    )
+    assert run.outcomes() == {
+        "dyncheck::dict_models:Scaled::batch_invariance": "FAILED",
+        "dyncheck::dict_models:Plain::batch_invariance": "PASSED",
+    }, run.text
+    lines = run.failure("dict_models:Scaled::batch_invariance").strip().splitlines()
+    assert re.match(r"(sample \d+ differs from the same sample run alone|permuting the batch)", lines[2]), lines
+    assert re.fullmatch(r"  example:  batch\['x'\] float32\[[2-4], 4\].*, seed=\d+", lines[3]), lines
+
+
 def test_a_declared_batch_coupling_is_a_skip(dyncheck_run, pytester):
     pytester.makepyfile(
         coupled="""

@@ -524,6 +524,35 @@ def test_arguments_concatenated_into_one_layer_share_its_features():
     assert "share" not in uneven.inferred_inputs["x"]
 
 
+def test_a_dict_of_inputs_read_by_key_has_each_entry_inferred():
+    from reference_models.dict_batch import DictBatchClassifier
+
+    target = resolved(DictBatchClassifier)
+    same(target.spec.inputs["batch"], st.fixed_dictionaries({
+        "tokens": dst.tensors(shape=("batch", "time"), dtype=torch.int64, min_value=0, max_value=29),
+        "lengths": dst.sequence_lengths(),
+    }))
+    assert target.inferred_inputs["batch"] == (
+        "a dict of inputs, read by key: ['tokens'] first consumed by embed (Embedding(num_embeddings=30): "
+        "integer tokens); ['lengths'] its name says sequence lengths: one per sample, each between 1 and the "
+        "padded length 'time'"
+    )
+    assert_callable(target, max_examples=20)
+
+
+class ReadWhole(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(x["features"]) if isinstance(x, dict) else self.fc(x)
+
+
+def test_an_argument_also_read_whole_is_not_a_dict():
+    same(resolved(ReadWhole).spec.inputs["x"], dst.tensors(shape=("batch", 4)))
+
+
 class TokenRouter(nn.Module):
     """A mixture-of-experts layer over a sequence of vectors: its gate (the first layer to
     consume x) says 16 features, its forward unpacks three axes."""

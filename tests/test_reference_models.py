@@ -23,6 +23,7 @@ RECURRENT = {
     "reference_models.builtin_layers:time_major_gru",
     "reference_models.length_branch:LengthBranch",
     "reference_models.sequence_list:SequenceListClassifier",
+    "reference_models.dict_batch:DictBatchClassifier",
 }
 PADDED = {
     "reference_models.rnn:DynamicRNN",

@@ -274,6 +274,12 @@ def _sequence_list() -> tuple[torch.nn.Module, tuple]:
     return SequenceListClassifier(), ([torch.randn(n, 3) for n in (2, 5, 1)],)
 
 
+def _dict_batch() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.dict_batch import DictBatchClassifier
+
+    return DictBatchClassifier(), ({"tokens": torch.randint(0, 30, (3, 5)), "lengths": torch.tensor([5, 2, 3])},)
+
+
 def _ssm_cache() -> tuple[torch.nn.Module, tuple]:
     from reference_models.ssm_cache import TinySSM
 
@@ -312,6 +318,7 @@ BUILDERS = {
     "length_branch": _length_branch,
     "sequence_list": _sequence_list,
     "ssm_cache": _ssm_cache,
+    "dict_batch": _dict_batch,
 }
 
 

@@ -172,3 +172,11 @@ def test_an_error_inside_dyncheck_is_said_to_be_dyncheck_s_with_its_own_tracebac
     assert lines[-1] == f"Reproduce: pytest --dyncheck {target} --dyncheck-only --dyncheck-seed=1 -k finite"
     summary = run.text.split("dyncheck summary")[1]
     assert "dyncheck itself raised ZeroDivisionError (an error in dyncheck): a stand-in for a bug in dyncheck" in summary
+
+
+def test_explain_prints_an_inferred_dict_of_inputs_on_one_line(dyncheck_run):
+    run = dyncheck_run("--dyncheck", "reference_models.dict_batch:DictBatchClassifier", "--dyncheck-explain", "--co")
+    assert (
+        "        'batch': fixed_dictionaries({'tokens': tensors(dtype=torch.int64, max_value=29, min_value=0, "
+        "shape=('batch', 'time')), 'lengths': sequence_lengths()}),\n"
+    ) in run.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import enum
 import inspect
 import math
@@ -76,19 +77,24 @@ def infer_input(
     parameter: inspect.Parameter,
     extra_thresholds: tuple[float, ...] = (),
     lengths: str | None = None,
+    tree: ast.AST | None = None,
 ) -> Inferred:
     """A strategy for the forward argument ``name`` of ``model``; ``extra_thresholds`` are
     values it is compared with elsewhere (the spec's branch predicates); ``lengths`` is
     the argument declared to hold the lengths (``Spec(lengths=...)``), else they are
-    recognised by name."""
+    recognised by name. ``tree`` stands for forward's source (a mapping's entries are
+    read in a copy where each ``batch["x"]`` is a name of its own)."""
     forward = type(model).forward
-    if builtin_layer(model):
+    if builtin_layer(model) and tree is None:
         position = list(inspect.signature(model.forward).parameters).index(name)
         found = infer_builtin_input(model, name, position)
         if found is not None:
             return found
     annotation = _annotation(parameter.annotation, forward)
-    source_tree = _forward_tree(type(model))
+    source_tree = _forward_tree(type(model)) if tree is None else tree
+    keys = _mapping_keys(source_tree, name) if source_tree is not None and tree is None else None
+    if keys:
+        return _mapping(model, name, keys, source_tree, extra_thresholds, lengths)
     qualname = type(model).__qualname__
     if name == lengths:
         return Inferred(
@@ -210,6 +216,62 @@ def infer_input(
         f"write dyncheck.Spec({qualname}, inputs={{{name!r}: "
         f"dyncheck.strategies.{hint}}})"
     )
+
+
+def _mapping_keys(tree: ast.AST, name: str) -> list[str] | None:
+    """The string keys ``name`` is read with (``batch["x"]``), when forward reads it in no
+    other way: a dict of inputs, as a training loop's batch. None otherwise."""
+    parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    found: list[tuple[int, int, str]] = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load)):
+            continue
+        parent = parents.get(id(node))
+        key = getattr(parent, "slice", None) if isinstance(parent, ast.Subscript) and parent.value is node else None
+        if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+            return None
+        found.append((node.lineno, node.col_offset, key.value))
+    keys = list(dict.fromkeys(key for *_, key in sorted(found)))  # in source order
+    return keys or None
+
+
+class _Entries(ast.NodeTransformer):
+    """``batch["x"]`` rewritten as the name ``batch__x``, so each entry is followed alone."""
+
+    def __init__(self, name: str, names: dict[str, str]) -> None:
+        self.name, self.names = name, names
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        if isinstance(node.value, ast.Name) and node.value.id == self.name and isinstance(node.slice, ast.Constant):
+            return ast.copy_location(ast.Name(self.names[node.slice.value], ast.Load()), node)
+        return self.generic_visit(node)
+
+
+def _mapping(
+    model: nn.Module, name: str, keys: list[str], tree: ast.AST, extra: tuple[float, ...], lengths: str | None
+) -> Inferred:
+    """A dict of inputs (``forward(self, batch)`` reading ``batch["x"]``): each entry
+    inferred as an argument of its own would be, drawn as ``fixed_dictionaries``."""
+    import copy
+
+    from hypothesis import strategies as st
+
+    names = {key: f"{name}__" + re.sub(r"\W", "_", key) for key in keys}
+    rewritten = _Entries(name, names).visit(copy.deepcopy(tree))
+    entries, notes = {}, []
+    for key in keys:
+        entry = inspect.Parameter(names[key], inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        try:
+            found = infer_input(model, names[key], entry, extra, lengths, tree=rewritten)
+        except Uninferable as exc:
+            raise Uninferable(
+                f"{str(exc).replace(repr(names[key]), f'{name}[{key!r}]').split(';')[0]}; a dict of inputs: "
+                f"write dyncheck.Spec({type(model).__qualname__}, inputs={{{name!r}: "
+                f"hypothesis.strategies.fixed_dictionaries({{{key!r}: ...}})}})"
+            ) from None
+        entries[key] = found.value
+        notes.append(f"[{key!r}] {found.why}")
+    return Inferred(st.fixed_dictionaries(entries), "a dict of inputs, read by key: " + "; ".join(notes))
 
 
 def _tensor_list(annotation: Any) -> bool:

@@ -10,7 +10,7 @@ samples. A model coupled across the batch by design says so with
 The batch axis of an argument is the one its strategy names ``"batch"``
 (``tensors(shape=("time", "batch", 8))``), else its first axis (of the first two) whose size
 is the example's ``"batch"`` size; a list drawn by ``sequence_lists`` is itself the batch,
-one sequence a sample; arguments that have none, like a control value, are shared. The batch axis of an output is the one of the batch's size where the output of a
+one sequence a sample; a dict of inputs is cut entry by entry; arguments that have none, like a control value, are shared. The batch axis of an output is the one of the batch's size where the output of a
 sample alone has size 1 and every other axis agrees (a time-major output whose time equals
 the batch size is read right), else likewise its first axis of the batch's size.
 
@@ -61,6 +61,9 @@ def _named_batch_axis(strategy: Any, value: Any, size: int) -> int | None:
     the batch."""
     if strategy_kind(strategy) == "sequence_lists" and isinstance(value, list) and len(value) == size:
         return 0
+    if isinstance(value, dict):  # a dict of inputs: each entry's own axis
+        axes = {key: _batch_axis(item, size) for key, item in value.items()}
+        return axes if any(axis is not None for axis in axes.values()) else None  # type: ignore[return-value]
     shape = strategy_arguments(strategy).get("shape")
     if isinstance(value, torch.Tensor) and isinstance(shape, (tuple, list)) and len(shape) == value.dim():
         if "batch" in shape:
@@ -165,9 +168,11 @@ _NO_OUTPUT_AXIS = (
 )
 
 
-def _take(value: Any, axis: int | None, index: torch.Tensor) -> Any:
+def _take(value: Any, axis: Any, index: torch.Tensor) -> Any:
     if axis is None:
         return value
+    if isinstance(axis, dict):  # a dict of inputs, entry by entry
+        return {key: _take(item, axis.get(key), index) for key, item in value.items()}
     if isinstance(value, list):  # a list of sequences: its members are the samples
         return [value[i].clone() for i in index.tolist()]
     return value.index_select(axis, index)
