@@ -688,10 +688,7 @@ def _padded_plan(
         isinstance(padding_value, bool) or not isinstance(padding_value, (int, float))
     ):
         raise InvalidArgument(f"padding_value={padding_value!r} must be a number or None")
-    if isinstance(feature_shape, (str, bytes)) or not isinstance(feature_shape, Sequence):
-        raise InvalidArgument(f"feature_shape={feature_shape!r} must be a sequence")
-    for i, dim in enumerate(feature_shape):  # named here, not as the inner tensors' shape[i + 2]
-        _check_dim(dim, argument=f"feature_shape[{i}]")
+    _check_feature_shape(feature_shape)
     lengths = sequence_lengths(batch_size=batch_size, max_length=max_length)
     values = tensors(
         shape=(batch_size, max_length, *feature_shape),
@@ -701,6 +698,13 @@ def _padded_plan(
         edge_cases=False,
     )
     return lengths, values, batch_first, padding_value
+
+
+def _check_feature_shape(feature_shape: Any) -> None:
+    if isinstance(feature_shape, (str, bytes)) or not isinstance(feature_shape, Sequence):
+        raise InvalidArgument(f"feature_shape={feature_shape!r} must be a sequence")
+    for i, dim in enumerate(feature_shape):  # named here, not as the inner tensors' shape[i + 2]
+        _check_dim(dim, argument=f"feature_shape[{i}]")
 
 
 @_composite("padded_batches")
@@ -750,10 +754,7 @@ def _list_plan(
     min_value: float | None = None,
     max_value: float | None = None,
 ) -> tuple[st.SearchStrategy, st.SearchStrategy]:
-    if isinstance(feature_shape, (str, bytes)) or not isinstance(feature_shape, Sequence):
-        raise InvalidArgument(f"feature_shape={feature_shape!r} must be a sequence")
-    for i, dim in enumerate(feature_shape):
-        _check_dim(dim, argument=f"feature_shape[{i}]")
+    _check_feature_shape(feature_shape)
     lengths = sequence_lengths(batch_size=batch_size, max_length=max_length)
     values = tensors(
         shape=(batch_size, max_length, *feature_shape), dtype=dtype, min_value=min_value, max_value=max_value
