@@ -415,10 +415,8 @@ def _probe_sizes(
     axis to) are updated in place. A model with no spatial dimension but a sequence (token
     ids into an embedding and then a convolution over time) is probed the same way when
     its shortest sequence raises, and left alone after that one call in each mode when it
-    runs. The model (copies of the instance resolution built) is
-    called under a fixed seed and without autograd, in its own mode and in the other."""
-    import torch
-
+    runs. The model (copies of the instance resolution built) is called under a fixed seed
+    and without autograd, in its own mode and in the other."""
     from hypothesis import strategies as st
 
     from dyncheck.strategies import DEFAULT_DIMS

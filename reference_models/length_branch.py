@@ -11,7 +11,6 @@ samples as a bug of the model. Both branches are paths: ``coverage`` sees each.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 __all__ = ["LengthBranch"]

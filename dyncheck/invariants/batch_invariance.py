@@ -10,9 +10,11 @@ samples. A model coupled across the batch by design says so with
 The batch axis of an argument is the one its strategy names ``"batch"``
 (``tensors(shape=("time", "batch", 8))``), else its first axis (of the first two) whose size
 is the example's ``"batch"`` size; a list drawn by ``sequence_lists`` is itself the batch,
-one sequence a sample; a dict of inputs is cut entry by entry; arguments that have none, like a control value, are shared. The batch axis of an output is the one of the batch's size where the output of a
-sample alone has size 1 and every other axis agrees (a time-major output whose time equals
-the batch size is read right), else likewise its first axis of the batch's size.
+one sequence a sample; a dict of inputs is cut entry by entry; arguments that have none,
+like a control value, are shared. The batch axis of an output is the one of the batch's
+size where the output of a sample alone has size 1 and every other axis agrees (a
+time-major output whose time equals the batch size is read right), else likewise its first
+axis of the batch's size.
 
 When no strategy draws a ``"batch"`` size (plain Hypothesis strategies), the batch is read
 from the values: the leading axis, when every tensor argument has the same leading size of
@@ -55,7 +57,7 @@ def _batch_axis(value: Any, size: int) -> int | None:
     return None
 
 
-def _named_batch_axis(strategy: Any, value: Any, size: int) -> int | None:
+def _named_batch_axis(strategy: Any, value: Any, size: int) -> int | dict[str, int | None] | None:
     """The axis a strategy's named shape calls "batch", else the first of the batch's size;
     0 for a list of sequences (:func:`~dyncheck.strategies.sequence_lists`): the list is
     the batch."""
@@ -63,7 +65,7 @@ def _named_batch_axis(strategy: Any, value: Any, size: int) -> int | None:
         return 0
     if isinstance(value, dict):  # a dict of inputs: each entry's own axis
         axes = {key: _batch_axis(item, size) for key, item in value.items()}
-        return axes if any(axis is not None for axis in axes.values()) else None  # type: ignore[return-value]
+        return axes if any(axis is not None for axis in axes.values()) else None
     shape = strategy_arguments(strategy).get("shape")
     if isinstance(value, torch.Tensor) and isinstance(shape, (tuple, list)) and len(shape) == value.dim():
         if "batch" in shape:
@@ -178,7 +180,7 @@ def _take(value: Any, axis: Any, index: torch.Tensor) -> Any:
     return value.index_select(axis, index)
 
 
-def _rows(args: dict[str, Any], axes: dict[str, int | None], index: torch.Tensor) -> dict[str, Any]:
+def _rows(args: dict[str, Any], axes: dict[str, Any], index: torch.Tensor) -> dict[str, Any]:
     """``args`` cut to the batch rows ``index`` (new tensors on every call, so a call that
     writes into its inputs leaves the next one's alone); shared arguments as they are."""
     return {name: _take(value, axes[name], index) for name, value in args.items()}
