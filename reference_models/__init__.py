@@ -69,6 +69,8 @@ Refactored twins, each declaring the model it must still agree with
   layers share a formula initialisation and whose output holds a cache for the next call.
 * :mod:`reference_models.dict_batch` -- ``DictBatchClassifier``: a GRU classifier taking its
   batch as a dict (``batch["tokens"]``, ``batch["lengths"]``).
+* :mod:`reference_models.graph_conv` -- ``GraphConv``: a hand-written graph convolution over
+  ``edge_index``, which needs (and declares) a spec.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -114,4 +116,5 @@ GOOD_TARGETS = (
     "reference_models.sequence_list:SequenceListClassifier",
     "reference_models.ssm_cache:TinySSM",
     "reference_models.dict_batch:DictBatchClassifier",
+    "reference_models.graph_conv:GraphConv",
 )

@@ -553,6 +553,25 @@ def test_an_argument_also_read_whole_is_not_a_dict():
     same(resolved(ReadWhole).spec.inputs["x"], dst.tensors(shape=("batch", 4)))
 
 
+def test_indices_into_another_input_are_one_line_with_the_spec_to_write():
+    # edge_index reaches lin1 only through x[src]: drawn as lin1's floats it crashed every
+    # check. The helper is a @staticmethod, followed like a method.
+    from reference_models.graph_conv import GraphConv
+
+    with pytest.raises(TargetError) as excinfo:
+        resolved(GraphConv)
+    assert str(excinfo.value) == (
+        "--dyncheck reference_models.graph_conv:GraphConv: cannot infer forward argument 'edge_index' of GraphConv (it holds indices into "
+        "another input: torch.zeros_like(x).index_add_(0, dst, x[src])); write dyncheck.Spec(GraphConv, "
+        "inputs={'edge_index': dyncheck.strategies.tensors(shape=(2, 'edges'), dtype=torch.int64, max_value=3)}, "
+        "dims={'batch': (4, 8)}, skip={'batch_invariance': 'samples are coupled through edge_index'}), its shape "
+        "and max_value below the smallest size it indexes"
+    )
+    # token ids are indices too, into an embedding's table: still inferred
+    same(resolved(TokenGRU).spec.inputs["tokens"], dst.tensors(shape=("batch", "time"), dtype=torch.int64,
+                                                             min_value=0, max_value=9))
+
+
 class TokenRouter(nn.Module):
     """A mixture-of-experts layer over a sequence of vectors: its gate (the first layer to
     consume x) says 16 features, its forward unpacks three axes."""

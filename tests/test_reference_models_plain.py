@@ -280,6 +280,12 @@ def _dict_batch() -> tuple[torch.nn.Module, tuple]:
     return DictBatchClassifier(), ({"tokens": torch.randint(0, 30, (3, 5)), "lengths": torch.tensor([5, 2, 3])},)
 
 
+def _graph_conv() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.graph_conv import GraphConv
+
+    return GraphConv(), (torch.randn(3, 5), torch.tensor([[0, 1, 2, 1], [1, 2, 0, 0]]))
+
+
 def _ssm_cache() -> tuple[torch.nn.Module, tuple]:
     from reference_models.ssm_cache import TinySSM
 
@@ -319,6 +325,7 @@ BUILDERS = {
     "sequence_list": _sequence_list,
     "ssm_cache": _ssm_cache,
     "dict_batch": _dict_batch,
+    "graph_conv": _graph_conv,
 }
 
 
@@ -417,6 +424,17 @@ def test_ssm_cache_layers_start_alike_and_its_cache_holds_the_padding() -> None:
     batch, alone = model(ids, mask), model(ids[1:, :2], mask[1:, :2])
     torch.testing.assert_close(batch.last_hidden_state[1:, :2], alone.last_hidden_state)
     assert not torch.equal(batch.cache_params.conv_states[0][1:], alone.cache_params.conv_states[0])
+
+
+# --- graph_conv ----------------------------------------------------------------------
+
+
+def test_graph_conv_averages_each_node_s_incoming_messages() -> None:
+    from reference_models.graph_conv import GraphConv
+
+    x = torch.tensor([[1.0], [3.0], [5.0]])
+    edges = torch.tensor([[0, 1, 2], [2, 2, 1]])  # 0 -> 2, 1 -> 2, 2 -> 1; node 0 gets none
+    assert GraphConv.propagate(x, edges).flatten().tolist() == [0.0, 5.0, 2.0]
 
 
 # --- gated ---------------------------------------------------------------------------

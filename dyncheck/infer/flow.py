@@ -302,6 +302,10 @@ class _Flow(ast.NodeVisitor):
                     if _is_torch(cls):
                         # ``self.fc.forward(x)``: the layer consumes it, as ``self.fc(x)``.
                         return (None, owner, cls) if func.attr == "forward" and cls is not nn.Module else None
+                    if isinstance(function, staticmethod):
+                        # ``self.propagate(x, edge_index)`` of a @staticmethod: no self to bind
+                        inner = function.__func__
+                        return (inner, None, cls) if isinstance(inner, types.FunctionType) else None
                     return (function, owner, cls) if isinstance(function, types.FunctionType) else None
             return None
         if isinstance(func, ast.Name) and func.id in self.local:

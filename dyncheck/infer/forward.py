@@ -18,7 +18,7 @@ from dyncheck.infer.constructor import _COUNT_NAME, _annotation
 from dyncheck.infer.flow import _Flow, _flow, _resolve_module
 from dyncheck.infer.layers import _Found, _input_for_module, _Shape, _swap
 from dyncheck.infer.results import Inferred, Uninferable
-from dyncheck.infer.source import _forward_tree, _iterated_as_count, _string_constants, _thresholds
+from dyncheck.infer.source import _forward_tree, _iterated_as_count, _mentions_data, _string_constants, _thresholds
 from dyncheck.infer.tokens import infer_tokens, max_positions
 
 __all__ = ["check_forward_arguments", "infer_dims", "infer_input"]
@@ -167,6 +167,7 @@ def infer_input(
             f"a control value{where}; drawn as {form}",
         )
     consumers = flow.consumers if flow is not None else []
+    indexing = next((found for tree, names in scopes if (found := _index_use(tree, names))), None)
     for index, expression in enumerate(consumers):
         module = _resolve_module(model, expression)
         if module is None:
@@ -193,6 +194,16 @@ def infer_input(
                 why += f"; {note}"
             if _tensor_list(annotation):
                 return _sequence_list(found.make(shape), shape, why, name, qualname)
+            if indexing is not None and not found.tokens:
+                # Indices into another input (a graph's edge_index: x[src]) reach the layer
+                # only through what they pick; the layer's input says nothing of them.
+                raise Uninferable(
+                    f"cannot infer forward argument {name!r} of {qualname} (it holds indices into another "
+                    f"input: {indexing}); write dyncheck.Spec({qualname}, inputs={{{name!r}: "
+                    f"dyncheck.strategies.tensors(shape=(2, 'edges'), dtype=torch.int64, max_value=3)}}, "
+                    f"dims={{'batch': (4, 8)}}, skip={{'batch_invariance': 'samples are coupled through "
+                    f"{name}'}}), its shape and max_value below the smallest size it indexes"
+                )
             if not found.tokens:
                 # token ids by name, read through code the flow cannot follow (a weight
                 # indexed by them): the model's vocabulary says more than the next layer
@@ -216,6 +227,46 @@ def infer_input(
         f"write dyncheck.Spec({qualname}, inputs={{{name!r}: "
         f"dyncheck.strategies.{hint}}})"
     )
+
+
+#: Tensor methods and torch functions whose index argument picks rows of another tensor.
+_INDEXING = frozenset((
+    "index_add", "index_add_", "index_select", "index_copy", "index_copy_", "index_put", "index_put_",
+    "index_fill", "index_fill_", "scatter", "scatter_", "scatter_add", "scatter_add_", "scatter_reduce",
+    "scatter_reduce_", "gather",
+))
+
+
+def _index_use(tree: ast.AST | None, names: frozenset[str]) -> str | None:
+    """Where ``names`` (and what forward unpacks or assigns from them) pick elements of
+    another tensor -- ``x[src]``, ``out.index_add_(0, dst, ...)`` -- as source text; None
+    when they are not used as indices."""
+    if tree is None:
+        return None
+    tainted = set(names)
+    for node in ast.walk(tree):  # src, dst = edge_index; row = edge_index[0]
+        if isinstance(node, ast.Assign) and _passes_name(node.value, tainted):
+            tainted.update(n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and _passes_name(node.slice, tainted) and not _mentions_data(node.value, tainted):
+            return ast.unparse(node)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _INDEXING:
+            receiver = node.func.value
+            others = [a for a in (*node.args, *(k.value for k in node.keywords))]
+            if any(_passes_name(a, tainted) for a in others) and not _mentions_data(receiver, tainted):
+                return ast.unparse(node)
+    return None
+
+
+def _passes_name(node: ast.AST, names: set[str]) -> bool:
+    """``node`` is one of ``names`` or a part of one (``edge_index[0]``, a tuple of them)."""
+    if isinstance(node, ast.Name):
+        return node.id in names
+    if isinstance(node, ast.Subscript):
+        return _passes_name(node.value, names)
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return any(_passes_name(e, names) for e in node.elts)
+    return False
 
 
 def _mapping_keys(tree: ast.AST, name: str) -> list[str] | None:
