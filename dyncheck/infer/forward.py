@@ -194,7 +194,7 @@ def infer_input(
                 why += f"; {note}"
             if _tensor_list(annotation):
                 return _sequence_list(found.make(shape), shape, why, name, qualname)
-            if indexing is not None and not found.tokens:
+            if indexing is not None and not found.tokens and infer_tokens(model, name) is None:
                 # Indices into another input (a graph's edge_index: x[src]) reach the layer
                 # only through what they pick; the layer's input says nothing of them.
                 raise Uninferable(
@@ -247,13 +247,20 @@ def _index_use(tree: ast.AST | None, names: frozenset[str]) -> str | None:
     for node in ast.walk(tree):  # src, dst = edge_index; row = edge_index[0]
         if isinstance(node, ast.Assign) and _passes_name(node.value, tainted):
             tainted.update(n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    def data(receiver: ast.AST) -> bool:
+        # another tensor forward computes, not the model's own (self.table.weight[ids] is
+        # an embedding lookup: token ids, which the vocabulary bounds)
+        root = receiver
+        while isinstance(root, (ast.Attribute, ast.Subscript, ast.Call)):
+            root = root.func if isinstance(root, ast.Call) else root.value
+        return not (isinstance(root, ast.Name) and root.id == "self") and not _mentions_data(receiver, tainted)
+
     for node in ast.walk(tree):
-        if isinstance(node, ast.Subscript) and _passes_name(node.slice, tainted) and not _mentions_data(node.value, tainted):
+        if isinstance(node, ast.Subscript) and _passes_name(node.slice, tainted) and data(node.value):
             return ast.unparse(node)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _INDEXING:
-            receiver = node.func.value
             others = [a for a in (*node.args, *(k.value for k in node.keywords))]
-            if any(_passes_name(a, tainted) for a in others) and not _mentions_data(receiver, tainted):
+            if any(_passes_name(a, tainted) for a in others) and data(node.func.value):
                 return ast.unparse(node)
     return None
 
