@@ -519,9 +519,15 @@ def test_arguments_concatenated_into_one_layer_share_its_features():
             "an even share, 5 of 10 features (give other sizes with Spec(inputs=...))"
         )
     assert_callable(target)
-    # 9 features do not split evenly: no share is guessed (a spec says the sizes)
-    uneven = resolved(UnevenPair)
-    assert "share" not in uneven.inferred_inputs["x"]
+    # 9 features do not split evenly, and any split runs: the spec says which is meant
+    with pytest.raises(TargetError) as excinfo:
+        resolved(UnevenPair)
+    assert str(excinfo.value).endswith(
+        "UnevenPair: cannot infer forward argument 'x' of UnevenPair (concatenated with y along the last axis "
+        "into a layer of 9 features, which do not split evenly between 2); write dyncheck.Spec(UnevenPair, "
+        "inputs={'x': tensors(shape=('batch', A)), 'y': tensors(shape=('batch', 9 - A))}) with the sizes meant, "
+        "adding up to 9"
+    )
 
 
 def test_a_dict_of_inputs_read_by_key_has_each_entry_inferred():

@@ -367,7 +367,8 @@ def _shared_features(
 ) -> tuple[Any, str] | None:
     """``shape`` with this argument's share of the last axis, when the consumer takes it
     concatenated with other forward arguments along that axis (``torch.cat([x, y], -1)``):
-    an even share when the size divides, with a note saying so; None otherwise."""
+    an even share when the size divides, with a note saying so; None when it is not so
+    concatenated. Raises :class:`Uninferable` when the size does not divide."""
     if joined is None or not shape or not isinstance(shape[-1], int):
         return None
     names, axis = joined
@@ -376,9 +377,19 @@ def _shared_features(
     if not set(names) <= set(inspect.signature(model.forward).parameters):
         return None  # a part computed in forward: its size is not known here
     size, parts = shape[-1], len(names)
-    if size % parts:
-        return None
     others = ", ".join(n for n in names if n != name)
+    if size % parts:
+        # Any split runs (the layer sees only the sum), so calling the model cannot tell
+        # which one is meant: the user's spec says.
+        lead = "".join(f"{d!r}, " for d in shape[:-1])
+        sizes = ["A", f"{size} - A"] if len(names) == 2 else [f"A{i}" for i in range(len(names))]
+        shown = ", ".join(f"{n!r}: tensors(shape=({lead}{s}))" for n, s in zip(names, sizes))
+        raise Uninferable(
+            f"cannot infer forward argument {name!r} of {type(model).__qualname__} (concatenated with {others} "
+            f"along the last axis into a layer of {size} features, which do not split evenly between "
+            f"{len(names)}); write dyncheck.Spec({type(model).__qualname__}, inputs={{{shown}}}) with the "
+            f"sizes meant, adding up to {size}"
+        )
     note = (
         f"concatenated with {others} along the last axis: an even share, {size // parts} of {size} "
         "features (give other sizes with Spec(inputs=...))"
