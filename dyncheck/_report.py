@@ -58,6 +58,7 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
             "together (e.g. lengths need a 'time' of at least 1); --dyncheck-explain shows the spec in use."
         )
     settings = item.config.stash[SETTINGS_KEY]
+    example = getattr(exc, "example", None)
     if not isinstance(exc, (InvariantViolation, ModelError)):
         if not isinstance(exc, Exception) or not _raised_in_dyncheck(exc):
             return None
@@ -68,7 +69,6 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
             "",
             f"  {_first_line(exc)}",
         ]
-        example = getattr(exc, "example", None)
         if example is not None:
             lines.append(f"  example:  {example.describe()}")
         lines.append("")
@@ -78,7 +78,6 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
         lines.append("Please report it with this command, which repeats it:")
         lines.append(f"Reproduce: {settings.reproduce(item.target.text, item.invariant.name)}")
         return "\n".join(lines)
-    example = getattr(exc, "example", None)
     lines: list[str] = []
     if isinstance(exc, InvariantViolation):
         lines.append(f"{item.invariant.name} violated by {item.target.text}")

@@ -22,8 +22,8 @@ from dyncheck.errors import InvalidArgument
 from dyncheck.paths import Layout, describe
 
 __all__ = [
-    "Trace", "default_loss", "dense", "densify_grads", "flat_items", "floating_leaves", "leaves", "missing_output", "project", "projection",
-    "trace",
+    "Trace", "default_loss", "dense", "densify_grads", "flat_items", "floating_leaves", "leaves",
+    "missing_output", "project", "projection", "trace",
 ]
 
 
@@ -319,5 +319,4 @@ def trace(
     value = check_loss((loss or default_loss)(output))
     if backward and value is not None and value.requires_grad:
         value.backward()
-        densify_grads(model)
     return Trace(output=output, modules=tuple(calls), loss=value, model=model)

@@ -419,6 +419,10 @@ def test_sparse_gradients_are_read_as_the_dense_tensors_they_stand_for():
     grad = model.weight.grad
     assert not grad.is_sparse
     assert grad[1].tolist() == [2.0, 2.0, 2.0] and grad[4].tolist() == [1.0, 1.0, 1.0] and not grad[0].any()
+    # dyncheck.trace runs on the user's own model: its gradients stay as torch left them
+    user = nn.Embedding(5, 3, sparse=True)
+    trace(user, torch.tensor([1, 4]), backward=True)
+    assert user.weight.grad.is_sparse
     sparse = torch.sparse_coo_tensor([[0]], [[1.0, 2.0]], (2, 2), check_invariants=True)
     assert [g.tolist() if g is not None else None for g in dense([sparse, None])] == [[[1.0, 2.0], [0.0, 0.0]], None]
 

@@ -15,7 +15,7 @@ from torch import nn
 from dyncheck import strategies as dst
 from dyncheck.infer.builtin import builtin_layer, infer_builtin_input
 from dyncheck.infer.constructor import _COUNT_NAME, _annotation
-from dyncheck.infer.flow import _Flow, _flow, _resolve_module
+from dyncheck.infer.flow import _Flow, _flow, _passes, _resolve_module
 from dyncheck.infer.layers import _Found, _input_for_module, _Shape, _swap
 from dyncheck.infer.results import Inferred, Uninferable
 from dyncheck.infer.source import _forward_tree, _iterated_as_count, _mentions_data, _string_constants, _thresholds
@@ -167,7 +167,6 @@ def infer_input(
             f"a control value{where}; drawn as {form}",
         )
     consumers = flow.consumers if flow is not None else []
-    indexing = next((found for tree, names in scopes if (found := _index_use(tree, names))), None)
     for index, expression in enumerate(consumers):
         module = _resolve_module(model, expression)
         if module is None:
@@ -194,22 +193,23 @@ def infer_input(
                 why += f"; {note}"
             if _tensor_list(annotation):
                 return _sequence_list(found.make(shape), shape, why, name, qualname)
-            if indexing is not None and not found.tokens and infer_tokens(model, name) is None:
-                # Indices into another input (a graph's edge_index: x[src]) reach the layer
-                # only through what they pick; the layer's input says nothing of them.
-                raise Uninferable(
-                    f"cannot infer forward argument {name!r} of {qualname} (it holds indices into another "
-                    f"input: {indexing}); write dyncheck.Spec({qualname}, inputs={{{name!r}: "
-                    f"dyncheck.strategies.tensors(shape=(2, 'edges'), dtype=torch.int64, max_value=3)}}, "
-                    f"dims={{'batch': (4, 8)}}, skip={{'batch_invariance': 'samples are coupled through "
-                    f"{name}'}}), its shape and max_value below the smallest size it indexes"
-                )
             if not found.tokens:
                 # token ids by name, read through code the flow cannot follow (a weight
                 # indexed by them): the model's vocabulary says more than the next layer
                 tokens = infer_tokens(model, name)
                 if tokens is not None:
                     return tokens
+                indexing = next((use for scope, names in scopes if (use := _index_use(scope, names))), None)
+                if indexing is not None:
+                    # Indices into another input (a graph's edge_index: x[src]) reach the layer
+                    # only through what they pick; the layer's input says nothing of them.
+                    raise Uninferable(
+                        f"cannot infer forward argument {name!r} of {qualname} (it holds indices into another "
+                        f"input: {indexing}); write dyncheck.Spec({qualname}, inputs={{{name!r}: "
+                        f"dyncheck.strategies.tensors(shape=(2, 'edges'), dtype=torch.int64, max_value=3)}}, "
+                        f"dims={{'batch': (4, 8)}}, skip={{'batch_invariance': 'samples are coupled through "
+                        f"{name}'}}), its shape and max_value below the smallest size it indexes"
+                    )
             return Inferred(found.make(shape), why, found.dims)
     tokens = infer_tokens(model, name)
     if tokens is not None:
@@ -245,8 +245,9 @@ def _index_use(tree: ast.AST | None, names: frozenset[str]) -> str | None:
         return None
     tainted = set(names)
     for node in ast.walk(tree):  # src, dst = edge_index; row = edge_index[0]
-        if isinstance(node, ast.Assign) and _passes_name(node.value, tainted):
+        if isinstance(node, ast.Assign) and _passes(node.value, tainted):
             tainted.update(n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name))
+
     def data(receiver: ast.AST) -> bool:
         # another tensor forward computes, not the model's own (self.table.weight[ids] is
         # an embedding lookup: token ids, which the vocabulary bounds)
@@ -256,24 +257,13 @@ def _index_use(tree: ast.AST | None, names: frozenset[str]) -> str | None:
         return not (isinstance(root, ast.Name) and root.id == "self") and not _mentions_data(receiver, tainted)
 
     for node in ast.walk(tree):
-        if isinstance(node, ast.Subscript) and _passes_name(node.slice, tainted) and data(node.value):
+        if isinstance(node, ast.Subscript) and _passes(node.slice, tainted) and data(node.value):
             return ast.unparse(node)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _INDEXING:
             others = [a for a in (*node.args, *(k.value for k in node.keywords))]
-            if any(_passes_name(a, tainted) for a in others) and data(node.func.value):
+            if any(_passes(a, tainted) for a in others) and data(node.func.value):
                 return ast.unparse(node)
     return None
-
-
-def _passes_name(node: ast.AST, names: set[str]) -> bool:
-    """``node`` is one of ``names`` or a part of one (``edge_index[0]``, a tuple of them)."""
-    if isinstance(node, ast.Name):
-        return node.id in names
-    if isinstance(node, ast.Subscript):
-        return _passes_name(node.value, names)
-    if isinstance(node, (ast.Tuple, ast.List)):
-        return any(_passes_name(e, names) for e in node.elts)
-    return False
 
 
 def _mapping_keys(tree: ast.AST, name: str) -> list[str] | None:
