@@ -251,12 +251,14 @@ def _checkable(targets: list[str]) -> list[str]:
     """The expanded targets dyncheck can check with no configuration. One class in a module
     that needs a Spec (a helper block whose forward cannot be inferred) must not stop the
     others from being checked: it is left out, with a note saying why."""
-    from dyncheck.target import resolve
+    from dyncheck.target import _handed, resolve
 
     kept = []
     for text in targets:
         try:
-            resolve(text)
+            # Kept for the plugin in this process (dyncheck.target._handed), which would
+            # otherwise build and probe the model again.
+            _handed[text] = resolve(text)
         except DyncheckError as exc:
             message = str(exc)
             prefix = f"--dyncheck {text}: "
@@ -483,7 +485,17 @@ def _audit(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        # What _checkable resolved and the run did not take: a later run resolves afresh.
+        # (Looked up, not imported: usage and --help do not import torch.)
+        target = sys.modules.get("dyncheck.target")
+        if target is not None:
+            target._handed.clear()
+
+
+def _main(argv: list[str]) -> int:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     if argv[:1] == ["audit"]:

@@ -191,8 +191,18 @@ def _as_spec(text: str, value: Any) -> Spec:
 
 def resolve(text: str) -> Target:
     """Import and resolve ``module.path:Name``; infer whatever its spec leaves out."""
+    handed = _handed.pop(text, None)
+    if handed is not None:
+        return handed
     value = _import(text)
     return resolve_spec(_as_spec(text, value), text=text)
+
+
+#: Targets ``python -m dyncheck`` resolved while choosing which models of a module it can
+#: check, kept for the plugin's own :func:`resolve` in the same process (resolution builds
+#: the model and may probe its sizes with calls): each is taken once, and the command drops
+#: what is left when it ends.
+_handed: dict[str, Target] = {}
 
 
 def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:

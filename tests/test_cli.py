@@ -305,3 +305,27 @@ def test_pytest_gets_every_other_argument_unchanged_and_each_target_once(monkeyp
     assert args[5:] == [
         "--dyncheck=m:A", "--dyncheck=m:B", "-n", "2", "--tb", "short", "-x", "--dyncheck-seed=1",
     ]
+
+
+def test_a_model_is_resolved_once_per_process(monkeypatch, tmp_path, capsys):
+    """Choosing which models of a module can be checked resolves them (builds each, may
+    probe its sizes); the plugin takes those, in the same process, instead of resolving
+    again, and nothing is kept once the command ends."""
+    import dyncheck.target as target_module
+
+    (tmp_path / "twomodels.py").write_text(HEADER + NET + NET.replace("class Net", "class Other"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    built = []
+    resolve_spec = target_module.resolve_spec
+
+    def counting(spec, *, text=None):
+        built.append(text)
+        return resolve_spec(spec, text=text)
+
+    monkeypatch.setattr(target_module, "resolve_spec", counting)
+    code = cli.main(["twomodels", "--collect-only", "-q", "-p", "no:xdist", "-p", "no:cacheprovider"])
+    assert code == 0, capsys.readouterr()
+    assert sorted(built) == ["twomodels:Net", "twomodels:Other"]
+    assert "twomodels:Net::determinism" in capsys.readouterr().out
+    assert target_module._handed == {}
