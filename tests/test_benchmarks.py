@@ -103,3 +103,12 @@ def test_overhead_times_a_check_against_the_plain_passes_it_needs():
     assert name == "determinism" and plain > 0 and checked > 0
     for invariant in ("determinism", "finite", "batch_invariance", "dtype_agreement", "padding_invariance"):
         assert overhead.plain_passes(invariant) is not None
+
+
+def test_the_founding_suite_is_still_part_of_the_reference_suite():
+    """The like-for-like speed figure times targets the suite still checks."""
+    from benchmarks import scaling
+    from reference_models import GOOD_TARGETS
+
+    assert set(scaling.FOUNDING_TARGETS) <= set(GOOD_TARGETS)
+    assert len(scaling.FOUNDING_TARGETS) == 11
