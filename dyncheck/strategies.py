@@ -563,7 +563,10 @@ def sequence_lengths(
     """
     args = dict(locals())
     _length_plan(**args)
-    return _draw_sequence_lengths(**_given(sequence_lengths, args))
+    strategy = _draw_sequence_lengths(**_given(sequence_lengths, args))
+    # Resolution's size probe gives such lengths the probed length (see examples.strategy_kind).
+    strategy._dyncheck_strategy = "sequence_lengths"
+    return strategy
 
 
 def _length_plan(

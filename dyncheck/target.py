@@ -281,13 +281,14 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
         inferred_inputs[name] = inferred.why
         for dim, bounds in (inferred.dims or {}).items():
             all_dims.setdefault(dim, bounds)
-    _probe_rank(instance, inputs, inferred_inputs)
-    inferred_dims: dict[str, str] = {}
-    _probe_sizes(instance, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims)
+    # The mask before the probes, which call the model with it (all tokens).
     mask = infer_attention_mask(parameters, {k: v for k, v in inputs.items() if k in inferred_inputs}, spec.inputs)
     if mask is not None:
         inputs["attention_mask"] = mask.value
         inferred_inputs["attention_mask"] = mask.why
+    _probe_rank(instance, inputs, inferred_inputs)
+    inferred_dims: dict[str, str] = {}
+    _probe_sizes(instance, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims)
     for dim, found in infer_dims(instance, dict(spec.dims)).items():
         all_dims[dim] = found.value
         inferred_dims[dim] = found.why
@@ -326,16 +327,27 @@ def _inferred_tensors(
 ) -> dict[str, tuple[tuple, Any]] | None:
     """Each input's (shape, dtype) when every input was inferred as floating ``tensors()``
     (what resolution may probe and reshape), else None. With ``tokens``, integer ones
-    (token ids) count too, their dtype given as ``(dtype, low, high)``."""
+    (token ids) count too, their dtype given as ``(dtype, low, high)``, and so do lengths
+    and attention masks beside them, given as ``("lengths", max_length)`` (every sequence
+    as long as the padded length) and ``("mask", dtype)`` (every position a token)."""
     import torch
 
     from dyncheck.examples import strategy_arguments, strategy_kind
+    from dyncheck.strategies import _length_plan, _mask_plan
 
     if not inputs or set(inputs) - set(inferred):
         return None
-    shapes = {}
+    shapes: dict[str, tuple[tuple, Any]] = {}
     for name, strategy in inputs.items():
         kwargs = strategy_arguments(strategy)
+        if tokens and strategy_kind(strategy) == "sequence_lengths":
+            batch, longest, _ = _length_plan(**kwargs)
+            shapes[name] = ((batch,), ("lengths", longest))
+            continue
+        if tokens and strategy_kind(strategy) == "attention_masks":
+            _, longest, _, dtype = _mask_plan(**kwargs)
+            shapes[name] = ((kwargs.get("batch_size", "batch"), longest), ("mask", dtype))
+            continue
         shape, dtype = kwargs.get("shape"), kwargs.get("dtype", torch.float32)
         if strategy_kind(strategy) != "tensors" or not isinstance(shape, tuple):
             return None
@@ -345,13 +357,22 @@ def _inferred_tensors(
             shapes[name] = (shape, (dtype, kwargs["min_value"], kwargs["max_value"]))
         else:
             return None
+    if any(isinstance(dtype, tuple) and isinstance(dtype[0], str) for _, dtype in shapes.values()) and all(
+        isinstance(dtype, tuple) and isinstance(dtype[0], str) for _, dtype in shapes.values()
+    ):
+        return None  # lengths or masks alone: nothing of the model's own input to probe
     return shapes
 
 
-def _probe_tensor(shape: list[int], dtype: Any) -> Any:
-    """A random input for a probe call: normal floats, or token ids in their range."""
+def _probe_tensor(shape: list[int], dtype: Any, size_of: Callable[[Any], int]) -> Any:
+    """A random input for a probe call: normal floats, token ids in their range, lengths
+    that fill the padded length (``size_of`` the named length), or a mask of all tokens."""
     import torch
 
+    if isinstance(dtype, tuple) and dtype[0] == "lengths":
+        return torch.full(shape, size_of(dtype[1]), dtype=torch.long)
+    if isinstance(dtype, tuple) and dtype[0] == "mask":
+        return torch.ones(shape, dtype=dtype[1])
     if isinstance(dtype, tuple):
         dtype, low, high = dtype
         return torch.randint(low, high + 1, shape, dtype=dtype)
@@ -460,7 +481,7 @@ def _probe_sizes(
         # calls after it (Swin shrinks its windows to an input smaller than them, for good).
         for training in (instance.training, not instance.training):
             error = _probe_call(clone(instance).train(training), {
-                name: _probe_tensor([size_of(d, size) for d in shape], dtype)
+                name: _probe_tensor([size_of(d, size) for d in shape], dtype, lambda d: size_of(d, size))
                 for name, (shape, dtype) in shapes.items()
             })
             if error is not None:

@@ -21,7 +21,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import dyncheck.strategies as dst
 from dyncheck.errors import TargetError
-from dyncheck.examples import from_target
+from dyncheck.examples import from_target, strategy_kind
 from dyncheck.infer import INFERRED_SIZES, infer_init
 from dyncheck.spec import Spec
 from dyncheck.target import Target, resolve, resolve_spec
@@ -400,6 +400,32 @@ def test_a_sequence_shorter_than_a_convolution_over_its_embeddings_is_not_drawn(
         "Kernel size can't be greater than actual input size); 4 is the smallest size that ran"
     )
     assert_callable(target, max_examples=20)
+
+
+class MaskedConv(nn.Module):
+    """Token ids and Hugging Face's attention mask into a convolution three tokens wide."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.conv = nn.Embedding(10, 4), nn.Conv1d(4, 2, 3)
+
+    def forward(self, input_ids, attention_mask):
+        e = self.embed(input_ids) * attention_mask[..., None]
+        return self.conv(e.transpose(1, 2)).amax(-1)
+
+
+def test_lengths_and_masks_beside_the_tokens_are_probed_with_them():
+    # A padded batch's lengths (every sequence as long as the batch) and an attention mask
+    # (all tokens) go with the token ids the probe draws, so such a model is probed too.
+    from reference_models.text_cnn import MaskedTextCNN
+
+    for model, shortest, reason in ((MaskedTextCNN, 4, "(2)"), (MaskedConv, 3, "(3)")):
+        target = resolved(model)
+        assert target.spec.dims["time"] == (shortest, shortest + 7), model
+        assert f"Kernel size: {reason}" in target.inferred_dims["time"]
+        assert_callable(target, max_examples=20)
+    lengths = resolved(MaskedTextCNN).spec.inputs["lengths"]
+    assert strategy_kind(lengths) == "sequence_lengths"
 
 
 class TokenGRU(nn.Module):

@@ -504,3 +504,77 @@ def test_only_a_cache_for_the_next_call_is_left_out(leaf, cache):
     from dyncheck.invariants.padding_invariance import _CACHE
 
     assert bool(_CACHE.search(leaf)) is cache
+
+
+@pytest.mark.parametrize("shortest", [None, 1], ids=["spec", "every-row-alone"])
+def test_a_row_shorter_than_the_spec_allows_is_not_run_alone(dyncheck_run, monkeypatch, shortest):
+    # The masked text CNN raises on fewer than 4 steps (its widest convolution), so the size
+    # probe starts the padded length at 4; a sentence of 1-3 tokens lives in such a batch
+    # but is never given alone. Run alone anyway (the spec's shortest taken as 1), such a
+    # row makes the check report the model's crash on an input no spec draws.
+    from dyncheck.invariants import padding_invariance
+
+    target = "reference_models.text_cnn:MaskedTextCNN"
+    assert resolve(target).spec.dims["time"][0] == 4
+    if shortest is not None:
+        monkeypatch.setattr(padding_invariance, "_shortest", lambda target, time_dim: shortest)
+    run = dyncheck_run("--dyncheck", target, ONLY, "--dyncheck-seed=1", "--dyncheck-max-examples=30")
+    outcome = "PASSED" if shortest is None else "FAILED"
+    assert run.outcomes() == {f"dyncheck::{target}::padding_invariance": outcome}, run.text
+    if shortest is not None:
+        assert "Kernel size can't be greater than actual input size" in run.failure("padding_invariance")
+
+
+def test_the_shortest_padded_length_read_from_the_spec():
+    from hypothesis import strategies as st
+
+    from dyncheck import Spec
+    from dyncheck.invariants.padding_invariance import _shortest
+    from dyncheck.target import resolve_spec
+    from reference_models.rnn import DynamicRNN
+
+    def shortest(dims):
+        return _shortest(resolve_spec(Spec(DynamicRNN, dims=dims)), "time")
+
+    assert shortest({}) == 1  # the default range starts at 1
+    assert shortest({"time": (3, 9)}) == 3
+    assert shortest({"time": 5}) == 5
+    assert shortest({"time": st.sampled_from([8, 4, 16])}) == 4
+    assert shortest({"time": st.integers(2, 9)}) == 1  # unreadable: every row runs alone
+
+
+MIDDLE_EMPTY = '''
+import dyncheck
+import torch
+from torch import nn
+from dyncheck.strategies import sequence_lengths, tensors
+
+
+class Model(nn.Module):
+    """A masked mean of per-step features; an empty sequence gives zeros."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x, lengths):
+        keep = (torch.arange(x.shape[1])[None, :] < lengths[:, None]).to(x.dtype)[..., None]
+        return self.fc((torch.tanh(x) * keep).sum(1) / keep.sum(1).clamp(min=1))
+
+
+spec = dyncheck.Spec(
+    Model,
+    inputs={"x": tensors(shape=("batch", "time", 4), max_value=10.0, min_value=-10.0),
+            "lengths": sequence_lengths(min_length=0)},
+    dims={"batch": (3, 4)},
+)
+'''
+
+
+def test_an_empty_sequence_between_others_keeps_the_rows_in_their_places(dyncheck_run, pytester):
+    # The batch's loss weights each row's outputs by that row's slice of the projection:
+    # with an empty row before others, the rows after it must still be read at their own
+    # index in the batch (they were read one place early, and the gradients differed).
+    pytester.makepyfile(middle_empty=MIDDLE_EMPTY)
+    run = dyncheck_run("--dyncheck", "middle_empty:spec", ONLY, "--dyncheck-seed=1", "--dyncheck-max-examples=60")
+    assert run.outcomes() == {"dyncheck::middle_empty:spec::padding_invariance": "PASSED"}, run.text

@@ -33,6 +33,7 @@ PADDED = {
     "reference_models.hf_style:TinyCausalLM",
     "reference_models.hf_style:CROSS_ATTENTION_SPEC",
     "reference_models.ssm_cache:TinySSM",
+    "reference_models.text_cnn:MaskedTextCNN",
 }
 
 

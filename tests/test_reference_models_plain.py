@@ -365,6 +365,26 @@ def test_lenet_runs_on_images_of_32_to_35_pixels_only(size: int, runs: bool) -> 
 # --- text_cnn ------------------------------------------------------------------------
 
 
+def test_masked_text_cnn_reads_each_sentence_alone_and_never_the_padding() -> None:
+    from reference_models.text_cnn import MaskedTextCNN
+
+    torch.manual_seed(0)
+    model = MaskedTextCNN()
+    tokens, lengths = torch.randint(0, 40, (3, 7)), torch.tensor([7, 5, 2])
+    batch = model(tokens, lengths)
+    for row in (0, 1):  # long enough for every convolution to run alone
+        alone = model(tokens[row:row + 1, : lengths[row]], lengths[row:row + 1])
+        torch.testing.assert_close(batch[row:row + 1], alone)
+    garbage = tokens.clone()
+    garbage[1, 5:] = 39 - garbage[1, 5:]
+    garbage[2, 2:] = 39 - garbage[2, 2:]
+    torch.testing.assert_close(model(garbage, lengths), batch)
+    # Two tokens: only the width-2 convolution has a window inside; the others give zeros.
+    with pytest.raises(RuntimeError):
+        model(tokens[2:3, :2], lengths[2:3])
+
+
+
 @pytest.mark.parametrize(("length", "runs"), [(1, False), (3, False), (4, True), (30, True)])
 def test_text_cnn_needs_as_many_tokens_as_its_widest_convolution(length: int, runs: bool) -> None:
     from reference_models.text_cnn import TextCNN

@@ -18,7 +18,11 @@ every example:
 
 Rule 2 is not asked of an example when the model cannot take the longer batch at all: it
 raises on it with every row of the full length too (a position table that ends at the
-padded length), so the length, not the padding, is what it refuses.
+padded length), so the length, not the padding, is what it refuses. Rule 1 (and rule 3's
+comparison with the rows alone) is not asked of a row shorter than the shortest padded
+length the spec allows (a text CNN whose widest kernel spans 4 steps, for which
+resolution's size probe made the padded length 4 or more): alone, trimmed to its length,
+it would be an input the model is not given; rule 2 still holds for it.
 
 Outputs: the batch axis of each output tensor is the one of the batch's size where every
 row alone has size 1 and the extra padding changes nothing; when that does not single one
@@ -117,6 +121,8 @@ class _Layout:
             padded = time_dim if isinstance(time_dim, int) else example.dims.get(time_dim, max(self.lengths, default=0))
         batch = len(self.lengths)
         self.padded = padded
+        #: a row shorter than this is not run alone: the spec allows no shorter padded length
+        self.shortest = _shortest(target, time_dim)
         #: argument -> (batch axis, time axis); either may be None
         self.axes: dict[str, tuple[int | None, int | None]] = {}
         if mask:
@@ -167,6 +173,24 @@ class _Layout:
                 more = _garbage(value, time_axis, generator)
             out[name] = torch.cat([value, more], dim=time_axis)
         return out
+
+
+def _shortest(target: Target, time_dim: Any) -> int:
+    """The shortest padded length ``time_dim`` may take under the spec (1 when it cannot
+    be read: every row then runs alone)."""
+    from dyncheck.strategies import DEFAULT_DIMS
+
+    if isinstance(time_dim, int):
+        return 1
+    bounds = target.spec.dims.get(time_dim, DEFAULT_DIMS.get(time_dim))
+    if isinstance(bounds, int):
+        return max(1, bounds)
+    if isinstance(bounds, tuple) and len(bounds) == 2:
+        return max(1, bounds[0])
+    elements = getattr(bounds, "elements", None)  # st.sampled_from(sizes), as the size probe gives
+    if isinstance(elements, Sequence) and elements and all(isinstance(e, int) for e in elements):
+        return max(1, min(elements))
+    return 1
 
 
 def _axis_of_size(value: torch.Tensor, size: int, avoid: int | None) -> int | None:
@@ -319,9 +343,12 @@ class PaddingInvariance(Invariant):
             exc.first_call = True  # type: ignore[attr-defined]
             raise
         whole = dict(floating_leaves(whole_trace.output))
+        rows = [row for row in range(batch) if lengths[row] > 0]
+        # A row shorter than any padded length the spec allows is not an input the model is
+        # given alone (a convolution wider than it): only the extra padding is asked of it.
         alone = {
             row: dict(floating_leaves(run(layout.row(args, row)).output))
-            for row in range(batch) if lengths[row] > 0
+            for row in rows if lengths[row] >= layout.shortest
         }
         try:
             extended: dict[str, torch.Tensor] | None = dict(
@@ -358,17 +385,21 @@ class PaddingInvariance(Invariant):
             else:
                 compared[leaf] = (batch_axis, time_axes)
 
+        if not alone and extended is None:
+            return context.nothing_to_compare(_too_short(layout), drawn=True)
         if not findings and not compared:
             return context.nothing_to_compare(missing_output(whole_trace.output) or _NO_BATCH_AXIS)
         context.compared()
         for leaf, (batch_axis, time_axes) in compared.items():
             rtol, atol = tolerances(native or whole[leaf].dtype)
             atol *= slack
-            for row, outputs in alone.items():
+            for row in rows:
                 length = lengths[row]
                 in_batch = _valid(whole[leaf], batch_axis, row, time_axes, length)
-                by_itself = _valid(outputs[leaf], batch_axis, 0, time_axes, length)
-                lines = mismatch(in_batch, by_itself, rtol=rtol, atol=atol)
+                outputs = alone.get(row)
+                lines = [] if outputs is None else mismatch(
+                    in_batch, _valid(outputs[leaf], batch_axis, 0, time_axes, length), rtol=rtol, atol=atol
+                )
                 if lines:
                     findings.append((
                         f"row {row} (length {length} of {padded} padded steps) gives a different {leaf} "
@@ -499,17 +530,19 @@ class PaddingInvariance(Invariant):
         lengths = layout.lengths
         weights = {leaf: projection(shapes[leaf], seed=example.seed, key=leaf) for leaf in floating}
 
-        def gradients(arguments: dict[str, Any], rows: list[int]) -> list[torch.Tensor] | None:
+        def gradients(arguments: dict[str, Any], rows: list[int], *, alone: bool = False) -> list[torch.Tensor] | None:
+            """The gradients of the loss over ``rows``: of the batch's, or (``alone``) of
+            the one row in ``arguments``, a batch of one."""
             output = context.run(model, Example(arguments, example.seed, example.dims), record=False).output
             leaves = dict(floating_leaves(output))
             parts = [
                 project(
-                    _valid(leaves[leaf], batch_axis, position, time_axes, lengths[row]),
+                    _valid(leaves[leaf], batch_axis, 0 if alone else row, time_axes, lengths[row]),
                     _valid(weights[leaf], batch_axis, row, time_axes, lengths[row]),
                 )
                 for leaf, (batch_axis, time_axes) in floating.items()
                 if _is_float(leaves[leaf]) and leaves[leaf].requires_grad
-                for position, row in enumerate(rows)
+                for row in rows
             ]
             if not parts:
                 return None
@@ -520,8 +553,15 @@ class PaddingInvariance(Invariant):
         batch_grads = gradients(args, rows)
         if batch_grads is None:
             return []
-        per_row = [g for g in (gradients(layout.row(args, row), [row]) for row in rows) if g is not None]
-        comparisons = [("alone", batch_grads, [sum(g[i] for g in per_row) for i in range(len(named))])]
+        # Rows too short to run alone (see _Layout.shortest) leave the comparison with the
+        # rows alone: the batch's loss over the others against their sum.
+        runnable = [r for r in rows if lengths[r] >= layout.shortest]
+        per_row = [g for g in (gradients(layout.row(args, row), [row], alone=True) for row in runnable) if g is not None]
+        comparisons = []
+        if runnable:
+            batch_alone = batch_grads if runnable == rows else gradients(args, runnable)
+            if batch_alone is not None:
+                comparisons.append(("alone", batch_alone, [sum(g[i] for g in per_row) for i in range(len(named))]))
         if extend:
             extended = gradients(layout.extended(args, generator), rows)
             if extended is None:
@@ -556,6 +596,13 @@ class PaddingInvariance(Invariant):
                     )
                 findings.append((text, details))
         return findings
+
+
+def _too_short(layout: _Layout) -> str:
+    return (
+        f"every sequence is shorter than the shortest padded length the spec allows ({layout.shortest}), "
+        f"so no row runs alone, and the model takes no longer batch for the extra padding"
+    )
 
 
 def _no_rows(name: str) -> str:
