@@ -238,6 +238,10 @@ def _left_at_default(model: nn.Module, context: Context) -> tuple[dict[str, Any]
     return left, _Function(filename, first, first + len(lines) - 1, frozenset(), True)
 
 
+def _examples(count: int) -> str:
+    return f"{count:,} example{'' if count == 1 else 's'}"
+
+
 def _searched(count: int) -> str:
     return f" and a directed search of {count:,} more" if count else ""
 
@@ -427,7 +431,7 @@ class Coverage(Invariant):
             count = sum(row["params"] for row in dead_rows)
             findings.append(
                 f"{count:,} of {total:,} parameters are dead: no example ran their module or reached them "
-                f"in {context.examples} examples{_searched(searched)}."
+                f"in {_examples(context.examples)}{_searched(searched)}."
             )
             for row in dead_rows:
                 details.append(
@@ -443,7 +447,7 @@ class Coverage(Invariant):
             predicate = context.target.spec.branches.get(module_name)
             condition = predicate_text(predicate) if predicate else "its predicate"
             findings.append(
-                f"The declared branch {module_name} {side} in {context.examples} examples{_searched(searched)}: the inputs "
+                f"The declared branch {module_name} {side} in {_examples(context.examples)}{_searched(searched)}: the inputs "
                 f"never made `{condition}` {'true' if not ran_count else 'false'}, so one side of it is untested."
             )
         if findings:
