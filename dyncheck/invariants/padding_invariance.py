@@ -19,10 +19,10 @@ every example:
 Rule 2 is not asked of an example when the model cannot take the longer batch at all: it
 raises on it with every row of the full length too (a position table that ends at the
 padded length), so the length, not the padding, is what it refuses. Rule 1 (and rule 3's
-comparison with the rows alone) is not asked of a row shorter than the shortest padded
-length the spec allows (a text CNN whose widest kernel spans 4 steps, for which
-resolution's size probe made the padded length 4 or more): alone, trimmed to its length,
-it would be an input the model is not given; rule 2 still holds for it.
+comparison with the rows alone) is not asked of a row that the model refuses alone when
+it is shorter than the shortest padded length the spec allows (a text CNN whose widest
+kernel spans 4 steps, for which resolution's size probe made the padded length 4 or more):
+trimmed to its length, it is an input the model is never given; rule 2 still holds for it.
 
 Outputs: the batch axis of each output tensor is the one of the batch's size where every
 row alone has size 1 and the extra padding changes nothing; when that does not single one
@@ -121,7 +121,8 @@ class _Layout:
             padded = time_dim if isinstance(time_dim, int) else example.dims.get(time_dim, max(self.lengths, default=0))
         batch = len(self.lengths)
         self.padded = padded
-        #: a row shorter than this is not run alone: the spec allows no shorter padded length
+        #: a row shorter than this that the model refuses alone is not compared alone: the
+        #: spec allows no shorter padded length
         self.shortest = _shortest(target, time_dim)
         #: argument -> (batch axis, time axis); either may be None
         self.axes: dict[str, tuple[int | None, int | None]] = {}
@@ -344,12 +345,16 @@ class PaddingInvariance(Invariant):
             raise
         whole = dict(floating_leaves(whole_trace.output))
         rows = [row for row in range(batch) if lengths[row] > 0]
-        # A row shorter than any padded length the spec allows is not an input the model is
-        # given alone (a convolution wider than it): only the extra padding is asked of it.
-        alone = {
-            row: dict(floating_leaves(run(layout.row(args, row)).output))
-            for row in rows if lengths[row] >= layout.shortest
-        }
+        alone: dict[int, dict[str, torch.Tensor]] = {}
+        for row in rows:
+            try:
+                alone[row] = dict(floating_leaves(run(layout.row(args, row)).output))
+            except ModelError:
+                if lengths[row] >= layout.shortest:
+                    raise
+                # Shorter than any padded length the spec allows, and refused alone (a
+                # convolution wider than it): not an input the model is given, so only the
+                # extra padding is asked of this row.
         try:
             extended: dict[str, torch.Tensor] | None = dict(
                 floating_leaves(run(layout.extended(args, generator)).output)
@@ -423,7 +428,7 @@ class PaddingInvariance(Invariant):
                       for leaf in compared}
             findings += self._gradients(
                 context, model, example, layout, args, generator, compared, shapes, native, slack,
-                extend=extended is not None,
+                extend=extended is not None, alone=list(alone),
             )
 
         if not findings:
@@ -515,6 +520,7 @@ class PaddingInvariance(Invariant):
         slack: float,
         *,
         extend: bool = True,
+        alone: list[int],
     ) -> list[tuple[str, list[str]]]:
         """Rule 3, on fresh calls: the batch's gradient against the rows' and (when ``extend``)
         the extended batch's.
@@ -553,9 +559,9 @@ class PaddingInvariance(Invariant):
         batch_grads = gradients(args, rows)
         if batch_grads is None:
             return []
-        # Rows too short to run alone (see _Layout.shortest) leave the comparison with the
-        # rows alone: the batch's loss over the others against their sum.
-        runnable = [r for r in rows if lengths[r] >= layout.shortest]
+        # Rows the model refused alone (shorter than the spec allows: see _check) leave the
+        # comparison with the rows alone: the batch's loss over the others against their sum.
+        runnable = [r for r in rows if r in alone]
         per_row = [g for g in (gradients(layout.row(args, row), [row], alone=True) for row in runnable) if g is not None]
         comparisons = []
         if runnable:
