@@ -63,6 +63,9 @@ Refactored twins, each declaring the model it must still agree with
   classifier whose widest convolution needs 4 tokens (inferred by calling it).
   ``MaskedTextCNN``: the same over a padded batch with its lengths, pooling only the
   windows inside each sentence (a sentence shorter than 4 tokens is never given alone).
+* :mod:`reference_models.checkpointed` -- ``CheckpointedMLP``: residual blocks run under
+  reentrant gradient checkpointing in training (the blocks' parameters are outside the
+  output's autograd graph, and get their gradients from the checkpoint's own backward).
 * :mod:`reference_models.length_branch` -- ``LengthBranch``: a branch on the sequence's
   length, whose first layer in the source takes the input mean-pooled over time.
 * :mod:`reference_models.sequence_list` -- ``SequenceListClassifier``: an LSTM over a list
@@ -115,6 +118,7 @@ GOOD_TARGETS = (
     "reference_models.lenet:LeNet",
     "reference_models.text_cnn:TextCNN",
     "reference_models.text_cnn:MaskedTextCNN",
+    "reference_models.checkpointed:CheckpointedMLP",
     "reference_models.length_branch:LengthBranch",
     "reference_models.sequence_list:SequenceListClassifier",
     "reference_models.ssm_cache:TinySSM",

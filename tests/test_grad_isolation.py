@@ -278,29 +278,60 @@ def test_a_saturated_gate_is_weighted_not_masked(pytester, scale):
         GradIsolation().check(Context(resolve_spec(Spec(Model, init={"dense": True}))), example)
 
 
-def test_a_sum_loss_would_fool_it_on_a_model_ending_in_layer_norm(dyncheck_run, pytester):
+def test_a_module_used_only_through_its_weights_is_no_skipped_branch(dyncheck_run, pytester):
     # nn.TransformerEncoder uses self_attn.out_proj's weights without calling the module.
     # Under a sum loss, the final LayerNorm makes every gradient before it rounding noise,
-    # often exactly zero: out_proj looks like a skipped module given a gradient of zeros.
-    # The default loss (a random projection) gives it its real gradient, and the model passes.
+    # often exactly zero: out_proj looked like a skipped module given a gradient of zeros.
+    # A module no example ever calls is not a branch; rule 1 is about modules called on
+    # some examples and skipped on this one (reference_models/buggy/zero_grad_trick.py).
     pytester.makepyfile(
         summed="""
         import dyncheck
         from reference_models.norm_encoder import NormEncoder
 
         spec = dyncheck.Spec(NormEncoder, loss=lambda out: out.sum())
-        """
+        """,
+        tables="""
+        import dyncheck
+        import torch
+        import torch.nn.functional as F
+        from torch import nn
+        from dyncheck.strategies import tensors
+
+
+        class RelPosAttn(nn.Module):
+            # A position table used through .weight (DeBERTa's rel_embeddings): a softmax
+            # over one key gives it an exactly-zero gradient on sequences of one token.
+            def __init__(self):
+                super().__init__()
+                self.emb, self.rel = nn.Embedding(20, 8), nn.Embedding(8, 8)
+                self.q, self.k, self.v = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 8)
+
+            def forward(self, input_ids):
+                h = self.emb(input_ids)
+                scores = self.q(h) @ (self.k(h) + self.rel.weight[: h.shape[1]]).transpose(-1, -2)
+                return scores.softmax(-1) @ self.v(h)
+
+
+        class FunctionalFirst(nn.Module):
+            # F.linear on the layer's weight: exactly zero on an all-zero input.
+            def __init__(self):
+                super().__init__()
+                self.fc, self.out = nn.Linear(8, 6, bias=False), nn.Linear(6, 4)
+
+            def forward(self, x):
+                return self.out(torch.tanh(F.linear(x, self.fc.weight)))
+
+
+        relpos = dyncheck.Spec(RelPosAttn, inputs={"input_ids": tensors(shape=("batch", "time"), dtype=torch.long,
+                                                                           max_value=19)})
+        functional = dyncheck.Spec(FunctionalFirst, inputs={"x": tensors(shape=("batch", 8))})
+        """,
     )
-    fooled = dyncheck_run("--dyncheck", "summed:spec", "--dyncheck-invariants=grad_isolation")
-    assert fooled.outcomes() == {"dyncheck::summed:spec::grad_isolation": "FAILED"}, fooled.text
-    assert re.search(
-        r"encoder\.layers\.\d\.self_attn\.out_proj did not run, but encoder\.layers\.\d\.self_attn\.out_proj\.weight"
-        r"(, \S+)* received a gradient of zeros",
-        fooled.failure("::grad_isolation"),
-    ), fooled.failure("::grad_isolation")
-    target = "reference_models.norm_encoder:NormEncoder"
-    run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=grad_isolation")
-    assert run.outcomes() == {f"dyncheck::{target}::grad_isolation": "PASSED"}, run.text
+    targets = ["summed:spec", "tables:relpos", "tables:functional", "reference_models.norm_encoder:NormEncoder"]
+    run = dyncheck_run(*(a for t in targets for a in ("--dyncheck", t)), "--dyncheck-invariants=grad_isolation",
+                       "--dyncheck-seed=1")
+    assert run.outcomes() == {f"dyncheck::{t}::grad_isolation": "PASSED" for t in targets}, run.text
 
 
 def _check(model_class, example, **init):
@@ -574,3 +605,38 @@ def test_redraws_that_cannot_move_anything_are_one():
     floats = Example({"x": torch.ones(1, 2), "control": 0.5}, 0, {})
     assert _movable(floats) and _movable(Example({"control": 0.5}, 0, {}))
     assert not torch.equal(_redrawn(floats, "random10", 3).args["x"], floats.args["x"])
+
+
+def test_a_reentrant_checkpoint_is_connected_and_a_detach_inside_it_is_not(dyncheck_run, pytester):
+    # checkpoint(block, h, use_reentrant=True) keeps the block's parameters out of the
+    # output's graph and runs the block again inside its backward, which gives them their
+    # gradients: connected. A detach() inside the checkpointed block still cuts them off.
+    pytester.makepyfile(
+        cut_inside="""
+        import torch
+        from torch import nn
+        from torch.utils.checkpoint import checkpoint
+
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.inp, self.block, self.out = nn.Linear(8, 12), nn.Linear(12, 12), nn.Linear(12, 4)
+
+            def forward(self, x):
+                h = torch.tanh(self.inp(x))
+                if self.training and torch.is_grad_enabled():
+                    h = h + checkpoint(lambda h: self.block(h).detach() * h, h, use_reentrant=True)
+                else:
+                    h = h + self.block(h).detach() * h
+                return self.out(h)
+        """
+    )
+    good = "reference_models.checkpointed:CheckpointedMLP"
+    run = dyncheck_run("--dyncheck", good, "--dyncheck", "cut_inside:Model", ISO, "--dyncheck-seed=1")
+    assert run.outcomes() == {
+        f"dyncheck::{good}::grad_isolation": "PASSED", "dyncheck::cut_inside:Model::grad_isolation": "FAILED",
+    }, run.text
+    assert "block ran, but block.weight, block.bias are not connected to the output" in run.failure(
+        "cut_inside:Model::grad_isolation"
+    )

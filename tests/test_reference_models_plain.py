@@ -262,6 +262,12 @@ def _text_cnn() -> tuple[torch.nn.Module, tuple]:
     return TextCNN(), (torch.randint(0, 40, (3, 6)),)
 
 
+def _checkpointed() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.checkpointed import CheckpointedMLP
+
+    return CheckpointedMLP(), (torch.randn(3, 8),)
+
+
 def _length_branch() -> tuple[torch.nn.Module, tuple]:
     from reference_models.length_branch import LengthBranch
 
@@ -321,6 +327,7 @@ BUILDERS = {
     "batched_moe": _batched_moe,
     "lenet": _lenet,
     "text_cnn": _text_cnn,
+    "checkpointed": _checkpointed,
     "length_branch": _length_branch,
     "sequence_list": _sequence_list,
     "ssm_cache": _ssm_cache,
@@ -360,6 +367,30 @@ def test_lenet_runs_on_images_of_32_to_35_pixels_only(size: int, runs: bool) -> 
     else:
         with pytest.raises(RuntimeError):
             model(torch.randn(2, 1, size, size))
+
+
+# --- checkpointed --------------------------------------------------------------------
+
+
+def test_checkpointed_blocks_get_the_gradients_they_get_without_checkpointing() -> None:
+    from reference_models.checkpointed import CheckpointedMLP
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 8)
+    grads = []
+    for reentrant in (True, None):
+        torch.manual_seed(0)
+        model = CheckpointedMLP()
+        if reentrant is None:
+            model.eval()  # no checkpoint at all: the blocks are called as they are
+        model(x).sum().backward()
+        grads.append({n: p.grad for n, p in model.named_parameters()})
+    assert all(torch.allclose(grads[0][n], grads[1][n]) for n in grads[1])
+    # and outside the output's graph: what the graph walk alone cannot see
+    from dyncheck.tracing import reached_parameters
+
+    model = CheckpointedMLP()
+    assert not any(n.startswith("blocks.") for n in reached_parameters(model(x).sum(), model))
 
 
 # --- text_cnn ------------------------------------------------------------------------

@@ -5,9 +5,11 @@ branch that was *computed and thrown away* is a bug (it wastes compute, gets zer
 gradients, and optimizers with momentum or weight decay still move it). For every
 example, after forward and backward:
 
-1. skipped means untouched: a parameter whose modules did not run has no gradient;
-2. executed means connected: every parameter of a module that ran is reached from the
-   output through autograd (unless frozen);
+1. skipped means untouched: a parameter whose modules did not run has no gradient (zeros
+   count for a module called on an earlier example, not for one no example calls: a table
+   used through its ``.weight``);
+2. executed means connected: every parameter of a module that ran gets a gradient from
+   backward (unless frozen; a reentrant checkpoint gives it one from its own backward);
 3. executed means used: a module that ran influences the output (its output is
    perturbed through a forward hook; an output that does not change means the work was
    masked away, if a choice masked it: see :func:`~dyncheck.invariants._influence.unused_modules`);
@@ -270,6 +272,12 @@ class GradIsolation(Invariant):
         for parameter, names, owners in owners_by_param:
             if any(o in ran for o in owners) or parameter.grad is None or used_directly & set(owners):
                 continue
+            if not any(o in context.witnesses for o in owners):
+                # Never called on any example of the run: not a branch that was skipped but a
+                # table or weight used without calling its module (DeBERTa's rel_embeddings,
+                # F.linear(x, fc.weight)), whose exact-zero gradient here is the example's (a
+                # softmax over one key, an all-zero input), not a multiplication by zero.
+                continue
             zero_on_skipped.setdefault(", ".join(owners), []).append(names[0])
         for owners, names in zero_on_skipped.items():
             reason = "; ".join(why_not[o] for o in owners.split(", ") if o in why_not)
@@ -290,7 +298,12 @@ class GradIsolation(Invariant):
                 running = [o for o in owners if o in worked and o]
                 if not running:
                     continue
-                if not (set(names) & trace.reached) or parameter.grad is None:
+                # Cut off: backward gave it no gradient at all. Not "absent from the output's
+                # graph": a reentrant checkpoint (checkpoint(block, h, use_reentrant=True),
+                # Hugging Face's gradient checkpointing, reversible layers) keeps the block's
+                # parameters out of that graph and runs the block again inside its own
+                # backward, whose gradients reach .grad as any others do.
+                if parameter.grad is None:
                     cut.setdefault(running[0], []).append(names[0])
             for module_name, names in cut.items():
                 findings.append(
