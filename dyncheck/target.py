@@ -260,6 +260,7 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
     all_dims = dict(spec.dims)
     # forward(input_ids=None, attention_mask=None, ...) requires nothing: infer the first.
     primary = primary_input(parameters, spec.inputs)
+    unmasked: Uninferable | None = None
     for name, parameter in parameters.items():
         if name in spec.inputs:
             inputs[name] = spec.inputs[name]
@@ -276,6 +277,9 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
         except Uninferable as exc:
             if name == primary:  # optional after all: the model is called with its defaults
                 continue
+            if name == "attention_mask":  # the mask of the token ids, inferred below, if any
+                unmasked = exc
+                continue
             raise _fail(text, str(exc)) from None
         inputs[name] = inferred.value
         inferred_inputs[name] = inferred.why
@@ -286,6 +290,8 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
     if mask is not None:
         inputs["attention_mask"] = mask.value
         inferred_inputs["attention_mask"] = mask.why
+    elif unmasked is not None:
+        raise _fail(text, str(unmasked))
     _probe_rank(instance, inputs, inferred_inputs)
     inferred_dims: dict[str, str] = {}
     _probe_sizes(instance, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims)

@@ -1820,3 +1820,34 @@ def test_gpt2s_conv1d_is_read_as_a_linear():
     same(target.spec.inputs["hidden_states"], dst.tensors(shape=("batch", 5)))
     assert target.inferred_inputs == {"hidden_states": "first consumed by c_attn (Conv1D(nx=5))"}
     assert_callable(target, max_examples=3)
+
+
+class RequiredMask(nn.Module):
+    """attention_mask with no default, used only to mask scores (no layer consumes it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.fc = nn.Embedding(10, 4), nn.Linear(4, 2)
+
+    def forward(self, input_ids, attention_mask):
+        h = self.embed(input_ids).masked_fill(~attention_mask.bool()[..., None], 0.0)
+        return self.fc(h.sum(1))
+
+
+def test_a_required_attention_mask_beside_token_ids_is_inferred():
+    target = resolved(RequiredMask)
+    assert strategy_kind(target.spec.inputs["attention_mask"]) == "attention_masks"
+    assert_callable(target)
+
+
+def test_a_required_attention_mask_without_token_ids_is_still_a_one_line_error():
+    class NoTokens(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x, attention_mask):
+            return self.fc(x) * attention_mask
+
+    with pytest.raises(TargetError, match=r"cannot infer forward argument 'attention_mask'"):
+        resolved(NoTokens)

@@ -578,3 +578,36 @@ def test_an_empty_sequence_between_others_keeps_the_rows_in_their_places(dynchec
     pytester.makepyfile(middle_empty=MIDDLE_EMPTY)
     run = dyncheck_run("--dyncheck", "middle_empty:spec", ONLY, "--dyncheck-seed=1", "--dyncheck-max-examples=60")
     assert run.outcomes() == {"dyncheck::middle_empty:spec::padding_invariance": "PASSED"}, run.text
+
+
+FLOAT32_SOFTMAX = '''
+import torch
+from torch import nn
+
+
+class Model(nn.Module):
+    """Longformer's pattern: an additive mask of finfo(dtype).min, a softmax pinned to float32,
+    fully masked (padded) query rows zeroed after it."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(30, 8)
+        self.q, self.k, self.v = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, input_ids, attention_mask):
+        m = attention_mask.bool()
+        h = self.emb(input_ids)
+        s = self.q(h) @ self.k(h).transpose(-1, -2)
+        s = s + (~(m[:, :, None] & m[:, None, :])).to(s.dtype) * torch.finfo(s.dtype).min
+        p = s.softmax(-1, dtype=torch.float32).masked_fill(~m[:, :, None], 0.0).type_as(s)
+        return p @ self.v(h)
+'''
+
+
+def test_a_float64_copy_that_gives_nan_is_compared_in_the_models_own_dtype(dyncheck_run, pytester):
+    # In float64, finfo(float64).min becomes -inf in the float32 softmax and a fully masked
+    # row NaN (its gradients too); the model never meets that in its own dtype, where it is
+    # exactly padding-invariant. The NaN was compared, with a tolerance of NaN.
+    pytester.makepyfile(float32_softmax=FLOAT32_SOFTMAX)
+    run = dyncheck_run("--dyncheck", "float32_softmax:Model", ONLY, "--dyncheck-seed=1", "--dyncheck-max-examples=40")
+    assert run.outcomes() == {"dyncheck::float32_softmax:Model::padding_invariance": "PASSED"}, run.text

@@ -176,6 +176,19 @@ class _Layout:
         return out
 
 
+class _Float64Unfit(Exception):
+    """The float64 copy's batch gave NaN or inf (outputs or gradients): a model that pins a
+    step to float32 (``softmax(..., dtype=torch.float32)`` after an additive mask of
+    ``torch.finfo(dtype).min``, as Longformer does) turns float64's smallest number into
+    -inf there, and a fully masked row into NaN, which it never meets in its own dtype. The
+    comparison then runs in the model's own dtype; if that is not finite either, ``finite``
+    is the check that says so."""
+
+
+def _finite(values: Any) -> bool:
+    return all(bool(torch.isfinite(v).all()) for v in values if isinstance(v, torch.Tensor) and v.is_floating_point())
+
+
 def _shortest(target: Target, time_dim: Any) -> int:
     """The shortest padded length ``time_dim`` may take under the spec (1 when it cannot
     be read: every row then runs alone)."""
@@ -314,8 +327,11 @@ class PaddingInvariance(Invariant):
                 # Only the first call falls back: a row alone that raises is the model's own.
                 if native is None or not getattr(exc, "first_call", False):
                     raise
+            except _Float64Unfit:
+                pass
         # The model cannot run in float64 (a float32 tensor made inside forward with an
-        # explicit dtype): compare in its own dtype, as it is, with atol on the inputs' scale.
+        # explicit dtype), or gives NaN/inf there (see _Float64Unfit): compare in its own
+        # dtype, as it is, with atol on the inputs' scale.
         model, args = context.fresh_model().eval(), example.fresh_args()
         self._check(context, example, layout, model, args, None, slack=_input_scale(args))
 
@@ -344,6 +360,8 @@ class PaddingInvariance(Invariant):
             exc.first_call = True  # type: ignore[attr-defined]
             raise
         whole = dict(floating_leaves(whole_trace.output))
+        if native is not None and not _finite(whole.values()):
+            raise _Float64Unfit
         rows = [row for row in range(batch) if lengths[row] > 0]
         alone: dict[int, dict[str, torch.Tensor]] = {}
         for row in rows:
@@ -366,6 +384,10 @@ class PaddingInvariance(Invariant):
             # table that ends at the padded length): rule 2 cannot be asked of it here.
             extended = None
 
+        if native is not None and not (
+            _finite(v for a in alone.values() for v in a.values()) and (extended is None or _finite(extended.values()))
+        ):
+            raise _Float64Unfit
         findings: list[tuple[str, list[str]]] = []
         # leaf -> (batch axis, time axes) for the leaves compared row by row
         compared: dict[str, tuple[int, list[int]]] = {}
@@ -559,6 +581,8 @@ class PaddingInvariance(Invariant):
         batch_grads = gradients(args, rows)
         if batch_grads is None:
             return []
+        if native is not None and not _finite(batch_grads):
+            raise _Float64Unfit
         # Rows the model refused alone (shorter than the spec allows: see _check) leave the
         # comparison with the rows alone: the batch's loss over the others against their sum.
         runnable = [r for r in rows if r in alone]
@@ -573,6 +597,8 @@ class PaddingInvariance(Invariant):
             if extended is None:
                 return []
             comparisons.append(("extended", extended, batch_grads))
+        if native is not None and not _finite(g for grads in (*per_row, *(c[1] for c in comparisons)) for g in grads):
+            raise _Float64Unfit
         findings = []
         for label, actual_grads, expected_grads in comparisons:
             bad, details = [], []
