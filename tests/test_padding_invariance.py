@@ -611,3 +611,41 @@ def test_a_float64_copy_that_gives_nan_is_compared_in_the_models_own_dtype(dynch
     pytester.makepyfile(float32_softmax=FLOAT32_SOFTMAX)
     run = dyncheck_run("--dyncheck", "float32_softmax:Model", ONLY, "--dyncheck-seed=1", "--dyncheck-max-examples=40")
     assert run.outcomes() == {"dyncheck::float32_softmax:Model::padding_invariance": "PASSED"}, run.text
+
+
+TRAIN_ONLY_BACKWARD = '''
+import torch
+from torch import nn
+
+
+class _TrainOnly(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, training):
+        ctx.training = training
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        assert ctx.training, "backward needs model.train()"  # as Reformer's reversible layers
+        return grad, None
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb, self.fc = nn.Embedding(30, 8), nn.Linear(8, 3)
+
+    def forward(self, input_ids, attention_mask):
+        h = _TrainOnly.apply(self.emb(input_ids), self.training)
+        m = attention_mask[..., None].to(h.dtype)
+        return self.fc((h * m).sum(1) / m.sum(1))
+'''
+
+
+def test_a_model_whose_backward_raises_is_the_models_error_not_dyncheck(dyncheck_run, pytester):
+    pytester.makepyfile(train_only=TRAIN_ONLY_BACKWARD)
+    run = dyncheck_run("--dyncheck", "train_only:Model", ONLY, "--dyncheck-seed=1", "--dyncheck-max-examples=10")
+    assert run.outcomes() == {"dyncheck::train_only:Model::padding_invariance": "FAILED"}, run.text
+    text = run.failure("padding_invariance")
+    assert "padding_invariance: train_only:Model raised in backward" in text
+    assert "dyncheck itself" not in text

@@ -64,6 +64,7 @@ from torch import nn
 
 from dyncheck.agreement import _scale, default_dtype
 from dyncheck.compare import mismatch, tolerances
+from dyncheck.diagnose import diagnose
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, strategy_arguments, strategy_kind
 from dyncheck.infer import _LENGTHS_NAME
@@ -574,7 +575,10 @@ class PaddingInvariance(Invariant):
             ]
             if not parts:
                 return None
-            grads = dense(torch.autograd.grad(torch.stack(parts).sum(), [p for _, p in named], allow_unused=True))
+            try:
+                grads = dense(torch.autograd.grad(torch.stack(parts).sum(), [p for _, p in named], allow_unused=True))
+            except Exception as exc:  # the model's own backward (an autograd.Function of its own)
+                raise ModelError("backward", exc, hints=tuple(diagnose(model))) from exc
             return [torch.zeros_like(p) if g is None else g for (_, p), g in zip(named, grads)]
 
         rows = [r for r in range(len(lengths)) if lengths[r] > 0]
