@@ -640,3 +640,48 @@ def test_a_reentrant_checkpoint_is_connected_and_a_detach_inside_it_is_not(dynch
     assert "block ran, but block.weight, block.bias are not connected to the output" in run.failure(
         "cut_inside:Model::grad_isolation"
     )
+
+
+def test_a_parameter_this_call_never_read_is_not_cut_off(dyncheck_run, pytester):
+    # XLNet's pattern: a bias of a layer that ran, used only when an optional input is given.
+    # Left out of this path, not cut off by a detach(); the same bias read and detached is.
+    pytester.makepyfile(
+        optional_bias="""
+        import torch
+        from torch import nn
+
+
+        class Layer(nn.Module):
+            def __init__(self, detach):
+                super().__init__()
+                self.proj, self.seg_bias, self.detach = nn.Linear(8, 8), nn.Parameter(torch.randn(8)), detach
+
+            def forward(self, h, seg=None):
+                out = self.proj(h)
+                if seg is not None:
+                    out = out + seg[..., None] * self.seg_bias
+                elif self.detach:
+                    out = out + self.seg_bias.detach()
+                return torch.tanh(out)
+
+
+        class Model(nn.Module):
+            def __init__(self, detach=False):
+                super().__init__()
+                self.layer, self.head = Layer(detach), nn.Linear(8, 3)
+
+            def forward(self, x, seg=None):
+                return self.head(self.layer(x, seg))
+
+
+        def detached():
+            return Model(detach=True)
+        """
+    )
+    run = dyncheck_run("--dyncheck", "optional_bias:Model", "--dyncheck", "optional_bias:detached", ISO,
+                       "--dyncheck-seed=1")
+    assert run.outcomes() == {
+        "dyncheck::optional_bias:Model::grad_isolation": "PASSED",
+        "dyncheck::optional_bias:detached::grad_isolation": "FAILED",
+    }, run.text
+    assert "layer ran, but layer.seg_bias is not connected to the output" in run.failure("detached::grad_isolation")

@@ -9,7 +9,8 @@ example, after forward and backward:
    count for a module called on an earlier example, not for one no example calls: a table
    used through its ``.weight``);
 2. executed means connected: every parameter of a module that ran gets a gradient from
-   backward (unless frozen; a reentrant checkpoint gives it one from its own backward);
+   backward (unless frozen; a reentrant checkpoint gives it one from its own backward; a
+   parameter the call never read is left out of this path, not cut off);
 3. executed means used: a module that ran influences the output (its output is
    perturbed through a forward hook; an output that does not change means the work was
    masked away, if a choice masked it: see :func:`~dyncheck.invariants._influence.unused_modules`);
@@ -198,6 +199,50 @@ def _used_directly(
     return out
 
 
+#: Tensor properties whose reading takes a parameter's values (``.shape`` or ``.dtype``
+#: read alone do not).
+_VALUE_PROPERTIES = frozenset({"data", "T", "mT", "H", "mH", "real", "imag"})
+
+
+def _read_values_of(context: Context, example: Example, cut: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Of ``cut`` (module -> its parameters without a gradient), those whose values the
+    forward read on ``example``: passed to a torch function or operator, or read through
+    ``.data``. A parameter the call never read is not cut off by a detach() but left out of
+    this path (XLNet's ``r_s_bias`` is used only with ``token_type_ids``). One more forward
+    on a fresh copy under a function mode, only when rule 2 has something to report."""
+    from torch.overrides import TorchFunctionMode
+
+    model = context.fresh_model()
+    by_id: dict[int, list[str]] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        by_id.setdefault(id(parameter), []).append(name)  # every alias of a shared one
+    read: set[str] = set()
+
+    def note(value: Any) -> None:
+        if isinstance(value, nn.Parameter) and id(value) in by_id:
+            read.update(by_id[id(value)])
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                note(item)
+
+    class Reads(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            if getattr(func, "__name__", "") != "__get__" or getattr(
+                getattr(func, "__self__", None), "__name__", None
+            ) in _VALUE_PROPERTIES:
+                note(args)
+                note(list((kwargs or {}).values()))
+            return func(*args, **(kwargs or {}))
+
+    try:
+        with Reads():
+            context.run(model, example, record=False, grad=False)
+    except Exception:
+        return cut  # the model does not run under a function mode: keep what rule 2 found
+    kept = {module: [n for n in names if n in read] for module, names in cut.items()}
+    return {module: names for module, names in kept.items() if names}
+
+
 def _no_gradient(trace: Trace) -> str:
     """Why an example gave no gradient to follow."""
     if trace.loss is None:
@@ -305,6 +350,8 @@ class GradIsolation(Invariant):
                 # backward, whose gradients reach .grad as any others do.
                 if parameter.grad is None:
                     cut.setdefault(running[0], []).append(names[0])
+            if cut:
+                cut = _read_values_of(context, example, cut)
             for module_name, names in cut.items():
                 findings.append(
                     f"{module_name} ran, but {_join(names)} {'is' if len(names) == 1 else 'are'} not connected "
