@@ -66,6 +66,10 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.checkpointed` -- ``CheckpointedMLP``: residual blocks run under
   reentrant gradient checkpointing in training (the blocks' parameters are outside the
   output's autograd graph, and get their gradients from the checkpoint's own backward).
+* :mod:`reference_models.hf_patterns` -- ``PatternEncoder``: an encoder with four patterns
+  of library models (a position table used through ``.weight``, a float32-pinned softmax
+  after a ``finfo(dtype).min`` mask, a bias used only with ``token_type_ids``, a
+  straight-through Gumbel gate).
 * :mod:`reference_models.length_branch` -- ``LengthBranch``: a branch on the sequence's
   length, whose first layer in the source takes the input mean-pooled over time.
 * :mod:`reference_models.sequence_list` -- ``SequenceListClassifier``: an LSTM over a list
@@ -119,6 +123,7 @@ GOOD_TARGETS = (
     "reference_models.text_cnn:TextCNN",
     "reference_models.text_cnn:MaskedTextCNN",
     "reference_models.checkpointed:CheckpointedMLP",
+    "reference_models.hf_patterns:PatternEncoder",
     "reference_models.length_branch:LengthBranch",
     "reference_models.sequence_list:SequenceListClassifier",
     "reference_models.ssm_cache:TinySSM",

@@ -689,3 +689,14 @@ def test_rounding_noise_moves_values_by_float32s_rounding_without_importing_dyna
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(Path(__file__).resolve().parents[1]))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "DYNAMO False", done.stdout
+
+
+def test_a_float64_copy_that_gives_nan_where_float32_is_finite_is_no_reference(dyncheck_run):
+    # PatternEncoder masks scores with finfo(dtype).min and pins the softmax to float32: in
+    # float64 a fully masked (padded) query row is NaN, and so are its gradients. Those
+    # examples are left uncompared, with the reason; the others are compared.
+    target = "reference_models.hf_patterns:PatternEncoder"
+    run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=dtype_agreement", "--dyncheck-seed=1", "-v")
+    assert run.outcomes() == {f"dyncheck::{target}::dtype_agreement": "PASSED"}, run.text
+    assert "not compared on" in run.text and "the float64 copy gave NaN/inf where float32 is finite" in run.text
+    assert re.search(r"dtype_agreement +passed +checked on [1-9]\d* of \d+ examples", run.text), run.text

@@ -34,6 +34,7 @@ PADDED = {
     "reference_models.hf_style:CROSS_ATTENTION_SPEC",
     "reference_models.ssm_cache:TinySSM",
     "reference_models.text_cnn:MaskedTextCNN",
+    "reference_models.hf_patterns:PatternEncoder",
 }
 
 

@@ -268,6 +268,12 @@ def _checkpointed() -> tuple[torch.nn.Module, tuple]:
     return CheckpointedMLP(), (torch.randn(3, 8),)
 
 
+def _hf_patterns() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.hf_patterns import PatternEncoder
+
+    return PatternEncoder(), (torch.randint(0, 40, (3, 5)), torch.tensor([[1] * 5, [1] * 3 + [0] * 2, [1] + [0] * 4]))
+
+
 def _length_branch() -> tuple[torch.nn.Module, tuple]:
     from reference_models.length_branch import LengthBranch
 
@@ -328,6 +334,7 @@ BUILDERS = {
     "lenet": _lenet,
     "text_cnn": _text_cnn,
     "checkpointed": _checkpointed,
+    "hf_patterns": _hf_patterns,
     "length_branch": _length_branch,
     "sequence_list": _sequence_list,
     "ssm_cache": _ssm_cache,

@@ -142,6 +142,70 @@ def unused_modules(
     unused = [m for m in unused if not influences(context, model, example, m, baseline, attempts=rest)]
     if unused:
         unused = _holds_when_nudged(context, model, example, unused)
+    if unused:
+        unused = _shape_no_gradient(context, example, unused)
+    return unused
+
+
+def _shape_no_gradient(context: Context, example: Example, names: list[str]) -> list[str]:
+    """Of ``names`` (modules whose output, moved, leaves the output unchanged), those whose
+    moved output leaves every other parameter's gradient unchanged too. A straight-through
+    gate (``F.gumbel_softmax(logits, hard=True)``, SkipNet's) multiplies a block by an exact
+    0 in forward, but the gate's gradient is the block's output against the output's
+    gradient: the block runs so that the gate learns, and is used, by backward. A mask
+    that is a choice (``one_hot(argmax)``) passes no gradient on: the module stays unused.
+    Forward and backward on fresh copies (the example's seed draws the same gate), once for
+    the gradients and once per module, only for what every other test left unused; as
+    for a saturated gate (:func:`_weighted_not_masked`), again in float64 with the large
+    inputs scaled to magnitude 1, where a soft gate at logits in the thousands still has a
+    gradient."""
+    floating = [p for p in context.prototype().parameters() if p.is_floating_point()]
+    if not floating or floating[0].is_complex():
+        return names
+    device = str(floating[0].device)
+    wide_args = _moderated(_move(dict(example.args), device, torch.float64))
+    runs = [(example, False), (Example(wide_args, example.seed, example.dims), True)]
+
+    def gradients(run: Example, wide: bool, name: str | None) -> dict[str, torch.Tensor] | None:
+        model = context.fresh_model()
+        if wide:
+            model = model.to(torch.float64)
+        handle = None
+        if name is not None:
+            generator = torch.Generator().manual_seed(1234)
+            handle = model.get_submodule(name).register_forward_hook(
+                lambda _module, _args, output: _perturb(output, _MOVES[0], generator)
+            )
+        try:
+            with default_dtype(torch.float64 if wide else None):
+                context.run(model, run, backward=True, record=False)
+        except ModelError:
+            return None
+        finally:
+            if handle is not None:
+                handle.remove()
+        return {n: p.grad.detach() for n, p in model.named_parameters() if p.grad is not None}
+
+    unused = list(names)
+    for run, wide in runs:
+        before = gradients(run, wide, None)
+        if before is None:
+            continue
+        still = []
+        for name in unused:
+            after = gradients(run, wide, name)
+            prefix = f"{name}."
+            if after is None or any(
+                set(before).symmetric_difference(after) - {n for n in after if n.startswith(prefix)}
+            ) or any(
+                not torch.equal(torch.nan_to_num(before[n]), torch.nan_to_num(after[n]))
+                for n in before if n in after and not n.startswith(prefix)
+            ):
+                continue  # the moved output changed another parameter's gradient: used
+            still.append(name)
+        unused = still
+        if not unused:
+            break
     return unused
 
 

@@ -22,6 +22,11 @@ When the float64 copy cannot run (see :mod:`dyncheck.casting`):
   closure, a global, a float32 tensor made in forward) is a finding that names the tensor
   or the line: the model cannot be cast.
 
+When the float64 copy runs but gives NaN or inf where the float32 run is finite, it is no
+reference and the example is left uncompared: a step pinned to float32
+(``softmax(..., dtype=torch.float32)``) after an additive mask of ``torch.finfo(dtype).min``
+(Longformer's) turns float64's smallest number into -inf, and a fully masked row into NaN.
+
 A model that draws random numbers in eval mode in its own dtype (``torch.rand_like(x)``,
 ``x.uniform_()``) draws another stream in float64 than in float32 from one seed. When
 the two disagree, both run again with the float32 copy's draws made in float64 and cast
@@ -61,6 +66,20 @@ FLOAT32 = Config("float32", "cpu", torch.float32)
 FLOAT64 = Config("float64 (reference)", "cpu", torch.float64)
 
 
+#: Why an example whose float64 run is not finite while its float32 run is compares nothing.
+_UNFIT_REFERENCE = (
+    "the float64 copy gave NaN/inf where float32 is finite, so there is no reference: a step pinned to float32 "
+    "(softmax(..., dtype=torch.float32)) after a mask of torch.finfo(dtype).min turns float64's smallest number "
+    "into -inf there, which the model never meets in its own dtype"
+)
+
+
+def _finite(run: Run) -> bool:
+    """Whether every output and gradient of ``run`` is finite."""
+    values = [t for _, t in run.outputs] + list(run.grads.values())
+    return all(bool(torch.isfinite(t).all()) for t in values if t.is_floating_point() or t.is_complex())
+
+
 class DtypeAgreement(Invariant):
     name = "dtype_agreement"
     summary = "float32 outputs and gradients agree with a float64 copy of the model (the reference)"
@@ -87,6 +106,8 @@ class DtypeAgreement(Invariant):
         # Likewise the float32 copy's parameters (its output's graph holds them): its
         # gradients and detached outputs are what is compared.
         single = dataclasses.replace(single, model=reference.model, output=None)
+        if _finite(single) and not _finite(reference):
+            return context.nothing_to_compare(_UNFIT_REFERENCE)
         findings = compare(reference, single, tolerance=tolerance, floor=self.floor, model=reference.model)
         if not findings and missing:
             return context.nothing_to_compare(missing)
