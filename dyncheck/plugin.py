@@ -196,7 +196,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
         share_cores(int(workerinput.get("workercount", 1)))
     if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(_XdistGlue(settings), "dyncheck-xdist")
+        config.pluginmanager.register(_XdistGlue(settings, config), "dyncheck-xdist")
 
 
 def _check_devices(text: str, origin: str) -> None:
@@ -215,15 +215,28 @@ def _check_devices(text: str, origin: str) -> None:
 
 
 class _XdistGlue:
-    """Hands the controller's seed to every worker, so none draws its own."""
+    """Hands the controller's seed to every worker, so none draws its own; prints
+    ``--dyncheck-explain`` on the controller, which collects nothing itself."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, config: pytest.Config) -> None:
         self.settings = settings
+        self.config = config
+        self.explained = False
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["dyncheck_seed"] = self.settings.seed
         node.workerinput["dyncheck_seed_given"] = self.settings.seed_given
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: Any) -> None:
+        if self.explained or not self.settings.explain:
+            return
+        self.explained = True
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        for line in _explanation(self.config) or []:
+            if reporter is not None:
+                reporter.write_line(line)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -284,6 +297,11 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str] | None:
+    return _explanation(config)
+
+
+def _explanation(config: pytest.Config) -> list[str] | None:
+    """``--dyncheck-explain``: each target's spec as inferred, as Python to paste."""
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None or not settings.active or not settings.explain:
         return None

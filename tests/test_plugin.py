@@ -230,7 +230,7 @@ def test_xdist_same_collection_and_verdicts(pytester, dyncheck_run):
     pytester.makepyfile(decoder=DECODER)  # forty modules: paths described against the merged census
     args = ["-p", "no:cacheprovider", "--dyncheck-only", "-rA", "--dyncheck", GATED, "--dyncheck", COUNTER,
             "--dyncheck", "decoder:spec", "--dyncheck-seed=9", "--dyncheck-max-examples=10",
-            "--dyncheck-invariants=determinism,finite"]
+            "--dyncheck-invariants=determinism,finite", "--dyncheck-explain"]
     # The serial run in this process (a fresh one costs seconds), the parallel one in fresh ones.
     serial = dyncheck_run(*args).result
     # The first run's example database (what Hypothesis's targeting kept) would steer the
@@ -252,6 +252,9 @@ def test_xdist_same_collection_and_verdicts(pytester, dyncheck_run):
     assert "seed 9" in parallel.stdout.str()
     assert "dyncheck summary" in parallel.stdout.str()
     assert "determinism  failed" in parallel.stdout.str()
+    # --dyncheck-explain: printed once by the controller, which collects nothing itself
+    for result in (serial, parallel):
+        assert result.stdout.str().count(f"# dyncheck spec for {GATED} (inferred parts marked)") == 1
 
 
 def test_explain_prints_pasteable_python(dyncheck_run, pytester):
