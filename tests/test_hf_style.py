@@ -232,8 +232,33 @@ def test_an_optional_argument_not_seen_to_reach_them_is_still_named():
     spec = resolve_spec(Spec(_SideBranch)).spec
     assert optional_inputs_hint(_SideBranch(), spec, {"fc"}) == [
         "forward's optional argument extra was left at its default None; if it switches the dead modules on, "
-        "give it values, e.g. dyncheck.Spec(_SideBranch, inputs={'extra': dyncheck.strategies.tensors(shape=...)})"
+        "give it values, e.g. dyncheck.Spec(_SideBranch, inputs={'extra': dyncheck.strategies.tensors(shape=<its shape>)})"
     ]
+
+
+
+class _GlobalMask(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.side = nn.Linear(4, 4)
+
+    def forward(self, x, global_attention_mask=None):
+        h = self.fc(x)
+        if global_attention_mask is not None:  # Longformer's global attention
+            h = h + self.side(h)
+        return h
+
+
+def test_an_optional_mask_is_suggested_as_a_mask_over_the_tokens():
+    from dyncheck.infer import optional_inputs_hint
+
+    spec = resolve_spec(Spec(_GlobalMask)).spec
+    [line] = optional_inputs_hint(_GlobalMask(), spec, {"fc"})
+    assert line.endswith(
+        "inputs={'global_attention_mask': dyncheck.strategies.tensors(shape=('batch', 'time'), dtype=torch.long, "
+        "max_value=1)})"
+    ), line
 
 
 CROSS = """

@@ -133,7 +133,12 @@ def optional_inputs_hint(model: nn.Module, spec: Any, ran: Iterable[str]) -> lis
     name = getattr(spec.model, "__qualname__", type(spec.model).__qualname__)
 
     def entry(o: OptionalInput) -> str:
-        shown = repr(o.strategy) if o.strategy is not None else "tensors(shape=...)"
+        if o.strategy is not None:
+            shown = repr(o.strategy)
+        elif "mask" in o.name.lower():  # a 0/1 mask over the tokens (Longformer's global_attention_mask)
+            shown = "tensors(shape=('batch', 'time'), dtype=torch.long, max_value=1)"
+        else:
+            shown = "tensors(shape=<its shape>)"
         return f"{o.name!r}: dyncheck.strategies.{shown}"
 
     if all(o.reaches for o in found):
