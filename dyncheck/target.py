@@ -265,7 +265,9 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
         if name in spec.inputs:
             inputs[name] = spec.inputs[name]
             continue
-        if parameter.default is not inspect.Parameter.empty and name != primary:
+        if parameter.default is not inspect.Parameter.empty and name != primary and not _decoder_ids(
+            name, parameter, parameters, spec.inputs, primary
+        ):
             continue
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
@@ -281,7 +283,7 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
                 unmasked = exc
                 continue
             raise _fail(text, str(exc)) from None
-        inputs[name] = inferred.value
+        inputs[name] = _own_length(name, inferred.value)
         inferred_inputs[name] = inferred.why
         for dim, bounds in (inferred.dims or {}).items():
             all_dims.setdefault(dim, bounds)
@@ -312,6 +314,35 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
         inferred_dims=inferred_dims,
         positional=positional,
         model_class=type(instance),
+    )
+
+
+def _own_length(name: str, strategy: Any) -> Any:
+    """A decoder's inferred tokens with a length of their own, ``"target"`` (a translation
+    is not as long as its source; padding_invariance trims the source's ``"time"`` only)."""
+    from dyncheck.examples import strategy_arguments, strategy_kind
+
+    shape = strategy_arguments(strategy).get("shape")
+    if not name.startswith("decoder_") or strategy_kind(strategy) != "tensors" or not isinstance(shape, tuple):
+        return strategy
+    if "time" not in shape or "target" in shape:
+        return strategy
+    return _reshaped(strategy, tuple("target" if d == "time" else d for d in shape))
+
+
+def _decoder_ids(
+    name: str, parameter: inspect.Parameter, parameters: dict[str, inspect.Parameter], given: Any, primary: str | None
+) -> bool:
+    """Whether an optional ``decoder_input_ids`` is drawn anyway: an encoder-decoder
+    (WhisperModel, T5Model) raises without it ("You have to specify either
+    decoder_input_ids or decoder_inputs_embeds"), and one that derives it from the input
+    (BartModel shifts input_ids) takes it as well. Not when the Spec gives embeddings for
+    the decoder, or when forward requires some input (then only the required ones are)."""
+    return (
+        name == "decoder_input_ids"
+        and parameter.default is None
+        and primary is not None
+        and not any("decoder_inputs_embeds" == n for n in given)
     )
 
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from torch import nn
 
 import dyncheck.strategies as dst
-from dyncheck.examples import from_target
+from dyncheck.examples import from_target, strategy_arguments
 from dyncheck.spec import Spec
 from dyncheck.target import resolve, resolve_spec
 from reference_models.hf_style import CROSS_ATTENTION_SPEC, TinyCausalLM, TinyLMConfig
@@ -317,3 +317,51 @@ def test_the_spec_line_gives_the_arguments_a_strategy_was_found_for():
         "memory, memory_mask were left at their default None; they are handed to cross, which never ran",
         "give memory values: dyncheck.Spec(_WithMemory, inputs={'memory': dyncheck.strategies.tensors(shape=('batch', 6))})",
     ]
+
+
+SEQ2SEQ = '''
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Config:
+    vocab_size: int = 20
+    hidden: int = 8
+
+
+class TinySeq2Seq(nn.Module):
+    """An encoder-decoder written as Hugging Face's are: the decoder's tokens are optional in
+    the signature, and forward raises without them (WhisperModel, T5Model)."""
+
+    def __init__(self, config=None):
+        super().__init__()
+        self.config = config or Config()
+        self.shared = nn.Embedding(self.config.vocab_size, self.config.hidden)
+        self.encoder = nn.GRU(self.config.hidden, self.config.hidden, batch_first=True)
+        self.decoder = nn.GRU(self.config.hidden, self.config.hidden, batch_first=True)
+
+    def get_input_embeddings(self):
+        return self.shared
+
+    def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None):
+        if decoder_input_ids is None:
+            raise ValueError("You have to specify either decoder_input_ids or decoder_inputs_embeds")
+        _, memory = self.encoder(self.shared(input_ids))
+        return self.decoder(self.shared(decoder_input_ids), memory)[0]
+'''
+
+
+def test_an_encoder_decoder_gets_decoder_tokens_of_their_own_length(dyncheck_run, pytester):
+    pytester.makepyfile(seq2seq=SEQ2SEQ)
+    pytester.syspathinsert()
+    from seq2seq import TinySeq2Seq
+
+    target = resolve_spec(Spec(TinySeq2Seq))
+    shapes = {name: strategy_arguments(s).get("shape") for name, s in target.spec.inputs.items()}
+    assert shapes["input_ids"] == ("batch", "time") and shapes["decoder_input_ids"] == ("batch", "target"), shapes
+    run = dyncheck_run("--dyncheck", "seq2seq:TinySeq2Seq", "--dyncheck-invariants=determinism,batch_invariance",
+                       "--dyncheck-max-examples=10")
+    assert set(run.outcomes().values()) == {"PASSED"}, run.text
