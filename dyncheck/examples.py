@@ -132,7 +132,8 @@ def search(target: Target, condition: Any, settings: Any) -> Example:
 def strategy_kind(strategy: Any) -> str | None:
     """Which dyncheck strategy made ``strategy`` when it marks what it draws
     (``"attention_masks"``: right- or left-padded masks, 1 at tokens; ``"tensors"``: tensors
-    of the shape and dtype :func:`strategy_arguments` reads); None for any other, including
+    of the shape and dtype :func:`strategy_arguments` reads; ``"sequence_lengths"``: the
+    lengths of a padded batch); None for any other, including
     a strategy made from a marked one (``.map``, ``.filter``)."""
     return getattr(strategy, "_dyncheck_strategy", None)
 

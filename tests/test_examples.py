@@ -186,7 +186,12 @@ def test_a_strategy_says_which_dyncheck_strategy_made_it_and_with_what():
     assert strategy_kind(made) == "tensors"
     assert strategy_arguments(made) == {"shape": ("batch", 4), "dtype": torch.float64}
     assert strategy_kind(attention_masks()) == "attention_masks"
+    assert strategy_kind(sequence_lengths(max_length=6)) == "sequence_lengths"
+    assert strategy_arguments(sequence_lengths(max_length=6)) == {"max_length": 6}
     # Another strategy, or one made from a marked one, draws something else: no kind.
-    assert strategy_kind(sequence_lengths()) is None
+    from hypothesis import strategies as st
+
+    assert strategy_kind(st.integers()) is None
+    assert strategy_kind(sequence_lengths().map(lambda t: t)) is None
     assert strategy_kind(made.map(lambda t: t * 2)) is None
     assert strategy_kind(attention_masks().filter(lambda m: True)) is None
