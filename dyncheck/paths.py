@@ -59,7 +59,10 @@ class Layout:
                 continue
             if isinstance(module, nn.ModuleList):
                 lists.add(name)
-            if any(True for _ in module.children()):
+            # A module with children is a container, unless it holds parameters of its own
+            # and computes with them (nn.MultiheadAttention: in_proj_weight, its out_proj
+            # used through its weight and never called): then it is a step of the path too.
+            if any(True for _ in module.children()) and not any(True for _ in module.parameters(recurse=False)):
                 containers.add(name)
             else:
                 leaves.append(name)

@@ -285,3 +285,25 @@ def test_a_path_divergence_on_a_large_model_names_what_differs():
         "data-dependent branch flipped (rounding differs between the two), so outputs and gradients are not "
         "comparable on this example"
     ]
+
+
+def test_a_module_computing_with_its_own_parameters_is_a_step_of_the_path():
+    # nn.MultiheadAttention holds in_proj_weight and calls F.multi_head_attention_forward,
+    # which uses out_proj's weight without calling out_proj: as a container it vanished
+    # from every path ("inp → out").
+    class Memory(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = nn.Linear(4, 8)
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+            self.out = nn.Linear(8, 2)
+
+        def forward(self, x):
+            h = self.inp(x)
+            return self.out(self.attn(h, h, h)[0])
+
+    layout = Layout.of(Memory())
+    assert layout.leaves == ("inp", "attn", "attn.out_proj", "out")
+    assert layout.leaf_path(("inp", "attn", "out")) == ("inp", "attn", "out")
+    # A container with no parameters of its own stays out of paths.
+    assert Layout.of(nn.Sequential(nn.Sequential(nn.Linear(2, 2)))).leaves == ("0.0",)
