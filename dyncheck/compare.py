@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["DEFAULT_TOLERANCES", "mismatch", "tolerances"]
+__all__ = ["DEFAULT_TOLERANCES", "all_finite", "mismatch", "tolerances"]
 
 #: (rtol, atol) per dtype: the defaults of ``torch.testing.assert_close``.
 DEFAULT_TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
@@ -18,6 +18,16 @@ DEFAULT_TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
     torch.complex64: (1.3e-6, 1e-5),
     torch.complex128: (1e-7, 1e-7),
 }
+
+
+def all_finite(values: Any) -> bool:
+    """Whether every floating or complex tensor among ``values`` is finite (other values
+    are passed over)."""
+    return all(
+        bool(torch.isfinite(v).all())
+        for v in values
+        if isinstance(v, torch.Tensor) and (v.is_floating_point() or v.is_complex())
+    )
 
 
 def tolerances(*dtypes: torch.dtype) -> tuple[float, float]:

@@ -234,8 +234,8 @@ class _XdistGlue:
             return
         self.explained = True
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        for line in _explanation(self.config) or []:
-            if reporter is not None:
+        if reporter is not None:
+            for line in _explanation(self.config) or []:
                 reporter.write_line(line)
 
 

@@ -342,7 +342,7 @@ def _decoder_ids(
         name == "decoder_input_ids"
         and parameter.default is None
         and primary is not None
-        and not any("decoder_inputs_embeds" == n for n in given)
+        and "decoder_inputs_embeds" not in given
     )
 
 

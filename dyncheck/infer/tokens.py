@@ -76,10 +76,8 @@ def infer_tokens(model: nn.Module, name: str) -> Inferred | None:
     if found is None:
         return None
     size, where = found
-    # A decoder's tokens have a length of their own (a translation is not as long as its source).
-    length = "target" if name.startswith("decoder_") else "time"
     return Inferred(
-        dst.tensors(shape=("batch", length), dtype=torch.long, min_value=0, max_value=size - 1),
+        dst.tensors(shape=("batch", "time"), dtype=torch.long, min_value=0, max_value=size - 1),
         f"token ids, by its name: integers in [0, {size}) as {where}",
     )
 

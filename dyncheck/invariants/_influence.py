@@ -147,6 +147,16 @@ def unused_modules(
     return unused
 
 
+def _same_gradients(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor], *, besides: str) -> bool:
+    """Whether the parameters outside ``besides`` (a module's prefix) got the same
+    gradients, bitwise (NaN equal to NaN), in ``before`` as in ``after``."""
+    ours = {n: g for n, g in before.items() if not n.startswith(besides)}
+    theirs = {n: g for n, g in after.items() if not n.startswith(besides)}
+    return ours.keys() == theirs.keys() and all(
+        torch.equal(torch.nan_to_num(g), torch.nan_to_num(theirs[n])) for n, g in ours.items()
+    )
+
+
 def _shape_no_gradient(context: Context, example: Example, names: list[str]) -> list[str]:
     """Of ``names`` (modules whose output, moved, leaves the output unchanged), those whose
     moved output leaves every other parameter's gradient unchanged too. A straight-through
@@ -194,15 +204,8 @@ def _shape_no_gradient(context: Context, example: Example, names: list[str]) -> 
         still = []
         for name in unused:
             after = gradients(run, wide, name)
-            prefix = f"{name}."
-            if after is None or any(
-                set(before).symmetric_difference(after) - {n for n in after if n.startswith(prefix)}
-            ) or any(
-                not torch.equal(torch.nan_to_num(before[n]), torch.nan_to_num(after[n]))
-                for n in before if n in after and not n.startswith(prefix)
-            ):
-                continue  # the moved output changed another parameter's gradient: used
-            still.append(name)
+            if after is not None and _same_gradients(before, after, besides=f"{name}."):
+                still.append(name)  # else the moved output changed another parameter's gradient: used
         unused = still
         if not unused:
             break

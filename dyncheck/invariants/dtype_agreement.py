@@ -53,6 +53,7 @@ from dyncheck.agreement import (
     seed_dependence,
 )
 from dyncheck.casting import diagnose
+from dyncheck.compare import all_finite
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
@@ -76,8 +77,7 @@ _UNFIT_REFERENCE = (
 
 def _finite(run: Run) -> bool:
     """Whether every output and gradient of ``run`` is finite."""
-    values = [t for _, t in run.outputs] + list(run.grads.values())
-    return all(bool(torch.isfinite(t).all()) for t in values if t.is_floating_point() or t.is_complex())
+    return all_finite([t for _, t in run.outputs] + list(run.grads.values()))
 
 
 class DtypeAgreement(Invariant):

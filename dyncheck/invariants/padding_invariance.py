@@ -63,7 +63,7 @@ import torch
 from torch import nn
 
 from dyncheck.agreement import _scale, default_dtype
-from dyncheck.compare import mismatch, tolerances
+from dyncheck.compare import all_finite, mismatch, tolerances
 from dyncheck.diagnose import diagnose
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, strategy_arguments, strategy_kind
@@ -184,10 +184,6 @@ class _Float64Unfit(Exception):
     -inf there, and a fully masked row into NaN, which it never meets in its own dtype. The
     comparison then runs in the model's own dtype; if that is not finite either, ``finite``
     is the check that says so."""
-
-
-def _finite(values: Any) -> bool:
-    return all(bool(torch.isfinite(v).all()) for v in values if isinstance(v, torch.Tensor) and v.is_floating_point())
 
 
 def _shortest(target: Target, time_dim: Any) -> int:
@@ -361,7 +357,7 @@ class PaddingInvariance(Invariant):
             exc.first_call = True  # type: ignore[attr-defined]
             raise
         whole = dict(floating_leaves(whole_trace.output))
-        if native is not None and not _finite(whole.values()):
+        if native is not None and not all_finite(whole.values()):
             raise _Float64Unfit
         rows = [row for row in range(batch) if lengths[row] > 0]
         alone: dict[int, dict[str, torch.Tensor]] = {}
@@ -386,7 +382,7 @@ class PaddingInvariance(Invariant):
             extended = None
 
         if native is not None and not (
-            _finite(v for a in alone.values() for v in a.values()) and (extended is None or _finite(extended.values()))
+            all_finite(v for a in alone.values() for v in a.values()) and (extended is None or all_finite(extended.values()))
         ):
             raise _Float64Unfit
         findings: list[tuple[str, list[str]]] = []
@@ -585,7 +581,7 @@ class PaddingInvariance(Invariant):
         batch_grads = gradients(args, rows)
         if batch_grads is None:
             return []
-        if native is not None and not _finite(batch_grads):
+        if native is not None and not all_finite(batch_grads):
             raise _Float64Unfit
         # Rows the model refused alone (shorter than the spec allows: see _check) leave the
         # comparison with the rows alone: the batch's loss over the others against their sum.
@@ -601,7 +597,7 @@ class PaddingInvariance(Invariant):
             if extended is None:
                 return []
             comparisons.append(("extended", extended, batch_grads))
-        if native is not None and not _finite(g for grads in (*per_row, *(c[1] for c in comparisons)) for g in grads):
+        if native is not None and not all_finite(g for grads in (*per_row, *(c[1] for c in comparisons)) for g in grads):
             raise _Float64Unfit
         findings = []
         for label, actual_grads, expected_grads in comparisons:
