@@ -86,7 +86,7 @@ class InvariantItem(pytest.Item):
         from hypothesis import settings as hsettings
         from hypothesis.control import currently_in_test_context
 
-        from dyncheck.examples import from_target
+        from dyncheck.examples import corner_examples, from_target
         from dyncheck.invariants import Context
         from dyncheck.paths import describe
         from dyncheck.seeding import held
@@ -168,24 +168,32 @@ class InvariantItem(pytest.Item):
         # A distinct example-database key per target and invariant.
         check._hypothesis_internal_add_digest = self.nodeid.encode()  # type: ignore[attr-defined]
         default = hsettings.default
-        seeded = hypothesis.seed(derived_seed(settings.seed, self.target.text, invariant.name))(
-            given(from_target(self.target))(check)
-        )
+        test = given(from_target(self.target))(check)
+        # Each side of every control's thresholds first, whatever the seed; they count
+        # against the check's examples.
+        with self._constants():
+            corners = corner_examples(self.target)[:max_examples]
+        for corner in reversed(corners):  # run in this order
+            test = hypothesis.example(corner)(test)
+        max_examples -= len(corners)
+        phases = [
+            p for p in default.phases
+            # The explain phase re-runs failing examples under a tracer: slow for torch
+            # models, so it runs only when asked for with --hypothesis-explain.
+            if (p is not Phase.explain or self.config.getoption("hypothesis_explain", False))
+            and (p is not Phase.generate or max_examples > 0)
+        ]
+        seeded = hypothesis.seed(derived_seed(settings.seed, self.target.text, invariant.name))(test)
         # @seed turns the example database off, so a run is a function of its seed; a
         # database chosen in [tool.dyncheck] or with --dyncheck-database is turned back on
         # (these settings are applied after the seed), so failures saved there replay first.
         self.obj = hsettings(
             default,
             database=self.config.stash.get(DATABASE_KEY, None),
-            max_examples=max_examples,
+            max_examples=max(max_examples, 1),
             deadline=None,
             print_blob=False,
-            # The explain phase re-runs failing examples under a tracer: slow for torch
-            # models, so it runs only when asked for with --hypothesis-explain.
-            phases=[
-                p for p in default.phases
-                if p is not Phase.explain or self.config.getoption("hypothesis_explain", False)
-            ],
+            phases=phases,
             suppress_health_check=[
                 *default.suppress_health_check,
                 HealthCheck.too_slow,

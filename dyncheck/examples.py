@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from hypothesis import strategies as st
 
-from dyncheck.strategies import current_dims, dim_scope, seeds
+from dyncheck.strategies import control_corners, current_dims, dim_scope, seeds
 
 if TYPE_CHECKING:
     from dyncheck.target import Target
 
-__all__ = ["Example", "describe_value", "from_target", "search", "strategy_arguments", "strategy_kind"]
+__all__ = ["Example", "corner_examples", "describe_value", "from_target", "search", "strategy_arguments", "strategy_kind"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -151,3 +151,47 @@ def from_target(target: Target) -> st.SearchStrategy[Example]:
         return Example(args=args, seed=draw(seeds()), dims=dims)
 
     return examples()
+
+
+def corner_examples(target: Target) -> list[Example]:
+    """The examples a check runs before its random ones when the target has control inputs:
+    the simplest example, then, for each control, the same example with the control's
+    simplest value in each other piece :func:`~dyncheck.strategies.controls` draws from (a
+    threshold, a range beside one, a boolean, a choice), so a branch behind
+    ``control > 0.5`` is taken in every run. Hypothesis repeats and mutates the examples it
+    drew, so 20 random ones took only one side of such a threshold in about one run in a
+    hundred. Worked out once per target."""
+    if target.corners is None:
+        from hypothesis import HealthCheck, Phase, find, settings
+        from hypothesis.errors import NoSuchExample
+
+        def quiet(*phases: Phase, examples: int) -> settings:
+            return settings(
+                max_examples=examples,
+                database=None,
+                derandomize=True,
+                phases=phases,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+            )
+
+        corners = []
+        simplest = None
+        for name, strategy in target.spec.inputs.items():
+            for _, holds in control_corners(strategy):
+                if simplest is None:
+                    # Hypothesis's first example is the simplest: nothing to shrink.
+                    simplest = search(target, lambda e: True, quiet(Phase.generate, examples=1))
+                if holds(simplest.args[name]):
+                    continue  # Hypothesis runs the simplest example first
+                try:
+                    value = find(strategy, holds, settings=quiet(Phase.generate, Phase.shrink, examples=200))
+                except NoSuchExample:  # a piece a user's strategy around it never reaches
+                    continue
+                # A control draws no sizes: the rest of the simplest example goes with it.
+                corners.append(Example(args={**simplest.args, name: value}, seed=simplest.seed, dims=simplest.dims))
+        if corners:
+            # First, as Hypothesis would run it: a failure there is the plainest to read.
+            corners.insert(0, simplest)
+        target.corners = corners
+    return target.corners

@@ -18,7 +18,7 @@ import inspect
 import contextvars
 import functools
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Union
@@ -254,12 +254,17 @@ def controls(
     written as ``>=`` is caught at exactly 0.5. ``dtype=bool`` gives booleans; ``choices``
     (a sequence or an Enum class) samples from those values. With ``as_tensor=True`` each
     value is a one-element tensor, the form ``torch.rand(1)`` has.
+
+    A check whose spec has such an input starts with one example in each piece of it (see
+    :func:`control_corners`), then draws at random.
     """
     args = dict(locals())
     _control_plan(**args)
     strategy = _draw_controls(**_given(controls, args))
     # --dyncheck-explain prints `choices=Mode`: it needs to know what to import.
     strategy._dyncheck_choices = choices
+    # A check tries one example in each of its pieces first (see control_corners).
+    strategy._dyncheck_strategy = "controls"
     return strategy
 
 
@@ -329,17 +334,86 @@ def _numeric_controls(
             near = [math.floor(t), math.ceil(t), math.floor(t) - 1, math.ceil(t) + 1]
         else:
             near = [t, _next_float(t, -math.inf, width), _next_float(t, math.inf, width)]
-        special.extend(v for v in near if lo <= v <= hi)
+        special.extend(near)
     special.extend([lo, hi])
-    special = [dtype(v) for v in dict.fromkeys(special)]  # ordered, unique
+    special = [dtype(v) for v in dict.fromkeys(special) if lo <= v <= hi]  # ordered, unique
+    return st.one_of(st.sampled_from(special), _anywhere(dtype, lo, hi, width))
+
+
+def _pieces(
+    dtype: type, lo: float, hi: float, thresholds: tuple[float, ...], width: int
+) -> list[tuple[float, float]]:
+    """``[lo, hi]`` (a valid range of ``dtype``) cut at the thresholds inside it, as closed
+    ranges: each threshold on its own (``control > 0.5`` and ``control >= 0.5`` part there),
+    then the ranges between them, each holding a value."""
     if dtype is int:
-        anywhere = st.integers(math.ceil(lo), math.floor(hi))
-    else:
-        hi = lo if hi == lo else hi  # 0.0 == -0.0, yet Hypothesis rejects floats(0.0, -0.0)
-        if width == 32:
-            lo, hi = _float32_inside(lo, hi)
-        anywhere = st.floats(lo, hi, allow_nan=False, allow_infinity=False, width=width)
-    return st.one_of(st.sampled_from(special), anywhere)
+        # Fractional bounds: int(0.5) would be 0, below min_value=0.5.
+        lo, hi = math.ceil(lo), math.floor(hi)
+    cuts = sorted({t for t in thresholds if lo < t < hi})
+    pieces = [(t, t) for t in cuts if dtype is float or t == int(t)]
+    for a, b in zip([lo, *cuts], [*cuts, hi]):
+        a = a if a == lo else _past(a, math.inf, dtype, width)
+        b = b if b == hi else _past(b, -math.inf, dtype, width)
+        if a <= b:
+            pieces.append((a, b))
+    return pieces
+
+
+def control_corners(strategy: Any) -> list[tuple[str, Callable[[Any], bool]]]:
+    """For a strategy :func:`controls` made, one condition per kind of value it draws:
+    each threshold, each range between thresholds and bounds, each boolean or choice (what
+    :func:`controls` calls a piece), with a few words saying which. Empty for any other
+    strategy. A check runs one example of each before the random ones, so a branch behind a
+    threshold is taken in every run, whatever the seed."""
+    if getattr(strategy, "_dyncheck_strategy", None) != "controls":
+        return []
+    from dyncheck.examples import strategy_arguments
+
+    kwargs = {name: p.default for name, p in inspect.signature(controls).parameters.items()}
+    kwargs.update(strategy_arguments(strategy))
+    choices = kwargs["choices"]
+    if choices is not None or kwargs["dtype"] is bool:
+        values = [False, True] if choices is None else list(choices)
+        return [(repr(v), functools.partial(_is_value, v)) for v in values]
+    dtype, width = kwargs["dtype"], 32 if kwargs["as_tensor"] and kwargs["dtype"] is float else 64
+    pieces = _pieces(dtype, kwargs["min_value"], kwargs["max_value"], tuple(kwargs["thresholds"]), width)
+    return [
+        (f"{a!r}" if a == b else f"[{a!r}, {b!r}]", functools.partial(_in_piece, a, b))
+        for a, b in pieces
+    ]
+
+
+def _scalar(value: Any) -> Any:
+    return value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value
+
+
+def _is_value(wanted: Any, value: Any) -> bool:
+    value = _scalar(value)
+    if value is wanted:
+        return True
+    return type(value) is type(wanted) and not isinstance(value, torch.Tensor) and value == wanted
+
+
+def _in_piece(a: float, b: float, value: Any) -> bool:
+    value = _scalar(value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and a <= value <= b
+
+
+def _past(value: float, toward: float, dtype: type, width: int) -> float:
+    """The first value of ``dtype`` after ``value`` (not ``value`` itself) toward ``toward``."""
+    if dtype is int:
+        return math.floor(value) + 1 if toward > value else math.ceil(value) - 1
+    return _next_float(value, toward, width)
+
+
+def _anywhere(dtype: type, lo: float, hi: float, width: int) -> st.SearchStrategy:
+    """Any value of ``dtype`` in ``[lo, hi]``, which holds one."""
+    if dtype is int:
+        return st.integers(math.ceil(lo), math.floor(hi))
+    hi = lo if hi == lo else hi  # 0.0 == -0.0, yet Hypothesis rejects floats(0.0, -0.0)
+    if width == 32:
+        lo, hi = _float32_inside(lo, hi)
+    return st.floats(lo, hi, allow_nan=False, allow_infinity=False, width=width)
 
 
 def _next_float(value: float, toward: float, width: int) -> float:

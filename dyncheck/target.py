@@ -57,6 +57,9 @@ class Target:
     #: whether deep copies of the model are its own (a dyncheck.copies.Copies), found once
     #: by dyncheck.copies.verdict; None until then
     copies: Any = field(default=None, repr=False, compare=False)
+    #: the examples every check runs first (dyncheck.examples.corner_examples); None until
+    #: worked out
+    corners: Any = field(default=None, repr=False, compare=False)
 
     def build(self) -> nn.Module:
         """A fresh model, built under the fixed build seed; the user's objects are never

@@ -122,14 +122,15 @@ def test_paths_show_in_hypothesis_statistics(dyncheck_run):
 
 
 def test_the_statistics_are_the_checks_own_when_a_directed_search_ran(dyncheck_run):
-    # At this seed the 20 examples all skip fc2 and the directed search finds the other side;
-    # its find() must not replace the check's statistics ("1 failing" was the search's hit).
-    run = dyncheck_run("--dyncheck", "reference_models.gated:DynamicNet", COV, "--hypothesis-show-statistics",
-                       "--dyncheck-seed=51176", "--dyncheck-max-examples=20")
-    assert "path fc1 → fc2 → fc3" in run.text.split("dyncheck summary")[1], run.text
-    statistics = run.text.split("Hypothesis Statistics")[1]
-    assert "20 passing, 0 failing, and 0 invalid test cases" in statistics, statistics
-    assert "100.00%, path: fc1 → fc3" in statistics, statistics
+    # At this seed the 50 examples never choose expert 0 and the directed search does; its
+    # find() must not replace the check's statistics ("1 failing" was the search's hit).
+    run = dyncheck_run("--dyncheck", "reference_models.routing:TopOneMoE", COV, "--hypothesis-show-statistics",
+                       "--dyncheck-seed=3", "--dyncheck-max-examples=50")
+    assert "experts.0" in run.text.split("dyncheck summary")[1], run.text
+    statistics = run.text.split("Hypothesis Statistics")[1].split("dyncheck summary")[0]
+    assert "50 passing, 0 failing, and 0 invalid test cases" in statistics, statistics
+    assert "path: router → experts.2 → head" in statistics, statistics
+    assert "experts.0" not in statistics, statistics
 
 
 def test_a_rare_path_is_found_by_the_directed_search(dyncheck_run):

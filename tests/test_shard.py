@@ -158,10 +158,14 @@ def test_a_failure_found_by_one_process_replays_first_in_another(tmp_path):
     assert any(shared.iterdir())
 
     # Another machine, another seed, the same database given on the command line.
+    # The saved failure replays right after the examples every run starts with: the
+    # simplest one, then one on each side of the threshold.
     second, replayed = check(project(tmp_path, "machine2", None), "--dyncheck-seed=2", f"--dyncheck-database={shared}")
     assert second.returncode == 1, second.stdout + second.stderr
-    assert replayed[0] == minimal
+    assert replayed[:3] == ["(1, 3) 0.5 0.0", "(1, 3) 0.4999999701976776 0.0", "(1, 3) 0.5000000596046448 0.0"]
+    assert replayed[3] == minimal
 
     # Without the shared database, the same run starts elsewhere: the replay came from it.
     alone, fresh = check(project(tmp_path, "machine3", "own-db"), "--dyncheck-seed=2")
-    assert fresh[0] != minimal
+    assert fresh[:3] == replayed[:3]
+    assert fresh[3] != minimal

@@ -28,6 +28,7 @@ from dyncheck.strategies import (
     DEFAULT_DIMS,
     attention_masks,
     batch_sizes,
+    control_corners,
     controls,
     current_dims,
     dim_scope,
@@ -612,6 +613,45 @@ def test_controls_as_tensor_are_one_element_tensors(
     assert isinstance(t, torch.Tensor)
     assert t.shape == (1,) and t.dtype == dtype
     assert within(t, lo, hi)
+
+
+@pytest.mark.parametrize(
+    "kwargs, inside, outside",
+    [
+        # a threshold, the range below it, the range above it
+        pytest.param({"thresholds": (0.5,)}, [0.5, 0.0, 0.7], [-0.1, 1.2], id="float"),
+        # thresholds given in any order are cut in order
+        pytest.param({"thresholds": (0.7, 0.3), "max_value": 1.0}, [0.3, 0.7, 0.1, 0.5, 0.9], [], id="two"),
+        # a threshold on a bound cuts nothing
+        pytest.param({"thresholds": (0.0,)}, [0.3], [], id="on-a-bound"),
+        # ints: 2 on its own, 0..1, 3..5; a fractional threshold is no value of its own
+        pytest.param({"dtype": int, "max_value": 5, "thresholds": (2,)}, [2, 1, 4], [], id="int"),
+        pytest.param({"dtype": int, "max_value": 5, "thresholds": (2.5,)}, [0, 5], [], id="int-fractional"),
+        pytest.param({"dtype": bool}, [False, True], [1], id="bool"),
+        pytest.param({"choices": ["a", "b", "c"]}, ["a", "b", "c"], ["d"], id="choices"),
+        pytest.param({"thresholds": (0.5,), "as_tensor": True}, [torch.tensor([0.5]), torch.tensor([0.0]),
+                     torch.tensor([0.7])], [], id="as-tensor"),
+    ],
+)
+def test_control_corners_are_one_condition_per_piece(kwargs: dict, inside: list, outside: list) -> None:
+    corners = control_corners(controls(**kwargs))
+    assert len(corners) == len(inside)
+    for (_, holds), value in zip(corners, inside):
+        assert holds(value), value
+        # the pieces do not overlap: each value lies in one
+        assert sum(h(value) for _, h in corners) == 1, value
+    for value in outside:
+        assert not any(h(value) for _, h in corners), value
+
+
+def test_each_piece_of_a_control_is_drawn() -> None:
+    for (_, holds) in control_corners(controls(thresholds=(0.25, 0.75), dtype=float, as_tensor=True)):
+        can_generate(controls(thresholds=(0.25, 0.75), as_tensor=True), holds)
+
+
+def test_only_controls_have_corners() -> None:
+    assert control_corners(st.floats(0, 1)) == []
+    assert control_corners(tensors(shape=(2,))) == []
 
 
 # --------------------------------------------------------------------------- seeds, batch sizes
