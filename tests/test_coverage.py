@@ -121,6 +121,15 @@ def test_paths_show_in_hypothesis_statistics(dyncheck_run):
     assert re.search(r"path: fc1 → fc2 → fc3", statistics)
 
 
+def test_one_example_is_not_enough_to_call_a_rare_expert_dead(dyncheck_run):
+    # With one example the search looked at ten times that, 14, and called expert 0 (chosen
+    # about one time in ten) dead; it now looks at 200 at least.
+    run = dyncheck_run("--dyncheck", "reference_models.routing:TopOneMoE", COV, "--dyncheck-seed=1",
+                       "--dyncheck-max-examples=1")
+    assert run.ret == 0, run.text
+    assert "experts.0" in run.text.split("dyncheck summary")[1]
+
+
 def test_the_statistics_are_the_checks_own_when_a_directed_search_ran(dyncheck_run):
     # At this seed the 50 examples never choose expert 0 and the directed search does; its
     # find() must not replace the check's statistics ("1 failing" was the search's hit).
