@@ -659,6 +659,16 @@ def test_a_reentrant_checkpoint_is_connected_and_a_detach_inside_it_is_not(dynch
     )
 
 
+def test_a_reentrant_checkpoint_is_checked_for_zero_gradients_with_backward(dyncheck_run):
+    # Three examples, all at degenerate values (all zero, or saturating tanh), gave inp.weight
+    # an exactly zero gradient. The float64 check that must then find a gradient used
+    # autograd.grad(), which a reentrant checkpoint refuses: every run was "no evidence",
+    # and inp.weight was reported as never learning.
+    target = "reference_models.checkpointed:CheckpointedMLP"
+    run = dyncheck_run("--dyncheck", target, ISO, "--dyncheck-seed=2", "--dyncheck-max-examples=3")
+    assert run.ret == 0, run.text
+
+
 def test_a_parameter_this_call_never_read_is_not_cut_off(dyncheck_run, pytester):
     # XLNet's pattern: a bias of a layer that ran, used only when an optional input is given.
     # Left out of this path, not cut off by a detach(); the same bias read and detached is.

@@ -488,10 +488,16 @@ def zero_parameter_gradients(context: Context, model: nn.Module, example: Exampl
         if not any(t.is_floating_point() and t.requires_grad for _, t in floating_leaves(output)):
             continue
         loss = default_loss(output, seed=run.seed)
+        for parameter in wide.parameters():
+            parameter.grad = None
         try:
-            grads = dense(torch.autograd.grad(loss, parameters, allow_unused=True))
+            # backward(), not autograd.grad(): a reentrant checkpoint (Hugging Face's gradient
+            # checkpointing) refuses grad(), and every run here was "no evidence": a
+            # parameter with a zero gradient on a few degenerate examples was then reported.
+            loss.backward()
         except RuntimeError:
             continue  # backward raised (an in-place op on this path): no evidence either way
+        grads = dense([parameter.grad for parameter in parameters])
         for name, grad in zip(names, grads):
             if grad is not None and bool(grad.detach().ne(0).any()):
                 zero.discard(name)
