@@ -624,6 +624,27 @@ def test_redraws_that_cannot_move_anything_are_one():
     assert not torch.equal(_redrawn(floats, "random10", 3).args["x"], floats.args["x"])
 
 
+def test_the_search_elsewhere_is_kept_for_what_a_redraw_keeps():
+    import torch
+
+    from dyncheck.examples import Example
+    from dyncheck.invariants._influence import _layout
+
+    def example(x, tokens, control=0.5):
+        return Example({"x": x, "tokens": tokens, "control": control}, 0, {})
+
+    ids = torch.tensor([[1, 2]])
+    key = _layout(example(torch.zeros(1, 3), ids))
+    # floating values and float controls move in a redraw: the same key
+    assert _layout(example(torch.ones(1, 3), ids.clone(), 0.7)) == key
+    # shapes, dtypes and tokens are kept: another key
+    assert _layout(example(torch.zeros(2, 3), ids)) != key
+    assert _layout(example(torch.zeros(1, 3, dtype=torch.float64), ids)) != key
+    assert _layout(example(torch.zeros(1, 3), torch.tensor([[1, 3]]))) != key
+    # an input of another kind: nothing kept
+    assert _layout(example(torch.zeros(1, 3), [ids])) is None
+
+
 def test_a_reentrant_checkpoint_is_connected_and_a_detach_inside_it_is_not(dyncheck_run, pytester):
     # checkpoint(block, h, use_reentrant=True) keeps the block's parameters out of the
     # output's graph and runs the block again inside its backward, which gives them their
