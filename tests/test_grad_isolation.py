@@ -733,3 +733,40 @@ def test_a_parameter_this_call_never_read_is_not_cut_off(dyncheck_run, pytester)
         "dyncheck::optional_bias:detached::grad_isolation": "FAILED",
     }, run.text
     assert "layer ran, but layer.seg_bias is not connected to the output" in run.failure("detached::grad_isolation")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_every_bool_and_choice_runs_in_the_first_examples(dyncheck_run, pytester, seed):
+    # One control at a time: the simplest example (False, "a"), then True, "b" and "c".
+    pytester.makepyfile(
+        modes="""
+        import torch
+        from torch import nn
+
+        import dyncheck
+        from dyncheck.strategies import controls, tensors
+
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 2)
+
+            def forward(self, x, flag, mode):
+                if mode == "c":
+                    raise ValueError("mode c is broken")
+                return self.fc(x) * (2 if flag else 1)
+
+
+        spec = dyncheck.Spec(Model, inputs={
+            "x": tensors(shape=("batch", 4)),
+            "flag": controls(dtype=bool),
+            "mode": controls(choices=["a", "b", "c"]),
+        })
+        """
+    )
+    run = dyncheck_run("--dyncheck", "modes:spec", ISO, f"--dyncheck-seed={seed}", "--dyncheck-max-examples=4")
+    text = run.failure("::grad_isolation")
+    assert "mode c is broken" in text
+    assert "flag=False, mode='c'" in text
+    assert "grad_isolation  failed   4 examples" in run.text
