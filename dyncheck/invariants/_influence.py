@@ -212,6 +212,84 @@ def _shape_no_gradient(context: Context, example: Example, names: list[str]) -> 
     return unused
 
 
+class _Reached:
+    """Forward hooks on the modules ``names`` of ``model`` (while the block is open) noting
+    which ran with an output autograd follows (``ran``) and which such output got a
+    non-zero gradient in a backward pass made with :meth:`backward` (``reached``).
+
+    Hooks on the outputs rather than ``autograd.grad`` to tensors kept from forward: a
+    reentrant checkpoint (``checkpoint(block, h, use_reentrant=True)``, Hugging Face's
+    gradient checkpointing) runs its block without autograd in forward and again, with it,
+    inside backward, where only hooks see the block's outputs; and it refuses
+    ``autograd.grad``."""
+
+    def __init__(self, model: nn.Module, names: list[str]) -> None:
+        self.model, self.names = model, names
+        self.ran: set[str] = set()
+        self.reached: set[str] = set()
+        self._outputs: list[torch.Tensor] = []
+
+    def _hook(self, name: str) -> Callable[..., None]:
+        def hook(_module: nn.Module, _args: Any, output: Any) -> None:
+            for _, t in floating_leaves(output):
+                if t.is_floating_point() and t.requires_grad:
+                    self.ran.add(name)
+                    self._outputs.append(t)
+                    t.register_hook(lambda grad, name=name: self._seen(name, grad))
+
+        return hook
+
+    def _seen(self, name: str, grad: torch.Tensor | None) -> None:
+        if name not in self.reached and grad is not None and bool(grad.detach().ne(0).any()):
+            self.reached.add(name)
+
+    @contextlib.contextmanager
+    def hooked(self) -> Iterator[_Reached]:
+        handles = [self.model.get_submodule(name).register_forward_hook(self._hook(name)) for name in self.names]
+        try:
+            yield self
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def backward(self, loss: torch.Tensor) -> bool:
+        """Backward from ``loss`` inside the block, so the hooks see every gradient; False
+        when it raised. ``autograd.grad`` to the outputs seen in forward (no parameter's
+        gradient is computed), or, where the graph holds a reentrant checkpoint,
+        ``loss.backward()`` with every parameter's ``.grad`` put back as it was."""
+        if not _reentrant_checkpoint_in(loss):
+            if not self._outputs:
+                return True
+            try:
+                torch.autograd.grad(loss, self._outputs, allow_unused=True)
+            except RuntimeError:
+                return False  # backward raised (an in-place op on this path)
+            return True
+        saved = [(p, p.grad) for p in self.model.parameters()]
+        try:
+            loss.backward()
+        except RuntimeError:
+            return False
+        finally:
+            for parameter, grad in saved:
+                parameter.grad = grad
+        return True
+
+
+def _reentrant_checkpoint_in(loss: torch.Tensor) -> bool:
+    """Whether ``loss``'s autograd graph holds a reentrant checkpoint's node."""
+    stack, seen = [loss.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        if type(node).__name__ == "CheckpointFunctionBackward":
+            return True
+        seen.add(node)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return False
+
+
 def _gradient_reaches(
     context: Context,
     model: nn.Module,
@@ -222,41 +300,22 @@ def _gradient_reaches(
     """One run of ``model`` on ``example`` inside ``around()``, and the modules of ``names``
     with respect to whose output a random projection of the model's output has a non-zero
     gradient; None when the model raised."""
-    captured: dict[str, list[torch.Tensor]] = {name: [] for name in names}
-    handles = []
-    for name in names:
-        def hook(_module: nn.Module, _args: Any, output: Any, name: str = name) -> None:
-            captured[name] += [t for _, t in floating_leaves(output) if t.is_floating_point() and t.requires_grad]
-
-        handles.append(model.get_submodule(name).register_forward_hook(hook))
-    try:
-        with around():
+    # around() stays open through backward: a checkpointed block runs again there.
+    with _Reached(model, names).hooked() as seen, around():
+        try:
             trace = context.run(model, example, record=False)
-    except ModelError:
-        return None
-    finally:
-        for handle in handles:
-            handle.remove()
-    leaves_ = [t for _, t in floating_leaves(trace.output) if t.is_floating_point() and t.requires_grad]
-    reached: set[str] = set()
-    if not leaves_:
-        return trace, reached
-    generator = torch.Generator().manual_seed(example.seed)
-    loss = sum((t * torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)).sum() for t in leaves_)
-    # One backward pass for every module's outputs (each gradient is the one a pass of its
-    # own would give).
-    owners = [name for name in names for _ in captured[name]]
-    tensors = [t for name in names for t in captured[name]]
-    if not tensors:
-        return trace, reached
-    try:
-        grads = torch.autograd.grad(loss, tensors, allow_unused=True)
-    except RuntimeError:
-        return None  # backward raised (an in-place op on this path)
-    for name, grad in zip(owners, grads):
-        if grad is not None and bool(grad.detach().ne(0).any()):
-            reached.add(name)
-    return trace, reached
+        except ModelError:
+            return None
+        leaves_ = [t for _, t in floating_leaves(trace.output) if t.is_floating_point() and t.requires_grad]
+        if not leaves_:
+            return trace, set()
+        generator = torch.Generator().manual_seed(example.seed)
+        loss = sum((t * torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)).sum() for t in leaves_)
+        # One backward pass for every module's outputs (each gradient is the one a pass of
+        # its own would give).
+        if not seen.backward(loss):
+            return None
+    return trace, seen.reached
 
 
 #: How far a nudge moves a value: this fraction of (|value| + 1), with a random sign.
@@ -471,35 +530,22 @@ def _zero_gradient(
     """Of ``names``, the modules of the float64 model ``wide`` with respect to whose every
     output a random projection of the model's output has an exactly zero gradient; a module
     that did not run is among them when ``absent`` is true."""
-    captured: dict[str, list[torch.Tensor]] = {name: [] for name in names}
-    handles = []
-    for name in names:
-        def hook(_module: nn.Module, _args: Any, output: Any, name: str = name) -> None:
-            captured[name] += [t for _, t in floating_leaves(output) if t.is_floating_point() and t.requires_grad]
-
-        handles.append(wide.get_submodule(name).register_forward_hook(hook))
-    try:
+    with _Reached(wide, names).hooked() as seen:
+        try:
+            with default_dtype(torch.float64):
+                output = context.run(wide, example, record=False).output
+        except ModelError:
+            return names  # the model cannot run in float64: keep what float32 showed
+        if not any(t.is_floating_point() and t.requires_grad for _, t in floating_leaves(output)):
+            return names
+        loss = default_loss(output, seed=example.seed)
         with default_dtype(torch.float64):
-            output = context.run(wide, example, record=False).output
-    except ModelError:
-        return names  # the model cannot run in float64: keep what float32 showed
-    finally:
-        for handle in handles:
-            handle.remove()
-    if not any(t.is_floating_point() and t.requires_grad for _, t in floating_leaves(output)):
-        return names
-    loss = default_loss(output, seed=example.seed)
-    zero = []
-    for name in names:
-        tensors = captured[name]
-        if not tensors:
-            if absent:
-                zero.append(name)
-            continue
-        grads = torch.autograd.grad(loss, tensors, retain_graph=True, allow_unused=True)
-        if not any(g is not None and bool(g.detach().ne(0).any()) for g in grads):
-            zero.append(name)
-    return zero
+            if not seen.backward(loss):
+                return []  # backward raised: no evidence of a mask
+    return [
+        name for name in names
+        if name not in seen.reached and (name in seen.ran or absent)
+    ]
 
 
 def zero_parameter_gradients(context: Context, model: nn.Module, example: Example, names: list[str]) -> set[str]:

@@ -30,6 +30,8 @@ so that dyncheck's zero-configuration inference can check it.
   the router gets no gradient (grad_isolation).
 * :mod:`~reference_models.buggy.dense_moe` -- every expert run, then masked
   (grad_isolation).
+* :mod:`~reference_models.buggy.checkpointed_mask` -- a block under a reentrant checkpoint,
+  run, then masked by a closed gate (grad_isolation).
 * :mod:`~reference_models.buggy.top1_softmax_router` -- the softmax taken after top-1,
   over one value: the gate is always 1 and the router never learns (grad_isolation).
 * :mod:`~reference_models.buggy.zero_grad_trick` -- ``0 * fc2.weight.sum()`` gives a
@@ -129,6 +131,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.inplace_branch:Model": ("grad_isolation", "finite", "tied_weights", "dtype_agreement"),
     "reference_models.buggy.argmax_router:Model": ("grad_isolation",),
     "reference_models.buggy.dense_moe:Model": ("grad_isolation",),
+    "reference_models.buggy.checkpointed_mask:Model": ("grad_isolation",),
     "reference_models.buggy.zero_grad_trick:Model": ("grad_isolation",),
     "reference_models.buggy.top1_softmax_router:Model": ("grad_isolation",),
     "reference_models.buggy.cloned_tie:Model": ("tied_weights",),
