@@ -770,3 +770,17 @@ def test_every_bool_and_choice_runs_in_the_first_examples(dyncheck_run, pytester
     assert "mode c is broken" in text
     assert "flag=False, mode='c'" in text
     assert "grad_isolation  failed   4 examples" in run.text
+
+
+def test_a_profile_without_explicit_examples_runs_them_all_at_random(dyncheck_run, pytester):
+    pytester.makeconftest(
+        """
+        from hypothesis import Phase, settings
+
+        settings.register_profile("random-only", phases=[Phase.generate, Phase.shrink])
+        """
+    )
+    run = dyncheck_run("--dyncheck", "reference_models.gated:DynamicNet", ISO, "--hypothesis-profile=random-only",
+                       "--dyncheck-seed=1", "--dyncheck-max-examples=5")
+    assert run.ret == 0, run.text
+    assert "grad_isolation  passed   5 examples" in run.text, run.text
