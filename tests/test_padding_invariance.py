@@ -649,3 +649,34 @@ def test_a_model_whose_backward_raises_is_the_models_error_not_dyncheck(dyncheck
     text = run.failure("padding_invariance")
     assert "padding_invariance: train_only:Model raised in backward" in text
     assert "dyncheck itself" not in text
+
+
+ALWAYS_CHECKPOINTED = '''
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb, self.fc = nn.Embedding(20, 12), nn.Linear(12, 3)
+        self.block = nn.Sequential(nn.Linear(12, 12), nn.Tanh())
+
+    def forward(self, tokens, lengths):
+        h = self.emb(tokens)
+        if torch.is_grad_enabled():  # in eval mode too
+            h = h + checkpoint(self.block, h, use_reentrant=True)
+        else:
+            h = h + self.block(h)
+        mask = torch.arange(tokens.shape[1])[None, :] < lengths[:, None]
+        return self.fc((h * mask[..., None]).sum(1) / lengths.clamp(min=1)[:, None])
+'''
+
+
+def test_the_gradient_rule_runs_backward_through_a_reentrant_checkpoint(dyncheck_run, pytester):
+    # autograd.grad() raises under checkpoint(..., use_reentrant=True): the gradient rule
+    # reported a correct model as raising in backward.
+    pytester.makepyfile(always_checkpointed=ALWAYS_CHECKPOINTED)
+    run = dyncheck_run("--dyncheck", "always_checkpointed:Model", ONLY, "--dyncheck-seed=1", "--dyncheck-max-examples=20")
+    assert run.outcomes() == {"dyncheck::always_checkpointed:Model::padding_invariance": "PASSED"}, run.text

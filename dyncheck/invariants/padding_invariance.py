@@ -571,10 +571,19 @@ class PaddingInvariance(Invariant):
             ]
             if not parts:
                 return None
+            # backward(), not autograd.grad(), which a reentrant checkpoint refuses
+            # (checkpoint(block, h, use_reentrant=True)); each parameter's .grad put back.
+            saved = [(p, p.grad) for _, p in named]
+            for _, p in named:
+                p.grad = None
             try:
-                grads = dense(torch.autograd.grad(torch.stack(parts).sum(), [p for _, p in named], allow_unused=True))
+                torch.stack(parts).sum().backward()
+                grads = dense([p.grad for _, p in named])
             except Exception as exc:  # the model's own backward (an autograd.Function of its own)
                 raise ModelError("backward", exc, hints=tuple(diagnose(model))) from exc
+            finally:
+                for p, grad in saved:
+                    p.grad = grad
             return [torch.zeros_like(p) if g is None else g for (_, p), g in zip(named, grads)]
 
         rows = [r for r in range(len(lengths)) if lengths[r] > 0]
