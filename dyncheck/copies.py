@@ -121,10 +121,9 @@ def _names(reached: tuple[str, ...]) -> str:
 
 
 def _probe(target: Target) -> Copies:
-    from hypothesis import HealthCheck, Phase, settings
     from hypothesis.errors import NoSuchExample
 
-    from dyncheck.examples import search
+    from dyncheck.examples import quiet, search
 
     # The two models live in a list the search's callback reads, emptied afterwards:
     # Hypothesis keeps the callback in reference cycles that only the cyclic collector
@@ -140,16 +139,8 @@ def _probe(target: Target) -> Copies:
 
     # Deterministic examples (derandomize, no database): the verdict is the same in every
     # run, on every xdist worker, whichever check asks first.
-    quiet = settings(
-        max_examples=PROBE_EXAMPLES,
-        database=None,
-        derandomize=True,
-        phases=[Phase.generate],
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-    )
     try:
-        search(target, reaches, quiet)
+        search(target, reaches, quiet(PROBE_EXAMPLES))
     except NoSuchExample:
         return Copies()
     finally:

@@ -114,6 +114,22 @@ def strategy_arguments(strategy: Any) -> Mapping[str, Any]:
     return kwargs if isinstance(kwargs, Mapping) else {}
 
 
+def quiet(examples: int, *, shrink: bool = False) -> Any:
+    """Hypothesis settings for a search dyncheck makes beside a check's own run: the same
+    examples in every run and on every xdist worker (derandomized, no database), no deadline
+    or health checks, at most ``examples`` of them, shrunk only when ``shrink``."""
+    from hypothesis import HealthCheck, Phase, settings
+
+    return settings(
+        max_examples=examples,
+        database=None,
+        derandomize=True,
+        phases=[Phase.generate, Phase.shrink] if shrink else [Phase.generate],
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+
+
 def search(target: Target, condition: Any, settings: Any) -> Example:
     """``hypothesis.find`` over ``target``'s examples, kept out of the running check's
     Hypothesis statistics: ``--hypothesis-show-statistics`` reports a check's own run, and a
@@ -162,18 +178,8 @@ def corner_examples(target: Target) -> list[Example]:
     drew, so 20 random ones took only one side of such a threshold in about one run in a
     hundred. Worked out once per target."""
     if target.corners is None:
-        from hypothesis import HealthCheck, Phase, find, settings
+        from hypothesis import find
         from hypothesis.errors import NoSuchExample
-
-        def quiet(*phases: Phase, examples: int) -> settings:
-            return settings(
-                max_examples=examples,
-                database=None,
-                derandomize=True,
-                phases=phases,
-                deadline=None,
-                suppress_health_check=list(HealthCheck),
-            )
 
         corners = []
         simplest = None
@@ -181,11 +187,11 @@ def corner_examples(target: Target) -> list[Example]:
             for _, holds in control_corners(strategy):
                 if simplest is None:
                     # Hypothesis's first example is the simplest: nothing to shrink.
-                    simplest = search(target, lambda e: True, quiet(Phase.generate, examples=1))
+                    simplest = search(target, lambda e: True, quiet(1))
                 if holds(simplest.args[name]):
                     continue  # Hypothesis runs the simplest example first
                 try:
-                    value = find(strategy, holds, settings=quiet(Phase.generate, Phase.shrink, examples=200))
+                    value = find(strategy, holds, settings=quiet(200, shrink=True))
                 except NoSuchExample:  # a piece a user's strategy around it never reaches
                     continue
                 # A control draws no sizes: the rest of the simplest example goes with it.

@@ -334,10 +334,17 @@ def _numeric_controls(
             near = [math.floor(t), math.ceil(t), math.floor(t) - 1, math.ceil(t) + 1]
         else:
             near = [t, _next_float(t, -math.inf, width), _next_float(t, math.inf, width)]
-        special.extend(near)
+        special.extend(v for v in near if lo <= v <= hi)
     special.extend([lo, hi])
-    special = [dtype(v) for v in dict.fromkeys(special) if lo <= v <= hi]  # ordered, unique
-    return st.one_of(st.sampled_from(special), _anywhere(dtype, lo, hi, width))
+    special = [dtype(v) for v in dict.fromkeys(special)]  # ordered, unique
+    if dtype is int:
+        anywhere = st.integers(math.ceil(lo), math.floor(hi))
+    else:
+        hi = lo if hi == lo else hi  # 0.0 == -0.0, yet Hypothesis rejects floats(0.0, -0.0)
+        if width == 32:
+            lo, hi = _float32_inside(lo, hi)
+        anywhere = st.floats(lo, hi, allow_nan=False, allow_infinity=False, width=width)
+    return st.one_of(st.sampled_from(special), anywhere)
 
 
 def _pieces(
@@ -404,16 +411,6 @@ def _past(value: float, toward: float, dtype: type, width: int) -> float:
     if dtype is int:
         return math.floor(value) + 1 if toward > value else math.ceil(value) - 1
     return _next_float(value, toward, width)
-
-
-def _anywhere(dtype: type, lo: float, hi: float, width: int) -> st.SearchStrategy:
-    """Any value of ``dtype`` in ``[lo, hi]``, which holds one."""
-    if dtype is int:
-        return st.integers(math.ceil(lo), math.floor(hi))
-    hi = lo if hi == lo else hi  # 0.0 == -0.0, yet Hypothesis rejects floats(0.0, -0.0)
-    if width == 32:
-        lo, hi = _float32_inside(lo, hi)
-    return st.floats(lo, hi, allow_nan=False, allow_infinity=False, width=width)
 
 
 def _next_float(value: float, toward: float, width: int) -> float:

@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import functools
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,23 @@ def dense(grads: Sequence[torch.Tensor | None]) -> list[torch.Tensor | None]:
     """Gradients as dense tensors: ``nn.Embedding(sparse=True)`` gives its weight a sparse
     one, which most tensor operations (comparisons, ``isfinite``) do not take."""
     return [g.to_dense() if g is not None and g.is_sparse else g for g in grads]
+
+
+@contextlib.contextmanager
+def grads_put_back(parameters: Iterable[torch.Tensor]) -> Iterator[None]:
+    """Inside the block each of ``parameters`` starts with no ``.grad``; after it, each gets
+    back the ``.grad`` it had. For a ``loss.backward()`` whose gradients are read and left:
+    ``autograd.grad()`` computes them without touching ``.grad``, but a reentrant checkpoint
+    (``checkpoint(block, h, use_reentrant=True)``, Hugging Face's gradient checkpointing)
+    refuses it."""
+    saved = [(parameter, parameter.grad) for parameter in parameters]
+    for parameter, _ in saved:
+        parameter.grad = None
+    try:
+        yield
+    finally:
+        for parameter, grad in saved:
+            parameter.grad = grad
 
 
 def densify_grads(model: nn.Module) -> None:

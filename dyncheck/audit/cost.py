@@ -79,10 +79,10 @@ def measure(target: Target, prototype: torch.nn.Module, path: tuple[str, ...], e
 def time_one_example(target: Target, *, samples: int = 3) -> float:
     """Seconds one forward and backward of ``target`` takes on this machine (the median
     over a few small generated examples): the unit a time budget is divided by."""
-    from hypothesis import HealthCheck, Phase, find, settings
+    from hypothesis import find
     from hypothesis.errors import NoSuchExample
 
-    from dyncheck.examples import from_target
+    from dyncheck.examples import from_target, quiet
     from dyncheck.tracing import default_loss
 
     model = target.build()
@@ -98,12 +98,8 @@ def time_one_example(target: Target, *, samples: int = 3) -> float:
         times.append(time.perf_counter() - start)
         return False
 
-    quiet = settings(
-        max_examples=samples, database=None, derandomize=True, phases=[Phase.generate],
-        deadline=None, suppress_health_check=list(HealthCheck),
-    )
     try:
-        find(from_target(target), timed, settings=quiet)
+        find(from_target(target), timed, settings=quiet(samples))
     except NoSuchExample:
         pass
     return statistics.median(times) if times else 0.0

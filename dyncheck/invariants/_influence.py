@@ -20,7 +20,7 @@ from dyncheck.agreement import _move, default_dtype
 from dyncheck.errors import ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context
-from dyncheck.tracing import Trace, default_loss, dense, floating_leaves
+from dyncheck.tracing import Trace, default_loss, dense, floating_leaves, grads_put_back
 
 __all__ = ["influences", "moving_changes_output", "unused_modules", "zero_parameter_gradients"]
 
@@ -265,14 +265,11 @@ class _Reached:
             except RuntimeError:
                 return False  # backward raised (an in-place op on this path)
             return True
-        saved = [(p, p.grad) for p in self.model.parameters()]
         try:
-            loss.backward()
+            with grads_put_back(self.model.parameters()):
+                loss.backward()
         except RuntimeError:
             return False
-        finally:
-            for parameter, grad in saved:
-                parameter.grad = grad
         return True
 
 
@@ -573,16 +570,15 @@ def zero_parameter_gradients(context: Context, model: nn.Module, example: Exampl
         if not any(t.is_floating_point() and t.requires_grad for _, t in floating_leaves(output)):
             continue
         loss = default_loss(output, seed=run.seed)
-        for parameter in wide.parameters():
-            parameter.grad = None
         try:
-            # backward(), not autograd.grad(): a reentrant checkpoint (Hugging Face's gradient
-            # checkpointing) refuses grad(), and every run here was "no evidence": a
-            # parameter with a zero gradient on a few degenerate examples was then reported.
-            loss.backward()
+            # backward(), not autograd.grad(), which a reentrant checkpoint refuses: every run
+            # here was "no evidence", and a parameter with a zero gradient on a few degenerate
+            # examples was reported.
+            with grads_put_back(wide.parameters()):
+                loss.backward()
+                grads = dense([parameter.grad for parameter in parameters])
         except RuntimeError:
             continue  # backward raised (an in-place op on this path): no evidence either way
-        grads = dense([parameter.grad for parameter in parameters])
         for name, grad in zip(names, grads):
             if grad is not None and bool(grad.detach().ne(0).any()):
                 zero.discard(name)

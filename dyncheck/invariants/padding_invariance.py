@@ -70,7 +70,7 @@ from dyncheck.examples import Example, strategy_arguments, strategy_kind
 from dyncheck.infer import _LENGTHS_NAME
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.target import Target
-from dyncheck.tracing import dense, floating_leaves, missing_output, project, projection
+from dyncheck.tracing import dense, floating_leaves, grads_put_back, missing_output, project, projection
 
 __all__ = ["EXTRA_STEPS", "PaddingInvariance", "gradient_tolerances", "lengths_argument"]
 
@@ -571,19 +571,12 @@ class PaddingInvariance(Invariant):
             ]
             if not parts:
                 return None
-            # backward(), not autograd.grad(), which a reentrant checkpoint refuses
-            # (checkpoint(block, h, use_reentrant=True)); each parameter's .grad put back.
-            saved = [(p, p.grad) for _, p in named]
-            for _, p in named:
-                p.grad = None
             try:
-                torch.stack(parts).sum().backward()
-                grads = dense([p.grad for _, p in named])
+                with grads_put_back(p for _, p in named):
+                    torch.stack(parts).sum().backward()
+                    grads = dense([p.grad for _, p in named])
             except Exception as exc:  # the model's own backward (an autograd.Function of its own)
                 raise ModelError("backward", exc, hints=tuple(diagnose(model))) from exc
-            finally:
-                for p, grad in saved:
-                    p.grad = grad
             return [torch.zeros_like(p) if g is None else g for (_, p), g in zip(named, grads)]
 
         rows = [r for r in range(len(lengths)) if lengths[r] > 0]

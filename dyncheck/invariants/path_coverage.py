@@ -319,10 +319,9 @@ class Coverage(Invariant):
     def _search(self, context: Context, census: Census) -> int:
         """Look for examples reaching what the run did not (rare experts, rare branches);
         everything found joins the census. Returns how many examples were looked at."""
-        from hypothesis import HealthCheck, Phase, settings
         from hypothesis.errors import NoSuchExample
 
-        from dyncheck.examples import search
+        from dyncheck.examples import quiet, search
 
         budget = max(self.search_factor * context.examples, self.search_floor)
         looked = 0
@@ -349,19 +348,11 @@ class Coverage(Invariant):
 
             return condition
 
-        quiet = settings(
-            max_examples=budget,
-            database=None,
-            derandomize=True,
-            phases=[Phase.generate],
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-        )
         while (wanted := self._missing(context, census)) and looked < budget:
             if stop is not None and time.monotonic() > stop:
                 break
             try:
-                search(context.target, reaches(wanted), quiet)
+                search(context.target, reaches(wanted), quiet(budget))
             except NoSuchExample:
                 break
         return looked
