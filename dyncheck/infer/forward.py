@@ -304,22 +304,40 @@ def _mapping(
 
     from hypothesis import strategies as st
 
+    from dyncheck.infer.tokens import infer_attention_mask
+
     names = {key: f"{name}__" + re.sub(r"\W", "_", key) for key in keys}
     rewritten = _Entries(name, names).visit(copy.deepcopy(tree))
-    entries, notes = {}, []
+    entries, notes = {}, {}
+    unmasked = None
     for key in keys:
         entry = inspect.Parameter(names[key], inspect.Parameter.POSITIONAL_OR_KEYWORD)
         try:
             found = infer_input(model, names[key], entry, extra, lengths, tree=rewritten)
         except Uninferable as exc:
-            raise Uninferable(
+            error = Uninferable(
                 f"{str(exc).replace(repr(names[key]), f'{name}[{key!r}]').split(';')[0]}; a dict of inputs: "
                 f"write dyncheck.Spec({type(model).__qualname__}, inputs={{{name!r}: "
                 f"hypothesis.strategies.fixed_dictionaries({{{key!r}: ...}})}})"
-            ) from None
-        entries[key] = found.value
-        notes.append(f"[{key!r}] {found.why}")
-    return Inferred(st.fixed_dictionaries(entries), "a dict of inputs, read by key: " + "; ".join(notes))
+            )
+            if key != "attention_mask":
+                raise error from None
+            unmasked, found = error, None  # the mask of the token ids, inferred below, if any
+        entries[key] = found.value if found is not None else None
+        notes[key] = found.why if found is not None else ""
+    if "attention_mask" in entries:
+        # As for an argument: batch["attention_mask"] beside batch-first token ids is their
+        # mask (1 at tokens, 0 at right padding), as a tokenizer's batch holds it.
+        tokens = {key: value for key, value in entries.items() if key != "attention_mask"}
+        mask = infer_attention_mask({"attention_mask": None}, tokens, {})  # type: ignore[dict-item]
+        if mask is not None:
+            entries["attention_mask"], notes["attention_mask"] = mask.value, mask.why
+        elif unmasked is not None:
+            raise unmasked from None
+    return Inferred(
+        st.fixed_dictionaries(entries),
+        "a dict of inputs, read by key: " + "; ".join(f"[{key!r}] {why}" for key, why in notes.items()),
+    )
 
 
 def _tensor_list(annotation: Any) -> bool:
