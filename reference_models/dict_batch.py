@@ -3,7 +3,8 @@
 
 What it proves: zero-config inputs for a dict of inputs. Each entry read by key is inferred
 as an argument of its own would be (token ids for the embedding, lengths by their name) and
-the dict is drawn as ``fixed_dictionaries``; ``batch_invariance`` cuts it entry by entry.
+the dict is drawn as ``fixed_dictionaries``; ``batch_invariance`` cuts it entry by entry, and
+``padding_invariance`` reads the padding from ``batch["lengths"]``.
 Drawn as one tensor, ``batch["tokens"]`` raised on every example.
 """
 

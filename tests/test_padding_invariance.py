@@ -39,6 +39,7 @@ def test_no_lengths_argument_is_a_skip(dyncheck_run):
 
 BUGS = [
     "last_padded_step", "never_unsorted", "unpacked_rnn", "mean_over_padding", "carried_hidden", "short_total_length",
+    "dict_padded_sum",
 ]
 
 
@@ -99,11 +100,14 @@ def test_every_padding_bug_is_caught(dyncheck_run):
 
     # No packing, and mean pooling over the padding: a row alone differs (when it was padded)
     # and appending padding changes it.
-    for bug in ("unpacked_rnn", "mean_over_padding"):
+    for bug in ("unpacked_rnn", "mean_over_padding", "dict_padded_sum"):
         found = findings(failure(bug))
         assert any(re.fullmatch(EXTRA, f) for f in found), failure(bug)
         assert all(re.fullmatch(ROW_ALONE, f) or re.fullmatch(EXTRA, f) for f in found), failure(bug)
         assert "with the extra padding against without:" in failure(bug)
+
+    # A dict of inputs: the padding is read from batch["lengths"]; the example names the entries.
+    assert re.search(r"  example:  batch\['tokens'\] int64\[\d, \d\] = .*, batch\['lengths'\]", failure("dict_padded_sum"))
 
     # total_length cut to the longest sequence: the output's time axis follows the batch, not the padding.
     short = failure("short_total_length").strip().splitlines()
@@ -201,10 +205,10 @@ def test_a_model_that_cannot_run_in_float64_is_compared_in_its_own_dtype(dynchec
 def test_layout_from_named_shapes_when_time_equals_batch_and_features():
     # x is [time, batch, 8] with time == batch == 8: only the strategy's names tell the axes apart.
     target = resolve("reference_models.time_major_gru:GRUTagger")
-    assert lengths_argument(target) == "lengths"
+    assert lengths_argument(target) == ("lengths", None)
     example = Example({"x": torch.zeros(8, 8, 8), "lengths": torch.tensor([3] * 8)}, 0, {"time": 8, "batch": 8})
-    layout = _Layout(target, example, "lengths")
-    assert (layout.axes, layout.padded) == ({"x": (1, 0)}, 8)
+    layout = _Layout(target, example, ("lengths", None))
+    assert (layout.axes, layout.padded) == ({("x", None): (1, 0)}, 8)
     row = layout.row(example.args, 2)
     assert row["x"].shape == (3, 1, 8) and row["lengths"].tolist() == [3]
     assert layout.extended(example.args, torch.Generator())["x"].shape == (10, 8, 8)
@@ -224,9 +228,24 @@ def test_layout_by_sizes_for_strategies_that_name_no_axes():
     )
     target = dyncheck.target.resolve_spec(spec)
     example = Example({"x": torch.zeros(2, 5, 4), "seq_lengths": torch.tensor([5, 2])}, 0, {"time": 5})
-    layout = _Layout(target, example, "seq_lengths")
-    assert layout.axes == {"x": (0, 1)} and layout.lengths == [5, 2]
+    layout = _Layout(target, example, ("seq_lengths", None))
+    assert layout.axes == {("x", None): (0, 1)} and layout.lengths == [5, 2]
 
+
+
+def test_layout_of_a_dict_of_inputs_entry_by_entry():
+    from reference_models.dict_batch import DictBatchClassifier
+
+    target = resolve("reference_models.dict_batch:DictBatchClassifier")
+    assert target.model_class is DictBatchClassifier and lengths_argument(target) == ("batch", "lengths")
+    batch = {"tokens": torch.arange(12).reshape(3, 4), "lengths": torch.tensor([4, 2, 3])}
+    example = Example({"batch": batch}, 0, {"time": 4, "batch": 3})
+    layout = _Layout(target, example, ("batch", "lengths"))
+    assert (layout.axes, layout.lengths, layout.lengths_name) == ({("batch", "tokens"): (0, 1)}, [4, 2, 3], "batch['lengths']")
+    row = layout.row(example.args, 1)
+    assert row["batch"]["tokens"].tolist() == [[4, 5]] and row["batch"]["lengths"].tolist() == [2]
+    assert layout.extended(example.args, torch.Generator())["batch"]["tokens"].shape == (3, 6)
+    assert example.args["batch"] is batch and batch["tokens"].shape == (3, 4)  # the example's own dict is left as it was
 
 DECLARED = """
 import torch
@@ -479,7 +498,7 @@ def test_the_mask_is_the_one_attention_masks_drew():
     from dyncheck.target import resolve_spec
     from reference_models.buggy.unmasked_mean_pool import Model
 
-    assert mask_argument(resolve("reference_models.hf_style:TinyCausalLM")) == "attention_mask"
+    assert mask_argument(resolve("reference_models.hf_style:TinyCausalLM")) == ("attention_mask", None)
     inverted = resolve_spec(Spec(Model, inputs={
         "input_ids": tensors(shape=("batch", "time"), dtype=torch.long, max_value=31),
         "attention_mask": attention_masks(dtype=torch.bool).map(lambda m: ~m),
@@ -680,3 +699,57 @@ def test_the_gradient_rule_runs_backward_through_a_reentrant_checkpoint(dyncheck
     pytester.makepyfile(always_checkpointed=ALWAYS_CHECKPOINTED)
     run = dyncheck_run("--dyncheck", "always_checkpointed:Model", ONLY, "--dyncheck-seed=1", "--dyncheck-max-examples=20")
     assert run.outcomes() == {"dyncheck::always_checkpointed:Model::padding_invariance": "PASSED"}, run.text
+
+
+DICT_BATCH = """
+from torch import nn
+
+
+class Good(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(30, 6)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, batch):
+        emb = self.embed(batch["input_ids"])
+        mask = batch["attention_mask"].unsqueeze(-1).to(emb.dtype)
+        return self.head((emb * mask).sum(1) / mask.sum(1).clamp(min=1))
+
+
+class Unmasked(Good):
+    def forward(self, batch):
+        emb = self.embed(batch["input_ids"])
+        mask = batch["attention_mask"].unsqueeze(-1).to(emb.dtype)
+        return self.head(emb.sum(1) / mask.sum(1).clamp(min=1))  # the padding's embeddings summed in
+
+
+class LengthsOnly(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(1, 2)
+
+    def forward(self, batch):
+        return self.fc(batch["lengths"].unsqueeze(-1).to(self.fc.weight.dtype))
+"""
+
+
+def test_a_dict_of_inputs_says_where_the_padding_is(dyncheck_run, pytester):
+    # batch["attention_mask"] beside batch["input_ids"], as a tokenizer's batch: the mask entry says where the
+    # padding is, as an attention_mask argument does.
+    pytester.makepyfile(dict_batch=DICT_BATCH)
+    run = dyncheck_run(
+        *(a for name in ("Good", "Unmasked", "LengthsOnly") for a in ("--dyncheck", f"dict_batch:{name}")),
+        ONLY, "--dyncheck-seed=3",
+    )
+    assert run.outcomes() == {
+        "dyncheck::dict_batch:Good::padding_invariance": "PASSED",
+        "dyncheck::dict_batch:Unmasked::padding_invariance": "FAILED",
+        "dyncheck::dict_batch:LengthsOnly::padding_invariance": "SKIPPED",
+    }, run.text
+    text = run.failure("dict_batch:Unmasked::padding_invariance")
+    assert all(re.fullmatch(ROW_ALONE, f) or re.fullmatch(EXTRA, f) for f in findings(text)), text
+    assert re.search(r"  example:  batch\['input_ids'\] int64\[\d, \d\].*, batch\['attention_mask'\] int64", text), text
+    assert run.skip_reason("dyncheck::dict_batch:LengthsOnly::padding_invariance") == (
+        "forward takes batch['lengths'] but no padded batch beside it"
+    )

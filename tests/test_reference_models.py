@@ -35,6 +35,8 @@ PADDED = {
     "reference_models.ssm_cache:TinySSM",
     "reference_models.text_cnn:MaskedTextCNN",
     "reference_models.hf_patterns:PatternEncoder",
+    # the lengths are an entry of a dict of inputs, batch["lengths"]
+    "reference_models.dict_batch:DictBatchClassifier",
 }
 
 

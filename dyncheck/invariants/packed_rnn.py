@@ -38,7 +38,7 @@ from dyncheck.compare import mismatch, tolerances
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
-from dyncheck.invariants.padding_invariance import gradient_tolerances, lengths_argument
+from dyncheck.invariants.padding_invariance import gradient_tolerances, lengths_argument, slot_value
 from dyncheck.rnn_reference import naive_rnn_rows
 from dyncheck.target import Target
 from dyncheck.tracing import project, projection
@@ -58,9 +58,12 @@ def recurrent_modules(model: nn.Module) -> list[tuple[str, nn.RNNBase]]:
 def draw_lengths(target: Target, example: Example, generator: torch.Generator) -> tuple[list[int], int]:
     """(lengths, padded length): the example's lengths argument, or drawn from the seed."""
     dims = example.dims
-    name = lengths_argument(target)
-    if name is not None and name in example.args:
-        given = [max(1, int(v)) for v in torch.as_tensor(example.args[name]).reshape(-1).tolist()]
+    slot = lengths_argument(target)
+    value = None
+    if slot is not None and slot[0] in example.args:
+        value = slot_value(example.args, slot) if slot[1] is None or type(example.args[slot[0]]) is dict else None
+    if value is not None:
+        given = [max(1, int(v)) for v in torch.as_tensor(value).reshape(-1).tolist()]
         if given:  # pack_padded_sequence refuses a length of 0: such a sequence runs as length 1
             return given, max(dims.get("time", 0), *given)
 

@@ -5,7 +5,8 @@ For a model whose ``forward`` takes a padded batch and its lengths (an argument 
 without lengths, an attention mask drawn by :func:`~dyncheck.strategies.attention_masks`
 (Hugging Face's ``attention_mask``, inferred; right padding: each row's length is its
 number of tokens, a row alone gets a mask of ones and extra padding a mask of zeros), on
-every example:
+every example (the lengths or the mask may be an entry of a dict of inputs,
+``batch["lengths"]``, and the other entries are then cut and padded as arguments are):
 
 1. each row's output in the batch equals the output of that sequence run alone: a batch
    of one, trimmed to its length;
@@ -56,7 +57,7 @@ the next shows too.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -72,7 +73,7 @@ from dyncheck.invariants._base import Context, Invariant
 from dyncheck.target import Target
 from dyncheck.tracing import dense, floating_leaves, grads_put_back, missing_output, project, projection
 
-__all__ = ["EXTRA_STEPS", "PaddingInvariance", "gradient_tolerances", "lengths_argument"]
+__all__ = ["EXTRA_STEPS", "PaddingInvariance", "Slot", "gradient_tolerances", "lengths_argument", "slot_value"]
 
 #: An output leaf inside a cache the model hands back for its next call (``past_key_values``,
 #: ``cache_params``, a Hugging Face ``cache``): state for continuing the sequence, not this
@@ -84,35 +85,101 @@ _CACHE = re.compile(r"\.(past_key_values|cache_params|\w*cache)(?=[.\[]|$)", re.
 EXTRA_STEPS = 2
 
 
-def lengths_argument(target: Target) -> str | None:
-    """The forward argument that holds the lengths of a padded batch, if there is one: the
-    one ``Spec(lengths=...)`` declares, else one named like lengths."""
+#: Where a value sits in a call's arguments: ``(argument, None)`` for an argument, or
+#: ``(argument, key)`` for an entry of a dict of inputs (``forward(self, batch)`` reading
+#: ``batch["lengths"]``, drawn as ``fixed_dictionaries``).
+Slot = tuple[str, Any]
+
+
+def entries(strategy: Any) -> Mapping[Any, Any]:
+    """The entry strategies of a dict of inputs drawn by ``fixed_dictionaries`` (inferred
+    or the spec's own), by key; empty for any other strategy."""
+    if getattr(getattr(strategy, "function", None), "__name__", None) == "fixed_dictionaries":
+        # Hypothesis keeps the mapping on its lazy strategy under a private name.
+        args = getattr(strategy, "_LazyStrategy__args", ())
+        if args and isinstance(args[0], Mapping):
+            return args[0]
+    return {}
+
+
+def slots(target: Target) -> Iterator[tuple[Slot, Any]]:
+    """Each argument's slot and strategy, then each entry of a dict of inputs."""
+    for name, strategy in target.spec.inputs.items():
+        yield (name, None), strategy
+        for key, entry in entries(strategy).items():
+            yield (name, key), entry
+
+
+def slot_text(slot: Slot) -> str:
+    """``lengths``, or ``batch['lengths']`` for an entry of a dict of inputs."""
+    name, key = slot
+    return name if key is None else f"{name}[{key!r}]"
+
+
+def slot_value(args: Mapping[str, Any], slot: Slot) -> Any:
+    name, key = slot
+    return args[name] if key is None else args[name][key]
+
+
+def _with(args: Mapping[str, Any], changes: Mapping[Slot, Any]) -> dict[str, Any]:
+    """A copy of ``args`` with the values at ``changes``' slots replaced (a dict of inputs
+    is copied before an entry of it is)."""
+    out = dict(args)
+    for (name, key), value in changes.items():
+        if key is None:
+            out[name] = value
+        else:
+            if out[name] is args[name]:
+                out[name] = dict(args[name])
+            out[name][key] = value
+    return out
+
+
+def lengths_argument(target: Target) -> Slot | None:
+    """Where the lengths of a padded batch are, if anywhere: the argument
+    ``Spec(lengths=...)`` declares, else one named like lengths, else an entry of a dict of
+    inputs keyed like lengths or drawn by ``sequence_lengths()``."""
     if target.spec.lengths is not None:
-        return target.spec.lengths if target.spec.lengths in target.spec.inputs else None
-    return next((name for name in target.spec.inputs if _LENGTHS_NAME.search(name)), None)
+        return (target.spec.lengths, None) if target.spec.lengths in target.spec.inputs else None
+    for (name, key), strategy in slots(target):
+        if key is None:
+            if _LENGTHS_NAME.search(name):
+                return name, None
+        elif (isinstance(key, str) and _LENGTHS_NAME.search(key)) or strategy_kind(strategy) == "sequence_lengths":
+            return name, key
+    return None
 
 
-def mask_argument(target: Target) -> str | None:
-    """The forward argument drawn by :func:`~dyncheck.strategies.attention_masks` (Hugging
-    Face's ``attention_mask``, inferred or declared), when no lengths argument says where
-    the padding is: the mask does."""
-    return next((name for name, strategy in target.spec.inputs.items() if strategy_kind(strategy) == "attention_masks"), None)
+def mask_argument(target: Target) -> Slot | None:
+    """The argument (or entry of a dict of inputs) drawn by
+    :func:`~dyncheck.strategies.attention_masks` (Hugging Face's ``attention_mask``,
+    inferred or declared), when no lengths say where the padding is: the mask does."""
+    return next((slot for slot, strategy in slots(target) if strategy_kind(strategy) == "attention_masks"), None)
 
 
-def _padding_side(target: Target, mask_name: str) -> str:
-    return strategy_arguments(target.spec.inputs[mask_name]).get("padding_side", "right")
+def _strategy(target: Target, slot: Slot) -> Any:
+    name, key = slot
+    strategy = target.spec.inputs.get(name)
+    return strategy if key is None else entries(strategy).get(key)
+
+
+def _padding_side(target: Target, mask: Slot) -> str:
+    return strategy_arguments(_strategy(target, mask)).get("padding_side", "right")
 
 
 class _Layout:
-    """Where the batch and time axes of each argument are, and the lengths."""
+    """Where the batch and time axes of each argument (or entry of a dict of inputs) are,
+    and the lengths."""
 
-    def __init__(self, target: Target, example: Example, lengths_name: str, *, mask: bool = False) -> None:
-        spec_args = strategy_arguments(target.spec.inputs[lengths_name])
+    def __init__(self, target: Target, example: Example, lengths_slot: Slot, *, mask: bool = False) -> None:
+        spec_args = strategy_arguments(_strategy(target, lengths_slot))
         time_dim = spec_args.get("max_length", "time")
         batch_dim = spec_args.get("batch_size", "batch")
-        raw = example.args[lengths_name]
-        self.lengths_name = lengths_name
-        #: ``lengths_name`` is a right-padded attention mask (1 at tokens, 0 at padding), not lengths
+        raw = slot_value(example.args, lengths_slot)
+        self.lengths_slot = lengths_slot
+        #: how messages name where the lengths are: ``lengths``, ``batch['lengths']``
+        self.lengths_name = slot_text(lengths_slot)
+        #: the lengths are a right-padded attention mask (1 at tokens, 0 at padding)
         self.mask = mask
         if mask:
             self.lengths = [int(v) for v in (torch.as_tensor(raw) != 0).sum(-1).reshape(-1).tolist()]
@@ -125,56 +192,73 @@ class _Layout:
         #: a row shorter than this that the model refuses alone is not compared alone: the
         #: spec allows no shorter padded length
         self.shortest = _shortest(target, time_dim)
-        #: argument -> (batch axis, time axis); either may be None
-        self.axes: dict[str, tuple[int | None, int | None]] = {}
+        #: slot -> (batch axis, time axis); either may be None
+        self.axes: dict[Slot, tuple[int | None, int | None]] = {}
         if mask:
-            self.axes[lengths_name] = (0, 1)
-        for name, value in example.args.items():
-            if name == lengths_name or not isinstance(value, torch.Tensor) or value.dim() == 0:
+            self.axes[lengths_slot] = (0, 1)
+        for slot, strategy in slots(target):
+            name, key = slot
+            if slot == lengths_slot or name not in example.args:
                 continue
-            shape = strategy_arguments(target.spec.inputs.get(name)).get("shape")
+            value = example.args[name]
+            if key is not None:
+                value = value.get(key) if type(value) is dict else None
+            if not isinstance(value, torch.Tensor) or value.dim() == 0:
+                continue
+            shape = strategy_arguments(strategy).get("shape")
             if isinstance(shape, (tuple, list)) and len(shape) == value.dim():
                 batch_axis = shape.index(batch_dim) if batch_dim in shape else None
                 time_axis = shape.index(time_dim) if time_dim in shape else None
             else:
                 time_axis = _axis_of_size(value, padded, avoid=0 if value.shape[0] == batch else None)
                 batch_axis = _axis_of_size(value, batch, avoid=time_axis)
-            self.axes[name] = (batch_axis, time_axis)
+            self.axes[slot] = (batch_axis, time_axis)
 
     def row(self, args: Mapping[str, Any], row: int) -> dict[str, Any]:
         """The arguments of one row alone: a batch of one, trimmed to its length."""
         length = self.lengths[row]
-        out = dict(args)
-        for name, (batch_axis, time_axis) in self.axes.items():
-            value = args[name]
+        changes: dict[Slot, Any] = {}
+        for slot, (batch_axis, time_axis) in self.axes.items():
+            value = slot_value(args, slot)
             if batch_axis is not None:
                 value = value.narrow(batch_axis, row, 1)
             if time_axis is not None:
                 value = value.narrow(time_axis, 0, length)
-            out[name] = value
-        if self.mask:  # the mask, trimmed above, is all tokens
-            return out
-        lengths = args[self.lengths_name]
-        one = lengths[row:row + 1] if isinstance(lengths, torch.Tensor) else type(lengths)([lengths[row]])
-        out[self.lengths_name] = one
-        return out
+            changes[slot] = value
+        if not self.mask:  # a mask, trimmed above, is all tokens
+            lengths = slot_value(args, self.lengths_slot)
+            changes[self.lengths_slot] = (
+                lengths[row:row + 1] if isinstance(lengths, torch.Tensor) else type(lengths)([lengths[row]])
+            )
+        return _with(args, changes)
 
     def extended(self, args: Mapping[str, Any], generator: torch.Generator) -> dict[str, Any]:
         """The arguments with EXTRA_STEPS steps of other values appended to the padding (the
         mask, if that is where the padding is, gets EXTRA_STEPS more steps of padding)."""
-        out = dict(args)
-        for name, (_, time_axis) in self.axes.items():
+        changes: dict[Slot, Any] = {}
+        for slot, (_, time_axis) in self.axes.items():
             if time_axis is None:
                 continue
-            value = args[name]
-            if self.mask and name == self.lengths_name:
+            value = slot_value(args, slot)
+            if self.mask and slot == self.lengths_slot:
                 shape = list(value.shape)
                 shape[time_axis] = EXTRA_STEPS
                 more = torch.zeros(shape, dtype=value.dtype, device=value.device)
             else:
                 more = _garbage(value, time_axis, generator)
-            out[name] = torch.cat([value, more], dim=time_axis)
-        return out
+            changes[slot] = torch.cat([value, more], dim=time_axis)
+        return _with(args, changes)
+
+    def full_length(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """``args`` (extended) with every row as long as the padded length plus EXTRA_STEPS:
+        no padding at all."""
+        lengths = slot_value(args, self.lengths_slot)
+        if self.mask:
+            return _with(args, {self.lengths_slot: torch.ones_like(lengths)})
+        longest = self.padded + EXTRA_STEPS
+        return _with(args, {self.lengths_slot: (
+            torch.full_like(lengths, longest) if isinstance(lengths, torch.Tensor) else type(lengths)([longest] * len(lengths))
+        )})
 
 
 class _Float64Unfit(Exception):
@@ -235,16 +319,23 @@ def _float64_copy(model: nn.Module, args: dict[str, Any]) -> tuple[nn.Module, di
     native = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
     if native is None or native == torch.float64 or native.is_complex:
         return model, args, None
-    converted = {
-        name: value.to(torch.float64) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
-        for name, value in args.items()
-    }
-    return model.to(torch.float64), converted, native
+    return model.to(torch.float64), {name: _to_float64(value) for name, value in args.items()}, native
+
+
+def _to_float64(value: Any) -> Any:
+    """A floating tensor in float64; a dict of inputs entry by entry; anything else as it is."""
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        return value.to(torch.float64)
+    if type(value) is dict:
+        return {key: _to_float64(item) for key, item in value.items()}
+    return value
 
 
 def _input_scale(args: Mapping[str, Any]) -> float:
-    """The largest finite magnitude among the floating arguments (at least 1)."""
-    return _scale(*(v for v in args.values() if isinstance(v, torch.Tensor) and v.is_floating_point()))
+    """The largest finite magnitude among the floating arguments and the entries of dicts
+    of inputs (at least 1)."""
+    values = [item for v in args.values() for item in (v.values() if type(v) is dict else (v,))]
+    return _scale(*(v for v in values if isinstance(v, torch.Tensor) and v.is_floating_point()))
 
 
 def _batch_axis(
@@ -288,8 +379,8 @@ class PaddingInvariance(Invariant):
     )
 
     def applies_to(self, target: Target) -> str | None:
-        name = lengths_argument(target)
-        if name is None:
+        found = lengths_argument(target)
+        if found is None:
             mask = mask_argument(target)
             if mask is None:
                 return (
@@ -298,21 +389,22 @@ class PaddingInvariance(Invariant):
                 )
             if _padding_side(target, mask) != "right":
                 return (
-                    f"{mask} is padded on the left (attention_masks(padding_side='left')): a row alone, "
+                    f"{slot_text(mask)} is padded on the left (attention_masks(padding_side='left')): a row alone, "
                     "trimmed to its tokens, starts at another position than in the batch; padding_invariance "
                     "compares right-padded batches"
                 )
-            name = mask
-        if len(target.spec.inputs) < 2:
-            return f"forward takes {name} but no padded batch beside it"
+            found = mask
+        # Beside the lengths (or mask): another argument, or another entry of their dict.
+        if not any(slot != found and not entries(strategy) for slot, strategy in slots(target)):
+            return f"forward takes {slot_text(found)} but no padded batch beside it"
         return None
 
     def check(self, context: Context, example: Example) -> None:
-        lengths_name = lengths_argument(context.target)
-        if lengths_name is None:
+        lengths = lengths_argument(context.target)
+        if lengths is None:
             layout = _Layout(context.target, example, mask_argument(context.target), mask=True)
         else:
-            layout = _Layout(context.target, example, lengths_name)
+            layout = _Layout(context.target, example, lengths)
         if not any(length > 0 for length in layout.lengths):
             return context.nothing_to_compare(_no_rows(layout.lengths_name), drawn=True)
         model, args, native = _float64_copy(context.fresh_model().eval(), example.fresh_args())
@@ -509,16 +601,7 @@ class PaddingInvariance(Invariant):
     def _too_long(layout: _Layout, args: dict[str, Any], run: Any) -> bool:
         """Whether the model raises on the extended batch's length with no padding at all:
         then the length, not the padding, is what it cannot take."""
-        full = layout.extended(args, torch.Generator().manual_seed(0))
-        if layout.mask:
-            full[layout.lengths_name] = torch.ones_like(full[layout.lengths_name])
-        else:
-            lengths = full[layout.lengths_name]
-            longest = layout.padded + EXTRA_STEPS
-            full[layout.lengths_name] = (
-                torch.full_like(lengths, longest) if isinstance(lengths, torch.Tensor)
-                else type(lengths)([longest] * len(lengths))
-            )
+        full = layout.full_length(layout.extended(args, torch.Generator().manual_seed(0)))
         try:
             run(full)
         except ModelError:

@@ -80,6 +80,9 @@ so that dyncheck's zero-configuration inference can check it.
   and ``h_n`` is taken after the last padded step (padding_invariance).
 * :mod:`~reference_models.buggy.mean_over_padding` -- mean pooling over the padded steps
   (padding_invariance).
+* :mod:`~reference_models.buggy.dict_padded_sum` -- a dict batch (``batch["tokens"]``,
+  ``batch["lengths"]``) averaged as a sum over every step, padding included, divided by the
+  length (padding_invariance).
 * :mod:`~reference_models.buggy.padded_list` -- a list of sequences padded with
   ``pad_sequence`` and run through an LSTM unpacked (batch_invariance).
 * :mod:`~reference_models.buggy.unmasked_mean_pool` -- a Hugging Face-style classifier that
@@ -155,6 +158,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.never_unsorted:Model": ("padding_invariance", "batch_invariance"),
     "reference_models.buggy.unpacked_rnn:Model": ("padding_invariance",),
     "reference_models.buggy.mean_over_padding:Model": ("padding_invariance",),
+    "reference_models.buggy.dict_padded_sum:Model": ("padding_invariance",),
     "reference_models.buggy.unmasked_mean_pool:Model": ("padding_invariance",),
     "reference_models.buggy.carried_hidden:Model": (
         "padding_invariance", "determinism", "state_roundtrip", "batch_invariance",
