@@ -83,6 +83,36 @@ def test_detached_branch_input_cuts_off_the_layer_before(dyncheck_run):
     assert lines[5] == "  path:     fc1 → fc2 → fc3"
 
 
+def test_a_result_computed_and_dropped_is_named_as_such(dyncheck_run, pytester):
+    # A pooler whose output the head never reads: no detach() cuts it off, nothing reads it.
+    target = "reference_models.buggy.dropped_pooler:Model"
+    lines = failure_lines(dyncheck_run("--dyncheck", target, ISO), target)
+    assert lines[2] == (
+        "encoder.pooler ran, but its output never reaches the model's output (moving it left every output "
+        "bitwise unchanged), so encoder.pooler.weight, encoder.pooler.bias never learn: a result computed and "
+        "dropped, such as an output the caller does not read (a pooler's pooler_output). Do not compute it, or "
+        "if this is meant (a frozen part), set requires_grad=False or declare "
+        "Spec(frozen=['encoder.pooler.weight', 'encoder.pooler.bias'])."
+    )
+    # Declared frozen, it passes; the same encoder with its pooled output read passes as it is.
+    pytester.makepyfile(
+        pooled="""
+        import dyncheck
+        from reference_models.buggy.dropped_pooler import Model
+
+        frozen = dyncheck.Spec(Model, frozen=["encoder.pooler.weight", "encoder.pooler.bias"])
+
+
+        class Read(Model):
+            def forward(self, tokens):
+                hidden, pooled = self.encoder(tokens)
+                return self.head(hidden.mean(1) + pooled)
+        """
+    )
+    run = dyncheck_run("--dyncheck", "pooled:frozen", "--dyncheck", "pooled:Read", ISO)
+    assert run.ret == 0, run.text
+
+
 def test_frozen_parameters_may_be_cut_off(dyncheck_run, pytester):
     pytester.makepyfile(
         frozen="""

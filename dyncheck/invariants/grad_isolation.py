@@ -352,7 +352,20 @@ class GradIsolation(Invariant):
                     cut.setdefault(running[0], []).append(names[0])
             if cut:
                 cut = _read_values_of(context, example, cut)
+            dropped_baseline = context.run(model, example, record=False, grad=False).output if cut else None
             for module_name, names in cut.items():
+                if not influences(context, model, example, module_name, dropped_baseline):
+                    # No value of it reaches the output either: not a cut gradient but a
+                    # result nobody reads (RobertaModel's pooler under a head that takes the
+                    # first token's hidden state).
+                    findings.append(
+                        f"{module_name} ran, but its output never reaches the model's output (moving it left "
+                        f"every output bitwise unchanged), so {_join(names)} never "
+                        f"{'learns' if len(names) == 1 else 'learn'}: a result computed and dropped, such as an "
+                        "output the caller does not read (a pooler's pooler_output). Do not compute it, or if "
+                        f"this is meant (a frozen part), set requires_grad=False or declare Spec(frozen={names!r})."
+                    )
+                    continue
                 findings.append(
                     f"{module_name} ran, but {_join(names)} {'is' if len(names) == 1 else 'are'} not connected "
                     "to the output through autograd: a detach(), .data, .item(), torch.no_grad() or an "

@@ -159,6 +159,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.unpacked_rnn:Model": ("padding_invariance",),
     "reference_models.buggy.mean_over_padding:Model": ("padding_invariance",),
     "reference_models.buggy.dict_padded_sum:Model": ("padding_invariance",),
+    "reference_models.buggy.dropped_pooler:Model": ("grad_isolation",),
     "reference_models.buggy.unmasked_mean_pool:Model": ("padding_invariance",),
     "reference_models.buggy.carried_hidden:Model": (
         "padding_invariance", "determinism", "state_roundtrip", "batch_invariance",
