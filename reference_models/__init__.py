@@ -128,5 +128,6 @@ GOOD_TARGETS = (
     "reference_models.sequence_list:SequenceListClassifier",
     "reference_models.ssm_cache:TinySSM",
     "reference_models.dict_batch:DictBatchClassifier",
+    "reference_models.dict_batch:DictMaskedClassifier",
     "reference_models.graph_conv:GraphConv",
 )

@@ -572,23 +572,11 @@ def test_a_dict_of_inputs_read_by_key_has_each_entry_inferred():
     assert_callable(target, max_examples=20)
 
 
-class DictMaskedBag(nn.Module):
-    """A tokenizer's batch handed over whole: forward(self, batch) reads input_ids and their mask."""
-
-    def __init__(self):
-        super().__init__()
-        self.embed = nn.Embedding(30, 6)
-        self.head = nn.Linear(6, 3)
-
-    def forward(self, batch):
-        emb = self.embed(batch["input_ids"])
-        mask = batch["attention_mask"].unsqueeze(-1).to(emb.dtype)
-        return self.head((emb * mask).sum(1) / mask.sum(1).clamp(min=1))
-
-
 def test_an_attention_mask_entry_is_the_mask_of_the_token_ids():
     # Inferred from its use alone it was a float tensor of another length: the model raised on every example.
-    target = resolved(DictMaskedBag)
+    from reference_models.dict_batch import DictMaskedClassifier
+
+    target = resolved(DictMaskedClassifier)
     same(target.spec.inputs["batch"], st.fixed_dictionaries({
         "input_ids": dst.tensors(shape=("batch", "time"), dtype=torch.int64, min_value=0, max_value=29),
         "attention_mask": dst.attention_masks(batch_size="batch", max_length="time"),

@@ -704,20 +704,10 @@ def test_the_gradient_rule_runs_backward_through_a_reentrant_checkpoint(dyncheck
 DICT_BATCH = """
 from torch import nn
 
-
-class Good(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.embed = nn.Embedding(30, 6)
-        self.head = nn.Linear(6, 3)
-
-    def forward(self, batch):
-        emb = self.embed(batch["input_ids"])
-        mask = batch["attention_mask"].unsqueeze(-1).to(emb.dtype)
-        return self.head((emb * mask).sum(1) / mask.sum(1).clamp(min=1))
+from reference_models.dict_batch import DictMaskedClassifier
 
 
-class Unmasked(Good):
+class Unmasked(DictMaskedClassifier):
     def forward(self, batch):
         emb = self.embed(batch["input_ids"])
         mask = batch["attention_mask"].unsqueeze(-1).to(emb.dtype)
@@ -737,19 +727,20 @@ class LengthsOnly(nn.Module):
 def test_a_dict_of_inputs_says_where_the_padding_is(dyncheck_run, pytester):
     # batch["attention_mask"] beside batch["input_ids"], as a tokenizer's batch: the mask entry says where the
     # padding is, as an attention_mask argument does.
-    pytester.makepyfile(dict_batch=DICT_BATCH)
+    pytester.makepyfile(dict_masks=DICT_BATCH)
+    good = "reference_models.dict_batch:DictMaskedClassifier"
     run = dyncheck_run(
-        *(a for name in ("Good", "Unmasked", "LengthsOnly") for a in ("--dyncheck", f"dict_batch:{name}")),
+        "--dyncheck", good, *(a for name in ("Unmasked", "LengthsOnly") for a in ("--dyncheck", f"dict_masks:{name}")),
         ONLY, "--dyncheck-seed=3",
     )
     assert run.outcomes() == {
-        "dyncheck::dict_batch:Good::padding_invariance": "PASSED",
-        "dyncheck::dict_batch:Unmasked::padding_invariance": "FAILED",
-        "dyncheck::dict_batch:LengthsOnly::padding_invariance": "SKIPPED",
+        f"dyncheck::{good}::padding_invariance": "PASSED",
+        "dyncheck::dict_masks:Unmasked::padding_invariance": "FAILED",
+        "dyncheck::dict_masks:LengthsOnly::padding_invariance": "SKIPPED",
     }, run.text
-    text = run.failure("dict_batch:Unmasked::padding_invariance")
+    text = run.failure("dict_masks:Unmasked::padding_invariance")
     assert all(re.fullmatch(ROW_ALONE, f) or re.fullmatch(EXTRA, f) for f in findings(text)), text
     assert re.search(r"  example:  batch\['input_ids'\] int64\[\d, \d\].*, batch\['attention_mask'\] int64", text), text
-    assert run.skip_reason("dyncheck::dict_batch:LengthsOnly::padding_invariance") == (
+    assert run.skip_reason("dyncheck::dict_masks:LengthsOnly::padding_invariance") == (
         "forward takes batch['lengths'] but no padded batch beside it"
     )

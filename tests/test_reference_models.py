@@ -35,8 +35,9 @@ PADDED = {
     "reference_models.ssm_cache:TinySSM",
     "reference_models.text_cnn:MaskedTextCNN",
     "reference_models.hf_patterns:PatternEncoder",
-    # the lengths are an entry of a dict of inputs, batch["lengths"]
+    # the lengths, or the mask, are an entry of a dict of inputs: batch["lengths"], batch["attention_mask"]
     "reference_models.dict_batch:DictBatchClassifier",
+    "reference_models.dict_batch:DictMaskedClassifier",
 }
 
 

@@ -361,6 +361,24 @@ def test_every_good_target_has_a_builder() -> None:
     assert modules == set(BUILDERS)
 
 
+# --- dict_batch ----------------------------------------------------------------------
+
+
+def test_the_masked_dict_classifier_ignores_what_the_padding_holds() -> None:
+    from reference_models.dict_batch import DictMaskedClassifier
+
+    torch.manual_seed(0)
+    model = DictMaskedClassifier()
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]])
+    ids = torch.randint(0, 30, (2, 4))
+    other = torch.where(mask.bool(), ids, torch.randint(0, 30, (2, 4)))
+    out = model({"input_ids": ids, "attention_mask": mask})
+    torch.testing.assert_close(out, model({"input_ids": other, "attention_mask": mask}))
+    torch.testing.assert_close(out[1:], model({"input_ids": ids[1:, :1], "attention_mask": mask[1:, :1]}))
+    out.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
 # --- lenet ---------------------------------------------------------------------------
 
 
