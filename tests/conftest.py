@@ -147,7 +147,14 @@ def dyncheck_run(pytester: pytest.Pytester):
     pytester.syspathinsert(ROOT)
 
     def run(*args: str) -> DyncheckRun:
-        return DyncheckRun(pytester.runpytest("--dyncheck-only", "-rA", "-p", "no:cacheprovider", *args))
+        # Hypothesis's plugin loads a run's --hypothesis-profile for the whole process: put
+        # back the profile this test runs under, or the next in-process run on this worker
+        # (another test's) would draw under it.
+        profile = settings.get_current_profile_name()
+        try:
+            return DyncheckRun(pytester.runpytest("--dyncheck-only", "-rA", "-p", "no:cacheprovider", *args))
+        finally:
+            settings.load_profile(profile)
 
     return run
 
