@@ -352,9 +352,11 @@ class GradIsolation(Invariant):
                     cut.setdefault(running[0], []).append(names[0])
             if cut:
                 cut = _read_values_of(context, example, cut)
-            dropped_baseline = context.run(model, example, record=False, grad=False).output if cut else None
+            # The output that rules 2 and 3 move module outputs against: one call, made when
+            # either needs it.
+            baseline = functools.cache(lambda: context.run(model, example, record=False, grad=False).output)
             for module_name, names in cut.items():
-                if not influences(context, model, example, module_name, dropped_baseline):
+                if not influences(context, model, example, module_name, baseline()):
                     # No value of it reaches the output either: not a cut gradient but a
                     # result nobody reads (RobertaModel's pooler under a head that takes the
                     # first token's hidden state).
@@ -384,8 +386,7 @@ class GradIsolation(Invariant):
                 m for m in dict.fromkeys(trace.modules) if m in with_parameters and m not in cut and m not in moved
             ]
             if candidates:
-                baseline = context.run(model, example, record=False, grad=False).output
-                unused = unused_modules(context, model, example, trace.path, candidates, baseline)
+                unused = unused_modules(context, model, example, trace.path, candidates, baseline())
                 if unused:
                     findings.append(
                         f"{_join(unused)} ran but did not influence the output on this example "

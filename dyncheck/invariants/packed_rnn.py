@@ -59,9 +59,7 @@ def draw_lengths(target: Target, example: Example, generator: torch.Generator) -
     """(lengths, padded length): the example's lengths argument, or drawn from the seed."""
     dims = example.dims
     slot = lengths_argument(target)
-    value = None
-    if slot is not None and slot[0] in example.args:
-        value = slot_value(example.args, slot) if slot[1] is None or type(example.args[slot[0]]) is dict else None
+    value = slot_value(example.args, slot) if slot is not None else None
     if value is not None:
         given = [max(1, int(v)) for v in torch.as_tensor(value).reshape(-1).tolist()]
         if given:  # pack_padded_sequence refuses a length of 0: such a sequence runs as length 1

@@ -117,8 +117,13 @@ def slot_text(slot: Slot) -> str:
 
 
 def slot_value(args: Mapping[str, Any], slot: Slot) -> Any:
+    """The value at ``slot`` in a call's arguments; None when the call has no such argument,
+    or no such entry in a dict of inputs."""
     name, key = slot
-    return args[name] if key is None else args[name][key]
+    value = args.get(name)
+    if key is None:
+        return value
+    return value.get(key) if type(value) is dict else None
 
 
 def _with(args: Mapping[str, Any], changes: Mapping[Slot, Any]) -> dict[str, Any]:
@@ -197,13 +202,8 @@ class _Layout:
         if mask:
             self.axes[lengths_slot] = (0, 1)
         for slot, strategy in slots(target):
-            name, key = slot
-            if slot == lengths_slot or name not in example.args:
-                continue
-            value = example.args[name]
-            if key is not None:
-                value = value.get(key) if type(value) is dict else None
-            if not isinstance(value, torch.Tensor) or value.dim() == 0:
+            value = slot_value(example.args, slot)
+            if slot == lengths_slot or not isinstance(value, torch.Tensor) or value.dim() == 0:
                 continue
             shape = strategy_arguments(strategy).get("shape")
             if isinstance(shape, (tuple, list)) and len(shape) == value.dim():
