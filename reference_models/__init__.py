@@ -80,6 +80,9 @@ Refactored twins, each declaring the model it must still agree with
   batch as a dict (``batch["tokens"]``, ``batch["lengths"]``).
 * :mod:`reference_models.graph_conv` -- ``GraphConv``: a hand-written graph convolution over
   ``edge_index``, which needs (and declares) a spec.
+* :mod:`reference_models.deep_norm` -- ``DeepNormNet``: 24 blocks of convolution and
+  train-mode BatchNorm, as EfficientNet builds them, whose gradients overflow on a batch of
+  all-zero images (an innocent cause ``finite`` and ``grad_isolation`` do not report).
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -130,4 +133,5 @@ GOOD_TARGETS = (
     "reference_models.dict_batch:DictBatchClassifier",
     "reference_models.dict_batch:DictMaskedClassifier",
     "reference_models.graph_conv:GraphConv",
+    "reference_models.deep_norm:DeepNormNet",
 )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 NAN_OUTPUT = "reference_models.buggy.nan_output:Model"
 NAN_GRADIENT = "reference_models.buggy.nan_gradient:Model"
 
@@ -39,3 +41,114 @@ def test_crash_keeps_the_models_traceback_and_explains_the_tie(dyncheck_run):
     assert "The model's traceback:" in text
     assert "shared_original.py" in text and "in forward" in text
     assert "dyncheck/invariants" not in text  # dyncheck's own frames are not shown
+
+
+# --- an innocent NaN gradient: normalisation layers that saw a constant input ---------------
+
+DEEP_NORM = "reference_models.deep_norm:DeepNormNet"
+BEHIND_NORMS = "reference_models.buggy.nan_gradient_behind_norms:Model"
+
+
+def _zero_images(target: str):
+    import torch
+
+    from dyncheck.examples import Example
+    from dyncheck.invariants import Context
+    from dyncheck.target import resolve
+
+    return Context(resolve(target)), Example({"x": torch.zeros(2, 3, 4, 4)}, 0, {"batch": 2})
+
+
+def test_constant_norms_overflow_is_the_examples_not_the_models():
+    from dyncheck.invariants.finite import Finite
+    from dyncheck.invariants.grad_isolation import GradIsolation
+    from dyncheck.norms import constant_norm_overflow, non_finite_gradients
+
+    context, example = _zero_images(DEEP_NORM)
+    # The example does overflow the model's gradients (tests/test_reference_models_plain.py
+    # shows it in plain PyTorch too) ...
+    model = context.fresh_model()
+    context.run(model, example, backward=True, record=False)
+    assert non_finite_gradients(model)
+    reason = constant_norm_overflow(context, example)
+    assert reason == (
+        "24 normalisation layers (blocks.0.0, blocks.1.0, blocks.2.0 and 21 more) normalised a constant input "
+        "(variance 0: identical or all-zero inputs) and backward overflowed; with their eps raised to 1 every "
+        "gradient is finite"
+    )
+    # ... and neither check calls it a fault: they note it.
+    for check in (Finite(), GradIsolation()):
+        with context.counting():
+            check.check(context, example)
+        assert context.report["notes"] == [f"gradients not judged on 1 example: {reason}"]
+        context.report.clear()
+        context.memo.clear()
+
+
+def test_a_nan_that_raising_eps_leaves_is_the_models():
+    from dyncheck.errors import InvariantViolation
+    from dyncheck.invariants.finite import Finite
+    from dyncheck.norms import constant_norm_overflow
+
+    context, example = _zero_images(BEHIND_NORMS)
+    # Its BatchNorms saw constant inputs too, but the sqrt at 0 behind them is NaN still.
+    assert constant_norm_overflow(context, example) is None
+    with pytest.raises(InvariantViolation, match="backward produced NaN/inf gradients"):
+        Finite().check(context, example)
+
+
+def test_the_summary_counts_the_examples_whose_gradients_were_not_judged(dyncheck_run):
+    run = dyncheck_run("--dyncheck", DEEP_NORM, "--dyncheck-seed=3", "--dyncheck-invariants=finite,grad_isolation")
+    assert run.ret == 0, run.text
+    notes = re.findall(r"gradients not judged on (\d+) examples?: 24 normalisation layers", run.text)
+    assert len(notes) == 2 and all(int(n) > 0 for n in notes), run.text
+
+
+def _norm_layers():
+    import torch
+
+    class LlamaRMSNorm(torch.nn.Module):  # Hugging Face's copies keep eps as variance_epsilon
+        def __init__(self, size):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.ones(size))
+            self.variance_epsilon = 1e-6
+
+        def forward(self, x):
+            return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon)
+
+    constant_rows = torch.ones(2, 4, 3, 3)  # every channel constant over batch and space
+    return [
+        pytest.param(torch.nn.BatchNorm2d(4), constant_rows, id="batch-norm"),
+        pytest.param(torch.nn.InstanceNorm2d(4), constant_rows, id="instance-norm"),
+        pytest.param(torch.nn.GroupNorm(2, 4), constant_rows, id="group-norm"),
+        pytest.param(torch.nn.LayerNorm(3), constant_rows, id="layer-norm"),
+        pytest.param(torch.nn.RMSNorm(3), torch.zeros(2, 3), id="rms-norm"),
+        pytest.param(LlamaRMSNorm(3), torch.zeros(2, 3), id="llama-rms-norm"),
+    ]
+
+
+@pytest.mark.parametrize(("layer", "constant"), _norm_layers())
+def test_each_kind_of_normalisation_layer_is_seen_normalising_a_constant_input(layer, constant):
+    import torch
+
+    from dyncheck.norms import constant_norms
+
+    model = torch.nn.Sequential(layer)
+    with constant_norms(model) as found:
+        model(constant)
+        model(torch.randn(constant.shape) * (1.0 + torch.arange(constant.numel()).reshape(constant.shape)))
+    assert list(found) == ["0"]
+    with constant_norms(model) as found:
+        model(torch.randn(constant.shape))
+    assert found == {}
+
+
+def test_a_batch_norm_in_eval_mode_normalises_by_its_running_statistics():
+    import torch
+
+    from dyncheck.norms import constant_norms
+
+    model = torch.nn.Sequential(torch.nn.BatchNorm2d(4)).eval()
+    with constant_norms(model) as found:
+        model(torch.zeros(2, 4, 3, 3))
+    assert found == {}

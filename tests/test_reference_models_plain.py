@@ -304,6 +304,12 @@ def _ssm_cache() -> tuple[torch.nn.Module, tuple]:
     return _Hidden(TinySSM()), (torch.randint(0, 40, (3, 5)), torch.tensor([[1] * 5, [1, 1, 0, 0, 0], [1, 1, 1, 0, 0]]))
 
 
+def _deep_norm() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.deep_norm import DeepNormNet
+
+    return DeepNormNet(), (torch.randn(3, 3, 4, 4),)
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -340,6 +346,7 @@ BUILDERS = {
     "ssm_cache": _ssm_cache,
     "dict_batch": _dict_batch,
     "graph_conv": _graph_conv,
+    "deep_norm": _deep_norm,
 }
 
 
@@ -377,6 +384,28 @@ def test_the_masked_dict_classifier_ignores_what_the_padding_holds() -> None:
     torch.testing.assert_close(out[1:], model({"input_ids": ids[1:, :1], "attention_mask": mask[1:, :1]}))
     out.sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+# --- deep_norm ----------------------------------------------------------------------
+
+
+def test_deep_norm_gradients_overflow_on_a_constant_batch_only_and_not_with_eps_1() -> None:
+    from reference_models.deep_norm import DeepNormNet
+
+    def finite_gradients(x: torch.Tensor, eps: float | None = None) -> bool:
+        torch.manual_seed(0)
+        model = DeepNormNet()
+        for module in model.modules():
+            if eps is not None and isinstance(module, torch.nn.BatchNorm2d):
+                module.eps = eps
+        out = model(x)
+        (out * torch.randn_like(out)).sum().backward()
+        return all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+    assert not finite_gradients(torch.zeros(2, 3, 4, 4))
+    assert not finite_gradients(torch.ones(2, 3, 1, 1))  # identical images, constant channels
+    assert finite_gradients(torch.zeros(2, 3, 4, 4), eps=1.0)
+    assert finite_gradients(torch.randn(2, 3, 4, 4))
 
 
 # --- lenet ---------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""finite: no NaN or inf in the outputs, or in any parameter gradient after backward."""
+"""finite: no NaN or inf in the outputs, or in any parameter gradient after backward.
+
+Gradients that overflow only because normalisation layers normalised a constant input (a
+batch of all-zero images through EfficientNet's stack of train-mode BatchNorms) are the
+example's, not the model's: see :mod:`dyncheck.norms`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import torch
 from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
+from dyncheck.norms import constant_norm_overflow, note_overflow
 from dyncheck.tracing import floating_leaves, missing_output
 
 __all__ = ["Finite", "non_finite"]
@@ -65,6 +71,8 @@ class Finite(Invariant):
             if parameter.grad is not None and (found := non_finite(parameter.grad)) is not None:
                 gradients.append(f"{name}.grad: {found}")
         if gradients:
+            if (reason := constant_norm_overflow(context, example)) is not None:
+                return note_overflow(context, reason)  # the outputs were compared
             raise InvariantViolation(
                 "The outputs are finite but backward produced NaN/inf gradients "
                 "(a NaN from an untaken torch.where side, sqrt/log/norm at 0, or a division by a zero norm).",

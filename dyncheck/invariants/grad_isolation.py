@@ -15,7 +15,8 @@ example, after forward and backward:
    perturbed through a forward hook; an output that does not change means the work was
    masked away, if a choice masked it: see :func:`~dyncheck.invariants._influence.unused_modules`);
 4. declared branches: ``Spec(branches=...)`` modules run exactly when their predicate holds;
-5. finite gradients, named;
+5. finite gradients, named (unless normalisation layers that saw a constant input are the
+   whole cause: :mod:`dyncheck.norms`);
 6. step isolation: after an optimizer step on an example where a module ran, a step on
    this example, where it did not, leaves its parameters bitwise unchanged;
 7. influence means learning: a parameter that moves the output when moved does not get an
@@ -41,6 +42,7 @@ from dyncheck.examples import Example, describe_value
 from dyncheck.invariants._base import Context, Invariant, module_name_map, parameter_owners
 from dyncheck.invariants._influence import influences, moving_changes_output, unused_modules, zero_parameter_gradients
 from dyncheck.invariants.finite import non_finite
+from dyncheck.norms import constant_norm_overflow, non_finite_gradients, note_overflow
 from dyncheck.tracing import Trace, leaves, missing_output, submodule_hooks
 
 __all__ = ["GradIsolation", "default_optimizers", "evaluate_branch", "influences", "predicate_text"]
@@ -305,9 +307,16 @@ class GradIsolation(Invariant):
             if not holds:
                 why_not[module_name] = f"`{condition}` is False for {shown}"
 
-        # 5. finite gradients
+        # 5. finite gradients, unless normalisation layers that saw a constant input
+        # overflowed them (dyncheck.norms): then rules 6 and 7, which read gradient values,
+        # leave this example alone too.
+        overflowed = None
+        if non_finite_gradients(model):
+            overflowed = constant_norm_overflow(context, example)
+            if overflowed is not None:
+                note_overflow(context, overflowed)
         for parameter, names, _ in owners_by_param:
-            if parameter.grad is not None and (found := non_finite(parameter.grad)) is not None:
+            if overflowed is None and parameter.grad is not None and (found := non_finite(parameter.grad)) is not None:
                 findings.append(f"{names[0]} received a NaN/inf gradient: {found}.")
 
         has_loss = trace.loss is not None and trace.loss.requires_grad
@@ -397,7 +406,7 @@ class GradIsolation(Invariant):
             # 7. influence means learning: gathered here, while this example's model and its
             # gradients are alive, and reported over the run in finish(). An example that step
             # isolation then fails counts too, but a failure ends the run before finish().
-            if not findings:
+            if not findings and overflowed is None:
                 _track_silent(context, model, example, trace, owners_by_param, frozen)
 
             # 6. step isolation, on copies of its own: this example's model and its gradients
@@ -405,7 +414,8 @@ class GradIsolation(Invariant):
             # gradients and an optimizer's state (two sizes for AdamW) are alive.
             owners_by_name = [(names, owners) for _, names, owners in owners_by_param]
             del model, trace, owners_by_param
-            findings.extend(self._step_isolation(context, example, path, owners_by_name, ran, used_directly))
+            if overflowed is None:
+                findings.extend(self._step_isolation(context, example, path, owners_by_name, ran, used_directly))
 
         if has_loss or spec.branches:
             context.compared()

@@ -16,6 +16,9 @@ so that dyncheck's zero-configuration inference can check it.
   outputs for a zero row (finite).
 * :mod:`~reference_models.buggy.nan_gradient` -- ``where(h > 0, sqrt(h), 0)``: finite
   outputs, NaN gradients (finite).
+* :mod:`~reference_models.buggy.nan_gradient_behind_norms` -- the same ``sqrt`` behind 24
+  train-mode BatchNorms, whose overflow on constant inputs is innocent: the NaN stays with
+  their eps raised to 1 (finite, grad_isolation).
 * :mod:`~reference_models.buggy.shared_original` -- the founding ``SharedNet`` with
   weights of different shapes tied together; it fails in forward (runs).
 * :mod:`~reference_models.buggy.masked_gate` -- fc2 masked by the gate instead of
@@ -127,6 +130,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.call_counter:Model": ("determinism", "state_roundtrip", "batch_invariance"),
     "reference_models.buggy.nan_output:Model": ("finite", "grad_isolation"),
     "reference_models.buggy.nan_gradient:Model": ("finite", "grad_isolation"),
+    "reference_models.buggy.nan_gradient_behind_norms:Model": ("finite", "grad_isolation"),
     "reference_models.buggy.shared_original:SharedNet": ("runs",),
     "reference_models.buggy.masked_gate:Model": ("grad_isolation",),
     "reference_models.buggy.threshold_off_by_one:Model": ("grad_isolation",),

@@ -1,0 +1,159 @@
+"""Normalisation layers that divided by almost nothing: an innocent NaN gradient.
+
+A normalisation layer divides by ``sqrt(statistic + eps)``: the variance of what it
+normalises (BatchNorm in train mode over the batch, LayerNorm over the features, GroupNorm,
+InstanceNorm) or its mean square (RMSNorm). When that input is constant (a batch of
+identical or all-zero images reaching a train-mode BatchNorm), the statistic is 0 and the
+layer's backward multiplies the gradient by up to ``weight / sqrt(eps)``, 316 at the usual
+``eps=1e-5``. A few dozen such layers in a row (EfficientNet's stack of convolution,
+BatchNorm and activation) take the gradient past float32's largest value, and ``inf * 0``
+puts NaN into a weight's gradient. The model is correct; the example is degenerate for
+batch statistics, as a batch of one is.
+
+:func:`constant_norm_overflow` says whether that is why an example's gradients are not
+finite: it finds, with forward pre-hooks, the normalisation layers whose input had a
+statistic at or below their ``eps`` on the example, then runs the same call on a fresh
+model with only those layers' ``eps`` raised to 1 (the gradient scale is then at most the
+layer's weight). Finite gradients there, and the constant inputs are the cause; a NaN that
+stays (a ``sqrt`` at 0 behind the norms) is the model's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from dyncheck.tracing import submodule_hooks
+
+if TYPE_CHECKING:
+    from dyncheck.examples import Example
+    from dyncheck.invariants._base import Context
+
+__all__ = ["constant_norm_overflow", "constant_norms", "non_finite_gradients"]
+
+#: The eps the layers that saw a constant input get for the second call.
+RAISED_EPS = 1.0
+
+
+def _eps_attribute(module: nn.Module) -> str | None:
+    """The attribute holding the layer's eps, if it is a normalisation layer whose
+    statistic comes from its input; None for any other module (and for a BatchNorm that
+    normalises by running statistics, in eval mode)."""
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        uses_input = module.training or (module.running_mean is None and module.running_var is None)
+        return "eps" if uses_input else None
+    if isinstance(module, nn.modules.instancenorm._InstanceNorm):
+        uses_input = module.training or not module.track_running_stats
+        return "eps" if uses_input else None
+    if isinstance(module, (nn.LayerNorm, nn.GroupNorm, getattr(nn, "RMSNorm", nn.LayerNorm))):
+        return "eps"
+    if type(module).__name__.endswith("RMSNorm"):  # Hugging Face's LlamaRMSNorm and its copies
+        return next((a for a in ("variance_epsilon", "eps") if isinstance(getattr(module, a, None), float)), None)
+    return None
+
+
+def _smallest_statistic(module: nn.Module, x: torch.Tensor) -> float | None:
+    """The smallest variance (mean square for an RMSNorm) over the groups ``module``
+    normalises ``x`` in; None when the input's layout is not one this module reads."""
+    x = x.detach()
+    if not x.is_floating_point() or x.numel() == 0:
+        return None
+    x = x.double()
+    rms = type(module).__name__.endswith("RMSNorm")  # nn.RMSNorm too
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        if x.dim() < 2:
+            return None
+        groups = x.transpose(0, 1).reshape(x.shape[1], -1)
+    elif isinstance(module, nn.modules.instancenorm._InstanceNorm):
+        spatial = module._get_no_batch_dim() - 1
+        if x.dim() <= spatial:
+            return None
+        groups = x.reshape(-1, math.prod(x.shape[x.dim() - spatial:]))
+    elif isinstance(module, nn.GroupNorm):
+        if x.dim() < 2:
+            return None
+        groups = x.reshape(x.shape[0] * module.num_groups, -1)
+    else:
+        shape = getattr(module, "normalized_shape", None)
+        features = math.prod(shape) if isinstance(shape, tuple) and shape else x.shape[-1]
+        if x.numel() % features:
+            return None
+        groups = x.reshape(-1, features)
+    if groups.shape[-1] == 0:
+        return None
+    statistic = groups.pow(2).mean(-1) if rms else groups.var(-1, unbiased=False)
+    return float(statistic.min())
+
+
+@contextlib.contextmanager
+def constant_norms(model: nn.Module) -> Iterator[dict[str, float]]:
+    """Inside the block, each normalisation layer of ``model`` called on an input whose
+    statistic (variance, or mean square for an RMSNorm) came to its ``eps`` or less, in
+    some group: name -> that smallest statistic."""
+    found: dict[str, float] = {}
+
+    def hook_for(name: str) -> Any:
+        def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+            attribute = _eps_attribute(module)
+            if attribute is None or not args or not isinstance(args[0], torch.Tensor):
+                return
+            eps = getattr(module, attribute, None)
+            if eps is None:  # nn.RMSNorm(eps=None) takes its dtype's machine eps
+                eps = torch.finfo(args[0].dtype).eps if args[0].is_floating_point() else 0.0
+            smallest = _smallest_statistic(module, args[0])
+            if smallest is not None and smallest <= eps:
+                found[name] = min(smallest, found.get(name, math.inf))
+
+        return hook
+
+    with submodule_hooks(model, hook_for, pre=True):
+        yield found
+
+
+def non_finite_gradients(model: nn.Module) -> bool:
+    """Whether some parameter of ``model`` holds a NaN or inf gradient."""
+    return any(
+        p.grad is not None and p.grad.is_floating_point() and not bool(torch.isfinite(p.grad).all())
+        for p in model.parameters()
+    )
+
+
+def constant_norm_overflow(context: Context, example: Example) -> str | None:
+    """Why ``example``'s gradients are not finite, when normalisation layers that saw a
+    constant input are the whole cause (see the module's docstring); else None."""
+    model = context.fresh_model()
+    try:
+        with constant_norms(model) as found:
+            context.run(model, example, record=False, grad=False)
+    except Exception:
+        return None
+    if not found:
+        return None
+    raised = context.fresh_model()
+    modules = dict(raised.named_modules())
+    for name in found:
+        setattr(modules[name], _eps_attribute(modules[name]) or "eps", RAISED_EPS)
+    try:
+        context.run(raised, example, backward=True, record=False)
+    except Exception:
+        return None
+    if non_finite_gradients(raised):
+        return None
+    names = list(found)
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return (
+        f"{len(names)} normalisation layer{'s' if len(names) != 1 else ''} ({shown}) normalised a constant "
+        "input (variance 0: identical or all-zero inputs) and backward overflowed; with their eps raised to 1 "
+        "every gradient is finite"
+    )
+
+
+def note_overflow(context: Context, reason: str) -> None:
+    """Count an example whose gradients ``reason`` explains, in the summary's notes."""
+    count = context.memo["norm_overflows"] = context.memo.get("norm_overflows", 0) + 1
+    context.report["notes"] = [f"gradients not judged on {count} example{'s' if count != 1 else ''}: {reason}"]
