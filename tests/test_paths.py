@@ -307,3 +307,29 @@ def test_a_module_computing_with_its_own_parameters_is_a_step_of_the_path():
     assert layout.leaf_path(("inp", "attn", "out")) == ("inp", "attn", "out")
     # A container with no parameters of its own stays out of paths.
     assert Layout.of(nn.Sequential(nn.Sequential(nn.Linear(2, 2)))).leaves == ("0.0",)
+
+
+def test_a_step_with_parameters_whose_children_then_run_is_one_visit():
+    # timm's BatchNormAct2d is a BatchNorm2d (its own weight and bias) that then calls its
+    # drop and act children: "stem → bn1 → bn1 → blocks" told one call as two.
+    class NormAct(nn.BatchNorm1d):
+        def __init__(self, size):
+            super().__init__(size)
+            self.drop = nn.Identity()
+            self.act = nn.ReLU()
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Linear(4, 4)
+            self.bn1 = NormAct(4)
+            self.blocks = nn.Sequential(*(nn.Linear(4, 4) for _ in range(6)))
+            self.head = nn.Linear(4, 2)
+
+    layout = Layout.of(Net())
+    assert layout.leaves[:4] == ("stem", "bn1", "bn1.drop", "bn1.act")
+    blocks = tuple(f"blocks.{i}" for i in range(6))
+    once = ("stem", "bn1", "bn1.drop", "bn1.act", *blocks, "head")
+    twice = ("stem", "bn1", "bn1.drop", "bn1.act", "bn1", "bn1.drop", "bn1.act", *blocks, "head")
+    assert PathSet([once], layout, width=60).describe(once) == "all 11 modules (stem → bn1 → blocks.0-5 → head)"
+    assert PathSet([twice], layout, width=60).describe(twice) == "all 11 modules (stem → bn1 ×2 → blocks.0-5 → head)"
