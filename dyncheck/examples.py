@@ -14,7 +14,7 @@ from dyncheck.strategies import control_corners, current_dims, dim_scope, seeds
 if TYPE_CHECKING:
     from dyncheck.target import Target
 
-__all__ = ["Example", "corner_examples", "describe_value", "from_target", "search", "strategy_arguments", "strategy_kind"]
+__all__ = ["Example", "corner_examples", "describe_value", "from_target", "search", "strategy_arguments", "strategy_entries", "strategy_kind"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,6 +112,19 @@ def strategy_arguments(strategy: Any) -> Mapping[str, Any]:
     strategy (or another Hypothesis) this is empty and the axes are found by their sizes."""
     kwargs = getattr(strategy, "_LazyStrategy__kwargs", None)
     return kwargs if isinstance(kwargs, Mapping) else {}
+
+
+def strategy_entries(strategy: Any) -> Mapping[Any, Any]:
+    """The entry strategies of a dict of inputs drawn by ``fixed_dictionaries`` (inferred
+    or a spec's own), by key; empty for any other strategy.
+
+    Hypothesis keeps the mapping on its lazy strategy under a private name, as it keeps
+    :func:`strategy_arguments`'."""
+    if getattr(getattr(strategy, "function", None), "__name__", None) == "fixed_dictionaries":
+        args = getattr(strategy, "_LazyStrategy__args", ())
+        if args and isinstance(args[0], Mapping):
+            return args[0]
+    return {}
 
 
 def quiet(examples: int, *, shrink: bool = False) -> Any:

@@ -22,7 +22,7 @@ from dyncheck.examples import Example
 from dyncheck.invariants._base import Context
 from dyncheck.tracing import Trace, default_loss, dense, floating_leaves, grads_put_back
 
-__all__ = ["influences", "moving_changes_output", "unused_modules", "zero_parameter_gradients"]
+__all__ = ["Reached", "influences", "moving_changes_output", "unused_modules", "zero_parameter_gradients"]
 
 
 #: How a module's output is moved, tried in turn until the model's output changes:
@@ -212,7 +212,7 @@ def _shape_no_gradient(context: Context, example: Example, names: list[str]) -> 
     return unused
 
 
-class _Reached:
+class Reached:
     """Forward hooks on the modules ``names`` of ``model`` (while the block is open) noting
     which ran with an output autograd follows (``ran``) and which such output got a
     non-zero gradient in a backward pass made with :meth:`backward` (``reached``).
@@ -244,7 +244,7 @@ class _Reached:
             self.reached.add(name)
 
     @contextlib.contextmanager
-    def hooked(self) -> Iterator[_Reached]:
+    def hooked(self) -> Iterator[Reached]:
         handles = [self.model.get_submodule(name).register_forward_hook(self._hook(name)) for name in self.names]
         try:
             yield self
@@ -298,7 +298,7 @@ def _gradient_reaches(
     with respect to whose output a random projection of the model's output has a non-zero
     gradient; None when the model raised."""
     # around() stays open through backward: a checkpointed block runs again there.
-    with _Reached(model, names).hooked() as seen, around():
+    with Reached(model, names).hooked() as seen, around():
         try:
             trace = context.run(model, example, record=False)
         except ModelError:
@@ -527,7 +527,7 @@ def _zero_gradient(
     """Of ``names``, the modules of the float64 model ``wide`` with respect to whose every
     output a random projection of the model's output has an exactly zero gradient; a module
     that did not run is among them when ``absent`` is true."""
-    with _Reached(wide, names).hooked() as seen:
+    with Reached(wide, names).hooked() as seen:
         try:
             with default_dtype(torch.float64):
                 output = context.run(wide, example, record=False).output

@@ -40,7 +40,7 @@ from torch import nn
 from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example, describe_value
 from dyncheck.invariants._base import Context, Invariant, module_name_map, parameter_owners
-from dyncheck.invariants._influence import influences, moving_changes_output, unused_modules, zero_parameter_gradients
+from dyncheck.invariants._influence import Reached, influences, moving_changes_output, unused_modules, zero_parameter_gradients
 from dyncheck.invariants.finite import non_finite
 from dyncheck.norms import constant_norm_overflow, non_finite_gradients, note_overflow
 from dyncheck.tracing import Trace, leaves, missing_output, submodule_hooks
@@ -114,22 +114,8 @@ def _output_gradients(model: nn.Module) -> Iterator[set[str]]:
     inside the block (on any of their calls). Such a module influences the output (to first
     order, moving its output moves the loss), so rule 3 need not move it to find out: a
     module masked away gets an exactly-zero gradient, whatever the mask's dtype."""
-    moved: set[str] = set()
-
-    def seen(name: str, grad: torch.Tensor | None) -> None:
-        if name not in moved and grad is not None and bool(grad.detach().ne(0).any()):
-            moved.add(name)
-
-    def hook_for(name: str) -> Callable[..., None]:
-        def hook(_module: nn.Module, _args: Any, output: Any) -> None:
-            for _, value in leaves(output):
-                if isinstance(value, torch.Tensor) and value.requires_grad:
-                    value.register_hook(functools.partial(seen, name))
-
-        return hook
-
-    with submodule_hooks(model, hook_for):
-        yield moved
+    with Reached(model, [name for name, _ in model.named_modules() if name]).hooked() as seen:
+        yield seen.reached
 
 
 def _track_silent(

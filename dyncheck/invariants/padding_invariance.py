@@ -67,7 +67,7 @@ from dyncheck.agreement import _scale, default_dtype
 from dyncheck.compare import all_finite, mismatch, tolerances
 from dyncheck.diagnose import diagnose
 from dyncheck.errors import InvariantViolation, ModelError
-from dyncheck.examples import Example, strategy_arguments, strategy_kind
+from dyncheck.examples import Example, strategy_arguments, strategy_entries, strategy_kind
 from dyncheck.infer import _LENGTHS_NAME
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.target import Target
@@ -91,22 +91,11 @@ EXTRA_STEPS = 2
 Slot = tuple[str, Any]
 
 
-def entries(strategy: Any) -> Mapping[Any, Any]:
-    """The entry strategies of a dict of inputs drawn by ``fixed_dictionaries`` (inferred
-    or the spec's own), by key; empty for any other strategy."""
-    if getattr(getattr(strategy, "function", None), "__name__", None) == "fixed_dictionaries":
-        # Hypothesis keeps the mapping on its lazy strategy under a private name.
-        args = getattr(strategy, "_LazyStrategy__args", ())
-        if args and isinstance(args[0], Mapping):
-            return args[0]
-    return {}
-
-
 def slots(target: Target) -> Iterator[tuple[Slot, Any]]:
     """Each argument's slot and strategy, then each entry of a dict of inputs."""
     for name, strategy in target.spec.inputs.items():
         yield (name, None), strategy
-        for key, entry in entries(strategy).items():
+        for key, entry in strategy_entries(strategy).items():
             yield (name, key), entry
 
 
@@ -165,7 +154,7 @@ def mask_argument(target: Target) -> Slot | None:
 def _strategy(target: Target, slot: Slot) -> Any:
     name, key = slot
     strategy = target.spec.inputs.get(name)
-    return strategy if key is None else entries(strategy).get(key)
+    return strategy if key is None else strategy_entries(strategy).get(key)
 
 
 def _padding_side(target: Target, mask: Slot) -> str:
@@ -395,7 +384,7 @@ class PaddingInvariance(Invariant):
                 )
             found = mask
         # Beside the lengths (or mask): another argument, or another entry of their dict.
-        if not any(slot != found and not entries(strategy) for slot, strategy in slots(target)):
+        if not any(slot != found and not strategy_entries(strategy) for slot, strategy in slots(target)):
             return f"forward takes {slot_text(found)} but no padded batch beside it"
         return None
 
