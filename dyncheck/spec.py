@@ -9,13 +9,28 @@ parameters, ``inputs`` arguments) are checked against a built instance by
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from dyncheck.errors import InvalidArgument
 
-__all__ = ["Spec"]
+__all__ = ["Spec", "lengths_slot"]
+
+#: ``batch['n_valid']``: an entry of a dict of inputs, as ``Spec(lengths=...)`` names one.
+_ENTRY = re.compile(r"""^([A-Za-z_]\w*)\[(['"])(.+?)\2\]$""")
+
+
+def lengths_slot(text: str) -> tuple[str, str | None] | None:
+    """``Spec(lengths=...)`` as ``(argument, None)`` for ``"n_valid"``, or ``(argument,
+    key)`` for an entry of a dict of inputs, ``"batch['n_valid']"``; None for anything else."""
+    if not isinstance(text, str):
+        return None
+    if text.isidentifier():
+        return text, None
+    match = _ENTRY.match(text)
+    return (match.group(1), match.group(3)) if match else None
 
 
 def _frozen_mapping(name: str, value: Any) -> dict:
@@ -89,7 +104,8 @@ class Spec:
         lengths: the forward argument that holds the lengths of a padded batch, when its
             name does not say so (``lengths``, ``seq_lengths``, ``lens`` and ``*_lengths``
             are recognised): it is drawn as sequence lengths, the argument beside it as a
-            padded batch, and ``padding_invariance`` and ``packed_rnn`` use it.
+            padded batch, and ``padding_invariance`` and ``packed_rnn`` use it. An entry of
+            a dict of inputs is named as forward reads it: ``"batch['n_valid']"``.
         load_with_assign: the model is meant to be loaded with
             ``load_state_dict(assign=True)``, so its ties must survive that (they need a
             re-tie in a load post-hook); otherwise untying there is only a warning.
@@ -186,9 +202,10 @@ class Spec:
             raise InvalidArgument(f"Spec(frozen={self.frozen!r}) must be a list of parameter names")
         set_(self, "frozen", tuple(self.frozen))
         _check_guard_fields(self.against, self.state_map)
-        if self.lengths is not None and (not isinstance(self.lengths, str) or not self.lengths.isidentifier()):
+        if self.lengths is not None and lengths_slot(self.lengths) is None:
             raise InvalidArgument(
-                f"Spec(lengths={self.lengths!r}) must name a forward argument, e.g. lengths=\"n_valid\""
+                f"Spec(lengths={self.lengths!r}) must name a forward argument, e.g. lengths=\"n_valid\", "
+                f"or an entry of a dict of inputs, e.g. lengths=\"batch['n_valid']\""
             )
 
     @classmethod

@@ -30,7 +30,7 @@ from dyncheck.infer import (
     primary_input,
 )
 from dyncheck.seeding import seeded
-from dyncheck.spec import Spec
+from dyncheck.spec import Spec, lengths_slot
 
 __all__ = ["Target", "load", "resolve", "resolve_spec"]
 
@@ -239,11 +239,12 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
 
     _check_names(text, spec, instance)
     parameters = _forward_parameters(instance)
-    if spec.lengths is not None and spec.lengths not in parameters:
+    declared_lengths = lengths_slot(spec.lengths) if spec.lengths is not None else None
+    if declared_lengths is not None and declared_lengths[0] not in parameters:
         raise _fail(
             text,
             f"Spec(lengths={spec.lengths!r}) names an argument {type(instance).__qualname__}.forward does not "
-            f"take{_close(spec.lengths, list(parameters))} (it takes {', '.join(parameters) or 'nothing'})",
+            f"take{_close(declared_lengths[0], list(parameters))} (it takes {', '.join(parameters) or 'nothing'})",
         )
     unknown = sorted(set(spec.inputs) - set(parameters))
     if unknown:
@@ -297,6 +298,19 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
         inferred_inputs["attention_mask"] = mask.why
     elif unmasked is not None:
         raise _fail(text, str(unmasked))
+    if declared_lengths is not None and declared_lengths[1] is not None:
+        from dyncheck.examples import strategy_entries
+
+        argument, key = declared_lengths
+        keys = list(strategy_entries(inputs.get(argument)))
+        if key not in keys:
+            raise _fail(
+                text,
+                f"Spec(lengths={spec.lengths!r}) names {argument}[{key!r}], but "
+                + (f"the dict of inputs {argument!r} holds {', '.join(map(repr, keys))}{_close(key, keys)}"
+                   if keys else f"{argument!r} is not a dict of inputs (forward reads no {argument}[...]); "
+                   f"if it holds the lengths, write lengths={argument!r}"),
+            )
     _probe_rank(instance, inputs, inferred_inputs)
     inferred_dims: dict[str, str] = {}
     _probe_sizes(instance, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims)

@@ -132,6 +132,7 @@ GOOD_TARGETS = (
     "reference_models.ssm_cache:TinySSM",
     "reference_models.dict_batch:DictBatchClassifier",
     "reference_models.dict_batch:DictMaskedClassifier",
+    "reference_models.dict_batch:DictFramesClassifier",
     "reference_models.graph_conv:GraphConv",
     "reference_models.deep_norm:DeepNormNet",
 )

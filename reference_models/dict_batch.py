@@ -11,14 +11,22 @@ the dict is drawn as ``fixed_dictionaries``; ``batch_invariance`` cuts it entry 
 inferred from its use alone, ``batch["attention_mask"]`` was a float tensor of another length,
 and the model raised on every example: beside token ids it is their mask, as an
 ``attention_mask`` argument is.
+
+``DictFramesClassifier`` reads float frames (``batch["frames"]``, an audio or sensor
+collate function's ``(batch, time, features)``) and their count under a name of its own,
+``batch["n_valid"]``, which its ``__dyncheck__`` declares as
+``lengths="batch['n_valid']"``. Its frames were drawn without a time axis, as if nothing
+beside them held lengths (an argument's siblings were looked for among forward's
+arguments only), and the model raised on every example.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-__all__ = ["DictBatchClassifier", "DictMaskedClassifier"]
+__all__ = ["DictBatchClassifier", "DictFramesClassifier", "DictMaskedClassifier"]
 
 
 class DictBatchClassifier(nn.Module):
@@ -46,3 +54,18 @@ class DictMaskedClassifier(nn.Module):
         emb = self.embed(batch["input_ids"])
         mask = batch["attention_mask"].unsqueeze(-1).to(emb.dtype)
         return self.head((emb * mask).sum(1) / mask.sum(1).clamp(min=1))
+
+
+class DictFramesClassifier(nn.Module):
+    __dyncheck__ = {"lengths": "batch['n_valid']"}
+
+    def __init__(self, features=8, hidden=6, classes=3):
+        super().__init__()
+        self.proj = nn.Linear(features, hidden)
+        self.head = nn.Linear(hidden, classes)
+
+    def forward(self, batch):
+        h = torch.tanh(self.proj(batch["frames"]))
+        n_valid = batch["n_valid"]
+        mask = (torch.arange(h.shape[1], device=h.device)[None, :] < n_valid[:, None]).unsqueeze(-1)
+        return self.head((h * mask).sum(1) / n_valid[:, None].to(h.dtype))

@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import dyncheck.strategies as dst
-from dyncheck.errors import TargetError
+from dyncheck.errors import InvalidArgument, TargetError
 from dyncheck.examples import from_target, strategy_kind
 from dyncheck.infer import INFERRED_SIZES, infer_init
 from dyncheck.spec import Spec
@@ -585,6 +585,55 @@ def test_an_attention_mask_entry_is_the_mask_of_the_token_ids():
         "['attention_mask'] the mask of input_ids: 1 for tokens, 0 for padding on the right, at least one token a row"
     )
     assert_callable(target, max_examples=20)
+
+
+class DictFrames(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(8, 3)
+
+    def forward(self, batch):
+        h = self.proj(batch["frames"])
+        mask = torch.arange(h.shape[1])[None, :] < batch["lengths"][:, None]
+        return (h * mask[..., None]).sum(1) / batch["lengths"][:, None]
+
+
+def test_float_frames_beside_lengths_in_a_dict_are_a_padded_sequence():
+    # The lengths beside the frames were looked for among forward's arguments only: the
+    # frames were drawn as (batch, 8) and the model raised on every example.
+    target = resolved(DictFrames)
+    same(target.spec.inputs["batch"], st.fixed_dictionaries({
+        "frames": dst.tensors(shape=("batch", "time", 8)),
+        "lengths": dst.sequence_lengths(),
+    }))
+    assert target.inferred_inputs["batch"].startswith(
+        "a dict of inputs, read by key: ['frames'] first consumed by proj (Linear(in_features=8)); a padded "
+        "sequence, as forward takes batch['lengths']; ['lengths'] its name says sequence lengths"
+    )
+    assert_callable(target, max_examples=20)
+
+
+def test_lengths_under_a_name_of_their_own_in_a_dict_are_declared_as_forward_reads_them():
+    from reference_models.dict_batch import DictFramesClassifier
+
+    target = resolve("reference_models.dict_batch:DictFramesClassifier")  # its __dyncheck__ declares them
+    same(target.spec.inputs["batch"], st.fixed_dictionaries({
+        "frames": dst.tensors(shape=("batch", "time", 8)),
+        "n_valid": dst.sequence_lengths(),
+    }))
+    assert_callable(target, max_examples=20)
+    with pytest.raises(TargetError) as excinfo:
+        resolved(DictFramesClassifier, lengths="batch['n_vaild']")
+    assert str(excinfo.value).endswith(
+        "Spec(lengths=\"batch['n_vaild']\") names batch['n_vaild'], but the dict of inputs 'batch' holds "
+        "'frames', 'n_valid'; did you mean 'n_valid'?"
+    )
+    with pytest.raises(TargetError) as excinfo:
+        resolved(DictFramesClassifier, lengths="bach['n_valid']")
+    assert "Spec(lengths=\"bach['n_valid']\") names an argument DictFramesClassifier.forward does not take; " \
+        "did you mean 'batch'?" in str(excinfo.value)
+    with pytest.raises(InvalidArgument, match=r"or an entry of a dict of inputs, e\.g\. lengths=\"batch\['n_valid'\]\""):
+        Spec(DictFramesClassifier, lengths="batch[n_valid]")
 
 
 class ReadWhole(nn.Module):

@@ -38,6 +38,8 @@ PADDED = {
     # the lengths, or the mask, are an entry of a dict of inputs: batch["lengths"], batch["attention_mask"]
     "reference_models.dict_batch:DictBatchClassifier",
     "reference_models.dict_batch:DictMaskedClassifier",
+    # ... or under a name of its own the class declares: Spec(lengths="batch['n_valid']")
+    "reference_models.dict_batch:DictFramesClassifier",
 }
 
 

@@ -408,6 +408,22 @@ def test_deep_norm_gradients_overflow_on_a_constant_batch_only_and_not_with_eps_
     assert finite_gradients(torch.randn(2, 3, 4, 4))
 
 
+def test_the_frames_classifier_ignores_what_the_padding_holds() -> None:
+    from reference_models.dict_batch import DictFramesClassifier
+
+    torch.manual_seed(0)
+    model = DictFramesClassifier()
+    n_valid = torch.tensor([3, 1])
+    frames = torch.randn(2, 4, 8)
+    valid = (torch.arange(4)[None, :] < n_valid[:, None]).unsqueeze(-1)
+    other = torch.where(valid, frames, torch.randn(2, 4, 8))
+    out = model({"frames": frames, "n_valid": n_valid})
+    torch.testing.assert_close(out, model({"frames": other, "n_valid": n_valid}))
+    torch.testing.assert_close(out[1:], model({"frames": frames[1:, :1], "n_valid": n_valid[1:]}))
+    out.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
 # --- lenet ---------------------------------------------------------------------------
 
 

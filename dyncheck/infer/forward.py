@@ -20,6 +20,7 @@ from dyncheck.infer.layers import _Found, _input_for_module, _Shape, _swap
 from dyncheck.infer.results import Inferred, Uninferable
 from dyncheck.infer.source import _forward_tree, _iterated_as_count, _mentions_data, _string_constants, _thresholds
 from dyncheck.infer.tokens import infer_tokens, max_positions
+from dyncheck.spec import lengths_slot
 
 __all__ = ["check_forward_arguments", "infer_dims", "infer_input"]
 
@@ -78,12 +79,14 @@ def infer_input(
     extra_thresholds: tuple[float, ...] = (),
     lengths: str | None = None,
     tree: ast.AST | None = None,
+    siblings: list[str] | None = None,
 ) -> Inferred:
     """A strategy for the forward argument ``name`` of ``model``; ``extra_thresholds`` are
     values it is compared with elsewhere (the spec's branch predicates); ``lengths`` is
     the argument declared to hold the lengths (``Spec(lengths=...)``), else they are
     recognised by name. ``tree`` stands for forward's source (a mapping's entries are
-    read in a copy where each ``batch["x"]`` is a name of its own)."""
+    read in a copy where each ``batch["x"]`` is a name of its own), and ``siblings`` for
+    forward's arguments there (the other entries, under those names)."""
     forward = type(model).forward
     if builtin_layer(model) and tree is None:
         position = list(inspect.signature(model.forward).parameters).index(name)
@@ -175,7 +178,7 @@ def infer_input(
         if found is not None:
             why = f"first consumed by {_consumer_name(expression)} ({found.note})"
             shape = found.shape
-            beside = _lengths_argument(model, name, lengths)
+            beside = _lengths_argument(model, name, lengths, siblings)
             if beside is not None and found.sequence is not None:
                 shape, layout = _padded(model, found, flow, consumers[index + 1:])
                 why += f"; a padded sequence, as forward takes {beside}{layout}"
@@ -308,12 +311,16 @@ def _mapping(
 
     names = {key: f"{name}__" + re.sub(r"\W", "_", key) for key in keys}
     rewritten = _Entries(name, names).visit(copy.deepcopy(tree))
+    # Spec(lengths="batch['n_valid']") names an entry: read under its name in the rewrite.
+    declared = lengths_slot(lengths) if lengths is not None else None
+    if declared is not None and declared[0] == name and declared[1] in names:
+        lengths = names[declared[1]]
     entries, notes = {}, {}
     unmasked = None
     for key in keys:
         entry = inspect.Parameter(names[key], inspect.Parameter.POSITIONAL_OR_KEYWORD)
         try:
-            found = infer_input(model, names[key], entry, extra, lengths, tree=rewritten)
+            found = infer_input(model, names[key], entry, extra, lengths, tree=rewritten, siblings=list(names.values()))
         except Uninferable as exc:
             error = Uninferable(
                 f"{str(exc).replace(repr(names[key]), f'{name}[{key!r}]').split(';')[0]}; a dict of inputs: "
@@ -325,6 +332,8 @@ def _mapping(
             unmasked, found = error, None  # the mask of the token ids, inferred below, if any
         entries[key] = found.value if found is not None else None
         notes[key] = found.why if found is not None else ""
+        for other, internal in names.items():  # the rewrite's names, as forward writes them
+            notes[key] = re.sub(rf"\b{internal}\b", f"{name}[{other!r}]", notes[key])
     if "attention_mask" in entries:
         # As for an argument: batch["attention_mask"] beside batch-first token ids is their
         # mask (1 at tokens, 0 at right padding), as a tokenizer's batch holds it.
@@ -454,13 +463,19 @@ def _annotated_choices(annotation: Any) -> tuple[Any, str] | None:
     return None
 
 
-def _lengths_argument(model: nn.Module, name: str, declared: str | None = None) -> str | None:
+def _lengths_argument(
+    model: nn.Module, name: str, declared: str | None = None, siblings: list[str] | None = None
+) -> str | None:
     """The lengths forward argument other than ``name`` (``declared``, else one named like
-    lengths), if ``forward`` takes one."""
-    try:
-        names = list(inspect.signature(model.forward).parameters)
-    except (TypeError, ValueError):
-        return None
+    lengths), if ``forward`` takes one; among ``siblings`` instead, when given (the
+    entries of a dict of inputs)."""
+    if siblings is not None:
+        names = siblings
+    else:
+        try:
+            names = list(inspect.signature(model.forward).parameters)
+        except (TypeError, ValueError):
+            return None
     if declared is not None:
         return declared if declared in names and declared != name else None
     return next((n for n in names if n != name and _LENGTHS_NAME.search(n)), None)

@@ -70,6 +70,7 @@ from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, strategy_arguments, strategy_entries, strategy_kind
 from dyncheck.infer import _LENGTHS_NAME
 from dyncheck.invariants._base import Context, Invariant
+from dyncheck.spec import lengths_slot
 from dyncheck.target import Target
 from dyncheck.tracing import dense, floating_leaves, grads_put_back, missing_output, project, projection
 
@@ -134,7 +135,12 @@ def lengths_argument(target: Target) -> Slot | None:
     ``Spec(lengths=...)`` declares, else one named like lengths, else an entry of a dict of
     inputs keyed like lengths or drawn by ``sequence_lengths()``."""
     if target.spec.lengths is not None:
-        return (target.spec.lengths, None) if target.spec.lengths in target.spec.inputs else None
+        declared = lengths_slot(target.spec.lengths)
+        if declared is None or declared[0] not in target.spec.inputs:
+            return None
+        if declared[1] is not None and declared[1] not in strategy_entries(target.spec.inputs[declared[0]]):
+            return None
+        return declared
     for (name, key), strategy in slots(target):
         if key is None:
             if _LENGTHS_NAME.search(name):

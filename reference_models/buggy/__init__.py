@@ -86,6 +86,9 @@ so that dyncheck's zero-configuration inference can check it.
 * :mod:`~reference_models.buggy.dict_padded_sum` -- a dict batch (``batch["tokens"]``,
   ``batch["lengths"]``) averaged as a sum over every step, padding included, divided by the
   length (padding_invariance).
+* :mod:`~reference_models.buggy.dict_frames_padded_sum` -- the same sum over float frames,
+  whose count is ``batch["n_valid"]``, declared with ``lengths="batch['n_valid']"``
+  (padding_invariance).
 * :mod:`~reference_models.buggy.padded_list` -- a list of sequences padded with
   ``pad_sequence`` and run through an LSTM unpacked (batch_invariance).
 * :mod:`~reference_models.buggy.unmasked_mean_pool` -- a Hugging Face-style classifier that
@@ -163,6 +166,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.unpacked_rnn:Model": ("padding_invariance",),
     "reference_models.buggy.mean_over_padding:Model": ("padding_invariance",),
     "reference_models.buggy.dict_padded_sum:Model": ("padding_invariance",),
+    "reference_models.buggy.dict_frames_padded_sum:Model": ("padding_invariance",),
     "reference_models.buggy.dropped_pooler:Model": ("grad_isolation",),
     "reference_models.buggy.unmasked_mean_pool:Model": ("padding_invariance",),
     "reference_models.buggy.carried_hidden:Model": (
