@@ -43,7 +43,10 @@ RAISED_EPS = 1.0
 def _eps_attribute(module: nn.Module) -> str | None:
     """The attribute holding the layer's eps, if it is a normalisation layer whose
     statistic comes from its input; None for any other module (and for a BatchNorm that
-    normalises by running statistics, in eval mode)."""
+    normalises by running statistics, in eval mode). Beside PyTorch's layers, a module
+    whose class name ends in ``Norm`` with a float ``eps`` or ``variance_epsilon`` (Hugging
+    Face's LlamaRMSNorm and T5LayerNorm and their copies): the rerun with it raised decides
+    whether it mattered."""
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
         uses_input = module.training or (module.running_mean is None and module.running_var is None)
         return "eps" if uses_input else None
@@ -52,19 +55,19 @@ def _eps_attribute(module: nn.Module) -> str | None:
         return "eps" if uses_input else None
     if isinstance(module, (nn.LayerNorm, nn.GroupNorm, getattr(nn, "RMSNorm", nn.LayerNorm))):
         return "eps"
-    if type(module).__name__.endswith("RMSNorm"):  # Hugging Face's LlamaRMSNorm and its copies
+    if type(module).__name__.endswith("Norm"):
         return next((a for a in ("variance_epsilon", "eps") if isinstance(getattr(module, a, None), float)), None)
     return None
 
 
 def _smallest_statistic(module: nn.Module, x: torch.Tensor) -> float | None:
-    """The smallest variance (mean square for an RMSNorm) over the groups ``module``
-    normalises ``x`` in; None when the input's layout is not one this module reads."""
+    """The smallest variance (mean square for an RMSNorm; the smaller of the two for a
+    layer of another library) over the groups ``module`` normalises ``x`` in; None when
+    the input's layout is not one this module reads."""
     x = x.detach()
     if not x.is_floating_point() or x.numel() == 0:
         return None
     x = x.double()
-    rms = type(module).__name__.endswith("RMSNorm")  # nn.RMSNorm too
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
         if x.dim() < 2:
             return None
@@ -86,7 +89,14 @@ def _smallest_statistic(module: nn.Module, x: torch.Tensor) -> float | None:
         groups = x.reshape(-1, features)
     if groups.shape[-1] == 0:
         return None
-    statistic = groups.pow(2).mean(-1) if rms else groups.var(-1, unbiased=False)
+    variance, mean_square = groups.var(-1, unbiased=False), groups.pow(2).mean(-1)
+    if type(module).__name__.endswith("RMSNorm"):  # nn.RMSNorm too
+        statistic = mean_square
+    elif isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm,
+                             nn.GroupNorm, nn.LayerNorm)):
+        statistic = variance
+    else:
+        statistic = torch.minimum(variance, mean_square)
     return float(statistic.min())
 
 

@@ -116,6 +116,15 @@ def _norm_layers():
         def forward(self, x):
             return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon)
 
+    class T5LayerNorm(torch.nn.Module):  # an RMSNorm by another name
+        def __init__(self, size):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.ones(size))
+            self.variance_epsilon = 1e-6
+
+        def forward(self, x):
+            return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon)
+
     constant_rows = torch.ones(2, 4, 3, 3)  # every channel constant over batch and space
     return [
         pytest.param(torch.nn.BatchNorm2d(4), constant_rows, id="batch-norm"),
@@ -124,6 +133,7 @@ def _norm_layers():
         pytest.param(torch.nn.LayerNorm(3), constant_rows, id="layer-norm"),
         pytest.param(torch.nn.RMSNorm(3), torch.zeros(2, 3), id="rms-norm"),
         pytest.param(LlamaRMSNorm(3), torch.zeros(2, 3), id="llama-rms-norm"),
+        pytest.param(T5LayerNorm(3), torch.zeros(2, 3), id="t5-layer-norm"),
     ]
 
 
