@@ -100,9 +100,16 @@ def describe_value(name: str, value: Any) -> str:
         return text + (" " + ", ".join(notes) if notes else "")
     if isinstance(value, (tuple, list)) and value and all(isinstance(v, torch.Tensor) for v in value):
         return ", ".join(describe_value(f"{name}[{i}]", v) for i, v in enumerate(value))
-    if isinstance(value, dict) and value and all(isinstance(v, torch.Tensor) for v in value.values()):
+    if isinstance(value, dict) and value and all(_tensors_inside(v) for v in value.values()):
         return ", ".join(describe_value(f"{name}[{k!r}]", v) for k, v in value.items())
     return f"{name}={value!r}"
+
+
+def _tensors_inside(value: Any) -> bool:
+    """A tensor, or a non-empty dict of them (a dict inside a dict of inputs too)."""
+    if isinstance(value, dict):
+        return bool(value) and all(_tensors_inside(v) for v in value.values())
+    return isinstance(value, torch.Tensor)
 
 
 def strategy_arguments(strategy: Any) -> Mapping[str, Any]:

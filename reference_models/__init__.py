@@ -133,6 +133,7 @@ GOOD_TARGETS = (
     "reference_models.dict_batch:DictBatchClassifier",
     "reference_models.dict_batch:DictMaskedClassifier",
     "reference_models.dict_batch:DictFramesClassifier",
+    "reference_models.dict_batch:NestedBatchClassifier",
     "reference_models.graph_conv:GraphConv",
     "reference_models.deep_norm:DeepNormNet",
 )

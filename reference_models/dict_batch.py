@@ -18,6 +18,12 @@ collate function's ``(batch, time, features)``) and their count under a name of 
 ``lengths="batch['n_valid']"``. Its frames were drawn without a time axis, as if nothing
 beside them held lengths (an argument's siblings were looked for among forward's
 arguments only), and the model raised on every example.
+
+``NestedBatchClassifier`` takes a multimodal batch, a dict inside the dict:
+``text = batch["text"]``, then ``text["input_ids"]`` and ``text["attention_mask"]``, beside
+``batch["image"]`` features. Read one level deep, ``batch["text"]`` was drawn as one tensor
+and the model raised on every example; the inner dict is now inferred as the outer one is,
+``batch_invariance`` cuts it entry by entry and ``padding_invariance`` finds its mask.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-__all__ = ["DictBatchClassifier", "DictFramesClassifier", "DictMaskedClassifier"]
+__all__ = ["DictBatchClassifier", "DictFramesClassifier", "DictMaskedClassifier", "NestedBatchClassifier"]
 
 
 class DictBatchClassifier(nn.Module):
@@ -69,3 +75,18 @@ class DictFramesClassifier(nn.Module):
         n_valid = batch["n_valid"]
         mask = (torch.arange(h.shape[1], device=h.device)[None, :] < n_valid[:, None]).unsqueeze(-1)
         return self.head((h * mask).sum(1) / n_valid[:, None].to(h.dtype))
+
+
+class NestedBatchClassifier(nn.Module):
+    def __init__(self, vocab_size=30, embed_dim=6, image_features=12, classes=3):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed_dim)
+        self.image = nn.Linear(image_features, embed_dim)
+        self.head = nn.Linear(2 * embed_dim, classes)
+
+    def forward(self, batch):
+        text = batch["text"]
+        emb = self.embed(text["input_ids"])
+        mask = text["attention_mask"].unsqueeze(-1).to(emb.dtype)
+        pooled = (emb * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return self.head(torch.cat([pooled, self.image(batch["image"])], dim=-1))

@@ -636,6 +636,24 @@ def test_lengths_under_a_name_of_their_own_in_a_dict_are_declared_as_forward_rea
         Spec(DictFramesClassifier, lengths="batch[n_valid]")
 
 
+def test_a_dict_inside_a_dict_of_inputs_is_inferred_as_the_outer_one_is():
+    # Read one level deep, batch["text"] was drawn as one tensor: the model raised on every example.
+    target = resolve("reference_models.dict_batch:NestedBatchClassifier")  # text = batch["text"]; text["input_ids"]
+    same(target.spec.inputs["batch"], st.fixed_dictionaries({
+        "text": st.fixed_dictionaries({
+            "input_ids": dst.tensors(shape=("batch", "time"), dtype=torch.int64, min_value=0, max_value=29),
+            "attention_mask": dst.attention_masks(batch_size="batch", max_length="time"),
+        }),
+        "image": dst.tensors(shape=("batch", 12)),
+    }))
+    assert target.inferred_inputs["batch"] == (
+        "a dict of inputs, read by key: ['text']['input_ids'] first consumed by embed (Embedding(num_embeddings=30): "
+        "integer tokens); ['text']['attention_mask'] the mask of input_ids: 1 for tokens, 0 for padding on the "
+        "right, at least one token a row; ['image'] first consumed by image (Linear(in_features=12))"
+    )
+    assert_callable(target, max_examples=20)
+
+
 class ReadWhole(nn.Module):
     def __init__(self):
         super().__init__()

@@ -247,6 +247,24 @@ def test_layout_of_a_dict_of_inputs_entry_by_entry():
     assert layout.extended(example.args, torch.Generator())["batch"]["tokens"].shape == (3, 6)
     assert example.args["batch"] is batch and batch["tokens"].shape == (3, 4)  # the example's own dict is left as it was
 
+
+def test_layout_of_a_dict_inside_a_dict_of_inputs():
+    from dyncheck.invariants.padding_invariance import mask_argument, slot_text
+
+    target = resolve("reference_models.dict_batch:NestedBatchClassifier")
+    mask = mask_argument(target)
+    assert mask == ("batch", ("text", "attention_mask")) and slot_text(mask) == "batch['text']['attention_mask']"
+    text = {"input_ids": torch.arange(6).reshape(2, 3), "attention_mask": torch.tensor([[1, 1, 1], [1, 0, 0]])}
+    batch = {"text": text, "image": torch.zeros(2, 12)}
+    example = Example({"batch": batch}, 0, {"time": 3, "batch": 2})
+    layout = _Layout(target, example, mask, mask=True)
+    assert layout.lengths == [3, 1]
+    assert layout.axes[("batch", ("text", "input_ids"))] == (0, 1) and layout.axes[("batch", "image")] == (0, None)
+    row = layout.row(example.args, 1)
+    assert row["batch"]["text"]["input_ids"].tolist() == [[3]] and row["batch"]["image"].shape == (1, 12)
+    assert layout.extended(example.args, torch.Generator())["batch"]["text"]["attention_mask"].shape == (2, 5)
+    assert example.args["batch"] is batch and batch["text"] is text and text["input_ids"].shape == (2, 3)
+
 DECLARED = """
 import torch
 from torch import nn

@@ -40,6 +40,8 @@ PADDED = {
     "reference_models.dict_batch:DictMaskedClassifier",
     # ... or under a name of its own the class declares: Spec(lengths="batch['n_valid']")
     "reference_models.dict_batch:DictFramesClassifier",
+    # ... or of a dict inside the dict: batch["text"]["attention_mask"]
+    "reference_models.dict_batch:NestedBatchClassifier",
 }
 
 

@@ -424,6 +424,21 @@ def test_the_frames_classifier_ignores_what_the_padding_holds() -> None:
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 
 
+def test_the_nested_batch_classifier_ignores_what_the_padding_holds() -> None:
+    from reference_models.dict_batch import NestedBatchClassifier
+
+    torch.manual_seed(0)
+    model = NestedBatchClassifier()
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    ids = torch.randint(0, 30, (2, 3))
+    other = torch.where(mask.bool(), ids, torch.randint(0, 30, (2, 3)))
+    image = torch.randn(2, 12)
+    out = model({"text": {"input_ids": ids, "attention_mask": mask}, "image": image})
+    torch.testing.assert_close(out, model({"text": {"input_ids": other, "attention_mask": mask}, "image": image}))
+    alone = model({"text": {"input_ids": ids[1:, :1], "attention_mask": mask[1:, :1]}, "image": image[1:]})
+    torch.testing.assert_close(out[1:], alone)
+
+
 # --- lenet ---------------------------------------------------------------------------
 
 

@@ -95,9 +95,11 @@ def infer_input(
             return found
     annotation = _annotation(parameter.annotation, forward)
     source_tree = _forward_tree(type(model)) if tree is None else tree
-    keys = _mapping_keys(source_tree, name) if source_tree is not None and tree is None else None
+    # A dict inside a dict of inputs (a multimodal batch's batch["text"]["input_ids"]) too.
+    keys = _mapping_keys(source_tree, name) if source_tree is not None else None
     if keys:
-        return _mapping(model, name, keys, source_tree, extra_thresholds, lengths)
+        found = _mapping(model, name, keys, source_tree, extra_thresholds, lengths)
+        return found if tree is not None else Inferred(found.value, found.why.replace("\x00", ""), found.dims)
     qualname = type(model).__qualname__
     if name == lengths:
         return Inferred(
@@ -269,15 +271,31 @@ def _index_use(tree: ast.AST | None, names: frozenset[str]) -> str | None:
     return None
 
 
+def _aliases(tree: ast.AST, name: str) -> set[str]:
+    """``name`` and the names forward gives it whole (``text = batch__text``)."""
+    names = {name}
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+            and isinstance(node.value, ast.Name) and node.value.id == name
+        ):
+            names.add(node.targets[0].id)
+    return names
+
+
 def _mapping_keys(tree: ast.AST, name: str) -> list[str] | None:
-    """The string keys ``name`` is read with (``batch["x"]``), when forward reads it in no
-    other way: a dict of inputs, as a training loop's batch. None otherwise."""
+    """The string keys ``name`` is read with (``batch["x"]``, or through a name it is given
+    whole, ``text = batch["text"]`` then ``text["input_ids"]``), when forward reads it in
+    no other way: a dict of inputs, as a training loop's batch. None otherwise."""
+    names = _aliases(tree, name)
     parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     found: list[tuple[int, int, str]] = []
     for node in ast.walk(tree):
-        if not (isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load)):
+        if not (isinstance(node, ast.Name) and node.id in names and isinstance(node.ctx, ast.Load)):
             continue
         parent = parents.get(id(node))
+        if node.id == name and len(names) > 1 and isinstance(parent, ast.Assign) and parent.value is node:
+            continue  # handed to an alias, read through it
         key = getattr(parent, "slice", None) if isinstance(parent, ast.Subscript) and parent.value is node else None
         if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
             return None
@@ -287,15 +305,23 @@ def _mapping_keys(tree: ast.AST, name: str) -> list[str] | None:
 
 
 class _Entries(ast.NodeTransformer):
-    """``batch["x"]`` rewritten as the name ``batch__x``, so each entry is followed alone."""
+    """``batch["x"]`` (or ``b["x"]`` after ``b = batch``) rewritten as the name ``batch__x``,
+    so each entry is followed alone."""
 
-    def __init__(self, name: str, names: dict[str, str]) -> None:
+    def __init__(self, name: str, names: dict[str, str], aliases: set[str] | None = None) -> None:
         self.name, self.names = name, names
+        self.aliases = aliases or {name}
 
     def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
-        if isinstance(node.value, ast.Name) and node.value.id == self.name and isinstance(node.slice, ast.Constant):
+        if (
+            isinstance(node.value, ast.Name) and node.value.id in self.aliases
+            and isinstance(node.slice, ast.Constant) and node.slice.value in self.names
+        ):
             return ast.copy_location(ast.Name(self.names[node.slice.value], ast.Load()), node)
         return self.generic_visit(node)
+
+
+_A_DICT = "a dict of inputs, read by key: "
 
 
 def _mapping(
@@ -310,7 +336,7 @@ def _mapping(
     from dyncheck.infer.tokens import infer_attention_mask
 
     names = {key: f"{name}__" + re.sub(r"\W", "_", key) for key in keys}
-    rewritten = _Entries(name, names).visit(copy.deepcopy(tree))
+    rewritten = _Entries(name, names, _aliases(tree, name)).visit(copy.deepcopy(tree))
     # Spec(lengths="batch['n_valid']") names an entry: read under its name in the rewrite.
     declared = lengths_slot(lengths) if lengths is not None else None
     if declared is not None and declared[0] == name and declared[1] in names:
@@ -343,10 +369,15 @@ def _mapping(
             entries["attention_mask"], notes["attention_mask"] = mask.value, mask.why
         elif unmasked is not None:
             raise unmasked from None
-    return Inferred(
-        st.fixed_dictionaries(entries),
-        "a dict of inputs, read by key: " + "; ".join(f"[{key!r}] {why}" for key, why in notes.items()),
-    )
+    parts = []
+    for key, why in notes.items():
+        if why.startswith(_A_DICT):  # a dict inside: its entries' notes under both keys
+            why = why.removeprefix(_A_DICT).replace("\x00[", f"\x00[{key!r}][")
+            parts.append(why.removeprefix("\x00"))
+        else:
+            parts.append(f"[{key!r}] {why}")
+    # A NUL before each entry's note until the outermost dict joins them (a note may hold "; ").
+    return Inferred(st.fixed_dictionaries(entries), _A_DICT + "\x00" + "; \x00".join(parts))
 
 
 def _tensor_list(annotation: Any) -> bool:

@@ -63,8 +63,11 @@ def _named_batch_axis(strategy: Any, value: Any, size: int) -> int | dict[str, i
     the batch."""
     if strategy_kind(strategy) == "sequence_lists" and isinstance(value, list) and len(value) == size:
         return 0
-    if isinstance(value, dict):  # a dict of inputs: each entry's own axis
-        axes = {key: _batch_axis(item, size) for key, item in value.items()}
+    if isinstance(value, dict):  # a dict of inputs: each entry's own axis (a dict in it, its entries')
+        axes = {
+            key: _named_batch_axis(None, item, size) if isinstance(item, dict) else _batch_axis(item, size)
+            for key, item in value.items()
+        }
         return axes if any(axis is not None for axis in axes.values()) else None
     shape = strategy_arguments(strategy).get("shape")
     if isinstance(value, torch.Tensor) and isinstance(shape, (tuple, list)) and len(shape) == value.dim():

@@ -86,47 +86,65 @@ _CACHE = re.compile(r"\.(past_key_values|cache_params|\w*cache)(?=[.\[]|$)", re.
 EXTRA_STEPS = 2
 
 
-#: Where a value sits in a call's arguments: ``(argument, None)`` for an argument, or
+#: Where a value sits in a call's arguments: ``(argument, None)`` for an argument,
 #: ``(argument, key)`` for an entry of a dict of inputs (``forward(self, batch)`` reading
-#: ``batch["lengths"]``, drawn as ``fixed_dictionaries``).
+#: ``batch["lengths"]``, drawn as ``fixed_dictionaries``), and ``(argument, (key, key2))``
+#: for an entry of a dict inside it (a multimodal batch's ``batch["text"]["attention_mask"]``).
 Slot = tuple[str, Any]
 
 
+def _keys(slot: Slot) -> tuple[Any, ...]:
+    """The keys from the argument down to ``slot``'s value: none for an argument."""
+    key = slot[1]
+    return () if key is None else key if isinstance(key, tuple) else (key,)
+
+
+def _slot(name: str, keys: tuple[Any, ...]) -> Slot:
+    return (name, None if not keys else keys[0] if len(keys) == 1 else keys)
+
+
 def slots(target: Target) -> Iterator[tuple[Slot, Any]]:
-    """Each argument's slot and strategy, then each entry of a dict of inputs."""
-    for name, strategy in target.spec.inputs.items():
-        yield (name, None), strategy
+    """Each argument's slot and strategy, then each entry of a dict of inputs (and of a
+    dict inside it)."""
+
+    def inside(name: str, keys: tuple[Any, ...], strategy: Any) -> Iterator[tuple[Slot, Any]]:
+        yield _slot(name, keys), strategy
         for key, entry in strategy_entries(strategy).items():
-            yield (name, key), entry
+            yield from inside(name, (*keys, key), entry)
+
+    for name, strategy in target.spec.inputs.items():
+        yield from inside(name, (), strategy)
 
 
 def slot_text(slot: Slot) -> str:
     """``lengths``, or ``batch['lengths']`` for an entry of a dict of inputs."""
-    name, key = slot
-    return name if key is None else f"{name}[{key!r}]"
+    return slot[0] + "".join(f"[{key!r}]" for key in _keys(slot))
 
 
 def slot_value(args: Mapping[str, Any], slot: Slot) -> Any:
     """The value at ``slot`` in a call's arguments; None when the call has no such argument,
     or no such entry in a dict of inputs."""
-    name, key = slot
-    value = args.get(name)
-    if key is None:
-        return value
-    return value.get(key) if type(value) is dict else None
+    value = args.get(slot[0])
+    for key in _keys(slot):
+        if type(value) is not dict:
+            return None
+        value = value.get(key)
+    return value
 
 
 def _with(args: Mapping[str, Any], changes: Mapping[Slot, Any]) -> dict[str, Any]:
     """A copy of ``args`` with the values at ``changes``' slots replaced (a dict of inputs
     is copied before an entry of it is)."""
     out = dict(args)
-    for (name, key), value in changes.items():
-        if key is None:
-            out[name] = value
-        else:
-            if out[name] is args[name]:
-                out[name] = dict(args[name])
-            out[name][key] = value
+    copied = {id(out)}
+    for slot, value in changes.items():
+        parent, path = out, (slot[0], *_keys(slot))
+        for key in path[:-1]:
+            if id(parent[key]) not in copied:
+                parent[key] = dict(parent[key])
+                copied.add(id(parent[key]))
+            parent = parent[key]
+        parent[path[-1]] = value
     return out
 
 
@@ -141,12 +159,13 @@ def lengths_argument(target: Target) -> Slot | None:
         if declared[1] is not None and declared[1] not in strategy_entries(target.spec.inputs[declared[0]]):
             return None
         return declared
-    for (name, key), strategy in slots(target):
-        if key is None:
-            if _LENGTHS_NAME.search(name):
-                return name, None
-        elif (isinstance(key, str) and _LENGTHS_NAME.search(key)) or strategy_kind(strategy) == "sequence_lengths":
-            return name, key
+    for slot, strategy in slots(target):
+        keys = _keys(slot)
+        if not keys:
+            if _LENGTHS_NAME.search(slot[0]):
+                return slot
+        elif (isinstance(keys[-1], str) and _LENGTHS_NAME.search(keys[-1])) or strategy_kind(strategy) == "sequence_lengths":
+            return slot
     return None
 
 
@@ -158,9 +177,10 @@ def mask_argument(target: Target) -> Slot | None:
 
 
 def _strategy(target: Target, slot: Slot) -> Any:
-    name, key = slot
-    strategy = target.spec.inputs.get(name)
-    return strategy if key is None else strategy_entries(strategy).get(key)
+    strategy = target.spec.inputs.get(slot[0])
+    for key in _keys(slot):
+        strategy = strategy_entries(strategy).get(key)
+    return strategy
 
 
 def _padding_side(target: Target, mask: Slot) -> str:
@@ -329,8 +349,14 @@ def _to_float64(value: Any) -> Any:
 def _input_scale(args: Mapping[str, Any]) -> float:
     """The largest finite magnitude among the floating arguments and the entries of dicts
     of inputs (at least 1)."""
-    values = [item for v in args.values() for item in (v.values() if type(v) is dict else (v,))]
-    return _scale(*(v for v in values if isinstance(v, torch.Tensor) and v.is_floating_point()))
+    def values(value: Any) -> Iterator[Any]:
+        if type(value) is dict:
+            for item in value.values():
+                yield from values(item)
+        else:
+            yield value
+
+    return _scale(*(v for v in values(dict(args)) if isinstance(v, torch.Tensor) and v.is_floating_point()))
 
 
 def _batch_axis(
