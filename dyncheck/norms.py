@@ -14,8 +14,9 @@ batch statistics, as a batch of one is.
 finite: it finds, with forward pre-hooks, the normalisation layers whose input had a
 statistic at or below their ``eps`` on the example, then runs the same call on a fresh
 model with only those layers' ``eps`` raised to 1 (the gradient scale is then at most the
-layer's weight). Finite gradients there, and the constant inputs are the cause; a NaN that
-stays (a ``sqrt`` at 0 behind the norms) is the model's.
+layer's weight). The same outputs (a constant input normalises to 0 whatever the eps) and
+finite gradients there, and the constant inputs are the cause; a NaN that stays (a
+``sqrt`` at 0 behind the norms) is the model's.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from dyncheck.tracing import submodule_hooks
+from dyncheck.tracing import floating_leaves, submodule_hooks
 
 if TYPE_CHECKING:
     from dyncheck.examples import Example
@@ -55,7 +56,8 @@ def _eps_attribute(module: nn.Module) -> str | None:
         return "eps" if uses_input else None
     if isinstance(module, (nn.LayerNorm, nn.GroupNorm, getattr(nn, "RMSNorm", nn.LayerNorm))):
         return "eps"
-    if type(module).__name__.endswith("Norm"):
+    if type(module).__name__.endswith("Norm") and isinstance(getattr(module, "weight", None), torch.Tensor):
+        # (a weight of its own: not a parametrization such as spectral norm, handed a weight)
         return next((a for a in ("variance_epsilon", "eps") if isinstance(getattr(module, a, None), float)), None)
     return None
 
@@ -67,7 +69,7 @@ def _smallest_statistic(module: nn.Module, x: torch.Tensor) -> float | None:
     x = x.detach()
     if not x.is_floating_point() or x.numel() == 0:
         return None
-    x = x.double()
+    x = x.float() if x.dtype != torch.float64 else x  # (no float64 on every device)
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
         if x.dim() < 2:
             return None
@@ -112,10 +114,13 @@ def constant_norms(model: nn.Module) -> Iterator[dict[str, float]]:
             attribute = _eps_attribute(module)
             if attribute is None or not args or not isinstance(args[0], torch.Tensor):
                 return
-            eps = getattr(module, attribute, None)
-            if eps is None:  # nn.RMSNorm(eps=None) takes its dtype's machine eps
-                eps = torch.finfo(args[0].dtype).eps if args[0].is_floating_point() else 0.0
-            smallest = _smallest_statistic(module, args[0])
+            try:
+                eps = getattr(module, attribute, None)
+                if eps is None:  # nn.RMSNorm(eps=None) takes its dtype's machine eps
+                    eps = torch.finfo(args[0].dtype).eps if args[0].is_floating_point() else 0.0
+                smallest = _smallest_statistic(module, args[0])
+            except Exception:  # a layout this reading does not know: the layer is not counted
+                return
             if smallest is not None and smallest <= eps:
                 found[name] = min(smallest, found.get(name, math.inf))
 
@@ -139,7 +144,7 @@ def constant_norm_overflow(context: Context, example: Example) -> str | None:
     model = context.fresh_model()
     try:
         with constant_norms(model) as found:
-            context.run(model, example, record=False, grad=False)
+            before = context.run(model, example, record=False, grad=False)
     except Exception:
         return None
     if not found:
@@ -149,8 +154,13 @@ def constant_norm_overflow(context: Context, example: Example) -> str | None:
     for name in found:
         setattr(modules[name], _eps_attribute(modules[name]) or "eps", RAISED_EPS)
     try:
-        context.run(raised, example, backward=True, record=False)
+        after = context.run(raised, example, backward=True, record=False)
     except Exception:
+        return None
+    # A constant input normalises to 0 whatever the eps: the forward must be the same call
+    # (a layer whose variance was small but not 0 computes otherwise with eps 1, and could
+    # move a real NaN's cause away), and only backward's scale may differ.
+    if after.modules != before.modules or not _same_outputs(before.output, after.output):
         return None
     if non_finite_gradients(raised):
         return None
@@ -163,7 +173,27 @@ def constant_norm_overflow(context: Context, example: Example) -> str | None:
     )
 
 
+def _same_outputs(one: Any, other: Any) -> bool:
+    """Whether two calls' floating outputs agree to float32's tolerances (the same leaves)."""
+    ones, others = dict(floating_leaves(one)), dict(floating_leaves(other))
+    if ones.keys() != others.keys():
+        return False
+    for name, a in ones.items():
+        b = others[name]
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return False
+        if a.is_floating_point() and not torch.allclose(a.detach(), b.detach(), rtol=1.3e-6, atol=1e-5, equal_nan=True):
+            return False
+        if not a.is_floating_point() and not torch.equal(a, b):
+            return False
+    return True
+
+
 def note_overflow(context: Context, reason: str) -> None:
-    """Count an example whose gradients ``reason`` explains, in the summary's notes."""
+    """Count an example whose gradients ``reason`` explains, in the summary's notes (the
+    reason of the last one)."""
     count = context.memo["norm_overflows"] = context.memo.get("norm_overflows", 0) + 1
-    context.report["notes"] = [f"gradients not judged on {count} example{'s' if count != 1 else ''}: {reason}"]
+    context.report["notes"] = [
+        f"gradients not judged on 1 example: {reason}" if count == 1
+        else f"gradients not judged on {count} examples; on the last, {reason}"
+    ]

@@ -288,18 +288,6 @@ class _Tree:
         i = 0
         while i < len(path):
             leaf = path[i]
-            if leaf in self.under and i + 1 < len(path) and path[i + 1].startswith(leaf + "."):
-                # A step with parameters of its own whose children then run (timm's
-                # BatchNormAct2d: its batch norm, then its act): one visit of it, not two.
-                j = i + 1
-                while j < len(path) and path[j].startswith(leaf + "."):
-                    j += 1
-                if out and out[-1][0] == leaf and out[-1][1] and path[i - 1].startswith(leaf + "."):
-                    out[-1] = (leaf, out[-1][1] + 1)
-                else:
-                    out.append((leaf, 1))
-                i = j
-                continue
             parts = leaf.split(".")
             for level in range(max(depth, 1), len(parts)):
                 name = ".".join(parts[:level])
@@ -319,6 +307,21 @@ class _Tree:
                     i = j
                     break
             else:
+                inside = self.under.get(leaf, set())
+                j = i + 1
+                if inside and len(parts) >= depth and not (split and inside & split):
+                    # A step with parameters of its own whose children then run (timm's
+                    # BatchNormAct2d: its batch norm, then its act): one visit of it, not
+                    # two; unless a child is what varies between paths.
+                    while j < len(path) and path[j].startswith(leaf + "."):
+                        j += 1
+                if j > i + 1:
+                    if out and out[-1][0] == leaf and path[i - 1].startswith(leaf + "."):
+                        out[-1] = (leaf, out[-1][1] + 1)
+                    else:
+                        out.append((leaf, 1))
+                    i = j
+                    continue
                 j = i
                 while j < len(path) and path[j] == leaf:
                     j += 1

@@ -19,7 +19,7 @@ from dyncheck.errors import InvalidArgument
 __all__ = ["Spec", "lengths_slot"]
 
 #: ``batch['n_valid']``: an entry of a dict of inputs, as ``Spec(lengths=...)`` names one.
-_ENTRY = re.compile(r"""^([A-Za-z_]\w*)\[(['"])(.+?)\2\]$""")
+_ENTRY = re.compile(r"""^([A-Za-z_]\w*)\[(['"])([^'"\[\]]+)\2\]$""")
 
 
 def lengths_slot(text: str) -> tuple[str, str | None] | None:

@@ -308,7 +308,10 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
                 text,
                 f"Spec(lengths={spec.lengths!r}) names {argument}[{key!r}], but "
                 + (f"the dict of inputs {argument!r} holds {', '.join(map(repr, keys))}{_close(key, keys)}"
-                   if keys else f"{argument!r} is not a dict of inputs (forward reads no {argument}[...]); "
+                   if keys else
+                   f"Spec(inputs={{{argument!r}: ...}}) is not drawn by hypothesis.strategies.fixed_dictionaries, "
+                   "whose entries dyncheck reads: draw the dict with it" if argument in spec.inputs else
+                   f"{argument!r} is not a dict of inputs (forward reads no {argument}[...]); "
                    f"if it holds the lengths, write lengths={argument!r}"),
             )
     _probe_rank(instance, inputs, inferred_inputs)

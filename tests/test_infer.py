@@ -632,6 +632,10 @@ def test_lengths_under_a_name_of_their_own_in_a_dict_are_declared_as_forward_rea
         resolved(DictFramesClassifier, lengths="bach['n_valid']")
     assert "Spec(lengths=\"bach['n_valid']\") names an argument DictFramesClassifier.forward does not take; " \
         "did you mean 'batch'?" in str(excinfo.value)
+    built = st.builds(dict, frames=dst.tensors(shape=(2, 3, 8)), n_valid=st.just(torch.tensor([3, 1])))
+    with pytest.raises(TargetError) as excinfo:
+        resolved(DictFramesClassifier, lengths="batch['n_valid']", inputs={"batch": built})
+    assert "Spec(inputs={'batch': ...}) is not drawn by hypothesis.strategies.fixed_dictionaries" in str(excinfo.value)
     with pytest.raises(InvalidArgument, match=r"or an entry of a dict of inputs, e\.g\. lengths=\"batch\['n_valid'\]\""):
         Spec(DictFramesClassifier, lengths="batch[n_valid]")
 
@@ -652,6 +656,42 @@ def test_a_dict_inside_a_dict_of_inputs_is_inferred_as_the_outer_one_is():
         "right, at least one token a row; ['image'] first consumed by image (Linear(in_features=12))"
     )
     assert_callable(target, max_examples=20)
+
+
+class FramesBesideLengths(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(8, 3)
+
+    def forward(self, batch, lengths):
+        h = self.proj(batch["frames"])
+        return (h * (torch.arange(h.shape[1])[None, :] < lengths[:, None])[..., None]).sum(1)
+
+
+class UnreadableEntry(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, batch):
+        text = batch["text"]
+        return self.fc(batch["image"]) * text["scale"].sum()
+
+
+def test_lengths_beside_a_dict_of_inputs_are_an_argument_or_an_entry_further_out():
+    target = resolved(FramesBesideLengths)
+    same(target.spec.inputs["batch"], st.fixed_dictionaries({"frames": dst.tensors(shape=("batch", "time", 8))}))
+    assert target.inferred_inputs["batch"].endswith("a padded sequence, as forward takes lengths")
+
+
+def test_an_entry_of_a_dict_inside_a_dict_that_cannot_be_inferred_is_named_as_forward_reads_it():
+    with pytest.raises(TargetError) as excinfo:
+        resolved(UnreadableEntry)
+    assert str(excinfo.value).endswith(
+        "cannot infer forward argument batch['text']['scale'] of UnreadableEntry (no layer in forward consumes it); "
+        "a dict of inputs: write dyncheck.Spec(UnreadableEntry, inputs={'batch': "
+        "hypothesis.strategies.fixed_dictionaries({'text': ...})})"
+    )
 
 
 class ReadWhole(nn.Module):

@@ -331,5 +331,39 @@ def test_a_step_with_parameters_whose_children_then_run_is_one_visit():
     blocks = tuple(f"blocks.{i}" for i in range(6))
     once = ("stem", "bn1", "bn1.drop", "bn1.act", *blocks, "head")
     twice = ("stem", "bn1", "bn1.drop", "bn1.act", "bn1", "bn1.drop", "bn1.act", *blocks, "head")
-    assert PathSet([once], layout, width=60).describe(once) == "all 11 modules (stem → bn1 → blocks.0-5 → head)"
-    assert PathSet([twice], layout, width=60).describe(twice) == "all 11 modules (stem → bn1 ×2 → blocks.0-5 → head)"
+    assert PathSet([once], layout, width=60).describe(once) == "all 11 modules (stem → bn1 → blocks → head)"
+    assert PathSet([twice], layout, width=60).describe(twice) == "all 11 modules (stem → bn1 ×2 → blocks → head)"
+
+
+def test_a_container_starting_with_such_a_step_is_named_whole_and_varying_children_stay_visible():
+    class NormAct(nn.BatchNorm1d):
+        def __init__(self, size):
+            super().__init__(size)
+            self.act = nn.ReLU()
+
+    class Stage(nn.Module):  # a pre-activation block: its first step is a norm-act
+        def __init__(self):
+            super().__init__()
+            self.bn = NormAct(4)
+            self.conv = nn.Linear(4, 4)
+
+    class Encoder(nn.Module):  # a parameter of its own (a position table) and layers that vary
+        def __init__(self):
+            super().__init__()
+            self.pos = nn.Parameter(torch.zeros(4))
+            self.layers = nn.ModuleList(nn.Linear(4, 4) for _ in range(4))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stage = Stage()
+            self.encoder = Encoder()
+            self.head = nn.Linear(4, 2)
+
+    layout = Layout.of(Net())
+    full = ("stage.bn", "stage.bn.act", "stage.conv", "encoder", *(f"encoder.layers.{i}" for i in range(4)), "head")
+    skipped = tuple(step for step in full if step != "encoder.layers.1")
+    assert PathSet([full], layout, width=60).describe(full) == "all 9 modules (stage → encoder → head)"
+    paths = PathSet([full, skipped], layout, width=80)
+    assert paths.describe(skipped) == "encoder.layers.1 skipped"
+    assert "encoder.layers.0-3" in paths.outline()

@@ -98,7 +98,7 @@ def infer_input(
     # A dict inside a dict of inputs (a multimodal batch's batch["text"]["input_ids"]) too.
     keys = _mapping_keys(source_tree, name) if source_tree is not None else None
     if keys:
-        found = _mapping(model, name, keys, source_tree, extra_thresholds, lengths)
+        found = _mapping(model, name, keys, source_tree, extra_thresholds, lengths, siblings)
         return found if tree is not None else Inferred(found.value, found.why.replace("\x00", ""), found.dims)
     qualname = type(model).__qualname__
     if name == lengths:
@@ -294,8 +294,11 @@ def _mapping_keys(tree: ast.AST, name: str) -> list[str] | None:
         if not (isinstance(node, ast.Name) and node.id in names and isinstance(node.ctx, ast.Load)):
             continue
         parent = parents.get(id(node))
-        if node.id == name and len(names) > 1 and isinstance(parent, ast.Assign) and parent.value is node:
-            continue  # handed to an alias, read through it
+        if (
+            node.id == name and isinstance(parent, ast.Assign) and parent.value is node and len(parent.targets) == 1
+            and isinstance(parent.targets[0], ast.Name) and parent.targets[0].id in names
+        ):
+            continue  # handed to an alias whole (text = batch["text"]), read through it
         key = getattr(parent, "slice", None) if isinstance(parent, ast.Subscript) and parent.value is node else None
         if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
             return None
@@ -324,8 +327,23 @@ class _Entries(ast.NodeTransformer):
 _A_DICT = "a dict of inputs, read by key: "
 
 
+def _spelled(text: str, name: str, names: dict[str, str]) -> str:
+    """``text`` with the rewrite's names for the entries of ``name`` (``batch__x``, quoted
+    or not) spelled as forward writes them, ``batch['x']``."""
+    for key, internal in names.items():
+        spelled = f"{name}[{key!r}]"
+        text = re.sub(rf"'{re.escape(internal)}'|\b{re.escape(internal)}\b", lambda _: spelled, text)
+    return text
+
+
 def _mapping(
-    model: nn.Module, name: str, keys: list[str], tree: ast.AST, extra: tuple[float, ...], lengths: str | None
+    model: nn.Module,
+    name: str,
+    keys: list[str],
+    tree: ast.AST,
+    extra: tuple[float, ...],
+    lengths: str | None,
+    siblings: list[str] | None = None,
 ) -> Inferred:
     """A dict of inputs (``forward(self, batch)`` reading ``batch["x"]``): each entry
     inferred as an argument of its own would be, drawn as ``fixed_dictionaries``."""
@@ -346,10 +364,12 @@ def _mapping(
     for key in keys:
         entry = inspect.Parameter(names[key], inspect.Parameter.POSITIONAL_OR_KEYWORD)
         try:
-            found = infer_input(model, names[key], entry, extra, lengths, tree=rewritten, siblings=list(names.values()))
+            # Lengths beside an entry: another entry, or an argument (or an entry) further out.
+            beside = [*names.values(), *(siblings or [])]
+            found = infer_input(model, names[key], entry, extra, lengths, tree=rewritten, siblings=beside)
         except Uninferable as exc:
             error = Uninferable(
-                f"{str(exc).replace(repr(names[key]), f'{name}[{key!r}]').split(';')[0]}; a dict of inputs: "
+                f"{_spelled(str(exc), name, names).split(';')[0]}; a dict of inputs: "
                 f"write dyncheck.Spec({type(model).__qualname__}, inputs={{{name!r}: "
                 f"hypothesis.strategies.fixed_dictionaries({{{key!r}: ...}})}})"
             )
@@ -357,9 +377,7 @@ def _mapping(
                 raise error from None
             unmasked, found = error, None  # the mask of the token ids, inferred below, if any
         entries[key] = found.value if found is not None else None
-        notes[key] = found.why if found is not None else ""
-        for other, internal in names.items():  # the rewrite's names, as forward writes them
-            notes[key] = re.sub(rf"\b{internal}\b", f"{name}[{other!r}]", notes[key])
+        notes[key] = _spelled(found.why, name, names) if found is not None else ""
     if "attention_mask" in entries:
         # As for an argument: batch["attention_mask"] beside batch-first token ids is their
         # mask (1 at tokens, 0 at right padding), as a tokenizer's batch holds it.
@@ -498,15 +516,12 @@ def _lengths_argument(
     model: nn.Module, name: str, declared: str | None = None, siblings: list[str] | None = None
 ) -> str | None:
     """The lengths forward argument other than ``name`` (``declared``, else one named like
-    lengths), if ``forward`` takes one; among ``siblings`` instead, when given (the
-    entries of a dict of inputs)."""
-    if siblings is not None:
-        names = siblings
-    else:
-        try:
-            names = list(inspect.signature(model.forward).parameters)
-        except (TypeError, ValueError):
-            return None
+    lengths), if ``forward`` takes one; ``siblings`` are looked at first (for an entry of a
+    dict of inputs: the other entries, then the entries and arguments further out)."""
+    try:
+        names = [*(siblings or []), *inspect.signature(model.forward).parameters]
+    except (TypeError, ValueError):
+        names = list(siblings or [])
     if declared is not None:
         return declared if declared in names and declared != name else None
     return next((n for n in names if n != name and _LENGTHS_NAME.search(n)), None)

@@ -232,7 +232,7 @@ class Reached:
     def _hook(self, name: str) -> Callable[..., None]:
         def hook(_module: nn.Module, _args: Any, output: Any) -> None:
             for _, t in floating_leaves(output):
-                if t.is_floating_point() and t.requires_grad:
+                if (t.is_floating_point() or t.is_complex()) and t.requires_grad:
                     self.ran.add(name)
                     self._outputs.append(t)
                     t.register_hook(lambda grad, name=name: self._seen(name, grad))
@@ -251,6 +251,9 @@ class Reached:
         finally:
             for handle in handles:
                 handle.remove()
+            # The outputs hold hooks that hold this object: let them (and the activations
+            # they keep) go now, not at the next cyclic collection.
+            self._outputs.clear()
 
     def backward(self, loss: torch.Tensor) -> bool:
         """Backward from ``loss`` inside the block, so the hooks see every gradient; False
