@@ -9,8 +9,9 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -314,8 +315,10 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
                    f"{argument!r} is not a dict of inputs (forward reads no {argument}[...]); "
                    f"if it holds the lengths, write lengths={argument!r}"),
             )
-    _probe_rank(instance, inputs, inferred_inputs)
     inferred_dims: dict[str, str] = {}
+    if primary is not None and primary in inferred_inputs:
+        _probe_companions(instance, parameters, primary, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims)
+    _probe_rank(instance, inputs, inferred_inputs)
     _probe_sizes(instance, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims)
     for dim, found in infer_dims(instance, dict(spec.dims)).items():
         all_dims[dim] = found.value
@@ -434,6 +437,87 @@ def _probe_tensor(shape: list[int], dtype: Any, size_of: Callable[[Any], int]) -
         dtype, low, high = dtype
         return torch.randint(low, high + 1, shape, dtype=dtype)
     return torch.randn(shape, dtype=dtype)
+
+
+#: Optional forward arguments that are never another input a model needs beside its first
+#: (targets, positions, caches, alternatives to the first, flags).
+_NOT_A_COMPANION = re.compile(
+    r"(^|_)(labels?|position_ids|token_type_ids|head_mask|past_key_values|cache\w*|\w*embeds)$|^(return|output|use)_"
+)
+
+
+def _call_at_smallest(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> Any:
+    """What a call on inputs at the smallest sizes ``dims`` allows raised (None when it
+    ran); ``_UNPROBED`` when the inputs are not all inferred tensors."""
+    from dyncheck.strategies import DEFAULT_DIMS
+
+    shapes = _inferred_tensors(inputs, inferred, tokens=True)
+    if shapes is None:
+        return _UNPROBED
+
+    def size_of(dim: Any) -> int:
+        if isinstance(dim, int):
+            return dim
+        bounds = dims.get(dim, DEFAULT_DIMS.get(dim, (2, 2)))
+        elements = getattr(bounds, "elements", None)
+        if isinstance(elements, Sequence) and elements:
+            return min(elements)
+        low = bounds[0] if isinstance(bounds, tuple) else bounds if isinstance(bounds, int) else 2
+        return max(2, low) if dim == "batch" else max(1, low)
+
+    return _probe_call(clone(instance), {
+        name: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for name, (shape, dtype) in shapes.items()
+    })
+
+
+_UNPROBED = object()
+
+
+def _probe_companions(
+    instance: nn.Module,
+    parameters: dict[str, inspect.Parameter],
+    primary: str,
+    inputs: dict[str, Any],
+    inferred: dict[str, str],
+    dims: dict[str, Any],
+    given: set[str],
+    why: dict[str, str],
+) -> None:
+    """``forward(input_ids=None, pixel_values=None, ...)`` requires nothing, and inference
+    gives it its first argument (and that one's mask); a model that needs another beside it
+    (CLIP: the text and the images) raises on every example. When a call on the inferred
+    inputs raises, each other argument that defaults to None (not labels, positions, caches,
+    embeddings or flags) is inferred in turn, its sizes probed, and the first with which the
+    call runs joins the inputs, the inference note saying why. ``inputs``, ``inferred``,
+    ``dims`` and ``why`` are updated in place."""
+    error = _call_at_smallest(instance, inputs, inferred, dims)
+    if error is None or error is _UNPROBED:
+        return
+    for name, parameter in parameters.items():
+        if (
+            name in inputs or parameter.default is not None or _NOT_A_COMPANION.search(name)
+            or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+        ):
+            continue
+        try:
+            found = infer_input(instance, name, parameter)
+        except Uninferable:
+            continue
+        more, notes, sizes, reasons = {**inputs, name: found.value}, {**inferred, name: found.why}, dict(dims), {}
+        for dim, bounds in (found.dims or {}).items():
+            sizes.setdefault(dim, bounds)
+        _probe_sizes(instance, more, notes, sizes, given, reasons)
+        if _call_at_smallest(instance, more, notes, sizes) is not None:
+            continue
+        notes[name] += (
+            f"; forward needs it beside {primary}: with {primary} alone it raised {type(error).__name__} "
+            f"({one_line(error)})"
+        )
+        inputs.update(more)
+        inferred.update(notes)
+        dims.update(sizes)
+        why.update(reasons)
+        return
 
 
 def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str]) -> None:

@@ -83,6 +83,9 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.deep_norm` -- ``DeepNormNet``: 24 blocks of convolution and
   train-mode BatchNorm, as EfficientNet builds them, whose gradients overflow on a batch of
   all-zero images (an innocent cause ``finite`` and ``grad_isolation`` do not report).
+* :mod:`reference_models.two_tower` -- ``TwoTower``: CLIP's shape, a forward that requires
+  nothing but needs both its text and its images, and scores every image against every
+  text.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -136,4 +139,5 @@ GOOD_TARGETS = (
     "reference_models.dict_batch:NestedBatchClassifier",
     "reference_models.graph_conv:GraphConv",
     "reference_models.deep_norm:DeepNormNet",
+    "reference_models.two_tower:TwoTower",
 )

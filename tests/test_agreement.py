@@ -534,3 +534,19 @@ def test_batch_versus_alone_rounding_of_a_model_that_draws_its_branch_is_not_a_f
     with context.counting():
         BatchInvariance().check(context, Example({"inputs": inputs}, 435, {"batch": 3}))
     assert context.checked == 1
+
+
+# --- an output pairing every sample with every other ------------------------------------
+
+
+def test_a_pairwise_output_is_compared_on_its_diagonal():
+    from dyncheck.invariants.batch_invariance import _output_batch_axis, _select, pairwise_axes
+
+    whole, alone = torch.randn(3, 3), torch.randn(1, 1)
+    assert pairwise_axes(whole, alone, 3) == (0, 1) and _output_batch_axis(whole, alone, 3) == (0, 1)
+    assert _select(whole, (0, 1), torch.tensor([2])).item() == whole[2, 2].item()
+    order = torch.tensor([2, 0, 1])
+    assert torch.equal(_select(whole, (0, 1), order), whole[order][:, order])
+    # a per-sample output, and one whose other axes differ, are not pairwise
+    assert pairwise_axes(torch.randn(3, 5), torch.randn(1, 5), 3) is None
+    assert pairwise_axes(torch.randn(3, 3, 4), torch.randn(1, 1, 2), 3) is None

@@ -694,6 +694,20 @@ def test_an_entry_of_a_dict_inside_a_dict_that_cannot_be_inferred_is_named_as_fo
     )
 
 
+def test_a_forward_that_needs_a_second_optional_argument_gets_it_inferred():
+    # CLIP's forward(input_ids=None, pixel_values=None, ...): with input_ids alone it raises.
+    target = resolve("reference_models.two_tower:TwoTower")
+    assert list(target.spec.inputs) == ["input_ids", "attention_mask", "pixel_values"]
+    same(target.spec.inputs["pixel_values"], dst.tensors(shape=("batch", 3, "height", "width")))
+    assert target.inferred_inputs["pixel_values"].startswith(
+        "first consumed by patch_embedding (Conv2d(in_channels=3)); forward needs it beside input_ids: with "
+        "input_ids alone it raised TypeError (conv2d() received an invalid combination of arguments"
+    )
+    assert_callable(target, max_examples=20)
+    # A model that runs on its first argument alone keeps its other optional ones at None.
+    assert "pixel_values" not in resolve("reference_models.hf_style:TinyCausalLM").spec.inputs
+
+
 class ReadWhole(nn.Module):
     def __init__(self):
         super().__init__()

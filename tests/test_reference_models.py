@@ -42,6 +42,7 @@ PADDED = {
     "reference_models.dict_batch:DictFramesClassifier",
     # ... or of a dict inside the dict: batch["text"]["attention_mask"]
     "reference_models.dict_batch:NestedBatchClassifier",
+    "reference_models.two_tower:TwoTower",
 }
 
 

@@ -310,6 +310,24 @@ def _deep_norm() -> tuple[torch.nn.Module, tuple]:
     return DeepNormNet(), (torch.randn(3, 3, 4, 4),)
 
 
+class _ImagesScored(torch.nn.Module):
+    """The two-tower model's logits_per_image, for the shared forward/backward test."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, pixel_values, attention_mask):
+        return self.model(input_ids, pixel_values, attention_mask)["logits_per_image"]
+
+
+def _two_tower() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.two_tower import TwoTower
+
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]])
+    return _ImagesScored(TwoTower()), (torch.randint(0, 30, (3, 4)), torch.randn(3, 3, 8, 8), mask)
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -347,6 +365,7 @@ BUILDERS = {
     "dict_batch": _dict_batch,
     "graph_conv": _graph_conv,
     "deep_norm": _deep_norm,
+    "two_tower": _two_tower,
 }
 
 
@@ -437,6 +456,22 @@ def test_the_nested_batch_classifier_ignores_what_the_padding_holds() -> None:
     torch.testing.assert_close(out, model({"text": {"input_ids": other, "attention_mask": mask}, "image": image}))
     alone = model({"text": {"input_ids": ids[1:, :1], "attention_mask": mask[1:, :1]}, "image": image[1:]})
     torch.testing.assert_close(out[1:], alone)
+
+
+def test_the_two_tower_model_scores_each_pair_by_its_own_embeddings() -> None:
+    from reference_models.two_tower import TwoTower
+
+    torch.manual_seed(0)
+    model = TwoTower()
+    ids, images = torch.randint(0, 30, (3, 4)), torch.randn(3, 3, 8, 8)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]])
+    logits = model(ids, images, mask)["logits_per_image"]
+    assert logits.shape == (3, 3)
+    for i in range(3):
+        alone = model(ids[i:i + 1], images[i:i + 1], mask[i:i + 1])["logits_per_image"]
+        torch.testing.assert_close(alone, logits[i:i + 1, i:i + 1])
+    with pytest.raises(TypeError):  # it needs both inputs: a convolution of None
+        model(ids, attention_mask=mask)
 
 
 # --- lenet ---------------------------------------------------------------------------

@@ -76,8 +76,33 @@ def _named_batch_axis(strategy: Any, value: Any, size: int) -> int | dict[str, i
     return _batch_axis(value, size)
 
 
-def _output_batch_axis(whole: torch.Tensor, alone: torch.Tensor | None, size: int) -> int | None:
-    """The batch axis of an output: where the batch has ``size`` and a sample alone 1."""
+def pairwise_axes(whole: torch.Tensor, alone: torch.Tensor | None, size: int) -> tuple[int, int] | None:
+    """The two axes of an output that pairs every sample with every other (CLIP's
+    ``logits_per_image``, ``[images, texts]``): both of the batch's size where a sample
+    alone has 1, every other axis the same; None for any other output."""
+    if alone is None or alone.dim() != whole.dim() or size < 2:
+        return None
+    axes = [a for a in range(whole.dim()) if whole.shape[a] == size and alone.shape[a] == 1]
+    rest = [a for a in range(whole.dim()) if a not in axes]
+    if len(axes) == 2 and all(whole.shape[a] == alone.shape[a] for a in rest):
+        return axes[0], axes[1]
+    return None
+
+
+def _select(tensor: torch.Tensor, axis: int | tuple[int, int], index: torch.Tensor) -> torch.Tensor:
+    """The samples ``index`` of an output along its batch axis, or both axes of a pairwise one."""
+    if isinstance(axis, tuple):
+        return tensor.index_select(axis[0], index).index_select(axis[1], index)
+    return tensor.index_select(axis, index)
+
+
+def _output_batch_axis(whole: torch.Tensor, alone: torch.Tensor | None, size: int) -> int | tuple[int, int] | None:
+    """The batch axis of an output: where the batch has ``size`` and a sample alone 1; both
+    axes of a pairwise output (see :func:`pairwise_axes`), whose sample alone is its
+    diagonal entry."""
+    pair = pairwise_axes(whole, alone, size)
+    if pair is not None:
+        return pair
     if alone is not None and alone.dim() == whole.dim():
         candidates = [
             axis for axis in range(whole.dim())
@@ -288,7 +313,7 @@ class BatchInvariance(Invariant):
                 for name, value in args.items()
             }
         whole = dict(floating_leaves(trace.output))
-        out_axes: dict[str, int | None] = {}
+        out_axes: dict[str, int | tuple[int, int] | None] = {}
         tolerance = context.settings.tolerances.get(self.name) if context.settings else None
         findings = []
         for row in range(size):
@@ -308,16 +333,16 @@ class BatchInvariance(Invariant):
                 if axis is None or name not in alone:
                     continue
                 context.compared()
-                lines = close(alone[name], tensor.index_select(axis, index), tolerance=tolerance)
+                lines = close(alone[name], _select(tensor, axis, index), tolerance=tolerance)
                 if lines and tolerance is None:
                     # Rounding, not the batch, when the row alone moves as much under a
                     # one-ulp move of its inputs (attention saturated by large keys), or lies
                     # that far from float64 (a sum that cancels, rounded in another order).
                     margin = self._rounding(context, model, _rows(args, axes, index), example.seed, name, alone[name])
-                    lines = close(alone[name], tensor.index_select(axis, index), tolerance=tolerance, margin=margin)
+                    lines = close(alone[name], _select(tensor, axis, index), tolerance=tolerance, margin=margin)
                     if lines:
                         margin = max(margin, self._float64_margin(context, _rows(args, axes, index), example.seed, name))
-                        lines = close(alone[name], tensor.index_select(axis, index), tolerance=tolerance, margin=margin)
+                        lines = close(alone[name], _select(tensor, axis, index), tolerance=tolerance, margin=margin)
                 if lines:
                     findings.append(
                         f"sample {row} differs from the same sample run alone ({name}): " + "; ".join(lines)
@@ -337,12 +362,12 @@ class BatchInvariance(Invariant):
                 axis = out_axes.get(name)
                 if axis is None or name not in permuted:
                     continue
-                lines = close(permuted[name], tensor.index_select(axis, order), tolerance=tolerance)
+                lines = close(permuted[name], _select(tensor, axis, order), tolerance=tolerance)
                 if lines and tolerance is None:
                     # A row's place in the batch can change how its products round (a kernel
                     # takes the rows in blocks): rounding, when the batch lies that far from float64.
                     margin = self._float64_margin(context, args, example.seed, name)
-                    lines = close(permuted[name], tensor.index_select(axis, order), tolerance=tolerance, margin=margin)
+                    lines = close(permuted[name], _select(tensor, axis, order), tolerance=tolerance, margin=margin)
                 if lines:
                     findings.append(
                         f"permuting the batch (order {order.tolist()}) does not permute {name} alike: "

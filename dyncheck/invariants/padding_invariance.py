@@ -70,6 +70,7 @@ from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, strategy_arguments, strategy_entries, strategy_kind
 from dyncheck.infer import _LENGTHS_NAME
 from dyncheck.invariants._base import Context, Invariant
+from dyncheck.invariants.batch_invariance import pairwise_axes
 from dyncheck.spec import lengths_slot
 from dyncheck.target import Target
 from dyncheck.tracing import dense, floating_leaves, grads_put_back, missing_output, project, projection
@@ -504,6 +505,8 @@ class PaddingInvariance(Invariant):
         for leaf, value in whole.items():
             if _CACHE.search(leaf):
                 continue  # state for the next call, not this call's result
+            if any(leaf in a and pairwise_axes(value, a[leaf], batch) for a in alone.values()):
+                continue  # every row paired with every other (CLIP's logits_per_image): coupled by design
             batch_axis = _batch_axis(
                 value, batch, [a[leaf] for a in alone.values() if leaf in a],
                 None if extended is None else extended.get(leaf),

@@ -91,6 +91,8 @@ so that dyncheck's zero-configuration inference can check it.
   (padding_invariance).
 * :mod:`~reference_models.buggy.nested_mask_mean` -- a multimodal batch's text, a dict
   inside the dict, averaged over the padded length (padding_invariance).
+* :mod:`~reference_models.buggy.batch_scaled_logits` -- a two-tower model's pairwise logits
+  divided by the batch size (batch_invariance).
 * :mod:`~reference_models.buggy.padded_list` -- a list of sequences padded with
   ``pad_sequence`` and run through an LSTM unpacked (batch_invariance).
 * :mod:`~reference_models.buggy.unmasked_mean_pool` -- a Hugging Face-style classifier that
@@ -170,6 +172,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.dict_padded_sum:Model": ("padding_invariance",),
     "reference_models.buggy.dict_frames_padded_sum:Model": ("padding_invariance",),
     "reference_models.buggy.nested_mask_mean:Model": ("padding_invariance",),
+    "reference_models.buggy.batch_scaled_logits:Model": ("batch_invariance",),
     "reference_models.buggy.dropped_pooler:Model": ("grad_isolation",),
     "reference_models.buggy.unmasked_mean_pool:Model": ("padding_invariance",),
     "reference_models.buggy.carried_hidden:Model": (
