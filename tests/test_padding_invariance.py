@@ -60,7 +60,8 @@ ROW_ALONE = (
 )
 EXTRA = (
     r"appending 2 padding steps of other values changes output of row (\d) \(length (\d) of (\d) padded steps\)"
-    r"(: the model reads past each sequence's length \(an RNN run over the padding, padding averaged in\)\.)?"
+    r"(: the model reads past each sequence's length \(an RNN run over the padding, padding averaged in, "
+    r"the last position pooled whatever the mask\)\.)?"
 )
 
 

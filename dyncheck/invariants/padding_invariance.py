@@ -774,7 +774,10 @@ def _why(text: str) -> str:
             "total_length=<the padded length>), a per-sequence output none."
         )
     if text.startswith("appending"):
-        return "the model reads past each sequence's length (an RNN run over the padding, padding averaged in)."
+        return (
+            "the model reads past each sequence's length (an RNN run over the padding, padding averaged in, "
+            "the last position pooled whatever the mask)."
+        )
     return (
         "a row's result depends on its padding or on the other rows (the last padded step taken for "
         "the last valid one, padding averaged in, rows sorted and never put back, state kept from "
