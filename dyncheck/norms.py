@@ -29,13 +29,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from dyncheck.compare import mismatch, tolerances
 from dyncheck.tracing import floating_leaves, submodule_hooks
 
 if TYPE_CHECKING:
     from dyncheck.examples import Example
     from dyncheck.invariants._base import Context
 
-__all__ = ["constant_norm_overflow", "constant_norms", "non_finite_gradients"]
+__all__ = ["constant_norm_overflow", "constant_norms", "non_finite_gradients", "note_overflow"]
 
 #: The eps the layers that saw a constant input get for the second call.
 RAISED_EPS = 1.0
@@ -174,17 +175,14 @@ def constant_norm_overflow(context: Context, example: Example) -> str | None:
 
 
 def _same_outputs(one: Any, other: Any) -> bool:
-    """Whether two calls' floating outputs agree to float32's tolerances (the same leaves)."""
+    """Whether two calls' outputs have the same leaves, agreeing to their dtype's
+    tolerances (integers exactly)."""
     ones, others = dict(floating_leaves(one)), dict(floating_leaves(other))
     if ones.keys() != others.keys():
         return False
-    for name, a in ones.items():
-        b = others[name]
-        if a.shape != b.shape or a.dtype != b.dtype:
-            return False
-        if a.is_floating_point() and not torch.allclose(a.detach(), b.detach(), rtol=1.3e-6, atol=1e-5, equal_nan=True):
-            return False
-        if not a.is_floating_point() and not torch.equal(a, b):
+    for name, value in ones.items():
+        rtol, atol = tolerances(value.dtype)
+        if mismatch(value, others[name], rtol=rtol, atol=atol):
             return False
     return True
 

@@ -446,6 +446,10 @@ _NOT_A_COMPANION = re.compile(
 )
 
 
+#: What :func:`_call_at_smallest` answers for inputs it cannot build.
+_UNPROBED = object()
+
+
 def _call_at_smallest(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> Any:
     """What a call on inputs at the smallest sizes ``dims`` allows raised (None when it
     ran); ``_UNPROBED`` when the inputs are not all inferred tensors."""
@@ -470,9 +474,6 @@ def _call_at_smallest(instance: nn.Module, inputs: dict[str, Any], inferred: dic
     })
 
 
-_UNPROBED = object()
-
-
 def _probe_companions(
     instance: nn.Module,
     parameters: dict[str, inspect.Parameter],
@@ -490,15 +491,17 @@ def _probe_companions(
     embeddings or flags) is inferred in turn, its sizes probed, and the first with which the
     call runs joins the inputs, the inference note saying why. ``inputs``, ``inferred``,
     ``dims`` and ``why`` are updated in place."""
+    candidates = [
+        (name, parameter) for name, parameter in parameters.items()
+        if name not in inputs and parameter.default is None and not _NOT_A_COMPANION.search(name)
+        and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+    ]
+    if not candidates:
+        return  # nothing could join: no call needed
     error = _call_at_smallest(instance, inputs, inferred, dims)
     if error is None or error is _UNPROBED:
         return
-    for name, parameter in parameters.items():
-        if (
-            name in inputs or parameter.default is not None or _NOT_A_COMPANION.search(name)
-            or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
-        ):
-            continue
+    for name, parameter in candidates:
         try:
             found = infer_input(instance, name, parameter)
         except Uninferable:

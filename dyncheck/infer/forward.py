@@ -359,13 +359,13 @@ def _mapping(
     declared = lengths_slot(lengths) if lengths is not None else None
     if declared is not None and declared[0] == name and declared[1] in names:
         lengths = names[declared[1]]
+    # Lengths beside an entry: another entry, or an argument (or an entry) further out.
+    beside = [*names.values(), *(siblings or [])]
     entries, notes = {}, {}
     unmasked = None
     for key in keys:
         entry = inspect.Parameter(names[key], inspect.Parameter.POSITIONAL_OR_KEYWORD)
         try:
-            # Lengths beside an entry: another entry, or an argument (or an entry) further out.
-            beside = [*names.values(), *(siblings or [])]
             found = infer_input(model, names[key], entry, extra, lengths, tree=rewritten, siblings=beside)
         except Uninferable as exc:
             error = Uninferable(

@@ -42,7 +42,7 @@ from dyncheck.examples import Example, describe_value
 from dyncheck.invariants._base import Context, Invariant, module_name_map, parameter_owners
 from dyncheck.invariants._influence import Reached, influences, moving_changes_output, unused_modules, zero_parameter_gradients
 from dyncheck.invariants.finite import non_finite
-from dyncheck.norms import constant_norm_overflow, non_finite_gradients, note_overflow
+from dyncheck.norms import constant_norm_overflow, note_overflow
 from dyncheck.tracing import Trace, leaves, missing_output, submodule_hooks
 
 __all__ = ["GradIsolation", "default_optimizers", "evaluate_branch", "influences", "predicate_text"]
@@ -296,14 +296,16 @@ class GradIsolation(Invariant):
         # 5. finite gradients, unless normalisation layers that saw a constant input
         # overflowed them (dyncheck.norms): then rules 6 and 7, which read gradient values,
         # leave this example alone too.
-        overflowed = None
-        if non_finite_gradients(model):
-            overflowed = constant_norm_overflow(context, example)
-            if overflowed is not None:
-                note_overflow(context, overflowed)
-        for parameter, names, _ in owners_by_param:
-            if overflowed is None and parameter.grad is not None and (found := non_finite(parameter.grad)) is not None:
-                findings.append(f"{names[0]} received a NaN/inf gradient: {found}.")
+        non_finite_found = [
+            f"{names[0]} received a NaN/inf gradient: {found}."
+            for parameter, names, _ in owners_by_param
+            if parameter.grad is not None and (found := non_finite(parameter.grad)) is not None
+        ]
+        overflowed = constant_norm_overflow(context, example) if non_finite_found else None
+        if overflowed is not None:
+            note_overflow(context, overflowed)
+        else:
+            findings.extend(non_finite_found)
 
         has_loss = trace.loss is not None and trace.loss.requires_grad
         # 1. skipped means untouched
