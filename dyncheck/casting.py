@@ -40,7 +40,7 @@ from torch.overrides import TorchFunctionMode
 from dyncheck.errors import ModelError
 from dyncheck.tracing import flat_items
 
-__all__ = ["CastFailure", "diagnose", "dtype_name", "unreached_state"]
+__all__ = ["CastFailure", "KeptFloat64", "diagnose", "dtype_name", "unreached_state"]
 
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
 _DYNCHECK_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -377,6 +377,74 @@ def diagnose(run: Callable[[nn.Module], Any], model: nn.Module, dtype: torch.dty
         )
         return CastFailure("unreached", raised.op if raised else "", error, where, culprit, _MADE_FIX, suspects)
     return None
+
+
+class KeptFloat64(TorchFunctionMode):
+    """Keeps float64 where a float64 copy of the model casts a float64 or integer tensor to
+    float32 (``x.to(torch.float32)``, ``x.float()``, ``softmax(x, dim,
+    dtype=torch.float32)``, ``mask.float()``): a step the model pins to float32 for
+    half-precision training. In the float32 model such a cast gives the model's own dtype;
+    in the float64 copy it gives float32 midway, next to values that stayed float64 (an
+    additive mask of ``torch.finfo(torch.float64).min``), so the copy computes what neither
+    dtype computes alone. Under this mode the copy follows the float32 model's program in
+    float64. Factories without a tensor input (``torch.zeros(n, dtype=torch.float32)``)
+    are left as they are: that is state the cast does not reach (:func:`diagnose`), and a
+    float16 or bfloat16 tensor cast up stays a cast. ``sites`` lists where casts were kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sites: list[str] = []
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        kept = _kept(func, args, kwargs)
+        if kept is None:
+            return func(*args, **kwargs)
+        where = _where(_user_frame(sys._getframe(1))) or _op_name(func)
+        if where not in self.sites:
+            self.sites.append(where)
+        func, args, kwargs = kept
+        return func(*args, **kwargs)
+
+
+def _float64(value: Any) -> bool:
+    """Whether ``value`` is a tensor whose cast to float32 gives the model's dtype in the
+    float32 model: a float64 one (the copy's dtype) or an integer or boolean one."""
+    return isinstance(value, torch.Tensor) and (
+        value.dtype == torch.float64 or not (value.is_floating_point() or value.is_complex())
+    )
+
+
+def _kept(func: Any, args: tuple, kwargs: dict) -> tuple[Any, tuple, dict] | None:
+    """``(func, args, kwargs)`` with a cast of a float64 or integer tensor to float32 made a
+    float64 one, or None when the call casts nothing of the kind."""
+    if func in (torch.Tensor.float, torch.Tensor.type_as):
+        if args and _float64(args[0]) and (func is torch.Tensor.float or _dtype_of(args[1:2]) == torch.float32):
+            return torch.Tensor.double, args[:1], {k: v for k, v in kwargs.items() if k == "memory_format"}
+        return None
+    if func in (torch.Tensor.to, torch.Tensor.type):
+        if not (args and _float64(args[0])):
+            return None
+        rest: list[Any] = []
+        said = kept = False
+        for value in args[1:]:
+            if value is torch.float32:
+                value, said = torch.float64, True
+            elif isinstance(value, torch.Tensor) and value.dtype == torch.float32:
+                value, kept = value.device, True  # .to(other): other's device, in float64
+            rest.append(value)
+        if kwargs.get("dtype") is torch.float32:
+            kwargs, said = dict(kwargs, dtype=torch.float64), True
+        if kept and not said:
+            rest.append(torch.float64)
+        return (func, (args[0], *rest), kwargs) if said or kept else None
+    if kwargs.get("dtype") is torch.float32 and any(_float64(v) for v in flat_items(args)):
+        return func, args, dict(kwargs, dtype=torch.float64)
+    return None
+
+
+def _dtype_of(values: tuple) -> torch.dtype | None:
+    return values[0].dtype if values and isinstance(values[0], torch.Tensor) else None
 
 
 _MADE_FIX = (

@@ -86,6 +86,9 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.two_tower` -- ``TwoTower``: CLIP's shape, a forward that requires
   nothing but needs both its text and its images, and scores every image against every
   text.
+* :mod:`reference_models.local_attention` -- ``LocalAttentionLM``: GPT-Neo's local
+  attention, its scores pinned to float32 and a padding mask in the model's dtype, which a
+  float64 copy mixes (dtype_agreement runs its reference with such casts kept in float64).
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -140,4 +143,5 @@ GOOD_TARGETS = (
     "reference_models.graph_conv:GraphConv",
     "reference_models.deep_norm:DeepNormNet",
     "reference_models.two_tower:TwoTower",
+    "reference_models.local_attention:LocalAttentionLM",
 )

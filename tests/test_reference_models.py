@@ -43,6 +43,7 @@ PADDED = {
     # ... or of a dict inside the dict: batch["text"]["attention_mask"]
     "reference_models.dict_batch:NestedBatchClassifier",
     "reference_models.two_tower:TwoTower",
+    "reference_models.local_attention:LocalAttentionLM",
 }
 
 

@@ -328,6 +328,13 @@ def _two_tower() -> tuple[torch.nn.Module, tuple]:
     return _ImagesScored(TwoTower()), (torch.randint(0, 30, (3, 4)), torch.randn(3, 3, 8, 8), mask)
 
 
+def _local_attention() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.local_attention import LocalAttentionLM
+
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]])
+    return LocalAttentionLM(), (torch.randint(0, 32, (3, 4)), mask)
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -366,6 +373,7 @@ BUILDERS = {
     "graph_conv": _graph_conv,
     "deep_norm": _deep_norm,
     "two_tower": _two_tower,
+    "local_attention": _local_attention,
 }
 
 

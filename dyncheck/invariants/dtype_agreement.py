@@ -22,10 +22,16 @@ When the float64 copy cannot run (see :mod:`dyncheck.casting`):
   closure, a global, a float32 tensor made in forward) is a finding that names the tensor
   or the line: the model cannot be cast.
 
-When the float64 copy runs but gives NaN or inf where the float32 run is finite, it is no
-reference and the example is left uncompared: a step pinned to float32
-(``softmax(..., dtype=torch.float32)``) after an additive mask of ``torch.finfo(dtype).min``
-(Longformer's) turns float64's smallest number into -inf, and a fully masked row into NaN.
+A step the model pins to float32 for half-precision training (``q.to(torch.float32)``,
+``softmax(..., dtype=torch.float32)``) is the identity in the float32 model, but in the
+float64 copy it rounds to float32 midway, next to values that stayed float64: float64's
+smallest number as an additive mask meets float32's (GPT-Neo's local attention), or
+becomes -inf and turns a fully masked row into NaN (Longformer's). When the two disagree,
+or the float64 copy is not finite where float32 is, the reference runs again with such
+casts kept in float64 (:class:`~dyncheck.casting.KeptFloat64`), and that run is the
+reference from then on; the summary's notes count the examples it settled. When the
+float64 copy still gives NaN or inf where the float32 run is finite, it is no reference
+and the example is left uncompared.
 
 A model that draws random numbers in eval mode in its own dtype (``torch.rand_like(x)``,
 ``x.uniform_()``) draws another stream in float64 than in float32 from one seed. When
@@ -38,6 +44,7 @@ how to make the streams agree or how to declare it.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import torch
@@ -52,7 +59,7 @@ from dyncheck.agreement import (
     run_config,
     seed_dependence,
 )
-from dyncheck.casting import diagnose
+from dyncheck.casting import KeptFloat64, diagnose
 from dyncheck.compare import all_finite
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
@@ -106,17 +113,36 @@ class DtypeAgreement(Invariant):
         # Likewise the float32 copy's parameters (its output's graph holds them): its
         # gradients and detached outputs are what is compared.
         single = dataclasses.replace(single, model=reference.model, output=None)
-        if _finite(single) and not _finite(reference):
+
+        def judged(reference: Run) -> tuple[bool, list[str]]:
+            """(unfit, findings): whether the reference is NaN/inf where float32 is finite,
+            else how the two disagree."""
+            if _finite(single) and not _finite(reference):
+                return True, []
+            return False, compare(reference, single, tolerance=tolerance, floor=self.floor, model=reference.model)
+
+        unfit, findings = judged(reference)
+        float64, sites = FLOAT64, []
+        if (unfit or findings) and (kept := self._kept(context, example)) is not None:
+            float64, reference, sites = kept
+            unfit, findings = judged(reference)
+            if not (unfit or findings):
+                _note_kept(context, sites)
+        if unfit:
             return context.nothing_to_compare(_UNFIT_REFERENCE)
-        findings = compare(reference, single, tolerance=tolerance, floor=self.floor, model=reference.model)
         if not findings and missing:
             return context.nothing_to_compare(missing)
         notes: list[str] = []
         if findings:
-            findings, notes, comparable = self._explain(context, example, reference, tolerance)
+            findings, notes, comparable = self._explain(context, example, reference, tolerance, float64)
             if not comparable:
                 return context.nothing_to_compare(_STREAMS)
         context.compared()
+        if findings and sites:
+            notes.append(
+                f"The float64 reference kept float64 where the model casts to float32 ({_places(sites)}), "
+                "as that cast gives the float32 model its own dtype: the difference is not that cast's."
+            )
         if findings:
             raise InvariantViolation(
                 findings[0] if len(findings) == 1 else f"float32 and float64 disagree ({len(findings)} differences):",
@@ -124,8 +150,31 @@ class DtypeAgreement(Invariant):
                 path=single.path,
             )
 
+    def _kept(self, context: Context, example: Example) -> tuple[Config, Run, list[str]] | None:
+        """The reference again with every cast of a float64 tensor to float32 kept in
+        float64 (:class:`~dyncheck.casting.KeptFloat64`): its config, its run and where
+        casts were kept; None when the model casts nothing of the kind, or the copy cannot
+        run that way (a kernel that takes float32 only)."""
+        mode = KeptFloat64()
+
+        def patch(model: torch.nn.Module) -> Any:
+            def call(*args: Any, **kwargs: Any) -> Any:
+                with mode:
+                    return model(*args, **kwargs)
+
+            return call
+
+        config = dataclasses.replace(FLOAT64, patch=patch)
+        try:
+            run = run_config(context.fresh_model(), context.target, example, config)
+        except ModelError:
+            return None
+        if not mode.sites:
+            return None
+        return config, dataclasses.replace(run, model=context.prototype(), output=None), list(mode.sites)
+
     def _explain(
-        self, context: Context, example: Example, reference: Run, tolerance: Any
+        self, context: Context, example: Example, reference: Run, tolerance: Any, float64: Config = FLOAT64
     ) -> tuple[list[str], list[str], bool]:
         """(findings, notes, comparable) for a disagreement, after ruling out its innocent
         explanations in turn:
@@ -146,7 +195,7 @@ class DtypeAgreement(Invariant):
         """
         recorded = Draws()
         with recorded:
-            again = run_config(context.fresh_model(), context.target, example, FLOAT64)
+            again = run_config(context.fresh_model(), context.target, example, float64)
         lined_up = Draws(torch.float32, recorded.calls, torch.float64)
         with lined_up:
             single = run_config(context.fresh_model(), context.target, example, FLOAT32)
@@ -154,19 +203,19 @@ class DtypeAgreement(Invariant):
         findings = compare(again, single, tolerance=tolerance, floor=self.floor, model=again.model)
         if not findings:
             return [], [], True
-        dependence = seed_dependence(context.fresh_model, context.target, example, FLOAT64, reference)
+        dependence = seed_dependence(context.fresh_model, context.target, example, float64, reference)
         if dependence == "unseeded":
             return findings, [_UNSEEDED], True
         if dependence == "seeded" and (not recorded.calls or aligned is False):
             return findings, [], False
         if tolerance is None:
-            margins = self._conditioning(context, example, again)
+            margins = self._conditioning(context, example, again, float64)
             # float32's own rounding: what one ulp moves in the float32 run itself, then (only
             # when that leaves a difference: it is the costlier run) what rounding every
             # intermediate value moves in the float64 one.
             for extra in (
                 lambda: self._self_sensitivity(context, example, single, recorded),
-                lambda: self._rounding_noise(context, example, again),
+                lambda: self._rounding_noise(context, example, again, float64),
             ):
                 for name, margin in extra().items():
                     margins[name] = max(margins.get(name, 0.0), margin)
@@ -176,12 +225,18 @@ class DtypeAgreement(Invariant):
         else:
             margins = {}
         if findings:
-            kinked = self._kinks(context, example, recorded, tolerance, margins)
+            kinked = self._kinks(context, example, recorded, tolerance, margins, float64)
             findings = findings if kinked is None else kinked
         return findings, [_ALIGNED] if aligned and findings else [], True
 
     def _kinks(
-        self, context: Context, example: Example, recorded: Draws, tolerance: Any, margins: dict[str, float]
+        self,
+        context: Context,
+        example: Example,
+        recorded: Draws,
+        tolerance: Any,
+        margins: dict[str, float],
+        float64: Config = FLOAT64,
     ) -> list[str] | None:
         """The findings left when the float64 copy takes the float32 copy's side of every
         kink the two decided otherwise on values within rounding of each other (both runs
@@ -192,13 +247,15 @@ class DtypeAgreement(Invariant):
             with Draws(torch.float32, recorded.calls, torch.float64):
                 return run_config(context.fresh_model(), context.target, example, FLOAT32)
 
-        runs = run_aligned(single, lambda: run_config(context.fresh_model(), context.target, example, FLOAT64))
+        runs = run_aligned(single, lambda: run_config(context.fresh_model(), context.target, example, float64))
         if runs is None:
             return None
         float32, reference = runs
         return compare(reference, float32, tolerance=tolerance, floor=self.floor, model=reference.model, margins=margins)
 
-    def _conditioning(self, context: Context, example: Example, reference: Run) -> dict[str, float]:
+    def _conditioning(
+        self, context: Context, example: Example, reference: Run, float64: Config = FLOAT64
+    ) -> dict[str, float]:
         """How far the float64 copy's outputs and gradients move when its inputs and weights
         move by float32's rounding (each scaled by 1 + u·eps, u uniform in [-1, 1], drawn from
         the example's seed), times :data:`_CONDITIONING`: the part of a disagreement the
@@ -222,7 +279,7 @@ class DtypeAgreement(Invariant):
             if isinstance(value, torch.Tensor) and value.is_floating_point() else value
             for name, value in example.args.items()
         }
-        moved = run_config(model, context.target, Example(args, example.seed, example.dims), FLOAT64)
+        moved = run_config(model, context.target, Example(args, example.seed, example.dims), float64)
         return difference_margins(reference, moved, _CONDITIONING)
 
     def _self_sensitivity(self, context: Context, example: Example, single: Run, recorded: Draws) -> dict[str, float]:
@@ -255,7 +312,9 @@ class DtypeAgreement(Invariant):
             return {}
         return difference_margins(single, moved, SENSITIVITY_FACTOR, outputs=False)
 
-    def _rounding_noise(self, context: Context, example: Example, reference: Run) -> dict[str, float]:
+    def _rounding_noise(
+        self, context: Context, example: Example, reference: Run, float64: Config = FLOAT64
+    ) -> dict[str, float]:
         """How far the float64 copy's gradients move when every value it computes, forward
         and backward, is rounded by float32's amount (:class:`~dyncheck.rounding.RoundingNoise`,
         drawn from the example's seed), times :data:`_CONDITIONING`. A softmax saturated by
@@ -267,7 +326,7 @@ class DtypeAgreement(Invariant):
         another path."""
         with RoundingNoise(torch.Generator().manual_seed(example.seed + 2)):
             try:
-                moved = run_config(context.fresh_model(), context.target, example, FLOAT64)
+                moved = run_config(context.fresh_model(), context.target, example, float64)
             except ModelError:
                 return {}
         return difference_margins(reference, moved, _CONDITIONING, outputs=False)
@@ -302,6 +361,23 @@ class DtypeAgreement(Invariant):
             "float64 tensors.",
             details,
         )
+
+
+def _note_kept(context: Context, sites: list[str]) -> None:
+    """Count an example that agreed once the reference kept float64 through the model's
+    casts to float32, in the summary's notes (with the first place it casts)."""
+    count = context.memo["kept_float64"] = context.memo.get("kept_float64", 0) + 1
+    context.report["notes"] = [
+        f"on {count} example{'s' if count != 1 else ''} the float64 reference kept float64 where the model "
+        f"casts to float32 ({_places(sites)}): in the float32 model that cast gives the model's own dtype, in "
+        "the float64 copy it gives float32 values midway, next to values that stayed float64"
+    ]
+
+
+def _places(sites: list[str]) -> str:
+    """The first place a cast was kept (its file's name, line and code) and how many more."""
+    more = f" and {len(sites) - 1} more place{'s' if len(sites) > 2 else ''}" if len(sites) > 1 else ""
+    return f"{os.path.basename(sites[0])}{more}"
 
 
 #: float32 rounds every intermediate value too, not only the inputs and weights, and the

@@ -73,6 +73,9 @@ so that dyncheck's zero-configuration inference can check it.
   overflows in float32 (dtype_agreement, finite, grad_isolation).
 * :mod:`~reference_models.buggy.naive_variance` -- a variance as ``E[h²] - E[h]²`` on
   activations near 1000: float32 cancels every digit of it (dtype_agreement).
+* :mod:`~reference_models.buggy.pinned_naive_variance` -- the same variance inside a step
+  pinned to float32 (``h.float()``): a float64 copy rounding at that cast would cancel
+  alike; the reference keeps float64 there (dtype_agreement).
 * :mod:`~reference_models.buggy.perturbed_device` -- not a model: three perturbed CPU
   "devices" for device_agreement.
 * :mod:`~reference_models.buggy.last_padded_step` -- ``output[:, -1]``, the last padded
@@ -165,6 +168,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.capacity_routing:Model": ("batch_invariance",),
     "reference_models.buggy.naive_log_softmax:Model": ("dtype_agreement", "finite", "grad_isolation"),
     "reference_models.buggy.naive_variance:Model": ("dtype_agreement",),
+    "reference_models.buggy.pinned_naive_variance:Model": ("dtype_agreement",),
     "reference_models.buggy.last_padded_step:Model": ("padding_invariance", "batch_invariance"),
     "reference_models.buggy.never_unsorted:Model": ("padding_invariance", "batch_invariance"),
     "reference_models.buggy.unpacked_rnn:Model": ("padding_invariance",),
