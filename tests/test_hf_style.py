@@ -110,6 +110,49 @@ def test_token_ids_no_layer_is_seen_to_consume_take_the_vocabulary_from_the_mode
     assert target.inferred_dims == {"time": "config.max_position_embeddings=5: longer sequences have no position embedding"}
 
 
+class _HashEmbeddings(nn.Module):
+    """CANINE's character embeddings: each code point hashed into small tables, looked up
+    by name (``getattr``), which the source flow does not follow."""
+
+    def __init__(self, tables=2, buckets=16, width=4):
+        super().__init__()
+        self.tables = tables
+        for i in range(tables):
+            setattr(self, f"table_{i}", nn.Embedding(buckets, width))
+        self.positions = nn.Embedding(64, width)
+
+    def forward(self, input_ids=None):
+        hidden = self.positions(torch.arange(input_ids.shape[1], device=input_ids.device))
+        for i, prime in zip(range(self.tables), (31, 43)):
+            table = getattr(self, f"table_{i}")
+            hidden = hidden + table((input_ids + 1) * prime % table.num_embeddings)
+        return hidden
+
+
+class _Hashed(nn.Module):
+    """A model that says no vocabulary: no get_input_embeddings(), no config.vocab_size."""
+
+    def __init__(self):
+        super().__init__()
+        self.embeddings = _HashEmbeddings()
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, input_ids=None, attention_mask=None):
+        hidden = self.embeddings(input_ids=input_ids)
+        return self.head((hidden * attention_mask[..., None]).sum(1))
+
+
+def test_token_ids_of_a_model_that_says_no_vocabulary_stay_below_its_smallest_table():
+    target = resolve_spec(Spec(_Hashed))
+    assert repr(target.spec.inputs["input_ids"]) == repr(
+        dst.tensors(shape=("batch", "time"), dtype=torch.long, min_value=0, max_value=15)
+    )
+    assert target.inferred_inputs["input_ids"] == (
+        "token ids, by its name: integers in [0, 16) as embeddings.table_0 is Embedding(num_embeddings=16), the model's "
+        "smallest table (it says no vocabulary)"
+    )
+
+
 def test_an_optional_argument_nothing_consumes_is_left_at_its_default():
     class Start(nn.Module):
         def __init__(self):

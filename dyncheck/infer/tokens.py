@@ -4,7 +4,8 @@ Every argument of such a forward has a default, so none is required; dyncheck in
 first one that defaults to ``None`` (``input_ids``) as if it were, also beside the inputs a
 Spec gives (``encoder_hidden_states``). Token ids are integers
 in ``[0, vocab)``, the vocabulary read from the embedding that consumes them, else from
-``get_input_embeddings()`` or ``config.vocab_size``. Beside token ids, ``attention_mask``
+``get_input_embeddings()`` or ``config.vocab_size``, else (a model that says none) the
+size of its smallest ``nn.Embedding``. Beside token ids, ``attention_mask``
 (1 = attend, 0 = padding) is drawn as right-padded 0/1 masks of the same shape, and the
 sequence length stays within the model's position table (``config.max_position_embeddings``
 and its aliases).
@@ -67,12 +68,23 @@ def vocabulary(model: nn.Module) -> tuple[int, str] | None:
     return None
 
 
+def _smallest_table(model: nn.Module) -> tuple[int, str] | None:
+    """(the smallest nn.Embedding's size, where it was read) for a model that says no
+    vocabulary (CANINE hashes any code point into its tables): an id below every table's
+    size is an id each of them takes. None without an embedding."""
+    tables = [(m.num_embeddings, name) for name, m in model.named_modules() if isinstance(m, nn.Embedding)]
+    if not tables:
+        return None
+    size, name = min(tables)
+    return size, f"{name} is Embedding(num_embeddings={size}), the model's smallest table (it says no vocabulary)"
+
+
 def infer_tokens(model: nn.Module, name: str) -> Inferred | None:
     """Integer tokens for an argument named like token ids that no layer was seen to
     consume (the embedding sits behind code the source flow cannot read)."""
     if not TOKENS_NAME.search(name):
         return None
-    found = vocabulary(model)
+    found = vocabulary(model) or _smallest_table(model)
     if found is None:
         return None
     size, where = found
