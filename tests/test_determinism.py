@@ -130,3 +130,71 @@ def test_a_failure_that_does_not_repeat_is_reported_as_flaky(dyncheck_run, pytes
     assert lines[2].startswith("The failure did not repeat when Hypothesis ran the same example again")
     assert lines[3].startswith("Two calls with the same seed and input gave different outputs")
     assert lines[-1].startswith("Reproduce: pytest --dyncheck flakymod:Model")
+
+
+def test_a_layer_made_on_the_first_call_is_named(dyncheck_run):
+    target = "reference_models.buggy.grown_layer:Model"
+    run = dyncheck_run("--dyncheck", target, "--dyncheck-seed=1", "--dyncheck-invariants=determinism")
+    lines = run.failure("::determinism").strip().splitlines()
+    assert lines[2] == (
+        "Two calls with the same seed and input took different paths: the first call changed the model's own "
+        "submodules, so the second ran a different model."
+    )
+    assert lines[3] == "  forward added head (Linear)"
+    assert lines[4].startswith("  first call:  fc1")
+
+
+SWAPPED = """
+import torch
+from torch import nn
+
+
+class Sparse(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.proj(x)
+
+
+class Full(nn.Module):
+    def __init__(self, proj):
+        super().__init__()
+        self.proj = proj
+        self.dropout = nn.Dropout(0.0)
+
+    def forward(self, x):
+        return self.dropout(self.proj(x)) * 2
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attention = Sparse()
+
+    def forward(self, x):
+        if x.shape[0] < 4 and isinstance(self.attention, Sparse):
+            # BigBird's: too short for block-sparse attention, switch to full attention for good
+            self.attention = Full(self.attention.proj)
+        return self.attention(x)
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = Block()
+
+    def forward(self, x):
+        return self.block(x)
+"""
+
+
+def test_a_submodule_swapped_in_forward_is_named(dyncheck_run, pytester):
+    pytester.makepyfile(swapped=SWAPPED)
+    run = dyncheck_run("--dyncheck", "swapped:Model", "--dyncheck-seed=1", "--dyncheck-invariants=determinism")
+    text = run.failure("::determinism")
+    assert "the first call changed the model's own submodules, so the second ran a different model." in text
+    assert "  forward replaced block.attention: Sparse → Full\n" in text
+    # its children are part of that change, not lines of their own
+    assert "block.attention.dropout (" not in text
