@@ -359,3 +359,56 @@ spec = dyncheck.Spec(
     # Now the other way is the one no example took, and mask is not said to be left alone.
     assert re.search(r"if mask is None:  → never went on to line \d+: return h\.mean\(1\)\n", summary), summary
     assert "left at its default" not in summary
+
+
+ELSEWHERE = """
+import torch
+from torch import nn
+
+
+class Head(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.regression = nn.Linear(4, 1)
+
+    def forward(self, x):
+        return self.regression(x)
+
+
+class Encoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(4, 4)
+        self.contact_head = Head()
+
+    def forward(self, x):
+        return self.layer(x)
+
+    def predict_contacts(self, x):
+        return self.contact_head(self.layer(x))
+
+
+class Model(nn.Module):
+    __dyncheck__ = {"inputs": {"x": __import__("dyncheck").strategies.tensors(shape=("batch", 4))}}
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = Encoder()
+
+    def forward(self, x):
+        return self.encoder(x)
+"""
+
+
+def test_a_module_used_by_another_method_is_named_with_it(dyncheck_run, pytester):
+    # ESM's contact head runs in predict_contacts(), never in forward: dead for forward, and
+    # the report says which method uses it.
+    pytester.makepyfile(elsewhere=ELSEWHERE)
+    run = dyncheck_run("--dyncheck", "elsewhere:Model", "--dyncheck-invariants=coverage", "--dyncheck-max-examples=5")
+    lines = run.failure("::coverage").splitlines()
+    at = next(i for i, line in enumerate(lines) if "encoder.contact_head.regression (Linear" in line)
+    assert lines[at + 1] == (
+        "    encoder.contact_head is used by Encoder.predict_contacts(), not by forward: check that method with a "
+        "Spec whose model calls it, or say why these parameters stay unused in forward "
+        "(Spec(skip={'coverage': ...}))"
+    )

@@ -238,6 +238,41 @@ def _left_at_default(model: nn.Module, context: Context) -> tuple[dict[str, Any]
     return left, _Function(filename, first, first + len(lines) - 1, frozenset(), True)
 
 
+def _called_elsewhere(model: nn.Module, module_name: str, ran: set[str]) -> list[str]:
+    """Where a module that never ran in forward is used instead: the methods (not forward,
+    not nn.Module's own) of the classes above it whose source reads it, or the outermost
+    container around it that never ran either, through ``self`` (ESM's ``contact_head``,
+    run by ``predict_contacts()``). One line, or none."""
+    outermost = module_name
+    while "." in outermost and outermost.rpartition(".")[0] not in ran:
+        outermost = outermost.rpartition(".")[0]
+    if not outermost:
+        return []
+    parts = outermost.split(".")
+    found: list[str] = []
+    for depth in range(len(parts)):
+        owner = model.get_submodule(".".join(parts[:depth]))
+        attribute = re.compile(rf"\bself\.{re.escape('.'.join(parts[depth:]))}\b")
+        for klass in type(owner).__mro__:
+            if klass in (nn.Module, object) or klass.__module__.startswith("torch."):
+                continue
+            for name, function in vars(klass).items():
+                if name == "forward" or name.startswith("__") or not inspect.isfunction(function):
+                    continue
+                try:
+                    source = inspect.getsource(function)
+                except (OSError, TypeError):
+                    continue
+                if attribute.search(source):
+                    found.append(f"{klass.__name__}.{name}()")
+    if not found:
+        return []
+    return [
+        f"{outermost} is used by {', '.join(dict.fromkeys(found))}, not by forward: check that method with a Spec "
+        "whose model calls it, or say why these parameters stay unused in forward (Spec(skip={'coverage': ...}))"
+    ]
+
+
 def _examples(count: int) -> str:
     return f"{count:,} example{'' if count == 1 else 's'}"
 
@@ -432,6 +467,7 @@ class Coverage(Invariant):
                     f"{row['module']} ({row['layer']}) never ran: {', '.join(row['names'])} "
                     f"({row['params']:,} parameters)"
                 )
+                details.extend(f"  {line}" for line in _called_elsewhere(model, row["module"], ran))
             # cross-attention runs only with encoder_hidden_states: name such arguments
             details.extend(optional_inputs_hint(model, context.target.spec, census.ran))
         for module_name, (ran_count, skipped_count) in census.branches.items():
