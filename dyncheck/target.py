@@ -62,8 +62,8 @@ class Target:
     #: worked out
     corners: Any = field(default=None, repr=False, compare=False)
 
-    def build(self) -> nn.Module:
-        """A fresh model, built under the fixed build seed; the user's objects are never
+    def build(self, seed: int = BUILD_SEED) -> nn.Module:
+        """A fresh model, built under the fixed build seed (or ``seed``); the user's objects are never
         handed out (instances and factory results are deep-copied). When copies of the
         model compute with the original's parameters, a factory's result is handed out as
         it is (the factory was found to build a new model on every call) and an instance
@@ -71,7 +71,7 @@ class Target:
         copies_safe = self.copies is None or self.copies.safe
         if not copies_safe and self.copies.unbuildable:
             raise TargetError(f"{self.text}: a model cannot be built anew: {self.copies.unbuildable}")
-        with seeded(BUILD_SEED):
+        with seeded(seed):
             return _instantiate(self.spec, copy_result=copies_safe)
 
     def call(self, model: nn.Module, args: dict[str, Any]) -> Any:

@@ -477,3 +477,28 @@ def test_parameters_alike_by_a_formula_are_not_a_copied_tie():
     copied = torch.randn(8, 4)
     model.a, model.b = torch.nn.Parameter(copied.clone()), torch.nn.Parameter(copied.clone())
     assert len(_lookalikes(model)) == 1 and "hold identical values" in _lookalikes(model)[0]
+
+
+class _TimeMix(torch.nn.Module):
+    """RWKV's first layer: time_mix_key and time_mix_value both (i / n) ** r, all values
+    distinct and equal to each other, whatever the seed."""
+
+    def __init__(self, copied=False):
+        super().__init__()
+        ramp = torch.arange(8, dtype=torch.float32) / 8
+        self.key = torch.nn.Linear(8, 8)
+        self.time_mix_key = torch.nn.Parameter(ramp ** 1.0)
+        self.time_mix_value = torch.nn.Parameter(ramp ** 1.0)
+        if copied:  # a drawn initialisation copied: the broken tie
+            self.time_mix_key = torch.nn.Parameter(torch.randn(8))
+            self.time_mix_value = torch.nn.Parameter(self.time_mix_key.detach().clone())
+
+
+def test_parameters_equal_by_a_formula_of_distinct_values_are_not_a_copied_tie():
+    from dyncheck.invariants.tied_weights import _lookalikes
+
+    assert _lookalikes(_TimeMix(), _TimeMix) == []
+    # without a second build to tell, equal distinct values read as a copy
+    assert len(_lookalikes(_TimeMix())) == 1
+    copied = _lookalikes(_TimeMix(copied=True), lambda: _TimeMix(copied=True))
+    assert len(copied) == 1 and "time_mix_key and time_mix_value hold identical values" in copied[0]

@@ -134,8 +134,26 @@ def _structured(values: torch.Tensor) -> bool:
     return torch.unique(values).numel() * 2 <= values.numel()
 
 
-def _lookalikes(model: nn.Module) -> list[str]:
-    """Distinct trainable Parameters that look like a broken tie."""
+#: The seed of the second build that tells an initialisation by a formula (the same values
+#: under any seed) from a drawn one (see :func:`_lookalikes`).
+_OTHER_SEED = 2**31 - 7
+
+
+def _built_again(rebuild: Callable[[], nn.Module]) -> dict[str, torch.Tensor]:
+    """The parameters of a model built anew under another seed; empty when the build raises."""
+    try:
+        model = rebuild()
+    except Exception:
+        return {}
+    return {name: parameter.detach() for name, parameter in model.named_parameters()}
+
+
+def _lookalikes(model: nn.Module, rebuild: Callable[[], nn.Module] | None = None) -> list[str]:
+    """Distinct trainable Parameters that look like a broken tie. Two Parameters with equal
+    values are one made by copying the other only if those values are drawn: a formula
+    (RWKV's ``time_mix_key`` and ``time_mix_value`` are both ``(i / n) ** r``, equal in its
+    first layer) gives the same values under any seed, which a build under another seed
+    (``rebuild``, once, when first needed) shows."""
     named: dict[int, tuple[str, nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
         if parameter.requires_grad and parameter.numel() >= 2:
@@ -147,6 +165,7 @@ def _lookalikes(model: nn.Module) -> list[str]:
     for item in items:
         by_numel.setdefault(item[1].numel(), []).append(item)
     found = []
+    again: dict[str, torch.Tensor] | None = None
     for group in by_numel.values():
         for i, (name_a, a) in enumerate(group):
             for name_b, b in group[i + 1:]:
@@ -165,6 +184,11 @@ def _lookalikes(model: nn.Module) -> list[str]:
                         continue  # an initialisation equal in every layer by design (Mamba's A_log)
                     if _replicas(model, name_a, name_b):
                         continue  # layers copied whole (copy.deepcopy, nn.TransformerEncoder): meant to train apart
+                    if rebuild is not None:
+                        again = _built_again(rebuild) if again is None else again
+                        other = again.get(name_a)
+                        if other is not None and other.shape == data_a.shape and torch.equal(other, data_a):
+                            continue  # the same values under another seed: a formula, equal by design
                     found.append(
                         f"{name_a} and {name_b} hold identical values but are two Parameters: a tie made "
                         "by copying (clone, copy_, load) drifts apart at the first optimizer step. Tie "
@@ -224,7 +248,9 @@ class TiedWeights(Invariant):
         if copies.unbuildable:
             raise InvariantViolation(finding(context.target, copies))
         if "tie_discovery" not in context.memo:
-            context.memo["tie_discovery"] = _discover(context.build_model(), [tuple(group) for group in spec.ties])
+            # A model instance has its values whatever the seed: no second build can tell.
+            rebuild = None if isinstance(spec.model, nn.Module) else lambda: context.target.build(seed=_OTHER_SEED)
+            context.memo["tie_discovery"] = _discover(context.build_model(), [tuple(group) for group in spec.ties], rebuild)
         built_findings, groups = context.memo["tie_discovery"]
         findings = list(built_findings)
         if not copies.safe:
@@ -375,13 +401,15 @@ class TiedWeights(Invariant):
         return found
 
 
-def _discover(built: nn.Module, declared: list[tuple[str, ...]]) -> tuple[list[str], list[tuple[str, ...]]]:
+def _discover(
+    built: nn.Module, declared: list[tuple[str, ...]], rebuild: Callable[[], nn.Module] | None
+) -> tuple[list[str], list[tuple[str, ...]]]:
     """(findings, tie groups) on a model really built, not on a deep copy: deepcopy clones
     each Parameter's data, which would hide storage shared between two Parameters. The
     model is let go on return (a local of the check would keep it alive for the whole
-    check: one model size)."""
+    check: one model size); ``rebuild`` builds another (see :func:`_lookalikes`)."""
     return (
-        [*_problems(built, declared, "as built"), *_lookalikes(built)],
+        [*_problems(built, declared, "as built"), *_lookalikes(built, rebuild)],
         list(dict.fromkeys([*tie_groups(built), *declared])),
     )
 
