@@ -814,3 +814,34 @@ def test_a_profile_without_explicit_examples_runs_them_all_at_random(dyncheck_ru
                        "--dyncheck-seed=1", "--dyncheck-max-examples=5")
     assert run.ret == 0, run.text
     assert "grad_isolation  passed   5 examples" in run.text, run.text
+
+
+def test_a_zero_gradient_of_weights_read_directly_is_the_examples_when_other_weights_move_it():
+    # RecurrentGemma's decoding step reads conv.weight without calling the conv; on the
+    # padding token (a zero embedding) behind a zero-bias gate its gradient is exactly zero.
+    # Moving the other weights gives it a gradient: the example's zero, not masking.
+    import torch
+
+    from dyncheck.errors import InvariantViolation
+    from dyncheck.examples import Example
+    from dyncheck.invariants import Context
+    from dyncheck.invariants.grad_isolation import GradIsolation
+    from dyncheck.spec import Spec
+    from dyncheck.target import resolve_spec
+    from reference_models.buggy.zero_grad_trick import Model as ZeroGradTrick
+    from reference_models.short_conv import ShortConvLM
+
+    context = Context(resolve_spec(Spec(ShortConvLM)))
+    check = GradIsolation()
+    with context.counting():
+        check.check(context, Example({"input_ids": torch.tensor([[3, 5, 7]])}, 0, {}))  # conv runs
+    with context.counting():
+        check.check(context, Example({"input_ids": torch.tensor([[0]])}, 0, {}))  # read, zero here
+    # ... while a multiplication by zero stays zero whatever the other weights are
+    context = Context(resolve_spec(Spec(ZeroGradTrick, init={"input_size": 4, "hidden_size": 4, "output_size": 2})))
+    x = torch.ones(1, 4)
+    with context.counting():
+        check.check(context, Example({"x": x, "control": torch.tensor([0.9])}, 0, {}))  # fc2 runs
+    with pytest.raises(InvariantViolation, match="fc2 did not run, but fc2.weight, fc2.bias received a gradient of zeros"):
+        with context.counting():
+            check.check(context, Example({"x": x, "control": torch.tensor([0.1])}, 0, {}))

@@ -335,6 +335,12 @@ def _local_attention() -> tuple[torch.nn.Module, tuple]:
     return LocalAttentionLM(), (torch.randint(0, 32, (3, 4)), mask)
 
 
+def _short_conv() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.short_conv import ShortConvLM
+
+    return ShortConvLM(), (torch.randint(0, 32, (3, 4)),)
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -374,6 +380,7 @@ BUILDERS = {
     "deep_norm": _deep_norm,
     "two_tower": _two_tower,
     "local_attention": _local_attention,
+    "short_conv": _short_conv,
 }
 
 

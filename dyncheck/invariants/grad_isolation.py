@@ -7,7 +7,8 @@ example, after forward and backward:
 
 1. skipped means untouched: a parameter whose modules did not run has no gradient (zeros
    count for a module called on an earlier example, not for one no example calls: a table
-   used through its ``.weight``);
+   used through its ``.weight``; nor when moving every other weight gives them a gradient
+   with the same modules run: a weight read directly, zero on this example's activations);
 2. executed means connected: every parameter of a module that ran gets a gradient from
    backward (unless frozen; a reentrant checkpoint gives it one from its own backward; a
    parameter the call never read is left out of this path, not cut off);
@@ -231,6 +232,39 @@ def _read_values_of(context: Context, example: Example, cut: dict[str, list[str]
     return {module: names for module, names in kept.items() if names}
 
 
+def _read_with_other_weights(context: Context, example: Example, zero: dict[str, list[str]]) -> set[str]:
+    """Of rule 1's modules (``zero``: owners -> parameters with an all-zero gradient), those
+    whose parameters get a non-zero gradient once every other parameter of the model is
+    moved, the modules that ran staying the same: they are used through their parameters
+    without being called (RecurrentGemma's decoding step reads ``conv_1d.weight``), and the
+    zero was this example's activations (an all-padding input and zero biases), not a
+    multiplication by zero, which stays zero whatever the other weights are. One more
+    forward and backward on a fresh copy, only when rule 1 has something to report."""
+    owners = {owner for group in zero for owner in group.split(", ")}
+    candidates = {name for names in zero.values() for name in names}
+    model = context.fresh_model()
+    generator = torch.Generator().manual_seed(example.seed + 11)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name not in candidates and parameter.is_floating_point() and parameter.numel():
+                scale = float(parameter.detach().abs().mean()) + 0.1
+                noise = torch.randn(parameter.shape, generator=generator, dtype=torch.float32)
+                parameter.add_(noise.to(parameter.device, parameter.dtype) * scale)
+    try:
+        trace = context.run(model, example, backward=True, record=False)
+    except Exception:
+        return set()
+    if owners & set(trace.modules):
+        return set()  # the moved weights changed which modules run: no evidence
+    parameters = dict(model.named_parameters(remove_duplicate=False))
+    read = set()
+    for group, names in zero.items():
+        grads = [parameters[name].grad for name in names if name in parameters]
+        if any(grad is not None and bool(grad.detach().ne(0).any()) for grad in grads):
+            read.update(group.split(", "))
+    return read
+
+
 def _no_gradient(trace: Trace) -> str:
     """Why an example gave no gradient to follow."""
     if trace.loss is None:
@@ -321,6 +355,10 @@ class GradIsolation(Invariant):
                 # softmax over one key, an all-zero input), not a multiplication by zero.
                 continue
             zero_on_skipped.setdefault(", ".join(owners), []).append(names[0])
+        if zero_on_skipped:
+            read = _read_with_other_weights(context, example, zero_on_skipped)
+            used_directly |= read
+            zero_on_skipped = {o: n for o, n in zero_on_skipped.items() if not read & set(o.split(", "))}
         for owners, names in zero_on_skipped.items():
             reason = "; ".join(why_not[o] for o in owners.split(", ") if o in why_not)
             one = len(names) == 1
