@@ -89,8 +89,9 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.local_attention` -- ``LocalAttentionLM``: GPT-Neo's local
   attention, its scores pinned to float32 and a padding mask in the model's dtype, which a
   float64 copy mixes (dtype_agreement runs its reference with such casts kept in float64).
-* :mod:`reference_models.short_conv` -- ``ShortConvLM``: RecurrentGemma's short
-  convolution, whose one-step call reads the convolution's weight without calling it.
+* :mod:`reference_models.recurrent_lm` -- ``RecurrentLM``: RecurrentGemma's short
+  convolution, whose one-step call reads the convolution's weight without calling it, and
+  RWKV's decay, which on a sequence of one step reaches only the dropped state.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -146,5 +147,5 @@ GOOD_TARGETS = (
     "reference_models.deep_norm:DeepNormNet",
     "reference_models.two_tower:TwoTower",
     "reference_models.local_attention:LocalAttentionLM",
-    "reference_models.short_conv:ShortConvLM",
+    "reference_models.recurrent_lm:RecurrentLM",
 )

@@ -829,9 +829,9 @@ def test_a_zero_gradient_of_weights_read_directly_is_the_examples_when_other_wei
     from dyncheck.spec import Spec
     from dyncheck.target import resolve_spec
     from reference_models.buggy.zero_grad_trick import Model as ZeroGradTrick
-    from reference_models.short_conv import ShortConvLM
+    from reference_models.recurrent_lm import RecurrentLM
 
-    context = Context(resolve_spec(Spec(ShortConvLM)))
+    context = Context(resolve_spec(Spec(RecurrentLM)))
     check = GradIsolation()
     with context.counting():
         check.check(context, Example({"input_ids": torch.tensor([[3, 5, 7]])}, 0, {}))  # conv runs
@@ -845,3 +845,26 @@ def test_a_zero_gradient_of_weights_read_directly_is_the_examples_when_other_wei
     with pytest.raises(InvariantViolation, match="fc2 did not run, but fc2.weight, fc2.bias received a gradient of zeros"):
         with context.counting():
             check.check(context, Example({"x": x, "control": torch.tensor([0.1])}, 0, {}))
+
+
+def test_a_parameter_whose_values_reach_nothing_at_this_size_is_not_cut_off():
+    # RWKV's time_decay only updates the state; a sequence of one step drops it: no
+    # gradient, and moving the decay changes nothing. A detach() passes values on.
+    import torch
+
+    from dyncheck.errors import InvariantViolation
+    from dyncheck.examples import Example
+    from dyncheck.invariants import Context
+    from dyncheck.invariants.grad_isolation import GradIsolation
+    from dyncheck.spec import Spec
+    from dyncheck.target import resolve_spec
+    from reference_models.buggy.detached_input import Model as DetachedInput
+    from reference_models.recurrent_lm import RecurrentLM
+
+    context = Context(resolve_spec(Spec(RecurrentLM)))
+    with context.counting():
+        GradIsolation().check(context, Example({"input_ids": torch.tensor([[3]])}, 0, {}))
+    context = Context(resolve_spec(Spec(DetachedInput, init={"input_size": 4, "hidden_size": 4, "output_size": 2})))
+    with pytest.raises(InvariantViolation, match="fc1 ran, but fc1.weight, fc1.bias are not connected"):
+        with context.counting():
+            GradIsolation().check(context, Example({"x": torch.ones(1, 4), "control": torch.tensor([0.9])}, 0, {}))

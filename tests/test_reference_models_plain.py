@@ -335,10 +335,10 @@ def _local_attention() -> tuple[torch.nn.Module, tuple]:
     return LocalAttentionLM(), (torch.randint(0, 32, (3, 4)), mask)
 
 
-def _short_conv() -> tuple[torch.nn.Module, tuple]:
-    from reference_models.short_conv import ShortConvLM
+def _recurrent_lm() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.recurrent_lm import RecurrentLM
 
-    return ShortConvLM(), (torch.randint(0, 32, (3, 4)),)
+    return RecurrentLM(), (torch.randint(0, 32, (3, 4)),)
 
 
 BUILDERS = {
@@ -380,7 +380,7 @@ BUILDERS = {
     "deep_norm": _deep_norm,
     "two_tower": _two_tower,
     "local_attention": _local_attention,
-    "short_conv": _short_conv,
+    "recurrent_lm": _recurrent_lm,
 }
 
 

@@ -11,7 +11,8 @@ example, after forward and backward:
    with the same modules run: a weight read directly, zero on this example's activations);
 2. executed means connected: every parameter of a module that ran gets a gradient from
    backward (unless frozen; a reentrant checkpoint gives it one from its own backward; a
-   parameter the call never read is left out of this path, not cut off);
+   parameter the call never read is left out of this path, not cut off, and so is one
+   whose values do not reach the output on this example: moving it changes nothing);
 3. executed means used: a module that ran influences the output (its output is
    perturbed through a forward hook; an output that does not change means the work was
    masked away, if a choice masked it: see :func:`~dyncheck.invariants._influence.unused_modules`);
@@ -402,6 +403,13 @@ class GradIsolation(Invariant):
                         "output the caller does not read (a pooler's pooler_output). Do not compute it, or if "
                         f"this is meant (a frozen part), set requires_grad=False or declare Spec(frozen={names!r})."
                     )
+                    continue
+                # Cut off means its values reach the output but its gradient does not. One whose
+                # values do not reach the output on this example is not cut off here but unused
+                # at this size (RWKV's time_decay only updates the state after the last step:
+                # on a sequence of one step the state is dropped).
+                parameters = dict(model.named_parameters(remove_duplicate=False))
+                if not any(moving_changes_output(context, model, example, parameters[n]) for n in names):
                     continue
                 findings.append(
                     f"{module_name} ran, but {_join(names)} {'is' if len(names) == 1 else 'are'} not connected "
