@@ -23,8 +23,8 @@ When the float64 copy cannot run (see :mod:`dyncheck.casting`):
   or the line: the model cannot be cast.
 
 A step the model pins to float32 for half-precision training (``q.to(torch.float32)``,
-``softmax(..., dtype=torch.float32)``) is the identity in the float32 model, but in the
-float64 copy it rounds to float32 midway, next to values that stayed float64: float64's
+``softmax(..., dtype=torch.float32)``, ``mask.float()``) gives the float32 model its own
+dtype, but gives the float64 copy float32 values midway, next to values that stayed float64: float64's
 smallest number as an additive mask meets float32's (GPT-Neo's local attention), or
 becomes -inf and turns a fully masked row into NaN (Longformer's). When the two disagree,
 or the float64 copy is not finite where float32 is, the reference runs again with such
@@ -151,8 +151,8 @@ class DtypeAgreement(Invariant):
             )
 
     def _kept(self, context: Context, example: Example) -> tuple[Config, Run, list[str]] | None:
-        """The reference again with every cast of a float64 tensor to float32 kept in
-        float64 (:class:`~dyncheck.casting.KeptFloat64`): its config, its run and where
+        """The reference again with every cast of a float64 or integer tensor to float32 kept
+        in float64 (:class:`~dyncheck.casting.KeptFloat64`): its config, its run and where
         casts were kept; None when the model casts nothing of the kind, or the copy cannot
         run that way (a kernel that takes float32 only)."""
         mode = KeptFloat64()
