@@ -34,7 +34,7 @@ class RecurrentLM(nn.Module):
         nn.init.zeros_(self.gate.bias)  # as library initialisers do
         self.inp = nn.Linear(hidden_size, hidden_size)
         self.conv = nn.Conv1d(hidden_size, hidden_size, width, groups=hidden_size, padding=width - 1)
-        self.mix = TimeMix(hidden_size)
+        self.mix = _TimeMix(hidden_size)
         self.head = nn.Linear(hidden_size, vocab_size)
 
     def forward(self, input_ids):
@@ -48,7 +48,7 @@ class RecurrentLM(nn.Module):
         return self.head(x.transpose(1, 2) * F.gelu(self.gate(h)) + self.mix(h))
 
 
-class TimeMix(nn.Module):
+class _TimeMix(nn.Module):
     """RWKV's time mixing, reduced: a state decayed by ``exp(-exp(decay))`` each step."""
 
     def __init__(self, hidden_size):
