@@ -87,7 +87,8 @@ def test_input_written_only_when_non_contiguous(dyncheck_run, pytester):
         "            x.clamp_(min=0)  # an in-place fix-up on the slow path only\n"
         "        return self.fc(x)",
     )
-    lines = failure_lines(dyncheck_run("--dyncheck", target, PURITY), target)
+    # A seed of its own: the shrunk batch is pinned (seed 25476 stops shrinking at a batch of 4).
+    lines = failure_lines(dyncheck_run("--dyncheck", target, PURITY, "--dyncheck-seed=1"), target)
     assert lines[2].startswith("forward modified its input x in place (in train and eval mode)")
     assert lines[3] == "  x in train mode (after the call, then before):"
     assert re.fullmatch(r"  example:  x float32\[2, 4\] non-contiguous.*, seed=0", lines[11]), lines
