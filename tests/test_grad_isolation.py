@@ -868,3 +868,38 @@ def test_a_parameter_whose_values_reach_nothing_at_this_size_is_not_cut_off():
     with pytest.raises(InvariantViolation, match="fc1 ran, but fc1.weight, fc1.bias are not connected"):
         with context.counting():
             GradIsolation().check(context, Example({"x": torch.ones(1, 4), "control": torch.tensor([0.9])}, 0, {}))
+
+
+
+def test_a_module_a_zero_gate_blocks_on_one_example_is_not_a_result_dropped():
+    # RWKV's decay behind a gate whose bias starts at zero: on the padding token (a zero
+    # embedding) the gate is 0, so on that example nothing of the time mixing reaches the
+    # output, and its decay gets no gradient on a sequence of one step. Moving the other
+    # weights opens the gate: not a result the model drops (buggy/dropped_pooler.py is).
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from dyncheck.examples import Example
+    from dyncheck.invariants import Context
+    from dyncheck.invariants.grad_isolation import GradIsolation
+    from dyncheck.spec import Spec
+    from dyncheck.target import resolve_spec
+    from reference_models.recurrent_lm import _TimeMix
+
+    class GatedMix(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(16, 8, padding_idx=0)
+            self.gate = nn.Linear(8, 8)
+            nn.init.zeros_(self.gate.bias)
+            self.mix = _TimeMix(8)
+            self.head = nn.Linear(8, 4)
+
+        def forward(self, input_ids):
+            h = self.embed(input_ids)
+            return self.head(self.mix(h) * F.gelu(self.gate(h)))
+
+    context = Context(resolve_spec(Spec(GatedMix)))
+    with context.counting():
+        GradIsolation().check(context, Example({"input_ids": torch.tensor([[0]])}, 0, {}))

@@ -42,7 +42,14 @@ from torch import nn
 from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example, describe_value
 from dyncheck.invariants._base import Context, Invariant, module_name_map, parameter_owners
-from dyncheck.invariants._influence import Reached, influences, moving_changes_output, unused_modules, zero_parameter_gradients
+from dyncheck.invariants._influence import (
+    Reached,
+    _outputs_equal,
+    influences,
+    moving_changes_output,
+    unused_modules,
+    zero_parameter_gradients,
+)
 from dyncheck.invariants.finite import non_finite
 from dyncheck.norms import constant_norm_overflow, note_overflow
 from dyncheck.tracing import Trace, leaves, missing_output, submodule_hooks
@@ -233,6 +240,40 @@ def _read_values_of(context: Context, example: Example, cut: dict[str, list[str]
     return {module: names for module, names in kept.items() if names}
 
 
+def _other_weights_moved(context: Context, example: Example, kept: set[str]) -> nn.Module:
+    """A fresh copy with every floating parameter but those named in ``kept`` moved by about
+    its own mean magnitude (plus 0.1, so a zero-initialised bias moves too), drawn from the
+    example's seed: what an example's degenerate activations (an all-padding input, a zero
+    gate) hid shows, and a multiplication by a literal zero stays zero."""
+    model = context.fresh_model()
+    generator = torch.Generator().manual_seed(example.seed + 11)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name not in kept and parameter.is_floating_point() and parameter.numel():
+                scale = float(parameter.detach().abs().mean()) + 0.1
+                noise = torch.randn(parameter.shape, generator=generator, dtype=torch.float32)
+                parameter.add_(noise.to(parameter.device, parameter.dtype) * scale)
+    return model
+
+
+def _influences_with_other_weights(context: Context, example: Example, module_name: str) -> bool:
+    """Whether ``module_name``'s output moves the model's output once every other weight is
+    moved (:func:`_other_weights_moved`), the module still running: a module whose output
+    this example's zero gate blocked (not a result the model drops)."""
+    own = {f"{module_name}.{name}" for name, _ in context.prototype().get_submodule(module_name).named_parameters()}
+    model = _other_weights_moved(context, example, own)
+    try:
+        first = context.run(model, example, record=False, grad=False)
+        trace = context.run(model, example, record=False, grad=False)
+    except Exception:
+        return False
+    if module_name not in trace.modules or not _outputs_equal(first.output, trace.output):
+        # A model that changes on its first call (BigBird swaps its attention) gives no
+        # evidence: its output moves whatever the module's does.
+        return False
+    return influences(context, model, example, module_name, trace.output)
+
+
 def _read_with_other_weights(context: Context, example: Example, zero: dict[str, list[str]]) -> set[str]:
     """Of rule 1's modules (``zero``: owners -> parameters with an all-zero gradient), those
     whose parameters get a non-zero gradient once every other parameter of the model is
@@ -243,14 +284,7 @@ def _read_with_other_weights(context: Context, example: Example, zero: dict[str,
     forward and backward on a fresh copy, only when rule 1 has something to report."""
     owners = {owner for group in zero for owner in group.split(", ")}
     candidates = {name for names in zero.values() for name in names}
-    model = context.fresh_model()
-    generator = torch.Generator().manual_seed(example.seed + 11)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if name not in candidates and parameter.is_floating_point() and parameter.numel():
-                scale = float(parameter.detach().abs().mean()) + 0.1
-                noise = torch.randn(parameter.shape, generator=generator, dtype=torch.float32)
-                parameter.add_(noise.to(parameter.device, parameter.dtype) * scale)
+    model = _other_weights_moved(context, example, candidates)
     try:
         trace = context.run(model, example, backward=True, record=False)
     except Exception:
@@ -392,7 +426,9 @@ class GradIsolation(Invariant):
             # either needs it.
             baseline = functools.cache(lambda: context.run(model, example, record=False, grad=False).output)
             for module_name, names in cut.items():
-                if not influences(context, model, example, module_name, baseline()):
+                if not influences(context, model, example, module_name, baseline()) and not (
+                    _influences_with_other_weights(context, example, module_name)
+                ):
                     # No value of it reaches the output either: not a cut gradient but a
                     # result nobody reads (RobertaModel's pooler under a head that takes the
                     # first token's hidden state).
