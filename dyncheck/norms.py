@@ -190,8 +190,8 @@ def _same_outputs(one: Any, other: Any) -> bool:
 def note_overflow(context: Context, reason: str) -> None:
     """Count an example whose gradients ``reason`` explains, in the summary's notes (the
     reason of the last one)."""
-    count = context.memo["norm_overflows"] = context.memo.get("norm_overflows", 0) + 1
-    context.report["notes"] = [
-        f"gradients not judged on 1 example: {reason}" if count == 1
-        else f"gradients not judged on {count} examples; on the last, {reason}"
-    ]
+    context.note(
+        "norm_overflows",
+        lambda count: f"gradients not judged on 1 example: {reason}" if count == 1
+        else f"gradients not judged on {count} examples; on the last, {reason}",
+    )

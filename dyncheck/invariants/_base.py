@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import torch
@@ -130,6 +130,15 @@ class Context:
     def compared(self) -> None:
         """This example compared something: the check's pass covers it."""
         self._compared = True
+
+    def note(self, key: str, text: Callable[[int], str]) -> None:
+        """Count one more example under ``key`` and make ``text(count)`` its line in the
+        summary's notes (the latest text per key; the lines of other keys stay)."""
+        counts: Counter[str] = self.memo.setdefault("note_counts", Counter())
+        counts[key] += 1
+        lines: dict[str, str] = self.memo.setdefault("note_lines", {})
+        lines[key] = text(counts[key])
+        self.report["notes"] = list(lines.values())
 
     def nothing_to_compare(self, reason: str, *, drawn: bool = False) -> None:
         """This example gave the check nothing to compare, and why: what was missing and

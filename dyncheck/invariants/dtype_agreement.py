@@ -366,12 +366,12 @@ class DtypeAgreement(Invariant):
 def _note_kept(context: Context, sites: list[str]) -> None:
     """Count an example that agreed once the reference kept float64 through the model's
     casts to float32, in the summary's notes (with the first place it casts)."""
-    count = context.memo["kept_float64"] = context.memo.get("kept_float64", 0) + 1
-    context.report["notes"] = [
-        f"on {count} example{'s' if count != 1 else ''} the float64 reference kept float64 where the model "
-        f"casts to float32 ({_places(sites)}): in the float32 model that cast gives the model's own dtype, in "
-        "the float64 copy it gives float32 values midway, next to values that stayed float64"
-    ]
+    context.note(
+        "kept_float64",
+        lambda count: f"on {count} example{'s' if count != 1 else ''} the float64 reference kept float64 where "
+        f"the model casts to float32 ({_places(sites)}): in the float32 model that cast gives the model's own "
+        "dtype, in the float64 copy it gives float32 values midway, next to values that stayed float64",
+    )
 
 
 def _places(sites: list[str]) -> str:

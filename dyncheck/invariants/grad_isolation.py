@@ -425,6 +425,7 @@ class GradIsolation(Invariant):
             # The output that rules 2 and 3 move module outputs against: one call, made when
             # either needs it.
             baseline = functools.cache(lambda: context.run(model, example, record=False, grad=False).output)
+            parameters = dict(model.named_parameters(remove_duplicate=False))
             for module_name, names in cut.items():
                 if not influences(context, model, example, module_name, baseline()) and not (
                     _influences_with_other_weights(context, example, module_name)
@@ -444,7 +445,6 @@ class GradIsolation(Invariant):
                 # values do not reach the output on this example is not cut off here but unused
                 # at this size (RWKV's time_decay only updates the state after the last step:
                 # on a sequence of one step the state is dropped).
-                parameters = dict(model.named_parameters(remove_duplicate=False))
                 if not any(moving_changes_output(context, model, example, parameters[n]) for n in names):
                     continue
                 findings.append(
