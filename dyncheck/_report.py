@@ -341,6 +341,8 @@ def explain(target: Target) -> str:
         lines.append(f"    skip={dict(spec.skip)!r},")
     if spec.frozen:
         lines.append(f"    frozen={list(spec.frozen)!r},")
+    if spec.unused:
+        lines.append(f"    unused={dict(spec.unused)!r},")
     if spec.lengths is not None:
         lines.append(f"    lengths={spec.lengths!r},")
     if spec.load_with_assign:

@@ -97,6 +97,9 @@ class Spec:
             softmax, whose output sums to a constant, does not blind it).
         skip: invariant name -> the reason it does not apply to this model.
         frozen: parameter names that are not meant to receive gradients.
+        unused: module name -> why forward never runs it (a head another method uses,
+            ``{"contact_head": "run by predict_contacts()"}``): ``coverage`` does not call
+            its parameters dead, and fails if forward does run it.
         optimizer: ``params -> torch.optim.Optimizer``, used by checks that take
             optimizer steps (default: SGD with momentum and weight decay, and AdamW).
         xfail: invariant name -> why the model is known to break it. The check still
@@ -128,6 +131,7 @@ class Spec:
     loss: Callable[[Any], Any] | None = None
     skip: Mapping[str, str] = field(default_factory=dict)
     frozen: Sequence[str] = ()
+    unused: Mapping[str, str] = field(default_factory=dict)
     optimizer: Callable[[Any], Any] | None = None
     xfail: Mapping[str, str] = field(default_factory=dict)
     load_with_assign: bool = False
@@ -138,7 +142,7 @@ class Spec:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        for name in ("init", "inputs", "dims", "branches", "skip", "xfail"):
+        for name in ("init", "inputs", "dims", "branches", "skip", "xfail", "unused"):
             set_(self, name, _frozen_mapping(name, getattr(self, name)))
         from hypothesis.strategies import SearchStrategy
 
@@ -187,6 +191,12 @@ class Spec:
                         f"Spec({field_name}={{{invariant!r}: {reason!r}}}) needs a reason, e.g. "
                         f"{field_name}={{{invariant!r}: \"the model is stochastic by design\"}}"
                     )
+        for module, reason in self.unused.items():
+            if not isinstance(module, str) or not module or not isinstance(reason, str) or not reason.strip():
+                raise InvalidArgument(
+                    f"Spec(unused={{{module!r}: {reason!r}}}) needs a module name and a reason, e.g. "
+                    "unused={\"contact_head\": \"run by predict_contacts(), not by forward\"}"
+                )
         both = sorted(set(self.skip) & set(self.xfail))
         if both:
             raise InvalidArgument(

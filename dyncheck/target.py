@@ -757,13 +757,14 @@ def _close(name: str, names: list[str]) -> str:
 
 def _check_names(text: str, spec: Spec, instance: nn.Module) -> None:
     modules = [name for name, _ in instance.named_modules() if name]
-    for module_name in spec.branches:
-        if module_name not in modules:
-            raise _fail(
-                text,
-                f"Spec(branches=...) names module {module_name!r}, which "
-                f"{type(instance).__qualname__} does not have{_close(module_name, modules)}",
-            )
+    for field_name, names in (("branches", spec.branches), ("unused", spec.unused)):
+        for module_name in names:
+            if module_name not in modules:
+                raise _fail(
+                    text,
+                    f"Spec({field_name}=...) names module {module_name!r}, which "
+                    f"{type(instance).__qualname__} does not have{_close(module_name, modules)}",
+                )
     parameters = [name for name, _ in instance.named_parameters(remove_duplicate=False)]
     for group in spec.ties:
         for name in group:

@@ -409,6 +409,61 @@ def test_a_module_used_by_another_method_is_named_with_it(dyncheck_run, pytester
     at = next(i for i, line in enumerate(lines) if "encoder.contact_head.regression (Linear" in line)
     assert lines[at + 1] == (
         "    encoder.contact_head is used by Encoder.predict_contacts(), not by forward: check that method with a "
-        "Spec whose model calls it, or say why these parameters stay unused in forward "
-        "(Spec(skip={'coverage': ...}))"
+        "Spec whose model calls it, or declare it: Spec(unused={'encoder.contact_head': 'used by "
+        "Encoder.predict_contacts()'})"
     )
+
+
+def test_a_module_declared_unused_is_not_dead_and_the_summary_says_so(dyncheck_run, pytester):
+    # The fix the message above offers: the rest of the model is still checked for dead parameters.
+    pytester.makepyfile(
+        elsewhere=ELSEWHERE,
+        declared="""
+import dyncheck
+from dyncheck.strategies import tensors
+from elsewhere import Model
+
+spec = dyncheck.Spec(Model, inputs={"x": tensors(shape=("batch", 4))},
+                     unused={"encoder.contact_head": "used by Encoder.predict_contacts()"})
+""",
+    )
+    run = dyncheck_run("--dyncheck", "declared:spec", "--dyncheck-invariants=coverage", "--dyncheck-max-examples=5")
+    assert run.outcomes() == {"dyncheck::declared:spec::coverage": "PASSED"}, run.text
+    summary = run.text.split("dyncheck summary")[1]
+    assert (
+        "declared unused (Spec(unused=...)), not counted dead: encoder.contact_head (used by "
+        "Encoder.predict_contacts())" in summary
+    ), summary
+    assert "    dead:" not in summary
+    # --dyncheck-explain gives it back as Spec source.
+    explained = dyncheck_run("--dyncheck", "declared:spec", "--dyncheck-only", "--dyncheck-explain", "--co")
+    assert "    unused={'encoder.contact_head': 'used by Encoder.predict_contacts()'}," in explained.text, explained.text
+
+
+def test_a_module_declared_unused_that_forward_runs_fails(dyncheck_run, pytester):
+    # A stale declaration must not hide a module forward does use.
+    pytester.makepyfile(
+        stale="""
+import dyncheck
+from dyncheck.strategies import tensors
+from torch import nn
+
+
+class Model(nn.Module):
+    __dyncheck__ = {"inputs": {"x": tensors(shape=("batch", 4))}, "unused": {"head": "not used any more"}}
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(4, 4)
+        self.head = nn.Sequential(nn.Linear(4, 2))
+
+    def forward(self, x):
+        return self.head(self.body(x))
+"""
+    )
+    run = dyncheck_run("--dyncheck", "stale:Model", "--dyncheck-invariants=coverage", "--dyncheck-max-examples=5")
+    text = run.failure("::coverage")
+    assert (
+        "head is declared unused in forward ('not used any more'), but forward used it in 5 examples: head, head.0 ran. "
+        "Remove 'head' from Spec(unused=...)." in text
+    ), text

@@ -186,6 +186,21 @@ def test_branches_naming_an_unknown_module(pytester):
     assert message == "Spec(branches=...) names module 'fc2', which Model does not have; did you mean 'fc'?"
 
 
+def test_unused_naming_an_unknown_module(pytester):
+    pytester.makepyfile(mymod=module(SPEC % "unused={'fcc': 'a head'}"))
+    message = usage_error(pytester, "mymod:spec")
+    assert message == "Spec(unused=...) names module 'fcc', which Model does not have; did you mean 'fc'?"
+
+
+def test_unused_needs_a_reason(pytester):
+    pytester.makepyfile(mymod=module(SPEC % "unused={'fc': ''}"))
+    message = usage_error(pytester, "mymod:spec")
+    assert message == (
+        "importing 'mymod' failed at mymod.py:15: InvalidArgument: Spec(unused={'fc': ''}) needs a module name and a reason, e.g. "
+        'unused={"contact_head": "run by predict_contacts(), not by forward"}'
+    )
+
+
 def test_ties_naming_an_unknown_parameter(pytester):
     pytester.makepyfile(mymod=module(SPEC % "ties=[('fc.weight', 'fc.weigth')]"))
     message = usage_error(pytester, "mymod:spec")
@@ -239,7 +254,7 @@ def test_dunder_dyncheck_with_an_unknown_field(pytester):
     assert message == (
         "__dyncheck__ has unknown Spec field(s) inits; did you mean init? the fields are "
         "against, branches, dims, frozen, init, inputs, lengths, load_with_assign, loss, model, name, optimizer, "
-        "skip, state_map, ties, xfail"
+        "skip, state_map, ties, unused, xfail"
     )
 
 

@@ -269,8 +269,23 @@ def _called_elsewhere(model: nn.Module, module_name: str, ran: set[str]) -> list
         return []
     return [
         f"{outermost} is used by {', '.join(dict.fromkeys(found))}, not by forward: check that method with a Spec "
-        "whose model calls it, or say why these parameters stay unused in forward (Spec(skip={'coverage': ...}))"
+        f"whose model calls it, or declare it: Spec(unused={{{outermost!r}: 'used by {found[0]}'}})"
     ]
+
+
+def _under(name: str, prefixes: Mapping[str, str]) -> str | None:
+    """The declared name ``name`` is, or lies inside (``Spec(unused=...)``); None if none."""
+    return next((p for p in prefixes if name == p or name.startswith(p + ".")), None)
+
+
+def _declared_unused(model: nn.Module, spec: Any) -> dict[str, str]:
+    """``Spec(unused=...)`` by the names the census uses (a shared module's first name)."""
+    canonical = module_name_map(model)
+    return {canonical.get(name, name): reason for name, reason in spec.unused.items()}
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
 
 
 def _examples(count: int) -> str:
@@ -339,11 +354,13 @@ class Coverage(Invariant):
         (as ``name:ran`` / ``name:skipped``)."""
         model = context.fresh_model()
         canonical = module_name_map(model)
+        unused = _declared_unused(model, context.target.spec)
         missing = set()
         for _, names, owners in parameter_owners(model):
             owners = tuple(canonical.get(o, o) for o in owners)
             if not any(o in census.ran or o == "" for o in owners) and not set(names) & census.reached:
-                missing.add(owners[0])
+                if _under(owners[0], unused) is None:
+                    missing.add(owners[0])
         for module_name, (ran, skipped) in census.branches.items():
             if not ran:
                 missing.add(f"{module_name}:ran")
@@ -404,11 +421,30 @@ class Coverage(Invariant):
             for p, names, owners in parameter_owners(model)
         ]
         ran = census.ran | {""}
+        unused = _declared_unused(model, context.target.spec)
         dead: dict[str, list[tuple[str, nn.Parameter]]] = {}
         for parameter, names, module_names in owners:
             if any(m in ran for m in module_names) or set(names) & census.reached:
                 continue
-            dead.setdefault(module_names[0], []).append((names[0], parameter))
+            if _under(module_names[0], unused) is None:
+                dead.setdefault(module_names[0], []).append((names[0], parameter))
+        # Declared unused, and forward does use it: the declaration no longer holds.
+        used: dict[str, str] = {}
+        for declared in unused:
+            modules = sorted(m for m in census.ran if _under(m, {declared: ""}))
+            read = sorted(n for n in census.reached if _under(n, {declared: ""}) and not _under(n, dict.fromkeys(modules)))
+            parts = [f"{_names(modules)} ran"] if modules else []
+            parts += [f"{_names(read)} got a gradient"] if read else []
+            if parts:
+                used[declared] = " and ".join(parts)
+        if unused:
+            quiet_modules = sorted(set(unused) - set(used))
+            if quiet_modules:
+                context.note(
+                    "unused",
+                    lambda _: "declared unused (Spec(unused=...)), not counted dead: "
+                    + "; ".join(f"{m} ({unused[m]})" for m in quiet_modules),
+                )
         total = _numel([p for p, _, _ in owners])
 
         layout = Layout.of(model)
@@ -470,6 +506,12 @@ class Coverage(Invariant):
                 details.extend(f"  {line}" for line in _called_elsewhere(model, row["module"], ran))
             # cross-attention runs only with encoder_hidden_states: name such arguments
             details.extend(optional_inputs_hint(model, context.target.spec, census.ran))
+        for declared, where in used.items():
+            findings.append(
+                f"{declared} is declared unused in forward ({unused[declared]!r}), but forward used it in "
+                f"{_examples(context.examples)}{_searched(searched)}: {where}. Remove "
+                f"{declared!r} from Spec(unused=...)."
+            )
         for module_name, (ran_count, skipped_count) in census.branches.items():
             if ran_count and skipped_count:
                 continue
