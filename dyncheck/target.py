@@ -610,22 +610,26 @@ def _probe_sizes(
         return
     low = max(known[d][0] for d in spatial)
 
-    def size_of(dim: Any, size: int | dict[str, int]) -> int:
+    def size_of(dim: Any, size: int | dict[str, int], batch: int | None = None) -> int:
         if isinstance(dim, int):
             return dim
         if dim in spatial:
             return size[dim] if isinstance(size, dict) else size
+        if dim == "batch" and batch is not None:
+            return batch
         bounds = dims.get(dim, DEFAULT_DIMS.get(dim, (2, 2)))
         return max(2, bounds[0]) if isinstance(bounds, tuple) else 2
 
-    def runs(size: int | dict[str, int]) -> Exception | None:
+    def runs(size: int | dict[str, int], batch: int | None = None) -> Exception | None:
         # In both modes: the checks run the model in training too, where some models need
         # more (wav2vec2's training-time masking spans ten frames). Each call on a copy of
         # its own, as each check's example runs: a forward may change the model for the
         # calls after it (Swin shrinks its windows to an input smaller than them, for good).
         for training in (instance.training, not instance.training):
             error = _probe_call(clone(instance).train(training), {
-                name: _probe_tensor([size_of(d, size) for d in shape], dtype, lambda d: size_of(d, size))
+                name: _probe_tensor(
+                    [size_of(d, size, batch) for d in shape], dtype, lambda d: size_of(d, size, batch)
+                )
                 for name, (shape, dtype) in shapes.items()
             })
             if error is not None:
@@ -678,6 +682,18 @@ def _probe_sizes(
             break
         if runs_at(other):
             sizes.append(other)
+    folded: list[tuple[int, Exception]] = []
+    if failures and any("batch" in shape for shape, _ in shapes.values()):
+        # A size that ran only because the batch folded into it: a reshape to
+        # [-1, heads, landmarks, fixed_len // landmarks, d] runs a batch of 2 at half the
+        # fixed length (Nystromformer's segment_means_seq_len). Each size must run at a
+        # batch of 3 as well; when none does, the batch is the model's own trouble.
+        folded = [(other, error) for other in sizes if (error := runs(other, batch=3)) is not None]
+        if len(folded) < len(sizes):
+            sizes = [other for other in sizes if other not in dict(folded)]
+            size = sizes[0]
+        else:
+            folded = []
     square = None
     if len(spatial) > 1 and len(sizes) > 1:
         # Probed square so far: one size for each spatial dim apart (a windowed attention
@@ -713,6 +729,12 @@ def _probe_sizes(
     for dim in spatial:
         dims[dim] = value
         why[dim] = f"at {' and '.join(spatial)} {failed} the model raised {type(error).__name__} ({one_line(error)}); {ran}"
+        if folded:
+            other, error = folded[0]
+            why[dim] += (
+                f" (at {', '.join(str(f) for f, _ in folded)} with a batch of 2 only: with 3 it raised "
+                f"{type(error).__name__} ({one_line(error)}), the batch folded into the {dim})"
+            )
 
 
 def _reshaped(strategy: Any, shape: tuple[Any, ...]) -> Any:

@@ -92,6 +92,9 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.recurrent_lm` -- ``RecurrentLM``: RecurrentGemma's short
   convolution, whose one-step call reads the convolution's weight without calling it, and
   RWKV's decay, which on a sequence of one step reaches only the dropped state.
+* :mod:`reference_models.landmark_attention` -- ``LandmarkAttention``: Nystromformer's
+  attention through the segment means of a fixed length, whose reshape folds a batch of 2
+  into half that length (each probed length must run at a batch of 3 too).
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -148,4 +151,5 @@ GOOD_TARGETS = (
     "reference_models.two_tower:TwoTower",
     "reference_models.local_attention:LocalAttentionLM",
     "reference_models.recurrent_lm:RecurrentLM",
+    "reference_models.landmark_attention:LandmarkAttention",
 )

@@ -402,6 +402,20 @@ def test_a_sequence_shorter_than_a_convolution_over_its_embeddings_is_not_drawn(
     assert_callable(target, max_examples=20)
 
 
+def test_a_length_that_runs_only_because_the_batch_folds_into_it_is_not_drawn():
+    # Nystromformer's landmarks: reshape(-1, 4, 16 // 4, dim) runs a batch of 2 at length 8.
+    from reference_models.landmark_attention import LandmarkAttention
+
+    target = resolved(LandmarkAttention)
+    assert dict(target.spec.dims) == {"time": (16, 16)}
+    assert target.inferred_dims["time"] == (
+        "at time 1 the model raised RuntimeError (shape '[-1, 4, 4, 8]' is invalid for input of size 16); it ran "
+        "at 16 only (at 8 with a batch of 2 only: with 3 it raised RuntimeError (shape '[-1, 4, 4, 8]' is invalid "
+        "for input of size 192), the batch folded into the time)"
+    )
+    assert_callable(target, max_examples=20)
+
+
 class MaskedConv(nn.Module):
     """Token ids and Hugging Face's attention mask into a convolution three tokens wide."""
 

@@ -341,6 +341,12 @@ def _recurrent_lm() -> tuple[torch.nn.Module, tuple]:
     return RecurrentLM(), (torch.randint(0, 32, (3, 4)),)
 
 
+def _landmark_attention() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.landmark_attention import LandmarkAttention
+
+    return LandmarkAttention(), (torch.randint(0, 32, (3, 16)),)
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -381,6 +387,7 @@ BUILDERS = {
     "two_tower": _two_tower,
     "local_attention": _local_attention,
     "recurrent_lm": _recurrent_lm,
+    "landmark_attention": _landmark_attention,
 }
 
 
