@@ -521,6 +521,77 @@ def _probe_companions(
         dims.update(sizes)
         why.update(reasons)
         return
+    _probe_companions_together(instance, candidates, primary, inputs, inferred, dims, given, why, error)
+
+
+def _probe_companions_together(
+    instance: nn.Module,
+    candidates: list[tuple[str, inspect.Parameter]],
+    primary: str,
+    inputs: dict[str, Any],
+    inferred: dict[str, str],
+    dims: dict[str, Any],
+    given: set[str],
+    why: dict[str, str],
+    error: Exception,
+) -> None:
+    """No one companion was enough: a forward that needs several beside its first (a
+    Decision Transformer's ``actions``, ``returns_to_go`` and ``timesteps`` beside
+    ``states``). Every candidate that can be inferred joins at once (vectors made sequences
+    when only sequences run, sizes probed), or, when that call raises, all but one; when a
+    call runs, each is left out again in turn, and those the call runs without stay out. Updates in place as
+    :func:`_probe_companions` does; nothing changes when all together do not run."""
+    found = {}
+    for name, parameter in candidates:
+        try:
+            found[name] = infer_input(instance, name, parameter)
+        except Uninferable:
+            continue
+    if len(found) < 2:
+        return  # one alone was tried already
+
+    def together(names: list[str]) -> tuple[dict, dict, dict, dict] | None:
+        more = {**inputs, **{name: found[name].value for name in names}}
+        notes = {**inferred, **{name: found[name].why for name in names}}
+        sizes, reasons = dict(dims), {}
+        for name in names:
+            for dim, bounds in (found[name].dims or {}).items():
+                sizes.setdefault(dim, bounds)
+        _probe_rank(instance, more, notes)
+        _probe_sizes(instance, more, notes, sizes, given, reasons)
+        if _call_at_smallest(instance, more, notes, sizes) is not None:
+            return None
+        return more, notes, sizes, reasons
+
+    needed = list(found)
+    result = together(needed)
+    if result is None:
+        # One of them may be what breaks the call (a mask inferred as features): each left out.
+        for name in list(needed):
+            result = together([n for n in needed if n != name])
+            if result is not None:
+                needed.remove(name)
+                break
+        else:
+            return
+    for name in list(needed):
+        trial = together([n for n in needed if n != name])
+        if trial is not None:
+            needed.remove(name)
+            result = trial
+    if len(needed) < 2:
+        return  # one was enough after all: the loop before would have found it
+    more, notes, sizes, reasons = result
+    for name in needed:
+        beside = [primary, *(n for n in needed if n != name)]
+        notes[name] += (
+            f"; forward needs it beside {', '.join(beside[:-1])} and {beside[-1]}: with {primary} alone it raised "
+            f"{type(error).__name__} ({one_line(error)}), and with any one of them left out too"
+        )
+    inputs.update(more)
+    inferred.update(notes)
+    dims.update(sizes)
+    why.update(reasons)
 
 
 def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str]) -> None:
@@ -528,23 +599,33 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
     layer that first consumes them) may take sequences of them (``("batch", "time", F)``: a
     mixture-of-experts or attention layer that unpacks ``b, n, d = x.shape``). When a call on
     vectors raises and one on sequences runs, the inputs become sequences and the inference
-    note says why. ``inputs`` and ``inferred`` are updated in place; the model (the instance
-    resolution built, in its own mode) is called under a fixed seed and without autograd."""
+    note says why. Token ids already drawn as sequences (``("batch", "time")``, a Decision
+    Transformer's timesteps beside its states) go with them at the same length. ``inputs``
+    and ``inferred`` are updated in place; the model (the instance resolution built, in its
+    own mode) is called under a fixed seed and without autograd."""
     import torch
 
-    found = _inferred_tensors(inputs, inferred)
+    found = _inferred_tensors(inputs, inferred, tokens=True)
     if found is None:
         return
-    shapes = {}
+    shapes, tokens = {}, {}
     for name, (shape, dtype) in found.items():
+        if isinstance(dtype, tuple) and not isinstance(dtype[0], str) and shape == ("batch", "time"):
+            tokens[name] = dtype
+            continue
         if len(shape) != 2 or shape[0] != "batch" or not isinstance(shape[1], int):
             return
         if dtype not in (torch.float32, torch.float64):
             return
         shapes[name] = shape[1]
+    if not shapes:
+        return
 
     def runs(*middle: int) -> Exception | None:
-        return _probe_call(instance, {name: torch.randn(2, *middle, features) for name, features in shapes.items()})
+        return _probe_call(instance, {
+            **{name: torch.randn(2, *middle, features) for name, features in shapes.items()},
+            **{name: torch.randint(low, high + 1, (2, 3), dtype=dtype) for name, (dtype, low, high) in tokens.items()},
+        })
 
     error = runs()
     if error is None or runs(3) is not None:

@@ -95,6 +95,9 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.landmark_attention` -- ``LandmarkAttention``: Nystromformer's
   attention through the segment means of a fixed length, whose reshape folds a batch of 2
   into half that length (each probed length must run at a batch of 3 too).
+* :mod:`reference_models.decision_policy` -- ``DecisionPolicy``: a Decision Transformer,
+  whose forward requires nothing and needs states, actions, returns-to-go and timesteps
+  (the companion probe infers them together).
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -152,4 +155,5 @@ GOOD_TARGETS = (
     "reference_models.local_attention:LocalAttentionLM",
     "reference_models.recurrent_lm:RecurrentLM",
     "reference_models.landmark_attention:LandmarkAttention",
+    "reference_models.decision_policy:DecisionPolicy",
 )

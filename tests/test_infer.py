@@ -722,6 +722,29 @@ def test_a_forward_that_needs_a_second_optional_argument_gets_it_inferred():
     assert "pixel_values" not in resolve("reference_models.hf_style:TinyCausalLM").spec.inputs
 
 
+def test_a_forward_that_needs_several_optional_arguments_gets_them_inferred_together():
+    # A Decision Transformer's forward(states=None, actions=None, rewards=None, returns_to_go=None,
+    # timesteps=None, attention_mask=None) needs four; no one beside states is enough.
+    target = resolve("reference_models.decision_policy:DecisionPolicy")
+    assert list(target.spec.inputs) == ["states", "actions", "returns_to_go", "timesteps"]  # not rewards, not the mask
+    for name, shape in (("states", 4), ("actions", 2), ("returns_to_go", 1)):
+        same(target.spec.inputs[name], dst.tensors(shape=("batch", "time", shape)))
+    same(
+        target.spec.inputs["timesteps"],
+        dst.tensors(dtype=torch.int64, min_value=0, max_value=15, shape=("batch", "time")),
+    )
+    assert target.inferred_inputs["actions"].endswith(
+        "; forward needs it beside states, returns_to_go and timesteps: with states alone it raised TypeError "
+        "(embedding(): argument 'indices' (position 2) must be Tensor, not NoneType), and with any one of them "
+        "left out too"
+    )
+    assert target.inferred_inputs["states"].endswith(
+        "; a sequence of them: called on [2, 4] it raised RuntimeError (The size of tensor a (2) must match the "
+        "size of tensor b (3) at non-singleton dimension 1), on [2, 3, 4] it ran"
+    )
+    assert_callable(target, max_examples=20)
+
+
 class ReadWhole(nn.Module):
     def __init__(self):
         super().__init__()

@@ -347,6 +347,13 @@ def _landmark_attention() -> tuple[torch.nn.Module, tuple]:
     return LandmarkAttention(), (torch.randint(0, 32, (3, 16)),)
 
 
+def _decision_policy() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.decision_policy import DecisionPolicy
+
+    states, actions, returns = torch.randn(3, 5, 4), torch.randn(3, 5, 2), torch.randn(3, 5, 1)
+    return DecisionPolicy(), (states, actions, None, returns, torch.randint(0, 16, (3, 5)))
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -388,6 +395,7 @@ BUILDERS = {
     "local_attention": _local_attention,
     "recurrent_lm": _recurrent_lm,
     "landmark_attention": _landmark_attention,
+    "decision_policy": _decision_policy,
 }
 
 
