@@ -387,6 +387,13 @@ class Encoder(nn.Module):
     def predict_contacts(self, x):
         return self.contact_head(self.layer(x))
 
+    # accessors hand the head back or replace it: they do not run it
+    def get_contact_head(self):
+        return self.contact_head
+
+    def set_contact_head(self, head):
+        self.contact_head = head
+
 
 class Model(nn.Module):
     __dyncheck__ = {"inputs": {"x": __import__("dyncheck").strategies.tensors(shape=("batch", 4))}}

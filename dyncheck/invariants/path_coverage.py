@@ -242,7 +242,8 @@ def _called_elsewhere(model: nn.Module, module_name: str, ran: set[str]) -> list
     """Where a module that never ran in forward is used instead: the methods (not forward,
     not nn.Module's own) of the classes above it whose source reads it, or the outermost
     container around it that never ran either, through ``self`` (ESM's ``contact_head``,
-    run by ``predict_contacts()``). One line, or none."""
+    run by ``predict_contacts()``); an accessor that only returns or replaces it
+    (``get_input_embeddings``) does not count. One line, or none."""
     outermost = module_name
     while "." in outermost and outermost.rpartition(".")[0] not in ran:
         outermost = outermost.rpartition(".")[0]
@@ -252,7 +253,9 @@ def _called_elsewhere(model: nn.Module, module_name: str, ran: set[str]) -> list
     found: list[str] = []
     for depth in range(len(parts)):
         owner = model.get_submodule(".".join(parts[:depth]))
-        attribute = re.compile(rf"\bself\.{re.escape('.'.join(parts[depth:]))}\b")
+        # Called or read into (self.contact_head(...), self.head.weight, self.experts[i]), not
+        # only handed back or replaced (get_input_embeddings: return self.wte).
+        attribute = re.compile(rf"\bself\.{re.escape('.'.join(parts[depth:]))}\s*[(\[.]")
         for klass in type(owner).__mro__:
             if klass in (nn.Module, object) or klass.__module__.startswith("torch."):
                 continue
