@@ -287,7 +287,10 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
             if name == "attention_mask":  # the mask of the token ids, inferred below, if any
                 unmasked = exc
                 continue
-            raise _fail(text, str(exc)) from None
+            probed = _probe_features(instance, name, parameters, spec.inputs, exc)
+            if probed is None:
+                raise _fail(text, str(exc)) from None
+            inferred = probed
         inputs[name] = _own_length(name, inferred.value)
         inferred_inputs[name] = inferred.why
         for dim, bounds in (inferred.dims or {}).items():
@@ -338,6 +341,54 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
         positional=positional,
         model_class=type(instance),
     )
+
+
+#: How many of the consumers' parameter sizes :func:`_probe_features` tries, first seen first.
+_FEATURES_PROBED = 6
+
+
+def _probe_features(
+    instance: nn.Module, name: str, parameters: dict[str, inspect.Parameter], given: Any, exc: Uninferable
+) -> Inferred | None:
+    """An input whose first consumers give no shape (a mixture of experts whose gate and
+    experts are raw parameters used through ``einsum``): the model, when this is the one
+    input it needs, is called on vectors and on sequences of each size the consumers'
+    parameters have (first seen first); the first that runs is drawn, the note says how it
+    was found. None when there are no consumers, other inputs, or no size runs."""
+    import torch
+
+    required = [n for n, p in parameters.items() if p.default is inspect.Parameter.empty
+                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if not exc.consumers or given or required != [name]:
+        return None
+    from torch.nn.parameter import is_lazy
+
+    def sizes_of(recurse: bool) -> list[int]:
+        # a lazy layer's parameters have no shape yet: it takes any size, which the error asks for
+        return list(dict.fromkeys(
+            size for module in exc.consumers for parameter in module.parameters(recurse=recurse)
+            if not is_lazy(parameter) for size in parameter.shape if size > 1
+        ))[:_FEATURES_PROBED]
+
+    sizes = sizes_of(False) or sizes_of(True)
+    from dyncheck import strategies as dst
+
+    last: tuple[tuple[int, ...], Exception] | None = None
+    for features in sizes:
+        for shape, drawn in (((2, features), ("batch", features)), ((2, 3, features), ("batch", "time", features))):
+            error = _probe_call(clone(instance), {name: torch.randn(shape)})
+            if error is not None:
+                last = (shape, error)
+                continue
+            consumers = ", ".join(type(m).__name__ for m in exc.consumers[:3])
+            failed = f" (on {list(last[0])} it raised {type(last[1]).__name__}: {one_line(last[1])})" if last else ""
+            return Inferred(
+                dst.tensors(shape=drawn),
+                f"its first consumers ({consumers}) give no input shape: called on vectors [2, F] and sequences "
+                f"[2, 3, F] for F in their parameters' sizes {', '.join(map(str, sizes))}, it first ran on "
+                f"{list(shape)}{failed}",
+            )
+    return None
 
 
 def _own_length(name: str, strategy: Any) -> Any:

@@ -98,6 +98,9 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.decision_policy` -- ``DecisionPolicy``: a Decision Transformer,
   whose forward requires nothing and needs states, actions, returns-to-go and timesteps
   (the companion probe infers them together).
+* :mod:`reference_models.einsum_moe` -- ``EinsumMoE``: a mixture of experts whose gate and
+  experts are raw parameters used through ``einsum`` (its input is probed at the sizes of
+  their parameters).
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -156,4 +159,5 @@ GOOD_TARGETS = (
     "reference_models.recurrent_lm:RecurrentLM",
     "reference_models.landmark_attention:LandmarkAttention",
     "reference_models.decision_policy:DecisionPolicy",
+    "reference_models.einsum_moe:EinsumMoE",
 )

@@ -416,6 +416,20 @@ def test_a_length_that_runs_only_because_the_batch_folds_into_it_is_not_drawn():
     assert_callable(target, max_examples=20)
 
 
+def test_an_input_whose_consumers_give_no_shape_is_probed_at_their_parameters_sizes():
+    # lucidrains' MoE: a gate and experts that are raw parameters used through einsum.
+    from reference_models.einsum_moe import EinsumMoE
+
+    target = resolved(EinsumMoE)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", "time", 8)))
+    assert target.inferred_inputs["x"] == (
+        "its first consumers (_Gate, _Experts) give no input shape: called on vectors [2, F] and sequences "
+        "[2, 3, F] for F in their parameters' sizes 8, 4, 16, it first ran on [2, 3, 8] (on [2, 8] it raised "
+        "ValueError: not enough values to unpack (expected 3, got 2))"
+    )
+    assert_callable(target, max_examples=20)
+
+
 class MaskedConv(nn.Module):
     """Token ids and Hugging Face's attention mask into a convolution three tokens wide."""
 

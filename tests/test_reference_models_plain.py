@@ -354,6 +354,12 @@ def _decision_policy() -> tuple[torch.nn.Module, tuple]:
     return DecisionPolicy(), (states, actions, None, returns, torch.randint(0, 16, (3, 5)))
 
 
+def _einsum_moe() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.einsum_moe import EinsumMoE
+
+    return EinsumMoE(), (torch.randn(3, 5, 8),)
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -396,6 +402,7 @@ BUILDERS = {
     "recurrent_lm": _recurrent_lm,
     "landmark_attention": _landmark_attention,
     "decision_policy": _decision_policy,
+    "einsum_moe": _einsum_moe,
 }
 
 

@@ -230,7 +230,8 @@ def infer_input(
     raise Uninferable(
         f"cannot infer forward argument {name!r} of {qualname} ({reason}); "
         f"write dyncheck.Spec({qualname}, inputs={{{name!r}: "
-        f"dyncheck.strategies.{hint}}})"
+        f"dyncheck.strategies.{hint}}})",
+        consumers=tuple(m for c in consumers if (m := _resolve_module(model, c)) is not None),
     )
 
 

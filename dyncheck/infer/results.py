@@ -9,7 +9,13 @@ __all__ = ["Inferred", "Uninferable"]
 
 
 class Uninferable(Exception):
-    """Inference could not decide; the message names the argument and the Spec to write."""
+    """Inference could not decide; the message names the argument and the Spec to write.
+    ``consumers`` are the modules forward hands the argument to first, when they gave no
+    input shape (parameters used through ``einsum``): resolution may probe their sizes."""
+
+    def __init__(self, message: str, consumers: tuple[Any, ...] = ()) -> None:
+        super().__init__(message)
+        self.consumers = consumers
 
 
 @dataclass(frozen=True)
