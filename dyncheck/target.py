@@ -302,6 +302,11 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
         inferred_inputs["attention_mask"] = mask.why
     elif unmasked is not None:
         raise _fail(text, str(unmasked))
+    elif "mask" in parameters and "mask" not in spec.inputs and parameters["mask"].default is None:
+        found = _padding_mask(instance, inputs, inferred_inputs)
+        if found is not None:
+            inputs["mask"] = found.value
+            inferred_inputs["mask"] = found.why
     if declared_lengths is not None and declared_lengths[1] is not None:
         from dyncheck.examples import strategy_entries
 
@@ -340,6 +345,53 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
         inferred_dims=inferred_dims,
         positional=positional,
         model_class=type(instance),
+    )
+
+
+def _padding_mask(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str]) -> Inferred | None:
+    """``forward(x, mask=None)`` beside batch-first token ids (x-transformers'
+    ``TransformerWrapper``): a padding mask, True for tokens, when a call with an all-True
+    ``[batch, time]`` mask gives what a call without one gives. A ``mask`` of another kind
+    (``nn.Transformer``'s ``[time, time]`` attention mask, True where attention is
+    forbidden) raises or differs there, and stays at its default."""
+    import torch
+
+    from dyncheck import strategies as dst
+    from dyncheck.tracing import leaves
+
+    shapes = _inferred_tensors(inputs, inferred, tokens=True)
+    if shapes is None:
+        return None
+    tokens = [
+        (name, shape) for name, (shape, dtype) in shapes.items()
+        if isinstance(dtype, tuple) and not isinstance(dtype[0], str) and len(shape) == 2 and shape[0] == "batch"
+    ]
+    if not tokens:
+        return None
+    name, (_, time) = tokens[0]
+
+    def size_of(dim: Any) -> int:
+        return dim if isinstance(dim, int) else 3 if dim == "batch" else 5 if dim == time else 2
+
+    args = {n: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for n, (shape, dtype) in shapes.items()}
+    model = clone(instance).eval()
+    try:
+        with seeded(BUILD_SEED), torch.no_grad():
+            plain = [value for _, value in leaves(model(**args))]
+        with seeded(BUILD_SEED), torch.no_grad():
+            masked = [value for _, value in leaves(model(**args, mask=torch.ones(3, 5, dtype=torch.bool)))]
+    except Exception:
+        return None
+    tensors = [(a, b) for a, b in zip(plain, masked) if isinstance(a, torch.Tensor) and a.is_floating_point()]
+    if len(plain) != len(masked) or not tensors or not all(
+        isinstance(b, torch.Tensor) and a.shape == b.shape and torch.allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)
+        for a, b in tensors
+    ):
+        return None
+    return Inferred(
+        dst.attention_masks(batch_size="batch", max_length=time, dtype=torch.bool),
+        f"the padding mask of {name}: True for tokens, False for padding on the right (forward takes mask=None, "
+        "and a call with a mask of all True gave the output of a call without one)",
     )
 
 

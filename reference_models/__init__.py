@@ -101,6 +101,8 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.einsum_moe` -- ``EinsumMoE``: a mixture of experts whose gate and
   experts are raw parameters used through ``einsum`` (its input is probed at the sizes of
   their parameters).
+* :mod:`reference_models.padding_mask` -- ``MaskedTokenEncoder``: x-transformers'
+  ``forward(x, mask=None)``, the mask True at tokens, drawn as a padding mask.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -160,4 +162,5 @@ GOOD_TARGETS = (
     "reference_models.landmark_attention:LandmarkAttention",
     "reference_models.decision_policy:DecisionPolicy",
     "reference_models.einsum_moe:EinsumMoE",
+    "reference_models.padding_mask:MaskedTokenEncoder",
 )

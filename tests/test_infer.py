@@ -430,6 +430,34 @@ def test_an_input_whose_consumers_give_no_shape_is_probed_at_their_parameters_si
     assert_callable(target, max_examples=20)
 
 
+class AttentionMaskArgument(nn.Module):
+    """nn.Transformer's convention: mask is a [time, time] attention mask, True where forbidden."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.attention = nn.Embedding(10, 4), nn.MultiheadAttention(4, 1, batch_first=True)
+
+    def forward(self, tokens, mask=None):
+        h = self.embed(tokens)
+        return self.attention(h, h, h, attn_mask=mask)[0]
+
+
+def test_a_mask_argument_is_a_padding_mask_only_when_all_true_changes_nothing():
+    # x-transformers' forward(x, mask=None): True at tokens, drawn beside the token ids.
+    from reference_models.padding_mask import MaskedTokenEncoder
+
+    target = resolved(MaskedTokenEncoder)
+    assert list(target.spec.inputs) == ["x", "mask"]
+    assert strategy_kind(target.spec.inputs["mask"]) == "attention_masks"
+    assert target.inferred_inputs["mask"] == (
+        "the padding mask of x: True for tokens, False for padding on the right (forward takes mask=None, and a "
+        "call with a mask of all True gave the output of a call without one)"
+    )
+    assert_callable(target, max_examples=20)
+    # An attention mask of another shape and meaning stays at its default.
+    assert list(resolved(AttentionMaskArgument).spec.inputs) == ["tokens"]
+
+
 class MaskedConv(nn.Module):
     """Token ids and Hugging Face's attention mask into a convolution three tokens wide."""
 

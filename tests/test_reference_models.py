@@ -44,6 +44,8 @@ PADDED = {
     "reference_models.dict_batch:NestedBatchClassifier",
     "reference_models.two_tower:TwoTower",
     "reference_models.local_attention:LocalAttentionLM",
+    # ... or x-transformers' mask=None, True at tokens
+    "reference_models.padding_mask:MaskedTokenEncoder",
 }
 
 

@@ -360,6 +360,13 @@ def _einsum_moe() -> tuple[torch.nn.Module, tuple]:
     return EinsumMoE(), (torch.randn(3, 5, 8),)
 
 
+def _padding_mask() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.padding_mask import MaskedTokenEncoder
+
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
+    return MaskedTokenEncoder(), (torch.randint(0, 32, (3, 4)), mask)
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -403,6 +410,7 @@ BUILDERS = {
     "landmark_attention": _landmark_attention,
     "decision_policy": _decision_policy,
     "einsum_moe": _einsum_moe,
+    "padding_mask": _padding_mask,
 }
 
 

@@ -101,6 +101,9 @@ so that dyncheck's zero-configuration inference can check it.
 * :mod:`~reference_models.buggy.unmasked_mean_pool` -- a Hugging Face-style classifier that
   takes ``attention_mask`` and mean-pools over every token, padding included
   (padding_invariance).
+* :mod:`~reference_models.buggy.unmasked_mask_pool` -- an encoder in x-transformers'
+  convention (``forward(x, mask=None)``) whose mean pool ignores the mask
+  (padding_invariance).
 * :mod:`~reference_models.buggy.carried_hidden` -- the final hidden state kept on ``self``
   and reused by the next call (padding_invariance, determinism, state_roundtrip,
   batch_invariance).
@@ -179,6 +182,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.batch_scaled_logits:Model": ("batch_invariance",),
     "reference_models.buggy.dropped_pooler:Model": ("grad_isolation",),
     "reference_models.buggy.unmasked_mean_pool:Model": ("padding_invariance",),
+    "reference_models.buggy.unmasked_mask_pool:Model": ("padding_invariance",),
     "reference_models.buggy.carried_hidden:Model": (
         "padding_invariance", "determinism", "state_roundtrip", "batch_invariance",
     ),
