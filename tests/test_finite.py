@@ -16,8 +16,47 @@ def test_nan_output_message(dyncheck_run):
     assert lines[0] == f"finite violated by {NAN_OUTPUT}"
     assert lines[2] == "The model produced NaN/inf outputs for an input the spec allows."
     assert re.fullmatch(r"  output: 4 / 4 non-finite \(4 NaN\), first at index \(0, 0\)", lines[3])
-    assert re.fullmatch(r"  example:  x float32\[1, 8\] all zero, control=tensor\(\[0\.5\]\), seed=0", lines[4])
+    # Where the first NaN was made: the op, the model's line, its finite inputs.
+    assert re.fullmatch(
+        r"  first NaN/inf made by Tensor\.div at \S*reference_models/buggy/nan_output\.py:34: `h = h / "
+        r"h\.norm\(dim=-1, keepdim=True\)  # BUG: no epsilon, 0 / 0 for a zero row`, from finite inputs "
+        r"\[1, 6\], \[1, 1\] = 0",
+        lines[4],
+    ), lines[4]
+    assert re.fullmatch(r"  example:  x float32\[1, 8\] all zero, control=tensor\(\[0\.5\]\), seed=0", lines[5])
     assert lines[-1] == f"Reproduce: pytest --dyncheck {NAN_OUTPUT} --dyncheck-only --dyncheck-seed=2 -k finite"
+
+
+EMPTY_MEAN = """
+import torch
+from torch import nn
+from dyncheck.strategies import tensors
+
+
+class Model(nn.Module):
+    \"\"\"A next-token loss over tgt[:, 1:], which a one-token target leaves empty.\"\"\"
+
+    __dyncheck__ = {"inputs": {"tgt": tensors(shape=("batch", "time", 4))}}
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, tgt):
+        predicted = self.fc(tgt[:, :-1])
+        return ((predicted - tgt[:, 1:]) ** 2).mean()
+"""
+
+
+def test_a_nan_from_a_mean_over_nothing_says_so(dyncheck_run, pytester):
+    pytester.makepyfile(empty_mean=EMPTY_MEAN)
+    run = dyncheck_run("--dyncheck", "empty_mean:Model", "--dyncheck-invariants=finite", "--dyncheck-max-examples=5")
+    text = run.failure("::finite")
+    assert (
+        "  first NaN/inf made by Tensor.mean at empty_mean.py:17: `return ((predicted - tgt[:, 1:]) ** 2).mean()`, "
+        "from finite inputs [1, 0, 4]: an empty tensor (a mean over no elements is NaN; a size this small may be "
+        "one the model does not take: give its range in Spec(dims=...))" in text
+    ), text
 
 
 def test_nan_gradient_names_the_parameter(dyncheck_run):

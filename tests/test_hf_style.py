@@ -223,7 +223,12 @@ def test_a_failure_names_the_output_field(dyncheck_run, pytester):
     # the 40 logits of each token 3 are inf
     assert re.fullmatch(r"  output\.logits: (\d+) / \d+ non-finite \(\1 inf\), first at index \(\d+, \d+, 0\)", lines[3])
     assert re.fullmatch(
-        r"  example:  input_ids int64\[\d+, \d+\].*, attention_mask int64\[\d+, \d+\].*, seed=\d+", lines[4]
+        r"  first NaN/inf made by Tensor\.div at \S*infat\.py:\d+: `output\.logits = output\.logits / "
+        r"\(input_ids != 3\)\[\.\.\., None\]`, from finite inputs \[\d+, \d+, \d+\], \[\d+, \d+, 1\]",
+        lines[4],
+    ), lines[4]
+    assert re.fullmatch(
+        r"  example:  input_ids int64\[\d+, \d+\].*, attention_mask int64\[\d+, \d+\].*, seed=\d+", lines[5]
     )
 
 

@@ -7,7 +7,11 @@ example's, not the model's: see :mod:`dyncheck.norms`.
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import torch
+from torch.overrides import TorchFunctionMode
 
 from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example
@@ -35,6 +39,61 @@ def non_finite(tensor: torch.Tensor) -> str | None:
     return f"{count} / {tensor.numel()} non-finite ({', '.join(kinds)}), first at index {first}"
 
 
+class _FirstNonFinite(TorchFunctionMode):
+    """Notes the first torch call that returned a NaN or inf from inputs that were all
+    finite: the op, the model's line that made it, and its inputs' shapes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: str | None = None
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        result = func(*args, **kwargs)
+        if self.found is None:
+            try:
+                self._look(func, args, kwargs, result)
+            except Exception:  # noqa: BLE001 - a description, never a new failure
+                pass
+        return result
+
+    def _look(self, func: Any, args: tuple, kwargs: dict, result: Any) -> None:
+        from torch.utils._pytree import tree_leaves
+
+        from dyncheck.casting import _op_name, _user_frame, _where
+
+        outputs = [t for t in tree_leaves(result) if isinstance(t, torch.Tensor) and t.is_floating_point()]
+        if not outputs or all(bool(torch.isfinite(t.detach()).all()) for t in outputs):
+            return
+        inputs = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+        if any(t.is_floating_point() and not bool(torch.isfinite(t.detach()).all()) for t in inputs):
+            return  # carried on, not made here
+        where = _where(_user_frame(sys._getframe(2)))
+        shapes = ", ".join(
+            f"{list(t.shape)}" + (f" = {t.item():g}" if t.numel() == 1 and not t.is_complex() else "")
+            for t in inputs
+        ) or "none"
+        empty = [t for t in inputs if t.numel() == 0]
+        self.found = (
+            f"first NaN/inf made by {_op_name(func)}{f' at {where}' if where else ''}, from finite inputs "
+            f"{shapes}"
+            + (": an empty tensor (a mean over no elements is NaN; a size this small may be one the model "
+               "does not take: give its range in Spec(dims=...))" if empty else "")
+        )
+
+
+def first_non_finite(context: Context, example: Example) -> str | None:
+    """Where the example's first NaN or inf output value was made (the model run again,
+    seeded as before, on a fresh copy); None when that is not found."""
+    finder = _FirstNonFinite()
+    try:
+        with finder:
+            context.run(context.fresh_model(), example)
+    except Exception:  # noqa: BLE001 - the check reports what it found; this only describes it
+        return None
+    return finder.found
+
+
 _NOTHING_FLOATING = "the output has no floating tensor and there is no loss: nothing can be NaN/inf"
 
 
@@ -55,9 +114,10 @@ class Finite(Invariant):
             if (found := non_finite(tensor)) is not None
         ]
         if outputs:
+            origin = first_non_finite(context, example)
             raise InvariantViolation(
                 "The model produced NaN/inf outputs for an input the spec allows.",
-                outputs,
+                outputs + ([origin] if origin else []),
                 path=trace.path,
             )
         if trace.loss is not None and (found := non_finite(trace.loss)) is not None:
