@@ -383,10 +383,12 @@ def _padding_mask(instance: nn.Module, inputs: dict[str, Any], inferred: dict[st
     except Exception:
         return None
     tensors = [(a, b) for a, b in zip(plain, masked) if isinstance(a, torch.Tensor) and a.is_floating_point()]
-    if len(plain) != len(masked) or not tensors or not all(
-        isinstance(b, torch.Tensor) and a.shape == b.shape and torch.allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)
+    same = all(
+        isinstance(b, torch.Tensor) and a.shape == b.shape
+        and torch.allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)
         for a, b in tensors
-    ):
+    )
+    if len(plain) != len(masked) or not tensors or not same:
         return None
     return Inferred(
         dst.attention_masks(batch_size="batch", max_length=time, dtype=torch.bool),
@@ -408,12 +410,14 @@ def _probe_features(
     parameters have (first seen first); the first that runs is drawn, the note says how it
     was found. None when there are no consumers, other inputs, or no size runs."""
     import torch
+    from torch.nn.parameter import is_lazy
+
+    from dyncheck import strategies as dst
 
     required = [n for n, p in parameters.items() if p.default is inspect.Parameter.empty
                 and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     if not exc.consumers or given or required != [name]:
         return None
-    from torch.nn.parameter import is_lazy
 
     def sizes_of(recurse: bool) -> list[int]:
         # a lazy layer's parameters have no shape yet: it takes any size, which the error asks for
@@ -423,7 +427,6 @@ def _probe_features(
         ))[:_FEATURES_PROBED]
 
     sizes = sizes_of(False) or sizes_of(True)
-    from dyncheck import strategies as dst
 
     last: tuple[tuple[int, ...], Exception] | None = None
     for features in sizes:
@@ -642,8 +645,9 @@ def _probe_companions_together(
     Decision Transformer's ``actions``, ``returns_to_go`` and ``timesteps`` beside
     ``states``). Every candidate that can be inferred joins at once (vectors made sequences
     when only sequences run, sizes probed), or, when that call raises, all but one; when a
-    call runs, each is left out again in turn, and those the call runs without stay out. Updates in place as
-    :func:`_probe_companions` does; nothing changes when all together do not run."""
+    call runs, each is left out again in turn, and those the call runs without stay out.
+    Updates in place as :func:`_probe_companions` does; nothing changes when no such call
+    runs."""
     found = {}
     for name, parameter in candidates:
         try:
@@ -914,10 +918,10 @@ def _probe_sizes(
         dims[dim] = value
         why[dim] = f"at {' and '.join(spatial)} {failed} the model raised {type(error).__name__} ({one_line(error)}); {ran}"
         if folded:
-            other, error = folded[0]
+            folding = folded[0][1]
             why[dim] += (
                 f" (at {', '.join(str(f) for f, _ in folded)} with a batch of 2 only: with 3 it raised "
-                f"{type(error).__name__} ({one_line(error)}), the batch folded into the {dim})"
+                f"{type(folding).__name__} ({one_line(folding)}), the batch folded into the {dim})"
             )
 
 

@@ -435,7 +435,9 @@ class Coverage(Invariant):
         used: dict[str, str] = {}
         for declared in unused:
             modules = sorted(m for m in census.ran if _under(m, {declared: ""}))
-            read = sorted(n for n in census.reached if _under(n, {declared: ""}) and not _under(n, dict.fromkeys(modules)))
+            read = sorted(
+                n for n in census.reached if _under(n, {declared: ""}) and not _under(n, dict.fromkeys(modules))
+            )
             parts = [f"{_names(modules)} ran"] if modules else []
             parts += [f"{_names(read)} got a gradient"] if read else []
             if parts:
