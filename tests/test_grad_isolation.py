@@ -903,3 +903,45 @@ def test_a_module_a_zero_gate_blocks_on_one_example_is_not_a_result_dropped():
     context = Context(resolve_spec(Spec(GatedMix)))
     with context.counting():
         GradIsolation().check(context, Example({"input_ids": torch.tensor([[0]])}, 0, {}))
+
+
+DEAD_HEAD = """
+import torch
+from torch import nn
+from dyncheck.strategies import tensors
+
+
+class Model(nn.Module):
+    \"\"\"SqueezeNet's head, in small: the last layer goes through a ReLU, which on the all-zero
+    input is off for every class; a larger input (the skip from x) turns it on.\"\"\"
+
+    __dyncheck__ = {"inputs": {"x": tensors(shape=("batch", 4))}}
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(4, 8)
+        self.head = nn.Linear(8, 3)
+        with torch.no_grad():
+            self.head.bias.fill_(-1e4)
+
+    def forward(self, x):
+        h = torch.relu(self.body(x))
+        return torch.relu(self.head(h) + 1e5 * x.sum(-1, keepdim=True))
+"""
+
+
+def test_an_example_whose_output_is_constant_is_not_judged_by_rule_3(dyncheck_run, pytester):
+    # On the all-zero input the last ReLU is off for every class: no parameter gets a
+    # gradient and no move of body's output turns it on, while other inputs do. That is the
+    # model's own activation, not a choice masking body (SqueezeNet on a small image).
+    pytester.makepyfile(deadhead=DEAD_HEAD)
+    run = dyncheck_run(
+        "--dyncheck", "deadhead:Model", "--dyncheck-invariants=grad_isolation", "--dyncheck-max-examples=10",
+        "--dyncheck-seed=1",
+    )
+    assert run.outcomes() == {"dyncheck::deadhead:Model::grad_isolation": "PASSED"}, run.text
+    assert re.search(
+        r"rule 3 not judged on \d+ examples?: no parameter got a gradient \(the output is constant around the "
+        r"example, e\.g\. a last ReLU off on every unit\)",
+        run.text,
+    ), run.text

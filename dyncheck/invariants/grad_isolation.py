@@ -15,7 +15,8 @@ example, after forward and backward:
    whose values do not reach the output on this example: moving it changes nothing);
 3. executed means used: a module that ran influences the output (its output is
    perturbed through a forward hook; an output that does not change means the work was
-   masked away, if a choice masked it: see :func:`~dyncheck.invariants._influence.unused_modules`);
+   masked away, if a choice masked it: see :func:`~dyncheck.invariants._influence.unused_modules`;
+   not judged on an example where no parameter got a gradient: the output is constant there);
 4. declared branches: ``Spec(branches=...)`` modules run exactly when their predicate holds;
 5. finite gradients, named (unless normalisation layers that saw a constant input are the
    whole cause: :mod:`dyncheck.norms`);
@@ -464,6 +465,18 @@ class GradIsolation(Invariant):
             candidates = [
                 m for m in dict.fromkeys(trace.modules) if m in with_parameters and m not in cut and m not in moved
             ]
+            if candidates and not any(
+                p.grad is not None and bool(p.grad.detach().ne(0).any()) for p, _, _ in owners_by_param
+            ):
+                # No parameter got a gradient: the output is constant around this example (a
+                # last ReLU off on every unit, SqueezeNet's conv, ReLU, average head), so every
+                # module looks masked and none can be told from a module a choice masks.
+                candidates = []
+                context.note(
+                    "constant_output",
+                    lambda count: f"rule 3 not judged on {count} example{'' if count == 1 else 's'}: no parameter got "
+                    "a gradient (the output is constant around the example, e.g. a last ReLU off on every unit)",
+                )
             if candidates:
                 unused = unused_modules(context, model, example, trace.path, candidates, baseline())
                 if unused:
