@@ -19,7 +19,7 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -276,9 +276,9 @@ def _called_elsewhere(model: nn.Module, module_name: str, ran: set[str]) -> list
     ]
 
 
-def _under(name: str, prefixes: Mapping[str, str]) -> str | None:
-    """The declared name ``name`` is, or lies inside (``Spec(unused=...)``); None if none."""
-    return next((p for p in prefixes if name == p or name.startswith(p + ".")), None)
+def _under(name: str, prefixes: Iterable[str]) -> bool:
+    """Whether ``name`` is one of ``prefixes`` or lies inside one (``Spec(unused=...)``)."""
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
 def _declared_unused(model: nn.Module, spec: Any) -> dict[str, str]:
@@ -362,7 +362,7 @@ class Coverage(Invariant):
         for _, names, owners in parameter_owners(model):
             owners = tuple(canonical.get(o, o) for o in owners)
             if not any(o in census.ran or o == "" for o in owners) and not set(names) & census.reached:
-                if _under(owners[0], unused) is None:
+                if not _under(owners[0], unused):
                     missing.add(owners[0])
         for module_name, (ran, skipped) in census.branches.items():
             if not ran:
@@ -429,15 +429,13 @@ class Coverage(Invariant):
         for parameter, names, module_names in owners:
             if any(m in ran for m in module_names) or set(names) & census.reached:
                 continue
-            if _under(module_names[0], unused) is None:
+            if not _under(module_names[0], unused):
                 dead.setdefault(module_names[0], []).append((names[0], parameter))
         # Declared unused, and forward does use it: the declaration no longer holds.
         used: dict[str, str] = {}
         for declared in unused:
-            modules = sorted(m for m in census.ran if _under(m, {declared: ""}))
-            read = sorted(
-                n for n in census.reached if _under(n, {declared: ""}) and not _under(n, dict.fromkeys(modules))
-            )
+            modules = sorted(m for m in census.ran if _under(m, (declared,)))
+            read = sorted(n for n in census.reached if _under(n, (declared,)) and not _under(n, modules))
             parts = [f"{_names(modules)} ran"] if modules else []
             parts += [f"{_names(read)} got a gradient"] if read else []
             if parts:
