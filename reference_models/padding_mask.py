@@ -27,13 +27,17 @@ class MaskedTokenEncoder(nn.Module):
         self.out = nn.Linear(dim, dim)
         self.head = nn.Linear(dim, classes)
 
-    def forward(self, x, mask=None):
+    def encode(self, x, mask=None):
+        """The token states, each attending to the tokens ``mask`` keeps."""
         h = self.token_emb(x)
         q, k, v = self.qkv(h).chunk(3, dim=-1)
         scores = q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5
         if mask is not None:
             scores = scores.masked_fill(~mask[:, None, :], -torch.finfo(scores.dtype).max)
-        h = h + self.out(F.softmax(scores, dim=-1) @ v)
+        return h + self.out(F.softmax(scores, dim=-1) @ v)
+
+    def forward(self, x, mask=None):
+        h = self.encode(x, mask)
         if mask is None:
             return self.head(h.mean(1))
         return self.head((h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True))
