@@ -20,6 +20,7 @@ from torch import nn
 from dyncheck.cloning import clone
 from dyncheck.errors import InvalidArgument, TargetError, import_failure, one_line
 from dyncheck.infer import (
+    _LENGTHS_NAME,
     Inferred,
     Uninferable,
     check_forward_arguments,
@@ -302,11 +303,10 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
         inferred_inputs["attention_mask"] = mask.why
     elif unmasked is not None:
         raise _fail(text, str(unmasked))
-    elif "mask" in parameters and "mask" not in spec.inputs and parameters["mask"].default is None:
-        found = _padding_mask(instance, inputs, inferred_inputs)
-        if found is not None:
-            inputs["mask"] = found.value
-            inferred_inputs["mask"] = found.why
+    elif spec.lengths is None and not any(_LENGTHS_NAME.search(n) for n in inputs):
+        for name, found in _padding_argument(instance, parameters, inputs, inferred_inputs).items():
+            inputs[name] = found.value
+            inferred_inputs[name] = found.why
     if declared_lengths is not None and declared_lengths[1] is not None:
         from dyncheck.examples import strategy_entries
 
@@ -348,53 +348,94 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
     )
 
 
-def _padding_mask(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str]) -> Inferred | None:
-    """``forward(x, mask=None)`` beside batch-first token ids (x-transformers'
-    ``TransformerWrapper``): a padding mask, True for tokens, when a call with an all-True
-    ``[batch, time]`` mask gives what a call without one gives. A ``mask`` of another kind
-    (``nn.Transformer``'s ``[time, time]`` attention mask, True where attention is
-    forbidden) raises or differs there, and stays at its default."""
+def _padding_argument(
+    instance: nn.Module, parameters: dict[str, inspect.Parameter], inputs: dict[str, Any], inferred: dict[str, str]
+) -> dict[str, Inferred]:
+    """An optional padding argument beside a batch-first padded sequence (token ids
+    ``[batch, time]``, or features ``[batch, time, ...]``): ``forward(x, lens=None)``
+    (x-transformers' ``ContinuousTransformerWrapper``), drawn as lengths, or
+    ``forward(x, mask=None)`` (its ``TransformerWrapper``), drawn as a padding mask, True
+    for tokens: each when a call with every step valid (lengths of the full padded length,
+    a mask of all True) gives what a call without it gives. A lengths argument is tried
+    first. A ``mask`` of another kind (``nn.Transformer``'s ``[time, time]`` attention
+    mask, True where attention is forbidden) raises or differs there, and stays at its
+    default; so does an argument named like lengths that means something else.
+
+    When the one input was inferred as float vectors ``[batch, features]`` (its first
+    consumer, a ``Linear``, takes any rank), it is tried as ``[batch, time, features]``
+    too: a ``mask`` that passes the test there makes it a sequence. Answers what to draw:
+    the padding argument and, so, the input it pads; nothing when no test passes."""
     import torch
 
     from dyncheck import strategies as dst
+    from dyncheck.examples import strategy_arguments
     from dyncheck.tracing import leaves
 
+    candidates = [
+        name for name, p in parameters.items()
+        if name not in inputs and p.default is None and (name == "mask" or _LENGTHS_NAME.search(name))
+    ]
+    if not candidates:
+        return {}
     shapes = _inferred_tensors(inputs, inferred, tokens=True)
     if shapes is None:
-        return None
-    tokens = [
+        return {}
+    upgraded: dict[str, tuple[tuple, Any]] = {}
+    if len(shapes) == 1:
+        (only, (shape, dtype)), = shapes.items()
+        if len(shape) == 2 and shape[0] == "batch" and isinstance(shape[1], int) and not isinstance(dtype, tuple):
+            shapes = upgraded = {only: (("batch", "time", shape[1]), dtype)}
+    sequences = [
         (name, shape) for name, (shape, dtype) in shapes.items()
-        if isinstance(dtype, tuple) and not isinstance(dtype[0], str) and len(shape) == 2 and shape[0] == "batch"
+        if len(shape) >= 2 and shape[0] == "batch" and isinstance(shape[1], str) and shape[1] != "batch" and (
+            (len(shape) == 2 and isinstance(dtype, tuple) and not isinstance(dtype[0], str))
+            or (len(shape) >= 3 and not isinstance(dtype, tuple))
+        )
     ]
-    if not tokens:
-        return None
-    name, (_, time) = tokens[0]
+    if not sequences:
+        return {}
+    sequence, time = sequences[0][0], sequences[0][1][1]
 
     def size_of(dim: Any) -> int:
         return dim if isinstance(dim, int) else 3 if dim == "batch" else 5 if dim == time else 2
 
     args = {n: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for n, (shape, dtype) in shapes.items()}
+    full = {
+        "lengths": (torch.full((3,), 5, dtype=torch.long), dst.sequence_lengths(batch_size="batch", max_length=time),
+                    f"the lengths of {sequence}: one per sample, each between 1 and the padded length {time!r}"),
+        "mask": (torch.ones(3, 5, dtype=torch.bool), dst.attention_masks(batch_size="batch", max_length=time, dtype=torch.bool),
+                 f"the padding mask of {sequence}: True for tokens, False for padding on the right"),
+    }
     model = clone(instance).eval()
     try:
         with seeded(BUILD_SEED), torch.no_grad():
             plain = [value for _, value in leaves(model(**args))]
-        with seeded(BUILD_SEED), torch.no_grad():
-            masked = [value for _, value in leaves(model(**args, mask=torch.ones(3, 5, dtype=torch.bool)))]
     except Exception:
-        return None
-    tensors = [(a, b) for a, b in zip(plain, masked) if isinstance(a, torch.Tensor) and a.is_floating_point()]
-    same = all(
-        isinstance(b, torch.Tensor) and a.shape == b.shape
-        and torch.allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)
-        for a, b in tensors
-    )
-    if len(plain) != len(masked) or not tensors or not same:
-        return None
-    return Inferred(
-        dst.attention_masks(batch_size="batch", max_length=time, dtype=torch.bool),
-        f"the padding mask of {name}: True for tokens, False for padding on the right (forward takes mask=None, "
-        "and a call with a mask of all True gave the output of a call without one)",
-    )
+        return {}
+    for name in sorted(candidates, key=lambda n: n == "mask"):
+        value, strategy, what = full["mask" if name == "mask" else "lengths"]
+        try:
+            with seeded(BUILD_SEED), torch.no_grad():
+                given = [value for _, value in leaves(model(**args, **{name: value}))]
+        except Exception:
+            continue
+        tensors = [(a, b) for a, b in zip(plain, given) if isinstance(a, torch.Tensor) and a.is_floating_point()]
+        if len(plain) == len(given) and tensors and all(
+            isinstance(b, torch.Tensor) and a.shape == b.shape
+            and torch.allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)
+            for a, b in tensors
+        ):
+            every = "lengths of the full padded length" if name != "mask" else "a mask of all True"
+            why = f"forward takes {name}=None, and a call with {every} gave the output of a call without one"
+            found = {name: Inferred(strategy, f"{what} ({why})")}
+            for vectors, (shape, _) in upgraded.items():
+                found[vectors] = Inferred(
+                    dst.tensors(**{**strategy_arguments(inputs[vectors]), "shape": shape}),
+                    f"{inferred[vectors]}; drawn as sequences [batch, time, {shape[-1]}], not vectors: forward "
+                    f"takes {name}=None, and on sequences a call with {every} gave the output of a call without one",
+                )
+            return found
+    return {}
 
 
 #: How many of the consumers' parameter sizes :func:`_probe_features` tries, first seen first.

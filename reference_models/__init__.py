@@ -103,6 +103,9 @@ Refactored twins, each declaring the model it must still agree with
   their parameters).
 * :mod:`reference_models.padding_mask` -- ``MaskedTokenEncoder``: x-transformers'
   ``forward(x, mask=None)``, the mask True at tokens, drawn as a padding mask.
+* :mod:`reference_models.padded_features` -- ``FeatureSequenceEncoder``: x-transformers'
+  ``ContinuousTransformerWrapper``, float features with an optional ``lens=None``, drawn as
+  their lengths.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -163,4 +166,5 @@ GOOD_TARGETS = (
     "reference_models.decision_policy:DecisionPolicy",
     "reference_models.einsum_moe:EinsumMoE",
     "reference_models.padding_mask:MaskedTokenEncoder",
+    "reference_models.padded_features:FeatureSequenceEncoder",
 )

@@ -21,7 +21,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import dyncheck.strategies as dst
 from dyncheck.errors import InvalidArgument, TargetError
-from dyncheck.examples import from_target, strategy_kind
+from dyncheck.examples import from_target, strategy_arguments, strategy_kind
 from dyncheck.infer import INFERRED_SIZES, infer_init
 from dyncheck.spec import Spec
 from dyncheck.target import Target, resolve, resolve_spec
@@ -456,6 +456,77 @@ def test_a_mask_argument_is_a_padding_mask_only_when_all_true_changes_nothing():
     assert_callable(target, max_examples=20)
     # An attention mask of another shape and meaning stays at its default.
     assert list(resolved(AttentionMaskArgument).spec.inputs) == ["tokens"]
+
+
+class FloatMasked(nn.Module):
+    """forward(x, mask=None) on float features: a Linear first, which takes any rank."""
+
+    def __init__(self):
+        super().__init__()
+        self.project_in, self.qkv, self.head = nn.Linear(6, 8), nn.Linear(8, 24), nn.Linear(8, 3)
+
+    def forward(self, x, mask=None):
+        h = self.project_in(x)
+        q, k, v = self.qkv(h).chunk(3, dim=-1)
+        scores = q @ k.transpose(-1, -2)
+        if mask is not None:
+            scores = scores.masked_fill(~mask[:, None, :], -1e9)
+        return self.head(h + torch.softmax(scores, -1) @ v)
+
+
+class FeatureMask(nn.Module):
+    """mask=None is a mask over features, [batch, features], not over time."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x, mask=None):
+        return self.fc(x if mask is None else x * mask)
+
+
+class LengthsOfSomethingElse(nn.Module):
+    """lengths=None scales the output: not the lengths of x."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.fc = nn.Embedding(10, 4), nn.Linear(4, 2)
+
+    def forward(self, tokens, lengths=None):
+        h = self.fc(self.embed(tokens)).mean(1)
+        return h if lengths is None else h / lengths[:, None]
+
+
+def test_an_optional_lengths_argument_beside_a_padded_sequence_is_drawn():
+    # x-transformers' ContinuousTransformerWrapper: forward(x, lens=None) on float features.
+    from reference_models.padded_features import FeatureSequenceEncoder
+
+    target = resolved(FeatureSequenceEncoder)
+    assert list(target.spec.inputs) == ["x", "lens"]
+    assert strategy_kind(target.spec.inputs["lens"]) == "sequence_lengths"
+    assert target.inferred_inputs["lens"] == (
+        "the lengths of x: one per sample, each between 1 and the padded length 'time' (forward takes lens=None, "
+        "and a call with lengths of the full padded length gave the output of a call without one)"
+    )
+    assert_callable(target, max_examples=20)
+    # Lengths that change the output when every sequence is full are something else.
+    assert list(resolved(LengthsOfSomethingElse).spec.inputs) == ["tokens"]
+
+
+def test_float_vectors_beside_a_padding_mask_are_drawn_as_sequences():
+    target = resolved(FloatMasked)
+    assert list(target.spec.inputs) == ["x", "mask"]
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", "time", 6)
+    assert strategy_kind(target.spec.inputs["mask"]) == "attention_masks"
+    assert target.inferred_inputs["x"].endswith(
+        "; drawn as sequences [batch, time, 6], not vectors: forward takes mask=None, and on sequences a call "
+        "with a mask of all True gave the output of a call without one"
+    )
+    assert_callable(target, max_examples=20)
+    # A mask over features fails on sequences: the input stays vectors, the mask at its default.
+    target = resolved(FeatureMask)
+    assert list(target.spec.inputs) == ["x"]
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", 6)
 
 
 class MaskedConv(nn.Module):

@@ -46,6 +46,8 @@ PADDED = {
     "reference_models.local_attention:LocalAttentionLM",
     # ... or x-transformers' mask=None, True at tokens
     "reference_models.padding_mask:MaskedTokenEncoder",
+    # ... or an optional lens=None beside float features
+    "reference_models.padded_features:FeatureSequenceEncoder",
 }
 
 

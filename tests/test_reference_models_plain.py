@@ -367,6 +367,12 @@ def _padding_mask() -> tuple[torch.nn.Module, tuple]:
     return MaskedTokenEncoder(), (torch.randint(0, 32, (3, 4)), mask)
 
 
+def _padded_features() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.padded_features import FeatureSequenceEncoder
+
+    return FeatureSequenceEncoder(), (torch.randn(3, 4, 6), torch.tensor([4, 2, 1]))
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -411,6 +417,7 @@ BUILDERS = {
     "decision_policy": _decision_policy,
     "einsum_moe": _einsum_moe,
     "padding_mask": _padding_mask,
+    "padded_features": _padded_features,
 }
 
 

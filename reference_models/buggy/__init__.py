@@ -104,6 +104,8 @@ so that dyncheck's zero-configuration inference can check it.
 * :mod:`~reference_models.buggy.unmasked_mask_pool` -- an encoder in x-transformers'
   convention (``forward(x, mask=None)``) whose mean pool ignores the mask
   (padding_invariance).
+* :mod:`~reference_models.buggy.lens_off_by_one` -- float features with an optional
+  ``lens=None`` whose validity mask keeps one padding step (padding_invariance).
 * :mod:`~reference_models.buggy.carried_hidden` -- the final hidden state kept on ``self``
   and reused by the next call (padding_invariance, determinism, state_roundtrip,
   batch_invariance).
@@ -183,6 +185,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.dropped_pooler:Model": ("grad_isolation",),
     "reference_models.buggy.unmasked_mean_pool:Model": ("padding_invariance",),
     "reference_models.buggy.unmasked_mask_pool:Model": ("padding_invariance",),
+    "reference_models.buggy.lens_off_by_one:Model": ("padding_invariance",),
     "reference_models.buggy.carried_hidden:Model": (
         "padding_invariance", "determinism", "state_roundtrip", "batch_invariance",
     ),
