@@ -168,7 +168,7 @@ class InvariantItem(pytest.Item):
         # A distinct example-database key per target and invariant.
         check._hypothesis_internal_add_digest = self.nodeid.encode()  # type: ignore[attr-defined]
         default = hsettings.default
-        test = given(from_target(self.target))(check)
+        test = given(from_target(self.target, invariant.dims(self.target)))(check)
         # Each side of every control's thresholds first, whatever the seed; they count
         # against the check's examples.
         corners: list[Any] = []

@@ -174,14 +174,16 @@ def strategy_kind(strategy: Any) -> str | None:
     return getattr(strategy, "_dyncheck_strategy", None)
 
 
-def from_target(target: Target) -> st.SearchStrategy[Example]:
+def from_target(target: Target, dims: Mapping[str, Any] | None = None) -> st.SearchStrategy[Example]:
     """Examples for one resolved target: every forward input its spec names, drawn with
-    shared named dimensions, then a seed."""
+    shared named dimensions, then a seed. ``dims`` replace the spec's ranges of those
+    names."""
     spec = target.spec
+    ranges = {**spec.dims, **(dims or {})}
 
     @st.composite
     def examples(draw: Any) -> Example:
-        with dim_scope(spec.dims):
+        with dim_scope(ranges):
             args = {name: draw(strategy) for name, strategy in spec.inputs.items()}
             dims = current_dims()
         return Example(args=args, seed=draw(seeds()), dims=dims)

@@ -188,6 +188,26 @@ def test_the_batch_is_read_from_plain_strategies(dyncheck_run, models):
     assert verdict == "passed" and checked and 0 < int(checked.group(1)) < int(checked.group(2)), detail
 
 
+def test_batch_invariance_draws_a_batch_of_2_or_more_where_the_range_reaches_2(dyncheck_run):
+    # A batch of 1 compares nothing: drawn at the range's low end, it was about half of
+    # every run. batch_invariance's own examples start the range at 2; other checks keep it.
+    from dyncheck import Spec
+    from dyncheck.invariants.batch_invariance import BatchInvariance
+    from dyncheck.target import resolve_spec
+    from reference_models.rnn import DynamicRNN
+
+    ranges = {
+        dims: BatchInvariance().dims(resolve_spec(Spec(DynamicRNN, dims={} if dims is None else {"batch": dims})))
+        for dims in (None, (1, 3), (1, 1), 1, (3, 5))
+    }
+    assert ranges == {None: {"batch": (2, 4)}, (1, 3): {"batch": (2, 3)}, (1, 1): {}, 1: {}, (3, 5): {}}
+    target = "reference_models.rnn:DynamicRNN"
+    run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=batch_invariance",
+                       "--dyncheck-seed=3", "--dyncheck-max-examples=20")
+    # Every example compared (drawn from the spec's range, about half were a batch of 1).
+    assert _row(run, target, "batch_invariance") == ("passed", "20 examples"), run.text
+
+
 def test_a_run_with_no_batch_to_split_is_a_skip_that_says_how_to_name_it(dyncheck_run, models):
     run = dyncheck_run(
         *("--dyncheck", "vac:single", "--dyncheck", "vac:named_single", "--dyncheck", "vac:total"),

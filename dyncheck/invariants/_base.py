@@ -68,6 +68,11 @@ class Invariant:
         being named in --dyncheck-invariants."""
         return "" if self.opt_in else None
 
+    def dims(self, target: Target) -> dict[str, Any]:
+        """Named sizes this invariant draws in ranges of its own, over the spec's (a size
+        at which it can compare nothing left out): none by default."""
+        return {}
+
     def replay(self, context: Context) -> Any:
         """The examples to check, when they are not generated: an iterable of
         :class:`Example` checked in order without Hypothesis (recorded examples). None (the

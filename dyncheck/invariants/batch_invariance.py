@@ -42,6 +42,7 @@ from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, strategy_arguments, strategy_kind
 from dyncheck.invariants._base import Context, Invariant
+from dyncheck.target import Target
 from dyncheck.seeding import seeded
 from dyncheck.tracing import floating_leaves, missing_output
 
@@ -220,6 +221,18 @@ class BatchInvariance(Invariant):
         "in eval mode each sample's output equals its output alone, and permuting the batch "
         "permutes the outputs"
     )
+
+    def dims(self, target: Target) -> dict[str, Any]:
+        """A ``"batch"`` range that reaches 2 starts at 2: a batch of 1 has no other sample
+        to depend on, and drawn at the range's low end it was about half of every run."""
+        from dyncheck.strategies import DEFAULT_DIMS
+
+        bounds = dict(target.spec.dims).get("batch", DEFAULT_DIMS["batch"])
+        if isinstance(bounds, tuple) and len(bounds) == 2 and all(isinstance(b, int) for b in bounds):
+            low, high = bounds
+            if low < 2 <= high:
+                return {"batch": (2, high)}
+        return {}
 
     def _rounding(
         self, context: Context, model: Any, row: dict[str, Any], seed: int, name: str, alone: torch.Tensor,
