@@ -678,6 +678,7 @@ def attention_masks(
     max_length: Dim = "time",
     padding_side: str = "right",
     dtype: torch.dtype = torch.long,
+    marks: str = "tokens",
 ) -> st.SearchStrategy[torch.Tensor]:
     """Attention masks in Hugging Face's convention: ``[batch_size, max_length]``, 1 where
     a token is attended to and 0 at padding, with at least one 1 in every row.
@@ -687,6 +688,9 @@ def attention_masks(
     :func:`sequence_lengths` draws them, so all-ones rows and a single token are tried.
     Give the token ids the same dimension names, e.g.
     ``tensors(shape=("batch", "time"), dtype=torch.long, max_value=vocab_size - 1)``.
+    ``marks="padding"`` draws PyTorch's ``key_padding_mask`` convention instead (as
+    ``nn.TransformerEncoder``'s ``src_key_padding_mask`` takes it, with
+    ``dtype=torch.bool``): True (1) at padding, False at tokens.
     """
     args = dict(locals())
     _mask_plan(**args)
@@ -702,25 +706,32 @@ def _mask_plan(
     max_length: Dim = "time",
     padding_side: str = "right",
     dtype: torch.dtype = torch.long,
-) -> tuple[st.SearchStrategy, Dim, str, torch.dtype]:
+    marks: str = "tokens",
+) -> tuple[st.SearchStrategy, Dim, str, torch.dtype, bool]:
     if padding_side not in ("right", "left"):
         raise InvalidArgument(f"padding_side={padding_side!r} must be 'right' or 'left'")
+    if marks not in ("tokens", "padding"):
+        raise InvalidArgument(
+            f"marks={marks!r} must be 'tokens' (True at tokens, Hugging Face's attention_mask) or 'padding' "
+            "(True at padding, PyTorch's key_padding_mask)"
+        )
     if not isinstance(dtype, torch.dtype) or dtype.is_complex:
         raise InvalidArgument(f"dtype={dtype!r} must be a real torch.dtype, e.g. torch.long or torch.bool")
     lengths = sequence_lengths(batch_size=batch_size, max_length=max_length, min_length=1)
-    return lengths, _check_dim(max_length, argument="max_length"), padding_side, dtype
+    return lengths, _check_dim(max_length, argument="max_length"), padding_side, dtype, marks == "padding"
 
 
 @_composite("attention_masks")
 def _draw_attention_masks(draw: Any, **kwargs: Any) -> torch.Tensor:
-    lengths, max_length, padding_side, dtype = _planned(_mask_plan, kwargs)
+    lengths, max_length, padding_side, dtype, at_padding = _planned(_mask_plan, kwargs)
     with dim_scope():
         lens = draw(lengths)
         longest = _draw_dim(draw, max_length)
     positions = torch.arange(longest)
     if padding_side == "left":
         positions = positions.flip(0)
-    return (positions.unsqueeze(0) < lens.unsqueeze(1)).to(dtype)
+    tokens = positions.unsqueeze(0) < lens.unsqueeze(1)
+    return (~tokens if at_padding else tokens).to(dtype)
 
 
 def padded_batches(

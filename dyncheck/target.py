@@ -355,15 +355,19 @@ def _padding_argument(
     ``[batch, time]``, or features ``[batch, time, ...]``): ``forward(x, lens=None)``
     (x-transformers' ``ContinuousTransformerWrapper``), drawn as lengths, or
     ``forward(x, mask=None)`` (its ``TransformerWrapper``), drawn as a padding mask, True
-    for tokens: each when a call with every step valid (lengths of the full padded length,
-    a mask of all True) gives what a call without it gives. A lengths argument is tried
-    first. A ``mask`` of another kind (``nn.Transformer``'s ``[time, time]`` attention
+    for tokens, or ``forward(x, src_key_padding_mask=None)`` (a model on
+    ``nn.TransformerEncoder``), drawn as a key padding mask, True at padding: each when a
+    call with every step valid (lengths of the full padded length, a mask of all True, a
+    key padding mask of all False) gives what a call without it gives, tried in that order.
+    Several key padding masks (``nn.Transformer``'s source, target and memory masks) are
+    left at their defaults.
+    A ``mask`` of another kind (``nn.Transformer``'s ``[time, time]`` attention
     mask, True where attention is forbidden) raises or differs there, and stays at its
     default; so does an argument named like lengths that means something else.
 
     When the one input was inferred as float vectors ``[batch, features]`` (its first
     consumer, a ``Linear``, takes any rank), it is tried as ``[batch, time, features]``
-    too: a ``mask`` that passes the test there makes it a sequence. Answers what to draw:
+    too: a padding argument that passes the test there makes it a sequence. Answers what to draw:
     the padding argument and, so, the input it pads; nothing when no test passes."""
     import torch
 
@@ -371,10 +375,19 @@ def _padding_argument(
     from dyncheck.examples import strategy_arguments
     from dyncheck.tracing import leaves
 
+    def kind(name: str) -> str | None:
+        return (
+            "lengths" if _LENGTHS_NAME.search(name) else "mask" if name == "mask"
+            else "padding" if _PADDING_MASK_NAME.search(name) else None
+        )
+
     candidates = [
-        name for name, p in parameters.items()
-        if name not in inputs and p.default is None and (name == "mask" or _LENGTHS_NAME.search(name))
+        name for name, p in parameters.items() if name not in inputs and p.default is None and kind(name)
     ]
+    if sum(kind(name) == "padding" for name in candidates) > 1:
+        # nn.Transformer's src_, tgt_ and memory_key_padding_mask: which goes with which
+        # sequence (and that the memory's must repeat the source's) is not for a probe to guess.
+        candidates = [name for name in candidates if kind(name) != "padding"]
     if not candidates:
         return {}
     shapes = _inferred_tensors(inputs, inferred, tokens=True)
@@ -405,6 +418,10 @@ def _padding_argument(
                     f"the lengths of {sequence}: one per sample, each between 1 and the padded length {time!r}"),
         "mask": (torch.ones(3, 5, dtype=torch.bool), dst.attention_masks(batch_size="batch", max_length=time, dtype=torch.bool),
                  f"the padding mask of {sequence}: True for tokens, False for padding on the right"),
+        "padding": (torch.zeros(3, 5, dtype=torch.bool),
+                    dst.attention_masks(batch_size="batch", max_length=time, dtype=torch.bool, marks="padding"),
+                    f"the key padding mask of {sequence} (PyTorch's convention): True at padding on the right, "
+                    "False at tokens"),
     }
     model = clone(instance).eval()
     try:
@@ -412,8 +429,9 @@ def _padding_argument(
             plain = [value for _, value in leaves(model(**args))]
     except Exception:
         return {}
-    for name in sorted(candidates, key=lambda n: n == "mask"):
-        value, strategy, what = full["mask" if name == "mask" else "lengths"]
+    order = ["lengths", "mask", "padding"]
+    for name in sorted(candidates, key=lambda n: order.index(kind(n))):
+        value, strategy, what = full[kind(name)]
         try:
             with seeded(BUILD_SEED), torch.no_grad():
                 given = [value for _, value in leaves(model(**args, **{name: value}))]
@@ -425,7 +443,9 @@ def _padding_argument(
             and torch.allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)
             for a, b in tensors
         ):
-            every = "lengths of the full padded length" if name != "mask" else "a mask of all True"
+            every = {
+                "lengths": "lengths of the full padded length", "mask": "a mask of all True", "padding": "a mask of all False",
+            }[kind(name)]
             why = f"forward takes {name}=None, and a call with {every} gave the output of a call without one"
             found = {name: Inferred(strategy, f"{what} ({why})")}
             for vectors, (shape, _) in upgraded.items():
@@ -436,6 +456,12 @@ def _padding_argument(
                 )
             return found
     return {}
+
+
+#: Optional arguments read as a key padding mask, True at padding (``nn.TransformerEncoder``'s
+#: ``src_key_padding_mask``, ``nn.MultiheadAttention``'s ``key_padding_mask``, fairseq's
+#: ``encoder_padding_mask``).
+_PADDING_MASK_NAME = re.compile(r"(^|_)padding_mask$")
 
 
 #: How many of the consumers' parameter sizes :func:`_probe_features` tries, first seen first.
@@ -536,7 +562,7 @@ def _inferred_tensors(
     (what resolution may probe and reshape), else None. With ``tokens``, integer ones
     (token ids) count too, their dtype given as ``(dtype, low, high)``, and so do lengths
     and attention masks beside them, given as ``("lengths", max_length)`` (every sequence
-    as long as the padded length) and ``("mask", dtype)`` (every position a token)."""
+    as long as the padded length) and ``("mask", dtype, marks padding)`` (every position a token)."""
     import torch
 
     from dyncheck.examples import strategy_arguments, strategy_kind
@@ -552,8 +578,8 @@ def _inferred_tensors(
             shapes[name] = ((batch,), ("lengths", longest))
             continue
         if tokens and strategy_kind(strategy) == "attention_masks":
-            _, longest, _, dtype = _mask_plan(**kwargs)
-            shapes[name] = ((kwargs.get("batch_size", "batch"), longest), ("mask", dtype))
+            _, longest, _, dtype, at_padding = _mask_plan(**kwargs)
+            shapes[name] = ((kwargs.get("batch_size", "batch"), longest), ("mask", dtype, at_padding))
             continue
         shape, dtype = kwargs.get("shape"), kwargs.get("dtype", torch.float32)
         if strategy_kind(strategy) != "tensors" or not isinstance(shape, tuple):
@@ -579,7 +605,7 @@ def _probe_tensor(shape: list[int], dtype: Any, size_of: Callable[[Any], int]) -
     if isinstance(dtype, tuple) and dtype[0] == "lengths":
         return torch.full(shape, size_of(dtype[1]), dtype=torch.long)
     if isinstance(dtype, tuple) and dtype[0] == "mask":
-        return torch.ones(shape, dtype=dtype[1])
+        return (torch.zeros if dtype[2] else torch.ones)(shape, dtype=dtype[1])
     if isinstance(dtype, tuple):
         dtype, low, high = dtype
         return torch.randint(low, high + 1, shape, dtype=dtype)

@@ -106,6 +106,8 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.padded_features` -- ``FeatureSequenceEncoder``: x-transformers'
   ``ContinuousTransformerWrapper``, float features with an optional ``lens=None``, drawn as
   their lengths.
+* :mod:`reference_models.key_padding` -- ``PaddedTransformerClassifier``: a classifier on
+  ``nn.TransformerEncoder`` taking ``src_key_padding_mask=None``, True at padding.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -167,4 +169,5 @@ GOOD_TARGETS = (
     "reference_models.einsum_moe:EinsumMoE",
     "reference_models.padding_mask:MaskedTokenEncoder",
     "reference_models.padded_features:FeatureSequenceEncoder",
+    "reference_models.key_padding:PaddedTransformerClassifier",
 )

@@ -513,6 +513,35 @@ def test_an_optional_lengths_argument_beside_a_padded_sequence_is_drawn():
     assert list(resolved(LengthsOfSomethingElse).spec.inputs) == ["tokens"]
 
 
+class PaddingFlags(nn.Module):
+    """padding_mask=None scales the output: all False is not no mask, so it is not a key padding mask."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.fc = nn.Embedding(10, 4), nn.Linear(4, 2)
+
+    def forward(self, tokens, padding_mask=None):
+        h = self.fc(self.embed(tokens))
+        return h if padding_mask is None else h * 2.0
+
+
+def test_a_key_padding_mask_is_drawn_true_at_padding():
+    # nn.TransformerEncoder's convention: src_key_padding_mask=None, True at padding.
+    from reference_models.key_padding import PaddedTransformerClassifier
+
+    target = resolved(PaddedTransformerClassifier)
+    assert list(target.spec.inputs) == ["tokens", "src_key_padding_mask"]
+    mask = target.spec.inputs["src_key_padding_mask"]
+    assert strategy_kind(mask) == "attention_masks" and strategy_arguments(mask)["marks"] == "padding"
+    assert target.inferred_inputs["src_key_padding_mask"] == (
+        "the key padding mask of tokens (PyTorch's convention): True at padding on the right, False at tokens "
+        "(forward takes src_key_padding_mask=None, and a call with a mask of all False gave the output of a call "
+        "without one)"
+    )
+    assert_callable(target, max_examples=10)
+    assert list(resolved(PaddingFlags).spec.inputs) == ["tokens"]
+
+
 def test_float_vectors_beside_a_padding_mask_are_drawn_as_sequences():
     target = resolved(FloatMasked)
     assert list(target.spec.inputs) == ["x", "mask"]
@@ -1979,6 +2008,12 @@ def _linear():
         }),
         ("reference_models.builtin_layers:encoder_layer", {
             "src": (dst.tensors(shape=("batch", "time", 16)), "the target is TransformerEncoderLayer(d_model=16)"),
+            "src_key_padding_mask": (
+                dst.attention_masks(batch_size="batch", max_length="time", dtype=torch.bool, marks="padding"),
+                "the key padding mask of src (PyTorch's convention): True at padding on the right, False at tokens "
+                "(forward takes src_key_padding_mask=None, and a call with a mask of all False gave the output of a "
+                "call without one)",
+            ),
         }),
         ("reference_models.builtin_layers:encoder", {
             "src": (dst.tensors(shape=("time", "batch", 16)), "the target is TransformerEncoderLayer(d_model=16)"),

@@ -48,6 +48,9 @@ PADDED = {
     "reference_models.padding_mask:MaskedTokenEncoder",
     # ... or an optional lens=None beside float features
     "reference_models.padded_features:FeatureSequenceEncoder",
+    # ... or nn.TransformerEncoder's src_key_padding_mask=None, True at padding
+    "reference_models.key_padding:PaddedTransformerClassifier",
+    "reference_models.builtin_layers:encoder_layer",
 }
 
 

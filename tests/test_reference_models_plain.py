@@ -373,6 +373,13 @@ def _padded_features() -> tuple[torch.nn.Module, tuple]:
     return FeatureSequenceEncoder(), (torch.randn(3, 4, 6), torch.tensor([4, 2, 1]))
 
 
+def _key_padding() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.key_padding import PaddedTransformerClassifier
+
+    padding = torch.tensor([[0, 0, 0, 0], [0, 0, 1, 1], [0, 1, 1, 1]], dtype=torch.bool)
+    return PaddedTransformerClassifier(), (torch.randint(0, 32, (3, 4)), padding)
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -418,6 +425,7 @@ BUILDERS = {
     "einsum_moe": _einsum_moe,
     "padding_mask": _padding_mask,
     "padded_features": _padded_features,
+    "key_padding": _key_padding,
 }
 
 

@@ -493,6 +493,17 @@ def test_attention_masks_are_one_sequence_a_row_padded_on_one_side(side: str, da
     assert torch.equal(rows, rows.cummin(dim=1).values)  # ones, then the padding
 
 
+@given(data=st.data())
+def test_a_key_padding_mask_marks_the_padding(data: st.DataObject) -> None:
+    # PyTorch's key_padding_mask: True at padding, False at tokens, the rows otherwise alike.
+    side = data.draw(st.sampled_from(["right", "left"]), label="side")
+    ids, mask = data.draw(ids_and_mask(padding_side=side, dtype=torch.bool, marks="padding"))
+    assert mask.shape == ids.shape and mask.dtype == torch.bool
+    tokens = (~mask).long() if side == "right" else (~mask).long().flip(1)
+    assert bool((tokens.sum(1) >= 1).all())
+    assert torch.equal(tokens, tokens.cummin(dim=1).values)
+
+
 @given(attention_masks(batch_size=3, max_length=4))
 def test_attention_masks_with_int_sizes(mask: torch.Tensor) -> None:
     assert mask.shape == (3, 4) and mask.dtype == torch.long
@@ -755,6 +766,10 @@ BAD_CALLS = {
     "sequence_lists(max_length=0)": "Cannot have max_length=0 < min_length=1",
     # attention_masks
     'attention_masks(padding_side="top")': "padding_side='top' must be 'right' or 'left'",
+    'attention_masks(marks="pad")': (
+        "marks='pad' must be 'tokens' (True at tokens, Hugging Face's attention_mask) or 'padding' "
+        "(True at padding, PyTorch's key_padding_mask)"
+    ),
     "attention_masks(dtype=torch.complex64)": (
         "dtype=torch.complex64 must be a real torch.dtype, e.g. torch.long or torch.bool"
     ),

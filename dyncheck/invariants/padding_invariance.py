@@ -4,7 +4,8 @@ For a model whose ``forward`` takes a padded batch and its lengths (an argument 
 ``lengths``, ``seq_lengths``, ``lens``, inferred or declared in ``Spec(inputs=...)``), or,
 without lengths, an attention mask drawn by :func:`~dyncheck.strategies.attention_masks`
 (Hugging Face's ``attention_mask``, inferred; right padding: each row's length is its
-number of tokens, a row alone gets a mask of ones and extra padding a mask of zeros), on
+number of tokens, a row alone gets a mask of ones and extra padding a mask of zeros;
+PyTorch's ``key_padding_mask``, drawn with ``marks="padding"``, the other way round), on
 every example (the lengths or the mask may be an entry of a dict of inputs,
 ``batch["lengths"]``, and the other entries are then cut and padded as arguments are):
 
@@ -202,8 +203,11 @@ class _Layout:
         self.lengths_name = slot_text(lengths_slot)
         #: the lengths are a right-padded attention mask (1 at tokens, 0 at padding)
         self.mask = mask
+        #: ... or a key padding mask (True at padding: attention_masks(marks="padding"))
+        self.marks_padding = mask and spec_args.get("marks", "tokens") == "padding"
         if mask:
-            self.lengths = [int(v) for v in (torch.as_tensor(raw) != 0).sum(-1).reshape(-1).tolist()]
+            tokens = torch.as_tensor(raw) == 0 if self.marks_padding else torch.as_tensor(raw) != 0
+            self.lengths = [int(v) for v in tokens.sum(-1).reshape(-1).tolist()]
             padded = raw.shape[-1]
         else:
             self.lengths = [int(v) for v in torch.as_tensor(raw).reshape(-1).tolist()]
@@ -259,7 +263,7 @@ class _Layout:
             if self.mask and slot == self.lengths_slot:
                 shape = list(value.shape)
                 shape[time_axis] = EXTRA_STEPS
-                more = torch.zeros(shape, dtype=value.dtype, device=value.device)
+                more = (torch.ones if self.marks_padding else torch.zeros)(shape, dtype=value.dtype, device=value.device)
             else:
                 more = _garbage(value, time_axis, generator)
             changes[slot] = torch.cat([value, more], dim=time_axis)
@@ -270,7 +274,7 @@ class _Layout:
         no padding at all."""
         lengths = slot_value(args, self.lengths_slot)
         if self.mask:
-            return _with(args, {self.lengths_slot: torch.ones_like(lengths)})
+            return _with(args, {self.lengths_slot: (torch.zeros_like if self.marks_padding else torch.ones_like)(lengths)})
         longest = self.padded + EXTRA_STEPS
         return _with(args, {self.lengths_slot: (
             torch.full_like(lengths, longest) if isinstance(lengths, torch.Tensor) else type(lengths)([longest] * len(lengths))

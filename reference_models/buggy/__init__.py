@@ -106,6 +106,9 @@ so that dyncheck's zero-configuration inference can check it.
   (padding_invariance).
 * :mod:`~reference_models.buggy.lens_off_by_one` -- float features with an optional
   ``lens=None`` whose validity mask keeps one padding step (padding_invariance).
+* :mod:`~reference_models.buggy.unpassed_padding_mask` -- a classifier on
+  ``nn.TransformerEncoder`` that pools over the tokens but never hands its
+  ``src_key_padding_mask`` to the encoder (padding_invariance).
 * :mod:`~reference_models.buggy.carried_hidden` -- the final hidden state kept on ``self``
   and reused by the next call (padding_invariance, determinism, state_roundtrip,
   batch_invariance).
@@ -186,6 +189,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.unmasked_mean_pool:Model": ("padding_invariance",),
     "reference_models.buggy.unmasked_mask_pool:Model": ("padding_invariance",),
     "reference_models.buggy.lens_off_by_one:Model": ("padding_invariance",),
+    "reference_models.buggy.unpassed_padding_mask:Model": ("padding_invariance",),
     "reference_models.buggy.carried_hidden:Model": (
         "padding_invariance", "determinism", "state_roundtrip", "batch_invariance",
     ),
