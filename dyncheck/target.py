@@ -475,7 +475,10 @@ def _probe_features(
     experts are raw parameters used through ``einsum``): the model, when this is the one
     input it needs, is called on vectors and on sequences of each size the consumers'
     parameters have (first seen first); the first that runs is drawn, the note says how it
-    was found. None when there are no consumers, other inputs, or no size runs."""
+    was found. When no consumer is seen or none has parameters (x-transformers' ``Encoder``
+    hands its input first to projections left as None, then to layers in a loop over a
+    zip), the sizes are the model's own parameters'. None when there are other inputs, or
+    no size runs."""
     import torch
     from torch.nn.parameter import is_lazy
 
@@ -483,7 +486,7 @@ def _probe_features(
 
     required = [n for n, p in parameters.items() if p.default is inspect.Parameter.empty
                 and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    if not exc.consumers or given or required != [name]:
+    if given or required != [name]:
         return None
 
     def sizes_of(recurse: bool) -> list[int]:
@@ -494,6 +497,12 @@ def _probe_features(
         ))[:_FEATURES_PROBED]
 
     sizes = sizes_of(False) or sizes_of(True)
+    whose = "their parameters' sizes"
+    if not sizes:
+        sizes = list(dict.fromkeys(
+            size for parameter in instance.parameters() if not is_lazy(parameter) for size in parameter.shape if size > 1
+        ))[:_FEATURES_PROBED]
+        whose = "the model's parameters' sizes"
 
     last: tuple[tuple[int, ...], Exception] | None = None
     for features in sizes:
@@ -503,12 +512,12 @@ def _probe_features(
                 last = (shape, error)
                 continue
             consumers = ", ".join(type(m).__name__ for m in exc.consumers[:3])
+            seen = f"its first consumers ({consumers}) give no input shape" if consumers else "no layer gives its shape"
             failed = f" (on {list(last[0])} it raised {type(last[1]).__name__}: {one_line(last[1])})" if last else ""
             return Inferred(
                 dst.tensors(shape=drawn),
-                f"its first consumers ({consumers}) give no input shape: called on vectors [2, F] and sequences "
-                f"[2, 3, F] for F in their parameters' sizes {', '.join(map(str, sizes))}, it first ran on "
-                f"{list(shape)}{failed}",
+                f"{seen}: called on vectors [2, F] and sequences [2, 3, F] for F in {whose} "
+                f"{', '.join(map(str, sizes))}, it first ran on {list(shape)}{failed}",
             )
     return None
 

@@ -108,6 +108,8 @@ Refactored twins, each declaring the model it must still agree with
   their lengths.
 * :mod:`reference_models.key_padding` -- ``PaddedTransformerClassifier``: a classifier on
   ``nn.TransformerEncoder`` taking ``src_key_padding_mask=None``, True at padding.
+* :mod:`reference_models.layer_stack` -- ``LayerStack``: x-transformers' ``AttentionLayers``,
+  whose input no layer in the source describes (probed at its parameters' sizes).
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -170,4 +172,5 @@ GOOD_TARGETS = (
     "reference_models.padding_mask:MaskedTokenEncoder",
     "reference_models.padded_features:FeatureSequenceEncoder",
     "reference_models.key_padding:PaddedTransformerClassifier",
+    "reference_models.layer_stack:LayerStack",
 )

@@ -316,16 +316,17 @@ from torch import nn
 
 
 class MaskedMean(nn.Module):
+    # A weighted mean over time; weights=None (an optional argument dyncheck does not draw) is a plain mean.
     def __init__(self):
         super().__init__()
         self.proj = nn.Linear(8, 8)
 
-    def forward(self, x, mask=None):
+    def forward(self, x, weights=None):
         h = torch.tanh(self.proj(x))
-        if mask is None:
+        if weights is None:
             return h.mean(1)
-        m = mask.unsqueeze(-1).float()
-        return (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+        w = weights.unsqueeze(-1).float()
+        return (h * w).sum(1) / w.sum(1).clamp(min=1.0)
 """
 
 
@@ -335,9 +336,9 @@ def test_a_branch_on_an_argument_left_at_its_default_names_it_and_the_spec_line(
     assert run.outcomes() == {"dyncheck::masked:MaskedMean::coverage": "PASSED"}
     summary = run.text.split("dyncheck summary")[1]
     assert re.search(
-        r"    untaken source branch: \S*masked\.py:\d+  if mask is None:  → never went on to line \d+: "
-        r"m = mask\.unsqueeze\(-1\)\.float\(\); mask is left at its default None: give it values with "
-        r"Spec\(inputs=\{'mask': \.\.\.\}\)\n",
+        r"    untaken source branch: \S*masked\.py:\d+  if weights is None:  → never went on to line \d+: "
+        r"w = weights\.unsqueeze\(-1\)\.float\(\); weights is left at its default None: give it values with "
+        r"Spec\(inputs=\{'weights': \.\.\.\}\)\n",
         summary,
     ), summary
 
@@ -350,14 +351,14 @@ from masked import MaskedMean
 
 spec = dyncheck.Spec(
     MaskedMean,
-    inputs={"x": tensors(shape=("batch", "time", 8)), "mask": tensors(shape=("batch", "time"), max_value=1)},
+    inputs={"x": tensors(shape=("batch", "time", 8)), "weights": tensors(shape=("batch", "time"), max_value=1)},
 )
 """)
     run = dyncheck_run("--dyncheck", "masked_spec:spec", COV, "--dyncheck-seed=1")
     assert run.outcomes() == {"dyncheck::masked_spec:spec::coverage": "PASSED"}
     summary = run.text.split("dyncheck summary")[1]
-    # Now the other way is the one no example took, and mask is not said to be left alone.
-    assert re.search(r"if mask is None:  → never went on to line \d+: return h\.mean\(1\)\n", summary), summary
+    # Now the other way is the one no example took, and weights is not said to be left alone.
+    assert re.search(r"if weights is None:  → never went on to line \d+: return h\.mean\(1\)\n", summary), summary
     assert "left at its default" not in summary
 
 

@@ -542,6 +542,21 @@ def test_a_key_padding_mask_is_drawn_true_at_padding():
     assert list(resolved(PaddingFlags).spec.inputs) == ["tokens"]
 
 
+def test_an_input_no_layer_describes_is_probed_at_the_models_own_sizes():
+    # x-transformers' Encoder: the consumers seen are projections left as None.
+    from reference_models.layer_stack import LayerStack
+
+    target = resolved(LayerStack)
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", "time", 8)
+    assert target.inferred_inputs["x"] == (
+        "no layer gives its shape: called on vectors [2, F] and sequences [2, 3, F] for F in the model's "
+        "parameters' sizes 8, 24, it first ran on [2, 3, 8] (on [2, 8] it raised ValueError: not enough values to "
+        "unpack (expected 3, got 2))"
+    )
+    assert strategy_kind(target.spec.inputs["mask"]) == "attention_masks"
+    assert_callable(target, max_examples=10)
+
+
 def test_float_vectors_beside_a_padding_mask_are_drawn_as_sequences():
     target = resolved(FloatMasked)
     assert list(target.spec.inputs) == ["x", "mask"]

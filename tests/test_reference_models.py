@@ -51,6 +51,7 @@ PADDED = {
     # ... or nn.TransformerEncoder's src_key_padding_mask=None, True at padding
     "reference_models.key_padding:PaddedTransformerClassifier",
     "reference_models.builtin_layers:encoder_layer",
+    "reference_models.layer_stack:LayerStack",
 }
 
 

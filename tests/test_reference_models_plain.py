@@ -380,6 +380,13 @@ def _key_padding() -> tuple[torch.nn.Module, tuple]:
     return PaddedTransformerClassifier(), (torch.randint(0, 32, (3, 4)), padding)
 
 
+def _layer_stack() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.layer_stack import LayerStack
+
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
+    return LayerStack(), (torch.randn(3, 4, 8), mask)
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -426,6 +433,7 @@ BUILDERS = {
     "padding_mask": _padding_mask,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
+    "layer_stack": _layer_stack,
 }
 
 
