@@ -359,16 +359,15 @@ def _padding_argument(
     ``nn.TransformerEncoder``), drawn as a key padding mask, True at padding: each when a
     call with every step valid (lengths of the full padded length, a mask of all True, a
     key padding mask of all False) gives what a call without it gives, tried in that order.
-    Several key padding masks (``nn.Transformer``'s source, target and memory masks) are
-    left at their defaults.
-    A ``mask`` of another kind (``nn.Transformer``'s ``[time, time]`` attention
-    mask, True where attention is forbidden) raises or differs there, and stays at its
-    default; so does an argument named like lengths that means something else.
+    A ``mask`` of another kind (``nn.Transformer``'s ``[time, time]`` attention mask, True
+    where attention is forbidden) raises or differs there, and stays at its default; so
+    does an argument named like lengths that means something else, and so do several key
+    padding masks (``nn.Transformer``'s source, target and memory masks).
 
     When the one input was inferred as float vectors ``[batch, features]`` (its first
     consumer, a ``Linear``, takes any rank), it is tried as ``[batch, time, features]``
-    too: a padding argument that passes the test there makes it a sequence. Answers what to draw:
-    the padding argument and, so, the input it pads; nothing when no test passes."""
+    too: a padding argument that passes the test there makes it a sequence. Answers what
+    to draw: the padding argument and, so, the input it pads; nothing when no test passes."""
     import torch
 
     from dyncheck import strategies as dst
@@ -413,12 +412,15 @@ def _padding_argument(
         return dim if isinstance(dim, int) else 3 if dim == "batch" else 5 if dim == time else 2
 
     args = {n: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for n, (shape, dtype) in shapes.items()}
-    full = {
-        "lengths": (torch.full((3,), 5, dtype=torch.long), dst.sequence_lengths(batch_size="batch", max_length=time),
+    # kind -> (every step valid, in words and as a value; the strategy; what it is)
+    table = {
+        "lengths": ("lengths of the full padded length", torch.full((3,), 5, dtype=torch.long),
+                    dst.sequence_lengths(batch_size="batch", max_length=time),
                     f"the lengths of {sequence}: one per sample, each between 1 and the padded length {time!r}"),
-        "mask": (torch.ones(3, 5, dtype=torch.bool), dst.attention_masks(batch_size="batch", max_length=time, dtype=torch.bool),
+        "mask": ("a mask of all True", torch.ones(3, 5, dtype=torch.bool),
+                 dst.attention_masks(batch_size="batch", max_length=time, dtype=torch.bool),
                  f"the padding mask of {sequence}: True for tokens, False for padding on the right"),
-        "padding": (torch.zeros(3, 5, dtype=torch.bool),
+        "padding": ("a mask of all False", torch.zeros(3, 5, dtype=torch.bool),
                     dst.attention_masks(batch_size="batch", max_length=time, dtype=torch.bool, marks="padding"),
                     f"the key padding mask of {sequence} (PyTorch's convention): True at padding on the right, "
                     "False at tokens"),
@@ -429,9 +431,8 @@ def _padding_argument(
             plain = [value for _, value in leaves(model(**args))]
     except Exception:
         return {}
-    order = ["lengths", "mask", "padding"]
-    for name in sorted(candidates, key=lambda n: order.index(kind(n))):
-        value, strategy, what = full[kind(name)]
+    for name in sorted(candidates, key=lambda n: list(table).index(kind(n))):
+        every, value, strategy, what = table[kind(name)]
         try:
             with seeded(BUILD_SEED), torch.no_grad():
                 given = [value for _, value in leaves(model(**args, **{name: value}))]
@@ -443,9 +444,6 @@ def _padding_argument(
             and torch.allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)
             for a, b in tensors
         ):
-            every = {
-                "lengths": "lengths of the full padded length", "mask": "a mask of all True", "padding": "a mask of all False",
-            }[kind(name)]
             why = f"forward takes {name}=None, and a call with {every} gave the output of a call without one"
             found = {name: Inferred(strategy, f"{what} ({why})")}
             for vectors, (shape, _) in upgraded.items():
@@ -489,20 +487,17 @@ def _probe_features(
     if given or required != [name]:
         return None
 
-    def sizes_of(recurse: bool) -> list[int]:
+    def sizes_of(modules: Sequence[nn.Module], recurse: bool) -> list[int]:
         # a lazy layer's parameters have no shape yet: it takes any size, which the error asks for
         return list(dict.fromkeys(
-            size for module in exc.consumers for parameter in module.parameters(recurse=recurse)
+            size for module in modules for parameter in module.parameters(recurse=recurse)
             if not is_lazy(parameter) for size in parameter.shape if size > 1
         ))[:_FEATURES_PROBED]
 
-    sizes = sizes_of(False) or sizes_of(True)
+    sizes = sizes_of(exc.consumers, False) or sizes_of(exc.consumers, True)
     whose = "their parameters' sizes"
     if not sizes:
-        sizes = list(dict.fromkeys(
-            size for parameter in instance.parameters() if not is_lazy(parameter) for size in parameter.shape if size > 1
-        ))[:_FEATURES_PROBED]
-        whose = "the model's parameters' sizes"
+        sizes, whose = sizes_of([instance], True), "the model's parameters' sizes"
 
     last: tuple[tuple[int, ...], Exception] | None = None
     for features in sizes:

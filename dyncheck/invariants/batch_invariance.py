@@ -42,8 +42,8 @@ from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, strategy_arguments, strategy_kind
 from dyncheck.invariants._base import Context, Invariant
-from dyncheck.target import Target
 from dyncheck.seeding import seeded
+from dyncheck.target import Target
 from dyncheck.tracing import floating_leaves, missing_output
 
 __all__ = ["BatchInvariance"]
