@@ -14,7 +14,7 @@ from dyncheck.strategies import control_corners, current_dims, dim_scope, seeds
 if TYPE_CHECKING:
     from dyncheck.target import Target
 
-__all__ = ["Example", "corner_examples", "describe_value", "from_target", "search", "strategy_arguments", "strategy_entries", "strategy_kind"]
+__all__ = ["Example", "corner_examples", "describe_value", "find", "from_target", "search", "strategy_arguments", "strategy_entries", "strategy_kind"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -151,18 +151,34 @@ def quiet(examples: int, *, shrink: bool = False) -> Any:
 
 
 def search(target: Target, condition: Any, settings: Any) -> Example:
-    """``hypothesis.find`` over ``target``'s examples, kept out of the running check's
-    Hypothesis statistics: ``--hypothesis-show-statistics`` reports a check's own run, and a
-    search made inside it (coverage's directed search) would otherwise replace it. Raises
+    """``hypothesis.find`` over ``target``'s examples, as :func:`find` makes it. Raises
     ``NoSuchExample`` as ``find`` does."""
-    from hypothesis import find
+    return find(from_target(target), condition, settings)
 
-    try:
-        from hypothesis.statistics import collector
-    except ImportError:  # pragma: no cover - another Hypothesis: statistics as they come
-        return find(from_target(target), condition, settings=settings)
-    with collector.with_value(None):
-        return find(from_target(target), condition, settings=settings)
+
+def find(strategy: st.SearchStrategy, condition: Any, settings: Any) -> Any:
+    """``hypothesis.find``, made beside a running check as if outside it: kept out of the
+    check's Hypothesis statistics (``--hypothesis-show-statistics`` reports the check's own
+    run, and a search made inside it, coverage's directed search, would otherwise replace
+    it), and with the example it finds formatted without the running pytest item. ``find``
+    signals what it found by an exception, which Hypothesis formats twice, through the
+    item's ``repr_failure`` when there is one: pytest's traceback, each frame's source read,
+    about 90 ms a search, a sixth of a one-example run of every check on a control target.
+    Raises ``NoSuchExample`` as ``find`` does."""
+    import contextlib
+
+    from hypothesis import find as hypothesis_find
+
+    with contextlib.ExitStack() as stack:
+        try:  # Hypothesis's own names for both, private: without them, a search as it comes
+            from hypothesis.internal.escalation import current_pytest_item
+            from hypothesis.statistics import collector
+        except ImportError:  # pragma: no cover - another Hypothesis
+            pass
+        else:
+            stack.enter_context(collector.with_value(None))
+            stack.enter_context(current_pytest_item.with_value(None))
+        return hypothesis_find(strategy, condition, settings=settings)
 
 
 def strategy_kind(strategy: Any) -> str | None:
@@ -200,7 +216,6 @@ def corner_examples(target: Target) -> list[Example]:
     drew, so 20 random ones took only one side of such a threshold in about one run in a
     hundred. Worked out once per target."""
     if target.corners is None:
-        from hypothesis import find
         from hypothesis.errors import NoSuchExample
 
         corners = []
@@ -213,7 +228,7 @@ def corner_examples(target: Target) -> list[Example]:
                 if holds(simplest.args[name]):
                     continue  # Hypothesis runs the simplest example first
                 try:
-                    value = find(strategy, holds, settings=quiet(200, shrink=True))
+                    value = find(strategy, holds, quiet(200, shrink=True))
                 except NoSuchExample:  # a piece a user's strategy around it never reaches
                     continue
                 # A control draws no sizes: the rest of the simplest example goes with it.
