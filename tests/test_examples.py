@@ -195,3 +195,30 @@ def test_a_strategy_says_which_dyncheck_strategy_made_it_and_with_what():
     assert strategy_kind(sequence_lengths().map(lambda t: t)) is None
     assert strategy_kind(made.map(lambda t: t * 2)) is None
     assert strategy_kind(attention_masks().filter(lambda m: True)) is None
+
+
+# find
+
+
+def test_a_search_beside_a_running_check_formats_nothing_through_its_item():
+    # hypothesis.find signals what it found by an exception, which Hypothesis formats
+    # through the running pytest item (pytest's traceback, each frame's source read): a
+    # search made inside a check must not pay for that, nor show in its statistics.
+    from hypothesis import strategies as st
+    from hypothesis.internal.escalation import current_pytest_item
+    from hypothesis.statistics import collector
+
+    from dyncheck.examples import find, quiet
+
+    class Item:
+        formatted = 0
+
+        def repr_failure(self, excinfo):
+            Item.formatted += 1
+            return "formatted"
+
+    seen = []
+    with current_pytest_item.with_value(Item()), collector.with_value(seen.append):
+        found = find(st.integers(0, 100), lambda n: n > 10, quiet(50, shrink=True))
+    assert found == 11
+    assert Item.formatted == 0 and seen == []

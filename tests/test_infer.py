@@ -442,22 +442,6 @@ class AttentionMaskArgument(nn.Module):
         return self.attention(h, h, h, attn_mask=mask)[0]
 
 
-def test_a_mask_argument_is_a_padding_mask_only_when_all_true_changes_nothing():
-    # x-transformers' forward(x, mask=None): True at tokens, drawn beside the token ids.
-    from reference_models.padding_mask import MaskedTokenEncoder
-
-    target = resolved(MaskedTokenEncoder)
-    assert list(target.spec.inputs) == ["x", "mask"]
-    assert strategy_kind(target.spec.inputs["mask"]) == "attention_masks"
-    assert target.inferred_inputs["mask"] == (
-        "the padding mask of x: True for tokens, False for padding on the right (forward takes mask=None, and a "
-        "call with a mask of all True gave the output of a call without one)"
-    )
-    assert_callable(target, max_examples=20)
-    # An attention mask of another shape and meaning stays at its default.
-    assert list(resolved(AttentionMaskArgument).spec.inputs) == ["tokens"]
-
-
 class FloatMasked(nn.Module):
     """forward(x, mask=None) on float features: a Linear first, which takes any rank."""
 
@@ -486,60 +470,67 @@ class FeatureMask(nn.Module):
 
 
 class LengthsOfSomethingElse(nn.Module):
-    """lengths=None scales the output: not the lengths of x."""
+    """lens=None scales the output: not the lengths of tokens."""
 
     def __init__(self):
         super().__init__()
         self.embed, self.fc = nn.Embedding(10, 4), nn.Linear(4, 2)
 
-    def forward(self, tokens, lengths=None):
+    def forward(self, tokens, lens=None):
         h = self.fc(self.embed(tokens)).mean(1)
-        return h if lengths is None else h / lengths[:, None]
-
-
-def test_an_optional_lengths_argument_beside_a_padded_sequence_is_drawn():
-    # x-transformers' ContinuousTransformerWrapper: forward(x, lens=None) on float features.
-    from reference_models.padded_features import FeatureSequenceEncoder
-
-    target = resolved(FeatureSequenceEncoder)
-    assert list(target.spec.inputs) == ["x", "lens"]
-    assert strategy_kind(target.spec.inputs["lens"]) == "sequence_lengths"
-    assert target.inferred_inputs["lens"] == (
-        "the lengths of x: one per sample, each between 1 and the padded length 'time' (forward takes lens=None, "
-        "and a call with lengths of the full padded length gave the output of a call without one)"
-    )
-    assert_callable(target, max_examples=20)
-    # Lengths that change the output when every sequence is full are something else.
-    assert list(resolved(LengthsOfSomethingElse).spec.inputs) == ["tokens"]
+        return h if lens is None else h / lens[:, None]
 
 
 class PaddingFlags(nn.Module):
-    """padding_mask=None scales the output: all False is not no mask, so it is not a key padding mask."""
+    """src_key_padding_mask=None scales the output: all False is not no mask, so not a key padding mask."""
 
     def __init__(self):
         super().__init__()
         self.embed, self.fc = nn.Embedding(10, 4), nn.Linear(4, 2)
 
-    def forward(self, tokens, padding_mask=None):
+    def forward(self, tokens, src_key_padding_mask=None):
         h = self.fc(self.embed(tokens))
-        return h if padding_mask is None else h * 2.0
+        return h if src_key_padding_mask is None else h * 2.0
 
 
-def test_a_key_padding_mask_is_drawn_true_at_padding():
-    # nn.TransformerEncoder's convention: src_key_padding_mask=None, True at padding.
-    from reference_models.key_padding import PaddedTransformerClassifier
-
-    target = resolved(PaddedTransformerClassifier)
-    assert list(target.spec.inputs) == ["tokens", "src_key_padding_mask"]
-    mask = target.spec.inputs["src_key_padding_mask"]
-    assert strategy_kind(mask) == "attention_masks" and strategy_arguments(mask)["marks"] == "padding"
-    assert target.inferred_inputs["src_key_padding_mask"] == (
-        "the key padding mask of tokens (PyTorch's convention): True at padding on the right, False at tokens "
-        "(forward takes src_key_padding_mask=None, and a call with a mask of all False gave the output of a call "
-        "without one)"
-    )
+@pytest.mark.parametrize(
+    ("factory", "argument", "kind", "why", "other"),
+    [
+        # x-transformers' TransformerWrapper: forward(x, mask=None), True at tokens.
+        ("padding_mask:MaskedTokenEncoder", "mask", ("attention_masks", "tokens"),
+         "the padding mask of x: True for tokens, False for padding on the right (forward takes mask=None, and a "
+         "call with a mask of all True gave the output of a call without one)",
+         # an attention mask of another shape and meaning
+         AttentionMaskArgument),
+        # its ContinuousTransformerWrapper: forward(x, lens=None) on float features.
+        ("padded_features:FeatureSequenceEncoder", "lens", ("sequence_lengths", None),
+         "the lengths of x: one per sample, each between 1 and the padded length 'time' (forward takes lens=None, "
+         "and a call with lengths of the full padded length gave the output of a call without one)",
+         # lengths that change the output when every sequence is full
+         LengthsOfSomethingElse),
+        # nn.TransformerEncoder's convention: src_key_padding_mask=None, True at padding.
+        ("key_padding:PaddedTransformerClassifier", "src_key_padding_mask", ("attention_masks", "padding"),
+         "the key padding mask of tokens (PyTorch's convention): True at padding on the right, False at tokens "
+         "(forward takes src_key_padding_mask=None, and a call with a mask of all False gave the output of a call "
+         "without one)",
+         # a mask of all False that changes the output
+         PaddingFlags),
+    ],
+    ids=["mask", "lengths", "key-padding-mask"],
+)
+def test_an_optional_padding_argument_is_drawn_when_every_step_valid_changes_nothing(
+    factory, argument, kind, why, other
+):
+    module, _, name = factory.partition(":")
+    target = resolved(getattr(importlib.import_module(f"reference_models.{module}"), name))
+    assert list(target.spec.inputs)[1:] == [argument]
+    strategy = target.spec.inputs[argument]
+    assert strategy_kind(strategy) == kind[0]
+    assert strategy_arguments(strategy).get("marks", "tokens" if kind[1] else None) == kind[1]
+    assert target.inferred_inputs[argument] == why
     assert_callable(target, max_examples=10)
-    assert list(resolved(PaddingFlags).spec.inputs) == ["tokens"]
+    # The same name meaning something else stays at its default.
+    assert argument not in resolved(other).spec.inputs
 
 
 def test_an_input_no_layer_describes_is_probed_at_the_models_own_sizes():
