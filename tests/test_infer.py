@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import enum
+import warnings
 import importlib
 from typing import Literal
 
@@ -2178,3 +2179,23 @@ def test_a_required_attention_mask_without_token_ids_is_still_a_one_line_error()
 
     with pytest.raises(TargetError, match=r"cannot infer forward argument 'attention_mask'"):
         resolved(NoTokens)
+
+
+class Warns(nn.Module):
+    def __init__(self):
+        super().__init__()
+        warnings.warn("built", UserWarning)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x, mask=None):
+        warnings.warn("called", UserWarning)
+        return self.fc(x)
+
+
+def test_the_probes_calls_warn_nothing_the_constructor_still_does():
+    # Resolution's probe calls (nn.TransformerEncoder's nested-tensor notice, three times at
+    # the top of `make check`) are dyncheck's own; a warning of building the model is the user's.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resolved(Warns)
+    assert [str(w.message) for w in caught] == ["built"]
