@@ -343,6 +343,20 @@ def test_a_branch_on_an_argument_left_at_its_default_names_it_and_the_spec_line(
     ), summary
 
 
+def test_a_branch_on_an_inferred_padding_argument_says_its_default_is_never_given(dyncheck_run):
+    # x-transformers' mask=None, drawn on every example: `if mask is None:` stays untaken,
+    # and the line says why rather than leaving the reader to wonder.
+    target = "reference_models.padding_mask:MaskedTokenEncoder"
+    run = dyncheck_run("--dyncheck", target, COV, "--dyncheck-seed=1", "--dyncheck-max-examples=5")
+    assert run.outcomes() == {f"dyncheck::{target}::coverage": "PASSED"}
+    summary = run.text.split("dyncheck summary")[1]
+    assert re.search(
+        r"    untaken source branch: \S*padding_mask\.py:\d+  if mask is None:  → never went on to line \d+: "
+        r"return self\.head\(h\.mean\(1\)\); mask is inferred and given on every example: its default None never is\n",
+        summary,
+    ), summary
+
+
 def test_a_branch_on_an_argument_the_spec_draws_is_not_said_to_be_left_at_its_default(dyncheck_run, pytester):
     pytester.makepyfile(masked=OPTIONAL_MASK, masked_spec="""
 import dyncheck

@@ -176,14 +176,19 @@ class _SourceBranches:
         if self.coverage is not None:
             self.coverage.stop()
 
-    def untaken(self, left: Mapping[str, Any] | None = None, forward: _Function | None = None) -> list[str]:
+    def untaken(
+        self, left: Mapping[str, Any] | None = None, forward: _Function | None = None,
+        drawn: Mapping[str, Any] | None = None,
+    ) -> list[str]:
         """``file:line  source  → never went on to line N`` for each untaken branch. A
         branch of the model's own ``forward`` whose condition reads an argument no example
         gave (``left``: name -> the default it kept, as in ``if mask is None:``) says so,
-        with the Spec line that gives it values."""
+        with the Spec line that gives it values; one that reads an optional argument every
+        example gives because inference drew it (``drawn``: name -> its default, a padding
+        mask beside the tokens) says that its default is never given."""
         if self.coverage is None:
             return []
-        left = left or {}
+        left, drawn = left or {}, drawn or {}
         found = []
         for filename in sorted({f.filename for f in self.functions}):
             try:
@@ -204,12 +209,13 @@ class _SourceBranches:
                 kept = ""
                 if forward is not None and forward.holds(filename, line):
                     names = [n for n in left if re.search(rf"\b{re.escape(n)}\b", code)]
-                    if names:
-                        kept = "; " + "; ".join(
-                            f"{n} is left at its default {left[n]!r}: give it values with "
-                            f"Spec(inputs={{{n!r}: ...}})"
-                            for n in names
-                        )
+                    always = [n for n in drawn if re.search(rf"\b{re.escape(n)}\b", code)]
+                    kept = "".join(
+                        [f"; {n} is left at its default {left[n]!r}: give it values with Spec(inputs={{{n!r}: ...}})"
+                         for n in names]
+                        + [f"; {n} is inferred and given on every example: its default {drawn[n]!r} never is"
+                           for n in always]
+                    )
                 for destination in missing[line]:
                     where = (
                         "never returned from here"
@@ -220,22 +226,29 @@ class _SourceBranches:
         return found
 
 
-def _left_at_default(model: nn.Module, context: Context) -> tuple[dict[str, Any], _Function | None]:
-    """The model's forward arguments no example gave (name -> default), and where its
-    forward's source lies."""
+def _left_at_default(
+    model: nn.Module, context: Context
+) -> tuple[dict[str, Any], _Function | None, dict[str, Any]]:
+    """The model's forward arguments no example gave (name -> default), where its forward's
+    source lies, and the optional arguments inference drew for every example (name ->
+    default)."""
     function = inspect.unwrap(type(model).forward)
     try:
         parameters = inspect.signature(function).parameters
         lines, first = inspect.getsourcelines(function)
         filename = os.path.abspath(inspect.getsourcefile(function) or "")
     except (OSError, TypeError, ValueError):
-        return {}, None
+        return {}, None, {}
     given = context.target.spec.inputs
     left = {
         name: p.default for name, p in parameters.items()
         if p.default is not inspect.Parameter.empty and name not in given
     }
-    return left, _Function(filename, first, first + len(lines) - 1, frozenset(), True)
+    drawn = {
+        name: p.default for name, p in parameters.items()
+        if p.default is not inspect.Parameter.empty and name in given and name in context.target.inferred_inputs
+    }
+    return left, _Function(filename, first, first + len(lines) - 1, frozenset(), True), drawn
 
 
 def _called_elsewhere(model: nn.Module, module_name: str, ran: set[str]) -> list[str]:
