@@ -170,12 +170,17 @@ def _refused(exc: ModelError, hint: str) -> str:
 _ONE_SAMPLE = "a batch of 1, with no other sample to depend on"
 
 
+def _batch_bounds(target: Target) -> Any:
+    """The spec's ``"batch"`` size: an int, a ``(min, max)`` pair or a strategy."""
+    from dyncheck.strategies import DEFAULT_DIMS
+
+    return dict(target.spec.dims).get("batch", DEFAULT_DIMS["batch"])
+
+
 def _one_sample(context: Context) -> str:
     """Why a batch of 1 compares nothing, with the Spec that lets it grow when the range
     allows no other size (the hint is noise beside a range that already reaches 4)."""
-    from dyncheck.strategies import DEFAULT_DIMS
-
-    bounds = dict(context.target.spec.dims).get("batch", DEFAULT_DIMS["batch"])
+    bounds = _batch_bounds(context.target)
     if isinstance(bounds, int) or (isinstance(bounds, tuple) and bounds[1] < 2):
         return _ONE_SAMPLE + '; let the batch grow, e.g. Spec(dims={"batch": (1, 4)})'
     return _ONE_SAMPLE
@@ -225,9 +230,7 @@ class BatchInvariance(Invariant):
     def dims(self, target: Target) -> dict[str, Any]:
         """A ``"batch"`` range that reaches 2 starts at 2: a batch of 1 has no other sample
         to depend on, and drawn at the range's low end it was about half of every run."""
-        from dyncheck.strategies import DEFAULT_DIMS
-
-        bounds = dict(target.spec.dims).get("batch", DEFAULT_DIMS["batch"])
+        bounds = _batch_bounds(target)
         if isinstance(bounds, tuple) and len(bounds) == 2 and all(isinstance(b, int) for b in bounds):
             low, high = bounds
             if low < 2 <= high:

@@ -188,7 +188,13 @@ class _SourceBranches:
         mask beside the tokens) says that its default is never given."""
         if self.coverage is None:
             return []
-        left, drawn = left or {}, drawn or {}
+        # What a branch of forward reading each such argument says of it, by name.
+        said = {
+            **{n: f"is left at its default {d!r}: give it values with Spec(inputs={{{n!r}: ...}})"
+               for n, d in (left or {}).items()},
+            **{n: f"is inferred and given on every example: its default {d!r} never is"
+               for n, d in (drawn or {}).items()},
+        }
         found = []
         for filename in sorted({f.filename for f in self.functions}):
             try:
@@ -208,13 +214,8 @@ class _SourceBranches:
                 code = linecache.getline(filename, line).strip()
                 kept = ""
                 if forward is not None and forward.holds(filename, line):
-                    names = [n for n in left if re.search(rf"\b{re.escape(n)}\b", code)]
-                    always = [n for n in drawn if re.search(rf"\b{re.escape(n)}\b", code)]
                     kept = "".join(
-                        [f"; {n} is left at its default {left[n]!r}: give it values with Spec(inputs={{{n!r}: ...}})"
-                         for n in names]
-                        + [f"; {n} is inferred and given on every example: its default {drawn[n]!r} never is"
-                           for n in always]
+                        f"; {n} {note}" for n, note in said.items() if re.search(rf"\b{re.escape(n)}\b", code)
                     )
                 for destination in missing[line]:
                     where = (
