@@ -8,14 +8,39 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from dyncheck.settings import SETTINGS_KEY, Settings, parse
+if TYPE_CHECKING:
+    from dyncheck.settings import Settings
+
+#: The run's ``dyncheck.settings.Settings``, kept by :func:`pytest_configure`; absent when
+#: nothing in the run asks for dyncheck (then ``dyncheck.settings`` is never imported).
+SETTINGS_KEY: pytest.StashKey[Any] = pytest.StashKey()
+
+#: dest -> default of each ``--dyncheck*`` option, to tell whether any was given.
+_DEFAULTS: dict[str, Any] = {}
+
+_INI_NAMES = (
+    "dyncheck_targets", "dyncheck_max_examples", "dyncheck_time_budget", "dyncheck_invariants",
+    "dyncheck_devices", "dyncheck_against", "dyncheck_baseline",
+)
+
+
+class _Group:
+    """The option group, remembering each option's default for :func:`_asked_for`."""
+
+    def __init__(self, group: Any) -> None:
+        self.group = group
+
+    def addoption(self, *names: str, **attrs: Any) -> None:
+        _DEFAULTS[attrs["dest"]] = attrs.get("default")
+        self.group.addoption(*names, **attrs)
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("dyncheck", "dyncheck: property-based checks of dynamic PyTorch models")
+    group = _Group(parser.getgroup("dyncheck", "dyncheck: property-based checks of dynamic PyTorch models"))
     group.addoption(
         "--dyncheck",
         action="append",
@@ -141,8 +166,28 @@ def _registry_names() -> list[str]:
     return list(registry())
 
 
+def _asked_for(config: pytest.Config) -> bool:
+    """Whether anything in this run concerns dyncheck: one of its options, one of its ini
+    values, or a pyproject.toml that names it (where ``[tool.dyncheck]`` would be). A run
+    with none of them never imports dyncheck's settings, so it pays nothing more."""
+    if any(config.getoption(dest, default) != default for dest, default in _DEFAULTS.items()):
+        return True
+    if any(config.getini(name) for name in _INI_NAMES):
+        return True
+    if getattr(config, "workerinput", {}).get("dyncheck_seed") is not None:
+        return True
+    try:
+        return b"dyncheck" in (config.rootpath / "pyproject.toml").read_bytes()
+    except OSError:
+        return False
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "dyncheck: a dyncheck invariant check of one model")
+    if not _asked_for(config):
+        return
+    from dyncheck.settings import parse
+
     settings = parse(config, _registry_names)
     config.stash[SETTINGS_KEY] = settings
     if not settings.active:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from dyncheck.plugin import SETTINGS_KEY
 from dyncheck.project import TOLERANCE_INVARIANTS, database_problem, read
 
 __all__ = ["Settings", "SETTINGS_KEY", "TOLERANCE_INVARIANTS", "parse"]
@@ -97,8 +98,6 @@ class Settings:
         parts.append(f"-k {invariant}")
         return " ".join(parts)
 
-
-SETTINGS_KEY = pytest.StashKey[Settings]()
 
 
 def _int_option(config: pytest.Config, option: str, ini: str | None, *, minimum: int) -> int | None:

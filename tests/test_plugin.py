@@ -284,11 +284,35 @@ def test_importing_dyncheck_and_the_plugin_imports_neither_torch_nor_hypothesis(
 
 
 def test_plain_pytest_run_does_not_import_torch(pytester):
+    # Nor dyncheck's settings: nothing in the run names dyncheck, so the plugin reads nothing.
     pytester.makepyfile(
-        test_plain="import sys\n\ndef test_ok():\n    assert 'torch' not in sys.modules\n"
+        test_plain="import sys\n\ndef test_ok():\n"
+        "    assert 'torch' not in sys.modules\n"
+        "    assert 'dyncheck.settings' not in sys.modules and 'dyncheck.project' not in sys.modules\n"
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
     result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        ("--dyncheck-max-examples=many",),
+        ("-o", "dyncheck_max_examples=many"),
+        ("pyproject", "[tool.dyncheck]\nmax_examples = 'many'\n"),
+    ],
+    ids=["option", "ini", "pyproject"],
+)
+def test_a_mistake_in_dyncheck_settings_is_reported_even_without_a_target(pytester, given):
+    # The quick path for runs that do not use dyncheck must not swallow a bad value.
+    args: tuple = given
+    if given[0] == "pyproject":
+        pytester.makefile(".toml", pyproject=given[1])
+        args = ()
+    pytester.makepyfile(test_plain="def test_ok():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str() + result.stderr.str()
+    assert "many" in result.stderr.str()
 
 
 @pytest.mark.usefixtures("subprocess_env")
