@@ -724,6 +724,64 @@ def test_a_float64_copy_that_gives_nan_where_float32_is_finite_is_no_reference(d
     assert "the float64 copy gave NaN/inf where float32 is finite" in run.text
 
 
+NAN_PATTERN = """
+import torch
+from torch import nn
+
+from dyncheck.strategies import tensors
+
+COLUMNS = {columns}
+
+
+class _Pattern(torch.autograd.Function):
+    # The weight's gradient is NaN in given columns per dtype, as when a gradient that
+    # underflows to 0 in float32 meets a NaN that float64 carries on.
+    @staticmethod
+    def forward(ctx, w):
+        return w.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        for column in COLUMNS.get(str(grad.dtype), ()):
+            grad[:, column] = float("nan")
+        return grad
+
+
+class Model(nn.Module):
+    __dyncheck__ = {{"inputs": {{"x": tensors(shape=("batch", 4))}}}}
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(4, 4))
+
+    def forward(self, x):
+        y = x @ _Pattern.apply(self.weight)
+        return y * float("nan") if str(y.dtype) in COLUMNS.get("nan output", ()) else y
+"""
+
+
+@pytest.mark.parametrize(
+    ("columns", "outcome", "said"),
+    [
+        # NaN in both, and in float64 only: compared where float64 is finite, and agreeing.
+        ({"torch.float64": [0, 1], "torch.float32": [0]}, "PASSED", "dtype_agreement +passed +5 examples"),
+        # NaN in float32 where float64 is finite: the overflow the check is for.
+        ({"torch.float64": [0, 1], "torch.float32": [0, 2]}, "FAILED", r"weight\.grad differs on float32 from float64"),
+        # float64 NaN wherever float32 is: nothing to compare.
+        ({"nan output": ["torch.float64"], "torch.float32": [0]}, "SKIPPED", "gave NaN/inf in every output and gradient"),
+    ],
+    ids=["nan-in-float64-only", "nan-in-float32-only", "no-finite-reference"],
+)
+def test_where_the_float64_copy_is_nan_there_is_no_reference_there(dyncheck_run, pytester, columns, outcome, said):
+    # A model whose gradient is NaN in both dtypes (finite's to report) but not in the same
+    # places: only the elements float64 gives a value for are compared.
+    pytester.makepyfile(pattern=NAN_PATTERN.format(columns=columns))
+    run = dyncheck_run("--dyncheck", "pattern:Model", ONLY, "--dyncheck-seed=1", "--dyncheck-max-examples=5")
+    assert run.outcomes() == {"dyncheck::pattern:Model::dtype_agreement": outcome}, run.text
+    assert re.search(said, run.text), run.text
+
+
 def test_a_softmax_pinned_to_float32_after_a_float64_mask_is_compared_in_float64(dyncheck_run):
     # PatternEncoder masks scores with finfo(dtype).min and pins the softmax to float32: in
     # the float64 copy a fully masked (padded) query row is NaN. With its casts kept in

@@ -31,7 +31,8 @@ or the float64 copy is not finite where float32 is, the reference runs again wit
 casts kept in float64 (:class:`~dyncheck.casting.KeptFloat64`), and that run is the
 reference from then on; the summary's notes count the examples it settled. When the
 float64 copy still gives NaN or inf where the float32 run is finite, it is no reference
-and the example is left uncompared.
+and the example is left uncompared. Where both give NaN or inf (``finite``'s to report),
+only the elements float64 gives a value for are compared (:func:`_where_referenced`).
 
 A model that draws random numbers in eval mode in its own dtype (``torch.rand_like(x)``,
 ``x.uniform_()``) draws another stream in float64 than in float32 from one seed. When
@@ -81,10 +82,55 @@ _UNFIT_REFERENCE = (
     "into -inf there, which the model never meets in its own dtype"
 )
 
+#: Why an example whose float64 run is NaN/inf wherever it could be compared compares nothing.
+_NO_FINITE_REFERENCE = (
+    "the float64 copy gave NaN/inf in every output and gradient where float32 did not, so there is "
+    "nothing to compare; NaN/inf in the model's own dtype is the finite check's to report"
+)
+
 
 def _finite(run: Run) -> bool:
     """Whether every output and gradient of ``run`` is finite."""
     return all_finite([t for _, t in run.outputs] + list(run.grads.values()))
+
+
+def _where_referenced(reference: Run, single: Run) -> tuple[Run, Run] | None:
+    """Both runs with the elements where the float64 reference is NaN or inf set to zero on
+    both sides, when the float32 run is not finite either; None when nothing is left.
+
+    Where float64 itself is NaN the model's arithmetic is broken in any dtype (``finite``
+    reports it), so there is no reference value; float32's value there, NaN or a zero
+    that rounding gave instead (a gradient that underflowed before the NaN met it), says
+    nothing about float32. Where float64 is finite and float32 is not, the comparison
+    stands: that is the overflow this check is for."""
+    kept = 0
+
+    def masked(ref: torch.Tensor, own: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        nonlocal kept
+        if own is None or not ref.is_floating_point() or ref.shape != own.shape:
+            kept += 1  # compared as it is: compare reports what does not line up
+            return ref, own
+        unreferenced = ~torch.isfinite(ref)
+        kept += int(ref.numel() - unreferenced.sum())
+        return ref.masked_fill(unreferenced, 0), own.masked_fill(unreferenced, 0)
+
+    theirs = {name: masked(t, single.grads.get(name)) for name, t in reference.grads.items()}
+    own_outputs = dict(single.outputs)
+    outputs = {name: masked(t, own_outputs.get(name)) for name, t in reference.outputs}
+    if not kept:
+        return None
+    return (
+        dataclasses.replace(
+            reference,
+            outputs=[(name, outputs[name][0]) for name, _ in reference.outputs],
+            grads={name: ref for name, (ref, _) in theirs.items()},
+        ),
+        dataclasses.replace(
+            single,
+            outputs=[(name, outputs[name][1] if name in outputs else t) for name, t in single.outputs],
+            grads={**single.grads, **{name: own for name, (_, own) in theirs.items() if own is not None}},
+        ),
+    )
 
 
 class DtypeAgreement(Invariant):
@@ -114,12 +160,18 @@ class DtypeAgreement(Invariant):
         # gradients and detached outputs are what is compared.
         single = dataclasses.replace(single, model=reference.model, output=None)
 
-        def judged(reference: Run) -> tuple[bool, list[str]]:
-            """(unfit, findings): whether the reference is NaN/inf where float32 is finite,
-            else how the two disagree."""
-            if _finite(single) and not _finite(reference):
-                return True, []
-            return False, compare(reference, single, tolerance=tolerance, floor=self.floor, model=reference.model)
+        def judged(reference: Run) -> tuple[str | None, list[str]]:
+            """(unfit, findings): why the reference cannot serve (NaN/inf where float32 is
+            finite, or everywhere), else how the two disagree where it is finite."""
+            theirs, ours = reference, single
+            if not _finite(reference):
+                if _finite(single):
+                    return _UNFIT_REFERENCE, []
+                masked = _where_referenced(reference, single)
+                if masked is None:
+                    return _NO_FINITE_REFERENCE, []
+                theirs, ours = masked
+            return None, compare(theirs, ours, tolerance=tolerance, floor=self.floor, model=reference.model)
 
         unfit, findings = judged(reference)
         float64, sites = FLOAT64, []
@@ -129,7 +181,7 @@ class DtypeAgreement(Invariant):
             if not (unfit or findings):
                 _note_kept(context, sites)
         if unfit:
-            return context.nothing_to_compare(_UNFIT_REFERENCE)
+            return context.nothing_to_compare(unfit)
         if not findings and missing:
             return context.nothing_to_compare(missing)
         notes: list[str] = []
