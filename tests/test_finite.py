@@ -59,6 +59,22 @@ def test_a_nan_from_a_mean_over_nothing_says_so(dyncheck_run, pytester):
     ), text
 
 
+def test_unwritten_memory_is_no_op_that_made_a_nan():
+    # torch.empty_strided (called inside torch for an empty batch) returns memory as it was:
+    # a NaN there is left over, not made, and the search goes on to the op that makes one.
+    import torch
+
+    from dyncheck.invariants.finite import _FirstNonFinite
+
+    finder = _FirstNonFinite()
+    nan = torch.tensor([float("nan")])
+    for unwritten in (torch.empty_strided, torch.empty, torch.empty_like, torch.Tensor.new_empty):
+        finder._look(unwritten, ((1,), (1,)), {}, nan)
+    assert finder.found is None
+    finder._look(torch.div, (torch.zeros(1), torch.zeros(1)), {}, nan)
+    assert finder.found is not None and finder.found.startswith("first NaN/inf made by div")
+
+
 def test_nan_gradient_names_the_parameter(dyncheck_run):
     run = dyncheck_run("--dyncheck", NAN_GRADIENT, "--dyncheck-seed=2", "--dyncheck-invariants=finite")
     lines = run.failure("::finite").strip().splitlines()

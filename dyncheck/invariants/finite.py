@@ -39,9 +39,15 @@ def non_finite(tensor: torch.Tensor) -> str | None:
     return f"{count} / {tensor.numel()} non-finite ({', '.join(kinds)}), first at index {first}"
 
 
+#: Calls whose result is memory not yet written: a NaN in it is whatever was there before,
+#: made by no one (a later op fills it).
+_UNWRITTEN = frozenset({"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided"})
+
+
 class _FirstNonFinite(TorchFunctionMode):
     """Notes the first torch call that returned a NaN or inf from inputs that were all
-    finite: the op, the model's line that made it, and its inputs' shapes."""
+    finite: the op, the model's line that made it, and its inputs' shapes. Calls that
+    return unwritten memory (``torch.empty``) make no values and are passed over."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -62,6 +68,8 @@ class _FirstNonFinite(TorchFunctionMode):
 
         from dyncheck.casting import _op_name, _user_frame, _where
 
+        if getattr(func, "__name__", None) in _UNWRITTEN:
+            return
         outputs = [t for t in tree_leaves(result) if isinstance(t, torch.Tensor) and t.is_floating_point()]
         if not outputs or all(bool(torch.isfinite(t.detach()).all()) for t in outputs):
             return
