@@ -155,11 +155,22 @@ class DyncheckRun:
 
 
 @pytest.fixture
-def dyncheck_run(pytester: pytest.Pytester):
-    """Run pytest in-process with the given dyncheck arguments (only dyncheck items)."""
-    pytester.syspathinsert(ROOT)
+def dyncheck_run(pytester: pytest.Pytester, request: pytest.FixtureRequest):
+    """Run pytest in-process with the given dyncheck arguments (only dyncheck items).
 
-    def run(*args: str) -> DyncheckRun:
+    A run whose arguments give no seed gets one fixed by the test's node id: the suite's
+    verdicts are the same on every run and machine, as a user's with --dyncheck-seed, and
+    each test still draws other examples than its neighbours. ``run(..., seeded=False)``
+    leaves the seed out, as a user's run without one."""
+    import zlib
+
+    pytester.syspathinsert(ROOT)
+    seed = f"--dyncheck-seed={zlib.crc32(request.node.nodeid.encode()) % 100_000}"
+
+    def run(*args: str, seeded: bool = True) -> DyncheckRun:
+        """``seeded=False``: as a user's run with no seed (one drawn per run)."""
+        if seeded and not any(a.startswith(("--dyncheck-seed", "--hypothesis-seed")) for a in args):
+            args = (*args, seed)
         # Hypothesis's plugin loads a run's --hypothesis-profile for the whole process: put
         # back the profile this test runs under, or the next in-process run on this worker
         # (another test's) would draw under it.
