@@ -38,6 +38,18 @@ def test_the_founding_classifier_has_a_dead_branch(dyncheck_run, pytester):
     assert lines[-1] == "Reproduce: pytest --dyncheck asis:spec --dyncheck-only --dyncheck-seed=4 -k coverage"
 
 
+def test_experts_a_dispatch_can_never_reach_are_dead(dyncheck_run):
+    # The router's one-hot choice one-hot encoded again (transformers' NLLB-MoE): experts 2
+    # and 3 never run, though every sample is routed and every other check passes.
+    target = "reference_models.buggy.one_hot_twice:Model"
+    run = dyncheck_run("--dyncheck", target, COV)
+    assert run.outcomes() == {f"dyncheck::{target}::coverage": "FAILED"}, run.text
+    lines = run.failure("::coverage").strip().splitlines()
+    assert lines[2].startswith("108 of 280 parameters are dead"), lines[2]
+    assert [line.split(" (")[0] for line in lines[3:5]] == ["  experts.2", "  experts.3"], lines
+    assert re.fullmatch(r"  paths seen: router → experts\.0 → experts\.1 → head \(\d+\)", lines[5]), lines[5]
+
+
 def test_the_reference_classifier_declares_it_as_a_known_bug(dyncheck_run):
     target = "reference_models.classifier:DynamicClassifier"
     run = dyncheck_run("--dyncheck", target, COV)
