@@ -625,12 +625,16 @@ def sequence_lengths(
     batch_size: Dim = "batch",
     max_length: Dim = "time",
     min_length: int = 1,
+    pad_to_longest: bool = False,
 ) -> st.SearchStrategy[torch.Tensor]:
     """Valid lengths of a padded batch: an int64 CPU tensor of ``batch_size`` entries.
 
     Lengths are unsorted; examples include length ``min_length``, all lengths equal, the
     longest equal to the padded length ``max_length`` and padding beyond the longest.
-    ``batch_size`` and ``max_length`` are sizes or dimension names.
+    ``batch_size`` and ``max_length`` are sizes or dimension names. With
+    ``pad_to_longest=True`` the longest always equals the padded length, as
+    ``torch.nn.utils.rnn.pad_sequence`` pads a batch: for a model that builds its padding
+    mask from ``lengths.max()`` (torchaudio's ``Conformer``) and takes no other batch.
     """
     args = dict(locals())
     _length_plan(**args)
@@ -641,19 +645,21 @@ def sequence_lengths(
 
 
 def _length_plan(
-    *, batch_size: Dim = "batch", max_length: Dim = "time", min_length: int = 1
-) -> tuple[Dim, Dim, int]:
+    *, batch_size: Dim = "batch", max_length: Dim = "time", min_length: int = 1, pad_to_longest: bool = False
+) -> tuple[Dim, Dim, int, bool]:
     batch_size = _check_dim(batch_size, argument="batch_size")
     max_length = _check_dim(max_length, argument="max_length")
     _check_int("min_length", min_length, lower=0)
     if isinstance(max_length, int) and max_length < min_length:
         raise InvalidArgument(f"Cannot have max_length={max_length} < min_length={min_length}")
-    return batch_size, max_length, min_length
+    if not isinstance(pad_to_longest, bool):
+        raise InvalidArgument(f"pad_to_longest={pad_to_longest!r} must be True or False")
+    return batch_size, max_length, min_length, pad_to_longest
 
 
 @_composite("sequence_lengths")
 def _draw_sequence_lengths(draw: Any, **kwargs: Any) -> torch.Tensor:
-    batch_size, max_length, min_length = _planned(_length_plan, kwargs)
+    batch_size, max_length, min_length, pad_to_longest = _planned(_length_plan, kwargs)
     with dim_scope():
         n = _draw_dim(draw, batch_size)
         longest = _draw_dim(draw, max_length)
@@ -662,7 +668,7 @@ def _draw_sequence_lengths(draw: Any, **kwargs: Any) -> torch.Tensor:
     # than the padded tensor they describe.
     assume(longest >= min_length)
     one = st.integers(min_length, longest)
-    mode = draw(st.sampled_from(["any", "equal", "full"]))
+    mode = "full" if pad_to_longest else draw(st.sampled_from(["any", "equal", "full"]))
     if mode == "equal":
         lengths = [draw(one)] * n
     else:

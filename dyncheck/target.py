@@ -341,6 +341,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
         _probe_companions(instance, parameters, primary, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims)
     _probe_rank(instance, inputs, inferred_inputs)
     _probe_sizes(instance, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims)
+    _probe_longest(instance, inputs, inferred_inputs, all_dims)
     for dim, found in infer_dims(instance, dict(spec.dims)).items():
         all_dims[dim] = found.value
         inferred_dims[dim] = found.why
@@ -591,7 +592,7 @@ def _inferred_tensors(
     for name, strategy in inputs.items():
         kwargs = strategy_arguments(strategy)
         if tokens and strategy_kind(strategy) == "sequence_lengths":
-            batch, longest, _ = _length_plan(**kwargs)
+            batch, longest, _, _ = _length_plan(**kwargs)
             shapes[name] = ((batch,), ("lengths", longest))
             continue
         if tokens and strategy_kind(strategy) == "attention_masks":
@@ -1007,6 +1008,60 @@ def _probe_sizes(
                 f" (at {', '.join(str(f) for f, _ in folded)} with a batch of 2 only: with 3 it raised "
                 f"{type(folding).__name__} ({one_line(folding)}), the batch folded into the {dim})"
             )
+
+
+def _probe_longest(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
+    """Inferred sequence lengths whose longest must be the padded length: a model that
+    builds its padding mask as ``arange(lengths.max())`` (torchaudio's ``Conformer``) raises
+    on a batch padded past its longest sequence, which ``pad_sequence`` never makes, and
+    every check would report that crash. The model is called with every sequence as long
+    as the padded length, then with each one step shorter; when the first runs and the
+    second raises, the lengths are drawn with ``pad_to_longest=True`` and ``inferred``
+    says why. Only for inputs all inferred (as :func:`_probe_sizes`)."""
+    from dyncheck import strategies as dst
+    from dyncheck.examples import strategy_arguments, strategy_kind
+    from dyncheck.strategies import DEFAULT_DIMS
+
+    shapes = _inferred_tensors(inputs, inferred, tokens=True)
+    if shapes is None:
+        return
+    names = [name for name in shapes if strategy_kind(inputs[name]) == "sequence_lengths"]
+    if len(names) != 1 or strategy_arguments(inputs[names[0]]).get("pad_to_longest"):
+        return
+    (name,) = names
+    time = shapes[name][1][1]
+
+    def sizes(dim: Any) -> list[int]:
+        bounds = dim if isinstance(dim, int) else dims.get(dim, DEFAULT_DIMS.get(dim, (2, 2)))
+        elements = getattr(bounds, "elements", None)
+        if isinstance(elements, Sequence):
+            return sorted(e for e in elements if isinstance(e, int))
+        if isinstance(bounds, tuple):
+            return list(range(bounds[0], bounds[1] + 1))
+        return [bounds] if isinstance(bounds, int) else [2]
+
+    room = [size for size in sizes(time) if size >= 2]
+    if not room:
+        return  # no padded length leaves room for a shorter sequence
+    padded = room[0]
+
+    def size_of(dim: Any) -> int:
+        if dim == time:
+            return padded
+        allowed = sizes(dim) or [2]
+        return max(2, allowed[0]) if dim == "batch" else max(1, allowed[0])
+
+    args = {n: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for n, (shape, dtype) in shapes.items()}
+    if _probe_call(clone(instance), args) is not None:
+        return  # the full batch raises too: the model's own trouble, which the checks report
+    error = _probe_call(clone(instance), {**args, name: args[name] - 1})
+    if error is None:
+        return
+    inputs[name] = dst.sequence_lengths(**{**strategy_arguments(inputs[name]), "pad_to_longest": True})
+    inferred[name] += (
+        f"; the longest always the padded length (pad_to_longest=True): with every sequence one step shorter "
+        f"than the padded length {padded} it raised {type(error).__name__} ({one_line(error)})"
+    )
 
 
 def _reshaped(strategy: Any, shape: tuple[Any, ...]) -> Any:

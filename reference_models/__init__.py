@@ -110,6 +110,9 @@ Refactored twins, each declaring the model it must still agree with
   ``nn.TransformerEncoder`` taking ``src_key_padding_mask=None``, True at padding.
 * :mod:`reference_models.layer_stack` -- ``LayerStack``: x-transformers' ``AttentionLayers``,
   whose input no layer in the source describes (probed at its parameters' sizes).
+* :mod:`reference_models.length_mask` -- ``LengthMaskedConformer``: torchaudio's
+  ``Conformer`` layout, its padding mask built from ``lengths.max()``: it takes only
+  batches padded to their longest sequence (drawn as such).
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -173,4 +176,5 @@ GOOD_TARGETS = (
     "reference_models.padded_features:FeatureSequenceEncoder",
     "reference_models.key_padding:PaddedTransformerClassifier",
     "reference_models.layer_stack:LayerStack",
+    "reference_models.length_mask:LengthMaskedConformer",
 )

@@ -2199,3 +2199,46 @@ def test_the_probes_calls_warn_nothing_the_constructor_still_does():
         warnings.simplefilter("always")
         resolved(Warns)
     assert [str(w.message) for w in caught] == ["built"]
+
+
+class _MaxMasked(nn.Module):
+    """Its padding mask is as wide as the longest sequence (torchaudio's Conformer builds it so)."""
+
+    def __init__(self, dim=4):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(dim, 1, batch_first=True)
+
+    def padding(self, x, lengths):
+        return torch.arange(int(lengths.max()))[None, :] >= lengths[:, None]
+
+    def forward(self, x, lengths):
+        return self.attention(x, x, x, key_padding_mask=self.padding(x, lengths), need_weights=False)[0]
+
+
+class _AnyPadding(_MaxMasked):
+    def padding(self, x, lengths):
+        return torch.arange(x.shape[1])[None, :] >= lengths[:, None]
+
+
+class _NeverRuns(_MaxMasked):
+    def padding(self, x, lengths):
+        raise RuntimeError("not today")
+
+
+@pytest.mark.parametrize(
+    ("model", "padded_to_longest"),
+    [(_MaxMasked, True), (_AnyPadding, False), (_NeverRuns, False)],
+    ids=["mask-from-lengths-max", "mask-from-padded-length", "raises-on-every-batch"],
+)
+def test_lengths_are_padded_to_the_longest_when_the_model_takes_no_other_batch(model, padded_to_longest):
+    # Only a model that runs on a batch padded to its longest sequence and raises one step
+    # past it; a model that raises on both is left to report its own crash.
+    target = resolve_spec(Spec(model))
+    lengths = target.spec.inputs["lengths"]
+    assert strategy_arguments(lengths).get("pad_to_longest", False) is padded_to_longest
+    if padded_to_longest:
+        assert target.inferred_inputs["lengths"].endswith(
+            "; the longest always the padded length (pad_to_longest=True): with every sequence one step shorter "
+            "than the padded length 2 it raised AssertionError (Expected key_padded_mask.shape[1] to be 2, but got 1)"
+        ), target.inferred_inputs["lengths"]
+        assert repr(lengths) == "sequence_lengths(pad_to_longest=True)"

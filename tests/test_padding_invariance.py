@@ -763,3 +763,41 @@ def test_a_dict_of_inputs_says_where_the_padding_is(dyncheck_run, pytester):
     assert run.skip_reason("dyncheck::dict_masks:LengthsOnly::padding_invariance") == (
         "forward takes batch['lengths'] but no padded batch beside it"
     )
+
+
+BATCH_MEAN_CONFORMER = """
+import torch
+
+from reference_models.length_mask import LengthMaskedConformer
+
+
+class Model(LengthMaskedConformer):
+    '''Takes only batches padded to their longest sequence, and subtracts the batch's mean.'''
+
+    def forward(self, input, lengths):
+        frames, lengths = super().forward(input, lengths)
+        return frames - frames.mean(0, keepdim=True), lengths
+"""
+
+
+def test_lengths_padded_to_the_longest_ask_rule_2_of_no_example_and_say_so(dyncheck_run):
+    target = "reference_models.length_mask:LengthMaskedConformer"
+    run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=padding_invariance,batch_invariance",
+                       "--dyncheck-max-examples=10")
+    assert set(run.outcomes().values()) == {"PASSED"}, run.text
+    summary = run.text.split("dyncheck summary")[1]
+    assert re.search(r"rule 2 \(padding appended past the longest sequence\) not asked on 10 examples: the lengths "
+                     r"are drawn with pad_to_longest=True", summary), summary
+    assert re.search(r"on \d+ examples? the samples shorter than the padded length were not run alone", summary), summary
+
+
+def test_a_batch_dependence_still_shows_on_the_rows_that_span_the_padded_length(dyncheck_run, pytester):
+    # Rows shorter than the padded length are not run alone by batch_invariance, but the
+    # longest are, and padding_invariance runs every row alone, trimmed.
+    pytester.makepyfile(meaned=BATCH_MEAN_CONFORMER)
+    run = dyncheck_run("--dyncheck", "meaned:Model", "--dyncheck-invariants=padding_invariance,batch_invariance")
+    assert run.outcomes() == {
+        "dyncheck::meaned:Model::batch_invariance": "FAILED",
+        "dyncheck::meaned:Model::padding_invariance": "FAILED",
+    }, run.text
+    assert "differs from the same sample run alone" in run.failure("::batch_invariance")

@@ -52,6 +52,8 @@ PADDED = {
     "reference_models.key_padding:PaddedTransformerClassifier",
     "reference_models.builtin_layers:encoder_layer",
     "reference_models.layer_stack:LayerStack",
+    # ... or lengths whose longest is always the padded length (the mask is built from lengths.max())
+    "reference_models.length_mask:LengthMaskedConformer",
 }
 
 

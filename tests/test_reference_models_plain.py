@@ -387,6 +387,26 @@ def _layer_stack() -> tuple[torch.nn.Module, tuple]:
     return LayerStack(), (torch.randn(3, 4, 8), mask)
 
 
+class _Frames(torch.nn.Module):
+    """A torchaudio-style encoder's frames (it returns frames and lengths)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.model(x, lengths)[0]
+
+
+def _length_mask() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.length_mask import LengthMaskedConformer
+
+    model = LengthMaskedConformer()
+    with pytest.raises(Exception):  # padded past its longest sequence: the mask is narrower
+        model(torch.randn(3, 5, 16), torch.tensor([4, 2, 1]))
+    return _Frames(model), (torch.randn(3, 4, 16), torch.tensor([4, 2, 1]))
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -434,6 +454,7 @@ BUILDERS = {
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,
+    "length_mask": _length_mask,
 }
 
 

@@ -373,6 +373,21 @@ def test_lengths_never_exceed_a_named_padded_length(drawn: tuple) -> None:
     assert within(lengths, 2, sizes["time"]), (lengths, sizes)
 
 
+@given(with_dims(sequence_lengths(pad_to_longest=True)))
+def test_lengths_padded_to_the_longest_always_reach_the_padded_length(drawn: tuple) -> None:
+    # As pad_sequence pads a batch: a model that builds its mask from lengths.max() takes no other.
+    lengths, sizes = drawn
+    assert within(lengths, 1, sizes["time"])
+    assert lengths.numel() == 0 or int(lengths.max()) == sizes["time"], (lengths, sizes)
+
+
+def test_lengths_padded_to_the_longest_still_vary_below_it() -> None:
+    can_generate(
+        with_dims(sequence_lengths(pad_to_longest=True)).map(lambda d: (d[0].tolist(), d[1]["time"])),
+        lambda d: len(d[0]) > 1 and min(d[0]) < d[1],
+    )
+
+
 LENGTHS_AND_TIME = with_dims(sequence_lengths()).map(lambda d: (d[0].tolist(), d[1]["time"]))
 
 
@@ -754,6 +769,7 @@ BAD_CALLS = {
     "sequence_lengths(batch_size=-2)": "Cannot have batch_size=-2 < 0",
     "sequence_lengths(batch_size=True)": "batch_size=True must be an int or a dimension name",
     "sequence_lengths(min_length=-1)": "Cannot have min_length=-1 < 0",
+    "sequence_lengths(pad_to_longest=1)": "pad_to_longest=1 must be True or False",
     # padded_batches
     'padded_batches(batch_first="yes")': "batch_first='yes' must be a bool",
     'padded_batches(padding_value="0")': "padding_value='0' must be a number or None",
@@ -816,6 +832,7 @@ def test_a_bad_device_names_it() -> None:
         "controls(choices=Mode)",
         "sequence_lengths()",
         "sequence_lengths(max_length=5)",
+        "sequence_lengths(pad_to_longest=True)",
         "padded_batches()",
         "padded_batches(batch_first=False)",
         "sequence_lists()",

@@ -23,6 +23,12 @@ from the values: the leading axis, when every tensor argument has the same leadi
 An example with no batch of 2 or more compares nothing, and a run where none did is a skip
 that says how to name the batch axis.
 
+Lengths drawn with ``sequence_lengths(pad_to_longest=True)`` (a model that takes no batch
+padded past its longest sequence) leave the rows shorter than the padded length out of the
+comparison alone: alone, such a row would be padded past its length. They stay in the
+batch and its permutation, the summary counts the examples, and padding_invariance runs
+each of them alone, trimmed to its length.
+
 Float32 results of one sample computed in a batch and alone may differ by rounding alone:
 the matrix products take the rows in another grouping. A difference past the float32
 tolerance is therefore given, in turn, what a one-ulp move of the row's inputs changes, then
@@ -204,6 +210,29 @@ _NO_OUTPUT_AXIS = (
 )
 
 
+def _shorter_than_padded(context: Context, args: dict[str, Any], size: int) -> set[int]:
+    """The rows a model whose lengths are drawn with ``pad_to_longest=True`` cannot take
+    alone: those shorter than the padded length (alone, such a row is a batch padded past
+    its longest sequence). padding_invariance runs each of them alone, trimmed to its
+    length; here they stay in the batch and its permutation."""
+    from dyncheck.invariants.padding_invariance import padded_to_longest, slot_value
+
+    slot = padded_to_longest(context.target)
+    lengths = slot_value(args, slot) if slot is not None else None
+    if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or lengths.numel() != size or not size:
+        return set()
+    longest = int(lengths.max())
+    return {row for row in range(size) if int(lengths[row]) < longest}
+
+
+def _pad_to_longest_note(count: int) -> str:
+    return (
+        f"on {count} example{'s' if count != 1 else ''} the samples shorter than the padded length were not run "
+        "alone: the lengths are drawn with pad_to_longest=True, as the model takes no batch padded past its "
+        "longest sequence; padding_invariance runs each one alone, trimmed to its length"
+    )
+
+
 def _take(value: Any, axis: Any, index: torch.Tensor) -> Any:
     if axis is None:
         return value
@@ -332,7 +361,12 @@ class BatchInvariance(Invariant):
         out_axes: dict[str, int | tuple[int, int] | None] = {}
         tolerance = context.settings.tolerances.get(self.name) if context.settings else None
         findings = []
+        shorter = _shorter_than_padded(context, args, size)
+        if shorter:
+            context.note("pad_to_longest", _pad_to_longest_note)
         for row in range(size):
+            if row in shorter:
+                continue
             index = torch.tensor([row])
             try:
                 alone = dict(floating_leaves(self._run(context, model, _rows(args, axes, index), example.seed)))

@@ -18,7 +18,9 @@ every example (the lengths or the mask may be an entry of a dict of inputs,
    rows of each row's gradients alone, and are unchanged by the extra padding (gradients that differ while the values agree: a surrogate or
    straight-through term that reads the padding).
 
-Rule 2 is not asked of an example when the model cannot take the longer batch at all: it
+Rule 2 is not asked of a model whose lengths are drawn with ``pad_to_longest=True``: it
+takes no batch padded past its longest sequence (its mask is as wide as ``lengths.max()``),
+and the summary counts the examples. Nor of an example when the model cannot take the longer batch at all: it
 raises on it with every row of the full length too (a position table that ends at the
 padded length), so the length, not the padding, is what it refuses. Rule 1 (and rule 3's
 comparison with the rows alone) is not asked of a row that the model refuses alone when
@@ -76,7 +78,9 @@ from dyncheck.spec import lengths_slot
 from dyncheck.target import Target
 from dyncheck.tracing import dense, floating_leaves, grads_put_back, missing_output, project, projection
 
-__all__ = ["EXTRA_STEPS", "PaddingInvariance", "Slot", "gradient_tolerances", "lengths_argument", "slot_value"]
+__all__ = [
+    "EXTRA_STEPS", "PaddingInvariance", "Slot", "gradient_tolerances", "lengths_argument", "padded_to_longest", "slot_value",
+]
 
 #: An output leaf inside a cache the model hands back for its next call (``past_key_values``,
 #: ``cache_params``, a Hugging Face ``cache``): state for continuing the sequence, not this
@@ -150,6 +154,23 @@ def _with(args: Mapping[str, Any], changes: Mapping[Slot, Any]) -> dict[str, Any
     return out
 
 
+def _pad_to_longest_note(count: int) -> str:
+    return (
+        f"rule 2 (padding appended past the longest sequence) not asked on {count} example{'s' if count != 1 else ''}: "
+        "the lengths are drawn with pad_to_longest=True, the longest always the padded length, as the model "
+        "takes no other batch (--dyncheck-explain says what it raised)"
+    )
+
+
+def padded_to_longest(target: Target) -> Slot | None:
+    """Where the lengths are when they are drawn with ``sequence_lengths(pad_to_longest=True)``
+    (no batch is padded past its longest sequence); None otherwise."""
+    slot = lengths_argument(target)
+    if slot is None:
+        return None
+    return slot if strategy_arguments(_strategy(target, slot)).get("pad_to_longest") else None
+
+
 def lengths_argument(target: Target) -> Slot | None:
     """Where the lengths of a padded batch are, if anywhere: the argument
     ``Spec(lengths=...)`` declares, else one named like lengths, else an entry of a dict of
@@ -217,6 +238,9 @@ class _Layout:
         #: a row shorter than this that the model refuses alone is not compared alone: the
         #: spec allows no shorter padded length
         self.shortest = _shortest(target, time_dim)
+        #: the lengths are drawn with pad_to_longest=True: no batch is padded past its
+        #: longest sequence, so rule 2 is not asked
+        self.pad_to_longest = not mask and bool(spec_args.get("pad_to_longest"))
         #: slot -> (batch axis, time axis); either may be None
         self.axes: dict[Slot, tuple[int | None, int | None]] = {}
         if mask:
@@ -488,10 +512,12 @@ class PaddingInvariance(Invariant):
                 # Shorter than any padded length the spec allows, and refused alone (a
                 # convolution wider than it): not an input the model is given, so only the
                 # extra padding is asked of this row.
+        extended: dict[str, torch.Tensor] | None = None
         try:
-            extended: dict[str, torch.Tensor] | None = dict(
-                floating_leaves(run(layout.extended(args, generator)).output)
-            )
+            if layout.pad_to_longest:
+                context.note("pad_to_longest", _pad_to_longest_note)
+            else:
+                extended = dict(floating_leaves(run(layout.extended(args, generator)).output))
         except ModelError:
             if not self._too_long(layout, args, run):
                 raise

@@ -29,6 +29,9 @@ so that dyncheck's zero-configuration inference can check it.
   fc1 off (grad_isolation).
 * :mod:`~reference_models.buggy.inplace_branch` -- an in-place op that breaks backward
   only on the taken branch (grad_isolation, finite, tied_weights, dtype_agreement).
+* :mod:`~reference_models.buggy.unmasked_conv_padding` -- ``LengthMaskedConformer``'s
+  depthwise convolution reading the padded frames, as torchaudio's Conformer does
+  (padding_invariance).
 * :mod:`~reference_models.buggy.one_hot_twice` -- the router's one-hot choice one-hot
   encoded again, as transformers' NLLB-MoE does: experts 2 and 3 never run (coverage).
 * :mod:`~reference_models.buggy.argmax_router` -- experts chosen by argmax with no gate:
@@ -158,6 +161,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.inplace_branch:Model": ("grad_isolation", "finite", "tied_weights", "dtype_agreement"),
     "reference_models.buggy.argmax_router:Model": ("grad_isolation",),
     "reference_models.buggy.one_hot_twice:Model": ("coverage",),
+    "reference_models.buggy.unmasked_conv_padding:Model": ("padding_invariance",),
     "reference_models.buggy.dense_moe:Model": ("grad_isolation",),
     "reference_models.buggy.checkpointed_mask:Model": ("grad_isolation",),
     "reference_models.buggy.zero_grad_trick:Model": ("grad_isolation",),
