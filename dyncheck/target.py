@@ -309,6 +309,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
         inferred_inputs[name] = inferred.why
         for dim, bounds in (inferred.dims or {}).items():
             all_dims.setdefault(dim, bounds)
+    _lengths_along(inputs, inferred_inputs)
     # The mask before the probes, which call the model with it (all tokens).
     mask = infer_attention_mask(parameters, {k: v for k, v in inputs.items() if k in inferred_inputs}, spec.inputs)
     if mask is not None:
@@ -1008,6 +1009,37 @@ def _probe_sizes(
                 f" (at {', '.join(str(f) for f, _ in folded)} with a batch of 2 only: with 3 it raised "
                 f"{type(folding).__name__} ({one_line(folding)}), the batch folded into the {dim})"
             )
+
+
+def _lengths_along(inputs: dict[str, Any], inferred: dict[str, str]) -> None:
+    """Inferred lengths (drawn against ``"time"``) beside a sequence whose padded axis has
+    another name: an input a ``Conv1d`` reads is ``("batch", "length", channels)`` (or
+    channels first), and lengths drawn for an unrelated ``"time"`` would not describe it
+    (they could exceed it, and padding_invariance would pad nothing). When no input has
+    the lengths' axis and exactly one has a ``"length"`` axis, the lengths are drawn for it."""
+    from dyncheck import strategies as dst
+    from dyncheck.examples import strategy_arguments, strategy_kind
+
+    names = [name for name in inputs if name in inferred and strategy_kind(inputs[name]) == "sequence_lengths"]
+    if len(names) != 1:
+        return
+    (name,) = names
+    kwargs = strategy_arguments(inputs[name])
+    time = kwargs.get("max_length", "time")
+    axes = {
+        other: {d for d in shape if isinstance(d, str)}
+        for other, strategy in inputs.items()
+        if other != name and isinstance(shape := strategy_arguments(strategy).get("shape"), tuple)
+    }
+    if any(time in found for found in axes.values()):
+        return
+    holders = [other for other, found in axes.items() if "length" in found]
+    if len(holders) != 1:
+        return
+    inputs[name] = dst.sequence_lengths(**{**kwargs, "max_length": "length"})
+    inferred[name] = inferred[name].replace(
+        "the padded length 'time'", f"the padded length 'length' ({holders[0]}'s sequence axis)"
+    )
 
 
 def _probe_longest(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:

@@ -2242,3 +2242,23 @@ def test_lengths_are_padded_to_the_longest_when_the_model_takes_no_other_batch(m
             "than the padded length 2 it raised AssertionError (Expected key_padded_mask.shape[1] to be 2, but got 1)"
         ), target.inferred_inputs["lengths"]
         assert repr(lengths) == "sequence_lengths(pad_to_longest=True)"
+
+
+class _FramesThroughConv1d(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(8, 4, 3, padding=1)
+
+    def forward(self, x, lengths):
+        return self.conv(x.transpose(1, 2)).transpose(1, 2)
+
+
+def test_lengths_follow_the_axis_a_conv1d_reads():
+    # A Conv1d names its sequence axis "length": lengths drawn for another "time" would not
+    # describe it (they could be longer than the input), so they are drawn for "length".
+    target = resolve_spec(Spec(_FramesThroughConv1d))
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", "length", 8)
+    assert repr(target.spec.inputs["lengths"]) == "sequence_lengths(max_length='length')"
+    assert "the padded length 'length' (x's sequence axis)" in target.inferred_inputs["lengths"]
+    example = find(from_target(target), lambda e: True)
+    assert int(example.args["lengths"].max()) <= example.args["x"].shape[1]

@@ -801,3 +801,68 @@ def test_a_batch_dependence_still_shows_on_the_rows_that_span_the_padded_length(
         "dyncheck::meaned:Model::padding_invariance": "FAILED",
     }, run.text
     assert "differs from the same sample run alone" in run.failure("::batch_invariance")
+
+
+FRAMES = """
+import torch
+from torch import nn
+
+
+class ClassToken(nn.Module):
+    '''Puts a learned class token before the sequence: its output is one step longer than the input.'''
+
+    def __init__(self, dim=8):
+        super().__init__()
+        self.cls = nn.Parameter(torch.randn(1, 1, dim))
+        self.attention = nn.MultiheadAttention(dim, 2, batch_first=True)
+
+    def padding(self, x, lengths):
+        return torch.arange(x.shape[1])[None, :] > lengths[:, None]  # the class token, then lengths tokens
+
+    def forward(self, x, lengths):
+        x = torch.cat([self.cls.expand(x.shape[0], 1, -1), x], 1)
+        return self.attention(x, x, x, key_padding_mask=self.padding(x, lengths), need_weights=False)[0]
+
+
+class ClassTokenOffByOne(ClassToken):
+    def padding(self, x, lengths):
+        return torch.arange(x.shape[1])[None, :] > lengths[:, None] + 1  # BUG: lets the first padded step in
+
+
+class Strided(nn.Module):
+    '''A stride-2 convolution over time: its frames follow the padded length at half the rate.'''
+
+    def __init__(self, dim=8, hidden=6):
+        super().__init__()
+        self.conv = nn.Conv1d(dim, hidden, 3, stride=2)
+
+    def forward(self, x, lengths):
+        return self.conv(x.transpose(1, 2)).transpose(1, 2)
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "outcome"), [("ClassToken", "PASSED"), ("ClassTokenOffByOne", "FAILED")]
+)
+def test_an_output_a_fixed_number_of_steps_longer_is_compared_on_its_valid_steps(dyncheck_run, pytester, name, outcome):
+    # A class token put first: the output has one step more than the padded input, for the
+    # batch, each row alone and the extra padding alike; its valid steps are compared.
+    pytester.makepyfile(frames=FRAMES)
+    run = dyncheck_run("--dyncheck", f"frames:{name}", ONLY)
+    assert run.outcomes() == {f"dyncheck::frames:{name}::padding_invariance": outcome}, run.text
+    if outcome == "FAILED":
+        assert "gives a different output in the batch than alone" in run.failure("::padding_invariance")
+
+
+def test_frames_at_another_rate_are_not_compared_step_by_step(dyncheck_run, pytester):
+    # A strided convolution: the frames follow the padded length, but at another rate;
+    # lining them up with the input's steps would be a guess, so the check says so.
+    pytester.makepyfile(frames=FRAMES)
+    run = dyncheck_run("--dyncheck", "frames:Strided", ONLY)
+    item = "dyncheck::frames:Strided::padding_invariance"
+    assert run.outcomes() == {item: "SKIPPED"}, run.text
+    assert re.match(
+        r"axis 1 of output follows the padded length at another rate \(\d+ steps for \d+ padded, \d+ for \d+.*\): "
+        r"its steps cannot be lined up with the input's",
+        run.vacuous_reason(item),
+    ), run.vacuous_reason(item)

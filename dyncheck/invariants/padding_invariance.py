@@ -32,9 +32,14 @@ Outputs: the batch axis of each output tensor is the one of the batch's size whe
 row alone has size 1 and the extra padding changes nothing; when that does not single one
 out, the first axis (the second when the first does not have the batch's size). An output axis whose size follows the padded length (the
 padded length for the batch, the row's length alone, 2 more with the extra padding) is a
-time axis: only a row's valid steps are compared, and only they count in the loss. An
-axis that does neither (``pad_packed_sequence`` without ``total_length`` cuts it to the
-longest sequence of the batch) is a violation of its own.
+time axis: only a row's valid steps are compared, and only they count in the loss; so is
+one a fixed number of steps longer or shorter in all three (a class token put first: the
+row's first ``length`` steps are compared; right context consumed: its first
+``length - k``). An axis that grows with the padded length at another rate (a strided
+convolution over time) cannot be lined up with the input's steps: that output is not
+compared row by row, the summary says so, and a run where nothing else was is a skip. An
+axis that does none of these (``pad_packed_sequence`` without ``total_length`` cuts it to
+the longest sequence of the batch) is a violation of its own.
 
 Inputs: the time axis of each padded argument is the one its strategy names with the
 lengths' ``max_length`` dimension (``"time"``), and its batch axis the one named
@@ -410,10 +415,12 @@ def _batch_axis(
     return None
 
 
-def _valid(value: torch.Tensor, batch_axis: int, row: int, time_axes: list[int], length: int) -> torch.Tensor:
-    """One row of an output, its time axes trimmed to the row's length."""
-    for axis in time_axes:
-        value = value.narrow(axis, 0, length)
+def _valid(value: torch.Tensor, batch_axis: int, row: int, time_axes: list[tuple[int, int]], length: int) -> torch.Tensor:
+    """One row of an output, its time axes trimmed to the row's length. An axis ``offset``
+    steps longer than the padded length (a class token put first) keeps the row's first
+    ``length`` steps; one shorter (right context consumed) its first ``length + offset``."""
+    for axis, offset in time_axes:
+        value = value.narrow(axis, 0, max(0, length + min(offset, 0)))
     return value.select(batch_axis, row)
 
 
@@ -530,8 +537,10 @@ class PaddingInvariance(Invariant):
         ):
             raise _Float64Unfit
         findings: list[tuple[str, list[str]]] = []
-        # leaf -> (batch axis, time axes) for the leaves compared row by row
-        compared: dict[str, tuple[int, list[int]]] = {}
+        # leaf -> (batch axis, (time axis, offset) pairs) for the leaves compared row by row
+        compared: dict[str, tuple[int, list[tuple[int, int]]]] = {}
+        # what the leaves whose steps follow the padded length at another rate are
+        unaligned_leaves: list[str] = []
         for leaf, value in whole.items():
             if _CACHE.search(leaf):
                 continue  # state for the next call, not this call's result
@@ -547,18 +556,24 @@ class PaddingInvariance(Invariant):
                 or any(leaf not in a for a in alone.values())
             ):
                 continue
-            problem, time_axes = self._time_axes(
+            problem, time_axes, unaligned = self._time_axes(
                 leaf, batch_axis, value, alone, None if extended is None else extended[leaf], lengths, padded
             )
             if problem:
                 findings.append((problem, []))
+            elif unaligned:
+                unaligned_leaves.append(unaligned)
             else:
                 compared[leaf] = (batch_axis, time_axes)
 
         if not alone and extended is None:
             return context.nothing_to_compare(_too_short(layout), drawn=True)
         if not findings and not compared:
+            if unaligned_leaves:
+                return context.nothing_to_compare(f"{unaligned_leaves[0]}{_UNALIGNED}")
             return context.nothing_to_compare(missing_output(whole_trace.output) or _NO_BATCH_AXIS)
+        if unaligned_leaves:
+            context.note("unaligned", lambda count: f"{unaligned_leaves[0]}{_UNALIGNED} ({count} example{'s' if count != 1 else ''})")
         context.compared()
         for leaf, (batch_axis, time_axes) in compared.items():
             rtol, atol = tolerances(native or whole[leaf].dtype)
@@ -619,14 +634,20 @@ class PaddingInvariance(Invariant):
         extended: torch.Tensor | None,
         lengths: list[int],
         padded: int,
-    ) -> tuple[str | None, list[int]]:
-        """(a problem, None) when an axis of ``leaf`` neither keeps its size nor follows the
-        padded length; else (None, the axes that follow it). Without ``extended`` (the model
-        takes no longer sequence), the batch and the rows alone decide."""
+    ) -> tuple[str | None, list[tuple[int, int]], str | None]:
+        """(a problem, [], None) when an axis of ``leaf`` neither keeps its size nor follows
+        the padded length; (None, [], what it is) when an axis follows the padded length at
+        another rate (a strided convolution over time: its steps cannot be lined up with the
+        input's); else (None, the (axis, offset) pairs that follow it, None). An axis follows
+        the padded length with an offset when it is that many steps longer or shorter for
+        the batch, each row alone and the extra padding alike (a class token put first,
+        right context consumed). Without ``extended`` (the model takes no longer sequence),
+        the batch and the rows alone decide."""
         shapes = [*([] if extended is None else [extended.shape]), *(a[leaf].shape for a in alone.values())]
         if any(len(s) != value.dim() for s in shapes):
-            return f"{leaf} has {value.dim()} axes for the batch but not for a row alone or with extra padding", []
-        time_axes = []
+            return f"{leaf} has {value.dim()} axes for the batch but not for a row alone or with extra padding", [], None
+        time_axes: list[tuple[int, int]] = []
+        unaligned = None
         for axis in range(value.dim()):
             if axis == batch_axis:
                 continue
@@ -634,22 +655,39 @@ class PaddingInvariance(Invariant):
             more = value.shape[axis] if extended is None else extended.shape[axis]
             if value.shape[axis] == more and all(s == value.shape[axis] for s in sizes.values()):
                 continue
+            offset = value.shape[axis] - padded
             if (
-                value.shape[axis] == padded
-                and (extended is None or more == padded + EXTRA_STEPS)
-                and all(s == lengths[row] for row, s in sizes.items())
+                (extended is None or more == padded + EXTRA_STEPS + offset)
+                and all(s == lengths[row] + offset for row, s in sizes.items())
             ):
-                time_axes.append(axis)
+                time_axes.append((axis, offset))
                 continue
-            row = next((r for r, s in sizes.items() if s != lengths[r]), next(iter(sizes), 0))
+            by_length = sorted((lengths[row], s) for row, s in sizes.items())
+            if (
+                extended is not None and more > value.shape[axis]
+                and all(s == value.shape[axis] for row, s in sizes.items() if lengths[row] == padded)
+                and all(a[1] <= b[1] for a, b in zip(by_length, by_length[1:]))
+                and all(s <= value.shape[axis] for s in sizes.values())
+            ):
+                row = next((r for r, s in sizes.items() if lengths[r] < padded), next(iter(sizes), 0))
+                unaligned = unaligned or (
+                    f"axis {axis} of {leaf} follows the padded length at another rate ({value.shape[axis]} steps for "
+                    f"{padded} padded, {more} for {padded + EXTRA_STEPS}"
+                    + (f", {sizes[row]} for row {row} alone of length {lengths[row]}" if row in sizes else "")
+                    + ")"
+                )
+                continue
+            row = next((r for r, s in sizes.items() if s != lengths[r] + offset), next(iter(sizes), 0))
             text = (
                 f"axis {axis} of {leaf} does not follow the padded length: {value.shape[axis]} for the batch "
                 f"(padded length {padded}), {sizes.get(row)} for row {row} alone (length {lengths[row]})"
             )
             if extended is not None:
                 text += f", {more} with {EXTRA_STEPS} more padding steps"
-            return text, []
-        return None, time_axes
+            return text, [], None
+        if unaligned:
+            return None, [], unaligned
+        return None, time_axes, None
 
     @staticmethod
     def _too_long(layout: _Layout, args: dict[str, Any], run: Any) -> bool:
@@ -782,6 +820,12 @@ def _no_rows(name: str) -> str:
         f"one step, e.g. Spec(inputs={{\"{name}\": sequence_lengths(min_length=1)}})"
     )
 
+
+#: After what an output at another rate is (see PaddingInvariance._time_axes).
+_UNALIGNED = (
+    ": its steps cannot be lined up with the input's (a strided convolution or pooling over time), "
+    "so it is not compared row by row"
+)
 
 _NO_BATCH_AXIS = (
     "no output has an axis of the batch's size where a row alone has size 1: nothing to compare row by row"
