@@ -693,6 +693,13 @@ def _probe_companions(
     error = _call_at_smallest(instance, inputs, inferred, dims)
     if error is None or error is _UNPROBED:
         return
+    # The size, not a missing companion, may be what the call refuses (Speech2Text's
+    # convolutions need more frames than the smallest): then the size probe after this
+    # finds what runs, and no argument joins for having run at a larger size.
+    alone, notes, sizes = dict(inputs), dict(inferred), dict(dims)
+    _probe_sizes(instance, alone, notes, sizes, given, {})
+    if _call_at_smallest(instance, alone, notes, sizes) is None:
+        return
     for name, parameter in candidates:
         try:
             found = infer_input(instance, name, parameter)
@@ -956,6 +963,39 @@ def _probe_sizes(
             break
         if runs_at(other):
             sizes.append(other)
+    flipped = {
+        name: (shape[0], shape[2], shape[1])
+        for name, (shape, _) in shapes.items()
+        if len(spatial) == 1 and sizes == [size] and len(shape) == 3 and shape[1] == size and shape[2] == spatial[0]
+    }
+    if flipped:
+        # A convolution's channels first, when only a length equal to the channels ran: the
+        # model takes [batch, length, channels] and transposes it on the way (Speech2Text's
+        # subsampler), seen from here only as the Conv1d it reaches. Channels last, if that
+        # runs at other lengths too.
+        given_shapes, given_failures = dict(shapes), list(failures)
+        narrow = failures[0][1] if failures else None
+        shapes = {name: (flipped.get(name, shape), dtype) for name, (shape, dtype) in shapes.items()}
+        failures.clear()
+        start = low if runs_at(low) else _smallest_running(runs_at, low)
+        ran = [start] if start is not None else []
+        for other in range(start + 1, start + width + 1) if start is not None else ():
+            if runs_at(other):
+                ran.append(other)
+        if len(ran) > 1:
+            size, sizes = ran[0], ran
+            for name, shape in flipped.items():
+                inputs[name] = _reshaped(inputs[name], shape)
+                inferred[name] += (
+                    f"; channels last: as {list(given_shapes[name][0])} it ran at {spatial[0]} {given_shapes[name][0][1]} "
+                    + (f"only (elsewhere {type(narrow).__name__}: {one_line(narrow)})" if narrow is not None else "only")
+                    + f", as {list(shape)} at several (the model transposes it on the way)"
+                )
+            if not failures:
+                dims[spatial[0]] = (size, sizes[-1]) if sizes[-1] - size == len(sizes) - 1 else st.sampled_from(sizes)
+                return
+        else:
+            shapes, failures[:] = given_shapes, given_failures
     folded: list[tuple[int, Exception]] = []
     if failures and any("batch" in shape for shape, _ in shapes.values()):
         # A size that ran only because the batch folded into it: a reshape to

@@ -2262,3 +2262,53 @@ def test_lengths_follow_the_axis_a_conv1d_reads():
     assert "the padded length 'length' (x's sequence axis)" in target.inferred_inputs["lengths"]
     example = find(from_target(target), lambda e: True)
     assert int(example.args["lengths"].max()) <= example.args["x"].shape[1]
+
+
+def test_attention_mask_is_never_the_decoders():
+    # Speech2Text: float input_features for the encoder, token ids for the decoder only. The
+    # attention_mask is the encoder's frames', not the decoder tokens'.
+    from dyncheck.infer import infer_attention_mask
+
+    def forward(self, input_features, attention_mask=None, decoder_input_ids=None):
+        pass
+
+    parameters = dict(list(__import__("inspect").signature(forward).parameters.items())[1:])
+    tokens = dst.tensors(shape=("batch", "target"), dtype=torch.long, min_value=0, max_value=9)
+    features = dst.tensors(shape=("batch", "time", 8))
+    assert infer_attention_mask(parameters, {"input_features": features, "decoder_input_ids": tokens}, {}) is None
+    found = infer_attention_mask(parameters, {"input_ids": tokens, "decoder_input_ids": tokens}, {})
+    assert found is not None and found.why.startswith("the mask of input_ids")
+
+
+class _Subsampler(nn.Module):
+    """Speech2Text's Conv1dSubsampler: frames [batch, time, features], transposed for the convolution."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(8, 4, 3, stride=2)
+
+    def forward(self, features):
+        return self.conv(features.transpose(1, 2).contiguous()).transpose(1, 2)
+
+
+class _SpeechEncoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.subsample = _Subsampler()
+        self.out = nn.Linear(4, 3)
+
+    def forward(self, input_features):
+        return self.out(self.subsample(input_features))
+
+
+def test_a_conv1d_input_the_model_transposes_on_the_way_is_drawn_channels_last():
+    # Seen from forward, input_features reach a Conv1d(8): channels first. Only a length of
+    # 8 runs that way (the submodule transposes it); channels last runs at every length.
+    target = resolve_spec(Spec(_SpeechEncoder))
+    assert strategy_arguments(target.spec.inputs["input_features"])["shape"] == ("batch", "length", 8)
+    why = target.inferred_inputs["input_features"]
+    assert "; channels last: as ['batch', 8, 'length'] it ran at length 8 only" in why, why
+    assert isinstance(target.spec.dims["length"], tuple) and target.spec.dims["length"][1] > target.spec.dims["length"][0]
+    # A Conv1d the model feeds channels first keeps them first.
+    conv = resolve_spec(Spec(nn.Conv1d, init={"in_channels": 8, "out_channels": 4, "kernel_size": 3}))
+    assert strategy_arguments(conv.spec.inputs["input"])["shape"][1] == 8

@@ -98,10 +98,15 @@ def infer_attention_mask(
     parameters: dict[str, inspect.Parameter], inputs: dict[str, Any], given: Any
 ) -> Inferred | None:
     """``attention_mask`` beside batch-first integer tokens (``inputs``: the strategies
-    so far), when forward takes it and the Spec does not give it."""
+    so far), when forward takes it and the Spec does not give it. Never the decoder's
+    tokens (``decoder_input_ids``): in Hugging Face's encoder-decoders ``attention_mask``
+    is the encoder's (``decoder_attention_mask`` is the decoder's), so beside float
+    encoder input (Speech2Text's ``input_features``) it is left at its default."""
     if "attention_mask" not in parameters or "attention_mask" in given:
         return None
     for name, strategy in inputs.items():
+        if name.startswith("decoder_"):
+            continue
         arguments = strategy_arguments(strategy)
         shape = tuple(arguments.get("shape", ()))
         dtype = arguments.get("dtype", torch.float32)
