@@ -211,3 +211,31 @@ def test_a_batch_norm_in_eval_mode_normalises_by_its_running_statistics():
     with constant_norms(model) as found:
         model(torch.zeros(2, 4, 3, 3))
     assert found == {}
+
+
+EMPTY_SUM = """
+import torch
+from torch import nn
+from dyncheck.strategies import tensors
+
+
+class Model(nn.Module):
+    '''A next-token loss as a masked mean: the sum over tgt[:, 1:] divided by its count.'''
+
+    __dyncheck__ = {"inputs": {"tgt": tensors(shape=("batch", "time", 4))}}
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, tgt):
+        error = (self.fc(tgt[:, :-1]) - tgt[:, 1:]) ** 2
+        return error.sum() / torch.tensor(float(error.numel()))
+"""
+
+
+def test_a_nan_from_nothing_over_nothing_says_so(dyncheck_run, pytester):
+    pytester.makepyfile(empty_sum=EMPTY_SUM)
+    run = dyncheck_run("--dyncheck", "empty_sum:Model", "--dyncheck-invariants=finite", "--dyncheck-max-examples=5")
+    text = run.failure("::finite")
+    assert "from finite inputs [] = 0, [] = 0: 0 / 0, a sum over no elements divided by their count" in text, text

@@ -82,11 +82,18 @@ class _FirstNonFinite(TorchFunctionMode):
             for t in inputs
         ) or "none"
         empty = [t for t in inputs if t.numel() == 0]
+        # A loss summed over no elements, divided by their count (x-transformers' masked mean).
+        nothing_over_nothing = (
+            "div" in getattr(func, "__name__", "") and len(inputs) == 2
+            and all(t.numel() == 1 and not t.is_complex() and t.item() == 0 for t in inputs)
+        )
         self.found = (
             f"first NaN/inf made by {_op_name(func)}{f' at {where}' if where else ''}, from finite inputs "
             f"{shapes}"
             + (": an empty tensor (a mean over no elements is NaN; a size this small may be one the model "
                "does not take: give its range in Spec(dims=...))" if empty else "")
+            + (": 0 / 0, a sum over no elements divided by their count (a size this small may be one the model "
+               "does not take: give its range in Spec(dims=...))" if nothing_over_nothing and not empty else "")
         )
 
 
