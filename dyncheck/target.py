@@ -966,7 +966,8 @@ def _probe_sizes(
     flipped = {
         name: (shape[0], shape[2], shape[1])
         for name, (shape, _) in shapes.items()
-        if len(spatial) == 1 and sizes == [size] and len(shape) == 3 and shape[1] == size and shape[2] == spatial[0]
+        if len(spatial) == 1 and width > 0 and sizes == [size] and len(shape) == 3 and shape[1] == size
+        and shape[2] == spatial[0]
     }
     if flipped:
         # A convolution's channels first, when only a length equal to the channels ran: the
