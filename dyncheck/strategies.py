@@ -685,6 +685,7 @@ def attention_masks(
     padding_side: str = "right",
     dtype: torch.dtype = torch.long,
     marks: str = "tokens",
+    min_length: int = 1,
 ) -> st.SearchStrategy[torch.Tensor]:
     """Attention masks in Hugging Face's convention: ``[batch_size, max_length]``, 1 where
     a token is attended to and 0 at padding, with at least one 1 in every row.
@@ -696,7 +697,8 @@ def attention_masks(
     ``tensors(shape=("batch", "time"), dtype=torch.long, max_value=vocab_size - 1)``.
     ``marks="padding"`` draws PyTorch's ``key_padding_mask`` convention instead (as
     ``nn.TransformerEncoder``'s ``src_key_padding_mask`` takes it, with
-    ``dtype=torch.bool``): True (1) at padding, False at tokens.
+    ``dtype=torch.bool``): True (1) at padding, False at tokens. ``min_length`` is the
+    fewest tokens a row holds (an audio model's convolutions need that many samples).
     """
     args = dict(locals())
     _mask_plan(**args)
@@ -713,6 +715,7 @@ def _mask_plan(
     padding_side: str = "right",
     dtype: torch.dtype = torch.long,
     marks: str = "tokens",
+    min_length: int = 1,
 ) -> tuple[st.SearchStrategy, Dim, str, torch.dtype, bool]:
     if padding_side not in ("right", "left"):
         raise InvalidArgument(f"padding_side={padding_side!r} must be 'right' or 'left'")
@@ -723,7 +726,8 @@ def _mask_plan(
         )
     if not isinstance(dtype, torch.dtype) or dtype.is_complex:
         raise InvalidArgument(f"dtype={dtype!r} must be a real torch.dtype, e.g. torch.long or torch.bool")
-    lengths = sequence_lengths(batch_size=batch_size, max_length=max_length, min_length=1)
+    _check_int("min_length", min_length, lower=1)
+    lengths = sequence_lengths(batch_size=batch_size, max_length=max_length, min_length=min_length)
     return lengths, _check_dim(max_length, argument="max_length"), padding_side, dtype, marks == "padding"
 
 

@@ -343,6 +343,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     _probe_rank(instance, inputs, inferred_inputs)
     _probe_sizes(instance, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims)
     _probe_longest(instance, inputs, inferred_inputs, all_dims)
+    _probe_shortest_row(instance, inputs, inferred_inputs, all_dims)
     for dim, found in infer_dims(instance, dict(spec.dims)).items():
         all_dims[dim] = found.value
         inferred_dims[dim] = found.why
@@ -1134,6 +1135,70 @@ def _probe_longest(instance: nn.Module, inputs: dict[str, Any], inferred: dict[s
     inferred[name] += (
         f"; the longest always the padded length (pad_to_longest=True): with every sequence one step shorter "
         f"than the padded length {padded} it raised {type(error).__name__} ({one_line(error)})"
+    )
+
+
+def _probe_shortest_row(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
+    """An inferred attention mask whose rows need more than one token: an audio model's
+    convolutions turn a row of a few valid samples into no frame at all, and Hugging
+    Face's wav2vec2 then raises ("index -2 is out of bounds"); every check would report
+    that crash. At the smallest padded length the spec allows, the model is called with the
+    first row's mask cut to 1, 2, ... valid steps (the others full); when 1 raises and a
+    longer one runs, the mask is drawn with that ``min_length`` and ``inferred`` says why.
+    Only for inputs all inferred (as :func:`_probe_sizes`)."""
+    from dyncheck import strategies as dst
+    from dyncheck.examples import strategy_arguments, strategy_kind
+    from dyncheck.strategies import DEFAULT_DIMS
+
+    shapes = _inferred_tensors(inputs, inferred, tokens=True)
+    if shapes is None:
+        return
+    names = [name for name in shapes if strategy_kind(inputs[name]) == "attention_masks"]
+    if len(names) != 1 or strategy_arguments(inputs[names[0]]).get("min_length", 1) != 1:
+        return
+    (name,) = names
+    kwargs = strategy_arguments(inputs[name])
+    if kwargs.get("padding_side", "right") != "right":
+        return
+    time = kwargs.get("max_length", "time")
+
+    def low(dim: Any) -> int:
+        if isinstance(dim, int):
+            return dim
+        bounds = dims.get(dim, DEFAULT_DIMS.get(dim, (2, 2)))
+        elements = getattr(bounds, "elements", None)
+        if isinstance(elements, Sequence) and elements:
+            return min(e for e in elements if isinstance(e, int))
+        return bounds[0] if isinstance(bounds, tuple) else bounds if isinstance(bounds, int) else 2
+
+    padded = low(time)
+    if padded < 2:
+        return
+
+    def size_of(dim: Any) -> int:
+        if dim == time:
+            return padded
+        return max(2, low(dim)) if dim == "batch" else max(1, low(dim))
+
+    args = {n: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for n, (shape, dtype) in shapes.items()}
+    if _probe_call(clone(instance), args) is not None:
+        return  # the full mask raises too: the model's own trouble, which the checks report
+
+    def runs(valid: int) -> Exception | None:
+        mask = args[name].clone()
+        mask[0, valid:] = 1 if shapes[name][1][2] else 0  # padding: True (key padding) or 0 (tokens)
+        return _probe_call(clone(instance), {**args, name: mask})
+
+    error = runs(1)
+    if error is None:
+        return
+    shortest = next((valid for valid in range(2, padded + 1) if runs(valid) is None), None)
+    if shortest is None:
+        return
+    inputs[name] = dst.attention_masks(**{**kwargs, "min_length": shortest})
+    inferred[name] += (
+        f"; at least {shortest} valid a row (min_length={shortest}): with 1 it raised {type(error).__name__} "
+        f"({one_line(error)})"
     )
 
 

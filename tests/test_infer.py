@@ -2275,7 +2275,12 @@ def test_attention_mask_is_never_the_decoders():
     parameters = dict(list(__import__("inspect").signature(forward).parameters.items())[1:])
     tokens = dst.tensors(shape=("batch", "target"), dtype=torch.long, min_value=0, max_value=9)
     features = dst.tensors(shape=("batch", "time", 8))
-    assert infer_attention_mask(parameters, {"input_features": features, "decoder_input_ids": tokens}, {}) is None
+    found = infer_attention_mask(parameters, {"input_features": features, "decoder_input_ids": tokens}, {})
+    assert found is not None and found.why.startswith("the mask of input_features: 1 at each valid frame")
+    assert strategy_arguments(found.value).get("max_length", "time") == "time"
+    other = dict(parameters)
+    other["features"] = other.pop("input_features")
+    assert infer_attention_mask(other, {"features": features, "decoder_input_ids": tokens}, {}) is None
     found = infer_attention_mask(parameters, {"input_ids": tokens, "decoder_input_ids": tokens}, {})
     assert found is not None and found.why.startswith("the mask of input_ids")
 
@@ -2312,3 +2317,33 @@ def test_a_conv1d_input_the_model_transposes_on_the_way_is_drawn_channels_last()
     # A Conv1d the model feeds channels first keeps them first.
     conv = resolve_spec(Spec(nn.Conv1d, init={"in_channels": 8, "out_channels": 4, "kernel_size": 3}))
     assert strategy_arguments(conv.spec.inputs["input"])["shape"][1] == 8
+
+
+class _Frames(nn.Module):
+    """Hugging Face's audio convention: input_values [batch, samples] and their attention_mask;
+    a row needs 4 valid samples for the strided convolution to leave it a frame."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(1, 4, 4, stride=2)
+
+    def forward(self, input_values=None, attention_mask=None):
+        frames = self.conv(input_values[:, None]).transpose(1, 2)  # [batch, frames, 4]
+        if attention_mask is None:
+            return frames.mean(1)
+        valid = (attention_mask.sum(-1) - 4) // 2 + 1  # frames inside each row's samples
+        if bool((valid < 1).any()):
+            raise IndexError("a row with no frame")
+        keep = torch.arange(frames.shape[1])[None, :] < valid[:, None]
+        return (frames * keep[..., None]).sum(1) / valid[:, None]
+
+
+def test_an_audio_mask_is_inferred_with_the_fewest_samples_a_row_needs():
+    target = resolve_spec(Spec(_Frames))
+    mask = target.spec.inputs["attention_mask"]
+    assert strategy_kind(mask) == "attention_masks"
+    assert strategy_arguments(mask)["max_length"] == strategy_arguments(target.spec.inputs["input_values"])["shape"][1]
+    assert strategy_arguments(mask)["min_length"] == 4
+    why = target.inferred_inputs["attention_mask"]
+    assert why.startswith("the mask of input_values: 1 at each valid sample, 0 at padding on the right"), why
+    assert why.endswith("; at least 4 valid a row (min_length=4): with 1 it raised IndexError (a row with no frame)"), why

@@ -866,3 +866,41 @@ def test_frames_at_another_rate_are_not_compared_step_by_step(dyncheck_run, pyte
         r"its steps cannot be lined up with the input's",
         run.vacuous_reason(item),
     ), run.vacuous_reason(item)
+
+
+def test_pooled_frames_of_a_padded_audio_batch_are_compared(dyncheck_run, pytester):
+    # The audio mask is inferred beside input_values; the strided frames cannot be lined up,
+    # but the masked mean over each row's frames is a row's own result, and is compared.
+    pytester.makepyfile(audio=AUDIO)
+    run = dyncheck_run("--dyncheck", "audio:Pooled", ONLY)
+    assert run.outcomes() == {"dyncheck::audio:Pooled::padding_invariance": "PASSED"}, run.text
+    run = dyncheck_run("--dyncheck", "audio:PooledOverPadding", ONLY)
+    assert run.outcomes() == {"dyncheck::audio:PooledOverPadding::padding_invariance": "FAILED"}, run.text
+
+
+AUDIO = """
+import torch
+from torch import nn
+
+
+class Pooled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(1, 4, 4, stride=2)
+
+    def frames(self, attention_mask):
+        return (attention_mask.sum(-1) - 4) // 2 + 1  # frames wholly inside each row's samples
+
+    def forward(self, input_values=None, attention_mask=None):
+        frames = self.conv(input_values[:, None]).transpose(1, 2)
+        valid = self.frames(attention_mask)
+        if bool((valid < 1).any()):
+            raise IndexError("a row with no frame")
+        keep = torch.arange(frames.shape[1])[None, :] < valid[:, None]
+        return (frames * keep[..., None]).sum(1) / valid[:, None]
+
+
+class PooledOverPadding(Pooled):
+    def frames(self, attention_mask):
+        return (attention_mask.sum(-1) - 4) // 2 + 2  # BUG: one frame too many, over the padding
+"""

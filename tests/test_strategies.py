@@ -381,6 +381,13 @@ def test_lengths_padded_to_the_longest_always_reach_the_padded_length(drawn: tup
     assert lengths.numel() == 0 or int(lengths.max()) == sizes["time"], (lengths, sizes)
 
 
+@given(with_dims(attention_masks(min_length=3), {"time": (3, 8)}))
+def test_attention_masks_hold_at_least_min_length_tokens_a_row(drawn: tuple) -> None:
+    mask, sizes = drawn
+    assert mask.shape == (sizes["batch"], sizes["time"])
+    assert bool((mask.sum(-1) >= 3).all()), mask
+
+
 def test_lengths_padded_to_the_longest_still_vary_below_it() -> None:
     can_generate(
         with_dims(sequence_lengths(pad_to_longest=True)).map(lambda d: (d[0].tolist(), d[1]["time"])),
@@ -770,6 +777,7 @@ BAD_CALLS = {
     "sequence_lengths(batch_size=True)": "batch_size=True must be an int or a dimension name",
     "sequence_lengths(min_length=-1)": "Cannot have min_length=-1 < 0",
     "sequence_lengths(pad_to_longest=1)": "pad_to_longest=1 must be True or False",
+    "attention_masks(min_length=0)": "Cannot have min_length=0 < 1",
     # padded_batches
     'padded_batches(batch_first="yes")': "batch_first='yes' must be a bool",
     'padded_batches(padding_value="0")': "padding_value='0' must be a number or None",

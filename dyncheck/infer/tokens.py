@@ -115,7 +115,25 @@ def infer_attention_mask(
                 dst.attention_masks(batch_size=shape[0], max_length=shape[1]),
                 f"the mask of {name}: 1 for tokens, 0 for padding on the right, at least one token a row",
             )
+    for name, strategy in inputs.items():
+        # Hugging Face's audio inputs, samples (input_values) or frames (input_features):
+        # the mask is 1 at each valid one.
+        if name not in _AUDIO_INPUTS:
+            continue
+        arguments = strategy_arguments(strategy)
+        shape = tuple(arguments.get("shape", ()))
+        steps = [d for d in shape[1:] if d in ("time", "length")]
+        if shape[:1] == ("batch",) and len(steps) == 1 and arguments.get("dtype", torch.float32).is_floating_point:
+            return Inferred(
+                dst.attention_masks(batch_size="batch", max_length=steps[0]),
+                f"the mask of {name}: 1 at each valid {'sample' if name == 'input_values' else 'frame'}, 0 at "
+                "padding on the right",
+            )
     return None
+
+
+#: The audio inputs of Hugging Face's speech models, whose mask ``attention_mask`` is.
+_AUDIO_INPUTS = ("input_values", "input_features")
 
 
 def max_positions(model: nn.Module) -> tuple[int, str] | None:

@@ -664,7 +664,12 @@ class PaddingInvariance(Invariant):
                 continue
             by_length = sorted((lengths[row], s) for row, s in sizes.items())
             if (
-                extended is not None and more > value.shape[axis]
+                more >= value.shape[axis] and value.shape[axis] != padded
+                # not cut to the batch's longest sequence (pad_packed_sequence without total_length)
+                and not (
+                    value.shape[axis] == max(lengths) and more == value.shape[axis]
+                    and all(s == lengths[row] for row, s in sizes.items())
+                )
                 and all(s == value.shape[axis] for row, s in sizes.items() if lengths[row] == padded)
                 and all(a[1] <= b[1] for a, b in zip(by_length, by_length[1:]))
                 and all(s <= value.shape[axis] for s in sizes.values())
@@ -672,7 +677,7 @@ class PaddingInvariance(Invariant):
                 row = next((r for r, s in sizes.items() if lengths[r] < padded), next(iter(sizes), 0))
                 unaligned = unaligned or (
                     f"axis {axis} of {leaf} follows the padded length at another rate ({value.shape[axis]} steps for "
-                    f"{padded} padded, {more} for {padded + EXTRA_STEPS}"
+                    f"{padded} padded" + (f", {more} for {padded + EXTRA_STEPS}" if extended is not None else "")
                     + (f", {sizes[row]} for row {row} alone of length {lengths[row]}" if row in sizes else "")
                     + ")"
                 )
