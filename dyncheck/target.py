@@ -639,6 +639,28 @@ _NOT_A_COMPANION = re.compile(
 )
 
 
+def _smallest_size(dim: Any, dims: dict[str, Any]) -> int:
+    """The smallest size ``dims`` (or dyncheck's default ranges) allow the dimension ``dim``:
+    a range's low end, a ``sampled_from``'s smallest value, a fixed size as it is."""
+    from dyncheck.strategies import DEFAULT_DIMS
+
+    if isinstance(dim, int):
+        return dim
+    bounds = dims.get(dim, DEFAULT_DIMS.get(dim, (2, 2)))
+    elements = getattr(bounds, "elements", None)
+    if isinstance(elements, Sequence) and elements:
+        return min(e for e in elements if isinstance(e, int))
+    return bounds[0] if isinstance(bounds, tuple) else bounds if isinstance(bounds, int) else 2
+
+
+def _is_sampled(dim: Any, dims: dict[str, Any]) -> bool:
+    """Whether ``dims`` gives ``dim`` as a ``sampled_from`` of sizes (taken as they are)."""
+    from dyncheck.strategies import DEFAULT_DIMS
+
+    elements = getattr(dims.get(dim, DEFAULT_DIMS.get(dim)), "elements", None)
+    return isinstance(elements, Sequence) and bool(elements)
+
+
 #: What :func:`_call_at_smallest` answers for inputs it cannot build.
 _UNPROBED = object()
 
@@ -646,8 +668,6 @@ _UNPROBED = object()
 def _call_at_smallest(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> Any:
     """What a call on inputs at the smallest sizes ``dims`` allows raised (None when it
     ran); ``_UNPROBED`` when the inputs are not all inferred tensors."""
-    from dyncheck.strategies import DEFAULT_DIMS
-
     shapes = _inferred_tensors(inputs, inferred, tokens=True)
     if shapes is None:
         return _UNPROBED
@@ -655,11 +675,9 @@ def _call_at_smallest(instance: nn.Module, inputs: dict[str, Any], inferred: dic
     def size_of(dim: Any) -> int:
         if isinstance(dim, int):
             return dim
-        bounds = dims.get(dim, DEFAULT_DIMS.get(dim, (2, 2)))
-        elements = getattr(bounds, "elements", None)
-        if isinstance(elements, Sequence) and elements:
-            return min(elements)
-        low = bounds[0] if isinstance(bounds, tuple) else bounds if isinstance(bounds, int) else 2
+        low = _smallest_size(dim, dims)
+        if _is_sampled(dim, dims):
+            return low
         return max(2, low) if dim == "batch" else max(1, low)
 
     return _probe_call(clone(instance), {
@@ -1148,7 +1166,6 @@ def _probe_shortest_row(instance: nn.Module, inputs: dict[str, Any], inferred: d
     Only for inputs all inferred (as :func:`_probe_sizes`)."""
     from dyncheck import strategies as dst
     from dyncheck.examples import strategy_arguments, strategy_kind
-    from dyncheck.strategies import DEFAULT_DIMS
 
     shapes = _inferred_tensors(inputs, inferred, tokens=True)
     if shapes is None:
@@ -1161,24 +1178,15 @@ def _probe_shortest_row(instance: nn.Module, inputs: dict[str, Any], inferred: d
     if kwargs.get("padding_side", "right") != "right":
         return
     time = kwargs.get("max_length", "time")
-
-    def low(dim: Any) -> int:
-        if isinstance(dim, int):
-            return dim
-        bounds = dims.get(dim, DEFAULT_DIMS.get(dim, (2, 2)))
-        elements = getattr(bounds, "elements", None)
-        if isinstance(elements, Sequence) and elements:
-            return min(e for e in elements if isinstance(e, int))
-        return bounds[0] if isinstance(bounds, tuple) else bounds if isinstance(bounds, int) else 2
-
-    padded = low(time)
+    padded = _smallest_size(time, dims)
     if padded < 2:
         return
 
     def size_of(dim: Any) -> int:
         if dim == time:
             return padded
-        return max(2, low(dim)) if dim == "batch" else max(1, low(dim))
+        low = _smallest_size(dim, dims)
+        return max(2, low) if dim == "batch" else max(1, low)
 
     args = {n: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for n, (shape, dtype) in shapes.items()}
     if _probe_call(clone(instance), args) is not None:
