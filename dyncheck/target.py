@@ -639,18 +639,36 @@ _NOT_A_COMPANION = re.compile(
 )
 
 
-def _smallest_size(dim: Any, dims: dict[str, Any]) -> int:
-    """The smallest size ``dims`` (or dyncheck's default ranges) allow the dimension ``dim``:
-    a range's low end, a ``sampled_from``'s smallest value, a fixed size as it is."""
+def _allowed_sizes(dim: Any, dims: dict[str, Any]) -> list[int]:
+    """Every size ``dims`` (or dyncheck's default ranges) allow the dimension ``dim``,
+    smallest first: a range's, a ``sampled_from``'s, a fixed size."""
     from dyncheck.strategies import DEFAULT_DIMS
 
-    if isinstance(dim, int):
-        return dim
-    bounds = dims.get(dim, DEFAULT_DIMS.get(dim, (2, 2)))
+    bounds = dim if isinstance(dim, int) else dims.get(dim, DEFAULT_DIMS.get(dim, (2, 2)))
     elements = getattr(bounds, "elements", None)
     if isinstance(elements, Sequence) and elements:
-        return min(e for e in elements if isinstance(e, int))
-    return bounds[0] if isinstance(bounds, tuple) else bounds if isinstance(bounds, int) else 2
+        return sorted(e for e in elements if isinstance(e, int))
+    if isinstance(bounds, tuple):
+        return list(range(bounds[0], bounds[1] + 1))
+    return [bounds] if isinstance(bounds, int) else [2]
+
+
+def _smallest_size(dim: Any, dims: dict[str, Any]) -> int:
+    """The smallest size ``dims`` (or dyncheck's default ranges) allow the dimension ``dim``."""
+    return (_allowed_sizes(dim, dims) or [2])[0]
+
+
+def _padded_probe(shapes: dict[str, tuple[tuple, Any]], time: Any, padded: int, dims: dict[str, Any]) -> dict[str, Any]:
+    """Probe inputs of ``shapes`` (:func:`_inferred_tensors`) with the padded length ``time``
+    at ``padded`` and every other dimension at its smallest (a batch of at least 2)."""
+
+    def size_of(dim: Any) -> int:
+        if dim == time:
+            return padded
+        low = _smallest_size(dim, dims)
+        return max(2, low) if dim == "batch" else max(1, low)
+
+    return {name: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for name, (shape, dtype) in shapes.items()}
 
 
 def _is_sampled(dim: Any, dims: dict[str, Any]) -> bool:
@@ -1112,7 +1130,6 @@ def _probe_longest(instance: nn.Module, inputs: dict[str, Any], inferred: dict[s
     says why. Only for inputs all inferred (as :func:`_probe_sizes`)."""
     from dyncheck import strategies as dst
     from dyncheck.examples import strategy_arguments, strategy_kind
-    from dyncheck.strategies import DEFAULT_DIMS
 
     shapes = _inferred_tensors(inputs, inferred, tokens=True)
     if shapes is None:
@@ -1122,28 +1139,11 @@ def _probe_longest(instance: nn.Module, inputs: dict[str, Any], inferred: dict[s
         return
     (name,) = names
     time = shapes[name][1][1]
-
-    def sizes(dim: Any) -> list[int]:
-        bounds = dim if isinstance(dim, int) else dims.get(dim, DEFAULT_DIMS.get(dim, (2, 2)))
-        elements = getattr(bounds, "elements", None)
-        if isinstance(elements, Sequence):
-            return sorted(e for e in elements if isinstance(e, int))
-        if isinstance(bounds, tuple):
-            return list(range(bounds[0], bounds[1] + 1))
-        return [bounds] if isinstance(bounds, int) else [2]
-
-    room = [size for size in sizes(time) if size >= 2]
+    room = [size for size in _allowed_sizes(time, dims) if size >= 2]
     if not room:
         return  # no padded length leaves room for a shorter sequence
     padded = room[0]
-
-    def size_of(dim: Any) -> int:
-        if dim == time:
-            return padded
-        allowed = sizes(dim) or [2]
-        return max(2, allowed[0]) if dim == "batch" else max(1, allowed[0])
-
-    args = {n: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for n, (shape, dtype) in shapes.items()}
+    args = _padded_probe(shapes, time, padded, dims)
     if _probe_call(clone(instance), args) is not None:
         return  # the full batch raises too: the model's own trouble, which the checks report
     error = _probe_call(clone(instance), {**args, name: args[name] - 1})
@@ -1181,14 +1181,7 @@ def _probe_shortest_row(instance: nn.Module, inputs: dict[str, Any], inferred: d
     padded = _smallest_size(time, dims)
     if padded < 2:
         return
-
-    def size_of(dim: Any) -> int:
-        if dim == time:
-            return padded
-        low = _smallest_size(dim, dims)
-        return max(2, low) if dim == "batch" else max(1, low)
-
-    args = {n: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for n, (shape, dtype) in shapes.items()}
+    args = _padded_probe(shapes, time, padded, dims)
     if _probe_call(clone(instance), args) is not None:
         return  # the full mask raises too: the model's own trouble, which the checks report
 
