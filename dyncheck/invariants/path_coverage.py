@@ -167,7 +167,7 @@ class _SourceBranches:
     def __enter__(self) -> _SourceBranches:
         if self.coverage is not None:
             try:
-                self.coverage.start()
+                _start_without_stack(self.coverage)
             except Exception:  # another tracer in the way: measure nothing rather than fail
                 self.coverage = None
         return self
@@ -225,6 +225,27 @@ class _SourceBranches:
                     )
                     found.append(f"{shown}:{line}  {code}  → {where}{kept}")
         return found
+
+
+def _start_without_stack(measure: Any) -> None:
+    """``measure.start()``, without the caller's stack that coverage.py's collector records
+    for its own debug output on the first start: ``inspect.stack()`` reads the source of
+    every frame and looks up its module among all of torch's, about 40 ms under pytest, once
+    per check. Only that record is left empty; where coverage.py no longer makes it so,
+    the start is as before."""
+    try:
+        from coverage import collector
+    except ImportError:  # pragma: no cover - coverage.py's layout of another version
+        collector = None
+    saved = getattr(collector, "short_stack", None)
+    if saved is None:
+        measure.start()
+        return
+    collector.short_stack = lambda *args, **kwargs: ""
+    try:
+        measure.start()
+    finally:
+        collector.short_stack = saved
 
 
 def _left_at_default(
