@@ -33,6 +33,45 @@ def lengths_slot(text: str) -> tuple[str, str | None] | None:
     return (match.group(1), match.group(3)) if match else None
 
 
+def padding_slot(text: str) -> tuple[str, tuple[str, ...]] | None:
+    """A key of ``Spec(padding_value={...})`` as ``(argument, keys)``: ``"input_values"``,
+    ``"batch['frames']"`` or ``"batch['text']['ids']"``; None for anything else."""
+    if not isinstance(text, str):
+        return None
+    match = re.fullmatch(r"""([A-Za-z_]\w*)((?:\[(['"])[^'"\[\]]+\3\])*)""", text)
+    if match is None:
+        return None
+    return match.group(1), tuple(m.group(2) for m in re.finditer(r"""\[(['"])([^'"\[\]]+)\1\]""", match.group(2)))
+
+
+def _padding_value(value: Any) -> Any:
+    """``Spec(padding_value=...)``: None, a number, or a dict of numbers keyed by inputs."""
+    if value is None:
+        return None
+    if _is_number(value):
+        return value
+    if isinstance(value, Mapping) and value:
+        for key, number in value.items():
+            if padding_slot(key) is None:
+                raise InvalidArgument(
+                    f"Spec(padding_value={{{key!r}: ...}}) must be keyed by a forward argument, e.g. "
+                    f"\"input_values\", or an entry of a dict of inputs, e.g. \"batch['frames']\""
+                )
+            if not _is_number(number):
+                raise InvalidArgument(
+                    f"Spec(padding_value={{{key!r}: {number!r}}}) needs a number, e.g. {{{key!r}: 0.0}}"
+                )
+        return dict(value)
+    raise InvalidArgument(
+        f"Spec(padding_value={value!r}) must be a number for every padded input, e.g. padding_value=0.0, "
+        "or a dict of numbers keyed by input, e.g. padding_value={\"input_values\": 0.0}"
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (bool, int, float)) and not (isinstance(value, float) and value != value)
+
+
 def _frozen_mapping(name: str, value: Any) -> dict:
     if value is None:
         return {}
@@ -109,6 +148,12 @@ class Spec:
             are recognised): it is drawn as sequence lengths, the argument beside it as a
             padded batch, and ``padding_invariance`` and ``packed_rnn`` use it. An entry of
             a dict of inputs is named as forward reads it: ``"batch['n_valid']"``.
+        padding_value: what the padded steps of the model's inputs hold, when the model
+            counts on it (a first convolution over raw features reads zero padding as the
+            zeros it pads a row alone with): a number for every padded input,
+            ``padding_value=0.0``, or a dict for some, ``{"input_values": 0.0}`` (an entry
+            of a dict of inputs as ``"batch['frames']"``). ``padding_invariance`` sets
+            those steps to it, and appends steps of it, instead of other values.
         load_with_assign: the model is meant to be loaded with
             ``load_state_dict(assign=True)``, so its ties must survive that (they need a
             re-tie in a load post-hook); otherwise untying there is only a warning.
@@ -136,6 +181,7 @@ class Spec:
     xfail: Mapping[str, str] = field(default_factory=dict)
     load_with_assign: bool = False
     lengths: str | None = None
+    padding_value: Any = None
     name: str | None = None
     against: Any = None
     state_map: Any = None
@@ -217,6 +263,8 @@ class Spec:
                 f"Spec(lengths={self.lengths!r}) must name a forward argument, e.g. lengths=\"n_valid\", "
                 f"or an entry of a dict of inputs, e.g. lengths=\"batch['n_valid']\""
             )
+
+        set_(self, "padding_value", _padding_value(self.padding_value))
 
     @classmethod
     def coerce(cls, value: Any, *, model: Any) -> Spec:

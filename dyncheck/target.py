@@ -12,7 +12,7 @@ import inspect
 import re
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,7 @@ from dyncheck.infer import (
     primary_input,
 )
 from dyncheck.seeding import seeded
-from dyncheck.spec import Spec, lengths_slot
+from dyncheck.spec import Spec, lengths_slot, padding_slot
 
 __all__ = ["Target", "load", "resolve", "resolve_spec"]
 
@@ -261,6 +261,15 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
             f"Spec(lengths={spec.lengths!r}) names an argument {type(instance).__qualname__}.forward does not "
             f"take{_close(declared_lengths[0], list(parameters))} (it takes {', '.join(parameters) or 'nothing'})",
         )
+    if isinstance(spec.padding_value, Mapping):
+        for key in spec.padding_value:
+            argument = padding_slot(key)[0]
+            if argument not in parameters:
+                raise _fail(
+                    text,
+                    f"Spec(padding_value={{{key!r}: ...}}) names an argument {type(instance).__qualname__}.forward "
+                    f"does not take{_close(argument, list(parameters))} (it takes {', '.join(parameters) or 'nothing'})",
+                )
     unknown = sorted(set(spec.inputs) - set(parameters))
     if unknown:
         raise _fail(

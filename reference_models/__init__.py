@@ -113,6 +113,9 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.length_mask` -- ``LengthMaskedConformer``: torchaudio's
   ``Conformer`` layout, its padding mask built from ``lengths.max()``: it takes only
   batches padded to their longest sequence (drawn as such).
+* :mod:`reference_models.zero_padded` -- ``ZeroPaddedAudioEncoder``: a wav2vec2-style
+  convolution over raw audio that reads the padding, right for zero padding, as it
+  declares (``padding_value``).
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -177,4 +180,5 @@ GOOD_TARGETS = (
     "reference_models.key_padding:PaddedTransformerClassifier",
     "reference_models.layer_stack:LayerStack",
     "reference_models.length_mask:LengthMaskedConformer",
+    "reference_models.zero_padded:ZeroPaddedAudioEncoder",
 )

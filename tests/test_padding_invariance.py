@@ -904,3 +904,107 @@ class PooledOverPadding(Pooled):
     def frames(self, attention_mask):
         return (attention_mask.sum(-1) - 4) // 2 + 2  # BUG: one frame too many, over the padding
 """
+
+
+ZERO_FRONT = """
+import torch
+from torch import nn
+
+import dyncheck
+
+
+class ConvFront(nn.Module):
+    '''A first convolution over raw features, then a masked mean: right for zero padding.'''
+
+    def __init__(self, pool_padding=False):
+        super().__init__()
+        self.conv = nn.Conv1d(3, 4, kernel_size=3, padding=1)
+        self.out = nn.Linear(4, 2)
+        self.pool_padding = pool_padding
+
+    def forward(self, x, lengths):  # x: [batch, time, 3]
+        h = self.conv(x.transpose(1, 2)).transpose(1, 2)
+        if self.pool_padding:  # the bug: the mean over every padded step too
+            return self.out(h.mean(1))
+        mask = torch.arange(x.shape[1])[None, :] < lengths[:, None]
+        return self.out((h * mask[..., None]).sum(1) / lengths[:, None].clamp(min=1))
+
+
+declared = dyncheck.Spec(ConvFront, padding_value=0.0)
+declared_for_x = dyncheck.Spec(ConvFront, padding_value={"x": 0.0})
+declared_buggy = dyncheck.Spec(ConvFront, init={"pool_padding": True}, padding_value=0.0)
+typo = dyncheck.Spec(ConvFront, padding_value={"xs": 0.0})
+"""
+
+
+def test_a_model_right_only_for_zero_padding_says_so_and_passes_once_declared(dyncheck_run, pytester):
+    pytester.makepyfile(front=ZERO_FRONT)
+    run = dyncheck_run(
+        *("--dyncheck", "front:ConvFront", "--dyncheck", "front:declared", "--dyncheck", "front:declared_for_x"), ONLY,
+    )
+    assert run.outcomes() == {
+        "dyncheck::front:ConvFront::padding_invariance": "FAILED",
+        "dyncheck::front:declared::padding_invariance": "PASSED",
+        "dyncheck::front:declared_for_x::padding_invariance": "PASSED",
+    }, run.text
+    # Still a failure (the contract is the user's to declare), with the contract it needs.
+    text = run.failure("front:ConvFront::padding_invariance")
+    assert (
+        "  With every padded step of x set to 0.0 nothing differs: the model reads its padding, and is right only "
+        "when the padding holds 0.0. If it is only ever given batches padded with 0.0 (pad_sequence's default, a "
+        "feature extractor's), declare it: Spec(padding_value=0.0).\n"
+    ) in text
+
+
+def test_a_declared_padding_value_hides_no_padding_bug(dyncheck_run, pytester):
+    pytester.makepyfile(front=ZERO_FRONT)
+    run = dyncheck_run("--dyncheck", "front:declared_buggy", ONLY)
+    assert run.outcomes() == {"dyncheck::front:declared_buggy::padding_invariance": "FAILED"}, run.text
+    text = run.failure("front:declared_buggy::padding_invariance")
+    assert (
+        "  (the padded steps of x were set to 0.0, as Spec(padding_value=...) declares, before the calls)\n"
+    ) in text
+    assert "nothing differs" not in text
+
+
+def test_a_padding_value_for_an_argument_forward_does_not_take(dyncheck_run, pytester):
+    pytester.makepyfile(front=ZERO_FRONT)
+    run = dyncheck_run("--dyncheck", "front:typo")
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    assert (
+        "Spec(padding_value={'xs': ...}) names an argument ConvFront.forward does not take; did you mean 'x'? "
+        "(it takes x, lengths)"
+    ) in run.text
+    assert "Traceback" not in run.text
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("zero", r"Spec\(padding_value='zero'\) must be a number for every padded input, e\.g\. padding_value=0\.0"),
+        ({"x": "0"}, r"Spec\(padding_value=\{'x': '0'\}\) needs a number, e\.g\. \{'x': 0\.0\}"),
+        ({"x[0]": 0}, r"Spec\(padding_value=\{'x\[0\]': \.\.\.\}\) must be keyed by a forward argument"),
+    ],
+)
+def test_a_padding_value_that_is_not_a_number_per_input(value, message):
+    import dyncheck
+
+    with pytest.raises(dyncheck.InvalidArgument, match=message):
+        dyncheck.Spec(torch.nn.Linear, padding_value=value)
+
+
+def test_the_declared_value_fills_each_rows_padding():
+    import dataclasses
+
+    target = resolve("reference_models.dict_batch:DictBatchClassifier")
+    target = dataclasses.replace(target, spec=target.spec.replace(padding_value={"batch['tokens']": 7}))
+    batch = {"tokens": torch.ones(3, 4, dtype=torch.long), "lengths": torch.tensor([4, 2, 3])}
+    example = Example({"batch": batch}, 0, {"time": 4, "batch": 3})
+    layout = _Layout(target, example, ("batch", "lengths"))
+    assert layout.fill == {("batch", "tokens"): 7}
+    assert layout.pad(example.args)["batch"]["tokens"].tolist() == [[1, 1, 1, 1], [1, 1, 7, 7], [1, 1, 1, 7]]
+    assert layout.extended(layout.pad(example.args), torch.Generator())["batch"]["tokens"][:, 4:].eq(7).all()
+    assert batch["tokens"].eq(1).all()  # the example itself is left as drawn
+    # Without a declaration nothing is filled; filled(0) fills every padded input.
+    plain = _Layout(resolve("reference_models.dict_batch:DictBatchClassifier"), example, ("batch", "lengths"))
+    assert plain.fill == {} and plain.filled(0).fill == {("batch", "tokens"): 0}

@@ -54,6 +54,8 @@ PADDED = {
     "reference_models.layer_stack:LayerStack",
     # ... or lengths whose longest is always the padded length (the mask is built from lengths.max())
     "reference_models.length_mask:LengthMaskedConformer",
+    # ... or an audio mask beside raw samples padded with the zeros the model declares
+    "reference_models.zero_padded:ZeroPaddedAudioEncoder",
 }
 
 

@@ -407,6 +407,13 @@ def _length_mask() -> tuple[torch.nn.Module, tuple]:
     return _Frames(model), (torch.randn(3, 4, 16), torch.tensor([4, 2, 1]))
 
 
+def _zero_padded() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.zero_padded import ZeroPaddedAudioEncoder
+
+    mask = (torch.arange(7)[None, :] < torch.tensor([[7], [4], [1]])).long()
+    return ZeroPaddedAudioEncoder(), (torch.randn(3, 7) * mask, mask)
+
+
 BUILDERS = {
     "gated": _gated,
     "random_depth": _random_depth,
@@ -455,6 +462,7 @@ BUILDERS = {
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,
     "length_mask": _length_mask,
+    "zero_padded": _zero_padded,
 }
 
 

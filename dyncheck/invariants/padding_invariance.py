@@ -18,6 +18,11 @@ every example (the lengths or the mask may be an entry of a dict of inputs,
    rows of each row's gradients alone, and are unchanged by the extra padding (gradients that differ while the values agree: a surrogate or
    straight-through term that reads the padding).
 
+With ``Spec(padding_value=...)`` the padded steps of the inputs it names are set to that
+value before the calls, and the 2 steps appended are of it: a model right only for zero
+padding declares so. Undeclared, a failure that goes away when the same example's padding
+is all zeros says so, and names the declaration.
+
 Rule 2 is not asked of a model whose lengths are drawn with ``pad_to_longest=True``: it
 takes no batch padded past its longest sequence (its mask is as wide as ``lengths.max()``),
 and the summary counts the examples. Nor of an example when the model cannot take the longer batch at all: it
@@ -64,6 +69,7 @@ the next shows too.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -79,7 +85,7 @@ from dyncheck.examples import Example, strategy_arguments, strategy_entries, str
 from dyncheck.infer import _LENGTHS_NAME
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants.batch_invariance import pairwise_axes
-from dyncheck.spec import lengths_slot
+from dyncheck.spec import lengths_slot, padding_slot
 from dyncheck.target import Target
 from dyncheck.tracing import dense, floating_leaves, grads_put_back, missing_output, project, projection
 
@@ -262,6 +268,43 @@ class _Layout:
                 time_axis = _axis_of_size(value, padded, avoid=0 if value.shape[0] == batch else None)
                 batch_axis = _axis_of_size(value, batch, avoid=time_axis)
             self.axes[slot] = (batch_axis, time_axis)
+        #: slot -> the value its padded steps hold (Spec(padding_value=...)): set before the
+        #: calls, and appended for rule 2 instead of other values
+        self.fill: dict[Slot, Any] = {}
+        declared = target.spec.padding_value
+        for slot in self.padded_slots():
+            if isinstance(declared, Mapping):
+                found = next((v for k, v in declared.items() if padding_slot(k) == (slot[0], _keys(slot))), None)
+                if found is not None:
+                    self.fill[slot] = found
+            elif declared is not None:
+                self.fill[slot] = declared
+
+    def padded_slots(self) -> list[Slot]:
+        """The inputs with a batch and a time axis, the lengths (or mask) aside."""
+        return [
+            slot for slot, (batch_axis, time_axis) in self.axes.items()
+            if slot != self.lengths_slot and batch_axis is not None and time_axis is not None
+        ]
+
+    def filled(self, value: Any) -> _Layout:
+        """This layout with every padded input's padding set to ``value``."""
+        out = copy.copy(self)
+        out.fill = {slot: value for slot in self.padded_slots()}
+        return out
+
+    def pad(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """``args`` with each row's steps past its length set to the declared padding value."""
+        changes: dict[Slot, Any] = {}
+        for slot, fill in self.fill.items():
+            batch_axis, time_axis = self.axes[slot]
+            value = slot_value(args, slot).clone()
+            for row, length in enumerate(self.lengths):
+                steps = value.shape[time_axis] - length
+                if steps > 0 and row < value.shape[batch_axis]:
+                    value.narrow(batch_axis, row, 1).narrow(time_axis, length, steps).fill_(fill)
+            changes[slot] = value
+        return _with(args, changes)
 
     def row(self, args: Mapping[str, Any], row: int) -> dict[str, Any]:
         """The arguments of one row alone: a batch of one, trimmed to its length."""
@@ -293,6 +336,10 @@ class _Layout:
                 shape = list(value.shape)
                 shape[time_axis] = EXTRA_STEPS
                 more = (torch.ones if self.marks_padding else torch.zeros)(shape, dtype=value.dtype, device=value.device)
+            elif slot in self.fill:
+                shape = list(value.shape)
+                shape[time_axis] = EXTRA_STEPS
+                more = torch.full(shape, self.fill[slot], dtype=value.dtype, device=value.device)
             else:
                 more = _garbage(value, time_axis, generator)
             changes[slot] = torch.cat([value, more], dim=time_axis)
@@ -464,7 +511,45 @@ class PaddingInvariance(Invariant):
             layout = _Layout(context.target, example, lengths)
         if not any(length > 0 for length in layout.lengths):
             return context.nothing_to_compare(_no_rows(layout.lengths_name), drawn=True)
-        model, args, native = _float64_copy(context.fresh_model().eval(), example.fresh_args())
+        try:
+            self._compare(context, example, layout)
+            return
+        except InvariantViolation as exc:
+            found = exc
+        details = list(found.details)
+        if layout.fill:
+            values = sorted({repr(v) for v in layout.fill.values()})
+            details.append(
+                f"(the padded steps of {', '.join(slot_text(s) for s in layout.fill)} were set to "
+                f"{', '.join(values)}, as Spec(padding_value=...) declares, before the calls)"
+            )
+        elif layout.padded_slots():
+            zero = self._zero_padding_agrees(context, example, layout)
+            if zero is not None:
+                details.append(
+                    f"With every padded step of {', '.join(slot_text(s) for s in layout.padded_slots())} set to "
+                    f"{zero} nothing differs: the model reads its padding, and is right only when the padding "
+                    f"holds {zero}. If it is only ever given batches padded with {zero} (pad_sequence's default, "
+                    f"a feature extractor's), declare it: Spec(padding_value={zero})."
+                )
+        # One raise statement: Hypothesis tells failures apart by where they are raised.
+        raise InvariantViolation(found.headline, details, path=found.path)
+
+    def _zero_padding_agrees(self, context: Context, example: Example, layout: _Layout) -> str | None:
+        """``0.0`` (or ``0`` for integer inputs) when the same example, its padded steps
+        set to zero, breaks nothing; None otherwise."""
+        try:
+            self._compare(context, example, layout.filled(0))
+        except (InvariantViolation, ModelError):
+            return None
+        floating = any(
+            isinstance(v := slot_value(example.args, slot), torch.Tensor) and v.is_floating_point()
+            for slot in layout.padded_slots()
+        )
+        return "0.0" if floating else "0"
+
+    def _compare(self, context: Context, example: Example, layout: _Layout) -> None:
+        model, args, native = _float64_copy(context.fresh_model().eval(), layout.pad(example.fresh_args()))
         with default_dtype(torch.float64 if native is not None else None):
             try:
                 self._check(context, example, layout, model, args, native, slack=1.0)
@@ -478,7 +563,7 @@ class PaddingInvariance(Invariant):
         # The model cannot run in float64 (a float32 tensor made inside forward with an
         # explicit dtype), or gives NaN/inf there (see _Float64Unfit): compare in its own
         # dtype, as it is, with atol on the inputs' scale.
-        model, args = context.fresh_model().eval(), example.fresh_args()
+        model, args = context.fresh_model().eval(), layout.pad(example.fresh_args())
         self._check(context, example, layout, model, args, None, slack=_input_scale(args))
 
     def _check(
@@ -597,7 +682,7 @@ class PaddingInvariance(Invariant):
                 lines = mismatch(padded_more, in_batch, rtol=rtol, atol=atol)
                 if lines:
                     findings.append((
-                        f"appending {EXTRA_STEPS} padding steps of other values changes {leaf} of row {row} "
+                        f"appending {EXTRA_STEPS} padding steps of {'the declared padding value' if layout.fill else 'other values'} changes {leaf} of row {row} "
                         f"(length {length} of {padded} padded steps)",
                         [f"{leaf}[{row}] with the extra padding against without:", *(f"  {line}" for line in lines)],
                     ))
@@ -805,7 +890,8 @@ class PaddingInvariance(Invariant):
                     )
                 else:
                     text = (
-                        f"appending {EXTRA_STEPS} padding steps of other values changes the gradients of {shown} "
+                        f"appending {EXTRA_STEPS} padding steps of {'the declared padding value' if layout.fill else 'other values'} "
+                        f"changes the gradients of {shown} "
                         f"(lengths {lengths}, padded length {layout.padded})"
                     )
                 findings.append((text, details))
