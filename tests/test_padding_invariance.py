@@ -807,6 +807,8 @@ FRAMES = """
 import torch
 from torch import nn
 
+import dyncheck
+
 
 class ClassToken(nn.Module):
     '''Puts a learned class token before the sequence: its output is one step longer than the input.'''
@@ -832,12 +834,33 @@ class ClassTokenOffByOne(ClassToken):
 class Strided(nn.Module):
     '''A stride-2 convolution over time: its frames follow the padded length at half the rate.'''
 
-    def __init__(self, dim=8, hidden=6):
+    def __init__(self, dim=8, hidden=6, padding=0):
         super().__init__()
-        self.conv = nn.Conv1d(dim, hidden, 3, stride=2)
+        self.conv = nn.Conv1d(dim, hidden, 3, stride=2, padding=padding)
 
     def forward(self, x, lengths):
-        return self.conv(x.transpose(1, 2)).transpose(1, 2)
+        if x.shape[1] < 3 - 2 * self.conv.padding[0]:
+            raise ValueError("shorter than the kernel")
+        return self.frames(self.conv(x.transpose(1, 2)).transpose(1, 2))
+
+    def frames(self, h):
+        return h
+
+
+class StridedSame(Strided):
+    '''Padded by one step each side: a row's last frame reads a step past its length, which
+    is the convolution's own zero alone, and the padding in a batch.'''
+
+    def __init__(self):
+        super().__init__(padding=1)
+
+
+class StridedSummedBack(Strided):
+    def frames(self, h):
+        return h.flip(1).cumsum(1).flip(1)  # BUG: each frame adds every later one, padding frames too
+
+
+zero_padded = dyncheck.Spec(StridedSame, padding_value=0.0)
 """
 
 
@@ -854,18 +877,31 @@ def test_an_output_a_fixed_number_of_steps_longer_is_compared_on_its_valid_steps
         assert "gives a different output in the batch than alone" in run.failure("::padding_invariance")
 
 
-def test_frames_at_another_rate_are_not_compared_step_by_step(dyncheck_run, pytester):
-    # A strided convolution: the frames follow the padded length, but at another rate;
-    # lining them up with the input's steps would be a guess, so the check says so.
+@pytest.mark.parametrize(
+    ("name", "outcome"),
+    [("Strided", "PASSED"), ("StridedSame", "FAILED"), ("zero_padded", "PASSED"), ("StridedSummedBack", "FAILED")],
+)
+def test_frames_at_another_rate_are_compared_on_the_frames_a_row_has_alone(dyncheck_run, pytester, name, outcome):
+    # A strided convolution: the frames follow the padded length at another rate. A row
+    # trimmed to its length has only its own frames alone; the batch's first as many
+    # frames of that row must equal them. A convolution padded on the right reads the
+    # batch's padding in the last one, which is right only for zero padding, declared.
     pytester.makepyfile(frames=FRAMES)
-    run = dyncheck_run("--dyncheck", "frames:Strided", ONLY)
-    item = "dyncheck::frames:Strided::padding_invariance"
-    assert run.outcomes() == {item: "SKIPPED"}, run.text
-    assert re.match(
-        r"axis 1 of output follows the padded length at another rate \(\d+ steps for \d+ padded, \d+ for \d+.*\): "
-        r"its steps cannot be lined up with the input's",
-        run.vacuous_reason(item),
-    ), run.vacuous_reason(item)
+    run = dyncheck_run("--dyncheck", f"frames:{name}", ONLY)
+    assert run.outcomes() == {f"dyncheck::frames:{name}::padding_invariance": outcome}, run.text
+    if outcome == "FAILED":
+        assert re.search(r"gives a different output in the batch than alone|changes output of row", run.text), run.text
+    if name == "StridedSame":
+        assert "With every padded step of x set to 0.0 nothing differs, here and with other values" in run.text
+
+
+def test_frames_no_row_ran_alone_to_count_are_not_compared():
+    from dyncheck.invariants.padding_invariance import PaddingInvariance
+
+    batch, longer = torch.zeros(2, 3, 4), torch.zeros(2, 4, 4)  # 3 frames for 7 padded steps, 4 for 9
+    assert PaddingInvariance._time_axes("output", 0, batch, {}, longer, [7, 2], 7) == (
+        None, [(1, None)], "axis 1 of output follows the padded length at another rate (3 steps for 7 padded, 4 for 9)",
+    )
 
 
 def test_pooled_frames_of_a_padded_audio_batch_are_compared(dyncheck_run, pytester):
@@ -932,6 +968,7 @@ class ConvFront(nn.Module):
 
 declared = dyncheck.Spec(ConvFront, padding_value=0.0)
 declared_for_x = dyncheck.Spec(ConvFront, padding_value={"x": 0.0})
+buggy = dyncheck.Spec(ConvFront, init={"pool_padding": True})
 declared_buggy = dyncheck.Spec(ConvFront, init={"pool_padding": True}, padding_value=0.0)
 typo = dyncheck.Spec(ConvFront, padding_value={"xs": 0.0})
 """
@@ -950,10 +987,21 @@ def test_a_model_right_only_for_zero_padding_says_so_and_passes_once_declared(dy
     # Still a failure (the contract is the user's to declare), with the contract it needs.
     text = run.failure("front:ConvFront::padding_invariance")
     assert (
-        "  With every padded step of x set to 0.0 nothing differs: the model reads its padding, and is right only "
-        "when the padding holds 0.0. If it is only ever given batches padded with 0.0 (pad_sequence's default, a "
-        "feature extractor's), declare it: Spec(padding_value=0.0).\n"
+        "  With every padded step of x set to 0.0 nothing differs, here and with other values in the sequences: "
+        "the model reads its padding, and is right only when the padding holds 0.0. If it is only ever given "
+        "batches padded with 0.0 (pad_sequence's default, a feature extractor's), declare it: "
+        "Spec(padding_value=0.0).\n"
     ) in text
+
+
+def test_no_zero_padding_hint_for_a_mean_over_the_padding(dyncheck_run, pytester):
+    # Shrunk, a mean over every step agrees with zero padding when the sequence is zeros
+    # too: the hint is given only when other values in the sequences agree as well.
+    pytester.makepyfile(front=ZERO_FRONT)
+    run = dyncheck_run("--dyncheck", "front:ConvFront", "--dyncheck", "front:buggy", ONLY)
+    assert run.outcomes()["dyncheck::front:buggy::padding_invariance"] == "FAILED", run.text
+    assert "nothing differs" in run.failure("front:ConvFront::padding_invariance")
+    assert "nothing differs" not in run.failure("front:buggy::padding_invariance")
 
 
 def test_a_declared_padding_value_hides_no_padding_bug(dyncheck_run, pytester):

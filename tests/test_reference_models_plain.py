@@ -411,7 +411,19 @@ def _zero_padded() -> tuple[torch.nn.Module, tuple]:
     from reference_models.zero_padded import ZeroPaddedAudioEncoder
 
     mask = (torch.arange(7)[None, :] < torch.tensor([[7], [4], [1]])).long()
-    return ZeroPaddedAudioEncoder(), (torch.randn(3, 7) * mask, mask)
+    model = ZeroPaddedAudioEncoder()
+    frames, _ = model(torch.randn(3, 7) * mask, mask)
+    assert frames.shape[:2] == (3, 4)  # a stride-2 convolution: half as many frames as samples
+    return _SecondOutput(model), (torch.randn(3, 7) * mask, mask)
+
+
+class _SecondOutput(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        return self.model(*args)[1]
 
 
 BUILDERS = {

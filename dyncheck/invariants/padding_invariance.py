@@ -20,8 +20,9 @@ every example (the lengths or the mask may be an entry of a dict of inputs,
 
 With ``Spec(padding_value=...)`` the padded steps of the inputs it names are set to that
 value before the calls, and the 2 steps appended are of it: a model right only for zero
-padding declares so. Undeclared, a failure that goes away when the same example's padding
-is all zeros says so, and names the declaration.
+padding declares so. Undeclared, a failure that goes away when the same example's float
+inputs are padded with zeros, and with other values in their sequences, says so, and names
+the declaration.
 
 Rule 2 is not asked of a model whose lengths are drawn with ``pad_to_longest=True``: it
 takes no batch padded past its longest sequence (its mask is as wide as ``lengths.max()``),
@@ -41,8 +42,12 @@ time axis: only a row's valid steps are compared, and only they count in the los
 one a fixed number of steps longer or shorter in all three (a class token put first: the
 row's first ``length`` steps are compared; right context consumed: its first
 ``length - k``). An axis that grows with the padded length at another rate (a strided
-convolution over time) cannot be lined up with the input's steps: that output is not
-compared row by row, the summary says so, and a run where nothing else was is a skip. An
+convolution over time) is compared on the steps each row has alone: trimmed to its length,
+all of a row's frames are its own, and the batch's first as many frames of that row must
+equal them (a convolution that pads a row's end reads the batch's padding in its last
+frame: right only for zero padding, declared with ``padding_value``). Where no row ran
+alone to count them, that output is not compared, the summary says so, and a run where
+nothing else was is a skip. An
 axis that does none of these (``pad_packed_sequence`` without ``total_length`` cuts it to
 the longest sequence of the batch) is a violation of its own.
 
@@ -287,10 +292,10 @@ class _Layout:
             if slot != self.lengths_slot and batch_axis is not None and time_axis is not None
         ]
 
-    def filled(self, value: Any) -> _Layout:
-        """This layout with every padded input's padding set to ``value``."""
+    def filled(self, value: Any, slots: Sequence[Slot] | None = None) -> _Layout:
+        """This layout with the padding of ``slots`` (every padded input's) set to ``value``."""
         out = copy.copy(self)
-        out.fill = {slot: value for slot in self.padded_slots()}
+        out.fill = {slot: value for slot in (self.padded_slots() if slots is None else slots)}
         return out
 
     def pad(self, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -462,13 +467,29 @@ def _batch_axis(
     return None
 
 
-def _valid(value: torch.Tensor, batch_axis: int, row: int, time_axes: list[tuple[int, int]], length: int) -> torch.Tensor:
-    """One row of an output, its time axes trimmed to the row's length. An axis ``offset``
-    steps longer than the padded length (a class token put first) keeps the row's first
-    ``length`` steps; one shorter (right context consumed) its first ``length + offset``."""
+def _valid(
+    value: torch.Tensor, batch_axis: int, row: int, time_axes: list[tuple[int, Any]], length: int,
+    index: int | None = None,
+) -> torch.Tensor:
+    """Row ``row`` of an output (at ``index`` along its batch axis: 0 for a row alone), its
+    time axes trimmed to the row's valid steps. An axis ``offset`` steps longer than the
+    padded length (a class token put first) keeps the row's first ``length`` steps; one
+    shorter (right context consumed) its first ``length + offset``; one at another rate
+    (``offset`` a dict: row -> the steps the row alone has there) its first that many."""
     for axis, offset in time_axes:
-        value = value.narrow(axis, 0, max(0, length + min(offset, 0)))
-    return value.select(batch_axis, row)
+        steps = offset.get(row, 0) if isinstance(offset, dict) else max(0, length + min(offset, 0))
+        value = value.narrow(axis, 0, min(steps, value.shape[axis]))
+    return value.select(batch_axis, row if index is None else index)
+
+
+def _own_steps(time_axes: list[tuple[int, Any]], row: int) -> str:
+    """How many steps of each axis at another rate are compared for ``row``: the ones it
+    has alone."""
+    counted = [(axis, offset.get(row, 0)) for axis, offset in time_axes if isinstance(offset, dict)]
+    return "".join(
+        f" (axis {axis} at another rate: its first {steps} step{'s' if steps != 1 else ''}, as many as the row has alone)"
+        for axis, steps in counted
+    )
 
 
 def _is_float(t: torch.Tensor) -> bool:
@@ -523,30 +544,44 @@ class PaddingInvariance(Invariant):
                 f"(the padded steps of {', '.join(slot_text(s) for s in layout.fill)} were set to "
                 f"{', '.join(values)}, as Spec(padding_value=...) declares, before the calls)"
             )
-        elif layout.padded_slots():
-            zero = self._zero_padding_agrees(context, example, layout)
-            if zero is not None:
+        else:
+            floating = [
+                slot for slot in layout.padded_slots()
+                if isinstance(value := slot_value(example.args, slot), torch.Tensor) and value.is_floating_point()
+            ]
+            if floating and self._zero_padding_agrees(context, example, layout, floating):
                 details.append(
-                    f"With every padded step of {', '.join(slot_text(s) for s in layout.padded_slots())} set to "
-                    f"{zero} nothing differs: the model reads its padding, and is right only when the padding "
-                    f"holds {zero}. If it is only ever given batches padded with {zero} (pad_sequence's default, "
-                    f"a feature extractor's), declare it: Spec(padding_value={zero})."
+                    f"With every padded step of {', '.join(slot_text(s) for s in floating)} set to 0.0 nothing "
+                    f"differs, here and with other values in the sequences: the model reads its padding, and is "
+                    f"right only when the padding holds 0.0. If it is only ever given batches padded with 0.0 "
+                    f"(pad_sequence's default, a feature extractor's), declare it: Spec(padding_value=0.0)."
                 )
         # One raise statement: Hypothesis tells failures apart by where they are raised.
         raise InvariantViolation(found.headline, details, path=found.path)
 
-    def _zero_padding_agrees(self, context: Context, example: Example, layout: _Layout) -> str | None:
-        """``0.0`` (or ``0`` for integer inputs) when the same example, its padded steps
-        set to zero, breaks nothing; None otherwise."""
+    def _zero_padding_agrees(
+        self, context: Context, example: Example, layout: _Layout, floating: list[Slot]
+    ) -> bool:
+        """Whether the example breaks nothing with the padded steps of its float inputs
+        ``floating`` set to 0.0, and neither does it with random values in their sequences
+        (a shrunk example's sequences are often zeros themselves, and a mean over zero
+        padding then agrees too)."""
+        zero = layout.filled(0.0, floating)
+        generator = torch.Generator().manual_seed(example.seed)
+        changes = {}
+        for slot in floating:
+            value = slot_value(example.args, slot)
+            scale = max(1.0, float(value.detach().abs().max()) if value.numel() else 1.0)
+            changes[slot] = (torch.randn(value.shape, generator=generator, dtype=torch.float64) * scale).to(
+                value.device, value.dtype
+            )
+        other = Example(_with(example.args, changes), example.seed, example.dims)
         try:
-            self._compare(context, example, layout.filled(0))
+            self._compare(context, example, zero)
+            self._compare(context, other, zero)
         except (InvariantViolation, ModelError):
-            return None
-        floating = any(
-            isinstance(v := slot_value(example.args, slot), torch.Tensor) and v.is_floating_point()
-            for slot in layout.padded_slots()
-        )
-        return "0.0" if floating else "0"
+            return False
+        return True
 
     def _compare(self, context: Context, example: Example, layout: _Layout) -> None:
         model, args, native = _float64_copy(context.fresh_model().eval(), layout.pad(example.fresh_args()))
@@ -622,9 +657,10 @@ class PaddingInvariance(Invariant):
         ):
             raise _Float64Unfit
         findings: list[tuple[str, list[str]]] = []
-        # leaf -> (batch axis, (time axis, offset) pairs) for the leaves compared row by row
-        compared: dict[str, tuple[int, list[tuple[int, int]]]] = {}
-        # what the leaves whose steps follow the padded length at another rate are
+        # leaf -> (batch axis, (time axis, offset) pairs) for the leaves compared row by row;
+        # the offset of an axis at another rate is the steps each row alone has there
+        compared: dict[str, tuple[int, list[tuple[int, Any]]]] = {}
+        # what the leaves at another rate are, where no row ran alone to count their steps
         unaligned_leaves: list[str] = []
         for leaf, value in whole.items():
             if _CACHE.search(leaf):
@@ -646,10 +682,15 @@ class PaddingInvariance(Invariant):
             )
             if problem:
                 findings.append((problem, []))
-            elif unaligned:
+            elif unaligned and not alone:
                 unaligned_leaves.append(unaligned)
             else:
-                compared[leaf] = (batch_axis, time_axes)
+                # An axis at another rate (a strided convolution over time): a row's valid
+                # steps are the ones it has alone, where all its steps are its own.
+                compared[leaf] = (batch_axis, [
+                    (axis, {row: a[leaf].shape[axis] for row, a in alone.items()} if offset is None else offset)
+                    for axis, offset in time_axes
+                ])
 
         if not alone and extended is None:
             return context.nothing_to_compare(_too_short(layout), drawn=True)
@@ -668,13 +709,13 @@ class PaddingInvariance(Invariant):
                 in_batch = _valid(whole[leaf], batch_axis, row, time_axes, length)
                 outputs = alone.get(row)
                 lines = [] if outputs is None else mismatch(
-                    in_batch, _valid(outputs[leaf], batch_axis, 0, time_axes, length), rtol=rtol, atol=atol
+                    in_batch, _valid(outputs[leaf], batch_axis, row, time_axes, length, index=0), rtol=rtol, atol=atol
                 )
                 if lines:
                     findings.append((
                         f"row {row} (length {length} of {padded} padded steps) gives a different {leaf} "
                         f"in the batch than alone (a batch of one, trimmed to length {length})",
-                        [f"{leaf}[{row}] in the batch against alone:", *(f"  {line}" for line in lines)],
+                        [f"{leaf}[{row}] in the batch against alone{_own_steps(time_axes, row)}:", *(f"  {line}" for line in lines)],
                     ))
                 if extended is None:
                     continue
@@ -684,7 +725,7 @@ class PaddingInvariance(Invariant):
                     findings.append((
                         f"appending {EXTRA_STEPS} padding steps of {'the declared padding value' if layout.fill else 'other values'} changes {leaf} of row {row} "
                         f"(length {length} of {padded} padded steps)",
-                        [f"{leaf}[{row}] with the extra padding against without:", *(f"  {line}" for line in lines)],
+                        [f"{leaf}[{row}] with the extra padding against without{_own_steps(time_axes, row)}:", *(f"  {line}" for line in lines)],
                     ))
 
         if not findings:
@@ -721,9 +762,10 @@ class PaddingInvariance(Invariant):
         padded: int,
     ) -> tuple[str | None, list[tuple[int, int]], str | None]:
         """(a problem, [], None) when an axis of ``leaf`` neither keeps its size nor follows
-        the padded length; (None, [], what it is) when an axis follows the padded length at
-        another rate (a strided convolution over time: its steps cannot be lined up with the
-        input's); else (None, the (axis, offset) pairs that follow it, None). An axis follows
+        the padded length; else (None, the (axis, offset) pairs that follow it, what the
+        first axis at another rate is, or None). An axis at another rate (a strided
+        convolution over time) has the offset None: its steps are counted on the rows
+        alone. An axis follows
         the padded length with an offset when it is that many steps longer or shorter for
         the batch, each row alone and the extra padding alike (a class token put first,
         right context consumed). Without ``extended`` (the model takes no longer sequence),
@@ -731,7 +773,7 @@ class PaddingInvariance(Invariant):
         shapes = [*([] if extended is None else [extended.shape]), *(a[leaf].shape for a in alone.values())]
         if any(len(s) != value.dim() for s in shapes):
             return f"{leaf} has {value.dim()} axes for the batch but not for a row alone or with extra padding", [], None
-        time_axes: list[tuple[int, int]] = []
+        time_axes: list[tuple[int, int | None]] = []
         unaligned = None
         for axis in range(value.dim()):
             if axis == batch_axis:
@@ -749,7 +791,10 @@ class PaddingInvariance(Invariant):
                 continue
             by_length = sorted((lengths[row], s) for row, s in sizes.items())
             if (
-                more >= value.shape[axis] and value.shape[axis] != padded
+                more >= value.shape[axis]
+                # as many frames as padded steps only at a degenerate size, where the extra
+                # padding shows the rate (stride 2: 1 frame for 1 step, 2 for 3)
+                and (value.shape[axis] != padded or (extended is not None and more < padded + EXTRA_STEPS))
                 # not cut to the batch's longest sequence (pad_packed_sequence without total_length)
                 and not (
                     value.shape[axis] == max(lengths) and more == value.shape[axis]
@@ -766,6 +811,7 @@ class PaddingInvariance(Invariant):
                     + (f", {sizes[row]} for row {row} alone of length {lengths[row]}" if row in sizes else "")
                     + ")"
                 )
+                time_axes.append((axis, None))
                 continue
             row = next((r for r, s in sizes.items() if s != lengths[r] + offset), next(iter(sizes), 0))
             text = (
@@ -775,9 +821,7 @@ class PaddingInvariance(Invariant):
             if extended is not None:
                 text += f", {more} with {EXTRA_STEPS} more padding steps"
             return text, [], None
-        if unaligned:
-            return None, [], unaligned
-        return None, time_axes, None
+        return None, time_axes, unaligned
 
     @staticmethod
     def _too_long(layout: _Layout, args: dict[str, Any], run: Any) -> bool:
@@ -798,7 +842,7 @@ class PaddingInvariance(Invariant):
         layout: _Layout,
         args: dict[str, Any],
         generator: torch.Generator,
-        compared: dict[str, tuple[int, list[int]]],
+        compared: dict[str, tuple[int, list[tuple[int, Any]]]],
         shapes: dict[str, tuple[int, ...]],
         native: torch.dtype | None,
         slack: float,
@@ -827,7 +871,7 @@ class PaddingInvariance(Invariant):
             leaves = dict(floating_leaves(output))
             parts = [
                 project(
-                    _valid(leaves[leaf], batch_axis, 0 if alone else row, time_axes, lengths[row]),
+                    _valid(leaves[leaf], batch_axis, row, time_axes, lengths[row], index=0 if alone else row),
                     _valid(weights[leaf], batch_axis, row, time_axes, lengths[row]),
                 )
                 for leaf, (batch_axis, time_axes) in floating.items()
@@ -912,10 +956,11 @@ def _no_rows(name: str) -> str:
     )
 
 
-#: After what an output at another rate is (see PaddingInvariance._time_axes).
+#: After what an output at another rate is, when no row ran alone to count its steps (see
+#: PaddingInvariance._time_axes).
 _UNALIGNED = (
-    ": its steps cannot be lined up with the input's (a strided convolution or pooling over time), "
-    "so it is not compared row by row"
+    ": no row ran alone to say how many of its steps are a row's own (a strided convolution or pooling "
+    "over time), so it is not compared row by row"
 )
 
 _NO_BATCH_AXIS = (
