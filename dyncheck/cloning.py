@@ -76,10 +76,18 @@ def _module(module: nn.Module, memo: dict[int, Any]) -> Any:
     # per module instead of one per dict. The module itself is held by its parent's state,
     # or by the caller.
     _keep_alive(state, memo)
-    # The atomic values (flags, sizes, names), about half of a module's, without a call each.
-    new.__setstate__({
-        key: value if type(value) in _ATOMIC else _value(value, memo) for key, value in state.items()
-    })
+    # The atomic values (flags, sizes, names), about half of a module's, and the empty hook
+    # dictionaries, most of the rest, without a call each.
+    copied = {}
+    for key, value in state.items():
+        kind = type(value)
+        if kind in _ATOMIC:
+            copied[key] = value
+        elif (kind is OrderedDict or kind is dict) and not value and id(value) not in memo:
+            copied[key] = memo[id(value)] = kind()
+        else:
+            copied[key] = _value(value, memo)
+    new.__setstate__(copied)
     return new
 
 
@@ -105,9 +113,46 @@ def _value(value: Any, memo: dict[int, Any]) -> Any:
         new = nn.Parameter(value.data.clone(memory_format=torch.preserve_format), value.requires_grad)
         memo[id(value)] = new
         return new
+    if kind is torch.Tensor:
+        new = _buffer(value, memo)
+        if new is not None:
+            return new
+    if kind is tuple and all(type(item) in _ATOMIC for item in value):
+        return value  # copy.deepcopy gives the tuple itself (kernel sizes, strides)
     if isinstance(value, nn.Module):
         return _module(value, memo)
     return copy.deepcopy(value, memo)
+
+
+def _buffer(value: torch.Tensor, memo: dict[int, Any]) -> torch.Tensor | None:
+    """What ``Tensor.__deepcopy__`` makes of a plain tensor that alone holds all of its
+    storage (a buffer: BatchNorm's running statistics), without the dispatch around it: a
+    copy of its storage, registered in the memo under the storage as ``__deepcopy__``
+    registers it, so a tensor met later that shares it shares the copy. None for anything
+    else (a view, a tensor with attributes, gradients, another layout), which
+    ``copy.deepcopy`` takes."""
+    if (
+        value.requires_grad
+        or value.layout != torch.strided
+        or value.is_quantized
+        or value.is_conj()
+        or value.is_neg()
+        or value.device.type not in ("cpu", "cuda")
+        or value._base is not None
+        or value.__dict__
+        or value.storage_offset() != 0
+        or not value.is_contiguous()
+    ):
+        return None
+    storage = value.untyped_storage()
+    # Where UntypedStorage.__deepcopy__ keeps the storages it copied: by their C pointer.
+    storages = memo.setdefault("torch", {})
+    if storage._cdata in storages or storage.nbytes() != value.numel() * value.element_size():
+        return None
+    new = value.clone(memory_format=torch.contiguous_format)
+    storages[storage._cdata] = new.untyped_storage()
+    memo[id(value)] = new
+    return new
 
 
 def _keep_alive(value: Any, memo: dict[int, Any]) -> None:

@@ -75,6 +75,34 @@ def test_shared_parameters_modules_and_objects_stay_shared():
     assert _Tied().config["sizes"] == [5, 3]
 
 
+class _Buffers(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("running", torch.arange(6.0))
+        self.register_buffer("alias", self.running.detach())  # another tensor, the same storage
+        self.register_buffer("tail", self.running[2:])  # a view of it
+        self.register_buffer("marked", torch.ones(2))
+        self.marked.note = "kept"  # a tensor with an attribute of its own
+        self.register_buffer("strided", torch.zeros(3, 4).t())  # not contiguous
+        self.register_buffer("count", torch.tensor(0, dtype=torch.long))
+        self.kernel = (3, 3)
+
+
+def test_buffers_keep_what_deepcopy_keeps():
+    # Buffers that alone hold their storage are copied directly; shared storage, views,
+    # attributes and strides come out as copy.deepcopy makes them.
+    model = _Buffers()
+    cloned = _same_copy(model)
+    assert cloned.alias.untyped_storage().data_ptr() == cloned.running.untyped_storage().data_ptr()
+    assert cloned.tail._base is cloned.running or cloned.tail.untyped_storage().data_ptr() == cloned.running.untyped_storage().data_ptr()
+    cloned.running.add_(1)
+    assert cloned.alias.tolist() == cloned.running.tolist() and cloned.tail.tolist() == cloned.running[2:].tolist()
+    assert model.running.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert cloned.marked.note == "kept"
+    assert cloned.strided.stride() == model.strided.stride()
+    assert cloned.kernel == (3, 3) and cloned.count.dtype == torch.long
+
+
 def test_a_closure_keeps_what_deepcopy_keeps():
     # copy.deepcopy copies functions as they are: the lambda still reads the original
     # (dyncheck.copies detects exactly this), and clone must not differ from it.
