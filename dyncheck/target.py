@@ -327,9 +327,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     elif unmasked is not None:
         raise _fail(text, str(unmasked))
     elif spec.lengths is None and not any(_LENGTHS_NAME.search(n) for n in inputs):
-        for name, found in _padding_argument(instance, parameters, inputs, inferred_inputs).items():
-            inputs[name] = found.value
-            inferred_inputs[name] = found.why
+        _add_padding_argument(instance, parameters, inputs, inferred_inputs)
     if declared_lengths is not None and declared_lengths[1] is not None:
         from dyncheck.examples import strategy_entries
 
@@ -350,7 +348,15 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     if primary is not None and primary in inferred_inputs:
         _probe_companions(instance, parameters, primary, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims)
     _probe_rank(instance, inputs, inferred_inputs)
+    probed = dict(inputs)
     _probe_sizes(instance, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims)
+    if (
+        inputs != probed and mask is None and spec.lengths is None
+        and not any(_LENGTHS_NAME.search(n) or _PADDING_MASK_NAME.search(n) or n == "mask" for n in inputs)
+    ):
+        # Raw samples whose channel axis forward adds itself ([batch, length] into a Conv1d),
+        # only now shaped as the model takes them, beside an optional lengths=None.
+        _add_padding_argument(instance, parameters, inputs, inferred_inputs)
     _probe_longest(instance, inputs, inferred_inputs, all_dims)
     _probe_shortest_row(instance, inputs, inferred_inputs, all_dims)
     for dim, found in infer_dims(instance, dict(spec.dims)).items():
@@ -371,6 +377,15 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
         positional=positional,
         model_class=type(instance),
     )
+
+
+def _add_padding_argument(
+    instance: nn.Module, parameters: dict[str, inspect.Parameter], inputs: dict[str, Any], inferred: dict[str, str]
+) -> None:
+    """:func:`_padding_argument`'s finds, added to ``inputs`` (and why, to ``inferred``)."""
+    for name, found in _padding_argument(instance, parameters, inputs, inferred).items():
+        inputs[name] = found.value
+        inferred[name] = found.why
 
 
 def _padding_argument(
@@ -426,36 +441,43 @@ def _padding_argument(
         (name, shape) for name, (shape, dtype) in shapes.items()
         if len(shape) >= 2 and shape[0] == "batch" and isinstance(shape[1], str) and shape[1] != "batch" and (
             (len(shape) == 2 and isinstance(dtype, tuple) and not isinstance(dtype[0], str))
+            # raw samples a Conv1d reads along its "length" ([batch, length]: torchaudio's wav2vec2)
+            or (len(shape) == 2 and not isinstance(dtype, tuple) and shape[1] != "features")
             or (len(shape) >= 3 and not isinstance(dtype, tuple))
         )
     ]
     if not sequences:
         return {}
     sequence, time = sequences[0][0], sequences[0][1][1]
+    model = clone(instance).eval()
+    # The padded length: 5 steps, or more for convolutions over raw samples that need more.
+    for padded in _PADDED_PROBED:
 
-    def size_of(dim: Any) -> int:
-        return dim if isinstance(dim, int) else 3 if dim == "batch" else 5 if dim == time else 2
+        def size_of(dim: Any, padded: int = padded) -> int:
+            return dim if isinstance(dim, int) else 3 if dim == "batch" else padded if dim == time else 2
 
-    args = {n: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for n, (shape, dtype) in shapes.items()}
+        args = {n: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for n, (shape, dtype) in shapes.items()}
+        try:
+            with seeded(BUILD_SEED), torch.no_grad():
+                plain = [value for _, value in leaves(model(**args))]
+            break
+        except Exception:
+            continue
+    else:
+        return {}
     # kind -> (every step valid, in words and as a value; the strategy; what it is)
     table = {
-        "lengths": ("lengths of the full padded length", torch.full((3,), 5, dtype=torch.long),
+        "lengths": ("lengths of the full padded length", torch.full((3,), padded, dtype=torch.long),
                     dst.sequence_lengths(batch_size="batch", max_length=time),
                     f"the lengths of {sequence}: one per sample, each between 1 and the padded length {time!r}"),
-        "mask": ("a mask of all True", torch.ones(3, 5, dtype=torch.bool),
+        "mask": ("a mask of all True", torch.ones(3, padded, dtype=torch.bool),
                  dst.attention_masks(batch_size="batch", max_length=time, dtype=torch.bool),
                  f"the padding mask of {sequence}: True for tokens, False for padding on the right"),
-        "padding": ("a mask of all False", torch.zeros(3, 5, dtype=torch.bool),
+        "padding": ("a mask of all False", torch.zeros(3, padded, dtype=torch.bool),
                     dst.attention_masks(batch_size="batch", max_length=time, dtype=torch.bool, marks="padding"),
                     f"the key padding mask of {sequence} (PyTorch's convention): True at padding on the right, "
                     "False at tokens"),
     }
-    model = clone(instance).eval()
-    try:
-        with seeded(BUILD_SEED), torch.no_grad():
-            plain = [value for _, value in leaves(model(**args))]
-    except Exception:
-        return {}
     for name in sorted(candidates, key=lambda n: list(table).index(kind(n))):
         every, value, strategy, what = table[kind(name)]
         try:
@@ -479,6 +501,10 @@ def _padding_argument(
                 )
             return found
     return {}
+
+
+#: The padded lengths :func:`_padding_argument` calls a model at, until one runs.
+_PADDED_PROBED = (5, 16, 64, 256)
 
 
 #: Optional arguments read as a key padding mask, True at padding (``nn.TransformerEncoder``'s

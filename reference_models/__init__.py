@@ -116,6 +116,8 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.zero_padded` -- ``ZeroPaddedAudioEncoder``: a wav2vec2-style
   convolution over raw audio that reads the padding, right for zero padding, as it
   declares (``padding_value``).
+* :mod:`reference_models.raw_audio` -- ``RawAudioEncoder``: torchaudio's ``Wav2Vec2Model``
+  layout, raw samples ``[batch, samples]`` with ``lengths=None``, frames at another rate.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -181,4 +183,5 @@ GOOD_TARGETS = (
     "reference_models.layer_stack:LayerStack",
     "reference_models.length_mask:LengthMaskedConformer",
     "reference_models.zero_padded:ZeroPaddedAudioEncoder",
+    "reference_models.raw_audio:RawAudioEncoder",
 )

@@ -482,6 +482,18 @@ class LengthsOfSomethingElse(nn.Module):
         return h if lens is None else h / lens[:, None]
 
 
+class SamplesScaled(nn.Module):
+    """Raw samples into a Conv1d, and lengths=None that scales the output: not lengths."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(1, 4, 5, stride=2)
+
+    def forward(self, waveforms, lengths=None):
+        h = self.conv(waveforms[:, None]).mean(-1)
+        return h if lengths is None else h / lengths[:, None]
+
+
 class PaddingFlags(nn.Module):
     """src_key_padding_mask=None scales the output: all False is not no mask, so not a key padding mask."""
 
@@ -509,6 +521,12 @@ class PaddingFlags(nn.Module):
          "and a call with lengths of the full padded length gave the output of a call without one)",
          # lengths that change the output when every sequence is full
          LengthsOfSomethingElse),
+        # torchaudio's Wav2Vec2Model: forward(waveforms, lengths=None) on raw samples [batch, samples],
+        # whose channel axis forward adds (found by the size probe, after the first look for lengths).
+        ("raw_audio:RawAudioEncoder", "lengths", ("sequence_lengths", None),
+         "the lengths of waveforms: one per sample, each between 1 and the padded length 'length' (forward takes "
+         "lengths=None, and a call with lengths of the full padded length gave the output of a call without one)",
+         SamplesScaled),
         # nn.TransformerEncoder's convention: src_key_padding_mask=None, True at padding.
         ("key_padding:PaddedTransformerClassifier", "src_key_padding_mask", ("attention_masks", "padding"),
          "the key padding mask of tokens (PyTorch's convention): True at padding on the right, False at tokens "
@@ -517,7 +535,7 @@ class PaddingFlags(nn.Module):
          # a mask of all False that changes the output
          PaddingFlags),
     ],
-    ids=["mask", "lengths", "key-padding-mask"],
+    ids=["mask", "lengths", "raw-samples-lengths", "key-padding-mask"],
 )
 def test_an_optional_padding_argument_is_drawn_when_every_step_valid_changes_nothing(
     factory, argument, kind, why, other

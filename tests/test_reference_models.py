@@ -56,6 +56,8 @@ PADDED = {
     "reference_models.length_mask:LengthMaskedConformer",
     # ... or an audio mask beside raw samples padded with the zeros the model declares
     "reference_models.zero_padded:ZeroPaddedAudioEncoder",
+    # ... or lengths=None beside raw samples [batch, samples] into a Conv1d
+    "reference_models.raw_audio:RawAudioEncoder",
 }
 
 

@@ -417,6 +417,25 @@ def _zero_padded() -> tuple[torch.nn.Module, tuple]:
     return _SecondOutput(model), (torch.randn(3, 7) * mask, mask)
 
 
+def _raw_audio() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.raw_audio import RawAudioEncoder
+
+    model = RawAudioEncoder()
+    frames, frame_lengths = model(torch.randn(3, 40), torch.tensor([40, 30, 20]))
+    assert frames.shape[:2] == (3, 3) and frame_lengths.tolist() == [3, 2, 1]
+    assert model(torch.randn(3, 40))[1] is None
+    return _FirstOfTwo(model), (torch.randn(3, 40), torch.tensor([40, 30, 20]))
+
+
+class _FirstOfTwo(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        return self.model(*args)[0].sum(1)
+
+
 class _SecondOutput(torch.nn.Module):
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
@@ -475,6 +494,7 @@ BUILDERS = {
     "layer_stack": _layer_stack,
     "length_mask": _length_mask,
     "zero_padded": _zero_padded,
+    "raw_audio": _raw_audio,
 }
 
 
