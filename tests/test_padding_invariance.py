@@ -989,7 +989,7 @@ def test_a_model_right_only_for_zero_padding_says_so_and_passes_once_declared(dy
     assert (
         "  With every padded step of x set to 0.0 nothing differs, here and with other values in the sequences: "
         "the model reads its padding, and is right only when the padding holds 0.0. If it is only ever given "
-        "batches padded with 0.0 (pad_sequence's default, a feature extractor's), declare it: "
+        "batches padded so (pad_sequence's default, a feature extractor's), declare it: "
         "Spec(padding_value=0.0).\n"
     ) in text
 
@@ -1053,6 +1053,69 @@ def test_the_declared_value_fills_each_rows_padding():
     assert layout.pad(example.args)["batch"]["tokens"].tolist() == [[1, 1, 1, 1], [1, 1, 7, 7], [1, 1, 1, 7]]
     assert layout.extended(layout.pad(example.args), torch.Generator())["batch"]["tokens"][:, 4:].eq(7).all()
     assert batch["tokens"].eq(1).all()  # the example itself is left as drawn
-    # Without a declaration nothing is filled; filled(0) fills every padded input.
+    # Without a declaration nothing is filled.
     plain = _Layout(resolve("reference_models.dict_batch:DictBatchClassifier"), example, ("batch", "lengths"))
-    assert plain.fill == {} and plain.filled(0).fill == {("batch", "tokens"): 0}
+    assert plain.fill == {} and plain.padded_slots() == [("batch", "tokens")]
+
+
+PADDING_IDX = """
+import torch
+from torch import nn
+
+
+class TextCNN(nn.Module):
+    '''Token ids into an embedding with padding_idx, a convolution that reads the step past a
+    sentence's end, then a masked mean: right for batches padded with that index.'''
+
+    pad = 0
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(12, 4, padding_idx=self.pad)
+        self.conv = nn.Conv1d(4, 5, kernel_size=3, padding=1)
+        self.out = nn.Linear(5, 2)
+
+    def forward(self, tokens, lengths):
+        h = self.conv(self.embed(tokens).transpose(1, 2)).transpose(1, 2)
+        mask = (torch.arange(tokens.shape[1])[None, :] < lengths[:, None])[..., None]
+        return self.out((h * mask).sum(1) / lengths[:, None].clamp(min=1))
+
+
+class OtherIndex(TextCNN):
+    pad = 3
+
+
+class MeanOverPadding(TextCNN):
+    def forward(self, tokens, lengths):
+        return self.out(self.conv(self.embed(tokens).transpose(1, 2)).mean(-1))  # BUG: every step
+
+
+class Declared(OtherIndex):
+    __dyncheck__ = {"padding_value": {"tokens": 3}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "said", "declared"),
+    [("TextCNN", "0", "0"), ("OtherIndex", "3", "3"), ("MeanOverPadding", None, None)],
+)
+def test_token_ids_padded_with_the_embeddings_padding_idx(dyncheck_run, pytester, name, said, declared):
+    pytester.makepyfile(text=PADDING_IDX)
+    run = dyncheck_run("--dyncheck", f"text:{name}", ONLY)
+    assert run.outcomes() == {f"dyncheck::text:{name}::padding_invariance": "FAILED"}, run.text
+    text = run.failure("::padding_invariance")
+    if said is None:
+        assert "nothing differs" not in text
+    else:
+        assert (
+            f"  With every padded step of tokens set to {said} (the padding_idx of the model's embedding) nothing "
+            f"differs, here and with other values in the sequences: the model reads its padding, and is right only "
+            f"when the padding holds {said}. If it is only ever given batches padded so (pad_sequence's default, a "
+            f"tokenizer's pad token), declare it: Spec(padding_value={declared}).\n"
+        ) in text
+
+
+def test_token_ids_declared_padded_with_the_padding_idx_pass(dyncheck_run, pytester):
+    pytester.makepyfile(text=PADDING_IDX)
+    run = dyncheck_run("--dyncheck", "text:Declared", ONLY)
+    assert run.outcomes() == {"dyncheck::text:Declared::padding_invariance": "PASSED"}, run.text

@@ -21,8 +21,8 @@ every example (the lengths or the mask may be an entry of a dict of inputs,
 With ``Spec(padding_value=...)`` the padded steps of the inputs it names are set to that
 value before the calls, and the 2 steps appended are of it: a model right only for zero
 padding declares so. Undeclared, a failure that goes away when the same example's float
-inputs are padded with zeros, and with other values in their sequences, says so, and names
-the declaration.
+inputs are padded with zeros and its token ids with the embedding's ``padding_idx`` (or 0),
+and with other values in their sequences, says so, and names the declaration.
 
 Rule 2 is not asked of a model whose lengths are drawn with ``pad_to_longest=True``: it
 takes no batch padded past its longest sequence (its mask is as wide as ``lengths.max()``),
@@ -292,10 +292,10 @@ class _Layout:
             if slot != self.lengths_slot and batch_axis is not None and time_axis is not None
         ]
 
-    def filled(self, value: Any, slots: Sequence[Slot] | None = None) -> _Layout:
-        """This layout with the padding of ``slots`` (every padded input's) set to ``value``."""
+    def filled(self, fill: dict[Slot, Any]) -> _Layout:
+        """This layout with the padded steps of the inputs in ``fill`` set to their values."""
         out = copy.copy(self)
-        out.fill = {slot: value for slot in (self.padded_slots() if slots is None else slots)}
+        out.fill = dict(fill)
         return out
 
     def pad(self, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -482,6 +482,57 @@ def _valid(
     return value.select(batch_axis, row if index is None else index)
 
 
+def _padding_candidates(context: Context, example: Example, layout: _Layout) -> dict[Slot, tuple[Any, str]]:
+    """The padding each padded input is most likely given, and why: 0.0 for float inputs
+    (``pad_sequence``'s and feature extractors' padding); for token ids, the ``padding_idx``
+    of the model's embeddings when they name one (its embedding is zeros), else 0."""
+    indices = {m.padding_idx for m in context.prototype().modules() if isinstance(m, nn.Embedding)} - {None}
+    found: dict[Slot, tuple[Any, str]] = {}
+    for slot in layout.padded_slots():
+        value = slot_value(example.args, slot)
+        if not isinstance(value, torch.Tensor) or value.dtype == torch.bool:
+            continue
+        if value.is_floating_point():
+            found[slot] = (0.0, "0.0")
+        elif len(indices) == 1:
+            (index,) = indices
+            found[slot] = (index, f"{index} (the padding_idx of the model's embedding)")
+        else:
+            found[slot] = (0, "0")
+    return found
+
+
+def _int_bounds(target: Target, slot: Slot, value: torch.Tensor) -> tuple[int, int]:
+    """The range an integer input is drawn from: its strategy's bounds, else the example's."""
+    arguments = strategy_arguments(_strategy(target, slot))
+    low, high = arguments.get("min_value"), arguments.get("max_value")
+    if not isinstance(low, int):
+        low = int(value.min()) if value.numel() else 0
+    if not isinstance(high, int):
+        high = int(value.max()) if value.numel() else 0
+    return low, high
+
+
+def _padding_hint(padding: dict[Slot, tuple[Any, str]]) -> str:
+    """The failure's last line when the padding values ``padding`` make it go away."""
+    values = {value for value, _ in padding.values()}
+    steps = ", ".join(f"{slot_text(slot)} set to {said}" for slot, (_, said) in padding.items())
+    holds = repr(next(iter(values))) if len(values) == 1 else "those values"
+    declared = (
+        f"Spec(padding_value={next(iter(values))!r})" if len(values) == 1
+        else "Spec(padding_value={" + ", ".join(f"{slot_text(s)!r}: {v!r}" for s, (v, _) in padding.items()) + "})"
+    )
+    where = (
+        "pad_sequence's default, a feature extractor's" if all(isinstance(v, float) for v in values)
+        else "pad_sequence's default, a tokenizer's pad token"
+    )
+    return (
+        f"With every padded step of {steps} nothing differs, here and with other values in the sequences: the "
+        f"model reads its padding, and is right only when the padding holds {holds}. If it is only ever given "
+        f"batches padded so ({where}), declare it: {declared}."
+    )
+
+
 def _own_steps(time_axes: list[tuple[int, Any]], row: int) -> str:
     """How many steps of each axis at another rate are compared for ``row``: the ones it
     has alone."""
@@ -545,40 +596,39 @@ class PaddingInvariance(Invariant):
                 f"{', '.join(values)}, as Spec(padding_value=...) declares, before the calls)"
             )
         else:
-            floating = [
-                slot for slot in layout.padded_slots()
-                if isinstance(value := slot_value(example.args, slot), torch.Tensor) and value.is_floating_point()
-            ]
-            if floating and self._zero_padding_agrees(context, example, layout, floating):
-                details.append(
-                    f"With every padded step of {', '.join(slot_text(s) for s in floating)} set to 0.0 nothing "
-                    f"differs, here and with other values in the sequences: the model reads its padding, and is "
-                    f"right only when the padding holds 0.0. If it is only ever given batches padded with 0.0 "
-                    f"(pad_sequence's default, a feature extractor's), declare it: Spec(padding_value=0.0)."
-                )
+            padding = _padding_candidates(context, example, layout)
+            if padding and self._padding_agrees(context, example, layout, padding):
+                details.append(_padding_hint(padding))
         # One raise statement: Hypothesis tells failures apart by where they are raised.
         raise InvariantViolation(found.headline, details, path=found.path)
 
-    def _zero_padding_agrees(
-        self, context: Context, example: Example, layout: _Layout, floating: list[Slot]
+    def _padding_agrees(
+        self, context: Context, example: Example, layout: _Layout, padding: dict[Slot, tuple[Any, str]]
     ) -> bool:
-        """Whether the example breaks nothing with the padded steps of its float inputs
-        ``floating`` set to 0.0, and neither does it with random values in their sequences
-        (a shrunk example's sequences are often zeros themselves, and a mean over zero
-        padding then agrees too)."""
-        zero = layout.filled(0.0, floating)
+        """Whether the example breaks nothing with the padded steps of each input in
+        ``padding`` set to its value there, and neither does it with random values in their
+        sequences, none of them the padding value (a shrunk example's sequences are often
+        zeros themselves, and a mean over zero padding then agrees too)."""
+        filled = layout.filled({slot: value for slot, (value, _) in padding.items()})
         generator = torch.Generator().manual_seed(example.seed)
         changes = {}
-        for slot in floating:
+        for slot, (fill, _) in padding.items():
             value = slot_value(example.args, slot)
-            scale = max(1.0, float(value.detach().abs().max()) if value.numel() else 1.0)
-            changes[slot] = (torch.randn(value.shape, generator=generator, dtype=torch.float64) * scale).to(
-                value.device, value.dtype
-            )
-        other = Example(_with(example.args, changes), example.seed, example.dims)
+            if value.is_floating_point():
+                scale = max(1.0, float(value.detach().abs().max()) if value.numel() else 1.0)
+                other = torch.randn(value.shape, generator=generator, dtype=torch.float64) * scale
+            else:
+                low, high = _int_bounds(context.target, slot, value)
+                choices = [v for v in range(low, min(high, low + 1000) + 1) if v != fill]
+                if not choices:
+                    return False  # no other value to put in the sequences
+                picks = torch.randint(len(choices), value.shape, generator=generator)
+                other = torch.tensor(choices)[picks]
+            changes[slot] = other.to(value.device, value.dtype)
+        varied = Example(_with(example.args, changes), example.seed, example.dims)
         try:
-            self._compare(context, example, zero)
-            self._compare(context, other, zero)
+            self._compare(context, example, filled)
+            self._compare(context, varied, filled)
         except (InvariantViolation, ModelError):
             return False
         return True
