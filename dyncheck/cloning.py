@@ -133,6 +133,7 @@ def _buffer(value: torch.Tensor, memo: dict[int, Any]) -> torch.Tensor | None:
     ``copy.deepcopy`` takes."""
     if (
         value.requires_grad
+        or value.grad is not None
         or value.layout != torch.strided
         or value.is_quantized
         or value.is_conj()

@@ -344,6 +344,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
                    f"{argument!r} is not a dict of inputs (forward reads no {argument}[...]); "
                    f"if it holds the lengths, write lengths={argument!r}"),
             )
+    _check_padding_entries(text, spec, inputs)
     inferred_dims: dict[str, str] = {}
     if primary is not None and primary in inferred_inputs:
         _probe_companions(instance, parameters, primary, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims)
@@ -377,6 +378,29 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
         positional=positional,
         model_class=type(instance),
     )
+
+
+def _check_padding_entries(text: str, spec: Spec, inputs: dict[str, Any]) -> None:
+    """Each ``Spec(padding_value={...})`` key that names an entry of a dict of inputs
+    (``"batch['frames']"``) names one the dict is drawn with."""
+    from dyncheck.examples import strategy_entries
+
+    if not isinstance(spec.padding_value, Mapping):
+        return
+    for key in spec.padding_value:
+        argument, path = padding_slot(key)
+        strategy = inputs.get(argument)
+        for depth, entry in enumerate(path):
+            keys = list(strategy_entries(strategy))
+            if entry not in keys:
+                where = argument + "".join(f"[{k!r}]" for k in path[:depth])
+                raise _fail(
+                    text,
+                    f"Spec(padding_value={{{key!r}: ...}}) names {where}[{entry!r}], but "
+                    + (f"the dict of inputs {where} holds {', '.join(map(repr, keys))}{_close(entry, keys)}" if keys
+                       else f"{where} is not a dict of inputs drawn by hypothesis.strategies.fixed_dictionaries"),
+                )
+            strategy = strategy_entries(strategy)[entry]
 
 
 def _add_padding_argument(

@@ -49,7 +49,7 @@ class RawAudioEncoder(nn.Module):
         if lengths is None:
             return self.attention(frames, frames, frames, need_weights=False)[0], None
         frame_lengths = self.frame_lengths(lengths)
-        padding = torch.arange(frames.shape[1])[None, :] >= frame_lengths[:, None]
+        padding = torch.arange(frames.shape[1], device=frames.device)[None, :] >= frame_lengths[:, None]
         # a row with no frame of its own attends to its first frame rather than to nothing (NaN)
         padding[:, 0] = False
         out = self.attention(frames, frames, frames, key_padding_mask=padding, need_weights=False)[0]

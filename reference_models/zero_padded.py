@@ -43,7 +43,8 @@ class ZeroPaddedAudioEncoder(nn.Module):
     def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         samples = self.normalise(input_values, attention_mask.to(input_values.dtype))
         frames = torch.nn.functional.gelu(self.norm(self.feature(samples[:, None]).transpose(1, 2)))
-        own = torch.arange(frames.shape[1])[None, :] < self.frame_lengths(attention_mask.sum(-1))[:, None]
+        steps = torch.arange(frames.shape[1], device=frames.device)
+        own = steps[None, :] < self.frame_lengths(attention_mask.sum(-1))[:, None]
         keep = own.to(frames.dtype)[..., None]
         pooled = (frames * keep).sum(1) / keep.sum(1).clamp(min=1)
         return frames, self.classifier(pooled)

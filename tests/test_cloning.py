@@ -85,6 +85,8 @@ class _Buffers(nn.Module):
         self.marked.note = "kept"  # a tensor with an attribute of its own
         self.register_buffer("strided", torch.zeros(3, 4).t())  # not contiguous
         self.register_buffer("count", torch.tensor(0, dtype=torch.long))
+        self.register_buffer("graded", torch.zeros(3))
+        self.graded.grad = torch.ones(3)  # a gradient on a tensor that does not require one
         self.kernel = (3, 3)
 
 
@@ -101,6 +103,7 @@ def test_buffers_keep_what_deepcopy_keeps():
     assert cloned.marked.note == "kept"
     assert cloned.strided.stride() == model.strided.stride()
     assert cloned.kernel == (3, 3) and cloned.count.dtype == torch.long
+    assert cloned.graded.grad is not None and cloned.graded.grad.tolist() == [1.0, 1.0, 1.0]
 
 
 def test_a_closure_keeps_what_deepcopy_keeps():

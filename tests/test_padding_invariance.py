@@ -971,6 +971,7 @@ declared_for_x = dyncheck.Spec(ConvFront, padding_value={"x": 0.0})
 buggy = dyncheck.Spec(ConvFront, init={"pool_padding": True})
 declared_buggy = dyncheck.Spec(ConvFront, init={"pool_padding": True}, padding_value=0.0)
 typo = dyncheck.Spec(ConvFront, padding_value={"xs": 0.0})
+lengths_filled = dyncheck.Spec(ConvFront, padding_value={"x": 0.0, "lengths": 0})
 """
 
 
@@ -1013,6 +1014,38 @@ def test_a_declared_padding_value_hides_no_padding_bug(dyncheck_run, pytester):
         "  (the padded steps of x were set to 0.0, as Spec(padding_value=...) declares, before the calls)\n"
     ) in text
     assert "nothing differs" not in text
+
+
+def test_a_padding_value_for_an_input_with_no_padded_steps_is_a_note(dyncheck_run, pytester):
+    pytester.makepyfile(front=ZERO_FRONT)
+    run = dyncheck_run("--dyncheck", "front:lengths_filled", ONLY)
+    assert run.outcomes() == {"dyncheck::front:lengths_filled::padding_invariance": "PASSED"}, run.text
+    assert re.search(
+        r"Spec\(padding_value=\.\.\.\) names lengths, which has no padded steps beside lengths: nothing set there "
+        r"\(\d+ examples\)", run.text,
+    ), run.text
+
+
+def test_a_padding_value_for_an_entry_the_dict_of_inputs_lacks(dyncheck_run, pytester):
+    pytester.makepyfile(entries="""
+import dyncheck
+from reference_models.dict_batch import DictBatchClassifier
+
+typo = dyncheck.Spec(DictBatchClassifier, padding_value={"batch['tokns']": 0})
+""")
+    run = dyncheck_run("--dyncheck", "entries:typo")
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    assert (
+        "Spec(padding_value={\"batch['tokns']\": ...}) names batch['tokns'], but the dict of inputs batch holds "
+        "'tokens', 'lengths'; did you mean 'tokens'?"
+    ) in run.text, run.text
+    assert "Traceback" not in run.text
+
+
+def test_explain_gives_the_declared_padding_value(dyncheck_run):
+    run = dyncheck_run("--dyncheck", "reference_models.zero_padded:ZeroPaddedAudioEncoder", ONLY,
+                       "--dyncheck-explain", "--dyncheck-max-examples=2")
+    assert "    padding_value={'input_values': 0.0}," in run.text, run.text
 
 
 def test_a_padding_value_for_an_argument_forward_does_not_take(dyncheck_run, pytester):

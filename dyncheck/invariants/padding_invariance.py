@@ -284,6 +284,11 @@ class _Layout:
                     self.fill[slot] = found
             elif declared is not None:
                 self.fill[slot] = declared
+        #: the Spec(padding_value={...}) keys that name no padded input here
+        self.unfilled = [
+            key for key in (declared if isinstance(declared, Mapping) else ())
+            if not any(padding_slot(key) == (slot[0], _keys(slot)) for slot in self.fill)
+        ]
 
     def padded_slots(self) -> list[Slot]:
         """The inputs with a batch and a time axis, the lengths (or mask) aside."""
@@ -360,6 +365,20 @@ class _Layout:
         return _with(args, {self.lengths_slot: (
             torch.full_like(lengths, longest) if isinstance(lengths, torch.Tensor) else type(lengths)([longest] * len(lengths))
         )})
+
+
+class _NotCompared(Exception):
+    """A quiet second look at a failing example (see PaddingInvariance._compare) compared
+    nothing: it proves nothing either way."""
+
+
+def _reported() -> bool:
+    """Whether this failure is the one reported: Hypothesis's last run of the example it
+    shows (not one of the many runs that found and shrank it), or a run outside
+    Hypothesis (a recorded example replayed)."""
+    from hypothesis.control import current_build_context, currently_in_test_context
+
+    return not currently_in_test_context() or current_build_context().is_final
 
 
 class _Float64Unfit(Exception):
@@ -581,6 +600,11 @@ class PaddingInvariance(Invariant):
             layout = _Layout(context.target, example, mask_argument(context.target), mask=True)
         else:
             layout = _Layout(context.target, example, lengths)
+        if layout.unfilled:
+            context.note("unfilled", lambda count: (
+                f"Spec(padding_value=...) names {', '.join(layout.unfilled)}, which {'has' if len(layout.unfilled) == 1 else 'have'} "
+                f"no padded steps beside {layout.lengths_name}: nothing set there ({count} example{'s' if count != 1 else ''})"
+            ))
         if not any(length > 0 for length in layout.lengths):
             return context.nothing_to_compare(_no_rows(layout.lengths_name), drawn=True)
         try:
@@ -595,7 +619,7 @@ class PaddingInvariance(Invariant):
                 f"(the padded steps of {', '.join(slot_text(s) for s in layout.fill)} were set to "
                 f"{', '.join(values)}, as Spec(padding_value=...) declares, before the calls)"
             )
-        else:
+        elif _reported():
             padding = _padding_candidates(context, example, layout)
             if padding and self._padding_agrees(context, example, layout, padding):
                 details.append(_padding_hint(padding))
@@ -627,17 +651,20 @@ class PaddingInvariance(Invariant):
             changes[slot] = other.to(value.device, value.dtype)
         varied = Example(_with(example.args, changes), example.seed, example.dims)
         try:
-            self._compare(context, example, filled)
-            self._compare(context, varied, filled)
-        except (InvariantViolation, ModelError):
+            self._compare(context, example, filled, quiet=True)
+            self._compare(context, varied, filled, quiet=True)
+        except (InvariantViolation, ModelError, _NotCompared):
             return False
         return True
 
-    def _compare(self, context: Context, example: Example, layout: _Layout) -> None:
+    def _compare(self, context: Context, example: Example, layout: _Layout, *, quiet: bool = False) -> None:
+        """Rules 1 to 3 on ``example`` (see _check). ``quiet``: a second look at a failing
+        example, which records no path and no note, and raises _NotCompared where it would
+        compare nothing."""
         model, args, native = _float64_copy(context.fresh_model().eval(), layout.pad(example.fresh_args()))
         with default_dtype(torch.float64 if native is not None else None):
             try:
-                self._check(context, example, layout, model, args, native, slack=1.0)
+                self._check(context, example, layout, model, args, native, slack=1.0, quiet=quiet)
                 return
             except ModelError as exc:
                 # Only the first call falls back: a row alone that raises is the model's own.
@@ -649,7 +676,7 @@ class PaddingInvariance(Invariant):
         # explicit dtype), or gives NaN/inf there (see _Float64Unfit): compare in its own
         # dtype, as it is, with atol on the inputs' scale.
         model, args = context.fresh_model().eval(), layout.pad(example.fresh_args())
-        self._check(context, example, layout, model, args, None, slack=_input_scale(args))
+        self._check(context, example, layout, model, args, None, slack=_input_scale(args), quiet=quiet)
 
     def _check(
         self,
@@ -661,6 +688,7 @@ class PaddingInvariance(Invariant):
         native: torch.dtype | None,
         *,
         slack: float,
+        quiet: bool = False,
     ) -> None:
         lengths, padded, batch = layout.lengths, layout.padded, len(layout.lengths)
         generator = torch.Generator().manual_seed(example.seed)
@@ -671,7 +699,7 @@ class PaddingInvariance(Invariant):
             )
 
         try:
-            whole_trace = run(args, record=True)
+            whole_trace = run(args, record=not quiet)
         except ModelError as exc:
             exc.first_call = True  # type: ignore[attr-defined]
             raise
@@ -692,7 +720,8 @@ class PaddingInvariance(Invariant):
         extended: dict[str, torch.Tensor] | None = None
         try:
             if layout.pad_to_longest:
-                context.note("pad_to_longest", _pad_to_longest_note)
+                if not quiet:
+                    context.note("pad_to_longest", _pad_to_longest_note)
             else:
                 extended = dict(floating_leaves(run(layout.extended(args, generator)).output))
         except ModelError:
@@ -742,13 +771,15 @@ class PaddingInvariance(Invariant):
                     for axis, offset in time_axes
                 ])
 
+        if quiet and (not findings and not compared or not alone and extended is None):
+            raise _NotCompared
         if not alone and extended is None:
             return context.nothing_to_compare(_too_short(layout), drawn=True)
         if not findings and not compared:
             if unaligned_leaves:
                 return context.nothing_to_compare(f"{unaligned_leaves[0]}{_UNALIGNED}")
             return context.nothing_to_compare(missing_output(whole_trace.output) or _NO_BATCH_AXIS)
-        if unaligned_leaves:
+        if unaligned_leaves and not quiet:
             context.note("unaligned", lambda count: f"{unaligned_leaves[0]}{_UNALIGNED} ({count} example{'s' if count != 1 else ''})")
         context.compared()
         for leaf, (batch_axis, time_axes) in compared.items():
