@@ -895,6 +895,35 @@ def test_frames_at_another_rate_are_compared_on_the_frames_a_row_has_alone(dynch
         assert "With every padded step of x set to 0.0 nothing differs, here and with other values" in run.text
 
 
+def test_frames_of_rows_none_of_which_runs_alone_are_not_compared(pytester):
+    # Every row shorter than the kernel, which the spec's padded lengths never are: no row
+    # runs alone to count its frames, so the frames are not compared, and the example says why.
+    import dyncheck
+    from dyncheck.invariants._base import Context
+    from dyncheck.invariants.padding_invariance import PaddingInvariance
+    from dyncheck.strategies import sequence_lengths, tensors
+    from dyncheck.target import resolve_spec
+
+    pytester.makepyfile(frames=FRAMES)
+    pytester.syspathinsert()
+    import frames
+
+    spec = dyncheck.Spec(
+        frames.Strided,
+        inputs={"x": tensors(shape=("batch", "time", 8)), "lengths": sequence_lengths()},
+        dims={"time": (3, 6)},
+    )
+    context = Context(resolve_spec(spec))
+    example = Example({"x": torch.randn(2, 4, 8), "lengths": torch.tensor([1, 2])}, 0, {"batch": 2, "time": 4})
+    with context.counting():
+        PaddingInvariance().check(context, example)
+    assert re.fullmatch(
+        r"in 1 example: axis 1 of output follows the padded length at another rate \(1 steps for 4 padded, 2 for 6\): "
+        r"no row ran alone to say how many of its steps are a row's own .*, so it is not compared row by row",
+        context.vacuous(),
+    ), context.vacuous()
+
+
 def test_frames_no_row_ran_alone_to_count_are_not_compared():
     from dyncheck.invariants.padding_invariance import PaddingInvariance
 
