@@ -626,6 +626,7 @@ def sequence_lengths(
     max_length: Dim = "time",
     min_length: int = 1,
     pad_to_longest: bool = False,
+    descending: bool = False,
 ) -> st.SearchStrategy[torch.Tensor]:
     """Valid lengths of a padded batch: an int64 CPU tensor of ``batch_size`` entries.
 
@@ -635,6 +636,8 @@ def sequence_lengths(
     ``pad_to_longest=True`` the longest always equals the padded length, as
     ``torch.nn.utils.rnn.pad_sequence`` pads a batch: for a model that builds its padding
     mask from ``lengths.max()`` (torchaudio's ``Conformer``) and takes no other batch.
+    With ``descending=True`` the lengths come longest first, as a collate function sorts a
+    batch for ``pack_padded_sequence`` with ``enforce_sorted=True``.
     """
     args = dict(locals())
     _length_plan(**args)
@@ -645,8 +648,9 @@ def sequence_lengths(
 
 
 def _length_plan(
-    *, batch_size: Dim = "batch", max_length: Dim = "time", min_length: int = 1, pad_to_longest: bool = False
-) -> tuple[Dim, Dim, int, bool]:
+    *, batch_size: Dim = "batch", max_length: Dim = "time", min_length: int = 1, pad_to_longest: bool = False,
+    descending: bool = False,
+) -> tuple[Dim, Dim, int, bool, bool]:
     batch_size = _check_dim(batch_size, argument="batch_size")
     max_length = _check_dim(max_length, argument="max_length")
     _check_int("min_length", min_length, lower=0)
@@ -654,12 +658,14 @@ def _length_plan(
         raise InvalidArgument(f"Cannot have max_length={max_length} < min_length={min_length}")
     if not isinstance(pad_to_longest, bool):
         raise InvalidArgument(f"pad_to_longest={pad_to_longest!r} must be True or False")
-    return batch_size, max_length, min_length, pad_to_longest
+    if not isinstance(descending, bool):
+        raise InvalidArgument(f"descending={descending!r} must be True or False")
+    return batch_size, max_length, min_length, pad_to_longest, descending
 
 
 @_composite("sequence_lengths")
 def _draw_sequence_lengths(draw: Any, **kwargs: Any) -> torch.Tensor:
-    batch_size, max_length, min_length, pad_to_longest = _planned(_length_plan, kwargs)
+    batch_size, max_length, min_length, pad_to_longest, descending = _planned(_length_plan, kwargs)
     with dim_scope():
         n = _draw_dim(draw, batch_size)
         longest = _draw_dim(draw, max_length)
@@ -675,6 +681,8 @@ def _draw_sequence_lengths(draw: Any, **kwargs: Any) -> torch.Tensor:
         lengths = draw(st.lists(one, min_size=n, max_size=n))
         if mode == "full" and n:
             lengths[draw(st.integers(0, n - 1))] = longest
+    if descending:
+        lengths.sort(reverse=True)
     return torch.tensor(lengths, dtype=torch.long)
 
 

@@ -349,6 +349,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     if primary is not None and primary in inferred_inputs:
         _probe_companions(instance, parameters, primary, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims)
     _probe_rank(instance, inputs, inferred_inputs)
+    _probe_vectors(instance, inputs, inferred_inputs, all_dims)
     probed = dict(inputs)
     _probe_sizes(instance, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims)
     if (
@@ -359,6 +360,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
         # only now shaped as the model takes them, beside an optional lengths=None.
         _add_padding_argument(instance, parameters, inputs, inferred_inputs)
     _probe_longest(instance, inputs, inferred_inputs, all_dims)
+    _probe_sorted(instance, inputs, inferred_inputs, all_dims)
     _probe_shortest_row(instance, inputs, inferred_inputs, all_dims)
     for dim, found in infer_dims(instance, dict(spec.dims)).items():
         all_dims[dim] = found.value
@@ -653,7 +655,7 @@ def _inferred_tensors(
     for name, strategy in inputs.items():
         kwargs = strategy_arguments(strategy)
         if tokens and strategy_kind(strategy) == "sequence_lengths":
-            batch, longest, _, _ = _length_plan(**kwargs)
+            batch, longest, _, _, _ = _length_plan(**kwargs)
             shapes[name] = ((batch,), ("lengths", longest))
             continue
         if tokens and strategy_kind(strategy) == "attention_masks":
@@ -760,6 +762,37 @@ def _call_at_smallest(instance: nn.Module, inputs: dict[str, Any], inferred: dic
     return _probe_call(clone(instance), {
         name: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for name, (shape, dtype) in shapes.items()
     })
+
+
+def _probe_vectors(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
+    """An input inferred as a sequence ``[batch, time, F]`` from the recurrent or attention
+    layer that first consumes it, which forward makes into one step itself (image features
+    put before a caption's embeddings, ``features.unsqueeze(1)``): when a call at the
+    smallest sizes raises, and runs with that input as vectors ``[batch, F]``, it is drawn
+    as vectors and its note says why. Only for inputs all inferred (as :func:`_probe_sizes`)."""
+    shapes = _inferred_tensors(inputs, inferred, tokens=True)
+    if shapes is None:
+        return
+    sequences = [
+        name for name, (shape, dtype) in shapes.items()
+        if len(shape) == 3 and shape[0] == "batch" and isinstance(shape[1], str) and shape[1] != "batch"
+        and isinstance(shape[2], int) and not isinstance(dtype, tuple)
+    ]
+    if not sequences:
+        return
+    error = _call_at_smallest(instance, inputs, inferred, dims)
+    if error is None or error is _UNPROBED:
+        return
+    for name in sequences:
+        shape = shapes[name][0]
+        trial = {**inputs, name: _reshaped(inputs[name], (shape[0], shape[2]))}
+        if _call_at_smallest(instance, trial, inferred, dims) is None:
+            inputs[name] = trial[name]
+            inferred[name] += (
+                f"; vectors, not sequences: on {list(shape)} the model raised {type(error).__name__} "
+                f"({one_line(error)}), on ['batch', {shape[2]}] it ran"
+            )
+            return
 
 
 def _probe_companions(
@@ -1212,6 +1245,47 @@ def _probe_longest(instance: nn.Module, inputs: dict[str, Any], inferred: dict[s
     inferred[name] += (
         f"; the longest always the padded length (pad_to_longest=True): with every sequence one step shorter "
         f"than the padded length {padded} it raised {type(error).__name__} ({one_line(error)})"
+    )
+
+
+def _probe_sorted(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
+    """Inferred sequence lengths a model takes only longest first: ``pack_padded_sequence``
+    with ``enforce_sorted=True`` (its default) raises on any other order, which a collate
+    function that sorts the batch never gives, and every check would report that crash.
+    The model is called with a batch of two whose lengths go shortest first, then the same
+    lengths longest first; when the first raises and the second runs, the lengths are drawn
+    with ``descending=True`` and ``inferred`` says why. Only for inputs all inferred (as
+    :func:`_probe_sizes`)."""
+    import torch
+
+    from dyncheck import strategies as dst
+    from dyncheck.examples import strategy_arguments, strategy_kind
+
+    shapes = _inferred_tensors(inputs, inferred, tokens=True)
+    if shapes is None:
+        return
+    names = [name for name in shapes if strategy_kind(inputs[name]) == "sequence_lengths"]
+    if len(names) != 1 or strategy_arguments(inputs[names[0]]).get("descending"):
+        return
+    (name,) = names
+    time = shapes[name][1][1]
+    room = [size for size in _allowed_sizes(time, dims) if size >= 2]
+    if not room:
+        return  # no padded length holds two different lengths
+    padded = room[0]
+    args = _padded_probe(shapes, time, padded, dims)
+    lengths = args[name]
+    if lengths.dim() != 1 or len(lengths) < 2:
+        return
+    longest_first = torch.full_like(lengths, padded - 1)
+    longest_first[0] = padded
+    error = _probe_call(clone(instance), {**args, name: longest_first.flip(0)})
+    if error is None or _probe_call(clone(instance), {**args, name: longest_first}) is not None:
+        return
+    inputs[name] = dst.sequence_lengths(**{**strategy_arguments(inputs[name]), "descending": True})
+    inferred[name] += (
+        f"; longest first (descending=True): with the shortest first it raised {type(error).__name__} "
+        f"({one_line(error)})"
     )
 
 

@@ -118,6 +118,8 @@ Refactored twins, each declaring the model it must still agree with
   declares (``padding_value``).
 * :mod:`reference_models.raw_audio` -- ``RawAudioEncoder``: torchaudio's ``Wav2Vec2Model``
   layout, raw samples ``[batch, samples]`` with ``lengths=None``, frames at another rate.
+* :mod:`reference_models.caption_decoder` -- ``CaptionDecoder``: an image-captioning
+  decoder, image features (vectors) before the caption, lengths packed longest first.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -184,4 +186,5 @@ GOOD_TARGETS = (
     "reference_models.length_mask:LengthMaskedConformer",
     "reference_models.zero_padded:ZeroPaddedAudioEncoder",
     "reference_models.raw_audio:RawAudioEncoder",
+    "reference_models.caption_decoder:CaptionDecoder",
 )

@@ -119,6 +119,34 @@ def test_batch_coupling(dyncheck_run, name):
     assert re.fullmatch(r"  example:  x float32\[[2-4], \d+\].*", lines[3 + drawn])  # a batch: one sample cannot couple
 
 
+def test_lengths_drawn_longest_first_are_permuted_only_among_equal_lengths():
+    from dyncheck.invariants._base import Context
+    from dyncheck.invariants.batch_invariance import _sorted_order
+    from dyncheck.target import resolve
+
+    context = Context(resolve("reference_models.caption_decoder:CaptionDecoder"))
+    # Rows of equal length change places; the lengths stay longest first.
+    for seed in range(5):
+        order = _sorted_order(context, {"lengths": torch.tensor([5, 3, 3, 3, 1])}, 5, seed)
+        assert order is not None and order.tolist()[0] == 0 and order.tolist()[4] == 4
+        assert sorted(order.tolist()[1:4]) == [1, 2, 3] and order.tolist() != [0, 1, 2, 3, 4]
+    # Every length differs: no other order is one the model takes.
+    assert _sorted_order(context, {"lengths": torch.tensor([5, 3, 1])}, 3, 0) is None
+    # Lengths in any order: any permutation, never the identity.
+    context = Context(resolve("reference_models.rnn:DynamicRNN"))
+    assert _sorted_order(context, {"seq_lengths": torch.tensor([5, 3, 1])}, 3, 0).tolist() != [0, 1, 2]
+
+
+def test_a_model_taking_lengths_longest_first_is_checked_and_says_what_was_not_permuted(dyncheck_run):
+    run = dyncheck_run("--dyncheck", "reference_models.caption_decoder:CaptionDecoder",
+                       "--dyncheck-invariants=batch_invariance", "--dyncheck-max-examples=40")
+    assert run.outcomes() == {"dyncheck::reference_models.caption_decoder:CaptionDecoder::batch_invariance": "PASSED"}
+    assert re.search(
+        r"on \d+ examples? the batch was not permuted: its lengths all differ, and they are drawn longest first "
+        r"\(descending=True\), the only order the model takes", run.text,
+    ), run.text
+
+
 def test_a_dict_of_inputs_is_cut_entry_by_entry(dyncheck_run, pytester):
     # A dict batch whose model scales by the batch's mean magnitude: caught sample by sample,
     # as the same model taking a tensor is; the correct dict model passes.

@@ -2365,3 +2365,38 @@ def test_an_audio_mask_is_inferred_with_the_fewest_samples_a_row_needs():
     why = target.inferred_inputs["attention_mask"]
     assert why.startswith("the mask of input_values: 1 at each valid sample, 0 at padding on the right"), why
     assert why.endswith("; at least 4 valid a row (min_length=4): with 1 it raised IndexError (a row with no frame)"), why
+
+
+class UnsortedPacking(nn.Module):
+    """pack_padded_sequence with enforce_sorted=False: any order of lengths runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.rnn = nn.Embedding(10, 4), nn.GRU(4, 3, batch_first=True)
+
+    def forward(self, tokens, lengths):
+        packed = torch.nn.utils.rnn.pack_padded_sequence(self.embed(tokens), lengths, batch_first=True, enforce_sorted=False)
+        return self.rnn(packed)[1][-1]
+
+
+def test_a_captioning_decoders_features_are_vectors_and_its_lengths_longest_first():
+    # The image features reach the LSTM only after unsqueeze(1), beside the caption's
+    # embeddings; pack_padded_sequence is left at enforce_sorted=True.
+    from reference_models.caption_decoder import CaptionDecoder
+
+    target = resolved(CaptionDecoder)
+    assert strategy_arguments(target.spec.inputs["features"])["shape"] == ("batch", 8)
+    assert target.inferred_inputs["features"] == (
+        "first consumed by lstm (LSTM(input_size=8, batch_first=True)); vectors, not sequences: on "
+        "['batch', 'time', 8] the model raised RuntimeError (Tensors must have same number of dimensions: got 4 "
+        "and 3), on ['batch', 8] it ran"
+    )
+    assert strategy_arguments(target.spec.inputs["lengths"]).get("descending") is True
+    assert target.inferred_inputs["lengths"].startswith(
+        "its name says sequence lengths: one per sample, each between 1 and the padded length 'time'; longest "
+        "first (descending=True): with the shortest first it raised RuntimeError (`lengths` array must be sorted "
+        "in decreasing order when `enforce_sorted` is True."
+    )
+    assert_callable(target, max_examples=10)
+    # Packing that takes any order: the lengths are drawn in any order.
+    assert not strategy_arguments(resolved(UnsortedPacking).spec.inputs["lengths"]).get("descending")

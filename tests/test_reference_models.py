@@ -24,6 +24,7 @@ RECURRENT = {
     "reference_models.length_branch:LengthBranch",
     "reference_models.sequence_list:SequenceListClassifier",
     "reference_models.dict_batch:DictBatchClassifier",
+    "reference_models.caption_decoder:CaptionDecoder",
 }
 PADDED = {
     "reference_models.rnn:DynamicRNN",
@@ -58,6 +59,8 @@ PADDED = {
     "reference_models.zero_padded:ZeroPaddedAudioEncoder",
     # ... or lengths=None beside raw samples [batch, samples] into a Conv1d
     "reference_models.raw_audio:RawAudioEncoder",
+    # ... or lengths the model takes only longest first (pack_padded_sequence, enforce_sorted=True)
+    "reference_models.caption_decoder:CaptionDecoder",
 }
 
 

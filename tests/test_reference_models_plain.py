@@ -427,6 +427,28 @@ def _raw_audio() -> tuple[torch.nn.Module, tuple]:
     return _FirstOfTwo(model), (torch.randn(3, 40), torch.tensor([40, 30, 20]))
 
 
+def _caption_decoder() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.caption_decoder import CaptionDecoder
+
+    model = CaptionDecoder()
+    captions, lengths = torch.randint(0, 20, (3, 5)), torch.tensor([6, 4, 2])  # the image, then 5 tokens
+    assert model(torch.randn(3, 8), captions, lengths).shape == (12, 20)  # one row per packed step
+    with pytest.raises(RuntimeError, match="sorted in decreasing order"):
+        model(torch.randn(3, 8), captions, lengths.flip(0))
+    return _Summed(model), (torch.randn(3, 8), captions, torch.tensor([6, 6, 6]))
+
+
+class _Summed(torch.nn.Module):
+    """A model whose rows are packed steps: with equal lengths, the steps of each sample."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, features: torch.Tensor, captions: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.model(features, captions, lengths).reshape(int(lengths[0]), len(lengths), -1).sum(0)
+
+
 class _FirstOfTwo(torch.nn.Module):
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
@@ -495,6 +517,7 @@ BUILDERS = {
     "length_mask": _length_mask,
     "zero_padded": _zero_padded,
     "raw_audio": _raw_audio,
+    "caption_decoder": _caption_decoder,
 }
 
 

@@ -388,6 +388,14 @@ def test_attention_masks_hold_at_least_min_length_tokens_a_row(drawn: tuple) -> 
     assert bool((mask.sum(-1) >= 3).all()), mask
 
 
+@given(with_dims(sequence_lengths(descending=True)))
+def test_lengths_drawn_longest_first(drawn: tuple) -> None:
+    # As a collate function sorts a batch for pack_padded_sequence(enforce_sorted=True).
+    lengths, sizes = drawn
+    assert within(lengths, 1, sizes["time"])
+    assert lengths.tolist() == sorted(lengths.tolist(), reverse=True), lengths
+
+
 def test_lengths_padded_to_the_longest_still_vary_below_it() -> None:
     can_generate(
         with_dims(sequence_lengths(pad_to_longest=True)).map(lambda d: (d[0].tolist(), d[1]["time"])),
@@ -777,6 +785,7 @@ BAD_CALLS = {
     "sequence_lengths(batch_size=True)": "batch_size=True must be an int or a dimension name",
     "sequence_lengths(min_length=-1)": "Cannot have min_length=-1 < 0",
     "sequence_lengths(pad_to_longest=1)": "pad_to_longest=1 must be True or False",
+    "sequence_lengths(descending='yes')": "descending='yes' must be True or False",
     "attention_masks(min_length=0)": "Cannot have min_length=0 < 1",
     # padded_batches
     'padded_batches(batch_first="yes")': "batch_first='yes' must be a bool",
@@ -841,6 +850,7 @@ def test_a_bad_device_names_it() -> None:
         "sequence_lengths()",
         "sequence_lengths(max_length=5)",
         "sequence_lengths(pad_to_longest=True)",
+        "sequence_lengths(descending=True)",
         "padded_batches()",
         "padded_batches(batch_first=False)",
         "sequence_lists()",

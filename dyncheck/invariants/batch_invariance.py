@@ -23,6 +23,10 @@ from the values: the leading axis, when every tensor argument has the same leadi
 An example with no batch of 2 or more compares nothing, and a run where none did is a skip
 that says how to name the batch axis.
 
+Lengths drawn with ``sequence_lengths(descending=True)`` (a model that packs them with
+``enforce_sorted=True``) are permuted only among rows of equal length; an example whose
+lengths all differ is not permuted, and the summary counts it.
+
 Lengths drawn with ``sequence_lengths(pad_to_longest=True)`` (a model that takes no batch
 padded past its longest sequence) leave the rows shorter than the padded length out of the
 comparison alone: alone, such a row would be padded past its length. They stay in the
@@ -225,6 +229,51 @@ def _shorter_than_padded(context: Context, args: dict[str, Any], size: int) -> s
     return {row for row in range(size) if int(lengths[row]) < longest}
 
 
+def _sorted_order(context: Context, args: dict[str, Any], size: int, seed: int) -> torch.Tensor | None:
+    """The permutation to run, for a model whose lengths are drawn with
+    ``descending=True`` (it takes batches only longest first, as ``pack_padded_sequence``
+    with ``enforce_sorted=True`` does): one drawn from the seed among the rows of equal
+    length, so the lengths stay longest first; None when every length differs (no other
+    order keeps them sorted). For any other model, a permutation drawn from the seed (a
+    reversal when it draws the identity)."""
+    from dyncheck.invariants.padding_invariance import lengths_argument, slot_value
+    from dyncheck.examples import strategy_arguments
+
+    generator = torch.Generator().manual_seed(seed)
+    slot = lengths_argument(context.target)
+    lengths = slot_value(args, slot) if slot is not None else None
+    if (
+        slot is None
+        or not strategy_arguments(_lengths_strategy(context, slot)).get("descending")
+        or not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or lengths.numel() != size
+    ):
+        order = torch.randperm(size, generator=generator)
+        return torch.arange(size - 1, -1, -1) if torch.equal(order, torch.arange(size)) else order
+    order = torch.arange(size)
+    for value in lengths.unique():
+        rows = (lengths == value).nonzero().flatten()
+        if len(rows) > 1:
+            shuffled = rows[torch.randperm(len(rows), generator=generator)]
+            order[rows] = shuffled if not torch.equal(shuffled, rows) else rows.flip(0)
+    return None if torch.equal(order, torch.arange(size)) else order
+
+
+def _lengths_strategy(context: Context, slot: Any) -> Any:
+    from dyncheck.examples import strategy_entries
+
+    strategy = context.target.spec.inputs.get(slot[0])
+    for key in (() if slot[1] is None else slot[1] if isinstance(slot[1], tuple) else (slot[1],)):
+        strategy = strategy_entries(strategy).get(key)
+    return strategy
+
+
+def _descending_note(count: int) -> str:
+    return (
+        f"on {count} example{'s' if count != 1 else ''} the batch was not permuted: its lengths all differ, and "
+        "they are drawn longest first (descending=True), the only order the model takes"
+    )
+
+
 def _pad_to_longest_note(count: int) -> str:
     return (
         f"on {count} example{'s' if count != 1 else ''} the samples shorter than the padded length were not run "
@@ -400,11 +449,10 @@ class BatchInvariance(Invariant):
                     break
             if findings:
                 break
-        if not findings:
-            # A permutation drawn from the example's seed (a reversal when it draws the identity).
-            order = torch.randperm(size, generator=torch.Generator().manual_seed(example.seed))
-            if torch.equal(order, torch.arange(size)):
-                order = torch.arange(size - 1, -1, -1)
+        order = None if findings else _sorted_order(context, args, size, example.seed)
+        if not findings and order is None:
+            context.note("descending", _descending_note)
+        if order is not None:
             permuted = dict(floating_leaves(self._run(
                 context, model, _rows(args, axes, order), example.seed
             )))
