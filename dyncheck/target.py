@@ -744,9 +744,13 @@ def _is_sampled(dim: Any, dims: dict[str, Any]) -> bool:
 _UNPROBED = object()
 
 
-def _call_at_smallest(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> Any:
+def _call_at_smallest(
+    instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any], *, least: int = 1
+) -> Any:
     """What a call on inputs at the smallest sizes ``dims`` allows raised (None when it
-    ran); ``_UNPROBED`` when the inputs are not all inferred tensors."""
+    ran); ``_UNPROBED`` when the inputs are not all inferred tensors. ``least``: the
+    smallest size a dimension other than the batch is given, where the spec allows it (2:
+    a sequence of more than one step)."""
     shapes = _inferred_tensors(inputs, inferred, tokens=True)
     if shapes is None:
         return _UNPROBED
@@ -757,7 +761,9 @@ def _call_at_smallest(instance: nn.Module, inputs: dict[str, Any], inferred: dic
         low = _smallest_size(dim, dims)
         if _is_sampled(dim, dims):
             return low
-        return max(2, low) if dim == "batch" else max(1, low)
+        if dim == "batch":
+            return max(2, low)
+        return next((size for size in _allowed_sizes(dim, dims) if size >= least), max(1, low))
 
     return _probe_call(clone(instance), {
         name: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for name, (shape, dtype) in shapes.items()
@@ -765,32 +771,41 @@ def _call_at_smallest(instance: nn.Module, inputs: dict[str, Any], inferred: dic
 
 
 def _probe_vectors(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
-    """An input inferred as a sequence ``[batch, time, F]`` from the recurrent or attention
-    layer that first consumes it, which forward makes into one step itself (image features
-    put before a caption's embeddings, ``features.unsqueeze(1)``): when a call at the
-    smallest sizes raises, and runs with that input as vectors ``[batch, F]``, it is drawn
-    as vectors and its note says why. Only for inputs all inferred (as :func:`_probe_sizes`)."""
+    """An input inferred with an axis the model does not take, when a call at the smallest
+    sizes raises and runs without it: a sequence ``[batch, time, F]`` (from the recurrent or
+    attention layer that first consumes it) that forward makes into one step itself, image
+    features put before a caption's embeddings (``features.unsqueeze(1)``), is drawn as
+    vectors ``[batch, F]``; token ids ``[batch, time]`` of one unbatched sentence (a tagger
+    that views them as ``(len(sentence), 1, -1)``) as ``[time]``. The note says why. Only
+    for inputs all inferred (as :func:`_probe_sizes`)."""
     shapes = _inferred_tensors(inputs, inferred, tokens=True)
     if shapes is None:
         return
-    sequences = [
-        name for name, (shape, dtype) in shapes.items()
+    trials = [
+        (name, (shape[0], shape[2]), "vectors, not sequences")
+        for name, (shape, dtype) in shapes.items()
         if len(shape) == 3 and shape[0] == "batch" and isinstance(shape[1], str) and shape[1] != "batch"
         and isinstance(shape[2], int) and not isinstance(dtype, tuple)
+    ] + [
+        (name, (shape[1],), "one sequence, not a batch of them")
+        for name, (shape, dtype) in shapes.items()
+        if len(shape) == 2 and shape[0] == "batch" and isinstance(shape[1], str) and shape[1] != "batch"
+        and isinstance(dtype, tuple) and not isinstance(dtype[0], str)
     ]
-    if not sequences:
+    if not trials:
         return
-    error = _call_at_smallest(instance, inputs, inferred, dims)
+    # Sequences of 2 steps or more: at 1 step, one unbatched sentence viewed as
+    # (len(sentence), 1, -1) still runs on a batch of them.
+    error = _call_at_smallest(instance, inputs, inferred, dims, least=2)
     if error is None or error is _UNPROBED:
         return
-    for name in sequences:
-        shape = shapes[name][0]
-        trial = {**inputs, name: _reshaped(inputs[name], (shape[0], shape[2]))}
-        if _call_at_smallest(instance, trial, inferred, dims) is None:
+    for name, shape, what in trials:
+        trial = {**inputs, name: _reshaped(inputs[name], shape)}
+        if _call_at_smallest(instance, trial, inferred, dims, least=2) is None:
             inputs[name] = trial[name]
             inferred[name] += (
-                f"; vectors, not sequences: on {list(shape)} the model raised {type(error).__name__} "
-                f"({one_line(error)}), on ['batch', {shape[2]}] it ran"
+                f"; {what}: on {list(shapes[name][0])} the model raised {type(error).__name__} "
+                f"({one_line(error)}), on {list(shape)} it ran"
             )
             return
 

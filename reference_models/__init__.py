@@ -120,6 +120,8 @@ Refactored twins, each declaring the model it must still agree with
   layout, raw samples ``[batch, samples]`` with ``lengths=None``, frames at another rate.
 * :mod:`reference_models.caption_decoder` -- ``CaptionDecoder``: an image-captioning
   decoder, image features (vectors) before the caption, lengths packed longest first.
+* :mod:`reference_models.crf_tagger` -- ``BiLSTMCRFTagger``: PyTorch's tutorial tagger, one
+  unbatched sentence, Viterbi decoding in a Python loop.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -187,4 +189,5 @@ GOOD_TARGETS = (
     "reference_models.zero_padded:ZeroPaddedAudioEncoder",
     "reference_models.raw_audio:RawAudioEncoder",
     "reference_models.caption_decoder:CaptionDecoder",
+    "reference_models.crf_tagger:BiLSTMCRFTagger",
 )

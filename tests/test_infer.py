@@ -2379,6 +2379,23 @@ class UnsortedPacking(nn.Module):
         return self.rnn(packed)[1][-1]
 
 
+def test_one_unbatched_sentence_is_drawn_as_one():
+    # PyTorch's BiLSTM-CRF tutorial: forward(sentence) views its embeddings as
+    # (len(sentence), 1, -1) for a time-major LSTM; a batch of sentences makes that view wrong.
+    from reference_models.crf_tagger import BiLSTMCRFTagger
+
+    target = resolved(BiLSTMCRFTagger)
+    assert strategy_arguments(target.spec.inputs["sentence"])["shape"] == ("time",)
+    assert target.inferred_inputs["sentence"] == (
+        "first consumed by embed (Embedding(num_embeddings=20): integer tokens); one sequence, not a batch of them: "
+        "on ['batch', 'time'] the model raised RuntimeError (input.size(-1) must be equal to input_size. Expected 6, "
+        "got 12), on ['time'] it ran"
+    )
+    assert_callable(target, max_examples=10)
+    # A tagger that takes a batch keeps it.
+    assert strategy_arguments(resolved(UnsortedPacking).spec.inputs["tokens"])["shape"] == ("batch", "time")
+
+
 def test_a_captioning_decoders_features_are_vectors_and_its_lengths_longest_first():
     # The image features reach the LSTM only after unsqueeze(1), beside the caption's
     # embeddings; pack_padded_sequence is left at enforce_sorted=True.

@@ -25,6 +25,7 @@ RECURRENT = {
     "reference_models.sequence_list:SequenceListClassifier",
     "reference_models.dict_batch:DictBatchClassifier",
     "reference_models.caption_decoder:CaptionDecoder",
+    "reference_models.crf_tagger:BiLSTMCRFTagger",
 }
 PADDED = {
     "reference_models.rnn:DynamicRNN",
@@ -64,6 +65,10 @@ PADDED = {
 }
 
 
+#: Good models that take one sequence, not a batch (inferred): batch_invariance has no batch to split.
+UNBATCHED = {"reference_models.crf_tagger:BiLSTMCRFTagger"}
+
+
 #: Good models with a kernel that refuses float64: dtype_agreement has no reference to compare with.
 FLOAT64_REFUSED = {
     "reference_models.fused_mlp:FusedMLP": "the float64 reference cannot run: fused_bias_gelu refuses float64",
@@ -81,6 +86,8 @@ def expected_skips(target: str) -> dict[str, str]:
         skips["packed_rnn"] = "no nn.RNN/LSTM/GRU submodule"
     if target not in PADDED:
         skips["padding_invariance"] = "forward takes no lengths argument"
+    if target in UNBATCHED:
+        skips["batch_invariance"] = "forward takes one sequence, not a batch"
     if target in FLOAT64_REFUSED:
         skips["dtype_agreement"] = FLOAT64_REFUSED[target]
     # A check the model's own __dyncheck__ declares it skips (graph_conv: nodes coupled by edges).

@@ -438,6 +438,26 @@ def _caption_decoder() -> tuple[torch.nn.Module, tuple]:
     return _Summed(model), (torch.randn(3, 8), captions, torch.tensor([6, 6, 6]))
 
 
+def _crf_tagger() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.crf_tagger import BiLSTMCRFTagger
+
+    model = BiLSTMCRFTagger()
+    score, tags = model(torch.randint(0, 20, (7,)))
+    assert score.shape == (1,) and tags.shape == (7,) and int(tags.max()) < 5
+    return _Scores(model), (torch.randint(0, 20, (3, 6)),)
+
+
+class _Scores(torch.nn.Module):
+    """The tagger's best score for each of three sentences, one at a time."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, sentences: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.model(sentence)[0] for sentence in sentences])
+
+
 class _Summed(torch.nn.Module):
     """A model whose rows are packed steps: with equal lengths, the steps of each sample."""
 
@@ -518,6 +538,7 @@ BUILDERS = {
     "zero_padded": _zero_padded,
     "raw_audio": _raw_audio,
     "caption_decoder": _caption_decoder,
+    "crf_tagger": _crf_tagger,
 }
 
 

@@ -201,6 +201,8 @@ _NO_LEADING = (
     "of 2 or more"
 )
 _NO_TENSOR = "forward takes no tensor argument: no batch to split"
+#: What resolution's note says of token ids it found the model takes unbatched (target._probe_vectors).
+_UNBATCHED = "one sequence, not a batch of them"
 _DRAWS = (
     "The model draws random numbers in eval mode (another seed changes the batch's output), and a "
     "sample's numbers depend on its place in the batch (torch.randn_like(h) over the batch gives each "
@@ -304,6 +306,15 @@ class BatchInvariance(Invariant):
         "in eval mode each sample's output equals its output alone, and permuting the batch "
         "permutes the outputs"
     )
+
+    def applies_to(self, target: Target) -> str | None:
+        unbatched = next((name for name, why in target.inferred_inputs.items() if _UNBATCHED in why), None)
+        if unbatched is not None:
+            return (
+                f"forward takes one sequence, not a batch ({unbatched} is inferred as one: --dyncheck-explain "
+                "says why): no batch to split"
+            )
+        return None
 
     def dims(self, target: Target) -> dict[str, Any]:
         """A ``"batch"`` range that reaches 2 starts at 2: a batch of 1 has no other sample
