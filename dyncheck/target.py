@@ -772,15 +772,20 @@ def _call_at_smallest(
 
 def _probe_vectors(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
     """An input inferred with an axis the model does not take, when a call at the smallest
-    sizes raises and runs without it: a sequence ``[batch, time, F]`` (from the recurrent or
-    attention layer that first consumes it) that forward makes into one step itself, image
+    sizes raises and runs without it: a sequence ``[batch, time, F]`` (from the recurrent
+    layer that first consumes it) that forward makes into one step itself, image
     features put before a caption's embeddings (``features.unsqueeze(1)``), is drawn as
     vectors ``[batch, F]``; token ids ``[batch, time]`` of one unbatched sentence (a tagger
-    that views them as ``(len(sentence), 1, -1)``) as ``[time]``. The note says why. Only
-    for inputs all inferred (as :func:`_probe_sizes`)."""
+    that views them as ``(len(sentence), 1, -1)`` for a time-major LSTM) as ``[time]``. The
+    note says why. Only for a model with a recurrent layer (time-major, for the second), and
+    inputs all inferred (as :func:`_probe_sizes`)."""
+    recurrent = [m for m in instance.modules() if isinstance(m, nn.RNNBase)]
+    if not recurrent:
+        return
     shapes = _inferred_tensors(inputs, inferred, tokens=True)
     if shapes is None:
         return
+    time_major = any(not m.batch_first for m in recurrent)
     trials = [
         (name, (shape[0], shape[2]), "vectors, not sequences")
         for name, (shape, dtype) in shapes.items()
@@ -789,8 +794,8 @@ def _probe_vectors(instance: nn.Module, inputs: dict[str, Any], inferred: dict[s
     ] + [
         (name, (shape[1],), "one sequence, not a batch of them")
         for name, (shape, dtype) in shapes.items()
-        if len(shape) == 2 and shape[0] == "batch" and isinstance(shape[1], str) and shape[1] != "batch"
-        and isinstance(dtype, tuple) and not isinstance(dtype[0], str)
+        if time_major and len(shape) == 2 and shape[0] == "batch" and isinstance(shape[1], str)
+        and shape[1] != "batch" and isinstance(dtype, tuple) and not isinstance(dtype[0], str)
     ]
     if not trials:
         return
