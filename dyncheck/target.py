@@ -1241,21 +1241,12 @@ def _probe_longest(instance: nn.Module, inputs: dict[str, Any], inferred: dict[s
     second raises, the lengths are drawn with ``pad_to_longest=True`` and ``inferred``
     says why. Only for inputs all inferred (as :func:`_probe_sizes`)."""
     from dyncheck import strategies as dst
-    from dyncheck.examples import strategy_arguments, strategy_kind
+    from dyncheck.examples import strategy_arguments
 
-    shapes = _inferred_tensors(inputs, inferred, tokens=True)
-    if shapes is None:
+    found = _lengths_probe(inputs, inferred, dims, "pad_to_longest")
+    if found is None:
         return
-    names = [name for name in shapes if strategy_kind(inputs[name]) == "sequence_lengths"]
-    if len(names) != 1 or strategy_arguments(inputs[names[0]]).get("pad_to_longest"):
-        return
-    (name,) = names
-    time = shapes[name][1][1]
-    room = [size for size in _allowed_sizes(time, dims) if size >= 2]
-    if not room:
-        return  # no padded length leaves room for a shorter sequence
-    padded = room[0]
-    args = _padded_probe(shapes, time, padded, dims)
+    name, padded, args = found
     if _probe_call(clone(instance), args) is not None:
         return  # the full batch raises too: the model's own trouble, which the checks report
     error = _probe_call(clone(instance), {**args, name: args[name] - 1})
@@ -1266,6 +1257,29 @@ def _probe_longest(instance: nn.Module, inputs: dict[str, Any], inferred: dict[s
         f"; the longest always the padded length (pad_to_longest=True): with every sequence one step shorter "
         f"than the padded length {padded} it raised {type(error).__name__} ({one_line(error)})"
     )
+
+
+def _lengths_probe(
+    inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any], flag: str
+) -> tuple[str, int, dict[str, Any]] | None:
+    """For the probes of inferred sequence lengths: the one lengths input (not drawn with
+    ``flag`` already), the smallest padded length of 2 or more the spec allows (room for two
+    different lengths), and probe inputs at it, every sequence of that length. None when
+    the inputs are not all inferred, or no such input or length exists."""
+    from dyncheck.examples import strategy_arguments, strategy_kind
+
+    shapes = _inferred_tensors(inputs, inferred, tokens=True)
+    if shapes is None:
+        return None
+    names = [name for name in shapes if strategy_kind(inputs[name]) == "sequence_lengths"]
+    if len(names) != 1 or strategy_arguments(inputs[names[0]]).get(flag):
+        return None
+    (name,) = names
+    time = shapes[name][1][1]
+    room = [size for size in _allowed_sizes(time, dims) if size >= 2]
+    if not room:
+        return None
+    return name, room[0], _padded_probe(shapes, time, room[0], dims)
 
 
 def _probe_sorted(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
@@ -1279,21 +1293,12 @@ def _probe_sorted(instance: nn.Module, inputs: dict[str, Any], inferred: dict[st
     import torch
 
     from dyncheck import strategies as dst
-    from dyncheck.examples import strategy_arguments, strategy_kind
+    from dyncheck.examples import strategy_arguments
 
-    shapes = _inferred_tensors(inputs, inferred, tokens=True)
-    if shapes is None:
+    found = _lengths_probe(inputs, inferred, dims, "descending")
+    if found is None:
         return
-    names = [name for name in shapes if strategy_kind(inputs[name]) == "sequence_lengths"]
-    if len(names) != 1 or strategy_arguments(inputs[names[0]]).get("descending"):
-        return
-    (name,) = names
-    time = shapes[name][1][1]
-    room = [size for size in _allowed_sizes(time, dims) if size >= 2]
-    if not room:
-        return  # no padded length holds two different lengths
-    padded = room[0]
-    args = _padded_probe(shapes, time, padded, dims)
+    name, padded, args = found
     lengths = args[name]
     if lengths.dim() != 1 or len(lengths) < 2:
         return
