@@ -122,6 +122,8 @@ Refactored twins, each declaring the model it must still agree with
   decoder, image features (vectors) before the caption, lengths packed longest first.
 * :mod:`reference_models.crf_tagger` -- ``BiLSTMCRFTagger``: PyTorch's tutorial tagger, one
   unbatched sentence, Viterbi decoding in a Python loop.
+* :mod:`reference_models.hidden_state` -- ``HiddenStateLM``: a GRU language model whose
+  hidden state the caller passes in (``forward(tokens, hidden)``).
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -190,4 +192,5 @@ GOOD_TARGETS = (
     "reference_models.raw_audio:RawAudioEncoder",
     "reference_models.caption_decoder:CaptionDecoder",
     "reference_models.crf_tagger:BiLSTMCRFTagger",
+    "reference_models.hidden_state:HiddenStateLM",
 )

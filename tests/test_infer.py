@@ -2379,6 +2379,33 @@ class UnsortedPacking(nn.Module):
         return self.rnn(packed)[1][-1]
 
 
+class TimeMajorHidden(nn.Module):
+    """A bidirectional, time-major GRU whose initial state is given by keyword."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.GRU(5, 4, num_layers=2, bidirectional=True)
+
+    def forward(self, x, h0):
+        return self.rnn(x, hx=h0)[0]
+
+
+def test_the_hidden_state_an_rnn_is_given_is_drawn_as_one():
+    from reference_models.hidden_state import HiddenStateLM
+
+    target = resolved(HiddenStateLM)
+    assert strategy_arguments(target.spec.inputs["hidden"])["shape"] == (2, "batch", 8)
+    assert target.inferred_inputs["hidden"] == (
+        "first consumed by gru (GRU(hidden_size=8, num_layers=2): its initial hidden state)"
+    )
+    assert_callable(target, max_examples=10)
+    # Batch second whatever batch_first says; layers times directions first; by keyword too.
+    target = resolved(TimeMajorHidden)
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("time", "batch", 5)
+    assert strategy_arguments(target.spec.inputs["h0"])["shape"] == (4, "batch", 4)
+    assert_callable(target, max_examples=10)
+
+
 def test_one_unbatched_sentence_is_drawn_as_one():
     # PyTorch's BiLSTM-CRF tutorial: forward(sentence) views its embeddings as
     # (len(sentence), 1, -1) for a time-major LSTM; a batch of sentences makes that view wrong.

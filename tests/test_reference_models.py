@@ -26,6 +26,7 @@ RECURRENT = {
     "reference_models.dict_batch:DictBatchClassifier",
     "reference_models.caption_decoder:CaptionDecoder",
     "reference_models.crf_tagger:BiLSTMCRFTagger",
+    "reference_models.hidden_state:HiddenStateLM",
 }
 PADDED = {
     "reference_models.rnn:DynamicRNN",

@@ -438,6 +438,15 @@ def _caption_decoder() -> tuple[torch.nn.Module, tuple]:
     return _Summed(model), (torch.randn(3, 8), captions, torch.tensor([6, 6, 6]))
 
 
+def _hidden_state() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.hidden_state import HiddenStateLM
+
+    model = HiddenStateLM()
+    scores, hidden = model(torch.randint(0, 16, (3, 5)), torch.zeros(2, 3, 8))
+    assert scores.shape == (3, 5, 16) and hidden.shape == (2, 3, 8)
+    return _FirstOfTwo(model), (torch.randint(0, 16, (3, 5)), torch.randn(2, 3, 8))
+
+
 def _crf_tagger() -> tuple[torch.nn.Module, tuple]:
     from reference_models.crf_tagger import BiLSTMCRFTagger
 
@@ -539,6 +548,7 @@ BUILDERS = {
     "raw_audio": _raw_audio,
     "caption_decoder": _caption_decoder,
     "crf_tagger": _crf_tagger,
+    "hidden_state": _hidden_state,
 }
 
 
