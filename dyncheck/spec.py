@@ -18,19 +18,20 @@ from dyncheck.errors import InvalidArgument
 
 __all__ = ["Spec", "lengths_slot"]
 
-#: ``batch['n_valid']``: an entry of a dict of inputs, as ``Spec(lengths=...)`` names one.
-_ENTRY = re.compile(r"""^([A-Za-z_]\w*)\[(['"])([^'"\[\]]+)\2\]$""")
+#: ``batch['n_valid']``, ``batch['text']['ids']``: an entry of a dict of inputs (of a dict
+#: inside it), as ``Spec(lengths=...)`` and ``Spec(padding_value={...})`` name one.
+_ENTRY = re.compile(r"""([A-Za-z_]\w*)((?:\[(['"])[^'"\[\]]+\3\])+)""")
+_KEY = re.compile(r"""\[(['"])([^'"\[\]]+)\1\]""")
 
 
 def lengths_slot(text: str) -> tuple[str, str | None] | None:
     """``Spec(lengths=...)`` as ``(argument, None)`` for ``"n_valid"``, or ``(argument,
     key)`` for an entry of a dict of inputs, ``"batch['n_valid']"``; None for anything else."""
-    if not isinstance(text, str):
+    found = padding_slot(text)
+    if found is None or len(found[1]) > 1:
         return None
-    if text.isidentifier():
-        return text, None
-    match = _ENTRY.match(text)
-    return (match.group(1), match.group(3)) if match else None
+    argument, keys = found
+    return argument, keys[0] if keys else None
 
 
 def padding_slot(text: str) -> tuple[str, tuple[str, ...]] | None:
@@ -38,10 +39,12 @@ def padding_slot(text: str) -> tuple[str, tuple[str, ...]] | None:
     ``"batch['frames']"`` or ``"batch['text']['ids']"``; None for anything else."""
     if not isinstance(text, str):
         return None
-    match = re.fullmatch(r"""([A-Za-z_]\w*)((?:\[(['"])[^'"\[\]]+\3\])*)""", text)
+    if text.isidentifier():
+        return text, ()
+    match = _ENTRY.fullmatch(text)
     if match is None:
         return None
-    return match.group(1), tuple(m.group(2) for m in re.finditer(r"""\[(['"])([^'"\[\]]+)\1\]""", match.group(2)))
+    return match.group(1), tuple(key.group(2) for key in _KEY.finditer(match.group(2)))
 
 
 def _padding_value(value: Any) -> Any:

@@ -238,17 +238,12 @@ def _sorted_order(context: Context, args: dict[str, Any], size: int, seed: int) 
     length, so the lengths stay longest first; None when every length differs (no other
     order keeps them sorted). For any other model, a permutation drawn from the seed (a
     reversal when it draws the identity)."""
-    from dyncheck.invariants.padding_invariance import lengths_argument, slot_value
-    from dyncheck.examples import strategy_arguments
+    from dyncheck.invariants.padding_invariance import lengths_drawn_with, slot_value
 
     generator = torch.Generator().manual_seed(seed)
-    slot = lengths_argument(context.target)
+    slot = lengths_drawn_with(context.target, "descending")
     lengths = slot_value(args, slot) if slot is not None else None
-    if (
-        slot is None
-        or not strategy_arguments(_lengths_strategy(context, slot)).get("descending")
-        or not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or lengths.numel() != size
-    ):
+    if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or lengths.numel() != size:
         order = torch.randperm(size, generator=generator)
         return torch.arange(size - 1, -1, -1) if torch.equal(order, torch.arange(size)) else order
     order = torch.arange(size)
@@ -258,15 +253,6 @@ def _sorted_order(context: Context, args: dict[str, Any], size: int, seed: int) 
             shuffled = rows[torch.randperm(len(rows), generator=generator)]
             order[rows] = shuffled if not torch.equal(shuffled, rows) else rows.flip(0)
     return None if torch.equal(order, torch.arange(size)) else order
-
-
-def _lengths_strategy(context: Context, slot: Any) -> Any:
-    from dyncheck.examples import strategy_entries
-
-    strategy = context.target.spec.inputs.get(slot[0])
-    for key in (() if slot[1] is None else slot[1] if isinstance(slot[1], tuple) else (slot[1],)):
-        strategy = strategy_entries(strategy).get(key)
-    return strategy
 
 
 def _descending_note(count: int) -> str:

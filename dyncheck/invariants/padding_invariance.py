@@ -95,7 +95,8 @@ from dyncheck.target import Target
 from dyncheck.tracing import dense, floating_leaves, grads_put_back, missing_output, project, projection
 
 __all__ = [
-    "EXTRA_STEPS", "PaddingInvariance", "Slot", "gradient_tolerances", "lengths_argument", "padded_to_longest", "slot_value",
+    "EXTRA_STEPS", "PaddingInvariance", "Slot", "gradient_tolerances", "lengths_argument", "lengths_drawn_with",
+    "padded_to_longest", "slot_value",
 ]
 
 #: An output leaf inside a cache the model hands back for its next call (``past_key_values``,
@@ -181,10 +182,16 @@ def _pad_to_longest_note(count: int) -> str:
 def padded_to_longest(target: Target) -> Slot | None:
     """Where the lengths are when they are drawn with ``sequence_lengths(pad_to_longest=True)``
     (no batch is padded past its longest sequence); None otherwise."""
+    return lengths_drawn_with(target, "pad_to_longest")
+
+
+def lengths_drawn_with(target: Target, option: str) -> Slot | None:
+    """Where the lengths are when their ``sequence_lengths()`` is given ``option`` (as
+    ``pad_to_longest=True`` or ``descending=True``); None otherwise."""
     slot = lengths_argument(target)
     if slot is None:
         return None
-    return slot if strategy_arguments(_strategy(target, slot)).get("pad_to_longest") else None
+    return slot if strategy_arguments(_strategy(target, slot)).get(option) else None
 
 
 def lengths_argument(target: Target) -> Slot | None:
@@ -277,18 +284,16 @@ class _Layout:
         #: calls, and appended for rule 2 instead of other values
         self.fill: dict[Slot, Any] = {}
         declared = target.spec.padding_value
+        # (argument, keys) -> the Spec(padding_value={...}) key that names it
+        named = {padding_slot(key): key for key in declared} if isinstance(declared, Mapping) else {}
         for slot in self.padded_slots():
-            if isinstance(declared, Mapping):
-                found = next((v for k, v in declared.items() if padding_slot(k) == (slot[0], _keys(slot))), None)
-                if found is not None:
-                    self.fill[slot] = found
-            elif declared is not None:
+            key = named.pop((slot[0], _keys(slot)), None)
+            if key is not None:
+                self.fill[slot] = declared[key]
+            elif declared is not None and not isinstance(declared, Mapping):
                 self.fill[slot] = declared
         #: the Spec(padding_value={...}) keys that name no padded input here
-        self.unfilled = [
-            key for key in (declared if isinstance(declared, Mapping) else ())
-            if not any(padding_slot(key) == (slot[0], _keys(slot)) for slot in self.fill)
-        ]
+        self.unfilled = list(named.values())
 
     def padded_slots(self) -> list[Slot]:
         """The inputs with a batch and a time axis, the lengths (or mask) aside."""
