@@ -579,6 +579,51 @@ class Model(nn.Module):
     assert run.ret == 0, run.text
 
 
+@pytest.mark.parametrize(
+    ("forward", "token"),
+    [
+        # Only the padding row is read, and torch never trains it (nn.Embedding's padding_idx):
+        # moving it changes the output, which says nothing about learning.
+        ("return self.head(self.embed(ids).mean(1))", 0),
+        # Other rows read through round(): exactly-zero gradients, and moving them changes the output.
+        ("return self.head(self.embed(ids).round().mean(1))", 1),
+    ],
+)
+def test_an_embeddings_padding_row_is_not_a_parameter_that_never_learns(dyncheck_run, pytester, forward, token):
+    pytester.makepyfile(
+        padded=f"""
+import torch
+import torch.nn as nn
+import dyncheck
+from dyncheck.strategies import tensors
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(6, 4, padding_idx=0)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, ids):
+        {forward}
+
+spec = dyncheck.Spec(
+    Model, inputs={{"ids": tensors(shape=("batch", "time"), dtype=torch.int64, min_value={token}, max_value={token})}}
+)
+"""
+    )
+    run = dyncheck_run("--dyncheck", "padded:spec", ISO, "--dyncheck-max-examples=3")
+    if token == 0:
+        assert run.ret == 0, run.text
+        return
+    lines = failure_lines(run, "padded:spec")
+    assert lines[2].startswith(
+        "embed.weight influences the output (moving it changes it on the example below) but received an "
+        "exactly-zero gradient on all 3 examples: it can never learn."
+    ), run.text
+    one = failure_lines(dyncheck_run("--dyncheck", "padded:spec", ISO, "--dyncheck-max-examples=1"), "padded:spec")
+    assert "exactly-zero gradient on the only example: it can never learn." in one[2]
+
+
 class _SoftmaxHead(__import__("torch").nn.Module):
     def __init__(self):
         import torch

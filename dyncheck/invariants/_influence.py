@@ -22,7 +22,9 @@ from dyncheck.examples import Example
 from dyncheck.invariants._base import Context
 from dyncheck.tracing import Trace, default_loss, dense, floating_leaves, grads_put_back
 
-__all__ = ["Reached", "influences", "moving_changes_output", "unused_modules", "zero_parameter_gradients"]
+__all__ = [
+    "Reached", "influences", "moving_changes_output", "untrained_rows", "unused_modules", "zero_parameter_gradients",
+]
 
 
 #: How a module's output is moved, tried in turn until the model's output changes:
@@ -608,15 +610,34 @@ def _outputs_differ(a: Any, b: Any) -> bool:
     return False
 
 
-def moving_changes_output(context: Context, model: nn.Module, example: Example, parameter: nn.Parameter) -> bool:
+def untrained_rows(model: nn.Module, owners: tuple[str, ...], parameter: nn.Parameter) -> list[int]:
+    """Rows of ``parameter`` that torch itself never trains: the ``padding_idx`` row of an
+    ``nn.Embedding`` or ``nn.EmbeddingBag`` weight (its gradient there is zero by design)."""
+    rows = []
+    for owner in owners:
+        module = model.get_submodule(owner)
+        if (
+            isinstance(module, (nn.Embedding, nn.EmbeddingBag)) and module.weight is parameter
+            and module.padding_idx is not None
+        ):
+            rows.append(module.padding_idx % parameter.shape[0])
+    return rows
+
+
+def moving_changes_output(
+    context: Context, model: nn.Module, example: Example, parameter: nn.Parameter, kept_rows: list[int] = ()
+) -> bool:
     """Whether moving ``parameter`` (as ``_MOVES`` says) changes the output by more than
-    rounding; the parameter is restored exactly."""
+    rounding; the parameter is restored exactly. The rows ``kept_rows`` stay (those torch
+    never trains, :func:`untrained_rows`: moving them proves nothing about learning)."""
     baseline = context.run(model, example, record=False, grad=False).output
     saved = parameter.detach().clone()
     try:
         for attempt, move in enumerate(_MOVES):
             with torch.no_grad():
                 parameter.copy_(_perturb(saved, move, torch.Generator().manual_seed(1234 + attempt)))
+                for row in kept_rows:
+                    parameter[row] = saved[row]
             try:
                 moved = context.run(model, example, record=False, grad=False).output
             except ModelError:

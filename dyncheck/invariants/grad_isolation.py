@@ -48,6 +48,7 @@ from dyncheck.invariants._influence import (
     _outputs_equal,
     influences,
     moving_changes_output,
+    untrained_rows,
     unused_modules,
     zero_parameter_gradients,
 )
@@ -148,7 +149,8 @@ def _track_silent(
     silent: dict[str, list[Any]] = context.memo.setdefault("silent", {})
     dropped: set[str] = context.memo.setdefault("silent_done", set())
     candidates: dict[str, nn.Parameter] = {}
-    for parameter, names, _ in owners_by_param:
+    owners_of: dict[str, tuple[str, ...]] = {}
+    for parameter, names, owners in owners_by_param:
         key = names[0]
         if (
             key in dropped or not parameter.requires_grad or frozen & set(names)
@@ -160,6 +162,7 @@ def _track_silent(
             silent.pop(key, None)
         else:
             candidates[key] = parameter
+            owners_of[key] = owners
     if not candidates:
         return
     zero = zero_parameter_gradients(context, model, example, list(candidates))
@@ -174,7 +177,10 @@ def _track_silent(
         entry[0] += 1
         if entry[1] is None:
             entry[2] += 1
-            if moving_changes_output(context, model, example, parameter):
+            # An embedding's padding row is never trained, by torch's design: on an example
+            # of padding tokens only, moving that row changes the output, and proves nothing.
+            kept = untrained_rows(model, owners_of[key], parameter)
+            if moving_changes_output(context, model, example, parameter, kept):
                 entry[1] = (example, trace.path)
 
 
@@ -525,8 +531,11 @@ class GradIsolation(Invariant):
         findings = []
         for count, names in groups.items():
             one = len(names) == 1
-            examples = f"all {count} examples" if count == context.examples else (
-                f"all {count} examples that reached {'it' if one else 'them'}"
+            examples = (
+                "the only example" if count == 1 == context.examples
+                else f"all {count} examples" if count == context.examples
+                else f"the one example that reached {'it' if one else 'them'}" if count == 1
+                else f"all {count} examples that reached {'it' if one else 'them'}"
             )
             findings.append(
                 f"{_join(names)} {'influences' if one else 'influence'} the output (moving "
