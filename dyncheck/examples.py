@@ -134,6 +134,14 @@ def strategy_entries(strategy: Any) -> Mapping[Any, Any]:
     return {}
 
 
+def strategy_members(strategy: Any) -> tuple[Any, ...]:
+    """The member strategies of a tuple of inputs drawn by ``tuples`` (an LSTM's
+    ``(h_0, c_0)``), in order; empty for any other strategy."""
+    if getattr(getattr(strategy, "function", None), "__name__", None) == "tuples":
+        return tuple(getattr(strategy, "_LazyStrategy__args", ()))
+    return ()
+
+
 def quiet(examples: int, *, shrink: bool = False) -> Any:
     """Hypothesis settings for a search dyncheck makes beside a check's own run: the same
     examples in every run and on every xdist worker (derandomized, no database), no deadline

@@ -775,8 +775,9 @@ def _probe_vectors(instance: nn.Module, inputs: dict[str, Any], inferred: dict[s
     sizes raises and runs without it: a sequence ``[batch, time, F]`` (from the recurrent
     layer that first consumes it) that forward makes into one step itself, image
     features put before a caption's embeddings (``features.unsqueeze(1)``), is drawn as
-    vectors ``[batch, F]``; token ids ``[batch, time]`` of one unbatched sentence (a tagger
-    that views them as ``(len(sentence), 1, -1)`` for a time-major LSTM) as ``[time]``. The
+    vectors ``[batch, F]``; token ids ``[batch, time]`` (or ``[time, batch]``) of one
+    unbatched sentence (a tagger that views them as ``(len(sentence), 1, -1)`` for a
+    time-major LSTM) as ``[time]``. The
     note says why. Only for a model with a recurrent layer (time-major, for the second), and
     inputs all inferred (as :func:`_probe_sizes`)."""
     recurrent = [m for m in instance.modules() if isinstance(m, nn.RNNBase)]
@@ -792,10 +793,12 @@ def _probe_vectors(instance: nn.Module, inputs: dict[str, Any], inferred: dict[s
         if len(shape) == 3 and shape[0] == "batch" and isinstance(shape[1], str) and shape[1] != "batch"
         and isinstance(shape[2], int) and not isinstance(dtype, tuple)
     ] + [
-        (name, (shape[1],), "one sequence, not a batch of them")
+        # token ids [batch, time], or [time, batch] as a time-major layer takes them
+        (name, (other,), "one sequence, not a batch of them")
         for name, (shape, dtype) in shapes.items()
-        if time_major and len(shape) == 2 and shape[0] == "batch" and isinstance(shape[1], str)
-        and shape[1] != "batch" and isinstance(dtype, tuple) and not isinstance(dtype[0], str)
+        if time_major and len(shape) == 2 and "batch" in shape
+        and isinstance(other := shape[1 - shape.index("batch")], str) and other != "batch"
+        and isinstance(dtype, tuple) and not isinstance(dtype[0], str)
     ]
     if not trials:
         return

@@ -2406,6 +2406,58 @@ def test_the_hidden_state_an_rnn_is_given_is_drawn_as_one():
     assert_callable(target, max_examples=10)
 
 
+class ProjectedState(nn.Module):
+    """An LSTM with proj_size, its (h_0, c_0) given by keyword: h_0 has the projected size."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(5, 6, num_layers=1, proj_size=3, batch_first=True)
+
+    def forward(self, x, state):
+        return self.rnn(x, hx=state)[0]
+
+
+class TransposedTokens(nn.Module):
+    """Token ids batch-first, made time-major in forward for a time-major GRU."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(10, 4)
+        self.rnn = nn.GRU(4, 4)
+
+    def forward(self, tokens):
+        emb = self.embed(tokens)
+        emb = emb.transpose(0, 1)
+        return self.rnn(emb)[0].transpose(0, 1)
+
+
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
+def test_an_lstm_state_is_drawn_as_the_tuple_and_token_ids_follow_a_time_major_layer():
+    from reference_models.word_lm import WordLanguageModel
+
+    target = resolved(WordLanguageModel)
+    assert strategy_arguments(target.spec.inputs["input"])["shape"] == ("time", "batch")
+    assert target.inferred_inputs["input"] == (
+        "first consumed by encoder (Embedding(num_embeddings=40): integer tokens); time-major, as rnn has "
+        "batch_first=False"
+    )
+    assert repr(target.spec.inputs["hidden"]) == (
+        "tuples(tensors(shape=(2, 'batch', 12)), tensors(shape=(2, 'batch', 12)))"
+    )
+    assert target.inferred_inputs["hidden"] == (
+        "first consumed by rnn (LSTM(hidden_size=12, num_layers=2): its initial hidden state, the tuple (h_0, c_0))"
+    )
+    assert_callable(target, max_examples=10)
+    # h_0 has the projection's size, c_0 the hidden size.
+    target = resolved(ProjectedState)
+    assert repr(target.spec.inputs["state"]) == "tuples(tensors(shape=(1, 'batch', 3)), tensors(shape=(1, 'batch', 6)))"
+    assert_callable(target, max_examples=10)
+    # A forward that moves the axes itself keeps the ids batch-first.
+    target = resolved(TransposedTokens)
+    assert strategy_arguments(target.spec.inputs["tokens"])["shape"] == ("batch", "time")
+    assert_callable(target, max_examples=10)
+
+
 def test_one_unbatched_sentence_is_drawn_as_one():
     # PyTorch's BiLSTM-CRF tutorial: forward(sentence) views its embeddings as
     # (len(sentence), 1, -1) for a time-major LSTM; a batch of sentences makes that view wrong.
@@ -2414,9 +2466,9 @@ def test_one_unbatched_sentence_is_drawn_as_one():
     target = resolved(BiLSTMCRFTagger)
     assert strategy_arguments(target.spec.inputs["sentence"])["shape"] == ("time",)
     assert target.inferred_inputs["sentence"] == (
-        "first consumed by embed (Embedding(num_embeddings=20): integer tokens); one sequence, not a batch of them: "
-        "on ['batch', 'time'] the model raised RuntimeError (input.size(-1) must be equal to input_size. Expected 6, "
-        "got 12), on ['time'] it ran"
+        "first consumed by embed (Embedding(num_embeddings=20): integer tokens); time-major, as lstm has "
+        "batch_first=False; one sequence, not a batch of them: on ['time', 'batch'] the model raised RuntimeError "
+        "(input.size(-1) must be equal to input_size. Expected 6, got 12), on ['time'] it ran"
     )
     assert_callable(target, max_examples=10)
     # A tagger that takes a batch keeps it.

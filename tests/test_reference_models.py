@@ -27,6 +27,7 @@ RECURRENT = {
     "reference_models.caption_decoder:CaptionDecoder",
     "reference_models.crf_tagger:BiLSTMCRFTagger",
     "reference_models.hidden_state:HiddenStateLM",
+    "reference_models.word_lm:WordLanguageModel",
 }
 PADDED = {
     "reference_models.rnn:DynamicRNN",

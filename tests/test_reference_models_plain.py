@@ -447,6 +447,28 @@ def _hidden_state() -> tuple[torch.nn.Module, tuple]:
     return _FirstOfTwo(model), (torch.randint(0, 16, (3, 5)), torch.randn(2, 3, 8))
 
 
+def _word_lm() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.word_lm import WordLanguageModel
+
+    model = WordLanguageModel()
+    state = (torch.zeros(2, 3, 12), torch.zeros(2, 3, 12))
+    scores, (h, c) = model(torch.randint(0, 40, (5, 3)), state)  # [time, batch]
+    assert scores.shape == (15, 40) and h.shape == c.shape == (2, 3, 12)
+    assert model.decoder.weight is model.encoder.weight
+    return _PerSequence(model), (torch.randint(0, 40, (5, 3)), (torch.randn(2, 3, 12), torch.randn(2, 3, 12)))
+
+
+class _PerSequence(torch.nn.Module):
+    """The word model's scores ``[time * batch, vocab]`` summed over each sequence's steps."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return self.model(tokens, state)[0].view(*tokens.shape, -1).sum(0)
+
+
 def _crf_tagger() -> tuple[torch.nn.Module, tuple]:
     from reference_models.crf_tagger import BiLSTMCRFTagger
 
@@ -549,6 +571,7 @@ BUILDERS = {
     "caption_decoder": _caption_decoder,
     "crf_tagger": _crf_tagger,
     "hidden_state": _hidden_state,
+    "word_lm": _word_lm,
 }
 
 

@@ -184,6 +184,9 @@ def infer_input(
             if beside is not None and found.sequence is not None:
                 shape, layout = _padded(model, found, flow, consumers[index + 1:])
                 why += f"; a padded sequence, as forward takes {beside}{layout}"
+            elif found.tokens:
+                shape, layout = _token_layout(model, shape, flow, consumers[index + 1:], scopes)
+                why += layout
             swapped = _swap(shape, flow.transposed.get(expression))
             if swapped is not None:
                 shape = swapped
@@ -528,6 +531,40 @@ def _lengths_argument(
     return next((n for n in names if n != name and _LENGTHS_NAME.search(n)), None)
 
 
+#: Tensor methods (and attributes) that swap or move axes.
+_AXIS_MOVES = frozenset({"transpose", "permute", "t", "swapaxes", "swapdims", "movedim", "moveaxis", "T", "mT"})
+
+
+def _token_layout(
+    model: nn.Module, shape: _Shape, flow: _Flow, later: list[str], scopes: list[tuple[Any, frozenset[str]]]
+) -> tuple[_Shape, str]:
+    """Token ids ``shape`` (``("batch", "time")``) as the recurrent layer their embeddings
+    reach takes them: ``("time", "batch")`` when that layer is time-major
+    (``batch_first=False``, PyTorch's word-language-model layout) and forward moves no
+    axis on the way (a ``transpose`` or ``permute`` anywhere in it keeps batch first)."""
+    batch_first, source = _sequence_layout(model, flow, later)
+    if batch_first or source == "" or shape != ("batch", "time"):
+        return shape, ""
+    for tree, _ in scopes:
+        for node in ast.walk(tree) if tree is not None else ():
+            if isinstance(node, ast.Attribute) and node.attr in _AXIS_MOVES:
+                return shape, ""
+    return ("time", "batch"), f"; time-major, as {source}"
+
+
+def _sequence_layout(model: nn.Module, flow: _Flow, later: list[str]) -> tuple[bool, str]:
+    """Whether a sequence is batch-first, and what says so: ``pack_padded_sequence``'s
+    ``batch_first`` when the flow reaches one (a packed RNN input ignores the RNN's own
+    flag), else the first recurrent layer's in ``later`` (consumers), else ("", batch-first)."""
+    if flow.packs and flow.packs[0] is not None:
+        return flow.packs[0], f"pack_padded_sequence has batch_first={flow.packs[0]}"
+    for expression in later:
+        module = _resolve_module(model, expression)
+        if isinstance(module, nn.RNNBase):
+            return module.batch_first, f"{expression} has batch_first={module.batch_first}"
+    return True, ""
+
+
 def _padded(
     model: nn.Module, found: _Found, flow: _Flow, later: list[str]
 ) -> tuple[_Shape, str]:
@@ -540,17 +577,7 @@ def _padded(
     shape = found.shape
     if found.sequence == "channels-first":
         return (*shape, "time"), ""
-    batch_first, source = True, ""
-    if flow.packs and flow.packs[0] is not None:
-        batch_first = flow.packs[0]
-        source = f"pack_padded_sequence has batch_first={batch_first}"
-    else:
-        for expression in later:
-            module = _resolve_module(model, expression)
-            if isinstance(module, nn.RNNBase):
-                batch_first = module.batch_first
-                source = f"{expression} has batch_first={batch_first}"
-                break
+    batch_first, source = _sequence_layout(model, flow, later)
     if batch_first:
         return (shape[0], "time", *shape[1:]), ""
     return ("time", *shape), f" (time-major, as {source})"

@@ -90,12 +90,19 @@ def _input_for_module(module: nn.Module, depth: int, entry: int | str = 0) -> _F
             dims[dim] = (low, low + 6)
         note = f"{kind}(in_channels={module.in_channels})"
         return _Found(("batch", module.in_channels, *spatial), _floats, note, dims)
-    if isinstance(module, (nn.GRU, nn.RNN)) and entry in (1, "hx"):
+    if isinstance(module, (nn.GRU, nn.RNN, nn.LSTM)) and entry in (1, "hx"):
         # The initial hidden state, [num_layers * directions, batch, hidden_size] whatever
-        # batch_first says (an LSTM's is a tuple of two: not inferred).
+        # batch_first says; an LSTM's is the tuple (h_0, c_0), h_0 of proj_size if it has one.
         layers = module.num_layers * (2 if module.bidirectional else 1)
         note = f"{kind}(hidden_size={module.hidden_size}, num_layers={module.num_layers}): its initial hidden state"
-        return _Found((layers, "batch", module.hidden_size), _floats, note)
+        if not isinstance(module, nn.LSTM):
+            return _Found((layers, "batch", module.hidden_size), _floats, note)
+        projected = module.proj_size or module.hidden_size
+
+        def state(shape: _Shape) -> st.SearchStrategy:
+            return st.tuples(dst.tensors(shape=(*shape[:-1], projected)), dst.tensors(shape=shape))
+
+        return _Found((layers, "batch", module.hidden_size), state, f"{note}, the tuple (h_0, c_0)")
     if isinstance(module, nn.RNNBase):
         layout = ("batch", "time") if module.batch_first else ("time", "batch")
         note = f"{kind}(input_size={module.input_size}, batch_first={module.batch_first})"

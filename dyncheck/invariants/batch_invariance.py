@@ -50,7 +50,7 @@ from torch import nn
 from dyncheck.agreement import ROUNDING_FACTOR, close
 from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
 from dyncheck.errors import InvariantViolation, ModelError
-from dyncheck.examples import Example, strategy_arguments, strategy_kind
+from dyncheck.examples import Example, strategy_arguments, strategy_kind, strategy_members
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.seeding import seeded
 from dyncheck.target import Target
@@ -80,6 +80,10 @@ def _named_batch_axis(strategy: Any, value: Any, size: int) -> int | dict[str, i
             for key, item in value.items()
         }
         return axes if any(axis is not None for axis in axes.values()) else None
+    if type(value) is tuple:  # a tuple of inputs (an LSTM's (h_0, c_0)): each member's own axis
+        members = strategy_members(strategy) or (None,) * len(value)
+        axes = [_named_batch_axis(member, item, size) for member, item in zip(members, value)]
+        return axes if any(axis is not None for axis in axes) else None
     shape = strategy_arguments(strategy).get("shape")
     if isinstance(value, torch.Tensor) and isinstance(shape, (tuple, list)) and len(shape) == value.dim():
         if "batch" in shape:
@@ -275,6 +279,8 @@ def _take(value: Any, axis: Any, index: torch.Tensor) -> Any:
         return value
     if isinstance(axis, dict):  # a dict of inputs, entry by entry
         return {key: _take(item, axis.get(key), index) for key, item in value.items()}
+    if isinstance(axis, list):  # a tuple of inputs, member by member
+        return tuple(_take(item, member, index) for item, member in zip(value, axis))
     if isinstance(value, list):  # a list of sequences: its members are the samples
         return [value[i].clone() for i in index.tolist()]
     return value.index_select(axis, index)
