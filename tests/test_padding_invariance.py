@@ -1181,3 +1181,63 @@ def test_token_ids_declared_padded_with_the_padding_idx_pass(dyncheck_run, pytes
     pytester.makepyfile(text=PADDING_IDX)
     run = dyncheck_run("--dyncheck", "text:Declared", ONLY)
     assert run.outcomes() == {"dyncheck::text:Declared::padding_invariance": "PASSED"}, run.text
+
+
+PACKED_STATE = """
+import torch
+import torch.nn as nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+
+class Tagger(nn.Module):
+    # A packed LSTM whose state (h_0, c_0) the caller hands in.
+    def __init__(self, vocab=30, size=8):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, size)
+        self.lstm = nn.LSTM(size, size, batch_first=True)
+        self.head = nn.Linear(size, 5)
+
+    def forward(self, tokens, lengths, hidden):
+        hidden = self.start(hidden)
+        packed = pack_padded_sequence(self.embed(tokens), lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, hidden = self.lstm(packed, hidden)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=tokens.shape[1])
+        return self.head(out), hidden
+
+    def start(self, hidden):
+        return hidden
+
+
+class Averaged(Tagger):
+    def start(self, hidden):
+        h, c = hidden
+        return h, c.mean(1, keepdim=True).expand_as(c).contiguous()  # mixes the rows' cell states
+"""
+
+
+def test_a_tuple_of_inputs_is_cut_member_by_member(dyncheck_run, pytester):
+    # Each row alone gets its own h_0 and c_0 (batch second); before, the tuple went whole.
+    pytester.makepyfile(packed_state=PACKED_STATE)
+    run = dyncheck_run(
+        "--dyncheck", "packed_state:Tagger", "--dyncheck", "packed_state:Averaged", ONLY, "--dyncheck-max-examples=20"
+    )
+    assert run.outcomes() == {
+        "dyncheck::packed_state:Tagger::padding_invariance": "PASSED",
+        "dyncheck::packed_state:Averaged::padding_invariance": "FAILED",
+    }, run.text
+    assert "gives a different output[0] in the batch than alone" in run.failure("Averaged::padding_invariance")
+
+
+def test_layout_of_a_tuple_of_inputs_member_by_member():
+    from dyncheck.invariants.padding_invariance import slot_text, slots
+
+    target = resolve("reference_models.word_lm:WordLanguageModel")
+    assert [slot_text(slot) for slot, _ in slots(target)] == ["input", "hidden", "hidden[0]", "hidden[1]"]
+    h, c = torch.zeros(2, 3, 12), torch.ones(2, 3, 12)
+    example = Example({"input": torch.zeros(4, 3, dtype=torch.long), "lengths": None, "hidden": (h, c)}, 0, {})
+    from dyncheck.invariants.padding_invariance import _with, slot_value
+
+    assert slot_value(example.args, ("hidden", 1)) is c
+    assert slot_value(example.args, ("hidden", 2)) is None
+    changed = _with(example.args, {("hidden", 1): h})
+    assert changed["hidden"][1] is h and changed["hidden"][0] is h and example.args["hidden"][1] is c

@@ -86,7 +86,7 @@ from dyncheck.agreement import _scale, default_dtype
 from dyncheck.compare import all_finite, mismatch, tolerances
 from dyncheck.diagnose import diagnose
 from dyncheck.errors import InvariantViolation, ModelError
-from dyncheck.examples import Example, strategy_arguments, strategy_entries, strategy_kind
+from dyncheck.examples import Example, strategy_arguments, strategy_entries, strategy_kind, strategy_members
 from dyncheck.infer import _LENGTHS_NAME
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants.batch_invariance import pairwise_axes
@@ -134,40 +134,53 @@ def slots(target: Target) -> Iterator[tuple[Slot, Any]]:
         yield _slot(name, keys), strategy
         for key, entry in strategy_entries(strategy).items():
             yield from inside(name, (*keys, key), entry)
+        # the members of a tuple of inputs (an LSTM's (h_0, c_0)), by position
+        for index, member in enumerate(strategy_members(strategy)):
+            yield from inside(name, (*keys, index), member)
 
     for name, strategy in target.spec.inputs.items():
         yield from inside(name, (), strategy)
 
 
 def slot_text(slot: Slot) -> str:
-    """``lengths``, or ``batch['lengths']`` for an entry of a dict of inputs."""
+    """``lengths``, or ``batch['lengths']`` for an entry of a dict of inputs (``hidden[1]``
+    for a member of a tuple)."""
     return slot[0] + "".join(f"[{key!r}]" for key in _keys(slot))
 
 
 def slot_value(args: Mapping[str, Any], slot: Slot) -> Any:
     """The value at ``slot`` in a call's arguments; None when the call has no such argument,
-    or no such entry in a dict of inputs."""
+    no such entry in a dict of inputs, or no such member in a tuple of them."""
     value = args.get(slot[0])
     for key in _keys(slot):
-        if type(value) is not dict:
+        if type(value) is dict:
+            value = value.get(key)
+        elif type(value) is tuple and isinstance(key, int) and 0 <= key < len(value):
+            value = value[key]
+        else:
             return None
-        value = value.get(key)
     return value
 
 
 def _with(args: Mapping[str, Any], changes: Mapping[Slot, Any]) -> dict[str, Any]:
-    """A copy of ``args`` with the values at ``changes``' slots replaced (a dict of inputs
-    is copied before an entry of it is)."""
+    """A copy of ``args`` with the values at ``changes``' slots replaced (a dict or tuple of
+    inputs is copied, not changed, when an entry of it is replaced)."""
     out = dict(args)
-    copied = {id(out)}
     for slot, value in changes.items():
-        parent, path = out, (slot[0], *_keys(slot))
-        for key in path[:-1]:
-            if id(parent[key]) not in copied:
-                parent[key] = dict(parent[key])
-                copied.add(id(parent[key]))
-            parent = parent[key]
-        parent[path[-1]] = value
+        out[slot[0]] = _replaced(out[slot[0]], _keys(slot), value)
+    return out
+
+
+def _replaced(container: Any, keys: tuple[Any, ...], value: Any) -> Any:
+    """``container`` (a dict or tuple of inputs, nested) with the value at ``keys`` replaced."""
+    if not keys:
+        return value
+    if type(container) is tuple:
+        items = list(container)
+        items[keys[0]] = _replaced(items[keys[0]], keys[1:], value)
+        return tuple(items)
+    out = dict(container)
+    out[keys[0]] = _replaced(container[keys[0]], keys[1:], value)
     return out
 
 
