@@ -1,4 +1,6 @@
-"""A word-level language model in the layout of PyTorch's word-language-model example:
+"""Word-level language models in the layouts of PyTorch's word-language-model example.
+
+``WordLanguageModel``:
 time-major token ids ``[time, batch]`` into an embedding and a ``batch_first=False`` LSTM,
 the LSTM's state ``(h_0, c_0)`` handed in by the caller (truncated backpropagation through
 time carries it from one call to the next), the decoder tied to the embedding, and
@@ -8,15 +10,24 @@ every check reported the LSTM's refusal; now the ids follow the time-major LSTM 
 embeddings reach, and the state is the tuple an LSTM takes (``buggy/averaged_cell_state.py``
 mixes the samples' cell states, which ``batch_invariance`` finds by cutting both members
 of the tuple along the batch).
+
+``WordTransformerLM``: the same example's Transformer, time-major ids ``[time, batch]`` into
+an embedding, sinusoidal positions and a ``batch_first=False`` ``nn.TransformerEncoder``
+under a causal mask. Drawn batch-first, each position ran as a sample of its own, and
+``batch_invariance`` reported the causal mask as samples depending on each other: a false
+alarm on a correct model. The ids now follow the time-major encoder their embeddings reach
+(``buggy/time_mean_on_batch_axis.py`` centres over ``dim=1``, the batch in this layout).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["WordLanguageModel"]
+__all__ = ["WordLanguageModel", "WordTransformerLM"]
 
 
 class WordLanguageModel(nn.Module):
@@ -36,3 +47,33 @@ class WordLanguageModel(nn.Module):
         output, hidden = self.rnn(emb, hidden)
         decoded = self.decoder(self.drop(output)).view(-1, self.vocab_size)
         return F.log_softmax(decoded, dim=1), hidden
+
+
+class WordTransformerLM(nn.Module):
+    def __init__(
+        self, vocab_size: int = 40, size: int = 16, heads: int = 2, hidden: int = 32, layers: int = 2,
+        dropout: float = 0.2, max_len: int = 64,
+    ) -> None:
+        super().__init__()
+        self.size = size
+        self.input_emb = nn.Embedding(vocab_size, size)
+        position = torch.arange(max_len, dtype=torch.float32).unsqueeze(1)
+        frequency = torch.exp(torch.arange(0, size, 2, dtype=torch.float32) * (-math.log(10000.0) / size))
+        table = torch.zeros(max_len, 1, size)  # [time, 1, size]: time-major
+        table[:, 0, 0::2] = torch.sin(position * frequency)
+        table[:, 0, 1::2] = torch.cos(position * frequency)
+        self.register_buffer("positions", table)
+        self.drop = nn.Dropout(dropout)
+        layer = nn.TransformerEncoderLayer(size, heads, hidden, dropout)  # batch_first=False
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.decoder = nn.Linear(size, vocab_size)
+
+    def forward(self, src: torch.Tensor) -> torch.Tensor:
+        steps = src.shape[0]
+        mask = torch.full((steps, steps), float("-inf"), device=src.device).triu(1)  # causal
+        x = self.input_emb(src) * math.sqrt(self.size)
+        x = self.drop(self.center(x) + self.positions[:steps])
+        return F.log_softmax(self.decoder(self.encoder(x, mask=mask)), dim=-1)
+
+    def center(self, x: torch.Tensor) -> torch.Tensor:
+        return x

@@ -2452,6 +2452,13 @@ def test_an_lstm_state_is_drawn_as_the_tuple_and_token_ids_follow_a_time_major_l
     target = resolved(ProjectedState)
     assert repr(target.spec.inputs["state"]) == "tuples(tensors(shape=(1, 'batch', 3)), tensors(shape=(1, 'batch', 6)))"
     assert_callable(target, max_examples=10)
+    # ... and a time-major transformer encoder (the same example's Transformer).
+    from reference_models.word_lm import WordTransformerLM
+
+    target = resolved(WordTransformerLM)
+    assert strategy_arguments(target.spec.inputs["src"])["shape"] == ("time", "batch")
+    assert target.inferred_inputs["src"].endswith("; time-major, as encoder has batch_first=False")
+    assert_callable(target, max_examples=10)
     # A forward that moves the axes itself keeps the ids batch-first.
     target = resolved(TransposedTokens)
     assert strategy_arguments(target.spec.inputs["tokens"])["shape"] == ("batch", "time")

@@ -448,13 +448,20 @@ def _hidden_state() -> tuple[torch.nn.Module, tuple]:
 
 
 def _word_lm() -> tuple[torch.nn.Module, tuple]:
-    from reference_models.word_lm import WordLanguageModel
+    from reference_models.word_lm import WordLanguageModel, WordTransformerLM
 
     model = WordLanguageModel()
     state = (torch.zeros(2, 3, 12), torch.zeros(2, 3, 12))
     scores, (h, c) = model(torch.randint(0, 40, (5, 3)), state)  # [time, batch]
     assert scores.shape == (15, 40) and h.shape == c.shape == (2, 3, 12)
     assert model.decoder.weight is model.encoder.weight
+    transformer = WordTransformerLM().eval()
+    tokens = torch.randint(0, 40, (5, 3))  # [time, batch]
+    scores = transformer(tokens)
+    assert scores.shape == (5, 3, 40)
+    # causal: a step's scores do not depend on later steps; each sequence on its own
+    torch.testing.assert_close(transformer(tokens[:3])[:, 1], scores[:3, 1])
+    torch.testing.assert_close(transformer(tokens[:, 1:2])[:, 0], scores[:, 1])
     return _PerSequence(model), (torch.randint(0, 40, (5, 3)), (torch.randn(2, 3, 12), torch.randn(2, 3, 12)))
 
 

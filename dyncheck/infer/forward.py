@@ -538,10 +538,11 @@ _AXIS_MOVES = frozenset({"transpose", "permute", "t", "swapaxes", "swapdims", "m
 def _token_layout(
     model: nn.Module, shape: _Shape, flow: _Flow, later: list[str], scopes: list[tuple[Any, frozenset[str]]]
 ) -> tuple[_Shape, str]:
-    """Token ids ``shape`` (``("batch", "time")``) as the recurrent layer their embeddings
-    reach takes them: ``("time", "batch")`` when that layer is time-major
-    (``batch_first=False``, PyTorch's word-language-model layout) and forward moves no
-    axis on the way (a ``transpose`` or ``permute`` anywhere in it keeps batch first)."""
+    """Token ids ``shape`` (``("batch", "time")``) as the sequence layer their embeddings
+    reach takes them (a recurrent, attention or transformer layer): ``("time", "batch")``
+    when that layer is time-major (``batch_first=False``, PyTorch's word-language-model
+    layouts) and forward moves no axis on the way (a ``transpose`` or ``permute`` anywhere
+    in it keeps batch first)."""
     batch_first, source = _sequence_layout(model, flow, later)
     if batch_first or source == "" or shape != ("batch", "time"):
         return shape, ""
@@ -555,14 +556,28 @@ def _token_layout(
 def _sequence_layout(model: nn.Module, flow: _Flow, later: list[str]) -> tuple[bool, str]:
     """Whether a sequence is batch-first, and what says so: ``pack_padded_sequence``'s
     ``batch_first`` when the flow reaches one (a packed RNN input ignores the RNN's own
-    flag), else the first recurrent layer's in ``later`` (consumers), else ("", batch-first)."""
+    flag), else the first flag of a sequence layer in ``later`` (consumers: recurrent,
+    attention and transformer layers, :func:`_batch_first`), else (batch-first, "")."""
     if flow.packs and flow.packs[0] is not None:
         return flow.packs[0], f"pack_padded_sequence has batch_first={flow.packs[0]}"
     for expression in later:
-        module = _resolve_module(model, expression)
-        if isinstance(module, nn.RNNBase):
-            return module.batch_first, f"{expression} has batch_first={module.batch_first}"
+        flag = _batch_first(_resolve_module(model, expression))
+        if flag is not None:
+            return flag, f"{expression} has batch_first={flag}"
     return True, ""
+
+
+def _batch_first(module: nn.Module | None) -> bool | None:
+    """The layout flag of a layer that takes sequences either way: a recurrent layer's,
+    ``nn.MultiheadAttention``'s, ``nn.Transformer``'s, or a transformer layer's (or stack's)
+    attention's; None for any other module."""
+    if isinstance(module, (nn.RNNBase, nn.MultiheadAttention, nn.Transformer)):
+        return module.batch_first
+    if isinstance(module, (nn.TransformerEncoder, nn.TransformerDecoder)) and len(module.layers):
+        module = module.layers[0]
+    if isinstance(module, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)):
+        return module.self_attn.batch_first
+    return None
 
 
 def _padded(

@@ -44,6 +44,8 @@ so that dyncheck's zero-configuration inference can check it.
   sequence from the batch's mean hidden state (batch_invariance).
 * :mod:`~reference_models.buggy.averaged_cell_state` -- ``WordLanguageModel`` starting
   every sequence from the batch's mean LSTM cell state (batch_invariance).
+* :mod:`~reference_models.buggy.time_mean_on_batch_axis` -- ``WordTransformerLM`` centring
+  its embeddings over ``dim=1``, the batch in its time-major layout (batch_invariance).
 * :mod:`~reference_models.buggy.one_hot_twice` -- the router's one-hot choice one-hot
   encoded again, as transformers' NLLB-MoE does: experts 2 and 3 never run (coverage).
 * :mod:`~reference_models.buggy.argmax_router` -- experts chosen by argmax with no gate:
@@ -179,6 +181,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.batch_mean_features:Model": ("batch_invariance", "padding_invariance"),
     "reference_models.buggy.shared_hidden:Model": ("batch_invariance",),
     "reference_models.buggy.averaged_cell_state:Model": ("batch_invariance",),
+    "reference_models.buggy.time_mean_on_batch_axis:Model": ("batch_invariance",),
     "reference_models.buggy.dense_moe:Model": ("grad_isolation",),
     "reference_models.buggy.checkpointed_mask:Model": ("grad_isolation",),
     "reference_models.buggy.zero_grad_trick:Model": ("grad_isolation",),
