@@ -127,6 +127,8 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.word_lm` -- ``WordLanguageModel``: PyTorch's word-language-model
   layout, time-major token ids and the LSTM's ``(h_0, c_0)`` from the caller;
   ``WordTransformerLM``: the same example's time-major Transformer under a causal mask.
+* :mod:`reference_models.feature_transformer` -- ``FeatureTransformer``: a time-series
+  forecaster, float features through a Linear into a transformer encoder.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -198,4 +200,5 @@ GOOD_TARGETS = (
     "reference_models.hidden_state:HiddenStateLM",
     "reference_models.word_lm:WordLanguageModel",
     "reference_models.word_lm:WordTransformerLM",
+    "reference_models.feature_transformer:FeatureTransformer",
 )

@@ -2431,6 +2431,47 @@ class TransposedTokens(nn.Module):
         return self.rnn(emb)[0].transpose(0, 1)
 
 
+class FeaturesIntoEncoder(nn.Module):
+    """Features read by a Linear, then by a transformer encoder in the layout ``batch_first`` says."""
+
+    def __init__(self, batch_first=True, one_step=False):
+        super().__init__()
+        self.proj = nn.Linear(6, 8)
+        layer = nn.TransformerEncoderLayer(8, 2, 16, 0.0, batch_first=batch_first)
+        self.encoder = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+        self.one_step = one_step
+
+    def forward(self, x):
+        h = self.proj(x)
+        return self.encoder(h.unsqueeze(1) if self.one_step else h)
+
+
+class TimeMajorFeatures(FeaturesIntoEncoder):
+    def __init__(self):
+        super().__init__(batch_first=False)
+
+
+class OneStepFeatures(FeaturesIntoEncoder):
+    def __init__(self):
+        super().__init__(one_step=True)
+
+
+def test_features_a_linear_reads_before_a_sequence_layer_are_a_sequence():
+    # Drawn as vectors [batch, 6], they ran, and the encoder read the batch as one sequence.
+    target = resolved(FeaturesIntoEncoder)
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", "time", 6)
+    assert target.inferred_inputs["x"] == "first consumed by proj (Linear(in_features=6)); a sequence, as encoder takes one"
+    assert_callable(target, max_examples=10)
+    target = resolved(TimeMajorFeatures)
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("time", "batch", 6)
+    assert target.inferred_inputs["x"].endswith("(time-major, as encoder has batch_first=False)")
+    # Vectors forward makes a sequence of one step itself: the call on sequences raises, on vectors it runs.
+    target = resolved(OneStepFeatures)
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", 6)
+    assert "; vectors, not sequences: on ['batch', 'time', 6] the model raised" in target.inferred_inputs["x"]
+    assert_callable(target, max_examples=10)
+
+
 @pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 def test_an_lstm_state_is_drawn_as_the_tuple_and_token_ids_follow_a_time_major_layer():
     from reference_models.word_lm import WordLanguageModel

@@ -476,6 +476,17 @@ class _PerSequence(torch.nn.Module):
         return self.model(tokens, state)[0].view(*tokens.shape, -1).sum(0)
 
 
+def _feature_transformer() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.feature_transformer import FeatureTransformer
+
+    model = FeatureTransformer().eval()
+    x = torch.randn(3, 6, 5)
+    out = model(x)
+    assert out.shape == (3, 6, 3)
+    torch.testing.assert_close(model(x[1:2]), out[1:2])  # each sequence on its own
+    return model.train(), (x,)
+
+
 def _crf_tagger() -> tuple[torch.nn.Module, tuple]:
     from reference_models.crf_tagger import BiLSTMCRFTagger
 
@@ -579,6 +590,7 @@ BUILDERS = {
     "crf_tagger": _crf_tagger,
     "hidden_state": _hidden_state,
     "word_lm": _word_lm,
+    "feature_transformer": _feature_transformer,
 }
 
 

@@ -187,6 +187,13 @@ def infer_input(
             elif found.tokens:
                 shape, layout = _token_layout(model, shape, flow, consumers[index + 1:], scopes)
                 why += layout
+            elif found.sequence == "features-last" and expression not in flow.reduced:
+                sequence = _sequence_layer(model, consumers[index + 1:])
+                if sequence is not None:
+                    # Features a Linear reads before a sequence layer: a sequence too (drawn as
+                    # vectors, the layer would read the batch as one unbatched sequence).
+                    shape, layout = _padded(model, found, flow, consumers[index + 1:])
+                    why += f"; a sequence, as {sequence} takes one{layout}"
             swapped = _swap(shape, flow.transposed.get(expression))
             if swapped is not None:
                 shape = swapped
@@ -567,6 +574,12 @@ def _sequence_layout(model: nn.Module, flow: _Flow, later: list[str]) -> tuple[b
     return True, ""
 
 
+def _sequence_layer(model: nn.Module, later: list[str]) -> str | None:
+    """The first of ``later`` (consumers) that takes sequences (a recurrent, attention or
+    transformer layer, :func:`_batch_first`), as forward names it; None when none does."""
+    return next((e for e in later if _batch_first(_resolve_module(model, e)) is not None), None)
+
+
 def _batch_first(module: nn.Module | None) -> bool | None:
     """The layout flag of a layer that takes sequences either way: a recurrent layer's,
     ``nn.MultiheadAttention``'s, ``nn.Transformer``'s, or a transformer layer's (or stack's)
@@ -587,7 +600,7 @@ def _padded(
 
     Feature-last layers (Linear, LayerNorm) take the layout the sequence is packed or run
     with: ``pack_padded_sequence``'s ``batch_first`` when the flow reaches one (a packed
-    RNN input ignores the RNN's own flag), else the next RNN's, else batch-first.
+    RNN input ignores the RNN's own flag), else the next sequence layer's, else batch-first.
     Channel-first layers (BatchNorm1d) only take ``(batch, channels, time)``."""
     shape = found.shape
     if found.sequence == "channels-first":
