@@ -2456,6 +2456,33 @@ class OneStepFeatures(FeaturesIntoEncoder):
         super().__init__(one_step=True)
 
 
+class TransposedBeforeRNN(nn.Module):
+    """DeepSpeech's shape: features [batch, time, F] through a Linear, transposed for a time-major RNN."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 8)
+        self.rnn = nn.GRU(8, 8)
+
+    def forward(self, x):
+        x = self.fc(x)
+        x = x.transpose(0, 1)
+        return self.rnn(x)[0]
+
+
+class TransposedAfterRNN(nn.Module):
+    """A time-major tagger whose output is transposed after the RNN: the input stays time-major."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(10, 4)
+        self.rnn = nn.GRU(4, 4)
+
+    def forward(self, tokens):
+        out, _ = self.rnn(self.embed(tokens))
+        return out.transpose(0, 1)
+
+
 def test_features_a_linear_reads_before_a_sequence_layer_are_a_sequence():
     # Drawn as vectors [batch, 6], they ran, and the encoder read the batch as one sequence.
     target = resolved(FeaturesIntoEncoder)
@@ -2469,6 +2496,14 @@ def test_features_a_linear_reads_before_a_sequence_layer_are_a_sequence():
     target = resolved(OneStepFeatures)
     assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", 6)
     assert "; vectors, not sequences: on ['batch', 'time', 6] the model raised" in target.inferred_inputs["x"]
+    assert_callable(target, max_examples=10)
+    # A forward that moves the axes before the time-major layer arranges the layout itself;
+    # one that moves them after the layer does not.
+    target = resolved(TransposedBeforeRNN)
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", "time", 6)
+    assert_callable(target, max_examples=10)
+    target = resolved(TransposedAfterRNN)
+    assert strategy_arguments(target.spec.inputs["tokens"])["shape"] == ("time", "batch")
     assert_callable(target, max_examples=10)
 
 

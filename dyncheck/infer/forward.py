@@ -18,7 +18,9 @@ from dyncheck.infer.constructor import _COUNT_NAME, _annotation
 from dyncheck.infer.flow import _Flow, _flow, _passes, _resolve_module
 from dyncheck.infer.layers import _Found, _input_for_module, _Shape, _swap
 from dyncheck.infer.results import Inferred, Uninferable
-from dyncheck.infer.source import _forward_tree, _iterated_as_count, _mentions_data, _string_constants, _thresholds
+from dyncheck.infer.source import (
+    _forward_tree, _iterated_as_count, _mentions_data, _self_module, _string_constants, _thresholds,
+)
 from dyncheck.infer.tokens import infer_tokens, max_positions
 from dyncheck.spec import lengths_slot
 
@@ -182,7 +184,7 @@ def infer_input(
             shape = found.shape
             beside = _lengths_argument(model, name, lengths, siblings)
             if beside is not None and found.sequence is not None:
-                shape, layout = _padded(model, found, flow, consumers[index + 1:])
+                shape, layout = _padded(model, found, flow, consumers[index + 1:], scopes)
                 why += f"; a padded sequence, as forward takes {beside}{layout}"
             elif found.tokens:
                 shape, layout = _token_layout(model, shape, flow, consumers[index + 1:], scopes)
@@ -192,7 +194,7 @@ def infer_input(
                 if sequence is not None:
                     # Features a Linear reads before a sequence layer: a sequence too (drawn as
                     # vectors, the layer would read the batch as one unbatched sequence).
-                    shape, layout = _padded(model, found, flow, consumers[index + 1:])
+                    shape, layout = _padded(model, found, flow, consumers[index + 1:], scopes)
                     why += f"; a sequence, as {sequence} takes one{layout}"
             swapped = _swap(shape, flow.transposed.get(expression))
             if swapped is not None:
@@ -548,30 +550,50 @@ def _token_layout(
     """Token ids ``shape`` (``("batch", "time")``) as the sequence layer their embeddings
     reach takes them (a recurrent, attention or transformer layer): ``("time", "batch")``
     when that layer is time-major (``batch_first=False``, PyTorch's word-language-model
-    layouts) and forward moves no axis on the way (a ``transpose`` or ``permute`` anywhere
-    in it keeps batch first)."""
-    batch_first, source = _sequence_layout(model, flow, later)
-    if batch_first or source == "" or shape != ("batch", "time"):
+    layouts), unless forward moves axes before it (:func:`_sequence_layout`)."""
+    batch_first, source = _sequence_layout(model, flow, later, scopes)
+    if batch_first or shape != ("batch", "time"):
         return shape, ""
-    for tree, _ in scopes:
-        for node in ast.walk(tree) if tree is not None else ():
-            if isinstance(node, ast.Attribute) and node.attr in _AXIS_MOVES:
-                return shape, ""
     return ("time", "batch"), f"; time-major, as {source}"
 
 
-def _sequence_layout(model: nn.Module, flow: _Flow, later: list[str]) -> tuple[bool, str]:
+def _sequence_layout(
+    model: nn.Module, flow: _Flow, later: list[str], scopes: list[tuple[Any, frozenset[str]]]
+) -> tuple[bool, str]:
     """Whether a sequence is batch-first, and what says so: ``pack_padded_sequence``'s
     ``batch_first`` when the flow reaches one (a packed RNN input ignores the RNN's own
-    flag), else the first flag of a sequence layer in ``later`` (consumers: recurrent,
-    attention and transformer layers, :func:`_batch_first`), else (batch-first, "")."""
+    flag), else the flag of the first sequence layer in ``later`` (consumers: recurrent,
+    attention and transformer layers, :func:`_batch_first`), else batch-first. A forward
+    that moves axes (``transpose``, ``permute``, ``.T`` ...) before it calls that layer, or
+    in a helper the input passes through, arranges the layout itself: batch-first (DeepSpeech
+    transposes ``[batch, time, F]`` for its time-major RNN)."""
     if flow.packs and flow.packs[0] is not None:
         return flow.packs[0], f"pack_padded_sequence has batch_first={flow.packs[0]}"
     for expression in later:
         flag = _batch_first(_resolve_module(model, expression))
         if flag is not None:
+            if not flag and _axes_moved_before(scopes, expression, {flow.self_name: ""}):
+                return True, ""
             return flag, f"{expression} has batch_first={flag}"
     return True, ""
+
+
+def _axes_moved_before(scopes: list[tuple[Any, frozenset[str]]], expression: str, roots: dict[str, str]) -> bool:
+    """Whether forward (``scopes[0]``) moves an axis on a line before its first call of the
+    layer ``expression``, or a helper in ``scopes`` moves one anywhere (its order is not known)."""
+    forward = scopes[0][0] if scopes else None
+    calls = [
+        node.lineno for node in (ast.walk(forward) if forward is not None else ())
+        if isinstance(node, ast.Call) and _self_module(node.func, roots) == expression
+    ]
+    first = min(calls, default=None)
+    for index, (tree, _) in enumerate(scopes):
+        for node in ast.walk(tree) if tree is not None else ():
+            if isinstance(node, ast.Attribute) and node.attr in _AXIS_MOVES and (
+                index > 0 or first is None or node.lineno < first
+            ):
+                return True
+    return False
 
 
 def _sequence_layer(model: nn.Module, later: list[str]) -> str | None:
@@ -594,7 +616,7 @@ def _batch_first(module: nn.Module | None) -> bool | None:
 
 
 def _padded(
-    model: nn.Module, found: _Found, flow: _Flow, later: list[str]
+    model: nn.Module, found: _Found, flow: _Flow, later: list[str], scopes: list[tuple[Any, frozenset[str]]]
 ) -> tuple[_Shape, str]:
     """``found``'s shape with a ``"time"`` axis, and a note when it is time-major.
 
@@ -605,7 +627,7 @@ def _padded(
     shape = found.shape
     if found.sequence == "channels-first":
         return (*shape, "time"), ""
-    batch_first, source = _sequence_layout(model, flow, later)
+    batch_first, source = _sequence_layout(model, flow, later, scopes)
     if batch_first:
         return (shape[0], "time", *shape[1:]), ""
     return ("time", *shape), f" (time-major, as {source})"
