@@ -774,13 +774,12 @@ def _probe_vectors(instance: nn.Module, inputs: dict[str, Any], inferred: dict[s
     """An input inferred with an axis the model does not take, when a call at the smallest
     sizes raises and runs without it: a sequence ``[batch, time, F]`` (from the recurrent
     layer that first consumes it, or the sequence layer after the Linear that does) that
-    forward makes into one step itself, image
-    features put before a caption's embeddings (``features.unsqueeze(1)``), is drawn as
-    vectors ``[batch, F]``; token ids ``[batch, time]`` (or ``[time, batch]``) of one
-    unbatched sentence (a tagger that views them as ``(len(sentence), 1, -1)`` for a
-    time-major LSTM) as ``[time]``. The
-    note says why. Only for a model with a sequence layer (recurrent, attention or
-    transformer; a time-major recurrent one, for the second), and inputs all inferred (as
+    forward makes into one step itself, image features put before a caption's embeddings
+    (``features.unsqueeze(1)``), is drawn as vectors ``[batch, F]``; token ids
+    ``[batch, time]`` (or ``[time, batch]``) of one unbatched sentence (a tagger that views
+    them as ``(len(sentence), 1, -1)`` for a time-major LSTM) as ``[time]``. The note says
+    why. Only for a model with a sequence layer (recurrent, attention or transformer; a
+    time-major recurrent one, for the second), and inputs all inferred (as
     :func:`_probe_sizes`)."""
     from dyncheck.infer.forward import _batch_first
 

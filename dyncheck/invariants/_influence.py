@@ -10,7 +10,7 @@ same answer.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -625,7 +625,7 @@ def untrained_rows(model: nn.Module, owners: tuple[str, ...], parameter: nn.Para
 
 
 def moving_changes_output(
-    context: Context, model: nn.Module, example: Example, parameter: nn.Parameter, kept_rows: list[int] = ()
+    context: Context, model: nn.Module, example: Example, parameter: nn.Parameter, kept_rows: Sequence[int] = ()
 ) -> bool:
     """Whether moving ``parameter`` (as ``_MOVES`` says) changes the output by more than
     rounding; the parameter is restored exactly. The rows ``kept_rows`` stay (those torch
