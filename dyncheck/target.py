@@ -349,6 +349,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     if primary is not None and primary in inferred_inputs:
         _probe_companions(instance, parameters, primary, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims)
     _probe_rank(instance, inputs, inferred_inputs)
+    _probe_layout(instance, inputs, inferred_inputs, all_dims)
     _probe_vectors(instance, inputs, inferred_inputs, all_dims)
     probed = dict(inputs)
     _probe_sizes(instance, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims)
@@ -770,22 +771,111 @@ def _call_at_smallest(
     })
 
 
+def _probe_layout(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
+    """Confirm by calling the model each layout the source alone suggested: token ids
+    time-major because a ``batch_first=False`` layer reads their embeddings, features a
+    sequence because a sequence layer reads what a Linear made of them. The suggested layout
+    stays only when, in eval mode on a batch of two, it runs and each sample's outputs are
+    its outputs alone, and the layout drawn before (``[batch, time]`` ids; vectors) does not
+    give that. Otherwise the earlier layout is drawn, its note saying why: forward may
+    arrange the axes itself (a transpose in the layer's call), index steps one at a time, or
+    make a sequence of one step (``unsqueeze``) or an initial state of the vectors."""
+    from dyncheck.infer.forward import SEQUENCE_NOTE, TIME_MAJOR_NOTE
+
+    marked = [
+        (name, marker) for name in inputs for marker in (TIME_MAJOR_NOTE, SEQUENCE_NOTE)
+        if marker in inferred.get(name, "")
+    ]
+    shapes = _inferred_tensors(inputs, inferred, tokens=True) if marked else None
+    if shapes is None:
+        return
+    for name, marker in marked:
+        shape, dtype = shapes[name]
+        before = ("batch", "time") if marker == TIME_MAJOR_NOTE else tuple(d for d in shape if d != "time")
+        if before == tuple(shape) or "batch" not in before:
+            continue
+        suggested = _own_samples(instance, shapes, dims)
+        earlier = _own_samples(instance, {**shapes, name: (before, dtype)}, dims)
+        if suggested is True and earlier is not True:
+            continue
+        if isinstance(earlier, Exception):
+            continue  # nothing better to draw
+        inputs[name] = _reshaped(inputs[name], before)
+        shapes[name] = (before, dtype)
+        found = (
+            f"the model raised {type(suggested).__name__} ({one_line(suggested)})" if isinstance(suggested, Exception)
+            else "each sample's outputs were its outputs alone either way" if suggested
+            else "a sample's outputs depended on the other sample in its batch"
+        )
+        note = inferred[name]
+        inferred[name] = (
+            note[:note.index(marker)] + f"; {list(before)}, not {list(shape)}: on {list(shape)} {found}"
+        )
+
+
+def _own_samples(instance: nn.Module, shapes: dict[str, tuple[tuple, Any]], dims: dict[str, Any]) -> Any:
+    """Whether ``instance`` in eval mode, called on inputs of ``shapes`` at a batch of two
+    (every other named size its smallest of 3 or more), gives each sample the outputs it has
+    alone: True or False (False too when no output has a batch axis to compare), or what
+    the call raised."""
+    import torch
+
+    from dyncheck.invariants.batch_invariance import _output_batch_axis
+    from dyncheck.tracing import floating_leaves
+
+    def size_of(dim: Any) -> int:
+        if isinstance(dim, int):
+            return dim
+        if dim == "batch":
+            return 2
+        allowed = _allowed_sizes(dim, dims)
+        return next((size for size in allowed if size >= 3), allowed[-1] if allowed else 3)
+
+    args = {name: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for name, (shape, dtype) in shapes.items()}
+    model = clone(instance).eval()
+
+    def run(call: dict[str, Any]) -> Any:
+        with seeded(BUILD_SEED), torch.no_grad():
+            return dict(floating_leaves(model(**call)))
+
+    try:
+        whole = run(args)
+        alone = [
+            run({
+                name: value.narrow(shapes[name][0].index("batch"), row, 1) if "batch" in shapes[name][0] else value
+                for name, value in args.items()
+            })
+            for row in range(2)
+        ]
+    except Exception as exc:
+        return exc
+    compared = False
+    for leaf, value in whole.items():
+        axis = _output_batch_axis(value, alone[0].get(leaf), 2)
+        if not isinstance(axis, int):
+            continue
+        for row in range(2):
+            own = alone[row].get(leaf)
+            if own is None or own.shape != value.narrow(axis, row, 1).shape:
+                return False
+            if not torch.allclose(value.narrow(axis, row, 1), own, rtol=1e-3, atol=1e-4, equal_nan=True):
+                return False
+        compared = True
+    return compared
+
+
 def _probe_vectors(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
     """An input inferred with an axis the model does not take, when a call at the smallest
     sizes raises and runs without it: a sequence ``[batch, time, F]`` (from the recurrent
-    layer that first consumes it, or the sequence layer after the Linear that does) that
-    forward makes into one step itself, image features put before a caption's embeddings
-    (``features.unsqueeze(1)``), is drawn as vectors ``[batch, F]``; token ids
-    ``[batch, time]`` (or ``[time, batch]``) of one unbatched sentence (a tagger that views
-    them as ``(len(sentence), 1, -1)`` for a time-major LSTM) as ``[time]``. The note says
-    why. Only for a model with a sequence layer (recurrent, attention or transformer; a
-    time-major recurrent one, for the second), and inputs all inferred (as
-    :func:`_probe_sizes`)."""
-    from dyncheck.infer.forward import _batch_first
-
-    if not any(_batch_first(m) is not None for m in instance.modules()):
-        return
+    layer that first consumes it) that forward makes into one step itself, image features
+    put before a caption's embeddings (``features.unsqueeze(1)``), is drawn as vectors
+    ``[batch, F]``; token ids ``[batch, time]`` (or ``[time, batch]``) of one unbatched
+    sentence (a tagger that views them as ``(len(sentence), 1, -1)`` for a time-major LSTM)
+    as ``[time]``. The note says why. Only for a model with a recurrent layer (time-major,
+    for the second), and inputs all inferred (as :func:`_probe_sizes`)."""
     recurrent = [m for m in instance.modules() if isinstance(m, nn.RNNBase)]
+    if not recurrent:
+        return
     shapes = _inferred_tensors(inputs, inferred, tokens=True)
     if shapes is None:
         return

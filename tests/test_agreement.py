@@ -182,6 +182,42 @@ def test_a_dict_of_inputs_is_cut_entry_by_entry(dyncheck_run, pytester):
     assert re.fullmatch(r"  example:  batch\['x'\] float32\[[2-4], 4\].*, seed=\d+", lines[3]), lines
 
 
+def test_a_tuple_in_a_dict_of_inputs_is_cut_member_by_member(dyncheck_run, pytester):
+    # batch["hidden"] is an LSTM's (h_0, c_0), batch second: each member is cut on its own axis.
+    pytester.makepyfile(
+        dict_state="""
+        import torch
+        from torch import nn
+
+        class Carried(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.emb = nn.Embedding(20, 8)
+                self.lstm = nn.LSTM(8, 8, batch_first=True)
+
+            def forward(self, batch):
+                return self.lstm(self.emb(batch["tokens"]), self.start(batch["hidden"]))[0]
+
+            def start(self, hidden):
+                return hidden
+
+        class Averaged(Carried):
+            def start(self, hidden):
+                h, c = hidden
+                return h, c.mean(1, keepdim=True).expand_as(c).contiguous()
+        """
+    )
+    run = dyncheck_run(
+        "--dyncheck", "dict_state:Carried", "--dyncheck", "dict_state:Averaged",
+        "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=1", "--dyncheck-max-examples=20",
+    )
+    assert run.outcomes() == {
+        "dyncheck::dict_state:Carried::batch_invariance": "PASSED",
+        "dyncheck::dict_state:Averaged::batch_invariance": "FAILED",
+    }, run.text
+    assert "differs from the same sample run alone" in run.failure("dict_state:Averaged::batch_invariance")
+
+
 def test_a_declared_batch_coupling_is_a_skip(dyncheck_run, pytester):
     pytester.makepyfile(
         coupled="""

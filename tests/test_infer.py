@@ -2483,6 +2483,84 @@ class TransposedAfterRNN(nn.Module):
         return out.transpose(0, 1)
 
 
+class InlineTransposeEncoder(nn.Module):
+    """Batch-first ids, transposed in the call of a time-major encoder."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(30, 8)
+        layer = nn.TransformerEncoderLayer(8, 2, 16, 0.0)
+        self.enc = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+
+    def forward(self, ids):
+        h = self.emb(ids)
+        return self.enc(h.transpose(0, 1)).transpose(0, 1)
+
+
+class StepLoop(nn.Module):
+    """A teacher-forced decoder: batch-first ids, one time-major step of the GRU at a time."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(20, 8)
+        self.rnn = nn.GRU(8, 8)
+        self.out = nn.Linear(8, 20)
+
+    def forward(self, tokens):
+        emb = self.embed(tokens)
+        h, outs = None, []
+        for t in range(emb.size(1)):
+            o, h = self.rnn(emb[:, t].unsqueeze(0), h)
+            outs.append(self.out(o[0]))
+        return torch.stack(outs, dim=1)
+
+
+class OneTimeMajorStep(nn.Module):
+    """Vectors made one time-major step of a GRU."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 16)
+        self.gru = nn.GRU(16, 16)
+
+    def forward(self, x):
+        return self.gru(self.fc(x).unsqueeze(0))[0].squeeze(0)
+
+
+class InitFromContext(nn.Module):
+    """A context vector whose projection is a time-major GRU's initial state."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(4, 16)
+        self.init = nn.Linear(8, 16)
+
+    def forward(self, x, context):
+        h0 = torch.tanh(self.init(context)).unsqueeze(0)
+        return self.gru(x, h0)[0]
+
+
+def test_a_layout_the_source_suggests_is_confirmed_by_calling_the_model():
+    # A transpose in the layer's own call arranges the layout: the ids stay batch-first.
+    target = resolved(InlineTransposeEncoder)
+    assert strategy_arguments(target.spec.inputs["ids"])["shape"] == ("batch", "time")
+    assert_callable(target, max_examples=5)
+    # Steps taken one at a time: time-major ids mixed the samples, so they stay batch-first.
+    target = resolved(StepLoop)
+    assert strategy_arguments(target.spec.inputs["tokens"])["shape"] == ("batch", "time")
+    assert target.inferred_inputs["tokens"] == (
+        "first consumed by embed (Embedding(num_embeddings=20): integer tokens); ['batch', 'time'], not "
+        "['time', 'batch']: on ['time', 'batch'] a sample's outputs depended on the other sample in its batch"
+    )
+    assert_callable(target, max_examples=5)
+    # Vectors made one step, or an initial state, of a time-major GRU: sequences raise.
+    for model, name in ((OneTimeMajorStep, "x"), (InitFromContext, "context")):
+        target = resolved(model)
+        assert strategy_arguments(target.spec.inputs[name])["shape"] == ("batch", 8), model
+        assert ", not ['time', 'batch', 8]: on ['time', 'batch', 8] the model raised" in target.inferred_inputs[name]
+        assert_callable(target, max_examples=5)
+
+
 def test_features_a_linear_reads_before_a_sequence_layer_are_a_sequence():
     # Drawn as vectors [batch, 6], they ran, and the encoder read the batch as one sequence.
     target = resolved(FeaturesIntoEncoder)
@@ -2495,7 +2573,9 @@ def test_features_a_linear_reads_before_a_sequence_layer_are_a_sequence():
     # Vectors forward makes a sequence of one step itself: the call on sequences raises, on vectors it runs.
     target = resolved(OneStepFeatures)
     assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", 6)
-    assert "; vectors, not sequences: on ['batch', 'time', 6] the model raised" in target.inferred_inputs["x"]
+    assert "; ['batch', 6], not ['batch', 'time', 6]: on ['batch', 'time', 6] the model raised" in (
+        target.inferred_inputs["x"]
+    )
     assert_callable(target, max_examples=10)
     # A forward that moves the axes before the time-major layer arranges the layout itself;
     # one that moves them after the layer does not.
@@ -2505,6 +2585,28 @@ def test_features_a_linear_reads_before_a_sequence_layer_are_a_sequence():
     target = resolved(TransposedAfterRNN)
     assert strategy_arguments(target.spec.inputs["tokens"])["shape"] == ("time", "batch")
     assert_callable(target, max_examples=10)
+
+
+class SplitState(nn.Module):
+    """An LSTM whose state forward builds from two arguments: ``self.lstm(x, (h0, c0))``."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(4, 6, num_layers=2, proj_size=3, batch_first=True)
+
+    def forward(self, x, h0, c0):
+        return self.lstm(x, (h0, c0))[0]
+
+
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
+def test_each_member_of_a_state_tuple_forward_builds_is_drawn_as_that_member():
+    target = resolved(SplitState)
+    assert strategy_arguments(target.spec.inputs["h0"])["shape"] == (2, "batch", 3)  # at proj_size
+    assert strategy_arguments(target.spec.inputs["c0"])["shape"] == (2, "batch", 6)
+    assert target.inferred_inputs["c0"] == (
+        "first consumed by lstm (LSTM(hidden_size=6, num_layers=2): its initial hidden state, its c_0)"
+    )
+    assert_callable(target, max_examples=5)
 
 
 @pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dyncheck.errors import InvariantViolation
-from dyncheck.examples import Example
+from dyncheck.examples import Example, strategy_arguments
 from dyncheck.invariants.padding_invariance import _Layout, lengths_argument
 from dyncheck.target import resolve
 
@@ -1239,5 +1239,47 @@ def test_layout_of_a_tuple_of_inputs_member_by_member():
 
     assert slot_value(example.args, ("hidden", 1)) is c
     assert slot_value(example.args, ("hidden", 2)) is None
-    changed = _with(example.args, {("hidden", 1): h})
-    assert changed["hidden"][1] is h and changed["hidden"][0] is h and example.args["hidden"][1] is c
+    other = torch.full((2, 3, 12), 2.0)
+    changed = _with(example.args, {("hidden", 1): other})
+    assert changed["hidden"][1] is other and changed["hidden"][0] is h
+    assert example.args["hidden"][1] is c  # the example's own tuple and dict are left as they were
+    # a tuple inside a dict of inputs, and a dict keyed by ints, each by its own kind
+    nested = {"batch": {"state": (h, c), 0: h}}
+    changed = _with(nested, {("batch", ("state", 0)): other, ("batch", 0): other})
+    assert changed["batch"]["state"] == (other, c) and changed["batch"][0] is other
+    assert nested["batch"]["state"][0] is h and nested["batch"][0] is h
+
+
+def test_lengths_in_a_tuple_of_inputs_keep_their_strategys_options(pytester):
+    # Spec(inputs={"batch": tuples(ids, sequence_lengths(pad_to_longest=True))}): the lengths'
+    # options are read from the tuple's member.
+    from dyncheck.invariants.padding_invariance import _strategy, lengths_argument, padded_to_longest
+
+    pytester.makepyfile(
+        paired="""
+import torch
+import torch.nn as nn
+from hypothesis import strategies as st
+import dyncheck
+from dyncheck.strategies import sequence_lengths, tensors
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(10, 4)
+
+    def forward(self, batch):
+        ids, lengths = batch
+        return self.embed(ids).sum(1) / lengths[:, None]
+
+spec = dyncheck.Spec(Model, inputs={"batch": st.tuples(
+    tensors(shape=("batch", "time"), dtype=torch.int64, max_value=9), sequence_lengths(pad_to_longest=True))},
+    lengths="batch",
+)
+"""
+    )
+    pytester.syspathinsert()
+    target = resolve("paired:spec")
+    slot = ("batch", 1)
+    assert strategy_arguments(_strategy(target, slot)).get("pad_to_longest") is True
+    assert padded_to_longest(target) or lengths_argument(target) != slot

@@ -64,6 +64,7 @@ class _Flow(ast.NodeVisitor):
             # One result for the whole flow: a helper's consumers are the caller's.
             self.consumers, self.entries, self.transposed = parent.consumers, parent.entries, parent.transposed
             self.reduced, self.concatenated = parent.reduced, parent.concatenated
+            self.members = parent.members
             self.packs, self.scopes, self.seen = parent.packs, parent.scopes, parent.seen
             self.reductions: dict[str, int] = {}
             return
@@ -78,6 +79,9 @@ class _Flow(ast.NodeVisitor):
         # consumer -> (the names concatenated into what it receives, the axis): ``self.fc(
         # torch.cat([x, y], dim=-1))`` takes x's and y's features side by side.
         self.concatenated: dict[str, tuple[tuple[str, ...], int]] = {}
+        # consumer -> the place of the argument in a tuple it receives: ``self.lstm(x, (h0, c0))``
+        # hands it h0 as member 0 of its second argument.
+        self.members: dict[str, int] = {}
         # local name -> the axis its value reduced away from the argument
         self.reductions: dict[str, int] = {}
         # ``batch_first`` of each ``pack_padded_sequence`` it reaches (None: not a constant).
@@ -175,6 +179,10 @@ class _Flow(ast.NodeVisitor):
         joined = _concatenation(entry[1])
         if joined is not None:
             self.concatenated[expression] = joined
+        if isinstance(entry[1], ast.Tuple):
+            member = next((i for i, e in enumerate(entry[1].elts) if self._carries(e)), None)
+            if member is not None:
+                self.members[expression] = member
 
     # ----------------------------------------------------------------- calls followed
 

@@ -178,7 +178,9 @@ def infer_input(
         module = _resolve_module(model, expression)
         if module is None:
             continue
-        found = _input_for_module(module, depth=0, entry=flow.entries.get(expression, 0))
+        found = _input_for_module(
+            module, depth=0, entry=flow.entries.get(expression, 0), member=flow.members.get(expression)
+        )
         if found is not None:
             why = f"first consumed by {_consumer_name(expression)} ({found.note})"
             shape = found.shape
@@ -195,7 +197,7 @@ def infer_input(
                     # Features a Linear reads before a sequence layer: a sequence too (drawn as
                     # vectors, the layer would read the batch as one unbatched sequence).
                     shape, layout = _padded(model, found, flow, consumers[index + 1:], scopes)
-                    why += f"; a sequence, as {sequence} takes one{layout}"
+                    why += f"{SEQUENCE_NOTE}{sequence} takes one{layout}"
             swapped = _swap(shape, flow.transposed.get(expression))
             if swapped is not None:
                 shape = swapped
@@ -540,6 +542,11 @@ def _lengths_argument(
     return next((n for n in names if n != name and _LENGTHS_NAME.search(n)), None)
 
 
+#: The notes of the two layouts the source alone suggests, which resolution confirms by
+#: calling the model (:func:`dyncheck.target._probe_layout`).
+TIME_MAJOR_NOTE = "; time-major, as "
+SEQUENCE_NOTE = "; a sequence, as "
+
 #: Tensor methods (and attributes) that swap or move axes.
 _AXIS_MOVES = frozenset({"transpose", "permute", "t", "swapaxes", "swapdims", "movedim", "moveaxis", "T", "mT"})
 
@@ -554,7 +561,7 @@ def _token_layout(
     batch_first, source = _sequence_layout(model, flow, later, scopes)
     if batch_first or shape != ("batch", "time"):
         return shape, ""
-    return ("time", "batch"), f"; time-major, as {source}"
+    return ("time", "batch"), f"{TIME_MAJOR_NOTE}{source}"
 
 
 def _sequence_layout(
@@ -580,17 +587,20 @@ def _sequence_layout(
 
 def _axes_moved_before(scopes: list[tuple[Any, frozenset[str]]], expression: str, roots: dict[str, str]) -> bool:
     """Whether forward (``scopes[0]``) moves an axis on a line before its first call of the
-    layer ``expression``, or a helper in ``scopes`` moves one anywhere (its order is not known)."""
+    layer ``expression`` or in that call's arguments (``self.rnn(x.transpose(0, 1))``), or a
+    helper in ``scopes`` moves one anywhere (its order is not known)."""
     forward = scopes[0][0] if scopes else None
-    calls = [
-        node.lineno for node in (ast.walk(forward) if forward is not None else ())
-        if isinstance(node, ast.Call) and _self_module(node.func, roots) == expression
-    ]
-    first = min(calls, default=None)
+    calls = sorted(
+        (node for node in (ast.walk(forward) if forward is not None else ())
+         if isinstance(node, ast.Call) and _self_module(node.func, roots) == expression),
+        key=lambda node: node.lineno,
+    )
+    first = calls[0].lineno if calls else None
+    inside = {id(n) for call in calls[:1] for arg in [*call.args, *call.keywords] for n in ast.walk(arg)}
     for index, (tree, _) in enumerate(scopes):
         for node in ast.walk(tree) if tree is not None else ():
             if isinstance(node, ast.Attribute) and node.attr in _AXIS_MOVES and (
-                index > 0 or first is None or node.lineno < first
+                index > 0 or first is None or node.lineno < first or id(node) in inside
             ):
                 return True
     return False

@@ -61,10 +61,13 @@ def _smallest_input(module: nn.Module, axis: int) -> int:
     return 1 + max(0, -(-(2 * padding - grown + 1) // module.stride[axis]))
 
 
-def _input_for_module(module: nn.Module, depth: int, entry: int | str = 0) -> _Found | None:
+def _input_for_module(
+    module: nn.Module, depth: int, entry: int | str = 0, member: int | None = None
+) -> _Found | None:
     """The input ``module`` expects, or None when the module says nothing about its
     input's shape; ``entry`` is where the argument enters a user-defined module's forward
-    (a position or a keyword)."""
+    (a position or a keyword), ``member`` its place in a tuple handed there (an LSTM's
+    ``(h0, c0)``)."""
     if depth > 4:
         return None
     if isinstance(module, nn.modules.lazy.LazyModuleMixin) and module.has_uninitialized_params():
@@ -98,6 +101,9 @@ def _input_for_module(module: nn.Module, depth: int, entry: int | str = 0) -> _F
         if not isinstance(module, nn.LSTM):
             return _Found((layers, "batch", module.hidden_size), _floats, note)
         projected = module.proj_size or module.hidden_size
+        if member in (0, 1):  # one member of the tuple forward builds: h_0 (at proj_size) or c_0
+            size = projected if member == 0 else module.hidden_size
+            return _Found((layers, "batch", size), _floats, f"{note}, its {('h_0', 'c_0')[member]}")
 
         def state(shape: _Shape) -> st.SearchStrategy:
             return st.tuples(dst.tensors(shape=(*shape[:-1], projected)), dst.tensors(shape=shape))
@@ -160,7 +166,9 @@ def _input_for_module(module: nn.Module, depth: int, entry: int | str = 0) -> _F
         for expression in flow.consumers:
             inner = _resolve_module(module, expression)
             if inner is not None:
-                found = _input_for_module(inner, depth + 1, flow.entries.get(expression, 0))
+                found = _input_for_module(
+                    inner, depth + 1, flow.entries.get(expression, 0), flow.members.get(expression)
+                )
                 if found is not None:
                     return found
     return None

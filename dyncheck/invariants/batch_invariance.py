@@ -50,7 +50,7 @@ from torch import nn
 from dyncheck.agreement import ROUNDING_FACTOR, close
 from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
 from dyncheck.errors import InvariantViolation, ModelError
-from dyncheck.examples import Example, strategy_arguments, strategy_kind, strategy_members
+from dyncheck.examples import Example, strategy_arguments, strategy_entries, strategy_kind, strategy_members
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.seeding import seeded
 from dyncheck.target import Target
@@ -74,9 +74,11 @@ def _named_batch_axis(strategy: Any, value: Any, size: int) -> int | dict[str, i
     the batch."""
     if strategy_kind(strategy) == "sequence_lists" and isinstance(value, list) and len(value) == size:
         return 0
-    if isinstance(value, dict):  # a dict of inputs: each entry's own axis (a dict in it, its entries')
+    if isinstance(value, dict):  # a dict of inputs: each entry's own axis (a dict or tuple in it, its members')
+        entries = strategy_entries(strategy)
         axes = {
-            key: _named_batch_axis(None, item, size) if isinstance(item, dict) else _batch_axis(item, size)
+            key: _named_batch_axis(entries.get(key), item, size) if type(item) in (dict, tuple)
+            else _batch_axis(item, size)
             for key, item in value.items()
         }
         return axes if any(axis is not None for axis in axes.values()) else None

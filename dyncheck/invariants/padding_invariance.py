@@ -236,9 +236,14 @@ def mask_argument(target: Target) -> Slot | None:
 
 
 def _strategy(target: Target, slot: Slot) -> Any:
+    """The strategy that draws the value at ``slot`` (an entry's, a tuple member's)."""
     strategy = target.spec.inputs.get(slot[0])
     for key in _keys(slot):
-        strategy = strategy_entries(strategy).get(key)
+        members = strategy_members(strategy)
+        if isinstance(key, int) and 0 <= key < len(members):
+            strategy = members[key]
+        else:
+            strategy = strategy_entries(strategy).get(key)
     return strategy
 
 
