@@ -779,14 +779,19 @@ def _probe_layout(instance: nn.Module, inputs: dict[str, Any], inferred: dict[st
     its outputs alone, and the layout drawn before (``[batch, time]`` ids; vectors) does not
     give that. Otherwise the earlier layout is drawn, its note saying why: forward may
     arrange the axes itself (a transpose in the layer's call), index steps one at a time, or
-    make a sequence of one step (``unsqueeze``) or an initial state of the vectors."""
-    from dyncheck.infer.forward import SEQUENCE_NOTE, TIME_MAJOR_NOTE
+    make a sequence of one step (``unsqueeze``) or an initial state of the vectors.
+
+    The other way round, in a model with a time-major layer the source did not connect to
+    them (inside a submodule of the model's own), batch-first ids or sequences are drawn
+    time-major when only that layout gives each sample its own outputs."""
+    from dyncheck.infer.forward import SEQUENCE_NOTE, TIME_MAJOR_NOTE, _batch_first
 
     marked = [
         (name, marker) for name in inputs for marker in (TIME_MAJOR_NOTE, SEQUENCE_NOTE)
         if marker in inferred.get(name, "")
     ]
-    shapes = _inferred_tensors(inputs, inferred, tokens=True) if marked else None
+    time_major = any(_batch_first(m) is False for m in instance.modules())
+    shapes = _inferred_tensors(inputs, inferred, tokens=True) if marked or time_major else None
     if shapes is None:
         return
     for name, marker in marked:
@@ -802,14 +807,30 @@ def _probe_layout(instance: nn.Module, inputs: dict[str, Any], inferred: dict[st
             continue  # nothing better to draw
         inputs[name] = _reshaped(inputs[name], before)
         shapes[name] = (before, dtype)
-        found = (
+        note = inferred[name]
+        inferred[name] = note[:note.index(marker)] + f"; {list(before)}, not {list(shape)}: on {list(shape)} " + (
             f"the model raised {type(suggested).__name__} ({one_line(suggested)})" if isinstance(suggested, Exception)
             else "each sample's outputs were its outputs alone either way" if suggested
             else "a sample's outputs depended on the other sample in its batch"
         )
-        note = inferred[name]
-        inferred[name] = (
-            note[:note.index(marker)] + f"; {list(before)}, not {list(shape)}: on {list(shape)} {found}"
+    if not time_major:
+        return
+    for name, (shape, dtype) in list(shapes.items()):
+        if any(marker in inferred.get(name, "") for marker in (TIME_MAJOR_NOTE, SEQUENCE_NOTE)):
+            continue
+        tokens = isinstance(dtype, tuple) and not isinstance(dtype[0], str)
+        if tuple(shape[:2]) != ("batch", "time") or len(shape) != (2 if tokens else 3):
+            continue
+        flipped = ("time", "batch", *shape[2:])
+        if _own_samples(instance, {**shapes, name: (flipped, dtype)}, dims) is not True:
+            continue
+        if _own_samples(instance, shapes, dims) is True:
+            continue
+        inputs[name] = _reshaped(inputs[name], flipped)
+        shapes[name] = (flipped, dtype)
+        inferred[name] += (
+            f"; time-major: on {list(shape)} a sample's outputs depended on the other sample in its batch, "
+            f"on {list(flipped)} each sample's were its own"
         )
 
 

@@ -2540,6 +2540,27 @@ class InitFromContext(nn.Module):
         return self.gru(x, h0)[0]
 
 
+class InnerEncoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, 0.0), 1, enable_nested_tensor=False)
+
+    def forward(self, x):
+        return self.enc(x)
+
+
+class SubmoduleTimeMajor(nn.Module):
+    """A time-major encoder inside a submodule of the model's own: the source does not connect it."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(20, 8)
+        self.inner = InnerEncoder()
+
+    def forward(self, src):
+        return self.inner(self.emb(src))
+
+
 def test_a_layout_the_source_suggests_is_confirmed_by_calling_the_model():
     # A transpose in the layer's own call arranges the layout: the ids stay batch-first.
     target = resolved(InlineTransposeEncoder)
@@ -2551,6 +2572,14 @@ def test_a_layout_the_source_suggests_is_confirmed_by_calling_the_model():
     assert target.inferred_inputs["tokens"] == (
         "first consumed by embed (Embedding(num_embeddings=20): integer tokens); ['batch', 'time'], not "
         "['time', 'batch']: on ['time', 'batch'] a sample's outputs depended on the other sample in its batch"
+    )
+    assert_callable(target, max_examples=5)
+    # A time-major layer the source does not connect the ids to: only [time, batch] keeps the samples apart.
+    target = resolved(SubmoduleTimeMajor)
+    assert strategy_arguments(target.spec.inputs["src"])["shape"] == ("time", "batch")
+    assert target.inferred_inputs["src"].endswith(
+        "; time-major: on ['batch', 'time'] a sample's outputs depended on the other sample in its batch, "
+        "on ['time', 'batch'] each sample's were its own"
     )
     assert_callable(target, max_examples=5)
     # Vectors made one step, or an initial state, of a time-major GRU: sequences raise.
