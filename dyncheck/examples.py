@@ -136,8 +136,12 @@ def strategy_entries(strategy: Any) -> Mapping[Any, Any]:
 
 def strategy_members(strategy: Any) -> tuple[Any, ...]:
     """The member strategies of a tuple of inputs drawn by ``tuples`` (an LSTM's
-    ``(h_0, c_0)``), in order; empty for any other strategy."""
-    if getattr(getattr(strategy, "function", None), "__name__", None) == "tuples":
+    ``(h_0, c_0)``), in order; empty for any other strategy, ``tuples(...).map(f)`` included
+    (``f`` may reorder or retype the members)."""
+    if (
+        getattr(getattr(strategy, "function", None), "__name__", None) == "tuples"
+        and not getattr(strategy, "_transformations", ())
+    ):
         return tuple(getattr(strategy, "_LazyStrategy__args", ()))
     return ()
 

@@ -197,6 +197,18 @@ def test_a_strategy_says_which_dyncheck_strategy_made_it_and_with_what():
     assert strategy_kind(attention_masks().filter(lambda m: True)) is None
 
 
+def test_a_tuple_of_inputs_gives_its_members_unless_mapped():
+    from hypothesis import strategies as st
+
+    from dyncheck.examples import strategy_members
+    from dyncheck.strategies import tensors
+
+    h, c = tensors(shape=(1, "batch", 3)), tensors(shape=(1, "batch", 4))
+    assert strategy_members(st.tuples(h, c)) == (h, c)
+    assert strategy_members(st.tuples(h, c).map(lambda t: t[::-1])) == ()  # the members may have moved
+    assert strategy_members(h) == ()
+
+
 # find
 
 
