@@ -2561,6 +2561,28 @@ class SubmoduleTimeMajor(nn.Module):
         return self.inner(self.emb(src))
 
 
+class TransposedPackWithState(nn.Module):
+    """Batch-first ids transposed into a time-major pack, an LSTM state from the caller (a
+    tuple: no call confirms the layout, the source alone decides)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(20, 8)
+        self.lstm = nn.LSTM(8, 8)
+
+    def forward(self, tokens, lengths, hidden):
+        packed = nn.utils.rnn.pack_padded_sequence(
+            self.emb(tokens).transpose(0, 1), lengths.cpu(), enforce_sorted=False
+        )
+        return self.lstm(packed, hidden)[1][0][-1]
+
+
+def test_a_transpose_before_a_time_major_pack_keeps_the_ids_batch_first():
+    target = resolved(TransposedPackWithState)
+    assert strategy_arguments(target.spec.inputs["tokens"])["shape"] == ("batch", "time")
+    assert_callable(target, max_examples=5)
+
+
 def test_a_layout_the_source_suggests_is_confirmed_by_calling_the_model():
     # A transpose in the layer's own call arranges the layout: the ids stay batch-first.
     target = resolved(InlineTransposeEncoder)

@@ -8,6 +8,7 @@ import inspect
 import math
 import re
 import typing
+from collections.abc import Callable
 from typing import Any
 
 from torch import nn
@@ -571,28 +572,37 @@ def _sequence_layout(
     ``batch_first`` when the flow reaches one (a packed RNN input ignores the RNN's own
     flag), else the flag of the first sequence layer in ``later`` (consumers: recurrent,
     attention and transformer layers, :func:`_batch_first`), else batch-first. A forward
-    that moves axes (``transpose``, ``permute``, ``.T`` ...) before it calls that layer, or
-    in a helper the input passes through, arranges the layout itself: batch-first (DeepSpeech
-    transposes ``[batch, time, F]`` for its time-major RNN)."""
+    that moves axes (``transpose``, ``permute``, ``.T`` ...) before it calls that layer (or
+    packs), or in a helper the input passes through, arranges the layout itself:
+    batch-first (DeepSpeech transposes ``[batch, time, F]`` for its time-major RNN)."""
     if flow.packs and flow.packs[0] is not None:
+        if not flow.packs[0] and _axes_moved_before(scopes, _calls_pack):
+            return True, ""
         return flow.packs[0], f"pack_padded_sequence has batch_first={flow.packs[0]}"
+    roots = {flow.self_name: ""}
     for expression in later:
         flag = _batch_first(_resolve_module(model, expression))
         if flag is not None:
-            if not flag and _axes_moved_before(scopes, expression, {flow.self_name: ""}):
+            if not flag and _axes_moved_before(scopes, lambda call: _self_module(call.func, roots) == expression):
                 return True, ""
             return flag, f"{expression} has batch_first={flag}"
     return True, ""
 
 
-def _axes_moved_before(scopes: list[tuple[Any, frozenset[str]]], expression: str, roots: dict[str, str]) -> bool:
-    """Whether forward (``scopes[0]``) moves an axis on a line before its first call of the
-    layer ``expression`` or in that call's arguments (``self.rnn(x.transpose(0, 1))``), or a
-    helper in ``scopes`` moves one anywhere (its order is not known)."""
+def _calls_pack(call: ast.Call) -> bool:
+    """Whether ``call`` is ``pack_padded_sequence(...)`` (by any module path)."""
+    func = call.func
+    return (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)) == "pack_padded_sequence"
+
+
+def _axes_moved_before(scopes: list[tuple[Any, frozenset[str]]], calls_layer: Callable[[ast.Call], bool]) -> bool:
+    """Whether forward (``scopes[0]``) moves an axis on a line before its first call that
+    ``calls_layer`` picks, or in that call's arguments (``self.rnn(x.transpose(0, 1))``), or
+    a helper in ``scopes`` moves one anywhere (its order is not known)."""
     forward = scopes[0][0] if scopes else None
     calls = sorted(
         (node for node in (ast.walk(forward) if forward is not None else ())
-         if isinstance(node, ast.Call) and _self_module(node.func, roots) == expression),
+         if isinstance(node, ast.Call) and calls_layer(node)),
         key=lambda node: node.lineno,
     )
     first = calls[0].lineno if calls else None
