@@ -1075,32 +1075,37 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
     if found is None:
         return
     shapes, tokens = {}, {}
+    layouts = set()
     for name, (shape, dtype) in found.items():
-        if isinstance(dtype, tuple) and not isinstance(dtype[0], str) and shape == ("batch", "time"):
+        if isinstance(dtype, tuple) and not isinstance(dtype[0], str) and shape in (("batch", "time"), ("time", "batch")):
             tokens[name] = dtype
+            layouts.add(tuple(shape))
             continue
         if len(shape) != 2 or shape[0] != "batch" or not isinstance(shape[1], int):
             return
         if dtype not in (torch.float32, torch.float64):
             return
         shapes[name] = shape[1]
-    if not shapes:
+    if not shapes or len(layouts) > 1:
         return
+    # the sequences in the layout of the ids beside them: time-major when the ids are
+    time_major = layouts == {("time", "batch")}
+    sizes = (3, 2) if time_major else (2, 3)
 
-    def runs(*middle: int) -> Exception | None:
+    def runs(sequences: bool) -> Exception | None:
         return _probe_call(instance, {
-            **{name: torch.randn(2, *middle, features) for name, features in shapes.items()},
-            **{name: torch.randint(low, high + 1, (2, 3), dtype=dtype) for name, (dtype, low, high) in tokens.items()},
+            **{name: torch.randn(*(sizes if sequences else (2,)), features) for name, features in shapes.items()},
+            **{name: torch.randint(low, high + 1, sizes, dtype=dtype) for name, (dtype, low, high) in tokens.items()},
         })
 
-    error = runs()
-    if error is None or runs(3) is not None:
+    error = runs(False)
+    if error is None or runs(True) is not None:
         return
     for name, features in shapes.items():
-        inputs[name] = _reshaped(inputs[name], ("batch", "time", features))
+        inputs[name] = _reshaped(inputs[name], (*(("time", "batch") if time_major else ("batch", "time")), features))
         inferred[name] += (
             f"; a sequence of them: called on [2, {features}] it raised {type(error).__name__} "
-            f"({one_line(error)}), on [2, 3, {features}] it ran"
+            f"({one_line(error)}), on {[*sizes, features]} it ran"
         )
 
 

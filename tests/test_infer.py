@@ -22,7 +22,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import dyncheck.strategies as dst
 from dyncheck.errors import InvalidArgument, TargetError
-from dyncheck.examples import from_target, strategy_arguments, strategy_kind
+from dyncheck.examples import from_target, strategy_arguments, strategy_kind, strategy_members
 from dyncheck.infer import INFERRED_SIZES, infer_init
 from dyncheck.spec import Spec
 from dyncheck.target import Target, resolve, resolve_spec
@@ -2396,7 +2396,8 @@ def test_the_hidden_state_an_rnn_is_given_is_drawn_as_one():
     target = resolved(HiddenStateLM)
     assert strategy_arguments(target.spec.inputs["hidden"])["shape"] == (2, "batch", 8)
     assert target.inferred_inputs["hidden"] == (
-        "first consumed by gru (GRU(hidden_size=8, num_layers=2): its initial hidden state)"
+        "first consumed by gru (GRU(hidden_size=8, num_layers=2): its initial hidden state, in [-1, 1] as tanh "
+        "leaves one)"
     )
     assert_callable(target, max_examples=10)
     # Batch second whatever batch_first says; layers times directions first; by keyword too.
@@ -2577,6 +2578,60 @@ class TransposedPackWithState(nn.Module):
         return self.lstm(packed, hidden)[1][0][-1]
 
 
+class DecoderWithMemory(nn.Module):
+    """A time-major transformer decoder over the encoder's output (memory) beside target ids."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(12, 8)
+        self.dec = nn.TransformerDecoder(nn.TransformerDecoderLayer(8, 2, 16, 0.0), 1)
+        self.fc = nn.Linear(8, 12)
+
+    def forward(self, tgt, memory):
+        mask = nn.Transformer.generate_square_subsequent_mask(tgt.size(0))
+        return self.fc(self.dec(self.emb(tgt), memory, tgt_mask=mask))
+
+
+class TransposedMaskBeside(nn.Module):
+    """Time-major ids, and a padding mask [time, batch] transposed in the encoder's call."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(11, 8)
+        self.enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, 0.0), 1, enable_nested_tensor=False)
+
+    def forward(self, src, mask):
+        return self.enc(self.emb(src), src_key_padding_mask=mask.t())
+
+
+class UnpackedState(nn.Module):
+    """An LSTM state passed as one argument and unpacked in forward: ``h, c = state``."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(5, 4, batch_first=True)
+
+    def forward(self, x, state):
+        h, c = state
+        return self.lstm(x, (h, c))[0]
+
+
+def test_sequences_beside_time_major_ids_and_what_the_input_enters_as():
+    # The memory a time-major decoder reads beside time-major ids: a sequence in their layout.
+    target = resolved(DecoderWithMemory)
+    assert strategy_arguments(target.spec.inputs["tgt"])["shape"] == ("time", "batch")
+    assert strategy_arguments(target.spec.inputs["memory"])["shape"] == ("time", "batch", 8)
+    assert_callable(target, max_examples=5)
+    # A mask transposed beside the ids in the layer's call moves no axis of the ids (the
+    # Spec gives the mask, so no call confirms the layout: the source decides).
+    target = resolved(TransposedMaskBeside, inputs={"mask": dst.tensors(shape=("time", "batch"), dtype=torch.bool)})
+    assert strategy_arguments(target.spec.inputs["src"])["shape"] == ("time", "batch")
+    # An argument unpacked into both members of the state is the whole tuple.
+    target = resolved(UnpackedState)
+    assert len(strategy_members(target.spec.inputs["state"])) == 2
+    assert_callable(target, max_examples=5)
+
+
 def test_a_transpose_before_a_time_major_pack_keeps_the_ids_batch_first():
     target = resolved(TransposedPackWithState)
     assert strategy_arguments(target.spec.inputs["tokens"])["shape"] == ("batch", "time")
@@ -2655,7 +2710,8 @@ def test_each_member_of_a_state_tuple_forward_builds_is_drawn_as_that_member():
     assert strategy_arguments(target.spec.inputs["h0"])["shape"] == (2, "batch", 3)  # at proj_size
     assert strategy_arguments(target.spec.inputs["c0"])["shape"] == (2, "batch", 6)
     assert target.inferred_inputs["c0"] == (
-        "first consumed by lstm (LSTM(hidden_size=6, num_layers=2): its initial hidden state, its c_0)"
+        "first consumed by lstm (LSTM(hidden_size=6, num_layers=2): its initial hidden state, in [-1, 1] as tanh "
+        "leaves one; its c_0)"
     )
     assert_callable(target, max_examples=5)
 
@@ -2671,15 +2727,21 @@ def test_an_lstm_state_is_drawn_as_the_tuple_and_token_ids_follow_a_time_major_l
         "batch_first=False"
     )
     assert repr(target.spec.inputs["hidden"]) == (
-        "tuples(tensors(shape=(2, 'batch', 12)), tensors(shape=(2, 'batch', 12)))"
+        "tuples(tensors(max_value=1.0, min_value=-1.0, shape=(2, 'batch', 12)), "
+        "tensors(max_value=1.0, min_value=-1.0, shape=(2, 'batch', 12)))"
     )
     assert target.inferred_inputs["hidden"] == (
-        "first consumed by rnn (LSTM(hidden_size=12, num_layers=2): its initial hidden state, the tuple (h_0, c_0))"
+        "first consumed by rnn (LSTM(hidden_size=12, num_layers=2): its initial hidden state, in [-1, 1] as tanh "
+        "leaves one; the tuple (h_0, c_0))"
     )
     assert_callable(target, max_examples=10)
     # h_0 has the projection's size, c_0 the hidden size.
     target = resolved(ProjectedState)
-    assert repr(target.spec.inputs["state"]) == "tuples(tensors(shape=(1, 'batch', 3)), tensors(shape=(1, 'batch', 6)))"
+    members = strategy_members(target.spec.inputs["state"])
+    assert [strategy_arguments(m) for m in members] == [
+        {"shape": (1, "batch", 3), "min_value": -1.0, "max_value": 1.0},
+        {"shape": (1, "batch", 6), "min_value": -1.0, "max_value": 1.0},
+    ]
     assert_callable(target, max_examples=10)
     # ... and a time-major transformer encoder (the same example's Transformer).
     from reference_models.word_lm import WordTransformerLM

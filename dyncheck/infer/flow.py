@@ -180,9 +180,10 @@ class _Flow(ast.NodeVisitor):
         if joined is not None:
             self.concatenated[expression] = joined
         if isinstance(entry[1], ast.Tuple):
-            member = next((i for i, e in enumerate(entry[1].elts) if self._carries(e)), None)
-            if member is not None:
-                self.members[expression] = member
+            # one member only: an argument unpacked into all of them (h, c = state) is the tuple
+            carried = [i for i, e in enumerate(entry[1].elts) if self._carries(e)]
+            if len(carried) == 1:
+                self.members[expression] = carried[0]
 
     # ----------------------------------------------------------------- calls followed
 

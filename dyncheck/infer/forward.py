@@ -576,14 +576,15 @@ def _sequence_layout(
     packs), or in a helper the input passes through, arranges the layout itself:
     batch-first (DeepSpeech transposes ``[batch, time, F]`` for its time-major RNN)."""
     if flow.packs and flow.packs[0] is not None:
-        if not flow.packs[0] and _axes_moved_before(scopes, _calls_pack):
+        if not flow.packs[0] and _axes_moved_before(scopes, _calls_pack, 0):
             return True, ""
         return flow.packs[0], f"pack_padded_sequence has batch_first={flow.packs[0]}"
     roots = {flow.self_name: ""}
     for expression in later:
         flag = _batch_first(_resolve_module(model, expression))
         if flag is not None:
-            if not flag and _axes_moved_before(scopes, lambda call: _self_module(call.func, roots) == expression):
+            calls_layer = lambda call: _self_module(call.func, roots) == expression  # noqa: E731
+            if not flag and _axes_moved_before(scopes, calls_layer, flow.entries.get(expression)):
                 return True, ""
             return flag, f"{expression} has batch_first={flag}"
     return True, ""
@@ -595,10 +596,13 @@ def _calls_pack(call: ast.Call) -> bool:
     return (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)) == "pack_padded_sequence"
 
 
-def _axes_moved_before(scopes: list[tuple[Any, frozenset[str]]], calls_layer: Callable[[ast.Call], bool]) -> bool:
+def _axes_moved_before(
+    scopes: list[tuple[Any, frozenset[str]]], calls_layer: Callable[[ast.Call], bool], entry: int | str | None
+) -> bool:
     """Whether forward (``scopes[0]``) moves an axis on a line before its first call that
-    ``calls_layer`` picks, or in that call's arguments (``self.rnn(x.transpose(0, 1))``), or
-    a helper in ``scopes`` moves one anywhere (its order is not known)."""
+    ``calls_layer`` picks, or in that call's argument ``entry`` (a position or keyword: where
+    the input enters, ``self.rnn(x.transpose(0, 1))``; a mask transposed beside it does not
+    count), or a helper in ``scopes`` moves one anywhere (its order is not known)."""
     forward = scopes[0][0] if scopes else None
     calls = sorted(
         (node for node in (ast.walk(forward) if forward is not None else ())
@@ -606,7 +610,12 @@ def _axes_moved_before(scopes: list[tuple[Any, frozenset[str]]], calls_layer: Ca
         key=lambda node: node.lineno,
     )
     first = calls[0].lineno if calls else None
-    inside = {id(n) for call in calls[:1] for arg in [*call.args, *call.keywords] for n in ast.walk(arg)}
+    arguments = [
+        value for call in calls[:1]
+        for key, value in [*enumerate(call.args), *((k.arg, k.value) for k in call.keywords)]
+        if entry is None or key == entry
+    ]
+    inside = {id(n) for value in arguments for n in ast.walk(value)}
     for index, (tree, _) in enumerate(scopes):
         for node in ast.walk(tree) if tree is not None else ():
             if isinstance(node, ast.Attribute) and node.attr in _AXIS_MOVES and (

@@ -36,6 +36,12 @@ def _floats(shape: _Shape) -> st.SearchStrategy:
     return dst.tensors(shape=shape)
 
 
+def _state(shape: _Shape) -> st.SearchStrategy:
+    """A recurrent layer's initial state: values in [-1, 1], as tanh leaves a hidden state
+    (at a magnitude of 1e3, float32's rounding of the recurrence is not what a model meets)."""
+    return dst.tensors(shape=shape, min_value=-1.0, max_value=1.0)
+
+
 def _swap(shape: _Shape, axes: tuple[int, int] | None) -> _Shape | None:
     """``shape`` with ``axes`` swapped, or None when there is nothing (valid) to swap."""
     if axes is None or not all(-len(shape) <= a < len(shape) for a in axes):
@@ -97,18 +103,21 @@ def _input_for_module(
         # The initial hidden state, [num_layers * directions, batch, hidden_size] whatever
         # batch_first says; an LSTM's is the tuple (h_0, c_0), h_0 of proj_size if it has one.
         layers = module.num_layers * (2 if module.bidirectional else 1)
-        note = f"{kind}(hidden_size={module.hidden_size}, num_layers={module.num_layers}): its initial hidden state"
+        note = (
+            f"{kind}(hidden_size={module.hidden_size}, num_layers={module.num_layers}): its initial hidden state, "
+            "in [-1, 1] as tanh leaves one"
+        )
         if not isinstance(module, nn.LSTM):
-            return _Found((layers, "batch", module.hidden_size), _floats, note)
+            return _Found((layers, "batch", module.hidden_size), _state, note)
         projected = module.proj_size or module.hidden_size
         if member in (0, 1):  # one member of the tuple forward builds: h_0 (at proj_size) or c_0
             size = projected if member == 0 else module.hidden_size
-            return _Found((layers, "batch", size), _floats, f"{note}, its {('h_0', 'c_0')[member]}")
+            return _Found((layers, "batch", size), _state, f"{note}; its {('h_0', 'c_0')[member]}")
 
         def state(shape: _Shape) -> st.SearchStrategy:
-            return st.tuples(dst.tensors(shape=(*shape[:-1], projected)), dst.tensors(shape=shape))
+            return st.tuples(_state((*shape[:-1], projected)), _state(shape))
 
-        return _Found((layers, "batch", module.hidden_size), state, f"{note}, the tuple (h_0, c_0)")
+        return _Found((layers, "batch", module.hidden_size), state, f"{note}; the tuple (h_0, c_0)")
     if isinstance(module, nn.RNNBase):
         layout = ("batch", "time") if module.batch_first else ("time", "batch")
         note = f"{kind}(input_size={module.input_size}, batch_first={module.batch_first})"
