@@ -2616,6 +2616,24 @@ class UnpackedState(nn.Module):
         return self.lstm(x, (h, c))[0]
 
 
+class PermutedIntoLSTM(nn.Module):
+    """Features [batch, time, F] permuted by forward for a time-major LSTM, its first consumer."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(5, 4)
+
+    def forward(self, x):
+        return self.lstm(x.permute(1, 0, 2))[0].permute(1, 0, 2)
+
+
+def test_a_permute_that_swaps_two_axes_into_the_first_consumer_is_a_transpose():
+    target = resolved(PermutedIntoLSTM)
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", "time", 5)
+    assert target.inferred_inputs["x"].endswith("; it reaches lstm through transpose(0, 1)")
+    assert_callable(target, max_examples=5)
+
+
 def test_sequences_beside_time_major_ids_and_what_the_input_enters_as():
     # The memory a time-major decoder reads beside time-major ids: a sequence in their layout.
     target = resolved(DecoderWithMemory)

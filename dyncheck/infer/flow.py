@@ -383,8 +383,9 @@ def _function_tree(function: Callable) -> ast.FunctionDef | None:
 
 
 def _swapped_axes(node: ast.AST) -> tuple[int, int] | None:
-    """The two axes ``t.transpose(1, 2)``, ``torch.transpose(t, 1, 2)``, ``t.mT`` or
-    ``t.permute(0, 2, 1)`` swap; None for anything else."""
+    """The two axes ``t.transpose(1, 2)``, ``torch.transpose(t, 1, 2)``, ``t.mT`` or a
+    ``t.permute(...)`` that swaps two axes (``(0, 2, 1)``, ``(1, 0, 2)``) swap; None for
+    anything else."""
     if isinstance(node, ast.Attribute) and node.attr in ("mT", "mH"):
         return (-2, -1)
     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
@@ -395,8 +396,10 @@ def _swapped_axes(node: ast.AST) -> tuple[int, int] | None:
     if node.func.attr in ("transpose", "swapaxes", "swapdims") and len(numbers) == 2:
         if all(isinstance(n, int) for n in numbers) and numbers[0] != numbers[1]:
             return (min(numbers), max(numbers))
-    if node.func.attr == "permute" and numbers == [0, 2, 1]:
-        return (1, 2)
+    if node.func.attr == "permute" and sorted(n for n in numbers if isinstance(n, int)) == list(range(len(numbers))):
+        moved = [axis for axis, n in enumerate(numbers) if n != axis]
+        if len(moved) == 2:  # a permutation that swaps two axes: permute(1, 0, 2), permute(0, 2, 1)
+            return (moved[0], moved[1])
     return None
 
 
