@@ -794,13 +794,22 @@ def _probe_layout(instance: nn.Module, inputs: dict[str, Any], inferred: dict[st
     shapes = _inferred_tensors(inputs, inferred, tokens=True) if marked or time_major else None
     if shapes is None:
         return
+    verdicts: dict[tuple, Any] = {}
+
+    def own(layout: dict[str, tuple[tuple, Any]]) -> Any:
+        """:func:`_own_samples` on ``layout``, called once per distinct layout."""
+        key = tuple((name, tuple(shape)) for name, (shape, _) in layout.items())
+        if key not in verdicts:
+            verdicts[key] = _own_samples(instance, layout, dims)
+        return verdicts[key]
+
     for name, marker in marked:
         shape, dtype = shapes[name]
         before = ("batch", "time") if marker == TIME_MAJOR_NOTE else tuple(d for d in shape if d != "time")
         if before == tuple(shape) or "batch" not in before:
             continue
-        suggested = _own_samples(instance, shapes, dims)
-        earlier = _own_samples(instance, {**shapes, name: (before, dtype)}, dims)
+        suggested = own(shapes)
+        earlier = own({**shapes, name: (before, dtype)})
         if suggested is True and earlier is not True:
             continue
         if isinstance(earlier, Exception):
@@ -822,9 +831,7 @@ def _probe_layout(instance: nn.Module, inputs: dict[str, Any], inferred: dict[st
         if tuple(shape[:2]) != ("batch", "time") or len(shape) != (2 if tokens else 3):
             continue
         flipped = ("time", "batch", *shape[2:])
-        if _own_samples(instance, {**shapes, name: (flipped, dtype)}, dims) is not True:
-            continue
-        if _own_samples(instance, shapes, dims) is True:
+        if own({**shapes, name: (flipped, dtype)}) is not True or own(shapes) is True:
             continue
         inputs[name] = _reshaped(inputs[name], flipped)
         shapes[name] = (flipped, dtype)

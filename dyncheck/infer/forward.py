@@ -579,15 +579,16 @@ def _sequence_layout(
         if not flow.packs[0] and _axes_moved_before(scopes, _calls_pack, 0):
             return True, ""
         return flow.packs[0], f"pack_padded_sequence has batch_first={flow.packs[0]}"
+    expression = _sequence_layer(model, later)
+    if expression is None:
+        return True, ""
+    flag = _batch_first(_resolve_module(model, expression))
     roots = {flow.self_name: ""}
-    for expression in later:
-        flag = _batch_first(_resolve_module(model, expression))
-        if flag is not None:
-            calls_layer = lambda call: _self_module(call.func, roots) == expression  # noqa: E731
-            if not flag and _axes_moved_before(scopes, calls_layer, flow.entries.get(expression)):
-                return True, ""
-            return flag, f"{expression} has batch_first={flag}"
-    return True, ""
+    if not flag and _axes_moved_before(
+        scopes, lambda call: _self_module(call.func, roots) == expression, flow.entries.get(expression)
+    ):
+        return True, ""
+    return flag, f"{expression} has batch_first={flag}"
 
 
 def _calls_pack(call: ast.Call) -> bool:

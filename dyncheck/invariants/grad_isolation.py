@@ -148,8 +148,7 @@ def _track_silent(
     them is dropped for the rest of the run."""
     silent: dict[str, list[Any]] = context.memo.setdefault("silent", {})
     dropped: set[str] = context.memo.setdefault("silent_done", set())
-    candidates: dict[str, nn.Parameter] = {}
-    owners_of: dict[str, tuple[str, ...]] = {}
+    candidates: dict[str, tuple[nn.Parameter, tuple[str, ...]]] = {}  # key -> (parameter, its modules)
     for parameter, names, owners in owners_by_param:
         key = names[0]
         if (
@@ -161,12 +160,11 @@ def _track_silent(
             dropped.add(key)
             silent.pop(key, None)
         else:
-            candidates[key] = parameter
-            owners_of[key] = owners
+            candidates[key] = (parameter, owners)
     if not candidates:
         return
     zero = zero_parameter_gradients(context, model, example, list(candidates))
-    for key, parameter in candidates.items():
+    for key, (parameter, owners) in candidates.items():
         entry = silent.setdefault(key, [0, None, 0])  # examples, witness, examples tried
         if key not in zero or (entry[1] is None and entry[2] >= _MOVE_TRIES):
             # It learns after all, or moving it changed nothing on the examples tried (a
@@ -179,7 +177,7 @@ def _track_silent(
             entry[2] += 1
             # An embedding's padding row is never trained, by torch's design: on an example
             # of padding tokens only, moving that row changes the output, and proves nothing.
-            kept = untrained_rows(model, owners_of[key], parameter)
+            kept = untrained_rows(model, owners, parameter)
             if moving_changes_output(context, model, example, parameter, kept):
                 entry[1] = (example, trace.path)
 
