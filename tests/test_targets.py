@@ -375,3 +375,26 @@ def test_attention_saturated_by_large_inputs_is_rounding_not_a_finding(dyncheck_
     run = dyncheck_run("--dyncheck", target, f"--dyncheck-invariants={invariant}", "--dyncheck-seed=1",
                        "--dyncheck-max-examples=100")
     assert run.outcomes() == {f"dyncheck::{target}::{invariant}": "PASSED"}, run.text
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "reference_models.lenet:LeNet",  # the size probe calls it on random images
+        "reference_models.word_lm:WordTransformerLM",  # the layout probe calls it on random ids
+    ],
+)
+def test_resolution_leaves_the_callers_random_streams_as_they_were(target):
+    import random
+
+    import torch
+
+    from dyncheck.target import resolve
+
+    torch.manual_seed(5)
+    random.seed(5)
+    expected = (torch.rand(3).tolist(), random.random())
+    torch.manual_seed(5)
+    random.seed(5)
+    resolve(target)
+    assert (torch.rand(3).tolist(), random.random()) == expected
