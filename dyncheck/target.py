@@ -257,21 +257,16 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     _check_names(text, spec, instance)
     parameters = _forward_parameters(instance)
     declared_lengths = lengths_slot(spec.lengths) if spec.lengths is not None else None
-    if declared_lengths is not None and declared_lengths[0] not in parameters:
-        raise _fail(
-            text,
-            f"Spec(lengths={spec.lengths!r}) names an argument {type(instance).__qualname__}.forward does not "
-            f"take{_close(declared_lengths[0], list(parameters))} (it takes {', '.join(parameters) or 'nothing'})",
-        )
+    named = [(f"Spec(lengths={spec.lengths!r})", declared_lengths[0])] if declared_lengths is not None else []
     if isinstance(spec.padding_value, Mapping):
-        for key in spec.padding_value:
-            argument = padding_slot(key)[0]
-            if argument not in parameters:
-                raise _fail(
-                    text,
-                    f"Spec(padding_value={{{key!r}: ...}}) names an argument {type(instance).__qualname__}.forward "
-                    f"does not take{_close(argument, list(parameters))} (it takes {', '.join(parameters) or 'nothing'})",
-                )
+        named += [(f"Spec(padding_value={{{key!r}: ...}})", padding_slot(key)[0]) for key in spec.padding_value]
+    for field_text, argument in named:
+        if argument not in parameters:
+            raise _fail(
+                text,
+                f"{field_text} names an argument {type(instance).__qualname__}.forward does not "
+                f"take{_close(argument, list(parameters))} (it takes {', '.join(parameters) or 'nothing'})",
+            )
     unknown = sorted(set(spec.inputs) - set(parameters))
     if unknown:
         raise _fail(
