@@ -485,9 +485,17 @@ def _audit(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command (``argv`` None: the process's own arguments, and the process ends with
+    it) or a call with the given arguments."""
     try:
         return _main(list(sys.argv[1:] if argv is None else argv))
     finally:
+        if argv is None:
+            # The process ends next: the collector's last walk over what the run left
+            # (a second after a run of many checks) would free nothing the exit does not.
+            import gc
+
+            gc.freeze()
         # What _checkable resolved and the run did not take: a later run resolves afresh.
         # (Looked up, not imported: usage and --help do not import torch.)
         target = sys.modules.get("dyncheck.target")

@@ -82,13 +82,12 @@ def _shorten(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _position(invariant: str, settings: Settings) -> tuple[int, str]:
-    """Where ``invariant`` stands in the run: the order --dyncheck-invariants gives, else
-    the registry's."""
+def _order(settings: Settings) -> dict[str, int]:
+    """Where each invariant stands in the run: the order --dyncheck-invariants gives, else
+    the registry's (read once per summary: it scans the installed entry points)."""
     from dyncheck.invariants import registry
 
-    order = list(settings.invariants or registry())
-    return (order.index(invariant) if invariant in order else len(order), invariant)
+    return {name: index for index, name in enumerate(settings.invariants or registry())}
 
 
 def write(terminalreporter: Any, settings: Settings) -> None:
@@ -97,6 +96,7 @@ def write(terminalreporter: Any, settings: Settings) -> None:
         return
     terminalreporter.write_sep("=", "dyncheck summary")
     width = max(len(inv) for rows in table.values() for inv in rows)
+    order = _order(settings)
     for target in settings.targets:
         rows = table.get(target)
         if not rows:
@@ -115,7 +115,7 @@ def write(terminalreporter: Any, settings: Settings) -> None:
             f"{target}  —  {len(paths)} distinct path{'s' if len(paths) != 1 else ''} seen", bold=True, **markup
         )
         # In the run's order of invariants, not the order reports arrived in (xdist).
-        for invariant, row in sorted(rows.items(), key=lambda item: _position(item[0], settings)):
+        for invariant, row in sorted(rows.items(), key=lambda item: (order.get(item[0], len(order)), item[0])):
             verdict = row["verdict"]
             if verdict == "skipped":
                 detail = row["reason"]

@@ -244,6 +244,17 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_XdistGlue(settings, config), "dyncheck-xdist")
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # An xdist worker of a dyncheck run exits right after this: the collector would walk
+    # every model, tensor and example the checks left (about a second per worker, which
+    # the controller waits for). Frozen, they are freed as the process ends.
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is not None and settings.active and hasattr(config, "workerinput"):
+        import gc
+
+        gc.freeze()
+
+
 def _check_devices(text: str, origin: str) -> None:
     """A --dyncheck-devices value that names no device or Config is a usage error: as a
     skip it would pass a CI run quietly."""
