@@ -66,6 +66,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         gc.freeze()
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # The suite's own xdist workers exit right after this, as dyncheck's do (its plugin
+    # freezes for its workers): what the tests left is freed by the exit, not walked first.
+    if hasattr(config, "workerinput") and not config.getoption("dyncheck_only", False):
+        import gc
+
+        gc.freeze()
+
+
 def _profile() -> str:
     return os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
 
