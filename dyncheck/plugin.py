@@ -308,6 +308,10 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     ]
     if settings.profile:
         lines.append(f"dyncheck: profile {settings.profile} (--dyncheck-profile={settings.profile})")
+    if settings.max_examples_origin:
+        # Not Hypothesis's own default: say where the count was chosen.
+        count = settings.max_examples
+        lines.append(f"dyncheck: {count} example{'s' if count != 1 else ''} per check, from {settings.max_examples_origin}")
     if settings.shard:
         lines.append(f"dyncheck: shard {settings.shard[0]} of {settings.shard[1]} (--dyncheck-shard={settings.shard[0]}/{settings.shard[1]})")
     if settings.database:

@@ -33,6 +33,9 @@ class Settings:
     time_budget: float | None = None
     #: the --dyncheck-profile in use (its values are already merged into these fields)
     profile: str | None = None
+    #: where ``max_examples`` was configured, for the header ("[tool.dyncheck] in
+    #: pyproject.toml"); empty when the command line gave it or nothing did
+    max_examples_origin: str = ""
     #: (K, N): this run is shard K of N (--dyncheck-shard=K/N)
     shard: tuple[int, int] | None = None
     #: the example database as written, where it was given (for messages), and the folder
@@ -213,6 +216,7 @@ def parse(config: pytest.Config, known_invariants: Any) -> Settings:
 
     # The command line wins, then the profile, then [tool.dyncheck], then pytest's ini values.
     max_examples = _int_option(config, "--dyncheck-max-examples", None, minimum=1)
+    max_examples_origin = ""
     if max_examples is not None:
         from_command_line.add("max_examples")
     else:
@@ -221,6 +225,12 @@ def parse(config: pytest.Config, known_invariants: Any) -> Settings:
             or project.max_examples
             or _int_option(config, "--dyncheck-max-examples", "dyncheck_max_examples", minimum=1)
         )
+        if profile and profile.max_examples:
+            max_examples_origin = f"[tool.dyncheck.profiles.{profile_name}] in pyproject.toml"
+        elif project.max_examples:
+            max_examples_origin = "[tool.dyncheck] in pyproject.toml"
+        elif max_examples is not None:
+            max_examples_origin = "dyncheck_max_examples in the ini file"
 
     time_budget = _seconds_option(config, "--dyncheck-time-budget", None)
     if time_budget is not None:
@@ -299,6 +309,7 @@ def parse(config: pytest.Config, known_invariants: Any) -> Settings:
         devices_origin=devices_origin,
         tolerances=project.tolerances,
         profile=profile_name,
+        max_examples_origin=max_examples_origin,
         shard=_shard(config),
         database=database or None,
         database_origin=database_origin,

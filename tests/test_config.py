@@ -55,6 +55,8 @@ def test_targets_with_their_own_invariants_skips_and_budgets(dyncheck_run, pytes
     assert examples(run.text, GATED, "determinism") == "2 examples"
     assert examples(run.text, DEPTH, "determinism") == "3 examples"
     assert run.skip_reason(f"dyncheck::{DEPTH}::finite") == "checked by the training loop"
+    # not Hypothesis's own count: the header says where it was chosen
+    assert "dyncheck: 2 examples per check, from [tool.dyncheck] in pyproject.toml" in run.text
 
 
 def test_the_command_line_overrides_the_file(dyncheck_run, pytester):
@@ -75,6 +77,7 @@ def test_a_profile_replaces_the_top_level_values(dyncheck_run, pytester):
     pytester.makepyprojecttoml(PROJECT)
     run = dyncheck_run("--dyncheck-seed=1", "--dyncheck-profile=fast")
     assert "dyncheck: profile fast (--dyncheck-profile=fast)" in run.text
+    assert "dyncheck: 1 example per check, from [tool.dyncheck.profiles.fast] in pyproject.toml" in run.text
     # a target's own entry is more specific than the profile: only the command line beats it
     assert run.outcomes() == {
         f"dyncheck::{GATED}::finite": "PASSED",
@@ -86,6 +89,7 @@ def test_a_profile_replaces_the_top_level_values(dyncheck_run, pytester):
     # the command line still wins over the profile
     run = dyncheck_run("--dyncheck-seed=1", "--dyncheck-profile=fast", "--dyncheck-max-examples=2")
     assert examples(run.text, GATED, "finite") == "2 examples"
+    assert "examples per check, from" not in run.text  # the user gave it: nothing to say
 
 
 def test_a_reproduce_command_carries_the_targets_own_budget(pytester):
