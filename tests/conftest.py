@@ -46,8 +46,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
         share_cores(int(workerinput.get("workercount", 1)))
     # `make check` (python -m dyncheck, i.e. --dyncheck-only) also loads this file through
-    # testpaths; it checks the reference models with Hypothesis's own defaults, as a user would,
-    # and pays for torch._dynamo only if a check builds an optimizer.
+    # testpaths; it checks the reference models with the count pyproject.toml's
+    # [tool.dyncheck] gives, as a user's project would, and pays for torch._dynamo only if a
+    # check builds an optimizer.
     if not config.getoption("dyncheck_only", False):
         _import_what_optimizer_steps_import()
         settings.load_profile(_profile())
