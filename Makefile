@@ -17,8 +17,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 check: $(VENV)/.installed
 	$(PY) -m dyncheck reference_models -n 2
 
+# worksteal: an idle worker takes tests the other has queued (with the default "load", one
+# worker finished about 20 s before the other).
 test: $(VENV)/.installed
-	$(PY) -m pytest -n 2 tests
+	$(PY) -m pytest -n 2 --dist worksteal tests
 
 # Measurements, not tests (minutes; run on an idle machine): see benchmarks/RESULTS.md.
 bench: $(VENV)/.installed
