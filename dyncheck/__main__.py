@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from dyncheck.errors import DyncheckError
+from dyncheck.errors import NOTHING_LEFT, DyncheckError
 
 __all__ = ["expand", "main", "usage"]
 
@@ -378,10 +378,7 @@ def _arguments(argv: list[str]) -> list[str] | int:
             argument == "--dyncheck" or argument.startswith("--dyncheck=") for argument in passed
         )
         if not kept and not named:
-            raise _UsageError(
-                "dyncheck: nothing left to check: every model found was skipped (see above); "
-                "check one with module:Name and a dyncheck.Spec"
-            )
+            raise _UsageError(NOTHING_LEFT)
         for index, text in given.items():
             if ":" not in text:
                 expanded[index] = [t for t in expanded[index] if t in kept]
@@ -486,10 +483,7 @@ def _audit(argv: list[str]) -> int:
             expanded = _checkable(expanded)
         targets += [t for t in expanded if t not in targets]
     if options.targets and not targets:
-        raise _UsageError(
-            "dyncheck: nothing left to check: every model found was skipped (see above); "
-            "check one with module:Name and a dyncheck.Spec"
-        )
+        raise _UsageError(NOTHING_LEFT)
     if options.time_budget is not None and not targets:
         from dyncheck.invariants import registry
         from dyncheck.project import read

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 __all__ = [
+    "NOTHING_LEFT",
     "DyncheckError",
     "DyncheckWarning",
     "InvalidArgument",
@@ -22,6 +23,14 @@ __all__ = [
     "import_failure",
     "one_line",
 ]
+
+
+#: python -m dyncheck's usage error when every model a bare module or package stands for was
+#: left out for want of a Spec and none was named.
+NOTHING_LEFT = (
+    "dyncheck: nothing left to check: every model found was skipped (see above); "
+    "check one with module:Name and a dyncheck.Spec"
+)
 
 
 class DyncheckError(Exception):

@@ -293,15 +293,10 @@ def _resolve_all(config: pytest.Config, settings: Settings) -> dict[str, Any]:
     worker = hasattr(config, "workerinput")
     if expanded and here and not worker and not targets and not set(settings.targets) - expanded:
         # (An xdist controller says so when its workers are done: see _XdistGlue.)
-        raise pytest.UsageError(_NOTHING_LEFT)
+        from dyncheck.errors import NOTHING_LEFT
+
+        raise pytest.UsageError(NOTHING_LEFT)
     return targets
-
-
-#: Every model a bare module or package expanded to was left out, and none was named.
-_NOTHING_LEFT = (
-    "dyncheck: nothing left to check: every model found was skipped (see above); "
-    "check one with module:Name and a dyncheck.Spec"
-)
 
 
 def _left_out_reason(text: str, message: str) -> str:
@@ -367,7 +362,9 @@ class _XdistGlue:
         _note_left_out(self.left_out)
         expanded = set(filter(None, self.config.getoption("dyncheck_expanded", "").split(",")))
         if set(self.settings.targets) <= set(self.left_out) and expanded >= set(self.settings.targets):
-            print(_NOTHING_LEFT, file=sys.stderr)
+            from dyncheck.errors import NOTHING_LEFT
+
+            print(NOTHING_LEFT, file=sys.stderr)
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
     @pytest.hookimpl(optionalhook=True)
