@@ -18,15 +18,17 @@ from dyncheck.errors import InvalidArgument
 
 __all__ = ["Spec", "lengths_slot"]
 
-#: ``batch['n_valid']``, ``batch['text']['ids']``: an entry of a dict of inputs (of a dict
-#: inside it), as ``Spec(lengths=...)`` and ``Spec(padding_value={...})`` name one.
-_ENTRY = re.compile(r"""([A-Za-z_]\w*)((?:\[(['"])[^'"\[\]]+\3\])+)""")
-_KEY = re.compile(r"""\[(['"])([^'"\[\]]+)\1\]""")
+#: ``batch['n_valid']``, ``batch['text']['ids']``, ``batch[1]``: an entry of a dict of inputs
+#: (of a dict inside it) or a member of a tuple of inputs, as ``Spec(lengths=...)`` and
+#: ``Spec(padding_value={...})`` name one.
+_ENTRY = re.compile(r"""([A-Za-z_]\w*)((?:\[(?:'[^'\[\]]+'|"[^"\[\]]+"|\d+)\])+)""")
+_KEY = re.compile(r"""\[(?:(['"])([^'"\[\]]+)\1|(\d+))\]""")
 
 
-def lengths_slot(text: str) -> tuple[str, str | None] | None:
+def lengths_slot(text: str) -> tuple[str, str | int | None] | None:
     """``Spec(lengths=...)`` as ``(argument, None)`` for ``"n_valid"``, or ``(argument,
-    key)`` for an entry of a dict of inputs, ``"batch['n_valid']"``; None for anything else."""
+    key)`` for an entry of a dict of inputs, ``"batch['n_valid']"``, or a member of a tuple
+    of them, ``"batch[1]"``; None for anything else."""
     found = padding_slot(text)
     if found is None or len(found[1]) > 1:
         return None
@@ -34,9 +36,10 @@ def lengths_slot(text: str) -> tuple[str, str | None] | None:
     return argument, keys[0] if keys else None
 
 
-def padding_slot(text: str) -> tuple[str, tuple[str, ...]] | None:
+def padding_slot(text: str) -> tuple[str, tuple[str | int, ...]] | None:
     """A key of ``Spec(padding_value={...})`` as ``(argument, keys)``: ``"input_values"``,
-    ``"batch['frames']"`` or ``"batch['text']['ids']"``; None for anything else."""
+    ``"batch['frames']"``, ``"batch['text']['ids']"`` or ``"batch[0]"`` (a member of a tuple
+    of inputs, an int key); None for anything else."""
     if not isinstance(text, str):
         return None
     if text.isidentifier():
@@ -44,7 +47,9 @@ def padding_slot(text: str) -> tuple[str, tuple[str, ...]] | None:
     match = _ENTRY.fullmatch(text)
     if match is None:
         return None
-    return match.group(1), tuple(key.group(2) for key in _KEY.finditer(match.group(2)))
+    return match.group(1), tuple(
+        key.group(2) if key.group(3) is None else int(key.group(3)) for key in _KEY.finditer(match.group(2))
+    )
 
 
 def _padding_value(value: Any) -> Any:
@@ -58,7 +63,8 @@ def _padding_value(value: Any) -> Any:
             if padding_slot(key) is None:
                 raise InvalidArgument(
                     f"Spec(padding_value={{{key!r}: ...}}) must be keyed by a forward argument, e.g. "
-                    f"\"input_values\", or an entry of a dict of inputs, e.g. \"batch['frames']\""
+                    f"\"input_values\", or an entry of a dict of inputs, e.g. \"batch['frames']\", or a member "
+                    f"of a tuple of inputs, e.g. \"batch[0]\""
                 )
             if not _is_number(number):
                 raise InvalidArgument(
@@ -264,7 +270,8 @@ class Spec:
         if self.lengths is not None and lengths_slot(self.lengths) is None:
             raise InvalidArgument(
                 f"Spec(lengths={self.lengths!r}) must name a forward argument, e.g. lengths=\"n_valid\", "
-                f"or an entry of a dict of inputs, e.g. lengths=\"batch['n_valid']\""
+                f"or an entry of a dict of inputs, e.g. lengths=\"batch['n_valid']\", or a member of a "
+                f"tuple of inputs, e.g. lengths=\"batch[1]\""
             )
 
         set_(self, "padding_value", _padding_value(self.padding_value))

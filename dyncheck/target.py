@@ -326,21 +326,12 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     elif spec.lengths is None and not any(_LENGTHS_NAME.search(n) for n in inputs):
         _add_padding_argument(instance, parameters, inputs, inferred_inputs)
     if declared_lengths is not None and declared_lengths[1] is not None:
-        from dyncheck.examples import strategy_entries
-
         argument, key = declared_lengths
-        keys = list(strategy_entries(inputs.get(argument)))
-        if key not in keys:
-            raise _fail(
-                text,
-                f"Spec(lengths={spec.lengths!r}) names {argument}[{key!r}], but "
-                + (f"the dict of inputs {argument!r} holds {', '.join(map(repr, keys))}{_close(key, keys)}"
-                   if keys else
-                   f"Spec(inputs={{{argument!r}: ...}}) is not drawn by hypothesis.strategies.fixed_dictionaries, "
-                   "whose entries dyncheck reads: draw the dict with it" if argument in spec.inputs else
-                   f"{argument!r} is not a dict of inputs (forward reads no {argument}[...]); "
-                   f"if it holds the lengths, write lengths={argument!r}"),
-            )
+        declared = argument in spec.inputs
+        _, problem = _inside(inputs.get(argument), argument, key, declared=declared)
+        if problem is not None:
+            hint = f"; if it holds the lengths, write lengths={argument!r}" if " is not a " in problem else ""
+            raise _fail(text, f"Spec(lengths={spec.lengths!r}) names {argument}[{key!r}], but {problem}{hint}")
     _check_padding_entries(text, spec, inputs)
     inferred_dims: dict[str, str] = {}
     if primary is not None and primary in inferred_inputs:
@@ -382,25 +373,49 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
 
 def _check_padding_entries(text: str, spec: Spec, inputs: dict[str, Any]) -> None:
     """Each ``Spec(padding_value={...})`` key that names an entry of a dict of inputs
-    (``"batch['frames']"``) names one the dict is drawn with."""
-    from dyncheck.examples import strategy_entries
-
+    (``"batch['frames']"``) or a member of a tuple of them (``"batch[0]"``) names one the
+    input is drawn with."""
     if not isinstance(spec.padding_value, Mapping):
         return
     for key in spec.padding_value:
         argument, path = padding_slot(key)
         strategy = inputs.get(argument)
         for depth, entry in enumerate(path):
-            keys = list(strategy_entries(strategy))
-            if entry not in keys:
-                where = argument + "".join(f"[{k!r}]" for k in path[:depth])
-                raise _fail(
-                    text,
-                    f"Spec(padding_value={{{key!r}: ...}}) names {where}[{entry!r}], but "
-                    + (f"the dict of inputs {where} holds {', '.join(map(repr, keys))}{_close(entry, keys)}" if keys
-                       else f"{where} is not a dict of inputs drawn by hypothesis.strategies.fixed_dictionaries"),
-                )
-            strategy = strategy_entries(strategy)[entry]
+            where = argument + "".join(f"[{k!r}]" for k in path[:depth])
+            strategy, problem = _inside(strategy, where, entry, declared=not depth and argument in spec.inputs)
+            if problem is not None:
+                raise _fail(text, f"Spec(padding_value={{{key!r}: ...}}) names {where}[{entry!r}], but {problem}")
+
+
+def _inside(strategy: Any, where: str, key: str | int, *, declared: bool) -> tuple[Any, str | None]:
+    """The strategy of ``where[key]`` (an entry of a dict of inputs drawn by
+    ``fixed_dictionaries``, or, for an int key, a member of a tuple drawn by ``tuples``),
+    and None; or None and why there is none, worded to follow "names where[key], but"."""
+    from dyncheck.examples import strategy_entries, strategy_members
+
+    if isinstance(key, int):
+        members = strategy_members(strategy)
+        if key < len(members):
+            return members[key], None
+        if members:
+            listed = ", ".join(f"{where}[{index}]" for index in range(len(members)))
+            return None, f"the tuple of inputs {where} has {len(members)} members ({listed})"
+        return None, (
+            f"Spec(inputs={{{where!r}: ...}}) is not drawn by hypothesis.strategies.tuples, whose members "
+            "dyncheck reads: draw the tuple with it" if declared else
+            f"{where} is not a tuple of inputs drawn by hypothesis.strategies.tuples"
+        )
+    entries = strategy_entries(strategy)
+    if key in entries:
+        return entries[key], None
+    keys = list(entries)
+    if keys:
+        return None, f"the dict of inputs {where} holds {', '.join(map(repr, keys))}{_close(key, keys)}"
+    return None, (
+        f"Spec(inputs={{{where!r}: ...}}) is not drawn by hypothesis.strategies.fixed_dictionaries, "
+        "whose entries dyncheck reads: draw the dict with it" if declared else
+        f"{where} is not a dict of inputs drawn by hypothesis.strategies.fixed_dictionaries"
+    )
 
 
 def _add_padding_argument(

@@ -806,7 +806,7 @@ def test_lengths_under_a_name_of_their_own_in_a_dict_are_declared_as_forward_rea
     with pytest.raises(TargetError) as excinfo:
         resolved(DictFramesClassifier, lengths="batch['n_vaild']")
     assert str(excinfo.value).endswith(
-        "Spec(lengths=\"batch['n_vaild']\") names batch['n_vaild'], but the dict of inputs 'batch' holds "
+        "Spec(lengths=\"batch['n_vaild']\") names batch['n_vaild'], but the dict of inputs batch holds "
         "'frames', 'n_valid'; did you mean 'n_valid'?"
     )
     with pytest.raises(TargetError) as excinfo:

@@ -1093,7 +1093,8 @@ def test_a_padding_value_for_an_argument_forward_does_not_take(dyncheck_run, pyt
     [
         ("zero", r"Spec\(padding_value='zero'\) must be a number for every padded input, e\.g\. padding_value=0\.0"),
         ({"x": "0"}, r"Spec\(padding_value=\{'x': '0'\}\) needs a number, e\.g\. \{'x': 0\.0\}"),
-        ({"x[0]": 0}, r"Spec\(padding_value=\{'x\[0\]': \.\.\.\}\) must be keyed by a forward argument"),
+        ({"x.frames": 0}, r"Spec\(padding_value=\{'x\.frames': \.\.\.\}\) must be keyed by a forward argument"),
+        ({"x[-1]": 0}, r"or a member of a tuple of inputs, e\.g\. \"batch\[0\]\""),
     ],
 )
 def test_a_padding_value_that_is_not_a_number_per_input(value, message):
@@ -1283,3 +1284,66 @@ spec = dyncheck.Spec(Model, inputs={"batch": st.tuples(
     slot = ("batch", 1)
     assert strategy_arguments(_strategy(target, slot)).get("pad_to_longest") is True
     assert padded_to_longest(target) or lengths_argument(target) != slot
+
+
+TUPLE_MEMBERS = """
+import torch
+from hypothesis import strategies as st
+from torch import nn
+
+import dyncheck
+from dyncheck.strategies import sequence_lengths, tensors
+
+
+class Model(nn.Module):
+    '''Sums every step and divides by the lengths: right only where the padded steps hold zeros.'''
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, batch):
+        x, n = batch
+        return self.fc(x.sum(1) / n[:, None])
+
+
+# Lengths drawn by a mapped strategy are not found by how they are drawn: the Spec names them.
+BATCH = st.tuples(tensors(shape=("batch", "time", 8)), sequence_lengths().map(lambda n: n))
+zeros = dyncheck.Spec(Model, inputs={"batch": BATCH}, lengths="batch[1]", padding_value={"batch[0]": 0.0})
+unfilled = dyncheck.Spec(Model, inputs={"batch": BATCH}, lengths="batch[1]")
+third = dyncheck.Spec(Model, inputs={"batch": BATCH}, lengths="batch[2]")
+undrawn = dyncheck.Spec(Model, inputs={"batch": st.fixed_dictionaries({"x": tensors(shape=("batch", 8))})},
+                        padding_value={"batch[0]": 0.0})
+"""
+
+
+def test_members_of_a_tuple_of_inputs_named_in_the_spec(dyncheck_run, pytester):
+    # Spec(lengths="batch[1]") and Spec(padding_value={"batch[0]": 0.0}) name tuple members as
+    # forward unpacks them; without the padding value the model's sum over padding is caught.
+    pytester.makepyfile(members=TUPLE_MEMBERS)
+    run = dyncheck_run("--dyncheck", "members:zeros", "--dyncheck", "members:unfilled", ONLY,
+                       "--dyncheck-max-examples=20")
+    assert run.outcomes() == {
+        "dyncheck::members:zeros::padding_invariance": "PASSED",
+        "dyncheck::members:unfilled::padding_invariance": "FAILED",
+    }, run.text
+    assert "in the batch than alone" in run.failure("members:unfilled::padding_invariance")
+    for name, message in (
+        ("third", "Spec(lengths='batch[2]') names batch[2], but the tuple of inputs batch has 2 members "
+                  "(batch[0], batch[1])"),
+        ("undrawn", "Spec(padding_value={'batch[0]': ...}) names batch[0], but Spec(inputs={'batch': ...}) is not "
+                    "drawn by hypothesis.strategies.tuples, whose members dyncheck reads: draw the tuple with it"),
+    ):
+        run = dyncheck_run("--dyncheck", f"members:{name}")
+        assert run.ret == pytest.ExitCode.USAGE_ERROR
+        assert message in run.text, run.text
+        assert "Traceback" not in run.text
+
+
+def test_a_tuple_member_is_a_slot_of_the_spec():
+    from dyncheck.spec import lengths_slot, padding_slot
+
+    assert padding_slot("batch[0]") == ("batch", (0,))
+    assert padding_slot("batch['state'][1]") == ("batch", ("state", 1))
+    assert lengths_slot("batch[1]") == ("batch", 1)
+    assert padding_slot("batch[-1]") is None and padding_slot("batch[n]") is None

@@ -215,7 +215,10 @@ def lengths_argument(target: Target) -> Slot | None:
         declared = lengths_slot(target.spec.lengths)
         if declared is None or declared[0] not in target.spec.inputs:
             return None
-        if declared[1] is not None and declared[1] not in strategy_entries(target.spec.inputs[declared[0]]):
+        key, strategy = declared[1], target.spec.inputs[declared[0]]
+        if key is not None and not (
+            key < len(strategy_members(strategy)) if isinstance(key, int) else key in strategy_entries(strategy)
+        ):
             return None
         return declared
     for slot, strategy in slots(target):
