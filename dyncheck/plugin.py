@@ -353,8 +353,9 @@ class _XdistGlue:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        # Every worker resolves the same targets the same way: the first one's notes do.
-        self.left_out = self.left_out or dict(getattr(node, "workeroutput", {}).get("dyncheck_left_out", {}))
+        # Every worker resolves the same targets the same way, so their notes agree; a worker
+        # that went down before it finished sends none.
+        self.left_out.update(getattr(node, "workeroutput", {}).get("dyncheck_left_out", {}))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if not self.left_out:
