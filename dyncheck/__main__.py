@@ -318,31 +318,6 @@ def usage(*, options: bool = True) -> str:
 # --------------------------------------------------------------------------- main
 
 
-def _workers(passed: list[str]) -> bool:
-    """Whether pytest's arguments ask xdist for workers (``-n 2``, ``-n2``, ``-n auto``,
-    ``--numprocesses=2``; not ``-n 0``)."""
-    value = None
-    for index, argument in enumerate(passed):
-        if argument in ("-n", "--numprocesses"):
-            value = passed[index + 1] if index + 1 < len(passed) else None
-        elif argument.startswith("--numprocesses="):
-            value = argument.partition("=")[2]
-        elif argument.startswith("-n") and not argument.startswith("--"):
-            value = argument[2:]
-    return value is not None and value.strip() not in ("", "0")
-
-
-def _named_with_option(passed: list[str]) -> set[str]:
-    """The targets ``--dyncheck X`` and ``--dyncheck=X`` name among pytest's arguments."""
-    named = set()
-    for index, argument in enumerate(passed):
-        if argument == "--dyncheck" and index + 1 < len(passed):
-            named.add(passed[index + 1])
-        elif argument.startswith("--dyncheck="):
-            named.add(argument.partition("=")[2])
-    return named
-
-
 def _arguments(argv: list[str]) -> list[str] | int:
     """pytest's arguments for ``argv``, or an exit code when pytest is not to run."""
     if not argv:
@@ -371,8 +346,7 @@ def _arguments(argv: list[str]) -> list[str] | int:
         expanded[index] = expand(text, hint=hint)
         if ":" not in text:
             bare += expanded[index]
-    deferred = bool(bare) and _workers(passed) and "--dyncheck-explain" not in passed
-    if bare and not deferred:
+    if bare:
         kept = set(_checkable(list(dict.fromkeys(bare))))
         named = any(":" in text for text in given.values()) or any(
             argument == "--dyncheck" or argument.startswith("--dyncheck=") for argument in passed
@@ -385,14 +359,6 @@ def _arguments(argv: list[str]) -> list[str] | int:
 
     # "-W": runpy imported dyncheck before pytest could mark it for assertion rewriting.
     args = ["--dyncheck-only", "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
-    if deferred:
-        # xdist workers resolve every target anyway: the models that cannot be checked are
-        # left out there (the plugin's _resolve_all), not here before any worker starts. A
-        # model also named as module:Name is never left out: its error is the run's.
-        named = {text for text in given.values() if ":" in text} | _named_with_option(passed)
-        leave = [text for text in dict.fromkeys(bare) if text not in named]
-        if leave:
-            args.append(f"--dyncheck-expanded={','.join(leave)}")
     seen: set[str] = set()
     for index, argument in enumerate(argv):
         if index not in expanded:
@@ -513,17 +479,9 @@ def _audit(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command (``argv`` None: the process's own arguments, and the process ends with
-    it) or a call with the given arguments."""
     try:
         return _main(list(sys.argv[1:] if argv is None else argv))
     finally:
-        if argv is None:
-            # The process ends next: the collector's last walk over what the run left
-            # (a second after a run of many checks) would free nothing the exit does not.
-            import gc
-
-            gc.freeze()
         # What _checkable resolved and the run did not take: a later run resolves afresh.
         # (Looked up, not imported: usage and --help do not import torch.)
         target = sys.modules.get("dyncheck.target")

@@ -6,9 +6,7 @@ Loading this module imports neither torch nor hypothesis; both are imported only
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -146,10 +144,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="run only dyncheck's checks: collect no test files",
     )
-    # python -m dyncheck's own (not listed): the targets a bare module or package expanded to,
-    # which are left out with a note, not refused, when they cannot be checked without a Spec.
-    # With xdist each worker resolves them and the controller does not (see _resolve_all).
-    group.addoption("--dyncheck-expanded", dest="dyncheck_expanded", default="", help=argparse.SUPPRESS)
     parser.addini("dyncheck_targets", "models to check, one module.path:Name per line", type="linelist", default=[])
     parser.addini("dyncheck_max_examples", "examples per check", default="")
     parser.addini("dyncheck_time_budget", "time each check may spend generating examples, e.g. 120 or 2m", default="")
@@ -200,12 +194,29 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     from dyncheck._items import TARGETS_KEY
     from dyncheck.errors import DyncheckError
-    from dyncheck.target import import_path_for_targets
+    from dyncheck.target import import_path_for_targets, resolve
 
     import_path_for_targets()
     if settings.devices:
         _check_devices(settings.devices, settings.devices_origin or f"--dyncheck-devices={settings.devices}")
-    targets = _resolve_all(config, settings)
+    targets = {}
+    for text in settings.targets:
+        try:
+            targets[text] = resolve(text)
+        except DyncheckError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        own = settings.target_config.get(text)
+        if own is not None and own.skip:
+            # [tool.dyncheck] targets' skips join the Spec's own (which win: they sit with the model).
+            targets[text].spec = dataclasses.replace(targets[text].spec, skip={**own.skip, **targets[text].spec.skip})
+    known = set(_registry_names())
+    for text, target in targets.items():
+        for field in ("skip", "xfail"):
+            for name in sorted(set(getattr(target.spec, field)) - known):
+                raise pytest.UsageError(
+                    f"--dyncheck {text}: Spec({field}=...) names unknown invariant {name!r}; "
+                    f"{_did_you_mean(name, known)}known: {', '.join(sorted(known))}"
+                )
     if settings.against or settings.against_ini or settings.baseline or any(
         t.spec.against is not None for t in targets.values()
     ):
@@ -233,93 +244,6 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_XdistGlue(settings, config), "dyncheck-xdist")
 
 
-def _distributing(config: pytest.Config) -> bool:
-    """Whether this process is an xdist controller that hands the items to workers."""
-    if hasattr(config, "workerinput") or config.getoption("collectonly", False):
-        return False
-    try:
-        from xdist.plugin import _is_distribution_mode
-    except ImportError:
-        return False
-    try:
-        return bool(_is_distribution_mode(config))
-    except Exception:  # a later xdist: resolve here, as without workers
-        return False
-
-
-def _resolve_all(config: pytest.Config, settings: Settings) -> dict[str, Any]:
-    """Each target resolved and its Spec's invariant names validated; a mistake is a usage
-    error of one line. A target ``python -m dyncheck`` expanded from a bare module
-    (``--dyncheck-expanded``) that cannot be checked is left out with a note instead. An
-    xdist controller leaves those to its workers, which resolve every target anyway: it
-    would otherwise resolve them all before starting any worker (about 1.6 s for the
-    reference suite's 59 targets), and nothing it runs needs them. Each worker hands its notes
-    back (``workeroutput``) and the controller prints them once, at the end."""
-    from dyncheck.errors import DyncheckError
-    from dyncheck.target import resolve
-
-    expanded = set(filter(None, config.getoption("dyncheck_expanded", "").split(",")))
-    here = not (expanded and _distributing(config))
-    known = set(_registry_names())
-    targets: dict[str, Any] = {}
-    left_out: dict[str, str] = {}
-    for text in settings.targets:
-        if text in expanded and not here:
-            continue
-        try:
-            target = resolve(text)
-            own = settings.target_config.get(text)
-            if own is not None and own.skip:
-                # [tool.dyncheck] targets' skips join the Spec's own (which win: they sit with the model).
-                target.spec = dataclasses.replace(target.spec, skip={**own.skip, **target.spec.skip})
-            for field in ("skip", "xfail"):
-                for name in sorted(set(getattr(target.spec, field)) - known):
-                    raise DyncheckError(
-                        f"--dyncheck {text}: Spec({field}=...) names unknown invariant {name!r}; "
-                        f"{_did_you_mean(name, known)}known: {', '.join(sorted(known))}"
-                    )
-        except DyncheckError as exc:
-            if text not in expanded:
-                raise pytest.UsageError(str(exc)) from None
-            left_out[text] = _left_out_reason(text, str(exc))
-            continue
-        targets[text] = target
-    if left_out:
-        workeroutput = getattr(config, "workeroutput", None)
-        if workeroutput is not None:
-            workeroutput["dyncheck_left_out"] = left_out
-        else:
-            _note_left_out(left_out)
-    worker = hasattr(config, "workerinput")
-    if expanded and here and not worker and not targets and not set(settings.targets) - expanded:
-        # (An xdist controller says so when its workers are done: see _XdistGlue.)
-        from dyncheck.errors import NOTHING_LEFT
-
-        raise pytest.UsageError(NOTHING_LEFT)
-    return targets
-
-
-def _left_out_reason(text: str, message: str) -> str:
-    prefix = f"--dyncheck {text}: "
-    return message[len(prefix):] if message.startswith(prefix) else message
-
-
-def _note_left_out(left_out: dict[str, str]) -> None:
-    for text, reason in left_out.items():
-        print(f"dyncheck: skipping {text} — {reason}", file=sys.stderr)
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    # An xdist worker of a dyncheck run exits right after this: the collector would walk
-    # every model, tensor and example the checks left (about a second per worker, which
-    # the controller waits for). Frozen, they are freed as the process ends.
-    settings = config.stash.get(SETTINGS_KEY, None)
-    if settings is not None and settings.active and hasattr(config, "workerinput"):
-        import gc
-
-        gc.freeze()
-
-
 def _check_devices(text: str, origin: str) -> None:
     """A --dyncheck-devices value that names no device or Config is a usage error: as a
     skip it would pass a CI run quietly."""
@@ -343,30 +267,11 @@ class _XdistGlue:
         self.settings = settings
         self.config = config
         self.explained = False
-        #: the expanded targets the workers left out, with why (see _resolve_all)
-        self.left_out: dict[str, str] = {}
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["dyncheck_seed"] = self.settings.seed
         node.workerinput["dyncheck_seed_given"] = self.settings.seed_given
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        # Every worker resolves the same targets the same way, so their notes agree; a worker
-        # that went down before it finished sends none.
-        self.left_out.update(getattr(node, "workeroutput", {}).get("dyncheck_left_out", {}))
-
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if not self.left_out:
-            return
-        _note_left_out(self.left_out)
-        expanded = set(filter(None, self.config.getoption("dyncheck_expanded", "").split(",")))
-        if set(self.settings.targets) <= set(self.left_out) and expanded >= set(self.settings.targets):
-            from dyncheck.errors import NOTHING_LEFT
-
-            print(NOTHING_LEFT, file=sys.stderr)
-            session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: Any) -> None:
@@ -395,7 +300,11 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if settings.max_examples_origin:
         # Not Hypothesis's own default: say where the count was chosen.
         count = settings.max_examples
-        lines.append(f"dyncheck: {count} example{'s' if count != 1 else ''} per check, from {settings.max_examples_origin}")
+        own = any(entry.max_examples is not None for entry in settings.target_config.values())
+        lines.append(
+            f"dyncheck: {count} example{'s' if count != 1 else ''} per check, from {settings.max_examples_origin}"
+            + ("; a target with its own max_examples in [tool.dyncheck] targets uses that" if own else "")
+        )
     if settings.shard:
         lines.append(f"dyncheck: shard {settings.shard[0]} of {settings.shard[1]} (--dyncheck-shard={settings.shard[0]}/{settings.shard[1]})")
     if settings.database:

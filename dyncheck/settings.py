@@ -230,7 +230,7 @@ def parse(config: pytest.Config, known_invariants: Any) -> Settings:
         elif project.max_examples:
             max_examples_origin = "[tool.dyncheck] in pyproject.toml"
         elif max_examples is not None:
-            max_examples_origin = "dyncheck_max_examples in the ini file"
+            max_examples_origin = "the dyncheck_max_examples ini option"
 
     time_budget = _seconds_option(config, "--dyncheck-time-budget", None)
     if time_budget is not None:

@@ -228,39 +228,6 @@ def test_nothing_left_after_skipping_is_a_usage_error(workdir):
     )
 
 
-def test_with_workers_the_workers_leave_out_what_cannot_be_checked(workdir):
-    """With xdist, python -m dyncheck does not resolve a package's models before the workers
-    start (each worker resolves them anyway): the workers leave out what cannot be checked
-    and the controller prints the same notes once, at the end. Nothing left is still a
-    usage error."""
-    result = dyncheck(workdir, "pkg.models", "-n", "2", "-k", "finite", "--dyncheck-max-examples", "1", "-rA")
-    assert result.returncode == 0, result.stdout + result.stderr
-    lines = stderr_lines(result)
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("dyncheck: skipping pkg.models:Block — cannot infer forward argument 'mask'")
-    assert "PASSED dyncheck::pkg.models:Net::finite" in result.stdout
-    assert "Block" not in result.stdout
-    result = dyncheck(workdir, "blocks", "-n", "2")
-    assert result.returncode == USAGE_ERROR, result.stdout + result.stderr
-    assert stderr_lines(result) == [
-        lines[0].replace("pkg.models:Block", "blocks:Block"),
-        "dyncheck: nothing left to check: every model found was skipped (see above); "
-        "check one with module:Name and a dyncheck.Spec",
-    ]
-
-
-@pytest.mark.parametrize(
-    ("passed", "workers"),
-    [
-        (["-n", "2"], True), (["-n2"], True), (["-n", "auto"], True), (["--numprocesses=2"], True),
-        (["--numprocesses", "logical"], True), (["-n", "0"], False), (["-n0"], False), ([], False),
-        (["-k", "finite", "--dyncheck-seed=1"], False),
-    ],
-)
-def test_workers_are_asked_for_with_n(passed, workers):
-    assert cli._workers(passed) is workers
-
-
 # --------------------------------------------------------------------------- arguments, in-process
 
 
@@ -335,13 +302,9 @@ def test_pytest_gets_every_other_argument_unchanged_and_each_target_once(monkeyp
     monkeypatch.setattr(cli, "_checkable", lambda targets: targets)
     args = _arguments(["m", "-n", "2", "m:A", "--tb", "short", "-x", "--dyncheck-seed=1"])
     assert args[:2] == ["--dyncheck-only", "-p"]
-    # With workers, the models only the bare module gave may be left out there (m:A is named).
     assert args[5:] == [
-        "--dyncheck-expanded=m:B",
         "--dyncheck=m:A", "--dyncheck=m:B", "-n", "2", "--tb", "short", "-x", "--dyncheck-seed=1",
     ]
-    args = _arguments(["m", "-n", "2", "--dyncheck", "m:B", "m:A"])
-    assert not any(argument.startswith("--dyncheck-expanded") for argument in args)
 
 
 def test_a_model_is_resolved_once_per_process(monkeypatch, tmp_path, capsys):

@@ -56,7 +56,10 @@ def test_targets_with_their_own_invariants_skips_and_budgets(dyncheck_run, pytes
     assert examples(run.text, DEPTH, "determinism") == "3 examples"
     assert run.skip_reason(f"dyncheck::{DEPTH}::finite") == "checked by the training loop"
     # not Hypothesis's own count: the header says where it was chosen
-    assert "dyncheck: 2 examples per check, from [tool.dyncheck] in pyproject.toml" in run.text
+    assert (
+        "dyncheck: 2 examples per check, from [tool.dyncheck] in pyproject.toml; a target with its own "
+        "max_examples in [tool.dyncheck] targets uses that"
+    ) in run.text
 
 
 def test_the_command_line_overrides_the_file(dyncheck_run, pytester):
@@ -301,3 +304,9 @@ def test_a_time_budget_from_the_file_ends_the_checks(dyncheck_run, pytester):
     run = dyncheck_run("--dyncheck-seed=1", "--dyncheck-time-budget=1h")
     assert "ended it" not in run.text
     assert examples(run.text, GATED, "determinism") == "50 examples"
+
+
+def test_the_header_names_the_ini_option_a_count_came_from(dyncheck_run):
+    run = dyncheck_run("--dyncheck", GATED, "--dyncheck-invariants=finite", "-o", "dyncheck_max_examples=3")
+    assert "dyncheck: 3 examples per check, from the dyncheck_max_examples ini option" in run.text, run.text
+    assert examples(run.text, GATED, "finite") == "3 examples"
