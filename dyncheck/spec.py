@@ -21,8 +21,8 @@ __all__ = ["Spec", "lengths_slot"]
 #: ``batch['n_valid']``, ``batch['text']['ids']``, ``batch[1]``: an entry of a dict of inputs
 #: (of a dict inside it) or a member of a tuple of inputs, as ``Spec(lengths=...)`` and
 #: ``Spec(padding_value={...})`` name one.
-_ENTRY = re.compile(r"""([A-Za-z_]\w*)((?:\[(?:'[^'\[\]]+'|"[^"\[\]]+"|\d+)\])+)""")
-_KEY = re.compile(r"""\[(?:(['"])([^'"\[\]]+)\1|(\d+))\]""")
+_ENTRY = re.compile(r"""([A-Za-z_]\w*)((?:\[(?:'[^'\[\]]+'|"[^"\[\]]+"|0|[1-9]\d*)\])+)""")
+_KEY = re.compile(r"""\[(?:(['"])([^'"\[\]]+)\1|(0|[1-9]\d*))\]""")
 
 
 def lengths_slot(text: str) -> tuple[str, str | int | None] | None:

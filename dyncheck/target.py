@@ -393,24 +393,30 @@ def _inside(strategy: Any, where: str, key: str | int, *, declared: bool) -> tup
     and None; or None and why there is none, worded to follow "names where[key], but"."""
     from dyncheck.examples import strategy_entries, strategy_members
 
-    if isinstance(key, int):
+    entries = strategy_entries(strategy)
+    if isinstance(key, int) and not entries:
         members = strategy_members(strategy)
         if key < len(members):
             return members[key], None
         if members:
             listed = ", ".join(f"{where}[{index}]" for index in range(len(members)))
             return None, f"the tuple of inputs {where} has {len(members)} members ({listed})"
+        if getattr(getattr(strategy, "function", None), "__name__", None) == "tuples":
+            return None, (
+                f"{where} is drawn by hypothesis.strategies.tuples(...) and then mapped, which may change "
+                "its members: draw the tuple without .map(...)"
+            )
         return None, (
             f"Spec(inputs={{{where!r}: ...}}) is not drawn by hypothesis.strategies.tuples, whose members "
             "dyncheck reads: draw the tuple with it" if declared else
             f"{where} is not a tuple of inputs drawn by hypothesis.strategies.tuples"
         )
-    entries = strategy_entries(strategy)
     if key in entries:
         return entries[key], None
     keys = list(entries)
     if keys:
-        return None, f"the dict of inputs {where} holds {', '.join(map(repr, keys))}{_close(key, keys)}"
+        close = _close(key, [k for k in keys if isinstance(k, str)]) if isinstance(key, str) else ""
+        return None, f"the dict of inputs {where} holds {', '.join(map(repr, keys))}{close}"
     return None, (
         f"Spec(inputs={{{where!r}: ...}}) is not drawn by hypothesis.strategies.fixed_dictionaries, "
         "whose entries dyncheck reads: draw the dict with it" if declared else

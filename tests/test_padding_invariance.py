@@ -1312,8 +1312,10 @@ BATCH = st.tuples(tensors(shape=("batch", "time", 8)), sequence_lengths().map(la
 zeros = dyncheck.Spec(Model, inputs={"batch": BATCH}, lengths="batch[1]", padding_value={"batch[0]": 0.0})
 unfilled = dyncheck.Spec(Model, inputs={"batch": BATCH}, lengths="batch[1]")
 third = dyncheck.Spec(Model, inputs={"batch": BATCH}, lengths="batch[2]")
-undrawn = dyncheck.Spec(Model, inputs={"batch": st.fixed_dictionaries({"x": tensors(shape=("batch", 8))})},
-                        padding_value={"batch[0]": 0.0})
+undrawn = dyncheck.Spec(Model, inputs={"batch": tensors(shape=("batch", 8))}, padding_value={"batch[0]": 0.0})
+mapped = dyncheck.Spec(Model, inputs={"batch": BATCH.map(lambda pair: pair)}, lengths="batch[1]")
+keyed = dyncheck.Spec(Model, inputs={"batch": st.fixed_dictionaries({"x": tensors(shape=("batch", 8))})},
+                      padding_value={"batch[0]": 0.0})
 """
 
 
@@ -1333,6 +1335,9 @@ def test_members_of_a_tuple_of_inputs_named_in_the_spec(dyncheck_run, pytester):
                   "(batch[0], batch[1])"),
         ("undrawn", "Spec(padding_value={'batch[0]': ...}) names batch[0], but Spec(inputs={'batch': ...}) is not "
                     "drawn by hypothesis.strategies.tuples, whose members dyncheck reads: draw the tuple with it"),
+        ("mapped", "Spec(lengths='batch[1]') names batch[1], but batch is drawn by hypothesis.strategies.tuples(...) "
+                   "and then mapped, which may change its members: draw the tuple without .map(...)"),
+        ("keyed", "Spec(padding_value={'batch[0]': ...}) names batch[0], but the dict of inputs batch holds 'x'"),
     ):
         run = dyncheck_run("--dyncheck", f"members:{name}")
         assert run.ret == pytest.ExitCode.USAGE_ERROR
@@ -1347,3 +1352,4 @@ def test_a_tuple_member_is_a_slot_of_the_spec():
     assert padding_slot("batch['state'][1]") == ("batch", ("state", 1))
     assert lengths_slot("batch[1]") == ("batch", 1)
     assert padding_slot("batch[-1]") is None and padding_slot("batch[n]") is None
+    assert padding_slot("batch[00]") is None  # one spelling per member

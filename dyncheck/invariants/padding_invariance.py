@@ -216,8 +216,8 @@ def lengths_argument(target: Target) -> Slot | None:
         if declared is None or declared[0] not in target.spec.inputs:
             return None
         key, strategy = declared[1], target.spec.inputs[declared[0]]
-        if key is not None and not (
-            key < len(strategy_members(strategy)) if isinstance(key, int) else key in strategy_entries(strategy)
+        if key is not None and key not in strategy_entries(strategy) and not (
+            isinstance(key, int) and key < len(strategy_members(strategy))
         ):
             return None
         return declared
