@@ -318,6 +318,17 @@ def usage(*, options: bool = True) -> str:
 # --------------------------------------------------------------------------- main
 
 
+def _named_with_option(passed: list[str]) -> set[str]:
+    """The targets ``--dyncheck X`` and ``--dyncheck=X`` name among pytest's arguments."""
+    named = set()
+    for index, argument in enumerate(passed):
+        if argument == "--dyncheck" and index + 1 < len(passed):
+            named.add(passed[index + 1])
+        elif argument.startswith("--dyncheck="):
+            named.add(argument.partition("=")[2])
+    return named
+
+
 def _arguments(argv: list[str]) -> list[str] | int:
     """pytest's arguments for ``argv``, or an exit code when pytest is not to run."""
     if not argv:
@@ -347,15 +358,21 @@ def _arguments(argv: list[str]) -> list[str] | int:
         if ":" not in text:
             bare += expanded[index]
     if bare:
-        kept = set(_checkable(list(dict.fromkeys(bare))))
-        named = any(":" in text for text in given.values()) or any(
+        # A model also named on its own is never left out with a note: it is checked, or its
+        # error is the run's (one line), whichever argument comes first.
+        with_option = _named_with_option(passed)
+        named_targets = {text for text in given.values() if ":" in text} | with_option
+        kept = set(_checkable([t for t in dict.fromkeys(bare) if t not in named_targets]))
+        named = bool(named_targets) or any(
             argument == "--dyncheck" or argument.startswith("--dyncheck=") for argument in passed
         )
         if not kept and not named:
             raise _UsageError(NOTHING_LEFT)
         for index, text in given.items():
             if ":" not in text:
-                expanded[index] = [t for t in expanded[index] if t in kept]
+                expanded[index] = [
+                    t for t in expanded[index] if t in kept or (t in named_targets and t not in with_option)
+                ]
 
     # "-W": runpy imported dyncheck before pytest could mark it for assertion rewriting.
     args = ["--dyncheck-only", "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning"]

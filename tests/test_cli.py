@@ -216,6 +216,16 @@ def test_an_explicit_target_is_never_skipped(workdir):
     assert lines[0].startswith("ERROR: --dyncheck pkg.models:Block: cannot infer forward argument 'mask'")
 
 
+def test_a_model_named_beside_its_module_is_not_skipped_first(workdir):
+    # The module's expansion does not note it as skipped before the error for it.
+    for arguments in (("pkg.models", "pkg.models:Block"), ("pkg.models", "--dyncheck", "pkg.models:Block")):
+        result = dyncheck(workdir, *arguments, "--co")
+        lines = stderr_lines(result)
+        assert result.returncode == USAGE_ERROR, result.stdout + result.stderr
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith("ERROR: --dyncheck pkg.models:Block: cannot infer forward argument 'mask'")
+
+
 def test_nothing_left_after_skipping_is_a_usage_error(workdir):
     result = dyncheck(workdir, "blocks")
     lines = stderr_lines(result)
