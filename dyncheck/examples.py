@@ -146,6 +146,19 @@ def strategy_members(strategy: Any) -> tuple[Any, ...]:
     return ()
 
 
+def strategy_child(strategy: Any, key: Any) -> Any:
+    """The strategy that draws ``value[key]`` of what ``strategy`` draws: an entry of a dict
+    of inputs (:func:`strategy_entries`), or, for an int key, a member of a tuple of them
+    (:func:`strategy_members`); None when it draws no such thing."""
+    entries = strategy_entries(strategy)
+    if key in entries:
+        return entries[key]
+    if not isinstance(key, int):
+        return None
+    members = strategy_members(strategy)
+    return members[key] if 0 <= key < len(members) else None
+
+
 def quiet(examples: int, *, shrink: bool = False) -> Any:
     """Hypothesis settings for a search dyncheck makes beside a check's own run: the same
     examples in every run and on every xdist worker (derandomized, no database), no deadline

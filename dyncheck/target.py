@@ -391,13 +391,14 @@ def _inside(strategy: Any, where: str, key: str | int, *, declared: bool) -> tup
     """The strategy of ``where[key]`` (an entry of a dict of inputs drawn by
     ``fixed_dictionaries``, or, for an int key, a member of a tuple drawn by ``tuples``),
     and None; or None and why there is none, worded to follow "names where[key], but"."""
-    from dyncheck.examples import strategy_entries, strategy_members
+    from dyncheck.examples import strategy_child, strategy_entries, strategy_members
 
+    child = strategy_child(strategy, key)
+    if child is not None:
+        return child, None
     entries = strategy_entries(strategy)
     if isinstance(key, int) and not entries:
         members = strategy_members(strategy)
-        if key < len(members):
-            return members[key], None
         if members:
             listed = ", ".join(f"{where}[{index}]" for index in range(len(members)))
             return None, f"the tuple of inputs {where} has {len(members)} members ({listed})"
@@ -411,8 +412,6 @@ def _inside(strategy: Any, where: str, key: str | int, *, declared: bool) -> tup
             "dyncheck reads: draw the tuple with it" if declared else
             f"{where} is not a tuple of inputs drawn by hypothesis.strategies.tuples"
         )
-    if key in entries:
-        return entries[key], None
     keys = list(entries)
     if keys:
         close = _close(key, [k for k in keys if isinstance(k, str)]) if isinstance(key, str) else ""

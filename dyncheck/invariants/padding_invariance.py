@@ -86,7 +86,9 @@ from dyncheck.agreement import _scale, default_dtype
 from dyncheck.compare import all_finite, mismatch, tolerances
 from dyncheck.diagnose import diagnose
 from dyncheck.errors import InvariantViolation, ModelError
-from dyncheck.examples import Example, strategy_arguments, strategy_entries, strategy_kind, strategy_members
+from dyncheck.examples import (
+    Example, strategy_arguments, strategy_child, strategy_entries, strategy_kind, strategy_members,
+)
 from dyncheck.infer import _LENGTHS_NAME
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants.batch_invariance import pairwise_axes
@@ -215,10 +217,7 @@ def lengths_argument(target: Target) -> Slot | None:
         declared = lengths_slot(target.spec.lengths)
         if declared is None or declared[0] not in target.spec.inputs:
             return None
-        key, strategy = declared[1], target.spec.inputs[declared[0]]
-        if key is not None and key not in strategy_entries(strategy) and not (
-            isinstance(key, int) and key < len(strategy_members(strategy))
-        ):
+        if declared[1] is not None and _strategy(target, declared) is None:
             return None
         return declared
     for slot, strategy in slots(target):
@@ -242,11 +241,7 @@ def _strategy(target: Target, slot: Slot) -> Any:
     """The strategy that draws the value at ``slot`` (an entry's, a tuple member's)."""
     strategy = target.spec.inputs.get(slot[0])
     for key in _keys(slot):
-        members = strategy_members(strategy)
-        if isinstance(key, int) and 0 <= key < len(members):
-            strategy = members[key]
-        else:
-            strategy = strategy_entries(strategy).get(key)
+        strategy = strategy_child(strategy, key)
     return strategy
 
 
