@@ -363,10 +363,8 @@ def _arguments(argv: list[str]) -> list[str] | int:
         with_option = _named_with_option(passed)
         named_targets = {text for text in given.values() if ":" in text} | with_option
         kept = set(_checkable([t for t in dict.fromkeys(bare) if t not in named_targets]))
-        named = bool(named_targets) or any(
-            argument == "--dyncheck" or argument.startswith("--dyncheck=") for argument in passed
-        )
-        if not kept and not named:
+        # ("--dyncheck" with no value: pytest's own usage error follows)
+        if not kept and not named_targets and "--dyncheck" not in passed:
             raise _UsageError(NOTHING_LEFT)
         for index, text in given.items():
             if ":" not in text:
