@@ -7,21 +7,28 @@ import os
 import re
 from pathlib import Path
 
-import coverage  # noqa: F401  (the coverage invariant's tracer, likewise imported once)
 import pytest
-import torch  # noqa: F401  (imported once: pytester's module snapshots must not drop torch)
 from hypothesis import HealthCheck, settings
 
-# Likewise dyncheck's own modules: a re-import would make a second Spec class.
-import dyncheck._items  # noqa: F401
-import dyncheck.invariants  # noqa: F401
-import dyncheck.target  # noqa: F401
+
+def _import_once() -> None:
+    """What every in-process run uses, imported before the first one: pytester's module
+    snapshots drop what a run imported, and torch, coverage's tracer and a second copy of
+    dyncheck's modules (a second Spec class) must not be dropped and imported again."""
+    import coverage  # noqa: F401
+    import torch  # noqa: F401
+
+    import dyncheck._items  # noqa: F401
+    import dyncheck.invariants  # noqa: F401
+    import dyncheck.target  # noqa: F401
 
 
 def _import_what_optimizer_steps_import() -> None:
     """An optimizer's first step imports parts of torch lazily (torch._dynamo, inductor
     test ops); importing them once here keeps pytester from dropping and re-registering
     them, which torch refuses."""
+    import torch
+
     from dyncheck.invariants.grad_isolation import default_optimizers
 
     parameter = torch.nn.Parameter(torch.zeros(1))
@@ -37,6 +44,11 @@ settings.register_profile("dev", max_examples=50, deadline=None, suppress_health
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        # xdist's controller runs no test: its workers start only after this returns, and
+        # torch's import (about 2 s here) would delay them all.
+        return
+    _import_once()
     # Each xdist worker gets its share of the cores for torch's thread pool, as dyncheck
     # gives its own workers (dyncheck.parallel): with -n 2 on two cores, two workers each
     # running a two-thread pool are slower than one thread each.
@@ -202,6 +214,8 @@ def compilation_loaded() -> None:
     pytester drops after an in-process run, and a second run's compilation registering
     them again is refused ("Artifact of type=autotune already registered")."""
     import warnings
+
+    import torch
 
     with warnings.catch_warnings():
         # torch's own modules, imported by the first compilation (torch.jit deprecations)
