@@ -120,6 +120,16 @@ class PaddedTotal(Padded):
         return super().forward(x, lengths).sum()
 
 
+class PaddedDict(Padded):
+    def forward(self, batch):
+        return super().forward(batch["x"], batch["lengths"])
+
+
+class PaddedPair(Padded):
+    def forward(self, batch):
+        return super().forward(*batch)
+
+
 class ComplexRNN(nn.Module):
     def __init__(self):
         super().__init__()
@@ -145,6 +155,11 @@ padded_none = dyncheck.Spec(Padded, inputs={"x": padded_x, "lengths": sequence_l
 padded_sometimes = dyncheck.Spec(Padded, inputs={"x": padded_x, "lengths": sequence_lengths(), "give": st.booleans()})
 padded_empty = dyncheck.Spec(Padded, inputs={"x": st.just(torch.ones(2, 3, 4)), "lengths": st.just(torch.tensor([0, 0]))})
 padded_total = dyncheck.Spec(PaddedTotal, inputs={"x": padded_x, "lengths": sequence_lengths()})
+no_steps = {"x": st.just(torch.ones(2, 3, 4)), "lengths": st.just(torch.tensor([0, 0]))}
+padded_dict_empty = dyncheck.Spec(PaddedDict, inputs={"batch": st.fixed_dictionaries(no_steps)})
+padded_pair_empty = dyncheck.Spec(
+    PaddedPair, inputs={"batch": st.tuples(no_steps["x"], no_steps["lengths"])}, lengths="batch[1]"
+)
 """
 
 NUMERIC = "--dyncheck-devices=cpu,reference_models.buggy.perturbed_device:NUMERIC"
@@ -319,6 +334,7 @@ def test_padding_invariance_compares_rows_or_says_why_not(dyncheck_run, models):
     run = dyncheck_run(
         *("--dyncheck", "vac:padded_none", "--dyncheck", "vac:padded_empty", "--dyncheck", "vac:padded_total"),
         "--dyncheck", "vac:padded_sometimes",
+        *("--dyncheck", "vac:padded_dict_empty", "--dyncheck", "vac:padded_pair_empty"),
         "--dyncheck-invariants=padding_invariance", "--dyncheck-seed=1", "--dyncheck-max-examples=10",
     )
     assert run.vacuous_reason("dyncheck::vac:padded_none::padding_invariance") == NONE_OUTPUT
@@ -326,6 +342,12 @@ def test_padding_invariance_compares_rows_or_says_why_not(dyncheck_run, models):
         "no sequence of length 1 or more (lengths empty or all 0): no row to run alone; draw at least one step, "
         'e.g. Spec(inputs={"lengths": sequence_lengths(min_length=1)})'
     )
+    # Lengths inside a dict or tuple of inputs: a Spec names its inputs by argument.
+    for target, where in (("padded_dict_empty", "batch['lengths']"), ("padded_pair_empty", "batch[1]")):
+        assert run.vacuous_reason(f"dyncheck::vac:{target}::padding_invariance") == (
+            f"no sequence of length 1 or more ({where} empty or all 0): no row to run alone; draw at least one step, "
+            f'e.g. sequence_lengths(min_length=1) as the strategy of {where} inside Spec(inputs={{"batch": ...}})'
+        )
     assert run.vacuous_reason("dyncheck::vac:padded_total::padding_invariance") == (
         "no output has an axis of the batch's size where a row alone has size 1: nothing to compare row by row"
     )

@@ -1052,9 +1052,18 @@ def _too_short(layout: _Layout) -> str:
 
 
 def _no_rows(name: str) -> str:
+    """Why nothing was compared when no sequence has a step, and how to draw one: for
+    lengths inside a dict or tuple of inputs (``batch['lengths']``, ``batch[1]``), in the
+    strategy of the argument that holds them (a Spec's inputs are named by argument)."""
+    root = re.match(r"\w+", name)
+    fix = (
+        f"Spec(inputs={{\"{name}\": sequence_lengths(min_length=1)}})"
+        if root is None or root.group() == name
+        else f"sequence_lengths(min_length=1) as the strategy of {name} inside Spec(inputs={{\"{root.group()}\": ...}})"
+    )
     return (
         f"no sequence of length 1 or more ({name} empty or all 0): no row to run alone; draw at least "
-        f"one step, e.g. Spec(inputs={{\"{name}\": sequence_lengths(min_length=1)}})"
+        f"one step, e.g. {fix}"
     )
 
 
