@@ -97,7 +97,23 @@ def import_failure(module_name: str, exc: BaseException) -> str:
                 pass
             where = f" at {path}:{tb.tb_lineno}"
         tb = tb.tb_next
-    return f"importing {module_name!r} failed{where}: {type(exc).__name__}: {one_line(exc)}"
+    return f"importing {module_name!r} failed{where}: {type(exc).__name__}: {one_line(exc)}{exit_hint(exc)}"
+
+
+def exit_hint(exc: BaseException) -> str:
+    """For a ``SystemExit`` raised by argparse (a module or constructor that parses the
+    command line, which under pytest is pytest's), what to change; else nothing."""
+    if not isinstance(exc, SystemExit):
+        return ""
+    tb = exc.__traceback__
+    while tb is not None:
+        if os.path.basename(tb.tb_frame.f_code.co_filename) == "argparse.py":
+            return (
+                "; argparse read pytest's command line: parse it only under if __name__ == \"__main__\": "
+                "(or with parse_known_args()), or name a factory that builds the model without it"
+            )
+        tb = tb.tb_next
+    return ""
 
 
 def one_line(exc: BaseException) -> str:

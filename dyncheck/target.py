@@ -19,7 +19,7 @@ from typing import Any
 from torch import nn
 
 from dyncheck.cloning import clone
-from dyncheck.errors import InvalidArgument, TargetError, import_failure, one_line
+from dyncheck.errors import InvalidArgument, TargetError, exit_hint, import_failure, one_line
 from dyncheck.infer import (
     _LENGTHS_NAME,
     Inferred,
@@ -120,7 +120,7 @@ def _import(text: str) -> Any:
                 "run pytest from the project root or install the package)",
             ) from None
         raise _fail(text, import_failure(module_name, exc)) from None
-    except Exception as exc:  # the user's module raised while importing
+    except (Exception, SystemExit) as exc:  # the user's module raised (or exited) while importing
         raise _fail(text, import_failure(module_name, exc)) from None
     value: Any = module
     for index, part in enumerate(attribute.split(".")):
@@ -228,15 +228,12 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
     try:
         with seeded(BUILD_SEED):
             instance = _instantiate(spec)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # SystemExit: a constructor that parses the command line
         shown = ", ".join(f"{k}={v!r}" for k, v in spec.init.items())
         # The name, not a repr: a module instance's repr spans many lines.
         name = getattr(model, "__qualname__", type(model).__qualname__)
-        raise _fail(
-            text,
-            f"building {name}({shown}) raised {type(exc).__name__}: {one_line(exc)}; "
-            f"pass constructor arguments with dyncheck.Spec({name}, init={{...}})",
-        ) from None
+        fix = exit_hint(exc) or f"; pass constructor arguments with dyncheck.Spec({name}, init={{...}})"
+        raise _fail(text, f"building {name}({shown}) raised {type(exc).__name__}: {one_line(exc)}{fix}") from None
     if not isinstance(instance, nn.Module):
         raise _fail(text, f"the factory returned {type(instance).__name__}, not an nn.Module")
     # The probes below call the model on inputs of dyncheck's making; what it warns of there

@@ -175,6 +175,54 @@ def test_constructor_that_raises(pytester):
     )
 
 
+ARGPARSE_FIX = (
+    "argparse read pytest's command line: parse it only under if __name__ == \"__main__\": (or with "
+    "parse_known_args()), or name a factory that builds the model without it"
+)
+
+
+@pytest.mark.parametrize("where", ["module", "constructor"])
+def test_a_model_that_parses_the_command_line_is_told_where_and_how(pytester, monkeypatch, where):
+    # Research code often parses its arguments where the model is defined; under pytest the
+    # command line is pytest's, and argparse exits. One line names it, never a traceback.
+    target = "mymod:Model" if where == "module" else "mymod:Net"
+    monkeypatch.setattr(sys, "argv", ["pytest", "--dyncheck", target])  # as a user's run has it
+    parse = "args = argparse.ArgumentParser().parse_args()"
+    if where == "module":
+        source = f"import argparse\n{parse}\n" + module()
+        expected = f"importing 'mymod' failed at mymod.py:2: SystemExit: 2; {ARGPARSE_FIX}"
+    else:
+        source = "import argparse\n" + module(f"""
+            class Net(Model):
+                def __init__(self):
+                    {parse}
+                    super().__init__(8)
+        """)
+        expected = f"building Net() raised SystemExit: 2; {ARGPARSE_FIX}"
+    pytester.makepyfile(mymod=source)
+    result = run(pytester, target)
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR and "Traceback" not in output, output
+    # argparse's own usage lines come first, as the user's program prints them.
+    assert [line for line in result.stderr.lines if line.strip()][-1] == f"ERROR: --dyncheck {target}: {expected}", output
+
+
+def test_a_constructor_that_exits_is_a_usage_error(pytester):
+    pytester.makepyfile(mymod=module("""
+        import sys
+
+        class Net(Model):
+            def __init__(self, config=None):
+                if config is None:
+                    sys.exit("Net needs a config")
+                super().__init__(config)
+    """))
+    assert usage_error(pytester, "mymod:Net") == (
+        "building Net() raised SystemExit: Net needs a config; pass constructor arguments with "
+        "dyncheck.Spec(Net, init={...})"
+    )
+
+
 # --------------------------------------------------------------------------- invalid Spec fields
 
 SPEC = "spec = dyncheck.Spec(Model, init={'config': 3}, %s)\n"
