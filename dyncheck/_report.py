@@ -92,10 +92,11 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
             f"{who} raised {type(exc.original).__name__} on an example the spec allows: "
             f"{_first_line(exc.original)}"
         )
-        if exc.hints:
+        hints = [*exc.hints, *_no_device(exc.original)]
+        if hints:
             lines.append("  why:")
-            lines.extend(f"    {hint}" for hint in exc.hints)
-        if exc.stage == "forward" and item.target.inferred_inputs:
+            lines.extend(f"    {hint}" for hint in hints)
+        if exc.stage == "forward" and item.target.inferred_inputs and not _no_device(exc.original):
             lines.append(
                 "  note:     the inputs were inferred (--dyncheck-explain shows them); if the model "
                 "needs other shapes or values, give them with Spec(inputs=..., dims=...)"
@@ -138,6 +139,22 @@ def _first_sentence(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     end = text.find(". ")
     return text if end == -1 else text[: end + 1]
+
+
+#: What torch raises when code asks for CUDA on a machine that has none.
+_NO_CUDA = ("Torch not compiled with CUDA enabled", "No CUDA GPUs are available", "Found no NVIDIA driver")
+
+
+def _no_device(original: BaseException) -> list[str]:
+    """Why a model that asks for CUDA on a machine without it raised, and the fix: tensors
+    made on the input's device run wherever the model does."""
+    if not any(text in str(original) for text in _NO_CUDA):
+        return []
+    return [
+        "the model puts a tensor on CUDA (.cuda(), .to('cuda'), device='cuda') and this machine has no CUDA "
+        "device: make it on the input's device (torch.zeros(..., device=x.device)), so the model runs "
+        "wherever its inputs are"
+    ]
 
 
 def _first_line(exc: BaseException) -> str:

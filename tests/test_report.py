@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+import pytest
+import torch
+
 DET = "--dyncheck-invariants=determinism"
 
 
@@ -65,6 +68,35 @@ def test_a_crash_on_inferred_inputs_says_they_were_inferred(dyncheck_run, pytest
     run = dyncheck_run("--dyncheck", "fixed:Model", DET)
     text = run.failure("::determinism")
     assert "  note:     the inputs were inferred (--dyncheck-explain shows them)" in text
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the model runs")
+def test_a_model_that_asks_for_cuda_on_a_machine_without_it_is_told_the_fix(dyncheck_run, pytester):
+    # Older research code makes its hidden state with .cuda(): on a CPU machine every check
+    # raises, and what to change is the device, not the inputs.
+    pytester.makepyfile(
+        oncuda="""
+        import torch
+        import torch.nn as nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 4)
+
+            def forward(self, x):
+                return self.fc(x) + torch.zeros(4).cuda()
+        """
+    )
+    run = dyncheck_run("--dyncheck", "oncuda:Model", DET)
+    text = run.failure("::determinism")
+    assert (
+        "  why:\n    the model puts a tensor on CUDA (.cuda(), .to('cuda'), device='cuda') and this machine has no "
+        "CUDA device: make it on the input's device (torch.zeros(..., device=x.device)), so the model runs "
+        "wherever its inputs are\n"
+    ) in text, text
+    assert "the inputs were inferred" not in text
+    assert "torch.zeros(4).cuda()" in text  # the model's line, in its traceback
 
 
 def test_a_spec_that_cannot_be_satisfied_is_one_message(dyncheck_run, pytester):
