@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from torch import nn
+from torch import jit, nn
 
 from dyncheck.cloning import clone
 from dyncheck.errors import InvalidArgument, TargetError, exit_hint, import_failure, one_line
@@ -236,6 +236,14 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
         raise _fail(text, f"building {name}({shown}) raised {type(exc).__name__}: {one_line(exc)}{fix}") from None
     if not isinstance(instance, nn.Module):
         raise _fail(text, f"the factory returned {type(instance).__name__}, not an nn.Module")
+    scripted = _scripted(instance)
+    if scripted is not None:
+        raise _fail(
+            text,
+            f"{scripted} is a TorchScript module (torch.jit.script or torch.jit.trace), and torch refuses it the "
+            "forward hooks dyncheck follows paths with: check the eager module it is made from (a factory that "
+            "builds the model without scripting), and script it after",
+        )
     # The probes below call the model on inputs of dyncheck's making; what it warns of there
     # (torch's nested-tensor prototype warning from nn.TransformerEncoder's fast path, once
     # in each process: three times at the top of `make check`) is not the user's to read
@@ -246,6 +254,15 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
     with warnings.catch_warnings(), seeded(BUILD_SEED):
         warnings.simplefilter("ignore")
         return _complete(spec, text, instance, inferred_init)
+
+
+def _scripted(instance: nn.Module) -> str | None:
+    """The first TorchScript module in ``instance`` (``"the model"`` when it is one itself),
+    or None."""
+    for name, module in instance.named_modules():
+        if isinstance(module, jit.ScriptModule):
+            return repr(name) if name else "the model"
+    return None
 
 
 def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[str, str]) -> Target:

@@ -223,6 +223,41 @@ def test_a_constructor_that_exits_is_a_usage_error(pytester):
     )
 
 
+SCRIPTED_FIX = (
+    "is a TorchScript module (torch.jit.script or torch.jit.trace), and torch refuses it the forward hooks "
+    "dyncheck follows paths with: check the eager module it is made from (a factory that builds the model "
+    "without scripting), and script it after"
+)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_a_torchscript_module_is_one_line_naming_it(pytester):
+    # torch refuses hooks on a ScriptModule: every check would fail on a correct model.
+    pytester.makepyfile(mymod=module("""
+        class Part(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 4)
+
+            def forward(self, x):
+                return torch.relu(self.fc(x))
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.part = torch.jit.script(Part())
+                self.out = nn.Linear(4, 2)
+
+            def forward(self, x):
+                return self.out(self.part(x))
+
+        def scripted():
+            return torch.jit.script(Part())
+    """))
+    assert usage_error(pytester, "mymod:Net") == f"'part' {SCRIPTED_FIX}"
+    assert usage_error(pytester, "mymod:scripted") == f"the model {SCRIPTED_FIX}"
+
+
 # --------------------------------------------------------------------------- invalid Spec fields
 
 SPEC = "spec = dyncheck.Spec(Model, init={'config': 3}, %s)\n"
