@@ -230,10 +230,16 @@ SCRIPTED_FIX = (
 )
 
 
-@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 def test_a_torchscript_module_is_one_line_naming_it(pytester):
     # torch refuses hooks on a ScriptModule: every check would fail on a correct model.
     pytester.makepyfile(mymod=module("""
+        import warnings
+
+        def script(model):
+            with warnings.catch_warnings():  # deprecated in favour of torch.compile, still used
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return torch.jit.script(model)
+
         class Part(nn.Module):
             def __init__(self):
                 super().__init__()
@@ -245,14 +251,14 @@ def test_a_torchscript_module_is_one_line_naming_it(pytester):
         class Net(nn.Module):
             def __init__(self):
                 super().__init__()
-                self.part = torch.jit.script(Part())
+                self.part = script(Part())
                 self.out = nn.Linear(4, 2)
 
             def forward(self, x):
                 return self.out(self.part(x))
 
         def scripted():
-            return torch.jit.script(Part())
+            return script(Part())
     """))
     assert usage_error(pytester, "mymod:Net") == f"'part' {SCRIPTED_FIX}"
     assert usage_error(pytester, "mymod:scripted") == f"the model {SCRIPTED_FIX}"
