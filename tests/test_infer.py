@@ -1781,6 +1781,19 @@ def test_forward_with_only_star_arguments_is_a_one_line_error(model, shown):
     )
 
 
+def test_a_data_parallel_wrapper_points_to_the_model_it_wraps():
+    # A training script's model, wrapped for several GPUs: its forward takes *inputs.
+    def wrapped():
+        return nn.DataParallel(nn.Sequential(nn.Linear(4, 3)))
+
+    with pytest.raises(TargetError) as info:
+        resolved(wrapped)
+    assert str(info.value).endswith(
+        ".wrapped: DataParallel only spreads batches over devices: check the model it wraps, Sequential "
+        "(a factory returning it, before the wrapping)"
+    )
+
+
 def test_star_arguments_next_to_a_named_one_are_left_alone():
     class Rest(StarInputs):
         def forward(self, x, *rest):
