@@ -151,8 +151,9 @@ def _no_device(original: BaseException) -> list[str]:
     if not any(text in str(original) for text in _NO_CUDA):
         return []
     return [
-        "the model puts a tensor on CUDA (.cuda(), .to('cuda'), device='cuda') and this machine has no CUDA "
-        "device: make it on the input's device (torch.zeros(..., device=x.device)), so the model runs "
+        "the model asks for CUDA (a tensor put there with .cuda(), .to('cuda') or device='cuda', or a "
+        "torch.cuda call) and this machine has no CUDA device: make tensors on the input's device "
+        "(torch.zeros(..., device=x.device)) and call torch.cuda only when x.is_cuda, so the model runs "
         "wherever its inputs are"
     ]
 

@@ -100,17 +100,20 @@ def import_failure(module_name: str, exc: BaseException) -> str:
     return f"importing {module_name!r} failed{where}: {type(exc).__name__}: {one_line(exc)}{exit_hint(exc)}"
 
 
-def exit_hint(exc: BaseException) -> str:
-    """For a ``SystemExit`` raised by argparse (a module or constructor that parses the
-    command line, which under pytest is pytest's), what to change; else nothing."""
+def exit_hint(exc: BaseException, *, building: bool = False) -> str:
+    """For a ``SystemExit`` raised by argparse (a module, or with ``building`` a
+    constructor, that parses the command line, which under pytest is pytest's), what to
+    change; else nothing. A factory is an answer only for a constructor: a module that
+    exits while importing has none to offer."""
     if not isinstance(exc, SystemExit):
         return ""
     tb = exc.__traceback__
     while tb is not None:
         if os.path.basename(tb.tb_frame.f_code.co_filename) == "argparse.py":
+            factory = ", or name a factory that builds the model without it" if building else ""
             return (
                 "; argparse read pytest's command line: parse it only under if __name__ == \"__main__\": "
-                "(or with parse_known_args()), or name a factory that builds the model without it"
+                f"(or with parse_known_args()){factory}"
             )
         tb = tb.tb_next
     return ""

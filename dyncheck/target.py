@@ -232,10 +232,17 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
         shown = ", ".join(f"{k}={v!r}" for k, v in spec.init.items())
         # The name, not a repr: a module instance's repr spans many lines.
         name = getattr(model, "__qualname__", type(model).__qualname__)
-        fix = exit_hint(exc) or f"; pass constructor arguments with dyncheck.Spec({name}, init={{...}})"
+        fix = exit_hint(exc, building=True) or f"; pass constructor arguments with dyncheck.Spec({name}, init={{...}})"
         raise _fail(text, f"building {name}({shown}) raised {type(exc).__name__}: {one_line(exc)}{fix}") from None
     if not isinstance(instance, nn.Module):
         raise _fail(text, f"the factory returned {type(instance).__name__}, not an nn.Module")
+    wrapped = getattr(instance, "module", None)
+    if isinstance(instance, (nn.DataParallel, nn.parallel.DistributedDataParallel)) and isinstance(wrapped, nn.Module):
+        raise _fail(
+            text,
+            f"{type(instance).__qualname__} only spreads batches over devices: check the model it wraps, "
+            f"{type(wrapped).__qualname__} (a factory returning it, before the wrapping)",
+        )
     scripted = _scripted(instance)
     if scripted is not None:
         raise _fail(

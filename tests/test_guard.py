@@ -360,6 +360,35 @@ def test_git_user_errors(dyncheck_run, repository, against, message):
     assert message in line, line
 
 
+ARGPARSE = "argparse read pytest's command line: parse it only under if __name__ == \"__main__\": (or with parse_known_args())"
+
+
+def test_an_old_revision_that_parses_the_command_line_is_one_line(dyncheck_run, repository, monkeypatch):
+    # The old revision parsed its arguments on import; the working tree moved that under
+    # __main__, and is checked against it. argparse reads pytest's command line and exits.
+    monkeypatch.setattr("sys.argv", ["pytest", "--dyncheck", "netmod:Net"])  # as a user's run has it
+    (repository / "netmod.py").write_text("import argparse\nargparse.ArgumentParser().parse_args()\n" + BLOCKY)
+    _git(repository, "commit", "-q", "-am", "parses its arguments")
+    (repository / "netmod.py").write_text(BLOCKY)
+    line = usage_error(dyncheck_run("--dyncheck", "netmod:Net", "--dyncheck-against=git:HEAD"))
+    assert line == (
+        f"ERROR: --dyncheck-against=git:HEAD for netmod:Net: importing 'netmod' at HEAD failed: SystemExit: 2; {ARGPARSE}"
+    )
+
+
+def test_an_old_model_whose_constructor_parses_the_command_line_is_one_line(dyncheck_run, pytester, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["pytest", "--dyncheck", "netmod:Net"])
+    pytester.makepyfile(netmod=BLOCKY, oldnet=BLOCKY.replace(
+        "        super().__init__()\n        self.fc1", "        __import__('argparse').ArgumentParser().parse_args()\n"
+        "        super().__init__()\n        self.fc1",
+    ))
+    line = usage_error(dyncheck_run("--dyncheck", "netmod:Net", "--dyncheck-against=oldnet:Net"))
+    assert line == (
+        "ERROR: --dyncheck-against=oldnet:Net for netmod:Net: building the old model Net() raised SystemExit: 2; "
+        f"{ARGPARSE}, or name a factory that builds the model without it"
+    )
+
+
 def test_git_outside_a_repository(dyncheck_run, pytester):
     pytester.makepyfile(netmod=BLOCKY)
     line = usage_error(dyncheck_run("--dyncheck", "netmod:Net", "--dyncheck-against=git:main"))

@@ -1786,12 +1786,13 @@ def test_a_data_parallel_wrapper_points_to_the_model_it_wraps():
     def wrapped():
         return nn.DataParallel(nn.Sequential(nn.Linear(4, 3)))
 
-    with pytest.raises(TargetError) as info:
-        resolved(wrapped)
-    assert str(info.value).endswith(
-        ".wrapped: DataParallel only spreads batches over devices: check the model it wraps, Sequential "
-        "(a factory returning it, before the wrapping)"
-    )
+    for fields in ({}, {"inputs": {"x": dst.tensors(shape=("batch", 4))}}):  # with inputs given too
+        with pytest.raises(TargetError) as info:
+            resolved(wrapped, **fields)
+        assert str(info.value).endswith(
+            ".wrapped: DataParallel only spreads batches over devices: check the model it wraps, Sequential "
+            "(a factory returning it, before the wrapping)"
+        )
 
 
 def test_star_arguments_next_to_a_named_one_are_left_alone():

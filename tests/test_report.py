@@ -91,8 +91,9 @@ def test_a_model_that_asks_for_cuda_on_a_machine_without_it_is_told_the_fix(dync
     run = dyncheck_run("--dyncheck", "oncuda:Model", DET)
     text = run.failure("::determinism")
     assert (
-        "  why:\n    the model puts a tensor on CUDA (.cuda(), .to('cuda'), device='cuda') and this machine has no "
-        "CUDA device: make it on the input's device (torch.zeros(..., device=x.device)), so the model runs "
+        "  why:\n    the model asks for CUDA (a tensor put there with .cuda(), .to('cuda') or device='cuda', or a "
+        "torch.cuda call) and this machine has no CUDA device: make tensors on the input's device "
+        "(torch.zeros(..., device=x.device)) and call torch.cuda only when x.is_cuda, so the model runs "
         "wherever its inputs are\n"
     ) in text, text
     assert "the inputs were inferred" not in text

@@ -25,7 +25,7 @@ from torch import nn
 
 from dyncheck.agreement import Config, Run, numeric_findings, run_config
 from dyncheck.cloning import clone
-from dyncheck.errors import InvalidArgument, InvariantViolation, ModelError, TargetError
+from dyncheck.errors import InvalidArgument, InvariantViolation, ModelError, TargetError, exit_hint
 from dyncheck.examples import Example
 from dyncheck.guard.gitrev import load_at_revision, split_git
 from dyncheck.guard.localise import localise, paths_part, record_calls, summarise
@@ -162,12 +162,13 @@ def _old_spec(value: Any, target: Target, label: str) -> Spec:
 def _build(spec: Spec, label: str) -> nn.Module:
     try:
         instance = Target(text=label, spec=spec).build()
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # SystemExit: a constructor that parses the command line
         shown = ", ".join(f"{k}={v!r}" for k, v in spec.init.items())
         name = getattr(spec.model, "__qualname__", type(spec.model).__qualname__)
+        fix = exit_hint(exc, building=True) or "; give OLD as a dyncheck.Spec with its init"
         raise TargetError(
             f"{label}: building the old model {name}({shown}) raised {type(exc).__name__}: "
-            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}; give OLD as a dyncheck.Spec with its init"
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}{fix}"
         ) from None
     if not isinstance(instance, nn.Module):
         raise TargetError(f"{label}: the old factory returned {type(instance).__name__}, not an nn.Module")

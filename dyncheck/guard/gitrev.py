@@ -21,7 +21,7 @@ import tarfile
 import tempfile
 from typing import Any
 
-from dyncheck.errors import TargetError
+from dyncheck.errors import TargetError, exit_hint
 
 __all__ = ["load_at_revision", "split_git"]
 
@@ -149,10 +149,10 @@ def _import_from(base: str, module_name: str, attribute: str, revision: str, lab
             raise TargetError(
                 f"{label}: importing {module_name!r} at {revision} failed: {type(exc).__name__}: {exc}"
             ) from None
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # SystemExit: a module that parses the command line
             raise TargetError(
                 f"{label}: importing {module_name!r} at {revision} failed: "
-                f"{type(exc).__name__}: {_first_line(str(exc))}"
+                f"{type(exc).__name__}: {_first_line(str(exc))}{exit_hint(exc)}"
             ) from None
         value: Any = module
         for part in attribute.split("."):

@@ -45,12 +45,6 @@ def check_forward_arguments(model: nn.Module, parameters: dict[str, inspect.Para
     if named or not variadic:
         return
     shown = ", ".join(("*" if p.kind is p.VAR_POSITIONAL else "**") + p.name for p in variadic)
-    wrapped = getattr(model, "module", None)
-    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)) and isinstance(wrapped, nn.Module):
-        raise Uninferable(
-            f"{type(model).__qualname__} only spreads batches over devices: check the model it wraps, "
-            f"{type(wrapped).__qualname__} (a factory returning it, before the wrapping)"
-        )
     raise Uninferable(
         f"{type(model).__qualname__}.forward takes {shown}; dyncheck passes arguments by name: "
         "write a forward with named arguments, or wrap the model (a factory returning a wrapper module)"
