@@ -13,21 +13,27 @@ def test_counter_message(dyncheck_run):
     lines = run.failure("::determinism").strip().splitlines()
     assert lines[0] == f"determinism violated by {COUNTER}"
     assert lines[1] == ""
+    # A copy taken after the first call gives the second call's outputs: the state is the
+    # model's (not a generator out of reach), and what the call changed is named.
     assert lines[2] == (
-        "Two calls with the same seed and input gave different outputs: the model keeps state "
-        "between calls or draws from a generator dyncheck does not seed (python random, numpy's "
-        "global generator and torch are seeded)."
+        "Two calls with the same seed and input gave different outputs: forward changes state the output "
+        "depends on: a copy of the model taken after the first call gives the second call's outputs."
     )
-    assert lines[3] == "  output:"
-    assert re.fullmatch(r"    Mismatched elements: \d+ / \d+ \(\d+\.\d%\)", lines[4])
-    assert re.fullmatch(r"    Greatest absolute difference: \S+ at index \(\d+, \d+\) \(up to 0 allowed\)", lines[5])
-    assert re.fullmatch(r"    Greatest relative difference: \S+ at index \(\d+, \d+\) \(up to 0 allowed\)", lines[6])
+    assert lines[3] == "  the first call changed calls: 0 → 1"
+    assert lines[4] == "  output:"
+    assert re.fullmatch(r"    Mismatched elements: \d+ / \d+ \(\d+\.\d%\)", lines[5])
+    assert re.fullmatch(r"    Greatest absolute difference: \S+ at index \(\d+, \d+\) \(up to 0 allowed\)", lines[6])
+    assert re.fullmatch(r"    Greatest relative difference: \S+ at index \(\d+, \d+\) \(up to 0 allowed\)", lines[7])
+    assert lines[8] == (
+        "  If forward is meant to update it (running statistics an observation normaliser uses in training), "
+        "declare Spec(skip={'determinism': '...'}); otherwise advance it outside forward, or pass it in as an argument."
+    )
     # Hypothesis shrinks to the smallest example: one row, the first control value, seed 0.
-    assert re.fullmatch(r"  example:  x float32\[1, 8\].*, control=tensor\(\[0\.5\]\), seed=0", lines[7])
-    assert lines[8] == "  sizes:    batch=1"
-    assert lines[9] == "  path:     fc1 → fc3"
-    assert lines[10] == ""
-    assert lines[11] == (
+    assert re.fullmatch(r"  example:  x float32\[1, 8\].*, control=tensor\(\[0\.5\]\), seed=0", lines[9])
+    assert lines[10] == "  sizes:    batch=1"
+    assert lines[11] == "  path:     fc1 → fc3"
+    assert lines[12] == ""
+    assert lines[13] == (
         f"Reproduce: pytest --dyncheck {COUNTER} --dyncheck-only --dyncheck-seed=11 -k determinism"
     )
 
@@ -35,6 +41,41 @@ def test_counter_message(dyncheck_run):
 def test_unseeded_generator_is_caught(dyncheck_run):
     run = dyncheck_run("--dyncheck", UNSEEDED, "--dyncheck-invariants=determinism")
     assert run.outcomes() == {f"dyncheck::{UNSEEDED}::determinism": "FAILED"}
+    # A copy of the model does not repeat the second call: no state of the model is blamed.
+    assert run.failure("::determinism").strip().splitlines()[2] == (
+        "Two calls with the same seed and input gave different outputs: the model keeps state between calls or "
+        "draws from a generator dyncheck does not seed (python random, numpy's global generator and torch are seeded)."
+    )
+
+
+def test_state_updated_in_forward_is_named(dyncheck_run, pytester):
+    # An observation normaliser (reinforcement learning) updates running statistics in
+    # training forward and normalises with them: the output moves from call to call.
+    pytester.makepyfile(
+        normed="""
+        import torch
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.register_buffer("mean", torch.zeros(4))
+                self.register_buffer("count", torch.tensor(1.0))
+                self.fc = nn.Linear(4, 2)
+
+            def forward(self, obs):
+                if self.training:
+                    with torch.no_grad():
+                        self.mean += (obs.mean(0) - self.mean) / (self.count + 1)
+                        self.count = self.count + 1
+                return self.fc(obs - self.mean)
+        """
+    )
+    run = dyncheck_run("--dyncheck", "normed:Model", "--dyncheck-invariants=determinism")
+    lines = run.failure("::determinism").strip().splitlines()
+    assert lines[2].endswith("forward changes state the output depends on: a copy of the model taken after the "
+                             "first call gives the second call's outputs."), run.text
+    assert lines[3] == "  the first call changed mean (a buffer), count (a buffer)"
 
 
 def test_path_divergence_is_reported_as_such(dyncheck_run, pytester):
