@@ -243,6 +243,14 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
             f"{type(instance).__qualname__} only spreads batches over devices: check the model it wraps, "
             f"{type(wrapped).__qualname__} (a factory returning it, before the wrapping)",
         )
+    compiled = getattr(instance, "_orig_mod", None)
+    if type(instance).__name__ == "OptimizedModule" and isinstance(compiled, nn.Module):  # torch.compile(model)
+        raise _fail(
+            text,
+            f"the model is torch.compile's wrapper of {type(compiled).__qualname__}: check that model (a factory "
+            "returning it before torch.compile); --dyncheck-invariants=compile_agreement compares it compiled "
+            "with eager",
+        )
     scripted = _scripted(instance)
     if scripted is not None:
         raise _fail(

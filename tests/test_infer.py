@@ -1795,6 +1795,19 @@ def test_a_data_parallel_wrapper_points_to_the_model_it_wraps():
         )
 
 
+def test_a_compiled_model_points_to_the_model_it_compiles():
+    # model = torch.compile(model), as training scripts do: its forward takes *args, **kwargs.
+    def compiled():
+        return torch.compile(nn.Sequential(nn.Linear(4, 3)))
+
+    with pytest.raises(TargetError) as info:
+        resolved(compiled)
+    assert str(info.value).endswith(
+        ".compiled: the model is torch.compile's wrapper of Sequential: check that model (a factory returning it "
+        "before torch.compile); --dyncheck-invariants=compile_agreement compares it compiled with eager"
+    )
+
+
 def test_star_arguments_next_to_a_named_one_are_left_alone():
     class Rest(StarInputs):
         def forward(self, x, *rest):
