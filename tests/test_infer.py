@@ -1795,6 +1795,7 @@ def test_a_data_parallel_wrapper_points_to_the_model_it_wraps():
         )
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit's, when torch.compile imports dynamo
 def test_a_compiled_model_points_to_the_model_it_compiles():
     # model = torch.compile(model), as training scripts do: its forward takes *args, **kwargs.
     def compiled():
