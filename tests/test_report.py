@@ -28,7 +28,8 @@ def test_a_changing_plain_value_in_the_output_breaks_determinism(dyncheck_run, p
     )
     run = dyncheck_run("--dyncheck", "scored:Model", DET)
     lines = run.failure("::determinism").strip().splitlines()
-    assert lines[3] == "  output['score']: 2.0 != 1.0 (second call, then first)"
+    assert lines[3] == "  the first call changed calls: 0 → 1"
+    assert lines[4] == "  output['score']: 2.0 != 1.0 (second call, then first)"
 
 
 def test_a_bad_spec_loss_is_reported_as_the_specs(dyncheck_run, pytester):
