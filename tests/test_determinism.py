@@ -13,11 +13,11 @@ def test_counter_message(dyncheck_run):
     lines = run.failure("::determinism").strip().splitlines()
     assert lines[0] == f"determinism violated by {COUNTER}"
     assert lines[1] == ""
-    # A copy taken after the first call gives the second call's outputs: the state is the
-    # model's (not a generator out of reach), and what the call changed is named.
+    # Fresh copies given the values the first call left give the second call's outputs: the
+    # state is the model's (not a generator out of reach), and what the call changed is named.
     assert lines[2] == (
         "Two calls with the same seed and input gave different outputs: forward changes state the output "
-        "depends on: a copy of the model taken after the first call gives the second call's outputs."
+        "depends on: fresh copies given the values the first call left give the second call's outputs."
     )
     assert lines[3] == "  the first call changed calls: 0 → 1"
     assert lines[4] == "  output:"
@@ -41,7 +41,7 @@ def test_counter_message(dyncheck_run):
 def test_unseeded_generator_is_caught(dyncheck_run):
     run = dyncheck_run("--dyncheck", UNSEEDED, "--dyncheck-invariants=determinism")
     assert run.outcomes() == {f"dyncheck::{UNSEEDED}::determinism": "FAILED"}
-    # A copy of the model does not repeat the second call: no state of the model is blamed.
+    # Copies given the model's changed values do not repeat the second call: no state is blamed.
     assert run.failure("::determinism").strip().splitlines()[2] == (
         "Two calls with the same seed and input gave different outputs: the model keeps state between calls or "
         "draws from a generator dyncheck does not seed (python random, numpy's global generator and torch are seeded)."
@@ -73,8 +73,9 @@ def test_state_updated_in_forward_is_named(dyncheck_run, pytester):
     )
     run = dyncheck_run("--dyncheck", "normed:Model", "--dyncheck-invariants=determinism")
     lines = run.failure("::determinism").strip().splitlines()
-    assert lines[2].endswith("forward changes state the output depends on: a copy of the model taken after the "
-                             "first call gives the second call's outputs."), run.text
+    assert lines[2].endswith("forward changes state the output depends on: fresh copies given the values the "
+                             "first call left give the second call's outputs."), run.text
+    # Both: the update reads count before the output reads mean.
     assert lines[3] == "  the first call changed mean (a buffer), count (a buffer)"
 
 
@@ -239,3 +240,65 @@ def test_a_submodule_swapped_in_forward_is_named(dyncheck_run, pytester):
     assert "  forward replaced block.attention: Sparse → Full\n" in text
     # its children are part of that change, not lines of their own
     assert "block.attention.dropout (" not in text
+
+
+STATEFUL = """
+import torch
+from torch import nn
+
+_PHASE = [0]
+
+
+class Config:
+    width = 4
+
+
+class CounterAndNorms(nn.Module):
+    '''A call counter the output reads; BatchNorms in training, whose running statistics the
+    output does not read; a NaN buffer meaning "not set"; a generator object kept on the model.'''
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.bn1, self.bn2 = nn.BatchNorm1d(8), nn.BatchNorm1d(8)
+        self.register_buffer("clip_at", torch.full((8,), float("nan")))
+        self.cfg = Config()
+        self.calls, self.stream = 0, None
+
+    def forward(self, x):
+        self.calls += 1
+        self.stream = (i for i in range(3))  # cannot be copied
+        return self.bn2(self.bn1(self.fc(x))) / (1 + 0.1 * self.calls)
+
+
+class GlobalToggle(nn.Module):
+    '''The cause is a module-level flag; the model's own BatchNorm and bookkeeping change too.'''
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+        self.bn = nn.BatchNorm1d(4)
+        self.cfg = Config()
+        self.last_batch = None
+
+    def forward(self, x):
+        _PHASE[0] ^= 1
+        self.last_batch = x.shape[0]
+        return self.bn(self.fc(x)) * (1.0 + _PHASE[0])
+"""
+
+
+def test_only_the_state_the_output_depends_on_is_named(dyncheck_run, pytester):
+    pytester.makepyfile(stateful=STATEFUL)
+    run = dyncheck_run("--dyncheck", "stateful:CounterAndNorms", "--dyncheck-invariants=determinism")
+    lines = run.failure("::determinism").strip().splitlines()
+    assert lines[3] == "  the first call changed calls: 0 → 1", run.text
+
+
+def test_a_global_that_changes_blames_no_state_of_the_model(dyncheck_run, pytester):
+    pytester.makepyfile(stateful=STATEFUL)
+    run = dyncheck_run("--dyncheck", "stateful:GlobalToggle", "--dyncheck-invariants=determinism")
+    lines = run.failure("::determinism").strip().splitlines()
+    assert lines[2].endswith("the model keeps state between calls or draws from a generator dyncheck does not "
+                             "seed (python random, numpy's global generator and torch are seeded)."), run.text
+    assert "the first call changed" not in run.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -79,7 +80,7 @@ class Determinism(Invariant):
 
 _REBUILT = "the first call changed the model's own submodules, so the second ran a different model."
 _KEPT = (
-    "forward changes state the output depends on: a copy of the model taken after the first call gives "
+    "forward changes state the output depends on: fresh copies given the values the first call left give "
     "the second call's outputs."
 )
 _KEPT_FIX = (
@@ -89,39 +90,103 @@ _KEPT_FIX = (
 
 
 def _kept_state(context: Context, example: Example, second: Any) -> list[str]:
-    """What one call changes in the model, when that explains a second call's outputs: a
-    fresh copy, called once and copied, must give ``second``'s outputs (state kept on the
-    model, not a generator out of dyncheck's reach), and the lines name what the call
-    changed (a parameter, a buffer or a plain attribute, against a fresh copy never
-    called). Empty when the copy does not reproduce ``second`` or nothing named changed."""
-    from dyncheck.cloning import clone
-    from dyncheck.invariants.state_roundtrip import _own_attributes, _same, _show
-
-    untouched, called = context.fresh_model(), context.fresh_model()
+    """The state one call changes that explains a second call's outputs, named: what differs
+    between a fresh copy called once and one never called (parameters, buffers, plain
+    attributes holding numbers, strings or tensors), when two fresh copies given those
+    values both give ``second``'s outputs (the state is the model's, not a generator or a
+    global out of dyncheck's reach), and only what matters: each named value, put back as it
+    was, changes the outputs. Empty when that cannot be shown (the values do not explain the
+    outputs, more than :data:`_MOST_CHANGED` changed, or a copy cannot take them); the
+    finding then stands with both suspects named. Runs only on a failure."""
     try:
-        context.run(called, example, record=False, grad=False)
-        again = context.run(clone(called), example, record=False, grad=False)
-    except ModelError:
+        untouched, called = context.fresh_model(), context.fresh_model()
+        context.run(called, example, record=False)
+        changed = _changed(untouched, called)
+        if not changed or len(changed) > _MOST_CHANGED:
+            return []
+
+        def gives_second(values: dict[str, Any]) -> bool:
+            model = context.fresh_model()
+            for name, value in values.items():
+                _put(model, name, value)
+            return _same_outputs(context.run(model, example, record=False).output, second.output)
+
+        if not (gives_second(changed) and gives_second(changed)):
+            return []
+        needed = [name for name in changed if not gives_second({k: v for k, v in changed.items() if k != name})]
+    except Exception:  # a copy that cannot take the values, a model that raises: nothing to name
         return []
-    if not _same_outputs(again.output, second.output):
+    if not needed:
         return []
-    changed: list[str] = []
-    before = {**dict(untouched.named_parameters()), **dict(untouched.named_buffers())}
-    for kind, items in (("parameter", called.named_parameters()), ("buffer", called.named_buffers())):
-        for name, tensor in items:
-            if name in before and not torch.equal(before[name].detach(), tensor.detach()):
-                changed.append(f"{name} (a {kind})")
-    modules = dict(untouched.named_modules())
-    for module_name, module in called.named_modules():
+    from dyncheck.invariants.state_roundtrip import _show
+
+    kinds = {name: kind for kind, items in (("parameter", untouched.named_parameters()), ("buffer", untouched.named_buffers()))
+             for name, _ in items}
+    before = _plain_state(untouched)
+    shown = [
+        f"{name} (a {kinds[name]})" if name in kinds else f"{name}: {_show(before[name])} → {_show(changed[name])}"
+        for name in needed
+    ]
+    return [f"the first call changed {', '.join(shown)}"]
+
+
+#: More changed values than this are not sorted into those that matter (a call to each).
+_MOST_CHANGED = 8
+
+
+def _plain_state(model: nn.Module) -> dict[str, Any]:
+    """Every parameter and buffer of ``model`` and each submodule's plain attributes that
+    hold numbers, strings, None or tensors (or lists, tuples and dicts of them), by name
+    from the root."""
+    from dyncheck.invariants.state_roundtrip import _own_attributes
+
+    state: dict[str, Any] = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    for module_name, module in model.named_modules():
         prefix = f"{module_name}." if module_name else ""
-        mine = _own_attributes(modules[module_name]) if module_name in modules else {}
         for name, value in _own_attributes(module).items():
-            if name in mine and not isinstance(value, nn.Module) and not _same(mine[name], value):
-                changed.append(f"{prefix}{name}: {_show(mine[name])} → {_show(value)}")
-    if not changed:
-        return []
-    shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
-    return [f"the first call changed {shown}"]
+            if _simple(value) and name != "training":
+                state[f"{prefix}{name}"] = value
+    return state
+
+
+def _simple(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(map(_simple, value))
+    if isinstance(value, dict):
+        return all(map(_simple, value.values()))
+    return False
+
+
+def _changed(untouched: nn.Module, called: nn.Module) -> dict[str, Any]:
+    """Name -> value after the call, for each value of :func:`_plain_state` the call
+    changed (a NaN where it was NaN is unchanged)."""
+    from dyncheck.invariants.state_roundtrip import _same
+
+    before, after = _plain_state(untouched), _plain_state(called)
+    return {
+        name: copy.deepcopy(value.detach() if isinstance(value, torch.Tensor) else value)
+        for name, value in after.items()
+        if name in before and not _same(before[name], value)
+    }
+
+
+def _put(model: nn.Module, name: str, value: Any) -> None:
+    """Set ``model``'s value ``name`` (a parameter or buffer copied into, else an attribute
+    set) to a copy of ``value``."""
+    owner, _, attribute = name.rpartition(".")
+    module = model.get_submodule(owner)
+    current = getattr(module, attribute)
+    if isinstance(current, torch.Tensor) and isinstance(value, torch.Tensor) and attribute in {
+        *module._parameters, *module._buffers
+    }:
+        if current.shape != value.shape:
+            raise ValueError(f"{name} changed shape")
+        with torch.no_grad():
+            current.copy_(value)
+        return
+    setattr(module, attribute, copy.deepcopy(value))
 
 
 def _same_outputs(a: Any, b: Any) -> bool:
