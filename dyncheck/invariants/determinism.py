@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn.modules.lazy import LazyModuleMixin
 
 from dyncheck.compare import mismatch
-from dyncheck.errors import InvariantViolation, ModelError
+from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.tracing import leaves, missing_output
