@@ -92,11 +92,12 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
             f"{who} raised {type(exc.original).__name__} on an example the spec allows: "
             f"{_first_line(exc.original)}"
         )
-        hints = [*exc.hints, *_no_device(exc.original)]
+        no_device = _no_device(exc.original)
+        hints = [*exc.hints, *no_device]
         if hints:
             lines.append("  why:")
             lines.extend(f"    {hint}" for hint in hints)
-        if exc.stage == "forward" and item.target.inferred_inputs and not _no_device(exc.original):
+        if exc.stage == "forward" and item.target.inferred_inputs and not no_device:
             lines.append(
                 "  note:     the inputs were inferred (--dyncheck-explain shows them); if the model "
                 "needs other shapes or values, give them with Spec(inputs=..., dims=...)"

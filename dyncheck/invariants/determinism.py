@@ -49,21 +49,7 @@ class Determinism(Invariant):
                 ],
                 path=first.path,
             )
-        first_leaves = list(leaves(first.output))
-        second_leaves = dict(leaves(second.output))
-        details: list[str] = []
-        if [n for n, _ in first_leaves] != list(second_leaves):
-            details.append(
-                f"the outputs have different structure: {[n for n, _ in first_leaves]} != {list(second_leaves)}"
-            )
-        else:
-            for name, value in first_leaves:
-                lines = mismatch(second_leaves[name], value)
-                if len(lines) == 1 and not isinstance(value, torch.Tensor):
-                    details.append(f"{name}: {lines[0]} (second call, then first)")
-                elif lines:
-                    details.append(f"{name}:")
-                    details.extend(f"  {line}" for line in lines)
+        details = _differences(first.output, second.output)
         if not details and (missing := missing_output(first.output)):
             return context.nothing_to_compare(missing)
         context.compared()
@@ -101,7 +87,8 @@ def _kept_state(context: Context, example: Example, second: Any) -> list[str]:
     try:
         untouched, called = context.fresh_model(), context.fresh_model()
         context.run(called, example, record=False)
-        changed = _changed(untouched, called)
+        before = _plain_state(untouched)
+        changed = _changed(before, called)
         if not changed or len(changed) > _MOST_CHANGED:
             return []
 
@@ -109,7 +96,7 @@ def _kept_state(context: Context, example: Example, second: Any) -> list[str]:
             model = context.fresh_model()
             for name, value in values.items():
                 _put(model, name, value)
-            return _same_outputs(context.run(model, example, record=False).output, second.output)
+            return not _differences(context.run(model, example, record=False).output, second.output)
 
         if not (gives_second(changed) and gives_second(changed)):
             return []
@@ -120,9 +107,11 @@ def _kept_state(context: Context, example: Example, second: Any) -> list[str]:
         return []
     from dyncheck.invariants.state_roundtrip import _show
 
-    kinds = {name: kind for kind, items in (("parameter", untouched.named_parameters()), ("buffer", untouched.named_buffers()))
-             for name, _ in items}
-    before = _plain_state(untouched)
+    kinds = {
+        name: kind
+        for kind, items in (("parameter", untouched.named_parameters()), ("buffer", untouched.named_buffers()))
+        for name, _ in items
+    }
     shown = [
         f"{name} (a {kinds[name]})" if name in kinds else f"{name}: {_show(before[name])} → {_show(changed[name])}"
         for name in needed
@@ -159,12 +148,12 @@ def _simple(value: Any) -> bool:
     return False
 
 
-def _changed(untouched: nn.Module, called: nn.Module) -> dict[str, Any]:
-    """Name -> value after the call, for each value of :func:`_plain_state` the call
-    changed (a NaN where it was NaN is unchanged)."""
+def _changed(before: dict[str, Any], called: nn.Module) -> dict[str, Any]:
+    """Name -> value after the call, for each value of :func:`_plain_state` (``before``, a
+    copy never called) the call changed (a NaN where it was NaN is unchanged)."""
     from dyncheck.invariants.state_roundtrip import _same
 
-    before, after = _plain_state(untouched), _plain_state(called)
+    after = _plain_state(called)
     return {
         name: copy.deepcopy(value.detach() if isinstance(value, torch.Tensor) else value)
         for name, value in after.items()
@@ -189,10 +178,21 @@ def _put(model: nn.Module, name: str, value: Any) -> None:
     setattr(module, attribute, copy.deepcopy(value))
 
 
-def _same_outputs(a: Any, b: Any) -> bool:
-    """Whether two outputs have the same structure and bitwise the same values."""
-    first, second = list(leaves(a)), dict(leaves(b))
-    return [n for n, _ in first] == list(second) and all(not mismatch(second[n], v) for n, v in first)
+def _differences(first: Any, second: Any) -> list[str]:
+    """How two calls' outputs differ (structure, or each leaf's values, bitwise), worded for
+    the report; empty when they are the same."""
+    first_leaves, second_leaves = list(leaves(first)), dict(leaves(second))
+    if [n for n, _ in first_leaves] != list(second_leaves):
+        return [f"the outputs have different structure: {[n for n, _ in first_leaves]} != {list(second_leaves)}"]
+    details: list[str] = []
+    for name, value in first_leaves:
+        lines = mismatch(second_leaves[name], value)
+        if len(lines) == 1 and not isinstance(value, torch.Tensor):
+            details.append(f"{name}: {lines[0]} (second call, then first)")
+        elif lines:
+            details.append(f"{name}:")
+            details.extend(f"  {line}" for line in lines)
+    return details
 
 
 def _rebuilt(before: dict[str, nn.Module], after: dict[str, nn.Module]) -> list[str]:
