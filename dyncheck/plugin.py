@@ -197,6 +197,13 @@ def pytest_configure(config: pytest.Config) -> None:
     from dyncheck.target import import_path_for_targets, resolve
 
     import_path_for_targets()
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and workerinput.get("dyncheck_probes"):
+        # The controller resolved every target before this worker started: its model calls
+        # are reused where this resolution makes the same ones (dyncheck.probing).
+        from dyncheck import probing
+
+        probing.replay(workerinput["dyncheck_probes"])
     if settings.devices:
         _check_devices(settings.devices, settings.devices_origin or f"--dyncheck-devices={settings.devices}")
     targets = {}
@@ -235,7 +242,6 @@ def pytest_configure(config: pytest.Config) -> None:
             config.stash[DATABASE_KEY] = open_database(settings.database, Path(settings.database_base or "."))
         except DatabaseError as exc:
             raise pytest.UsageError(f"{settings.database_origin}: {exc}") from None
-    workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         from dyncheck.parallel import share_cores
 
@@ -260,7 +266,8 @@ def _check_devices(text: str, origin: str) -> None:
 
 
 class _XdistGlue:
-    """Hands the controller's seed to every worker, so none draws its own; prints
+    """Hands the controller's seed to every worker, so none draws its own, and the model
+    calls its resolution made, so none makes them again (dyncheck.probing); prints
     ``--dyncheck-explain`` on the controller, which collects nothing itself."""
 
     def __init__(self, settings: Settings, config: pytest.Config) -> None:
@@ -270,8 +277,11 @@ class _XdistGlue:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
+        from dyncheck import probing
+
         node.workerinput["dyncheck_seed"] = self.settings.seed
         node.workerinput["dyncheck_seed_given"] = self.settings.seed_given
+        node.workerinput["dyncheck_probes"] = probing.recorded()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: Any) -> None:

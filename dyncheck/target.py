@@ -18,6 +18,7 @@ from typing import Any
 
 from torch import jit, nn
 
+from dyncheck import probing
 from dyncheck.cloning import clone
 from dyncheck.errors import InvalidArgument, TargetError, exit_hint, import_failure, one_line
 from dyncheck.infer import (
@@ -266,7 +267,7 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
     # warnings in the summary; a warning torch gives once per process is not given again.
     # Under a fixed seed: the probes' random inputs are the same in every run, and the
     # caller's random streams are left as they were.
-    with warnings.catch_warnings(), seeded(BUILD_SEED):
+    with warnings.catch_warnings(), seeded(BUILD_SEED), probing.probing(text):
         warnings.simplefilter("ignore")
         return _complete(spec, text, instance, inferred_init)
 
@@ -626,7 +627,7 @@ def _probe_features(
     last: tuple[tuple[int, ...], Exception] | None = None
     for features in sizes:
         for shape, drawn in (((2, features), ("batch", features)), ((2, 3, features), ("batch", "time", features))):
-            error = _probe_call(clone(instance), {name: torch.randn(shape)})
+            error = _probe_call(instance, {name: torch.randn(shape)})
             if error is not None:
                 last = (shape, error)
                 continue
@@ -670,17 +671,11 @@ def _decoder_ids(
     )
 
 
-def _probe_call(instance: nn.Module, args: dict[str, Any]) -> Exception | None:
-    """What calling ``instance`` (dyncheck's own, built by resolution and thrown away after
-    it) on ``args`` raised, under a fixed seed and without autograd; None when it ran."""
-    import torch
-
-    try:
-        with seeded(BUILD_SEED), torch.no_grad():
-            instance(**args)
-    except Exception as exc:
-        return exc
-    return None
+def _probe_call(instance: nn.Module, args: dict[str, Any], *, training: bool | None = None) -> Exception | None:
+    """What calling a copy of ``instance`` (dyncheck's own, built by resolution and thrown
+    away after it) on ``args`` raised, under a fixed seed and without autograd; None when
+    it ran. Recorded, and taken from another process's record (:mod:`dyncheck.probing`)."""
+    return probing.call(instance, args, seed=BUILD_SEED, training=training)
 
 
 def _inferred_tensors(
@@ -812,7 +807,7 @@ def _call_at_smallest(
             return max(2, low)
         return next((size for size in _allowed_sizes(dim, dims) if size >= least), max(1, low))
 
-    return _probe_call(clone(instance), {
+    return _probe_call(instance, {
         name: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for name, (shape, dtype) in shapes.items()
     })
 
@@ -1231,7 +1226,7 @@ def _probe_sizes(
         # its own, as each check's example runs: a forward may change the model for the
         # calls after it (Swin shrinks its windows to an input smaller than them, for good).
         for training in (instance.training, not instance.training):
-            error = _probe_call(clone(instance).train(training), {
+            error = _probe_call(instance, training=training, args={
                 name: _probe_tensor(
                     [size_of(d, size, batch) for d in shape], dtype, lambda d: size_of(d, size, batch)
                 )
@@ -1255,9 +1250,9 @@ def _probe_sizes(
             return  # a sequence is probed only when its shortest raises
         size: int | None = low
     else:
-        size = _smallest_running(runs_at, low)
+        size = _smallest_running(runs_at, low, scan=lambda: not all(_no_size_helps(e) for _, e in failures))
     mono = {name for name, (shape, _) in shapes.items() if len(shape) > 2 and shape[1] == 1}
-    if size is None and mono:
+    if size is None and mono and not all(_no_size_helps(e) for _, e in failures):
         # A single-channel convolution whose forward adds the channel axis itself (raw audio
         # as [batch, length], a grayscale image as [batch, height, width]): without it.
         given_shapes, error = dict(shapes), failures[0][1]
@@ -1266,7 +1261,9 @@ def _probe_sizes(
             for name, (shape, dtype) in shapes.items()
         }
         failures.clear()
-        size = low if runs_at(low) else _smallest_running(runs_at, low)
+        size = low if runs_at(low) else _smallest_running(
+            runs_at, low, scan=lambda: not all(_no_size_helps(e) for _, e in failures)
+        )
         if size is None:
             return
         for name in mono:
@@ -1422,9 +1419,9 @@ def _probe_longest(instance: nn.Module, inputs: dict[str, Any], inferred: dict[s
     if found is None:
         return
     name, padded, args = found
-    if _probe_call(clone(instance), args) is not None:
+    if _probe_call(instance, args) is not None:
         return  # the full batch raises too: the model's own trouble, which the checks report
-    error = _probe_call(clone(instance), {**args, name: args[name] - 1})
+    error = _probe_call(instance, {**args, name: args[name] - 1})
     if error is None:
         return
     inputs[name] = dst.sequence_lengths(**{**strategy_arguments(inputs[name]), "pad_to_longest": True})
@@ -1479,8 +1476,8 @@ def _probe_sorted(instance: nn.Module, inputs: dict[str, Any], inferred: dict[st
         return
     longest_first = torch.full_like(lengths, padded - 1)
     longest_first[0] = padded
-    error = _probe_call(clone(instance), {**args, name: longest_first.flip(0)})
-    if error is None or _probe_call(clone(instance), {**args, name: longest_first}) is not None:
+    error = _probe_call(instance, {**args, name: longest_first.flip(0)})
+    if error is None or _probe_call(instance, {**args, name: longest_first}) is not None:
         return
     inputs[name] = dst.sequence_lengths(**{**strategy_arguments(inputs[name]), "descending": True})
     inferred[name] += (
@@ -1515,13 +1512,13 @@ def _probe_shortest_row(instance: nn.Module, inputs: dict[str, Any], inferred: d
     if padded < 2:
         return
     args = _padded_probe(shapes, time, padded, dims)
-    if _probe_call(clone(instance), args) is not None:
+    if _probe_call(instance, args) is not None:
         return  # the full mask raises too: the model's own trouble, which the checks report
 
     def runs(valid: int) -> Exception | None:
         mask = args[name].clone()
         mask[0, valid:] = 1 if shapes[name][1][2] else 0  # padding: True (key padding) or 0 (tokens)
-        return _probe_call(clone(instance), {**args, name: mask})
+        return _probe_call(instance, {**args, name: mask})
 
     error = runs(1)
     if error is None:
@@ -1544,11 +1541,12 @@ def _reshaped(strategy: Any, shape: tuple[Any, ...]) -> Any:
     return dst.tensors(**{**strategy_arguments(strategy), "shape": shape})
 
 
-def _smallest_running(runs: Callable[[int], bool], low: int) -> int | None:
+def _smallest_running(runs: Callable[[int], bool], low: int, *, scan: Callable[[], bool] = lambda: True) -> int | None:
     """The smallest spatial size above ``low`` at which the model ``runs``: doubling,
     then bisecting (pooling that needs a minimum size runs at every size above it). When
     no doubled size runs, each size up to :data:`_LINEAR_PROBED` in turn (a head sized for
-    one input size runs at a few sizes only). None when none runs."""
+    one input size runs at a few sizes only), unless ``scan()`` says no size can help. None
+    when none runs."""
     failed, size = low, low * 2
     while size <= _LARGEST_PROBED:
         if runs(size):
@@ -1557,11 +1555,20 @@ def _smallest_running(runs: Callable[[int], bool], low: int) -> int | None:
                 failed, size = (failed, middle) if runs(middle) else (middle, size)
             return size
         failed, size = size, size * 2
+    if not scan():
+        return None
     tried = {low * 2**k for k in range(_LARGEST_PROBED.bit_length())}
     for size in range(low + 1, _LINEAR_PROBED + 1):
         if size not in tried and runs(size):
             return size
     return None
+
+
+def _no_size_helps(error: Exception) -> bool:
+    """Whether ``error`` is a None reaching a tensor operation (``linear(): argument 'input'
+    must be Tensor, not NoneType``): an optional argument the call left out, which no size
+    of the others supplies."""
+    return isinstance(error, (TypeError, AttributeError)) and "NoneType" in str(error)
 
 
 def _forward_parameters(instance: nn.Module) -> dict[str, inspect.Parameter]:

@@ -223,26 +223,56 @@ def test_reproduce_line_reproduces(dyncheck_run):
     assert again.failure("determinism") == text
 
 
+#: A model whose sizes resolution probes (a head over a 12-long input), which notes in
+#: probe_calls.log each call resolution makes, by the calling process's id.
+PROBED = """
+import os
+
+from torch import nn
+
+from dyncheck import probing
+
+
+class Probed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(1, 2, 3)
+        self.head = nn.Linear(20, 2)
+
+    def forward(self, x):
+        if probing._CURRENT.get() is not None:
+            with open("probe_calls.log", "a") as log:
+                log.write(f"{os.getpid()}\\n")
+        return self.head(self.conv(x).flatten(1))
+"""
+
+
 @pytest.mark.usefixtures("subprocess_env")
 def test_xdist_same_collection_and_verdicts(pytester, dyncheck_run):
     from test_paths import DECODER
 
     pytester.makepyfile(decoder=DECODER)  # forty modules: paths described against the merged census
+    pytester.makepyfile(probed=PROBED)
     args = ["-p", "no:cacheprovider", "--dyncheck-only", "-rA", "--dyncheck", GATED, "--dyncheck", COUNTER,
-            "--dyncheck", "decoder:spec", "--dyncheck-seed=9", "--dyncheck-max-examples=10",
-            "--dyncheck-invariants=determinism,finite", "--dyncheck-explain"]
+            "--dyncheck", "decoder:spec", "--dyncheck", "probed:Probed", "--dyncheck-seed=9",
+            "--dyncheck-max-examples=10", "--dyncheck-invariants=determinism,finite", "--dyncheck-explain"]
     # The serial run in this process (a fresh one costs seconds), the parallel one in fresh ones.
     serial = dyncheck_run(*args).result
     # The first run's example database (what Hypothesis's targeting kept) would steer the
     # second: both start from none.
     shutil.rmtree(pytester.path / ".hypothesis", ignore_errors=True)
+    log = pytester.path / "probe_calls.log"
+    log.unlink()
     parallel = pytester.runpytest_subprocess("-n", "2", *args)
+    # Resolution called the model in one process, the controller: each worker reused its calls.
+    made = log.read_text().split()
+    assert made and len(set(made)) == 1, made
 
     def verdicts(result):
         return sorted(re.findall(r"^(PASSED|FAILED) (dyncheck::\S+)", result.stdout.str(), re.M))
 
     assert verdicts(serial) == verdicts(parallel)
-    assert len(verdicts(parallel)) == 6
+    assert len(verdicts(parallel)) == 8
 
     def summary(result):
         return result.stdout.str().split("dyncheck summary")[1].split("\n==")[0]
