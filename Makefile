@@ -18,9 +18,12 @@ check: $(VENV)/.installed
 	$(PY) -m dyncheck reference_models -n 2
 
 # worksteal: an idle worker takes tests the other has queued (with the default "load", one
-# worker finished about 20 s before the other).
+# worker finished about 20 s before the other). Bytecode is written even where the machine
+# turns it off (PYTHONDONTWRITEBYTECODE): the suite starts dozens of interpreters, and each
+# compiled dyncheck and had pytest rewrite Hypothesis's modules anew (about 10% of the run);
+# tests/conftest.py keeps what a test itself writes out of it.
 test: $(VENV)/.installed
-	$(PY) -m pytest -n 2 --dist worksteal tests
+	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -n 2 --dist worksteal tests
 
 # Measurements, not tests (minutes; run on an idle machine): see benchmarks/RESULTS.md.
 bench: $(VENV)/.installed
