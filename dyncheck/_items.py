@@ -165,10 +165,14 @@ class InvariantItem(pytest.Item):
             self.obj = replay
             return
         check.__name__ = check.__qualname__ = f"{invariant.name}"
-        # A distinct example-database key per target and invariant.
-        check._hypothesis_internal_add_digest = self.nodeid.encode()  # type: ignore[attr-defined]
         default = hsettings.default
         test = given(from_target(self.target, invariant.dims(self.target)))(check)
+        # The example-database key: the node id (target and invariant) alone. Hypothesis's
+        # own reads the source of ``check`` with inspect on every check, and would change
+        # with dyncheck's code, so a failure saved there would not replay after an upgrade.
+        test._hypothesis_internal_database_key = hashlib.sha384(  # type: ignore[attr-defined]
+            b"dyncheck:" + self.nodeid.encode()
+        ).digest()
         # Each side of every control's thresholds first, whatever the seed; they count
         # against the check's examples.
         corners: list[Any] = []

@@ -220,16 +220,16 @@ def from_target(target: Target, dims: Mapping[str, Any] | None = None) -> st.Sea
     shared named dimensions, then a seed. ``dims`` replace the spec's ranges of those
     names."""
     spec = target.spec
-    ranges = {**spec.dims, **(dims or {})}
+    return _examples(spec.inputs, {**spec.dims, **(dims or {})})
 
-    @st.composite
-    def examples(draw: Any) -> Example:
-        with dim_scope(ranges):
-            args = {name: draw(strategy) for name, strategy in spec.inputs.items()}
-            dims = current_dims()
-        return Example(args=args, seed=draw(seeds()), dims=dims)
 
-    return examples()
+# Defined once: st.composite reads the function's source (inspect) each time it decorates.
+@st.composite
+def _examples(draw: Any, inputs: Mapping[str, st.SearchStrategy[Any]], ranges: Mapping[str, Any]) -> Example:
+    with dim_scope(ranges):
+        args = {name: draw(strategy) for name, strategy in inputs.items()}
+        dims = current_dims()
+    return Example(args=args, seed=draw(seeds()), dims=dims)
 
 
 def corner_examples(target: Target) -> list[Example]:
