@@ -141,22 +141,34 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _outcome(error: Exception) -> tuple[str, str]:
-    """An error as the probes read it: its type's name and the first line of its message
-    (``errors.one_line``), with a second line when the message had more."""
+def _outcome(error: Exception) -> tuple[str, str, str]:
+    """An error as the probes read it: its type's name, the first line of its message
+    (``errors.one_line``) with a second line when the message had more, and the nearest
+    built-in exception class it derives from (a model's ``ShapeError(TypeError)`` is still
+    a TypeError to what reads it)."""
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
     text = "\n".join(lines[:1] + (["…"] if len(lines) > 1 else []))
-    return type(error).__name__, text
+    base = next(
+        (c.__name__ for c in type(error).__mro__ if getattr(builtins, c.__name__, None) is c and issubclass(c, Exception)),
+        "Exception",
+    )
+    return type(error).__name__, text, base
 
 
-_STAND_INS: dict[str, type[Exception]] = {}
+_STAND_INS: dict[tuple[str, str], type[Exception]] = {}
+
+
+def _recorded_message(self: BaseException) -> str:
+    return str(self.args[0]) if self.args else ""
 
 
 def _stand_in(outcome: Sequence[str]) -> Exception:
     """An exception whose type's name and message are the recorded ones: of the built-in
     class of that name (``RuntimeError``, ``TypeError``) where there is one that holds the
-    message as given, else of a class made with that name (torch's own, a model's)."""
-    name, text = outcome
+    message as given, else of a class made with that name (torch's own, a model's) on the
+    recorded built-in base."""
+    name, text = outcome[0], outcome[1]
+    base_name = outcome[2] if len(outcome) > 2 else "Exception"
     builtin = getattr(builtins, name, None)
     if isinstance(builtin, type) and issubclass(builtin, Exception):
         try:
@@ -165,7 +177,17 @@ def _stand_in(outcome: Sequence[str]) -> Exception:
             error = None
         if error is not None and str(error) == text:  # KeyError quotes its message
             return error
-    cls = _STAND_INS.get(name)
-    if cls is None:
-        cls = _STAND_INS[name] = type(name, (Exception,), {"__module__": __name__})
-    return cls(text)
+    base = getattr(builtins, base_name, None)
+    if not (isinstance(base, type) and issubclass(base, Exception)):
+        base = Exception
+    for parent in (base, Exception):
+        cls = _STAND_INS.get((name, parent.__name__))
+        if cls is None:
+            cls = _STAND_INS[name, parent.__name__] = type(
+                name, (parent,), {"__module__": __name__, "__str__": _recorded_message}
+            )
+        try:
+            return cls(text)
+        except Exception:  # a base that takes other arguments (UnicodeDecodeError)
+            continue
+    raise AssertionError("unreachable: Exception takes one argument")

@@ -264,7 +264,8 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
     # (torch's nested-tensor prototype warning from nn.TransformerEncoder's fast path, once
     # in each process: three times at the top of `make check`) is not the user's to read
     # before the run. The checks' own calls run under pytest's capture, which lists their
-    # warnings in the summary; a warning torch gives once per process is not given again.
+    # warnings in the summary; a warning torch gives once per process is not given again
+    # (but is in an xdist worker that replays the controller's calls: docs/inference.md).
     # Under a fixed seed: the probes' random inputs are the same in every run, and the
     # caller's random streams are left as they were.
     with warnings.catch_warnings(), seeded(BUILD_SEED), probing.probing(text):
@@ -1237,6 +1238,17 @@ def _probe_sizes(
         return None
 
     failures: list[tuple[int, Exception]] = []
+    # A forward argument the probes leave at its default None: a TypeError or AttributeError
+    # on NoneType at every size is then that argument missing, and no size helps. Without
+    # one, a None is the size's own doing (a table looked up by length), and sizes are tried.
+    left_at_none = any(
+        parameter.default is None and name not in shapes
+        for name, parameter in _forward_parameters(instance).items()
+        if parameter.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    )
+
+    def no_size_helps() -> bool:
+        return left_at_none and all(_no_size_helps(e) for _, e in failures)
 
     def runs_at(size: int) -> bool:
         error = runs(size)
@@ -1250,9 +1262,9 @@ def _probe_sizes(
             return  # a sequence is probed only when its shortest raises
         size: int | None = low
     else:
-        size = _smallest_running(runs_at, low, scan=lambda: not all(_no_size_helps(e) for _, e in failures))
+        size = _smallest_running(runs_at, low, scan=lambda: not no_size_helps())
     mono = {name for name, (shape, _) in shapes.items() if len(shape) > 2 and shape[1] == 1}
-    if size is None and mono and not all(_no_size_helps(e) for _, e in failures):
+    if size is None and mono and not no_size_helps():
         # A single-channel convolution whose forward adds the channel axis itself (raw audio
         # as [batch, length], a grayscale image as [batch, height, width]): without it.
         given_shapes, error = dict(shapes), failures[0][1]
@@ -1262,7 +1274,7 @@ def _probe_sizes(
         }
         failures.clear()
         size = low if runs_at(low) else _smallest_running(
-            runs_at, low, scan=lambda: not all(_no_size_helps(e) for _, e in failures)
+            runs_at, low, scan=lambda: not no_size_helps()
         )
         if size is None:
             return
@@ -1566,9 +1578,9 @@ def _smallest_running(runs: Callable[[int], bool], low: int, *, scan: Callable[[
 
 def _no_size_helps(error: Exception) -> bool:
     """Whether ``error`` is a None reaching a tensor operation (``linear(): argument 'input'
-    must be Tensor, not NoneType``): an optional argument the call left out, which no size
-    of the others supplies."""
-    return isinstance(error, (TypeError, AttributeError)) and "NoneType" in str(error)
+    must be Tensor, not NoneType``), read from its class and first line only: what a
+    replayed probe (:mod:`dyncheck.probing`) keeps of it, so every process decides alike."""
+    return isinstance(error, (TypeError, AttributeError)) and "NoneType" in one_line(error)
 
 
 def _forward_parameters(instance: nn.Module) -> dict[str, inspect.Parameter]:

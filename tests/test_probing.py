@@ -6,6 +6,7 @@ the first one that is not."""
 from __future__ import annotations
 
 import pytest
+import torch
 from torch import nn
 
 from dyncheck import probing
@@ -143,3 +144,83 @@ class SizedHead(nn.Module):
 def test_sizes_between_the_doubled_ones_are_still_tried_when_the_error_is_about_size():
     target = resolve_spec(Spec(SizedHead), text="sized_head")
     assert target.spec.dims["length"] == (12, 13)
+
+
+class TenOnly(nn.Module):
+    """A positional table for one length: at any other, ``.get`` gives None and a None
+    reaches the addition. Runs at length 10 only (8 after the convolution)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(1, 2, 3)
+        self.pos = nn.ParameterDict({"8": nn.Parameter(torch.zeros(2, 8))})
+        self.head = nn.Linear(16, 2)
+
+    def forward(self, x):
+        h = self.conv(x)
+        return self.head((h + self.pos.get(str(h.shape[-1]))).flatten(1))
+
+
+def test_a_none_of_the_sizes_own_doing_still_has_every_size_tried():
+    # TypeError on NoneType at every doubled size, but forward leaves no argument at None:
+    # the None comes from the size, and the scan between the doubled sizes finds 10.
+    target = resolve_spec(Spec(TenOnly), text="ten_only")
+    assert target.spec.dims["length"] == (10, 10)
+
+
+class ShapeError(TypeError):
+    pass
+
+
+def _ten_only(raise_at_other_lengths):
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(1, 2, 3)
+            self.head = nn.Linear(16, 2)
+
+        def forward(self, x, mask=None):
+            h = self.conv(x)
+            if h.shape[-1] != 8:
+                raise_at_other_lengths(h.shape[-1])
+            return self.head(h.flatten(1))
+
+    return Model
+
+
+def _shape_error(length):
+    raise ShapeError(f"no positional table for length {length}: got NoneType")
+
+
+def _second_line(length):
+    raise TypeError(f"cannot add the positional table for length {length}\n  table entry: NoneType")
+
+
+@pytest.mark.parametrize(("raising", "length"), [(_shape_error, (3, 9)), (_second_line, (10, 10))])
+def test_a_replayed_error_is_read_as_the_original_was(counted, raising, length):
+    # A TypeError subclass of the model's own, and a message naming NoneType below its first
+    # line: a worker replaying the controller's record decides as the controller did.
+    import json
+
+    model = _ten_only(raising)
+    first = resolve_spec(Spec(model), text="ten_only_mask")
+    assert first.spec.dims["length"] == length
+    record = json.loads(json.dumps(probing.recorded()["ten_only_mask"]))  # lists, as execnet hands it
+    counted.clear()
+    probing.replay({"ten_only_mask": record})
+    assert _outcome(resolve_spec(Spec(model), text="ten_only_mask")) == _outcome(first)
+    assert counted == []
+
+
+def test_a_stand_in_keeps_the_built_in_class_its_original_derives_from():
+    stand_in = probing._stand_in(probing._outcome(ShapeError("got NoneType\nmore")))
+    assert type(stand_in).__name__ == "ShapeError"
+    assert isinstance(stand_in, TypeError)
+    assert one_line(stand_in) == "got NoneType …"
+    # What execnet hands over (a list), and a KeyError subclass whose message is not quoted.
+    class MissingKey(KeyError):
+        pass
+
+    stand_in = probing._stand_in(list(probing._outcome(MissingKey("attention_mask"))))
+    assert isinstance(stand_in, KeyError)
+    assert one_line(stand_in) == one_line(MissingKey("attention_mask"))
