@@ -155,7 +155,7 @@ def _outcome(error: Exception) -> tuple[str, str, str]:
     return type(error).__name__, text, base
 
 
-_STAND_INS: dict[tuple[str, str], type[Exception]] = {}
+_STAND_INS: dict[tuple[str, type[Exception]], type[Exception]] = {}
 
 
 def _recorded_message(self: BaseException) -> str:
@@ -168,7 +168,6 @@ def _stand_in(outcome: Sequence[str]) -> Exception:
     message as given, else of a class made with that name (torch's own, a model's) on the
     recorded built-in base."""
     name, text = outcome[0], outcome[1]
-    base_name = outcome[2] if len(outcome) > 2 else "Exception"
     builtin = getattr(builtins, name, None)
     if isinstance(builtin, type) and issubclass(builtin, Exception):
         try:
@@ -177,17 +176,18 @@ def _stand_in(outcome: Sequence[str]) -> Exception:
             error = None
         if error is not None and str(error) == text:  # KeyError quotes its message
             return error
-    base = getattr(builtins, base_name, None)
+    base = getattr(builtins, outcome[2], None) if len(outcome) > 2 else None
     if not (isinstance(base, type) and issubclass(base, Exception)):
         base = Exception
-    for parent in (base, Exception):
-        cls = _STAND_INS.get((name, parent.__name__))
-        if cls is None:
-            cls = _STAND_INS[name, parent.__name__] = type(
-                name, (parent,), {"__module__": __name__, "__str__": _recorded_message}
-            )
-        try:
-            return cls(text)
-        except Exception:  # a base that takes other arguments (UnicodeDecodeError)
-            continue
-    raise AssertionError("unreachable: Exception takes one argument")
+    try:
+        return _stand_in_class(name, base)(text)
+    except Exception:  # a base that takes other arguments (UnicodeDecodeError)
+        return _stand_in_class(name, Exception)(text)
+
+
+def _stand_in_class(name: str, base: type[Exception]) -> type[Exception]:
+    """A class named ``name`` on ``base`` whose message is the recorded text as given."""
+    cls = _STAND_INS.get((name, base))
+    if cls is None:
+        cls = _STAND_INS[name, base] = type(name, (base,), {"__module__": __name__, "__str__": _recorded_message})
+    return cls
