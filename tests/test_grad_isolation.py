@@ -720,6 +720,59 @@ def test_the_search_elsewhere_is_kept_for_what_a_redraw_keeps():
     assert _layout(example(torch.zeros(1, 3), [ids])) is None
 
 
+def test_a_block_a_drop_path_dropped_is_not_masked_because_another_seed_kept_it():
+    # A batch of two identical rows: each block's train-mode BatchNorm gives zeros, which
+    # hide its squeeze-excite gate. Seed 1 keeps every block, and a redraw of other rows
+    # shows the gate used; seed 0 drops both samples of block 0 (a random choice, timm's
+    # DropPath). That answer, kept from seed 1, called block 0's gate masked on seed 0.
+    import torch
+
+    from dyncheck.examples import Example
+    from dyncheck.invariants import Context
+    from dyncheck.invariants.grad_isolation import GradIsolation
+    from dyncheck.target import resolve
+    from reference_models import drop_path
+
+    def dropped(seed):
+        """Which blocks the seed drops for every sample of a batch of two."""
+        from dyncheck.seeding import seeded
+
+        model, drops = drop_path.DropPathNet().train(), []
+        for block in model.blocks:
+            block.project.register_forward_hook(lambda _m, _a, out: torch.ones_like(out))
+            block.register_forward_hook(lambda _m, args, out: drops.append(bool(torch.equal(out, args[0]))))
+        with seeded(seed):
+            model(torch.zeros(2, 4))
+        return drops
+
+    assert dropped(1) == [False, False] and dropped(0) == [True, False]  # the premise
+    context = Context(resolve("reference_models.drop_path:DropPathNet"))
+    for seed in (1, 0):
+        GradIsolation().check(context, Example({"x": torch.zeros(2, 4)}, seed, {"batch": 2}))
+    assert context.memo["used elsewhere"]  # the search ran, and its answers were kept
+
+
+def test_answers_of_the_search_elsewhere_are_shared_between_seeds_unless_the_model_draws():
+    import torch
+
+    from dyncheck.examples import Example
+    from dyncheck.invariants import Context
+    from dyncheck.invariants._influence import _draws_random
+    from dyncheck.target import resolve
+
+    plain = Context(resolve("reference_models.gated:DynamicNet"))
+    assert not _draws_random(plain, plain.fresh_model(), Example({"x": torch.ones(2, 8), "control": 0.2}, 0, {}))
+    drawing = Context(resolve("reference_models.drop_path:DropPathNet"))
+    model = drawing.fresh_model()
+    assert _draws_random(drawing, model.train(), Example({"x": torch.ones(2, 4)}, 0, {}))
+    assert not _draws_random(drawing, model.eval(), Example({"x": torch.ones(2, 4)}, 0, {}))
+    # python's random (the depth of random_depth's net) and numpy's count too
+    depth = Context(resolve("reference_models.random_depth:DynamicNet"))
+    assert _draws_random(depth, depth.fresh_model(), Example({"x": torch.ones(2, 8)}, 0, {}))
+    # a call that raises: its answers are not shared either
+    assert _draws_random(plain, plain.fresh_model(), Example({"x": torch.ones(2, 3), "control": 0.2}, 0, {}))
+
+
 def test_a_reentrant_checkpoint_is_connected_and_a_detach_inside_it_is_not(dyncheck_run, pytester):
     # checkpoint(block, h, use_reentrant=True) keeps the block's parameters out of the
     # output's graph and runs the block again inside its backward, which gives them their

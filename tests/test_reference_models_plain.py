@@ -310,6 +310,12 @@ def _deep_norm() -> tuple[torch.nn.Module, tuple]:
     return DeepNormNet(), (torch.randn(3, 3, 4, 4),)
 
 
+def _drop_path() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.drop_path import DropPathNet
+
+    return DropPathNet(), (torch.randn(3, 4),)
+
+
 class _ImagesScored(torch.nn.Module):
     """The two-tower model's logits_per_image, for the shared forward/backward test."""
 
@@ -573,6 +579,7 @@ BUILDERS = {
     "dict_batch": _dict_batch,
     "graph_conv": _graph_conv,
     "deep_norm": _deep_norm,
+    "drop_path": _drop_path,
     "two_tower": _two_tower,
     "local_attention": _local_attention,
     "recurrent_lm": _recurrent_lm,
@@ -610,6 +617,30 @@ def test_forward_and_backward(name: str) -> None:
 def test_every_good_target_has_a_builder() -> None:
     modules = {target.partition(":")[0].rpartition(".")[2] for target in GOOD_TARGETS}
     assert modules == set(BUILDERS)
+
+
+# --- drop_path ----------------------------------------------------------------------
+
+
+def test_a_drop_path_drops_whole_samples_in_training_only() -> None:
+    from reference_models.drop_path import DropPathNet
+
+    torch.manual_seed(0)
+    model = DropPathNet(drop=0.5)
+    x = torch.randn(64, 4)
+    h = model.stem(x)
+    branch = model.blocks[0]
+    model.train()
+    # each sample's branch either kept (scaled by 1 / 0.5) or zeroed, never in between
+    residual = branch(h) - h
+    dropped = residual.abs().sum(1) == 0
+    assert 0 < int(dropped.sum()) < 64
+    branch.drop = 0.0
+    full = branch(h) - h
+    torch.testing.assert_close(residual[~dropped], 2 * full[~dropped], rtol=1e-5, atol=1e-6)
+    branch.drop = 0.5
+    model.eval()
+    assert not ((branch(h) - h).abs().sum(1) == 0).any()  # in eval every block runs for every sample
 
 
 # --- dict_batch ----------------------------------------------------------------------

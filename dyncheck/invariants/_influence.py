@@ -10,6 +10,8 @@ same answer.
 from __future__ import annotations
 
 import contextlib
+import random
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -20,6 +22,7 @@ from dyncheck.agreement import _move, default_dtype
 from dyncheck.errors import ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context
+from dyncheck.seeding import seeded
 from dyncheck.tracing import Trace, default_loss, dense, floating_leaves, grads_put_back
 
 __all__ = [
@@ -437,16 +440,60 @@ def _used_elsewhere(
     The answer is about the sizes and the path, so it is kept for the check's later examples
     with the same path, shapes and non-floating inputs (tokens, masks, lengths): attention
     over one token reaches this on most examples of a text model, and each search is eight
-    runs with backward."""
+    runs with backward. The redraws keep the example's seed, and so its random draws; for a
+    model that draws random numbers on that path the answer is kept for that seed only: a
+    drop path (timm's) that drew "drop" for every sample masks its block on this seed
+    whatever the inputs, and is a random choice, not a mask to report because another seed
+    kept the block."""
     layout = _layout(example)
     known: dict[str, bool] = {}
     if layout is not None:
-        known = context.memo.setdefault("used elsewhere", {}).setdefault((path, layout), {})
+        draws = context.memo.setdefault("draws random", {})
+        if (path, layout) not in draws:
+            draws[path, layout] = _draws_random(context, model, example)
+        seed = example.seed if draws[path, layout] else None
+        known = context.memo.setdefault("used elsewhere", {}).setdefault((path, layout, seed), {})
     todo = [n for n in names if n not in known]
     if todo:
         found = _search_elsewhere(context, model, example, path, todo)
         known.update((n, n in found) for n in todo)
     return [n for n in names if known[n]]
+
+
+def _draws_random(context: Context, model: nn.Module, example: Example) -> bool:
+    """Whether a call of ``model`` on ``example`` draws from a generator the seed sets
+    (torch's, python's ``random``, numpy's: dropout in training, ``bernoulli_``,
+    ``random.random()``): one forward pass without autograd, the generators' states
+    compared before and after. A call that raises counts as drawing (its answers are then
+    not shared between seeds)."""
+    with seeded(example.seed), torch.no_grad():
+        before = _generator_states()
+        try:
+            context.target.call(model, example.fresh_args())
+        except Exception:
+            return True
+        after = _generator_states()
+    return any(not _same_state(a, b) for a, b in zip(before, after))
+
+
+def _generator_states() -> list[Any]:
+    numpy = sys.modules.get("numpy")
+    states: list[Any] = [torch.random.get_rng_state(), random.getstate()]
+    if numpy is not None:
+        states.append(numpy.random.get_state())
+    if torch.cuda.is_initialized():
+        states.extend(torch.cuda.get_rng_state_all())
+    return states
+
+
+def _same_state(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a, b)
+    if isinstance(a, tuple):  # python's state, numpy's (its key array inside)
+        return len(a) == len(b) and all(_same_state(x, y) for x, y in zip(a, b))
+    if hasattr(a, "shape"):
+        return a.shape == b.shape and bool((a == b).all())
+    return a == b
 
 
 def _layout(example: Example) -> tuple | None:
