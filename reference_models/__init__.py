@@ -86,6 +86,9 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.drop_path` -- ``DropPathNet``: residual blocks with a
   squeeze-excite gate and timm's per-sample stochastic depth (``DropPath``), which on some
   seeds drops every sample of a block (a random choice ``grad_isolation`` does not report).
+* :mod:`reference_models.patch_dropout` -- ``PatchDropViT``: timm's patch dropout (EVA), a
+  name computed from the image (the kept patches' indices) gathering a positional table
+  in a helper: the image is not read as indices.
 * :mod:`reference_models.two_tower` -- ``TwoTower``: CLIP's shape, a forward that requires
   nothing but needs both its text and its images, and scores every image against every
   text.
@@ -186,6 +189,7 @@ GOOD_TARGETS = (
     "reference_models.graph_conv:GraphConv",
     "reference_models.deep_norm:DeepNormNet",
     "reference_models.drop_path:DropPathNet",
+    "reference_models.patch_dropout:PatchDropViT",
     "reference_models.two_tower:TwoTower",
     "reference_models.local_attention:LocalAttentionLM",
     "reference_models.recurrent_lm:RecurrentLM",

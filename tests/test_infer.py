@@ -944,6 +944,14 @@ def test_indices_into_another_input_are_one_line_with_the_spec_to_write():
                                                              min_value=0, max_value=9))
 
 
+def test_a_value_computed_from_the_argument_that_indexes_is_not_the_argument():
+    # EVA's patch dropout: x, keep = self.patch_drop(x), then a helper gathers the positional
+    # table by keep. The image was read as indices and refused.
+    from reference_models.patch_dropout import PatchDropViT
+
+    same(resolved(PatchDropViT).spec.inputs["x"], dst.tensors(shape=("batch", 3, "height", "height")))
+
+
 class TokenRouter(nn.Module):
     """A mixture-of-experts layer over a sequence of vectors: its gate (the first layer to
     consume x) says 16 features, its forward unpacks three axes."""

@@ -310,6 +310,12 @@ def _deep_norm() -> tuple[torch.nn.Module, tuple]:
     return DeepNormNet(), (torch.randn(3, 3, 4, 4),)
 
 
+def _patch_dropout() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.patch_dropout import PatchDropViT
+
+    return PatchDropViT(), (torch.randn(3, 3, 8, 8),)
+
+
 def _drop_path() -> tuple[torch.nn.Module, tuple]:
     from reference_models.drop_path import DropPathNet
 
@@ -580,6 +586,7 @@ BUILDERS = {
     "graph_conv": _graph_conv,
     "deep_norm": _deep_norm,
     "drop_path": _drop_path,
+    "patch_dropout": _patch_dropout,
     "two_tower": _two_tower,
     "local_attention": _local_attention,
     "recurrent_lm": _recurrent_lm,
@@ -641,6 +648,24 @@ def test_a_drop_path_drops_whole_samples_in_training_only() -> None:
     branch.drop = 0.5
     model.eval()
     assert not ((branch(h) - h).abs().sum(1) == 0).any()  # in eval every block runs for every sample
+
+
+# --- patch_dropout ------------------------------------------------------------------
+
+
+def test_patch_dropout_keeps_a_random_half_of_the_patches_with_their_positions() -> None:
+    from reference_models.patch_dropout import PatchDropViT, keep_rows
+
+    torch.manual_seed(0)
+    model = PatchDropViT()
+    patches = model.patch_embed(torch.randn(2, 3, 8, 8)).flatten(2).transpose(1, 2)
+    kept, keep = model.patch_drop(patches)
+    assert kept.shape == (2, 2, 8) and keep.shape == (2, 2)
+    for i in range(2):
+        torch.testing.assert_close(kept[i], patches[i, keep[i]])
+        torch.testing.assert_close(keep_rows(kept, model.pos_table, keep)[i], model.pos_table[keep[i]])
+    model.eval()
+    assert model.patch_drop(patches)[1] is None  # in eval every patch is kept
 
 
 # --- dict_batch ----------------------------------------------------------------------
