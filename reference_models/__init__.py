@@ -89,6 +89,9 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.patch_dropout` -- ``PatchDropViT``: timm's patch dropout (EVA), a
   name computed from the image (the kept patches' indices) gathering a positional table
   in a helper: the image is not read as indices.
+* :mod:`reference_models.squeeze_excite` -- ``SqueezeExciteNet``: MobileNetV3's and
+  GhostNet's squeeze-excite, its reduction followed by ``nn.ReLU(inplace=True)``: the
+  gradient still reaches a module an in-place activation overwrites.
 * :mod:`reference_models.two_tower` -- ``TwoTower``: CLIP's shape, a forward that requires
   nothing but needs both its text and its images, and scores every image against every
   text.
@@ -190,6 +193,7 @@ GOOD_TARGETS = (
     "reference_models.deep_norm:DeepNormNet",
     "reference_models.drop_path:DropPathNet",
     "reference_models.patch_dropout:PatchDropViT",
+    "reference_models.squeeze_excite:SqueezeExciteNet",
     "reference_models.two_tower:TwoTower",
     "reference_models.local_attention:LocalAttentionLM",
     "reference_models.recurrent_lm:RecurrentLM",

@@ -752,6 +752,27 @@ def test_a_block_a_drop_path_dropped_is_not_masked_because_another_seed_kept_it(
     assert context.memo["used elsewhere"]  # the search ran, and its answers were kept
 
 
+def test_a_module_an_in_place_activation_overwrites_is_reached_by_the_gradient():
+    # A batch of two identical rows: the BatchNorm gives zeros, the squeeze-excite gate
+    # multiplies zeros, and block 1's reduce (followed by ReLU(inplace=True)) was "masked
+    # away": its gradient was asked of the tensor relu_ had overwritten.
+    import torch
+    from torch import nn
+
+    from dyncheck.examples import Example
+    from dyncheck.invariants import Context
+    from dyncheck.invariants._influence import Reached
+    from dyncheck.invariants.grad_isolation import GradIsolation
+    from dyncheck.target import resolve
+
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(inplace=True), nn.Linear(4, 1))
+    with Reached(model, ["0"]).hooked() as seen:
+        assert seen.backward(model(torch.randn(3, 4)).sum())
+    assert seen.reached == {"0"}
+    context = Context(resolve("reference_models.squeeze_excite:SqueezeExciteNet"))
+    GradIsolation().check(context, Example({"x": torch.zeros(2, 4)}, 0, {"batch": 2}))
+
+
 def test_answers_of_the_search_elsewhere_are_shared_between_seeds_unless_the_model_draws():
     import torch
 

@@ -316,6 +316,12 @@ def _patch_dropout() -> tuple[torch.nn.Module, tuple]:
     return PatchDropViT(), (torch.randn(3, 3, 8, 8),)
 
 
+def _squeeze_excite() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.squeeze_excite import SqueezeExciteNet
+
+    return SqueezeExciteNet(), (torch.randn(3, 4),)
+
+
 def _drop_path() -> tuple[torch.nn.Module, tuple]:
     from reference_models.drop_path import DropPathNet
 
@@ -586,6 +592,7 @@ BUILDERS = {
     "graph_conv": _graph_conv,
     "deep_norm": _deep_norm,
     "drop_path": _drop_path,
+    "squeeze_excite": _squeeze_excite,
     "patch_dropout": _patch_dropout,
     "two_tower": _two_tower,
     "local_attention": _local_attention,
@@ -648,6 +655,21 @@ def test_a_drop_path_drops_whole_samples_in_training_only() -> None:
     branch.drop = 0.5
     model.eval()
     assert not ((branch(h) - h).abs().sum(1) == 0).any()  # in eval every block runs for every sample
+
+
+# --- squeeze_excite -----------------------------------------------------------------
+
+
+def test_the_squeeze_excite_gate_scales_each_feature_by_a_hard_sigmoid_of_the_features() -> None:
+    from reference_models.squeeze_excite import SqueezeExcite
+
+    torch.manual_seed(0)
+    se = SqueezeExcite(8, 4)
+    x = torch.randn(3, 8)
+    gate = torch.nn.functional.hardsigmoid(se.expand(torch.relu(se.reduce(x))))
+    torch.testing.assert_close(se(x), x * gate)
+    assert bool(((gate >= 0) & (gate <= 1)).all())
+    assert not se(torch.zeros(3, 8)).any()  # zeros in, zeros out, whatever the gate
 
 
 # --- patch_dropout ------------------------------------------------------------------

@@ -232,14 +232,17 @@ class Reached:
         self.model, self.names = model, names
         self.ran: set[str] = set()
         self.reached: set[str] = set()
-        self._outputs: list[torch.Tensor] = []
+        # (module, where its output enters the graph): the output's gradient edge as the
+        # module made it, which an in-place op after it (``nn.ReLU(inplace=True)``) leaves
+        # in place; the tensor itself would then stand for the activation's output.
+        self._outputs: list[tuple[str, Any]] = []
 
     def _hook(self, name: str) -> Callable[..., None]:
         def hook(_module: nn.Module, _args: Any, output: Any) -> None:
             for _, t in floating_leaves(output):
                 if (t.is_floating_point() or t.is_complex()) and t.requires_grad:
                     self.ran.add(name)
-                    self._outputs.append(t)
+                    self._outputs.append((name, _gradient_edge(t)))
                     t.register_hook(lambda grad, name=name: self._seen(name, grad))
 
         return hook
@@ -269,9 +272,11 @@ class Reached:
             if not self._outputs:
                 return True
             try:
-                torch.autograd.grad(loss, self._outputs, allow_unused=True)
+                grads = torch.autograd.grad(loss, [edge for _, edge in self._outputs], allow_unused=True)
             except RuntimeError:
                 return False  # backward raised (an in-place op on this path)
+            for (name, _), grad in zip(self._outputs, grads):
+                self._seen(name, grad)
             return True
         try:
             with grads_put_back(self.model.parameters()):
@@ -279,6 +284,16 @@ class Reached:
         except RuntimeError:
             return False
         return True
+
+
+def _gradient_edge(t: torch.Tensor) -> Any:
+    """Where ``t`` enters the autograd graph now (``torch.autograd.graph.get_gradient_edge``),
+    for ``autograd.grad`` to stop at even after an in-place op changes ``t``; ``t`` itself
+    where torch has no such edges."""
+    get = getattr(torch.autograd.graph, "get_gradient_edge", None)
+    if get is None or t.grad_fn is None:
+        return t
+    return get(t)
 
 
 def _reentrant_checkpoint_in(loss: torch.Tensor) -> bool:
