@@ -16,7 +16,11 @@ statistic at or below their ``eps`` on the example, then runs the same call on a
 model with only those layers' ``eps`` raised to 1 (the gradient scale is then at most the
 layer's weight). The same outputs (a constant input normalises to 0 whatever the eps) and
 finite gradients there, and the constant inputs are the cause; a NaN that stays (a
-``sqrt`` at 0 behind the norms) is the model's.
+``sqrt`` at 0 behind the norms) is the model's. When only some channels of those layers
+were constant, eps 1 also changes the others and the outputs differ; then a float64 copy
+of the call decides (the same path, finite outputs and gradients): each layer's factor is
+the same in float64, whose range holds what overflowed float32, while a NaN from a ``sqrt``
+at 0 is NaN in every dtype.
 """
 
 from __future__ import annotations
@@ -158,20 +162,51 @@ def constant_norm_overflow(context: Context, example: Example) -> str | None:
         after = context.run(raised, example, backward=True, record=False)
     except Exception:
         return None
+    names = list(found)
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    layers = f"{len(names)} normalisation layer{'s' if len(names) != 1 else ''} ({shown})"
     # A constant input normalises to 0 whatever the eps: the forward must be the same call
     # (a layer whose variance was small but not 0 computes otherwise with eps 1, and could
     # move a real NaN's cause away), and only backward's scale may differ.
-    if after.modules != before.modules or not _same_outputs(before.output, after.output):
-        return None
-    if non_finite_gradients(raised):
-        return None
-    names = list(found)
-    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-    return (
-        f"{len(names)} normalisation layer{'s' if len(names) != 1 else ''} ({shown}) normalised a constant "
-        "input (variance 0: identical or all-zero inputs) and backward overflowed; with their eps raised to 1 "
-        "every gradient is finite"
-    )
+    if after.modules == before.modules and _same_outputs(before.output, after.output):
+        if non_finite_gradients(raised):
+            return None
+        return (
+            f"{layers} normalised a constant input (variance 0: identical or all-zero inputs) and backward "
+            "overflowed; with their eps raised to 1 every gradient is finite"
+        )
+    # Only some channels were constant (a depthwise stack on a tiny image): eps 1 moves the
+    # others too. Each such layer multiplies the gradient by up to 1/sqrt(eps) in float32
+    # and float64 alike, and float64 holds 10^308 where float32 holds 10^38: gradients that
+    # are finite in a float64 copy overflowed float32; a NaN from a sqrt at 0 stays.
+    if _finite_in_float64(context, example, before):
+        return (
+            f"{layers} normalised an input with a constant channel (variance 0) and backward overflowed "
+            "float32; in a float64 copy every gradient is finite"
+        )
+    return None
+
+
+def _finite_in_float64(context: Context, example: Example, reference: Any) -> bool:
+    """Whether a float64 copy of the model, on ``example`` in float64, takes the path the
+    float32 call ``reference`` took and gives finite outputs and gradients (the outputs are
+    not compared: float32's rounding through a stack of such layers is the question)."""
+    from dyncheck.agreement import _move, default_dtype
+    from dyncheck.examples import Example as _Example
+
+    floating = [p for p in context.prototype().parameters() if p.is_floating_point()]
+    if not floating or floating[0].is_complex():
+        return False
+    device = str(floating[0].device)
+    try:
+        wide = context.fresh_model().to(torch.float64)
+        args = _move(dict(example.args), device, torch.float64)
+        with default_dtype(torch.float64):
+            trace = context.run(wide, _Example(args, example.seed, example.dims), backward=True, record=False)
+    except Exception:
+        return False
+    finite = all(bool(torch.isfinite(t).all()) for _, t in floating_leaves(trace.output))
+    return finite and trace.modules == reference.modules and not non_finite_gradients(wide)
 
 
 def _same_outputs(one: Any, other: Any) -> bool:

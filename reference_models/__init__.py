@@ -83,6 +83,9 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.deep_norm` -- ``DeepNormNet``: 24 blocks of convolution and
   train-mode BatchNorm, as EfficientNet builds them, whose gradients overflow on a batch of
   all-zero images (an innocent cause ``finite`` and ``grad_isolation`` do not report).
+* :mod:`reference_models.depthwise_norm` -- ``DepthwiseNormNet``: 24 blocks of train-mode
+  BatchNorm, SiLU and a depthwise convolution, whose gradients overflow float32 (not
+  float64) when one channel is flat over the batch (an innocent cause).
 * :mod:`reference_models.drop_path` -- ``DropPathNet``: residual blocks with a
   squeeze-excite gate and timm's per-sample stochastic depth (``DropPath``), which on some
   seeds drops every sample of a block (a random choice ``grad_isolation`` does not report).
@@ -191,6 +194,7 @@ GOOD_TARGETS = (
     "reference_models.dict_batch:NestedBatchClassifier",
     "reference_models.graph_conv:GraphConv",
     "reference_models.deep_norm:DeepNormNet",
+    "reference_models.depthwise_norm:DepthwiseNormNet",
     "reference_models.drop_path:DropPathNet",
     "reference_models.patch_dropout:PatchDropViT",
     "reference_models.squeeze_excite:SqueezeExciteNet",

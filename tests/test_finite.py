@@ -152,6 +152,61 @@ def test_a_nan_that_raising_eps_leaves_is_the_models():
         Finite().check(context, example)
 
 
+def _constant_channel(model_class):
+    import torch
+
+    from dyncheck import Spec
+    from dyncheck.examples import Example
+    from dyncheck.invariants import Context
+    from dyncheck.target import resolve_spec
+
+    x = torch.randn(3, 4, 2, 2, generator=torch.Generator().manual_seed(0))
+    x[:, 0] = 0.5  # one channel flat over the batch and the image, the others not
+    return Context(resolve_spec(Spec(model_class))), Example({"x": x}, 0, {"batch": 3})
+
+
+def test_norms_that_saw_a_constant_channel_overflow_float32_not_float64():
+    # Raising eps to 1 moves the channels that vary too, so it cannot tell; a float64 copy's
+    # gradients are finite (timm's MobileOne on two all-zero 1x4 images and a third).
+    from dyncheck.invariants.finite import Finite
+    from dyncheck.norms import constant_norm_overflow, non_finite_gradients
+    from reference_models.depthwise_norm import DepthwiseNormNet
+
+    context, example = _constant_channel(DepthwiseNormNet)
+    model = context.fresh_model()
+    context.run(model, example, backward=True, record=False)
+    assert non_finite_gradients(model)
+    assert constant_norm_overflow(context, example) == (
+        "24 normalisation layers (blocks.0.0, blocks.1.0, blocks.2.0 and 21 more) normalised an input with a "
+        "constant channel (variance 0) and backward overflowed float32; in a float64 copy every gradient is finite"
+    )
+    with context.counting():
+        Finite().check(context, example)
+
+
+def test_a_nan_behind_norms_that_saw_a_constant_channel_is_the_models():
+    import torch
+
+    from dyncheck.errors import InvariantViolation
+    from dyncheck.invariants.finite import Finite
+    from dyncheck.norms import constant_norm_overflow
+    from reference_models.depthwise_norm import DepthwiseNormNet
+
+    class RootOfSquares(DepthwiseNormNet):
+        """The pooled features through sqrt(z**2): at the flat channel's 0, a NaN gradient
+        in every dtype."""
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = block(x)
+            return self.head(torch.sqrt(x.mean((2, 3)) ** 2))
+
+    context, example = _constant_channel(RootOfSquares)
+    assert constant_norm_overflow(context, example) is None
+    with pytest.raises(InvariantViolation, match="backward produced NaN/inf gradients"):
+        Finite().check(context, example)
+
+
 def test_the_summary_counts_the_examples_whose_gradients_were_not_judged(dyncheck_run):
     run = dyncheck_run("--dyncheck", DEEP_NORM, "--dyncheck-seed=3", "--dyncheck-invariants=finite,grad_isolation")
     assert run.ret == 0, run.text

@@ -322,6 +322,12 @@ def _squeeze_excite() -> tuple[torch.nn.Module, tuple]:
     return SqueezeExciteNet(), (torch.randn(3, 4),)
 
 
+def _depthwise_norm() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.depthwise_norm import DepthwiseNormNet
+
+    return DepthwiseNormNet(), (torch.randn(3, 4, 4, 4),)
+
+
 def _drop_path() -> tuple[torch.nn.Module, tuple]:
     from reference_models.drop_path import DropPathNet
 
@@ -591,6 +597,7 @@ BUILDERS = {
     "dict_batch": _dict_batch,
     "graph_conv": _graph_conv,
     "deep_norm": _deep_norm,
+    "depthwise_norm": _depthwise_norm,
     "drop_path": _drop_path,
     "squeeze_excite": _squeeze_excite,
     "patch_dropout": _patch_dropout,
@@ -655,6 +662,26 @@ def test_a_drop_path_drops_whole_samples_in_training_only() -> None:
     branch.drop = 0.5
     model.eval()
     assert not ((branch(h) - h).abs().sum(1) == 0).any()  # in eval every block runs for every sample
+
+
+# --- depthwise_norm -----------------------------------------------------------------
+
+
+def test_a_channel_flat_over_the_batch_overflows_the_gradients_only_in_float32() -> None:
+    from reference_models.depthwise_norm import DepthwiseNormNet
+
+    def finite_gradients(x: torch.Tensor, dtype: torch.dtype) -> bool:
+        torch.manual_seed(0)
+        model = DepthwiseNormNet().to(dtype)
+        out = model(x.to(dtype))
+        (out * torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)).sum().backward()
+        return all(bool(torch.isfinite(p.grad).all()) for p in model.parameters())
+
+    x = torch.randn(3, 4, 2, 2, generator=torch.Generator().manual_seed(0))
+    assert finite_gradients(x, torch.float32)
+    x[:, 0] = 0.5  # channel 0 flat: each BatchNorm divides its gradient by sqrt(eps)
+    assert not finite_gradients(x, torch.float32)
+    assert finite_gradients(x, torch.float64)
 
 
 # --- squeeze_excite -----------------------------------------------------------------
