@@ -19,6 +19,8 @@ so that dyncheck's zero-configuration inference can check it.
 * :mod:`~reference_models.buggy.nan_gradient_behind_norms` -- the same ``sqrt`` behind 24
   train-mode BatchNorms, whose overflow on constant inputs is innocent: the NaN stays with
   their eps raised to 1 (finite, grad_isolation).
+* :mod:`~reference_models.buggy.nan_behind_flat_channel` -- the same ``sqrt`` behind
+  ``DepthwiseNormNet``'s BatchNorms, NaN in float64 too (finite, grad_isolation).
 * :mod:`~reference_models.buggy.shared_original` -- the founding ``SharedNet`` with
   weights of different shapes tied together; it fails in forward (runs).
 * :mod:`~reference_models.buggy.masked_gate` -- fc2 masked by the gate instead of
@@ -168,6 +170,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.nan_output:Model": ("finite", "grad_isolation"),
     "reference_models.buggy.nan_gradient:Model": ("finite", "grad_isolation"),
     "reference_models.buggy.nan_gradient_behind_norms:Model": ("finite", "grad_isolation"),
+    "reference_models.buggy.nan_behind_flat_channel:Model": ("finite", "grad_isolation"),
     "reference_models.buggy.shared_original:SharedNet": ("runs",),
     "reference_models.buggy.masked_gate:Model": ("grad_isolation",),
     "reference_models.buggy.threshold_off_by_one:Model": ("grad_isolation",),
