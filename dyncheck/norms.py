@@ -143,10 +143,17 @@ def non_finite_gradients(model: nn.Module) -> bool:
     )
 
 
-def constant_norm_overflow(context: Context, example: Example) -> str | None:
+def constant_norm_overflow(context: Context, example: Example, *, train: bool | None = None) -> str | None:
     """Why ``example``'s gradients are not finite, when normalisation layers that saw a
-    constant input are the whole cause (see the module's docstring); else None."""
-    model = context.fresh_model()
+    constant input are the whole cause (see the module's docstring); else None. ``train``
+    sets the mode of the copies it runs (None: as built), for a check that runs the model
+    in eval mode (a LayerNorm normalises its input in both)."""
+
+    def fresh() -> nn.Module:
+        made = context.fresh_model()
+        return made if train is None else made.train(train)
+
+    model = fresh()
     try:
         with constant_norms(model) as found:
             before = context.run(model, example, record=False, grad=False)
@@ -154,7 +161,7 @@ def constant_norm_overflow(context: Context, example: Example) -> str | None:
         return None
     if not found:
         return None
-    raised = context.fresh_model()
+    raised = fresh()
     modules = dict(raised.named_modules())
     for name in found:
         setattr(modules[name], _eps_attribute(modules[name]) or "eps", RAISED_EPS)
@@ -179,7 +186,7 @@ def constant_norm_overflow(context: Context, example: Example) -> str | None:
     # others too. Each such layer multiplies the gradient by up to 1/sqrt(eps) in float32
     # and float64 alike, and float64 holds 10^308 where float32 holds 10^38: gradients that
     # are finite in a float64 copy overflowed float32; a NaN from a sqrt at 0 stays.
-    if _finite_in_float64(context, example, before):
+    if _finite_in_float64(context, example, before, fresh):
         return (
             f"{layers} normalised an input with a constant channel (variance 0) and backward overflowed "
             "float32; in a float64 copy every gradient is finite"
@@ -187,7 +194,7 @@ def constant_norm_overflow(context: Context, example: Example) -> str | None:
     return None
 
 
-def _finite_in_float64(context: Context, example: Example, reference: Any) -> bool:
+def _finite_in_float64(context: Context, example: Example, reference: Any, fresh: Any) -> bool:
     """Whether a float64 copy of the model, on ``example`` in float64, takes the path the
     float32 call ``reference`` took and gives finite outputs and gradients (the outputs are
     not compared: float32's rounding through a stack of such layers is the question)."""
@@ -199,7 +206,7 @@ def _finite_in_float64(context: Context, example: Example, reference: Any) -> bo
         return False
     device = str(floating[0].device)
     try:
-        wide = context.fresh_model().to(torch.float64)
+        wide = fresh().to(torch.float64)
         args = _move(dict(example.args), device, torch.float64)
         with default_dtype(torch.float64):
             trace = context.run(wide, _Example(args, example.seed, example.dims), backward=True, record=False)

@@ -92,6 +92,9 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.patch_dropout` -- ``PatchDropViT``: timm's patch dropout (EVA), a
   name computed from the image (the kept patches' indices) gathering a positional table
   in a helper: the image is not read as indices.
+* :mod:`reference_models.pre_norm_stack` -- ``PreNormStack``: 20 pre-norm blocks on image
+  patches with zero biases (PVT v2's init), whose float32 gradients overflow on an all-zero
+  image through LayerNorms of constant input, in eval mode too (not dtype_agreement's to report).
 * :mod:`reference_models.squeeze_excite` -- ``SqueezeExciteNet``: MobileNetV3's and
   GhostNet's squeeze-excite, its reduction followed by ``nn.ReLU(inplace=True)``: the
   gradient still reaches a module an in-place activation overwrites.
@@ -197,6 +200,7 @@ GOOD_TARGETS = (
     "reference_models.depthwise_norm:DepthwiseNormNet",
     "reference_models.drop_path:DropPathNet",
     "reference_models.patch_dropout:PatchDropViT",
+    "reference_models.pre_norm_stack:PreNormStack",
     "reference_models.squeeze_excite:SqueezeExciteNet",
     "reference_models.two_tower:TwoTower",
     "reference_models.local_attention:LocalAttentionLM",

@@ -862,3 +862,26 @@ def test_kept_float64_keeps_casts_to_float32_of_float64_and_integer_tensors_only
     assert [t.dtype for t in kept] == [torch.float64] * len(kept)
     assert {name: t.dtype for name, (t, _) in left.items()} == {name: d for name, (_, d) in left.items()}
     assert len(mode.sites) >= 1 and all("test_dtype_agreement.py:" in site for site in mode.sites)
+
+
+def test_gradients_that_norms_on_a_constant_input_overflow_in_float32_are_not_judged():
+    # An all-zero image through a pre-norm stack: every LayerNorm normalises zeros (also in
+    # eval mode) and float32's gradients overflow where float64's do not. finite and
+    # grad_isolation leave such gradients alone; dtype_agreement reported them (timm's PVT v2).
+    from dyncheck.examples import Example
+    from dyncheck.invariants import Context
+    from dyncheck.invariants.dtype_agreement import DtypeAgreement
+    from dyncheck.target import resolve
+
+    context = Context(resolve("reference_models.pre_norm_stack:PreNormStack"))
+    example = Example({"x": torch.zeros(2, 3, 8, 8)}, 0, {"batch": 2})
+    model = context.fresh_model().eval()
+    context.run(model, example, backward=True, record=False)
+    assert not all(bool(torch.isfinite(p.grad).all()) for p in model.parameters())  # the premise
+    with context.counting():
+        DtypeAgreement().check(context, example)
+    assert context.report["notes"] == [
+        "gradients not judged on 1 example: 21 normalisation layers (blocks.0.norm, blocks.1.norm, blocks.2.norm "
+        "and 18 more) normalised a constant input (variance 0: identical or all-zero inputs) and backward "
+        "overflowed; with their eps raised to 1 every gradient is finite"
+    ]

@@ -328,6 +328,12 @@ def _depthwise_norm() -> tuple[torch.nn.Module, tuple]:
     return DepthwiseNormNet(), (torch.randn(3, 4, 4, 4),)
 
 
+def _pre_norm_stack() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.pre_norm_stack import PreNormStack
+
+    return PreNormStack(), (torch.randn(3, 3, 8, 8),)
+
+
 def _drop_path() -> tuple[torch.nn.Module, tuple]:
     from reference_models.drop_path import DropPathNet
 
@@ -599,6 +605,7 @@ BUILDERS = {
     "deep_norm": _deep_norm,
     "depthwise_norm": _depthwise_norm,
     "drop_path": _drop_path,
+    "pre_norm_stack": _pre_norm_stack,
     "squeeze_excite": _squeeze_excite,
     "patch_dropout": _patch_dropout,
     "two_tower": _two_tower,
@@ -682,6 +689,24 @@ def test_a_channel_flat_over_the_batch_overflows_the_gradients_only_in_float32()
     x[:, 0] = 0.5  # channel 0 flat: each BatchNorm divides its gradient by sqrt(eps)
     assert not finite_gradients(x, torch.float32)
     assert finite_gradients(x, torch.float64)
+
+
+# --- pre_norm_stack -----------------------------------------------------------------
+
+
+def test_an_all_zero_image_overflows_the_pre_norm_stacks_gradients_only_in_float32() -> None:
+    from reference_models.pre_norm_stack import PreNormStack
+
+    def finite_gradients(x: torch.Tensor, dtype: torch.dtype) -> bool:
+        torch.manual_seed(0)
+        model = PreNormStack().to(dtype).eval()
+        out = model(x.to(dtype))
+        (out * torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)).sum().backward()
+        return all(bool(torch.isfinite(p.grad).all()) for p in model.parameters())
+
+    assert finite_gradients(torch.randn(2, 3, 8, 8), torch.float32)
+    assert not finite_gradients(torch.zeros(2, 3, 8, 8), torch.float32)
+    assert finite_gradients(torch.zeros(2, 3, 8, 8), torch.float64)
 
 
 # --- squeeze_excite -----------------------------------------------------------------

@@ -66,6 +66,7 @@ from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.kinks import Kinks, run_aligned
+from dyncheck.norms import constant_norm_overflow, note_overflow
 from dyncheck.rounding import EPS32, SENSITIVITY_FACTOR, RoundingNoise, nudged
 from dyncheck.streams import Draws
 
@@ -92,6 +93,10 @@ _NO_FINITE_REFERENCE = (
 def _finite(run: Run) -> bool:
     """Whether every output and gradient of ``run`` is finite."""
     return all_finite([t for _, t in run.outputs] + list(run.grads.values()))
+
+
+def _finite_gradients(run: Run) -> bool:
+    return all(bool(torch.isfinite(g).all()) for g in run.grads.values() if g is not None and g.is_floating_point())
 
 
 def _where_referenced(reference: Run, single: Run) -> tuple[Run, Run] | None:
@@ -180,6 +185,18 @@ class DtypeAgreement(Invariant):
             unfit, findings = judged(reference)
             if not (unfit or findings):
                 _note_kept(context, sites)
+        if findings and not _finite_gradients(single) and _finite_gradients(reference):
+            # float32's gradients overflowed where float64's did not: innocent when
+            # normalisation layers that saw a constant input (a pre-norm stack's LayerNorms
+            # on an all-zero image) are the whole cause, as finite and grad_isolation take
+            # it. The outputs are still compared.
+            reason = constant_norm_overflow(context, example, train=False)
+            if reason is not None:
+                note_overflow(context, reason)
+                findings = compare(
+                    dataclasses.replace(reference, grads={}), dataclasses.replace(single, grads={}),
+                    tolerance=tolerance, floor=self.floor, model=reference.model,
+                )
         if unfit:
             return context.nothing_to_compare(unfit)
         if not findings and missing:
