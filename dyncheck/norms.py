@@ -16,18 +16,18 @@ statistic at or below their ``eps`` on the example, then runs the same call on a
 model with only those layers' ``eps`` raised to 1 (the gradient scale is then at most the
 layer's weight). The same outputs (a constant input normalises to 0 whatever the eps) and
 finite gradients there, and the constant inputs are the cause; a NaN that stays (a
-``sqrt`` at 0 behind the norms) is the model's. When only some channels of those layers
-were constant, eps 1 also changes the others and the outputs differ; then a float64 copy
-of the call decides (the same path, finite outputs and gradients): each layer's factor is
-the same in float64, whose range holds what overflowed float32, while a NaN from a ``sqrt``
-at 0 is NaN in every dtype.
+``sqrt`` at 0 behind the norms) is the model's. When only some groups of those layers
+were constant (some channels, some rows), eps 1 also changes the others and the outputs
+differ; then the call runs again with the gradient through exactly those groups scaled as
+eps 1 would scale it (the forward unchanged): finite gradients there, and those groups
+were the whole cause, while an overflow or a NaN anywhere else stays.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -67,33 +67,48 @@ def _eps_attribute(module: nn.Module) -> str | None:
     return None
 
 
-def _smallest_statistic(module: nn.Module, x: torch.Tensor) -> float | None:
-    """The smallest variance (mean square for an RMSNorm; the smaller of the two for a
-    layer of another library) over the groups ``module`` normalises ``x`` in; None when
-    the input's layout is not one this module reads."""
+def _group_statistics(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, Any] | None:
+    """The statistic (variance; mean square for an RMSNorm; the smaller of the two for a
+    layer of another library) of each group ``module`` normalises ``x`` in, and a function
+    that spreads one value per group over ``x``'s shape; None when the input's layout is not
+    one this module reads."""
     x = x.detach()
     if not x.is_floating_point() or x.numel() == 0:
         return None
+    shape = x.shape
     x = x.float() if x.dtype != torch.float64 else x  # (no float64 on every device)
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
         if x.dim() < 2:
             return None
         groups = x.transpose(0, 1).reshape(x.shape[1], -1)
+
+        def spread(per_group: torch.Tensor) -> torch.Tensor:
+            return per_group.reshape(1, shape[1], *([1] * (len(shape) - 2))).expand(shape)
     elif isinstance(module, nn.modules.instancenorm._InstanceNorm):
         spatial = module._get_no_batch_dim() - 1
         if x.dim() <= spatial:
             return None
         groups = x.reshape(-1, math.prod(x.shape[x.dim() - spatial:]))
+
+        def spread(per_group: torch.Tensor) -> torch.Tensor:
+            return per_group.reshape(*shape[:len(shape) - spatial], *([1] * spatial)).expand(shape)
     elif isinstance(module, nn.GroupNorm):
         if x.dim() < 2:
             return None
         groups = x.reshape(x.shape[0] * module.num_groups, -1)
+
+        def spread(per_group: torch.Tensor) -> torch.Tensor:
+            rest = groups.shape[-1]
+            return per_group.reshape(shape[0], module.num_groups, 1).expand(shape[0], module.num_groups, rest).reshape(shape)
     else:
-        shape = getattr(module, "normalized_shape", None)
-        features = math.prod(shape) if isinstance(shape, tuple) and shape else x.shape[-1]
+        normalized = getattr(module, "normalized_shape", None)
+        features = math.prod(normalized) if isinstance(normalized, tuple) and normalized else x.shape[-1]
         if x.numel() % features:
             return None
         groups = x.reshape(-1, features)
+
+        def spread(per_group: torch.Tensor) -> torch.Tensor:
+            return per_group.reshape(-1, 1).expand(-1, features).reshape(shape)
     if groups.shape[-1] == 0:
         return None
     variance, mean_square = groups.var(-1, unbiased=False), groups.pow(2).mean(-1)
@@ -104,7 +119,64 @@ def _smallest_statistic(module: nn.Module, x: torch.Tensor) -> float | None:
         statistic = variance
     else:
         statistic = torch.minimum(variance, mean_square)
-    return float(statistic.min())
+    return statistic, spread
+
+
+def _smallest_statistic(module: nn.Module, x: torch.Tensor) -> float | None:
+    """The smallest statistic over the groups ``module`` normalises ``x`` in
+    (:func:`_group_statistics`); None when the input's layout is not one this module reads."""
+    found = _group_statistics(module, x)
+    return None if found is None else float(found[0].min())
+
+
+def _eps(module: nn.Module, x: torch.Tensor) -> float:
+    eps = getattr(module, _eps_attribute(module) or "eps", None)
+    if eps is None:  # nn.RMSNorm(eps=None) takes its dtype's machine eps
+        eps = torch.finfo(x.dtype).eps if x.is_floating_point() else 0.0
+    return float(eps)
+
+
+class _Damped(torch.autograd.Function):
+    """The identity in forward; in backward, the gradient times ``scale`` (elementwise)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(scale)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (scale,) = ctx.saved_tensors
+        return grad * scale.to(grad.dtype), None
+
+
+@contextlib.contextmanager
+def _damped(model: nn.Module, names: Iterable[str]) -> Iterator[None]:
+    """Inside the block, the gradient that each named normalisation layer sends back
+    through a group of its input whose statistic is at most its eps is scaled by
+    ``sqrt((statistic + eps) / (statistic + 1))``: what eps raised to 1 would give that
+    group alone (its normalised values, 0 for a constant group, are the same). The forward
+    is unchanged."""
+    modules = dict(model.named_modules())
+
+    def hook(module: nn.Module, args: tuple[Any, ...]) -> Any:
+        if not args or not isinstance(args[0], torch.Tensor) or not args[0].requires_grad:
+            return None
+        x = args[0]
+        found = _group_statistics(module, x)
+        if found is None:
+            return None
+        statistic, spread = found
+        eps = _eps(module, x)
+        scale = torch.where(statistic <= eps, ((statistic + eps) / (statistic + 1.0)).sqrt(), torch.ones_like(statistic))
+        return (_Damped.apply(x, spread(scale).to(x.device)), *args[1:])
+
+    handles = [modules[name].register_forward_pre_hook(hook) for name in names if name in modules]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 @contextlib.contextmanager
@@ -120,9 +192,7 @@ def constant_norms(model: nn.Module) -> Iterator[dict[str, float]]:
             if attribute is None or not args or not isinstance(args[0], torch.Tensor):
                 return
             try:
-                eps = getattr(module, attribute, None)
-                if eps is None:  # nn.RMSNorm(eps=None) takes its dtype's machine eps
-                    eps = torch.finfo(args[0].dtype).eps if args[0].is_floating_point() else 0.0
+                eps = _eps(module, args[0])
                 smallest = _smallest_statistic(module, args[0])
             except Exception:  # a layout this reading does not know: the layer is not counted
                 return
@@ -182,38 +252,23 @@ def constant_norm_overflow(context: Context, example: Example, *, train: bool | 
             f"{layers} normalised a constant input (variance 0: identical or all-zero inputs) and backward "
             "overflowed; with their eps raised to 1 every gradient is finite"
         )
-    # Only some channels were constant (a depthwise stack on a tiny image): eps 1 moves the
-    # others too. Each such layer multiplies the gradient by up to 1/sqrt(eps) in float32
-    # and float64 alike, and float64 holds 10^308 where float32 holds 10^38: gradients that
-    # are finite in a float64 copy overflowed float32; a NaN from a sqrt at 0 stays.
-    if _finite_in_float64(context, example, before, fresh):
-        return (
-            f"{layers} normalised an input with a constant channel (variance 0) and backward overflowed "
-            "float32; in a float64 copy every gradient is finite"
-        )
-    return None
-
-
-def _finite_in_float64(context: Context, example: Example, reference: Any, fresh: Any) -> bool:
-    """Whether a float64 copy of the model, on ``example`` in float64, takes the path the
-    float32 call ``reference`` took and gives finite outputs and gradients (the outputs are
-    not compared: float32's rounding through a stack of such layers is the question)."""
-    from dyncheck.agreement import _move, default_dtype
-    from dyncheck.examples import Example as _Example
-
-    floating = [p for p in context.prototype().parameters() if p.is_floating_point()]
-    if not floating or floating[0].is_complex():
-        return False
-    device = str(floating[0].device)
+    # Only some groups were constant (a channel of a depthwise stack on a tiny image, a row
+    # of zeros): eps 1 moves the others too. The same call again with the gradient through
+    # exactly those groups scaled as eps 1 would scale it: finite gradients, and the
+    # constant groups were the whole cause; an overflow or a NaN elsewhere stays.
+    damped = fresh()
     try:
-        wide = fresh().to(torch.float64)
-        args = _move(dict(example.args), device, torch.float64)
-        with default_dtype(torch.float64):
-            trace = context.run(wide, _Example(args, example.seed, example.dims), backward=True, record=False)
+        with _damped(damped, names):
+            trace = context.run(damped, example, backward=True, record=False)
     except Exception:
-        return False
-    finite = all(bool(torch.isfinite(t).all()) for _, t in floating_leaves(trace.output))
-    return finite and trace.modules == reference.modules and not non_finite_gradients(wide)
+        return None
+    if trace.modules != before.modules or non_finite_gradients(damped):
+        return None
+    return (
+        f"{layers} normalised an input with constant groups (variance 0 in some channels or rows) and backward "
+        "overflowed; with the gradient through those groups scaled as eps 1 would scale it, every gradient is "
+        "finite"
+    )
 
 
 def _same_outputs(one: Any, other: Any) -> bool:

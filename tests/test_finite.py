@@ -165,9 +165,10 @@ def _constant_channel(model_class):
     return Context(resolve_spec(Spec(model_class))), Example({"x": x}, 0, {"batch": 3})
 
 
-def test_norms_that_saw_a_constant_channel_overflow_float32_not_float64():
-    # Raising eps to 1 moves the channels that vary too, so it cannot tell; a float64 copy's
-    # gradients are finite (timm's MobileOne on two all-zero 1x4 images and a third).
+def test_norms_that_saw_a_constant_channel_overflow_and_only_through_it():
+    # Raising eps to 1 moves the channels that vary too, so it cannot tell; scaling the
+    # gradient through the flat channel alone as eps 1 would leaves every gradient finite
+    # (timm's MobileOne on two all-zero 1x4 images and a third).
     from dyncheck.invariants.finite import Finite
     from dyncheck.norms import constant_norm_overflow, non_finite_gradients
     from reference_models.depthwise_norm import DepthwiseNormNet
@@ -177,8 +178,9 @@ def test_norms_that_saw_a_constant_channel_overflow_float32_not_float64():
     context.run(model, example, backward=True, record=False)
     assert non_finite_gradients(model)
     assert constant_norm_overflow(context, example) == (
-        "24 normalisation layers (blocks.0.0, blocks.1.0, blocks.2.0 and 21 more) normalised an input with a "
-        "constant channel (variance 0) and backward overflowed float32; in a float64 copy every gradient is finite"
+        "24 normalisation layers (blocks.0.0, blocks.1.0, blocks.2.0 and 21 more) normalised an input with constant "
+        "groups (variance 0 in some channels or rows) and backward overflowed; with the gradient through those "
+        "groups scaled as eps 1 would scale it, every gradient is finite"
     )
     with context.counting():
         Finite().check(context, example)
@@ -202,6 +204,35 @@ def test_a_nan_behind_norms_that_saw_a_constant_channel_is_the_models():
             return self.head(torch.sqrt(x.mean((2, 3)) ** 2))
 
     context, example = _constant_channel(RootOfSquares)
+    assert constant_norm_overflow(context, example) is None
+    with pytest.raises(InvariantViolation, match="backward produced NaN/inf gradients"):
+        Finite().check(context, example)
+
+
+def test_an_overflow_elsewhere_beside_a_norm_that_saw_a_constant_channel_is_the_models():
+    # Beside a BatchNorm with one flat channel, a unit normalisation with eps 1e-40 divides an
+    # all-zero row by 1e-40: inf in float32, finite in float64. Only the flat channel's
+    # gradient is scaled, so the overflow stays and is reported.
+    import torch
+    from torch import nn
+
+    from dyncheck.errors import InvariantViolation
+    from dyncheck.invariants.finite import Finite
+    from dyncheck.norms import constant_norm_overflow
+
+    class TinyEps(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn, self.lin, self.head = nn.BatchNorm1d(4), nn.Linear(4, 4, bias=False), nn.Linear(4, 3)
+
+        def forward(self, x):
+            v = self.lin(x)
+            return self.head(self.bn(x) + v / (v.norm(dim=-1, keepdim=True) + 1e-40))
+
+    context, example = _constant_channel(TinyEps)
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    x[:, 0], x[1] = 0.0, 0.0
+    example = type(example)({"x": x}, 0, {"batch": 3})
     assert constant_norm_overflow(context, example) is None
     with pytest.raises(InvariantViolation, match="backward produced NaN/inf gradients"):
         Finite().check(context, example)

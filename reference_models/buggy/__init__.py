@@ -20,7 +20,8 @@ so that dyncheck's zero-configuration inference can check it.
   train-mode BatchNorms, whose overflow on constant inputs is innocent: the NaN stays with
   their eps raised to 1 (finite, grad_isolation).
 * :mod:`~reference_models.buggy.nan_behind_flat_channel` -- the same ``sqrt`` behind
-  ``DepthwiseNormNet``'s BatchNorms, NaN in float64 too (finite, grad_isolation).
+  ``DepthwiseNormNet``'s BatchNorms, NaN whatever the flat channel's gradient (finite,
+  grad_isolation).
 * :mod:`~reference_models.buggy.shared_original` -- the founding ``SharedNet`` with
   weights of different shapes tied together; it fails in forward (runs).
 * :mod:`~reference_models.buggy.masked_gate` -- fc2 masked by the gate instead of
