@@ -5,8 +5,10 @@ the positional table that the kept patches had with ``gather``.
 What it proves: an argument is read as indices only when it is itself the index. In EVA's
 ``_pos_embed``, ``x, keep_indices = self.patch_drop(x)`` gives a name computed from the
 image, and a helper then gathers the rotary table by it; the input was read as "indices
-into another input" and timm's ``Eva`` refused with a Spec for an ``edge_index``. The
-image is now inferred from the patch embedding.
+into another input" and timm's ``Eva`` refused with a Spec for an ``edge_index``. What a
+submodule returns is now not taken for the argument, nor what a slot the configuration
+left empty (``self.patch_drop = None`` at rate 0) would return; index arithmetic on the
+argument itself (``torch.cat([edge_index, edge_index.flip(0)], 1)``) still is.
 """
 
 from __future__ import annotations
@@ -53,16 +55,18 @@ class PatchDropViT(nn.Module):
         frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(100.0) / dim))
         table = torch.cat([torch.sin(position * frequency), torch.cos(position * frequency)], dim=-1)
         self.register_buffer("pos_table", table, persistent=False)
-        self.patch_drop = PatchDropout(patch_drop)
+        # timm leaves the slot empty when the rate is 0
+        self.patch_drop = PatchDropout(patch_drop) if patch_drop > 0 else None
         self.norm = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
         self.head = nn.Linear(dim, classes)
 
     def _pos_embed(self, x: torch.Tensor) -> torch.Tensor:
         pos = self.pos_table
-        x, keep_indices = self.patch_drop(x)
-        if keep_indices is not None:
-            pos = keep_rows(x, pos, keep_indices)
+        if self.patch_drop is not None:
+            x, keep_indices = self.patch_drop(x)
+            if keep_indices is not None:
+                pos = keep_rows(x, pos, keep_indices)
         return x + pos
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

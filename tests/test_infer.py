@@ -950,6 +950,42 @@ def test_a_value_computed_from_the_argument_that_indexes_is_not_the_argument():
     from reference_models.patch_dropout import PatchDropViT
 
     same(resolved(PatchDropViT).spec.inputs["x"], dst.tensors(shape=("batch", 3, "height", "height")))
+    # ... nor when the rate is 0 and the slot is None (timm's Eva as built by default)
+    same(resolved(PatchDropViT, init={"patch_drop": 0.0}).spec.inputs["x"],
+         dst.tensors(shape=("batch", 3, "height", "height")))
+
+
+def propagate(x, edges):
+    src, dst = edges
+    return torch.zeros_like(x).index_add_(0, dst, x[src])
+
+
+class UndirectedGraphConv(nn.Module):
+    """Makes the graph undirected before a helper propagates along it."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(5, 8)
+
+    def forward(self, x, edge_index):
+        return self.lin(propagate(x, torch.cat([edge_index, edge_index.flip(0)], dim=1)))
+
+
+class OneBasedGraphConv(nn.Module):
+    """Edge ids counted from 1, made 0-based before the helper."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(5, 8)
+
+    def forward(self, x, edge_index):
+        return self.lin(propagate(x, edge_index - 1))
+
+
+@pytest.mark.parametrize("model", [UndirectedGraphConv, OneBasedGraphConv])
+def test_index_arithmetic_on_the_argument_before_a_helper_is_still_indices(model):
+    with pytest.raises(TargetError, match=r"cannot infer forward argument 'edge_index' .* \(it holds indices into"):
+        resolved(model)
 
 
 class TokenRouter(nn.Module):

@@ -44,6 +44,7 @@ class _Flow(ast.NodeVisitor):
         parent: _Flow | None = None,
         self_name: str | None = "self",
         strict: bool = False,
+        opaque_modules: bool = False,
     ) -> None:
         self.tainted = {name} if isinstance(name, str) else set(name)
         self.roots = dict(roots if roots is not None else {"self": ""})
@@ -60,6 +61,9 @@ class _Flow(ast.NodeVisitor):
         # strict: the argument itself travels (passed on, indexed, chosen by a conditional),
         # not values computed from it: what an optional argument reaches as itself
         self.strict = strict if parent is None else parent.strict
+        # opaque_modules: what a submodule returns is new data, not the argument's values
+        # (``x, keep = self.patch_drop(x)``: ``keep`` is not the argument)
+        self.opaque_modules = opaque_modules if parent is None else parent.opaque_modules
         if parent is not None:
             # One result for the whole flow: a helper's consumers are the caller's.
             self.consumers, self.entries, self.transposed = parent.consumers, parent.entries, parent.transposed
@@ -93,7 +97,29 @@ class _Flow(ast.NodeVisitor):
 
     def _carries(self, node: ast.AST) -> bool:
         """Whether ``node`` holds the argument (strict), or values computed from it."""
+        if self.opaque_modules and self._module_output(node):
+            return False
         return _passes(node, self.tainted) if self.strict else _mentions_data(node, self.tainted)
+
+    def _module_output(self, node: ast.AST) -> bool:
+        """Whether ``node`` is (a part of) what a submodule of the model returns, or would
+        (a slot the configuration left at None: ``self.patch_drop = None`` when its rate is 0)."""
+        while isinstance(node, (ast.Subscript, ast.Starred)):
+            node = node.value
+        if not isinstance(node, ast.Call) or self.model is None:
+            return False
+        name = _module_name(node.func, self.roots)
+        if name is None:
+            return False
+        if self._module(name) is not None:
+            return True
+        owner, _, attribute = name.rpartition(".")
+        parent = self.model if not owner else _resolve_module(self.model, owner)
+        if parent is None:
+            return False
+        return (attribute in parent.__dict__ and parent.__dict__[attribute] is None) or (
+            attribute in parent._modules and parent._modules[attribute] is None
+        )
 
     def visit_Assign(self, node: ast.Assign) -> None:
         self.visit(node.value)
@@ -453,11 +479,15 @@ def _reduction_axis(node: ast.AST) -> tuple[ast.AST, int] | None:
     return reduced, axis
 
 
-def _flow(tree: ast.AST | None, name: str, model: nn.Module | None = None, *, strict: bool = False) -> _Flow:
+def _flow(
+    tree: ast.AST | None, name: str, model: nn.Module | None = None, *, strict: bool = False,
+    opaque_modules: bool = False,
+) -> _Flow:
     """The flow of forward argument ``name`` through ``tree`` (``model``'s forward, read
     by :func:`~dyncheck.infer.source._forward_tree`); with ``model`` it follows the
     argument into methods, ``super()`` and module-level functions. ``strict`` follows the
-    argument itself only, not values computed from it."""
+    argument itself only, not values computed from it; ``opaque_modules`` follows values
+    computed from it except through a submodule's call."""
     roots, defining, namespace, self_name = {"self": ""}, None, {}, "self"
     if model is not None:
         forward = type(model).forward
@@ -467,7 +497,8 @@ def _flow(tree: ast.AST | None, name: str, model: nn.Module | None = None, *, st
             self_name = tree.args.args[0].arg
             roots = {self_name: ""}
     flow = _Flow(
-        name, model=model, roots=roots, defining=defining, namespace=namespace, self_name=self_name, strict=strict
+        name, model=model, roots=roots, defining=defining, namespace=namespace, self_name=self_name, strict=strict,
+        opaque_modules=opaque_modules,
     )
     for statement in getattr(tree, "body", []) if tree is not None else []:
         flow.visit(statement)

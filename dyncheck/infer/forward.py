@@ -219,10 +219,11 @@ def infer_input(
                 tokens = infer_tokens(model, name)
                 if tokens is not None:
                     return tokens
-                # The argument itself as indices, in forward and what it is handed to whole:
-                # a value computed from it (``x, keep = self.patch_drop(x)``) is not it.
-                strict = _flow(source_tree, name, model, strict=True) if source_tree is not None else None
-                whole = [(source_tree, frozenset({name})), *(strict.scopes if strict is not None else [])]
+                # The argument as indices, in forward and the helpers it reaches, itself or
+                # through index arithmetic (``torch.cat([ei, ei.flip(0)], 1)``, ``ei - 1``);
+                # what a submodule returns from it is not it (``x, keep = self.patch_drop(x)``).
+                plain = _flow(source_tree, name, model, opaque_modules=True) if source_tree is not None else None
+                whole = [(source_tree, frozenset({name})), *(plain.scopes if plain is not None else [])]
                 indexing = next((use for scope, names in whole if (use := _index_use(scope, names))), None)
                 if indexing is not None:
                     # Indices into another input (a graph's edge_index: x[src]) reach the layer
