@@ -790,6 +790,22 @@ def test_answers_of_the_search_elsewhere_are_shared_between_seeds_unless_the_mod
     # python's random (the depth of random_depth's net) and numpy's count too
     depth = Context(resolve("reference_models.random_depth:DynamicNet"))
     assert _draws_random(depth, depth.fresh_model(), Example({"x": torch.ones(2, 8)}, 0, {}))
+    # a draw under fork_rng puts the generator's state back: torch's random calls are watched
+    class Forked(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 2)
+
+        def forward(self, x):
+            with torch.random.fork_rng():
+                keep = x.new_empty(x.shape[0], 1).bernoulli_(0.5)
+            return self.fc(x * keep)
+
+    from dyncheck import Spec
+    from dyncheck.target import resolve_spec
+
+    forked = Context(resolve_spec(Spec(Forked)))
+    assert _draws_random(forked, forked.fresh_model(), Example({"x": torch.ones(2, 4)}, 0, {}))
     # a call that raises: its answers are not shared either
     assert _draws_random(plain, plain.fresh_model(), Example({"x": torch.ones(2, 3), "control": 0.2}, 0, {}))
 

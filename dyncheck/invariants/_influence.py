@@ -23,6 +23,7 @@ from dyncheck.errors import ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context
 from dyncheck.seeding import seeded
+from dyncheck.streams import Draws
 from dyncheck.tracing import Trace, default_loss, dense, floating_leaves, grads_put_back
 
 __all__ = [
@@ -479,16 +480,19 @@ def _draws_random(context: Context, model: nn.Module, example: Example) -> bool:
     """Whether a call of ``model`` on ``example`` draws from a generator the seed sets
     (torch's, python's ``random``, numpy's: dropout in training, ``bernoulli_``,
     ``random.random()``): one forward pass without autograd, the generators' states
-    compared before and after. A call that raises counts as drawing (its answers are then
-    not shared between seeds)."""
+    compared before and after, and torch's random functions watched (a draw inside
+    ``torch.random.fork_rng()`` puts the state back). A call that raises counts as drawing
+    (its answers are then not shared between seeds)."""
+    recorder = Draws()
     with seeded(example.seed), torch.no_grad():
         before = _generator_states()
         try:
-            context.target.call(model, example.fresh_args())
+            with recorder:
+                context.target.call(model, example.fresh_args())
         except Exception:
             return True
         after = _generator_states()
-    return any(not _same_state(a, b) for a, b in zip(before, after))
+    return bool(recorder.calls) or any(not _same_state(a, b) for a, b in zip(before, after))
 
 
 def _generator_states() -> list[Any]:
