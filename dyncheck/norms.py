@@ -18,9 +18,9 @@ layer's weight). The same outputs (a constant input normalises to 0 whatever the
 finite gradients there, and the constant inputs are the cause; a NaN that stays (a
 ``sqrt`` at 0 behind the norms) is the model's. When only some groups of those layers
 were constant (some channels, some rows), eps 1 also changes the others and the outputs
-differ; then the call runs again with the gradient through exactly those groups scaled as
-eps 1 would scale it (the forward unchanged): finite gradients there, and those groups
-were the whole cause, while an overflow or a NaN anywhere else stays.
+differ; then the call runs again with the gradient every normalisation layer sends back
+scaled as eps 1 would scale it, the forward unchanged: finite gradients there, and the
+norms' backward was the whole cause, while an overflow or a NaN anywhere else stays.
 """
 
 from __future__ import annotations
@@ -153,10 +153,9 @@ class _Damped(torch.autograd.Function):
 @contextlib.contextmanager
 def _damped(model: nn.Module, names: Iterable[str]) -> Iterator[None]:
     """Inside the block, the gradient that each named normalisation layer sends back
-    through a group of its input whose statistic is at most its eps is scaled by
-    ``sqrt((statistic + eps) / (statistic + 1))``: what eps raised to 1 would give that
-    group alone (its normalised values, 0 for a constant group, are the same). The forward
-    is unchanged."""
+    through each group of its input is scaled by ``sqrt((statistic + eps) / (statistic +
+    1))``: about what eps raised to 1 would give it (exactly so for a constant group, whose
+    normalised values are 0 either way). The forward is unchanged."""
     modules = dict(model.named_modules())
 
     def hook(module: nn.Module, args: tuple[Any, ...]) -> Any:
@@ -168,7 +167,7 @@ def _damped(model: nn.Module, names: Iterable[str]) -> Iterator[None]:
             return None
         statistic, spread = found
         eps = _eps(module, x)
-        scale = torch.where(statistic <= eps, ((statistic + eps) / (statistic + 1.0)).sqrt(), torch.ones_like(statistic))
+        scale = ((statistic + eps) / (statistic + 1.0)).sqrt()
         return (_Damped.apply(x, spread(scale).to(x.device)), *args[1:])
 
     handles = [modules[name].register_forward_pre_hook(hook) for name in names if name in modules]
@@ -253,12 +252,15 @@ def constant_norm_overflow(context: Context, example: Example, *, train: bool | 
             "overflowed; with their eps raised to 1 every gradient is finite"
         )
     # Only some groups were constant (a channel of a depthwise stack on a tiny image, a row
-    # of zeros): eps 1 moves the others too. The same call again with the gradient through
-    # exactly those groups scaled as eps 1 would scale it: finite gradients, and the
-    # constant groups were the whole cause; an overflow or a NaN elsewhere stays.
+    # of zeros): eps 1 moves the others too. The same call again with the gradient every
+    # normalisation layer sends back scaled as eps 1 would scale it, the forward unchanged
+    # (groups of small but not zero variance beside the constant ones amplify too): finite
+    # gradients, and the norms' backward was the whole cause; an overflow or a NaN
+    # anywhere else stays.
     damped = fresh()
+    every = [name for name, module in damped.named_modules() if _eps_attribute(module) is not None]
     try:
-        with _damped(damped, names):
+        with _damped(damped, every):
             trace = context.run(damped, example, backward=True, record=False)
     except Exception:
         return None
@@ -266,8 +268,8 @@ def constant_norm_overflow(context: Context, example: Example, *, train: bool | 
         return None
     return (
         f"{layers} normalised an input with constant groups (variance 0 in some channels or rows) and backward "
-        "overflowed; with the gradient through those groups scaled as eps 1 would scale it, every gradient is "
-        "finite"
+        "overflowed; with every normalisation layer's backward scaled as eps 1 would scale it (the forward "
+        "unchanged), every gradient is finite"
     )
 
 

@@ -8,8 +8,8 @@ constant through every block, and each BatchNorm's backward multiplies its gradi
 to ``1 / sqrt(eps)``: after 24 blocks float32 overflows and a weight's gradient is NaN.
 Raising those layers' eps to 1 (what explains a wholly constant input, as in
 ``deep_norm``) also changes the channels that vary, so that test cannot say; with the
-gradient through the flat channel alone scaled as eps 1 would scale it, every gradient is
-finite — timm's ``mobileone_s0`` on a batch of three 1x4 images, two of them all zero, was
+BatchNorms' backward scaled as eps 1 would scale it (the forward unchanged), every gradient
+is finite — timm's ``mobileone_s0`` on a batch of three 1x4 images, two of them all zero, was
 reported by ``finite`` before.
 """
 

@@ -167,7 +167,7 @@ def _constant_channel(model_class):
 
 def test_norms_that_saw_a_constant_channel_overflow_and_only_through_it():
     # Raising eps to 1 moves the channels that vary too, so it cannot tell; scaling the
-    # gradient through the flat channel alone as eps 1 would leaves every gradient finite
+    # norms' backward as eps 1 would, the forward unchanged, leaves every gradient finite
     # (timm's MobileOne on two all-zero 1x4 images and a third).
     from dyncheck.invariants.finite import Finite
     from dyncheck.norms import constant_norm_overflow, non_finite_gradients
@@ -179,8 +179,8 @@ def test_norms_that_saw_a_constant_channel_overflow_and_only_through_it():
     assert non_finite_gradients(model)
     assert constant_norm_overflow(context, example) == (
         "24 normalisation layers (blocks.0.0, blocks.1.0, blocks.2.0 and 21 more) normalised an input with constant "
-        "groups (variance 0 in some channels or rows) and backward overflowed; with the gradient through those "
-        "groups scaled as eps 1 would scale it, every gradient is finite"
+        "groups (variance 0 in some channels or rows) and backward overflowed; with every normalisation layer's "
+        "backward scaled as eps 1 would scale it (the forward unchanged), every gradient is finite"
     )
     with context.counting():
         Finite().check(context, example)
@@ -211,8 +211,8 @@ def test_a_nan_behind_norms_that_saw_a_constant_channel_is_the_models():
 
 def test_an_overflow_elsewhere_beside_a_norm_that_saw_a_constant_channel_is_the_models():
     # Beside a BatchNorm with one flat channel, a unit normalisation with eps 1e-40 divides an
-    # all-zero row by 1e-40: inf in float32, finite in float64. Only the flat channel's
-    # gradient is scaled, so the overflow stays and is reported.
+    # all-zero row by 1e-40: inf in float32, finite in float64. Only the norms' backward is
+    # scaled, so the overflow stays and is reported.
     import torch
     from torch import nn
 

@@ -20,7 +20,7 @@ so that dyncheck's zero-configuration inference can check it.
   train-mode BatchNorms, whose overflow on constant inputs is innocent: the NaN stays with
   their eps raised to 1 (finite, grad_isolation).
 * :mod:`~reference_models.buggy.nan_behind_flat_channel` -- the same ``sqrt`` behind
-  ``DepthwiseNormNet``'s BatchNorms, NaN whatever the flat channel's gradient (finite,
+  ``DepthwiseNormNet``'s BatchNorms, NaN whatever the norms' backward (finite,
   grad_isolation).
 * :mod:`~reference_models.buggy.shared_original` -- the founding ``SharedNet`` with
   weights of different shapes tied together; it fails in forward (runs).

@@ -6,7 +6,7 @@ torch.sqrt(h), 0)``, whose backward is NaN wherever ``h <= 0``, on any image.
 
 On a batch with a channel flat over the batch and the image, the BatchNorms also overflow
 that channel's gradient in float32 (see ``reference_models.depthwise_norm``), an innocent
-cause dyncheck does not report once scaling the gradient through that channel alone makes
+cause dyncheck does not report once scaling the norms' backward as eps 1 would makes
 every gradient finite; here the NaN stays, so it is the model's and is reported. The correct version makes the
 untaken side harmless before the ``sqrt``, as in ``nan_gradient_behind_norms``.
 """
