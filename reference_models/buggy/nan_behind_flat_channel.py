@@ -14,20 +14,13 @@ untaken side harmless before the ``sqrt``, as in ``nan_gradient_behind_norms``.
 from __future__ import annotations
 
 import torch
-from torch import nn
+
+from reference_models.depthwise_norm import DepthwiseNormNet
 
 __all__ = ["Model"]
 
 
-class Model(nn.Module):
-    def __init__(self, depth=24, channels=4, classes=5):
-        super().__init__()
-        self.blocks = nn.ModuleList(
-            nn.Sequential(nn.BatchNorm2d(channels), nn.SiLU(), nn.Conv2d(channels, channels, 1, groups=channels, bias=False))
-            for _ in range(depth)
-        )
-        self.head = nn.Linear(channels, classes)
-
+class Model(DepthwiseNormNet):
     def forward(self, x):
         for block in self.blocks:
             x = block(x)
