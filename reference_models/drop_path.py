@@ -31,7 +31,7 @@ def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x * keep / (1 - p)
 
 
-class Block(nn.Module):
+class _Block(nn.Module):
     def __init__(self, dim: int, drop: float) -> None:
         super().__init__()
         self.expand = nn.Linear(dim, 2 * dim, bias=False)
@@ -50,7 +50,7 @@ class DropPathNet(nn.Module):
     def __init__(self, dim: int = 4, depth: int = 2, drop: float = 0.5, classes: int = 3) -> None:
         super().__init__()
         self.stem = nn.Linear(dim, dim, bias=False)
-        self.blocks = nn.ModuleList(Block(dim, drop) for _ in range(depth))
+        self.blocks = nn.ModuleList(_Block(dim, drop) for _ in range(depth))
         self.head = nn.Linear(dim, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

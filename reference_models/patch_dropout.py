@@ -29,7 +29,7 @@ def keep_rows(x: torch.Tensor, table: torch.Tensor, keep: torch.Tensor) -> torch
     return table.gather(1, keep)
 
 
-class PatchDropout(nn.Module):
+class _PatchDropout(nn.Module):
     """Keeps a random ``1 - prob`` of each sample's patches in training (timm's
     ``PatchDropout``); returns the kept patches and their indices (None in eval)."""
 
@@ -56,7 +56,7 @@ class PatchDropViT(nn.Module):
         table = torch.cat([torch.sin(position * frequency), torch.cos(position * frequency)], dim=-1)
         self.register_buffer("pos_table", table, persistent=False)
         # timm leaves the slot empty when the rate is 0
-        self.patch_drop = PatchDropout(patch_drop) if patch_drop > 0 else None
+        self.patch_drop = _PatchDropout(patch_drop) if patch_drop > 0 else None
         self.norm = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
         self.head = nn.Linear(dim, classes)

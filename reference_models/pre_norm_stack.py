@@ -21,7 +21,7 @@ from torch import nn
 __all__ = ["PreNormStack"]
 
 
-class Block(nn.Module):
+class _Block(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(dim, eps=1e-6)
@@ -37,7 +37,7 @@ class PreNormStack(nn.Module):
     def __init__(self, patch: int = 4, dim: int = 8, depth: int = 20, classes: int = 3) -> None:
         super().__init__()
         self.patch_embed = nn.Conv2d(3, dim, patch, stride=patch)
-        self.blocks = nn.Sequential(*(Block(dim) for _ in range(depth)))
+        self.blocks = nn.Sequential(*(_Block(dim) for _ in range(depth)))
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.head = nn.Linear(dim, classes)
         for module in self.modules():

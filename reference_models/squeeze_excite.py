@@ -20,7 +20,7 @@ from torch import nn
 __all__ = ["SqueezeExciteNet"]
 
 
-class SqueezeExcite(nn.Module):
+class _SqueezeExcite(nn.Module):
     def __init__(self, channels: int, reduced: int) -> None:
         super().__init__()
         self.reduce = nn.Linear(channels, reduced)
@@ -32,12 +32,12 @@ class SqueezeExcite(nn.Module):
         return x * self.gate(self.expand(self.act(self.reduce(x))))
 
 
-class Block(nn.Module):
+class _Block(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.expand = nn.Linear(dim, 2 * dim, bias=False)
         self.norm = nn.BatchNorm1d(2 * dim)
-        self.se = SqueezeExcite(2 * dim, dim)
+        self.se = _SqueezeExcite(2 * dim, dim)
         self.project = nn.Linear(2 * dim, dim, bias=False)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -48,7 +48,7 @@ class SqueezeExciteNet(nn.Module):
     def __init__(self, dim: int = 4, depth: int = 2, classes: int = 3) -> None:
         super().__init__()
         self.stem = nn.Linear(dim, dim, bias=False)
-        self.blocks = nn.Sequential(*(Block(dim) for _ in range(depth)))
+        self.blocks = nn.Sequential(*(_Block(dim) for _ in range(depth)))
         self.head = nn.Linear(dim, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -713,7 +713,7 @@ def test_an_all_zero_image_overflows_the_pre_norm_stacks_gradients_only_in_float
 
 
 def test_the_squeeze_excite_gate_scales_each_feature_by_a_hard_sigmoid_of_the_features() -> None:
-    from reference_models.squeeze_excite import SqueezeExcite
+    from reference_models.squeeze_excite import _SqueezeExcite as SqueezeExcite
 
     torch.manual_seed(0)
     se = SqueezeExcite(8, 4)
