@@ -95,10 +95,6 @@ def _finite(run: Run) -> bool:
     return all_finite([t for _, t in run.outputs] + list(run.grads.values()))
 
 
-def _finite_gradients(run: Run) -> bool:
-    return all(bool(torch.isfinite(g).all()) for g in run.grads.values() if g is not None and g.is_floating_point())
-
-
 def _where_referenced(reference: Run, single: Run) -> tuple[Run, Run] | None:
     """Both runs with the elements where the float64 reference is NaN or inf set to zero on
     both sides, when the float32 run is not finite either; None when nothing is left.
@@ -185,7 +181,7 @@ class DtypeAgreement(Invariant):
             unfit, findings = judged(reference)
             if not (unfit or findings):
                 _note_kept(context, sites)
-        if findings and not _finite_gradients(single) and _finite_gradients(reference):
+        if findings and not all_finite(single.grads.values()) and all_finite(reference.grads.values()):
             # float32's gradients overflowed where float64's did not: innocent when
             # normalisation layers that saw a constant input (a pre-norm stack's LayerNorms
             # on an all-zero image) are the whole cause, as finite and grad_isolation take
