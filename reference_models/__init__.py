@@ -135,6 +135,11 @@ Refactored twins, each declaring the model it must still agree with
   layout, raw samples ``[batch, samples]`` with ``lengths=None``, frames at another rate.
 * :mod:`reference_models.caption_decoder` -- ``CaptionDecoder``: an image-captioning
   decoder, image features (vectors) before the caption, lengths packed longest first.
+* :mod:`reference_models.attention_decoder` -- ``AttentionDecoder``: a seq2seq decoder with
+  additive attention, the encoder's outputs and its last hidden state ``[1, batch, hidden]``
+  in, greedy decoding for a fixed number of steps.
+* :mod:`reference_models.bag_classifier` -- ``BagClassifier``: a text classifier over an
+  ``nn.EmbeddingBag``, ``forward(text, offsets)``.
 * :mod:`reference_models.crf_tagger` -- ``BiLSTMCRFTagger``: PyTorch's tutorial tagger, one
   unbatched sentence, Viterbi decoding in a Python loop.
 * :mod:`reference_models.hidden_state` -- ``HiddenStateLM``: a GRU language model whose
@@ -216,6 +221,8 @@ GOOD_TARGETS = (
     "reference_models.zero_padded:ZeroPaddedAudioEncoder",
     "reference_models.raw_audio:RawAudioEncoder",
     "reference_models.caption_decoder:CaptionDecoder",
+    "reference_models.attention_decoder:AttentionDecoder",
+    "reference_models.bag_classifier:BagClassifier",
     "reference_models.crf_tagger:BiLSTMCRFTagger",
     "reference_models.hidden_state:HiddenStateLM",
     "reference_models.word_lm:WordLanguageModel",

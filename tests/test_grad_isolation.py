@@ -445,6 +445,25 @@ def test_attention_over_equal_keys_is_a_degenerate_value_not_a_mask():
     _check(_Attention, example)
 
 
+def test_equal_keys_in_the_thousands_are_a_degenerate_value_not_a_mask():
+    # Every key 1000: an additive attention's tanh saturates, so a nudge of a thousandth
+    # leaves the tie, and the query gets no gradient in any dtype; at magnitude 1 the same
+    # nudge breaks the tie and the query counts. (Found on the seq2seq decoder's
+    # encoder_outputs, all at Hypothesis's bound.)
+    import torch
+
+    from dyncheck.examples import Example
+    from reference_models.attention_decoder import AttentionDecoder
+
+    example = Example(
+        {"encoder_outputs": torch.full((1, 4, 12), 1000.0), "encoder_hidden": torch.zeros(1, 1, 12)},
+        6528,
+        {"batch": 1, "time": 4},
+    )
+    assert _does_not_influence(AttentionDecoder, example, "attention.query")
+    _check(AttentionDecoder, example)
+
+
 def test_a_mask_at_its_threshold_is_still_reported():
     # The nudges of rule 3 move a control exactly at its threshold both ways: the mask holds
     # one way, so fc2 is masked, not at a degenerate value.

@@ -2479,6 +2479,36 @@ def test_the_hidden_state_an_rnn_is_given_is_drawn_as_one():
     assert_callable(target, max_examples=10)
 
 
+def test_an_embedding_bags_offsets_are_drawn_as_none_and_its_rows_are_the_bags():
+    """Drawn as a second batch of tokens, the offsets beside a [batch, time] input were
+    refused by the layer on every example."""
+    from reference_models.bag_classifier import BagClassifier
+
+    target = resolved(BagClassifier)
+    assert strategy_arguments(target.spec.inputs["text"])["shape"] == ("batch", "time")
+    assert find(target.spec.inputs["offsets"], lambda _: True) is None
+    assert target.inferred_inputs["offsets"].startswith(
+        "handed to embedding as its bags' offsets: drawn as None, so the bags are the rows of its input"
+    )
+    assert_callable(target, max_examples=10)
+
+
+def test_a_state_read_through_a_permute_first_is_still_the_rnns_initial_state():
+    """A seq2seq decoder's attention reads ``hidden.permute(1, 0, 2)`` before its GRU takes
+    ``hidden``: read as the attention's input, the state was drawn [batch, time, hidden]
+    and ran only where batch and time were 1."""
+    from reference_models.attention_decoder import AttentionDecoder
+
+    target = resolved(AttentionDecoder)
+    assert strategy_arguments(target.spec.inputs["encoder_hidden"])["shape"] == (1, "batch", 12)
+    assert target.inferred_inputs["encoder_hidden"] == (
+        "handed as the initial state to gru (GRU(hidden_size=12, num_layers=1): its initial hidden state, in "
+        "[-1, 1] as tanh leaves one)"
+    )
+    assert strategy_arguments(target.spec.inputs["encoder_outputs"])["shape"] == ("batch", "time", 12)
+    assert_callable(target, max_examples=10)
+
+
 class ProjectedState(nn.Module):
     """An LSTM with proj_size, its (h_0, c_0) given by keyword: h_0 has the projected size."""
 

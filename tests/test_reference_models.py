@@ -18,6 +18,7 @@ RECURRENT = {
     "reference_models.rnn:DynamicRNN",
     "reference_models.tied_lm:TiedLanguageModel",
     "reference_models.bilstm:BiLSTMClassifier",
+    "reference_models.attention_decoder:AttentionDecoder",
     "reference_models.time_major_gru:GRUTagger",
     "reference_models.builtin_layers:bidirectional_lstm",
     "reference_models.builtin_layers:time_major_gru",

@@ -457,6 +457,24 @@ def _raw_audio() -> tuple[torch.nn.Module, tuple]:
     return _FirstOfTwo(model), (torch.randn(3, 40), torch.tensor([40, 30, 20]))
 
 
+def _attention_decoder() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.attention_decoder import AttentionDecoder
+
+    model = AttentionDecoder()
+    # the encoder's outputs [batch, time, hidden] and its last hidden state [1, batch, hidden]
+    assert model(torch.randn(3, 4, 12), torch.randn(1, 3, 12)).shape == (3, 5, 20)
+    return model, (torch.randn(3, 4, 12), torch.randn(1, 3, 12))
+
+
+def _bag_classifier() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.bag_classifier import BagClassifier
+
+    model = BagClassifier()
+    # three bags of 2, 1 and 3 tokens, flat with their offsets
+    assert model(torch.tensor([1, 2, 3, 4, 5, 6]), torch.tensor([0, 2, 3])).shape == (3, 4)
+    return model, (torch.randint(0, 50, (3, 4)), None)
+
+
 def _caption_decoder() -> tuple[torch.nn.Module, tuple]:
     from reference_models.caption_decoder import CaptionDecoder
 
@@ -622,6 +640,8 @@ BUILDERS = {
     "zero_padded": _zero_padded,
     "raw_audio": _raw_audio,
     "caption_decoder": _caption_decoder,
+    "attention_decoder": _attention_decoder,
+    "bag_classifier": _bag_classifier,
     "crf_tagger": _crf_tagger,
     "hidden_state": _hidden_state,
     "word_lm": _word_lm,
@@ -1208,6 +1228,32 @@ def test_noisy_hidden_draws_one_vector_per_call_in_its_own_dtype() -> None:
     torch.manual_seed(0)
     double = model.double()(x.double())
     assert not torch.allclose(double, first.double(), atol=1e-4)  # float64 draws another stream
+
+
+def test_the_bag_classifier_reads_rows_as_bags_of_equal_length() -> None:
+    from reference_models.bag_classifier import BagClassifier
+
+    model = BagClassifier()
+    text = torch.randint(0, 50, (3, 4))
+    flat = model(text.flatten(), torch.tensor([0, 4, 8]))
+    torch.testing.assert_close(model(text, None), flat)
+    with pytest.raises(ValueError, match="offsets has to be None"):  # as dyncheck drew them before
+        model(text, torch.randint(0, 50, (3, 4)))
+
+
+def test_the_attention_decoder_decodes_each_sample_from_its_own_state() -> None:
+    from reference_models.attention_decoder import AttentionDecoder
+
+    torch.manual_seed(0)
+    model = AttentionDecoder().eval()
+    outputs, hidden = torch.randn(3, 4, 12), torch.randn(1, 3, 12)
+    scores = model(outputs, hidden)
+    assert scores.shape == (3, 5, 20)
+    assert torch.allclose(scores.exp().sum(-1), torch.ones(3, 5))  # log-probabilities per step
+    alone = model(outputs[1:2], hidden[:, 1:2])
+    torch.testing.assert_close(alone, scores[1:2])
+    with pytest.raises(RuntimeError):  # the state drawn [batch, time, hidden], as the encoder's outputs
+        model(outputs, torch.randn(3, 4, 12))
 
 
 @pytest.mark.parametrize("name", ["norm_encoder", "softmax_classifier"])

@@ -11,6 +11,7 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
+from hypothesis import strategies as st
 from torch import nn
 
 from dyncheck import strategies as dst
@@ -175,6 +176,12 @@ def infer_input(
             f"a control value{where}; drawn as {form}",
         )
     consumers = flow.consumers if flow is not None else []
+    state = _initial_state(model, source_tree, name, consumers[0]) if consumers else None
+    if state is not None:
+        return state
+    offsets = _bag_offsets(model, source_tree, name) if consumers else None
+    if offsets is not None:
+        return offsets
     for index, expression in enumerate(consumers):
         module = _resolve_module(model, expression)
         if module is None:
@@ -253,6 +260,50 @@ def infer_input(
         f"dyncheck.strategies.{hint}}})",
         consumers=tuple(m for c in consumers if (m := _resolve_module(model, c)) is not None),
     )
+
+
+def _initial_state(model: nn.Module, tree: ast.AST | None, name: str, first: str) -> Inferred | None:
+    """The argument as a recurrent layer's initial hidden state, when it is handed to one as
+    its ``hx`` (itself, or a view of it: ``self.gru(x, hidden)``). That layout,
+    ``[num_layers * directions, batch, hidden_size]``, is the layer's whatever else reads
+    the argument first: a seq2seq decoder's attention reads ``hidden.permute(1, 0, 2)``
+    before its GRU takes ``hidden``, and read as that attention's input the state was
+    drawn ``[batch, time, hidden]``, which runs only where both are 1."""
+    if tree is None:
+        return None
+    strict = _flow(tree, name, model, strict=True)
+    for expression in strict.consumers:
+        module = _resolve_module(model, expression)
+        if module is None:
+            continue
+        found = _input_for_module(
+            module, depth=0, entry=strict.entries.get(expression, 0), member=strict.members.get(expression)
+        )
+        if found is not None and found.state:
+            said = "first consumed by" if expression == first else "handed as the initial state to"
+            return Inferred(found.make(found.shape), f"{said} {_consumer_name(expression)} ({found.note})")
+    return None
+
+
+def _bag_offsets(model: nn.Module, tree: ast.AST | None, name: str) -> Inferred | None:
+    """The argument as the offsets of an ``nn.EmbeddingBag``'s bags, when it is handed to one
+    as those (``self.embedding(text, offsets)``, the text classification tutorials'
+    layout): drawn as None, EmbeddingBag's other convention, where its input ``[batch, time]``
+    is a batch of bags of equal length, one row each. Offsets drawn beside such an input
+    are refused by the layer ("if input is 2D, then offsets has to be None"); ragged bags, a
+    flat input and offsets that depend on its length, are not drawn (docs/known-limits.md)."""
+    if tree is None:
+        return None
+    strict = _flow(tree, name, model, strict=True)
+    for expression in strict.consumers:
+        module = _resolve_module(model, expression)
+        if isinstance(module, nn.EmbeddingBag) and strict.entries.get(expression) in (1, "offsets"):
+            return Inferred(
+                st.none(),
+                f"handed to {_consumer_name(expression)} as its bags' offsets: drawn as None, so the bags are "
+                "the rows of its input [batch, time], all of one length (ragged bags are not drawn)",
+            )
+    return None
 
 
 #: Tensor methods and torch functions whose index argument picks rows of another tensor.
@@ -369,8 +420,6 @@ def _mapping(
     """A dict of inputs (``forward(self, batch)`` reading ``batch["x"]``): each entry
     inferred as an argument of its own would be, drawn as ``fixed_dictionaries``."""
     import copy
-
-    from hypothesis import strategies as st
 
     from dyncheck.infer.tokens import infer_attention_mask
 

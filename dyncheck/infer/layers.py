@@ -30,6 +30,8 @@ class _Found(NamedTuple):
     sequence: str | None = None
     #: integer token ids (an embedding's input)
     tokens: bool = False
+    #: a recurrent layer's initial hidden state (its ``hx``)
+    state: bool = False
 
 
 def _floats(shape: _Shape) -> st.SearchStrategy:
@@ -108,16 +110,16 @@ def _input_for_module(
             "in [-1, 1] as tanh leaves one"
         )
         if not isinstance(module, nn.LSTM):
-            return _Found((layers, "batch", module.hidden_size), _state, note)
+            return _Found((layers, "batch", module.hidden_size), _state, note, state=True)
         projected = module.proj_size or module.hidden_size
         if member in (0, 1):  # one member of the tuple forward builds: h_0 (at proj_size) or c_0
             size = projected if member == 0 else module.hidden_size
-            return _Found((layers, "batch", size), _state, f"{note}; its {('h_0', 'c_0')[member]}")
+            return _Found((layers, "batch", size), _state, f"{note}; its {('h_0', 'c_0')[member]}", state=True)
 
         def state(shape: _Shape) -> st.SearchStrategy:
             return st.tuples(_state((*shape[:-1], projected)), _state(shape))
 
-        return _Found((layers, "batch", module.hidden_size), state, f"{note}; the tuple (h_0, c_0)")
+        return _Found((layers, "batch", module.hidden_size), state, f"{note}; the tuple (h_0, c_0)", state=True)
     if isinstance(module, nn.RNNBase):
         layout = ("batch", "time") if module.batch_first else ("time", "batch")
         note = f"{kind}(input_size={module.input_size}, batch_first={module.batch_first})"

@@ -391,18 +391,29 @@ def _nudging(model: nn.Module, spared: str, sign: float) -> Iterator[None]:
 
 def _holds_when_nudged(context: Context, model: nn.Module, example: Example, names: list[str]) -> list[str]:
     """Of ``names``, the modules that the output's gradient still does not reach with the
-    inputs and every other module's output nudged, one way or the opposite way."""
+    inputs and every other module's output nudged, one way or the opposite way. Where the
+    example has inputs larger than 1 in magnitude, a way holds only if it holds again with
+    them scaled to magnitude 1 and nudged: keys all at 1000 saturate an additive attention's
+    tanh, so a nudge of a thousandth leaves their tie, and the query out of it; at magnitude 1
+    the same nudge breaks the tie (as :func:`_weighted_not_masked` scales a saturated gate)."""
+    scales = [example.args]
+    moderated = _moderated(example.args)
+    if any(moderated[key] is not example.args[key] for key in example.args):
+        scales.append(moderated)
     held = []
     for name in names:
         for sign in (1.0, -1.0):
-            generator = torch.Generator().manual_seed(3141)
-            args = {k: _nudge(v, sign, generator) for k, v in example.args.items()}
 
             def around(sign: float = sign) -> contextlib.AbstractContextManager[Any]:
                 return _nudging(model, name, sign)
 
-            found = _gradient_reaches(context, model, Example(args, example.seed, example.dims), [name], around)
-            if found is not None and name not in found[1]:
+            for base in scales:
+                generator = torch.Generator().manual_seed(3141)
+                args = {k: _nudge(v, sign, generator) for k, v in base.items()}
+                found = _gradient_reaches(context, model, Example(args, example.seed, example.dims), [name], around)
+                if found is None or name in found[1]:
+                    break
+            else:
                 held.append(name)
                 break
     return held
