@@ -102,6 +102,22 @@ def test_float32_overflow_against_float64(dyncheck_run):
     assert re.search(r"output differs on float32 from float64 \(reference\): Mismatched elements", text)
 
 
+def test_steps_cut_to_the_batchs_longest_sequence_are_named_as_the_coupling(dyncheck_run):
+    # pad_packed_sequence without the padded length: a sample's output has as many steps as
+    # the longest sequence it is batched with. The message says so, not "batch statistics".
+    target = "reference_models.buggy.short_total_length:Model"
+    run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=1")
+    lines = lines_of(run, target, "batch_invariance")
+    assert re.fullmatch(
+        r"sample (\d) differs from the same sample run alone \(output\): The values for attribute 'shape' do not "
+        r"match: .* — the output of a sample depends on the rest of the batch through its shape: output has as "
+        r"many steps as the longest sequence in the batch \(2 here; 1 for sample 0, the shortest, alone\), as "
+        r"pad_packed_sequence gives without total_length; give total_length=<the padded length> so that a "
+        r"sample's steps line up with its input whatever it is batched with\.",
+        lines[2],
+    ), lines[2]
+
+
 @pytest.mark.parametrize("name", ["batch_mean_branch", "per_sample_coin", "capacity_routing"])
 def test_batch_coupling(dyncheck_run, name):
     target = f"reference_models.buggy.{name}:Model"

@@ -481,10 +481,50 @@ class BatchInvariance(Invariant):
         if findings:
             raise InvariantViolation(
                 findings[0] + " — the output of a sample depends on the rest of the batch "
-                "(batch statistics, per-position randomness, capacity limits).",
+                + (self._cut_to_longest(context, model, args, axes, size, whole, example.seed)
+                   or "(batch statistics, per-position randomness, capacity limits)") + ".",
                 [_DRAWS] if self._draws(context, model, example) else [],
                 path=trace.modules,
             )
+
+    def _cut_to_longest(
+        self, context: Context, model: nn.Module, args: dict[str, Any], axes: dict[str, Any], size: int,
+        whole: dict[str, torch.Tensor], seed: int,
+    ) -> str | None:
+        """Why a sample's output depends on its batch, when it is the number of steps: the
+        shortest sequence alone has as many steps as its length where the batch has as many
+        as its longest (``pad_packed_sequence`` without ``total_length``). One more call,
+        made only for a failure; None when that is not the cause."""
+        from dyncheck.invariants.padding_invariance import lengths_argument, slot_value
+
+        slot = lengths_argument(context.target)
+        lengths = slot_value(args, slot) if slot is not None else None
+        if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or lengths.numel() != size:
+            return None
+        longest, short = int(lengths.max()), int(lengths.argmin())
+        own = int(lengths[short])
+        if own == longest:
+            return None
+        try:
+            alone = dict(floating_leaves(self._run(context, model, _rows(args, axes, torch.tensor([short])), seed)))
+        except ModelError:
+            return None
+        for name, tensor in whole.items():
+            other = alone.get(name)
+            if other is None or other.dim() != tensor.dim():
+                continue
+            for steps in range(tensor.dim()):
+                if tensor.shape[steps] != longest or other.shape[steps] != own:
+                    continue
+                rest = [a for a in range(tensor.dim()) if a != steps]
+                if all(tensor.shape[a] in (other.shape[a], size) and other.shape[a] in (tensor.shape[a], 1) for a in rest):
+                    return (
+                        f"through its shape: {name} has as many steps as the longest sequence in the batch "
+                        f"({longest} here; {own} for sample {short}, the shortest, alone), as pad_packed_sequence "
+                        "gives without total_length; give total_length=<the padded length> so that a sample's "
+                        "steps line up with its input whatever it is batched with"
+                    )
+        return None
 
     @staticmethod
     def _draws(context: Context, model: torch.nn.Module, example: Example) -> bool:
