@@ -140,6 +140,8 @@ Refactored twins, each declaring the model it must still agree with
   in, greedy decoding for a fixed number of steps.
 * :mod:`reference_models.bag_classifier` -- ``BagClassifier``: a text classifier over an
   ``nn.EmbeddingBag``, ``forward(text, offsets)``.
+* :mod:`reference_models.translation_transformer` -- ``TranslationTransformer``: a
+  translation model on ``nn.Transformer``, time-major, every mask a required argument.
 * :mod:`reference_models.crf_tagger` -- ``BiLSTMCRFTagger``: PyTorch's tutorial tagger, one
   unbatched sentence, Viterbi decoding in a Python loop.
 * :mod:`reference_models.hidden_state` -- ``HiddenStateLM``: a GRU language model whose
@@ -223,6 +225,7 @@ GOOD_TARGETS = (
     "reference_models.caption_decoder:CaptionDecoder",
     "reference_models.attention_decoder:AttentionDecoder",
     "reference_models.bag_classifier:BagClassifier",
+    "reference_models.translation_transformer:TranslationTransformer",
     "reference_models.crf_tagger:BiLSTMCRFTagger",
     "reference_models.hidden_state:HiddenStateLM",
     "reference_models.word_lm:WordLanguageModel",

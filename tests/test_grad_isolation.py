@@ -464,6 +464,39 @@ def test_equal_keys_in_the_thousands_are_a_degenerate_value_not_a_mask():
     _check(AttentionDecoder, example)
 
 
+class _ClipMasked(__import__("torch").nn.Module):
+    """b runs for every row, then is thrown away for rows with no value below 1 in magnitude."""
+
+    def __init__(self):
+        import torch.nn as nn
+
+        super().__init__()
+        self.a, self.b = nn.Linear(64, 4), nn.Linear(64, 4)
+
+    def forward(self, x):
+        keep = (x.abs().amin(-1, keepdim=True) < 1).float()
+        return self.a(x) + self.b(x) * keep
+
+
+def test_a_mask_on_large_inputs_is_still_reported():
+    # Inputs larger than 1 are nudged again at magnitude about 1 (a saturated tie breaks
+    # there), not at exactly 1, where this constant input would sit on the mask's threshold
+    # and a nudge open it both ways.
+    import torch
+
+    from dyncheck.errors import InvariantViolation
+    from dyncheck.examples import Example
+    from reference_models.buggy.masked_gate import Model
+
+    example = Example({"x": torch.full((1, 64), 2.0)}, 0, {"batch": 1})
+    with pytest.raises(InvariantViolation, match=r"^b ran but did not influence the output on this example"):
+        _check(_ClipMasked, example)
+    # A gate the control closes, on inputs in the thousands.
+    example = Example({"x": torch.full((1, 4), 1000.0), "control": torch.tensor([0.5])}, 0, {"batch": 1})
+    with pytest.raises(InvariantViolation, match=r"^fc2 ran but did not influence the output on this example"):
+        _check(Model, example, input_size=4, hidden_size=3, output_size=2)
+
+
 def test_a_mask_at_its_threshold_is_still_reported():
     # The nudges of rule 3 move a control exactly at its threshold both ways: the mask holds
     # one way, so fc2 is masked, not at a degenerate value.

@@ -2493,6 +2493,86 @@ def test_an_embedding_bags_offsets_are_drawn_as_none_and_its_rows_are_the_bags()
     assert_callable(target, max_examples=10)
 
 
+class _LatentState(nn.Module):
+    """z is a latent [batch, 16]: projected for the output, and unsqueezed as the GRU's h0."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 4)
+        self.gru = nn.GRU(8, 16, batch_first=True)
+
+    def forward(self, x, z):
+        bias = self.fc(z)
+        out, _ = self.gru(x, z.unsqueeze(0))
+        return out[:, -1, :4] + bias
+
+
+class _CellStep(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cell = nn.GRUCell(8, 16)
+
+    def forward(self, x, h):
+        return self.cell(x, h)
+
+
+class _BagEncoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bag = nn.EmbeddingBag(50, 8, mode="sum")
+
+    def forward(self, text, offsets, weights):
+        return self.bag(text, offsets, per_sample_weights=weights)
+
+
+class _WrappedBag(nn.Module):
+    """The EmbeddingBag inside a submodule, its per-token weights given by keyword."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = _BagEncoder()
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, text, offsets, weights):
+        return self.fc(self.encoder(text, offsets, weights))
+
+
+def test_masks_handed_to_a_transformer_in_their_places_are_drawn_as_none():
+    """Followed past the transformer, each mask was drawn as the output layer's input."""
+    from reference_models.translation_transformer import TranslationTransformer
+
+    target = resolved(TranslationTransformer)
+    assert strategy_arguments(target.spec.inputs["src"])["shape"] == ("time", "batch")
+    for name, place in [("src_mask", "src_mask"), ("tgt_mask", "tgt_mask"), ("src_padding_mask", "src_key_padding_mask"),
+                        ("tgt_padding_mask", "tgt_key_padding_mask"),
+                        ("memory_key_padding_mask", "memory_key_padding_mask")]:
+        assert find(target.spec.inputs[name], lambda _: True) is None
+        assert target.inferred_inputs[name].startswith(f"handed to transformer as its {place}: drawn as None, no mask")
+    assert_callable(target, max_examples=10)
+
+
+def test_a_state_given_through_a_reshape_is_not_the_argument_itself():
+    # z.unsqueeze(0) is the GRU's state, z is not: its own consumer, the Linear, says [batch, 16].
+    target = resolved(_LatentState)
+    assert strategy_arguments(target.spec.inputs["z"])["shape"] == ("batch", 16)
+    assert_callable(target, max_examples=10)
+
+
+def test_a_cells_state_has_its_hidden_size():
+    target = resolved(_CellStep)
+    assert strategy_arguments(target.spec.inputs["h"])["shape"] == ("batch", 16)
+    assert target.inferred_inputs["h"].startswith("first consumed by cell (GRUCell(hidden_size=16): its hidden state")
+    assert_callable(target, max_examples=10)
+
+
+def test_an_embedding_bag_inside_a_submodule_and_its_per_token_weights():
+    target = resolved(_WrappedBag)
+    assert find(target.spec.inputs["offsets"], lambda _: True) is None
+    assert strategy_arguments(target.spec.inputs["weights"])["shape"] == ("batch", "time")
+    assert strategy_arguments(target.spec.inputs["weights"]).get("dtype", torch.float32) == torch.float32
+    assert_callable(target, max_examples=10)
+
+
 def test_a_state_read_through_a_permute_first_is_still_the_rnns_initial_state():
     """A seq2seq decoder's attention reads ``hidden.permute(1, 0, 2)`` before its GRU takes
     ``hidden``: read as the attention's input, the state was drawn [batch, time, hidden]

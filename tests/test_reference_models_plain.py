@@ -475,6 +475,17 @@ def _bag_classifier() -> tuple[torch.nn.Module, tuple]:
     return model, (torch.randint(0, 50, (3, 4)), None)
 
 
+def _translation_transformer() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.translation_transformer import TranslationTransformer
+
+    model = TranslationTransformer()
+    src, tgt = torch.randint(0, 20, (5, 3)), torch.randint(0, 20, (4, 3))  # time-major, other lengths
+    causal = torch.ones(4, 4, dtype=torch.bool).triu(1)  # True: may not attend (a later step)
+    pads = torch.zeros(3, 5, dtype=torch.bool), torch.zeros(3, 4, dtype=torch.bool)
+    assert model(src, tgt, None, causal, pads[0], pads[1], pads[0]).shape == (4, 3, 20)
+    return _BatchSecond(model), (src, tgt, None, None, None, None, None)
+
+
 def _caption_decoder() -> tuple[torch.nn.Module, tuple]:
     from reference_models.caption_decoder import CaptionDecoder
 
@@ -553,6 +564,17 @@ class _Scores(torch.nn.Module):
 
     def forward(self, sentences: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.model(sentence)[0] for sentence in sentences])
+
+
+class _BatchSecond(torch.nn.Module):
+    """A time-major model's output, batch first."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        return self.model(*args).transpose(0, 1)
 
 
 class _Summed(torch.nn.Module):
@@ -642,6 +664,7 @@ BUILDERS = {
     "caption_decoder": _caption_decoder,
     "attention_decoder": _attention_decoder,
     "bag_classifier": _bag_classifier,
+    "translation_transformer": _translation_transformer,
     "crf_tagger": _crf_tagger,
     "hidden_state": _hidden_state,
     "word_lm": _word_lm,
@@ -1228,6 +1251,27 @@ def test_noisy_hidden_draws_one_vector_per_call_in_its_own_dtype() -> None:
     torch.manual_seed(0)
     double = model.double()(x.double())
     assert not torch.allclose(double, first.double(), atol=1e-4)  # float64 draws another stream
+
+
+def test_the_translation_transformers_masks_keep_padding_and_the_future_out() -> None:
+    from reference_models.translation_transformer import TranslationTransformer
+
+    torch.manual_seed(0)
+    model = TranslationTransformer().eval()
+    src, tgt = torch.randint(0, 20, (5, 2)), torch.randint(0, 20, (4, 2))
+    causal = torch.ones(4, 4, dtype=torch.bool).triu(1)  # True: may not attend (a later step)
+    out = model(src, tgt, None, causal, None, None, None)
+    later = tgt.clone()
+    later[3] = (later[3] + 1) % 20
+    # causal: the first three steps do not see the fourth target token
+    torch.testing.assert_close(model(src, later, None, causal, None, None, None)[:3], out[:3])
+    # source padding masked (and the memory's): what it holds does not matter
+    padding = torch.zeros(2, 5, dtype=torch.bool)
+    padding[:, 4] = True
+    masked = model(src, tgt, None, causal, padding, None, padding)
+    other = src.clone()
+    other[4] = (other[4] + 1) % 20
+    torch.testing.assert_close(model(other, tgt, None, causal, padding, None, padding), masked)
 
 
 def test_the_bag_classifier_reads_rows_as_bags_of_equal_length() -> None:

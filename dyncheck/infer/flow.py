@@ -45,6 +45,7 @@ class _Flow(ast.NodeVisitor):
         self_name: str | None = "self",
         strict: bool = False,
         opaque_modules: bool = False,
+        same_layout: bool = False,
     ) -> None:
         self.tainted = {name} if isinstance(name, str) else set(name)
         self.roots = dict(roots if roots is not None else {"self": ""})
@@ -61,6 +62,9 @@ class _Flow(ast.NodeVisitor):
         # strict: the argument itself travels (passed on, indexed, chosen by a conditional),
         # not values computed from it: what an optional argument reaches as itself
         self.strict = strict if parent is None else parent.strict
+        # same_layout (with strict): only what keeps the argument's shape passes it on
+        # (``h.to(dtype)``, ``h.contiguous()``), not ``h.unsqueeze(0)`` or ``h.transpose(0, 1)``
+        self.same_layout = same_layout if parent is None else parent.same_layout
         # opaque_modules: what a submodule returns is new data, not the argument's values
         # (``x, keep = self.patch_drop(x)``: ``keep`` is not the argument)
         self.opaque_modules = opaque_modules if parent is None else parent.opaque_modules
@@ -99,7 +103,9 @@ class _Flow(ast.NodeVisitor):
         """Whether ``node`` holds the argument (strict), or values computed from it."""
         if self.opaque_modules and self._module_output(node):
             return False
-        return _passes(node, self.tainted) if self.strict else _mentions_data(node, self.tainted)
+        if self.strict:
+            return _passes(node, self.tainted, same_layout=self.same_layout)
+        return _mentions_data(node, self.tainted)
 
     def _module_output(self, node: ast.AST) -> bool:
         """Whether ``node`` is (a part of) what a submodule of the model returns, or would
@@ -352,26 +358,40 @@ class _Flow(ast.NodeVisitor):
         return None
 
 
-#: Methods whose result is no longer the value they are called on.
-_READS = frozenset({"size", "dim", "numel", "nelement", "item", "tolist", "any", "all", "sum", "mean"})
+#: Methods whose result is no longer the value they are called on (``x.new_zeros(...)`` is a
+#: new tensor of x's dtype and device: an initial state made inside forward is not x).
+_READS = frozenset({
+    "size", "dim", "numel", "nelement", "item", "tolist", "any", "all", "sum", "mean",
+    "new_zeros", "new_ones", "new_full", "new_empty", "new_tensor",
+})
 
 
-def _passes(node: ast.AST, names: set[str]) -> bool:
+def _passes(node: ast.AST, names: set[str], *, same_layout: bool = False) -> bool:
     """Whether ``node`` evaluates to one of ``names`` itself or a part of it: ``x``,
-    ``x[0]``, ``x if c else y``, ``(x, y)``, ``x.to(dtype)`` — not ``x.shape`` or ``x + 1``."""
+    ``x[0]``, ``x if c else y``, ``(x, y)``, ``x.to(dtype)`` — not ``x.shape`` or ``x + 1``.
+    ``same_layout``: only through methods that keep its shape (:data:`_SAME_LAYOUT`)."""
     if isinstance(node, ast.Name):
         return node.id in names
     if isinstance(node, (ast.Subscript, ast.Starred)):
-        return _passes(node.value, names)
+        return _passes(node.value, names, same_layout=same_layout)
     if isinstance(node, ast.IfExp):
-        return _passes(node.body, names) or _passes(node.orelse, names)
+        return any(_passes(branch, names, same_layout=same_layout) for branch in (node.body, node.orelse))
     if isinstance(node, ast.BoolOp):
-        return any(_passes(v, names) for v in node.values)
+        return any(_passes(v, names, same_layout=same_layout) for v in node.values)
     if isinstance(node, (ast.Tuple, ast.List)):
-        return any(_passes(e, names) for e in node.elts)
+        return any(_passes(e, names, same_layout=same_layout) for e in node.elts)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr not in _READS:
-        return _passes(node.func.value, names)
+        if same_layout and node.func.attr not in _SAME_LAYOUT:
+            return False
+        return _passes(node.func.value, names, same_layout=same_layout)
     return False
+
+
+#: Methods whose result has the shape of the tensor they are called on.
+_SAME_LAYOUT = frozenset({
+    "to", "float", "double", "half", "bfloat16", "type", "type_as", "contiguous", "clone", "detach", "cpu",
+    "cuda", "requires_grad_", "detach_",
+})
 
 
 def _module_name(node: ast.AST, roots: dict[str, str]) -> str | None:
@@ -481,13 +501,14 @@ def _reduction_axis(node: ast.AST) -> tuple[ast.AST, int] | None:
 
 def _flow(
     tree: ast.AST | None, name: str, model: nn.Module | None = None, *, strict: bool = False,
-    opaque_modules: bool = False,
+    opaque_modules: bool = False, same_layout: bool = False,
 ) -> _Flow:
     """The flow of forward argument ``name`` through ``tree`` (``model``'s forward, read
     by :func:`~dyncheck.infer.source._forward_tree`); with ``model`` it follows the
     argument into methods, ``super()`` and module-level functions. ``strict`` follows the
-    argument itself only, not values computed from it; ``opaque_modules`` follows values
-    computed from it except through a submodule's call."""
+    argument itself only, not values computed from it (with ``same_layout``, only through
+    methods that keep its shape); ``opaque_modules`` follows values computed from it except
+    through a submodule's call."""
     roots, defining, namespace, self_name = {"self": ""}, None, {}, "self"
     if model is not None:
         forward = type(model).forward
@@ -498,7 +519,7 @@ def _flow(
             roots = {self_name: ""}
     flow = _Flow(
         name, model=model, roots=roots, defining=defining, namespace=namespace, self_name=self_name, strict=strict,
-        opaque_modules=opaque_modules,
+        opaque_modules=opaque_modules, same_layout=same_layout,
     )
     for statement in getattr(tree, "body", []) if tree is not None else []:
         flow.visit(statement)

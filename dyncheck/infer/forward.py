@@ -182,6 +182,9 @@ def infer_input(
     offsets = _bag_offsets(model, source_tree, name) if consumers else None
     if offsets is not None:
         return offsets
+    mask = _attention_mask_slot(model, source_tree, name) if consumers else None
+    if mask is not None:
+        return mask
     for index, expression in enumerate(consumers):
         module = _resolve_module(model, expression)
         if module is None:
@@ -264,45 +267,94 @@ def infer_input(
 
 def _initial_state(model: nn.Module, tree: ast.AST | None, name: str, first: str) -> Inferred | None:
     """The argument as a recurrent layer's initial hidden state, when it is handed to one as
-    its ``hx`` (itself, or a view of it: ``self.gru(x, hidden)``). That layout,
-    ``[num_layers * directions, batch, hidden_size]``, is the layer's whatever else reads
-    the argument first: a seq2seq decoder's attention reads ``hidden.permute(1, 0, 2)``
-    before its GRU takes ``hidden``, and read as that attention's input the state was
-    drawn ``[batch, time, hidden]``, which runs only where both are 1."""
-    if tree is None:
+    its ``hx`` as it is (or through ``.to(...)``, ``.contiguous()`` and other methods that keep
+    its shape; not ``h.unsqueeze(0)``). That layout, ``[num_layers * directions, batch,
+    hidden_size]`` (``[batch, hidden_size]`` for a cell), is the layer's whatever else reads the
+    argument first: a seq2seq decoder's attention reads ``hidden.permute(1, 0, 2)`` before its
+    GRU takes ``hidden``, and read as that attention's input the state was drawn ``[batch,
+    time, hidden]``, which runs only where both are 1."""
+    found = _handed_as(model, tree, name, "state")
+    if found is None:
         return None
-    strict = _flow(tree, name, model, strict=True)
-    for expression in strict.consumers:
-        module = _resolve_module(model, expression)
-        if module is None:
-            continue
-        found = _input_for_module(
-            module, depth=0, entry=strict.entries.get(expression, 0), member=strict.members.get(expression)
-        )
-        if found is not None and found.state:
-            said = "first consumed by" if expression == first else "handed as the initial state to"
-            return Inferred(found.make(found.shape), f"{said} {_consumer_name(expression)} ({found.note})")
-    return None
+    expression, layer = found
+    said = "first consumed by" if expression == first else "handed as the initial state to"
+    return Inferred(layer.make(layer.shape), f"{said} {_consumer_name(expression)} ({layer.note})")
 
 
 def _bag_offsets(model: nn.Module, tree: ast.AST | None, name: str) -> Inferred | None:
     """The argument as the offsets of an ``nn.EmbeddingBag``'s bags, when it is handed to one
     as those (``self.embedding(text, offsets)``, the text classification tutorials'
-    layout): drawn as None, EmbeddingBag's other convention, where its input ``[batch, time]``
-    is a batch of bags of equal length, one row each. Offsets drawn beside such an input
-    are refused by the layer ("if input is 2D, then offsets has to be None"); ragged bags, a
-    flat input and offsets that depend on its length, are not drawn (docs/known-limits.md)."""
+    layout, also inside a submodule): drawn as None, EmbeddingBag's other convention, where
+    its input ``[batch, time]`` is a batch of bags of equal length, one row each. Offsets
+    drawn beside such an input are refused by the layer ("if input is 2D, then offsets has to
+    be None"); ragged bags, a flat input and offsets that depend on its length, are not
+    drawn (docs/known-limits.md)."""
+    found = _handed_as(model, tree, name, "offsets")
+    if found is None:
+        return None
+    expression, _ = found
+    return Inferred(
+        st.none(),
+        f"handed to {_consumer_name(expression)} as its bags' offsets: drawn as None, so the bags are "
+        "the rows of its input [batch, time], all of one length (ragged bags are not drawn)",
+    )
+
+
+def _handed_as(model: nn.Module, tree: ast.AST | None, name: str, role: str) -> tuple[str, _Found] | None:
+    """(consumer, what it expects) for the first layer forward hands the argument to as it
+    is (its shape kept) in the place ``role`` names: ``"state"`` (a recurrent layer's
+    ``hx``) or ``"offsets"`` (an EmbeddingBag's), directly or inside a submodule's forward."""
+    if tree is None:
+        return None
+    strict = _flow(tree, name, model, strict=True, same_layout=True)
+    for expression in strict.consumers:
+        module = _resolve_module(model, expression)
+        if module is None:
+            continue
+        found = _input_for_module(
+            module, depth=0, entry=strict.entries.get(expression, 0), member=strict.members.get(expression),
+            role=role,
+        )
+        if found is not None and getattr(found, role):
+            return expression, found
+    return None
+
+
+#: torch's attention modules, whose forward takes masks beside the sequences.
+_ATTENTION_MODULES = (
+    nn.Transformer, nn.TransformerEncoder, nn.TransformerDecoder, nn.TransformerEncoderLayer,
+    nn.TransformerDecoderLayer, nn.MultiheadAttention,
+)
+
+
+def _attention_mask_slot(model: nn.Module, tree: ast.AST | None, name: str) -> Inferred | None:
+    """The argument as a mask of one of torch's attention modules, when forward hands it to
+    one in a mask's place (``self.transformer(src, tgt, src_mask, tgt_mask, None,
+    src_padding_mask, ...)``, the translation tutorials' layout, every mask a required
+    argument): drawn as None, no mask, which each of those places accepts. Which sequence a
+    padding mask goes with, and that the memory's repeats the source's, is not guessed, so
+    the masks are not drawn (a padding mask an optional argument gives is: see
+    ``target._padding_argument``)."""
     if tree is None:
         return None
     strict = _flow(tree, name, model, strict=True)
     for expression in strict.consumers:
         module = _resolve_module(model, expression)
-        if isinstance(module, nn.EmbeddingBag) and strict.entries.get(expression) in (1, "offsets"):
+        if not isinstance(module, _ATTENTION_MODULES):
+            continue
+        entry = strict.entries.get(expression)
+        try:
+            parameters = list(inspect.signature(module.forward).parameters)
+        except (TypeError, ValueError):
+            return None
+        slot = parameters[entry] if isinstance(entry, int) and entry < len(parameters) else entry
+        if isinstance(slot, str) and "mask" in slot:
             return Inferred(
                 st.none(),
-                f"handed to {_consumer_name(expression)} as its bags' offsets: drawn as None, so the bags are "
-                "the rows of its input [batch, time], all of one length (ragged bags are not drawn)",
+                f"handed to {_consumer_name(expression)} as its {slot}: drawn as None, no mask (the masks of "
+                "torch's attention layers are not drawn; give them with Spec(inputs=...))",
             )
+        return None
     return None
 
 

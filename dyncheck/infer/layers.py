@@ -32,6 +32,8 @@ class _Found(NamedTuple):
     tokens: bool = False
     #: a recurrent layer's initial hidden state (its ``hx``)
     state: bool = False
+    #: an EmbeddingBag's offsets (drawn as None: each row of its input a bag)
+    offsets: bool = False
 
 
 def _floats(shape: _Shape) -> st.SearchStrategy:
@@ -70,12 +72,14 @@ def _smallest_input(module: nn.Module, axis: int) -> int:
 
 
 def _input_for_module(
-    module: nn.Module, depth: int, entry: int | str = 0, member: int | None = None
+    module: nn.Module, depth: int, entry: int | str = 0, member: int | None = None, role: str | None = None
 ) -> _Found | None:
     """The input ``module`` expects, or None when the module says nothing about its
     input's shape; ``entry`` is where the argument enters a user-defined module's forward
     (a position or a keyword), ``member`` its place in a tuple handed there (an LSTM's
-    ``(h0, c0)``)."""
+    ``(h0, c0)``). With ``role`` (``"state"``, ``"offsets"``: a place whose layout the layer
+    fixes), a user-defined module's forward is followed only where it hands the argument on
+    as it is, its shape kept."""
     if depth > 4:
         return None
     if isinstance(module, nn.modules.lazy.LazyModuleMixin) and module.has_uninitialized_params():
@@ -120,12 +124,27 @@ def _input_for_module(
             return st.tuples(_state((*shape[:-1], projected)), _state(shape))
 
         return _Found((layers, "batch", module.hidden_size), state, f"{note}; the tuple (h_0, c_0)", state=True)
+    if isinstance(module, nn.RNNCellBase) and entry in (1, "hx"):
+        # a cell's state, [batch, hidden_size]; an LSTMCell's is the tuple (h, c)
+        note = f"{kind}(hidden_size={module.hidden_size}): its hidden state, in [-1, 1] as tanh leaves one"
+        shape = ("batch", module.hidden_size)
+        if not isinstance(module, nn.LSTMCell) or member in (0, 1):
+            suffix = f"; its {('h', 'c')[member]}" if isinstance(module, nn.LSTMCell) else ""
+            return _Found(shape, _state, note + suffix, state=True)
+        return _Found(shape, lambda s: st.tuples(_state(s), _state(s)), f"{note}; the tuple (h, c)", state=True)
     if isinstance(module, nn.RNNBase):
         layout = ("batch", "time") if module.batch_first else ("time", "batch")
         note = f"{kind}(input_size={module.input_size}, batch_first={module.batch_first})"
         return _Found((*layout, module.input_size), _floats, note)
     if isinstance(module, nn.RNNCellBase):
         return _Found(("batch", module.input_size), _floats, f"{kind}(input_size={module.input_size})")
+    if isinstance(module, nn.EmbeddingBag) and entry in (1, "offsets"):
+        note = f"{kind}(num_embeddings={module.num_embeddings}): its offsets"
+        return _Found((), lambda _: st.none(), note, offsets=True)
+    if isinstance(module, nn.EmbeddingBag) and entry in (2, "per_sample_weights"):
+        # with no offsets, a weight for each token of the input [batch, time]
+        note = f"{kind}(num_embeddings={module.num_embeddings}): a weight per token"
+        return _Found(("batch", "time"), _floats, note)
     if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
         top = module.num_embeddings - 1
 
@@ -173,12 +192,13 @@ def _input_for_module(
             parameter = entry if entry in parameters else None
         if tree is None or parameter is None:
             return None
-        flow = _flow(tree, parameter, module)
+        kept = role is not None
+        flow = _flow(tree, parameter, module, strict=kept, same_layout=kept)
         for expression in flow.consumers:
             inner = _resolve_module(module, expression)
             if inner is not None:
                 found = _input_for_module(
-                    inner, depth + 1, flow.entries.get(expression, 0), flow.members.get(expression)
+                    inner, depth + 1, flow.entries.get(expression, 0), flow.members.get(expression), role
                 )
                 if found is not None:
                     return found

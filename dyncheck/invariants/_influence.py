@@ -389,15 +389,21 @@ def _nudging(model: nn.Module, spared: str, sign: float) -> Iterator[None]:
             handle.remove()
 
 
+#: Where :func:`_holds_when_nudged` scales large inputs to: about 1, not on it.
+_NUDGED_MAGNITUDE = 1.25
+
+
 def _holds_when_nudged(context: Context, model: nn.Module, example: Example, names: list[str]) -> list[str]:
     """Of ``names``, the modules that the output's gradient still does not reach with the
     inputs and every other module's output nudged, one way or the opposite way. Where the
     example has inputs larger than 1 in magnitude, a way holds only if it holds again with
-    them scaled to magnitude 1 and nudged: keys all at 1000 saturate an additive attention's
-    tanh, so a nudge of a thousandth leaves their tie, and the query out of it; at magnitude 1
-    the same nudge breaks the tie (as :func:`_weighted_not_masked` scales a saturated gate)."""
+    them scaled to magnitude 1.25 and nudged: keys all at 1000 saturate an additive
+    attention's tanh, so a nudge of a thousandth leaves their tie, and the query out of it; at
+    magnitude about 1 the same nudge breaks the tie (as :func:`_weighted_not_masked` scales a
+    saturated gate). Not exactly 1: a constant input scaled there sits on a threshold at 1
+    (a mask keeping rows with a value below 1 in magnitude), which a nudge opens both ways."""
     scales = [example.args]
-    moderated = _moderated(example.args)
+    moderated = _moderated(example.args, _NUDGED_MAGNITUDE)
     if any(moderated[key] is not example.args[key] for key in example.args):
         scales.append(moderated)
     held = []
@@ -592,10 +598,11 @@ def _weighted_not_masked(context: Context, model: nn.Module, example: Example, u
     return unused
 
 
-def _moderated(args: dict[str, Any]) -> dict[str, Any]:
-    """``args`` with every floating tensor input larger than 1 in magnitude scaled to 1."""
+def _moderated(args: dict[str, Any], magnitude: float = 1.0) -> dict[str, Any]:
+    """``args`` with every floating tensor input larger than 1 in magnitude scaled to
+    ``magnitude``."""
     return {
-        name: value / float(value.abs().max())
+        name: value * (magnitude / float(value.abs().max()))
         if isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel()
         and bool(torch.isfinite(value).all()) and float(value.abs().max()) > 1
         else value
