@@ -30,6 +30,7 @@ from dyncheck.infer import (
     infer_dims,
     infer_init,
     infer_input,
+    packs_as_lengths,
     predicate_thresholds,
     primary_input,
 )
@@ -314,6 +315,18 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     inputs: dict[str, Any] = {}
     inferred_inputs: dict[str, str] = {}
     all_dims = dict(spec.dims)
+    # Lengths named otherwise (src_len), known by where forward hands them: to
+    # pack_padded_sequence, as its lengths. Then they are the lengths as Spec(lengths=...)
+    # would say, for every check.
+    packed = None
+    if spec.lengths is None and not any(_LENGTHS_NAME.search(n) for n in parameters):
+        packed = next(
+            (n for n, p in parameters.items() if n not in spec.inputs and p.default is inspect.Parameter.empty
+             and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and packs_as_lengths(instance, n)),
+            None,
+        )
+        if packed is not None:
+            spec = spec.replace(lengths=packed)
     # forward(input_ids=None, attention_mask=None, ...) requires nothing: infer the first.
     primary = primary_input(parameters, spec.inputs)
     unmasked: Uninferable | None = None
@@ -344,6 +357,11 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
             inferred = probed
         inputs[name] = _own_length(name, inferred.value)
         inferred_inputs[name] = inferred.why
+        if name == packed:
+            inferred_inputs[name] = (
+                "handed to pack_padded_sequence as its lengths: one per sample, each between 1 and the padded "
+                "length 'time'"
+            )
         for dim, bounds in (inferred.dims or {}).items():
             all_dims.setdefault(dim, bounds)
     _lengths_along(inputs, inferred_inputs)

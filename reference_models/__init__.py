@@ -142,6 +142,8 @@ Refactored twins, each declaring the model it must still agree with
   ``nn.EmbeddingBag``, ``forward(text, offsets)``.
 * :mod:`reference_models.translation_transformer` -- ``TranslationTransformer``: a
   translation model on ``nn.Transformer``, time-major, every mask a required argument.
+* :mod:`reference_models.packed_seq2seq` -- ``PackedSeq2Seq``: an attention seq2seq model
+  over packed sequences, its lengths named ``src_len``, teacher forcing by ``random.random()``.
 * :mod:`reference_models.crf_tagger` -- ``BiLSTMCRFTagger``: PyTorch's tutorial tagger, one
   unbatched sentence, Viterbi decoding in a Python loop.
 * :mod:`reference_models.hidden_state` -- ``HiddenStateLM``: a GRU language model whose
@@ -226,6 +228,7 @@ GOOD_TARGETS = (
     "reference_models.attention_decoder:AttentionDecoder",
     "reference_models.bag_classifier:BagClassifier",
     "reference_models.translation_transformer:TranslationTransformer",
+    "reference_models.packed_seq2seq:PackedSeq2Seq",
     "reference_models.crf_tagger:BiLSTMCRFTagger",
     "reference_models.hidden_state:HiddenStateLM",
     "reference_models.word_lm:WordLanguageModel",

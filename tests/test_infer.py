@@ -2537,6 +2537,54 @@ class _WrappedBag(nn.Module):
         return self.fc(self.encoder(text, offsets, weights))
 
 
+def test_lengths_handed_to_pack_padded_sequence_in_a_submodule_are_the_lengths():
+    """src_len is no lengths' name: found where the encoder hands it, as the tokens' layout
+    is found where the encoder embeds and packs them (time-major)."""
+    from reference_models.packed_seq2seq import PackedSeq2Seq
+
+    target = resolved(PackedSeq2Seq)
+    assert target.spec.lengths == "src_len"
+    assert target.inferred_inputs["src_len"] == (
+        "handed to pack_padded_sequence as its lengths: one per sample, each between 1 and the padded length 'time'"
+    )
+    assert strategy_arguments(target.spec.inputs["src"])["shape"] == ("time", "batch")
+    assert target.inferred_inputs["src"].endswith("time-major, as pack_padded_sequence has batch_first=False")
+    assert strategy_arguments(target.spec.inputs["trg"])["shape"] == ("time", "batch")
+    assert_callable(target, max_examples=10)
+
+
+class _TokensMaskedByValue(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(20, 8)
+        self.enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), 1,
+                                         enable_nested_tensor=False)
+
+    def forward(self, tokens):
+        return self.enc(self.emb(tokens), src_key_padding_mask=tokens.eq(0))
+
+
+class _MaskAlsoPooled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(20, 8)
+        self.enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), 1,
+                                         enable_nested_tensor=False)
+
+    def forward(self, tokens, padding_mask):
+        h = self.enc(self.emb(tokens), src_key_padding_mask=padding_mask)
+        keep = (~padding_mask).unsqueeze(-1).float()
+        return (h * keep).sum(1)
+
+
+def test_a_mask_made_from_the_tokens_or_read_again_is_not_drawn_as_none():
+    # tokens.eq(0) is not the tokens; a mask forward also reads itself cannot be None.
+    target = resolved(_TokensMaskedByValue)
+    assert strategy_arguments(target.spec.inputs["tokens"])["shape"] == ("batch", "time")
+    target = resolved(_MaskAlsoPooled)
+    assert find(target.spec.inputs["padding_mask"], lambda _: True) is not None
+
+
 def test_masks_handed_to_a_transformer_in_their_places_are_drawn_as_none():
     """Followed past the transformer, each mask was drawn as the output layer's input."""
     from reference_models.translation_transformer import TranslationTransformer
@@ -2551,9 +2599,18 @@ def test_masks_handed_to_a_transformer_in_their_places_are_drawn_as_none():
     assert_callable(target, max_examples=10)
 
 
-def test_a_state_given_through_a_reshape_is_not_the_argument_itself():
-    # z.unsqueeze(0) is the GRU's state, z is not: its own consumer, the Linear, says [batch, 16].
-    target = resolved(_LatentState)
+class _LatentIndexed(_LatentState):
+    def forward(self, x, z):
+        bias = self.fc(z)
+        out, _ = self.gru(x, z[None])
+        return out[:, -1, :4] + bias
+
+
+@pytest.mark.parametrize("model", [_LatentState, _LatentIndexed])
+def test_a_state_given_through_a_reshape_is_not_the_argument_itself(model):
+    # z.unsqueeze(0) (or z[None]) is the GRU's state, z is not: its own consumer, the Linear,
+    # says [batch, 16].
+    target = resolved(model)
     assert strategy_arguments(target.spec.inputs["z"])["shape"] == ("batch", 16)
     assert_callable(target, max_examples=10)
 

@@ -1353,3 +1353,49 @@ def test_a_tuple_member_is_a_slot_of_the_spec():
     assert lengths_slot("batch[1]") == ("batch", 1)
     assert padding_slot("batch[-1]") is None and padding_slot("batch[n]") is None
     assert padding_slot("batch[00]") is None  # one spelling per member
+
+
+def _seq2seq_check(args: dict, dims: dict, **fields) -> None:
+    """padding_invariance on one example of the packed seq2seq model."""
+    from dyncheck.invariants import Context
+    from dyncheck.invariants.padding_invariance import PaddingInvariance
+    from dyncheck.spec import Spec
+    from dyncheck.target import resolve_spec
+    from reference_models.packed_seq2seq import PackedSeq2Seq
+
+    context = Context(resolve_spec(Spec(PackedSeq2Seq, **fields)))
+    PaddingInvariance().check(context, Example(args, 0, dims))
+
+
+def test_a_row_whose_outputs_do_not_depend_on_the_parameters_alone_is_left_out_of_the_gradients():
+    # Alone, each row is trimmed to one step: a one-token target decodes nothing, and the
+    # row alone has no gradient to add to the others'. Before, the sum over no rows was 0.
+    args = {"src": torch.tensor([[5, 7], [0, 0]]), "src_len": torch.tensor([1, 1]), "trg": torch.tensor([[3, 3], [4, 4]])}
+    _seq2seq_check(args, {"time": 2, "batch": 2})
+
+
+def test_token_ids_at_the_declared_pad_token_are_not_taken_for_padding():
+    # The model finds its padding by value (src != 0) and declares padding_value=0: a
+    # sentence's own tokens are never the pad token, so those drawn at 0 move to 1.
+    args = {"src": torch.tensor([[0], [0]]), "src_len": torch.tensor([2]), "trg": torch.tensor([[0], [0]])}
+    _seq2seq_check(args, {"time": 2, "batch": 1}, padding_value=0)
+
+
+def test_padding_found_by_value_gets_the_padding_value_hint(dyncheck_run, pytester):
+    # Without padding_value, the shrunk example's tokens are the pad token themselves; the
+    # hint still says which padding makes the model right (those tokens moved to the next id).
+    pytester.makepyfile(
+        undeclared="""
+        from reference_models.packed_seq2seq import PackedSeq2Seq
+
+        class Model(PackedSeq2Seq):
+            __dyncheck__ = {}
+        """
+    )
+    run = dyncheck_run("--dyncheck", "undeclared:Model", ONLY, "--dyncheck-seed=1", "--dyncheck-max-examples=20")
+    assert run.outcomes() == {"dyncheck::undeclared:Model::padding_invariance": "FAILED"}, run.text
+    assert (
+        "With every padded step of src set to 0, trg set to 0 nothing differs, here and with other values in the "
+        "sequences: the model reads its padding, and is right only when the padding holds 0."
+    ) in run.text, run.text
+

@@ -19,6 +19,7 @@ RECURRENT = {
     "reference_models.tied_lm:TiedLanguageModel",
     "reference_models.bilstm:BiLSTMClassifier",
     "reference_models.attention_decoder:AttentionDecoder",
+    "reference_models.packed_seq2seq:PackedSeq2Seq",
     "reference_models.time_major_gru:GRUTagger",
     "reference_models.builtin_layers:bidirectional_lstm",
     "reference_models.builtin_layers:time_major_gru",
@@ -33,6 +34,7 @@ RECURRENT = {
 PADDED = {
     "reference_models.rnn:DynamicRNN",
     "reference_models.bilstm:BiLSTMClassifier",
+    "reference_models.packed_seq2seq:PackedSeq2Seq",
     "reference_models.time_major_gru:GRUTagger",
     # an inferred attention_mask says where the padding is
     "reference_models.hf_style:TinyCausalLM",

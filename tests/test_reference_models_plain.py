@@ -486,6 +486,16 @@ def _translation_transformer() -> tuple[torch.nn.Module, tuple]:
     return _BatchSecond(model), (src, tgt, None, None, None, None, None)
 
 
+def _packed_seq2seq() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.packed_seq2seq import PackedSeq2Seq
+
+    model = PackedSeq2Seq()
+    src, trg = torch.randint(1, 20, (6, 3)), torch.randint(1, 20, (5, 3))  # time-major
+    src[4:, 1], src[2:, 2] = 0, 0  # padded with the pad token past each length
+    assert model(src, torch.tensor([6, 4, 2]), trg).shape == (4, 3, 20)  # a step per target token but the first
+    return _BatchSecond(model), (src, torch.tensor([6, 4, 2]), trg)
+
+
 def _caption_decoder() -> tuple[torch.nn.Module, tuple]:
     from reference_models.caption_decoder import CaptionDecoder
 
@@ -665,6 +675,7 @@ BUILDERS = {
     "attention_decoder": _attention_decoder,
     "bag_classifier": _bag_classifier,
     "translation_transformer": _translation_transformer,
+    "packed_seq2seq": _packed_seq2seq,
     "crf_tagger": _crf_tagger,
     "hidden_state": _hidden_state,
     "word_lm": _word_lm,
@@ -1272,6 +1283,21 @@ def test_the_translation_transformers_masks_keep_padding_and_the_future_out() ->
     other = src.clone()
     other[4] = (other[4] + 1) % 20
     torch.testing.assert_close(model(other, tgt, None, causal, padding, None, padding), masked)
+
+
+def test_the_packed_seq2seq_never_reads_the_padding_of_its_source() -> None:
+    from reference_models.packed_seq2seq import PackedSeq2Seq
+
+    torch.manual_seed(0)
+    model = PackedSeq2Seq(teacher_forcing=1.0).eval()
+    src, trg = torch.randint(1, 20, (5, 2)), torch.randint(1, 20, (4, 2))
+    src[3:, 1] = 0
+    lengths = torch.tensor([5, 3])
+    out = model(src, lengths, trg)
+    longer = torch.cat([src, torch.zeros(2, 2, dtype=torch.long)])  # two more steps of the pad token
+    torch.testing.assert_close(model(longer, lengths, trg), out)
+    alone = model(src[:3, 1:], lengths[1:], trg[:, 1:])
+    torch.testing.assert_close(alone, out[:, 1:])
 
 
 def test_the_bag_classifier_reads_rows_as_bags_of_equal_length() -> None:

@@ -26,13 +26,16 @@ from __future__ import annotations
 
 from dyncheck.infer.constructor import INFERRED_SIZES, infer_init
 # _LENGTHS_NAME: padding_invariance recognises lengths arguments by the same names.
-from dyncheck.infer.forward import _LENGTHS_NAME, COUNT_RANGE, check_forward_arguments, infer_dims, infer_input
+from dyncheck.infer.forward import (
+    _LENGTHS_NAME, COUNT_RANGE, check_forward_arguments, infer_dims, infer_input, packs_as_lengths,
+)
 from dyncheck.infer.optional import OptionalInput, optional_inputs, optional_inputs_hint
 from dyncheck.infer.results import Inferred, Uninferable
 from dyncheck.infer.source import predicate_thresholds
 from dyncheck.infer.tokens import infer_attention_mask, primary_input
 
 __all__ = [
+    "packs_as_lengths",
     "COUNT_RANGE",
     "INFERRED_SIZES",
     "Inferred",

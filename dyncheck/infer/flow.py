@@ -74,6 +74,7 @@ class _Flow(ast.NodeVisitor):
             self.reduced, self.concatenated = parent.reduced, parent.concatenated
             self.members = parent.members
             self.packs, self.scopes, self.seen = parent.packs, parent.scopes, parent.seen
+            self.packed_lengths = parent.packed_lengths
             self.reductions: dict[str, int] = {}
             return
         self.consumers: list[str] = []
@@ -94,6 +95,8 @@ class _Flow(ast.NodeVisitor):
         self.reductions: dict[str, int] = {}
         # ``batch_first`` of each ``pack_padded_sequence`` it reaches (None: not a constant).
         self.packs: list[bool | None] = []
+        # one entry for each ``pack_padded_sequence`` the argument reaches as its lengths
+        self.packed_lengths: list[bool] = []
         # (function tree, names the argument has there) for every function it was followed
         # into: the constants it is compared with there count as forward's own.
         self.scopes: list[tuple[ast.AST, frozenset[str]]] = []
@@ -190,6 +193,10 @@ class _Flow(ast.NodeVisitor):
                 self.packs.append(flag.value)
             else:
                 self.packs.append(None)
+        if callee == "pack_padded_sequence":
+            given = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "lengths"), None)
+            if given is not None and self._carries(given):
+                self.packed_lengths.append(True)
         # a local function may reach the argument by closure, with no argument passed
         local = isinstance(node.func, ast.Name) and node.func.id in self.local
         followed = self._follow(node) if entry is not None or local else False
@@ -373,6 +380,8 @@ def _passes(node: ast.AST, names: set[str], *, same_layout: bool = False) -> boo
     if isinstance(node, ast.Name):
         return node.id in names
     if isinstance(node, (ast.Subscript, ast.Starred)):
+        if same_layout and isinstance(node, ast.Subscript) and _adds_axes(node.slice):
+            return False  # z[None], z[:, None]: a new axis
         return _passes(node.value, names, same_layout=same_layout)
     if isinstance(node, ast.IfExp):
         return any(_passes(branch, names, same_layout=same_layout) for branch in (node.body, node.orelse))
@@ -389,9 +398,15 @@ def _passes(node: ast.AST, names: set[str], *, same_layout: bool = False) -> boo
 
 #: Methods whose result has the shape of the tensor they are called on.
 _SAME_LAYOUT = frozenset({
-    "to", "float", "double", "half", "bfloat16", "type", "type_as", "contiguous", "clone", "detach", "cpu",
-    "cuda", "requires_grad_", "detach_",
+    "to", "float", "double", "half", "bfloat16", "long", "int", "short", "type", "type_as", "contiguous",
+    "clone", "detach", "cpu", "cuda", "requires_grad_", "detach_",
 })
+
+
+def _adds_axes(index: ast.AST) -> bool:
+    """Whether a subscript's index puts in an axis (``None``) or may (``...``)."""
+    parts = index.elts if isinstance(index, ast.Tuple) else [index]
+    return any(isinstance(part, ast.Constant) and (part.value is None or part.value is Ellipsis) for part in parts)
 
 
 def _module_name(node: ast.AST, roots: dict[str, str]) -> str | None:

@@ -200,7 +200,8 @@ def infer_input(
                 shape, layout = _padded(model, found, flow, consumers[index + 1:], scopes)
                 why += f"; a padded sequence, as forward takes {beside}{layout}"
             elif found.tokens:
-                shape, layout = _token_layout(model, shape, flow, consumers[index + 1:], scopes)
+                inside = _token_layout_inside(model, expression, flow.entries.get(expression, 0), shape)
+                shape, layout = inside or _token_layout(model, shape, flow, consumers[index + 1:], scopes)
                 why += layout
             elif found.sequence == "features-last" and expression not in flow.reduced:
                 sequence = _sequence_layer(model, consumers[index + 1:])
@@ -300,6 +301,32 @@ def _bag_offsets(model: nn.Module, tree: ast.AST | None, name: str) -> Inferred 
     )
 
 
+def packs_as_lengths(module: nn.Module, name: str, tree: ast.AST | None = None, depth: int = 0) -> bool:
+    """Whether ``module``'s forward hands its argument ``name``, as it is (``.cpu()`` and
+    ``.to(...)`` kept), to ``pack_padded_sequence`` as the lengths, itself or in a
+    submodule's forward it hands the argument to (``self.encoder(src, src_len)``: a name
+    the lengths' names do not cover)."""
+    tree = _forward_tree(type(module)) if tree is None else tree
+    if tree is None or depth > 3 or _mapping_keys(tree, name) or _taken_apart(tree, name):
+        return False  # a dict or tuple of inputs holds the lengths (batch["lengths"]), it is not them
+    flow = _flow(tree, name, module, strict=True, same_layout=True)
+    if flow.packed_lengths:
+        return True
+    for expression in flow.consumers:
+        inner = _resolve_module(module, expression)
+        if inner is None or type(inner).__module__.split(".")[0] == "torch":
+            continue
+        try:
+            parameters = list(inspect.signature(inner.forward).parameters)
+        except (TypeError, ValueError):
+            continue
+        entry = flow.entries.get(expression, 0)
+        parameter = parameters[entry] if isinstance(entry, int) and entry < len(parameters) else entry
+        if isinstance(parameter, str) and parameter in parameters and packs_as_lengths(inner, parameter, None, depth + 1):
+            return True
+    return False
+
+
 def _handed_as(model: nn.Module, tree: ast.AST | None, name: str, role: str) -> tuple[str, _Found] | None:
     """(consumer, what it expects) for the first layer forward hands the argument to as it
     is (its shape kept) in the place ``role`` names: ``"state"`` (a recurrent layer's
@@ -328,20 +355,21 @@ _ATTENTION_MODULES = (
 
 
 def _attention_mask_slot(model: nn.Module, tree: ast.AST | None, name: str) -> Inferred | None:
-    """The argument as a mask of one of torch's attention modules, when forward hands it to
-    one in a mask's place (``self.transformer(src, tgt, src_mask, tgt_mask, None,
-    src_padding_mask, ...)``, the translation tutorials' layout, every mask a required
-    argument): drawn as None, no mask, which each of those places accepts. Which sequence a
-    padding mask goes with, and that the memory's repeats the source's, is not guessed, so
-    the masks are not drawn (a padding mask an optional argument gives is: see
-    ``target._padding_argument``)."""
-    if tree is None:
-        return None
-    strict = _flow(tree, name, model, strict=True)
-    for expression in strict.consumers:
+    """The argument as a mask of one of torch's attention modules, when forward hands it, as
+    it is, to one in a mask's place and reads it nowhere else (``self.transformer(src, tgt,
+    src_mask, tgt_mask, None, src_padding_mask, ...)``, the translation tutorials' layout,
+    every mask a required argument): drawn as None, no mask, which each of those places
+    accepts (``tokens.eq(0)`` is not the tokens, and a mask forward also reads itself is not
+    replaced by None). Which sequence a padding mask goes with, and that the memory's repeats
+    the source's, is not guessed, so the masks are not drawn (a padding mask an optional
+    argument gives is: see ``target._padding_argument``)."""
+    if tree is None or _loads(tree, name) != 1:
+        return None  # forward reads the argument elsewhere too ((~mask).float() as weights)
+    strict = _flow(tree, name, model, strict=True, same_layout=True)
+    for expression in strict.consumers[:1]:
         module = _resolve_module(model, expression)
         if not isinstance(module, _ATTENTION_MODULES):
-            continue
+            return None
         entry = strict.entries.get(expression)
         try:
             parameters = list(inspect.signature(module.forward).parameters)
@@ -356,6 +384,28 @@ def _attention_mask_slot(model: nn.Module, tree: ast.AST | None, name: str) -> I
             )
         return None
     return None
+
+
+def _taken_apart(tree: ast.AST, name: str) -> bool:
+    """Whether forward unpacks ``name`` (``x, lengths = batch``) or picks a member of it by a
+    constant (``batch[1]``): a tuple of inputs, not one."""
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) and node.value.id == name
+            and any(isinstance(t, (ast.Tuple, ast.List)) for t in node.targets)
+        ):
+            return True
+        if (
+            isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == name
+            and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int)
+        ):
+            return True
+    return False
+
+
+def _loads(tree: ast.AST, name: str) -> int:
+    """How many times forward's source reads ``name``."""
+    return sum(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) for n in ast.walk(tree))
 
 
 #: Tensor methods and torch functions whose index argument picks rows of another tensor.
@@ -656,6 +706,41 @@ SEQUENCE_NOTE = "; a sequence, as "
 
 #: Tensor methods (and attributes) that swap or move axes.
 _AXIS_MOVES = frozenset({"transpose", "permute", "t", "swapaxes", "swapdims", "movedim", "moveaxis", "T", "mT"})
+
+
+def _token_layout_inside(
+    model: nn.Module, expression: str, entry: int | str, shape: _Shape, depth: int = 0
+) -> tuple[_Shape, str] | None:
+    """:func:`_token_layout` where the embedding is: inside the user-defined submodule
+    ``expression`` that forward hands the token ids to (``self.encoder(src, src_len)``, whose
+    forward embeds them and packs the embeddings time-major), read in that module's forward
+    with the names the ids have there; None when the ids do not enter one."""
+    module = _resolve_module(model, expression)
+    if module is None or depth > 3 or type(module).__module__.split(".")[0] == "torch":
+        return None
+    if type(module).forward is nn.Module.forward:
+        return None
+    tree = _forward_tree(type(module))
+    try:
+        parameters = list(inspect.signature(module.forward).parameters)
+    except (TypeError, ValueError):
+        return None
+    parameter = parameters[entry] if isinstance(entry, int) and entry < len(parameters) else entry
+    if tree is None or not isinstance(parameter, str) or parameter not in parameters:
+        return None
+    flow = _flow(tree, parameter, module)
+    scopes = [(tree, frozenset({parameter})), *flow.scopes]
+    for index, inner in enumerate(flow.consumers):
+        layer = _resolve_module(module, inner)
+        if layer is None:
+            continue
+        deeper = _token_layout_inside(module, inner, flow.entries.get(inner, 0), shape, depth + 1)
+        if deeper is not None:
+            return deeper
+        found = _input_for_module(layer, 0, flow.entries.get(inner, 0), flow.members.get(inner))
+        if found is not None:
+            return _token_layout(module, shape, flow, flow.consumers[index + 1:], scopes) if found.tokens else None
+    return None
 
 
 def _token_layout(

@@ -481,7 +481,7 @@ class BatchInvariance(Invariant):
         if findings:
             raise InvariantViolation(
                 findings[0] + " — the output of a sample depends on the rest of the batch "
-                + (self._cut_to_longest(context, model, args, axes, size, whole, example.seed)
+                + (self._cut_to_longest(context, model, args, axes, size, whole, out_axes, example.seed)
                    or "(batch statistics, per-position randomness, capacity limits)") + ".",
                 [_DRAWS] if self._draws(context, model, example) else [],
                 path=trace.modules,
@@ -489,12 +489,15 @@ class BatchInvariance(Invariant):
 
     def _cut_to_longest(
         self, context: Context, model: nn.Module, args: dict[str, Any], axes: dict[str, Any], size: int,
-        whole: dict[str, torch.Tensor], seed: int,
+        whole: dict[str, torch.Tensor], out_axes: dict[str, Any], seed: int,
     ) -> str | None:
-        """Why a sample's output depends on its batch, when it is the number of steps: the
-        shortest sequence alone has as many steps as its length where the batch has as many
-        as its longest (``pad_packed_sequence`` without ``total_length``). One more call,
-        made only for a failure; None when that is not the cause."""
+        """Why a sample's output depends on its batch, when it is the number of steps: on an
+        axis other than the output's batch axis, the shortest sequence alone has as many
+        steps as its length where the batch has as many as its longest (``pad_packed_sequence``
+        without ``total_length``). One more call, made only for a failure; None when that is
+        not the cause. Where the batch axis was guessed as a pair of axes (both of the batch's
+        size, as the steps are when the longest length is the batch's size), either may be
+        the steps, the other the batch."""
         from dyncheck.invariants.padding_invariance import lengths_argument, slot_value
 
         slot = lengths_argument(context.target)
@@ -510,14 +513,19 @@ class BatchInvariance(Invariant):
         except ModelError:
             return None
         for name, tensor in whole.items():
-            other = alone.get(name)
-            if other is None or other.dim() != tensor.dim():
+            other, batch = alone.get(name), out_axes.get(name)
+            if other is None or other.dim() != tensor.dim() or batch is None:
                 continue
-            for steps in range(tensor.dim()):
+            pairs = [(batch, s) for s in range(tensor.dim()) if s != batch] if isinstance(batch, int) else [
+                (batch[0], batch[1]), (batch[1], batch[0])
+            ]
+            for batch_axis, steps in pairs:
                 if tensor.shape[steps] != longest or other.shape[steps] != own:
                     continue
-                rest = [a for a in range(tensor.dim()) if a != steps]
-                if all(tensor.shape[a] in (other.shape[a], size) and other.shape[a] in (tensor.shape[a], 1) for a in rest):
+                if (tensor.shape[batch_axis], other.shape[batch_axis]) != (size, 1):
+                    continue
+                rest = [a for a in range(tensor.dim()) if a not in (steps, batch_axis)]
+                if all(tensor.shape[a] == other.shape[a] for a in rest):
                     return (
                         f"through its shape: {name} has as many steps as the longest sequence in the batch "
                         f"({longest} here; {own} for sample {short}, the shortest, alone), as pad_packed_sequence "

@@ -258,6 +258,7 @@ class _Layout:
         time_dim = spec_args.get("max_length", "time")
         batch_dim = spec_args.get("batch_size", "batch")
         raw = slot_value(example.args, lengths_slot)
+        self.target = target
         self.lengths_slot = lengths_slot
         #: how messages name where the lengths are: ``lengths``, ``batch['lengths']``
         self.lengths_name = slot_text(lengths_slot)
@@ -325,11 +326,19 @@ class _Layout:
         return out
 
     def pad(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        """``args`` with each row's steps past its length set to the declared padding value."""
+        """``args`` with each row's steps past its length set to the declared padding value.
+        Token ids drawn at that value within a row's length move to the next id: a declared
+        pad token is the padding's alone (a tokenizer keeps it out of sentences), and a model
+        that finds its padding by value (``src != pad_idx``) takes such a token for padding."""
         changes: dict[Slot, Any] = {}
         for slot, fill in self.fill.items():
             batch_axis, time_axis = self.axes[slot]
             value = slot_value(args, slot).clone()
+            if not value.is_floating_point() and value.dtype != torch.bool and isinstance(fill, int):
+                low, high = _int_bounds(self.target, slot, value)
+                other = fill + 1 if fill + 1 <= high else fill - 1
+                if low <= other <= high:
+                    value = torch.where(value == fill, torch.full_like(value, other), value)
             for row, length in enumerate(self.lengths):
                 steps = value.shape[time_axis] - length
                 if steps > 0 and row < value.shape[batch_axis]:
@@ -653,7 +662,8 @@ class PaddingInvariance(Invariant):
         """Whether the example breaks nothing with the padded steps of each input in
         ``padding`` set to its value there, and neither does it with random values in their
         sequences, none of them the padding value (a shrunk example's sequences are often
-        zeros themselves, and a mean over zero padding then agrees too)."""
+        zeros themselves, and a mean over zero padding then agrees too). Token ids at a
+        padding value move to the next id first (see :meth:`_Layout.pad`)."""
         filled = layout.filled({slot: value for slot, (value, _) in padding.items()})
         generator = torch.Generator().manual_seed(example.seed)
         changes = {}
@@ -1001,7 +1011,9 @@ class PaddingInvariance(Invariant):
         runnable = [r for r in rows if r in alone]
         per_row = [g for g in (gradients(layout.row(args, row), [row], alone=True) for row in runnable) if g is not None]
         comparisons = []
-        if runnable:
+        # A row alone whose outputs do not depend on the parameters (a decoder given one
+        # step decodes none) has no gradient to add: the sum would leave it out.
+        if runnable and len(per_row) == len(runnable):
             batch_alone = batch_grads if runnable == rows else gradients(args, runnable)
             if batch_alone is not None:
                 comparisons.append(("alone", batch_alone, [sum(g[i] for g in per_row) for i in range(len(named))]))
