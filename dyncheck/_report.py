@@ -363,6 +363,10 @@ def explain(target: Target) -> str:
     if spec.unused:
         lines.append(f"    unused={dict(spec.unused)!r},")
     if spec.lengths is not None:
+        from dyncheck.infer import PACKED_LENGTHS_NOTE
+
+        if target.inferred_inputs.get(spec.lengths) == PACKED_LENGTHS_NOTE:
+            lines.append(f"    # inferred lengths: {spec.lengths} is {PACKED_LENGTHS_NOTE}")
         lines.append(f"    lengths={spec.lengths!r},")
     if spec.padding_value is not None:
         lines.append(f"    padding_value={spec.padding_value!r},")

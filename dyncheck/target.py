@@ -29,6 +29,7 @@ from dyncheck.infer import (
     infer_attention_mask,
     infer_dims,
     infer_init,
+    PACKED_LENGTHS_NOTE,
     infer_input,
     packs_as_lengths,
     predicate_thresholds,
@@ -358,10 +359,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
         inputs[name] = _own_length(name, inferred.value)
         inferred_inputs[name] = inferred.why
         if name == packed:
-            inferred_inputs[name] = (
-                "handed to pack_padded_sequence as its lengths: one per sample, each between 1 and the padded "
-                "length 'time'"
-            )
+            inferred_inputs[name] = PACKED_LENGTHS_NOTE
         for dim, bounds in (inferred.dims or {}).items():
             all_dims.setdefault(dim, bounds)
     _lengths_along(inputs, inferred_inputs)

@@ -2551,6 +2551,59 @@ def test_lengths_handed_to_pack_padded_sequence_in_a_submodule_are_the_lengths()
     assert target.inferred_inputs["src"].endswith("time-major, as pack_padded_sequence has batch_first=False")
     assert strategy_arguments(target.spec.inputs["trg"])["shape"] == ("time", "batch")
     assert_callable(target, max_examples=10)
+    # --dyncheck-explain marks them as inferred
+    from dyncheck._report import explain
+
+    assert "    # inferred lengths: src_len is handed to pack_padded_sequence as its lengths" in explain(target)
+
+
+def _time_major_transformer() -> nn.Transformer:
+    """nn.Transformer(8, 2, 1, 1, 16), time-major, its encoder told to take no nested tensors."""
+    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0)
+    encoder = nn.TransformerEncoder(layer, 1, nn.LayerNorm(8), enable_nested_tensor=False)
+    return nn.Transformer(8, 2, num_decoder_layers=1, dim_feedforward=16, dropout=0.0, custom_encoder=encoder)
+
+
+class _Embed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(20, 8)
+
+    def forward(self, tokens):
+        return self.embedding(tokens.long()) * 8**0.5
+
+
+class _EmbeddedApart(nn.Module):
+    """The translation tutorials' layout: ids embedded by a submodule of their own, then a
+    time-major nn.Transformer in forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.src_emb, self.tgt_emb = _Embed(), _Embed()
+        self.transformer = _time_major_transformer()
+        self.out = nn.Linear(8, 20)
+
+    def forward(self, src, tgt):
+        return self.out(self.transformer(self.src_emb(src), self.tgt_emb(tgt)))
+
+
+class _TransposedIn(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.core = _EmbeddedApart()
+
+    def forward(self, src, tgt):
+        return self.core(src.t(), tgt.t())
+
+
+def test_a_submodule_that_only_embeds_the_ids_leaves_their_layout_to_forward():
+    # Nothing in _Embed says a layout: the transformer after it, in forward, is time-major.
+    target = resolved(_EmbeddedApart)
+    assert strategy_arguments(target.spec.inputs["src"])["shape"] == ("time", "batch")
+    assert strategy_arguments(target.spec.inputs["tgt"])["shape"] == ("time", "batch")
+    # Handed on transposed (src.t()): forward arranges the layout itself, batch first.
+    target = resolved(_TransposedIn)
+    assert strategy_arguments(target.spec.inputs["src"])["shape"] == ("batch", "time")
 
 
 class _TokensMaskedByValue(nn.Module):
@@ -2575,6 +2628,26 @@ class _MaskAlsoPooled(nn.Module):
         h = self.enc(self.emb(tokens), src_key_padding_mask=padding_mask)
         keep = (~padding_mask).unsqueeze(-1).float()
         return (h * keep).sum(1)
+
+
+class _CheckedMask(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(20, 8)
+        self.transformer = _time_major_transformer()
+
+    def forward(self, src, tgt, src_mask, padding_mask):
+        assert src_mask is None or src_mask.dim() == 2
+        # one mask for the source and the memory
+        return self.transformer(self.emb(src), self.emb(tgt), src_mask, src_key_padding_mask=padding_mask,
+                                memory_key_padding_mask=padding_mask)
+
+
+def test_a_mask_tested_against_none_or_given_twice_to_the_transformer_is_still_a_mask():
+    target = resolved(_CheckedMask)
+    for name in ("src_mask", "padding_mask"):
+        assert find(target.spec.inputs[name], lambda _: True) is None, name
+    assert_callable(target, max_examples=5)
 
 
 def test_a_mask_made_from_the_tokens_or_read_again_is_not_drawn_as_none():

@@ -1374,11 +1374,47 @@ def test_a_row_whose_outputs_do_not_depend_on_the_parameters_alone_is_left_out_o
     _seq2seq_check(args, {"time": 2, "batch": 2})
 
 
-def test_token_ids_at_the_declared_pad_token_are_not_taken_for_padding():
+class _GradientLeak(__import__("reference_models.packed_seq2seq", fromlist=["PackedSeq2Seq"]).PackedSeq2Seq):
+    """A padding leak in gradients only: the source's last step enters the state as s - s.detach()."""
+
+    def __init__(self):
+        super().__init__(teacher_forcing=1.0)
+
+    def forward(self, src, src_len, trg):
+        memory, hidden = self.encoder(src, src_len)
+        step = self.encoder.embedding(src[-1])
+        hidden = hidden + (step - step.detach())
+        mask = (src != 0).transpose(0, 1)
+        scores = []
+        for t in range(1, trg.size(0)):
+            score, hidden = self.decoder(trg[t - 1], hidden, memory, mask)
+            scores.append(score)
+        return torch.stack(scores) if scores else memory.new_zeros(0, trg.size(1), 20)
+
+
+@pytest.mark.parametrize("first", [1, 2])
+def test_the_other_rows_gradients_are_still_compared_when_one_row_alone_has_none(first):
+    # Row 0 alone of length 1 decodes nothing; row 1 alone still shows the leak (its batch
+    # gradient reads the padding's embedding, its own does not).
+    from dyncheck.invariants import Context
+    from dyncheck.invariants.padding_invariance import PaddingInvariance
+    from dyncheck.spec import Spec
+    from dyncheck.target import resolve_spec
+
+    src = torch.tensor([[5, 7], [6 if first == 2 else 0, 8], [0, 9], [0, 0]])
+    example = Example({"src": src, "src_len": torch.tensor([first, 3]), "trg": torch.tensor([[3, 3], [4, 4], [5, 5], [6, 6]])},
+                      0, {"time": 4, "batch": 2})
+    context = Context(resolve_spec(Spec(_GradientLeak, padding_value=0)))
+    with pytest.raises(InvariantViolation, match="gradient"):
+        PaddingInvariance().check(context, example)
+
+
+@pytest.mark.parametrize("value", [0, 0.0, {"src": 0, "trg": 0}])
+def test_token_ids_at_the_declared_pad_token_are_not_taken_for_padding(value):
     # The model finds its padding by value (src != 0) and declares padding_value=0: a
     # sentence's own tokens are never the pad token, so those drawn at 0 move to 1.
     args = {"src": torch.tensor([[0], [0]]), "src_len": torch.tensor([2]), "trg": torch.tensor([[0], [0]])}
-    _seq2seq_check(args, {"time": 2, "batch": 1}, padding_value=0)
+    _seq2seq_check(args, {"time": 2, "batch": 1}, padding_value=value)
 
 
 def test_padding_found_by_value_gets_the_padding_value_hint(dyncheck_run, pytester):

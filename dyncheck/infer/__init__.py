@@ -27,7 +27,8 @@ from __future__ import annotations
 from dyncheck.infer.constructor import INFERRED_SIZES, infer_init
 # _LENGTHS_NAME: padding_invariance recognises lengths arguments by the same names.
 from dyncheck.infer.forward import (
-    _LENGTHS_NAME, COUNT_RANGE, check_forward_arguments, infer_dims, infer_input, packs_as_lengths,
+    _LENGTHS_NAME, COUNT_RANGE, PACKED_LENGTHS_NOTE, check_forward_arguments, infer_dims, infer_input,
+    packs_as_lengths,
 )
 from dyncheck.infer.optional import OptionalInput, optional_inputs, optional_inputs_hint
 from dyncheck.infer.results import Inferred, Uninferable
@@ -35,11 +36,11 @@ from dyncheck.infer.source import predicate_thresholds
 from dyncheck.infer.tokens import infer_attention_mask, primary_input
 
 __all__ = [
-    "packs_as_lengths",
     "COUNT_RANGE",
     "INFERRED_SIZES",
     "Inferred",
     "OptionalInput",
+    "PACKED_LENGTHS_NOTE",
     "Uninferable",
     "check_forward_arguments",
     "infer_attention_mask",
@@ -48,6 +49,7 @@ __all__ = [
     "infer_input",
     "optional_inputs",
     "optional_inputs_hint",
+    "packs_as_lengths",
     "predicate_thresholds",
     "primary_input",
 ]

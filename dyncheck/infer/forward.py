@@ -200,7 +200,12 @@ def infer_input(
                 shape, layout = _padded(model, found, flow, consumers[index + 1:], scopes)
                 why += f"; a padded sequence, as forward takes {beside}{layout}"
             elif found.tokens:
-                inside = _token_layout_inside(model, expression, flow.entries.get(expression, 0), shape)
+                # read where the ids are embedded, unless forward moves axes on its way there
+                roots = {flow.self_name: ""}
+                moved = _axes_moved_before(
+                    scopes, lambda call, e=expression: _self_module(call.func, roots) == e, flow.entries.get(expression)
+                )
+                inside = None if moved else _token_layout_inside(model, expression, flow.entries.get(expression, 0), shape)
                 shape, layout = inside or _token_layout(model, shape, flow, consumers[index + 1:], scopes)
                 why += layout
             elif found.sequence == "features-last" and expression not in flow.reduced:
@@ -301,6 +306,12 @@ def _bag_offsets(model: nn.Module, tree: ast.AST | None, name: str) -> Inferred 
     )
 
 
+#: Why an argument found by :func:`packs_as_lengths` is drawn as lengths.
+PACKED_LENGTHS_NOTE = (
+    "handed to pack_padded_sequence as its lengths: one per sample, each between 1 and the padded length 'time'"
+)
+
+
 def packs_as_lengths(module: nn.Module, name: str, tree: ast.AST | None = None, depth: int = 0) -> bool:
     """Whether ``module``'s forward hands its argument ``name``, as it is (``.cpu()`` and
     ``.to(...)`` kept), to ``pack_padded_sequence`` as the lengths, itself or in a
@@ -363,8 +374,8 @@ def _attention_mask_slot(model: nn.Module, tree: ast.AST | None, name: str) -> I
     replaced by None). Which sequence a padding mask goes with, and that the memory's repeats
     the source's, is not guessed, so the masks are not drawn (a padding mask an optional
     argument gives is: see ``target._padding_argument``)."""
-    if tree is None or _loads(tree, name) != 1:
-        return None  # forward reads the argument elsewhere too ((~mask).float() as weights)
+    if tree is None or _read_unguarded(model, tree, name):
+        return None  # forward reads the argument itself too ((~mask).float() as weights)
     strict = _flow(tree, name, model, strict=True, same_layout=True)
     for expression in strict.consumers[:1]:
         module = _resolve_module(model, expression)
@@ -403,9 +414,45 @@ def _taken_apart(tree: ast.AST, name: str) -> bool:
     return False
 
 
-def _loads(tree: ast.AST, name: str) -> int:
-    """How many times forward's source reads ``name``."""
-    return sum(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) for n in ast.walk(tree))
+def _read_unguarded(model: nn.Module, tree: ast.AST, name: str) -> bool:
+    """Whether forward reads ``name`` anywhere but in a call of one of torch's attention
+    layers or where it is known not to be None (``x is None or ...``, ``if x is not None:``):
+    a read that None would break."""
+    self_name = tree.args.args[0].arg if isinstance(tree, ast.FunctionDef) and tree.args.args else "self"
+    skipped: set[int] = set()
+
+    def skip(node: ast.AST) -> None:
+        skipped.update(id(n) for n in ast.walk(node))
+
+    def none_test(node: ast.AST, op: type) -> bool:  # ``name is None`` (op Is) or ``name is not None``
+        return (
+            isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], op)
+            and isinstance(node.left, ast.Name) and node.left.id == name
+            and isinstance(node.comparators[0], ast.Constant) and node.comparators[0].value is None
+        )
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            expression = _self_module(node.func, {self_name: ""})
+            if expression is not None and isinstance(_resolve_module(model, expression), _ATTENTION_MODULES):
+                for argument in (*node.args, *(k.value for k in node.keywords)):
+                    skip(argument)
+        elif none_test(node, ast.Is) or none_test(node, ast.IsNot):
+            skip(node)
+        elif isinstance(node, ast.BoolOp) and any(
+            none_test(v, ast.Is if isinstance(node.op, ast.Or) else ast.IsNot) for v in node.values
+        ):
+            skip(node)
+        elif isinstance(node, (ast.If, ast.IfExp)):
+            body = node.body if isinstance(node.body, list) else [node.body]
+            orelse = node.orelse if isinstance(node.orelse, list) else [node.orelse]
+            guarded = body if none_test(node.test, ast.IsNot) else orelse if none_test(node.test, ast.Is) else []
+            for statement in guarded:
+                skip(statement)
+    return any(
+        isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) and id(n) not in skipped
+        for n in ast.walk(tree)
+    )
 
 
 #: Tensor methods and torch functions whose index argument picks rows of another tensor.
@@ -714,7 +761,8 @@ def _token_layout_inside(
     """:func:`_token_layout` where the embedding is: inside the user-defined submodule
     ``expression`` that forward hands the token ids to (``self.encoder(src, src_len)``, whose
     forward embeds them and packs the embeddings time-major), read in that module's forward
-    with the names the ids have there; None when the ids do not enter one."""
+    with the names the ids have there; None when the ids do not enter one, or nothing in it
+    says (a submodule that only embeds them: the layers after it, in forward, decide)."""
     module = _resolve_module(model, expression)
     if module is None or depth > 3 or type(module).__module__.split(".")[0] == "torch":
         return None
@@ -738,8 +786,16 @@ def _token_layout_inside(
         if deeper is not None:
             return deeper
         found = _input_for_module(layer, 0, flow.entries.get(inner, 0), flow.members.get(inner))
-        if found is not None:
-            return _token_layout(module, shape, flow, flow.consumers[index + 1:], scopes) if found.tokens else None
+        if found is None:
+            continue
+        if not found.tokens:
+            return None
+        batch_first, source = _sequence_layout(module, flow, flow.consumers[index + 1:], scopes)
+        if not source:
+            return None  # nothing in there says (an embedding alone): forward's own layers decide
+        if batch_first or shape != ("batch", "time"):
+            return shape, ""
+        return ("time", "batch"), f"{TIME_MAJOR_NOTE}{source}"
     return None
 
 

@@ -327,17 +327,20 @@ class _Layout:
 
     def pad(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """``args`` with each row's steps past its length set to the declared padding value.
-        Token ids drawn at that value within a row's length move to the next id: a declared
-        pad token is the padding's alone (a tokenizer keeps it out of sentences), and a model
-        that finds its padding by value (``src != pad_idx``) takes such a token for padding."""
+        Token ids drawn at that value within a row's length move to the next id (the one
+        before at the vocabulary's end): a declared pad token is the padding's alone (a
+        tokenizer keeps it out of sentences), and a model that finds its padding by value
+        (``src != pad_idx``) takes such a token for padding. Integer inputs of two values (a
+        flag, a segment id) keep theirs."""
         changes: dict[Slot, Any] = {}
         for slot, fill in self.fill.items():
             batch_axis, time_axis = self.axes[slot]
             value = slot_value(args, slot).clone()
-            if not value.is_floating_point() and value.dtype != torch.bool and isinstance(fill, int):
+            if not value.is_floating_point() and value.dtype != torch.bool and _whole(fill):
                 low, high = _int_bounds(self.target, slot, value)
-                other = fill + 1 if fill + 1 <= high else fill - 1
-                if low <= other <= high:
+                other = int(fill) + 1 if int(fill) + 1 <= high else int(fill) - 1
+                # ids from a vocabulary only: a flag or segment id (0 or 1) holds 0 in its sequences too
+                if high - low >= 2 and low <= other <= high:
                     value = torch.where(value == fill, torch.full_like(value, other), value)
             for row, length in enumerate(self.lengths):
                 steps = value.shape[time_axis] - length
@@ -549,6 +552,14 @@ def _padding_candidates(context: Context, example: Example, layout: _Layout) -> 
         else:
             found[slot] = (0, "0")
     return found
+
+
+def _whole(value: Any) -> bool:
+    """Whether ``value`` is a whole number (``0``, ``0.0``, numpy's ints), as a token id is."""
+    try:
+        return not isinstance(value, bool) and float(value) == int(value)
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def _int_bounds(target: Target, slot: Slot, value: torch.Tensor) -> tuple[int, int]:
@@ -1009,11 +1020,13 @@ class PaddingInvariance(Invariant):
         # Rows the model refused alone (shorter than the spec allows: see _check) leave the
         # comparison with the rows alone: the batch's loss over the others against their sum.
         runnable = [r for r in rows if r in alone]
-        per_row = [g for g in (gradients(layout.row(args, row), [row], alone=True) for row in runnable) if g is not None]
+        # A row alone whose outputs do not depend on the parameters (a decoder given one step
+        # decodes none) has no gradient to add: it leaves the comparison, on both sides.
+        given = [(row, gradients(layout.row(args, row), [row], alone=True)) for row in runnable]
+        runnable = [row for row, grads in given if grads is not None]
+        per_row = [grads for _, grads in given if grads is not None]
         comparisons = []
-        # A row alone whose outputs do not depend on the parameters (a decoder given one
-        # step decodes none) has no gradient to add: the sum would leave it out.
-        if runnable and len(per_row) == len(runnable):
+        if runnable:
             batch_alone = batch_grads if runnable == rows else gradients(args, runnable)
             if batch_alone is not None:
                 comparisons.append(("alone", batch_alone, [sum(g[i] for g in per_row) for i in range(len(named))]))
