@@ -2564,6 +2564,27 @@ def _time_major_transformer() -> nn.Transformer:
     return nn.Transformer(8, 2, num_decoder_layers=1, dim_feedforward=16, dropout=0.0, custom_encoder=encoder)
 
 
+class _MaskByHelper(__import__("reference_models.packed_seq2seq", fromlist=["x"]).PackedSeq2Seq):
+    """The mask made by a helper that moves its axes (the seq2seq tutorials' create_mask)."""
+
+    def create_mask(self, src):
+        return (src != 0).permute(1, 0)
+
+    def forward(self, src, src_len, trg):
+        memory, hidden = self.encoder(src, src_len)
+        mask = self.create_mask(src)
+        scores = []
+        for t in range(1, trg.size(0)):
+            score, hidden = self.decoder(trg[t - 1], hidden, memory, mask)
+            scores.append(score)
+        return torch.stack(scores) if scores else memory.new_zeros(0, trg.size(1), 20)
+
+
+def test_axes_a_helper_moves_on_a_mask_do_not_move_the_ids_on_their_way_to_the_encoder():
+    target = resolved(_MaskByHelper)
+    assert strategy_arguments(target.spec.inputs["src"])["shape"] == ("time", "batch")
+
+
 class _Embed(nn.Module):
     def __init__(self):
         super().__init__()

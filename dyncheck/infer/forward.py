@@ -200,11 +200,8 @@ def infer_input(
                 shape, layout = _padded(model, found, flow, consumers[index + 1:], scopes)
                 why += f"; a padded sequence, as forward takes {beside}{layout}"
             elif found.tokens:
-                # read where the ids are embedded, unless forward moves axes on its way there
-                roots = {flow.self_name: ""}
-                moved = _axes_moved_before(
-                    scopes, lambda call, e=expression: _self_module(call.func, roots) == e, flow.entries.get(expression)
-                )
+                # read where the ids are embedded, unless forward moves their axes on the way there
+                moved = _moved_on_the_way(source_tree, flow, expression)
                 inside = None if moved else _token_layout_inside(model, expression, flow.entries.get(expression, 0), shape)
                 shape, layout = inside or _token_layout(model, shape, flow, consumers[index + 1:], scopes)
                 why += layout
@@ -753,6 +750,33 @@ SEQUENCE_NOTE = "; a sequence, as "
 
 #: Tensor methods (and attributes) that swap or move axes.
 _AXIS_MOVES = frozenset({"transpose", "permute", "t", "swapaxes", "swapdims", "movedim", "moveaxis", "T", "mT"})
+
+
+def _moved_on_the_way(tree: ast.AST | None, flow: _Flow, expression: str) -> bool:
+    """Whether forward moves axes of what it hands the submodule ``expression``: in the call's
+    argument (``self.core(src.t())``), or in an assignment before the call to a name that
+    argument reads (``src = src.transpose(0, 1)``)."""
+    if tree is None:
+        return False
+    roots = {flow.self_name: ""}
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _self_module(n.func, roots) == expression]
+    if not calls:
+        return False
+    call = min(calls, key=lambda n: n.lineno)
+    entry = flow.entries.get(expression, 0)
+    arguments = [v for k, v in [*enumerate(call.args), *((k.arg, k.value) for k in call.keywords)] if k == entry]
+
+    def moves(node: ast.AST) -> bool:
+        return any(isinstance(n, ast.Attribute) and n.attr in _AXIS_MOVES for n in ast.walk(node))
+
+    if any(moves(argument) for argument in arguments):
+        return True
+    read = {n.id for argument in arguments for n in ast.walk(argument) if isinstance(n, ast.Name)}
+    return any(
+        isinstance(node, ast.Assign) and node.lineno < call.lineno and moves(node.value)
+        and any(isinstance(t, ast.Name) and t.id in read for target in node.targets for t in ast.walk(target))
+        for node in ast.walk(tree)
+    )
 
 
 def _token_layout_inside(
