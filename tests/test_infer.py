@@ -2617,6 +2617,43 @@ class _TransposedIn(nn.Module):
         return self.core(src.t(), tgt.t())
 
 
+class _TimeMajorCore(nn.Module):
+    def __init__(self, batch_first=False):
+        super().__init__()
+        self.emb = nn.Embedding(20, 8)
+        self.rnn = nn.GRU(8, 8, batch_first=batch_first)
+
+    def forward(self, ids):
+        return self.rnn(self.emb(ids))[0]
+
+
+class _PermutedIn(nn.Module):
+    """Batch-first ids, turned time-major for a time-major core."""
+
+    def __init__(self, batch_first=False):
+        super().__init__()
+        self.core = _TimeMajorCore(batch_first)
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, src):
+        return self.out(self.core(src.permute(1, 0)))
+
+
+class _TransposedForBatchFirst(_PermutedIn):
+    def __init__(self):
+        super().__init__(batch_first=True)
+
+    def forward(self, src):
+        return self.out(self.core(src.t()))
+
+
+def test_ids_swapped_in_the_call_take_the_submodules_layout_swapped_back():
+    # permute(1, 0) into a time-major core: the ids are batch first; t() into a batch-first
+    # core: they are time-major.
+    assert strategy_arguments(resolved(_PermutedIn).spec.inputs["src"])["shape"] == ("batch", "time")
+    assert strategy_arguments(resolved(_TransposedForBatchFirst).spec.inputs["src"])["shape"] == ("time", "batch")
+
+
 def test_a_submodule_that_only_embeds_the_ids_leaves_their_layout_to_forward():
     # Nothing in _Embed says a layout: the transformer after it, in forward, is time-major.
     target = resolved(_EmbeddedApart)
@@ -2669,6 +2706,31 @@ def test_a_mask_tested_against_none_or_given_twice_to_the_transformer_is_still_a
     for name in ("src_mask", "padding_mask"):
         assert find(target.spec.inputs[name], lambda _: True) is None, name
     assert_callable(target, max_examples=5)
+
+
+class _DemandedMask(_CheckedMask):
+    def forward(self, src, tgt, src_mask, padding_mask):
+        assert src_mask is not None
+        if padding_mask is None:
+            raise ValueError("give the padding mask")
+        return self.transformer(self.emb(src), self.emb(tgt), src_mask, src_key_padding_mask=padding_mask)
+
+
+class _ReadBeforeTest(_CheckedMask):
+    def forward(self, src, tgt, src_mask, padding_mask):
+        assert src_mask.dim() == 2 or src_mask is None
+        return self.transformer(self.emb(src), self.emb(tgt), src_mask, src_key_padding_mask=padding_mask)
+
+
+def test_a_mask_forward_demands_or_reads_before_testing_it_is_not_drawn_as_none():
+    # Not None, and nothing else says its shape: the one-line request for a Spec.
+    from dyncheck.errors import TargetError
+
+    for model in (_DemandedMask, _ReadBeforeTest):
+        with pytest.raises(TargetError, match="cannot infer forward argument 'src_mask' of"):
+            resolved(model)
+    target = resolved(_ReadBeforeTest, inputs={"src_mask": st.none()})
+    assert find(target.spec.inputs["padding_mask"], lambda _: True) is None  # read only in the call
 
 
 def test_a_mask_made_from_the_tokens_or_read_again_is_not_drawn_as_none():

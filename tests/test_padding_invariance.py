@@ -1394,8 +1394,9 @@ class _GradientLeak(__import__("reference_models.packed_seq2seq", fromlist=["Pac
 
 @pytest.mark.parametrize("first", [1, 2])
 def test_the_other_rows_gradients_are_still_compared_when_one_row_alone_has_none(first):
-    # Row 0 alone of length 1 decodes nothing; row 1 alone still shows the leak (its batch
-    # gradient reads the padding's embedding, its own does not).
+    # Row 0 alone of length 1 decodes nothing (first=1; with first=2 it decodes one step, the
+    # control); row 1 alone still shows the leak (its batch gradient reads the padding's
+    # embedding, its own does not).
     from dyncheck.invariants import Context
     from dyncheck.invariants.padding_invariance import PaddingInvariance
     from dyncheck.spec import Spec
@@ -1435,3 +1436,33 @@ def test_padding_found_by_value_gets_the_padding_value_hint(dyncheck_run, pytest
         "sequences: the model reads its padding, and is right only when the padding holds 0."
     ) in run.text, run.text
 
+
+
+def test_a_gradient_leak_no_row_alone_shows_is_caught(dyncheck_run, pytester):
+    # The values never change; once a row of the batch is padded, every output's gradient
+    # picks up w. A row alone is not padded and has no gradient at all: zeros, against the
+    # batch's.
+    pytester.makepyfile(
+        leak_all="""
+        import torch
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.proj = nn.Linear(4, 4).requires_grad_(False)
+                self.w = nn.Parameter(torch.ones(4))
+
+            def forward(self, x, lengths):
+                h = self.proj(x)
+                mask = torch.arange(x.shape[1])[None, :] < lengths[:, None]
+                out = h * mask[..., None]
+                if not bool(mask.all()):
+                    s = self.w.sum()
+                    out = out + (s - s.detach())
+                return out
+        """
+    )
+    run = dyncheck_run("--dyncheck", "leak_all:Model", ONLY, "--dyncheck-seed=1", "--dyncheck-max-examples=30")
+    assert run.outcomes() == {"dyncheck::leak_all:Model::padding_invariance": "FAILED"}, run.text
+    assert "w.grad:" in run.text, run.text

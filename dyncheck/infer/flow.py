@@ -444,13 +444,15 @@ def _function_tree(function: Callable) -> ast.FunctionDef | None:
 
 
 def _swapped_axes(node: ast.AST) -> tuple[int, int] | None:
-    """The two axes ``t.transpose(1, 2)``, ``torch.transpose(t, 1, 2)``, ``t.mT`` or a
-    ``t.permute(...)`` that swaps two axes (``(0, 2, 1)``, ``(1, 0, 2)``) swap; None for
+    """The two axes ``t.transpose(1, 2)``, ``torch.transpose(t, 1, 2)``, ``t.mT``, ``t.t()`` or
+    a ``t.permute(...)`` that swaps two axes (``(0, 2, 1)``, ``(1, 0, 2)``) swap; None for
     anything else."""
     if isinstance(node, ast.Attribute) and node.attr in ("mT", "mH"):
         return (-2, -1)
     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
         return None
+    if node.func.attr == "t" and not node.args:
+        return (0, 1)  # t() takes tensors of at most two axes
     numbers = [_number(a) for a in node.args]
     if isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
         numbers = numbers[1:]

@@ -200,8 +200,9 @@ def infer_input(
                 shape, layout = _padded(model, found, flow, consumers[index + 1:], scopes)
                 why += f"; a padded sequence, as forward takes {beside}{layout}"
             elif found.tokens:
-                # read where the ids are embedded, unless forward moves their axes on the way there
-                moved = _moved_on_the_way(source_tree, flow, expression)
+                # read where the ids are embedded (a swap in the call's argument is undone below),
+                # unless forward moves their axes on the way there otherwise
+                moved = expression not in flow.transposed and _moved_on_the_way(source_tree, flow, expression)
                 inside = None if moved else _token_layout_inside(model, expression, flow.entries.get(expression, 0), shape)
                 shape, layout = inside or _token_layout(model, shape, flow, consumers[index + 1:], scopes)
                 why += layout
@@ -413,8 +414,9 @@ def _taken_apart(tree: ast.AST, name: str) -> bool:
 
 def _read_unguarded(model: nn.Module, tree: ast.AST, name: str) -> bool:
     """Whether forward reads ``name`` anywhere but in a call of one of torch's attention
-    layers or where it is known not to be None (``x is None or ...``, ``if x is not None:``):
-    a read that None would break."""
+    layers or where a None test shields the read (``x is None or x.dim() == 2``, ``if x is
+    not None: ...``): a read that None would break. A test that demands a value (``assert x
+    is not None``, ``if x is None: raise ...``) is such a read."""
     self_name = tree.args.args[0].arg if isinstance(tree, ast.FunctionDef) and tree.args.args else "self"
     skipped: set[int] = set()
 
@@ -428,24 +430,33 @@ def _read_unguarded(model: nn.Module, tree: ast.AST, name: str) -> bool:
             and isinstance(node.comparators[0], ast.Constant) and node.comparators[0].value is None
         )
 
+    def raises(statements: list[ast.stmt]) -> bool:
+        return any(isinstance(n, ast.Raise) for statement in statements for n in ast.walk(statement))
+
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             expression = _self_module(node.func, {self_name: ""})
             if expression is not None and isinstance(_resolve_module(model, expression), _ATTENTION_MODULES):
                 for argument in (*node.args, *(k.value for k in node.keywords)):
                     skip(argument)
-        elif none_test(node, ast.Is) or none_test(node, ast.IsNot):
-            skip(node)
-        elif isinstance(node, ast.BoolOp) and any(
-            none_test(v, ast.Is if isinstance(node.op, ast.Or) else ast.IsNot) for v in node.values
-        ):
-            skip(node)
+        elif isinstance(node, ast.BoolOp):
+            # ``x is None or <reads>`` / ``x is not None and <reads>``: the test and what follows it
+            guard = ast.Is if isinstance(node.op, ast.Or) else ast.IsNot
+            first = next((i for i, v in enumerate(node.values) if none_test(v, guard)), None)
+            if first is not None:
+                for value in node.values[first:]:
+                    skip(value)
         elif isinstance(node, (ast.If, ast.IfExp)):
             body = node.body if isinstance(node.body, list) else [node.body]
             orelse = node.orelse if isinstance(node.orelse, list) else [node.orelse]
-            guarded = body if none_test(node.test, ast.IsNot) else orelse if none_test(node.test, ast.Is) else []
-            for statement in guarded:
-                skip(statement)
+            if none_test(node.test, ast.IsNot):
+                skip(node.test)
+                for statement in body:
+                    skip(statement)
+            elif none_test(node.test, ast.Is) and not (isinstance(node, ast.If) and raises(node.body)):
+                skip(node.test)
+                for statement in orelse:
+                    skip(statement)
     return any(
         isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) and id(n) not in skipped
         for n in ast.walk(tree)

@@ -75,6 +75,7 @@ the next shows too.
 from __future__ import annotations
 
 import copy
+import numbers
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -330,17 +331,21 @@ class _Layout:
         Token ids drawn at that value within a row's length move to the next id (the one
         before at the vocabulary's end): a declared pad token is the padding's alone (a
         tokenizer keeps it out of sentences), and a model that finds its padding by value
-        (``src != pad_idx``) takes such a token for padding. Integer inputs of two values (a
-        flag, a segment id) keep theirs."""
+        (``src != pad_idx``) takes such a token for padding. Integer inputs drawn from two
+        values (a flag, a segment id) keep theirs."""
         changes: dict[Slot, Any] = {}
         for slot, fill in self.fill.items():
             batch_axis, time_axis = self.axes[slot]
             value = slot_value(args, slot).clone()
             if not value.is_floating_point() and value.dtype != torch.bool and _whole(fill):
                 low, high = _int_bounds(self.target, slot, value)
+                drawn = strategy_arguments(_strategy(self.target, slot))
+                two_valued = isinstance(drawn.get("min_value"), int) and isinstance(drawn.get("max_value"), int) and (
+                    drawn["max_value"] - drawn["min_value"] < 2
+                )
                 other = int(fill) + 1 if int(fill) + 1 <= high else int(fill) - 1
-                # ids from a vocabulary only: a flag or segment id (0 or 1) holds 0 in its sequences too
-                if high - low >= 2 and low <= other <= high:
+                # ids from a vocabulary only: a flag or segment id drawn from 0 and 1 holds 0 in its sequences too
+                if not two_valued and low <= other <= high:
                     value = torch.where(value == fill, torch.full_like(value, other), value)
             for row, length in enumerate(self.lengths):
                 steps = value.shape[time_axis] - length
@@ -556,9 +561,11 @@ def _padding_candidates(context: Context, example: Example, layout: _Layout) -> 
 
 def _whole(value: Any) -> bool:
     """Whether ``value`` is a whole number (``0``, ``0.0``, numpy's ints), as a token id is."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
     try:
-        return not isinstance(value, bool) and float(value) == int(value)
-    except (TypeError, ValueError, OverflowError):
+        return float(value) == int(value)
+    except (ValueError, OverflowError):  # nan, inf
         return False
 
 
@@ -1021,10 +1028,12 @@ class PaddingInvariance(Invariant):
         # comparison with the rows alone: the batch's loss over the others against their sum.
         runnable = [r for r in rows if r in alone]
         # A row alone whose outputs do not depend on the parameters (a decoder given one step
-        # decodes none) has no gradient to add: it leaves the comparison, on both sides.
-        given = [(row, gradients(layout.row(args, row), [row], alone=True)) for row in runnable]
-        runnable = [row for row, grads in given if grads is not None]
-        per_row = [grads for _, grads in given if grads is not None]
+        # decodes none) adds a gradient of zeros: in the batch its steps must add none either.
+        zeros = [torch.zeros_like(p) for _, p in named]
+        per_row = [
+            grads if grads is not None else zeros
+            for grads in (gradients(layout.row(args, row), [row], alone=True) for row in runnable)
+        ]
         comparisons = []
         if runnable:
             batch_alone = batch_grads if runnable == rows else gradients(args, runnable)
