@@ -18,7 +18,7 @@ from dyncheck import strategies as dst
 from dyncheck.infer.builtin import builtin_layer, infer_builtin_input
 from dyncheck.infer.constructor import _COUNT_NAME, _annotation
 from dyncheck.infer.flow import _Flow, _flow, _passes, _resolve_module
-from dyncheck.infer.layers import _Found, _input_for_module, _Shape, _swap
+from dyncheck.infer.layers import _entry_parameter, _Found, _input_for_module, _Shape, _swap, _user_defined
 from dyncheck.infer.results import Inferred, Uninferable
 from dyncheck.infer.source import (
     _forward_tree, _iterated_as_count, _mentions_data, _self_module, _string_constants, _thresholds,
@@ -176,15 +176,15 @@ def infer_input(
             f"a control value{where}; drawn as {form}",
         )
     consumers = flow.consumers if flow is not None else []
-    state = _initial_state(model, source_tree, name, consumers[0]) if consumers else None
-    if state is not None:
-        return state
-    offsets = _bag_offsets(model, source_tree, name) if consumers else None
-    if offsets is not None:
-        return offsets
-    mask = _attention_mask_slot(model, source_tree, name) if consumers else None
-    if mask is not None:
-        return mask
+    if consumers and source_tree is not None:
+        # The places whose layout a layer fixes, where the argument reaches them as it is.
+        strict = _flow(source_tree, name, model, strict=True, same_layout=True)
+        placed = (
+            _initial_state(model, strict, consumers[0]) or _bag_offsets(model, strict)
+            or _attention_mask_slot(model, source_tree, name, strict)
+        )
+        if placed is not None:
+            return placed
     for index, expression in enumerate(consumers):
         module = _resolve_module(model, expression)
         if module is None:
@@ -269,15 +269,16 @@ def infer_input(
     )
 
 
-def _initial_state(model: nn.Module, tree: ast.AST | None, name: str, first: str) -> Inferred | None:
+def _initial_state(model: nn.Module, strict: _Flow, first: str) -> Inferred | None:
     """The argument as a recurrent layer's initial hidden state, when it is handed to one as
     its ``hx`` as it is (or through ``.to(...)``, ``.contiguous()`` and other methods that keep
     its shape; not ``h.unsqueeze(0)``). That layout, ``[num_layers * directions, batch,
     hidden_size]`` (``[batch, hidden_size]`` for a cell), is the layer's whatever else reads the
     argument first: a seq2seq decoder's attention reads ``hidden.permute(1, 0, 2)`` before its
     GRU takes ``hidden``, and read as that attention's input the state was drawn ``[batch,
-    time, hidden]``, which runs only where both are 1."""
-    found = _handed_as(model, tree, name, "state")
+    time, hidden]``, which runs only where both are 1. ``strict`` is the argument's flow as it
+    is (strict, its shape kept); ``first`` its first consumer."""
+    found = _handed_as(model, strict, "state")
     if found is None:
         return None
     expression, layer = found
@@ -285,7 +286,7 @@ def _initial_state(model: nn.Module, tree: ast.AST | None, name: str, first: str
     return Inferred(layer.make(layer.shape), f"{said} {_consumer_name(expression)} ({layer.note})")
 
 
-def _bag_offsets(model: nn.Module, tree: ast.AST | None, name: str) -> Inferred | None:
+def _bag_offsets(model: nn.Module, strict: _Flow) -> Inferred | None:
     """The argument as the offsets of an ``nn.EmbeddingBag``'s bags, when it is handed to one
     as those (``self.embedding(text, offsets)``, the text classification tutorials'
     layout, also inside a submodule): drawn as None, EmbeddingBag's other convention, where
@@ -293,7 +294,7 @@ def _bag_offsets(model: nn.Module, tree: ast.AST | None, name: str) -> Inferred 
     drawn beside such an input are refused by the layer ("if input is 2D, then offsets has to
     be None"); ragged bags, a flat input and offsets that depend on its length, are not
     drawn (docs/known-limits.md)."""
-    found = _handed_as(model, tree, name, "offsets")
+    found = _handed_as(model, strict, "offsets")
     if found is None:
         return None
     expression, _ = found
@@ -323,26 +324,19 @@ def packs_as_lengths(module: nn.Module, name: str, tree: ast.AST | None = None, 
         return True
     for expression in flow.consumers:
         inner = _resolve_module(module, expression)
-        if inner is None or type(inner).__module__.split(".")[0] == "torch":
+        if inner is None or not _user_defined(inner):
             continue
-        try:
-            parameters = list(inspect.signature(inner.forward).parameters)
-        except (TypeError, ValueError):
-            continue
-        entry = flow.entries.get(expression, 0)
-        parameter = parameters[entry] if isinstance(entry, int) and entry < len(parameters) else entry
-        if isinstance(parameter, str) and parameter in parameters and packs_as_lengths(inner, parameter, None, depth + 1):
+        parameter = _entry_parameter(inner, flow.entries.get(expression, 0))
+        if parameter is not None and packs_as_lengths(inner, parameter, None, depth + 1):
             return True
     return False
 
 
-def _handed_as(model: nn.Module, tree: ast.AST | None, name: str, role: str) -> tuple[str, _Found] | None:
-    """(consumer, what it expects) for the first layer forward hands the argument to as it
-    is (its shape kept) in the place ``role`` names: ``"state"`` (a recurrent layer's
-    ``hx``) or ``"offsets"`` (an EmbeddingBag's), directly or inside a submodule's forward."""
-    if tree is None:
-        return None
-    strict = _flow(tree, name, model, strict=True, same_layout=True)
+def _handed_as(model: nn.Module, strict: _Flow, role: str) -> tuple[str, _Found] | None:
+    """(consumer, what it expects) for the first layer the argument's flow ``strict`` (as it
+    is, its shape kept) hands it to in the place ``role`` names: ``"state"`` (a recurrent
+    layer's ``hx``) or ``"offsets"`` (an EmbeddingBag's), directly or inside a submodule's
+    forward."""
     for expression in strict.consumers:
         module = _resolve_module(model, expression)
         if module is None:
@@ -363,7 +357,7 @@ _ATTENTION_MODULES = (
 )
 
 
-def _attention_mask_slot(model: nn.Module, tree: ast.AST | None, name: str) -> Inferred | None:
+def _attention_mask_slot(model: nn.Module, tree: ast.AST, name: str, strict: _Flow) -> Inferred | None:
     """The argument as a mask of one of torch's attention modules, when forward hands it, as
     it is, to one in a mask's place and reads it nowhere else (``self.transformer(src, tgt,
     src_mask, tgt_mask, None, src_padding_mask, ...)``, the translation tutorials' layout,
@@ -372,20 +366,14 @@ def _attention_mask_slot(model: nn.Module, tree: ast.AST | None, name: str) -> I
     replaced by None). Which sequence a padding mask goes with, and that the memory's repeats
     the source's, is not guessed, so the masks are not drawn (a padding mask an optional
     argument gives is: see ``target._padding_argument``)."""
-    if tree is None or _read_unguarded(model, tree, name):
+    if _read_unguarded(model, tree, name, strict.self_name or "self"):
         return None  # forward reads the argument itself too ((~mask).float() as weights)
-    strict = _flow(tree, name, model, strict=True, same_layout=True)
     for expression in strict.consumers[:1]:
         module = _resolve_module(model, expression)
         if not isinstance(module, _ATTENTION_MODULES):
             return None
-        entry = strict.entries.get(expression)
-        try:
-            parameters = list(inspect.signature(module.forward).parameters)
-        except (TypeError, ValueError):
-            return None
-        slot = parameters[entry] if isinstance(entry, int) and entry < len(parameters) else entry
-        if isinstance(slot, str) and "mask" in slot:
+        slot = _entry_parameter(module, strict.entries.get(expression, 0))
+        if slot is not None and "mask" in slot:
             return Inferred(
                 st.none(),
                 f"handed to {_consumer_name(expression)} as its {slot}: drawn as None, no mask (the masks of "
@@ -412,12 +400,12 @@ def _taken_apart(tree: ast.AST, name: str) -> bool:
     return False
 
 
-def _read_unguarded(model: nn.Module, tree: ast.AST, name: str) -> bool:
+def _read_unguarded(model: nn.Module, tree: ast.AST, name: str, self_name: str) -> bool:
     """Whether forward reads ``name`` anywhere but in a call of one of torch's attention
     layers or where a None test shields the read (``x is None or x.dim() == 2``, ``if x is
     not None: ...``): a read that None would break. A test that demands a value (``assert x
-    is not None``, ``if x is None: raise ...``) is such a read."""
-    self_name = tree.args.args[0].arg if isinstance(tree, ast.FunctionDef) and tree.args.args else "self"
+    is not None``, ``if x is None: raise ...``) is such a read. ``self_name`` is forward's
+    first parameter."""
     skipped: set[int] = set()
 
     def skip(node: ast.AST) -> None:
@@ -799,17 +787,11 @@ def _token_layout_inside(
     with the names the ids have there; None when the ids do not enter one, or nothing in it
     says (a submodule that only embeds them: the layers after it, in forward, decide)."""
     module = _resolve_module(model, expression)
-    if module is None or depth > 3 or type(module).__module__.split(".")[0] == "torch":
-        return None
-    if type(module).forward is nn.Module.forward:
+    if module is None or depth > 3 or not _user_defined(module):
         return None
     tree = _forward_tree(type(module))
-    try:
-        parameters = list(inspect.signature(module.forward).parameters)
-    except (TypeError, ValueError):
-        return None
-    parameter = parameters[entry] if isinstance(entry, int) and entry < len(parameters) else entry
-    if tree is None or not isinstance(parameter, str) or parameter not in parameters:
+    parameter = _entry_parameter(module, entry)
+    if tree is None or parameter is None:
         return None
     flow = _flow(tree, parameter, module)
     scopes = [(tree, frozenset({parameter})), *flow.scopes]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from dyncheck import strategies as dst
-from dyncheck.infer.flow import _flow, _resolve_module
+from dyncheck.infer.flow import _flow, _is_torch, _resolve_module
 from dyncheck.infer.source import _forward_tree
 
 _Shape = tuple[Any, ...]
@@ -179,17 +179,10 @@ def _input_for_module(
             if any(True for _ in child.parameters()):
                 return None
         return None
-    if type(module).forward is not nn.Module.forward and type(module).__module__.split(".")[0] != "torch":
+    if _user_defined(module):
         # A user-defined submodule: follow its own forward's argument the value enters as.
         tree = _forward_tree(type(module))
-        try:
-            parameters = list(inspect.signature(module.forward).parameters)
-        except (TypeError, ValueError):
-            return None
-        if isinstance(entry, int):
-            parameter = parameters[entry] if entry < len(parameters) else None
-        else:
-            parameter = entry if entry in parameters else None
+        parameter = _entry_parameter(module, entry)
         if tree is None or parameter is None:
             return None
         kept = role is not None
@@ -203,3 +196,21 @@ def _input_for_module(
                 if found is not None:
                     return found
     return None
+
+
+def _user_defined(module: nn.Module) -> bool:
+    """Whether ``module``'s forward is its author's: not torch's own layer's, and not
+    ``nn.Module``'s missing one."""
+    return type(module).forward is not nn.Module.forward and not _is_torch(type(module))
+
+
+def _entry_parameter(module: nn.Module, entry: int | str) -> str | None:
+    """The name of ``module``'s forward parameter that ``entry`` (a position or a keyword of
+    a call) is; None when there is none."""
+    try:
+        parameters = list(inspect.signature(module.forward).parameters)
+    except (TypeError, ValueError):
+        return None
+    if isinstance(entry, int):
+        return parameters[entry] if 0 <= entry < len(parameters) else None
+    return entry if entry in parameters else None
