@@ -132,7 +132,148 @@ def test_batch_coupling(dyncheck_run, name):
     # A model that draws per sample is told so, with the two ways out; the others are not.
     drawn = name == "per_sample_coin"
     assert lines[3].startswith("  The model draws random numbers in eval mode (another seed changes") == drawn
-    assert re.fullmatch(r"  example:  x float32\[[2-4], \d+\].*", lines[3 + drawn])  # a batch: one sample cannot couple
+    # Where the coupling starts: each couples in forward's own code, between two of its layers.
+    between = {"batch_mean_branch": ("fc1", "fc3"), "per_sample_coin": ("fc1", "fc2"), "capacity_routing": (r"experts\.1", "head")}
+    assert re.fullmatch(
+        rf"  where it starts: in forward's own code after {between[name][0]}, whose output agrees, before "
+        rf"{between[name][1]}, whose inputs for (sample \d|the batch) already differ:",
+        lines[3 + drawn],
+    ), lines
+    assert re.fullmatch(r"    args\[0\] against the (sample alone|permuted batch):", lines[4 + drawn]), lines
+    example = next(line for line in lines if line.startswith("  example:"))
+    assert re.fullmatch(r"  example:  x float32\[[2-4], \d+\].*", example)  # a batch: one sample cannot couple
+
+
+CAPACITY_GATE = """
+import torch
+from torch import nn
+
+
+class Gate(nn.Module):
+    # Top-1 routing with a capacity over the whole batch, as MoE libraries' gates do: the
+    # tokens past an expert's capacity (counted in batch order) get no expert.
+    def __init__(self, dim, experts, capacity):
+        super().__init__()
+        self.router = nn.Linear(dim, experts)
+        self.capacity = capacity
+
+    def forward(self, x):
+        choice = self.router(x).argmax(-1)
+        onehot = torch.nn.functional.one_hot(choice, self.router.out_features).to(x.dtype)
+        position = onehot.cumsum(0) * onehot  # 1 for the first token an expert takes, ...
+        return onehot * (position <= self.capacity).to(x.dtype)
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(4, 8)
+        self.gate = Gate(8, 2, capacity=1)
+        self.experts = nn.ModuleList(nn.Linear(8, 8) for _ in range(2))
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = self.embed(x)
+        dispatch = self.gate(h)
+        mixed = sum(dispatch[:, i:i + 1] * expert(h) for i, expert in enumerate(self.experts))
+        return self.head(h + mixed)
+
+
+class Counted(nn.Module):
+    # What it returns depends on how often it was called: no call alone differs.
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.fc(x) * self.calls
+"""
+
+
+def test_the_module_where_a_sample_starts_to_depend_on_its_batch_is_named(dyncheck_run, pytester):
+    # The gate's inputs for the sample agree with the sample alone; its output does not (a
+    # token past capacity), so the report sends the user to the gate, not to the whole model.
+    pytester.makepyfile(capacity=CAPACITY_GATE)
+    run = dyncheck_run("--dyncheck", "capacity:Model", "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=1")
+    lines = lines_of(run, "capacity:Model", "batch_invariance")
+    assert re.fullmatch(
+        r"  where it starts: gate \(capacity\.Gate\) — its inputs for (sample \d|the batch) agree with the "
+        r"(sample alone|permuted batch)'s, its output does not:",
+        lines[3],
+    ), lines
+    assert re.fullmatch(r"    output against the (sample alone|permuted batch):", lines[4]), lines
+    assert lines[5].startswith("      Mismatched elements:"), lines
+
+
+def test_a_coupling_through_state_kept_between_calls_is_told_apart(dyncheck_run, pytester):
+    # On a copy of its own per call the sample agrees with itself alone: the report says the
+    # difference is what the model keeps between calls, and names no module.
+    pytester.makepyfile(capacity=CAPACITY_GATE)
+    run = dyncheck_run("--dyncheck", "capacity:Counted", "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=1")
+    lines = lines_of(run, "capacity:Counted", "batch_invariance")
+    assert re.fullmatch(
+        r"  where it starts: not in one call\. On a copy of its own for each call, (sample \d|the batch) agrees "
+        r"with the (sample alone|permuted batch); the check called one copy for the batch and then for the "
+        r"(sample alone|permuted batch): what differs is what the model keeps from one call to the next \(a "
+        r"counter, statistics updated in eval mode, a state carried over\)",
+        lines[3],
+    ), lines
+
+
+def test_a_coupling_after_the_last_module_is_placed_there():
+    from dyncheck.examples import Example
+    from dyncheck.invariants._base import Context
+    from dyncheck.invariants.batch_invariance import BatchInvariance
+    from dyncheck.errors import InvariantViolation
+    from dyncheck.target import resolve
+
+    # CLIP's pairwise logits divided by the batch size: every layer agrees, the code after them does not.
+    target = "reference_models.buggy.batch_scaled_logits:Model"
+    context = Context(resolve(target))
+    args = {
+        "input_ids": torch.tensor([[1, 2, 3], [4, 5, 6]]),
+        "pixel_values": torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0)),
+        "attention_mask": torch.ones(2, 3, dtype=torch.long),
+    }
+    with pytest.raises(InvariantViolation) as raised:
+        BatchInvariance().check(context, Example(args, 0, {"batch": 2, "time": 3}))
+    assert raised.value.details[0] == (
+        "where it starts: in forward's own code after visual_projection: the output of every module for sample 0 "
+        "agrees with the sample alone's"
+    ), raised.value.details
+
+
+def test_differences_within_rounding_do_not_name_a_module(monkeypatch):
+    # A layer whose output moves with the batch by far less than the walk's tolerance is not
+    # named: the one that moves it by more is.
+    from dyncheck.invariants import _where
+    from dyncheck.invariants._where import TOLERANCE, first_coupled_module
+
+    class Nudge(torch.nn.Module):
+        def forward(self, x):
+            return x + TOLERANCE[1] / 100 * x.shape[0]
+
+    class Mean(torch.nn.Module):
+        def forward(self, x):
+            return x - x.mean(0, keepdim=True)
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), Nudge(), torch.nn.Linear(4, 4), Mean()).eval()
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    row = torch.tensor([1])
+
+
+    def where() -> str:
+        return first_coupled_module(
+            lambda: model, lambda m, a: m(a["x"]), {"x": x}, {"x": x[1:2]}, 3, row, alone=True, sample="sample 1",
+            apart=lambda ours, theirs: True,
+        )[0]
+
+    assert re.match(r"where it starts: 3 \(.*\.Mean\) — its inputs for sample 1 agree", where())
+    # At a tolerance as strict as float32's, the nudge would have been named.
+    monkeypatch.setattr(_where, "TOLERANCE", (1e-7, 1e-7))
+    assert re.match(r"where it starts: 1 \(.*\.Nudge\) — its inputs for sample 1 agree", where())
 
 
 def test_lengths_drawn_longest_first_are_permuted_only_among_equal_lengths():
@@ -195,7 +336,8 @@ def test_a_dict_of_inputs_is_cut_entry_by_entry(dyncheck_run, pytester):
     }, run.text
     lines = run.failure("dict_models:Scaled::batch_invariance").strip().splitlines()
     assert re.match(r"(sample \d+ differs from the same sample run alone|permuting the batch)", lines[2]), lines
-    assert re.fullmatch(r"  example:  batch\['x'\] float32\[[2-4], 4\].*, seed=\d+", lines[3]), lines
+    assert lines[3].startswith("  where it starts: in forward's own code after fc: the output of every module"), lines
+    assert re.fullmatch(r"  example:  batch\['x'\] float32\[[2-4], 4\].*, seed=\d+", lines[4]), lines
 
 
 def test_a_tuple_in_a_dict_of_inputs_is_cut_member_by_member(dyncheck_run, pytester):

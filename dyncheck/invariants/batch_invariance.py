@@ -52,6 +52,7 @@ from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, strategy_arguments, strategy_entries, strategy_kind, strategy_members
 from dyncheck.invariants._base import Context, Invariant
+from dyncheck.invariants._where import TOLERANCE, first_coupled_module
 from dyncheck.seeding import seeded
 from dyncheck.target import Target
 from dyncheck.tracing import floating_leaves, missing_output
@@ -298,7 +299,7 @@ class BatchInvariance(Invariant):
     name = "batch_invariance"
     summary = (
         "in eval mode each sample's output equals its output alone, and permuting the batch "
-        "permutes the outputs"
+        "permutes the outputs; a failure names the module where it starts"
     )
 
     def applies_to(self, target: Target) -> str | None:
@@ -415,6 +416,7 @@ class BatchInvariance(Invariant):
         out_axes: dict[str, int | tuple[int, int] | None] = {}
         tolerance = context.settings.tolerances.get(self.name) if context.settings else None
         findings = []
+        located: tuple[Any, ...] | None = None  # the finding's rows, alone?, words, output and its batch axis
         shorter = _shorter_than_padded(context, args, size)
         if shorter:
             context.note("pad_to_longest", _pad_to_longest_note)
@@ -451,6 +453,7 @@ class BatchInvariance(Invariant):
                     findings.append(
                         f"sample {row} differs from the same sample run alone ({name}): " + "; ".join(lines)
                     )
+                    located = (index, True, f"sample {row}", name, axis)
                     break
             if findings:
                 break
@@ -476,14 +479,30 @@ class BatchInvariance(Invariant):
                         f"permuting the batch (order {order.tolist()}) does not permute {name} alike: "
                         + "; ".join(lines)
                     )
+                    located = (order, False, "the batch", name, axis)
+                    break
         if not findings and not any(axis is not None for axis in out_axes.values()):
             return context.nothing_to_compare(_NO_OUTPUT_AXIS)
         if findings:
+            cut = self._cut_to_longest(context, model, args, axes, size, whole, out_axes, example.seed)
+            details = [_DRAWS] if self._draws(context, model, example) else []
+            if cut is None and located is not None:
+                rows, alone, words, name, axis = located
+
+                def apart(ours: Any, theirs: Any, name: str = name, axis: Any = axis, rows: Any = rows) -> bool:
+                    mine, other = dict(floating_leaves(ours)), dict(floating_leaves(theirs))
+                    return bool(close(other[name], _select(mine[name], axis, rows), tolerance=TOLERANCE))
+
+                details += first_coupled_module(
+                    lambda: context.fresh_model().eval(),
+                    lambda m, a: self._run(context, m, a, example.seed),
+                    example.fresh_args(), _rows(example.fresh_args(), axes, rows), size, rows,
+                    alone=alone, sample=words, apart=apart,
+                )
             raise InvariantViolation(
                 findings[0] + " — the output of a sample depends on the rest of the batch "
-                + (self._cut_to_longest(context, model, args, axes, size, whole, out_axes, example.seed)
-                   or "(batch statistics, per-position randomness, capacity limits)") + ".",
-                [_DRAWS] if self._draws(context, model, example) else [],
+                + (cut or "(batch statistics, per-position randomness, capacity limits)") + ".",
+                details,
                 path=trace.modules,
             )
 
