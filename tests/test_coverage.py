@@ -467,6 +467,58 @@ def test_a_module_used_by_another_method_is_named_with_it(dyncheck_run, pytester
     )
 
 
+HELPER = """
+import torch
+from torch import nn
+
+
+class Attention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.local = nn.Linear(4, 4)
+        self.query_global = nn.Linear(4, 4)
+
+    def forward(self, x, is_global=False):
+        if is_global:
+            return self._global_output(x)
+        return self.local(x)
+
+    def _global_output(self, x):
+        return self._project(x) + 1
+
+    def _project(self, x):
+        return self.query_global(x)
+
+
+class Model(nn.Module):
+    __dyncheck__ = {"inputs": {"x": __import__("dyncheck").strategies.tensors(shape=("batch", 4))}}
+
+    def __init__(self):
+        super().__init__()
+        self.attention = Attention()
+
+    def forward(self, x, global_attention_mask=None):
+        return self.attention(x, is_global=global_attention_mask is not None)
+"""
+
+
+def test_a_module_forward_reaches_through_a_helper_is_not_called_used_elsewhere(dyncheck_run, pytester):
+    # Longformer's global attention: forward calls a helper (which calls another) that runs
+    # the module, on a branch no example took. Not another entry point to check with a Spec.
+    pytester.makepyfile(helper=HELPER)
+    run = dyncheck_run("--dyncheck", "helper:Model", "--dyncheck-invariants=coverage", "--dyncheck-max-examples=5")
+    lines = run.failure("::coverage").splitlines()
+    at = next(i for i, line in enumerate(lines) if "attention.query_global (Linear" in line)
+    assert lines[at + 1] == (
+        "    attention.query_global is used by Attention._project(), which forward calls: on a branch no example took"
+    ), lines
+    # ... and the optional argument that may switch the branch on is named after it.
+    assert lines[at + 2].startswith(
+        "  forward's optional argument global_attention_mask was left at its default None; if it switches the dead "
+        "modules on, give it values"
+    ), lines
+
+
 def test_a_module_declared_unused_is_not_dead_and_the_summary_says_so(dyncheck_run, pytester):
     # The fix the message above offers: the rest of the model is still checked for dead parameters.
     pytester.makepyfile(

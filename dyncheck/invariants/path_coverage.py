@@ -286,6 +286,7 @@ def _called_elsewhere(model: nn.Module, module_name: str, ran: set[str]) -> list
         return []
     parts = outermost.split(".")
     found: list[str] = []
+    through: list[str] = []  # methods forward itself calls (Longformer's global attention helper)
     for depth in range(len(parts)):
         owner = model.get_submodule(".".join(parts[:depth]))
         # Called or read into (self.contact_head(...), self.head.weight, self.experts[i]), not
@@ -303,12 +304,45 @@ def _called_elsewhere(model: nn.Module, module_name: str, ran: set[str]) -> list
                     continue
                 if attribute.search(source):
                     found.append(f"{klass.__name__}.{name}()")
+                    if name in _called_by_forward(type(owner)):
+                        through.append(found[-1])
     if not found:
         return []
+    if set(through) == set(found):
+        # Not another entry point: forward reaches the module through a helper, on a branch
+        # no example took (the optional-argument hint below says what may switch it on).
+        return [
+            f"{outermost} is used by {', '.join(dict.fromkeys(found))}, which forward calls: on a branch no "
+            "example took"
+        ]
     return [
         f"{outermost} is used by {', '.join(dict.fromkeys(found))}, not by forward: check that method with a Spec "
         f"whose model calls it, or declare it: Spec(unused={{{outermost!r}: 'used by {found[0]}'}})"
     ]
+
+
+def _called_by_forward(klass: type) -> set[str]:
+    """The methods of ``klass`` that its forward calls through ``self``, directly or through
+    one another (``self._compute_global_attn_output_from_hidden(...)`` under a branch)."""
+    def source_of(name: str) -> str:
+        function = inspect.getattr_static(klass, name, None)
+        if isinstance(function, (staticmethod, classmethod)):
+            function = function.__func__
+        if not inspect.isfunction(function):
+            return ""
+        try:
+            return inspect.getsource(function)
+        except (OSError, TypeError):
+            return ""
+
+    called: set[str] = set()
+    pending = ["forward"]
+    while pending:
+        for name in re.findall(r"\bself\.(\w+)\s*\(", source_of(pending.pop())):
+            if name not in called and name != "forward" and source_of(name):
+                called.add(name)
+                pending.append(name)
+    return called
 
 
 def _under(name: str, prefixes: Iterable[str]) -> bool:
