@@ -503,6 +503,77 @@ def test_a_forward_that_cancels_its_own_digits_is_still_reported(dyncheck_run):
     run = dyncheck_run("--dyncheck", target, ONLY, "--dyncheck-seed=1")
     assert run.outcomes() == {f"dyncheck::{target}::dtype_agreement": "FAILED"}, run.text
     assert "output differs on float32 from float64 (reference)" in run.failure("::dtype_agreement")
+    # The cancellation is in forward's own code between the two layers, and the report says so.
+    assert (
+        "  where it starts: in forward's own code after fc1, whose output agrees, before fc2, whose inputs on "
+        "float32 already differ:\n    args[0] against the float64 copy:\n      Mismatched elements:"
+    ) in run.failure("::dtype_agreement")
+
+
+NAIVE_NORM = """
+import torch
+from torch import nn
+
+
+class NaiveNorm(nn.Module):
+    # E[h^2] - E[h]^2 on activations near 1000: float32 keeps no digit of the variance
+    def forward(self, h):
+        mean = h.mean(-1, keepdim=True)
+        return (h - mean) / torch.sqrt(((h * h).mean(-1, keepdim=True) - mean * mean).clamp_min(0) + 1e-5)
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(4, 8)
+        self.norm = NaiveNorm()
+        self.fc2 = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.fc2(self.norm(self.fc1(x) + 1000.0))
+
+
+class GradientOnly(nn.Module):
+    # The same outputs in both dtypes; a hand-written backward scales float32's gradient.
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return _Lossy.apply(self.fc(x))
+
+
+class _Lossy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h):
+        return h.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * (1.5 if g.dtype == torch.float32 else 1.0)
+"""
+
+
+def test_the_module_where_float32_loses_its_digits_is_named(dyncheck_run, pytester):
+    pytester.makepyfile(naive_norm=NAIVE_NORM)
+    run = dyncheck_run("--dyncheck", "naive_norm:Model", ONLY, "--dyncheck-seed=1")
+    assert run.outcomes() == {"dyncheck::naive_norm:Model::dtype_agreement": "FAILED"}, run.text
+    lines = run.failure("::dtype_agreement").splitlines()
+    at = next(i for i, line in enumerate(lines) if "where it starts" in line)
+    assert lines[at] == (
+        "  where it starts: norm (naive_norm.NaiveNorm) — its inputs on float32 agree with the float64 copy's, "
+        "its output does not:"
+    ), lines
+    assert lines[at + 1] == "    output against the float64 copy:", lines
+
+
+def test_a_difference_in_the_gradients_alone_is_not_placed_in_forward(dyncheck_run, pytester):
+    pytester.makepyfile(naive_norm=NAIVE_NORM)
+    run = dyncheck_run("--dyncheck", "naive_norm:GradientOnly", ONLY, "--dyncheck-seed=1")
+    assert run.outcomes() == {"dyncheck::naive_norm:GradientOnly::dtype_agreement": "FAILED"}, run.text
+    text = run.failure("::dtype_agreement")
+    assert "fc.bias.grad differs on float32 from float64" in text, text
+    assert "where it starts" not in text, text
 
 
 def test_a_saturated_softmax_whose_backward_cancels_in_float32_is_rounding_not_a_bug():

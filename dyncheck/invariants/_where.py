@@ -29,14 +29,14 @@ from torch import nn
 from dyncheck.guard.localise import Call, localise, record_calls
 from dyncheck.guard.mapping import Correspondence
 
-__all__ = ["TOLERANCE", "first_coupled_module"]
+__all__ = ["TOLERANCE", "described", "first_coupled_module", "recorded"]
 
 #: (rtol, atol) of the walk: far past float32 rounding, far below what a batch statistic,
 #: a capacity limit or a random draw by position changes.
 TOLERANCE = (1e-3, 1e-3)
 
 
-def _recorded(model: nn.Module, run: Callable[[nn.Module], Any]) -> tuple[list[Call], Any] | None:
+def recorded(model: nn.Module, run: Callable[[nn.Module], Any]) -> tuple[list[Call], Any] | None:
     """Every submodule call of ``run(model)``, and its output; None when the run raises."""
     try:
         with record_calls(model) as calls:
@@ -121,10 +121,10 @@ def first_coupled_module(
     the check (one copy called for the batch, then for the sample) is what the model keeps
     from one call to the next, and the lines say so."""
     model = fresh()
-    recorded = _recorded(model, lambda m: run(m, batch)), _recorded(fresh(), lambda m: run(m, other))
-    if recorded[0] is None or recorded[1] is None:
+    runs = recorded(model, lambda m: run(m, batch)), recorded(fresh(), lambda m: run(m, other))
+    if runs[0] is None or runs[1] is None:
         return []
-    (whole, output), (theirs, their_output) = recorded
+    (whole, output), (theirs, their_output) = runs
     compared = "the sample alone" if alone else "the permuted batch"
     try:
         far = apart(output, their_output)
@@ -138,30 +138,41 @@ def first_coupled_module(
             "carried over)"
         ]
     partners = {(c.name, c.index): c for c in theirs}
-    ours = _cut(whole, partners, size, index, alone)
+    return described(
+        model, theirs, _cut(whole, partners, size, index, alone), ours=f"for {sample}", theirs=compared,
+        unchecked="their tensors having no axis of the batch",
+    )
+
+
+def described(
+    model: nn.Module, reference: list[Call], calls: list[Call], *, ours: str, theirs: str, unchecked: str
+) -> list[str]:
+    """Report lines for where ``calls`` part from ``reference`` (two recorded runs of
+    ``model``, or of copies of it), walked at :data:`TOLERANCE`; none when not found.
+    ``ours`` says which values of ``calls`` are compared ("for sample 1", "on float32"),
+    ``theirs`` names the reference ("the sample alone", "the float64 copy"), ``unchecked``
+    why a call could not be compared."""
     names = [name for name, _ in model.named_modules()]
     identity = Correspondence({key: (key,) for key in model.state_dict()}, names, names)
-    found = localise(theirs, ours, identity, TOLERANCE, other=compared)
+    found = localise(reference, calls, identity, TOLERANCE, other=theirs)
     if found.kind == "module":
         layer = type(model.get_submodule(found.module))
         return [
-            f"where it starts: {found.module} ({layer.__module__}.{layer.__qualname__}) — its inputs for "
-            f"{sample} agree with {compared}'s, its output does not:",
+            f"where it starts: {found.module} ({layer.__module__}.{layer.__qualname__}) — its inputs {ours} "
+            f"agree with {theirs}'s, its output does not:",
             *(f"  {line}" for line in found.lines),
         ]
-    unchecked = (
-        f" (not compared, their tensors having no axis of the batch: {', '.join(found.skipped)})" if found.skipped else ""
-    )
+    skipped = f" (not compared, {unchecked}: {', '.join(found.skipped)})" if found.skipped else ""
     if found.kind == "between":
         after = f"after {found.last_agreeing}, whose output agrees, " if found.last_agreeing else ""
         return [
-            f"where it starts: in forward's own code {after}before {found.module}, whose inputs for {sample} "
-            f"already differ{unchecked}:",
+            f"where it starts: in forward's own code {after}before {found.module}, whose inputs {ours} "
+            f"already differ{skipped}:",
             *(f"  {line}" for line in found.lines),
         ]
     if found.kind == "after":
         return [
-            f"where it starts: in forward's own code after {found.last_agreeing}: the output of every module for "
-            f"{sample} agrees with {compared}'s{unchecked}"
+            f"where it starts: in forward's own code after {found.last_agreeing}: the output of every module "
+            f"{ours} agrees with {theirs}'s{skipped}"
         ]
     return []

@@ -53,6 +53,7 @@ import torch
 from dyncheck.agreement import (
     Config,
     Run,
+    close,
     compare,
     difference_margins,
     exact_attention,
@@ -65,6 +66,7 @@ from dyncheck.compare import all_finite
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
+from dyncheck.invariants._where import TOLERANCE, described, recorded
 from dyncheck.kinks import Kinks, run_aligned
 from dyncheck.norms import constant_norm_overflow, note_overflow
 from dyncheck.rounding import EPS32, SENSITIVITY_FACTOR, RoundingNoise, nudged
@@ -203,6 +205,8 @@ class DtypeAgreement(Invariant):
             if not comparable:
                 return context.nothing_to_compare(_STREAMS)
         context.compared()
+        if findings:
+            notes += self._where(context, example, float64)
         if findings and sites:
             notes.append(
                 f"The float64 reference kept float64 where the model casts to float32 ({_places(sites)}), "
@@ -214,6 +218,28 @@ class DtypeAgreement(Invariant):
                 ([] if len(findings) == 1 else [f"- {f}" for f in findings]) + notes,
                 path=single.path,
             )
+
+    def _where(self, context: Context, example: Example, float64: Config) -> list[str]:
+        """Where the float32 copy departs from the float64 one (:mod:`~dyncheck.invariants._where`):
+        both run again, module by module, the float32 copy's random draws lined up with the
+        reference's. Nothing when an output differs by less than the walk's tolerance (a
+        difference in the gradients alone is not in forward), or the draws do not line up."""
+        draws = Draws()
+        with draws:
+            reference = recorded(context.fresh_model(), lambda m: run_config(m, context.target, example, float64))
+        lined_up = Draws(torch.float32, draws.calls, torch.float64)
+        model = context.fresh_model()
+        with lined_up:
+            single = recorded(model, lambda m: run_config(m, context.target, example, FLOAT32))
+        if reference is None or single is None or lined_up.lined_up() is False:
+            return []
+        (theirs, wide), (ours, narrow) = reference, single
+        if wide.path != narrow.path:  # a flipped branch: the finding says so, and calls no longer pair
+            return []
+        outputs = dict(wide.outputs)
+        if not any(name in outputs and close(t, outputs[name], tolerance=TOLERANCE) for name, t in narrow.outputs):
+            return []
+        return described(model, theirs, ours, ours="on float32", theirs="the float64 copy", unchecked="their tensors do not pair")
 
     def _kept(self, context: Context, example: Example) -> tuple[Config, Run, list[str]] | None:
         """The reference again with every cast of a float64 or integer tensor to float32 kept
