@@ -46,6 +46,44 @@ def test_unseeded_generator_is_caught(dyncheck_run):
         "Two calls with the same seed and input gave different outputs: the model keeps state between calls or "
         "draws from a generator dyncheck does not seed (python random, numpy's global generator and torch are seeded)."
     )
+    # ... and where the second call departs from the first: the noise is added in forward's code.
+    assert (
+        "  where it starts: in forward's own code after fc1, whose output agrees, before fc3, whose inputs in the "
+        "second call already differ:\n    args[0] against the first call:\n      Mismatched elements:"
+    ) in run.failure("::determinism")
+
+
+def test_the_module_drawing_from_an_unseeded_generator_is_named(dyncheck_run, pytester):
+    pytester.makepyfile(
+        noisy="""
+        import torch
+        from torch import nn
+
+        _GENERATOR = torch.Generator().manual_seed(0)  # made at import: no seed of a run reaches it
+
+
+        class Noise(nn.Module):
+            def forward(self, h):
+                return h + torch.randn(h.shape, generator=_GENERATOR)
+
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc1, self.noise, self.fc2 = nn.Linear(4, 4), Noise(), nn.Linear(4, 2)
+
+            def forward(self, x):
+                return self.fc2(self.noise(self.fc1(x)))
+        """
+    )
+    run = dyncheck_run("--dyncheck", "noisy:Model", "--dyncheck-invariants=determinism")
+    assert run.outcomes() == {"dyncheck::noisy:Model::determinism": "FAILED"}, run.text
+    lines = run.failure("::determinism").splitlines()
+    at = next(i for i, line in enumerate(lines) if "where it starts" in line)
+    assert lines[at] == (
+        "  where it starts: noise (noisy.Noise) — its inputs in the second call agree with the first call's, its "
+        "output does not:"
+    ), lines
 
 
 def test_state_updated_in_forward_is_named(dyncheck_run, pytester):

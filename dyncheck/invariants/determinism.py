@@ -12,8 +12,10 @@ from torch.nn.modules.lazy import LazyModuleMixin
 from dyncheck.compare import mismatch
 from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example
+from dyncheck.agreement import close
 from dyncheck.invariants._base import Context, Invariant
-from dyncheck.tracing import leaves, missing_output
+from dyncheck.invariants._where import TOLERANCE, described, recorded
+from dyncheck.tracing import floating_leaves, leaves, missing_output
 
 __all__ = ["Determinism"]
 
@@ -55,11 +57,12 @@ class Determinism(Invariant):
         context.compared()
         if details:
             kept = [] if rebuilt or lazy else _kept_state(context, example, second)
+            where = [] if rebuilt or kept else _where(context, example, lazy)
             raise InvariantViolation(
                 "Two calls with the same seed and input gave different outputs: "
                 + (_REBUILT if rebuilt else _KEPT if kept else "the model keeps state between calls or draws from a "
                    "generator dyncheck does not seed (python random, numpy's global generator and torch are seeded)."),
-                [*rebuilt, *kept, *details, *([_KEPT_FIX] if kept else [])],
+                [*rebuilt, *kept, *details, *([_KEPT_FIX] if kept else []), *where],
                 path=first.path,
             )
 
@@ -73,6 +76,32 @@ _KEPT_FIX = (
     "If forward is meant to update it (running statistics an observation normaliser uses in training), "
     "declare Spec(skip={'determinism': '...'}); otherwise advance it outside forward, or pass it in as an argument."
 )
+
+
+def _where(context: Context, example: Example, lazy: bool) -> list[str]:
+    """Where the second call departs from the first (:mod:`~dyncheck.invariants._where`): a
+    fresh copy called twice again, module by module, as the check called it. Nothing when
+    the outputs differ by less than the walk's tolerance."""
+    model = context.fresh_model()
+    try:
+        if lazy:
+            context.run(model, example)
+    except Exception:
+        return []
+    first = recorded(model, lambda m: context.run(m, example))
+    second = recorded(model, lambda m: context.run(m, example))
+    if first is None or second is None:
+        return []
+    outputs = dict(floating_leaves(first[1].output))
+    if not any(
+        name in outputs and t.is_floating_point() and close(t, outputs[name], tolerance=TOLERANCE)
+        for name, t in floating_leaves(second[1].output)
+    ):
+        return []
+    return described(
+        model, first[0], second[0], ours="in the second call", theirs="the first call",
+        unchecked="their tensors do not pair",
+    )
 
 
 def _kept_state(context: Context, example: Example, second: Any) -> list[str]:
