@@ -489,15 +489,17 @@ class BatchInvariance(Invariant):
             if cut is None and located is not None:
                 rows, alone, words, name, axis = located
 
-                def apart(ours: Any, theirs: Any, name: str = name, axis: Any = axis, rows: Any = rows) -> bool:
+                def differs(ours: Any, theirs: Any, within: Any, name: str = name, axis: Any = axis) -> bool:
+                    # as the check compares: the other run's output against the batch's cut to its rows
                     mine, other = dict(floating_leaves(ours)), dict(floating_leaves(theirs))
-                    return bool(close(other[name], _select(mine[name], axis, rows), tolerance=TOLERANCE))
+                    return bool(close(other[name], _select(mine[name], axis, rows), tolerance=within or tolerance))
 
                 details += first_coupled_module(
                     lambda: context.fresh_model().eval(),
                     lambda m, a: self._run(context, m, a, example.seed),
-                    example.fresh_args(), _rows(example.fresh_args(), axes, rows), size, rows,
-                    alone=alone, sample=words, apart=apart,
+                    example.fresh_args, lambda: _rows(example.fresh_args(), axes, rows), size, rows,
+                    alone=alone, sample=words, differs=differs,
+                    single=lambda: _rows(example.fresh_args(), axes, torch.tensor([0])),
                 )
             raise InvariantViolation(
                 findings[0] + " — the output of a sample depends on the rest of the batch "

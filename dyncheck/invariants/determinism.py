@@ -92,14 +92,14 @@ def _where(context: Context, example: Example, lazy: bool) -> list[str]:
     second = recorded(model, lambda m: context.run(m, example))
     if first is None or second is None:
         return []
-    outputs = dict(floating_leaves(first[1].output))
+    outputs = dict(floating_leaves(first.output.output))
     if not any(
         name in outputs and t.is_floating_point() and close(t, outputs[name], tolerance=TOLERANCE)
-        for name, t in floating_leaves(second[1].output)
+        for name, t in floating_leaves(second.output.output)
     ):
         return []
     return described(
-        model, first[0], second[0], ours="in the second call", theirs="the first call",
+        model, first.calls, second.calls, ours="in the second call", theirs="the first call",
         unchecked="their tensors do not pair",
     )
 

@@ -233,7 +233,7 @@ class DtypeAgreement(Invariant):
             single = recorded(model, lambda m: run_config(m, context.target, example, FLOAT32))
         if reference is None or single is None or lined_up.lined_up() is False:
             return []
-        (theirs, wide), (ours, narrow) = reference, single
+        theirs, ours, wide, narrow = reference.calls, single.calls, reference.output, single.output
         if wide.path != narrow.path:  # a flipped branch: the finding says so, and calls no longer pair
             return []
         outputs = dict(wide.outputs)
