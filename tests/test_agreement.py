@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from dyncheck.agreement import close
+from dyncheck.invariants._where import first_coupled_module
 
 PERTURBED = "reference_models.buggy.perturbed_device"
 BRANCHY = """
@@ -139,14 +141,16 @@ def test_batch_coupling(dyncheck_run, name):
     # on the batch's mean) where the batch's path parts from the sample's alone.
     if name == "batch_mean_branch":
         assert re.fullmatch(
-            r"  where it starts: the batch and the sample alone take different paths; the paths part after fc1: "
+            r"  the batch and the sample alone take different paths: the paths part after fc1: "
             r"the batch runs (fc3 where the sample alone ran fc2|fc2 where the sample alone ran fc3)",
             lines[3 + drawn],
         ), lines
     else:
-        between = {"per_sample_coin": ("forward's own code after fc1", "fc2"), "capacity_routing": (r"the code after experts\.1", "head")}
+        # experts is a ModuleList, with no forward of its own: the code after experts.1 is forward's
+        between = {"per_sample_coin": ("fc1", "fc2"), "capacity_routing": (r"experts\.1", "head")}
         assert re.fullmatch(
-            rf"  where it starts: in {between[name][0]}, whose output agrees, before {between[name][1]}, whose "
+            rf"  where it starts: in forward's own code after {between[name][0]}, whose output agrees, before "
+            rf"{between[name][1]}, whose "
             r"inputs for sample \d already differ:",
             lines[3 + drawn],
         ), lines
@@ -227,8 +231,8 @@ def test_a_coupling_through_state_kept_between_calls_is_told_apart(dyncheck_run,
     assert re.fullmatch(
         r"  where it starts: not in one call\. On a copy of its own for each call, (sample \d|the batch) agrees "
         r"with the (sample alone|permuted batch); one copy called for the batch and then for the (sample "
-        r"alone|permuted batch) differs as in the check, and the call for the batch changed calls: what differs "
-        r"is what the model keeps from one call to the next",
+        r"alone|permuted batch) differs as in the check: what differs is what the model keeps from one call to "
+        r"the next \(determinism names it\)",
         lines[3],
     ), lines
 
@@ -265,13 +269,11 @@ def _built(factory):
 
 def _placed(model, x, other, rows, *, alone=True):
     """first_coupled_module on a plain model taking x, comparing the output as the check does."""
-    from dyncheck.invariants._where import first_coupled_module
-
     def differs(ours, theirs, tolerance):
         return bool(close(theirs, ours.index_select(0, rows), tolerance=tolerance))
 
     return first_coupled_module(
-        lambda: model.eval(), lambda m, a: m(a["x"]), lambda: {"x": x.clone()}, lambda: {"x": other.clone()},
+        lambda: copy.deepcopy(model).eval(), lambda m, a: m(a["x"]), lambda: {"x": x.clone()}, lambda: {"x": other.clone()},
         x.shape[0], rows, alone=alone, sample=f"sample {rows.item()}" if alone else "the batch", differs=differs,
         single=lambda: {"x": x[:1].clone()},
     )
@@ -296,9 +298,10 @@ def test_differences_within_rounding_do_not_name_a_module(monkeypatch):
     x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
     row = torch.tensor([1])
     assert re.match(r"where it starts: 3 \(.*\._Mean\) — its inputs for sample 1 agree", _placed(model, x, x[1:2], row)[0])
-    # At a tolerance as strict as float32's, the nudge would have been named.
+    # At a tolerance as strict as float32's the walk stops at the nudge (or at rounding before it),
+    # and _Mean is not reached.
     monkeypatch.setattr(_where, "TOLERANCE", (1e-7, 1e-7))
-    assert re.match(r"where it starts: 1 \(.*\._Nudge\) — its inputs for sample 1 agree", _placed(model, x, x[1:2], row)[0])
+    assert not any("_Mean" in line for line in _placed(model, x, x[1:2], row))
 
 
 class _Rank(torch.nn.Module):
@@ -355,7 +358,7 @@ def test_a_module_that_only_amplifies_its_inputs_rounding_is_not_named(monkeypat
     said = first_lines()
     assert said[:2] == ["", ""] and re.match(r"where it starts: 3 \(\S*test_agreement\._Mean\) — ", said[2]), said
     # Unconfirmed, the Fourier features would have been named.
-    monkeypatch.setattr(_where, "_confirmed", lambda *args: True)
+    monkeypatch.setattr(_where, "_batch_confirmed", lambda *args: "confirmed")
     assert all(re.match(r"where it starts: 1 \(\S*_Fourier\)", line) for line in first_lines()[:2])
 
 
@@ -390,8 +393,8 @@ def test_calls_that_do_not_pair_one_to_one_name_nothing_wrong():
     # out and named, and the coupling is placed before head.
     lines = _placed(_built(_Sorted), x, x[1:2], row)
     assert lines[0] == (
-        "where it starts: in forward's own code before head, whose inputs for sample 1 already differ (not "
-        "compared, some of their tensors cannot be cut to the sample: enc):"
+        "where it starts: before head, whose inputs for sample 1 already differ: in forward's own code or in enc, "
+        "not compared (some of their tensors cannot be cut to the sample):"
     ), lines
 
 
@@ -410,6 +413,135 @@ def test_a_coupling_too_small_to_place_is_not_called_state():
     assert _placed(_built(Weak), x, x[1:2], torch.tensor([1])) == []
 
 
+class _Experts(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 4)
+
+    def forward(self, flat):  # tokens flattened across the batch; the first 4 kept
+        keep = torch.zeros(flat.shape[0], 1)
+        keep[:4] = 1
+        return self.fc(flat) * keep
+
+
+class _Flattened(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inp, self.experts, self.head = torch.nn.Linear(4, 4), _Experts(), torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        return self.head(self.experts(self.inp(x).reshape(b * t, d)).reshape(b, t, d))
+
+
+class _Centre(torch.nn.Module):
+    def forward(self, h):
+        return torch.relu(h - h.mean(0, keepdim=True))  # other rows all zeros, as the sample's may be
+
+
+class _Saturated(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c, self.head = _Centre(), torch.nn.Linear(2, 2)
+
+    def forward(self, x):
+        return self.head(self.c(x) + x)
+
+
+class _Mix(torch.nn.Module):
+    def forward(self, h):
+        return h + 3e-4 * h.mean(0, keepdim=True)  # the coupling, under the walk's tolerance
+
+
+class _Amplified(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc, self.mix, self.head = torch.nn.Linear(4, 8), _Mix(), torch.nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.head(torch.sin(1000.0 * self.mix(self.fc(x))))  # forward's own code only amplifies it
+
+
+class _Monitored(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc, self.monitor, self.head = torch.nn.Linear(4, 4), torch.nn.Identity(), torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        h = self.fc(x)
+        if x.shape[0] > 1:
+            self.monitor(h)  # on batches only, changing nothing
+        return self.head(h - 0.5 * h.mean(0, keepdim=True))
+
+
+class _Coin(torch.nn.Module):
+    def forward(self, h):
+        return h * (torch.rand(h.shape[0], 1) < 0.5).to(h.dtype)  # a coin per position, in eval mode
+
+
+def test_what_cannot_be_compared_is_named_as_a_possible_place():
+    # The experts see tokens flattened across the batch: not compared, and named beside the
+    # forward code as where the coupling may be, not left out of the sentence.
+    x = torch.randn(3, 2, 4, generator=torch.Generator().manual_seed(0))
+    lines = _placed(_built(_Flattened), x, x[2:3], torch.tensor([2]))
+    assert lines[0] == (
+        "where it starts: before head, whose inputs for sample 2 already differ: in forward's own code after inp, "
+        "whose output agrees, or in experts.fc, experts, not compared (some of their tensors cannot be cut to the "
+        "sample):"
+    ), lines
+
+
+def test_a_saturated_output_is_compared_where_other_rows_match_it():
+    # ReLU leaves the sample's row and another all zeros: the sample is not taken for moved.
+    x = torch.tensor([[1.0, 2.0], [3.0, -1.0], [-2.0, 0.5]])
+    lines = _placed(_built(_Saturated), x, x[1:2], torch.tensor([1]))
+    assert re.match(r"where it starts: c \(\S*_Centre\) — its inputs for sample 1 agree", lines[0]), lines
+
+
+def test_forward_code_after_a_module_that_already_differed_is_not_blamed():
+    # The module before the amplifying code already differed past float32's tolerance (under
+    # the walk's): the code after it is not named, and nothing is said.
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    assert _placed(_built(_Amplified), x, x[1:2], torch.tensor([1])) == []
+
+
+def test_another_path_is_said_as_seen_not_as_the_cause():
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    assert _placed(_built(_Monitored), x, x[1:2], torch.tensor([1])) == [
+        "the batch and the sample alone take different paths: the paths part after fc: the batch runs monitor "
+        "where the sample alone ran head"
+    ]
+
+
+def test_a_module_drawing_by_position_is_named_as_such_and_the_callers_stream_is_left_alone():
+    # Under seed 7 the batch's coin keeps sample 1 (0.199) where alone it is dropped (0.535).
+    model = _built(lambda: torch.nn.Sequential(torch.nn.Linear(4, 4), _Coin(), torch.nn.Linear(4, 2)))
+    x = torch.randn(4, 4, generator=torch.Generator().manual_seed(0))
+
+    def run(m, a):
+        with torch.random.fork_rng():
+            torch.manual_seed(7)  # the check's runs are seeded
+            return m(a["x"])
+
+    seen = set()
+    for seed in range(3):  # the same line whatever the caller's generator holds, and it is left as it was
+        torch.manual_seed(seed)
+        before = torch.get_rng_state()
+        lines = first_coupled_module(
+            lambda: copy.deepcopy(model).eval(), run, lambda: {"x": x.clone()}, lambda: {"x": x[1:2].clone()}, 4,
+            torch.tensor([1]), alone=True, sample="sample 1",
+            differs=lambda ours, theirs, tolerance: bool(close(theirs, ours[1:2], tolerance=tolerance)),
+        )
+        assert torch.equal(torch.get_rng_state(), before)
+        seen.add(lines[0] if lines else "")
+    assert len(seen) == 1 and re.fullmatch(
+        r"where it starts: 1 \(\S*_Coin\) — its inputs for sample 1 agree with the sample alone's, its output does "
+        r"not, and it draws random numbers: a draw by place in the batch:",
+        seen.pop(),
+    )
+
+
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors is in prototype stage")
 def test_the_diagnosis_never_breaks_the_check():
     from dyncheck.errors import InvariantViolation
     from dyncheck.examples import Example
@@ -437,7 +569,10 @@ def test_the_diagnosis_never_breaks_the_check():
     args = {"x": torch.randn(2, 3, 8, generator=torch.Generator().manual_seed(0)), "mask": mask}
     with pytest.raises(InvariantViolation) as raised:
         BatchInvariance().check(context, Example(args, 0, {"batch": 2, "time": 3}))
-    assert raised.value.details[0].startswith("where it starts: in forward's own code after encoder"), raised.value.details
+    assert raised.value.details[0].startswith(
+        "where it starts: before head, whose inputs for sample 0 already differ: in forward's own code after "
+        "encoder, whose output agrees, or in encoder.layers"
+    ), raised.value.details
 
 
 def test_lengths_drawn_longest_first_are_permuted_only_among_equal_lengths():

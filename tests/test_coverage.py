@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 
+import pytest
+
 COV = "--dyncheck-invariants=coverage"
 CLASSIFIER_SPEC = """
 import dyncheck
@@ -510,13 +512,88 @@ def test_a_module_forward_reaches_through_a_helper_is_not_called_used_elsewhere(
     lines = run.failure("::coverage").splitlines()
     at = next(i for i, line in enumerate(lines) if "attention.query_global (Linear" in line)
     assert lines[at + 1] == (
-        "    attention.query_global is used by Attention._project(), which forward calls: on a branch no example took"
+        "    attention.query_global is used by Attention._project(), which forward calls: on a branch no example "
+        "took; give inputs that take it, or declare it: Spec(unused={'attention.query_global': 'used by "
+        "Attention._project()'})"
     ), lines
     # ... and the optional argument that may switch the branch on is named after it.
     assert lines[at + 2].startswith(
         "  forward's optional argument global_attention_mask was left at its default None; if it switches the dead "
         "modules on, give it values"
     ), lines
+
+
+REACHED = """
+import torch
+from torch import nn
+
+DY = {"inputs": {"x": __import__("dyncheck").strategies.tensors(shape=("batch", 4))}}
+
+
+class Base(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.main, self.extra = nn.Linear(4, 4), nn.Linear(4, 4)
+
+    def forward(self, x, flag=None):
+        return self.helper(x) if flag is not None else self.main(x)
+
+    def helper(self, x):
+        return self.extra(x)
+
+
+class Override(Base):
+    # forward calls Sub's helper, which never uses extra; the overridden one did
+    __dyncheck__ = DY
+
+    def helper(self, x):
+        return self.main(x)
+
+    def forward(self, x):
+        return self.helper(x)
+
+
+class Commented(Base):
+    # forward only mentions the helper in a comment: self.helper(x) is never called
+    __dyncheck__ = DY
+
+    def forward(self, x):
+        return self.main(x)
+
+
+class Child(Base):
+    # the helper is reached through the parent's forward, by super()
+    __dyncheck__ = DY
+
+    def forward(self, x, flag=None):
+        return super().forward(x, flag) * 2
+
+
+class Outer(nn.Module):
+    # forward calls a method of a submodule
+    __dyncheck__ = DY
+
+    def __init__(self):
+        super().__init__()
+        self.inner = Base()
+
+    def forward(self, x, flag=None):
+        return self.inner.helper(x) if flag is not None else self.inner(x)
+"""
+
+
+@pytest.mark.parametrize(("name", "dead", "through"), [
+    ("Override", "extra", False), ("Commented", "extra", False), ("Child", "extra", True), ("Outer", "inner.extra", True),
+])
+def test_which_methods_forward_calls_is_read_from_the_code(dyncheck_run, pytester, name, dead, through):
+    # Only a call in forward's code of the method that runs (through super() and submodules
+    # too) makes a dead module one "forward calls on a branch"; an overridden method or a
+    # comment does not.
+    pytester.makepyfile(reached=REACHED)
+    run = dyncheck_run("--dyncheck", f"reached:{name}", "--dyncheck-invariants=coverage", "--dyncheck-max-examples=5")
+    text = run.failure("::coverage")
+    said = "which forward calls: on a branch no example took" if through else "not by forward"
+    assert f"    {dead} is used by Base.helper(), {said}" in text, text
 
 
 def test_a_module_declared_unused_is_not_dead_and_the_summary_says_so(dyncheck_run, pytester):

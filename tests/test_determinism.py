@@ -340,3 +340,44 @@ def test_a_global_that_changes_blames_no_state_of_the_model(dyncheck_run, pytest
     assert lines[2].endswith("the model keeps state between calls or draws from a generator dyncheck does not "
                              "seed (python random, numpy's global generator and torch are seeded)."), run.text
     assert "the first call changed" not in run.text
+
+
+def test_the_walk_compares_bitwise_as_the_check_does(dyncheck_run, pytester):
+    # A tiny unseeded jitter, then features that amplify it: the jitter is named, not the
+    # deterministic module after it where the difference first passes 1e-3.
+    pytester.makepyfile(
+        jittered="""
+        import random
+
+        import torch
+        from torch import nn
+
+
+        class Jitter(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.rng = random.Random(0)  # its own generator: no seed reaches it
+
+            def forward(self, h):
+                return h + 2e-4 * self.rng.random()
+
+
+        class Wave(nn.Module):
+            def forward(self, h):
+                return torch.sin(1000.0 * h)
+
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc1, self.jitter, self.wave, self.fc2 = nn.Linear(4, 8), Jitter(), Wave(), nn.Linear(8, 3)
+
+            def forward(self, x):
+                return self.fc2(self.wave(self.jitter(self.fc1(x))))
+        """
+    )
+    run = dyncheck_run("--dyncheck", "jittered:Model", "--dyncheck-invariants=determinism")
+    assert run.outcomes() == {"dyncheck::jittered:Model::determinism": "FAILED"}, run.text
+    lines = run.failure("::determinism").splitlines()
+    at = next(i for i, line in enumerate(lines) if "where it starts" in line)
+    assert lines[at].startswith("  where it starts: jitter (jittered.Jitter) — its inputs in the second call agree"), lines

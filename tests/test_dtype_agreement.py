@@ -567,6 +567,56 @@ def test_the_module_where_float32_loses_its_digits_is_named(dyncheck_run, pytest
     assert lines[at + 1] == "    output against the float64 copy:", lines
 
 
+AMPLIFIED = """
+import torch
+from torch import nn
+
+
+class Shift(nn.Module):
+    def forward(self, h):
+        return (h + 1e4) - 1e4  # keeps about 3 decimals of h in float32: the loss, under 1e-3
+
+
+class Wave(nn.Module):
+    def forward(self, h):
+        return torch.sin(300.0 * h)  # exact enough for exact inputs: it only amplifies
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.shift, self.wave, self.fc2 = nn.Linear(4, 8), Shift(), Wave(), nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.fc2(self.wave(self.shift(self.fc1(x))))
+"""
+
+
+def test_a_module_that_only_amplifies_an_earlier_loss_is_not_named():
+    # Run in float32 on the float64 copy's inputs, Wave gives the float64 copy's output: the
+    # digits were lost before it, by less than the walk's tolerance. Nothing is named.
+    import sys
+    import types
+
+    from dyncheck.errors import InvariantViolation
+    from dyncheck.examples import Example
+    from dyncheck.invariants._base import Context
+    from dyncheck.invariants.dtype_agreement import DtypeAgreement
+    from dyncheck.target import resolve
+
+    module = types.ModuleType("amplified_dtype")
+    exec(AMPLIFIED, module.__dict__)
+    sys.modules["amplified_dtype"] = module
+    try:
+        context = Context(resolve("amplified_dtype:Model"))
+        x = torch.randn(2, 4, generator=torch.Generator().manual_seed(0))
+        with pytest.raises(InvariantViolation) as raised:
+            DtypeAgreement().check(context, Example({"x": x}, 0, {"batch": 2}))
+    finally:
+        del sys.modules["amplified_dtype"]
+    assert not any("where it starts" in line for line in raised.value.details), raised.value.details
+
+
 def test_a_difference_in_the_gradients_alone_is_not_placed_in_forward(dyncheck_run, pytester):
     pytester.makepyfile(naive_norm=NAIVE_NORM)
     run = dyncheck_run("--dyncheck", "naive_norm:GradientOnly", ONLY, "--dyncheck-seed=1")

@@ -2,29 +2,29 @@
 differs while its inputs agree.
 
 ``refactor_agreement`` names the first module where a refactor departs from the old model
-(:mod:`dyncheck.guard.localise`); this reuses that walk for three checks' failures:
+(:mod:`dyncheck.guard.localise`); this does the same for three checks' failures:
 
 * ``batch_invariance`` (:func:`first_coupled_module`): where a sample starts to depend on
   its batch. The batch and the sample alone (or the permuted batch) run again, each on a
   copy of its own, recorded call by call, and each tensor of the batch's calls is cut to
-  the sample on its batch axis: the one axis where the batch has its size and the sample
-  alone 1, every other axis equal (for a permuted batch, the axis a run of one sample
-  alone says). A tensor with no such axis (a mask or table shared by the batch) is
-  compared whole, and a call whose tensors cannot be cut or compared (tokens flattened
-  across the batch, a ``PackedSequence``, an auxiliary loss of the whole batch) is left
-  out and named. A module so found is confirmed before it is named: called again on the
-  batch's inputs with the sample's row replaced by its inputs alone (for a permuted batch:
-  on the permuted inputs), it must still give the sample another output; a module that
-  only passed on a difference its inputs had within the walk's tolerance (features of
-  high frequency amplify float32's rounding) is not named.
-* ``dtype_agreement``: where the float32 copy departs from the float64 one.
-* ``determinism``: where a second call departs from the first.
+  the sample on its batch axis: the one axis where the batch has its size and a sample
+  alone 1, every other axis equal. A tensor with no such axis (a mask or table shared by
+  the batch) is compared whole, and a call whose tensors cannot be cut or compared (tokens
+  flattened across the batch, a ``PackedSequence``, an auxiliary loss of the whole batch,
+  the sample in another row after sorting inside forward) is left out and named.
+* ``dtype_agreement`` (:func:`described`): where the float32 copy departs from the float64 one.
+* ``determinism`` (:func:`described`): where a second call departs from the first, bitwise.
 
-The walk compares at :data:`TOLERANCE`, far past float32 rounding. Whenever something
-stands in the way of a sure answer (the runs took different paths or called a module
-another number of times, a run is not repeatable, the difference is smaller than the
-walk's tolerance, a recorded value cannot be compared, anything raises), the report says
-nothing rather than something that may be wrong.
+A module is named only when confirmed: called again on its own (on the batch's arguments
+with the sample's row replaced by its arguments alone; in float32 on the float64 copy's
+arguments), it still gives another output; one that only passed on a difference its inputs
+already had (high-frequency features amplify rounding) is not named, and one that draws
+random numbers is named as such. Code between modules is named only when every module
+before it agreed within float32's own tolerance. The walk compares at :data:`TOLERANCE`,
+far past float32 rounding. Whenever something stands in the way of a sure answer (another
+path, a module called another number of times, a run that does not repeat, a difference
+smaller than the walk's tolerance, a value that cannot be compared, anything that raises),
+the report says nothing rather than something that may be wrong.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from torch import nn
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from dyncheck.agreement import close
-from dyncheck.guard.localise import Call, Localisation, localise, paths_part, record_calls
+from dyncheck.guard.localise import Call, paths_part, record_calls
 from dyncheck.guard.mapping import Correspondence
 from dyncheck.tracing import floating_leaves
 
@@ -51,15 +51,26 @@ TOLERANCE = (1e-3, 1e-3)
 #: Why a call was left out of a batch's walk, in the report.
 _UNCUT = "some of their tensors cannot be cut to the sample"
 
+#: Containers with no forward of their own: code "inside" them is their parent's.
+_NO_FORWARD = (nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)
+
 
 @dataclass
 class Recording:
-    """One run: its submodule calls (:func:`~dyncheck.guard.localise.record_calls`), its
-    output, and (when asked) each call's arguments as given, keyed by (module, call)."""
+    """One run: its submodule calls (:func:`~dyncheck.guard.localise.record_calls`) and output."""
 
     calls: list[Call]
     output: Any
-    arguments: dict[tuple[str, int], tuple[Any, Any]] = field(default_factory=dict)
+
+
+def recorded(model: nn.Module, run: Callable[[nn.Module], Any]) -> Recording | None:
+    """``run(model)`` recorded call by call; None when it raises."""
+    try:
+        with record_calls(model) as calls:
+            output = run(model)
+    except Exception:  # the failure is reported already: without a location, not with another error
+        return None
+    return Recording(calls, output)
 
 
 def _copied(value: Any) -> Any:
@@ -67,45 +78,51 @@ def _copied(value: Any) -> Any:
     return tree_unflatten([v.detach().clone() if isinstance(v, torch.Tensor) else v for v in leaves], spec)
 
 
-def recorded(model: nn.Module, run: Callable[[nn.Module], Any], *, arguments: bool = False) -> Recording | None:
-    """``run(model)`` recorded call by call; None when it raises."""
-    kept: dict[tuple[str, int], tuple[Any, Any]] = {}
-    counts: dict[str, int] = {}
-    handles = []
+def _arguments(model: nn.Module, run: Callable[[nn.Module], Any], call: tuple[str, int]) -> tuple[Any, Any] | None:
+    """``run(model)`` again, keeping the arguments of one call (module name, call number)
+    as given; None when the run raises or never makes that call."""
+    name, index = call
+    kept: list[tuple[Any, Any]] = []
+    count = [0]
 
-    def keep(name: str) -> Callable[..., None]:
-        def hook(_module: nn.Module, args: Any, kwargs: Any) -> None:
-            index = counts.get(name, 0)
-            counts[name] = index + 1
-            try:
-                kept[(name, index)] = (_copied(args), _copied(kwargs))
-            except Exception:  # arguments that cannot be copied: that call cannot be confirmed
-                pass
+    def hook(_module: nn.Module, args: Any, kwargs: Any) -> None:
+        if count[0] == index:
+            kept.append((_copied(args), _copied(kwargs)))
+        count[0] += 1
 
-        return hook
-
+    handle = model.get_submodule(name).register_forward_pre_hook(hook, with_kwargs=True)
     try:
-        with record_calls(model) as calls:
-            if arguments:
-                handles = [
-                    module.register_forward_pre_hook(keep(name), with_kwargs=True)
-                    for name, module in model.named_modules() if name
-                ]
-            output = run(model)
-    except Exception:  # the failure is reported already: without a location, not with another error
+        run(model)
+    except Exception:
         return None
     finally:
-        for handle in handles:
-            handle.remove()
-    return Recording(calls, output, kept)
+        handle.remove()
+    return kept[0] if kept else None
+
+
+def _recalled(module: nn.Module, arguments: tuple[Any, Any], seed: int) -> list[tuple[str, torch.Tensor]]:
+    """``module`` called on ``arguments`` under ``seed``, the global generators left as they were."""
+    args, kwargs = arguments
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(seed)
+        return list(floating_leaves(module(*args, **kwargs), "output"))
+
+
+def _draws(module: Callable[[], nn.Module], arguments: tuple[Any, Any]) -> bool:
+    """Whether ``module()`` gives other outputs under two seeds: it draws random numbers."""
+    first, second = _recalled(module(), arguments, 0), _recalled(module(), arguments, 1)
+    return len(first) != len(second) or any(not torch.equal(a, b) for (_, a), (_, b) in zip(first, second))
 
 
 def _usable(value: Any) -> bool:
     return isinstance(value, torch.Tensor) and value.layout == torch.strided and not value.is_nested
 
 
-def _differ(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return tuple(a.shape) != tuple(b.shape) or bool(close(a, b, tolerance=TOLERANCE))
+def _differ(a: torch.Tensor, b: torch.Tensor, tolerance: tuple[float, float] | None = TOLERANCE) -> list[str]:
+    """How ``a`` differs from ``b`` (torch.testing's words); empty when they agree."""
+    if tuple(a.shape) != tuple(b.shape):
+        return [f"The values for attribute 'shape' do not match: {list(a.shape)} != {list(b.shape)}."]
+    return close(a, b, tolerance=tolerance)
 
 
 def _alone_axis(whole: torch.Tensor, alone: torch.Tensor, size: int) -> int | None:
@@ -125,12 +142,17 @@ def _rows(tensor: torch.Tensor, axis: int, rows: torch.Tensor) -> torch.Tensor:
 
 
 def _elsewhere(whole: torch.Tensor, alone: torch.Tensor, axis: int, rows: torch.Tensor) -> bool:
-    """Whether ``alone`` equals a row of ``whole`` other than ``rows``: the sample sits
-    elsewhere in the batch here (sorted by length inside forward)."""
-    return any(
-        not _differ(_rows(whole, axis, torch.tensor([j])), alone)
-        for j in range(whole.shape[axis]) if j not in rows.tolist()
-    )
+    """Whether ``alone`` equals exactly one row of ``whole`` other than ``rows``: the sample
+    sits elsewhere in the batch here (sorted by length inside forward). A constant value (all
+    zeros after a ReLU) could be any row's, and is never said to be elsewhere."""
+    flat = alone.reshape(-1)
+    if flat.numel() == 0 or bool((flat == flat[0]).all()):
+        return False
+    moved = whole.detach().movedim(axis, 0).to("cpu", torch.float64)
+    ref = alone.detach().movedim(axis, 0).to("cpu", torch.float64)
+    near = ((moved - ref).abs() <= TOLERANCE[1] + TOLERANCE[0] * ref.abs()).reshape(moved.shape[0], -1).all(1)
+    near[rows.cpu()] = False
+    return int(near.sum()) == 1
 
 
 def _twins(batch: dict[str, Any], alone: dict[str, Any], size: int, rows: torch.Tensor) -> bool:
@@ -141,44 +163,109 @@ def _twins(batch: dict[str, Any], alone: dict[str, Any], size: int, rows: torch.
         if isinstance(value, torch.Tensor) and isinstance(ref, torch.Tensor)
         and (axis := _alone_axis(value, ref, size)) is not None
     ]
+    if not pairs:
+        return True
     return any(
         all(torch.equal(_rows(v, a, torch.tensor([j])), _rows(v, a, rows)) for v, a in pairs)
         for j in range(size) if j not in rows.tolist()
-    ) if pairs else True
+    )
 
 
 def _cut(
     values: list[tuple[str, Any]], partners: list[tuple[str, Any]], single: list[tuple[str, Any]],
     size: int, rows: torch.Tensor, reordered: bool,
-) -> list[tuple[str, Any]]:
+) -> list[tuple[str, Any]] | None:
     """A batch call's ``values`` cut to ``rows`` on their batch axis (found against
-    ``single``, one sample's run), to compare with ``partners``; a value that cannot be
-    (no batch axis and not the same as its partner, a PackedSequence's steps, a nested or
-    sparse tensor; with ``reordered``, the sample found in another row) is dropped, which
-    leaves the call out of the walk: its values no longer pair."""
+    ``single``, one sample's run), to compare with ``partners``; None when one cannot be (no
+    batch axis and not the same as its partner, a PackedSequence's steps, a nested or sparse
+    tensor; with ``reordered``, the sample found in another row), which leaves the call out."""
     if not len(values) == len(partners) == len(single):
-        return values
+        return None
     kept = []
     for (label, value), (_, partner), (_, one) in zip(values, partners, single):
         if label.endswith(".data") or not (_usable(value) and _usable(partner)):
-            continue  # a PackedSequence's steps of every sample in one; nested and sparse tensors
+            return None  # a PackedSequence's steps of every sample in one; nested and sparse tensors
         axis = _alone_axis(value, one, size)
         if axis is None:
-            if not _differ(value, partner):
-                kept.append((label, value))
+            if _differ(value, partner):
+                return None
+            kept.append((label, value))
             continue
         cut = _rows(value, axis, rows)
         if reordered and _differ(cut, partner) and _elsewhere(value, partner, axis, rows):
-            continue
+            return None
         kept.append((label, cut))
     return kept
+
+
+def _plain(values: list[tuple[str, Any]], partners: list[tuple[str, Any]]) -> list[tuple[str, Any]] | None:
+    """Values compared as they are (two runs of one batch); None when some cannot be."""
+    if len(values) != len(partners) or not all(_usable(v) and _usable(p) for (_, v), (_, p) in zip(values, partners)):
+        return None
+    return values
+
+
+@dataclass
+class _Break:
+    """Where a walk stopped: ``module`` (its call's inputs agree, outputs differ),
+    ``between`` (the call's inputs differ), ``after`` (every call agreed)."""
+
+    kind: str
+    call: Call | None
+    lines: list[str]
+    last: str
+    skipped: list[str] = field(default_factory=list)
+    #: every call compared before it agreed within float32's own tolerance
+    strict: bool = True
+
+
+def _label(call: Call) -> str:
+    return call.name if call.index == 0 else f"{call.name} (call {call.index + 1})"
+
+
+def _first_difference(
+    ours: list[tuple[str, Any]], theirs: list[tuple[str, Any]], compared: str, tolerance: tuple[float, float],
+) -> list[str]:
+    for (label, a), (_, b) in zip(ours, theirs):
+        lines = _differ(a, b, tolerance)
+        if lines:
+            return [f"{label} against {compared}:", *(f"  {line}" for line in lines)]
+    return []
+
+
+def _strictly_same(ours: list[tuple[str, Any]], theirs: list[tuple[str, Any]]) -> bool:
+    return not any(_differ(a, b, None) for (_, a), (_, b) in zip(ours, theirs) if a.is_floating_point())
+
+
+def _walk(
+    calls: list[Call], partners: list[Call],
+    prepare: Callable[[Call, Call, int], tuple[list[tuple[str, Any]] | None, list[tuple[str, Any]] | None]],
+    compared: str, tolerance: tuple[float, float],
+) -> _Break | None:
+    """The first call (in the order calls finish: a layer before the block around it) whose
+    inputs or outputs differ from its partner's, ``prepare`` giving the values compared."""
+    last, skipped, strict = "", [], True
+    for position, (call, partner) in enumerate(zip(calls, partners)):
+        inputs, outputs = prepare(call, partner, position)
+        if inputs is None or outputs is None:
+            if call.name not in skipped:
+                skipped.append(call.name)
+            continue
+        lines = _first_difference(inputs, partner.inputs, compared, tolerance)
+        if lines:
+            return _Break("between", call, lines, last, skipped, strict)
+        lines = _first_difference(outputs, partner.outputs, compared, tolerance)
+        if lines:
+            return _Break("module", call, lines, last, skipped, strict)
+        strict = strict and _strictly_same(inputs, partner.inputs) and _strictly_same(outputs, partner.outputs)
+        last = _label(call)
+    return _Break("after", None, [], last, skipped, strict) if last else None
 
 
 def _outputs_differ(first: Any, second: Any, tolerance: tuple[float, float] | None) -> bool:
     theirs = dict(floating_leaves(second))
     return any(
-        name not in theirs or tuple(t.shape) != tuple(theirs[name].shape)
-        or bool(close(t, theirs[name], tolerance=tolerance))
+        name not in theirs or bool(_differ(t, theirs[name], tolerance))
         for name, t in floating_leaves(first) if _usable(t)
     )
 
@@ -205,9 +292,9 @@ def first_coupled_module(
     compared rows ("sample 1", "the batch"). ``differs(batch_output, other_output, tolerance)``
     says whether the check's output differs between them (``tolerance`` None: the check's).
 
-    When copies of their own agree (at the check's tolerance), the one copy the check called
-    for the batch and then for the other is called so again: if that gives the difference,
-    it is what the model keeps from one call to the next, and the line says so."""
+    When copies of their own agree (at the check's tolerance), one copy called for the batch
+    and then for the other as the check did, which changed some state, must give the
+    difference again: then it is what the model keeps from one call to the next."""
     try:
         return _first_coupled(fresh, run, batch, other, size, rows, alone, sample, differs, single)
     except Exception:  # a diagnosis must never break the check it explains
@@ -226,57 +313,60 @@ def _first_coupled(
     differs: Callable[[Any, Any, tuple[float, float] | None], bool],
     single: Callable[[], dict[str, Any]] | None,
 ) -> list[str]:
+    from dyncheck.invariants.determinism import _changed, _plain_state
+
     compared = "the sample alone" if alone else "the permuted batch"
-    whole = recorded(fresh(), lambda m: run(m, batch()), arguments=True)
-    again = recorded(fresh(), lambda m: run(m, batch()))
-    theirs = recorded(fresh(), lambda m: run(m, other()), arguments=True)
-    if whole is None or again is None or theirs is None or _outputs_differ(whole.output, again.output, None):
+    whole = recorded(fresh(), lambda m: run(m, batch()))
+    theirs = recorded(fresh(), lambda m: run(m, other()))
+    if whole is None or theirs is None or _outputs_differ(whole.output, run(fresh(), batch()), None):
         return []  # a run that does not repeat: nothing said of it can be trusted
     if not differs(whole.output, theirs.output, None):
-        from dyncheck.invariants.determinism import _changed, _plain_state
-
         model = fresh()
         before = _plain_state(fresh())
         run(model, batch())
-        changed = list(_changed(before, model))
-        if not changed or not differs(whole.output, run(model, other()), None):
+        if not _changed(before, model) or not differs(whole.output, run(model, other()), None):
             return []  # no state the call changed, or no difference it makes: a chance agreement
-        shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
         return [
             f"where it starts: not in one call. On a copy of its own for each call, {sample} agrees with "
-            f"{compared}; one copy called for the batch and then for {compared} differs as in the check, and the "
-            f"call for the batch changed {shown}: what differs is what the model keeps from one call to the next"
+            f"{compared}; one copy called for the batch and then for {compared} differs as in the check: what "
+            "differs is what the model keeps from one call to the next (determinism names it)"
         ]
     if not differs(whole.output, theirs.output, TOLERANCE):
         return []  # past the check's tolerance but within the walk's: too small to place
-    one = theirs if alone else recorded(fresh(), lambda m: run(m, single()), arguments=True)
+    one = theirs if alone else recorded(fresh(), lambda m: run(m, single()))
     if one is None:
         return []
     names, their_names = [c.name for c in whole.calls], [c.name for c in theirs.calls]
     if set(names) != set(their_names):
-        # a module only one of them ran: a branch decided on the batch
+        # a module only one of them ran: said as seen, not as the cause
         _, sentence = paths_part(tuple(their_names), tuple(names), _identity(fresh()), old=compared, new="the batch")
-        return [f"where it starts: the batch and {compared} take different paths; {sentence}"]
+        return [f"the batch and {compared} take different paths: {sentence}"]
     if names != their_names or names != [c.name for c in one.calls]:
         return []  # a module called once per sample (or in another order): the calls do not pair
-    # Sorted inside forward, the sample sits in another row of a call's tensors: looked for
-    # only when no other sample is the same as it (then its row could not be told apart).
+    # Sorted inside forward, the sample sits in another row of a call's inputs: looked for
+    # only when no other sample is the same as it (then its row could not be told apart),
+    # and not in outputs (a draw by position gives the sample another sample's numbers
+    # there: ViTMAE's random masking, which is the coupling to name).
     reordered = alone and not _twins(batch(), other(), size, rows)
-    ours = [
-        Call(
-            c.name, c.index,
-            _cut(c.inputs, t.inputs, s.inputs, size, rows, reordered),
-            _cut(c.outputs, t.outputs, s.outputs, size, rows, reordered),
+
+    def prepare(call: Call, partner: Call, position: int) -> tuple[Any, Any]:
+        single_call = one.calls[position]
+        return (
+            _cut(call.inputs, partner.inputs, single_call.inputs, size, rows, reordered),
+            _cut(call.outputs, partner.outputs, single_call.outputs, size, rows, False),
         )
-        for c, t, s in zip(whole.calls, theirs.calls, one.calls)
-    ]
+
+    found = _walk(whole.calls, theirs.calls, prepare, compared, TOLERANCE)
     model = fresh()
-    found = localise(theirs.calls, ours, _identity(model), TOLERANCE, other=compared)
-    if found.kind == "module":
-        call = _first_broken(found.module, ours, theirs.calls)
-        if call is None or not _confirmed(fresh, call, whole, theirs, one, size, rows, alone):
+    drawn = False
+    if found is not None and found.kind == "module":
+        assert found.call is not None
+        verdict = _batch_confirmed(fresh, run, batch, other if alone else single, found.call, whole, theirs, one,
+                                   size, rows, alone)
+        if verdict is None:
             return []
-    return _lines(model, found, ours=f"for {sample}", theirs=compared, unchecked=_UNCUT)
+        drawn = verdict == "draws"
+    return _lines(model, found, ours=f"for {sample}", theirs=compared, unchecked=_UNCUT, drawn=drawn)
 
 
 def _identity(model: nn.Module) -> Correspondence:
@@ -284,117 +374,138 @@ def _identity(model: nn.Module) -> Correspondence:
     return Correspondence({key: (key,) for key in model.state_dict()}, names, names)
 
 
-def _first_broken(name: str, ours: list[Call], theirs: list[Call]) -> tuple[str, int] | None:
-    """The call of ``name`` whose values agree going in and differ coming out."""
-    for mine, their in zip(ours, theirs):
-        if mine.name != name or len(mine.inputs) != len(their.inputs) or len(mine.outputs) != len(their.outputs):
-            continue
-        if any(_differ(a, b) for (_, a), (_, b) in zip(mine.inputs, their.inputs)):
-            continue
-        if any(_differ(a, b) for (_, a), (_, b) in zip(mine.outputs, their.outputs)):
-            return mine.name, mine.index
-    return None
-
-
-def _confirmed(
-    fresh: Callable[[], nn.Module], call: tuple[str, int], whole: Recording, theirs: Recording, one: Recording,
-    size: int, rows: torch.Tensor, alone: bool,
-) -> bool:
+def _batch_confirmed(
+    fresh: Callable[[], nn.Module], run: Callable[[nn.Module, dict[str, Any]], Any],
+    batch: Callable[[], dict[str, Any]], sample: Callable[[], dict[str, Any]] | None, call: Call,
+    whole: Recording, theirs: Recording, one: Recording, size: int, rows: torch.Tensor, alone: bool,
+) -> str | None:
     """Whether the module of ``call`` itself ties the sample to its batch: called again on
     the batch's arguments with the sample's row replaced by its arguments alone, it still
     gives the sample another output than alone; for a permuted batch, called on the batch's
-    arguments permuted, it does not give its outputs permuted. False when that cannot be
-    tried."""
-    if call not in whole.arguments or call not in one.arguments:
-        return False
-    given, spec = tree_flatten(whole.arguments[call])
-    reference, reference_spec = tree_flatten(one.arguments[call])
+    arguments permuted, it does not give its outputs permuted. ``"draws"`` when it draws
+    random numbers (a draw by place in the batch), ``"confirmed"``, or None (not so, or it
+    cannot be tried)."""
+    key = (call.name, call.index)
+    if sample is None:
+        return None
+    given = _arguments(fresh(), lambda m: run(m, batch()), key)
+    reference = _arguments(fresh(), lambda m: run(m, sample()), key)
+    if given is None or reference is None:
+        return None
+    values, spec = tree_flatten(given)
+    references, reference_spec = tree_flatten(reference)
     if spec != reference_spec:
-        return False
-    if alone:
-        arguments = [
-            value.index_copy(axis, rows.to(value.device), ref.to(value.dtype))
-            if isinstance(value, torch.Tensor) and (axis := _alone_axis(value, ref, size)) is not None else value
-            for value, ref in zip(given, reference)
-        ]
-    else:
-        arguments = [
-            _rows(value, axis, rows)
-            if isinstance(value, torch.Tensor) and (axis := _alone_axis(value, ref, size)) is not None else value
-            for value, ref in zip(given, reference)
-        ]
-    args, kwargs = tree_unflatten(arguments, spec)
-    module = fresh().get_submodule(call[0])
-    with torch.no_grad():
-        output = list(floating_leaves(module(*args, **kwargs), "output"))
-    mine, partner, single = (next(c for c in run.calls if (c.name, c.index) == call) for run in (whole, theirs, one))
+        return None
+    changed = []
+    for value, ref in zip(values, references):
+        axis = _alone_axis(value, ref, size) if isinstance(value, torch.Tensor) else None
+        if axis is not None:
+            value = value.index_copy(axis, rows.to(value.device), ref.to(value.dtype)) if alone else _rows(value, axis, rows)
+        changed.append(value)
+    arguments = tree_unflatten(changed, spec)
+    module = lambda: fresh().get_submodule(call.name)  # noqa: E731
+    if _draws(module, arguments):
+        return "draws"
+    output = _recalled(module(), arguments, 0)
+    mine, partner, single = (next(c for c in r.calls if (c.name, c.index) == key) for r in (whole, theirs, one))
     if not len(output) == len(mine.outputs) == len(partner.outputs) == len(single.outputs):
-        return False
-    for (_, value), (_, batch), (_, expected), (_, ref) in zip(output, mine.outputs, partner.outputs, single.outputs):
-        axis = _alone_axis(batch, ref, size)
+        return None
+    for (_, value), (_, batch_value), (_, expected), (_, ref) in zip(output, mine.outputs, partner.outputs, single.outputs):
+        axis = _alone_axis(batch_value, ref, size)
         if axis is None or not _usable(value):
             continue
         if alone and _differ(_rows(value, axis, rows), expected):
-            return True  # given the sample's own inputs in its row, the sample still gets another output
-        if not alone and _differ(value, _rows(batch, axis, rows)):
-            return True  # the permuted inputs do not give the permuted outputs
-    return False
+            return "confirmed"  # given the sample's own inputs in its row, the sample still gets another output
+        if not alone and _differ(value, _rows(batch_value, axis, rows)):
+            return "confirmed"  # the permuted inputs do not give the permuted outputs
+    return None
 
 
 def described(
-    model: nn.Module, reference: list[Call], calls: list[Call], *, ours: str, theirs: str, unchecked: str
+    model: nn.Module, reference: list[Call], calls: list[Call], *, ours: str, theirs: str, unchecked: str,
+    tolerance: tuple[float, float] = TOLERANCE, confirm: Callable[[Call], bool] | None = None,
 ) -> list[str]:
     """Report lines for where ``calls`` part from ``reference`` (two recorded runs of
-    ``model``, or of copies of it, along the same path), walked at :data:`TOLERANCE`; none
-    when not found, when the runs called other modules, or when the walk fails. ``ours``
-    says which values of ``calls`` are compared ("on float32"), ``theirs`` names the
-    reference ("the float64 copy"), ``unchecked`` why a call could not be compared."""
+    ``model``, or of copies of it, along the same path), walked at ``tolerance``; none when
+    not found, when the runs called other modules, when ``confirm(call)`` does not hold for
+    the module found, or when the walk fails. ``ours`` says which values of ``calls`` are
+    compared ("on float32"), ``theirs`` names the reference ("the float64 copy"),
+    ``unchecked`` why a call could not be compared."""
     try:
         if [c.name for c in reference] != [c.name for c in calls]:
             return []
-        usable = [
-            Call(c.name, c.index, [(n, v) for n, v in c.inputs if _usable(v)], [(n, v) for n, v in c.outputs if _usable(v)])
-            for c in calls
-        ]
-        found = localise(reference, usable, _identity(model), TOLERANCE, other=theirs)
+        found = _walk(
+            calls, reference, lambda call, partner, _: (_plain(call.inputs, partner.inputs), _plain(call.outputs, partner.outputs)),
+            theirs, tolerance,
+        )
+        if found is not None and found.kind == "module" and confirm is not None:
+            assert found.call is not None
+            if not confirm(found.call):
+                return []
         return _lines(model, found, ours=ours, theirs=theirs, unchecked=unchecked)
     except Exception:  # a diagnosis must never break the check it explains
         return []
 
 
+def _owner(model: nn.Module, name: str) -> str:
+    """The module whose forward runs the code around call ``name``: its nearest container
+    with a forward of its own ("" for the model)."""
+    parent = name.rpartition(".")[0]
+    while parent and isinstance(model.get_submodule(parent), _NO_FORWARD):
+        parent = parent.rpartition(".")[0]
+    return parent
+
+
 def _code(model: nn.Module, first: str, second: str) -> str:
     """Whose code runs between the calls ``first`` and ``second`` (either may be empty: the
-    start or the end of forward): the model's forward when both are its own layers, their
-    container's when they are siblings inside one, else code between them, in words."""
-    parents = {name.rpartition(".")[0] for name in (first, second) if name}
-    if parents == {""}:
+    start or the end of forward), in words."""
+    owners = {_owner(model, name.split(" (call")[0]) for name in (first, second) if name}
+    if owners == {""}:
         return "forward's own code"
-    if len(parents) == 1:
-        parent = parents.pop()
-        return f"the code of {parent}'s forward ({type(model.get_submodule(parent)).__qualname__})"
+    if len(owners) == 1:
+        owner = owners.pop()
+        return f"the code of {owner}'s forward ({type(model.get_submodule(owner)).__qualname__})"
     return "the code"
 
 
-def _lines(model: nn.Module, found: Localisation, *, ours: str, theirs: str, unchecked: str) -> list[str]:
-    skipped = f" (not compared, {unchecked}: {', '.join(found.skipped)})" if found.skipped else ""
+def _lines(
+    model: nn.Module, found: _Break | None, *, ours: str, theirs: str, unchecked: str, drawn: bool = False,
+) -> list[str]:
+    if found is None:
+        return []
     if found.kind == "module":
-        layer = type(model.get_submodule(found.module))
+        assert found.call is not None
+        layer = type(model.get_submodule(found.call.name))
+        said = (
+            ", and it draws random numbers: a draw by place in the batch" if drawn else ""
+        )
         return [
-            f"where it starts: {found.module} ({layer.__module__}.{layer.__qualname__}) — its inputs {ours} "
-            f"agree with {theirs}'s, its output does not{skipped}:",
+            f"where it starts: {_label(found.call)} ({layer.__module__}.{layer.__qualname__}) — its inputs {ours} "
+            f"agree with {theirs}'s, its output does not{said}:",
             *(f"  {line}" for line in found.lines),
         ]
+    if not found.strict:
+        return []  # a module before it already differed past float32's tolerance: it may hold the cause
     if found.kind == "between":
-        after = f"after {found.last_agreeing}, whose output agrees, " if found.last_agreeing else ""
+        assert found.call is not None
+        module = _label(found.call)
+        code = _code(model, found.last, module)
+        if found.skipped:
+            where = (
+                f"in {code} after {found.last}, whose output agrees, " if found.last else f"in {code} "
+            ) + f"or in {', '.join(found.skipped)}, not compared ({unchecked})"
+            return [
+                f"where it starts: before {module}, whose inputs {ours} already differ: {where}:",
+                *(f"  {line}" for line in found.lines),
+            ]
+        after = f"after {found.last}, whose output agrees, " if found.last else ""
         return [
-            f"where it starts: in {_code(model, found.last_agreeing, found.module)} {after}before {found.module}, "
-            f"whose inputs {ours} already differ{skipped}:",
+            f"where it starts: in {code} {after}before {module}, whose inputs {ours} already differ:",
             *(f"  {line}" for line in found.lines),
         ]
-    if found.kind == "after" and not found.skipped:  # a call left out may hold the coupling
-        return [
-            f"where it starts: in {_code(model, found.last_agreeing, '')} after {found.last_agreeing}: the output "
-            "of every module "
-            f"{ours} agrees with {theirs}'s{skipped}"
-        ]
-    return []
+    if found.skipped:
+        return []  # a call left out may hold it
+    return [
+        f"where it starts: in {_code(model, found.last, '')} after {found.last}: the output of every module "
+        f"{ours} agrees with {theirs}'s"
+    ]

@@ -52,7 +52,7 @@ from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, strategy_arguments, strategy_entries, strategy_kind, strategy_members
 from dyncheck.invariants._base import Context, Invariant
-from dyncheck.invariants._where import TOLERANCE, first_coupled_module
+from dyncheck.invariants._where import first_coupled_module
 from dyncheck.seeding import seeded
 from dyncheck.target import Target
 from dyncheck.tracing import floating_leaves, missing_output

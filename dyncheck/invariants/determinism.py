@@ -12,10 +12,9 @@ from torch.nn.modules.lazy import LazyModuleMixin
 from dyncheck.compare import mismatch
 from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example
-from dyncheck.agreement import close
 from dyncheck.invariants._base import Context, Invariant
-from dyncheck.invariants._where import TOLERANCE, described, recorded
-from dyncheck.tracing import floating_leaves, leaves, missing_output
+from dyncheck.invariants._where import described, recorded
+from dyncheck.tracing import leaves, missing_output
 
 __all__ = ["Determinism"]
 
@@ -80,28 +79,22 @@ _KEPT_FIX = (
 
 def _where(context: Context, example: Example, lazy: bool) -> list[str]:
     """Where the second call departs from the first (:mod:`~dyncheck.invariants._where`): a
-    fresh copy called twice again, module by module, as the check called it. Nothing when
-    the outputs differ by less than the walk's tolerance."""
-    model = context.fresh_model()
+    fresh copy called twice again, module by module, as the check called it, compared
+    bitwise as the check compares. Nothing when the two calls agree this time."""
     try:
+        model = context.fresh_model()
         if lazy:
-            context.run(model, example)
-    except Exception:
+            context.run(model, example, record=False)
+        first = recorded(model, lambda m: context.run(m, example, record=False))
+        second = recorded(model, lambda m: context.run(m, example, record=False))
+        if first is None or second is None or not _differences(first.output.output, second.output.output):
+            return []
+        return described(
+            model, first.calls, second.calls, ours="in the second call", theirs="the first call",
+            unchecked="their tensors do not pair", tolerance=(0.0, 0.0),
+        )
+    except Exception:  # a diagnosis must never break the check it explains
         return []
-    first = recorded(model, lambda m: context.run(m, example))
-    second = recorded(model, lambda m: context.run(m, example))
-    if first is None or second is None:
-        return []
-    outputs = dict(floating_leaves(first.output.output))
-    if not any(
-        name in outputs and t.is_floating_point() and close(t, outputs[name], tolerance=TOLERANCE)
-        for name, t in floating_leaves(second.output.output)
-    ):
-        return []
-    return described(
-        model, first.calls, second.calls, ours="in the second call", theirs="the first call",
-        unchecked="their tensors do not pair",
-    )
 
 
 def _kept_state(context: Context, example: Example, second: Any) -> list[str]:

@@ -49,6 +49,7 @@ import os
 from typing import Any
 
 import torch
+from torch.utils._pytree import tree_map
 
 from dyncheck.agreement import (
     Config,
@@ -206,7 +207,11 @@ class DtypeAgreement(Invariant):
                 return context.nothing_to_compare(_STREAMS)
         context.compared()
         if findings:
-            notes += self._where(context, example, float64)
+            flagged = {f.split(" differs on ")[0] for f in findings if " differs on " in f}
+            try:
+                notes += self._where(context, example, float64, flagged)
+            except Exception:  # a diagnosis must never break the check it explains
+                pass
         if findings and sites:
             notes.append(
                 f"The float64 reference kept float64 where the model casts to float32 ({_places(sites)}), "
@@ -219,27 +224,75 @@ class DtypeAgreement(Invariant):
                 path=single.path,
             )
 
-    def _where(self, context: Context, example: Example, float64: Config) -> list[str]:
+    def _where(self, context: Context, example: Example, float64: Config, flagged: set[str]) -> list[str]:
         """Where the float32 copy departs from the float64 one (:mod:`~dyncheck.invariants._where`):
         both run again, module by module, the float32 copy's random draws lined up with the
-        reference's. Nothing when an output differs by less than the walk's tolerance (a
-        difference in the gradients alone is not in forward), or the draws do not line up."""
+        reference's. Nothing when no output the findings name (``flagged``) differs past the
+        walk's tolerance (a difference in the gradients alone is not in forward), the draws do
+        not line up, the float32 run does not repeat, or the module found, run in float32 on
+        the float64 copy's arguments, gives the float64 copy's output (it only passed on a
+        difference its inputs had)."""
         draws = Draws()
         with draws:
             reference = recorded(context.fresh_model(), lambda m: run_config(m, context.target, example, float64))
-        lined_up = Draws(torch.float32, draws.calls, torch.float64)
         model = context.fresh_model()
-        with lined_up:
-            single = recorded(model, lambda m: run_config(m, context.target, example, FLOAT32))
-        if reference is None or single is None or lined_up.lined_up() is False:
+
+        def narrow(run: Any) -> Any:
+            lined_up = Draws(torch.float32, draws.calls, torch.float64)
+            with lined_up:
+                done = run(lambda m: run_config(m, context.target, example, FLOAT32))
+            return done if lined_up.lined_up() is not False else None
+
+        single = narrow(lambda call: recorded(model, call))
+        again = narrow(lambda call: call(context.fresh_model()))
+        if reference is None or single is None or again is None:
             return []
-        theirs, ours, wide, narrow = reference.calls, single.calls, reference.output, single.output
-        if wide.path != narrow.path:  # a flipped branch: the finding says so, and calls no longer pair
+        wide, ours = reference.output, single.output
+        if wide.path != ours.path:  # a flipped branch: the finding says so, and calls no longer pair
             return []
+        repeated = dict(again.outputs)
+        if any(name not in repeated or not torch.equal(t, repeated[name]) for name, t in ours.outputs):
+            return []  # the float32 run does not repeat
         outputs = dict(wide.outputs)
-        if not any(name in outputs and close(t, outputs[name], tolerance=TOLERANCE) for name, t in narrow.outputs):
+        if not any(
+            name in flagged and name in outputs and close(t, outputs[name], tolerance=TOLERANCE) for name, t in ours.outputs
+        ):
             return []
-        return described(model, theirs, ours, ours="on float32", theirs="the float64 copy", unchecked="their tensors do not pair")
+
+        def confirm(call: Any) -> bool:
+            return self._own_loss(context, example, float64, call, reference.calls)
+
+        return described(
+            model, reference.calls, single.calls, ours="on float32", theirs="the float64 copy",
+            unchecked="their tensors do not pair", confirm=confirm,
+        )
+
+    @staticmethod
+    def _own_loss(context: Context, example: Example, float64: Config, call: Any, calls: list[Any]) -> bool:
+        """Whether the module of ``call``, run in float32 on the float64 copy's arguments of
+        that call, gives another output than the float64 copy's: the module itself loses the
+        digits. False when it draws random numbers, or the call cannot be made again."""
+        from dyncheck.invariants._where import _arguments, _draws, _recalled
+
+        key = (call.name, call.index)
+        with Draws():
+            given = _arguments(context.fresh_model(), lambda m: run_config(m, context.target, example, float64), key)
+        if given is None:
+            return False
+        arguments = tree_map(
+            lambda v: v.to(torch.float32) if isinstance(v, torch.Tensor) and v.dtype == torch.float64 else v, given
+        )
+
+        def module() -> torch.nn.Module:
+            return context.fresh_model().eval().get_submodule(call.name)
+
+        if _draws(module, arguments):
+            return False
+        output = _recalled(module(), arguments, 0)
+        expected = next((c.outputs for c in calls if (c.name, c.index) == key), None)
+        if expected is None or len(expected) != len(output):
+            return False
+        return any(close(value, wide, tolerance=TOLERANCE) for (_, value), (_, wide) in zip(output, expected))
 
     def _kept(self, context: Context, example: Example) -> tuple[Config, Run, list[str]] | None:
         """The reference again with every cast of a float64 or integer tensor to float32 kept

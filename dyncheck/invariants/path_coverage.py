@@ -13,10 +13,12 @@ the branch points only (if, while, for, match).
 
 from __future__ import annotations
 
+import ast
 import inspect
 import linecache
 import os
 import re
+import textwrap
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -304,7 +306,13 @@ def _called_elsewhere(model: nn.Module, module_name: str, ran: set[str]) -> list
                     continue
                 if attribute.search(source):
                     found.append(f"{klass.__name__}.{name}()")
-                    if name in _called_by_forward(type(owner)):
+                    # the method that runs (not one a subclass overrides), and the forward of
+                    # its module or of one around it calls it (self.inner.special(x))
+                    runs = inspect.getattr_static(type(owner), name, None) is function
+                    if runs and any(
+                        ".".join([*parts[above:depth], name]) in _called_by_forward(type(model.get_submodule(".".join(parts[:above]))))
+                        for above in range(depth + 1)
+                    ):
                         through.append(found[-1])
     if not found:
         return []
@@ -313,7 +321,8 @@ def _called_elsewhere(model: nn.Module, module_name: str, ran: set[str]) -> list
         # no example took (the optional-argument hint below says what may switch it on).
         return [
             f"{outermost} is used by {', '.join(dict.fromkeys(found))}, which forward calls: on a branch no "
-            "example took"
+            f"example took; give inputs that take it, or declare it: Spec(unused={{{outermost!r}: 'used by "
+            f"{found[0]}'}})"
         ]
     return [
         f"{outermost} is used by {', '.join(dict.fromkeys(found))}, not by forward: check that method with a Spec "
@@ -322,27 +331,55 @@ def _called_elsewhere(model: nn.Module, module_name: str, ran: set[str]) -> list
 
 
 def _called_by_forward(klass: type) -> set[str]:
-    """The methods of ``klass`` that its forward calls through ``self``, directly or through
-    one another (``self._compute_global_attn_output_from_hidden(...)`` under a branch)."""
-    def source_of(name: str) -> str:
-        function = inspect.getattr_static(klass, name, None)
-        if isinstance(function, (staticmethod, classmethod)):
-            function = function.__func__
-        if not inspect.isfunction(function):
-            return ""
-        try:
-            return inspect.getsource(function)
-        except (OSError, TypeError):
-            return ""
+    """What the forward of ``klass`` calls through ``self``, directly or through its own
+    methods (also its parents' through ``super()``): method names (``_compute_global_attn_output_from_hidden``,
+    Longformer's, under a branch) and methods of submodules by their path (``inner.special``).
+    Calls in the code, not in comments or strings."""
+    def defining(function: Any) -> int:
+        return next((i for i, c in enumerate(klass.__mro__) if function in vars(c).values()), 0)
 
-    called: set[str] = set()
-    pending = ["forward"]
+    def resolved(name: str, after: int = -1) -> Any:
+        for c in klass.__mro__[after + 1:]:
+            if name in vars(c):
+                function = vars(c)[name]
+                if isinstance(function, (staticmethod, classmethod)):
+                    function = function.__func__
+                return function if inspect.isfunction(function) else None
+        return None
+
+    def dotted(node: ast.AST) -> str | None:
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        return ".".join(reversed(parts)) if isinstance(node, ast.Name) and node.id == "self" else None
+
+    targets: set[str] = set()
+    seen: set[Any] = set()
+    pending = [resolved("forward")]
     while pending:
-        for name in re.findall(r"\bself\.(\w+)\s*\(", source_of(pending.pop())):
-            if name not in called and name != "forward" and source_of(name):
-                called.add(name)
-                pending.append(name)
-    return called
+        function = pending.pop()
+        if function is None or function in seen:
+            continue
+        seen.add(function)
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            value = node.func.value
+            if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "super":
+                pending.append(resolved(node.func.attr, defining(function)))  # the parent's method runs
+                continue
+            target = dotted(node.func)
+            if target is None:
+                continue
+            targets.add(target)
+            if "." not in target:
+                pending.append(resolved(target))
+    return targets
 
 
 def _under(name: str, prefixes: Iterable[str]) -> bool:
