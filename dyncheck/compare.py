@@ -48,6 +48,16 @@ def _g(value: float) -> str:
     return f"{value:.3g}"
 
 
+def _strided(tensor: torch.Tensor) -> torch.Tensor:
+    """A sparse tensor as dense, a nested one padded with zeros (its components' shapes are
+    compared through the padded shape): what the comparison below can read."""
+    if tensor.is_nested:
+        return torch.nested.to_padded_tensor(tensor, 0.0)
+    if tensor.layout != torch.strided:
+        return tensor.to_dense()
+    return tensor
+
+
 def mismatch(
     actual: Any,
     expected: Any,
@@ -63,6 +73,9 @@ def mismatch(
     """
     if not isinstance(actual, torch.Tensor) or not isinstance(expected, torch.Tensor):
         return [] if _same_object(actual, expected) else [f"{actual!r} != {expected!r}"]
+    if actual.layout != expected.layout or actual.is_nested != expected.is_nested:
+        return [f"The values for attribute 'layout' do not match: {actual.layout} != {expected.layout}."]
+    actual, expected = _strided(actual), _strided(expected)
     for attribute in ("shape", "dtype", "device"):
         a, e = getattr(actual, attribute), getattr(expected, attribute)
         if a != e:

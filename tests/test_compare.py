@@ -221,3 +221,17 @@ def test_tolerance_table_matches_torch_testing(dtype):
     if not hasattr(comparison, "default_tolerances"):
         pytest.skip("torch.testing._comparison.default_tolerances is gone")
     assert comparison.default_tolerances(torch.empty(0, dtype=dtype)) == tolerances(dtype)
+
+
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors is in prototype stage")
+def test_sparse_and_nested_tensors_are_compared_by_their_values():
+    # A model may return them (a graph's adjacency, a ragged batch): compared, not a crash.
+    sparse = A.to_sparse()
+    assert mismatch(sparse, A.to_sparse(), rtol=0, atol=0) == []
+    assert mismatch(sparse, _changed(A, (1, 2), 5.5).to_sparse(), rtol=0, atol=0)[0] == "Mismatched elements: 1 / 6 (16.7%)"
+    nested = torch.nested.nested_tensor([A[0], A[1, :2]])
+    assert mismatch(nested, torch.nested.nested_tensor([A[0], A[1, :2]]), rtol=0, atol=0) == []
+    assert mismatch(nested, torch.nested.nested_tensor([A[0], A[1, :2] + 1]), rtol=0, atol=0)
+    assert mismatch(sparse, A, rtol=0, atol=0) == [
+        "The values for attribute 'layout' do not match: torch.sparse_coo != torch.strided."
+    ]
