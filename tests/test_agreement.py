@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import math
+import random
 import re
 
+import numpy
 import pytest
 import torch
 
@@ -486,7 +488,7 @@ def test_what_cannot_be_compared_is_named_as_a_possible_place():
     lines = _placed(_built(_Flattened), x, x[2:3], torch.tensor([2]))
     assert lines[0] == (
         "where it starts: before head, whose inputs for sample 2 already differ: in forward's own code after inp, "
-        "whose output agrees, or in experts.fc, experts, not compared (some of their tensors cannot be cut to the "
+        "whose output agrees, or in experts, not compared (some of their tensors cannot be cut to the "
         "sample):"
     ), lines
 
@@ -526,19 +528,104 @@ def test_a_module_drawing_by_position_is_named_as_such_and_the_callers_stream_is
     seen = set()
     for seed in range(3):  # the same line whatever the caller's generator holds, and it is left as it was
         torch.manual_seed(seed)
-        before = torch.get_rng_state()
+        before = torch.get_rng_state(), random.getstate(), numpy.random.get_state()[1].copy()
         lines = first_coupled_module(
             lambda: copy.deepcopy(model).eval(), run, lambda: {"x": x.clone()}, lambda: {"x": x[1:2].clone()}, 4,
             torch.tensor([1]), alone=True, sample="sample 1",
             differs=lambda ours, theirs, tolerance: bool(close(theirs, ours[1:2], tolerance=tolerance)),
         )
-        assert torch.equal(torch.get_rng_state(), before)
+        assert torch.equal(torch.get_rng_state(), before[0]) and random.getstate() == before[1]
+        assert (numpy.random.get_state()[1] == before[2]).all()
         seen.add(lines[0] if lines else "")
     assert len(seen) == 1 and re.fullmatch(
         r"where it starts: 1 \(\S*_Coin\) — its inputs for sample 1 agree with the sample alone's, its output does "
-        r"not, and it draws random numbers: a draw by place in the batch:",
+        r"not; it draws random numbers \(a draw that depends on the sample's place in the batch would do this\):",
         seen.pop(),
     )
+
+
+class _AddPos(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pos = torch.nn.Parameter(torch.ones(4))
+
+    def forward(self, h):
+        h += self.pos  # in place, into the tensor it was given
+        return h - h.mean(0, keepdim=True)
+
+
+class _SortByNorm(torch.nn.Module):
+    def forward(self, h):
+        order = h.norm(dim=1).argsort()
+        return h[order], order
+
+
+class _Sorting(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc, self.sort, self.head = torch.nn.Linear(4, 4), _SortByNorm(), torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        h, order = self.sort(self.fc(x))
+        h = h[order.argsort()]  # undone: the sort is not the coupling
+        return self.head(h - h.mean(0, keepdim=True))
+
+
+class _Bucket(torch.nn.Module):
+    def forward(self, h):
+        return ((h - h.mean(0, keepdim=True)) * 4000).round().long() + 14000  # ids that move with the batch
+
+
+class _Bucketed(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc, self.bucket, self.table = torch.nn.Linear(4, 4), _Bucket(), torch.nn.Embedding(20000, 2)
+
+    def forward(self, x):
+        return self.table(self.bucket(self.fc(x))).sum(1)
+
+
+class _Nested(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.enc = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU())
+        self.head = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.enc(x - x.mean(0, keepdim=True)))  # the coupling is forward's, before enc
+
+
+def test_a_module_writing_into_its_input_is_not_said_to_draw():
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    model = _built(lambda: torch.nn.Sequential(torch.nn.Linear(4, 4), _AddPos(), torch.nn.Linear(4, 2)))
+    lines = _placed(model, x, x[1:2], torch.tensor([1]))
+    assert re.fullmatch(
+        r"where it starts: 1 \(\S*_AddPos\) — its inputs for sample 1 agree with the sample alone's, its output does "
+        r"not:", lines[0],
+    ), lines
+
+
+def test_a_module_that_only_sorts_the_batch_is_not_named():
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0)) * torch.tensor([[3.0], [0.1], [1.0]])
+    lines = _placed(_built(_Sorting), x, x[1:2], torch.tensor([1]))
+    assert not any("_SortByNorm" in line for line in lines), lines
+
+
+def test_integer_outputs_are_compared_exactly():
+    # Bucket ids near 14000 that move by a few with the batch: within 1e-3 relative, not equal.
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    lines = _placed(_built(_Bucketed), x, x[1:2], torch.tensor([1]))
+    assert re.match(r"where it starts: bucket \(\S*_Bucket\) — its inputs for sample 1 agree", lines[0]), lines
+
+
+def test_code_before_a_block_is_the_forward_that_runs_it():
+    # Inputs are compared when a call starts: the centring happens in the model's forward
+    # before enc, not inside enc before its first layer.
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    lines = _placed(_built(_Nested), x, x[1:2], torch.tensor([1]))
+    assert lines[0] == (
+        "where it starts: in forward's own code before enc, whose inputs for sample 1 already differ:"
+    ), lines
 
 
 @pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors is in prototype stage")

@@ -513,8 +513,8 @@ def test_a_module_forward_reaches_through_a_helper_is_not_called_used_elsewhere(
     at = next(i for i, line in enumerate(lines) if "attention.query_global (Linear" in line)
     assert lines[at + 1] == (
         "    attention.query_global is used by Attention._project(), which forward calls: on a branch no example "
-        "took; give inputs that take it, or declare it: Spec(unused={'attention.query_global': 'used by "
-        "Attention._project()'})"
+        "took; give inputs that take it, or, if none does (a setting fixed when the model is built), declare it: "
+        "Spec(unused={'attention.query_global': 'used by Attention._project()'})"
     ), lines
     # ... and the optional argument that may switch the branch on is named after it.
     assert lines[at + 2].startswith(
@@ -525,6 +525,7 @@ def test_a_module_forward_reaches_through_a_helper_is_not_called_used_elsewhere(
 
 REACHED = """
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 DY = {"inputs": {"x": __import__("dyncheck").strategies.tensors(shape=("batch", 4))}}
@@ -541,6 +542,9 @@ class Base(nn.Module):
     def helper(self, x):
         return self.extra(x)
 
+    def outer_helper(self, x):
+        return self.helper(x)
+
 
 class Override(Base):
     # forward calls Sub's helper, which never uses extra; the overridden one did
@@ -554,11 +558,11 @@ class Override(Base):
 
 
 class Commented(Base):
-    # forward only mentions the helper in a comment: self.helper(x) is never called
     __dyncheck__ = DY
 
     def forward(self, x):
-        return self.main(x)
+        # no extra here: call self.helper(x) yourself
+        return self.main(x) if "self.helper(x)" else None
 
 
 class Child(Base):
@@ -567,6 +571,36 @@ class Child(Base):
 
     def forward(self, x, flag=None):
         return super().forward(x, flag) * 2
+
+
+class Documented(Base):
+    __dyncheck__ = DY
+
+    def forward(self, x, flag=None):
+        '''A docstring with an example at column 0:
+>>> model(x)
+        '''
+        return self.helper(x) if flag is not None else self.main(x)
+
+
+class Handed(Base):
+    # the helper is handed to another function, not called here
+    __dyncheck__ = DY
+
+    def forward(self, x, flag=None):
+        return torch.utils.checkpoint.checkpoint(self.helper, x, use_reentrant=False) if flag is not None else self.main(x)
+
+
+class Chained(nn.Module):
+    # forward calls a submodule's method, which calls another of its own
+    __dyncheck__ = DY
+
+    def __init__(self):
+        super().__init__()
+        self.inner = Base()
+
+    def forward(self, x, flag=None):
+        return self.inner.outer_helper(x) if flag is not None else self.inner(x)
 
 
 class Outer(nn.Module):
@@ -584,6 +618,7 @@ class Outer(nn.Module):
 
 @pytest.mark.parametrize(("name", "dead", "through"), [
     ("Override", "extra", False), ("Commented", "extra", False), ("Child", "extra", True), ("Outer", "inner.extra", True),
+    ("Documented", "extra", True), ("Handed", "extra", True), ("Chained", "inner.extra", True),
 ])
 def test_which_methods_forward_calls_is_read_from_the_code(dyncheck_run, pytester, name, dead, through):
     # Only a call in forward's code of the method that runs (through super() and submodules

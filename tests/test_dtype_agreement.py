@@ -595,6 +595,32 @@ class Model(nn.Module):
 def test_a_module_that_only_amplifies_an_earlier_loss_is_not_named():
     # Run in float32 on the float64 copy's inputs, Wave gives the float64 copy's output: the
     # digits were lost before it, by less than the walk's tolerance. Nothing is named.
+    details = _dtype_details(AMPLIFIED, "amplified_dtype", torch.randn(2, 4, generator=torch.Generator().manual_seed(0)))
+    assert not any("where it starts" in line for line in details), details
+
+
+NAIVE_SOFTMAX = """
+import torch
+from torch import nn
+
+
+class NaiveSoftmax(nn.Module):
+    def forward(self, z):
+        e = z.exp()  # overflows to inf past about 88 in float32: inf / inf is NaN
+        return e / e.sum(-1, keepdim=True)
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc, self.softmax, self.head = nn.Linear(4, 8), NaiveSoftmax(), nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.head(self.softmax(self.fc(x)))
+"""
+
+
+def _dtype_details(source: str, name: str, x: torch.Tensor) -> tuple[str, ...]:
     import sys
     import types
 
@@ -604,17 +630,26 @@ def test_a_module_that_only_amplifies_an_earlier_loss_is_not_named():
     from dyncheck.invariants.dtype_agreement import DtypeAgreement
     from dyncheck.target import resolve
 
-    module = types.ModuleType("amplified_dtype")
-    exec(AMPLIFIED, module.__dict__)
-    sys.modules["amplified_dtype"] = module
+    module = types.ModuleType(name)
+    exec(source, module.__dict__)
+    sys.modules[name] = module
     try:
-        context = Context(resolve("amplified_dtype:Model"))
-        x = torch.randn(2, 4, generator=torch.Generator().manual_seed(0))
         with pytest.raises(InvariantViolation) as raised:
-            DtypeAgreement().check(context, Example({"x": x}, 0, {"batch": 2}))
+            DtypeAgreement().check(Context(resolve(f"{name}:Model")), Example({"x": x}, 0, {"batch": 2}))
     finally:
-        del sys.modules["amplified_dtype"]
-    assert not any("where it starts" in line for line in raised.value.details), raised.value.details
+        del sys.modules[name]
+    return raised.value.details
+
+
+def test_a_float32_overflow_to_nan_is_placed():
+    # NaN in float32 where float64 is finite: the run repeats (NaN where NaN was), and the
+    # module that overflows is named.
+    x = torch.randn(2, 4, generator=torch.Generator().manual_seed(0)) * 100
+    details = _dtype_details(NAIVE_SOFTMAX, "naive_softmax_dtype", x)
+    assert any(
+        line.startswith("where it starts: softmax (naive_softmax_dtype.NaiveSoftmax) — its inputs on float32 agree")
+        for line in details
+    ), details
 
 
 def test_a_difference_in_the_gradients_alone_is_not_placed_in_forward(dyncheck_run, pytester):

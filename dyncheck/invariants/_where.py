@@ -29,6 +29,7 @@ the report says nothing rather than something that may be wrong.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,11 +39,13 @@ from torch import nn
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from dyncheck.agreement import close
+from dyncheck.compare import mismatch
 from dyncheck.guard.localise import Call, paths_part, record_calls
 from dyncheck.guard.mapping import Correspondence
+from dyncheck.seeding import seeded
 from dyncheck.tracing import floating_leaves
 
-__all__ = ["TOLERANCE", "Recording", "described", "first_coupled_module", "recorded"]
+__all__ = ["TOLERANCE", "Recording", "described", "first_coupled_module", "recorded", "reported"]
 
 #: (rtol, atol) of the walk: far past float32 rounding, far below what a batch statistic,
 #: a capacity limit or a random draw by position changes.
@@ -57,25 +60,59 @@ _NO_FORWARD = (nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)
 
 @dataclass
 class Recording:
-    """One run: its submodule calls (:func:`~dyncheck.guard.localise.record_calls`) and output."""
+    """One run: its submodule calls (:func:`~dyncheck.guard.localise.record_calls`, in the
+    order they finish), the order calls started and finished (``("start" | "finish", (name,
+    call number))``), and its output."""
 
     calls: list[Call]
     output: Any
+    events: list[tuple[str, tuple[str, int]]] = field(default_factory=list)
+
+    def call(self, key: tuple[str, int]) -> Call | None:
+        return next((c for c in self.calls if (c.name, c.index) == key), None)
 
 
 def recorded(model: nn.Module, run: Callable[[nn.Module], Any]) -> Recording | None:
     """``run(model)`` recorded call by call; None when it raises."""
+    events: list[tuple[str, tuple[str, int]]] = []
+    counts: dict[str, int] = {}
+    open_calls: dict[str, list[int]] = {}
+    handles = []
+
+    def hooks(name: str) -> tuple[Callable[..., None], Callable[..., None]]:
+        def start(*_: Any) -> None:
+            index = counts.get(name, 0)
+            counts[name] = index + 1
+            open_calls.setdefault(name, []).append(index)
+            events.append(("start", (name, index)))
+
+        def finish(*_: Any) -> None:
+            if open_calls.get(name):
+                events.append(("finish", (name, open_calls[name].pop())))
+
+        return start, finish
+
     try:
         with record_calls(model) as calls:
+            for name, module in model.named_modules():
+                if name:
+                    start, finish = hooks(name)
+                    handles.append(module.register_forward_pre_hook(start))
+                    handles.append(module.register_forward_hook(finish))
             output = run(model)
     except Exception:  # the failure is reported already: without a location, not with another error
         return None
-    return Recording(calls, output)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return Recording(calls, output, events)
 
 
 def _copied(value: Any) -> Any:
+    """``value`` with its tensors detached, deep-copied: a cache object handed to a module
+    (and changed by the call) is the one it was given."""
     leaves, spec = tree_flatten(value)
-    return tree_unflatten([v.detach().clone() if isinstance(v, torch.Tensor) else v for v in leaves], spec)
+    return copy.deepcopy(tree_unflatten([v.detach() if isinstance(v, torch.Tensor) else v for v in leaves], spec))
 
 
 def _arguments(model: nn.Module, run: Callable[[nn.Module], Any], call: tuple[str, int]) -> tuple[Any, Any] | None:
@@ -101,17 +138,26 @@ def _arguments(model: nn.Module, run: Callable[[nn.Module], Any], call: tuple[st
 
 
 def _recalled(module: nn.Module, arguments: tuple[Any, Any], seed: int) -> list[tuple[str, torch.Tensor]]:
-    """``module`` called on ``arguments`` under ``seed``, the global generators left as they were."""
-    args, kwargs = arguments
-    with torch.random.fork_rng(), torch.no_grad():
-        torch.manual_seed(seed)
+    """``module`` called on a copy of ``arguments`` under ``seed``; every global generator
+    (python's, numpy's, torch's) is left as it was."""
+    args, kwargs = copy.deepcopy(arguments)
+    with seeded(seed), torch.no_grad():
         return list(floating_leaves(module(*args, **kwargs), "output"))
 
 
 def _draws(module: Callable[[], nn.Module], arguments: tuple[Any, Any]) -> bool:
     """Whether ``module()`` gives other outputs under two seeds: it draws random numbers."""
     first, second = _recalled(module(), arguments, 0), _recalled(module(), arguments, 1)
-    return len(first) != len(second) or any(not torch.equal(a, b) for (_, a), (_, b) in zip(first, second))
+    return len(first) != len(second) or any(bool(mismatch(a, b)) for (_, a), (_, b) in zip(first, second))
+
+
+def reported() -> bool:
+    """Whether this failure is the one reported: Hypothesis's last run of the example it
+    shows (not one of the runs that found and shrank it), or a run outside Hypothesis. A
+    diagnosis is made only for it."""
+    from hypothesis.control import current_build_context, currently_in_test_context
+
+    return not currently_in_test_context() or current_build_context().is_final
 
 
 def _usable(value: Any) -> bool:
@@ -119,9 +165,14 @@ def _usable(value: Any) -> bool:
 
 
 def _differ(a: torch.Tensor, b: torch.Tensor, tolerance: tuple[float, float] | None = TOLERANCE) -> list[str]:
-    """How ``a`` differs from ``b`` (torch.testing's words); empty when they agree."""
+    """How ``a`` differs from ``b`` (torch.testing's words); empty when they agree. Integers
+    and booleans (ids, buckets, masks) are compared exactly; complex numbers on both parts."""
     if tuple(a.shape) != tuple(b.shape):
         return [f"The values for attribute 'shape' do not match: {list(a.shape)} != {list(b.shape)}."]
+    if a.is_complex() or b.is_complex():
+        a, b = torch.view_as_real(a.resolve_conj().to(torch.complex128)), torch.view_as_real(b.resolve_conj().to(torch.complex128))
+    elif not (a.is_floating_point() and b.is_floating_point()):
+        return mismatch(a, b)
     return close(a, b, tolerance=tolerance)
 
 
@@ -234,30 +285,41 @@ def _first_difference(
 
 
 def _strictly_same(ours: list[tuple[str, Any]], theirs: list[tuple[str, Any]]) -> bool:
-    return not any(_differ(a, b, None) for (_, a), (_, b) in zip(ours, theirs) if a.is_floating_point())
+    return not any(_differ(a, b, None) for (_, a), (_, b) in zip(ours, theirs))
 
 
 def _walk(
-    calls: list[Call], partners: list[Call],
-    prepare: Callable[[Call, Call, int], tuple[list[tuple[str, Any]] | None, list[tuple[str, Any]] | None]],
+    run: Recording, partner: Recording,
+    prepare: Callable[[Call, Call], tuple[list[tuple[str, Any]] | None, list[tuple[str, Any]] | None]],
     compared: str, tolerance: tuple[float, float],
 ) -> _Break | None:
-    """The first call (in the order calls finish: a layer before the block around it) whose
-    inputs or outputs differ from its partner's, ``prepare`` giving the values compared."""
+    """Where ``run`` first parts from ``partner`` (two runs along the same calls), in the
+    order things happen: a call's inputs when it starts (code that ran before it, in
+    whichever forward, made them), its outputs when it finishes (its own code made them).
+    ``prepare`` gives the values compared, or None for a call that cannot be."""
     last, skipped, strict = "", [], True
-    for position, (call, partner) in enumerate(zip(calls, partners)):
-        inputs, outputs = prepare(call, partner, position)
+    prepared: dict[tuple[str, int], tuple[Any, Any]] = {}
+    for event, key in run.events:
+        call, other = run.call(key), partner.call(key)
+        if call is None or other is None:
+            return None
+        if key not in prepared:
+            prepared[key] = prepare(call, other)
+        inputs, outputs = prepared[key]
         if inputs is None or outputs is None:
-            if call.name not in skipped:
+            if event == "start" and call.name not in skipped:
                 skipped.append(call.name)
             continue
-        lines = _first_difference(inputs, partner.inputs, compared, tolerance)
-        if lines:
-            return _Break("between", call, lines, last, skipped, strict)
-        lines = _first_difference(outputs, partner.outputs, compared, tolerance)
+        if event == "start":
+            lines = _first_difference(inputs, other.inputs, compared, tolerance)
+            if lines:
+                return _Break("between", call, lines, last, skipped, strict)
+            strict = strict and _strictly_same(inputs, other.inputs)
+            continue
+        lines = _first_difference(outputs, other.outputs, compared, tolerance)
         if lines:
             return _Break("module", call, lines, last, skipped, strict)
-        strict = strict and _strictly_same(inputs, partner.inputs) and _strictly_same(outputs, partner.outputs)
+        strict = strict and _strictly_same(outputs, other.outputs)
         last = _label(call)
     return _Break("after", None, [], last, skipped, strict) if last else None
 
@@ -349,20 +411,22 @@ def _first_coupled(
     # there: ViTMAE's random masking, which is the coupling to name).
     reordered = alone and not _twins(batch(), other(), size, rows)
 
-    def prepare(call: Call, partner: Call, position: int) -> tuple[Any, Any]:
-        single_call = one.calls[position]
+    def prepare(call: Call, partner: Call) -> tuple[Any, Any]:
+        single_call = one.call((call.name, call.index))
+        if single_call is None:
+            return None, None
         return (
             _cut(call.inputs, partner.inputs, single_call.inputs, size, rows, reordered),
             _cut(call.outputs, partner.outputs, single_call.outputs, size, rows, False),
         )
 
-    found = _walk(whole.calls, theirs.calls, prepare, compared, TOLERANCE)
+    found = _walk(whole, theirs, prepare, compared, TOLERANCE)
     model = fresh()
     drawn = False
     if found is not None and found.kind == "module":
         assert found.call is not None
         verdict = _batch_confirmed(fresh, run, batch, other if alone else single, found.call, whole, theirs, one,
-                                   size, rows, alone)
+                                   size, rows, alone, reordered)
         if verdict is None:
             return []
         drawn = verdict == "draws"
@@ -377,7 +441,7 @@ def _identity(model: nn.Module) -> Correspondence:
 def _batch_confirmed(
     fresh: Callable[[], nn.Module], run: Callable[[nn.Module, dict[str, Any]], Any],
     batch: Callable[[], dict[str, Any]], sample: Callable[[], dict[str, Any]] | None, call: Call,
-    whole: Recording, theirs: Recording, one: Recording, size: int, rows: torch.Tensor, alone: bool,
+    whole: Recording, theirs: Recording, one: Recording, size: int, rows: torch.Tensor, alone: bool, reordered: bool,
 ) -> str | None:
     """Whether the module of ``call`` itself ties the sample to its batch: called again on
     the batch's arguments with the sample's row replaced by its arguments alone, it still
@@ -403,26 +467,35 @@ def _batch_confirmed(
             value = value.index_copy(axis, rows.to(value.device), ref.to(value.dtype)) if alone else _rows(value, axis, rows)
         changed.append(value)
     arguments = tree_unflatten(changed, spec)
-    module = lambda: fresh().get_submodule(call.name)  # noqa: E731
+    base = fresh()
+
+    def module() -> nn.Module:
+        return copy.deepcopy(base.get_submodule(call.name))
+
     if _draws(module, arguments):
         return "draws"
     output = _recalled(module(), arguments, 0)
-    mine, partner, single = (next(c for c in r.calls if (c.name, c.index) == key) for r in (whole, theirs, one))
+    mine, partner, single = whole.call(key), theirs.call(key), one.call(key)
+    if mine is None or partner is None or single is None:
+        return None
     if not len(output) == len(mine.outputs) == len(partner.outputs) == len(single.outputs):
         return None
+    confirmed = None
     for (_, value), (_, batch_value), (_, expected), (_, ref) in zip(output, mine.outputs, partner.outputs, single.outputs):
         axis = _alone_axis(batch_value, ref, size)
         if axis is None or not _usable(value):
             continue
         if alone and _differ(_rows(value, axis, rows), expected):
-            return "confirmed"  # given the sample's own inputs in its row, the sample still gets another output
+            if reordered and _elsewhere(value, expected, axis, rows):
+                return None  # the sample's output sits in another row: a module that sorts the batch
+            confirmed = "confirmed"  # given the sample's own inputs in its row, it still gets another output
         if not alone and _differ(value, _rows(batch_value, axis, rows)):
-            return "confirmed"  # the permuted inputs do not give the permuted outputs
-    return None
+            confirmed = "confirmed"  # the permuted inputs do not give the permuted outputs
+    return confirmed
 
 
 def described(
-    model: nn.Module, reference: list[Call], calls: list[Call], *, ours: str, theirs: str, unchecked: str,
+    model: nn.Module, reference: Recording, calls: Recording, *, ours: str, theirs: str, unchecked: str,
     tolerance: tuple[float, float] = TOLERANCE, confirm: Callable[[Call], bool] | None = None,
 ) -> list[str]:
     """Report lines for where ``calls`` part from ``reference`` (two recorded runs of
@@ -432,10 +505,10 @@ def described(
     compared ("on float32"), ``theirs`` names the reference ("the float64 copy"),
     ``unchecked`` why a call could not be compared."""
     try:
-        if [c.name for c in reference] != [c.name for c in calls]:
+        if [c.name for c in reference.calls] != [c.name for c in calls.calls]:
             return []
         found = _walk(
-            calls, reference, lambda call, partner, _: (_plain(call.inputs, partner.inputs), _plain(call.outputs, partner.outputs)),
+            calls, reference, lambda call, partner: (_plain(call.inputs, partner.inputs), _plain(call.outputs, partner.outputs)),
             theirs, tolerance,
         )
         if found is not None and found.kind == "module" and confirm is not None:
@@ -468,16 +541,24 @@ def _code(model: nn.Module, first: str, second: str) -> str:
     return "the code"
 
 
+def _outermost(names: list[str]) -> str:
+    """The outermost of ``names`` (a block, not each layer in it), at most four named."""
+    outer = [n for n in names if not any(n.startswith(o + ".") for o in names if o != n)]
+    return ", ".join(outer[:4]) + (f" and {len(outer) - 4} more" if len(outer) > 4 else "")
+
+
 def _lines(
     model: nn.Module, found: _Break | None, *, ours: str, theirs: str, unchecked: str, drawn: bool = False,
 ) -> list[str]:
     if found is None:
         return []
+    found.skipped = [_outermost(found.skipped)] if found.skipped else []
     if found.kind == "module":
         assert found.call is not None
         layer = type(model.get_submodule(found.call.name))
         said = (
-            ", and it draws random numbers: a draw by place in the batch" if drawn else ""
+            "; it draws random numbers (a draw that depends on the sample's place in the batch would do this)"
+            if drawn else ""
         )
         return [
             f"where it starts: {_label(found.call)} ({layer.__module__}.{layer.__qualname__}) — its inputs {ours} "

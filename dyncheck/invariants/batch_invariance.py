@@ -52,7 +52,7 @@ from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, strategy_arguments, strategy_entries, strategy_kind, strategy_members
 from dyncheck.invariants._base import Context, Invariant
-from dyncheck.invariants._where import first_coupled_module
+from dyncheck.invariants._where import first_coupled_module, reported
 from dyncheck.seeding import seeded
 from dyncheck.target import Target
 from dyncheck.tracing import floating_leaves, missing_output
@@ -486,7 +486,7 @@ class BatchInvariance(Invariant):
         if findings:
             cut = self._cut_to_longest(context, model, args, axes, size, whole, out_axes, example.seed)
             details = [_DRAWS] if self._draws(context, model, example) else []
-            if cut is None and located is not None:
+            if cut is None and located is not None and reported():
                 rows, alone, words, name, axis = located
 
                 def differs(ours: Any, theirs: Any, within: Any, name: str = name, axis: Any = axis) -> bool:

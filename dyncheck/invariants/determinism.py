@@ -13,7 +13,7 @@ from dyncheck.compare import mismatch
 from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
-from dyncheck.invariants._where import described, recorded
+from dyncheck.invariants._where import described, recorded, reported
 from dyncheck.tracing import leaves, missing_output
 
 __all__ = ["Determinism"]
@@ -56,7 +56,7 @@ class Determinism(Invariant):
         context.compared()
         if details:
             kept = [] if rebuilt or lazy else _kept_state(context, example, second)
-            where = [] if rebuilt or kept else _where(context, example, lazy)
+            where = [] if rebuilt or kept or not reported() else _where(context, example, lazy)
             raise InvariantViolation(
                 "Two calls with the same seed and input gave different outputs: "
                 + (_REBUILT if rebuilt else _KEPT if kept else "the model keeps state between calls or draws from a "
@@ -90,7 +90,7 @@ def _where(context: Context, example: Example, lazy: bool) -> list[str]:
         if first is None or second is None or not _differences(first.output.output, second.output.output):
             return []
         return described(
-            model, first.calls, second.calls, ours="in the second call", theirs="the first call",
+            model, first, second, ours="in the second call", theirs="the first call",
             unchecked="their tensors do not pair", tolerance=(0.0, 0.0),
         )
     except Exception:  # a diagnosis must never break the check it explains

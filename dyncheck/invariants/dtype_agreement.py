@@ -63,11 +63,11 @@ from dyncheck.agreement import (
     seed_dependence,
 )
 from dyncheck.casting import KeptFloat64, diagnose
-from dyncheck.compare import all_finite
+from dyncheck.compare import all_finite, mismatch
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
-from dyncheck.invariants._where import TOLERANCE, described, recorded
+from dyncheck.invariants._where import TOLERANCE, described, recorded, reported
 from dyncheck.kinks import Kinks, run_aligned
 from dyncheck.norms import constant_norm_overflow, note_overflow
 from dyncheck.rounding import EPS32, SENSITIVITY_FACTOR, RoundingNoise, nudged
@@ -206,7 +206,7 @@ class DtypeAgreement(Invariant):
             if not comparable:
                 return context.nothing_to_compare(_STREAMS)
         context.compared()
-        if findings:
+        if findings and reported():
             flagged = {f.split(" differs on ")[0] for f in findings if " differs on " in f}
             try:
                 notes += self._where(context, example, float64, flagged)
@@ -251,8 +251,8 @@ class DtypeAgreement(Invariant):
         if wide.path != ours.path:  # a flipped branch: the finding says so, and calls no longer pair
             return []
         repeated = dict(again.outputs)
-        if any(name not in repeated or not torch.equal(t, repeated[name]) for name, t in ours.outputs):
-            return []  # the float32 run does not repeat
+        if any(name not in repeated or mismatch(t, repeated[name]) for name, t in ours.outputs):
+            return []  # the float32 run does not repeat (NaN where NaN was repeats)
         outputs = dict(wide.outputs)
         if not any(
             name in flagged and name in outputs and close(t, outputs[name], tolerance=TOLERANCE) for name, t in ours.outputs
@@ -263,7 +263,7 @@ class DtypeAgreement(Invariant):
             return self._own_loss(context, example, float64, call, reference.calls)
 
         return described(
-            model, reference.calls, single.calls, ours="on float32", theirs="the float64 copy",
+            model, reference, single, ours="on float32", theirs="the float64 copy",
             unchecked="their tensors do not pair", confirm=confirm,
         )
 

@@ -14,6 +14,7 @@ the branch points only (if, while, for, match).
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import linecache
 import os
@@ -309,10 +310,11 @@ def _called_elsewhere(model: nn.Module, module_name: str, ran: set[str]) -> list
                     # the method that runs (not one a subclass overrides), and the forward of
                     # its module or of one around it calls it (self.inner.special(x))
                     runs = inspect.getattr_static(type(owner), name, None) is function
-                    if runs and any(
-                        ".".join([*parts[above:depth], name]) in _called_by_forward(type(model.get_submodule(".".join(parts[:above]))))
-                        for above in range(depth + 1)
-                    ):
+                    try:
+                        reached = runs and _forward_reaches(model, parts, depth, name)
+                    except Exception:  # source that cannot be read as expected: not through forward
+                        reached = False
+                    if reached:
                         through.append(found[-1])
     if not found:
         return []
@@ -321,8 +323,8 @@ def _called_elsewhere(model: nn.Module, module_name: str, ran: set[str]) -> list
         # no example took (the optional-argument hint below says what may switch it on).
         return [
             f"{outermost} is used by {', '.join(dict.fromkeys(found))}, which forward calls: on a branch no "
-            f"example took; give inputs that take it, or declare it: Spec(unused={{{outermost!r}: 'used by "
-            f"{found[0]}'}})"
+            f"example took; give inputs that take it, or, if none does (a setting fixed when the model is built), "
+            f"declare it: Spec(unused={{{outermost!r}: 'used by {found[0]}'}})"
         ]
     return [
         f"{outermost} is used by {', '.join(dict.fromkeys(found))}, not by forward: check that method with a Spec "
@@ -330,11 +332,27 @@ def _called_elsewhere(model: nn.Module, module_name: str, ran: set[str]) -> list
     ]
 
 
-def _called_by_forward(klass: type) -> set[str]:
-    """What the forward of ``klass`` calls through ``self``, directly or through its own
-    methods (also its parents' through ``super()``): method names (``_compute_global_attn_output_from_hidden``,
-    Longformer's, under a branch) and methods of submodules by their path (``inner.special``).
-    Calls in the code, not in comments or strings."""
+def _parsed(function: Any) -> ast.AST | None:
+    """The syntax tree of ``function``'s source; None when it cannot be read."""
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        return None
+    for text in (textwrap.dedent(source), "if True:\n" + source):  # a docstring line at column 0
+        try:
+            return ast.parse(text)
+        except SyntaxError:
+            continue
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def _called_by_forward(klass: type, entry: str = "forward") -> frozenset[str]:
+    """What ``entry`` (forward) of ``klass`` calls or hands on through ``self``, directly or
+    through its own methods (also its parents' through ``super()``): method names
+    (``_compute_global_attn_output_from_hidden``, Longformer's, under a branch; ``self._extra``
+    handed to ``checkpoint``) and methods of submodules by their path (``inner.special``).
+    Read from the code, not from comments or strings."""
     def defining(function: Any) -> int:
         return next((i for i, c in enumerate(klass.__mro__) if function in vars(c).values()), 0)
 
@@ -352,34 +370,49 @@ def _called_by_forward(klass: type) -> set[str]:
         while isinstance(node, ast.Attribute):
             parts.append(node.attr)
             node = node.value
-        return ".".join(reversed(parts)) if isinstance(node, ast.Name) and node.id == "self" else None
+        return ".".join(reversed(parts)) if isinstance(node, ast.Name) and node.id == "self" and parts else None
 
     targets: set[str] = set()
     seen: set[Any] = set()
-    pending = [resolved("forward")]
+    pending = [resolved(entry)]
     while pending:
         function = pending.pop()
         if function is None or function in seen:
             continue
         seen.add(function)
-        try:
-            tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
-        except (OSError, TypeError, SyntaxError):
+        tree = _parsed(function)
+        if tree is None:
             continue
         for node in ast.walk(tree):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                value = node.func.value
+                if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "super":
+                    pending.append(resolved(node.func.attr, defining(function)))  # the parent's method runs
+            if not isinstance(node, ast.Attribute):
                 continue
-            value = node.func.value
-            if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "super":
-                pending.append(resolved(node.func.attr, defining(function)))  # the parent's method runs
-                continue
-            target = dotted(node.func)
+            target = dotted(node)  # called, or handed on (checkpoint(self._extra, x))
             if target is None:
                 continue
             targets.add(target)
             if "." not in target:
                 pending.append(resolved(target))
-    return targets
+    return frozenset(targets)
+
+
+def _forward_reaches(model: nn.Module, parts: list[str], depth: int, name: str) -> bool:
+    """Whether the forward of the module at ``parts[:depth]``, or of one around it, reaches
+    the method ``name`` of that module: directly, or through a method of the module it calls
+    (``self.inner.special(x)``, and ``special`` calls ``self._project``)."""
+    owner = type(model.get_submodule(".".join(parts[:depth])))
+    for above in range(depth + 1):
+        path = ".".join(parts[above:depth])
+        targets = _called_by_forward(type(model.get_submodule(".".join(parts[:above]))))
+        entries = [t.removeprefix(path + ".") for t in targets if path and t.startswith(path + ".")]
+        entries = entries if path else [t for t in targets if "." not in t]
+        for entry in entries:
+            if "." not in entry and (entry == name or name in _called_by_forward(owner, entry)):
+                return True
+    return False
 
 
 def _under(name: str, prefixes: Iterable[str]) -> bool:
