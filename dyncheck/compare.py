@@ -48,9 +48,13 @@ def _g(value: float) -> str:
     return f"{value:.3g}"
 
 
+def _layout(tensor: torch.Tensor) -> str:
+    return "nested" if tensor.is_nested else str(tensor.layout)
+
+
 def _strided(tensor: torch.Tensor) -> torch.Tensor:
-    """A sparse tensor as dense, a nested one padded with zeros (its components' shapes are
-    compared through the padded shape): what the comparison below can read."""
+    """A sparse tensor as dense, a nested one padded with zeros (once its components' shapes
+    are known to agree): what the comparison below can read."""
     if tensor.is_nested:
         return torch.nested.to_padded_tensor(tensor, 0.0)
     if tensor.layout != torch.strided:
@@ -74,7 +78,11 @@ def mismatch(
     if not isinstance(actual, torch.Tensor) or not isinstance(expected, torch.Tensor):
         return [] if _same_object(actual, expected) else [f"{actual!r} != {expected!r}"]
     if actual.layout != expected.layout or actual.is_nested != expected.is_nested:
-        return [f"The values for attribute 'layout' do not match: {actual.layout} != {expected.layout}."]
+        return [f"The values for attribute 'layout' do not match: {_layout(actual)} != {_layout(expected)}."]
+    if actual.is_nested:
+        shapes = [list(t.shape) for t in actual.unbind()], [list(t.shape) for t in expected.unbind()]
+        if shapes[0] != shapes[1]:
+            return [f"The values for attribute 'shape' do not match: components {shapes[0]} != {shapes[1]}."]
     actual, expected = _strided(actual), _strided(expected)
     for attribute in ("shape", "dtype", "device"):
         a, e = getattr(actual, attribute), getattr(expected, attribute)

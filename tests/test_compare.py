@@ -232,6 +232,11 @@ def test_sparse_and_nested_tensors_are_compared_by_their_values():
     nested = torch.nested.nested_tensor([A[0], A[1, :2]])
     assert mismatch(nested, torch.nested.nested_tensor([A[0], A[1, :2]]), rtol=0, atol=0) == []
     assert mismatch(nested, torch.nested.nested_tensor([A[0], A[1, :2] + 1]), rtol=0, atol=0)
+    # a component one longer, its extra element 0: not the same, though padding would make it so
+    assert mismatch(nested, torch.nested.nested_tensor([A[0], torch.cat([A[1, :2], torch.zeros(1)])]), rtol=0, atol=0) == [
+        "The values for attribute 'shape' do not match: components [[3], [2]] != [[3], [3]]."
+    ]
+    assert mismatch(nested, A, rtol=0, atol=0) == ["The values for attribute 'layout' do not match: nested != torch.strided."]
     assert mismatch(sparse, A, rtol=0, atol=0) == [
         "The values for attribute 'layout' do not match: torch.sparse_coo != torch.strided."
     ]

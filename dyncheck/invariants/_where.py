@@ -54,9 +54,6 @@ TOLERANCE = (1e-3, 1e-3)
 #: Why a call was left out of a batch's walk, in the report.
 _UNCUT = "some of their tensors cannot be cut to the sample"
 
-#: Containers with no forward of their own: code "inside" them is their parent's.
-_NO_FORWARD = (nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)
-
 
 @dataclass
 class Recording:
@@ -68,8 +65,11 @@ class Recording:
     output: Any
     events: list[tuple[str, tuple[str, int]]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self._by_key = {(c.name, c.index): c for c in self.calls}
+
     def call(self, key: tuple[str, int]) -> Call | None:
-        return next((c for c in self.calls if (c.name, c.index) == key), None)
+        return self._by_key.get(key)
 
 
 def recorded(model: nn.Module, run: Callable[[nn.Module], Any]) -> Recording | None:
@@ -79,18 +79,25 @@ def recorded(model: nn.Module, run: Callable[[nn.Module], Any]) -> Recording | N
     open_calls: dict[str, list[int]] = {}
     handles = []
 
+    done = [False]  # the model's own forward has returned: later calls are backward's recomputations
+
     def hooks(name: str) -> tuple[Callable[..., None], Callable[..., None]]:
         def start(*_: Any) -> None:
+            if done[0]:
+                return
             index = counts.get(name, 0)
             counts[name] = index + 1
             open_calls.setdefault(name, []).append(index)
             events.append(("start", (name, index)))
 
         def finish(*_: Any) -> None:
-            if open_calls.get(name):
+            if not done[0] and open_calls.get(name):
                 events.append(("finish", (name, open_calls[name].pop())))
 
         return start, finish
+
+    def returned(*_: Any) -> None:
+        done[0] = True
 
     try:
         with record_calls(model) as calls:
@@ -99,13 +106,15 @@ def recorded(model: nn.Module, run: Callable[[nn.Module], Any]) -> Recording | N
                     start, finish = hooks(name)
                     handles.append(module.register_forward_pre_hook(start))
                     handles.append(module.register_forward_hook(finish))
+            handles.append(model.register_forward_hook(returned))
             output = run(model)
     except Exception:  # the failure is reported already: without a location, not with another error
         return None
     finally:
         for handle in handles:
             handle.remove()
-    return Recording(calls, output, events)
+    finished = {key for event, key in events if event == "finish"}
+    return Recording([c for c in calls if (c.name, c.index) in finished], output, events)
 
 
 def _copied(value: Any) -> Any:
@@ -125,16 +134,27 @@ def _arguments(model: nn.Module, run: Callable[[nn.Module], Any], call: tuple[st
     def hook(_module: nn.Module, args: Any, kwargs: Any) -> None:
         if count[0] == index:
             kept.append((_copied(args), _copied(kwargs)))
+            raise _Kept  # nothing after this call is needed
         count[0] += 1
 
-    handle = model.get_submodule(name).register_forward_pre_hook(hook, with_kwargs=True)
+    # First among the module's pre-hooks: the arguments before a user's hook changes them,
+    # as a call of the module (which runs those hooks again) wants them.
+    handle = model.get_submodule(name).register_forward_pre_hook(hook, with_kwargs=True, prepend=True)
     try:
-        run(model)
+        with torch.no_grad():  # a cache holding tensors of the graph copies only without it
+            run(model)
+    except _Kept:
+        pass
     except Exception:
         return None
     finally:
         handle.remove()
     return kept[0] if kept else None
+
+
+class _Kept(BaseException):
+    """Ends a run once the arguments wanted are kept (not an Exception: a model's own
+    ``except Exception`` does not swallow it)."""
 
 
 def _recalled(module: nn.Module, arguments: tuple[Any, Any], seed: int) -> list[tuple[str, torch.Tensor]]:
@@ -245,8 +265,18 @@ def _cut(
         cut = _rows(value, axis, rows)
         if reordered and _differ(cut, partner) and _elsewhere(value, partner, axis, rows):
             return None
+        if _positions(value, axis):
+            return None  # each row's place in the batch (indices to scatter rows back): by nature not the sample's
         kept.append((label, cut))
     return kept
+
+
+def _positions(value: torch.Tensor, axis: int) -> bool:
+    """Whether an integer tensor holds, along its batch axis, each row's index in the batch."""
+    if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool or value.shape[axis] < 2:
+        return False
+    moved = value.movedim(axis, 0).reshape(value.shape[axis], -1)
+    return bool((moved == torch.arange(value.shape[axis], device=value.device)[:, None]).all())
 
 
 def _plain(values: list[tuple[str, Any]], partners: list[tuple[str, Any]]) -> list[tuple[str, Any]] | None:
@@ -268,6 +298,8 @@ class _Break:
     skipped: list[str] = field(default_factory=list)
     #: every call compared before it agreed within float32's own tolerance
     strict: bool = True
+    #: the module whose forward was running at the break ("" for the model's own)
+    owner: str = ""
 
 
 def _label(call: Call) -> str:
@@ -298,6 +330,7 @@ def _walk(
     whichever forward, made them), its outputs when it finishes (its own code made them).
     ``prepare`` gives the values compared, or None for a call that cannot be."""
     last, skipped, strict = "", [], True
+    running: list[str] = []  # the calls started and not finished, outermost first
     prepared: dict[tuple[str, int], tuple[Any, Any]] = {}
     for event, key in run.events:
         call, other = run.call(key), partner.call(key)
@@ -306,6 +339,11 @@ def _walk(
         if key not in prepared:
             prepared[key] = prepare(call, other)
         inputs, outputs = prepared[key]
+        owner = running[-1] if running else ""
+        if event == "start":
+            running.append(call.name)
+        elif running:
+            running.pop()
         if inputs is None or outputs is None:
             if event == "start" and call.name not in skipped:
                 skipped.append(call.name)
@@ -313,12 +351,12 @@ def _walk(
         if event == "start":
             lines = _first_difference(inputs, other.inputs, compared, tolerance)
             if lines:
-                return _Break("between", call, lines, last, skipped, strict)
+                return _Break("between", call, lines, last, skipped, strict, owner)
             strict = strict and _strictly_same(inputs, other.inputs)
             continue
         lines = _first_difference(outputs, other.outputs, compared, tolerance)
         if lines:
-            return _Break("module", call, lines, last, skipped, strict)
+            return _Break("module", call, lines, last, skipped, strict, running[-1] if running else "")
         strict = strict and _strictly_same(outputs, other.outputs)
         last = _label(call)
     return _Break("after", None, [], last, skipped, strict) if last else None
@@ -474,10 +512,12 @@ def _batch_confirmed(
 
     if _draws(module, arguments):
         return "draws"
-    output = _recalled(module(), arguments, 0)
     mine, partner, single = whole.call(key), theirs.call(key), one.call(key)
     if mine is None or partner is None or single is None:
         return None
+    if not _reproduces(module(), reference, single.outputs):
+        return None  # called on its own it is not the module that ran: state its parent set in forward
+    output = _recalled(module(), arguments, 0)
     if not len(output) == len(mine.outputs) == len(partner.outputs) == len(single.outputs):
         return None
     confirmed = None
@@ -492,6 +532,16 @@ def _batch_confirmed(
         if not alone and _differ(value, _rows(batch_value, axis, rows)):
             confirmed = "confirmed"  # the permuted inputs do not give the permuted outputs
     return confirmed
+
+
+def _reproduces(module: nn.Module, arguments: tuple[Any, Any], recorded_outputs: list[tuple[str, Any]]) -> bool:
+    """Whether ``module``, called on its own on ``arguments``, gives the outputs a run recorded
+    for that call: what it computes depends on nothing else (an attribute its parent sets in
+    forward, a hook's change of its arguments)."""
+    output = _recalled(module, arguments, 0)
+    return len(output) == len(recorded_outputs) and not any(
+        _differ(a, b) for (_, a), (_, b) in zip(output, recorded_outputs)
+    )
 
 
 def described(
@@ -520,25 +570,11 @@ def described(
         return []
 
 
-def _owner(model: nn.Module, name: str) -> str:
-    """The module whose forward runs the code around call ``name``: its nearest container
-    with a forward of its own ("" for the model)."""
-    parent = name.rpartition(".")[0]
-    while parent and isinstance(model.get_submodule(parent), _NO_FORWARD):
-        parent = parent.rpartition(".")[0]
-    return parent
-
-
-def _code(model: nn.Module, first: str, second: str) -> str:
-    """Whose code runs between the calls ``first`` and ``second`` (either may be empty: the
-    start or the end of forward), in words."""
-    owners = {_owner(model, name.split(" (call")[0]) for name in (first, second) if name}
-    if owners == {""}:
+def _code(model: nn.Module, owner: str) -> str:
+    """The code of the forward that was running (``owner``, "" for the model's), in words."""
+    if not owner:
         return "forward's own code"
-    if len(owners) == 1:
-        owner = owners.pop()
-        return f"the code of {owner}'s forward ({type(model.get_submodule(owner)).__qualname__})"
-    return "the code"
+    return f"the code of {owner}'s forward ({type(model.get_submodule(owner)).__qualname__})"
 
 
 def _outermost(names: list[str]) -> str:
@@ -570,7 +606,7 @@ def _lines(
     if found.kind == "between":
         assert found.call is not None
         module = _label(found.call)
-        code = _code(model, found.last, module)
+        code = _code(model, found.owner)
         if found.skipped:
             where = (
                 f"in {code} after {found.last}, whose output agrees, " if found.last else f"in {code} "
@@ -587,6 +623,6 @@ def _lines(
     if found.skipped:
         return []  # a call left out may hold it
     return [
-        f"where it starts: in {_code(model, found.last, '')} after {found.last}: the output of every module "
+        f"where it starts: in {_code(model, '')} after {found.last}: the output of every module "
         f"{ours} agrees with {theirs}'s"
     ]

@@ -272,13 +272,17 @@ class DtypeAgreement(Invariant):
         """Whether the module of ``call``, run in float32 on the float64 copy's arguments of
         that call, gives another output than the float64 copy's: the module itself loses the
         digits. False when it draws random numbers, or the call cannot be made again."""
-        from dyncheck.invariants._where import _arguments, _draws, _recalled
+        from dyncheck.invariants._where import _arguments, _draws, _recalled, _reproduces
 
         key = (call.name, call.index)
         with Draws():
             given = _arguments(context.fresh_model(), lambda m: run_config(m, context.target, example, float64), key)
-        if given is None:
+        expected = next((c.outputs for c in calls if (c.name, c.index) == key), None)
+        if given is None or expected is None:
             return False
+        wide = context.fresh_model().eval().to(torch.float64).get_submodule(call.name)
+        if not _reproduces(wide, given, expected):
+            return False  # on its own it is not the module that ran (state its parent set in forward)
         arguments = tree_map(
             lambda v: v.to(torch.float32) if isinstance(v, torch.Tensor) and v.dtype == torch.float64 else v, given
         )
@@ -289,10 +293,9 @@ class DtypeAgreement(Invariant):
         if _draws(module, arguments):
             return False
         output = _recalled(module(), arguments, 0)
-        expected = next((c.outputs for c in calls if (c.name, c.index) == key), None)
-        if expected is None or len(expected) != len(output):
+        if len(expected) != len(output):
             return False
-        return any(close(value, wide, tolerance=TOLERANCE) for (_, value), (_, wide) in zip(output, expected))
+        return any(close(value, ref, tolerance=TOLERANCE) for (_, value), (_, ref) in zip(output, expected))
 
     def _kept(self, context: Context, example: Example) -> tuple[Config, Run, list[str]] | None:
         """The reference again with every cast of a float64 or integer tensor to float32 kept
