@@ -628,6 +628,90 @@ def test_code_before_a_block_is_the_forward_that_runs_it():
     ), lines
 
 
+class _Lin(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 4)
+        self.scale = 1.0
+
+    def forward(self, h):
+        return self.lin(h) * self.scale
+
+
+class _Block(torch.nn.Module):
+    def __init__(self, norm):
+        super().__init__()
+        self.norm = norm  # the model's own module, shared: listed once, under the model's name
+
+    def forward(self, h):
+        h = self.norm(h)
+        return self.norm(h - h.mean(0, keepdim=True))  # the coupling, in the block's code
+
+
+class _SharedNorm(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.norm = _Lin()
+        self.block, self.head = _Block(self.norm), torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.block(x))
+
+
+class _SetByParent(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc, self.s, self.head = torch.nn.Linear(4, 4), _Lin(), torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        h = self.fc(x)
+        self.s.scale = h.abs().mean()  # the coupling, in the model's forward, through s's attribute
+        return self.head(self.s(h))
+
+
+class _Rows(torch.nn.Module):
+    def forward(self, h):
+        return h, torch.arange(h.shape[0])  # each row's place, to scatter results back
+
+
+class _Capacity(torch.nn.Module):
+    def forward(self, h):
+        return h * (torch.arange(h.shape[0]) < 1).unsqueeze(1)  # room for the first sample only
+
+
+class _Scattered(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc, self.rows, self.cap, self.head = torch.nn.Linear(4, 4), _Rows(), _Capacity(), torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        h, where = self.rows(self.fc(x))
+        return self.head(torch.zeros_like(h).index_copy(0, where, self.cap(h)))
+
+
+def test_the_code_named_is_the_forward_running_then():
+    # The shared module's second call is inside the block: the centring is the block's code.
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    lines = _placed(_built(_SharedNorm), x, x[1:2], torch.tensor([1]))
+    assert lines[0] == (
+        "where it starts: in the code of block's forward (_Block) after norm, whose output agrees, before norm "
+        "(call 2), whose inputs for sample 1 already differ:"
+    ), lines
+
+
+def test_a_module_coupled_through_what_its_parent_sets_is_not_named():
+    # s, called on its own, does not give what the run recorded (its scale was set by the
+    # model's forward): it is not named, and no place is claimed.
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    assert _placed(_built(_SetByParent), x, x[1:2], torch.tensor([1])) == []
+
+
+def test_row_indices_are_not_taken_for_a_coupling():
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    lines = _placed(_built(_Scattered), x, x[1:2], torch.tensor([1]))
+    assert re.match(r"where it starts: cap \(\S*_Capacity\) — its inputs for sample 1 agree", lines[0]), lines
+
+
 @pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors is in prototype stage")
 def test_the_diagnosis_never_breaks_the_check():
     from dyncheck.errors import InvariantViolation
