@@ -30,6 +30,7 @@ the report says nothing rather than something that may be wrong.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -370,6 +371,19 @@ def _outputs_differ(first: Any, second: Any, tolerance: tuple[float, float] | No
     )
 
 
+def _quiet(function: Callable[..., list[str]]) -> Callable[..., list[str]]:
+    """A diagnosis must never break the check it explains: any error gives no lines."""
+    @functools.wraps(function)
+    def guarded(*args: Any, **kwargs: Any) -> list[str]:
+        try:
+            return function(*args, **kwargs)
+        except Exception:
+            return []
+
+    return guarded
+
+
+@_quiet
 def first_coupled_module(
     fresh: Callable[[], nn.Module],
     run: Callable[[nn.Module, dict[str, Any]], Any],
@@ -395,24 +409,6 @@ def first_coupled_module(
     When copies of their own agree (at the check's tolerance), one copy called for the batch
     and then for the other as the check did, which changed some state, must give the
     difference again: then it is what the model keeps from one call to the next."""
-    try:
-        return _first_coupled(fresh, run, batch, other, size, rows, alone, sample, differs, single)
-    except Exception:  # a diagnosis must never break the check it explains
-        return []
-
-
-def _first_coupled(
-    fresh: Callable[[], nn.Module],
-    run: Callable[[nn.Module, dict[str, Any]], Any],
-    batch: Callable[[], dict[str, Any]],
-    other: Callable[[], dict[str, Any]],
-    size: int,
-    rows: torch.Tensor,
-    alone: bool,
-    sample: str,
-    differs: Callable[[Any, Any, tuple[float, float] | None], bool],
-    single: Callable[[], dict[str, Any]] | None,
-) -> list[str]:
     from dyncheck.invariants.determinism import _changed, _plain_state
 
     compared = "the sample alone" if alone else "the permuted batch"
@@ -544,6 +540,7 @@ def _reproduces(module: nn.Module, arguments: tuple[Any, Any], recorded_outputs:
     )
 
 
+@_quiet
 def described(
     model: nn.Module, reference: Recording, calls: Recording, *, ours: str, theirs: str, unchecked: str,
     tolerance: tuple[float, float] = TOLERANCE, confirm: Callable[[Call], bool] | None = None,
@@ -554,20 +551,17 @@ def described(
     the module found, or when the walk fails. ``ours`` says which values of ``calls`` are
     compared ("on float32"), ``theirs`` names the reference ("the float64 copy"),
     ``unchecked`` why a call could not be compared."""
-    try:
-        if [c.name for c in reference.calls] != [c.name for c in calls.calls]:
-            return []
-        found = _walk(
-            calls, reference, lambda call, partner: (_plain(call.inputs, partner.inputs), _plain(call.outputs, partner.outputs)),
-            theirs, tolerance,
-        )
-        if found is not None and found.kind == "module" and confirm is not None:
-            assert found.call is not None
-            if not confirm(found.call):
-                return []
-        return _lines(model, found, ours=ours, theirs=theirs, unchecked=unchecked)
-    except Exception:  # a diagnosis must never break the check it explains
+    if [c.name for c in reference.calls] != [c.name for c in calls.calls]:
         return []
+    found = _walk(
+        calls, reference, lambda call, partner: (_plain(call.inputs, partner.inputs), _plain(call.outputs, partner.outputs)),
+        theirs, tolerance,
+    )
+    if found is not None and found.kind == "module" and confirm is not None:
+        assert found.call is not None
+        if not confirm(found.call):
+            return []
+    return _lines(model, found, ours=ours, theirs=theirs, unchecked=unchecked)
 
 
 def _code(model: nn.Module, owner: str) -> str:
