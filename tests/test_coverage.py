@@ -603,6 +603,42 @@ class Chained(nn.Module):
         return self.inner.outer_helper(x) if flag is not None else self.inner(x)
 
 
+class Deep(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.main, self.proj = nn.Linear(4, 4), nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.main(x)
+
+    def helper(self, x):
+        return self.proj(x)
+
+
+class Middle(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.deep = Deep()
+
+    def forward(self, x):
+        return self.deep(x)
+
+    def special(self, x):
+        return self.deep.helper(x)
+
+
+class TwoLevels(nn.Module):
+    # forward calls a submodule's method, which calls a method of its own submodule
+    __dyncheck__ = DY
+
+    def __init__(self):
+        super().__init__()
+        self.inner = Middle()
+
+    def forward(self, x, flag=None):
+        return self.inner.special(x) if flag is not None else self.inner(x)
+
+
 class Outer(nn.Module):
     # forward calls a method of a submodule
     __dyncheck__ = DY
@@ -619,6 +655,7 @@ class Outer(nn.Module):
 @pytest.mark.parametrize(("name", "dead", "through"), [
     ("Override", "extra", False), ("Commented", "extra", False), ("Child", "extra", True), ("Outer", "inner.extra", True),
     ("Documented", "extra", True), ("Handed", "extra", True), ("Chained", "inner.extra", True),
+    ("TwoLevels", "inner.deep.proj", True),
 ])
 def test_which_methods_forward_calls_is_read_from_the_code(dyncheck_run, pytester, name, dead, through):
     # Only a call in forward's code of the method that runs (through super() and submodules
@@ -628,7 +665,7 @@ def test_which_methods_forward_calls_is_read_from_the_code(dyncheck_run, pyteste
     run = dyncheck_run("--dyncheck", f"reached:{name}", "--dyncheck-invariants=coverage", "--dyncheck-max-examples=5")
     text = run.failure("::coverage")
     said = "which forward calls: on a branch no example took" if through else "not by forward"
-    assert f"    {dead} is used by Base.helper(), {said}" in text, text
+    assert f"    {dead} is used by {'Deep' if name == 'TwoLevels' else 'Base'}.helper(), {said}" in text, text
 
 
 def test_a_module_declared_unused_is_not_dead_and_the_summary_says_so(dyncheck_run, pytester):

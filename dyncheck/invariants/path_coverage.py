@@ -401,18 +401,36 @@ def _called_by_forward(klass: type, entry: str = "forward") -> frozenset[str]:
 
 def _forward_reaches(model: nn.Module, parts: list[str], depth: int, name: str) -> bool:
     """Whether the forward of the module at ``parts[:depth]``, or of one around it, reaches
-    the method ``name`` of that module: directly, or through a method of the module it calls
-    (``self.inner.special(x)``, and ``special`` calls ``self._project``)."""
-    owner = type(model.get_submodule(".".join(parts[:depth])))
+    the method ``name`` of that module: directly, or through methods of submodules it calls,
+    and the ones those call in turn (``self.inner.special(x)``, where ``special`` calls
+    ``self._project`` or ``self.deep.helper``)."""
+    wanted = ".".join([*parts[:depth], name])
     for above in range(depth + 1):
-        path = ".".join(parts[above:depth])
-        targets = _called_by_forward(type(model.get_submodule(".".join(parts[:above]))))
-        entries = [t.removeprefix(path + ".") for t in targets if path and t.startswith(path + ".")]
-        entries = entries if path else [t for t in targets if "." not in t]
-        for entry in entries:
-            if "." not in entry and (entry == name or name in _called_by_forward(owner, entry)):
-                return True
+        prefix = ".".join(parts[:above])
+        if wanted in _reached(model, prefix, "forward", set()):
+            return True
     return False
+
+
+def _reached(model: nn.Module, path: str, entry: str, seen: set[tuple[str, str]]) -> set[str]:
+    """The methods (by full dotted name in ``model``) that ``entry`` of the module at
+    ``path`` reaches through ``self`` and its submodules' methods, a few levels down."""
+    if (path, entry) in seen or len(seen) > 64:
+        return set()
+    seen.add((path, entry))
+    module = model.get_submodule(path)
+    found: set[str] = set()
+    for target in _called_by_forward(type(module), entry):
+        full = f"{path}.{target}" if path else target
+        found.add(full)
+        inner, _, method = target.rpartition(".")
+        if inner:
+            try:
+                model.get_submodule(f"{path}.{inner}" if path else inner)
+            except AttributeError:
+                continue
+            found |= _reached(model, f"{path}.{inner}" if path else inner, method, seen)
+    return found
 
 
 def _under(name: str, prefixes: Iterable[str]) -> bool:
