@@ -347,8 +347,9 @@ def _close(
     """``actual`` against ``expected``; ``atol`` is scaled by ``scale`` (default: the
     expected tensor's largest magnitude), since rounding differences grow with the values,
     and grows by ``margin`` (what the problem's own conditioning explains)."""
-    a = actual.detach().to("cpu", torch.float64)
-    e = expected.detach().to("cpu", torch.float64)
+    wide = torch.complex128 if actual.is_complex() or expected.is_complex() else torch.float64
+    a = actual.detach().to("cpu", wide)  # complex stays complex: both parts are compared
+    e = expected.detach().to("cpu", wide)
     rtol, atol = _tolerance(actual, expected, override, floor, scale, margin)
     return mismatch(a, e, rtol=rtol, atol=atol)
 

@@ -618,6 +618,18 @@ def test_integer_outputs_are_compared_exactly():
     assert re.match(r"where it starts: bucket \(\S*_Bucket\) — its inputs for sample 1 agree", lines[0]), lines
 
 
+class _Analytic(torch.nn.Module):
+    def forward(self, h):
+        return torch.complex(h, h - h.mean(0, keepdim=True))  # the coupling, in the imaginary part only
+
+
+def test_complex_outputs_are_compared_on_both_parts():
+    model = _built(lambda: torch.nn.Sequential(torch.nn.Linear(4, 4), _Analytic()))
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    lines = _placed(model, x, x[1:2], torch.tensor([1]))
+    assert re.match(r"where it starts: 1 \(\S*_Analytic\) — its inputs for sample 1 agree", lines[0]), lines
+
+
 def test_code_before_a_block_is_the_forward_that_runs_it():
     # Inputs are compared when a call starts: the centring happens in the model's forward
     # before enc, not inside enc before its first layer.

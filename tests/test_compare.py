@@ -240,3 +240,12 @@ def test_sparse_and_nested_tensors_are_compared_by_their_values():
     assert mismatch(sparse, A, rtol=0, atol=0) == [
         "The values for attribute 'layout' do not match: torch.sparse_coo != torch.strided."
     ]
+
+
+def test_close_compares_both_parts_of_complex_numbers():
+    from dyncheck.agreement import close
+
+    # a difference in the imaginary part only (was dropped by a cast to float64)
+    assert close(torch.tensor([1 + 1j]), torch.tensor([1 + 2j]))[0] == "Mismatched elements: 1 / 1 (100.0%)"
+    assert close(torch.tensor([1 + 1j]), torch.tensor([1 + 2j]), tolerance=(1e-3, 1e-3))
+    assert close(torch.tensor([1 + 1j]), torch.tensor([1 + 1j])) == []
