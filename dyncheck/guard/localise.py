@@ -110,33 +110,51 @@ def _tensors(value: Any, prefix: str, keep: Any) -> list[tuple[str, Any]]:
 
 
 @contextlib.contextmanager
-def record_calls(model: nn.Module, *, fingerprints: bool = False) -> Iterator[list[Call]]:
+def record_calls(
+    model: nn.Module,
+    *,
+    fingerprints: bool = False,
+    events: list[tuple[str, tuple[str, int]]] | None = None,
+    forward_only: bool = False,
+) -> Iterator[list[Call]]:
     """Every submodule call of ``model`` inside the block, in the order the calls finish,
-    with copies (or fingerprints) of its tensor inputs and outputs."""
+    with copies (or fingerprints) of its tensor inputs and outputs. ``events`` receives the
+    order calls start and finish (``("start" | "finish", (name, call number))``);
+    ``forward_only`` records nothing once the model's own forward has returned (a
+    checkpointed block recomputed in backward)."""
     keep = fingerprint if fingerprints else (lambda t: t.detach().clone())
     calls: list[Call] = []
     pending: dict[int, list[Call]] = {}
     counts: dict[str, int] = {}
     handles = []
+    returned = [False]
     for name, module in model.named_modules():
         if not name:
             continue
 
         def before(_module: nn.Module, args: Any, kwargs: Any, _name: str = name) -> None:
+            if returned[0]:
+                return
             index = counts.get(_name, 0)
             counts[_name] = index + 1
             call = Call(_name, index, _tensors(args, "args", keep) + _tensors(kwargs, "kwargs", keep))
             pending.setdefault(id(_module), []).append(call)
+            if events is not None:
+                events.append(("start", (_name, index)))
 
         def after(_module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
             stack = pending.get(id(_module))
-            if stack:
+            if stack and not returned[0]:
                 call = stack.pop()
                 call.outputs = _tensors(output, "output", keep)
                 calls.append(call)
+                if events is not None:
+                    events.append(("finish", (call.name, call.index)))
 
         handles.append(module.register_forward_pre_hook(before, with_kwargs=True))
         handles.append(module.register_forward_hook(after, with_kwargs=True))
+    if forward_only:
+        handles.append(model.register_forward_hook(lambda *_: returned.__setitem__(0, True)))
     try:
         yield calls
     finally:

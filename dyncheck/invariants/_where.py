@@ -74,48 +74,15 @@ class Recording:
 
 
 def recorded(model: nn.Module, run: Callable[[nn.Module], Any]) -> Recording | None:
-    """``run(model)`` recorded call by call; None when it raises."""
+    """``run(model)`` recorded call by call, its model's forward only (not what backward
+    recomputes); None when it raises."""
     events: list[tuple[str, tuple[str, int]]] = []
-    counts: dict[str, int] = {}
-    open_calls: dict[str, list[int]] = {}
-    handles = []
-
-    done = [False]  # the model's own forward has returned: later calls are backward's recomputations
-
-    def hooks(name: str) -> tuple[Callable[..., None], Callable[..., None]]:
-        def start(*_: Any) -> None:
-            if done[0]:
-                return
-            index = counts.get(name, 0)
-            counts[name] = index + 1
-            open_calls.setdefault(name, []).append(index)
-            events.append(("start", (name, index)))
-
-        def finish(*_: Any) -> None:
-            if not done[0] and open_calls.get(name):
-                events.append(("finish", (name, open_calls[name].pop())))
-
-        return start, finish
-
-    def returned(*_: Any) -> None:
-        done[0] = True
-
     try:
-        with record_calls(model) as calls:
-            for name, module in model.named_modules():
-                if name:
-                    start, finish = hooks(name)
-                    handles.append(module.register_forward_pre_hook(start))
-                    handles.append(module.register_forward_hook(finish))
-            handles.append(model.register_forward_hook(returned))
+        with record_calls(model, events=events, forward_only=True) as calls:
             output = run(model)
     except Exception:  # the failure is reported already: without a location, not with another error
         return None
-    finally:
-        for handle in handles:
-            handle.remove()
-    finished = {key for event, key in events if event == "finish"}
-    return Recording([c for c in calls if (c.name, c.index) in finished], output, events)
+    return Recording(list(calls), output, events)
 
 
 def _copied(value: Any) -> Any:
@@ -298,7 +265,7 @@ class _Break:
     skipped: list[str] = field(default_factory=list)
     #: every call compared before it agreed within float32's own tolerance
     strict: bool = True
-    #: the module whose forward was running at the break ("" for the model's own)
+    #: for ``between``: the module whose forward was running ("" for the model's own)
     owner: str = ""
 
 
@@ -356,7 +323,7 @@ def _walk(
             continue
         lines = _first_difference(outputs, other.outputs, compared, tolerance)
         if lines:
-            return _Break("module", call, lines, last, skipped, strict, running[-1] if running else "")
+            return _Break("module", call, lines, last, skipped, strict)
         strict = strict and _strictly_same(outputs, other.outputs)
         last = _label(call)
     return _Break("after", None, [], last, skipped, strict) if last else None
