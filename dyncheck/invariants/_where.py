@@ -46,7 +46,7 @@ from dyncheck.guard.mapping import Correspondence
 from dyncheck.seeding import seeded
 from dyncheck.tracing import floating_leaves
 
-__all__ = ["TOLERANCE", "Recording", "described", "first_coupled_module", "recorded", "reported"]
+__all__ = ["TOLERANCE", "Recording", "described", "first_coupled_module", "quiet", "recorded", "reported"]
 
 #: (rtol, atol) of the walk: far past float32 rounding, far below what a batch statistic,
 #: a capacity limit or a random draw by position changes.
@@ -337,7 +337,7 @@ def _outputs_differ(first: Any, second: Any, tolerance: tuple[float, float] | No
     )
 
 
-def _quiet(function: Callable[..., list[str]]) -> Callable[..., list[str]]:
+def quiet(function: Callable[..., list[str]]) -> Callable[..., list[str]]:
     """A diagnosis must never break the check it explains: any error gives no lines."""
     @functools.wraps(function)
     def guarded(*args: Any, **kwargs: Any) -> list[str]:
@@ -349,7 +349,7 @@ def _quiet(function: Callable[..., list[str]]) -> Callable[..., list[str]]:
     return guarded
 
 
-@_quiet
+@quiet
 def first_coupled_module(
     fresh: Callable[[], nn.Module],
     run: Callable[[nn.Module, dict[str, Any]], Any],
@@ -506,7 +506,7 @@ def _reproduces(module: nn.Module, arguments: tuple[Any, Any], recorded_outputs:
     )
 
 
-@_quiet
+@quiet
 def described(
     model: nn.Module, reference: Recording, calls: Recording, *, ours: str, theirs: str, unchecked: str,
     tolerance: tuple[float, float] = TOLERANCE, confirm: Callable[[Call], bool] | None = None,

@@ -13,7 +13,7 @@ from dyncheck.compare import mismatch
 from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
-from dyncheck.invariants._where import described, recorded, reported
+from dyncheck.invariants._where import described, quiet, recorded, reported
 from dyncheck.tracing import leaves, missing_output
 
 __all__ = ["Determinism"]
@@ -77,24 +77,22 @@ _KEPT_FIX = (
 )
 
 
+@quiet
 def _where(context: Context, example: Example, lazy: bool) -> list[str]:
     """Where the second call departs from the first (:mod:`~dyncheck.invariants._where`): a
     fresh copy called twice again, module by module, as the check called it, compared
     bitwise as the check compares. Nothing when the two calls agree this time."""
-    try:
-        model = context.fresh_model()
-        if lazy:
-            context.run(model, example, record=False)
-        first = recorded(model, lambda m: context.run(m, example, record=False))
-        second = recorded(model, lambda m: context.run(m, example, record=False))
-        if first is None or second is None or not _differences(first.output.output, second.output.output):
-            return []
-        return described(
-            model, first, second, ours="in the second call", theirs="the first call",
-            unchecked="their tensors do not pair", tolerance=(0.0, 0.0),
-        )
-    except Exception:  # a diagnosis must never break the check it explains
+    model = context.fresh_model()
+    if lazy:
+        context.run(model, example, record=False)
+    first = recorded(model, lambda m: context.run(m, example, record=False))
+    second = recorded(model, lambda m: context.run(m, example, record=False))
+    if first is None or second is None or not _differences(first.output.output, second.output.output):
         return []
+    return described(
+        model, first, second, ours="in the second call", theirs="the first call",
+        unchecked="their tensors do not pair", tolerance=(0.0, 0.0),
+    )
 
 
 def _kept_state(context: Context, example: Example, second: Any) -> list[str]:

@@ -44,6 +44,7 @@ how to make the streams agree or how to declare it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from typing import Any
@@ -67,7 +68,7 @@ from dyncheck.compare import all_finite, mismatch
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
-from dyncheck.invariants._where import TOLERANCE, described, recorded, reported
+from dyncheck.invariants._where import TOLERANCE, Recording, described, quiet, recorded, reported
 from dyncheck.kinks import Kinks, run_aligned
 from dyncheck.norms import constant_norm_overflow, note_overflow
 from dyncheck.rounding import EPS32, SENSITIVITY_FACTOR, RoundingNoise, nudged
@@ -208,10 +209,7 @@ class DtypeAgreement(Invariant):
         context.compared()
         if findings and reported():
             flagged = {f.split(" differs on ")[0] for f in findings if " differs on " in f}
-            try:
-                notes += self._where(context, example, float64, flagged)
-            except Exception:  # a diagnosis must never break the check it explains
-                pass
+            notes += self._where(context, example, float64, flagged)
         if findings and sites:
             notes.append(
                 f"The float64 reference kept float64 where the model casts to float32 ({_places(sites)}), "
@@ -224,6 +222,7 @@ class DtypeAgreement(Invariant):
                 path=single.path,
             )
 
+    @quiet
     def _where(self, context: Context, example: Example, float64: Config, flagged: set[str]) -> list[str]:
         """Where the float32 copy departs from the float64 one (:mod:`~dyncheck.invariants._where`):
         both run again, module by module, the float32 copy's random draws lined up with the
@@ -260,7 +259,7 @@ class DtypeAgreement(Invariant):
             return []
 
         def confirm(call: Any) -> bool:
-            return self._own_loss(context, example, float64, call, reference.calls)
+            return self._own_loss(context, example, float64, call, reference)
 
         return described(
             model, reference, single, ours="on float32", theirs="the float64 copy",
@@ -268,7 +267,7 @@ class DtypeAgreement(Invariant):
         )
 
     @staticmethod
-    def _own_loss(context: Context, example: Example, float64: Config, call: Any, calls: list[Any]) -> bool:
+    def _own_loss(context: Context, example: Example, float64: Config, call: Any, reference: Recording) -> bool:
         """Whether the module of ``call``, run in float32 on the float64 copy's arguments of
         that call, gives another output than the float64 copy's: the module itself loses the
         digits. False when it draws random numbers, or the call cannot be made again."""
@@ -277,18 +276,20 @@ class DtypeAgreement(Invariant):
         key = (call.name, call.index)
         with Draws():
             given = _arguments(context.fresh_model(), lambda m: run_config(m, context.target, example, float64), key)
-        expected = next((c.outputs for c in calls if (c.name, c.index) == key), None)
-        if given is None or expected is None:
+        recorded_call = reference.call(key)
+        if given is None or recorded_call is None:
             return False
-        wide = context.fresh_model().eval().to(torch.float64).get_submodule(call.name)
-        if not _reproduces(wide, given, expected):
+        expected = recorded_call.outputs
+        base = context.fresh_model().eval().get_submodule(call.name)
+
+        def module() -> torch.nn.Module:
+            return copy.deepcopy(base)
+
+        if not _reproduces(module().to(torch.float64), given, expected):
             return False  # on its own it is not the module that ran (state its parent set in forward)
         arguments = tree_map(
             lambda v: v.to(torch.float32) if isinstance(v, torch.Tensor) and v.dtype == torch.float64 else v, given
         )
-
-        def module() -> torch.nn.Module:
-            return context.fresh_model().eval().get_submodule(call.name)
 
         if _draws(module, arguments):
             return False
