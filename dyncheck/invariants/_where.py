@@ -141,8 +141,8 @@ def _draws(module: Callable[[], nn.Module], arguments: tuple[Any, Any]) -> bool:
 
 def reported() -> bool:
     """Whether this failure is the one reported: Hypothesis's last run of the example it
-    shows (not one of the runs that found and shrank it), or a run outside Hypothesis. A
-    diagnosis is made only for it."""
+    shows (not one of the many runs that found and shrank it), or a run outside Hypothesis
+    (a recorded example replayed). A diagnosis, or a second look, is made only for it."""
     from hypothesis.control import current_build_context, currently_in_test_context
 
     return not currently_in_test_context() or current_build_context().is_final

@@ -92,6 +92,7 @@ from dyncheck.examples import (
 )
 from dyncheck.infer import _LENGTHS_NAME
 from dyncheck.invariants._base import Context, Invariant
+from dyncheck.invariants._where import reported
 from dyncheck.invariants.batch_invariance import pairwise_axes
 from dyncheck.spec import lengths_slot, padding_slot
 from dyncheck.target import Target
@@ -410,15 +411,6 @@ class _NotCompared(Exception):
     nothing: it proves nothing either way."""
 
 
-def _reported() -> bool:
-    """Whether this failure is the one reported: Hypothesis's last run of the example it
-    shows (not one of the many runs that found and shrank it), or a run outside
-    Hypothesis (a recorded example replayed)."""
-    from hypothesis.control import current_build_context, currently_in_test_context
-
-    return not currently_in_test_context() or current_build_context().is_final
-
-
 class _Float64Unfit(Exception):
     """The float64 copy's batch gave NaN or inf (outputs or gradients): a model that pins a
     step to float32 (``softmax(..., dtype=torch.float32)`` after an additive mask of
@@ -667,7 +659,7 @@ class PaddingInvariance(Invariant):
                 f"(the padded steps of {', '.join(slot_text(s) for s in layout.fill)} were set to "
                 f"{', '.join(values)}, as Spec(padding_value=...) declares, before the calls)"
             )
-        elif _reported():
+        elif reported():
             padding = _padding_candidates(context, example, layout)
             if padding and self._padding_agrees(context, example, layout, padding):
                 details.append(_padding_hint(padding))
