@@ -269,13 +269,13 @@ def _built(factory):
         return factory()
 
 
-def _placed(model, x, other, rows, *, alone=True):
+def _placed(model, x, other, rows, *, alone=True, run=lambda m, a: m(a["x"])):
     """first_coupled_module on a plain model taking x, comparing the output as the check does."""
     def differs(ours, theirs, tolerance):
         return bool(close(theirs, ours.index_select(0, rows), tolerance=tolerance))
 
     return first_coupled_module(
-        lambda: copy.deepcopy(model).eval(), lambda m, a: m(a["x"]), lambda: {"x": x.clone()}, lambda: {"x": other.clone()},
+        lambda: copy.deepcopy(model).eval(), run, lambda: {"x": x.clone()}, lambda: {"x": other.clone()},
         x.shape[0], rows, alone=alone, sample=f"sample {rows.item()}" if alone else "the batch", differs=differs,
         single=lambda: {"x": x[:1].clone()},
     )
@@ -529,11 +529,7 @@ def test_a_module_drawing_by_position_is_named_as_such_and_the_callers_stream_is
     for seed in range(3):  # the same line whatever the caller's generator holds, and it is left as it was
         torch.manual_seed(seed)
         before = torch.get_rng_state(), random.getstate(), numpy.random.get_state()[1].copy()
-        lines = first_coupled_module(
-            lambda: copy.deepcopy(model).eval(), run, lambda: {"x": x.clone()}, lambda: {"x": x[1:2].clone()}, 4,
-            torch.tensor([1]), alone=True, sample="sample 1",
-            differs=lambda ours, theirs, tolerance: bool(close(theirs, ours[1:2], tolerance=tolerance)),
-        )
+        lines = _placed(model, x, x[1:2], torch.tensor([1]), run=run)
         assert torch.equal(torch.get_rng_state(), before[0]) and random.getstate() == before[1]
         assert (numpy.random.get_state()[1] == before[2]).all()
         seen.add(lines[0] if lines else "")
