@@ -627,6 +627,60 @@ class Middle(nn.Module):
         return self.deep.helper(x)
 
 
+class Looped(nn.Module):
+    # forward calls a method of each element of a container it loops over
+    __dyncheck__ = DY
+
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList([Deep(), Deep()])
+
+    def forward(self, x, flag=None):
+        for layer in self.layers:
+            x = layer.helper(x) if flag is not None else layer(x)
+        return x
+
+
+class Enumerated(nn.Module):
+    # ... through enumerate() over a ModuleDict's values()
+    __dyncheck__ = DY
+
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.ModuleDict({"a": Deep(), "b": Deep()})
+
+    def forward(self, x, flag=None):
+        for i, block in enumerate(self.blocks.values()):
+            x = block.helper(x) if flag is not None else block(x)
+        return x
+
+
+class Indexed(nn.Module):
+    # ... or of an element taken by index
+    __dyncheck__ = DY
+
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList([Deep()])
+
+    def forward(self, x, flag=None):
+        return self.layers[0].helper(x) if flag is not None else self.layers[0](x)
+
+
+class Elsewhere(nn.Module):
+    # a loop over something else: a method called on its elements is not one of ours
+    __dyncheck__ = DY
+
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList([Deep()])
+
+    def forward(self, x, flag=None):
+        for layer in [torch.nn.Identity()]:
+            x = layer.helper(x) if flag is not None else layer(x)
+        return self.layers[0](x)
+
+
 class TwoLevels(nn.Module):
     # forward calls a submodule's method, which calls a method of its own submodule
     __dyncheck__ = DY
@@ -655,17 +709,19 @@ class Outer(nn.Module):
 @pytest.mark.parametrize(("name", "dead", "through"), [
     ("Override", "extra", False), ("Commented", "extra", False), ("Child", "extra", True), ("Outer", "inner.extra", True),
     ("Documented", "extra", True), ("Handed", "extra", True), ("Chained", "inner.extra", True),
-    ("TwoLevels", "inner.deep.proj", True),
+    ("TwoLevels", "inner.deep.proj", True), ("Looped", "layers.1.proj", True), ("Enumerated", "blocks.b.proj", True),
+    ("Indexed", "layers.0.proj", True), ("Elsewhere", "layers.0.proj", False),
 ])
 def test_which_methods_forward_calls_is_read_from_the_code(dyncheck_run, pytester, name, dead, through):
     # Only a call in forward's code of the method that runs (through super() and submodules
-    # too) makes a dead module one "forward calls on a branch"; an overridden method or a
-    # comment does not.
+    # too, and the elements of a container forward loops over or indexes) makes a dead module
+    # one "forward calls on a branch"; an overridden method or a comment does not.
     pytester.makepyfile(reached=REACHED)
     run = dyncheck_run("--dyncheck", f"reached:{name}", "--dyncheck-invariants=coverage", "--dyncheck-max-examples=5")
     text = run.failure("::coverage")
     said = "which forward calls: on a branch no example took" if through else "not by forward"
-    assert f"    {dead} is used by {'Deep' if name == 'TwoLevels' else 'Base'}.helper(), {said}" in text, text
+    owner = "Base" if dead.endswith("extra") else "Deep"
+    assert f"    {dead} is used by {owner}.helper(), {said}" in text, text
 
 
 def test_a_module_declared_unused_is_not_dead_and_the_summary_says_so(dyncheck_run, pytester):

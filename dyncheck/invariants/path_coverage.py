@@ -365,12 +365,19 @@ def _called_by_forward(klass: type, entry: str = "forward") -> frozenset[str]:
                 return function if inspect.isfunction(function) else None
         return None
 
-    def dotted(node: ast.AST) -> str | None:
+    def dotted(node: ast.AST, aliases: dict[str, str]) -> str | None:
         parts = []
-        while isinstance(node, ast.Attribute):
-            parts.append(node.attr)
+        while isinstance(node, ast.Attribute) or (
+            isinstance(node, ast.Subscript) and parts and not isinstance(node.slice, ast.Slice)
+        ):
+            parts.append(node.attr if isinstance(node, ast.Attribute) else "*")  # self.layers[i].special
             node = node.value
-        return ".".join(reversed(parts)) if isinstance(node, ast.Name) and node.id == "self" and parts else None
+        if not isinstance(node, ast.Name) or not parts:
+            return None
+        base = "" if node.id == "self" else aliases.get(node.id)
+        if base is None:
+            return None
+        return ".".join([base, *reversed(parts)] if base else reversed(parts))
 
     targets: set[str] = set()
     seen: set[Any] = set()
@@ -383,6 +390,7 @@ def _called_by_forward(klass: type, entry: str = "forward") -> frozenset[str]:
         tree = _parsed(function)
         if tree is None:
             continue
+        aliases = _aliases(tree)
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 value = node.func.value
@@ -390,13 +398,72 @@ def _called_by_forward(klass: type, entry: str = "forward") -> frozenset[str]:
                     pending.append(resolved(node.func.attr, defining(function)))  # the parent's method runs
             if not isinstance(node, ast.Attribute):
                 continue
-            target = dotted(node)  # called, or handed on (checkpoint(self._extra, x))
+            target = dotted(node, aliases)  # called, or handed on (checkpoint(self._extra, x))
             if target is None:
                 continue
             targets.add(target)
             if "." not in target:
                 pending.append(resolved(target))
     return frozenset(targets)
+
+
+def _aliases(tree: ast.AST) -> dict[str, str]:
+    """Local names that stand for a submodule of ``self``, by its dotted path: an element of
+    a container a loop runs over (``for layer in self.layers``, through ``enumerate``,
+    ``zip``, ``reversed``, ``.values()``, ``.items()``, a slice: ``layers.*``), or one taken
+    from it (``block = self.blocks[i]``) or named (``head = self.head``). Read once per
+    function, whatever the scope: a name rebound to something else is a rare false "reached"."""
+    def path(node: ast.AST) -> str | None:
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        return ".".join(reversed(parts)) if isinstance(node, ast.Name) and node.id == "self" and parts else None
+
+    def elements(node: ast.AST) -> list[str | None] | str | None:
+        """What one step of a loop over ``node`` binds: a path, or one per tuple member."""
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id in ("reversed", "list", "tuple", "iter") and len(node.args) == 1:
+                return elements(node.args[0])
+            if node.func.id == "enumerate" and node.args:
+                return [None, elements(node.args[0])]  # type: ignore[list-item]
+            if node.func.id == "zip":
+                return [elements(a) for a in node.args]  # type: ignore[misc]
+            return None
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and not node.args:
+            owner = path(node.func.value)
+            if owner is None:
+                return None
+            if node.func.attr in ("values", "children"):
+                return f"{owner}.*"
+            if node.func.attr == "items":
+                return [None, f"{owner}.*"]  # type: ignore[list-item]
+            return None
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):
+            return elements(node.value)
+        owner = path(node)
+        return f"{owner}.*" if owner is not None else None
+
+    def bind(target: ast.AST, value: Any, found: dict[str, str]) -> None:
+        if isinstance(target, ast.Name) and isinstance(value, str):
+            found[target.id] = value
+        elif isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, list):
+            for member, bound in zip(target.elts, value):
+                bind(member, bound, found)
+
+    found: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.For, ast.comprehension)):
+            bind(node.target, elements(node.iter), found)
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            value = node.value
+            if isinstance(value, ast.Subscript) and not isinstance(value.slice, ast.Slice):
+                owner = path(value.value)
+                if owner is not None:
+                    found[node.targets[0].id] = f"{owner}.*"
+            elif (owner := path(value)) is not None:
+                found[node.targets[0].id] = owner
+    return found
 
 
 def _forward_reaches(model: nn.Module, parts: list[str], depth: int, name: str) -> bool:
@@ -421,16 +488,33 @@ def _reached(model: nn.Module, path: str, entry: str, seen: set[tuple[str, str]]
     module = model.get_submodule(path)
     found: set[str] = set()
     for target in _called_by_forward(type(module), entry):
-        full = f"{path}.{target}" if path else target
-        found.add(full)
-        inner, _, method = target.rpartition(".")
-        if inner:
-            try:
-                model.get_submodule(f"{path}.{inner}" if path else inner)
-            except AttributeError:
-                continue
-            found |= _reached(model, f"{path}.{inner}" if path else inner, method, seen)
+        for each in _each_element(module, target):
+            full = f"{path}.{each}" if path else each
+            found.add(full)
+            inner, _, method = each.rpartition(".")
+            if inner:
+                try:
+                    model.get_submodule(f"{path}.{inner}" if path else inner)
+                except AttributeError:
+                    continue
+                found |= _reached(model, f"{path}.{inner}" if path else inner, method, seen)
     return found
+
+
+def _each_element(module: nn.Module, target: str) -> list[str]:
+    """``target`` with each ``*`` (an element of a container a loop ran over) replaced by
+    the names of that container's children: ``layers.*.special`` -> ``layers.0.special``, ..."""
+    if "*" not in target:
+        return [target]
+    head, _, rest = target.partition(".*")
+    try:
+        container = module.get_submodule(head)
+    except AttributeError:
+        return []
+    return [
+        each for name, _ in container.named_children()
+        for each in _each_element(module, f"{head}.{name}{rest}")
+    ]
 
 
 def _under(name: str, prefixes: Iterable[str]) -> bool:
