@@ -324,6 +324,62 @@ def test_one_mode_alone_would_miss_the_early_exit():
     assert source.untaken() == []
 
 
+FIXED_SETTING = """
+import torch
+from torch import nn
+
+
+class Scored(nn.Module):
+    # the chatbot tutorial's Attn: a setting fixed when the model is built picks the score
+    def __init__(self, method="dot"):
+        super().__init__()
+        self.method = method
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        if self.method == "general":
+            x = self.fc(x)
+        elif self.method == "dot":
+            x = x * 2
+        for step in range(3):
+            if step == 0:
+                break
+        return x.sum(-1)
+"""
+
+
+def test_an_untaken_arc_to_a_line_that_ran_another_way_says_so(pytester):
+    # "never went on to line N" read as "line N never ran" where it ran after the branch's
+    # body: the side never taken past an elif whose body always ran is "held every time".
+    import linecache
+
+    import torch
+
+    from dyncheck.invariants.path_coverage import _SourceBranches
+
+    path = pytester.makepyfile(fixed_setting=FIXED_SETTING)
+    pytester.syspathinsert()
+    linecache.checkcache()
+    model = __import__("fixed_setting").Scored()
+    source = _SourceBranches(model, "fixed_setting")
+    with source:
+        model(torch.ones(2, 4))
+    lines = path.read_text().splitlines()
+
+    def at(code: str) -> int:
+        return next(i for i, line in enumerate(lines, 1) if line.strip() == code)
+
+    shown = [line.split("  ", 1)[1] for line in source.untaken()]
+    assert shown == [
+        f'if self.method == "general":  → never went on to line {at("x = self.fc(x)")}: x = self.fc(x)',
+        f'elif self.method == "dot":  → held every time: never skipped to line {at("for step in range(3):")}: '
+        "for step in range(3):",
+        f"for step in range(3):  → never went from here to line {at('return x.sum(-1)')} (it ran, reached another way): "
+        "return x.sum(-1)",
+        f"if step == 0:  → held every time: never skipped to line {at('for step in range(3):')}: for step in range(3):",
+    ], shown
+
+
 def test_the_census_starts_without_reading_the_callers_stack():
     # coverage.py's collector records inspect.stack() for its debug output on the first
     # start: the source of every frame, about 40 ms a check under pytest. The census

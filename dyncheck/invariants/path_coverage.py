@@ -221,13 +221,23 @@ class _SourceBranches:
                         f"; {n} {note}" for n, note in said.items() if re.search(rf"\b{re.escape(n)}\b", code)
                     )
                 for destination in missing[line]:
-                    where = (
-                        "never returned from here"
-                        if destination < 0
-                        else f"never went on to line {destination}: {linecache.getline(filename, destination).strip()}"
-                    )
-                    found.append(f"{shown}:{line}  {code}  → {where}{kept}")
+                    found.append(f"{shown}:{line}  {code}  → {_where_not(code, destination, executed, filename)}{kept}")
         return found
+
+
+def _where_not(code: str, destination: int, executed: set[int], filename: str) -> str:
+    """What an untaken arc from the line ``code`` to ``destination`` means in words. A line
+    that ran anyway, reached another way, is not one that never ran: past an ``if``/``elif``
+    whose body always ran (``elif self.method == 'dot':`` on a model built with 'dot'), the
+    condition held every time."""
+    if destination < 0:
+        return "never returned from here"
+    line = linecache.getline(filename, destination).strip()
+    if destination not in executed:
+        return f"never went on to line {destination}: {line}"
+    if re.match(r"(el)?if\b", code):
+        return f"held every time: never skipped to line {destination}: {line}"
+    return f"never went from here to line {destination} (it ran, reached another way): {line}"
 
 
 def _start_without_stack(measure: Any) -> None:
