@@ -1,7 +1,8 @@
 """A two-tower model as CLIP builds it: ``forward(input_ids=None, pixel_values=None,
 attention_mask=None)`` embeds the text (a masked mean of token embeddings) and the images (a
 patch convolution, averaged), and scores every image against every text,
-``logits_per_image = image_embeds @ text_embeds.T``.
+``logits_per_image = logit_scale.exp() * image_embeds @ text_embeds.T`` with CLIP's learnable
+temperature, a parameter of the model itself (no submodule owns it).
 
 What it proves, zero-config:
 
@@ -12,11 +13,17 @@ What it proves, zero-config:
 * an output that pairs every sample with every other (``[images, texts]``) is coupled
   across the batch by design: ``batch_invariance`` compares a sample alone with its
   diagonal entry and permutes both axes, ``padding_invariance`` compares the per-sample
-  embeddings and leaves the pairs alone (before, both reported the pairing itself).
+  embeddings and leaves the pairs alone (before, both reported the pairing itself);
+* the temperature is connected and learns: ``buggy.item_temperature`` reads it through
+  ``.item()``, which grad_isolation reports for the model's own parameters as for a
+  submodule's (before, a parameter no submodule owns was never checked).
 """
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import nn
 
 __all__ = ["TwoTower"]
@@ -29,6 +36,7 @@ class TwoTower(nn.Module):
         self.text_projection = nn.Linear(embed_dim, embed_dim)
         self.patch_embedding = nn.Conv2d(3, embed_dim, patch, stride=patch)
         self.visual_projection = nn.Linear(embed_dim, embed_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
     def forward(self, input_ids=None, pixel_values=None, attention_mask=None):
         tokens = self.token_embedding(input_ids)
@@ -37,7 +45,7 @@ class TwoTower(nn.Module):
         patches = self.patch_embedding(pixel_values)
         image_embeds = self.visual_projection(patches.mean(dim=(2, 3)))
         return {
-            "logits_per_image": image_embeds @ text_embeds.T,
+            "logits_per_image": self.logit_scale.exp() * image_embeds @ text_embeds.T,
             "text_embeds": text_embeds,
             "image_embeds": image_embeds,
         }

@@ -83,6 +83,17 @@ def test_detached_branch_input_cuts_off_the_layer_before(dyncheck_run):
     assert lines[5] == "  path:     fc1 → fc2 → fc3"
 
 
+def test_a_parameter_of_the_model_itself_read_through_item_is_cut_off(dyncheck_run):
+    # CLIP's temperature belongs to no submodule: it was never checked, the .item() passed.
+    target = "reference_models.buggy.item_temperature:Model"
+    lines = failure_lines(dyncheck_run("--dyncheck", target, ISO), target)
+    assert lines[2] == (
+        "the model ran, but its own logit_scale is not connected to the output through autograd: a "
+        "detach(), .data, .item(), torch.no_grad() or an argmax-only choice cuts the gradient off. "
+        "If this is meant (a frozen part), set requires_grad=False or declare Spec(frozen=['logit_scale'])."
+    )
+
+
 def test_a_result_computed_and_dropped_is_named_as_such(dyncheck_run, pytester):
     # A pooler whose output the head never reads: no detach() cuts it off, nothing reads it.
     target = "reference_models.buggy.dropped_pooler:Model"

@@ -415,7 +415,9 @@ class GradIsolation(Invariant):
             for parameter, names, owners in owners_by_param:
                 if not parameter.requires_grad or frozen & set(names):
                     continue
-                running = [o for o in owners if o in worked and o]
+                # The model's own parameters too (owner ""; a CLIP-style logit_scale read through
+                # .item() never learns): the model always runs.
+                running = [o for o in owners if o in worked or not o]
                 if not running:
                     continue
                 # Cut off: backward gave it no gradient at all. Not "absent from the output's
@@ -432,7 +434,7 @@ class GradIsolation(Invariant):
             baseline = functools.cache(lambda: context.run(model, example, record=False, grad=False).output)
             parameters = dict(model.named_parameters(remove_duplicate=False))
             for module_name, names in cut.items():
-                if not influences(context, model, example, module_name, baseline()) and not (
+                if module_name and not influences(context, model, example, module_name, baseline()) and not (
                     _influences_with_other_weights(context, example, module_name)
                 ):
                     # No value of it reaches the output either: not a cut gradient but a
@@ -453,7 +455,8 @@ class GradIsolation(Invariant):
                 if not any(moving_changes_output(context, model, example, parameters[n]) for n in names):
                     continue
                 findings.append(
-                    f"{module_name} ran, but {_join(names)} {'is' if len(names) == 1 else 'are'} not connected "
+                    f"{f'{module_name} ran, but ' if module_name else 'the model ran, but its own '}"
+                    f"{_join(names)} {'is' if len(names) == 1 else 'are'} not connected "
                     "to the output through autograd: a detach(), .data, .item(), torch.no_grad() or an "
                     "argmax-only choice cuts the gradient off. If this is meant (a frozen part), set "
                     f"requires_grad=False or declare Spec(frozen={names!r})."
