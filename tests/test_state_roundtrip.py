@@ -114,6 +114,16 @@ def test_cached_tensor_attribute(dyncheck_run, pytester):
     assert "    memory: a float32[3] tensor on the original, None on the fresh copy" in lines
 
 
+def test_a_random_value_drawn_when_building_outside_the_state_dict(dyncheck_run):
+    # The fresh copy is built under another seed, as in another process: built under the
+    # original's, it drew the same projection and the lost state never showed.
+    target = "reference_models.buggy.plain_random_features:Model"
+    lines = failure_lines(dyncheck_run("--dyncheck", target, SR, FEW), target)
+    assert lines[2] == HEADLINE
+    at = lines.index("  attributes that differ between the original and the fresh copy (outside the state_dict):")
+    assert lines[at + 1].startswith("    B (a float32[8, 8] tensor), the fresh copy against the original: Mismatched"), lines
+
+
 def test_non_persistent_buffer_that_matters(dyncheck_run, pytester):
     target = _model(
         pytester,
@@ -154,8 +164,19 @@ def test_non_persistent_buffer_that_matters(dyncheck_run, pytester):
         ),
         # an attribute that changes but does not matter (a log of the last batch size)
         ("self.last_batch = 0", "self.last_batch = x.shape[0]\n        return self.fc(x)"),
+        # a random projection drawn when building, registered: it travels
+        ('self.register_buffer("B", torch.randn(4, 4))', "return self.fc(x @ self.B)"),
+        # a randomly wired net (depth drawn when building: 3 under the build seed, 2 under
+        # another): a checkpoint is loaded into the same architecture, built under the same seed
+        (
+            "self.blocks = nn.ModuleList(nn.Linear(4, 4) for _ in range(int(torch.randint(1, 4, ()))))",
+            "for block in self.blocks:\n            x = torch.relu(block(x))\n        return self.fc(x)",
+        ),
     ],
-    ids=["buffer-counter", "constant-non-persistent-buffer", "actnorm-flag-buffer", "harmless-attribute"],
+    ids=[
+        "buffer-counter", "constant-non-persistent-buffer", "actnorm-flag-buffer", "harmless-attribute",
+        "random-buffer", "random-architecture",
+    ],
 )
 def test_state_inside_the_state_dict_passes(dyncheck_run, pytester, init, forward):
     target = _model(pytester, "inside", init=init, forward=forward)

@@ -181,12 +181,13 @@ class Context:
             return self.build_model()
         return clone(model)
 
-    def build_model(self) -> nn.Module:
+    def build_model(self, seed: int | None = None) -> nn.Module:
         """A new instance built from the spec (not a copy of the prototype): checks that
         compare with "a freshly built model" use it, since a deep copy shares what the
-        prototype's closures and globals captured."""
+        prototype's closures and globals captured. ``seed``: built under that seed instead
+        of the build seed every other model of the run is built under."""
         try:
-            return self.target.build()
+            return self.target.build() if seed is None else self.target.build(seed)
         except Exception as exc:
             raise ModelError("building the model", exc) from exc
 

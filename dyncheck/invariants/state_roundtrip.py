@@ -3,7 +3,12 @@
 After the original has run forward (on a few examples the run saw earlier, then twice on
 this one: lazily created layers and mutated state show up only then), a fresh instance
 built from the spec (a new build, not a copy, so nothing the original's closures captured is
-shared), loaded with ``load_state_dict(original.state_dict())``, must be the same model:
+shared; under another seed than the original's, so that a random value drawn when building
+and kept outside the state_dict, ``self.B = torch.randn(...)``, differs as it would in
+another process), loaded with ``load_state_dict(original.state_dict())``, must be the same
+model. A model whose parameters themselves depend on the seed it is built under (a randomly
+wired net) gets a fresh instance under the original's seed instead: the same architecture
+is what a checkpoint is loaded into.
 
 1. the state_dict loads (strictly): forward did not create parameters or buffers that a
    freshly built model lacks (a layer grown in forward), nor change their shapes;
@@ -46,6 +51,10 @@ from dyncheck.invariants._base import Context, Invariant
 from dyncheck.tracing import leaves, missing_output
 
 __all__ = ["StateRoundtrip", "attribute_differences"]
+
+#: The seed the fresh instance is built under: not the build seed of the original, so that a
+#: random value drawn when building and kept outside the state_dict differs between the two.
+_OTHER_SEED = 1
 
 #: The earlier examples that warm the original up: the first two the run saw, then the
 #: first seen on each new path, up to four in all.
@@ -264,8 +273,15 @@ class StateRoundtrip(Invariant):
         except Exception as exc:
             raise ModelError("state_dict", exc) from exc
 
-        fresh = context.build_model()
+        seed: int | None = _OTHER_SEED
+        fresh = context.build_model(seed)
         problems = _load_problems(state, fresh)
+        if problems or _tie_differences(original, fresh):
+            # What the model's parameters are depends on the seed it is built under (a
+            # randomly wired net): a checkpoint is loaded into the same architecture.
+            seed = None
+            fresh = context.build_model()
+            problems = _load_problems(state, fresh)
         if problems:
             raise InvariantViolation(
                 "The original's state_dict does not load into a fresh copy: forward created (or "
@@ -308,7 +324,7 @@ class StateRoundtrip(Invariant):
         # Two loaded copies in the same state that disagree with each other: the model is not
         # a function of its state, input and seed (an unseeded generator, a global). That is
         # determinism's finding; no state_dict could carry it.
-        control = context.build_model()
+        control = context.build_model(seed)
         control.load_state_dict(loaded)
         again = context.run(control, example, record=False, grad=False)
         if again.path != actual.path or _output_differences(again.output, actual.output):

@@ -32,6 +32,9 @@ so that dyncheck's zero-configuration inference can check it.
   fc1 off (grad_isolation).
 * :mod:`~reference_models.buggy.item_temperature` -- CLIP's learnable temperature, a
   parameter of the model itself, read through ``.item()`` (grad_isolation).
+* :mod:`~reference_models.buggy.plain_random_features` -- a random projection drawn when
+  building, kept as a plain attribute: another build loaded from the state_dict differs
+  (state_roundtrip).
 * :mod:`~reference_models.buggy.inplace_branch` -- an in-place op that breaks backward
   only on the taken branch (grad_isolation, finite, tied_weights, dtype_agreement).
 * :mod:`~reference_models.buggy.unmasked_conv_padding` -- ``LengthMaskedConformer``'s
@@ -179,6 +182,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.threshold_off_by_one:Model": ("grad_isolation",),
     "reference_models.buggy.detached_input:Model": ("grad_isolation",),
     "reference_models.buggy.item_temperature:Model": ("grad_isolation",),
+    "reference_models.buggy.plain_random_features:Model": ("state_roundtrip",),
     "reference_models.buggy.inplace_branch:Model": ("grad_isolation", "finite", "tied_weights", "dtype_agreement"),
     "reference_models.buggy.argmax_router:Model": ("grad_isolation",),
     "reference_models.buggy.one_hot_twice:Model": ("coverage",),
