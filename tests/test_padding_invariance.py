@@ -121,6 +121,38 @@ def test_every_padding_bug_is_caught(dyncheck_run):
     ), short[2]
 
 
+def test_nan_is_left_to_finite_not_read_as_a_padding_difference(dyncheck_run, pytester):
+    # lengths // 2 after a stride-2 convolution: a row of one step has no frame, and its mean
+    # divides by zero. Compared, the NaN read "padding changes the gradients: difference nan
+    # (up to nan allowed)"; finite names where the NaN is made.
+    pytester.makepyfile(
+        halved="""
+        import torch
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self, input_size=8, hidden_size=12, output_size=4):
+                super().__init__()
+                self.conv = nn.Conv1d(input_size, hidden_size, 3, stride=2, padding=1)
+                self.fc = nn.Linear(hidden_size, output_size)
+
+            def forward(self, x, lengths):
+                h = torch.relu(self.conv(x.transpose(1, 2))).transpose(1, 2)
+                out_len = lengths // 2  # the bug: (lengths + 1) // 2
+                mask = (torch.arange(h.size(1))[None] < out_len[:, None]).float()[..., None]
+                return self.fc((h * mask).sum(1) / out_len[:, None])
+        """
+    )
+    run = dyncheck_run(
+        "--dyncheck", "halved:Model", "--dyncheck-invariants=padding_invariance,finite", "--dyncheck-max-examples=30",
+        "--dyncheck-seed=5",
+    )
+    assert run.outcomes() == {
+        "dyncheck::halved:Model::padding_invariance": "PASSED", "dyncheck::halved:Model::finite": "FAILED",
+    }, run.text
+    assert re.search(r"padding_invariance\s+passed\s+checked on \d+ of 30 examples", run.text), run.text
+
+
 def test_gradients_alone_are_compared(dyncheck_run, pytester):
     # Contrived on purpose: a straight-through surrogate that averages over the padding gives
     # the right values (good + bad - bad) and wrong gradients.

@@ -116,8 +116,17 @@ class Padded(nn.Module):
 
 
 class PaddedTotal(Padded):
+    # summed over the batch, step by step, flattened: no batch axis, and as long as the
+    # padded length (extra padding changes its shape: nothing to compare whole either)
     def forward(self, x, lengths):
-        return super().forward(x, lengths).sum()
+        return super().forward(x, lengths).sum(0).flatten()
+
+
+class PaddedLoss(Padded):
+    # a mean over the valid steps of the batch: no batch axis, compared whole under extra padding
+    def forward(self, x, lengths):
+        mask = torch.arange(x.shape[1])[None, :] < lengths[:, None]
+        return (super().forward(x, lengths) * mask[..., None]).sum() / mask.sum().clamp(min=1)
 
 
 class PaddedDict(Padded):
@@ -155,6 +164,7 @@ padded_none = dyncheck.Spec(Padded, inputs={"x": padded_x, "lengths": sequence_l
 padded_sometimes = dyncheck.Spec(Padded, inputs={"x": padded_x, "lengths": sequence_lengths(), "give": st.booleans()})
 padded_empty = dyncheck.Spec(Padded, inputs={"x": st.just(torch.ones(2, 3, 4)), "lengths": st.just(torch.tensor([0, 0]))})
 padded_total = dyncheck.Spec(PaddedTotal, inputs={"x": padded_x, "lengths": sequence_lengths()})
+padded_loss = dyncheck.Spec(PaddedLoss, inputs={"x": padded_x, "lengths": sequence_lengths()})
 no_steps = {"x": st.just(torch.ones(2, 3, 4)), "lengths": st.just(torch.tensor([0, 0]))}
 padded_dict_empty = dyncheck.Spec(PaddedDict, inputs={"batch": st.fixed_dictionaries(no_steps)})
 padded_pair_empty = dyncheck.Spec(
@@ -333,7 +343,7 @@ def test_state_roundtrip_on_a_model_that_is_not_a_function_of_its_state(dyncheck
 def test_padding_invariance_compares_rows_or_says_why_not(dyncheck_run, models):
     run = dyncheck_run(
         *("--dyncheck", "vac:padded_none", "--dyncheck", "vac:padded_empty", "--dyncheck", "vac:padded_total"),
-        "--dyncheck", "vac:padded_sometimes",
+        "--dyncheck", "vac:padded_sometimes", "--dyncheck", "vac:padded_loss",
         *("--dyncheck", "vac:padded_dict_empty", "--dyncheck", "vac:padded_pair_empty"),
         "--dyncheck-invariants=padding_invariance", "--dyncheck-seed=1", "--dyncheck-max-examples=10",
     )
@@ -353,6 +363,9 @@ def test_padding_invariance_compares_rows_or_says_why_not(dyncheck_run, models):
     )
     verdict, detail = _row(run, "vac:padded_sometimes", "padding_invariance")
     assert verdict == "passed" and re.fullmatch(r"checked on [1-9] of 10 examples", detail), detail
+    # A loss over the batch has no row to compare, but the extra padding must not change it.
+    verdict, detail = _row(run, "vac:padded_loss", "padding_invariance")
+    assert verdict == "passed" and detail == "10 examples", (verdict, detail)
 
 
 def test_packed_rnn_with_no_floating_rnn_compares_nothing(dyncheck_run, models):

@@ -77,7 +77,7 @@ from __future__ import annotations
 import copy
 import numbers
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -411,6 +411,18 @@ class _NotCompared(Exception):
     nothing: it proves nothing either way."""
 
 
+class _NaN(Exception):
+    """The model's own dtype gave NaN (outputs or gradients) on this example: no difference
+    can be read from it, and ``finite`` is the check that reports it."""
+
+
+_NAN = "the outputs or gradients hold NaN (finite reports where it is made): nothing to compare"
+
+
+def _any_nan(tensors: Iterable[torch.Tensor | None]) -> bool:
+    return any(t is not None and t.is_floating_point() and bool(torch.isnan(t).any()) for t in tensors)
+
+
 class _Float64Unfit(Exception):
     """The float64 copy's batch gave NaN or inf (outputs or gradients): a model that pins a
     step to float32 (``softmax(..., dtype=torch.float32)`` after an additive mask of
@@ -713,11 +725,20 @@ class PaddingInvariance(Invariant):
                     raise
             except _Float64Unfit:
                 pass
+            except _NaN:  # in the model's own dtype (native is None): no float64 copy ran
+                if quiet:
+                    raise _NotCompared from None
+                return context.nothing_to_compare(_NAN)
         # The model cannot run in float64 (a float32 tensor made inside forward with an
         # explicit dtype), or gives NaN/inf there (see _Float64Unfit): compare in its own
         # dtype, as it is, with atol on the inputs' scale.
         model, args = context.fresh_model().eval(), layout.pad(example.fresh_args())
-        self._check(context, example, layout, model, args, None, slack=_input_scale(args), quiet=quiet)
+        try:
+            self._check(context, example, layout, model, args, None, slack=_input_scale(args), quiet=quiet)
+        except _NaN:
+            if quiet:
+                raise _NotCompared from None
+            return context.nothing_to_compare(_NAN)
 
     def _check(
         self,
@@ -747,6 +768,8 @@ class PaddingInvariance(Invariant):
         whole = dict(floating_leaves(whole_trace.output))
         if native is not None and not all_finite(whole.values()):
             raise _Float64Unfit
+        if native is None and _any_nan(whole.values()):
+            raise _NaN
         rows = [row for row in range(batch) if lengths[row] > 0]
         alone: dict[int, dict[str, torch.Tensor]] = {}
         for row in rows:
@@ -776,12 +799,17 @@ class PaddingInvariance(Invariant):
             all_finite(v for a in alone.values() for v in a.values()) and (extended is None or all_finite(extended.values()))
         ):
             raise _Float64Unfit
+        if native is None and _any_nan([*(v for a in alone.values() for v in a.values()), *(extended or {}).values()]):
+            raise _NaN
         findings: list[tuple[str, list[str]]] = []
         # leaf -> (batch axis, (time axis, offset) pairs) for the leaves compared row by row;
         # the offset of an axis at another rate is the steps each row alone has there
         compared: dict[str, tuple[int, list[tuple[int, Any]]]] = {}
         # what the leaves at another rate are, where no row ran alone to count their steps
         unaligned_leaves: list[str] = []
+        # the leaves with no batch axis (a loss over the batch): the extra padding must not
+        # change them either, compared whole
+        whole_only: list[str] = []
         for leaf, value in whole.items():
             if _CACHE.search(leaf):
                 continue  # state for the next call, not this call's result
@@ -791,6 +819,9 @@ class PaddingInvariance(Invariant):
                 value, batch, [a[leaf] for a in alone.values() if leaf in a],
                 None if extended is None else extended.get(leaf),
             )
+            if batch_axis is None and extended is not None and leaf in extended and extended[leaf].shape == value.shape:
+                whole_only.append(leaf)
+                continue
             if (
                 batch_axis is None
                 or (extended is not None and leaf not in extended)
@@ -812,11 +843,11 @@ class PaddingInvariance(Invariant):
                     for axis, offset in time_axes
                 ])
 
-        if quiet and (not findings and not compared or not alone and extended is None):
+        if quiet and (not findings and not compared and not whole_only or not alone and extended is None):
             raise _NotCompared
         if not alone and extended is None:
             return context.nothing_to_compare(_too_short(layout), drawn=True)
-        if not findings and not compared:
+        if not findings and not compared and not whole_only:
             if unaligned_leaves:
                 return context.nothing_to_compare(f"{unaligned_leaves[0]}{_UNALIGNED}")
             return context.nothing_to_compare(missing_output(whole_trace.output) or _NO_BATCH_AXIS)
@@ -849,6 +880,16 @@ class PaddingInvariance(Invariant):
                         f"(length {length} of {padded} padded steps)",
                         [f"{leaf}[{row}] with the extra padding against without{_own_steps(time_axes, row)}:", *(f"  {line}" for line in lines)],
                     ))
+        for leaf in whole_only:
+            rtol, atol = tolerances(native or whole[leaf].dtype)
+            lines = mismatch(extended[leaf], whole[leaf], rtol=rtol, atol=atol * slack)
+            if lines:
+                findings.append((
+                    f"appending {EXTRA_STEPS} padding steps of {'the declared padding value' if layout.fill else 'other values'} "
+                    f"changes {leaf}, which has no batch axis (a value over the whole batch, such as a loss): padded "
+                    f"steps take part in it (lengths {list(lengths)}, padded length {padded})",
+                    [f"{leaf} with the extra padding against without:", *(f"  {line}" for line in lines)],
+                ))
 
         if not findings:
             # A complex output is projected as its real and imaginary parts (a trailing axis of 2).
@@ -1016,6 +1057,8 @@ class PaddingInvariance(Invariant):
             return []
         if native is not None and not all_finite(batch_grads):
             raise _Float64Unfit
+        if native is None and _any_nan(batch_grads):
+            raise _NaN
         # Rows the model refused alone (shorter than the spec allows: see _check) leave the
         # comparison with the rows alone: the batch's loss over the others against their sum.
         runnable = [r for r in rows if r in alone]
@@ -1038,6 +1081,8 @@ class PaddingInvariance(Invariant):
             comparisons.append(("extended", extended, batch_grads))
         if native is not None and not all_finite(g for grads in (*per_row, *(c[1] for c in comparisons)) for g in grads):
             raise _Float64Unfit
+        if native is None and _any_nan(g for grads in (*per_row, *(c[1] for c in comparisons)) for g in grads):
+            raise _NaN
         findings = []
         for label, actual_grads, expected_grads in comparisons:
             bad, details = [], []
