@@ -131,6 +131,7 @@ class InvariantItem(pytest.Item):
                 # One save of the global streams for all the example's seeded calls (python's
                 # and numpy's are Hypothesis's to restore inside a test case).
                 with context.counting(), held(restored_by_caller=currently_in_test_context()):
+                    context.materialise(example)
                     invariant.check(context, example)
             except BaseException as exc:
                 budget.spent(failed=True)

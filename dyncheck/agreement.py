@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dyncheck.casting import cast
 from dyncheck.compare import mismatch, tolerances
 from dyncheck.errors import InvalidArgument, ModelError
 from dyncheck.examples import Example
@@ -163,7 +164,7 @@ def run_config(
     differentiates the same loss."""
     model = model.to(device=config.device)
     if config.dtype is not None:
-        model = model.to(dtype=config.dtype)
+        model = cast(model, config.dtype)  # complex weights stay complex
     model.eval()
     callable_model = config.patch(model) if config.patch is not None else model
     args = _move(example.fresh_args(), config.device, config.dtype)

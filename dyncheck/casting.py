@@ -40,7 +40,29 @@ from torch.overrides import TorchFunctionMode
 from dyncheck.errors import ModelError
 from dyncheck.tracing import flat_items
 
-__all__ = ["CastFailure", "KeptFloat64", "diagnose", "dtype_name", "unreached_state"]
+__all__ = ["CastFailure", "KeptFloat64", "cast", "diagnose", "dtype_name", "unreached_state"]
+
+#: The complex dtype of each floating precision.
+_COMPLEX = {
+    torch.float64: torch.complex128, torch.float32: torch.complex64, torch.float16: torch.complex32,
+}
+
+
+def cast(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """``model.to(dtype)`` for a floating ``dtype``, with complex parameters and buffers
+    cast to the complex dtype of that precision: ``Module.to(torch.float64)`` casts them to
+    float64 and drops their imaginary part (torch warns), so a model with complex weights (a
+    Fourier layer's) would be compared as another model. In place, as ``Module.to``."""
+    complex_dtype = _COMPLEX.get(dtype)
+
+    def convert(tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.is_floating_point():
+            return tensor.to(dtype)
+        if tensor.is_complex() and complex_dtype is not None:
+            return tensor.to(complex_dtype)
+        return tensor
+
+    return model._apply(convert)
 
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
 _DYNCHECK_DIR = os.path.dirname(os.path.abspath(__file__))

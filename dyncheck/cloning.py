@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import torch
 from torch import nn
+from torch.nn.parameter import UninitializedBuffer
 
 __all__ = ["clone"]
 
@@ -117,6 +118,15 @@ def _value(value: Any, memo: dict[int, Any]) -> Any:
         new = _buffer(value, memo)
         if new is not None:
             return new
+    if kind is UninitializedBuffer:
+        # A lazy layer's buffer before its first call (LazyBatchNorm1d's running_mean), which
+        # copy.deepcopy refuses: a new one, as uninitialised.
+        new = UninitializedBuffer(
+            requires_grad=value.requires_grad, device=value.device, dtype=value.dtype,
+            persistent=getattr(value, "persistent", True),
+        )
+        memo[id(value)] = new
+        return new
     if kind is tuple and all(type(item) in _ATOMIC for item in value):
         return value  # copy.deepcopy gives the tuple itself (kernel sizes, strides)
     if isinstance(value, nn.Module):

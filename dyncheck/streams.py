@@ -154,7 +154,9 @@ class Draws(TorchFunctionMode):
         self.aligned += 1
         old, new = self.dtype, self.reference_dtype
         result = func(*_convert(args, old, new), **_convert(kwargs, old, new))
-        if writes_first(name, args, kwargs, _INPLACE_FLAG) and isinstance(args[0], torch.Tensor):
-            args[0].copy_(result if isinstance(result, torch.Tensor) else args[0])
-            return args[0]
+        # nn.init.uniform_ hands its tensor on by keyword (tensor=...), a method by position
+        written = args[0] if args else next((kwargs[k] for k in ("tensor", "self", "input") if k in kwargs), None)
+        if writes_first(name, args, kwargs, _INPLACE_FLAG) and isinstance(written, torch.Tensor):
+            written.copy_(result if isinstance(result, torch.Tensor) else written)
+            return written
         return _convert(result, new, old)

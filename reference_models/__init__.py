@@ -101,6 +101,15 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.two_tower` -- ``TwoTower``: CLIP's shape, a forward that requires
   nothing but needs both its text and its images, and scores every image against every
   text.
+* :mod:`reference_models.lazy_layers` -- ``LazyConvNet``: lazy convolution, BatchNorm and
+  Linear layers, one on a gated branch: every check works on the model a dry run
+  materialised.
+* :mod:`reference_models.shared_exits` -- ``SharedExitNet``: early exits whose classifiers
+  share one weight: a shared Parameter moves when the head that ran trains it.
+* :mod:`reference_models.spectral_conv` -- ``SpectralConvNet``: a Fourier neural operator
+  block with complex weights, compared as itself in float64 (complex128).
+* :mod:`reference_models.per_image_boxes` -- ``BoxHead``: a detection head returning one
+  tensor of kept boxes per image in a list, compared entry by entry.
 * :mod:`reference_models.local_attention` -- ``LocalAttentionLM``: GPT-Neo's local
   attention, its scores pinned to float32 and a padding mask in the model's dtype, which a
   float64 copy mixes (dtype_agreement runs its reference with such casts kept in float64).
@@ -234,4 +243,8 @@ GOOD_TARGETS = (
     "reference_models.word_lm:WordLanguageModel",
     "reference_models.word_lm:WordTransformerLM",
     "reference_models.feature_transformer:FeatureTransformer",
+    "reference_models.lazy_layers:LazyConvNet",
+    "reference_models.shared_exits:SharedExitNet",
+    "reference_models.spectral_conv:SpectralConvNet",
+    "reference_models.per_image_boxes:BoxHead",
 )

@@ -380,6 +380,61 @@ def test_an_untaken_arc_to_a_line_that_ran_another_way_says_so(pytester):
     ], shown
 
 
+SETTINGS = """
+import torch
+from torch import nn
+
+
+class Required(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Linear(8, 16)
+        self.steps = nn.ModuleList([nn.Linear(16, 16) for _ in range(4)])
+        self.cls_head, self.reg_head = nn.Linear(16, 3), nn.Linear(16, 1)
+
+    def forward(self, x, num_steps: int, mode: str):
+        h = torch.relu(self.inp(x))
+        for i in range(min(num_steps, len(self.steps))):
+            h = torch.relu(self.steps[i](h)) + h
+        return self.cls_head(h) if mode == "classify" else self.reg_head(h)
+
+
+class Defaulted(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Linear(8, 16)
+        self.steps = nn.ModuleList([nn.Linear(16, 16) for _ in range(4)])
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x, num_steps: int = 2):
+        h = torch.relu(self.inp(x))
+        for i in range(num_steps):
+            h = torch.relu(self.steps[i](h)) + h
+        return self.head(h)
+"""
+
+
+@pytest.mark.parametrize(("name", "said"), [
+    (
+        "Required",
+        "num_steps (drawn as controls(dtype=int, max_value=3, min_value=0)), mode (drawn as "
+        "controls(choices=['classify']))",
+    ),
+    ("Defaulted", "num_steps (left at its default 2)"),
+])
+def test_dead_modules_name_the_settings_that_choose_what_runs(dyncheck_run, pytester, name, said):
+    # A correct model whose settings the examples gave too few values: the report said only
+    # "dead", with nothing to act on.
+    pytester.makepyfile(settings=SETTINGS)
+    run = dyncheck_run("--dyncheck", f"settings:{name}", "--dyncheck-invariants=coverage", "--dyncheck-max-examples=5")
+    text = run.failure("::coverage")
+    assert (
+        f"  forward's settings {said} may choose what runs: if other values switch the dead modules on, give them, "
+        f"e.g. dyncheck.Spec({name}, inputs={{'num_steps': dyncheck.strategies.controls(...)}}), or declare the "
+        "modules Spec(unused=...)"
+    ) in text, text
+
+
 def test_the_census_starts_without_reading_the_callers_stack():
     # coverage.py's collector records inspect.stack() for its debug output on the first
     # start: the source of every frame, about 40 ms a check under pytest. The census

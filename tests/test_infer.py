@@ -1313,15 +1313,6 @@ class OnlyDropout(nn.Module):
         return self.drop(x).sum()
 
 
-class Lazy(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.LazyLinear(3)
-
-    def forward(self, x):
-        return self.fc(x)
-
-
 class Configured(nn.Module):
     def __init__(self, config):
         super().__init__()
@@ -1336,8 +1327,6 @@ class Configured(nn.Module):
     [
         (UnusedArgument, "extra", "no layer in forward consumes it"),
         (OnlyDropout, "x", "its first consumers (drop) give no input shape"),
-        # LazyLinear says in_features=0 until its first call: not a width to draw.
-        (Lazy, "x", "its first consumers (fc) give no input shape"),
     ],
 )
 def test_uninferable_forward_argument_names_it_and_the_spec_to_write(model, argument, reason):

@@ -545,6 +545,67 @@ class _PerSequence(torch.nn.Module):
         return self.model(tokens, state)[0].view(*tokens.shape, -1).sum(0)
 
 
+def _lazy_layers() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.lazy_layers import LazyConvNet
+
+    model = LazyConvNet()
+    x = torch.randn(3, 5, 7)  # any number of channels: the first call fixes it
+    model(x, torch.tensor([0.9]))  # a dry run through the branch, as PyTorch asks
+    assert model.conv.weight.shape == (8, 5, 3) and model.fc2.weight.shape == (8, 8)
+    return model, (x, torch.tensor([0.2]))
+
+
+def _shared_exits() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.shared_exits import SharedExitNet
+
+    model = SharedExitNet()
+    assert model.exits[0].weight is model.exits[1].weight and model.exits[0].bias is not model.exits[1].bias
+    x = torch.randn(3, 8)
+    early, late = model(x, torch.tensor([0.9])), model(x, torch.tensor([0.1]))
+    assert not torch.equal(early, late)  # another depth, the same classifier weight
+    return model, (x, torch.tensor([0.9]))
+
+
+def _spectral_conv() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.spectral_conv import SpectralConvNet
+
+    model = SpectralConvNet()
+    assert model.spectral.weights.is_complex()
+    x = torch.randn(3, 2, 16)
+    out = model(x)
+    assert out.shape == (3, 16) and not out.is_complex()
+    # a change at one position reaches every position (a global convolution in Fourier space)
+    moved = x.clone()
+    moved[:, :, 0] += 1
+    assert (model(moved) - out)[:, 8:].abs().min() > 0
+    return model, (x,)
+
+
+class _Scored(torch.nn.Module):
+    """BoxHead's scores, with each image's kept boxes summed in: one tensor to test."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores, kept = self.model(x)
+        return scores + torch.stack([boxes.sum() for boxes in kept])[:, None]
+
+
+def _per_image_boxes() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.per_image_boxes import BoxHead
+
+    model = BoxHead()
+    x = torch.randn(3, 8)
+    scores, kept = model(x)
+    assert len(kept) == 3
+    for i in range(3):
+        assert kept[i].shape == (max(1, int((scores[i] > 0.5).sum())), 4)
+        torch.testing.assert_close(model(x[i:i + 1])[1][0], kept[i])  # each image on its own
+    return _Scored(model), (x,)
+
+
 def _feature_transformer() -> tuple[torch.nn.Module, tuple]:
     from reference_models.feature_transformer import FeatureTransformer
 
@@ -680,6 +741,10 @@ BUILDERS = {
     "hidden_state": _hidden_state,
     "word_lm": _word_lm,
     "feature_transformer": _feature_transformer,
+    "lazy_layers": _lazy_layers,
+    "shared_exits": _shared_exits,
+    "spectral_conv": _spectral_conv,
+    "per_image_boxes": _per_image_boxes,
 }
 
 

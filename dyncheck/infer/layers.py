@@ -58,6 +58,10 @@ def _swap(shape: _Shape, axes: tuple[int, int] | None) -> _Shape | None:
     return tuple(out)
 
 
+#: The features and channels drawn for a lazy layer's input, which takes any number.
+_LAZY_FEATURES, _LAZY_CHANNELS = 8, 3
+
+
 def _smallest_input(module: nn.Module, axis: int) -> int:
     """The smallest input length along spatial ``axis`` whose output has a position: at
     least the kernel's reach less the padding for a convolution; for a transposed one,
@@ -82,10 +86,23 @@ def _input_for_module(
     as it is, its shape kept."""
     if depth > 4:
         return None
-    if isinstance(module, nn.modules.lazy.LazyModuleMixin) and module.has_uninitialized_params():
-        # LazyLinear/LazyConv* report in_features=0 until their first call: no shape.
-        return None
     kind = type(module).__name__
+    if isinstance(module, nn.modules.lazy.LazyModuleMixin) and module.has_uninitialized_params():
+        # LazyLinear/LazyConv* report in_features=0 until their first call, and take any
+        # number then: a fixed one (the first call fixes it for good, so every example
+        # must give as many).
+        if isinstance(module, nn.Linear):
+            return _Found(("batch", _LAZY_FEATURES), _floats, f"{kind}: any number of features, {_LAZY_FEATURES} drawn",
+                          sequence="features-last")
+        if isinstance(module, nn.modules.conv._ConvNd):
+            spatial = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}[len(module.kernel_size)]
+            dims = {}
+            for axis, dim in enumerate(spatial):
+                low = _smallest_input(module, axis)
+                dims[dim] = (low, low + 6)
+            note = f"{kind}: any number of channels, {_LAZY_CHANNELS} drawn"
+            return _Found(("batch", _LAZY_CHANNELS, *spatial), _floats, note, dims)
+        return None
     if isinstance(module, nn.Linear):
         note = f"Linear(in_features={module.in_features})"
         return _Found(("batch", module.in_features), _floats, note, sequence="features-last")

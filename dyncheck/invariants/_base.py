@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from dyncheck.cloning import clone
 from dyncheck.copies import verdict
@@ -17,7 +18,7 @@ from dyncheck.errors import ModelError
 from dyncheck.examples import Example
 from dyncheck.paths import Layout, PathSet
 from dyncheck.seeding import seeded
-from dyncheck.target import Target
+from dyncheck.target import BUILD_SEED, Target
 from dyncheck.tracing import (
     Trace,
     check_loss,
@@ -95,6 +96,8 @@ class Context:
     def __init__(self, target: Target) -> None:
         self.target = target
         self._prototype: nn.Module | None = None
+        self._materialised = False
+        self._dry_run_on: Example | None = None
         self._layout: Layout | None = None
         self.paths: Counter[tuple[str, ...]] = Counter()
         self.examples = 0
@@ -187,9 +190,11 @@ class Context:
         prototype's closures and globals captured. ``seed``: built under that seed instead
         of the build seed every other model of the run is built under."""
         try:
-            return self.target.build() if seed is None else self.target.build(seed)
+            model = self.target.build() if seed is None else self.target.build(seed)
         except Exception as exc:
             raise ModelError("building the model", exc) from exc
+        self._dry_run(model)
+        return model
 
     def run(
         self,
@@ -239,6 +244,61 @@ class Context:
         _ = self.layout  # from the prototype, while it is here
         self._prototype = None
         self.memo.clear()
+
+    def materialise(self, example: Example) -> None:
+        """Lazy layers (``nn.LazyLinear``) have no weights until their first call. For a
+        model with such parameters, the model as built is the one a dry run materialised,
+        as PyTorch asks before an optimizer is made: called once on the first example of
+        the check, in eval mode, without autograd, under the build seed (its initial
+        weights the same whatever the example's seed); the prototype is a copy so called,
+        and so is every new build (:meth:`build_model`). A lazy layer on a branch that call
+        did not take stays lazy; a dry run that raises changes nothing (the checks report
+        what the model raises). Once per check."""
+        if self._materialised:
+            return
+        self._materialised = True
+        try:
+            if not any(is_lazy(p) for p in self.prototype().parameters()):
+                return
+        except ModelError:
+            return  # the check reports what building raises, as it would without lazy layers
+        self._dry_run_on = example
+        model = clone(self.prototype())
+        if self._dry_run(model):
+            self._prototype = model
+
+    def lazy_on(self, path: tuple[str, ...]) -> str | None:
+        """Why an example on ``path`` cannot be compared between two copies that each run it
+        (two dtypes, two devices), or None: a lazy layer the dry run did not reach (on a
+        branch) is on it, so each copy draws that layer's weights in its own call."""
+        lazy = [
+            name for name, module in self.prototype().named_modules()
+            if name in path and any(is_lazy(p) for p in module.parameters(recurse=False))
+        ]
+        if not lazy:
+            return None
+        return (
+            f"lazy layer {', '.join(lazy)} gets its weights on its first call, which this example makes (the dry "
+            "run on the check's first example did not reach it): each compared copy draws its own"
+        )
+
+    def _dry_run(self, model: nn.Module) -> bool:
+        """Call ``model`` once as :meth:`materialise` says, when it has lazy parameters;
+        whether it did (and did not raise)."""
+        example = self._dry_run_on
+        if example is None or not any(is_lazy(p) for p in model.parameters()):
+            return False
+        modes = {name: module.training for name, module in model.named_modules()}
+        try:
+            with seeded(BUILD_SEED), torch.no_grad():
+                self.target.call(model.eval(), example.fresh_args())
+        except Exception:
+            self._dry_run_on = None  # not again for every build
+            return False
+        finally:
+            for name, module in model.named_modules():
+                module.training = modes.get(name, module.training)
+        return True
 
     def prototype(self) -> nn.Module:
         """The model as built (built on first use), which no check ever runs: for what

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from dyncheck.agreement import _move, default_dtype
+from dyncheck.casting import cast
 from dyncheck.errors import ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context
@@ -185,7 +186,7 @@ def _shape_no_gradient(context: Context, example: Example, names: list[str]) -> 
     def gradients(run: Example, wide: bool, name: str | None) -> dict[str, torch.Tensor] | None:
         model = context.fresh_model()
         if wide:
-            model = model.to(torch.float64)
+            model = cast(model, torch.float64)
         handle = None
         if name is not None:
             generator = torch.Generator().manual_seed(1234)
@@ -589,7 +590,7 @@ def _weighted_not_masked(context: Context, model: nn.Module, example: Example, u
     if not unused or not floating or floating[0].is_complex():
         return unused
     device = str(floating[0].device)
-    wide = context.copy_of(model).to(torch.float64)
+    wide = cast(context.copy_of(model), torch.float64)
     args = _move(dict(example.args), device, torch.float64)
     unused = _zero_gradient(context, wide, Example(args, example.seed, example.dims), unused, absent=True)
     moderated = _moderated(args)
@@ -639,7 +640,7 @@ def zero_parameter_gradients(context: Context, model: nn.Module, example: Exampl
     output) is exactly zero or absent in a float64 copy of ``model`` on every run of
     :func:`_track_silent`'s list."""
     try:
-        wide = context.copy_of(model).to(torch.float64)
+        wide = cast(context.copy_of(model), torch.float64)
     except Exception:
         return set(names)  # the model cannot be copied or cast: keep what float32 showed
     by_name = dict(wide.named_parameters(remove_duplicate=False))

@@ -42,12 +42,16 @@ ten times how far a fresh float32 copy's output on the row lies from a fresh flo
 
 from __future__ import annotations
 
+import dataclasses
+import re
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from dyncheck.agreement import ROUNDING_FACTOR, close
+from dyncheck.casting import cast
 from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, strategy_arguments, strategy_entries, strategy_kind, strategy_members
@@ -112,6 +116,56 @@ def _select(tensor: torch.Tensor, axis: int | tuple[int, int], index: torch.Tens
     if isinstance(axis, tuple):
         return tensor.index_select(axis[0], index).index_select(axis[1], index)
     return tensor.index_select(axis, index)
+
+
+def _per_sample_lists(whole: Any, alone: Any, size: int, prefix: str = "output") -> list[str]:
+    """The names (as :func:`~dyncheck.tracing.leaves` gives them) of the lists in an output
+    that hold one entry per sample: ``size`` entries for the batch where a sample alone
+    has one (a detection head's boxes per image, ``[b[i] for i in range(batch)]``). Walked in
+    step through lists, tuples, mappings and dataclasses."""
+    if isinstance(whole, (list, tuple)) and isinstance(alone, (list, tuple)):
+        if size >= 2 and len(whole) == size and len(alone) == 1 and type(whole) is type(alone):
+            return [prefix]
+        if len(whole) != len(alone):
+            return []
+        return [
+            found for i, (a, b) in enumerate(zip(whole, alone))
+            for found in _per_sample_lists(a, b, size, f"{prefix}[{i}]")
+        ]
+    if isinstance(whole, Mapping) and isinstance(alone, Mapping):
+        fields = dataclasses.is_dataclass(whole) and not isinstance(whole, type)
+        return [
+            found for key, item in whole.items() if key in alone
+            for found in _per_sample_lists(
+                item, alone[key], size,
+                f"{prefix}.{key}" if fields and isinstance(key, str) and key.isidentifier() else f"{prefix}[{key!r}]",
+            )
+        ]
+    if dataclasses.is_dataclass(whole) and not isinstance(whole, type) and type(whole) is type(alone):
+        return [
+            found for f in dataclasses.fields(whole)
+            for found in _per_sample_lists(getattr(whole, f.name), getattr(alone, f.name), size, f"{prefix}.{f.name}")
+        ]
+    return []
+
+
+def _sample_entry(name: str, lists: list[str]) -> tuple[int, str] | None:
+    """For an output leaf inside a per-sample list (see :func:`_per_sample_lists`): the
+    sample it belongs to, and its name in a run of that sample alone (entry 0)."""
+    for prefix in lists:
+        match = re.match(rf"{re.escape(prefix)}\[(\d+)\]", name)
+        if match:
+            return int(match.group(1)), f"{prefix}[0]{name[match.end():]}"
+    return None
+
+
+def _entry_name(name: str, lists: list[str], entry: int) -> str:
+    """``name`` (a leaf inside a per-sample list) at entry ``entry`` of that list."""
+    for prefix in lists:
+        match = re.match(rf"{re.escape(prefix)}\[(\d+)\]", name)
+        if match:
+            return f"{prefix}[{entry}]{name[match.end():]}"
+    return name
 
 
 def _output_batch_axis(whole: torch.Tensor, alone: torch.Tensor | None, size: int) -> int | tuple[int, int] | None:
@@ -352,7 +406,7 @@ class BatchInvariance(Invariant):
         from dyncheck.streams import Draws
 
         def float64_run(recorded: Draws) -> Any:
-            wide = context.fresh_model().eval().to(torch.float64)
+            wide = cast(context.fresh_model().eval(), torch.float64)
             device = str(next((p.device for p in wide.parameters()), "cpu"))
             with recorded:
                 return context.run(
@@ -417,6 +471,7 @@ class BatchInvariance(Invariant):
         tolerance = context.settings.tolerances.get(self.name) if context.settings else None
         findings = []
         located: tuple[Any, ...] | None = None  # the finding's rows, alone?, words, output and its batch axis
+        lists: list[str] | None = None  # the outputs' lists with one entry per sample
         shorter = _shorter_than_padded(context, args, size)
         if shorter:
             context.note("pad_to_longest", _pad_to_longest_note)
@@ -425,35 +480,49 @@ class BatchInvariance(Invariant):
                 continue
             index = torch.tensor([row])
             try:
-                alone = dict(floating_leaves(self._run(context, model, _rows(args, axes, index), example.seed)))
+                raw = self._run(context, model, _rows(args, axes, index), example.seed)
             except ModelError as exc:
                 if named:
                     raise
                 # The leading axis was a guess from the values: a forward that refuses one
                 # slice of it says the guess was wrong, not that the model is.
                 return context.nothing_to_compare(_refused(exc, _hint(context, args)))
+            alone = dict(floating_leaves(raw))
+            if lists is None:
+                lists = _per_sample_lists(trace.output, raw, size)
             for name, tensor in whole.items():
-                if name not in out_axes:
-                    out_axes[name] = _output_batch_axis(tensor, alone.get(name), size)
-                axis = out_axes[name]
-                if axis is None or name not in alone:
+                sample = _sample_entry(name, lists)
+                if sample is not None:  # an entry of a list with one per sample: compared whole
+                    entry, own = sample
+                    if entry != row:
+                        continue
+                    axis, selected = None, tensor
+                else:
+                    if name not in out_axes:
+                        out_axes[name] = _output_batch_axis(tensor, alone.get(name), size)
+                    own, axis = name, out_axes[name]
+                    if axis is None:
+                        continue
+                    selected = _select(tensor, axis, index)
+                if own not in alone:
                     continue
                 context.compared()
-                lines = close(alone[name], _select(tensor, axis, index), tolerance=tolerance)
+                lines = close(alone[own], selected, tolerance=tolerance)
                 if lines and tolerance is None:
                     # Rounding, not the batch, when the row alone moves as much under a
                     # one-ulp move of its inputs (attention saturated by large keys), or lies
                     # that far from float64 (a sum that cancels, rounded in another order).
-                    margin = self._rounding(context, model, _rows(args, axes, index), example.seed, name, alone[name])
-                    lines = close(alone[name], _select(tensor, axis, index), tolerance=tolerance, margin=margin)
+                    margin = self._rounding(context, model, _rows(args, axes, index), example.seed, own, alone[own])
+                    lines = close(alone[own], selected, tolerance=tolerance, margin=margin)
                     if lines:
-                        margin = max(margin, self._float64_margin(context, _rows(args, axes, index), example.seed, name))
-                        lines = close(alone[name], _select(tensor, axis, index), tolerance=tolerance, margin=margin)
+                        margin = max(margin, self._float64_margin(context, _rows(args, axes, index), example.seed, own))
+                        lines = close(alone[own], selected, tolerance=tolerance, margin=margin)
                 if lines:
                     findings.append(
                         f"sample {row} differs from the same sample run alone ({name}): " + "; ".join(lines)
                     )
-                    located = (index, True, f"sample {row}", name, axis)
+                    # the place it starts is looked for along an output's batch axis
+                    located = None if sample is not None else (index, True, f"sample {row}", name, axis)
                     break
             if findings:
                 break
@@ -465,6 +534,23 @@ class BatchInvariance(Invariant):
                 context, model, _rows(args, axes, order), example.seed
             )))
             for name, tensor in whole.items():
+                sample = _sample_entry(name, lists or [])
+                if sample is not None:
+                    # entry j of the permuted batch's list is entry order[j] of the batch's
+                    entry, _ = sample
+                    position = (order == entry).nonzero()
+                    theirs = _entry_name(name, lists or [], int(position[0]))
+                    if theirs not in permuted:
+                        continue
+                    context.compared()
+                    lines = close(permuted[theirs], tensor, tolerance=tolerance)
+                    if lines:
+                        findings.append(
+                            f"permuting the batch (order {order.tolist()}) does not permute {name} alike: "
+                            + "; ".join(lines)
+                        )
+                        break
+                    continue
                 axis = out_axes.get(name)
                 if axis is None or name not in permuted:
                     continue
@@ -481,7 +567,7 @@ class BatchInvariance(Invariant):
                     )
                     located = (order, False, "the batch", name, axis)
                     break
-        if not findings and not any(axis is not None for axis in out_axes.values()):
+        if not findings and not lists and not any(axis is not None for axis in out_axes.values()):
             return context.nothing_to_compare(_NO_OUTPUT_AXIS)
         if findings:
             cut = self._cut_to_longest(context, model, args, axes, size, whole, out_axes, example.seed)

@@ -50,6 +50,7 @@ import os
 from typing import Any
 
 import torch
+from torch.nn.parameter import is_lazy
 from torch.utils._pytree import tree_map
 
 from dyncheck.agreement import (
@@ -63,7 +64,7 @@ from dyncheck.agreement import (
     run_config,
     seed_dependence,
 )
-from dyncheck.casting import KeptFloat64, diagnose
+from dyncheck.casting import KeptFloat64, cast, diagnose
 from dyncheck.compare import all_finite, mismatch
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
@@ -156,6 +157,8 @@ class DtypeAgreement(Invariant):
             self._cannot_cast(context, example, exc)
             return
         context.record(reference.path, example)
+        if (lazy := context.lazy_on(reference.path)) is not None:
+            return context.nothing_to_compare(lazy)
         missing = nothing_compared(reference)
         # The float64 copy's parameters (two model sizes; its output's graph holds them too)
         # go before the float32 run: its outputs and gradients are all the comparison needs.
@@ -285,7 +288,7 @@ class DtypeAgreement(Invariant):
         def module() -> torch.nn.Module:
             return copy.deepcopy(base)
 
-        if not _reproduces(module().to(torch.float64), given, expected):
+        if not _reproduces(cast(module(), torch.float64), given, expected):
             return False  # on its own it is not the module that ran (state its parent set in forward)
         arguments = tree_map(
             lambda v: v.to(torch.float32) if isinstance(v, torch.Tensor) and v.dtype == torch.float64 else v, given
@@ -417,10 +420,10 @@ class DtypeAgreement(Invariant):
             u = torch.rand(tensor.shape, generator=generator, dtype=torch.float64) * 2 - 1
             return tensor * (1 + EPS32 * u).to(tensor.device)
 
-        model = context.fresh_model().to(torch.float64)
+        model = cast(context.fresh_model(), torch.float64)
         with torch.no_grad():
             for tensor in (*model.parameters(), *model.buffers()):
-                if tensor.is_floating_point():
+                if tensor.is_floating_point() and not is_lazy(tensor):  # a lazy one has no values yet
                     tensor.copy_(jitter(tensor))
         args = {
             name: jitter(value.to(torch.float64))
@@ -464,7 +467,7 @@ class DtypeAgreement(Invariant):
             model = context.fresh_model()
             with torch.no_grad():
                 for tensor in (*model.parameters(), *model.buffers()):
-                    if tensor.dtype == torch.float32:
+                    if tensor.dtype == torch.float32 and not is_lazy(tensor):  # a lazy one has no values yet
                         tensor.copy_(nudged(tensor, generator))
             args = {
                 name: nudged(value, generator)

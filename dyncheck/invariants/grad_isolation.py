@@ -564,11 +564,15 @@ class GradIsolation(Invariant):
         used_directly: set[str],
     ) -> list[str]:
         skipped_with_witness = {}
+        # The parameters every owner of which was skipped: a Parameter shared with a module
+        # that ran (two heads tied to one weight) rightly moves.
+        skipped: set[str] = set()
         for names, owners in owners_by_name:
             if any(o in ran for o in owners):
                 continue
             if used_directly & set(owners):
                 continue  # its parameters are used without calling it: not a skipped branch
+            skipped.update(names)
             for owner in owners:
                 witness = context.witnesses.get(owner)
                 if witness is not None:
@@ -590,7 +594,10 @@ class GradIsolation(Invariant):
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 module = model.get_submodule(owner)
-                before = {n: p.detach().clone() for n, p in module.named_parameters(recurse=False)}
+                before = {
+                    n: p.detach().clone() for n, p in module.named_parameters(recurse=False)
+                    if f"{owner}.{n}" in skipped
+                }
                 second = context.run(model, example, backward=True, record=False)
                 if owner in second.modules:
                     # The first step changed the weights, and with them this example's path
@@ -599,6 +606,8 @@ class GradIsolation(Invariant):
                 optimizer.step()
                 moved = []
                 for name, parameter in module.named_parameters(recurse=False):
+                    if name not in before:
+                        continue
                     change = (parameter.detach() - before[name]).abs().max().item() if parameter.numel() else 0.0
                     if not torch.equal(parameter.detach(), before[name]):
                         moved.append(f"{owner}.{name} by up to {change:.3g}")

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
@@ -50,7 +51,9 @@ class Census:
 
 
 def _numel(parameters: list[nn.Parameter]) -> int:
-    return sum(p.numel() for p in parameters)
+    """How many values ``parameters`` hold; a lazy one not yet materialised (nn.LazyLinear
+    before its first call) holds none yet."""
+    return sum(0 if is_lazy(p) else p.numel() for p in parameters)
 
 
 def _layer(model: nn.Module, name: str) -> str:
@@ -339,6 +342,39 @@ def _called_elsewhere(model: nn.Module, module_name: str, ran: set[str]) -> list
     return [
         f"{outermost} is used by {', '.join(dict.fromkeys(found))}, not by forward: check that method with a Spec "
         f"whose model calls it, or declare it: Spec(unused={{{outermost!r}: 'used by {found[0]}'}})"
+    ]
+
+
+#: Why inference drew a forward argument as a plain setting (a step count, a mode, a flag).
+_SETTING = re.compile(r"^(annotated (int|str|bool)|a string compared|a count|annotated Literal|annotated an Enum)")
+
+
+def _settings_hint(model: nn.Module, target: Any) -> list[str]:
+    """A line for a report of dead modules: forward's plain settings (ints, strings, flags)
+    that choose what runs, with the values the examples gave them: inferred from a few
+    values (a step count drawn from 0 to 3 beside four steps, a mode compared with one
+    string, whose other side is any other), or left at a default that is not None
+    (``num_steps: int = 2``). Empty when forward has none."""
+    try:
+        parameters = inspect.signature(inspect.unwrap(type(model).forward)).parameters
+    except (TypeError, ValueError):
+        return []
+    drawn = [
+        f"{name} (drawn as {target.spec.inputs[name]!r})" for name, why in target.inferred_inputs.items()
+        if name in parameters and name in target.spec.inputs and _SETTING.match(why)
+    ]
+    kept = [
+        f"{name} (left at its default {p.default!r})" for name, p in parameters.items()
+        if name not in target.spec.inputs and type(p.default) in (int, str, bool, float)
+    ]
+    settings = [*drawn, *kept]
+    if not settings:
+        return []
+    first = settings[0].split(" ")[0]
+    return [
+        f"forward's settings {', '.join(settings)} may choose what runs: if other values switch the dead modules "
+        f"on, give them, e.g. dyncheck.Spec({target.model_class.__qualname__ if target.model_class else 'Model'}, "
+        f"inputs={{{first!r}: dyncheck.strategies.controls(...)}}), or declare the modules Spec(unused=...)"
     ]
 
 
@@ -760,6 +796,8 @@ class Coverage(Invariant):
                 details.extend(f"  {line}" for line in _called_elsewhere(model, row["module"], ran))
             # cross-attention runs only with encoder_hidden_states: name such arguments
             details.extend(optional_inputs_hint(model, context.target.spec, census.ran))
+            # a step count or a mode that picks what runs, drawn from few values or left at its default
+            details.extend(_settings_hint(model, context.target))
         for declared, where in used.items():
             findings.append(
                 f"{declared} is declared unused in forward ({unused[declared]!r}), but forward used it in "

@@ -35,7 +35,9 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
+from dyncheck.casting import cast
 from dyncheck.copies import Copies, finding, original_model, reached_by_copy, verdict
 from dyncheck.errors import DyncheckWarning, InvariantViolation
 from dyncheck.examples import Example
@@ -156,7 +158,8 @@ def _lookalikes(model: nn.Module, rebuild: Callable[[], nn.Module] | None = None
     (``rebuild``, once, when first needed) shows."""
     named: dict[int, tuple[str, nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
-        if parameter.requires_grad and parameter.numel() >= 2:
+        # a lazy one not yet materialised has no values to compare
+        if parameter.requires_grad and not is_lazy(parameter) and parameter.numel() >= 2:
             named.setdefault(id(parameter), (name, parameter))
     # A layer's Parameter (encoder.weight) reads as the original, a bare one made on the model
     # itself (output_weight) as the copy; otherwise the order of definition.
@@ -351,14 +354,17 @@ class TiedWeights(Invariant):
             found += _problems(loaded, groups, "load_state_dict into a fresh instance")
         del loaded
 
+        # A lazy parameter not yet materialised (nn.LazyLinear before its first call) has no
+        # values to save: torch.load(weights_only=True) refuses it. The rest travels.
+        lazy = {key for key, value in state.items() if is_lazy(value)}
         buffer = io.BytesIO()
-        torch.save(state, buffer)
+        torch.save({key: value for key, value in state.items() if key not in lazy}, buffer)
         buffer.seek(0)
         saved = torch.load(buffer, weights_only=True)
         del buffer
         reloaded = context.fresh_model()
         try:
-            reloaded.load_state_dict(saved)
+            reloaded.load_state_dict(saved, strict=not lazy)
         except RuntimeError as exc:
             found.append(f"torch.save/torch.load(weights_only=True) round trip failed: {str(exc).splitlines()[0]}")
         else:
@@ -369,7 +375,7 @@ class TiedWeights(Invariant):
         try:
             # The state's own tensors: assigned takes them over, and the model built here
             # is only converted below, which gives its parameters new tensors.
-            assigned.load_state_dict(state, assign=True)
+            assigned.load_state_dict({k: v for k, v in state.items() if k not in lazy}, assign=True, strict=not lazy)
         except RuntimeError as exc:
             found.append(f"load_state_dict(assign=True) failed: {str(exc).splitlines()[0]}")
             broken = []
@@ -377,7 +383,8 @@ class TiedWeights(Invariant):
             broken = _problems(assigned, groups, "load_state_dict(assign=True)")
         del assigned, state
 
-        converted = original.to(torch.float64).to(torch.float32)  # the model itself, for nn.Module.to
+        # the model itself, as nn.Module.to converts it (complex weights stay complex)
+        converted = cast(cast(original, torch.float64), torch.float32)
         found += _problems(converted, groups, ".to(torch.float64) and back")
         del original, converted
 
