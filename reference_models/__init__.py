@@ -110,6 +110,8 @@ Refactored twins, each declaring the model it must still agree with
   block with complex weights, compared as itself in float64 (complex128).
 * :mod:`reference_models.per_image_boxes` -- ``BoxHead``: a detection head returning one
   tensor of kept boxes per image in a list, compared entry by entry.
+* :mod:`reference_models.spectral_disc` -- ``SpectralDiscriminator``: a GAN discriminator
+  under torch's spectral normalisation, whose power iteration moves on every train-mode call.
 * :mod:`reference_models.local_attention` -- ``LocalAttentionLM``: GPT-Neo's local
   attention, its scores pinned to float32 and a padding mask in the model's dtype, which a
   float64 copy mixes (dtype_agreement runs its reference with such casts kept in float64).
@@ -247,4 +249,5 @@ GOOD_TARGETS = (
     "reference_models.shared_exits:SharedExitNet",
     "reference_models.spectral_conv:SpectralConvNet",
     "reference_models.per_image_boxes:BoxHead",
+    "reference_models.spectral_disc:SpectralDiscriminator",
 )

@@ -381,3 +381,36 @@ def test_the_walk_compares_bitwise_as_the_check_does(dyncheck_run, pytester):
     lines = run.failure("::determinism").splitlines()
     at = next(i for i, line in enumerate(lines) if "where it starts" in line)
     assert lines[at].startswith("  where it starts: jitter (jittered.Jitter) — its inputs in the second call agree"), lines
+
+
+def test_spectral_norm_is_compared_in_eval_mode(dyncheck_run):
+    # torch's own layer advances its power iteration on each train-mode call: not the
+    # model's state to move out of forward, as the failure advised.
+    target = "reference_models.spectral_disc:SpectralDiscriminator"
+    run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=determinism", "--dyncheck-max-examples=10")
+    assert run.ret == 0, run.text
+    assert re.search(
+        r"compared in eval mode on \d+ examples?: torch's spectral_norm \(fc1, fc2\) advances its power iteration "
+        r"on every call in train mode", run.text,
+    ), run.text
+
+
+def test_spectral_norm_does_not_hide_other_state(dyncheck_run, pytester):
+    # A counter beside the spectral norm still changes the eval-mode calls: reported.
+    pytester.makepyfile(counted="""
+        import torch
+        from torch import nn
+        from torch.nn.utils import parametrizations
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = parametrizations.spectral_norm(nn.Linear(4, 2))
+                self.calls = 0
+
+            def forward(self, x):
+                self.calls += 1
+                return self.fc(x) * self.calls
+        """)
+    run = dyncheck_run("--dyncheck", "counted:Model", "--dyncheck-invariants=determinism", "--dyncheck-max-examples=10")
+    assert run.outcomes() == {"dyncheck::counted:Model::determinism": "FAILED"}, run.text

@@ -606,6 +606,18 @@ def _per_image_boxes() -> tuple[torch.nn.Module, tuple]:
     return _Scored(model), (x,)
 
 
+def _spectral_disc() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.spectral_disc import SpectralDiscriminator
+
+    model = SpectralDiscriminator()
+    x = torch.randn(3, 8)
+    first, second = model(x), model(x)
+    assert not torch.equal(first, second)  # train mode: the power iteration moves on each call
+    model.eval()
+    torch.testing.assert_close(model(x), model(x), rtol=0, atol=0)  # eval: it does not
+    return model.train(), (x,)
+
+
 def _feature_transformer() -> tuple[torch.nn.Module, tuple]:
     from reference_models.feature_transformer import FeatureTransformer
 
@@ -745,6 +757,7 @@ BUILDERS = {
     "shared_exits": _shared_exits,
     "spectral_conv": _spectral_conv,
     "per_image_boxes": _per_image_boxes,
+    "spectral_disc": _spectral_disc,
 }
 
 

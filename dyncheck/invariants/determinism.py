@@ -54,6 +54,20 @@ class Determinism(Invariant):
         if not details and (missing := missing_output(first.output)):
             return context.nothing_to_compare(missing)
         context.compared()
+        if details and (norms := _spectral_norms(model)):
+            # torch's spectral_norm advances its power iteration (its u and v) on every call
+            # in train mode, by design, and never in eval: the two calls are compared there.
+            evaluated = context.fresh_model().eval()
+            if lazy:
+                context.run(evaluated, example)
+            first, second = context.run(evaluated, example), context.run(evaluated, example)
+            details = _differences(first.output, second.output)
+            if first.path == second.path and not details:
+                return context.note("spectral_norm", lambda count: (
+                    f"compared in eval mode on {count} example{'s' if count != 1 else ''}: torch's spectral_norm "
+                    f"({', '.join(norms[:3])}{' …' if len(norms) > 3 else ''}) advances its power iteration on every "
+                    "call in train mode"
+                ))
         if details:
             kept = [] if rebuilt or lazy else _kept_state(context, example, second)
             where = [] if rebuilt or kept or not reported() else _where(context, example, lazy)
@@ -64,6 +78,25 @@ class Determinism(Invariant):
                 [*rebuilt, *kept, *details, *([_KEPT_FIX] if kept else []), *where],
                 path=first.path,
             )
+
+
+def _spectral_norms(model: nn.Module) -> list[str]:
+    """The modules of ``model`` under torch's spectral normalisation (the parametrization,
+    ``torch.nn.utils.parametrizations.spectral_norm``, or the older hook,
+    ``torch.nn.utils.spectral_norm``), by name."""
+    from torch.nn.utils.spectral_norm import SpectralNorm
+
+    try:
+        from torch.nn.utils.parametrizations import _SpectralNorm
+    except ImportError:  # pragma: no cover - a torch without the parametrization
+        _SpectralNorm = ()
+    found = []
+    for name, module in model.named_modules():
+        if isinstance(module, _SpectralNorm):
+            found.append(name.rsplit(".parametrizations.", 1)[0] if ".parametrizations." in name else name or "the model")
+        elif any(isinstance(hook, SpectralNorm) for hook in module._forward_pre_hooks.values()):
+            found.append(name or "the model")
+    return list(dict.fromkeys(found))
 
 
 _REBUILT = "the first call changed the model's own submodules, so the second ran a different model."
