@@ -125,6 +125,41 @@ def test_steps_cut_to_the_batchs_longest_sequence_are_named_as_the_coupling(dync
     ), lines[2]
 
 
+def test_state_kept_between_calls_is_not_blamed_on_the_batch(dyncheck_run, pytester):
+    # A mask cached on the module by shape keeps the first call's lengths: the rows alone, run
+    # one after another on one copy, read the first row's mask. On a fresh copy a row alone
+    # agrees with the batch: the batch is not the cause, and the message said it was.
+    pytester.makepyfile(cached="""
+        import torch
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self, input_size=8, hidden_size=12, output_size=4):
+                super().__init__()
+                self.proj = nn.Linear(input_size, hidden_size)
+                self.fc = nn.Linear(hidden_size, output_size)
+                self._mask_cache = {}
+
+            def forward(self, x, lengths):
+                key = (x.size(0), x.size(1))
+                if key not in self._mask_cache:
+                    self._mask_cache[key] = (torch.arange(x.size(1))[None] < lengths[:, None]).float()
+                m = self._mask_cache[key][..., None]
+                h = torch.tanh(self.proj(x))
+                return self.fc((h * m).sum(1) / m.sum(1).clamp(min=1))
+        """)
+    run = dyncheck_run("--dyncheck", "cached:Model", "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=1")
+    lines = lines_of(run, "cached:Model", "batch_invariance")
+    assert re.fullmatch(
+        r"sample \d+ run alone differs from its row in the batch only after other calls on the same model: run alone "
+        r"on a fresh copy it agrees with the batch — forward keeps state between calls that changes the output \(a "
+        r"cache kept on the module, keyed by shape; a counter\)\. Compute it in each call, or key the cache by "
+        r"everything it depends on\.",
+        lines[2],
+    ), lines
+    assert re.match(r"  sample \d+ differs from the same sample run alone \(output\): Mismatched", lines[3]), lines
+
+
 @pytest.mark.parametrize("name", ["batch_mean_branch", "per_sample_coin", "capacity_routing"])
 def test_batch_coupling(dyncheck_run, name):
     target = f"reference_models.buggy.{name}:Model"

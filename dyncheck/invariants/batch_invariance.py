@@ -570,9 +570,12 @@ class BatchInvariance(Invariant):
         if not findings and not lists and not any(axis is not None for axis in out_axes.values()):
             return context.nothing_to_compare(_NO_OUTPUT_AXIS)
         if findings:
-            cut = self._cut_to_longest(context, model, args, axes, size, whole, out_axes, example.seed)
-            details = [_DRAWS] if self._draws(context, model, example) else []
-            if cut is None and located is not None and reported():
+            carried = None
+            if located is not None and located[1]:
+                carried = self._carried(context, args, axes, whole, located, example.seed, tolerance)
+            cut = None if carried else self._cut_to_longest(context, model, args, axes, size, whole, out_axes, example.seed)
+            details = [] if carried else [_DRAWS] if self._draws(context, model, example) else []
+            if carried is None and cut is None and located is not None and reported():
                 rows, alone, words, name, axis = located
 
                 def differs(ours: Any, theirs: Any, within: Any, name: str = name, axis: Any = axis) -> bool:
@@ -587,12 +590,36 @@ class BatchInvariance(Invariant):
                     alone=alone, sample=words, differs=differs,
                     single=lambda: _rows(example.fresh_args(), axes, torch.tensor([0])),
                 )
+            # One raise statement: Hypothesis tells failures apart by where they are raised.
             raise InvariantViolation(
-                findings[0] + " — the output of a sample depends on the rest of the batch "
+                carried or findings[0] + " — the output of a sample depends on the rest of the batch "
                 + (cut or "(batch statistics, per-position randomness, capacity limits)") + ".",
-                details,
+                [findings[0], *details] if carried else details,
                 path=trace.modules,
             )
+
+    def _carried(
+        self, context: Context, args: dict[str, Any], axes: dict[str, Any], whole: dict[str, torch.Tensor],
+        located: tuple[Any, ...], seed: int, tolerance: Any,
+    ) -> str | None:
+        """Why a sample alone differs from its row in the batch, when it is not the batch: the
+        batch and the rows alone run one after another on one copy, and the sample alone on
+        a fresh copy agrees with the batch's row. Then forward keeps state between calls that
+        changes the output (a mask cached by shape holds the first call's lengths). One more
+        call, made only for a failure; None when the fresh copy differs too."""
+        rows, _, words, name, axis = located
+        try:
+            fresh = dict(floating_leaves(self._run(context, context.fresh_model().eval(), _rows(args, axes, rows), seed)))
+        except ModelError:
+            return None
+        if name not in fresh or close(fresh[name], _select(whole[name], axis, rows), tolerance=tolerance):
+            return None
+        return (
+            f"{words} run alone differs from its row in the batch only after other calls on the same model: run alone "
+            "on a fresh copy it agrees with the batch — forward keeps state between calls that changes the output "
+            "(a cache kept on the module, keyed by shape; a counter). Compute it in each call, or key the cache by "
+            "everything it depends on."
+        )
 
     def _cut_to_longest(
         self, context: Context, model: nn.Module, args: dict[str, Any], axes: dict[str, Any], size: int,
