@@ -153,6 +153,33 @@ def test_nan_is_left_to_finite_not_read_as_a_padding_difference(dyncheck_run, py
     assert re.search(r"padding_invariance\s+passed\s+checked on \d+ of 30 examples", run.text), run.text
 
 
+def test_a_row_alone_on_another_path_says_which(dyncheck_run, pytester):
+    # The branch is decided on the padded length: the batch and the row alone took different
+    # paths, the one fact that points at the bug, and the report gave the batch's only.
+    pytester.makepyfile(branched="""
+        import torch
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self, input_size=8, hidden_size=12, output_size=4):
+                super().__init__()
+                self.short = nn.Linear(input_size, hidden_size)
+                self.long = nn.Linear(input_size, hidden_size)
+                self.fc = nn.Linear(hidden_size, output_size)
+
+            def forward(self, x, lengths):
+                h = torch.tanh(self.long(x) if x.size(1) > 3 else self.short(x))
+                mask = (torch.arange(x.size(1))[None] < lengths[:, None]).float()[..., None]
+                return self.fc((h * mask).sum(1) / lengths[:, None].float())
+        """)
+    run = dyncheck_run("--dyncheck", "branched:Model", ONLY, "--dyncheck-seed=5", "--dyncheck-max-examples=30")
+    text = run.failure("::padding_invariance")
+    assert re.search(
+        r"  paths: the batch took (long → fc; row \d+ alone took short → fc|short → fc; the batch with the extra padding "
+        r"took long → fc) \(a branch decided on the padded length, or on the other rows\)", text,
+    ), text
+
+
 def test_gradients_alone_are_compared(dyncheck_run, pytester):
     # Contrived on purpose: a straight-through surrogate that averages over the padding gives
     # the right values (good + bad - bad) and wrong gradients.

@@ -772,9 +772,22 @@ class PaddingInvariance(Invariant):
             raise _NaN
         rows = [row for row in range(batch) if lengths[row] > 0]
         alone: dict[int, dict[str, torch.Tensor]] = {}
+        # the path each other call took (a row alone, the extra padding), told when it is not the batch's
+        paths: dict[Any, tuple[str, ...]] = {}
+
+        def parted(key: Any, words: str) -> list[str]:
+            other = paths.get(key)
+            if other is None or other == whole_trace.path:
+                return []
+            return [
+                f"paths: the batch took {context.describe_path(whole_trace.path)}; {words} took "
+                f"{context.describe_path(other)} (a branch decided on the padded length, or on the other rows)"
+            ]
         for row in rows:
             try:
-                alone[row] = dict(floating_leaves(run(layout.row(args, row)).output))
+                alone_trace = run(layout.row(args, row))
+                alone[row] = dict(floating_leaves(alone_trace.output))
+                paths[row] = alone_trace.path
             except ModelError:
                 if lengths[row] >= layout.shortest:
                     raise
@@ -787,7 +800,9 @@ class PaddingInvariance(Invariant):
                 if not quiet:
                     context.note("pad_to_longest", _pad_to_longest_note)
             else:
-                extended = dict(floating_leaves(run(layout.extended(args, generator)).output))
+                extended_trace = run(layout.extended(args, generator))
+                extended = dict(floating_leaves(extended_trace.output))
+                paths["extended"] = extended_trace.path
         except ModelError:
             if not self._too_long(layout, args, run):
                 raise
@@ -868,7 +883,10 @@ class PaddingInvariance(Invariant):
                     findings.append((
                         f"row {row} (length {length} of {padded} padded steps) gives a different {leaf} "
                         f"in the batch than alone (a batch of one, trimmed to length {length})",
-                        [f"{leaf}[{row}] in the batch against alone{_own_steps(time_axes, row)}:", *(f"  {line}" for line in lines)],
+                        [
+                            f"{leaf}[{row}] in the batch against alone{_own_steps(time_axes, row)}:",
+                            *(f"  {line}" for line in lines), *parted(row, f"row {row} alone"),
+                        ],
                     ))
                 if extended is None:
                     continue
@@ -878,7 +896,10 @@ class PaddingInvariance(Invariant):
                     findings.append((
                         f"appending {EXTRA_STEPS} padding steps of {'the declared padding value' if layout.fill else 'other values'} changes {leaf} of row {row} "
                         f"(length {length} of {padded} padded steps)",
-                        [f"{leaf}[{row}] with the extra padding against without{_own_steps(time_axes, row)}:", *(f"  {line}" for line in lines)],
+                        [
+                            f"{leaf}[{row}] with the extra padding against without{_own_steps(time_axes, row)}:",
+                            *(f"  {line}" for line in lines), *parted("extended", "the batch with the extra padding"),
+                        ],
                     ))
         for leaf in whole_only:
             rtol, atol = tolerances(native or whole[leaf].dtype)
@@ -888,7 +909,10 @@ class PaddingInvariance(Invariant):
                     f"appending {EXTRA_STEPS} padding steps of {'the declared padding value' if layout.fill else 'other values'} "
                     f"changes {leaf}, which has no batch axis (a value over the whole batch, such as a loss): padded "
                     f"steps take part in it (lengths {list(lengths)}, padded length {padded})",
-                    [f"{leaf} with the extra padding against without:", *(f"  {line}" for line in lines)],
+                    [
+                        f"{leaf} with the extra padding against without:", *(f"  {line}" for line in lines),
+                        *parted("extended", "the batch with the extra padding"),
+                    ],
                 ))
 
         if not findings:
