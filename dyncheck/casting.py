@@ -99,7 +99,7 @@ class Holder:
 
     #: ``scale``, ``blocks.0.table[1]``, ``output_weight`` (the function holding a closure), a global's name
     name: str
-    #: "attribute", "closure", "outside module" or "global"
+    #: "attribute", "closure", "outside module", "unregistered module" or "global"
     kind: str
     #: for a closure: the captured variable (and, for a module outside the model, the tensor in it)
     variable: str = ""
@@ -110,6 +110,11 @@ class Holder:
             return f"{self.name}, a {held} tensor kept in a plain attribute (not a parameter or buffer)"
         if self.kind == "closure":
             return f"{self.variable}, a {held} tensor held in the closure of {self.name}"
+        if self.kind == "unregistered module":
+            return (
+                f"{self.name}.{self.variable}, a {held} tensor of {self.name}, a module kept in a plain "
+                "list, tuple or dict: not a submodule, so .to(), state_dict() and parameters() do not reach it"
+            )
         if self.kind == "outside module":
             return (
                 f"{self.variable}, a {held} tensor of a module outside the model, reached through the "
@@ -126,6 +131,8 @@ class Holder:
             )
         if self.kind == "global":
             return "Keep it on the model as a buffer (self.register_buffer(...)) and use it through self."
+        if self.kind == "unregistered module":
+            return "Hold such modules in nn.ModuleList or nn.ModuleDict, which register them as submodules."
         return (
             "Keep it on the model (a parameter, buffer or submodule) and reach it through self in forward, "
             "not through a closure made in __init__."
@@ -151,6 +158,10 @@ def unreached_state(model: nn.Module) -> dict[int, tuple[torch.Tensor, Holder]]:
             name = f"{prefix}.{attribute}" if prefix else attribute
             for shown, item in _items(name, value):
                 add(item, Holder(shown, "attribute"))
+                if shown != name and isinstance(item, nn.Module) and id(item) not in own:
+                    # self.blocks = [nn.Linear(...), ...]: a module in a plain list is no submodule
+                    for tensor_name, tensor in _tensors_of(item):
+                        add(tensor, Holder(shown, "unregistered module", tensor_name))
                 for variable, cell in _closure(item):
                     add(cell, Holder(shown, "closure", variable))
                     if isinstance(cell, nn.Module) and id(cell) not in own:

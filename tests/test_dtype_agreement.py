@@ -158,6 +158,19 @@ def test_state_the_cast_does_not_reach_is_named(model, culprit, fix):
     assert failure.error == "RuntimeError: expected m1 and m2 to have the same dtype, but got: double != float"
 
 
+def test_a_module_in_a_plain_list_is_named_with_the_fix():
+    from reference_models.buggy.plain_list_layers import Model
+
+    model = Model()
+    failure = diagnose(lambda m: m(torch.randn(2, 8, dtype=torch.float64)), model, torch.float64)
+    assert failure.kind == "unreached"
+    assert failure.culprit == (
+        "model.to(torch.float64) did not reach blocks[0].weight, a float32 tensor of blocks[0], a module kept in a "
+        "plain list, tuple or dict: not a submodule, so .to(), state_dict() and parameters() do not reach it"
+    )
+    assert failure.fix == "Hold such modules in nn.ModuleList or nn.ModuleDict, which register them as submodules."
+
+
 def test_a_float32_tensor_made_in_forward_is_followed_to_its_line():
     failure = _diagnose(_Cast())
     assert failure.kind == "unreached"

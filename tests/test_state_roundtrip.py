@@ -124,6 +124,17 @@ def test_a_random_value_drawn_when_building_outside_the_state_dict(dyncheck_run)
     assert lines[at + 1].startswith("    B (a float32[8, 8] tensor), the fresh copy against the original: Mismatched"), lines
 
 
+def test_modules_in_a_plain_list_are_named(dyncheck_run):
+    # Built under another seed, their weights differ; the report said only "the state is kept
+    # deeper (inside an object the model holds)".
+    target = "reference_models.buggy.plain_list_layers:Model"
+    lines = failure_lines(dyncheck_run("--dyncheck", target, SR, FEW), target)
+    assert (
+        "    blocks: 2 modules (Linear) in a plain list, not registered as submodules: their parameters are outside "
+        "the state_dict and differ. Hold them in nn.ModuleList or nn.ModuleDict."
+    ) in lines, lines
+
+
 def test_non_persistent_buffer_that_matters(dyncheck_run, pytester):
     target = _model(
         pytester,

@@ -134,6 +134,7 @@ def attribute_differences(original: nn.Module, fresh: nn.Module) -> list[str]:
     one of them has. One line each, named from the root (``encoder.calls``)."""
     found: list[str] = []
     fresh_modules = dict(fresh.named_modules())
+    registered = {id(m) for m in original.modules()}
     for module_name, module in original.named_modules():
         prefix = f"{module_name}." if module_name else ""
         other = fresh_modules.get(module_name)
@@ -152,11 +153,39 @@ def attribute_differences(original: nn.Module, fresh: nn.Module) -> list[str]:
             a, b = module._buffers.get(name), other._buffers.get(name)
             if not _same(a, b):
                 found.append(_difference(f"{prefix}{name} (a persistent=False buffer)", a, b))
+        for name in mine.keys() & theirs.keys():
+            line = _unregistered(f"{prefix}{name}", mine[name], theirs[name], registered)
+            if line:
+                found.append(line)
     original_modules = dict(original.named_modules())
     for module_name, module in fresh_modules.items():
         if module_name not in original_modules:
             found.append(f"{module_name}: missing on the original, {_show(module)} on the fresh copy")
     return found
+
+
+def _unregistered(name: str, mine: Any, theirs: Any, registered: set[int]) -> str | None:
+    """A line for modules kept in a plain list, tuple or dict (``self.blocks = [nn.Linear(...)]``):
+    no submodules, so their parameters are outside the state_dict; when theirs differ
+    between the original and the fresh copy."""
+    items = list(mine.values()) if isinstance(mine, dict) else list(mine) if isinstance(mine, (list, tuple)) else []
+    others = (
+        list(theirs.values()) if isinstance(theirs, dict) else list(theirs) if isinstance(theirs, (list, tuple)) else []
+    )
+    modules = [(a, b) for a, b in zip(items, others) if isinstance(a, nn.Module) and id(a) not in registered]
+    if not modules or all(not isinstance(b, nn.Module) or _same_state(a, b) for a, b in modules):
+        return None
+    kinds = ", ".join(dict.fromkeys(type(a).__name__ for a, _ in modules))
+    return (
+        f"{name}: {len(modules)} module{'s' if len(modules) != 1 else ''} ({kinds}) in a plain {type(mine).__name__}, "
+        "not registered as submodules: their parameters are outside the state_dict and differ. Hold them in "
+        "nn.ModuleList or nn.ModuleDict."
+    )
+
+
+def _same_state(a: nn.Module, b: nn.Module) -> bool:
+    mine, theirs = a.state_dict(), b.state_dict()
+    return mine.keys() == theirs.keys() and all(_same(mine[k], theirs[k]) for k in mine)
 
 
 def _alias_groups(model: nn.Module) -> set[frozenset[str]]:
