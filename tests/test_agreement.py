@@ -160,6 +160,31 @@ def test_state_kept_between_calls_is_not_blamed_on_the_batch(dyncheck_run, pytes
     assert re.match(r"  sample \d+ differs from the same sample run alone \(output\): Mismatched", lines[3]), lines
 
 
+def test_a_batch_axis_dropped_on_a_batch_of_one_is_named(dyncheck_run, pytester):
+    # squeeze() without a dim turns [1, 1] into []: the sample alone has no batch axis, which
+    # read as "batch statistics, per-position randomness, capacity limits".
+    pytester.makepyfile(squeezed="""
+        import torch
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc1, self.fc2, self.fc3 = nn.Linear(8, 12), nn.Linear(12, 1), nn.Linear(1, 3)
+
+            def forward(self, x):
+                s = self.fc2(torch.relu(self.fc1(x))).squeeze()
+                return self.fc3(s.unsqueeze(-1)) if s.dim() else self.fc3(s.view(1))
+        """)
+    run = dyncheck_run("--dyncheck", "squeezed:Model", "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=5")
+    lines = lines_of(run, "squeezed:Model", "batch_invariance")
+    assert lines[2].endswith(
+        "— the output of a sample depends on the rest of the batch through its size: alone, the sample's output has "
+        "no batch axis ([3] where its row in the batch is [1, 3]): forward drops the batch axis of a batch of one "
+        "(squeeze() without a dim, x[0]); squeeze the axis you mean, squeeze(-1)."
+    ), lines[2]
+
+
 @pytest.mark.parametrize("name", ["batch_mean_branch", "per_sample_coin", "capacity_routing"])
 def test_batch_coupling(dyncheck_run, name):
     target = f"reference_models.buggy.{name}:Model"

@@ -168,6 +168,27 @@ def _entry_name(name: str, lists: list[str], entry: int) -> str:
     return name
 
 
+def _dropped_batch_axis(alone: dict[str, torch.Tensor], whole: dict[str, torch.Tensor], located: Any) -> str | None:
+    """Why a sample alone differs from its row, when it is the shape: alone, its output has
+    no batch axis where its row in the batch has one of size 1 (``squeeze()`` without a
+    dim on a batch of one, ``x[0]``). None otherwise."""
+    if located is None or not located[1] or isinstance(located[4], tuple):
+        return None
+    rows, _, _, name, axis = located
+    mine = alone.get(name)
+    if mine is None or name not in whole:
+        return None
+    theirs = _select(whole[name], axis, rows)
+    kept = tuple(size for i, size in enumerate(theirs.shape) if i != axis)
+    if mine.dim() != theirs.dim() - 1 or tuple(mine.shape) != kept:
+        return None
+    return (
+        f"through its size: alone, the sample's {name} has no batch axis ({list(mine.shape)} where its row in the batch "
+        f"is {list(theirs.shape)}): forward drops the batch axis of a batch of one (squeeze() without a dim, x[0]); "
+        "squeeze the axis you mean, squeeze(-1)"
+    )
+
+
 def _output_batch_axis(whole: torch.Tensor, alone: torch.Tensor | None, size: int) -> int | tuple[int, int] | None:
     """The batch axis of an output: where the batch has ``size`` and a sample alone 1; both
     axes of a pairwise output (see :func:`pairwise_axes`), whose sample alone is its
@@ -472,6 +493,7 @@ class BatchInvariance(Invariant):
         findings = []
         located: tuple[Any, ...] | None = None  # the finding's rows, alone?, words, output and its batch axis
         lists: list[str] | None = None  # the outputs' lists with one entry per sample
+        alone: dict[str, torch.Tensor] = {}  # the outputs of the last sample run alone
         shorter = _shorter_than_padded(context, args, size)
         if shorter:
             context.note("pad_to_longest", _pad_to_longest_note)
@@ -573,7 +595,9 @@ class BatchInvariance(Invariant):
             carried = None
             if located is not None and located[1]:
                 carried = self._carried(context, args, axes, whole, located, example.seed, tolerance)
-            cut = None if carried else self._cut_to_longest(context, model, args, axes, size, whole, out_axes, example.seed)
+            cut = None if carried else _dropped_batch_axis(alone, whole, located) or self._cut_to_longest(
+                context, model, args, axes, size, whole, out_axes, example.seed
+            )
             details = [] if carried else [_DRAWS] if self._draws(context, model, example) else []
             if carried is None and cut is None and located is not None and reported():
                 rows, alone, words, name, axis = located
