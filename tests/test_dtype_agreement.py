@@ -1054,3 +1054,39 @@ def test_gradients_that_norms_on_a_constant_input_overflow_in_float32_are_not_ju
         "and 18 more) normalised a constant input (variance 0: identical or all-zero inputs) and backward "
         "overflowed; with their eps raised to 1 every gradient is finite"
     ]
+
+
+AUTOCAST = """
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Model(nn.Module):
+    # one block run in bfloat16 under CPU autocast: mixed precision the model chose
+    def __init__(self, enabled=True):
+        super().__init__()
+        self.fc1, self.fc2, self.out = nn.Linear(8, 16), nn.Linear(16, 16), nn.Linear(16, 2)
+        self.enabled = enabled
+
+    def forward(self, x):
+        h = F.relu(self.fc1(x))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.enabled):
+            h2 = F.relu(self.fc2(h))
+        return self.out(h + h2.float())
+"""
+
+
+def test_a_block_under_autocast_is_compared_at_its_precision(dyncheck_run, pytester):
+    # The float64 copy runs the block exactly (autocast leaves float64 alone): against
+    # float32's tolerance the bfloat16 block read as a disagreement.
+    pytester.makepyfile(mixed=AUTOCAST)
+    run = dyncheck_run(
+        "--dyncheck", "mixed:Model", "--dyncheck-invariants=dtype_agreement", "--dyncheck-seed=5",
+        "--dyncheck-max-examples=30", "-v",
+    )
+    assert run.ret == 0, run.text
+    assert re.search(
+        r"compared at bfloat16's tolerance on \d+ examples?: forward runs part of itself under "
+        r"torch.autocast\(bfloat16\), which the float64 copy does not mirror", run.text,
+    ), run.text

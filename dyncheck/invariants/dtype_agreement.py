@@ -64,8 +64,8 @@ from dyncheck.agreement import (
     run_config,
     seed_dependence,
 )
-from dyncheck.casting import KeptFloat64, cast, diagnose
-from dyncheck.compare import all_finite, mismatch
+from dyncheck.casting import KeptFloat64, cast, diagnose, dtype_name
+from dyncheck.compare import all_finite, mismatch, tolerances
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
@@ -139,6 +139,33 @@ def _where_referenced(reference: Run, single: Run) -> tuple[Run, Run] | None:
     )
 
 
+def _autocast_dtype(context: Context, example: Example) -> torch.dtype | None:
+    """The lowest precision forward computes in under ``torch.autocast`` (a block wrapped in
+    ``with torch.autocast("cpu", dtype=torch.bfloat16)``), seen op by op on a float32 copy;
+    None when no op ran under autocast. One more call, made only for a disagreement."""
+    from torch.overrides import TorchFunctionMode
+
+    seen: set[torch.dtype] = set()
+
+    class Autocast(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            for device in ("cpu", "cuda"):
+                try:
+                    if torch.is_autocast_enabled(device):
+                        seen.add(torch.get_autocast_dtype(device))
+                except (RuntimeError, TypeError, AttributeError):  # a torch without the per-device API
+                    pass
+            return func(*args, **(kwargs or {}))
+
+    try:
+        with Autocast():
+            run_config(context.fresh_model(), context.target, example, FLOAT32)
+    except Exception:
+        return None
+    lower = [d for d in seen if d.is_floating_point and torch.finfo(d).bits < 32]
+    return max(lower, key=lambda d: tolerances(d)[0]) if lower else None
+
+
 class DtypeAgreement(Invariant):
     name = "dtype_agreement"
     summary = "float32 outputs and gradients agree with a float64 copy of the model (the reference)"
@@ -188,6 +215,28 @@ class DtypeAgreement(Invariant):
             unfit, findings = judged(reference)
             if not (unfit or findings):
                 _note_kept(context, sites)
+        if findings and not unfit and tolerance is None and (low := _autocast_dtype(context, example)) is not None:
+            # Part of forward runs under torch.autocast in a lower precision, which the
+            # float64 copy does not mirror (autocast leaves float64 alone): that precision's
+            # tolerance, not float32's, and what moving the float64 copy's inputs and weights
+            # by that precision's rounding moves (its rounding happens in the values inside,
+            # not in the output's own, which may cancel to near zero).
+            margins = self._conditioning(context, example, reference, float64, eps=torch.finfo(low).eps)
+            if compare(
+                reference, single, tolerance=tolerances(low), floor=self.floor, model=reference.model, margins=margins
+            ):
+                # Still apart: a ReLU or a choice that the lower precision's rounding flipped
+                # (inputs in the hundreds), which float64 cannot tell from a bug.
+                return context.nothing_to_compare(
+                    f"forward runs part of itself under torch.autocast({dtype_name(low)}), which the float64 copy does "
+                    f"not mirror: the two differ by more than {dtype_name(low)}'s rounding explains on this example, "
+                    "which cannot be told from the precision the model chose"
+                )
+            context.compared()
+            return context.note("autocast", lambda count: (
+                f"compared at {dtype_name(low)}'s tolerance on {count} example{'s' if count != 1 else ''}: forward "
+                f"runs part of itself under torch.autocast({dtype_name(low)}), which the float64 copy does not mirror"
+            ))
         if findings and not all_finite(single.grads.values()) and all_finite(reference.grads.values()):
             # float32's gradients overflowed where float64's did not: innocent when
             # normalisation layers that saw a constant input (a pre-norm stack's LayerNorms
@@ -405,7 +454,7 @@ class DtypeAgreement(Invariant):
         return compare(reference, float32, tolerance=tolerance, floor=self.floor, model=reference.model, margins=margins)
 
     def _conditioning(
-        self, context: Context, example: Example, reference: Run, float64: Config = FLOAT64
+        self, context: Context, example: Example, reference: Run, float64: Config = FLOAT64, eps: float = EPS32
     ) -> dict[str, float]:
         """How far the float64 copy's outputs and gradients move when its inputs and weights
         move by float32's rounding (each scaled by 1 + u·eps, u uniform in [-1, 1], drawn from
@@ -418,7 +467,7 @@ class DtypeAgreement(Invariant):
 
         def jitter(tensor: torch.Tensor) -> torch.Tensor:
             u = torch.rand(tensor.shape, generator=generator, dtype=torch.float64) * 2 - 1
-            return tensor * (1 + EPS32 * u).to(tensor.device)
+            return tensor * (1 + eps * u).to(tensor.device)
 
         model = cast(context.fresh_model(), torch.float64)
         with torch.no_grad():
