@@ -368,7 +368,7 @@ def diagnose(run: Callable[[nn.Module], Any], model: nn.Module, dtype: torch.dty
     """Call ``run(model)`` (``model`` a fresh copy, cast here to ``dtype``) under
     :class:`_Origins` and say why it raises; None when it does not raise, or raises for
     another reason than the dtype (the model's own crash)."""
-    model = model.to(dtype)
+    model = cast(model, dtype)
     state = unreached_state(model)
     mode = _Origins(dtype, state)
     try:

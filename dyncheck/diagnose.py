@@ -8,6 +8,7 @@ tied between layers of different shapes), with every name the shared parameter h
 from __future__ import annotations
 
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 __all__ = ["diagnose"]
 
@@ -39,8 +40,8 @@ def diagnose(model: nn.Module) -> list[str]:
     for module_name, module in model.named_modules():
         for attribute, shape in _expected_shapes(module).items():
             parameter = getattr(module, attribute, None)
-            if parameter is None or tuple(parameter.shape) == shape:
-                continue
+            if parameter is None or is_lazy(parameter) or tuple(parameter.shape) == shape:
+                continue  # a lazy one (nn.LazyLinear before its first call) has no shape yet
             full = f"{module_name}.{attribute}" if module_name else attribute
             others = [n for n in aliases.get(id(parameter), []) if n != full]
             shared = f" (the same Parameter as {' and '.join(others)})" if others else ""

@@ -778,6 +778,19 @@ class Indexed(nn.Module):
         return self.layers[0].helper(x) if flag is not None else self.layers[0](x)
 
 
+class SelfLooped(nn.Sequential):
+    # ... through iterating the Sequential itself
+    __dyncheck__ = DY
+
+    def __init__(self):
+        super().__init__(Deep(), Deep())
+
+    def forward(self, x, flag=None):
+        for layer in self:
+            x = layer.helper(x) if flag is not None else layer(x)
+        return x
+
+
 class Elsewhere(nn.Module):
     # a loop over something else: a method called on its elements is not one of ours
     __dyncheck__ = DY
@@ -821,7 +834,7 @@ class Outer(nn.Module):
     ("Override", "extra", False), ("Commented", "extra", False), ("Child", "extra", True), ("Outer", "inner.extra", True),
     ("Documented", "extra", True), ("Handed", "extra", True), ("Chained", "inner.extra", True),
     ("TwoLevels", "inner.deep.proj", True), ("Looped", "layers.1.proj", True), ("Enumerated", "blocks.b.proj", True),
-    ("Indexed", "layers.0.proj", True), ("Elsewhere", "layers.0.proj", False),
+    ("Indexed", "layers.0.proj", True), ("Elsewhere", "layers.0.proj", False), ("SelfLooped", "1.proj", True),
 ])
 def test_which_methods_forward_calls_is_read_from_the_code(dyncheck_run, pytester, name, dead, through):
     # Only a call in forward's code of the method that runs (through super() and submodules

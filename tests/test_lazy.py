@@ -83,3 +83,47 @@ def test_an_example_through_a_lazy_layer_the_dry_run_missed_is_not_compared(dync
         "lazy layer fc2 gets its weights on its first call, which this example makes (the dry "
         "run on the check's first example did not reach it)" in run.text
     ), run.text
+
+
+def test_a_baseline_records_and_replays_a_lazy_model(dyncheck_run, tmp_path):
+    # Recording saved the state before any call materialised it: torch cannot write an
+    # uninitialised parameter, and dyncheck raised.
+    folder = str(tmp_path / "baselines")
+    common = ("--dyncheck", TARGET, "--dyncheck-invariants=baseline", f"--dyncheck-baseline={folder}", "--dyncheck-seed=3")
+    recorded = dyncheck_run(*common, "--dyncheck-update-baseline")
+    assert recorded.ret == 0, recorded.text
+    replayed = dyncheck_run(*common)
+    assert replayed.ret == 0, replayed.text
+
+
+def test_lazy_buffers_alone_and_a_model_that_raises_before_its_lazy_layer(dyncheck_run, pytester):
+    # LazyBatchNorm1d(affine=False) has lazy buffers and no parameters; a model raising before
+    # it reaches its lazy layer is reported for its own error, not for dyncheck's.
+    pytester.makepyfile(lazier="""
+        import torch
+        from torch import nn
+
+        class NoAffine(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 6)
+                self.norm = nn.LazyBatchNorm1d(affine=False)
+                self.out = nn.Linear(6, 2)
+
+            def forward(self, x):
+                return self.out(self.norm(self.fc(x)))
+
+        class EarlyBug(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 6)
+                self.lazy = nn.LazyLinear(2)
+
+            def forward(self, x):
+                return self.lazy(self.fc(x).view(x.shape[0], 3, -1) @ torch.ones(5, 1))  # the bug: [.., 2] @ [5, 1]
+        """)
+    run = dyncheck_run("--dyncheck", "lazier:NoAffine", "--dyncheck", "lazier:EarlyBug", "--dyncheck-max-examples=10")
+    assert "dyncheck itself raised" not in run.text, run.text
+    outcomes = run.outcomes()
+    assert {o for n, o in outcomes.items() if "NoAffine" in n} <= {"PASSED", "SKIPPED"}, run.text
+    assert "FAILED" in {o for n, o in outcomes.items() if "EarlyBug" in n}, run.text

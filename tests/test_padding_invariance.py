@@ -153,6 +153,55 @@ def test_nan_is_left_to_finite_not_read_as_a_padding_difference(dyncheck_run, py
     assert re.search(r"padding_invariance\s+passed\s+checked on \d+ of 30 examples", run.text), run.text
 
 
+LOG_FRAMES = """
+import torch
+from torch import nn
+
+import dyncheck
+from dyncheck.strategies import sequence_lengths, tensors
+
+
+class LogFrames(nn.Module):
+    # log features of positive magnitudes, each step on its own: the extra padding's random
+    # values (some negative) give NaN there, which the model never meets
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x, lengths):
+        return self.fc(torch.log(x))
+
+
+class Leaky(LogFrames):
+    def forward(self, x, lengths):
+        h = torch.log(x)
+        return self.fc(h - h.mean(dim=1, keepdim=True))  # the bug: padding in the mean
+
+
+inputs = {"x": tensors(shape=("batch", "time", 4), min_value=0.5, max_value=4.0), "lengths": sequence_lengths()}
+correct = dyncheck.Spec(LogFrames, inputs=inputs)
+leaky = dyncheck.Spec(Leaky, inputs=inputs)
+"""
+
+
+def test_nan_made_by_the_extra_padding_leaves_rule_1_compared(dyncheck_run, pytester):
+    # NaN only in the runs with dyncheck's extra padding voided the whole example: the leak
+    # through the mean, which the rows alone show, passed.
+    pytester.makepyfile(log_frames=LOG_FRAMES)
+    run = dyncheck_run(
+        "--dyncheck", "log_frames:correct", "--dyncheck", "log_frames:leaky", ONLY, "--dyncheck-seed=5",
+        "--dyncheck-max-examples=30",
+    )
+    assert run.outcomes() == {
+        "dyncheck::log_frames:correct::padding_invariance": "PASSED",
+        "dyncheck::log_frames:leaky::padding_invariance": "FAILED",
+    }, run.text
+    # compared on (nearly) every example, not skipped for the extra padding's NaN
+    assert re.search(r"log_frames:correct .*\n  padding_invariance\s+passed\s+(30 examples|checked on 2\d of 30)", run.text), (
+        run.text
+    )
+
+
 def test_a_row_alone_on_another_path_says_which(dyncheck_run, pytester):
     # The branch is decided on the padded length: the batch and the row alone took different
     # paths, the one fact that points at the bug, and the report gave the batch's only.

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
+from torch.nn.parameter import is_lazy
 
 from dyncheck.errors import TargetError, one_line
 
@@ -169,7 +170,8 @@ class StateMapping:
             )
 
     def _check_loads(self, new_state: Mapping[str, torch.Tensor]) -> None:
-        missing = [k for k in new_state if k not in self.mapped]
+        # a lazy layer no recorded example reached has no weights to be given (nn.LazyLinear)
+        missing = [k for k in new_state if k not in self.mapped and not is_lazy(new_state[k])]
         unexpected = [k for k in self.mapped if k not in new_state]
         if missing or unexpected:
             parts = []
@@ -181,7 +183,7 @@ class StateMapping:
                               + self._suggestion(missing, unexpected, new_state))
         for key, tensor in self.mapped.items():
             target = new_state[key]
-            if tensor.shape != target.shape:
+            if not is_lazy(target) and tensor.shape != target.shape:
                 sources = ", ".join(self.provenance.get(key, ())) or "the mapping"
                 raise TargetError(
                     f"{self.label}: the old weights do not load into the new model: {key} is {_shape(target)} "

@@ -89,6 +89,12 @@ class Invariant:
         path census) raise their violations here."""
 
 
+def _has_lazy(model: nn.Module) -> bool:
+    """Whether ``model`` holds a lazy parameter or buffer not yet materialised (a
+    ``LazyBatchNorm1d(affine=False)`` has buffers only)."""
+    return any(is_lazy(t) for t in (*model.parameters(), *model.buffers()))
+
+
 class Context:
     """What a check works with: fresh copies of the model, a seeded runner that turns the
     model's own exceptions into :class:`ModelError`, and the paths seen so far."""
@@ -258,7 +264,7 @@ class Context:
             return
         self._materialised = True
         try:
-            if not any(is_lazy(p) for p in self.prototype().parameters()):
+            if not _has_lazy(self.prototype()):
                 return
         except ModelError:
             return  # the check reports what building raises, as it would without lazy layers
@@ -273,7 +279,7 @@ class Context:
         branch) is on it, so each copy draws that layer's weights in its own call."""
         lazy = [
             name for name, module in self.prototype().named_modules()
-            if name in path and any(is_lazy(p) for p in module.parameters(recurse=False))
+            if name in path and any(is_lazy(t) for t in (*module.parameters(recurse=False), *module.buffers(recurse=False)))
         ]
         if not lazy:
             return None
@@ -286,7 +292,7 @@ class Context:
         """Call ``model`` once as :meth:`materialise` says, when it has lazy parameters;
         whether it did (and did not raise)."""
         example = self._dry_run_on
-        if example is None or not any(is_lazy(p) for p in model.parameters()):
+        if example is None or not _has_lazy(model):
             return False
         modes = {name: module.training for name, module in model.named_modules()}
         try:

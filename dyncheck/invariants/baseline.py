@@ -13,6 +13,8 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+from torch.nn.parameter import is_lazy
+
 from dyncheck.errors import DyncheckWarning
 from dyncheck.examples import Example
 from dyncheck.guard import baseline as files
@@ -67,15 +69,21 @@ class BaselineCheck(Invariant):
         count = settings.max_examples or int(generation.get("examples", 0)) or hsettings.default.max_examples
         model = context.fresh_model()
         drawn = files.generate(context.target, model, seed, count)
+        selected = files.select(drawn)
+        if selected:
+            # lazy layers get their weights from the first example, as every check's model does
+            context.materialise(selected[0])
+            model = context.fresh_model()
         context.memo[self.name] = {
             "path": path,
             "old": (old, old_bytes),
             # The drawn examples depend on Hypothesis's version too (the comparison does not).
             "generation": {"seed": seed, "examples": count, "hypothesis": hypothesis.__version__},
-            "state": model.state_dict(),
+            # a lazy layer no example reached has no weights yet to record
+            "state": {key: value for key, value in model.state_dict().items() if not is_lazy(value)},
             "records": [],
         }
-        yield from files.select(drawn)
+        yield from selected
 
     def check(self, context: Context, example: Example) -> None:
         memo = context.memo[self.name]
@@ -85,6 +93,9 @@ class BaselineCheck(Invariant):
             memo["records"].append(recorded)
             context.compared()  # recorded: the check's work on this example is done
             return
+        recorded = memo.by_example.get(id(example))
+        if recorded is not None and (lazy := context.lazy_on(tuple(recorded.path))) is not None:
+            return context.nothing_to_compare(lazy)  # its weights are drawn in the call, not recorded
         context.compared()
         memo.check(context.fresh_model(), example, record=lambda path: context.record(path, example))
 

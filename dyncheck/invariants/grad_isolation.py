@@ -39,6 +39,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example, describe_value
@@ -254,7 +255,7 @@ def _other_weights_moved(context: Context, example: Example, kept: set[str]) -> 
     generator = torch.Generator().manual_seed(example.seed + 11)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
-            if name not in kept and parameter.is_floating_point() and parameter.numel():
+            if name not in kept and parameter.is_floating_point() and not is_lazy(parameter) and parameter.numel():
                 scale = float(parameter.detach().abs().mean()) + 0.1
                 noise = torch.randn(parameter.shape, generator=generator, dtype=torch.float32)
                 parameter.add_(noise.to(parameter.device, parameter.dtype) * scale)

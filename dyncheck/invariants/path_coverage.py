@@ -365,7 +365,7 @@ def _settings_hint(model: nn.Module, target: Any) -> list[str]:
     ]
     kept = [
         f"{name} (left at its default {p.default!r})" for name, p in parameters.items()
-        if name not in target.spec.inputs and type(p.default) in (int, str, bool, float)
+        if name not in target.spec.inputs and type(p.default) in (int, str, bool)  # not a float's eps
     ]
     settings = [*drawn, *kept]
     if not settings:
@@ -477,16 +477,20 @@ def _aliases(tree: ast.AST) -> dict[str, str]:
                 return [elements(a) for a in node.args]  # type: ignore[misc]
             return None
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and not node.args:
-            owner = path(node.func.value)
+            value = node.func.value
+            owner = "" if isinstance(value, ast.Name) and value.id == "self" else path(value)
             if owner is None:
                 return None
+            each = f"{owner}.*" if owner else "*"
             if node.func.attr in ("values", "children"):
-                return f"{owner}.*"
-            if node.func.attr == "items":
-                return [None, f"{owner}.*"]  # type: ignore[list-item]
+                return each
+            if node.func.attr in ("items", "named_children"):
+                return [None, each]  # type: ignore[list-item]
             return None
         if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):
             return elements(node.value)
+        if isinstance(node, ast.Name) and node.id == "self":
+            return "*"  # for layer in self: an nn.Sequential's own children
         owner = path(node)
         return f"{owner}.*" if owner is not None else None
 
@@ -552,14 +556,17 @@ def _each_element(module: nn.Module, target: str) -> list[str]:
     the names of that container's children: ``layers.*.special`` -> ``layers.0.special``, ..."""
     if "*" not in target:
         return [target]
-    head, _, rest = target.partition(".*")
-    try:
-        container = module.get_submodule(head)
-    except AttributeError:
-        return []
+    if target.startswith("*"):  # the module's own children
+        head, rest, container = "", target[1:], module
+    else:
+        head, _, rest = target.partition(".*")
+        try:
+            container = module.get_submodule(head)
+        except AttributeError:
+            return []
     return [
         each for name, _ in container.named_children()
-        for each in _each_element(module, f"{head}.{name}{rest}")
+        for each in _each_element(module, f"{head}.{name}{rest}" if head else f"{name}{rest}")
     ]
 
 

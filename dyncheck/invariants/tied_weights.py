@@ -141,6 +141,22 @@ def _structured(values: torch.Tensor) -> bool:
 _OTHER_SEED = 2**31 - 7
 
 
+def _load_but_lazy(model: nn.Module, state: dict[str, Any], lazy: set[str], *, assign: bool = False) -> None:
+    """``model.load_state_dict(state)``, strictly but for the keys in ``lazy`` (parameters a
+    lazy layer has not materialised, which ``state`` leaves out): any other missing or
+    unexpected key raises, as a strict load does."""
+    if not lazy:
+        model.load_state_dict(state, assign=assign)
+        return
+    result = model.load_state_dict(state, strict=False, assign=assign)
+    missing = [k for k in result.missing_keys if k not in lazy]
+    if missing or result.unexpected_keys:
+        raise RuntimeError(
+            f"Error(s) in loading state_dict for {type(model).__name__}: missing keys {missing}, "
+            f"unexpected keys {list(result.unexpected_keys)}"
+        )
+
+
 def _built_again(rebuild: Callable[[], nn.Module]) -> dict[str, torch.Tensor]:
     """The parameters of a model built anew under another seed; empty when the build raises."""
     try:
@@ -364,7 +380,7 @@ class TiedWeights(Invariant):
         del buffer
         reloaded = context.fresh_model()
         try:
-            reloaded.load_state_dict(saved, strict=not lazy)
+            _load_but_lazy(reloaded, saved, lazy)
         except RuntimeError as exc:
             found.append(f"torch.save/torch.load(weights_only=True) round trip failed: {str(exc).splitlines()[0]}")
         else:
@@ -375,7 +391,7 @@ class TiedWeights(Invariant):
         try:
             # The state's own tensors: assigned takes them over, and the model built here
             # is only converted below, which gives its parameters new tensors.
-            assigned.load_state_dict({k: v for k, v in state.items() if k not in lazy}, assign=True, strict=not lazy)
+            _load_but_lazy(assigned, {k: v for k, v in state.items() if k not in lazy}, lazy, assign=True)
         except RuntimeError as exc:
             found.append(f"load_state_dict(assign=True) failed: {str(exc).splitlines()[0]}")
             broken = []
