@@ -1708,6 +1708,31 @@ class Decoder(nn.Module):
         return self.unroll(h, num_steps)
 
 
+class SixSteps(nn.Module):
+    # the count indexes six steps, each by the loop's variable: all six must be reachable
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Linear(3, 3)
+        self.steps = nn.ModuleList([nn.Linear(3, 3) for _ in range(6)])
+
+    def forward(self, x, num_steps: int):
+        x = self.inp(x)
+        for i in range(min(num_steps, len(self.steps))):
+            x = self.steps[i](x)
+        return x
+
+
+class SlicedEight(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.ModuleList([nn.Linear(3, 3) for _ in range(8)])
+
+    def forward(self, x, depth):
+        for block in self.blocks[:depth]:
+            x = block(x)
+        return x
+
+
 class IterationsCompared(Counting):
     def forward(self, x, n_iters):
         return self.fc(x) if n_iters > 2 else x
@@ -1727,6 +1752,10 @@ class IterationsCompared(Counting):
         (Decoder, "num_steps", 0, 4, (), "a count, by its name; drawn as ints from 0 to 4"),
         (IterationsCompared, "n_iters", 0, 4, (2,),
          "a count, by its name; compared with 2 in forward; drawn as ints from 0 to 4"),
+        # as far as the container it walks: every step reachable, the last one a dead module before
+        (SixSteps, "num_steps", 0, 6, (),
+         "a count: used as range(min(num_steps, len(self.steps))) in forward; drawn as ints from 0 to 6"),
+        (SlicedEight, "depth", 0, 8, (), "a count: used as self.blocks[:depth] in forward; drawn as ints from 0 to 8"),
     ],
     ids=lambda v: v.__name__ if isinstance(v, type) else None,
 )

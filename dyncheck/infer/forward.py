@@ -21,7 +21,8 @@ from dyncheck.infer.flow import _Flow, _flow, _passes, _resolve_module
 from dyncheck.infer.layers import _entry_parameter, _Found, _input_for_module, _Shape, _swap, _user_defined
 from dyncheck.infer.results import Inferred, Uninferable
 from dyncheck.infer.source import (
-    _forward_tree, _iterated_as_count, _mentions_data, _self_module, _string_constants, _thresholds,
+    _counted_containers, _forward_tree, _iterated_as_count, _mentions_data, _self_module, _string_constants,
+    _thresholds,
 )
 from dyncheck.infer.tokens import infer_tokens, max_positions
 from dyncheck.spec import lengths_slot
@@ -147,7 +148,13 @@ def infer_input(
     )
     if iterated is not None and annotation not in (bool, float):
         compared = f" and compared with {', '.join(map(repr, thresholds))}" if thresholds else ""
-        return _count(f"a count: used as {iterated}{compared} in forward", thresholds)
+        # as many as the longest container it walks (four steps: 0 to 4), so every step runs
+        walked = [
+            len(container) for tree, names in scopes for n in sorted(names)
+            for container_name in _counted_containers(tree, n)
+            if isinstance(container := _submodule(model, container_name), (nn.ModuleList, nn.Sequential))
+        ]
+        return _count(f"a count: used as {iterated}{compared} in forward", thresholds, max(walked, default=None))
 
     if _CONTROL_NAME.search(name) or annotation in (bool, float) or annotation is int:
         as_tensor = annotation not in (bool, int, float)
@@ -704,9 +711,19 @@ def _consumer_name(expression: str) -> str:
     return expression or "super().forward"
 
 
-def _count(why: str, thresholds: list[float]) -> Inferred:
-    """Small ints for a count, widened so each threshold and a value past it are drawn."""
+def _submodule(model: nn.Module, name: str) -> nn.Module | None:
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        return None
+
+
+def _count(why: str, thresholds: list[float], walked: int | None = None) -> Inferred:
+    """Small ints for a count, widened so each threshold and a value past it are drawn, and
+    up to the length of the container it walks (``walked``)."""
     lo, hi = COUNT_RANGE
+    if walked is not None and walked > hi:
+        hi = walked
     if thresholds and min(thresholds) < lo:
         lo = math.floor(min(thresholds)) - 1
     if thresholds and max(thresholds) >= hi:

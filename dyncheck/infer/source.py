@@ -156,8 +156,7 @@ def _iterated_as_count(tree: ast.AST | None, name: str) -> str | None:
             and isinstance(node.func, ast.Name)
             and node.func.id == "range"
             and 1 <= len(node.args) <= 3
-            and isinstance(node.args[0 if len(node.args) == 1 else 1], ast.Name)
-            and node.args[0 if len(node.args) == 1 else 1].id == name
+            and _bound_by(node.args[0 if len(node.args) == 1 else 1], name)
         ):
             return ast.unparse(node)
         if (
@@ -169,6 +168,46 @@ def _iterated_as_count(tree: ast.AST | None, name: str) -> str | None:
         ):
             return ast.unparse(node)
     return None
+
+
+def _bound_by(node: ast.AST, name: str) -> bool:
+    """``name``, or ``min(name, ...)`` (``range(min(num_steps, len(self.steps)))``)."""
+    if isinstance(node, ast.Name):
+        return node.id == name
+    return (
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "min"
+        and any(isinstance(a, ast.Name) and a.id == name for a in node.args)
+    )
+
+
+def _counted_containers(tree: ast.AST | None, name: str) -> list[str]:
+    """The containers of ``self`` a count ``name`` walks (by their names in the model): the
+    ones a loop over ``range(name)`` indexes by its variable (``self.steps[i]``), and the ones
+    sliced to it (``self.blocks[:name]``)."""
+    if tree is None:
+        return []
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.For) and isinstance(node.target, ast.Name)
+            and isinstance(node.iter, ast.Call) and isinstance(node.iter.func, ast.Name)
+            and node.iter.func.id == "range" and 1 <= len(node.iter.args) <= 3
+            and _bound_by(node.iter.args[0 if len(node.iter.args) == 1 else 1], name)
+        ):
+            variable = node.target.id
+            for inner in ast.walk(node):
+                if (
+                    isinstance(inner, ast.Subscript) and isinstance(inner.slice, ast.Name)
+                    and inner.slice.id == variable and (owner := _self_module(inner.value)) is not None
+                ):
+                    found.append(owner)
+        if (
+            isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice)
+            and isinstance(node.slice.upper, ast.Name) and node.slice.upper.id == name
+            and (owner := _self_module(node.value)) is not None
+        ):
+            found.append(owner)
+    return list(dict.fromkeys(found))
 
 
 def _strip_slice(node: ast.AST) -> ast.AST:
