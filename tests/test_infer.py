@@ -1710,13 +1710,12 @@ class Decoder(nn.Module):
 
 class SixSteps(nn.Module):
     # the count indexes six steps, each by the loop's variable: all six must be reachable
+    # x reaches a layer only as self.steps[i](x): the first element is its first consumer
     def __init__(self):
         super().__init__()
-        self.inp = nn.Linear(3, 3)
         self.steps = nn.ModuleList([nn.Linear(3, 3) for _ in range(6)])
 
     def forward(self, x, num_steps: int):
-        x = self.inp(x)
         for i in range(min(num_steps, len(self.steps))):
             x = self.steps[i](x)
         return x

@@ -231,6 +231,10 @@ def _self_module(node: ast.AST, roots: dict[str, str] | None = None) -> str | No
         elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
             parts.append(str(node.slice.value))
             node = node.value
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, (ast.Name, ast.BinOp)):
+            # self.steps[i](x) in a loop: the first element, which the first step calls
+            parts.append("0")
+            node = node.value
         elif isinstance(node, ast.Name) and node.id in roots and (parts or roots[node.id]):
             return ".".join([*([roots[node.id]] if roots[node.id] else []), *reversed(parts)])
         else:
