@@ -3224,3 +3224,55 @@ def test_a_captioning_decoders_features_are_vectors_and_its_lengths_longest_firs
     assert_callable(target, max_examples=10)
     # Packing that takes any order: the lengths are drawn in any order.
     assert not strategy_arguments(resolved(UnsortedPacking).spec.inputs["lengths"]).get("descending")
+
+
+KEY_PADDING = """
+import torch
+from torch import nn
+
+
+class Attending(nn.Module):
+    # a required key padding mask, handed to the attention and read for the pooling
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(20, 16)
+        self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.out = nn.Linear(16, 3)
+
+    def forward(self, tokens, key_padding_mask):
+        h = self.emb(tokens)
+        a, _ = self.attn(h, h, h, key_padding_mask=key_padding_mask)
+        keep = (~key_padding_mask).unsqueeze(-1).to(h.dtype)
+        return self.out(((h + a) * keep).sum(1) / keep.sum(1).clamp(min=1))
+
+
+class Encoding(nn.Module):
+    # a required src_key_padding_mask, read nowhere else
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(20, 16)
+        self.enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, 0.0, batch_first=True), 1)
+        self.fc = nn.Linear(16, 3)
+
+    def forward(self, tokens, src_key_padding_mask):
+        h = self.enc(self.emb(tokens), src_key_padding_mask=src_key_padding_mask)
+        return self.fc(h[:, 0])
+"""
+
+
+@pytest.mark.parametrize(("name", "argument", "consumer"), [
+    ("Attending", "key_padding_mask", "attn"), ("Encoding", "src_key_padding_mask", "enc"),
+])
+def test_a_required_key_padding_mask_is_drawn_as_one(dyncheck_run, pytester, name, argument, consumer):
+    # Drawn as the output layer's float input ([batch, 16], every check the layer's refusal),
+    # or as None (padding_invariance skipped: "forward takes no ... attention mask").
+    pytester.makepyfile(key_padding=KEY_PADDING)
+    run = dyncheck_run("--dyncheck", f"key_padding:{name}", "--dyncheck-explain", "--co")
+    assert (
+        f"        # inferred: handed to {consumer} as its {argument}: the key padding mask of the sequence (PyTorch's "
+        f"convention): True at padding on the right, False at tokens\n"
+        f"        '{argument}': attention_masks(dtype=torch.bool, marks='padding'),"
+    ) in run.text, run.text
+    checked = dyncheck_run("--dyncheck", f"key_padding:{name}", "--dyncheck-invariants=padding_invariance",
+                           "--dyncheck-max-examples=5")
+    assert checked.outcomes() == {f"dyncheck::key_padding:{name}::padding_invariance": "PASSED"}, checked.text

@@ -11,6 +11,7 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from hypothesis import strategies as st
 from torch import nn
 
@@ -364,6 +365,10 @@ _ATTENTION_MODULES = (
 )
 
 
+#: torch's attention modules over one sequence, whose key padding mask can only be that sequence's.
+_ONE_SEQUENCE = (nn.MultiheadAttention, nn.TransformerEncoder, nn.TransformerEncoderLayer)
+
+
 def _attention_mask_slot(model: nn.Module, tree: ast.AST, name: str, strict: _Flow) -> Inferred | None:
     """The argument as a mask of one of torch's attention modules, when forward hands it, as
     it is, to one in a mask's place and reads it nowhere else (``self.transformer(src, tgt,
@@ -373,13 +378,23 @@ def _attention_mask_slot(model: nn.Module, tree: ast.AST, name: str, strict: _Fl
     replaced by None). Which sequence a padding mask goes with, and that the memory's repeats
     the source's, is not guessed, so the masks are not drawn (a padding mask an optional
     argument gives is: see ``target._padding_argument``)."""
-    if _read_unguarded(model, tree, name, strict.self_name or "self"):
-        return None  # forward reads the argument itself too ((~mask).float() as weights)
+    read = _read_unguarded(model, tree, name, strict.self_name or "self")
     for expression in strict.consumers[:1]:
         module = _resolve_module(model, expression)
         if not isinstance(module, _ATTENTION_MODULES):
             return None
         slot = _entry_parameter(module, strict.entries.get(expression, 0))
+        if slot in ("key_padding_mask", "src_key_padding_mask") and isinstance(module, _ONE_SEQUENCE):
+            # handed as it is to the key padding mask of an attention over one sequence: a
+            # key padding mask by torch's convention (True at padding), whatever forward
+            # also does with it (a masked mean over ~mask)
+            return Inferred(
+                dst.attention_masks(batch_size="batch", max_length="time", dtype=torch.bool, marks="padding"),
+                f"handed to {_consumer_name(expression)} as its {slot}: the key padding mask of the sequence "
+                "(PyTorch's convention): True at padding on the right, False at tokens",
+            )
+        if read:
+            return None  # forward reads the argument itself too ((~mask).float() as weights)
         if slot is not None and "mask" in slot:
             return Inferred(
                 st.none(),

@@ -178,6 +178,14 @@ def _input_for_module(
         return _Found(("batch", module.num_features), _floats, note, sequence="channels-first")
     if isinstance(module, (nn.BatchNorm2d, nn.InstanceNorm2d)):
         return _Found(("batch", module.num_features, "height", "width"), _floats, f"{kind}({module.num_features})")
+    _attention = (
+        nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.TransformerEncoder,
+        nn.TransformerDecoder, nn.Transformer,
+    )
+    if isinstance(module, _attention) and "mask" in (_entry_parameter(module, entry) or ""):
+        # a mask handed to torch's attention (key_padding_mask=..., src_key_padding_mask=...):
+        # not an input of the query's layout; which sequence it masks is not guessed here
+        return None
     if isinstance(module, nn.MultiheadAttention):
         layout = ("batch", "time") if module.batch_first else ("time", "batch")
         return _Found((*layout, module.embed_dim), _floats, f"MultiheadAttention(embed_dim={module.embed_dim})")
