@@ -325,3 +325,38 @@ def test_a_nan_from_nothing_over_nothing_says_so(dyncheck_run, pytester):
     run = dyncheck_run("--dyncheck", "empty_sum:Model", "--dyncheck-invariants=finite", "--dyncheck-max-examples=5")
     text = run.failure("::finite")
     assert "from finite inputs [] = 0, [] = 0: 0 / 0, a sum over no elements divided by their count" in text, text
+
+
+def test_nan_only_large_inputs_make_names_their_range(dyncheck_run, pytester):
+    # pytorch/examples' VAE samples with exp(0.5 * logvar), which overflows at the inputs of
+    # 1e3 dyncheck draws by default; its pixels are in [0, 1]. The report says so, with the Spec.
+    pytester.makepyfile(vae="""
+        import torch
+        import torch.nn.functional as F
+        from torch import nn
+
+        class VAE(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc1, self.fc21, self.fc22 = nn.Linear(16, 8), nn.Linear(8, 2), nn.Linear(8, 2)
+                self.fc3, self.fc4 = nn.Linear(2, 8), nn.Linear(8, 16)
+
+            def forward(self, x):
+                h1 = F.relu(self.fc1(x))
+                mu, logvar = self.fc21(h1), self.fc22(h1)
+                z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+                return torch.sigmoid(self.fc4(F.relu(self.fc3(z)))), mu, logvar
+        """)
+    run = dyncheck_run("--dyncheck", "vae:VAE", "--dyncheck-invariants=finite", "--dyncheck-seed=5")
+    text = run.failure("::finite")
+    assert re.search(
+        r"  large inputs: x reaches \S+ here, and with every input scaled to magnitude 1 the outputs are finite\. If "
+        r"the model's inputs are bounded \(pixels in \[0, 1\], normalised features\), say so: "
+        r"Spec\(inputs=\{'x': tensors\(shape=\.\.\., min_value=\.\.\., max_value=\.\.\.\)\}\)", text,
+    ), text
+
+
+def test_a_nan_at_any_scale_gets_no_range_hint(dyncheck_run):
+    target = "reference_models.buggy.nan_output:Model"
+    run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=finite")
+    assert "large inputs:" not in run.failure("::finite")

@@ -111,6 +111,43 @@ def first_non_finite(context: Context, example: Example) -> str | None:
 
 _NOTHING_FLOATING = "the output has no floating tensor and there is no loss: nothing can be NaN/inf"
 
+#: Inputs larger than this in magnitude are beyond normalised data (pixels, embeddings, features).
+_LARGE = 10.0
+
+
+def _large_inputs(context: Context, example: Example, *, gradients: bool) -> list[str]:
+    """A line for a NaN/inf that only large inputs make: when a floating input of the example
+    exceeds :data:`_LARGE` in magnitude and the same example with each such input scaled to
+    magnitude 1 gives finite outputs (and gradients), the inputs' range is the likely cause
+    (a VAE's ``exp(0.5 * logvar)`` at pixels of 1e3), and the Spec that bounds them is
+    named. One more call, only for the failure Hypothesis reports."""
+    from dyncheck.invariants._where import reported
+
+    large = {
+        name: float(value.detach().abs().max())
+        for name, value in example.args.items()
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel()
+        and float(value.detach().abs().max()) > _LARGE
+    }
+    if not large or not reported():
+        return []
+    scaled = {name: value / large[name] if name in large else value for name, value in example.fresh_args().items()}
+    try:
+        model = context.fresh_model()
+        trace = context.run(model, Example(scaled, example.seed, example.dims), backward=gradients, record=False)
+    except Exception:  # noqa: BLE001 - only a hint
+        return []
+    if any(non_finite(t) is not None for _, t in floating_leaves(trace.output)):
+        return []
+    if gradients and any(p.grad is not None and non_finite(p.grad) is not None for p in model.parameters()):
+        return []
+    name, size = max(large.items(), key=lambda item: item[1])
+    return [
+        f"large inputs: {name} reaches {size:.3g} here, and with every input scaled to magnitude 1 the "
+        f"{'gradients' if gradients else 'outputs'} are finite. If the model's inputs are bounded (pixels in [0, 1], "
+        f"normalised features), say so: Spec(inputs={{{name!r}: tensors(shape=..., min_value=..., max_value=...)}})"
+    ]
+
 
 class Finite(Invariant):
     name = "finite"
@@ -132,7 +169,7 @@ class Finite(Invariant):
             origin = first_non_finite(context, example)
             raise InvariantViolation(
                 "The model produced NaN/inf outputs for an input the spec allows.",
-                outputs + ([origin] if origin else []),
+                outputs + ([origin] if origin else []) + _large_inputs(context, example, gradients=False),
                 path=trace.path,
             )
         if trace.loss is not None and (found := non_finite(trace.loss)) is not None:
@@ -151,6 +188,6 @@ class Finite(Invariant):
             raise InvariantViolation(
                 "The outputs are finite but backward produced NaN/inf gradients "
                 "(a NaN from an untaken torch.where side, sqrt/log/norm at 0, or a division by a zero norm).",
-                gradients,
+                gradients + _large_inputs(context, example, gradients=True),
                 path=trace.path,
             )
