@@ -74,6 +74,7 @@ def run_check(target_text: str, invariant_name: str, max_examples: int, run_seed
         state["calls"] += 1
         try:
             with context.counting():
+                context.materialise(example)  # as the plugin's items do (lazy layers)
                 invariant.check(context, example)
         except (InvariantViolation, ModelError):
             if state["first"] is None:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from dyncheck.cloning import clone
 from dyncheck.seeding import seeded
@@ -177,7 +178,7 @@ def _reached(target: Target, original: nn.Module, copied: nn.Module, example: Ex
     own = {id(p) for p in copied.parameters()}
     # A closure that runs one of the original's modules in train mode updates its running
     # statistics: put them back, the original may be the user's own instance.
-    saved = [(b, b.detach().clone()) for b in original.buffers()]
+    saved = [(b, b.detach().clone()) for b in original.buffers() if not is_lazy(b)]  # a lazy one holds nothing yet
     try:
         with seeded(example.seed), torch.enable_grad():
             output = target.call(copied, example.fresh_args())
