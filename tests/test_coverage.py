@@ -417,7 +417,7 @@ class Defaulted(nn.Module):
 @pytest.mark.parametrize(("name", "said"), [
     (
         "Required",
-        "num_steps (drawn as controls(dtype=int, max_value=3, min_value=0)), mode (drawn as "
+        "num_steps (drawn as controls(dtype=int, max_value=4, min_value=0)), mode (drawn as "
         "controls(choices=['classify']))",
     ),
     ("Defaulted", "num_steps (left at its default 2)"),
