@@ -3276,3 +3276,59 @@ def test_a_required_key_padding_mask_is_drawn_as_one(dyncheck_run, pytester, nam
     checked = dyncheck_run("--dyncheck", f"key_padding:{name}", "--dyncheck-invariants=padding_invariance",
                            "--dyncheck-max-examples=5")
     assert checked.outcomes() == {f"dyncheck::key_padding:{name}::padding_invariance": "PASSED"}, checked.text
+
+
+INDEXED = """
+import torch
+from torch import nn
+
+
+class Reversed(nn.Module):
+    # walked backwards by a variable index: the members are alike, any of them says the size
+    def __init__(self):
+        super().__init__()
+        self.dec = nn.ModuleList([nn.Linear(32, 32) for _ in range(3)])
+
+    def forward(self, x):
+        for i in reversed(range(len(self.dec))):
+            x = torch.relu(self.dec[i](x))
+        return x
+
+
+class Unlike(nn.Module):
+    # members of different input sizes: which one a variable picks first is not read
+    def __init__(self):
+        super().__init__()
+        self.stages = nn.ModuleList([nn.Linear(6, 4), nn.Linear(4, 2)])
+
+    def forward(self, x, n: int):
+        for i in range(n):
+            x = self.stages[i](x)
+        return x
+
+
+class Heads(nn.Module):
+    # a head per task, picked by the task's name: the dict's keys are the values it takes
+    def __init__(self):
+        super().__init__()
+        self.heads = nn.ModuleDict({"cls": nn.Linear(12, 3), "reg": nn.Linear(12, 1)})
+
+    def forward(self, x, task: str):
+        return self.heads[task](x)
+"""
+
+
+def test_a_member_picked_by_a_variable_and_a_key_into_a_module_dict(dyncheck_run, pytester):
+    pytester.makepyfile(indexed=INDEXED)
+    run = dyncheck_run(*("--dyncheck", "indexed:Reversed", "--dyncheck", "indexed:Heads"), "--dyncheck-explain", "--co")
+    assert (
+        "        # inferred: first consumed by dec.* (Linear(in_features=32))\n"
+        "        'x': tensors(shape=('batch', 32)),"
+    ) in run.text, run.text
+    assert (
+        "        # inferred: annotated str, a key into a ModuleDict in forward: 'cls', 'reg'\n"
+        "        'task': controls(choices=['cls', 'reg']),"
+    ) in run.text, run.text
+    # Unlike members: no first consumer is guessed (member 0 is not read as the first called).
+    unlike = dyncheck_run("--dyncheck", "indexed:Unlike", "--dyncheck-explain", "--co")
+    assert "first consumed by stages" not in unlike.text, unlike.text

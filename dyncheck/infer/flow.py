@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from dyncheck.infer.source import _mentions_data, _number, _self_module, _strip_slice
 
@@ -563,8 +564,29 @@ def _loop_members(target: ast.AST, iterated: ast.AST, roots: dict[str, str] | No
 
 
 def _resolve_module(model: nn.Module, expression: str) -> nn.Module | None:
+    """The submodule ``expression`` names; ``steps.*`` (a member picked by a variable,
+    ``self.steps[i]``) is the first member when every member is alike (one class, the same
+    parameter shapes), so any of them takes the same input; else None."""
+    head, star, rest = expression.partition("*")
+    if star:
+        container = _resolve_module(model, head.rstrip(".")) if head.rstrip(".") else model
+        members = list(container.children()) if container is not None else []
+        if not members or any(not _alike(members[0], m) for m in members[1:]):
+            return None
+        first = next(name for name, _ in container.named_children())
+        return _resolve_module(model, f"{head}{first}{rest}")
     try:
         module = model.get_submodule(expression)
     except (AttributeError, KeyError, IndexError):
         return None
     return module if isinstance(module, nn.Module) else None
+
+
+def _alike(a: nn.Module, b: nn.Module) -> bool:
+    """One class, and parameters of the same names and shapes but for their first axis (a
+    layer's outputs: heads of 3 and of 1 classes on the same 12 features take one input)."""
+    if type(a) is not type(b):
+        return False
+    mine = [(n, tuple(p.shape[1:])) for n, p in a.named_parameters() if not is_lazy(p)]
+    theirs = [(n, tuple(p.shape[1:])) for n, p in b.named_parameters() if not is_lazy(p)]
+    return mine == theirs

@@ -22,8 +22,8 @@ from dyncheck.infer.flow import _Flow, _flow, _passes, _resolve_module
 from dyncheck.infer.layers import _entry_parameter, _Found, _input_for_module, _Shape, _swap, _user_defined
 from dyncheck.infer.results import Inferred, Uninferable
 from dyncheck.infer.source import (
-    _counted_containers, _forward_tree, _iterated_as_count, _mentions_data, _self_module, _string_constants,
-    _thresholds,
+    _counted_containers, _forward_tree, _iterated_as_count, _keyed_containers, _mentions_data, _self_module,
+    _string_constants, _thresholds,
 )
 from dyncheck.infer.tokens import infer_tokens, max_positions
 from dyncheck.spec import lengths_slot
@@ -131,6 +131,18 @@ def infer_input(
     if choices is not None:
         return Inferred(dst.controls(choices=choices[0]), choices[1])
     strings = _in_scopes(_string_constants, scopes)
+    # a key into a ModuleDict (self.heads[task]): its keys are the values it takes
+    keys = [
+        key for tree, names in scopes for n in sorted(names) for container_name in _keyed_containers(tree, n)
+        if isinstance(container := _submodule(model, container_name), nn.ModuleDict) for key in container.keys()
+    ]
+    if keys:
+        strings = list(dict.fromkeys([*strings, *keys]))
+        said = "annotated str, a key" if annotation is str else "a key"
+        return Inferred(
+            dst.controls(choices=strings),
+            f"{said} into a ModuleDict in forward: {', '.join(map(repr, strings))}",
+        )
     if strings:
         said = "annotated str, compared" if annotation is str else "a string compared"
         return Inferred(

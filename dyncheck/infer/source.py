@@ -210,6 +210,17 @@ def _counted_containers(tree: ast.AST | None, name: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def _keyed_containers(tree: ast.AST | None, name: str) -> list[str]:
+    """The containers of ``self`` that ``name`` picks a member of (``self.heads[name]``)."""
+    if tree is None:
+        return []
+    return list(dict.fromkeys(
+        owner for node in ast.walk(tree)
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Name) and node.slice.id == name
+        and (owner := _self_module(node.value)) is not None
+    ))
+
+
 def _strip_slice(node: ast.AST) -> ast.AST:
     """``self.blocks[:n]`` -> ``self.blocks``; anything else unchanged."""
     if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):
@@ -231,9 +242,10 @@ def _self_module(node: ast.AST, roots: dict[str, str] | None = None) -> str | No
         elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
             parts.append(str(node.slice.value))
             node = node.value
-        elif isinstance(node, ast.Subscript) and isinstance(node.slice, (ast.Name, ast.BinOp)):
-            # self.steps[i](x) in a loop: the first element, which the first step calls
-            parts.append("0")
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, (ast.Name, ast.BinOp, ast.UnaryOp)):
+            # self.steps[i](x) in a loop: any member (flow._resolve_module takes one when the
+            # members are alike; which one a variable picks is not read)
+            parts.append("*")
             node = node.value
         elif isinstance(node, ast.Name) and node.id in roots and (parts or roots[node.id]):
             return ".".join([*([roots[node.id]] if roots[node.id] else []), *reversed(parts)])
