@@ -1077,16 +1077,36 @@ class Model(nn.Module):
 """
 
 
-def test_a_block_under_autocast_is_compared_at_its_precision(dyncheck_run, pytester):
+CANCELLING = AUTOCAST + """
+
+class Cancelling(nn.Module):
+    # a float32 bug (every digit below 0.06 lost) beside an unrelated bfloat16 block
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.out = nn.Linear(8, 16), nn.Linear(16, 16), nn.Linear(16, 2)
+
+    def forward(self, x):
+        h = self.fc1(x)
+        h = (h + 1e6) - 1e6
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            g = self.fc2(h)
+        return self.out(h + 0.0 * g.float())
+"""
+
+
+def test_a_block_under_autocast_is_compared_with_autocast_off(dyncheck_run, pytester):
     # The float64 copy runs the block exactly (autocast leaves float64 alone): against
-    # float32's tolerance the bfloat16 block read as a disagreement.
-    pytester.makepyfile(mixed=AUTOCAST)
+    # float32's tolerance the bfloat16 block read as a disagreement. With autocast switched
+    # off in the float32 copy, the model's arithmetic is judged, at float32, everywhere.
+    pytester.makepyfile(mixed=CANCELLING)
     run = dyncheck_run(
-        "--dyncheck", "mixed:Model", "--dyncheck-invariants=dtype_agreement", "--dyncheck-seed=5",
-        "--dyncheck-max-examples=30", "-v",
+        "--dyncheck", "mixed:Model", "--dyncheck", "mixed:Cancelling", "--dyncheck-invariants=dtype_agreement",
+        "--dyncheck-seed=5", "--dyncheck-max-examples=30", "-v",
     )
-    assert run.ret == 0, run.text
+    assert run.outcomes() == {
+        "dyncheck::mixed:Model::dtype_agreement": "PASSED", "dyncheck::mixed:Cancelling::dtype_agreement": "FAILED",
+    }, run.text
     assert re.search(
-        r"compared at bfloat16's tolerance on \d+ examples?: forward runs part of itself under "
-        r"torch.autocast\(bfloat16\), which the float64 copy does not mirror", run.text,
+        r"compared with torch.autocast off on \d+ examples?: forward runs part of itself under "
+        r"autocast\(bfloat16\), which the float64 copy does not mirror", run.text,
     ), run.text

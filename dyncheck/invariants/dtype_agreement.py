@@ -44,6 +44,7 @@ how to make the streams agree or how to declare it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import os
@@ -51,7 +52,7 @@ from typing import Any
 
 import torch
 from torch.nn.parameter import is_lazy
-from torch.utils._pytree import tree_map
+from torch.utils._pytree import tree_leaves, tree_map
 
 from dyncheck.agreement import (
     Config,
@@ -139,31 +140,52 @@ def _where_referenced(reference: Run, single: Run) -> tuple[Run, Run] | None:
     )
 
 
-def _autocast_dtype(context: Context, example: Example) -> torch.dtype | None:
-    """The lowest precision forward computes in under ``torch.autocast`` (a block wrapped in
-    ``with torch.autocast("cpu", dtype=torch.bfloat16)``), seen op by op on a float32 copy;
-    None when no op ran under autocast. One more call, made only for a disagreement."""
+_DEVICES = ("cpu", "cuda")
+
+
+def _autocast_enabled() -> list[str]:
+    found = []
+    for device in _DEVICES:
+        try:
+            if torch.is_autocast_enabled(device):
+                found.append(device)
+        except (RuntimeError, TypeError, AttributeError):  # a torch without the per-device API
+            pass
+    return found
+
+
+def _autocast_run(context: Context, example: Example, *, off: bool) -> tuple[Run | None, torch.dtype | None]:
+    """A float32 copy's run with every op seen under ``torch.autocast``: (the run, the lowest
+    precision an op under autocast computed in, None when none did: an autocast that lowers
+    nothing, ``tanh`` on the CPU, is no mixed precision). With ``off``, each such op runs with
+    autocast switched off, in float32 as the rest of the model. None for the run when it raises."""
     from torch.overrides import TorchFunctionMode
 
-    seen: set[torch.dtype] = set()
+    lowered: set[torch.dtype] = set()
 
     class Autocast(TorchFunctionMode):
         def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-            for device in ("cpu", "cuda"):
-                try:
-                    if torch.is_autocast_enabled(device):
-                        seen.add(torch.get_autocast_dtype(device))
-                except (RuntimeError, TypeError, AttributeError):  # a torch without the per-device API
-                    pass
-            return func(*args, **(kwargs or {}))
+            devices = _autocast_enabled()
+            if not devices:
+                return func(*args, **(kwargs or {}))
+            if off:
+                with contextlib.ExitStack() as stack:
+                    for device in devices:
+                        stack.enter_context(torch.autocast(device, enabled=False))
+                    return func(*args, **(kwargs or {}))
+            result = func(*args, **(kwargs or {}))
+            for value in tree_leaves(result):
+                if isinstance(value, torch.Tensor) and value.dtype in (torch.bfloat16, torch.float16):
+                    lowered.add(value.dtype)
+            return result
 
     try:
         with Autocast():
-            run_config(context.fresh_model(), context.target, example, FLOAT32)
+            run = run_config(context.fresh_model(), context.target, example, FLOAT32)
     except Exception:
-        return None
-    lower = [d for d in seen if d.is_floating_point and torch.finfo(d).bits < 32]
-    return max(lower, key=lambda d: tolerances(d)[0]) if lower else None
+        return None, None
+    low = max(lowered, key=lambda d: tolerances(d)[0]) if lowered else None
+    return run, low
 
 
 class DtypeAgreement(Invariant):
@@ -215,28 +237,22 @@ class DtypeAgreement(Invariant):
             unfit, findings = judged(reference)
             if not (unfit or findings):
                 _note_kept(context, sites)
-        if findings and not unfit and tolerance is None and (low := _autocast_dtype(context, example)) is not None:
-            # Part of forward runs under torch.autocast in a lower precision, which the
-            # float64 copy does not mirror (autocast leaves float64 alone): that precision's
-            # tolerance, not float32's, and what moving the float64 copy's inputs and weights
-            # by that precision's rounding moves (its rounding happens in the values inside,
-            # not in the output's own, which may cancel to near zero).
-            margins = self._conditioning(context, example, reference, float64, eps=torch.finfo(low).eps)
-            if compare(
-                reference, single, tolerance=tolerances(low), floor=self.floor, model=reference.model, margins=margins
-            ):
-                # Still apart: a ReLU or a choice that the lower precision's rounding flipped
-                # (inputs in the hundreds), which float64 cannot tell from a bug.
-                return context.nothing_to_compare(
-                    f"forward runs part of itself under torch.autocast({dtype_name(low)}), which the float64 copy does "
-                    f"not mirror: the two differ by more than {dtype_name(low)}'s rounding explains on this example, "
-                    "which cannot be told from the precision the model chose"
-                )
-            context.compared()
-            return context.note("autocast", lambda count: (
-                f"compared at {dtype_name(low)}'s tolerance on {count} example{'s' if count != 1 else ''}: forward "
-                f"runs part of itself under torch.autocast({dtype_name(low)}), which the float64 copy does not mirror"
-            ))
+        if findings and not unfit and tolerance is None and (low := _autocast_run(context, example, off=False)[1]):
+            # Part of forward computes under torch.autocast in a lower precision, which the
+            # float64 copy does not mirror (autocast leaves float64 alone): the precision the
+            # model chose, not its arithmetic. The float32 copy is compared again with
+            # autocast switched off, so the rest of the model is still judged at float32.
+            off, _ = _autocast_run(context, example, off=True)
+            if off is not None:
+                off = dataclasses.replace(off, model=reference.model, output=None)
+                findings = compare(reference, off, tolerance=tolerance, floor=self.floor, model=reference.model)
+                if not findings:
+                    context.compared()
+                    return context.note("autocast", lambda count: (
+                        f"compared with torch.autocast off on {count} example{'s' if count != 1 else ''}: forward runs "
+                        f"part of itself under autocast({dtype_name(low)}), which the float64 copy does not mirror"
+                    ))
+                single = off
         if findings and not all_finite(single.grads.values()) and all_finite(reference.grads.values()):
             # float32's gradients overflowed where float64's did not: innocent when
             # normalisation layers that saw a constant input (a pre-norm stack's LayerNorms
@@ -454,7 +470,7 @@ class DtypeAgreement(Invariant):
         return compare(reference, float32, tolerance=tolerance, floor=self.floor, model=reference.model, margins=margins)
 
     def _conditioning(
-        self, context: Context, example: Example, reference: Run, float64: Config = FLOAT64, eps: float = EPS32
+        self, context: Context, example: Example, reference: Run, float64: Config = FLOAT64
     ) -> dict[str, float]:
         """How far the float64 copy's outputs and gradients move when its inputs and weights
         move by float32's rounding (each scaled by 1 + u·eps, u uniform in [-1, 1], drawn from
@@ -467,7 +483,7 @@ class DtypeAgreement(Invariant):
 
         def jitter(tensor: torch.Tensor) -> torch.Tensor:
             u = torch.rand(tensor.shape, generator=generator, dtype=torch.float64) * 2 - 1
-            return tensor * (1 + eps * u).to(tensor.device)
+            return tensor * (1 + EPS32 * u).to(tensor.device)
 
         model = cast(context.fresh_model(), torch.float64)
         with torch.no_grad():
