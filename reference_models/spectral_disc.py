@@ -3,10 +3,10 @@ through the parametrization (``torch.nn.utils.parametrizations.spectral_norm``),
 the older hook (``torch.nn.utils.spectral_norm``).
 
 What it proves: torch's spectral_norm advances its power iteration (its ``u`` and ``v``) on
-every call in train mode, by design, and never in eval. ``determinism`` compares two calls
-of such a model in eval mode, and the summary says so; before, it reported "forward changes
-state the output depends on" and advised advancing the state outside forward, which a
-torch layer does not allow.
+every call in train mode, by design. ``determinism`` compares two calls of such a model
+again with those vectors put back before the second, and the summary says so; before, it
+reported "forward changes state the output depends on" and advised advancing the state
+outside forward, which a torch layer does not allow.
 """
 
 from __future__ import annotations

@@ -55,18 +55,27 @@ class Determinism(Invariant):
             return context.nothing_to_compare(missing)
         context.compared()
         if details and (norms := _spectral_norms(model)):
-            # torch's spectral_norm advances its power iteration (its u and v) on every call
-            # in train mode, by design, and never in eval: the two calls are compared there.
-            evaluated = context.fresh_model().eval()
+            # torch's spectral_norm advances its power iteration (its u and v) on every
+            # train-mode call, by design: the two calls are compared again, in train mode, with
+            # those vectors put back before the second. Any other state still shows.
+            again = context.fresh_model()
             if lazy:
-                context.run(evaluated, example)
-            first, second = context.run(evaluated, example), context.run(evaluated, example)
+                context.run(again, example)
+            vectors = _power_vectors(again)
+            saved = [v.detach().clone() for v in vectors]
+            first = context.run(again, example)
+            with torch.no_grad():
+                for vector, value in zip(vectors, saved):
+                    vector.copy_(value)
+            second = context.run(again, example)
             details = _differences(first.output, second.output)
-            if first.path == second.path and not details:
+            if first.path != second.path:
+                details = [f"first call:  {describe(first.path)}", f"second call: {describe(second.path)}", *details]
+            if not details:
                 return context.note("spectral_norm", lambda count: (
-                    f"compared in eval mode on {count} example{'s' if count != 1 else ''}: torch's spectral_norm "
-                    f"({', '.join(norms[:3])}{' …' if len(norms) > 3 else ''}) advances its power iteration on every "
-                    "call in train mode"
+                    f"compared with the power iteration put back on {count} example{'s' if count != 1 else ''}: "
+                    f"torch's spectral_norm ({', '.join(norms[:3])}{' …' if len(norms) > 3 else ''}) advances it on "
+                    "every call in train mode"
                 ))
         if details:
             kept = [] if rebuilt or lazy else _kept_state(context, example, second)
@@ -78,6 +87,21 @@ class Determinism(Invariant):
                 [*rebuilt, *kept, *details, *([_KEPT_FIX] if kept else []), *where],
                 path=first.path,
             )
+
+
+def _power_vectors(model: nn.Module) -> list[torch.Tensor]:
+    """The buffers torch's spectral normalisation keeps its power iteration in: ``_u`` and
+    ``_v`` of the parametrization, ``<weight>_u`` and ``<weight>_v`` of the older hook."""
+    from torch.nn.utils.spectral_norm import SpectralNorm
+
+    found = []
+    for module in model.modules():
+        if type(module).__name__ == "_SpectralNorm":
+            found += [b for n, b in module.named_buffers(recurse=False) if n in ("_u", "_v")]
+        for hook in module._forward_pre_hooks.values():
+            if isinstance(hook, SpectralNorm):
+                found += [getattr(module, f"{hook.name}_u"), getattr(module, f"{hook.name}_v")]
+    return found
 
 
 def _spectral_norms(model: nn.Module) -> list[str]:
