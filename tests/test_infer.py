@@ -3332,3 +3332,39 @@ def test_a_member_picked_by_a_variable_and_a_key_into_a_module_dict(dyncheck_run
     # Unlike members: no first consumer is guessed (member 0 is not read as the first called).
     unlike = dyncheck_run("--dyncheck", "indexed:Unlike", "--dyncheck-explain", "--co")
     assert "first consumed by stages" not in unlike.text, unlike.text
+
+
+CHANGED_MASK = """
+import torch
+from torch import nn
+
+
+class Kept(nn.Module):
+    # True at tokens, inverted on its way to the attention: its polarity is in the code between
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(20, 16)
+        self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.out = nn.Linear(16, 3)
+
+    def forward(self, tokens, keep_mask):
+        h = self.emb(tokens)
+        a, _ = self.attn(h, h, h, key_padding_mask=~keep_mask)
+        keep = keep_mask.unsqueeze(-1).to(h.dtype)
+        return self.out(((h + a) * keep).sum(1) / keep.sum(1).clamp(min=1))
+"""
+
+
+def test_a_mask_changed_on_its_way_to_the_attention_is_one_clear_line(pytester):
+    # Followed past the attention into the pooling, it was drawn as the output layer's float
+    # input, and the checks failed on a correct model.
+    pytester.makepyfile(changed=CHANGED_MASK)
+    pytester.syspathinsert()
+    with pytest.raises(TargetError) as info:
+        resolve("changed:Kept")
+    assert str(info.value) == (
+        "--dyncheck changed:Kept: cannot infer forward argument 'keep_mask' of Kept (it reaches attn as its "
+        "key_padding_mask, changed on the way: a mask, which way it marks padding is not read from the code); write "
+        "dyncheck.Spec(Kept, inputs={'keep_mask': dyncheck.strategies.attention_masks(dtype=torch.bool)}) for True at "
+        "tokens, or attention_masks(dtype=torch.bool, marks='padding') for True at padding"
+    )

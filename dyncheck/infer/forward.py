@@ -205,6 +205,17 @@ def infer_input(
         )
         if placed is not None:
             return placed
+        first = _resolve_module(model, consumers[0])
+        slot = _entry_parameter(first, flow.entries.get(consumers[0], 0)) if first is not None else None
+        if isinstance(first, _ATTENTION_MODULES) and slot is not None and "mask" in slot:
+            # changed on the way (~mask, mask.bool(), mask == 0): a mask, whose polarity
+            # (True at tokens or at padding) is not guessed from the code between
+            raise Uninferable(
+                f"cannot infer forward argument {name!r} of {qualname} (it reaches {_consumer_name(consumers[0])} as its "
+                f"{slot}, changed on the way: a mask, which way it marks padding is not read from the code); write "
+                f"dyncheck.Spec({qualname}, inputs={{{name!r}: dyncheck.strategies.attention_masks(dtype=torch.bool)}}) "
+                "for True at tokens, or attention_masks(dtype=torch.bool, marks='padding') for True at padding"
+            )
     for index, expression in enumerate(consumers):
         module = _resolve_module(model, expression)
         if module is None:
