@@ -183,15 +183,18 @@ _MODULE_INTERNALS = frozenset({
 })
 
 
-def _items(name: str, value: Any) -> Iterator[tuple[str, Any]]:
-    """``value`` and, one level down, the items of a list, tuple or dict, with their names."""
+def _items(name: str, value: Any, depth: int = 3) -> Iterator[tuple[str, Any]]:
+    """``value`` and, a few levels down, the items of lists, tuples and dicts (a list of
+    lists of blocks), with their names."""
     yield name, value
+    if depth == 0:
+        return
     if isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            yield f"{name}[{index}]", item
+            yield from _items(f"{name}[{index}]", item, depth - 1)
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield f"{name}[{key!r}]", item
+            yield from _items(f"{name}[{key!r}]", item, depth - 1)
 
 
 def _closure(value: Any) -> Iterator[tuple[str, Any]]:

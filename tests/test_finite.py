@@ -350,7 +350,7 @@ def test_nan_only_large_inputs_make_names_their_range(dyncheck_run, pytester):
     run = dyncheck_run("--dyncheck", "vae:VAE", "--dyncheck-invariants=finite", "--dyncheck-seed=5")
     text = run.failure("::finite")
     assert re.search(
-        r"  large inputs: x reaches \S+ here, and with every input scaled to magnitude 1 the outputs are finite\. If "
+        r"  large inputs: x reaches \S+ here, and with the large inputs scaled to magnitude 1 the outputs are finite\. If "
         r"the model's inputs are bounded \(pixels in \[0, 1\], normalised features\), say so: "
         r"Spec\(inputs=\{'x': tensors\(shape=\.\.\., min_value=\.\.\., max_value=\.\.\.\)\}\)", text,
     ), text

@@ -182,6 +182,8 @@ def _dropped_batch_axis(alone: dict[str, torch.Tensor], whole: dict[str, torch.T
     kept = tuple(size for i, size in enumerate(theirs.shape) if i != axis)
     if mine.dim() != theirs.dim() - 1 or tuple(mine.shape) != kept:
         return None
+    if close(mine.unsqueeze(axis), theirs):
+        return None  # its values differ too, the axis put back: not the shape alone
     return (
         f"through its size: alone, the sample's {name} has no batch axis ({list(mine.shape)} where its row in the batch "
         f"is {list(theirs.shape)}): forward drops the batch axis of a batch of one (squeeze() without a dim, x[0]); "

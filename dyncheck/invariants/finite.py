@@ -143,7 +143,7 @@ def _large_inputs(context: Context, example: Example, *, gradients: bool) -> lis
         return []
     name, size = max(large.items(), key=lambda item: item[1])
     return [
-        f"large inputs: {name} reaches {size:.3g} here, and with every input scaled to magnitude 1 the "
+        f"large inputs: {name} reaches {size:.3g} here, and with the large inputs scaled to magnitude 1 the "
         f"{'gradients' if gradients else 'outputs'} are finite. If the model's inputs are bounded (pixels in [0, 1], "
         f"normalised features), say so: Spec(inputs={{{name!r}: tensors(shape=..., min_value=..., max_value=...)}})"
     ]

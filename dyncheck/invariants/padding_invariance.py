@@ -778,8 +778,8 @@ class PaddingInvariance(Invariant):
 
         def parted(key: Any, words: str) -> list[str]:
             other = paths.get(key)
-            if other is None or other == whole_trace.path:
-                return []
+            if other is None or list(dict.fromkeys(other)) == list(dict.fromkeys(whole_trace.path)):
+                return []  # the same modules, run another number of times (a cell stepped over time)
             return [
                 f"paths: the batch took {context.describe_path(whole_trace.path)}; {words} took "
                 f"{context.describe_path(other)} (a branch decided on the padded length, or on the other rows)"

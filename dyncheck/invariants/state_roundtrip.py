@@ -168,10 +168,7 @@ def _unregistered(name: str, mine: Any, theirs: Any, registered: set[int]) -> st
     """A line for modules kept in a plain list, tuple or dict (``self.blocks = [nn.Linear(...)]``):
     no submodules, so their parameters are outside the state_dict; when theirs differ
     between the original and the fresh copy."""
-    items = list(mine.values()) if isinstance(mine, dict) else list(mine) if isinstance(mine, (list, tuple)) else []
-    others = (
-        list(theirs.values()) if isinstance(theirs, dict) else list(theirs) if isinstance(theirs, (list, tuple)) else []
-    )
+    items, others = _flattened(mine), _flattened(theirs)
     modules = [(a, b) for a, b in zip(items, others) if isinstance(a, nn.Module) and id(a) not in registered]
     if not modules or all(not isinstance(b, nn.Module) or _same_state(a, b) for a, b in modules):
         return None
@@ -181,6 +178,16 @@ def _unregistered(name: str, mine: Any, theirs: Any, registered: set[int]) -> st
         "not registered as submodules: their parameters are outside the state_dict and differ. Hold them in "
         "nn.ModuleList or nn.ModuleDict."
     )
+
+
+def _flattened(value: Any, depth: int = 3) -> list[Any]:
+    """The items of a (nested) list, tuple or dict, a few levels down; [] for anything else."""
+    if depth == 0 or not isinstance(value, (list, tuple, dict)):
+        return []
+    found = []
+    for item in value.values() if isinstance(value, dict) else value:
+        found += _flattened(item, depth - 1) if isinstance(item, (list, tuple, dict)) else [item]
+    return found
 
 
 def _same_state(a: nn.Module, b: nn.Module) -> bool:
