@@ -38,6 +38,9 @@ class TwoTower(nn.Module):
         self.visual_projection = nn.Linear(embed_dim, embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
+    def temperature(self):
+        return self.logit_scale.exp()
+
     def forward(self, input_ids=None, pixel_values=None, attention_mask=None):
         tokens = self.token_embedding(input_ids)
         mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
@@ -45,7 +48,7 @@ class TwoTower(nn.Module):
         patches = self.patch_embedding(pixel_values)
         image_embeds = self.visual_projection(patches.mean(dim=(2, 3)))
         return {
-            "logits_per_image": self.logit_scale.exp() * image_embeds @ text_embeds.T,
+            "logits_per_image": self.temperature() * image_embeds @ text_embeds.T,
             "text_embeds": text_embeds,
             "image_embeds": image_embeds,
         }
