@@ -281,3 +281,60 @@ def test_a_subclass_returning_another_hidden_shape_is_named(dyncheck_run, pytest
         lines[2],
     ), lines[2]
     assert "Traceback" not in run.text
+
+
+RNN_VARIANTS = """
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+
+class PackingLSTM(nn.LSTM):
+    # a subclass whose forward packs itself: forward(x, lengths)
+    def forward(self, x, lengths):
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = super().forward(packed)
+        return pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
+
+
+class Tagger(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = PackingLSTM(4, 6, batch_first=True)
+        self.out = nn.Linear(6, 3)
+
+    def forward(self, x, lengths):
+        return self.out(self.lstm(x, lengths))
+
+
+class WeightDropped(nn.Module):
+    # AWD-LSTM's weight drop: weight_hh_l0 is deleted and set from weight_hh_l0_raw in each call
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(4, 6, batch_first=True)
+        raw = self.rnn.weight_hh_l0
+        del self.rnn._parameters["weight_hh_l0"]
+        self.rnn.register_parameter("weight_hh_l0_raw", nn.Parameter(raw.data))
+        self.out = nn.Linear(6, 3)
+
+    def forward(self, x):
+        self.rnn.weight_hh_l0 = nn.functional.dropout(self.rnn.weight_hh_l0_raw, 0.5, self.training)
+        self.rnn._flat_weights = [getattr(self.rnn, w) for w in self.rnn._flat_weights_names]
+        return self.out(self.rnn(x)[0][:, -1])
+"""
+
+
+def test_a_subclass_of_torch_rnn_and_weights_set_in_forward(dyncheck_run, pytester):
+    # The naive loop ran the subclass's own forward with one argument (a false alarm), and
+    # read a weight only forward sets (dyncheck raised). torch's forward is the layer under
+    # test; weights set in forward leave nothing to run, said so.
+    pytester.makepyfile(variants=RNN_VARIANTS)
+    run = dyncheck_run(
+        "--dyncheck", "variants:Tagger", "--dyncheck", "variants:WeightDropped", "--dyncheck-invariants=packed_rnn",
+        "--dyncheck-max-examples=10",
+    )
+    assert run.outcomes()["dyncheck::variants:Tagger::packed_rnn"] == "PASSED", run.text
+    assert run.vacuous_reason("dyncheck::variants:WeightDropped::packed_rnn") == (
+        "rnn's weight_hh_l0 is not a tensor of it before a call (set in forward, as a weight drop does): no weights to "
+        "run the naive loop with"
+    )

@@ -281,3 +281,28 @@ def test_each_example_starts_from_a_copy_of_the_model_the_earlier_examples_left(
     # the once-per-target probe of whether copies are the model's own.)
     assert per_example[1:] == [5, 6, 4, 4, 4]
     assert context.checked == 6
+
+
+def test_a_forward_that_differentiates_inside_itself_runs_with_autograd(dyncheck_run, pytester):
+    # A Hamiltonian network's field is dH/dx, taken in forward: the checks that call the
+    # model without autograd made it raise "element 0 of tensors does not require grad".
+    pytester.makepyfile(hamiltonian="""
+        import torch
+        from torch import nn
+
+        class HNN(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.H = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 1, bias=False))
+                self.register_buffer("J", torch.tensor([[0.0, 1.0], [-1.0, 0.0]]))
+
+            def forward(self, x):
+                x = x.detach().requires_grad_(True)
+                dH = torch.autograd.grad(self.H(x).sum(), x, create_graph=True)[0]
+                return dH @ self.J.t()
+        """)
+    run = dyncheck_run(
+        "--dyncheck", "hamiltonian:HNN", "--dyncheck-invariants=state_roundtrip,purity,batch_invariance,grad_isolation",
+        "--dyncheck-max-examples=10",
+    )
+    assert run.ret == 0, run.text

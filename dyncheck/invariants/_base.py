@@ -89,6 +89,16 @@ class Invariant:
         path census) raise their violations here."""
 
 
+def needs_autograd(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch's refusal to differentiate a tensor made without autograd:
+    a forward that calls ``torch.autograd.grad`` itself, run under ``torch.no_grad()``."""
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        "does not require grad and does not have a grad_fn" in text
+        or "One of the differentiated Tensors does not require grad" in text
+    )
+
+
 def _has_lazy(model: nn.Module) -> bool:
     """Whether ``model`` holds a lazy parameter or buffer not yet materialised (a
     ``LazyBatchNorm1d(affine=False)`` has buffers only)."""
@@ -103,6 +113,9 @@ class Context:
         self.target = target
         self._prototype: nn.Module | None = None
         self._materialised = False
+        #: forward differentiates inside itself (torch.autograd.grad in forward): calls that
+        #: need no gradients run with autograd all the same
+        self.needs_grad = False
         self._dry_run_on: Example | None = None
         self._layout: Layout | None = None
         self.paths: Counter[tuple[str, ...]] = Counter()
@@ -216,6 +229,7 @@ class Context:
         such as perturbed re-runs, pass ``record=False``); ``grad=False`` runs without
         autograd (nothing is reached then)."""
         stage = "forward"
+        grad = grad or self.needs_grad
         try:
             with seeded(example.seed), torch.set_grad_enabled(grad):
                 with record_modules(model) as calls:
@@ -227,6 +241,11 @@ class Context:
                     loss.backward()
                     densify_grads(model)
         except Exception as exc:
+            if not grad and needs_autograd(exc):
+                # forward differentiates inside itself (a Hamiltonian network's dH/dx, a PINN's
+                # residual, MAML's inner step): every call of this check runs with autograd
+                self.needs_grad = True
+                return self.run(model, example, backward=backward, record=record, grad=True)
             raise ModelError(stage, exc, hints=tuple(diagnose(model))) from exc
         path = tuple(calls)
         if record:

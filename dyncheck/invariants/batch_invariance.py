@@ -55,7 +55,7 @@ from dyncheck.casting import cast
 from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, strategy_arguments, strategy_entries, strategy_kind, strategy_members
-from dyncheck.invariants._base import Context, Invariant
+from dyncheck.invariants._base import Context, Invariant, needs_autograd
 from dyncheck.invariants._where import first_coupled_module, reported
 from dyncheck.seeding import seeded
 from dyncheck.target import Target
@@ -456,9 +456,12 @@ class BatchInvariance(Invariant):
 
     def _run(self, context: Context, model: torch.nn.Module, args: dict[str, Any], seed: int) -> Any:
         try:
-            with seeded(seed), torch.no_grad():
+            with seeded(seed), torch.set_grad_enabled(context.needs_grad):
                 return context.target.call(model, args)
         except Exception as exc:
+            if not context.needs_grad and needs_autograd(exc):
+                context.needs_grad = True  # forward differentiates inside itself
+                return self._run(context, model, args, seed)
             raise ModelError("forward", exc) from exc
 
     def check(self, context: Context, example: Example) -> None:
