@@ -1110,3 +1110,30 @@ def test_a_block_under_autocast_is_compared_with_autocast_off(dyncheck_run, pyte
         r"compared with torch.autocast off on \d+ examples?: forward runs part of itself under "
         r"autocast\(bfloat16\), which the float64 copy does not mirror", run.text,
     ), run.text
+
+
+def test_a_norm_over_a_constant_input_is_not_compared(dyncheck_run, pytester):
+    # CycleGAN's Conv -> InstanceNorm2d blocks given a black image: each channel is constant,
+    # and the norm divides float32's and float64's roundings of the mean by sqrt(eps).
+    pytester.makepyfile(instance="""
+        from torch import nn
+
+        class ConvINStack(nn.Module):
+            def __init__(self, channels=8, depth=4):
+                super().__init__()
+                layers = [nn.Conv2d(3, channels, 3, padding=1), nn.InstanceNorm2d(channels), nn.ReLU()]
+                for _ in range(depth - 1):
+                    layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.InstanceNorm2d(channels), nn.ReLU()]
+                self.model = nn.Sequential(*layers, nn.Conv2d(channels, 3, 1), nn.Tanh())
+
+            def forward(self, input):
+                return self.model(input)
+        """)
+    run = dyncheck_run(
+        "--dyncheck", "instance:ConvINStack", "--dyncheck-invariants=dtype_agreement", "--dyncheck-seed=7",
+        "--dyncheck-max-examples=30", "-v",
+    )
+    assert run.ret == 0, run.text
+    assert re.search(r"not compared on \d+: model\.1, model\.4, model\.7 and \d+ more normalised a constant input", run.text), (
+        run.text
+    )
