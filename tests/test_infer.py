@@ -3368,3 +3368,19 @@ def test_a_mask_changed_on_its_way_to_the_attention_is_one_clear_line(pytester):
         "dyncheck.Spec(Kept, inputs={'keep_mask': dyncheck.strategies.attention_masks(dtype=torch.bool)}) for True at "
         "tokens, or attention_masks(dtype=torch.bool, marks='padding') for True at padding"
     )
+
+
+class Sampler(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(4, 5)
+
+    def forward(self, x, temperature: float):
+        return torch.softmax(self.head(x) / temperature, dim=-1)
+
+
+def test_a_temperature_is_drawn_positive():
+    # Drawn from [0, 1] it met 0.0, and logits / 0 made finite and grad_isolation fail.
+    target = resolved(Sampler)
+    same(target.spec.inputs["temperature"], dst.controls(min_value=0.1, max_value=2.0))
+    assert "named like a temperature or scale" in target.inferred_inputs["temperature"]
