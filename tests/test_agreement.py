@@ -185,6 +185,33 @@ def test_a_batch_axis_dropped_on_a_batch_of_one_is_named(dyncheck_run, pytester)
     ), lines[2]
 
 
+def test_a_sample_that_cannot_run_alone_is_a_coupling_not_a_crash(dyncheck_run, pytester):
+    # A BatchNorm without running statistics normalises by the batch in eval: a sample alone
+    # raises. Reported as the model raising "on an example the spec allows" (batch=2, which
+    # runs), the call that raised was dyncheck's batch of one.
+    pytester.makepyfile(untracked="""
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(8, 16)
+                self.bn = nn.BatchNorm1d(16, track_running_stats=False)
+                self.out = nn.Linear(16, 3)
+
+            def forward(self, x):
+                return self.out(self.bn(self.fc(x)))
+        """)
+    run = dyncheck_run("--dyncheck", "untracked:Model", "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=7")
+    lines = lines_of(run, "untracked:Model", "batch_invariance")
+    assert re.fullmatch(
+        r"sample \d+ alone \(a batch of one\) raises ValueError \(Expected more than 1 value per channel.*\) where the "
+        r"batch of \d+ runs — the output of a sample depends on the rest of the batch \(batch statistics, "
+        r"per-position randomness, capacity limits\)\.",
+        lines[2],
+    ), lines
+
+
 @pytest.mark.parametrize("name", ["batch_mean_branch", "per_sample_coin", "capacity_routing"])
 def test_batch_coupling(dyncheck_run, name):
     target = f"reference_models.buggy.{name}:Model"

@@ -53,7 +53,7 @@ from torch import nn
 from dyncheck.agreement import ROUNDING_FACTOR, close
 from dyncheck.casting import cast
 from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
-from dyncheck.errors import InvariantViolation, ModelError
+from dyncheck.errors import InvariantViolation, ModelError, one_line
 from dyncheck.examples import Example, strategy_arguments, strategy_entries, strategy_kind, strategy_members
 from dyncheck.invariants._base import Context, Invariant, needs_autograd
 from dyncheck.invariants._where import first_coupled_module, reported
@@ -510,7 +510,14 @@ class BatchInvariance(Invariant):
                 raw = self._run(context, model, _rows(args, axes, index), example.seed)
             except ModelError as exc:
                 if named:
-                    raise
+                    # The batch ran and the sample alone cannot: it needs the rest of the batch
+                    # (a BatchNorm without running statistics normalises by the batch in eval).
+                    original = getattr(exc, "original", exc)
+                    findings.append(
+                        f"sample {row} alone (a batch of one) raises {type(original).__name__} "
+                        f"({one_line(original)}) where the batch of {size} runs"
+                    )
+                    break
                 # The leading axis was a guess from the values: a forward that refuses one
                 # slice of it says the guess was wrong, not that the model is.
                 return context.nothing_to_compare(_refused(exc, _hint(context, args)))
