@@ -3383,4 +3383,27 @@ def test_a_temperature_is_drawn_positive():
     # Drawn from [0, 1] it met 0.0, and logits / 0 made finite and grad_isolation fail.
     target = resolved(Sampler)
     same(target.spec.inputs["temperature"], dst.controls(min_value=0.1, max_value=2.0))
-    assert "named like a temperature or scale" in target.inferred_inputs["temperature"]
+    assert "named like a temperature" in target.inferred_inputs["temperature"]
+
+
+class PairedSteps(nn.Module):
+    # GRU-D's decay: x, d = values[:, t], deltas[:, t] gives each name its own member
+    def __init__(self):
+        super().__init__()
+        self.decay = nn.Linear(1, 16)
+        self.cell = nn.GRUCell(4, 16)
+        self.fc = nn.Linear(16, 2)
+
+    def forward(self, values, deltas):
+        h = values.new_zeros(values.size(0), 16)
+        for t in range(values.size(1)):
+            x, d = values[:, t], deltas[:, t]
+            h = self.cell(x, h * torch.exp(-torch.relu(self.decay(d))))
+        return self.fc(h)
+
+
+def test_a_tuple_assignment_pairs_its_members():
+    # Both names took both arguments: values was read as the decay's input, [batch, 1].
+    target = resolved(PairedSteps)
+    assert target.inferred_inputs["values"].startswith("first consumed by cell (GRUCell(input_size=4))")
+    assert target.inferred_inputs["deltas"].startswith("first consumed by decay (Linear(in_features=1))")

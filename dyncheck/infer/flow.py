@@ -142,6 +142,15 @@ class _Flow(ast.NodeVisitor):
                     self.reductions[target.id] = axis
         if self._carries(node.value):
             for target in node.targets:
+                if (
+                    isinstance(target, (ast.Tuple, ast.List)) and isinstance(node.value, (ast.Tuple, ast.List))
+                    and len(target.elts) == len(node.value.elts)
+                ):
+                    # x, d = values[:, t], deltas[:, t]: each name takes its own member
+                    for member, value in zip(target.elts, node.value.elts):
+                        if self._carries(value):
+                            self.tainted.update(n.id for n in ast.walk(member) if isinstance(n, ast.Name))
+                    continue
                 self.tainted.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
 
     def _reduced_axis(self, node: ast.AST) -> int | None:

@@ -185,9 +185,9 @@ def infer_input(
             lo, hi = float(min(thresholds)) - 1.0, float(max(thresholds)) + 1.0
         positive = not thresholds and _POSITIVE_NAME.search(name) is not None
         if positive:
-            # a temperature or a scale divides: 0 is no value of it (logits / 0 is inf)
+            # a temperature divides: 0 is no value of it (logits / 0 is inf)
             lo, hi = 0.1, 2.0
-            where = "; named like a temperature or scale, something forward divides by: drawn from 0.1 to 2"
+            where = "; named like a temperature, something forward divides by: drawn from 0.1 to 2"
         kwargs: dict[str, Any] = {}
         if (lo, hi) != (0.0, 1.0):
             kwargs.update(min_value=lo, max_value=hi)
@@ -393,8 +393,8 @@ _ATTENTION_MODULES = (
 )
 
 
-#: Names of a positive float a model divides by or scales with (a sampling temperature).
-_POSITIVE_NAME = re.compile(r"(^|_)(temperature|temp|tau|sigma|std|scale)$")
+#: Names of a positive float a model divides by (a sampling temperature, a noise scale).
+_POSITIVE_NAME = re.compile(r"(^|_)(temperature|temp|tau|sigma|std)$")
 
 
 #: torch's attention modules over one sequence, whose key padding mask can only be that sequence's.
