@@ -26,6 +26,7 @@ off. A subclass that overrides
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -145,6 +146,22 @@ class PackedRNN(Invariant):
         raise InvariantViolation(headline, details)
 
 
+def _packed_call(module: nn.RNNBase, packed: Any) -> Any:
+    """``module(packed)``; for a subclass whose forward requires more than the input (a
+    tagger's LSTM that packs inside its own ``forward(x, lengths)``), torch's forward, which
+    is the layer it subclasses. A subclass whose forward takes the input alone is called as
+    it is: its own forward is what the model runs."""
+    try:
+        parameters = list(inspect.signature(type(module).forward).parameters.values())[2:]
+    except (TypeError, ValueError):
+        parameters = []
+    if any(p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+           for p in parameters):
+        base = next(k for k in type(module).__mro__ if k.__module__ == "torch.nn.modules.rnn")
+        return base.forward(module, packed)
+    return module(packed)
+
+
 def _own_weights(module: nn.RNNBase) -> bool:
     """Whether every weight the module's equations use is a tensor of it before any call."""
     return all(isinstance(getattr(module, name, None), torch.Tensor) for name in module._flat_weights_names)
@@ -218,10 +235,7 @@ def _compare_module(
             packed = pack_padded_sequence(
                 inputs, sorted_lengths, batch_first=module.batch_first, enforce_sorted=enforce_sorted
             )
-            # torch's own forward: a subclass may take other arguments (a tagger's LSTM that packs
-            # inside its forward(x, lengths)), but the layer under test is torch's
-            base = next(k for k in type(module).__mro__ if k.__module__ == "torch.nn.modules.rnn")
-            packed_out, hidden = base.__call__(module, packed) if base is type(module) else base.forward(module, packed)
+            packed_out, hidden = _packed_call(module, packed)
             out, _ = pad_packed_sequence(
                 packed_out, batch_first=module.batch_first, padding_value=PADDING_VALUE, total_length=padded
             )
