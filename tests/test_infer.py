@@ -982,7 +982,31 @@ class OneBasedGraphConv(nn.Module):
         return self.lin(propagate(x, edge_index - 1))
 
 
-@pytest.mark.parametrize("model", [UndirectedGraphConv, OneBasedGraphConv])
+class AttentionLayer(nn.Module):
+    """A GAT layer of its own: the edges are indices inside its forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(5, 8)
+
+    def forward(self, x, edge_index):
+        src, dst = edge_index
+        h = self.lin(x)
+        return torch.zeros_like(h).index_add_(0, dst, h[src])
+
+
+class LayeredGraph(nn.Module):
+    """edge_index handed to custom layers: their forward reads it as indices."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = AttentionLayer()
+
+    def forward(self, x, edge_index):
+        return self.layer(x, edge_index)
+
+
+@pytest.mark.parametrize("model", [UndirectedGraphConv, OneBasedGraphConv, LayeredGraph])
 def test_index_arithmetic_on_the_argument_before_a_helper_is_still_indices(model):
     with pytest.raises(TargetError, match=r"cannot infer forward argument 'edge_index' .* \(it holds indices into"):
         resolved(model)

@@ -269,28 +269,14 @@ def infer_input(
                 tokens = infer_tokens(model, name)
                 if tokens is not None:
                     return tokens
-                # The argument as indices, in forward and the helpers it reaches, itself or
-                # through index arithmetic (``torch.cat([ei, ei.flip(0)], 1)``, ``ei - 1``);
-                # what a submodule returns from it is not it (``x, keep = self.patch_drop(x)``).
-                plain = _flow(source_tree, name, model, opaque_modules=True) if source_tree is not None else None
-                whole = [(source_tree, frozenset({name})), *(plain.scopes if plain is not None else [])]
-                indexing = next((use for scope, names in whole if (use := _index_use(scope, names))), None)
-                if indexing is not None:
-                    # Indices into another input (a graph's edge_index: x[src]) reach the layer
-                    # only through what they pick; the layer's input says nothing of them.
-                    raise Uninferable(
-                        f"cannot infer forward argument {name!r} of {qualname} (it holds indices into another "
-                        f"input: {indexing}); write dyncheck.Spec({qualname}, inputs={{{name!r}: "
-                        f"dyncheck.strategies.tensors(shape=(2, 'edges'), dtype=torch.int64, max_value=3)}}, "
-                        f"dims={{'batch': (4, 8)}}, skip={{'batch_invariance': 'samples are coupled through "
-                        f"{name}'}}), its shape and max_value below the smallest size it indexes"
-                    )
+                _refuse_indices(model, source_tree, name, qualname)
             return Inferred(found.make(shape), why, found.dims)
     tokens = infer_tokens(model, name)
     if tokens is not None:
         return tokens
     if annotation is inspect.Parameter.empty and _FORWARD_COUNT_NAME.search(name):
         return _count(f"a count, by its name{where and ';' + where}", thresholds)
+    _refuse_indices(model, source_tree, name, qualname)
     hint = "sequence_lists(feature_shape=(16,))" if _tensor_list(annotation) else "tensors(shape=(\"batch\", 16))"
     reason = (
         "no layer in forward consumes it"
@@ -511,6 +497,34 @@ _INDEXING = frozenset((
     "index_fill", "index_fill_", "scatter", "scatter_", "scatter_add", "scatter_add_", "scatter_reduce",
     "scatter_reduce_", "gather",
 ))
+
+
+def _refuse_indices(model: nn.Module, source_tree: ast.AST | None, name: str, qualname: str) -> None:
+    """Raise :class:`Uninferable` naming the Spec when the argument holds indices into
+    another input (a graph's ``edge_index``: ``x[src]``), which reach a layer only through
+    what they pick: in forward and the helpers it reaches, itself or through index
+    arithmetic (``torch.cat([ei, ei.flip(0)], 1)``, ``ei - 1``), and in the forward of a
+    custom layer it is handed to (a GAT layer's); what a submodule returns from it is not it
+    (``x, keep = self.patch_drop(x)``)."""
+    if source_tree is None:
+        return
+    plain = _flow(source_tree, name, model, opaque_modules=True)
+    whole = [(source_tree, frozenset({name})), *plain.scopes]
+    for expression in plain.consumers:
+        inner = _resolve_module(model, expression)
+        if inner is not None and _user_defined(inner):
+            parameter = _entry_parameter(inner, plain.entries.get(expression, 0))
+            if parameter is not None:
+                whole.append((_forward_tree(type(inner)), frozenset({parameter})))
+    indexing = next((use for scope, names in whole if (use := _index_use(scope, names))), None)
+    if indexing is not None:
+        raise Uninferable(
+            f"cannot infer forward argument {name!r} of {qualname} (it holds indices into another "
+            f"input: {indexing}); write dyncheck.Spec({qualname}, inputs={{{name!r}: "
+            f"dyncheck.strategies.tensors(shape=(2, 'edges'), dtype=torch.int64, max_value=3)}}, "
+            f"dims={{'batch': (4, 8)}}, skip={{'batch_invariance': 'samples are coupled through "
+            f"{name}'}}), its shape and max_value below the smallest size it indexes"
+        )
 
 
 def _index_use(tree: ast.AST | None, names: frozenset[str]) -> str | None:
