@@ -1756,6 +1756,28 @@ class SlicedEight(nn.Module):
         return x
 
 
+class SixStepDecoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.steps = nn.ModuleList([nn.Linear(3, 3) for _ in range(6)])
+
+    def forward(self, h, n):
+        for i in range(min(n, len(self.steps))):
+            h = self.steps[i](h)
+        return h
+
+
+class HandedCount(nn.Module):
+    # the count handed into a custom layer, which walks its own six steps
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Linear(3, 3)
+        self.dec = SixStepDecoder()
+
+    def forward(self, x, num_steps: int):
+        return self.dec(self.inp(x), num_steps)
+
+
 class IterationsCompared(Counting):
     def forward(self, x, n_iters):
         return self.fc(x) if n_iters > 2 else x
@@ -1772,13 +1794,15 @@ class IterationsCompared(Counting):
          "a count: used as range(1, k) in forward; drawn as ints from 0 to 4"),
         (LayersCompared, "n_layers", 0, 7, (6,),
          "a count: used as range(n_layers) and compared with 6 in forward; drawn as ints from 0 to 7"),
-        (Decoder, "num_steps", 0, 4, (), "a count, by its name; drawn as ints from 0 to 4"),
+        (Decoder, "num_steps", 0, 4, (), "a count: used as range(steps) in unroll's forward; drawn as ints from 0 to 4"),
         (IterationsCompared, "n_iters", 0, 4, (2,),
          "a count, by its name; compared with 2 in forward; drawn as ints from 0 to 4"),
         # as far as the container it walks: every step reachable, the last one a dead module before
         (SixSteps, "num_steps", 0, 6, (),
          "a count: used as range(min(num_steps, len(self.steps))) in forward; drawn as ints from 0 to 6"),
         (SlicedEight, "depth", 0, 8, (), "a count: used as self.blocks[:depth] in forward; drawn as ints from 0 to 8"),
+        (HandedCount, "num_steps", 0, 6, (),
+         "a count: used as range(min(n, len(self.steps))) in dec's forward; drawn as ints from 0 to 6"),
     ],
     ids=lambda v: v.__name__ if isinstance(v, type) else None,
 )

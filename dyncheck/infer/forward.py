@@ -156,18 +156,27 @@ def infer_input(
             f"inputs={{{name!r}: dyncheck.strategies.controls(choices=[...])}})"
         )
 
-    iterated = next(
-        (found for tree, names in scopes for n in sorted(names) if (found := _iterated_as_count(tree, n))), None
+    # forward and its helpers ("" for the model's own containers), and the forward of each
+    # custom layer the argument is handed to (self.dec(h, num_steps)), under its name there
+    counted = [(tree, names, "") for tree, names in scopes] + _handed_to_layers(model, flow)
+    iterated, layer = next(
+        ((found, prefix) for tree, names, prefix in counted for n in sorted(names)
+         if (found := _iterated_as_count(tree, n))),
+        (None, ""),
     )
     if iterated is not None and annotation not in (bool, float):
         compared = f" and compared with {', '.join(map(repr, thresholds))}" if thresholds else ""
         # as many as the longest container it walks (four steps: 0 to 4), so every step runs
         walked = [
-            len(container) for tree, names in scopes for n in sorted(names)
+            len(container) for tree, names, prefix in counted for n in sorted(names)
             for container_name in _counted_containers(tree, n)
-            if isinstance(container := _submodule(model, container_name), (nn.ModuleList, nn.Sequential))
+            if isinstance(
+                container := _submodule(model, f"{prefix}.{container_name}" if prefix else container_name),
+                (nn.ModuleList, nn.Sequential),
+            )
         ]
-        return _count(f"a count: used as {iterated}{compared} in forward", thresholds, max(walked, default=None))
+        place = f"in {layer}'s forward" if layer else "in forward"
+        return _count(f"a count: used as {iterated}{compared} {place}", thresholds, max(walked, default=None))
 
     if _CONTROL_NAME.search(name) or annotation in (bool, float) or annotation is int:
         as_tensor = annotation not in (bool, int, float)
@@ -770,6 +779,19 @@ def _in_scopes(analysis: Any, scopes: list[tuple[Any, frozenset[str]]]) -> list[
 def _consumer_name(expression: str) -> str:
     """``fc1``; ``super().forward`` when the model's torch parent consumes it."""
     return expression or "super().forward"
+
+
+def _handed_to_layers(model: nn.Module, flow: _Flow | None) -> list[tuple[ast.AST | None, frozenset[str], str]]:
+    """The forwards of the custom layers ``flow``'s argument is handed to, each with the
+    name the argument has there and the layer's name in the model."""
+    found = []
+    for expression in flow.consumers if flow is not None else []:
+        inner = _resolve_module(model, expression)
+        if inner is not None and _user_defined(inner) and "*" not in expression:
+            parameter = _entry_parameter(inner, flow.entries.get(expression, 0))
+            if parameter is not None:
+                found.append((_forward_tree(type(inner)), frozenset({parameter}), expression))
+    return found
 
 
 def _submodule(model: nn.Module, name: str) -> nn.Module | None:
