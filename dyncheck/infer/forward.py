@@ -19,7 +19,9 @@ from dyncheck import strategies as dst
 from dyncheck.infer.builtin import builtin_layer, infer_builtin_input
 from dyncheck.infer.constructor import _COUNT_NAME, _annotation
 from dyncheck.infer.flow import _Flow, _flow, _passes, _resolve_module
-from dyncheck.infer.layers import _entry_parameter, _Found, _input_for_module, _Shape, _swap, _user_defined
+from dyncheck.infer.layers import (
+    ATTENTION_MODULES, _entry_parameter, _Found, _input_for_module, _Shape, _swap, _user_defined,
+)
 from dyncheck.infer.results import Inferred, Uninferable
 from dyncheck.infer.source import (
     _counted_containers, _forward_tree, _iterated_as_count, _keyed_containers, _mentions_data, _self_module,
@@ -158,7 +160,9 @@ def infer_input(
 
     # forward and its helpers ("" for the model's own containers), and the forward of each
     # custom layer the argument is handed to (self.dec(h, num_steps)), under its name there
-    counted = [(tree, names, "") for tree, names in scopes] + _handed_to_layers(model, flow)
+    counted = [(tree, names, "") for tree, names in scopes] + [
+        layer for layer in _handed_to_layers(model, flow) if "*" not in layer[2]  # a layer by its own name
+    ]
     iterated, layer = next(
         ((found, prefix) for tree, names, prefix in counted for n in sorted(names)
          if (found := _iterated_as_count(tree, n))),
@@ -221,7 +225,7 @@ def infer_input(
             return placed
         first = _resolve_module(model, consumers[0])
         slot = _entry_parameter(first, flow.entries.get(consumers[0], 0)) if first is not None else None
-        if isinstance(first, _ATTENTION_MODULES) and slot is not None and "mask" in slot:
+        if isinstance(first, ATTENTION_MODULES) and slot is not None and "mask" in slot:
             # changed on the way (~mask, mask.bool(), mask == 0): a mask, whose polarity
             # (True at tokens or at padding) is not guessed from the code between
             raise Uninferable(
@@ -381,13 +385,6 @@ def _handed_as(model: nn.Module, strict: _Flow, role: str) -> tuple[str, _Found]
     return None
 
 
-#: torch's attention modules, whose forward takes masks beside the sequences.
-_ATTENTION_MODULES = (
-    nn.Transformer, nn.TransformerEncoder, nn.TransformerDecoder, nn.TransformerEncoderLayer,
-    nn.TransformerDecoderLayer, nn.MultiheadAttention,
-)
-
-
 #: Names of a positive float a model divides by (a sampling temperature, a noise scale).
 _POSITIVE_NAME = re.compile(r"(^|_)(temperature|temp|tau|sigma|std)$")
 
@@ -408,7 +405,7 @@ def _attention_mask_slot(model: nn.Module, tree: ast.AST, name: str, strict: _Fl
     read = _read_unguarded(model, tree, name, strict.self_name or "self")
     for expression in strict.consumers[:1]:
         module = _resolve_module(model, expression)
-        if not isinstance(module, _ATTENTION_MODULES):
+        if not isinstance(module, ATTENTION_MODULES):
             return None
         slot = _entry_parameter(module, strict.entries.get(expression, 0))
         if slot in ("key_padding_mask", "src_key_padding_mask") and isinstance(module, _ONE_SEQUENCE):
@@ -473,7 +470,7 @@ def _read_unguarded(model: nn.Module, tree: ast.AST, name: str, self_name: str) 
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             expression = _self_module(node.func, {self_name: ""})
-            if expression is not None and isinstance(_resolve_module(model, expression), _ATTENTION_MODULES):
+            if expression is not None and isinstance(_resolve_module(model, expression), ATTENTION_MODULES):
                 for argument in (*node.args, *(k.value for k in node.keywords)):
                     skip(argument)
         elif isinstance(node, ast.BoolOp):
@@ -519,12 +516,7 @@ def _refuse_indices(model: nn.Module, source_tree: ast.AST | None, name: str, qu
         return
     plain = _flow(source_tree, name, model, opaque_modules=True)
     whole = [(source_tree, frozenset({name})), *plain.scopes]
-    for expression in plain.consumers:
-        inner = _resolve_module(model, expression)
-        if inner is not None and _user_defined(inner):
-            parameter = _entry_parameter(inner, plain.entries.get(expression, 0))
-            if parameter is not None:
-                whole.append((_forward_tree(type(inner)), frozenset({parameter})))
+    whole += [(tree, names) for tree, names, _ in _handed_to_layers(model, plain)]
     indexing = next((use for scope, names in whole if (use := _index_use(scope, names))), None)
     if indexing is not None:
         raise Uninferable(
@@ -787,7 +779,7 @@ def _handed_to_layers(model: nn.Module, flow: _Flow | None) -> list[tuple[ast.AS
     found = []
     for expression in flow.consumers if flow is not None else []:
         inner = _resolve_module(model, expression)
-        if inner is not None and _user_defined(inner) and "*" not in expression:
+        if inner is not None and _user_defined(inner):
             parameter = _entry_parameter(inner, flow.entries.get(expression, 0))
             if parameter is not None:
                 found.append((_forward_tree(type(inner)), frozenset({parameter}), expression))

@@ -58,6 +58,13 @@ def _swap(shape: _Shape, axes: tuple[int, int] | None) -> _Shape | None:
     return tuple(out)
 
 
+#: torch's attention modules, whose forward takes masks beside the sequences.
+ATTENTION_MODULES = (
+    nn.Transformer, nn.TransformerEncoder, nn.TransformerDecoder, nn.TransformerEncoderLayer,
+    nn.TransformerDecoderLayer, nn.MultiheadAttention,
+)
+
+
 #: The features and channels drawn for a lazy layer's input, which takes any number.
 _LAZY_FEATURES, _LAZY_CHANNELS = 8, 3
 
@@ -178,11 +185,7 @@ def _input_for_module(
         return _Found(("batch", module.num_features), _floats, note, sequence="channels-first")
     if isinstance(module, (nn.BatchNorm2d, nn.InstanceNorm2d)):
         return _Found(("batch", module.num_features, "height", "width"), _floats, f"{kind}({module.num_features})")
-    _attention = (
-        nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.TransformerEncoder,
-        nn.TransformerDecoder, nn.Transformer,
-    )
-    if isinstance(module, _attention) and "mask" in (_entry_parameter(module, entry) or ""):
+    if isinstance(module, ATTENTION_MODULES) and "mask" in (_entry_parameter(module, entry) or ""):
         # a mask handed to torch's attention (key_padding_mask=..., src_key_padding_mask=...):
         # not an input of the query's layout; which sequence it masks is not guessed here
         return None

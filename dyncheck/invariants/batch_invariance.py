@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -149,23 +149,16 @@ def _per_sample_lists(whole: Any, alone: Any, size: int, prefix: str = "output")
     return []
 
 
-def _sample_entry(name: str, lists: list[str]) -> tuple[int, str] | None:
+def _sample_entry(name: str, lists: list[str]) -> tuple[int, Callable[[int], str]] | None:
     """For an output leaf inside a per-sample list (see :func:`_per_sample_lists`): the
-    sample it belongs to, and its name in a run of that sample alone (entry 0)."""
+    sample it belongs to, and its name at another entry of that list (entry 0: in a run of
+    that sample alone)."""
     for prefix in lists:
         match = re.match(rf"{re.escape(prefix)}\[(\d+)\]", name)
         if match:
-            return int(match.group(1)), f"{prefix}[0]{name[match.end():]}"
+            rest = name[match.end():]
+            return int(match.group(1)), lambda entry: f"{prefix}[{entry}]{rest}"
     return None
-
-
-def _entry_name(name: str, lists: list[str], entry: int) -> str:
-    """``name`` (a leaf inside a per-sample list) at entry ``entry`` of that list."""
-    for prefix in lists:
-        match = re.match(rf"{re.escape(prefix)}\[(\d+)\]", name)
-        if match:
-            return f"{prefix}[{entry}]{name[match.end():]}"
-    return name
 
 
 def _dropped_batch_axis(alone: dict[str, torch.Tensor], whole: dict[str, torch.Tensor], located: Any) -> str | None:
@@ -527,7 +520,8 @@ class BatchInvariance(Invariant):
             for name, tensor in whole.items():
                 sample = _sample_entry(name, lists)
                 if sample is not None:  # an entry of a list with one per sample: compared whole
-                    entry, own = sample
+                    entry, named = sample
+                    own = named(0)
                     if entry != row:
                         continue
                     axis, selected = None, tensor
@@ -571,9 +565,8 @@ class BatchInvariance(Invariant):
                 sample = _sample_entry(name, lists or [])
                 if sample is not None:
                     # entry j of the permuted batch's list is entry order[j] of the batch's
-                    entry, _ = sample
-                    position = (order == entry).nonzero()
-                    theirs = _entry_name(name, lists or [], int(position[0]))
+                    entry, named = sample
+                    theirs = named(int((order == entry).nonzero()[0]))
                     if theirs not in permuted:
                         continue
                     context.compared()

@@ -54,14 +54,14 @@ class Determinism(Invariant):
         if not details and (missing := missing_output(first.output)):
             return context.nothing_to_compare(missing)
         context.compared()
-        if details and (norms := _spectral_norms(model)):
+        if details and (norms := list(_power_iterations(model))):
             # torch's spectral_norm advances its power iteration (its u and v) on every
             # train-mode call, by design: the two calls are compared again, in train mode, with
             # those vectors put back before the second. Any other state still shows.
             again = context.fresh_model()
             if lazy:
                 context.run(again, example)
-            vectors = _power_vectors(again)
+            vectors = [v for found in _power_iterations(again).values() for v in found]
             saved = [v.detach().clone() for v in vectors]
             first = context.run(again, example)
             with torch.no_grad():
@@ -89,38 +89,31 @@ class Determinism(Invariant):
             )
 
 
-def _power_vectors(model: nn.Module) -> list[torch.Tensor]:
-    """The buffers torch's spectral normalisation keeps its power iteration in: ``_u`` and
-    ``_v`` of the parametrization, ``<weight>_u`` and ``<weight>_v`` of the older hook."""
-    from torch.nn.utils.spectral_norm import SpectralNorm
-
-    found = []
-    for module in model.modules():
-        if type(module).__name__ == "_SpectralNorm":
-            found += [b for n, b in module.named_buffers(recurse=False) if n in ("_u", "_v")]
-        for hook in module._forward_pre_hooks.values():
-            if isinstance(hook, SpectralNorm):
-                found += [getattr(module, f"{hook.name}_u"), getattr(module, f"{hook.name}_v")]
-    return found
-
-
-def _spectral_norms(model: nn.Module) -> list[str]:
+def _power_iterations(model: nn.Module) -> dict[str, list[torch.Tensor]]:
     """The modules of ``model`` under torch's spectral normalisation (the parametrization,
     ``torch.nn.utils.parametrizations.spectral_norm``, or the older hook,
-    ``torch.nn.utils.spectral_norm``), by name."""
+    ``torch.nn.utils.spectral_norm``), by name, each with the buffers it keeps its power
+    iteration in: ``_u`` and ``_v`` of the parametrization, ``<weight>_u`` and ``<weight>_v``
+    of the hook."""
     from torch.nn.utils.spectral_norm import SpectralNorm
 
     try:
         from torch.nn.utils.parametrizations import _SpectralNorm
     except ImportError:  # pragma: no cover - a torch without the parametrization
         _SpectralNorm = ()
-    found = []
+    found: dict[str, list[torch.Tensor]] = {}
     for name, module in model.named_modules():
         if isinstance(module, _SpectralNorm):
-            found.append(name.rsplit(".parametrizations.", 1)[0] if ".parametrizations." in name else name or "the model")
-        elif any(isinstance(hook, SpectralNorm) for hook in module._forward_pre_hooks.values()):
-            found.append(name or "the model")
-    return list(dict.fromkeys(found))
+            owner = name.rsplit(".parametrizations.", 1)[0] if ".parametrizations." in name else name or "the model"
+            found.setdefault(owner, []).extend(
+                b for n, b in module.named_buffers(recurse=False) if n in ("_u", "_v")
+            )
+        for hook in module._forward_pre_hooks.values():
+            if isinstance(hook, SpectralNorm):
+                found.setdefault(name or "the model", []).extend(
+                    [getattr(module, f"{hook.name}_u"), getattr(module, f"{hook.name}_v")]
+                )
+    return found
 
 
 _REBUILT = "the first call changed the model's own submodules, so the second ran a different model."

@@ -714,7 +714,16 @@ class PaddingInvariance(Invariant):
     def _compare(self, context: Context, example: Example, layout: _Layout, *, quiet: bool = False) -> None:
         """Rules 1 to 3 on ``example`` (see _check). ``quiet``: a second look at a failing
         example, which records no path and no note, and raises _NotCompared where it would
-        compare nothing."""
+        compare nothing. NaN in the model's own dtype compares nothing (see _NaN)."""
+        try:
+            self._in_either_dtype(context, example, layout, quiet=quiet)
+        except _NaN:
+            if quiet:
+                raise _NotCompared from None
+            context.nothing_to_compare(_NAN)
+
+    def _in_either_dtype(self, context: Context, example: Example, layout: _Layout, *, quiet: bool) -> None:
+        """_check on a float64 copy, or, where that cannot serve, in the model's own dtype."""
         model, args, native = _float64_copy(context.fresh_model().eval(), layout.pad(example.fresh_args()))
         with default_dtype(torch.float64 if native is not None else None):
             try:
@@ -726,20 +735,11 @@ class PaddingInvariance(Invariant):
                     raise
             except _Float64Unfit:
                 pass
-            except _NaN:  # in the model's own dtype (native is None): no float64 copy ran
-                if quiet:
-                    raise _NotCompared from None
-                return context.nothing_to_compare(_NAN)
         # The model cannot run in float64 (a float32 tensor made inside forward with an
         # explicit dtype), or gives NaN/inf there (see _Float64Unfit): compare in its own
         # dtype, as it is, with atol on the inputs' scale.
         model, args = context.fresh_model().eval(), layout.pad(example.fresh_args())
-        try:
-            self._check(context, example, layout, model, args, None, slack=_input_scale(args), quiet=quiet)
-        except _NaN:
-            if quiet:
-                raise _NotCompared from None
-            return context.nothing_to_compare(_NAN)
+        self._check(context, example, layout, model, args, None, slack=_input_scale(args), quiet=quiet)
 
     def _check(
         self,
