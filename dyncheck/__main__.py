@@ -4,7 +4,8 @@
 A TARGET is ``module.path:Name`` as for ``--dyncheck``, or a bare module or package name,
 which stands for every model it defines: each ``nn.Module`` subclass and ``dyncheck.Spec``
 defined at the top level of the module (for a package: of each of its modules, not of its
-sub-packages). A file path (``convnet.py:Model``, ``pkg/models.py``) is read as the module
+sub-packages), whose name does not start with an underscore and, when the module has an
+``__all__``, is listed there. A file path (``convnet.py:Model``, ``pkg/models.py``) is read as the module
 it names. Everything else is passed to pytest unchanged, e.g. ``-n 2`` or
 ``--dyncheck-seed=1``, and the exit code is pytest's.
 
@@ -185,8 +186,11 @@ def _models_in(module: object) -> list[str]:
     from dyncheck.spec import Spec
 
     found = []
+    # A module's __all__, when it has one, says which of its names are its own to export
+    # (a layer it builds its models from is not listed).
+    public = getattr(module, "__all__", None)
     for name, value in vars(module).items():
-        if name.startswith("_"):
+        if name.startswith("_") or (isinstance(public, (list, tuple)) and name not in public):
             continue
         if isinstance(value, Spec) or (
             inspect.isclass(value) and issubclass(value, nn.Module) and value.__module__ == module.__name__

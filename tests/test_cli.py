@@ -339,3 +339,14 @@ def test_a_model_is_resolved_once_per_process(monkeypatch, tmp_path, capsys):
     assert sorted(built) == ["twomodels:Net", "twomodels:Other"]
     assert "twomodels:Net::determinism" in capsys.readouterr().out
     assert target_module._handed == {}
+
+
+def test_a_bare_module_stands_for_its_public_models(monkeypatch, tmp_path):
+    """Names starting with an underscore are not models of the module; with an ``__all__``,
+    only what it lists is (a layer the module builds its models from is not)."""
+    layer = NET.replace("class Net", "class Layer")
+    (tmp_path / "listed.py").write_text(HEADER + NET + layer + "\n__all__ = ['Net']\n")
+    (tmp_path / "unlisted.py").write_text(HEADER + NET + layer + NET.replace("class Net", "class _Private"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert cli.expand("listed") == ["listed:Net"]
+    assert cli.expand("unlisted") == ["unlisted:Net", "unlisted:Layer"]
