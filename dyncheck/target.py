@@ -387,7 +387,8 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     _probe_layout(instance, inputs, inferred_inputs, all_dims)
     _probe_vectors(instance, inputs, inferred_inputs, all_dims)
     probed = dict(inputs)
-    _probe_sizes(instance, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims)
+    if not _probe_sizes(instance, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims):
+        _probe_per_sample(instance, inputs, inferred_inputs, all_dims)
     if (
         inputs != probed and mask is None and spec.lengths is None
         and not any(_LENGTHS_NAME.search(n) or _PADDING_MASK_NAME.search(n) or n == "mask" for n in inputs)
@@ -997,6 +998,42 @@ def _probe_vectors(instance: nn.Module, inputs: dict[str, Any], inferred: dict[s
             return
 
 
+def _probe_per_sample(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
+    """An input that holds one value per sample, inferred with an axis more from the layer
+    that reads it: a class label embedded beside a noise vector (a conditional GAN's
+    ``torch.cat([self.label_emb(labels), noise], -1)``: ids ``[batch]``, not
+    ``[batch, time]``), a diffusion timestep that a parameter-free sinusoidal embedding
+    turns into the features the next layer reads (``[batch]``, not ``[batch, F]``). When a
+    call at the smallest sizes raises and one with that input as ``[batch]`` runs, it is
+    drawn so, and the note says why. Inputs all inferred (as :func:`_probe_sizes`); one
+    input changed at most, token ids tried first."""
+    shapes = _inferred_tensors(inputs, inferred, tokens=True)
+    if shapes is None:
+        return
+    trials = sorted(
+        (
+            (not isinstance(dtype, tuple), name)
+            for name, (shape, dtype) in shapes.items()
+            if len(shape) == 2 and shape[0] == "batch"
+            and (not isinstance(dtype, tuple) or not isinstance(dtype[0], str))
+        ),
+    )
+    if not trials:
+        return
+    error = _call_at_smallest(instance, inputs, inferred, dims, least=2)
+    if error is None or error is _UNPROBED:
+        return
+    for _, name in trials:
+        trial = {**inputs, name: _reshaped(inputs[name], ("batch",))}
+        if _call_at_smallest(instance, trial, inferred, dims, least=2) is None:
+            inputs[name] = trial[name]
+            inferred[name] += (
+                f"; one value per sample: as {list(shapes[name][0])} the model raised {type(error).__name__} "
+                f"({one_line(error)}), as ['batch'] it ran"
+            )
+            return
+
+
 def _probe_companions(
     instance: nn.Module,
     parameters: dict[str, inspect.Parameter],
@@ -1193,7 +1230,7 @@ def _probe_sizes(
     dims: dict[str, Any],
     given: set[str],
     why: dict[str, str],
-) -> None:
+) -> bool | None:
     """A convolutional model's inferred spatial sizes start where its first layer can run
     (a 3x3 convolution without padding needs 3), but pooling and strided layers further in
     shrink them: ``MaxPool2d(2)`` then raises "Output size is too small" on an input of
@@ -1208,7 +1245,8 @@ def _probe_sizes(
     ids into an embedding and then a convolution over time) is probed the same way when
     its shortest sequence raises, and left alone after that one call in each mode when it
     runs. The model (copies of the instance resolution built) is called under a fixed seed
-    and without autograd, in its own mode and in the other."""
+    and without autograd, in its own mode and in the other. True when a call at some size
+    ran, False when none did, None when nothing was probed."""
     from hypothesis import strategies as st
 
     from dyncheck.strategies import DEFAULT_DIMS
@@ -1275,7 +1313,7 @@ def _probe_sizes(
     width = max(known[d][1] - known[d][0] for d in spatial)
     if runs_at(low):
         if sequence:
-            return  # a sequence is probed only when its shortest raises
+            return True  # a sequence is probed only when its shortest raises
         size: int | None = low
     else:
         size = _smallest_running(runs_at, low, scan=lambda: not no_size_helps())
@@ -1293,7 +1331,7 @@ def _probe_sizes(
             runs_at, low, scan=lambda: not no_size_helps()
         )
         if size is None:
-            return
+            return False
         for name in mono:
             shape = given_shapes[name][0]
             inputs[name] = _reshaped(inputs[name], shapes[name][0])
@@ -1302,7 +1340,7 @@ def _probe_sizes(
                 f"({one_line(error)}) at every size, on {list(shapes[name][0])} it ran (forward adds the axis)"
             )
     if size is None:
-        return  # no size runs: the model's own crash, which the checks report
+        return False  # no size runs: the model's own crash, which the checks report
     # The sizes from there on that run, as many as the range held: all of them for pooling
     # that needs a minimum size; a few for a Linear over the flattened features (sized for
     # one image); every 8th for a U-Net whose skip connections need sizes divisible by 8.
@@ -1343,7 +1381,7 @@ def _probe_sizes(
                 )
             if not failures:
                 dims[spatial[0]] = (size, sizes[-1]) if sizes[-1] - size == len(sizes) - 1 else st.sampled_from(sizes)
-                return
+                return True
         else:
             shapes, failures[:] = given_shapes, given_failures
     folded: list[tuple[int, Exception]] = []
@@ -1376,10 +1414,10 @@ def _probe_sizes(
             )
             spatial = [shared]
     if not failures and square is None:
-        return  # every size of the inferred range runs
+        return True  # every size of the inferred range runs
     if not failures:
         dims[spatial[0]] = (size, sizes[-1])
-        return
+        return True
     value: Any = (size, sizes[-1]) if sizes[-1] - size == len(sizes) - 1 else st.sampled_from(sizes)
     if sizes == list(range(size, size + width + 1)):
         ran = f"{size} is the smallest size that ran"
@@ -1399,6 +1437,7 @@ def _probe_sizes(
                 f" (at {', '.join(str(f) for f, _ in folded)} with a batch of 2 only: with 3 it raised "
                 f"{type(folding).__name__} ({one_line(folding)}), the batch folded into the {dim})"
             )
+    return True
 
 
 def _lengths_along(inputs: dict[str, Any], inferred: dict[str, str]) -> None:

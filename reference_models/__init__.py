@@ -164,6 +164,9 @@ Refactored twins, each declaring the model it must still agree with
   ``WordTransformerLM``: the same example's time-major Transformer under a causal mask.
 * :mod:`reference_models.feature_transformer` -- ``FeatureTransformer``: a time-series
   forecaster, float features through a Linear into a transformer encoder.
+* :mod:`reference_models.conditional` -- ``ConditionalGenerator``: a conditional GAN's
+  generator, a class label embedded beside the noise; ``TimestepDenoiser``: a diffusion
+  denoiser whose timestep goes through a sinusoidal embedding.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -250,4 +253,6 @@ GOOD_TARGETS = (
     "reference_models.spectral_conv:SpectralConvNet",
     "reference_models.per_image_boxes:BoxHead",
     "reference_models.spectral_disc:SpectralDiscriminator",
+    "reference_models.conditional:ConditionalGenerator",
+    "reference_models.conditional:TimestepDenoiser",
 )

@@ -737,6 +737,60 @@ def test_arguments_concatenated_into_one_layer_share_its_features():
     )
 
 
+class LabelledPair(nn.Module):
+    """Two arguments and a class embedding side by side, the embedding held in a name first."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(5, 4)
+        self.head = nn.Sequential(nn.Linear(3, 6), nn.ReLU(), nn.Dropout(0.1))
+        self.fc = nn.Linear(20, 3)
+
+    def forward(self, x, y, label, z):
+        c = self.emb(label)
+        h = torch.cat([x, c, y, self.head(z)], -1)
+        return self.fc(h)
+
+
+def test_what_a_submodule_returns_beside_arguments_takes_its_width_of_the_layer():
+    from reference_models.conditional import ConditionalGenerator, TimestepDenoiser
+
+    target = resolved(ConditionalGenerator)
+    same(target.spec.inputs["noise"], dst.tensors(shape=("batch", 16)))
+    assert target.inferred_inputs["noise"] == (
+        "first consumed by model (Linear(in_features=26)); concatenated with self.label_emb(...) (10 features) "
+        "along the last axis: the other 16 of 26"
+    )
+    # ids into an Embedding are drawn [batch, time] from the layer; the concatenation with a
+    # [batch, 16] noise raises on that, and a call shows one label per sample runs
+    same(target.spec.inputs["labels"], dst.tensors(shape=("batch",), dtype=torch.int64, min_value=0, max_value=9))
+    assert target.inferred_inputs["labels"].endswith(
+        "; one value per sample: as ['batch', 'time'] the model raised RuntimeError (Tensors must have same number "
+        "of dimensions: got 3 and 2), as ['batch'] it ran"
+    )
+    assert_callable(target)
+    # a Sequential's width is its last Linear's (the activation after it keeps it); the
+    # timestep runs only as one number per sample (a sinusoidal embedding makes its features)
+    target = resolved(TimestepDenoiser)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", 6)))
+    assert "concatenated with self.time_mlp(...) (8 features) along the last axis: the other 6 of 14" in (
+        target.inferred_inputs["x"]
+    )
+    same(target.spec.inputs["time"], dst.tensors(shape=("batch",)))
+    assert "one value per sample: as ['batch', 8] the model raised RuntimeError" in target.inferred_inputs["time"]
+    assert_callable(target)
+    # a name holding a submodule's output, another submodule called in place, two arguments
+    # sharing what is left evenly: 20 - 4 - 6 = 10, 5 each
+    target = resolved(LabelledPair, inputs={"label": dst.tensors(shape=("batch",), dtype=torch.int64, max_value=4)})
+    for name, other in (("x", "y"), ("y", "x")):
+        same(target.spec.inputs[name], dst.tensors(shape=("batch", 5)))
+        assert target.inferred_inputs[name].endswith(
+            f"concatenated with {other}, self.emb(...) (4 features), self.head(...) (6 features) along the last "
+            "axis: an even share, 5 of the other 10 of 20"
+        )
+    assert_callable(target)
+
+
 def test_a_dict_of_inputs_read_by_key_has_each_entry_inferred():
     from reference_models.dict_batch import DictBatchClassifier
 

@@ -618,6 +618,22 @@ def _spectral_disc() -> tuple[torch.nn.Module, tuple]:
     return model.train(), (x,)
 
 
+def _conditional() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.conditional import ConditionalGenerator, TimestepDenoiser
+
+    denoiser = TimestepDenoiser()
+    x, time = torch.randn(3, 6), torch.tensor([0.0, 10.0, 500.0])
+    out = denoiser(x, time)
+    assert out.shape == (3, 6)
+    assert not torch.allclose(out, denoiser(x, time + 1))  # the timestep changes the output
+    model = ConditionalGenerator()
+    noise, labels = torch.randn(3, 16), torch.tensor([0, 3, 9])
+    images = model(noise, labels)
+    assert images.shape == (3, 1, 8, 8)
+    assert not torch.allclose(images, model(noise, (labels + 1) % 10))  # so does the label
+    return model, (noise, labels)
+
+
 def _feature_transformer() -> tuple[torch.nn.Module, tuple]:
     from reference_models.feature_transformer import FeatureTransformer
 
@@ -758,6 +774,7 @@ BUILDERS = {
     "spectral_conv": _spectral_conv,
     "per_image_boxes": _per_image_boxes,
     "spectral_disc": _spectral_disc,
+    "conditional": _conditional,
 }
 
 

@@ -77,6 +77,8 @@ class _Flow(ast.NodeVisitor):
             self.packs, self.scopes, self.seen = parent.packs, parent.scopes, parent.seen
             self.packed_lengths = parent.packed_lengths
             self.reductions: dict[str, int] = {}
+            self.joins: dict[str, tuple[tuple[str, ...], int]] = {}
+            self.module_values: dict[str, str] = {}
             return
         self.consumers: list[str] = []
         # consumer -> where the argument first enters it: a position or a keyword.
@@ -86,14 +88,20 @@ class _Flow(ast.NodeVisitor):
         # consumer -> the axis of the argument reduced away in what it receives
         # (``self.fc(x.mean(1))``, or ``h = x.mean(1)`` first): it takes one axis fewer.
         self.reduced: dict[str, int] = {}
-        # consumer -> (the names concatenated into what it receives, the axis): ``self.fc(
-        # torch.cat([x, y], dim=-1))`` takes x's and y's features side by side.
+        # consumer -> (the parts concatenated into what it receives, the axis): ``self.fc(
+        # torch.cat([x, y], dim=-1))`` takes x's and y's features side by side. A part is a
+        # name, or ``MODULE_PART`` and a submodule's name for what that submodule returns
+        # (``torch.cat([self.label_emb(labels), noise], -1)``).
         self.concatenated: dict[str, tuple[tuple[str, ...], int]] = {}
         # consumer -> the place of the argument in a tuple it receives: ``self.lstm(x, (h0, c0))``
         # hands it h0 as member 0 of its second argument.
         self.members: dict[str, int] = {}
         # local name -> the axis its value reduced away from the argument
         self.reductions: dict[str, int] = {}
+        # local name -> the concatenation it holds (``h = torch.cat([x, y], -1)``)
+        self.joins: dict[str, tuple[tuple[str, ...], int]] = {}
+        # local name -> the submodule whose output it holds (``c = self.label_emb(labels)``)
+        self.module_values: dict[str, str] = {}
         # ``batch_first`` of each ``pack_padded_sequence`` it reaches (None: not a constant).
         self.packs: list[bool | None] = []
         # one entry for each ``pack_padded_sequence`` the argument reaches as its lengths
@@ -134,12 +142,15 @@ class _Flow(ast.NodeVisitor):
     def visit_Assign(self, node: ast.Assign) -> None:
         self.visit(node.value)
         axis = self._reduced_axis(node.value)
+        joined = self._joined(node.value)
+        module = _self_module(node.value.func, self.roots) if isinstance(node.value, ast.Call) else None
         for target in node.targets:
             if isinstance(target, ast.Name):
-                if axis is None:
-                    self.reductions.pop(target.id, None)
-                else:
-                    self.reductions[target.id] = axis
+                for held, value in ((self.reductions, axis), (self.joins, joined), (self.module_values, module)):
+                    if value is None:
+                        held.pop(target.id, None)
+                    else:
+                        held[target.id] = value
         if self._carries(node.value):
             for target in node.targets:
                 if (
@@ -152,6 +163,20 @@ class _Flow(ast.NodeVisitor):
                             self.tainted.update(n.id for n in ast.walk(member) if isinstance(n, ast.Name))
                     continue
                 self.tainted.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+
+    def _joined(self, node: ast.AST) -> tuple[tuple[str, ...], int] | None:
+        """(the parts, the axis) of a concatenation ``node`` makes, or a name holds: a part
+        is a name, or :data:`MODULE_PART` and a submodule's name for its output, called
+        there or held in a name (``c = self.label_emb(labels)``)."""
+        if isinstance(node, ast.Name):
+            return self.joins.get(node.id)
+        found = _concatenation(node, self.roots)
+        if found is None:
+            return None
+        parts, axis = found
+        return tuple(
+            f"{MODULE_PART}{self.module_values[p]}" if p in self.module_values else p for p in parts
+        ), axis
 
     def _reduced_axis(self, node: ast.AST) -> int | None:
         """The axis of the argument ``node`` reduces away, when it is a name holding such
@@ -225,7 +250,7 @@ class _Flow(ast.NodeVisitor):
         axis = self._reduced_axis(entry[1])
         if axis is not None:
             self.reduced[expression] = axis
-        joined = _concatenation(entry[1])
+        joined = self._joined(entry[1])
         if joined is not None:
             self.concatenated[expression] = joined
         if isinstance(entry[1], ast.Tuple):
@@ -476,9 +501,15 @@ def _swapped_axes(node: ast.AST) -> tuple[int, int] | None:
     return None
 
 
-def _concatenation(node: ast.AST) -> tuple[tuple[str, ...], int] | None:
-    """(the names, the axis) of ``torch.cat([x, y], dim=-1)`` (also ``torch.concat``, a
-    tuple, ``dim`` given by position): plain names only; None for anything else."""
+#: What a concatenation's part that a submodule returns is named with, before the submodule's name.
+MODULE_PART = "self."
+
+
+def _concatenation(node: ast.AST, roots: dict[str, str]) -> tuple[tuple[str, ...], int] | None:
+    """(the parts, the axis) of ``torch.cat([x, y], dim=-1)`` (also ``torch.concat``, a
+    tuple, ``dim`` given by position): plain names, and calls of a submodule
+    (``self.emb(y)``), named :data:`MODULE_PART` and the submodule's name; None for
+    anything else."""
     if not isinstance(node, ast.Call) or not node.args:
         return None
     func = node.func
@@ -486,13 +517,22 @@ def _concatenation(node: ast.AST) -> tuple[tuple[str, ...], int] | None:
     if name not in ("cat", "concat", "concatenate"):
         return None
     parts = node.args[0]
-    if not isinstance(parts, (ast.List, ast.Tuple)) or not all(isinstance(e, ast.Name) for e in parts.elts):
+    if not isinstance(parts, (ast.List, ast.Tuple)):
         return None
+    names = []
+    for element in parts.elts:
+        module = _self_module(element.func, roots) if isinstance(element, ast.Call) else None
+        if isinstance(element, ast.Name):
+            names.append(element.id)
+        elif module:
+            names.append(f"{MODULE_PART}{module}")
+        else:
+            return None
     keywords = {k.arg: k.value for k in node.keywords}
     axis = _number(keywords.get("dim", keywords.get("axis", node.args[1] if len(node.args) > 1 else ast.Constant(0))))
-    if not isinstance(axis, int) or len(parts.elts) < 2:
+    if not isinstance(axis, int) or len(names) < 2:
         return None
-    return tuple(e.id for e in parts.elts), axis
+    return tuple(names), axis
 
 
 #: Tensor methods (and torch functions) that reduce an axis given as ``dim``.

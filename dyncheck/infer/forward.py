@@ -18,7 +18,7 @@ from torch import nn
 from dyncheck import strategies as dst
 from dyncheck.infer.builtin import builtin_layer, infer_builtin_input
 from dyncheck.infer.constructor import _COUNT_NAME, _annotation
-from dyncheck.infer.flow import _Flow, _flow, _passes, _resolve_module
+from dyncheck.infer.flow import MODULE_PART, _Flow, _flow, _passes, _resolve_module
 from dyncheck.infer.layers import (
     ATTENTION_MODULES, _entry_parameter, _Found, _input_for_module, _Shape, _swap, _user_defined,
 )
@@ -716,19 +716,26 @@ def _shared_features(
     model: nn.Module, name: str, shape: Any, joined: tuple[tuple[str, ...], int] | None
 ) -> tuple[Any, str] | None:
     """``shape`` with this argument's share of the last axis, when the consumer takes it
-    concatenated with other forward arguments along that axis (``torch.cat([x, y], -1)``):
-    an even share when the size divides, with a note saying so; None when it is not so
-    concatenated. Raises :class:`Uninferable` when the size does not divide."""
+    concatenated with other forward arguments, or with what a submodule of a known width
+    returns, along that axis (``torch.cat([x, y], -1)``, ``torch.cat([self.emb(y), x], -1)``):
+    the features the submodules do not take, shared evenly between the arguments when the
+    size divides, with a note saying so; None when it is not so concatenated. Raises
+    :class:`Uninferable` when the size does not divide."""
     if joined is None or not shape or not isinstance(shape[-1], int):
         return None
     names, axis = joined
     if name not in names or axis not in (-1, len(shape) - 1):
         return None
+    modules = [n[len(MODULE_PART):] for n in names if n.startswith(MODULE_PART)]
+    names = tuple(n for n in names if not n.startswith(MODULE_PART))
     if not set(names) <= set(inspect.signature(model.forward).parameters):
         return None  # a part computed in forward: its size is not known here
-    size, parts = shape[-1], len(names)
-    others = ", ".join(n for n in names if n != name)
-    if size % parts:
+    widths = [_output_width(_resolve_module(model, m)) for m in modules]
+    if any(w is None for w in widths):
+        return None
+    size, parts = shape[-1] - sum(widths), len(names)
+    others = ", ".join([*(n for n in names if n != name), *(f"self.{m}(...) ({w} features)" for m, w in zip(modules, widths))])
+    if size < parts or size % parts:
         # Any split runs (the layer sees only the sum), so calling the model cannot tell
         # which one is meant: the user's spec says.
         lead = "".join(f"{d!r}, " for d in shape[:-1])
@@ -736,15 +743,43 @@ def _shared_features(
         shown = ", ".join(f"{n!r}: tensors(shape=({lead}{s}))" for n, s in zip(names, sizes))
         raise Uninferable(
             f"cannot infer forward argument {name!r} of {type(model).__qualname__} (concatenated with {others} "
-            f"along the last axis into a layer of {size} features, which do not split evenly between "
-            f"{len(names)}); write dyncheck.Spec({type(model).__qualname__}, inputs={{{shown}}}) with the "
+            f"along the last axis into a layer of {shape[-1]} features, "
+            + (f"{size} of them left to {len(names)} arguments, which do not split evenly" if modules
+               else f"which do not split evenly between {len(names)}")
+            + f"); write dyncheck.Spec({type(model).__qualname__}, inputs={{{shown}}}) with the "
             f"sizes meant, adding up to {size}"
         )
-    note = (
-        f"concatenated with {others} along the last axis: an even share, {size // parts} of {size} "
-        "features (give other sizes with Spec(inputs=...))"
-    )
+    if modules:
+        share = "" if parts == 1 else f"an even share, {size // parts} of "
+        note = f"concatenated with {others} along the last axis: {share}the other {size} of {shape[-1]}"
+    else:
+        note = (
+            f"concatenated with {others} along the last axis: an even share, {size // parts} of {size} "
+            "features (give other sizes with Spec(inputs=...))"
+        )
     return (*shape[:-1], size // parts), note
+
+
+#: Layers whose output has as many features as their input.
+_SAME_WIDTH = (
+    nn.Identity, nn.Dropout, nn.LayerNorm, nn.BatchNorm1d, nn.ReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid,
+    nn.LeakyReLU, nn.ELU, nn.Mish, nn.Softplus, nn.PReLU, nn.Hardswish, nn.Softmax, nn.LogSoftmax,
+)
+
+
+def _output_width(module: nn.Module | None) -> int | None:
+    """The features a submodule's output has on its last axis, when its type says so: a
+    Linear's ``out_features``, an Embedding's ``embedding_dim``, or a Sequential's last such
+    layer (activations, dropout and norms after it keep the width); None when unknown."""
+    if isinstance(module, (nn.Linear, nn.Bilinear)) and not isinstance(module, nn.LazyLinear):
+        return module.out_features
+    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+        return module.embedding_dim
+    if isinstance(module, nn.Sequential):
+        for member in reversed(module):
+            if not isinstance(member, _SAME_WIDTH):
+                return _output_width(member)
+    return None
 
 
 def _unreduced(shape: Any, axis: int | None) -> Any:
