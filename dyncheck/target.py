@@ -383,6 +383,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     inferred_dims: dict[str, str] = {}
     if primary is not None and primary in inferred_inputs:
         _probe_companions(instance, parameters, primary, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims)
+    _probe_required_mask(instance, parameters, inputs, inferred_inputs, all_dims)
     _probe_rank(instance, inputs, inferred_inputs)
     _probe_layout(instance, inputs, inferred_inputs, all_dims)
     _probe_vectors(instance, inputs, inferred_inputs, all_dims)
@@ -593,6 +594,141 @@ def _padding_argument(
                 )
             return found
     return {}
+
+
+#: A required argument that may hold which elements of a set or sequence are real (a
+#: DeepSets or attention-pooling model's ``mask``, ``node_mask``): not a mask between
+#: positions (``attn_mask``, ``src_mask``, ``causal_mask``).
+_REQUIRED_MASK_NAME = re.compile(r"^(?!.*(attn|attention|causal|src_mask|tgt_mask|memory_mask))(\w+_)?mask$")
+
+
+def _probe_required_mask(
+    instance: nn.Module, parameters: dict[str, inspect.Parameter], inputs: dict[str, Any], inferred: dict[str, str],
+    dims: dict[str, Any],
+) -> None:
+    """A required ``mask`` that forward multiplies into what a layer made of the other
+    inputs (DeepSets: ``h = self.phi(x) * mask.unsqueeze(-1)``, then a masked mean over
+    the set) was inferred as features of the layer after that; the others as vectors, from
+    their first layer. When a call on those raises, the others are tried as sequences
+    ``[batch, time, F]`` (token ids stay ``[batch, time]``) and the mask as a padding mask
+    over their steps: True at real elements, then True at padding, each as bool and as
+    float. The first that runs is drawn, preferring one whose call on three steps padded
+    to five (the mask marking the padding) gives the call on the three steps alone; when
+    none does, True at real elements (the model then depends on its padding, which
+    ``padding_invariance`` reports). The note says why. Inputs all inferred."""
+    import torch
+
+    from dyncheck.tracing import leaves
+
+    shapes = _inferred_tensors(inputs, inferred, tokens=True)
+    if shapes is None:
+        return
+    masks = [
+        name for name, (_, dtype) in shapes.items()
+        if _REQUIRED_MASK_NAME.match(name) and parameters[name].default is inspect.Parameter.empty
+        and not isinstance(dtype, tuple)
+    ]
+    if len(masks) != 1:
+        return
+    mask = masks[0]
+    sequences: dict[str, tuple[tuple, Any]] = {}
+    for name, (shape, dtype) in shapes.items():
+        if name == mask:
+            continue
+        if isinstance(dtype, tuple):
+            if isinstance(dtype[0], str) or tuple(shape) != ("batch", "time"):
+                return  # lengths or a mask already, or ids of another layout
+            sequences[name] = (tuple(shape), dtype)
+        elif len(shape) == 2 and shape[0] == "batch" and isinstance(shape[1], int):
+            sequences[name] = (("batch", "time", shape[1]), dtype)
+        elif len(shape) == 3 and tuple(shape[:2]) == ("batch", "time"):
+            sequences[name] = (tuple(shape), dtype)
+        else:
+            return
+    if not sequences or _call_at_smallest(instance, inputs, inferred, dims) is None:
+        return
+    batch, padded, kept = 3, 5, 3
+
+    def size_of(dim: Any, steps: int) -> int:
+        return dim if isinstance(dim, int) else batch if dim == "batch" else steps
+
+    with seeded(BUILD_SEED):
+        full = {
+            n: _probe_tensor([size_of(d, padded) for d in shape], dtype, lambda d: size_of(d, padded))
+            for n, (shape, dtype) in sequences.items()
+        }
+    alone = {n: value[:, :kept] for n, value in full.items()}
+    model = clone(instance).eval()
+
+    def outputs(args: dict[str, Any]) -> list[Any] | None:
+        try:
+            with seeded(BUILD_SEED), torch.no_grad():
+                return [value for _, value in leaves(model(**args))]
+        except Exception:
+            return None
+
+    ran: list[tuple[str, torch.dtype]] = []
+    for dtype in (torch.bool, torch.float32):
+        for marks in ("tokens", "padding"):
+            real = marks == "tokens"
+            within = torch.full((batch, kept), real).to(dtype)
+            beyond = torch.full((batch, padded), not real)
+            beyond[:, :kept] = real
+            trimmed, whole = outputs({**alone, mask: within}), outputs({**full, mask: beyond.to(dtype)})
+            if trimmed is None or whole is None:
+                continue
+            ran.append((marks, dtype))
+            if _agree_on_kept(trimmed, whole, kept, padded):
+                return _adopt_mask(inputs, inferred, mask, sequences, marks, dtype, matched=True)
+    if ran and ran[0][0] == "tokens":
+        _adopt_mask(inputs, inferred, mask, sequences, *ran[0], matched=False)
+
+
+def _agree_on_kept(trimmed: list[Any], whole: list[Any], kept: int, padded: int) -> bool:
+    """Whether each floating output of a call on ``kept`` steps equals the one on the same
+    steps padded to ``padded`` (an output with a step axis compared on the kept steps)."""
+    import torch
+
+    pairs = [(a, b) for a, b in zip(trimmed, whole) if isinstance(a, torch.Tensor) and a.is_floating_point()]
+    if len(trimmed) != len(whole) or not pairs:
+        return False
+    for a, b in pairs:
+        if not isinstance(b, torch.Tensor) or a.dim() != b.dim():
+            return False
+        moved = [axis for axis in range(a.dim()) if a.shape[axis] != b.shape[axis]]
+        if moved and (len(moved) > 1 or (a.shape[moved[0]], b.shape[moved[0]]) != (kept, padded)):
+            return False
+        if moved:
+            b = b.narrow(moved[0], 0, kept)
+        if not torch.allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True):
+            return False
+    return True
+
+
+def _adopt_mask(
+    inputs: dict[str, Any], inferred: dict[str, str], mask: str, sequences: dict[str, tuple[tuple, Any]],
+    marks: str, dtype: Any, *, matched: bool,
+) -> None:
+    """Draw ``mask`` as a padding mask over the steps of ``sequences`` (see
+    :func:`_probe_required_mask`) and those as sequences, saying why."""
+    from dyncheck import strategies as dst
+    from dyncheck.examples import strategy_arguments
+
+    names = ", ".join(sequences)
+    inputs[mask] = dst.attention_masks(batch_size="batch", max_length="time", dtype=dtype, marks=marks)
+    where = "True at real elements" if marks == "tokens" else "True at padding"
+    why = (
+        "3 steps padded to 5 gave the output of the 3 alone"
+        if matched else "no mask made 3 steps padded to 5 give the output of the 3 alone"
+    )
+    inferred[mask] = (
+        f"a required mask: the padding mask of {names} ({str(dtype).removeprefix('torch.')}, {where}, padding "
+        f"on the right); read as features the model raised, over the steps of {names} it ran, and {why}"
+    )
+    for name, (shape, _) in sequences.items():
+        if tuple(strategy_arguments(inputs[name]).get("shape", ())) != shape:
+            inputs[name] = _reshaped(inputs[name], shape)
+            inferred[name] += f"; a sequence [batch, time, {shape[-1]}], the steps {mask} marks"
 
 
 #: The padded lengths :func:`_padding_argument` calls a model at, until one runs.

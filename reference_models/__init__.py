@@ -167,6 +167,8 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.conditional` -- ``ConditionalGenerator``: a conditional GAN's
   generator, a class label embedded beside the noise; ``TimestepDenoiser``: a diffusion
   denoiser whose timestep goes through a sinusoidal embedding.
+* :mod:`reference_models.deep_sets` -- ``DeepSets``: padded sets, a required mask multiplied
+  into the elements' features, a mean over the real ones.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -255,4 +257,5 @@ GOOD_TARGETS = (
     "reference_models.spectral_disc:SpectralDiscriminator",
     "reference_models.conditional:ConditionalGenerator",
     "reference_models.conditional:TimestepDenoiser",
+    "reference_models.deep_sets:DeepSets",
 )

@@ -791,6 +791,41 @@ def test_what_a_submodule_returns_beside_arguments_takes_its_width_of_the_layer(
     assert_callable(target)
 
 
+class PaddingMarkedSets(nn.Module):
+    """A set model whose required mask is True at padding (``masked_fill`` zeroes it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.phi, self.rho = nn.Linear(4, 8), nn.Linear(8, 3)
+
+    def forward(self, x, node_mask):
+        h = self.phi(x).masked_fill(node_mask.unsqueeze(-1), 0.0)
+        return self.rho(h.sum(1) / (~node_mask).sum(1, keepdim=True).clamp(min=1))
+
+
+def test_a_required_mask_multiplied_into_features_is_the_padding_of_sets():
+    from reference_models.buggy.set_mean_over_padding import Model as MeanOverPadding
+    from reference_models.deep_sets import DeepSets
+
+    target = resolved(DeepSets)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", "time", 4)))
+    assert target.inferred_inputs["x"].endswith("; a sequence [batch, time, 4], the steps mask marks")
+    same(target.spec.inputs["mask"], dst.attention_masks(dtype=torch.bool))
+    assert target.inferred_inputs["mask"] == (
+        "a required mask: the padding mask of x (bool, True at real elements, padding on the right); read as "
+        "features the model raised, over the steps of x it ran, and 3 steps padded to 5 gave the output of the 3 alone"
+    )
+    assert_callable(target)
+    # the polarity is the one under which padding changes nothing: True at padding here
+    target = resolved(PaddingMarkedSets)
+    same(target.spec.inputs["node_mask"], dst.attention_masks(dtype=torch.bool, marks="padding"))
+    assert "(bool, True at padding, padding on the right)" in target.inferred_inputs["node_mask"]
+    # a model that reads its padding under both: True at real elements, and padding_invariance reports it
+    target = resolved(MeanOverPadding)
+    same(target.spec.inputs["mask"], dst.attention_masks(dtype=torch.bool))
+    assert target.inferred_inputs["mask"].endswith("no mask made 3 steps padded to 5 give the output of the 3 alone")
+
+
 def test_a_dict_of_inputs_read_by_key_has_each_entry_inferred():
     from reference_models.dict_batch import DictBatchClassifier
 

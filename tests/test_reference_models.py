@@ -67,6 +67,8 @@ PADDED = {
     "reference_models.raw_audio:RawAudioEncoder",
     # ... or lengths the model takes only longest first (pack_padded_sequence, enforce_sorted=True)
     "reference_models.caption_decoder:CaptionDecoder",
+    # ... or a required mask multiplied into the elements of padded sets
+    "reference_models.deep_sets:DeepSets",
 }
 
 

@@ -634,6 +634,18 @@ def _conditional() -> tuple[torch.nn.Module, tuple]:
     return model, (noise, labels)
 
 
+def _deep_sets() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.deep_sets import DeepSets
+
+    model = DeepSets()
+    x, mask = torch.randn(3, 5, 4), torch.tensor([[1, 1, 1, 0, 0], [1, 0, 0, 0, 0], [1, 1, 1, 1, 1]]).float()
+    out = model(x, mask)
+    # each set gives the output of its real elements alone, in any order
+    torch.testing.assert_close(out[0], model(x[:1, :3], mask[:1, :3])[0])
+    torch.testing.assert_close(out[0], model(x[:1, [2, 0, 1]], mask[:1, :3])[0])
+    return model, (x, mask)
+
+
 def _feature_transformer() -> tuple[torch.nn.Module, tuple]:
     from reference_models.feature_transformer import FeatureTransformer
 
@@ -775,6 +787,7 @@ BUILDERS = {
     "per_image_boxes": _per_image_boxes,
     "spectral_disc": _spectral_disc,
     "conditional": _conditional,
+    "deep_sets": _deep_sets,
 }
 
 
