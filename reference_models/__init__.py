@@ -169,6 +169,8 @@ Refactored twins, each declaring the model it must still agree with
   denoiser whose timestep goes through a sinusoidal embedding.
 * :mod:`reference_models.deep_sets` -- ``DeepSets``: padded sets, a required mask multiplied
   into the elements' features, a mean over the real ones.
+* :mod:`reference_models.block_drop` -- ``BlockDropNet``: residual blocks kept by Bernoulli
+  samples of a policy's probabilities in training, skipped per sample in eval.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -258,4 +260,5 @@ GOOD_TARGETS = (
     "reference_models.conditional:ConditionalGenerator",
     "reference_models.conditional:TimestepDenoiser",
     "reference_models.deep_sets:DeepSets",
+    "reference_models.block_drop:BlockDropNet",
 )

@@ -815,6 +815,35 @@ def test_a_block_a_drop_path_dropped_is_not_masked_because_another_seed_kept_it(
     assert context.memo["used elsewhere"]  # the search ran, and its answers were kept
 
 
+def test_a_block_a_random_draw_masked_is_not_reported_whatever_its_probability():
+    # BlockDrop's training forward multiplies each block by a Bernoulli sample of a
+    # probability its policy computes from the input: on a zero input each is about one
+    # half, on a large one it saturates, and a redraw of other inputs under the same seed
+    # kept blocks the example's draws dropped, which rule 3 called masked.
+    import torch
+
+    from dyncheck.examples import Example
+    from dyncheck.invariants import Context
+    from dyncheck.invariants._influence import _Extremes
+    from dyncheck.invariants.grad_isolation import GradIsolation
+    from dyncheck.target import resolve
+
+    with _Extremes(high=True):
+        ones, below_one = torch.bernoulli(torch.full((3,), 1e-9)), torch.rand(2)
+        normal, wide = torch.randn(2), torch.empty(2).uniform_(-2.0, 5.0)
+    assert ones.tolist() == [1.0] * 3 and below_one.tolist() == [1.0 - 2**-24] * 2
+    assert normal.tolist() == [3.0, 3.0] and wide.max() < 5.0 and wide.min() > 4.99
+    with _Extremes(high=False):
+        zeros, kept = torch.bernoulli(torch.full((3,), 1 - 1e-7)), torch.nn.functional.dropout(torch.ones(99), 0.5)
+        low = torch.empty(2).normal_(1.0, 2.0)
+    assert zeros.tolist() == [0.0] * 3 and low.tolist() == [-5.0, -5.0]
+    assert kept.eq(0).any()  # dropout thins units: left alone
+    context = Context(resolve("reference_models.block_drop:BlockDropNet"))
+    for x in (torch.zeros(1, 8), torch.full((1, 8), 15.0), -torch.full((1, 8), 15.0)):
+        for seed in range(4):
+            GradIsolation().check(context, Example({"x": x}, seed, {"batch": 1}))
+
+
 def test_a_module_an_in_place_activation_overwrites_is_reached_by_the_gradient():
     # A batch of two identical rows: the BatchNorm gives zeros, the squeeze-excite gate
     # multiplies zeros, and block 1's reduce (followed by ReLU(inplace=True)) was "masked

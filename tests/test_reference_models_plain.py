@@ -646,6 +646,30 @@ def _deep_sets() -> tuple[torch.nn.Module, tuple]:
     return model, (x, mask)
 
 
+def _block_drop() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.block_drop import BlockDropNet
+
+    model = BlockDropNet()
+    x = torch.randn(3, 8)
+    model.eval()
+    logits, probs = model(x)
+    assert probs.shape == (3, 3) and logits.shape == (3, 4)
+    # eval: a sample alone takes its own blocks
+    torch.testing.assert_close(model(x[1:2])[0], logits[1:2])
+    return _Logits(model.train()), (x,)
+
+
+class _Logits(torch.nn.Module):
+    """A model's first output (its logits beside the probabilities it also returns)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        return self.model(*args)[0]
+
+
 def _feature_transformer() -> tuple[torch.nn.Module, tuple]:
     from reference_models.feature_transformer import FeatureTransformer
 
@@ -788,6 +812,7 @@ BUILDERS = {
     "spectral_disc": _spectral_disc,
     "conditional": _conditional,
     "deep_sets": _deep_sets,
+    "block_drop": _block_drop,
 }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from dyncheck.agreement import _move, default_dtype
 from dyncheck.casting import cast
@@ -24,7 +25,7 @@ from dyncheck.errors import ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context
 from dyncheck.seeding import seeded
-from dyncheck.streams import Draws
+from dyncheck.streams import Draws, argument
 from dyncheck.tracing import Trace, default_loss, dense, floating_leaves, grads_put_back
 
 __all__ = [
@@ -133,7 +134,11 @@ def unused_modules(
     (c) still unused with the inputs and every other module's output nudged by a small
         amount, one way or the opposite way (a control exactly at its threshold opens one
         way only). A module that counts as soon as the values move a little sat at a
-        degenerate value: all keys equal (a constant input), a tie.
+        degenerate value: all keys equal (a constant input), a tie;
+    (d) still unused with the model's random draws at either end of their range, when it
+        draws any: a module a random draw masked (BlockDrop's training forward, a block
+        multiplied by a Bernoulli sample of its policy's probability) is a random choice,
+        as a drop path's is, not a mask (:func:`_masked_by_chance`).
 
     Every test is about one module alone, so the answer is their conjunction in any order;
     they run cheapest-first for the common cases: one move (a saturated module moves the
@@ -151,7 +156,66 @@ def unused_modules(
         unused = _holds_when_nudged(context, model, example, unused)
     if unused:
         unused = _shape_no_gradient(context, example, unused)
+    if unused:
+        unused = _masked_by_chance(context, model, example, unused)
     return unused
+
+
+def _masked_by_chance(context: Context, model: nn.Module, example: Example, unused: list[str]) -> list[str]:
+    """Of ``unused``, the modules that stay unused on the same example with every random
+    draw of the run at its lowest and then at its highest (:class:`_Extremes`); all of them
+    when the model draws no random numbers on this example. A block kept by a Bernoulli
+    sample of its policy's probability is let through by a draw of 1 whatever the
+    probability, so a mask that a random draw made is told from one the values made."""
+    if not _draws_random(context, model, example):
+        return unused
+    pending = list(unused)
+    for high in (False, True):
+        try:
+            with _Extremes(high):
+                baseline = context.run(model, example, record=False, grad=False).output
+        except ModelError:
+            continue
+        pending = [
+            n for n in pending if not influences(context, model, example, n, baseline, around=lambda: _Extremes(high))
+        ]
+        if not pending:
+            break
+    return [n for n in unused if n in pending]
+
+
+class _Extremes(TorchFunctionMode):
+    """Every Bernoulli, uniform and normal draw at one end of its range: 0, the lower bound
+    and 3 standard deviations below the mean (``high=False``), or 1, just under the upper
+    bound and 3 above (``high=True``). Dropout is left alone: it thins units, it does not
+    choose a module."""
+
+    def __init__(self, high: bool) -> None:
+        super().__init__()
+        self.high = high
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        result = func(*args, **kwargs)
+        name = getattr(func, "__name__", "")
+        if not isinstance(result, torch.Tensor) or not result.is_floating_point():
+            return result
+        if name in ("bernoulli", "bernoulli_"):
+            value = 1.0 if self.high else 0.0
+        elif name in ("rand", "rand_like", "uniform_"):
+            low, high = (argument(args, kwargs, 1, "from", 0.0), argument(args, kwargs, 2, "to", 1.0)) if (
+                name == "uniform_"
+            ) else (0.0, 1.0)
+            value = torch.nextafter(torch.tensor(float(high)), torch.tensor(float(low))).item() if self.high else low
+        elif name in ("randn", "randn_like", "normal_"):
+            mean, std = (argument(args, kwargs, 1, "mean", 0.0), argument(args, kwargs, 2, "std", 1.0)) if (
+                name == "normal_"
+            ) else (0.0, 1.0)
+            value = mean + (3 if self.high else -3) * std
+        else:
+            return result
+        with torch.no_grad():
+            return result.fill_(value) if name.endswith("_") else torch.full_like(result, value)
 
 
 def _same_gradients(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor], *, besides: str) -> bool:
