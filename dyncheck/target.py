@@ -763,8 +763,17 @@ def _probe_features(
 
     required = [n for n, p in parameters.items() if p.default is inspect.Parameter.empty
                 and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    if given or required != [name]:
+    if given or name not in required:
         return None
+    # The others must be control values (a slimmable net's width_mult): called at the top
+    # of their range (the full width), or their first choice.
+    controls = {}
+    for other in required:
+        if other != name:
+            value = _control_probe(instance, other, parameters[other])
+            if value is _UNPROBED:
+                return None
+            controls[other] = value
 
     def sizes_of(modules: Sequence[nn.Module], recurse: bool) -> list[int]:
         # a lazy layer's parameters have no shape yet: it takes any size, which the error asks for
@@ -781,19 +790,43 @@ def _probe_features(
     last: tuple[tuple[int, ...], Exception] | None = None
     for features in sizes:
         for shape, drawn in (((2, features), ("batch", features)), ((2, 3, features), ("batch", "time", features))):
-            error = _probe_call(instance, {name: torch.randn(shape)})
+            error = _probe_call(instance, {name: torch.randn(shape), **controls})
             if error is not None:
                 last = (shape, error)
                 continue
             consumers = ", ".join(type(m).__name__ for m in exc.consumers[:3])
             seen = f"its first consumers ({consumers}) give no input shape" if consumers else "no layer gives its shape"
             failed = f" (on {list(last[0])} it raised {type(last[1]).__name__}: {one_line(last[1])})" if last else ""
+            beside = f" (with {', '.join(f'{k}={v!r}' for k, v in controls.items())})" if controls else ""
             return Inferred(
                 dst.tensors(shape=drawn),
                 f"{seen}: called on vectors [2, F] and sequences [2, 3, F] for F in {whose} "
-                f"{', '.join(map(str, sizes))}, it first ran on {list(shape)}{failed}",
+                f"{', '.join(map(str, sizes))}{beside}, it first ran on {list(shape)}{failed}",
             )
     return None
+
+
+def _control_probe(instance: nn.Module, name: str, parameter: inspect.Parameter) -> Any:
+    """A value to call the model with for ``name`` when it is inferred as a control value
+    (the top of its range, or its first choice); ``_UNPROBED`` when it is not one."""
+    import torch
+
+    from dyncheck.examples import strategy_arguments, strategy_kind
+
+    try:
+        found = infer_input(instance, name, parameter, ())
+    except Uninferable:
+        return _UNPROBED
+    if strategy_kind(found.value) != "controls":
+        return _UNPROBED
+    arguments = strategy_arguments(found.value)
+    if arguments.get("choices") is not None:
+        return list(arguments["choices"])[0]
+    dtype = arguments.get("dtype", float)
+    if dtype is bool:
+        return True
+    value = dtype(arguments.get("max_value", 1.0))
+    return torch.tensor([value]) if arguments.get("as_tensor") else value
 
 
 def _own_length(name: str, strategy: Any) -> Any:

@@ -171,6 +171,9 @@ Refactored twins, each declaring the model it must still agree with
   into the elements' features, a mean over the real ones.
 * :mod:`reference_models.block_drop` -- ``BlockDropNet``: residual blocks kept by Bernoulli
   samples of a policy's probabilities in training, skipped per sample in eval.
+* :mod:`reference_models.supernet` -- ``Supernet``: a one-shot NAS supernet whose forward
+  takes the architecture, one candidate per cell; ``SlimmableMLP``: layers sliced to a
+  required width multiplier.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -261,4 +264,6 @@ GOOD_TARGETS = (
     "reference_models.conditional:TimestepDenoiser",
     "reference_models.deep_sets:DeepSets",
     "reference_models.block_drop:BlockDropNet",
+    "reference_models.supernet:Supernet",
+    "reference_models.supernet:SlimmableMLP",
 )

@@ -826,6 +826,59 @@ def test_a_required_mask_multiplied_into_features_is_the_padding_of_sets():
     assert target.inferred_inputs["mask"].endswith("no mask made 3 steps padded to 5 give the output of the 3 alone")
 
 
+class Cells(nn.Module):
+    """An architecture the cells are not zipped with: its length is not shown."""
+
+    def __init__(self):
+        super().__init__()
+        self.cells = nn.ModuleList(nn.Linear(4, 4) for _ in range(2))
+
+    def forward(self, x, arch: list[int]):
+        for i in range(len(self.cells)):
+            x = self.cells[i](x) if arch[i] else x
+        return x
+
+
+class WalkedStack(nn.Module):
+    """Layers of other widths walked by index: the input is the first one's, not any member's."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(4, 6), nn.Linear(6, 5)])
+
+    def forward(self, x):
+        for i in range(len(self.layers)):
+            x = self.layers[i](x)
+        return x
+
+
+def test_an_architecture_is_one_index_per_cell_into_its_candidates():
+    from reference_models.supernet import ChoiceCell, SlimmableMLP, Supernet
+
+    target = resolved(Supernet)
+    assert target.inferred_inputs["arch"] == (
+        "annotated list[int], an architecture: one choice per member of cells (3), each an index into that "
+        "member's own modules (4, 4, 4)"
+    )
+    for arch in ([0, 0, 0], [3, 3, 3], [1, 2, 3]):
+        assert find(target.spec.inputs["arch"], lambda a, arch=arch: a == arch) == arch  # a list, each reachable
+    assert_callable(target)
+    # a cell alone: the choice is each candidate's index; the candidates, not alike, all
+    # take the cell's input
+    target = resolved(ChoiceCell, init={"dim": 6})
+    same(target.spec.inputs["choice"], dst.controls(dtype=int, min_value=0, max_value=3))
+    assert target.inferred_inputs["choice"] == "annotated int, an index into ops (4 modules) in forward: each, 0 to 3"
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", 6)))
+    # the slimmable net's width is found by a call at the top of the multiplier's range
+    target = resolved(SlimmableMLP)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", 8)))
+    assert "(with width_mult=1.0), it first ran on [2, 8]" in target.inferred_inputs["x"]
+    with pytest.raises(TargetError, match=r"annotated list\[int\], whose length and values forward does not show"):
+        resolved(Cells, inputs={"x": dst.tensors(shape=("batch", 4))})
+    # members of other widths walked by index agree on no input: calling the model finds it
+    same(resolved(WalkedStack).spec.inputs["x"], dst.tensors(shape=("batch", 4)))
+
+
 def test_a_dict_of_inputs_read_by_key_has_each_entry_inferred():
     from reference_models.dict_batch import DictBatchClassifier
 

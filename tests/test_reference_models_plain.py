@@ -656,18 +656,30 @@ def _block_drop() -> tuple[torch.nn.Module, tuple]:
     assert probs.shape == (3, 3) and logits.shape == (3, 4)
     # eval: a sample alone takes its own blocks
     torch.testing.assert_close(model(x[1:2])[0], logits[1:2])
-    return _Logits(model.train()), (x,)
+    return _Arch(model.train(), None), (x,)
 
 
-class _Logits(torch.nn.Module):
-    """A model's first output (its logits beside the probabilities it also returns)."""
+def _supernet() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.supernet import SlimmableMLP, Supernet
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    slim, x = SlimmableMLP(), torch.randn(3, 8)
+    assert slim(x, 1.0).shape == slim(x, 0.25).shape == (3, 4)
+    assert not torch.allclose(slim(x, 1.0), slim(x, 0.25))  # another width, another function
+    model = Supernet()
+    outputs = [model(x, [choice] * 3) for choice in range(4)]
+    assert all(not torch.allclose(outputs[0], other) for other in outputs[1:])  # each candidate counts
+    return _Arch(model, [0, 1, 2]), (x,)
+
+
+class _Arch(torch.nn.Module):
+    """A supernet at one architecture; with none, a model's first output (BlockDrop's logits)."""
+
+    def __init__(self, model: torch.nn.Module, arch: list[int] | None) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.arch = model, arch
 
-    def forward(self, *args: torch.Tensor) -> torch.Tensor:
-        return self.model(*args)[0]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)[0] if self.arch is None else self.model(x, self.arch)
 
 
 def _feature_transformer() -> tuple[torch.nn.Module, tuple]:
@@ -813,6 +825,7 @@ BUILDERS = {
     "conditional": _conditional,
     "deep_sets": _deep_sets,
     "block_drop": _block_drop,
+    "supernet": _supernet,
 }
 
 

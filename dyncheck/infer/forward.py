@@ -8,7 +8,7 @@ import inspect
 import math
 import re
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -20,7 +20,7 @@ from dyncheck.infer.builtin import builtin_layer, infer_builtin_input
 from dyncheck.infer.constructor import _COUNT_NAME, _annotation
 from dyncheck.infer.flow import MODULE_PART, _Flow, _flow, _passes, _resolve_module
 from dyncheck.infer.layers import (
-    ATTENTION_MODULES, _entry_parameter, _Found, _input_for_module, _Shape, _swap, _user_defined,
+    ATTENTION_MODULES, _entry_parameter, _Found, _input_for_module, _Shape, _swap, _user_defined, members_input,
 )
 from dyncheck.infer.results import Inferred, Uninferable
 from dyncheck.infer.source import (
@@ -145,6 +145,29 @@ def infer_input(
             dst.controls(choices=strings),
             f"{said} into a ModuleDict in forward: {', '.join(map(repr, strings))}",
         )
+    # an index into a ModuleList or Sequential (self.ops[choice]): each member, here or in
+    # a custom layer it is handed to
+    layers = [(tree, names, "") for tree, names in scopes] + [
+        layer for layer in _handed_to_layers(model, flow) if "*" not in layer[2]
+    ]
+    indexed = [
+        (len(container), full)
+        for tree, names, prefix in layers for n in sorted(names) for container_name in _keyed_containers(tree, n)
+        if isinstance(
+            container := _submodule(model, full := f"{prefix}.{container_name}" if prefix else container_name),
+            (nn.ModuleList, nn.Sequential),
+        ) and len(container)
+    ]
+    if indexed and not strings and annotation in (int, inspect.Parameter.empty):
+        size, container_name = min(indexed)
+        said = "annotated int, an index" if annotation is int else "an index"
+        return Inferred(
+            dst.controls(dtype=int, min_value=0, max_value=size - 1),
+            f"{said} into {container_name} ({size} modules) in forward: each, 0 to {size - 1}",
+        )
+    architecture = _int_list(annotation)
+    if architecture:
+        return _architecture(model, name, source_tree, qualname, annotation)
     if strings:
         said = "annotated str, compared" if annotation is str else "a string compared"
         return Inferred(
@@ -236,10 +259,10 @@ def infer_input(
             )
     for index, expression in enumerate(consumers):
         module = _resolve_module(model, expression)
-        if module is None:
-            continue
-        found = _input_for_module(
-            module, depth=0, entry=flow.entries.get(expression, 0), member=flow.members.get(expression)
+        entry, member = flow.entries.get(expression, 0), flow.members.get(expression)
+        found = (
+            _input_for_module(module, depth=0, entry=entry, member=member) if module is not None
+            else members_input(model, expression, 0, entry, member)
         )
         if found is not None:
             why = f"first consumed by {_consumer_name(expression)} ({found.note})"
@@ -826,6 +849,66 @@ def _submodule(model: nn.Module, name: str) -> nn.Module | None:
         return model.get_submodule(name)
     except AttributeError:
         return None
+
+
+def _int_list(annotation: Any) -> bool:
+    """Whether ``annotation`` is a list of ints (``List[int]``, ``list[int]``,
+    ``Sequence[int]``, ``tuple[int, ...]``)."""
+    origin = typing.get_origin(annotation)
+    arguments = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+    return origin in (list, tuple, Sequence) and arguments == [int]
+
+
+def _architecture(model: nn.Module, name: str, tree: ast.AST | None, qualname: str, annotation: Any) -> Inferred:
+    """A list of ints that forward zips with a container of modules, handing each member its
+    element (``for block, choice in zip(self.blocks, arch): h = block(h, choice)``), where
+    the member's forward picks one of its own modules by it (``self.ops[choice](x)``): a
+    supernet's architecture, one choice per block, each drawn among its block's modules."""
+    said = f"annotated {str(annotation).replace('typing.', '')}"
+    for node in ast.walk(tree) if tree is not None else ():
+        if not (
+            isinstance(node, ast.For) and isinstance(node.iter, ast.Call) and getattr(node.iter.func, "id", None) == "zip"
+            and isinstance(node.target, ast.Tuple) and len(node.target.elts) == len(node.iter.args)
+        ):
+            continue
+        parts = node.iter.args
+        mine = [i for i, a in enumerate(parts) if isinstance(a, ast.Name) and a.id == name]
+        owners = [(i, c) for i, a in enumerate(parts) if (c := _self_module(a)) is not None]
+        if len(mine) != 1 or len(owners) != 1 or not all(isinstance(t, ast.Name) for t in node.target.elts):
+            continue
+        element, member = node.target.elts[mine[0]].id, node.target.elts[owners[0][0]].id
+        container = _submodule(model, owners[0][1])
+        if not isinstance(container, (nn.ModuleList, nn.Sequential)):
+            continue
+        sizes = []
+        for call in ast.walk(node):
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == member):
+                continue
+            position = next((i for i, a in enumerate(call.args) if isinstance(a, ast.Name) and a.id == element), None)
+            keyword = next((k.arg for k in call.keywords if isinstance(k.value, ast.Name) and k.value.id == element), None)
+            for block in container:
+                parameter = _entry_parameter(block, position if position is not None else keyword)
+                inner = _forward_tree(type(block)) if parameter is not None else None
+                options = [
+                    len(own) for own_name in _keyed_containers(inner, parameter)
+                    if isinstance(own := _submodule(block, own_name), (nn.ModuleList, nn.Sequential)) and len(own)
+                ]
+                sizes.append(min(options) if options else None)
+            break
+        if sizes and len(sizes) == len(container) and all(sizes):
+            kind = tuple if typing.get_origin(annotation) is tuple else list
+            strategy = st.tuples(*(st.integers(0, size - 1) for size in sizes)).map(kind)
+            return Inferred(
+                strategy,
+                f"{said}, an architecture: one choice per member of {owners[0][1]} ({len(sizes)}), each an "
+                f"index into that member's own modules ({', '.join(map(str, sizes))})",
+            )
+    raise Uninferable(
+        f"cannot infer forward argument {name!r} of {qualname} ({said}, whose length and values forward does "
+        f"not show by zipping it with a ModuleList whose members index their own modules by it); write "
+        f"dyncheck.Spec({qualname}, inputs={{{name!r}: hypothesis.strategies.lists(hypothesis.strategies."
+        "integers(0, N), min_size=K, max_size=K)}) with the values and length it takes"
+    )
 
 
 def _count(why: str, thresholds: list[float], walked: int | None = None) -> Inferred:

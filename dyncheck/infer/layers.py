@@ -217,13 +217,32 @@ def _input_for_module(
         flow = _flow(tree, parameter, module, strict=kept, same_layout=kept)
         for expression in flow.consumers:
             inner = _resolve_module(module, expression)
-            if inner is not None:
-                found = _input_for_module(
-                    inner, depth + 1, flow.entries.get(expression, 0), flow.members.get(expression), role
-                )
-                if found is not None:
-                    return found
+            entry, member = flow.entries.get(expression, 0), flow.members.get(expression)
+            found = (
+                _input_for_module(inner, depth + 1, entry, member, role) if inner is not None
+                else members_input(module, expression, depth + 1, entry, member, role)
+            )
+            if found is not None:
+                return found
     return None
+
+
+def members_input(
+    model: nn.Module, expression: str, depth: int, entry: int | str = 0, member: int | None = None,
+    role: str | None = None,
+) -> _Found | None:
+    """The input of ``self.ops[i](x)`` when the members of ``ops`` are not alike (``ops.*``
+    then resolves to none of them): the input every member that says one says, as a
+    supernet cell's candidate operations all take the cell's input; None when they differ
+    (a stack walked by index, each layer taking the previous one's output) or none says."""
+    head, star, rest = expression.partition("*")
+    if not star or rest:
+        return None
+    container = _resolve_module(model, head.rstrip(".")) if head.rstrip(".") else model
+    if container is None:
+        return None
+    found = [f for m in container.children() if (f := _input_for_module(m, depth, entry, member, role)) is not None]
+    return found[0] if found and all(f.shape == found[0].shape for f in found) else None
 
 
 def _user_defined(module: nn.Module) -> bool:
