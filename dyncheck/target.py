@@ -1660,11 +1660,26 @@ def _probe_longest(instance: nn.Module, inputs: dict[str, Any], inferred: dict[s
     error = _probe_call(instance, {**args, name: args[name] - 1})
     if error is None:
         return
+    longer = [size for size in _allowed_sizes(shapes_time(inputs, name), dims) if size > padded]
+    if longer:
+        # One step shorter at a longer padded length runs: the shorter sequences were too
+        # short for the model (a convolution's kernel), not shorter than their batch's
+        # padding; _probe_shortest_row finds how short they may be.
+        wider = _padded_probe(_inferred_tensors(inputs, inferred, tokens=True), shapes_time(inputs, name), longer[0], dims)
+        if _probe_call(instance, {**wider, name: wider[name] - 1}) is None:
+            return
     inputs[name] = dst.sequence_lengths(**{**strategy_arguments(inputs[name]), "pad_to_longest": True})
     inferred[name] += (
         f"; the longest always the padded length (pad_to_longest=True): with every sequence one step shorter "
         f"than the padded length {padded} it raised {type(error).__name__} ({one_line(error)})"
     )
+
+
+def shapes_time(inputs: dict[str, Any], name: str) -> Any:
+    """The padded length's dimension of the inferred lengths ``name``."""
+    from dyncheck.examples import strategy_arguments
+
+    return strategy_arguments(inputs[name]).get("max_length", "time")
 
 
 def _lengths_probe(
@@ -1723,25 +1738,27 @@ def _probe_sorted(instance: nn.Module, inputs: dict[str, Any], inferred: dict[st
 
 
 def _probe_shortest_row(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
-    """An inferred attention mask whose rows need more than one token: an audio model's
-    convolutions turn a row of a few valid samples into no frame at all, and Hugging
-    Face's wav2vec2 then raises ("index -2 is out of bounds"); every check would report
-    that crash. At the smallest padded length the spec allows, the model is called with the
-    first row's mask cut to 1, 2, ... valid steps (the others full); when 1 raises and a
-    longer one runs, the mask is drawn with that ``min_length`` and ``inferred`` says why.
-    Only for inputs all inferred (as :func:`_probe_sizes`)."""
+    """An inferred attention mask (or lengths) whose rows need more than one token: an
+    audio model's convolutions turn a row of a few valid samples into no frame at all, and
+    Hugging Face's wav2vec2 then raises ("index -2 is out of bounds"), a CTC model's
+    subsampling gives a row no output length; every check would report that crash. At the
+    smallest padded length the spec allows, the model is called with the first row cut to
+    1, 2, ... valid steps (the others full); when 1 raises and a longer one runs, the mask
+    (or lengths) is drawn with that ``min_length`` and ``inferred`` says why. Only for
+    inputs all inferred (as :func:`_probe_sizes`)."""
     from dyncheck import strategies as dst
     from dyncheck.examples import strategy_arguments, strategy_kind
 
     shapes = _inferred_tensors(inputs, inferred, tokens=True)
     if shapes is None:
         return
-    names = [name for name in shapes if strategy_kind(inputs[name]) == "attention_masks"]
+    names = [name for name in shapes if strategy_kind(inputs[name]) in ("attention_masks", "sequence_lengths")]
     if len(names) != 1 or strategy_arguments(inputs[names[0]]).get("min_length", 1) != 1:
         return
     (name,) = names
     kwargs = strategy_arguments(inputs[name])
-    if kwargs.get("padding_side", "right") != "right":
+    lengths = strategy_kind(inputs[name]) == "sequence_lengths"
+    if kwargs.get("padding_side", "right") != "right" or kwargs.get("pad_to_longest"):
         return
     time = kwargs.get("max_length", "time")
     padded = _smallest_size(time, dims)
@@ -1752,9 +1769,12 @@ def _probe_shortest_row(instance: nn.Module, inputs: dict[str, Any], inferred: d
         return  # the full mask raises too: the model's own trouble, which the checks report
 
     def runs(valid: int) -> Exception | None:
-        mask = args[name].clone()
-        mask[0, valid:] = 1 if shapes[name][1][2] else 0  # padding: True (key padding) or 0 (tokens)
-        return _probe_call(instance, {**args, name: mask})
+        cut = args[name].clone()
+        if lengths:
+            cut[0] = valid
+        else:
+            cut[0, valid:] = 1 if shapes[name][1][2] else 0  # padding: True (key padding) or 0 (tokens)
+        return _probe_call(instance, {**args, name: cut})
 
     error = runs(1)
     if error is None:
@@ -1762,7 +1782,7 @@ def _probe_shortest_row(instance: nn.Module, inputs: dict[str, Any], inferred: d
     shortest = next((valid for valid in range(2, padded + 1) if runs(valid) is None), None)
     if shortest is None:
         return
-    inputs[name] = dst.attention_masks(**{**kwargs, "min_length": shortest})
+    inputs[name] = (dst.sequence_lengths if lengths else dst.attention_masks)(**{**kwargs, "min_length": shortest})
     inferred[name] += (
         f"; at least {shortest} valid a row (min_length={shortest}): with 1 it raised {type(error).__name__} "
         f"({one_line(error)})"

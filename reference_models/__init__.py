@@ -174,6 +174,8 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.supernet` -- ``Supernet``: a one-shot NAS supernet whose forward
   takes the architecture, one candidate per cell; ``SlimmableMLP``: layers sliced to a
   required width multiplier.
+* :mod:`reference_models.ctc_model` -- ``CTCModel``: a strided Conv1d subsampling the frames,
+  a packed bidirectional LSTM over the output lengths, time-major CTC log-probabilities.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -266,4 +268,5 @@ GOOD_TARGETS = (
     "reference_models.block_drop:BlockDropNet",
     "reference_models.supernet:Supernet",
     "reference_models.supernet:SlimmableMLP",
+    "reference_models.ctc_model:CTCModel",
 )

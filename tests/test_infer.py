@@ -2541,6 +2541,22 @@ def test_lengths_are_padded_to_the_longest_when_the_model_takes_no_other_batch(m
         assert repr(lengths) == "sequence_lengths(pad_to_longest=True)"
 
 
+def test_lengths_too_short_for_a_kernel_are_a_shortest_row_not_padding_to_the_longest():
+    # A CTC model subsamples with a kernel of 3: a row of 2 frames has no output frame and
+    # packing it raises, at the padded length 3 as at any other; one step shorter at a
+    # longer padded length runs.
+    from reference_models.ctc_model import CTCModel
+
+    target = resolve_spec(Spec(CTCModel))
+    lengths = target.spec.inputs["lengths"]
+    assert repr(lengths) == "sequence_lengths(max_length='length', min_length=3)"
+    assert target.inferred_inputs["lengths"].endswith(
+        "; at least 3 valid a row (min_length=3): with 1 it raised RuntimeError (Length of all samples has to be "
+        "greater than 0, but found an element in 'lengths' that is <= 0)"
+    )
+    assert_callable(target, max_examples=10)
+
+
 class _FramesThroughConv1d(nn.Module):
     def __init__(self):
         super().__init__()

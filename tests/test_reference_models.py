@@ -30,6 +30,7 @@ RECURRENT = {
     "reference_models.crf_tagger:BiLSTMCRFTagger",
     "reference_models.hidden_state:HiddenStateLM",
     "reference_models.word_lm:WordLanguageModel",
+    "reference_models.ctc_model:CTCModel",
 }
 PADDED = {
     "reference_models.rnn:DynamicRNN",
@@ -69,6 +70,8 @@ PADDED = {
     "reference_models.caption_decoder:CaptionDecoder",
     # ... or a required mask multiplied into the elements of padded sets
     "reference_models.deep_sets:DeepSets",
+    # ... or lengths of frames a strided convolution subsamples, at least as long as its kernel
+    "reference_models.ctc_model:CTCModel",
 }
 
 

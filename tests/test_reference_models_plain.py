@@ -678,8 +678,33 @@ class _Arch(torch.nn.Module):
         super().__init__()
         self.model, self.arch = model, arch
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)[0] if self.arch is None else self.model(x, self.arch)
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        return self.model(*args)[0] if self.arch is None else self.model(*args, self.arch)
+
+
+def _ctc_model() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.ctc_model import CTCModel
+
+    model = CTCModel()
+    feats, lengths = torch.randn(3, 9, 8), torch.tensor([9, 3, 6])
+    log_probs, out_lengths = model(feats, lengths)
+    assert log_probs.shape == (4, 3, 6) and out_lengths.tolist() == [4, 1, 2]
+    torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(4, 3))
+    # a row gives its own frames alone
+    alone = model(feats[1:2, :3], lengths[1:2])[0]
+    torch.testing.assert_close(alone[:1, 0], log_probs[:1, 1])
+    return _BatchFirst(model), (feats, lengths)
+
+
+class _BatchFirst(torch.nn.Module):
+    """CTC's time-major log-probabilities, batch first."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        return self.model(*args)[0].transpose(0, 1)
 
 
 def _feature_transformer() -> tuple[torch.nn.Module, tuple]:
@@ -826,6 +851,7 @@ BUILDERS = {
     "deep_sets": _deep_sets,
     "block_drop": _block_drop,
     "supernet": _supernet,
+    "ctc_model": _ctc_model,
 }
 
 
