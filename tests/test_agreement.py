@@ -212,6 +212,30 @@ def test_a_sample_that_cannot_run_alone_is_a_coupling_not_a_crash(dyncheck_run, 
     ), lines
 
 
+def test_a_draw_that_reaches_only_an_integer_output_is_named_a_draw(dyncheck_run, pytester):
+    # PonderNet samples each sample's halting step in eval: floating outputs agree under
+    # any seed, and only the int64 step a draw decides tells that the model draws.
+    pytester.makepyfile(halting="""
+        import torch
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.cell = nn.Linear(8, 8)
+                self.halt = nn.Linear(8, 1)
+
+            def forward(self, x):
+                h = torch.tanh(self.cell(x))
+                step = torch.bernoulli(torch.sigmoid(self.halt(h))[:, 0]).long()
+                return h, step
+        """)
+    run = dyncheck_run("--dyncheck", "halting:Model", "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=1")
+    lines = lines_of(run, "halting:Model", "batch_invariance")
+    assert lines[2].startswith("sample ") and "(output[1])" in lines[2], lines
+    assert lines[3].startswith("  The model draws random numbers in eval mode (another seed changes"), lines
+
+
 @pytest.mark.parametrize("name", ["batch_mean_branch", "per_sample_coin", "capacity_routing"])
 def test_batch_coupling(dyncheck_run, name):
     target = f"reference_models.buggy.{name}:Model"
@@ -902,7 +926,10 @@ def test_a_dict_of_inputs_is_cut_entry_by_entry(dyncheck_run, pytester):
     lines = run.failure("dict_models:Scaled::batch_invariance").strip().splitlines()
     assert re.match(r"(sample \d+ differs from the same sample run alone|permuting the batch)", lines[2]), lines
     assert lines[3].startswith("  where it starts: in forward's own code after fc: the output of every module"), lines
-    assert re.fullmatch(r"  example:  batch\['x'\] float32\[[2-4], 4\].*, seed=\d+", lines[4]), lines
+    # the way out when the coupling is meant, and what to do when it is not
+    assert lines[4].startswith("  If the batch is meant to couple its samples (experts' capacity shared"), lines
+    assert lines[4].endswith("Spec(skip={'batch_invariance': '<why>'}); else compute each sample from its own row only.")
+    assert re.fullmatch(r"  example:  batch\['x'\] float32\[[2-4], 4\].*, seed=\d+", lines[5]), lines
 
 
 def test_a_tuple_in_a_dict_of_inputs_is_cut_member_by_member(dyncheck_run, pytester):

@@ -59,7 +59,7 @@ from dyncheck.invariants._base import Context, Invariant, needs_autograd
 from dyncheck.invariants._where import first_coupled_module, reported
 from dyncheck.seeding import seeded
 from dyncheck.target import Target
-from dyncheck.tracing import floating_leaves, missing_output
+from dyncheck.tracing import floating_leaves, leaves, missing_output
 
 __all__ = ["BatchInvariance"]
 
@@ -286,6 +286,11 @@ _DRAWS = (
     "row the numbers at its offset in the stream). If sampling at inference is by design (a VAE's z, "
     "Monte Carlo dropout), declare Spec(skip={'batch_invariance': ...}); else draw only in training "
     "(if self.training: ...)."
+)
+_BY_DESIGN = (
+    "If the batch is meant to couple its samples (experts' capacity shared by the batch, samples that "
+    "attend to each other, an exit taken when every sample is confident), say so with "
+    "Spec(skip={'batch_invariance': '<why>'}); else compute each sample from its own row only."
 )
 _NO_OUTPUT_AXIS = (
     "no output has an axis of the batch's size (where a sample alone has size 1): nothing to compare "
@@ -619,6 +624,8 @@ class BatchInvariance(Invariant):
                     alone=alone, sample=words, differs=differs,
                     single=lambda: _rows(example.fresh_args(), axes, torch.tensor([0])),
                 )
+            if not carried and not cut and _DRAWS not in details:
+                details.append(_BY_DESIGN)
             # One raise statement: Hypothesis tells failures apart by where they are raised.
             raise InvariantViolation(
                 carried or findings[0] + " — the output of a sample depends on the rest of the batch "
@@ -708,6 +715,26 @@ class BatchInvariance(Invariant):
         config = Config("the batch", str(next((p.device for p in model.parameters()), "cpu")))
         try:
             first = run_config(context.fresh_model(), context.target, example, config)
-            return seed_dependence(context.fresh_model, context.target, example, config, first) == "seeded"
+            dependence = seed_dependence(context.fresh_model, context.target, example, config, first)
+            if dependence is not None:
+                return dependence == "seeded"
+            # Floating outputs and gradients alike under any seed: a draw may still reach
+            # only an integer or boolean output (PonderNet's sampled halting step).
+            exact = [_exact_leaves(run_config(context.fresh_model(), context.target, example, config, rng_seed=seed))
+                     for seed in (example.seed, example.seed + 1)]
         except ModelError:
             return False
+        mine = _exact_leaves(first)
+        return _same_leaves(mine, exact[0]) and not _same_leaves(mine, exact[1])
+
+
+def _exact_leaves(run: Any) -> list[tuple[str, torch.Tensor]]:
+    """The integer and boolean tensors a run's output holds, by name."""
+    return [(name, value) for name, value in leaves(run.output) if isinstance(value, torch.Tensor)
+            and not value.is_floating_point() and not value.is_complex()]
+
+
+def _same_leaves(a: list[tuple[str, torch.Tensor]], b: list[tuple[str, torch.Tensor]]) -> bool:
+    return len(a) == len(b) and all(
+        n == m and x.shape == y.shape and torch.equal(x.cpu(), y.cpu()) for (n, x), (m, y) in zip(a, b)
+    )
