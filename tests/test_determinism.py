@@ -117,6 +117,35 @@ def test_state_updated_in_forward_is_named(dyncheck_run, pytester):
     assert lines[3] == "  the first call changed mean (a buffer), count (a buffer)"
 
 
+def test_a_buffer_reassigned_at_another_size_is_named(dyncheck_run, pytester):
+    # Capsule routing whose logits, a buffer, are reassigned per call at the input's size
+    # and start the next call's routing: the copies given what the first call left take
+    # the new size, and the buffer is named with it.
+    pytester.makepyfile(
+        sticky="""
+        import torch
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 4)
+                self.register_buffer("logits", torch.zeros(1))
+
+            def forward(self, x):
+                u = self.fc(x)
+                b = self.logits if self.logits.shape == u.shape[1:] else torch.zeros(u.shape[1:])
+                c = torch.softmax(b, -1)
+                self.logits = (b + u.detach().mean(0)).detach()
+                return u * c
+        """
+    )
+    run = dyncheck_run("--dyncheck", "sticky:Model", "--dyncheck-invariants=determinism")
+    lines = run.failure("::determinism").strip().splitlines()
+    assert lines[2].endswith("fresh copies given the values the first call left give the second call's outputs."), run.text
+    assert lines[3] == "  the first call changed logits (a buffer, resized from [1] to [4])", run.text
+
+
 def test_path_divergence_is_reported_as_such(dyncheck_run, pytester):
     pytester.makepyfile(
         flip="""

@@ -182,8 +182,15 @@ def _kept_state(context: Context, example: Example, second: Any) -> list[str]:
         for kind, items in (("parameter", untouched.named_parameters()), ("buffer", untouched.named_buffers()))
         for name, _ in items
     }
+    def resized(name: str) -> str:
+        old, new = before[name], changed[name]
+        if isinstance(old, torch.Tensor) and isinstance(new, torch.Tensor) and old.shape != new.shape:
+            return f", resized from {list(old.shape)} to {list(new.shape)}"
+        return ""
+
     shown = [
-        f"{name} (a {kinds[name]})" if name in kinds else f"{name}: {_show(before[name])} → {_show(changed[name])}"
+        f"{name} (a {kinds[name]}{resized(name)})" if name in kinds
+        else f"{name}: {_show(before[name])} → {_show(changed[name])}"
         for name in needed
     ]
     return [f"the first call changed {', '.join(shown)}"]
@@ -241,7 +248,13 @@ def _put(model: nn.Module, name: str, value: Any) -> None:
         *module._parameters, *module._buffers
     }:
         if current.shape != value.shape:
-            raise ValueError(f"{name} changed shape")
+            # reassigned in forward at another size (a capsule layer's routing logits kept
+            # between calls): the copy takes the new tensor as the call left it
+            if attribute in module._buffers:
+                module._buffers[attribute] = value.detach().clone()
+            else:
+                module._parameters[attribute] = nn.Parameter(value.detach().clone(), current.requires_grad)
+            return
         with torch.no_grad():
             current.copy_(value)
         return
