@@ -1370,7 +1370,10 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
         })
 
     error = runs(False)
-    if error is None or runs(True) is not None:
+    if error is None:
+        return
+    if runs(True) is not None:
+        _probe_image(instance, inputs, inferred, shapes, tokens, error)
         return
     for name, features in shapes.items():
         inputs[name] = _reshaped(inputs[name], (*(("time", "batch") if time_major else ("batch", "time")), features))
@@ -1378,6 +1381,31 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
             f"; a sequence of them: called on [2, {features}] it raised {type(error).__name__} "
             f"({one_line(error)}), on {[*sizes, features]} it ran"
         )
+
+
+def _probe_image(
+    instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], shapes: dict[str, int],
+    tokens: dict[str, Any], error: Exception,
+) -> None:
+    """One input inferred as vectors ``[batch, F]`` from a Linear that reads it pooled
+    (``self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))``: a squeeze-excite or CondConv
+    layer, whose forward unpacks ``B, C, H, W = x.shape``), that raised as vectors and as
+    sequences: tried as images ``[2, F, 5, 5]``, then as ``[2, F, 5]``, ``F`` the channels;
+    the first that runs is drawn (the size probe then finds the sizes), the note says why."""
+    import torch
+
+    if len(shapes) != 1 or tokens:
+        return
+    (name, features), = shapes.items()
+    for spatial in (("height", "width"), ("length",)):
+        if _probe_call(instance, {name: torch.randn(2, features, *(5 for _ in spatial))}) is None:
+            inputs[name] = _reshaped(inputs[name], ("batch", features, *spatial))
+            inferred[name] += (
+                f"; {'images' if len(spatial) == 2 else 'a signal'} of {features} channels: as vectors [2, {features}] "
+                f"it raised {type(error).__name__} ({one_line(error)}), as sequences too, on "
+                f"[2, {features}, {', '.join('5' for _ in spatial)}] it ran"
+            )
+            return
 
 
 #: The named dimensions of a convolution's input that downsampling (pooling, strides)

@@ -176,6 +176,8 @@ Refactored twins, each declaring the model it must still agree with
   required width multiplier.
 * :mod:`reference_models.ctc_model` -- ``CTCModel``: a strided Conv1d subsampling the frames,
   a packed bidirectional LSTM over the output lengths, time-major CTC log-probabilities.
+* :mod:`reference_models.cond_conv` -- ``CondConv2d``: a kernel mixed per sample from
+  experts' kernels by a routing of the pooled image, one grouped convolution.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -269,4 +271,5 @@ GOOD_TARGETS = (
     "reference_models.supernet:Supernet",
     "reference_models.supernet:SlimmableMLP",
     "reference_models.ctc_model:CTCModel",
+    "reference_models.cond_conv:CondConv2d",
 )

@@ -879,6 +879,33 @@ def test_an_architecture_is_one_index_per_cell_into_its_candidates():
     same(resolved(WalkedStack).spec.inputs["x"], dst.tensors(shape=("batch", 4)))
 
 
+class SqueezeExcite(nn.Module):
+    """The classic squeeze-excite layer: its only Linears read the image pooled."""
+
+    def __init__(self, channel=16, reduction=4):
+        super().__init__()
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Sequential(nn.Linear(channel, channel // reduction), nn.ReLU(), nn.Linear(channel // reduction, channel))
+
+    def forward(self, x):
+        b, c, _, _ = x.size()
+        y = self.avg_pool(x).view(b, c)
+        return x * torch.sigmoid(self.fc(y)).view(b, c, 1, 1)
+
+
+def test_a_layer_whose_linear_reads_its_images_pooled_takes_images():
+    from reference_models.cond_conv import CondConv2d
+
+    for model, channels in ((CondConv2d, 8), (SqueezeExcite, 16)):
+        target = resolved(model)
+        same(target.spec.inputs["x"], dst.tensors(shape=("batch", channels, "height", "width")))
+        assert target.inferred_inputs["x"].endswith(
+            f"; images of {channels} channels: as vectors [2, {channels}] it raised ValueError (not enough values to "
+            f"unpack (expected 4, got 2)), as sequences too, on [2, {channels}, 5, 5] it ran"
+        ), target.inferred_inputs["x"]
+        assert_callable(target)
+
+
 def test_a_dict_of_inputs_read_by_key_has_each_entry_inferred():
     from reference_models.dict_batch import DictBatchClassifier
 

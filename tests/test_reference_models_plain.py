@@ -707,6 +707,18 @@ class _BatchFirst(torch.nn.Module):
         return self.model(*args)[0].transpose(0, 1)
 
 
+def _cond_conv() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.cond_conv import CondConv2d
+
+    model = CondConv2d()
+    x = torch.randn(3, 8, 5, 6)
+    out = model(x)
+    assert out.shape == (3, 8, 5, 6)
+    # each sample is convolved with its own mix of kernels: alone, it gives its row
+    torch.testing.assert_close(model(x[1:2]), out[1:2], atol=1e-5, rtol=1e-5)
+    return model, (x,)
+
+
 def _feature_transformer() -> tuple[torch.nn.Module, tuple]:
     from reference_models.feature_transformer import FeatureTransformer
 
@@ -852,6 +864,7 @@ BUILDERS = {
     "block_drop": _block_drop,
     "supernet": _supernet,
     "ctc_model": _ctc_model,
+    "cond_conv": _cond_conv,
 }
 
 
