@@ -1153,9 +1153,20 @@ def _probe_vectors(instance: nn.Module, inputs: dict[str, Any], inferred: dict[s
         return
     # Sequences of 2 steps or more: at 1 step, one unbatched sentence viewed as
     # (len(sentence), 1, -1) still runs on a batch of them.
+    _first_that_runs(instance, inputs, inferred, dims, trials)
+
+
+def _first_that_runs(
+    instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any],
+    trials: list[tuple[str, tuple[Any, ...], str]],
+) -> None:
+    """When a call at the smallest sizes (sequences of 2 steps or more) raises, the first of
+    ``trials`` (an input, another shape for it, what that shape means) that makes it run:
+    the input is drawn so, and its note says both calls' outcomes."""
     error = _call_at_smallest(instance, inputs, inferred, dims, least=2)
     if error is None or error is _UNPROBED:
         return
+    shapes = _inferred_tensors(inputs, inferred, tokens=True) or {}
     for name, shape, what in trials:
         trial = {**inputs, name: _reshaped(inputs[name], shape)}
         if _call_at_smallest(instance, trial, inferred, dims, least=2) is None:
@@ -1180,27 +1191,12 @@ def _probe_per_sample(instance: nn.Module, inputs: dict[str, Any], inferred: dic
     if shapes is None:
         return
     trials = sorted(
-        (
-            (not isinstance(dtype, tuple), name)
-            for name, (shape, dtype) in shapes.items()
-            if len(shape) == 2 and shape[0] == "batch"
-            and (not isinstance(dtype, tuple) or not isinstance(dtype[0], str))
-        ),
+        (not isinstance(dtype, tuple), name)
+        for name, (shape, dtype) in shapes.items()
+        if len(shape) == 2 and shape[0] == "batch" and (not isinstance(dtype, tuple) or not isinstance(dtype[0], str))
     )
-    if not trials:
-        return
-    error = _call_at_smallest(instance, inputs, inferred, dims, least=2)
-    if error is None or error is _UNPROBED:
-        return
-    for _, name in trials:
-        trial = {**inputs, name: _reshaped(inputs[name], ("batch",))}
-        if _call_at_smallest(instance, trial, inferred, dims, least=2) is None:
-            inputs[name] = trial[name]
-            inferred[name] += (
-                f"; one value per sample: as {list(shapes[name][0])} the model raised {type(error).__name__} "
-                f"({one_line(error)}), as ['batch'] it ran"
-            )
-            return
+    if trials:
+        _first_that_runs(instance, inputs, inferred, dims, [(n, ("batch",), "one value per sample") for _, n in trials])
 
 
 def _probe_companions(

@@ -765,8 +765,8 @@ def test_what_a_submodule_returns_beside_arguments_takes_its_width_of_the_layer(
     # [batch, 16] noise raises on that, and a call shows one label per sample runs
     same(target.spec.inputs["labels"], dst.tensors(shape=("batch",), dtype=torch.int64, min_value=0, max_value=9))
     assert target.inferred_inputs["labels"].endswith(
-        "; one value per sample: as ['batch', 'time'] the model raised RuntimeError (Tensors must have same number "
-        "of dimensions: got 3 and 2), as ['batch'] it ran"
+        "; one value per sample: on ['batch', 'time'] the model raised RuntimeError (Tensors must have same number "
+        "of dimensions: got 3 and 2), on ['batch'] it ran"
     )
     assert_callable(target)
     # a Sequential's width is its last Linear's (the activation after it keeps it); the
@@ -777,7 +777,7 @@ def test_what_a_submodule_returns_beside_arguments_takes_its_width_of_the_layer(
         target.inferred_inputs["x"]
     )
     same(target.spec.inputs["time"], dst.tensors(shape=("batch",)))
-    assert "one value per sample: as ['batch', 8] the model raised RuntimeError" in target.inferred_inputs["time"]
+    assert "one value per sample: on ['batch', 8] the model raised RuntimeError" in target.inferred_inputs["time"]
     assert_callable(target)
     # a name holding a submodule's output, another submodule called in place, two arguments
     # sharing what is left evenly: 20 - 4 - 6 = 10, 5 each
