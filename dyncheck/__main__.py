@@ -244,9 +244,10 @@ def expand(argument: str, *, hint: str = "") -> list[str]:
             targets += _models_in(_import(f"{argument}.{info.name}"))
     if not targets:
         where = " (nor do its modules)" if hasattr(module, "__path__") else ""
+        listed = " listed in its __all__" if isinstance(getattr(module, "__all__", None), (list, tuple)) else ""
         raise _UsageError(
             f"dyncheck: {argument!r} defines no nn.Module subclass or dyncheck.Spec at top "
-            f"level{where}; name a model (or a factory) with {argument}:Name"
+            f"level{listed}{where}; name a model (or a factory) with {argument}:Name"
         )
     return targets
 

@@ -388,8 +388,12 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     _probe_layout(instance, inputs, inferred_inputs, all_dims)
     _probe_vectors(instance, inputs, inferred_inputs, all_dims)
     probed = dict(inputs)
-    if not _probe_sizes(instance, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims):
+    if not _probe_sizes(instance, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims) and (
         _probe_per_sample(instance, inputs, inferred_inputs, all_dims)
+    ):
+        # one value per sample now (a diffusion timestep): the sizes a U-Net takes are found
+        # only with it
+        _probe_sizes(instance, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims)
     if (
         inputs != probed and mask is None and spec.lengths is None
         and not any(_LENGTHS_NAME.search(n) or _PADDING_MASK_NAME.search(n) or n == "mask" for n in inputs)
@@ -612,10 +616,12 @@ def _probe_required_mask(
     their first layer. When a call on those raises, the others are tried as sequences
     ``[batch, time, F]`` (token ids stay ``[batch, time]``) and the mask as a padding mask
     over their steps: True at real elements, then True at padding, each as bool and as
-    float. The first that runs is drawn, preferring one whose call on three steps padded
-    to five (the mask marking the padding) gives the call on the three steps alone; when
-    none does, True at real elements (the model then depends on its padding, which
-    ``padding_invariance`` reports). The note says why. Inputs all inferred."""
+    float. The first under which a call on three steps padded to five (the mask marking
+    the padding) gives the call on the three steps alone is drawn as that padding mask.
+    When none does but the bool mask runs, the mask means something else (a masked-token
+    model's positions to hide) or the model reads its padding, which no call tells apart:
+    it is drawn as any pattern of booleans, and padding_invariance does not run through
+    it. The note says why. Inputs all inferred."""
     import torch
 
     from dyncheck.tracing import leaves
@@ -679,9 +685,13 @@ def _probe_required_mask(
                 continue
             ran.append((marks, dtype))
             if _agree_on_kept(trimmed, whole, kept, padded):
-                return _adopt_mask(inputs, inferred, mask, sequences, marks, dtype, matched=True)
-    if ran and ran[0][0] == "tokens":
-        _adopt_mask(inputs, inferred, mask, sequences, *ran[0], matched=False)
+                return _adopt_mask(inputs, inferred, mask, sequences, marks, dtype)
+    if any(dtype is torch.bool for _, dtype in ran):
+        # It runs as a mask over the steps, but under neither polarity is padding ignored:
+        # a mask with another meaning (a masked-token model's positions to hide), or a
+        # padding mask the model reads wrong, which no call can tell apart. Any pattern is
+        # drawn, and padding_invariance does not run through it.
+        _adopt_mask(inputs, inferred, mask, sequences, None, torch.bool)
 
 
 def _agree_on_kept(trimmed: list[Any], whole: list[Any], kept: int, padded: int) -> bool:
@@ -707,24 +717,34 @@ def _agree_on_kept(trimmed: list[Any], whole: list[Any], kept: int, padded: int)
 
 def _adopt_mask(
     inputs: dict[str, Any], inferred: dict[str, str], mask: str, sequences: dict[str, tuple[tuple, Any]],
-    marks: str, dtype: Any, *, matched: bool,
+    marks: str | None, dtype: Any,
 ) -> None:
-    """Draw ``mask`` as a padding mask over the steps of ``sequences`` (see
-    :func:`_probe_required_mask`) and those as sequences, saying why."""
+    """Draw ``mask`` over the steps of ``sequences`` (see :func:`_probe_required_mask`), as
+    their padding mask (``marks``), or, with ``marks=None``, as any pattern of booleans;
+    and those as sequences, saying why."""
+    import torch
+
     from dyncheck import strategies as dst
     from dyncheck.examples import strategy_arguments
 
     names = ", ".join(sequences)
-    inputs[mask] = dst.attention_masks(batch_size="batch", max_length="time", dtype=dtype, marks=marks)
-    where = "True at real elements" if marks == "tokens" else "True at padding"
-    why = (
-        "3 steps padded to 5 gave the output of the 3 alone"
-        if matched else "no mask made 3 steps padded to 5 give the output of the 3 alone"
-    )
-    inferred[mask] = (
-        f"a required mask: the padding mask of {names} ({str(dtype).removeprefix('torch.')}, {where}, padding "
-        f"on the right); read as features the model raised, over the steps of {names} it ran, and {why}"
-    )
+    kind = str(dtype).removeprefix("torch.")
+    if marks is None:
+        inputs[mask] = dst.tensors(shape=("batch", "time"), dtype=torch.bool)
+        inferred[mask] = (
+            f"a required mask over the steps of {names} ({kind}, any pattern): read as features the model raised, "
+            f"over the steps of {names} it ran, but under neither polarity did 3 steps padded to 5 give the output of "
+            f"the 3 alone, so it is not taken for padding and padding_invariance does not run through it (if it "
+            f"marks padding, give Spec(inputs={{{mask!r}: dyncheck.strategies.attention_masks(dtype=torch.bool)}}))"
+        )
+    else:
+        inputs[mask] = dst.attention_masks(batch_size="batch", max_length="time", dtype=dtype, marks=marks)
+        where = "True at real elements" if marks == "tokens" else "True at padding"
+        inferred[mask] = (
+            f"a required mask: the padding mask of {names} ({kind}, {where}, padding on the right); read as "
+            f"features the model raised, over the steps of {names} it ran, and 3 steps padded to 5 gave the output "
+            "of the 3 alone"
+        )
     for name, (shape, _) in sequences.items():
         if tuple(strategy_arguments(inputs[name]).get("shape", ())) != shape:
             inputs[name] = _reshaped(inputs[name], shape)
@@ -1159,13 +1179,13 @@ def _probe_vectors(instance: nn.Module, inputs: dict[str, Any], inferred: dict[s
 def _first_that_runs(
     instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any],
     trials: list[tuple[str, tuple[Any, ...], str]],
-) -> None:
+) -> bool:
     """When a call at the smallest sizes (sequences of 2 steps or more) raises, the first of
     ``trials`` (an input, another shape for it, what that shape means) that makes it run:
-    the input is drawn so, and its note says both calls' outcomes."""
+    the input is drawn so, and its note says both calls' outcomes. True when one did."""
     error = _call_at_smallest(instance, inputs, inferred, dims, least=2)
     if error is None or error is _UNPROBED:
-        return
+        return False
     shapes = _inferred_tensors(inputs, inferred, tokens=True) or {}
     for name, shape, what in trials:
         trial = {**inputs, name: _reshaped(inputs[name], shape)}
@@ -1175,10 +1195,11 @@ def _first_that_runs(
                 f"; {what}: on {list(shapes[name][0])} the model raised {type(error).__name__} "
                 f"({one_line(error)}), on {list(shape)} it ran"
             )
-            return
+            return True
+    return False
 
 
-def _probe_per_sample(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
+def _probe_per_sample(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> bool:
     """An input that holds one value per sample, inferred with an axis more from the layer
     that reads it: a class label embedded beside a noise vector (a conditional GAN's
     ``torch.cat([self.label_emb(labels), noise], -1)``: ids ``[batch]``, not
@@ -1186,17 +1207,18 @@ def _probe_per_sample(instance: nn.Module, inputs: dict[str, Any], inferred: dic
     turns into the features the next layer reads (``[batch]``, not ``[batch, F]``). When a
     call at the smallest sizes raises and one with that input as ``[batch]`` runs, it is
     drawn so, and the note says why. Inputs all inferred (as :func:`_probe_sizes`); one
-    input changed at most, token ids tried first."""
+    input changed at most, token ids tried first. True when one was."""
     shapes = _inferred_tensors(inputs, inferred, tokens=True)
     if shapes is None:
-        return
+        return False
     trials = sorted(
         (not isinstance(dtype, tuple), name)
         for name, (shape, dtype) in shapes.items()
         if len(shape) == 2 and shape[0] == "batch" and (not isinstance(dtype, tuple) or not isinstance(dtype[0], str))
     )
-    if trials:
-        _first_that_runs(instance, inputs, inferred, dims, [(n, ("batch",), "one value per sample") for _, n in trials])
+    return bool(trials) and _first_that_runs(
+        instance, inputs, inferred, dims, [(n, ("batch",), "one value per sample") for _, n in trials]
+    )
 
 
 def _probe_companions(
@@ -1684,19 +1706,29 @@ def _probe_longest(instance: nn.Module, inputs: dict[str, Any], inferred: dict[s
     error = _probe_call(instance, {**args, name: args[name] - 1})
     if error is None:
         return
-    longer = [size for size in _allowed_sizes(shapes_time(inputs, name), dims) if size > padded]
-    if longer:
-        # One step shorter at a longer padded length runs: the shorter sequences were too
-        # short for the model (a convolution's kernel), not shorter than their batch's
-        # padding; _probe_shortest_row finds how short they may be.
-        wider = _padded_probe(_inferred_tensors(inputs, inferred, tokens=True), shapes_time(inputs, name), longer[0], dims)
-        if _probe_call(instance, {**wider, name: wider[name] - 1}) is None:
-            return
+    longer = [size for size in _allowed_sizes(shapes_time(inputs, name), dims) if size > padded][:_LONGER_PROBED]
+    shapes = _inferred_tensors(inputs, inferred, tokens=True)
+
+    def shorter_runs(size: int) -> bool:
+        wider = _padded_probe(shapes, shapes_time(inputs, name), size, dims)
+        return _probe_call(instance, {**wider, name: wider[name] - 1}) is None
+
+    if len(longer) == _LONGER_PROBED and all(shorter_runs(size) for size in longer):
+        # One step shorter runs at each of the longer padded lengths: the shorter sequences
+        # were too short for the model (a convolution's kernel), not shorter than their
+        # batch's padding; _probe_shortest_row finds how short they may be. At one length
+        # alone a strided layer can round both to one frame (ESPnet's make_pad_mask over
+        # subsampled lengths), so three are asked.
+        return
     inputs[name] = dst.sequence_lengths(**{**strategy_arguments(inputs[name]), "pad_to_longest": True})
     inferred[name] += (
         f"; the longest always the padded length (pad_to_longest=True): with every sequence one step shorter "
         f"than the padded length {padded} it raised {type(error).__name__} ({one_line(error)})"
     )
+
+
+#: How many padded lengths above the smallest :func:`_probe_longest` calls one step shorter.
+_LONGER_PROBED = 3
 
 
 def shapes_time(inputs: dict[str, Any], name: str) -> Any:

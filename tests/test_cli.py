@@ -350,3 +350,7 @@ def test_a_bare_module_stands_for_its_public_models(monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(tmp_path))
     assert cli.expand("listed") == ["listed:Net"]
     assert cli.expand("unlisted") == ["unlisted:Net", "unlisted:Layer"]
+    # an __all__ that lists no model says so
+    (tmp_path / "factories.py").write_text(HEADER + NET + "\n__all__ = ['build']\n")
+    with pytest.raises(_UsageError, match="defines no nn.Module subclass or dyncheck.Spec at top level listed in its __all__"):
+        cli.expand("factories")

@@ -838,6 +838,9 @@ def test_a_block_a_random_draw_masked_is_not_reported_whatever_its_probability()
         low = torch.empty(2).normal_(1.0, 2.0)
     assert zeros.tolist() == [0.0] * 3 and low.tolist() == [-5.0, -5.0]
     assert kept.eq(0).any()  # dropout thins units: left alone
+    with _Extremes(high=True):  # dyncheck's own moves draw from a generator of their own
+        moved = torch.randn(6, generator=torch.Generator().manual_seed(0))
+    assert moved.unique().numel() == 6
     context = Context(resolve("reference_models.block_drop:BlockDropNet"))
     for x in (torch.zeros(1, 8), torch.full((1, 8), 15.0), -torch.full((1, 8), 15.0)):
         for seed in range(4):

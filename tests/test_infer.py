@@ -752,6 +752,36 @@ class LabelledPair(nn.Module):
         return self.fc(h)
 
 
+class NormedPair(nn.Module):
+    """Arguments through layers that keep their width (a norm, dropout) before the concatenation."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm, self.drop, self.fc = nn.LayerNorm(6), nn.Dropout(0.1), nn.Linear(12, 3)
+
+    def forward(self, a, b):
+        a = self.norm(a)
+        h = self.drop(b)
+        return self.fc(torch.cat([a, h], -1))
+
+
+class TimestepUNet(nn.Module):
+    """One level of a diffusion U-Net: the timestep's embedding added to the features, a
+    stride-2 convolution down and a transposed one up, so only even sizes run."""
+
+    def __init__(self):
+        super().__init__()
+        from reference_models.conditional import SinusoidalPosEmb
+
+        self.time_mlp = nn.Sequential(SinusoidalPosEmb(16), nn.Linear(16, 8), nn.SiLU())
+        self.inc, self.down = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.up, self.out = nn.ConvTranspose2d(16, 8, 2, stride=2), nn.Conv2d(16, 3, 3, padding=1)
+
+    def forward(self, x, t):
+        h = self.inc(x) + self.time_mlp(t)[:, :, None, None]
+        return self.out(torch.cat([self.up(torch.relu(self.down(h))), h], 1))
+
+
 def test_what_a_submodule_returns_beside_arguments_takes_its_width_of_the_layer():
     from reference_models.conditional import ConditionalGenerator, TimestepDenoiser
 
@@ -779,6 +809,12 @@ def test_what_a_submodule_returns_beside_arguments_takes_its_width_of_the_layer(
     same(target.spec.inputs["time"], dst.tensors(shape=("batch",)))
     assert "one value per sample: on ['batch', 8] the model raised RuntimeError" in target.inferred_inputs["time"]
     assert_callable(target)
+    # the sizes a U-Net takes are found once the timestep is one value per sample: at no
+    # size did the model run before
+    target = resolved(TimestepUNet)
+    same(target.spec.inputs["t"], dst.tensors(shape=("batch",)))
+    assert "height" in target.inferred_dims and repr(target.spec.dims["height"]).startswith("sampled_from([2, 4, 6")
+    assert_callable(target)
     # a name holding a submodule's output, another submodule called in place, two arguments
     # sharing what is left evenly: 20 - 4 - 6 = 10, 5 each
     target = resolved(LabelledPair, inputs={"label": dst.tensors(shape=("batch",), dtype=torch.int64, max_value=4)})
@@ -789,6 +825,11 @@ def test_what_a_submodule_returns_beside_arguments_takes_its_width_of_the_layer(
             "axis: an even share, 5 of the other 10 of 20"
         )
     assert_callable(target)
+    # a part through a layer that keeps its width is the argument itself
+    target = resolved(NormedPair)
+    same(target.spec.inputs["b"], dst.tensors(shape=("batch", 6)))
+    assert target.inferred_inputs["b"].endswith("concatenated with a along the last axis: an even share, 6 of 12 "
+                                                 "features (give other sizes with Spec(inputs=...))")
 
 
 class PaddingMarkedSets(nn.Module):
@@ -801,6 +842,20 @@ class PaddingMarkedSets(nn.Module):
     def forward(self, x, node_mask):
         h = self.phi(x).masked_fill(node_mask.unsqueeze(-1), 0.0)
         return self.rho(h.sum(1) / (~node_mask).sum(1, keepdim=True).clamp(min=1))
+
+
+class HiddenPositions(nn.Module):
+    """A masked-feature model (MAE, BERT's masked positions): the mask says which positions
+    a learned token replaces, not where padding is."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.head = nn.Linear(4, 8), nn.Linear(8, 3)
+        self.token = nn.Parameter(torch.zeros(8))
+
+    def forward(self, x, mask):
+        h = torch.where(mask.unsqueeze(-1), self.token, self.embed(x))
+        return self.head(h.mean(1))
 
 
 def test_a_required_mask_multiplied_into_features_is_the_padding_of_sets():
@@ -820,10 +875,21 @@ def test_a_required_mask_multiplied_into_features_is_the_padding_of_sets():
     target = resolved(PaddingMarkedSets)
     same(target.spec.inputs["node_mask"], dst.attention_masks(dtype=torch.bool, marks="padding"))
     assert "(bool, True at padding, padding on the right)" in target.inferred_inputs["node_mask"]
-    # a model that reads its padding under both: True at real elements, and padding_invariance reports it
-    target = resolved(MeanOverPadding)
-    same(target.spec.inputs["mask"], dst.attention_masks(dtype=torch.bool))
-    assert target.inferred_inputs["mask"].endswith("no mask made 3 steps padded to 5 give the output of the 3 alone")
+    # a mask under which padding is never ignored (a model reading its padding, or one whose
+    # mask hides positions): any pattern, not a padding mask
+    target = resolved(HiddenPositions)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", "time", 4)))
+    same(target.spec.inputs["mask"], dst.tensors(shape=("batch", "time"), dtype=torch.bool))
+    assert "(bool, any pattern)" in target.inferred_inputs["mask"]
+    assert target.inferred_inputs["mask"].endswith(
+        "so it is not taken for padding and padding_invariance does not run through it (if it marks padding, give "
+        "Spec(inputs={'mask': dyncheck.strategies.attention_masks(dtype=torch.bool)}))"
+    )
+    assert_callable(target)
+    # the buggy set model declares its mask, so that padding_invariance runs
+    declared = resolve("reference_models.buggy.set_mean_over_padding:Model")
+    assert strategy_kind(declared.spec.inputs["mask"]) == "attention_masks"
+    assert strategy_kind(resolved(MeanOverPadding).spec.inputs["mask"]) == "tensors"  # undeclared: any pattern
 
 
 class Cells(nn.Module):
@@ -852,6 +918,20 @@ class WalkedStack(nn.Module):
         return x
 
 
+class PerTask(nn.Module):
+    """A head per task, and an auxiliary layer for the first two tasks only."""
+
+    def __init__(self):
+        super().__init__()
+        self.aux = nn.ModuleList(nn.Linear(4, 4) for _ in range(2))
+        self.heads = nn.ModuleList(nn.Linear(4, 2) for _ in range(5))
+
+    def forward(self, x, task: int):
+        if task < 2:
+            x = x + self.aux[task](x)
+        return self.heads[task](x)
+
+
 def test_an_architecture_is_one_index_per_cell_into_its_candidates():
     from reference_models.supernet import ChoiceCell, SlimmableMLP, Supernet
 
@@ -869,12 +949,23 @@ def test_an_architecture_is_one_index_per_cell_into_its_candidates():
     same(target.spec.inputs["choice"], dst.controls(dtype=int, min_value=0, max_value=3))
     assert target.inferred_inputs["choice"] == "annotated int, an index into ops (4 modules) in forward: each, 0 to 3"
     same(target.spec.inputs["x"], dst.tensors(shape=("batch", 6)))
+    # of two containers it indexes, the larger; the condition that guards the smaller splits the range
+    target = resolved(PerTask)
+    same(target.spec.inputs["task"], dst.controls(dtype=int, min_value=0, max_value=4, thresholds=(2,)))
+    assert target.inferred_inputs["task"] == "annotated int, an index into heads (5 modules) compared with 2 in forward: each, 0 to 4"
+    assert_callable(target)
     # the slimmable net's width is found by a call at the top of the multiplier's range
     target = resolved(SlimmableMLP)
     same(target.spec.inputs["x"], dst.tensors(shape=("batch", 8)))
     assert "(with width_mult=1.0), it first ran on [2, 8]" in target.inferred_inputs["x"]
-    with pytest.raises(TargetError, match=r"annotated list\[int\], whose length and values forward does not show"):
+    with pytest.raises(TargetError) as excinfo:
         resolved(Cells, inputs={"x": dst.tensors(shape=("batch", 4))})
+    assert str(excinfo.value).endswith(
+        "cannot infer forward argument 'arch' of Cells (annotated list[int]: which ints and how many are read from "
+        "forward only for an architecture, zipped with a ModuleList whose members pick their own modules by it); "
+        "write dyncheck.Spec(Cells, inputs={'arch': hypothesis.strategies.lists(hypothesis.strategies.integers(0, N), "
+        "min_size=K, max_size=K)}) with the values and length it takes"
+    )
     # members of other widths walked by index agree on no input: calling the model finds it
     same(resolved(WalkedStack).spec.inputs["x"], dst.tensors(shape=("batch", 4)))
 
@@ -2568,6 +2659,22 @@ def test_lengths_are_padded_to_the_longest_when_the_model_takes_no_other_batch(m
         assert repr(lengths) == "sequence_lengths(pad_to_longest=True)"
 
 
+class SubsampledMask(nn.Module):
+    """A padding mask as wide as the longest subsampled length (ESPnet's make_pad_mask)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.proj = nn.Conv1d(8, 12, kernel_size=3, stride=2), nn.Linear(12, 5)
+
+    def forward(self, feats, lengths):
+        h = torch.relu(self.conv(feats.transpose(1, 2))).transpose(1, 2)
+        out_lengths = torch.div(lengths - 3, 2, rounding_mode="floor") + 1
+        mask = torch.arange(int(out_lengths.max()))[None, :] < out_lengths[:, None]
+        h = h.clone()
+        h[~mask] = 0.0
+        return self.proj(h.sum(1) / mask.sum(1, keepdim=True).clamp(min=1))
+
+
 def test_lengths_too_short_for_a_kernel_are_a_shortest_row_not_padding_to_the_longest():
     # A CTC model subsamples with a kernel of 3: a row of 2 frames has no output frame and
     # packing it raises, at the padded length 3 as at any other; one step shorter at a
@@ -2581,6 +2688,11 @@ def test_lengths_too_short_for_a_kernel_are_a_shortest_row_not_padding_to_the_lo
         "; at least 3 valid a row (min_length=3): with 1 it raised RuntimeError (Length of all samples has to be "
         "greater than 0, but found an element in 'lengths' that is <= 0)"
     )
+    assert_callable(target, max_examples=10)
+    # A mask over the subsampled frames as wide as the longest: one step shorter at padded
+    # length 4 rounds to as many frames (it runs), at 5 and 6 it does not; padded to the longest.
+    target = resolve_spec(Spec(SubsampledMask))
+    assert strategy_arguments(target.spec.inputs["lengths"]).get("pad_to_longest") is True
     assert_callable(target, max_examples=10)
 
 

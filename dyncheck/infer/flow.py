@@ -79,6 +79,7 @@ class _Flow(ast.NodeVisitor):
             self.reductions: dict[str, int] = {}
             self.joins: dict[str, tuple[tuple[str, ...], int]] = {}
             self.module_values: dict[str, str] = {}
+            self.same_as: dict[str, str] = {}
             return
         self.consumers: list[str] = []
         # consumer -> where the argument first enters it: a position or a keyword.
@@ -100,8 +101,12 @@ class _Flow(ast.NodeVisitor):
         self.reductions: dict[str, int] = {}
         # local name -> the concatenation it holds (``h = torch.cat([x, y], -1)``)
         self.joins: dict[str, tuple[tuple[str, ...], int]] = {}
-        # local name -> the submodule whose output it holds (``c = self.label_emb(labels)``)
+        # local name -> the submodule of a known width whose output it holds
+        # (``c = self.label_emb(labels)``)
         self.module_values: dict[str, str] = {}
+        # local name -> the name whose features it holds, through a layer that keeps the
+        # width (``h = self.drop(x)``, ``a = self.norm_a(a)``)
+        self.same_as: dict[str, str] = {}
         # ``batch_first`` of each ``pack_padded_sequence`` it reaches (None: not a constant).
         self.packs: list[bool | None] = []
         # one entry for each ``pack_padded_sequence`` the argument reaches as its lengths
@@ -143,10 +148,14 @@ class _Flow(ast.NodeVisitor):
         self.visit(node.value)
         axis = self._reduced_axis(node.value)
         joined = self._joined(node.value)
-        module = _self_module(node.value.func, self.roots) if isinstance(node.value, ast.Call) else None
+        part = self._part(node.value) if isinstance(node.value, ast.Call) else None
+        module = part[len(MODULE_PART):] if part is not None and part.startswith(MODULE_PART) else None
+        same = part if part is not None and module is None else None
         for target in node.targets:
             if isinstance(target, ast.Name):
-                for held, value in ((self.reductions, axis), (self.joins, joined), (self.module_values, module)):
+                for held, value in (
+                    (self.reductions, axis), (self.joins, joined), (self.module_values, module), (self.same_as, same),
+                ):
                     if value is None:
                         held.pop(target.id, None)
                     else:
@@ -165,18 +174,31 @@ class _Flow(ast.NodeVisitor):
                 self.tainted.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
 
     def _joined(self, node: ast.AST) -> tuple[tuple[str, ...], int] | None:
-        """(the parts, the axis) of a concatenation ``node`` makes, or a name holds: a part
-        is a name, or :data:`MODULE_PART` and a submodule's name for its output, called
-        there or held in a name (``c = self.label_emb(labels)``)."""
+        """(the parts, the axis) of a concatenation ``node`` makes, or a name holds (see
+        :meth:`_part`)."""
         if isinstance(node, ast.Name):
             return self.joins.get(node.id)
-        found = _concatenation(node, self.roots)
-        if found is None:
+        return _concatenation(node, self._part)
+
+    def _part(self, node: ast.AST) -> str | None:
+        """What a concatenation's part is: a name (the name it stands for, when it holds
+        another's features through a layer that keeps the width: ``self.drop(x)``, ``a =
+        self.norm_a(a)``), or :data:`MODULE_PART` and a submodule's name for the output of
+        one whose width its type says (an Embedding, a Linear, a Sequential ending in one),
+        called there or held in a name (``c = self.label_emb(labels)``); None for anything
+        else."""
+        if isinstance(node, ast.Name):
+            name = self.same_as.get(node.id, node.id)
+            return f"{MODULE_PART}{self.module_values[name]}" if name in self.module_values else name
+        if not isinstance(node, ast.Call) or self.model is None:
             return None
-        parts, axis = found
-        return tuple(
-            f"{MODULE_PART}{self.module_values[p]}" if p in self.module_values else p for p in parts
-        ), axis
+        expression = _self_module(node.func, self.roots)
+        module = _resolve_module(self.model, expression) if expression else None
+        if isinstance(module, SAME_WIDTH) and node.args and isinstance(node.args[0], ast.Name):
+            return self._part(node.args[0])
+        if module is not None and output_width(module) is not None:
+            return f"{MODULE_PART}{expression}"
+        return None
 
     def _reduced_axis(self, node: ast.AST) -> int | None:
         """The axis of the argument ``node`` reduces away, when it is a name holding such
@@ -505,34 +527,49 @@ def _swapped_axes(node: ast.AST) -> tuple[int, int] | None:
 MODULE_PART = "self."
 
 
-def _concatenation(node: ast.AST, roots: dict[str, str]) -> tuple[tuple[str, ...], int] | None:
+def _concatenation(node: ast.AST, part: Callable[[ast.AST], str | None]) -> tuple[tuple[str, ...], int] | None:
     """(the parts, the axis) of ``torch.cat([x, y], dim=-1)`` (also ``torch.concat``, a
-    tuple, ``dim`` given by position): plain names, and calls of a submodule
-    (``self.emb(y)``), named :data:`MODULE_PART` and the submodule's name; None for
-    anything else."""
+    tuple, ``dim`` given by position), each part as ``part`` names it; None for anything
+    else, or when a part has no name."""
     if not isinstance(node, ast.Call) or not node.args:
         return None
     func = node.func
     name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
     if name not in ("cat", "concat", "concatenate"):
         return None
-    parts = node.args[0]
-    if not isinstance(parts, (ast.List, ast.Tuple)):
+    elements = node.args[0]
+    if not isinstance(elements, (ast.List, ast.Tuple)):
         return None
-    names = []
-    for element in parts.elts:
-        module = _self_module(element.func, roots) if isinstance(element, ast.Call) else None
-        if isinstance(element, ast.Name):
-            names.append(element.id)
-        elif module:
-            names.append(f"{MODULE_PART}{module}")
-        else:
-            return None
+    names = [part(element) for element in elements.elts]
+    if None in names:
+        return None
     keywords = {k.arg: k.value for k in node.keywords}
     axis = _number(keywords.get("dim", keywords.get("axis", node.args[1] if len(node.args) > 1 else ast.Constant(0))))
     if not isinstance(axis, int) or len(names) < 2:
         return None
     return tuple(names), axis
+
+
+#: Layers whose output has as many features as their input.
+SAME_WIDTH = (
+    nn.Identity, nn.Dropout, nn.LayerNorm, nn.BatchNorm1d, nn.ReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid,
+    nn.LeakyReLU, nn.ELU, nn.Mish, nn.Softplus, nn.PReLU, nn.Hardswish, nn.Softmax, nn.LogSoftmax, nn.RMSNorm,
+)
+
+
+def output_width(module: nn.Module | None) -> int | None:
+    """The features a submodule's output has on its last axis, when its type says so: a
+    Linear's ``out_features``, an Embedding's ``embedding_dim``, or a Sequential's last such
+    layer (activations, dropout and norms after it keep the width); None when unknown."""
+    if isinstance(module, (nn.Linear, nn.Bilinear)) and not isinstance(module, nn.LazyLinear):
+        return module.out_features
+    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+        return module.embedding_dim
+    if isinstance(module, nn.Sequential):
+        for member in reversed(module):
+            if not isinstance(member, SAME_WIDTH):
+                return output_width(member)
+    return None
 
 
 #: Tensor methods (and torch functions) that reduce an axis given as ``dim``.

@@ -18,7 +18,7 @@ from torch import nn
 from dyncheck import strategies as dst
 from dyncheck.infer.builtin import builtin_layer, infer_builtin_input
 from dyncheck.infer.constructor import _COUNT_NAME, _annotation
-from dyncheck.infer.flow import MODULE_PART, _Flow, _flow, _passes, _resolve_module
+from dyncheck.infer.flow import MODULE_PART, _Flow, _flow, _passes, _resolve_module, output_width
 from dyncheck.infer.layers import (
     ATTENTION_MODULES, _entry_parameter, _Found, _input_for_module, _Shape, _swap, _user_defined, members_input,
 )
@@ -159,11 +159,14 @@ def infer_input(
         ) and len(container)
     ]
     if indexed and not strings and annotation in (int, inspect.Parameter.empty):
-        size, container_name = min(indexed)
+        # the largest container: a smaller one is reached only under a condition
+        # (if task < 2: self.aux[task]), which the thresholds then split
+        size, container_name = max(indexed)
         said = "annotated int, an index" if annotation is int else "an index"
+        inside = tuple(t for t in thresholds if 0 <= t <= size - 1)
         return Inferred(
-            dst.controls(dtype=int, min_value=0, max_value=size - 1),
-            f"{said} into {container_name} ({size} modules) in forward: each, 0 to {size - 1}",
+            dst.controls(dtype=int, min_value=0, max_value=size - 1, thresholds=inside),
+            f"{said} into {container_name} ({size} modules){where or ' in forward'}: each, 0 to {size - 1}",
         )
     architecture = _int_list(annotation)
     if architecture:
@@ -753,7 +756,7 @@ def _shared_features(
     names = tuple(n for n in names if not n.startswith(MODULE_PART))
     if not set(names) <= set(inspect.signature(model.forward).parameters):
         return None  # a part computed in forward: its size is not known here
-    widths = [_output_width(_resolve_module(model, m)) for m in modules]
+    widths = [output_width(_resolve_module(model, m)) for m in modules]
     if any(w is None for w in widths):
         return None
     size, parts = shape[-1] - sum(widths), len(names)
@@ -781,28 +784,6 @@ def _shared_features(
             "features (give other sizes with Spec(inputs=...))"
         )
     return (*shape[:-1], size // parts), note
-
-
-#: Layers whose output has as many features as their input.
-_SAME_WIDTH = (
-    nn.Identity, nn.Dropout, nn.LayerNorm, nn.BatchNorm1d, nn.ReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid,
-    nn.LeakyReLU, nn.ELU, nn.Mish, nn.Softplus, nn.PReLU, nn.Hardswish, nn.Softmax, nn.LogSoftmax,
-)
-
-
-def _output_width(module: nn.Module | None) -> int | None:
-    """The features a submodule's output has on its last axis, when its type says so: a
-    Linear's ``out_features``, an Embedding's ``embedding_dim``, or a Sequential's last such
-    layer (activations, dropout and norms after it keep the width); None when unknown."""
-    if isinstance(module, (nn.Linear, nn.Bilinear)) and not isinstance(module, nn.LazyLinear):
-        return module.out_features
-    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
-        return module.embedding_dim
-    if isinstance(module, nn.Sequential):
-        for member in reversed(module):
-            if not isinstance(member, _SAME_WIDTH):
-                return _output_width(member)
-    return None
 
 
 def _unreduced(shape: Any, axis: int | None) -> Any:
@@ -903,11 +884,15 @@ def _architecture(model: nn.Module, name: str, tree: ast.AST | None, qualname: s
                 f"{said}, an architecture: one choice per member of {owners[0][1]} ({len(sizes)}), each an "
                 f"index into that member's own modules ({', '.join(map(str, sizes))})",
             )
+    drawn = (
+        "hypothesis.strategies.tuples(hypothesis.strategies.integers(0, N), ...)"
+        if typing.get_origin(annotation) is tuple
+        else "hypothesis.strategies.lists(hypothesis.strategies.integers(0, N), min_size=K, max_size=K)"
+    )
     raise Uninferable(
-        f"cannot infer forward argument {name!r} of {qualname} ({said}, whose length and values forward does "
-        f"not show by zipping it with a ModuleList whose members index their own modules by it); write "
-        f"dyncheck.Spec({qualname}, inputs={{{name!r}: hypothesis.strategies.lists(hypothesis.strategies."
-        "integers(0, N), min_size=K, max_size=K)}) with the values and length it takes"
+        f"cannot infer forward argument {name!r} of {qualname} ({said}: which ints and how many are read from "
+        "forward only for an architecture, zipped with a ModuleList whose members pick their own modules by "
+        f"it); write dyncheck.Spec({qualname}, inputs={{{name!r}: {drawn}}}) with the values and length it takes"
     )
 
 

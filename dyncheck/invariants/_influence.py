@@ -188,7 +188,7 @@ class _Extremes(TorchFunctionMode):
     """Every Bernoulli, uniform and normal draw at one end of its range: 0, the lower bound
     and 3 standard deviations below the mean (``high=False``), or 1, just under the upper
     bound and 3 above (``high=True``). Dropout is left alone: it thins units, it does not
-    choose a module."""
+    choose a module; so is a draw from a ``generator=`` of its own."""
 
     def __init__(self, high: bool) -> None:
         super().__init__()
@@ -198,7 +198,9 @@ class _Extremes(TorchFunctionMode):
         kwargs = kwargs or {}
         result = func(*args, **kwargs)
         name = getattr(func, "__name__", "")
-        if not isinstance(result, torch.Tensor) or not result.is_floating_point():
+        if not isinstance(result, torch.Tensor) or not result.is_floating_point() or kwargs.get("generator") is not None:
+            # a draw from a generator of its own is not the model's seeded stream (dyncheck's
+            # own moves of a module's output draw so)
             return result
         if name in ("bernoulli", "bernoulli_"):
             value = 1.0 if self.high else 0.0
