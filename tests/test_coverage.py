@@ -474,6 +474,39 @@ class MaskedMean(nn.Module):
 """
 
 
+def test_an_untaken_branch_in_a_method_forward_calls_is_listed(dyncheck_run, pytester):
+    # DeeBERT's early exit sits in the encoder loop forward calls (self.encode(h)): with a
+    # threshold no entropy goes under, the exit never runs.
+    pytester.makepyfile(exits="""
+        import torch
+        from torch import nn
+
+        class Exits(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.layers = nn.ModuleList(nn.Linear(8, 8) for _ in range(2))
+                self.head = nn.Linear(8, 3)
+
+            def encode(self, h):
+                for layer in self.layers:
+                    h = layer(h)
+                    if h.abs().max() > 1e9:
+                        return h.clamp(-1, 1)
+                return h
+
+            def forward(self, x):
+                return self.head(self.encode(x))
+        """)
+    run = dyncheck_run("--dyncheck", "exits:Exits", COV, "--dyncheck-seed=1")
+    assert run.outcomes() == {"dyncheck::exits:Exits::coverage": "PASSED"}
+    summary = run.text.split("dyncheck summary")[1]
+    assert re.search(
+        r"    untaken source branch: \S*exits\.py:\d+  if h\.abs\(\)\.max\(\) > 1e9:  → never went on to line \d+: "
+        r"return h\.clamp\(-1, 1\)\n",
+        summary,
+    ), summary
+
+
 def test_a_branch_on_an_argument_left_at_its_default_names_it_and_the_spec_line(dyncheck_run, pytester):
     pytester.makepyfile(masked=OPTIONAL_MASK)
     run = dyncheck_run("--dyncheck", "masked:MaskedMean", COV, "--dyncheck-seed=1")

@@ -119,8 +119,9 @@ class _Function:
 
 
 def own_forwards(model: nn.Module, target_module: str = "") -> list[_Function]:
-    """The ``forward`` code of the model's own module classes: user code, and of installed
-    packages only the target's own (``target_module``'s; without it, the model class's).
+    """The ``forward`` code of the model's own module classes, and the methods of theirs it
+    calls: user code, and of installed packages only the target's own (``target_module``'s;
+    without it, the model class's).
     torch.nn's layers and a library's internals (output dataclasses, deprecation wrappers)
     are not the model's code."""
     own = {_package(target_module or type(model).__module__)}
@@ -148,6 +149,24 @@ def own_forwards(model: nn.Module, target_module: str = "") -> list[_Function]:
                 continue
             found.setdefault((filename, first), _Function(
                 filename, first, first + len(lines) - 1, frozenset(_branch_lines(lines, first)), forward is runs
+            ))
+        # The module's own methods its forward calls (self.encode(x)), where a branch under
+        # forward's control sits as often as in forward itself.
+        for method in sorted(m for m in _called_by_forward(type(module)) if "." not in m):
+            function = next((vars(c)[method] for c in type(module).__mro__ if method in vars(c)), None)
+            if isinstance(function, (staticmethod, classmethod)):
+                function = function.__func__
+            if not inspect.isfunction(function) or _package(function.__module__ or "") == "torch":
+                continue  # torch's own layers' helpers (argument checks) are not the model's code
+            try:
+                lines, first = inspect.getsourcelines(inspect.unwrap(function))
+                filename = os.path.abspath(inspect.getsourcefile(function) or "")
+            except (OSError, TypeError):
+                continue
+            if _is_library(filename, library_dirs) and _package(function.__module__ or "") not in own:
+                continue
+            found.setdefault((filename, first), _Function(
+                filename, first, first + len(lines) - 1, frozenset(_branch_lines(lines, first)), True
             ))
     return list(found.values())
 
