@@ -212,6 +212,37 @@ def test_a_sample_that_cannot_run_alone_is_a_coupling_not_a_crash(dyncheck_run, 
     ), lines
 
 
+def test_an_axis_of_the_batchs_size_by_chance_is_not_the_batch_axis(dyncheck_run, pytester):
+    # A tagger returns fc(out).view(-1, tags) for CrossEntropyLoss: [batch * time, 3]. Its
+    # tag axis had the batch's size (3) by chance, was taken for the batch axis, and a
+    # correct tagger failed. Whose entries are a sample's in a flattened output is not
+    # known (sample-major here, time-major in PyTorch's word_language_model, packed order):
+    # such an example is not compared, and the summary says why.
+    pytester.makepyfile(taggers="""
+        import torch
+        from torch import nn
+
+        class Tagger(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.embedding = nn.Embedding(20, 8)
+                self.lstm = nn.LSTM(8, 8, batch_first=True, bidirectional=True)
+                self.fc = nn.Linear(16, 3)
+
+            def forward(self, tokens):
+                out, _ = self.lstm(self.embedding(tokens))
+                return self.fc(out).view(-1, 3)
+        """)
+    run = dyncheck_run("--dyncheck", "taggers:Tagger", "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=1", "-v")
+    assert run.outcomes() == {"dyncheck::taggers:Tagger::batch_invariance": "PASSED"}, run.text
+    summary = run.text.split("dyncheck summary")[1]
+    assert re.search(r"batch_invariance  passed   checked on \d+ of 20 examples", summary), summary
+    assert re.search(
+        r"not compared on \d+: output holds the batch flattened into its first axis \(\[batch \* time, \.\.\.\], a "
+        r"sample alone \[time, \.\.\.\]: view\(-1, \.\.\.\)\), and which of its entries", summary,
+    ), summary
+
+
 def test_a_draw_that_reaches_only_an_integer_output_is_named_a_draw(dyncheck_run, pytester):
     # PonderNet samples each sample's halting step in eval: floating outputs agree under
     # any seed, and only the int64 step a draw decides tells that the model draws.

@@ -199,7 +199,28 @@ def _output_batch_axis(whole: torch.Tensor, alone: torch.Tensor | None, size: in
         ]
         if len(candidates) == 1:
             return candidates[0]
+        # A batch axis is one a sample alone has of size 1: an axis of the batch's size by
+        # chance (a tagger's 3 tags, [batch * time, 3] for a batch of 3) is not one.
+        axis = _batch_axis(whole, size)
+        return axis if axis is not None and alone.shape[axis] == 1 else None
     return _batch_axis(whole, size)
+
+
+def _flattened(whole: dict[str, torch.Tensor], alone: dict[str, torch.Tensor], size: int) -> str | None:
+    """An output that holds the batch flattened with another axis into its first (``[batch
+    * time, tags]`` where a sample alone gives ``[time, tags]``), worded for the skip: which
+    of its entries are a sample's (sample-major, time-major, packed) is not known."""
+    for name, tensor in whole.items():
+        mine = alone.get(name)
+        if mine is not None and mine.dim() == tensor.dim() >= 1 and mine.shape[0] > 1 and (
+            tensor.shape[0] == size * mine.shape[0] and tensor.shape[1:] == mine.shape[1:]
+        ):
+            return (
+                f"{name} holds the batch flattened into its first axis ([batch * time, ...], a sample alone "
+                "[time, ...]: view(-1, ...)), and which of its entries are a sample's (sample-major, time-major, "
+                "packed order) is not known; return it with its batch axis ([batch, time, ...]) to have it compared"
+            )
+    return None
 
 
 def _time_major(context: Context, model: nn.Module) -> list[str]:
@@ -600,7 +621,7 @@ class BatchInvariance(Invariant):
                     located = (order, False, "the batch", name, axis)
                     break
         if not findings and not lists and not any(axis is not None for axis in out_axes.values()):
-            return context.nothing_to_compare(_NO_OUTPUT_AXIS)
+            return context.nothing_to_compare(_flattened(whole, alone, size) or _NO_OUTPUT_AXIS)
         if findings:
             carried = None
             if located is not None and located[1]:
