@@ -59,7 +59,7 @@ from dyncheck.invariants._base import Context, Invariant, needs_autograd
 from dyncheck.invariants._where import first_coupled_module, reported
 from dyncheck.seeding import seeded
 from dyncheck.target import Target
-from dyncheck.tracing import floating_leaves, leaves, missing_output
+from dyncheck.tracing import floating_leaves, leaves, missing_output, record_modules
 
 __all__ = ["BatchInvariance"]
 
@@ -474,8 +474,11 @@ class BatchInvariance(Invariant):
         return ROUNDING_FACTOR * largest_difference(ours[name], theirs[name])
 
     def _run(self, context: Context, model: torch.nn.Module, args: dict[str, Any], seed: int) -> Any:
+        # With the module hooks the whole batch's run has (context.run follows the path):
+        # hooks turn torch's fused inference paths off (nn.TransformerEncoderLayer's fast
+        # path), and a row must run the code its batch ran, not another kernel.
         try:
-            with seeded(seed), torch.set_grad_enabled(context.needs_grad):
+            with seeded(seed), torch.set_grad_enabled(context.needs_grad), record_modules(model):
                 return context.target.call(model, args)
         except Exception as exc:
             if not context.needs_grad and needs_autograd(exc):

@@ -13,10 +13,11 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
-from dyncheck.errors import InvariantViolation
+from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
-from dyncheck.invariants._base import Context, Invariant
+from dyncheck.invariants._base import Context, Invariant, needs_autograd
 from dyncheck.norms import constant_norm_overflow, note_overflow
+from dyncheck.seeding import seeded
 from dyncheck.tracing import floating_leaves, missing_output
 
 __all__ = ["Finite", "non_finite"]
@@ -149,9 +150,19 @@ def _large_inputs(context: Context, example: Example, *, gradients: bool) -> lis
     ]
 
 
+_INFERENCE_ONLY = (
+    "Only eval mode without autograd runs this: running statistics instead of the batch's, and torch's "
+    "fused inference paths (nn.TransformerEncoderLayer's and nn.MultiheadAttention's fast path gives NaN for "
+    "a query whose keys are all masked; give each query a key it may attend to, or its own position)."
+)
+
+
 class Finite(Invariant):
     name = "finite"
-    summary = "no NaN/inf in the outputs, or in any parameter's gradient after backward of the loss"
+    summary = (
+        "no NaN/inf in the outputs, or in any parameter's gradient after backward of the loss, nor in the "
+        "outputs in eval mode without autograd"
+    )
 
     def check(self, context: Context, example: Example) -> None:
         model = context.fresh_model()
@@ -189,5 +200,34 @@ class Finite(Invariant):
                 "The outputs are finite but backward produced NaN/inf gradients "
                 "(a NaN from an untaken torch.where side, sqrt/log/norm at 0, or a division by a zero norm).",
                 gradients + _large_inputs(context, example, gradients=True),
+                path=trace.path,
+            )
+        # Inference: eval mode without autograd runs code training does not (running
+        # statistics, torch's fused inference paths: nn.TransformerEncoderLayer's fast path
+        # gives NaN for a query whose keys are all masked, where the training path does not).
+        # A plain call: the module hooks every other run uses turn those fast paths off.
+        def infer(grad: bool) -> Any:
+            with seeded(example.seed), torch.set_grad_enabled(grad):
+                return context.target.call(context.fresh_model().eval(), example.fresh_args())
+
+        try:
+            output = infer(context.needs_grad)
+        except Exception as exc:
+            if context.needs_grad or not needs_autograd(exc):
+                raise ModelError("forward in eval mode", exc) from exc
+            # forward differentiates inside itself (a Hamiltonian network): with autograd
+            context.needs_grad = True
+            try:
+                output = infer(True)
+            except Exception as again:
+                raise ModelError("forward in eval mode", again) from again
+        outputs = [
+            f"{name}: {found}" for name, tensor in floating_leaves(output) if (found := non_finite(tensor)) is not None
+        ]
+        if outputs:
+            raise InvariantViolation(
+                "The model produced NaN/inf outputs in eval mode without autograd (inference) for an input the "
+                "spec allows, where in training mode they were finite.",
+                outputs + [_INFERENCE_ONLY] + _large_inputs(context, example, gradients=False),
                 path=trace.path,
             )

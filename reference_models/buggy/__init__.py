@@ -48,6 +48,8 @@ so that dyncheck's zero-configuration inference can check it.
   calls in plain attributes (state_roundtrip).
 * :mod:`~reference_models.buggy.batch_routed_condconv` -- CondConv routing from features
   pooled over the batch too (batch_invariance).
+* :mod:`~reference_models.buggy.windowed_padding_nan` -- windowed attention on torch's
+  encoder layer, NaN on torch's inference path for a window of padding only (finite).
 * :mod:`~reference_models.buggy.inplace_branch` -- an in-place op that breaks backward
   only on the taken branch (grad_isolation, finite, tied_weights, dtype_agreement).
 * :mod:`~reference_models.buggy.unmasked_conv_padding` -- ``LengthMaskedConformer``'s
@@ -202,6 +204,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.set_mean_over_padding:Model": ("padding_invariance",),
     "reference_models.buggy.held_path:Model": ("state_roundtrip",),
     "reference_models.buggy.batch_routed_condconv:Model": ("batch_invariance",),
+    "reference_models.buggy.windowed_padding_nan:Model": ("finite",),
     "reference_models.buggy.inplace_branch:Model": ("grad_isolation", "finite", "tied_weights", "dtype_agreement"),
     "reference_models.buggy.argmax_router:Model": ("grad_isolation",),
     "reference_models.buggy.one_hot_twice:Model": ("coverage",),
