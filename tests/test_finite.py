@@ -59,6 +59,50 @@ def test_a_nan_from_a_mean_over_nothing_says_so(dyncheck_run, pytester):
     ), text
 
 
+MASKED = """
+import torch
+from torch import nn
+from dyncheck.strategies import tensors
+
+
+class Policy(nn.Module):
+    # an RL policy's logits, masked actions filled with -inf for the caller's Categorical
+    def __init__(self):
+        super().__init__()
+        self.pi = nn.Linear(8, 5)
+
+    def forward(self, obs, action_mask):
+        return self.pi(obs).masked_fill(action_mask == 0, float("-inf"))
+
+
+class LogProbs(Policy):
+    # the same -inf through a log of zero probabilities: not a fill, reported
+    def forward(self, obs, action_mask):
+        return torch.log(torch.softmax(self.pi(obs), -1) * action_mask)
+
+
+MASK = tensors(shape=("batch", 5), dtype=torch.int64, min_value=0, max_value=1)
+Policy.__dyncheck__ = LogProbs.__dyncheck__ = {"inputs": {"obs": tensors(shape=("batch", 8)), "action_mask": MASK}}
+"""
+
+
+def test_minus_inf_a_fill_makes_on_purpose_is_not_reported(dyncheck_run, pytester):
+    pytester.makepyfile(masked=MASKED)
+    run = dyncheck_run(
+        "--dyncheck", "masked:Policy", "--dyncheck", "masked:LogProbs", "--dyncheck-invariants=finite", "-v",
+        "--dyncheck-seed=1",
+    )
+    assert run.outcomes() == {
+        "dyncheck::masked:Policy::finite": "PASSED", "dyncheck::masked:LogProbs::finite": "FAILED",
+    }, run.text
+    assert re.search(
+        r"-inf outputs made on purpose on \d+ examples? \(masked logits: Tensor\.masked_fill at \S*masked\.py:\d+: "
+        r"`return self\.pi\(obs\)\.masked_fill\(action_mask == 0, float\(\"-inf\"\)\)`\): not reported",
+        run.text,
+    ), run.text
+    assert "first NaN/inf made by log at " in run.failure("masked:LogProbs::finite")
+
+
 def test_unwritten_memory_is_no_op_that_made_a_nan():
     # torch.empty_strided (called inside torch for an empty batch) returns memory as it was:
     # a NaN there is left over, not made, and the search goes on to the op that makes one.

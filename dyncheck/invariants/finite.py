@@ -53,6 +53,8 @@ class _FirstNonFinite(TorchFunctionMode):
     def __init__(self) -> None:
         super().__init__()
         self.found: str | None = None
+        #: the first was a fill with -inf (masked logits): made on purpose
+        self.masked = False
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
@@ -82,6 +84,9 @@ class _FirstNonFinite(TorchFunctionMode):
             f"{list(t.shape)}" + (f" = {t.item():g}" if t.numel() == 1 and not t.is_complex() else "")
             for t in inputs
         ) or "none"
+        self.masked = getattr(func, "__name__", "") in _FILLS and any(
+            _minus_inf(value) for value in (*args[1:], *kwargs.values())
+        )
         empty = [t for t in inputs if t.numel() == 0]
         # A loss summed over no elements, divided by their count (x-transformers' masked mean).
         nothing_over_nothing = (
@@ -98,16 +103,46 @@ class _FirstNonFinite(TorchFunctionMode):
         )
 
 
+#: Calls that fill a tensor's places with a value: with -inf, a mask made on purpose.
+_FILLS = frozenset({"masked_fill", "masked_fill_", "fill_", "full", "full_like", "new_full", "where", "index_fill",
+                    "index_fill_"})
+
+
+def _minus_inf(value: Any) -> bool:
+    if isinstance(value, float):
+        return value == float("-inf")
+    return isinstance(value, torch.Tensor) and value.numel() == 1 and value.is_floating_point() and (
+        float(value) == float("-inf")
+    )
+
+
 def first_non_finite(context: Context, example: Example) -> str | None:
     """Where the example's first NaN or inf output value was made (the model run again,
     seeded as before, on a fresh copy); None when that is not found."""
+    return _locate(context, example).found
+
+
+def _locate(context: Context, example: Example) -> _FirstNonFinite:
+    """:func:`first_non_finite`'s finder, after the run: what it found, and whether it was
+    a fill with -inf."""
     finder = _FirstNonFinite()
     try:
         with finder:
             context.run(context.fresh_model(), example)
     except Exception:  # noqa: BLE001 - the check reports what it found; this only describes it
+        finder.found, finder.masked = None, False
+    return finder
+
+
+def _masked_on_purpose(context: Context, example: Example, outputs: list[torch.Tensor]) -> str | None:
+    """The op that filled the outputs' non-finite places, when every one of them is -inf and
+    the first was made by a fill with -inf (``logits.masked_fill(~mask, float("-inf"))``: a
+    policy's masked actions, a pointer network's visited positions), else None."""
+    bad = [t.detach()[~torch.isfinite(t.detach())] for t in outputs if t.is_floating_point()]
+    if not bad or not all(bool((values == float("-inf")).all()) for values in bad):
         return None
-    return finder.found
+    finder = _locate(context, example)
+    return finder.found if finder.masked else None
 
 
 _NOTHING_FLOATING = "the output has no floating tensor and there is no loss: nothing can be NaN/inf"
@@ -176,14 +211,21 @@ class Finite(Invariant):
             for name, tensor in floating_leaves(trace.output)
             if (found := non_finite(tensor)) is not None
         ]
-        if outputs:
+        masked = _masked_on_purpose(context, example, [t for _, t in floating_leaves(trace.output)]) if outputs else None
+        if outputs and masked is None:
             origin = first_non_finite(context, example)
             raise InvariantViolation(
                 "The model produced NaN/inf outputs for an input the spec allows.",
                 outputs + ([origin] if origin else []) + _large_inputs(context, example, gradients=False),
                 path=trace.path,
             )
-        if trace.loss is not None and (found := non_finite(trace.loss)) is not None:
+        if masked is not None:
+            context.note("masked", lambda count: (
+                f"-inf outputs made on purpose on {count} example{'' if count == 1 else 's'} (masked logits: "
+                f"{masked.removeprefix('first NaN/inf made by ').partition(', from finite inputs')[0]}): not "
+                "reported; gradients and the rest still checked"
+            ))
+        if masked is None and trace.loss is not None and (found := non_finite(trace.loss)) is not None:
             raise InvariantViolation(
                 "The loss is NaN/inf although every output is finite.",
                 [f"loss: {trace.loss.item()!r}"],
@@ -224,6 +266,11 @@ class Finite(Invariant):
         outputs = [
             f"{name}: {found}" for name, tensor in floating_leaves(output) if (found := non_finite(tensor)) is not None
         ]
+        if outputs and masked is not None and all(
+            bool((t.detach()[~torch.isfinite(t.detach())] == float("-inf")).all())
+            for _, t in floating_leaves(output) if t.is_floating_point()
+        ):
+            outputs = []  # the same fills with -inf as in training
         if outputs:
             raise InvariantViolation(
                 "The model produced NaN/inf outputs in eval mode without autograd (inference) for an input the "
