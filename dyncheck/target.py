@@ -1532,6 +1532,11 @@ def _probe_sizes(
         size: int | None = low
     else:
         size = _smallest_running(runs_at, low, scan=lambda: not no_size_helps())
+        if size is None and not sequence and not no_size_helps():
+            # A Linear after the convolutions' flattened output takes one size only, maybe
+            # beyond the sizes scanned (a DQN's 84x84 Atari frames): solved for from the
+            # layers' arithmetic, then called.
+            size = next((s for s in _flattened_sizes(instance, len(spatial)) if runs_at(s)), None)
     mono = {name for name, (shape, _) in shapes.items() if len(shape) > 2 and shape[1] == 1}
     if size is None and mono and not no_size_helps():
         # A single-channel convolution whose forward adds the channel axis itself (raw audio
@@ -1653,6 +1658,41 @@ def _probe_sizes(
                 f"{type(folding).__name__} ({one_line(folding)}), the batch folded into the {dim})"
             )
     return True
+
+
+def _flattened_sizes(instance: nn.Module, rank: int, largest: int = 512) -> list[int]:
+    """Square spatial sizes at which the model's convolutions and poolings, taken in the
+    order they were registered, leave as many features as the Linear registered after them
+    takes: its ``in_features`` equal to the last convolution's channels times the remaining
+    size to the power ``rank`` (``Flatten`` then ``Linear(8 * 7 * 7)`` after three convolutions:
+    84, ...). Arithmetic only; resolution calls the model at each."""
+    modules = list(instance.modules())
+    layers = [m for m in modules if isinstance(m, (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd,
+                                                   nn.modules.pooling._AvgPoolNd))]
+    convs = [m for m in layers if isinstance(m, nn.modules.conv._ConvNd)]
+    if not convs or any(isinstance(m, nn.modules.conv._ConvTransposeNd) for m in convs):
+        return []
+    # the first Linear registered after the last convolution: the one that reads its output
+    linear = next((m for m in modules[modules.index(convs[-1]) + 1:]
+                   if isinstance(m, nn.Linear) and not isinstance(m, nn.LazyLinear)), None)
+    if linear is None:
+        return []
+    channels = convs[-1].out_channels
+
+    def first(value: Any) -> int:
+        return int(value[0] if isinstance(value, (tuple, list)) else value)
+
+    def after(size: int) -> int:
+        for layer in layers:
+            kernel, stride = first(layer.kernel_size), first(layer.stride or layer.kernel_size)
+            padding = first(layer.padding) if not isinstance(layer.padding, str) else (kernel - 1) // 2
+            dilation = first(getattr(layer, "dilation", 1))
+            size = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+            if size < 1:
+                return 0
+        return size
+
+    return [size for size in range(1, largest + 1) if (out := after(size)) and channels * out**rank == linear.in_features]
 
 
 def _lengths_along(inputs: dict[str, Any], inferred: dict[str, str]) -> None:

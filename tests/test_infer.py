@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ast
 import enum
-import warnings
 import importlib
+import random
+import warnings
 from typing import Literal
 
 import pytest
@@ -2673,6 +2674,55 @@ class SubsampledMask(nn.Module):
         h = h.clone()
         h[~mask] = 0.0
         return self.proj(h.sum(1) / mask.sum(1, keepdim=True).clamp(min=1))
+
+
+class AtariDQN(nn.Module):
+    """The Nature DQN's stack on 84x84 frames: the Linear after Flatten takes one size only,
+    beyond the sizes the probe scans."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(4, 8, 8, stride=4), nn.ReLU(), nn.Conv2d(8, 8, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(8, 8, 3, stride=1), nn.ReLU(), nn.Flatten(),
+        )
+        self.head = nn.Sequential(nn.Linear(8 * 7 * 7, 32), nn.ReLU(), nn.Linear(32, 4))
+
+    def forward(self, x):
+        return self.head(self.conv(x / 255.0))
+
+
+class TeacherForced(nn.Module):
+    """A decoder step fed its target or its own prediction, as a teacher_forcing_ratio says."""
+
+    def __init__(self):
+        super().__init__()
+        self.cell, self.out = nn.GRUCell(4, 4), nn.Linear(4, 4)
+
+    def forward(self, target, teacher_forcing_ratio):
+        h, x, outputs = target.new_zeros(target.shape[0], 4), target[:, 0], []
+        for t in range(target.shape[1]):
+            h = self.cell(x, h)
+            outputs.append(self.out(h))
+            x = target[:, t] if random.random() < teacher_forcing_ratio else outputs[-1]
+        return torch.stack(outputs, 1)
+
+
+def test_a_ratio_no_layer_reads_is_a_probability():
+    target = resolved(TeacherForced, inputs={"target": dst.tensors(shape=("batch", "time", 4))})
+    same(target.spec.inputs["teacher_forcing_ratio"], dst.controls())
+    assert target.inferred_inputs["teacher_forcing_ratio"] == "a probability, by its name; drawn as floats from 0 to 1"
+    assert_callable(target)
+
+
+def test_a_conv_stack_into_a_linear_gets_the_size_it_takes_from_the_arithmetic():
+    from dyncheck.target import _flattened_sizes
+
+    assert _flattened_sizes(AtariDQN(), 2)[:1] == [84]
+    target = resolved(AtariDQN)
+    assert target.spec.dims["height"] == target.spec.dims["width"] and target.spec.dims["height"][0] == 84
+    assert target.inferred_dims["height"].endswith("84 is the smallest size that ran")
+    assert_callable(target, max_examples=3)
 
 
 def test_lengths_too_short_for_a_kernel_are_a_shortest_row_not_padding_to_the_longest():

@@ -34,6 +34,9 @@ __all__ = ["check_forward_arguments", "infer_dims", "infer_input"]
 
 _CONTROL_NAME = re.compile(r"^(control|ctrl|gate|gating|switch|flag|mode|cond|condition|signal|choice|route|routing)(_\w+)?$|control")
 _LENGTHS_NAME = re.compile(r"^(seq_?)?(lengths?|lens)$|_(lengths|lens)$")
+#: A forward argument with such a name, that no layer consumes, is a probability (a
+#: seq2seq decoder's teacher_forcing_ratio).
+_PROBABILITY_NAME = re.compile(r"(^|_)(ratio|prob|probability)$")
 #: A forward argument with such a name, that no layer consumes, is a small count.
 _FORWARD_COUNT_NAME = re.compile(
     _COUNT_NAME.pattern + r"|^(n|num)_\w+$|(iters|iterations|repeats|rounds|hops)$"
@@ -315,6 +318,12 @@ def infer_input(
         return tokens
     if annotation is inspect.Parameter.empty and _FORWARD_COUNT_NAME.search(name):
         return _count(f"a count, by its name{where and ';' + where}", thresholds)
+    if annotation in (float, inspect.Parameter.empty) and _PROBABILITY_NAME.search(name):
+        # teacher_forcing_ratio, compared with random.random(): a probability
+        return Inferred(
+            dst.controls(thresholds=tuple(t for t in thresholds if 0 <= t <= 1)),
+            f"a probability, by its name{where and ';' + where}; drawn as floats from 0 to 1",
+        )
     _refuse_indices(model, source_tree, name, qualname)
     hint = "sequence_lists(feature_shape=(16,))" if _tensor_list(annotation) else "tensors(shape=(\"batch\", 16))"
     reason = (
