@@ -2708,6 +2708,28 @@ class TeacherForced(nn.Module):
         return torch.stack(outputs, 1)
 
 
+class MaskedPolicy(nn.Module):
+    """An RL policy's logits with invalid actions masked: the mask is as wide as the logits."""
+
+    def __init__(self):
+        super().__init__()
+        self.body, self.pi = nn.Linear(8, 16), nn.Linear(16, 5)
+
+    def forward(self, obs, action_mask):
+        logits = self.pi(torch.tanh(self.body(obs)))
+        return logits.masked_fill(~action_mask.bool(), -1e8)
+
+
+def test_a_mask_no_layer_reads_is_refused_with_the_width_of_what_it_masks():
+    with pytest.raises(TargetError) as excinfo:
+        resolved(MaskedPolicy)
+    assert str(excinfo.value).endswith(
+        "cannot infer forward argument 'action_mask' of MaskedPolicy (no layer in forward consumes it; it masks "
+        "self.pi(...) (5 features) through masked_fill); write dyncheck.Spec(MaskedPolicy, inputs={'action_mask': "
+        "dyncheck.strategies.tensors(shape=(\"batch\", 5), dtype=torch.bool)})"
+    )
+
+
 def test_a_ratio_no_layer_reads_is_a_probability():
     target = resolved(TeacherForced, inputs={"target": dst.tensors(shape=("batch", "time", 4))})
     same(target.spec.inputs["teacher_forcing_ratio"], dst.controls())

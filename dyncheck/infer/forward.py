@@ -331,12 +331,46 @@ def infer_input(
         if not consumers
         else f"its first consumers ({', '.join(_consumer_name(c) for c in consumers[:3])}) give no input shape"
     )
+    masking = _masking_width(model, source_tree, name)
+    if masking is not None and not _tensor_list(annotation):
+        # an action mask beside a policy's logits: as wide as what it masks
+        width, masked = masking
+        reason += f"; it masks {masked} ({width} features) through masked_fill"
+        hint = f"tensors(shape=(\"batch\", {width}), dtype=torch.bool)"
     raise Uninferable(
         f"cannot infer forward argument {name!r} of {qualname} ({reason}); "
         f"write dyncheck.Spec({qualname}, inputs={{{name!r}: "
         f"dyncheck.strategies.{hint}}})",
         consumers=tuple(m for c in consumers if (m := _resolve_module(model, c)) is not None),
     )
+
+
+def _masking_width(model: nn.Module, tree: ast.AST | None, name: str) -> tuple[int, str] | None:
+    """(the width, how it reads) of what forward masks with ``name`` through ``masked_fill``
+    (``self.pi(h).masked_fill(action_mask == 0, float("-inf"))``, also on a name that holds
+    a submodule's output), when that submodule's type says its width; None otherwise."""
+    if tree is None:
+        return None
+    held = {
+        target.id: expression
+        for node in ast.walk(tree) if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+        and (expression := _self_module(node.value.func)) is not None
+        for target in node.targets if isinstance(target, ast.Name)
+    }
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in (
+            "masked_fill", "masked_fill_"
+        ) and node.args and any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node.args[0]))):
+            continue
+        receiver = node.func.value
+        expression = (
+            _self_module(receiver.func) if isinstance(receiver, ast.Call)
+            else held.get(receiver.id) if isinstance(receiver, ast.Name) else None
+        )
+        width = output_width(_resolve_module(model, expression)) if expression else None
+        if width is not None:
+            return width, f"self.{expression}(...)"
+    return None
 
 
 def _initial_state(model: nn.Module, strict: _Flow, first: str) -> Inferred | None:
