@@ -401,6 +401,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
         # Raw samples whose channel axis forward adds itself ([batch, length] into a Conv1d),
         # only now shaped as the model takes them, beside an optional lengths=None.
         _add_padding_argument(instance, parameters, inputs, inferred_inputs)
+    _episode_flags(inputs, inferred_inputs)
     _probe_longest(instance, inputs, inferred_inputs, all_dims)
     _probe_sorted(instance, inputs, inferred_inputs, all_dims)
     _probe_shortest_row(instance, inputs, inferred_inputs, all_dims)
@@ -1693,6 +1694,30 @@ def _flattened_sizes(instance: nn.Module, rank: int, largest: int = 512) -> list
         return size
 
     return [size for size in range(1, largest + 1) if (out := after(size)) and channels * out**rank == linear.in_features]
+
+
+#: Forward arguments that flag where an episode ended or began, as reinforcement learning
+#: rollouts hand them to a recurrent policy (``hidden * (1 - done)``).
+_EPISODE_FLAG_NAME = re.compile(
+    r"^(dones?|terminals?|terminated|truncated|is_first|is_terminal|episode_starts?|resets?|not_done)$"
+)
+
+
+def _episode_flags(inputs: dict[str, Any], inferred: dict[str, str]) -> None:
+    """An inferred floating input named like an episode's done flags (``done``,
+    ``episode_starts``) holds 0 and 1: drawn from 0 to 1, whatever range the layer it
+    reaches suggested (a hidden state's [-1, 1])."""
+    import torch
+
+    from dyncheck import strategies as dst
+    from dyncheck.examples import strategy_arguments, strategy_kind
+
+    for name in [n for n in inputs if n in inferred and _EPISODE_FLAG_NAME.match(n)]:
+        kwargs = strategy_arguments(inputs[name])
+        if strategy_kind(inputs[name]) != "tensors" or not kwargs.get("dtype", torch.float32).is_floating_point:
+            continue
+        inputs[name] = dst.tensors(**{**kwargs, "min_value": 0.0, "max_value": 1.0})
+        inferred[name] += "; named like an episode's done flags: drawn from 0 to 1"
 
 
 def _lengths_along(inputs: dict[str, Any], inferred: dict[str, str]) -> None:

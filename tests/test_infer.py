@@ -2730,6 +2730,28 @@ def test_a_mask_no_layer_reads_is_refused_with_the_width_of_what_it_masks():
     )
 
 
+class RecurrentPolicy(nn.Module):
+    """A recurrent policy whose hidden state is reset where an episode ended."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder, self.gru, self.pi = nn.Linear(8, 12), nn.GRUCell(12, 12), nn.Linear(12, 4)
+
+    def forward(self, obs, hidden, done):
+        hidden = hidden * (1.0 - done.float()).unsqueeze(-1)
+        hidden = self.gru(torch.relu(self.encoder(obs)), hidden)
+        return self.pi(hidden), hidden
+
+
+def test_done_flags_are_one_value_per_sample_from_0_to_1():
+    target = resolved(RecurrentPolicy)
+    same(target.spec.inputs["done"], dst.tensors(shape=("batch",), min_value=0.0, max_value=1.0))
+    assert target.inferred_inputs["done"].endswith(
+        "on ['batch'] it ran; named like an episode's done flags: drawn from 0 to 1"
+    ), target.inferred_inputs["done"]
+    assert_callable(target)
+
+
 def test_a_ratio_no_layer_reads_is_a_probability():
     target = resolved(TeacherForced, inputs={"target": dst.tensors(shape=("batch", "time", 4))})
     same(target.spec.inputs["teacher_forcing_ratio"], dst.controls())
