@@ -252,6 +252,26 @@ class Context:
             self.record(path, example)
         return Trace(output=output, modules=path, loss=loss, model=model)
 
+    def call(
+        self, model: nn.Module, args: dict[str, Any], seed: int, *, hooked: bool = True, stage: str = "forward",
+    ) -> Any:
+        """What ``model`` returns on ``args`` under ``seed``, without autograd unless forward
+        differentiates inside itself (then every later call has it too); the model's
+        exception as a :class:`ModelError` of ``stage``. ``hooked``: with the module hooks
+        :meth:`run` follows the path with (which turn torch's fused inference paths off),
+        so that the call runs the code a :meth:`run` ran; without, as the model is served."""
+        try:
+            with seeded(seed), torch.set_grad_enabled(self.needs_grad):
+                if not hooked:
+                    return self.target.call(model, args)
+                with record_modules(model):
+                    return self.target.call(model, args)
+        except Exception as exc:
+            if not self.needs_grad and needs_autograd(exc):
+                self.needs_grad = True  # forward differentiates inside itself
+                return self.call(model, args, seed, hooked=hooked, stage=stage)
+            raise ModelError(stage, exc) from exc
+
     def record(self, path: tuple[str, ...], example: Example) -> None:
         """Count one call on ``path`` in the census (checks that run the model their own
         way, such as the agreement pairs, record their reference call here)."""

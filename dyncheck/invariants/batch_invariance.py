@@ -55,11 +55,10 @@ from dyncheck.casting import cast
 from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
 from dyncheck.errors import InvariantViolation, ModelError, one_line
 from dyncheck.examples import Example, strategy_arguments, strategy_entries, strategy_kind, strategy_members
-from dyncheck.invariants._base import Context, Invariant, needs_autograd
+from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants._where import first_coupled_module, reported
-from dyncheck.seeding import seeded
 from dyncheck.target import Target
-from dyncheck.tracing import floating_leaves, leaves, missing_output, record_modules
+from dyncheck.tracing import floating_leaves, leaves, missing_output
 
 __all__ = ["BatchInvariance"]
 
@@ -424,9 +423,7 @@ class BatchInvariance(Invariant):
         :data:`~dyncheck.rounding.SENSITIVITY_FACTOR`: the part of a batch-versus-alone
         difference that rounding explains (0 when the moved row cannot be run)."""
         try:
-            moved = dict(floating_leaves(self._run(
-                context, model, nudged(row, torch.Generator().manual_seed(seed)), seed
-            )))
+            moved = dict(floating_leaves(context.call(model, nudged(row, torch.Generator().manual_seed(seed)), seed)))
         except ModelError:
             return 0.0
         return SENSITIVITY_FACTOR * largest_difference(alone, moved[name]) if name in moved else 0.0
@@ -473,19 +470,6 @@ class BatchInvariance(Invariant):
             return 0.0
         return ROUNDING_FACTOR * largest_difference(ours[name], theirs[name])
 
-    def _run(self, context: Context, model: torch.nn.Module, args: dict[str, Any], seed: int) -> Any:
-        # With the module hooks the whole batch's run has (context.run follows the path):
-        # hooks turn torch's fused inference paths off (nn.TransformerEncoderLayer's fast
-        # path), and a row must run the code its batch ran, not another kernel.
-        try:
-            with seeded(seed), torch.set_grad_enabled(context.needs_grad), record_modules(model):
-                return context.target.call(model, args)
-        except Exception as exc:
-            if not context.needs_grad and needs_autograd(exc):
-                context.needs_grad = True  # forward differentiates inside itself
-                return self._run(context, model, args, seed)
-            raise ModelError("forward", exc) from exc
-
     def check(self, context: Context, example: Example) -> None:
         args = example.fresh_args()
         model = context.fresh_model().eval()
@@ -529,7 +513,7 @@ class BatchInvariance(Invariant):
                 continue
             index = torch.tensor([row])
             try:
-                raw = self._run(context, model, _rows(args, axes, index), example.seed)
+                raw = context.call(model, _rows(args, axes, index), example.seed)
             except ModelError as exc:
                 if named:
                     # The batch ran and the sample alone cannot: it needs the rest of the batch
@@ -587,9 +571,7 @@ class BatchInvariance(Invariant):
         if not findings and order is None:
             context.note("descending", _descending_note)
         if order is not None:
-            permuted = dict(floating_leaves(self._run(
-                context, model, _rows(args, axes, order), example.seed
-            )))
+            permuted = dict(floating_leaves(context.call(model, _rows(args, axes, order), example.seed)))
             for name, tensor in whole.items():
                 sample = _sample_entry(name, lists or [])
                 if sample is not None:
@@ -643,7 +625,7 @@ class BatchInvariance(Invariant):
 
                 details += first_coupled_module(
                     lambda: context.fresh_model().eval(),
-                    lambda m, a: self._run(context, m, a, example.seed),
+                    lambda m, a: context.call(m, a, example.seed),
                     example.fresh_args, lambda: _rows(example.fresh_args(), axes, rows), size, rows,
                     alone=alone, sample=words, differs=differs,
                     single=lambda: _rows(example.fresh_args(), axes, torch.tensor([0])),
@@ -669,7 +651,7 @@ class BatchInvariance(Invariant):
         call, made only for a failure; None when the fresh copy differs too."""
         rows, _, words, name, axis = located
         try:
-            fresh = dict(floating_leaves(self._run(context, context.fresh_model().eval(), _rows(args, axes, rows), seed)))
+            fresh = dict(floating_leaves(context.call(context.fresh_model().eval(), _rows(args, axes, rows), seed)))
         except ModelError:
             return None
         if name not in fresh or close(fresh[name], _select(whole[name], axis, rows), tolerance=tolerance):
@@ -703,7 +685,7 @@ class BatchInvariance(Invariant):
         if own == longest:
             return None
         try:
-            alone = dict(floating_leaves(self._run(context, model, _rows(args, axes, torch.tensor([short])), seed)))
+            alone = dict(floating_leaves(context.call(model, _rows(args, axes, torch.tensor([short])), seed)))
         except ModelError:
             return None
         for name, tensor in whole.items():

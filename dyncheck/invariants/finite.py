@@ -13,11 +13,10 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
-from dyncheck.errors import InvariantViolation, ModelError
+from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example
-from dyncheck.invariants._base import Context, Invariant, needs_autograd
+from dyncheck.invariants._base import Context, Invariant
 from dyncheck.norms import constant_norm_overflow, note_overflow
-from dyncheck.seeding import seeded
 from dyncheck.tracing import floating_leaves, missing_output
 
 __all__ = ["Finite", "non_finite"]
@@ -248,21 +247,9 @@ class Finite(Invariant):
         # statistics, torch's fused inference paths: nn.TransformerEncoderLayer's fast path
         # gives NaN for a query whose keys are all masked, where the training path does not).
         # A plain call: the module hooks every other run uses turn those fast paths off.
-        def infer(grad: bool) -> Any:
-            with seeded(example.seed), torch.set_grad_enabled(grad):
-                return context.target.call(context.fresh_model().eval(), example.fresh_args())
-
-        try:
-            output = infer(context.needs_grad)
-        except Exception as exc:
-            if context.needs_grad or not needs_autograd(exc):
-                raise ModelError("forward in eval mode", exc) from exc
-            # forward differentiates inside itself (a Hamiltonian network): with autograd
-            context.needs_grad = True
-            try:
-                output = infer(True)
-            except Exception as again:
-                raise ModelError("forward in eval mode", again) from again
+        output = context.call(
+            context.fresh_model().eval(), example.fresh_args(), example.seed, hooked=False, stage="forward in eval mode"
+        )
         outputs = [
             f"{name}: {found}" for name, tensor in floating_leaves(output) if (found := non_finite(tensor)) is not None
         ]
