@@ -133,15 +133,12 @@ def _locate(context: Context, example: Example) -> _FirstNonFinite:
     return finder
 
 
-def _masked_on_purpose(context: Context, example: Example, outputs: list[torch.Tensor]) -> str | None:
-    """The op that filled the outputs' non-finite places, when every one of them is -inf and
-    the first was made by a fill with -inf (``logits.masked_fill(~mask, float("-inf"))``: a
-    policy's masked actions, a pointer network's visited positions), else None."""
-    bad = [t.detach()[~torch.isfinite(t.detach())] for t in outputs if t.is_floating_point()]
-    if not bad or not all(bool((values == float("-inf")).all()) for values in bad):
-        return None
-    finder = _locate(context, example)
-    return finder.found if finder.masked else None
+def _only_minus_inf(output: Any) -> bool:
+    """Whether every non-finite value of the output's floating tensors is -inf."""
+    return all(
+        bool((tensor.detach()[~torch.isfinite(tensor.detach())] == float("-inf")).all())
+        for _, tensor in floating_leaves(output) if tensor.is_floating_point()
+    )
 
 
 _NOTHING_FLOATING = "the output has no floating tensor and there is no loss: nothing can be NaN/inf"
@@ -210,9 +207,13 @@ class Finite(Invariant):
             for name, tensor in floating_leaves(trace.output)
             if (found := non_finite(tensor)) is not None
         ]
-        masked = _masked_on_purpose(context, example, [t for _, t in floating_leaves(trace.output)]) if outputs else None
+        # Where the first was made: by a fill with -inf, when every one is -inf, a mask made on
+        # purpose (logits.masked_fill(~mask, float("-inf")): a policy's masked actions, a
+        # pointer network's visited positions), not a finding.
+        finder = _locate(context, example) if outputs else None
+        masked = finder.found if finder is not None and finder.masked and _only_minus_inf(trace.output) else None
         if outputs and masked is None:
-            origin = first_non_finite(context, example)
+            origin = finder.found
             raise InvariantViolation(
                 "The model produced NaN/inf outputs for an input the spec allows.",
                 outputs + ([origin] if origin else []) + _large_inputs(context, example, gradients=False),
@@ -253,10 +254,7 @@ class Finite(Invariant):
         outputs = [
             f"{name}: {found}" for name, tensor in floating_leaves(output) if (found := non_finite(tensor)) is not None
         ]
-        if outputs and masked is not None and all(
-            bool((t.detach()[~torch.isfinite(t.detach())] == float("-inf")).all())
-            for _, t in floating_leaves(output) if t.is_floating_point()
-        ):
+        if outputs and masked is not None and _only_minus_inf(output):
             outputs = []  # the same fills with -inf as in training
         if outputs:
             raise InvariantViolation(
