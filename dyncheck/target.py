@@ -510,7 +510,6 @@ def _padding_argument(
 
     from dyncheck import strategies as dst
     from dyncheck.examples import strategy_arguments
-    from dyncheck.tracing import leaves
 
     def kind(name: str) -> str | None:
         return (
@@ -555,12 +554,9 @@ def _padding_argument(
             return dim if isinstance(dim, int) else 3 if dim == "batch" else padded if dim == time else 2
 
         args = {n: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for n, (shape, dtype) in shapes.items()}
-        try:
-            with seeded(BUILD_SEED), torch.no_grad():
-                plain = [value for _, value in leaves(model(**args))]
+        plain = _outputs_of(model, args)
+        if plain is not None:
             break
-        except Exception:
-            continue
     else:
         return {}
     # kind -> (every step valid, in words and as a value; the strategy; what it is)
@@ -578,17 +574,8 @@ def _padding_argument(
     }
     for name in sorted(candidates, key=lambda n: list(table).index(kind(n))):
         every, value, strategy, what = table[kind(name)]
-        try:
-            with seeded(BUILD_SEED), torch.no_grad():
-                given = [value for _, value in leaves(model(**args, **{name: value}))]
-        except Exception:
-            continue
-        tensors = [(a, b) for a, b in zip(plain, given) if isinstance(a, torch.Tensor) and a.is_floating_point()]
-        if len(plain) == len(given) and tensors and all(
-            isinstance(b, torch.Tensor) and a.shape == b.shape
-            and torch.allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)
-            for a, b in tensors
-        ):
+        given = _outputs_of(model, {**args, name: value})
+        if given is not None and _agree_on_kept(plain, given, padded, padded):
             why = f"forward takes {name}=None, and a call with {every} gave the output of a call without one"
             found = {name: Inferred(strategy, f"{what} ({why})")}
             for vectors, (shape, _) in upgraded.items():
@@ -624,8 +611,6 @@ def _probe_required_mask(
     it is drawn as any pattern of booleans, and padding_invariance does not run through
     it. The note says why. Inputs all inferred."""
     import torch
-
-    from dyncheck.tracing import leaves
 
     shapes = _inferred_tensors(inputs, inferred, tokens=True)
     if shapes is None:
@@ -666,14 +651,6 @@ def _probe_required_mask(
         }
     alone = {n: value[:, :kept] for n, value in full.items()}
     model = clone(instance).eval()
-
-    def outputs(args: dict[str, Any]) -> list[Any] | None:
-        try:
-            with seeded(BUILD_SEED), torch.no_grad():
-                return [value for _, value in leaves(model(**args))]
-        except Exception:
-            return None
-
     ran: list[tuple[str, torch.dtype]] = []
     for dtype in (torch.bool, torch.float32):
         for marks in ("tokens", "padding"):
@@ -681,7 +658,8 @@ def _probe_required_mask(
             within = torch.full((batch, kept), real).to(dtype)
             beyond = torch.full((batch, padded), not real)
             beyond[:, :kept] = real
-            trimmed, whole = outputs({**alone, mask: within}), outputs({**full, mask: beyond.to(dtype)})
+            trimmed = _outputs_of(model, {**alone, mask: within})
+            whole = _outputs_of(model, {**full, mask: beyond.to(dtype)})
             if trimmed is None or whole is None:
                 continue
             ran.append((marks, dtype))
@@ -695,9 +673,24 @@ def _probe_required_mask(
         _adopt_mask(inputs, inferred, mask, sequences, None, torch.bool)
 
 
+def _outputs_of(model: nn.Module, args: dict[str, Any]) -> list[Any] | None:
+    """The output leaves of ``model`` (resolution's own copy, in eval mode) called on
+    ``args`` under the build seed without autograd; None when it raised."""
+    import torch
+
+    from dyncheck.tracing import leaves
+
+    try:
+        with seeded(BUILD_SEED), torch.no_grad():
+            return [value for _, value in leaves(model(**args))]
+    except Exception:
+        return None
+
+
 def _agree_on_kept(trimmed: list[Any], whole: list[Any], kept: int, padded: int) -> bool:
     """Whether each floating output of a call on ``kept`` steps equals the one on the same
-    steps padded to ``padded`` (an output with a step axis compared on the kept steps)."""
+    steps padded to ``padded`` (an output with a step axis compared on the kept steps; with
+    ``kept == padded``, two calls on the same steps, compared whole)."""
     import torch
 
     pairs = [(a, b) for a, b in zip(trimmed, whole) if isinstance(a, torch.Tensor) and a.is_floating_point()]
