@@ -78,6 +78,11 @@ def _move(value: Any, device: str, dtype: torch.dtype | None) -> Any:
         if dtype is not None and value.is_floating_point():
             return value.to(device=device, dtype=dtype)
         return value.to(device)
+    if isinstance(value, nn.utils.rnn.PackedSequence):
+        # its batch_sizes stay on the CPU, as PackedSequence.to keeps them
+        data = _move(value.data, device, dtype)
+        order = (None if i is None else i.to(data.device) for i in (value.sorted_indices, value.unsorted_indices))
+        return type(value)(data, value.batch_sizes, *order)
     if isinstance(value, tuple):
         return type(value)(*(_move(v, device, dtype) for v in value)) if hasattr(value, "_fields") else tuple(
             _move(v, device, dtype) for v in value

@@ -98,6 +98,11 @@ def describe_value(name: str, value: Any) -> str:
         if value.device.type != "cpu":
             notes.append(str(value.device))
         return text + (" " + ", ".join(notes) if notes else "")
+    if isinstance(value, torch.nn.utils.rnn.PackedSequence):
+        # the sequences' lengths, in the batch's order, and the data they are packed into
+        lengths = [len(s) for s in torch.nn.utils.rnn.unpack_sequence(value)]
+        data = describe_value("data", value.data).removeprefix("data ")
+        return f"{name} PackedSequence of {len(lengths)} (lengths {lengths}, data {data})"
     if isinstance(value, (tuple, list)) and value and all(isinstance(v, torch.Tensor) for v in value):
         return ", ".join(describe_value(f"{name}[{i}]", v) for i, v in enumerate(value))
     if isinstance(value, dict) and value and all(_tensors_inside(v) for v in value.values()):

@@ -39,6 +39,8 @@ def nudged(value: Any, generator: torch.Generator) -> Any:
         up = torch.randint(0, 2, value.shape, generator=generator).to(value.device).bool()
         inf = torch.tensor(float("inf"), dtype=value.dtype, device=value.device)
         return torch.nextafter(value, torch.where(up, inf, -inf))
+    if isinstance(value, torch.nn.utils.rnn.PackedSequence):
+        return value._replace(data=nudged(value.data, generator))
     if isinstance(value, dict):
         return {key: nudged(item, generator) for key, item in value.items()}
     if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):

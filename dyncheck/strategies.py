@@ -34,6 +34,7 @@ __all__ = [
     "batch_sizes",
     "controls",
     "dims",
+    "packed_sequences",
     "padded_batches",
     "seeds",
     "sequence_lengths",
@@ -872,3 +873,34 @@ def _draw_sequence_lists(draw: Any, **kwargs: Any) -> list[torch.Tensor]:
         lens = draw(lengths)
         padded = draw(values)
     return [padded[row, :length].clone() for row, length in enumerate(lens.tolist())]
+
+
+def packed_sequences(
+    *,
+    feature_shape: Sequence[Dim] = (),
+    batch_size: Dim = "batch",
+    max_length: Dim = "time",
+    dtype: torch.dtype = torch.float32,
+    min_value: float | None = None,
+    max_value: float | None = None,
+) -> st.SearchStrategy[torch.nn.utils.rnn.PackedSequence]:
+    """Variable-length sequences packed into one ``torch.nn.utils.rnn.PackedSequence``:
+    what a collate function hands a model whose forward takes the pack (``self.rnn(packed)``).
+
+    The sequences are drawn as :func:`sequence_lists` draws them (``[length,
+    *feature_shape]`` each, unsorted lengths) and packed by ``pack_sequence(...,
+    enforce_sorted=False)``, so the pack carries its ``sorted_indices``. Token ids are
+    ``dtype=torch.long`` with ``max_value=vocab_size - 1``. Like a list of sequences, the
+    pack is itself the batch: checks cut it sequence by sequence and pack the cut again.
+    """
+    args = dict(locals())
+    _list_plan(**args)
+    strategy = _draw_packed_sequences(**_given(packed_sequences, args))
+    strategy._dyncheck_strategy = "packed_sequences"
+    return strategy
+
+
+@_composite("packed_sequences")
+def _draw_packed_sequences(draw: Any, **kwargs: Any) -> torch.nn.utils.rnn.PackedSequence:
+    sequences = draw(_draw_sequence_lists(**kwargs))
+    return torch.nn.utils.rnn.pack_sequence(sequences, enforce_sorted=False)

@@ -150,6 +150,26 @@ def _by_identity(value: Any) -> bool:
     return type(value).__eq__ is object.__eq__ and isinstance(getattr(value, "__dict__", None), dict)
 
 
+def unpacked(value: Any) -> Any:
+    """``value`` with every ``PackedSequence`` in it (walked through tuples, lists and
+    dicts) replaced by the list of its sequences in the batch's order, each ``[length,
+    ...]``, as ``unpack_sequence`` gives them: a packed output compared sample by sample.
+    ``value`` itself when it holds none."""
+    if isinstance(value, nn.utils.rnn.PackedSequence):
+        return nn.utils.rnn.unpack_sequence(value)
+    if isinstance(value, (list, tuple)):
+        items = [unpacked(item) for item in value]
+        if all(a is b for a, b in zip(items, value)):
+            return value
+        if isinstance(value, list):
+            return items
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+    if type(value) is dict:
+        items = {key: unpacked(item) for key, item in value.items()}
+        return value if all(items[key] is value[key] for key in value) else items
+    return value
+
+
 def flat_items(value: Any) -> Iterator[Any]:
     """Every item inside nested lists, tuples and dicts (a call's ``(args, kwargs)``), in
     order; anything else is one item."""

@@ -178,6 +178,9 @@ Refactored twins, each declaring the model it must still agree with
   a packed bidirectional LSTM over the output lengths, time-major CTC log-probabilities.
 * :mod:`reference_models.cond_conv` -- ``CondConv2d``: a kernel mixed per sample from
   experts' kernels by a routing of the pooled image, one grouped convolution.
+* :mod:`reference_models.packed_input` -- ``PackedClassifier`` and ``PackedTagger``: a
+  forward that takes a ``PackedSequence`` (annotated, or named ``packed_tokens``), a GRU
+  classifier and a tagger that pads its LSTM's output back.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -272,4 +275,6 @@ GOOD_TARGETS = (
     "reference_models.supernet:SlimmableMLP",
     "reference_models.ctc_model:CTCModel",
     "reference_models.cond_conv:CondConv2d",
+    "reference_models.packed_input:PackedClassifier",
+    "reference_models.packed_input:PackedTagger",
 )

@@ -31,6 +31,8 @@ RECURRENT = {
     "reference_models.hidden_state:HiddenStateLM",
     "reference_models.word_lm:WordLanguageModel",
     "reference_models.ctc_model:CTCModel",
+    "reference_models.packed_input:PackedClassifier",
+    "reference_models.packed_input:PackedTagger",
 }
 PADDED = {
     "reference_models.rnn:DynamicRNN",
@@ -75,6 +77,14 @@ PADDED = {
 }
 
 
+#: Good models whose sequences come packed, or as a list: padding_invariance has no padding to compare.
+PACKED = {
+    "reference_models.sequence_list:SequenceListClassifier": "seqs is a list of sequences (sequence_lists)",
+    "reference_models.packed_input:PackedClassifier": "packed is a PackedSequence (packed_sequences)",
+    "reference_models.packed_input:PackedTagger": "packed_tokens is a PackedSequence (packed_sequences)",
+}
+
+
 #: Good models that take one sequence, not a batch (inferred): batch_invariance has no batch to split.
 UNBATCHED = {"reference_models.crf_tagger:BiLSTMCRFTagger"}
 
@@ -94,7 +104,9 @@ def expected_skips(target: str) -> dict[str, str]:
         skips["device_agreement"] = "needs two devices to compare, this run has cpu"
     if target not in RECURRENT:
         skips["packed_rnn"] = "no nn.RNN/LSTM/GRU submodule"
-    if target not in PADDED:
+    if target in PACKED:
+        skips["padding_invariance"] = PACKED[target]
+    elif target not in PADDED:
         skips["padding_invariance"] = "forward takes no lengths argument"
     if target in UNBATCHED:
         skips["batch_invariance"] = "forward takes one sequence, not a batch"

@@ -719,6 +719,26 @@ def _cond_conv() -> tuple[torch.nn.Module, tuple]:
     return model, (x,)
 
 
+def _packed_input() -> tuple[torch.nn.Module, tuple]:
+    from torch.nn.utils.rnn import pack_sequence
+
+    from reference_models.packed_input import PackedClassifier, PackedTagger
+
+    sequences = [torch.randn(4, 4), torch.randn(2, 4), torch.randn(5, 4)]
+    model = PackedClassifier()
+    out = model(pack_sequence(sequences, enforce_sorted=False))
+    assert out.shape == (3, 3)
+    # h_n comes back in the batch's order: each sequence alone gives its row
+    torch.testing.assert_close(model(pack_sequence(sequences[1:2])), out[1:2], atol=1e-5, rtol=1e-5)
+    tagger = PackedTagger()
+    tokens = [torch.tensor([1, 2, 3]), torch.tensor([4]), torch.tensor([5, 6])]
+    tags, lengths = tagger(pack_sequence(tokens, enforce_sorted=False))
+    assert tags.shape == (3, 3, 3) and lengths.tolist() == [3, 1, 2]
+    alone, _ = tagger(pack_sequence(tokens[2:3]))
+    torch.testing.assert_close(alone[:, 0], tags[:2, 2], atol=1e-5, rtol=1e-5)
+    return model, (pack_sequence(sequences, enforce_sorted=False),)
+
+
 def _feature_transformer() -> tuple[torch.nn.Module, tuple]:
     from reference_models.feature_transformer import FeatureTransformer
 
@@ -865,6 +885,7 @@ BUILDERS = {
     "supernet": _supernet,
     "ctc_model": _ctc_model,
     "cond_conv": _cond_conv,
+    "packed_input": _packed_input,
 }
 
 

@@ -134,6 +134,9 @@ def _encode_value(value: Any, name: str) -> Any:
         return {"enum": f"{cls.__module__}:{cls.__qualname__}", "member": value.name}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, torch.nn.utils.rnn.PackedSequence):
+        # its four fields (data, batch_sizes, sorted_indices, unsorted_indices), the last two possibly None
+        return {"packed": [_encode_value(v, name) for v in value]}
     if isinstance(value, (tuple, list)):
         return {"tuple" if isinstance(value, tuple) else "list": [_encode_value(v, name) for v in value]}
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
@@ -152,6 +155,8 @@ def _decode_value(value: Any) -> Any:
         for part in qualname.split("."):
             owner = getattr(owner, part)
         return owner[value["member"]]
+    if "packed" in value:
+        return torch.nn.utils.rnn.PackedSequence(*(_decode_value(v) for v in value["packed"]))
     if "tuple" in value:
         return tuple(_decode_value(v) for v in value["tuple"])
     if "list" in value:

@@ -37,6 +37,9 @@ _LENGTHS_NAME = re.compile(r"^(seq_?)?(lengths?|lens)$|_(lengths|lens)$")
 #: A forward argument with such a name, that no layer consumes, is a probability (a
 #: seq2seq decoder's teacher_forcing_ratio).
 _PROBABILITY_NAME = re.compile(r"(^|_)(ratio|prob|probability)$")
+#: An argument named as packed sequences (packed, packed_input, x_packed), when a recurrent
+#: layer takes it: a PackedSequence, the one input an nn.RNN takes besides a padded tensor.
+_PACKED_NAME = re.compile(r"(^|_)packed($|_)")
 #: A forward argument with such a name, that no layer consumes, is a small count.
 _FORWARD_COUNT_NAME = re.compile(
     _COUNT_NAME.pattern + r"|^(n|num)_\w+$|(iters|iterations|repeats|rounds|hops)$"
@@ -305,6 +308,9 @@ def infer_input(
                 why += f"; {note}"
             if _tensor_list(annotation):
                 return _sequence_list(found.make(shape), shape, why, name, qualname)
+            packed = _packed(annotation, name, model, consumers)
+            if packed:
+                return _packed_sequences(found.make(shape), shape, f"{why}; {packed}", name, qualname)
             if not found.tokens:
                 # token ids by name, read through code the flow cannot follow (a weight
                 # indexed by them): the model's vocabulary says more than the next layer
@@ -760,6 +766,38 @@ def _tensor_list(annotation: Any) -> bool:
 
     origin = typing.get_origin(annotation)
     return origin in (list, collections.abc.Sequence) and typing.get_args(annotation) == (torch.Tensor,)
+
+
+def _packed(annotation: Any, name: str, model: nn.Module, consumers: Sequence[str]) -> str | None:
+    """Why the argument is a ``PackedSequence`` (its annotation, or a name like ``packed``
+    beside a recurrent layer that takes it), or None."""
+    if annotation is nn.utils.rnn.PackedSequence:
+        return "annotated PackedSequence"
+    if annotation is inspect.Parameter.empty and _PACKED_NAME.search(name):
+        for expression in consumers:
+            if isinstance(_resolve_module(model, expression), nn.RNNBase):
+                return f"named like packed sequences, and {_consumer_name(expression)} takes them"
+    return None
+
+
+def _packed_sequences(strategy: Any, shape: Any, why: str, name: str, qualname: str) -> Inferred:
+    """An argument that takes a ``PackedSequence`` whose consumer takes ``shape`` (the
+    sequences padded, or their token ids): ``"batch"`` sequences of their own lengths,
+    packed."""
+    from dyncheck.examples import strategy_arguments
+
+    if "batch" not in shape or "time" not in shape:
+        raise Uninferable(
+            f"cannot infer forward argument {name!r} of {qualname} (a PackedSequence; its consumer takes "
+            f"{list(shape)}, not sequences); write dyncheck.Spec({qualname}, inputs={{{name!r}: "
+            "dyncheck.strategies.packed_sequences(feature_shape=(...))}})"
+        )
+    features = [d for d in shape if d not in ("batch", "time")]
+    kwargs = {k: v for k, v in strategy_arguments(strategy).items() if k in ("dtype", "min_value", "max_value")}
+    return Inferred(
+        dst.packed_sequences(feature_shape=tuple(features), **kwargs),
+        f"{why}: one sequence of its own length per sample, packed by pack_sequence(..., enforce_sorted=False)",
+    )
 
 
 def _sequence_list(strategy: Any, shape: Any, why: str, name: str, qualname: str) -> Inferred:

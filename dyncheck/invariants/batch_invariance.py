@@ -58,7 +58,7 @@ from dyncheck.examples import Example, strategy_arguments, strategy_entries, str
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants._where import first_coupled_module, reported
 from dyncheck.target import Target
-from dyncheck.tracing import floating_leaves, leaves, missing_output
+from dyncheck.tracing import floating_leaves, leaves, missing_output, unpacked
 
 __all__ = ["BatchInvariance"]
 
@@ -78,10 +78,13 @@ def _named_batch_axis(strategy: Any, value: Any, size: int) -> int | dict[str, i
     the batch."""
     if strategy_kind(strategy) == "sequence_lists" and isinstance(value, list) and len(value) == size:
         return 0
+    if isinstance(value, nn.utils.rnn.PackedSequence):  # a pack is a batch of sequences
+        return 0 if value.batch_sizes.numel() and int(value.batch_sizes[0]) == size else None
     if isinstance(value, dict):  # a dict of inputs: each entry's own axis (a dict or tuple in it, its members')
         entries = strategy_entries(strategy)
         axes = {
-            key: _named_batch_axis(entries.get(key), item, size) if type(item) in (dict, tuple)
+            key: _named_batch_axis(entries.get(key), item, size)
+            if type(item) in (dict, tuple) or isinstance(item, nn.utils.rnn.PackedSequence)
             else _batch_axis(item, size)
             for key, item in value.items()
         }
@@ -183,10 +186,28 @@ def _dropped_batch_axis(alone: dict[str, torch.Tensor], whole: dict[str, torch.T
     )
 
 
-def _output_batch_axis(whole: torch.Tensor, alone: torch.Tensor | None, size: int) -> int | tuple[int, int] | None:
+def _output_batch_axis(
+    whole: torch.Tensor, alone: torch.Tensor | None, size: int, steps: tuple[int, int] | None = None,
+) -> int | tuple[int, int] | None:
     """The batch axis of an output: where the batch has ``size`` and a sample alone 1; both
     axes of a pairwise output (see :func:`pairwise_axes`), whose sample alone is its
-    diagonal entry."""
+    diagonal entry. ``steps``: (the longest sequence's length, the sample's) when the input
+    is a pack or a list of sequences, whose padded outputs (``pad_packed_sequence``) have
+    as many steps as the longest in the batch and as the sample's own length alone; None
+    where that leaves two axes possible (a time-major ``[2, 2, ...]``)."""
+    if steps is not None and steps[0] != steps[1] and alone is not None and alone.dim() == whole.dim():
+        # An axis of the batch's size where the sample alone has 1, beside one of the steps.
+        padded = [
+            axis for axis in range(whole.dim())
+            if whole.shape[axis] == size and alone.shape[axis] == 1
+            and any((whole.shape[a], alone.shape[a]) == steps for a in range(whole.dim()) if a != axis)
+            and all(
+                whole.shape[a] == alone.shape[a] or (whole.shape[a], alone.shape[a]) == steps
+                for a in range(whole.dim()) if a != axis
+            )
+        ]
+        if padded:
+            return padded[0] if len(padded) == 1 else None
     pair = pairwise_axes(whole, alone, size)
     if pair is not None:
         return pair
@@ -357,6 +378,14 @@ def _sorted_order(context: Context, args: dict[str, Any], size: int, seed: int) 
     return None if torch.equal(order, torch.arange(size)) else order
 
 
+def _own_steps_note(count: int) -> str:
+    return (
+        f"on {count} example{'s' if count != 1 else ''} a sample's padded output was compared at its own steps only: "
+        "in the batch it has as many as the longest sequence (pad_packed_sequence pads to it), alone as many as "
+        "its own length"
+    )
+
+
 def _descending_note(count: int) -> str:
     return (
         f"on {count} example{'s' if count != 1 else ''} the batch was not permuted: its lengths all differ, and "
@@ -381,7 +410,43 @@ def _take(value: Any, axis: Any, index: torch.Tensor) -> Any:
         return tuple(_take(item, member, index) for item, member in zip(value, axis))
     if isinstance(value, list):  # a list of sequences: its members are the samples
         return [value[i].clone() for i in index.tolist()]
+    if isinstance(value, nn.utils.rnn.PackedSequence):  # a pack: its sequences, packed again
+        sequences = nn.utils.rnn.unpack_sequence(value)
+        return nn.utils.rnn.pack_sequence([sequences[i].clone() for i in index.tolist()], enforce_sorted=False)
     return value.index_select(axis, index)
+
+
+def _sequence_lengths(args: Mapping[str, Any], inputs: Mapping[str, Any]) -> list[int] | None:
+    """The lengths of the sequences of the batch, when it comes as a ``PackedSequence`` or
+    a list drawn by ``sequence_lists`` (in a dict of inputs too): a sample's padded outputs
+    have its own length alone and the longest in the batch. None for any other batch."""
+    for name, value in args.items():
+        if isinstance(value, nn.utils.rnn.PackedSequence):
+            return [len(s) for s in nn.utils.rnn.unpack_sequence(value)]
+        if strategy_kind(inputs.get(name)) == "sequence_lists" and isinstance(value, list):
+            return [len(s) for s in value]
+        if type(value) is dict:
+            found = _sequence_lengths(value, strategy_entries(inputs.get(name)))
+            if found is not None:
+                return found
+    return None
+
+
+def _own_steps(selected: torch.Tensor, alone: torch.Tensor, steps: tuple[int, int] | None) -> torch.Tensor:
+    """A sample's row of a padded output, cut to the steps the sample has alone: the one
+    axis where the row has the longest sequence's steps and the sample alone its own."""
+    if steps is None or selected.dim() != alone.dim() or selected.shape == alone.shape:
+        return selected
+    differ = [a for a in range(selected.dim()) if selected.shape[a] != alone.shape[a]]
+    if len(differ) == 1 and (selected.shape[differ[0]], alone.shape[differ[0]]) == steps:
+        return selected.narrow(differ[0], 0, steps[1])
+    return selected
+
+
+def _outputs(output: Any) -> dict[str, torch.Tensor]:
+    """An output's tensors by name, a ``PackedSequence`` as the list of its sequences (one
+    entry per sample, compared whole)."""
+    return dict(floating_leaves(unpacked(output)))
 
 
 def _rows(args: dict[str, Any], axes: dict[str, Any], index: torch.Tensor) -> dict[str, Any]:
@@ -423,7 +488,7 @@ class BatchInvariance(Invariant):
         :data:`~dyncheck.rounding.SENSITIVITY_FACTOR`: the part of a batch-versus-alone
         difference that rounding explains (0 when the moved row cannot be run)."""
         try:
-            moved = dict(floating_leaves(context.call(model, nudged(row, torch.Generator().manual_seed(seed)), seed)))
+            moved = _outputs(context.call(model, nudged(row, torch.Generator().manual_seed(seed)), seed))
         except ModelError:
             return 0.0
         return SENSITIVITY_FACTOR * largest_difference(alone, moved[name]) if name in moved else 0.0
@@ -465,7 +530,7 @@ class BatchInvariance(Invariant):
                 single = context.run(context.fresh_model().eval(), Example(args, seed, {}), record=False, grad=False)
         except ModelError:
             return 0.0
-        ours, theirs = dict(floating_leaves(single.output)), dict(floating_leaves(reference.output))
+        ours, theirs = _outputs(single.output), _outputs(reference.output)
         if lined_up.lined_up() is False or reference.path != single.path or name not in ours or name not in theirs:
             return 0.0
         return ROUNDING_FACTOR * largest_difference(ours[name], theirs[name])
@@ -489,6 +554,17 @@ class BatchInvariance(Invariant):
                 return context.nothing_to_compare(
                     f"no forward argument has an axis of the batch's size; {_hint(context, args)}"
                 )
+        elif any(isinstance(value, nn.utils.rnn.PackedSequence) for value in args.values()):
+            # A pack is a batch of sequences, whatever strategy drew it: its sequences are the samples.
+            size = next(
+                int(v.batch_sizes[0]) for v in args.values() if isinstance(v, nn.utils.rnn.PackedSequence)
+            )
+            if size < 2:
+                return context.nothing_to_compare(_ONE_SAMPLE, drawn=True)
+            axes = {
+                name: _named_batch_axis(None, value, size) if isinstance(value, nn.utils.rnn.PackedSequence) else None
+                for name, value in args.items()
+            }
         else:
             time_major = _time_major(context, model)
             size, why = _leading_size(args, time_major, _hint(context, args, time_major=bool(time_major)))
@@ -498,7 +574,7 @@ class BatchInvariance(Invariant):
                 name: 0 if isinstance(value, torch.Tensor) and value.dim() >= 1 else None
                 for name, value in args.items()
             }
-        whole = dict(floating_leaves(trace.output))
+        whole = _outputs(trace.output)
         out_axes: dict[str, int | tuple[int, int] | None] = {}
         tolerance = context.settings.tolerances.get(self.name) if context.settings else None
         findings = []
@@ -506,12 +582,16 @@ class BatchInvariance(Invariant):
         lists: list[str] | None = None  # the outputs' lists with one entry per sample
         alone: dict[str, torch.Tensor] = {}  # the outputs of the last sample run alone
         shorter = _shorter_than_padded(context, args, size)
+        lengths = _sequence_lengths(args, context.target.spec.inputs)
+        if lengths is not None and len(lengths) != size:
+            lengths = None
         if shorter:
             context.note("pad_to_longest", _pad_to_longest_note)
         for row in range(size):
             if row in shorter:
                 continue
             index = torch.tensor([row])
+            steps = (max(lengths), lengths[row]) if lengths else None
             try:
                 raw = context.call(model, _rows(args, axes, index), example.seed)
             except ModelError as exc:
@@ -527,9 +607,9 @@ class BatchInvariance(Invariant):
                 # The leading axis was a guess from the values: a forward that refuses one
                 # slice of it says the guess was wrong, not that the model is.
                 return context.nothing_to_compare(_refused(exc, _hint(context, args)))
-            alone = dict(floating_leaves(raw))
+            alone = _outputs(raw)
             if lists is None:
-                lists = _per_sample_lists(trace.output, raw, size)
+                lists = _per_sample_lists(unpacked(trace.output), unpacked(raw), size)
             for name, tensor in whole.items():
                 sample = _sample_entry(name, lists)
                 if sample is not None:  # an entry of a list with one per sample: compared whole
@@ -540,11 +620,16 @@ class BatchInvariance(Invariant):
                     axis, selected = None, tensor
                 else:
                     if name not in out_axes:
-                        out_axes[name] = _output_batch_axis(tensor, alone.get(name), size)
+                        out_axes[name] = _output_batch_axis(tensor, alone.get(name), size, steps)
                     own, axis = name, out_axes[name]
                     if axis is None:
                         continue
                     selected = _select(tensor, axis, index)
+                    if own in alone:
+                        cut = _own_steps(selected, alone[own], steps)
+                        if cut is not selected:
+                            context.note("own_steps", _own_steps_note)
+                            selected = cut
                 if own not in alone:
                     continue
                 context.compared()
@@ -571,7 +656,7 @@ class BatchInvariance(Invariant):
         if not findings and order is None:
             context.note("descending", _descending_note)
         if order is not None:
-            permuted = dict(floating_leaves(context.call(model, _rows(args, axes, order), example.seed)))
+            permuted = _outputs(context.call(model, _rows(args, axes, order), example.seed))
             for name, tensor in whole.items():
                 sample = _sample_entry(name, lists or [])
                 if sample is not None:
@@ -620,7 +705,7 @@ class BatchInvariance(Invariant):
 
                 def differs(ours: Any, theirs: Any, within: Any, name: str = name, axis: Any = axis) -> bool:
                     # as the check compares: the other run's output against the batch's cut to its rows
-                    mine, other = dict(floating_leaves(ours)), dict(floating_leaves(theirs))
+                    mine, other = _outputs(ours), _outputs(theirs)
                     return bool(close(other[name], _select(mine[name], axis, rows), tolerance=within or tolerance))
 
                 details += first_coupled_module(
@@ -651,7 +736,7 @@ class BatchInvariance(Invariant):
         call, made only for a failure; None when the fresh copy differs too."""
         rows, _, words, name, axis = located
         try:
-            fresh = dict(floating_leaves(context.call(context.fresh_model().eval(), _rows(args, axes, rows), seed)))
+            fresh = _outputs(context.call(context.fresh_model().eval(), _rows(args, axes, rows), seed))
         except ModelError:
             return None
         if name not in fresh or close(fresh[name], _select(whole[name], axis, rows), tolerance=tolerance):
@@ -685,7 +770,7 @@ class BatchInvariance(Invariant):
         if own == longest:
             return None
         try:
-            alone = dict(floating_leaves(context.call(model, _rows(args, axes, torch.tensor([short])), seed)))
+            alone = _outputs(context.call(model, _rows(args, axes, torch.tensor([short])), seed))
         except ModelError:
             return None
         for name, tensor in whole.items():

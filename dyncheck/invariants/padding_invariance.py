@@ -631,6 +631,14 @@ class PaddingInvariance(Invariant):
         if found is None:
             mask = mask_argument(target)
             if mask is None:
+                for slot, strategy in slots(target):
+                    kind = strategy_kind(strategy)
+                    if kind in ("packed_sequences", "sequence_lists"):
+                        held = "a PackedSequence" if kind == "packed_sequences" else "a list of sequences"
+                        return (
+                            f"{slot_text(slot)} is {held} ({kind}), which holds no padding for forward to read "
+                            "(batch_invariance compares each sequence run alone with the batch)"
+                        )
                 return (
                     "forward takes no lengths argument (named like lengths, seq_lengths or lens; "
                     "declare another with Spec(lengths=...)) and no attention mask drawn by attention_masks()"

@@ -48,6 +48,8 @@ so that dyncheck's zero-configuration inference can check it.
   calls in plain attributes (state_roundtrip).
 * :mod:`~reference_models.buggy.batch_routed_condconv` -- CondConv routing from features
   pooled over the batch too (batch_invariance).
+* :mod:`~reference_models.buggy.packed_last_step` -- a classifier over a PackedSequence that
+  reads the last padded step of its GRU's output, not the last valid one (batch_invariance).
 * :mod:`~reference_models.buggy.windowed_padding_nan` -- windowed attention on torch's
   encoder layer, NaN on torch's inference path for a window of padding only (finite).
 * :mod:`~reference_models.buggy.inplace_branch` -- an in-place op that breaks backward
@@ -262,4 +264,5 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.refactor_path_math:Model": ("refactor_agreement",),
     "reference_models.buggy.refactor_mismapped:Model": ("refactor_agreement",),
     "reference_models.buggy.padded_list:Model": ("batch_invariance",),
+    "reference_models.buggy.packed_last_step:Model": ("batch_invariance",),
 }
