@@ -483,3 +483,33 @@ def test_nodes_say_how_often_and_how_many_times_a_module_ran():
         ("c", 0, 0, 0, "dead", False),
         ("d", 0, 0, 0, "never", False),
     ]
+
+
+class _LSTMTagger(__import__("torch").nn.Module):
+    def __init__(self):
+        import torch
+
+        super().__init__()
+        self.lstm = torch.nn.LSTM(5, 8, batch_first=True)
+        self.tag = torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.tag(self.lstm(x)[0])
+
+
+def test_an_lstms_flops_are_counted_where_torchs_counter_has_no_formula():
+    # torch runs an LSTM on a padded tensor in one fused kernel FlopCounterMode counts nothing for:
+    # the path's cost was the Linear's alone
+    import torch
+
+    from dyncheck.audit.cost import _forward, measure
+    from dyncheck.examples import Example
+    from dyncheck.spec import Spec
+    from dyncheck.target import resolve_spec
+
+    target = resolve_spec(Spec(_LSTMTagger))
+    model = target.build()
+    example = Example({"x": torch.randn(2, 3, 5)}, 0, {"batch": 2})
+    cost = measure(target, model, _forward(target, model, example), example)
+    # the LSTM: 2 × 6 steps × 4 gates × 8 × (5 + 8), as torch counts a GRU's; the Linear: 2 × 6 × 8 × 3
+    assert cost.flops == 2 * 6 * 4 * 8 * 13 + 2 * 6 * 8 * 3 and cost.flops_per_sample == cost.flops / 2

@@ -9,8 +9,10 @@ different batch sizes compare.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -57,11 +59,11 @@ def measure(target: Target, prototype: torch.nn.Module, path: tuple[str, ...], e
         model = clone(prototype)
         with torch.no_grad():
             counter = FlopCounterMode(display=False)
-            with counter:
+            with counter, _uncounted_recurrences(model, counter) as recurrent:
                 taken = _forward(target, model, example)
             if taken != path:
                 return PathCost(None, None, None, described, "the model took another path when run again on this example")
-            flops = int(counter.get_total_flops())
+            flops = int(counter.get_total_flops()) + sum(recurrent)
             _timed(target, model, example)  # warm-up: first-call allocations are not the path's cost
             times = [_timed(target, model, example) for _ in range(REPEATS)]
     except Exception as exc:  # a model that fails here fails its checks, which say why
@@ -74,6 +76,58 @@ def measure(target: Target, prototype: torch.nn.Module, path: tuple[str, ...], e
         measured_on=described,
         note=None if flops else "no matrix product, convolution or attention ran: FLOPs count only those",
     )
+
+
+#: Gates per step of each recurrent layer: the matrix products a step runs are that many times
+#: (input + hidden) by hidden.
+_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+
+
+@contextlib.contextmanager
+def _uncounted_recurrences(model: torch.nn.Module, counter: Any) -> Iterator[list[int]]:
+    """The FLOPs of the recurrent layers' calls that ``counter`` counted none of: torch runs
+    an ``nn.LSTM`` on a padded tensor in one fused kernel that ``FlopCounterMode`` has no
+    formula for (a packed one, and a GRU, are counted). Such a call's FLOPs are its matrix
+    products, as torch counts them for a GRU: 2 × steps × gates × hidden × (input + hidden)
+    for each layer and direction, the steps every sample's (a pack's data rows)."""
+    found: list[int] = []
+    before: dict[int, float] = {}
+    handles = []
+
+    def pre(module: torch.nn.Module, args: Any) -> None:
+        before[id(module)] = counter.get_total_flops()
+
+    def post(module: torch.nn.RNNBase, args: Any, output: Any) -> None:
+        if counter.get_total_flops() != before.pop(id(module), None):
+            return
+        x = args[0] if args else None
+        if isinstance(x, torch.nn.utils.rnn.PackedSequence):
+            steps = x.data.shape[0]
+        elif isinstance(x, torch.Tensor) and x.dim() >= 2:
+            steps = x.shape[0] * x.shape[1]
+        elif isinstance(x, torch.Tensor):
+            steps = x.shape[0]
+        else:
+            return
+        hidden = module.proj_size or module.hidden_size if isinstance(module, torch.nn.LSTM) else module.hidden_size
+        directions = 2 if module.bidirectional else 1
+        total = 0
+        for layer in range(module.num_layers):
+            width = module.input_size if layer == 0 else hidden * directions
+            total += 2 * steps * _GATES.get(module.mode, 1) * module.hidden_size * (width + hidden) * directions
+            if hidden != module.hidden_size:  # an LSTM's projection of each step's hidden state
+                total += 2 * steps * module.hidden_size * hidden * directions
+        found.append(total)
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.RNNBase):
+            handles.append(module.register_forward_pre_hook(pre))
+            handles.append(module.register_forward_hook(post))
+    try:
+        yield found
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def time_one_example(target: Target, *, samples: int = 3) -> float:
