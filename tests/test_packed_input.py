@@ -227,3 +227,25 @@ def test_a_pack_is_recorded_in_a_baseline_and_read_back_as_one() -> None:
     assert isinstance(back, PackedSequence)
     for ours, theirs in zip(back, packed):
         assert torch.equal(ours, theirs)
+
+
+def test_a_list_of_sequences_padded_back_is_compared_at_each_samples_own_steps(dyncheck_run, pytester):
+    # a correct tagger over list[Tensor]: its padded-back tags were reported as a shape mismatch
+    pytester.makepyfile(list_tagger="""
+        import torch
+        from torch import nn
+        from torch.nn.utils.rnn import pack_sequence, pad_packed_sequence
+
+        class Model(nn.Module):
+            def __init__(self, features=4, hidden=6, tags=3):
+                super().__init__()
+                self.lstm = nn.LSTM(features, hidden, batch_first=True)
+                self.tag = nn.Linear(hidden, tags)
+
+            def forward(self, seqs: list[torch.Tensor]):
+                padded, _ = pad_packed_sequence(self.lstm(pack_sequence(seqs, enforce_sorted=False))[0], batch_first=True)
+                return self.tag(padded)
+    """)
+    run = dyncheck_run("--dyncheck", "list_tagger:Model", "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=1")
+    assert run.outcomes() == {"dyncheck::list_tagger:Model::batch_invariance": "PASSED"}, run.text
+    assert re.search(r"on \d+ examples? a sample's padded output was compared at its own steps only", run.text)
