@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
-from torch.nn.utils.rnn import PackedSequence, pack_sequence, unpack_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pack_sequence, pad_packed_sequence, unpack_sequence
 
 import dyncheck.strategies as dst
 from dyncheck.errors import InvalidArgument
@@ -104,6 +104,52 @@ def test_a_name_like_packed_beside_a_recurrent_layer_is_drawn_packed_and_beside_
     assert repr(target.spec.inputs["x_packed"]) == repr(dst.packed_sequences(feature_shape=(6,)))
     assert "named like packed sequences, and lstm takes them" in target.inferred_inputs["x_packed"]
     assert strategy_kind(resolve_spec(Spec(PackedName)).spec.inputs["packed"]) == "tensors"
+
+
+class PadsBack(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(4, 6, batch_first=True)
+
+    def forward(self, inputs):
+        out, lengths = pad_packed_sequence(self.gru(inputs)[0], batch_first=True)
+        return out, lengths
+
+
+class ReadsAField(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(10, 4)
+        self.gru = nn.GRU(4, 6)
+
+    def forward(self, x):
+        return self.gru(x._replace(data=self.embedding(x.data)))[1][-1]
+
+
+class PacksInAHelper(nn.Module):
+    """pad_packed_sequence in forward, but a helper packs: the argument is a padded tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(4, 6, batch_first=True)
+
+    def pack(self, x):
+        return pack_padded_sequence(x, torch.full((x.shape[0],), x.shape[1]), batch_first=True)
+
+    def forward(self, x):
+        return pad_packed_sequence(self.gru(self.pack(x))[0], batch_first=True)[0]
+
+
+def test_a_pack_is_read_from_its_fields_or_from_an_output_padded_back() -> None:
+    target = resolve_spec(Spec(PadsBack))
+    assert repr(target.spec.inputs["inputs"]) == repr(dst.packed_sequences(feature_shape=(4,)))
+    assert "gru takes it as it is, and forward pads the output back with pad_packed_sequence" in (
+        target.inferred_inputs["inputs"]
+    )
+    target = resolve_spec(Spec(ReadsAField))
+    assert repr(target.spec.inputs["x"]) == repr(dst.packed_sequences(dtype=torch.long, max_value=9, min_value=0))
+    assert "forward reads its _replace, which only a PackedSequence has" in target.inferred_inputs["x"]
+    assert strategy_kind(resolve_spec(Spec(PacksInAHelper)).spec.inputs["x"]) == "tensors"
 
 
 def test_packed_token_ids_embedded_through_the_packs_data() -> None:

@@ -308,7 +308,7 @@ def infer_input(
                 why += f"; {note}"
             if _tensor_list(annotation):
                 return _sequence_list(found.make(shape), shape, why, name, qualname)
-            packed = _packed(annotation, name, model, consumers)
+            packed = _packed(annotation, name, model, consumers, scopes)
             if packed:
                 return _packed_sequences(found.make(shape), shape, f"{why}; {packed}", name, qualname)
             if not found.tokens:
@@ -768,16 +768,52 @@ def _tensor_list(annotation: Any) -> bool:
     return origin in (list, collections.abc.Sequence) and typing.get_args(annotation) == (torch.Tensor,)
 
 
-def _packed(annotation: Any, name: str, model: nn.Module, consumers: Sequence[str]) -> str | None:
-    """Why the argument is a ``PackedSequence`` (its annotation, or a name like ``packed``
-    beside a recurrent layer that takes it), or None."""
+def _packed(
+    annotation: Any, name: str, model: nn.Module, consumers: Sequence[str], scopes: Sequence[tuple[Any, Any]],
+) -> str | None:
+    """Why the argument is a ``PackedSequence``, or None: its annotation; forward reading a
+    field only a pack has (``packed.batch_sizes``, ``packed._replace(...)``); or, where a
+    recurrent layer takes it, a name like ``packed`` or a forward that pads the layer's
+    output back (``pad_packed_sequence``) and packs nothing itself."""
     if annotation is nn.utils.rnn.PackedSequence:
         return "annotated PackedSequence"
-    if annotation is inspect.Parameter.empty and _PACKED_NAME.search(name):
-        for expression in consumers:
-            if isinstance(_resolve_module(model, expression), nn.RNNBase):
-                return f"named like packed sequences, and {_consumer_name(expression)} takes them"
+    if annotation is not inspect.Parameter.empty:
+        return None
+    recurrent = next((e for e in consumers if isinstance(_resolve_module(model, e), nn.RNNBase)), None)
+    if recurrent is not None and _PACKED_NAME.search(name):
+        return f"named like packed sequences, and {_consumer_name(recurrent)} takes them"
+    fields, packs, pads = _pack_use(scopes)
+    if fields:
+        return f"forward reads its {fields[0]}, which only a PackedSequence has"
+    if recurrent is not None and pads and not packs:
+        return (
+            f"{_consumer_name(recurrent)} takes it as it is, and forward pads the output back with "
+            "pad_packed_sequence without packing anything itself"
+        )
     return None
+
+
+#: The fields of a PackedSequence a tensor does not have (``data`` it has).
+_PACK_FIELDS = ("batch_sizes", "sorted_indices", "unsorted_indices", "_replace")
+
+
+def _pack_use(scopes: Sequence[tuple[Any, Any]]) -> tuple[list[str], bool, bool]:
+    """(the pack-only fields read on the argument, whether the code packs sequences itself,
+    whether it calls ``pad_packed_sequence``), from forward's source and every helper the
+    argument is handed to (``scopes``: each source with the argument's names there)."""
+    fields: list[str] = []
+    packs = pads = False
+    for tree, names in scopes:
+        for node in ast.walk(tree) if tree is not None else ():
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in names:
+                if node.attr in _PACK_FIELDS and node.attr not in fields:
+                    fields.append(node.attr)
+            elif isinstance(node, ast.Call):
+                function = node.func
+                called = function.attr if isinstance(function, ast.Attribute) else getattr(function, "id", None)
+                packs = packs or called in ("pack_padded_sequence", "pack_sequence")
+                pads = pads or called == "pad_packed_sequence"
+    return fields, packs, pads
 
 
 def _packed_sequences(strategy: Any, shape: Any, why: str, name: str, qualname: str) -> Inferred:
