@@ -222,16 +222,161 @@ def test_padding_invariance_says_a_pack_holds_no_padding() -> None:
     )
 
 
-def test_the_steps_of_a_time_major_output_of_the_batchs_size_are_not_guessed() -> None:
+def test_the_steps_of_an_output_of_the_batchs_size_are_not_guessed() -> None:
     from dyncheck.invariants.batch_invariance import _output_batch_axis, _own_steps
 
     # [time 3, batch 3, 2] against a sample alone [1, 1, 2] of length 1: either axis may be the batch
-    assert _output_batch_axis(torch.zeros(3, 3, 2), torch.zeros(1, 1, 2), 3, steps=(3, 1)) is None
+    assert _output_batch_axis(torch.zeros(3, 3, 2), torch.zeros(1, 1, 2), 3, steps={(3, 1)}) is None
     # [time 4, batch 3, 2]: the batch is the axis beside the steps
-    assert _output_batch_axis(torch.zeros(4, 3, 2), torch.zeros(1, 1, 2), 3, steps=(4, 1)) == 1
+    assert _output_batch_axis(torch.zeros(4, 3, 2), torch.zeros(1, 1, 2), 3, steps={(4, 1)}) == 1
     row = torch.arange(8.0).reshape(4, 1, 2)
-    assert torch.equal(_own_steps(row, torch.zeros(1, 1, 2), (4, 1)), row[:1])
-    assert _own_steps(row, torch.zeros(2, 1, 2), (4, 1)) is row  # not the sample's own length: left whole
+    assert torch.equal(_own_steps(row, torch.zeros(1, 1, 2), {(4, 1)}), row[:1])
+    assert _own_steps(row, torch.zeros(2, 1, 2), {(4, 1)}) is row  # not the sample's own length: left whole
+    # attention weights over the steps, [batch, time, time]: both step axes cut
+    weights = torch.arange(9.0).reshape(1, 3, 3)
+    assert torch.equal(_own_steps(weights, torch.zeros(1, 2, 2), {(3, 2)}), weights[:, :2, :2])
+    # a second pack's steps (a decoder's target beside its source)
+    assert torch.equal(_own_steps(row, torch.zeros(2, 1, 2), {(3, 1), (4, 2)}), row[:2])
+
+
+def test_rows_in_a_packs_order_are_each_samples_steps() -> None:
+    from dyncheck.invariants.batch_invariance import _pack_order, _PackRows, _select
+
+    pack = pack_sequence([torch.tensor([10.0, 11.0]), torch.tensor([20.0, 21.0, 22.0]), torch.tensor([30.0])],
+                         enforce_sorted=False)
+    rows = _PackRows.of(pack, ("packed",))
+    # out.data: 6 rows for a batch of 3, sample 1's 3 rows alone
+    assert _pack_order(pack.data, torch.zeros(3), 1, [rows], 3) is rows
+    assert _select(pack.data, rows, torch.tensor([1])).tolist() == [20.0, 21.0, 22.0]
+    assert _select(pack.data, rows, torch.tensor([2, 0])).tolist() == [30.0, 10.0, 11.0]
+    # h_n of 6 layers and directions [6, batch, hidden]: 6 rows alone too, not the sample's steps
+    assert _pack_order(torch.zeros(6, 3, 2), torch.zeros(6, 1, 2), 1, [rows], 3) is None
+    # every length 1, packed in another order than the batch's: a row a sample or a step, no telling
+    single = pack_sequence([torch.ones(1)] * 3, enforce_sorted=False)
+    reordered = _PackRows(tuple(torch.tensor([i]) for i in (2, 0, 1)), ("packed",))
+    assert _pack_order(single.data, torch.zeros(1), 0, [reordered], 3) is False
+    assert _pack_order(single.data, torch.zeros(1), 0, [_PackRows.of(single, ("packed",))], 3) is None
+
+
+_PLAIN_H0 = """
+    import torch
+    from hypothesis import strategies as st
+    from torch import nn
+    from torch.nn.utils.rnn import pack_sequence
+
+    import dyncheck
+
+    BATCH = st.shared(st.integers(2, 4), key="batch")
+
+    @st.composite
+    def packs(draw):
+        lengths = draw(st.lists(st.integers(1, 5), min_size=draw(BATCH), max_size=draw(BATCH)))
+        g = torch.Generator().manual_seed(draw(st.integers(0, 100)))
+        return pack_sequence([torch.randn(n, 4, generator=g) for n in lengths], enforce_sorted=False)
+
+    @st.composite
+    def states(draw):
+        return torch.randn(1, draw(BATCH), 6, generator=torch.Generator().manual_seed(draw(st.integers(0, 100))))
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru = nn.GRU(4, 6)
+            self.fc = nn.Linear(6, 3)
+
+        def forward(self, packed, h0):
+            return self.fc(self.gru(packed, h0)[1][-1])
+
+    spec = dyncheck.Spec(Model, inputs={"packed": packs(), "h0": states()})
+"""
+
+
+def test_a_state_beside_a_plain_pack_is_not_guessed_at(dyncheck_run, pytester):
+    # the GRU takes row 0 of an uncut h0 for a pack of one: sample 1 alone ran with sample 0's state
+    pytester.makepyfile(plain_h0=_PLAIN_H0)
+    run = dyncheck_run("--dyncheck", "plain_h0:spec", "--dyncheck-invariants=batch_invariance")
+    assert run.outcomes() == {"dyncheck::plain_h0:spec::batch_invariance": "SKIPPED"}, run.text
+    assert run.vacuous_reason("dyncheck::plain_h0:spec::batch_invariance").startswith(
+        "h0 beside the PackedSequence has an axis of the batch's size, and no strategy names its batch axis"
+    )
+
+
+_MODELS = """
+    import torch
+    from torch import nn
+    from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+
+    import dyncheck
+    from dyncheck.strategies import packed_sequences
+
+    class Seq2Seq(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.GRU(4, 6)
+            self.decoder = nn.GRU(5, 6, batch_first=True)
+            self.fc = nn.Linear(6, 3)
+
+        def forward(self, src: PackedSequence, tgt: PackedSequence):
+            out, _ = self.decoder(tgt, self.encoder(src)[1])
+            return self.fc(pad_packed_sequence(out, batch_first=True)[0])
+
+    class Attending(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru = nn.GRU(4, 8, batch_first=True)
+            self.attention = nn.MultiheadAttention(8, 2, batch_first=True)
+
+        def forward(self, packed: PackedSequence):
+            padded, lengths = pad_packed_sequence(self.gru(packed)[0], batch_first=True)
+            mask = torch.arange(padded.shape[1])[None, :] >= lengths[:, None]
+            return self.attention(padded, padded, padded, key_padding_mask=mask)
+
+    class RawSteps(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru = nn.GRU(4, 6)
+            self.fc = nn.Linear(6, 3)
+
+        def forward(self, packed: PackedSequence):
+            return self.fc(self.gru(packed)[0].data)
+
+    class StepPositions(RawSteps):
+        def __init__(self):
+            super().__init__()
+            self.position = nn.Embedding(16, 4)
+
+        def forward(self, packed: PackedSequence):
+            # BUG: a step's position as if every sequence were as long as the longest
+            position = torch.arange(packed.data.shape[0]) // int(packed.batch_sizes[0])
+            out, _ = self.gru(packed._replace(data=packed.data + self.position(position)))
+            return self.fc(out.data)
+
+    class States(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(4, 5, num_layers=2, bidirectional=True, batch_first=True)
+
+        def forward(self, packed: PackedSequence):
+            return self.lstm(packed)[1]
+
+    many = dyncheck.Spec(RawSteps, dims={"batch": (17, 20), "time": (1, 2)})
+    buggy = dyncheck.Spec(StepPositions, inputs={"packed": packed_sequences(feature_shape=(4,))})
+"""
+
+
+@pytest.mark.parametrize(("target", "outcome"), [
+    ("Seq2Seq", "PASSED"),  # two packs: the decoder's steps are the target pack's
+    ("Attending", "PASSED"),  # attention weights [batch, time, time]: both step axes cut
+    ("RawSteps", "PASSED"),  # out.data in the pack's order: each sample's rows
+    ("many", "PASSED"),  # 17 sequences of length 1 are packed in another order than the batch's
+    ("States", "PASSED"),  # h_n [4, batch, 5] of a pack of 4 rows: its layers are not the pack's steps
+    ("buggy", "FAILED"),  # out.data in the pack's order, wrong at different lengths
+])
+def test_outputs_of_packs_are_compared_sample_by_sample(dyncheck_run, pytester, target, outcome):
+    pytester.makepyfile(pack_models=_MODELS)
+    run = dyncheck_run("--dyncheck", f"pack_models:{target}", "--dyncheck-invariants=batch_invariance",
+                       "--dyncheck-seed=1")
+    assert run.outcomes() == {f"dyncheck::pack_models:{target}::batch_invariance": outcome}, run.text
 
 
 # --------------------------------------------------------------------------- the pack as a value

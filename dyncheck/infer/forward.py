@@ -830,6 +830,8 @@ def _packed_sequences(strategy: Any, shape: Any, why: str, name: str, qualname: 
         )
     features = [d for d in shape if d not in ("batch", "time")]
     kwargs = {k: v for k, v in strategy_arguments(strategy).items() if k in ("dtype", "min_value", "max_value")}
+    # a pack has no time axis to put first: the layer's batch_first says nothing of it
+    why = re.sub(re.escape(TIME_MAJOR_NOTE) + r"[^;]*", "", why)
     return Inferred(
         dst.packed_sequences(feature_shape=tuple(features), **kwargs),
         f"{why}: one sequence of its own length per sample, packed by pack_sequence(..., enforce_sorted=False)",

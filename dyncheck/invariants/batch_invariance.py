@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -113,8 +113,31 @@ def pairwise_axes(whole: torch.Tensor, alone: torch.Tensor | None, size: int) ->
     return None
 
 
-def _select(tensor: torch.Tensor, axis: int | tuple[int, int], index: torch.Tensor) -> torch.Tensor:
-    """The samples ``index`` of an output along its batch axis, or both axes of a pairwise one."""
+@dataclasses.dataclass(frozen=True)
+class _PackRows:
+    """An output whose first axis is in an input pack's order (the rows of ``out.data``, a
+    layer run on them): each sample's rows, in step order, and the argument (its slot) the
+    pack is."""
+
+    rows: tuple[torch.Tensor, ...]
+    slot: tuple[Any, ...]
+
+    @classmethod
+    def of(cls, pack: nn.utils.rnn.PackedSequence, slot: tuple[Any, ...]) -> _PackRows:
+        positions = torch.arange(pack.data.shape[0])
+        placed = nn.utils.rnn.PackedSequence(positions, pack.batch_sizes, pack.sorted_indices, pack.unsorted_indices)
+        return cls(tuple(nn.utils.rnn.unpack_sequence(placed)), slot)
+
+    def in_batch_order(self) -> bool:
+        """Whether the rows are the samples in order, one each (every length 1, packed stably)."""
+        return all(len(r) == 1 and int(r[0]) == i for i, r in enumerate(self.rows))
+
+
+def _select(tensor: torch.Tensor, axis: int | tuple[int, int] | _PackRows, index: torch.Tensor) -> torch.Tensor:
+    """The samples ``index`` of an output along its batch axis, or both axes of a pairwise
+    one, or the rows of each in a pack's order (in the order of ``index``)."""
+    if isinstance(axis, _PackRows):
+        return tensor.index_select(0, torch.cat([axis.rows[i] for i in index.tolist()]))
     if isinstance(axis, tuple):
         return tensor.index_select(axis[0], index).index_select(axis[1], index)
     return tensor.index_select(axis, index)
@@ -167,7 +190,7 @@ def _dropped_batch_axis(alone: dict[str, torch.Tensor], whole: dict[str, torch.T
     """Why a sample alone differs from its row, when it is the shape: alone, its output has
     no batch axis where its row in the batch has one of size 1 (``squeeze()`` without a
     dim on a batch of one, ``x[0]``). None otherwise."""
-    if located is None or not located[1] or isinstance(located[4], tuple):
+    if located is None or not located[1] or not isinstance(located[4], int):
         return None
     rows, _, _, name, axis = located
     mine = alone.get(name)
@@ -187,22 +210,23 @@ def _dropped_batch_axis(alone: dict[str, torch.Tensor], whole: dict[str, torch.T
 
 
 def _output_batch_axis(
-    whole: torch.Tensor, alone: torch.Tensor | None, size: int, steps: tuple[int, int] | None = None,
+    whole: torch.Tensor, alone: torch.Tensor | None, size: int, steps: set[tuple[int, int]] | None = None,
 ) -> int | tuple[int, int] | None:
     """The batch axis of an output: where the batch has ``size`` and a sample alone 1; both
     axes of a pairwise output (see :func:`pairwise_axes`), whose sample alone is its
-    diagonal entry. ``steps``: (the longest sequence's length, the sample's) when the input
-    is a pack or a list of sequences, whose padded outputs (``pad_packed_sequence``) have
-    as many steps as the longest in the batch and as the sample's own length alone; None
-    where that leaves two axes possible (a time-major ``[2, 2, ...]``)."""
-    if steps is not None and steps[0] != steps[1] and alone is not None and alone.dim() == whole.dim():
+    diagonal entry. ``steps``: a (longest sequence's length, the sample's) pair for each input
+    pack or list of sequences, whose padded outputs (``pad_packed_sequence``) have as many
+    steps as the longest in the batch and as the sample's own length alone; None where that
+    leaves two axes possible (``[2, 2, ...]`` for a batch of 2 whose longest is 2)."""
+    steps = {pair for pair in steps or () if pair[0] != pair[1]}
+    if steps and alone is not None and alone.dim() == whole.dim():
         # An axis of the batch's size where the sample alone has 1, beside one of the steps.
         padded = [
             axis for axis in range(whole.dim())
             if whole.shape[axis] == size and alone.shape[axis] == 1
-            and any((whole.shape[a], alone.shape[a]) == steps for a in range(whole.dim()) if a != axis)
+            and any((whole.shape[a], alone.shape[a]) in steps for a in range(whole.dim()) if a != axis)
             and all(
-                whole.shape[a] == alone.shape[a] or (whole.shape[a], alone.shape[a]) == steps
+                whole.shape[a] == alone.shape[a] or (whole.shape[a], alone.shape[a]) in steps
                 for a in range(whole.dim()) if a != axis
             )
         ]
@@ -416,30 +440,75 @@ def _take(value: Any, axis: Any, index: torch.Tensor) -> Any:
     return value.index_select(axis, index)
 
 
-def _sequence_lengths(args: Mapping[str, Any], inputs: Mapping[str, Any]) -> list[int] | None:
-    """The lengths of the sequences of the batch, when it comes as a ``PackedSequence`` or
-    a list drawn by ``sequence_lists`` (in a dict of inputs too): a sample's padded outputs
-    have its own length alone and the longest in the batch. None for any other batch."""
+def _sequence_lengths(args: Mapping[str, Any], inputs: Mapping[str, Any]) -> list[list[int]]:
+    """The lengths of the sequences of each ``PackedSequence`` and each list drawn by
+    ``sequence_lists`` among the arguments (in a dict of inputs too): a sample's padded
+    outputs have its own length alone and the longest in the batch."""
+    found = []
     for name, value in args.items():
         if isinstance(value, nn.utils.rnn.PackedSequence):
-            return [len(s) for s in nn.utils.rnn.unpack_sequence(value)]
-        if strategy_kind(inputs.get(name)) == "sequence_lists" and isinstance(value, list):
-            return [len(s) for s in value]
-        if type(value) is dict:
-            found = _sequence_lengths(value, strategy_entries(inputs.get(name)))
-            if found is not None:
-                return found
-    return None
+            found.append([len(s) for s in nn.utils.rnn.unpack_sequence(value)])
+        elif strategy_kind(inputs.get(name)) == "sequence_lists" and isinstance(value, list):
+            found.append([len(s) for s in value])
+        elif type(value) is dict:
+            found += _sequence_lengths(value, strategy_entries(inputs.get(name)))
+    return found
 
 
-def _own_steps(selected: torch.Tensor, alone: torch.Tensor, steps: tuple[int, int] | None) -> torch.Tensor:
-    """A sample's row of a padded output, cut to the steps the sample has alone: the one
-    axis where the row has the longest sequence's steps and the sample alone its own."""
-    if steps is None or selected.dim() != alone.dim() or selected.shape == alone.shape:
+def _packs(args: Mapping[str, Any], slot: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    """Each ``PackedSequence`` among the arguments (in a dict of inputs too), with its slot:
+    the argument's name, then the keys down to it."""
+    for name, value in args.items():
+        if isinstance(value, nn.utils.rnn.PackedSequence):
+            yield (*slot, name), value
+        elif type(value) is dict:
+            yield from _packs(value, (*slot, name))
+
+
+def _at(args: Mapping[str, Any], slot: tuple[Any, ...]) -> Any:
+    value: Any = args
+    for key in slot:
+        value = value[key]
+    return value
+
+
+def _pack_order(
+    tensor: torch.Tensor, alone: torch.Tensor | None, row: int, packs: list[_PackRows], size: int,
+) -> _PackRows | bool | None:
+    """How an output's first axis holds the samples when an input pack's order explains
+    it (``out.data``: a row per step of every sample, where sample ``row`` alone has its
+    own steps' rows): the pack's rows; False when it is as long as the batch and the pack's
+    order another (every length 1, packed in another order: a row per sample or per step
+    cannot be told apart); None when no pack explains it (an ``h_n`` whose layers happen to
+    be as many as the pack's rows)."""
+    if tensor.dim() == 0 or alone is None or alone.dim() != tensor.dim() or alone.shape[1:] != tensor.shape[1:]:
+        return None
+    matching = [
+        p for p in packs
+        if sum(len(r) for r in p.rows) == tensor.shape[0] and len(p.rows) == size and len(p.rows[row]) == alone.shape[0]
+    ]
+    if not matching:
+        return None
+    if tensor.shape[0] == size:
+        return None if all(p.in_batch_order() for p in matching) else False
+    first = matching[0]
+    if any(any(not torch.equal(a, b) for a, b in zip(p.rows, first.rows)) for p in matching[1:]):
+        return False  # two packs with as many rows, in other orders
+    return first
+
+
+def _own_steps(selected: torch.Tensor, alone: torch.Tensor, steps: set[tuple[int, int]]) -> torch.Tensor:
+    """A sample's row of a padded output, cut to the steps the sample has alone: each axis
+    where the row has the longest sequence's steps and the sample alone its own (of one of
+    the input packs or lists: ``steps`` holds a (longest, own) pair for each). The row as
+    it is when another axis differs."""
+    if not steps or selected.dim() != alone.dim() or selected.shape == alone.shape:
         return selected
     differ = [a for a in range(selected.dim()) if selected.shape[a] != alone.shape[a]]
-    if len(differ) == 1 and (selected.shape[differ[0]], alone.shape[differ[0]]) == steps:
-        return selected.narrow(differ[0], 0, steps[1])
+    if not all((selected.shape[a], alone.shape[a]) in steps for a in differ):
+        return selected
+    for axis in differ:
+        selected = selected.narrow(axis, 0, alone.shape[axis])
     return selected
 
 
@@ -561,6 +630,17 @@ class BatchInvariance(Invariant):
             )
             if size < 2:
                 return context.nothing_to_compare(_ONE_SAMPLE, drawn=True)
+            beside = next((
+                name for name, value in args.items()
+                if isinstance(value, torch.Tensor) and size in value.shape[:2]
+            ), None)
+            if beside is not None:
+                # an RNN's h_0 [layers, batch, hidden] beside the pack: which axis is its batch is not named
+                return context.nothing_to_compare(
+                    f"{beside} beside the PackedSequence has an axis of the batch's size, and no strategy names "
+                    f"its batch axis; draw both with dyncheck's strategies, e.g. Spec(inputs={{'packed': "
+                    f"packed_sequences(feature_shape=(8,)), {beside!r}: tensors(shape=(1, 'batch', 16))}})"
+                )
             axes = {
                 name: _named_batch_axis(None, value, size) if isinstance(value, nn.utils.rnn.PackedSequence) else None
                 for name, value in args.items()
@@ -582,16 +662,15 @@ class BatchInvariance(Invariant):
         lists: list[str] | None = None  # the outputs' lists with one entry per sample
         alone: dict[str, torch.Tensor] = {}  # the outputs of the last sample run alone
         shorter = _shorter_than_padded(context, args, size)
-        lengths = _sequence_lengths(args, context.target.spec.inputs)
-        if lengths is not None and len(lengths) != size:
-            lengths = None
+        lengths = [found for found in _sequence_lengths(args, context.target.spec.inputs) if len(found) == size]
+        pack_rows = [_PackRows.of(pack, slot) for slot, pack in _packs(args)]
         if shorter:
             context.note("pad_to_longest", _pad_to_longest_note)
         for row in range(size):
             if row in shorter:
                 continue
             index = torch.tensor([row])
-            steps = (max(lengths), lengths[row]) if lengths else None
+            steps = {(max(found), found[row]) for found in lengths}
             try:
                 raw = context.call(model, _rows(args, axes, index), example.seed)
             except ModelError as exc:
@@ -613,14 +692,18 @@ class BatchInvariance(Invariant):
             for name, tensor in whole.items():
                 sample = _sample_entry(name, lists)
                 if sample is not None:  # an entry of a list with one per sample: compared whole
-                    entry, named = sample
-                    own = named(0)
+                    entry, entry_name = sample
+                    own = entry_name(0)
                     if entry != row:
                         continue
                     axis, selected = None, tensor
                 else:
                     if name not in out_axes:
-                        out_axes[name] = _output_batch_axis(tensor, alone.get(name), size, steps)
+                        ordered = _pack_order(tensor, alone.get(name), row, pack_rows, size)
+                        out_axes[name] = (
+                            None if ordered is False else ordered if ordered is not None
+                            else _output_batch_axis(tensor, alone.get(name), size, steps)
+                        )
                     own, axis = name, out_axes[name]
                     if axis is None:
                         continue
@@ -656,13 +739,14 @@ class BatchInvariance(Invariant):
         if not findings and order is None:
             context.note("descending", _descending_note)
         if order is not None:
-            permuted = _outputs(context.call(model, _rows(args, axes, order), example.seed))
+            permuted_args = _rows(args, axes, order)
+            permuted = _outputs(context.call(model, permuted_args, example.seed))
             for name, tensor in whole.items():
                 sample = _sample_entry(name, lists or [])
                 if sample is not None:
                     # entry j of the permuted batch's list is entry order[j] of the batch's
-                    entry, named = sample
-                    theirs = named(int((order == entry).nonzero()[0]))
+                    entry, entry_name = sample
+                    theirs = entry_name(int((order == entry).nonzero()[0]))
                     if theirs not in permuted:
                         continue
                     context.compared()
@@ -677,12 +761,16 @@ class BatchInvariance(Invariant):
                 axis = out_axes.get(name)
                 if axis is None or name not in permuted:
                     continue
-                lines = close(permuted[name], _select(tensor, axis, order), tolerance=tolerance)
+                mine = permuted[name]
+                if isinstance(axis, _PackRows):
+                    # the permuted batch's rows in its own pack's order, put in the samples' order
+                    mine = _select(mine, _PackRows.of(_at(permuted_args, axis.slot), axis.slot), torch.arange(size))
+                lines = close(mine, _select(tensor, axis, order), tolerance=tolerance)
                 if lines and tolerance is None:
                     # A row's place in the batch can change how its products round (a kernel
                     # takes the rows in blocks): rounding, when the batch lies that far from float64.
                     margin = self._float64_margin(context, args, example.seed, name)
-                    lines = close(permuted[name], _select(tensor, axis, order), tolerance=tolerance, margin=margin)
+                    lines = close(mine, _select(tensor, axis, order), tolerance=tolerance, margin=margin)
                 if lines:
                     findings.append(
                         f"permuting the batch (order {order.tolist()}) does not permute {name} alike: "
@@ -775,7 +863,7 @@ class BatchInvariance(Invariant):
             return None
         for name, tensor in whole.items():
             other, batch = alone.get(name), out_axes.get(name)
-            if other is None or other.dim() != tensor.dim() or batch is None:
+            if other is None or other.dim() != tensor.dim() or batch is None or isinstance(batch, _PackRows):
                 continue
             pairs = [(batch, s) for s in range(tensor.dim()) if s != batch] if isinstance(batch, int) else [
                 (batch[0], batch[1]), (batch[1], batch[0])
