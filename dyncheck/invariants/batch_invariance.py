@@ -10,11 +10,15 @@ samples. A model coupled across the batch by design says so with
 The batch axis of an argument is the one its strategy names ``"batch"``
 (``tensors(shape=("time", "batch", 8))``), else its first axis (of the first two) whose size
 is the example's ``"batch"`` size; a list drawn by ``sequence_lists`` is itself the batch,
-one sequence a sample; a dict of inputs is cut entry by entry; arguments that have none,
+one sequence a sample, and so is a ``PackedSequence`` (cut sequence by sequence, packed
+again); a dict of inputs is cut entry by entry; arguments that have none,
 like a control value, are shared. The batch axis of an output is the one of the batch's
 size where the output of a sample alone has size 1 and every other axis agrees (a
 time-major output whose time equals the batch size is read right), else likewise its first
-axis of the batch's size.
+axis of the batch's size. Where the batch comes as packs or lists of sequences, an output
+padded back (``pad_packed_sequence``) is compared at each sample's own steps (the lengths of
+whichever input pack the axis follows), and an output in a pack's order (``out.data``) by
+each sample's rows in it.
 
 When no strategy draws a ``"batch"`` size (plain Hypothesis strategies), the batch is read
 from the values: the leading axis, when every tensor argument has the same leading size of
