@@ -181,6 +181,8 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.packed_input` -- ``PackedClassifier`` and ``PackedTagger``: a
   forward that takes a ``PackedSequence`` (annotated, or named ``packed_tokens``), a GRU
   classifier and a tagger that pads its LSTM's output back.
+* :mod:`reference_models.tabular` -- ``CategoricalTabular``: categorical columns embedded
+  each by its own member of a ModuleList (fastai's tabular model), beside continuous ones.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -277,4 +279,5 @@ GOOD_TARGETS = (
     "reference_models.cond_conv:CondConv2d",
     "reference_models.packed_input:PackedClassifier",
     "reference_models.packed_input:PackedTagger",
+    "reference_models.tabular:CategoricalTabular",
 )

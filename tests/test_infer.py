@@ -681,6 +681,57 @@ def test_an_argument_annotated_as_a_list_of_tensors_is_a_list_of_sequences():
     assert_callable(target, max_examples=20)
 
 
+class _Columns(nn.Module):
+    def __init__(self, layers="embedding"):
+        super().__init__()
+        make = (lambda n: nn.Embedding(n, 2)) if layers == "embedding" else (lambda n: nn.Linear(1, 2))
+        self.embeds = nn.ModuleList(make(n) for n in (6, 4, 9))
+        self.head = nn.Linear(6, 2)
+
+
+class ColumnsInALoop(_Columns):
+    def forward(self, x_cat):
+        parts = []
+        for i, e in enumerate(self.embeds):
+            parts.append(e(x_cat[:, i]))
+        return self.head(torch.cat(parts, 1))
+
+
+class ColumnsInAComprehension(_Columns):
+    def forward(self, x_cat):
+        return self.head(torch.cat([e(x_cat[:, i]) for i, e in enumerate(self.embeds)], 1))
+
+
+class ColumnsByIndex(_Columns):
+    def forward(self, x_cat):
+        return self.head(torch.cat([self.embeds[i](x_cat[:, i]) for i in range(len(self.embeds))], 1))
+
+
+class ColumnsIntoLinears(_Columns):
+    def __init__(self):
+        super().__init__(layers="linear")
+
+    def forward(self, x):
+        return self.head(torch.cat([e(x[:, i:i + 1]) for i, e in enumerate(self.embeds)], 1))
+
+
+@pytest.mark.parametrize("model", [ColumnsInALoop, ColumnsInAComprehension, ColumnsByIndex])
+def test_columns_embedded_each_by_its_own_member_are_integer_categories(model):
+    # fastai's tabular model: the comprehension's members were not followed, and x_cat was drawn
+    # as the head's float features
+    target = resolved(model)
+    same(target.spec.inputs["x_cat"], dst.tensors(shape=("batch", 3), dtype=torch.long, min_value=0, max_value=3))
+    assert target.inferred_inputs["x_cat"] == (
+        "each of its columns is embedded by its own member of embeds (3 Embeddings): integer categories, one "
+        "column a member, each below the smallest vocabulary (4)"
+    )
+    assert_callable(target, max_examples=20)
+
+
+def test_columns_into_other_layers_are_not_categories():
+    assert strategy_arguments(resolved(ColumnsIntoLinears).spec.inputs["x"]).get("dtype", torch.float32) == torch.float32
+
+
 class StackedImages(nn.Module):
     def __init__(self):
         super().__init__()

@@ -739,6 +739,21 @@ def _packed_input() -> tuple[torch.nn.Module, tuple]:
     return model, (pack_sequence(sequences, enforce_sorted=False),)
 
 
+def _tabular() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.tabular import CategoricalTabular
+
+    model = CategoricalTabular().eval()
+    x_cat = torch.tensor([[4, 6, 2], [0, 1, 0], [2, 3, 1]])
+    x_cont = torch.randn(3, 4)
+    out = model(x_cat, x_cont)
+    assert out.shape == (3, 2)
+    # each column has its own vocabulary: the third's is 3
+    with pytest.raises(IndexError):
+        model(torch.tensor([[0, 0, 3]]), x_cont[:1])
+    torch.testing.assert_close(model(x_cat[1:2], x_cont[1:2]), out[1:2], atol=1e-5, rtol=1e-5)
+    return model.train(), (x_cat, x_cont)
+
+
 def _feature_transformer() -> tuple[torch.nn.Module, tuple]:
     from reference_models.feature_transformer import FeatureTransformer
 
@@ -886,6 +901,7 @@ BUILDERS = {
     "ctc_model": _ctc_model,
     "cond_conv": _cond_conv,
     "packed_input": _packed_input,
+    "tabular": _tabular,
 }
 
 

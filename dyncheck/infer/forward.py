@@ -125,6 +125,9 @@ def infer_input(
             dst.sequence_lengths(batch_size="batch", max_length="time"),
             "its name says sequence lengths: one per sample, each between 1 and the padded length 'time'",
         )
+    columns = _embedded_columns(model, source_tree, name) if source_tree is not None else None
+    if columns is not None:
+        return columns
     flow = _flow(source_tree, name, model) if source_tree is not None else None
     # forward's own source, and every helper, parent forward or function it hands the
     # argument to, under the names the argument has there
@@ -766,6 +769,78 @@ def _tensor_list(annotation: Any) -> bool:
 
     origin = typing.get_origin(annotation)
     return origin in (list, collections.abc.Sequence) and typing.get_args(annotation) == (torch.Tensor,)
+
+
+def _embedded_columns(model: nn.Module, tree: ast.AST, name: str) -> Inferred | None:
+    """An argument whose columns each go to their own Embedding of a container, as tabular
+    models embed categorical columns (``[e(x_cat[:, i]) for i, e in enumerate(self.embeds)]``,
+    or ``self.embeds[i](x_cat[:, i])`` over ``range(len(self.embeds))``): int64 ``[batch,
+    members]``, every column below the smallest vocabulary. None for any other argument."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.For):
+            loops, bodies = [node], node.body
+        elif isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+            loops = node.generators
+            bodies = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+        else:
+            continue
+        for loop in loops:
+            found = _columns_loop(loop.target, loop.iter)
+            if found is None:
+                continue
+            index, member, container = found
+            calls = [
+                call for body in bodies for call in ast.walk(body)
+                if isinstance(call, ast.Call) and call.args and _column_of(call.args[0], name, index)
+                and (
+                    (isinstance(call.func, ast.Name) and call.func.id == member)
+                    or (member is None and _self_module(call.func) == f"{container}.*")
+                )
+            ]
+            embeddings = _resolve_module(model, container) if calls else None
+            members = list(embeddings.children()) if embeddings is not None else []
+            if not members or not all(isinstance(m, nn.Embedding) for m in members):
+                continue
+            vocabulary = min(m.num_embeddings for m in members)
+            return Inferred(
+                dst.tensors(shape=("batch", len(members)), dtype=torch.long, min_value=0, max_value=vocabulary - 1),
+                f"each of its columns is embedded by its own member of {container} ({len(members)} Embeddings): "
+                f"integer categories, one column a member, each below the smallest vocabulary ({vocabulary})",
+            )
+    return None
+
+
+def _columns_loop(target: ast.AST, iterated: ast.AST) -> tuple[str, str | None, str] | None:
+    """(the index's name, the member's name or None, the container's name) of a loop over a
+    container's members by index: ``for i, e in enumerate(self.embeds)`` or ``for i in
+    range(len(self.embeds))``."""
+    if not (isinstance(iterated, ast.Call) and isinstance(iterated.func, ast.Name) and iterated.args):
+        return None
+    if (
+        iterated.func.id == "enumerate" and isinstance(target, ast.Tuple) and len(target.elts) == 2
+        and all(isinstance(e, ast.Name) for e in target.elts)
+    ):
+        container = _self_module(iterated.args[0])
+        return (target.elts[0].id, target.elts[1].id, container) if container else None
+    counted = iterated.args[-1]
+    if (
+        iterated.func.id == "range" and isinstance(target, ast.Name) and isinstance(counted, ast.Call)
+        and isinstance(counted.func, ast.Name) and counted.func.id == "len" and counted.args
+    ):
+        container = _self_module(counted.args[0])
+        return (target.id, None, container) if container else None
+    return None
+
+
+def _column_of(node: ast.AST, name: str, index: str) -> bool:
+    """Whether ``node`` is column ``index`` of ``name``: ``name[:, index]``."""
+    if not (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == name):
+        return False
+    parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else []
+    return (
+        len(parts) == 2 and isinstance(parts[0], ast.Slice) and parts[0].lower is None and parts[0].upper is None
+        and isinstance(parts[1], ast.Name) and parts[1].id == index
+    )
 
 
 def _packed(
