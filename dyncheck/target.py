@@ -1409,15 +1409,23 @@ def _probe_image(
     if len(shapes) != 1 or tokens:
         return
     (name, features), = shapes.items()
-    for spatial in (("height", "width"), ("length",)):
-        if _probe_call(instance, {name: torch.randn(2, features, *(5 for _ in spatial))}) is None:
+    # A signal's other axis may be fixed by a layer that broadcasts a parameter over it (a
+    # time series' channels, scaled by RevIN's affine weight of one per channel): the sizes
+    # of the model's one-dimensional parameters are tried after 5.
+    sizes = [5, *sorted({p.shape[0] for p in instance.parameters() if p.dim() == 1 and 1 < p.shape[0] <= 64} - {5})]
+    for spatial, size in [(("height", "width"), 5), *((("length",), size) for size in sizes[:_SIGNAL_TRIES])]:
+        if _probe_call(instance, {name: torch.randn(2, features, *(size for _ in spatial))}) is None:
             inputs[name] = _reshaped(inputs[name], ("batch", features, *spatial))
             inferred[name] += (
                 f"; {'images' if len(spatial) == 2 else 'a signal'} of {features} channels: as vectors [2, {features}] "
                 f"it raised {type(error).__name__} ({one_line(error)}), as sequences too, on "
-                f"[2, {features}, {', '.join('5' for _ in spatial)}] it ran"
+                f"[2, {features}, {', '.join(str(size) for _ in spatial)}] it ran"
             )
             return
+
+
+#: Lengths a signal is tried at (5, then the model's one-dimensional parameters' sizes).
+_SIGNAL_TRIES = 6
 
 
 #: The named dimensions of a convolution's input that downsampling (pooling, strides)
@@ -1458,13 +1466,14 @@ def _probe_sizes(
     ran, False when none did, None when nothing was probed."""
     from hypothesis import strategies as st
 
-    from dyncheck.strategies import DEFAULT_DIMS
+    from dyncheck.strategies import _OTHER_DIM, DEFAULT_DIMS
 
     shapes = _inferred_tensors(inputs, inferred, tokens=True)
     if shapes is None:
         return
-    # A sequence's range may still be the default one, which dims does not hold yet.
-    known = {**DEFAULT_DIMS, **dims}
+    # A sequence's range may still be the default one, which dims does not hold yet; so may
+    # a spatial one that a probe put in (a signal's length, drawn as any other dimension).
+    known = {**DEFAULT_DIMS, **{d: _OTHER_DIM for d in _SPATIAL}, **dims}
     probed = {d for shape, _ in shapes.values() for d in shape if d not in given and isinstance(known.get(d), tuple)}
     spatial = sorted(probed & set(_SPATIAL))
     sequence = not spatial

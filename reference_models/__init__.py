@@ -181,6 +181,8 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.packed_input` -- ``PackedClassifier`` and ``PackedTagger``: a
   forward that takes a ``PackedSequence`` (annotated, or named ``packed_tokens``), a GRU
   classifier and a tagger that pads its LSTM's output back.
+* :mod:`reference_models.revin_linear` -- ``RevINLinear``: a linear forecaster over the
+  steps of ``[batch, steps, channels]`` series, with reversible instance normalisation.
 * :mod:`reference_models.tabular` -- ``CategoricalTabular``: categorical columns embedded
   each by its own member of a ModuleList (fastai's tabular model), beside continuous ones.
 
@@ -280,4 +282,5 @@ GOOD_TARGETS = (
     "reference_models.packed_input:PackedClassifier",
     "reference_models.packed_input:PackedTagger",
     "reference_models.tabular:CategoricalTabular",
+    "reference_models.revin_linear:RevINLinear",
 )

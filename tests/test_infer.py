@@ -732,6 +732,17 @@ def test_columns_into_other_layers_are_not_categories():
     assert strategy_arguments(resolved(ColumnsIntoLinears).spec.inputs["x"]).get("dtype", torch.float32) == torch.float32
 
 
+def test_a_series_whose_channels_a_broadcast_parameter_fixes_is_tried_at_its_size():
+    # vectors and sequences of 12 raise at RevIN's affine weight, and a signal [2, 12, 5] too
+    from reference_models.revin_linear import RevINLinear
+
+    target = resolved(RevINLinear)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", 12, "length")))
+    assert target.inferred_inputs["x"].endswith("as sequences too, on [2, 12, 3] it ran")
+    assert repr(target.spec.dims["length"]) == "sampled_from([1, 3])"
+    assert_callable(target, max_examples=20)
+
+
 class StackedImages(nn.Module):
     def __init__(self):
         super().__init__()

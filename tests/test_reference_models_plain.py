@@ -754,6 +754,18 @@ def _tabular() -> tuple[torch.nn.Module, tuple]:
     return model.train(), (x_cat, x_cont)
 
 
+def _revin_linear() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.revin_linear import RevINLinear
+
+    model = RevINLinear()
+    x = torch.randn(3, 12, 3) * 5 + 2
+    out = model(x)
+    assert out.shape == (3, 4, 3)
+    # the scale goes back: a series shifted and scaled gives its forecast shifted and scaled
+    torch.testing.assert_close(model(x * 2 + 1), out * 2 + 1, atol=1e-4, rtol=1e-4)
+    return model, (x,)
+
+
 def _feature_transformer() -> tuple[torch.nn.Module, tuple]:
     from reference_models.feature_transformer import FeatureTransformer
 
@@ -902,6 +914,7 @@ BUILDERS = {
     "cond_conv": _cond_conv,
     "packed_input": _packed_input,
     "tabular": _tabular,
+    "revin_linear": _revin_linear,
 }
 
 
