@@ -1412,7 +1412,11 @@ def _probe_image(
     # A signal's other axis may be fixed by a layer that broadcasts a parameter over it (a
     # time series' channels, scaled by RevIN's affine weight of one per channel): the sizes
     # of the model's one-dimensional parameters are tried after 5.
-    sizes = [5, *sorted({p.shape[0] for p in instance.parameters() if p.dim() == 1 and 1 < p.shape[0] <= 64} - {5})]
+    from torch.nn.parameter import is_lazy
+
+    sizes = [5, *sorted({
+        p.shape[0] for p in instance.parameters() if not is_lazy(p) and p.dim() == 1 and 1 < p.shape[0] <= 64
+    } - {5})]
     for spatial, size in [(("height", "width"), 5), *((("length",), size) for size in sizes[:_SIGNAL_TRIES])]:
         if _probe_call(instance, {name: torch.randn(2, features, *(size for _ in spatial))}) is None:
             inputs[name] = _reshaped(inputs[name], ("batch", features, *spatial))

@@ -20,7 +20,7 @@ def _outcome(target):
     """What a resolution decided, as comparable values (strategies by their repr)."""
     return (
         target.inferred_init, target.inferred_inputs, target.inferred_dims, target.positional,
-        repr(target.spec.inputs), target.spec.dims, target.spec.init,
+        repr(target.spec.inputs), repr(target.spec.dims), target.spec.init,
     )
 
 
