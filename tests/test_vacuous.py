@@ -415,3 +415,30 @@ def test_a_batch_of_1_hints_at_the_spec_only_when_the_range_allows_no_other_size
     }
     base = "a batch of 1, with no other sample to depend on"
     assert reasons == {None: base, (1, 3): base, (1, 1): base + hint, 1: base + hint}
+
+
+def test_an_output_reduced_over_the_batch_is_named_in_the_skip(dyncheck_run, pytester):
+    # PointNet's pooling written over the batch axis (max(0)) where it meant the points: no output
+    # keeps a batch axis, so nothing is compared, and the skip says what the shapes show
+    pytester.makepyfile(pooled="""
+        import torch
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv1d(3, 8, 1)
+                self.fc = nn.Linear(8, 4)
+
+            def forward(self, x):
+                return self.fc(self.conv(x).max(0)[0].transpose(0, 1))
+    """)
+    run = dyncheck_run("--dyncheck", "pooled:Model", "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=1")
+    assert run.outcomes() == {"dyncheck::pooled:Model::batch_invariance": "SKIPPED"}, run.text
+    assert re.fullmatch(
+        r"no output has an axis of the batch's size \(where a sample alone has size 1\): nothing to compare sample "
+        r"by sample; output has the same shape for the batch of \d as for a sample alone \(\[\d+, 4\]\) and other "
+        r"values: forward reduces over the batch axis \(x\.max\(0\), x\.mean\(0\)\); if each sample should have its "
+        r"own output, reduce over another axis",
+        run.vacuous_reason("dyncheck::pooled:Model::batch_invariance"),
+    )

@@ -254,6 +254,25 @@ def _output_batch_axis(
     return _batch_axis(whole, size)
 
 
+def _reduced_over_batch(whole: dict[str, torch.Tensor], alone: dict[str, torch.Tensor], size: int) -> str:
+    """A note for the skip when an output of one or more axes has the same shape for the
+    batch as for a sample alone and other values: forward reduced over the batch axis (a
+    pooling over points written ``x.max(0)`` for ``x.max(2)``), or the output is meant to
+    describe the whole batch. Empty otherwise."""
+    for name, tensor in whole.items():
+        mine = alone.get(name)
+        if (
+            mine is not None and tensor.dim() >= 1 and tensor.shape == mine.shape and tensor.is_floating_point()
+            and close(mine, tensor)
+        ):
+            return (
+                f"; {name} has the same shape for the batch of {size} as for a sample alone "
+                f"({list(tensor.shape)}) and other values: forward reduces over the batch axis (x.max(0), "
+                "x.mean(0)); if each sample should have its own output, reduce over another axis"
+            )
+    return ""
+
+
 def _flattened(whole: dict[str, torch.Tensor], alone: dict[str, torch.Tensor], size: int) -> str | None:
     """An output that holds the batch flattened with another axis into its first (``[batch
     * time, tags]`` where a sample alone gives ``[time, tags]``), worded for the skip: which
@@ -784,7 +803,9 @@ class BatchInvariance(Invariant):
                     located = None if isinstance(axis, _PackRows) else (order, False, "the batch", name, axis)
                     break
         if not findings and not lists and not any(axis is not None for axis in out_axes.values()):
-            return context.nothing_to_compare(_flattened(whole, alone, size) or _NO_OUTPUT_AXIS)
+            return context.nothing_to_compare(
+                _flattened(whole, alone, size) or _NO_OUTPUT_AXIS + _reduced_over_batch(whole, alone, size)
+            )
         if findings:
             carried = None
             if located is not None and located[1]:
