@@ -1419,7 +1419,12 @@ def _probe_image(
     } - {5})]
     for spatial, size in [(("height", "width"), 5), *((("length",), size) for size in sizes[:_SIGNAL_TRIES])]:
         if _probe_call(instance, {name: torch.randn(2, features, *(size for _ in spatial))}) is None:
-            inputs[name] = _reshaped(inputs[name], ("batch", features, *spatial))
+            # At a parameter's size that the next two sizes do not share, the axis is that
+            # size: smaller ones may run only by broadcasting (1 against a per-channel weight).
+            fixed = size != 5 and all(
+                _probe_call(instance, {name: torch.randn(2, features, more)}) is not None for more in (size + 1, size + 2)
+            )
+            inputs[name] = _reshaped(inputs[name], ("batch", features, *((size,) if fixed else spatial)))
             inferred[name] += (
                 f"; {'images' if len(spatial) == 2 else 'a signal'} of {features} channels: as vectors [2, {features}] "
                 f"it raised {type(error).__name__} ({one_line(error)}), as sequences too, on "

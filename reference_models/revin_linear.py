@@ -7,8 +7,8 @@ one entry per channel.
 What it proves: zero-config inputs for a series whose channels only a broadcast parameter
 fixes. The Linear reads the steps after a permute, so vectors and sequences of 12 features
 raise; the signal probe tries the channels at the sizes of the model's one-dimensional
-parameters (3, RevIN's) and the size probe keeps the sizes that run (1 broadcasts, 3 is
-the weight's). Before, every check reported the broadcast's error. The statistics kept on
+parameters and keeps 3, RevIN's, as the only size (4 and 5 raise; 1 would run only by
+broadcasting against the weight). Before, every check reported the broadcast's error. The statistics kept on
 the module are recomputed in every call before they are read: ``determinism`` and
 ``state_roundtrip`` pass.
 """

@@ -513,3 +513,19 @@ def test_an_lstms_flops_are_counted_where_torchs_counter_has_no_formula():
     cost = measure(target, model, _forward(target, model, example), example)
     # the LSTM: 2 × 6 steps × 4 gates × 8 × (5 + 8), as torch counts a GRU's; the Linear: 2 × 6 × 8 × 3
     assert cost.flops == 2 * 6 * 4 * 8 * 13 + 2 * 6 * 8 * 3 and cost.flops_per_sample == cost.flops / 2
+
+
+def test_an_unbatched_or_keyword_lstm_call_counts_its_steps():
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from dyncheck.audit.cost import _uncounted_recurrences
+
+    lstm = torch.nn.LSTM(5, 8)
+    # one sequence of 3 steps, unbatched; 3 steps of 2 sequences, given by keyword
+    calls = [(lambda: lstm(torch.randn(3, 5)), 3), (lambda: lstm(input=torch.randn(3, 2, 5)), 6)]
+    for call, steps in calls:
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter, _uncounted_recurrences(lstm, counter) as found:
+            call()
+        assert found == [2 * steps * 4 * 8 * 13]

@@ -94,18 +94,18 @@ def _uncounted_recurrences(model: torch.nn.Module, counter: Any) -> Iterator[lis
     before: dict[int, float] = {}
     handles = []
 
-    def pre(module: torch.nn.Module, args: Any) -> None:
+    def pre(module: torch.nn.Module, args: Any, kwargs: Any) -> None:
         before[id(module)] = counter.get_total_flops()
 
-    def post(module: torch.nn.RNNBase, args: Any, output: Any) -> None:
+    def post(module: torch.nn.RNNBase, args: Any, kwargs: Any, output: Any) -> None:
         if counter.get_total_flops() != before.pop(id(module), None):
             return
-        x = args[0] if args else None
+        x = args[0] if args else kwargs.get("input")
         if isinstance(x, torch.nn.utils.rnn.PackedSequence):
             steps = x.data.shape[0]
-        elif isinstance(x, torch.Tensor) and x.dim() >= 2:
+        elif isinstance(x, torch.Tensor) and x.dim() == 3:
             steps = x.shape[0] * x.shape[1]
-        elif isinstance(x, torch.Tensor):
+        elif isinstance(x, torch.Tensor) and x.dim() == 2:  # one sequence, unbatched: [time, features]
             steps = x.shape[0]
         else:
             return
@@ -121,8 +121,8 @@ def _uncounted_recurrences(model: torch.nn.Module, counter: Any) -> Iterator[lis
 
     for module in model.modules():
         if isinstance(module, torch.nn.RNNBase):
-            handles.append(module.register_forward_pre_hook(pre))
-            handles.append(module.register_forward_hook(post))
+            handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
+            handles.append(module.register_forward_hook(post, with_kwargs=True))
     try:
         yield found
     finally:

@@ -797,7 +797,10 @@ def _embedded_columns(model: nn.Module, tree: ast.AST, name: str) -> Inferred | 
                     or (member is None and _self_module(call.func) == f"{container}.*")
                 )
             ]
-            embeddings = _resolve_module(model, container) if calls else None
+            # Only when the columns are all forward reads of it: continuous columns beside them
+            # (x[:, 2:].float()), or the whole of it read elsewhere, give it another width.
+            uses = sum(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) for n in ast.walk(tree))
+            embeddings = _resolve_module(model, container) if calls and uses == len(calls) else None
             members = list(embeddings.children()) if embeddings is not None else []
             if not members or not all(isinstance(m, nn.Embedding) for m in members):
                 continue
@@ -818,7 +821,7 @@ def _columns_loop(target: ast.AST, iterated: ast.AST) -> tuple[str, str | None, 
         return None
     if (
         iterated.func.id == "enumerate" and isinstance(target, ast.Tuple) and len(target.elts) == 2
-        and all(isinstance(e, ast.Name) for e in target.elts)
+        and all(isinstance(e, ast.Name) for e in target.elts) and len(iterated.args) == 1 and not iterated.keywords
     ):
         container = _self_module(iterated.args[0])
         return (target.elts[0].id, target.elts[1].id, container) if container else None
@@ -833,14 +836,20 @@ def _columns_loop(target: ast.AST, iterated: ast.AST) -> tuple[str, str | None, 
 
 
 def _column_of(node: ast.AST, name: str, index: str) -> bool:
-    """Whether ``node`` is column ``index`` of ``name``: ``name[:, index]``."""
+    """Whether ``node`` is column ``index`` of ``name``: ``name[:, index]`` or ``name[...,
+    index]``, cast or not (``.long()``, ``.int()``, ``.to(...)``)."""
+    while (
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("long", "int", "to")
+    ):
+        node = node.func.value
     if not (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == name):
         return False
     parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else []
-    return (
-        len(parts) == 2 and isinstance(parts[0], ast.Slice) and parts[0].lower is None and parts[0].upper is None
-        and isinstance(parts[1], ast.Name) and parts[1].id == index
+    every = len(parts) == 2 and (
+        (isinstance(parts[0], ast.Slice) and parts[0].lower is None and parts[0].upper is None and parts[0].step is None)
+        or (isinstance(parts[0], ast.Constant) and parts[0].value is Ellipsis)
     )
+    return every and isinstance(parts[1], ast.Name) and parts[1].id == index
 
 
 def _packed(
