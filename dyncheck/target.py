@@ -352,7 +352,9 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
             if name == "attention_mask":  # the mask of the token ids, inferred below, if any
                 unmasked = exc
                 continue
-            probed = _probe_features(instance, name, parameters, spec.inputs, exc)
+            probed = _multiplied_mask(instance, name, inputs, inferred_inputs, parameters) or _probe_features(
+                instance, name, parameters, spec.inputs, exc
+            )
             if probed is None:
                 raise _fail(text, str(exc)) from None
             inferred = probed
@@ -757,6 +759,78 @@ _PADDING_MASK_NAME = re.compile(r"(^|_)padding_mask$")
 
 #: How many of the consumers' parameter sizes :func:`_probe_features` tries, first seen first.
 _FEATURES_PROBED = 6
+
+
+#: A forward argument named as a mask (input_mask, mask, obs_mask).
+_MASK_NAME = re.compile(r"(^|_)mask($|_)")
+
+
+def _multiplied_mask(
+    instance: nn.Module, name: str, inputs: dict[str, Any], inferred: dict[str, str],
+    parameters: dict[str, inspect.Parameter],
+) -> Inferred | None:
+    """A mask no layer consumes that forward multiplies into values computed from an input
+    inferred before it (N-BEATS' ``residuals = (residuals - backcast) * input_mask``, the
+    residuals a flip of ``x``): drawn with that input's shape, floats from 0 to 1, when a
+    call with it runs (the value it multiplies may have another shape: a layer's output).
+    None for any other argument, or when the call raises."""
+    import ast
+
+    import torch
+
+    from dyncheck import strategies as dst
+    from dyncheck.examples import strategy_arguments, strategy_kind
+    from dyncheck.infer.flow import _flow
+    from dyncheck.infer.source import _forward_tree
+
+    tree = _forward_tree(type(instance)) if _MASK_NAME.search(name) else None
+    if tree is None:
+        return None
+    products = [
+        node for node in ast.walk(tree)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult)
+        and any(isinstance(side, ast.Name) and side.id == name for side in (node.left, node.right))
+    ]
+    for other, strategy in inputs.items():
+        arguments = strategy_arguments(strategy)
+        if other not in inferred or strategy_kind(strategy) != "tensors" or not isinstance(arguments.get("shape"), tuple):
+            continue
+        if not arguments.get("dtype", torch.float32).is_floating_point:
+            continue
+        derived = _flow(tree, other, instance).tainted | {other}
+        for node in products:
+            side = node.right if isinstance(node.left, ast.Name) and node.left.id == name else node.left
+            if any(isinstance(n, ast.Name) and n.id in derived for n in ast.walk(side)):
+                if not _runs_with(instance, {**inputs, name: strategy}, parameters):
+                    return None
+                return Inferred(
+                    dst.tensors(shape=arguments["shape"], min_value=0.0, max_value=1.0),
+                    f"a mask no layer consumes, multiplied into values computed from {other} "
+                    f"({ast.unparse(node)}): {other}'s shape, drawn from 0 to 1",
+                )
+    return None
+
+
+def _runs_with(instance: nn.Module, inputs: dict[str, Any], parameters: dict[str, inspect.Parameter]) -> bool:
+    """Whether the model runs on tensors of the shapes ``inputs`` draw (every named size 2),
+    when each argument it requires is a floating ``tensors()`` among them; True when not
+    every one is (a control value, token ids: nothing to call it with here)."""
+    import torch
+
+    from dyncheck.examples import strategy_arguments, strategy_kind
+
+    args = {}
+    for other, parameter in parameters.items():
+        if parameter.default is not inspect.Parameter.empty or parameter.kind in (
+            parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD
+        ):
+            continue
+        arguments = strategy_arguments(inputs.get(other))
+        shape, dtype = arguments.get("shape"), arguments.get("dtype", torch.float32)
+        if strategy_kind(inputs.get(other)) != "tensors" or not isinstance(shape, tuple) or not dtype.is_floating_point:
+            return True
+        args[other] = torch.rand(*(d if isinstance(d, int) else 2 for d in shape), dtype=dtype)
+    return _probe_call(instance, args) is None
 
 
 def _probe_features(

@@ -183,6 +183,8 @@ Refactored twins, each declaring the model it must still agree with
   classifier and a tagger that pads its LSTM's output back.
 * :mod:`reference_models.revin_linear` -- ``RevINLinear``: a linear forecaster over the
   steps of ``[batch, steps, channels]`` series, with reversible instance normalisation.
+* :mod:`reference_models.nbeats` -- ``NBeats``: N-BEATS's fully connected blocks over a
+  series and a mask that only multiplies the residuals.
 * :mod:`reference_models.tabular` -- ``CategoricalTabular``: categorical columns embedded
   each by its own member of a ModuleList (fastai's tabular model), beside continuous ones.
 
@@ -283,4 +285,5 @@ GOOD_TARGETS = (
     "reference_models.packed_input:PackedTagger",
     "reference_models.tabular:CategoricalTabular",
     "reference_models.revin_linear:RevINLinear",
+    "reference_models.nbeats:NBeats",
 )

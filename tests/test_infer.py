@@ -775,6 +775,30 @@ def test_a_series_whose_channels_a_broadcast_parameter_fixes_is_tried_at_its_siz
     assert_callable(target, max_examples=20)
 
 
+class MaskOnAnOutput(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 2)
+
+    def forward(self, x, out_mask):
+        return self.fc(x) * out_mask  # the Linear's output [batch, 2], not x's shape
+
+
+def test_a_mask_multiplied_into_values_of_an_input_gets_its_shape():
+    from reference_models.nbeats import NBeats
+
+    target = resolved(NBeats)
+    same(target.spec.inputs["input_mask"], dst.tensors(shape=("batch", 8), min_value=0.0, max_value=1.0))
+    assert target.inferred_inputs["input_mask"] == (
+        "a mask no layer consumes, multiplied into values computed from x ((residuals - backcast) * input_mask): "
+        "x's shape, drawn from 0 to 1"
+    )
+    assert_callable(target, max_examples=10)
+    # a mask on a layer's output: x's shape does not run, refused as before
+    with pytest.raises(TargetError, match="cannot infer forward argument 'out_mask'"):
+        resolved(MaskOnAnOutput)
+
+
 class StackedImages(nn.Module):
     def __init__(self):
         super().__init__()

@@ -766,6 +766,18 @@ def _revin_linear() -> tuple[torch.nn.Module, tuple]:
     return model, (x,)
 
 
+def _nbeats() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.nbeats import NBeats
+
+    model = NBeats()
+    x, mask = torch.randn(3, 8), torch.ones(3, 8)
+    out = model(x, mask)
+    assert out.shape == (3, 3)
+    # the mask multiplies the residuals: masked everywhere, the first block's forecast is all that moves
+    assert not torch.equal(model(x, torch.zeros(3, 8)), out)
+    return model, (x, mask)
+
+
 def _feature_transformer() -> tuple[torch.nn.Module, tuple]:
     from reference_models.feature_transformer import FeatureTransformer
 
@@ -915,6 +927,7 @@ BUILDERS = {
     "packed_input": _packed_input,
     "tabular": _tabular,
     "revin_linear": _revin_linear,
+    "nbeats": _nbeats,
 }
 
 
