@@ -352,7 +352,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
             if name == "attention_mask":  # the mask of the token ids, inferred below, if any
                 unmasked = exc
                 continue
-            probed = _multiplied_mask(instance, name, inputs, inferred_inputs, parameters) or _probe_features(
+            probed = _multiplied_mask(instance, name, inputs, inferred_inputs, parameters, all_dims) or _probe_features(
                 instance, name, parameters, spec.inputs, exc
             )
             if probed is None:
@@ -767,7 +767,7 @@ _MASK_NAME = re.compile(r"(^|_)mask($|_)")
 
 def _multiplied_mask(
     instance: nn.Module, name: str, inputs: dict[str, Any], inferred: dict[str, str],
-    parameters: dict[str, inspect.Parameter],
+    parameters: dict[str, inspect.Parameter], dims: dict[str, Any],
 ) -> Inferred | None:
     """A mask no layer consumes that forward multiplies into values computed from an input
     inferred before it (N-BEATS' ``residuals = (residuals - backcast) * input_mask``, the
@@ -801,36 +801,30 @@ def _multiplied_mask(
         for node in products:
             side = node.right if isinstance(node.left, ast.Name) and node.left.id == name else node.left
             if any(isinstance(n, ast.Name) and n.id in derived for n in ast.walk(side)):
-                if not _runs_with(instance, {**inputs, name: strategy}, parameters):
-                    return None
-                return Inferred(
+                found = Inferred(
                     dst.tensors(shape=arguments["shape"], min_value=0.0, max_value=1.0),
                     f"a mask no layer consumes, multiplied into values computed from {other} "
                     f"({ast.unparse(node)}): {other}'s shape, drawn from 0 to 1",
                 )
+                trial = {**inputs, name: found.value}
+                return found if _runs_with(instance, trial, {**inferred, name: found.why}, parameters, dims) else None
     return None
 
 
-def _runs_with(instance: nn.Module, inputs: dict[str, Any], parameters: dict[str, inspect.Parameter]) -> bool:
-    """Whether the model runs on tensors of the shapes ``inputs`` draw (every named size 2),
-    when each argument it requires is a floating ``tensors()`` among them; True when not
-    every one is (a control value, token ids: nothing to call it with here)."""
-    import torch
-
-    from dyncheck.examples import strategy_arguments, strategy_kind
-
-    args = {}
-    for other, parameter in parameters.items():
-        if parameter.default is not inspect.Parameter.empty or parameter.kind in (
-            parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD
-        ):
-            continue
-        arguments = strategy_arguments(inputs.get(other))
-        shape, dtype = arguments.get("shape"), arguments.get("dtype", torch.float32)
-        if strategy_kind(inputs.get(other)) != "tensors" or not isinstance(shape, tuple) or not dtype.is_floating_point:
-            return True
-        args[other] = torch.rand(*(d if isinstance(d, int) else 2 for d in shape), dtype=dtype)
-    return _probe_call(instance, args) is None
+def _runs_with(
+    instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], parameters: dict[str, inspect.Parameter],
+    dims: dict[str, Any],
+) -> bool:
+    """Whether the model runs on ``inputs`` at their smallest sizes (:func:`_call_at_smallest`),
+    when every argument it requires is among them, all inferred tensors; True when not (a
+    required argument still to infer, a control value: nothing to call it with here)."""
+    required = [
+        n for n, p in parameters.items()
+        if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    if not all(n in inputs for n in required):
+        return True
+    return _call_at_smallest(instance, inputs, inferred, dims) in (None, _UNPROBED)
 
 
 def _probe_features(
@@ -1479,6 +1473,7 @@ def _probe_image(
     sequences: tried as images ``[2, F, 5, 5]``, then as ``[2, F, 5]``, ``F`` the channels;
     the first that runs is drawn (the size probe then finds the sizes), the note says why."""
     import torch
+    from torch.nn.parameter import is_lazy
 
     if len(shapes) != 1 or tokens:
         return
@@ -1486,8 +1481,6 @@ def _probe_image(
     # A signal's other axis may be fixed by a layer that broadcasts a parameter over it (a
     # time series' channels, scaled by RevIN's affine weight of one per channel): the sizes
     # of the model's one-dimensional parameters are tried after 5.
-    from torch.nn.parameter import is_lazy
-
     sizes = [5, *sorted({
         p.shape[0] for p in instance.parameters() if not is_lazy(p) and p.dim() == 1 and 1 < p.shape[0] <= 64
     } - {5})]

@@ -776,6 +776,9 @@ def _embedded_columns(model: nn.Module, tree: ast.AST, name: str) -> Inferred | 
     models embed categorical columns (``[e(x_cat[:, i]) for i, e in enumerate(self.embeds)]``,
     or ``self.embeds[i](x_cat[:, i])`` over ``range(len(self.embeds))``): int64 ``[batch,
     members]``, every column below the smallest vocabulary. None for any other argument."""
+    # Only when the columns are all forward reads of it: continuous columns beside them
+    # (x[:, 2:].float()), or the whole of it read elsewhere, give it another width.
+    uses = sum(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) for n in ast.walk(tree))
     for node in ast.walk(tree):
         if isinstance(node, ast.For):
             loops, bodies = [node], node.body
@@ -797,9 +800,6 @@ def _embedded_columns(model: nn.Module, tree: ast.AST, name: str) -> Inferred | 
                     or (member is None and _self_module(call.func) == f"{container}.*")
                 )
             ]
-            # Only when the columns are all forward reads of it: continuous columns beside them
-            # (x[:, 2:].float()), or the whole of it read elsewhere, give it another width.
-            uses = sum(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) for n in ast.walk(tree))
             embeddings = _resolve_module(model, container) if calls and uses == len(calls) else None
             members = list(embeddings.children()) if embeddings is not None else []
             if not members or not all(isinstance(m, nn.Embedding) for m in members):

@@ -463,18 +463,16 @@ def _take(value: Any, axis: Any, index: torch.Tensor) -> Any:
     return value.index_select(axis, index)
 
 
-def _sequence_lengths(args: Mapping[str, Any], inputs: Mapping[str, Any]) -> list[list[int]]:
-    """The lengths of the sequences of each ``PackedSequence`` and each list drawn by
-    ``sequence_lists`` among the arguments (in a dict of inputs too): a sample's padded
-    outputs have its own length alone and the longest in the batch."""
+def _list_lengths(args: Mapping[str, Any], inputs: Mapping[str, Any]) -> list[list[int]]:
+    """The lengths of the sequences of each list drawn by ``sequence_lists`` among the
+    arguments (in a dict of inputs too): a sample's padded outputs have its own length alone
+    and the longest in the batch, as a pack's do (whose lengths its :class:`_PackRows` give)."""
     found = []
     for name, value in args.items():
-        if isinstance(value, nn.utils.rnn.PackedSequence):
-            found.append([len(s) for s in nn.utils.rnn.unpack_sequence(value)])
-        elif strategy_kind(inputs.get(name)) == "sequence_lists" and isinstance(value, list):
+        if strategy_kind(inputs.get(name)) == "sequence_lists" and isinstance(value, list):
             found.append([len(s) for s in value])
         elif type(value) is dict:
-            found += _sequence_lengths(value, strategy_entries(inputs.get(name)))
+            found += _list_lengths(value, strategy_entries(inputs.get(name)))
     return found
 
 
@@ -685,8 +683,9 @@ class BatchInvariance(Invariant):
         lists: list[str] | None = None  # the outputs' lists with one entry per sample
         alone: dict[str, torch.Tensor] = {}  # the outputs of the last sample run alone
         shorter = _shorter_than_padded(context, args, size)
-        lengths = [found for found in _sequence_lengths(args, context.target.spec.inputs) if len(found) == size]
         pack_rows = [_PackRows.of(pack, slot) for slot, pack in _packs(args)]
+        every = [[len(r) for r in p.rows] for p in pack_rows] + _list_lengths(args, context.target.spec.inputs)
+        lengths = [found for found in every if len(found) == size]
         if shorter:
             context.note("pad_to_longest", _pad_to_longest_note)
         for row in range(size):
