@@ -370,6 +370,8 @@ def explain(target: Target) -> str:
         lines.append(f"    lengths={spec.lengths!r},")
     if spec.padding_value is not None:
         lines.append(f"    padding_value={spec.padding_value!r},")
+    if spec.causal:
+        lines.append(f"    causal={spec.causal!r},")
     if spec.load_with_assign:
         lines.append("    load_with_assign=True,")
     if spec.against is not None:

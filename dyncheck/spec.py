@@ -163,6 +163,10 @@ class Spec:
             ``padding_value=0.0``, or a dict for some, ``{"input_values": 0.0}`` (an entry
             of a dict of inputs as ``"batch['frames']"``). ``padding_invariance`` sets
             those steps to it, and appends steps of it, instead of other values.
+        causal: the model is causal over its inputs' ``"time"`` axis (``True``) or another
+            named axis (``"frames"``): no output step depends on a later input step, as in a
+            language model, a causal convolution or a streaming encoder. ``causality`` then
+            runs by default (``--dyncheck-invariants=causality`` runs it on any model).
         load_with_assign: the model is meant to be loaded with
             ``load_state_dict(assign=True)``, so its ties must survive that (they need a
             re-tie in a load post-hook); otherwise untying there is only a warning.
@@ -191,6 +195,7 @@ class Spec:
     load_with_assign: bool = False
     lengths: str | None = None
     padding_value: Any = None
+    causal: bool | str = False
     name: str | None = None
     against: Any = None
     state_map: Any = None
@@ -275,6 +280,11 @@ class Spec:
             )
 
         set_(self, "padding_value", _padding_value(self.padding_value))
+        if not (isinstance(self.causal, bool) or (isinstance(self.causal, str) and self.causal.isidentifier())):
+            raise InvalidArgument(
+                f"Spec(causal={self.causal!r}) must be True (the inputs' \"time\" axis) or the name of the time "
+                "axis the inputs' shapes use, e.g. causal=\"frames\""
+            )
 
     @classmethod
     def coerce(cls, value: Any, *, model: Any) -> Spec:

@@ -187,6 +187,8 @@ Refactored twins, each declaring the model it must still agree with
   series and a mask that only multiplies the residuals.
 * :mod:`reference_models.tabular` -- ``CategoricalTabular``: categorical columns embedded
   each by its own member of a ModuleList (fastai's tabular model), beside continuous ones.
+* :mod:`reference_models.causal_tcn` -- ``CausalTCN``: a temporal convolutional network,
+  dilated convolutions whose right padding a ``Chomp1d`` cuts, declared causal.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -286,4 +288,5 @@ GOOD_TARGETS = (
     "reference_models.tabular:CategoricalTabular",
     "reference_models.revin_linear:RevINLinear",
     "reference_models.nbeats:NBeats",
+    "reference_models.causal_tcn:CausalTCN",
 )

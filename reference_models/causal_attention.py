@@ -26,7 +26,8 @@ class CausalSelfAttention(nn.Module):
     # A sequence of token vectors, its length drawn from 1 up ("time" defaults to 1-8), at
     # the scale of a transformer's hidden states: on raw inputs in the thousands the scores
     # reach millions and float32's softmax is not float64's (dtype_agreement says so).
-    __dyncheck__ = {"inputs": {"x": tensors(shape=("batch", "time", 8), min_value=-10, max_value=10)}}
+    # Causal by its mask: causality checks that no step reads a later one.
+    __dyncheck__ = {"inputs": {"x": tensors(shape=("batch", "time", 8), min_value=-10, max_value=10)}, "causal": True}
 
     def __init__(self, embed_dim=8, num_heads=2):
         super().__init__()

@@ -151,6 +151,9 @@ class _Block(nn.Module):
 
 
 class TinyCausalLM(nn.Module):
+    # No step reads a later one: causality checks it.
+    __dyncheck__ = {"causal": True}
+
     def __init__(self, config: TinyLMConfig) -> None:
         super().__init__()
         self.config = config

@@ -31,6 +31,9 @@ __all__ = ["WordLanguageModel", "WordTransformerLM"]
 
 
 class WordLanguageModel(nn.Module):
+    # No step reads a later one: causality checks it.
+    __dyncheck__ = {"causal": True}
+
     def __init__(self, vocab_size: int = 40, size: int = 12, num_layers: int = 2, dropout: float = 0.2) -> None:
         super().__init__()
         self.vocab_size = vocab_size
@@ -50,6 +53,9 @@ class WordLanguageModel(nn.Module):
 
 
 class WordTransformerLM(nn.Module):
+    # No step reads a later one: causality checks it.
+    __dyncheck__ = {"causal": True}
+
     def __init__(
         self, vocab_size: int = 40, size: int = 16, heads: int = 2, hidden: int = 32, layers: int = 2,
         dropout: float = 0.2, max_len: int = 64,

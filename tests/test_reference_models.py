@@ -133,6 +133,9 @@ def test_good_model_passes_everything_with_no_spec(dyncheck_run, target):
     # A refactored twin declares the old model it must agree with: refactor_agreement runs too.
     if "against" in getattr(_class(target), "__dyncheck__", {}):
         expected[f"dyncheck::{target}::refactor_agreement"] = "PASSED"
+    # A model declared causal: causality runs too.
+    if getattr(_class(target), "__dyncheck__", {}).get("causal"):
+        expected[f"dyncheck::{target}::causality"] = "PASSED"
     assert run.outcomes() == expected, run.text
     for name, reason in skips.items():
         assert run.skip_reason(f"dyncheck::{target}::{name}").startswith(reason)

@@ -164,6 +164,12 @@ def _causal_attention() -> tuple[torch.nn.Module, tuple]:
     return CausalSelfAttention(), (torch.randn(3, 5, 8),)
 
 
+def _causal_tcn() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.causal_tcn import CausalTCN
+
+    return CausalTCN(), (torch.randn(3, 7, 3),)
+
+
 def _loop_moe() -> tuple[torch.nn.Module, tuple]:
     from reference_models.loop_moe import LoopMoE
 
@@ -866,6 +872,7 @@ BUILDERS = {
     "fused_mlp": _fused_mlp,
     "noisy_hidden": _noisy_hidden,
     "causal_attention": _causal_attention,
+    "causal_tcn": _causal_tcn,
     "loop_moe": _loop_moe,
     "early_exit": _early_exit,
 
@@ -1630,6 +1637,25 @@ def test_causal_attention_at_length_one_ignores_queries_and_keys() -> None:
         model.q_proj.weight.add_(1.0)
         model.k_proj.weight.mul_(-3.0)
     assert torch.equal(model(x), before)  # a softmax over one key is exactly 1
+
+
+# --- causal_tcn ----------------------------------------------------------------------
+
+
+def test_causal_tcn_sees_only_the_past_and_its_wrong_end_chomp_does_not() -> None:
+    from reference_models.buggy.centred_conv import Model as CentredConv
+    from reference_models.causal_tcn import CausalTCN
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 9, 3)
+    changed = x.clone()
+    changed[:, 5:] += 1
+    model = CausalTCN().eval()
+    assert torch.equal(model(x)[:, :5], model(changed)[:, :5])
+    assert not torch.allclose(model(x)[:, 5:], model(changed)[:, 5:])
+    centred = CentredConv().eval()
+    # two layers of kernel 2, dilations 1 and 2, centred: step 4 reads up to step 4 + 3
+    assert not torch.allclose(centred(x)[:, 2:5], centred(changed)[:, 2:5])
 
 
 # --- loop_moe ------------------------------------------------------------------------

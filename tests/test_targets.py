@@ -344,7 +344,7 @@ def test_dunder_dyncheck_with_an_unknown_field(pytester):
     message = usage_error(pytester, "mymod:Net")
     assert message == (
         "__dyncheck__ has unknown Spec field(s) inits; did you mean init? the fields are "
-        "against, branches, dims, frozen, init, inputs, lengths, load_with_assign, loss, model, name, optimizer, "
+        "against, branches, causal, dims, frozen, init, inputs, lengths, load_with_assign, loss, model, name, optimizer, "
         "padding_value, skip, state_map, ties, unused, xfail"
     )
 

@@ -8,6 +8,7 @@ from importlib.metadata import entry_points
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants.baseline import BaselineCheck
 from dyncheck.invariants.batch_invariance import BatchInvariance
+from dyncheck.invariants.causality import Causality
 from dyncheck.invariants.compile_agreement import CompileAgreement
 from dyncheck.invariants.determinism import Determinism
 from dyncheck.invariants.device_agreement import DeviceAgreement
@@ -37,6 +38,7 @@ BUILTIN: tuple[type[Invariant], ...] = (
     BatchInvariance,
     PackedRNN,
     PaddingInvariance,
+    Causality,
     CompileAgreement,
     RefactorAgreement,
     BaselineCheck,

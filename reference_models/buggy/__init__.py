@@ -50,6 +50,12 @@ so that dyncheck's zero-configuration inference can check it.
   pooled over the batch too (batch_invariance).
 * :mod:`~reference_models.buggy.packed_last_step` -- a classifier over a PackedSequence that
   reads the last padded step of its GRU's output, not the last valid one (batch_invariance).
+* :mod:`~reference_models.buggy.centred_conv` -- a TCN whose ``Chomp1d`` cuts the wrong
+  end: each convolution reads later steps (causality).
+* :mod:`~reference_models.buggy.future_mask` -- causal attention masked with ``triu(2)``:
+  each step attends to the next one too (causality).
+* :mod:`~reference_models.buggy.length_scaled_positions` -- causal attention with positions
+  scaled by the sequence's length: earlier outputs change as the sequence grows (causality).
 * :mod:`~reference_models.buggy.windowed_padding_nan` -- windowed attention on torch's
   encoder layer, NaN on torch's inference path for a window of padding only (finite).
 * :mod:`~reference_models.buggy.inplace_branch` -- an in-place op that breaks backward
@@ -70,7 +76,8 @@ so that dyncheck's zero-configuration inference can check it.
 * :mod:`~reference_models.buggy.averaged_cell_state` -- ``WordLanguageModel`` starting
   every sequence from the batch's mean LSTM cell state (batch_invariance).
 * :mod:`~reference_models.buggy.time_mean_on_batch_axis` -- ``WordTransformerLM`` centring
-  its embeddings over ``dim=1``, the batch in its time-major layout (batch_invariance).
+  its embeddings over ``dim=1``, the batch in its time-major layout (batch_invariance,
+  causality).
 * :mod:`~reference_models.buggy.one_hot_twice` -- the router's one-hot choice one-hot
   encoded again, as transformers' NLLB-MoE does: experts 2 and 3 never run (coverage).
 * :mod:`~reference_models.buggy.argmax_router` -- experts chosen by argmax with no gate:
@@ -216,7 +223,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.batch_mean_features:Model": ("batch_invariance", "padding_invariance"),
     "reference_models.buggy.shared_hidden:Model": ("batch_invariance",),
     "reference_models.buggy.averaged_cell_state:Model": ("batch_invariance",),
-    "reference_models.buggy.time_mean_on_batch_axis:Model": ("batch_invariance",),
+    "reference_models.buggy.time_mean_on_batch_axis:Model": ("batch_invariance", "causality"),
     "reference_models.buggy.dense_moe:Model": ("grad_isolation",),
     "reference_models.buggy.checkpointed_mask:Model": ("grad_isolation",),
     "reference_models.buggy.zero_grad_trick:Model": ("grad_isolation",),
@@ -265,4 +272,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.refactor_mismapped:Model": ("refactor_agreement",),
     "reference_models.buggy.padded_list:Model": ("batch_invariance",),
     "reference_models.buggy.packed_last_step:Model": ("batch_invariance",),
+    "reference_models.buggy.centred_conv:Model": ("causality",),
+    "reference_models.buggy.future_mask:Model": ("causality",),
+    "reference_models.buggy.length_scaled_positions:Model": ("causality",),
 }

@@ -1,0 +1,314 @@
+"""causality: a model declared causal gives the first steps of its outputs from the first
+steps of its inputs alone; later values and the sequence's length change none of them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dyncheck.errors import InvalidArgument
+from dyncheck.spec import Spec
+
+ONLY = "--dyncheck-invariants=causality"
+
+MODELS = '''
+import torch
+from torch import nn
+
+import dyncheck
+from dyncheck.strategies import attention_masks, sequence_lengths, tensors
+
+
+class Prefix(nn.Module):
+    """A running mean over the steps so far: causal."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        steps = torch.arange(1, x.shape[1] + 1, dtype=x.dtype)[None, :, None]
+        return self.fc(x.cumsum(1) / steps)
+
+
+class WholeMean(Prefix):
+    """Subtracts the mean over every step, later ones too."""
+
+    def forward(self, x):
+        return self.fc(x - x.mean(1, keepdim=True))
+
+
+class Pooled(nn.Module):
+    """A vector per sequence: nothing per step to compare."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(4, 3, batch_first=True)
+
+    def forward(self, x):
+        return self.gru(x)[1][-1]
+
+
+class Noisy(Prefix):
+    """Causal, but adds noise in eval mode too: a shorter sequence draws other numbers."""
+
+    def forward(self, x):
+        return super().forward(x) + 0.1 * torch.randn(x.shape[0], x.shape[1], 3)
+
+
+class Strided(nn.Module):
+    """A causal convolution of stride 2: its time axis follows the length at half the rate."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 3, 2, stride=2)
+
+    def forward(self, x):
+        return self.conv(nn.functional.pad(x.transpose(1, 2), (1, 0)))
+
+
+class Framed(nn.Module):
+    """A causal GRU over [batch, frames, 4], its time axis named "frames"."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(4, 3, batch_first=True)
+
+    def forward(self, x):
+        return self.gru(x)[0]
+
+
+class Bidirectional(Framed):
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(4, 3, batch_first=True, bidirectional=True)
+
+
+class Padded(nn.Module):
+    """A GRU over a padded batch with its lengths: causal, the lengths capped for the prefix."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(4, 3, batch_first=True)
+
+    def forward(self, x, lengths):
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = nn.utils.rnn.pad_packed_sequence(self.gru(packed)[0], batch_first=True, total_length=x.shape[1])
+        return out
+
+
+class Masked(nn.Module):
+    """Token ids under an attention mask, a causal mask beside it; returns the logits."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(20, 8)
+        self.attention = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.head = nn.Linear(8, 20)
+
+    def forward(self, input_ids, attention_mask):
+        h = self.embed(input_ids)
+        steps = input_ids.shape[1]
+        future = torch.ones(steps, steps, dtype=torch.bool).triu(1)
+        out, _ = self.attention(h, h, h, attn_mask=future, need_weights=False)
+        return self.head(out + h)
+
+
+class PeekingMasked(Masked):
+    def forward(self, input_ids, attention_mask):
+        h = self.embed(input_ids)
+        steps = input_ids.shape[1]
+        future = torch.ones(steps, steps, dtype=torch.bool).triu(2)
+        out, _ = self.attention(h, h, h, attn_mask=future, need_weights=False)
+        return self.head(out + h)
+
+
+FLOAT = tensors(shape=("batch", "time", 4), min_value=-5, max_value=5)
+prefix = dyncheck.Spec(Prefix, inputs={"x": FLOAT}, causal=True)
+whole_mean = dyncheck.Spec(WholeMean, inputs={"x": FLOAT}, causal=True)
+pooled = dyncheck.Spec(Pooled, inputs={"x": FLOAT}, causal=True)
+noisy = dyncheck.Spec(Noisy, inputs={"x": FLOAT}, causal=True)
+strided = dyncheck.Spec(Strided, inputs={"x": FLOAT}, causal=True)
+fixed_length = dyncheck.Spec(Prefix, inputs={"x": FLOAT}, dims={"time": 6}, causal=True)
+fixed_length_mean = dyncheck.Spec(WholeMean, inputs={"x": FLOAT}, dims={"time": 6}, causal=True)
+FRAMES = tensors(shape=("batch", "frames", 4), min_value=-5, max_value=5)
+framed = dyncheck.Spec(Framed, inputs={"x": FRAMES}, dims={"frames": (1, 6)}, causal="frames")
+bidirectional = dyncheck.Spec(Bidirectional, inputs={"x": FRAMES}, dims={"frames": (1, 6)}, causal="frames")
+misnamed = dyncheck.Spec(Framed, inputs={"x": FRAMES}, causal="frame")
+padded = dyncheck.Spec(Padded, inputs={"x": FLOAT, "lengths": sequence_lengths()}, causal=True)
+TOKENS = {
+    "input_ids": tensors(shape=("batch", "time"), dtype=torch.long, min_value=0, max_value=19),
+    "attention_mask": attention_masks(),
+}
+masked = dyncheck.Spec(Masked, inputs=TOKENS, causal=True)
+peeking_masked = dyncheck.Spec(PeekingMasked, inputs=TOKENS, causal=True)
+undeclared = dyncheck.Spec(WholeMean, inputs={"x": FLOAT})
+left_padded = dyncheck.Spec(
+    Masked, inputs={**TOKENS, "attention_mask": attention_masks(padding_side="left")}, causal=True
+)
+
+
+class Long(Prefix):
+    """Refuses sequences shorter than 4 steps, which its spec allows."""
+
+    def forward(self, x):
+        assert x.shape[1] >= 4, "needs 4 steps"
+        return super().forward(x)
+
+
+too_short = dyncheck.Spec(Long, inputs={"x": FLOAT}, dims={"time": (3, 8)}, causal=True)
+'''
+
+
+@pytest.fixture
+def models(pytester):
+    pytester.makepyfile(causal_models=MODELS)
+
+
+def _outcome(run, name: str) -> str:
+    return run.outcomes().get(f"dyncheck::causal_models:{name}::causality")
+
+
+@pytest.mark.usefixtures("models")
+def test_a_causal_model_passes_and_one_that_reads_later_steps_fails(dyncheck_run):
+    run = dyncheck_run("--dyncheck", "causal_models:prefix", "--dyncheck", "causal_models:whole_mean", ONLY)
+    assert _outcome(run, "prefix") == "PASSED", run.text
+    assert _outcome(run, "whole_mean") == "FAILED", run.text
+    text = run.failure("whole_mean::causality")
+    assert "causality violated by causal_models:whole_mean" in text
+    # the earliest output step that changed, and the first later input step that alone changes it
+    assert "output at step 0 changes when only step 1 of x changes: a later input reaches an earlier output" in text
+    assert "run alone against the whole sequence:" in text and "Greatest absolute difference" in text
+    assert "Reproduce: pytest --dyncheck causal_models:whole_mean" in text
+
+
+@pytest.mark.usefixtures("models")
+def test_an_off_by_one_mask_names_the_next_step_and_masks_are_cut_not_changed(dyncheck_run):
+    run = dyncheck_run("--dyncheck", "causal_models:masked", "--dyncheck", "causal_models:peeking_masked", ONLY)
+    assert _outcome(run, "masked") == "PASSED", run.text
+    assert _outcome(run, "peeking_masked") == "FAILED", run.text
+    text = run.failure("peeking_masked::causality")
+    headline = next(line for line in text.splitlines() if "changes when only step" in line)
+    # the ids' later steps are changed, the mask's are not
+    step = int(headline.split(" at step ")[1].split()[0])
+    assert f"changes when only step {step + 1} of input_ids changes" in headline, headline
+
+
+def test_reference_models_off_by_one_and_length_messages(dyncheck_run):
+    run = dyncheck_run(
+        "--dyncheck", "reference_models.buggy.future_mask:Model",
+        "--dyncheck", "reference_models.buggy.length_scaled_positions:Model", ONLY,
+    )
+    future = run.failure("future_mask:Model::causality")
+    headline = next(line for line in future.splitlines() if "changes when only step" in line)
+    step = int(headline.split(" at step ")[1].split()[0])
+    assert f"changes when only step {step + 1} of x changes" in headline, headline
+    length = run.failure("length_scaled_positions:Model::causality")
+    assert "change nothing: the outputs depend on the sequence's length" in length
+    assert "streaming or generating step by step gives other results" in length
+
+
+@pytest.mark.usefixtures("models")
+def test_declared_causal_runs_by_default_and_undeclared_only_when_named(dyncheck_run):
+    run = dyncheck_run("--dyncheck", "causal_models:prefix", "--dyncheck", "causal_models:undeclared")
+    outcomes = run.outcomes()
+    assert outcomes["dyncheck::causal_models:prefix::causality"] == "PASSED", run.text
+    assert "dyncheck::causal_models:undeclared::causality" not in outcomes
+    named = dyncheck_run("--dyncheck", "causal_models:undeclared", ONLY)
+    assert _outcome(named, "undeclared") == "FAILED", named.text
+
+
+@pytest.mark.usefixtures("models")
+def test_outputs_without_a_time_axis_compare_nothing(dyncheck_run):
+    run = dyncheck_run("--dyncheck", "causal_models:pooled", "--dyncheck", "causal_models:strided", ONLY, "-v")
+    assert _outcome(run, "pooled") == "SKIPPED", run.text
+    assert "no output has an axis that follows the 'time' axis" in run.skip_reason(
+        "dyncheck::causal_models:pooled::causality"
+    )
+    # A strided axis is compared only where its steps happen to follow the length one for
+    # one (its first frames, which a causal convolution computes from the prefix alone); the
+    # summary counts the other examples.
+    assert _outcome(run, "strided") in ("PASSED", "SKIPPED"), run.text
+    assert "axis 2 of output follows the length at another rate" in run.text
+
+
+@pytest.mark.usefixtures("models")
+def test_random_numbers_in_eval_mode_are_not_a_finding(dyncheck_run):
+    # A shorter batch of several sequences draws other numbers for each step: the model is
+    # causal, and those examples compare nothing. A batch of one draws the same numbers for
+    # its first steps (the stream runs step by step), and is compared.
+    run = dyncheck_run("--dyncheck", "causal_models:noisy", ONLY, "-v")
+    assert _outcome(run, "noisy") in ("PASSED", "SKIPPED"), run.text
+    assert "forward draws random numbers in eval mode (its outputs change with the seed)" in run.text
+
+
+@pytest.mark.usefixtures("models")
+def test_a_fixed_length_changes_later_values_instead(dyncheck_run):
+    run = dyncheck_run(
+        "--dyncheck", "causal_models:fixed_length", "--dyncheck", "causal_models:fixed_length_mean", ONLY
+    )
+    assert _outcome(run, "fixed_length") == "PASSED", run.text
+    assert _outcome(run, "fixed_length_mean") == "FAILED", run.text
+    text = run.failure("fixed_length_mean::causality")
+    assert "with other values at" in text and "run alone" not in text
+
+
+@pytest.mark.usefixtures("models")
+def test_another_named_axis_and_a_misnamed_one(dyncheck_run):
+    run = dyncheck_run(
+        "--dyncheck", "causal_models:framed", "--dyncheck", "causal_models:bidirectional",
+        "--dyncheck", "causal_models:misnamed",
+    )
+    assert _outcome(run, "framed") == "PASSED", run.text
+    assert _outcome(run, "bidirectional") == "FAILED", run.text
+    assert _outcome(run, "misnamed") == "SKIPPED", run.text
+    assert run.skip_reason("dyncheck::causal_models:misnamed::causality") == (
+        "no input has a 'frame' axis to cut (the inputs' named axes are 'frames': name the time axis with "
+        "Spec(causal=...))"
+    )
+
+
+@pytest.mark.usefixtures("models")
+def test_lengths_are_capped_at_the_prefix(dyncheck_run):
+    run = dyncheck_run("--dyncheck", "causal_models:padded", ONLY)
+    assert _outcome(run, "padded") == "PASSED", run.text
+
+
+def test_the_prefix_cuts_each_input_on_its_time_axis_and_caps_the_lengths():
+    from dyncheck.invariants.causality import Causality
+    from dyncheck.target import resolve
+
+    target = resolve("reference_models.time_major_gru:GRUTagger")
+    args = {"x": torch.randn(6, 2, 5), "lengths": torch.tensor([6, 2])}
+    cut = Causality._prefix(target, args, {("x", None): 0}, 3)
+    assert cut["x"].shape == (3, 2, 5) and torch.equal(cut["x"], args["x"][:3])
+    assert cut["lengths"].tolist() == [3, 2]
+    assert args["lengths"].tolist() == [6, 2]  # the example's own arguments are left as they were
+
+
+def test_the_time_axis_is_drawn_from_one_more_than_its_shortest():
+    from dyncheck.invariants.causality import Causality, _shorter
+    from dyncheck.target import resolve
+
+    target = resolve("reference_models.causal_tcn:CausalTCN")
+    assert Causality().dims(target) == {"time": (2, 8)}
+    assert _shorter(target, "time", 5) == [1, 2, 3, 4]
+
+
+def test_spec_causal_takes_true_or_an_axis_name():
+    assert Spec(causal=True).causal is True and Spec(causal="frames").causal == "frames"
+    with pytest.raises(InvalidArgument, match=r"Spec\(causal=3\) must be True .* e\.g\. causal=\"frames\""):
+        Spec(causal=3)
+    with pytest.raises(InvalidArgument, match="must be True"):
+        Spec(causal="two words")
+
+
+@pytest.mark.usefixtures("models")
+def test_a_left_padded_mask_is_a_skip_and_a_refused_prefix_says_which(dyncheck_run):
+    run = dyncheck_run("--dyncheck", "causal_models:left_padded", "--dyncheck", "causal_models:too_short", ONLY)
+    assert run.skip_reason("dyncheck::causal_models:left_padded::causality").startswith(
+        "attention_mask is padded on the left (attention_masks(padding_side='left'))"
+    )
+    # the spec allows 3 steps, the model refuses them: the prefix run is named
+    assert _outcome(run, "too_short") == "FAILED", run.text
+    assert "forward on the first 3 steps alone (cut after step 2 of" in run.failure("too_short::causality")
