@@ -257,7 +257,7 @@ def test_a_fixed_length_changes_later_values_instead(dyncheck_run):
 def test_another_named_axis_and_a_misnamed_one(dyncheck_run):
     run = dyncheck_run(
         "--dyncheck", "causal_models:framed", "--dyncheck", "causal_models:bidirectional",
-        "--dyncheck", "causal_models:misnamed",
+        "--dyncheck", "causal_models:misnamed", ONLY,
     )
     assert _outcome(run, "framed") == "PASSED", run.text
     assert _outcome(run, "bidirectional") == "FAILED", run.text
