@@ -77,6 +77,24 @@ def _padding_value(value: Any) -> Any:
     )
 
 
+def _causal(value: Any) -> Any:
+    """``Spec(causal=...)``: a bool, an axis name, or ``{"axis": name, "lookahead": steps}``."""
+    if isinstance(value, bool) or (isinstance(value, str) and value.isidentifier()):
+        return value
+    if isinstance(value, Mapping) and value and set(value) <= {"axis", "lookahead"}:
+        axis, ahead = value.get("axis", "time"), value.get("lookahead", 0)
+        if (
+            isinstance(axis, str) and axis.isidentifier()
+            and isinstance(ahead, int) and not isinstance(ahead, bool) and ahead >= 0
+        ):
+            return dict(value)
+    raise InvalidArgument(
+        f"Spec(causal={value!r}) must be True (the inputs' \"time\" axis), the name of the time axis the inputs' "
+        "shapes use, e.g. causal=\"frames\", or a dict with a look-ahead, e.g. causal={\"axis\": \"frames\", "
+        "\"lookahead\": 2}"
+    )
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (bool, int, float)) and not (isinstance(value, float) and value != value)
 
@@ -165,8 +183,10 @@ class Spec:
             those steps to it, and appends steps of it, instead of other values.
         causal: the model is causal over its inputs' ``"time"`` axis (``True``) or another
             named axis (``"frames"``): no output step depends on a later input step, as in a
-            language model, a causal convolution or a streaming encoder. ``causality`` then
-            runs by default (``--dyncheck-invariants=causality`` runs it on any model).
+            language model, a causal convolution or a streaming encoder; one that may read
+            ``k`` steps ahead (a streaming encoder's right context) is
+            ``{"axis": "frames", "lookahead": k}``. ``causality`` then runs by default
+            (``--dyncheck-invariants=causality`` runs it on any model).
         load_with_assign: the model is meant to be loaded with
             ``load_state_dict(assign=True)``, so its ties must survive that (they need a
             re-tie in a load post-hook); otherwise untying there is only a warning.
@@ -195,7 +215,7 @@ class Spec:
     load_with_assign: bool = False
     lengths: str | None = None
     padding_value: Any = None
-    causal: bool | str = False
+    causal: bool | str | Mapping[str, Any] = False
     name: str | None = None
     against: Any = None
     state_map: Any = None
@@ -280,11 +300,7 @@ class Spec:
             )
 
         set_(self, "padding_value", _padding_value(self.padding_value))
-        if not (isinstance(self.causal, bool) or (isinstance(self.causal, str) and self.causal.isidentifier())):
-            raise InvalidArgument(
-                f"Spec(causal={self.causal!r}) must be True (the inputs' \"time\" axis) or the name of the time "
-                "axis the inputs' shapes use, e.g. causal=\"frames\""
-            )
+        set_(self, "causal", _causal(self.causal))
 
     @classmethod
     def coerce(cls, value: Any, *, model: Any) -> Spec:

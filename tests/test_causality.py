@@ -156,6 +156,22 @@ class Long(Prefix):
         return super().forward(x)
 
 
+class Centred(nn.Module):
+    """A convolution over 2 * reach + 1 steps centred on each: it reads `reach` steps ahead."""
+
+    def __init__(self, reach=1):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 3, 2 * reach + 1, padding=reach)
+
+    def forward(self, x):
+        return self.conv(x.transpose(1, 2)).transpose(1, 2)
+
+
+ahead_one = dyncheck.Spec(Centred, inputs={"x": FLOAT}, causal={"lookahead": 1})
+ahead_two_declared_one = dyncheck.Spec(
+    Centred, init={"reach": 2}, inputs={"x": FLOAT}, dims={"time": (1, 10)}, causal={"lookahead": 1}
+)
+ahead_one_declared_none = dyncheck.Spec(Centred, inputs={"x": FLOAT}, causal=True)
 too_short = dyncheck.Spec(Long, inputs={"x": FLOAT}, dims={"time": (3, 8)}, causal=True)
 '''
 
@@ -295,8 +311,13 @@ def test_the_time_axis_is_drawn_from_one_more_than_its_shortest():
     assert _shorter(target, "time", 5) == [1, 2, 3, 4]
 
 
-def test_spec_causal_takes_true_or_an_axis_name():
+def test_spec_causal_takes_true_an_axis_name_or_a_look_ahead():
     assert Spec(causal=True).causal is True and Spec(causal="frames").causal == "frames"
+    assert Spec(causal={"axis": "frames", "lookahead": 2}).causal == {"axis": "frames", "lookahead": 2}
+    with pytest.raises(InvalidArgument, match="or a dict with a look-ahead"):
+        Spec(causal={"lookahead": -1})
+    with pytest.raises(InvalidArgument, match="or a dict with a look-ahead"):
+        Spec(causal={"ahead": 1})
     with pytest.raises(InvalidArgument, match=r"Spec\(causal=3\) must be True .* e\.g\. causal=\"frames\""):
         Spec(causal=3)
     with pytest.raises(InvalidArgument, match="must be True"):
@@ -312,3 +333,19 @@ def test_a_left_padded_mask_is_a_skip_and_a_refused_prefix_says_which(dyncheck_r
     # the spec allows 3 steps, the model refuses them: the prefix run is named
     assert _outcome(run, "too_short") == "FAILED", run.text
     assert "forward on the first 3 steps alone (cut after step 2 of" in run.failure("too_short::causality")
+
+
+@pytest.mark.usefixtures("models")
+def test_a_declared_look_ahead_is_allowed_and_no_more(dyncheck_run):
+    run = dyncheck_run(
+        "--dyncheck", "causal_models:ahead_one", "--dyncheck", "causal_models:ahead_two_declared_one",
+        "--dyncheck", "causal_models:ahead_one_declared_none", ONLY,
+    )
+    assert _outcome(run, "ahead_one") == "PASSED", run.text
+    assert _outcome(run, "ahead_one_declared_none") == "FAILED", run.text
+    text = run.failure("ahead_two_declared_one::causality")
+    headline = next(line for line in text.splitlines() if "changes when only step" in line)
+    step = int(headline.split(" at step ")[1].split()[0])
+    # allowed one step ahead, it reads two: the first step that alone reaches it is step + 2
+    assert f"changes when only step {step + 2} of x changes" in headline, headline
+    assert "the model sees further ahead than its look-ahead of 1 step" in headline

@@ -1,8 +1,9 @@
 """causality: no output step depends on a later input step.
 
 Opt-in. A model declared causal, ``Spec(causal=True)`` (the inputs' ``"time"`` axis, or the
-one its lengths are drawn over) or ``Spec(causal="frames")`` (another named axis), is
-checked by default; any other model when ``--dyncheck-invariants`` names ``causality``. A
+one its lengths are drawn over), ``Spec(causal="frames")`` (another named axis) or
+``Spec(causal={"axis": "frames", "lookahead": k})`` (each output step may read ``k`` later
+steps, no more: a streaming encoder's right context), is checked by default; any other model when ``--dyncheck-invariants`` names ``causality``. A
 causal language model, a causal convolution (a TCN, WaveNet), a streaming encoder or an
 RNN run forward only has the property; one that attends to the next token, pads a
 convolution on both sides or normalises over every step does not.
@@ -13,7 +14,8 @@ the example's seed, so a replay cuts at the same step:
 
 1. the outputs at steps ``0..p-1`` equal the outputs of the inputs' first ``p`` steps run
    alone (each input cut on its time axis, lengths capped at ``p``): what the model gives
-   when it streams, or generates one step at a time.
+   when it streams, or generates one step at a time. With a look-ahead of ``k``, ``p`` is
+   more than ``k`` and the prefix's last ``k`` steps are not compared.
 
 When they differ, the same full sequence with other values at steps ``p`` and after says
 what crossed: later values (the failure then names the earliest output step that changed
@@ -75,9 +77,11 @@ _NAN = "the outputs hold NaN or inf (finite reports where they are made): nothin
 
 
 def time_dim(target: Target) -> str:
-    """The named axis a causal model runs over: ``Spec(causal="frames")``'s, else the one
-    the lengths are drawn over, else ``"time"``."""
+    """The named axis a causal model runs over: ``Spec(causal="frames")``'s (or
+    ``{"axis": "frames"}``'s), else the one the lengths are drawn over, else ``"time"``."""
     causal = target.spec.causal
+    if isinstance(causal, Mapping):
+        causal = causal.get("axis")
     if isinstance(causal, str):
         return causal
     found = lengths_argument(target)
@@ -86,6 +90,12 @@ def time_dim(target: Target) -> str:
         if isinstance(dim, str):
             return dim
     return "time"
+
+
+def lookahead(target: Target) -> int:
+    """The later steps an output step may read: ``Spec(causal={"lookahead": k})``'s ``k``, else 0."""
+    causal = target.spec.causal
+    return int(causal.get("lookahead", 0)) if isinstance(causal, Mapping) else 0
 
 
 def _axis(strategy: Any, dim: str, rank: int | None = None) -> int | None:
@@ -228,14 +238,15 @@ class Causality(Invariant):
         return f"no input has a {dim!r} axis to cut ({hint})"
 
     def dims(self, target: Target) -> dict[str, Any]:
-        """The time axis is drawn from one step more than its shortest: a sequence of the
-        shortest length has no shorter prefix to run."""
+        """The time axis is drawn from one step more than its shortest (and than the
+        look-ahead): a sequence of the shortest length has no shorter prefix to run."""
         dim = time_dim(target)
         bounds = _bounds(target, dim)
         if isinstance(bounds, tuple) and len(bounds) == 2 and all(isinstance(b, int) for b in bounds):
             low, high = bounds
-            if max(1, low) + 1 <= high:
-                return {dim: (max(1, low) + 1, high)}
+            shortest = max(1, low, lookahead(target) + 1)
+            if shortest + 1 <= high:
+                return {dim: (shortest + 1, high)}
         return {}
 
     def check(self, context: Context, example: Example) -> None:
@@ -253,12 +264,18 @@ class Causality(Invariant):
         steps = min(slot_value(example.args, slot).shape[axis] for slot, axis in axes.items())
         if steps < 2:
             return context.nothing_to_compare(f"a sequence of {_steps(steps)}: no earlier step to keep", drawn=True)
+        ahead = lookahead(target)
         generator = torch.Generator().manual_seed(example.seed)
-        shorter = _shorter(target, dim, steps)
+        # a prefix keeps at least one step that its look-ahead does not reach past
+        shorter = [length for length in _shorter(target, dim, steps) if length > ahead]
         if shorter:
             prefix = shorter[int(torch.randint(len(shorter), (1,), generator=generator))]
+        elif ahead + 1 < steps:
+            prefix = int(torch.randint(ahead + 1, steps, (1,), generator=generator))
         else:
-            prefix = int(torch.randint(1, steps, (1,), generator=generator))
+            return context.nothing_to_compare(
+                f"a sequence of {_steps(steps)}: no earlier step beyond the look-ahead of {ahead} to keep", drawn=True
+            )
         calls = _Calls(context, example)
         full = calls.first(example.fresh_args())
         if calls.native is None and not all_finite(full.values()):
@@ -269,10 +286,15 @@ class Causality(Invariant):
                 stage=f"forward on the first {_steps(prefix)} alone (cut after step {prefix - 1} of {steps})",
             )
             compared, other_rate = _time_axes(full, alone, steps, prefix)
+            # the last `ahead` steps of the prefix may read steps it does not have
+            compared = {
+                leaf: [(axis, kept - ahead) for axis, kept in cut]
+                for leaf, cut in compared.items() if all(kept > ahead for _, kept in cut)
+            }
         else:
             alone = None
             compared = {
-                leaf: [(axis, prefix) for axis in range(value.dim()) if value.shape[axis] == steps]
+                leaf: [(axis, prefix - ahead) for axis in range(value.dim()) if value.shape[axis] == steps]
                 for leaf, value in full.items()
             }
             compared = {leaf: cut for leaf, cut in compared.items() if cut}
@@ -292,21 +314,25 @@ class Causality(Invariant):
         names = ", ".join(slot_text(slot) for slot in axes if self._changeable(target, slot, example.args)) or "the inputs"
         allowed = {leaf: calls.tolerances(full[leaf]) for leaf in compared}
 
-        def differences(other: Mapping[str, torch.Tensor], *, cut_already: bool = False) -> dict[str, list[str]]:
+        def differences(other: Mapping[str, torch.Tensor]) -> dict[str, list[str]]:
             """leaf -> how ``other``'s first steps differ from the full call's (``other`` is
-            the prefix's, already that long, or another call's of the full length)."""
+            the prefix's call, or another call of the full length)."""
             found = {}
             for leaf, cut in compared.items():
                 value = other.get(leaf)
-                if value is None or (not cut_already and value.shape != full[leaf].shape):
+                expected = _head(full[leaf], cut)
+                if value is None or value.dim() != expected.dim():
+                    continue
+                value = _head(value, cut)
+                if value.shape != expected.shape:
                     continue
                 rtol, atol = allowed[leaf]
-                lines = mismatch(value if cut_already else _head(value, cut), _head(full[leaf], cut), rtol=rtol, atol=atol)
+                lines = mismatch(value, expected, rtol=rtol, atol=atol)
                 if lines:
                     found[leaf] = lines
             return found
 
-        differing = {} if alone is None else differences(alone, cut_already=True)
+        differing = {} if alone is None else differences(alone)
         if alone is not None and not differing:
             return context.compared()
         # Other values in the later steps: what crossed, or (without a shorter sequence to
@@ -329,18 +355,22 @@ class Causality(Invariant):
             rtol, atol = allowed[leaf]
             step = _first_differing(_head(later[leaf], cut), _head(full[leaf], cut), axis, rtol, atol) or 0
             source = self._source(
-                target, calls, example, axes, full[leaf], leaf, cut, step, offset, steps, generator, rtol, atol
+                target, calls, example, axes, full[leaf], leaf, cut, step, offset - ahead, steps, generator, rtol, atol
             )
             shown = f"{leaf} at step {step}" + (f" (input step {step - offset})" if offset else "")
+            sees = (
+                f"the model sees further ahead than its look-ahead of {_steps(ahead)}" if ahead
+                else "the model sees the future"
+            )
             if source is not None:
                 headline = (
                     f"{shown} changes when only step {source} of {names} changes: a later input reaches an earlier "
-                    "output (the model sees the future)"
+                    f"output ({sees})"
                 )
             else:
                 headline = (
                     f"{shown} changes when {_span(prefix, steps)} of {names} change: later inputs reach "
-                    "earlier outputs (the model sees the future)"
+                    f"earlier outputs ({sees})"
                 )
             details = [
                 f"{where}; {leaf} with other values at {_span(prefix, steps)} against the example, first {_steps(kept)}:",
@@ -417,7 +447,9 @@ class Causality(Invariant):
         leaf: str, cut: list[tuple[int, int]], step: int, offset: int, steps: int, generator: torch.Generator,
         rtol: float, atol: float,
     ) -> int | None:
-        """The first input step after the output's ``step`` that changes it alone."""
+        """The first input step past the last one the output's ``step`` may read (input step
+        ``step - offset``: ``offset`` is how far the output's axis is longer than the input's,
+        less the look-ahead) that changes it alone."""
         axis = cut[0][0]
         rest = cut[1:]
         expected = _head(value, rest).narrow(axis, step, 1)
