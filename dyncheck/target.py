@@ -1683,6 +1683,22 @@ def _probe_sizes(
                 return True
         else:
             shapes, failures[:] = given_shapes, given_failures
+    if failures and len(spatial) == 1 and not sequence:
+        tied = _tie_to_sequence(shapes, spatial[0], given, low, width, runs_at, failures)
+        if tied is not None:
+            other, ran, error = tied
+            for name, (shape, _) in shapes.items():
+                if spatial[0] in shape:
+                    inputs[name] = _reshaped(inputs[name], tuple(other if d == spatial[0] else d for d in shape))
+                    inferred[name] += (
+                        f"; its {spatial[0]} is the {other} of the inputs beside it: drawn apart, at {spatial[0]} "
+                        f"{error[0]} and {other} 2 it raised {type(error[1]).__name__} ({one_line(error[1])}); as one "
+                        f"size it ran at {ran[0]}-{ran[-1]}"
+                    )
+            dims.pop(spatial[0], None)
+            if ran != list(range(low, low + width + 1)):
+                dims[other] = (ran[0], ran[-1]) if ran[-1] - ran[0] == len(ran) - 1 else st.sampled_from(ran)
+            return True
     folded: list[tuple[int, Exception]] = []
     if failures and any("batch" in shape for shape, _ in shapes.values()):
         # A size that ran only because the batch folded into it: a reshape to
@@ -1986,6 +2002,37 @@ def _probe_shortest_row(instance: nn.Module, inputs: dict[str, Any], inferred: d
         f"; at least {shortest} valid a row (min_length={shortest}): with 1 it raised {type(error).__name__} "
         f"({one_line(error)})"
     )
+
+
+def _tie_to_sequence(
+    shapes: dict[str, Any], dim: str, given: set[str], low: int, width: int,
+    runs_at: Callable[[int], bool], failures: list[tuple[int, Exception]],
+) -> tuple[str, list[int], tuple[int, Exception]] | None:
+    """A spatial dimension that is another input's sequence: a value embedding's Conv1d
+    over ``[batch, length, channels]`` added to a time-feature embedding's Linear over
+    ``[batch, time, 4]`` (Informer's ``x_enc`` and ``x_mark_enc``) runs only where the two
+    sizes meet, so drawn apart the probe found the length limited to the size the time was
+    probed at. Tried as one size (the sequence's name): (that name, the sizes that ran, the
+    first failure apart) when more sizes run so than apart, else None. ``shapes`` is
+    updated in place only while the sizes are tried."""
+    others = sorted({
+        d for shape, _ in shapes.values() for d in shape
+        if isinstance(d, str) and d in _SEQUENCE and d != dim and d not in given
+    })
+    apart = len(range(low, low + width + 1)) - len(failures)
+    first = failures[0]
+    for other in others:
+        saved, saved_failures = dict(shapes), list(failures)
+        for name, (shape, dtype) in saved.items():
+            shapes[name] = (tuple(dim if d == other else d for d in shape), dtype)
+        failures.clear()
+        ran = [size for size in range(low, low + width + 1) if runs_at(size)]
+        shapes.clear()
+        shapes.update(saved)
+        failures[:] = saved_failures
+        if len(ran) > max(apart, 1):
+            return other, ran, first
+    return None
 
 
 def _reshaped(strategy: Any, shape: tuple[Any, ...]) -> Any:

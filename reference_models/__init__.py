@@ -189,6 +189,8 @@ Refactored twins, each declaring the model it must still agree with
   each by its own member of a ModuleList (fastai's tabular model), beside continuous ones.
 * :mod:`reference_models.causal_tcn` -- ``CausalTCN``: a temporal convolutional network,
   dilated convolutions whose right padding a ``Chomp1d`` cuts, declared causal.
+* :mod:`reference_models.time_features` -- ``TimeFeatureForecaster``: Informer's embedding,
+  a series (a Conv1d over it permuted) and its time features (a Linear) added step by step.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -289,4 +291,5 @@ GOOD_TARGETS = (
     "reference_models.revin_linear:RevINLinear",
     "reference_models.nbeats:NBeats",
     "reference_models.causal_tcn:CausalTCN",
+    "reference_models.time_features:TimeFeatureForecaster",
 )

@@ -799,6 +799,48 @@ def test_a_mask_multiplied_into_values_of_an_input_gets_its_shape():
         resolved(MaskOnAnOutput)
 
 
+class _ChannelsLastConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x.permute(0, 2, 1)).transpose(1, 2)
+
+
+class ConvInsideASubmodule(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = _ChannelsLastConv()
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.embed(x))
+
+
+def test_a_conv_over_an_input_permuted_inside_a_submodule_reads_it_channels_last():
+    target = resolved(ConvInsideASubmodule)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", "length", 3)))
+    assert target.inferred_inputs["x"] == (
+        "first consumed by embed (Conv1d(in_channels=3), reached through transpose(1, 2) in _ChannelsLastConv)"
+    )
+    assert_callable(target)
+
+
+def test_values_and_time_features_added_step_by_step_share_their_time_axis():
+    from reference_models.time_features import TimeFeatureForecaster
+
+    target = resolved(TimeFeatureForecaster)
+    for values, features in (("x_enc", "x_mark_enc"), ("x_dec", "x_mark_dec")):
+        same(target.spec.inputs[values], dst.tensors(shape=("batch", "time", 3)))
+        same(target.spec.inputs[features], dst.tensors(shape=("batch", "time", 4)))
+        assert "its length is the time of the inputs beside it: drawn apart, at length 3 and time 2 it raised" in (
+            target.inferred_inputs[values]
+        )
+    assert "length" not in target.spec.dims
+    assert_callable(target)
+
+
 class StackedImages(nn.Module):
     def __init__(self):
         super().__init__()

@@ -170,6 +170,12 @@ def _causal_tcn() -> tuple[torch.nn.Module, tuple]:
     return CausalTCN(), (torch.randn(3, 7, 3),)
 
 
+def _time_features() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.time_features import TimeFeatureForecaster
+
+    return TimeFeatureForecaster(), (torch.randn(3, 6, 3), torch.randn(3, 6, 4), torch.randn(3, 4, 3), torch.randn(3, 4, 4))
+
+
 def _loop_moe() -> tuple[torch.nn.Module, tuple]:
     from reference_models.loop_moe import LoopMoE
 
@@ -873,6 +879,7 @@ BUILDERS = {
     "noisy_hidden": _noisy_hidden,
     "causal_attention": _causal_attention,
     "causal_tcn": _causal_tcn,
+    "time_features": _time_features,
     "loop_moe": _loop_moe,
     "early_exit": _early_exit,
 

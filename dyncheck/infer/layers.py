@@ -223,6 +223,13 @@ def _input_for_module(
                 else members_input(module, expression, depth + 1, entry, member, role)
             )
             if found is not None:
+                # swapped on the way there (a token embedding's Conv1d over x.permute(0, 2, 1))
+                swapped = None if kept else _swap(found.shape, flow.transposed.get(expression))
+                if swapped is not None:
+                    found = found._replace(
+                        shape=swapped,
+                        note=f"{found.note}, reached through transpose{flow.transposed[expression]} in {type(module).__name__}",
+                    )
                 return found
     return None
 
