@@ -98,6 +98,14 @@ class Settings:
         time_budget = self.time_budget_for(target)
         if time_budget is not None:
             parts.append(f"--dyncheck-time-budget={time_budget:g}")
+        if invariant in (self.invariants_for(target) or ()):
+            # an opt-in check this run collected because it was named (causality on a model
+            # not declared causal, compile_agreement): -k alone would select nothing
+            from dyncheck.invariants import registry
+
+            known = registry().get(invariant)
+            if known is not None and known.opt_in:
+                parts.append(f"--dyncheck-invariants={invariant}")
         parts.append(f"-k {invariant}")
         return " ".join(parts)
 

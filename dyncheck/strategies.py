@@ -772,7 +772,9 @@ def padded_batches(
     """
     args = dict(locals())
     _padded_plan(**args)
-    return _draw_padded_batches(**_given(padded_batches, args))
+    strategy = _draw_padded_batches(**_given(padded_batches, args))
+    strategy._dyncheck_strategy = "padded_batches"
+    return strategy
 
 
 def _padded_plan(

@@ -47,6 +47,7 @@ next is purity's and determinism's to report).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -61,6 +62,7 @@ from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants.padding_invariance import (
     Slot, _input_scale, _int_bounds, _strategy, _to_float64, _with, lengths_argument, slot_text, slot_value, slots,
 )
+from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
 from dyncheck.target import Target
 from dyncheck.tracing import floating_leaves, missing_output
 
@@ -74,6 +76,10 @@ _RANDOM = (
     "other ones: nothing to compare across lengths"
 )
 _NAN = "the outputs hold NaN or inf (finite reports where they are made): nothing to compare"
+_ROUNDING = (
+    "the outputs differ within what rounding makes of a one-ulp move of the inputs (a model that computes in "
+    "float32 inside its float64 copy): nothing a later step reached"
+)
 
 
 def time_dim(target: Target) -> str:
@@ -98,36 +104,62 @@ def lookahead(target: Target) -> int:
     return int(causal.get("lookahead", 0)) if isinstance(causal, Mapping) else 0
 
 
-def _axis(strategy: Any, dim: str, rank: int | None = None) -> int | None:
-    """The axis of the value ``strategy`` draws that is named ``dim``: its shape's, or an
-    attention mask's last; None when it names none (or its rank is not ``rank``)."""
+def _axes(strategy: Any, dim: str, rank: int | None = None) -> tuple[int, ...]:
+    """The axes of the value ``strategy`` draws that are named ``dim`` (every one: a pair
+    bias ``("batch", "time", "time")`` has two), or an attention mask's last; none when it
+    names none (or its rank is not ``rank``)."""
     arguments = strategy_arguments(strategy)
     if strategy_kind(strategy) == "attention_masks":
-        return (1 if rank in (None, 2) else None) if arguments.get("max_length", "time") == dim else None
+        return (1,) if rank in (None, 2) and arguments.get("max_length", "time") == dim else ()
     shape = arguments.get("shape")
-    if not isinstance(shape, (tuple, list)) or dim not in shape or (rank is not None and len(shape) != rank):
-        return None
-    return list(shape).index(dim)
+    if not isinstance(shape, (tuple, list)) or (rank is not None and len(shape) != rank):
+        return ()
+    return tuple(axis for axis, name in enumerate(shape) if name == dim)
 
 
 def _bounds(target: Target, dim: str) -> Any:
-    from dyncheck.strategies import DEFAULT_DIMS
+    """The spec's size of ``dim``: an int, a ``(min, max)`` pair or a strategy; an axis
+    named nowhere is drawn from the default range of named axes."""
+    from dyncheck.strategies import _OTHER_DIM, DEFAULT_DIMS
 
-    return dict(target.spec.dims).get(dim, DEFAULT_DIMS.get(dim))
+    return dict(target.spec.dims).get(dim, DEFAULT_DIMS.get(dim, _OTHER_DIM))
 
 
-def _shorter(target: Target, dim: str, steps: int) -> list[int]:
-    """The prefix lengths the spec allows for a sequence of ``steps``: every length from its
-    shortest up to ``steps - 1`` (or the drawn sizes below it); none for a fixed size."""
-    bounds = _bounds(target, dim)
+def _lowest(bounds: Any) -> int | None:
+    """The smallest size ``bounds`` draws, when it can be read: a pair's, an
+    ``st.integers``' or an ``st.sampled_from``'s; None otherwise."""
+    if isinstance(bounds, int):
+        return bounds
     if isinstance(bounds, tuple) and len(bounds) == 2 and all(isinstance(b, int) for b in bounds):
-        return list(range(max(1, bounds[0]), steps))
+        return bounds[0]
     elements = getattr(bounds, "elements", None)  # st.sampled_from(sizes), as the size probe gives
     if isinstance(elements, Sequence) and elements and all(isinstance(e, int) for e in elements):
-        return sorted(e for e in set(elements) if 1 <= e < steps)
-    if bounds is None or isinstance(bounds, int):
-        return []
-    return list(range(1, steps))  # another strategy: any length may be refused, and then says so
+        return min(elements)
+    start = getattr(getattr(bounds, "wrapped_strategy", bounds), "start", None)  # st.integers(lo, hi)
+    return start if isinstance(start, int) else None
+
+
+def _shortest(target: Target, dim: str) -> int:
+    """The shortest sequence over ``dim`` the spec allows: its size's lower bound, and the
+    ``min_length`` of lengths or masks drawn over it."""
+    low = _lowest(_bounds(target, dim)) or 1
+    for _, strategy in slots(target):
+        arguments = strategy_arguments(strategy)
+        if strategy_kind(strategy) in ("sequence_lengths", "attention_masks") and arguments.get("max_length", "time") == dim:
+            least = arguments.get("min_length", 1)
+            if isinstance(least, int):
+                low = max(low, least)
+    return max(1, low)
+
+
+def _prefix_lengths(target: Target, dim: str, steps: int, ahead: int) -> list[int]:
+    """The prefix lengths to cut a sequence of ``steps`` at: those the spec allows below
+    it, longer than the look-ahead (the drawn sizes, for ``sampled_from``)."""
+    low = max(_shortest(target, dim), ahead + 1)
+    elements = getattr(_bounds(target, dim), "elements", None)
+    if isinstance(elements, Sequence) and elements and all(isinstance(e, int) for e in elements):
+        return sorted(e for e in set(elements) if low <= e < steps)
+    return list(range(low, steps))
 
 
 def _head(value: torch.Tensor, cut: list[tuple[int, int]]) -> torch.Tensor:
@@ -147,6 +179,9 @@ def _first_differing(a: torch.Tensor, b: torch.Tensor, axis: int, rtol: float, a
     return int(bad[0]) if bad.numel() else None
 
 
+_INDEXED = re.compile(r"^(.*)\[(\d+)\]$")
+
+
 class _Calls:
     """Calls of fresh eval-mode copies of the model, in float64 with the tolerances of the
     model's own dtype, or, where the float64 copy cannot run or is not finite, in the
@@ -159,6 +194,8 @@ class _Calls:
         self.native = None if native is None or native == torch.float64 or native.is_complex else native
         self.slack = 1.0
         self.path: tuple[str, ...] | None = None
+        #: the full example's output as forward returned it
+        self.output: Any = None
 
     def first(self, args: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """The full example's outputs, its path recorded; decides the dtype of every call."""
@@ -175,10 +212,15 @@ class _Calls:
 
     def __call__(
         self, args: Mapping[str, Any], *, record: bool = False, seed: int | None = None, stage: str = "forward",
+        rounded: bool = False,
     ) -> dict[str, torch.Tensor]:
+        """The outputs' tensors by name. ``rounded``: every floating input moved one ulp of
+        the model's own dtype first (what rounding alone changes)."""
         context, example = self.context, self.example
         model = context.fresh_model().eval()
         arguments = dict(args)
+        if rounded:
+            arguments = nudged(arguments, torch.Generator().manual_seed(example.seed))
         if self.native is not None:
             model = cast(model, torch.float64)
             arguments = {name: _to_float64(value) for name, value in arguments.items()}
@@ -186,14 +228,14 @@ class _Calls:
             if record:  # the full example's call: its path counts in the census
                 trace = context.run(model, Example(arguments, example.seed, example.dims), grad=False)
                 self.path, output = trace.path, trace.output
+                self.output = output
             else:
                 output = context.call(model, arguments, example.seed if seed is None else seed, stage=stage)
-        return {
-            name: leaf for name, leaf in floating_leaves(output)
-            if leaf.is_floating_point() or leaf.is_complex()
-        }
+        return dict(floating_leaves(output))
 
     def tolerances(self, leaf: torch.Tensor) -> tuple[float, float]:
+        if not (leaf.is_floating_point() or leaf.is_complex()):
+            return 0.0, 0.0  # token ids, a greedy choice, flags: exactly
         rtol, atol = tolerances(self.native or leaf.dtype)
         return rtol, atol * self.slack
 
@@ -224,7 +266,19 @@ class Causality(Invariant):
                     "steps are padding, whose outputs a model may compute from every step; causality compares "
                     "right-padded batches"
                 )
-        if any(_axis(strategy, dim) is not None for _, strategy in slots(target)):
+            if strategy_kind(strategy) == "padded_batches" and arguments.get("max_length", "time") == dim:
+                return (
+                    f"{slot_text(slot)} is drawn by padded_batches() as one (padded, lengths) pair, which causality "
+                    "does not cut; draw them as two arguments: tensors(shape=(\"batch\", \"time\", ...)) and "
+                    "sequence_lengths()"
+                )
+        if isinstance(_bounds(target, dim), int):
+            size = _bounds(target, dim)
+            return (
+                f"the spec fixes the {dim!r} axis at {size} steps: no shorter sequence to run alone; give a range, "
+                f"e.g. Spec(dims={{{dim!r}: (1, {max(size, 2)})}})"
+            )
+        if any(_axes(strategy, dim) for _, strategy in slots(target)):
             return None
         named = sorted({
             d for _, strategy in slots(target)
@@ -243,68 +297,54 @@ class Causality(Invariant):
         dim = time_dim(target)
         bounds = _bounds(target, dim)
         if isinstance(bounds, tuple) and len(bounds) == 2 and all(isinstance(b, int) for b in bounds):
-            low, high = bounds
-            shortest = max(1, low, lookahead(target) + 1)
-            if shortest + 1 <= high:
-                return {dim: (shortest + 1, high)}
+            shortest = max(_shortest(target, dim), lookahead(target) + 1)
+            if shortest + 1 <= bounds[1]:
+                return {dim: (max(bounds[0], shortest + 1), bounds[1])}
         return {}
 
     def check(self, context: Context, example: Example) -> None:
         target = context.target
         dim = time_dim(target)
-        axes: dict[Slot, int] = {}
+        axes: dict[Slot, tuple[int, ...]] = {}
         for slot, strategy in slots(target):
             value = slot_value(example.args, slot)
             if isinstance(value, torch.Tensor) and value.dim() > 0:
-                axis = _axis(strategy, dim, value.dim())
-                if axis is not None:
-                    axes[slot] = axis
+                found = _axes(strategy, dim, value.dim())
+                if found:
+                    axes[slot] = found
         if not axes:
             return context.nothing_to_compare(f"no input of this example has a {dim!r} axis")
-        steps = min(slot_value(example.args, slot).shape[axis] for slot, axis in axes.items())
-        if steps < 2:
-            return context.nothing_to_compare(f"a sequence of {_steps(steps)}: no earlier step to keep", drawn=True)
+        steps = min(slot_value(example.args, slot).shape[axis] for slot, found in axes.items() for axis in found)
         ahead = lookahead(target)
-        generator = torch.Generator().manual_seed(example.seed)
-        # a prefix keeps at least one step that its look-ahead does not reach past
-        shorter = [length for length in _shorter(target, dim, steps) if length > ahead]
-        if shorter:
-            prefix = shorter[int(torch.randint(len(shorter), (1,), generator=generator))]
-        elif ahead + 1 < steps:
-            prefix = int(torch.randint(ahead + 1, steps, (1,), generator=generator))
-        else:
+        lengths = _prefix_lengths(target, dim, steps, ahead)
+        if not lengths:
+            beyond = f" longer than the look-ahead of {_steps(ahead)}" if ahead else ""
             return context.nothing_to_compare(
-                f"a sequence of {_steps(steps)}: no earlier step beyond the look-ahead of {ahead} to keep", drawn=True
+                f"a sequence of {_steps(steps)}: no shorter one the spec allows{beyond} to run alone", drawn=True
             )
+        generator = torch.Generator().manual_seed(example.seed)
+        prefix = lengths[int(torch.randint(len(lengths), (1,), generator=generator))]
         calls = _Calls(context, example)
         full = calls.first(example.fresh_args())
         if calls.native is None and not all_finite(full.values()):
             return context.nothing_to_compare(_NAN)
-        if shorter:
-            alone = calls(
-                self._prefix(target, example.fresh_args(), axes, prefix),
-                stage=f"forward on the first {_steps(prefix)} alone (cut after step {prefix - 1} of {steps})",
+        try:
+            alone = calls(self._prefix(target, example.fresh_args(), axes, prefix))
+        except ModelError as exc:
+            # A length the model does not take (a kernel wider than it): not a causal
+            # property; the checks that draw that length report it if the spec allows it.
+            return context.nothing_to_compare(
+                f"the model raised {type(exc.original).__name__} on the first {_steps(prefix)} alone (a length it "
+                f"does not take; give the shortest it takes with Spec(dims={{{dim!r}: (shortest, ...)}}))",
+                drawn=True,
             )
-            compared, other_rate = _time_axes(full, alone, steps, prefix)
-            # the last `ahead` steps of the prefix may read steps it does not have
-            compared = {
-                leaf: [(axis, kept - ahead) for axis, kept in cut]
-                for leaf, cut in compared.items() if all(kept > ahead for _, kept in cut)
-            }
-        else:
-            alone = None
-            compared = {
-                leaf: [(axis, prefix - ahead) for axis in range(value.dim()) if value.shape[axis] == steps]
-                for leaf, value in full.items()
-            }
-            compared = {leaf: cut for leaf, cut in compared.items() if cut}
-            other_rate = []
-        if calls.native is None and alone is not None and not all_finite(alone.values()):
+        if calls.native is None and not all_finite(alone.values()):
             return context.nothing_to_compare(_NAN)
+        compared, other_rate = _time_axes(full, alone, steps, prefix, ahead)
         if not compared:
             if other_rate:
                 return context.nothing_to_compare(f"{other_rate[0]}: not compared step by step")
-            return context.nothing_to_compare(missing_output(full) or _NO_TIME_AXIS.format(dim=dim))
+            return context.nothing_to_compare(missing_output(calls.output) or _NO_TIME_AXIS.format(dim=dim))
         if other_rate:
             context.note("other_rate", lambda count: (
                 f"{other_rate[0]}: not compared step by step ({count} example{'s' if count != 1 else ''})"
@@ -314,17 +354,18 @@ class Causality(Invariant):
         names = ", ".join(slot_text(slot) for slot in axes if self._changeable(target, slot, example.args)) or "the inputs"
         allowed = {leaf: calls.tolerances(full[leaf]) for leaf in compared}
 
-        def differences(other: Mapping[str, torch.Tensor]) -> dict[str, list[str]]:
-            """leaf -> how ``other``'s first steps differ from the full call's (``other`` is
-            the prefix's call, or another call of the full length)."""
+        def differences(other: Mapping[str, torch.Tensor], margin: Mapping[str, float] | None = None) -> dict[str, list[str]]:
+            """leaf -> how ``other``'s first steps differ from the full call's, beyond the
+            tolerances (and beyond ``margin``, what rounding explains, where given)."""
             found = {}
             for leaf, cut in compared.items():
-                value = other.get(leaf)
-                expected = _head(full[leaf], cut)
+                value, expected = other.get(leaf), _head(full[leaf], cut)
                 if value is None or value.dim() != expected.dim():
                     continue
                 value = _head(value, cut)
                 if value.shape != expected.shape:
+                    continue
+                if margin is not None and largest_difference(value, expected) <= margin.get(leaf, 0.0):
                     continue
                 rtol, atol = allowed[leaf]
                 lines = mismatch(value, expected, rtol=rtol, atol=atol)
@@ -332,36 +373,39 @@ class Causality(Invariant):
                     found[leaf] = lines
             return found
 
-        differing = {} if alone is None else differences(alone)
-        if alone is not None and not differing:
+        differing = differences(alone)
+        if not differing:
             return context.compared()
-        # Other values in the later steps: what crossed, or (without a shorter sequence to
-        # run) rule 1's stand-in.
+        # Other values in the later steps: what crossed, a value or the length.
         later = calls(self._changed(target, example.fresh_args(), axes, prefix, steps, generator))
         crossed = differences(later)
-        if alone is None and not crossed:
-            return context.compared()
         # A model that draws random numbers in eval mode gives other outputs under another
         # seed, and a shorter (or changed) sequence draws other numbers: nothing to read.
         if differences(calls(example.fresh_args(), seed=example.seed + 1)):
             return context.nothing_to_compare(_RANDOM)
+        # Rounding: a model that computes in float32 inside its float64 copy (an FFT over
+        # x.float()) rounds a prefix and the whole sequence otherwise. What a one-ulp move of
+        # the inputs changes, ten times over, is what rounding explains.
+        moved = calls(example.fresh_args(), rounded=True)
+        margin = {
+            leaf: SENSITIVITY_FACTOR * largest_difference(_head(moved[leaf], cut), _head(full[leaf], cut))
+            for leaf, cut in compared.items() if leaf in moved and moved[leaf].shape == full[leaf].shape
+        }
+        differing, crossed = differences(alone, margin), differences(later, margin)
+        if not differing and not crossed:
+            return context.nothing_to_compare(_ROUNDING)
         context.compared()
         where = f"cut after step {prefix - 1} of {steps} (the first {_steps(prefix)} kept)"
+        sees = f"the model sees further ahead than its look-ahead of {_steps(ahead)}" if ahead else "the model sees the future"
         if crossed:
             leaf = next(iter(crossed))
             cut = compared[leaf]
-            axis, kept = cut[0]
-            offset = full[leaf].shape[axis] - steps
             rtol, atol = allowed[leaf]
-            step = _first_differing(_head(later[leaf], cut), _head(full[leaf], cut), axis, rtol, atol) or 0
+            step, offset = self._earliest(leaf, cut, later[leaf], full[leaf], steps, rtol, atol)
             source = self._source(
                 target, calls, example, axes, full[leaf], leaf, cut, step, offset - ahead, steps, generator, rtol, atol
             )
-            shown = f"{leaf} at step {step}" + (f" (input step {step - offset})" if offset else "")
-            sees = (
-                f"the model sees further ahead than its look-ahead of {_steps(ahead)}" if ahead
-                else "the model sees the future"
-            )
+            shown = f"{leaf} at step {step}" + (f" (input step {step - offset})" if offset < 0 else "")
             if source is not None:
                 headline = (
                     f"{shown} changes when only step {source} of {names} changes: a later input reaches an earlier "
@@ -372,32 +416,54 @@ class Causality(Invariant):
                     f"{shown} changes when {_span(prefix, steps)} of {names} change: later inputs reach "
                     f"earlier outputs ({sees})"
                 )
+            kept = f", first {_steps(cut[0][1])}" if cut else ""
             details = [
-                f"{where}; {leaf} with other values at {_span(prefix, steps)} against the example, first {_steps(kept)}:",
+                f"{where}; {leaf} with other values at {_span(prefix, steps)} against the example{kept}:",
                 *(f"  {line}" for line in crossed[leaf]),
             ]
         else:
             leaf = next(iter(differing))
+            first = f"at its first {_steps(compared[leaf][0][1])} " if compared[leaf] else ""
             headline = (
-                f"{leaf} at its first {_steps(compared[leaf][0][1])} differs between the sequence of {steps} steps and its "
-                f"first {_steps(prefix)} run alone, while other values at {_span(prefix, steps)} change nothing: the "
-                "outputs depend on the sequence's length (a position scaled by it, a statistic over every step), so "
+                f"{leaf} {first}differs between the sequence of {steps} steps and its first {_steps(prefix)} run "
+                f"alone, while other values at {_span(prefix, steps)} change nothing: the outputs depend on the "
+                "sequence's length (a position scaled by it or counted from the end, a statistic over every step), so "
                 "streaming or generating step by step gives other results"
             )
             details = []
-        if alone is not None:
-            for name, lines in differing.items():
-                details.append(f"{where}; {name} of the first {_steps(prefix)} run alone against the whole sequence:")
-                details.extend(f"  {line}" for line in lines)
+        for name, lines in differing.items():
+            details.append(f"{where}; {name} of the first {_steps(prefix)} run alone against the whole sequence:")
+            details.extend(f"  {line}" for line in lines)
         # One raise statement: Hypothesis tells failures apart by where they are raised.
         raise InvariantViolation(headline, details, path=calls.path)
 
     @staticmethod
-    def _prefix(target: Target, args: dict[str, Any], axes: Mapping[Slot, int], prefix: int) -> dict[str, Any]:
+    def _earliest(
+        leaf: str, cut: list[tuple[int, int]], changed: torch.Tensor, value: torch.Tensor, steps: int,
+        rtol: float, atol: float,
+    ) -> tuple[int, int]:
+        """(the earliest output step of ``leaf`` that changed, how many steps its axis is
+        longer than the input's, where that says which input step it is: negative, right
+        context consumed; else 0, as a start token put first and an end token appended
+        are not told apart). A member of a list of per-step outputs is its own step."""
+        if not cut:
+            match = _INDEXED.match(leaf)
+            return (int(match.group(2)) if match else 0), 0
+        axis = cut[0][0]
+        step = _first_differing(_head(changed, cut), _head(value, cut), axis, rtol, atol) or 0
+        return step, min(0, value.shape[axis] - steps)
+
+    @staticmethod
+    def _prefix(
+        target: Target, args: dict[str, Any], axes: Mapping[Slot, tuple[int, ...]], prefix: int
+    ) -> dict[str, Any]:
         """The arguments cut to their first ``prefix`` steps, lengths capped at ``prefix``."""
-        changes: dict[Slot, Any] = {
-            slot: slot_value(args, slot).narrow(axis, 0, prefix) for slot, axis in axes.items()
-        }
+        changes: dict[Slot, Any] = {}
+        for slot, found in axes.items():
+            value = slot_value(args, slot)
+            for axis in found:
+                value = value.narrow(axis, 0, prefix)
+            changes[slot] = value
         lengths = lengths_argument(target)
         value = None if lengths is None else slot_value(args, lengths)
         if isinstance(value, torch.Tensor):
@@ -420,44 +486,60 @@ class Causality(Invariant):
 
     @staticmethod
     def _changed(
-        target: Target, args: dict[str, Any], axes: Mapping[Slot, int], start: int, stop: int, generator: torch.Generator
+        target: Target, args: dict[str, Any], axes: Mapping[Slot, tuple[int, ...]], start: int, stop: int,
+        generator: torch.Generator,
     ) -> dict[str, Any]:
-        """The arguments with other values at steps ``start..stop-1``: random floats at the
-        input's scale, token ids from its range; masks and booleans as they are."""
+        """The arguments with other values at steps ``start..stop-1`` (on any of an input's
+        time axes): random values within the input's strategy's bounds (floats at the
+        input's scale where it gives none), token ids from its range; masks and booleans
+        as they are."""
         changes: dict[Slot, Any] = {}
-        for slot, axis in axes.items():
+        for slot, found in axes.items():
             if not Causality._changeable(target, slot, args):
                 continue
             value = slot_value(args, slot)
-            shape = list(value.shape)
-            shape[axis] = stop - start
-            if value.is_floating_point():
-                scale = 1.0 + (float(value.detach().abs().max()) if value.numel() else 0.0)
-                other = torch.randn(shape, generator=generator, dtype=torch.float64) * scale
+            arguments = strategy_arguments(_strategy(target, slot))
+            if value.is_floating_point() or value.is_complex():
+                low, high = arguments.get("min_value"), arguments.get("max_value")
+                if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+                    other = low + (high - low) * torch.rand(value.shape, generator=generator, dtype=torch.float64)
+                else:
+                    scale = 1.0 + (float(value.detach().abs().max()) if value.numel() else 0.0)
+                    other = torch.randn(value.shape, generator=generator, dtype=torch.float64) * scale
+                    other = other.clamp(
+                        min=low if isinstance(low, (int, float)) else None,
+                        max=high if isinstance(high, (int, float)) else None,
+                    )
             else:
                 low, high = _int_bounds(target, slot, value)
-                other = torch.randint(low, high + 1, shape, generator=generator)
-            value = value.clone()
-            value.narrow(axis, start, stop - start).copy_(other.to(value.dtype))
-            changes[slot] = value
+                other = torch.randint(low, high + 1, value.shape, generator=generator)
+            # the positions at steps start..stop-1 on any of the time axes
+            where = torch.zeros(value.shape, dtype=torch.bool)
+            for axis in found:
+                where.narrow(axis, start, stop - start).fill_(True)
+            changes[slot] = torch.where(where.to(value.device), other.to(value.device, value.dtype), value)
         return _with(args, changes)
 
     def _source(
-        self, target: Target, calls: _Calls, example: Example, axes: Mapping[Slot, int], value: torch.Tensor,
-        leaf: str, cut: list[tuple[int, int]], step: int, offset: int, steps: int, generator: torch.Generator,
-        rtol: float, atol: float,
+        self, target: Target, calls: _Calls, example: Example, axes: Mapping[Slot, tuple[int, ...]],
+        value: torch.Tensor, leaf: str, cut: list[tuple[int, int]], step: int, offset: int, steps: int,
+        generator: torch.Generator, rtol: float, atol: float,
     ) -> int | None:
         """The first input step past the last one the output's ``step`` may read (input step
         ``step - offset``: ``offset`` is how far the output's axis is longer than the input's,
         less the look-ahead) that changes it alone."""
-        axis = cut[0][0]
-        rest = cut[1:]
-        expected = _head(value, rest).narrow(axis, step, 1)
+        if cut:
+            axis, rest = cut[0][0], cut[1:]
+            expected = _head(value, rest).narrow(axis, step, 1)
+        else:
+            expected = value
         for later in range(max(0, step - offset + 1), min(steps, step - offset + 1 + _SEARCH)):
             changed = calls(self._changed(target, example.fresh_args(), axes, later, later + 1, generator))
-            if leaf in changed and changed[leaf].shape == value.shape and mismatch(
-                _head(changed[leaf], rest).narrow(axis, step, 1), expected, rtol=rtol, atol=atol
-            ):
+            got = changed.get(leaf)
+            if got is None or got.shape != value.shape:
+                continue
+            got = _head(got, rest).narrow(axis, step, 1) if cut else got
+            if mismatch(got, expected, rtol=rtol, atol=atol):
                 return later
         return None
 
@@ -478,25 +560,48 @@ _NO_TIME_AXIS = (
 
 
 def _time_axes(
-    full: Mapping[str, torch.Tensor], alone: Mapping[str, torch.Tensor], steps: int, prefix: int,
+    full: Mapping[str, torch.Tensor], alone: Mapping[str, torch.Tensor], steps: int, prefix: int, ahead: int,
 ) -> tuple[dict[str, list[tuple[int, int]]], list[str]]:
-    """leaf -> its time axes with the steps the prefix has there, and what the outputs
-    whose axes follow the length at another rate are."""
+    """leaf -> its time axes with the steps compared there, and what the outputs whose axes
+    follow the length at another rate are. An axis is a time axis when it is as many steps
+    shorter for the prefix as the prefix is shorter than the sequence. Where it is longer
+    than the input's (a start token put first, or an end token appended: not told apart),
+    the first ``prefix`` steps are compared, as both leave them the prefix's; where it is
+    shorter (right context consumed), all the prefix's. The look-ahead's last steps are
+    not. A list of one output per step (a cell run in a loop) compares its first members."""
     compared: dict[str, list[tuple[int, int]]] = {}
     other_rate: list[str] = []
+    def members(outputs: Mapping[str, torch.Tensor]) -> dict[str, list[int]]:
+        found: dict[str, list[int]] = {}
+        for name in outputs:
+            match = _INDEXED.match(name)
+            if match:
+                found.setdefault(match.group(1), []).append(int(match.group(2)))
+        return found
+
+    # a list with one member per step in both calls (as many as each call's steps)
+    per_step = {
+        base for base, indices in members(full).items()
+        if sorted(indices) == list(range(steps)) and sorted(members(alone).get(base, [])) == list(range(prefix))
+    }
     for leaf, value in full.items():
         short = alone.get(leaf)
+        match = _INDEXED.match(leaf)
+        if match and match.group(1) in per_step:
+            # the prefix's first members are compared whole
+            if int(match.group(2)) < prefix - ahead and short is not None and short.shape == value.shape:
+                compared[leaf] = []
+            continue
         if short is None or short.dim() != value.dim():
             continue
         differ = [axis for axis in range(value.dim()) if value.shape[axis] != short.shape[axis]]
         if not differ:
             continue  # no time axis: a final state, a pooled vector
         if all(value.shape[axis] - short.shape[axis] == steps - prefix for axis in differ):
-            compared[leaf] = [(axis, short.shape[axis]) for axis in differ]
+            cut = [(axis, min(short.shape[axis], prefix) - ahead) for axis in differ]
+            if all(kept > 0 for _, kept in cut):
+                compared[leaf] = cut
         else:
             axis = next(a for a in differ if value.shape[a] - short.shape[a] != steps - prefix)
-            other_rate.append(
-                f"axis {axis} of {leaf} follows the length at another rate ({value.shape[axis]} steps for {steps}, "
-                f"{short.shape[axis]} for {prefix})"
-            )
+            other_rate.append(f"axis {axis} of {leaf} follows the length at another rate")
     return compared, other_rate
