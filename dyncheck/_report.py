@@ -25,6 +25,13 @@ __all__ = ["explain", "failure"]
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+def _named(item: Any, settings: Any) -> bool:
+    """Whether ``item``'s check is opt-in and was collected only because the run named it
+    (not configured for its target: causality on a model not declared causal)."""
+    invariant = item.invariant
+    return bool(invariant.opt_in and invariant.configured(item.target, settings) is not None)
+
+
 def failure(item: InvariantItem, exc: BaseException) -> str | None:
     """The message for a failed check, or None for an error inside dyncheck itself."""
     from dyncheck.errors import InvariantViolation, ModelError
@@ -76,7 +83,7 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
         lines.extend("  " + line for line in _dyncheck_traceback(exc).splitlines())
         lines.append("")
         lines.append("Please report it with this command, which repeats it:")
-        lines.append(f"Reproduce: {settings.reproduce(item.target.text, item.invariant.name)}")
+        lines.append(f"Reproduce: {settings.reproduce(item.target.text, item.invariant.name, named=_named(item, settings))}")
         return "\n".join(lines)
     lines: list[str] = []
     if isinstance(exc, InvariantViolation):
@@ -114,7 +121,7 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
         lines.append("The model's traceback:" if who == "The model" else "The traceback:")
         lines.extend("  " + line for line in _model_traceback(exc.original).splitlines())
     lines.append("")
-    lines.append(f"Reproduce: {settings.reproduce(item.target.text, item.invariant.name)}")
+    lines.append(f"Reproduce: {settings.reproduce(item.target.text, item.invariant.name, named=_named(item, settings))}")
     return "\n".join(lines)
 
 

@@ -82,8 +82,9 @@ class Settings:
         """The seconds each check of ``target`` may spend (None: adaptive)."""
         return self._for(target, "time_budget")
 
-    def reproduce(self, target: str, invariant: str) -> str:
-        """The command that re-runs one check with this run's seed."""
+    def reproduce(self, target: str, invariant: str, *, named: bool = False) -> str:
+        """The command that re-runs one check with this run's seed; ``named``: an opt-in
+        check collected only because the run named it."""
         parts = ["pytest", f"--dyncheck {target}", "--dyncheck-only", f"--dyncheck-seed={self.seed}"]
         if self.against and invariant == "refactor_agreement":
             parts.append(f"--dyncheck-against={self.against}")
@@ -98,14 +99,10 @@ class Settings:
         time_budget = self.time_budget_for(target)
         if time_budget is not None:
             parts.append(f"--dyncheck-time-budget={time_budget:g}")
-        if invariant in (self.invariants_for(target) or ()):
+        if named:
             # an opt-in check this run collected because it was named (causality on a model
             # not declared causal, compile_agreement): -k alone would select nothing
-            from dyncheck.invariants import registry
-
-            known = registry().get(invariant)
-            if known is not None and known.opt_in:
-                parts.append(f"--dyncheck-invariants={invariant}")
+            parts.append(f"--dyncheck-invariants={invariant}")
         parts.append(f"-k {invariant}")
         return " ".join(parts)
 
