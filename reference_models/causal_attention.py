@@ -45,7 +45,11 @@ class CausalSelfAttention(nn.Module):
 
         q, k, v = heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x))
         scores = q @ k.transpose(-2, -1) / math.sqrt(width // self.num_heads)
-        future = torch.ones(time, time, dtype=torch.bool, device=x.device).triu(1)
-        weights = F.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
+        weights = F.softmax(scores.masked_fill(self.future(time, x.device), float("-inf")), dim=-1)
         attended = (weights @ v).transpose(1, 2).reshape(batch, time, width)
         return x + self.out_proj(attended)
+
+    @staticmethod
+    def future(time: int, device: torch.device) -> torch.Tensor:
+        """True where a query (row) would see a later key (column): the keys it must not."""
+        return torch.ones(time, time, dtype=torch.bool, device=device).triu(1)

@@ -10,10 +10,7 @@ step ``t`` of the output changes when only step ``t + 1`` of the input does.
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 
 from reference_models.causal_attention import CausalSelfAttention
 
@@ -21,15 +18,6 @@ __all__ = ["Model"]
 
 
 class Model(CausalSelfAttention):
-    def forward(self, x):
-        batch, time, width = x.shape
-
-        def heads(t):
-            return t.view(batch, time, self.num_heads, width // self.num_heads).transpose(1, 2)
-
-        q, k, v = heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x))
-        scores = q @ k.transpose(-2, -1) / math.sqrt(width // self.num_heads)
-        future = torch.ones(time, time, dtype=torch.bool, device=x.device).triu(2)  # the bug: triu(1)
-        weights = F.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
-        attended = (weights @ v).transpose(1, 2).reshape(batch, time, width)
-        return x + self.out_proj(attended)
+    @staticmethod
+    def future(time: int, device: torch.device) -> torch.Tensor:
+        return torch.ones(time, time, dtype=torch.bool, device=device).triu(2)  # the bug: triu(1)
