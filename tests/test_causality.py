@@ -287,6 +287,29 @@ class Cells(nn.Module):
         return outs
 
 
+class SlidingWindow(nn.Module):
+    """Attention over the last 2 steps under a padding mask, masked additively (Mistral's
+    sliding window): a padded query whose window holds only padding attends to every key."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(20, 8)
+        self.qkv = nn.Linear(8, 24)
+        self.head = nn.Linear(8, 20)
+
+    def forward(self, input_ids, attention_mask):
+        q, k, v = self.qkv(self.embed(input_ids)).chunk(3, -1)
+        steps = input_ids.shape[1]
+        i, j = torch.arange(steps)[:, None], torch.arange(steps)[None, :]
+        allowed = (j <= i) & (j > i - 2) & attention_mask[:, None, :].bool()
+        bias = torch.zeros(allowed.shape, dtype=q.dtype).masked_fill(~allowed, torch.finfo(q.dtype).min)
+        return self.head(((q @ k.transpose(1, 2)) / 8 ** 0.5 + bias).softmax(-1) @ v)
+
+
+UNBOUNDED = tensors(shape=("batch", "time", 4))
+noisy_unbounded = dyncheck.Spec(Noisy, inputs={"x": UNBOUNDED}, causal=True)
+bidirectional_unbounded = dyncheck.Spec(Bidirectional, inputs={"x": UNBOUNDED}, causal=True)
+sliding_window = dyncheck.Spec(SlidingWindow, inputs=TOKENS, causal=True)
 tagger_frames = dyncheck.Spec(Tagger, inputs={"x": FRAMES}, causal="frames")
 scaled_frames = dyncheck.Spec(LengthScaled, inputs={"x": FRAMES}, causal="frames")
 with_end = dyncheck.Spec(WithEnd, inputs={"x": FLOAT}, causal=True)
@@ -389,7 +412,7 @@ def test_random_numbers_in_eval_mode_are_not_a_finding(dyncheck_run):
     # its first steps (the stream runs step by step), and is compared.
     run = dyncheck_run("--dyncheck", "causal_models:noisy", ONLY, "-v")
     assert _outcome(run, "noisy") in ("PASSED", "SKIPPED"), run.text
-    assert "forward draws random numbers in eval mode (its outputs change with the seed)" in run.text
+    assert "forward draws random numbers in eval mode (from torch's generators, or its outputs change" in run.text
 
 
 @pytest.mark.usefixtures("models")
@@ -521,3 +544,19 @@ def test_a_padded_batches_pair_says_how_to_draw_it_and_a_named_check_reproduces(
     )
     # undeclared, collected because it was named: the reproduce command names it too
     assert "--dyncheck-invariants=causality -k causality" in run.failure("undeclared::causality")
+
+
+@pytest.mark.usefixtures("models")
+def test_unbounded_inputs_padding_only_windows_and_noise_as_inferred_inputs_are_drawn(dyncheck_run):
+    # inputs drawn without bounds, as inference draws them: later values are not clamped
+    # to bounds that are not there; noise at inference whose stream differs by shape (torch
+    # fills 16 or more normals in blocks) is not a finding; a padded step whose sliding
+    # window holds only padding attends to every key, at a step no caller reads
+    names = ("noisy_unbounded", "bidirectional_unbounded", "sliding_window")
+    run = dyncheck_run(*(a for name in names for a in ("--dyncheck", f"causal_models:{name}")), ONLY, "-v")
+    assert {name: _outcome(run, name) for name in names} == {
+        "noisy_unbounded": "PASSED", "bidirectional_unbounded": "FAILED", "sliding_window": "PASSED",
+    }, run.text
+    assert "changes when only step" in run.failure("bidirectional_unbounded::causality")
+    assert "forward draws random numbers in eval mode" in run.text
+    assert "the outputs differ only with padding" in run.text

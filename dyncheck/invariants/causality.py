@@ -60,9 +60,11 @@ from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, strategy_arguments, strategy_kind
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants.padding_invariance import (
-    Slot, _input_scale, _int_bounds, _strategy, _to_float64, _with, lengths_argument, slot_text, slot_value, slots,
+    Slot, _input_scale, _int_bounds, _strategy, _to_float64, _with, lengths_argument, mask_argument, slot_text, slot_value,
+    slots,
 )
 from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
+from dyncheck.streams import Draws
 from dyncheck.target import Target
 from dyncheck.tracing import floating_leaves, missing_output
 
@@ -72,10 +74,14 @@ __all__ = ["Causality", "time_dim"]
 _SEARCH = 16
 
 _RANDOM = (
-    "forward draws random numbers in eval mode (its outputs change with the seed), and a shorter sequence draws "
-    "other ones: nothing to compare across lengths"
+    "forward draws random numbers in eval mode (from torch's generators, or its outputs change with the seed), and "
+    "a shorter sequence draws other ones: nothing to compare across lengths"
 )
 _NAN = "the outputs hold NaN or inf (finite reports where they are made): nothing to compare"
+_PADDED = (
+    "the outputs differ only with padding: with every step a token they agree (a step whose window holds only "
+    "padding, which no caller reads, attends to every step)"
+)
 _ROUNDING = (
     "the outputs differ within what rounding makes of a one-ulp move of the inputs (a model that computes in "
     "float32 inside its float64 copy): nothing a later step reached"
@@ -233,6 +239,16 @@ class _Calls:
                 output = context.call(model, arguments, example.seed if seed is None else seed, stage=stage)
         return dict(floating_leaves(output))
 
+    def draws_random(self, args: Mapping[str, Any]) -> bool:
+        """Whether forward draws from torch's generators in eval mode on ``args`` (noise
+        added at inference; dropout in eval mode draws nothing). Its streams then differ by
+        shape: torch fills a normal tensor of 16 or more elements in blocks, so even the
+        first numbers of a longer draw are not a shorter one's."""
+        recorder = Draws()
+        with recorder:
+            self(args)
+        return bool(recorder.calls)
+
     def tolerances(self, leaf: torch.Tensor) -> tuple[float, float]:
         if not (leaf.is_floating_point() or leaf.is_complex()):
             return 0.0, 0.0  # token ids, a greedy choice, flags: exactly
@@ -354,12 +370,17 @@ class Causality(Invariant):
         names = ", ".join(slot_text(slot) for slot in axes if self._changeable(target, slot, example.args)) or "the inputs"
         allowed = {leaf: calls.tolerances(full[leaf]) for leaf in compared}
 
-        def differences(other: Mapping[str, torch.Tensor], margin: Mapping[str, float] | None = None) -> dict[str, list[str]]:
-            """leaf -> how ``other``'s first steps differ from the full call's, beyond the
-            tolerances (and beyond ``margin``, what rounding explains, where given)."""
+        def differences(
+            other: Mapping[str, torch.Tensor], margin: Mapping[str, float] | None = None,
+            base: Mapping[str, torch.Tensor] = full,
+        ) -> dict[str, list[str]]:
+            """leaf -> how ``other``'s first steps differ from ``base``'s (the full call's),
+            beyond the tolerances (and beyond ``margin``, what rounding explains)."""
             found = {}
             for leaf, cut in compared.items():
-                value, expected = other.get(leaf), _head(full[leaf], cut)
+                if leaf not in base:
+                    continue
+                value, expected = other.get(leaf), _head(base[leaf], cut)
                 if value is None or value.dim() != expected.dim():
                     continue
                 value = _head(value, cut)
@@ -381,8 +402,17 @@ class Causality(Invariant):
         crossed = differences(later)
         # A model that draws random numbers in eval mode gives other outputs under another
         # seed, and a shorter (or changed) sequence draws other numbers: nothing to read.
-        if differences(calls(example.fresh_args(), seed=example.seed + 1)):
+        if calls.draws_random(example.fresh_args()) or differences(calls(example.fresh_args(), seed=example.seed + 1)):
             return context.nothing_to_compare(_RANDOM)
+        # Padding: a query whose window holds only padding (a sliding window over a padded
+        # row) attends evenly to every key, later ones too, at a step no caller reads. With
+        # every step a token, the model is asked again; agreeing then, the difference was
+        # the padding's.
+        unpadded = self._unpadded(target, example.fresh_args(), steps)
+        if unpadded is not None and not differences(
+            calls(self._prefix(target, dict(unpadded), axes, prefix)), base=calls(unpadded)
+        ):
+            return context.nothing_to_compare(_PADDED)
         # Rounding: a model that computes in float32 inside its float64 copy (an FFT over
         # x.float()) rounds a prefix and the whole sequence otherwise. What a one-ulp move of
         # the inputs changes, ten times over, is what rounding explains.
@@ -473,6 +503,24 @@ class Causality(Invariant):
         return _with(args, changes)
 
     @staticmethod
+    def _unpadded(target: Target, args: dict[str, Any], steps: int) -> dict[str, Any] | None:
+        """The arguments with every step a token: an attention mask of all tokens, every
+        length the whole sequence; None when there is no mask or lengths argument."""
+        changes: dict[Slot, Any] = {}
+        mask = mask_argument(target)
+        value = None if mask is None else slot_value(args, mask)
+        if isinstance(value, torch.Tensor):
+            marks_padding = strategy_arguments(_strategy(target, mask)).get("marks", "tokens") == "padding"
+            changes[mask] = (torch.zeros_like if marks_padding else torch.ones_like)(value)
+        lengths = lengths_argument(target)
+        value = None if lengths is None else slot_value(args, lengths)
+        if isinstance(value, torch.Tensor):
+            changes[lengths] = torch.full_like(value, steps)
+        elif isinstance(value, (list, tuple)):
+            changes[lengths] = type(value)([steps] * len(value))
+        return _with(args, changes) if changes else None
+
+    @staticmethod
     def _changeable(target: Target, slot: Slot, args: Mapping[str, Any]) -> bool:
         """Whether other values are put in the later steps of the input at ``slot``: not a
         mask or flags (booleans), nor integers drawn from a single value."""
@@ -506,10 +554,10 @@ class Causality(Invariant):
                 else:
                     scale = 1.0 + (float(value.detach().abs().max()) if value.numel() else 0.0)
                     other = torch.randn(value.shape, generator=generator, dtype=torch.float64) * scale
-                    other = other.clamp(
-                        min=low if isinstance(low, (int, float)) else None,
-                        max=high if isinstance(high, (int, float)) else None,
-                    )
+                    if isinstance(low, (int, float)):
+                        other = other.clamp(min=low)
+                    if isinstance(high, (int, float)):
+                        other = other.clamp(max=high)
             else:
                 low, high = _int_bounds(target, slot, value)
                 other = torch.randint(low, high + 1, value.shape, generator=generator)
