@@ -11,7 +11,9 @@ default way, a dict of parameters or submodules, an empty hook dictionary, a str
 ``nn.Parameter`` (made as its ``__deepcopy__`` makes it). Everything else (a tensor, a
 parameter subclass, a config object, a closure, a module class with its own
 ``__deepcopy__``/``__reduce_ex__``) goes to ``copy.deepcopy`` with the shared memo, so the
-result is the one ``copy.deepcopy`` gives.
+result is the one ``copy.deepcopy`` gives. One thing ``copy.deepcopy`` refuses is copied: a
+tensor computed from parameters and kept on a module (the legacy ``weight_norm``'s
+``weight``, recomputed before every forward), detached.
 """
 
 from __future__ import annotations
@@ -117,6 +119,14 @@ def _value(value: Any, memo: dict[int, Any]) -> Any:
     if kind is torch.Tensor:
         new = _buffer(value, memo)
         if new is not None:
+            return new
+        if value.grad_fn is not None:
+            # A tensor computed from parameters and kept on the module: the legacy
+            # torch.nn.utils.weight_norm's ``weight``, recomputed from ``weight_g`` and
+            # ``weight_v`` before every forward. copy.deepcopy refuses a tensor that is not
+            # a graph leaf; the copy holds its values, detached.
+            new = value.detach().clone(memory_format=torch.preserve_format).requires_grad_(value.requires_grad)
+            memo[id(value)] = new
             return new
     if kind is UninitializedBuffer:
         # A lazy layer's buffer before its first call (LazyBatchNorm1d's running_mean), which

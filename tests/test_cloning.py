@@ -222,3 +222,62 @@ def test_objects_a_getstate_makes_keep_their_ids_for_the_whole_copy():
     model = nn.Sequential(*(_TableAnew(i) for i in range(40)))
     cloned = _same_copy(model)
     assert [m.table["entry"] for m in cloned] == list(range(40))
+
+
+class _LegacyWeightNormBlock(nn.Module):
+    """A convolution under the legacy torch.nn.utils.weight_norm (locuslab's TCN), also
+    reached through a Sequential: its ``weight`` is a tensor computed from ``weight_g`` and
+    ``weight_v``, which copy.deepcopy refuses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # deprecated for parametrizations.weight_norm
+            self.conv = nn.utils.weight_norm(nn.Conv1d(3, 4, 2, padding=1))
+        self.net = nn.Sequential(self.conv, nn.ReLU())
+
+    def forward(self, x):
+        return self.net(x)[:, :, :-1]
+
+
+def test_the_legacy_weight_norm_is_cloned_where_deepcopy_refuses():
+    model = _LegacyWeightNormBlock()
+    with pytest.raises(RuntimeError, match="graph leaves"):
+        copy.deepcopy(model)
+    copied = clone(model)
+    x = torch.randn(2, 3, 5)
+    assert torch.equal(copied(x), model(x))
+    assert copied.conv is copied.net[0] and copied.conv.weight_g is not model.conv.weight_g
+    with torch.no_grad():
+        copied.conv.weight_g.mul_(2.0)  # the copy's weight follows its own parameters
+    assert not torch.equal(copied(x), model(x))
+
+
+def test_tied_weights_says_the_deepcopy_it_could_not_look_at(dyncheck_run, pytester):
+    pytester.makepyfile(legacy_norm="""
+        import warnings
+        import torch
+        from torch import nn
+        from dyncheck.strategies import tensors
+
+
+        class Block(nn.Module):
+            __dyncheck__ = {"inputs": {"x": tensors(shape=("batch", 3, "length"))}}
+
+            def __init__(self):
+                super().__init__()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", FutureWarning)
+                    self.conv = nn.utils.weight_norm(nn.Conv1d(3, 4, 2, padding=1))
+                self.net = nn.Sequential(self.conv, nn.ReLU())
+
+            def forward(self, x):
+                return self.net(x)[:, :, :-1]
+    """)
+    run = dyncheck_run("--dyncheck", "legacy_norm:Block", "--dyncheck-invariants=tied_weights,state_roundtrip")
+    assert run.outcomes() == {
+        "dyncheck::legacy_norm:Block::tied_weights": "PASSED", "dyncheck::legacy_norm:Block::state_roundtrip": "PASSED",
+    }, run.text
+    assert "ties through copy.deepcopy not checked on" in run.text and "parametrizations.weight_norm" in run.text

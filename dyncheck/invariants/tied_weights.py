@@ -358,7 +358,22 @@ class TiedWeights(Invariant):
 
         # That a deep copy is independent (computes with its own parameters, not the
         # original's) was checked at the start, on the model as the user hands it over.
-        found += _problems(copy.deepcopy(original), groups, "copy.deepcopy")
+        try:
+            copied = copy.deepcopy(original)
+        except RuntimeError as exc:
+            # torch refuses to deep-copy a tensor that is not a graph leaf kept on a module
+            # (the legacy torch.nn.utils.weight_norm's weight): not a tie's doing, and the
+            # ties through a deep copy cannot be looked at; the summary says so.
+            reason = " ".join(str(exc).split())[:120]
+            context.note("deepcopy", lambda count: (
+                f"ties through copy.deepcopy not checked on {count} example{'s' if count != 1 else ''}: "
+                f"copy.deepcopy(model) raised RuntimeError ({reason}...): a tensor computed from parameters and kept on "
+                "a module, as the legacy torch.nn.utils.weight_norm keeps its weight "
+                "(torch.nn.utils.parametrizations.weight_norm copies)"
+            ))
+        else:
+            found += _problems(copied, groups, "copy.deepcopy")
+            del copied
 
         state = original.state_dict()
         loaded = context.fresh_model()
