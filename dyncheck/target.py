@@ -574,9 +574,21 @@ def _padding_argument(
                     f"the key padding mask of {sequence} (PyTorch's convention): True at padding on the right, "
                     "False at tokens"),
     }
+    # kind -> the same with every step but the first padding in every row: an argument
+    # forward takes and ignores (Time-Series-Library forecasters' mask=None) gives the plain
+    # output here too (a single step of padding may not reach a strided output's frames)
+    padded_last = {
+        "lengths": torch.ones(3, dtype=torch.long),
+        "mask": torch.zeros(3, padded, dtype=torch.bool).index_fill_(1, torch.tensor([0]), True),
+        "padding": torch.ones(3, padded, dtype=torch.bool).index_fill_(1, torch.tensor([0]), False),
+    }
     for name in sorted(candidates, key=lambda n: list(table).index(kind(n))):
         every, value, strategy, what = table[kind(name)]
         given = _outputs_of(model, {**args, name: value})
+        if padded > 1 and given is not None:
+            some = _outputs_of(model, {**args, name: padded_last[kind(name)]})
+            if some is not None and _agree_on_kept(plain, some, padded, padded):
+                continue  # ignored: padding marked there changes nothing
         if given is not None and _agree_on_kept(plain, given, padded, padded):
             why = f"forward takes {name}=None, and a call with {every} gave the output of a call without one"
             found = {name: Inferred(strategy, f"{what} ({why})")}

@@ -841,6 +841,24 @@ def test_values_and_time_features_added_step_by_step_share_their_time_axis():
     assert_callable(target)
 
 
+class IgnoredMask(nn.Module):
+    """A forecaster whose forward takes mask=None and never reads it."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, x, mask=None):
+        return self.out(self.encoder(x))
+
+
+def test_an_optional_mask_forward_ignores_stays_at_its_default():
+    # a mask of all True gives the plain output, but so does one of padding only: ignored
+    target = resolved(IgnoredMask)
+    assert set(target.spec.inputs) == {"x"}
+
+
 class StackedImages(nn.Module):
     def __init__(self):
         super().__init__()
