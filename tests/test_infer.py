@@ -859,6 +859,25 @@ def test_an_optional_mask_forward_ignores_stays_at_its_default():
     assert set(target.spec.inputs) == {"x"}
 
 
+class SharedSignature(nn.Module):
+    """The Time-Series-Library signature, of which this forecaster reads x_enc alone."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x_enc, x_mark_enc, x_dec, x_mark_dec):
+        return self.fc(x_enc)
+
+
+def test_an_argument_forward_never_reads_is_passed_as_none():
+    target = resolved(SharedSignature)
+    for name in ("x_mark_enc", "x_dec", "x_mark_dec"):
+        same(target.spec.inputs[name], st.none())
+        assert target.inferred_inputs[name] == "forward never reads it: passed as None"
+    assert_callable(target)
+
+
 class StackedImages(nn.Module):
     def __init__(self):
         super().__init__()

@@ -333,6 +333,13 @@ def infer_input(
             dst.controls(thresholds=tuple(t for t in thresholds if 0 <= t <= 1)),
             f"a probability, by its name{where and ';' + where}; drawn as floats from 0 to 1",
         )
+    if (
+        not consumers and source_tree is not None and tree is None
+        and parameter.default is inspect.Parameter.empty and not _reads(source_tree, name)
+    ):
+        # a signature shared across a family of models (the Time-Series-Library forecasters'
+        # forward(x_enc, x_mark_enc, x_dec, x_mark_dec)), some of which use only x_enc
+        return Inferred(st.none(), "forward never reads it: passed as None")
     _refuse_indices(model, source_tree, name, qualname)
     hint = "sequence_lists(feature_shape=(16,))" if _tensor_list(annotation) else "tensors(shape=(\"batch\", 16))"
     reason = (
@@ -939,6 +946,12 @@ def _sequence_list(strategy: Any, shape: Any, why: str, name: str, qualname: str
         dst.sequence_lists(feature_shape=tuple(features), **kwargs),
         f"{why}; annotated as a list of tensors: one sequence of its own length per sample",
     )
+
+
+def _reads(tree: ast.AST, name: str) -> bool:
+    """Whether forward's source reads ``name`` anywhere (hands it on, indexes it, calls a
+    method of it, passes it to a helper): any load of the name."""
+    return any(isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load) for node in ast.walk(tree))
 
 
 def _shared_features(
