@@ -12,6 +12,8 @@ from dyncheck.spec import Spec
 ONLY = "--dyncheck-invariants=causality"
 
 MODELS = '''
+import dataclasses
+
 import torch
 from torch import nn
 
@@ -306,6 +308,27 @@ class SlidingWindow(nn.Module):
         return self.head(((q @ k.transpose(1, 2)) / 8 ** 0.5 + bias).softmax(-1) @ v)
 
 
+@dataclasses.dataclass
+class CachedOutput:
+    past_key_values: tuple
+    logits: torch.Tensor
+
+
+class CachedPeek(nn.Module):
+    """Attention that also sees the next step, returning its keys and values for the next
+    call before its logits: the failure names the logits."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(4, 12)
+
+    def forward(self, x):
+        mixed = x + x.roll(-1, 1)
+        q, k, v = self.qkv(mixed).chunk(3, -1)
+        return CachedOutput((k, v), nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True))
+
+
+cached_peek = dyncheck.Spec(CachedPeek, inputs={"x": FLOAT}, causal=True)
 UNBOUNDED = tensors(shape=("batch", "time", 4))
 noisy_unbounded = dyncheck.Spec(Noisy, inputs={"x": UNBOUNDED}, causal=True)
 bidirectional_unbounded = dyncheck.Spec(Bidirectional, inputs={"x": UNBOUNDED}, causal=True)
@@ -560,3 +583,10 @@ def test_unbounded_inputs_padding_only_windows_and_noise_as_inferred_inputs_are_
     assert "changes when only step" in run.failure("bidirectional_unbounded::causality")
     assert "forward draws random numbers in eval mode" in run.text
     assert "the outputs differ only with padding" in run.text
+
+
+@pytest.mark.usefixtures("models")
+def test_a_failure_names_a_result_before_a_cache_for_the_next_call(dyncheck_run):
+    run = dyncheck_run("--dyncheck", "causal_models:cached_peek", ONLY)
+    headline = next(line for line in run.failure("cached_peek::causality").splitlines() if " at step " in line)
+    assert headline.startswith("output.logits at step "), headline
