@@ -6,9 +6,17 @@ it. Each ``Conv1d`` pads ``(kernel_size - 1) * dilation`` steps on both ends and
 before of the layer below: the model is causal, declared ``causal=True``, and ``causality``
 checks that the first steps run alone give the first steps of the output. Its buggy
 counterpart (``buggy/centred_conv.py``) chomps the wrong end.
+
+The convolutions are under the legacy ``torch.nn.utils.weight_norm``, as that code has them:
+each keeps its ``weight`` computed from ``weight_g`` and ``weight_v`` (recomputed before every
+forward), a tensor ``copy.deepcopy`` refuses. Every check once stopped on it with an error
+inside dyncheck; its copies now hold it detached, and ``tied_weights`` notes the deep copy it
+cannot look at.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 from torch import nn
@@ -16,6 +24,13 @@ from torch import nn
 from dyncheck.strategies import tensors
 
 __all__ = ["CausalTCN"]
+
+
+def _weight_norm(conv: nn.Conv1d) -> nn.Conv1d:
+    """The legacy weight_norm, which torch deprecates (for parametrizations.weight_norm)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return nn.utils.weight_norm(conv)
 
 
 class Chomp1d(nn.Module):
@@ -34,11 +49,11 @@ class TemporalBlock(nn.Module):
         super().__init__()
         padding = (kernel_size - 1) * dilation
         self.net = nn.Sequential(
-            nn.Conv1d(channels_in, channels_out, kernel_size, padding=padding, dilation=dilation),
+            _weight_norm(nn.Conv1d(channels_in, channels_out, kernel_size, padding=padding, dilation=dilation)),
             Chomp1d(padding),
             nn.ReLU(),
             nn.Dropout(dropout),
-            nn.Conv1d(channels_out, channels_out, kernel_size, padding=padding, dilation=dilation),
+            _weight_norm(nn.Conv1d(channels_out, channels_out, kernel_size, padding=padding, dilation=dilation)),
             Chomp1d(padding),
             nn.ReLU(),
             nn.Dropout(dropout),
