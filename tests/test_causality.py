@@ -328,6 +328,18 @@ class CachedPeek(nn.Module):
         return CachedOutput((k, v), nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True))
 
 
+class ValidConv(nn.Module):
+    """A convolution over 2 steps without padding: an output one step shorter than its input."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 3, 2)
+
+    def forward(self, x):
+        return self.conv(x.transpose(1, 2)).transpose(1, 2)
+
+
+valid_conv = dyncheck.Spec(ValidConv, inputs={"x": FLOAT}, dims={"time": (2, 8)}, causal={"lookahead": 1})
 cached_peek = dyncheck.Spec(CachedPeek, inputs={"x": FLOAT}, causal=True)
 UNBOUNDED = tensors(shape=("batch", "time", 4))
 noisy_unbounded = dyncheck.Spec(Noisy, inputs={"x": UNBOUNDED}, causal=True)
@@ -590,3 +602,12 @@ def test_a_failure_names_a_result_before_a_cache_for_the_next_call(dyncheck_run)
     run = dyncheck_run("--dyncheck", "causal_models:cached_peek", ONLY)
     headline = next(line for line in run.failure("cached_peek::causality").splitlines() if " at step " in line)
     assert headline.startswith("output.logits at step "), headline
+
+
+@pytest.mark.usefixtures("models")
+def test_a_prefix_that_leaves_a_shorter_output_no_step_says_so(dyncheck_run):
+    # right context consumed (one step) and a look-ahead of one: a prefix of 2 steps leaves
+    # the output no step of its own; the longest prefix is tried before giving up
+    run = dyncheck_run("--dyncheck", "causal_models:valid_conv", ONLY, "-v")
+    assert _outcome(run, "valid_conv") == "PASSED", run.text
+    assert "output follows the steps, but the first 2 steps leave it no step of its own to compare" in run.text

@@ -344,20 +344,31 @@ class Causality(Invariant):
         full = calls.first(example.fresh_args())
         if calls.native is None and not all_finite(full.values()):
             return context.nothing_to_compare(_NAN)
-        try:
-            alone = calls(self._prefix(target, example.fresh_args(), axes, prefix))
-        except ModelError as exc:
-            # A length the model does not take (a kernel wider than it): not a causal
-            # property; the checks that draw that length report it if the spec allows it.
-            return context.nothing_to_compare(
-                f"the model raised {type(exc.original).__name__} on the first {_steps(prefix)} alone (a length it "
-                f"does not take; give the shortest it takes with Spec(dims={{{dim!r}: (shortest, ...)}}))",
-                drawn=True,
-            )
-        if calls.native is None and not all_finite(alone.values()):
-            return context.nothing_to_compare(_NAN)
-        compared, other_rate = _time_axes(full, alone, steps, prefix, ahead)
+        for attempt in range(2):
+            try:
+                alone = calls(self._prefix(target, example.fresh_args(), axes, prefix))
+            except ModelError as exc:
+                # A length the model does not take (a kernel wider than it): not a causal
+                # property; the checks that draw that length report it if the spec allows it.
+                return context.nothing_to_compare(
+                    f"the model raised {type(exc.original).__name__} on the first {_steps(prefix)} alone (a length it "
+                    f"does not take; give the shortest it takes with Spec(dims={{{dim!r}: (shortest, ...)}}))",
+                    drawn=True,
+                )
+            if calls.native is None and not all_finite(alone.values()):
+                return context.nothing_to_compare(_NAN)
+            compared, other_rate, stepless = _time_axes(full, alone, steps, prefix, ahead)
+            if compared or not stepless or prefix == lengths[-1]:
+                break
+            # an output shorter than the input (or the look-ahead) left this prefix no step
+            # of its own: once more with the longest
+            prefix = lengths[-1]
         if not compared:
+            if stepless:
+                return context.nothing_to_compare(
+                    f"{stepless[0]} follows the steps, but the first {_steps(prefix)} leave it no step of its own to "
+                    "compare (it is shorter than the input, or the look-ahead reaches past them)", drawn=True,
+                )
             if other_rate:
                 return context.nothing_to_compare(f"{other_rate[0]}: not compared step by step")
             return context.nothing_to_compare(missing_output(calls.output) or _NO_TIME_AXIS.format(dim=dim))
@@ -610,9 +621,10 @@ _NO_TIME_AXIS = (
 
 def _time_axes(
     full: Mapping[str, torch.Tensor], alone: Mapping[str, torch.Tensor], steps: int, prefix: int, ahead: int,
-) -> tuple[dict[str, list[tuple[int, int]]], list[str]]:
-    """leaf -> its time axes with the steps compared there, and what the outputs whose axes
-    follow the length at another rate are. An axis is a time axis when it is as many steps
+) -> tuple[dict[str, list[tuple[int, int]]], list[str], list[str]]:
+    """leaf -> its time axes with the steps compared there; what the outputs whose axes
+    follow the length at another rate are; and the time-axis outputs the prefix leaves no
+    step of its own to compare (shorter than the input, or the look-ahead past them). An axis is a time axis when it is as many steps
     shorter for the prefix as the prefix is shorter than the sequence. Where it is longer
     than the input's (a start token put first, or an end token appended: not told apart),
     the first ``prefix`` steps are compared, as both leave them the prefix's; where it is
@@ -620,6 +632,8 @@ def _time_axes(
     not. A list of one output per step (a cell run in a loop) compares its first members."""
     compared: dict[str, list[tuple[int, int]]] = {}
     other_rate: list[str] = []
+    stepless: list[str] = []
+
     def members(outputs: Mapping[str, torch.Tensor]) -> dict[str, list[int]]:
         found: dict[str, list[int]] = {}
         for name in outputs:
@@ -650,7 +664,10 @@ def _time_axes(
             cut = [(axis, min(short.shape[axis], prefix) - ahead) for axis in differ]
             if all(kept > 0 for _, kept in cut):
                 compared[leaf] = cut
+            else:
+                # right context consumed, or the look-ahead, leaves the prefix no step of its own
+                stepless.append(leaf)
         else:
             axis = next(a for a in differ if value.shape[a] - short.shape[a] != steps - prefix)
             other_rate.append(f"axis {axis} of {leaf} follows the length at another rate")
-    return compared, other_rate
+    return compared, other_rate, stepless
