@@ -611,3 +611,25 @@ def test_a_prefix_that_leaves_a_shorter_output_no_step_says_so(dyncheck_run):
     run = dyncheck_run("--dyncheck", "causal_models:valid_conv", ONLY, "-v")
     assert _outcome(run, "valid_conv") == "PASSED", run.text
     assert "output follows the steps, but the first 2 steps leave it no step of its own to compare" in run.text
+
+
+def test_declared_causal_with_one_named_axis_other_than_time_runs_over_it(pytester, dyncheck_run):
+    # a TCN's inputs inferred channels first, ("batch", 3, "length"): declared causal, the
+    # only named axis is the time axis
+    pytester.makepyfile(inferred_tcn="""
+        from reference_models.causal_tcn import TemporalBlock
+        from torch import nn
+
+
+        class Net(nn.Module):
+            __dyncheck__ = {"causal": True}
+
+            def __init__(self):
+                super().__init__()
+                self.block = TemporalBlock(3, 4, 2, 1, 0.0)
+
+            def forward(self, x):
+                return self.block(x)
+    """)
+    run = dyncheck_run("--dyncheck", "inferred_tcn:Net", ONLY)
+    assert run.outcomes() == {"dyncheck::inferred_tcn:Net::causality": "PASSED"}, run.text

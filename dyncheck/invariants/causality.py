@@ -90,7 +90,9 @@ _ROUNDING = (
 
 def time_dim(target: Target) -> str:
     """The named axis a causal model runs over: ``Spec(causal="frames")``'s (or
-    ``{"axis": "frames"}``'s), else the one the lengths are drawn over, else ``"time"``."""
+    ``{"axis": "frames"}``'s), else the one the lengths are drawn over, else ``"time"``; for
+    a model declared causal whose inputs name no ``"time"`` axis but one other (a TCN's
+    inferred ``("batch", 3, "length")``), that one."""
     causal = target.spec.causal
     if isinstance(causal, Mapping):
         causal = causal.get("axis")
@@ -101,6 +103,13 @@ def time_dim(target: Target) -> str:
         dim = strategy_arguments(_strategy(target, found)).get("max_length")
         if isinstance(dim, str):
             return dim
+    if causal:
+        named = {
+            d for _, strategy in slots(target)
+            for d in (strategy_arguments(strategy).get("shape") or ()) if isinstance(d, str) and d != "batch"
+        }
+        if "time" not in named and len(named) == 1:
+            return named.pop()
     return "time"
 
 

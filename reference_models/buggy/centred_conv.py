@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import torch
 
-from reference_models import causal_tcn
-from reference_models.causal_tcn import CausalTCN
+from reference_models.causal_tcn import CausalTCN, Chomp1d
 
 __all__ = ["Model"]
 
 
-class _WrongEndChomp(causal_tcn.Chomp1d):
+class _WrongEndChomp(Chomp1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, :, self.size:].contiguous()  # the bug: cuts the left padding, keeps the right
 
@@ -29,5 +28,5 @@ class Model(CausalTCN):
         super().__init__()
         for block in self.network:
             for index, layer in enumerate(block.net):
-                if isinstance(layer, causal_tcn.Chomp1d):
+                if isinstance(layer, Chomp1d):
                     block.net[index] = _WrongEndChomp(layer.size)
