@@ -154,9 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         clean, skipped, found, seconds = 0, 0, [], 0.0
         # what a run collects: every default check, and an opt-in one the model configures
         # (causality for a model declared causal, refactor_agreement for a declared old model)
-        collected = [
-            name for name, cls in registry().items() if not cls.opt_in or cls().configured(target, SETTINGS) is None
-        ]
+        collected = [name for name, cls in registry().items() if cls().collected_by_default(target, SETTINGS)]
         for name in collected:
             outcome = run_check(text, name, args.examples, args.seed)
             seconds += outcome.seconds

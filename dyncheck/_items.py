@@ -46,7 +46,7 @@ class TargetCollector(pytest.Collector):
         settings = self.config.stash[SETTINGS_KEY]
         known = registry()
         names = settings.invariants_for(self.target.text) or tuple(
-            name for name, cls in known.items() if not cls.opt_in or cls().configured(self.target, settings) is None
+            name for name, cls in known.items() if cls().collected_by_default(self.target, settings)
         )
         items = []
         for name in names:

@@ -25,11 +25,12 @@ __all__ = ["explain", "failure"]
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-def _named(item: Any, settings: Any) -> bool:
-    """Whether ``item``'s check is opt-in and was collected only because the run named it
-    (not configured for its target: causality on a model not declared causal)."""
-    invariant = item.invariant
-    return bool(invariant.opt_in and invariant.configured(item.target, settings) is not None)
+def _reproduce(item: InvariantItem, settings: Any) -> str:
+    """The command that re-runs ``item``'s check: naming it with --dyncheck-invariants when
+    the run collected it only because it was named (an opt-in check its target does not
+    configure: causality on a model not declared causal)."""
+    named = not item.invariant.collected_by_default(item.target, settings)
+    return settings.reproduce(item.target.text, item.invariant.name, named=named)
 
 
 def failure(item: InvariantItem, exc: BaseException) -> str | None:
@@ -83,7 +84,7 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
         lines.extend("  " + line for line in _dyncheck_traceback(exc).splitlines())
         lines.append("")
         lines.append("Please report it with this command, which repeats it:")
-        lines.append(f"Reproduce: {settings.reproduce(item.target.text, item.invariant.name, named=_named(item, settings))}")
+        lines.append(f"Reproduce: {_reproduce(item, settings)}")
         return "\n".join(lines)
     lines: list[str] = []
     if isinstance(exc, InvariantViolation):
@@ -121,7 +122,7 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
         lines.append("The model's traceback:" if who == "The model" else "The traceback:")
         lines.extend("  " + line for line in _model_traceback(exc.original).splitlines())
     lines.append("")
-    lines.append(f"Reproduce: {settings.reproduce(item.target.text, item.invariant.name, named=_named(item, settings))}")
+    lines.append(f"Reproduce: {_reproduce(item, settings)}")
     return "\n".join(lines)
 
 

@@ -69,6 +69,11 @@ class Invariant:
         being named in --dyncheck-invariants."""
         return "" if self.opt_in else None
 
+    def collected_by_default(self, target: Target, settings: Any) -> bool:
+        """Whether a run collects this check for ``target`` without --dyncheck-invariants
+        naming it: every one that is not opt-in, and an opt-in one ``target`` configures."""
+        return not self.opt_in or self.configured(target, settings) is None
+
     def dims(self, target: Target) -> dict[str, Any]:
         """Named sizes this invariant draws in ranges of its own, over the spec's (a size
         at which it can compare nothing left out): none by default."""
