@@ -48,7 +48,7 @@ next is purity's and determinism's to report).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -104,13 +104,18 @@ def time_dim(target: Target) -> str:
         if isinstance(dim, str):
             return dim
     if causal:
-        named = {
-            d for _, strategy in slots(target)
-            for d in (strategy_arguments(strategy).get("shape") or ()) if isinstance(d, str) and d != "batch"
-        }
+        named = _named_axes(target)
         if "time" not in named and len(named) == 1:
-            return named.pop()
+            return named[0]
     return "time"
+
+
+def _named_axes(target: Target) -> list[str]:
+    """The axes the inputs' shapes name, ``"batch"`` aside, sorted."""
+    return sorted({
+        d for _, strategy in slots(target)
+        for d in (strategy_arguments(strategy).get("shape") or ()) if isinstance(d, str) and d != "batch"
+    })
 
 
 def lookahead(target: Target) -> int:
@@ -226,8 +231,7 @@ class _Calls:
         return self(args, record=True)
 
     def __call__(
-        self, args: Mapping[str, Any], *, record: bool = False, seed: int | None = None, stage: str = "forward",
-        rounded: bool = False,
+        self, args: Mapping[str, Any], *, record: bool = False, seed: int | None = None, rounded: bool = False,
     ) -> dict[str, torch.Tensor]:
         """The outputs' tensors by name. ``rounded``: every floating input moved one ulp of
         the model's own dtype first (what rounding alone changes)."""
@@ -245,7 +249,7 @@ class _Calls:
                 self.path, output = trace.path, trace.output
                 self.output = output
             else:
-                output = context.call(model, arguments, example.seed if seed is None else seed, stage=stage)
+                output = context.call(model, arguments, example.seed if seed is None else seed)
         return dict(floating_leaves(output))
 
     def draws_random(self, args: Mapping[str, Any]) -> bool:
@@ -297,18 +301,15 @@ class Causality(Invariant):
                     "does not cut; draw them as two arguments: tensors(shape=(\"batch\", \"time\", ...)) and "
                     "sequence_lengths()"
                 )
-        if isinstance(_bounds(target, dim), int):
-            size = _bounds(target, dim)
+        size = _bounds(target, dim)
+        if isinstance(size, int):
             return (
                 f"the spec fixes the {dim!r} axis at {size} steps: no shorter sequence to run alone; give a range, "
                 f"e.g. Spec(dims={{{dim!r}: (1, {max(size, 2)})}})"
             )
         if any(_axes(strategy, dim) for _, strategy in slots(target)):
             return None
-        named = sorted({
-            d for _, strategy in slots(target)
-            for d in (strategy_arguments(strategy).get("shape") or ()) if isinstance(d, str) and d != "batch"
-        })
+        named = _named_axes(target)
         hint = (
             f"the inputs' named axes are {', '.join(repr(d) for d in named)}: name the time axis with Spec(causal=...)"
             if named else
@@ -353,7 +354,7 @@ class Causality(Invariant):
         full = calls.first(example.fresh_args())
         if calls.native is None and not all_finite(full.values()):
             return context.nothing_to_compare(_NAN)
-        for attempt in range(2):
+        for _ in range(2):
             try:
                 alone = calls(self._prefix(target, example.fresh_args(), axes, prefix))
             except ModelError as exc:
@@ -509,36 +510,37 @@ class Causality(Invariant):
         target: Target, args: dict[str, Any], axes: Mapping[Slot, tuple[int, ...]], prefix: int
     ) -> dict[str, Any]:
         """The arguments cut to their first ``prefix`` steps, lengths capped at ``prefix``."""
-        changes: dict[Slot, Any] = {}
+        changes = Causality._lengths(target, args, lambda length: min(length, prefix))
         for slot, found in axes.items():
             value = slot_value(args, slot)
             for axis in found:
                 value = value.narrow(axis, 0, prefix)
             changes[slot] = value
+        return _with(args, changes)
+
+    @staticmethod
+    def _lengths(target: Target, args: Mapping[str, Any], each: Callable[[int], int]) -> dict[Slot, Any]:
+        """The lengths argument (a tensor or a list) with ``each`` of its lengths changed,
+        at its slot; nothing when there is none."""
         lengths = lengths_argument(target)
         value = None if lengths is None else slot_value(args, lengths)
         if isinstance(value, torch.Tensor):
-            changes[lengths] = value.clamp(max=prefix)
-        elif isinstance(value, (list, tuple)):
-            changes[lengths] = type(value)(min(int(v), prefix) for v in value)
-        return _with(args, changes)
+            changed = [each(int(v)) for v in value.reshape(-1).tolist()]
+            return {lengths: torch.tensor(changed, dtype=value.dtype, device=value.device).reshape(value.shape)}
+        if isinstance(value, (list, tuple)):
+            return {lengths: type(value)(each(int(v)) for v in value)}
+        return {}
 
     @staticmethod
     def _unpadded(target: Target, args: dict[str, Any], steps: int) -> dict[str, Any] | None:
         """The arguments with every step a token: an attention mask of all tokens, every
         length the whole sequence; None when there is no mask or lengths argument."""
-        changes: dict[Slot, Any] = {}
+        changes = Causality._lengths(target, args, lambda length: steps)
         mask = mask_argument(target)
         value = None if mask is None else slot_value(args, mask)
         if isinstance(value, torch.Tensor):
             marks_padding = strategy_arguments(_strategy(target, mask)).get("marks", "tokens") == "padding"
             changes[mask] = (torch.zeros_like if marks_padding else torch.ones_like)(value)
-        lengths = lengths_argument(target)
-        value = None if lengths is None else slot_value(args, lengths)
-        if isinstance(value, torch.Tensor):
-            changes[lengths] = torch.full_like(value, steps)
-        elif isinstance(value, (list, tuple)):
-            changes[lengths] = type(value)([steps] * len(value))
         return _with(args, changes) if changes else None
 
     @staticmethod
