@@ -1704,7 +1704,7 @@ def _probe_sizes(
                     inputs[name] = _reshaped(inputs[name], tuple(other if d == spatial[0] else d for d in shape))
                     inferred[name] += (
                         f"; its {spatial[0]} is the {other} of the inputs beside it: drawn apart, at {spatial[0]} "
-                        f"{error[0]} and {other} 2 it raised {type(error[1]).__name__} ({one_line(error[1])}); as one "
+                        f"{error[0]} and {other} {size_of(other, low)} it raised {type(error[1]).__name__} ({one_line(error[1])}); as one "
                         f"size it ran at {ran[0]}-{ran[-1]}"
                     )
             dims.pop(spatial[0], None)
