@@ -373,13 +373,21 @@ def models(pytester):
     pytester.makepyfile(causal_models=MODELS)
 
 
+def _checked(dyncheck_run, *names: str, verbose: bool = False):
+    """A run of causality alone on ``causal_models``' specs ``names`` (-v: the reasons
+    examples compared nothing)."""
+    return dyncheck_run(
+        *(a for name in names for a in ("--dyncheck", f"causal_models:{name}")), ONLY, *(("-v",) if verbose else ())
+    )
+
+
 def _outcome(run, name: str) -> str:
     return run.outcomes().get(f"dyncheck::causal_models:{name}::causality")
 
 
 @pytest.mark.usefixtures("models")
 def test_a_causal_model_passes_and_one_that_reads_later_steps_fails(dyncheck_run):
-    run = dyncheck_run("--dyncheck", "causal_models:prefix", "--dyncheck", "causal_models:whole_mean", ONLY)
+    run = _checked(dyncheck_run, "prefix", "whole_mean")
     assert _outcome(run, "prefix") == "PASSED", run.text
     assert _outcome(run, "whole_mean") == "FAILED", run.text
     text = run.failure("whole_mean::causality")
@@ -392,7 +400,7 @@ def test_a_causal_model_passes_and_one_that_reads_later_steps_fails(dyncheck_run
 
 @pytest.mark.usefixtures("models")
 def test_an_off_by_one_mask_names_the_next_step_and_masks_are_cut_not_changed(dyncheck_run):
-    run = dyncheck_run("--dyncheck", "causal_models:masked", "--dyncheck", "causal_models:peeking_masked", ONLY)
+    run = _checked(dyncheck_run, "masked", "peeking_masked")
     assert _outcome(run, "masked") == "PASSED", run.text
     assert _outcome(run, "peeking_masked") == "FAILED", run.text
     text = run.failure("peeking_masked::causality")
@@ -422,13 +430,13 @@ def test_declared_causal_runs_by_default_and_undeclared_only_when_named(dyncheck
     outcomes = run.outcomes()
     assert outcomes["dyncheck::causal_models:prefix::causality"] == "PASSED", run.text
     assert "dyncheck::causal_models:undeclared::causality" not in outcomes
-    named = dyncheck_run("--dyncheck", "causal_models:undeclared", ONLY)
+    named = _checked(dyncheck_run, "undeclared")
     assert _outcome(named, "undeclared") == "FAILED", named.text
 
 
 @pytest.mark.usefixtures("models")
 def test_outputs_without_a_time_axis_compare_nothing(dyncheck_run):
-    run = dyncheck_run("--dyncheck", "causal_models:pooled", "--dyncheck", "causal_models:strided", ONLY, "-v")
+    run = _checked(dyncheck_run, "pooled", "strided", verbose=True)
     assert _outcome(run, "pooled") == "SKIPPED", run.text
     assert "no output has an axis that follows the 'time' axis" in run.skip_reason(
         "dyncheck::causal_models:pooled::causality"
@@ -445,7 +453,7 @@ def test_random_numbers_in_eval_mode_are_not_a_finding(dyncheck_run):
     # A shorter batch of several sequences draws other numbers for each step: the model is
     # causal, and those examples compare nothing. A batch of one draws the same numbers for
     # its first steps (the stream runs step by step), and is compared.
-    run = dyncheck_run("--dyncheck", "causal_models:noisy", ONLY, "-v")
+    run = _checked(dyncheck_run, "noisy", verbose=True)
     assert _outcome(run, "noisy") in ("PASSED", "SKIPPED"), run.text
     assert "forward draws random numbers in eval mode (from torch's generators, or its outputs change" in run.text
 
@@ -454,7 +462,7 @@ def test_random_numbers_in_eval_mode_are_not_a_finding(dyncheck_run):
 def test_a_fixed_length_is_a_skip_that_asks_for_a_range(dyncheck_run):
     # Which output axes follow the steps is read from a shorter call; at a fixed length an
     # RNN's final state of as many features as steps would be compared as if it did.
-    run = dyncheck_run("--dyncheck", "causal_models:fixed_length", ONLY)
+    run = _checked(dyncheck_run, "fixed_length")
     assert run.skip_reason("dyncheck::causal_models:fixed_length::causality") == (
         "the spec fixes the 'time' axis at 6 steps: no shorter sequence to run alone; give a range, e.g. "
         "Spec(dims={'time': (1, 6)})"
@@ -463,10 +471,7 @@ def test_a_fixed_length_is_a_skip_that_asks_for_a_range(dyncheck_run):
 
 @pytest.mark.usefixtures("models")
 def test_another_named_axis_and_a_misnamed_one(dyncheck_run):
-    run = dyncheck_run(
-        "--dyncheck", "causal_models:framed", "--dyncheck", "causal_models:bidirectional",
-        "--dyncheck", "causal_models:misnamed", ONLY,
-    )
+    run = _checked(dyncheck_run, "framed", "bidirectional", "misnamed")
     assert _outcome(run, "framed") == "PASSED", run.text
     assert _outcome(run, "bidirectional") == "FAILED", run.text
     assert _outcome(run, "misnamed") == "SKIPPED", run.text
@@ -478,7 +483,7 @@ def test_another_named_axis_and_a_misnamed_one(dyncheck_run):
 
 @pytest.mark.usefixtures("models")
 def test_lengths_are_capped_at_the_prefix(dyncheck_run):
-    run = dyncheck_run("--dyncheck", "causal_models:padded", ONLY)
+    run = _checked(dyncheck_run, "padded")
     assert _outcome(run, "padded") == "PASSED", run.text
 
 
@@ -519,7 +524,7 @@ def test_spec_causal_takes_true_an_axis_name_or_a_look_ahead():
 
 @pytest.mark.usefixtures("models")
 def test_a_left_padded_mask_is_a_skip_and_a_refused_prefix_compares_nothing(dyncheck_run):
-    run = dyncheck_run("--dyncheck", "causal_models:left_padded", "--dyncheck", "causal_models:too_short", ONLY, "-v")
+    run = _checked(dyncheck_run, "left_padded", "too_short", verbose=True)
     assert run.skip_reason("dyncheck::causal_models:left_padded::causality").startswith(
         "attention_mask is padded on the left (attention_masks(padding_side='left'))"
     )
@@ -531,10 +536,7 @@ def test_a_left_padded_mask_is_a_skip_and_a_refused_prefix_compares_nothing(dync
 
 @pytest.mark.usefixtures("models")
 def test_a_declared_look_ahead_is_allowed_and_no_more(dyncheck_run):
-    run = dyncheck_run(
-        "--dyncheck", "causal_models:ahead_one", "--dyncheck", "causal_models:ahead_two_declared_one",
-        "--dyncheck", "causal_models:ahead_one_declared_none", ONLY,
-    )
+    run = _checked(dyncheck_run, "ahead_one", "ahead_two_declared_one", "ahead_one_declared_none")
     assert _outcome(run, "ahead_one") == "PASSED", run.text
     assert _outcome(run, "ahead_one_declared_none") == "FAILED", run.text
     text = run.failure("ahead_two_declared_one::causality")
@@ -553,14 +555,14 @@ def test_no_false_alarm_on_what_a_review_found(dyncheck_run):
     # axes; a float32 FFT inside the float64 copy (rounding); a greedy choice; a list of
     # outputs, one per step
     good = ("tagger_frames", "with_end", "front_end", "log_attention", "pair_bias", "float_fft", "greedy", "cells")
-    run = dyncheck_run(*(a for name in good for a in ("--dyncheck", f"causal_models:{name}")), ONLY, "-v")
+    run = _checked(dyncheck_run, *good, verbose=True)
     assert {name: _outcome(run, name) for name in good} == dict.fromkeys(good, "PASSED"), run.text
 
 
 @pytest.mark.usefixtures("models")
 def test_leaks_through_a_named_axis_an_integer_output_and_a_list_are_caught(dyncheck_run):
     bad = ("scaled_frames", "greedy_centred", "peeking_cells")
-    run = dyncheck_run(*(a for name in bad for a in ("--dyncheck", f"causal_models:{name}")), ONLY)
+    run = _checked(dyncheck_run, *bad)
     assert {name: _outcome(run, name) for name in bad} == dict.fromkeys(bad, "FAILED"), run.text
     assert "the outputs depend on the sequence's length" in run.failure("scaled_frames::causality")
     assert "changes when only step" in run.failure("greedy_centred::causality")
@@ -573,7 +575,7 @@ def test_leaks_through_a_named_axis_an_integer_output_and_a_list_are_caught(dync
 
 @pytest.mark.usefixtures("models")
 def test_a_padded_batches_pair_says_how_to_draw_it_and_a_named_check_reproduces(dyncheck_run):
-    run = dyncheck_run("--dyncheck", "causal_models:padded_pair", "--dyncheck", "causal_models:undeclared", ONLY)
+    run = _checked(dyncheck_run, "padded_pair", "undeclared")
     assert run.skip_reason("dyncheck::causal_models:padded_pair::causality").startswith(
         "x is drawn by padded_batches() as one (padded, lengths) pair, which causality does not cut"
     )
@@ -588,7 +590,7 @@ def test_unbounded_inputs_padding_only_windows_and_noise_as_inferred_inputs_are_
     # fills 16 or more normals in blocks) is not a finding; a padded step whose sliding
     # window holds only padding attends to every key, at a step no caller reads
     names = ("noisy_unbounded", "bidirectional_unbounded", "sliding_window")
-    run = dyncheck_run(*(a for name in names for a in ("--dyncheck", f"causal_models:{name}")), ONLY, "-v")
+    run = _checked(dyncheck_run, *names, verbose=True)
     assert {name: _outcome(run, name) for name in names} == {
         "noisy_unbounded": "PASSED", "bidirectional_unbounded": "FAILED", "sliding_window": "PASSED",
     }, run.text
@@ -599,7 +601,7 @@ def test_unbounded_inputs_padding_only_windows_and_noise_as_inferred_inputs_are_
 
 @pytest.mark.usefixtures("models")
 def test_a_failure_names_a_result_before_a_cache_for_the_next_call(dyncheck_run):
-    run = dyncheck_run("--dyncheck", "causal_models:cached_peek", ONLY)
+    run = _checked(dyncheck_run, "cached_peek")
     headline = next(line for line in run.failure("cached_peek::causality").splitlines() if " at step " in line)
     assert headline.startswith("output.logits at step "), headline
 
@@ -608,7 +610,7 @@ def test_a_failure_names_a_result_before_a_cache_for_the_next_call(dyncheck_run)
 def test_a_prefix_that_leaves_a_shorter_output_no_step_says_so(dyncheck_run):
     # right context consumed (one step) and a look-ahead of one: a prefix of 2 steps leaves
     # the output no step of its own; the longest prefix is tried before giving up
-    run = dyncheck_run("--dyncheck", "causal_models:valid_conv", ONLY, "-v")
+    run = _checked(dyncheck_run, "valid_conv", verbose=True)
     assert _outcome(run, "valid_conv") == "PASSED", run.text
     assert "output follows the steps, but the first 2 steps leave it no step of its own to compare" in run.text
 
