@@ -1574,3 +1574,56 @@ def test_a_gradient_leak_no_row_alone_shows_is_caught(dyncheck_run, pytester):
     run = dyncheck_run("--dyncheck", "leak_all:Model", ONLY, "--dyncheck-seed=1", "--dyncheck-max-examples=30")
     assert run.outcomes() == {"dyncheck::leak_all:Model::padding_invariance": "FAILED"}, run.text
     assert "w.grad:" in run.text, run.text
+
+
+DENSE_GRAPH = '''
+import torch
+from torch import nn
+
+from dyncheck.strategies import attention_masks, tensors
+
+
+class Model(nn.Module):
+    """A dense graph convolution over padded graphs: nodes [batch, nodes, 5], an adjacency
+    [batch, nodes, nodes] and a mask of the real nodes; the readout averages the real ones."""
+
+    __dyncheck__ = {"inputs": {
+        "x": tensors(shape=("batch", "time", 5)),
+        "adj": tensors(shape=("batch", "time", "time"), min_value=0.0, max_value=1.0),
+        "mask": attention_masks(dtype=torch.bool),
+    }}
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(5, 6)
+        self.head = nn.Linear(6, 3)
+
+    def propagate(self, h, adj, mask):
+        keep = mask.unsqueeze(-1).to(h.dtype)
+        adj = adj * keep * keep.transpose(1, 2) + torch.diag_embed(mask.to(h.dtype))
+        return adj @ h / adj.sum(-1, keepdim=True).clamp(min=1)
+
+    def pool(self, h, mask):
+        keep = mask.unsqueeze(-1).to(h.dtype)
+        return (h * keep).sum(1) / keep.sum(1)
+
+    def forward(self, x, adj, mask):
+        return self.head(self.pool(torch.relu(self.lin(self.propagate(x, adj, mask))), mask))
+
+
+class Unmasked(Model):
+    def pool(self, h, mask):
+        return h.mean(1)  # the bug: padded nodes, relu(bias) at least, averaged in
+'''
+
+
+def test_every_axis_named_time_is_trimmed_and_padded(dyncheck_run, pytester):
+    # The adjacency has two node axes: a graph alone is cut to its nodes on both, and the
+    # extra padding nodes are added on both (before, one axis: every example raised).
+    pytester.makepyfile(graphs=DENSE_GRAPH)
+    run = dyncheck_run("--dyncheck", "graphs:Model", "--dyncheck", "graphs:Unmasked", ONLY, "--dyncheck-seed=3")
+    assert run.outcomes() == {
+        "dyncheck::graphs:Model::padding_invariance": "PASSED",
+        "dyncheck::graphs:Unmasked::padding_invariance": "FAILED",
+    }, run.text
+    assert all(re.fullmatch(ROW_ALONE, f) or re.fullmatch(EXTRA, f) for f in findings(run.failure("graphs:Unmasked::padding_invariance"))), run.text

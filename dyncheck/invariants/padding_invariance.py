@@ -286,6 +286,9 @@ class _Layout:
         self.pad_to_longest = not mask and bool(spec_args.get("pad_to_longest"))
         #: slot -> (batch axis, time axis); either may be None
         self.axes: dict[Slot, tuple[int | None, int | None]] = {}
+        #: slot -> the other axes its shape names as the time axis (a dense graph's adjacency,
+        #: ``[batch, nodes, nodes]``; pairwise features): trimmed and extended with the first
+        self.more_time: dict[Slot, list[int]] = {}
         if mask:
             self.axes[lengths_slot] = (0, 1)
         for slot, strategy in slots(target):
@@ -296,6 +299,9 @@ class _Layout:
             if isinstance(shape, (tuple, list)) and len(shape) == value.dim():
                 batch_axis = shape.index(batch_dim) if batch_dim in shape else None
                 time_axis = shape.index(time_dim) if time_dim in shape else None
+                more = [axis for axis, dim in enumerate(shape) if dim == time_dim and axis != time_axis]
+                if more:
+                    self.more_time[slot] = more
             else:
                 time_axis = _axis_of_size(value, padded, avoid=0 if value.shape[0] == batch else None)
                 batch_axis = _axis_of_size(value, batch, avoid=time_axis)
@@ -350,9 +356,10 @@ class _Layout:
                 if not two_valued and low <= other <= high:
                     value = torch.where(value == fill, torch.full_like(value, other), value)
             for row, length in enumerate(self.lengths):
-                steps = value.shape[time_axis] - length
-                if steps > 0 and row < value.shape[batch_axis]:
-                    value.narrow(batch_axis, row, 1).narrow(time_axis, length, steps).fill_(fill)
+                for axis in (time_axis, *self.more_time.get(slot, ())):
+                    steps = value.shape[axis] - length
+                    if steps > 0 and row < value.shape[batch_axis]:
+                        value.narrow(batch_axis, row, 1).narrow(axis, length, steps).fill_(fill)
             changes[slot] = value
         return _with(args, changes)
 
@@ -365,7 +372,8 @@ class _Layout:
             if batch_axis is not None:
                 value = value.narrow(batch_axis, row, 1)
             if time_axis is not None:
-                value = value.narrow(time_axis, 0, length)
+                for axis in (time_axis, *self.more_time.get(slot, ())):
+                    value = value.narrow(axis, 0, length)
             changes[slot] = value
         if not self.mask:  # a mask, trimmed above, is all tokens
             lengths = slot_value(args, self.lengths_slot)
@@ -382,17 +390,17 @@ class _Layout:
             if time_axis is None:
                 continue
             value = slot_value(args, slot)
-            if self.mask and slot == self.lengths_slot:
+            for axis in (time_axis, *self.more_time.get(slot, ())):
                 shape = list(value.shape)
-                shape[time_axis] = EXTRA_STEPS
-                more = (torch.ones if self.marks_padding else torch.zeros)(shape, dtype=value.dtype, device=value.device)
-            elif slot in self.fill:
-                shape = list(value.shape)
-                shape[time_axis] = EXTRA_STEPS
-                more = torch.full(shape, self.fill[slot], dtype=value.dtype, device=value.device)
-            else:
-                more = _garbage(value, time_axis, generator)
-            changes[slot] = torch.cat([value, more], dim=time_axis)
+                shape[axis] = EXTRA_STEPS
+                if self.mask and slot == self.lengths_slot:
+                    more = (torch.ones if self.marks_padding else torch.zeros)(shape, dtype=value.dtype, device=value.device)
+                elif slot in self.fill:
+                    more = torch.full(shape, self.fill[slot], dtype=value.dtype, device=value.device)
+                else:
+                    more = _garbage(value, axis, generator)
+                value = torch.cat([value, more], dim=axis)
+            changes[slot] = value
         return _with(args, changes)
 
     def full_length(self, args: Mapping[str, Any]) -> dict[str, Any]:
