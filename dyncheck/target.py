@@ -881,6 +881,21 @@ def _probe_features(
     if not sizes:
         sizes, whose = sizes_of([instance], True), "the model's parameters' sizes"
 
+    from dyncheck.infer.constructor import _annotation
+    from dyncheck.infer.forward import _tensor_list
+
+    if _tensor_list(_annotation(parameters[name].annotation, type(instance).forward)):
+        # annotated as a list of tensors: a list of sequences of their own lengths, each
+        # [length, F] (what pad_sequence and pack_sequence take, or a list of sets)
+        for features in sizes:
+            if _probe_call(instance, {name: [torch.randn(3, features), torch.randn(2, features)], **controls}) is None:
+                return Inferred(
+                    dst.sequence_lists(feature_shape=(features,)),
+                    f"annotated as a list of tensors, whose layers give no shape: called on two sequences [3, F] "
+                    f"and [2, F] for F in {whose} {', '.join(map(str, sizes))}, it first ran with F = {features}; "
+                    "one sequence of its own length per sample",
+                )
+        return None
     last: tuple[tuple[int, ...], Exception] | None = None
     for features in sizes:
         for shape, drawn in (((2, features), ("batch", features)), ((2, 3, features), ("batch", "time", features))):
@@ -1437,10 +1452,18 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
     found = _inferred_tensors(inputs, inferred, tokens=True)
     if found is None:
         return
-    shapes, tokens = {}, {}
+    shapes, tokens, padding = {}, {}, {}
     layouts = set()
     for name, (shape, dtype) in found.items():
-        if isinstance(dtype, tuple) and not isinstance(dtype[0], str) and shape in (("batch", "time"), ("time", "batch")):
+        if isinstance(dtype, tuple) and isinstance(dtype[0], str):
+            # lengths or a mask: the padded length they name no input carries (a GRUCell
+            # unrolled by hand over `lengths`) says the vectors beside them are sequences
+            length = dtype[1] if dtype[0] == "lengths" else shape[-1]
+            if any(length in other for other, kind in found.values() if not (isinstance(kind, tuple) and isinstance(kind[0], str))):
+                return
+            padding[name] = (shape, dtype)
+            continue
+        if isinstance(dtype, tuple) and shape in (("batch", "time"), ("time", "batch")):
             tokens[name] = dtype
             layouts.add(tuple(shape))
             continue
@@ -1449,28 +1472,38 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
         if dtype not in (torch.float32, torch.float64):
             return
         shapes[name] = shape[1]
-    if not shapes or len(layouts) > 1:
+    longest = {dtype[1] if dtype[0] == "lengths" else shape[-1] for shape, dtype in padding.values()}
+    if not shapes or len(layouts) > 1 or len(longest) > 1 or (padding and tokens):
         return
-    # the sequences in the layout of the ids beside them: time-major when the ids are
-    time_major = layouts == {("time", "batch")}
-    sizes = (3, 2) if time_major else (2, 3)
+    time = longest.pop() if longest else "time"
+    # the sequences in the layout of the ids beside them: time-major when the ids are; beside
+    # lengths or a mask, batch-first unless only time-major runs
+    orders = [layouts == {("time", "batch")}] if not padding else [False, True]
 
-    def runs(sequences: bool) -> Exception | None:
+    def runs(sequences: bool, time_major: bool) -> Exception | None:
+        sizes = (3, 2) if time_major else (2, 3)
         return _probe_call(instance, {
             **{name: torch.randn(*(sizes if sequences else (2,)), features) for name, features in shapes.items()},
             **{name: torch.randint(low, high + 1, sizes, dtype=dtype) for name, (dtype, low, high) in tokens.items()},
+            **{name: _probe_tensor([2, 3][: len(shape)], dtype, lambda _: 3) for name, (shape, dtype) in padding.items()},
         })
 
-    error = runs(False)
+    error = runs(False, orders[0])
     if error is None:
         return
-    if runs(True) is not None:
-        _probe_image(instance, inputs, inferred, shapes, tokens, error)
+    for time_major in orders:
+        if runs(True, time_major) is None:
+            break
+    else:
+        if not padding:
+            _probe_image(instance, inputs, inferred, shapes, tokens, error)
         return
+    sizes = (3, 2) if time_major else (2, 3)
+    beside = f" beside {' and '.join(padding)}, whose padded length no input had" if padding else ""
     for name, features in shapes.items():
-        inputs[name] = _reshaped(inputs[name], (*(("time", "batch") if time_major else ("batch", "time")), features))
+        inputs[name] = _reshaped(inputs[name], (*((time, "batch") if time_major else ("batch", time)), features))
         inferred[name] += (
-            f"; a sequence of them: called on [2, {features}] it raised {type(error).__name__} "
+            f"; a sequence of them{beside}: called on [2, {features}] it raised {type(error).__name__} "
             f"({one_line(error)}), on {[*sizes, features]} it ran"
         )
 

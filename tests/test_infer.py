@@ -1413,6 +1413,120 @@ def test_a_value_computed_from_the_argument_that_indexes_is_not_the_argument():
          dst.tensors(shape=("batch", 3, "height", "height")))
 
 
+class NearestNeighbour(nn.Module):
+    """Each point beside its nearest neighbour: the points are what torch.gather picks from."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(6, 4)
+
+    def forward(self, pos):
+        idx = torch.cdist(pos, pos).topk(2, dim=-1, largest=False).indices[..., 1:]
+        neighbour = torch.gather(pos, 1, idx.expand(-1, -1, pos.size(-1)))
+        return self.lin(torch.cat([pos, neighbour - pos], -1)).amax(1)
+
+
+class MaxReadout(nn.Module):
+    """Nodes pooled per graph: x is what scatter_reduce puts in, by a graph-id index."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 3)
+
+    def forward(self, x, graph):
+        index = graph.unsqueeze(-1).expand_as(x)
+        pooled = torch.zeros(int(graph.max()) + 1, x.size(1)).scatter_reduce(0, index, x, "amax", include_self=False)
+        return self.lin(pooled)
+
+
+@pytest.mark.parametrize(("model", "name"), [(NearestNeighbour, "pos"), (MaxReadout, "x")])
+def test_what_an_indexing_call_picks_from_or_puts_in_is_not_indices(model, name):
+    # Only the index argument of gather/scatter_reduce/index_add_ holds indices: the points,
+    # and the node features, were refused with a Spec of int64 edges that crashed every check.
+    graph = {"graph": dst.tensors(shape=("batch",), dtype=torch.int64, max_value=0)}
+    target = resolved(model, inputs=graph if model is MaxReadout else {})
+    assert strategy_kind(target.spec.inputs[name]) == "tensors"
+    assert strategy_arguments(target.spec.inputs[name]).get("dtype", torch.float32) == torch.float32
+
+
+def test_the_index_argument_of_each_form_of_an_indexing_call():
+    from dyncheck.infer.forward import _index_argument
+
+    def picked(source: str) -> tuple[str, str]:
+        index, tensor = _index_argument(ast.parse(source, mode="eval").body)
+        return ast.unparse(index), ast.unparse(tensor)
+
+    assert picked("out.index_add_(0, dst, msg)") == ("dst", "out")
+    assert picked("torch.gather(x, 1, idx)") == ("idx", "x")
+    assert picked("torch.zeros(3).scatter_reduce(0, index, src, 'amax')") == ("index", "torch.zeros(3)")
+    assert picked("x.gather(1, index=idx)") == ("idx", "x")
+    assert picked("x.index_put_((rows, cols), values)") == ("(rows, cols)", "x")
+    assert _index_argument(ast.parse("x.gather(1)", mode="eval").body) is None
+
+
+class SetList(nn.Module):
+    """A list of point sets of their own sizes, each pooled alone."""
+
+    def __init__(self):
+        super().__init__()
+        self.phi = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 8))
+        self.rho = nn.Linear(16, 4)
+
+    def forward(self, sets: list[torch.Tensor]) -> torch.Tensor:
+        pooled = []
+        for s in sets:
+            h = self.phi(s)
+            pooled.append(torch.cat([h.mean(0), h.max(0).values]))
+        return self.rho(torch.stack(pooled))
+
+
+def test_a_list_annotation_is_drawn_as_a_list_when_no_layer_gives_the_shape():
+    # A Sequential first: no layer says the shape; the probe of vectors and sequences ran on
+    # [2, 3, 3], a dense tensor whose "sets" were never ragged.
+    target = resolved(SetList)
+    same(target.spec.inputs["sets"], dst.sequence_lists(feature_shape=(3,)))
+    assert target.inferred_inputs["sets"].startswith(
+        "annotated as a list of tensors, whose layers give no shape: called on two sequences [3, F] and [2, F]"
+    )
+    assert_callable(target)
+
+
+SET_LISTS = """
+    import torch
+    from torch import nn
+
+
+    class SetList(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.phi = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 8))
+            self.rho = nn.Linear(8, 4)
+
+        def forward(self, sets: list[torch.Tensor]) -> torch.Tensor:
+            return self.rho(torch.stack([self.phi(s).sum(0) / self.size(s, sets) for s in sets]))
+
+        def size(self, s, sets):
+            return len(s)
+
+
+    class LargestSize(SetList):
+        def size(self, s, sets):
+            return max(len(t) for t in sets)  # the bug: every set divided by the batch's largest
+"""
+
+
+def test_lists_drawn_ragged_catch_a_set_scaled_by_the_largest_in_the_batch(dyncheck_run, pytester):
+    pytester.makepyfile(set_lists=SET_LISTS)
+    run = dyncheck_run(
+        "--dyncheck", "set_lists:SetList", "--dyncheck", "set_lists:LargestSize",
+        "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=3",
+    )
+    assert run.outcomes() == {
+        "dyncheck::set_lists:SetList::batch_invariance": "PASSED",
+        "dyncheck::set_lists:LargestSize::batch_invariance": "FAILED",
+    }, run.text
+
+
 def propagate(x, edges):
     src, dst = edges
     return torch.zeros_like(x).index_add_(0, dst, x[src])

@@ -636,10 +636,30 @@ def _index_use(tree: ast.AST | None, names: frozenset[str]) -> str | None:
         if isinstance(node, ast.Subscript) and _passes(node.slice, tainted) and data(node.value):
             return ast.unparse(node)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _INDEXING:
-            others = [a for a in (*node.args, *(k.value for k in node.keywords))]
-            if any(_passes(a, tainted) for a in others) and data(node.func.value):
+            picked = _index_argument(node)
+            if picked is not None and _passes(picked[0], tainted) and data(picked[1]):
                 return ast.unparse(node)
     return None
+
+
+def _index_argument(call: ast.Call) -> tuple[ast.AST, ast.AST] | None:
+    """(the index argument, the tensor it picks from) of an indexing call: ``dst`` and ``out``
+    in ``out.index_add_(0, dst, msg)``; ``idx`` and ``x`` in ``torch.gather(x, 1, idx)``. The
+    values put in or read (``msg``, ``src`` of ``scatter_reduce``) are not indices."""
+    func = call.func
+    assert isinstance(func, ast.Attribute)
+    name = "indices" if func.attr.startswith("index_put") else "index"
+    position = 0 if func.attr.startswith("index_put") else 1
+    source: ast.AST = func.value
+    if isinstance(func.value, ast.Name) and func.value.id == "torch":
+        # the function form: the tensor is the first argument
+        if not call.args:
+            return None
+        source, position = call.args[0], position + 1
+    keyword = next((k.value for k in call.keywords if k.arg == name), None)
+    if keyword is not None:
+        return keyword, source
+    return (call.args[position], source) if len(call.args) > position else None
 
 
 def _aliases(tree: ast.AST, name: str) -> set[str]:
