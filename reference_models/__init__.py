@@ -191,6 +191,10 @@ Refactored twins, each declaring the model it must still agree with
   dilated convolutions whose right padding a ``Chomp1d`` cuts, declared causal.
 * :mod:`reference_models.time_features` -- ``TimeFeatureForecaster``: Informer's embedding,
   a series (a Conv1d over it permuted) and its time features (a Linear) added step by step.
+* :mod:`reference_models.greedy_decoder` -- ``GreedyDecoder``: a GRU encoder and a GRU cell
+  decoding greedily inside forward until every sample has emitted its end token.
+* :mod:`reference_models.unrolled_cell` -- ``UnrolledGRU``: a GRU cell unrolled by hand over
+  padded sequences, each row's state held once its sequence has ended.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -292,4 +296,6 @@ GOOD_TARGETS = (
     "reference_models.nbeats:NBeats",
     "reference_models.causal_tcn:CausalTCN",
     "reference_models.time_features:TimeFeatureForecaster",
+    "reference_models.greedy_decoder:GreedyDecoder",
+    "reference_models.unrolled_cell:UnrolledGRU",
 )

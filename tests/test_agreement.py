@@ -118,9 +118,10 @@ def test_steps_cut_to_the_batchs_longest_sequence_are_named_as_the_coupling(dync
     assert re.fullmatch(
         r"sample (\d) differs from the same sample run alone \(output\): The values for attribute 'shape' do not "
         r"match: .* — the output of a sample depends on the rest of the batch through its shape: output has as "
-        r"many steps as the longest sequence in the batch \(2 here; 1 for sample 0, the shortest, alone\), as "
-        r"pad_packed_sequence gives without total_length; give total_length=<the padded length> so that a "
-        r"sample's steps line up with its input whatever it is batched with\.",
+        r"many steps as the longest sequence in the batch \(2 here; 1 for sample \1, the shortest, alone\), as "
+        r"pad_packed_sequence gives without total_length, or a loop up to lengths.max\(\); give "
+        r"total_length=<the padded length>, or step over every padded step, so that a sample's steps line up "
+        r"with its input whatever it is batched with\.",
         lines[2],
     ), lines[2]
 

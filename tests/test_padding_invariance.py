@@ -115,8 +115,8 @@ def test_every_padding_bug_is_caught(dyncheck_run):
     assert re.fullmatch(
         r"Axis 1 of output does not follow the padded length: (\d) for the batch \(padded length (\d)\), "
         r"(\d) for row (\d) alone \(length \3\), \1 with 2 more padding steps: a per-step output must have one "
-        r"step per padded step \(give pad_packed_sequence total_length=<the padded length>\), a per-sequence "
-        r"output none\.",
+        r"step per padded step \(give pad_packed_sequence total_length=<the padded length>, or step over every "
+        r"padded step, not up to lengths.max\(\)\), a per-sequence output none\.",
         short[2],
     ), short[2]
 

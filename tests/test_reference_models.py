@@ -33,6 +33,7 @@ RECURRENT = {
     "reference_models.ctc_model:CTCModel",
     "reference_models.packed_input:PackedClassifier",
     "reference_models.packed_input:PackedTagger",
+    "reference_models.greedy_decoder:GreedyDecoder",
 }
 PADDED = {
     "reference_models.rnn:DynamicRNN",
@@ -74,6 +75,8 @@ PADDED = {
     "reference_models.deep_sets:DeepSets",
     # ... or lengths of frames a strided convolution subsamples, at least as long as its kernel
     "reference_models.ctc_model:CTCModel",
+    # ... or lengths beside per-step features a GRU cell unrolled by hand reads (x[:, t])
+    "reference_models.unrolled_cell:UnrolledGRU",
 }
 
 

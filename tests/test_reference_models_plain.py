@@ -176,6 +176,18 @@ def _time_features() -> tuple[torch.nn.Module, tuple]:
     return TimeFeatureForecaster(), (torch.randn(3, 6, 3), torch.randn(3, 6, 4), torch.randn(3, 4, 3), torch.randn(3, 4, 4))
 
 
+def _greedy_decoder() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.greedy_decoder import GreedyDecoder
+
+    return _SecondOutput(GreedyDecoder()), (torch.randint(0, 4, (3, 5)),)  # the scores
+
+
+def _unrolled_cell() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.unrolled_cell import UnrolledGRU
+
+    return _FirstOfTwo(UnrolledGRU()), (torch.randn(3, 5, 6), torch.tensor([5, 2, 3]))
+
+
 def _loop_moe() -> tuple[torch.nn.Module, tuple]:
     from reference_models.loop_moe import LoopMoE
 
@@ -880,6 +892,8 @@ BUILDERS = {
     "causal_attention": _causal_attention,
     "causal_tcn": _causal_tcn,
     "time_features": _time_features,
+    "greedy_decoder": _greedy_decoder,
+    "unrolled_cell": _unrolled_cell,
     "loop_moe": _loop_moe,
     "early_exit": _early_exit,
 
@@ -1663,6 +1677,56 @@ def test_causal_tcn_sees_only_the_past_and_its_wrong_end_chomp_does_not() -> Non
     centred = CentredConv().eval()
     # two layers of kernel 2, dilations 1 and 2, centred: step 4 reads up to step 4 + 3
     assert not torch.allclose(centred(x)[:, 2:5], centred(changed)[:, 2:5])
+
+
+# --- greedy_decoder ------------------------------------------------------------------
+
+
+def _decoded_alone_and_together(model: torch.nn.Module) -> tuple[list[torch.Tensor], torch.Tensor]:
+    torch.manual_seed(0)
+    model.eval()
+    for _ in range(50):
+        source = torch.randint(0, 4, (3, 4))
+        alone = [model(source[i:i + 1])[0][0] for i in range(3)]
+        if len({len(tokens) for tokens in alone}) > 1:
+            return alone, model(source)[0]
+    raise AssertionError("no batch whose samples decode to different lengths")
+
+
+def test_greedy_decoder_pads_a_sample_past_its_end_and_the_buggy_one_cuts_the_others_short() -> None:
+    from reference_models.buggy.any_ended_decoder import Model as AnyEnded
+    from reference_models.greedy_decoder import END, PAD, GreedyDecoder
+
+    torch.manual_seed(0)
+    alone, together = _decoded_alone_and_together(GreedyDecoder())
+    assert together.shape[1] == max(len(tokens) for tokens in alone)
+    for row, tokens in enumerate(alone):
+        assert torch.equal(together[row, :len(tokens)], tokens)
+        assert (together[row, len(tokens):] == PAD).all()
+        assert tokens[-1] == END or len(tokens) == together.shape[1]
+    torch.manual_seed(0)
+    alone, together = _decoded_alone_and_together(AnyEnded())
+    assert together.shape[1] == min(len(tokens) for tokens in alone)  # stopped at the first end
+
+
+# --- unrolled_cell -------------------------------------------------------------------
+
+
+def test_unrolled_cell_holds_each_rows_state_at_its_end_and_the_buggy_one_reads_the_padding() -> None:
+    from reference_models.buggy.unheld_cell_state import Model as Unheld
+    from reference_models.unrolled_cell import UnrolledGRU
+
+    torch.manual_seed(0)
+    x, lengths = torch.randn(2, 5, 6), torch.tensor([5, 2])
+    changed = x.clone()
+    changed[1, 2:] += 1  # only row 1's padding
+    model = UnrolledGRU().eval()
+    outputs, state = model(x, lengths)
+    assert torch.equal(state[1], model(x[1:, :2], lengths[1:])[1][0])  # the state at its length
+    assert (outputs[1, 2:] == 0).all()
+    assert torch.equal(model(changed, lengths)[1], state)
+    unheld = Unheld().eval()
+    assert not torch.allclose(unheld(changed, lengths)[1][1], unheld(x, lengths)[1][1])
 
 
 # --- loop_moe ------------------------------------------------------------------------

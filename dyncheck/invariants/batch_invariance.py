@@ -533,6 +533,51 @@ def _own_steps(selected: torch.Tensor, alone: torch.Tensor, steps: set[tuple[int
     return selected
 
 
+def _input_lengths(context: Context, args: dict[str, Any], size: int) -> list[int] | None:
+    """The sequence lengths of the batch's samples, from the lengths argument, or None."""
+    from dyncheck.invariants.padding_invariance import lengths_argument, slot_value
+
+    slot = lengths_argument(context.target)
+    lengths = slot_value(args, slot) if slot is not None else None
+    if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or lengths.numel() != size:
+        return None
+    return [int(n) for n in lengths]
+
+
+def _padded_past_end(
+    selected: torch.Tensor, alone: torch.Tensor, lengths: list[int] | None, row: int
+) -> torch.Tensor:
+    """A sample's row cut to the steps it has alone, where the model decides how many steps
+    an output has (a greedy decoder that runs until every sample has ended): on the one axis
+    where the row has more steps in the batch than alone, every step past its own is the
+    same (padding after the sample's end: a PAD token, zero or masked scores). The row as it
+    is otherwise, and where the input's lengths account for the steps (the longest in the
+    batch against the sample's own: pad_packed_sequence without total_length, which is
+    reported)."""
+    if selected.dim() != alone.dim():
+        return selected
+    differ = [a for a in range(selected.dim()) if selected.shape[a] != alone.shape[a]]
+    if len(differ) != 1:
+        return selected
+    axis, own = differ[0], alone.shape[differ[0]]
+    if selected.shape[axis] <= own:
+        return selected
+    if lengths is not None and (selected.shape[axis], own) == (max(lengths), lengths[row]):
+        return selected
+    tail = selected.narrow(axis, own, selected.shape[axis] - own)
+    if not bool((tail == tail.narrow(axis, 0, 1)).all()):
+        return selected
+    return selected.narrow(axis, 0, own)
+
+
+def _past_end_note(count: int) -> str:
+    return (
+        f"on {count} example{'s' if count != 1 else ''} a sample had more steps in the batch than alone, every one "
+        "past its own the same (padding after its end, as a decoder that runs until every sample has ended gives): "
+        "compared at its own steps"
+    )
+
+
 def _outputs(output: Any) -> dict[str, torch.Tensor]:
     """An output's tensors by name, a ``PackedSequence`` as the list of its sequences (one
     entry per sample, compared whole)."""
@@ -688,6 +733,8 @@ class BatchInvariance(Invariant):
         lengths = [found for found in every if len(found) == size]
         if shorter:
             context.note("pad_to_longest", _pad_to_longest_note)
+        input_lengths = _input_lengths(context, args, size)
+        trimmed: set[str] = set()  # how a sample's row was cut to its own steps, for the notes
         for row in range(size):
             if row in shorter:
                 continue
@@ -727,14 +774,32 @@ class BatchInvariance(Invariant):
                             else _output_batch_axis(tensor, alone.get(name), size, steps)
                         )
                     own, axis = name, out_axes[name]
+                    if isinstance(axis, tuple) and own in alone and alone[own].dim() == tensor.dim():
+                        # Read as pairwise ([B, B], [1, 1] alone), as a decoder's [B, steps]
+                        # output reads where it took as many steps as the batch has samples:
+                        # its first axis is the batch's when a sample alone refutes the pair,
+                        # or differs from its pair and is its row cut to its own steps.
+                        if any(alone[own].shape[a] != 1 for a in axis):
+                            axis = out_axes[name] = _output_batch_axis(tensor, alone[own], size, steps)
+                        elif close(alone[own], _select(tensor, axis, index), tolerance=tolerance):
+                            for batch_axis in axis:
+                                first = _select(tensor, batch_axis, index)
+                                cut = _padded_past_end(first, alone[own], input_lengths, row)
+                                if cut is not first and not close(alone[own], cut, tolerance=tolerance):
+                                    axis = out_axes[name] = batch_axis
+                                    break
                     if axis is None:
                         continue
                     selected = _select(tensor, axis, index)
                     if own in alone:
                         cut = _own_steps(selected, alone[own], steps)
-                        if cut is not selected:
-                            context.note("own_steps", _own_steps_note)
-                            selected = cut
+                        if cut is selected:
+                            cut = _padded_past_end(selected, alone[own], input_lengths, row)
+                            if cut is not selected:
+                                trimmed.add("past_end")
+                        else:
+                            trimmed.add("own_steps")
+                        selected = cut
                 if own not in alone:
                     continue
                 context.compared()
@@ -757,6 +822,9 @@ class BatchInvariance(Invariant):
                     break
             if findings:
                 break
+        for key, note in (("own_steps", _own_steps_note), ("past_end", _past_end_note)):
+            if key in trimmed:
+                context.note(key, note)
         order = None if findings else _sorted_order(context, args, size, example.seed)
         if not findings and order is None:
             context.note("descending", _descending_note)
@@ -903,8 +971,9 @@ class BatchInvariance(Invariant):
                     return (
                         f"through its shape: {name} has as many steps as the longest sequence in the batch "
                         f"({longest} here; {own} for sample {short}, the shortest, alone), as pad_packed_sequence "
-                        "gives without total_length; give total_length=<the padded length> so that a sample's "
-                        "steps line up with its input whatever it is batched with"
+                        "gives without total_length, or a loop up to lengths.max(); give total_length=<the padded "
+                        "length>, or step over every padded step, so that a sample's steps line up with its input "
+                        "whatever it is batched with"
                     )
         return None
 

@@ -56,6 +56,10 @@ so that dyncheck's zero-configuration inference can check it.
   each step attends to the next one too (causality).
 * :mod:`~reference_models.buggy.length_scaled_positions` -- causal attention with positions
   scaled by the sequence's length: earlier outputs change as the sequence grows (causality).
+* :mod:`~reference_models.buggy.any_ended_decoder` -- greedy decoding that stops the whole
+  batch at the first sample's end token (batch_invariance).
+* :mod:`~reference_models.buggy.unheld_cell_state` -- a GRU cell unrolled by hand that keeps
+  stepping over each sequence's padding (padding_invariance).
 * :mod:`~reference_models.buggy.windowed_padding_nan` -- windowed attention on torch's
   encoder layer, NaN on torch's inference path for a window of padding only (finite).
 * :mod:`~reference_models.buggy.inplace_branch` -- an in-place op that breaks backward
@@ -275,4 +279,6 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.centred_conv:Model": ("causality",),
     "reference_models.buggy.future_mask:Model": ("causality",),
     "reference_models.buggy.length_scaled_positions:Model": ("causality",),
+    "reference_models.buggy.any_ended_decoder:Model": ("batch_invariance",),
+    "reference_models.buggy.unheld_cell_state:Model": ("padding_invariance",),
 }

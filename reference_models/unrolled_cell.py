@@ -1,0 +1,40 @@
+"""A GRU cell unrolled by hand over padded sequences, held at each sequence's end.
+
+Not one of the founding documents' systems: the way a recurrent model is written when each
+step needs code of its own (attention, a stack, a custom gate). ``forward(x, lengths)``
+takes ``x`` as ``[batch, time, input_size]``; at step ``t`` the rows whose sequence has
+ended keep their state (``torch.where`` on ``t < lengths``), and their per-step output is
+zero. It returns the per-step outputs and the last valid state of each row.
+
+Inference: the cell reads one step ``x[:, t]``, so the layer alone says ``[batch,
+input_size]``; the lengths beside it, whose padded length no input had, make ``x`` a
+sequence (tried as vectors and as sequences). Declared causal: no step reads a later one.
+``buggy/unheld_cell_state.py`` steps the cell over the padding too, and fails
+padding_invariance.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["UnrolledGRU"]
+
+
+class UnrolledGRU(nn.Module):
+    __dyncheck__ = {"causal": True}
+
+    def __init__(self, input_size: int = 6, hidden_size: int = 10, outputs: int = 4):
+        super().__init__()
+        self.cell = nn.GRUCell(input_size, hidden_size)
+        self.head = nn.Linear(hidden_size, outputs)
+
+    def forward(self, x, lengths):
+        batch, steps, _ = x.shape
+        state = x.new_zeros(batch, self.cell.hidden_size)
+        outputs = []
+        for t in range(steps):
+            valid = (t < lengths.to(x.device))[:, None]
+            state = torch.where(valid, self.cell(x[:, t], state), state)
+            outputs.append(torch.where(valid, self.head(state), torch.zeros((), dtype=x.dtype, device=x.device)))
+        return torch.stack(outputs, 1), state
