@@ -1137,3 +1137,66 @@ def test_a_norm_over_a_constant_input_is_not_compared(dyncheck_run, pytester):
     assert re.search(r"not compared on \d+: model\.1, model\.4, model\.7 and \d+ more normalised a constant input", run.text), (
         run.text
     )
+
+
+SATURATED = """
+    import torch
+    from torch import nn
+
+    class TopAnchors(nn.Module):
+        '''Scores each anchor with a softmax that saturates at large features, and keeps the
+        boxes of the two best: several anchors at exactly 1.0 in float32 are a tie that
+        float64 breaks by values float32 cannot hold.'''
+
+        def __init__(self):
+            super().__init__()
+            self.cls = nn.Linear(8, 6 * 2)
+            self.reg = nn.Linear(8, 6 * 4)
+
+        def forward(self, feats):
+            scores = self.cls(feats).view(-1, 6, 2).softmax(-1)[..., 1]
+            boxes = self.reg(feats).view(-1, 6, 4)
+            best = scores.topk(2, dim=1).indices
+            return torch.gather(boxes, 1, best[..., None].expand(-1, -1, 4))
+
+    class Shifted(TopAnchors):
+        '''The same, its boxes moved far off and back: float32 keeps none of their digits.'''
+
+        def forward(self, feats):
+            return (super().forward(feats) + 1e8) - 1e8
+"""
+
+
+def test_a_selection_among_values_tied_in_float32_is_not_a_disagreement(dyncheck_run, pytester):
+    # A detector's top-k over saturated scores (a review's false alarm): float32 holds several
+    # anchors at 1.0, float64 orders them, the two keep other boxes. Not compared on those
+    # examples; a real precision loss behind the same selection still fails.
+    pytester.makepyfile(anchors=SATURATED)
+    run = dyncheck_run(
+        "--dyncheck", "anchors:TopAnchors", "--dyncheck", "anchors:Shifted", "--dyncheck-invariants=dtype_agreement",
+        "--dyncheck-seed=1", "--dyncheck-max-examples=30", "-v",
+    )
+    assert run.outcomes() == {
+        "dyncheck::anchors:TopAnchors::dtype_agreement": "PASSED", "dyncheck::anchors:Shifted::dtype_agreement": "FAILED",
+    }, run.text
+    assert re.search(
+        r"not compared on \d+: the float32 copy ran a topk among values exactly equal in float32 \(saturated scores\), "
+        r"which float64 orders by values float32 cannot hold",
+        run.text,
+    ), run.text
+
+
+def test_which_selections_have_a_tie():
+    from dyncheck.invariants.dtype_agreement import _tie
+
+    scores = torch.tensor([[1.0, 0.5, 1.0, 0.2]])
+    assert _tie(torch.topk, (scores, 2), {"dim": 1}) == "topk"
+    assert _tie(torch.topk, (scores, 1), {"dim": 1}) == "topk"  # the first kept, the second not
+    assert _tie(torch.topk, (torch.tensor([[3.0, 2.0, 1.0, 1.0]]), 2), {"dim": 1}) is None  # ties past k + 1
+    assert _tie(torch.Tensor.argsort, (scores,), {}) == "argsort"
+    assert _tie(torch.argmax, (scores,), {"dim": 1}) == "argmax"
+    assert _tie(torch.argmax, (torch.tensor([0.1, 0.9, 0.3]),), {}) is None
+    assert _tie(torch.argmin, (scores,), {"dim": 1}) is None  # one smallest
+    assert _tie(torch.topk, (scores, 1), {"dim": 1, "largest": False}) is None
+    assert _tie(torch.argmax, (torch.tensor([2, 2]),), {}) is None  # integers: no rounding to tie them
+    assert _tie(torch.max, (scores,), {"dim": 1}) is None  # the value, its index seldom read

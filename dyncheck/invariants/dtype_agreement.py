@@ -189,6 +189,71 @@ def _autocast_run(context: Context, example: Example, *, off: bool) -> tuple[Run
     return run, low
 
 
+#: Selections whose indices depend on how ties among their values are broken.
+_SELECTIONS = frozenset({"sort", "argsort", "topk", "argmax", "argmin"})
+
+
+def _tie(func: Any, args: Any, kwargs: Any) -> str | None:
+    """``func``'s name (``topk``) when it picks among floating values that are exactly equal
+    where it chooses: a sort or argsort with two equal values, a top-k
+    with two equal values among its first k + 1, an argmax or argmin whose extreme is reached
+    twice. None for any other call (``max(dim)``, whose indices are seldom read, included)."""
+    name = getattr(func, "__name__", "")
+    if name not in _SELECTIONS or not args or not isinstance(args[0], torch.Tensor):
+        return None
+    values = args[0]
+    if not values.is_floating_point() or values.numel() < 2:
+        return None
+    kwargs = kwargs or {}
+    dim = kwargs.get("dim")
+    rest = list(args[1:])
+    largest = name == "argmax"
+    if name == "topk":
+        k = int(kwargs.get("k", rest.pop(0) if rest else 1))
+        dim = kwargs.get("dim", rest.pop(0) if rest else -1)
+        largest = bool(kwargs.get("largest", rest.pop(0) if rest else True))
+    elif dim is None and rest and isinstance(rest[0], int):
+        dim = rest[0]
+    if dim is None and name in ("sort", "argsort"):
+        dim = -1
+    if dim is None:  # argmax over every value
+        values, dim = values.reshape(-1), 0
+    ordered = values.detach().sort(dim=dim, descending=largest).values
+    if name in ("sort", "argsort"):
+        tied = (ordered.narrow(dim, 1, ordered.shape[dim] - 1) == ordered.narrow(dim, 0, ordered.shape[dim] - 1)).any()
+    elif name == "topk":
+        last = min(k, ordered.shape[dim] - 1)
+        tied = (ordered.narrow(dim, 1, last) == ordered.narrow(dim, 0, last)).any() if last > 0 else False
+    else:
+        tied = (ordered.narrow(dim, 1, 1) == ordered.narrow(dim, 0, 1)).any()
+    return name if bool(tied) else None
+
+
+def _tied_selection(context: Context, example: Example) -> str | None:
+    """What the float32 copy's run picked among values that were exactly equal in float32
+    (a sort, a top-k, an argmax over saturated scores: several anchors at probability 1.0),
+    as ``topk``; None when no selection had a tie, or the run raises. Which of
+    the tied values comes first is float32's tie, which float64 breaks by their real order."""
+    from torch.overrides import TorchFunctionMode
+
+    found: list[str] = []
+
+    class Ties(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            if not found:
+                tie = _tie(func, args, kwargs)
+                if tie is not None:
+                    found.append(tie)
+            return func(*args, **(kwargs or {}))
+
+    try:
+        with Ties():
+            run_config(context.fresh_model(), context.target, example, FLOAT32)
+    except Exception:
+        return None
+    return found[0] if found else None
+
+
 def _constant_normalised(context: Context, example: Example) -> str | None:
     """The normalisation layers that, on a float32 copy in eval mode, normalised an input by
     its own statistics that was constant (an InstanceNorm, GroupNorm or LayerNorm given a
@@ -293,6 +358,14 @@ class DtypeAgreement(Invariant):
             return context.nothing_to_compare(
                 f"{constant} normalised a constant input (variance 0): what it outputs is each precision's rounding "
                 "of the mean, amplified by 1/sqrt(eps), not comparable between float32 and float64"
+            )
+        if findings and not unfit and tolerance is None and (tie := _tied_selection(context, example)):
+            # A selection among values float32 rounded to equal (softmax saturated at 1.0 for
+            # several anchors, then a top-k): float64 orders them by values float32 cannot
+            # hold, and picks others. The order of a tie is not the model's arithmetic.
+            return context.nothing_to_compare(
+                f"the float32 copy ran a {tie} among values exactly equal in float32 (saturated scores), "
+                "which float64 orders by values float32 cannot hold: the two pick different elements"
             )
         if unfit:
             return context.nothing_to_compare(unfit)
