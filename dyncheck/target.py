@@ -739,11 +739,16 @@ def _adopt_mask(
     kind = str(dtype).removeprefix("torch.")
     if marks is None:
         inputs[mask] = dst.tensors(shape=("batch", "time"), dtype=torch.bool)
+        # the Spec to paste names the sequences' shapes too: given the mask alone, they are
+        # inferred without it, as vectors
+        shapes = ", ".join(f"{name!r}: dyncheck.strategies.tensors(shape={shape!r})" for name, (shape, _) in sequences.items())
         inferred[mask] = (
             f"a required mask over the steps of {names} ({kind}, any pattern): read as features the model raised, "
             f"over the steps of {names} it ran, but under neither polarity did 3 steps padded to 5 give the output of "
-            f"the 3 alone, so it is not taken for padding and padding_invariance does not run through it (if it "
-            f"marks padding, give Spec(inputs={{{mask!r}: dyncheck.strategies.attention_masks(dtype=torch.bool)}}))"
+            f"the 3 alone (the padding changes the output either way: a mask that does not hide it everywhere, or not "
+            f"a padding mask), so it is not taken for padding and padding_invariance does not run through it; if it "
+            f"marks padding, give Spec(inputs={{{shapes}, {mask!r}: dyncheck.strategies.attention_masks(dtype=torch.bool)}}) "
+            f"(True at real elements; marks='padding' if True marks padding)"
         )
     else:
         inputs[mask] = dst.attention_masks(batch_size="batch", max_length="time", dtype=dtype, marks=marks)

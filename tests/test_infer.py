@@ -1080,10 +1080,19 @@ def test_a_required_mask_multiplied_into_features_is_the_padding_of_sets():
     same(target.spec.inputs["mask"], dst.tensors(shape=("batch", "time"), dtype=torch.bool))
     assert "(bool, any pattern)" in target.inferred_inputs["mask"]
     assert target.inferred_inputs["mask"].endswith(
-        "so it is not taken for padding and padding_invariance does not run through it (if it marks padding, give "
-        "Spec(inputs={'mask': dyncheck.strategies.attention_masks(dtype=torch.bool)}))"
+        "so it is not taken for padding and padding_invariance does not run through it; if it marks padding, give "
+        "Spec(inputs={'x': dyncheck.strategies.tensors(shape=('batch', 'time', 4)), "
+        "'mask': dyncheck.strategies.attention_masks(dtype=torch.bool)}) (True at real elements; marks='padding' if "
+        "True marks padding)"
     )
     assert_callable(target)
+    # padding_invariance's skip says why the mask was not taken for padding, not only that
+    # forward takes no lengths
+    from dyncheck.invariants.padding_invariance import PaddingInvariance
+
+    assert PaddingInvariance().applies_to(target) == (
+        f"forward takes no lengths argument, and mask is {target.inferred_inputs['mask']}"
+    )
     # the buggy set model declares its mask, so that padding_invariance runs
     declared = resolve("reference_models.buggy.set_mean_over_padding:Model")
     assert strategy_kind(declared.spec.inputs["mask"]) == "attention_masks"

@@ -647,6 +647,12 @@ class PaddingInvariance(Invariant):
                             f"{slot_text(slot)} is {held} ({kind}), which holds no padding for forward to read "
                             "(batch_invariance compares each sequence run alone with the batch)"
                         )
+                unread = next((
+                    (name, why) for name, why in target.inferred_inputs.items() if "under neither polarity" in why
+                ), None)
+                if unread is not None:
+                    # a mask found, whose padding the model did not ignore either way: say so
+                    return f"forward takes no lengths argument, and {unread[0]} is {unread[1]}"
                 return (
                     "forward takes no lengths argument (named like lengths, seq_lengths or lens; "
                     "declare another with Spec(lengths=...)) and no attention mask drawn by attention_masks()"
