@@ -1175,3 +1175,43 @@ def test_an_example_whose_output_is_constant_is_not_judged_by_rule_3(dyncheck_ru
         r"example, e\.g\. a last ReLU off on every unit\)",
         run.text,
     ), run.text
+
+
+EMPTY_STEPS = """
+import torch
+from torch import nn
+
+
+class Model(nn.Module):
+    '''Teacher forcing over target[:, 1:]: a target of one step leaves no step to decode.'''
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(5, 6)
+        self.cell = nn.GRUCell(6, 6)
+        self.out = nn.Linear(6, 5)
+
+    def forward(self, target):
+        hidden = self.cell(self.embed(target[:, 0]))
+        steps = []
+        for t in range(1, target.size(1)):
+            hidden = self.cell(self.embed(target[:, t]), hidden)
+            steps.append(self.out(hidden))
+        # no step to decode: an empty slice of what the head gives, still on the graph
+        return torch.stack(steps, 1) if steps else self.out(hidden)[:, None, :0]
+"""
+
+
+def test_an_empty_output_is_named_when_rule_3_is_not_judged(dyncheck_run, pytester):
+    # The note blamed a constant output ("a last ReLU off on every unit") where there was none.
+    pytester.makepyfile(emptysteps=EMPTY_STEPS)
+    run = dyncheck_run(
+        "--dyncheck", "emptysteps:Model", "--dyncheck-invariants=grad_isolation", "--dyncheck-max-examples=20",
+        "--dyncheck-seed=1",
+    )
+    assert run.outcomes() == {"dyncheck::emptysteps:Model::grad_isolation": "PASSED"}, run.text
+    assert re.search(
+        r"rule 3 not judged on \d+ examples?: the output has no elements \(a sequence of no steps\), so no parameter "
+        r"got a gradient", run.text,
+    ), run.text
+    assert "a last ReLU off" not in run.text

@@ -480,11 +480,18 @@ class GradIsolation(Invariant):
                 # last ReLU off on every unit, SqueezeNet's conv, ReLU, average head), so every
                 # module looks masked and none can be told from a module a choice masks.
                 candidates = []
-                context.note(
-                    "constant_output",
-                    lambda count: f"rule 3 not judged on {count} example{'' if count == 1 else 's'}: no parameter got "
-                    "a gradient (the output is constant around the example, e.g. a last ReLU off on every unit)",
-                )
+                if not any(t.numel() for _, t in leaves(trace.output) if isinstance(t, torch.Tensor)):
+                    context.note(
+                        "empty_output",
+                        lambda count: f"rule 3 not judged on {count} example{'' if count == 1 else 's'}: the output "
+                        "has no elements (a sequence of no steps), so no parameter got a gradient",
+                    )
+                else:
+                    context.note(
+                        "constant_output",
+                        lambda count: f"rule 3 not judged on {count} example{'' if count == 1 else 's'}: no parameter "
+                        "got a gradient (the output is constant around the example, e.g. a last ReLU off on every unit)",
+                    )
             if candidates:
                 unused = unused_modules(context, model, example, trace.path, candidates, baseline())
                 if unused:
