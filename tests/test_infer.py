@@ -1422,6 +1422,28 @@ def test_a_value_computed_from_the_argument_that_indexes_is_not_the_argument():
          dst.tensors(shape=("batch", 3, "height", "height")))
 
 
+class GraphPool(nn.Module):
+    """Node features summed per graph by a graph-id vector (torch_geometric's `batch`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(5, 3)
+
+    def forward(self, x, batch):
+        size = int(batch.max()) + 1
+        return self.lin(x.new_zeros(size, x.size(1)).index_add_(0, batch, x))
+
+
+def test_a_vector_of_indices_gets_a_vector_in_the_spec_to_write():
+    # An edge list is read as two rows (src, dst = edge_index); a graph-id vector is not, and
+    # was given (2, 'edges') too, which crashed every check once pasted.
+    with pytest.raises(TargetError) as excinfo:
+        resolved(GraphPool)
+    assert "inputs={'batch': dyncheck.strategies.tensors(shape=('batch',), dtype=torch.int64, max_value=3)}" in str(
+        excinfo.value
+    )
+
+
 class NearestNeighbour(nn.Module):
     """Each point beside its nearest neighbour: the points are what torch.gather picks from."""
 

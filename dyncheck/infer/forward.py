@@ -604,10 +604,14 @@ def _refuse_indices(model: nn.Module, source_tree: ast.AST | None, name: str, qu
     whole += [(tree, names) for tree, names, _ in _handed_to_layers(model, plain)]
     indexing = next((use for scope, names in whole if (use := _index_use(scope, names))), None)
     if indexing is not None:
+        # an edge list read as its two rows (src, dst = edge_index; edge_index[0]), else one
+        # index per row of the input (a graph-id vector, torch_geometric's `batch`)
+        rows = any(_row_read(scope, names) for scope, names in whole)
+        shape = "(2, 'edges')" if rows else "('batch',)"
         raise Uninferable(
             f"cannot infer forward argument {name!r} of {qualname} (it holds indices into another "
             f"input: {indexing}); write dyncheck.Spec({qualname}, inputs={{{name!r}: "
-            f"dyncheck.strategies.tensors(shape=(2, 'edges'), dtype=torch.int64, max_value=3)}}, "
+            f"dyncheck.strategies.tensors(shape={shape}, dtype=torch.int64, max_value=3)}}, "
             f"dims={{'batch': (4, 8)}}, skip={{'batch_invariance': 'samples are coupled through "
             f"{name}'}}), its shape and max_value below the smallest size it indexes"
         )
@@ -640,6 +644,25 @@ def _index_use(tree: ast.AST | None, names: frozenset[str]) -> str | None:
             if picked is not None and _passes(picked[0], tainted) and data(picked[1]):
                 return ast.unparse(node)
     return None
+
+
+def _row_read(tree: ast.AST | None, names: frozenset[str]) -> bool:
+    """Whether forward reads one of ``names`` as rows: unpacked in two (``src, dst =
+    edge_index``) or indexed by a number (``edge_index[0]``)."""
+    if tree is None:
+        return False
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) and node.value.id in names
+            and any(isinstance(t, (ast.Tuple, ast.List)) for t in node.targets)
+        ):
+            return True
+        if (
+            isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in names
+            and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int)
+        ):
+            return True
+    return False
 
 
 def _index_argument(call: ast.Call) -> tuple[ast.AST, ast.AST] | None:
