@@ -606,7 +606,7 @@ def _refuse_indices(model: nn.Module, source_tree: ast.AST | None, name: str, qu
     if indexing is not None:
         # an edge list read as its two rows (src, dst = edge_index; edge_index[0]), else one
         # index per row of the input (a graph-id vector, torch_geometric's `batch`)
-        rows = any(_row_read(scope, names) for scope, names in whole)
+        rows = any(scope is not None and _taken_apart(scope, n) for scope, names in whole for n in names)
         shape = "(2, 'edges')" if rows else "('batch',)"
         raise Uninferable(
             f"cannot infer forward argument {name!r} of {qualname} (it holds indices into another "
@@ -644,25 +644,6 @@ def _index_use(tree: ast.AST | None, names: frozenset[str]) -> str | None:
             if picked is not None and _passes(picked[0], tainted) and data(picked[1]):
                 return ast.unparse(node)
     return None
-
-
-def _row_read(tree: ast.AST | None, names: frozenset[str]) -> bool:
-    """Whether forward reads one of ``names`` as rows: unpacked in two (``src, dst =
-    edge_index``) or indexed by a number (``edge_index[0]``)."""
-    if tree is None:
-        return False
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) and node.value.id in names
-            and any(isinstance(t, (ast.Tuple, ast.List)) for t in node.targets)
-        ):
-            return True
-        if (
-            isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in names
-            and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int)
-        ):
-            return True
-    return False
 
 
 def _index_argument(call: ast.Call) -> tuple[ast.AST, ast.AST] | None:
