@@ -1454,7 +1454,15 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
     own mode) is called under a fixed seed and without autograd."""
     import torch
 
-    found = _inferred_tensors(inputs, inferred, tokens=True)
+    from dyncheck.examples import strategy_kind
+
+    # lengths or a mask the Spec declares count as inferred ones do: what they say of the
+    # vectors beside them is the same
+    declared = {
+        name: "" for name, strategy in inputs.items()
+        if name not in inferred and strategy_kind(strategy) in ("sequence_lengths", "attention_masks")
+    }
+    found = _inferred_tensors(inputs, {**inferred, **declared}, tokens=True)
     if found is None:
         return
     shapes, tokens, padding = {}, {}, {}

@@ -1099,6 +1099,17 @@ def test_a_required_mask_multiplied_into_features_is_the_padding_of_sets():
     assert strategy_kind(resolved(MeanOverPadding).spec.inputs["mask"]) == "tensors"  # undeclared: any pattern
 
 
+def test_a_declared_mask_makes_the_vectors_beside_it_sequences():
+    # The Spec the skip suggests, given with the mask alone: the sets were inferred without
+    # it, as vectors [batch, 4], and every check crashed.
+    declared = {"node_mask": dst.attention_masks(dtype=torch.bool, marks="padding")}
+    target = resolved(PaddingMarkedSets, inputs=declared)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", "time", 4)))
+    assert "a sequence of them beside node_mask, whose padded length no input had" in target.inferred_inputs["x"]
+    assert "node_mask" not in target.inferred_inputs
+    assert_callable(target)
+
+
 class Cells(nn.Module):
     """An architecture the cells are not zipped with: its length is not shown."""
 
