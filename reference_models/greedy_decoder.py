@@ -38,7 +38,7 @@ class GreedyDecoder(nn.Module):
         token = torch.full((source.size(0),), START, dtype=torch.long, device=source.device)
         ended = torch.zeros(source.size(0), dtype=torch.bool, device=source.device)
         tokens, scores = [], []
-        while not bool(ended.all()) and len(tokens) < self.max_steps:
+        while not self.finished(ended) and len(tokens) < self.max_steps:
             hidden = self.cell(self.embedding(token), hidden)
             step = self.scores(hidden)
             token = step.argmax(-1).masked_fill(ended, PAD)
@@ -46,3 +46,8 @@ class GreedyDecoder(nn.Module):
             scores.append(step.masked_fill(ended[:, None], 0.0))
             ended = ended | (token == END)
         return torch.stack(tokens, 1), torch.stack(scores, 1)
+
+    @staticmethod
+    def finished(ended):
+        """Whether decoding stops: when every sample has emitted its end token."""
+        return bool(ended.all())

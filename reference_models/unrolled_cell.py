@@ -35,6 +35,11 @@ class UnrolledGRU(nn.Module):
         outputs = []
         for t in range(steps):
             valid = (t < lengths.to(x.device))[:, None]
-            state = torch.where(valid, self.cell(x[:, t], state), state)
+            state = self.held(valid, self.cell(x[:, t], state), state)
             outputs.append(torch.where(valid, self.head(state), torch.zeros((), dtype=x.dtype, device=x.device)))
         return torch.stack(outputs, 1), state
+
+    @staticmethod
+    def held(valid, stepped, state):
+        """Each row's state: stepped where its sequence goes on, kept once it has ended."""
+        return torch.where(valid, stepped, state)
