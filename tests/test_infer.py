@@ -1503,6 +1503,8 @@ def test_the_index_argument_of_each_form_of_an_indexing_call():
     assert picked("torch.zeros(3).scatter_reduce(0, index, src, 'amax')") == ("index", "torch.zeros(3)")
     assert picked("x.gather(1, index=idx)") == ("idx", "x")
     assert picked("x.index_put_((rows, cols), values)") == ("(rows, cols)", "x")
+    assert picked("torch.gather(input=h, dim=1, index=picks)") == ("picks", "h")
+    assert picked("torch.Tensor.index_select(h, 0, picks)") == ("picks", "h")
     assert _index_argument(ast.parse("x.gather(1)", mode="eval").body) is None
 
 

@@ -630,11 +630,20 @@ def _index_use(tree: ast.AST | None, names: frozenset[str]) -> str | None:
 
     def data(receiver: ast.AST) -> bool:
         # another tensor forward computes, not the model's own (self.table.weight[ids] is
-        # an embedding lookup: token ids, which the vocabulary bounds)
-        root = receiver
+        # an embedding lookup: token ids, which the vocabulary bounds); what a layer of the
+        # model returns is computed (self.fc(x).gather(1, picks))
+        root, computed = receiver, False
         while isinstance(root, (ast.Attribute, ast.Subscript, ast.Call)):
-            root = root.func if isinstance(root, ast.Call) else root.value
-        return not (isinstance(root, ast.Name) and root.id == "self") and not _mentions_data(receiver, tainted)
+            if isinstance(root, ast.Call):
+                func = root.func
+                computed = computed or (
+                    isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self"
+                )
+                root = func
+            else:
+                root = root.value
+        own = isinstance(root, ast.Name) and root.id == "self" and not computed
+        return not own and not _mentions_data(receiver, tainted)
 
     for node in ast.walk(tree):
         if isinstance(node, ast.Subscript) and _passes(node.slice, tainted) and data(node.value):
@@ -654,12 +663,16 @@ def _index_argument(call: ast.Call) -> tuple[ast.AST, ast.AST] | None:
     assert isinstance(func, ast.Attribute)
     name = "indices" if func.attr.startswith("index_put") else "index"
     position = 0 if func.attr.startswith("index_put") else 1
-    source: ast.AST = func.value
-    if isinstance(func.value, ast.Name) and func.value.id == "torch":
-        # the function form: the tensor is the first argument
-        if not call.args:
-            return None
-        source, position = call.args[0], position + 1
+    source: ast.AST | None = func.value
+    receiver = ast.unparse(func.value)
+    if receiver in ("torch", "torch.Tensor", "Tensor"):
+        # the function form (torch.gather(x, 1, idx), torch.Tensor.index_select(x, 0, idx)):
+        # the tensor is the first argument, or input=
+        source = next((k.value for k in call.keywords if k.arg in ("input", "self")), None)
+        if source is None:
+            if not call.args:
+                return None
+            source, position = call.args[0], position + 1
     keyword = next((k.value for k in call.keywords if k.arg == name), None)
     if keyword is not None:
         return keyword, source
