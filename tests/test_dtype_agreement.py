@@ -1159,6 +1159,21 @@ SATURATED = """
             best = scores.topk(2, dim=1).indices
             return torch.gather(boxes, 1, best[..., None].expand(-1, -1, 4))
 
+    class RoutedVariance(nn.Module):
+        '''Routes by an argmax over ReLU's outputs (all-zero rows tie in both copies, and pick
+        alike), then takes a one-pass variance that cancels in float32: the bug, not the tie.'''
+
+        def __init__(self):
+            super().__init__()
+            self.gate = nn.Linear(8, 3)
+            self.experts = nn.ModuleList(nn.Linear(8, 16) for _ in range(3))
+
+        def forward(self, feats):
+            route = torch.relu(self.gate(feats) - 1.0).argmax(-1)
+            out = torch.stack([e(feats) for e in self.experts], 1)
+            y = out[torch.arange(feats.size(0)), route] + 100.0
+            return (y * y).mean(-1) - y.mean(-1) ** 2
+
     class Shifted(TopAnchors):
         '''The same, its boxes moved far off and back: float32 keeps none of their digits.'''
 
@@ -1170,14 +1185,17 @@ SATURATED = """
 def test_a_selection_among_values_tied_in_float32_is_not_a_disagreement(dyncheck_run, pytester):
     # A detector's top-k over saturated scores (a review's false alarm): float32 holds several
     # anchors at 1.0, float64 orders them, the two keep other boxes. Not compared on those
-    # examples; a real precision loss behind the same selection still fails.
+    # examples; a real precision loss behind the same selection still fails, and so does one
+    # behind an argmax whose ties (ReLU's zeros) both copies break alike.
     pytester.makepyfile(anchors=SATURATED)
     run = dyncheck_run(
-        "--dyncheck", "anchors:TopAnchors", "--dyncheck", "anchors:Shifted", "--dyncheck-invariants=dtype_agreement",
+        "--dyncheck", "anchors:TopAnchors", "--dyncheck", "anchors:Shifted", "--dyncheck", "anchors:RoutedVariance",
+        "--dyncheck-invariants=dtype_agreement",
         "--dyncheck-seed=1", "--dyncheck-max-examples=30", "-v",
     )
     assert run.outcomes() == {
         "dyncheck::anchors:TopAnchors::dtype_agreement": "PASSED", "dyncheck::anchors:Shifted::dtype_agreement": "FAILED",
+        "dyncheck::anchors:RoutedVariance::dtype_agreement": "FAILED",
     }, run.text
     assert re.search(
         r"not compared on \d+: the float32 copy's topk picked other elements than float64's among values equal to "
