@@ -45,22 +45,25 @@ def test_a_decoder_that_stops_at_the_first_end_cuts_the_others_short(dyncheck_ru
 
 def test_only_a_tail_of_one_value_is_cut_as_padding():
     row = torch.tensor([[5, 2, 0, 0]])
-    assert torch.equal(_padded_past_end(row, torch.tensor([[5, 2]]), None, 0), row[:, :2])
+    cut, pad = _padded_past_end(row, torch.tensor([[5, 2]]), None, 0)
+    assert torch.equal(cut, row[:, :2]) and torch.equal(pad, torch.tensor([0]))
     # every step past the sample's own the same vector (scores masked to one value per token)
     scores = torch.tensor([[[1.0, 2.0], [0.0, -1.0], [0.0, -1.0]]])
-    assert torch.equal(_padded_past_end(scores, torch.zeros(1, 1, 2), None, 0), scores[:, :1])
+    cut, pad = _padded_past_end(scores, torch.zeros(1, 1, 2), None, 0)
+    assert torch.equal(cut, scores[:, :1]) and torch.equal(pad, torch.tensor([-1.0, 0.0]))
     # tokens after the end that are not padding: left whole, and the shapes differ
     other = torch.tensor([[5, 2, 3, 0]])
-    assert _padded_past_end(other, torch.tensor([[5, 2]]), None, 0) is other
+    assert _padded_past_end(other, torch.tensor([[5, 2]]), None, 0) == (other, None)
     # the batch's row shorter than the sample alone: cut short, not padded
     short = row[:, :1]
-    assert _padded_past_end(short, torch.tensor([[5, 2]]), None, 0) is short
+    assert _padded_past_end(short, torch.tensor([[5, 2]]), None, 0) == (short, None)
     # two axes differ: not one output's own steps
-    assert _padded_past_end(torch.zeros(1, 3, 3), torch.zeros(1, 2, 2), None, 0).shape == (1, 3, 3)
-    # the longest input length in the batch against the sample's own: pad_packed_sequence without
-    # total_length, reported by batch_invariance (buggy/short_total_length.py)
-    assert _padded_past_end(row, torch.tensor([[5, 2]]), [4, 2], 1) is row
-    assert torch.equal(_padded_past_end(row, torch.tensor([[5, 2]]), [3, 2], 1), row[:, :2])
+    wide = torch.zeros(1, 3, 3)
+    assert _padded_past_end(wide, torch.zeros(1, 2, 2), None, 0)[0] is wide
+    # the longest input length in the batch against the sample's own: pad_packed_sequence
+    # without total_length, reported by batch_invariance (buggy/short_total_length.py)
+    assert _padded_past_end(row, torch.tensor([[5, 2]]), [4, 2], 1)[0] is row
+    assert torch.equal(_padded_past_end(row, torch.tensor([[5, 2]]), [3, 2], 1)[0], row[:, :2])
 
 
 def test_padding_invariance_reads_a_padded_tail_row_by_row():
@@ -163,3 +166,52 @@ def test_the_inferred_lengths_and_sequences_run_every_check(dyncheck_run):
         f"dyncheck::{target}::padding_invariance": "PASSED",
         f"dyncheck::{target}::causality": "PASSED",
     }, run.text
+
+
+NOT_PADDING = """
+    import torch
+    from torch import nn
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from dyncheck.strategies import attention_masks, tensors
+    from reference_models.greedy_decoder import GreedyDecoder
+
+
+    class BatchFilled(GreedyDecoder):
+        '''Scores past a sample's end filled with the smallest score of the whole batch: one
+        value along the steps, but set by the other samples.'''
+
+        def forward(self, source):
+            tokens, scores = super().forward(source)
+            ended = (tokens == 0) & (scores == 0).all(-1)
+            return tokens, scores.masked_fill(ended[..., None], float(scores.min()))
+
+
+    class MaskedPack(nn.Module):
+        '''pad_packed_sequence without total_length, its lengths read from a mask.'''
+
+        __dyncheck__ = {"inputs": {"x": tensors(shape=("batch", "time", 4)), "mask": attention_masks(dtype=torch.bool)}}
+
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.GRU(4, 6, batch_first=True)
+
+        def forward(self, x, mask):
+            packed = pack_padded_sequence(x, mask.sum(1).cpu(), batch_first=True, enforce_sorted=False)
+            return pad_packed_sequence(self.rnn(packed)[0], batch_first=True)[0]
+"""
+
+
+def test_a_fill_the_batch_sets_or_steps_a_mask_counts_are_not_padding(dyncheck_run, pytester):
+    # The steps past a sample's end must hold the same values on every example (a fill of the
+    # model's own), and steps as many as the longest sequence a mask marks are the input's.
+    pytester.makepyfile(notpadding=NOT_PADDING)
+    run = dyncheck_run(
+        "--dyncheck", "notpadding:BatchFilled", "--dyncheck", "notpadding:MaskedPack",
+        "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=3",
+    )
+    assert run.outcomes() == {
+        "dyncheck::notpadding:BatchFilled::batch_invariance": "FAILED",
+        "dyncheck::notpadding:MaskedPack::batch_invariance": "FAILED",
+    }, run.text
+    assert "as pad_packed_sequence gives without total_length" in run.failure("notpadding:MaskedPack::batch_invariance")

@@ -534,11 +534,22 @@ def _own_steps(selected: torch.Tensor, alone: torch.Tensor, steps: set[tuple[int
 
 
 def _input_lengths(context: Context, args: dict[str, Any], size: int) -> list[int] | None:
-    """The sequence lengths of the batch's samples, from the lengths argument, or None."""
-    from dyncheck.invariants.padding_invariance import lengths_argument, slot_value
+    """The sequence lengths of the batch's samples, from the lengths argument or the tokens
+    an attention mask marks, or None."""
+    from dyncheck.invariants.padding_invariance import (
+        _strategy, lengths_argument, mask_argument, slot_value,
+    )
 
     slot = lengths_argument(context.target)
-    lengths = slot_value(args, slot) if slot is not None else None
+    if slot is not None:
+        lengths = slot_value(args, slot)
+    else:
+        slot = mask_argument(context.target)
+        mask = slot_value(args, slot) if slot is not None else None
+        if not isinstance(mask, torch.Tensor) or mask.dim() != 2:
+            return None
+        padding = strategy_arguments(_strategy(context.target, slot)).get("marks", "tokens") == "padding"
+        lengths = ((mask == 0) if padding else (mask != 0)).sum(-1)
     if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or lengths.numel() != size:
         return None
     return [int(n) for n in lengths]
@@ -546,28 +557,39 @@ def _input_lengths(context: Context, args: dict[str, Any], size: int) -> list[in
 
 def _padded_past_end(
     selected: torch.Tensor, alone: torch.Tensor, lengths: list[int] | None, row: int
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """A sample's row cut to the steps it has alone, where the model decides how many steps
     an output has (a greedy decoder that runs until every sample has ended): on the one axis
     where the row has more steps in the batch than alone, every step past its own is the
-    same (padding after the sample's end: a PAD token, zero or masked scores). The row as it
-    is otherwise, and where the input's lengths account for the steps (the longest in the
-    batch against the sample's own: pad_packed_sequence without total_length, which is
-    reported)."""
+    same (padding after the sample's end: a PAD token, zero or masked scores). Returns the
+    cut row and the values the padding holds (to be the same on every example: a fill taken
+    from the batch, its smallest score, is not padding), or the row as it is and None;
+    also where the input's lengths account for the steps (the longest sequence's against the
+    sample's: pad_packed_sequence without total_length, its lengths an argument or read from
+    a mask), which is reported."""
     if selected.dim() != alone.dim():
-        return selected
+        return selected, None
     differ = [a for a in range(selected.dim()) if selected.shape[a] != alone.shape[a]]
     if len(differ) != 1:
-        return selected
+        return selected, None
     axis, own = differ[0], alone.shape[differ[0]]
     if selected.shape[axis] <= own:
-        return selected
+        return selected, None
     if lengths is not None and (selected.shape[axis], own) == (max(lengths), lengths[row]):
-        return selected
+        return selected, None
     tail = selected.narrow(axis, own, selected.shape[axis] - own)
     if not bool((tail == tail.narrow(axis, 0, 1)).all()):
-        return selected
-    return selected.narrow(axis, 0, own)
+        return selected, None
+    return selected.narrow(axis, 0, own), tail.narrow(axis, 0, 1).unique()
+
+
+def _same_padding(context: Context, name: str, pad: torch.Tensor) -> bool:
+    """Whether ``pad`` (the values a sample's steps past its end hold in output ``name``) is
+    what they held on the check's earlier examples: padding is a fill of the model's own,
+    not a value the batch sets."""
+    seen = context.memo.setdefault("padding past the end", {})
+    first = seen.setdefault(name, pad)
+    return first.shape == pad.shape and bool(torch.equal(first, pad))
 
 
 def _past_end_note(count: int) -> str:
@@ -784,8 +806,10 @@ class BatchInvariance(Invariant):
                         elif close(alone[own], _select(tensor, axis, index), tolerance=tolerance):
                             for batch_axis in axis:
                                 first = _select(tensor, batch_axis, index)
-                                cut = _padded_past_end(first, alone[own], input_lengths, row)
-                                if cut is not first and not close(alone[own], cut, tolerance=tolerance):
+                                cut, pad = _padded_past_end(first, alone[own], input_lengths, row)
+                                if pad is not None and _same_padding(context, name, pad) and not close(
+                                    alone[own], cut, tolerance=tolerance
+                                ):
                                     axis = out_axes[name] = batch_axis
                                     break
                     if axis is None:
@@ -794,8 +818,10 @@ class BatchInvariance(Invariant):
                     if own in alone:
                         cut = _own_steps(selected, alone[own], steps)
                         if cut is selected:
-                            cut = _padded_past_end(selected, alone[own], input_lengths, row)
-                            if cut is not selected:
+                            cut, pad = _padded_past_end(selected, alone[own], input_lengths, row)
+                            if pad is None or not _same_padding(context, name, pad):
+                                cut = selected
+                            else:
                                 trimmed.add("past_end")
                         else:
                             trimmed.add("own_steps")
@@ -940,14 +966,12 @@ class BatchInvariance(Invariant):
         not the cause. Where the batch axis was guessed as a pair of axes (both of the batch's
         size, as the steps are when the longest length is the batch's size), either may be
         the steps, the other the batch."""
-        from dyncheck.invariants.padding_invariance import lengths_argument, slot_value
-
-        slot = lengths_argument(context.target)
-        lengths = slot_value(args, slot) if slot is not None else None
-        if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or lengths.numel() != size:
+        lengths = _input_lengths(context, args, size)
+        if lengths is None:
             return None
-        longest, short = int(lengths.max()), int(lengths.argmin())
-        own = int(lengths[short])
+        longest = max(lengths)
+        short = lengths.index(min(lengths))
+        own = lengths[short]
         if own == longest:
             return None
         try:
