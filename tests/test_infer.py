@@ -4146,21 +4146,54 @@ class Kept(nn.Module):
         a, _ = self.attn(h, h, h, key_padding_mask=~keep_mask)
         keep = keep_mask.unsqueeze(-1).to(h.dtype)
         return self.out(((h + a) * keep).sum(1) / keep.sum(1).clamp(min=1))
+
+
+class MeanOverAll(Kept):
+    # the padding averaged in: what padding_invariance run through the inferred mask catches
+    def forward(self, tokens, keep_mask):
+        h = self.emb(tokens)
+        a, _ = self.attn(h, h, h, key_padding_mask=~keep_mask)
+        return self.out((h + a).mean(1))
+
+
+class Compared(Kept):
+    # 1 at tokens, compared with 0 on its way: not read
+    def forward(self, tokens, keep_mask):
+        h = self.emb(tokens)
+        a, _ = self.attn(h, h, h, key_padding_mask=keep_mask == 0)
+        keep = keep_mask.unsqueeze(-1).to(h.dtype)
+        return self.out(((h + a) * keep).sum(1) / keep.sum(1).clamp(min=1))
 """
 
 
-def test_a_mask_changed_on_its_way_to_the_attention_is_one_clear_line(pytester):
+def test_a_mask_inverted_on_its_way_to_the_attention_is_read_and_other_changes_are_one_clear_line(
+    pytester, dyncheck_run
+):
     # Followed past the attention into the pooling, it was drawn as the output layer's float
-    # input, and the checks failed on a correct model.
+    # input, and the checks failed on a correct model. Inverted into a key padding mask (True
+    # at padding), it is True at tokens: drawn so, and padding_invariance runs through it.
     pytester.makepyfile(changed=CHANGED_MASK)
     pytester.syspathinsert()
+    target = resolve("changed:Kept")
+    same(target.spec.inputs["keep_mask"], dst.attention_masks(dtype=torch.bool))
+    assert target.inferred_inputs["keep_mask"] == (
+        "handed to attn as its key_padding_mask inverted (~keep_mask): True at padding there (PyTorch's "
+        "convention), so True at tokens here, padding on the right"
+    )
+    run = dyncheck_run(
+        "--dyncheck", "changed:Kept", "--dyncheck", "changed:MeanOverAll", "--dyncheck-invariants=padding_invariance"
+    )
+    assert run.outcomes() == {
+        "dyncheck::changed:Kept::padding_invariance": "PASSED",
+        "dyncheck::changed:MeanOverAll::padding_invariance": "FAILED",
+    }, run.text
     with pytest.raises(TargetError) as info:
-        resolve("changed:Kept")
+        resolve("changed:Compared")
     assert str(info.value) == (
-        "--dyncheck changed:Kept: cannot infer forward argument 'keep_mask' of Kept (it reaches attn as its "
+        "--dyncheck changed:Compared: cannot infer forward argument 'keep_mask' of Compared (it reaches attn as its "
         "key_padding_mask, changed on the way: a mask, which way it marks padding is not read from the code); write "
-        "dyncheck.Spec(Kept, inputs={'keep_mask': dyncheck.strategies.attention_masks(dtype=torch.bool)}) for True at "
-        "tokens, or attention_masks(dtype=torch.bool, marks='padding') for True at padding"
+        "dyncheck.Spec(Compared, inputs={'keep_mask': dyncheck.strategies.attention_masks(dtype=torch.bool)}) for "
+        "True at tokens, or attention_masks(dtype=torch.bool, marks='padding') for True at padding"
     )
 
 

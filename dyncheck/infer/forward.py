@@ -260,9 +260,16 @@ def infer_input(
             return placed
         first = _resolve_module(model, consumers[0])
         slot = _entry_parameter(first, flow.entries.get(consumers[0], 0)) if first is not None else None
+        flipped = _inverted_into(source_tree, name, slot) if isinstance(first, _ONE_SEQUENCE) else None
+        if flipped is not None:
+            return Inferred(
+                dst.attention_masks(batch_size="batch", max_length="time", dtype=torch.bool),
+                f"handed to {_consumer_name(consumers[0])} as its {slot} inverted ({flipped}): True at padding there "
+                "(PyTorch's convention), so True at tokens here, padding on the right",
+            )
         if isinstance(first, ATTENTION_MODULES) and slot is not None and "mask" in slot:
-            # changed on the way (~mask, mask.bool(), mask == 0): a mask, whose polarity
-            # (True at tokens or at padding) is not guessed from the code between
+            # changed on the way otherwise (mask.bool(), mask == 0, arithmetic): a mask, whose
+            # polarity (True at tokens or at padding) is not guessed from the code between
             raise Uninferable(
                 f"cannot infer forward argument {name!r} of {qualname} (it reaches {_consumer_name(consumers[0])} as its "
                 f"{slot}, changed on the way: a mask, which way it marks padding is not read from the code); write "
@@ -511,6 +518,29 @@ def _attention_mask_slot(model: nn.Module, tree: ast.AST, name: str, strict: _Fl
                 "torch's attention layers are not drawn; give them with Spec(inputs=...))",
             )
         return None
+    return None
+
+
+def _inverted_into(tree: ast.AST | None, name: str, slot: str | None) -> str | None:
+    """The source of ``~name`` (or ``name.logical_not()``, ``torch.logical_not(name)``) where
+    forward hands it by keyword as a key padding mask (``self.layer(h,
+    src_key_padding_mask=~mask)``): the argument is then True at tokens. None otherwise."""
+    if tree is None or slot not in ("key_padding_mask", "src_key_padding_mask"):
+        return None
+
+    def inverted(node: ast.AST) -> bool:
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Invert):
+            return isinstance(node.operand, ast.Name) and node.operand.id == name
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "logical_not":
+            target = node.func.value if not node.args else node.args[0]
+            return isinstance(target, ast.Name) and target.id == name
+        return False
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            for keyword in node.keywords:
+                if keyword.arg == slot and inverted(keyword.value):
+                    return ast.unparse(keyword.value)
     return None
 
 
