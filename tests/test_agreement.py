@@ -1396,3 +1396,37 @@ def test_a_pairwise_output_is_compared_on_its_diagonal():
     # a per-sample output, and one whose other axes differ, are not pairwise
     assert pairwise_axes(torch.randn(3, 5), torch.randn(1, 5), 3) is None
     assert pairwise_axes(torch.randn(3, 3, 4), torch.randn(1, 1, 2), 3) is None
+
+
+OWN_GENERATOR = """
+import torch
+from torch import nn
+
+
+class Model(nn.Module):
+    '''Samples a token per row at inference from a generator seeded in forward: the rows draw
+    from one stream in turn, so a row's token depends on its place in the batch.'''
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x):
+        generator = torch.Generator().manual_seed(0)
+        probs = self.head(x).softmax(-1)
+        return torch.multinomial(probs, 4, replacement=True, generator=generator)
+"""
+
+
+def test_draws_from_a_generator_of_its_own_are_named(dyncheck_run, pytester):
+    # dyncheck's seed does not reach the generator, so "another seed changes the output" does
+    # not hold; the failure blamed batch statistics and capacity before.
+    pytester.makepyfile(owngen=OWN_GENERATOR)
+    run = dyncheck_run("--dyncheck", "owngen:Model", "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=1")
+    assert run.outcomes() == {"dyncheck::owngen:Model::batch_invariance": "FAILED"}, run.text
+    text = run.failure("owngen:Model::batch_invariance")
+    assert (
+        "The model draws random numbers in eval mode from a generator of its own (multinomial with generator=...)"
+        in text
+    ), text
+    assert "say so with Spec(skip=" not in text  # the by-design line is for couplings, not draws

@@ -907,6 +907,8 @@ class BatchInvariance(Invariant):
                 context, model, args, axes, size, whole, out_axes, example.seed
             )
             details = [] if carried else [_DRAWS] if self._draws(context, model, example) else []
+            if not carried and not details and (own := _own_generator(context, example)) is not None:
+                details = [_OWN_GENERATOR.format(op=own)]
             if carried is None and cut is None and located is not None and reported():
                 rows, alone, words, name, axis = located
 
@@ -922,7 +924,7 @@ class BatchInvariance(Invariant):
                     alone=alone, sample=words, differs=differs,
                     single=lambda: _rows(example.fresh_args(), axes, torch.tensor([0])),
                 )
-            if not carried and not cut and _DRAWS not in details:
+            if not carried and not cut and not (details and details[0].startswith(_RANDOM_PREFIXES)):
                 details.append(_BY_DESIGN)
             # One raise statement: Hypothesis tells failures apart by where they are raised.
             raise InvariantViolation(
@@ -1023,6 +1025,42 @@ class BatchInvariance(Invariant):
             return False
         mine = _exact_leaves(first)
         return _same_leaves(mine, exact[0]) and not _same_leaves(mine, exact[1])
+
+
+_OWN_GENERATOR = (
+    "The model draws random numbers in eval mode from a generator of its own ({op} with generator=...), "
+    "which dyncheck's seed does not set: a sample's numbers depend on its place in the batch (the rows draw "
+    "from one stream in turn). If sampling at inference is by design, declare Spec(skip={{'batch_invariance': "
+    "...}}); else give each sample a generator of its own, or draw only in training."
+)
+
+#: How the lines that blame random numbers start (no other cause is offered beside them).
+_RANDOM_PREFIXES = ("The model draws random numbers in eval mode",)
+
+
+def _own_generator(context: Context, example: Example) -> str | None:
+    """The random op a copy of the model, in eval mode, calls on ``example`` with a
+    ``generator=`` of its own (torch.multinomial(p, 1, generator=g), g seeded in forward);
+    None when it calls none, or raises."""
+    from torch.overrides import TorchFunctionMode
+
+    from dyncheck.streams import RANDOM_OPS
+
+    found: list[str] = []
+
+    class Generators(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            name = getattr(func, "__name__", "")
+            if not found and name in RANDOM_OPS and isinstance((kwargs or {}).get("generator"), torch.Generator):
+                found.append(name)
+            return func(*args, **(kwargs or {}))
+
+    try:
+        with Generators():
+            context.call(context.fresh_model().eval(), example.fresh_args(), example.seed)
+    except Exception:
+        return None
+    return found[0] if found else None
 
 
 def _exact_leaves(run: Any) -> list[tuple[str, torch.Tensor]]:
