@@ -1627,3 +1627,42 @@ def test_every_axis_named_time_is_trimmed_and_padded(dyncheck_run, pytester):
         "dyncheck::graphs:Unmasked::padding_invariance": "FAILED",
     }, run.text
     assert all(re.fullmatch(ROW_ALONE, f) or re.fullmatch(EXTRA, f) for f in findings(run.failure("graphs:Unmasked::padding_invariance"))), run.text
+
+
+SQUARE_LM = '''
+import torch
+from torch import nn
+
+from dyncheck.strategies import attention_masks, tensors
+
+
+class Model(nn.Module):
+    """Per-token logits [batch, time, vocab], drawn with as many tokens as rows: a row of
+    length 1 alone gives [1, 1, vocab], as a pair of a CLIP-style [batch, batch] output."""
+
+    __dyncheck__ = {
+        "inputs": {
+            "input_ids": tensors(shape=("batch", "time"), dtype=torch.int64, min_value=0, max_value=9),
+            "attention_mask": attention_masks(),
+        },
+        "dims": {"batch": (2, 2), "time": (2, 2)},
+    }
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(10, 6)
+        self.head = nn.Linear(6, 10)
+
+    def forward(self, input_ids, attention_mask):
+        return self.head(torch.tanh(self.embed(input_ids)))
+'''
+
+
+def test_an_output_with_as_many_steps_as_rows_is_not_read_as_pairwise(dyncheck_run, pytester):
+    # Every row alone must look like a pair, and the extra padding leave the output's axes:
+    # one row of length 1 ([1, 1, vocab]) made the whole output uncompared.
+    pytester.makepyfile(squarelm=SQUARE_LM)
+    run = dyncheck_run("--dyncheck", "squarelm:Model", ONLY, "-v", "--dyncheck-seed=3")
+    assert run.outcomes() == {"dyncheck::squarelm:Model::padding_invariance": "PASSED"}, run.text
+    assert "where a row alone has size 1" not in run.text, run.text
+    assert re.search(r"padding_invariance\s+passed\s+20 examples", run.text), run.text

@@ -856,8 +856,16 @@ class PaddingInvariance(Invariant):
         for leaf, value in whole.items():
             if _CACHE.search(leaf):
                 continue  # state for the next call, not this call's result
-            if any(leaf in a and pairwise_axes(value, a[leaf], batch) for a in alone.values()):
-                continue  # every row paired with every other (CLIP's logits_per_image): coupled by design
+            rows_alone = [a[leaf] for a in alone.values() if leaf in a]
+            if (
+                rows_alone and all(pairwise_axes(value, row, batch) for row in rows_alone)
+                and (extended is None or leaf not in extended or extended[leaf].shape == value.shape)
+            ):
+                # every row paired with every other (CLIP's logits_per_image): coupled by design.
+                # Every row alone is [1, 1] there, and the extra padding changes no axis; a
+                # language model's [batch, time, vocab] whose padded length is the batch's
+                # size looks so only on a row of length 1.
+                continue
             batch_axis = _batch_axis(
                 value, batch, [a[leaf] for a in alone.values() if leaf in a],
                 None if extended is None else extended.get(leaf),
