@@ -723,6 +723,11 @@ def _agree_on_kept(trimmed: list[Any], whole: list[Any], kept: int, padded: int)
     return True
 
 
+#: What the note of a mask whose padding polarity no probe could read says (padding_invariance's
+#: skip gives that note).
+UNREAD_POLARITY = "under neither polarity did 3 steps padded to 5 give the output of the 3 alone"
+
+
 def _adopt_mask(
     inputs: dict[str, Any], inferred: dict[str, str], mask: str, sequences: dict[str, tuple[tuple, Any]],
     marks: str | None, dtype: Any,
@@ -744,8 +749,7 @@ def _adopt_mask(
         shapes = ", ".join(f"{name!r}: dyncheck.strategies.tensors(shape={shape!r})" for name, (shape, _) in sequences.items())
         inferred[mask] = (
             f"a required mask over the steps of {names} ({kind}, any pattern): read as features the model raised, "
-            f"over the steps of {names} it ran, but under neither polarity did 3 steps padded to 5 give the output of "
-            f"the 3 alone (the padding changes the output either way: a mask that does not hide it everywhere, or not "
+            f"over the steps of {names} it ran, but {UNREAD_POLARITY} (the padding changes the output either way: a mask that does not hide it everywhere, or not "
             f"a padding mask), so it is not taken for padding and padding_invariance does not run through it; if it "
             f"marks padding, give Spec(inputs={{{shapes}, {mask!r}: dyncheck.strategies.attention_masks(dtype=torch.bool)}}) "
             f"(True at real elements; marks='padding' if True marks padding)"
@@ -1465,14 +1469,22 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
     found = _inferred_tensors(inputs, {**inferred, **declared}, tokens=True)
     if found is None:
         return
+
+    def padded_length(shape: tuple, dtype: Any) -> Any:
+        # lengths or a mask (their dtype a ("lengths", longest) or ("mask", ...) tuple): the
+        # padded length they name; None for any other input
+        if not (isinstance(dtype, tuple) and isinstance(dtype[0], str)):
+            return None
+        return dtype[1] if dtype[0] == "lengths" else shape[-1]
+
     shapes, tokens, padding = {}, {}, {}
     layouts = set()
     for name, (shape, dtype) in found.items():
-        if isinstance(dtype, tuple) and isinstance(dtype[0], str):
+        length = padded_length(shape, dtype)
+        if length is not None:
             # lengths or a mask: the padded length they name no input carries (a GRUCell
             # unrolled by hand over `lengths`) says the vectors beside them are sequences
-            length = dtype[1] if dtype[0] == "lengths" else shape[-1]
-            if any(length in other for other, kind in found.values() if not (isinstance(kind, tuple) and isinstance(kind[0], str))):
+            if any(length in other for other, kind in found.values() if padded_length(other, kind) is None):
                 return
             padding[name] = (shape, dtype)
             continue
@@ -1485,7 +1497,7 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
         if dtype not in (torch.float32, torch.float64):
             return
         shapes[name] = shape[1]
-    longest = {dtype[1] if dtype[0] == "lengths" else shape[-1] for shape, dtype in padding.values()}
+    longest = {padded_length(shape, dtype) for shape, dtype in padding.values()}
     if not shapes or len(layouts) > 1 or len(longest) > 1 or (padding and tokens):
         return
     time = longest.pop() if longest else "time"

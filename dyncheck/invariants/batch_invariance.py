@@ -536,9 +536,7 @@ def _own_steps(selected: torch.Tensor, alone: torch.Tensor, steps: set[tuple[int
 def _input_lengths(context: Context, args: dict[str, Any], size: int) -> list[int] | None:
     """The sequence lengths of the batch's samples, from the lengths argument or the tokens
     an attention mask marks, or None."""
-    from dyncheck.invariants.padding_invariance import (
-        _strategy, lengths_argument, mask_argument, slot_value,
-    )
+    from dyncheck.invariants.padding_invariance import lengths_argument, mask_argument, mask_lengths, slot_value
 
     slot = lengths_argument(context.target)
     if slot is not None:
@@ -548,8 +546,7 @@ def _input_lengths(context: Context, args: dict[str, Any], size: int) -> list[in
         mask = slot_value(args, slot) if slot is not None else None
         if not isinstance(mask, torch.Tensor) or mask.dim() != 2:
             return None
-        padding = strategy_arguments(_strategy(context.target, slot)).get("marks", "tokens") == "padding"
-        lengths = ((mask == 0) if padding else (mask != 0)).sum(-1)
+        lengths = mask_lengths(context.target, slot, mask)
     if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or lengths.numel() != size:
         return None
     return [int(n) for n in lengths]
@@ -567,20 +564,18 @@ def _padded_past_end(
     also where the input's lengths account for the steps (the longest sequence's against the
     sample's: pad_packed_sequence without total_length, its lengths an argument or read from
     a mask), which is reported."""
+    from dyncheck.invariants.padding_invariance import padding_past
+
     if selected.dim() != alone.dim():
         return selected, None
     differ = [a for a in range(selected.dim()) if selected.shape[a] != alone.shape[a]]
     if len(differ) != 1:
         return selected, None
     axis, own = differ[0], alone.shape[differ[0]]
-    if selected.shape[axis] <= own:
-        return selected, None
     if lengths is not None and (selected.shape[axis], own) == (max(lengths), lengths[row]):
         return selected, None
-    tail = selected.narrow(axis, own, selected.shape[axis] - own)
-    if not bool((tail == tail.narrow(axis, 0, 1)).all()):
-        return selected, None
-    return selected.narrow(axis, 0, own), tail.narrow(axis, 0, 1).unique()
+    pad = padding_past(selected, axis, own)
+    return (selected, None) if pad is None else (selected.narrow(axis, 0, own), pad)
 
 
 def _same_padding(context: Context, name: str, pad: torch.Tensor) -> bool:

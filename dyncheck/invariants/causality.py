@@ -61,7 +61,7 @@ from dyncheck.examples import Example, strategy_arguments, strategy_kind
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants.padding_invariance import (
     _CACHE, Slot, _input_scale, _int_bounds, _strategy, _to_float64, _with, lengths_argument, mask_argument,
-    slot_text, slot_value, slots,
+    marks_padding, slot_text, slot_value, slots,
 )
 from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
 from dyncheck.streams import Draws
@@ -539,8 +539,7 @@ class Causality(Invariant):
         mask = mask_argument(target)
         value = None if mask is None else slot_value(args, mask)
         if isinstance(value, torch.Tensor):
-            marks_padding = strategy_arguments(_strategy(target, mask)).get("marks", "tokens") == "padding"
-            changes[mask] = (torch.zeros_like if marks_padding else torch.ones_like)(value)
+            changes[mask] = (torch.zeros_like if marks_padding(target, mask) else torch.ones_like)(value)
         return _with(args, changes) if changes else None
 
     @staticmethod

@@ -301,7 +301,7 @@ def _tied_selection(context: Context, example: Example) -> str | None:
     for ours, theirs in zip(single, reference):
         if ours.name != theirs.name:
             return None  # the two runs went other ways before this: not one call's tie
-        if torch.equal(ours.picked, theirs.picked) if ours.picked.shape == theirs.picked.shape else False:
+        if ours.picked.shape == theirs.picked.shape and torch.equal(ours.picked, theirs.picked):
             continue
         return ours.name if ours.allows(theirs.picked, rtol, atol) else None
     return None

@@ -96,7 +96,7 @@ from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants._where import reported
 from dyncheck.invariants.batch_invariance import pairwise_axes
 from dyncheck.spec import lengths_slot, padding_slot
-from dyncheck.target import Target
+from dyncheck.target import UNREAD_POLARITY, Target
 from dyncheck.tracing import dense, floating_leaves, grads_put_back, missing_output, project, projection
 
 __all__ = [
@@ -240,6 +240,18 @@ def mask_argument(target: Target) -> Slot | None:
     return next((slot for slot, strategy in slots(target) if strategy_kind(strategy) == "attention_masks"), None)
 
 
+def marks_padding(target: Target, slot: Slot) -> bool:
+    """Whether the attention mask at ``slot`` is True at padding (``attention_masks(marks="padding")``,
+    PyTorch's key padding mask), not at tokens."""
+    return strategy_arguments(_strategy(target, slot)).get("marks", "tokens") == "padding"
+
+
+def mask_lengths(target: Target, slot: Slot, mask: Any) -> torch.Tensor:
+    """Each row's length in the attention mask drawn at ``slot``: the tokens it marks."""
+    mask = torch.as_tensor(mask)
+    return ((mask == 0) if marks_padding(target, slot) else (mask != 0)).sum(-1)
+
+
 def _strategy(target: Target, slot: Slot) -> Any:
     """The strategy that draws the value at ``slot`` (an entry's, a tuple member's)."""
     strategy = target.spec.inputs.get(slot[0])
@@ -268,10 +280,9 @@ class _Layout:
         #: the lengths are a right-padded attention mask (1 at tokens, 0 at padding)
         self.mask = mask
         #: ... or a key padding mask (True at padding: attention_masks(marks="padding"))
-        self.marks_padding = mask and spec_args.get("marks", "tokens") == "padding"
+        self.marks_padding = mask and marks_padding(target, lengths_slot)
         if mask:
-            tokens = torch.as_tensor(raw) == 0 if self.marks_padding else torch.as_tensor(raw) != 0
-            self.lengths = [int(v) for v in tokens.sum(-1).reshape(-1).tolist()]
+            self.lengths = [int(v) for v in mask_lengths(target, lengths_slot, raw).reshape(-1).tolist()]
             padded = raw.shape[-1]
         else:
             self.lengths = [int(v) for v in torch.as_tensor(raw).reshape(-1).tolist()]
@@ -648,7 +659,7 @@ class PaddingInvariance(Invariant):
                             "(batch_invariance compares each sequence run alone with the batch)"
                         )
                 unread = next((
-                    (name, why) for name, why in target.inferred_inputs.items() if "under neither polarity" in why
+                    (name, why) for name, why in target.inferred_inputs.items() if UNREAD_POLARITY in why
                 ), None)
                 if unread is not None:
                     # a mask found, whose padding the model did not ignore either way: say so
@@ -1223,19 +1234,26 @@ _NO_BATCH_AXIS = (
 )
 
 
+def padding_past(value: torch.Tensor, axis: int, own: int) -> torch.Tensor | None:
+    """The values ``value``'s steps past its first ``own`` on ``axis`` hold, when there are
+    such steps and every one is the same as the first (padding after a row's end: a PAD
+    token, zero or masked scores); None otherwise. Shared with batch_invariance."""
+    if value.shape[axis] <= own:
+        return None
+    tail = value.narrow(axis, own, value.shape[axis] - own)
+    if not bool((tail == tail.narrow(axis, 0, 1)).all()):
+        return None
+    return tail.narrow(axis, 0, 1).unique()
+
+
 def _padded_past_end(value: torch.Tensor, batch_axis: int, axis: int, sizes: dict[int, int]) -> bool:
     """Whether each row has at least the steps it has alone on ``axis`` of the batch's
-    ``value``, and every step past those is the same as the first past them (a PAD token,
-    zero or masked scores after the row's end)."""
-    for row, own in sizes.items():
-        if own > value.shape[axis]:
-            return False
-        if own == value.shape[axis]:
-            continue
-        tail = value.narrow(batch_axis, row, 1).narrow(axis, own, value.shape[axis] - own)
-        if not bool((tail == tail.narrow(axis, 0, 1)).all()):
-            return False
-    return True
+    ``value``, and every step past those is padding (:func:`padding_past`)."""
+    return all(
+        own == value.shape[axis]
+        or padding_past(value.narrow(batch_axis, row, 1), axis, own) is not None
+        for row, own in sizes.items()
+    )
 
 
 def gradient_tolerances(expected: torch.Tensor, rtol: float, atol: float) -> dict[str, float]:
