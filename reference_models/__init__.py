@@ -31,6 +31,9 @@ import torch):
   (a softmax last, summing to 1).
 * :mod:`reference_models.fused_mlp` -- ``FusedMLP``: a fused activation kernel that refuses
   float64, as fused and quantised kernels do (``dtype_agreement`` skips, naming it).
+* :mod:`reference_models.grouped_experts` -- ``GroupedExpertsMoE``: top-2 experts run through
+  ``grouped_mm``, which refuses float64, with Hugging Face's switch to plain matmuls
+  (``set_experts_implementation("eager")``), which the skip names.
 * :mod:`reference_models.noisy_hidden` -- ``NoisyHidden``: noise on the hidden units in eval
   mode too, drawn in the activation's own dtype.
 * :mod:`reference_models.causal_attention` -- ``CausalSelfAttention``: a tiny causal
@@ -219,6 +222,7 @@ GOOD_TARGETS = (
     "reference_models.norm_encoder:NormEncoder",
     "reference_models.softmax_classifier:SoftmaxClassifier",
     "reference_models.fused_mlp:FusedMLP",
+    "reference_models.grouped_experts:GroupedExpertsMoE",
     "reference_models.noisy_hidden:NoisyHidden",
     "reference_models.causal_attention:CausalSelfAttention",
     "reference_models.loop_moe:LoopMoE",

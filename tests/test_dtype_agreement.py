@@ -225,6 +225,32 @@ def test_a_refusing_kernel_is_a_skip_that_names_it(dyncheck_run):
     ), reason
 
 
+EAGER_EXPERTS = """
+from reference_models.grouped_experts import GroupedExpertsMoE
+
+def eager():
+    model = GroupedExpertsMoE()
+    model.set_experts_implementation("eager")
+    return model
+"""
+
+
+def test_grouped_experts_name_the_switch_to_plain_matmuls_which_then_compare(dyncheck_run, pytester):
+    target = "reference_models.grouped_experts:GroupedExpertsMoE"
+    run = dyncheck_run("--dyncheck", target, ONLY)
+    reason = run.skip_reason(f"dyncheck::{target}::dtype_agreement")
+    assert reason.startswith("the float64 reference cannot run: _grouped_mm refuses float64"), reason
+    assert reason.endswith(
+        'Give it a float64 path to compare (model.set_experts_implementation("eager") runs its experts as plain '
+        "matmuls, which take float64: check a factory that returns the model so set), or declare "
+        "Spec(skip={'dtype_agreement': ...})."
+    ), reason
+    # What the skip says to do compares (the model's own default is left as it was).
+    pytester.makepyfile(eager_experts=EAGER_EXPERTS)
+    run = dyncheck_run("--dyncheck", "eager_experts:eager", ONLY)
+    assert run.outcomes() == {"dyncheck::eager_experts:eager::dtype_agreement": "PASSED"}, run.text
+
+
 def test_examples_the_refusing_kernel_does_not_reach_are_compared(dyncheck_run, pytester):
     pytester.makepyfile(onepath=FUSED_ON_ONE_PATH)
     run = dyncheck_run("--dyncheck", "onepath:Model", ONLY)

@@ -95,6 +95,7 @@ UNBATCHED = {"reference_models.crf_tagger:BiLSTMCRFTagger"}
 #: Good models with a kernel that refuses float64: dtype_agreement has no reference to compare with.
 FLOAT64_REFUSED = {
     "reference_models.fused_mlp:FusedMLP": "the float64 reference cannot run: fused_bias_gelu refuses float64",
+    "reference_models.grouped_experts:GroupedExpertsMoE": "the float64 reference cannot run: _grouped_mm refuses float64",
 }
 
 

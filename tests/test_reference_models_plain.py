@@ -152,6 +152,12 @@ def _fused_mlp() -> tuple[torch.nn.Module, tuple]:
     return FusedMLP(), (torch.randn(3, 10),)
 
 
+def _grouped_experts() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.grouped_experts import GroupedExpertsMoE
+
+    return GroupedExpertsMoE(), (torch.randn(3, 8),)
+
+
 def _noisy_hidden() -> tuple[torch.nn.Module, tuple]:
     from reference_models.noisy_hidden import NoisyHidden
 
@@ -888,6 +894,7 @@ BUILDERS = {
     "norm_encoder": _norm_encoder,
     "softmax_classifier": _softmax_classifier,
     "fused_mlp": _fused_mlp,
+    "grouped_experts": _grouped_experts,
     "noisy_hidden": _noisy_hidden,
     "causal_attention": _causal_attention,
     "causal_tcn": _causal_tcn,
@@ -1521,6 +1528,27 @@ def test_fused_mlp_refuses_float64_and_its_backward_is_gelus() -> None:
     plain = lambda x: model.fc2(torch.nn.functional.gelu(model.fc1(x) + model.bias))  # noqa: E731
     expected = torch.autograd.grad(plain(x).sum(), list(model.parameters()))
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(fused, expected))
+
+
+def test_grouped_experts_refuse_float64_and_agree_with_the_eager_loop() -> None:
+    from reference_models.grouped_experts import GroupedExpertsMoE
+
+    torch.manual_seed(0)
+    model = GroupedExpertsMoE()
+    x = torch.randn(5, 8)
+    with pytest.raises(RuntimeError, match="got Double"):
+        GroupedExpertsMoE().double()(x.double())
+    grouped = model(x)
+    grouped_grads = torch.autograd.grad(grouped.pow(2).sum(), list(model.parameters()))
+    model.set_experts_implementation("eager")
+    eager = model(x)
+    eager_grads = torch.autograd.grad(eager.pow(2).sum(), list(model.parameters()))
+    torch.testing.assert_close(grouped, eager)
+    for a, b in zip(grouped_grads, eager_grads):
+        torch.testing.assert_close(a, b)
+    # Each sample alone is mixed as in the batch: top-2 of its own router scores.
+    torch.testing.assert_close(model(x[1:2]), eager[1:2])
+    assert model.double()(x.double()).dtype == torch.float64
 
 
 def test_noisy_hidden_draws_one_vector_per_call_in_its_own_dtype() -> None:

@@ -736,10 +736,11 @@ class DtypeAgreement(Invariant):
         at = f" at {failure.where}" if failure.where else ""
         if failure.kind == "refused":
             op = f"{failure.op} refuses float64" if failure.op else "a kernel refuses float64"
+            path = _experts_switch(context.fresh_model()) if "grouped_mm" in (failure.op or "") else None
             context.nothing_to_compare(
                 f"the float64 reference cannot run: {op} ({failure.error}){at}; a fused, grouped or quantised "
-                "kernel often takes lower precisions only. Give it a float64 path to compare, or declare "
-                "Spec(skip={'dtype_agreement': ...})."
+                f"kernel often takes lower precisions only. Give it a float64 path to compare{path or ''}, or "
+                "declare Spec(skip={'dtype_agreement': ...})."
             )
             return
         where = f"{failure.op}{at}" if failure.op else at.removeprefix(" at ")
@@ -752,6 +753,30 @@ class DtypeAgreement(Invariant):
             "float64 tensors.",
             details,
         )
+
+
+def _experts_switch(model: nn.Module) -> str | None:
+    """How to run a model's grouped experts in plain matmuls, where it (or a submodule) has
+    the switch Hugging Face's mixture-of-experts models have (``set_experts_implementation``),
+    as text to follow "Give it a float64 path to compare"; None where none has it or it is
+    already "eager"."""
+    for name, module in model.named_modules():
+        setter = getattr(module, "set_experts_implementation", None)
+        getter = getattr(module, "get_experts_implementation", None)
+        if not (callable(setter) and callable(getter)):
+            continue
+        try:
+            current = getter()
+        except Exception:  # a library's own method: any failure means no switch to offer
+            return None
+        if not isinstance(current, dict) or all(value in (None, "eager") for value in current.values()):
+            return None
+        owner = f"model.{name}" if name else "model"
+        return (
+            f' ({owner}.set_experts_implementation("eager") runs its experts as plain matmuls, which take '
+            "float64: check a factory that returns the model so set)"
+        )
+    return None
 
 
 def _note_kept(context: Context, sites: list[str]) -> None:
