@@ -151,6 +151,19 @@ def strategy_members(strategy: Any) -> tuple[Any, ...]:
     return ()
 
 
+def strategy_elements(strategy: Any) -> Any:
+    """The strategy of every element of a list of inputs drawn by ``lists`` (per-view
+    batches, multi-crop images); None for any other strategy, ``lists(...).map(f)``
+    included."""
+    if (
+        getattr(getattr(strategy, "function", None), "__name__", None) == "lists"
+        and not getattr(strategy, "_transformations", ())
+    ):
+        args = getattr(strategy, "_LazyStrategy__args", ())
+        return args[0] if args else getattr(strategy, "_LazyStrategy__kwargs", {}).get("elements")
+    return None
+
+
 def strategy_child(strategy: Any, key: Any) -> Any:
     """The strategy that draws ``value[key]`` of what ``strategy`` draws: an entry of a dict
     of inputs (:func:`strategy_entries`), or, for an int key, a member of a tuple of them

@@ -904,6 +904,10 @@ def _probe_features(
                     f"and [2, F] for F in {whose} {', '.join(map(str, sizes))}, it first ran with F = {features}; "
                     "one sequence of its own length per sample",
                 )
+        for features in sizes:
+            views = _per_view_batches(instance, name, features, controls, whose, sizes)
+            if views is not None:
+                return views
         return None
     last: tuple[tuple[int, ...], Exception] | None = None
     for features in sizes:
@@ -920,6 +924,45 @@ def _probe_features(
                 dst.tensors(shape=drawn),
                 f"{seen}: called on vectors [2, F] and sequences [2, 3, F] for F in {whose} "
                 f"{', '.join(map(str, sizes))}{beside}, it first ran on {list(shape)}{failed}",
+            )
+    return None
+
+
+def _per_view_batches(
+    instance: nn.Module, name: str, features: int, controls: dict[str, Any], whose: str, sizes: list[int]
+) -> Inferred | None:
+    """A list of tensors that is no batch of sequences but several batches, one per view of
+    the samples (a contrastive model's two augmentations, ``z[0] * z[1]``): the model,
+    which ran on no list of sequences, is called on two batches of 3 vectors and on three
+    of 2 (then sequences), and read so where its output's first axis is the batch's size,
+    not the list's (a list of samples stacked into a batch has the list's). None where no
+    call reads so."""
+    import torch
+    from hypothesis import strategies as st
+
+    from dyncheck import strategies as dst
+    from dyncheck.tracing import floating_leaves
+
+    for shape in (("batch", features), ("batch", "time", features)):
+        counts = []
+        for count, batch in ((2, 3), (3, 2)):
+            views = [torch.randn(batch, *(3,) * (len(shape) - 2), features) for _ in range(count)]
+            try:
+                with seeded(BUILD_SEED), torch.no_grad():
+                    output = clone(instance)(**{name: views}, **controls)
+            except Exception:  # noqa: BLE001 - the model's own refusal: not read so
+                continue
+            first = next(floating_leaves(output), None)
+            if first is not None and first[1].dim() and first[1].shape[0] == batch:
+                counts.append(count)
+        if counts:
+            drawn = "vectors" if len(shape) == 2 else "sequences"
+            return Inferred(
+                st.lists(dst.tensors(shape=shape), min_size=min(counts), max_size=max(counts)),
+                f"annotated as a list of tensors, whose layers give no shape: on no list of sequences of their own "
+                f"lengths did it run (F in {whose} {', '.join(map(str, sizes))}), on {' and '.join(map(str, counts))} "
+                f"batches of {drawn} with F = {features} it gave one row per sample; a list of batches, one per view "
+                "of the samples",
             )
     return None
 

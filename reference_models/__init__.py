@@ -198,6 +198,8 @@ Refactored twins, each declaring the model it must still agree with
   decoding greedily inside forward until every sample has emitted its end token.
 * :mod:`reference_models.unrolled_cell` -- ``UnrolledGRU``: a GRU cell unrolled by hand over
   padded sequences, each row's state held once its sequence has ended.
+* :mod:`reference_models.two_views` -- ``TwoViewContrast``: a contrastive model handed a list
+  of batches, one per view of the same samples, scoring each sample's views against its first.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -302,4 +304,5 @@ GOOD_TARGETS = (
     "reference_models.time_features:TimeFeatureForecaster",
     "reference_models.greedy_decoder:GreedyDecoder",
     "reference_models.unrolled_cell:UnrolledGRU",
+    "reference_models.two_views:TwoViewContrast",
 )

@@ -964,6 +964,43 @@ def test_a_dict_of_inputs_is_cut_entry_by_entry(dyncheck_run, pytester):
     assert re.fullmatch(r"  example:  batch\['x'\] float32\[[2-4], 4\].*, seed=\d+", lines[5]), lines
 
 
+VIEW_LISTS = """
+import dyncheck
+from hypothesis import strategies as st
+from dyncheck.strategies import tensors
+from reference_models.two_views import TwoViewContrast
+from reference_models.buggy.normalised_over_batch import Model as OverBatch
+
+def views(shape):
+    return {"views": st.lists(tensors(shape=shape), min_size=2, max_size=3)}
+
+good = dyncheck.Spec(TwoViewContrast, inputs=views(("batch", 6)))
+bad = dyncheck.Spec(OverBatch, inputs=views(("batch", 6)))
+# elements of 3 rows that name no batch axis: not cut, by a size that happens to match or otherwise
+unnamed = dyncheck.Spec(TwoViewContrast, inputs=views((3, 6)), dims={"batch": (3, 3)})
+"""
+
+
+def test_a_list_of_batches_is_cut_element_by_element_on_each_ones_batch_axis(dyncheck_run, pytester):
+    pytester.makepyfile(view_lists=VIEW_LISTS)
+    run = dyncheck_run(
+        *(f"--dyncheck=view_lists:{name}" for name in ("good", "bad", "unnamed")),
+        "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=1", "--dyncheck-max-examples=20",
+    )
+    assert run.outcomes() == {
+        "dyncheck::view_lists:good::batch_invariance": "PASSED",
+        "dyncheck::view_lists:bad::batch_invariance": "FAILED",
+        "dyncheck::view_lists:unnamed::batch_invariance": "SKIPPED",
+    }, run.text
+    lines = run.failure("view_lists:bad::batch_invariance").strip().splitlines()
+    assert re.fullmatch(r"  example:  views\[0\] float32\[[2-4], 6\].*, views\[1\] float32\[[2-4], 6\].*", lines[5]), lines
+    assert run.vacuous_reason("dyncheck::view_lists:unnamed::batch_invariance") == (
+        "no batch axis: views holds tensors, and no strategy says which axis of theirs is the batch; for a batch "
+        'in each (views of the samples) name it, e.g. Spec(inputs={"views": lists(tensors(shape=("batch", 6)), '
+        "min_size=2)}); for a sample in each, draw sequence_lists(feature_shape=(6,))"
+    )
+
+
 def test_a_tuple_in_a_dict_of_inputs_is_cut_member_by_member(dyncheck_run, pytester):
     # batch["hidden"] is an LSTM's (h_0, c_0), batch second: each member is cut on its own axis.
     pytester.makepyfile(

@@ -209,6 +209,19 @@ def test_a_tuple_of_inputs_gives_its_members_unless_mapped():
     assert strategy_members(h) == ()
 
 
+def test_a_list_of_inputs_gives_its_elements_strategy_unless_mapped():
+    from hypothesis import strategies as st
+
+    from dyncheck.examples import strategy_elements
+    from dyncheck.strategies import tensors
+
+    view = tensors(shape=("batch", 6))
+    assert strategy_elements(st.lists(view, min_size=2, max_size=3)) is view
+    assert strategy_elements(st.lists(elements=view)) is view
+    assert strategy_elements(st.lists(view).map(lambda views: views[::-1])) is None
+    assert strategy_elements(view) is None
+
+
 # find
 
 

@@ -1535,6 +1535,42 @@ def test_a_list_annotation_is_drawn_as_a_list_when_no_layer_gives_the_shape():
     assert_callable(target)
 
 
+def test_a_list_of_batches_one_per_view_is_drawn_so():
+    # Two views of each sample scored against each other (z[0] * z[1]): no list of
+    # sequences of their own lengths runs; lists of equal batches do, one row per sample.
+    from hypothesis import strategies as st
+
+    from reference_models.two_views import TwoViewContrast
+
+    target = resolved(TwoViewContrast)
+    same(target.spec.inputs["views"], st.lists(dst.tensors(shape=("batch", 6)), min_size=2, max_size=3))
+    assert target.inferred_inputs["views"].startswith(
+        "annotated as a list of tensors, whose layers give no shape: on no list of sequences of their own lengths "
+        "did it run (F in the model's parameters' sizes 8, 6, 4), on 2 and 3 batches of vectors with F = 6 it gave "
+        "one row per sample"
+    )
+    assert_callable(target)
+
+
+class StackedSamples(nn.Module):
+    """A list of samples of one shape (sequences of one length) stacked into a batch, behind
+    a Sequential (no layer gives the shape): it runs on lists of equal batches too, but
+    gives a row per element of the list."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+
+    def forward(self, samples: list[torch.Tensor]):
+        return self.net(torch.stack(samples))
+
+
+def test_a_list_of_samples_stacked_is_not_read_as_views():
+    with pytest.raises(TargetError) as excinfo:
+        resolved(StackedSamples)
+    assert "cannot infer forward argument 'samples'" in str(excinfo.value)
+
+
 SET_LISTS = """
     import torch
     from torch import nn

@@ -158,6 +158,12 @@ def _grouped_experts() -> tuple[torch.nn.Module, tuple]:
     return GroupedExpertsMoE(), (torch.randn(3, 8),)
 
 
+def _two_views() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.two_views import TwoViewContrast
+
+    return TwoViewContrast(), ([torch.randn(3, 6), torch.randn(3, 6), torch.randn(3, 6)],)
+
+
 def _noisy_hidden() -> tuple[torch.nn.Module, tuple]:
     from reference_models.noisy_hidden import NoisyHidden
 
@@ -895,6 +901,7 @@ BUILDERS = {
     "softmax_classifier": _softmax_classifier,
     "fused_mlp": _fused_mlp,
     "grouped_experts": _grouped_experts,
+    "two_views": _two_views,
     "noisy_hidden": _noisy_hidden,
     "causal_attention": _causal_attention,
     "causal_tcn": _causal_tcn,
@@ -1549,6 +1556,22 @@ def test_grouped_experts_refuse_float64_and_agree_with_the_eager_loop() -> None:
     # Each sample alone is mixed as in the batch: top-2 of its own router scores.
     torch.testing.assert_close(model(x[1:2]), eager[1:2])
     assert model.double()(x.double()).dtype == torch.float64
+
+
+def test_two_views_score_each_sample_alone_and_the_buggy_one_over_the_batch() -> None:
+    from reference_models.buggy.normalised_over_batch import Model as OverBatch
+    from reference_models.two_views import TwoViewContrast
+
+    torch.manual_seed(0)
+    model = TwoViewContrast()
+    views = [torch.randn(4, 6), torch.randn(4, 6)]
+    scores = model(views)
+    # A view scored against itself: cosine similarity 1.
+    torch.testing.assert_close(model([views[0], views[0]]), torch.ones(4))
+    torch.testing.assert_close(model([v[1:2] for v in views]), scores[1:2])
+    bad = OverBatch()
+    bad.load_state_dict(model.state_dict())
+    assert not torch.allclose(bad([v[1:2] for v in views]), bad(views)[1:2])
 
 
 def test_noisy_hidden_draws_one_vector_per_call_in_its_own_dtype() -> None:

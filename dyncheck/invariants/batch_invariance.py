@@ -58,7 +58,9 @@ from dyncheck.agreement import ROUNDING_FACTOR, close
 from dyncheck.casting import cast
 from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
 from dyncheck.errors import InvariantViolation, ModelError, one_line
-from dyncheck.examples import Example, strategy_arguments, strategy_entries, strategy_kind, strategy_members
+from dyncheck.examples import (
+    Example, strategy_arguments, strategy_elements, strategy_entries, strategy_kind, strategy_members,
+)
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants._where import first_coupled_module, reported
 from dyncheck.target import Target
@@ -97,11 +99,27 @@ def _named_batch_axis(strategy: Any, value: Any, size: int) -> int | dict[str, i
         members = strategy_members(strategy) or (None,) * len(value)
         axes = [_named_batch_axis(member, item, size) for member, item in zip(members, value)]
         return axes if any(axis is not None for axis in axes) else None
+    if type(value) is list and value:
+        # A list of batches (two views of each sample, multi-crop images): each element's
+        # own "batch" axis, where the elements' strategy names one; the list itself is no
+        # batch, and no axis is guessed from a size for it (a list of sequences of its
+        # own lengths, drawn another way, would be cut along time).
+        axes = [_named_axis(strategy_elements(strategy), item) for item in value]
+        return axes if all(axis is not None for axis in axes) else None
     shape = strategy_arguments(strategy).get("shape")
     if isinstance(value, torch.Tensor) and isinstance(shape, (tuple, list)) and len(shape) == value.dim():
         if "batch" in shape:
             return list(shape).index("batch")
     return _batch_axis(value, size)
+
+
+def _named_axis(strategy: Any, value: Any) -> int | None:
+    """The axis ``strategy``'s named shape calls "batch" in ``value``; None where it names none."""
+    shape = strategy_arguments(strategy).get("shape")
+    if isinstance(value, torch.Tensor) and isinstance(shape, (tuple, list)) and len(shape) == value.dim():
+        if "batch" in shape:
+            return list(shape).index("batch")
+    return None
 
 
 def pairwise_axes(whole: torch.Tensor, alone: torch.Tensor | None, size: int) -> tuple[int, int] | None:
@@ -308,7 +326,21 @@ def _leading_size(args: dict[str, Any], time_major: list[str], hint: str) -> tup
     every tensor argument shares, when it is 2 or more and no layer of the model is time-major."""
     tensors = [v for v in args.values() if isinstance(v, torch.Tensor) and v.dim() >= 1]
     if not tensors:
-        return None, _NO_TENSOR
+        listed = next((
+            (name, value[0]) for name, value in args.items()
+            if type(value) in (list, tuple) and value and all(isinstance(v, torch.Tensor) for v in value)
+        ), None)
+        if listed is None:
+            return None, _NO_TENSOR
+        name, first = listed
+        rest = [str(size) for size in first.shape[1:]]
+        shape = ", ".join(['"batch"', *rest]) + ("," if not rest else "")
+        features = ", ".join(rest) + ("," if len(rest) == 1 else "")
+        return None, (
+            f"no batch axis: {name} holds tensors, and no strategy says which axis of theirs is the batch; for a "
+            f'batch in each (views of the samples) name it, e.g. Spec(inputs={{"{name}": lists(tensors(shape=({shape})), '
+            f"min_size=2)}}); for a sample in each, draw sequence_lists(feature_shape=({features}))"
+        )
     if time_major:
         return None, (
             f"no batch axis: no strategy names a \"batch\" axis, and {time_major[0]} takes time first, "
@@ -453,8 +485,9 @@ def _take(value: Any, axis: Any, index: torch.Tensor) -> Any:
         return value
     if isinstance(axis, dict):  # a dict of inputs, entry by entry
         return {key: _take(item, axis.get(key), index) for key, item in value.items()}
-    if isinstance(axis, list):  # a tuple of inputs, member by member
-        return tuple(_take(item, member, index) for item, member in zip(value, axis))
+    if isinstance(axis, list):  # a tuple or list of inputs, member by member
+        taken = [_take(item, member, index) for item, member in zip(value, axis)]
+        return taken if type(value) is list else tuple(taken)
     if isinstance(value, list):  # a list of sequences: its members are the samples
         return [value[i].clone() for i in index.tolist()]
     if isinstance(value, nn.utils.rnn.PackedSequence):  # a pack: its sequences, packed again

@@ -60,6 +60,8 @@ so that dyncheck's zero-configuration inference can check it.
   batch at the first sample's end token (batch_invariance).
 * :mod:`~reference_models.buggy.unheld_cell_state` -- a GRU cell unrolled by hand that keeps
   stepping over each sequence's padding (padding_invariance).
+* :mod:`~reference_models.buggy.normalised_over_batch` -- a contrastive model's embeddings
+  L2-normalised over the batch instead of their features (batch_invariance).
 * :mod:`~reference_models.buggy.windowed_padding_nan` -- windowed attention on torch's
   encoder layer, NaN on torch's inference path for a window of padding only (finite).
 * :mod:`~reference_models.buggy.inplace_branch` -- an in-place op that breaks backward
@@ -281,4 +283,5 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.length_scaled_positions:Model": ("causality",),
     "reference_models.buggy.any_ended_decoder:Model": ("batch_invariance",),
     "reference_models.buggy.unheld_cell_state:Model": ("padding_invariance",),
+    "reference_models.buggy.normalised_over_batch:Model": ("batch_invariance",),
 }
