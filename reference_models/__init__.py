@@ -199,7 +199,8 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.unrolled_cell` -- ``UnrolledGRU``: a GRU cell unrolled by hand over
   padded sequences, each row's state held once its sequence has ended.
 * :mod:`reference_models.two_views` -- ``TwoViewContrast``: a contrastive model handed a list
-  of batches, one per view of the same samples, scoring each sample's views against its first.
+  of batches, one per view of the same samples, scoring each sample's views against its first;
+  ``MultiCropWrapper``: DINO's multi-crop wrapper, each crop's outputs concatenated in turn.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -305,4 +306,5 @@ GOOD_TARGETS = (
     "reference_models.greedy_decoder:GreedyDecoder",
     "reference_models.unrolled_cell:UnrolledGRU",
     "reference_models.two_views:TwoViewContrast",
+    "reference_models.two_views:MultiCropWrapper",
 )

@@ -1,4 +1,7 @@
-"""A contrastive model that scores each sample's views of itself against its first view.
+"""Models handed a list of batches, one per view of the same samples.
+
+``TwoViewContrast``: a contrastive model that scores each sample's views of itself against
+its first view.
 
 SimCLR-style code hands the model a list of batches, one per augmented view of the same
 samples (``forward(views: list[Tensor])``, each ``[batch, features]``), encodes each, L2-
@@ -17,9 +20,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from hypothesis import strategies as st
 from torch import nn
 
-__all__ = ["TwoViewContrast"]
+from dyncheck.strategies import tensors
+
+__all__ = ["MultiCropWrapper", "TwoViewContrast"]
 
 
 class TwoViewContrast(nn.Module):
@@ -33,3 +39,36 @@ class TwoViewContrast(nn.Module):
     def forward(self, views: list[torch.Tensor]) -> torch.Tensor:
         first, *others = [self.embed(view) for view in views]
         return torch.stack([(first * other).sum(-1) for other in others]).mean(0)
+
+
+class _Backbone(nn.Module):
+    def __init__(self, channels=3, hidden_size=8, output_size=4):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, hidden_size, 3, padding=1)
+        self.head = nn.Linear(hidden_size, output_size)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.conv(images).relu().mean((2, 3)))
+
+
+class MultiCropWrapper(nn.Module):
+    __dyncheck__ = {
+        "inputs": {"crops": st.lists(tensors(shape=("batch", 3, "height", "width")), min_size=2, max_size=4)},
+    }
+
+    def __init__(self, hidden_size=8, output_size=4):
+        super().__init__()
+        self.backbone = _Backbone(3, hidden_size, output_size)
+
+    def forward(self, crops: list[torch.Tensor]) -> torch.Tensor:
+        # the ends of the runs of crops of one resolution
+        sizes = torch.tensor([crop.shape[-1] for crop in crops])
+        ends = torch.cumsum(torch.unique_consecutive(sizes, return_counts=True)[1], 0).tolist()
+        outputs, start = [], 0
+        for end in ends:
+            outputs.append(self.backbone(torch.cat(crops[start:end])))
+            start = end
+        return self.centre(torch.cat(outputs))
+
+    def centre(self, output: torch.Tensor) -> torch.Tensor:
+        return output

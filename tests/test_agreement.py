@@ -969,6 +969,7 @@ import dyncheck
 from hypothesis import strategies as st
 from dyncheck.strategies import tensors
 from reference_models.two_views import TwoViewContrast
+import torch
 from reference_models.buggy.normalised_over_batch import Model as OverBatch
 
 def views(shape):
@@ -978,6 +979,28 @@ good = dyncheck.Spec(TwoViewContrast, inputs=views(("batch", 6)))
 bad = dyncheck.Spec(OverBatch, inputs=views(("batch", 6)))
 # elements of 3 rows that name no batch axis: not cut, by a size that happens to match or otherwise
 unnamed = dyncheck.Spec(TwoViewContrast, inputs=views((3, 6)), dims={"batch": (3, 3)})
+
+
+class SampleMajor(TwoViewContrast):
+    # each sample's views together, [batch * views, features]
+    def forward(self, views):
+        return torch.stack([self.embed(view) for view in views], 1).flatten(0, 1)
+
+
+class ViewMajor(TwoViewContrast):
+    # each view's batch in turn, [views * batch, features]
+    def forward(self, views):
+        return torch.cat([self.embed(view) for view in views])
+
+
+class ViewMajorOverBatch(ViewMajor):
+    def embed(self, view):
+        return torch.nn.functional.normalize(self.encoder(view), dim=0)
+
+
+sample_major = dyncheck.Spec(SampleMajor, inputs=views(("batch", 6)))
+view_major = dyncheck.Spec(ViewMajor, inputs=views(("batch", 6)))
+view_major_bad = dyncheck.Spec(ViewMajorOverBatch, inputs=views(("batch", 6)))
 """
 
 
@@ -999,6 +1022,21 @@ def test_a_list_of_batches_is_cut_element_by_element_on_each_ones_batch_axis(dyn
         'in each (views of the samples) name it, e.g. Spec(inputs={"views": lists(tensors(shape=("batch", 6)), '
         "min_size=2)}); for a sample in each, draw sequence_lists(feature_shape=(6,))"
     )
+
+
+def test_an_output_of_a_batch_per_view_is_read_in_either_order(dyncheck_run, pytester):
+    # [views * batch, ...] or [batch * views, ...]: both were skipped as a flattened batch.
+    pytester.makepyfile(view_lists=VIEW_LISTS)
+    run = dyncheck_run(
+        *(f"--dyncheck=view_lists:{name}" for name in ("sample_major", "view_major", "view_major_bad")),
+        "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=2", "--dyncheck-max-examples=20",
+    )
+    assert run.outcomes() == {
+        "dyncheck::view_lists:sample_major::batch_invariance": "PASSED",
+        "dyncheck::view_lists:view_major::batch_invariance": "PASSED",
+        "dyncheck::view_lists:view_major_bad::batch_invariance": "FAILED",
+    }, run.text
+    assert "differs from the same sample run alone" in run.failure("view_lists:view_major_bad::batch_invariance")
 
 
 def test_a_tuple_in_a_dict_of_inputs_is_cut_member_by_member(dyncheck_run, pytester):

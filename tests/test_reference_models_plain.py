@@ -1574,6 +1574,19 @@ def test_two_views_score_each_sample_alone_and_the_buggy_one_over_the_batch() ->
     assert not torch.allclose(bad([v[1:2] for v in views]), bad(views)[1:2])
 
 
+def test_the_multi_crop_wrapper_returns_each_crops_batch_in_turn() -> None:
+    from reference_models.two_views import MultiCropWrapper
+
+    torch.manual_seed(0)
+    model = MultiCropWrapper()
+    crops = [torch.randn(3, 3, 6, 6), torch.randn(3, 3, 6, 6), torch.randn(3, 3, 4, 4)]
+    out = model(crops)
+    assert out.shape == (9, 4)
+    for i, crop in enumerate(crops):
+        torch.testing.assert_close(out[3 * i : 3 * i + 3], model.backbone(crop))
+    torch.testing.assert_close(model([c[1:2] for c in crops]), out[[1, 4, 7]])
+
+
 def test_noisy_hidden_draws_one_vector_per_call_in_its_own_dtype() -> None:
     from reference_models.noisy_hidden import NoisyHidden
 

@@ -155,9 +155,45 @@ class _PackRows:
         return all(len(r) == 1 and int(r[0]) == i for i, r in enumerate(self.rows))
 
 
-def _select(tensor: torch.Tensor, axis: int | tuple[int, int] | _PackRows, index: torch.Tensor) -> torch.Tensor:
+@dataclasses.dataclass(frozen=True)
+class _Views:
+    """An output whose first axis holds a batch for each view of the samples an input list
+    gives (a batch per element), one after another: DINO's multi-crop wrapper returns
+    ``torch.cat`` of each view's outputs, ``[views * batch, ...]``, where a sample alone gives
+    ``[views, ...]``. With ``sample_major``, each sample's views together instead
+    (``torch.stack(z, 1).flatten(0, 1)``)."""
+
+    count: int
+    sample_major: bool = False
+
+    def select(self, tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        rest = tensor.shape[1:]
+        if self.sample_major:
+            picked = tensor.reshape(-1, self.count, *rest).index_select(0, index)
+        else:
+            picked = tensor.reshape(self.count, -1, *rest).index_select(1, index)
+        return picked.reshape(-1, *rest)
+
+
+def _view_count(args: dict[str, Any], axes: dict[str, Any]) -> int | None:
+    """How many views of the samples the inputs hold: the length of the one list cut
+    element by element (a batch per element), where every such list has it; None where
+    none has, or they differ."""
+    counts = {
+        len(args[name]) for name, axis in axes.items()
+        if isinstance(axis, list) and type(args.get(name)) is list and all(isinstance(a, int) for a in axis)
+    }
+    return counts.pop() if len(counts) == 1 else None
+
+
+def _select(
+    tensor: torch.Tensor, axis: int | tuple[int, int] | _PackRows | _Views, index: torch.Tensor
+) -> torch.Tensor:
     """The samples ``index`` of an output along its batch axis, or both axes of a pairwise
-    one, or the rows of each in a pack's order (in the order of ``index``)."""
+    one, or the rows of each in a pack's order (in the order of ``index``), or each view's
+    rows of them."""
+    if isinstance(axis, _Views):
+        return axis.select(tensor, index)
     if isinstance(axis, _PackRows):
         return tensor.index_select(0, torch.cat([axis.rows[i] for i in index.tolist()]).to(tensor.device))
     if isinstance(axis, tuple):
@@ -233,13 +269,20 @@ def _dropped_batch_axis(alone: dict[str, torch.Tensor], whole: dict[str, torch.T
 
 def _output_batch_axis(
     whole: torch.Tensor, alone: torch.Tensor | None, size: int, steps: set[tuple[int, int]] | None = None,
-) -> int | tuple[int, int] | None:
+    views: int | None = None,
+) -> int | tuple[int, int] | _Views | None:
     """The batch axis of an output: where the batch has ``size`` and a sample alone 1; both
     axes of a pairwise output (see :func:`pairwise_axes`), whose sample alone is its
     diagonal entry. ``steps``: a (longest sequence's length, the sample's) pair for each input
     pack or list of sequences, whose padded outputs (``pad_packed_sequence``) have as many
     steps as the longest in the batch and as the sample's own length alone; None where that
-    leaves two axes possible (``[2, 2, ...]`` for a batch of 2 whose longest is 2)."""
+    leaves two axes possible (``[2, 2, ...]`` for a batch of 2 whose longest is 2).
+    ``views``: how many views of the samples the inputs hold (see :class:`_Views`)."""
+    if (
+        views is not None and views > 1 and alone is not None and alone.dim() == whole.dim() >= 1
+        and whole.shape[0] == views * size and alone.shape[0] == views and whole.shape[1:] == alone.shape[1:]
+    ):
+        return _Views(views)
     steps = {pair for pair in steps or () if pair[0] != pair[1]}
     if steps and alone is not None and alone.dim() == whole.dim():
         # An axis of the batch's size where the sample alone has 1, beside one of the steps.
@@ -784,6 +827,8 @@ class BatchInvariance(Invariant):
         if shorter:
             context.note("pad_to_longest", _pad_to_longest_note)
         input_lengths = _input_lengths(context, args, size)
+        views = _view_count(args, axes)
+        readings: dict[str, list[_Views]] = {}  # the readings of a views output no sample refuted
         trimmed: set[str] = set()  # how a sample's row was cut to its own steps, for the notes
         for row in range(size):
             if row in shorter:
@@ -821,8 +866,13 @@ class BatchInvariance(Invariant):
                         ordered = _pack_order(tensor, alone.get(name), row, pack_rows, size)
                         out_axes[name] = (
                             None if ordered is False else ordered if ordered is not None
-                            else _output_batch_axis(tensor, alone.get(name), size, steps)
+                            else _output_batch_axis(tensor, alone.get(name), size, steps, views)
                         )
+                        grouped = out_axes[name]
+                        if isinstance(grouped, _Views):
+                            # each view's batch one after another, or each sample's views
+                            # together: both readings stand until a sample alone refutes one
+                            readings[name] = [grouped, _Views(grouped.count, sample_major=True)]
                     own, axis = name, out_axes[name]
                     if isinstance(axis, tuple) and own in alone and alone[own].dim() == tensor.dim():
                         # Read as pairwise ([B, B], [1, 1] alone), as a decoder's [B, steps]
@@ -842,6 +892,11 @@ class BatchInvariance(Invariant):
                                     break
                     if axis is None:
                         continue
+                    if len(readings.get(name, ())) > 1 and own in alone:
+                        kept = [r for r in readings[name] if not close(alone[own], r.select(tensor, index), tolerance=tolerance)]
+                        if kept:
+                            readings[name] = kept
+                            axis = out_axes[name] = kept[0]
                     selected = _select(tensor, axis, index)
                     if own in alone:
                         cut = _own_steps(selected, alone[own], steps)
@@ -906,6 +961,13 @@ class BatchInvariance(Invariant):
                 if axis is None or name not in permuted:
                     continue
                 mine = permuted[name]
+                for reading in readings.get(name, [])[1:]:
+                    # Both readings of a views output stood on every sample alone (its views
+                    # alike): the one the permutation bears out, if any.
+                    if close(mine, _select(tensor, axis, order), tolerance=tolerance) and not close(
+                        mine, _select(tensor, reading, order), tolerance=tolerance
+                    ):
+                        axis = reading
                 if isinstance(axis, _PackRows):
                     # the permuted batch's rows in its own pack's order, put in the samples' order
                     mine = _select(mine, _PackRows.of(_at(permuted_args, axis.slot), axis.slot), torch.arange(size))
@@ -1010,7 +1072,7 @@ class BatchInvariance(Invariant):
             return None
         for name, tensor in whole.items():
             other, batch = alone.get(name), out_axes.get(name)
-            if other is None or other.dim() != tensor.dim() or batch is None or isinstance(batch, _PackRows):
+            if other is None or other.dim() != tensor.dim() or batch is None or isinstance(batch, (_PackRows, _Views)):
                 continue
             pairs = [(batch, s) for s in range(tensor.dim()) if s != batch] if isinstance(batch, int) else [
                 (batch[0], batch[1]), (batch[1], batch[0])

@@ -62,6 +62,8 @@ so that dyncheck's zero-configuration inference can check it.
   stepping over each sequence's padding (padding_invariance).
 * :mod:`~reference_models.buggy.normalised_over_batch` -- a contrastive model's embeddings
   L2-normalised over the batch instead of their features (batch_invariance).
+* :mod:`~reference_models.buggy.centred_crops` -- the multi-crop wrapper centring its outputs
+  on the mean over every sample's crops in the batch (batch_invariance).
 * :mod:`~reference_models.buggy.windowed_padding_nan` -- windowed attention on torch's
   encoder layer, NaN on torch's inference path for a window of padding only (finite).
 * :mod:`~reference_models.buggy.inplace_branch` -- an in-place op that breaks backward
@@ -284,4 +286,5 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.any_ended_decoder:Model": ("batch_invariance",),
     "reference_models.buggy.unheld_cell_state:Model": ("padding_invariance",),
     "reference_models.buggy.normalised_over_batch:Model": ("batch_invariance",),
+    "reference_models.buggy.centred_crops:Model": ("batch_invariance",),
 }
