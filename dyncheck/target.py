@@ -352,9 +352,15 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
             if name == "attention_mask":  # the mask of the token ids, inferred below, if any
                 unmasked = exc
                 continue
-            probed = _multiplied_mask(instance, name, inputs, inferred_inputs, parameters, all_dims) or _probe_features(
-                instance, name, parameters, spec.inputs, exc
-            )
+            try:
+                probed = _multiplied_mask(
+                    instance, name, inputs, inferred_inputs, parameters, all_dims
+                ) or _listed_batches(instance, name, parameters, spec.inputs, exc) or _probe_features(
+                    instance, name, parameters, spec.inputs, exc
+                )
+            except Uninferable as refused:
+                exc = refused
+                probed = None
             if probed is None:
                 raise _fail(text, str(exc)) from None
             inferred = probed
@@ -928,43 +934,95 @@ def _probe_features(
     return None
 
 
+def _view_counts(instance: nn.Module, name: str, shape: Sequence[Any], controls: dict[str, Any]) -> list[int]:
+    """How many batches of ``shape`` (``"batch"`` there 3 or 2, ``"time"`` 3, another name 6)
+    the model takes as a list, one per view of the same samples: it is called on two batches
+    of 3 and on three of 2, and a call counts where its output's first axis has a row per
+    sample (``z[0] * z[1]``) or per sample in each view (``torch.cat`` of the views'
+    outputs), not one per element of the list (a list of samples stacked into a batch)."""
+    import torch
+
+    from dyncheck.tracing import floating_leaves
+
+    counts = []
+    for count, batch in ((2, 3), (3, 2)):
+        sizes = [batch if d == "batch" else 3 if d == "time" else 6 if isinstance(d, str) else d for d in shape]
+        views = [torch.randn(sizes) for _ in range(count)]
+        try:
+            with seeded(BUILD_SEED), torch.no_grad():
+                output = clone(instance)(**{name: views}, **controls)
+        except Exception:  # noqa: BLE001 - the model's own refusal: not read so
+            continue
+        first = next(floating_leaves(output), None)
+        if first is not None and first[1].dim() and first[1].shape[0] in (batch, count * batch):
+            counts.append(count)
+    return counts
+
+
 def _per_view_batches(
     instance: nn.Module, name: str, features: int, controls: dict[str, Any], whose: str, sizes: list[int]
 ) -> Inferred | None:
     """A list of tensors that is no batch of sequences but several batches, one per view of
-    the samples (a contrastive model's two augmentations, ``z[0] * z[1]``): the model,
-    which ran on no list of sequences, is called on two batches of 3 vectors and on three
-    of 2 (then sequences), and read so where its output's first axis is the batch's size,
-    not the list's (a list of samples stacked into a batch has the list's). None where no
-    call reads so."""
-    import torch
+    the samples (a contrastive model's two augmentations, ``z[0] * z[1]``), when the model,
+    which ran on no list of sequences, takes lists of batches of vectors (then sequences)
+    with F features (see :func:`_view_counts`). None where it takes neither."""
     from hypothesis import strategies as st
 
     from dyncheck import strategies as dst
-    from dyncheck.tracing import floating_leaves
 
     for shape in (("batch", features), ("batch", "time", features)):
-        counts = []
-        for count, batch in ((2, 3), (3, 2)):
-            views = [torch.randn(batch, *(3,) * (len(shape) - 2), features) for _ in range(count)]
-            try:
-                with seeded(BUILD_SEED), torch.no_grad():
-                    output = clone(instance)(**{name: views}, **controls)
-            except Exception:  # noqa: BLE001 - the model's own refusal: not read so
-                continue
-            first = next(floating_leaves(output), None)
-            if first is not None and first[1].dim() and first[1].shape[0] == batch:
-                counts.append(count)
+        counts = _view_counts(instance, name, shape, controls)
         if counts:
             drawn = "vectors" if len(shape) == 2 else "sequences"
             return Inferred(
                 st.lists(dst.tensors(shape=shape), min_size=min(counts), max_size=max(counts)),
                 f"annotated as a list of tensors, whose layers give no shape: on no list of sequences of their own "
                 f"lengths did it run (F in {whose} {', '.join(map(str, sizes))}), on {' and '.join(map(str, counts))} "
-                f"batches of {drawn} with F = {features} it gave one row per sample; a list of batches, one per view "
+                f"batches of {drawn} with F = {features} it gave a row per sample; a list of batches, one per view "
                 "of the samples",
             )
     return None
+
+
+def _listed_batches(
+    instance: nn.Module, name: str, parameters: dict[str, inspect.Parameter], given: Any, exc: Uninferable
+) -> Inferred | None:
+    """An argument annotated as a list of tensors whose consumer takes a batch of no
+    sequences (``exc.shape``: ``[batch, 6]``, images ``[batch, 3, height, width]``): a list
+    of batches, one per view of the samples, where the model takes lists of them (see
+    :func:`_view_counts`), when it is the one input forward needs. Inferred where the
+    batches' other axes are sizes or time steps; with named axes of another kind (an
+    image's height and width, whose range the model may limit), the refusal names the
+    Spec to write. None where the model takes no list of such batches."""
+    from hypothesis import strategies as st
+
+    from dyncheck import strategies as dst
+
+    shape = getattr(exc, "shape", None)
+    required = [n for n, p in parameters.items() if p.default is inspect.Parameter.empty
+                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if not shape or "batch" not in shape or given or required != [name]:
+        return None
+    counts = _view_counts(instance, name, shape, {})
+    if not counts:
+        return None
+    strategy = st.lists(dst.tensors(shape=tuple(shape)), min_size=min(counts), max_size=max(counts))
+    took = f"on {' and '.join(map(str, counts))} such batches it gave a row per sample (in each)"
+    named = [d for d in shape if isinstance(d, str) and d not in ("batch", "time")]
+    if named:
+        qualname = type(instance).__qualname__
+        ranges = ", ".join(f"{d!r}: (..., ...)" for d in named)
+        raise Uninferable(
+            f"cannot infer forward argument {name!r} of {qualname} (annotated as a list of tensors; its consumer takes "
+            f"{list(shape)}, not sequences; {took}: a batch per element, one per view of the samples, whose "
+            f"{' and '.join(named)} the model may limit); write dyncheck.Spec({qualname}, inputs={{{name!r}: "
+            f"hypothesis.strategies.{strategy!r}}}, dims={{{ranges}}})".replace("lists(tensors(", "lists(dyncheck.strategies.tensors(")
+        )
+    return Inferred(
+        strategy,
+        f"annotated as a list of tensors, whose consumer takes {list(shape)}, not sequences; {took}: a list of "
+        "batches, one per view of the samples",
+    )
 
 
 def _control_probe(instance: nn.Module, name: str, parameter: inspect.Parameter) -> Any:

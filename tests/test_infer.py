@@ -1547,9 +1547,53 @@ def test_a_list_of_batches_one_per_view_is_drawn_so():
     assert target.inferred_inputs["views"].startswith(
         "annotated as a list of tensors, whose layers give no shape: on no list of sequences of their own lengths "
         "did it run (F in the model's parameters' sizes 8, 6, 4), on 2 and 3 batches of vectors with F = 6 it gave "
-        "one row per sample"
+        "a row per sample"
     )
     assert_callable(target)
+
+
+class ProjectedViews(nn.Module):
+    """Two views handed to a Linear each: the layer gives the shape, [batch, 6]."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(6, 4)
+
+    def forward(self, views: list[torch.Tensor]):
+        return (self.proj(views[0]) * self.proj(views[1])).sum(-1)
+
+
+class CroppedImages(nn.Module):
+    """Crops of the same images through one convolution, concatenated (DINO's multi-crop)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, crops: list[torch.Tensor]):
+        return self.conv(torch.cat(crops)).mean((2, 3))
+
+
+def test_a_list_of_batches_a_layer_gives_the_shape_of_is_drawn_so_or_named_in_the_refusal():
+    from hypothesis import strategies as st
+
+    target = resolved(ProjectedViews)
+    same(target.spec.inputs["views"], st.lists(dst.tensors(shape=("batch", 6)), min_size=2, max_size=3))
+    assert target.inferred_inputs["views"] == (
+        "annotated as a list of tensors, whose consumer takes ['batch', 6], not sequences; on 2 and 3 such batches "
+        "it gave a row per sample (in each): a list of batches, one per view of the samples"
+    )
+    assert_callable(target)
+    # Images: their height and width may be limited by the model, which no probe here reads.
+    with pytest.raises(TargetError) as excinfo:
+        resolved(CroppedImages)
+    assert str(excinfo.value).endswith(
+        "(annotated as a list of tensors; its consumer takes ['batch', 3, 'height', 'width'], not sequences; on 2 "
+        "and 3 such batches it gave a row per sample (in each): a batch per element, one per view of the samples, "
+        "whose height and width the model may limit); write dyncheck.Spec(CroppedImages, inputs={'crops': "
+        "hypothesis.strategies.lists(dyncheck.strategies.tensors(shape=('batch', 3, 'height', 'width')), min_size=2, "
+        "max_size=3)}, dims={'height': (..., ...), 'width': (..., ...)})"
+    ), str(excinfo.value)
 
 
 class StackedSamples(nn.Module):

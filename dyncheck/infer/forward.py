@@ -1006,7 +1006,8 @@ def _sequence_list(strategy: Any, shape: Any, why: str, name: str, qualname: str
         raise Uninferable(
             f"cannot infer forward argument {name!r} of {qualname} (annotated as a list of tensors; "
             f"its consumer takes {list(shape)}, not sequences); write dyncheck.Spec({qualname}, "
-            f"inputs={{{name!r}: hypothesis.strategies.lists(dyncheck.strategies.tensors(shape=...))}})"
+            f"inputs={{{name!r}: hypothesis.strategies.lists(dyncheck.strategies.tensors(shape=...))}})",
+            shape=tuple(shape),
         )
     kwargs = {k: v for k, v in strategy_arguments(strategy).items() if k in ("dtype", "min_value", "max_value")}
     return Inferred(

@@ -11,11 +11,15 @@ __all__ = ["Inferred", "Uninferable"]
 class Uninferable(Exception):
     """Inference could not decide; the message names the argument and the Spec to write.
     ``consumers`` are the modules forward hands the argument to first, when they gave no
-    input shape (parameters used through ``einsum``): resolution may probe their sizes."""
+    input shape (parameters used through ``einsum``): resolution may probe their sizes.
+    ``shape``: what the first consumer of a list of tensors takes, when it is no batch of
+    sequences: resolution may probe the list as batches of it."""
 
-    def __init__(self, message: str, consumers: tuple[Any, ...] = ()) -> None:
+    def __init__(self, message: str, consumers: tuple[Any, ...] = (), shape: tuple[Any, ...] = ()) -> None:
         super().__init__(message)
         self.consumers = consumers
+        #: what the first consumer of a list of tensors takes, when it is no batch of sequences
+        self.shape = shape
 
 
 @dataclass(frozen=True)
