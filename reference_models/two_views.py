@@ -14,6 +14,16 @@ and gives one row per sample, so the list is inferred as per-view batches
 (``lists(tensors(shape=("batch", 6)), min_size=2, max_size=3)``), and ``batch_invariance``
 cuts every view to the same samples. Read as a list of sequences before, every check
 crashed.
+
+``MultiCropWrapper``: DINO's multi-crop wrapper, ``forward(crops: list[Tensor])``, each crop a
+batch of images ``[batch, 3, height, width]``; runs of crops of one resolution go through
+the backbone together (``torch.cat``), and the outputs come back concatenated,
+``[crops * batch, features]``: each crop's batch after the previous one's, where a sample
+alone gives ``[crops, features]``. It declares the list: zero-config, the refusal gives this
+Spec (batches of images, whose height and width a backbone may limit, are not drawn
+unasked). ``batch_invariance`` reads the output as each view's rows in turn (or each
+sample's views together, whichever no sample alone refutes) and compares a sample's rows in
+every view; before, it skipped the output as a batch flattened into its first axis.
 """
 
 from __future__ import annotations
