@@ -201,6 +201,8 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.two_views` -- ``TwoViewContrast``: a contrastive model handed a list
   of batches, one per view of the same samples, scoring each sample's views against its first;
   ``MultiCropWrapper``: DINO's multi-crop wrapper, each crop's outputs concatenated in turn.
+* :mod:`reference_models.module_network` -- ``ModuleNetwork``: a neural module network whose
+  per-sample program runs modules that read the encoded question, or not.
 
 Every target in :data:`GOOD_TARGETS` must pass every invariant that applies to it. The
 deliberately broken models live in :mod:`reference_models.buggy`.
@@ -307,4 +309,5 @@ GOOD_TARGETS = (
     "reference_models.unrolled_cell:UnrolledGRU",
     "reference_models.two_views:TwoViewContrast",
     "reference_models.two_views:MultiCropWrapper",
+    "reference_models.module_network:ModuleNetwork",
 )

@@ -164,6 +164,12 @@ def _two_views() -> tuple[torch.nn.Module, tuple]:
     return TwoViewContrast(), ([torch.randn(3, 6), torch.randn(3, 6), torch.randn(3, 6)],)
 
 
+def _module_network() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.module_network import ModuleNetwork
+
+    return ModuleNetwork(), (torch.randn(3, 8), torch.tensor([[1, 2], [2, 0], [1, 1]]))
+
+
 def _noisy_hidden() -> tuple[torch.nn.Module, tuple]:
     from reference_models.noisy_hidden import NoisyHidden
 
@@ -902,6 +908,7 @@ BUILDERS = {
     "fused_mlp": _fused_mlp,
     "grouped_experts": _grouped_experts,
     "two_views": _two_views,
+    "module_network": _module_network,
     "noisy_hidden": _noisy_hidden,
     "causal_attention": _causal_attention,
     "causal_tcn": _causal_tcn,
@@ -1585,6 +1592,19 @@ def test_the_multi_crop_wrapper_returns_each_crops_batch_in_turn() -> None:
     for i, crop in enumerate(crops):
         torch.testing.assert_close(out[3 * i : 3 * i + 3], model.backbone(crop))
     torch.testing.assert_close(model([c[1:2] for c in crops]), out[[1, 4, 7]])
+
+
+def test_the_module_network_reads_the_question_only_where_a_program_finds() -> None:
+    from reference_models.module_network import ModuleNetwork
+
+    torch.manual_seed(0)
+    model = ModuleNetwork()
+    question = torch.randn(2, 8)
+    transforms = torch.tensor([[2, 2], [2, 0]])
+    model(question, transforms).sum().backward()
+    assert model.encoder.weight.grad is None  # dropped on these programs
+    model(question, torch.tensor([[1, 2], [0, 1]])).sum().backward()
+    assert model.encoder.weight.grad.abs().sum() > 0  # read on these
 
 
 def test_noisy_hidden_draws_one_vector_per_call_in_its_own_dtype() -> None:

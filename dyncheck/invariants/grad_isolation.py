@@ -428,6 +428,12 @@ class GradIsolation(Invariant):
                 # backward, whose gradients reach .grad as any others do.
                 if parameter.grad is None:
                     cut.setdefault(running[0], []).append(names[0])
+            # Modules whose parameters the gradient reached on some example: their results are
+            # read, whatever a later example drops.
+            read_results: set[str] = context.memo.setdefault("results read", set())
+            read_results.update(
+                o for parameter, _, owners in owners_by_param if parameter.grad is not None for o in owners if o in worked
+            )
             if cut:
                 cut = _read_values_of(context, example, cut)
             # The output that rules 2 and 3 move module outputs against: one call, made when
@@ -440,14 +446,12 @@ class GradIsolation(Invariant):
                 ):
                     # No value of it reaches the output either: not a cut gradient but a
                     # result nobody reads (RobertaModel's pooler under a head that takes the
-                    # first token's hidden state).
-                    findings.append(
-                        f"{module_name} ran, but its output never reaches the model's output (moving it left "
-                        f"every output bitwise unchanged), so {_join(names)} never "
-                        f"{'learns' if len(names) == 1 else 'learn'}: a result computed and dropped, such as an "
-                        "output the caller does not read (a pooler's pooler_output). Do not compute it, or if "
-                        f"this is meant (a frozen part), set requires_grad=False or declare Spec(frozen={names!r})."
-                    )
+                    # first token's hidden state), if no example reads it: a neural module
+                    # network encodes the question on every call and reads it only on the
+                    # programs whose modules take it. Reported in finish(), over the run.
+                    dropped = context.memo.setdefault("dropped results", {})
+                    entry = dropped.setdefault(module_name, [names, (example, path), 0])
+                    entry[2] += 1
                     continue
                 # Cut off means its values reach the output but its gradient does not. One whose
                 # values do not reach the output on this example is not cut off here but unused
@@ -527,17 +531,35 @@ class GradIsolation(Invariant):
             raise InvariantViolation(headline, details, path=path)
 
     def finish(self, context: Context) -> None:
+        findings = []
+        witness: tuple[Example, tuple[str, ...]] | None = None
+        # 2. executed means connected: a result computed and dropped on every example that ran it
+        read_results = context.memo.get("results read", set())
+        for module_name, (names, first, count) in context.memo.get("dropped results", {}).items():
+            if module_name in read_results:
+                continue
+            witness = witness or first
+            examples = "the only example" if count == 1 == context.examples else (
+                f"all {count} examples" if count == context.examples else
+                "the one example that ran it" if count == 1 else f"all {count} examples that ran it"
+            )
+            findings.append(
+                f"{module_name} ran, but its output never reaches the model's output on {examples} (moving it left "
+                f"every output bitwise unchanged), so {_join(names)} never "
+                f"{'learns' if len(names) == 1 else 'learn'}: a result computed and dropped, such as an "
+                "output the caller does not read (a pooler's pooler_output). Do not compute it, or if "
+                f"this is meant (a frozen part), set requires_grad=False or declare Spec(frozen={names!r})."
+            )
+        dropped_found = bool(findings)
         # 7. influence means learning
         silent: dict[str, list[Any]] = context.memo.get("silent", {})
         groups: dict[int, list[str]] = {}
-        witness: tuple[Example, tuple[str, ...]] | None = None
         for name, (count, moved, _) in silent.items():
             if moved is not None:
                 groups.setdefault(count, []).append(name)
                 witness = witness or moved
         if witness is None:
             return
-        findings = []
         for count, names in groups.items():
             one = len(names) == 1
             examples = (
@@ -555,7 +577,8 @@ class GradIsolation(Invariant):
                 "sign() or comparison has a zero derivative."
             )
         headline = findings[0] if len(findings) == 1 else (
-            f"Parameters that influence the output never learn ({len(findings)} groups):"
+            f"Parameters never learn ({len(findings)} groups):" if dropped_found
+            else f"Parameters that influence the output never learn ({len(findings)} groups):"
         )
         details = [] if len(findings) == 1 else [f"- {f}" for f in findings]
         violation = InvariantViolation(headline, details, path=witness[1])
