@@ -201,6 +201,8 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.two_views` -- ``TwoViewContrast``: a contrastive model handed a list
   of batches, one per view of the same samples, scoring each sample's views against its first;
   ``MultiCropWrapper``: DINO's multi-crop wrapper, each crop's outputs concatenated in turn.
+* :mod:`reference_models.task_heads` -- ``TaskHeads``: a shared trunk and one head per task,
+  the head of ``task: int`` run alone.
 * :mod:`reference_models.module_network` -- ``ModuleNetwork``: a neural module network whose
   per-sample program runs modules that read the encoded question, or not.
 
@@ -310,4 +312,5 @@ GOOD_TARGETS = (
     "reference_models.two_views:TwoViewContrast",
     "reference_models.two_views:MultiCropWrapper",
     "reference_models.module_network:ModuleNetwork",
+    "reference_models.task_heads:TaskHeads",
 )

@@ -1216,3 +1216,72 @@ def test_an_empty_output_is_named_when_rule_3_is_not_judged(dyncheck_run, pytest
         r"got a gradient", run.text,
     ), run.text
     assert "a last ReLU off" not in run.text
+
+
+FLAGGED_ADAPTERS = """
+import torch
+from torch import nn
+
+
+class Skipped(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.base = nn.Linear(6, 4)
+        self.down = nn.Linear(6, 2, bias=False)
+        self.up = nn.Linear(2, 4, bias=False)
+
+    def forward(self, x, use_adapter: bool):
+        out = self.base(x)
+        if use_adapter:
+            out = out + self.up(self.down(x))
+        return out
+
+
+class Multiplied(Skipped):
+    def forward(self, x, use_adapter: bool):
+        return self.base(x) + float(use_adapter) * self.up(self.down(x))  # runs either way
+"""
+
+
+def test_a_module_a_flag_masks_away_is_reported_as_a_float_gates_is(dyncheck_run, pytester):
+    # Redraws moved the floats only: a module masked by a bool (or an int, or integer codes)
+    # was never seen used, and passed as if at a degenerate size.
+    pytester.makepyfile(adapters=FLAGGED_ADAPTERS)
+    run = dyncheck_run("--dyncheck", "adapters:Skipped", "--dyncheck", "adapters:Multiplied", ISO)
+    assert run.outcomes() == {
+        "dyncheck::adapters:Skipped::grad_isolation": "PASSED",
+        "dyncheck::adapters:Multiplied::grad_isolation": "FAILED",
+    }, run.text
+    lines = run.failure("adapters:Multiplied::grad_isolation").strip().splitlines()
+    assert lines[2] == (
+        "down, up ran but did not influence the output on this example (moving its output left every output "
+        "bitwise unchanged): skip them instead of masking the result away."
+    ), lines
+    assert "use_adapter=False" in lines[3], lines
+
+
+def test_choices_are_drawn_again_within_their_ranges_the_rest_kept():
+    import torch
+
+    from dyncheck.examples import Example
+    from dyncheck.invariants._influence import _chosen_otherwise
+    from dyncheck.strategies import controls, sequence_lengths, tensors
+
+    inputs = {
+        "x": tensors(shape=("batch", 3)), "flag": controls(dtype=bool), "task": controls(dtype=int, max_value=2),
+        "mode": controls(choices=["a", "b"]), "codes": tensors(shape=("batch", 4), dtype=torch.int64, max_value=5),
+        "lengths": sequence_lengths(), "ratio": controls(),
+    }
+    args = {
+        "x": torch.ones(2, 3), "flag": True, "task": 1, "mode": "a", "codes": torch.zeros(2, 4, dtype=torch.int64),
+        "lengths": torch.tensor([3, 2]), "ratio": 0.5,
+    }
+    example = Example(args, 0, {"batch": 2})
+    redraws = [_chosen_otherwise(example, inputs, seed) for seed in range(3)]
+    for other in redraws:
+        assert other.args["x"] is args["x"] and other.args["lengths"] is args["lengths"] and other.args["ratio"] == 0.5
+        assert other.args["flag"] is False and other.args["task"] in (0, 2) and other.args["mode"] == "b"
+        codes = other.args["codes"]
+        assert codes.shape == (2, 4) and codes.dtype == torch.int64 and 0 <= codes.min() <= codes.max() <= 5
+    assert any(bool(other.args["codes"].any()) for other in redraws)
+    assert _chosen_otherwise(Example({"x": torch.ones(2, 3)}, 0, {}), inputs, 0) is None

@@ -1596,6 +1596,28 @@ def test_a_list_of_batches_a_layer_gives_the_shape_of_is_drawn_so_or_named_in_th
     ), str(excinfo.value)
 
 
+class StackedHeads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.heads = nn.ModuleList(nn.Linear(4, 2) for _ in range(3))
+
+    def forward(self, x, task: int):
+        return torch.stack([head(x) for head in self.heads], 0)[task]
+
+
+class StackedAlongFeatures(StackedHeads):
+    def forward(self, x, task: int):
+        return torch.stack([head(x) for head in self.heads], -1)[task]  # a row of x, not a head
+
+
+def test_an_index_into_the_stacked_results_of_a_container_takes_each_member():
+    target = resolved(StackedHeads)
+    same(target.spec.inputs["task"], dst.controls(dtype=int, min_value=0, max_value=2))
+    assert target.inferred_inputs["task"] == "annotated int, an index into heads (3 modules) in forward: each, 0 to 2"
+    along = resolved(StackedAlongFeatures, inputs={"x": dst.tensors(shape=("batch", 4))})
+    assert along.inferred_inputs["task"] == "annotated int"
+
+
 class StackedSamples(nn.Module):
     """A list of samples of one shape (sequences of one length) stacked into a batch, behind
     a Sequential (no layer gives the shape): it runs on lists of equal batches too, but

@@ -170,6 +170,21 @@ def _module_network() -> tuple[torch.nn.Module, tuple]:
     return ModuleNetwork(), (torch.randn(3, 8), torch.tensor([[1, 2], [2, 0], [1, 1]]))
 
 
+class _FirstTask(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x, 1)
+
+
+def _task_heads() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.task_heads import TaskHeads
+
+    return _FirstTask(TaskHeads()), (torch.randn(3, 8),)
+
+
 def _noisy_hidden() -> tuple[torch.nn.Module, tuple]:
     from reference_models.noisy_hidden import NoisyHidden
 
@@ -909,6 +924,7 @@ BUILDERS = {
     "grouped_experts": _grouped_experts,
     "two_views": _two_views,
     "module_network": _module_network,
+    "task_heads": _task_heads,
     "noisy_hidden": _noisy_hidden,
     "causal_attention": _causal_attention,
     "causal_tcn": _causal_tcn,
@@ -1605,6 +1621,21 @@ def test_the_module_network_reads_the_question_only_where_a_program_finds() -> N
     assert model.encoder.weight.grad is None  # dropped on these programs
     model(question, torch.tensor([[1, 2], [0, 1]])).sum().backward()
     assert model.encoder.weight.grad.abs().sum() > 0  # read on these
+
+
+def test_task_heads_run_the_chosen_head_and_the_buggy_one_every_head() -> None:
+    from reference_models.buggy.all_task_heads import Model as AllHeads
+    from reference_models.task_heads import TaskHeads
+
+    torch.manual_seed(0)
+    model, x = TaskHeads(), torch.randn(2, 8)
+    model(x, 2).sum().backward()
+    assert [head.weight.grad is None for head in model.heads] == [True, True, False]
+    every = AllHeads()
+    every.load_state_dict(model.state_dict())
+    torch.testing.assert_close(every(x, 2), model(x, 2))
+    every(x, 2).sum().backward()
+    assert [bool(head.weight.grad.abs().sum()) for head in every.heads] == [False, False, True]
 
 
 def test_noisy_hidden_draws_one_vector_per_call_in_its_own_dtype() -> None:

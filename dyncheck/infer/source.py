@@ -211,14 +211,34 @@ def _counted_containers(tree: ast.AST | None, name: str) -> list[str]:
 
 
 def _keyed_containers(tree: ast.AST | None, name: str) -> list[str]:
-    """The containers of ``self`` that ``name`` picks a member of (``self.heads[name]``)."""
+    """The containers of ``self`` that ``name`` picks a member of (``self.heads[name]``), or
+    the result of a member of (``torch.stack([head(h) for head in self.heads])[name]``: one
+    result per member, stacked or listed in their order)."""
     if tree is None:
         return []
     return list(dict.fromkeys(
         owner for node in ast.walk(tree)
         if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Name) and node.slice.id == name
-        and (owner := _self_module(node.value)) is not None
+        and (owner := _self_module(node.value) or _member_results(node.value)) is not None
     ))
+
+
+def _member_results(node: ast.AST) -> str | None:
+    """``torch.stack([head(h) for head in self.heads])`` (along its first axis), or the list
+    itself: the container of ``self`` whose members give one result each, in order
+    (``heads``); None for anything else."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "stack" and node.args:
+        dims = [*node.args[1:], *(k.value for k in node.keywords if k.arg == "dim")]
+        if len(node.args) + len(node.keywords) - len(dims) != 1 or not all(
+            isinstance(d, ast.Constant) and d.value == 0 for d in dims
+        ):
+            return None  # stacked along another axis: the index picks no member's result
+        node = node.args[0]
+    if isinstance(node, (ast.ListComp, ast.GeneratorExp)) and len(node.generators) == 1:
+        loop = node.generators[0]
+        if not loop.ifs and isinstance(loop.target, ast.Name):
+            return _self_module(loop.iter)
+    return None
 
 
 def _strip_slice(node: ast.AST) -> ast.AST:

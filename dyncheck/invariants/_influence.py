@@ -10,9 +10,11 @@ same answer.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import math
 import random
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -22,7 +24,7 @@ from torch.overrides import TorchFunctionMode
 from dyncheck.agreement import _move, default_dtype
 from dyncheck.casting import cast
 from dyncheck.errors import ModelError
-from dyncheck.examples import Example
+from dyncheck.examples import Example, strategy_arguments, strategy_kind
 from dyncheck.invariants._base import Context
 from dyncheck.seeding import seeded
 from dyncheck.streams import Draws, argument
@@ -127,7 +129,8 @@ def unused_modules(
     a little. So a module stays unused only if it is
     (a) not weighted by a saturated gate (:func:`_weighted_not_masked`);
     (b) used on some example of the same sizes and path, its floating inputs moved a lot
-        (integer and boolean inputs and masks kept). A module that cannot influence the
+        (integer and boolean inputs and masks kept), or its choices (flags, ints, integer
+        codes of a declared range) drawn again, the rest kept. A module that cannot influence the
         output at these sizes is at a degenerate size, not masked: a softmax over one key
         (attention over a sequence of length 1) is 1 whatever the query, and a layer behind
         a zero-initialised weight (a LoRA ``B``, a ReZero gate) cannot move anything yet;
@@ -510,6 +513,52 @@ def _redrawn(example: Example, move: str, seed: int) -> Example:
     return Example(args, example.seed, example.dims)
 
 
+#: How many times :func:`_chosen_otherwise` draws the example's choices again.
+_CHOICE_REDRAWS = 3
+
+
+def _chosen_otherwise(example: Example, inputs: Mapping[str, Any], seed: int) -> Example | None:
+    """``example`` with its choices drawn again within their strategies' ranges, everything
+    else kept: a flag drawn by ``controls(dtype=bool)`` flipped, an int or a choice of
+    ``controls(...)`` at another of its values, integer codes drawn by ``tensors(dtype=int64,
+    min_value=..., max_value=...)`` (a program of op codes, a task id) drawn again. None
+    where the example has no such input, or none can take another value.
+
+    Integer and boolean inputs select as floats do: every task head run on every sample and
+    one picked by ``task: int``, an adapter always run and multiplied by ``use_lora: bool``,
+    are masked by a choice, which redraws of the floats alone never showed."""
+    generator = random.Random(8765 + seed)
+    args, changed = dict(example.args), False
+    for name, value in example.args.items():
+        strategy = inputs.get(name)
+        kind, kwargs = strategy_kind(strategy), strategy_arguments(strategy)
+        other: Any = value
+        if kind == "controls" and not isinstance(value, torch.Tensor):
+            if kwargs.get("choices") is not None:
+                values = [v for v in kwargs["choices"] if v != value]
+                other = generator.choice(values) if values else value
+            elif kwargs.get("dtype") is bool and isinstance(value, bool):
+                other = not value
+            elif kwargs.get("dtype") is int and isinstance(value, int) and not isinstance(value, bool):
+                low, high = math.ceil(kwargs.get("min_value", 0)), math.floor(kwargs.get("max_value", 1))
+                values = [v for v in range(low, high + 1) if v != value][:64]
+                other = generator.choice(values) if values else value
+        elif (
+            kind == "tensors" and isinstance(value, torch.Tensor) and value.numel()
+            and not value.is_floating_point() and value.dtype is not torch.bool
+            and "mask" not in name.lower()
+        ):
+            # tensors()' own range for integers when none is given: 0 to 9
+            low = math.ceil(kwargs.get("min_value") if kwargs.get("min_value") is not None else 0)
+            high = math.floor(kwargs.get("max_value") if kwargs.get("max_value") is not None else 9)
+            if high > low:
+                torch_generator = torch.Generator().manual_seed(generator.randrange(2**31))
+                other = torch.randint(low, high + 1, value.shape, generator=torch_generator, dtype=value.dtype)
+        if other is not value:
+            args[name], changed = other, True
+    return Example(args, example.seed, example.dims) if changed else None
+
+
 def _movable(example: Example) -> bool:
     """Whether :func:`_redrawn` moves anything in ``example``: a float, or a floating tensor
     outside the masks."""
@@ -624,9 +673,12 @@ def _search_elsewhere(
     """:func:`_used_elsewhere`'s search, on this example's redraws."""
     pending = list(names)
     # With nothing to move (token ids and masks only), every redraw is the example itself:
-    # one tells what all of them would.
-    for move, seed in _REDRAWS if _movable(example) else _REDRAWS[:1]:
-        other = _redrawn(example, move, seed)
+    # one tells what all of them would. Then the choices drawn again, the rest kept.
+    redraws = [_redrawn(example, move, seed) for move, seed in (_REDRAWS if _movable(example) else _REDRAWS[:1])]
+    chosen = (_chosen_otherwise(example, context.target.spec.inputs, seed) for seed in range(_CHOICE_REDRAWS))
+    for other in itertools.chain(redraws, chosen):
+        if other is None:
+            continue
         found = _gradient_reaches(context, model, other, pending)
         if found is None or found[0].path != path:
             continue

@@ -64,6 +64,8 @@ so that dyncheck's zero-configuration inference can check it.
   L2-normalised over the batch instead of their features (batch_invariance).
 * :mod:`~reference_models.buggy.centred_crops` -- the multi-crop wrapper centring its outputs
   on the mean over every sample's crops in the batch (batch_invariance).
+* :mod:`~reference_models.buggy.all_task_heads` -- every task's head run and one result picked
+  by the task id (grad_isolation).
 * :mod:`~reference_models.buggy.windowed_padding_nan` -- windowed attention on torch's
   encoder layer, NaN on torch's inference path for a window of padding only (finite).
 * :mod:`~reference_models.buggy.inplace_branch` -- an in-place op that breaks backward
@@ -287,4 +289,5 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.unheld_cell_state:Model": ("padding_invariance",),
     "reference_models.buggy.normalised_over_batch:Model": ("batch_invariance",),
     "reference_models.buggy.centred_crops:Model": ("batch_invariance",),
+    "reference_models.buggy.all_task_heads:Model": ("grad_isolation",),
 }
