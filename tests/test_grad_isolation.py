@@ -1244,8 +1244,8 @@ class Multiplied(Skipped):
 
 
 def test_a_module_a_flag_masks_away_is_reported_as_a_float_gates_is(dyncheck_run, pytester):
-    # Redraws moved the floats only: a module masked by a bool (or an int, or integer codes)
-    # was never seen used, and passed as if at a degenerate size.
+    # Redraws moved the floats only: a module masked by a bool (or an int control) was never
+    # seen used, and passed as if at a degenerate size.
     pytester.makepyfile(adapters=FLAGGED_ADAPTERS)
     run = dyncheck_run("--dyncheck", "adapters:Skipped", "--dyncheck", "adapters:Multiplied", ISO)
     assert run.outcomes() == {
@@ -1281,7 +1281,6 @@ def test_choices_are_drawn_again_within_their_ranges_the_rest_kept():
     for other in redraws:
         assert other.args["x"] is args["x"] and other.args["lengths"] is args["lengths"] and other.args["ratio"] == 0.5
         assert other.args["flag"] is False and other.args["task"] in (0, 2) and other.args["mode"] == "b"
-        codes = other.args["codes"]
-        assert codes.shape == (2, 4) and codes.dtype == torch.int64 and 0 <= codes.min() <= codes.max() <= 5
-    assert any(bool(other.args["codes"].any()) for other in redraws)
+        # integer tensors kept: token ids have special values (padding), a degenerate value to a redraw
+        assert other.args["codes"] is args["codes"]
     assert _chosen_otherwise(Example({"x": torch.ones(2, 3)}, 0, {}), inputs, 0) is None

@@ -520,13 +520,14 @@ _CHOICE_REDRAWS = 3
 def _chosen_otherwise(example: Example, inputs: Mapping[str, Any], seed: int) -> Example | None:
     """``example`` with its choices drawn again within their strategies' ranges, everything
     else kept: a flag drawn by ``controls(dtype=bool)`` flipped, an int or a choice of
-    ``controls(...)`` at another of its values, integer codes drawn by ``tensors(dtype=int64,
-    min_value=..., max_value=...)`` (a program of op codes, a task id) drawn again. None
-    where the example has no such input, or none can take another value.
+    ``controls(...)`` at another of its values. None where the example has no such input.
 
-    Integer and boolean inputs select as floats do: every task head run on every sample and
-    one picked by ``task: int``, an adapter always run and multiplied by ``use_lora: bool``,
-    are masked by a choice, which redraws of the floats alone never showed."""
+    Integer and boolean controls select as floats do: every task head run on every sample
+    and one picked by ``task: int``, an adapter always run and multiplied by
+    ``use_lora: bool``, are masked by a choice, which redraws of the floats alone never
+    showed. Integer tensors are not drawn again: token ids hold special values (a source of
+    padding tokens only leaves its attention nothing to weigh: a degenerate value, which a
+    redraw of its ids would read as a mask); op codes in a tensor stay a known limit."""
     generator = random.Random(8765 + seed)
     args, changed = dict(example.args), False
     for name, value in example.args.items():
@@ -543,17 +544,6 @@ def _chosen_otherwise(example: Example, inputs: Mapping[str, Any], seed: int) ->
                 low, high = math.ceil(kwargs.get("min_value", 0)), math.floor(kwargs.get("max_value", 1))
                 values = [v for v in range(low, high + 1) if v != value][:64]
                 other = generator.choice(values) if values else value
-        elif (
-            kind == "tensors" and isinstance(value, torch.Tensor) and value.numel()
-            and not value.is_floating_point() and value.dtype is not torch.bool
-            and "mask" not in name.lower()
-        ):
-            # tensors()' own range for integers when none is given: 0 to 9
-            low = math.ceil(kwargs.get("min_value") if kwargs.get("min_value") is not None else 0)
-            high = math.floor(kwargs.get("max_value") if kwargs.get("max_value") is not None else 9)
-            if high > low:
-                torch_generator = torch.Generator().manual_seed(generator.randrange(2**31))
-                other = torch.randint(low, high + 1, value.shape, generator=torch_generator, dtype=value.dtype)
         if other is not value:
             args[name], changed = other, True
     return Example(args, example.seed, example.dims) if changed else None
