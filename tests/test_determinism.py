@@ -459,3 +459,23 @@ def test_spectral_norm_does_not_hide_other_state(dyncheck_run, pytester):
     assert run.outcomes() == {
         "dyncheck::counted:Model::determinism": "FAILED", "dyncheck::counted:TrainNoise::determinism": "FAILED",
     }, run.text
+
+
+def test_eval_mode_is_compared_too_where_the_models_own_code_reads_training(dyncheck_run):
+    from torch import nn
+
+    from dyncheck.invariants.determinism import _reads_training
+    from reference_models.buggy.unreset_cache import Model
+    from reference_models.gated import DynamicNet
+
+    assert _reads_training(Model()) and not _reads_training(DynamicNet(8, 6, 4))
+    assert not _reads_training(nn.Sequential(nn.Dropout(), nn.BatchNorm1d(3)))  # torch's own: not read
+    target = "reference_models.buggy.unreset_cache:Model"
+    run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=determinism")
+    lines = run.failure(f"{target}::determinism").strip().splitlines()
+    assert lines[2] == (
+        "Two calls in eval mode with the same seed and input gave different outputs (in train mode they agree): "
+        "forward keeps state between calls in eval mode only, a cache kept on the module (keys and values of an "
+        "earlier call, a memo of encodings) or a counter."
+    ), lines
+    assert "  Compute it in each call, or pass the cache in and return it (past_key_values)." in lines

@@ -1638,6 +1638,17 @@ def test_task_heads_run_the_chosen_head_and_the_buggy_one_every_head() -> None:
     assert [bool(head.weight.grad.abs().sum()) for head in every.heads] == [False, False, True]
 
 
+def test_the_unreset_cache_numbers_eval_calls_on_from_the_last() -> None:
+    from reference_models.buggy.unreset_cache import Model
+
+    torch.manual_seed(0)
+    model, x = Model(), torch.randn(2, 3, 6)
+    torch.testing.assert_close(model(x), model(x))  # train mode: from 0 every call
+    model.eval()
+    first = model(x)
+    assert model.seen == 3 and not torch.allclose(first, model(x))
+
+
 def test_noisy_hidden_draws_one_vector_per_call_in_its_own_dtype() -> None:
     from reference_models.noisy_hidden import NoisyHidden
 

@@ -77,6 +77,16 @@ class Determinism(Invariant):
                     f"torch's spectral_norm ({', '.join(norms[:3])}{' …' if len(norms) > 3 else ''}) advances it on "
                     "every call in train mode"
                 ))
+        if not details and model.training and _reads_training(model):
+            details = _eval_differences(context, example, lazy)
+            if details:
+                raise InvariantViolation(
+                    "Two calls in eval mode with the same seed and input gave different outputs (in train mode they "
+                    "agree): forward keeps state between calls in eval mode only, a cache kept on the module "
+                    "(keys and values of an earlier call, a memo of encodings) or a counter.",
+                    [*details, "Compute it in each call, or pass the cache in and return it (past_key_values)."],
+                    path=first.path,
+                )
         if details:
             kept = [] if rebuilt or lazy else _kept_state(context, example, second)
             where = [] if rebuilt or kept or not reported() else _where(context, example, lazy)
@@ -87,6 +97,47 @@ class Determinism(Invariant):
                 [*rebuilt, *kept, *details, *([_KEPT_FIX] if kept else []), *where],
                 path=first.path,
             )
+
+
+#: Whether a module class's own source reads ``training`` (by class; torch's own classes
+#: are not read: their train and eval behaviours are torch's).
+_READS_TRAINING: dict[type, bool] = {}
+
+
+def _reads_training(model: nn.Module) -> bool:
+    """Whether any module of ``model`` whose class is not torch's reads ``self.training`` in
+    its own code (``if not self.training: self.cache = ...``): its eval mode may keep state
+    the train-mode calls never show. Unreadable source counts as not reading it."""
+    import inspect
+
+    for module in model.modules():
+        cls = type(module)
+        if cls not in _READS_TRAINING:
+            reads = False
+            if not cls.__module__.startswith("torch."):
+                try:
+                    reads = ".training" in inspect.getsource(cls)
+                except (OSError, TypeError):
+                    reads = False
+            _READS_TRAINING[cls] = reads
+        if _READS_TRAINING[cls]:
+            return True
+    return False
+
+
+def _eval_differences(context: Context, example: Example, lazy: bool) -> list[str]:
+    """Two calls of a fresh copy in eval mode, compared as the train-mode calls are: the
+    paths (when they differ) and the outputs' differences; empty when they agree."""
+    model = context.fresh_model().eval()
+    if lazy:
+        context.run(model, example)
+    first = context.run(model, example)
+    second = context.run(model, example)
+    details = _differences(first.output, second.output)
+    if first.path != second.path:
+        describe = context.describe_path
+        details = [f"first call:  {describe(first.path)}", f"second call: {describe(second.path)}", *details]
+    return details
 
 
 def _power_iterations(model: nn.Module) -> dict[str, list[torch.Tensor]]:

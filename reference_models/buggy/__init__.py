@@ -66,6 +66,8 @@ so that dyncheck's zero-configuration inference can check it.
   on the mean over every sample's crops in the batch (batch_invariance).
 * :mod:`~reference_models.buggy.all_task_heads` -- every task's head run and one result picked
   by the task id (grad_isolation).
+* :mod:`~reference_models.buggy.unreset_cache` -- an incremental-decoding position count kept on
+  the module in eval mode and never reset (determinism, batch_invariance).
 * :mod:`~reference_models.buggy.windowed_padding_nan` -- windowed attention on torch's
   encoder layer, NaN on torch's inference path for a window of padding only (finite).
 * :mod:`~reference_models.buggy.inplace_branch` -- an in-place op that breaks backward
@@ -290,4 +292,5 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.normalised_over_batch:Model": ("batch_invariance",),
     "reference_models.buggy.centred_crops:Model": ("batch_invariance",),
     "reference_models.buggy.all_task_heads:Model": ("grad_isolation",),
+    "reference_models.buggy.unreset_cache:Model": ("determinism", "batch_invariance"),
 }
