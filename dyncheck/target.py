@@ -2035,6 +2035,15 @@ def _probe_longest(instance: nn.Module, inputs: dict[str, Any], inferred: dict[s
         return  # the full batch raises too: the model's own trouble, which the checks report
     error = _probe_call(instance, {**args, name: args[name] - 1})
     if error is None:
+        shapes = _inferred_tensors(inputs, inferred, tokens=True)
+        if shapes is not None and _reads_past_longest(instance, shapes, shapes_time(inputs, name), name, args):
+            inputs[name] = dst.sequence_lengths(**{**strategy_arguments(inputs[name]), "pad_to_longest": True})
+            inferred[name] += (
+                f"; the longest always the padded length (pad_to_longest=True): a step of padding past the "
+                f"longest sequence changed every row's output, while a row one step shorter than the longest gave "
+                "its output alone (the model reads the steps past the longest as data, as torchaudio's Emformer "
+                "reads them as right context)"
+            )
         return
     longer = [size for size in _allowed_sizes(shapes_time(inputs, name), dims) if size > padded][:_LONGER_PROBED]
     shapes = _inferred_tensors(inputs, inferred, tokens=True)
@@ -2055,6 +2064,64 @@ def _probe_longest(instance: nn.Module, inputs: dict[str, Any], inferred: dict[s
         f"; the longest always the padded length (pad_to_longest=True): with every sequence one step shorter "
         f"than the padded length {padded} it raised {type(error).__name__} ({one_line(error)})"
     )
+
+
+def _reads_past_longest(
+    instance: nn.Module, shapes: dict[str, tuple[tuple, Any]], time: Any, name: str, full: dict[str, Any]
+) -> bool:
+    """Whether a model whose lengths ``name`` may be shorter than the padded length (the
+    call ran) reads the steps past the longest sequence as data, while it leaves a shorter
+    row's own padding alone: a batch ``full`` (every sequence the padded length) and the
+    same batch with one more step of padding give other outputs on their shared steps, and
+    a row one step shorter than the longest gives in the batch what it gives alone. Then
+    the model's lengths contract is that the longest fills the batch (what ``pad_sequence``
+    makes): torchaudio's Emformer counts the steps past the longest as right context, and a
+    batch of one takes no mask at all. A model that reads a shorter row's padding too is
+    left to padding_invariance to report. Calls in eval mode, under one seed; False where
+    any call raises or the outputs cannot be lined up."""
+    import torch
+
+    padded = int(full[name].max())
+    axes = {n: [i for i, d in enumerate(shape) if d == time] for n, (shape, _) in shapes.items() if n != name}
+    if not all(len(found) == 1 for found in axes.values()) or not all(
+        len(shape) >= 2 and shape[0] == "batch" for n, (shape, _) in shapes.items() if n != name
+    ):
+        return False  # the padded axis and the batch axis of each input, read one way
+
+    def padded_by_one(value: torch.Tensor, axis: int) -> torch.Tensor:
+        step = torch.zeros_like(value.narrow(axis, 0, 1))
+        return torch.cat([value, step], axis)
+
+    def first_output(args: dict[str, Any]) -> torch.Tensor | None:
+        from dyncheck.tracing import floating_leaves
+
+        try:
+            with seeded(BUILD_SEED), torch.no_grad():
+                output = clone(instance).eval()(**args)
+        except Exception:  # noqa: BLE001 - a call that raises says nothing here
+            return None
+        found = next(floating_leaves(output), None)
+        return None if found is None else found[1]
+
+    def agree(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+        if a is None or b is None or a.dim() != b.dim() or not a.is_floating_point():
+            return False
+        for axis in range(a.dim()):
+            size = min(a.shape[axis], b.shape[axis])
+            a, b = a.narrow(axis, 0, size), b.narrow(axis, 0, size)
+        return bool(torch.allclose(a, b, rtol=1e-4, atol=1e-5))
+
+    wider = {n: padded_by_one(v, axes[n][0]) if n in axes else v for n, v in full.items()}
+    batch = first_output(full)
+    if batch is None or batch.dim() == 0 or batch.shape[0] != len(full[name]) or agree(batch, first_output(wider)):
+        return False
+    shorter = full[name].clone()
+    shorter[1:] = padded - 1
+    within = first_output({**full, name: shorter})
+    alone = first_output({
+        n: shorter[1:2] if n == name else v[1:2].narrow(axes[n][0], 0, padded - 1) for n, v in full.items()
+    })
+    return within is not None and agree(within[1:2], alone)
 
 
 #: How many padded lengths above the smallest :func:`_probe_longest` calls one step shorter.

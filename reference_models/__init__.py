@@ -203,6 +203,8 @@ Refactored twins, each declaring the model it must still agree with
   ``MultiCropWrapper``: DINO's multi-crop wrapper, each crop's outputs concatenated in turn.
 * :mod:`reference_models.task_heads` -- ``TaskHeads``: a shared trunk and one head per task,
   the head of ``task: int`` run alone.
+* :mod:`reference_models.right_context` -- ``RightContextEncoder``: attention over padded frames
+  that reads the frames past the longest sequence as right context (torchaudio's Emformer).
 * :mod:`reference_models.module_network` -- ``ModuleNetwork``: a neural module network whose
   per-sample program runs modules that read the encoded question, or not.
 
@@ -313,4 +315,5 @@ GOOD_TARGETS = (
     "reference_models.two_views:MultiCropWrapper",
     "reference_models.module_network:ModuleNetwork",
     "reference_models.task_heads:TaskHeads",
+    "reference_models.right_context:RightContextEncoder",
 )

@@ -4336,3 +4336,19 @@ def test_a_tuple_assignment_pairs_its_members():
     target = resolved(PairedSteps)
     assert target.inferred_inputs["values"].startswith("first consumed by cell (GRUCell(input_size=4))")
     assert target.inferred_inputs["deltas"].startswith("first consumed by decay (Linear(in_features=1))")
+
+
+def test_lengths_whose_steps_past_the_longest_are_read_as_data_fill_the_batch():
+    from reference_models.right_context import RightContextEncoder
+
+    target = resolved(RightContextEncoder)
+    same(target.spec.inputs["lengths"], dst.sequence_lengths(pad_to_longest=True))
+    assert target.inferred_inputs["lengths"].endswith(
+        "; the longest always the padded length (pad_to_longest=True): a step of padding past the longest sequence "
+        "changed every row's output, while a row one step shorter than the longest gave its output alone (the model "
+        "reads the steps past the longest as data, as torchaudio's Emformer reads them as right context)"
+    )
+    # A model that reads every row's padding (a mean over all steps) is not read so: padding_invariance reports it.
+    from reference_models.buggy.mean_over_padding import Model as MeanOverPadding
+
+    assert "pad_to_longest" not in repr(resolved(MeanOverPadding).spec.inputs.get("lengths"))

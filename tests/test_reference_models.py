@@ -77,6 +77,8 @@ PADDED = {
     "reference_models.ctc_model:CTCModel",
     # ... or lengths beside per-step features a GRU cell unrolled by hand reads (x[:, t])
     "reference_models.unrolled_cell:UnrolledGRU",
+    # ... or lengths whose longest fills the batch, the steps past it read as right context
+    "reference_models.right_context:RightContextEncoder",
 }
 
 

@@ -185,6 +185,21 @@ def _task_heads() -> tuple[torch.nn.Module, tuple]:
     return _FirstTask(TaskHeads()), (torch.randn(3, 8),)
 
 
+def _right_context() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.right_context import RightContextEncoder
+
+    return _FirstOutputSummed(RightContextEncoder()), (torch.randn(3, 5, 6), torch.tensor([5, 2, 4]))
+
+
+class _FirstOutputSummed(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        return self.model(*args).sum(1)
+
+
 def _noisy_hidden() -> tuple[torch.nn.Module, tuple]:
     from reference_models.noisy_hidden import NoisyHidden
 
@@ -925,6 +940,7 @@ BUILDERS = {
     "two_views": _two_views,
     "module_network": _module_network,
     "task_heads": _task_heads,
+    "right_context": _right_context,
     "noisy_hidden": _noisy_hidden,
     "causal_attention": _causal_attention,
     "causal_tcn": _causal_tcn,
@@ -1647,6 +1663,20 @@ def test_the_unreset_cache_numbers_eval_calls_on_from_the_last() -> None:
     model.eval()
     first = model(x)
     assert model.seen == 3 and not torch.allclose(first, model(x))
+
+
+def test_the_right_context_encoder_reads_frames_past_the_longest_only() -> None:
+    from reference_models.right_context import RightContextEncoder
+
+    torch.manual_seed(0)
+    model = RightContextEncoder().eval()
+    x, lengths = torch.randn(2, 4, 6), torch.tensor([4, 3])
+    out = model(x, lengths)
+    # a shorter row's own padding is masked: it gives what it gives alone
+    torch.testing.assert_close(out[1:2, :3], model(x[1:2, :3], lengths[1:2]))
+    # a frame past the longest is right context: every row reads it
+    wider = model(torch.cat([x, torch.zeros(2, 1, 6)], 1), lengths)
+    assert not torch.allclose(wider[:, :4], out, atol=1e-5)
 
 
 def test_noisy_hidden_draws_one_vector_per_call_in_its_own_dtype() -> None:
