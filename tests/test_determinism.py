@@ -476,6 +476,6 @@ def test_eval_mode_is_compared_too_where_the_models_own_code_reads_training(dync
     assert lines[2] == (
         "Two calls in eval mode with the same seed and input gave different outputs (in train mode they agree): "
         "forward keeps state between calls in eval mode only, a cache kept on the module (keys and values of an "
-        "earlier call, a memo of encodings) or a counter."
+        "earlier call, a memo of encodings), statistics it updates in eval mode too, or a counter."
     ), lines
     assert "  Compute it in each call, or pass the cache in and return it (past_key_values)." in lines

@@ -83,7 +83,8 @@ class Determinism(Invariant):
                 raise InvariantViolation(
                     "Two calls in eval mode with the same seed and input gave different outputs (in train mode they "
                     "agree): forward keeps state between calls in eval mode only, a cache kept on the module "
-                    "(keys and values of an earlier call, a memo of encodings) or a counter.",
+                    "(keys and values of an earlier call, a memo of encodings), statistics it updates in eval mode "
+                    "too, or a counter.",
                     [*details, "Compute it in each call, or pass the cache in and return it (past_key_values)."],
                     path=first.path,
                 )

@@ -122,7 +122,7 @@ so that dyncheck's zero-configuration inference can check it.
 * :mod:`~reference_models.buggy.inplace_jitter` -- input jitter written in place,
   ``x.mul_(noise)`` (purity).
 * :mod:`~reference_models.buggy.eval_running_stats` -- running statistics updated in eval
-  mode too (purity, batch_invariance).
+  mode too (determinism, purity, batch_invariance).
 * :mod:`~reference_models.buggy.batch_mean_branch` -- a branch on a batch statistic
   (batch_invariance).
 * :mod:`~reference_models.buggy.batch_scaled` -- activations scaled by the batch's mean
@@ -250,7 +250,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.grown_layer:Model": ("state_roundtrip", "determinism", "tied_weights"),
     "reference_models.buggy.actnorm_flag:Model": ("state_roundtrip",),
     "reference_models.buggy.inplace_jitter:Model": ("purity",),
-    "reference_models.buggy.eval_running_stats:Model": ("purity", "batch_invariance"),
+    "reference_models.buggy.eval_running_stats:Model": ("determinism", "purity", "batch_invariance"),
     "reference_models.buggy.batch_mean_branch:Model": ("batch_invariance",),
     "reference_models.buggy.batch_scaled:Model": ("batch_invariance",),
     "reference_models.buggy.per_sample_coin:Model": ("batch_invariance",),

@@ -1,4 +1,4 @@
-"""Invariant: purity, batch_invariance
+"""Invariant: determinism, purity, batch_invariance
 
 The gated net with a hand-written batch-norm-like layer after fc1: it normalises by the
 statistics of the batch in training and by running statistics (two buffers) at
@@ -8,7 +8,9 @@ drift while it serves, and evaluating a checkpoint changes it. ``purity`` runs t
 in eval mode and reports ``In eval mode forward changed the model's buffers
 norm.running_mean, norm.running_var`` with the numbers. ``batch_invariance`` notices the
 drift too: it runs a batch and then each of its samples alone on one model in eval
-mode, and the later calls see the statistics the earlier ones moved.
+mode, and the later calls see the statistics the earlier ones moved; so does
+``determinism``, which calls it twice in eval mode as well (its code reads
+``self.training``) and gets two outputs for one input.
 
 A correct version updates the running statistics only ``if self.training:``, as
 ``nn.BatchNorm`` does.
