@@ -194,9 +194,19 @@ def _models_in(module: object) -> list[str]:
             continue
         if isinstance(value, Spec) or (
             inspect.isclass(value) and issubclass(value, nn.Module) and value.__module__ == module.__name__
-        ):
+        ) or (isinstance(public, (list, tuple)) and _factory(value, module.__name__)):
             found.append(f"{module.__name__}:{name}")
     return found
+
+
+def _factory(value: object, module_name: str) -> bool:
+    """Whether ``value`` is a function of the module callable with no arguments: a factory
+    of a model (``def small_bert(): return BertModel(config)``), taken as a target where the
+    module's ``__all__`` lists it."""
+    if not inspect.isfunction(value) or value.__module__ != module_name:
+        return False
+    parameters = inspect.signature(value).parameters.values()
+    return all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters)
 
 
 def _import(name: str, hint: str = "") -> Any:

@@ -201,6 +201,8 @@ def current_dims() -> dict[str, int]:
 
 def _check_dim(value: Any, *, argument: str) -> Dim:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
+        if value is Ellipsis:  # the placeholder in a hint dyncheck gave: the size is the user's to give
+            raise InvalidArgument(f"{argument}=... is a placeholder: give the size there (an int or a dimension name)")
         raise InvalidArgument(f"{argument}={value!r} must be an int or a dimension name")
     if isinstance(value, int) and value < 0:
         raise InvalidArgument(f"Cannot have {argument}={value} < 0")

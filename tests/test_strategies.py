@@ -891,3 +891,16 @@ def test_tensor_controls_try_the_float32_neighbours_of_a_threshold(toward: float
     neighbour = float(torch.nextafter(torch.tensor(0.5), torch.tensor(toward)))
     found = can_generate(controls(thresholds=(0.5,), as_tensor=True), lambda c: c.item() == neighbour)
     assert found.dtype == torch.float32
+
+
+def test_the_placeholder_of_a_hint_says_the_size_is_to_be_given():
+    # A refusal's Spec leaves the sizes it cannot know as ``...``; pasted as it is, it says so.
+    import pytest
+    from hypothesis.errors import InvalidArgument
+
+    from dyncheck.strategies import sequence_lists, tensors
+
+    with pytest.raises(InvalidArgument, match=r"^shape\[1\]=\.\.\. is a placeholder: give the size there"):
+        tensors(shape=("batch", ...))
+    with pytest.raises(InvalidArgument, match=r"^feature_shape\[0\]=\.\.\. is a placeholder"):
+        sequence_lists(feature_shape=(...,))

@@ -348,7 +348,8 @@ def infer_input(
         # forward(x_enc, x_mark_enc, x_dec, x_mark_dec)), some of which use only x_enc
         return Inferred(st.none(), "forward never reads it: passed as None")
     _refuse_indices(model, source_tree, name, qualname)
-    hint = "sequence_lists(feature_shape=(16,))" if _tensor_list(annotation) else "tensors(shape=(\"batch\", 16))"
+    # the sizes left for the user to fill in (a number here was pasted as it was, and was wrong)
+    hint = "sequence_lists(feature_shape=(...,))" if _tensor_list(annotation) else "tensors(shape=(\"batch\", ...))"
     reason = (
         "no layer in forward consumes it"
         if not consumers
