@@ -896,8 +896,8 @@ def test_tensor_controls_try_the_float32_neighbours_of_a_threshold(toward: float
 def test_the_placeholder_of_a_hint_says_the_size_is_to_be_given():
     # A refusal's Spec leaves the sizes it cannot know as ``...``; pasted as it is, it says so.
     import pytest
-    from hypothesis.errors import InvalidArgument
 
+    from dyncheck.errors import InvalidArgument
     from dyncheck.strategies import sequence_lists, tensors
 
     with pytest.raises(InvalidArgument, match=r"^shape\[1\]=\.\.\. is a placeholder: give the size there"):
