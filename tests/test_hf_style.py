@@ -153,6 +153,36 @@ def test_token_ids_of_a_model_that_says_no_vocabulary_stay_below_its_smallest_ta
     )
 
 
+class _Wrapped(nn.Module):
+    """A user's wrapper around a Hugging Face-style model (as a LightningModule or a peft
+    model holds one): it has no config of its own, and the model beside its vocabulary has a
+    smaller table (BERT's two token types)."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = _Indexed(_Config())
+        self.token_types = nn.Embedding(2, 4)
+
+    def forward(self, input_ids=None, attention_mask=None):
+        return self.backbone(input_ids=input_ids, attention_mask=attention_mask) + self.token_types.weight[0, :2]
+
+
+def test_token_ids_of_a_wrapper_take_the_vocabulary_of_the_model_it_holds():
+    target = resolve_spec(Spec(_Wrapped))
+    assert repr(target.spec.inputs["input_ids"]) == repr(
+        dst.tensors(shape=("batch", "time"), dtype=torch.long, min_value=0, max_value=29)
+    )
+    assert target.inferred_inputs["input_ids"] == (
+        "token ids, by its name: integers in [0, 30) as backbone's get_input_embeddings() is "
+        "Embedding(num_embeddings=30)"
+    )
+    # and the sequences stay within the position table of the model it holds
+    assert dict(target.spec.dims)["time"] == (1, 5)
+    assert target.inferred_dims == {
+        "time": "backbone.config.max_position_embeddings=5: longer sequences have no position embedding"
+    }
+
+
 def test_an_optional_argument_nothing_consumes_is_left_at_its_default():
     class Start(nn.Module):
         def __init__(self):

@@ -53,7 +53,20 @@ def _config(model: nn.Module) -> Any:
 
 def vocabulary(model: nn.Module) -> tuple[int, str] | None:
     """(vocabulary size, where it was read) from ``get_input_embeddings()`` or
-    ``config.vocab_size``; None when the model says neither."""
+    ``config.vocab_size``, the model's own or, for a model that says neither, the first
+    submodule's that does (a Hugging Face model, or a peft one, held by a wrapper of the
+    user's: the wrapper has no config, and its smallest table is BERT's two token types);
+    None when none says either."""
+    found = _own_vocabulary(model)
+    if found is not None:
+        return found
+    for name, module in model.named_modules():
+        if name and (found := _own_vocabulary(module)) is not None:
+            return found[0], f"{name}'s {found[1]}"
+    return None
+
+
+def _own_vocabulary(model: nn.Module) -> tuple[int, str] | None:
     getter = getattr(model, "get_input_embeddings", None)
     if callable(getter):
         try:
@@ -137,10 +150,15 @@ _AUDIO_INPUTS = ("input_values", "input_features")
 
 
 def max_positions(model: nn.Module) -> tuple[int, str] | None:
-    """(the longest sequence the model's position table holds, the config field)."""
-    config = _config(model)
-    for field in _POSITION_FIELDS:
-        value = getattr(config, field, None)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value, f"config.{field}={value}"
+    """(the longest sequence the model's position table holds, the config field): the
+    model's own config's or, where it has none, the first submodule's config that says (a
+    model a wrapper of the user's holds, as for :func:`vocabulary`)."""
+    for name, module in model.named_modules():
+        if name and _config(model) is not None:
+            break  # the model's own config says no limit: its submodules' do not speak for it
+        config = _config(module)
+        for field in _POSITION_FIELDS:
+            value = getattr(config, field, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value, f"{name + '.' if name else ''}config.{field}={value}"
     return None
