@@ -2039,7 +2039,7 @@ def _probe_longest(instance: nn.Module, inputs: dict[str, Any], inferred: dict[s
         if shapes is not None and _reads_past_longest(instance, shapes, shapes_time(inputs, name), name, args):
             inputs[name] = dst.sequence_lengths(**{**strategy_arguments(inputs[name]), "pad_to_longest": True})
             inferred[name] += (
-                f"; the longest always the padded length (pad_to_longest=True): a step of padding past the "
+                "; the longest always the padded length (pad_to_longest=True): a step of padding past the "
                 f"longest sequence changed every row's output, while a row one step shorter than the longest gave "
                 "its output alone (the model reads the steps past the longest as data, as torchaudio's Emformer "
                 "reads them as right context)"
