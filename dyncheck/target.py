@@ -2040,7 +2040,7 @@ def _probe_longest(instance: nn.Module, inputs: dict[str, Any], inferred: dict[s
             inputs[name] = dst.sequence_lengths(**{**strategy_arguments(inputs[name]), "pad_to_longest": True})
             inferred[name] += (
                 "; the longest always the padded length (pad_to_longest=True): a step of padding past the "
-                f"longest sequence changed every row's output, while a row one step shorter than the longest gave "
+                "longest sequence changed every row's output, while a row one step shorter than the longest gave "
                 "its output alone (the model reads the steps past the longest as data, as torchaudio's Emformer "
                 "reads them as right context)"
             )
