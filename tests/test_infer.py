@@ -1610,12 +1610,21 @@ class StackedAlongFeatures(StackedHeads):
         return torch.stack([head(x) for head in self.heads], -1)[task]  # a row of x, not a head
 
 
+class OneHotHeads(StackedHeads):
+    def forward(self, x, task: int):
+        weights = nn.functional.one_hot(torch.tensor(task), len(self.heads)).to(x.dtype)
+        return (torch.stack([head(x) for head in self.heads]) * weights[:, None, None]).sum(0)
+
+
 def test_an_index_into_the_stacked_results_of_a_container_takes_each_member():
     target = resolved(StackedHeads)
     same(target.spec.inputs["task"], dst.controls(dtype=int, min_value=0, max_value=2))
     assert target.inferred_inputs["task"] == "annotated int, an index into heads (3 modules) in forward: each, 0 to 2"
     along = resolved(StackedAlongFeatures, inputs={"x": dst.tensors(shape=("batch", 4))})
     assert along.inferred_inputs["task"] == "annotated int"
+    # a one-hot weight over the members picks one too (it drew one past the end: one_hot raised)
+    one_hot = resolved(OneHotHeads, inputs={"x": dst.tensors(shape=("batch", 4))})
+    same(one_hot.spec.inputs["task"], dst.controls(dtype=int, min_value=0, max_value=2))
 
 
 class StackedSamples(nn.Module):

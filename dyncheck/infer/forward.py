@@ -161,7 +161,8 @@ def infer_input(
     ]
     indexed = [
         (len(container), full)
-        for tree, names, prefix in layers for n in sorted(names) for container_name in _keyed_containers(tree, n)
+        for tree, names, prefix in layers for n in sorted(names)
+        for container_name in _keyed_containers(tree, n, one_hot=True)
         if isinstance(
             container := _submodule(model, full := f"{prefix}.{container_name}" if prefix else container_name),
             (nn.ModuleList, nn.Sequential),

@@ -210,17 +210,40 @@ def _counted_containers(tree: ast.AST | None, name: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def _keyed_containers(tree: ast.AST | None, name: str) -> list[str]:
+def _keyed_containers(tree: ast.AST | None, name: str, *, one_hot: bool = False) -> list[str]:
     """The containers of ``self`` that ``name`` picks a member of (``self.heads[name]``), or
     the result of a member of (``torch.stack([head(h) for head in self.heads])[name]``: one
-    result per member, stacked or listed in their order)."""
+    result per member, stacked or listed in their order); with ``one_hot``, also the
+    container whose member count a one-hot weight of ``name`` spans."""
     if tree is None:
         return []
-    return list(dict.fromkeys(
-        owner for node in ast.walk(tree)
-        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Name) and node.slice.id == name
-        and (owner := _self_module(node.value) or _member_results(node.value)) is not None
-    ))
+    return list(dict.fromkeys([
+        *(
+            owner for node in ast.walk(tree)
+            if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Name) and node.slice.id == name
+            and (owner := _self_module(node.value) or _member_results(node.value)) is not None
+        ),
+        *(owner for node in ast.walk(tree) if one_hot and (owner := _one_hot_over(node, name)) is not None),
+    ]))
+
+
+def _one_hot_over(node: ast.AST, name: str) -> str | None:
+    """``F.one_hot(torch.tensor(name), len(self.heads))`` (or ``num_classes=``): the
+    container of ``self`` whose members ``name`` picks one of by a one-hot weight."""
+    if not (
+        isinstance(node, ast.Call) and node.args
+        and (node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)) == "one_hot"
+    ):
+        return None
+    picked = node.args[0]
+    if isinstance(picked, ast.Call) and picked.args:  # torch.tensor(task)
+        picked = picked.args[0]
+    count = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "num_classes"), None)
+    if not (isinstance(picked, ast.Name) and picked.id == name and isinstance(count, ast.Call)):
+        return None
+    if getattr(count.func, "id", None) == "len" and len(count.args) == 1:
+        return _self_module(count.args[0])
+    return None
 
 
 def _member_results(node: ast.AST) -> str | None:
