@@ -200,13 +200,24 @@ def _models_in(module: object) -> list[str]:
 
 
 def _factory(value: object, module_name: str) -> bool:
-    """Whether ``value`` is a function of the module callable with no arguments: a factory
-    of a model (``def small_bert(): return BertModel(config)``), taken as a target where the
-    module's ``__all__`` lists it."""
+    """Whether ``value`` is a function of the module callable with no arguments and
+    annotated to return a model (``def small_bert() -> BertModel:``): a factory, taken as a
+    target where the module's ``__all__`` lists it. Only so: listing a target is not calling
+    every function, and a module's ``main()`` may train, write files or exit."""
+    import typing
+
+    from torch import nn
+
     if not inspect.isfunction(value) or value.__module__ != module_name:
         return False
     parameters = inspect.signature(value).parameters.values()
-    return all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters)
+    if not all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters):
+        return False
+    try:
+        returned = typing.get_type_hints(value).get("return")
+    except Exception:  # an annotation that does not resolve: not read as a model
+        return False
+    return inspect.isclass(returned) and issubclass(returned, nn.Module)
 
 
 def _import(name: str, hint: str = "") -> Any:

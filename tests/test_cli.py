@@ -354,7 +354,11 @@ def test_a_bare_module_stands_for_its_public_models(monkeypatch, tmp_path):
     (tmp_path / "factories.py").write_text(HEADER + NET + "\n__all__ = ['build']\n")
     with pytest.raises(_UsageError, match="defines no nn.Module subclass or dyncheck.Spec at top level listed in its __all__"):
         cli.expand("factories")
-    # ... and a zero-argument factory it lists is a target (one that needs arguments is not)
-    builders = "\ndef small():\n    return Net()\n\ndef sized(width):\n    return Net()\n"
-    (tmp_path / "builders.py").write_text(HEADER + NET + builders + "\n__all__ = ['small', 'sized']\n")
+    # ... and a zero-argument factory it lists, annotated to return a model, is a target (one
+    # that needs arguments is not, nor a main() that may train, write files or exit)
+    builders = (
+        "\ndef small() -> Net:\n    return Net()\n\ndef sized(width) -> Net:\n    return Net()\n"
+        "\ndef main():\n    raise SystemExit(0)\n"
+    )
+    (tmp_path / "builders.py").write_text(HEADER + NET + builders + "\n__all__ = ['small', 'sized', 'main']\n")
     assert cli.expand("builders") == ["builders:small"]

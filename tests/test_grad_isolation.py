@@ -1284,3 +1284,33 @@ def test_choices_are_drawn_again_within_their_ranges_the_rest_kept():
         # integer tensors kept: token ids have special values (padding), a degenerate value to a redraw
         assert other.args["codes"] is args["codes"]
     assert _chosen_otherwise(Example({"x": torch.ones(2, 3)}, 0, {}), inputs, 0) is None
+
+
+PICKED_HEADS = """
+import torch
+from reference_models.task_heads import TaskHeads
+
+
+class Picked(TaskHeads):
+    def forward(self, x: torch.Tensor, task: int) -> torch.Tensor:
+        h = torch.relu(self.trunk(x))
+        return [head(h) for head in self.heads][task]  # every head runs, one result is picked
+"""
+
+
+def test_a_result_computed_and_not_picked_by_a_choice_is_reported_on_its_example(dyncheck_run, pytester):
+    # Every head run and one picked from a list: the others' results are dropped on this
+    # example and read on another of the same path with another task. Judged over the run
+    # alone (as a module network's question encoder is), it passed.
+    pytester.makepyfile(picked=PICKED_HEADS)
+    run = dyncheck_run("--dyncheck", "picked:Picked", ISO, "--dyncheck-max-examples=20")
+    lines = failure_lines(run, "picked:Picked")
+    assert lines[2] == "Gradients do not follow the path the call took (2 problems):", lines
+    for line in lines[3:5]:
+        assert re.fullmatch(
+            r"  - heads\.(\d) ran, but its output never reaches the model's output on this example \(moving it left "
+            r"every output bitwise unchanged\), while on another example of the same path \(its floats moved or its "
+            r"choices drawn again\) it does: a result computed and then not picked\. Skip heads\.\1 where its result "
+            r"is not used instead of computing it\.",
+            line,
+        ), lines

@@ -183,6 +183,28 @@ def test_token_ids_of_a_wrapper_take_the_vocabulary_of_the_model_it_holds():
     }
 
 
+class _TwoHeld(nn.Module):
+    """A wrapper holding two models of their own vocabularies, the larger first, that routes
+    its ids to one by name (which the source flow does not follow)."""
+
+    def __init__(self):
+        super().__init__()
+        self.teacher = _Indexed(_Config(vocab_size=1000))
+        self.student = _Indexed(_Config())
+        self.route = "student"
+
+    def forward(self, input_ids=None, attention_mask=None):
+        return getattr(self, self.route)(input_ids=input_ids, attention_mask=attention_mask)
+
+
+def test_token_ids_of_a_wrapper_of_several_models_stay_below_the_smallest_vocabulary():
+    target = resolve_spec(Spec(_TwoHeld))
+    assert target.inferred_inputs["input_ids"] == (
+        "token ids, by its name: integers in [0, 30) as student's get_input_embeddings() is "
+        "Embedding(num_embeddings=30)"
+    )
+
+
 def test_an_optional_argument_nothing_consumes_is_left_at_its_default():
     class Start(nn.Module):
         def __init__(self):

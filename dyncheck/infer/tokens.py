@@ -53,17 +53,19 @@ def _config(model: nn.Module) -> Any:
 
 def vocabulary(model: nn.Module) -> tuple[int, str] | None:
     """(vocabulary size, where it was read) from ``get_input_embeddings()`` or
-    ``config.vocab_size``, the model's own or, for a model that says neither, the first
-    submodule's that does (a Hugging Face model, or a peft one, held by a wrapper of the
-    user's: the wrapper has no config, and its smallest table is BERT's two token types);
-    None when none says either."""
+    ``config.vocab_size``, the model's own or, for a model that says neither, that of the
+    submodules that do (a Hugging Face model, or a peft one, held by a wrapper of the user's:
+    the wrapper has no config, and its smallest table is BERT's two token types), the
+    smallest where several do; None when none says either."""
     found = _own_vocabulary(model)
     if found is not None:
         return found
-    for name, module in model.named_modules():
-        if name and (found := _own_vocabulary(module)) is not None:
-            return found[0], f"{name}'s {found[1]}"
-    return None
+    # the smallest, where several submodules say one: ids below it are ids each of them takes
+    held = [
+        (vocabulary[0], f"{name}'s {vocabulary[1]}") for name, module in model.named_modules()
+        if name and (vocabulary := _own_vocabulary(module)) is not None
+    ]
+    return min(held, key=lambda found: found[0]) if held else None
 
 
 def _own_vocabulary(model: nn.Module) -> tuple[int, str] | None:

@@ -47,6 +47,7 @@ from dyncheck.invariants._base import Context, Invariant, module_name_map, param
 from dyncheck.invariants._influence import (
     Reached,
     _outputs_equal,
+    _used_elsewhere,
     influences,
     moving_changes_output,
     untrained_rows,
@@ -448,7 +449,18 @@ class GradIsolation(Invariant):
                     # result nobody reads (RobertaModel's pooler under a head that takes the
                     # first token's hidden state), if no example reads it: a neural module
                     # network encodes the question on every call and reads it only on the
-                    # programs whose modules take it. Reported in finish(), over the run.
+                    # programs whose modules take it. Reported in finish(), over the run;
+                    # here when an example of the same path, its floats moved or its choices
+                    # drawn again, reads it: every head run and one picked from a list by
+                    # task: int is masked by a choice, as rule 3 says of a multiplication.
+                    if _used_elsewhere(context, model, example, path, [module_name]):
+                        findings.append(
+                            f"{module_name} ran, but its output never reaches the model's output on this example "
+                            "(moving it left every output bitwise unchanged), while on another example of the same "
+                            "path (its floats moved or its choices drawn again) it does: a result computed and then "
+                            f"not picked. Skip {module_name} where its result is not used instead of computing it."
+                        )
+                        continue
                     dropped = context.memo.setdefault("dropped results", {})
                     entry = dropped.setdefault(module_name, [names, (example, path), 0])
                     entry[2] += 1
