@@ -234,7 +234,10 @@ def test_an_axis_of_the_batchs_size_by_chance_is_not_the_batch_axis(dyncheck_run
                 out, _ = self.lstm(self.embedding(tokens))
                 return self.fc(out).view(-1, 3)
         """)
-    run = dyncheck_run("--dyncheck", "taggers:Tagger", "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=1", "-v")
+    run = dyncheck_run(
+        "--dyncheck", "taggers:Tagger", "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=1", "-v",
+        "--dyncheck-max-examples=20",
+    )
     assert run.outcomes() == {"dyncheck::taggers:Tagger::batch_invariance": "PASSED"}, run.text
     summary = run.text.split("dyncheck summary")[1]
     assert re.search(r"batch_invariance  passed   checked on \d+ of 20 examples", summary), summary

@@ -106,11 +106,8 @@ def _named_batch_axis(strategy: Any, value: Any, size: int) -> int | dict[str, i
         # own lengths, drawn another way, would be cut along time).
         axes = [_named_axis(strategy_elements(strategy), item) for item in value]
         return axes if all(axis is not None for axis in axes) else None
-    shape = strategy_arguments(strategy).get("shape")
-    if isinstance(value, torch.Tensor) and isinstance(shape, (tuple, list)) and len(shape) == value.dim():
-        if "batch" in shape:
-            return list(shape).index("batch")
-    return _batch_axis(value, size)
+    named = _named_axis(strategy, value)
+    return named if named is not None else _batch_axis(value, size)
 
 
 def _named_axis(strategy: Any, value: Any) -> int | None:
