@@ -237,6 +237,14 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
         name = getattr(model, "__qualname__", type(model).__qualname__)
         fix = exit_hint(exc, building=True) or f"; pass constructor arguments with dyncheck.Spec({name}, init={{...}})"
         raise _fail(text, f"building {name}({shown}) raised {type(exc).__name__}: {one_line(exc)}{fix}") from None
+    if isinstance(instance, Spec):
+        # a Spec is a target itself, resolved once; a factory is called for every copy
+        name = getattr(model, "__name__", "make")
+        raise _fail(
+            text,
+            f"the factory returned a dyncheck.Spec, which is a target itself: name it at module level "
+            f"(spec = {name}()) and check module:spec",
+        )
     if not isinstance(instance, nn.Module):
         raise _fail(text, f"the factory returned {type(instance).__name__}, not an nn.Module")
     wrapped = getattr(instance, "module", None)

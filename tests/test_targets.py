@@ -130,6 +130,12 @@ def test_factory_that_needs_arguments(pytester):
 def test_factory_that_returns_something_else(pytester):
     pytester.makepyfile(mymod="def make():\n    return 'a model'\n")
     assert usage_error(pytester, "mymod:make") == "the factory returned str, not an nn.Module"
+    # a Spec: the target is the Spec itself, named at module level
+    pytester.makepyfile(specmod="import dyncheck\nfrom torch import nn\n\ndef make():\n    return dyncheck.Spec(nn.Linear(3, 2))\n")
+    assert usage_error(pytester, "specmod:make") == (
+        "the factory returned a dyncheck.Spec, which is a target itself: name it at module level (spec = make()) "
+        "and check module:spec"
+    )
 
 
 # --------------------------------------------------------------------------- building and inferring
