@@ -701,6 +701,15 @@ def _probe_required_mask(
         _adopt_mask(inputs, inferred, mask, sequences, None, torch.bool)
 
 
+def _required(parameters: dict[str, inspect.Parameter]) -> list[str]:
+    """The names of the forward arguments a call must give (no default, not ``*args`` or
+    ``**kwargs``)."""
+    return [
+        n for n, p in parameters.items()
+        if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+
+
 def _outputs_of(model: nn.Module, args: dict[str, Any]) -> list[Any] | None:
     """The output leaves of ``model`` (resolution's own copy, in eval mode) called on
     ``args`` under the build seed without autograd; None when it raised."""
@@ -713,6 +722,15 @@ def _outputs_of(model: nn.Module, args: dict[str, Any]) -> list[Any] | None:
             return [value for _, value in leaves(model(**args))]
     except Exception:
         return None
+
+
+def _first_output(model: nn.Module, args: dict[str, Any]) -> Any:
+    """The first tensor of ``model``'s output on ``args`` (see :func:`_outputs_of`); None
+    when it raised or gave no tensor."""
+    import torch
+
+    found = _outputs_of(model, args)
+    return next((value for value in found if isinstance(value, torch.Tensor)), None) if found is not None else None
 
 
 def _agree_on_kept(trimmed: list[Any], whole: list[Any], kept: int, padded: int) -> bool:
@@ -853,11 +871,7 @@ def _runs_with(
     """Whether the model runs on ``inputs`` at their smallest sizes (:func:`_call_at_smallest`),
     when every argument it requires is among them, all inferred tensors; True when not (a
     required argument still to infer, a control value: nothing to call it with here)."""
-    required = [
-        n for n, p in parameters.items()
-        if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    ]
-    if not all(n in inputs for n in required):
+    if not all(n in inputs for n in _required(parameters)):
         return True
     return _call_at_smallest(instance, inputs, inferred, dims) in (None, _UNPROBED)
 
@@ -878,8 +892,7 @@ def _probe_features(
 
     from dyncheck import strategies as dst
 
-    required = [n for n, p in parameters.items() if p.default is inspect.Parameter.empty
-                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    required = _required(parameters)
     if given or name not in required:
         return None
     # The others must be control values (a slimmable net's width_mult): called at the top
@@ -950,19 +963,12 @@ def _view_counts(instance: nn.Module, name: str, shape: Sequence[Any], controls:
     outputs), not one per element of the list (a list of samples stacked into a batch)."""
     import torch
 
-    from dyncheck.tracing import floating_leaves
-
     counts = []
     for count, batch in ((2, 3), (3, 2)):
         sizes = [batch if d == "batch" else 3 if d == "time" else 6 if isinstance(d, str) else d for d in shape]
         views = [torch.randn(sizes) for _ in range(count)]
-        try:
-            with seeded(BUILD_SEED), torch.no_grad():
-                output = clone(instance)(**{name: views}, **controls)
-        except Exception:  # noqa: BLE001 - the model's own refusal: not read so
-            continue
-        first = next(floating_leaves(output), None)
-        if first is not None and first[1].dim() and first[1].shape[0] in (batch, count * batch):
+        first = _first_output(clone(instance), {name: views, **controls})  # None: the model's own refusal
+        if first is not None and first.dim() and first.shape[0] in (batch, count * batch):
             counts.append(count)
     return counts
 
@@ -1007,9 +1013,7 @@ def _listed_batches(
     from dyncheck import strategies as dst
 
     shape = getattr(exc, "shape", None)
-    required = [n for n, p in parameters.items() if p.default is inspect.Parameter.empty
-                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    if not shape or "batch" not in shape or given or required != [name]:
+    if not shape or "batch" not in shape or given or _required(parameters) != [name]:
         return None
     counts = _view_counts(instance, name, shape, {})
     if not counts:
@@ -2101,15 +2105,7 @@ def _reads_past_longest(
         return torch.cat([value, step], axis)
 
     def first_output(args: dict[str, Any]) -> torch.Tensor | None:
-        from dyncheck.tracing import floating_leaves
-
-        try:
-            with seeded(BUILD_SEED), torch.no_grad():
-                output = clone(instance).eval()(**args)
-        except Exception:  # noqa: BLE001 - a call that raises says nothing here
-            return None
-        found = next(floating_leaves(output), None)
-        return None if found is None else found[1]
+        return _first_output(clone(instance).eval(), args)  # None: a call that raises says nothing here
 
     def agree(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
         if a is None or b is None or a.dim() != b.dim() or not a.is_floating_point():

@@ -155,9 +155,9 @@ def max_positions(model: nn.Module) -> tuple[int, str] | None:
     """(the longest sequence the model's position table holds, the config field): the
     model's own config's or, where it has none, the first submodule's config that says (a
     model a wrapper of the user's holds, as for :func:`vocabulary`)."""
-    for name, module in model.named_modules():
-        if name and _config(model) is not None:
-            break  # the model's own config says no limit: its submodules' do not speak for it
+    # the model's own config, where it has one (its submodules' do not speak for it), else each
+    modules = [("", model)] if _config(model) is not None else model.named_modules()
+    for name, module in modules:
         config = _config(module)
         for field in _POSITION_FIELDS:
             value = getattr(config, field, None)

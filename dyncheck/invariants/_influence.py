@@ -129,8 +129,8 @@ def unused_modules(
     a little. So a module stays unused only if it is
     (a) not weighted by a saturated gate (:func:`_weighted_not_masked`);
     (b) used on some example of the same sizes and path, its floating inputs moved a lot
-        (integer and boolean inputs and masks kept), or its choices (flags, ints, integer
-        codes of a declared range) drawn again, the rest kept. A module that cannot influence the
+        (integer and boolean inputs and masks kept), or its choices (the flags, ints and
+        choices of ``controls``) drawn again, the rest kept. A module that cannot influence the
         output at these sizes is at a degenerate size, not masked: a softmax over one key
         (attention over a sequence of length 1) is 1 whatever the query, and a layer behind
         a zero-initialised weight (a LoRA ``B``, a ReZero gate) cannot move anything yet;

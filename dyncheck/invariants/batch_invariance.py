@@ -374,8 +374,7 @@ def _leading_size(args: dict[str, Any], time_major: list[str], hint: str) -> tup
             return None, _NO_TENSOR
         name, first = listed
         rest = [str(size) for size in first.shape[1:]]
-        shape = ", ".join(['"batch"', *rest]) + ("," if not rest else "")
-        features = ", ".join(rest) + ("," if len(rest) == 1 else "")
+        shape, features = _tuple_text(['"batch"', *rest]), _tuple_text(rest)
         return None, (
             f"no batch axis: {name} holds tensors, and no strategy says which axis of theirs is the batch; for a "
             f'batch in each (views of the samples) name it, e.g. Spec(inputs={{"{name}": lists(tensors(shape=({shape})), '
@@ -392,6 +391,11 @@ def _leading_size(args: dict[str, Any], time_major: list[str], hint: str) -> tup
     return sizes.pop(), ""
 
 
+def _tuple_text(items: list[str]) -> str:
+    """The inside of a Python tuple of ``items`` as source text: ``"batch", 6`` and ``6,``."""
+    return ", ".join(items) + ("," if len(items) == 1 else "")
+
+
 def _hint(context: Context, args: dict[str, Any], *, time_major: bool = False) -> str:
     """``name the batch axis, e.g. Spec(inputs={"x": tensors(shape=("batch", 8))})`` for the
     first tensor argument, as the first example that needed it has it (the same words for
@@ -402,7 +406,7 @@ def _hint(context: Context, args: dict[str, Any], *, time_major: bool = False) -
         )
         rest = [str(s) for s in value.shape[1:]] if value is not None else ["8"]
         axes = ['"time"', '"batch"', *rest[1:]] if time_major and rest else ['"batch"', *rest]
-        shape = ", ".join(axes) + ("," if len(axes) == 1 else "")
+        shape = _tuple_text(axes)
         context.memo["hint"] = f'name the batch axis, e.g. Spec(inputs={{"{name}": tensors(shape=({shape}))}})'
     return context.memo["hint"]
 

@@ -68,9 +68,7 @@ class Determinism(Invariant):
                 for vector, value in zip(vectors, saved):
                     vector.copy_(value)
             second = context.run(again, example)
-            details = _differences(first.output, second.output)
-            if first.path != second.path:
-                details = [f"first call:  {describe(first.path)}", f"second call: {describe(second.path)}", *details]
+            details = _compared(context, first, second)
             if not details:
                 return context.note("spectral_norm", lambda count: (
                     f"compared with the power iteration put back on {count} example{'s' if count != 1 else ''}: "
@@ -133,7 +131,12 @@ def _eval_differences(context: Context, example: Example, lazy: bool) -> list[st
     if lazy:
         context.run(model, example)
     first = context.run(model, example)
-    second = context.run(model, example)
+    return _compared(context, first, context.run(model, example))
+
+
+def _compared(context: Context, first: Any, second: Any) -> list[str]:
+    """Two calls' traces compared: their paths, where they differ, then their outputs'
+    differences; empty when they agree."""
     details = _differences(first.output, second.output)
     if first.path != second.path:
         describe = context.describe_path

@@ -307,6 +307,15 @@ def _read_with_other_weights(context: Context, example: Example, zero: dict[str,
     return read
 
 
+def _on_examples(count: int, total: int, which: str) -> str:
+    """On how many examples something held, in words: "the only example", "all 20
+    examples", or, of fewer than all, "the one example that {which}", "all 3 examples that
+    {which}"."""
+    if count == total:
+        return "the only example" if count == 1 else f"all {count} examples"
+    return f"the one example that {which}" if count == 1 else f"all {count} examples that {which}"
+
+
 def _no_gradient(trace: Trace) -> str:
     """Why an example gave no gradient to follow."""
     if trace.loss is None:
@@ -551,12 +560,9 @@ class GradIsolation(Invariant):
             if module_name in read_results:
                 continue
             witness = witness or first
-            examples = "the only example" if count == 1 == context.examples else (
-                f"all {count} examples" if count == context.examples else
-                "the one example that ran it" if count == 1 else f"all {count} examples that ran it"
-            )
             findings.append(
-                f"{module_name} ran, but its output never reaches the model's output on {examples} (moving it left "
+                f"{module_name} ran, but its output never reaches the model's output on "
+                f"{_on_examples(count, context.examples, 'ran it')} (moving it left "
                 f"every output bitwise unchanged), so {_join(names)} never "
                 f"{'learns' if len(names) == 1 else 'learn'}: a result computed and dropped, such as an "
                 "output the caller does not read (a pooler's pooler_output). Do not compute it, or if "
@@ -574,12 +580,7 @@ class GradIsolation(Invariant):
             return
         for count, names in groups.items():
             one = len(names) == 1
-            examples = (
-                "the only example" if count == 1 == context.examples
-                else f"all {count} examples" if count == context.examples
-                else f"the one example that reached {'it' if one else 'them'}" if count == 1
-                else f"all {count} examples that reached {'it' if one else 'them'}"
-            )
+            examples = _on_examples(count, context.examples, f"reached {'it' if one else 'them'}")
             findings.append(
                 f"{_join(names)} {'influences' if one else 'influence'} the output (moving "
                 f"{'it' if one else 'them'} changes it on the example below) but received an exactly-zero "
