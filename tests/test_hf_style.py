@@ -189,7 +189,7 @@ class _TwoHeld(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.teacher = _Indexed(_Config(vocab_size=1000))
+        self.teacher = _Indexed(_Config(vocab_size=1000, max_position_embeddings=64))
         self.student = _Indexed(_Config())
         self.route = "student"
 
@@ -203,6 +203,9 @@ def test_token_ids_of_a_wrapper_of_several_models_stay_below_the_smallest_vocabu
         "token ids, by its name: integers in [0, 30) as student's get_input_embeddings() is "
         "Embedding(num_embeddings=30)"
     )
+    # and the sequences stay within the shorter position table
+    assert dict(target.spec.dims)["time"] == (1, 5)
+    assert target.inferred_dims["time"].startswith("student.config.max_position_embeddings=5:")
 
 
 def test_an_optional_argument_nothing_consumes_is_left_at_its_default():

@@ -153,14 +153,17 @@ _AUDIO_INPUTS = ("input_values", "input_features")
 
 def max_positions(model: nn.Module) -> tuple[int, str] | None:
     """(the longest sequence the model's position table holds, the config field): the
-    model's own config's or, where it has none, the first submodule's config that says (a
-    model a wrapper of the user's holds, as for :func:`vocabulary`)."""
+    model's own config's or, where it has none, the smallest that its submodules' configs
+    say (a model a wrapper of the user's holds, as for :func:`vocabulary`: a sequence no
+    longer than each of them is one each takes)."""
     # the model's own config, where it has one (its submodules' do not speak for it), else each
     modules = [("", model)] if _config(model) is not None else model.named_modules()
+    held = []
     for name, module in modules:
         config = _config(module)
         for field in _POSITION_FIELDS:
             value = getattr(config, field, None)
             if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                return value, f"{name + '.' if name else ''}config.{field}={value}"
-    return None
+                held.append((value, f"{name + '.' if name else ''}config.{field}={value}"))
+                break
+    return min(held, key=lambda found: found[0]) if held else None
