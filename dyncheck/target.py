@@ -1028,7 +1028,8 @@ def _listed_batches(
             f"cannot infer forward argument {name!r} of {qualname} (annotated as a list of tensors; its consumer takes "
             f"{list(shape)}, not sequences; {took}: a batch per element, one per view of the samples, whose "
             f"{' and '.join(named)} the model may limit); write dyncheck.Spec({qualname}, inputs={{{name!r}: "
-            f"hypothesis.strategies.{strategy!r}}}, dims={{{ranges}}})".replace("lists(tensors(", "lists(dyncheck.strategies.tensors(")
+            f"hypothesis.strategies.lists(dyncheck.strategies.tensors(shape={tuple(shape)!r}), min_size={min(counts)}, "
+            f"max_size={max(counts)})}}, dims={{{ranges}}})"
         )
     return Inferred(
         strategy,
