@@ -837,14 +837,17 @@ def sequence_lists(
     dtype: torch.dtype = torch.float32,
     min_value: float | None = None,
     max_value: float | None = None,
+    equal_lengths: bool = False,
 ) -> st.SearchStrategy[list[torch.Tensor]]:
     """Variable-length sequences as a list of ``batch_size`` tensors, each
     ``[length, *feature_shape]``: what ``pack_sequence`` and ``pad_sequence`` take.
 
     Lengths are drawn as :func:`sequence_lengths` draws them (unsorted, length 1, all
     equal, the longest equal to ``max_length``); each sequence is a tensor of its own.
-    Tensors, not padding: a model that takes such a list is checked sample by sample, the
-    list being its batch.
+    With ``equal_lengths=True`` every sequence of one example has the same length (drawn
+    from ``max_length``'s range), as a model that stacks the list (``torch.stack(seqs)``)
+    takes it. Tensors, not padding: a model that takes such a list is checked sample by
+    sample, the list being its batch.
     """
     args = dict(locals())
     _list_plan(**args)
@@ -861,13 +864,29 @@ def _list_plan(
     dtype: torch.dtype = torch.float32,
     min_value: float | None = None,
     max_value: float | None = None,
+    equal_lengths: bool = False,
 ) -> tuple[st.SearchStrategy, st.SearchStrategy]:
     _check_feature_shape(feature_shape)
-    lengths = sequence_lengths(batch_size=batch_size, max_length=max_length)
+    if not isinstance(equal_lengths, bool):
+        raise InvalidArgument(f"equal_lengths={equal_lengths!r} must be True or False")
+    lengths = (
+        _equal_lengths(_check_dim(batch_size, argument="batch_size"), _check_dim(max_length, argument="max_length"))
+        if equal_lengths else sequence_lengths(batch_size=batch_size, max_length=max_length)
+    )
     values = tensors(
         shape=(batch_size, max_length, *feature_shape), dtype=dtype, min_value=min_value, max_value=max_value
     )
     return lengths, values
+
+
+@st.composite
+def _equal_lengths(draw: Any, batch_size: Dim, max_length: Dim) -> torch.Tensor:
+    """``batch_size`` lengths, each the padded length ``max_length`` (of at least 1)."""
+    with dim_scope():
+        n = _draw_dim(draw, batch_size)
+        longest = _draw_dim(draw, max_length)
+    assume(longest >= 1)
+    return torch.full((n,), longest, dtype=torch.long)
 
 
 @_composite("sequence_lists")

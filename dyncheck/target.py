@@ -421,6 +421,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     _probe_longest(instance, inputs, inferred_inputs, all_dims)
     _probe_sorted(instance, inputs, inferred_inputs, all_dims)
     _probe_shortest_row(instance, inputs, inferred_inputs, all_dims)
+    _probe_equal_lengths(instance, inputs, inferred_inputs, all_dims)
     for dim, found in infer_dims(instance, dict(spec.dims)).items():
         all_dims[dim] = found.value
         inferred_dims[dim] = found.why
@@ -2244,6 +2245,47 @@ def _probe_shortest_row(instance: nn.Module, inputs: dict[str, Any], inferred: d
     inferred[name] += (
         f"; at least {shortest} valid a row (min_length={shortest}): with 1 it raised {type(error).__name__} "
         f"({one_line(error)})"
+    )
+
+
+def _probe_equal_lengths(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
+    """An inferred list of sequences the model takes only at one length: it stacks the
+    list (``torch.stack(seqs)``) where a collate function gave it sequences of one length,
+    and every check would report the crash of a ragged list. The model is called with two
+    sequences of lengths 3 and 2, then two of length 3 (the other inputs at their smallest
+    sizes, a batch of 2); when the first raises and the second runs, the list is drawn with
+    ``equal_lengths=True`` and ``inferred`` says why. Only for inputs all inferred."""
+    import torch
+
+    from dyncheck import strategies as dst
+    from dyncheck.examples import strategy_arguments, strategy_kind
+
+    names = [n for n in inputs if strategy_kind(inputs[n]) == "sequence_lists"]
+    if len(names) != 1 or names[0] not in inferred or set(inputs) - set(inferred):
+        return
+    (name,) = names
+    kwargs = strategy_arguments(inputs[name])
+    if kwargs.get("equal_lengths") or kwargs.get("dtype", torch.float32) != torch.float32:
+        return
+    rest = {n: v for n, v in inputs.items() if n != name}
+    shapes = _inferred_tensors(rest, inferred, tokens=True) if rest else {}
+    if shapes is None:
+        return
+    args = _padded_probe(shapes, None, 0, dims)
+    if any(shape[:1] != ("batch",) for shape, _ in shapes.values()):
+        return  # a batch of 2 beside the list's two sequences, read one way
+    features = [_smallest_size(d, dims) for d in kwargs.get("feature_shape", ())]
+
+    def listed(*lengths: int) -> list[torch.Tensor]:
+        return [torch.randn(length, *features) for length in lengths]
+
+    error = _probe_call(instance, {**args, name: listed(3, 2)})
+    if error is None or _probe_call(instance, {**args, name: listed(3, 3)}) is not None:
+        return
+    inputs[name] = dst.sequence_lists(**{**kwargs, "equal_lengths": True})
+    inferred[name] += (
+        f"; every sequence of one length (equal_lengths=True): on sequences of lengths 3 and 2 it raised "
+        f"{type(error).__name__} ({one_line(error)}), on two of length 3 it ran"
     )
 
 

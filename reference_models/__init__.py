@@ -76,7 +76,8 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.length_branch` -- ``LengthBranch``: a branch on the sequence's
   length, whose first layer in the source takes the input mean-pooled over time.
 * :mod:`reference_models.sequence_list` -- ``SequenceListClassifier``: an LSTM over a list
-  of variable-length sequences (``forward(self, seqs: list[torch.Tensor])``), packed.
+  of variable-length sequences (``forward(self, seqs: list[torch.Tensor])``), packed;
+  ``StackedSequenceTagger``: a GRU over a list of sequences of one length, stacked.
 * :mod:`reference_models.ssm_cache` -- ``TinySSM``: a Mamba-style state-space model whose
   layers share a formula initialisation and whose output holds a cache for the next call.
 * :mod:`reference_models.dict_batch` -- ``DictBatchClassifier``: a GRU classifier taking its
@@ -254,6 +255,7 @@ GOOD_TARGETS = (
     "reference_models.hf_patterns:PatternEncoder",
     "reference_models.length_branch:LengthBranch",
     "reference_models.sequence_list:SequenceListClassifier",
+    "reference_models.sequence_list:StackedSequenceTagger",
     "reference_models.ssm_cache:TinySSM",
     "reference_models.dict_batch:DictBatchClassifier",
     "reference_models.dict_batch:DictMaskedClassifier",

@@ -681,6 +681,39 @@ def test_an_argument_annotated_as_a_list_of_tensors_is_a_list_of_sequences():
     assert_callable(target, max_examples=20)
 
 
+def test_a_list_the_model_stacks_is_drawn_of_one_length():
+    from reference_models.sequence_list import StackedSequenceTagger
+
+    target = resolved(StackedSequenceTagger)
+    same(target.spec.inputs["seqs"], dst.sequence_lists(feature_shape=(3,), equal_lengths=True))
+    assert target.inferred_inputs["seqs"] == (
+        "first consumed by gru (GRU(input_size=3, batch_first=True)); annotated as a list of tensors: one "
+        "sequence of its own length per sample; every sequence of one length (equal_lengths=True): on sequences "
+        "of lengths 3 and 2 it raised RuntimeError (stack expects each tensor to be equal size, but got [3, 3] at "
+        "entry 0 and [2, 3] at entry 1), on two of length 3 it ran"
+    )
+    assert_callable(target, max_examples=20)
+
+
+class _StackedBeside(nn.Module):
+    """A stacked list beside a per-sample control vector."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(3, 4, batch_first=True)
+        self.scale = nn.Linear(2, 4)
+
+    def forward(self, seqs: list[torch.Tensor], style: torch.Tensor):
+        _, h = self.gru(torch.stack(seqs))
+        return h[-1] * self.scale(style)
+
+
+def test_a_stacked_list_beside_another_batch_is_drawn_of_one_length():
+    target = resolved(_StackedBeside)
+    assert strategy_arguments(target.spec.inputs["seqs"]).get("equal_lengths") is True
+    assert_callable(target, max_examples=10)
+
+
 class _Columns(nn.Module):
     def __init__(self, layers="embedding"):
         super().__init__()

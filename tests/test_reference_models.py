@@ -25,6 +25,7 @@ RECURRENT = {
     "reference_models.builtin_layers:time_major_gru",
     "reference_models.length_branch:LengthBranch",
     "reference_models.sequence_list:SequenceListClassifier",
+    "reference_models.sequence_list:StackedSequenceTagger",
     "reference_models.dict_batch:DictBatchClassifier",
     "reference_models.caption_decoder:CaptionDecoder",
     "reference_models.crf_tagger:BiLSTMCRFTagger",
@@ -85,6 +86,7 @@ PADDED = {
 #: Good models whose sequences come packed, or as a list: padding_invariance has no padding to compare.
 PACKED = {
     "reference_models.sequence_list:SequenceListClassifier": "seqs is a list of sequences (sequence_lists)",
+    "reference_models.sequence_list:StackedSequenceTagger": "seqs is a list of sequences (sequence_lists)",
     "reference_models.packed_input:PackedClassifier": "packed is a PackedSequence (packed_sequences)",
     "reference_models.packed_input:PackedTagger": "packed_tokens is a PackedSequence (packed_sequences)",
 }

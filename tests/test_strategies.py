@@ -503,6 +503,19 @@ def test_sequence_lists_of_different_lengths_and_all_equal_can_be_generated() ->
     can_generate(lists, lambda seqs: len({len(s) for s in seqs}) == 1 and len(seqs[0]) > 1)
 
 
+@given(with_dims(sequence_lists(feature_shape=(2,), equal_lengths=True)))
+def test_sequence_lists_of_equal_lengths_are_one_length_within_the_time_range(drawn: tuple) -> None:
+    seqs, sizes = drawn
+    assert len(seqs) == sizes["batch"]
+    assert {tuple(seq.shape) for seq in seqs} <= {(sizes["time"], 2)}
+
+
+def test_sequence_lists_of_equal_lengths_vary_the_length_between_examples() -> None:
+    lists = sequence_lists(batch_size=2, equal_lengths=True)
+    can_generate(lists, lambda seqs: len(seqs[0]) == 1)
+    can_generate(lists, lambda seqs: len(seqs[0]) > 4)
+
+
 # --------------------------------------------------------------------------- attention_masks
 
 
@@ -797,6 +810,7 @@ BAD_CALLS = {
     "sequence_lists(feature_shape=3)": "feature_shape=3 must be a sequence",
     "sequence_lists(feature_shape=(-3,))": "Cannot have feature_shape[0]=-3 < 0",
     "sequence_lists(max_length=0)": "Cannot have max_length=0 < min_length=1",
+    "sequence_lists(equal_lengths=1)": "equal_lengths=1 must be True or False",
     # attention_masks
     'attention_masks(padding_side="top")': "padding_side='top' must be 'right' or 'left'",
     'attention_masks(marks="pad")': (
