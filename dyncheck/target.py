@@ -2283,7 +2283,8 @@ def _probe_equal_lengths(instance: nn.Module, inputs: dict[str, Any], inferred: 
     if error is None or _probe_call(instance, {**args, name: listed(3, 3)}) is not None:
         return
     inputs[name] = dst.sequence_lists(**{**kwargs, "equal_lengths": True})
-    inferred[name] += (
+    # its own length no more: the note as resolution first wrote it, then why
+    inferred[name] = inferred[name].replace("one sequence of its own length per sample", "one sequence per sample") + (
         f"; every sequence of one length (equal_lengths=True): on sequences of lengths 3 and 2 it raised "
         f"{type(error).__name__} ({one_line(error)}), on two of length 3 it ran"
     )

@@ -688,7 +688,7 @@ def test_a_list_the_model_stacks_is_drawn_of_one_length():
     same(target.spec.inputs["seqs"], dst.sequence_lists(feature_shape=(3,), equal_lengths=True))
     assert target.inferred_inputs["seqs"] == (
         "first consumed by gru (GRU(input_size=3, batch_first=True)); annotated as a list of tensors: one "
-        "sequence of its own length per sample; every sequence of one length (equal_lengths=True): on sequences "
+        "sequence per sample; every sequence of one length (equal_lengths=True): on sequences "
         "of lengths 3 and 2 it raised RuntimeError (stack expects each tensor to be equal size, but got [3, 3] at "
         "entry 0 and [2, 3] at entry 1), on two of length 3 it ran"
     )
