@@ -78,6 +78,8 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.sequence_list` -- ``SequenceListClassifier``: an LSTM over a list
   of variable-length sequences (``forward(self, seqs: list[torch.Tensor])``), packed;
   ``StackedSequenceTagger``: a GRU over a list of sequences of one length, stacked.
+* :mod:`reference_models.running_norm` -- ``RunningNormClassifier``: a hand-written batch
+  norm whose running statistics, registered buffers, only eval mode reads.
 * :mod:`reference_models.ssm_cache` -- ``TinySSM``: a Mamba-style state-space model whose
   layers share a formula initialisation and whose output holds a cache for the next call.
 * :mod:`reference_models.dict_batch` -- ``DictBatchClassifier``: a GRU classifier taking its
@@ -256,6 +258,7 @@ GOOD_TARGETS = (
     "reference_models.length_branch:LengthBranch",
     "reference_models.sequence_list:SequenceListClassifier",
     "reference_models.sequence_list:StackedSequenceTagger",
+    "reference_models.running_norm:RunningNormClassifier",
     "reference_models.ssm_cache:TinySSM",
     "reference_models.dict_batch:DictBatchClassifier",
     "reference_models.dict_batch:DictMaskedClassifier",

@@ -461,15 +461,15 @@ def test_spectral_norm_does_not_hide_other_state(dyncheck_run, pytester):
     }, run.text
 
 
-def test_eval_mode_is_compared_too_where_the_models_own_code_reads_training(dyncheck_run):
+def test_eval_mode_is_compared_too_where_the_models_own_codereads_training(dyncheck_run):
     from torch import nn
 
-    from dyncheck.invariants.determinism import _reads_training
+    from dyncheck.invariants.determinism import reads_training
     from reference_models.buggy.unreset_cache import Model
     from reference_models.gated import DynamicNet
 
-    assert _reads_training(Model()) and not _reads_training(DynamicNet(8, 6, 4))
-    assert not _reads_training(nn.Sequential(nn.Dropout(), nn.BatchNorm1d(3)))  # torch's own: not read
+    assert reads_training(Model()) and not reads_training(DynamicNet(8, 6, 4))
+    assert not reads_training(nn.Sequential(nn.Dropout(), nn.BatchNorm1d(3)))  # torch's own: not read
     target = "reference_models.buggy.unreset_cache:Model"
     run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=determinism")
     lines = run.failure(f"{target}::determinism").strip().splitlines()

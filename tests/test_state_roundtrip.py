@@ -157,6 +157,40 @@ def test_non_persistent_buffer_that_matters(dyncheck_run, pytester):
     ), lines
 
 
+def test_running_statistics_outside_the_state_dict_are_found_in_eval_mode(dyncheck_run):
+    """In train mode the hand-written norm reads the batch's statistics and the copies agree;
+    its code reads self.training, so the copies are compared in eval mode too."""
+    target = "reference_models.buggy.unsaved_running_stats:Model"
+    lines = failure_lines(dyncheck_run("--dyncheck", target, SR, FEW, "--dyncheck-seed=3"), target)
+    assert lines[2] == HEADLINE.replace("different outputs:", "different outputs in eval mode:")
+    assert lines[3] == "  output:"
+    assert "  (in train mode the two agreed: the state is one that only eval mode reads)" in lines
+    named = [line.split(" (a persistent")[0].strip() for line in lines if "(a persistent=False buffer)" in line]
+    assert named == ["norm.running_mean", "norm.running_var"], lines
+
+
+def test_eval_mode_is_compared_only_where_the_models_own_code_reads_training(monkeypatch, dyncheck_run, pytester):
+    from dyncheck.invariants import state_roundtrip
+
+    modes = []
+    run = state_roundtrip.Context.run
+
+    def spy(self, model, example, **kwargs):
+        modes.append(model.training)
+        return run(self, model, example, **kwargs)
+
+    monkeypatch.setattr(state_roundtrip.Context, "run", spy)
+    target = _model(pytester, "plain", init="self.drop = nn.Dropout(0.5)", forward="return self.fc(self.drop(x))")
+    assert dyncheck_run("--dyncheck", target, SR, "--dyncheck-max-examples=5").ret == 0
+    assert modes and all(modes)  # torch's Dropout reads self.training: torch's own, not read
+    modes.clear()
+    target = _model(
+        pytester, "own", init="", forward="return self.fc(x) if self.training else self.fc(x).detach()"
+    )
+    assert dyncheck_run("--dyncheck", target, SR, "--dyncheck-max-examples=5").ret == 0
+    assert False in modes
+
+
 @pytest.mark.parametrize(
     ("init", "forward"),
     [

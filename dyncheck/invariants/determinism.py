@@ -16,7 +16,7 @@ from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants._where import described, quiet, recorded, reported
 from dyncheck.tracing import leaves, missing_output
 
-__all__ = ["Determinism"]
+__all__ = ["Determinism", "reads_training"]
 
 
 class Determinism(Invariant):
@@ -75,7 +75,7 @@ class Determinism(Invariant):
                     f"torch's spectral_norm ({', '.join(norms[:3])}{' …' if len(norms) > 3 else ''}) advances it on "
                     "every call in train mode"
                 ))
-        if not details and model.training and _reads_training(model):
+        if not details and model.training and reads_training(model):
             details = _eval_differences(context, example, lazy)
             if details:
                 raise InvariantViolation(
@@ -103,7 +103,7 @@ class Determinism(Invariant):
 _READS_TRAINING: dict[type, bool] = {}
 
 
-def _reads_training(model: nn.Module) -> bool:
+def reads_training(model: nn.Module) -> bool:
     """Whether any module of ``model`` whose class is not torch's reads ``self.training`` in
     its own code (``if not self.training: self.cache = ...``): its eval mode may keep state
     the train-mode calls never show. Unreadable source counts as not reading it."""

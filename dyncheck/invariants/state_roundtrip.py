@@ -26,7 +26,10 @@ is what a checkpoint is loaded into.
 Lazy modules (``nn.LazyLinear``) pass: torch loads a state_dict into uninitialised lazy
 parameters, and their first call then keeps the loaded values.
 
-Both models are in train mode, as in the other invariants. The earlier examples are the
+Both models are in train mode, as in the other invariants. Where the model's own code
+reads ``self.training`` (not only torch's layers), the two are then compared in eval mode
+too, on the same example: state only eval mode reads (running statistics of a hand-written
+norm kept as ``persistent=False`` buffers) differs there alone. The earlier examples are the
 first two the run saw and the first seen on each new path, up to four; once they are
 chosen the check is a function of the example alone, so Hypothesis's replays of a failing
 example fail the same way. The model as the earlier examples left it is kept, and each
@@ -48,6 +51,7 @@ from dyncheck.copies import verdict
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
+from dyncheck.invariants.determinism import reads_training
 from dyncheck.tracing import leaves, missing_output
 
 __all__ = ["StateRoundtrip", "attribute_differences"]
@@ -365,18 +369,30 @@ class StateRoundtrip(Invariant):
             len(earlier) < _EARLIER and expected.path not in {path for path, _ in earlier}
         ):
             earlier.append((expected.path, example))
+        mode = ""
         if actual.path == expected.path and not _output_differences(actual.output, expected.output):
             if missing := missing_output(expected.output):
                 return context.nothing_to_compare(missing)
-            return context.compared()
+            if not (original.training and reads_training(original)):
+                return context.compared()
+            # The model's own code reads self.training: state that only eval mode reads (a
+            # running statistic kept as a persistent=False buffer) differs only there.
+            expected = context.run(original.eval(), example, record=False, grad=False)
+            actual = context.run(fresh.eval(), example, record=False, grad=False)
+            if actual.path == expected.path and not _output_differences(actual.output, expected.output):
+                return context.compared()
+            mode = " in eval mode"
         # Two loaded copies in the same state that disagree with each other: the model is not
         # a function of its state, input and seed (an unseeded generator, a global). That is
         # determinism's finding; no state_dict could carry it.
         control = context.build_model(seed)
         control.load_state_dict(loaded)
         again = context.run(control, example, record=False, grad=False)
+        if mode:
+            again = context.run(control.eval(), example, record=False, grad=False)
         if again.path != actual.path or _output_differences(again.output, actual.output):
-            return context.nothing_to_compare(_NOT_A_FUNCTION)
+            # in eval mode, the train-mode calls were compared
+            return context.compared() if mode else context.nothing_to_compare(_NOT_A_FUNCTION)
         if key is not None:
             failed[key] = runs
         describe = context.describe_path
@@ -389,11 +405,13 @@ class StateRoundtrip(Invariant):
                 "fresh copy: the state is kept deeper (inside an object the model holds)"
             ]
         if actual.path != expected.path:
-            headline = f"A fresh copy loaded from the state_dict takes a different path: {_OUTSIDE}"
+            headline = f"A fresh copy loaded from the state_dict takes a different path{mode}: {_OUTSIDE}"
             details = [f"original:    {describe(expected.path)}", f"fresh copy:  {describe(actual.path)}"]
         else:
-            headline = f"A fresh copy loaded from the state_dict gives different outputs: {_OUTSIDE}"
+            headline = f"A fresh copy loaded from the state_dict gives different outputs{mode}: {_OUTSIDE}"
             details = _output_differences(actual.output, expected.output)
+        if mode:
+            details.append("(in train mode the two agreed: the state is one that only eval mode reads)")
         # One raise for both: Hypothesis tells failures apart by where they are raised.
         raise InvariantViolation(headline, [*details, *where], path=expected.path)
 
