@@ -358,6 +358,12 @@ def _sequence_list() -> tuple[torch.nn.Module, tuple]:
     return SequenceListClassifier(), ([torch.randn(n, 3) for n in (2, 5, 1)],)
 
 
+def _running_norm() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.running_norm import RunningNormClassifier
+
+    return RunningNormClassifier(), (torch.randn(3, 6),)
+
+
 def _dict_batch() -> tuple[torch.nn.Module, tuple]:
     from reference_models.dict_batch import DictBatchClassifier
 
@@ -963,6 +969,7 @@ BUILDERS = {
     "hf_patterns": _hf_patterns,
     "length_branch": _length_branch,
     "sequence_list": _sequence_list,
+    "running_norm": _running_norm,
     "ssm_cache": _ssm_cache,
     "dict_batch": _dict_batch,
     "graph_conv": _graph_conv,
@@ -1317,6 +1324,40 @@ def test_sequence_list_gives_each_sequence_its_output_alone() -> None:
     padded = Padded()
     padded.load_state_dict(model.state_dict())
     assert not torch.allclose(padded(seqs)[0], padded([seqs[0]])[0])  # the short one ran over padding
+
+
+def test_stacked_sequences_run_at_one_length_and_the_buggy_one_centres_on_the_batch() -> None:
+    from reference_models.buggy.stacked_batch_mean import Model as Centred
+    from reference_models.sequence_list import StackedSequenceTagger
+
+    torch.manual_seed(0)
+    seqs = [torch.randn(4, 3) for _ in range(3)]
+    model = StackedSequenceTagger()
+    torch.testing.assert_close(model(seqs), torch.cat([model([s]) for s in seqs]))
+    with pytest.raises(RuntimeError, match="stack expects each tensor to be equal size"):
+        model([torch.randn(4, 3), torch.randn(2, 3)])
+    centred = Centred()
+    centred.load_state_dict(model.state_dict())
+    assert not torch.allclose(centred(seqs)[0], centred(seqs[:1])[0])
+
+
+# --- running_norm --------------------------------------------------------------------
+
+
+def test_running_norm_reads_its_statistics_in_eval_and_the_buggy_one_does_not_save_them() -> None:
+    from reference_models.buggy.unsaved_running_stats import Model as Unsaved
+    from reference_models.running_norm import RunningNormClassifier
+
+    torch.manual_seed(0)
+    for cls, kept in ((RunningNormClassifier, True), (Unsaved, False)):
+        model = cls()
+        model(torch.randn(8, 6))  # train mode: the statistics move
+        loaded = cls()
+        loaded.load_state_dict(model.state_dict())
+        x = torch.randn(2, 6)
+        torch.testing.assert_close(loaded(x), model(x))  # train mode: the batch's statistics
+        model.eval(), loaded.eval()
+        assert torch.allclose(loaded(x), model(x)) is kept
 
 
 # --- ssm_cache -----------------------------------------------------------------------
