@@ -1207,12 +1207,14 @@ _UNPROBED = object()
 
 
 def _call_at_smallest(
-    instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any], *, least: int = 1
+    instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any], *, least: int = 1,
+    batch: int | None = None,
 ) -> Any:
     """What a call on inputs at the smallest sizes ``dims`` allows raised (None when it
     ran); ``_UNPROBED`` when the inputs are not all inferred tensors. ``least``: the
     smallest size a dimension other than the batch is given, where the spec allows it (2:
-    a sequence of more than one step)."""
+    a sequence of more than one step). ``batch``: the batch's size instead of its smallest
+    of 2 or more."""
     shapes = _inferred_tensors(inputs, inferred, tokens=True)
     if shapes is None:
         return _UNPROBED
@@ -1221,6 +1223,8 @@ def _call_at_smallest(
         if isinstance(dim, int):
             return dim
         low = _smallest_size(dim, dims)
+        if dim == "batch" and batch is not None:
+            return batch
         if _is_sampled(dim, dims):
             return low
         if dim == "batch":
@@ -1391,25 +1395,52 @@ def _probe_vectors(instance: nn.Module, inputs: dict[str, Any], inferred: dict[s
 
 def _first_that_runs(
     instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any],
-    trials: list[tuple[str, tuple[Any, ...], str]],
+    trials: list[tuple[str, tuple[Any, ...], str]], *, pairs: bool = False,
 ) -> bool:
     """When a call at the smallest sizes (sequences of 2 steps or more) raises, the first of
     ``trials`` (an input, another shape for it, what that shape means) that makes it run:
-    the input is drawn so, and its note says both calls' outcomes. True when one did."""
+    the input is drawn so, and its note says both calls' outcomes. True when one did.
+
+    At the smallest sizes the batch and a sequence are both 2, and a wrong shape can
+    broadcast against the right one (``[batch, 16] + [batch, time, 16]``): a trial is taken
+    first where the call runs with a batch of 3 too. With ``pairs``, two trials together are
+    tried next (a diffusion model's timestep and class label, each inferred with an axis
+    more); only then the first trial that ran at the smallest sizes alone."""
     error = _call_at_smallest(instance, inputs, inferred, dims, least=2)
     if error is None or error is _UNPROBED:
         return False
     shapes = _inferred_tensors(inputs, inferred, tokens=True) or {}
-    for name, shape, what in trials:
-        trial = {**inputs, name: _reshaped(inputs[name], shape)}
-        if _call_at_smallest(instance, trial, inferred, dims, least=2) is None:
-            inputs[name] = trial[name]
+    apart = 3 if 3 in _allowed_sizes("batch", dims) else None
+
+    def runs(trial: dict[str, Any], batch: int | None = None) -> bool:
+        return _call_at_smallest(instance, trial, inferred, dims, least=2, batch=batch) is None
+
+    def take(chosen: list[tuple[str, tuple[Any, ...], str]]) -> bool:
+        for name, shape, what in chosen:
+            beside = [other for other, _, _ in chosen if other != name]
+            inputs[name] = _reshaped(inputs[name], shape)
             inferred[name] += (
                 f"; {what}: on {list(shapes[name][0])} the model raised {type(error).__name__} "
-                f"({one_line(error)}), on {list(shape)} it ran"
+                f"({one_line(error)}), on {list(shape)}{f' (and {beside[0]} so)' if beside else ''} it ran"
             )
-            return True
-    return False
+        return True
+
+    fallback = None
+    for name, shape, what in trials:
+        trial = {**inputs, name: _reshaped(inputs[name], shape)}
+        if runs(trial):
+            if apart is None or runs(trial, apart):
+                return take([(name, shape, what)])
+            fallback = fallback or (name, shape, what)
+    if pairs and apart is not None:
+        for i, first in enumerate(trials):
+            for second in trials[i + 1:]:
+                if first[0] == second[0]:
+                    continue
+                trial = {**inputs, **{n: _reshaped(inputs[n], shape) for n, shape, _ in (first, second)}}
+                if runs(trial) and runs(trial, apart):
+                    return take([first, second])
+    return take([fallback]) if fallback else False
 
 
 def _probe_per_sample(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> bool:
@@ -1420,7 +1451,8 @@ def _probe_per_sample(instance: nn.Module, inputs: dict[str, Any], inferred: dic
     turns into the features the next layer reads (``[batch]``, not ``[batch, F]``). When a
     call at the smallest sizes raises and one with that input as ``[batch]`` runs, it is
     drawn so, and the note says why. Inputs all inferred (as :func:`_probe_sizes`); one
-    input changed at most, token ids tried first. True when one was."""
+    input changed, token ids tried first, or two where only both together run (a diffusion
+    model's timestep and class label). True when one was."""
     shapes = _inferred_tensors(inputs, inferred, tokens=True)
     if shapes is None:
         return False
@@ -1430,7 +1462,7 @@ def _probe_per_sample(instance: nn.Module, inputs: dict[str, Any], inferred: dic
         if len(shape) == 2 and shape[0] == "batch" and (not isinstance(dtype, tuple) or not isinstance(dtype[0], str))
     )
     return bool(trials) and _first_that_runs(
-        instance, inputs, inferred, dims, [(n, ("batch",), "one value per sample") for _, n in trials]
+        instance, inputs, inferred, dims, [(n, ("batch",), "one value per sample") for _, n in trials], pairs=True
     )
 
 

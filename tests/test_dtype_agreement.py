@@ -1009,6 +1009,23 @@ def test_a_softmax_pinned_to_float32_after_a_float64_mask_is_compared_in_float64
     assert "the float64 reference kept float64 where the model casts to float32 (hf_patterns.py:" in run.text
 
 
+def test_a_timestep_cast_to_float32_before_a_float64_layer_is_kept_in_float64(dyncheck_run):
+    # DDPM's timestep embedding: t.float() hands the float64 copy's Linear float32 values,
+    # and the copy raised; with the cast kept in float64 it runs the float32 model's program.
+    target = "reference_models.timestep_embedding:GuidedDenoiser"
+    run = dyncheck_run("--dyncheck", target, ONLY, "--dyncheck-seed=1", "--dyncheck-max-examples=10")
+    assert run.outcomes() == {f"dyncheck::{target}::dtype_agreement": "PASSED"}, run.text
+    assert re.search(
+        r"on 10 examples the float64 copy ran only with float64 kept where the model casts to float32 "
+        r"\(timestep_embedding\.py:\d+: `args = t\.float\(\)\[:, None\] \* freqs\[None\]`\): in the float32 model "
+        r"that cast gives the model's own dtype, in the float64 copy float32 tensors its float64 layers refuse", run.text
+    ), run.text
+    # a float32 tensor made with no input is state no cast reaches: still a finding
+    target = "reference_models.buggy.default_dtype_state:Model"
+    run = dyncheck_run("--dyncheck", target, ONLY, "--dyncheck-seed=1", "--dyncheck-max-examples=10")
+    assert "The model cannot be cast to float64" in run.failure("::dtype_agreement")
+
+
 def test_local_attention_pinned_to_float32_is_not_a_disagreement(dyncheck_run):
     # GPT-Neo's pattern: a padded query whose window holds only padding is a tie of masked
     # scores, broken otherwise by a float64 copy that rounds to float32 at the model's cast.

@@ -1040,6 +1040,17 @@ def test_what_a_submodule_returns_beside_arguments_takes_its_width_of_the_layer(
     same(target.spec.inputs["time"], dst.tensors(shape=("batch",)))
     assert "one value per sample: on ['batch', 8] the model raised RuntimeError" in target.inferred_inputs["time"]
     assert_callable(target)
+    # a timestep and a class label both inferred with an axis more: neither alone runs with
+    # a batch of 3 (at 2 the label's [batch, time] broadcast against the batch), both do
+    from reference_models.timestep_embedding import GuidedDenoiser
+
+    target = resolved(GuidedDenoiser)
+    same(target.spec.inputs["t"], dst.tensors(shape=("batch",)))
+    same(target.spec.inputs["y"], dst.tensors(shape=("batch",), dtype=torch.int64, min_value=0, max_value=4))
+    assert "; one value per sample: on ['batch', 8] the model raised RuntimeError" in target.inferred_inputs["t"]
+    assert target.inferred_inputs["t"].endswith(", on ['batch'] (and y so) it ran")
+    assert target.inferred_inputs["y"].endswith(", on ['batch'] (and t so) it ran")
+    assert_callable(target)
     # the sizes a U-Net takes are found once the timestep is one value per sample: at no
     # size did the model run before
     target = resolved(TimestepUNet)

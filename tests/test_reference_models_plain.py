@@ -364,6 +364,12 @@ def _running_norm() -> tuple[torch.nn.Module, tuple]:
     return RunningNormClassifier(), (torch.randn(3, 6),)
 
 
+def _timestep_embedding() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.timestep_embedding import GuidedDenoiser
+
+    return GuidedDenoiser(), (torch.randn(3, 6), torch.randint(0, 1000, (3,)), torch.tensor([0, 3, 1]))
+
+
 def _dict_batch() -> tuple[torch.nn.Module, tuple]:
     from reference_models.dict_batch import DictBatchClassifier
 
@@ -970,6 +976,7 @@ BUILDERS = {
     "length_branch": _length_branch,
     "sequence_list": _sequence_list,
     "running_norm": _running_norm,
+    "timestep_embedding": _timestep_embedding,
     "ssm_cache": _ssm_cache,
     "dict_batch": _dict_batch,
     "graph_conv": _graph_conv,
@@ -1358,6 +1365,23 @@ def test_running_norm_reads_its_statistics_in_eval_and_the_buggy_one_does_not_sa
         torch.testing.assert_close(loaded(x), model(x))  # train mode: the batch's statistics
         model.eval(), loaded.eval()
         assert torch.allclose(loaded(x), model(x)) is kept
+
+
+# --- timestep_embedding --------------------------------------------------------------
+
+
+def test_timestep_denoiser_pins_its_embedding_to_float32_and_drops_the_condition_in_training_only() -> None:
+    from reference_models.timestep_embedding import GuidedDenoiser
+
+    torch.manual_seed(0)
+    model = GuidedDenoiser(drop_condition=1.0)
+    x, t = torch.randn(2, 6), torch.tensor([10, 500])
+    dropped = model(x, t, torch.tensor([0, 1]))
+    torch.testing.assert_close(dropped, model(x, t, torch.tensor([2, 3])))  # every condition dropped
+    model.eval()
+    assert not torch.allclose(model(x, t, torch.tensor([0, 1])), model(x, t, torch.tensor([2, 3])))
+    with pytest.raises(RuntimeError, match="dtype"):
+        model.double()(x.double(), t, torch.tensor([0, 1]))  # t.float() meets float64 layers
 
 
 # --- ssm_cache -----------------------------------------------------------------------

@@ -339,11 +339,19 @@ class DtypeAgreement(Invariant):
 
     def _check(self, context: Context, example: Example) -> None:
         tolerance = context.settings.tolerances.get(self.name) if context.settings else None
+        first_kept = None
         try:
             reference = run_config(context.fresh_model(), context.target, example, FLOAT64)
         except ModelError as exc:
-            self._cannot_cast(context, example, exc)
-            return
+            # A cast the model pins to float32 (``t.float()`` before a Linear, as a timestep
+            # embedding computed in float32 for half-precision training) gives the float64
+            # copy float32 tensors its float64 layers refuse: with such casts kept in float64
+            # the copy runs the float32 model's program, as for a disagreement below.
+            first_kept = self._kept(context, example, raw=True)
+            if first_kept is None:
+                self._cannot_cast(context, example, exc)
+                return
+            reference = first_kept[1]
         context.record(reference.path, example)
         if (lazy := context.lazy_on(reference.path)) is not None:
             return context.nothing_to_compare(lazy)
@@ -371,7 +379,11 @@ class DtypeAgreement(Invariant):
 
         unfit, findings = judged(reference)
         float64, sites = FLOAT64, []
-        if (unfit or findings) and (kept := self._kept(context, example)) is not None:
+        if first_kept is not None:
+            float64, sites = first_kept[0], first_kept[2]
+            if not (unfit or findings):
+                _note_kept(context, sites, raised=True)
+        elif (unfit or findings) and (kept := self._kept(context, example)) is not None:
             float64, reference, sites = kept
             unfit, findings = judged(reference)
             if not (unfit or findings):
@@ -521,11 +533,12 @@ class DtypeAgreement(Invariant):
             return False
         return any(close(value, ref, tolerance=TOLERANCE) for (_, value), (_, ref) in zip(output, expected))
 
-    def _kept(self, context: Context, example: Example) -> tuple[Config, Run, list[str]] | None:
+    def _kept(self, context: Context, example: Example, *, raw: bool = False) -> tuple[Config, Run, list[str]] | None:
         """The reference again with every cast of a float64 or integer tensor to float32 kept
         in float64 (:class:`~dyncheck.casting.KeptFloat64`): its config, its run and where
         casts were kept; None when the model casts nothing of the kind, or the copy cannot
-        run that way (a kernel that takes float32 only)."""
+        run that way (a kernel that takes float32 only). The run holds the prototype's
+        parameters and no output, unless ``raw``: then it is the run as it came."""
         mode = KeptFloat64()
 
         def patch(model: torch.nn.Module) -> Any:
@@ -542,7 +555,7 @@ class DtypeAgreement(Invariant):
             return None
         if not mode.sites:
             return None
-        return config, dataclasses.replace(run, model=context.prototype(), output=None), list(mode.sites)
+        return config, run if raw else dataclasses.replace(run, model=context.prototype(), output=None), list(mode.sites)
 
     def _explain(
         self, context: Context, example: Example, reference: Run, tolerance: Any, float64: Config = FLOAT64
@@ -779,9 +792,17 @@ def _experts_switch(model: nn.Module) -> str | None:
     return None
 
 
-def _note_kept(context: Context, sites: list[str]) -> None:
+def _note_kept(context: Context, sites: list[str], *, raised: bool = False) -> None:
     """Count an example that agreed once the reference kept float64 through the model's
-    casts to float32, in the summary's notes (with the first place it casts)."""
+    casts to float32, in the summary's notes (with the first place it casts); ``raised``:
+    the float64 copy ran only so (its float64 layers refused the cast's float32 tensors)."""
+    if raised:
+        return context.note(
+            "kept_float64_ran",
+            lambda count: f"on {count} example{'s' if count != 1 else ''} the float64 copy ran only with float64 "
+            f"kept where the model casts to float32 ({_places(sites)}): in the float32 model that cast gives the "
+            "model's own dtype, in the float64 copy float32 tensors its float64 layers refuse",
+        )
     context.note(
         "kept_float64",
         lambda count: f"on {count} example{'s' if count != 1 else ''} the float64 reference kept float64 where "
