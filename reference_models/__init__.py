@@ -83,6 +83,8 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.timestep_embedding` -- ``GuidedDenoiser``: a diffusion denoiser
   with DDPM's sinusoidal timestep embedding pinned to float32 and a class condition dropped
   in training.
+* :mod:`reference_models.ema_codebook` -- ``EMAQuantizedAutoencoder``: a VQ-VAE whose
+  codebook (three buffers) moves by exponential moving averages in training.
 * :mod:`reference_models.ssm_cache` -- ``TinySSM``: a Mamba-style state-space model whose
   layers share a formula initialisation and whose output holds a cache for the next call.
 * :mod:`reference_models.dict_batch` -- ``DictBatchClassifier``: a GRU classifier taking its
@@ -263,6 +265,7 @@ GOOD_TARGETS = (
     "reference_models.sequence_list:StackedSequenceTagger",
     "reference_models.running_norm:RunningNormClassifier",
     "reference_models.timestep_embedding:GuidedDenoiser",
+    "reference_models.ema_codebook:EMAQuantizedAutoencoder",
     "reference_models.ssm_cache:TinySSM",
     "reference_models.dict_batch:DictBatchClassifier",
     "reference_models.dict_batch:DictMaskedClassifier",

@@ -25,8 +25,9 @@ def test_counter_message(dyncheck_run):
     assert re.fullmatch(r"    Greatest absolute difference: \S+ at index \(\d+, \d+\) \(up to 0 allowed\)", lines[6])
     assert re.fullmatch(r"    Greatest relative difference: \S+ at index \(\d+, \d+\) \(up to 0 allowed\)", lines[7])
     assert lines[8] == (
-        "  If forward is meant to update it (running statistics an observation normaliser uses in training), "
-        "declare Spec(skip={'determinism': '...'}); otherwise advance it outside forward, or pass it in as an argument."
+        "  If forward is meant to update it in training (running statistics), keep it in a buffer updated only if "
+        "self.training (determinism compares with buffers put back); otherwise advance it outside forward, or pass it "
+        "in as an argument."
     )
     # Hypothesis shrinks to the smallest example: one row, the first control value, seed 0.
     assert re.fullmatch(r"  example:  x float32\[1, 8\].*, control=tensor\(\[0\.5\]\), seed=0", lines[9])
@@ -86,35 +87,49 @@ def test_the_module_drawing_from_an_unseeded_generator_is_named(dyncheck_run, py
     ), lines
 
 
-def test_state_updated_in_forward_is_named(dyncheck_run, pytester):
+def test_buffers_a_train_mode_call_updates_are_put_back_before_the_second(dyncheck_run, pytester):
     # An observation normaliser (reinforcement learning) updates running statistics in
-    # training forward and normalises with them: the output moves from call to call.
+    # training forward and normalises with them, as a VQ-VAE's EMA codebook does: training
+    # statistics, by design. The two calls are compared with the buffers put back.
     pytester.makepyfile(
         normed="""
         import torch
         from torch import nn
 
         class Model(nn.Module):
-            def __init__(self):
+            def __init__(self, plain=False):
                 super().__init__()
                 self.register_buffer("mean", torch.zeros(4))
                 self.register_buffer("count", torch.tensor(1.0))
                 self.fc = nn.Linear(4, 2)
+                self.plain = plain
+                self.shift = 0.0
 
             def forward(self, obs):
                 if self.training:
                     with torch.no_grad():
                         self.mean += (obs.mean(0) - self.mean) / (self.count + 1)
                         self.count = self.count + 1
-                return self.fc(obs - self.mean)
+                        if self.plain:
+                            self.shift += 1.0  # a plain attribute: outside what is put back
+                return self.fc(obs - self.mean) + self.shift
+
+        def with_plain_state():
+            return Model(plain=True)
         """
     )
     run = dyncheck_run("--dyncheck", "normed:Model", "--dyncheck-invariants=determinism")
+    assert run.outcomes() == {"dyncheck::normed:Model::determinism": "PASSED"}, run.text
+    assert re.search(
+        r"compared with buffers put back on \d+ examples: forward updates mean, count in train mode \(training "
+        r"statistics, as BatchNorm's\), and the next call reads them", run.text
+    ), run.text
+    # A plain attribute the call sets beside them is not put back: the finding names it.
+    run = dyncheck_run("--dyncheck", "normed:with_plain_state", "--dyncheck-invariants=determinism")
     lines = run.failure("::determinism").strip().splitlines()
     assert lines[2].endswith("forward changes state the output depends on: fresh copies given the values the "
                              "first call left give the second call's outputs."), run.text
-    # Both: the update reads count before the output reads mean.
-    assert lines[3] == "  the first call changed mean (a buffer), count (a buffer)"
+    assert lines[3].startswith("  the first call changed ") and "shift: 0.0 → 1.0" in lines[3], lines
 
 
 def test_a_buffer_reassigned_at_another_size_is_named(dyncheck_run, pytester):

@@ -370,6 +370,24 @@ def _timestep_embedding() -> tuple[torch.nn.Module, tuple]:
     return GuidedDenoiser(), (torch.randn(3, 6), torch.randint(0, 1000, (3,)), torch.tensor([0, 3, 1]))
 
 
+def _ema_codebook() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.ema_codebook import EMAQuantizedAutoencoder
+
+    model = EMAQuantizedAutoencoder()
+    return _Reconstruction(model), (torch.randn(3, 10),)
+
+
+class _Reconstruction(torch.nn.Module):
+    """The reconstruction of a model that returns a dict."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)["reconstruction"]
+
+
 def _dict_batch() -> tuple[torch.nn.Module, tuple]:
     from reference_models.dict_batch import DictBatchClassifier
 
@@ -977,6 +995,7 @@ BUILDERS = {
     "sequence_list": _sequence_list,
     "running_norm": _running_norm,
     "timestep_embedding": _timestep_embedding,
+    "ema_codebook": _ema_codebook,
     "ssm_cache": _ssm_cache,
     "dict_batch": _dict_batch,
     "graph_conv": _graph_conv,
@@ -1382,6 +1401,28 @@ def test_timestep_denoiser_pins_its_embedding_to_float32_and_drops_the_condition
     assert not torch.allclose(model(x, t, torch.tensor([0, 1])), model(x, t, torch.tensor([2, 3])))
     with pytest.raises(RuntimeError, match="dtype"):
         model.double()(x.double(), t, torch.tensor([0, 1]))  # t.float() meets float64 layers
+
+
+# --- ema_codebook --------------------------------------------------------------------
+
+
+def test_ema_codebook_moves_in_training_only_and_the_buggy_one_in_eval_too() -> None:
+    from reference_models.buggy.eval_codebook_update import Model as Updating
+    from reference_models.ema_codebook import EMAQuantizedAutoencoder
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 10)
+    for cls, moves_in_eval in ((EMAQuantizedAutoencoder, False), (Updating, True)):
+        model = cls()
+        before = model.vq.embed.clone()
+        out = model(x)
+        assert not torch.equal(model.vq.embed, before)  # training moves the codes
+        out["reconstruction"].sum().backward()
+        assert model.encoder[0].weight.grad is not None  # through the straight-through estimator
+        model.eval()
+        before = model.vq.embed.clone()
+        model(x)
+        assert (not torch.equal(model.vq.embed, before)) is moves_in_eval
 
 
 # --- ssm_cache -----------------------------------------------------------------------

@@ -75,6 +75,18 @@ class Determinism(Invariant):
                     f"torch's spectral_norm ({', '.join(norms[:3])}{' …' if len(norms) > 3 else ''}) advances it on "
                     "every call in train mode"
                 ))
+        if details and model.training and (updated := _updated_buffers(context, example, lazy)) is not None:
+            # Buffers a train-mode call updates in place and reads (an EMA codebook, an
+            # observation normaliser's running mean): training statistics, by design, as
+            # spectral_norm's. Compared again with them put back before the second call; in
+            # eval mode they must not move (purity) and two calls must agree (below).
+            names, details = updated
+            if not details:
+                context.note("train_buffers", lambda count: (
+                    f"compared with buffers put back on {count} example{'s' if count != 1 else ''}: forward updates "
+                    f"{', '.join(names[:3])}{' …' if len(names) > 3 else ''} in train mode (training statistics, "
+                    "as BatchNorm's), and the next call reads them"
+                ))
         if not details and model.training and reads_training(model):
             details = _eval_differences(context, example, lazy)
             if details:
@@ -144,6 +156,26 @@ def _compared(context: Context, first: Any, second: Any) -> list[str]:
     return details
 
 
+def _updated_buffers(context: Context, example: Example, lazy: bool) -> tuple[list[str], list[str]] | None:
+    """(the buffers one train-mode call of a fresh copy updates, each kept at its shape; the
+    two calls' differences with those put back before the second), or None where the call
+    updates none, or adds, drops or resizes one (state kept between calls, not statistics)."""
+    model = context.fresh_model()
+    if lazy:
+        context.run(model, example, record=False)
+    before = {name: buffer.detach().clone() for name, buffer in model.named_buffers()}
+    first = context.run(model, example, record=False)
+    after = dict(model.named_buffers())
+    if after.keys() != before.keys() or any(after[n].shape != before[n].shape for n in before):
+        return None
+    names = [n for n in before if not torch.equal(after[n], before[n])]
+    if not names:
+        return None
+    for name in names:
+        _put(model, name, before[name])
+    return names, _compared(context, first, context.run(model, example, record=False))
+
+
 def _power_iterations(model: nn.Module) -> dict[str, list[torch.Tensor]]:
     """The modules of ``model`` under torch's spectral normalisation (the parametrization,
     ``torch.nn.utils.parametrizations.spectral_norm``, or the older hook,
@@ -177,8 +209,9 @@ _KEPT = (
     "the second call's outputs."
 )
 _KEPT_FIX = (
-    "If forward is meant to update it (running statistics an observation normaliser uses in training), "
-    "declare Spec(skip={'determinism': '...'}); otherwise advance it outside forward, or pass it in as an argument."
+    "If forward is meant to update it in training (running statistics), keep it in a buffer updated only if "
+    "self.training (determinism compares with buffers put back); otherwise advance it outside forward, or pass it "
+    "in as an argument."
 )
 
 

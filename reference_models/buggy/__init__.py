@@ -165,6 +165,8 @@ so that dyncheck's zero-configuration inference can check it.
   stacked and centred on the batch's mean (batch_invariance).
 * :mod:`~reference_models.buggy.unsaved_running_stats` -- a hand-written batch norm's
   running statistics registered with ``persistent=False`` (state_roundtrip, in eval mode).
+* :mod:`~reference_models.buggy.eval_codebook_update` -- a VQ-VAE's EMA codebook updated
+  in eval mode too (purity, determinism, batch_invariance).
 * :mod:`~reference_models.buggy.unmasked_mean_pool` -- a Hugging Face-style classifier that
   takes ``attention_mask`` and mean-pools over every token, padding included
   (padding_invariance).
@@ -289,6 +291,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.padded_list:Model": ("batch_invariance",),
     "reference_models.buggy.stacked_batch_mean:Model": ("batch_invariance",),
     "reference_models.buggy.unsaved_running_stats:Model": ("state_roundtrip",),
+    "reference_models.buggy.eval_codebook_update:Model": ("purity", "determinism", "batch_invariance"),
     "reference_models.buggy.packed_last_step:Model": ("batch_invariance",),
     "reference_models.buggy.centred_conv:Model": ("causality",),
     "reference_models.buggy.future_mask:Model": ("causality",),
