@@ -85,6 +85,8 @@ Refactored twins, each declaring the model it must still agree with
   in training.
 * :mod:`reference_models.ema_codebook` -- ``EMAQuantizedAutoencoder``: a VQ-VAE whose
   codebook (three buffers) moves by exponential moving averages in training.
+* :mod:`reference_models.film` -- ``FiLMConditioned``: a conditioning vector named like a
+  control (``condition``) turned by a Linear into a scale and shift per hidden unit.
 * :mod:`reference_models.ssm_cache` -- ``TinySSM``: a Mamba-style state-space model whose
   layers share a formula initialisation and whose output holds a cache for the next call.
 * :mod:`reference_models.dict_batch` -- ``DictBatchClassifier``: a GRU classifier taking its
@@ -266,6 +268,7 @@ GOOD_TARGETS = (
     "reference_models.running_norm:RunningNormClassifier",
     "reference_models.timestep_embedding:GuidedDenoiser",
     "reference_models.ema_codebook:EMAQuantizedAutoencoder",
+    "reference_models.film:FiLMConditioned",
     "reference_models.ssm_cache:TinySSM",
     "reference_models.dict_batch:DictBatchClassifier",
     "reference_models.dict_batch:DictMaskedClassifier",

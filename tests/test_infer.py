@@ -681,6 +681,25 @@ def test_an_argument_annotated_as_a_list_of_tensors_is_a_list_of_sequences():
     assert_callable(target, max_examples=20)
 
 
+def test_an_argument_named_like_a_control_that_a_layer_is_handed_is_features():
+    from reference_models.film import FiLMConditioned
+
+    target = resolved(FiLMConditioned)
+    same(target.spec.inputs["condition"], dst.tensors(shape=("batch", 4)))
+    assert target.inferred_inputs["condition"].startswith("first consumed by film (Linear(in_features=4))")
+    assert_callable(target)
+
+    class Gated(nn.Module):  # compared with a threshold: still a control
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x, cond):
+            return self.fc(x) if cond > 0.5 else self.fc(x).detach()
+
+    assert strategy_kind(resolved(Gated).spec.inputs["cond"]) == "controls"
+
+
 def test_a_list_the_model_stacks_is_drawn_of_one_length():
     from reference_models.sequence_list import StackedSequenceTagger
 

@@ -388,6 +388,12 @@ class _Reconstruction(torch.nn.Module):
         return self.model(x)["reconstruction"]
 
 
+def _film() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.film import FiLMConditioned
+
+    return FiLMConditioned(), (torch.randn(3, 8), torch.randn(3, 4))
+
+
 def _dict_batch() -> tuple[torch.nn.Module, tuple]:
     from reference_models.dict_batch import DictBatchClassifier
 
@@ -996,6 +1002,7 @@ BUILDERS = {
     "running_norm": _running_norm,
     "timestep_embedding": _timestep_embedding,
     "ema_codebook": _ema_codebook,
+    "film": _film,
     "ssm_cache": _ssm_cache,
     "dict_batch": _dict_batch,
     "graph_conv": _graph_conv,

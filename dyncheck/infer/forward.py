@@ -218,7 +218,14 @@ def infer_input(
         place = f"in {layer}'s forward" if layer else "in forward"
         return _count(f"a count: used as {iterated}{compared} {place}", thresholds, max(walked, default=None))
 
-    if _CONTROL_NAME.search(name) or annotation in (bool, float) or annotation is int:
+    named = _CONTROL_NAME.search(name) is not None
+    if named and not thresholds and annotation is inspect.Parameter.empty and source_tree is not None and any(
+        _resolve_module(model, consumer) is not None for consumer in _flow(source_tree, name, model, strict=True).consumers
+    ):
+        # a layer is handed the argument itself (FiLM's self.film(condition), a hypernetwork's
+        # self.hyper(cond)) and forward compares it with nothing: features named like a control
+        named = False
+    if named or annotation in (bool, float) or annotation is int:
         as_tensor = annotation not in (bool, int, float)
         if annotation is bool:
             return Inferred(dst.controls(dtype=bool), "annotated bool")
