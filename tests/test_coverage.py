@@ -411,6 +411,22 @@ class Defaulted(nn.Module):
         for i in range(num_steps):
             h = torch.relu(self.steps[i](h)) + h
         return self.head(h)
+
+
+class Slimmable(nn.Module):
+    # a slimmable net: one norm per width, the width chosen by a float multiplier
+
+    def __init__(self):
+        super().__init__()
+        self.widths = (0.5, 1.0)
+        self.inp = nn.Linear(8, 16)
+        self.norms = nn.ModuleList([nn.LayerNorm(8), nn.LayerNorm(16)])
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x, width_mult: float = 1.0, eps: float = 1e-5):
+        k = int(16 * width_mult)
+        h = torch.relu(self.norms[self.widths.index(width_mult)](self.inp(x)[:, :k]))
+        return self.head(torch.nn.functional.pad(h, (0, 16 - k)) + eps)
 """
 
 
@@ -421,6 +437,7 @@ class Defaulted(nn.Module):
         "controls(choices=['classify']))",
     ),
     ("Defaulted", "num_steps (left at its default 2)"),
+    ("Slimmable", "width_mult (left at its default 1.0)"),
 ])
 def test_dead_modules_name_the_settings_that_choose_what_runs(dyncheck_run, pytester, name, said):
     # A correct model whose settings the examples gave too few values: the report said only
@@ -428,11 +445,12 @@ def test_dead_modules_name_the_settings_that_choose_what_runs(dyncheck_run, pyte
     pytester.makepyfile(settings=SETTINGS)
     run = dyncheck_run("--dyncheck", f"settings:{name}", "--dyncheck-invariants=coverage", "--dyncheck-max-examples=5")
     text = run.failure("::coverage")
+    first = said.split(" ")[0]
     assert (
         f"  forward's settings {said} may choose what runs: if other values switch the dead modules on, give them, "
-        f"e.g. dyncheck.Spec({name}, inputs={{'num_steps': dyncheck.strategies.controls(...)}}), or declare the "
+        f"e.g. dyncheck.Spec({name}, inputs={{{first!r}: dyncheck.strategies.controls(...)}}), or declare the "
         "modules Spec(unused=...)"
-    ) in text, text
+    ) in text, text  # a float setting named like an eps is not one
 
 
 def test_the_census_starts_without_reading_the_callers_stack():

@@ -368,12 +368,17 @@ def _called_elsewhere(model: nn.Module, module_name: str, ran: set[str]) -> list
 _SETTING = re.compile(r"^(annotated (int|str|bool)|a string compared|a count|annotated Literal|annotated an Enum)")
 
 
+#: Float settings of forward that guard the arithmetic, not what runs.
+_NUMERIC_NAME = re.compile(r"(^|_)(eps|epsilon|tol|tolerance|atol|rtol)$")
+
+
 def _settings_hint(model: nn.Module, target: Any) -> list[str]:
     """A line for a report of dead modules: forward's plain settings (ints, strings, flags)
     that choose what runs, with the values the examples gave them: inferred from a few
     values (a step count drawn from 0 to 3 beside four steps, a mode compared with one
     string, whose other side is any other), or left at a default that is not None
-    (``num_steps: int = 2``). Empty when forward has none."""
+    (``num_steps: int = 2``, a slimmable net's ``width_mult: float = 1.0``; not an ``eps``).
+    Empty when forward has none."""
     try:
         parameters = inspect.signature(inspect.unwrap(type(model).forward)).parameters
     except (TypeError, ValueError):
@@ -384,7 +389,10 @@ def _settings_hint(model: nn.Module, target: Any) -> list[str]:
     ]
     kept = [
         f"{name} (left at its default {p.default!r})" for name, p in parameters.items()
-        if name not in target.spec.inputs and type(p.default) in (int, str, bool)  # not a float's eps
+        if name not in target.spec.inputs and (
+            type(p.default) in (int, str, bool)
+            or type(p.default) is float and not _NUMERIC_NAME.search(name)  # a width multiplier, not an eps
+        )
     ]
     settings = [*drawn, *kept]
     if not settings:
