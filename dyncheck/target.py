@@ -1042,8 +1042,6 @@ def _listed_batches(
 def _control_probe(instance: nn.Module, name: str, parameter: inspect.Parameter) -> Any:
     """A value to call the model with for ``name`` when it is inferred as a control value
     (the top of its range, or its first choice); ``_UNPROBED`` when it is not one."""
-    import torch
-
     from dyncheck.examples import strategy_arguments, strategy_kind
 
     try:
@@ -1052,14 +1050,7 @@ def _control_probe(instance: nn.Module, name: str, parameter: inspect.Parameter)
         return _UNPROBED
     if strategy_kind(found.value) != "controls":
         return _UNPROBED
-    arguments = strategy_arguments(found.value)
-    if arguments.get("choices") is not None:
-        return list(arguments["choices"])[0]
-    dtype = arguments.get("dtype", float)
-    if dtype is bool:
-        return True
-    value = dtype(arguments.get("max_value", 1.0))
-    return torch.tensor([value]) if arguments.get("as_tensor") else value
+    return _control_value(strategy_arguments(found.value))
 
 
 def _own_length(name: str, strategy: Any) -> Any:
@@ -1099,13 +1090,15 @@ def _probe_call(instance: nn.Module, args: dict[str, Any], *, training: bool | N
 
 
 def _inferred_tensors(
-    inputs: dict[str, Any], inferred: dict[str, str], *, tokens: bool = False
+    inputs: dict[str, Any], inferred: dict[str, str], *, tokens: bool = False, controls: bool = False,
 ) -> dict[str, tuple[tuple, Any]] | None:
     """Each input's (shape, dtype) when every input was inferred as floating ``tensors()``
     (what resolution may probe and reshape), else None. With ``tokens``, integer ones
     (token ids) count too, their dtype given as ``(dtype, low, high)``, and so do lengths
     and attention masks beside them, given as ``("lengths", max_length)`` (every sequence
-    as long as the padded length) and ``("mask", dtype, marks padding)`` (every position a token)."""
+    as long as the padded length) and ``("mask", dtype, marks padding)`` (every position a token).
+    With ``controls``, inferred control values count too, given as ``((), ("control", value))``
+    with the value a probe calls with (:func:`_control_value`)."""
     import torch
 
     from dyncheck.examples import strategy_arguments, strategy_kind
@@ -1116,6 +1109,9 @@ def _inferred_tensors(
     shapes: dict[str, tuple[tuple, Any]] = {}
     for name, strategy in inputs.items():
         kwargs = strategy_arguments(strategy)
+        if controls and strategy_kind(strategy) == "controls":
+            shapes[name] = ((), ("control", _control_value(kwargs)))
+            continue
         if tokens and strategy_kind(strategy) == "sequence_lengths":
             batch, longest, _, _, _ = _length_plan(**kwargs)
             shapes[name] = ((batch,), ("lengths", longest))
@@ -1140,11 +1136,28 @@ def _inferred_tensors(
     return shapes
 
 
+def _control_value(arguments: dict[str, Any]) -> Any:
+    """The value a probe calls a control of these strategy arguments with: its first choice,
+    True, or the top of its range (a step count's most steps), as a one-element tensor
+    where it is drawn so."""
+    import torch
+
+    if arguments.get("choices") is not None:
+        return list(arguments["choices"])[0]
+    dtype = arguments.get("dtype", float)
+    if dtype is bool:
+        return True
+    value = dtype(arguments.get("max_value", 1.0))
+    return torch.tensor([value]) if arguments.get("as_tensor") else value
+
+
 def _probe_tensor(shape: list[int], dtype: Any, size_of: Callable[[Any], int]) -> Any:
     """A random input for a probe call: normal floats, token ids in their range, lengths
     that fill the padded length (``size_of`` the named length), or a mask of all tokens."""
     import torch
 
+    if isinstance(dtype, tuple) and dtype[0] == "control":
+        return dtype[1]
     if isinstance(dtype, tuple) and dtype[0] == "lengths":
         return torch.full(shape, size_of(dtype[1]), dtype=torch.long)
     if isinstance(dtype, tuple) and dtype[0] == "mask":
@@ -1613,9 +1626,12 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
         name: "" for name, strategy in inputs.items()
         if name not in inferred and strategy_kind(strategy) in ("sequence_lengths", "attention_masks")
     }
-    found = _inferred_tensors(inputs, {**inferred, **declared}, tokens=True)
+    found = _inferred_tensors(inputs, {**inferred, **declared}, tokens=True, controls=True)
     if found is None:
         return
+    # control values beside them (a step count), at the value a probe gives them
+    fixed = {name: dtype[1] for name, (_, dtype) in found.items() if isinstance(dtype, tuple) and dtype[0] == "control"}
+    found = {name: value for name, value in found.items() if name not in fixed}
 
     def padded_length(shape: tuple, dtype: Any) -> Any:
         # lengths or a mask (their dtype a ("lengths", longest) or ("mask", ...) tuple): the
@@ -1658,6 +1674,7 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
             **{name: torch.randn(*(sizes if sequences else (2,)), features) for name, features in shapes.items()},
             **{name: torch.randint(low, high + 1, sizes, dtype=dtype) for name, (dtype, low, high) in tokens.items()},
             **{name: _probe_tensor([2, 3][: len(shape)], dtype, lambda _: 3) for name, (shape, dtype) in padding.items()},
+            **fixed,
         })
 
     error = runs(False, orders[0])

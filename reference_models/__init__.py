@@ -207,7 +207,8 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.greedy_decoder` -- ``GreedyDecoder``: a GRU encoder and a GRU cell
   decoding greedily inside forward until every sample has emitted its end token.
 * :mod:`reference_models.unrolled_cell` -- ``UnrolledGRU``: a GRU cell unrolled by hand over
-  padded sequences, each row's state held once its sequence has ended.
+  padded sequences, each row's state held once its sequence has ended; ``SteppedGRU``: the
+  cell unrolled for ``num_steps`` steps, a count beside the sequence.
 * :mod:`reference_models.two_views` -- ``TwoViewContrast``: a contrastive model handed a list
   of batches, one per view of the same samples, scoring each sample's views against its first;
   ``MultiCropWrapper``: DINO's multi-crop wrapper, each crop's outputs concatenated in turn.
@@ -269,6 +270,7 @@ GOOD_TARGETS = (
     "reference_models.timestep_embedding:GuidedDenoiser",
     "reference_models.ema_codebook:EMAQuantizedAutoencoder",
     "reference_models.film:FiLMConditioned",
+    "reference_models.unrolled_cell:SteppedGRU",
     "reference_models.ssm_cache:TinySSM",
     "reference_models.dict_batch:DictBatchClassifier",
     "reference_models.dict_batch:DictMaskedClassifier",

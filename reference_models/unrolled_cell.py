@@ -11,6 +11,12 @@ input_size]``; the lengths beside it, whose padded length no input had, make ``x
 sequence (tried as vectors and as sequences). Declared causal: no step reads a later one.
 ``buggy/unheld_cell_state.py`` steps the cell over the padding too, and fails
 padding_invariance.
+
+``SteppedGRU`` unrolls the cell for ``num_steps`` steps of ``x`` (at most its length), a
+count forward takes beside the sequence. Inference: the count is a control value, and the
+probe that tries vectors and sequences calls the model with the count's most steps (before,
+a control beside the vectors stopped the probe, ``x`` stayed ``[batch, input_size]`` and
+every check crashed on ``x[:, t]``).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["UnrolledGRU"]
+__all__ = ["SteppedGRU", "UnrolledGRU"]
 
 
 class UnrolledGRU(nn.Module):
@@ -43,3 +49,16 @@ class UnrolledGRU(nn.Module):
     def held(valid, stepped, state):
         """Each row's state: stepped where its sequence goes on, kept once it has ended."""
         return torch.where(valid, stepped, state)
+
+
+class SteppedGRU(nn.Module):
+    def __init__(self, input_size=6, hidden_size=8, output_size=3):
+        super().__init__()
+        self.cell = nn.GRUCell(input_size, hidden_size)
+        self.out = nn.Linear(hidden_size, output_size)
+
+    def forward(self, x, num_steps):
+        h = x.new_zeros(x.shape[0], self.cell.hidden_size)
+        for t in range(min(num_steps, x.shape[1])):
+            h = self.cell(x[:, t], h)
+        return self.out(h)

@@ -700,6 +700,19 @@ def test_an_argument_named_like_a_control_that_a_layer_is_handed_is_features():
     assert strategy_kind(resolved(Gated).spec.inputs["cond"]) == "controls"
 
 
+def test_a_count_beside_vectors_does_not_stop_the_probe_for_sequences():
+    from reference_models.unrolled_cell import SteppedGRU
+
+    target = resolved(SteppedGRU)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", "time", 6)))
+    assert target.inferred_inputs["x"].endswith(
+        "; a sequence of them: called on [2, 6] it raised RuntimeError (input has inconsistent input_size: got 2 "
+        "expected 6), on [2, 3, 6] it ran"
+    ), target.inferred_inputs["x"]
+    assert strategy_kind(target.spec.inputs["num_steps"]) == "controls"
+    assert_callable(target)
+
+
 def test_a_list_the_model_stacks_is_drawn_of_one_length():
     from reference_models.sequence_list import StackedSequenceTagger
 
