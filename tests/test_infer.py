@@ -2104,6 +2104,24 @@ class Sized(nn.Module):
         return self.fc(x)
 
 
+class Attending(nn.Module):
+    def __init__(self, d_model, nhead, drop_path_rate):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(d_model, nhead, batch_first=True)
+        self.drop_path_rate = drop_path_rate
+
+    def forward(self, x):
+        return self.attention(x, x, x)[0]
+
+
+def test_a_number_of_heads_is_a_count_that_divides_the_width():
+    found = infer_init(Attending, {})
+    assert {name: (i.value, i.why) for name, i in found.items()} == {
+        "d_model": (8, "a size"), "nhead": (2, "a count"), "drop_path_rate": (0.1, "float argument"),
+    }
+    assert_callable(resolved(Attending))
+
+
 def test_infer_init_by_annotation_and_name():
     found = infer_init(Sized, {})
     assert {name: i.value for name, i in found.items()} == {

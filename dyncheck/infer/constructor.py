@@ -19,10 +19,14 @@ __all__ = ["INFERRED_SIZES", "infer_init"]
 #: weight tied or transposed across layers of different shapes fails loudly.
 INFERRED_SIZES = (8, 6, 4, 5, 7, 3)
 
-_COUNT_NAME = re.compile(r"(layers|depth|heads|blocks|steps|stacks|experts)$|^num_?(layers|heads|blocks)")
+#: Counts (given 2): a number of heads among them, which must divide the model's width
+#: (``nn.TransformerEncoderLayer(d_model, nhead)``), as 2 does every even size.
+_COUNT_NAME = re.compile(
+    r"(layers|depth|heads|blocks|steps|stacks|experts)$|^num_?(layers|heads|blocks)|^(nhead|n_head|num_head)$"
+)
 _SIZE_NAME = re.compile(
     r"(size|dim|dims|features|channels|units|width|classes|vocab|tokens|embeddings|hidden|length|len)$"
-    r"|^(n|num|in|out|d|hidden|input|output|embed|vocab)_|^(d_model|nhead|ninp|nhid|ntoken)$"
+    r"|^(n|num|in|out|d|hidden|input|output|embed|vocab)_|^(d_model|ninp|nhid|ntoken)$"
 )
 
 
@@ -50,8 +54,9 @@ def infer_init(factory: Callable[..., Any], given: dict[str, Any]) -> dict[str, 
             )
         elif annotation is bool:
             out[name] = Inferred(False, "bool argument")
-        elif annotation is float or name in ("dropout", "p", "rate", "eps"):
-            out[name] = Inferred(0.1 if "drop" in name or name in ("p", "rate") else 1e-5, "float argument")
+        elif annotation is float or name in ("dropout", "p", "rate", "eps") or name.endswith(("_rate", "_prob")):
+            dropping = "drop" in name or name in ("p", "rate") or name.endswith(("_rate", "_prob"))
+            out[name] = Inferred(0.1 if dropping else 1e-5, "float argument")
         elif _COUNT_NAME.search(name):
             out[name] = Inferred(2, "a count")
         elif annotation is int or _SIZE_NAME.search(name):
