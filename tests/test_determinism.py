@@ -132,6 +132,30 @@ def test_buffers_a_train_mode_call_updates_are_put_back_before_the_second(dynche
     assert lines[3].startswith("  the first call changed ") and "shift: 0.0 → 1.0" in lines[3], lines
 
 
+def test_state_the_first_call_makes_is_named(dyncheck_run, pytester):
+    # A spiking layer's membrane kept on the module, made on the first call (no reset).
+    pytester.makepyfile(
+        membrane="""
+        import torch
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 3)
+
+            def forward(self, x):
+                if not hasattr(self, "mem") or self.mem.shape[0] != x.shape[0]:
+                    self.mem = torch.zeros(x.shape[0], 3)
+                self.mem = (0.9 * self.mem + self.fc(x)).detach()
+                return self.mem * 2
+        """
+    )
+    run = dyncheck_run("--dyncheck", "membrane:Model", "--dyncheck-invariants=determinism")
+    lines = run.failure("::determinism").strip().splitlines()
+    assert re.fullmatch(r"  the first call changed mem: missing → a float32\[\d, 3\] tensor", lines[3]), lines
+
+
 def test_a_buffer_reassigned_at_another_size_is_named(dyncheck_run, pytester):
     # Capsule routing whose logits, a buffer, are reassigned per call at the input's size
     # and start the next call's routing: the copies given what the first call left take

@@ -271,14 +271,14 @@ def _kept_state(context: Context, example: Example, second: Any) -> list[str]:
         for name, _ in items
     }
     def resized(name: str) -> str:
-        old, new = before[name], changed[name]
+        old, new = before.get(name), changed[name]
         if isinstance(old, torch.Tensor) and isinstance(new, torch.Tensor) and old.shape != new.shape:
             return f", resized from {list(old.shape)} to {list(new.shape)}"
         return ""
 
     shown = [
         f"{name} (a {kinds[name]}{resized(name)})" if name in kinds
-        else f"{name}: {_show(before[name])} → {_show(changed[name])}"
+        else f"{name}: {_show(before[name]) if name in before else 'missing'} → {_show(changed[name])}"
         for name in needed
     ]
     return [f"the first call changed {', '.join(shown)}"]
@@ -315,14 +315,15 @@ def _simple(value: Any) -> bool:
 
 def _changed(before: dict[str, Any], called: nn.Module) -> dict[str, Any]:
     """Name -> value after the call, for each value of :func:`_plain_state` (``before``, a
-    copy never called) the call changed (a NaN where it was NaN is unchanged)."""
+    copy never called) the call changed or made (``if not hasattr(self, "mem")``; a NaN
+    where it was NaN is unchanged)."""
     from dyncheck.invariants.state_roundtrip import _same
 
     after = _plain_state(called)
     return {
         name: copy.deepcopy(value.detach() if isinstance(value, torch.Tensor) else value)
         for name, value in after.items()
-        if name in before and not _same(before[name], value)
+        if name not in before or not _same(before[name], value)
     }
 
 
@@ -331,7 +332,7 @@ def _put(model: nn.Module, name: str, value: Any) -> None:
     set) to a copy of ``value``."""
     owner, _, attribute = name.rpartition(".")
     module = model.get_submodule(owner)
-    current = getattr(module, attribute)
+    current = getattr(module, attribute, None)  # None: an attribute the call made
     if isinstance(current, torch.Tensor) and isinstance(value, torch.Tensor) and attribute in {
         *module._parameters, *module._buffers
     }:
