@@ -317,6 +317,18 @@ def test_pytest_gets_every_other_argument_unchanged_and_each_target_once(monkeyp
     ]
 
 
+def test_a_checkout_not_installed_loads_the_plugin_by_name(monkeypatch):
+    # dyncheck on PYTHONPATH, not pip-installed: pytest finds no entry point for the plugin
+    # and refused --dyncheck-only as an unknown argument.
+    monkeypatch.setattr(cli, "expand", lambda text, hint="": [text])
+    monkeypatch.setattr(cli, "_checkable", lambda targets: targets)
+    assert cli._plugin_installed()  # this environment installs it
+    assert "dyncheck.plugin" not in _arguments(["m:A"])
+    monkeypatch.setattr(cli, "_plugin_installed", lambda: False)
+    assert _arguments(["m:A"])[:3] == ["-p", "dyncheck.plugin", "--dyncheck-only"]
+    assert _arguments(["m:A", "-p", "dyncheck.plugin"]).count("dyncheck.plugin") == 1
+
+
 def test_a_model_is_resolved_once_per_process(monkeypatch, tmp_path, capsys):
     """Choosing which models of a module can be checked resolves them (builds each, may
     probe its sizes); the plugin takes those, in the same process, instead of resolving
