@@ -1600,6 +1600,27 @@ class SetList(nn.Module):
         return self.rho(torch.stack(pooled))
 
 
+class GatedHeads(nn.Module):
+    """Heads called in a list comprehension over a ModuleList, each gated (hard-concrete gates)."""
+
+    def __init__(self):
+        super().__init__()
+        self.heads = nn.ModuleList([nn.Linear(8, 4) for _ in range(3)])
+        self.gate = nn.Parameter(torch.ones(3))
+        self.out = nn.Linear(12, 2)
+
+    def forward(self, x):
+        outs = [self.gate[i] * head(x) for i, head in enumerate(self.heads)]
+        return self.out(torch.cat(outs, -1))
+
+
+def test_a_module_list_called_in_a_comprehension_consumes_the_argument():
+    target = resolved(GatedHeads)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", 8)))
+    assert target.inferred_inputs["x"] == "first consumed by heads.0 (Linear(in_features=8))"
+    assert_callable(target)
+
+
 def test_a_list_annotation_is_drawn_as_a_list_when_no_layer_gives_the_shape():
     # A Sequential first: no layer says the shape; the probe of vectors and sequences ran on
     # [2, 3, 3], a dense tensor whose "sets" were never ragged.
@@ -1620,10 +1641,10 @@ def test_a_list_of_batches_one_per_view_is_drawn_so():
 
     target = resolved(TwoViewContrast)
     same(target.spec.inputs["views"], st.lists(dst.tensors(shape=("batch", 6)), min_size=2, max_size=3))
-    assert target.inferred_inputs["views"].startswith(
-        "annotated as a list of tensors, whose layers give no shape: on no list of sequences of their own lengths "
-        "did it run (F in the model's parameters' sizes 8, 6, 4), on 2 and 3 batches of vectors with F = 6 it gave "
-        "a row per sample"
+    # each view reaches the encoder inside a list comprehension, [self.embed(view) for view in views]
+    assert target.inferred_inputs["views"] == (
+        "annotated as a list of tensors, whose consumer takes ['batch', 6], not sequences; on 2 and 3 such batches "
+        "it gave a row per sample (in each): a list of batches, one per view of the samples"
     )
     assert_callable(target)
 

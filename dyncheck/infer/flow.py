@@ -227,6 +227,21 @@ class _Flow(ast.NodeVisitor):
         for statement in (*node.body, *node.orelse):
             self.visit(statement)
 
+    def _visit_comprehension(self, node: ast.AST) -> None:
+        """A comprehension's loops as ``for`` statements (``[h(x) for h in self.heads]``: each
+        ``h`` the container's first member), then what it makes of each item."""
+        for generator in node.generators:
+            self.visit(generator.iter)
+            self.roots.update(_loop_members(generator.target, generator.iter, self.roots))
+            if self._carries(generator.iter):
+                self.tainted.update(n.id for n in ast.walk(generator.target) if isinstance(n, ast.Name))
+            for condition in generator.ifs:
+                self.visit(condition)
+        for part in (node.key, node.value) if isinstance(node, ast.DictComp) else (node.elt,):
+            self.visit(part)
+
+    visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _visit_comprehension
+
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
         """A function defined inside forward is not run where it is defined: its body is
         read where it is called, as a helper's."""
