@@ -133,6 +133,7 @@ def check(folder: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], l
     log = folder / "calls.log"
     env = {**os.environ, "PYTHONPATH": f"{folder}{os.pathsep}{ROOT}", "REPLAY_LOG": str(log), "OMP_NUM_THREADS": "1"}
     env.pop("PYTEST_ADDOPTS", None)
+    env.pop("PYTEST_CURRENT_TEST", None)  # this test's own: the model logs the child's call phase only
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "--dyncheck=replaymod:Net", "--dyncheck-only", "-p", "no:cacheprovider",
          "--dyncheck-invariants=finite", "--dyncheck-max-examples=60", *args],
