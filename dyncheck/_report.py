@@ -14,7 +14,12 @@ import re
 import traceback
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from dyncheck.settings import SETTINGS_KEY
+
+#: (target, stage, traceback) -> the first check whose report showed that traceback.
+_SHOWN_KEY = pytest.StashKey[dict]()
 
 if TYPE_CHECKING:
     from dyncheck._items import InvariantItem
@@ -119,8 +124,15 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
         lines.append(f"  path:     {item.context.describe_path(path, outline=True)}")
     if isinstance(exc, ModelError):
         lines.append("")
-        lines.append("The model's traceback:" if who == "The model" else "The traceback:")
-        lines.extend("  " + line for line in _model_traceback(exc.original).splitlines())
+        shown = _model_traceback(exc.original)
+        first = item.config.stash.setdefault(_SHOWN_KEY, {}).setdefault((item.target.text, exc.stage, shown), item)
+        title = "The model's traceback:" if who == "The model" else "The traceback:"
+        if first is not item:
+            # one crash (inputs inferred wrong) fails every check alike: its traceback once
+            lines.append(f"{title} as in {first.invariant.name}'s report.")
+        else:
+            lines.append(title)
+            lines.extend("  " + line for line in shown.splitlines())
     lines.append("")
     lines.append(f"Reproduce: {_reproduce(item, settings)}")
     return "\n".join(lines)

@@ -142,6 +142,18 @@ def test_crash_keeps_the_models_traceback_and_explains_the_tie(dyncheck_run):
     assert "dyncheck/invariants" not in text  # dyncheck's own frames are not shown
 
 
+def test_one_crash_in_every_check_shows_its_traceback_once(dyncheck_run):
+    # A model that crashes on what was drawn fails every check alike: the first report
+    # shows the model's traceback, the others point to it.
+    target = "reference_models.buggy.shared_original:SharedNet"
+    run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=determinism,finite,purity", "-p", "no:xdist")
+    reports = [run.failure(f"::{name}") for name in ("determinism", "finite", "purity")]
+    assert "The model's traceback:\n" in reports[0] and "shared_original.py" in reports[0]
+    for text in reports[1:]:
+        assert "The model's traceback: as in determinism's report." in text and "shared_original.py" not in text
+        assert "Reproduce: pytest --dyncheck" in text  # each still repeats itself
+
+
 # --- an innocent NaN gradient: normalisation layers that saw a constant input ---------------
 
 DEEP_NORM = "reference_models.deep_norm:DeepNormNet"
