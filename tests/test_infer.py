@@ -713,6 +713,28 @@ def test_a_count_beside_vectors_does_not_stop_the_probe_for_sequences():
     assert_callable(target)
 
 
+def test_an_int_that_ends_a_slice_of_a_weight_runs_every_width():
+    from reference_models.elastic_width import ElasticMLP
+
+    target = resolved(ElasticMLP)
+    same(target.spec.inputs["active"], dst.controls(dtype=int, min_value=0, max_value=12))
+    assert target.inferred_inputs["active"] == (
+        "a count: used as self.w1[:active] in forward, slicing self.w2 (12 along it); drawn as ints from 0 to 12"
+    )
+    assert_callable(target)
+
+    class Clamped(ElasticMLP):  # the slice's end computed from the argument
+        def forward(self, x, active_channels: int):
+            k = min(max(active_channels, 1), len(self.b1))
+            h = torch.relu(torch.nn.functional.linear(x, self.w1[:k, :], self.b1[:k]))
+            return torch.nn.functional.linear(h, self.w2[:, :k], self.b2)
+
+    target = resolved(Clamped)
+    same(target.spec.inputs["active_channels"], dst.controls(dtype=int, min_value=0, max_value=12))
+    assert target.inferred_inputs["active_channels"].startswith("annotated int, the end of a slice of self.w2")
+    assert_callable(target)
+
+
 def test_a_list_the_model_stacks_is_drawn_of_one_length():
     from reference_models.sequence_list import StackedSequenceTagger
 

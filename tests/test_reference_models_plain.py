@@ -394,6 +394,12 @@ def _film() -> tuple[torch.nn.Module, tuple]:
     return FiLMConditioned(), (torch.randn(3, 8), torch.randn(3, 4))
 
 
+def _elastic_width() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.elastic_width import ElasticMLP
+
+    return ElasticMLP(), (torch.randn(3, 8), 5)
+
+
 def _dict_batch() -> tuple[torch.nn.Module, tuple]:
     from reference_models.dict_batch import DictBatchClassifier
 
@@ -1003,6 +1009,7 @@ BUILDERS = {
     "timestep_embedding": _timestep_embedding,
     "ema_codebook": _ema_codebook,
     "film": _film,
+    "elastic_width": _elastic_width,
     "ssm_cache": _ssm_cache,
     "dict_batch": _dict_batch,
     "graph_conv": _graph_conv,

@@ -216,6 +216,9 @@ def infer_input(
             )
         ]
         place = f"in {layer}'s forward" if layer else "in forward"
+        if not walked and not layer and source_tree is not None and (sliced := _slice_bound(model, source_tree, name)):
+            # the end of a slice of the model's own weights (self.w1[:active]): every width
+            walked, place = [sliced[0]], f"{place}, slicing {sliced[1]} ({sliced[0]} along it)"
         return _count(f"a count: used as {iterated}{compared} {place}", thresholds, max(walked, default=None))
 
     named = _CONTROL_NAME.search(name) is not None
@@ -230,6 +233,12 @@ def infer_input(
         if annotation is bool:
             return Inferred(dst.controls(dtype=bool), "annotated bool")
         if annotation is int:
+            sliced = None if thresholds or source_tree is None else _slice_bound(model, source_tree, name)
+            if sliced is not None:
+                # how many of a weight's rows or columns run, computed from the argument (a
+                # once-for-all net's k = min(max(active_channels, 1), ...); self.w1[:k])
+                size, weight = sliced
+                return _count(f"annotated int, the end of a slice of {weight} ({size} along it)", [], size)
             hi = int(max([*thresholds, 2])) + 1
             lo = int(min([*thresholds, 0])) - (1 if thresholds and min(thresholds) <= 0 else 0)
             return Inferred(
@@ -1023,6 +1032,32 @@ def _sequence_list(strategy: Any, shape: Any, why: str, name: str, qualname: str
         dst.sequence_lists(feature_shape=tuple(features), **kwargs),
         f"{why}; annotated as a list of tensors: one sequence of its own length per sample",
     )
+
+
+def _slice_bound(model: nn.Module, tree: ast.AST, name: str) -> tuple[int, str] | None:
+    """(the largest size, the weight) where ``name``, or a value computed from it, ends a
+    slice of one of the model's own tensors along an axis (``self.w1[:k, :]``,
+    ``self.w2[:, :k]``, ``self.weight[:k]``): how many of its rows or columns run. None where
+    it ends no such slice."""
+    tainted = _flow(tree, name, model).tainted
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute)):
+            continue
+        owner = node.value.value
+        if not (isinstance(owner, ast.Name) and owner.id == "self"):
+            continue
+        tensor = getattr(model, node.value.attr, None)
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        for axis, part in enumerate(parts):
+            if (
+                isinstance(part, ast.Slice) and part.lower is None and isinstance(part.upper, ast.Name)
+                and part.upper.id in tainted and axis < tensor.dim()
+            ):
+                found.append((int(tensor.shape[axis]), f"self.{node.value.attr}"))
+    return max(found) if found else None
 
 
 def _reads(tree: ast.AST, name: str) -> bool:
