@@ -112,6 +112,39 @@ def test_input_written_in_eval_mode_only(dyncheck_run, pytester):
     assert lines[3] == "  x in eval mode (after the call, then before):"
 
 
+def test_entries_added_to_a_dict_of_inputs_are_no_change_of_the_callers_tensors(dyncheck_run, pytester):
+    # sentence-transformers' modules hand on the features dict they were given, with their
+    # outputs added to it: dyncheck raised KeyError on the new entry. A tensor of the dict
+    # written in place is still found.
+    pytester.makepyfile(features="""
+        import torch
+        from torch import nn
+
+        import dyncheck
+        from dyncheck.strategies import tensors
+
+        class Model(nn.Module):
+            def __init__(self, write=False):
+                super().__init__()
+                self.fc = nn.Linear(4, 3)
+                self.write = write
+
+            def forward(self, features: dict):
+                if self.write:
+                    features["x"].mul_(2)
+                features["embedding"] = self.fc(features["x"])
+                return features
+
+        inputs = {"features": __import__("hypothesis").strategies.fixed_dictionaries({"x": tensors(shape=("batch", 4))})}
+        adds = dyncheck.Spec(Model, inputs=inputs)
+        writes = dyncheck.Spec(lambda: Model(write=True), inputs=inputs)
+    """)
+    run = dyncheck_run("--dyncheck", "features:adds", PURITY)
+    assert run.outcomes() == {"dyncheck::features:adds::purity": "PASSED"}, run.text
+    run = dyncheck_run("--dyncheck", "features:writes", PURITY)
+    assert "forward modified its input features['x'] in place" in run.failure("::purity"), run.text
+
+
 def test_parameter_replaced_at_inference(dyncheck_run, pytester):
     target = _model(
         pytester,

@@ -138,6 +138,10 @@ class Purity(Invariant):
         before = _tensor_args(dict(example.args))
         changed = {}
         for name, after in _tensor_args(args).items():
+            if name not in before:
+                # an entry forward added to a dict it was given (sentence-transformers' features
+                # dict gains its embeddings): no tensor of the caller's changed
+                continue
             lines = mismatch(after, before[name])
             if lines:
                 changed[name] = lines
