@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import types
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -135,6 +136,12 @@ def _leaves(value: Any, prefix: str, path: tuple[int, ...]) -> Iterator[tuple[st
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         for f in dataclasses.fields(value):
             yield from _leaves(getattr(value, f.name), f"{prefix}.{f.name}", inner)
+    elif isinstance(value, functools.partial) and len(path) < _OBJECT_DEPTH:
+        # a function with its arguments bound, made on each call (a flow's transform holds
+        # partial(self.meta, c)): the same function, and arguments of the same contents
+        yield from _leaves(value.func, f"{prefix}.func", inner)
+        yield from _leaves(value.args, f"{prefix}.args", inner)
+        yield from _leaves(value.keywords, f"{prefix}.keywords", inner)
     elif _by_identity(value) and len(path) < _OBJECT_DEPTH:
         for attribute, item in vars(value).items():
             yield from _leaves(item, f"{prefix}.{attribute}", inner)
@@ -143,11 +150,18 @@ def _leaves(value: Any, prefix: str, path: tuple[int, ...]) -> Iterator[tuple[st
 
 
 def _by_identity(value: Any) -> bool:
-    """An object with attributes that equals only itself (``object.__eq__``): not a
-    module, class or function, which are the same object in two calls."""
-    if isinstance(value, (nn.Module, type)) or callable(value):
+    """An object with attributes that equals only itself (``object.__eq__``), a callable one
+    too (a flow's transform, made on each call): not a module, class, function or method,
+    which are the same object in two calls."""
+    if isinstance(value, (nn.Module, type, types.FunctionType, types.MethodType, types.BuiltinFunctionType,
+                          types.ModuleType)):
         return False
-    return type(value).__eq__ is object.__eq__ and isinstance(getattr(value, "__dict__", None), dict)
+    return type(value).__eq__ in _IDENTITY_EQ and isinstance(getattr(value, "__dict__", None), dict)
+
+
+#: ``__eq__`` methods that compare by identity: object's, and torch.distributions'
+#: ``Transform``'s (``self is other``), which a normalizing flow's composed transform keeps.
+_IDENTITY_EQ = (object.__eq__, torch.distributions.transforms.Transform.__eq__)
 
 
 def unpacked(value: Any) -> Any:

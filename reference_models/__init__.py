@@ -87,6 +87,8 @@ Refactored twins, each declaring the model it must still agree with
   codebook (three buffers) moves by exponential moving averages in training.
 * :mod:`reference_models.elastic_width` -- ``ElasticMLP``: a once-for-all MLP whose width
   per call, an int, slices its weights.
+* :mod:`reference_models.flow_distribution` -- ``ConditionalFlow``: a conditional flow that
+  returns its distribution, through a ``torch.distributions.Transform`` (compared by identity).
 * :mod:`reference_models.film` -- ``FiLMConditioned``: a conditioning vector named like a
   control (``condition``) turned by a Linear into a scale and shift per hidden unit.
 * :mod:`reference_models.ssm_cache` -- ``TinySSM``: a Mamba-style state-space model whose
@@ -274,6 +276,7 @@ GOOD_TARGETS = (
     "reference_models.film:FiLMConditioned",
     "reference_models.unrolled_cell:SteppedGRU",
     "reference_models.elastic_width:ElasticMLP",
+    "reference_models.flow_distribution:ConditionalFlow",
     "reference_models.ssm_cache:TinySSM",
     "reference_models.dict_batch:DictBatchClassifier",
     "reference_models.dict_batch:DictMaskedClassifier",

@@ -400,6 +400,24 @@ def _elastic_width() -> tuple[torch.nn.Module, tuple]:
     return ElasticMLP(), (torch.randn(3, 8), 5)
 
 
+def _flow_distribution() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.flow_distribution import ConditionalFlow
+
+    return _LogProb(ConditionalFlow()), (torch.randn(3, 3),)
+
+
+class _LogProb(torch.nn.Module):
+    """The log-likelihood of a sample under the distribution a model returns."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, context: torch.Tensor) -> torch.Tensor:
+        distribution = self.model(context)
+        return distribution.log_prob(torch.zeros(len(context), 4))[:, None]
+
+
 def _dict_batch() -> tuple[torch.nn.Module, tuple]:
     from reference_models.dict_batch import DictBatchClassifier
 
@@ -1010,6 +1028,7 @@ BUILDERS = {
     "ema_codebook": _ema_codebook,
     "film": _film,
     "elastic_width": _elastic_width,
+    "flow_distribution": _flow_distribution,
     "ssm_cache": _ssm_cache,
     "dict_batch": _dict_batch,
     "graph_conv": _graph_conv,

@@ -409,6 +409,39 @@ def test_objects_equal_only_to_themselves_are_compared_by_contents():
     assert [name for name, _ in leaves(torch.device("cpu"))] == ["output"]
 
 
+class _Shift(torch.distributions.Transform):
+    """A distributions transform made per call: Transform's == is identity."""
+
+    def __init__(self, shift, meta) -> None:
+        super().__init__()
+        self.shift, self.meta = shift, meta
+
+    def __call__(self, x):
+        return x + self.shift
+
+
+def test_callable_objects_and_partials_made_per_call_are_compared_by_contents():
+    # A flow returns a transform (callable, ==: identity) holding partial(self.meta, c).
+    import functools
+
+    from dyncheck.compare import mismatch
+
+    model = nn.Linear(2, 2)
+    made = [_Shift(torch.ones(2), functools.partial(model.forward, torch.zeros(1, 2))) for _ in range(2)]
+    assert list(dict(leaves(made[0]))) == [
+        "output._cache_size", "output._inv", "output.shift", "output.meta.func", "output.meta.args[0]",
+    ]
+    for (name, a), (_, b) in zip(leaves(made[0]), leaves(made[1])):
+        assert not mismatch(a, b), name
+    # a bound method of another copy of the model: the same method of each copy's own
+    other = nn.Linear(2, 2)
+    assert not mismatch(functools.partial(other.forward).func, model.forward)
+    assert mismatch(model.train, model.forward)
+    # functions, methods and modules are not walked: the same object in two calls
+    assert [name for name, _ in leaves(model.forward)] == ["output"]
+    assert [name for name, _ in leaves(len)] == ["output"]
+
+
 def test_sparse_gradients_are_read_as_the_dense_tensors_they_stand_for():
     # nn.Embedding(sparse=True) leaves a sparse .grad, which comparisons and isfinite do
     # not take: every check that read gradients crashed inside dyncheck on such a model.

@@ -167,6 +167,8 @@ so that dyncheck's zero-configuration inference can check it.
   running statistics registered with ``persistent=False`` (state_roundtrip, in eval mode).
 * :mod:`~reference_models.buggy.eval_codebook_update` -- a VQ-VAE's EMA codebook updated
   in eval mode too (purity, determinism, batch_invariance).
+* :mod:`~reference_models.buggy.counted_flow_shift` -- a conditional flow whose transform's
+  shift grows with a count of calls (determinism, state_roundtrip, batch_invariance).
 * :mod:`~reference_models.buggy.batch_mean_film` -- a FiLM layer's scale and shift averaged
   over the batch (batch_invariance).
 * :mod:`~reference_models.buggy.unmasked_mean_pool` -- a Hugging Face-style classifier that
@@ -295,6 +297,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.unsaved_running_stats:Model": ("state_roundtrip",),
     "reference_models.buggy.eval_codebook_update:Model": ("purity", "determinism", "batch_invariance"),
     "reference_models.buggy.batch_mean_film:Model": ("batch_invariance",),
+    "reference_models.buggy.counted_flow_shift:Model": ("determinism", "state_roundtrip", "batch_invariance"),
     "reference_models.buggy.packed_last_step:Model": ("batch_invariance",),
     "reference_models.buggy.centred_conv:Model": ("causality",),
     "reference_models.buggy.future_mask:Model": ("causality",),
