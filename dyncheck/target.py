@@ -425,6 +425,8 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     for dim, found in infer_dims(instance, dict(spec.dims)).items():
         all_dims[dim] = found.value
         inferred_dims[dim] = found.why
+    if "batch" not in spec.dims and "batch" not in inferred_dims:
+        _probe_single_sample(instance, inputs, inferred_inputs, all_dims, inferred_dims)
     for module_name, predicate in spec.branches.items():
         _check_predicate(text, module_name, predicate, parameters)
     positional = tuple(
@@ -2336,6 +2338,53 @@ def _probe_equal_lengths(instance: nn.Module, inputs: dict[str, Any], inferred: 
     inferred[name] = inferred[name].replace("one sequence of its own length per sample", "one sequence per sample") + (
         f"; every sequence of one length (equal_lengths=True): on sequences of lengths 3 and 2 it raised "
         f"{type(error).__name__} ({one_line(error)}), on two of length 3 it ran"
+    )
+
+
+def _probe_single_sample(
+    instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any], why: dict[str, str],
+) -> None:
+    """A batch of at least 2 for a model that, in train mode, gives NaN or inf on a batch of
+    one sample and finite outputs on two: statistics over the batch written by hand (a flow
+    library's own batch norm, ``inputs.var(0)`` of one sample), which torch's BatchNorm
+    refuses outright (:func:`~dyncheck.infer.forward.infer_dims`). Every check would report
+    that NaN. Only for inputs all inferred (control values at their probe value), where the
+    batch may be 1; ``dims`` and ``why`` are updated in place."""
+    import torch
+
+    from dyncheck.strategies import DEFAULT_DIMS
+
+    bounds = dims.get("batch", DEFAULT_DIMS["batch"])
+    if not (isinstance(bounds, tuple) and bounds[0] == 1):
+        return
+    shapes = _inferred_tensors(inputs, inferred, tokens=True, controls=True)
+    if shapes is None or not any(shape[:1] == ("batch",) for shape, _ in shapes.values()):
+        return
+
+    def outputs(batch: int) -> list[Any] | None:
+        def size_of(dim: Any) -> int:
+            return batch if dim == "batch" else dim if isinstance(dim, int) else max(1, _smallest_size(dim, dims))
+
+        with seeded(BUILD_SEED):
+            args = {n: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for n, (shape, dtype) in shapes.items()}
+        return _outputs_of(clone(instance).train(), args)
+
+    def finite(found: list[Any]) -> bool:
+        return all(
+            bool(torch.isfinite(value).all()) for value in found
+            if isinstance(value, torch.Tensor) and (value.is_floating_point() or value.is_complex())
+        )
+
+    one = outputs(1)
+    if one is None or finite(one):
+        return
+    two = outputs(2)
+    if two is None or not finite(two):
+        return
+    dims["batch"] = (2, max(2, bounds[1]))
+    why["batch"] = (
+        "in train mode a batch of 1 gave NaN or inf and a batch of 2 did not: statistics over the batch (a "
+        "variance of one sample)"
     )
 
 

@@ -79,7 +79,8 @@ Refactored twins, each declaring the model it must still agree with
   of variable-length sequences (``forward(self, seqs: list[torch.Tensor])``), packed;
   ``StackedSequenceTagger``: a GRU over a list of sequences of one length, stacked.
 * :mod:`reference_models.running_norm` -- ``RunningNormClassifier``: a hand-written batch
-  norm whose running statistics, registered buffers, only eval mode reads.
+  norm whose running statistics, registered buffers, only eval mode reads;
+  ``UnbiasedNormClassifier``: the same with the batch's unbiased variance (NaN at batch 1).
 * :mod:`reference_models.timestep_embedding` -- ``GuidedDenoiser``: a diffusion denoiser
   with DDPM's sinusoidal timestep embedding pinned to float32 and a class condition dropped
   in training.
@@ -271,6 +272,7 @@ GOOD_TARGETS = (
     "reference_models.sequence_list:SequenceListClassifier",
     "reference_models.sequence_list:StackedSequenceTagger",
     "reference_models.running_norm:RunningNormClassifier",
+    "reference_models.running_norm:UnbiasedNormClassifier",
     "reference_models.timestep_embedding:GuidedDenoiser",
     "reference_models.ema_codebook:EMAQuantizedAutoencoder",
     "reference_models.film:FiLMConditioned",

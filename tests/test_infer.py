@@ -735,6 +735,21 @@ def test_an_int_that_ends_a_slice_of_a_weight_runs_every_width():
     assert_callable(target)
 
 
+def test_a_model_that_gives_nan_on_one_sample_in_training_gets_batches_of_two():
+    from reference_models.running_norm import RunningNormClassifier, UnbiasedNormClassifier
+
+    target = resolved(UnbiasedNormClassifier)
+    assert dict(target.spec.dims)["batch"] == (2, 4)
+    assert target.inferred_dims["batch"] == (
+        "in train mode a batch of 1 gave NaN or inf and a batch of 2 did not: statistics over the batch (a "
+        "variance of one sample)"
+    )
+    assert_callable(target)
+    # the biased variance of one sample is 0: finite, and a batch of 1 is drawn
+    assert "batch" not in resolved(RunningNormClassifier).inferred_dims
+    assert "batch" not in resolved(UnbiasedNormClassifier, dims={"batch": (1, 3)}).inferred_dims
+
+
 def test_a_list_the_model_stacks_is_drawn_of_one_length():
     from reference_models.sequence_list import StackedSequenceTagger
 
