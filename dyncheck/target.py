@@ -280,7 +280,21 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
     # caller's random streams are left as they were.
     with warnings.catch_warnings(), seeded(BUILD_SEED), probing.probing(text):
         warnings.simplefilter("ignore")
-        return _complete(spec, text, instance, inferred_init)
+        try:
+            return _complete(spec, text, instance, inferred_init)
+        except TargetError as exc:
+            raise _as_given(exc, spec.model, instance) from None
+
+
+def _as_given(exc: TargetError, given: Any, instance: nn.Module) -> TargetError:
+    """``exc`` with the Spec it suggests built as the target is: a factory by its own name
+    (``dyncheck.Spec(small_vq, ...)``), not the class it returns, which a pasted Spec would
+    build with inferred arguments instead of the factory's."""
+    name = getattr(given, "__qualname__", None)
+    if inspect.isclass(given) or not callable(given) or not name or "<" in name:
+        return exc
+    built = f"dyncheck.Spec({type(instance).__qualname__},"
+    return TargetError(str(exc).replace(built, f"dyncheck.Spec({name},")) if built in str(exc) else exc
 
 
 def _scripted(instance: nn.Module) -> str | None:

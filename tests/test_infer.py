@@ -2246,6 +2246,22 @@ def test_uninferable_forward_argument_names_it_and_the_spec_to_write(model, argu
     )
 
 
+def small_dropout() -> OnlyDropout:
+    return OnlyDropout()
+
+
+def test_the_spec_a_refusal_gives_for_a_factory_builds_the_factory():
+    # Spec(OnlyDropout, ...) pasted would build the class with inferred arguments, not the
+    # factory's configuration
+    with pytest.raises(TargetError) as info:
+        resolved(small_dropout)
+    message = str(info.value)
+    assert "cannot infer forward argument 'x' of OnlyDropout (" in message
+    assert message.endswith(
+        "write dyncheck.Spec(small_dropout, inputs={'x': dyncheck.strategies.tensors(shape=(\"batch\", ...))})"
+    ), message
+
+
 def test_uninferable_constructor_argument_names_it_and_the_spec_to_write():
     with pytest.raises(TargetError) as info:
         resolved(Configured)
