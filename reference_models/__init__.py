@@ -282,6 +282,7 @@ GOOD_TARGETS = (
     "reference_models.ssm_cache:TinySSM",
     "reference_models.dict_batch:DictBatchClassifier",
     "reference_models.dict_batch:DictMaskedClassifier",
+    "reference_models.dict_batch:FeaturesPooler",
     "reference_models.dict_batch:DictFramesClassifier",
     "reference_models.dict_batch:NestedBatchClassifier",
     "reference_models.graph_conv:GraphConv",

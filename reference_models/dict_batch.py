@@ -24,6 +24,11 @@ arguments only), and the model raised on every example.
 ``batch["image"]`` features. Read one level deep, ``batch["text"]`` was drawn as one tensor
 and the model raised on every example; the inner dict is now inferred as the outer one is,
 ``batch_invariance`` cuts it entry by entry and ``padding_invariance`` finds its mask.
+
+``FeaturesPooler`` is a sentence-transformers-style module: it reads ``features["input_ids"]``
+and ``features["attention_mask"]``, adds ``features["sentence_embedding"]`` and hands the
+dict back. An entry forward writes is no input, and returning the dict is no other use of
+it; before, the dict was drawn as one tensor and every check crashed.
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-__all__ = ["DictBatchClassifier", "DictFramesClassifier", "DictMaskedClassifier", "NestedBatchClassifier"]
+__all__ = [
+    "DictBatchClassifier", "DictFramesClassifier", "DictMaskedClassifier", "FeaturesPooler", "NestedBatchClassifier",
+]
 
 
 class DictBatchClassifier(nn.Module):
@@ -60,6 +67,19 @@ class DictMaskedClassifier(nn.Module):
         emb = self.embed(batch["input_ids"])
         mask = batch["attention_mask"].unsqueeze(-1).to(emb.dtype)
         return self.head((emb * mask).sum(1) / mask.sum(1).clamp(min=1))
+
+
+class FeaturesPooler(nn.Module):
+    def __init__(self, vocab_size=30, embed_dim=6):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed_dim)
+        self.dense = nn.Linear(embed_dim, embed_dim)
+
+    def forward(self, features):
+        emb = self.embed(features["input_ids"])
+        mask = features["attention_mask"].unsqueeze(-1).to(emb.dtype)
+        features["sentence_embedding"] = torch.tanh(self.dense((emb * mask).sum(1) / mask.sum(1).clamp(min=1)))
+        return features
 
 
 class DictFramesClassifier(nn.Module):

@@ -1359,6 +1359,27 @@ def test_an_attention_mask_entry_is_the_mask_of_the_token_ids():
     assert_callable(target, max_examples=20)
 
 
+def test_a_dict_forward_adds_entries_to_and_hands_back_is_a_dict_of_inputs():
+    # sentence-transformers' modules: features["sentence_embedding"] = ...; return features
+    from reference_models.dict_batch import FeaturesPooler
+
+    target = resolved(FeaturesPooler)
+    same(target.spec.inputs["features"], st.fixed_dictionaries({
+        "input_ids": dst.tensors(shape=("batch", "time"), dtype=torch.int64, min_value=0, max_value=29),
+        "attention_mask": dst.attention_masks(batch_size="batch", max_length="time"),
+    }))
+    assert_callable(target, max_examples=20)
+
+    class Updating(FeaturesPooler):
+        def forward(self, features):
+            features.update({"token_embeddings": self.embed(features["input_ids"])})
+            return features
+
+    same(resolved(Updating).spec.inputs["features"], st.fixed_dictionaries({
+        "input_ids": dst.tensors(shape=("batch", "time"), dtype=torch.int64, min_value=0, max_value=29),
+    }))
+
+
 class DictFrames(nn.Module):
     def __init__(self):
         super().__init__()

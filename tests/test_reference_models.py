@@ -50,6 +50,7 @@ PADDED = {
     # the lengths, or the mask, are an entry of a dict of inputs: batch["lengths"], batch["attention_mask"]
     "reference_models.dict_batch:DictBatchClassifier",
     "reference_models.dict_batch:DictMaskedClassifier",
+    "reference_models.dict_batch:FeaturesPooler",
     # ... or under a name of its own the class declares: Spec(lengths="batch['n_valid']")
     "reference_models.dict_batch:DictFramesClassifier",
     # ... or of a dict inside the dict: batch["text"]["attention_mask"]

@@ -746,6 +746,7 @@ def _mapping_keys(tree: ast.AST, name: str) -> list[str] | None:
     names = _aliases(tree, name)
     parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     found: list[tuple[int, int, str]] = []
+    written: set[str] = set()
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Name) and node.id in names and isinstance(node.ctx, ast.Load)):
             continue
@@ -755,11 +756,20 @@ def _mapping_keys(tree: ast.AST, name: str) -> list[str] | None:
             and isinstance(parent.targets[0], ast.Name) and parent.targets[0].id in names
         ):
             continue  # handed to an alias whole (text = batch["text"]), read through it
+        if isinstance(parent, ast.Return) or (
+            isinstance(parent, ast.Attribute) and parent.attr == "update" and parent.value is node
+        ):
+            # handed back, or given entries of its own: sentence-transformers' features dict,
+            # each module adding its outputs to the inputs it read
+            continue
         key = getattr(parent, "slice", None) if isinstance(parent, ast.Subscript) and parent.value is node else None
         if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
             return None
+        if not isinstance(parent.ctx, ast.Load):
+            written.add(key.value)  # features["embedding"] = ...: an entry forward adds
+            continue
         found.append((node.lineno, node.col_offset, key.value))
-    keys = list(dict.fromkeys(key for *_, key in sorted(found)))  # in source order
+    keys = list(dict.fromkeys(key for *_, key in sorted(found) if key not in written))  # in source order
     return keys or None
 
 
