@@ -2267,6 +2267,32 @@ def test_uninferable_forward_argument_names_it_and_the_spec_to_write(model, argu
     )
 
 
+class Patched(nn.Module):
+    """A ViT's patch embedding: the image reshaped into patches, then normed and projected."""
+
+    def __init__(self):
+        super().__init__()
+        self.to_patches = nn.Sequential(nn.PixelUnshuffle(2), nn.Flatten(2))
+        self.norm = nn.LayerNorm(12)
+        self.proj = nn.Linear(12, 4)
+
+    def forward(self, img):
+        return self.proj(self.norm(self.to_patches(img).transpose(1, 2))).mean(1)
+
+
+def test_an_input_reshaped_before_any_layer_that_gives_a_shape_is_refused_not_guessed():
+    # Read through to the LayerNorm after the reshape, the image was drawn [batch, time, 12]
+    # and every check crashed.
+    with pytest.raises(TargetError) as info:
+        resolved(Patched)
+    assert (
+        "cannot infer forward argument 'img' of Patched (its first consumer, to_patches, reshapes it (PixelUnshuffle) "
+        "before any layer that gives a shape); write dyncheck.Spec(Patched, inputs={'img': "
+    ) in str(info.value)
+    # given, it runs
+    assert_callable(resolved(Patched, inputs={"img": dst.tensors(shape=("batch", 3, 4, 4))}))
+
+
 def small_dropout() -> OnlyDropout:
     return OnlyDropout()
 

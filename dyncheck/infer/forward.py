@@ -21,6 +21,7 @@ from dyncheck.infer.constructor import _COUNT_NAME, _annotation
 from dyncheck.infer.flow import MODULE_PART, _Flow, _flow, _passes, _resolve_module, output_width
 from dyncheck.infer.layers import (
     ATTENTION_MODULES, _entry_parameter, _Found, _input_for_module, _Shape, _swap, _user_defined, members_input,
+    reshaped_first,
 )
 from dyncheck.infer.results import Inferred, Uninferable
 from dyncheck.infer.source import (
@@ -293,8 +294,11 @@ def infer_input(
                 f"dyncheck.Spec({qualname}, inputs={{{name!r}: dyncheck.strategies.attention_masks(dtype=torch.bool)}}) "
                 "for True at tokens, or attention_masks(dtype=torch.bool, marks='padding') for True at padding"
             )
+    reshaped = None
     for index, expression in enumerate(consumers):
         module = _resolve_module(model, expression)
+        if index == 0 and (reshaped := reshaped_first(module)) is not None:
+            break  # what it reshapes the input into is what later layers take
         entry, member = flow.entries.get(expression, 0), flow.members.get(expression)
         found = (
             _input_for_module(module, depth=0, entry=entry, member=member) if module is not None
@@ -370,6 +374,9 @@ def infer_input(
     reason = (
         "no layer in forward consumes it"
         if not consumers
+        else f"its first consumer, {_consumer_name(consumers[0])}, reshapes it ({type(reshaped).__name__}) before any "
+        "layer that gives a shape"
+        if reshaped is not None
         else f"its first consumers ({', '.join(_consumer_name(c) for c in consumers[:3])}) give no input shape"
     )
     masking = _masking_width(model, source_tree, name)

@@ -82,6 +82,32 @@ def _smallest_input(module: nn.Module, axis: int) -> int:
     return 1 + max(0, -(-(2 * padding - grown + 1) // module.stride[axis]))
 
 
+#: Layers without parameters that change their input's shape: what the next layer takes is
+#: not the input's.
+_RESHAPING = (nn.Flatten, nn.Unflatten, nn.PixelShuffle, nn.PixelUnshuffle, nn.Fold, nn.Unfold, nn.ChannelShuffle)
+
+
+def reshaped_first(module: nn.Module | None) -> nn.Module | None:
+    """The layer that reshapes the input first when ``module`` is a Sequential that does so
+    before any layer that says a shape (a ViT's patch embedding: ``Rearrange`` then
+    ``LayerNorm``): the layers after it, and those its output reaches later, do not take the
+    input's shape. None otherwise."""
+    if not isinstance(module, nn.Sequential):
+        return None
+    for child in module.children():
+        if _input_for_module(child, 1) is not None or any(True for _ in child.parameters()):
+            return None
+        if _reshapes(child):
+            return child
+    return None
+
+
+def _reshapes(module: nn.Module) -> bool:
+    """Whether ``module`` reshapes what it is given (a torch reshaping layer, or einops'
+    ``Rearrange``/``Reduce`` layers)."""
+    return isinstance(module, _RESHAPING) or type(module).__module__.split(".")[0] == "einops"
+
+
 def _input_for_module(
     module: nn.Module, depth: int, entry: int | str = 0, member: int | None = None, role: str | None = None
 ) -> _Found | None:
@@ -204,7 +230,9 @@ def _input_for_module(
             found = _input_for_module(child, depth + 1)
             if found is not None:
                 return found
-            if any(True for _ in child.parameters()):
+            if any(True for _ in child.parameters()) or _reshapes(child):
+                # a layer before says nothing of the input, or one that reshapes it (a ViT's
+                # patch embedding, Sequential(Rearrange(...), LayerNorm(48), ...))
                 return None
         return None
     if _user_defined(module):
