@@ -628,7 +628,9 @@ def test_a_sequence_that_runs_at_its_shortest_is_probed_once_and_left_alone():
     TokenGRU.calls.clear()
     target = resolved(TokenGRU)
     assert "time" not in dict(target.spec.dims) and target.inferred_dims == {}
-    assert TokenGRU.calls == [1, 1]  # at the shortest length, in eval and in train mode
+    # at the shortest length, in eval and in train mode; then a batch of one sample in train
+    # mode (finite: a batch of 1 stays allowed)
+    assert TokenGRU.calls == [1, 1, 1]
 
 
 def test_a_layer_over_the_input_reduced_over_an_axis_puts_the_axis_back():
@@ -1623,6 +1625,21 @@ def test_what_an_indexing_call_picks_from_or_puts_in_is_not_indices(model, name)
     target = resolved(model, inputs=graph if model is MaxReadout else {})
     assert strategy_kind(target.spec.inputs[name]) == "tensors"
     assert strategy_arguments(target.spec.inputs[name]).get("dtype", torch.float32) == torch.float32
+
+
+def test_what_kind_of_thing_an_argument_is_says_nothing_of_its_values():
+    # diffusers' UNet picks a dtype by isinstance(timestep, float), then looks it up in a
+    # dict: the timestep was refused as indices into that dict
+    import ast
+
+    from dyncheck.infer.source import _mentions_data
+
+    def carries(code: str) -> bool:
+        return _mentions_data(ast.parse(code, mode="eval").body, {"t"})
+
+    assert not carries("torch.float64 if isinstance(t, float) else torch.int64")
+    assert not carries("type(t) is float or hasattr(t, 'shape') or callable(t) or len(t)")
+    assert carries("t.float() * 2") and carries("table[t]")
 
 
 def test_the_index_argument_of_each_form_of_an_indexing_call():

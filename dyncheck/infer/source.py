@@ -32,6 +32,10 @@ _METADATA = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "layout", 
 _MEASURES = frozenset({"size", "dim", "ndimension", "numel", "nelement", "get_device"})
 
 
+#: Builtins that read a value's length or kind, not its values.
+_TYPE_QUERIES = frozenset({"len", "isinstance", "type", "hasattr", "callable", "id"})
+
+
 def _mentions_data(node: ast.AST, names: set[str]) -> bool:
     """Whether ``node`` uses the values of one of ``names``, not only its size, dtype or
     device: ``torch.arange(x.shape[1])`` does not carry ``x`` (a position table indexed
@@ -43,7 +47,9 @@ def _mentions_data(node: ast.AST, names: set[str]) -> bool:
     if isinstance(node, ast.Call):
         if isinstance(node.func, ast.Attribute) and node.func.attr in _MEASURES:
             return any(_mentions_data(a, names) for a in (*node.args, *(k.value for k in node.keywords)))
-        if isinstance(node.func, ast.Name) and node.func.id == "len":
+        if isinstance(node.func, ast.Name) and node.func.id in _TYPE_QUERIES:
+            # its size, or what kind of thing it is: isinstance(timestep, float) picks a
+            # dtype, not the values (diffusers' UNet)
             return False
     return any(_mentions_data(child, names) for child in ast.iter_child_nodes(node))
 
