@@ -83,12 +83,22 @@ def replay(records: Mapping[str, Sequence[Sequence[Any]]]) -> None:
     _REPLAY.update(records)
 
 
-def call(instance: nn.Module, args: dict[str, Any], *, seed: int, training: bool | None = None) -> Exception | None:
+class NonFiniteOutput(FloatingPointError):
+    """What a probe asked for finite outputs (``call(..., finite=True)``) takes a call that
+    gave NaN or inf for."""
+
+
+def call(
+    instance: nn.Module, args: dict[str, Any], *, seed: int, training: bool | None = None, finite: bool = False,
+) -> Exception | None:
     """What calling a copy of ``instance`` (in ``training`` mode, or its own) on ``args``
     raised, under ``seed`` and without autograd; None when it ran. The instance itself
     is never called: a forward may change its model (Swin shrinks its windows to an input
-    smaller than them, for good), and each probe sees the model as built."""
+    smaller than them, for good), and each probe sees the model as built. With ``finite``,
+    an output with NaN or inf is a :class:`NonFiniteOutput`."""
     signature = (instance.training if training is None else training, _fingerprint(args))
+    if finite:
+        signature = (*signature, "finite")
     log = _CURRENT.get()
     if log is not None:
         found, outcome = log.recorded_outcome(signature)
@@ -101,12 +111,23 @@ def call(instance: nn.Module, args: dict[str, Any], *, seed: int, training: bool
     error: Exception | None = None
     try:
         with seeded(seed), torch.no_grad():
-            model(**args)
+            output = model(**args)
+        if finite and not _all_finite(output):
+            error = NonFiniteOutput("the output holds NaN or inf")
     except Exception as exc:
         error = exc
     if log is not None:
         log.calls.append((signature, None if error is None else _outcome(error)))
     return error
+
+
+def _all_finite(output: Any) -> bool:
+    from dyncheck.tracing import leaves
+
+    return all(
+        bool(torch.isfinite(value).all()) for _, value in leaves(output)
+        if isinstance(value, torch.Tensor) and (value.is_floating_point() or value.is_complex())
+    )
 
 
 def _fingerprint(value: Any) -> Any:

@@ -2364,8 +2364,6 @@ def _probe_single_sample(
     refuses outright (:func:`~dyncheck.infer.forward.infer_dims`). Every check would report
     that NaN. Only for inputs all inferred (control values at their probe value), where the
     batch may be 1; ``dims`` and ``why`` are updated in place."""
-    import torch
-
     from dyncheck.strategies import DEFAULT_DIMS
 
     bounds = dims.get("batch", DEFAULT_DIMS["batch"])
@@ -2375,25 +2373,15 @@ def _probe_single_sample(
     if shapes is None or not any(shape[:1] == ("batch",) for shape, _ in shapes.values()):
         return
 
-    def outputs(batch: int) -> list[Any] | None:
+    def outcome(batch: int) -> Exception | None:
         def size_of(dim: Any) -> int:
             return batch if dim == "batch" else dim if isinstance(dim, int) else max(1, _smallest_size(dim, dims))
 
-        with seeded(BUILD_SEED):
-            args = {n: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for n, (shape, dtype) in shapes.items()}
-        return _outputs_of(clone(instance).train(), args)
+        args = {n: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for n, (shape, dtype) in shapes.items()}
+        return probing.call(instance, args, seed=BUILD_SEED, training=True, finite=True)
 
-    def finite(found: list[Any]) -> bool:
-        return all(
-            bool(torch.isfinite(value).all()) for value in found
-            if isinstance(value, torch.Tensor) and (value.is_floating_point() or value.is_complex())
-        )
-
-    one = outputs(1)
-    if one is None or finite(one):
-        return
-    two = outputs(2)
-    if two is None or not finite(two):
+    first = outcome(1)  # a NonFiniteOutput, or its stand-in where another process's record is replayed
+    if first is None or type(first).__name__ != probing.NonFiniteOutput.__name__ or outcome(2) is not None:
         return
     dims["batch"] = (2, max(2, bounds[1]))
     why["batch"] = (
