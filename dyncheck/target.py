@@ -2358,8 +2358,8 @@ def _probe_equal_lengths(instance: nn.Module, inputs: dict[str, Any], inferred: 
 def _probe_single_sample(
     instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any], why: dict[str, str],
 ) -> None:
-    """A batch of at least 2 for a model that, in train mode, gives NaN or inf on a batch of
-    one sample and finite outputs on two: statistics over the batch written by hand (a flow
+    """A batch of at least 2 for a model that, in train mode, gives finite outputs on a batch
+    of two and NaN or inf on its first sample alone: statistics over the batch written by hand (a flow
     library's own batch norm, ``inputs.var(0)`` of one sample), which torch's BatchNorm
     refuses outright (:func:`~dyncheck.infer.forward.infer_dims`). Every check would report
     that NaN. Only for inputs all inferred (control values at their probe value), where the
@@ -2373,20 +2373,21 @@ def _probe_single_sample(
     if shapes is None or not any(shape[:1] == ("batch",) for shape, _ in shapes.values()):
         return
 
-    def outcome(batch: int) -> Exception | None:
-        def size_of(dim: Any) -> int:
-            return batch if dim == "batch" else dim if isinstance(dim, int) else max(1, _smallest_size(dim, dims))
+    def size_of(dim: Any) -> int:
+        return 2 if dim == "batch" else dim if isinstance(dim, int) else max(1, _smallest_size(dim, dims))
 
-        args = {n: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for n, (shape, dtype) in shapes.items()}
-        return probing.call(instance, args, seed=BUILD_SEED, training=True, finite=True)
-
-    first = outcome(1)  # a NonFiniteOutput, or its stand-in where another process's record is replayed
-    if first is None or type(first).__name__ != probing.NonFiniteOutput.__name__ or outcome(2) is not None:
+    pair = {n: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for n, (shape, dtype) in shapes.items()}
+    if probing.call(instance, pair, seed=BUILD_SEED, training=True, finite=True) is not None:
+        return
+    # the pair's first sample alone: NaN there is the batch's size, not the sample's values
+    alone = {n: value[:1] if shapes[n][0][:1] == ("batch",) else value for n, value in pair.items()}
+    found = probing.call(instance, alone, seed=BUILD_SEED, training=True, finite=True)
+    if found is None or type(found).__name__ != probing.NonFiniteOutput.__name__:  # or its replayed stand-in
         return
     dims["batch"] = (2, max(2, bounds[1]))
     why["batch"] = (
-        "in train mode a batch of 1 gave NaN or inf and a batch of 2 did not: statistics over the batch (a "
-        "variance of one sample)"
+        "in train mode a sample alone gave NaN or inf where in a batch of 2 it did not: statistics over the "
+        "batch (a variance of one sample)"
     )
 
 

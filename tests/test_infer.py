@@ -628,9 +628,9 @@ def test_a_sequence_that_runs_at_its_shortest_is_probed_once_and_left_alone():
     TokenGRU.calls.clear()
     target = resolved(TokenGRU)
     assert "time" not in dict(target.spec.dims) and target.inferred_dims == {}
-    # at the shortest length, in eval and in train mode; then a batch of one sample in train
-    # mode (finite: a batch of 1 stays allowed)
-    assert TokenGRU.calls == [1, 1, 1]
+    # at the shortest length, in eval and in train mode; then a batch of two in train mode,
+    # and its first sample alone (finite: a batch of 1 stays allowed)
+    assert TokenGRU.calls == [1, 1, 1, 1]
 
 
 def test_a_layer_over_the_input_reduced_over_an_axis_puts_the_axis_back():
@@ -743,8 +743,8 @@ def test_a_model_that_gives_nan_on_one_sample_in_training_gets_batches_of_two():
     target = resolved(UnbiasedNormClassifier)
     assert dict(target.spec.dims)["batch"] == (2, 4)
     assert target.inferred_dims["batch"] == (
-        "in train mode a batch of 1 gave NaN or inf and a batch of 2 did not: statistics over the batch (a "
-        "variance of one sample)"
+        "in train mode a sample alone gave NaN or inf where in a batch of 2 it did not: statistics over the "
+        "batch (a variance of one sample)"
     )
     assert_callable(target)
     # the biased variance of one sample is 0: finite, and a batch of 1 is drawn

@@ -125,7 +125,7 @@ def test_no_size_is_tried_beyond_the_doubled_ones_when_an_argument_is_missing(co
     record = probing.recorded()["needs_mask"]
     shapes = [dict(arguments[1][1])["x"][1] for arguments, _ in record]
     assert shapes[:7] == [(2, 1, 3 * 2**k) for k in range(7)]  # up to 256, from the kernel's 3
-    assert shapes[7:] == [(1, 1, 3)]  # then whether one sample gives NaN in train mode (it raises too)
+    assert shapes[7:] == [(2, 1, 3)]  # then whether one sample gives NaN in train mode (a pair raises too)
     assert all("NoneType" in outcome[1] for _, outcome in record)
 
 
