@@ -1084,6 +1084,29 @@ class TimestepUNet(nn.Module):
         return self.out(torch.cat([self.up(torch.relu(self.down(h))), h], 1))
 
 
+class ActivatedPart(nn.Module):
+    """A part of the concatenation through an activation function: F.silu(self.t_proj(t))."""
+
+    def __init__(self):
+        super().__init__()
+        self.t_proj = nn.Linear(4, 10)
+        self.net = nn.Linear(16, 2)
+
+    def forward(self, x, t):
+        temb = torch.nn.functional.silu(self.t_proj(t))
+        return self.net(torch.cat([x, torch.tanh(temb)], dim=-1))
+
+
+def test_a_part_through_an_activation_function_keeps_its_layers_width():
+    # Read as a part of no known width, x took the whole 16 and every check crashed.
+    target = resolved(ActivatedPart)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", 6)))
+    assert target.inferred_inputs["x"].endswith(
+        "concatenated with self.t_proj(...) (10 features) along the last axis: the other 6 of 16"
+    )
+    assert_callable(target)
+
+
 def test_what_a_submodule_returns_beside_arguments_takes_its_width_of_the_layer():
     from reference_models.conditional import ConditionalGenerator, TimestepDenoiser
 

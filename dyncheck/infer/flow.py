@@ -192,6 +192,11 @@ class _Flow(ast.NodeVisitor):
             return f"{MODULE_PART}{self.module_values[name]}" if name in self.module_values else name
         if not isinstance(node, ast.Call) or self.model is None:
             return None
+        if (
+            isinstance(node.func, ast.Attribute) and node.func.attr in _SAME_WIDTH_FUNCTIONS and node.args
+            and isinstance(node.func.value, (ast.Name, ast.Attribute))  # F.silu(...), torch.tanh(...)
+        ):
+            return self._part(node.args[0])  # temb = F.silu(self.t_proj(t)): the projection's width
         expression = _self_module(node.func, self.roots)
         module = _resolve_module(self.model, expression) if expression else None
         if isinstance(module, SAME_WIDTH) and node.args and isinstance(node.args[0], ast.Name):
@@ -564,6 +569,11 @@ def _concatenation(node: ast.AST, part: Callable[[ast.AST], str | None]) -> tupl
         return None
     return tuple(names), axis
 
+
+#: Functions whose output has as many features as their input (``F.silu``, ``torch.tanh``).
+_SAME_WIDTH_FUNCTIONS = frozenset({
+    "relu", "gelu", "silu", "tanh", "sigmoid", "elu", "leaky_relu", "mish", "softplus", "hardswish", "dropout",
+})
 
 #: Layers whose output has as many features as their input.
 SAME_WIDTH = (
