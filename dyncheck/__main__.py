@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from dyncheck.audit import plugin_argument
 from dyncheck.errors import NOTHING_LEFT, DyncheckError
 
 __all__ = ["expand", "main", "usage"]
@@ -400,10 +401,9 @@ def _arguments(argv: list[str]) -> list[str] | int:
 
     # "-W": runpy imported dyncheck before pytest could mark it for assertion rewriting.
     args = ["--dyncheck-only", "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
-    if not _plugin_installed() and "dyncheck.plugin" not in argv:
-        # dyncheck imported from a checkout (PYTHONPATH), not installed: pytest finds no
-        # entry point for the plugin, and would not know --dyncheck-only
-        args[:0] = ["-p", "dyncheck.plugin"]
+    # dyncheck imported from a checkout (PYTHONPATH), not installed: pytest finds no entry
+    # point for the plugin, and would not know --dyncheck-only
+    args[:0] = plugin_argument(argv)
     seen: set[str] = set()
     for index, argument in enumerate(argv):
         if index not in expanded:
@@ -414,14 +414,6 @@ def _arguments(argv: list[str]) -> list[str] | int:
                 seen.add(target)
                 args.append(f"--dyncheck={target}")
     return args
-
-
-def _plugin_installed() -> bool:
-    """Whether pytest loads dyncheck's plugin by itself: an installed distribution declares
-    it among pytest's entry points (``pytest11``)."""
-    from importlib.metadata import entry_points
-
-    return any(point.value == "dyncheck.plugin" for point in entry_points(group="pytest11"))
 
 
 # --------------------------------------------------------------------------- audit

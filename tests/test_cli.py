@@ -322,11 +322,20 @@ def test_a_checkout_not_installed_loads_the_plugin_by_name(monkeypatch):
     # and refused --dyncheck-only as an unknown argument.
     monkeypatch.setattr(cli, "expand", lambda text, hint="": [text])
     monkeypatch.setattr(cli, "_checkable", lambda targets: targets)
-    assert cli._plugin_installed()  # this environment installs it
-    assert "dyncheck.plugin" not in _arguments(["m:A"])
-    monkeypatch.setattr(cli, "_plugin_installed", lambda: False)
+    from importlib import metadata
+
+    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    assert "dyncheck.plugin" not in _arguments(["m:A"])  # this environment installs it
+    monkeypatch.setattr(metadata, "entry_points", lambda group: [])
     assert _arguments(["m:A"])[:3] == ["-p", "dyncheck.plugin", "--dyncheck-only"]
     assert _arguments(["m:A", "-p", "dyncheck.plugin"]).count("dyncheck.plugin") == 1
+    assert _arguments(["m:A", "-pdyncheck.plugin"]).count("-p") == 1
+    # installed, but entry points are off: named too
+    monkeypatch.undo()
+    monkeypatch.setattr(cli, "expand", lambda text, hint="": [text])
+    monkeypatch.setattr(cli, "_checkable", lambda targets: targets)
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    assert _arguments(["m:A"])[:2] == ["-p", "dyncheck.plugin"]
 
 
 def test_a_model_is_resolved_once_per_process(monkeypatch, tmp_path, capsys):

@@ -92,12 +92,17 @@ def _examples_for(seconds: float, targets: list[str]) -> tuple[int, float]:
     return max(1, min(100_000, int(seconds / (unit * PASSES_PER_EXAMPLE)))), unit
 
 
-def _plugin_argument() -> list[str]:
-    """``-p dyncheck.plugin`` when dyncheck is importable but not installed (no pytest11
-    entry point, e.g. a checkout on PYTHONPATH); nothing when pytest loads it itself."""
+def plugin_argument(argv: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """``-p dyncheck.plugin`` when pytest will not load the plugin itself: dyncheck is
+    importable but not installed (no pytest11 entry point, e.g. a checkout on PYTHONPATH),
+    or entry points are off (``PYTEST_DISABLE_PLUGIN_AUTOLOAD``); nothing when pytest loads
+    it, or ``argv`` names it already."""
     from importlib.metadata import entry_points
 
-    if any(entry.value == "dyncheck.plugin" for entry in entry_points(group="pytest11")):
+    if any(argument.endswith("dyncheck.plugin") for argument in argv):
+        return []
+    autoload = not os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    if autoload and any(entry.value == "dyncheck.plugin" for entry in entry_points(group="pytest11")):
         return []
     return ["-p", "dyncheck.plugin"]
 
@@ -127,7 +132,7 @@ def run(options: AuditOptions) -> int:
     collector = Collector(progress)
     args = [
         "--dyncheck-only", "-p", "no:cacheprovider", "-p", "no:terminal",
-        "-W", "ignore::pytest.PytestAssertRewriteWarning", *_plugin_argument(), *budget_args,
+        "-W", "ignore::pytest.PytestAssertRewriteWarning", *plugin_argument(), *budget_args,
     ]
     args += [f"--dyncheck={target}" for target in options.targets]
     for flag, value in (
