@@ -701,6 +701,28 @@ def test_an_argument_named_like_a_control_that_a_layer_is_handed_is_features():
 
     assert strategy_kind(resolved(Gated).spec.inputs["cond"]) == "controls"
 
+    class Flipped(nn.Module):  # handed on to a layer of the user's own, which branches on it
+        def __init__(self):
+            super().__init__()
+            self.block = _FlipBlock()
+
+        def forward(self, x, flag):
+            return self.block(x, flag)
+
+    assert strategy_kind(resolved(Flipped).spec.inputs["flag"]) == "controls"
+
+
+class _FlipBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x, flag):
+        y = self.fc(x)
+        if flag:
+            y = -y
+        return y
+
 
 def test_a_count_beside_vectors_does_not_stop_the_probe_for_sequences():
     from reference_models.unrolled_cell import SteppedGRU
@@ -735,6 +757,20 @@ def test_an_int_that_ends_a_slice_of_a_weight_runs_every_width():
     same(target.spec.inputs["active_channels"], dst.controls(dtype=int, min_value=0, max_value=12))
     assert target.inferred_inputs["active_channels"].startswith("annotated int, the end of a slice of self.w2")
     assert_callable(target)
+
+    class Decoder(nn.Module):  # a loop count that also slices a position table: still 0 to 4
+        def __init__(self):
+            super().__init__()
+            self.pos = nn.Parameter(torch.zeros(512, 3))
+            self.fc = nn.Linear(3, 3)
+
+        def forward(self, x, steps: int):
+            pos = self.pos[:steps]
+            for t in range(steps):
+                x = self.fc(x + pos[t])
+            return x
+
+    same(resolved(Decoder).spec.inputs["steps"], dst.controls(dtype=int, min_value=0, max_value=4))
 
 
 def test_a_model_that_gives_nan_on_one_sample_in_training_gets_batches_of_two():
@@ -1402,6 +1438,19 @@ def test_a_dict_forward_adds_entries_to_and_hands_back_is_a_dict_of_inputs():
 
     same(resolved(Updating).spec.inputs["features"], st.fixed_dictionaries({
         "input_ids": dst.tensors(shape=("batch", "time"), dtype=torch.int64, min_value=0, max_value=29),
+    }))
+
+    class Overwriting(nn.Module):  # an entry read, then written back: an input
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, features):
+            features["hidden"] = self.lin(features["hidden"])
+            return features
+
+    same(resolved(Overwriting).spec.inputs["features"], st.fixed_dictionaries({
+        "hidden": dst.tensors(shape=("batch", 4)),
     }))
 
 
@@ -2239,6 +2288,15 @@ def test_a_number_of_heads_is_a_count_that_divides_the_width():
         "d_model": (8, "a size"), "nhead": (2, "a count"), "drop_path_rate": (0.1, "float argument"),
     }
     assert_callable(resolved(Attending))
+
+    class Audio(nn.Module):  # an int annotated rate is no drop rate
+        def __init__(self, sample_rate: int, n_mels, layer_drop_rate):
+            super().__init__()
+
+    found = infer_init(Audio, {})
+    assert {name: (i.value, i.why) for name, i in found.items()} == {
+        "sample_rate": (8, "a size"), "n_mels": (6, "a size"), "layer_drop_rate": (0.1, "float argument"),
+    }
 
 
 def test_infer_init_by_annotation_and_name():

@@ -20,7 +20,7 @@ __all__ = ["INFERRED_SIZES", "infer_init"]
 INFERRED_SIZES = (8, 6, 4, 5, 7, 3)
 
 #: Counts (given 2): a number of heads among them, which must divide the model's width
-#: (``nn.TransformerEncoderLayer(d_model, nhead)``), as 2 does every even size.
+#: (``nn.TransformerEncoderLayer(d_model, nhead)``), as 2 does the first sizes given (8, 6, 4).
 _COUNT_NAME = re.compile(
     r"(layers|depth|heads|blocks|steps|stacks|experts)$|^num_?(layers|heads|blocks)|^(nhead|n_head|num_head)$"
 )
@@ -54,7 +54,10 @@ def infer_init(factory: Callable[..., Any], given: dict[str, Any]) -> dict[str, 
             )
         elif annotation is bool:
             out[name] = Inferred(False, "bool argument")
-        elif annotation is float or name in ("dropout", "p", "rate", "eps") or name.endswith(("_rate", "_prob")):
+        elif annotation is float or name in ("dropout", "p", "rate", "eps") or (
+            annotation is inspect.Parameter.empty and name.endswith(("_rate", "_prob"))
+            and name not in ("sample_rate", "sampling_rate", "frame_rate", "bit_rate")
+        ):
             dropping = "drop" in name or name in ("p", "rate") or name.endswith(("_rate", "_prob"))
             out[name] = Inferred(0.1 if dropping else 1e-5, "float argument")
         elif _COUNT_NAME.search(name):

@@ -217,14 +217,19 @@ def infer_input(
             )
         ]
         place = f"in {layer}'s forward" if layer else "in forward"
-        if not walked and not layer and source_tree is not None and (sliced := _slice_bound(model, source_tree, name)):
+        if (
+            not walked and not layer and source_tree is not None and not _in_range(source_tree, name)
+            and (sliced := _slice_bound(model, source_tree, name))
+        ):
             # the end of a slice of the model's own weights (self.w1[:active]): every width
             walked, place = [sliced[0]], f"{place}, slicing {sliced[1]} ({sliced[0]} along it)"
         return _count(f"a count: used as {iterated}{compared} {place}", thresholds, max(walked, default=None))
 
     named = _CONTROL_NAME.search(name) is not None
     if named and not thresholds and annotation is inspect.Parameter.empty and source_tree is not None and any(
-        _resolve_module(model, consumer) is not None for consumer in _flow(source_tree, name, model, strict=True).consumers
+        (layer := _resolve_module(model, consumer)) is not None and not _user_defined(layer)
+        and _input_for_module(layer, 0) is not None
+        for consumer in _flow(source_tree, name, model, strict=True).consumers
     ):
         # a layer is handed the argument itself (FiLM's self.film(condition), a hypernetwork's
         # self.hyper(cond)) and forward compares it with nothing: features named like a control
@@ -749,11 +754,13 @@ def _aliases(tree: ast.AST, name: str) -> set[str]:
 def _mapping_keys(tree: ast.AST, name: str) -> list[str] | None:
     """The string keys ``name`` is read with (``batch["x"]``, or through a name it is given
     whole, ``text = batch["text"]`` then ``text["input_ids"]``), when forward reads it in
-    no other way: a dict of inputs, as a training loop's batch. None otherwise."""
+    no other way (entries it writes before reading them, ``.update(...)`` and handing it
+    back, ``return features``, are no other way): a dict of inputs, as a training loop's
+    batch. None otherwise."""
     names = _aliases(tree, name)
     parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     found: list[tuple[int, int, str]] = []
-    written: set[str] = set()
+    written: dict[str, tuple[int, int]] = {}
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Name) and node.id in names and isinstance(node.ctx, ast.Load)):
             continue
@@ -773,10 +780,20 @@ def _mapping_keys(tree: ast.AST, name: str) -> list[str] | None:
         if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
             return None
         if not isinstance(parent.ctx, ast.Load):
-            written.add(key.value)  # features["embedding"] = ...: an entry forward adds
+            # features["embedding"] = ...: an entry forward adds, stored after the statement's
+            # value is read (features["h"] = self.lin(features["h"]) reads it first)
+            statement = parent
+            while statement is not None and not isinstance(statement, ast.stmt):
+                statement = parents.get(id(statement))
+            at = (statement.end_lineno, statement.end_col_offset) if statement is not None else (node.lineno, 0)
+            written.setdefault(key.value, at)
             continue
         found.append((node.lineno, node.col_offset, key.value))
-    keys = list(dict.fromkeys(key for *_, key in sorted(found) if key not in written))  # in source order
+    read = {}
+    for line, column, key in sorted(found):
+        read.setdefault(key, (line, column))
+    # in source order, each an input where it is read before forward first writes it
+    keys = [key for key, at in read.items() if key not in written or at < written[key]]
     return keys or None
 
 
@@ -1051,11 +1068,26 @@ def _sequence_list(strategy: Any, shape: Any, why: str, name: str, qualname: str
     )
 
 
+def _in_range(tree: ast.AST, name: str) -> bool:
+    """Whether ``name`` appears in a ``range(...)`` call: a loop count (a decoder's steps,
+    whose position table ``self.pos[:steps]`` is no width to run every step of)."""
+    return any(
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range"
+        and any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node))
+        for node in ast.walk(tree)
+    )
+
+
+#: The most a count that slices a weight is drawn up to: a width of a few dozen channels runs
+#: each, a table of 512 positions is not walked step by step.
+_SLICED_MOST = 32
+
+
 def _slice_bound(model: nn.Module, tree: ast.AST, name: str) -> tuple[int, str] | None:
-    """(the largest size, the weight) where ``name``, or a value computed from it, ends a
-    slice of one of the model's own tensors along an axis (``self.w1[:k, :]``,
-    ``self.w2[:, :k]``, ``self.weight[:k]``): how many of its rows or columns run. None where
-    it ends no such slice."""
+    """(the largest size, at most :data:`_SLICED_MOST`, the weight) where ``name``, or a
+    value computed from it, ends a slice of one of the model's own tensors along an axis
+    (``self.w1[:k, :]``, ``self.w2[:, :k]``, ``self.weight[:k]``): how many of its rows or
+    columns run. None where it ends no such slice."""
     tainted = _flow(tree, name, model).tainted
     found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
@@ -1073,7 +1105,7 @@ def _slice_bound(model: nn.Module, tree: ast.AST, name: str) -> tuple[int, str] 
                 isinstance(part, ast.Slice) and part.lower is None and isinstance(part.upper, ast.Name)
                 and part.upper.id in tainted and axis < tensor.dim()
             ):
-                found.append((int(tensor.shape[axis]), f"self.{node.value.attr}"))
+                found.append((min(int(tensor.shape[axis]), _SLICED_MOST), f"self.{node.value.attr}"))
     return max(found) if found else None
 
 
