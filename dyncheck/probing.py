@@ -27,7 +27,7 @@ from torch import nn
 from dyncheck.cloning import clone
 from dyncheck.seeding import seeded
 
-__all__ = ["call", "probing", "recorded", "replay"]
+__all__ = ["NonFiniteOutput", "call", "probing", "recorded", "replay"]
 
 #: Integer tensors up to this many elements are recorded by value (lengths, masks, ids),
 #: larger ones by their sum.

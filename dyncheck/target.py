@@ -283,7 +283,10 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
         try:
             return _complete(spec, text, instance, inferred_init)
         except TargetError as exc:
-            raise _as_given(exc, spec.model, instance) from None
+            named = _as_given(exc, spec.model, instance)
+            if named is exc:
+                raise
+            raise named from None
 
 
 def _as_given(exc: TargetError, given: Any, instance: nn.Module) -> TargetError:
@@ -1145,9 +1148,8 @@ def _inferred_tensors(
             shapes[name] = (shape, (dtype, kwargs["min_value"], kwargs["max_value"]))
         else:
             return None
-    if any(isinstance(dtype, tuple) and isinstance(dtype[0], str) for _, dtype in shapes.values()) and all(
-        isinstance(dtype, tuple) and isinstance(dtype[0], str) for _, dtype in shapes.values()
-    ):
+    padding = [isinstance(dtype, tuple) and dtype[0] in ("lengths", "mask") for _, dtype in shapes.values()]
+    if any(padding) and all(padding):
         return None  # lengths or masks alone: nothing of the model's own input to probe
     return shapes
 
@@ -1624,8 +1626,9 @@ def _probe_companions_together(
 
 
 def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str]) -> None:
-    """A model whose only inputs are inferred as feature vectors (``("batch", F)``, from the
-    layer that first consumes them) may take sequences of them (``("batch", "time", F)``: a
+    """A model whose inputs are inferred as feature vectors (``("batch", F)``, from the
+    layer that first consumes them; control values beside them are called with their probe
+    value, :func:`_control_value`) may take sequences of them (``("batch", "time", F)``: a
     mixture-of-experts or attention layer that unpacks ``b, n, d = x.shape``). When a call on
     vectors raises and one on sequences runs, the inputs become sequences and the inference
     note says why. Token ids already drawn as sequences (``("batch", "time")``, a Decision
@@ -2333,12 +2336,12 @@ def _probe_equal_lengths(instance: nn.Module, inputs: dict[str, Any], inferred: 
     if kwargs.get("equal_lengths") or kwargs.get("dtype", torch.float32) != torch.float32:
         return
     rest = {n: v for n, v in inputs.items() if n != name}
-    shapes = _inferred_tensors(rest, inferred, tokens=True) if rest else {}
-    if shapes is None:
-        return
+    shapes = _inferred_tensors(rest, inferred, tokens=True, controls=True) if rest else {}
+    if shapes is None or any(
+        shape[:1] != ("batch",) for shape, dtype in shapes.values() if not (isinstance(dtype, tuple) and dtype[0] == "control")
+    ):
+        return  # a batch of 2 beside the list's two sequences, read one way (control values at their probe value)
     args = _padded_probe(shapes, None, 0, dims)
-    if any(shape[:1] != ("batch",) for shape, _ in shapes.values()):
-        return  # a batch of 2 beside the list's two sequences, read one way
     features = [_smallest_size(d, dims) for d in kwargs.get("feature_shape", ())]
 
     def listed(*lengths: int) -> list[torch.Tensor]:
@@ -2373,10 +2376,7 @@ def _probe_single_sample(
     if shapes is None or not any(shape[:1] == ("batch",) for shape, _ in shapes.values()):
         return
 
-    def size_of(dim: Any) -> int:
-        return 2 if dim == "batch" else dim if isinstance(dim, int) else max(1, _smallest_size(dim, dims))
-
-    pair = {n: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for n, (shape, dtype) in shapes.items()}
+    pair = _padded_probe(shapes, None, 0, dims)  # a batch of 2, every other size its smallest
     if probing.call(instance, pair, seed=BUILD_SEED, training=True, finite=True) is not None:
         return
     # the pair's first sample alone: NaN there is the batch's size, not the sample's values

@@ -815,8 +815,23 @@ class _StackedBeside(nn.Module):
         return h[-1] * self.scale(style)
 
 
+class _StackedReversed(nn.Module):
+    """A stacked list beside a flag, a control value."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(3, 4, batch_first=True)
+
+    def forward(self, seqs: list[torch.Tensor], reverse: bool):
+        x = torch.stack(seqs)
+        return self.gru(x.flip(1) if reverse else x)[1][-1]
+
+
 def test_a_stacked_list_beside_another_batch_is_drawn_of_one_length():
     target = resolved(_StackedBeside)
+    assert strategy_arguments(target.spec.inputs["seqs"]).get("equal_lengths") is True
+    assert_callable(target, max_examples=10)
+    target = resolved(_StackedReversed)  # beside a control value, called with its probe value
     assert strategy_arguments(target.spec.inputs["seqs"]).get("equal_lengths") is True
     assert_callable(target, max_examples=10)
 
@@ -2389,6 +2404,9 @@ def test_an_input_reshaped_before_any_layer_that_gives_a_shape_is_refused_not_gu
     ) in str(info.value)
     # given, it runs
     assert_callable(resolved(Patched, inputs={"img": dst.tensors(shape=("batch", 3, 4, 4))}))
+    # a Flatten first is no such reshape: what it flattens is as often flat already
+    flat = resolved(nn.Sequential(nn.Flatten(), nn.Linear(12, 2)))
+    same(flat.spec.inputs["input"], dst.tensors(shape=("batch", 12)))
 
 
 def small_dropout() -> OnlyDropout:

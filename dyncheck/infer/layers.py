@@ -83,8 +83,9 @@ def _smallest_input(module: nn.Module, axis: int) -> int:
 
 
 #: Layers without parameters that change their input's shape: what the next layer takes is
-#: not the input's.
-_RESHAPING = (nn.Flatten, nn.Unflatten, nn.PixelShuffle, nn.PixelUnshuffle, nn.Fold, nn.Unfold, nn.ChannelShuffle)
+#: not the input's. Not ``nn.Flatten``: before a Linear, the input it flattens is as often
+#: already flat (``Sequential(Flatten(), Linear(784, 10))`` takes ``[batch, 784]``).
+_RESHAPING = (nn.Unflatten, nn.PixelShuffle, nn.PixelUnshuffle, nn.Fold, nn.Unfold, nn.ChannelShuffle)
 
 
 def reshaped_first(module: nn.Module | None) -> nn.Module | None:
