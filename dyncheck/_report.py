@@ -125,7 +125,9 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
     if isinstance(exc, ModelError):
         lines.append("")
         shown = _model_traceback(exc.original)
-        first = item.config.stash.setdefault(_SHOWN_KEY, {}).setdefault((item.target.text, exc.stage, shown), item)
+        # an expected failure's report is not shown: it holds no traceback the others can point to
+        shown_by = item.config.stash.setdefault(_SHOWN_KEY, {})
+        first = item if item.get_closest_marker("xfail") else shown_by.setdefault((item.target.text, exc.stage, shown), item)
         title = "The model's traceback:" if who == "The model" else "The traceback:"
         if first is not item:
             # one crash (inputs inferred wrong) fails every check alike: its traceback once

@@ -139,11 +139,32 @@ def mismatch(
 
 def _same_object(a: Any, b: Any) -> bool:
     if isinstance(a, torch.nn.Module) and isinstance(b, torch.nn.Module):
-        return type(a) is type(b)  # a submodule an output holds: each copy of the model its own
+        # a submodule an output holds (the expert a router picked): each copy of the model has
+        # its own, the same one where its type and weights are
+        if a is b:
+            return True
+        mine, theirs = a.state_dict(), b.state_dict()
+        return type(a) is type(b) and mine.keys() == theirs.keys() and all(
+            _same_tensor(mine[key], theirs[key]) for key in mine
+        )
     if isinstance(a, types.MethodType) and isinstance(b, types.MethodType):
         # a bound method of the model (partial(self.meta, c)): the same method of each copy's own
         return a.__func__ is b.__func__ and _same_object(a.__self__, b.__self__)
+    if isinstance(a, types.FunctionType) and isinstance(b, types.FunctionType) and a is not b:
+        # a closure made on each call (lambda z: self.meta(z, c)): the same code over the same values
+        cells = (a.__closure__ or (), b.__closure__ or ())
+        return a.__code__ is b.__code__ and len(cells[0]) == len(cells[1]) and all(
+            _same_tensor(x.cell_contents, y.cell_contents) if isinstance(x.cell_contents, torch.Tensor)
+            else _same_object(x.cell_contents, y.cell_contents)
+            for x, y in zip(*cells)
+        )
     try:
         return bool(a == b)
     except Exception:
         return a is b
+
+
+def _same_tensor(a: Any, b: Any) -> bool:
+    return isinstance(b, torch.Tensor) and a.shape == b.shape and a.dtype == b.dtype and bool(
+        torch.equal(a.detach().cpu(), b.detach().cpu())
+    )

@@ -869,10 +869,9 @@ def _list_plan(
     _check_feature_shape(feature_shape)
     if not isinstance(equal_lengths, bool):
         raise InvalidArgument(f"equal_lengths={equal_lengths!r} must be True or False")
-    lengths = (
-        _equal_lengths(_check_dim(batch_size, argument="batch_size"), _check_dim(max_length, argument="max_length"))
-        if equal_lengths else sequence_lengths(batch_size=batch_size, max_length=max_length)
-    )
+    lengths = sequence_lengths(batch_size=batch_size, max_length=max_length)  # validates both, either way
+    if equal_lengths:
+        lengths = _equal_lengths(batch_size, max_length)
     values = tensors(
         shape=(batch_size, max_length, *feature_shape), dtype=dtype, min_value=min_value, max_value=max_value
     )

@@ -149,6 +149,11 @@ def _leaves(value: Any, prefix: str, path: tuple[int, ...]) -> Iterator[tuple[st
         yield prefix, value
 
 
+#: ``__eq__`` methods that compare by identity: object's, and torch.distributions'
+#: ``Transform``'s (``self is other``), which a normalizing flow's composed transform keeps.
+_IDENTITY_EQ = (object.__eq__, torch.distributions.transforms.Transform.__eq__)
+
+
 def _by_identity(value: Any) -> bool:
     """An object with attributes that equals only itself (``object.__eq__``), a callable one
     too (a flow's transform, made on each call): not a module, class, function or method,
@@ -158,10 +163,6 @@ def _by_identity(value: Any) -> bool:
         return False
     return type(value).__eq__ in _IDENTITY_EQ and isinstance(getattr(value, "__dict__", None), dict)
 
-
-#: ``__eq__`` methods that compare by identity: object's, and torch.distributions'
-#: ``Transform``'s (``self is other``), which a normalizing flow's composed transform keeps.
-_IDENTITY_EQ = (object.__eq__, torch.distributions.transforms.Transform.__eq__)
 
 
 def unpacked(value: Any) -> Any:

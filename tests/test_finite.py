@@ -154,6 +154,19 @@ def test_one_crash_in_every_check_shows_its_traceback_once(dyncheck_run):
         assert "Reproduce: pytest --dyncheck" in text  # each still repeats itself
 
 
+def test_an_expected_crash_does_not_take_the_traceback_from_the_reports_shown(dyncheck_run, pytester):
+    # determinism declared a known failure: its report is not shown, so finite's is the first
+    pytester.makepyfile(known="""
+        import dyncheck
+        from reference_models.buggy.shared_original import SharedNet
+
+        spec = dyncheck.Spec(SharedNet, xfail={"determinism": "the founding model's own crash"})
+    """)
+    run = dyncheck_run("--dyncheck", "known:spec", "--dyncheck-invariants=determinism,finite", "-p", "no:xdist")
+    assert run.outcomes()["dyncheck::known:spec::determinism"] == "XFAIL", run.text
+    assert "The model's traceback:\n" in run.failure("::finite")
+
+
 # --- an innocent NaN gradient: normalisation layers that saw a constant input ---------------
 
 DEEP_NORM = "reference_models.deep_norm:DeepNormNet"

@@ -811,6 +811,7 @@ BAD_CALLS = {
     "sequence_lists(feature_shape=(-3,))": "Cannot have feature_shape[0]=-3 < 0",
     "sequence_lists(max_length=0)": "Cannot have max_length=0 < min_length=1",
     "sequence_lists(equal_lengths=1)": "equal_lengths=1 must be True or False",
+    "sequence_lists(max_length=0, equal_lengths=True)": "Cannot have max_length=0 < min_length=1",
     # attention_masks
     'attention_masks(padding_side="top")': "padding_side='top' must be 'right' or 'left'",
     'attention_masks(marks="pad")': (

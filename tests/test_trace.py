@@ -433,10 +433,20 @@ def test_callable_objects_and_partials_made_per_call_are_compared_by_contents():
     ]
     for (name, a), (_, b) in zip(leaves(made[0]), leaves(made[1])):
         assert not mismatch(a, b), name
-    # a bound method of another copy of the model: the same method of each copy's own
-    other = nn.Linear(2, 2)
-    assert not mismatch(functools.partial(other.forward).func, model.forward)
-    assert mismatch(model.train, model.forward)
+    # a bound method of another copy of the model: the same method of each copy's own, the
+    # same where the copy's weights are (a submodule an output holds: the expert picked)
+    twin, other = nn.Linear(2, 2), nn.Linear(2, 2)
+    twin.load_state_dict(model.state_dict())
+    assert not mismatch(functools.partial(twin.forward).func, model.forward)
+    assert mismatch(other.forward, model.forward) and mismatch(model.train, model.forward)
+    assert not mismatch(twin, model) and mismatch(other, model)
+
+    # a closure made on each call: the same code over equal values
+    def made(c):
+        return lambda z: z + c
+
+    assert not mismatch(made(torch.ones(2)), made(torch.ones(2)))
+    assert mismatch(made(torch.ones(2)), made(torch.zeros(2)))
     # functions, methods and modules are not walked: the same object in two calls
     assert [name for name, _ in leaves(model.forward)] == ["output"]
     assert [name for name, _ in leaves(len)] == ["output"]

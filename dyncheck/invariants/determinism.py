@@ -75,12 +75,14 @@ class Determinism(Invariant):
                     f"torch's spectral_norm ({', '.join(norms[:3])}{' …' if len(norms) > 3 else ''}) advances it on "
                     "every call in train mode"
                 ))
+        allowed: list[str] = []
         if details and model.training and (updated := _updated_buffers(context, example, lazy)) is not None:
             # Buffers a train-mode call updates in place and reads (an EMA codebook, an
             # observation normaliser's running mean): training statistics, by design, as
             # spectral_norm's. Compared again with them put back before the second call; in
             # eval mode they must not move (purity) and two calls must agree (below).
             names, details = updated
+            allowed = names
             if not details:
                 context.note("train_buffers", lambda count: (
                     f"compared with buffers put back on {count} example{'s' if count != 1 else ''}: forward updates "
@@ -99,8 +101,9 @@ class Determinism(Invariant):
                     path=first.path,
                 )
         if details:
-            kept = [] if rebuilt or lazy else _kept_state(context, example, second)
-            where = [] if rebuilt or kept or not reported() else _where(context, example, lazy)
+            kept = [] if rebuilt or lazy else _kept_state(context, example, second, allowed)
+            # (where two calls depart, re-run without the buffers put back, could be only theirs)
+            where = [] if rebuilt or kept or allowed or not reported() else _where(context, example, lazy)
             raise InvariantViolation(
                 "Two calls with the same seed and input gave different outputs: "
                 + (_REBUILT if rebuilt else _KEPT if kept else "the model keeps state between calls or draws from a "
@@ -233,7 +236,7 @@ def _where(context: Context, example: Example, lazy: bool) -> list[str]:
     )
 
 
-def _kept_state(context: Context, example: Example, second: Any) -> list[str]:
+def _kept_state(context: Context, example: Example, second: Any, allowed: list[str] = ()) -> list[str]:
     """The state one call changes that explains a second call's outputs, named: what differs
     between a fresh copy called once and one never called (parameters, buffers, plain
     attributes holding numbers, strings or tensors), when two fresh copies given those
@@ -241,7 +244,8 @@ def _kept_state(context: Context, example: Example, second: Any) -> list[str]:
     global out of dyncheck's reach), and only what matters: each named value, put back as it
     was, changes the outputs. Empty when that cannot be shown (the values do not explain the
     outputs, more than :data:`_MOST_CHANGED` changed, or a copy cannot take them); the
-    finding then stands with both suspects named. Runs only on a failure."""
+    finding then stands with both suspects named. Buffers in ``allowed`` (training
+    statistics the check put back) are not named. Runs only on a failure."""
     try:
         untouched, called = context.fresh_model(), context.fresh_model()
         context.run(called, example, record=False)
@@ -261,6 +265,7 @@ def _kept_state(context: Context, example: Example, second: Any) -> list[str]:
         needed = [name for name in changed if not gives_second({k: v for k, v in changed.items() if k != name})]
     except Exception:  # a copy that cannot take the values, a model that raises: nothing to name
         return []
+    needed = [name for name in needed if name not in allowed]  # training statistics, put back above
     if not needed:
         return []
     from dyncheck.invariants.state_roundtrip import _show

@@ -797,12 +797,13 @@ def _note_kept(context: Context, sites: list[str], *, raised: bool = False) -> N
     casts to float32, in the summary's notes (with the first place it casts); ``raised``:
     the float64 copy ran only so (its float64 layers refused the cast's float32 tensors)."""
     if raised:
-        return context.note(
+        context.note(
             "kept_float64_ran",
             lambda count: f"on {count} example{'s' if count != 1 else ''} the float64 copy ran only with float64 "
             f"kept where the model casts to float32 ({_places(sites)}): in the float32 model that cast gives the "
             "model's own dtype, in the float64 copy float32 tensors its float64 layers refuse",
         )
+        return
     context.note(
         "kept_float64",
         lambda count: f"on {count} example{'s' if count != 1 else ''} the float64 reference kept float64 where "
