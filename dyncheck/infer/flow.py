@@ -224,11 +224,16 @@ class _Flow(ast.NodeVisitor):
             if self._carries(node.value) and isinstance(node.target, ast.Name):
                 self.tainted.add(node.target.id)
 
+    def _bind_loop(self, target: ast.AST, iterated: ast.AST) -> None:
+        """A loop's variables: members of a module container it walks, and the argument's
+        values where what it walks carries them."""
+        self.visit(iterated)
+        self.roots.update(_loop_members(target, iterated, self.roots))
+        if self._carries(iterated):
+            self.tainted.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+
     def visit_For(self, node: ast.For) -> None:
-        self.visit(node.iter)
-        self.roots.update(_loop_members(node.target, node.iter, self.roots))
-        if self._carries(node.iter):
-            self.tainted.update(n.id for n in ast.walk(node.target) if isinstance(n, ast.Name))
+        self._bind_loop(node.target, node.iter)
         for statement in (*node.body, *node.orelse):
             self.visit(statement)
 
@@ -236,10 +241,7 @@ class _Flow(ast.NodeVisitor):
         """A comprehension's loops as ``for`` statements (``[h(x) for h in self.heads]``: each
         ``h`` the container's first member), then what it makes of each item."""
         for generator in node.generators:
-            self.visit(generator.iter)
-            self.roots.update(_loop_members(generator.target, generator.iter, self.roots))
-            if self._carries(generator.iter):
-                self.tainted.update(n.id for n in ast.walk(generator.target) if isinstance(n, ast.Name))
+            self._bind_loop(generator.target, generator.iter)
             for condition in generator.ifs:
                 self.visit(condition)
         for part in (node.key, node.value) if isinstance(node, ast.DictComp) else (node.elt,):
