@@ -708,6 +708,15 @@ class Base(nn.Module):
         return self.helper(x)
 
 
+class AlsoElsewhere(Base):
+    # forward calls helper, which uses extra; another method reads it too (CLIP's
+    # set_grad_checkpointing beside encode_text)
+    __dyncheck__ = DY
+
+    def checkpointing(self):
+        return self.extra.weight.requires_grad
+
+
 class Override(Base):
     # forward calls Sub's helper, which never uses extra; the overridden one did
     __dyncheck__ = DY
@@ -897,6 +906,15 @@ def test_which_methods_forward_calls_is_read_from_the_code(dyncheck_run, pyteste
     said = "which forward calls: on a branch no example took" if through else "not by forward"
     owner = "Base" if dead.endswith("extra") else "Deep"
     assert f"    {dead} is used by {owner}.helper(), {said}" in text, text
+
+
+def test_a_method_forward_calls_is_told_apart_from_others_that_use_the_module(dyncheck_run, pytester):
+    pytester.makepyfile(reached=REACHED)
+    run = dyncheck_run("--dyncheck", "reached:AlsoElsewhere", "--dyncheck-invariants=coverage", "--dyncheck-max-examples=5")
+    assert (
+        "    extra is used by Base.helper(), which forward calls: on a branch no example took; also by "
+        "AlsoElsewhere.checkpointing(), which forward does not call; give inputs that take it"
+    ) in run.failure("::coverage")
 
 
 def test_a_module_declared_unused_is_not_dead_and_the_summary_says_so(dyncheck_run, pytester):

@@ -350,13 +350,17 @@ def _called_elsewhere(model: nn.Module, module_name: str, ran: set[str]) -> list
                         through.append(found[-1])
     if not found:
         return []
-    if set(through) == set(found):
+    if through:
         # Not another entry point: forward reaches the module through a helper, on a branch
-        # no example took (the optional-argument hint below says what may switch it on).
+        # no example took (the optional-argument hint below says what may switch it on);
+        # other methods that use it too (CLIP's encode_text beside set_grad_checkpointing)
+        # are said apart.
+        others = [method for method in dict.fromkeys(found) if method not in through]
+        also = f"; also by {', '.join(others)}, which forward does not call" if others else ""
         return [
-            f"{outermost} is used by {', '.join(dict.fromkeys(found))}, which forward calls: on a branch no "
-            f"example took; give inputs that take it, or, if none does (a setting fixed when the model is built), "
-            f"declare it: Spec(unused={{{outermost!r}: 'used by {found[0]}'}})"
+            f"{outermost} is used by {', '.join(dict.fromkeys(through))}, which forward calls: on a branch no "
+            f"example took{also}; give inputs that take it, or, if none does (a setting fixed when the model is "
+            f"built), declare it: Spec(unused={{{outermost!r}: 'used by {through[0]}'}})"
         ]
     return [
         f"{outermost} is used by {', '.join(dict.fromkeys(found))}, not by forward: check that method with a Spec "
