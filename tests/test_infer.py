@@ -1783,6 +1783,25 @@ def test_a_module_list_called_in_a_comprehension_consumes_the_argument():
     assert_callable(target)
 
 
+def test_a_comprehensions_variables_are_its_own():
+    # z of the comprehension is not the z of the rest of forward (a global here)
+    import ast
+
+    from dyncheck.infer.flow import _flow
+
+    tree = ast.parse(
+        "def forward(self, x, h):\n"
+        "    parts = [z * 2 for z in x]\n"
+        "    return self.fc(z), parts\n"
+    ).body[0]
+    model = nn.Module()
+    model.fc = nn.Linear(3, 3)
+    assert _flow(tree, "x", model).consumers == []
+    assert _flow(ast.parse("def forward(self, x):\n    return [self.fc(z) for z in x]\n").body[0], "x", model).consumers == [
+        "fc"
+    ]
+
+
 def test_a_list_annotation_is_drawn_as_a_list_when_no_layer_gives_the_shape():
     # A Sequential first: no layer says the shape; the probe of vectors and sequences ran on
     # [2, 3, 3], a dense tensor whose "sets" were never ragged.

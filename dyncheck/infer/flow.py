@@ -240,12 +240,22 @@ class _Flow(ast.NodeVisitor):
     def _visit_comprehension(self, node: ast.AST) -> None:
         """A comprehension's loops as ``for`` statements (``[h(x) for h in self.heads]``: each
         ``h`` the container's first member), then what it makes of each item."""
+        roots, tainted = dict(self.roots), set(self.tainted)
         for generator in node.generators:
             self._bind_loop(generator.target, generator.iter)
             for condition in generator.ifs:
                 self.visit(condition)
         for part in (node.key, node.value) if isinstance(node, ast.DictComp) else (node.elt,):
             self.visit(part)
+        # its variables are its own: a name of the same spelling after it is another
+        bound = {n.id for generator in node.generators for n in ast.walk(generator.target) if isinstance(n, ast.Name)}
+        for name in bound:
+            if name in roots:
+                self.roots[name] = roots[name]
+            else:
+                self.roots.pop(name, None)
+            if name not in tainted:
+                self.tainted.discard(name)
 
     visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _visit_comprehension
 
