@@ -25,7 +25,9 @@ import torch
 from torch import nn
 
 from dyncheck.cloning import clone
+from dyncheck.compare import all_finite
 from dyncheck.seeding import seeded
+from dyncheck.tracing import leaves
 
 __all__ = ["NonFiniteOutput", "call", "probing", "recorded", "replay"]
 
@@ -112,22 +114,13 @@ def call(
     try:
         with seeded(seed), torch.no_grad():
             output = model(**args)
-        if finite and not _all_finite(output):
+        if finite and not all_finite(value for _, value in leaves(output)):
             error = NonFiniteOutput("the output holds NaN or inf")
     except Exception as exc:
         error = exc
     if log is not None:
         log.calls.append((signature, None if error is None else _outcome(error)))
     return error
-
-
-def _all_finite(output: Any) -> bool:
-    from dyncheck.tracing import leaves
-
-    return all(
-        bool(torch.isfinite(value).all()) for _, value in leaves(output)
-        if isinstance(value, torch.Tensor) and (value.is_floating_point() or value.is_complex())
-    )
 
 
 def _fingerprint(value: Any) -> Any:

@@ -869,9 +869,11 @@ def _list_plan(
     _check_feature_shape(feature_shape)
     if not isinstance(equal_lengths, bool):
         raise InvalidArgument(f"equal_lengths={equal_lengths!r} must be True or False")
-    lengths = sequence_lengths(batch_size=batch_size, max_length=max_length)  # validates both, either way
     if equal_lengths:
+        batch_size, max_length, *_ = _length_plan(batch_size=batch_size, max_length=max_length)  # validated alike
         lengths = _equal_lengths(batch_size, max_length)
+    else:
+        lengths = sequence_lengths(batch_size=batch_size, max_length=max_length)
     values = tensors(
         shape=(batch_size, max_length, *feature_shape), dtype=dtype, min_value=min_value, max_value=max_value
     )

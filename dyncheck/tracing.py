@@ -164,7 +164,6 @@ def _by_identity(value: Any) -> bool:
     return type(value).__eq__ in _IDENTITY_EQ and isinstance(getattr(value, "__dict__", None), dict)
 
 
-
 def unpacked(value: Any) -> Any:
     """``value`` with every ``PackedSequence`` in it (walked through tuples, lists and
     dicts) replaced by the list of its sequences in the batch's order, each ``[length,

@@ -219,7 +219,7 @@ def infer_input(
         place = f"in {layer}'s forward" if layer else "in forward"
         if (
             not walked and not layer and source_tree is not None and not _in_range(source_tree, name)
-            and (sliced := _slice_bound(model, source_tree, name))
+            and (sliced := _slice_bound(model, source_tree, flow.tainted))
         ):
             # the end of a slice of the model's own weights (self.w1[:active]): every width
             walked, place = [sliced[0]], f"{place}, slicing {sliced[1]} ({sliced[0]} along it)"
@@ -239,7 +239,7 @@ def infer_input(
         if annotation is bool:
             return Inferred(dst.controls(dtype=bool), "annotated bool")
         if annotation is int:
-            sliced = None if thresholds or source_tree is None else _slice_bound(model, source_tree, name)
+            sliced = None if thresholds or flow is None else _slice_bound(model, source_tree, flow.tainted)
             if sliced is not None:
                 # how many of a weight's rows or columns run, computed from the argument (a
                 # once-for-all net's k = min(max(active_channels, 1), ...); self.w1[:k])
@@ -1083,12 +1083,12 @@ def _in_range(tree: ast.AST, name: str) -> bool:
 _SLICED_MOST = 32
 
 
-def _slice_bound(model: nn.Module, tree: ast.AST, name: str) -> tuple[int, str] | None:
-    """(the largest size, at most :data:`_SLICED_MOST`, the weight) where ``name``, or a
-    value computed from it, ends a slice of one of the model's own tensors along an axis
-    (``self.w1[:k, :]``, ``self.w2[:, :k]``, ``self.weight[:k]``): how many of its rows or
-    columns run. None where it ends no such slice."""
-    tainted = _flow(tree, name, model).tainted
+def _slice_bound(model: nn.Module, tree: ast.AST, tainted: set[str]) -> tuple[int, str] | None:
+    """(the largest size, at most :data:`_SLICED_MOST`, the weight) where an argument, or a
+    value computed from it (the names ``tainted`` its flow through ``tree`` found), ends a
+    slice of one of the model's own tensors along an axis (``self.w1[:k, :]``,
+    ``self.w2[:, :k]``, ``self.weight[:k]``): how many of its rows or columns run. None
+    where it ends no such slice."""
     found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute)):
