@@ -54,41 +54,17 @@ class Determinism(Invariant):
         if not details and (missing := missing_output(first.output)):
             return context.nothing_to_compare(missing)
         context.compared()
-        if details and (norms := list(_power_iterations(model))):
-            # torch's spectral_norm advances its power iteration (its u and v) on every
-            # train-mode call, by design: the two calls are compared again, in train mode, with
-            # those vectors put back before the second. Any other state still shows.
-            again = context.fresh_model()
-            if lazy:
-                context.run(again, example)
-            vectors = [v for found in _power_iterations(again).values() for v in found]
-            saved = [v.detach().clone() for v in vectors]
-            first = context.run(again, example)
-            with torch.no_grad():
-                for vector, value in zip(vectors, saved):
-                    vector.copy_(value)
-            second = context.run(again, example)
-            details = _compared(context, first, second)
-            if not details:
-                return context.note("spectral_norm", lambda count: (
-                    f"compared with the power iteration put back on {count} example{'s' if count != 1 else ''}: "
-                    f"torch's spectral_norm ({', '.join(norms[:3])}{' …' if len(norms) > 3 else ''}) advances it on "
-                    "every call in train mode"
-                ))
         allowed: list[str] = []
         if details and model.training and (updated := _updated_buffers(context, example, lazy)) is not None:
-            # Buffers a train-mode call updates in place and reads (an EMA codebook, an
-            # observation normaliser's running mean): training statistics, by design, as
-            # spectral_norm's. Compared again with them put back before the second call; in
+            # Buffers a train-mode call updates in place and reads (torch's spectral_norm
+            # advances its power iteration, its u and v, an EMA codebook, an observation
+            # normaliser's running mean): training statistics, by design. Compared again with
+            # them put back before the second call, so that any other state still shows; in
             # eval mode they must not move (purity) and two calls must agree (below).
             names, details = updated
             allowed = names
             if not details:
-                context.note("train_buffers", lambda count: (
-                    f"compared with buffers put back on {count} example{'s' if count != 1 else ''}: forward updates "
-                    f"{', '.join(names[:3])}{' …' if len(names) > 3 else ''} in train mode (training statistics, "
-                    "as BatchNorm's), and the next call reads them"
-                ))
+                _note_put_back(context, model, names)
         if not details and model.training and reads_training(model):
             details = _eval_differences(context, example, lazy)
             if details:
@@ -157,6 +133,26 @@ def _compared(context: Context, first: Any, second: Any) -> list[str]:
         describe = context.describe_path
         details = [f"first call:  {describe(first.path)}", f"second call: {describe(second.path)}", *details]
     return details
+
+
+def _note_put_back(context: Context, model: nn.Module, names: list[str]) -> None:
+    """Count an example compared with the buffers ``names`` put back, in the summary's
+    notes: as torch's spectral_norm's power iteration where they are all its vectors."""
+    norms = _power_iterations(model)
+    vectors = {id(vector) for found in norms.values() for vector in found}
+    if set(names) <= {name for name, buffer in model.named_buffers() if id(buffer) in vectors}:
+        shown = list(norms)
+        context.note("spectral_norm", lambda count: (
+            f"compared with the power iteration put back on {count} example{'s' if count != 1 else ''}: "
+            f"torch's spectral_norm ({', '.join(shown[:3])}{' …' if len(shown) > 3 else ''}) advances it on "
+            "every call in train mode"
+        ))
+        return
+    context.note("train_buffers", lambda count: (
+        f"compared with buffers put back on {count} example{'s' if count != 1 else ''}: forward updates "
+        f"{', '.join(names[:3])}{' …' if len(names) > 3 else ''} in train mode (training statistics, "
+        "as BatchNorm's), and the next call reads them"
+    ))
 
 
 def _updated_buffers(context: Context, example: Example, lazy: bool) -> tuple[list[str], list[str]] | None:
