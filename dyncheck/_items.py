@@ -135,6 +135,8 @@ class InvariantItem(pytest.Item):
                     invariant.check(context, example)
             except BaseException as exc:
                 budget.spent(failed=True)
+                if context.failed_at is None:
+                    context.failed_at = context.examples
                 try:
                     exc.example = example  # type: ignore[attr-defined]
                 except AttributeError:  # an exception type that takes no attributes
@@ -248,6 +250,7 @@ class InvariantItem(pytest.Item):
             "invariant": self.invariant.name,
             "examples": context.examples,
             "checked": context.checked,
+            "failed_at": context.failed_at,
             "uncompared": dict(context.uncompared.most_common()),
             # Paths as module names, described in the summary against the merged census.
             "paths": [[list(path), count] for path, count in sorted(context.leaf_paths().items())],

@@ -63,6 +63,7 @@ def collect(stats: dict[str, list[Any]]) -> dict[str, dict[str, dict[str, Any]]]
                 if key == "dyncheck" and report.when == "call":
                     row["examples"] = value["examples"]
                     row["checked"] = value.get("checked", value["examples"])
+                    row["failed_at"] = value.get("failed_at")
                     row["uncompared"] = value.get("uncompared", {})
                     row["paths"] = Counter({tuple(path): count for path, count in value["paths"]})
                     row["modules"] = value.get("modules")
@@ -76,6 +77,13 @@ def collect(stats: dict[str, list[Any]]) -> dict[str, dict[str, dict[str, Any]]]
                     if "notes" in value:
                         row["notes"] = value["notes"]
     return table
+
+
+def failed_at_text(failed_at: int, examples: int) -> str:
+    """Where a failing check found its failure: ``on example 5, shrunk in 7 more`` (the
+    examples after the first failing one are Hypothesis's shrinking, not new draws)."""
+    shrunk = examples - failed_at
+    return f"on example {failed_at}" + (f", shrunk in {shrunk} more" if shrunk > 0 else "")
 
 
 def _shorten(text: str, limit: int = 160) -> str:
@@ -122,6 +130,8 @@ def write(terminalreporter: Any, settings: Settings) -> None:
             elif verdict == "passed" and row.get("checked", row["examples"]) != row["examples"]:
                 # A pass covers only the examples the check compared something on.
                 detail = f"checked on {row['checked']} of {row['examples']} examples"
+            elif verdict in ("failed", "xfailed") and row.get("failed_at"):
+                detail = failed_at_text(row["failed_at"], row["examples"])
             else:
                 detail = f"{row['examples']} example{'s' if row['examples'] != 1 else ''}"
             if verdict == "xfailed":

@@ -139,7 +139,8 @@ def test_terminal_report(finding):
     assert "Dead parameters: none" in depth and "Untaken source branches: none" in depth
     # the finding
     assert off.startswith("1 finding\n")
-    assert re.search(r"^  grad_isolation  failed +\d+ +[\d.]+s  fc2 ran although its branch predicate `control > 0.5` does not hold", off, re.M)
+    # where the failure was found, then how many examples shrank it
+    assert re.search(r"^  grad_isolation  failed +on example \d+(, shrunk in \d+ more)? +[\d.]+s  fc2 ran although its branch predicate `control > 0.5` does not hold", off, re.M)
     assert "    control (control): controls(as_tensor=True, thresholds=(0.5,))" in off
     assert "    branch fc2: runs exactly when lambda control: control > 0.5" in off
     assert re.search(r"^  fc2 \(lambda control: control > 0.5\): ran \d+, skipped \d+ — both ways$", off, re.M)
@@ -305,6 +306,10 @@ def test_json_content(document):
     depth, off = document["targets"]
     assert [depth["target"], off["target"]] == [DEPTH, OFF_BY_ONE]
     assert [c["invariant"] for c in depth["checks"]] == ["determinism", "grad_isolation", "coverage"]
+    # a failing check says which example first failed; the examples after it shrank it
+    assert [c["failed_at"] for c in depth["checks"]] == [None, None, None]
+    failing = next(c for c in off["checks"] if c["verdict"] == "failed")
+    assert 1 <= failing["failed_at"] <= failing["examples"]
     census = depth["census"]
     # every call starts at the input and ends at the output; paths add up to the calls
     out_of = {t["from"]: 0 for t in census["transitions"]}

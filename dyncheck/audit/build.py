@@ -297,6 +297,7 @@ def _target(
             reason=run.reason,
             finding=run.record.get("finding") if run.verdict in _FINDING_VERDICTS else None,
             budget_ended=(run.record.get("budget") or {}).get("ended"),
+            failed_at=run.record.get("failed_at"),
         )
         for run in runs
     ]

@@ -91,6 +91,8 @@ class Check:
     finding: str | None
     #: when a time budget (given, or the adaptive one) ended the check early, how
     budget_ended: str | None = None
+    #: the example (from 1) that first failed; the later ones shrank it
+    failed_at: int | None = None
 
 
 @dataclass

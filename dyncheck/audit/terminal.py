@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dyncheck._summary import failed_at_text
 from dyncheck.audit.report import AuditReport, Check, PathCost, TargetAudit
 
 __all__ = ["render", "flops", "seconds"]
@@ -35,6 +36,8 @@ def examples_text(check: Check) -> str:
     """``100``, or ``37 of 100 compared`` when some examples gave the check nothing to compare."""
     if check.verdict == "passed" and check.compared != check.examples:
         return f"{check.compared:,} of {check.examples:,} compared"
+    if check.failed_at:
+        return failed_at_text(check.failed_at, check.examples)
     return f"{check.examples:,}"
 
 

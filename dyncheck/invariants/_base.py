@@ -125,6 +125,8 @@ class Context:
         self._layout: Layout | None = None
         self.paths: Counter[tuple[str, ...]] = Counter()
         self.examples = 0
+        #: the example (counted from 1) that first failed; the examples after it shrank it
+        self.failed_at: int | None = None
         self.last_path: tuple[str, ...] | None = None
         #: module name -> the first example on which it ran (for two-step checks)
         self.witnesses: dict[str, Example] = {}
