@@ -86,6 +86,17 @@ def failed_at_text(failed_at: int, examples: int) -> str:
     return f"on example {failed_at}" + (f", shrunk in {shrunk} more" if shrunk > 0 else "")
 
 
+def _path_params(path: tuple[str, ...], census: dict | None) -> int | None:
+    """The parameters a path the census did not take reaches (another check's calls took
+    it): those of the modules on it and of the modules holding them, as the census counts."""
+    if not census or "owners" not in census:
+        return None
+    return sum(
+        numel for owners, numel in census["owners"]
+        if any(o == "" or any(m == o or m.startswith(o + ".") for m in path) for o in owners)
+    )
+
+
 def _shorten(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -185,7 +196,8 @@ def _write_paths(
     shown = ordered[: None if full else 4]
     for path, count in shown:
         entry = sizes.get(path)
-        params = f", {entry['params']:,} params" if entry else ""
+        counted = entry["params"] if entry else _path_params(path, census)
+        params = f", {counted:,} params" if counted is not None else ""
         write(f"    path {texts[path]}  ({count:,} call{'s' if count != 1 else ''}{params})")
         if full and entry:
             for name, layer, numel in entry["layers"]:

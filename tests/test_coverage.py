@@ -118,6 +118,24 @@ def test_good_models_pass_and_the_census_is_in_the_summary(dyncheck_run):
     assert "dead:" not in summary
 
 
+def test_every_path_counts_its_parameters_those_other_checks_took_too(dyncheck_run):
+    # Paths come from every check; the census counts the ones coverage's own calls took.
+    # BlockDrop's eval path skips any set of its three blocks (272 parameters each): the rarer
+    # sets are taken by other checks' examples, and are counted from the modules on them.
+    target = "reference_models.block_drop:BlockDropNet"
+    run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=determinism,batch_invariance,coverage",
+                       "--dyncheck-explain", "--dyncheck-seed=3")
+    lines = [line for line in run.text.split("dyncheck summary")[1].splitlines() if line.startswith("    path ")]
+    assert len(lines) >= 5, run.text
+    for line in lines:
+        found = re.fullmatch(r"    path (.+)  \(\d+ calls?, ([\d,]+) params\)", line)
+        assert found, line
+        skipped = 0 if found[1] == "all 9 modules" else len(re.findall(r"blocks\.(\d)(?:-(\d))?", found[1]))
+        ranges = re.findall(r"blocks\.(\d)-(\d)", found[1])
+        skipped += sum(int(b) - int(a) for a, b in ranges)
+        assert int(found[2].replace(",", "")) == 1_055 - 272 * skipped, line
+
+
 def test_explain_lists_every_path_layer_by_layer(dyncheck_run):
     target = "reference_models.routing:TopOneMoE"
     run = dyncheck_run("--dyncheck", target, COV, "--dyncheck-explain")

@@ -810,10 +810,16 @@ class Coverage(Invariant):
             }
             for module_name, params in dead.items()
         ]
+        # Parameter counts by the modules that own them: the summary counts a path this
+        # check's own calls did not take (another check's) from these.
+        grouped: dict[tuple[str, ...], int] = {}
+        for parameter, _, module_names in owners:
+            grouped[module_names] = grouped.get(module_names, 0) + _numel([parameter])
         context.report["census"] = {
             "examples": context.examples,
             "total_params": total,
             "paths": paths,
+            "owners": [[list(module_names), numel] for module_names, numel in grouped.items()],
             "dead": dead_rows,
             "source": source,
         }
