@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from dyncheck import _report
+from dyncheck.errors import NotApplicable
 from dyncheck.settings import SETTINGS_KEY
 
 if TYPE_CHECKING:
@@ -133,6 +134,9 @@ class InvariantItem(pytest.Item):
                 with context.counting(), held(restored_by_caller=currently_in_test_context()):
                     context.materialise(example)
                     invariant.check(context, example)
+            except NotApplicable as exc:
+                # Found on the check's first call: a skip, not a failure to shrink.
+                pytest.skip(f"{invariant.name} does not apply to {self.target.text}: {exc}")
             except BaseException as exc:
                 budget.spent(failed=True)
                 if context.failed_at is None:

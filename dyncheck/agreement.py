@@ -33,7 +33,15 @@ from dyncheck.errors import InvalidArgument, ModelError
 from dyncheck.examples import Example
 from dyncheck.paths import Layout, PathSet
 from dyncheck.seeding import seeded
-from dyncheck.tracing import check_loss, densify_grads, floating_leaves, loss_of, missing_output, record_modules
+from dyncheck.tracing import (
+    check_loss,
+    densify_grads,
+    floating_leaves,
+    loss_of,
+    missing_output,
+    observe_output,
+    record_modules,
+)
 
 __all__ = [
     "Config",
@@ -185,6 +193,7 @@ def run_config(
                 densify_grads(model)
     except Exception as exc:
         raise ModelError(f"{stage} on {config.name}", exc) from exc
+    observe_output(output, model, tuple(calls))
     outputs = [(name, t.detach()) for name, t in floating_leaves(output) if t.is_floating_point()]
     grads = {name: p.grad.detach() for name, p in model.named_parameters() if p.grad is not None}
     return Run(config=config, outputs=outputs, grads=grads, path=tuple(calls), model=model, output=output)

@@ -75,6 +75,12 @@ class ModelError(DyncheckError):
         super().__init__(f"{stage} raised {type(original).__name__}: {original}")
 
 
+class NotApplicable(DyncheckError):
+    """What a check found on a call that makes it inapplicable to the model (forward returns
+    an object that runs the model's layers only when used): the check is a skip with the
+    message as its reason."""
+
+
 class DyncheckWarning(UserWarning):
     """Something a model does that is not a failure but needs a decision (pytest lists it
     in its warnings summary)."""

@@ -8,6 +8,7 @@ key of the path the call took; invariants and the path census group examples by 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import functools
 import types
@@ -18,6 +19,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from dyncheck.errors import InvalidArgument
 from dyncheck.paths import Layout, describe
@@ -162,6 +164,51 @@ def _by_identity(value: Any) -> bool:
                           types.ModuleType)):
         return False
     return type(value).__eq__ in _IDENTITY_EQ and isinstance(getattr(value, "__dict__", None), dict)
+
+
+#: What a check's calls report their output to (:func:`observe_output`): the running
+#: check's context, for calls made outside it (the agreement checks' runs).
+_OBSERVER: contextvars.ContextVar[Callable[[Any, nn.Module, tuple[str, ...]], None] | None] = contextvars.ContextVar(
+    "dyncheck_output_observer", default=None
+)
+
+
+@contextlib.contextmanager
+def observing(observer: Callable[[Any, nn.Module, tuple[str, ...]], None]) -> Iterator[None]:
+    """Calls :func:`observe_output` reports go to ``observer`` inside the block."""
+    token = _OBSERVER.set(observer)
+    try:
+        yield
+    finally:
+        _OBSERVER.reset(token)
+
+
+def observe_output(output: Any, model: nn.Module, path: tuple[str, ...]) -> None:
+    """Hand one call's output, model and path to the running check (see :func:`observing`)."""
+    observer = _OBSERVER.get()
+    if observer is not None:
+        observer(output, model, path)
+
+
+def deferred_modules(output: Any, model: nn.Module, ran: Iterable[str]) -> list[tuple[str, str, int]]:
+    """The submodules of ``model`` with parameters that ``output`` holds (as an attribute of
+    an object it returns, a bound method or a ``functools.partial`` of one) and that the call
+    ran none of the parameters of: (where the output holds it, its name, its parameter count).
+    A lazy distribution or a flow's transform that runs them when it is used (``log_prob``)."""
+    names = {id(module): name for name, module in model.named_modules() if name}
+    ran_ids = {id(model.get_submodule(name)) for name in set(ran) if name}
+    found: list[tuple[str, str, int]] = []
+    seen: set[int] = set()
+    for where, leaf in leaves(output):
+        module = leaf if isinstance(leaf, nn.Module) else getattr(leaf, "__self__", None)
+        if not isinstance(module, nn.Module) or id(module) not in names or id(module) in seen:
+            continue
+        seen.add(id(module))
+        owners = [m for m in module.modules() if next(m.parameters(recurse=False), None) is not None]
+        if owners and not any(id(m) in ran_ids for m in owners):
+            count = sum(p.numel() for p in module.parameters() if not is_lazy(p))
+            found.append((where, names[id(module)], count))
+    return found
 
 
 def unpacked(value: Any) -> Any:

@@ -149,6 +149,47 @@ class ComplexRNN(nn.Module):
         return self.fc(x)
 
 
+class LazyNormal(torch.distributions.Distribution):
+    '''A distribution that runs its network when it is scored or sampled (zuko's flows).'''
+    arg_constraints = {}
+
+    def __init__(self, net, c):
+        super().__init__(validate_args=False)
+        self.net, self.c = net, c
+
+    def rsample(self, shape=torch.Size()):
+        loc, log_scale = self.net(self.c).chunk(2, dim=-1)
+        return loc + torch.tanh(log_scale).exp() * torch.randn(*shape, *loc.shape)
+
+
+class LazyDensity(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 4))
+
+    def forward(self, c):
+        return LazyNormal(self.net, c)
+
+
+class HeadAlongside(LazyDensity):
+    '''Returns its output beside a layer it ran: nothing is left for later.'''
+
+    def forward(self, c):
+        return self.net(c), self.net
+
+
+class Scorer(LazyDensity):
+    '''Returns a bound method of a layer forward did not run (a partial of it, as a flow's transform).'''
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(3, 3)
+
+    def forward(self, c):
+        import functools
+        return functools.partial(self.net.forward, self.embed(c))
+
+
 plain = dyncheck.Spec(RowWise, inputs={"x": rows(4)})
 single = dyncheck.Spec(RowWise, inputs={"x": rows(4, 1, 1)})
 named_single = dyncheck.Spec(RowWise, inputs={"x": tensors(shape=("batch", 4))}, dims={"batch": 1})
@@ -159,6 +200,10 @@ sometimes = dyncheck.Spec(Sometimes, inputs={"x": tensors(shape=("batch", 4)), "
 ramp = dyncheck.Spec(Ramp, inputs={"n": st.integers(1, 5)})
 jittery = dyncheck.Spec(Jittery, inputs={"x": tensors(shape=("batch", 4)), "noisy": st.booleans()})
 jittery_always = dyncheck.Spec(Jittery, inputs={"x": tensors(shape=("batch", 4)), "noisy": st.just(True)})
+lazy = dyncheck.Spec(LazyDensity, inputs={"c": tensors(shape=("batch", 3), min_value=-1, max_value=1)})
+lazy_scored = lazy.replace(loss=lambda d: d.rsample().pow(2).sum())
+head_alongside = lazy.replace(model=HeadAlongside)
+scorer = lazy.replace(model=Scorer)
 padded_x = tensors(shape=("batch", "time", 4))
 padded_none = dyncheck.Spec(Padded, inputs={"x": padded_x, "lengths": sequence_lengths(), "give": st.just(False)})
 padded_sometimes = dyncheck.Spec(Padded, inputs={"x": padded_x, "lengths": sequence_lengths(), "give": st.booleans()})
@@ -442,3 +487,46 @@ def test_an_output_reduced_over_the_batch_is_named_in_the_skip(dyncheck_run, pyt
         r"own output, reduce over another axis",
         run.vacuous_reason("dyncheck::pooled:Model::batch_invariance"),
     )
+
+
+# ------------------------------------------------------------------ a lazy returned object
+
+
+LAZY = "forward returned a LazyNormal holding net (68 parameters) without running them: they run when it is used"
+
+
+def test_an_output_that_runs_the_layers_later_is_a_skip_that_says_what_to_check(dyncheck_run, models):
+    # forward returns a distribution that runs net when it is scored: every check would have
+    # compared the input it holds, and coverage called net dead.
+    run = dyncheck_run("--dyncheck", "vac:lazy", "--dyncheck-max-examples=5")
+    outcomes = run.outcomes()
+    assert set(outcomes.values()) == {"SKIPPED"}, run.text
+    for name in ("determinism", "finite", "grad_isolation", "coverage", "state_roundtrip", "purity", "tied_weights",
+                 "dtype_agreement", "batch_invariance"):
+        reason = run.skip_reason(f"dyncheck::vac:lazy::{name}")
+        assert reason.startswith(LAZY), (name, reason)
+        assert reason.endswith(
+            "Check a module whose forward uses it (for a distribution, `return self.model(c).log_prob(x)`), "
+            "or give Spec(loss=...) that uses it"
+        ), reason
+    assert "dead:" not in run.text
+
+
+def test_a_lazy_output_with_a_loss_that_uses_it_is_checked(dyncheck_run, models):
+    run = dyncheck_run("--dyncheck", "vac:lazy_scored", "--dyncheck-max-examples=5",
+                       "--dyncheck-invariants=grad_isolation,coverage,dtype_agreement")
+    assert run.outcomes() == {f"dyncheck::vac:lazy_scored::{name}": "PASSED"
+                              for name in ("grad_isolation", "coverage", "dtype_agreement")}, run.text
+
+
+@pytest.mark.parametrize(("target", "held"), [("head_alongside", None), ("scorer", "Scorer")])
+def test_a_layer_in_the_output_is_left_for_later_only_if_forward_did_not_run_it(dyncheck_run, models, target, held):
+    run = dyncheck_run("--dyncheck", f"vac:{target}", "--dyncheck-max-examples=5",
+                       "--dyncheck-invariants=determinism,dtype_agreement")
+    if held is None:  # the layer ran: its output is checked
+        assert set(run.outcomes().values()) == {"PASSED"}, run.text
+    else:  # a partial of its forward, the layer unrun
+        for name in ("determinism", "dtype_agreement"):
+            assert run.skip_reason(f"dyncheck::vac:{target}::{name}").startswith(
+                "forward returned a partial holding net (68 parameters) without running them"
+            ), run.text

@@ -14,7 +14,7 @@ from torch.nn.parameter import is_lazy
 from dyncheck.cloning import clone
 from dyncheck.copies import verdict
 from dyncheck.diagnose import diagnose
-from dyncheck.errors import ModelError
+from dyncheck.errors import ModelError, NotApplicable
 from dyncheck.examples import Example
 from dyncheck.paths import Layout, PathSet
 from dyncheck.seeding import seeded
@@ -23,7 +23,9 @@ from dyncheck.tracing import (
     Trace,
     check_loss,
     densify_grads,
+    deferred_modules,
     loss_of,
+    observing,
     record_modules,
 )
 
@@ -149,13 +151,17 @@ class Context:
         self.drawn: set[str] = set()
         self._compared = False
         self._reason: str | None = None
+        #: why forward's output leaves the checks nothing to see ("" when it does not), found
+        #: on the check's first call
+        self._held: str | None = None
 
     @contextlib.contextmanager
     def counting(self) -> Iterator[None]:
         """Around one example's check: count it, and whether it compared something."""
         self.examples += 1
         self._compared, self._reason = False, None
-        yield
+        with observing(self._check_held):
+            yield
         if self._compared:
             self.checked += 1
         else:
@@ -255,9 +261,25 @@ class Context:
                 return self.run(model, example, backward=backward, record=record, grad=True)
             raise ModelError(stage, exc, hints=tuple(diagnose(model))) from exc
         path = tuple(calls)
+        self._check_held(output, model, path)
         if record:
             self.record(path, example)
         return Trace(output=output, modules=path, loss=loss, model=model)
+
+    def _check_held(self, output: Any, model: nn.Module, path: tuple[str, ...]) -> None:
+        """On the check's first call: a forward that returns an object holding layers it did
+        not run (a lazy distribution, a flow's transform) leaves every check nothing of the
+        model's to see, unless the spec's loss uses the object; :class:`NotApplicable`."""
+        if self._held is None:
+            held = [] if self.target.spec.loss is not None else deferred_modules(output, model, path)
+            modules = " and ".join(f"{name} ({count:,} parameters)" for _, name, count in held)
+            self._held = (
+                f"forward returned a {type(output).__name__} holding {modules} without running them: they run when "
+                "it is used, so no check would see them. Check a module whose forward uses it (for a distribution, "
+                "`return self.model(c).log_prob(x)`), or give Spec(loss=...) that uses it"
+            ) if held else ""
+        if self._held:  # raised on every call, should a check's own handler have taken one
+            raise NotApplicable(self._held)
 
     def call(
         self, model: nn.Module, args: dict[str, Any], seed: int, *, hooked: bool = True, stage: str = "forward",
@@ -271,13 +293,15 @@ class Context:
             with seeded(seed), torch.set_grad_enabled(self.needs_grad):
                 if not hooked:
                     return self.target.call(model, args)
-                with record_modules(model):
-                    return self.target.call(model, args)
+                with record_modules(model) as calls:
+                    output = self.target.call(model, args)
         except Exception as exc:
             if not self.needs_grad and needs_autograd(exc):
                 self.needs_grad = True  # forward differentiates inside itself
                 return self.call(model, args, seed, hooked=hooked, stage=stage)
             raise ModelError(stage, exc) from exc
+        self._check_held(output, model, tuple(calls))
+        return output
 
     def record(self, path: tuple[str, ...], example: Example) -> None:
         """Count one call on ``path`` in the census (checks that run the model their own
