@@ -1109,15 +1109,16 @@ def _probe_call(instance: nn.Module, args: dict[str, Any], *, training: bool | N
 
 
 def _inferred_tensors(
-    inputs: dict[str, Any], inferred: dict[str, str], *, tokens: bool = False, controls: bool = False,
+    inputs: dict[str, Any], inferred: dict[str, str], *, tokens: bool = False,
 ) -> dict[str, tuple[tuple, Any]] | None:
     """Each input's (shape, dtype) when every input was inferred as floating ``tensors()``
     (what resolution may probe and reshape), else None. With ``tokens``, integer ones
     (token ids) count too, their dtype given as ``(dtype, low, high)``, and so do lengths
     and attention masks beside them, given as ``("lengths", max_length)`` (every sequence
     as long as the padded length) and ``("mask", dtype, marks padding)`` (every position a token).
-    With ``controls``, inferred control values count too, given as ``((), ("control", value))``
-    with the value a probe calls with (:func:`_control_value`)."""
+    Inferred control values count too, given as ``((), ("control", value))`` with the value
+    a probe calls with (:func:`_control_value`): a flag beside an image leaves its sizes to
+    probe."""
     import torch
 
     from dyncheck.examples import strategy_arguments, strategy_kind
@@ -1128,7 +1129,7 @@ def _inferred_tensors(
     shapes: dict[str, tuple[tuple, Any]] = {}
     for name, strategy in inputs.items():
         kwargs = strategy_arguments(strategy)
-        if controls and strategy_kind(strategy) == "controls":
+        if strategy_kind(strategy) == "controls":
             shapes[name] = ((), ("control", _control_value(kwargs)))
             continue
         if tokens and strategy_kind(strategy) == "sequence_lengths":
@@ -1645,7 +1646,7 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
         name: "" for name, strategy in inputs.items()
         if name not in inferred and strategy_kind(strategy) in ("sequence_lengths", "attention_masks")
     }
-    found = _inferred_tensors(inputs, {**inferred, **declared}, tokens=True, controls=True)
+    found = _inferred_tensors(inputs, {**inferred, **declared}, tokens=True)
     if found is None:
         return
     # control values beside them (a step count), at the value a probe gives them
@@ -2336,7 +2337,7 @@ def _probe_equal_lengths(instance: nn.Module, inputs: dict[str, Any], inferred: 
     if kwargs.get("equal_lengths") or kwargs.get("dtype", torch.float32) != torch.float32:
         return
     rest = {n: v for n, v in inputs.items() if n != name}
-    shapes = _inferred_tensors(rest, inferred, tokens=True, controls=True) if rest else {}
+    shapes = _inferred_tensors(rest, inferred, tokens=True) if rest else {}
     if shapes is None or any(
         shape[:1] != ("batch",) for shape, dtype in shapes.values() if not (isinstance(dtype, tuple) and dtype[0] == "control")
     ):
@@ -2372,7 +2373,7 @@ def _probe_single_sample(
     bounds = dims.get("batch", DEFAULT_DIMS["batch"])
     if not (isinstance(bounds, tuple) and bounds[0] == 1):
         return
-    shapes = _inferred_tensors(inputs, inferred, tokens=True, controls=True)
+    shapes = _inferred_tensors(inputs, inferred, tokens=True)
     if shapes is None or not any(shape[:1] == ("batch",) for shape, _ in shapes.values()):
         return
 

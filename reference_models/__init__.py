@@ -62,6 +62,7 @@ Refactored twins, each declaring the model it must still agree with
   experts replaced by one batched dispatch over stacked weights.
 * :mod:`reference_models.lenet` -- ``LeNet``: not dynamic; LeNet-5, whose pooling and
   first Linear run on images of 32-35 pixels only (inferred by calling it).
+  ``FeatureLeNet``: the same with a required ``return_features: bool`` beside the image.
 * :mod:`reference_models.text_cnn` -- ``TextCNN``: not dynamic; a convolutional text
   classifier whose widest convolution needs 4 tokens (inferred by calling it).
   ``MaskedTextCNN``: the same over a padded batch with its lengths, pooling only the
@@ -264,6 +265,7 @@ GOOD_TARGETS = (
     "reference_models.fused_attention:FusedAttention",
     "reference_models.batched_moe:BatchedTopOneMoE",
     "reference_models.lenet:LeNet",
+    "reference_models.lenet:FeatureLeNet",
     "reference_models.text_cnn:TextCNN",
     "reference_models.text_cnn:MaskedTextCNN",
     "reference_models.checkpointed:CheckpointedMLP",

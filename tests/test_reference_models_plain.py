@@ -1283,11 +1283,12 @@ def test_the_two_tower_model_scores_each_pair_by_its_own_embeddings() -> None:
 
 @pytest.mark.parametrize(("size", "runs"), [(5, False), (31, False), (32, True), (35, True), (36, False)])
 def test_lenet_runs_on_images_of_32_to_35_pixels_only(size: int, runs: bool) -> None:
-    from reference_models.lenet import LeNet
+    from reference_models.lenet import FeatureLeNet, LeNet
 
     model = LeNet()
     if runs:
         assert model(torch.randn(2, 1, size, size)).shape == (2, 10)
+        assert FeatureLeNet()(torch.randn(2, 1, size, size), True).shape == (2, 84)
     else:
         with pytest.raises(RuntimeError):
             model(torch.randn(2, 1, size, size))
