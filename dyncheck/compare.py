@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["DEFAULT_TOLERANCES", "all_finite", "mismatch", "tolerances"]
+__all__ = ["DEFAULT_TOLERANCES", "all_finite", "mismatch", "tensor_bytes", "tolerances"]
 
 #: (rtol, atol) per dtype: the defaults of ``torch.testing.assert_close``.
 DEFAULT_TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
@@ -168,3 +168,9 @@ def _same_tensor(a: Any, b: Any) -> bool:
     return isinstance(b, torch.Tensor) and a.shape == b.shape and a.dtype == b.dtype and bool(
         torch.equal(a.detach().cpu(), b.detach().cpu())
     )
+
+
+def tensor_bytes(value: torch.Tensor) -> bytes:
+    """``value``'s elements as bytes, in order (as ``.numpy().tobytes()`` gives them, without
+    numpy, which torch does not require): a key equal for equal tensors of one dtype."""
+    return bytes(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).tolist())

@@ -383,3 +383,73 @@ def test_a_bare_module_stands_for_its_public_models(monkeypatch, tmp_path):
     )
     (tmp_path / "builders.py").write_text(HEADER + NET + builders + "\n__all__ = ['small', 'sized', 'main']\n")
     assert cli.expand("builders") == ["builders:small"]
+
+
+TREE = '''
+import torch
+from hypothesis import strategies as st
+from torch import nn
+
+import dyncheck
+from dyncheck.strategies import current_dims, tensors
+
+
+class TreeLSTM(nn.Module):
+    """Child-sum Tree-LSTM over a parent index per node (-1 at the root, node 0)."""
+
+    def __init__(self):
+        super().__init__()
+        self.iou = nn.Linear(8 + 6, 18)
+        self.fx = nn.Linear(8, 6)
+        self.fh = nn.Linear(6, 6)
+        self.out = nn.Linear(6, 2)
+
+    def forward(self, x, parents):
+        hs, cs = [None] * x.size(0), [None] * x.size(0)
+        for i in range(x.size(0) - 1, -1, -1):
+            kids = (parents == i).nonzero().flatten().tolist()
+            hk = torch.stack([hs[k] for k in kids]) if kids else x.new_zeros(1, 6)
+            ck = torch.stack([cs[k] for k in kids]) if kids else x.new_zeros(1, 6)
+            i_, o, u = self.iou(torch.cat([x[i], hk.sum(0)])).chunk(3)
+            f = torch.sigmoid(self.fx(x[i]) + self.fh(hk))
+            cs[i] = torch.sigmoid(i_) * torch.tanh(u) + (f * ck).sum(0)
+            hs[i] = torch.sigmoid(o) * torch.tanh(cs[i])
+        return self.out(hs[0])
+
+
+@st.composite
+def parents(draw):
+    n = current_dims()["nodes"]
+    return torch.tensor([-1] + [draw(st.integers(0, i - 1)) for i in range(1, n)])
+
+
+spec = dyncheck.Spec(TreeLSTM, dims={"nodes": (1, 5)}, inputs={"x": tensors(shape=("nodes", 8)), "parents": parents()})
+'''
+
+
+def test_dyncheck_runs_where_numpy_is_not_installed(tmp_path):
+    # torch runs without numpy, and so must dyncheck: its keys of integer inputs were
+    # numpy's bytes ("Numpy is not available" inside grad_isolation). The interpreter here
+    # sees this environment's packages without numpy (links to the others, no site).
+    import site
+
+    shadow = tmp_path / "site"
+    shadow.mkdir()
+    packages = Path(site.getsitepackages()[0])
+    for entry in packages.iterdir():
+        if not entry.name.startswith("numpy"):
+            (shadow / entry.name).symlink_to(entry)
+    (tmp_path / "tree.py").write_text(TREE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(shadow), str(tmp_path)])}
+    env.pop("PYTEST_ADDOPTS", None)
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", "import numpy"], env=env, capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert "No module named 'numpy'" in result.stderr
+    result = subprocess.run(
+        [sys.executable, "-S", "-m", "dyncheck", "tree:spec", "--dyncheck-invariants=grad_isolation,state_roundtrip",
+         "--dyncheck-seed=1", "--dyncheck-max-examples=10", "-p", "no:xdist", "-p", "no:cacheprovider", "-q"],
+        env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout, result.stdout

@@ -23,6 +23,7 @@ from torch.overrides import TorchFunctionMode
 
 from dyncheck.agreement import _move, default_dtype
 from dyncheck.casting import cast
+from dyncheck.compare import tensor_bytes
 from dyncheck.errors import ModelError
 from dyncheck.examples import Example, strategy_arguments, strategy_kind
 from dyncheck.invariants._base import Context
@@ -647,7 +648,7 @@ def _layout(example: Example) -> tuple | None:
             if value.is_floating_point():
                 key.append((name, tuple(value.shape), value.dtype, value.device))
             else:
-                key.append((name, tuple(value.shape), value.dtype, value.device, value.cpu().numpy().tobytes()))
+                key.append((name, tuple(value.shape), value.dtype, value.device, tensor_bytes(value)))
         elif isinstance(value, float):
             key.append((name, float))
         elif value is None or isinstance(value, (bool, int, str)):

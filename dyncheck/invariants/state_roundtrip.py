@@ -46,7 +46,7 @@ from torch import nn
 from torch.nn.parameter import is_lazy
 
 from dyncheck.cloning import clone
-from dyncheck.compare import mismatch
+from dyncheck.compare import mismatch, tensor_bytes
 from dyncheck.copies import verdict
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
@@ -422,7 +422,7 @@ def _example_key(example: Example) -> Any:
 
     def plain(value: Any) -> Any:
         if isinstance(value, torch.Tensor):
-            return ("tensor", tuple(value.shape), str(value.dtype), value.detach().cpu().contiguous().numpy().tobytes())
+            return ("tensor", tuple(value.shape), str(value.dtype), tensor_bytes(value))
         if isinstance(value, dict):
             return ("dict", tuple((k, plain(v)) for k, v in value.items()))
         if isinstance(value, (list, tuple)):
