@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import copyreg
+import types
 from collections import OrderedDict
 from typing import Any, TypeVar
 
@@ -27,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn.parameter import UninitializedBuffer
 
-__all__ = ["clone"]
+__all__ = ["clone", "uncopyable"]
 
 M = TypeVar("M")
 
@@ -137,6 +138,11 @@ def _value(value: Any, memo: dict[int, Any]) -> Any:
         )
         memo[id(value)] = new
         return new
+    if (kind is staticmethod or kind is classmethod) and isinstance(value.__func__, types.FunctionType):
+        # A function kept on the instance wrapped (rotary-embedding-torch's
+        # ``self.apply_rotary_emb = staticmethod(apply_rotary_emb)``), which copy.deepcopy
+        # refuses to pickle: shared, as the function it wraps would be.
+        return value
     if kind is tuple and all(type(item) in _ATOMIC for item in value):
         return value  # copy.deepcopy gives the tuple itself (kernel sizes, strides)
     if isinstance(value, nn.Module):
@@ -183,3 +189,18 @@ def _keep_alive(value: Any, memo: dict[int, Any]) -> None:
         memo[id(memo)].append(value)
     except KeyError:
         memo[id(memo)] = [value]
+
+
+def uncopyable(model: nn.Module, error: Exception) -> str:
+    """Why :func:`clone` cannot copy ``model``, which raised ``error``: the first attribute of a
+    submodule that ``copy.deepcopy`` refuses on its own, named as ``model.<name>``."""
+    for module_name, module in model.named_modules():
+        for attribute, value in vars(module).items():
+            if attribute in ("_parameters", "_buffers", "_modules"):
+                continue
+            try:
+                clone(value)
+            except Exception as exc:  # noqa: BLE001 - the attribute that cannot be copied
+                where = ".".join(part for part in (module_name, attribute) if part)
+                return f"{where} ({type(value).__name__}) cannot be copied: {type(exc).__name__}: {exc}"
+    return f"copying it raised {type(error).__name__}: {error}"

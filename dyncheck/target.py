@@ -19,7 +19,7 @@ from typing import Any
 from torch import jit, nn
 
 from dyncheck import probing
-from dyncheck.cloning import clone
+from dyncheck.cloning import clone, uncopyable
 from dyncheck.errors import InvalidArgument, TargetError, exit_hint, import_failure, one_line
 from dyncheck.infer import (
     _LENGTHS_NAME,
@@ -270,6 +270,14 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
             "forward hooks dyncheck follows paths with: check the eager module it is made from (a factory that "
             "builds the model without scripting), and script it after",
         )
+    try:
+        clone(instance)
+    except Exception as exc:  # noqa: BLE001 - said in one line, with the attribute
+        raise _fail(
+            text,
+            f"dyncheck works on copies of the model and cannot copy it: {uncopyable(instance, exc)}; keep something "
+            "copy.deepcopy copies there (a function or method instead of the object)",
+        ) from None
     # The probes below call the model on inputs of dyncheck's making; what it warns of there
     # (torch's nested-tensor prototype warning from nn.TransformerEncoder's fast path, once
     # in each process: three times at the top of `make check`) is not the user's to read

@@ -38,7 +38,9 @@ import torch):
   mode too, drawn in the activation's own dtype.
 * :mod:`reference_models.causal_attention` -- ``CausalSelfAttention``: a tiny causal
   self-attention block checked on sequences down to length 1, where a softmax over one key
-  leaves the query and key projections nothing to move.
+  leaves the query and key projections nothing to move. ``RotarySelfAttention``: the same
+  with rotary position embeddings applied by a ``staticmethod`` kept on the instance, which
+  ``copy.deepcopy`` refuses.
 * :mod:`reference_models.loop_moe` -- ``LoopMoE``: top-1 routing that calls every expert on
   its slice ``x[idx]``, empty when no sample was routed to it.
 * :mod:`reference_models.early_exit` -- ``EarlyExitNet``: every block in training; in eval
@@ -251,6 +253,7 @@ GOOD_TARGETS = (
     "reference_models.grouped_experts:GroupedExpertsMoE",
     "reference_models.noisy_hidden:NoisyHidden",
     "reference_models.causal_attention:CausalSelfAttention",
+    "reference_models.causal_attention:RotarySelfAttention",
     "reference_models.loop_moe:LoopMoE",
     "reference_models.early_exit:EarlyExitNet",
     "reference_models.builtin_layers:bidirectional_lstm",

@@ -7,6 +7,12 @@ output, in float64 too. That is not masking (nothing was computed and thrown awa
 choice; on any longer sequence they matter), and ``grad_isolation`` must not report it.
 Nor on an all-zero sequence, where every key is the same and the query has nothing to
 choose between. The input is declared, so that lengths from 1 up are drawn.
+
+``RotarySelfAttention`` rotates its queries and keys by position first (rotary embeddings),
+through a function kept on the instance as ``staticmethod(rotate)``, as
+rotary-embedding-torch keeps ``apply_rotary_emb``. ``copy.deepcopy`` refuses to pickle a
+staticmethod object: dyncheck's copies share it, and every check runs (before, resolution
+stopped with a pytest INTERNALERROR from inside the copy).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import torch.nn.functional as F
 
 from dyncheck.strategies import tensors
 
-__all__ = ["CausalSelfAttention"]
+__all__ = ["CausalSelfAttention", "RotarySelfAttention"]
 
 
 class CausalSelfAttention(nn.Module):
@@ -43,13 +49,37 @@ class CausalSelfAttention(nn.Module):
         def heads(t):
             return t.view(batch, time, self.num_heads, width // self.num_heads).transpose(1, 2)
 
-        q, k, v = heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x))
+        q, k, v = self.positioned(heads(self.q_proj(x)), heads(self.k_proj(x))) + (heads(self.v_proj(x)),)
         scores = q @ k.transpose(-2, -1) / math.sqrt(width // self.num_heads)
         weights = F.softmax(scores.masked_fill(self.future(time, x.device), float("-inf")), dim=-1)
         attended = (weights @ v).transpose(1, 2).reshape(batch, time, width)
         return x + self.out_proj(attended)
 
+    def positioned(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The queries and keys as attention compares them: as they are."""
+        return q, k
+
     @staticmethod
     def future(time: int, device: torch.device) -> torch.Tensor:
         """True where a query (row) would see a later key (column): the keys it must not."""
         return torch.ones(time, time, dtype=torch.bool, device=device).triu(1)
+
+
+def rotate(t: torch.Tensor) -> torch.Tensor:
+    """Each feature pair of ``[..., time, width]`` turned by an angle that grows with the
+    position: rotary position embeddings (RoFormer), pairs at geometric frequencies."""
+    time, width = t.shape[-2], t.shape[-1]
+    frequencies = 1.0 / 10_000 ** (torch.arange(0, width, 2, dtype=t.dtype, device=t.device) / width)
+    angles = torch.arange(time, dtype=t.dtype, device=t.device)[:, None] * frequencies
+    cos, sin = angles.cos(), angles.sin()
+    even, odd = t[..., 0::2], t[..., 1::2]
+    return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2)
+
+
+class RotarySelfAttention(CausalSelfAttention):
+    def __init__(self, embed_dim=8, num_heads=2):
+        super().__init__(embed_dim, num_heads)
+        self.apply_rotary = staticmethod(rotate)
+
+    def positioned(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.apply_rotary.__func__(q), self.apply_rotary.__func__(k)

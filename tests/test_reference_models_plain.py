@@ -1943,6 +1943,27 @@ def test_causal_attention_sees_only_the_past() -> None:
     assert not torch.allclose(model(x)[:, 3:], model(changed)[:, 3:])
 
 
+def test_rotary_attention_sees_only_the_past_and_tells_positions_apart() -> None:
+    import copy
+
+    from reference_models.causal_attention import CausalSelfAttention, RotarySelfAttention
+
+    torch.manual_seed(0)
+    model = RotarySelfAttention()
+    x = torch.randn(2, 5, 8)
+    changed = x.clone()
+    changed[:, 3:] += 1
+    assert torch.equal(model(x)[:, :3], model(changed)[:, :3])
+    # the same weights without the rotation: the first step (turned by angle 0, seeing only
+    # itself) is the same, the later ones compare rotated queries and keys
+    plain = CausalSelfAttention()
+    plain.load_state_dict(model.state_dict())
+    torch.testing.assert_close(model(x)[:, 0], plain(x)[:, 0])
+    assert not torch.allclose(model(x)[:, 1:], plain(x)[:, 1:])
+    with pytest.raises(TypeError, match="staticmethod"):
+        copy.deepcopy(model)
+
+
 def test_causal_attention_at_length_one_ignores_queries_and_keys() -> None:
     from reference_models.causal_attention import CausalSelfAttention
 

@@ -272,6 +272,28 @@ def test_a_torchscript_module_is_one_line_naming_it(pytester):
     assert usage_error(pytester, "mymod:scripted") == f"the model {SCRIPTED_FIX}"
 
 
+def test_a_model_that_cannot_be_copied_is_one_line_naming_the_attribute(pytester):
+    # dyncheck checks copies, never the model itself: an attribute copy.deepcopy refuses
+    # stopped resolution with a pytest INTERNALERROR from inside the copy.
+    pytester.makepyfile(mymod=module("""
+        import threading
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Sequential(nn.Linear(4, 2))
+                self.fc[0].lock = threading.Lock()
+
+            def forward(self, x):
+                return self.fc(x)
+    """))
+    assert usage_error(pytester, "mymod:Net") == (
+        "dyncheck works on copies of the model and cannot copy it: fc.0.lock (lock) cannot be copied: "
+        "TypeError: cannot pickle '_thread.lock' object; keep something copy.deepcopy copies there "
+        "(a function or method instead of the object)"
+    )
+
+
 # --------------------------------------------------------------------------- invalid Spec fields
 
 SPEC = "spec = dyncheck.Spec(Model, init={'config': 3}, %s)\n"

@@ -40,6 +40,7 @@ from torch import nn
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from dyncheck.agreement import close
+from dyncheck.cloning import clone
 from dyncheck.compare import mismatch
 from dyncheck.guard.localise import Call, paths_part, record_calls
 from dyncheck.guard.mapping import Correspondence
@@ -470,7 +471,7 @@ def _batch_confirmed(
     base = fresh()
 
     def module() -> nn.Module:
-        return copy.deepcopy(base.get_submodule(call.name))
+        return clone(base.get_submodule(call.name))
 
     if _draws(module, arguments):
         return "draws"

@@ -45,7 +45,6 @@ how to make the streams agree or how to declare it.
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import os
 from typing import Any
@@ -67,6 +66,7 @@ from dyncheck.agreement import (
     seed_dependence,
 )
 from dyncheck.casting import KeptFloat64, cast, diagnose, dtype_name
+from dyncheck.cloning import clone
 from dyncheck.compare import all_finite, mismatch, tolerances
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
@@ -518,7 +518,7 @@ class DtypeAgreement(Invariant):
         base = context.fresh_model().eval().get_submodule(call.name)
 
         def module() -> torch.nn.Module:
-            return copy.deepcopy(base)
+            return clone(base)
 
         if not _reproduces(cast(module(), torch.float64), given, expected):
             return False  # on its own it is not the module that ran (state its parent set in forward)

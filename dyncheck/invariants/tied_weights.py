@@ -360,16 +360,21 @@ class TiedWeights(Invariant):
         # original's) was checked at the start, on the model as the user hands it over.
         try:
             copied = copy.deepcopy(original)
-        except RuntimeError as exc:
+        except (RuntimeError, TypeError) as exc:
             # torch refuses to deep-copy a tensor that is not a graph leaf kept on a module
-            # (the legacy torch.nn.utils.weight_norm's weight): not a tie's doing, and the
-            # ties through a deep copy cannot be looked at; the summary says so.
-            reason = " ".join(str(exc).split())[:120]
+            # (the legacy torch.nn.utils.weight_norm's weight), and pickle an object such as
+            # a staticmethod kept on the instance (which dyncheck's own copies share): not a
+            # tie's doing, and the ties through a deep copy cannot be looked at; the summary
+            # says so.
+            reason = f"{type(exc).__name__} ({' '.join(str(exc).split())[:120]}...)"
+            why = (
+                "a tensor computed from parameters and kept on a module, as the legacy torch.nn.utils.weight_norm keeps "
+                "its weight (torch.nn.utils.parametrizations.weight_norm copies)" if isinstance(exc, RuntimeError)
+                else "an attribute copy.deepcopy cannot copy"
+            )
             context.note("deepcopy", lambda count: (
                 f"ties through copy.deepcopy not checked on {count} example{'s' if count != 1 else ''}: "
-                f"copy.deepcopy(model) raised RuntimeError ({reason}...): a tensor computed from parameters and kept on "
-                "a module, as the legacy torch.nn.utils.weight_norm keeps its weight "
-                "(torch.nn.utils.parametrizations.weight_norm copies)"
+                f"copy.deepcopy(model) raised {reason}: {why}"
             ))
         else:
             found += _problems(copied, groups, "copy.deepcopy")
