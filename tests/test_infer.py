@@ -644,6 +644,66 @@ def test_a_layer_over_the_input_reduced_over_an_axis_puts_the_axis_back():
     assert_callable(target, max_examples=20)
 
 
+class _Stepped(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cell, self.out = nn.Linear(8, 6), nn.Linear(6, 4)
+
+    def step(self, x_t, h):
+        return torch.tanh(self.cell(x_t) + 0.5 * h)
+
+
+class TimeMajorLoop(_Stepped):
+    # snntorch's and norse's tutorials: [time, batch, features], one step at a time
+    def forward(self, data):
+        h, out = 0.0, []
+        for t in range(data.size(0)):
+            h = self.step(data[t], h)
+            out.append(self.out(h))
+        return torch.stack(out)
+
+
+class BatchFirstLoop(_Stepped):
+    def forward(self, x):
+        h = 0.0
+        for t in range(x.shape[1]):
+            h = torch.tanh(self.cell(x[:, t]) + 0.5 * h)
+        return self.out(h)
+
+
+class UnboundLoop(_Stepped):
+    def forward(self, x):
+        h = 0.0
+        for x_t in x.unbind(1):
+            h = torch.tanh(self.cell(x_t) + 0.5 * h)
+        return self.out(h)
+
+
+class RowsCounted(_Stepped):
+    # counts axis 0, reads column t of x: not one step of an axis
+    def forward(self, x):
+        return sum(self.out(self.step(x[:, t:t + 1].expand(-1, 8), 0.0)) for t in range(x.size(0)))
+
+
+@pytest.mark.parametrize(("model", "shape", "note"), [
+    (TimeMajorLoop, ("time", "batch", 8), "; a loop hands cell one step of axis 0 at a time"),
+    (BatchFirstLoop, ("batch", "time", 8), "; a loop hands cell one step of axis 1 at a time"),
+    (UnboundLoop, ("batch", "time", 8), "; a loop hands cell one step of axis 1 at a time"),
+])
+def test_a_loop_over_the_steps_of_an_axis_puts_the_axis_back(model, shape, note):
+    # Read as vectors, a time-major loop walked the batch as time: batch_invariance reported
+    # samples coupled that a sequence keeps apart.
+    target = resolved(model)
+    same(target.spec.inputs[next(iter(target.spec.inputs))], dst.tensors(shape=shape))
+    assert next(iter(target.inferred_inputs.values())).endswith(note)
+    assert_callable(target, max_examples=10)
+
+
+def test_a_counter_used_at_another_place_is_not_a_step():
+    target = resolved(RowsCounted)
+    assert "loop" not in target.inferred_inputs["x"] and "time" not in target.spec.inputs["x"].__repr__()
+
+
 class PooledThenNamed(nn.Module):
     def __init__(self):
         super().__init__()

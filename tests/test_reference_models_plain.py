@@ -400,6 +400,23 @@ def _elastic_width() -> tuple[torch.nn.Module, tuple]:
     return ElasticMLP(), (torch.randn(3, 8), 5)
 
 
+class _BatchFirstMembranes(torch.nn.Module):
+    """The membranes of a time-major spiking net, batch first."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, data: torch.Tensor) -> torch.Tensor:
+        return self.model(data)[1].transpose(0, 1)
+
+
+def _spiking() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.spiking import LeakySNN
+
+    return _BatchFirstMembranes(LeakySNN()), (torch.randn(5, 3, 8),)
+
+
 def _flow_distribution() -> tuple[torch.nn.Module, tuple]:
     from reference_models.flow_distribution import ConditionalFlow
 
@@ -1029,6 +1046,7 @@ BUILDERS = {
     "film": _film,
     "elastic_width": _elastic_width,
     "flow_distribution": _flow_distribution,
+    "spiking": _spiking,
     "ssm_cache": _ssm_cache,
     "dict_batch": _dict_batch,
     "graph_conv": _graph_conv,
@@ -2113,3 +2131,24 @@ def test_early_exit_runs_every_block_in_training_and_stops_early_in_eval() -> No
         together = model.eval()(batch)
         alone = torch.cat([model(batch[:1]), model(batch[1:])])
     torch.testing.assert_close(together, alone)
+
+
+# --- spiking -------------------------------------------------------------------------
+
+
+def test_spiking_net_keeps_each_sample_to_itself_and_learns_through_its_spikes() -> None:
+    from reference_models.spiking import LeakySNN
+
+    torch.manual_seed(0)
+    model = LeakySNN()
+    data = torch.randn(6, 3, 8) * 3  # [time, batch, features]
+    spikes, membranes = model(data)
+    assert spikes.shape == membranes.shape == (6, 3, 4) and set(spikes.unique().tolist()) <= {0.0, 1.0}
+    for i in range(3):  # a sample's steps alone give its column of the batch's
+        alone = model(data[:, i:i + 1])
+        torch.testing.assert_close(alone[1], membranes[:, i:i + 1])
+    # read as vectors, the loop walks the batch as time: sample 1 then depends on sample 0
+    vectors = data[0]
+    assert not torch.allclose(model(vectors)[1][1], model(vectors[1:2])[1][0])
+    membranes.sum().backward()  # the surrogate gradient reaches the first layer
+    assert model.fc1.weight.grad.abs().sum() > 0

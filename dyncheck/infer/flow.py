@@ -72,11 +72,13 @@ class _Flow(ast.NodeVisitor):
         if parent is not None:
             # One result for the whole flow: a helper's consumers are the caller's.
             self.consumers, self.entries, self.transposed = parent.consumers, parent.entries, parent.transposed
-            self.reduced, self.concatenated = parent.reduced, parent.concatenated
+            self.reduced, self.concatenated, self.stepped = parent.reduced, parent.concatenated, parent.stepped
             self.members = parent.members
             self.packs, self.scopes, self.seen = parent.packs, parent.scopes, parent.seen
             self.packed_lengths = parent.packed_lengths
             self.reductions: dict[str, int] = {}
+            self.steps: dict[str, int] = {}
+            self.walked: set[str] = set()
             self.joins: dict[str, tuple[tuple[str, ...], int]] = {}
             self.module_values: dict[str, str] = {}
             self.same_as: dict[str, str] = {}
@@ -89,6 +91,9 @@ class _Flow(ast.NodeVisitor):
         # consumer -> the axis of the argument reduced away in what it receives
         # (``self.fc(x.mean(1))``, or ``h = x.mean(1)`` first): it takes one axis fewer.
         self.reduced: dict[str, int] = {}
+        # the consumers of those that take the argument one step of that axis at a time, in
+        # a loop (``self.cell(x[t])`` for t in range(x.size(0)), or ``for x_t in x``)
+        self.stepped: set[str] = set()
         # consumer -> (the parts concatenated into what it receives, the axis): ``self.fc(
         # torch.cat([x, y], dim=-1))`` takes x's and y's features side by side. A part is a
         # name, or ``MODULE_PART`` and a submodule's name for what that submodule returns
@@ -99,6 +104,11 @@ class _Flow(ast.NodeVisitor):
         self.members: dict[str, int] = {}
         # local name -> the axis its value reduced away from the argument
         self.reductions: dict[str, int] = {}
+        # loop variable -> the axis of the argument it counts the steps of
+        # (``for t in range(x.size(0))``: ``x[t]`` is one step, that axis gone)
+        self.steps: dict[str, int] = {}
+        # loop variables that are one step of the argument (``for x_t in x``)
+        self.walked: set[str] = set()
         # local name -> the concatenation it holds (``h = torch.cat([x, y], -1)``)
         self.joins: dict[str, tuple[tuple[str, ...], int]] = {}
         # local name -> the submodule of a known width whose output it holds
@@ -210,6 +220,9 @@ class _Flow(ast.NodeVisitor):
         a reduction or a reduction of the argument itself (:func:`_reduction_axis`)."""
         if isinstance(node, ast.Name):
             return self.reductions.get(node.id)
+        step = _step_of(node, self.steps)
+        if step is not None and _passes(step[0], self.tainted):
+            return step[1]
         found = _reduction_axis(node)
         if found is None or not _passes(found[0], self.tainted):
             return None
@@ -229,6 +242,14 @@ class _Flow(ast.NodeVisitor):
         values where what it walks carries them."""
         self.visit(iterated)
         self.roots.update(_loop_members(target, iterated, self.roots))
+        if isinstance(target, ast.Name):
+            counted = _counted_axis(iterated)
+            if counted is not None and _passes(counted[0], self.tainted):
+                self.steps[target.id] = counted[1]  # for t in range(x.size(0))
+            walked = _walked_axis(iterated)
+            if walked is not None and _passes(walked[0], self.tainted):
+                self.reductions[target.id] = walked[1]  # for x_t in x.unbind(1): one step of x
+                self.walked.add(target.id)
         if self._carries(iterated):
             self.tainted.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
 
@@ -304,6 +325,9 @@ class _Flow(ast.NodeVisitor):
         axis = self._reduced_axis(entry[1])
         if axis is not None:
             self.reduced[expression] = axis
+            node = entry[1]
+            if (isinstance(node, ast.Name) and node.id in self.walked) or _step_of(node, self.steps) is not None:
+                self.stepped.add(expression)
         joined = self._joined(entry[1])
         if joined is not None:
             self.concatenated[expression] = joined
@@ -361,6 +385,8 @@ class _Flow(ast.NodeVisitor):
             ]
             keywords = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         tainted: set[str] = set()
+        # parameters that take the argument with an axis gone (one step of it: ``self.step(x[t], h)``)
+        reduced: dict[str, tuple[int, bool]] = {}
         for key, value in [*enumerate(node.args), *((k.arg, k.value) for k in node.keywords)]:
             if isinstance(value, ast.Starred) or key is None:
                 continue
@@ -377,12 +403,16 @@ class _Flow(ast.NodeVisitor):
                 roots[parameter] = module
             elif self._carries(value):
                 tainted.add(parameter)
+                axis = self._reduced_axis(value)
+                if axis is not None:
+                    step = (isinstance(value, ast.Name) and value.id in self.walked) or _step_of(value, self.steps) is not None
+                    reduced[parameter] = (axis, step)
         if isinstance(function, ast.FunctionDef):
             # a closure also sees the argument under the enclosing names it does not shadow
             tainted |= {n for n in self.tainted if n not in positional and n not in keywords}
         if not tainted:
             return True
-        key = (tree, frozenset(tainted), tuple(sorted(roots.items())))
+        key = (tree, frozenset(tainted), tuple(sorted(roots.items())), tuple(sorted(reduced.items())))
         if key in self.seen:
             return True
         self.seen.add(key)
@@ -397,6 +427,10 @@ class _Flow(ast.NodeVisitor):
             self_name=self_name,
         )
         inner.local = dict(self.local)
+        for parameter, (axis, step) in reduced.items():
+            inner.reductions[parameter] = axis
+            if step:
+                inner.walked.add(parameter)
         for statement in tree.body:
             inner.visit(statement)
         return True
@@ -613,6 +647,60 @@ def output_width(module: nn.Module | None) -> int | None:
 _REDUCTIONS = frozenset(
     ("mean", "sum", "amax", "amin", "max", "min", "prod", "logsumexp", "std", "var", "median", "nansum", "nanmean")
 )
+
+
+def _counted_axis(node: ast.AST) -> tuple[ast.AST, int] | None:
+    """(the tensor, the axis) whose steps ``range(...)`` counts: ``range(x.size(0))``,
+    ``range(x.shape[1])``, ``range(len(x))`` (axis 0); None for anything else."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range"
+            and len(node.args) == 1):
+        return None
+    counted = node.args[0]
+    if isinstance(counted, ast.Call) and isinstance(counted.func, ast.Name) and counted.func.id == "len" and counted.args:
+        return counted.args[0], 0
+    if (isinstance(counted, ast.Call) and isinstance(counted.func, ast.Attribute) and counted.func.attr == "size"
+            and len(counted.args) == 1 and isinstance(_number(counted.args[0]), int)):
+        return counted.func.value, _number(counted.args[0])
+    if (isinstance(counted, ast.Subscript) and isinstance(counted.value, ast.Attribute)
+            and counted.value.attr == "shape" and isinstance(_number(counted.slice), int)):
+        return counted.value.value, _number(counted.slice)
+    return None
+
+
+def _walked_axis(node: ast.AST) -> tuple[ast.AST, int] | None:
+    """(the tensor, the axis) a ``for`` loop walks one step at a time: ``for x_t in
+    x.unbind(1)`` or ``torch.unbind(x, 1)``; None for anything else (``for v in views`` may
+    walk a list of tensors as well as a tensor's first axis)."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "unbind":
+        arguments = list(node.args)
+        if isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
+            if not arguments:
+                return None
+            walked, arguments = arguments[0], arguments[1:]
+        else:
+            walked = node.func.value
+        keywords = {k.arg: k.value for k in node.keywords}
+        axis = _number(keywords.get("dim", arguments[0] if arguments else ast.Constant(0)))
+        return (walked, axis) if isinstance(axis, int) else None
+    return None
+
+
+def _step_of(node: ast.AST, steps: dict[str, int]) -> tuple[ast.AST, int] | None:
+    """(the tensor, the axis) for one step of it taken by a loop's counter at that axis's
+    place: ``x[t]``, ``x[:, t]``, ``x[..., t]`` where ``t`` counts that axis (``steps``)."""
+    if not isinstance(node, ast.Subscript):
+        return None
+    parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+    for place, part in enumerate(parts):
+        if isinstance(part, ast.Name) and part.id in steps:
+            every = all(
+                isinstance(p, ast.Slice) and p.lower is None and p.upper is None and p.step is None for p in parts[:place]
+            )
+            ellipsis = place == 1 and isinstance(parts[0], ast.Constant) and parts[0].value is Ellipsis
+            axis = steps[part.id]
+            if (every and axis == place and place == len(parts) - 1) or (ellipsis and axis == -1):
+                return node.value, axis
+    return None
 
 
 def _reduction_axis(node: ast.AST) -> tuple[ast.AST, int] | None:

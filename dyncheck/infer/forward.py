@@ -337,7 +337,10 @@ def infer_input(
             restored = _unreduced(shape, flow.reduced.get(expression))
             if restored is not None:
                 shape = restored
-                why += f"; it reaches {expression} reduced over axis {flow.reduced[expression]}"
+                why += (
+                    f"; a loop hands {expression} one step of axis {flow.reduced[expression]} at a time"
+                    if expression in flow.stepped else f"; it reaches {expression} reduced over axis {flow.reduced[expression]}"
+                )
             shared = _shared_features(model, name, shape, flow.concatenated.get(expression))
             if shared is not None:
                 shape, note = shared

@@ -1,0 +1,57 @@
+"""A spiking network as snntorch's tutorials write it: two Linear layers, each driving a
+layer of leaky integrate-and-fire neurons, run over a time-major input ``[time, batch,
+features]`` one step at a time (``for step in range(data.size(0))``). A neuron's membrane
+decays by ``beta``, adds its input current, spikes (a Heaviside step) when it crosses the
+threshold and is reset by subtracting it; the step's gradient is the fast sigmoid's
+(a surrogate gradient, Zenke and Ganguli's SuperSpike).
+
+What it proves: a loop over the steps of an axis is read as one. ``fc1`` takes
+``data[step]``: read as the vectors ``fc1`` takes, ``[batch, features]``, the loop walked
+the batch as time and ``batch_invariance`` reported samples coupled that a sequence keeps
+apart. The counter over ``data.size(0)`` puts the axis back: ``("time", "batch", 8)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["LeakySNN"]
+
+
+class _Spike(torch.autograd.Function):
+    """Heaviside forward; backward, the fast sigmoid's derivative ``1 / (1 + k|u|)^2``."""
+
+    @staticmethod
+    def forward(ctx, u: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(u)
+        return (u > 0).to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (u,) = ctx.saved_tensors
+        return grad / (1 + 25 * u.abs()) ** 2
+
+
+class LeakySNN(nn.Module):
+    def __init__(self, inputs=8, hidden=16, outputs=4, beta=0.9, threshold=1.0):
+        super().__init__()
+        self.fc1 = nn.Linear(inputs, hidden)
+        self.fc2 = nn.Linear(hidden, outputs)
+        self.beta, self.threshold = beta, threshold
+
+    def _leaky(self, current: torch.Tensor, mem: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        reset = (mem > self.threshold).to(mem.dtype).detach()
+        mem = self.beta * mem + current - reset * self.threshold
+        return _Spike.apply(mem - self.threshold), mem
+
+    def forward(self, data):
+        mem1 = data.new_zeros(data.shape[1], self.fc1.out_features)
+        mem2 = data.new_zeros(data.shape[1], self.fc2.out_features)
+        spikes, membranes = [], []
+        for step in range(data.size(0)):
+            spk1, mem1 = self._leaky(self.fc1(data[step]), mem1)
+            spk2, mem2 = self._leaky(self.fc2(spk1), mem2)
+            spikes.append(spk2)
+            membranes.append(mem2)
+        return torch.stack(spikes), torch.stack(membranes)
