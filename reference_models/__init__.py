@@ -217,6 +217,8 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.unrolled_cell` -- ``UnrolledGRU``: a GRU cell unrolled by hand over
   padded sequences, each row's state held once its sequence has ended; ``SteppedGRU``: the
   cell unrolled for ``num_steps`` steps, a count beside the sequence.
+* :mod:`reference_models.multi_scale` -- ``MultiScaleClassifier``: an image run at one of
+  the scale factors a tuple holds, picked by an ``int`` index per call.
 * :mod:`reference_models.spiking` -- ``LeakySNN``: snntorch's spiking network, leaky
   integrate-and-fire neurons with a surrogate gradient, run over a time-major input one
   step at a time (``data[step]`` for ``step in range(data.size(0))``).
@@ -286,6 +288,7 @@ GOOD_TARGETS = (
     "reference_models.film:FiLMConditioned",
     "reference_models.unrolled_cell:SteppedGRU",
     "reference_models.spiking:LeakySNN",
+    "reference_models.multi_scale:MultiScaleClassifier",
     "reference_models.elastic_width:ElasticMLP",
     "reference_models.flow_distribution:ConditionalFlow",
     "reference_models.ssm_cache:TinySSM",

@@ -704,6 +704,26 @@ def test_a_counter_used_at_another_place_is_not_a_step():
     assert "loop" not in target.inferred_inputs["x"] and "time" not in target.spec.inputs["x"].__repr__()
 
 
+class HeldScales(nn.Module):
+    SCALES = (1.0, 2.0, 4.0, 8.0)
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+        self.sizes = [3, 5]
+
+    def forward(self, x, scale, which: int):
+        return self.fc(x * self.SCALES[scale])[:, : self.sizes[which]]
+
+
+def test_an_index_into_a_tuple_the_model_holds_is_drawn_up_to_its_last():
+    target = resolved(HeldScales)
+    same(target.spec.inputs["scale"], dst.controls(dtype=int, min_value=0, max_value=3))
+    same(target.spec.inputs["which"], dst.controls(dtype=int, min_value=0, max_value=1))
+    assert target.inferred_inputs["scale"] == "an index into SCALES (4 values) in forward: each, 0 to 3"
+    assert target.inferred_inputs["which"] == "annotated int, an index into sizes (2 values) in forward: each, 0 to 1"
+
+
 class PooledThenNamed(nn.Module):
     def __init__(self):
         super().__init__()

@@ -417,6 +417,12 @@ def _spiking() -> tuple[torch.nn.Module, tuple]:
     return _BatchFirstMembranes(LeakySNN()), (torch.randn(5, 3, 8),)
 
 
+def _multi_scale() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.multi_scale import MultiScaleClassifier
+
+    return MultiScaleClassifier(), (torch.randn(3, 3, 8, 8), 1)
+
+
 def _flow_distribution() -> tuple[torch.nn.Module, tuple]:
     from reference_models.flow_distribution import ConditionalFlow
 
@@ -1047,6 +1053,7 @@ BUILDERS = {
     "elastic_width": _elastic_width,
     "flow_distribution": _flow_distribution,
     "spiking": _spiking,
+    "multi_scale": _multi_scale,
     "ssm_cache": _ssm_cache,
     "dict_batch": _dict_batch,
     "graph_conv": _graph_conv,
@@ -2152,3 +2159,17 @@ def test_spiking_net_keeps_each_sample_to_itself_and_learns_through_its_spikes()
     assert not torch.allclose(model(vectors)[1][1], model(vectors[1:2])[1][0])
     membranes.sum().backward()  # the surrogate gradient reaches the first layer
     assert model.fc1.weight.grad.abs().sum() > 0
+
+
+# --- multi_scale ---------------------------------------------------------------------
+
+
+def test_multi_scale_takes_each_index_of_its_scales_and_none_past_them() -> None:
+    from reference_models.multi_scale import MultiScaleClassifier
+
+    model = MultiScaleClassifier()
+    x = torch.randn(2, 3, 8, 8)
+    outputs = [model(x, scale) for scale in range(3)]
+    assert all(o.shape == (2, 5) for o in outputs) and not torch.allclose(outputs[0], outputs[2])
+    with pytest.raises(IndexError):
+        model(x, 3)

@@ -179,6 +179,24 @@ def infer_input(
             dst.controls(dtype=int, min_value=0, max_value=size - 1, thresholds=inside),
             f"{said} into {container_name} ({size} modules){where or ' in forward'}: each, 0 to {size - 1}",
         )
+    # an index into a tuple or list the model holds (self.SCALES[scale]): each of its
+    # values, and none past the end (the smallest, where several are indexed)
+    held = [
+        (len(values), full)
+        for tree, names, prefix in layers for n in sorted(names)
+        for container_name in _keyed_containers(tree, n)
+        if isinstance(
+            values := _held_value(model, full := f"{prefix}.{container_name}" if prefix else container_name), (tuple, list)
+        ) and values
+    ]
+    if held and not strings and annotation in (int, inspect.Parameter.empty):
+        size, container_name = min(held)
+        said = "annotated int, an index" if annotation is int else "an index"
+        inside = tuple(t for t in thresholds if 0 <= t <= size - 1)
+        return Inferred(
+            dst.controls(dtype=int, min_value=0, max_value=size - 1, thresholds=inside),
+            f"{said} into {container_name} ({size} values){where or ' in forward'}: each, 0 to {size - 1}",
+        )
     architecture = _int_list(annotation)
     if architecture:
         return _architecture(model, name, source_tree, qualname, annotation)
@@ -1203,6 +1221,17 @@ def _handed_to_layers(model: nn.Module, flow: _Flow | None) -> list[tuple[ast.AS
             if parameter is not None:
                 found.append((_forward_tree(type(inner)), frozenset({parameter}), expression))
     return found
+
+
+def _held_value(model: nn.Module, name: str) -> Any:
+    """The attribute ``name`` (dotted) of ``model`` that is not a module, parameter or buffer
+    (a tuple of scales, a list of sizes); None when there is none."""
+    value: Any = model
+    for part in name.split("."):
+        value = getattr(value, part, None)
+        if value is None:
+            return None
+    return None if isinstance(value, (nn.Module, torch.Tensor)) else value
 
 
 def _submodule(model: nn.Module, name: str) -> nn.Module | None:
