@@ -2513,11 +2513,12 @@ def _check_predicate(
     text: str, module_name: str, predicate: Callable[..., Any], parameters: dict[str, Any]
 ) -> None:
     try:
-        names = list(inspect.signature(predicate).parameters)
+        taken = inspect.signature(predicate).parameters
     except (TypeError, ValueError):
         return
-    for name in names:
-        if name not in parameters:
+    for name, parameter in taken.items():
+        # one with a default is the predicate's own (lambda task, i=i: task == i, made in a loop)
+        if name not in parameters and parameter.default is inspect.Parameter.empty:
             raise _fail(
                 text,
                 f"Spec(branches={{{module_name!r}: ...}}): the predicate takes {name!r}, which is "

@@ -1314,3 +1314,43 @@ def test_a_result_computed_and_not_picked_by_a_choice_is_reported_on_its_example
             r"is not used instead of computing it\.",
             line,
         ), lines
+
+
+HEADS = """
+import torch
+from torch import nn
+
+import dyncheck
+from dyncheck.strategies import controls, tensors
+
+
+class Heads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.trunk = nn.Linear(4, 4)
+        self.heads = nn.ModuleList(nn.Linear(4, 2) for _ in range(3))
+
+    def forward(self, x, task_id):
+        h = torch.relu(self.trunk(x))
+        return self.heads[task_id](h) + (self.heads[1](h) if {leak} else 0)
+
+
+# one predicate per head, made in a loop: i=i binds each its own index
+spec = dyncheck.Spec(
+    Heads,
+    inputs={{"x": tensors(shape=("batch", 4)), "task_id": controls(dtype=int, min_value=0, max_value=2)}},
+    branches={{f"heads.{{i}}": (lambda task_id, i=i: task_id == i) for i in range(3)}},
+)
+"""
+
+
+@pytest.mark.parametrize("leak", ["False", "task_id == 0"])
+def test_predicates_made_in_a_loop_bind_their_own_index(dyncheck_run, pytester, leak):
+    # lambda task_id, i=i: ... was refused: "the predicate takes 'i', which is not a forward argument"
+    pytester.makepyfile(heads=HEADS.format(leak=leak))
+    run = dyncheck_run("--dyncheck", "heads:spec", ISO, "--dyncheck-max-examples=10")
+    if leak == "False":
+        assert run.outcomes() == {"dyncheck::heads:spec::grad_isolation": "PASSED"}, run.text
+    else:  # head 1 also runs for task 0: its predicate, with i=1, does not hold there
+        text = run.failure("::grad_isolation")
+        assert "heads.1 ran although its branch predicate" in text and "task_id=0" in text, text

@@ -85,12 +85,11 @@ def evaluate_branch(
     predicate: Callable[..., Any], example: Example, forward: Callable[..., Any]
 ) -> tuple[bool, str]:
     """(does the predicate hold for ``example``, the values it was given as text)."""
-    names = list(inspect.signature(predicate).parameters)
-    defaults = {
-        name: p.default
-        for name, p in inspect.signature(forward).parameters.items()
-        if p.default is not inspect.Parameter.empty
-    }
+    taken = inspect.signature(predicate).parameters
+    accepted = inspect.signature(forward).parameters
+    defaults = {name: p.default for name, p in accepted.items() if p.default is not inspect.Parameter.empty}
+    # a parameter with a default forward does not take is the predicate's own (i=i in a loop)
+    names = [name for name, p in taken.items() if name in accepted or p.default is inspect.Parameter.empty]
     values = {name: example.args[name] if name in example.args else defaults.get(name) for name in names}
     with torch.no_grad():
         holds = bool(predicate(**values))
