@@ -9,10 +9,13 @@ Nor on an all-zero sequence, where every key is the same and the query has nothi
 choose between. The input is declared, so that lengths from 1 up are drawn.
 
 ``RotarySelfAttention`` rotates its queries and keys by position first (rotary embeddings),
-through a function kept on the instance as ``staticmethod(rotate)``, as
-rotary-embedding-torch keeps ``apply_rotary_emb``. ``copy.deepcopy`` refuses to pickle a
-staticmethod object: dyncheck's copies share it, and every check runs (before, resolution
-stopped with a pytest INTERNALERROR from inside the copy).
+as rotary-embedding-torch does: a ``Rotary`` module whose fixed frequencies are a frozen
+parameter, used through a method (``rotate_queries_or_keys``), never called, through a
+function kept on the instance as ``staticmethod(rotate)``. ``copy.deepcopy`` refuses to
+pickle a staticmethod object: dyncheck's copies share it, and every check runs (before,
+resolution stopped with a pytest INTERNALERROR from inside the copy). No gradient reaches
+the frozen frequencies and the module never runs, yet the output moves with them:
+``coverage`` does not call them dead.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import torch.nn.functional as F
 
 from dyncheck.strategies import tensors
 
-__all__ = ["CausalSelfAttention", "RotarySelfAttention"]
+__all__ = ["CausalSelfAttention", "Rotary", "RotarySelfAttention"]
 
 
 class CausalSelfAttention(nn.Module):
@@ -65,21 +68,33 @@ class CausalSelfAttention(nn.Module):
         return torch.ones(time, time, dtype=torch.bool, device=device).triu(1)
 
 
-def rotate(t: torch.Tensor) -> torch.Tensor:
-    """Each feature pair of ``[..., time, width]`` turned by an angle that grows with the
-    position: rotary position embeddings (RoFormer), pairs at geometric frequencies."""
-    time, width = t.shape[-2], t.shape[-1]
-    frequencies = 1.0 / 10_000 ** (torch.arange(0, width, 2, dtype=t.dtype, device=t.device) / width)
-    angles = torch.arange(time, dtype=t.dtype, device=t.device)[:, None] * frequencies
+def rotate(t: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+    """Each feature pair of ``[..., time, width]`` turned by the angle ``position * freq``:
+    rotary position embeddings (RoFormer)."""
+    angles = torch.arange(t.shape[-2], dtype=t.dtype, device=t.device)[:, None] * freqs.to(t.dtype)
     cos, sin = angles.cos(), angles.sin()
     even, odd = t[..., 0::2], t[..., 1::2]
     return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2)
 
 
+class Rotary(nn.Module):
+    """rotary-embedding-torch's ``RotaryEmbedding`` as attention uses it: fixed frequencies
+    kept as a frozen parameter (``learned_freq=False``), the rotation function kept on the
+    instance, and a method the attention calls instead of ``forward``."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.freqs = nn.Parameter(1.0 / 10_000 ** (torch.arange(0, dim, 2).float() / dim), requires_grad=False)
+        self.apply_rotary_emb = staticmethod(rotate)
+
+    def rotate_queries_or_keys(self, t: torch.Tensor) -> torch.Tensor:
+        return self.apply_rotary_emb.__func__(t, self.freqs)
+
+
 class RotarySelfAttention(CausalSelfAttention):
     def __init__(self, embed_dim=8, num_heads=2):
         super().__init__(embed_dim, num_heads)
-        self.apply_rotary = staticmethod(rotate)
+        self.rotary = Rotary(embed_dim // num_heads)
 
     def positioned(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.apply_rotary.__func__(q), self.apply_rotary.__func__(k)
+        return self.rotary.rotate_queries_or_keys(q), self.rotary.rotate_queries_or_keys(k)

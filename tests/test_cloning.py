@@ -79,7 +79,7 @@ def test_clone_is_deepcopy_on_every_reference_model(text):
             copy.deepcopy(model)
         cloned = clone(model)
         assert _layout(cloned) == _layout(model)
-        assert cloned.apply_rotary is model.apply_rotary
+        assert cloned.rotary.apply_rotary_emb is model.rotary.apply_rotary_emb
         assert not _storages(cloned) & _storages(model), "the clone shares a tensor with the original"
         return
     _same_copy(model)

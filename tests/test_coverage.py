@@ -988,3 +988,48 @@ class Model(nn.Module):
         "head is declared unused in forward ('not used any more'), but forward used it in 5 examples: head, head.0 ran. "
         "Remove 'head' from Spec(unused=...)." in text
     ), text
+
+
+FROZEN = """
+import torch
+from torch import nn
+
+import dyncheck
+from dyncheck.strategies import tensors
+
+
+class Table(nn.Module):
+    '''Fixed scales, a frozen parameter, read through a method: the module is never called.'''
+
+    def __init__(self):
+        super().__init__()
+        self.scales = nn.Parameter(torch.linspace(0.5, 2.0, 4), requires_grad=False)
+
+    def scaled(self, x):
+        return x * self.scales
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.table = Table()
+        self.spare = Table()  # never read at all
+
+    def forward(self, x):
+        return self.table.scaled(self.fc(x))
+
+
+spec = dyncheck.Spec(Model, inputs={"x": tensors(shape=("batch", 4), min_value=1, max_value=2)})
+"""
+
+
+def test_a_frozen_parameter_the_output_moves_with_is_not_dead(dyncheck_run, pytester):
+    # No gradient reaches a frozen parameter, and its module never ran: coverage called
+    # rotary embeddings' fixed frequencies dead. Changed, they move the output; spare's do not.
+    pytester.makepyfile(frozen=FROZEN)
+    run = dyncheck_run("--dyncheck", "frozen:spec", COV, "--dyncheck-max-examples=10")
+    text = run.failure("::coverage")
+    assert "4 of 28 parameters are dead" in text, text
+    assert "spare (Table()) never ran: spare.scales [4] (4 parameters)" in text
+    assert "table (Table())" not in text

@@ -1982,11 +1982,16 @@ def test_rotary_attention_sees_only_the_past_and_tells_positions_apart() -> None
     # the same weights without the rotation: the first step (turned by angle 0, seeing only
     # itself) is the same, the later ones compare rotated queries and keys
     plain = CausalSelfAttention()
-    plain.load_state_dict(model.state_dict())
+    plain.load_state_dict(model.state_dict(), strict=False)  # all but the rotation's frequencies
     torch.testing.assert_close(model(x)[:, 0], plain(x)[:, 0])
     assert not torch.allclose(model(x)[:, 1:], plain(x)[:, 1:])
     with pytest.raises(TypeError, match="staticmethod"):
         copy.deepcopy(model)
+    # the frozen frequencies, used through a method: no gradient reaches them, the output moves with them
+    before = model(x)
+    with torch.no_grad():
+        model.rotary.freqs.mul_(2.0)
+    assert not model.rotary.freqs.requires_grad and not torch.allclose(model(x), before)
 
 
 def test_causal_attention_at_length_one_ignores_queries_and_keys() -> None:

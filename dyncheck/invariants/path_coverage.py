@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
@@ -35,8 +36,16 @@ from dyncheck.infer import optional_inputs_hint
 from dyncheck.invariants._base import Context, Invariant, module_name_map, parameter_owners
 from dyncheck.invariants.grad_isolation import predicate_text
 from dyncheck.paths import Layout, PathSet
+from dyncheck.tracing import flat_items, floating_leaves
 
 __all__ = ["Coverage", "Census"]
+
+
+#: How many frozen parameters of modules that never ran :meth:`Coverage._frozen_reached`
+#: changes one by one, at most.
+_FROZEN_TRIED = 16
+#: ... on this many of the largest examples.
+_FROZEN_EXAMPLES = 3
 
 
 @dataclass
@@ -652,6 +661,12 @@ class Coverage(Invariant):
         dropout, LayerDrop, batch norm), and the other checks see both: a census of one
         would contradict them. Each mode runs on a fresh copy."""
         census: Census = context.memo.setdefault("census", Census())
+        # the largest few examples (the first are the simplest: all zeros, a batch of one, a
+        # sequence of one step), on which _frozen_reached changes frozen parameters
+        largest = context.memo.setdefault("largest", [])
+        size = sum(t.numel() for t in flat_items(example.args) if isinstance(t, torch.Tensor))
+        largest[:] = sorted([*largest, (size, len(census.paths) + sum(census.paths.values()), example)],
+                            key=lambda entry: entry[:2], reverse=True)[:_FROZEN_EXAMPLES]
         ran = []
         for mode in ("eval", "train"):
             model = context.fresh_model()
@@ -677,9 +692,57 @@ class Coverage(Invariant):
             ran.append(set(trace.modules))
         return ran
 
+    def _frozen_reached(self, context: Context, census: Census) -> None:
+        """Frozen parameters (``requires_grad=False``, which no gradient reaches) of modules
+        that never ran, that the output moves with all the same: a module used through a
+        method of its own, not called (rotary embeddings' ``rotate_queries_or_keys`` with
+        their fixed ``freqs``). Each owner's are changed on a fresh copy and a few of the
+        examples run again (in eval mode, under their seeds); those that move an output are
+        added to ``census.reached``. Once per check."""
+        if context.memo.get("frozen_checked"):
+            return
+        context.memo["frozen_checked"] = True
+        canonical = module_name_map(context.fresh_model())
+        candidates: list[tuple[str, ...]] = []
+        for parameter, names, owners in parameter_owners(context.fresh_model()):
+            owners = tuple(canonical.get(o, o) for o in owners)
+            if parameter.requires_grad or any(o in census.ran or o == "" for o in owners) or set(names) & census.reached:
+                continue
+            candidates.append(names)
+        candidates = candidates[:_FROZEN_TRIED]
+        examples = [example for _, _, example in context.memo.get("largest", [])]
+        if not candidates or not examples:
+            return
+
+        def outputs(model: nn.Module, example: Example) -> list[Any]:
+            model.eval()
+            with torch.no_grad():
+                return [t for _, t in floating_leaves(context.run(model, example, record=False, grad=False).output)]
+
+        for example in examples:
+            base = outputs(context.fresh_model(), example)
+            if [t.shape for t in base] != [t.shape for t in outputs(context.fresh_model(), example)] or not all(
+                torch.equal(a, b) for a, b in zip(base, outputs(context.fresh_model(), example))
+            ):
+                continue  # the output moves by itself (sampling in eval): nothing to tell
+            for names in list(candidates):
+                model = context.fresh_model()
+                with torch.no_grad():
+                    model.get_parameter(names[0]).mul_(2.0).add_(0.5)
+                try:
+                    moved = outputs(model, example)
+                except ModelError:
+                    moved = []  # it raises with other values: it is read
+                if [t.shape for t in moved] != [t.shape for t in base] or not all(
+                    torch.equal(a, b) for a, b in zip(base, moved)
+                ):
+                    census.reached.update(names)
+                    candidates.remove(names)
+
     def _missing(self, context: Context, census: Census) -> set[str]:
         """Modules with parameters that never ran, and declared branches seen one way only
         (as ``name:ran`` / ``name:skipped``)."""
+        self._frozen_reached(context, census)
         model = context.fresh_model()
         canonical = module_name_map(model)
         unused = _declared_unused(model, context.target.spec)
