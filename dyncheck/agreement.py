@@ -192,7 +192,11 @@ def run_config(
                 loss.backward()
                 densify_grads(model)
     except Exception as exc:
-        raise ModelError(f"{stage} on {config.name}", exc) from exc
+        hints = (
+            "the agreement checks run forward and backward in eval mode (the others differentiate in train mode "
+            "too): a backward written for training only says so here",
+        ) if stage == "backward" else ()
+        raise ModelError(f"{stage} on {config.name} in eval mode", exc, hints=hints) from exc
     observe_output(output, model, tuple(calls))
     outputs = [(name, t.detach()) for name, t in floating_leaves(output) if t.is_floating_point()]
     grads = {name: p.grad.detach() for name, p in model.named_parameters() if p.grad is not None}
