@@ -173,4 +173,6 @@ def _same_tensor(a: Any, b: Any) -> bool:
 def tensor_bytes(value: torch.Tensor) -> bytes:
     """``value``'s elements as bytes, in order (as ``.numpy().tobytes()`` gives them, without
     numpy, which torch does not require): a key equal for equal tensors of one dtype."""
-    return bytes(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).tolist())
+    # a fresh copy: a tensor of one element may keep any stride, which a view as bytes refuses
+    flat = value.detach().cpu().flatten().clone(memory_format=torch.contiguous_format)
+    return bytes(flat.view(torch.uint8).tolist())

@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 import dyncheck.__main__ as cli
 from dyncheck.__main__ import _arguments, _as_module_path, _split, _UsageError, usage
@@ -453,3 +454,17 @@ def test_dyncheck_runs_where_numpy_is_not_installed(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("make", [
+    lambda: torch.tensor(5),
+    lambda: torch.arange(6).reshape(2, 3).t(),  # transposed
+    lambda: torch.tensor([[7]]).as_strided((1, 1), (2, 2)),  # one element, any stride (a mask's [1, 1] slice)
+    lambda: torch.tensor([True, False, True]),
+    lambda: torch.randn(3, 4, dtype=torch.float64)[:, ::2],
+])
+def test_tensor_bytes_are_numpys_without_numpy(make):
+    from dyncheck.compare import tensor_bytes
+
+    value = make()
+    assert tensor_bytes(value) == value.contiguous().numpy().tobytes()
