@@ -217,6 +217,8 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.unrolled_cell` -- ``UnrolledGRU``: a GRU cell unrolled by hand over
   padded sequences, each row's state held once its sequence has ended; ``SteppedGRU``: the
   cell unrolled for ``num_steps`` steps, a count beside the sequence.
+* :mod:`reference_models.adapter_mixture` -- ``AdapterMixture``: a low-rank adapter per
+  sample, picked from stacked weights by ids handed to a custom layer beside the features.
 * :mod:`reference_models.multi_scale` -- ``MultiScaleClassifier``: an image run at one of
   the scale factors a tuple holds, picked by an ``int`` index per call.
 * :mod:`reference_models.spiking` -- ``LeakySNN``: snntorch's spiking network, leaky
@@ -289,6 +291,7 @@ GOOD_TARGETS = (
     "reference_models.unrolled_cell:SteppedGRU",
     "reference_models.spiking:LeakySNN",
     "reference_models.multi_scale:MultiScaleClassifier",
+    "reference_models.adapter_mixture:AdapterMixture",
     "reference_models.elastic_width:ElasticMLP",
     "reference_models.flow_distribution:ConditionalFlow",
     "reference_models.ssm_cache:TinySSM",

@@ -9,7 +9,7 @@ Nor on an all-zero sequence, where every key is the same and the query has nothi
 choose between. The input is declared, so that lengths from 1 up are drawn.
 
 ``RotarySelfAttention`` rotates its queries and keys by position first (rotary embeddings),
-as rotary-embedding-torch does: a ``Rotary`` module whose fixed frequencies are a frozen
+as rotary-embedding-torch does: a ``_Rotary`` module whose fixed frequencies are a frozen
 parameter, used through a method (``rotate_queries_or_keys``), never called, through a
 function kept on the instance as ``staticmethod(rotate)``. ``copy.deepcopy`` refuses to
 pickle a staticmethod object: dyncheck's copies share it, and every check runs (before,
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from dyncheck.strategies import tensors
 
-__all__ = ["CausalSelfAttention", "Rotary", "RotarySelfAttention"]
+__all__ = ["CausalSelfAttention", "RotarySelfAttention"]
 
 
 class CausalSelfAttention(nn.Module):
@@ -77,7 +77,7 @@ def rotate(t: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
     return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2)
 
 
-class Rotary(nn.Module):
+class _Rotary(nn.Module):
     """rotary-embedding-torch's ``RotaryEmbedding`` as attention uses it: fixed frequencies
     kept as a frozen parameter (``learned_freq=False``), the rotation function kept on the
     instance, and a method the attention calls instead of ``forward``."""
@@ -94,7 +94,7 @@ class Rotary(nn.Module):
 class RotarySelfAttention(CausalSelfAttention):
     def __init__(self, embed_dim=8, num_heads=2):
         super().__init__(embed_dim, num_heads)
-        self.rotary = Rotary(embed_dim // num_heads)
+        self.rotary = _Rotary(embed_dim // num_heads)
 
     def positioned(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.rotary.rotate_queries_or_keys(q), self.rotary.rotate_queries_or_keys(k)

@@ -724,6 +724,48 @@ def test_an_index_into_a_tuple_the_model_holds_is_drawn_up_to_its_last():
     assert target.inferred_inputs["which"] == "annotated int, an index into sizes (2 values) in forward: each, 0 to 1"
 
 
+class _RawCell(nn.Module):
+    """A recurrent layer over raw weights (norse's LSNN): its own code gives no input shape."""
+
+    def __init__(self, inputs, hidden):
+        super().__init__()
+        self.w_in = nn.Parameter(torch.randn(hidden, inputs) / inputs)
+        self.w_rec = nn.Parameter(torch.randn(hidden, hidden) / hidden)
+
+    def forward(self, x):
+        h = x.new_zeros(x.shape[0], self.w_rec.shape[0])
+        return torch.tanh(nn.functional.linear(x, self.w_in) + nn.functional.linear(h, self.w_rec)), h
+
+
+class ReadoutAfterRawCell(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rec = _RawCell(8, 6)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        z, _ = self.rec(x)
+        return self.fc(z)
+
+
+def test_a_layer_that_takes_what_another_made_of_the_input_says_nothing_of_it():
+    # fc reads z, not x: taken as x's width (6), every check crashed on the correct model
+    target = resolved(ReadoutAfterRawCell)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", 8)))
+    assert "it first ran on [2, 8]" in target.inferred_inputs["x"]
+
+
+def test_ids_that_pick_rows_of_a_layers_weights_are_one_index_per_sample():
+    from reference_models.adapter_mixture import AdapterMixture
+
+    target = resolved(AdapterMixture)
+    same(target.spec.inputs["adapter_ids"], dst.tensors(shape=("batch",), dtype=torch.long, min_value=0, max_value=2))
+    assert target.inferred_inputs["adapter_ids"] == (
+        "it picks rows of l1.A (l1.A[adapter_ids], 3 rows): one index per sample, 0 to 2"
+    )
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", 12)))
+
+
 class PooledThenNamed(nn.Module):
     def __init__(self):
         super().__init__()

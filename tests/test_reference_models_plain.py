@@ -423,6 +423,12 @@ def _multi_scale() -> tuple[torch.nn.Module, tuple]:
     return MultiScaleClassifier(), (torch.randn(3, 3, 8, 8), 1)
 
 
+def _adapter_mixture() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.adapter_mixture import AdapterMixture
+
+    return AdapterMixture(), (torch.randn(3, 12), torch.tensor([0, 2, 1]))
+
+
 def _flow_distribution() -> tuple[torch.nn.Module, tuple]:
     from reference_models.flow_distribution import ConditionalFlow
 
@@ -1054,6 +1060,7 @@ BUILDERS = {
     "flow_distribution": _flow_distribution,
     "spiking": _spiking,
     "multi_scale": _multi_scale,
+    "adapter_mixture": _adapter_mixture,
     "ssm_cache": _ssm_cache,
     "dict_batch": _dict_batch,
     "graph_conv": _graph_conv,
@@ -2178,3 +2185,20 @@ def test_multi_scale_takes_each_index_of_its_scales_and_none_past_them() -> None
     assert all(o.shape == (2, 5) for o in outputs) and not torch.allclose(outputs[0], outputs[2])
     with pytest.raises(IndexError):
         model(x, 3)
+
+
+# --- adapter_mixture -----------------------------------------------------------------
+
+
+def test_each_sample_runs_its_own_adapter_and_the_buggy_one_the_first_samples() -> None:
+    from reference_models.adapter_mixture import AdapterMixture
+    from reference_models.buggy.first_adapter import Model as FirstAdapter
+
+    torch.manual_seed(0)
+    x, ids = torch.randn(3, 12), torch.tensor([0, 2, 1])
+    for model, alone_agrees in ((AdapterMixture(), True), (FirstAdapter(), False)):
+        together = model(x, ids)
+        alone = torch.cat([model(x[i:i + 1], ids[i:i + 1]) for i in range(3)])
+        assert torch.allclose(together, alone, atol=1e-6) is alone_agrees
+    with pytest.raises(IndexError):
+        AdapterMixture()(x, torch.tensor([0, 3, 1]))  # three adapters

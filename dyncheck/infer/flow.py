@@ -11,6 +11,7 @@ records the consumers in the order the code calls them.
 from __future__ import annotations
 
 import ast
+import copy
 import inspect
 import textwrap
 import types
@@ -128,11 +129,32 @@ class _Flow(ast.NodeVisitor):
 
     def _carries(self, node: ast.AST) -> bool:
         """Whether ``node`` holds the argument (strict), or values computed from it."""
-        if self.opaque_modules and self._module_output(node):
-            return False
+        if self.opaque_modules:
+            if self._module_output(node):
+                return False
+            node = self._outputs_dropped(node)
         if self.strict:
             return _passes(node, self.tainted, same_layout=self.same_layout)
         return _mentions_data(node, self.tainted)
+
+    def _outputs_dropped(self, node: ast.AST) -> ast.AST:
+        """``node`` with what submodules return inside it taken out (``torch.relu(self.l1(x,
+        ids))`` carries neither ``x`` nor ``ids``): a copy, or ``node`` when there is none."""
+        calls = [n for n in ast.walk(node) if isinstance(n, ast.Call) and n is not node and self._module_output(n)]
+        if not calls:
+            return node
+        memo: dict[int, Any] = {}
+        copied = copy.deepcopy(node, memo)
+        outputs = {id(memo[id(n)]) for n in calls}
+
+        class Drop(ast.NodeTransformer):
+            def visit_Call(self, call: ast.Call) -> ast.AST:
+                if id(call) in outputs:
+                    return ast.copy_location(ast.Constant(None), call)
+                self.generic_visit(call)
+                return call
+
+        return Drop().visit(copied)
 
     def _module_output(self, node: ast.AST) -> bool:
         """Whether ``node`` is (a part of) what a submodule of the model returns, or would
@@ -144,8 +166,10 @@ class _Flow(ast.NodeVisitor):
         name = _module_name(node.func, self.roots)
         if name is None:
             return False
-        if self._module(name) is not None:
-            return True
+        module = self._module(name)
+        if module is not None:
+            # a layer that returns its input's shape (dropout, an activation, a norm) passes it on
+            return not isinstance(module, _SHAPE_KEEPING)
         owner, _, attribute = name.rpartition(".")
         parent = self.model if not owner else _resolve_module(self.model, owner)
         if parent is None:
@@ -646,6 +670,19 @@ def output_width(module: nn.Module | None) -> int | None:
 #: Tensor methods (and torch functions) that reduce an axis given as ``dim``.
 _REDUCTIONS = frozenset(
     ("mean", "sum", "amax", "amin", "max", "min", "prod", "logsumexp", "std", "var", "median", "nansum", "nanmean")
+)
+
+
+#: torch's layers whose output keeps its input's features (or channels): the input's shape
+#: (dropout, activations, norms), the spatial sizes pooled, a transformer's ``d_model``.
+_SHAPE_KEEPING = (
+    nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.ReLU, nn.ReLU6, nn.GELU,
+    nn.SiLU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.Mish, nn.Softplus, nn.Hardswish,
+    nn.Hardtanh, nn.PReLU, nn.Softmax, nn.LogSoftmax, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm,
+    nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm,
+    nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd, nn.modules.pooling._AvgPoolNd,
+    nn.modules.pooling._MaxPoolNd, nn.TransformerEncoder, nn.TransformerDecoder, nn.TransformerEncoderLayer,
+    nn.TransformerDecoderLayer, nn.Transformer,
 )
 
 

@@ -290,6 +290,14 @@ def infer_input(
             f"a control value{where}; drawn as {form}",
         )
     consumers = flow.consumers if flow is not None else []
+    if len(consumers) > 1 and source_tree is not None:
+        # A layer that takes what another layer made of the argument (z, _ = self.rec(x);
+        # self.fc(z)) says nothing of the argument's shape: only those it reaches as itself,
+        # or through layers that keep its shape, count.
+        direct_flow = _flow(source_tree, name, model, opaque_modules=True)
+        direct = set(direct_flow.consumers)
+    else:
+        direct_flow, direct = None, set(consumers)
     if consumers and source_tree is not None:
         # The places whose layout a layer fixes, where the argument reaches them as it is.
         strict = _flow(source_tree, name, model, strict=True, same_layout=True)
@@ -319,10 +327,15 @@ def infer_input(
             )
     reshaped = None
     for index, expression in enumerate(consumers):
+        if expression not in direct and index:
+            continue  # what another layer made of it (the later ones still say it is a sequence)
         module = _resolve_module(model, expression)
         if index == 0 and (reshaped := reshaped_first(module)) is not None:
             break  # what it reshapes the input into is what later layers take
         entry, member = flow.entries.get(expression, 0), flow.members.get(expression)
+        if direct_flow is not None and expression in direct_flow.entries:
+            # where it enters as itself, not where what another layer made of it does
+            entry, member = direct_flow.entries[expression], direct_flow.members.get(expression)
         found = (
             _input_for_module(module, depth=0, entry=entry, member=member) if module is not None
             else members_input(model, expression, 0, entry, member)
@@ -379,6 +392,13 @@ def infer_input(
     tokens = infer_tokens(model, name)
     if tokens is not None:
         return tokens
+    rows = _weight_rows(model, source_tree, name, direct_flow or flow)
+    if rows is not None and not _tensor_list(annotation):
+        size, weight = rows
+        return Inferred(
+            dst.tensors(shape=("batch",), dtype=torch.long, min_value=0, max_value=size - 1),
+            f"it picks rows of {weight} ({weight}[{name}], {size} rows): one index per sample, 0 to {size - 1}",
+        )
     if annotation is inspect.Parameter.empty and _FORWARD_COUNT_NAME.search(name):
         return _count(f"a count, by its name{where and ';' + where}", thresholds)
     if annotation in (float, inspect.Parameter.empty) and _PROBABILITY_NAME.search(name):
@@ -1221,6 +1241,33 @@ def _handed_to_layers(model: nn.Module, flow: _Flow | None) -> list[tuple[ast.AS
             if parameter is not None:
                 found.append((_forward_tree(type(inner)), frozenset({parameter}), expression))
     return found
+
+
+def _weight_rows(
+    model: nn.Module, source_tree: ast.AST | None, name: str, flow: _Flow | None
+) -> tuple[int, str] | None:
+    """(rows, the weight's name) where forward, or a custom layer it hands the argument to,
+    picks rows of one of the model's own weights by it (``self.A[adapter_ids]``: a mixture of
+    adapters, one per sample; or by one of its elements, ``self.A[adapter_ids[0]]``); the
+    fewest rows where several are picked from.
+    None when it picks none."""
+    scopes = [(source_tree, frozenset({name}), "")] if source_tree is not None else []
+    scopes += _handed_to_layers(model, flow)
+    found = []
+    for tree, names, prefix in scopes:
+        for node in ast.walk(tree) if tree is not None else ():
+            index = node.slice.value if isinstance(getattr(node, "slice", None), ast.Subscript) else getattr(node, "slice", None)
+            if not (isinstance(node, ast.Subscript) and isinstance(index, ast.Name) and index.id in names
+                    and isinstance(node.value, ast.Attribute) and isinstance(node.value.value, ast.Name)
+                    and node.value.value.id == "self"):
+                continue
+            weight = f"{prefix}.{node.value.attr}" if prefix else node.value.attr
+            value: Any = model
+            for part in weight.split("."):
+                value = getattr(value, part, None)
+            if isinstance(value, torch.Tensor) and value.dim() >= 1 and value.shape[0] > 0:
+                found.append((int(value.shape[0]), weight))
+    return min(found) if found else None
 
 
 def _held_value(model: nn.Module, name: str) -> Any:

@@ -169,6 +169,8 @@ so that dyncheck's zero-configuration inference can check it.
   in eval mode too (purity, determinism, batch_invariance).
 * :mod:`~reference_models.buggy.counted_flow_shift` -- a conditional flow whose transform's
   shift grows with a count of calls (determinism, state_roundtrip, batch_invariance).
+* :mod:`~reference_models.buggy.first_adapter` -- the adapter mixture giving every sample the
+  first sample's adapter (batch_invariance).
 * :mod:`~reference_models.buggy.batch_mean_film` -- a FiLM layer's scale and shift averaged
   over the batch (batch_invariance).
 * :mod:`~reference_models.buggy.unmasked_mean_pool` -- a Hugging Face-style classifier that
@@ -298,6 +300,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.eval_codebook_update:Model": ("purity", "determinism", "batch_invariance"),
     "reference_models.buggy.batch_mean_film:Model": ("batch_invariance",),
     "reference_models.buggy.counted_flow_shift:Model": ("determinism", "state_roundtrip", "batch_invariance"),
+    "reference_models.buggy.first_adapter:Model": ("batch_invariance",),
     "reference_models.buggy.packed_last_step:Model": ("batch_invariance",),
     "reference_models.buggy.centred_conv:Model": ("causality",),
     "reference_models.buggy.future_mask:Model": ("causality",),
