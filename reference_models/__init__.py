@@ -208,6 +208,8 @@ Refactored twins, each declaring the model it must still agree with
   series and a mask that only multiplies the residuals.
 * :mod:`reference_models.tabular` -- ``CategoricalTabular``: categorical columns embedded
   each by its own member of a ModuleList (fastai's tabular model), beside continuous ones.
+  ``TokenizedTabular``: rtdl's FT-Transformer tokenizer, each kind of column by its module in
+  a loop over ``(value, module)`` pairs.
 * :mod:`reference_models.causal_tcn` -- ``CausalTCN``: a temporal convolutional network,
   dilated convolutions whose right padding a ``Chomp1d`` cuts, declared causal.
 * :mod:`reference_models.time_features` -- ``TimeFeatureForecaster``: Informer's embedding,
@@ -346,6 +348,7 @@ GOOD_TARGETS = (
     "reference_models.packed_input:PackedClassifier",
     "reference_models.packed_input:PackedTagger",
     "reference_models.tabular:CategoricalTabular",
+    "reference_models.tabular:TokenizedTabular",
     "reference_models.revin_linear:RevINLinear",
     "reference_models.nbeats:NBeats",
     "reference_models.causal_tcn:CausalTCN",

@@ -8,6 +8,11 @@ the comprehension's members were not followed, ``x_cat`` was drawn as the float 
 the head's Linear, and every check reported the Embedding refusing them. In eval mode, with
 its BatchNorms' running statistics, each sample is computed alone, so ``batch_invariance``
 compares it with its row in the batch.
+
+``TokenizedTabular`` tokenizes its columns as rtdl's FT-Transformer does, each kind of column
+by its own module in a loop over ``(value, module)`` pairs (``for value, module in
+[(x_cont, self.cont_tokens), (x_cat, self.cat_tokens)]``), then pools the tokens. Before, no
+layer was seen to take either argument, and dyncheck refused both, one at a time.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["CategoricalTabular"]
+__all__ = ["CategoricalTabular", "TokenizedTabular"]
 
 
 class CategoricalTabular(nn.Module):
@@ -33,3 +38,19 @@ class CategoricalTabular(nn.Module):
         x = torch.cat([e(x_cat[:, i]) for i, e in enumerate(self.embeds)], 1)
         x = torch.cat([self.embedding_dropout(x), self.bn_cont(x_cont)], 1)
         return self.layers(x)
+
+
+class TokenizedTabular(nn.Module):
+    def __init__(self, continuous=5, cardinality=3, width=8, classes=3):
+        super().__init__()
+        self.width = width
+        self.cont_tokens = nn.Linear(continuous, continuous * width)
+        self.cat_tokens = nn.Embedding(cardinality, width)
+        self.head = nn.Linear(width, classes)
+
+    def forward(self, x_cont, x_cat):
+        tokens = []
+        for value, module in [(x_cont, self.cont_tokens), (x_cat, self.cat_tokens)]:
+            if module is not None and value is not None:
+                tokens.append(module(value).reshape(value.shape[0], -1, self.width))
+        return self.head(torch.relu(torch.cat(tokens, 1)).mean(1))

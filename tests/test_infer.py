@@ -766,6 +766,15 @@ def test_ids_that_pick_rows_of_a_layers_weights_are_one_index_per_sample():
     same(target.spec.inputs["x"], dst.tensors(shape=("batch", 12)))
 
 
+def test_a_loop_over_value_and_module_pairs_reads_each_arguments_own_module():
+    from reference_models.tabular import TokenizedTabular
+
+    target = resolved(TokenizedTabular)
+    same(target.spec.inputs["x_cont"], dst.tensors(shape=("batch", 5)))
+    assert target.inferred_inputs["x_cont"] == "first consumed by cont_tokens (Linear(in_features=5))"
+    assert target.inferred_inputs["x_cat"].startswith("first consumed by cat_tokens (Embedding(num_embeddings=3)")
+
+
 class PooledThenNamed(nn.Module):
     def __init__(self):
         super().__init__()

@@ -2202,3 +2202,13 @@ def test_each_sample_runs_its_own_adapter_and_the_buggy_one_the_first_samples() 
         assert torch.allclose(together, alone, atol=1e-6) is alone_agrees
     with pytest.raises(IndexError):
         AdapterMixture()(x, torch.tensor([0, 3, 1]))  # three adapters
+
+
+def test_tokenized_tabular_takes_each_kind_of_column_through_its_own_module() -> None:
+    from reference_models.tabular import TokenizedTabular
+
+    model = TokenizedTabular()
+    x_cont, x_cat = torch.randn(2, 5), torch.tensor([[0, 2], [1, 1]])
+    assert model(x_cont, x_cat).shape == (2, 3)
+    model.cat_tokens = None  # a model without categorical columns skips its pair
+    assert model(x_cont, None).shape == (2, 3)

@@ -266,6 +266,12 @@ class _Flow(ast.NodeVisitor):
         values where what it walks carries them."""
         self.visit(iterated)
         self.roots.update(_loop_members(target, iterated, self.roots))
+        paired = self._paired(target, iterated)
+        if paired is not None:
+            # for value, module in [(x, self.cont), (ids, self.cat)]: the argument's own pair
+            self.roots.update(paired[0])
+            self.tainted.update(paired[1])
+            return
         if isinstance(target, ast.Name):
             counted = _counted_axis(iterated)
             if counted is not None and _passes(counted[0], self.tainted):
@@ -276,6 +282,25 @@ class _Flow(ast.NodeVisitor):
                 self.walked.add(target.id)
         if self._carries(iterated):
             self.tainted.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+
+    def _paired(self, target: ast.AST, iterated: ast.AST) -> tuple[dict[str, str], set[str]] | None:
+        """For a loop over a literal list of tuples (``for value, module in [(x_cont,
+        self.cont), (x_cat, self.cat)]``, rtdl's FT-Transformer): the loop variables bound to
+        modules in the first tuple holding the argument, and those holding the argument
+        there; None for any other loop, or when no tuple holds the argument."""
+        if not (isinstance(target, ast.Tuple) and all(isinstance(e, ast.Name) for e in target.elts)
+                and isinstance(iterated, (ast.List, ast.Tuple)) and iterated.elts
+                and all(isinstance(e, ast.Tuple) and len(e.elts) == len(target.elts) for e in iterated.elts)):
+            return None
+        for element in iterated.elts:
+            carried = {t.id for t, value in zip(target.elts, element.elts) if self._carries(value)}
+            if carried:
+                modules = {
+                    t.id: module for t, value in zip(target.elts, element.elts)
+                    if (module := _self_module(value, self.roots)) is not None
+                }
+                return modules, carried
+        return None
 
     def visit_For(self, node: ast.For) -> None:
         self._bind_loop(node.target, node.iter)
