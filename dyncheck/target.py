@@ -428,6 +428,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     _probe_rank(instance, inputs, inferred_inputs)
     _probe_layout(instance, inputs, inferred_inputs, all_dims)
     _probe_vectors(instance, inputs, inferred_inputs, all_dims)
+    _probe_split(instance, inputs, inferred_inputs, all_dims)
     probed = dict(inputs)
     if not _probe_sizes(instance, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims) and (
         _probe_per_sample(instance, inputs, inferred_inputs, all_dims)
@@ -1274,6 +1275,46 @@ def _call_at_smallest(
     return _probe_call(instance, {
         name: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for name, (shape, dtype) in shapes.items()
     })
+
+
+#: What inference says of two arguments concatenated into one layer, split evenly.
+_EVEN_SPLIT = "an even share, {half} of {total} features (give other sizes with Spec(inputs=...))"
+
+#: The widest concatenation :func:`_probe_split` tries the splits of.
+_SPLIT_PROBED = 64
+
+
+def _probe_split(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
+    """Two arguments concatenated along their features into one layer were given an even
+    share each (the layer sees only the sum); where the model raises so (``memory`` also
+    multiplies a gate of its own width: ``g * memory``), the first split that runs, tried
+    from the narrowest first argument up; ``inputs`` and ``inferred`` updated in place."""
+    shared = [n for n, why in inferred.items() if "; concatenated with " in why and "an even share, " in why
+              and "(give other sizes" in why]
+    shapes = _inferred_tensors(inputs, inferred, tokens=True) if len(shared) == 2 else None
+    if shapes is None:
+        return
+    (first, (a, _)), (second, (b, _)) = ((n, shapes[n]) for n in shared)
+    if a[:-1] != b[:-1] or not (isinstance(a[-1], int) and isinstance(b[-1], int)) or a[-1] + b[-1] > _SPLIT_PROBED:
+        return
+    total = a[-1] + b[-1]
+    even = _call_at_smallest(instance, inputs, inferred, dims)
+    if even is None or even is _UNPROBED:
+        return
+    for width in range(1, total):
+        if width == a[-1]:
+            continue
+        trial = {**inputs, first: _reshaped(inputs[first], (*a[:-1], width)),
+                 second: _reshaped(inputs[second], (*b[:-1], total - width))}
+        if _call_at_smallest(instance, trial, inferred, dims) is None:
+            inputs.update(trial)
+            for name, size in ((first, width), (second, total - width)):
+                said = _EVEN_SPLIT.format(half=total // 2, total=total)
+                inferred[name] = inferred[name].replace(said, (
+                    f"{size} of {total} features: at an even split the model raised {type(even).__name__} "
+                    f"({one_line(even)}), and {width} and {total - width} ran (give other sizes with Spec(inputs=...))"
+                ))
+            return
 
 
 def _probe_layout(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:

@@ -775,6 +775,15 @@ def test_a_loop_over_value_and_module_pairs_reads_each_arguments_own_module():
     assert target.inferred_inputs["x_cat"].startswith("first consumed by cat_tokens (Embedding(num_embeddings=3)")
 
 
+def test_arguments_split_evenly_are_split_as_the_model_runs_them():
+    from reference_models.carried_memory import CarriedMemory
+
+    target = resolved(CarriedMemory)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", 8)))
+    same(target.spec.inputs["memory"], dst.tensors(shape=("batch", 16)))
+    assert "16 of 24 features: at an even split the model raised RuntimeError" in target.inferred_inputs["memory"]
+
+
 class PooledThenNamed(nn.Module):
     def __init__(self):
         super().__init__()

@@ -10,6 +10,7 @@ import importlib
 import random
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 import torch
@@ -427,6 +428,23 @@ def _adapter_mixture() -> tuple[torch.nn.Module, tuple]:
     from reference_models.adapter_mixture import AdapterMixture
 
     return AdapterMixture(), (torch.randn(3, 12), torch.tensor([0, 2, 1]))
+
+
+class _Readout(torch.nn.Module):
+    """The first of what a model returns (its readout, beside the state it carries)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args: Any) -> torch.Tensor:
+        return self.model(*args)[0]
+
+
+def _carried_memory() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.carried_memory import CarriedMemory
+
+    return _Readout(CarriedMemory()), (torch.randn(3, 8), torch.randn(3, 16), False)
 
 
 def _flow_distribution() -> tuple[torch.nn.Module, tuple]:
@@ -1061,6 +1079,7 @@ BUILDERS = {
     "spiking": _spiking,
     "multi_scale": _multi_scale,
     "adapter_mixture": _adapter_mixture,
+    "carried_memory": _carried_memory,
     "ssm_cache": _ssm_cache,
     "dict_batch": _dict_batch,
     "graph_conv": _graph_conv,
@@ -2212,3 +2231,18 @@ def test_tokenized_tabular_takes_each_kind_of_column_through_its_own_module() ->
     assert model(x_cont, x_cat).shape == (2, 3)
     model.cat_tokens = None  # a model without categorical columns skips its pair
     assert model(x_cont, None).shape == (2, 3)
+
+
+# --- carried_memory ------------------------------------------------------------------
+
+
+def test_carried_memory_takes_8_features_and_16_of_memory_and_a_reset_ignores_it() -> None:
+    from reference_models.carried_memory import CarriedMemory
+
+    model = CarriedMemory()
+    x = torch.randn(2, 8)
+    out, memory = model(x, torch.randn(2, 16), False)
+    assert out.shape == (2, 4) and memory.shape == (2, 16)
+    torch.testing.assert_close(model(x, torch.randn(2, 16), True)[0], model(x, torch.zeros(2, 16), False)[0])
+    with pytest.raises(RuntimeError):
+        model(torch.randn(2, 12), torch.randn(2, 12), False)  # the even split
