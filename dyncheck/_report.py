@@ -97,6 +97,8 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
         lines.append("")
         lines.append(exc.headline)
         lines.extend(f"  {d}" for d in exc.details)
+        if item.invariant.name == "batch_invariance":
+            lines.extend(_inferred_batch_note(item.target))
     else:
         lines.append(f"{item.invariant.name}: {item.target.text} raised in {exc.stage}")
         lines.append("")
@@ -138,6 +140,27 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
     lines.append("")
     lines.append(f"Reproduce: {_reproduce(item, settings)}")
     return "\n".join(lines)
+
+
+def _inferred_batch_note(target: Any) -> list[str]:
+    """A line naming the inputs whose batch axis inference chose, for a batch_invariance
+    failure: a forward that reads another axis as the batch (a time-major loop, the rows of
+    one sequence) couples samples only as drawn."""
+    from dyncheck.examples import strategy_arguments
+
+    shown = []
+    for name in target.inferred_inputs:
+        shape = strategy_arguments(target.spec.inputs.get(name)).get("shape") if name in target.spec.inputs else None
+        if isinstance(shape, tuple) and "batch" in shape:
+            shown.append(f"{name} {shape!r}")
+    if not shown:
+        return []
+    first = shown[0].split(" ", 1)[0]
+    return [
+        f"  note:     the batch axis was inferred: {', '.join(shown)}; if forward reads another axis as the batch "
+        f"(a time-major loop, rows that form one sequence), give the shape with "
+        f"Spec(inputs={{{first!r}: tensors(shape=(...))}})"
+    ]
 
 
 def headline(exc: BaseException) -> str | None:

@@ -71,6 +71,43 @@ def test_a_crash_on_inferred_inputs_says_they_were_inferred(dyncheck_run, pytest
     assert "  note:     the inputs were inferred (--dyncheck-explain shows them)" in text
 
 
+ROWS_ATTENDED = """
+import torch
+from torch import nn
+
+import dyncheck
+from dyncheck.strategies import tensors
+
+
+class Model(nn.Module):
+    # self-attention over the rows it is given: one sequence per call, no batch axis
+
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(4, 12)
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return (q @ k.transpose(-2, -1)).softmax(-1) @ v
+
+
+declared = dyncheck.Spec(Model, inputs={"x": tensors(shape=("batch", 4))})
+"""
+
+
+def test_a_batch_invariance_failure_names_the_batch_axis_inference_chose(dyncheck_run, pytester):
+    # drawn as vectors, the rows of one sequence are read as samples: the note says which
+    # axis was taken for the batch and how to give another
+    pytester.makepyfile(rows=ROWS_ATTENDED)
+    run = dyncheck_run("--dyncheck", "rows:Model", "--dyncheck", "rows:declared", "--dyncheck-invariants=batch_invariance")
+    inferred, declared = run.failure("rows:Model::batch_invariance"), run.failure("rows:declared::batch_invariance")
+    assert (
+        "  note:     the batch axis was inferred: x ('batch', 4); if forward reads another axis as the batch "
+        "(a time-major loop, rows that form one sequence), give the shape with Spec(inputs={'x': tensors(shape=(...))})"
+    ) in inferred
+    assert "the batch axis was inferred" not in declared  # the Spec said so
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the model runs")
 def test_a_model_that_asks_for_cuda_on_a_machine_without_it_is_told_the_fix(dyncheck_run, pytester):
     # Older research code makes its hidden state with .cuda(): on a CPU machine every check
