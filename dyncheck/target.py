@@ -386,7 +386,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
                 unmasked = exc
                 continue
             try:
-                probed = _multiplied_mask(
+                probed = _class_ids(instance, name, inputs, inferred_inputs, parameters, all_dims) or _multiplied_mask(
                     instance, name, inputs, inferred_inputs, parameters, all_dims
                 ) or _listed_batches(instance, name, parameters, spec.inputs, exc) or _probe_features(
                     instance, name, parameters, spec.inputs, exc
@@ -845,6 +845,54 @@ _FEATURES_PROBED = 6
 
 #: A forward argument named as a mask (input_mask, mask, obs_mask).
 _MASK_NAME = re.compile(r"(^|_)mask($|_)")
+
+
+#: Names of an argument that holds one class index per sample (what a loss inside forward takes).
+_CLASS_IDS_NAME = re.compile(r"^(y|y_true|targets?|labels?|class_ids?|classes|target_ids)$")
+
+#: The most class counts :func:`_class_ids` tries.
+_CLASSES_PROBED = 8
+
+
+def _class_ids(
+    instance: nn.Module, name: str, inputs: dict[str, Any], inferred: dict[str, str],
+    parameters: dict[str, inspect.Parameter], dims: dict[str, Any],
+) -> Inferred | None:
+    """Class indices for an argument named like targets or labels that no layer takes (a
+    loss computed in forward: ``F.cross_entropy(logits, labels)``, a label-smoothed target
+    scattered into a tensor like the logits): one per sample, below the number of classes,
+    found by calling the model beside the inputs inferred before it with the last index of
+    each size the model's parameters have (from the smallest): the first that runs where
+    that size itself raises. None for any other argument, or when no size does so."""
+    import torch
+    from torch.nn.parameter import is_lazy
+
+    from dyncheck import strategies as dst
+
+    if not _CLASS_IDS_NAME.search(name) or set(_required(parameters)) - {*inputs, name}:
+        return None
+    shapes = _inferred_tensors(inputs, inferred, tokens=True)
+    if not shapes or not any(shape[:1] == ("batch",) for shape, _ in shapes.values()):
+        return None
+    args = _padded_probe(shapes, None, 0, dims)
+    batch = next(len(value) for n, value in args.items() if shapes[n][0][:1] == ("batch",))
+    sizes = sorted({
+        size for parameter in instance.parameters() if not is_lazy(parameter) for size in parameter.shape if size > 1
+    })[:_CLASSES_PROBED]
+
+    def runs(top: int) -> bool:
+        ids = torch.zeros(batch, dtype=torch.long)
+        ids[0] = top
+        return _probe_call(instance, {**args, name: ids}) is None
+
+    for count in sizes:
+        if runs(count - 1) and not runs(count):
+            return Inferred(
+                dst.tensors(shape=("batch",), dtype=torch.long, min_value=0, max_value=count - 1),
+                f"named like class targets, and no layer takes it: one per sample, 0 to {count - 1} (called beside "
+                f"the other inputs with {count - 1} it ran, with {count} it raised)",
+            )
+    return None
 
 
 def _multiplied_mask(

@@ -223,6 +223,8 @@ Refactored twins, each declaring the model it must still agree with
   sample, picked from stacked weights by ids handed to a custom layer beside the features.
 * :mod:`reference_models.carried_memory` -- ``CarriedMemory``: a gated memory the caller
   carries between calls beside the features, reset to zeros on a new episode.
+* :mod:`reference_models.smoothed_loss` -- ``LabelSmoothedClassifier``: a classifier that
+  returns its label-smoothed loss beside the logits when forward is handed the targets.
 * :mod:`reference_models.multi_scale` -- ``MultiScaleClassifier``: an image run at one of
   the scale factors a tuple holds, picked by an ``int`` index per call.
 * :mod:`reference_models.spiking` -- ``LeakySNN``: snntorch's spiking network, leaky
@@ -297,6 +299,7 @@ GOOD_TARGETS = (
     "reference_models.multi_scale:MultiScaleClassifier",
     "reference_models.adapter_mixture:AdapterMixture",
     "reference_models.carried_memory:CarriedMemory",
+    "reference_models.smoothed_loss:LabelSmoothedClassifier",
     "reference_models.elastic_width:ElasticMLP",
     "reference_models.flow_distribution:ConditionalFlow",
     "reference_models.ssm_cache:TinySSM",

@@ -784,6 +784,27 @@ def test_arguments_split_evenly_are_split_as_the_model_runs_them():
     assert "16 of 24 features: at an even split the model raised RuntimeError" in target.inferred_inputs["memory"]
 
 
+class LossInside(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 7))
+
+    def forward(self, x, labels):
+        logits = self.net(x)
+        return logits, nn.functional.cross_entropy(logits, labels)
+
+
+def test_targets_of_a_loss_inside_forward_are_one_class_per_sample():
+    # no layer takes them: refused before, with a Spec the user had to write
+    target = resolved(LossInside)
+    same(target.spec.inputs["labels"], dst.tensors(shape=("batch",), dtype=torch.long, min_value=0, max_value=6))
+    assert target.inferred_inputs["labels"].endswith("(called beside the other inputs with 6 it ran, with 7 it raised)")
+    from reference_models.smoothed_loss import LabelSmoothedClassifier
+
+    smoothed = resolved(LabelSmoothedClassifier)
+    same(smoothed.spec.inputs["targets"], dst.tensors(shape=("batch",), dtype=torch.long, min_value=0, max_value=4))
+
+
 class PooledThenNamed(nn.Module):
     def __init__(self):
         super().__init__()

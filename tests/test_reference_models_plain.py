@@ -447,6 +447,12 @@ def _carried_memory() -> tuple[torch.nn.Module, tuple]:
     return _Readout(CarriedMemory()), (torch.randn(3, 8), torch.randn(3, 16), False)
 
 
+def _smoothed_loss() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.smoothed_loss import LabelSmoothedClassifier
+
+    return _Readout(LabelSmoothedClassifier()), (torch.randn(3, 12), torch.tensor([0, 4, 2]))
+
+
 def _flow_distribution() -> tuple[torch.nn.Module, tuple]:
     from reference_models.flow_distribution import ConditionalFlow
 
@@ -1080,6 +1086,7 @@ BUILDERS = {
     "multi_scale": _multi_scale,
     "adapter_mixture": _adapter_mixture,
     "carried_memory": _carried_memory,
+    "smoothed_loss": _smoothed_loss,
     "ssm_cache": _ssm_cache,
     "dict_batch": _dict_batch,
     "graph_conv": _graph_conv,
@@ -2246,3 +2253,17 @@ def test_carried_memory_takes_8_features_and_16_of_memory_and_a_reset_ignores_it
     torch.testing.assert_close(model(x, torch.randn(2, 16), True)[0], model(x, torch.zeros(2, 16), False)[0])
     with pytest.raises(RuntimeError):
         model(torch.randn(2, 12), torch.randn(2, 12), False)  # the even split
+
+
+# --- smoothed_loss -------------------------------------------------------------------
+
+
+def test_smoothed_loss_is_cross_entropy_against_the_smoothed_targets() -> None:
+    from reference_models.smoothed_loss import LabelSmoothedClassifier
+
+    model = LabelSmoothedClassifier()
+    x, targets = torch.randn(3, 12), torch.tensor([0, 4, 2])
+    logits, loss = model(x, targets)
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(logits, targets, label_smoothing=0.125))
+    with pytest.raises(RuntimeError):
+        model(x, torch.tensor([0, 5, 2]))  # five classes
