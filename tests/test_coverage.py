@@ -1033,3 +1033,43 @@ def test_a_frozen_parameter_the_output_moves_with_is_not_dead(dyncheck_run, pyte
     assert "4 of 28 parameters are dead" in text, text
     assert "spare (Table()) never ran: spare.scales [4] (4 parameters)" in text
     assert "table (Table())" not in text
+
+
+SOFT_HEADS = """
+import torch
+from torch import nn
+
+import dyncheck
+from dyncheck.strategies import controls, tensors
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.heads = nn.ModuleList(nn.Linear(4, 2) for _ in range(2))
+
+    def forward(self, x, task_id):
+        # every head runs, weighted: the 'choice' is soft
+        weights = torch.softmax(torch.nn.functional.one_hot(torch.tensor(task_id), 2).float() * 8, 0)
+        return sum(w * head(x) for w, head in zip(weights, self.heads))
+
+
+spec = dyncheck.Spec(
+    Model,
+    inputs={"x": tensors(shape=("batch", 4)), "task_id": controls(dtype=int, min_value=0, max_value=1)},
+    branches={"heads.0": lambda task_id: task_id == 0, "heads.1": lambda task_id: task_id == 1},
+)
+"""
+
+
+def test_a_branch_that_runs_whatever_its_predicate_says_is_told_so(dyncheck_run, pytester):
+    # The inputs did make task_id == 0 false; the head ran all the same. It said "the inputs
+    # never made `task_id == 0` false", and searched for inputs that would.
+    pytester.makepyfile(soft=SOFT_HEADS)
+    run = dyncheck_run("--dyncheck", "soft:spec", COV, "--dyncheck-max-examples=10")
+    text = run.failure("::coverage")
+    assert re.search(
+        r"The declared branch heads\.0 always ran in 10 examples, although `task_id == 0` was false on \d+ of its "
+        r"calls: it runs whatever its predicate says \(grad_isolation names an example\)\.", text
+    ), text
+    assert "never made" not in text and "directed search" not in text

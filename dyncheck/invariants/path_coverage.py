@@ -34,7 +34,7 @@ from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.infer import optional_inputs_hint
 from dyncheck.invariants._base import Context, Invariant, module_name_map, parameter_owners
-from dyncheck.invariants.grad_isolation import predicate_text
+from dyncheck.invariants.grad_isolation import evaluate_branch, predicate_text
 from dyncheck.paths import Layout, PathSet
 from dyncheck.tracing import flat_items, floating_leaves
 
@@ -57,6 +57,8 @@ class Census:
     reached: set[str] = field(default_factory=set)
     #: declared branch module -> [examples where it ran, examples where it did not]
     branches: dict[str, list[int]] = field(default_factory=dict)
+    #: declared branch module -> [calls on which its predicate held, calls on which it did not]
+    held: dict[str, list[int]] = field(default_factory=dict)
 
 
 def _numel(parameters: list[nn.Parameter]) -> int:
@@ -684,11 +686,17 @@ class Coverage(Invariant):
             census.paths[trace.path] += 1
             census.ran.update(trace.modules)
             census.reached.update(trace.reached)
-            for module_name in context.target.spec.branches:
+            for declared, predicate in context.target.spec.branches.items():
                 # Whether the module ran, not whether its predicate held: that agreement is
-                # grad_isolation's check; this one asks that both sides were exercised.
-                module_name = canonical.get(module_name, module_name)
+                # grad_isolation's check; this one asks that both sides were exercised. The
+                # predicate is counted too, for the words when one side never ran.
+                module_name = canonical.get(declared, declared)
                 census.branches.setdefault(module_name, [0, 0])[0 if module_name in trace.modules else 1] += 1
+                try:
+                    holds, _ = evaluate_branch(predicate, example, type(model).forward)
+                except Exception:  # noqa: BLE001 - grad_isolation reports a predicate that raises
+                    continue
+                census.held.setdefault(module_name, [0, 0])[0 if holds else 1] += 1
             ran.append(set(trace.modules))
         return ran
 
@@ -753,9 +761,11 @@ class Coverage(Invariant):
                 if not _under(owners[0], unused):
                     missing.add(owners[0])
         for module_name, (ran, skipped) in census.branches.items():
-            if not ran:
+            # a side the predicate took while the module did not follow: no search helps
+            held, not_held = census.held.get(module_name, [0, 0])
+            if not ran and not held:
                 missing.add(f"{module_name}:ran")
-            if not skipped:
+            if not skipped and not not_held:
                 missing.add(f"{module_name}:skipped")
         return missing
 
@@ -917,6 +927,17 @@ class Coverage(Invariant):
             side = "never ran" if not ran_count else "always ran"
             predicate = context.target.spec.branches.get(module_name)
             condition = predicate_text(predicate) if predicate else "its predicate"
+            held, not_held = census.held.get(module_name, [0, 0])
+            other = not_held if ran_count else held
+            if other:
+                # the inputs did take the predicate the other way: the module ignores it
+                findings.append(
+                    f"The declared branch {module_name} {side} in {_examples(context.examples)}{_searched(searched)}, "
+                    f"although `{condition}` was {'false' if ran_count else 'true'} on {other:,} of its calls: it "
+                    f"{'runs' if ran_count else 'never runs'} whatever its predicate says (grad_isolation names an "
+                    "example)."
+                )
+                continue
             findings.append(
                 f"The declared branch {module_name} {side} in {_examples(context.examples)}{_searched(searched)}: the inputs "
                 f"never made `{condition}` {'true' if not ran_count else 'false'}, so one side of it is untested."
