@@ -502,3 +502,34 @@ def test_parameters_equal_by_a_formula_of_distinct_values_are_not_a_copied_tie()
     assert len(_lookalikes(_TimeMix())) == 1
     copied = _lookalikes(_TimeMix(copied=True), lambda: _TimeMix(copied=True))
     assert len(copied) == 1 and "time_mix_key and time_mix_value hold identical values" in copied[0]
+
+
+def test_a_parameter_fetched_from_outside_the_model_in_forward_is_said_to_be_replaced(dyncheck_run, pytester):
+    # Pyro's PyroParam fetches its Parameter from a global store in forward: a copy is bound
+    # to the first model's. The finding said "changed which Parameter scale is (now scale)".
+    pytester.makepyfile(stored="""
+        import torch
+        from torch import nn
+
+        _STORE = {}
+
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(6, 3)
+                self.scale = nn.Parameter(torch.ones(3))
+
+            def forward(self, x):
+                stored = _STORE.setdefault("scale", self.scale)
+                if stored is not self.scale:
+                    self.scale = stored
+                return self.fc(x) * self.scale
+    """)
+    run = dyncheck_run("--dyncheck", "stored:Model", "--dyncheck-invariants=tied_weights")
+    text = run.failure("::tied_weights")
+    assert (
+        "forward replaced Parameter scale with an object the model did not hold before the call (a new Parameter, "
+        "or one kept outside the model: a global parameter store's, another model's)"
+    ) in text, text
+    assert "(now scale)" not in text

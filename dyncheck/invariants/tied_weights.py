@@ -284,15 +284,23 @@ class TiedWeights(Invariant):
         ]
         if changed:
             now = {id(p): n for n, p in model.named_parameters()}
-            findings.append(
-                "forward changed which Parameter "
-                + ", ".join(
-                    f"{name} is (now {now.get(id(model.get_parameter(name)), 'a new Parameter')})"
-                    for name in changed
+            held = set(names_before.values())
+            tied = [name for name in changed if id(model.get_parameter(name)) in held]
+            replaced = [name for name in changed if name not in tied]
+            if tied:
+                findings.append(
+                    "forward changed which Parameter "
+                    + ", ".join(f"{name} is (now {now[id(model.get_parameter(name))]})" for name in tied)
+                    + ": a tie made in forward happens after the optimizer and load_state_dict saw the "
+                    "untied model. Tie in __init__."
                 )
-                + ": a tie made in forward happens after the optimizer and load_state_dict saw the "
-                "untied model. Tie in __init__."
-            )
+            if replaced:
+                findings.append(
+                    f"forward replaced Parameter {', '.join(replaced)} with {'an object' if len(replaced) == 1 else 'objects'} "
+                    "the model did not hold before the call (a new Parameter, or one kept outside the model: a global "
+                    "parameter store's, another model's): the optimizer and load_state_dict saw the one it replaced. "
+                    "Create parameters in __init__ and keep them."
+                )
         path = trace.path
         # Which parameters the loss reaches: with the path, what the training steps depend on.
         trained = (path, trace.reached) if groups else None
