@@ -79,7 +79,7 @@ def chain(path: Sequence[str]) -> str:
     one module folded."""
     if not path:
         return "(no submodule ran)"
-    return ARROW.join(_label(name, count) for name, count in _runs(path))
+    return ARROW.join(_cycles([_label(name, count) for name, count in _runs(path)]))
 
 
 def describe(path: Sequence[str], layout: Layout | None = None, *, width: int = WIDTH) -> str:
@@ -205,7 +205,7 @@ class PathSet:
         return self._list(skipped, " skipped")
 
     def _join(self, labels: list[str], width: int | None = None) -> str:
-        return _render(labels, ARROW, self.width if width is None else width)
+        return _render(_cycles(labels), ARROW, self.width if width is None else width)
 
     def _list(self, labels: list[str], suffix: str) -> str:
         return _render(labels, ", ", self.width - len(suffix)) + suffix
@@ -380,6 +380,31 @@ def _runs(path: Sequence[str]) -> list[tuple[str, int]]:
         else:
             runs.append((name, 1))
     return runs
+
+
+def _cycles(labels: list[str]) -> list[str]:
+    """``labels`` with a run of one group of them repeated folded into ``(fc1 → fc2) ×6``: a
+    cell unrolled by hand, a spiking net's layers step after step. At each place the repeat
+    that covers the most labels (the shortest group of those), two labels a group at least."""
+    folded: list[str] = []
+    index = 0
+    while index < len(labels):
+        best = (0, 0)
+        for size in range(2, (len(labels) - index) // 2 + 1):
+            group = labels[index:index + size]
+            times = 1
+            while labels[index + times * size:index + (times + 1) * size] == group:
+                times += 1
+            if times >= 2 and size * times > best[0] * best[1]:
+                best = (size, times)
+        size, times = best
+        if times:
+            folded.append(f"({ARROW.join(labels[index:index + size])}) ×{times}")
+            index += size * times
+        else:
+            folded.append(labels[index])
+            index += 1
+    return folded
 
 
 def _label(name: str, count: int) -> str:
