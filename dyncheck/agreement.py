@@ -197,7 +197,12 @@ def run_config(
             "too): a backward written for training only says so here",
         ) if stage == "backward" else ()
         raise ModelError(f"{stage} on {config.name} in eval mode", exc, hints=hints) from exc
-    observe_output(output, model, tuple(calls))
+    def rerun(other: nn.Module) -> Any:
+        other_args = _move(example.fresh_args(), config.device, config.dtype)
+        with seeded(example.seed if rng_seed is None else rng_seed):
+            return target.call(config.patch(other) if config.patch is not None else other, other_args)
+
+    observe_output(output, model, tuple(calls), rerun)
     outputs = [(name, t.detach()) for name, t in floating_leaves(output) if t.is_floating_point()]
     grads = {name: p.grad.detach() for name, p in model.named_parameters() if p.grad is not None}
     return Run(config=config, outputs=outputs, grads=grads, path=tuple(calls), model=model, output=output)

@@ -404,6 +404,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
         for dim, bounds in (inferred.dims or {}).items():
             all_dims.setdefault(dim, bounds)
     _lengths_along(inputs, inferred_inputs)
+    _confirm_indirect(instance, parameters, spec.inputs, inputs, inferred_inputs, all_dims)
     # The mask before the probes, which call the model with it (all tokens).
     mask = infer_attention_mask(parameters, {k: v for k, v in inputs.items() if k in inferred_inputs}, spec.inputs)
     if mask is not None:
@@ -893,6 +894,29 @@ def _class_ids(
                 f"the other inputs with {count - 1} it ran, with {count} it raised)",
             )
     return None
+
+
+def _confirm_indirect(
+    instance: nn.Module, parameters: dict[str, inspect.Parameter], given: Any, inputs: dict[str, Any],
+    inferred: dict[str, str], dims: dict[str, Any],
+) -> None:
+    """An input read from a layer that takes what another layer made of it (see
+    ``INDIRECT_NOTE``) is kept where the model runs on it; where it raises (``z, _ =
+    self.rec(x); self.fc(z)``: ``fc``'s width is not ``x``'s), the sizes of the model's
+    parameters are probed instead (:func:`_probe_features`). ``inputs`` and ``inferred``
+    are updated in place."""
+    from dyncheck.infer.forward import INDIRECT_NOTE
+
+    for name, why in list(inferred.items()):
+        if INDIRECT_NOTE not in why:
+            continue
+        error = _call_at_smallest(instance, inputs, inferred, dims)
+        if error is None or error is _UNPROBED:
+            continue
+        probed = _probe_features(instance, name, parameters, given, Uninferable(why))
+        if probed is not None:
+            inputs[name] = probed.value
+            inferred[name] = probed.why
 
 
 def _multiplied_mask(

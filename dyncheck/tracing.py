@@ -168,13 +168,13 @@ def _by_identity(value: Any) -> bool:
 
 #: What a check's calls report their output to (:func:`observe_output`): the running
 #: check's context, for calls made outside it (the agreement checks' runs).
-_OBSERVER: contextvars.ContextVar[Callable[[Any, nn.Module, tuple[str, ...]], None] | None] = contextvars.ContextVar(
+_OBSERVER: contextvars.ContextVar[Callable[..., None] | None] = contextvars.ContextVar(
     "dyncheck_output_observer", default=None
 )
 
 
 @contextlib.contextmanager
-def observing(observer: Callable[[Any, nn.Module, tuple[str, ...]], None]) -> Iterator[None]:
+def observing(observer: Callable[..., None]) -> Iterator[None]:
     """Calls :func:`observe_output` reports go to ``observer`` inside the block."""
     token = _OBSERVER.set(observer)
     try:
@@ -183,18 +183,21 @@ def observing(observer: Callable[[Any, nn.Module, tuple[str, ...]], None]) -> It
         _OBSERVER.reset(token)
 
 
-def observe_output(output: Any, model: nn.Module, path: tuple[str, ...]) -> None:
-    """Hand one call's output, model and path to the running check (see :func:`observing`)."""
+def observe_output(output: Any, model: nn.Module, path: tuple[str, ...], rerun: Callable[[nn.Module], Any]) -> None:
+    """Hand one call's output, model and path to the running check (see :func:`observing`),
+    with ``rerun``, which calls another model as that call was made."""
     observer = _OBSERVER.get()
     if observer is not None:
-        observer(output, model, path)
+        observer(output, model, path, rerun)
 
 
 def deferred_modules(output: Any, model: nn.Module, ran: Iterable[str]) -> list[tuple[str, str, int]]:
     """The submodules of ``model`` with parameters that ``output`` holds (as an attribute of
     an object it returns, a bound method or a ``functools.partial`` of one) and that the call
     ran none of the parameters of: (where the output holds it, its name, its parameter count).
-    A lazy distribution or a flow's transform that runs them when it is used (``log_prob``)."""
+    A lazy distribution or a flow's transform that runs them when it is used (``log_prob``).
+    Only candidates: a module used without being called (``F.linear(h, self.proj.weight)``,
+    ``self.enc.forward(x)``) is in it too; :func:`unused_by_output` tells them apart."""
     names = {id(module): name for name, module in model.named_modules() if name}
     ran_ids = {id(model.get_submodule(name)) for name in set(ran) if name}
     found: list[tuple[str, str, int]] = []
@@ -209,6 +212,23 @@ def deferred_modules(output: Any, model: nn.Module, ran: Iterable[str]) -> list[
             count = sum(p.numel() for p in module.parameters() if not is_lazy(p))
             found.append((where, names[id(module)], count))
     return found
+
+
+def unused_by_output(model: nn.Module, name: str, rerun: Callable[[nn.Module], Any], copy: Callable[[Any], Any]) -> bool:
+    """Whether the floating outputs of ``rerun`` stay the same with the parameters of the
+    submodule ``name`` changed (on copies of ``model``, made by ``copy``): the call did not
+    use them, and what holds them uses them later."""
+    changed = copy(model)
+    with torch.no_grad():
+        for parameter in changed.get_submodule(name).parameters():
+            if parameter.is_floating_point() and not is_lazy(parameter):
+                parameter.mul_(2.0).add_(0.5)
+    with torch.no_grad():
+        before = [t for _, t in floating_leaves(rerun(copy(model))) if t.is_floating_point()]
+        after = [t for _, t in floating_leaves(rerun(changed)) if t.is_floating_point()]
+    return [t.shape for t in before] == [t.shape for t in after] and all(
+        torch.equal(a, b) for a, b in zip(before, after)
+    )
 
 
 def unpacked(value: Any) -> Any:

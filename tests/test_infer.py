@@ -805,6 +805,25 @@ def test_targets_of_a_loss_inside_forward_are_one_class_per_sample():
     same(smoothed.spec.inputs["targets"], dst.tensors(shape=("batch",), dtype=torch.long, min_value=0, max_value=4))
 
 
+class PaddedConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pad = nn.ReflectionPad1d(1)
+        self.conv = nn.Conv1d(5, 4, 3)
+
+    def forward(self, x):
+        return self.conv(self.pad(x))
+
+
+def test_a_layer_after_one_that_gives_no_shape_is_read_where_the_model_runs_on_it():
+    # only the layers the input reaches as itself counted, and pad gives no shape: refused
+    target = resolved(PaddedConv)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", 5, "length")))
+    assert target.inferred_inputs["x"].startswith(
+        "first consumed by conv (Conv1d(in_channels=5)); read where a later layer takes what pad made of it"
+    )
+
+
 class PooledThenNamed(nn.Module):
     def __init__(self):
         super().__init__()

@@ -190,6 +190,13 @@ class Scorer(LazyDensity):
         return functools.partial(self.net.forward, self.embed(c))
 
 
+class TiedHead(LazyDensity):
+    '''Uses its layer's weight without calling it, and returns the layer (for tied decoding).'''
+
+    def forward(self, c):
+        return torch.nn.functional.linear(c, self.net[0].weight), self.net
+
+
 plain = dyncheck.Spec(RowWise, inputs={"x": rows(4)})
 single = dyncheck.Spec(RowWise, inputs={"x": rows(4, 1, 1)})
 named_single = dyncheck.Spec(RowWise, inputs={"x": tensors(shape=("batch", 4))}, dims={"batch": 1})
@@ -204,6 +211,7 @@ lazy = dyncheck.Spec(LazyDensity, inputs={"c": tensors(shape=("batch", 3), min_v
 lazy_scored = lazy.replace(loss=lambda d: d.rsample().pow(2).sum())
 head_alongside = lazy.replace(model=HeadAlongside)
 scorer = lazy.replace(model=Scorer)
+tied_head = lazy.replace(model=TiedHead)
 padded_x = tensors(shape=("batch", "time", 4))
 padded_none = dyncheck.Spec(Padded, inputs={"x": padded_x, "lengths": sequence_lengths(), "give": st.just(False)})
 padded_sometimes = dyncheck.Spec(Padded, inputs={"x": padded_x, "lengths": sequence_lengths(), "give": st.booleans()})
@@ -519,7 +527,7 @@ def test_a_lazy_output_with_a_loss_that_uses_it_is_checked(dyncheck_run, models)
                               for name in ("grad_isolation", "coverage", "dtype_agreement")}, run.text
 
 
-@pytest.mark.parametrize(("target", "held"), [("head_alongside", None), ("scorer", "Scorer")])
+@pytest.mark.parametrize(("target", "held"), [("head_alongside", None), ("tied_head", None), ("scorer", "Scorer")])
 def test_a_layer_in_the_output_is_left_for_later_only_if_forward_did_not_run_it(dyncheck_run, models, target, held):
     run = dyncheck_run("--dyncheck", f"vac:{target}", "--dyncheck-max-examples=5",
                        "--dyncheck-invariants=determinism,dtype_agreement")

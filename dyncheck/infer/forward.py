@@ -326,9 +326,13 @@ def infer_input(
                 "for True at tokens, or attention_masks(dtype=torch.bool, marks='padding') for True at padding"
             )
     reshaped = None
-    for index, expression in enumerate(consumers):
-        if expression not in direct and index:
-            continue  # what another layer made of it (the later ones still say it is a sequence)
+    # The layers it reaches as itself first; then, where none of those gives a shape, those
+    # that take what another layer made of it (a custom norm's output), said so in the note:
+    # resolution calls the model on it and probes other sizes when it raises (a recurrent
+    # layer over raw weights, then a readout of another width).
+    ordered = [(i, e, False) for i, e in enumerate(consumers) if e in direct or not i]
+    ordered += [(i, e, True) for i, e in enumerate(consumers) if e not in direct and i]
+    for index, expression, indirect in ordered:
         module = _resolve_module(model, expression)
         if index == 0 and (reshaped := reshaped_first(module)) is not None:
             break  # what it reshapes the input into is what later layers take
@@ -342,6 +346,8 @@ def infer_input(
         )
         if found is not None:
             why = f"first consumed by {_consumer_name(expression)} ({found.note})"
+            if indirect:
+                why += f"{INDIRECT_NOTE}{_consumer_name(consumers[0])} made of it"
             shape = found.shape
             beside = _lengths_argument(model, name, lengths, siblings)
             if beside is not None and found.sequence is not None:
@@ -1241,6 +1247,10 @@ def _handed_to_layers(model: nn.Module, flow: _Flow | None) -> list[tuple[ast.AS
             if parameter is not None:
                 found.append((_forward_tree(type(inner)), frozenset({parameter}), expression))
     return found
+
+
+#: What the note of an input read from a layer that takes another layer's output of it says.
+INDIRECT_NOTE = "; read where a later layer takes what "
 
 
 def _weight_rows(

@@ -27,9 +27,15 @@ from dyncheck.tracing import (
     loss_of,
     observing,
     record_modules,
+    unused_by_output,
 )
 
 __all__ = ["Context", "Invariant"]
+
+#: On how many examples an output must hold layers the call did not use (their parameters
+#: changed, the outputs stayed the same) before a check takes it for a lazy object: on one
+#: (all zeros) a linear map of its input does not move either.
+_HELD_EXAMPLES = 3
 
 
 class Invariant:
@@ -154,6 +160,8 @@ class Context:
         #: why forward's output leaves the checks nothing to see ("" when it does not), found
         #: on the check's first call
         self._held: str | None = None
+        #: the examples on which it held such layers and did not use them
+        self._held_examples: set[int] = set()
 
     @contextlib.contextmanager
     def counting(self) -> Iterator[None]:
@@ -261,23 +269,39 @@ class Context:
                 return self.run(model, example, backward=backward, record=record, grad=True)
             raise ModelError(stage, exc, hints=tuple(diagnose(model))) from exc
         path = tuple(calls)
-        self._check_held(output, model, path)
+
+        def rerun(other: nn.Module) -> Any:
+            with seeded(example.seed):
+                return self.target.call(other, example.fresh_args())
+
+        self._check_held(output, model, path, rerun)
         if record:
             self.record(path, example)
         return Trace(output=output, modules=path, loss=loss, model=model)
 
-    def _check_held(self, output: Any, model: nn.Module, path: tuple[str, ...]) -> None:
+    def _check_held(
+        self, output: Any, model: nn.Module, path: tuple[str, ...], rerun: Callable[[nn.Module], Any]
+    ) -> None:
         """On the check's first call: a forward that returns an object holding layers it did
         not run (a lazy distribution, a flow's transform) leaves every check nothing of the
         model's to see, unless the spec's loss uses the object; :class:`NotApplicable`."""
         if self._held is None:
             held = [] if self.target.spec.loss is not None else deferred_modules(output, model, path)
-            modules = " and ".join(f"{name} ({count:,} parameters)" for _, name, count in held)
-            self._held = (
-                f"forward returned a {type(output).__name__} holding {modules} without running them: they run when "
-                "it is used, so no check would see them. Check a module whose forward uses it (for a distribution, "
-                "`return self.model(c).log_prob(x)`), or give Spec(loss=...) that uses it"
-            ) if held else ""
+            # a module used without being called (its weight in F.linear, .forward()): the output
+            # moves with it; on an example where it does not (all zeros), no verdict yet
+            if any(not unused_by_output(model, name, rerun, clone) for _, name, _ in held):
+                held = []
+            if not held:
+                self._held = ""
+            else:
+                self._held_examples.add(self.examples)
+                if len(self._held_examples) >= _HELD_EXAMPLES:
+                    modules = " and ".join(f"{name} ({count:,} parameters)" for _, name, count in held)
+                    self._held = (
+                        f"forward returned a {type(output).__name__} holding {modules} without running them: they "
+                        "run when it is used, so no check would see them. Check a module whose forward uses it (for a "
+                        "distribution, `return self.model(c).log_prob(x)`), or give Spec(loss=...) that uses it"
+                    )
         if self._held:  # raised on every call, should a check's own handler have taken one
             raise NotApplicable(self._held)
 
@@ -300,7 +324,11 @@ class Context:
                 self.needs_grad = True  # forward differentiates inside itself
                 return self.call(model, args, seed, hooked=hooked, stage=stage)
             raise ModelError(stage, exc) from exc
-        self._check_held(output, model, tuple(calls))
+        def rerun(other: nn.Module) -> Any:
+            with seeded(seed):
+                return self.target.call(other, args)
+
+        self._check_held(output, model, tuple(calls), rerun)
         return output
 
     def record(self, path: tuple[str, ...], example: Example) -> None:
