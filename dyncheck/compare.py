@@ -175,4 +175,7 @@ def tensor_bytes(value: torch.Tensor) -> bytes:
     numpy, which torch does not require): a key equal for equal tensors of one dtype."""
     # a fresh copy: a tensor of one element may keep any stride, which a view as bytes refuses
     flat = value.detach().cpu().flatten().clone(memory_format=torch.contiguous_format)
-    return bytes(flat.view(torch.uint8).tolist())
+    try:
+        return flat.numpy().tobytes()  # where numpy is installed: a hundred times faster
+    except (RuntimeError, TypeError):  # "Numpy is not available", or a dtype numpy lacks (bfloat16)
+        return bytes(flat.view(torch.uint8).tolist())

@@ -1359,8 +1359,8 @@ _SPLIT_PROBED = 64
 def _probe_split(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
     """Two arguments concatenated along their features into one layer were given an even
     share each (the layer sees only the sum); where the model raises so (``memory`` also
-    multiplies a gate of its own width: ``g * memory``), the first split that runs, tried
-    from the narrowest first argument up; ``inputs`` and ``inferred`` updated in place."""
+    multiplies a gate of its own width: ``g * memory``), the first split that runs, tried in
+    the order below; ``inputs`` and ``inferred`` updated in place."""
     shared = [n for n, why in inferred.items() if "; concatenated with " in why and "an even share, " in why
               and "(give other sizes" in why]
     shapes = _inferred_tensors(inputs, inferred, tokens=True) if len(shared) == 2 else None
@@ -1373,9 +1373,15 @@ def _probe_split(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str
     even = _call_at_smallest(instance, inputs, inferred, dims)
     if even is None or even is _UNPROBED:
         return
-    for width in range(1, total):
-        if width == a[-1]:
-            continue
+    # Splits where a side is as wide as something the model holds first (a gate of the
+    # memory's width), nearest the even split first; a width of 1 broadcasts against
+    # anything, so the splits with one last.
+    sizes = {size for parameter in instance.parameters() for size in parameter.shape}
+    widths = sorted(
+        (w for w in range(1, total) if w != a[-1]),
+        key=lambda w: (w in (1, total - 1), not ({w, total - w} & sizes), abs(2 * w - total), w),
+    )
+    for width in widths:
         trial = {**inputs, first: _reshaped(inputs[first], (*a[:-1], width)),
                  second: _reshaped(inputs[second], (*b[:-1], total - width))}
         if _call_at_smallest(instance, trial, inferred, dims) is None:

@@ -1073,3 +1073,29 @@ def test_a_branch_that_runs_whatever_its_predicate_says_is_told_so(dyncheck_run,
         r"calls: it runs whatever its predicate says \(grad_isolation names an example\)\.", text
     ), text
     assert "never made" not in text and "directed search" not in text
+
+
+def test_an_integer_frozen_table_read_by_index_is_changed_by_one_and_reached(dyncheck_run, pytester):
+    # scaling it as floats raised inside dyncheck ("result type Float can't be cast to Long")
+    pytester.makepyfile(permuted="""
+        import torch
+        from torch import nn
+
+
+        class Table(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.perm = nn.Parameter(torch.tensor([2, 0, 1, 3]), requires_grad=False)
+
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.table = Table()
+                self.fc = nn.Linear(4, 2)
+
+            def forward(self, x):
+                return self.fc(x[:, self.table.perm])
+    """)
+    run = dyncheck_run("--dyncheck", "permuted:Model", COV, "--dyncheck-max-examples=5")
+    assert run.outcomes() == {"dyncheck::permuted:Model::coverage": "PASSED"}, run.text

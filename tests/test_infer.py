@@ -699,6 +699,26 @@ def test_a_loop_over_the_steps_of_an_axis_puts_the_axis_back(model, shape, note)
     assert_callable(target, max_examples=10)
 
 
+class PerSampleLoop(_Stepped):
+    # each sample of the batch in turn, nothing carried between them: not steps
+    def forward(self, x):
+        return torch.stack([self.out(self.step(x[i], 0.0)) for i in range(x.size(0))] + [])
+
+
+class PerSampleStatement(_Stepped):
+    def forward(self, x):
+        outs = []
+        for i in range(x.size(0)):
+            outs.append(self.out(self.step(x[i], 0.0)))
+        return torch.stack(outs)
+
+
+@pytest.mark.parametrize("model", [PerSampleLoop, PerSampleStatement])
+def test_a_loop_over_the_samples_that_carries_nothing_is_not_one_over_steps(model):
+    target = resolved(model)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", 8)))
+
+
 def test_a_counter_used_at_another_place_is_not_a_step():
     target = resolved(RowsCounted)
     assert "loop" not in target.inferred_inputs["x"] and "time" not in target.spec.inputs["x"].__repr__()
@@ -822,6 +842,24 @@ def test_a_layer_after_one_that_gives_no_shape_is_read_where_the_model_runs_on_i
     assert target.inferred_inputs["x"].startswith(
         "first consumed by conv (Conv1d(in_channels=5)); read where a later layer takes what pad made of it"
     )
+
+
+class MemoryFirst(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gate, self.write = nn.Linear(24, 16), nn.Linear(24, 16)
+
+    def forward(self, memory, x):
+        z = torch.cat([x, memory], -1)
+        g = torch.sigmoid(self.gate(z))
+        return g * memory + (1 - g) * torch.tanh(self.write(z))
+
+
+def test_a_split_as_wide_as_a_layer_is_tried_before_one_a_width_of_one_broadcasts_in():
+    # tried from 1 up, memory [batch, 1] broadcast against the gate and won
+    target = resolved(MemoryFirst)
+    same(target.spec.inputs["memory"], dst.tensors(shape=("batch", 16)))
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", 8)))
 
 
 class PooledThenNamed(nn.Module):

@@ -92,8 +92,9 @@ class _Flow(ast.NodeVisitor):
         # consumer -> the axis of the argument reduced away in what it receives
         # (``self.fc(x.mean(1))``, or ``h = x.mean(1)`` first): it takes one axis fewer.
         self.reduced: dict[str, int] = {}
-        # the consumers of those that take the argument one step of that axis at a time, in
-        # a loop (``self.cell(x[t])`` for t in range(x.size(0)), or ``for x_t in x``)
+        # the consumers of those that take the argument one step of that axis at a time, in a
+        # loop carrying a state (``h = self.cell(x[t], h)`` for t in range(x.size(0)), or for
+        # x_t in x.unbind(1))
         self.stepped: set[str] = set()
         # consumer -> (the parts concatenated into what it receives, the axis): ``self.fc(
         # torch.cat([x, y], dim=-1))`` takes x's and y's features side by side. A part is a
@@ -108,7 +109,7 @@ class _Flow(ast.NodeVisitor):
         # loop variable -> the axis of the argument it counts the steps of
         # (``for t in range(x.size(0))``: ``x[t]`` is one step, that axis gone)
         self.steps: dict[str, int] = {}
-        # loop variables that are one step of the argument (``for x_t in x``)
+        # loop variables that are one step of the argument (``for x_t in x.unbind(1)``)
         self.walked: set[str] = set()
         # local name -> the concatenation it holds (``h = torch.cat([x, y], -1)``)
         self.joins: dict[str, tuple[tuple[str, ...], int]] = {}
@@ -261,7 +262,7 @@ class _Flow(ast.NodeVisitor):
             if self._carries(node.value) and isinstance(node.target, ast.Name):
                 self.tainted.add(node.target.id)
 
-    def _bind_loop(self, target: ast.AST, iterated: ast.AST) -> None:
+    def _bind_loop(self, target: ast.AST, iterated: ast.AST, body: list[ast.stmt] | None = None) -> None:
         """A loop's variables: members of a module container it walks, and the argument's
         values where what it walks carries them."""
         self.visit(iterated)
@@ -272,7 +273,9 @@ class _Flow(ast.NodeVisitor):
             self.roots.update(paired[0])
             self.tainted.update(paired[1])
             return
-        if isinstance(target, ast.Name):
+        if isinstance(target, ast.Name) and body is not None and _carries_state(body):
+            # a loop that carries a state from step to step (h = self.cell(x[t], h)) walks
+            # steps; one that does not may walk the samples of a batch one by one
             counted = _counted_axis(iterated)
             if counted is not None and _passes(counted[0], self.tainted):
                 self.steps[target.id] = counted[1]  # for t in range(x.size(0))
@@ -303,7 +306,7 @@ class _Flow(ast.NodeVisitor):
         return None
 
     def visit_For(self, node: ast.For) -> None:
-        self._bind_loop(node.target, node.iter)
+        self._bind_loop(node.target, node.iter, node.body)
         for statement in (*node.body, *node.orelse):
             self.visit(statement)
 
@@ -709,6 +712,20 @@ _SHAPE_KEEPING = (
     nn.modules.pooling._MaxPoolNd, nn.TransformerEncoder, nn.TransformerDecoder, nn.TransformerEncoderLayer,
     nn.TransformerDecoderLayer, nn.Transformer,
 )
+
+
+def _carries_state(body: list[ast.stmt]) -> bool:
+    """Whether a loop's body carries a value from one step to the next: a name it assigns
+    from an expression that reads the same name (``h = self.cell(x[t], h)``, ``spk, mem =
+    self.lif(cur, mem)``, ``h += x[t]``)."""
+    for node in (n for statement in body for n in ast.walk(statement)):
+        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            return True
+        if isinstance(node, ast.Assign):
+            assigned = {n.id for target in node.targets for n in ast.walk(target) if isinstance(n, ast.Name)}
+            if assigned & {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}:
+                return True
+    return False
 
 
 def _counted_axis(node: ast.AST) -> tuple[ast.AST, int] | None:

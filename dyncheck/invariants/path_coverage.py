@@ -48,6 +48,17 @@ _FROZEN_TRIED = 16
 _FROZEN_EXAMPLES = 3
 
 
+def _changed(parameter: nn.Parameter) -> None:
+    """``parameter`` changed in place: scaled and shifted, or for an integer table (a
+    permutation, indices) each entry moved by one, for a bool one flipped."""
+    if parameter.dtype == torch.bool:
+        parameter.logical_not_()
+    elif parameter.is_floating_point() or parameter.is_complex():
+        parameter.mul_(2.0).add_(0.5)
+    else:
+        parameter.add_(1)
+
+
 @dataclass
 class Census:
     """What the examples of one run did, path by path."""
@@ -704,9 +715,10 @@ class Coverage(Invariant):
         """Frozen parameters (``requires_grad=False``, which no gradient reaches) of modules
         that never ran, that the output moves with all the same: a module used through a
         method of its own, not called (rotary embeddings' ``rotate_queries_or_keys`` with
-        their fixed ``freqs``). Each owner's are changed on a fresh copy and a few of the
+        their fixed ``freqs``). Each is changed on a fresh copy and a few of the
         examples run again (in eval mode, under their seeds); those that move an output are
-        added to ``census.reached``. Once per check."""
+        added to ``census.reached``. One parameter at a time, at most ``_FROZEN_TRIED`` of them;
+        once per check."""
         if context.memo.get("frozen_checked"):
             return
         context.memo["frozen_checked"] = True
@@ -736,7 +748,7 @@ class Coverage(Invariant):
             for names in list(candidates):
                 model = context.fresh_model()
                 with torch.no_grad():
-                    model.get_parameter(names[0]).mul_(2.0).add_(0.5)
+                    _changed(model.get_parameter(names[0]))
                 try:
                     moved = outputs(model, example)
                 except ModelError:

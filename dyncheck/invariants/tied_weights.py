@@ -374,7 +374,8 @@ class TiedWeights(Invariant):
             # a staticmethod kept on the instance (which dyncheck's own copies share): not a
             # tie's doing, and the ties through a deep copy cannot be looked at; the summary
             # says so.
-            reason = f"{type(exc).__name__} ({' '.join(str(exc).split())[:120]}...)"
+            said = " ".join(str(exc).split())
+            reason = f"{type(exc).__name__} ({said if len(said) <= 120 else said[:119] + '…'})"
             why = (
                 "a tensor computed from parameters and kept on a module, as the legacy torch.nn.utils.weight_norm keeps "
                 "its weight (torch.nn.utils.parametrizations.weight_norm copies)" if isinstance(exc, RuntimeError)
