@@ -367,3 +367,16 @@ def test_a_container_starting_with_such_a_step_is_named_whole_and_varying_childr
     paths = PathSet([full, skipped], layout, width=80)
     assert paths.describe(skipped) == "encoder.layers.1 skipped"
     assert "encoder.layers.0-3" in paths.outline()
+
+
+@pytest.mark.parametrize(("path", "text"), [
+    # a spiking net's two layers step after step, an unrolled cell's
+    (["fc1", "fc2"] * 4, "(fc1 → fc2) ×4"),
+    (["embed", *["cell", "out"] * 3, "head"], "embed → (cell → out) ×3 → head"),
+    # runs of one module fold first, then the group they are in
+    (["a", "b", "b", "a", "b", "b"], "(a → b ×2) ×2"),
+    # no group repeats: as before
+    (["a", "b", "c", "a"], "a → b → c → a"),
+])
+def test_a_group_of_modules_repeated_is_folded(path, text):
+    assert chain(path) == text
