@@ -106,6 +106,7 @@ class Collector:
                 self.progress.finish(
                     invariant, run.verdict, run.record.get("examples", 0), len(run.record.get("paths", {})),
                     run.seconds, detail or "",
+                    failed_at=run.record.get("failed_at") if run.verdict == "failed" else None,
                 )
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

@@ -63,7 +63,10 @@ class Progress:
         self._thread = threading.Thread(target=self._tick, name="dyncheck-audit-progress", daemon=True)
         self._thread.start()
 
-    def finish(self, invariant: str, verdict: str, examples: int, paths: int, seconds: float, detail: str = "") -> None:
+    def finish(
+        self, invariant: str, verdict: str, examples: int, paths: int, seconds: float, detail: str = "",
+        failed_at: int | None = None,
+    ) -> None:
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
@@ -72,12 +75,16 @@ class Progress:
         if verdict == "skipped":
             self._write_line(f"  {invariant:<{self.width}}  {verdict:<8} {detail}")
             return
-        line = self._line(invariant, verdict, examples, paths, seconds)
+        line = self._line(invariant, verdict, examples, paths, seconds, failed_at)
         self._write_line(line + (f"  {detail}" if detail else ""))
 
-    def _line(self, invariant: str, verdict: str, examples: int, paths: int, seconds: float) -> str:
+    def _line(
+        self, invariant: str, verdict: str, examples: int, paths: int, seconds: float, failed_at: int | None = None,
+    ) -> str:
+        # a failure: the example it was found on (the later ones shrank it)
+        done = f"example {failed_at}" if failed_at else _plural(examples, "example")
         return (
-            f"  {invariant:<{self.width}}  {verdict:<8} {_plural(examples, 'example'):>13}  "
+            f"  {invariant:<{self.width}}  {verdict:<8} {done:>13}  "
             f"{_plural(paths, 'path'):>9}  {_seconds(seconds):>6}"
         )
 
