@@ -225,6 +225,8 @@ Refactored twins, each declaring the model it must still agree with
   carries between calls beside the features, reset to zeros on a new episode.
 * :mod:`reference_models.smoothed_loss` -- ``LabelSmoothedClassifier``: a classifier that
   returns its label-smoothed loss beside the logits when forward is handed the targets.
+* :mod:`reference_models.topk_attention` -- ``TopKAttention``: sparse self-attention written
+  out in forward, each query keeping its top ``k`` keys.
 * :mod:`reference_models.multi_scale` -- ``MultiScaleClassifier``: an image run at one of
   the scale factors a tuple holds, picked by an ``int`` index per call.
 * :mod:`reference_models.spiking` -- ``LeakySNN``: snntorch's spiking network, leaky
@@ -300,6 +302,7 @@ GOOD_TARGETS = (
     "reference_models.adapter_mixture:AdapterMixture",
     "reference_models.carried_memory:CarriedMemory",
     "reference_models.smoothed_loss:LabelSmoothedClassifier",
+    "reference_models.topk_attention:TopKAttention",
     "reference_models.elastic_width:ElasticMLP",
     "reference_models.flow_distribution:ConditionalFlow",
     "reference_models.ssm_cache:TinySSM",

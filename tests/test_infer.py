@@ -862,6 +862,31 @@ def test_a_split_as_wide_as_a_layer_is_tried_before_one_a_width_of_one_broadcast
     same(target.spec.inputs["x"], dst.tensors(shape=("batch", 8)))
 
 
+def test_attention_written_out_in_forward_makes_its_input_a_sequence():
+    from reference_models.topk_attention import TopKAttention
+
+    target = resolved(TopKAttention)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", "time", 8)))
+    assert target.inferred_inputs["x"].endswith(
+        "; a sequence, as forward attends over its steps (q @ keys.transpose(-2, -1))"
+    )
+
+
+class Similarity(nn.Module):
+    # a similarity across the batch (a contrastive loss's logits): not attention over steps
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        z = self.fc(x)
+        return z @ z.t()
+
+
+def test_a_similarity_across_the_batch_is_not_attention_over_steps():
+    same(resolved(Similarity).spec.inputs["x"], dst.tensors(shape=("batch", 8)))
+
+
 class PooledThenNamed(nn.Module):
     def __init__(self):
         super().__init__()

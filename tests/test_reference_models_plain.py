@@ -453,6 +453,12 @@ def _smoothed_loss() -> tuple[torch.nn.Module, tuple]:
     return _Readout(LabelSmoothedClassifier()), (torch.randn(3, 12), torch.tensor([0, 4, 2]))
 
 
+def _topk_attention() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.topk_attention import TopKAttention
+
+    return TopKAttention(), (torch.randn(3, 5, 8),)
+
+
 def _flow_distribution() -> tuple[torch.nn.Module, tuple]:
     from reference_models.flow_distribution import ConditionalFlow
 
@@ -1087,6 +1093,7 @@ BUILDERS = {
     "adapter_mixture": _adapter_mixture,
     "carried_memory": _carried_memory,
     "smoothed_loss": _smoothed_loss,
+    "topk_attention": _topk_attention,
     "ssm_cache": _ssm_cache,
     "dict_batch": _dict_batch,
     "graph_conv": _graph_conv,
@@ -2267,3 +2274,20 @@ def test_smoothed_loss_is_cross_entropy_against_the_smoothed_targets() -> None:
     torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(logits, targets, label_smoothing=0.125))
     with pytest.raises(RuntimeError):
         model(x, torch.tensor([0, 5, 2]))  # five classes
+
+
+# --- topk_attention ------------------------------------------------------------------
+
+
+def test_topk_attention_keeps_each_sequence_to_itself_and_k_keys_a_query() -> None:
+    from reference_models.topk_attention import TopKAttention
+
+    torch.manual_seed(0)
+    model = TopKAttention()
+    x = torch.randn(3, 6, 8)
+    together = model(x)
+    for i in range(3):
+        torch.testing.assert_close(model(x[i:i + 1]), together[i:i + 1])
+    # vectors: the scores compare the samples of the batch, which then depend on each other
+    vectors = x[:, 0]
+    assert not torch.allclose(model(vectors)[:1], model(vectors[:1]))

@@ -80,15 +80,15 @@ from dyncheck.strategies import tensors
 
 
 class Model(nn.Module):
-    # self-attention over the rows it is given: one sequence per call, no batch axis
+    # the rows it is given centred on their mean: one set per call, no batch axis
 
     def __init__(self):
         super().__init__()
-        self.qkv = nn.Linear(4, 12)
+        self.fc = nn.Linear(4, 3)
 
     def forward(self, x):
-        q, k, v = self.qkv(x).chunk(3, dim=-1)
-        return (q @ k.transpose(-2, -1)).softmax(-1) @ v
+        h = self.fc(x)
+        return h - h.mean(0)
 
 
 declared = dyncheck.Spec(Model, inputs={"x": tensors(shape=("batch", 4))})

@@ -25,7 +25,7 @@ from dyncheck.infer.layers import (
 )
 from dyncheck.infer.results import Inferred, Uninferable
 from dyncheck.infer.source import (
-    _counted_containers, _forward_tree, _iterated_as_count, _keyed_containers, _mentions_data, _self_module,
+    _counted_containers, _forward_tree, _iterated_as_count, _keyed_containers, _mentions_data, _number, _self_module,
     _string_constants, _thresholds,
 )
 from dyncheck.infer.tokens import infer_tokens, max_positions
@@ -362,11 +362,17 @@ def infer_input(
                 why += layout
             elif found.sequence == "features-last" and expression not in flow.reduced:
                 sequence = _sequence_layer(model, consumers[index + 1:])
+                attends = None if sequence is not None else _attention_in_code(scopes, flow.tainted)
                 if sequence is not None:
                     # Features a Linear reads before a sequence layer: a sequence too (drawn as
                     # vectors, the layer would read the batch as one unbatched sequence).
                     shape, layout = _padded(model, found, flow, consumers[index + 1:], scopes)
                     why += f"{SEQUENCE_NOTE}{sequence} takes one{layout}"
+                elif attends is not None and len(found.shape) == 2:
+                    # attention written out in forward (q @ k.transpose(-2, -1)): over the steps of
+                    # a sequence (drawn as vectors, it attended over the samples of the batch)
+                    shape = (found.shape[0], "time", *found.shape[1:])
+                    why += f"; a sequence, as forward attends over its steps ({attends})"
             swapped = _swap(shape, flow.transposed.get(expression))
             if swapped is not None:
                 shape = swapped
@@ -1549,6 +1555,38 @@ def _axes_moved_before(
             ):
                 return True
     return False
+
+
+def _attention_in_code(scopes: list[tuple[Any, frozenset[str]]], tainted: set[str]) -> str | None:
+    """Attention written out in forward or a helper, over values computed from the argument:
+    scores ``q @ k.transpose(-2, -1)`` (or ``k.mT``, ``torch.matmul``), or
+    ``F.scaled_dot_product_attention(q, k, v)``; as source text, or None. (``a @ b.t()``,
+    a similarity across the batch, is not it.)"""
+    for tree, names in scopes:
+        if tree is None:
+            continue
+        carried = set(tainted) | set(names)
+        for node in ast.walk(tree):
+            right = None
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+                right, left = node.right, node.left
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "matmul"
+                  and len(node.args) == 2):
+                left, right = node.args
+            elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None))
+                  == "scaled_dot_product_attention" and node.args and _mentions_data(node.args[0], carried)):
+                return ast.unparse(node)[:60]
+            if right is None or not (_mentions_data(left, carried) and _mentions_data(right, carried)):
+                continue
+            last_two = (
+                isinstance(right, ast.Attribute) and right.attr == "mT"
+            ) or (
+                isinstance(right, ast.Call) and isinstance(right.func, ast.Attribute) and right.func.attr == "transpose"
+                and sorted(_number(a) for a in right.args if isinstance(_number(a), int)) == [-2, -1]
+            )
+            if last_two:
+                return ast.unparse(node)[:60]
+    return None
 
 
 def _sequence_layer(model: nn.Module, later: list[str]) -> str | None:
