@@ -173,12 +173,7 @@ def infer_input(
         # the largest container: a smaller one is reached only under a condition
         # (if task < 2: self.aux[task]), which the thresholds then split
         size, container_name = max(indexed)
-        said = "annotated int, an index" if annotation is int else "an index"
-        inside = tuple(t for t in thresholds if 0 <= t <= size - 1)
-        return Inferred(
-            dst.controls(dtype=int, min_value=0, max_value=size - 1, thresholds=inside),
-            f"{said} into {container_name} ({size} modules){where or ' in forward'}: each, 0 to {size - 1}",
-        )
+        return _index_control(size, f"{container_name} ({size} modules)", annotation, thresholds, where)
     # an index into a tuple or list the model holds (self.SCALES[scale]): each of its
     # values, and none past the end (the smallest, where several are indexed)
     held = [
@@ -191,12 +186,7 @@ def infer_input(
     ]
     if held and not strings and annotation in (int, inspect.Parameter.empty):
         size, container_name = min(held)
-        said = "annotated int, an index" if annotation is int else "an index"
-        inside = tuple(t for t in thresholds if 0 <= t <= size - 1)
-        return Inferred(
-            dst.controls(dtype=int, min_value=0, max_value=size - 1, thresholds=inside),
-            f"{said} into {container_name} ({size} values){where or ' in forward'}: each, 0 to {size - 1}",
-        )
+        return _index_control(size, f"{container_name} ({size} values)", annotation, thresholds, where)
     architecture = _int_list(annotation)
     if architecture:
         return _architecture(model, name, source_tree, qualname, annotation)
@@ -1284,6 +1274,17 @@ def _weight_rows(
             if isinstance(value, torch.Tensor) and value.dim() >= 1 and value.shape[0] > 0:
                 found.append((int(value.shape[0]), weight))
     return min(found) if found else None
+
+
+def _index_control(size: int, into: str, annotation: Any, thresholds: list[float], where: str) -> Inferred:
+    """An int index into ``into`` (a container of ``size``, as the note names it): each of
+    0 to ``size - 1``, split at the thresholds inside that range."""
+    said = "annotated int, an index" if annotation is int else "an index"
+    inside = tuple(t for t in thresholds if 0 <= t <= size - 1)
+    return Inferred(
+        dst.controls(dtype=int, min_value=0, max_value=size - 1, thresholds=inside),
+        f"{said} into {into}{where or ' in forward'}: each, 0 to {size - 1}",
+    )
 
 
 def _held_value(model: nn.Module, name: str) -> Any:
