@@ -11,8 +11,12 @@ compares it with its row in the batch.
 
 ``TokenizedTabular`` tokenizes its columns as rtdl's FT-Transformer does, each kind of column
 by its own module in a loop over ``(value, module)`` pairs (``for value, module in
-[(x_cont, self.cont_tokens), (x_cat, self.cat_tokens)]``), then pools the tokens. Before, no
-layer was seen to take either argument, and dyncheck refused both, one at a time.
+[(x_cont, self.cont_tokens), (x_cat, self.cat_tokens)]``), each categorical column by its own
+Embedding inside a custom layer (rtdl's ``CategoricalEmbeddings``: ``self.embeddings[i](x[...,
+i])`` over ``range(n_features)``, after checking the column count), then pools the tokens.
+Before, no layer was seen to take either argument, and dyncheck refused both, one at a time;
+then the columns were read as tokens of the first Embedding, and every check crashed on the
+model's own column check.
 """
 
 from __future__ import annotations
@@ -40,12 +44,30 @@ class CategoricalTabular(nn.Module):
         return self.layers(x)
 
 
+class _CategoricalTokens(nn.Module):
+    """rtdl's ``CategoricalEmbeddings``: each column by its own Embedding, after checking the
+    number of columns."""
+
+    def __init__(self, cardinalities, width):
+        super().__init__()
+        self.embeddings = nn.ModuleList(nn.Embedding(n, width) for n in cardinalities)
+
+    def forward(self, x):
+        if x.ndim < 2:
+            raise ValueError(f"the input must have at least two dimensions, got x.ndim={x.ndim}")
+        n_features = len(self.embeddings)
+        if x.shape[-1] != n_features:
+            raise ValueError(f"x.shape[-1]={x.shape[-1]}, but {n_features} cardinalities were given")
+        x = torch.stack([self.embeddings[i](x[..., i]) for i in range(n_features)], dim=-2)
+        return x
+
+
 class TokenizedTabular(nn.Module):
-    def __init__(self, continuous=5, cardinality=3, width=8, classes=3):
+    def __init__(self, continuous=5, cardinalities=(3, 4), width=8, classes=3):
         super().__init__()
         self.width = width
         self.cont_tokens = nn.Linear(continuous, continuous * width)
-        self.cat_tokens = nn.Embedding(cardinality, width)
+        self.cat_tokens = _CategoricalTokens(cardinalities, width)
         self.head = nn.Linear(width, classes)
 
     def forward(self, x_cont, x_cat):

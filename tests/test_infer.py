@@ -790,7 +790,12 @@ def test_a_loop_over_value_and_module_pairs_reads_each_arguments_own_module():
     target = resolved(TokenizedTabular)
     same(target.spec.inputs["x_cont"], dst.tensors(shape=("batch", 5)))
     assert target.inferred_inputs["x_cont"] == "first consumed by cont_tokens (Linear(in_features=5))"
-    assert target.inferred_inputs["x_cat"].startswith("first consumed by cat_tokens (Embedding(num_embeddings=3)")
+    # each column by its own Embedding inside the custom layer: [batch, 2], below the smallest vocabulary
+    same(target.spec.inputs["x_cat"], dst.tensors(shape=("batch", 2), dtype=torch.long, min_value=0, max_value=2))
+    assert target.inferred_inputs["x_cat"] == (
+        "first consumed by cat_tokens (_CategoricalTokens: each column by its own member of embeddings (2 Embeddings), "
+        "integer categories below the smallest vocabulary (3))"
+    )
 
 
 def test_arguments_split_evenly_are_split_as_the_model_runs_them():

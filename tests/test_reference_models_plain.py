@@ -2241,8 +2241,10 @@ def test_tokenized_tabular_takes_each_kind_of_column_through_its_own_module() ->
     from reference_models.tabular import TokenizedTabular
 
     model = TokenizedTabular()
-    x_cont, x_cat = torch.randn(2, 5), torch.tensor([[0, 2], [1, 1]])
+    x_cont, x_cat = torch.randn(2, 5), torch.tensor([[0, 3], [2, 1]])  # cardinalities 3 and 4
     assert model(x_cont, x_cat).shape == (2, 3)
+    with pytest.raises(ValueError):
+        model(x_cont, torch.tensor([[0], [1]]))  # one column of two
     model.cat_tokens = None  # a model without categorical columns skips its pair
     assert model(x_cont, None).shape == (2, 3)
 

@@ -945,9 +945,59 @@ def _embedded_columns(model: nn.Module, tree: ast.AST, name: str) -> Inferred | 
     models embed categorical columns (``[e(x_cat[:, i]) for i, e in enumerate(self.embeds)]``,
     or ``self.embeds[i](x_cat[:, i])`` over ``range(len(self.embeds))``): int64 ``[batch,
     members]``, every column below the smallest vocabulary. None for any other argument."""
-    # Only when the columns are all forward reads of it: continuous columns beside them
-    # (x[:, 2:].float()), or the whole of it read elsewhere, give it another width.
-    uses = sum(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) for n in ast.walk(tree))
+    found = _columns(model, tree, name)
+    if found is None:
+        return None
+    members, vocabulary, container = found
+    return Inferred(
+        dst.tensors(shape=("batch", members), dtype=torch.long, min_value=0, max_value=vocabulary - 1),
+        f"each of its columns is embedded by its own member of {container} ({members} Embeddings): "
+        f"integer categories, one column a member, each below the smallest vocabulary ({vocabulary})",
+    )
+
+
+def embedded_columns_found(module: nn.Module, tree: ast.AST, name: str) -> _Found | None:
+    """:func:`_embedded_columns` as what a custom layer takes (rtdl's ``CategoricalEmbeddings``,
+    handed the categorical columns by the model around it)."""
+    found = _columns(module, tree, name)
+    if found is None:
+        return None
+    members, vocabulary, container = found
+    return _Found(
+        ("batch", members),
+        lambda shape: dst.tensors(shape=shape, dtype=torch.long, min_value=0, max_value=vocabulary - 1),
+        f"{type(module).__name__}: each column by its own member of {container} ({members} Embeddings), "
+        f"integer categories below the smallest vocabulary ({vocabulary})",
+    )
+
+
+def _columns(model: nn.Module, tree: ast.AST, name: str) -> tuple[int, int, str] | None:
+    """(members, the smallest vocabulary, the container) for :func:`_embedded_columns`."""
+    # Only when the columns are all forward reads of its values: continuous columns beside
+    # them (x[:, 2:].float()), or the whole of it read elsewhere, give it another width; its
+    # shape and number of dimensions (checked before the loop, as rtdl does) are not values.
+    parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    # until forward assigns the name anew (x = torch.stack([...]); x = x + self.bias)
+    rebound = min((
+        (statement.lineno, statement.end_lineno or statement.lineno) for statement in ast.walk(tree)
+        if isinstance(statement, (ast.Assign, ast.AugAssign, ast.AnnAssign))
+        and any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store) for n in ast.walk(statement))
+    ), default=(None, None))[1]
+    uses = sum(
+        isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)
+        and (rebound is None or n.lineno <= rebound)
+        and not (isinstance(parents.get(id(n)), ast.Attribute) and parents[id(n)].attr in ("shape", "ndim", "dtype",
+                                                                                            "device", "size", "dim"))
+        for n in ast.walk(tree)
+    )
+    # local names holding a container's length (n_features = len(self.embeddings))
+    lengths = {
+        node.targets[0].id: node.value.args[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+        and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name) and node.value.func.id == "len"
+        and node.value.args
+    }
     for node in ast.walk(tree):
         if isinstance(node, ast.For):
             loops, bodies = [node], node.body
@@ -957,7 +1007,7 @@ def _embedded_columns(model: nn.Module, tree: ast.AST, name: str) -> Inferred | 
         else:
             continue
         for loop in loops:
-            found = _columns_loop(loop.target, loop.iter)
+            found = _columns_loop(loop.target, loop.iter, lengths)
             if found is None:
                 continue
             index, member, container = found
@@ -973,19 +1023,16 @@ def _embedded_columns(model: nn.Module, tree: ast.AST, name: str) -> Inferred | 
             members = list(embeddings.children()) if embeddings is not None else []
             if not members or not all(isinstance(m, nn.Embedding) for m in members):
                 continue
-            vocabulary = min(m.num_embeddings for m in members)
-            return Inferred(
-                dst.tensors(shape=("batch", len(members)), dtype=torch.long, min_value=0, max_value=vocabulary - 1),
-                f"each of its columns is embedded by its own member of {container} ({len(members)} Embeddings): "
-                f"integer categories, one column a member, each below the smallest vocabulary ({vocabulary})",
-            )
+            return len(members), min(m.num_embeddings for m in members), container
     return None
 
 
-def _columns_loop(target: ast.AST, iterated: ast.AST) -> tuple[str, str | None, str] | None:
+def _columns_loop(
+    target: ast.AST, iterated: ast.AST, lengths: dict[str, ast.AST] | None = None,
+) -> tuple[str, str | None, str] | None:
     """(the index's name, the member's name or None, the container's name) of a loop over a
     container's members by index: ``for i, e in enumerate(self.embeds)`` or ``for i in
-    range(len(self.embeds))``."""
+    range(len(self.embeds))``, or ``range(n)`` where ``lengths`` says ``n = len(self.embeds)``."""
     if not (isinstance(iterated, ast.Call) and isinstance(iterated.func, ast.Name) and iterated.args):
         return None
     if (
@@ -995,6 +1042,8 @@ def _columns_loop(target: ast.AST, iterated: ast.AST) -> tuple[str, str | None, 
         container = _self_module(iterated.args[0])
         return (target.elts[0].id, target.elts[1].id, container) if container else None
     counted = iterated.args[-1]
+    if isinstance(counted, ast.Name) and counted.id in (lengths or {}):
+        counted = ast.Call(ast.Name("len", ast.Load()), [lengths[counted.id]], [])
     if (
         iterated.func.id == "range" and isinstance(target, ast.Name) and isinstance(counted, ast.Call)
         and isinstance(counted.func, ast.Name) and counted.func.id == "len" and counted.args

@@ -243,6 +243,13 @@ def _input_for_module(
         if tree is None or parameter is None:
             return None
         kept = role is not None
+        if not kept:
+            # its columns each embedded by their own member (rtdl's CategoricalEmbeddings)
+            from dyncheck.infer.forward import embedded_columns_found
+
+            columns = embedded_columns_found(module, tree, parameter)
+            if columns is not None:
+                return columns
         flow = _flow(tree, parameter, module, strict=kept, same_layout=kept)
         for expression in flow.consumers:
             inner = _resolve_module(module, expression)
