@@ -214,20 +214,38 @@ def deferred_modules(output: Any, model: nn.Module, ran: Iterable[str]) -> list[
     return found
 
 
-def unused_by_output(model: nn.Module, name: str, rerun: Callable[[nn.Module], Any], copy: Callable[[Any], Any]) -> bool:
-    """Whether the floating outputs of ``rerun`` stay the same with the parameters of the
-    submodule ``name`` changed (on copies of ``model``, made by ``copy``): the call did not
-    use them, and what holds them uses them later."""
-    changed = copy(model)
+def unused_by_output(model: nn.Module, name: str, rerun: Callable[[nn.Module], Any]) -> bool:
+    """Whether the floating outputs of ``rerun`` stay the same with the floating parameters
+    of the submodule ``name`` changed (on copies of ``model``): the call did not use them,
+    and what holds them uses them later."""
+    from dyncheck.cloning import clone
+
+    changed = clone(model)
     with torch.no_grad():
         for parameter in changed.get_submodule(name).parameters():
             if parameter.is_floating_point() and not is_lazy(parameter):
-                parameter.mul_(2.0).add_(0.5)
-    with torch.no_grad():
-        before = [t for _, t in floating_leaves(rerun(copy(model))) if t.is_floating_point()]
-        after = [t for _, t in floating_leaves(rerun(changed)) if t.is_floating_point()]
-    return [t.shape for t in before] == [t.shape for t in after] and all(
-        torch.equal(a, b) for a, b in zip(before, after)
+                change_in_place(parameter)
+        return same_floats(rerun(clone(model)), rerun(changed))
+
+
+def change_in_place(parameter: torch.Tensor) -> None:
+    """``parameter`` changed in place, to tell whether an output moves with it: scaled and
+    shifted, or for an integer table (a permutation, indices) each entry moved by one, for a
+    bool one flipped."""
+    if parameter.dtype == torch.bool:
+        parameter.logical_not_()
+    elif parameter.is_floating_point() or parameter.is_complex():
+        parameter.mul_(2.0).add_(0.5)
+    else:
+        parameter.add_(1)
+
+
+def same_floats(output: Any, other: Any) -> bool:
+    """Whether two outputs hold floating tensors of the same shapes and values, in order."""
+    mine = [t for _, t in floating_leaves(output) if t.is_floating_point()]
+    theirs = [t for _, t in floating_leaves(other) if t.is_floating_point()]
+    return [t.shape for t in mine] == [t.shape for t in theirs] and all(
+        torch.equal(a, b) for a, b in zip(mine, theirs)
     )
 
 

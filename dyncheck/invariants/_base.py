@@ -282,14 +282,15 @@ class Context:
     def _check_held(
         self, output: Any, model: nn.Module, path: tuple[str, ...], rerun: Callable[[nn.Module], Any]
     ) -> None:
-        """On the check's first call: a forward that returns an object holding layers it did
-        not run (a lazy distribution, a flow's transform) leaves every check nothing of the
-        model's to see, unless the spec's loss uses the object; :class:`NotApplicable`."""
-        if self._held is None:
+        """A forward that returns an object holding layers it did not run (a lazy distribution,
+        a flow's transform) leaves every check nothing of the model's to see, unless the spec's
+        loss uses the object: :class:`NotApplicable`, once the first call of
+        :data:`_HELD_EXAMPLES` examples showed it (one call an example is looked at)."""
+        if self._held is None and self.examples not in self._held_examples:
             held = [] if self.target.spec.loss is not None else deferred_modules(output, model, path)
             # a module used without being called (its weight in F.linear, .forward()): the output
             # moves with it; on an example where it does not (all zeros), no verdict yet
-            if any(not unused_by_output(model, name, rerun, clone) for _, name, _ in held):
+            if any(not unused_by_output(model, name, rerun) for _, name, _ in held):
                 held = []
             if not held:
                 self._held = ""

@@ -36,7 +36,7 @@ from dyncheck.infer import optional_inputs_hint
 from dyncheck.invariants._base import Context, Invariant, module_name_map, parameter_owners
 from dyncheck.invariants.grad_isolation import evaluate_branch, predicate_text
 from dyncheck.paths import Layout, PathSet
-from dyncheck.tracing import flat_items, floating_leaves
+from dyncheck.tracing import change_in_place, flat_items, same_floats
 
 __all__ = ["Coverage", "Census"]
 
@@ -46,17 +46,6 @@ __all__ = ["Coverage", "Census"]
 _FROZEN_TRIED = 16
 #: ... on this many of the largest examples.
 _FROZEN_EXAMPLES = 3
-
-
-def _changed(parameter: nn.Parameter) -> None:
-    """``parameter`` changed in place: scaled and shifted, or for an integer table (a
-    permutation, indices) each entry moved by one, for a bool one flipped."""
-    if parameter.dtype == torch.bool:
-        parameter.logical_not_()
-    elif parameter.is_floating_point() or parameter.is_complex():
-        parameter.mul_(2.0).add_(0.5)
-    else:
-        parameter.add_(1)
 
 
 @dataclass
@@ -734,28 +723,24 @@ class Coverage(Invariant):
         if not candidates or not examples:
             return
 
-        def outputs(model: nn.Module, example: Example) -> list[Any]:
+        def output(model: nn.Module, example: Example) -> Any:
             model.eval()
             with torch.no_grad():
-                return [t for _, t in floating_leaves(context.run(model, example, record=False, grad=False).output)]
+                return context.run(model, example, record=False, grad=False).output
 
         for example in examples:
-            base = outputs(context.fresh_model(), example)
-            if [t.shape for t in base] != [t.shape for t in outputs(context.fresh_model(), example)] or not all(
-                torch.equal(a, b) for a, b in zip(base, outputs(context.fresh_model(), example))
-            ):
+            base = output(context.fresh_model(), example)
+            if not same_floats(base, output(context.fresh_model(), example)):
                 continue  # the output moves by itself (sampling in eval): nothing to tell
             for names in list(candidates):
                 model = context.fresh_model()
                 with torch.no_grad():
-                    _changed(model.get_parameter(names[0]))
+                    change_in_place(model.get_parameter(names[0]))
                 try:
-                    moved = outputs(model, example)
+                    moved = not same_floats(base, output(model, example))
                 except ModelError:
-                    moved = []  # it raises with other values: it is read
-                if [t.shape for t in moved] != [t.shape for t in base] or not all(
-                    torch.equal(a, b) for a, b in zip(base, moved)
-                ):
+                    moved = True  # it raises with other values: it is read
+                if moved:
                     census.reached.update(names)
                     candidates.remove(names)
 
