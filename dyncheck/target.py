@@ -866,7 +866,6 @@ def _class_ids(
     each size the model's parameters have (from the smallest): the first that runs where
     that size itself raises. None for any other argument, or when no size does so."""
     import torch
-    from torch.nn.parameter import is_lazy
 
     from dyncheck import strategies as dst
 
@@ -877,9 +876,7 @@ def _class_ids(
         return None
     args = _padded_probe(shapes, None, 0, dims)
     batch = next(len(value) for n, value in args.items() if shapes[n][0][:1] == ("batch",))
-    sizes = sorted({
-        size for parameter in instance.parameters() if not is_lazy(parameter) for size in parameter.shape if size > 1
-    })[:_CLASSES_PROBED]
+    sizes = sorted(set(_parameter_sizes([instance])))[:_CLASSES_PROBED]
 
     def runs(top: int) -> bool:
         ids = torch.zeros(batch, dtype=torch.long)
@@ -894,6 +891,18 @@ def _class_ids(
                 f"the other inputs with {count - 1} it ran, with {count} it raised)",
             )
     return None
+
+
+def _parameter_sizes(modules: Sequence[nn.Module], *, recurse: bool = True) -> list[int]:
+    """The sizes above 1 the parameters of ``modules`` have, first seen first: the widths a
+    probe tries. A lazy layer's parameters have no shape yet (it takes any size, which an
+    error asks for)."""
+    from torch.nn.parameter import is_lazy
+
+    return list(dict.fromkeys(
+        size for module in modules for parameter in module.parameters(recurse=recurse)
+        if not is_lazy(parameter) for size in parameter.shape if size > 1
+    ))
 
 
 def _confirm_indirect(
@@ -989,7 +998,6 @@ def _probe_features(
     zip), the sizes are the model's own parameters'. None when there are other inputs, or
     no size runs."""
     import torch
-    from torch.nn.parameter import is_lazy
 
     from dyncheck import strategies as dst
 
@@ -1006,17 +1014,10 @@ def _probe_features(
                 return None
             controls[other] = value
 
-    def sizes_of(modules: Sequence[nn.Module], recurse: bool) -> list[int]:
-        # a lazy layer's parameters have no shape yet: it takes any size, which the error asks for
-        return list(dict.fromkeys(
-            size for module in modules for parameter in module.parameters(recurse=recurse)
-            if not is_lazy(parameter) for size in parameter.shape if size > 1
-        ))[:_FEATURES_PROBED]
-
-    sizes = sizes_of(exc.consumers, False) or sizes_of(exc.consumers, True)
+    sizes = (_parameter_sizes(exc.consumers, recurse=False) or _parameter_sizes(exc.consumers))[:_FEATURES_PROBED]
     whose = "their parameters' sizes"
     if not sizes:
-        sizes, whose = sizes_of([instance], True), "the model's parameters' sizes"
+        sizes, whose = _parameter_sizes([instance])[:_FEATURES_PROBED], "the model's parameters' sizes"
 
     from dyncheck.infer.constructor import _annotation
     from dyncheck.infer.forward import _tensor_list
@@ -1349,9 +1350,6 @@ def _call_at_smallest(
     })
 
 
-#: What inference says of two arguments concatenated into one layer, split evenly.
-_EVEN_SPLIT = "an even share, {half} of {total} features (give other sizes with Spec(inputs=...))"
-
 #: The widest concatenation :func:`_probe_split` tries the splits of.
 _SPLIT_PROBED = 64
 
@@ -1361,6 +1359,8 @@ def _probe_split(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str
     share each (the layer sees only the sum); where the model raises so (``memory`` also
     multiplies a gate of its own width: ``g * memory``), the first split that runs, tried in
     the order below; ``inputs`` and ``inferred`` updated in place."""
+    from dyncheck.infer.forward import EVEN_SHARE
+
     shared = [n for n, why in inferred.items() if "; concatenated with " in why and "an even share, " in why
               and "(give other sizes" in why]
     shapes = _inferred_tensors(inputs, inferred, tokens=True) if len(shared) == 2 else None
@@ -1376,7 +1376,7 @@ def _probe_split(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str
     # Splits where a side is as wide as something the model holds first (a gate of the
     # memory's width), nearest the even split first; a width of 1 broadcasts against
     # anything, so the splits with one last.
-    sizes = {size for parameter in instance.parameters() for size in parameter.shape}
+    sizes = set(_parameter_sizes([instance]))
     widths = sorted(
         (w for w in range(1, total) if w != a[-1]),
         key=lambda w: (w in (1, total - 1), not ({w, total - w} & sizes), abs(2 * w - total), w),
@@ -1386,8 +1386,8 @@ def _probe_split(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str
                  second: _reshaped(inputs[second], (*b[:-1], total - width))}
         if _call_at_smallest(instance, trial, inferred, dims) is None:
             inputs.update(trial)
+            said = EVEN_SHARE.format(share=total // 2, total=total)
             for name, size in ((first, width), (second, total - width)):
-                said = _EVEN_SPLIT.format(half=total // 2, total=total)
                 inferred[name] = inferred[name].replace(said, (
                     f"{size} of {total} features: at an even split the model raised {type(even).__name__} "
                     f"({one_line(even)}), and {width} and {total - width} ran (give other sizes with Spec(inputs=...))"

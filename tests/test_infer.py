@@ -858,6 +858,21 @@ class MemoryFirst(nn.Module):
         return g * memory + (1 - g) * torch.tanh(self.write(z))
 
 
+class LazyReadout(MemoryFirst):
+    def __init__(self):
+        super().__init__()
+        self.read = nn.LazyLinear(4)  # no shape until its first call
+
+    def forward(self, memory, x):
+        return self.read(super().forward(memory, x))
+
+
+def test_the_split_probe_reads_no_shape_of_a_lazy_parameter():
+    # a lazy layer's parameter refuses .shape: the split probe raised inside resolution
+    target = resolved(LazyReadout)
+    same(target.spec.inputs["memory"], dst.tensors(shape=("batch", 16)))
+
+
 def test_a_split_as_wide_as_a_layer_is_tried_before_one_a_width_of_one_broadcasts_in():
     # tried from 1 up, memory [batch, 1] broadcast against the gate and won
     target = resolved(MemoryFirst)

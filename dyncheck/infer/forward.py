@@ -1248,10 +1248,7 @@ def _shared_features(
         share = "" if parts == 1 else f"an even share, {size // parts} of "
         note = f"concatenated with {others} along the last axis: {share}the other {size} of {shape[-1]}"
     else:
-        note = (
-            f"concatenated with {others} along the last axis: an even share, {size // parts} of {size} "
-            "features (give other sizes with Spec(inputs=...))"
-        )
+        note = f"concatenated with {others} along the last axis: {EVEN_SHARE.format(share=size // parts, total=size)}"
     return (*shape[:-1], size // parts), note
 
 
@@ -1293,6 +1290,10 @@ def _handed_to_layers(model: nn.Module, flow: _Flow | None) -> list[tuple[ast.AS
                 found.append((_forward_tree(type(inner)), frozenset({parameter}), expression))
     return found
 
+
+#: What the note of an input concatenated with others into one layer says of its share
+#: (resolution tries other splits where this one raises).
+EVEN_SHARE = "an even share, {share} of {total} features (give other sizes with Spec(inputs=...))"
 
 #: What the note of an input read from a layer that takes another layer's output of it says.
 INDIRECT_NOTE = "; read where a later layer takes what "
