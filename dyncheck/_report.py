@@ -148,18 +148,17 @@ def _inferred_batch_note(target: Any) -> list[str]:
     one sequence) couples samples only as drawn."""
     from dyncheck.examples import strategy_arguments
 
-    shown = []
-    for name in target.inferred_inputs:
-        shape = strategy_arguments(target.spec.inputs.get(name)).get("shape") if name in target.spec.inputs else None
-        if isinstance(shape, tuple) and "batch" in shape:
-            shown.append(f"{name} {shape!r}")
+    shapes = {
+        name: strategy_arguments(target.spec.inputs[name]).get("shape")
+        for name in target.inferred_inputs if name in target.spec.inputs
+    }
+    shown = [name for name, shape in shapes.items() if isinstance(shape, tuple) and "batch" in shape]
     if not shown:
         return []
-    first = shown[0].split(" ", 1)[0]
     return [
-        f"  note:     the batch axis was inferred: {', '.join(shown)}; if forward reads another axis as the batch "
-        f"(a time-major loop, rows that form one sequence), give the shape with "
-        f"Spec(inputs={{{first!r}: tensors(shape=(...))}})"
+        f"  note:     the batch axis was inferred: {', '.join(f'{n} {shapes[n]!r}' for n in shown)}; if forward reads "
+        f"another axis as the batch (a time-major loop, rows that form one sequence), give the shape with "
+        f"Spec(inputs={{{shown[0]!r}: tensors(shape=(...))}})"
     ]
 
 

@@ -286,6 +286,11 @@ class _Flow(ast.NodeVisitor):
         if self._carries(iterated):
             self.tainted.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
 
+    def _is_step(self, node: ast.AST) -> bool:
+        """Whether ``node`` is one step of the argument a loop takes (``x[t]``, or ``x_t`` of
+        ``for x_t in x.unbind(1)``), not a reduction of it."""
+        return (isinstance(node, ast.Name) and node.id in self.walked) or _step_of(node, self.steps) is not None
+
     def _paired(self, target: ast.AST, iterated: ast.AST) -> tuple[dict[str, str], set[str]] | None:
         """For a loop over a literal list of tuples (``for value, module in [(x_cont,
         self.cont), (x_cat, self.cat)]``, rtdl's FT-Transformer): the loop variables bound to
@@ -377,8 +382,7 @@ class _Flow(ast.NodeVisitor):
         axis = self._reduced_axis(entry[1])
         if axis is not None:
             self.reduced[expression] = axis
-            node = entry[1]
-            if (isinstance(node, ast.Name) and node.id in self.walked) or _step_of(node, self.steps) is not None:
+            if self._is_step(entry[1]):
                 self.stepped.add(expression)
         joined = self._joined(entry[1])
         if joined is not None:
@@ -457,8 +461,7 @@ class _Flow(ast.NodeVisitor):
                 tainted.add(parameter)
                 axis = self._reduced_axis(value)
                 if axis is not None:
-                    step = (isinstance(value, ast.Name) and value.id in self.walked) or _step_of(value, self.steps) is not None
-                    reduced[parameter] = (axis, step)
+                    reduced[parameter] = (axis, self._is_step(value))
         if isinstance(function, ast.FunctionDef):
             # a closure also sees the argument under the enclosing names it does not shadow
             tainted |= {n for n in self.tainted if n not in positional and n not in keywords}
@@ -750,18 +753,27 @@ def _walked_axis(node: ast.AST) -> tuple[ast.AST, int] | None:
     """(the tensor, the axis) a ``for`` loop walks one step at a time: ``for x_t in
     x.unbind(1)`` or ``torch.unbind(x, 1)``; None for anything else (``for v in views`` may
     walk a list of tensors as well as a tensor's first axis)."""
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "unbind":
-        arguments = list(node.args)
-        if isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
-            if not arguments:
-                return None
-            walked, arguments = arguments[0], arguments[1:]
-        else:
-            walked = node.func.value
-        keywords = {k.arg: k.value for k in node.keywords}
-        axis = _number(keywords.get("dim", arguments[0] if arguments else ast.Constant(0)))
-        return (walked, axis) if isinstance(axis, int) else None
-    return None
+    call = _tensor_call(node, {"unbind"})
+    if call is None:
+        return None
+    walked, arguments, keywords = call
+    axis = _number(keywords.get("dim", arguments[0] if arguments else ast.Constant(0)))
+    return (walked, axis) if isinstance(axis, int) else None
+
+
+def _tensor_call(node: ast.AST, methods: set[str] | frozenset[str]) -> tuple[ast.AST, list[ast.AST], dict] | None:
+    """(the tensor, the other positional arguments, the keywords) of ``t.f(...)`` or
+    ``torch.f(t, ...)`` for ``f`` among ``methods``; None for any other node."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in methods):
+        return None
+    arguments = list(node.args)
+    if isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
+        if not arguments:
+            return None
+        tensor, arguments = arguments[0], arguments[1:]
+    else:
+        tensor = node.func.value
+    return tensor, arguments, {k.arg: k.value for k in node.keywords}
 
 
 def _step_of(node: ast.AST, steps: dict[str, int]) -> tuple[ast.AST, int] | None:
@@ -788,16 +800,10 @@ def _reduction_axis(node: ast.AST) -> tuple[ast.AST, int] | None:
     keeps the axis (``keepdim=True``) and for several axes at once."""
     if isinstance(node, ast.Subscript) or (isinstance(node, ast.Attribute) and node.attr == "values"):
         node = node.value
-    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _REDUCTIONS):
+    call = _tensor_call(node, _REDUCTIONS)
+    if call is None:
         return None
-    arguments = list(node.args)
-    if isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
-        if not arguments:
-            return None
-        reduced, arguments = arguments[0], arguments[1:]
-    else:
-        reduced = node.func.value
-    keywords = {k.arg: k.value for k in node.keywords}
+    reduced, arguments, keywords = call
     keep = keywords.get("keepdim", arguments[1] if len(arguments) > 1 else None)
     if keep is not None and not (isinstance(keep, ast.Constant) and keep.value is False):
         return None

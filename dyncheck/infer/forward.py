@@ -1312,15 +1312,14 @@ def _weight_rows(
     found = []
     for tree, names, prefix in scopes:
         for node in ast.walk(tree) if tree is not None else ():
-            index = node.slice.value if isinstance(getattr(node, "slice", None), ast.Subscript) else getattr(node, "slice", None)
-            if not (isinstance(node, ast.Subscript) and isinstance(index, ast.Name) and index.id in names
-                    and isinstance(node.value, ast.Attribute) and isinstance(node.value.value, ast.Name)
-                    and node.value.value.id == "self"):
+            if not isinstance(node, ast.Subscript):
+                continue
+            index = node.slice.value if isinstance(node.slice, ast.Subscript) else node.slice  # ids, or ids[0]
+            if not (isinstance(index, ast.Name) and index.id in names and isinstance(node.value, ast.Attribute)
+                    and isinstance(node.value.value, ast.Name) and node.value.value.id == "self"):
                 continue
             weight = f"{prefix}.{node.value.attr}" if prefix else node.value.attr
-            value: Any = model
-            for part in weight.split("."):
-                value = getattr(value, part, None)
+            value = _attribute(model, weight)
             if isinstance(value, torch.Tensor) and value.dim() >= 1 and value.shape[0] > 0:
                 found.append((int(value.shape[0]), weight))
     return min(found) if found else None
@@ -1340,12 +1339,18 @@ def _index_control(size: int, into: str, annotation: Any, thresholds: list[float
 def _held_value(model: nn.Module, name: str) -> Any:
     """The attribute ``name`` (dotted) of ``model`` that is not a module, parameter or buffer
     (a tuple of scales, a list of sizes); None when there is none."""
+    value = _attribute(model, name)
+    return None if isinstance(value, (nn.Module, torch.Tensor)) else value
+
+
+def _attribute(model: nn.Module, name: str) -> Any:
+    """``model``'s attribute ``name``, dotted (``l1.A``); None where a part is missing."""
     value: Any = model
     for part in name.split("."):
         value = getattr(value, part, None)
         if value is None:
             return None
-    return None if isinstance(value, (nn.Module, torch.Tensor)) else value
+    return value
 
 
 def _submodule(model: nn.Module, name: str) -> nn.Module | None:
