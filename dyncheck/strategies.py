@@ -17,6 +17,7 @@ import contextlib
 import inspect
 import contextvars
 import functools
+import hashlib
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -552,7 +553,59 @@ def _element_lists(dtype: torch.dtype, lo: Any, hi: Any, numel: int, signs: Any 
         elements = st.floats(lo, hi, allow_nan=False, allow_infinity=False, width=width)
     else:
         elements = st.integers(lo, hi)
-    return st.lists(elements, min_size=numel, max_size=numel)
+    unwrapped = _choice_level(elements)
+    if unwrapped is None:
+        return st.lists(elements, min_size=numel, max_size=numel)
+    return _FixedElements(*unwrapped, numel, key=f"{dtype} [{lo!r}, {hi!r}] x{numel}")
+
+
+#: Hypothesis's strategies for one choice: their ``do_draw`` makes exactly one choice
+#: (``data.draw_float``, ``draw_integer``, ``draw_boolean``) and draws nothing nested.
+_ONE_CHOICE = frozenset({"FloatStrategy", "IntegersStrategy", "BooleansStrategy"})
+
+
+def _choice_level(elements: st.SearchStrategy) -> tuple[st.SearchStrategy, Any] | None:
+    """``elements`` as (a strategy for one choice, the function its value goes through),
+    or None where Hypothesis builds it otherwise (another version): then the elements are
+    drawn through ``st.lists``."""
+    inner = getattr(elements, "wrapped_strategy", elements)  # st.floats(...) is lazy
+    pack = getattr(inner, "pack", None)  # width=32 maps each float64 choice to float32
+    if pack is not None:
+        inner = getattr(inner, "mapped_strategy", None)
+    if type(inner).__name__ not in _ONE_CHOICE or not callable(getattr(inner, "do_draw", None)):
+        return None
+    return inner, pack
+
+
+class _FixedElements(st.SearchStrategy):
+    """``st.lists(elements, min_size=n, max_size=n)``, drawn as its ``n`` choices in a row.
+
+    The same values, one choice of Hypothesis's per element (its simple values, its
+    shrinking of each), without the list's and the mapping's bookkeeping around every
+    element: a list's decision to go on (a forced choice, as the size is fixed), the
+    spans, and the warnings filter a mapped strategy sets up per draw. Those were about
+    half of the time to draw a small tensor, and small tensors are drawn on nearly every
+    example of every check."""
+
+    def __init__(self, inner: st.SearchStrategy, pack: Any, numel: int, *, key: str) -> None:
+        super().__init__()
+        self._inner, self._pack, self._numel, self._key = inner, pack, numel, key
+
+    def calc_label(self) -> int:
+        """One label per dtype, range and count. Hypothesis's generation splices the choices
+        of one span into another span with the same label: elements of one size put where
+        another size's go would leave the rest of the example misaligned (an invalid example)."""
+        digest = hashlib.sha384(f"dyncheck.tensors elements {self._key}".encode()).digest()
+        return int.from_bytes(digest[:8], "big")
+
+    def do_draw(self, data: Any) -> list[Any]:
+        inner, pack = self._inner, self._pack
+        if pack is None:
+            return [data.draw(inner) for _ in range(self._numel)]
+        return [pack(data.draw(inner)) for _ in range(self._numel)]
+
+    def __repr__(self) -> str:
+        return f"_FixedElements({self._inner!r}, numel={self._numel})"
 
 
 def _signs(*values: Any) -> tuple[float, ...]:

@@ -163,22 +163,22 @@ def test_one_example_is_not_enough_to_call_a_rare_expert_dead(dyncheck_run):
 
 
 def test_the_statistics_are_the_checks_own_when_a_directed_search_ran(dyncheck_run):
-    # At this seed the 50 examples never choose expert 0 and the directed search does; its
+    # At this seed the 30 examples never choose expert 0 and the directed search does; its
     # find() must not replace the check's statistics ("1 failing" was the search's hit).
     run = dyncheck_run("--dyncheck", "reference_models.routing:TopOneMoE", COV, "--hypothesis-show-statistics",
-                       "--dyncheck-seed=3", "--dyncheck-max-examples=50")
+                       "--dyncheck-seed=3", "--dyncheck-max-examples=30")
     assert "experts.0" in run.text.split("dyncheck summary")[1], run.text
     statistics = run.text.split("Hypothesis Statistics")[1].split("dyncheck summary")[0]
-    assert "50 passing, 0 failing, and 0 invalid test cases" in statistics, statistics
+    assert re.search(r"30 passing, 0 failing, and \d+ invalid test cases", statistics), statistics
     assert "path: router → experts.2 → head" in statistics, statistics
     assert "experts.0" not in statistics, statistics
 
 
 def test_a_rare_path_is_found_by_the_directed_search(dyncheck_run):
-    # Expert 0 of the reference mixture is chosen rarely; with seed 3 and 50 examples the
-    # run itself never chooses it, the directed search does.
+    # Expert 0 of the reference mixture is chosen rarely; with seed 3 and 30 examples the
+    # run itself never chooses it (the test above), the directed search does.
     run = dyncheck_run("--dyncheck", "reference_models.routing:TopOneMoE", COV, "--dyncheck-seed=3",
-                       "--dyncheck-max-examples=50")
+                       "--dyncheck-max-examples=30")
     assert run.ret == 0, run.text
     assert "experts.0" in run.text.split("dyncheck summary")[1]
 

@@ -95,9 +95,13 @@ def test_every_padding_bug_is_caught(dyncheck_run):
         "-k padding_invariance"
     )
 
-    # Sorted and never unsorted, and state carried between calls: rows alone differ.
-    for bug in ("never_unsorted", "carried_hidden"):
-        assert all(re.fullmatch(ROW_ALONE, found) for found in findings(failure(bug))), failure(bug)
+    # Sorted and never unsorted: rows alone differ.
+    assert all(re.fullmatch(ROW_ALONE, found) for found in findings(failure("never_unsorted")))
+    # State carried between calls: every call starts from the state the one before left, so a
+    # row alone differs, and the same batch with more padding may too.
+    found = findings(failure("carried_hidden"))
+    assert any(re.fullmatch(ROW_ALONE, f) for f in found), failure("carried_hidden")
+    assert all(re.fullmatch(ROW_ALONE, f) or re.fullmatch(EXTRA, f) for f in found), failure("carried_hidden")
 
     # No packing, and mean pooling over the padding: a row alone differs (when it was padded)
     # and appending padding changes it.

@@ -248,13 +248,16 @@ def test_a_failure_names_the_path_in_one_short_line(dyncheck_run, pytester):
     pytester.makepyfile(decoder=DECODER)
     run = dyncheck_run("--dyncheck", "decoder:unseeded", "--dyncheck-invariants=determinism", "--dyncheck-seed=1")
     lines = run.failure("::determinism").strip().splitlines()
-    assert lines[2] == (
+    # The generator is the model's own: Hypothesis's replay of the example may take the same
+    # path again or not (then the message says the failure did not repeat, and goes on).
+    start = lines.index(
         "Two calls with the same seed and input took different paths: the model keeps state between calls "
         "or draws from a generator dyncheck does not seed."
     )
+    assert start in (2, 3) and (start == 2 or lines[2].startswith("The failure did not repeat")), lines
     blocks = r"(all 39 modules|only (layers\.\d(-\d)?( → )?)+|(layers\.\d(-\d)?(, )?)+ skipped)"
-    assert re.fullmatch(rf"  first call:  {blocks}", lines[3]), lines[3]
-    assert re.fullmatch(rf"  second call: {blocks}", lines[4]), lines[4]
+    assert re.fullmatch(rf"  first call:  {blocks}", lines[start + 1]), lines[start + 1]
+    assert re.fullmatch(rf"  second call: {blocks}", lines[start + 2]), lines[start + 2]
     path = next(line for line in lines if line.startswith("  path:"))
     assert re.fullmatch(rf"  path:     {blocks} \(of embed → layers\.0-3 → norm → head \(39 modules\)\)", path), path
     assert len(path) <= 120

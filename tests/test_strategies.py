@@ -231,6 +231,47 @@ def test_large_tensors(dtype: torch.dtype, data: st.DataObject) -> None:
     assert within(t, -1e3, 1e3) if dtype.is_floating_point else within(t, 0, 9)
 
 
+@pytest.mark.parametrize("dtype", [*FLOAT_DTYPES, *INT_DTYPES, torch.bool], ids=str)
+def test_a_small_tensors_elements_are_one_choice_each_in_range(dtype: torch.dtype) -> None:
+    # Hypothesis's strategy for one element drawn n times in a row, not st.lists around it
+    # (about half the time of a small tensor's draw): taken with the Hypothesis installed.
+    _, _, lo, hi, *_ = strategies._tensor_plan(shape=(6,), dtype=dtype)
+    elements = strategies._element_lists(dtype, lo, hi, 6, strategies._signs(lo, hi))
+    assert isinstance(elements, strategies._FixedElements)
+    if dtype == torch.bool:
+        can_generate(elements, lambda v: v == [False] * 6)
+        return
+    for wanted in (lo, hi, 0):
+        values = can_generate(elements, lambda v, w=wanted: w in v and len(v) == 6)
+        assert all(lo <= v <= hi for v in values)
+        # each value is one the dtype holds (float32's and float16's are rounded to them)
+        assert torch.tensor(values, dtype=dtype).tolist() == values
+
+
+def test_elements_of_another_kind_of_strategy_are_drawn_as_a_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A strategy for one element built otherwise (another Hypothesis version) is not
+    # unwrapped: the elements go through st.lists, with the same values and bounds.
+    assert strategies._choice_level(st.just(1.0)) is None
+    assert strategies._choice_level(st.floats(0, 1).map(abs).map(abs)) is None
+    assert strategies._choice_level(st.one_of(st.floats(0, 1), st.integers())) is None
+    assert strategies._choice_level(st.floats(0, 1, width=32)) is not None
+    monkeypatch.setattr(strategies, "_choice_level", lambda elements: None)
+    strategies._element_lists.cache_clear()
+    try:
+        assert not isinstance(strategies._element_lists(torch.float32, -1.0, 1.0, 4), strategies._FixedElements)
+        t = can_generate(tensors(shape=(2, 3), min_value=-1, max_value=1), lambda t: (t == 1).any())
+        assert t.shape == (2, 3) and within(t, -1, 1)
+    finally:
+        strategies._element_lists.cache_clear()
+
+
+def test_a_small_tensor_shrinks_element_by_element() -> None:
+    # Each element is a span of its own, as in a list: Hypothesis shrinks every other one to 0.
+    t = find(tensors(shape=(2, 3), edge_cases=False), lambda t: bool((t > 1).any()),
+             settings=settings(database=None, derandomize=True, deadline=None))
+    assert sorted(t.flatten().tolist()) == [0.0] * 5 + [2.0], t
+
+
 # -- edge cases: each one can occur with edge_cases=True (the default)
 
 EDGE_SHAPES = [(3, 4), (8, 8)]  # element by element, and through the generator
