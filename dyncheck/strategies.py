@@ -17,7 +17,6 @@ import contextlib
 import inspect
 import contextvars
 import functools
-import hashlib
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -556,7 +555,7 @@ def _element_lists(dtype: torch.dtype, lo: Any, hi: Any, numel: int, signs: Any 
     unwrapped = _choice_level(elements)
     if unwrapped is None:
         return st.lists(elements, min_size=numel, max_size=numel)
-    return _FixedElements(*unwrapped, numel, key=f"{dtype} [{lo!r}, {hi!r}] x{numel}")
+    return _FixedElements(*unwrapped, numel)
 
 
 #: Hypothesis's strategies for one choice: their ``do_draw`` makes exactly one choice
@@ -581,22 +580,17 @@ class _FixedElements(st.SearchStrategy):
     """``st.lists(elements, min_size=n, max_size=n)``, drawn as its ``n`` choices in a row.
 
     The same values, one choice of Hypothesis's per element (its simple values, its
-    shrinking of each), without the list's and the mapping's bookkeeping around every
-    element: a list's decision to go on (a forced choice, as the size is fixed), the
-    spans, and the warnings filter a mapped strategy sets up per draw. Those were about
-    half of the time to draw a small tensor, and small tensors are drawn on nearly every
-    example of every check."""
+    shrinking of each), without the bookkeeping a list and a mapped strategy put around
+    every element: the list's decision to go on (a forced choice, as the size is fixed),
+    the mapping's own span, its warnings filter and its retries. Those were about half of
+    the time to draw a small tensor, and small tensors are drawn on nearly every example of
+    every check. Each element is still drawn as a span of its own (``data.draw``):
+    Hypothesis's generation copies one element's choices into another's (the repeated
+    values that expose some bugs), which it does between spans with the same label."""
 
-    def __init__(self, inner: st.SearchStrategy, pack: Any, numel: int, *, key: str) -> None:
+    def __init__(self, inner: st.SearchStrategy, pack: Any, numel: int) -> None:
         super().__init__()
-        self._inner, self._pack, self._numel, self._key = inner, pack, numel, key
-
-    def calc_label(self) -> int:
-        """One label per dtype, range and count. Hypothesis's generation splices the choices
-        of one span into another span with the same label: elements of one size put where
-        another size's go would leave the rest of the example misaligned (an invalid example)."""
-        digest = hashlib.sha384(f"dyncheck.tensors elements {self._key}".encode()).digest()
-        return int.from_bytes(digest[:8], "big")
+        self._inner, self._pack, self._numel = inner, pack, numel
 
     def do_draw(self, data: Any) -> list[Any]:
         inner, pack = self._inner, self._pack
