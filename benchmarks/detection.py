@@ -22,10 +22,12 @@ import warnings
 from dataclasses import dataclass
 
 import torch
-from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import HealthCheck, Phase, example, given, seed, settings
 
+from dyncheck._constants import target_constants
+from dyncheck._items import derived_seed
 from dyncheck.errors import DyncheckWarning, InvariantViolation, ModelError
-from dyncheck.examples import from_target
+from dyncheck.examples import corner_examples, from_target
 from dyncheck.invariants import Context, registry
 from dyncheck.settings import Settings
 from dyncheck.target import resolve
@@ -65,11 +67,6 @@ def run_check(target_text: str, invariant_name: str, max_examples: int, run_seed
     state = {"calls": 0, "first": None, "first_seconds": None, "last_failing": None}
     started = time.perf_counter()
 
-    @seed(run_seed)
-    @settings(max_examples=max_examples, database=None, deadline=None, print_blob=False,
-              phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
-              suppress_health_check=list(HealthCheck))
-    @given(from_target(target))
     def check(example):
         state["calls"] += 1
         try:
@@ -82,9 +79,24 @@ def run_check(target_text: str, invariant_name: str, max_examples: int, run_seed
             state["last_failing"] = example
             raise
 
+    # As the plugin's item runs it: the invariant's own sizes, each side of every control's
+    # thresholds first (counted against the examples), the seed derived from the run's seed,
+    # the target and the invariant, and Hypothesis's constants from the target's modules only.
+    names = {target.text.partition(":")[0]} | ({target.model_class.__module__} if target.model_class else set())
+    with target_constants(names):
+        corners = corner_examples(target)[:max_examples]
+    test = given(from_target(target, invariant.dims(target)))(check)
+    for corner in reversed(corners):
+        test = example(corner)(test)
+    test = seed(derived_seed(run_seed, target.text, invariant_name))(test)
+    test = settings(max_examples=max(max_examples - len(corners), 1), database=None, deadline=None,
+                    print_blob=False, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+                    suppress_health_check=list(HealthCheck))(test)
+
     finding = None
     try:
-        check()
+        with target_constants(names):
+            test()
         invariant.finish(context)
     except (InvariantViolation, ModelError) as exc:
         finding = exc
