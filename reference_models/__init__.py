@@ -216,6 +216,8 @@ Refactored twins, each declaring the model it must still agree with
   a series (a Conv1d over it permuted) and its time features (a Linear) added step by step.
 * :mod:`reference_models.greedy_decoder` -- ``GreedyDecoder``: a GRU encoder and a GRU cell
   decoding greedily inside forward until every sample has emitted its end token.
+* :mod:`reference_models.beam_search` -- ``BeamSearchDecoder``: a beam search over a GRU cell
+  for each sample in turn, a loop over the batch whose inner loop alone carries a state.
 * :mod:`reference_models.unrolled_cell` -- ``UnrolledGRU``: a GRU cell unrolled by hand over
   padded sequences, each row's state held once its sequence has ended; ``SteppedGRU``: the
   cell unrolled for ``num_steps`` steps, a count beside the sequence.
@@ -363,6 +365,7 @@ GOOD_TARGETS = (
     "reference_models.causal_tcn:CausalTCN",
     "reference_models.time_features:TimeFeatureForecaster",
     "reference_models.greedy_decoder:GreedyDecoder",
+    "reference_models.beam_search:BeamSearchDecoder",
     "reference_models.unrolled_cell:UnrolledGRU",
     "reference_models.two_views:TwoViewContrast",
     "reference_models.two_views:MultiCropWrapper",

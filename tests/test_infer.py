@@ -711,10 +711,42 @@ class PerSampleStatement(_Stepped):
         return torch.stack(outs)
 
 
-@pytest.mark.parametrize("model", [PerSampleLoop, PerSampleStatement])
+class PerSampleSearch(_Stepped):
+    # a search per sample (beam search's generate): each sample's state starts anew, and
+    # only the inner loop over the steps carries it
+    def forward(self, x):
+        outs = []
+        for i in range(x.size(0)):
+            h = self.step(x[i], 0.0)
+            for _ in range(3):
+                h = torch.tanh(h + 0.1)
+            outs.append(self.out(h))
+        return torch.stack(outs)
+
+
+@pytest.mark.parametrize("model", [PerSampleLoop, PerSampleStatement, PerSampleSearch])
 def test_a_loop_over_the_samples_that_carries_nothing_is_not_one_over_steps(model):
     target = resolved(model)
     same(target.spec.inputs["x"], dst.tensors(shape=("batch", 8)))
+
+
+@pytest.mark.parametrize(("body", "carried"), [
+    ("h = cell(x[t], h)", True),
+    ("spk, mem = lif(fc(x[t]), mem)\nouts.append(spk)", True),
+    ("h += x[t]", True),
+    ("if t == 0:\n    h = start\nh = cell(x[t], h)", True),  # h comes from the step before when t > 0
+    ("for k in range(3):\n    h = f(x[t])\ny = g(h)", True),  # the inner loop may not run
+    ("outs.append(out(x[i]))", False),
+    ("h = enc(x[i])\nfor _ in range(3):\n    h = cell(h)\nouts.append(h)", False),
+    ("if flag:\n    h = a(x[i])\nelse:\n    h = b(x[i])\nouts.append(h)", False),
+    ("with torch.no_grad():\n    h = enc(x[i])\nouts.append(h)", False),
+])
+def test_a_loop_carries_a_state_when_it_reads_a_name_before_assigning_it(body, carried):
+    import ast
+
+    from dyncheck.infer.flow import _carries_state
+
+    assert _carries_state(ast.parse(body).body) is carried
 
 
 def test_a_counter_used_at_another_place_is_not_a_step():

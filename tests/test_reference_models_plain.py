@@ -231,6 +231,12 @@ def _greedy_decoder() -> tuple[torch.nn.Module, tuple]:
     return _SecondOutput(GreedyDecoder()), (torch.randint(0, 4, (3, 5)),)  # the scores
 
 
+def _beam_search() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.beam_search import BeamSearchDecoder
+
+    return _SecondOutput(BeamSearchDecoder()), (torch.randn(3, 10),)  # the best hypotheses' scores
+
+
 def _unrolled_cell() -> tuple[torch.nn.Module, tuple]:
     from reference_models.unrolled_cell import UnrolledGRU
 
@@ -1065,6 +1071,7 @@ BUILDERS = {
     "causal_tcn": _causal_tcn,
     "time_features": _time_features,
     "greedy_decoder": _greedy_decoder,
+    "beam_search": _beam_search,
     "unrolled_cell": _unrolled_cell,
     "loop_moe": _loop_moe,
     "early_exit": _early_exit,

@@ -718,17 +718,77 @@ _SHAPE_KEEPING = (
 
 
 def _carries_state(body: list[ast.stmt]) -> bool:
-    """Whether a loop's body carries a value from one step to the next: a name it assigns
-    from an expression that reads the same name (``h = self.cell(x[t], h)``, ``spk, mem =
-    self.lif(cur, mem)``, ``h += x[t]``)."""
+    """Whether a loop's body carries a value from one step to the next: a name the body
+    assigns and reads before it assigns it in the same step (``h = self.cell(x[t], h)``,
+    ``spk, mem = self.lif(cur, mem)``, ``h += x[t]``). A state the body starts anew on each
+    step is not carried (a beam search per sample: ``h = self.enc(src[b])``, then an inner
+    loop over ``h``)."""
+    early, _ = _read_before_set(body, frozenset())
+    return bool(early & _assigned(body))
+
+
+def _read_before_set(body: list[ast.stmt], defined: frozenset[str]) -> tuple[set[str], frozenset[str]]:
+    """(the names ``body`` reads before it has surely assigned them, in statement order
+    from ``defined``; the names surely assigned after it). An ``if`` assigns surely what
+    both branches assign; a loop's body may not run, so what it assigns is not sure after it."""
+    early: set[str] = set()
+    for statement in body:
+        if isinstance(statement, ast.If):
+            early |= _loads(statement.test) - defined
+            found, taken = _read_before_set(statement.body, defined)
+            other, untaken = _read_before_set(statement.orelse, defined)
+            early |= found | other
+            defined = defined | (taken & untaken)
+        elif isinstance(statement, (ast.For, ast.AsyncFor, ast.While)):
+            head = statement.test if isinstance(statement, ast.While) else statement.iter
+            early |= _loads(head) - defined
+            targets = _names(statement.target) if isinstance(statement, (ast.For, ast.AsyncFor)) else set()
+            for block in (statement.body, statement.orelse):
+                found, _ = _read_before_set(block, defined | targets)
+                early |= found
+        elif isinstance(statement, (ast.With, ast.AsyncWith)):
+            for item in statement.items:
+                early |= _loads(item.context_expr) - defined
+                if item.optional_vars is not None:
+                    defined = defined | _names(item.optional_vars)
+            found, defined = _read_before_set(statement.body, defined)
+            early |= found
+        elif isinstance(statement, ast.Try):
+            found, defined = _read_before_set(statement.body, defined)
+            early |= found
+            for block in (*(h.body for h in statement.handlers), statement.orelse, statement.finalbody):
+                early |= _read_before_set(block, defined)[0]
+        elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined = defined | {statement.name}
+        else:
+            early |= _loads(statement) - defined
+            if isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Name):
+                early |= {statement.target.id} - defined  # h += x[t] reads h
+            defined = defined | _assigned([statement])
+    return early, defined
+
+
+def _assigned(body: list[ast.stmt]) -> set[str]:
+    """The names ``body`` assigns anywhere (a statement's targets, a loop's, ``with ... as``,
+    ``:=``)."""
+    found: set[str] = set()
     for node in (n for statement in body for n in ast.walk(statement)):
-        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
-            return True
         if isinstance(node, ast.Assign):
-            assigned = {n.id for target in node.targets for n in ast.walk(target) if isinstance(n, ast.Name)}
-            if assigned & {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}:
-                return True
-    return False
+            found.update(n for target in node.targets for n in _names(target))
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.NamedExpr)):
+            found.update(_names(node.target))
+        elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+            found.update(_names(node.optional_vars))
+    return found
+
+
+def _names(target: ast.AST) -> set[str]:
+    """The plain names an assignment target binds (``h``, ``spk, mem``; not ``self.h``)."""
+    return {n.id for n in ast.walk(target) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+
+
+def _loads(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
 def _counted_axis(node: ast.AST) -> tuple[ast.AST, int] | None:
