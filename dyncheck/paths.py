@@ -385,7 +385,9 @@ def _runs(path: Sequence[str]) -> list[tuple[str, int]]:
 def _cycles(labels: list[str]) -> list[str]:
     """``labels`` with a run of one group of them repeated folded into ``(fc1 → fc2) ×6``: a
     cell unrolled by hand, a spiking net's layers step after step. At each place the repeat
-    that covers the most labels (the shortest group of those), two labels a group at least."""
+    that covers the most labels (the shortest group of those), two labels a group at least;
+    a repeat inside a group is folded too (``(encoder → (cell → out) ×3) ×2``: a search per
+    sample, each sample's steps)."""
     folded: list[str] = []
     index = 0
     while index < len(labels):
@@ -399,7 +401,7 @@ def _cycles(labels: list[str]) -> list[str]:
                 best = (size, times)
         size, times = best
         if times:
-            folded.append(f"({ARROW.join(labels[index:index + size])}) ×{times}")
+            folded.append(f"({ARROW.join(_cycles(labels[index:index + size]))}) ×{times}")
             index += size * times
         else:
             folded.append(labels[index])

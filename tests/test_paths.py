@@ -378,6 +378,8 @@ def test_a_container_starting_with_such_a_step_is_named_whole_and_varying_childr
     (["embed", *["cell", "out"] * 3, "head"], "embed → (cell → out) ×3 → head"),
     # runs of one module fold first, then the group they are in
     (["a", "b", "b", "a", "b", "b"], "(a → b ×2) ×2"),
+    # and a group repeated inside a repeated group (a beam search per sample, its steps)
+    (["enc", "e", "c", "e", "c", "enc", "e", "c", "e", "c"], "(enc → (e → c) ×2) ×2"),
     # no group repeats: as before
     (["a", "b", "c", "a"], "a → b → c → a"),
 ])
