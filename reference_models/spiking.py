@@ -9,6 +9,14 @@ What it proves: a loop over the steps of an axis is read as one. ``fc1`` takes
 ``data[step]``: read as the vectors ``fc1`` takes, ``[batch, features]``, the loop walked
 the batch as time and ``batch_invariance`` reported samples coupled that a sequence keeps
 apart. The counter over ``data.size(0)`` puts the axis back: ``("time", "batch", 8)``.
+
+``LeakyLayerSNN``: the neurons as snntorch's ``snn.Leaky`` modules hold them. Each layer of
+neurons is a module that keeps the last membrane potential in a buffer registered with
+``persistent=False`` (outside the state_dict), written on every call, while the caller
+passes the potential in and gets it back (``spk, mem = self.lif1(cur, mem)``). No call reads
+the buffer, so ``purity`` takes it for scratch state and says so in the summary; a neuron
+that starts from it (``buggy/carried_membrane.py``, snntorch's ``init_hidden=True`` used
+across calls) fails.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["LeakySNN"]
+__all__ = ["LeakyLayer", "LeakyLayerSNN", "LeakySNN"]
 
 
 class _Spike(torch.autograd.Function):
@@ -52,6 +60,48 @@ class LeakySNN(nn.Module):
         for step in range(data.size(0)):
             spk1, mem1 = self._leaky(self.fc1(data[step]), mem1)
             spk2, mem2 = self._leaky(self.fc2(spk1), mem2)
+            spikes.append(spk2)
+            membranes.append(mem2)
+        return torch.stack(spikes), torch.stack(membranes)
+
+
+class LeakyLayer(nn.Module):
+    """A layer of leaky integrate-and-fire neurons, the membrane passed in and returned;
+    the last one kept in a scratch buffer, as ``snn.Leaky`` keeps ``mem``."""
+
+    def __init__(self, beta=0.9, threshold=1.0):
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+        self.register_buffer("mem", torch.zeros(0), persistent=False)
+
+    def init_leaky(self) -> torch.Tensor:
+        return torch.zeros(0)  # broadcast against the first input current
+
+    def start(self, current: torch.Tensor, mem: torch.Tensor) -> torch.Tensor:
+        """The membrane a step starts from: the one the caller passed."""
+        return mem
+
+    def forward(self, current: torch.Tensor, mem: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mem = self.start(current, mem)
+        mem = torch.zeros_like(current) if mem.numel() == 0 else mem
+        reset = (mem > self.threshold).to(mem.dtype).detach()
+        mem = self.beta * mem + current - reset * self.threshold
+        self.mem = mem.detach()
+        return _Spike.apply(mem - self.threshold), mem
+
+
+class LeakyLayerSNN(nn.Module):
+    def __init__(self, inputs=8, hidden=16, outputs=4, beta=0.9, layer=LeakyLayer):
+        super().__init__()
+        self.fc1, self.lif1 = nn.Linear(inputs, hidden), layer(beta)
+        self.fc2, self.lif2 = nn.Linear(hidden, outputs), layer(beta)
+
+    def forward(self, data):
+        mem1, mem2 = self.lif1.init_leaky(), self.lif2.init_leaky()
+        spikes, membranes = [], []
+        for step in range(data.size(0)):
+            spk1, mem1 = self.lif1(self.fc1(data[step]), mem1)
+            spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
             spikes.append(spk2)
             membranes.append(mem2)
         return torch.stack(spikes), torch.stack(membranes)

@@ -2211,6 +2211,26 @@ def test_spiking_net_keeps_each_sample_to_itself_and_learns_through_its_spikes()
     assert model.fc1.weight.grad.abs().sum() > 0
 
 
+def test_spiking_layers_keep_the_last_membrane_in_a_buffer_no_call_reads() -> None:
+    from reference_models.buggy.carried_membrane import Model as Carried
+    from reference_models.spiking import LeakyLayerSNN, LeakySNN
+
+    torch.manual_seed(0)
+    model, plain = LeakyLayerSNN(), LeakySNN()
+    plain.load_state_dict(model.state_dict())  # the same weights; the buffers are not in it
+    assert "lif1.mem" not in model.state_dict()
+    data = torch.randn(5, 3, 8) * 3
+    first = model(data)
+    torch.testing.assert_close(first, plain(data))  # the same network as LeakySNN
+    assert model.lif2.mem.shape == (3, 4)  # the last step's membrane, written by the call
+    torch.testing.assert_close(model(data), first)  # and read by no later call
+    carried = Carried()
+    carried.load_state_dict(model.state_dict())
+    once = carried(data)
+    torch.testing.assert_close(once, first)
+    assert not torch.allclose(carried(data)[1], once[1])  # the bug: the next call starts from it
+
+
 # --- multi_scale ---------------------------------------------------------------------
 
 

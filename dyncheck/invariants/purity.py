@@ -13,7 +13,10 @@ For every example, on a fresh copy of the model:
    statistics, caches and counters in buffers may change while training, never at
    inference. ``nn.BatchNorm`` passes: it updates its running statistics only in train
    mode. The train call before it settles what a trained model has settled: lazy layers
-   are materialised, data-dependent initialisations (ActNorm) done.
+   are materialised, data-dependent initialisations (ActNorm) done. Buffers outside the
+   state_dict (``persistent=False``) that a second eval call does not read (the same
+   outputs again) are scratch state, noted in the summary: snntorch's neurons keep their
+   last membrane so.
 """
 
 from __future__ import annotations
@@ -71,8 +74,9 @@ def _state_changes(
     model: nn.Module,
     before: dict[str, tuple[torch.Tensor, int] | None],
     after: dict[str, tuple[torch.Tensor, int] | None],
-) -> tuple[str, list[str]] | None:
-    """The problem (headline, numbers) when a call changed ``model``'s parameters or buffers."""
+) -> tuple[str, list[str], list[str]] | None:
+    """The problem (headline, numbers, the names changed) when a call changed ``model``'s
+    parameters or buffers."""
     parameters = {name for name, _ in model.named_parameters(remove_duplicate=False)}
     current = {id(t): name for name, t in [*model.named_parameters(), *model.named_buffers()]}
     changed: list[str] = []
@@ -113,6 +117,7 @@ def _state_changes(
         f"In eval mode forward changed the model's {kinds} {', '.join(changed)}: inference must "
         f"not change the model. {fix}",
         details,
+        changed,
     )
 
 
@@ -179,8 +184,8 @@ class Purity(Invariant):
                 )
             )
         changed_state = _state_changes(model, before, _state(model, copy=False))
-        if changed_state is not None:
-            problems.append(changed_state)
+        if changed_state is not None and not self._scratch(context, model, example, evaluated, changed_state[2]):
+            problems.append(changed_state[:2])
         if not problems:
             if not before and not _tensor_args(dict(example.args)):
                 return context.nothing_to_compare(
@@ -197,3 +202,36 @@ class Purity(Invariant):
                 details.extend(f"  {line}" for line in lines)
         # One raise for every finding: Hypothesis tells failures apart by where they are raised.
         raise InvariantViolation(headline, details, path=path)
+
+    def _scratch(self, context: Context, model: nn.Module, example: Example, evaluated: Trace, changed: list[str]) -> bool:
+        """Whether every buffer the eval call changed is a scratch buffer: registered with
+        ``persistent=False`` (outside the state_dict) and read by no later call, as a second
+        eval call from the state the first left gives the same outputs, bitwise. snntorch's
+        neurons keep the last membrane potential in such a buffer while the caller passes
+        and gets the state itself (``spk, mem = lif(cur, mem)``). A buffer that a later call
+        reads (a running statistic, a cache of keys, an ``init_hidden`` state) is reported."""
+        from dyncheck.invariants.determinism import _differences
+
+        if not set(changed) <= _non_persistent_buffers(model):
+            return False
+        again, _ = self._call(context, model, example, grad=False)
+        if _differences(evaluated.output, again.output):
+            return False
+        shown = ", ".join(changed[:3]) + (" …" if len(changed) > 3 else "")
+        context.note("scratch_buffers", lambda count: (
+            f"forward rewrote {shown} in eval mode on {count} example{'s' if count != 1 else ''}: "
+            "buffers outside the state_dict (persistent=False) that the next call does not read "
+            "(the same outputs again), taken for scratch state, as snntorch's neurons keep"
+        ))
+        return True
+
+
+def _non_persistent_buffers(model: nn.Module) -> set[str]:
+    """The names of the buffers registered with ``persistent=False`` (every name a shared
+    module gives them)."""
+    return {
+        f"{prefix}.{name}" if prefix else name
+        for prefix, module in model.named_modules(remove_duplicate=False)
+        for name in getattr(module, "_non_persistent_buffers_set", ())
+        if name in module._buffers
+    }

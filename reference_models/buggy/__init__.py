@@ -167,6 +167,9 @@ so that dyncheck's zero-configuration inference can check it.
   running statistics registered with ``persistent=False`` (state_roundtrip, in eval mode).
 * :mod:`~reference_models.buggy.eval_codebook_update` -- a VQ-VAE's EMA codebook updated
   in eval mode too (purity, determinism, batch_invariance).
+* :mod:`~reference_models.buggy.carried_membrane` -- spiking neurons that start each call
+  from the membrane the last call left in their scratch buffer (purity, determinism,
+  state_roundtrip, batch_invariance).
 * :mod:`~reference_models.buggy.counted_flow_shift` -- a conditional flow whose transform's
   shift grows with a count of calls (determinism, state_roundtrip, batch_invariance).
 * :mod:`~reference_models.buggy.first_adapter` -- the adapter mixture giving every sample the
@@ -298,6 +301,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.stacked_batch_mean:Model": ("batch_invariance",),
     "reference_models.buggy.unsaved_running_stats:Model": ("state_roundtrip",),
     "reference_models.buggy.eval_codebook_update:Model": ("purity", "determinism", "batch_invariance"),
+    "reference_models.buggy.carried_membrane:Model": ("purity", "determinism", "state_roundtrip", "batch_invariance"),
     "reference_models.buggy.batch_mean_film:Model": ("batch_invariance",),
     "reference_models.buggy.counted_flow_shift:Model": ("determinism", "state_roundtrip", "batch_invariance"),
     "reference_models.buggy.first_adapter:Model": ("batch_invariance",),
