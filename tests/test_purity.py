@@ -53,6 +53,35 @@ def test_running_statistics_updated_in_eval_mode_message(dyncheck_run):
     assert lines[13] == "  path:     fc1 → norm → fc3"
 
 
+
+def test_a_buffer_outside_the_state_dict_that_no_later_call_reads_is_scratch(dyncheck_run):
+    # snntorch's neurons: the last membrane written to a persistent=False buffer on every
+    # call, the caller handing the membrane in and getting it back.
+    target = "reference_models.spiking:LeakyLayerSNN"
+    run = dyncheck_run("--dyncheck", target, PURITY, FEW)
+    assert run.outcomes() == {f"dyncheck::{target}::purity": "PASSED"}, run.text
+    summary = run.text.split("dyncheck summary")[1]
+    assert re.search(
+        r"forward rewrote lif1\.mem, lif2\.mem in eval mode on 25 examples: buffers outside the state_dict "
+        r"\(persistent=False\) that the next call does not read", summary,
+    ), summary
+
+
+def test_a_buffer_outside_the_state_dict_that_the_next_call_reads_message(dyncheck_run):
+    target = "reference_models.buggy.carried_membrane:Model"
+    lines = failure_lines(dyncheck_run("--dyncheck", target, PURITY, FEW), target)
+    assert lines[2] == (
+        "In eval mode forward changed the model's buffers lif1.mem, lif2.mem: inference must not change the "
+        "model, and the next call starts from what they keep. Start each call from a state it is given or makes "
+        "anew (reset the buffers), or keep the state outside the model."
+    )
+    assert lines[3:5] == [
+        "  lif1.mem: forward replaced the buffer with another object",
+        "  lif2.mem: forward replaced the buffer with another object",
+    ]
+    assert lines[5] == "  the next eval call reads them (from the state the first left, other outputs):"
+    assert re.fullmatch(r"    output\[[01]\]:", lines[6]), lines
+
 MODEL = """
 import dyncheck
 import torch

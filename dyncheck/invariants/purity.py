@@ -184,8 +184,19 @@ class Purity(Invariant):
                 )
             )
         changed_state = _state_changes(model, before, _state(model, copy=False))
-        if changed_state is not None and not self._scratch(context, model, example, evaluated, changed_state[2]):
-            problems.append(changed_state[:2])
+        if changed_state is not None:
+            read = self._read_later(context, model, example, evaluated, changed_state[2])
+            if read is None or read:
+                headline, details = changed_state[:2]
+                if read:  # buffers outside the state_dict, and the next call reads them
+                    headline = headline[: headline.index(" inference must not")] + (
+                        " inference must not change the model, and the next call starts from what they keep. Start "
+                        "each call from a state it is given or makes anew (reset the buffers), or keep the state "
+                        "outside the model."
+                    )
+                    details = [*details, "the next eval call reads them (from the state the first left, other outputs):",
+                               *_indent(read[:4])]
+                problems.append((headline, details))
         if not problems:
             if not before and not _tensor_args(dict(example.args)):
                 return context.nothing_to_compare(
@@ -203,27 +214,32 @@ class Purity(Invariant):
         # One raise for every finding: Hypothesis tells failures apart by where they are raised.
         raise InvariantViolation(headline, details, path=path)
 
-    def _scratch(self, context: Context, model: nn.Module, example: Example, evaluated: Trace, changed: list[str]) -> bool:
-        """Whether every buffer the eval call changed is a scratch buffer: registered with
-        ``persistent=False`` (outside the state_dict) and read by no later call, as a second
-        eval call from the state the first left gives the same outputs, bitwise. snntorch's
-        neurons keep the last membrane potential in such a buffer while the caller passes
-        and gets the state itself (``spk, mem = lif(cur, mem)``). A buffer that a later call
-        reads (a running statistic, a cache of keys, an ``init_hidden`` state) is reported."""
+    def _read_later(
+        self, context: Context, model: nn.Module, example: Example, evaluated: Trace, changed: list[str]
+    ) -> list[str] | None:
+        """None unless every buffer the eval call changed is registered with
+        ``persistent=False``; then how a second eval call's outputs differ (empty: the
+        buffers are scratch state, noted in the summary). A scratch buffer is one outside
+        the state_dict that no later call reads: a second eval call from the state the first
+        left gives the same outputs, bitwise. snntorch's neurons keep the last membrane
+        potential in such a buffer while the caller passes and gets the state itself
+        (``spk, mem = lif(cur, mem)``). A buffer a later call reads (a running statistic, a
+        cache of keys, an ``init_hidden`` state) is reported."""
         from dyncheck.invariants.determinism import _differences
 
         if not set(changed) <= _non_persistent_buffers(model):
-            return False
+            return None
         again, _ = self._call(context, model, example, grad=False)
-        if _differences(evaluated.output, again.output):
-            return False
+        differences = _differences(evaluated.output, again.output)
+        if differences:
+            return differences
         shown = ", ".join(changed[:3]) + (" …" if len(changed) > 3 else "")
         context.note("scratch_buffers", lambda count: (
             f"forward rewrote {shown} in eval mode on {count} example{'s' if count != 1 else ''}: "
             "buffers outside the state_dict (persistent=False) that the next call does not read "
             "(the same outputs again), taken for scratch state, as snntorch's neurons keep"
         ))
-        return True
+        return []
 
 
 def _non_persistent_buffers(model: nn.Module) -> set[str]:
