@@ -163,6 +163,10 @@ class Purity(Invariant):
         # (ActNorm) are settled, as they are in any model that has been trained.
         model.eval()
         before = _state(model)
+        # The tensors themselves stay alive through the call: one forward replaces, freed,
+        # could give its id to the tensor that replaces it, and a replaced buffer with the
+        # same values would pass for the same object.
+        held = [*model.parameters(), *model.buffers()]
         evaluated, changed_in_eval = self._call(context, model, example, grad=False)
 
         problems: list[tuple[str, list[str]]] = []  # (what broke, the numbers)
@@ -184,6 +188,7 @@ class Purity(Invariant):
                 )
             )
         changed_state = _state_changes(model, before, _state(model, copy=False))
+        del held
         if changed_state is not None:
             read = self._read_later(context, model, example, evaluated, changed_state[2])
             if read is None or read:
@@ -233,7 +238,9 @@ class Purity(Invariant):
         differences = _differences(evaluated.output, again.output)
         if differences:
             return differences
-        shown = ", ".join(changed[:3]) + (" …" if len(changed) > 3 else "")
+        seen: dict[str, None] = context.memo.setdefault("scratch_buffers", {})
+        seen.update(dict.fromkeys(changed))
+        shown = ", ".join(list(seen)[:3]) + (" …" if len(seen) > 3 else "")
         context.note("scratch_buffers", lambda count: (
             f"forward rewrote {shown} in eval mode on {count} example{'s' if count != 1 else ''}: "
             "buffers outside the state_dict (persistent=False) that the next call does not read "
