@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from hypothesis import HealthCheck, Phase, example, given, seed, settings
 
-from dyncheck._constants import target_constants
+from dyncheck._constants import constants_of
 from dyncheck._items import derived_seed
 from dyncheck.errors import DyncheckWarning, InvariantViolation, ModelError
 from dyncheck.examples import corner_examples, from_target
@@ -82,8 +82,7 @@ def run_check(target_text: str, invariant_name: str, max_examples: int, run_seed
     # As the plugin's item runs it: the invariant's own sizes, each side of every control's
     # thresholds first (counted against the examples), the seed derived from the run's seed,
     # the target and the invariant, and Hypothesis's constants from the target's modules only.
-    names = {target.text.partition(":")[0]} | ({target.model_class.__module__} if target.model_class else set())
-    with target_constants(names):
+    with constants_of(target):
         corners = corner_examples(target)[:max_examples]
     test = given(from_target(target, invariant.dims(target)))(check)
     for corner in reversed(corners):
@@ -95,7 +94,7 @@ def run_check(target_text: str, invariant_name: str, max_examples: int, run_seed
 
     finding = None
     try:
-        with target_constants(names):
+        with constants_of(target):
             test()
         invariant.finish(context)
     except (InvariantViolation, ModelError) as exc:

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-__all__ = ["target_constants"]
+__all__ = ["constants_of", "target_constants"]
 
 _POOLS: dict[tuple[str, ...], Any] = {}
 
@@ -64,3 +64,12 @@ def target_constants(module_names: Iterable[str]) -> Iterator[None]:
     finally:
         providers._get_local_constants = original
         cache.cache.clear()
+
+
+def constants_of(target: Any) -> contextlib.AbstractContextManager[None]:
+    """:func:`target_constants` of a target's own modules: the one its text names and the
+    one its model class is defined in."""
+    names = {target.text.partition(":")[0]}
+    if target.model_class is not None:
+        names.add(target.model_class.__module__)
+    return target_constants(names)

@@ -221,12 +221,9 @@ class InvariantItem(pytest.Item):
         """Hypothesis's literal constants from the target's own modules only (see
         :mod:`dyncheck._constants`): a seed's examples must not depend on what else the
         process imported."""
-        from dyncheck._constants import target_constants
+        from dyncheck._constants import constants_of
 
-        names = {self.target.text.partition(":")[0]}
-        if self.target.model_class is not None:
-            names.add(self.target.model_class.__module__)
-        return target_constants(names)
+        return constants_of(self.target)
 
     def runtest(self) -> None:
         finding = None
