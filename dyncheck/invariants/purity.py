@@ -70,13 +70,34 @@ def _state(model: nn.Module, *, copy: bool = True) -> dict[str, tuple[torch.Tens
     }
 
 
+@dataclass(frozen=True, eq=False)
+class _StateChange:
+    """What a call changed of the model's parameters and buffers."""
+
+    names: list[str]
+    kinds: str  # "buffers", "parameter and buffer", ...
+    fix: str
+    details: list[str]  # the numbers
+
+    def headline(self, *, read_later: bool = False) -> str:
+        """The finding's first line; ``read_later``: the names are buffers outside the
+        state_dict that the next call reads."""
+        changed = f"In eval mode forward changed the model's {self.kinds} {', '.join(self.names)}"
+        if read_later:
+            return (
+                f"{changed}: inference must not change the model, and the next call starts from what they keep. "
+                "Start each call from a state it is given or makes anew (reset the buffers), or keep the state "
+                "outside the model."
+            )
+        return f"{changed}: inference must not change the model. {self.fix}"
+
+
 def _state_changes(
     model: nn.Module,
     before: dict[str, tuple[torch.Tensor, int] | None],
     after: dict[str, tuple[torch.Tensor, int] | None],
-) -> tuple[str, list[str], list[str]] | None:
-    """The problem (headline, numbers, the names changed) when a call changed ``model``'s
-    parameters or buffers."""
+) -> _StateChange | None:
+    """What a call changed of ``model``'s parameters and buffers; None when nothing."""
     parameters = {name for name, _ in model.named_parameters(remove_duplicate=False)}
     current = {id(t): name for name, t in [*model.named_parameters(), *model.named_buffers()]}
     changed: list[str] = []
@@ -113,12 +134,7 @@ def _state_changes(
         if replaced
         else "Update running statistics and caches only in training (if self.training: ...)."
     )
-    return (
-        f"In eval mode forward changed the model's {kinds} {', '.join(changed)}: inference must "
-        f"not change the model. {fix}",
-        details,
-        changed,
-    )
+    return _StateChange(changed, kinds, fix, details)
 
 
 def _indent(lines: list[str]) -> list[str]:
@@ -190,18 +206,15 @@ class Purity(Invariant):
         changed_state = _state_changes(model, before, _state(model, copy=False))
         del held
         if changed_state is not None:
-            read = self._read_later(context, model, example, evaluated, changed_state[2])
-            if read is None or read:
-                headline, details = changed_state[:2]
-                if read:  # buffers outside the state_dict, and the next call reads them
-                    headline = headline[: headline.index(" inference must not")] + (
-                        " inference must not change the model, and the next call starts from what they keep. Start "
-                        "each call from a state it is given or makes anew (reset the buffers), or keep the state "
-                        "outside the model."
-                    )
-                    details = [*details, "the next eval call reads them (from the state the first left, other outputs):",
-                               *_indent(read[:4])]
-                problems.append((headline, details))
+            read = self._read_later(context, model, example, evaluated, changed_state.names)
+            if read is None:
+                problems.append((changed_state.headline(), changed_state.details))
+            elif read:  # buffers outside the state_dict, and the next call reads them
+                problems.append((changed_state.headline(read_later=True), [
+                    *changed_state.details,
+                    "the next eval call reads them (from the state the first left, other outputs):",
+                    *_indent(read[:4]),
+                ]))
         if not problems:
             if not before and not _tensor_args(dict(example.args)):
                 return context.nothing_to_compare(
