@@ -41,6 +41,15 @@ class _Spike(torch.autograd.Function):
         return grad / (1 + 25 * u.abs()) ** 2
 
 
+def _leaky(
+    current: torch.Tensor, mem: torch.Tensor, beta: float, threshold: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of leaky integrate-and-fire neurons: (the spikes, the new membrane)."""
+    reset = (mem > threshold).to(mem.dtype).detach()
+    mem = beta * mem + current - reset * threshold
+    return _Spike.apply(mem - threshold), mem
+
+
 class LeakySNN(nn.Module):
     def __init__(self, inputs=8, hidden=16, outputs=4, beta=0.9, threshold=1.0):
         super().__init__()
@@ -49,9 +58,7 @@ class LeakySNN(nn.Module):
         self.beta, self.threshold = beta, threshold
 
     def _leaky(self, current: torch.Tensor, mem: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        reset = (mem > self.threshold).to(mem.dtype).detach()
-        mem = self.beta * mem + current - reset * self.threshold
-        return _Spike.apply(mem - self.threshold), mem
+        return _leaky(current, mem, self.beta, self.threshold)
 
     def forward(self, data):
         mem1 = data.new_zeros(data.shape[1], self.fc1.out_features)
@@ -83,11 +90,9 @@ class LeakyLayer(nn.Module):
 
     def forward(self, current: torch.Tensor, mem: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mem = self.start(current, mem)
-        mem = torch.zeros_like(current) if mem.numel() == 0 else mem
-        reset = (mem > self.threshold).to(mem.dtype).detach()
-        mem = self.beta * mem + current - reset * self.threshold
+        spikes, mem = _leaky(current, torch.zeros_like(current) if mem.numel() == 0 else mem, self.beta, self.threshold)
         self.mem = mem.detach()
-        return _Spike.apply(mem - self.threshold), mem
+        return spikes, mem
 
 
 class LeakyLayerSNN(nn.Module):
