@@ -269,15 +269,19 @@ class Context:
                 return self.run(model, example, backward=backward, record=record, grad=True)
             raise ModelError(stage, exc, hints=tuple(diagnose(model))) from exc
         path = tuple(calls)
-
-        def rerun(other: nn.Module) -> Any:
-            with seeded(example.seed):
-                return self.target.call(other, example.fresh_args())
-
-        self._check_held(output, model, path, rerun)
+        self._check_held(output, model, path, self._rerun(example.seed, example.fresh_args))
         if record:
             self.record(path, example)
         return Trace(output=output, modules=path, loss=loss, model=model)
+
+    def _rerun(self, seed: int, args: Callable[[], dict[str, Any]]) -> Callable[[nn.Module], Any]:
+        """A call of another model as one call was made: under its seed, on ``args()``."""
+
+        def rerun(other: nn.Module) -> Any:
+            with seeded(seed):
+                return self.target.call(other, args())
+
+        return rerun
 
     def _check_held(
         self, output: Any, model: nn.Module, path: tuple[str, ...], rerun: Callable[[nn.Module], Any]
@@ -325,11 +329,7 @@ class Context:
                 self.needs_grad = True  # forward differentiates inside itself
                 return self.call(model, args, seed, hooked=hooked, stage=stage)
             raise ModelError(stage, exc) from exc
-        def rerun(other: nn.Module) -> Any:
-            with seeded(seed):
-                return self.target.call(other, args)
-
-        self._check_held(output, model, tuple(calls), rerun)
+        self._check_held(output, model, tuple(calls), self._rerun(seed, lambda: args))
         return output
 
     def record(self, path: tuple[str, ...], example: Example) -> None:
