@@ -1361,8 +1361,8 @@ def _probe_split(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str
     the order below; ``inputs`` and ``inferred`` updated in place."""
     from dyncheck.infer.forward import EVEN_SHARE
 
-    shared = [n for n, why in inferred.items() if "; concatenated with " in why and "an even share, " in why
-              and "(give other sizes" in why]
+    said_even = re.compile(re.escape(EVEN_SHARE).replace(r"\{share\}", r"\d+").replace(r"\{total\}", r"\d+"))
+    shared = [n for n, why in inferred.items() if said_even.search(why)]
     shapes = _inferred_tensors(inputs, inferred, tokens=True) if len(shared) == 2 else None
     if shapes is None:
         return
