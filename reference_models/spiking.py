@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["LeakyLayer", "LeakyLayerSNN", "LeakySNN"]
+__all__ = ["LeakyLayerSNN", "LeakySNN"]
 
 
 class _Spike(torch.autograd.Function):
