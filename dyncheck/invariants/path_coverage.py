@@ -711,9 +711,10 @@ class Coverage(Invariant):
         if context.memo.get("frozen_checked"):
             return
         context.memo["frozen_checked"] = True
-        canonical = module_name_map(context.fresh_model())
+        copy = context.fresh_model()
+        canonical = module_name_map(copy)
         candidates: list[tuple[str, ...]] = []
-        for parameter, names, owners in parameter_owners(context.fresh_model()):
+        for parameter, names, owners in parameter_owners(copy):
             owners = tuple(canonical.get(o, o) for o in owners)
             if parameter.requires_grad or any(o in census.ran or o == "" for o in owners) or set(names) & census.reached:
                 continue
