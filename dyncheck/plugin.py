@@ -7,6 +7,7 @@ Loading this module imports neither torch nor hypothesis; both are imported only
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,12 @@ if TYPE_CHECKING:
 #: The run's ``dyncheck.settings.Settings``, kept by :func:`pytest_configure`; absent when
 #: nothing in the run asks for dyncheck (then ``dyncheck.settings`` is never imported).
 SETTINGS_KEY: pytest.StashKey[Any] = pytest.StashKey()
+#: How many modules were imported when this run last froze the heap for its checks (see
+#: ``pytest_collection_finish``); absent when it did not.
+_FROZE_KEY: pytest.StashKey[int] = pytest.StashKey()
+#: Modules a check may import after the heap was frozen before it is frozen again: the
+#: first optimizer imports torch._dynamo (about 800 modules, 150,000 objects).
+_REFREEZE_AFTER = 100
 
 #: dest -> default of each ``--dyncheck*`` option, to tell whether any was given.
 _DEFAULTS: dict[str, Any] = {}
@@ -347,6 +354,51 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if others:
             config.hook.pytest_deselected(items=others)
     items.extend(collected)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """In a run of dyncheck's checks alone (``python -m dyncheck``), what is alive once
+    collection ends (torch, the plugins, the resolved targets: about 200,000 objects) is
+    moved out of the cyclic collector's sight until the session ends. Every full
+    collection during the checks walked all of it again, and the copies and autograd
+    graphs each example makes start one every second or so: about a tenth of a check's
+    time. What the checks make is collected as before; the session's end gives the
+    collector everything back, so an object of that time left in a reference cycle is
+    still finalised (later, not never). A run with the user's own tests is left alone, as
+    is a process whose heap someone else froze."""
+    settings = session.config.stash.get(SETTINGS_KEY, None)
+    if settings is None or not settings.active or not settings.only:
+        return
+    import gc
+
+    if gc.get_freeze_count():
+        return
+    _freeze(session.config)
+
+
+def _freeze(config: pytest.Config) -> None:
+    import gc
+
+    gc.collect()  # garbage in reference cycles now (a probe's model copies) is freed, not kept
+    gc.freeze()
+    config.stash[_FROZE_KEY] = len(sys.modules)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # A check that imported a library (an optimizer's first step imports torch._dynamo)
+    # left its modules to be walked by every later collection: frozen with the rest,
+    # before the next check builds anything.
+    frozen = item.config.stash.get(_FROZE_KEY, None)
+    if frozen is not None and len(sys.modules) - frozen >= _REFREEZE_AFTER:
+        _freeze(item.config)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if session.config.stash.get(_FROZE_KEY, None) is not None:
+        import gc
+
+        gc.unfreeze()
+        del session.config.stash[_FROZE_KEY]
 
 
 @pytest.hookimpl(tryfirst=True)

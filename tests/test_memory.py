@@ -102,3 +102,103 @@ def test_tied_weights_keeps_at_most_three_models_alive():
         TiedWeights().check(context, Example({"tokens": torch.tensor([[1, 2, 3]])}, seed, {"batch": 1, "time": 3}))
     assert "transformations" in context.memo
     assert _Counted.peak == 3
+
+
+_FREEZER = """
+import gc
+import importlib
+import os
+
+import torch
+from torch import nn
+
+
+class Model(nn.Module):
+    '''Writes, at every call, how many objects the cyclic collector is told to skip; with
+    IMPORTS set, its first call once something is frozen (a check's, not the resolution's)
+    imports that package's modules.'''
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        package = os.environ.get("IMPORTS")
+        if package and gc.get_freeze_count():
+            for index in range(120):
+                importlib.import_module(f"{package}.m{index}")
+        with open(os.environ["FREEZE_LOG"], "a") as log:
+            log.write(f"{gc.get_freeze_count()}\\n")
+        return self.fc(x)
+"""
+
+
+@pytest.fixture
+def unfrozen():
+    """This process as a plain ``python -m dyncheck`` starts it: the suite's own conftest
+    froze what its collection left (tests/conftest.py), frozen again afterwards."""
+    gc.unfreeze()
+    try:
+        yield
+    finally:
+        gc.collect()
+        gc.freeze()
+
+
+def _freeze_counts(dyncheck_run, pytester, monkeypatch, *args: str) -> list[int]:
+    """What the model's calls saw, in order: the calls that resolve the target come before
+    collection ends, the checks' after."""
+    log = pytester.path / "freeze.log"
+    monkeypatch.setenv("FREEZE_LOG", str(log))
+    pytester.makepyfile(freezer=_FREEZER)
+    run = dyncheck_run("--dyncheck", "freezer:Model", "--dyncheck-max-examples=2", *args)
+    assert run.ret == 0, run.text
+    return [int(line) for line in log.read_text().split()]
+
+
+@pytest.mark.usefixtures("unfrozen")
+def test_a_checks_only_run_freezes_what_collection_left_and_gives_it_back(dyncheck_run, pytester, monkeypatch):
+    counts = _freeze_counts(dyncheck_run, pytester, monkeypatch, "--dyncheck-invariants=determinism,finite")
+    resolving = counts.index(next(c for c in counts if c))
+    assert resolving > 0 and set(counts[:resolving]) == {0}
+    assert min(counts[resolving:]) > 10_000  # torch, pytest and the plugins at least
+    # The session's end gives the collector everything back: what was left in a reference
+    # cycle then is still finalised.
+    assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.usefixtures("unfrozen")
+def test_what_a_check_imports_is_frozen_before_the_next_check(dyncheck_run, pytester, monkeypatch):
+    package = pytester.mkpydir("many")
+    for index in range(120):
+        (package / f"m{index}.py").write_text(f"VALUE = {index}\n")
+    monkeypatch.setenv("IMPORTS", "many")
+    counts = _freeze_counts(dyncheck_run, pytester, monkeypatch, "--dyncheck-invariants=determinism,finite")
+    checked = [c for c in counts if c]
+    # determinism's first call imported them; finite's calls see them frozen
+    assert checked[-1] > checked[0] + 500, counts
+    assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.usefixtures("unfrozen")
+def test_a_run_with_the_users_own_tests_is_left_alone(pytester, monkeypatch):
+    log = pytester.path / "freeze.log"
+    monkeypatch.setenv("FREEZE_LOG", str(log))
+    pytester.syspathinsert()
+    pytester.makepyfile(freezer=_FREEZER, test_own="def test_own():\n    assert True\n")
+    result = pytester.runpytest(
+        "--dyncheck=freezer:Model", "--dyncheck-invariants=determinism", "--dyncheck-max-examples=2", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=2)
+    assert set(log.read_text().split()) == {"0"}
+
+
+def test_a_heap_someone_else_froze_stays_theirs(dyncheck_run, pytester, monkeypatch):
+    # This suite's conftest froze its workers' heap after collection: the run neither
+    # freezes it again nor gives it back to the collector.
+    # (The count falls as frozen objects are freed; a freeze would raise it by thousands.)
+    frozen = gc.get_freeze_count()
+    assert frozen > 0
+    counts = _freeze_counts(dyncheck_run, pytester, monkeypatch, "--dyncheck-invariants=determinism")
+    assert frozen - 1000 < min(counts) and max(counts) <= frozen
+    assert frozen - 1000 < gc.get_freeze_count() <= frozen
