@@ -5004,3 +5004,21 @@ def test_lengths_whose_steps_past_the_longest_are_read_as_data_fill_the_batch():
     from reference_models.buggy.mean_over_padding import Model as MeanOverPadding
 
     assert "pad_to_longest" not in repr(resolved(MeanOverPadding).spec.inputs.get("lengths"))
+
+
+def test_a_forward_is_read_once_and_a_module_imported_anew_is_read_anew(pytester, monkeypatch):
+    # Inference reads one forward many times over: its source is read once per function.
+    # A module rewritten and imported again has new functions, read from the new source.
+    from dyncheck.infer.source import function_tree
+
+    monkeypatch.setattr("sys.dont_write_bytecode", True)  # the module is rewritten in place
+    pytester.syspathinsert()
+    source = "from torch import nn\n\nclass Model(nn.Module):\n    def forward(self, x):\n        return x {} 1\n"
+    pytester.makepyfile(rewritten=source.format("+"))
+    module = importlib.import_module("rewritten")
+    first = function_tree(module.Model.forward)
+    assert isinstance(first.body[0].value.op, ast.Add)
+    assert function_tree(module.Model().forward) is first  # a bound method: its function's tree
+    pytester.makepyfile(rewritten=source.format("*"))
+    module = importlib.reload(module)
+    assert isinstance(function_tree(module.Model.forward).body[0].value.op, ast.Mult)

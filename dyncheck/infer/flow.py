@@ -13,7 +13,6 @@ from __future__ import annotations
 import ast
 import copy
 import inspect
-import textwrap
 import types
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from dyncheck.infer.source import _mentions_data, _number, _self_module, _strip_slice
+from dyncheck.infer.source import _mentions_data, _number, _self_module, _strip_slice, function_tree
 
 #: How many calls deep the flow follows an argument into helpers and parents.
 MAX_DEPTH = 6
@@ -422,7 +421,7 @@ class _Flow(ast.NodeVisitor):
             roots: dict[str, str] = dict(self.roots)
             self_name, namespace, defining = self.self_name, self.namespace, self.defining
         else:
-            tree = _function_tree(function)
+            tree = function_tree(function)
             if tree is None:
                 return True
             try:
@@ -609,16 +608,6 @@ def _is_super(node: ast.AST) -> bool:
 
 def _is_torch(owner: Any) -> bool:
     return (getattr(owner, "__module__", "") or "").split(".")[0] == "torch"
-
-
-def _function_tree(function: Callable) -> ast.FunctionDef | None:
-    try:
-        source = textwrap.dedent(inspect.getsource(inspect.unwrap(function)))
-        tree = ast.parse(source)
-    except (OSError, TypeError, SyntaxError, ValueError):
-        return None
-    node = tree.body[0] if tree.body else None
-    return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
 
 
 def _swapped_axes(node: ast.AST) -> tuple[int, int] | None:

@@ -6,21 +6,52 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 __all__ = ["predicate_thresholds"]
 
 
-def _forward_tree(cls: type) -> ast.FunctionDef | None:
-    forward = cls.forward
+#: function -> its syntax tree (None: no source to read). Inference reads one forward many
+#: times over (each argument, each probe), and reading the source (the file's tokens up to
+#: the function's end) cost more than what it found. The trees are read-only: a rewrite
+#: works on a copy. A module imported anew has new functions, so new entries.
+_TREES: weakref.WeakKeyDictionary[Callable[..., Any], ast.FunctionDef | ast.AsyncFunctionDef | None] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def function_tree(function: Callable[..., Any]) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """The syntax tree of ``function``'s definition (what decorators wrap; a method's
+    function), or None where its source cannot be read."""
     try:
-        source = textwrap.dedent(inspect.getsource(forward))
+        function = inspect.unwrap(function)
+    except ValueError:  # a __wrapped__ chain that loops
+        return None
+    function = getattr(function, "__func__", function)
+    try:
+        return _TREES[function]
+    except KeyError:
+        pass
+    except TypeError:  # not weakly referable (a builtin's slot wrapper): read every time
+        return _read_tree(function)
+    tree = _TREES[function] = _read_tree(function)
+    return tree
+
+
+def _read_tree(function: Callable[..., Any]) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    try:
+        source = textwrap.dedent(inspect.getsource(function))
         tree = ast.parse(source)
-    except (OSError, TypeError, SyntaxError):
+    except (OSError, TypeError, SyntaxError, ValueError):
         return None
     node = tree.body[0] if tree.body else None
     return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+
+
+def _forward_tree(cls: type) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    return function_tree(cls.forward)
 
 
 def _mentions(node: ast.AST, names: set[str]) -> bool:
