@@ -61,7 +61,8 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.fused_attention` -- ``FusedAttention``: ``q``, ``k``, ``v`` fused
   into one ``qkv`` (a callable state map).
 * :mod:`reference_models.batched_moe` -- ``BatchedTopOneMoE``: the top-1 mixture's loop over
-  experts replaced by one batched dispatch over stacked weights.
+  experts replaced by one batched dispatch over stacked weights. ``ExpertBank``: that
+  dispatch alone, each sample through the expert an integer input names.
 * :mod:`reference_models.lenet` -- ``LeNet``: not dynamic; LeNet-5, whose pooling and
   first Linear run on images of 32-35 pixels only (inferred by calling it).
   ``FeatureLeNet``: the same with a required ``return_features: bool`` beside the image.
@@ -285,6 +286,7 @@ GOOD_TARGETS = (
     "reference_models.renamed_gated:GatedNet",
     "reference_models.fused_attention:FusedAttention",
     "reference_models.batched_moe:BatchedTopOneMoE",
+    "reference_models.batched_moe:ExpertBank",
     "reference_models.lenet:LeNet",
     "reference_models.lenet:FeatureLeNet",
     "reference_models.text_cnn:TextCNN",

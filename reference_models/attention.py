@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from dyncheck.strategies import tensors
 
-__all__ = ["Attention", "Refine"]
+__all__ = ["Attention"]
 
 MAX_TOKENS = 8
 
