@@ -183,9 +183,7 @@ def run_config(
     args = _move(example.fresh_args(), config.device, config.dtype)
     stage = "forward"
     try:
-        # (a patch may be torch.compile: the modules are recorded as a compiled call allows)
-        recording = record_modules(model, compiled=config.patch is not None)
-        with seeded(example.seed if rng_seed is None else rng_seed), recording as calls:
+        with seeded(example.seed if rng_seed is None else rng_seed), record_modules(model) as calls:
             output = target.call(callable_model, args)
             stage = "the loss"
             loss = check_loss(loss_of(target.spec, output, example.seed))

@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.modules.module import register_module_forward_pre_hook
 from torch.nn.parameter import is_lazy
 
 from dyncheck.errors import InvalidArgument
@@ -394,34 +393,15 @@ def submodule_hooks(
 
 
 @contextlib.contextmanager
-def record_modules(model: nn.Module, *, compiled: bool = False) -> Iterator[list[str]]:
-    """Names of the submodules of ``model`` called inside the block, in call order.
-    ``compiled``: the block calls the model through ``torch.compile``."""
+def record_modules(model: nn.Module) -> Iterator[list[str]]:
+    """Names of the submodules of ``model`` called inside the block, in call order."""
     calls: list[str] = []
-    if compiled:
-        # torch.compile traces a global hook into the graph it compiles and guards on it:
-        # a new one on every call would recompile until dynamo gives up and runs eager.
-        def hook_for(name: str) -> Callable[..., None]:
-            return lambda _module, _args: calls.append(name)
 
-        with submodule_hooks(model, hook_for, pre=True):
-            yield calls
-        return
-    # One hook for every module called in the block, the model's own found by identity
-    # (they live through the block, so no other object has their ids): registering a
-    # pre-hook on each submodule for every call cost more than a small model's forward.
-    names = {id(module): name for name, module in model.named_modules() if name}
+    def hook_for(name: str) -> Callable[..., None]:
+        return lambda _module, _args: calls.append(name)
 
-    def hook(module: nn.Module, _args: Any) -> None:
-        name = names.get(id(module))
-        if name is not None:
-            calls.append(name)
-
-    handle = register_module_forward_pre_hook(hook)
-    try:
+    with submodule_hooks(model, hook_for, pre=True):
         yield calls
-    finally:
-        handle.remove()
 
 
 def parameter_names(model: nn.Module) -> dict[int, tuple[str, ...]]:

@@ -11,9 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import dyncheck
-from dyncheck.tracing import (
-    Trace, default_loss, dense, densify_grads, floating_leaves, leaves, projection, record_modules, trace,
-)
+from dyncheck.tracing import Trace, default_loss, dense, densify_grads, floating_leaves, leaves, projection, trace
 from reference_models.gated import DynamicNet as GatedNet
 from reference_models.random_depth import DynamicNet as RandomDepthNet
 from reference_models.shared import SharedNet
@@ -209,12 +207,7 @@ def test_loss_returning_a_non_tensor_raises(gated):
 
 
 def _all_pre_hooks(model: nn.Module) -> list:
-    from torch.nn.modules.module import _global_forward_pre_hooks
-
-    return [
-        *_global_forward_pre_hooks.values(),
-        *(hook for module in model.modules() for hook in module._forward_pre_hooks.values()),
-    ]
+    return [hook for module in model.modules() for hook in module._forward_pre_hooks.values()]
 
 
 def test_hooks_are_removed(gated):
@@ -224,35 +217,9 @@ def test_hooks_are_removed(gated):
 
 def test_hooks_are_removed_when_the_model_raises():
     model = SharedNet()
-    for compiled in (False, True):
-        with pytest.raises(RuntimeError), record_modules(model, compiled=compiled):
-            model(torch.randn(1, 5))  # wrong width
-        assert _all_pre_hooks(model) == []
-
-
-def test_both_ways_of_recording_name_the_same_calls_in_order():
-    # One global hook (a plain call) or one hook per submodule (a call torch.compile
-    # traces): the same names, a repeated module each time it runs, a module shared under
-    # two names by its first, and nothing for a module outside the model.
-    outside = nn.Linear(4, 4)
-
-    class Model(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a = nn.Linear(4, 4)
-            self.b = nn.Sequential(nn.ReLU(), nn.Linear(4, 4))
-            self.again = self.a
-
-        def forward(self, x):
-            return self.b(self.again(outside(self.a(x))))
-
-    model = Model()
-    recorded = []
-    for compiled in (False, True):
-        with record_modules(model, compiled=compiled) as calls:
-            model(torch.randn(2, 4))
-        recorded.append(calls)
-    assert recorded[0] == recorded[1] == ["a", "a", "b", "b.0", "b.1"]
+    with pytest.raises(RuntimeError):
+        trace(model, torch.randn(1, 5))  # wrong width
+    assert _all_pre_hooks(model) == []
 
 
 # default_loss and floating_leaves
