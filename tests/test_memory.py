@@ -176,6 +176,52 @@ def test_a_checks_only_run_freezes_what_collection_and_each_check_left_and_gives
     assert gc.get_freeze_count() == 0
 
 
+_FINALISED = """
+import gc
+import os
+
+from torch import nn
+
+
+class Buffered:
+    '''What a model's module may hold: an object in a reference cycle whose finalizer writes
+    out what it buffered.'''
+
+    def __init__(self):
+        self.me = self
+
+    def __del__(self):
+        with open(os.environ["FINAL_LOG"], "a") as log:
+            log.write("finalised\\n")
+
+
+HELD = [Buffered()]
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x):
+        if gc.get_freeze_count():  # a check's call: the object, frozen with the module, is let go
+            HELD.clear()
+        return self.fc(x)
+"""
+
+
+@pytest.mark.usefixtures("unfrozen")
+def test_an_object_frozen_then_left_in_a_cycle_is_still_finalised(dyncheck_run, pytester, monkeypatch):
+    log = pytester.path / "final.log"
+    monkeypatch.setenv("FINAL_LOG", str(log))
+    pytester.makepyfile(finalised=_FINALISED)
+    run = dyncheck_run("--dyncheck", "finalised:Model", "--dyncheck-invariants=determinism", "--dyncheck-max-examples=2")
+    assert run.ret == 0, run.text
+    # (pytester's in-process runs skip pytest's own collection at the end: one is made here)
+    gc.collect()
+    assert log.read_text() == "finalised\n"
+
+
 @pytest.mark.usefixtures("unfrozen")
 def test_a_run_with_the_users_own_tests_is_left_alone(pytester, monkeypatch):
     log = pytester.path / "freeze.log"
