@@ -68,10 +68,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """What collection imported (torch, Hypothesis, dyncheck, the test modules) lives as
-    long as the process: moved out of the collector's sight. Every in-process run ends in
-    pytest's own gc.collect(), five rounds twice over, which otherwise walks all of it
-    again: about 0.2 s of each in-process run of dyncheck, and the suite makes hundreds.
-    Objects made later, every model a test builds, are collected as before."""
+    long as the process: moved out of the collector's sight. Every full collection (one
+    every second or so, as the tests' checks make copies and autograd graphs) otherwise
+    walks all of it again. Objects made later, every model a test builds, are collected
+    as before. (A checks-only run of dyncheck freezes its own heap the same way; in this
+    process, already frozen, it leaves the freeze to this hook.)"""
     import gc
 
     if not session.config.getoption("dyncheck_only", False):
@@ -82,8 +83,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     # The suite's own xdist workers exit right after this: what the tests left is freed by
     # the exit, not walked by the collector first (about a second). Only here, where every
-    # object is the suite's own: dyncheck itself never freezes a user's run, as that would
-    # skip the finalizers of objects in reference cycles (a file one buffers into).
+    # object is the suite's own: dyncheck's freeze of a checks-only run ends with its session,
+    # so that the finalizers of objects left in reference cycles (a file one buffers into)
+    # still run; this one is never undone.
     if hasattr(config, "workerinput") and not config.getoption("dyncheck_only", False):
         import gc
 
