@@ -205,6 +205,8 @@ Refactored twins, each declaring the model it must still agree with
   classifier and a tagger that pads its LSTM's output back.
 * :mod:`reference_models.revin_linear` -- ``RevINLinear``: a linear forecaster over the
   steps of ``[batch, steps, channels]`` series, with reversible instance normalisation.
+* :mod:`reference_models.functional_linear` -- ``FunctionalLinearMLP``: PyTorch Geometric's
+  MLP, each linear layer ``F.linear`` over its own weight, then BatchNorm, ReLU and dropout.
 * :mod:`reference_models.nbeats` -- ``NBeats``: N-BEATS's fully connected blocks over a
   series and a mask that only multiplies the residuals.
 * :mod:`reference_models.tabular` -- ``CategoricalTabular``: categorical columns embedded
@@ -365,6 +367,7 @@ GOOD_TARGETS = (
     "reference_models.tabular:CategoricalTabular",
     "reference_models.tabular:TokenizedTabular",
     "reference_models.revin_linear:RevINLinear",
+    "reference_models.functional_linear:FunctionalLinearMLP",
     "reference_models.nbeats:NBeats",
     "reference_models.causal_tcn:CausalTCN",
     "reference_models.time_features:TimeFeatureForecaster",

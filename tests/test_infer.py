@@ -568,6 +568,17 @@ def test_an_input_no_layer_describes_is_probed_at_the_models_own_sizes():
     assert_callable(target, max_examples=10)
 
 
+def test_a_layer_that_takes_what_an_earlier_one_made_of_the_rebound_name_says_nothing_of_it():
+    # PyG's MLP: x = lin(x) with lin an F.linear over its own weight, then x = norm(x) with a
+    # BatchNorm over 16 features. The name x no longer holds the argument at the norm.
+    from reference_models.functional_linear import FunctionalLinearMLP
+
+    target = resolved(FunctionalLinearMLP)
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", 8)
+    assert target.inferred_inputs["x"].startswith("no layer gives its shape: called on vectors [2, F]")
+    assert_callable(target, max_examples=10)
+
+
 def test_float_vectors_beside_a_padding_mask_are_drawn_as_sequences():
     target = resolved(FloatMasked)
     assert list(target.spec.inputs) == ["x", "mask"]

@@ -951,6 +951,18 @@ def _tabular() -> tuple[torch.nn.Module, tuple]:
     return model.train(), (x_cat, x_cont)
 
 
+def _functional_linear() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.functional_linear import FunctionalLinearMLP
+
+    model = FunctionalLinearMLP()
+    x = torch.randn(3, 8)
+    assert model(x).shape == (3, 4)
+    # the first layer takes 8 features, the norm after it 16
+    with pytest.raises(RuntimeError):
+        model(torch.randn(3, 16))
+    return model, (x,)
+
+
 def _revin_linear() -> tuple[torch.nn.Module, tuple]:
     from reference_models.revin_linear import RevINLinear
 
@@ -1146,6 +1158,7 @@ BUILDERS = {
     "packed_input": _packed_input,
     "tabular": _tabular,
     "revin_linear": _revin_linear,
+    "functional_linear": _functional_linear,
     "nbeats": _nbeats,
 }
 

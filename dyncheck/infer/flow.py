@@ -206,6 +206,12 @@ class _Flow(ast.NodeVisitor):
                             self.tainted.update(n.id for n in ast.walk(member) if isinstance(n, ast.Name))
                     continue
                 self.tainted.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif self.opaque_modules and self._module_output(node.value):
+            # x = self.lin(x): from here the name holds what a layer made of the argument, and
+            # a layer that takes it (a norm over lin's width) says nothing of the argument's
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    self.tainted.discard(target.id)
 
     def _joined(self, node: ast.AST) -> tuple[tuple[str, ...], int] | None:
         """(the parts, the axis) of a concatenation ``node`` makes, or a name holds (see
