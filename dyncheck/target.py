@@ -317,6 +317,15 @@ def _scripted(instance: nn.Module) -> str | None:
     return None
 
 
+def _beside_given(message: str, given: dict[str, Any]) -> str:
+    """A refusal whose Spec line names only the argument refused, said to a user whose Spec
+    already gives other inputs: those stay, the new one joins them."""
+    if not given or "write dyncheck.Spec(" not in message:
+        return message
+    names = ", ".join(map(repr, given))
+    return f"{message}; keep the input{'s' if len(given) > 1 else ''} your Spec gives ({names}) beside it"
+
+
 def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[str, str]) -> Target:
     """:func:`resolve_spec` once the instance is built: its forward inputs inferred and
     probed, every name the spec gives checked."""
@@ -395,7 +404,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
                 exc = refused
                 probed = None
             if probed is None:
-                raise _fail(text, str(exc)) from None
+                raise _fail(text, _beside_given(str(exc), spec.inputs)) from None
             inferred = probed
         inputs[name] = _own_length(name, inferred.value)
         inferred_inputs[name] = inferred.why

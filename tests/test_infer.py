@@ -1675,7 +1675,7 @@ def test_an_architecture_is_one_index_per_cell_into_its_candidates():
         "cannot infer forward argument 'arch' of Cells (annotated list[int]: which ints and how many are read from "
         "forward only for an architecture, zipped with a ModuleList whose members pick their own modules by it); "
         "write dyncheck.Spec(Cells, inputs={'arch': hypothesis.strategies.lists(hypothesis.strategies.integers(0, N), "
-        "min_size=K, max_size=K)}) with the values and length it takes"
+        "min_size=K, max_size=K)}) with the values and length it takes; keep the input your Spec gives ('x') beside it"
     )
     # members of other widths walked by index agree on no input: calling the model finds it
     same(resolved(WalkedStack).spec.inputs["x"], dst.tensors(shape=("batch", 4)))
@@ -1958,6 +1958,46 @@ def test_a_value_computed_from_the_argument_that_indexes_is_not_the_argument():
     # ... nor when the rate is 0 and the slot is None (timm's Eva as built by default)
     same(resolved(PatchDropViT, init={"patch_drop": 0.0}).spec.inputs["x"],
          dst.tensors(shape=("batch", 3, "height", "height")))
+
+
+#: Message passing in code with no source to read (PyTorch Geometric generates its
+#: ``propagate`` at run time): the edge list's use as indices is not seen.
+_PROPAGATE = eval("lambda x, edge_index: torch.zeros_like(x).index_add_(0, edge_index[1], x[edge_index[0]])")
+
+
+class _MessagePassing(nn.Module):
+    def __init__(self, size):
+        super().__init__()
+        self.lin = nn.Linear(size, size)
+
+    def forward(self, x, edge_index):
+        return _PROPAGATE(self.lin(x), edge_index)
+
+
+class HiddenPropagation(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = _MessagePassing(8)
+
+    def forward(self, x, edge_index):
+        return self.conv(x, edge_index)
+
+
+def test_an_edge_list_whose_use_is_not_read_is_refused_with_an_edge_lists_spec():
+    # PyG's GCNConv over (x, edge_index): the refusal for edge_index suggested float
+    # tensors over the batch, and left out the x the user's Spec already gave.
+    with pytest.raises(TargetError) as excinfo:
+        resolved(HiddenPropagation, inputs={"x": dst.tensors(shape=("batch", 8))})
+    message = str(excinfo.value)
+    assert "cannot infer forward argument 'edge_index' of HiddenPropagation (named like a graph's edge list" in message
+    assert "inputs={'edge_index': dyncheck.strategies.tensors(shape=(2, 'edges'), dtype=torch.int64, max_value=3)}" in (
+        message
+    )
+    assert message.endswith("; keep the input your Spec gives ('x') beside it")
+    # given both, the model runs on what the Spec draws
+    spec = {"x": dst.tensors(shape=("batch", 8)),
+            "edge_index": dst.tensors(shape=(2, "edges"), dtype=torch.int64, max_value=3)}
+    assert_callable(resolved(HiddenPropagation, inputs=spec, dims={"batch": (4, 8)}), max_examples=5)
 
 
 class GraphPool(nn.Module):

@@ -417,6 +417,7 @@ def infer_input(
         # forward(x_enc, x_mark_enc, x_dec, x_mark_dec)), some of which use only x_enc
         return Inferred(st.none(), "forward never reads it: passed as None")
     _refuse_indices(model, source_tree, name, qualname)
+    _refuse_edge_list_by_name(name, qualname)
     # the sizes left for the user to fill in (a number here was pasted as it was, and was wrong)
     hint = "sequence_lists(feature_shape=(...,))" if _tensor_list(annotation) else "tensors(shape=(\"batch\", ...))"
     reason = (
@@ -718,6 +719,26 @@ def _refuse_indices(model: nn.Module, source_tree: ast.AST | None, name: str, qu
             f"dims={{'batch': (4, 8)}}, skip={{'batch_invariance': 'samples are coupled through "
             f"{name}'}}), its shape and max_value below the smallest size it indexes"
         )
+
+
+#: PyTorch Geometric's name for a graph's edge list, ``[2, edges]`` node indices.
+_EDGE_LIST_NAME = re.compile(r"^edge_index$")
+
+
+def _refuse_edge_list_by_name(name: str, qualname: str) -> None:
+    """Where inference refuses an argument anyway and no index use of it was seen, but it is
+    named as PyTorch Geometric names an edge list (its use is inside a layer's message
+    passing, code generated at run time): the refusal's Spec says what such a list is,
+    node indices of shape ``(2, 'edges')``, rather than a float tensor over the batch."""
+    if not _EDGE_LIST_NAME.search(name):
+        return
+    raise Uninferable(
+        f"cannot infer forward argument {name!r} of {qualname} (named like a graph's edge list, node indices "
+        f"[2, edges]; no layer gives its shape and its use as indices is not read); write dyncheck.Spec({qualname}, "
+        f"inputs={{{name!r}: dyncheck.strategies.tensors(shape=(2, 'edges'), dtype=torch.int64, max_value=3)}}, "
+        f"dims={{'batch': (4, 8)}}, skip={{'batch_invariance': 'samples are coupled through {name}'}}), "
+        "its max_value below the smallest number of nodes"
+    )
 
 
 def _index_use(tree: ast.AST | None, names: frozenset[str]) -> str | None:
