@@ -186,6 +186,39 @@ def test_a_batch_axis_dropped_on_a_batch_of_one_is_named(dyncheck_run, pytester)
     ), lines[2]
 
 
+def test_an_integer_input_handed_whole_to_each_sample_is_named_as_the_likely_coupling(dyncheck_run, pytester):
+    # A GCN over (x, edge_index) with no skip declared: each sample alone was said to depend on
+    # "batch statistics, per-position randomness, capacity limits", where the edges, not cut
+    # with the batch, point at the other samples.
+    pytester.makepyfile(edges="""
+        import torch
+        from torch import nn
+
+        import dyncheck
+        from dyncheck.strategies import tensors
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(8, 4)
+
+            def forward(self, x, edge_index):
+                h = self.fc(x)
+                return h.index_add(0, edge_index[1], h[edge_index[0]])
+
+        spec = dyncheck.Spec(Model, inputs={"x": tensors(shape=("batch", 8)),
+                             "edge_index": tensors(shape=(2, "edges"), dtype=torch.int64, max_value=3)},
+                             dims={"batch": (4, 8)})
+        """)
+    run = dyncheck_run("--dyncheck", "edges:spec", "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=7")
+    lines = lines_of(run, "edges:spec", "batch_invariance")
+    assert lines[2].endswith(
+        "— the output of a sample depends on the rest of the batch (edge_index, handed whole to each sample alone as "
+        "no axis of it is the batch's: integers that pick other samples, as a graph's edges do, would couple them)."
+    ), lines
+    assert any("say so with Spec(skip={'batch_invariance': '<why>'})" in line for line in lines), lines
+
+
 def test_a_sample_that_cannot_run_alone_is_a_coupling_not_a_crash(dyncheck_run, pytester):
     # A BatchNorm without running statistics normalises by the batch in eval: a sample alone
     # raises. Reported as the model raising "on an example the spec allows" (batch=2, which

@@ -678,6 +678,23 @@ def _outputs(output: Any) -> dict[str, torch.Tensor]:
     return dict(floating_leaves(unpacked(output)))
 
 
+#: The cause a failure gives when an integer input is not cut with the batch.
+_WHOLE_INTEGERS = (
+    "({names}, handed whole to each sample alone as no axis of {them} is the batch's: integers that pick other "
+    "samples, as a graph's edges do, would couple them)"
+)
+
+
+def _whole_integers(args: dict[str, Any], axes: dict[str, Any]) -> list[str]:
+    """The forward arguments that are integer tensors handed whole to each sample (no batch
+    axis to cut): an edge list ``[2, edges]`` of indices into the batch."""
+    return [
+        name for name, value in args.items()
+        if axes.get(name) is None and isinstance(value, torch.Tensor) and value.dim() >= 1
+        and not value.is_floating_point() and not value.is_complex() and value.dtype != torch.bool
+    ]
+
+
 def _rows(args: dict[str, Any], axes: dict[str, Any], index: torch.Tensor) -> dict[str, Any]:
     """``args`` cut to the batch rows ``index`` (new tensors on every call, so a call that
     writes into its inputs leaves the next one's alone); shared arguments as they are."""
@@ -1018,6 +1035,8 @@ class BatchInvariance(Invariant):
             if not carried and not cut and not (details and details[0].startswith(_RANDOM_PREFIXES)):
                 details.append(_BY_DESIGN)
             # One raise statement: Hypothesis tells failures apart by where they are raised.
+            if cut is None and (integers := _whole_integers(args, axes)):
+                cut = _WHOLE_INTEGERS.format(names=" and ".join(integers), them="it" if len(integers) == 1 else "them")
             raise InvariantViolation(
                 carried or findings[0] + " — the output of a sample depends on the rest of the batch "
                 + (cut or "(batch statistics, per-position randomness, capacity limits)") + ".",
