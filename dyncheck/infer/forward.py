@@ -722,7 +722,7 @@ def _refuse_indices(model: nn.Module, source_tree: ast.AST | None, name: str, qu
 
 
 #: PyTorch Geometric's name for a graph's edge list, ``[2, edges]`` node indices.
-_EDGE_LIST_NAME = re.compile(r"^edge_index$")
+_EDGE_LIST_NAME = "edge_index"
 
 
 def _refuse_edge_list_by_name(name: str, qualname: str) -> None:
@@ -730,7 +730,7 @@ def _refuse_edge_list_by_name(name: str, qualname: str) -> None:
     named as PyTorch Geometric names an edge list (its use is inside a layer's message
     passing, code generated at run time): the refusal's Spec says what such a list is,
     node indices of shape ``(2, 'edges')``, rather than a float tensor over the batch."""
-    if not _EDGE_LIST_NAME.search(name):
+    if name != _EDGE_LIST_NAME:
         return
     raise Uninferable(
         f"cannot infer forward argument {name!r} of {qualname} (named like a graph's edge list, node indices "
