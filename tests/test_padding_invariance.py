@@ -1670,3 +1670,31 @@ def test_an_output_with_as_many_steps_as_rows_is_not_read_as_pairwise(dyncheck_r
     assert run.outcomes() == {"dyncheck::squarelm:Model::padding_invariance": "PASSED"}, run.text
     assert "where a row alone has size 1" not in run.text, run.text
     assert re.search(r"padding_invariance\s+passed\s+20 examples", run.text), run.text
+
+
+class _OptionalLengths(torch.nn.Module):
+    """SpeechBrain's ECAPA_TDNN.forward(x, lengths=None): frames channels-first into a
+    convolution, lengths optional."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv1d(4, 6, 3, padding=1)
+
+    def forward(self, x, lengths=None):
+        h = self.conv(x)
+        if lengths is None:
+            return h.mean(-1)
+        mask = torch.arange(h.shape[-1])[None] < lengths[:, None]
+        return (h * mask[:, None]).sum(-1) / lengths[:, None]
+
+
+def test_lengths_left_at_their_default_are_said_so():
+    # The skip said "forward takes no lengths argument" of a forward that takes one.
+    from dyncheck import Spec
+    from dyncheck.invariants.padding_invariance import PaddingInvariance
+    from dyncheck.target import resolve_spec
+
+    assert PaddingInvariance().applies_to(resolve_spec(Spec(_OptionalLengths))) == (
+        "forward's lengths is left at its default None, so no batch is drawn padded; give it in "
+        "Spec(inputs={'lengths': ...}) with the padded input beside it to check padding"
+    )

@@ -634,6 +634,22 @@ def _own_steps(time_axes: list[tuple[int, Any]], row: int) -> str:
     )
 
 
+def _lengths_left_at_default(target: Target) -> str | None:
+    """The name of an optional forward argument named like lengths that the run leaves at
+    its default (``lengths=None``), or None."""
+    import inspect
+
+    forward = getattr(target.model_class, "forward", None)
+    try:
+        parameters = inspect.signature(forward).parameters if forward is not None else {}
+    except (TypeError, ValueError):
+        return None
+    return next((
+        name for name, parameter in parameters.items()
+        if _LENGTHS_NAME.search(name) and parameter.default is None and name not in target.spec.inputs
+    ), None)
+
+
 def _is_float(t: torch.Tensor) -> bool:
     return t.is_floating_point() or t.is_complex()
 
@@ -664,6 +680,13 @@ class PaddingInvariance(Invariant):
                 if unread is not None:
                     # a mask found, whose padding the model did not ignore either way: say so
                     return f"forward takes no lengths argument, and {unread[0]} is {unread[1]}"
+                left = _lengths_left_at_default(target)
+                if left is not None:
+                    # SpeechBrain's ECAPA_TDNN.forward(x, lengths=None): said as it is
+                    return (
+                        f"forward's {left} is left at its default None, so no batch is drawn padded; give it in "
+                        f"Spec(inputs={{{left!r}: ...}}) with the padded input beside it to check padding"
+                    )
                 return (
                     "forward takes no lengths argument (named like lengths, seq_lengths or lens; "
                     "declare another with Spec(lengths=...)) and no attention mask drawn by attention_masks()"
