@@ -189,11 +189,16 @@ def _replaced(container: Any, keys: tuple[Any, ...], value: Any) -> Any:
     return out
 
 
-def _pad_to_longest_note(count: int) -> str:
+def _pad_to_longest_note(count: int, *, inferred: bool = True) -> str:
+    """``inferred``: pad_to_longest was inferred (the model raised on another batch), not
+    given by the Spec."""
+    why = (
+        "as the model takes no other batch (--dyncheck-explain says what it raised)" if inferred
+        else "as the Spec draws them"
+    )
     return (
         f"rule 2 (padding appended past the longest sequence) not asked on {count} example{'s' if count != 1 else ''}: "
-        "the lengths are drawn with pad_to_longest=True, the longest always the padded length, as the model "
-        "takes no other batch (--dyncheck-explain says what it raised)"
+        f"the lengths are drawn with pad_to_longest=True, the longest always the padded length, {why}"
     )
 
 
@@ -855,7 +860,9 @@ class PaddingInvariance(Invariant):
         try:
             if layout.pad_to_longest:
                 if not quiet:
-                    context.note("pad_to_longest", _pad_to_longest_note)
+                    slot = lengths_argument(context.target)
+                    inferred = slot is not None and slot[0] in context.target.inferred_inputs
+                    context.note("pad_to_longest", lambda count: _pad_to_longest_note(count, inferred=inferred))
             else:
                 extended_trace = run(layout.extended(args, generator))
                 extended = dict(floating_leaves(extended_trace.output))
