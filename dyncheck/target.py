@@ -420,7 +420,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
         inputs["attention_mask"] = mask.value
         inferred_inputs["attention_mask"] = mask.why
     elif unmasked is not None:
-        raise _fail(text, str(unmasked))
+        raise _fail(text, _beside_given(str(unmasked), spec.inputs))
     elif spec.lengths is None and not any(_LENGTHS_NAME.search(n) for n in inputs):
         _add_padding_argument(instance, parameters, inputs, inferred_inputs)
     if declared_lengths is not None and declared_lengths[1] is not None:

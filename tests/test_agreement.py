@@ -213,8 +213,9 @@ def test_an_integer_input_handed_whole_to_each_sample_is_named_as_the_likely_cou
     run = dyncheck_run("--dyncheck", "edges:spec", "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=7")
     lines = lines_of(run, "edges:spec", "batch_invariance")
     assert lines[2].endswith(
-        "— the output of a sample depends on the rest of the batch (edge_index, handed whole to each sample alone as "
-        "no axis of it is the batch's: integers that pick other samples, as a graph's edges do, would couple them)."
+        "— the output of a sample depends on the rest of the batch (batch statistics, per-position randomness, "
+        "capacity limits; or edge_index, handed whole to each sample alone as no axis of it is the batch's: integers "
+        "that pick other samples, as a graph's edges do, would couple them)."
     ), lines
     assert any("say so with Spec(skip={'batch_invariance': '<why>'})" in line for line in lines), lines
 

@@ -579,6 +579,27 @@ def test_a_layer_that_takes_what_an_earlier_one_made_of_the_rebound_name_says_no
     assert_callable(target, max_examples=10)
 
 
+class OptionalProjection(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = None  # the widths agree: no projection
+        self.norm = nn.LayerNorm(12)
+        self.fc = nn.Linear(12, 3)
+
+    def forward(self, x):
+        if self.proj is not None:
+            x = self.proj(x)
+        x = self.norm(x)
+        return self.fc(x)
+
+
+def test_a_slot_left_at_none_does_not_rebind_the_argument():
+    # x = self.proj(x) under a guard, the slot None: x reaches the norm as it is.
+    target = resolved(OptionalProjection)
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", 12)
+    assert target.inferred_inputs["x"] == "first consumed by norm (LayerNorm([12]))"
+
+
 def test_float_vectors_beside_a_padding_mask_are_drawn_as_sequences():
     target = resolved(FloatMasked)
     assert list(target.spec.inputs) == ["x", "mask"]
@@ -5073,3 +5094,8 @@ def test_a_forward_is_read_once_and_a_module_imported_anew_is_read_anew(pytester
     pytester.makepyfile(rewritten=source.format("*"))
     module = importlib.reload(module)
     assert isinstance(function_tree(module.Model.forward).body[0].value.op, ast.Mult)
+    # ... and a function whose code is replaced in place, as IPython's autoreload does
+    pytester.makepyfile(rewritten=source.format("-"))
+    forward = module.Model.forward
+    forward.__code__ = importlib.reload(module).Model.forward.__code__
+    assert isinstance(function_tree(forward).body[0].value.op, ast.Sub)

@@ -899,8 +899,8 @@ def test_lengths_padded_to_the_longest_ask_rule_2_of_no_example_and_say_so(dynch
     assert set(run.outcomes().values()) == {"PASSED"}, run.text
     summary = run.text.split("dyncheck summary")[1]
     assert re.search(r"rule 2 \(padding appended past the longest sequence\) not asked on 10 examples: the lengths "
-                     r"are drawn with pad_to_longest=True, the longest always the padded length, as the model takes "
-                     r"no other batch", summary), summary
+                     r"are drawn with pad_to_longest=True, the longest always the padded length, as inferred for the "
+                     r"model \(--dyncheck-explain says why\)", summary), summary
     assert re.search(r"on \d+ examples? the samples shorter than the padded length were not run alone", summary), summary
 
 
@@ -916,15 +916,18 @@ spec = dyncheck.Spec(
 
 
 def test_lengths_a_spec_pads_to_the_longest_are_not_said_to_be_inferred(dyncheck_run, pytester):
-    # The note said "as the model takes no other batch (--dyncheck-explain says what it
+    # The notes said "as the model takes no other batch (--dyncheck-explain says what it
     # raised)" of lengths the user's Spec drew so.
     pytester.makepyfile(given=GIVEN_PAD_TO_LONGEST)
-    run = dyncheck_run("--dyncheck", "given:spec", "--dyncheck-invariants=padding_invariance", "--dyncheck-max-examples=5")
+    run = dyncheck_run("--dyncheck", "given:spec", "--dyncheck-invariants=padding_invariance,batch_invariance",
+                       "--dyncheck-max-examples=5")
     assert set(run.outcomes().values()) == {"PASSED"}, run.text
     summary = run.text.split("dyncheck summary")[1]
     assert re.search(r"rule 2 \(padding appended past the longest sequence\) not asked on 5 examples: the lengths "
                      r"are drawn with pad_to_longest=True, the longest always the padded length, as the Spec draws "
                      r"them", summary), summary
+    assert re.search(r"the samples shorter than the padded length were not run alone: the lengths are drawn with "
+                     r"pad_to_longest=True, as the Spec draws them", summary), summary
 
 
 def test_a_batch_dependence_still_shows_on_the_rows_that_span_the_padded_length(dyncheck_run, pytester):

@@ -156,6 +156,15 @@ class _Flow(ast.NodeVisitor):
 
         return Drop().visit(copied)
 
+    def _called_module(self, node: ast.AST) -> nn.Module | None:
+        """The submodule ``node`` (``self.lin(x)``, ``self.lin(x)[0]``) calls, or None."""
+        while isinstance(node, (ast.Subscript, ast.Starred)):
+            node = node.value
+        if not isinstance(node, ast.Call) or self.model is None:
+            return None
+        name = _module_name(node.func, self.roots)
+        return self._module(name) if name is not None else None
+
     def _module_output(self, node: ast.AST) -> bool:
         """Whether ``node`` is (a part of) what a submodule of the model returns, or would
         (a slot the configuration left at None: ``self.patch_drop = None`` when its rate is 0)."""
@@ -206,9 +215,10 @@ class _Flow(ast.NodeVisitor):
                             self.tainted.update(n.id for n in ast.walk(member) if isinstance(n, ast.Name))
                     continue
                 self.tainted.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
-        elif self.opaque_modules and self._module_output(node.value):
+        elif self.opaque_modules and self._module_output(node.value) and self._called_module(node.value) is not None:
             # x = self.lin(x): from here the name holds what a layer made of the argument, and
-            # a layer that takes it (a norm over lin's width) says nothing of the argument's
+            # a layer that takes it (a norm over lin's width) says nothing of the argument's.
+            # Not a slot left at None: that call is guarded, and x reaches the next layer as it is.
             for target in node.targets:
                 if isinstance(target, ast.Name):
                     self.tainted.discard(target.id)

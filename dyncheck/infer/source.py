@@ -13,11 +13,12 @@ from typing import Any
 __all__ = ["predicate_thresholds"]
 
 
-#: function -> its syntax tree (None: no source to read). Inference reads one forward many
-#: times over (each argument, each probe), and reading the source (the file's tokens up to
-#: the function's end) cost more than what it found. The trees are read-only: a rewrite
-#: works on a copy. A module imported anew has new functions, so new entries.
-_TREES: weakref.WeakKeyDictionary[Callable[..., Any], ast.FunctionDef | ast.AsyncFunctionDef | None] = (
+#: function -> (its code, its syntax tree; None: no source to read). Inference reads one
+#: forward many times over (each argument, each probe), and reading the source (the file's
+#: tokens up to the function's end) cost more than what it found. The trees are read-only:
+#: a rewrite works on a copy. A module imported anew has new functions, so new entries; a
+#: function whose code is replaced in place (IPython's autoreload) is read again.
+_TREES: weakref.WeakKeyDictionary[Callable[..., Any], tuple[Any, ast.FunctionDef | ast.AsyncFunctionDef | None]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -30,13 +31,15 @@ def function_tree(function: Callable[..., Any]) -> ast.FunctionDef | ast.AsyncFu
     except ValueError:  # a __wrapped__ chain that loops
         return None
     function = getattr(function, "__func__", function)
+    code = getattr(function, "__code__", None)
     try:
-        return _TREES[function]
-    except KeyError:
-        pass
+        kept = _TREES.get(function)
     except TypeError:  # not weakly referable (a builtin's slot wrapper): read every time
         return _read_tree(function)
-    tree = _TREES[function] = _read_tree(function)
+    if kept is not None and kept[0] is code:
+        return kept[1]
+    tree = _read_tree(function)
+    _TREES[function] = (code, tree)
     return tree
 
 

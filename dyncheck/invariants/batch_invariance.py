@@ -516,11 +516,13 @@ def _descending_note(count: int) -> str:
     )
 
 
-def _pad_to_longest_note(count: int) -> str:
+def _pad_to_longest_note(count: int, *, inferred: bool = True) -> str:
+    """``inferred``: pad_to_longest was inferred for the model, not given by the Spec."""
+    why = "as inferred for the model (--dyncheck-explain says why)" if inferred else "as the Spec draws them"
     return (
         f"on {count} example{'s' if count != 1 else ''} the samples shorter than the padded length were not run "
-        "alone: the lengths are drawn with pad_to_longest=True, as the model takes no batch padded past its "
-        "longest sequence; padding_invariance runs each one alone, trimmed to its length"
+        f"alone: the lengths are drawn with pad_to_longest=True, {why}; padding_invariance runs each one alone, "
+        "trimmed to its length"
     )
 
 
@@ -678,10 +680,10 @@ def _outputs(output: Any) -> dict[str, torch.Tensor]:
     return dict(floating_leaves(unpacked(output)))
 
 
-#: The cause a failure gives when an integer input is not cut with the batch.
+#: The causes a failure gives when an integer input is not cut with the batch.
 _WHOLE_INTEGERS = (
-    "({names}, handed whole to each sample alone as no axis of {them} is the batch's: integers that pick other "
-    "samples, as a graph's edges do, would couple them)"
+    "(batch statistics, per-position randomness, capacity limits; or {names}, handed whole to each sample alone "
+    "as no axis of {them} is the batch's: integers that pick other samples, as a graph's edges do, would couple them)"
 )
 
 
@@ -843,7 +845,11 @@ class BatchInvariance(Invariant):
         every = [[len(r) for r in p.rows] for p in pack_rows] + _list_lengths(args, context.target.spec.inputs)
         lengths = [found for found in every if len(found) == size]
         if shorter:
-            context.note("pad_to_longest", _pad_to_longest_note)
+            from dyncheck.invariants.padding_invariance import padded_to_longest
+
+            slot = padded_to_longest(context.target)
+            inferred = slot is not None and slot[0] in context.target.inferred_inputs
+            context.note("pad_to_longest", lambda count: _pad_to_longest_note(count, inferred=inferred))
         input_lengths = _input_lengths(context, args, size)
         views = _view_count(args, axes)
         readings: dict[str, list[_Views]] = {}  # the readings of a views output no sample refuted

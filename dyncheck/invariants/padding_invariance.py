@@ -190,12 +190,9 @@ def _replaced(container: Any, keys: tuple[Any, ...], value: Any) -> Any:
 
 
 def _pad_to_longest_note(count: int, *, inferred: bool = True) -> str:
-    """``inferred``: pad_to_longest was inferred (the model raised on another batch), not
-    given by the Spec."""
-    why = (
-        "as the model takes no other batch (--dyncheck-explain says what it raised)" if inferred
-        else "as the Spec draws them"
-    )
+    """``inferred``: pad_to_longest was inferred (the model raised on another batch, or read
+    the steps past the longest as data), not given by the Spec."""
+    why = "as inferred for the model (--dyncheck-explain says why)" if inferred else "as the Spec draws them"
     return (
         f"rule 2 (padding appended past the longest sequence) not asked on {count} example{'s' if count != 1 else ''}: "
         f"the lengths are drawn with pad_to_longest=True, the longest always the padded length, {why}"
