@@ -7,6 +7,7 @@ Loading this module imports neither torch nor hypothesis; both are imported only
 from __future__ import annotations
 
 import dataclasses
+import gc
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -369,16 +370,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     settings = session.config.stash.get(SETTINGS_KEY, None)
     if settings is None or not settings.active or not settings.only:
         return
-    import gc
-
     if gc.get_freeze_count():
         return
     _freeze(session.config)
 
 
 def _freeze(config: pytest.Config) -> None:
-    import gc
-
     gc.collect()  # garbage in reference cycles now (a probe's model copies) is freed, not kept
     gc.freeze()
     config.stash[_FROZE_KEY] = len(sys.modules)
@@ -395,8 +392,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if session.config.stash.get(_FROZE_KEY, None) is not None:
-        import gc
-
         gc.unfreeze()
         del session.config.stash[_FROZE_KEY]
 

@@ -156,23 +156,19 @@ class _Flow(ast.NodeVisitor):
 
         return Drop().visit(copied)
 
-    def _called_module(self, node: ast.AST) -> nn.Module | None:
-        """The submodule ``node`` (``self.lin(x)``, ``self.lin(x)[0]``) calls, or None."""
+    def _called_name(self, node: ast.AST) -> str | None:
+        """The name of the submodule slot ``node`` (``self.lin(x)``, ``self.lin(x)[0]``) calls,
+        or None."""
         while isinstance(node, (ast.Subscript, ast.Starred)):
             node = node.value
         if not isinstance(node, ast.Call) or self.model is None:
             return None
-        name = _module_name(node.func, self.roots)
-        return self._module(name) if name is not None else None
+        return _module_name(node.func, self.roots)
 
     def _module_output(self, node: ast.AST) -> bool:
         """Whether ``node`` is (a part of) what a submodule of the model returns, or would
         (a slot the configuration left at None: ``self.patch_drop = None`` when its rate is 0)."""
-        while isinstance(node, (ast.Subscript, ast.Starred)):
-            node = node.value
-        if not isinstance(node, ast.Call) or self.model is None:
-            return False
-        name = _module_name(node.func, self.roots)
+        name = self._called_name(node)
         if name is None:
             return False
         module = self._module(name)
@@ -215,7 +211,10 @@ class _Flow(ast.NodeVisitor):
                             self.tainted.update(n.id for n in ast.walk(member) if isinstance(n, ast.Name))
                     continue
                 self.tainted.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
-        elif self.opaque_modules and self._module_output(node.value) and self._called_module(node.value) is not None:
+        elif (
+            self.opaque_modules and (name := self._called_name(node.value)) is not None
+            and (module := self._module(name)) is not None and not isinstance(module, _SHAPE_KEEPING)
+        ):
             # x = self.lin(x): from here the name holds what a layer made of the argument, and
             # a layer that takes it (a norm over lin's width) says nothing of the argument's.
             # Not a slot left at None: that call is guarded, and x reaches the next layer as it is.

@@ -516,9 +516,7 @@ def _descending_note(count: int) -> str:
     )
 
 
-def _pad_to_longest_note(count: int, *, inferred: bool = True) -> str:
-    """``inferred``: pad_to_longest was inferred for the model, not given by the Spec."""
-    why = "as inferred for the model (--dyncheck-explain says why)" if inferred else "as the Spec draws them"
+def _pad_to_longest_note(count: int, why: str) -> str:
     return (
         f"on {count} example{'s' if count != 1 else ''} the samples shorter than the padded length were not run "
         f"alone: the lengths are drawn with pad_to_longest=True, {why}; padding_invariance runs each one alone, "
@@ -845,11 +843,10 @@ class BatchInvariance(Invariant):
         every = [[len(r) for r in p.rows] for p in pack_rows] + _list_lengths(args, context.target.spec.inputs)
         lengths = [found for found in every if len(found) == size]
         if shorter:
-            from dyncheck.invariants.padding_invariance import padded_to_longest
+            from dyncheck.invariants.padding_invariance import pad_to_longest_why
 
-            slot = padded_to_longest(context.target)
-            inferred = slot is not None and slot[0] in context.target.inferred_inputs
-            context.note("pad_to_longest", lambda count: _pad_to_longest_note(count, inferred=inferred))
+            why = pad_to_longest_why(context.target)
+            context.note("pad_to_longest", lambda count: _pad_to_longest_note(count, why))
         input_lengths = _input_lengths(context, args, size)
         views = _view_count(args, axes)
         readings: dict[str, list[_Views]] = {}  # the readings of a views output no sample refuted

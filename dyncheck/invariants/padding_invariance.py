@@ -96,7 +96,7 @@ from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants._where import reported
 from dyncheck.invariants.batch_invariance import pairwise_axes
 from dyncheck.spec import lengths_slot, padding_slot
-from dyncheck.target import UNREAD_POLARITY, Target
+from dyncheck.target import UNREAD_POLARITY, Target, _forward_parameters
 from dyncheck.tracing import dense, floating_leaves, grads_put_back, missing_output, project, projection
 
 __all__ = [
@@ -189,10 +189,16 @@ def _replaced(container: Any, keys: tuple[Any, ...], value: Any) -> Any:
     return out
 
 
-def _pad_to_longest_note(count: int, *, inferred: bool = True) -> str:
-    """``inferred``: pad_to_longest was inferred (the model raised on another batch, or read
-    the steps past the longest as data), not given by the Spec."""
-    why = "as inferred for the model (--dyncheck-explain says why)" if inferred else "as the Spec draws them"
+def pad_to_longest_why(target: Target) -> str:
+    """Why the lengths are drawn with pad_to_longest=True, as the notes of both checks say it:
+    inferred (the model raised on another batch, or read the steps past the longest as data)
+    or given by the Spec."""
+    slot = lengths_argument(target)
+    inferred = slot is not None and slot[0] in target.inferred_inputs
+    return "as inferred for the model (--dyncheck-explain says why)" if inferred else "as the Spec draws them"
+
+
+def _pad_to_longest_note(count: int, why: str) -> str:
     return (
         f"rule 2 (padding appended past the longest sequence) not asked on {count} example{'s' if count != 1 else ''}: "
         f"the lengths are drawn with pad_to_longest=True, the longest always the padded length, {why}"
@@ -639,13 +645,7 @@ def _own_steps(time_axes: list[tuple[int, Any]], row: int) -> str:
 def _lengths_left_at_default(target: Target) -> str | None:
     """The name of an optional forward argument named like lengths that the run leaves at
     its default (``lengths=None``), or None."""
-    import inspect
-
-    forward = getattr(target.model_class, "forward", None)
-    try:
-        parameters = inspect.signature(forward).parameters if forward is not None else {}
-    except (TypeError, ValueError):
-        return None
+    parameters = _forward_parameters(target.model_class) if target.model_class is not None else {}
     return next((
         name for name, parameter in parameters.items()
         if _LENGTHS_NAME.search(name) and parameter.default is None and name not in target.spec.inputs
@@ -857,9 +857,8 @@ class PaddingInvariance(Invariant):
         try:
             if layout.pad_to_longest:
                 if not quiet:
-                    slot = lengths_argument(context.target)
-                    inferred = slot is not None and slot[0] in context.target.inferred_inputs
-                    context.note("pad_to_longest", lambda count: _pad_to_longest_note(count, inferred=inferred))
+                    why = pad_to_longest_why(context.target)
+                    context.note("pad_to_longest", lambda count: _pad_to_longest_note(count, why))
             else:
                 extended_trace = run(layout.extended(args, generator))
                 extended = dict(floating_leaves(extended_trace.output))
