@@ -52,7 +52,8 @@ def _size(example) -> str:
     parts = [f"{name}={value}" for name, value in sorted(example.dims.items())]
     for name, value in example.args.items():
         if "len" in name and isinstance(value, torch.Tensor) and value.dim() == 1:
-            parts.append(f"{name}={value.tolist()}")
+            values = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in value.tolist()]  # relative lengths
+            parts.append(f"{name}=[{', '.join(values)}]")
     return ", ".join(parts) or "(no sizes)"
 
 
