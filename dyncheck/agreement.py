@@ -168,6 +168,18 @@ def default_dtype(dtype: torch.dtype | None) -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
+def _moved_args(target: Any, example: Example, config: Config) -> dict[str, Any]:
+    """The example's arguments on ``config``'s device and dtype; relative lengths cast to
+    another dtype are worked out again there from their steps (7/13 rounded to float32, then
+    widened, is 7.0000001 steps to a model that masks ``arange(T) < rel * T``)."""
+    args = _move(example.fresh_args(), config.device, config.dtype)
+    if config.dtype is None or getattr(target, "spec", None) is None:
+        return args
+    from dyncheck.invariants.padding_invariance import exact_relative_lengths
+
+    return exact_relative_lengths(target, example.dims, args)
+
+
 def run_config(
     model: nn.Module, target: Any, example: Example, config: Config, *, rng_seed: int | None = None
 ) -> Run:
@@ -180,7 +192,7 @@ def run_config(
         model = cast(model, config.dtype)  # complex weights stay complex
     model.eval()
     callable_model = config.patch(model) if config.patch is not None else model
-    args = _move(example.fresh_args(), config.device, config.dtype)
+    args = _moved_args(target, example, config)
     stage = "forward"
     try:
         with seeded(example.seed if rng_seed is None else rng_seed), record_modules(model) as calls:
@@ -198,7 +210,7 @@ def run_config(
         ) if stage == "backward" else ()
         raise ModelError(f"{stage} on {config.name} in eval mode", exc, hints=hints) from exc
     def rerun(other: nn.Module) -> Any:
-        other_args = _move(example.fresh_args(), config.device, config.dtype)
+        other_args = _moved_args(target, example, config)
         with seeded(example.seed if rng_seed is None else rng_seed):
             return target.call(config.patch(other) if config.patch is not None else other, other_args)
 

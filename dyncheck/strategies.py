@@ -677,6 +677,7 @@ def sequence_lengths(
     min_length: int = 1,
     pad_to_longest: bool = False,
     descending: bool = False,
+    relative: bool = False,
 ) -> st.SearchStrategy[torch.Tensor]:
     """Valid lengths of a padded batch: an int64 CPU tensor of ``batch_size`` entries.
 
@@ -688,6 +689,9 @@ def sequence_lengths(
     mask from ``lengths.max()`` (torchaudio's ``Conformer``) and takes no other batch.
     With ``descending=True`` the lengths come longest first, as a collate function sorts a
     batch for ``pack_padded_sequence`` with ``enforce_sorted=True``.
+    With ``relative=True`` each length is a fraction of the padded length in a float32
+    tensor, as SpeechBrain's ``wav_lens`` are: the same whole numbers of steps, divided by
+    the padded length, so a sequence that fills it is 1.0.
     """
     args = dict(locals())
     _length_plan(**args)
@@ -699,8 +703,8 @@ def sequence_lengths(
 
 def _length_plan(
     *, batch_size: Dim = "batch", max_length: Dim = "time", min_length: int = 1, pad_to_longest: bool = False,
-    descending: bool = False,
-) -> tuple[Dim, Dim, int, bool, bool]:
+    descending: bool = False, relative: bool = False,
+) -> tuple[Dim, Dim, int, bool, bool, bool]:
     batch_size = _check_dim(batch_size, argument="batch_size")
     max_length = _check_dim(max_length, argument="max_length")
     _check_int("min_length", min_length, lower=0)
@@ -710,12 +714,14 @@ def _length_plan(
         raise InvalidArgument(f"pad_to_longest={pad_to_longest!r} must be True or False")
     if not isinstance(descending, bool):
         raise InvalidArgument(f"descending={descending!r} must be True or False")
-    return batch_size, max_length, min_length, pad_to_longest, descending
+    if not isinstance(relative, bool):
+        raise InvalidArgument(f"relative={relative!r} must be True or False")
+    return batch_size, max_length, min_length, pad_to_longest, descending, relative
 
 
 @_composite("sequence_lengths")
 def _draw_sequence_lengths(draw: Any, **kwargs: Any) -> torch.Tensor:
-    batch_size, max_length, min_length, pad_to_longest, descending = _planned(_length_plan, kwargs)
+    batch_size, max_length, min_length, pad_to_longest, descending, relative = _planned(_length_plan, kwargs)
     with dim_scope():
         n = _draw_dim(draw, batch_size)
         longest = _draw_dim(draw, max_length)
@@ -733,7 +739,16 @@ def _draw_sequence_lengths(draw: Any, **kwargs: Any) -> torch.Tensor:
             lengths[draw(st.integers(0, n - 1))] = longest
     if descending:
         lengths.sort(reverse=True)
+    if relative:
+        return relative_lengths(lengths, longest)
     return torch.tensor(lengths, dtype=torch.long)
+
+
+def relative_lengths(steps: Sequence[int], padded: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``steps`` as fractions of the padded length (``sequence_lengths(relative=True)``):
+    each divided in float64, then rounded once to ``dtype``, so ``round(value * padded)``
+    gives the steps back."""
+    return (torch.tensor(list(steps), dtype=torch.float64) / max(padded, 1)).to(dtype)
 
 
 def attention_masks(

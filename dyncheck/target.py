@@ -454,6 +454,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
         # only now shaped as the model takes them, beside an optional lengths=None.
         _add_padding_argument(instance, parameters, inputs, inferred_inputs)
     _episode_flags(inputs, inferred_inputs)
+    _probe_relative(instance, inputs, inferred_inputs, all_dims)
     _probe_longest(instance, inputs, inferred_inputs, all_dims)
     _probe_sorted(instance, inputs, inferred_inputs, all_dims)
     _probe_shortest_row(instance, inputs, inferred_inputs, all_dims)
@@ -1205,8 +1206,8 @@ def _inferred_tensors(
     """Each input's (shape, dtype) when every input was inferred as floating ``tensors()``
     (what resolution may probe and reshape), else None. With ``tokens``, integer ones
     (token ids) count too, their dtype given as ``(dtype, low, high)``, and so do lengths
-    and attention masks beside them, given as ``("lengths", max_length)`` (every sequence
-    as long as the padded length) and ``("mask", dtype, marks padding)`` (every position a token).
+    and attention masks beside them, given as ``("lengths", max_length, relative)`` (every
+    sequence as long as the padded length) and ``("mask", dtype, marks padding)`` (every position a token).
     Inferred control values count too, given as ``((), ("control", value))`` with the value
     a probe calls with (:func:`_control_value`): a flag beside an image leaves its sizes to
     probe."""
@@ -1224,8 +1225,8 @@ def _inferred_tensors(
             shapes[name] = ((), ("control", _control_value(kwargs)))
             continue
         if tokens and strategy_kind(strategy) == "sequence_lengths":
-            batch, longest, _, _, _ = _length_plan(**kwargs)
-            shapes[name] = ((batch,), ("lengths", longest))
+            batch, longest, _, _, _, relative = _length_plan(**kwargs)
+            shapes[name] = ((batch,), ("lengths", longest, relative))
             continue
         if tokens and strategy_kind(strategy) == "attention_masks":
             _, longest, _, dtype, at_padding = _mask_plan(**kwargs)
@@ -1269,6 +1270,8 @@ def _probe_tensor(shape: list[int], dtype: Any, size_of: Callable[[Any], int]) -
     if isinstance(dtype, tuple) and dtype[0] == "control":
         return dtype[1]
     if isinstance(dtype, tuple) and dtype[0] == "lengths":
+        if len(dtype) > 2 and dtype[2]:  # relative lengths: every sequence the whole padded length
+            return torch.ones(shape)
         return torch.full(shape, size_of(dtype[1]), dtype=torch.long)
     if isinstance(dtype, tuple) and dtype[0] == "mask":
         return (torch.zeros if dtype[2] else torch.ones)(shape, dtype=dtype[1])
@@ -2235,6 +2238,69 @@ def _lengths_along(inputs: dict[str, Any], inferred: dict[str, str]) -> None:
     )
 
 
+def _probe_relative(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
+    """Inferred sequence lengths that are fractions of the padded length (SpeechBrain's
+    ``wav_lens``, where 1.0 and anything above it mean every step): drawn as whole numbers
+    of steps, every padded row would run all its steps and padding_invariance would report
+    the padding as read. The model is called with every length the padded length, then 1,
+    then 1.0 and 0.5, at a padded length of 4 (or 3) steps; when the first three agree and
+    0.5 gives another output, the lengths are drawn with ``relative=True`` and ``inferred``
+    says why. A model that ignores its lengths (0.5 agrees too), counts steps (1 gives
+    another output) or refuses fractions keeps whole numbers. Only for inputs all inferred
+    (as :func:`_probe_sizes`)."""
+    import torch
+
+    from dyncheck import strategies as dst
+    from dyncheck.examples import strategy_arguments
+
+    found = _lengths_probe(inputs, inferred, dims, "relative")
+    if found is None:
+        return
+    name = found[0]
+    shapes = _inferred_tensors(inputs, inferred, tokens=True)
+    time = shapes[name][1][1]
+    # 4 steps or more where the spec allows them (3 at least): at 2, a mask off by one
+    # (arange(T) <= lengths) keeps both steps for lengths 1 and 2, as relative lengths would
+    room = [size for size in _allowed_sizes(time, dims) if size >= 3]
+    if not room:
+        return
+    padded = next((size for size in room if size >= 4), room[-1])
+    args = _padded_probe(shapes, time, padded, dims)
+    full = args[name]
+    if full.dim() != 1 or full.is_floating_point():
+        return
+    model = clone(instance).eval()
+
+    def outputs(lengths: torch.Tensor) -> list[Any] | None:
+        return _outputs_of(model, {**args, name: lengths})
+
+    def same(a: list[Any] | None, b: list[Any] | None) -> bool:
+        """Every floating output of ``a`` equals ``b``'s (one of them at least; an output
+        of the lengths themselves, whole numbers or fractions, aside)."""
+        if a is None or b is None or len(a) != len(b):
+            return False
+        pairs = [
+            (x, y) for x, y in zip(a, b)
+            if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.is_floating_point() and y.is_floating_point()
+        ]
+        return bool(pairs) and all(
+            x.shape == y.shape and x.dtype == y.dtype and torch.allclose(x, y, rtol=1e-5, atol=1e-6, equal_nan=True)
+            for x, y in pairs
+        )
+
+    every = outputs(full)
+    if not same(outputs(torch.ones_like(full)), every):
+        return
+    whole = outputs(torch.ones(full.shape))
+    if not same(whole, every) or same(outputs(torch.full(full.shape, 0.5)), whole):
+        return  # steps, not fractions; or the lengths change nothing here
+    inputs[name] = dst.sequence_lengths(**{**strategy_arguments(inputs[name]), "relative": True})
+    inferred[name] += (
+        f"; drawn as relative lengths (relative=True), fractions of the padded length as SpeechBrain's wav_lens are: "
+        f"lengths {padded} and 1 of {padded} padded steps gave the same output as 1.0, and 0.5 another"
+    )
+
+
 def _probe_longest(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
     """Inferred sequence lengths whose longest must be the padded length: a model that
     builds its padding mask as ``arange(lengths.max())`` (torchaudio's ``Conformer``) raises
@@ -2361,6 +2427,8 @@ def _lengths_probe(
     names = [name for name in shapes if strategy_kind(inputs[name]) == "sequence_lengths"]
     if len(names) != 1 or strategy_arguments(inputs[names[0]]).get(flag):
         return None
+    if strategy_arguments(inputs[names[0]]).get("relative"):
+        return None  # fractions: the probes below step whole numbers
     (name,) = names
     time = shapes[name][1][1]
     room = [size for size in _allowed_sizes(time, dims) if size >= 2]
@@ -2422,7 +2490,7 @@ def _probe_shortest_row(instance: nn.Module, inputs: dict[str, Any], inferred: d
     (name,) = names
     kwargs = strategy_arguments(inputs[name])
     lengths = strategy_kind(inputs[name]) == "sequence_lengths"
-    if kwargs.get("padding_side", "right") != "right" or kwargs.get("pad_to_longest"):
+    if kwargs.get("padding_side", "right") != "right" or kwargs.get("pad_to_longest") or kwargs.get("relative"):
         return
     time = kwargs.get("max_length", "time")
     padded = _smallest_size(time, dims)

@@ -207,6 +207,8 @@ Refactored twins, each declaring the model it must still agree with
   steps of ``[batch, steps, channels]`` series, with reversible instance normalisation.
 * :mod:`reference_models.functional_linear` -- ``FunctionalLinearMLP``: PyTorch Geometric's
   MLP, each linear layer ``F.linear`` over its own weight, then BatchNorm, ReLU and dropout.
+* :mod:`reference_models.relative_lengths` -- ``RelativeLengthsEncoder``: a speech encoder
+  whose lengths are SpeechBrain's relative ``wav_lens``, fractions of the padded length.
 * :mod:`reference_models.nbeats` -- ``NBeats``: N-BEATS's fully connected blocks over a
   series and a mask that only multiplies the residuals.
 * :mod:`reference_models.tabular` -- ``CategoricalTabular``: categorical columns embedded
@@ -368,6 +370,7 @@ GOOD_TARGETS = (
     "reference_models.tabular:TokenizedTabular",
     "reference_models.revin_linear:RevINLinear",
     "reference_models.functional_linear:FunctionalLinearMLP",
+    "reference_models.relative_lengths:RelativeLengthsEncoder",
     "reference_models.nbeats:NBeats",
     "reference_models.causal_tcn:CausalTCN",
     "reference_models.time_features:TimeFeatureForecaster",

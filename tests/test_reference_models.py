@@ -81,6 +81,8 @@ PADDED = {
     "reference_models.unrolled_cell:UnrolledGRU",
     # ... or lengths whose longest fills the batch, the steps past it read as right context
     "reference_models.right_context:RightContextEncoder",
+    # ... or relative lengths, fractions of the padded length (SpeechBrain's wav_lens)
+    "reference_models.relative_lengths:RelativeLengthsEncoder",
 }
 
 

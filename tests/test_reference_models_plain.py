@@ -951,6 +951,20 @@ def _tabular() -> tuple[torch.nn.Module, tuple]:
     return model.train(), (x_cat, x_cont)
 
 
+def _relative_lengths() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.relative_lengths import RelativeLengthsEncoder
+
+    model = RelativeLengthsEncoder().eval()
+    feats, wav_lens = torch.randn(3, 5, 8), torch.tensor([1.0, 0.6, 0.2])
+    out = model(feats, wav_lens)
+    assert out.shape == (3, 4)
+    # 0.6 of 5 frames is 3: the row alone, trimmed to them, is 1.0 of 3
+    torch.testing.assert_close(model(feats[1:2, :3], torch.tensor([1.0])), out[1:2], atol=1e-5, rtol=1e-5)
+    # any length of 1 or more is every frame
+    torch.testing.assert_close(model(feats, torch.tensor([5.0, 0.6, 0.2])), out)
+    return model.train(), (feats, wav_lens)
+
+
 def _functional_linear() -> tuple[torch.nn.Module, tuple]:
     from reference_models.functional_linear import FunctionalLinearMLP
 
@@ -1159,6 +1173,7 @@ BUILDERS = {
     "tabular": _tabular,
     "revin_linear": _revin_linear,
     "functional_linear": _functional_linear,
+    "relative_lengths": _relative_lengths,
     "nbeats": _nbeats,
 }
 

@@ -437,6 +437,19 @@ def test_lengths_drawn_longest_first(drawn: tuple) -> None:
     assert lengths.tolist() == sorted(lengths.tolist(), reverse=True), lengths
 
 
+@given(with_dims(sequence_lengths(relative=True, pad_to_longest=True)))
+def test_relative_lengths_are_fractions_of_the_padded_length(drawn: tuple) -> None:
+    # SpeechBrain's wav_lens: float32 shares of the padded length, 1.0 for the longest here;
+    # round(value * padded) gives whole steps back.
+    lengths, sizes = drawn
+    padded = sizes["time"]
+    assert lengths.dtype == torch.float32
+    steps = (lengths.double() * padded).round()
+    assert torch.allclose(steps, lengths.double() * padded, rtol=0, atol=1e-5), (lengths, sizes)
+    assert bool(((steps >= 1) & (steps <= padded)).all()), (lengths, sizes)
+    assert lengths.numel() == 0 or float(lengths.max()) == 1.0, (lengths, sizes)
+
+
 def test_lengths_padded_to_the_longest_still_vary_below_it() -> None:
     can_generate(
         with_dims(sequence_lengths(pad_to_longest=True)).map(lambda d: (d[0].tolist(), d[1]["time"])),
@@ -840,6 +853,7 @@ BAD_CALLS = {
     "sequence_lengths(min_length=-1)": "Cannot have min_length=-1 < 0",
     "sequence_lengths(pad_to_longest=1)": "pad_to_longest=1 must be True or False",
     "sequence_lengths(descending='yes')": "descending='yes' must be True or False",
+    "sequence_lengths(relative=1)": "relative=1 must be True or False",
     "attention_masks(min_length=0)": "Cannot have min_length=0 < 1",
     # padded_batches
     'padded_batches(batch_first="yes")': "batch_first='yes' must be a bool",
@@ -907,6 +921,7 @@ def test_a_bad_device_names_it() -> None:
         "sequence_lengths(max_length=5)",
         "sequence_lengths(pad_to_longest=True)",
         "sequence_lengths(descending=True)",
+        "sequence_lengths(relative=True)",
         "padded_batches()",
         "padded_batches(batch_first=False)",
         "sequence_lists()",

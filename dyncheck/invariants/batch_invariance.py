@@ -610,12 +610,22 @@ def _own_steps(selected: torch.Tensor, alone: torch.Tensor, steps: set[tuple[int
     return selected
 
 
-def _input_lengths(context: Context, args: dict[str, Any], size: int) -> list[int] | None:
-    """The sequence lengths of the batch's samples, from the lengths argument or the tokens
-    an attention mask marks, or None."""
-    from dyncheck.invariants.padding_invariance import lengths_argument, mask_argument, mask_lengths, slot_value
+def _input_lengths(context: Context, args: dict[str, Any], size: int, dims: Mapping[str, Any]) -> list[int] | None:
+    """The sequence lengths of the batch's samples (in steps), from the lengths argument
+    (relative ones a share of the padded length, the example's ``dims`` say which) or the
+    tokens an attention mask marks, or None."""
+    from dyncheck.invariants.padding_invariance import (
+        _strategy, lengths_argument, lengths_relative, mask_argument, mask_lengths, slot_value, step_counts,
+    )
 
     slot = lengths_argument(context.target)
+    if slot is not None and lengths_relative(context.target, slot):
+        lengths = slot_value(args, slot)
+        time = strategy_arguments(_strategy(context.target, slot)).get("max_length", "time")
+        padded = time if isinstance(time, int) else dims.get(time)
+        if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or lengths.numel() != size or not padded:
+            return None
+        return step_counts(lengths, padded, relative=True)
     if slot is not None:
         lengths = slot_value(args, slot)
     else:
@@ -847,7 +857,7 @@ class BatchInvariance(Invariant):
 
             why = pad_to_longest_why(context.target)
             context.note("pad_to_longest", lambda count: _pad_to_longest_note(count, why))
-        input_lengths = _input_lengths(context, args, size)
+        input_lengths = _input_lengths(context, args, size, example.dims)
         views = _view_count(args, axes)
         readings: dict[str, list[_Views]] = {}  # the readings of a views output no sample refuted
         trimmed: set[str] = set()  # how a sample's row was cut to its own steps, for the notes
@@ -1015,7 +1025,7 @@ class BatchInvariance(Invariant):
             if located is not None and located[1]:
                 carried = self._carried(context, args, axes, whole, located, example.seed, tolerance)
             cut = None if carried else _dropped_batch_axis(alone, whole, located) or self._cut_to_longest(
-                context, model, args, axes, size, whole, out_axes, example.seed
+                context, model, args, axes, size, whole, out_axes, example
             )
             details = [] if carried else [_DRAWS] if self._draws(context, model, example) else []
             if not carried and not details and (own := _own_generator(context, example)) is not None:
@@ -1072,7 +1082,7 @@ class BatchInvariance(Invariant):
 
     def _cut_to_longest(
         self, context: Context, model: nn.Module, args: dict[str, Any], axes: dict[str, Any], size: int,
-        whole: dict[str, torch.Tensor], out_axes: dict[str, Any], seed: int,
+        whole: dict[str, torch.Tensor], out_axes: dict[str, Any], example: Example,
     ) -> str | None:
         """Why a sample's output depends on its batch, when it is the number of steps: on an
         axis other than the output's batch axis, the shortest sequence alone has as many
@@ -1081,7 +1091,8 @@ class BatchInvariance(Invariant):
         not the cause. Where the batch axis was guessed as a pair of axes (both of the batch's
         size, as the steps are when the longest length is the batch's size), either may be
         the steps, the other the batch."""
-        lengths = _input_lengths(context, args, size)
+        seed = example.seed
+        lengths = _input_lengths(context, args, size, example.dims)
         if lengths is None:
             return None
         longest = max(lengths)

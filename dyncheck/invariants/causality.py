@@ -60,8 +60,8 @@ from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, strategy_arguments, strategy_kind
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants.padding_invariance import (
-    _CACHE, Slot, _input_scale, _int_bounds, _strategy, _to_float64, _with, lengths_argument, mask_argument,
-    marks_padding, slot_text, slot_value, slots,
+    _CACHE, Slot, _input_scale, _int_bounds, _strategy, _to_float64, _with, lengths_argument, lengths_like,
+    lengths_relative, mask_argument, marks_padding, slot_text, slot_value, slots, step_counts,
 )
 from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
 from dyncheck.streams import Draws
@@ -510,7 +510,8 @@ class Causality(Invariant):
         target: Target, args: dict[str, Any], axes: Mapping[Slot, tuple[int, ...]], prefix: int
     ) -> dict[str, Any]:
         """The arguments cut to their first ``prefix`` steps, lengths capped at ``prefix``."""
-        changes = Causality._lengths(target, args, lambda length: min(length, prefix))
+        padded = next((slot_value(args, slot).shape[found[0]] for slot, found in axes.items() if found), prefix)
+        changes = Causality._lengths(target, args, lambda length: min(length, prefix), padded, prefix)
         for slot, found in axes.items():
             value = slot_value(args, slot)
             for axis in found:
@@ -519,11 +520,17 @@ class Causality(Invariant):
         return _with(args, changes)
 
     @staticmethod
-    def _lengths(target: Target, args: Mapping[str, Any], each: Callable[[int], int]) -> dict[Slot, Any]:
+    def _lengths(
+        target: Target, args: Mapping[str, Any], each: Callable[[int], int], padded: int, new_padded: int
+    ) -> dict[Slot, Any]:
         """The lengths argument (a tensor or a list) with ``each`` of its lengths changed,
-        at its slot; nothing when there is none."""
+        at its slot, the padded length going from ``padded`` to ``new_padded`` steps (what
+        relative lengths are fractions of); nothing when there is none."""
         lengths = lengths_argument(target)
         value = None if lengths is None else slot_value(args, lengths)
+        if value is not None and lengths_relative(target, lengths):
+            steps = [each(n) for n in step_counts(value, padded, relative=True)]
+            return {lengths: lengths_like(value, steps, new_padded, True)}
         if isinstance(value, torch.Tensor):
             changed = [each(int(v)) for v in value.reshape(-1).tolist()]
             return {lengths: torch.tensor(changed, dtype=value.dtype, device=value.device).reshape(value.shape)}
@@ -535,7 +542,7 @@ class Causality(Invariant):
     def _unpadded(target: Target, args: dict[str, Any], steps: int) -> dict[str, Any] | None:
         """The arguments with every step a token: an attention mask of all tokens, every
         length the whole sequence; None when there is no mask or lengths argument."""
-        changes = Causality._lengths(target, args, lambda length: steps)
+        changes = Causality._lengths(target, args, lambda length: steps, steps, steps)
         mask = mask_argument(target)
         value = None if mask is None else slot_value(args, mask)
         if isinstance(value, torch.Tensor):

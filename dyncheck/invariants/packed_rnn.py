@@ -37,9 +37,11 @@ from dyncheck.agreement import tf32_disabled
 from dyncheck.cloning import clone
 from dyncheck.compare import mismatch, tolerances
 from dyncheck.errors import InvariantViolation, ModelError
-from dyncheck.examples import Example
+from dyncheck.examples import Example, strategy_arguments
 from dyncheck.invariants._base import Context, Invariant
-from dyncheck.invariants.padding_invariance import gradient_tolerances, lengths_argument, slot_value
+from dyncheck.invariants.padding_invariance import (
+    _strategy, gradient_tolerances, lengths_argument, lengths_relative, slot_value, step_counts,
+)
 from dyncheck.rnn_reference import naive_rnn_rows
 from dyncheck.target import Target
 from dyncheck.tracing import project, projection
@@ -62,7 +64,12 @@ def draw_lengths(target: Target, example: Example, generator: torch.Generator) -
     slot = lengths_argument(target)
     value = slot_value(example.args, slot) if slot is not None else None
     if value is not None:
-        given = [max(1, int(v)) for v in torch.as_tensor(value).reshape(-1).tolist()]
+        if lengths_relative(target, slot):  # fractions of the padded length (SpeechBrain's wav_lens)
+            time = strategy_arguments(_strategy(target, slot)).get("max_length", "time")
+            steps = step_counts(value, time if isinstance(time, int) else dims.get(time, 0), relative=True)
+        else:
+            steps = [int(v) for v in torch.as_tensor(value).reshape(-1).tolist()]
+        given = [max(1, n) for n in steps]
         if given:  # pack_padded_sequence refuses a length of 0: such a sequence runs as length 1
             return given, max(dims.get("time", 0), *given)
 

@@ -24,6 +24,12 @@ padding declares so. Undeclared, a failure that goes away when the same example'
 inputs are padded with zeros and its token ids with the embedding's ``padding_idx`` (or 0),
 and with other values in their sequences, says so, and names the declaration.
 
+Relative lengths (``sequence_lengths(relative=True)``, SpeechBrain's ``wav_lens``: a
+fraction of the padded length, 1.0 for a sequence that fills it) are read as that share of
+the padded steps; a row alone gets 1.0, and with the extra padding each length becomes its
+steps over the longer padded length, so the rows keep their steps. Lengths that hold
+fractions but are not drawn so are a skip that says how to draw them.
+
 Rule 2 is not asked of a model whose lengths are drawn with ``pad_to_longest=True``: it
 takes no batch padded past its longest sequence (its mask is as wide as ``lengths.max()``),
 and the summary counts the examples. Nor of an example when the model cannot take the longer batch at all: it
@@ -96,12 +102,14 @@ from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants._where import reported
 from dyncheck.invariants.batch_invariance import pairwise_axes
 from dyncheck.spec import lengths_slot, padding_slot
+from dyncheck.strategies import relative_lengths
 from dyncheck.target import UNREAD_POLARITY, Target, _forward_parameters
 from dyncheck.tracing import dense, floating_leaves, grads_put_back, missing_output, project, projection
 
 __all__ = [
-    "EXTRA_STEPS", "PaddingInvariance", "Slot", "gradient_tolerances", "lengths_argument", "lengths_drawn_with",
-    "padded_to_longest", "slot_value",
+    "EXTRA_STEPS", "PaddingInvariance", "Slot", "exact_relative_lengths", "gradient_tolerances", "lengths_argument",
+    "lengths_drawn_with",
+    "lengths_like", "lengths_relative", "padded_to_longest", "slot_value", "step_counts",
 ]
 
 #: An output leaf inside a cache the model hands back for its next call (``past_key_values``,
@@ -241,6 +249,46 @@ def lengths_argument(target: Target) -> Slot | None:
     return None
 
 
+def lengths_relative(target: Target, slot: Slot) -> bool:
+    """Whether the lengths at ``slot`` are fractions of the padded length
+    (``sequence_lengths(relative=True)``, SpeechBrain's ``wav_lens``)."""
+    return bool(strategy_arguments(_strategy(target, slot)).get("relative"))
+
+
+def step_counts(value: Any, padded: int, relative: bool) -> list[int]:
+    """Each row's length in steps: the lengths as they are, or, relative ones, their share of
+    ``padded`` steps (1.0 and more: every step)."""
+    flat = torch.as_tensor(value).reshape(-1).tolist()
+    if relative:
+        return [min(padded, max(0, round(v * padded))) for v in flat]
+    return [int(v) for v in flat]
+
+
+def lengths_like(value: Any, steps: Sequence[int], padded: int, relative: bool) -> Any:
+    """Lengths of ``steps`` as ``value`` holds them (a tensor of its dtype and device, or a
+    list): whole numbers, or relative ones, fractions of ``padded``."""
+    if isinstance(value, torch.Tensor):
+        new = relative_lengths(steps, padded, value.dtype) if relative else torch.tensor(list(steps), dtype=value.dtype)
+        return new.to(value.device).reshape(value.shape if value.numel() == len(steps) else (len(steps),))
+    return type(value)(step / max(padded, 1) if relative else step for step in steps)
+
+
+def exact_relative_lengths(target: Target, dims: Mapping[str, Any], args: Mapping[str, Any]) -> dict[str, Any]:
+    """``args`` with relative lengths (:func:`lengths_relative`) worked out again in their
+    dtype from their steps: float32 fractions widened to float64 are not float64's (7/13
+    becomes 7.0000001 steps, which a model that masks ``arange(T) < rel * T`` reads as 8).
+    ``args`` as they are for any other lengths, or where ``dims`` lack the padded length."""
+    slot = lengths_argument(target)
+    if slot is None or not lengths_relative(target, slot):
+        return dict(args)
+    value = slot_value(args, slot)
+    time = strategy_arguments(_strategy(target, slot)).get("max_length", "time")
+    padded = time if isinstance(time, int) else dims.get(time)
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point() or not padded:
+        return dict(args)
+    return _with(args, {slot: lengths_like(value, step_counts(value, padded, relative=True), padded, True)})
+
+
 def mask_argument(target: Target) -> Slot | None:
     """The argument (or entry of a dict of inputs) drawn by
     :func:`~dyncheck.strategies.attention_masks` (Hugging Face's ``attention_mask``,
@@ -289,9 +337,14 @@ class _Layout:
         self.mask = mask
         #: ... or a key padding mask (True at padding: attention_masks(marks="padding"))
         self.marks_padding = mask and marks_padding(target, lengths_slot)
+        #: the lengths are fractions of the padded length (sequence_lengths(relative=True))
+        self.relative = not mask and lengths_relative(target, lengths_slot)
         if mask:
             self.lengths = [int(v) for v in mask_lengths(target, lengths_slot, raw).reshape(-1).tolist()]
             padded = raw.shape[-1]
+        elif self.relative:
+            padded = time_dim if isinstance(time_dim, int) else example.dims.get(time_dim, 0)
+            self.lengths = step_counts(raw, padded, relative=True)
         else:
             self.lengths = [int(v) for v in torch.as_tensor(raw).reshape(-1).tolist()]
             padded = time_dim if isinstance(time_dim, int) else example.dims.get(time_dim, max(self.lengths, default=0))
@@ -394,12 +447,30 @@ class _Layout:
                 for axis in (time_axis, *self.more_time.get(slot, ())):
                     value = value.narrow(axis, 0, length)
             changes[slot] = value
-        if not self.mask:  # a mask, trimmed above, is all tokens
+        if self.relative:  # the whole of the row's own steps
+            changes[self.lengths_slot] = lengths_like(slot_value(args, self.lengths_slot), [length], length, True)
+        elif not self.mask:  # a mask, trimmed above, is all tokens
             lengths = slot_value(args, self.lengths_slot)
             changes[self.lengths_slot] = (
                 lengths[row:row + 1] if isinstance(lengths, torch.Tensor) else type(lengths)([lengths[row]])
             )
         return _with(args, changes)
+
+    def exact(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """``args`` with relative lengths worked out again in their dtype (see
+        :func:`exact_relative_lengths`); ``args`` as they are otherwise."""
+        if not self.relative:
+            return dict(args)
+        value = slot_value(args, self.lengths_slot)
+        return _with(args, {self.lengths_slot: lengths_like(value, self.lengths, self.padded, True)})
+
+    def length_words(self, row: int) -> str:
+        """``length 3 of 5 padded steps``, with the relative length that says so where the
+        lengths are fractions."""
+        words = f"length {self.lengths[row]} of {self.padded} padded steps"
+        if self.relative:
+            words += f", {self.lengths_name} {self.lengths[row] / max(self.padded, 1):.4g}"
+        return words
 
     def extended(self, args: Mapping[str, Any], generator: torch.Generator) -> dict[str, Any]:
         """The arguments with EXTRA_STEPS steps of other values appended to the padding (the
@@ -420,6 +491,10 @@ class _Layout:
                     more = _garbage(value, axis, generator)
                 value = torch.cat([value, more], dim=axis)
             changes[slot] = value
+        if self.relative:  # the same steps, of a longer padded length
+            changes[self.lengths_slot] = lengths_like(
+                slot_value(args, self.lengths_slot), self.lengths, self.padded + EXTRA_STEPS, True
+            )
         return _with(args, changes)
 
     def full_length(self, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -429,6 +504,8 @@ class _Layout:
         if self.mask:
             return _with(args, {self.lengths_slot: (torch.zeros_like if self.marks_padding else torch.ones_like)(lengths)})
         longest = self.padded + EXTRA_STEPS
+        if self.relative:
+            return _with(args, {self.lengths_slot: lengths_like(lengths, [longest] * len(self.lengths), longest, True)})
         return _with(args, {self.lengths_slot: (
             torch.full_like(lengths, longest) if isinstance(lengths, torch.Tensor) else type(lengths)([longest] * len(lengths))
         )})
@@ -716,6 +793,9 @@ class PaddingInvariance(Invariant):
                 f"Spec(padding_value=...) names {', '.join(layout.unfilled)}, which {'has' if len(layout.unfilled) == 1 else 'have'} "
                 f"no padded steps beside {layout.lengths_name}: nothing set there ({count} example{'s' if count != 1 else ''})"
             ))
+        fractions = _fractions(layout, example)
+        if fractions is not None:
+            return context.nothing_to_compare(fractions)
         if not any(length > 0 for length in layout.lengths):
             return context.nothing_to_compare(_no_rows(layout.lengths_name), drawn=True)
         try:
@@ -783,6 +863,7 @@ class PaddingInvariance(Invariant):
     def _in_either_dtype(self, context: Context, example: Example, layout: _Layout, *, quiet: bool) -> None:
         """_check on a float64 copy, or, where that cannot serve, in the model's own dtype."""
         model, args, native = _float64_copy(context.fresh_model().eval(), layout.pad(example.fresh_args()))
+        args = layout.exact(args)
         with default_dtype(torch.float64 if native is not None else None):
             try:
                 self._check(context, example, layout, model, args, native, slack=1.0, quiet=quiet)
@@ -954,7 +1035,7 @@ class PaddingInvariance(Invariant):
                 )
                 if lines:
                     findings.append((
-                        f"row {row} (length {length} of {padded} padded steps) gives a different {leaf} "
+                        f"row {row} ({layout.length_words(row)}) gives a different {leaf} "
                         f"in the batch than alone (a batch of one, trimmed to length {length})",
                         [
                             f"{leaf}[{row}] in the batch against alone{_own_steps(time_axes, row)}:",
@@ -968,7 +1049,7 @@ class PaddingInvariance(Invariant):
                 if lines:
                     findings.append((
                         f"appending {EXTRA_STEPS} padding steps of {'the declared padding value' if layout.fill else 'other values'} changes {leaf} of row {row} "
-                        f"(length {length} of {padded} padded steps)",
+                        f"({layout.length_words(row)})",
                         [
                             f"{leaf}[{row}] with the extra padding against without{_own_steps(time_axes, row)}:",
                             *(f"  {line}" for line in lines), *parted("extended", "the batch with the extra padding"),
@@ -1223,6 +1304,30 @@ class PaddingInvariance(Invariant):
                     )
                 findings.append((text, details))
         return findings
+
+
+def _fractions(layout: _Layout, example: Example) -> str | None:
+    """Why floating lengths that look like fractions (one is not whole, or none is above 1),
+    not drawn as relative lengths, say nothing: read as steps, 0.6 would be none and 1.0
+    one, where to SpeechBrain 1.0 is every step. None for any other lengths."""
+    if layout.mask or layout.relative:
+        return None
+    raw = slot_value(example.args, layout.lengths_slot)
+    if not isinstance(raw, torch.Tensor) or not raw.is_floating_point() or not raw.numel():
+        return None
+    if bool((raw == raw.round()).all()) and bool((raw > 1).any()):
+        return None  # whole numbers of steps, held as floats
+    return (
+        f"{layout.lengths_name} holds {_values(raw)}, floats that read as fractions, not steps: if they are fractions "
+        f"of the padded length (SpeechBrain's wav_lens), draw them with sequence_lengths(relative=True); steps as an "
+        f"integer tensor"
+    )
+
+
+def _values(value: torch.Tensor) -> str:
+    """A few of a tensor's values, as a list: ``[0.6, 1]``."""
+    shown = [f"{float(v):.4g}" for v in value.reshape(-1)[:4]]
+    return "[" + ", ".join(shown) + (", ..." if value.numel() > 4 else "") + "]"
 
 
 def _too_short(layout: _Layout) -> str:

@@ -75,6 +75,9 @@ so that dyncheck's zero-configuration inference can check it.
 * :mod:`~reference_models.buggy.unmasked_conv_padding` -- ``LengthMaskedConformer``'s
   depthwise convolution reading the padded frames, as torchaudio's Conformer does
   (padding_invariance).
+* :mod:`~reference_models.buggy.relative_conv_leak` -- ``RelativeLengthsEncoder``'s
+  depthwise convolution reading the padded frames under relative lengths, as SpeechBrain's
+  Conformer does (padding_invariance).
 * :mod:`~reference_models.buggy.normalised_over_padding` -- ``ZeroPaddedAudioEncoder``
   normalising each waveform over its padding, which no declared padding value makes
   right (padding_invariance).
@@ -245,6 +248,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.argmax_router:Model": ("grad_isolation",),
     "reference_models.buggy.one_hot_twice:Model": ("coverage",),
     "reference_models.buggy.unmasked_conv_padding:Model": ("padding_invariance",),
+    "reference_models.buggy.relative_conv_leak:Model": ("padding_invariance",),
     "reference_models.buggy.normalised_over_padding:Model": ("padding_invariance",),
     "reference_models.buggy.group_norm_frames:Model": ("padding_invariance",),
     "reference_models.buggy.batch_mean_features:Model": ("batch_invariance", "padding_invariance"),
