@@ -579,6 +579,47 @@ def test_a_layer_that_takes_what_an_earlier_one_made_of_the_rebound_name_says_no
     assert_callable(target, max_examples=10)
 
 
+class _RawGRU(nn.Module):
+    """A GRU over raw weights: its type says nothing of its input's width."""
+
+    def __init__(self, size, hidden):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(3 * hidden, size) / size ** 0.5)
+        self.u = nn.Parameter(torch.randn(3 * hidden, hidden) / hidden ** 0.5)
+        self.hidden = hidden
+
+    def forward(self, x):
+        h, steps = x.new_zeros(x.shape[0], self.hidden), []
+        for t in range(x.shape[1]):
+            r, z, n = (x[:, t] @ self.w.T).chunk(3, -1)
+            hr, hz, hn = (h @ self.u.T).chunk(3, -1)
+            r, z = torch.sigmoid(r + hr), torch.sigmoid(z + hz)
+            h = (1 - z) * torch.tanh(n + r * hn) + z * h
+            steps.append(h)
+        return torch.stack(steps, 1), h
+
+
+class RawGRUTagger(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = _RawGRU(6, 16)
+        self.norm = nn.LayerNorm(16)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        x, _ = self.rnn(x)
+        return self.head(self.norm(x))
+
+
+def test_names_a_tuple_target_rebinds_to_a_layers_output_say_nothing_of_the_argument():
+    # x, _ = self.rnn(x): x holds the recurrent layer's 16-wide steps at the norm, as x =
+    # self.rnn(x)[0] would. Before, x was drawn as the norm's [batch, 16].
+    target = resolved(RawGRUTagger)
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", "time", 6)
+    assert target.inferred_inputs["x"].startswith("no layer gives its shape: called on vectors [2, F]")
+    assert_callable(target, max_examples=10)
+
+
 class OptionalProjection(nn.Module):
     def __init__(self):
         super().__init__()

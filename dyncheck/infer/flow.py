@@ -26,6 +26,18 @@ from dyncheck.infer.source import _mentions_data, _number, _self_module, _strip_
 MAX_DEPTH = 6
 
 
+def _bound_names(target: ast.AST) -> list[str]:
+    """The names an assignment target rebinds: ``x``, and those of ``x, (h, c)`` and
+    ``x, *rest``; not a subscript's or an attribute's (``out[0] = ...`` rebinds nothing)."""
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, ast.Starred):
+        return _bound_names(target.value)
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [name for element in target.elts for name in _bound_names(element)]
+    return []
+
+
 class _Flow(ast.NodeVisitor):
     """Follows one argument through assignments and records, in source order, the
     ``self.<module>(...)`` calls that consume it.
@@ -216,11 +228,11 @@ class _Flow(ast.NodeVisitor):
             and (module := self._module(name)) is not None and not isinstance(module, _SHAPE_KEEPING)
         ):
             # x = self.lin(x): from here the name holds what a layer made of the argument, and
-            # a layer that takes it (a norm over lin's width) says nothing of the argument's.
-            # Not a slot left at None: that call is guarded, and x reaches the next layer as it is.
+            # a layer that takes it (a norm over lin's width) says nothing of the argument's;
+            # so do the names x, (h, c) = self.lstm(x) binds. Not a slot left at None: that
+            # call is guarded, and x reaches the next layer as it is.
             for target in node.targets:
-                if isinstance(target, ast.Name):
-                    self.tainted.discard(target.id)
+                self.tainted.difference_update(_bound_names(target))
 
     def _joined(self, node: ast.AST) -> tuple[tuple[str, ...], int] | None:
         """(the parts, the axis) of a concatenation ``node`` makes, or a name holds (see
