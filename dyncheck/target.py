@@ -326,6 +326,98 @@ def _beside_given(message: str, given: dict[str, Any]) -> str:
     return f"{message}; keep the input{'s' if len(given) > 1 else ''} your Spec gives ({names}) beside it"
 
 
+#: Where a refusal's Spec line starts.
+_WRITE_SPEC = "write dyncheck.Spec("
+
+
+def _refusals(refused: list[tuple[str, str]]) -> str:
+    """The refusals of forward's arguments as one line: each reason, then one Spec that
+    gives every refused input (their ``inputs``, ``dims`` and ``skip`` entries merged), and
+    what each one's line added after its Spec. Where a refusal's Spec line cannot be read,
+    the first refusal, naming the others."""
+    if len(refused) == 1:
+        return refused[0][1]
+    reasons: list[str] = []
+    covered: set[str] = set()  # the arguments an earlier refusal's Spec line gives (x and y split one layer)
+    merged: dict[str, list[str]] = {}
+    owners: set[str] = set()
+    afters: list[str] = []
+    for name, message in refused:
+        reason, found, rest = message.partition(_WRITE_SPEC)
+        call = _spec_call(rest) if found else None
+        reason = reason.rstrip(" ;:")  # "(...); write" and a dict's "(...); a dict of inputs: write"
+        if call is None:
+            others = ", ".join(repr(n) for n, _ in refused if n != refused[0][0])
+            return f"{refused[0][1]}; dyncheck cannot infer {others} either"
+        owner, keywords, after = call
+        if name in covered:
+            continue
+        covered.update(entry.partition(":")[0].strip().strip("'\"") for entry in keywords.get("inputs", ()))
+        owners.add(owner)
+        reasons.append(reason)
+        for keyword, entries in keywords.items():
+            merged.setdefault(keyword, [])
+            merged[keyword] += [e for e in entries if e not in merged[keyword]]
+        if after.strip(" ,;"):
+            afters.append(f"for {name!r}: {after.strip(' ,;').removeprefix('with ').removeprefix('its ')}")
+    if len(owners) != 1:
+        return f"{refused[0][1]}; dyncheck cannot infer {', '.join(repr(n) for n, _ in refused[1:])} either"
+    if len(reasons) == 1:
+        return refused[0][1]
+    fields = "".join(f", {keyword}={{{', '.join(entries)}}}" for keyword, entries in merged.items())
+    return "; ".join(reasons) + f"; {_WRITE_SPEC}{owners.pop()}{fields})" + "".join(f"; {a}" for a in afters)
+
+
+def _spec_call(rest: str) -> tuple[str, dict[str, list[str]], str] | None:
+    """What follows ``write dyncheck.Spec(`` in a refusal: the model's name, each keyword's
+    dict entries as written (``{'inputs': ["'x': tensors(...)"]}``) and the text after the
+    call's closing parenthesis; None where it is not that."""
+    parts, depth, start, quote = [], 1, 0, None
+    for index, char in enumerate(rest):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth == 0:
+                parts.append(rest[start:index].strip())
+                break
+        elif char == "," and depth == 1:
+            parts.append(rest[start:index].strip())
+            start = index + 1
+    else:
+        return None
+    keywords: dict[str, list[str]] = {}
+    for part in parts[1:]:
+        keyword, equals, value = part.partition("=")
+        if not equals or not keyword.isidentifier() or not (value.startswith("{") and value.endswith("}")):
+            return None
+        keywords[keyword] = _top_level_items(value[1:-1])
+    return parts[0], keywords, rest[index + 1:]
+
+
+def _top_level_items(text: str) -> list[str]:
+    """``text`` split at its commas outside brackets and quotes."""
+    items, depth, start, quote = [], 0, 0, None
+    for index, char in enumerate(text):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            items.append(text[start:index].strip())
+            start = index + 1
+    items.append(text[start:].strip())
+    return [item for item in items if item]
+
+
 def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[str, str]) -> Target:
     """:func:`resolve_spec` once the instance is built: its forward inputs inferred and
     probed, every name the spec gives checked."""
@@ -373,6 +465,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     # forward(input_ids=None, attention_mask=None, ...) requires nothing: infer the first.
     primary = primary_input(parameters, spec.inputs)
     unmasked: Uninferable | None = None
+    uninferred: list[tuple[str, str]] = []  # (argument, why): every argument refused, said at once
     for name, parameter in parameters.items():
         if name in spec.inputs:
             inputs[name] = spec.inputs[name]
@@ -404,7 +497,8 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
                 exc = refused
                 probed = None
             if probed is None:
-                raise _fail(text, _beside_given(str(exc), spec.inputs)) from None
+                uninferred.append((name, str(exc)))
+                continue
             inferred = probed
         inputs[name] = _own_length(name, inferred.value)
         inferred_inputs[name] = inferred.why
@@ -412,6 +506,8 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
             inferred_inputs[name] = PACKED_LENGTHS_NOTE
         for dim, bounds in (inferred.dims or {}).items():
             all_dims.setdefault(dim, bounds)
+    if uninferred:
+        raise _fail(text, _beside_given(_refusals(uninferred), spec.inputs))
     _lengths_along(inputs, inferred_inputs)
     _confirm_indirect(instance, parameters, spec.inputs, inputs, inferred_inputs, all_dims)
     # The mask before the probes, which call the model with it (all tokens).

@@ -5140,3 +5140,64 @@ def test_a_forward_is_read_once_and_a_module_imported_anew_is_read_anew(pytester
     forward = module.Model.forward
     forward.__code__ = importlib.reload(module).Model.forward.__code__
     assert isinstance(function_tree(forward).body[0].value.op, ast.Sub)
+
+
+class TwoRefused(nn.Module):
+    """A graph layer over an edge list, then an architecture of ints: neither can be inferred."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.ops = nn.ModuleList([nn.Identity(), nn.Tanh()])
+
+    def forward(self, x, edge_index, arch: list[int]):
+        h = self.lin(x)
+        h = h.index_add(0, edge_index[1], h[edge_index[0]])
+        for op, pick in zip(self.ops, arch):
+            if pick:
+                h = op(h)
+        return h
+
+
+def test_every_refused_argument_is_named_in_one_line_with_one_spec():
+    # Before, the refusal named edge_index alone; its Spec line, pasted, met the refusal of arch.
+    with pytest.raises(TargetError) as excinfo:
+        resolved(TwoRefused)
+    message = str(excinfo.value)
+    assert "\n" not in message
+    assert message.startswith(
+        "--dyncheck test_infer:TwoRefused: cannot infer forward argument 'edge_index' of TwoRefused (it holds indices into another "
+        "input: h.index_add(0, edge_index[1], h[edge_index[0]])); cannot infer forward argument 'arch' of TwoRefused "
+        "(annotated list[int]: "
+    ), message
+    spec = message[message.index("write dyncheck.Spec("):]
+    assert spec.startswith(
+        "write dyncheck.Spec(TwoRefused, inputs={'edge_index': dyncheck.strategies.tensors(shape=(2, 'edges'), "
+        "dtype=torch.int64, max_value=3), 'arch': hypothesis.strategies.lists(hypothesis.strategies.integers(0, N), "
+        "min_size=K, max_size=K)}, dims={'batch': (4, 8)}, skip={'batch_invariance': 'samples are coupled through "
+        "edge_index'}); for 'edge_index': shape and max_value below the smallest size it indexes; for 'arch': the "
+        "values and length it takes"
+    ), spec
+    # The merged Spec, filled in, is what the model takes.
+    import hypothesis.strategies as hst
+
+    target = resolved(
+        TwoRefused,
+        inputs={
+            "edge_index": dst.tensors(shape=(2, "edges"), dtype=torch.int64, max_value=3),
+            "arch": hst.lists(hst.integers(0, 1), min_size=2, max_size=2),
+        },
+        dims={"batch": (4, 8)},
+    )
+    assert_callable(target, max_examples=5)
+
+
+def test_a_refusal_whose_spec_line_cannot_be_read_names_the_others():
+    from dyncheck.target import _refusals
+
+    refused = [("a", "cannot infer forward argument 'a' of M (no layer consumes it)"),
+               ("b", "cannot infer forward argument 'b' of M (x); write dyncheck.Spec(M, inputs={'b': ...})")]
+    assert _refusals(refused) == (
+        "cannot infer forward argument 'a' of M (no layer consumes it); dyncheck cannot infer 'b' either"
+    )
+    assert _refusals(refused[1:]) == refused[1][1]
