@@ -169,15 +169,11 @@ def default_dtype(dtype: torch.dtype | None) -> Iterator[None]:
 
 
 def _moved_args(target: Any, example: Example, config: Config) -> dict[str, Any]:
-    """The example's arguments on ``config``'s device and dtype; relative lengths cast to
-    another dtype are worked out again there from their steps (7/13 rounded to float32, then
-    widened, is 7.0000001 steps to a model that masks ``arange(T) < rel * T``)."""
-    args = _move(example.fresh_args(), config.device, config.dtype)
-    if config.dtype is None or getattr(target, "spec", None) is None:
-        return args
-    from dyncheck.invariants.padding_invariance import exact_relative_lengths
+    """The example's arguments on ``config``'s device and dtype, relative lengths on its
+    device only (:func:`~dyncheck.invariants.padding_invariance.keep_relative_lengths`)."""
+    from dyncheck.invariants.padding_invariance import keep_relative_lengths
 
-    return exact_relative_lengths(target, example.dims, args)
+    return keep_relative_lengths(target, example.args, _move(example.fresh_args(), config.device, config.dtype))
 
 
 def run_config(

@@ -83,6 +83,9 @@ def describe_value(name: str, value: Any) -> str:
         text = f"{name} {dtype}[{', '.join(map(str, value.shape))}]"
         if not value.is_floating_point() and value.numel() <= 16:
             return f"{text} = {value.tolist()}"
+        if value.is_floating_point() and value.dim() == 1 and value.numel() <= 16 and _lengths_named(name):
+            # relative lengths (SpeechBrain's wav_lens): each value, as it gives back its float
+            return f"{text} = [{', '.join(_shortest(v) for v in value)}]"
         notes = []
         if not value.is_contiguous():
             notes.append("non-contiguous")
@@ -108,6 +111,13 @@ def describe_value(name: str, value: Any) -> str:
     if isinstance(value, dict) and value and all(_tensors_inside(v) for v in value.values()):
         return ", ".join(describe_value(f"{name}[{k!r}]", v) for k, v in value.items())
     return f"{name}={value!r}"
+
+
+def _lengths_named(name: str) -> bool:
+    """Whether an argument's name says lengths (``wav_lens``, ``seq_lengths``)."""
+    from dyncheck.infer import _LENGTHS_NAME
+
+    return bool(_LENGTHS_NAME.search(name))
 
 
 def _tensors_inside(value: Any) -> bool:

@@ -734,6 +734,15 @@ def _padding_argument(
     }
     for name in sorted(candidates, key=lambda n: list(table).index(kind(n))):
         every, value, strategy, what = table[kind(name)]
+        fractions = _reads_fractions(model, args, name, padded, 3) if kind(name) == "lengths" else None
+        if fractions is not None and _same_floats(_outputs_of(model, {**args, name: torch.ones(3)}), plain):
+            # SpeechBrain's forward(x, lengths=None): None is every step, and so is 1 (see _probe_relative)
+            return {name: Inferred(
+                dst.sequence_lengths(batch_size="batch", max_length=time, relative=True),
+                f"{what}, drawn as relative lengths (relative=True), fractions of the padded length as SpeechBrain's "
+                f"wav_lens are (forward takes {name}=None, and a call with lengths of 1.0 gave the output of a call "
+                f"without one; {fractions})",
+            )}
         given = _outputs_of(model, {**args, name: value})
         if padded > 1 and given is not None:
             some = _outputs_of(model, {**args, name: padded_last[kind(name)]})
@@ -1297,7 +1306,7 @@ def _probe_call(instance: nn.Module, args: dict[str, Any], *, training: bool | N
 
 
 def _inferred_tensors(
-    inputs: dict[str, Any], inferred: dict[str, str], *, tokens: bool = False,
+    inputs: dict[str, Any], inferred: dict[str, str], *, tokens: bool = False, given: bool = False,
 ) -> dict[str, tuple[tuple, Any]] | None:
     """Each input's (shape, dtype) when every input was inferred as floating ``tensors()``
     (what resolution may probe and reshape), else None. With ``tokens``, integer ones
@@ -1306,13 +1315,14 @@ def _inferred_tensors(
     sequence as long as the padded length) and ``("mask", dtype, marks padding)`` (every position a token).
     Inferred control values count too, given as ``((), ("control", value))`` with the value
     a probe calls with (:func:`_control_value`): a flag beside an image leaves its sizes to
-    probe."""
+    probe. With ``given``, inputs the Spec gives count as well, drawn alike (for a probe
+    that only reads: none of them is reshaped)."""
     import torch
 
     from dyncheck.examples import strategy_arguments, strategy_kind
     from dyncheck.strategies import _length_plan, _mask_plan
 
-    if not inputs or set(inputs) - set(inferred):
+    if not inputs or (set(inputs) - set(inferred) and not given):
         return None
     shapes: dict[str, tuple[tuple, Any]] = {}
     for name, strategy in inputs.items():
@@ -2338,22 +2348,27 @@ def _probe_relative(instance: nn.Module, inputs: dict[str, Any], inferred: dict[
     """Inferred sequence lengths that are fractions of the padded length (SpeechBrain's
     ``wav_lens``, where 1.0 and anything above it mean every step): drawn as whole numbers
     of steps, every padded row would run all its steps and padding_invariance would report
-    the padding as read. The model is called with every length the padded length, then 1,
-    then 1.0 and 0.5, at a padded length of 4 (or 3) steps; when the first three agree and
-    0.5 gives another output, the lengths are drawn with ``relative=True`` and ``inferred``
-    says why. A model that ignores its lengths (0.5 agrees too), counts steps (1 gives
-    another output) or refuses fractions keeps whole numbers. Only for inputs all inferred
-    (as :func:`_probe_sizes`)."""
+    the padding as read. When :func:`_reads_fractions` says the model reads them so, they
+    are drawn with ``relative=True`` and ``inferred`` says why. Relative lengths (found here
+    or beside an optional argument) whose model raises when no row is 1.0 (its mask as wide
+    as the longest row, SpeechBrain's ``length_to_mask(abs_len)`` without ``max_len``) and
+    runs when one is are drawn with ``pad_to_longest=True`` too: SpeechBrain divides by the
+    longest in a batch, so one is always 1.0. For inferred lengths beside inputs inferred or
+    given as ``tensors()``."""
     import torch
 
     from dyncheck import strategies as dst
-    from dyncheck.examples import strategy_arguments
+    from dyncheck.examples import strategy_arguments, strategy_kind
 
-    found = _lengths_probe(inputs, inferred, dims, "relative")
-    if found is None:
+    # a Spec that gives the other inputs (tensors() of named shapes) still leaves the lengths to this
+    shapes = _inferred_tensors(inputs, inferred, tokens=True, given=True)
+    names = [n for n in shapes or () if strategy_kind(inputs[n]) == "sequence_lengths"]
+    if len(names) != 1 or names[0] not in inferred:
         return
-    name = found[0]
-    shapes = _inferred_tensors(inputs, inferred, tokens=True)
+    (name,) = names
+    kwargs = strategy_arguments(inputs[name])
+    if kwargs.get("pad_to_longest") or kwargs.get("descending"):
+        return  # whole numbers a model raised on otherwise: steps
     time = shapes[name][1][1]
     # 4 steps or more where the spec allows them (3 at least): at 2, a mask off by one
     # (arange(T) <= lengths) keeps both steps for lengths 1 and 2, as relative lengths would
@@ -2362,38 +2377,76 @@ def _probe_relative(instance: nn.Module, inputs: dict[str, Any], inferred: dict[
         return
     padded = next((size for size in room if size >= 4), room[-1])
     args = _padded_probe(shapes, time, padded, dims)
-    full = args[name]
-    if full.dim() != 1 or full.is_floating_point():
+    if args[name].dim() != 1 or len(args[name]) < 2:
         return
-    model = clone(instance).eval()
+    if not kwargs.get("relative"):
+        found = _reads_fractions(clone(instance).eval(), args, name, padded, len(args[name]))
+        if found is None:
+            return
+        kwargs = {**kwargs, "relative": True}
+        inputs[name] = dst.sequence_lengths(**kwargs)
+        inferred[name] += (
+            f"; drawn as relative lengths (relative=True), fractions of the padded length as SpeechBrain's "
+            f"wav_lens are: {found}"
+        )
+    most = (padded - 1) / padded
+    error = _probe_call(instance, {**args, name: torch.full(args[name].shape, most)})
+    longest = torch.full(args[name].shape, most)
+    longest[0] = 1.0
+    if error is not None and _probe_call(instance, {**args, name: longest}) is None:
+        inputs[name] = dst.sequence_lengths(**{**kwargs, "pad_to_longest": True})
+        inferred[name] += (
+            f"; the longest always 1.0 (pad_to_longest=True), as SpeechBrain divides by the longest in a batch: "
+            f"with every length {padded - 1}/{padded} it raised {type(error).__name__} ({one_line(error)})"
+        )
+
+
+def _reads_fractions(model: nn.Module, args: dict[str, Any], name: str, padded: int, batch: int) -> str | None:
+    """Whether ``model`` (resolution's copy, in eval mode) reads the lengths ``name`` as
+    fractions of the ``padded`` steps of ``args`` (a batch of ``batch``), and the note's
+    words when so: lengths 1 and 1.0 give one output, and so does ``padded`` or it raises
+    (every step, or a mask ``padded`` times too wide); and with the first row at 1.0, the
+    others at half the steps and at all but one give two other outputs. Steps give another output at ``padded`` than
+    at 1; a model that ignores its lengths, or counts whole steps (0.5 and 0.75 both none
+    or both one), gives one output for both fractions; one that refuses fractions raises."""
+    import torch
 
     def outputs(lengths: torch.Tensor) -> list[Any] | None:
         return _outputs_of(model, {**args, name: lengths})
 
-    def same(a: list[Any] | None, b: list[Any] | None) -> bool:
-        """Every floating output of ``a`` equals ``b``'s (one of them at least; an output
-        of the lengths themselves, whole numbers or fractions, aside)."""
-        if a is None or b is None or len(a) != len(b):
-            return False
-        pairs = [
-            (x, y) for x, y in zip(a, b)
-            if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.is_floating_point() and y.is_floating_point()
-        ]
-        return bool(pairs) and all(
-            x.shape == y.shape and x.dtype == y.dtype and torch.allclose(x, y, rtol=1e-5, atol=1e-6, equal_nan=True)
-            for x, y in pairs
-        )
+    whole = outputs(torch.ones(batch))
+    if not _same_floats(whole, outputs(torch.ones(batch, dtype=torch.long))):
+        return None
+    at_padded = outputs(torch.full((batch,), padded, dtype=torch.long))
+    if at_padded is not None and not _same_floats(at_padded, whole):
+        return None
+    half, most = padded // 2, padded - 1
+    fewer, more = torch.ones(batch), torch.ones(batch)
+    fewer[1:], more[1:] = half / padded, most / padded
+    read_fewer, read_more = outputs(fewer), outputs(more)
+    if read_fewer is None or read_more is None or _same_floats(read_fewer, read_more):
+        return None
+    also = f"as did {padded}" if at_padded is not None else f"{padded} raised"
+    return (
+        f"at {padded} padded steps, lengths 1 and 1.0 gave one output ({also}), and rows at {half}/{padded} and "
+        f"{most}/{padded} two others"
+    )
 
-    every = outputs(full)
-    if not same(outputs(torch.ones_like(full)), every):
-        return
-    whole = outputs(torch.ones(full.shape))
-    if not same(whole, every) or same(outputs(torch.full(full.shape, 0.5)), whole):
-        return  # steps, not fractions; or the lengths change nothing here
-    inputs[name] = dst.sequence_lengths(**{**strategy_arguments(inputs[name]), "relative": True})
-    inferred[name] += (
-        f"; drawn as relative lengths (relative=True), fractions of the padded length as SpeechBrain's wav_lens are: "
-        f"lengths {padded} and 1 of {padded} padded steps gave the same output as 1.0, and 0.5 another"
+
+def _same_floats(a: list[Any] | None, b: list[Any] | None) -> bool:
+    """Whether every floating output of ``a`` equals ``b``'s, one at least (an output of the
+    lengths themselves, whole numbers or fractions, aside); False where either raised."""
+    import torch
+
+    if a is None or b is None or len(a) != len(b):
+        return False
+    pairs = [
+        (x, y) for x, y in zip(a, b)
+        if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.is_floating_point() and y.is_floating_point()
+    ]
+    return bool(pairs) and all(
+        x.shape == y.shape and x.dtype == y.dtype and torch.allclose(x, y, rtol=1e-5, atol=1e-6, equal_nan=True)
+        for x, y in pairs
     )
 
 

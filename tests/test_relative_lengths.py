@@ -15,7 +15,7 @@ from dyncheck.examples import Example, strategy_arguments
 from dyncheck.invariants.batch_invariance import _input_lengths
 from dyncheck.invariants.causality import Causality
 from dyncheck.invariants.packed_rnn import draw_lengths
-from dyncheck.invariants.padding_invariance import EXTRA_STEPS, _Layout, exact_relative_lengths
+from dyncheck.invariants.padding_invariance import EXTRA_STEPS, _Layout
 from dyncheck.strategies import sequence_lengths, tensors
 from dyncheck.target import resolve, resolve_spec
 from reference_models.relative_lengths import RelativeLengthsEncoder
@@ -44,7 +44,7 @@ def test_relative_lengths_are_inferred_by_calling_the_model():
     assert strategy_arguments(target.spec.inputs["wav_lens"]) == {"relative": True}
     assert re.search(
         r"; drawn as relative lengths \(relative=True\), fractions of the padded length as SpeechBrain's wav_lens "
-        r"are: lengths (\d+) and 1 of \1 padded steps gave the same output as 1\.0, and 0\.5 another$",
+        r"are: at 4 padded steps, lengths 1 and 1\.0 gave one output \(as did 4\), and rows at 2/4 and 3/4 two others$",
         target.inferred_inputs["wav_lens"],
     ), target.inferred_inputs["wav_lens"]
 
@@ -73,10 +73,38 @@ class IgnoredLengths(nn.Module):
         return self.proj(feats.mean(1))
 
 
-@pytest.mark.parametrize("model", [StepLengths, IgnoredLengths])
+class EveryFourthFrame(nn.Module):
+    """Lengths in steps of frames kept one in four: at 4 padded steps only frame 0 is kept,
+    so lengths 4 and 1 agree, and 0.5 keeps none."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(4, 3)
+
+    def forward(self, feats, wav_lens):
+        x = self.proj(feats[:, ::4])
+        kept = torch.div(wav_lens - 1, 4, rounding_mode="floor") + 1
+        weights = (torch.arange(x.shape[1])[None, :] < kept[:, None]).unsqueeze(-1).to(x.dtype)
+        return (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+class RefusesFractions(nn.Module):
+    """Lengths taken, checked to be whole numbers (1.0 is one), never read."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(4, 3)
+
+    def forward(self, feats, wav_lens):
+        if bool((wav_lens != wav_lens.round()).any()):
+            raise ValueError("wav_lens counts steps")
+        return self.proj(feats.mean(1))
+
+
+@pytest.mark.parametrize("model", [StepLengths, IgnoredLengths, EveryFourthFrame, RefusesFractions])
 def test_lengths_in_steps_or_unread_stay_whole_numbers(model):
-    # Length 1 gives another output than the padded length (steps), or 0.5 the same as 1.0
-    # (unread): neither is relative.
+    # Length 1 gives another output than the padded length (steps); or the fractions 2/4 and
+    # 3/4 give one output (unread, or both read as no step or one); or fractions raise.
     target = resolve_spec(dyncheck.Spec(model))
     assert strategy_arguments(target.spec.inputs["wav_lens"]) == {}
     assert "relative" not in target.inferred_inputs["wav_lens"]
@@ -87,6 +115,113 @@ def test_a_mask_off_by_one_is_not_read_as_relative_lengths():
     # probe pads to 4 steps, where 1 keeps 2 of them.
     target = resolve("reference_models.buggy.lens_off_by_one:Model")
     assert "relative" not in strategy_arguments(target.spec.inputs["lens"])
+
+
+SPEECHBRAIN_MASK = '''
+import torch
+from torch import nn
+
+import dyncheck
+from dyncheck.strategies import tensors
+
+
+def length_to_mask(length, max_len=None):
+    """SpeechBrain's: as wide as the longest length when no max_len is given."""
+    if max_len is None:
+        max_len = length.max().long().item()
+    return torch.arange(max_len, dtype=length.dtype)[None, :] < length[:, None]
+
+
+class Model(nn.Module):
+    """SpeechBrain's wav2vec2 and Hugging Face integrations: abs_len = round(wav_lens * T), then a
+    key padding mask of length_to_mask(abs_len), as wide as the longest row."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(8, 16)
+        self.attention = nn.MultiheadAttention(16, 2, batch_first=True)
+
+    def forward(self, src, wav_lens):
+        abs_len = torch.round(wav_lens * src.shape[1])
+        padding = ~length_to_mask(abs_len)
+        x = self.proj(src)
+        x, _ = self.attention(x, x, x, key_padding_mask=padding, need_weights=False)
+        keep = (~padding).unsqueeze(-1).to(x.dtype)
+        return (x * keep).sum(1) / keep.sum(1).clamp(min=1.0)
+
+
+class Optional(nn.Module):
+    """SpeechBrain's usual signature: wav_lens=None is every frame."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(8, 3)
+
+    def forward(self, src, wav_lens=None):
+        if wav_lens is None:
+            wav_lens = torch.ones(src.shape[0])
+        valid = torch.arange(src.shape[1])[None, :] < torch.round(wav_lens * src.shape[1])[:, None]
+        keep = valid.unsqueeze(-1).to(src.dtype)
+        return self.proj((src * keep).sum(1) / keep.sum(1).clamp(min=1.0))
+
+
+# the Spec gives the features; the lengths are left to inference
+partial = dyncheck.Spec(Model, inputs={"src": tensors(shape=("batch", "time", 8))})
+'''
+
+
+def test_a_mask_as_wide_as_the_longest_row_is_relative_and_padded_to_it(dyncheck_run, pytester):
+    # length_to_mask(abs_len) without max_len: lengths of 4 whole steps make a mask 16 wide, and
+    # rows all below 1.0 one narrower than the input. SpeechBrain divides by the longest in a
+    # batch, so one row is always 1.0: the lengths are drawn so.
+    pytester.makepyfile(speechbrain_mask=SPEECHBRAIN_MASK)
+    run = dyncheck_run("--dyncheck", "speechbrain_mask:Model", "--dyncheck-explain", "--co", "-q")
+    assert "'wav_lens': sequence_lengths(pad_to_longest=True, relative=True)," in run.text, run.text
+    assert re.search(
+        r"at 4 padded steps, lengths 1 and 1\.0 gave one output \(4 raised\), and rows at 2/4 and 3/4 two others; "
+        r"the longest always 1\.0 \(pad_to_longest=True\), as SpeechBrain divides by the longest in a batch: with "
+        r"every length 3/4 it raised ", run.text,
+    ), run.text
+    run = dyncheck_run("--dyncheck", "speechbrain_mask:Model", "--dyncheck-invariants=padding_invariance,batch_invariance",
+                       "--dyncheck-max-examples=10")
+    assert set(run.outcomes().values()) == {"PASSED"}, run.text
+
+
+@pytest.mark.parametrize("target", ["Optional", "partial"])
+def test_optional_lengths_and_lengths_beside_given_inputs_are_found_relative(dyncheck_run, pytester, target):
+    # wav_lens=None: a call with lengths 1 (every step, to it) gave the plain output, and the
+    # argument was taken for unread. Beside an input the Spec gives, the probe did not run.
+    pytester.makepyfile(speechbrain_mask=SPEECHBRAIN_MASK)
+    run = dyncheck_run("--dyncheck", f"speechbrain_mask:{target}", "--dyncheck-explain", "--co", "-q")
+    assert re.search(r"'wav_lens': sequence_lengths\((pad_to_longest=True, )?relative=True\),", run.text), run.text
+    run = dyncheck_run("--dyncheck", f"speechbrain_mask:{target}", PADDING, "--dyncheck-max-examples=10")
+    assert set(run.outcomes().values()) == {"PASSED"}, run.text
+
+
+def test_inputs_moved_for_margins_and_searches_keep_their_relative_lengths():
+    # A one-ulp nudge, a float64 copy or a redraw of the inputs moved the lengths too: a mask
+    # arange(T) < rel * T then keeps another number of frames.
+    from dyncheck.invariants._influence import _redrawn
+    from dyncheck.invariants.padding_invariance import keep_relative_lengths
+    from dyncheck.rounding import nudged
+
+    target = _relative_target()
+    args = {"feats": torch.randn(2, 3, 8), "wav_lens": torch.tensor([1 / 3, 1.0])}
+    moved = nudged(args, torch.Generator().manual_seed(0))
+    kept = keep_relative_lengths(target, args, {k: v.double() for k, v in moved.items()})
+    assert kept["feats"].dtype == torch.float64 and not torch.equal(kept["feats"], args["feats"].double())
+    assert kept["wav_lens"].dtype == torch.float32 and torch.equal(kept["wav_lens"], args["wav_lens"])
+    assert kept["wav_lens"] is not args["wav_lens"]
+    redrawn = _redrawn(Example(args, 0, {"batch": 2, "time": 3}), "random10", 3, target)
+    assert torch.equal(redrawn.args["wav_lens"], args["wav_lens"])
+    assert not torch.equal(redrawn.args["feats"], args["feats"])
+
+
+def test_relative_lengths_are_shown_with_their_values():
+    from dyncheck.examples import describe_value
+
+    assert describe_value("wav_lens", torch.tensor([1 / 3, 1.0])) == "wav_lens float32[2] = [0.33333334, 1.0]"
+    assert describe_value("feats", torch.tensor([1 / 3, 1.0])) == "feats float32[2] max |feats| 1"
 
 
 def test_a_row_alone_is_one_and_extra_padding_rescales():
@@ -105,18 +240,20 @@ def test_a_row_alone_is_one_and_extra_padding_rescales():
     assert layout.length_words(0) == "length 3 of 5 padded steps, wav_lens 0.6"
 
 
-def test_relative_lengths_cast_to_float64_are_worked_out_again():
-    # float32's 7/13, widened, is 7.0000001 steps: a mask arange(T) < rel * T reads 8.
-    target = resolve_spec(dyncheck.Spec(
-        RelativeLengthsEncoder,
-        inputs={"feats": tensors(shape=("batch", "time", 8)), "wav_lens": sequence_lengths(relative=True)},
-        dims={"time": 13},
-    ))
-    widened = torch.tensor([7 / 13], dtype=torch.float32).double()
-    assert int((torch.arange(13) < widened * 13).sum()) == 8
-    exact = exact_relative_lengths(target, {"batch": 1, "time": 13}, {"wav_lens": widened})["wav_lens"]
-    assert exact.dtype == torch.float64 and exact.tolist() == [7 / 13]
-    assert int((torch.arange(13) < exact * 13).sum()) == 7
+def test_a_float64_copy_keeps_the_relative_lengths_as_drawn():
+    # Widened, float32's 1/3 is a hair over a third: a mask arange(T) < rel * T keeps 2 of 3
+    # frames. float64's own 7/25 is a hair over 7 of 25. The float32 fractions the model is
+    # given stay as they are in its float64 copy.
+    target = _relative_target()
+    drawn = torch.tensor([1 / 3, 1.0])
+    assert int((torch.arange(3) < drawn.double()[0] * 3).sum()) == 2
+    assert int((torch.arange(25) < torch.tensor(7 / 25, dtype=torch.float64) * 25).sum()) == 8
+    example = Example({"feats": torch.zeros(2, 3, 8), "wav_lens": drawn}, 0, {"batch": 2, "time": 3})
+    layout = _Layout(target, example, ("wav_lens", None))
+    widened = {name: value.double() for name, value in example.args.items()}
+    assert torch.equal(layout.exact(widened)["wav_lens"], drawn)
+    assert layout.row(widened, 0)["wav_lens"].dtype == torch.float32
+    assert layout.extended(widened, torch.Generator())["wav_lens"].dtype == torch.float32
 
 
 LENGTH_TO_MASK = """

@@ -27,6 +27,7 @@ from dyncheck.compare import tensor_bytes
 from dyncheck.errors import ModelError
 from dyncheck.examples import Example, strategy_arguments, strategy_kind
 from dyncheck.invariants._base import Context
+from dyncheck.invariants.padding_invariance import keep_relative_lengths
 from dyncheck.seeding import seeded
 from dyncheck.streams import Draws, argument
 from dyncheck.tracing import Trace, default_loss, dense, floating_leaves, grads_put_back
@@ -250,7 +251,8 @@ def _shape_no_gradient(context: Context, example: Example, names: list[str]) -> 
     if not floating or floating[0].is_complex():
         return names
     device = str(floating[0].device)
-    wide_args = _moderated(_move(dict(example.args), device, torch.float64))
+    widened = _moderated(_move(dict(example.args), device, torch.float64))
+    wide_args = keep_relative_lengths(context.target, example.args, widened)
     runs = [(example, False), (Example(wide_args, example.seed, example.dims), True)]
 
     def gradients(run: Example, wide: bool, name: str | None) -> dict[str, torch.Tensor] | None:
@@ -486,7 +488,8 @@ def _holds_when_nudged(context: Context, model: nn.Module, example: Example, nam
 
             for base in scales:
                 generator = torch.Generator().manual_seed(3141)
-                args = {k: _nudge(v, sign, generator) for k, v in base.items()}
+                moved = {k: _nudge(v, sign, generator) for k, v in base.items()}
+                args = keep_relative_lengths(context.target, base, moved)
                 found = _gradient_reaches(context, model, Example(args, example.seed, example.dims), [name], around)
                 if found is None or name in found[1]:
                     break
@@ -496,9 +499,10 @@ def _holds_when_nudged(context: Context, model: nn.Module, example: Example, nam
     return held
 
 
-def _redrawn(example: Example, move: str, seed: int) -> Example:
+def _redrawn(example: Example, move: str, seed: int, target: Any = None) -> Example:
     """``example`` with its floating inputs moved a lot (see ``_REDRAWS``): the same sizes,
-    with integer and boolean inputs (tokens, lengths, counts, flags) and masks kept."""
+    with integer and boolean inputs (tokens, lengths, counts, flags), masks and the
+    ``target``'s relative lengths kept."""
     generator = torch.Generator().manual_seed(4321 + seed)
     args = {}
     for name, value in example.args.items():
@@ -511,7 +515,7 @@ def _redrawn(example: Example, move: str, seed: int) -> Example:
             if isinstance(value, torch.Tensor) and value.is_floating_point():
                 moved = torch.where(torch.isfinite(value), moved, value)
             args[name] = moved
-    return Example(args, example.seed, example.dims)
+    return Example(keep_relative_lengths(target, example.args, args), example.seed, example.dims)
 
 
 #: How many times :func:`_chosen_otherwise` draws the example's choices again.
@@ -665,7 +669,10 @@ def _search_elsewhere(
     pending = list(names)
     # With nothing to move (token ids and masks only), every redraw is the example itself:
     # one tells what all of them would. Then the choices drawn again, the rest kept.
-    redraws = [_redrawn(example, move, seed) for move, seed in (_REDRAWS if _movable(example) else _REDRAWS[:1])]
+    redraws = [
+        _redrawn(example, move, seed, context.target)
+        for move, seed in (_REDRAWS if _movable(example) else _REDRAWS[:1])
+    ]
     chosen = (_chosen_otherwise(example, context.target.spec.inputs, seed) for seed in range(_CHOICE_REDRAWS))
     for other in itertools.chain(redraws, chosen):
         if other is None:
@@ -700,7 +707,7 @@ def _weighted_not_masked(context: Context, model: nn.Module, example: Example, u
         return unused
     device = str(floating[0].device)
     wide = cast(context.copy_of(model), torch.float64)
-    args = _move(dict(example.args), device, torch.float64)
+    args = keep_relative_lengths(context.target, example.args, _move(dict(example.args), device, torch.float64))
     unused = _zero_gradient(context, wide, Example(args, example.seed, example.dims), unused, absent=True)
     moderated = _moderated(args)
     if unused and any(moderated[name] is not args[name] for name in args):
@@ -755,10 +762,10 @@ def zero_parameter_gradients(context: Context, model: nn.Module, example: Exampl
     by_name = dict(wide.named_parameters(remove_duplicate=False))
     parameters = [by_name[name] for name in names]
     device = str(parameters[0].device)
-    args = _move(dict(example.args), device, torch.float64)
+    args = keep_relative_lengths(context.target, example.args, _move(dict(example.args), device, torch.float64))
     moderated = Example(_moderated(args), example.seed, example.dims)
     runs = [Example(args, example.seed, example.dims), moderated]
-    runs += [_redrawn(moderated, move, seed) for move, seed in _REDRAWS[:5]]
+    runs += [_redrawn(moderated, move, seed, context.target) for move, seed in _REDRAWS[:5]]
     zero = set(names)
     for run in runs:
         try:

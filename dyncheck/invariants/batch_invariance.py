@@ -744,7 +744,10 @@ class BatchInvariance(Invariant):
         :data:`~dyncheck.rounding.SENSITIVITY_FACTOR`: the part of a batch-versus-alone
         difference that rounding explains (0 when the moved row cannot be run)."""
         try:
-            moved = _outputs(context.call(model, nudged(row, torch.Generator().manual_seed(seed)), seed))
+            from dyncheck.invariants.padding_invariance import keep_relative_lengths
+
+            moved_row = keep_relative_lengths(context.target, row, nudged(row, torch.Generator().manual_seed(seed)))
+            moved = _outputs(context.call(model, moved_row, seed))
         except ModelError:
             return 0.0
         return SENSITIVITY_FACTOR * largest_difference(alone, moved[name]) if name in moved else 0.0
@@ -763,15 +766,15 @@ class BatchInvariance(Invariant):
         paths."""
         from dyncheck.agreement import _move
         from dyncheck.invariants._influence import _outputs_equal
+        from dyncheck.invariants.padding_invariance import keep_relative_lengths
         from dyncheck.streams import Draws
 
         def float64_run(recorded: Draws) -> Any:
             wide = cast(context.fresh_model().eval(), torch.float64)
             device = str(next((p.device for p in wide.parameters()), "cpu"))
+            widened = keep_relative_lengths(context.target, args, _move(dict(args), device, torch.float64))
             with recorded:
-                return context.run(
-                    wide, Example(_move(dict(args), device, torch.float64), seed, {}), record=False, grad=False
-                )
+                return context.run(wide, Example(widened, seed, {}), record=False, grad=False)
 
         recorded = Draws()
         try:

@@ -60,7 +60,8 @@ from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, strategy_arguments, strategy_kind
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants.padding_invariance import (
-    _CACHE, Slot, _input_scale, _int_bounds, _strategy, _to_float64, _with, lengths_argument, lengths_like,
+    _CACHE, Slot, _input_scale, _int_bounds, _strategy, _to_float64, _with, keep_relative_lengths, lengths_argument,
+    lengths_like,
     lengths_relative, mask_argument, marks_padding, slot_text, slot_value, slots, step_counts,
 )
 from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
@@ -243,6 +244,7 @@ class _Calls:
         if self.native is not None:
             model = cast(model, torch.float64)
             arguments = {name: _to_float64(value) for name, value in arguments.items()}
+        arguments = keep_relative_lengths(context.target, args, arguments)
         with default_dtype(torch.float64 if self.native is not None else None):
             if record:  # the full example's call: its path counts in the census
                 trace = context.run(model, Example(arguments, example.seed, example.dims), grad=False)

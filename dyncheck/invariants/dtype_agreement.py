@@ -72,6 +72,7 @@ from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants._where import TOLERANCE, Recording, described, quiet, recorded, reported
+from dyncheck.invariants.padding_invariance import keep_relative_lengths
 from dyncheck.kinks import Kinks, run_aligned
 from dyncheck.norms import constant_norm_overflow, constant_norms, note_overflow
 from dyncheck.rounding import EPS32, SENSITIVITY_FACTOR, RoundingNoise, nudged
@@ -658,11 +659,11 @@ class DtypeAgreement(Invariant):
             for tensor in (*model.parameters(), *model.buffers()):
                 if tensor.is_floating_point() and not is_lazy(tensor):  # a lazy one has no values yet
                     tensor.copy_(jitter(tensor))
-        args = {
+        args = keep_relative_lengths(context.target, example.args, {
             name: jitter(value.to(torch.float64))
             if isinstance(value, torch.Tensor) and value.is_floating_point() else value
             for name, value in example.args.items()
-        }
+        })
         moved = run_config(model, context.target, Example(args, example.seed, example.dims), float64)
         return difference_margins(reference, moved, _CONDITIONING)
 
@@ -702,11 +703,11 @@ class DtypeAgreement(Invariant):
                 for tensor in (*model.parameters(), *model.buffers()):
                     if tensor.dtype == torch.float32 and not is_lazy(tensor):  # a lazy one has no values yet
                         tensor.copy_(nudged(tensor, generator))
-            args = {
+            args = keep_relative_lengths(context.target, example.args, {
                 name: nudged(value, generator)
                 if isinstance(value, torch.Tensor) and value.dtype == torch.float32 else value
                 for name, value in example.args.items()
-            }
+            })
             try:
                 with Draws(torch.float32, recorded.calls, torch.float64), Kinks(kinks):
                     moved = run_config(model, context.target, Example(args, example.seed, example.dims), FLOAT32)

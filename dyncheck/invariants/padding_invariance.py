@@ -81,6 +81,7 @@ the next shows too.
 from __future__ import annotations
 
 import copy
+import math
 import numbers
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -107,7 +108,7 @@ from dyncheck.target import UNREAD_POLARITY, Target, _forward_parameters
 from dyncheck.tracing import dense, floating_leaves, grads_put_back, missing_output, project, projection
 
 __all__ = [
-    "EXTRA_STEPS", "PaddingInvariance", "Slot", "exact_relative_lengths", "gradient_tolerances", "lengths_argument",
+    "EXTRA_STEPS", "PaddingInvariance", "Slot", "gradient_tolerances", "keep_relative_lengths", "lengths_argument",
     "lengths_drawn_with",
     "lengths_like", "lengths_relative", "padded_to_longest", "slot_value", "step_counts",
 ]
@@ -266,27 +267,35 @@ def step_counts(value: Any, padded: int, relative: bool) -> list[int]:
 
 def lengths_like(value: Any, steps: Sequence[int], padded: int, relative: bool) -> Any:
     """Lengths of ``steps`` as ``value`` holds them (a tensor of its dtype and device, or a
-    list): whole numbers, or relative ones, fractions of ``padded``."""
+    list): whole numbers, or relative ones, fractions of ``padded`` in float32, as
+    ``sequence_lengths(relative=True)`` draws them (also in a float64 copy: see
+    :func:`keep_relative_lengths`)."""
     if isinstance(value, torch.Tensor):
-        new = relative_lengths(steps, padded, value.dtype) if relative else torch.tensor(list(steps), dtype=value.dtype)
-        return new.to(value.device).reshape(value.shape if value.numel() == len(steps) else (len(steps),))
+        new = relative_lengths(steps, padded) if relative else torch.tensor(list(steps), dtype=value.dtype)
+        one_each = math.prod(value.shape[1:]) == 1  # [batch] or [batch, 1]
+        shape = value.shape if value.numel() == len(steps) else (len(steps), *value.shape[1:]) if one_each else (-1,)
+        return new.to(value.device).reshape(shape)
     return type(value)(step / max(padded, 1) if relative else step for step in steps)
 
 
-def exact_relative_lengths(target: Target, dims: Mapping[str, Any], args: Mapping[str, Any]) -> dict[str, Any]:
-    """``args`` with relative lengths (:func:`lengths_relative`) worked out again in their
-    dtype from their steps: float32 fractions widened to float64 are not float64's (7/13
-    becomes 7.0000001 steps, which a model that masks ``arange(T) < rel * T`` reads as 8).
-    ``args`` as they are for any other lengths, or where ``dims`` lack the padded length."""
-    slot = lengths_argument(target)
+def keep_relative_lengths(target: Target, source: Mapping[str, Any], args: Mapping[str, Any]) -> dict[str, Any]:
+    """``args`` (the example's arguments cast, nudged or redrawn) with relative lengths
+    (:func:`lengths_relative`) as ``source`` holds them, on ``args``'s device: they say how
+    many steps are the sequence's, not a value to move. Widened to float64, float32's 7/13
+    is 7.0000001 steps, which a mask ``arange(T) < rel * T`` (SpeechBrain's
+    ``length_to_mask``) reads as 8; float64's own 7/25 is 7.0000000000000009. ``args`` as
+    they are for any other lengths."""
+    slot = lengths_argument(target) if getattr(target, "spec", None) is not None else None
     if slot is None or not lengths_relative(target, slot):
         return dict(args)
-    value = slot_value(args, slot)
-    time = strategy_arguments(_strategy(target, slot)).get("max_length", "time")
-    padded = time if isinstance(time, int) else dims.get(time)
-    if not isinstance(value, torch.Tensor) or not value.is_floating_point() or not padded:
+    try:
+        kept, now = slot_value(source, slot), slot_value(args, slot)
+    except (KeyError, IndexError, TypeError):
         return dict(args)
-    return _with(args, {slot: lengths_like(value, step_counts(value, padded, relative=True), padded, True)})
+    if not isinstance(kept, torch.Tensor):
+        return dict(args)
+    device = now.device if isinstance(now, torch.Tensor) else kept.device
+    return _with(args, {slot: kept.to(device, copy=True)})
 
 
 def mask_argument(target: Target) -> Slot | None:
@@ -457,8 +466,8 @@ class _Layout:
         return _with(args, changes)
 
     def exact(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        """``args`` with relative lengths worked out again in their dtype (see
-        :func:`exact_relative_lengths`); ``args`` as they are otherwise."""
+        """``args`` (a float64 copy's) with relative lengths in float32 again, as drawn (see
+        :func:`keep_relative_lengths`); ``args`` as they are otherwise."""
         if not self.relative:
             return dict(args)
         value = slot_value(args, self.lengths_slot)
