@@ -518,3 +518,33 @@ def test_eval_mode_is_compared_too_where_the_models_own_codereads_training(dynch
         "earlier call, a memo of encodings), statistics it updates in eval mode too, or a counter."
     ), lines
     assert "  Compute it in each call, or pass the cache in and return it (past_key_values)." in lines
+
+
+def test_a_path_that_state_decides_with_the_same_outputs_is_a_note(dyncheck_run, pytester):
+    # SpeechBrain's LiGRU at dropout 0 redraws its pool of dropout masks, running its Dropout,
+    # only when the batch size changes: two calls take different paths, bitwise alike.
+    pytester.makepyfile(
+        pooled="""
+        import torch
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(3, 2)
+                self.drop = nn.Dropout(0.0)
+                self.pool_for = None
+
+            def forward(self, x):
+                if self.pool_for != x.shape[0]:
+                    self.masks = self.drop(torch.ones(x.shape[0], 2))
+                    self.pool_for = x.shape[0]
+                return self.fc(x) * self.masks
+        """
+    )
+    run = dyncheck_run("--dyncheck", "pooled:Model", "--dyncheck-invariants=determinism", "--dyncheck-max-examples=5")
+    assert run.outcomes() == {"dyncheck::pooled:Model::determinism": "PASSED"}, run.text
+    assert re.search(
+        r"on \d examples? two calls took different paths and gave bitwise the same outputs: forward keeps state that "
+        r"decides which modules run, not what it computes \(first call: drop → fc; second: fc\)", run.text,
+    ), run.text

@@ -38,7 +38,17 @@ class Determinism(Invariant):
         rebuilt = _rebuilt(before, dict(model.named_modules()))
         second = context.run(model, example)
         describe = context.describe_path
-        if first.path != second.path:
+        details = _differences(first.output, second.output)
+        if first.path != second.path and not rebuilt and not details:
+            # A module state decides whether it runs (a pool of dropout masks redrawn when the
+            # batch size changes, SpeechBrain's LiGRU at dropout 0): bitwise the same result.
+            # Another example where that state changes the outputs fails below.
+            paths = f"first call: {describe(first.path)}; second: {describe(second.path)}"
+            context.note("path_only", lambda count: (
+                f"on {count} example{'s' if count != 1 else ''} two calls took different paths and gave bitwise the "
+                f"same outputs: forward keeps state that decides which modules run, not what it computes ({paths})"
+            ))
+        elif first.path != second.path:
             raise InvariantViolation(
                 "Two calls with the same seed and input took different paths: "
                 + (_REBUILT if rebuilt else "the model keeps state between calls or draws from a generator dyncheck "
@@ -47,10 +57,10 @@ class Determinism(Invariant):
                     *rebuilt,
                     f"first call:  {describe(first.path)}",
                     f"second call: {describe(second.path)}",
+                    *details,
                 ],
                 path=first.path,
             )
-        details = _differences(first.output, second.output)
         if not details and (missing := missing_output(first.output)):
             return context.nothing_to_compare(missing)
         context.compared()

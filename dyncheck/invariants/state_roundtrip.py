@@ -370,7 +370,24 @@ class StateRoundtrip(Invariant):
         ):
             earlier.append((expected.path, example))
         mode = ""
-        if actual.path == expected.path and not _output_differences(actual.output, expected.output):
+
+        def agree(actual: Any, expected: Any) -> bool:
+            """The same outputs, bitwise, and the same path; or another path only (a module
+            state outside the state_dict decides whether a module runs, SpeechBrain's LiGRU
+            redrawing its pool of dropout masks at dropout 0: noted, not a difference)."""
+            if _output_differences(actual.output, expected.output):
+                return False
+            if actual.path != expected.path:
+                describe = context.describe_path
+                paths = f"original: {describe(expected.path)}; fresh copy: {describe(actual.path)}"
+                context.note("path_only", lambda count: (
+                    f"on {count} example{'s' if count != 1 else ''} a fresh copy loaded from the state_dict took "
+                    f"another path and gave bitwise the same outputs: state outside it decides which modules run, not "
+                    f"what they compute ({paths})"
+                ))
+            return True
+
+        if agree(actual, expected):
             if missing := missing_output(expected.output):
                 return context.nothing_to_compare(missing)
             if not (original.training and reads_training(original)):
@@ -379,7 +396,7 @@ class StateRoundtrip(Invariant):
             # running statistic kept as a persistent=False buffer) differs only there.
             expected = context.run(original.eval(), example, record=False, grad=False)
             actual = context.run(fresh.eval(), example, record=False, grad=False)
-            if actual.path == expected.path and not _output_differences(actual.output, expected.output):
+            if agree(actual, expected):
                 return context.compared()
             mode = " in eval mode"
         # Two loaded copies in the same state that disagree with each other: the model is not
