@@ -1354,3 +1354,41 @@ def test_predicates_made_in_a_loop_bind_their_own_index(dyncheck_run, pytester, 
     else:  # head 1 also runs for task 0: its predicate, with i=1, does not hold there
         text = run.failure("::grad_isolation")
         assert "heads.1 ran although its branch predicate" in text and "task_id=0" in text, text
+
+
+ONE_FRAME_ROWS = """
+import torch
+from torch import nn
+
+
+class Model(nn.Module):
+    '''Attention whose scores add a bias learned from the distance between frames (a Conformer's
+    relative positions), over the frames SpeechBrain's relative lengths keep: with one valid
+    frame a row, a softmax over one key is 1 whatever the bias.'''
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(4, 8)
+        self.pos = nn.Linear(1, 1)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x, wav_lens):
+        h = self.proj(x)
+        steps = torch.arange(x.shape[1])
+        distance = (steps[None, :] - steps[:, None]).to(x.dtype).unsqueeze(-1)
+        scores = h @ h.transpose(1, 2) / 8 ** 0.5 + self.pos(distance).squeeze(-1)
+        valid = steps[None, :] < torch.round(wav_lens * x.shape[1])[:, None]
+        scores = scores.masked_fill(~valid[:, None, :], float("-inf"))
+        out = scores.softmax(-1) @ h
+        weights = valid.unsqueeze(-1).to(x.dtype)
+        return self.head((out * weights).sum(1) / weights.sum(1))
+"""
+
+
+def test_a_module_that_weighs_frames_is_not_called_masked_where_each_row_holds_one(dyncheck_run, pytester):
+    # Every row one valid frame (wav_lens [1/3, 1/3]): pos ran and moved nothing, a degenerate
+    # size. The search for an example where it counts moved the relative lengths with the
+    # features, found one with more frames, and rule 3 told the user to skip pos.
+    pytester.makepyfile(one_frame=ONE_FRAME_ROWS)
+    run = dyncheck_run("--dyncheck", "one_frame:Model", "--dyncheck-invariants=grad_isolation", "--dyncheck-max-examples=10")
+    assert run.outcomes() == {"dyncheck::one_frame:Model::grad_isolation": "PASSED"}, run.text
