@@ -1725,3 +1725,32 @@ def test_lengths_left_at_their_default_are_said_so():
         "forward's lengths is left at its default None, so no batch is drawn padded; give it in "
         "Spec(inputs={'lengths': ...}) with the padded input beside it to check padding"
     )
+
+
+NOISY_POOL = """
+import torch
+from torch import nn
+
+
+class Model(nn.Module):
+    '''A mean over each row's steps with noise added in eval mode too (SpeechBrain's
+    StatisticsPooling): a row alone draws other numbers than in the batch.'''
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(4, 3)
+
+    def forward(self, x, lengths):
+        valid = torch.arange(x.shape[1])[None, :] < lengths[:, None]
+        weights = valid.unsqueeze(-1).to(x.dtype)
+        mean = (self.proj(x) * weights).sum(1) / weights.sum(1)
+        return mean + 1e-3 * torch.randn_like(mean)
+"""
+
+
+def test_a_row_that_draws_other_noise_alone_names_the_noise(dyncheck_run, pytester):
+    pytester.makepyfile(noisy_pool=NOISY_POOL)
+    run = dyncheck_run("--dyncheck", "noisy_pool:Model", ONLY)
+    assert run.outcomes() == {"dyncheck::noisy_pool:Model::padding_invariance": "FAILED"}, run.text
+    assert "The model draws random numbers in eval mode (another seed changes the batch's output)" in run.text, run.text
+    assert "the difference may be that noise, not the padding" in run.text

@@ -101,7 +101,7 @@ from dyncheck.examples import (
 from dyncheck.infer import _LENGTHS_NAME
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants._where import reported
-from dyncheck.invariants.batch_invariance import pairwise_axes
+from dyncheck.invariants.batch_invariance import BatchInvariance, pairwise_axes
 from dyncheck.spec import lengths_slot, padding_slot
 from dyncheck.strategies import relative_lengths
 from dyncheck.target import UNREAD_POLARITY, Target, _forward_parameters
@@ -520,6 +520,15 @@ class _Layout:
         )})
 
 
+#: Why a row differs alone when the model draws random numbers in eval mode.
+_DRAWS = (
+    "The model draws random numbers in eval mode (another seed changes the batch's output), and a row's "
+    "numbers depend on the batch it is in (torch.randn_like(h) over a batch of another shape, or noise scaled "
+    "over the batch): the difference may be that noise, not the padding. If sampling at inference is by design, "
+    "declare Spec(skip={'padding_invariance': ...}); else draw only in training (if self.training: ...)."
+)
+
+
 class _NotCompared(Exception):
     """A quiet second look at a failing example (see PaddingInvariance._compare) compared
     nothing: it proves nothing either way."""
@@ -823,6 +832,8 @@ class PaddingInvariance(Invariant):
             padding = _padding_candidates(context, example, layout)
             if padding and self._padding_agrees(context, example, layout, padding):
                 details.append(_padding_hint(padding))
+        if reported() and BatchInvariance._draws(context, context.fresh_model().eval(), example):
+            details.append(_DRAWS)
         # One raise statement: Hypothesis tells failures apart by where they are raised.
         raise InvariantViolation(found.headline, details, path=found.path)
 
