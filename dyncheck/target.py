@@ -1110,8 +1110,9 @@ def _probe_features(
     parameters have (first seen first); the first that runs is drawn, the note says how it
     was found. When no consumer is seen or none has parameters (x-transformers' ``Encoder``
     hands its input first to projections left as None, then to layers in a loop over a
-    zip), the sizes are the model's own parameters'. None when there are other inputs, or
-    no size runs."""
+    zip), the sizes are the model's own parameters'. Other required inputs may be control
+    values, and one named like lengths, given with the sequences only (every step: whole
+    steps, or 1.0 where those raise); None when there are others, or no size runs."""
     import torch
 
     from dyncheck import strategies as dst
@@ -1122,8 +1123,12 @@ def _probe_features(
     # The others must be control values (a slimmable net's width_mult): called at the top
     # of their range (the full width), or their first choice.
     controls = {}
+    lengths = None  # lengths beside it (a wrapper's forward(feats, wav_lens)): given with sequences
     for other in required:
         if other != name:
+            if lengths is None and _LENGTHS_NAME.search(other):
+                lengths = other
+                continue
             value = _control_probe(instance, other, parameters[other])
             if value is _UNPROBED:
                 return None
@@ -1156,7 +1161,16 @@ def _probe_features(
     last: tuple[tuple[int, ...], Exception] | None = None
     for features in sizes:
         for shape, drawn in (((2, features), ("batch", features)), ((2, 3, features), ("batch", "time", features))):
-            error = _probe_call(instance, {name: torch.randn(shape), **controls})
+            if lengths is None:
+                error = _probe_call(instance, {name: torch.randn(shape), **controls})
+            elif len(shape) == 2:
+                continue  # lengths are of sequences
+            else:
+                # every step: 3 steps, or 1.0 of them (relative lengths, SpeechBrain's, which it multiplies by 3)
+                values = torch.randn(shape)
+                error = _probe_call(instance, {name: values, lengths: torch.full((2,), 3), **controls})
+                if error is not None and _probe_call(instance, {name: values, lengths: torch.ones(2), **controls}) is None:
+                    error = None
             if error is not None:
                 last = (shape, error)
                 continue
@@ -1164,6 +1178,7 @@ def _probe_features(
             seen = f"its first consumers ({consumers}) give no input shape" if consumers else "no layer gives its shape"
             failed = f" (on {list(last[0])} it raised {type(last[1]).__name__}: {one_line(last[1])})" if last else ""
             beside = f" (with {', '.join(f'{k}={v!r}' for k, v in controls.items())})" if controls else ""
+            beside += f" (beside {lengths} of every step)" if lengths else ""
             return Inferred(
                 dst.tensors(shape=drawn),
                 f"{seen}: called on vectors [2, F] and sequences [2, 3, F] for F in {whose} "
@@ -2344,6 +2359,10 @@ def _lengths_along(inputs: dict[str, Any], inferred: dict[str, str]) -> None:
     )
 
 
+#: The most steps :func:`_probe_relative` pads its probes to, where the spec allows them.
+_RELATIVE_PROBED = 8
+
+
 def _probe_relative(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
     """Inferred sequence lengths that are fractions of the padded length (SpeechBrain's
     ``wav_lens``, where 1.0 and anything above it mean every step): drawn as whole numbers
@@ -2370,12 +2389,14 @@ def _probe_relative(instance: nn.Module, inputs: dict[str, Any], inferred: dict[
     if kwargs.get("pad_to_longest") or kwargs.get("descending"):
         return  # whole numbers a model raised on otherwise: steps
     time = shapes[name][1][1]
-    # 4 steps or more where the spec allows them (3 at least): at 2, a mask off by one
-    # (arange(T) <= lengths) keeps both steps for lengths 1 and 2, as relative lengths would
+    # The most steps up to 8 the spec allows (3 at least): at 2, a mask off by one
+    # (arange(T) <= lengths) keeps both steps for lengths 1 and 2, as relative lengths would;
+    # and a model that pools time by 2 before its RNN truncates 2/4 and 3/4 of 4 steps to the
+    # same frame, where 4/8 and 7/8 of 8 are two
     room = [size for size in _allowed_sizes(time, dims) if size >= 3]
     if not room:
         return
-    padded = next((size for size in room if size >= 4), room[-1])
+    padded = max((size for size in room if size <= _RELATIVE_PROBED), default=room[0])
     args = _padded_probe(shapes, time, padded, dims)
     if args[name].dim() != 1 or len(args[name]) < 2:
         return

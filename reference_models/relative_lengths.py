@@ -1,17 +1,18 @@
 """A speech encoder whose lengths are relative, as SpeechBrain's are: ``wav_lens`` holds each
 sequence's share of the padded length (1.0 for one that fills it, and any value of 1 or more
 means every step), turned into steps as SpeechBrain's ``TransformerASR`` does,
-``torch.round(wav_lens * T)``. A projection, one self-attention layer that ignores the padded
-frames as keys, and a mean over each sequence's own frames.
+``torch.round(wav_lens * T)``. A projection, a depthwise convolution over time (the
+Conformer's, its padded frames zeroed before it reads them), one self-attention layer that
+ignores the padded frames as keys, and a mean over each sequence's own frames.
 
 What it proves: zero-config relative lengths. Drawn as whole numbers, every length of 1 or
 more would be the whole sequence, so a padded row ran all its steps and padding_invariance
 reported the padding as read (SpeechBrain's Transformer encoder and ECAPA). Resolution now
-calls the model with lengths of the padded length, 1, 1.0 and 0.5: the first three agree, so
-``wav_lens`` is drawn with ``sequence_lengths(relative=True)``, and padding_invariance runs a
-row alone with 1.0 and rescales the lengths when it appends padding.
-``reference_models.buggy.relative_conv_leak`` zeroes the padded frames only after the
-convolution, as SpeechBrain's Conformer does.
+calls the model at 8 padded steps with lengths 1.0, 1 and 8 (one output), then with rows at
+4/8 and 7/8 (two others), so ``wav_lens`` is drawn with ``sequence_lengths(relative=True)``,
+and padding_invariance runs a row alone with 1.0 and rescales the lengths when it appends
+padding. ``reference_models.buggy.relative_conv_leak`` zeroes the padded frames only after
+the convolution, as SpeechBrain's Conformer does.
 """
 
 from __future__ import annotations

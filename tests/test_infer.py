@@ -5201,3 +5201,46 @@ def test_a_refusal_whose_spec_line_cannot_be_read_names_the_others():
         "cannot infer forward argument 'a' of M (no layer consumes it); dyncheck cannot infer 'b' either"
     )
     assert _refusals(refused[1:]) == refused[1][1]
+
+
+class _PooledConv(nn.Module):
+    """SpeechBrain's CNN block on [batch, time, 8] over raw weights: scaled features, a
+    convolution along time, pairs of features pooled, 16 out."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(8))
+        self.weight = nn.Parameter(torch.randn(4, 1, 3, 1) / 3)
+
+    def forward(self, x):
+        h = torch.nn.functional.conv2d((x * self.scale).unsqueeze(1), self.weight, padding=(1, 0))
+        h = torch.nn.functional.max_pool2d(h, (1, 2))  # [batch, 4, time, 4]
+        return h.permute(0, 2, 1, 3).flatten(2)
+
+
+class PooledThenPacked(nn.Module):
+    """A wrapper that hands SpeechBrain's CRDNN parts its features, then the RNN its relative
+    lengths (``wav_lens``), packed as ``round(wav_lens * T)`` steps."""
+
+    def __init__(self):
+        super().__init__()
+        self.cnn = _PooledConv()
+        self.rnn = nn.LSTM(16, 6, batch_first=True)
+
+    def forward(self, feats, wav_lens):
+        x = self.cnn(feats)
+        steps = torch.round(wav_lens * x.shape[1]).long().clamp(min=1)
+        packed = pack_padded_sequence(x, steps, batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        return torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
+
+
+def test_features_are_probed_beside_lengths_where_a_later_layer_took_another_width():
+    # The RNN takes 16 features, what the CNN made of feats: drawn so, every call raised. The
+    # sizes of the model's parameters are tried on sequences, wav_lens beside them at 1.0
+    # (3 whole steps raise: 9 steps packed of 3); before, an argument beside feats ended that.
+    target = resolved(PooledThenPacked)
+    assert strategy_arguments(target.spec.inputs["feats"])["shape"] == ("batch", "time", 8)
+    assert "(beside wav_lens of every step), it first ran on [2, 3, 8]" in target.inferred_inputs["feats"]
+    assert strategy_arguments(target.spec.inputs["wav_lens"]) == {"relative": True}
+    assert_callable(target, max_examples=10)

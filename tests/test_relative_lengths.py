@@ -44,7 +44,7 @@ def test_relative_lengths_are_inferred_by_calling_the_model():
     assert strategy_arguments(target.spec.inputs["wav_lens"]) == {"relative": True}
     assert re.search(
         r"; drawn as relative lengths \(relative=True\), fractions of the padded length as SpeechBrain's wav_lens "
-        r"are: at 4 padded steps, lengths 1 and 1\.0 gave one output \(as did 4\), and rows at 2/4 and 3/4 two others$",
+        r"are: at 8 padded steps, lengths 1 and 1\.0 gave one output \(as did 8\), and rows at 4/8 and 7/8 two others$",
         target.inferred_inputs["wav_lens"],
     ), target.inferred_inputs["wav_lens"]
 
@@ -73,17 +73,17 @@ class IgnoredLengths(nn.Module):
         return self.proj(feats.mean(1))
 
 
-class EveryFourthFrame(nn.Module):
-    """Lengths in steps of frames kept one in four: at 4 padded steps only frame 0 is kept,
-    so lengths 4 and 1 agree, and 0.5 keeps none."""
+class EveryEighthFrame(nn.Module):
+    """Lengths in steps of frames kept one in eight: at 8 padded steps only frame 0 is kept,
+    so lengths 8 and 1 agree, and 4/8 and 7/8 both keep none."""
 
     def __init__(self):
         super().__init__()
         self.proj = nn.Linear(4, 3)
 
     def forward(self, feats, wav_lens):
-        x = self.proj(feats[:, ::4])
-        kept = torch.div(wav_lens - 1, 4, rounding_mode="floor") + 1
+        x = self.proj(feats[:, ::8])
+        kept = torch.div(wav_lens - 1, 8, rounding_mode="floor") + 1
         weights = (torch.arange(x.shape[1])[None, :] < kept[:, None]).unsqueeze(-1).to(x.dtype)
         return (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
@@ -101,10 +101,10 @@ class RefusesFractions(nn.Module):
         return self.proj(feats.mean(1))
 
 
-@pytest.mark.parametrize("model", [StepLengths, IgnoredLengths, EveryFourthFrame, RefusesFractions])
+@pytest.mark.parametrize("model", [StepLengths, IgnoredLengths, EveryEighthFrame, RefusesFractions])
 def test_lengths_in_steps_or_unread_stay_whole_numbers(model):
-    # Length 1 gives another output than the padded length (steps); or the fractions 2/4 and
-    # 3/4 give one output (unread, or both read as no step or one); or fractions raise.
+    # Length 1 gives another output than the padded length (steps); or the fractions 4/8 and
+    # 7/8 give one output (unread, or both read as no step or one); or fractions raise.
     target = resolve_spec(dyncheck.Spec(model))
     assert strategy_arguments(target.spec.inputs["wav_lens"]) == {}
     assert "relative" not in target.inferred_inputs["wav_lens"]
@@ -171,16 +171,16 @@ partial = dyncheck.Spec(Model, inputs={"src": tensors(shape=("batch", "time", 8)
 
 
 def test_a_mask_as_wide_as_the_longest_row_is_relative_and_padded_to_it(dyncheck_run, pytester):
-    # length_to_mask(abs_len) without max_len: lengths of 4 whole steps make a mask 16 wide, and
+    # length_to_mask(abs_len) without max_len: lengths of 8 whole steps make a mask 64 wide, and
     # rows all below 1.0 one narrower than the input. SpeechBrain divides by the longest in a
     # batch, so one row is always 1.0: the lengths are drawn so.
     pytester.makepyfile(speechbrain_mask=SPEECHBRAIN_MASK)
     run = dyncheck_run("--dyncheck", "speechbrain_mask:Model", "--dyncheck-explain", "--co", "-q")
     assert "'wav_lens': sequence_lengths(pad_to_longest=True, relative=True)," in run.text, run.text
     assert re.search(
-        r"at 4 padded steps, lengths 1 and 1\.0 gave one output \(4 raised\), and rows at 2/4 and 3/4 two others; "
+        r"at 8 padded steps, lengths 1 and 1\.0 gave one output \(8 raised\), and rows at 4/8 and 7/8 two others; "
         r"the longest always 1\.0 \(pad_to_longest=True\), as SpeechBrain divides by the longest in a batch: with "
-        r"every length 3/4 it raised ", run.text,
+        r"every length 7/8 it raised ", run.text,
     ), run.text
     run = dyncheck_run("--dyncheck", "speechbrain_mask:Model", "--dyncheck-invariants=padding_invariance,batch_invariance",
                        "--dyncheck-max-examples=10")
