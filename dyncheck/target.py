@@ -372,35 +372,21 @@ def _spec_call(rest: str) -> tuple[str, dict[str, list[str]], str] | None:
     """What follows ``write dyncheck.Spec(`` in a refusal: the model's name, each keyword's
     dict entries as written (``{'inputs': ["'x': tensors(...)"]}``) and the text after the
     call's closing parenthesis; None where it is not that."""
-    parts, depth, start, quote = [], 1, 0, None
-    for index, char in enumerate(rest):
-        if quote:
-            quote = None if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-            if depth == 0:
-                parts.append(rest[start:index].strip())
-                break
-        elif char == "," and depth == 1:
-            parts.append(rest[start:index].strip())
-            start = index + 1
-    else:
+    parts, end = _top_level_items(rest)
+    if end is None or not parts:
         return None
     keywords: dict[str, list[str]] = {}
     for part in parts[1:]:
         keyword, equals, value = part.partition("=")
         if not equals or not keyword.isidentifier() or not (value.startswith("{") and value.endswith("}")):
             return None
-        keywords[keyword] = _top_level_items(value[1:-1])
-    return parts[0], keywords, rest[index + 1:]
+        keywords[keyword] = _top_level_items(value[1:-1])[0]
+    return parts[0], keywords, rest[end + 1:]
 
 
-def _top_level_items(text: str) -> list[str]:
-    """``text`` split at its commas outside brackets and quotes."""
+def _top_level_items(text: str) -> tuple[list[str], int | None]:
+    """``text`` split at its commas outside brackets and quotes, up to a closing bracket
+    opened before it, and that bracket's index (None where there is none)."""
     items, depth, start, quote = [], 0, 0, None
     for index, char in enumerate(text):
         if quote:
@@ -411,11 +397,14 @@ def _top_level_items(text: str) -> list[str]:
             depth += 1
         elif char in ")]}":
             depth -= 1
+            if depth < 0:
+                items.append(text[start:index].strip())
+                return [item for item in items if item], index
         elif char == "," and depth == 0:
             items.append(text[start:index].strip())
             start = index + 1
     items.append(text[start:].strip())
-    return [item for item in items if item]
+    return [item for item in items if item], None
 
 
 def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[str, str]) -> Target:
