@@ -499,6 +499,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
         raise _fail(text, _beside_given(_refusals(uninferred), spec.inputs))
     _lengths_along(inputs, inferred_inputs)
     _confirm_indirect(instance, parameters, spec.inputs, inputs, inferred_inputs, all_dims)
+    _probe_relative(instance, inputs, inferred_inputs, all_dims)
     # The mask before the probes, which call the model with it (all tokens).
     mask = infer_attention_mask(parameters, {k: v for k, v in inputs.items() if k in inferred_inputs}, spec.inputs)
     if mask is not None:
@@ -727,10 +728,9 @@ def _padding_argument(
         if fractions is not None and _same_floats(_outputs_of(model, {**args, name: torch.ones(3)}), plain):
             # SpeechBrain's forward(x, lengths=None): None is every step, and so is 1 (see _probe_relative)
             return {name: Inferred(
-                dst.sequence_lengths(batch_size="batch", max_length=time, relative=True),
-                f"{what}, drawn as relative lengths (relative=True), fractions of the padded length as SpeechBrain's "
-                f"wav_lens are (forward takes {name}=None, and a call with lengths of 1.0 gave the output of a call "
-                f"without one; {fractions})",
+                dst.sequence_lengths(batch_size="batch", max_length=time, relative=True, pad_to_longest=True),
+                f"{what}, {RELATIVE_NOTE} (forward takes {name}=None, and a call with lengths of 1.0 gave the output "
+                f"of a call without one; {fractions})",
             )}
         given = _outputs_of(model, {**args, name: value})
         if padded > 1 and given is not None:
@@ -2357,14 +2357,13 @@ def _probe_relative(instance: nn.Module, inputs: dict[str, Any], inferred: dict[
     ``wav_lens``, where 1.0 and anything above it mean every step): drawn as whole numbers
     of steps, every padded row would run all its steps and padding_invariance would report
     the padding as read. When :func:`_reads_fractions` says the model reads them so, they
-    are drawn with ``relative=True`` and ``inferred`` says why. Relative lengths (found here
-    or beside an optional argument) whose model raises when no row is 1.0 (its mask as wide
-    as the longest row, SpeechBrain's ``length_to_mask(abs_len)`` without ``max_len``) and
-    runs when one is are drawn with ``pad_to_longest=True`` too: SpeechBrain divides by the
-    longest in a batch, so one is always 1.0. For inferred lengths beside inputs inferred or
-    given as ``tensors()``."""
-    import torch
-
+    are drawn with ``relative=True``, and with ``pad_to_longest=True`` as SpeechBrain makes
+    them: it divides a batch's lengths by its longest, so one is always 1.0 (a mask as wide
+    as the longest row, ``length_to_mask(abs_len)`` without ``max_len``, raises on others;
+    an RNN's output as long as the longest row is not the padded length). ``inferred`` says
+    why. For inferred lengths beside inputs inferred or given as ``tensors()``; called
+    before the probes of sizes (whose calls then give the lengths at 1.0) and again after
+    them (an input's shape they found may be what the model needed)."""
     from dyncheck import strategies as dst
     from dyncheck.examples import strategy_arguments, strategy_kind
 
@@ -2375,8 +2374,8 @@ def _probe_relative(instance: nn.Module, inputs: dict[str, Any], inferred: dict[
         return
     (name,) = names
     kwargs = strategy_arguments(inputs[name])
-    if kwargs.get("pad_to_longest") or kwargs.get("descending"):
-        return  # whole numbers a model raised on otherwise: steps
+    if kwargs.get("pad_to_longest") or kwargs.get("descending") or kwargs.get("relative"):
+        return  # relative already, or whole numbers a model raised on otherwise: steps
     time = shapes[name][1][1]
     # The most steps up to 8 the spec allows (3 at least): at 2, a mask off by one
     # (arange(T) <= lengths) keeps both steps for lengths 1 and 2, as relative lengths would;
@@ -2389,26 +2388,18 @@ def _probe_relative(instance: nn.Module, inputs: dict[str, Any], inferred: dict[
     args = _padded_probe(shapes, time, padded, dims)
     if args[name].dim() != 1 or len(args[name]) < 2:
         return
-    if not kwargs.get("relative"):
-        found = _reads_fractions(clone(instance).eval(), args, name, padded, len(args[name]))
-        if found is None:
-            return
-        kwargs = {**kwargs, "relative": True}
-        inputs[name] = dst.sequence_lengths(**kwargs)
-        inferred[name] += (
-            f"; drawn as relative lengths (relative=True), fractions of the padded length as SpeechBrain's "
-            f"wav_lens are: {found}"
-        )
-    most = (padded - 1) / padded
-    error = _probe_call(instance, {**args, name: torch.full(args[name].shape, most)})
-    longest = torch.full(args[name].shape, most)
-    longest[0] = 1.0
-    if error is not None and _probe_call(instance, {**args, name: longest}) is None:
-        inputs[name] = dst.sequence_lengths(**{**kwargs, "pad_to_longest": True})
-        inferred[name] += (
-            f"; the longest always 1.0 (pad_to_longest=True), as SpeechBrain divides by the longest in a batch: "
-            f"with every length {padded - 1}/{padded} it raised {type(error).__name__} ({one_line(error)})"
-        )
+    found = _reads_fractions(clone(instance).eval(), args, name, padded, len(args[name]))
+    if found is None:
+        return
+    inputs[name] = dst.sequence_lengths(**{**kwargs, "relative": True, "pad_to_longest": True})
+    inferred[name] += f"; {RELATIVE_NOTE}: {found}"
+
+
+#: What the note of inferred relative lengths says they are.
+RELATIVE_NOTE = (
+    "drawn as relative lengths (relative=True), fractions of the padded length as SpeechBrain's wav_lens are, "
+    "the longest always 1.0 (pad_to_longest=True), as SpeechBrain divides a batch's lengths by its longest"
+)
 
 
 def _reads_fractions(model: nn.Module, args: dict[str, Any], name: str, padded: int, batch: int) -> str | None:

@@ -9,9 +9,9 @@ What it proves: zero-config relative lengths. Drawn as whole numbers, every leng
 more would be the whole sequence, so a padded row ran all its steps and padding_invariance
 reported the padding as read (SpeechBrain's Transformer encoder and ECAPA). Resolution now
 calls the model at 8 padded steps with lengths 1.0, 1 and 8 (one output), then with rows at
-4/8 and 7/8 (two others), so ``wav_lens`` is drawn with ``sequence_lengths(relative=True)``,
-and padding_invariance runs a row alone with 1.0 and rescales the lengths when it appends
-padding. ``reference_models.buggy.relative_conv_leak`` zeroes the padded frames only after
+4/8 and 7/8 (two others), so ``wav_lens`` is drawn with ``sequence_lengths(relative=True,
+pad_to_longest=True)`` (one row always 1.0, as SpeechBrain's batches are), and
+padding_invariance runs each shorter row alone, trimmed, with 1.0. ``reference_models.buggy.relative_conv_leak`` zeroes the padded frames only after
 the convolution, as SpeechBrain's Conformer does.
 """
 

@@ -5242,5 +5242,5 @@ def test_features_are_probed_beside_lengths_where_a_later_layer_took_another_wid
     target = resolved(PooledThenPacked)
     assert strategy_arguments(target.spec.inputs["feats"])["shape"] == ("batch", "time", 8)
     assert "(beside wav_lens of every step), it first ran on [2, 3, 8]" in target.inferred_inputs["feats"]
-    assert strategy_arguments(target.spec.inputs["wav_lens"]) == {"relative": True}
+    assert strategy_arguments(target.spec.inputs["wav_lens"]) == {"relative": True, "pad_to_longest": True}
     assert_callable(target, max_examples=10)

@@ -41,11 +41,11 @@ def _relative_target():
 
 def test_relative_lengths_are_inferred_by_calling_the_model():
     target = resolve(GOOD)
-    assert strategy_arguments(target.spec.inputs["wav_lens"]) == {"relative": True}
-    assert re.search(
-        r"; drawn as relative lengths \(relative=True\), fractions of the padded length as SpeechBrain's wav_lens "
-        r"are: at 8 padded steps, lengths 1 and 1\.0 gave one output \(as did 8\), and rows at 4/8 and 7/8 two others$",
-        target.inferred_inputs["wav_lens"],
+    assert strategy_arguments(target.spec.inputs["wav_lens"]) == {"relative": True, "pad_to_longest": True}
+    assert target.inferred_inputs["wav_lens"].endswith(
+        "; drawn as relative lengths (relative=True), fractions of the padded length as SpeechBrain's wav_lens are, "
+        "the longest always 1.0 (pad_to_longest=True), as SpeechBrain divides a batch's lengths by its longest: at 8 "
+        "padded steps, lengths 1 and 1.0 gave one output (as did 8), and rows at 4/8 and 7/8 two others"
     ), target.inferred_inputs["wav_lens"]
 
 
@@ -178,9 +178,9 @@ def test_a_mask_as_wide_as_the_longest_row_is_relative_and_padded_to_it(dyncheck
     run = dyncheck_run("--dyncheck", "speechbrain_mask:Model", "--dyncheck-explain", "--co", "-q")
     assert "'wav_lens': sequence_lengths(pad_to_longest=True, relative=True)," in run.text, run.text
     assert re.search(
-        r"at 8 padded steps, lengths 1 and 1\.0 gave one output \(8 raised\), and rows at 4/8 and 7/8 two others; "
-        r"the longest always 1\.0 \(pad_to_longest=True\), as SpeechBrain divides by the longest in a batch: with "
-        r"every length 7/8 it raised ", run.text,
+        r"the longest always 1\.0 \(pad_to_longest=True\), as SpeechBrain divides a batch's lengths by its longest: "
+        r"at 8 padded steps, lengths 1 and 1\.0 gave one output \(8 raised\), and rows at 4/8 and 7/8 two others",
+        run.text,
     ), run.text
     run = dyncheck_run("--dyncheck", "speechbrain_mask:Model", "--dyncheck-invariants=padding_invariance,batch_invariance",
                        "--dyncheck-max-examples=10")
@@ -193,7 +193,7 @@ def test_optional_lengths_and_lengths_beside_given_inputs_are_found_relative(dyn
     # argument was taken for unread. Beside an input the Spec gives, the probe did not run.
     pytester.makepyfile(speechbrain_mask=SPEECHBRAIN_MASK)
     run = dyncheck_run("--dyncheck", f"speechbrain_mask:{target}", "--dyncheck-explain", "--co", "-q")
-    assert re.search(r"'wav_lens': sequence_lengths\((pad_to_longest=True, )?relative=True\),", run.text), run.text
+    assert "'wav_lens': sequence_lengths(pad_to_longest=True, relative=True)," in run.text, run.text
     run = dyncheck_run("--dyncheck", f"speechbrain_mask:{target}", PADDING, "--dyncheck-max-examples=10")
     assert set(run.outcomes().values()) == {"PASSED"}, run.text
 
