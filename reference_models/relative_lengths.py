@@ -11,8 +11,9 @@ reported the padding as read (SpeechBrain's Transformer encoder and ECAPA). Reso
 calls the model at 8 padded steps with lengths 1.0, 1 and 8 (one output), then with rows at
 4/8 and 7/8 (two others), so ``wav_lens`` is drawn with ``sequence_lengths(relative=True,
 pad_to_longest=True)`` (one row always 1.0, as SpeechBrain's batches are), and
-padding_invariance runs each shorter row alone, trimmed, with 1.0. ``reference_models.buggy.relative_conv_leak`` zeroes the padded frames only after
-the convolution, as SpeechBrain's Conformer does.
+padding_invariance runs each shorter row alone, trimmed, with 1.0.
+``reference_models.buggy.relative_conv_leak`` zeroes the padded frames only after the
+convolution, as SpeechBrain's Conformer does.
 """
 
 from __future__ import annotations
