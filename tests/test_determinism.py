@@ -545,6 +545,37 @@ def test_a_path_that_state_decides_with_the_same_outputs_is_a_note(dyncheck_run,
     run = dyncheck_run("--dyncheck", "pooled:Model", "--dyncheck-invariants=determinism", "--dyncheck-max-examples=5")
     assert run.outcomes() == {"dyncheck::pooled:Model::determinism": "PASSED"}, run.text
     assert re.search(
-        r"on \d examples? two calls took different paths and gave bitwise the same outputs: forward keeps state that "
-        r"decides which modules run, not what it computes \(first call: drop → fc; second: fc\)", run.text,
+        r"on \d examples? two calls took different paths and gave bitwise the same outputs, the modules one ran and "
+        r"the other did not without weights or buffers \(first call: drop → fc; second: fc\)", run.text,
     ), run.text
+
+
+def test_a_block_with_weights_run_on_one_call_only_fails_though_the_outputs_agree(dyncheck_run, pytester):
+    # A ReZero block (its gate at 0: it adds nothing until trained) run only once a plain
+    # attribute says so: bitwise the same outputs now, other outputs once the gate has learnt.
+    pytester.makepyfile(
+        gated="""
+        import torch
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(3, 2)
+                self.block = nn.Linear(2, 2)
+                self.alpha = nn.Parameter(torch.zeros(()))
+                self.warm = False
+
+            def forward(self, x):
+                h = self.fc(x)
+                if self.warm:
+                    h = h + self.alpha * self.block(h)
+                self.warm = True
+                return h
+        """
+    )
+    run = dyncheck_run("--dyncheck", "gated:Model", "--dyncheck-invariants=determinism,state_roundtrip")
+    assert run.outcomes() == {
+        "dyncheck::gated:Model::determinism": "FAILED", "dyncheck::gated:Model::state_roundtrip": "FAILED",
+    }, run.text
+    assert "Two calls with the same seed and input took different paths" in run.failure("::determinism")

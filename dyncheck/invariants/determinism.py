@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from typing import Any
 
 import torch
@@ -16,7 +17,7 @@ from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants._where import described, quiet, recorded, reported
 from dyncheck.tracing import leaves, missing_output
 
-__all__ = ["Determinism", "reads_training"]
+__all__ = ["Determinism", "note_path_only", "path_only", "reads_training"]
 
 
 class Determinism(Invariant):
@@ -39,15 +40,8 @@ class Determinism(Invariant):
         second = context.run(model, example)
         describe = context.describe_path
         details = _differences(first.output, second.output)
-        if first.path != second.path and not rebuilt and not details:
-            # A module state decides whether it runs (a pool of dropout masks redrawn when the
-            # batch size changes, SpeechBrain's LiGRU at dropout 0): bitwise the same result.
-            # Another example where that state changes the outputs fails below.
-            paths = f"first call: {describe(first.path)}; second: {describe(second.path)}"
-            context.note("path_only", lambda count: (
-                f"on {count} example{'s' if count != 1 else ''} two calls took different paths and gave bitwise the "
-                f"same outputs: forward keeps state that decides which modules run, not what it computes ({paths})"
-            ))
+        if first.path != second.path and not rebuilt and path_only(model, first, second):
+            note_path_only(context, first, second, "two calls")
         elif first.path != second.path:
             raise InvariantViolation(
                 "Two calls with the same seed and input took different paths: "
@@ -132,7 +126,43 @@ def _eval_differences(context: Context, example: Example, lazy: bool) -> list[st
     if lazy:
         context.run(model, example)
     first = context.run(model, example)
-    return _compared(context, first, context.run(model, example))
+    second = context.run(model, example)
+    if first.path != second.path and path_only(model, first, second):
+        note_path_only(context, first, second, "two calls in eval mode")
+        return []
+    return _compared(context, first, second)
+
+
+def path_only(model: nn.Module, first: Any, second: Any) -> bool:
+    """Whether two calls (their traces) gave bitwise the same outputs and their paths differ
+    only in modules with no parameters and no buffers: a Dropout at 0, an activation, run
+    or not as state decides (SpeechBrain's LiGRU runs its Dropout only when the batch size
+    changes, to redraw a pool of masks). A module with weights that ran on one call only is
+    a difference however the outputs agree: a block behind a gate at 0 (ReZero, a LoRA's B,
+    adaLN-Zero) adds nothing until trained."""
+    if _differences(first.output, second.output):
+        return False
+    counts = Counter(first.path)
+    counts.subtract(Counter(second.path))
+    modules = dict(model.named_modules())
+    for name, count in counts.items():
+        module = modules.get(name) if count else None
+        if count and (module is None or next(module.parameters(), None) is not None
+                      or next(module.buffers(), None) is not None):
+            return False
+    return True
+
+
+def note_path_only(
+    context: Context, first: Any, second: Any, calls: str, names: tuple[str, str] = ("first call", "second")
+) -> None:
+    """Count an example where :func:`path_only` held, in the summary's notes."""
+    describe = context.describe_path
+    paths = f"{names[0]}: {describe(first.path)}; {names[1]}: {describe(second.path)}"
+    context.note("path_only", lambda count: (
+        f"on {count} example{'s' if count != 1 else ''} {calls} took different paths and gave bitwise the same "
+        f"outputs, the modules one ran and the other did not without weights or buffers ({paths})"
+    ))
 
 
 def _compared(context: Context, first: Any, second: Any) -> list[str]:

@@ -51,7 +51,7 @@ from dyncheck.copies import verdict
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
-from dyncheck.invariants.determinism import reads_training
+from dyncheck.invariants.determinism import note_path_only, path_only, reads_training
 from dyncheck.tracing import leaves, missing_output
 
 __all__ = ["StateRoundtrip", "attribute_differences"]
@@ -372,19 +372,15 @@ class StateRoundtrip(Invariant):
         mode = ""
 
         def agree(actual: Any, expected: Any) -> bool:
-            """The same outputs, bitwise, and the same path; or another path only (a module
-            state outside the state_dict decides whether a module runs, SpeechBrain's LiGRU
-            redrawing its pool of dropout masks at dropout 0: noted, not a difference)."""
-            if _output_differences(actual.output, expected.output):
+            """The same outputs, bitwise, and the same path; or another path only through
+            modules with no weights or buffers (see
+            :func:`~dyncheck.invariants.determinism.path_only`), noted."""
+            if actual.path == expected.path:
+                return not _output_differences(actual.output, expected.output)
+            if not path_only(fresh, expected, actual):
                 return False
-            if actual.path != expected.path:
-                describe = context.describe_path
-                paths = f"original: {describe(expected.path)}; fresh copy: {describe(actual.path)}"
-                context.note("path_only", lambda count: (
-                    f"on {count} example{'s' if count != 1 else ''} a fresh copy loaded from the state_dict took "
-                    f"another path and gave bitwise the same outputs: state outside it decides which modules run, not "
-                    f"what they compute ({paths})"
-                ))
+            note_path_only(context, expected, actual, "a fresh copy loaded from the state_dict and the original",
+                           ("original", "fresh copy"))
             return True
 
         if agree(actual, expected):
