@@ -339,16 +339,16 @@ def _refusals(refused: list[tuple[str, str]]) -> str:
         return refused[0][1]
     reasons: list[str] = []
     covered: set[str] = set()  # the arguments an earlier refusal's Spec line gives (x and y split one layer)
-    merged: dict[str, list[str]] = {}
+    merged: dict[str, dict[str, str]] = {}  # keyword -> the key of each entry -> the entry
     owners: set[str] = set()
     afters: list[str] = []
+    unmerged = f"{refused[0][1]}; dyncheck cannot infer {', '.join(repr(n) for n, _ in refused[1:])} either"
     for name, message in refused:
         reason, found, rest = message.partition(_WRITE_SPEC)
         call = _spec_call(rest) if found else None
         reason = reason.rstrip(" ;:")  # "(...); write" and a dict's "(...); a dict of inputs: write"
         if call is None:
-            others = ", ".join(repr(n) for n, _ in refused if n != refused[0][0])
-            return f"{refused[0][1]}; dyncheck cannot infer {others} either"
+            return unmerged
         owner, keywords, after = call
         if name in covered:
             continue
@@ -356,15 +356,19 @@ def _refusals(refused: list[tuple[str, str]]) -> str:
         owners.add(owner)
         reasons.append(reason)
         for keyword, entries in keywords.items():
-            merged.setdefault(keyword, [])
-            merged[keyword] += [e for e in entries if e not in merged[keyword]]
+            held = merged.setdefault(keyword, {})
+            for entry in entries:
+                key = entry.partition(":")[0].strip()
+                if key in held and held[key] != entry and keyword != "skip":
+                    return unmerged  # two bounds of one dimension: not for a merge to choose
+                held.setdefault(key, entry)  # a skip's first reason serves for all
         if after.strip(" ,;"):
             afters.append(f"for {name!r}: {after.strip(' ,;').removeprefix('with ').removeprefix('its ')}")
     if len(owners) != 1:
-        return f"{refused[0][1]}; dyncheck cannot infer {', '.join(repr(n) for n, _ in refused[1:])} either"
+        return unmerged
     if len(reasons) == 1:
         return refused[0][1]
-    fields = "".join(f", {keyword}={{{', '.join(entries)}}}" for keyword, entries in merged.items())
+    fields = "".join(f", {keyword}={{{', '.join(entries.values())}}}" for keyword, entries in merged.items())
     return "; ".join(reasons) + f"; {_WRITE_SPEC}{owners.pop()}{fields})" + "".join(f"; {a}" for a in afters)
 
 
@@ -2405,9 +2409,10 @@ RELATIVE_NOTE = (
 def _reads_fractions(model: nn.Module, args: dict[str, Any], name: str, padded: int, batch: int) -> str | None:
     """Whether ``model`` (resolution's copy, in eval mode) reads the lengths ``name`` as
     fractions of the ``padded`` steps of ``args`` (a batch of ``batch``), and the note's
-    words when so: lengths 1 and 1.0 give one output, and so does ``padded`` or it raises
-    (every step, or a mask ``padded`` times too wide); and with the first row at 1.0, the
-    others at half the steps and at all but one give two other outputs. Steps give another output at ``padded`` than
+    words when so: lengths 1.0 give an output, and 1 and ``padded`` the same or raise (every
+    step; a mask ``padded`` times too wide; whole numbers refused, a mask in the lengths'
+    dtype used by ``einsum``); and with the first row at 1.0, the others at half the steps
+    and at all but one give two other outputs. Steps give another output at ``padded`` than
     at 1; a model that ignores its lengths, or counts whole steps (0.5 and 0.75 both none
     or both one), gives one output for both fractions; one that refuses fractions raises."""
     import torch
@@ -2416,10 +2421,11 @@ def _reads_fractions(model: nn.Module, args: dict[str, Any], name: str, padded: 
         return _outputs_of(model, {**args, name: lengths})
 
     whole = outputs(torch.ones(batch))
-    if not _same_floats(whole, outputs(torch.ones(batch, dtype=torch.long))):
+    if whole is None:
         return None
+    at_one = outputs(torch.ones(batch, dtype=torch.long))
     at_padded = outputs(torch.full((batch,), padded, dtype=torch.long))
-    if at_padded is not None and not _same_floats(at_padded, whole):
+    if any(found is not None and not _same_floats(found, whole) for found in (at_one, at_padded)):
         return None
     half, most = padded // 2, padded - 1
     fewer, more = torch.ones(batch), torch.ones(batch)
@@ -2427,11 +2433,11 @@ def _reads_fractions(model: nn.Module, args: dict[str, Any], name: str, padded: 
     read_fewer, read_more = outputs(fewer), outputs(more)
     if read_fewer is None or read_more is None or _same_floats(read_fewer, read_more):
         return None
-    also = f"as did {padded}" if at_padded is not None else f"{padded} raised"
-    return (
-        f"at {padded} padded steps, lengths 1 and 1.0 gave one output ({also}), and rows at {half}/{padded} and "
-        f"{most}/{padded} two others"
-    )
+    if at_one is None:  # whole numbers refused (a mask in the lengths' dtype, used by einsum)
+        said = "lengths 1.0 gave an output, and whole numbers raised"
+    else:
+        said = f"lengths 1 and 1.0 gave one output ({f'as did {padded}' if at_padded is not None else f'{padded} raised'})"
+    return f"at {padded} padded steps, {said}, and rows at {half}/{padded} and {most}/{padded} two others"
 
 
 def _same_floats(a: list[Any] | None, b: list[Any] | None) -> bool:

@@ -5244,3 +5244,23 @@ def test_features_are_probed_beside_lengths_where_a_later_layer_took_another_wid
     assert "(beside wav_lens of every step), it first ran on [2, 3, 8]" in target.inferred_inputs["feats"]
     assert strategy_arguments(target.spec.inputs["wav_lens"]) == {"relative": True, "pad_to_longest": True}
     assert_callable(target, max_examples=10)
+
+
+def test_merged_refusals_give_each_key_once():
+    from dyncheck.target import _refusals
+
+    def refusal(name: str, dims: str) -> tuple[str, str]:
+        return name, (
+            f"cannot infer forward argument {name!r} of M (edges); write dyncheck.Spec(M, inputs={{{name!r}: "
+            f"tensors(shape=(2, 'edges'))}}, dims={dims}, skip={{'batch_invariance': 'coupled through {name}'}})"
+        )
+
+    # pos_edge_index and neg_edge_index: one skip of batch_invariance, its first reason
+    merged = _refusals([refusal("pos", "{'batch': (4, 8)}"), refusal("neg", "{'batch': (4, 8)}")])
+    assert merged.endswith(
+        "write dyncheck.Spec(M, inputs={'pos': tensors(shape=(2, 'edges')), 'neg': tensors(shape=(2, 'edges'))}, "
+        "dims={'batch': (4, 8)}, skip={'batch_invariance': 'coupled through pos'})"
+    ), merged
+    # two bounds of one dimension: the first refusal, naming the other
+    apart = _refusals([refusal("pos", "{'batch': (4, 8)}"), refusal("neg", "{'batch': (2, 3)}")])
+    assert apart.endswith("skip={'batch_invariance': 'coupled through pos'}); dyncheck cannot infer 'neg' either")

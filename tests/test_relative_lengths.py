@@ -246,8 +246,6 @@ def test_a_float64_copy_keeps_the_relative_lengths_as_drawn():
     # given stay as they are in its float64 copy.
     target = _relative_target()
     drawn = torch.tensor([1 / 3, 1.0])
-    assert int((torch.arange(3) < drawn.double()[0] * 3).sum()) == 2
-    assert int((torch.arange(25) < torch.tensor(7 / 25, dtype=torch.float64) * 25).sum()) == 8
     example = Example({"feats": torch.zeros(2, 3, 8), "wav_lens": drawn}, 0, {"batch": 2, "time": 3})
     layout = _Layout(target, example, ("wav_lens", None))
     widened = {name: value.double() for name, value in example.args.items()}
@@ -338,3 +336,28 @@ def test_the_other_checks_read_relative_lengths_as_steps():
     assert prefix["feats"].shape == (2, 3, 8)
     assert torch.equal(prefix["wav_lens"], torch.tensor([2 / 3, 1.0]))
     assert Causality._unpadded(target, dict(args), 4)["wav_lens"].tolist() == [1.0, 1.0]
+
+
+class EinsumMask(nn.Module):
+    """A masked mean over relative lengths whose mask takes the lengths' dtype (SpeechBrain's
+    length_to_mask) into an einsum: whole numbers make an integer mask, which raises."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(4, 3)
+
+    def forward(self, feats, wav_lens):
+        frames = feats.shape[1]
+        steps = torch.round(wav_lens * frames)
+        mask = (torch.arange(frames, dtype=steps.dtype)[None, :] < steps[:, None]).to(steps.dtype)
+        return torch.einsum("btd,bt->bd", self.proj(feats), mask) / mask.sum(1, keepdim=True)
+
+
+def test_lengths_the_model_refuses_as_whole_numbers_are_found_relative():
+    # Lengths 1 and 8 raised, and the probe took that for lengths it does not read as fractions:
+    # drawn as whole numbers, every check raised.
+    target = resolve_spec(dyncheck.Spec(EinsumMask))
+    assert strategy_arguments(target.spec.inputs["wav_lens"]) == {"relative": True, "pad_to_longest": True}
+    assert target.inferred_inputs["wav_lens"].endswith(
+        "at 8 padded steps, lengths 1.0 gave an output, and whole numbers raised, and rows at 4/8 and 7/8 two others"
+    ), target.inferred_inputs["wav_lens"]
