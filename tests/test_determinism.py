@@ -542,11 +542,20 @@ def test_a_path_that_state_decides_with_the_same_outputs_is_a_note(dyncheck_run,
                 return self.fc(x) * self.masks
         """
     )
-    run = dyncheck_run("--dyncheck", "pooled:Model", "--dyncheck-invariants=determinism", "--dyncheck-max-examples=5")
-    assert run.outcomes() == {"dyncheck::pooled:Model::determinism": "PASSED"}, run.text
+    # state_roundtrip alike: the original ran it on an earlier example, the fresh copy runs it now.
+    run = dyncheck_run("--dyncheck", "pooled:Model", "--dyncheck-invariants=determinism,state_roundtrip",
+                       "--dyncheck-max-examples=10")
+    assert run.outcomes() == {
+        "dyncheck::pooled:Model::determinism": "PASSED", "dyncheck::pooled:Model::state_roundtrip": "PASSED",
+    }, run.text
     assert re.search(
-        r"on \d examples? two calls took different paths and gave bitwise the same outputs, the modules one ran and "
+        r"on \d+ examples? two calls took different paths and gave bitwise the same outputs, the modules one ran and "
         r"the other did not without weights or buffers \(first call: drop → fc; second: fc\)", run.text,
+    ), run.text
+    assert re.search(
+        r"a fresh copy loaded from the state_dict and the original took different paths and gave bitwise the same "
+        r"outputs, the modules one ran and the other did not without weights or buffers \(original: fc; fresh copy: "
+        r"drop → fc\)", run.text,
     ), run.text
 
 
