@@ -114,8 +114,8 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
             lines.extend(f"    {hint}" for hint in hints)
         if exc.stage == "forward" and item.target.inferred_inputs and not no_device:
             lines.append(
-                "  note:     the inputs were inferred (--dyncheck-explain shows them); if the model "
-                "needs other shapes or values, give them with Spec(inputs=..., dims=...)"
+                f"  note:     the inputs were inferred: {_inferred_inputs(item.target)} (--dyncheck-explain shows "
+                "the whole Spec); if the model needs other shapes or values, give them with Spec(inputs=..., dims=...)"
             )
     if example is not None:
         lines.append(f"  example:  {example.describe()}")
@@ -201,6 +201,20 @@ def _no_device(original: BaseException) -> list[str]:
         "(torch.zeros(..., device=x.device)) and call torch.cuda only when x.is_cuda, so the model runs "
         "wherever its inputs are"
     ]
+
+
+def _inferred_inputs(target: Any, most: int = 3) -> str:
+    """The inferred inputs as a crash's note names them: each one's strategy and the first
+    reason for it (``x as tensors(shape=('batch', 24, 'length')) (first consumed by tdnn
+    (Conv1d(in_channels=24)))``), the first ``most`` of them."""
+    shown = []
+    for name, why in list(target.inferred_inputs.items())[:most]:
+        drawn = repr(target.spec.inputs.get(name))
+        drawn = drawn if len(drawn) <= 80 else drawn[:77] + "..."
+        reason = why.split("; ")[0].strip()
+        shown.append(f"{name} as {drawn}" + (f" ({reason})" if reason else ""))
+    more = len(target.inferred_inputs) - most
+    return "; ".join(shown) + (f"; {more} more" if more > 0 else "")
 
 
 def _first_line(exc: BaseException) -> str:

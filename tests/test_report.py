@@ -68,7 +68,12 @@ def test_a_crash_on_inferred_inputs_says_they_were_inferred(dyncheck_run, pytest
     )
     run = dyncheck_run("--dyncheck", "fixed:Model", DET)
     text = run.failure("::determinism")
-    assert "  note:     the inputs were inferred (--dyncheck-explain shows them)" in text
+    # what each one was inferred as, and why, where the crash says it: a shape guessed wrong shows
+    assert (
+        "  note:     the inputs were inferred: x as tensors(shape=('batch', 4)) (first consumed by fc "
+        "(Linear(in_features=4))) (--dyncheck-explain shows the whole Spec); if the model needs other shapes or "
+        "values, give them with Spec(inputs=..., dims=...)"
+    ) in text, text
 
 
 ROWS_ATTENDED = """
