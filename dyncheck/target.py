@@ -549,6 +549,10 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     _probe_sorted(instance, inputs, inferred_inputs, all_dims)
     _probe_shortest_row(instance, inputs, inferred_inputs, all_dims)
     _probe_equal_lengths(instance, inputs, inferred_inputs, all_dims)
+    try:
+        _refuse_unconfirmed(instance, inputs, inferred_inputs, all_dims)
+    except Uninferable as exc:
+        raise _fail(text, _beside_given(str(exc), spec.inputs)) from None
     for dim, found in infer_dims(instance, dict(spec.dims)).items():
         all_dims[dim] = found.value
         inferred_dims[dim] = found.why
@@ -1021,7 +1025,8 @@ def _confirm_indirect(
     ``INDIRECT_NOTE``) is kept where the model runs on it; where it raises (``z, _ =
     self.rec(x); self.fc(z)``: ``fc``'s width is not ``x``'s), the sizes of the model's
     parameters are probed instead (:func:`_probe_features`). ``inputs`` and ``inferred``
-    are updated in place."""
+    are updated in place (where neither runs, later probes may find the shape:
+    :func:`_refuse_unconfirmed`)."""
     from dyncheck.infer.forward import INDIRECT_NOTE
 
     for name, why in list(inferred.items()):
@@ -1034,6 +1039,34 @@ def _confirm_indirect(
         if probed is not None:
             inputs[name] = probed.value
             inferred[name] = probed.why
+
+
+def _refuse_unconfirmed(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
+    """Raises :class:`Uninferable` for an input still read from a layer that takes what
+    another layer made of it (see :func:`_confirm_indirect`) when, after every probe, the
+    model raises on it at the smallest sizes and again with its other dimensions at 4: every
+    check would report that crash (a wrapped ViT, whose patch embedding reshapes the image
+    for the layers after it), so the refusal says what was tried and asks for the shape."""
+    from dyncheck.infer.forward import INDIRECT_NOTE
+
+    for name, why in inferred.items():
+        if INDIRECT_NOTE not in why:
+            continue
+        error = _call_at_smallest(instance, inputs, inferred, dims)
+        if error is None or error is _UNPROBED:
+            return
+        if _call_at_smallest(instance, inputs, inferred, dims, least=_LONGER_CONFIRMED) is None:
+            return
+        qualname = type(instance).__qualname__
+        raise Uninferable(
+            f"cannot infer forward argument {name!r} of {qualname} ({why}; the model raised "
+            f"{type(error).__name__} on it: {one_line(error)}); write dyncheck.Spec({qualname}, "
+            f"inputs={{{name!r}: dyncheck.strategies.tensors(shape=(\"batch\", ...))}})"
+        )
+
+
+#: The size the other dimensions are given when :func:`_refuse_unconfirmed` calls again.
+_LONGER_CONFIRMED = 4
 
 
 def _multiplied_mask(

@@ -5264,3 +5264,40 @@ def test_merged_refusals_give_each_key_once():
     # two bounds of one dimension: the first refusal, naming the other
     apart = _refusals([refusal("pos", "{'batch': (4, 8)}"), refusal("neg", "{'batch': (2, 3)}")])
     assert apart.endswith("skip={'batch_invariance': 'coupled through pos'}); dyncheck cannot infer 'neg' either")
+
+
+class _Patches(nn.Module):
+    """A ViT's patch embedding as a module of its own: the image unshuffled into patches
+    (a reshaping Sequential first), then a norm and a projection of the patches."""
+
+    def __init__(self):
+        super().__init__()
+        self.to_patches = nn.Sequential(nn.PixelUnshuffle(2), nn.Flatten(2))
+        self.norm = nn.LayerNorm(12)
+        self.proj = nn.Linear(12, 16)
+
+    def forward(self, img):
+        return self.proj(self.norm(self.to_patches(img).transpose(1, 2)))
+
+
+class WrappedPatches(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = _Patches()
+        self.head = nn.Sequential(nn.LayerNorm(16), nn.Linear(16, 3))
+
+    def forward(self, img):
+        return self.head(self.embed(img).mean(1))
+
+
+def test_an_image_a_wrapped_layer_reshapes_first_is_refused_not_read_from_the_patches():
+    # vit-pytorch's Extractor, CrossViT, MAE: img was drawn [batch, 12] from the LayerNorm over
+    # the patches (or [batch, 16], read through to the head), and every check raised.
+    with pytest.raises(TargetError) as excinfo:
+        resolved(WrappedPatches)
+    message = str(excinfo.value)
+    assert "cannot infer forward argument 'img' of WrappedPatches (" in message, message
+    assert message.endswith(
+        "write dyncheck.Spec(WrappedPatches, inputs={'img': dyncheck.strategies.tensors(shape=(\"batch\", ...))})"
+    ), message
+    assert "LayerNorm([12])" not in message

@@ -251,8 +251,12 @@ def _input_for_module(
             if columns is not None:
                 return columns
         flow = _flow(tree, parameter, module, strict=kept, same_layout=kept)
-        for expression in flow.consumers:
+        for index, expression in enumerate(flow.consumers):
             inner = _resolve_module(module, expression)
+            if index == 0 and reshaped_first(inner) is not None:
+                # a ViT inside a wrapper: its patch embedding reshapes the image before any
+                # layer that says a shape, and the layers after it take the patches
+                return None
             entry, member = flow.entries.get(expression, 0), flow.members.get(expression)
             found = (
                 _input_for_module(inner, depth + 1, entry, member, role) if inner is not None
