@@ -484,7 +484,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
                 probed = _class_ids(instance, name, inputs, inferred_inputs, parameters, all_dims) or _multiplied_mask(
                     instance, name, inputs, inferred_inputs, parameters, all_dims
                 ) or _listed_batches(instance, name, parameters, spec.inputs, exc) or _probe_features(
-                    instance, name, parameters, spec.inputs, exc
+                    instance, name, parameters, spec.inputs, exc, tell=True
                 )
             except Uninferable as refused:
                 exc = refused
@@ -1128,7 +1128,8 @@ def _runs_with(
 
 
 def _probe_features(
-    instance: nn.Module, name: str, parameters: dict[str, inspect.Parameter], given: Any, exc: Uninferable
+    instance: nn.Module, name: str, parameters: dict[str, inspect.Parameter], given: Any, exc: Uninferable,
+    *, tell: bool = False,
 ) -> Inferred | None:
     """An input whose first consumers give no shape (a mixture of experts whose gate and
     experts are raw parameters used through ``einsum``): the model, when this is the one
@@ -1138,7 +1139,8 @@ def _probe_features(
     hands its input first to projections left as None, then to layers in a loop over a
     zip), the sizes are the model's own parameters'. Other required inputs may be control
     values, and one named like lengths, given with the sequences only (every step: whole
-    steps, or 1.0 where those raise); None when there are others, or no size runs."""
+    steps, or 1.0 where those raise); None when there are others, or no size runs. With
+    ``tell``, where every call raised, ``exc`` is raised again saying what they raised."""
     import torch
 
     from dyncheck import strategies as dst
@@ -1185,6 +1187,7 @@ def _probe_features(
                 return views
         return None
     last: tuple[tuple[int, ...], Exception] | None = None
+    first_sequences = None  # what sequences of the first size raised: the likeliest size
     for features in sizes:
         for shape, drawn in (((2, features), ("batch", features)), ((2, 3, features), ("batch", "time", features))):
             if lengths is None:
@@ -1199,6 +1202,8 @@ def _probe_features(
                     error = None
             if error is not None:
                 last = (shape, error)
+                if shape == (2, 3, sizes[0]):
+                    first_sequences = last
                 continue
             consumers = ", ".join(type(m).__name__ for m in exc.consumers[:3])
             seen = f"its first consumers ({consumers}) give no input shape" if consumers else "no layer gives its shape"
@@ -1209,6 +1214,19 @@ def _probe_features(
                 dst.tensors(shape=drawn),
                 f"{seen}: called on vectors [2, F] and sequences [2, 3, F] for F in {whose} "
                 f"{', '.join(map(str, sizes))}{beside}, it first ran on {list(shape)}{failed}",
+            )
+    if last is not None and tell and " reshapes it (" not in str(exc):
+        # Say what the calls raised: the model's own crash (a routing policy's missing
+        # unsqueeze) reads as a shape no layer gives otherwise. Not where a layer reshapes
+        # the input first (an image cut into patches): vectors and sequences are not its shape.
+        head, found, spec = str(exc).partition(f"); {_WRITE_SPEC}")
+        shape, error = first_sequences or last
+        if found:
+            raise Uninferable(
+                f"{head}; called on vectors [2, F] and sequences [2, 3, F] for F in {whose} "
+                f"{', '.join(map(str, sizes))}, it raised on each, on {list(shape)} {type(error).__name__}: "
+                f"{one_line(error)}{found}{spec}",
+                consumers=exc.consumers,
             )
     return None
 

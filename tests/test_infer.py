@@ -5301,3 +5301,28 @@ def test_an_image_a_wrapped_layer_reshapes_first_is_refused_not_read_from_the_pa
         "write dyncheck.Spec(WrappedPatches, inputs={'img': dyncheck.strategies.tensors(shape=(\"batch\", ...))})"
     ), message
     assert "LayerNorm([12])" not in message
+
+
+class BrokenRouting(nn.Module):
+    """A gate over raw weights whose mask misses an unsqueeze(-1) (mixture-of-experts'
+    'threshold' policy): it raises on every input but one whose steps number the experts."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = nn.Parameter(torch.randn(8, 4))
+
+    def forward(self, x):
+        scores = torch.einsum("bnd,de->bne", x, self.gate)
+        return scores * (scores.amax(-1) > 0).float()
+
+
+def test_a_refusal_after_probing_says_what_the_model_raised():
+    # "its first consumers give no input shape" hid the model's own crash on every call.
+    with pytest.raises(TargetError) as excinfo:
+        resolved(BrokenRouting)
+    message = str(excinfo.value)
+    assert (
+        "(no layer in forward consumes it; called on vectors [2, F] and sequences [2, 3, F] for F in the model's parameters' "
+        "sizes 8, 4, it raised on each, on [2, 3, 8] RuntimeError: The size of tensor a (4) must match the size of "
+        "tensor b (3) at non-singleton dimension 2); write dyncheck.Spec(BrokenRouting, "
+    ) in message, message
