@@ -112,7 +112,7 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
         if hints:
             lines.append("  why:")
             lines.extend(f"    {hint}" for hint in hints)
-        if exc.stage == "forward" and item.target.inferred_inputs and not no_device:
+        if exc.stage.startswith("forward") and item.target.inferred_inputs and not no_device:
             lines.append(
                 f"  note:     the inputs were inferred: {_inferred_inputs(item.target)} (--dyncheck-explain shows "
                 "the whole Spec); if the model needs other shapes or values, give them with Spec(inputs=..., dims=...)"

@@ -1099,3 +1099,31 @@ def test_an_integer_frozen_table_read_by_index_is_changed_by_one_and_reached(dyn
     """)
     run = dyncheck_run("--dyncheck", "permuted:Model", COV, "--dyncheck-max-examples=5")
     assert run.outcomes() == {"dyncheck::permuted:Model::coverage": "PASSED"}, run.text
+
+
+def test_a_parameter_of_no_elements_is_never_dead(dyncheck_run, pytester):
+    # vit-pytorch's MAE runs its encoder's layers, not its forward; the encoder's cls_token
+    # holds no tokens (pool='mean'). Coverage reported "0 of 35 parameters are dead".
+    pytester.makepyfile(
+        empty="""
+        import torch
+        from torch import nn
+
+        class Encoder(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.cls_token = nn.Parameter(torch.randn(1, 0, 4))
+                self.fc = nn.Linear(4, 4)
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.encoder = Encoder()
+                self.head = nn.Linear(4, 3)
+
+            def forward(self, x):
+                return self.head(self.encoder.fc(x))
+        """
+    )
+    run = dyncheck_run("--dyncheck", "empty:Model", "--dyncheck-invariants=coverage", "--dyncheck-max-examples=5")
+    assert run.outcomes() == {"dyncheck::empty:Model::coverage": "PASSED"}, run.text

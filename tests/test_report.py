@@ -66,14 +66,16 @@ def test_a_crash_on_inferred_inputs_says_they_were_inferred(dyncheck_run, pytest
                 return self.fc(x).view(-1, 8)  # needs an even batch
         """
     )
-    run = dyncheck_run("--dyncheck", "fixed:Model", DET)
-    text = run.failure("::determinism")
-    # what each one was inferred as, and why, where the crash says it: a shape guessed wrong shows
-    assert (
-        "  note:     the inputs were inferred: x as tensors(shape=('batch', 4)) (first consumed by fc "
-        "(Linear(in_features=4))) (--dyncheck-explain shows the whole Spec); if the model needs other shapes or "
-        "values, give them with Spec(inputs=..., dims=...)"
-    ) in text, text
+    run = dyncheck_run("--dyncheck", "fixed:Model", "--dyncheck-invariants=determinism,coverage")
+    # what each one was inferred as, and why, where the crash says it: a shape guessed wrong shows;
+    # also where the crash is in eval mode (coverage's), which left the note out
+    for invariant in ("determinism", "coverage"):
+        text = run.failure(f"::{invariant}")
+        assert (
+            "  note:     the inputs were inferred: x as tensors(shape=('batch', 4)) (first consumed by fc "
+            "(Linear(in_features=4))) (--dyncheck-explain shows the whole Spec); if the model needs other shapes or "
+            "values, give them with Spec(inputs=..., dims=...)"
+        ) in text, text
 
 
 ROWS_ATTENDED = """

@@ -825,6 +825,8 @@ class Coverage(Invariant):
         for parameter, names, module_names in owners:
             if any(m in ran for m in module_names) or set(names) & census.reached:
                 continue
+            if not is_lazy(parameter) and parameter.numel() == 0:
+                continue  # nothing to learn (vit-pytorch's cls_token of no tokens, pool='mean')
             if not _under(module_names[0], unused):
                 dead.setdefault(module_names[0], []).append((names[0], parameter))
         # Declared unused, and forward does use it: the declaration no longer holds.
