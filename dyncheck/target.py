@@ -549,10 +549,6 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     _probe_sorted(instance, inputs, inferred_inputs, all_dims)
     _probe_shortest_row(instance, inputs, inferred_inputs, all_dims)
     _probe_equal_lengths(instance, inputs, inferred_inputs, all_dims)
-    try:
-        _refuse_unconfirmed(instance, inputs, inferred_inputs, all_dims)
-    except Uninferable as exc:
-        raise _fail(text, _beside_given(str(exc), spec.inputs)) from None
     for dim, found in infer_dims(instance, dict(spec.dims)).items():
         all_dims[dim] = found.value
         inferred_dims[dim] = found.why
@@ -1025,8 +1021,7 @@ def _confirm_indirect(
     ``INDIRECT_NOTE``) is kept where the model runs on it; where it raises (``z, _ =
     self.rec(x); self.fc(z)``: ``fc``'s width is not ``x``'s), the sizes of the model's
     parameters are probed instead (:func:`_probe_features`). ``inputs`` and ``inferred``
-    are updated in place (where neither runs, later probes may find the shape:
-    :func:`_refuse_unconfirmed`)."""
+    are updated in place."""
     from dyncheck.infer.forward import INDIRECT_NOTE
 
     for name, why in list(inferred.items()):
@@ -1039,34 +1034,6 @@ def _confirm_indirect(
         if probed is not None:
             inputs[name] = probed.value
             inferred[name] = probed.why
-
-
-def _refuse_unconfirmed(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
-    """Raises :class:`Uninferable` for an input still read from a layer that takes what
-    another layer made of it (see :func:`_confirm_indirect`) when, after every probe, the
-    model raises on it at the smallest sizes and again with its other dimensions at 4: every
-    check would report that crash (a wrapped ViT, whose patch embedding reshapes the image
-    for the layers after it), so the refusal says what was tried and asks for the shape."""
-    from dyncheck.infer.forward import INDIRECT_NOTE
-
-    for name, why in inferred.items():
-        if INDIRECT_NOTE not in why:
-            continue
-        error = _call_at_smallest(instance, inputs, inferred, dims)
-        if error is None or error is _UNPROBED:
-            return
-        if _call_at_smallest(instance, inputs, inferred, dims, least=_LONGER_CONFIRMED) is None:
-            return
-        qualname = type(instance).__qualname__
-        raise Uninferable(
-            f"cannot infer forward argument {name!r} of {qualname} ({why}; the model raised "
-            f"{type(error).__name__} on it: {one_line(error)}); write dyncheck.Spec({qualname}, "
-            f"inputs={{{name!r}: dyncheck.strategies.tensors(shape=(\"batch\", ...))}})"
-        )
-
-
-#: The size the other dimensions are given when :func:`_refuse_unconfirmed` calls again.
-_LONGER_CONFIRMED = 4
 
 
 def _multiplied_mask(
@@ -1186,6 +1153,9 @@ def _probe_features(
             if views is not None:
                 return views
         return None
+    called = "sequences [2, 3, F]" if lengths else "vectors [2, F] and sequences [2, 3, F]"
+    beside = f" (with {', '.join(f'{k}={v!r}' for k, v in controls.items())})" if controls else ""
+    beside += f" (beside {lengths} of every step)" if lengths else ""
     last: tuple[tuple[int, ...], Exception] | None = None
     first_sequences = None  # what sequences of the first size raised: the likeliest size
     for features in sizes:
@@ -1208,12 +1178,10 @@ def _probe_features(
             consumers = ", ".join(type(m).__name__ for m in exc.consumers[:3])
             seen = f"its first consumers ({consumers}) give no input shape" if consumers else "no layer gives its shape"
             failed = f" (on {list(last[0])} it raised {type(last[1]).__name__}: {one_line(last[1])})" if last else ""
-            beside = f" (with {', '.join(f'{k}={v!r}' for k, v in controls.items())})" if controls else ""
-            beside += f" (beside {lengths} of every step)" if lengths else ""
             return Inferred(
                 dst.tensors(shape=drawn),
-                f"{seen}: called on vectors [2, F] and sequences [2, 3, F] for F in {whose} "
-                f"{', '.join(map(str, sizes))}{beside}, it first ran on {list(shape)}{failed}",
+                f"{seen}: called on {called} for F in {whose} {', '.join(map(str, sizes))}{beside}, it first ran "
+                f"on {list(shape)}{failed}",
             )
     if last is not None and tell and " reshapes it (" not in str(exc):
         # Say what the calls raised: the model's own crash (a routing policy's missing
@@ -1223,9 +1191,8 @@ def _probe_features(
         shape, error = first_sequences or last
         if found:
             raise Uninferable(
-                f"{head}; called on vectors [2, F] and sequences [2, 3, F] for F in {whose} "
-                f"{', '.join(map(str, sizes))}, it raised on each, on {list(shape)} {type(error).__name__}: "
-                f"{one_line(error)}{found}{spec}",
+                f"{head}; called on {called} for F in {whose} {', '.join(map(str, sizes))}{beside}, it raised on "
+                f"each, on {list(shape)} {type(error).__name__}: {one_line(error)}{found}{spec}",
                 consumers=exc.consumers,
             )
     return None

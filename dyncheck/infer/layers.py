@@ -84,22 +84,51 @@ def _smallest_input(module: nn.Module, axis: int) -> int:
 
 #: Layers without parameters that change their input's shape: what the next layer takes is
 #: not the input's. Not ``nn.Flatten``: before a Linear, the input it flattens is as often
-#: already flat (``Sequential(Flatten(), Linear(784, 10))`` takes ``[batch, 784]``).
-_RESHAPING = (nn.Unflatten, nn.PixelShuffle, nn.PixelUnshuffle, nn.Fold, nn.Unfold, nn.ChannelShuffle)
+#: already flat (``Sequential(Flatten(), Linear(784, 10))`` takes ``[batch, 784]``); nor
+#: ``nn.ChannelShuffle``, which keeps the shape.
+_RESHAPING = (nn.Unflatten, nn.PixelShuffle, nn.PixelUnshuffle, nn.Fold, nn.Unfold)
 
 
-def reshaped_first(module: nn.Module | None) -> nn.Module | None:
-    """The layer that reshapes the input first when ``module`` is a Sequential that does so
-    before any layer that says a shape (a ViT's patch embedding: ``Rearrange`` then
-    ``LayerNorm``): the layers after it, and those its output reaches later, do not take the
-    input's shape. None otherwise."""
-    if not isinstance(module, nn.Sequential):
+def reshaped_first(module: nn.Module | None, depth: int = 0) -> nn.Module | None:
+    """The layer that reshapes the input first when ``module`` is that layer, a Sequential
+    that does so before any layer that says a shape (a ViT's patch embedding: ``Rearrange``
+    then ``LayerNorm``), or a module of the model's own whose forward hands the input first
+    to such a layer and to no other layer that says a shape (a ViT inside a wrapper): the
+    layers after it, and those its output reaches later, do not take the input's shape.
+    None otherwise."""
+    if module is not None and _reshapes(module):
+        return module  # handed to the reshaping layer itself (MAE's to_patch, the patch embedding's first)
+    if isinstance(module, nn.Sequential):
+        for child in module.children():
+            if _input_for_module(child, 1) is not None or any(True for _ in child.parameters()):
+                return None
+            if _reshapes(child):
+                return child
         return None
-    for child in module.children():
-        if _input_for_module(child, 1) is not None or any(True for _ in child.parameters()):
-            return None
-        if _reshapes(child):
-            return child
+    if module is None or depth > 4 or not _user_defined(module):
+        return None
+    tree, parameter = _forward_tree(type(module)), _entry_parameter(module, 0)
+    if tree is None or parameter is None:
+        return None
+    direct = _flow(tree, parameter, module, opaque_modules=True)
+    if not direct.consumers:
+        return None
+    reshaping = reshaped_first(_resolve_module(module, direct.consumers[0]), depth + 1)
+    if reshaping is None or _said_by_another(module, direct, depth):
+        return None
+    return reshaping
+
+
+def _said_by_another(module: nn.Module, direct: Any, depth: int) -> _Found | None:
+    """The input's shape as a layer other than the first that ``module``'s forward hands the
+    input itself to (``direct``, its flow through no submodule) says it: ``x`` added to
+    ``self.skip(x)`` beside a reshaping first layer. None where none says one."""
+    for expression in direct.consumers[1:]:
+        inner = _resolve_module(module, expression)
+        if inner is not None:
+            found = _input_for_module(inner, depth + 1, direct.entries.get(expression, 0), direct.members.get(expression))
+            if found is not None:
+                return found
     return None
 
 
@@ -253,10 +282,11 @@ def _input_for_module(
         flow = _flow(tree, parameter, module, strict=kept, same_layout=kept)
         for index, expression in enumerate(flow.consumers):
             inner = _resolve_module(module, expression)
-            if index == 0 and reshaped_first(inner) is not None:
+            if index == 0 and reshaped_first(inner, depth + 1) is not None:
                 # a ViT inside a wrapper: its patch embedding reshapes the image before any
-                # layer that says a shape, and the layers after it take the patches
-                return None
+                # layer that says a shape, and the layers after it take the patches; only a
+                # layer forward hands the input itself to says its shape
+                return _said_by_another(module, _flow(tree, parameter, module, opaque_modules=True), depth)
             entry, member = flow.entries.get(expression, 0), flow.members.get(expression)
             found = (
                 _input_for_module(inner, depth + 1, entry, member, role) if inner is not None
