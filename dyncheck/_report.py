@@ -211,10 +211,23 @@ def _inferred_inputs(target: Any, most: int = 3) -> str:
     for name, why in list(target.inferred_inputs.items())[:most]:
         drawn = repr(target.spec.inputs.get(name))
         drawn = drawn if len(drawn) <= 80 else drawn[:77] + "..."
-        reason = why.split("; ")[0].strip()
+        reason = _first_clause(why)
+        reason = reason if len(reason) <= 120 else reason[:117] + "..."
         shown.append(f"{name} as {drawn}" + (f" ({reason})" if reason else ""))
     more = len(target.inferred_inputs) - most
     return "; ".join(shown) + (f"; {more} more" if more > 0 else "")
+
+
+def _first_clause(text: str) -> str:
+    """``text`` up to its first "; " outside brackets (an error quoted inside parentheses may
+    hold one)."""
+    depth = 0
+    for index, char in enumerate(text):
+        depth += char in "([{"
+        depth -= char in ")]}"
+        if depth <= 0 and text.startswith("; ", index):
+            return text[:index].strip()
+    return text.strip()
 
 
 def _first_line(exc: BaseException) -> str:

@@ -258,3 +258,13 @@ def test_explain_prints_an_inferred_dict_of_inputs_on_one_line(dyncheck_run):
         "        'batch': fixed_dictionaries({'tokens': tensors(dtype=torch.int64, max_value=29, min_value=0, "
         "shape=('batch', 'time')), 'lengths': sequence_lengths()}),\n"
     ) in run.text
+
+
+def test_an_inferred_inputs_reason_is_cut_at_its_first_clause_outside_brackets():
+    from dyncheck._report import _first_clause
+
+    # an error quoted inside the reason's parentheses may hold "; " itself
+    assert _first_clause("called on [2, 8] (it raised ValueError: a; b), it ran on [2, 3, 8]; drawn so") == (
+        "called on [2, 8] (it raised ValueError: a; b), it ran on [2, 3, 8]"
+    )
+    assert _first_clause("first consumed by fc (Linear(in_features=4))") == "first consumed by fc (Linear(in_features=4))"
