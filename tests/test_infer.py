@@ -1408,9 +1408,18 @@ class StackedImages(nn.Module):
         return self.fc(torch.stack(images))
 
 
-def test_a_list_of_tensors_a_layer_takes_as_one_batch_of_vectors_says_what_to_write():
+class StackedUnion(StackedImages):
+    """vit-pytorch's NaViT annotates ``List[Tensor] | List[List[Tensor]]``."""
+
+    def forward(self, images: list[torch.Tensor] | list[list[torch.Tensor]]):
+        return super().forward(images)
+
+
+@pytest.mark.parametrize("model", [StackedImages, StackedUnion])
+def test_a_list_of_tensors_a_layer_takes_as_one_batch_of_vectors_says_what_to_write(model):
+    # The union was not read: NaViT's images were drawn [batch, 16], and every check crashed.
     with pytest.raises(TargetError) as excinfo:
-        resolved(StackedImages)
+        resolved(model)
     assert "annotated as a list of tensors; its consumer takes ['batch', 6], not sequences" in str(excinfo.value)
     assert "hypothesis.strategies.lists(dyncheck.strategies.tensors(shape=...))" in str(excinfo.value)
 

@@ -952,12 +952,16 @@ def _mapping(
 
 def _tensor_list(annotation: Any) -> bool:
     """Whether ``annotation`` says a list of tensors (``list[Tensor]``, ``List[Tensor]``,
-    ``Sequence[Tensor]``): variable-length sequences for ``pack_sequence``/``pad_sequence``."""
+    ``Sequence[Tensor]``, or a union with one: NaViT's ``List[Tensor] | List[List[Tensor]]``):
+    variable-length sequences for ``pack_sequence``/``pad_sequence``."""
     import collections.abc
+    import types
 
     import torch
 
     origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_tensor_list(member) for member in typing.get_args(annotation))
     return origin in (list, collections.abc.Sequence) and typing.get_args(annotation) == (torch.Tensor,)
 
 
