@@ -17,7 +17,7 @@ from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants._where import described, quiet, recorded, reported
 from dyncheck.tracing import leaves, missing_output
 
-__all__ = ["Determinism", "note_path_only", "path_only", "reads_training"]
+__all__ = ["Determinism", "note_path_only", "reads_training", "stateless_detour"]
 
 
 class Determinism(Invariant):
@@ -40,7 +40,8 @@ class Determinism(Invariant):
         second = context.run(model, example)
         describe = context.describe_path
         details = _differences(first.output, second.output)
-        if first.path != second.path and not rebuilt and path_only(model, first, second):
+        detour = first.path != second.path and not rebuilt and not details
+        if detour and stateless_detour(model, first.path, second.path):
             note_path_only(context, first, second, "two calls")
         elif first.path != second.path:
             raise InvariantViolation(
@@ -127,23 +128,24 @@ def _eval_differences(context: Context, example: Example, lazy: bool) -> list[st
         context.run(model, example)
     first = context.run(model, example)
     second = context.run(model, example)
-    if first.path != second.path and path_only(model, first, second):
+    if (
+        first.path != second.path and not _differences(first.output, second.output)
+        and stateless_detour(model, first.path, second.path)
+    ):
         note_path_only(context, first, second, "two calls in eval mode")
         return []
     return _compared(context, first, second)
 
 
-def path_only(model: nn.Module, first: Any, second: Any) -> bool:
-    """Whether two calls (their traces) gave bitwise the same outputs and their paths differ
-    only in modules with no parameters and no buffers: a Dropout at 0, an activation, run
-    or not as state decides (SpeechBrain's LiGRU runs its Dropout only when the batch size
-    changes, to redraw a pool of masks). A module with weights that ran on one call only is
-    a difference however the outputs agree: a block behind a gate at 0 (ReZero, a LoRA's B,
-    adaLN-Zero) adds nothing until trained."""
-    if _differences(first.output, second.output):
-        return False
-    counts = Counter(first.path)
-    counts.subtract(Counter(second.path))
+def stateless_detour(model: nn.Module, first: tuple[str, ...], second: tuple[str, ...]) -> bool:
+    """Whether two calls' paths differ only in modules with no parameters and no buffers: a
+    Dropout at 0, an activation, run or not as state decides (SpeechBrain's LiGRU runs its
+    Dropout only when the batch size changes, to redraw a pool of masks). Where the outputs
+    agree bitwise too, that is a note, not a failure; a module with weights that ran on one
+    call only is a difference however the outputs agree: a block behind a gate at 0
+    (ReZero, a LoRA's B, adaLN-Zero) adds nothing until trained."""
+    counts = Counter(first)
+    counts.subtract(Counter(second))
     modules = dict(model.named_modules())
     for name, count in counts.items():
         module = modules.get(name) if count else None
@@ -156,7 +158,8 @@ def path_only(model: nn.Module, first: Any, second: Any) -> bool:
 def note_path_only(
     context: Context, first: Any, second: Any, calls: str, names: tuple[str, str] = ("first call", "second")
 ) -> None:
-    """Count an example where :func:`path_only` held, in the summary's notes."""
+    """Count an example of bitwise the same outputs over a :func:`stateless_detour`, in the
+    summary's notes."""
     describe = context.describe_path
     paths = f"{names[0]}: {describe(first.path)}; {names[1]}: {describe(second.path)}"
     context.note("path_only", lambda count: (

@@ -51,7 +51,7 @@ from dyncheck.copies import verdict
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
-from dyncheck.invariants.determinism import note_path_only, path_only, reads_training
+from dyncheck.invariants.determinism import note_path_only, reads_training, stateless_detour
 from dyncheck.tracing import leaves, missing_output
 
 __all__ = ["StateRoundtrip", "attribute_differences"]
@@ -374,10 +374,12 @@ class StateRoundtrip(Invariant):
         def agree(actual: Any, expected: Any) -> bool:
             """The same outputs, bitwise, and the same path; or another path only through
             modules with no weights or buffers (see
-            :func:`~dyncheck.invariants.determinism.path_only`), noted."""
+            :func:`~dyncheck.invariants.determinism.stateless_detour`), noted."""
+            if _output_differences(actual.output, expected.output):
+                return False
             if actual.path == expected.path:
-                return not _output_differences(actual.output, expected.output)
-            if not path_only(fresh, expected, actual):
+                return True
+            if not stateless_detour(fresh, expected.path, actual.path):
                 return False
             note_path_only(context, expected, actual, "a fresh copy loaded from the state_dict and the original",
                            ("original", "fresh copy"))
