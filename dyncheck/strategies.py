@@ -744,11 +744,11 @@ def _draw_sequence_lengths(draw: Any, **kwargs: Any) -> torch.Tensor:
     return torch.tensor(lengths, dtype=torch.long)
 
 
-def relative_lengths(steps: Sequence[int], padded: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def relative_lengths(steps: Sequence[int], padded: int) -> torch.Tensor:
     """``steps`` as fractions of the padded length (``sequence_lengths(relative=True)``):
-    each divided in float64, then rounded once to ``dtype``, so ``round(value * padded)``
+    each divided in float64, then rounded once to float32, so ``round(value * padded)``
     gives the steps back."""
-    return (torch.tensor(list(steps), dtype=torch.float64) / max(padded, 1)).to(dtype)
+    return (torch.tensor(list(steps), dtype=torch.float64) / max(padded, 1)).to(torch.float32)
 
 
 def attention_masks(

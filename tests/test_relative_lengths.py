@@ -15,7 +15,7 @@ from dyncheck.examples import Example, strategy_arguments
 from dyncheck.invariants.batch_invariance import _input_lengths
 from dyncheck.invariants.causality import Causality
 from dyncheck.invariants.packed_rnn import draw_lengths
-from dyncheck.invariants.padding_invariance import EXTRA_STEPS, _Layout
+from dyncheck.invariants.padding_invariance import EXTRA_STEPS, _Layout, keep_relative_lengths
 from dyncheck.strategies import sequence_lengths, tensors
 from dyncheck.target import resolve, resolve_spec
 from reference_models.relative_lengths import RelativeLengthsEncoder
@@ -202,7 +202,6 @@ def test_inputs_moved_for_margins_and_searches_keep_their_relative_lengths():
     # A one-ulp nudge, a float64 copy or a redraw of the inputs moved the lengths too: a mask
     # arange(T) < rel * T then keeps another number of frames.
     from dyncheck.invariants._influence import _redrawn
-    from dyncheck.invariants.padding_invariance import keep_relative_lengths
     from dyncheck.rounding import nudged
 
     target = _relative_target()
@@ -249,7 +248,8 @@ def test_a_float64_copy_keeps_the_relative_lengths_as_drawn():
     example = Example({"feats": torch.zeros(2, 3, 8), "wav_lens": drawn}, 0, {"batch": 2, "time": 3})
     layout = _Layout(target, example, ("wav_lens", None))
     widened = {name: value.double() for name, value in example.args.items()}
-    assert torch.equal(layout.exact(widened)["wav_lens"], drawn)
+    kept = keep_relative_lengths(target, example.args, widened)["wav_lens"]
+    assert torch.equal(kept, drawn) and kept.dtype == torch.float32
     assert layout.row(widened, 0)["wav_lens"].dtype == torch.float32
     assert layout.extended(widened, torch.Generator())["wav_lens"].dtype == torch.float32
 

@@ -615,17 +615,16 @@ def _input_lengths(context: Context, args: dict[str, Any], size: int, dims: Mapp
     (relative ones a share of the padded length, the example's ``dims`` say which) or the
     tokens an attention mask marks, or None."""
     from dyncheck.invariants.padding_invariance import (
-        _strategy, lengths_argument, lengths_relative, mask_argument, mask_lengths, slot_value, step_counts,
+        lengths_argument, lengths_relative, mask_argument, mask_lengths, relative_padded, relative_steps, slot_value,
     )
 
     slot = lengths_argument(context.target)
     if slot is not None and lengths_relative(context.target, slot):
         lengths = slot_value(args, slot)
-        time = strategy_arguments(_strategy(context.target, slot)).get("max_length", "time")
-        padded = time if isinstance(time, int) else dims.get(time)
+        padded = relative_padded(context.target, slot, dims)
         if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or lengths.numel() != size or not padded:
             return None
-        return step_counts(lengths, padded, relative=True)
+        return relative_steps(lengths, padded)
     if slot is not None:
         lengths = slot_value(args, slot)
     else:

@@ -61,8 +61,7 @@ from dyncheck.examples import Example, strategy_arguments, strategy_kind
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants.padding_invariance import (
     _CACHE, Slot, _input_scale, _int_bounds, _strategy, _to_float64, _with, keep_relative_lengths, lengths_argument,
-    lengths_like,
-    lengths_relative, mask_argument, marks_padding, slot_text, slot_value, slots, step_counts,
+    lengths_relative, mask_argument, marks_padding, relative_like, relative_steps, slot_text, slot_value, slots,
 )
 from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
 from dyncheck.streams import Draws
@@ -531,8 +530,8 @@ class Causality(Invariant):
         lengths = lengths_argument(target)
         value = None if lengths is None else slot_value(args, lengths)
         if value is not None and lengths_relative(target, lengths):
-            steps = [each(n) for n in step_counts(value, padded, relative=True)]
-            return {lengths: lengths_like(value, steps, new_padded, True)}
+            steps = [each(n) for n in relative_steps(value, padded)]
+            return {lengths: relative_like(value, steps, new_padded)}
         if isinstance(value, torch.Tensor):
             changed = [each(int(v)) for v in value.reshape(-1).tolist()]
             return {lengths: torch.tensor(changed, dtype=value.dtype, device=value.device).reshape(value.shape)}

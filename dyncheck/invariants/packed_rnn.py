@@ -37,10 +37,10 @@ from dyncheck.agreement import tf32_disabled
 from dyncheck.cloning import clone
 from dyncheck.compare import mismatch, tolerances
 from dyncheck.errors import InvariantViolation, ModelError
-from dyncheck.examples import Example, strategy_arguments
+from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants.padding_invariance import (
-    _strategy, gradient_tolerances, lengths_argument, lengths_relative, slot_value, step_counts,
+    gradient_tolerances, lengths_argument, lengths_relative, relative_padded, relative_steps, slot_value,
 )
 from dyncheck.rnn_reference import naive_rnn_rows
 from dyncheck.target import Target
@@ -65,8 +65,7 @@ def draw_lengths(target: Target, example: Example, generator: torch.Generator) -
     value = slot_value(example.args, slot) if slot is not None else None
     if value is not None:
         if lengths_relative(target, slot):  # fractions of the padded length (SpeechBrain's wav_lens)
-            time = strategy_arguments(_strategy(target, slot)).get("max_length", "time")
-            steps = step_counts(value, time if isinstance(time, int) else dims.get(time, 0), relative=True)
+            steps = relative_steps(value, relative_padded(target, slot, dims))
         else:
             steps = [int(v) for v in torch.as_tensor(value).reshape(-1).tolist()]
         given = [max(1, n) for n in steps]

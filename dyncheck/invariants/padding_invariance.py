@@ -110,7 +110,7 @@ from dyncheck.tracing import dense, floating_leaves, grads_put_back, missing_out
 __all__ = [
     "EXTRA_STEPS", "PaddingInvariance", "Slot", "gradient_tolerances", "keep_relative_lengths", "lengths_argument",
     "lengths_drawn_with",
-    "lengths_like", "lengths_relative", "padded_to_longest", "slot_value", "step_counts",
+    "lengths_relative", "padded_to_longest", "relative_like", "relative_padded", "relative_steps", "slot_value",
 ]
 
 #: An output leaf inside a cache the model hands back for its next call (``past_key_values``,
@@ -256,26 +256,28 @@ def lengths_relative(target: Target, slot: Slot) -> bool:
     return bool(strategy_arguments(_strategy(target, slot)).get("relative"))
 
 
-def step_counts(value: Any, padded: int, relative: bool) -> list[int]:
-    """Each row's length in steps: the lengths as they are, or, relative ones, their share of
-    ``padded`` steps (1.0 and more: every step)."""
-    flat = torch.as_tensor(value).reshape(-1).tolist()
-    if relative:
-        return [min(padded, max(0, round(v * padded))) for v in flat]
-    return [int(v) for v in flat]
+def relative_padded(target: Target, slot: Slot, dims: Mapping[str, Any]) -> int:
+    """The padded length relative lengths at ``slot`` are fractions of: their strategy's
+    ``max_length``, as the example's ``dims`` drew it; 0 where they do not say."""
+    time = strategy_arguments(_strategy(target, slot)).get("max_length", "time")
+    return time if isinstance(time, int) else dims.get(time, 0)
 
 
-def lengths_like(value: Any, steps: Sequence[int], padded: int, relative: bool) -> Any:
-    """Lengths of ``steps`` as ``value`` holds them (a tensor of its dtype and device, or a
-    list): whole numbers, or relative ones, fractions of ``padded`` in float32, as
+def relative_steps(value: Any, padded: int) -> list[int]:
+    """Each row's length in steps: its share of ``padded`` steps (1.0 and more: every step)."""
+    return [min(padded, max(0, round(v * padded))) for v in torch.as_tensor(value).reshape(-1).tolist()]
+
+
+def relative_like(value: Any, steps: Sequence[int], padded: int) -> Any:
+    """Relative lengths of ``steps``, fractions of ``padded`` in float32 as
     ``sequence_lengths(relative=True)`` draws them (also in a float64 copy: see
-    :func:`keep_relative_lengths`)."""
+    :func:`keep_relative_lengths`), held as ``value`` holds them (a tensor on its device, of
+    its shape, or a list)."""
     if isinstance(value, torch.Tensor):
-        new = relative_lengths(steps, padded) if relative else torch.tensor(list(steps), dtype=value.dtype)
         one_each = math.prod(value.shape[1:]) == 1  # [batch] or [batch, 1]
         shape = value.shape if value.numel() == len(steps) else (len(steps), *value.shape[1:]) if one_each else (-1,)
-        return new.to(value.device).reshape(shape)
-    return type(value)(step / max(padded, 1) if relative else step for step in steps)
+        return relative_lengths(steps, padded).to(value.device).reshape(shape)
+    return type(value)(step / max(padded, 1) for step in steps)
 
 
 def keep_relative_lengths(target: Target, source: Mapping[str, Any], args: Mapping[str, Any]) -> dict[str, Any]:
@@ -352,8 +354,8 @@ class _Layout:
             self.lengths = [int(v) for v in mask_lengths(target, lengths_slot, raw).reshape(-1).tolist()]
             padded = raw.shape[-1]
         elif self.relative:
-            padded = time_dim if isinstance(time_dim, int) else example.dims.get(time_dim, 0)
-            self.lengths = step_counts(raw, padded, relative=True)
+            padded = relative_padded(target, lengths_slot, example.dims)
+            self.lengths = relative_steps(raw, padded)
         else:
             self.lengths = [int(v) for v in torch.as_tensor(raw).reshape(-1).tolist()]
             padded = time_dim if isinstance(time_dim, int) else example.dims.get(time_dim, max(self.lengths, default=0))
@@ -457,21 +459,13 @@ class _Layout:
                     value = value.narrow(axis, 0, length)
             changes[slot] = value
         if self.relative:  # the whole of the row's own steps
-            changes[self.lengths_slot] = lengths_like(slot_value(args, self.lengths_slot), [length], length, True)
+            changes[self.lengths_slot] = relative_like(slot_value(args, self.lengths_slot), [length], length)
         elif not self.mask:  # a mask, trimmed above, is all tokens
             lengths = slot_value(args, self.lengths_slot)
             changes[self.lengths_slot] = (
                 lengths[row:row + 1] if isinstance(lengths, torch.Tensor) else type(lengths)([lengths[row]])
             )
         return _with(args, changes)
-
-    def exact(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        """``args`` (a float64 copy's) with relative lengths in float32 again, as drawn (see
-        :func:`keep_relative_lengths`); ``args`` as they are otherwise."""
-        if not self.relative:
-            return dict(args)
-        value = slot_value(args, self.lengths_slot)
-        return _with(args, {self.lengths_slot: lengths_like(value, self.lengths, self.padded, True)})
 
     def length_words(self, row: int) -> str:
         """``length 3 of 5 padded steps``, with the relative length that says so where the
@@ -501,8 +495,8 @@ class _Layout:
                 value = torch.cat([value, more], dim=axis)
             changes[slot] = value
         if self.relative:  # the same steps, of a longer padded length
-            changes[self.lengths_slot] = lengths_like(
-                slot_value(args, self.lengths_slot), self.lengths, self.padded + EXTRA_STEPS, True
+            changes[self.lengths_slot] = relative_like(
+                slot_value(args, self.lengths_slot), self.lengths, self.padded + EXTRA_STEPS
             )
         return _with(args, changes)
 
@@ -514,7 +508,7 @@ class _Layout:
             return _with(args, {self.lengths_slot: (torch.zeros_like if self.marks_padding else torch.ones_like)(lengths)})
         longest = self.padded + EXTRA_STEPS
         if self.relative:
-            return _with(args, {self.lengths_slot: lengths_like(lengths, [longest] * len(self.lengths), longest, True)})
+            return _with(args, {self.lengths_slot: relative_like(lengths, [longest] * len(self.lengths), longest)})
         return _with(args, {self.lengths_slot: (
             torch.full_like(lengths, longest) if isinstance(lengths, torch.Tensor) else type(lengths)([longest] * len(lengths))
         )})
@@ -883,7 +877,7 @@ class PaddingInvariance(Invariant):
     def _in_either_dtype(self, context: Context, example: Example, layout: _Layout, *, quiet: bool) -> None:
         """_check on a float64 copy, or, where that cannot serve, in the model's own dtype."""
         model, args, native = _float64_copy(context.fresh_model().eval(), layout.pad(example.fresh_args()))
-        args = layout.exact(args)
+        args = keep_relative_lengths(context.target, example.args, args)
         with default_dtype(torch.float64 if native is not None else None):
             try:
                 self._check(context, example, layout, model, args, native, slack=1.0, quiet=quiet)
