@@ -728,9 +728,14 @@ def _padding_argument(
     }
     for name in sorted(candidates, key=lambda n: list(table).index(kind(n))):
         every, value, strategy, what = table[kind(name)]
-        fractions = _reads_fractions(model, args, name, padded, 3) if kind(name) == "lengths" else None
-        if fractions is not None and _same_floats(_outputs_of(model, {**args, name: torch.ones(3)}), plain):
-            # SpeechBrain's forward(x, lengths=None): None is every step, and so is 1 (see _probe_relative)
+        # SpeechBrain's forward(x, lengths=None): None is every step, and so is 1.0 (see
+        # _probe_relative); lengths of 1.0 that give the plain output are asked the rest
+        fractions = (
+            _reads_fractions(model, args, name, padded, 3)
+            if kind(name) == "lengths" and _same_floats(_outputs_of(model, {**args, name: torch.ones(3)}), plain)
+            else None
+        )
+        if fractions is not None:
             return {name: Inferred(
                 dst.sequence_lengths(batch_size="batch", max_length=time, relative=True, pad_to_longest=True),
                 f"{what}, {RELATIVE_NOTE} (forward takes {name}=None, and a call with lengths of 1.0 gave the output "
@@ -2431,8 +2436,9 @@ def _reads_fractions(model: nn.Module, args: dict[str, Any], name: str, padded: 
     step; a mask ``padded`` times too wide; whole numbers refused, a mask in the lengths'
     dtype used by ``einsum``); and with the first row at 1.0, the others at half the steps
     and at all but one give two other outputs. Steps give another output at ``padded`` than
-    at 1; a model that ignores its lengths, or counts whole steps (0.5 and 0.75 both none
-    or both one), gives one output for both fractions; one that refuses fractions raises."""
+    at 1; a model that ignores its lengths, or counts whole steps (both fractions below one
+    step: none or one), gives one output for both fractions; one that refuses fractions
+    raises."""
     import torch
 
     def outputs(lengths: torch.Tensor) -> list[Any] | None:
