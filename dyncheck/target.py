@@ -1188,7 +1188,7 @@ def _probe_features(
                 f"{seen}: called on {called} for F in {whose} {', '.join(map(str, sizes))}{beside}, it first ran "
                 f"on {list(shape)}{failed}",
             )
-    if last is not None and tell and " reshapes it (" not in str(exc):
+    if last is not None and tell and not exc.reshaped:
         # Say what the calls raised: the model's own crash (a routing policy's missing
         # unsqueeze) reads as a shape no layer gives otherwise. Not where a layer reshapes
         # the input first (an image cut into patches): vectors and sequences are not its shape.

@@ -439,6 +439,7 @@ def infer_input(
         f"write dyncheck.Spec({qualname}, inputs={{{name!r}: "
         f"dyncheck.strategies.{hint}}})",
         consumers=tuple(m for c in consumers if (m := _resolve_module(model, c)) is not None),
+        reshaped=reshaped is not None,
     )
 
 
