@@ -114,6 +114,9 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.patch_dropout` -- ``PatchDropViT``: timm's patch dropout (EVA), a
   name computed from the image (the kept patches' indices) gathering a positional table
   in a helper: the image is not read as indices.
+* :mod:`reference_models.einops_vit` -- ``EinopsViT``, ``PatchFeatures``: vit-pytorch's
+  patch embedding, einops' ``Rearrange`` then a LayerNorm over the patches, bare and inside
+  a feature extractor: the image is worked back from the pattern and the LayerNorm.
 * :mod:`reference_models.pre_norm_stack` -- ``PreNormStack``: 20 pre-norm blocks on image
   patches with zero biases (PVT v2's init), whose float32 gradients overflow on an all-zero
   image through LayerNorms of constant input, in eval mode too (not dtype_agreement's to report).
@@ -326,6 +329,8 @@ GOOD_TARGETS = (
     "reference_models.depthwise_norm:DepthwiseNormNet",
     "reference_models.drop_path:DropPathNet",
     "reference_models.patch_dropout:PatchDropViT",
+    "reference_models.einops_vit:EinopsViT",
+    "reference_models.einops_vit:PatchFeatures",
     "reference_models.pre_norm_stack:PreNormStack",
     "reference_models.squeeze_excite:SqueezeExciteNet",
     "reference_models.two_tower:TwoTower",

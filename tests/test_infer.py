@@ -5327,6 +5327,90 @@ def test_an_image_a_wrapped_layer_reshapes_first_is_refused_not_read_from_the_pa
     )
 
 
+class EinopsMAE(nn.Module):
+    """vit-pytorch's MAE: the encoder's Rearrange on its own, then the rest of its patch
+    embedding, kept apart as MAE keeps it."""
+
+    def __init__(self):
+        super().__init__()
+        from reference_models.einops_vit import EinopsViT
+
+        self.encoder = EinopsViT()
+        self.to_patch = self.encoder.to_patch_embedding[0]
+        self.patch_to_emb = nn.Sequential(*self.encoder.to_patch_embedding[1:])
+
+    def forward(self, img):
+        return self.patch_to_emb(self.to_patch(img)).mean(1)
+
+
+@pytest.mark.parametrize(("model", "largest"), [("EinopsViT", 16), ("PatchFeatures", 16), (EinopsMAE, 28)])
+def test_a_vit_patch_embedding_is_worked_back_from_the_layer_after_its_rearrange(model, largest):
+    # vit-pytorch's ViT, SimpleViT, CaiT, DeepViT were refused, and the ViT inside Extractor,
+    # Dino, CrossViT and MAE too: einops' pattern and the LayerNorm over the patches (48 =
+    # p1 * p2 * c) say images of 3 channels, a multiple of the patch high and wide; the probe
+    # finds those the positional table holds (the MAE here adds none: seven multiples).
+    if isinstance(model, str):
+        model = getattr(importlib.import_module("reference_models.einops_vit"), model)
+    target = resolved(model)
+    assert strategy_arguments(target.spec.inputs["img"])["shape"] == ("batch", 3, "height", "width")
+    assert "Rearrange('b c (h p1) (w p2) -> b (h w) (p1 p2 c)', p1=4, p2=4) then LayerNorm([48])" in (
+        target.inferred_inputs["img"]
+    )
+    for dim in ("height", "width"):
+        same(target.spec.dims[dim], st.sampled_from(list(range(4, largest + 1, 4))))
+    assert_callable(target)
+
+
+class _Rearranged(nn.Module):
+    def __init__(self, pattern: str, features: int, **lengths: int):
+        super().__init__()
+        from reference_models.einops_vit import Rearrange
+
+        self.embed = nn.Sequential(Rearrange(pattern, **lengths), nn.LayerNorm(features), nn.Linear(features, 4))
+
+    def forward(self, x):
+        return self.embed(x)
+
+
+@pytest.mark.parametrize(("pattern", "lengths", "features", "shape"), [
+    ("b c (n p) -> b n (p c)", {"p": 2}, 6, ("batch", 3, "length")),  # a signal's patches
+    ("b c h w -> b (h w) c", {}, 8, ("batch", 8, "height", "width")),  # pixels as tokens
+    ("b (h p1) (w p2) c -> b (h w) (p1 p2 c)", {"p1": 2, "p2": 2}, 12, ("batch", "height", "width", 3)),
+    ("b c (f pf) (h p) (w q) -> b (f h w) (pf p q c)", {"pf": 2, "p": 2, "q": 2}, 8,
+     ("batch", 1, "depth", "height", "width")),  # a video's tubelets
+    ("b c (h p1) w -> b (h w) (p1 c)", {"p1": 2}, 48, ("batch", 24, "height", "width")),  # 48 = 2 * c
+])
+def test_rearranged_inputs_take_their_layout_from_the_pattern(pattern, lengths, features, shape):
+    target = resolved(_Rearranged(pattern, features, **lengths))
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == shape
+    assert_callable(target, max_examples=3)
+
+
+def test_a_rearrange_that_cannot_be_undone_is_refused():
+    # p2 and c unknown: the LayerNorm's 48 says their product only
+    with pytest.raises(TargetError, match=r"embed, reshapes it \(Rearrange\) before any layer that gives a shape"):
+        resolved(_Rearranged("b c (h p1) (w p2) -> b (h w) (p1 p2 c)", 48, p1=4))
+    from dyncheck.infer.layers import _einops_axes
+
+    assert _einops_axes("b c (h p1) (w p2)") == [["b"], ["c"], ["h", "p1"], ["w", "p2"]]
+    for side in ("b ... c", "b 1 c", "b ((h p) w)", "b (h p", "b h) p"):
+        assert _einops_axes(side) is None, side
+
+
+@pytest.mark.parametrize(("layers", "shape"), [
+    ((nn.PixelUnshuffle(2), nn.Conv2d(12, 8, 3)), ("batch", 3, "height", "width")),
+    ((nn.PixelShuffle(2), nn.Conv2d(3, 8, 3)), ("batch", 12, "height", "width")),
+    ((nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, 4, 3)), ("batch", 64)),
+])
+def test_torch_reshaping_layers_are_worked_back_from_the_convolution_after_them(layers, shape):
+    target = resolved(nn.Sequential(*layers, nn.Flatten(), nn.LazyLinear(2)) if len(shape) == 2 else nn.Sequential(*layers))
+    assert strategy_arguments(target.spec.inputs["input"])["shape"] == shape
+    if isinstance(layers[0], nn.PixelUnshuffle):
+        # sizes the unshuffle divides, and big enough for the 3x3 convolution after it
+        assert all(size % 2 == 0 and size >= 6 for size in target.spec.dims["height"].elements)
+    assert_callable(target, max_examples=3)
+
+
 class _Down(nn.Module):
     """A downsampling block: the image unshuffled then projected, plus a strided conv of it."""
 

@@ -513,6 +513,12 @@ def _patch_dropout() -> tuple[torch.nn.Module, tuple]:
     return PatchDropViT(), (torch.randn(3, 3, 8, 8),)
 
 
+def _einops_vit() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.einops_vit import EinopsViT
+
+    return EinopsViT(), (torch.randn(3, 3, 8, 12),)
+
+
 def _squeeze_excite() -> tuple[torch.nn.Module, tuple]:
     from reference_models.squeeze_excite import SqueezeExciteNet
 
@@ -1136,6 +1142,7 @@ BUILDERS = {
     "pre_norm_stack": _pre_norm_stack,
     "squeeze_excite": _squeeze_excite,
     "patch_dropout": _patch_dropout,
+    "einops_vit": _einops_vit,
     "two_tower": _two_tower,
     "local_attention": _local_attention,
     "recurrent_lm": _recurrent_lm,
@@ -1289,6 +1296,32 @@ def test_patch_dropout_keeps_a_random_half_of_the_patches_with_their_positions()
         torch.testing.assert_close(keep_rows(kept, model.pos_table, keep)[i], model.pos_table[keep[i]])
     model.eval()
     assert model.patch_drop(patches)[1] is None  # in eval every patch is kept
+
+
+# --- einops_vit ----------------------------------------------------------------------
+
+
+def test_the_rearrange_stand_in_cuts_patches_as_einops_does() -> None:
+    from reference_models.einops_vit import EinopsViT, PatchFeatures, Rearrange
+
+    torch.manual_seed(0)
+    image = torch.randn(2, 3, 8, 12)
+    # einops' 'b c (h p1) (w p2) -> b (h w) (p1 p2 c)', written out
+    patches = image.reshape(2, 3, 2, 4, 3, 4).permute(0, 2, 4, 3, 5, 1).reshape(2, 6, 48)
+    rearrange = Rearrange("b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=4, p2=4)
+    assert torch.equal(rearrange(image), patches)
+    assert (rearrange.pattern, rearrange.axes_lengths) == ("b c (h p1) (w p2) -> b (h w) (p1 p2 c)", {"p1": 4, "p2": 4})
+    with pytest.raises(RuntimeError):
+        rearrange(torch.randn(2, 3, 5, 8))  # 5 is no multiple of 4
+    # the positional table holds 16 patches and a class token: a 20x20 image has 25
+    model = EinopsViT().eval()
+    assert model(torch.randn(2, 3, 16, 16)).shape == (2, 5)
+    with pytest.raises(RuntimeError):
+        model(torch.randn(2, 3, 20, 20))
+    features = PatchFeatures().eval()
+    logits, embedded = features(image)
+    assert logits.shape == (2, 5) and embedded.shape == (2, 6, 16)
+    assert not features.vit.transformer._forward_hooks  # the hook lasts one call
 
 
 # --- dict_batch ----------------------------------------------------------------------

@@ -22,6 +22,7 @@ from dyncheck.infer.flow import MODULE_PART, _Flow, _flow, _passes, _resolve_mod
 from dyncheck.infer.layers import (
     ATTENTION_MODULES, _entry_parameter, _Found, _input_for_module, _Shape, _swap, _user_defined, members_input,
     reshaped_first,
+    unreshaped_input,
 )
 from dyncheck.infer.results import Inferred, Uninferable
 from dyncheck.infer.source import (
@@ -324,16 +325,22 @@ def infer_input(
     ordered += [(i, e, True) for i, e in enumerate(consumers) if e not in direct and i]
     for index, expression, indirect in ordered:
         module = _resolve_module(model, expression)
-        if index == 0 and (reshaped := reshaped_first(module)) is not None:
-            break  # what it reshapes the input into is what later layers take
         entry, member = flow.entries.get(expression, 0), flow.members.get(expression)
         if direct_flow is not None and expression in direct_flow.entries:
             # where it enters as itself, not where what another layer made of it does
             entry, member = direct_flow.entries[expression], direct_flow.members.get(expression)
-        found = (
-            _input_for_module(module, depth=0, entry=entry, member=member) if module is not None
-            else members_input(model, expression, 0, entry, member)
-        )
+        if index == 0 and (reshaped := reshaped_first(module)) is not None:
+            # what it reshapes the input into is what later layers take: worked back from the
+            # layer after it where that can be done (a ViT's patch embedding), else refused
+            found = unreshaped_input(reshaped, [module, model])
+            if found is None:
+                break
+            reshaped = None
+        else:
+            found = (
+                _input_for_module(module, depth=0, entry=entry, member=member) if module is not None
+                else members_input(model, expression, 0, entry, member)
+            )
         if found is not None:
             why = f"first consumed by {_consumer_name(expression)} ({found.note})"
             if indirect:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -132,10 +133,157 @@ def _said_by_another(module: nn.Module, direct: Any, depth: int) -> _Found | Non
     return None
 
 
+def unreshaped_input(reshaping: nn.Module, scopes: Sequence[nn.Module], depth: int = 0) -> _Found | None:
+    """The input of ``reshaping`` (a layer that reshapes what it is given), worked back from
+    the layer that takes its output and says a shape: the next child of a Sequential in
+    ``scopes`` that holds it (a ViT's patch embedding, ``Sequential(Rearrange('b c (h p1) (w
+    p2) -> b (h w) (p1 p2 c)', p1=4, p2=4), LayerNorm(48), ...)``: images of 3 channels whose
+    height and width are multiples of 4). None where no such layer is found, or the layer
+    cannot be undone from what it holds (einops' ``Rearrange`` with a pattern of one unknown
+    length per axis; ``nn.PixelUnshuffle``, ``nn.PixelShuffle``; ``nn.Unflatten`` of the
+    features)."""
+    after = _taken_after(reshaping, scopes, depth)
+    if after is None:
+        return None
+    if isinstance(reshaping, nn.Unflatten):
+        return _unflattened(reshaping, after)
+    if isinstance(reshaping, (nn.PixelShuffle, nn.PixelUnshuffle)):
+        return _unshuffled(reshaping, after)
+    if type(reshaping).__name__ == "Rearrange" and isinstance(getattr(reshaping, "pattern", None), str):
+        return _unrearranged(reshaping, after)
+    return None
+
+
+def _taken_after(reshaping: nn.Module, scopes: Sequence[nn.Module], depth: int) -> _Found | None:
+    """What the layer after ``reshaping`` in a Sequential of ``scopes`` (or one inside them)
+    takes, where it says a shape; layers between without parameters are passed over (a
+    Dropout), a second reshaping one ends the search."""
+    seen: set[int] = set()
+    for scope in scopes:
+        for container in scope.modules():
+            if not isinstance(container, nn.Sequential) or id(container) in seen:
+                continue
+            seen.add(id(container))
+            children = list(container.children())
+            if not any(child is reshaping for child in children):
+                continue
+            for child in children[next(i for i, c in enumerate(children) if c is reshaping) + 1:]:
+                found = _input_for_module(child, depth + 1)
+                if found is not None or _reshapes(child) or isinstance(child, nn.Flatten) or any(
+                    True for _ in child.parameters()
+                ):
+                    return found
+    return None
+
+
+def _unflattened(layer: nn.Unflatten, after: _Found) -> _Found | None:
+    """``Unflatten(1, (1, 28, 28))`` before a ``Conv2d(1, ...)``: the input is the features
+    flattened, ``[batch, 784]``."""
+    sizes = tuple(layer.unflattened_size)
+    if layer.dim != 1 or not all(isinstance(s, int) and s > 0 for s in sizes) or after.shape[0] != "batch":
+        return None
+    if len(after.shape) != 1 + len(sizes) or any(isinstance(a, int) and a != s for a, s in zip(after.shape[1:], sizes)):
+        return None
+    features = math.prod(sizes)
+    note = f"{after.note} after Unflatten(1, {sizes}): {features} features"
+    return _Found(("batch", features), _floats, note)
+
+
+def _unshuffled(layer: nn.Module, after: _Found) -> _Found | None:
+    """``PixelUnshuffle(r)`` before a ``Conv2d(in_channels=C * r * r)``: images of ``C``
+    channels whose height and width are multiples of ``r``; ``PixelShuffle(r)`` before one
+    of ``C``: ``C * r * r`` channels, any height and width (the probe finds those that run)."""
+    if len(after.shape) != 4 or after.shape[0] != "batch" or not isinstance(after.shape[1], int):
+        return None
+    factor, channels = (layer.downscale_factor if isinstance(layer, nn.PixelUnshuffle) else layer.upscale_factor), after.shape[1]
+    if isinstance(layer, nn.PixelUnshuffle):
+        if channels % (factor * factor):
+            return None
+        channels //= factor * factor
+        dims = {d: (factor * low, factor * high) for d, (low, high) in (after.dims or {}).items()}
+        note = f"{after.note} after PixelUnshuffle({factor}): {channels} channels, sizes multiples of {factor}"
+    else:
+        channels *= factor * factor
+        dims = {d: (max(1, -(-low // factor)), max(1, -(-high // factor))) for d, (low, high) in (after.dims or {}).items()}
+        note = f"{after.note} after PixelShuffle({factor}): {channels} channels"
+    return _Found(("batch", channels, *after.shape[2:]), _floats, note, dims or None)
+
+
+def _einops_axes(side: str) -> list[list[str]] | None:
+    """The axes of one side of an einops pattern, each the names it groups
+    (``"b c (h p1) (w p2)"``: ``[["b"], ["c"], ["h", "p1"], ["w", "p2"]]``); None for what
+    is not read here (an ellipsis, a number, a nested or unclosed group)."""
+    axes: list[list[str]] = []
+    group: list[str] | None = None
+    for token in side.replace("(", " ( ").replace(")", " ) ").split():
+        if token == "(":
+            if group is not None:
+                return None
+            group = []
+        elif token == ")":
+            if group is None:
+                return None
+            axes.append(group)
+            group = None
+        elif not token.isidentifier():
+            return None
+        elif group is not None:
+            group.append(token)
+        else:
+            axes.append([token])
+    return None if group is not None else axes
+
+
+def _unrearranged(layer: nn.Module, after: _Found) -> _Found | None:
+    """einops' ``Rearrange(pattern, **lengths)`` before a layer that reads its output's last
+    axis as features (a LayerNorm or Linear over patches): the one length that axis leaves
+    unknown is solved for; the input's first axis is the batch (the output's first), an axis
+    whose lengths are all known is that size, one with a single unknown length a spatial
+    axis that is a multiple of the others (``(h p1)``: height, a multiple of ``p1``)."""
+    if after.sequence != "features-last" or not isinstance(after.shape[-1], int):
+        return None
+    left, arrow, right = layer.pattern.partition("->")
+    source, target = _einops_axes(left), _einops_axes(right) if arrow else None
+    lengths = getattr(layer, "axes_lengths", None)
+    if not source or not target or not isinstance(lengths, dict) or not all(isinstance(v, int) for v in lengths.values()):
+        return None
+    known = dict(lengths)
+    unknown = [name for name in target[-1] if name not in known]
+    product = math.prod(known.get(name, 1) for name in target[-1])
+    features = after.shape[-1]
+    if len(unknown) > 1 or features % product or (not unknown and product != features):
+        return None
+    if unknown:
+        known[unknown[0]] = features // product
+    if len(source[0]) != 1 or target[0] != source[0] or source[0][0] in known:
+        return None
+    sizes: list[int] = []  # each axis's size, or for a spatial one the multiple it is
+    spatial: list[int] = []  # the spatial axes' places in sizes
+    for axis in source[1:]:
+        missing = [name for name in axis if name not in known]
+        if len(missing) > 1:
+            return None
+        if missing:
+            spatial.append(len(sizes))
+        sizes.append(math.prod(known.get(name, 1) for name in axis))
+    if not 1 <= len(spatial) <= 3:
+        return None
+    names = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}[len(spatial)]
+    shape = ("batch", *(names[spatial.index(i)] if i in spatial else size for i, size in enumerate(sizes)))
+    multiples = [sizes[i] for i in spatial]
+    dims = {dim: (multiple, multiple + 6) for dim, multiple in zip(names, multiples)}
+    given = "".join(f", {k}={v}" for k, v in lengths.items())
+    said = " and ".join(f"{dim} a multiple of {m}" if m > 1 else f"any {dim}" for dim, m in zip(names, multiples))
+    return _Found(shape, _floats, f"Rearrange({layer.pattern!r}{given}) then {after.note}: {said}", dims)
+
+
 def _reshapes(module: nn.Module) -> bool:
-    """Whether ``module`` reshapes what it is given (a torch reshaping layer, or einops'
-    ``Rearrange``/``Reduce`` layers)."""
-    return isinstance(module, _RESHAPING) or type(module).__module__.split(".")[0] == "einops"
+    """Whether ``module`` reshapes what it is given (a torch reshaping layer, einops'
+    ``Rearrange``/``Reduce`` layers, or a project's own ``Rearrange`` that keeps an einops
+    pattern as einops' does)."""
+    return isinstance(module, _RESHAPING) or type(module).__module__.split(".")[0] == "einops" or (
+        type(module).__name__ == "Rearrange" and isinstance(getattr(module, "pattern", None), str)
+    )
 
 
 def _input_for_module(
@@ -260,10 +408,12 @@ def _input_for_module(
             found = _input_for_module(child, depth + 1)
             if found is not None:
                 return found
-            if any(True for _ in child.parameters()) or _reshapes(child):
-                # a layer before says nothing of the input, or one that reshapes it (a ViT's
-                # patch embedding, Sequential(Rearrange(...), LayerNorm(48), ...))
-                return None
+            if _reshapes(child):
+                # a layer that reshapes it (a ViT's patch embedding, Sequential(Rearrange(...),
+                # LayerNorm(48), ...)): worked back from the layer after it, where it can be
+                return unreshaped_input(child, [module], depth)
+            if any(True for _ in child.parameters()):
+                return None  # a layer before says nothing of the input
         return None
     if _user_defined(module):
         # A user-defined submodule: follow its own forward's argument the value enters as.
@@ -282,11 +432,15 @@ def _input_for_module(
         flow = _flow(tree, parameter, module, strict=kept, same_layout=kept)
         for index, expression in enumerate(flow.consumers):
             inner = _resolve_module(module, expression)
-            if index == 0 and reshaped_first(inner, depth + 1) is not None:
+            reshaping = reshaped_first(inner, depth + 1) if index == 0 else None
+            if reshaping is not None:
                 # a ViT inside a wrapper: its patch embedding reshapes the image before any
-                # layer that says a shape, and the layers after it take the patches; only a
-                # layer forward hands the input itself to says its shape
-                return _said_by_another(module, _flow(tree, parameter, module, opaque_modules=True), depth)
+                # layer that says a shape, and the layers after it take the patches; a layer
+                # forward hands the input itself to says its shape, else it is worked back
+                # from the layer after the reshaping one
+                return _said_by_another(
+                    module, _flow(tree, parameter, module, opaque_modules=True), depth
+                ) or unreshaped_input(reshaping, [inner, module], depth)
             entry, member = flow.entries.get(expression, 0), flow.members.get(expression)
             found = (
                 _input_for_module(inner, depth + 1, entry, member, role) if inner is not None
