@@ -10,6 +10,7 @@ import re
 import numpy
 import pytest
 import torch
+from torch import nn
 
 from dyncheck.agreement import close
 from dyncheck.invariants._where import first_coupled_module
@@ -1492,6 +1493,61 @@ def test_batch_versus_alone_rounding_of_a_model_that_draws_its_branch_is_not_a_f
     with context.counting():
         BatchInvariance().check(context, Example({"inputs": inputs}, 435, {"batch": 3}))
     assert context.checked == 1
+
+
+class _PlainGroupMatrix(nn.Module):
+    """Row-wise; its two heads nearly equal, so their difference cancels; its feature matrix
+    kept in a plain attribute, as pytorch-tabnet keeps its group matrices."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 32)
+        self.head_a = nn.Linear(32, 3)
+        self.head_b = nn.Linear(32, 3)
+        with torch.no_grad():
+            self.head_b.weight.copy_(self.head_a.weight * (1 + 1e-4))
+        self.matrix = torch.eye(32)
+
+    def forward(self, x):
+        h = torch.relu(self.fc(x)) @ self.matrix
+        return self.head_a(h) - self.head_b(h)
+
+
+def test_batch_rounding_is_measured_against_float64_where_to_misses_a_plain_attribute():
+    # .to(float64) leaves the plain matrix float32 and the cast copy raises (dtype_agreement
+    # reports that): batch_invariance had no float64 margin then, and called a batch-versus-
+    # alone rounding of 2.3e-5 (1e-5 allowed) a batch dependence. Its float64 reference now
+    # casts the attribute too.
+    from dyncheck.examples import Example
+    from dyncheck.invariants import Context
+    from dyncheck.invariants.batch_invariance import BatchInvariance
+    from dyncheck.spec import Spec
+    from dyncheck.target import resolve_spec
+
+    context = Context(resolve_spec(Spec(_PlainGroupMatrix)))
+    x = torch.tensor([[0.0] * 6, [-7.0, 536.0, -823.0, -736.0, -385.0, 268.0]])
+    with context.counting():
+        BatchInvariance().check(context, Example({"x": x}, 0, {"batch": 2}))
+    assert context.checked == 1
+
+
+def test_a_widened_copy_casts_the_tensors_its_modules_keep_in_plain_attributes():
+    from dyncheck.casting import widened
+
+    model = _PlainGroupMatrix()
+    model.tables = [torch.ones(2), (torch.zeros(1), 3)]
+    model.named = {"scale": torch.ones(1), "steps": torch.arange(3)}
+    model.spectrum = torch.ones(2, dtype=torch.complex64)
+    original = (model.matrix, model.tables, model.named)
+    wide = widened(model, torch.float64)
+    assert wide is model and wide.fc.weight.dtype == torch.float64 and wide.matrix.dtype == torch.float64
+    assert wide.tables[0].dtype == torch.float64 and wide.tables[1][0].dtype == torch.float64 and wide.tables[1][1] == 3
+    assert wide.named["scale"].dtype == torch.float64 and wide.named["steps"].dtype == torch.long
+    assert wide.spectrum.dtype == torch.complex128
+    # replaced, never written into: a tensor the user's model shares is left as it was
+    assert original[0].dtype == torch.float32 and original[1][0].dtype == torch.float32
+    assert original[2]["scale"].dtype == torch.float32
+    assert wide(torch.ones(2, 6, dtype=torch.float64)).dtype == torch.float64
 
 
 # --- an output pairing every sample with every other ------------------------------------

@@ -22,7 +22,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from dyncheck.agreement import _move, default_dtype
-from dyncheck.casting import cast
+from dyncheck.casting import widened
 from dyncheck.compare import tensor_bytes
 from dyncheck.errors import ModelError
 from dyncheck.examples import Example, strategy_arguments, strategy_kind
@@ -251,14 +251,14 @@ def _shape_no_gradient(context: Context, example: Example, names: list[str]) -> 
     if not floating or floating[0].is_complex():
         return names
     device = str(floating[0].device)
-    widened = _moderated(_move(dict(example.args), device, torch.float64))
-    wide_args = keep_relative_lengths(context.target, example.args, widened)
+    moderated = _moderated(_move(dict(example.args), device, torch.float64))
+    wide_args = keep_relative_lengths(context.target, example.args, moderated)
     runs = [(example, False), (Example(wide_args, example.seed, example.dims), True)]
 
     def gradients(run: Example, wide: bool, name: str | None) -> dict[str, torch.Tensor] | None:
         model = context.fresh_model()
         if wide:
-            model = cast(model, torch.float64)
+            model = widened(model, torch.float64)
         handle = None
         if name is not None:
             generator = torch.Generator().manual_seed(1234)
@@ -706,7 +706,7 @@ def _weighted_not_masked(context: Context, model: nn.Module, example: Example, u
     if not unused or not floating or floating[0].is_complex():
         return unused
     device = str(floating[0].device)
-    wide = cast(context.copy_of(model), torch.float64)
+    wide = widened(context.copy_of(model), torch.float64)
     args = keep_relative_lengths(context.target, example.args, _move(dict(example.args), device, torch.float64))
     unused = _zero_gradient(context, wide, Example(args, example.seed, example.dims), unused, absent=True)
     moderated = _moderated(args)
@@ -756,7 +756,7 @@ def zero_parameter_gradients(context: Context, model: nn.Module, example: Exampl
     output) is exactly zero or absent in a float64 copy of ``model`` on every run of
     :func:`_track_silent`'s list."""
     try:
-        wide = cast(context.copy_of(model), torch.float64)
+        wide = widened(context.copy_of(model), torch.float64)
     except Exception:
         return set(names)  # the model cannot be copied or cast: keep what float32 showed
     by_name = dict(wide.named_parameters(remove_duplicate=False))

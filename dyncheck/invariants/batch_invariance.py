@@ -55,7 +55,7 @@ import torch
 from torch import nn
 
 from dyncheck.agreement import ROUNDING_FACTOR, close
-from dyncheck.casting import cast
+from dyncheck.casting import widened
 from dyncheck.rounding import SENSITIVITY_FACTOR, largest_difference, nudged
 from dyncheck.errors import InvariantViolation, ModelError, one_line
 from dyncheck.examples import (
@@ -769,11 +769,11 @@ class BatchInvariance(Invariant):
         from dyncheck.streams import Draws
 
         def float64_run(recorded: Draws) -> Any:
-            wide = cast(context.fresh_model().eval(), torch.float64)
+            wide = widened(context.fresh_model().eval(), torch.float64)
             device = str(next((p.device for p in wide.parameters()), "cpu"))
-            widened = keep_relative_lengths(context.target, args, _move(dict(args), device, torch.float64))
+            wide_args = keep_relative_lengths(context.target, args, _move(dict(args), device, torch.float64))
             with recorded:
-                return context.run(wide, Example(widened, seed, {}), record=False, grad=False)
+                return context.run(wide, Example(wide_args, seed, {}), record=False, grad=False)
 
         recorded = Draws()
         try:

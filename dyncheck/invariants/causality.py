@@ -54,7 +54,7 @@ from typing import Any
 import torch
 
 from dyncheck.agreement import default_dtype
-from dyncheck.casting import cast
+from dyncheck.casting import widened
 from dyncheck.compare import all_finite, mismatch, tolerances
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example, strategy_arguments, strategy_kind
@@ -241,7 +241,7 @@ class _Calls:
         if rounded:
             arguments = nudged(arguments, torch.Generator().manual_seed(example.seed))
         if self.native is not None:
-            model = cast(model, torch.float64)
+            model = widened(model, torch.float64)
             arguments = {name: _to_float64(value) for name, value in arguments.items()}
         arguments = keep_relative_lengths(context.target, args, arguments)
         with default_dtype(torch.float64 if self.native is not None else None):

@@ -91,7 +91,7 @@ import torch
 from torch import nn
 
 from dyncheck.agreement import _scale, default_dtype
-from dyncheck.casting import cast
+from dyncheck.casting import widened
 from dyncheck.compare import all_finite, mismatch, tolerances
 from dyncheck.diagnose import diagnose
 from dyncheck.errors import InvariantViolation, ModelError
@@ -598,7 +598,7 @@ def _float64_copy(model: nn.Module, args: dict[str, Any]) -> tuple[nn.Module, di
     native = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
     if native is None or native == torch.float64 or native.is_complex:
         return model, args, None
-    return cast(model, torch.float64), {name: _to_float64(value) for name, value in args.items()}, native
+    return widened(model, torch.float64), {name: _to_float64(value) for name, value in args.items()}, native
 
 
 def _to_float64(value: Any) -> Any:
