@@ -525,7 +525,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     if primary is not None and primary in inferred_inputs:
         _probe_companions(instance, parameters, primary, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims)
     _probe_required_mask(instance, parameters, inputs, inferred_inputs, all_dims)
-    _probe_rank(instance, inputs, inferred_inputs)
+    _probe_rank(instance, inputs, inferred_inputs, all_dims)
     _probe_layout(instance, inputs, inferred_inputs, all_dims)
     _probe_vectors(instance, inputs, inferred_inputs, all_dims)
     _probe_split(instance, inputs, inferred_inputs, all_dims)
@@ -1006,6 +1006,22 @@ def _class_ids(
     return None
 
 
+def _state_shares(modules: Sequence[nn.Module]) -> list[int]:
+    """For each Linear in ``modules`` that may take a step concatenated with a recurrent
+    state of its own output's width (``Linear(input + hidden, hidden)``, or ``k * hidden``
+    outputs for a cell's ``k`` gates), the width left for the step: ``in - out / k`` for k
+    of 1 to 4, above 1, first seen first."""
+    from torch.nn.parameter import is_lazy
+
+    return list(dict.fromkeys(
+        layer.in_features - layer.out_features // gates
+        for module in modules for layer in module.modules()
+        if isinstance(layer, nn.Linear) and not is_lazy(layer.weight)
+        for gates in (1, 2, 3, 4)
+        if layer.out_features % gates == 0 and layer.in_features - layer.out_features // gates > 1
+    ))
+
+
 def _parameter_sizes(modules: Sequence[nn.Module], *, recurse: bool = True) -> list[int]:
     """The sizes above 1 the parameters of ``modules`` have, first seen first: the widths a
     probe tries. A lazy layer's parameters have no shape yet (it takes any size, which an
@@ -1023,14 +1039,16 @@ def _confirm_indirect(
     inferred: dict[str, str], dims: dict[str, Any],
 ) -> None:
     """An input read from a layer that takes what another layer made of it (see
-    ``INDIRECT_NOTE``) is kept where the model runs on it; where it raises (``z, _ =
-    self.rec(x); self.fc(z)``: ``fc``'s width is not ``x``'s), the sizes of the model's
-    parameters are probed instead (:func:`_probe_features`). ``inputs`` and ``inferred``
-    are updated in place."""
-    from dyncheck.infer.forward import INDIRECT_NOTE
+    ``INDIRECT_NOTE``), or given an even share of a layer's features it takes concatenated
+    with another (``SHARE_NOTE``), is kept where the model runs on it; where it raises
+    (``z, _ = self.rec(x); self.fc(z)``: ``fc``'s width is not ``x``'s; a cell's
+    ``cat([input, hx], 1)`` whose ``hx`` is the state it carries, not the argument of that
+    name), the sizes of the model's parameters are probed instead (:func:`_probe_features`).
+    ``inputs`` and ``inferred`` are updated in place."""
+    from dyncheck.infer.forward import INDIRECT_NOTE, SHARE_NOTE
 
     for name, why in list(inferred.items()):
-        if INDIRECT_NOTE not in why:
+        if INDIRECT_NOTE not in why and SHARE_NOTE not in why:
             continue
         error = _call_at_smallest(instance, inputs, inferred, dims)
         if error is None or error is _UNPROBED:
@@ -1138,6 +1156,13 @@ def _probe_features(
     whose = "their parameters' sizes"
     if not sizes:
         sizes, whose = _parameter_sizes([instance])[:_FEATURES_PROBED], "the model's parameters' sizes"
+    tried = f"{whose} {', '.join(map(str, sizes))}"
+    shares = [size for size in _state_shares(exc.consumers or [instance]) if size not in sizes][:_FEATURES_PROBED]
+    if shares:
+        # a step concatenated with the state its cell carries (cat([input, hx], 1) into a
+        # Linear of input + hidden features, or of 4 * hidden outputs for an LSTM's gates)
+        sizes = [*sizes, *shares]
+        tried += f", and in what a Linear's inputs leave beside a state of its outputs' width {', '.join(map(str, shares))}"
 
     from dyncheck.infer.constructor import _annotation
     from dyncheck.infer.forward import _tensor_list
@@ -1150,7 +1175,7 @@ def _probe_features(
                 return Inferred(
                     dst.sequence_lists(feature_shape=(features,)),
                     f"annotated as a list of tensors, whose layers give no shape: called on two sequences [3, F] "
-                    f"and [2, F] for F in {whose} {', '.join(map(str, sizes))}, it first ran with F = {features}; "
+                    f"and [2, F] for F in {tried}, it first ran with F = {features}; "
                     "one sequence of its own length per sample",
                 )
         for features in sizes:
@@ -1185,7 +1210,7 @@ def _probe_features(
             failed = f" (on {list(last[0])} it raised {type(last[1]).__name__}: {one_line(last[1])})" if last else ""
             return Inferred(
                 dst.tensors(shape=drawn),
-                f"{seen}: called on {called} for F in {whose} {', '.join(map(str, sizes))}{beside}, it first ran "
+                f"{seen}: called on {called} for F in {tried}{beside}, it first ran "
                 f"on {list(shape)}{failed}",
             )
     if last is not None and tell and not exc.reshaped:
@@ -1196,7 +1221,7 @@ def _probe_features(
         shape, error = first_sequences or last
         if found:
             raise Uninferable(
-                f"{head}; called on {called} for F in {whose} {', '.join(map(str, sizes))}{beside}, it raised on "
+                f"{head}; called on {called} for F in {tried}{beside}, it raised on "
                 f"each, on {list(shape)} {type(error).__name__}: {one_line(error)}{found}{spec}",
                 consumers=exc.consumers,
             )
@@ -1865,7 +1890,7 @@ def _probe_companions_together(
         for name in names:
             for dim, bounds in (found[name].dims or {}).items():
                 sizes.setdefault(dim, bounds)
-        _probe_rank(instance, more, notes)
+        _probe_rank(instance, more, notes, sizes)
         _probe_sizes(instance, more, notes, sizes, given, reasons)
         if _call_at_smallest(instance, more, notes, sizes) is not None:
             return None
@@ -1902,7 +1927,7 @@ def _probe_companions_together(
     why.update(reasons)
 
 
-def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str]) -> None:
+def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
     """A model whose inputs are inferred as feature vectors (``("batch", F)``, from the
     layer that first consumes them; control values beside them are called with their probe
     value, :func:`_control_value`) may take sequences of them (``("batch", "time", F)``: a
@@ -1975,6 +2000,8 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
 
     error = runs(False, orders[0])
     if error is None:
+        if not padding and not tokens and not fixed:
+            _rows_as_steps(instance, inputs, inferred, shapes, dims)
         return
     for time_major in orders:
         if runs(True, time_major) is None:
@@ -1990,6 +2017,42 @@ def _probe_rank(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str,
         inferred[name] += (
             f"; a sequence of them{beside}: called on [2, {features}] it raised {type(error).__name__} "
             f"({one_line(error)}), on {[*sizes, features]} it ran"
+        )
+
+
+def _rows_as_steps(
+    instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], shapes: dict[str, int], dims: dict[str, Any]
+) -> None:
+    """Vectors ``("batch", F)`` that run, but as the steps of one sequence: a recurrent
+    model that also takes one unbatched sequence ``[time, F]`` (ncps' LTC and CfC) gives a
+    row of a batch of two other outputs than the row alone, and each sample of sequences
+    ``[2, 3, F]`` (or time-major ``[3, 2, F]``, for a model whose ``batch_first`` is False)
+    its own. Then the inputs become sequences,
+    and the note says why (drawn as vectors, batch_invariance failed a correct model)."""
+    import torch
+
+    vectors = {name: (("batch", features), torch.float32) for name, features in shapes.items()}
+    if _own_samples(instance, vectors, dims) is not False:
+        return
+    from dyncheck.infer.forward import _batch_first
+
+    layouts = [("batch", "time")]
+    if any(_batch_first(m) is False or getattr(m, "batch_first", None) is False for m in instance.modules()):
+        # time-major only for a model that says so (ncps' batch_first=False): a model that
+        # averages its rows (x.mean(0)) would give each sample its own outputs that way
+        layouts.append(("time", "batch"))
+    for layout in layouts:
+        sequences = {name: ((*layout, features), torch.float32) for name, features in shapes.items()}
+        if _own_samples(instance, sequences, dims) is True:
+            break
+    else:
+        return
+    sizes = "2, 3" if layout[0] == "batch" else "3, 2"
+    for name, features in shapes.items():
+        inputs[name] = _reshaped(inputs[name], (*layout, features))
+        inferred[name] += (
+            f"; a sequence of them: on [2, {features}] a row's outputs depended on the other row (the model reads "
+            f"the rows as one sequence's steps), on [{sizes}, {features}] each sample's outputs were its own"
         )
 
 

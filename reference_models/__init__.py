@@ -117,6 +117,9 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.einops_vit` -- ``EinopsViT``, ``PatchFeatures``: vit-pytorch's
   patch embedding, einops' ``Rearrange`` then a LayerNorm over the patches, bare and inside
   a feature extractor: the image is worked back from the pattern and the LayerNorm.
+* :mod:`reference_models.liquid_rnn` -- ``LiquidRNN``: ncps' CfC, a cell that concatenates
+  the step with the state it carries, a model that also takes one unbatched sequence: the
+  input is found by calling it (4 features, as sequences).
 * :mod:`reference_models.pre_norm_stack` -- ``PreNormStack``: 20 pre-norm blocks on image
   patches with zero biases (PVT v2's init), whose float32 gradients overflow on an all-zero
   image through LayerNorms of constant input, in eval mode too (not dtype_agreement's to report).
@@ -331,6 +334,7 @@ GOOD_TARGETS = (
     "reference_models.patch_dropout:PatchDropViT",
     "reference_models.einops_vit:EinopsViT",
     "reference_models.einops_vit:PatchFeatures",
+    "reference_models.liquid_rnn:LiquidRNN",
     "reference_models.pre_norm_stack:PreNormStack",
     "reference_models.squeeze_excite:SqueezeExciteNet",
     "reference_models.two_tower:TwoTower",

@@ -5411,6 +5411,97 @@ def test_torch_reshaping_layers_are_worked_back_from_the_convolution_after_them(
     assert_callable(target, max_examples=3)
 
 
+@pytest.mark.parametrize(("batch_first", "shape"), [(True, ("batch", "time", 4)), (False, ("time", "batch", 4))])
+def test_a_cell_that_concatenates_its_step_with_its_state_is_sized_by_calling_it(batch_first, shape):
+    # ncps' CfC: the cell's Linear takes 4 + 8 features, 8 of them the state it carries. The
+    # input was drawn [batch, 6] (an even share with the forward argument also named hx) and
+    # every check crashed; the calls find 4, and that [2, 4] runs only as one sequence.
+    from reference_models.liquid_rnn import LiquidRNN
+
+    target = resolved(LiquidRNN(batch_first=batch_first))
+    assert strategy_arguments(target.spec.inputs["input"])["shape"] == shape
+    why = target.inferred_inputs["input"]
+    assert "what a Linear's inputs leave beside a state of its outputs' width 4" in why
+    assert "on [2, 4] a row's outputs depended on the other row" in why
+    assert_callable(target, max_examples=3)
+
+
+class _StateCell(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ff = nn.Linear(4 + 8, 8)
+
+    def forward(self, step, h):
+        return torch.tanh(self.ff(torch.cat([step, h], 1)))
+
+
+class StepLoop(nn.Module):
+    """The textbook loop: a hand-written cell over x[:, t], its state named h."""
+
+    def __init__(self):
+        super().__init__()
+        self.cell = _StateCell()
+
+    def forward(self, x):
+        h = torch.zeros(x.size(0), 8)
+        for t in range(x.size(1)):
+            h = self.cell(x[:, t], h)
+        return h
+
+
+class _InputCell(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inp, self.rec = nn.Linear(4, 8), nn.Linear(8, 8)
+
+    def forward(self, x, h):
+        return torch.tanh(self.inp(x) + self.rec(h))
+
+
+class UnbatchedToo(nn.Module):
+    """ncps' LTC: a [time, F] input is one unbatched sequence; its step axis in a variable."""
+
+    def __init__(self):
+        super().__init__()
+        self.cell = _InputCell()
+
+    def forward(self, x):
+        batched = x.dim() == 3
+        if not batched:
+            x = x.unsqueeze(0)
+        seq_dim = 1
+        h = torch.zeros(x.size(0), 8)
+        for t in range(x.size(seq_dim)):
+            h = self.cell(x[:, t], h)
+        return h if batched else h.squeeze(0)
+
+
+class BatchCentred(nn.Module):
+    """Rows that depend on each other by design, as vectors and as sequences alike."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(x - x.mean(0))
+
+
+@pytest.mark.parametrize(("model", "shape", "said"), [
+    (StepLoop, ("batch", "time", 4), "what a Linear's inputs leave beside a state of its outputs' width 4"),
+    (UnbatchedToo, ("batch", "time", 4), "on [2, 4] a row's outputs depended on the other row"),
+    (BatchCentred, ("batch", 4), "Linear(in_features=4)"),
+])
+def test_steps_read_as_rows_are_told_apart_by_calling_the_model(model, shape, said):
+    # The cell's Linear read as the step's width took the state's 8 features too (12); rows
+    # that one sequence's steps couple were drawn as a batch, and batch_invariance failed.
+    # Rows a model couples whatever their layout stay vectors (batch_invariance's to find).
+    target = resolved(model)
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == shape
+    assert said in target.inferred_inputs["x"]
+    assert_callable(target, max_examples=3)
+
+
 class _Down(nn.Module):
     """A downsampling block: the image unshuffled then projected, plus a strided conv of it."""
 

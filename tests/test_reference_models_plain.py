@@ -519,6 +519,12 @@ def _einops_vit() -> tuple[torch.nn.Module, tuple]:
     return EinopsViT(), (torch.randn(3, 3, 8, 12),)
 
 
+def _liquid_rnn() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.liquid_rnn import LiquidRNN
+
+    return LiquidRNN(), (torch.randn(3, 5, 4),)
+
+
 def _squeeze_excite() -> tuple[torch.nn.Module, tuple]:
     from reference_models.squeeze_excite import SqueezeExciteNet
 
@@ -1143,6 +1149,7 @@ BUILDERS = {
     "squeeze_excite": _squeeze_excite,
     "patch_dropout": _patch_dropout,
     "einops_vit": _einops_vit,
+    "liquid_rnn": _liquid_rnn,
     "two_tower": _two_tower,
     "local_attention": _local_attention,
     "recurrent_lm": _recurrent_lm,
@@ -1322,6 +1329,26 @@ def test_the_rearrange_stand_in_cuts_patches_as_einops_does() -> None:
     logits, embedded = features(image)
     assert logits.shape == (2, 5) and embedded.shape == (2, 6, 16)
     assert not features.vit.transformer._forward_hooks  # the hook lasts one call
+
+
+# --- liquid_rnn ----------------------------------------------------------------------
+
+
+def test_the_liquid_rnn_takes_a_batch_or_one_unbatched_sequence_either_way_round() -> None:
+    from reference_models.liquid_rnn import LiquidRNN
+
+    torch.manual_seed(0)
+    model = LiquidRNN()
+    x = torch.randn(3, 5, 4)
+    out, h = model(x)
+    assert out.shape == (3, 5, 8) and torch.equal(out[:, -1], h)
+    alone, _ = model(x[1])  # one sequence, unbatched: the batch's row 1
+    torch.testing.assert_close(alone, out[1])
+    time_major = LiquidRNN(batch_first=False)
+    time_major.load_state_dict(model.state_dict())
+    torch.testing.assert_close(time_major(x.transpose(0, 1))[0], out.transpose(0, 1))
+    # the cell's Linear takes the step and the state it carries: 4 + 8 features
+    assert model.rnn_cell.backbone.in_features == 12
 
 
 # --- dict_batch ----------------------------------------------------------------------

@@ -1278,7 +1278,7 @@ def _shared_features(
             f"sizes meant, adding up to {size}"
         )
     if modules:
-        share = "" if parts == 1 else f"an even share, {size // parts} of "
+        share = "" if parts == 1 else f"{SHARE_NOTE}{size // parts} of "
         note = f"concatenated with {others} along the last axis: {share}the other {size} of {shape[-1]}"
     else:
         note = f"concatenated with {others} along the last axis: {EVEN_SHARE.format(share=size // parts, total=size)}"
@@ -1326,7 +1326,10 @@ def _handed_to_layers(model: nn.Module, flow: _Flow | None) -> list[tuple[ast.AS
 
 #: What the note of an input concatenated with others into one layer says of its share
 #: (resolution tries other splits where this one raises).
-EVEN_SHARE = "an even share, {share} of {total} features (give other sizes with Spec(inputs=...))"
+#: What a note says of an input given an even share of a layer's features (a guess: the
+#: model is called on it at resolution, and the sizes are probed where it raises).
+SHARE_NOTE = "an even share, "
+EVEN_SHARE = SHARE_NOTE + "{share} of {total} features (give other sizes with Spec(inputs=...))"
 
 #: What the note of an input read from a layer that takes another layer's output of it says.
 INDIRECT_NOTE = "; read where a later layer takes what "

@@ -447,6 +447,12 @@ def _input_for_module(
                 else members_input(module, expression, depth + 1, entry, member, role)
             )
             if found is not None:
+                joined = flow.concatenated.get(expression)
+                if not kept and joined is not None and joined[1] in (-1, len(found.shape) - 1) and len(joined[0]) > 1:
+                    # concatenated with something else along its features (a cell's
+                    # cat([input, hx], 1) into its Linear, hx the state the caller carries):
+                    # the layer's width is the sum, not this argument's
+                    return None
                 # swapped on the way there (a token embedding's Conv1d over x.permute(0, 2, 1))
                 swapped = None if kept else _swap(found.shape, flow.transposed.get(expression))
                 if swapped is not None:
