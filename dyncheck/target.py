@@ -235,7 +235,11 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
         shown = ", ".join(f"{k}={v!r}" for k, v in spec.init.items())
         # The name, not a repr: a module instance's repr spans many lines.
         name = getattr(model, "__qualname__", type(model).__qualname__)
-        fix = exit_hint(exc, building=True) or f"; pass constructor arguments with dyncheck.Spec({name}, init={{...}})"
+        fix = exit_hint(exc, building=True) or (
+            f"; {name}() takes no arguments, so the error is the factory's own: call it in Python to see where"
+            if not inspect.isclass(model) and _takes_nothing(model)
+            else f"; pass constructor arguments with dyncheck.Spec({name}, init={{...}})"
+        )
         raise _fail(text, f"building {name}({shown}) raised {type(exc).__name__}: {one_line(exc)}{fix}") from None
     if isinstance(instance, Spec):
         # a Spec is a target itself, resolved once; a factory is called for every copy
@@ -295,6 +299,15 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
             if named is exc:
                 raise
             raise named from None
+
+
+def _takes_nothing(factory: Any) -> bool:
+    """Whether ``factory`` can take no argument at all (``def tcn(): return TCN(...)``), so
+    that ``Spec(init=...)`` cannot help it."""
+    try:
+        return not inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _as_given(exc: TargetError, given: Any, instance: nn.Module) -> TargetError:

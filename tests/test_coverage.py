@@ -445,6 +445,10 @@ class Slimmable(nn.Module):
         k = int(16 * width_mult)
         h = torch.relu(self.norms[self.widths.index(width_mult)](self.inp(x)[:, :k]))
         return self.head(torch.nn.functional.pad(h, (0, 16 - k)) + eps)
+
+
+def defaulted():
+    return Defaulted()
 """
 
 
@@ -456,10 +460,12 @@ class Slimmable(nn.Module):
     ),
     ("Defaulted", "num_steps (left at its default 2)"),
     ("Slimmable", "width_mult (left at its default 1.0)"),
+    ("defaulted", "num_steps (left at its default 2)"),
 ])
 def test_dead_modules_name_the_settings_that_choose_what_runs(dyncheck_run, pytester, name, said):
     # A correct model whose settings the examples gave too few values: the report said only
-    # "dead", with nothing to act on.
+    # "dead", with nothing to act on. The Spec builds the target as named: a factory, not
+    # the class it returns (pasted, Spec(Defaulted) would build other arguments' model).
     pytester.makepyfile(settings=SETTINGS)
     run = dyncheck_run("--dyncheck", f"settings:{name}", "--dyncheck-invariants=coverage", "--dyncheck-max-examples=5")
     text = run.failure("::coverage")

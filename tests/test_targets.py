@@ -181,6 +181,18 @@ def test_constructor_that_raises(pytester):
     )
 
 
+def test_a_factory_of_no_arguments_that_raises_is_not_told_to_take_arguments(pytester):
+    # Spec(make_net, init={...}) cannot help a factory that takes nothing: the error is its own.
+    pytester.makepyfile(mymod=module("""
+        def make_net():
+            return Model(len(8))
+    """))
+    assert usage_error(pytester, "mymod:make_net") == (
+        "building make_net() raised TypeError: object of type 'int' has no len(); make_net() takes no arguments, "
+        "so the error is the factory's own: call it in Python to see where"
+    )
+
+
 ARGPARSE_FIX = (
     "argparse read pytest's command line: parse it only under if __name__ == \"__main__\": (or with "
     "parse_known_args())"

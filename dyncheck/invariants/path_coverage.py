@@ -413,9 +413,10 @@ def _settings_hint(model: nn.Module, target: Any) -> list[str]:
     if not settings:
         return []
     first = settings[0].split(" ")[0]
+    named = getattr(target.spec.model, "__qualname__", type(target.spec.model).__qualname__)  # the factory as named
     return [
         f"forward's settings {', '.join(settings)} may choose what runs: if other values switch the dead modules "
-        f"on, give them, e.g. dyncheck.Spec({target.model_class.__qualname__ if target.model_class else 'Model'}, "
+        f"on, give them, e.g. dyncheck.Spec({named}, "
         f"inputs={{{first!r}: dyncheck.strategies.controls(...)}}), or declare the modules Spec(unused=...)"
     ]
 
