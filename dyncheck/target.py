@@ -1169,13 +1169,16 @@ def _probe_features(
     whose = "their parameters' sizes"
     if not sizes:
         sizes, whose = _parameter_sizes([instance])[:_FEATURES_PROBED], "the model's parameters' sizes"
-    tried = f"{whose} {', '.join(map(str, sizes))}"
+    listed = f"{whose} {', '.join(map(str, sizes))}"
     shares = [size for size in _state_shares(exc.consumers or [instance]) if size not in sizes][:_FEATURES_PROBED]
-    if shares:
-        # a step concatenated with the state its cell carries (cat([input, hx], 1) into a
-        # Linear of input + hidden features, or of 4 * hidden outputs for an LSTM's gates)
-        sizes = [*sizes, *shares]
-        tried += f", and in what a Linear's inputs leave beside a state of its outputs' width {', '.join(map(str, shares))}"
+    # a step concatenated with the state its cell carries (cat([input, hx], 1) into a Linear
+    # of input + hidden features, or of 4 * hidden outputs for an LSTM's gates); named in
+    # the note where they were tried
+    sizes = [*sizes, *shares]
+    shared = f"{listed}, and in what a Linear's inputs leave beside a state of its outputs' width {', '.join(map(str, shares))}"
+
+    def tried(features: int | None = None) -> str:
+        return shared if shares and (features is None or features in shares) else listed
 
     from dyncheck.infer.constructor import _annotation
     from dyncheck.infer.forward import _tensor_list
@@ -1188,7 +1191,7 @@ def _probe_features(
                 return Inferred(
                     dst.sequence_lists(feature_shape=(features,)),
                     f"annotated as a list of tensors, whose layers give no shape: called on two sequences [3, F] "
-                    f"and [2, F] for F in {tried}, it first ran with F = {features}; "
+                    f"and [2, F] for F in {tried(features)}, it first ran with F = {features}; "
                     "one sequence of its own length per sample",
                 )
         for features in sizes:
@@ -1223,7 +1226,7 @@ def _probe_features(
             failed = f" (on {list(last[0])} it raised {type(last[1]).__name__}: {one_line(last[1])})" if last else ""
             return Inferred(
                 dst.tensors(shape=drawn),
-                f"{seen}: called on {called} for F in {tried}{beside}, it first ran "
+                f"{seen}: called on {called} for F in {tried(features)}{beside}, it first ran "
                 f"on {list(shape)}{failed}",
             )
     if last is not None and tell and not exc.reshaped:
@@ -1234,7 +1237,7 @@ def _probe_features(
         shape, error = first_sequences or last
         if found:
             raise Uninferable(
-                f"{head}; called on {called} for F in {tried}{beside}, it raised on "
+                f"{head}; called on {called} for F in {tried()}{beside}, it raised on "
                 f"each, on {list(shape)} {type(error).__name__}: {one_line(error)}{found}{spec}",
                 consumers=exc.consumers,
             )
