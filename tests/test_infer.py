@@ -5435,7 +5435,7 @@ class _StateCell(nn.Module):
         return torch.tanh(self.ff(torch.cat([step, h], 1)))
 
 
-class StepLoop(nn.Module):
+class StateStepLoop(nn.Module):
     """The textbook loop: a hand-written cell over x[:, t], its state named h."""
 
     def __init__(self):
@@ -5488,7 +5488,7 @@ class BatchCentred(nn.Module):
 
 
 @pytest.mark.parametrize(("model", "shape", "said"), [
-    (StepLoop, ("batch", "time", 4), "what a Linear's inputs leave beside a state of its outputs' width 4"),
+    (StateStepLoop, ("batch", "time", 4), "what a Linear's inputs leave beside a state of its outputs' width 4"),
     (UnbatchedToo, ("batch", "time", 4), "on [2, 4] a row's outputs depended on the other row"),
     (BatchCentred, ("batch", 4), "Linear(in_features=4)"),
 ])

@@ -522,7 +522,7 @@ def _einops_vit() -> tuple[torch.nn.Module, tuple]:
 def _liquid_rnn() -> tuple[torch.nn.Module, tuple]:
     from reference_models.liquid_rnn import LiquidRNN
 
-    return LiquidRNN(), (torch.randn(3, 5, 4),)
+    return _FirstOutput(LiquidRNN()), (torch.randn(3, 5, 4),)  # (output, state), as a recurrent layer's
 
 
 def _squeeze_excite() -> tuple[torch.nn.Module, tuple]:
