@@ -1392,3 +1392,33 @@ def test_a_module_that_weighs_frames_is_not_called_masked_where_each_row_holds_o
     pytester.makepyfile(one_frame=ONE_FRAME_ROWS)
     run = dyncheck_run("--dyncheck", "one_frame:Model", "--dyncheck-invariants=grad_isolation", "--dyncheck-max-examples=10")
     assert run.outcomes() == {"dyncheck::one_frame:Model::grad_isolation": "PASSED"}, run.text
+
+
+@pytest.mark.parametrize(("closed", "held"), [
+    (lambda seed, sign: True, True),  # a mask: closed however the values move
+    (lambda seed, sign: sign == (1.0 if seed == 2718 else -1.0), True),  # a control at its threshold
+    (lambda seed, sign: seed == 2718 and sign == -1.0, False),  # one direction landed on a degenerate value
+])
+def test_a_module_is_called_masked_only_where_nudges_in_either_direction_leave_it_out(monkeypatch, closed, held):
+    # pytorch-tabnet's sparsemax attention on an all-zero batch (its weights multiply the
+    # features): one way of the first random nudge made its weights one-hot, whose Jacobian is
+    # zero, and grad_isolation told the user to skip a module that only met zeros. A mask,
+    # and a control exactly at its threshold, stay out one way in every direction.
+    import torch
+
+    import dyncheck.invariants._influence as influence
+    from dyncheck.examples import Example
+
+    class Nudging:  # stands for the nudges of the other modules' outputs
+        def __init__(self, model, spared, sign, seed=2718):
+            self.sign, self.seed = sign, seed
+
+    def reaches(context, model, example, names, around):
+        nudge = around()
+        return None, set() if closed(nudge.seed, nudge.sign) else set(names)
+
+    monkeypatch.setattr(influence, "_nudging", Nudging)
+    monkeypatch.setattr(influence, "_gradient_reaches", reaches)
+    context = type("Context", (), {"target": None})()
+    example = Example({"x": torch.zeros(2, 3)}, 0, {})
+    assert influence._holds_when_nudged(context, None, example, ["attention"]) == (["attention"] if held else [])

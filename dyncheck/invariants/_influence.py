@@ -446,10 +446,10 @@ def _nudge(value: Any, sign: float, generator: torch.Generator) -> Any:
 
 
 @contextlib.contextmanager
-def _nudging(model: nn.Module, spared: str, sign: float) -> Iterator[None]:
+def _nudging(model: nn.Module, spared: str, sign: float, seed: int = 2718) -> Iterator[None]:
     """Every module's output but ``spared``'s nudged (see :func:`_nudge`), the same way on
-    every run made inside the block."""
-    generator = torch.Generator().manual_seed(2718)
+    every run made inside the block (the directions from ``seed``)."""
+    generator = torch.Generator().manual_seed(seed)
 
     def hook(_module: nn.Module, _args: Any, output: Any) -> Any:
         return _nudge(output, sign, generator)
@@ -464,6 +464,9 @@ def _nudging(model: nn.Module, spared: str, sign: float) -> Iterator[None]:
 
 #: Where :func:`_holds_when_nudged` scales large inputs to: about 1, not on it.
 _NUDGED_MAGNITUDE = 1.25
+#: The seeds of :func:`_holds_when_nudged`'s random directions: (the inputs', the other
+#: modules' outputs'), one pair per direction.
+_NUDGE_SEEDS = ((3141, 2718), (1618, 1414))
 
 
 def _holds_when_nudged(context: Context, model: nn.Module, example: Example, names: list[str]) -> list[str]:
@@ -474,29 +477,37 @@ def _holds_when_nudged(context: Context, model: nn.Module, example: Example, nam
     attention's tanh, so a nudge of a thousandth leaves their tie, and the query out of it; at
     magnitude about 1 the same nudge breaks the tie (as :func:`_weighted_not_masked` scales a
     saturated gate). Not exactly 1: a constant input scaled there sits on a threshold at 1
-    (a mask keeping rows with a value below 1 in magnitude), which a nudge opens both ways."""
+    (a mask keeping rows with a value below 1 in magnitude), which a nudge opens both ways.
+
+    A mask holds one way or the other whatever the direction of the nudge (a control at its
+    threshold closes one way, whichever that is); one random direction can land on another
+    degenerate value. So a module is held only where a way holds in each of two random
+    directions (``_NUDGE_SEEDS``): on an all-zero batch, pytorch-tabnet's sparsemax attention
+    (its weights multiply the features, so it cannot matter there) went one-hot one way on
+    the first direction, where sparsemax's Jacobian is zero, and was called masked."""
     scales = [example.args]
     moderated = _moderated(example.args, _NUDGED_MAGNITUDE)
     if any(moderated[key] is not example.args[key] for key in example.args):
         scales.append(moderated)
-    held = []
-    for name in names:
+
+    def holds(name: str, inputs_seed: int, outputs_seed: int) -> bool:
         for sign in (1.0, -1.0):
 
             def around(sign: float = sign) -> contextlib.AbstractContextManager[Any]:
-                return _nudging(model, name, sign)
+                return _nudging(model, name, sign, outputs_seed)
 
             for base in scales:
-                generator = torch.Generator().manual_seed(3141)
+                generator = torch.Generator().manual_seed(inputs_seed)
                 moved = {k: _nudge(v, sign, generator) for k, v in base.items()}
                 args = keep_relative_lengths(context.target, base, moved)
                 found = _gradient_reaches(context, model, Example(args, example.seed, example.dims), [name], around)
                 if found is None or name in found[1]:
                     break
             else:
-                held.append(name)
-                break
-    return held
+                return True
+        return False
+
+    return [name for name in names if all(holds(name, *seeds) for seeds in _NUDGE_SEEDS)]
 
 
 def _redrawn(example: Example, move: str, seed: int, target: Any = None) -> Example:
