@@ -2151,6 +2151,7 @@ def _probe_sizes(
     ran, False when none did, None when nothing was probed."""
     from hypothesis import strategies as st
 
+    import torch
     from dyncheck.strategies import _OTHER_DIM, DEFAULT_DIMS
 
     shapes = _inferred_tensors(inputs, inferred, tokens=True)
@@ -2194,6 +2195,16 @@ def _probe_sizes(
                 return error
         return None
 
+    def keeps_elements(size: int) -> bool:
+        # every floating output of an eval-mode call at this size has elements
+        outputs = _outputs_of(clone(instance).eval(), {
+            name: _probe_tensor([size_of(d, size) for d in shape], dtype, lambda d: size_of(d, size))
+            for name, (shape, dtype) in shapes.items()
+        })
+        return outputs is not None and all(
+            value.numel() for value in outputs if isinstance(value, torch.Tensor) and value.is_floating_point()
+        )
+
     failures: list[tuple[int, Exception]] = []
     # A forward argument the probes leave at its default None: a TypeError or AttributeError
     # on NoneType at every size is then that argument missing, and no size helps. Without
@@ -2214,10 +2225,18 @@ def _probe_sizes(
         return error is None
 
     width = max(known[d][1] - known[d][0] for d in spatial)
+    lowered = False
     if runs_at(low):
         if sequence:
             return True  # a sequence is probed only when its shortest raises
         size: int | None = low
+        while size > 1 and runs(size - 1) is None and keeps_elements(size - 1):
+            # below the first layer's reach: a model that pads its input itself (a causal
+            # convolution's F.pad(x, (k - 1, 0)), pytorch-tcn's padding modules) runs on
+            # shorter inputs too, where its edges are (and an output of no elements, a
+            # transposed convolution's at height 2, is no size to draw)
+            size -= 1
+            lowered = True
     else:
         size = _smallest_running(runs_at, low, scan=lambda: not no_size_helps())
         if size is None and not sequence and not no_size_helps():
@@ -2337,6 +2356,14 @@ def _probe_sizes(
                 f"{type(square).__name__} ({one_line(square)})"
             )
             spatial = [shared]
+    if lowered and not failures and square is None:
+        for dim in spatial:
+            dims[dim] = (size, sizes[-1])
+            why[dim] = (
+                f"it ran at {size}-{sizes[-1]}, below {low}, which the first layer's kernel reaches (the model pads "
+                "its input itself)"
+            )
+        return True
     if not failures and square is None:
         return True  # every size of the inferred range runs
     if not failures:

@@ -383,6 +383,32 @@ def test_spatial_sizes_that_run_apart_are_sampled_from():
     assert_callable(target, max_examples=20)
 
 
+class _PaddedCausal(nn.Module):
+    """WaveNet's causal convolutions: k - 1 steps of padding on the left, made in forward."""
+
+    def __init__(self, pad: bool = True):
+        super().__init__()
+        self.pad = pad
+        self.conv1 = nn.Conv1d(4, 8, 3)
+        self.conv2 = nn.Conv1d(8, 2, 3, dilation=2)
+
+    def forward(self, x):
+        h = torch.relu(self.conv1(nn.functional.pad(x, (2, 0)) if self.pad else x))
+        return self.conv2(nn.functional.pad(h, (4, 0)) if self.pad else h)
+
+
+def test_lengths_below_the_kernels_reach_are_drawn_where_the_model_pads_them_itself():
+    # pytorch-tcn's lengths started at its kernel size, though it runs on one step.
+    target = resolved(_PaddedCausal())
+    assert target.spec.dims["length"] == (1, 7)
+    assert target.inferred_dims["length"] == (
+        "it ran at 1-7, below 3, which the first layer's kernel reaches (the model pads its input itself)"
+    )
+    assert_callable(target, max_examples=10)
+    # unpadded, 3 is the first layer's smallest and 7 the whole stack's: no shorter one runs
+    assert resolved(_PaddedCausal(pad=False)).spec.dims["length"] == (7, 13)
+
+
 def test_spatial_sizes_are_left_alone_when_given_or_when_no_size_runs():
     # Given in the spec, the sizes are the user's: the checks report the crash at height 1.
     assert dict(resolved(Pooled, dims={"height": (1, 3)}).spec.dims) == {"height": (1, 3), "width": (2, 8)}
