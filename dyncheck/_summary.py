@@ -124,7 +124,9 @@ def write(terminalreporter: Any, settings: Settings) -> None:
         for row in rows.values():
             paths.update(row["paths"])
         layout = next(
-            (Layout(tuple(r["modules"]), lists=frozenset(r["lists"] or ())) for r in rows.values() if r.get("modules")),
+            # a model of no submodules has a layout too (no leaves): its path is the model alone
+            (Layout(tuple(r["modules"]), lists=frozenset(r["lists"] or ())) for r in rows.values()
+             if r.get("modules") is not None),
             None,
         )
         verdicts = Counter(row["verdict"] for row in rows.values())

@@ -90,6 +90,10 @@ def describe(path: Sequence[str], layout: Layout | None = None, *, width: int = 
     return PathSet([path], layout, width=width).describe(path)
 
 
+#: The path of a model with no submodules: itself, never "no submodule ran".
+ALONE = "(the model alone: it has no submodules)"
+
+
 class PathSet:
     """The paths of a run, as the reference each one is described against.
 
@@ -183,6 +187,8 @@ class PathSet:
     def describe(self, path: Sequence[str]) -> str:
         """``path`` (one of :attr:`paths`, or a new one) on one line; see the module."""
         path = tuple(path)
+        if self.layout is not None and not path and not self.layout.leaves and not self.layout.containers:
+            return ALONE  # the target is one layer (an nn.LSTM a library subclasses)
         if path not in self.paths:
             return PathSet([*self.paths, path], self.layout, width=self.width).describe(path)
         if self.full:

@@ -32,6 +32,14 @@ def test_a_changing_plain_value_in_the_output_breaks_determinism(dyncheck_run, p
     assert lines[4] == "  output['score']: 2.0 != 1.0 (second call, then first)"
 
 
+def test_a_layer_checked_alone_is_its_own_path(dyncheck_run, pytester):
+    # A library's nn.GRU subclass as the target: the census said "path (no submodule ran)".
+    pytester.makepyfile(layer="import torch.nn as nn\n\ndef gru():\n    return nn.GRU(3, 4, batch_first=True)\n")
+    run = dyncheck_run("--dyncheck", "layer:gru", DET, "--dyncheck-max-examples=3")
+    assert run.ret == 0, run.text
+    assert re.search(r"^    path \(the model alone: it has no submodules\)  \(\d+ calls", run.text, re.M), run.text
+
+
 def test_a_bad_spec_loss_is_reported_as_the_specs(dyncheck_run, pytester):
     pytester.makepyfile(
         badloss="""

@@ -120,6 +120,14 @@ def test_describe_path_with_nothing_run():
     assert t.reached == frozenset()
 
 
+def test_the_path_of_a_model_without_submodules_is_the_model_itself():
+    # pytorch-forecasting's LSTM (an nn.LSTM subclass) as the target: every failure said
+    # "path: (no submodule ran)" although it ran.
+    model = nn.LSTM(3, 4, batch_first=True)
+    t = trace(model, torch.randn(2, 5, 3))
+    assert t.describe_path(model) == "(the model alone: it has no submodules)"
+
+
 def test_shared_parameter_is_reached_under_every_name():
     torch.manual_seed(0)
     model = SharedNet()
