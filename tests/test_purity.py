@@ -190,6 +190,26 @@ def test_parameter_replaced_at_inference(dyncheck_run, pytester):
     assert lines[3] == "  fc.bias: forward replaced the parameter with another object"
 
 
+def test_a_buffer_assigned_anew_at_inference_is_told_it_may_be_streaming_state(dyncheck_run, pytester):
+    # pytorch-tcn's streaming mode keeps a causal convolution's last inputs in a buffer it
+    # assigns anew each call, by design: "create buffers in __init__" fitted nothing.
+    target = _model(
+        pytester,
+        "streaming",
+        "out = self.fc(torch.cat([self.last, x], 0))[-x.shape[0]:]\n"
+        "        self.last = x[-1:].detach()\n"
+        "        return out",
+        init='self.register_buffer("last", torch.zeros(1, 4))',
+    )
+    lines = failure_lines(dyncheck_run("--dyncheck", target, PURITY, FEW), target)
+    assert lines[2] == (
+        "In eval mode forward changed the model's buffer last: inference must not change the model. forward "
+        "assigns it a new tensor. If the model keeps state between calls by design (a streaming layer's last "
+        "inputs, a cache), declare it with Spec(skip={'purity': '<why>'}); else update buffers only in training "
+        "(if self.training: ...)."
+    ), lines
+
+
 def test_both_problems_are_listed(dyncheck_run, pytester):
     target = _model(
         pytester,

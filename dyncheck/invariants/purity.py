@@ -102,14 +102,14 @@ def _state_changes(
     current = {id(t): name for name, t in [*model.named_parameters(), *model.named_buffers()]}
     changed: list[str] = []
     details: list[str] = []
-    replaced = False
+    replaced = made = False  # made: a parameter or buffer created or removed
     for name in dict.fromkeys([*before, *after]):
         if before.get(name, True) is None or after.get(name, True) is None:
             continue  # an uninitialised lazy parameter: materialising it is its first call
         kind = "parameter" if name in parameters else "buffer"
         if name not in before or name not in after:
             changed.append(name)
-            replaced = True
+            replaced = made = True
             details.append(f"{name}: {'created' if name not in before else 'removed'} by forward")
             continue
         (old, old_id), (new, new_id) = before[name], after[name]
@@ -129,11 +129,19 @@ def _state_changes(
         return None
     plural = "s" if len(changed) > 1 else ""
     kinds = " and ".join(k + plural for k in sorted({"parameter" if n in parameters else "buffer" for n in changed}))
-    fix = (
-        "Create, tie and assign parameters and buffers in __init__, not in forward."
-        if replaced
-        else "Update running statistics and caches only in training (if self.training: ...)."
-    )
+    if replaced and not made and not any(n in parameters for n in changed):
+        # buffers assigned anew: state a streaming layer keeps between calls (pytorch-tcn's
+        # padding buffers, the last inputs of a causal convolution), or a cache
+        fix = (
+            f"forward assigns {'them new tensors' if plural else 'it a new tensor'}. If the model keeps state "
+            "between calls by design (a streaming "
+            "layer's last inputs, a cache), declare it with Spec(skip={'purity': '<why>'}); else update buffers "
+            "only in training (if self.training: ...)."
+        )
+    elif replaced:
+        fix = "Create, tie and assign parameters and buffers in __init__, not in forward."
+    else:
+        fix = "Update running statistics and caches only in training (if self.training: ...)."
     return _StateChange(changed, kinds, fix, details)
 
 
