@@ -5528,6 +5528,36 @@ def test_steps_read_as_rows_are_told_apart_by_calling_the_model(model, shape, sa
     assert_callable(target, max_examples=3)
 
 
+class CounterTables(nn.Module):
+    """pytorch-tabnet's EmbeddingGenerator: categorical columns, each looked up in the next
+    table of a list by a counter, beside continuous ones, in one matrix."""
+
+    def __init__(self):
+        super().__init__()
+        self.embeddings = nn.ModuleList([nn.Embedding(5, 2), nn.Embedding(3, 2)])
+        self.continuous = [False, True, False]
+        self.head = nn.Linear(5, 2)
+
+    def forward(self, x):
+        columns, counter = [], 0
+        for i, continuous in enumerate(self.continuous):
+            if continuous:
+                columns.append(x[:, i].float().view(-1, 1))
+            else:
+                columns.append(self.embeddings[counter](x[:, i].long()))
+                counter += 1
+        return self.head(torch.cat(columns, 1))
+
+
+def test_ids_for_a_list_of_tables_stay_below_the_smallest_vocabulary():
+    # Drawn below the first table's 5 rows, column 2's table of 3 got ids up to 4: every
+    # check crashed with "index out of range".
+    target = resolved(CounterTables)
+    assert strategy_arguments(target.spec.inputs["x"])["max_value"] == 2
+    assert "Embedding(num_embeddings=3)" in target.inferred_inputs["x"]
+    assert_callable(target, max_examples=10)
+
+
 class _Down(nn.Module):
     """A downsampling block: the image unshuffled then projected, plus a strided conv of it."""
 

@@ -341,6 +341,9 @@ def infer_input(
                 _input_for_module(module, depth=0, entry=entry, member=member) if module is not None
                 else members_input(model, expression, 0, entry, member)
             )
+            if found is not None and found.tokens and module is not None and "*" in expression:
+                # one of a list of tables (self.embeddings[i](x[:, i])): below the smallest vocabulary
+                found = members_input(model, expression, 0, entry, member) or found
         if found is not None:
             why = f"first consumed by {_consumer_name(expression)} ({found.note})"
             if indirect:

@@ -446,6 +446,8 @@ def _input_for_module(
                 _input_for_module(inner, depth + 1, entry, member, role) if inner is not None
                 else members_input(module, expression, depth + 1, entry, member, role)
             )
+            if found is not None and found.tokens and inner is not None and "*" in expression:
+                found = members_input(module, expression, depth + 1, entry, member, role) or found
             if found is not None:
                 joined = flow.concatenated.get(expression)
                 if not kept and joined is not None and joined[1] in (-1, len(found.shape) - 1) and len(joined[0]) > 1:
@@ -478,8 +480,16 @@ def members_input(
     container = _resolve_module(model, head.rstrip(".")) if head.rstrip(".") else model
     if container is None:
         return None
-    found = [f for m in container.children() if (f := _input_for_module(m, depth, entry, member, role)) is not None]
-    return found[0] if found and all(f.shape == found[0].shape for f in found) else None
+    pairs = [(m, f) for m in container.children() if (f := _input_for_module(m, depth, entry, member, role)) is not None]
+    found = [f for _, f in pairs]
+    if not found or not all(f.shape == found[0].shape for f in found):
+        return None
+    vocabularies = [getattr(m, "num_embeddings", None) for m, f in pairs if f.tokens]
+    if len(vocabularies) == len(pairs) and all(isinstance(v, int) for v in vocabularies):
+        # ids any member may get (tables picked by a counter, pytorch-tabnet's categorical
+        # columns): below the smallest vocabulary, not the first table's
+        return min(pairs, key=lambda pair: pair[0].num_embeddings)[1]
+    return found[0]
 
 
 def _user_defined(module: nn.Module) -> bool:
