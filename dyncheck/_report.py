@@ -108,7 +108,7 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
             f"{_first_line(exc.original)}"
         )
         no_device = _no_device(exc.original)
-        hints = [*exc.hints, *no_device]
+        hints = [*exc.hints, *no_device, *_one_row_norm(exc.original, example)]
         if hints:
             lines.append("  why:")
             lines.extend(f"    {hint}" for hint in hints)
@@ -200,6 +200,21 @@ def _no_device(original: BaseException) -> list[str]:
         "torch.cuda call) and this machine has no CUDA device: make tensors on the input's device "
         "(torch.zeros(..., device=x.device)) and call torch.cuda only when x.is_cuda, so the model runs "
         "wherever its inputs are"
+    ]
+
+
+def _one_row_norm(original: BaseException, example: Any) -> list[str]:
+    """Why a train-mode BatchNorm got one row on a batch of several: forward split the batch
+    (pytorch-tabnet's ghost batch norm normalises chunks of ``virtual_batch_size`` rows, and
+    a batch of 3 in chunks of 2 leaves a last chunk of one) or kept one row of it."""
+    batch = getattr(example, "dims", {}).get("batch") if example is not None else None
+    if "Expected more than 1 value per channel when training" not in str(original) or not batch or batch < 2:
+        return []
+    return [
+        f"a BatchNorm in train mode got one row, though the batch has {batch} samples: forward splits the batch "
+        "(x.chunk(...) into groups, a ghost batch norm's last group of one sample) or keeps one row of it; a "
+        f"batch of {batch} cannot be trained so. If such batches are not meant, give the sizes that are with "
+        "Spec(dims={'batch': ...})"
     ]
 
 

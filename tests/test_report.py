@@ -276,3 +276,30 @@ def test_an_inferred_inputs_reason_is_cut_at_its_first_clause_outside_brackets()
         "called on [2, 8] (it raised ValueError: a; b), it ran on [2, 3, 8]"
     )
     assert _first_clause("first consumed by fc (Linear(in_features=4))") == "first consumed by fc (Linear(in_features=4))"
+
+
+def test_a_batch_split_into_a_group_of_one_is_told_why_its_norm_raised(dyncheck_run, pytester):
+    # pytorch-tabnet's ghost batch norm: chunks of 2 rows, so a batch of 3 ends in a chunk of
+    # one, and BatchNorm refuses it in training. The crash gave only torch's words.
+    pytester.makepyfile(ghost="""
+        import torch
+        import torch.nn as nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 6)
+                self.bn = nn.BatchNorm1d(6)
+
+            def forward(self, x):
+                h = self.fc(x)
+                return torch.cat([self.bn(part) for part in h.chunk(-(-h.shape[0] // 2))], 0)
+        """)
+    run = dyncheck_run("--dyncheck", "ghost:Model", DET, "--dyncheck-max-examples=20")
+    text = run.failure("::determinism")
+    assert "Expected more than 1 value per channel when training" in text, text
+    assert re.search(
+        r"    a BatchNorm in train mode got one row, though the batch has (3) samples: forward splits the batch "
+        r"\(x\.chunk\(\.\.\.\) into groups, a ghost batch norm's last group of one sample\) or keeps one row of it; "
+        r"a batch of \1 cannot be trained so", text,
+    ), text
