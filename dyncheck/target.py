@@ -2043,12 +2043,14 @@ def _rows_as_steps(
     model that also takes one unbatched sequence ``[time, F]`` (ncps' LTC and CfC) gives a
     row of a batch of two other outputs than the row alone, and each sample of sequences
     ``[2, 3, F]`` (or time-major ``[3, 2, F]``, for a model whose ``batch_first`` is False)
-    its own. Then the inputs become sequences,
+    its own, and its modules run more often on 3 rows than on 2 (a cell called once a step:
+    rows a model couples otherwise, a mean over them, stay rows for batch_invariance to
+    report). Then the inputs become sequences,
     and the note says why (drawn as vectors, batch_invariance failed a correct model)."""
     import torch
 
     vectors = {name: (("batch", features), torch.float32) for name, features in shapes.items()}
-    if _own_samples(instance, vectors, dims) is not False:
+    if _own_samples(instance, vectors, dims) is not False or not _calls_grow_with_rows(instance, shapes):
         return
     from dyncheck.infer.forward import _batch_first
 
@@ -2070,6 +2072,34 @@ def _rows_as_steps(
             f"; a sequence of them: on [2, {features}] a row's outputs depended on the other row (the model reads "
             f"the rows as one sequence's steps), on [{sizes}, {features}] each sample's outputs were its own"
         )
+
+
+def _calls_grow_with_rows(instance: nn.Module, shapes: dict[str, int]) -> bool:
+    """Whether ``instance`` in eval mode runs its modules more often on vectors of 3 rows
+    than of 2: a loop over the rows as steps (a recurrent cell called once a step). Rows a
+    model couples otherwise (a mean over them) are run through the same calls."""
+    import torch
+
+    model = clone(instance).eval()
+    calls = [0]
+
+    def count(*_: Any) -> None:
+        calls[0] += 1
+
+    handles = [m.register_forward_hook(count) for name, m in model.named_modules() if name]
+    counts = []
+    try:
+        for rows in (2, 3):
+            calls[0] = 0
+            with seeded(BUILD_SEED), torch.no_grad():
+                model(**{name: torch.randn(rows, features) for name, features in shapes.items()})
+            counts.append(calls[0])
+    except Exception:
+        return False
+    finally:
+        for handle in handles:
+            handle.remove()
+    return counts[0] != counts[1]
 
 
 def _probe_image(

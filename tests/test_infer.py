@@ -397,6 +397,36 @@ class _PaddedCausal(nn.Module):
         return self.conv2(nn.functional.pad(h, (4, 0)) if self.pad else h)
 
 
+class _CatPadded(nn.Module):
+    """Causal padding concatenated along time, in a module of the model's own."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Conv1d(cin, cout, 3)
+
+    def forward(self, x):
+        pad = x.new_zeros(x.size(0), x.size(1), 2)
+        return self.conv(torch.cat([pad, x], dim=-1))
+
+
+class CatPaddedTCN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2, self.head = _CatPadded(5, 16), _CatPadded(16, 16), nn.Conv1d(16, 2, 1)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.c2(torch.relu(self.c1(x)))))
+
+
+def test_a_convolutions_input_concatenated_along_time_keeps_its_channels():
+    # A concatenation along the last axis joins features only for a layer that reads them
+    # there: a convolution's last axis is time. Read as features, the input was drawn with the
+    # head's 16 channels, and every check crashed.
+    target = resolved(CatPaddedTCN)
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", 5, "length")
+    assert_callable(target, max_examples=5)
+
+
 def test_lengths_below_the_kernels_reach_are_drawn_where_the_model_pads_them_itself():
     # pytorch-tcn's lengths started at its kernel size, though it runs on one step.
     target = resolved(_PaddedCausal())
@@ -5502,6 +5532,19 @@ class UnbatchedToo(nn.Module):
         return h if batched else h.squeeze(0)
 
 
+class SetCentred(nn.Module):
+    """A bug: centred over dim -2, meant as a set's members, which for vectors is the batch.
+    As sequences each sample would keep its own outputs, and the bug would hide."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.head = nn.Linear(4, 8), nn.Linear(8, 1)
+
+    def forward(self, x):
+        h = torch.relu(self.fc(x))
+        return self.head(h - h.mean(-2, keepdim=True))
+
+
 class BatchCentred(nn.Module):
     """Rows that depend on each other by design, as vectors and as sequences alike."""
 
@@ -5517,11 +5560,13 @@ class BatchCentred(nn.Module):
     (StateStepLoop, ("batch", "time", 4), "what a Linear's inputs leave beside a state of its outputs' width 4"),
     (UnbatchedToo, ("batch", "time", 4), "on [2, 4] a row's outputs depended on the other row"),
     (BatchCentred, ("batch", 4), "Linear(in_features=4)"),
+    (SetCentred, ("batch", 4), "Linear(in_features=4)"),  # one call per module however many rows
 ])
 def test_steps_read_as_rows_are_told_apart_by_calling_the_model(model, shape, said):
     # The cell's Linear read as the step's width took the state's 8 features too (12); rows
     # that one sequence's steps couple were drawn as a batch, and batch_invariance failed.
-    # Rows a model couples whatever their layout stay vectors (batch_invariance's to find).
+    # Rows a model couples whatever their layout stay vectors (batch_invariance's to find),
+    # and so do rows it couples through the same calls whatever their number (a mean).
     target = resolved(model)
     assert strategy_arguments(target.spec.inputs["x"])["shape"] == shape
     assert said in target.inferred_inputs["x"]

@@ -195,16 +195,19 @@ def _unshuffled(layer: nn.Module, after: _Found) -> _Found | None:
     of ``C``: ``C * r * r`` channels, any height and width (the probe finds those that run)."""
     if len(after.shape) != 4 or after.shape[0] != "batch" or not isinstance(after.shape[1], int):
         return None
-    factor, channels = (layer.downscale_factor if isinstance(layer, nn.PixelUnshuffle) else layer.upscale_factor), after.shape[1]
-    if isinstance(layer, nn.PixelUnshuffle):
+    unshuffles = isinstance(layer, nn.PixelUnshuffle)
+    factor = layer.downscale_factor if unshuffles else layer.upscale_factor
+    channels, bounds = after.shape[1], (after.dims or {}).items()
+    if unshuffles:
         if channels % (factor * factor):
             return None
         channels //= factor * factor
-        dims = {d: (factor * low, factor * high) for d, (low, high) in (after.dims or {}).items()}
-        note = f"{after.note} after PixelUnshuffle({factor}): {channels} channels, sizes multiples of {factor}"
+        dims = {d: (factor * low, factor * high) for d, (low, high) in bounds}
+        said = f"{channels} channel{'s' if channels != 1 else ''}, sizes multiples of {factor}"
+        note = f"{after.note} after PixelUnshuffle({factor}): {said}"
     else:
         channels *= factor * factor
-        dims = {d: (max(1, -(-low // factor)), max(1, -(-high // factor))) for d, (low, high) in (after.dims or {}).items()}
+        dims = {d: (max(1, -(-low // factor)), max(1, -(-high // factor))) for d, (low, high) in bounds}
         note = f"{after.note} after PixelShuffle({factor}): {channels} channels"
     return _Found(("batch", channels, *after.shape[2:]), _floats, note, dims or None)
 
@@ -245,7 +248,9 @@ def _unrearranged(layer: nn.Module, after: _Found) -> _Found | None:
     left, arrow, right = layer.pattern.partition("->")
     source, target = _einops_axes(left), _einops_axes(right) if arrow else None
     lengths = getattr(layer, "axes_lengths", None)
-    if not source or not target or not isinstance(lengths, dict) or not all(isinstance(v, int) for v in lengths.values()):
+    if not source or not target or not isinstance(lengths, dict):
+        return None
+    if not all(isinstance(v, int) for v in lengths.values()):
         return None
     known = dict(lengths)
     unknown = [name for name in target[-1] if name not in known]
@@ -450,10 +455,14 @@ def _input_for_module(
                 found = members_input(module, expression, depth + 1, entry, member, role) or found
             if found is not None:
                 joined = flow.concatenated.get(expression)
-                if not kept and joined is not None and joined[1] in (-1, len(found.shape) - 1) and len(joined[0]) > 1:
+                if (
+                    not kept and found.sequence == "features-last" and joined is not None
+                    and joined[1] in (-1, len(found.shape) - 1) and len(joined[0]) > 1
+                ):
                     # concatenated with something else along its features (a cell's
                     # cat([input, hx], 1) into its Linear, hx the state the caller carries):
-                    # the layer's width is the sum, not this argument's
+                    # the layer's width is the sum, not this argument's. Not a convolution's
+                    # input, whose last axis is time (a causal pad, cat([pad, x], -1))
                     return None
                 # swapped on the way there (a token embedding's Conv1d over x.permute(0, 2, 1))
                 swapped = None if kept else _swap(found.shape, flow.transposed.get(expression))
