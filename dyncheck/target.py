@@ -2137,6 +2137,23 @@ def _probe_image(
                 f"[2, {features}, {', '.join(str(size) for _ in spatial)}] it ran"
             )
             return
+    # An image that forward cuts into patches itself (x.reshape(b, c, h // p, p, w // p, p),
+    # einops' rearrange called in forward) before the layer that sized it: the layer read the
+    # patches' features. Tried as RGB, then grey, images of a few square sizes.
+    for channels, size in _IMAGE_TRIES:
+        if _probe_call(instance, {name: torch.randn(2, channels, size, size)}) is None:
+            inputs[name] = _reshaped(inputs[name], ("batch", channels, "height", "width"))
+            inferred[name] += (
+                f"; images: as vectors [2, {features}] it raised {type(error).__name__} ({one_line(error)}), as "
+                f"sequences too, on [2, {channels}, {size}, {size}] it ran (forward reshapes them before that layer; "
+                f"tried with {' channels, then '.join(map(str, dict.fromkeys(c for c, _ in _IMAGE_TRIES)))}, at "
+                f"sizes {', '.join(map(str, dict.fromkeys(s for _, s in _IMAGE_TRIES)))})"
+            )
+            return
+
+
+#: The images :func:`_probe_image` tries last: (channels, height and width), RGB first.
+_IMAGE_TRIES = tuple((channels, size) for channels in (3, 1) for size in (16, 32, 8, 28, 64))
 
 
 #: Lengths a signal is tried at (5, then the model's one-dimensional parameters' sizes).

@@ -5603,6 +5603,30 @@ def test_ids_for_a_list_of_tables_stay_below_the_smallest_vocabulary():
     assert_callable(target, max_examples=10)
 
 
+class ReshapedPatches(nn.Module):
+    """An image cut into 4x4 patches in forward (as einops' rearrange called there does),
+    then normed: the LayerNorm says the patches' 48 features, not the image's shape."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.LayerNorm(48)
+        self.head = nn.Linear(48, 3)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        x = x.reshape(b, c, h // 4, 4, w // 4, 4).permute(0, 2, 4, 3, 5, 1).reshape(b, -1, 48)
+        return self.head(self.norm(x).mean(1))
+
+
+def test_an_image_forward_cuts_into_patches_is_found_by_calling_it_as_images():
+    # Drawn [batch, 48] from the LayerNorm, it raised on every example ("expected 4, got 2").
+    target = resolved(ReshapedPatches)
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", 3, "height", "width")
+    assert "on [2, 3, 16, 16] it ran (forward reshapes them before that layer" in target.inferred_inputs["x"]
+    assert all(size % 4 == 0 for size in target.spec.dims["height"].elements)
+    assert_callable(target, max_examples=5)
+
+
 class _Down(nn.Module):
     """A downsampling block: the image unshuffled then projected, plus a strided conv of it."""
 
