@@ -1550,6 +1550,41 @@ def test_a_widened_copy_casts_the_tensors_its_modules_keep_in_plain_attributes()
     assert wide(torch.ones(2, 6, dtype=torch.float64)).dtype == torch.float64
 
 
+GRID = """
+import torch
+from torch import nn
+
+import dyncheck
+from dyncheck.strategies import tensors
+
+
+class GridReadout(nn.Module):
+    # a neural ODE's readout at each time of a grid the batch shares: [steps, batch, 2]
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x, t):
+        return self.fc(x[None] * torch.exp(-(t - t[0]))[:, None, None])
+
+
+spec = dyncheck.Spec(
+    GridReadout,
+    inputs={"x": tensors(shape=("batch", 4)), "t": tensors(shape=("steps",), min_value=0.0, max_value=2.0)},
+    dims={"batch": (2, 3), "steps": (2, 3)},
+)
+"""
+
+
+def test_an_input_whose_named_shape_has_no_batch_is_never_cut(dyncheck_run, pytester):
+    # torchdiffeq's time grid t: where its length equalled the batch's size, each sample was
+    # run alone with one time of the grid, and batch_invariance failed a correct model.
+    pytester.makepyfile(grid=GRID)
+    run = dyncheck_run("--dyncheck", "grid:spec", "--dyncheck-invariants=batch_invariance", "--dyncheck-max-examples=20")
+    assert run.outcomes() == {"dyncheck::grid:spec::batch_invariance": "PASSED"}, run.text
+
+
 # --- an output pairing every sample with every other ------------------------------------
 
 

@@ -79,21 +79,16 @@ def _batch_axis(value: Any, size: int) -> int | None:
 
 
 def _named_batch_axis(strategy: Any, value: Any, size: int) -> int | dict[str, int | None] | None:
-    """The axis a strategy's named shape calls "batch", else the first of the batch's size;
-    0 for a list of sequences (:func:`~dyncheck.strategies.sequence_lists`): the list is
-    the batch."""
+    """The axis a strategy's named shape calls "batch", else the first of the batch's size
+    (none where the named shape has no "batch": a time grid the batch shares); 0 for a list
+    of sequences (:func:`~dyncheck.strategies.sequence_lists`): the list is the batch."""
     if strategy_kind(strategy) == "sequence_lists" and isinstance(value, list) and len(value) == size:
         return 0
     if isinstance(value, nn.utils.rnn.PackedSequence):  # a pack is a batch of sequences
         return 0 if value.batch_sizes.numel() and int(value.batch_sizes[0]) == size else None
     if isinstance(value, dict):  # a dict of inputs: each entry's own axis (a dict or tuple in it, its members')
         entries = strategy_entries(strategy)
-        axes = {
-            key: _named_batch_axis(entries.get(key), item, size)
-            if type(item) in (dict, tuple) or isinstance(item, nn.utils.rnn.PackedSequence)
-            else _batch_axis(item, size)
-            for key, item in value.items()
-        }
+        axes = {key: _named_batch_axis(entries.get(key), item, size) for key, item in value.items()}
         return axes if any(axis is not None for axis in axes.values()) else None
     if type(value) is tuple:  # a tuple of inputs (an LSTM's (h_0, c_0)): each member's own axis
         members = strategy_members(strategy) or (None,) * len(value)
@@ -107,7 +102,19 @@ def _named_batch_axis(strategy: Any, value: Any, size: int) -> int | dict[str, i
         axes = [_named_axis(strategy_elements(strategy), item) for item in value]
         return axes if all(axis is not None for axis in axes) else None
     named = _named_axis(strategy, value)
+    if named is None and _shared(strategy, value):
+        return None
     return named if named is not None else _batch_axis(value, size)
+
+
+def _shared(strategy: Any, value: Any) -> bool:
+    """Whether ``strategy`` draws ``value`` with a shape that names no batch axis
+    (``tensors(shape=("steps",))``: a neural ODE's time grid, shared by the batch), so that
+    no axis of it is the batch's, whatever its size."""
+    shape = strategy_arguments(strategy).get("shape")
+    return isinstance(value, torch.Tensor) and isinstance(shape, (tuple, list)) and len(shape) == value.dim() and (
+        "batch" not in shape
+    )
 
 
 def _named_axis(strategy: Any, value: Any) -> int | None:
