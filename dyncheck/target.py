@@ -474,6 +474,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     uninferred: list[tuple[str, str]] = []  # (argument, why): every argument refused, said at once
     for name, parameter in parameters.items():
         if name in spec.inputs:
+            _check_strategy(text, name, spec.inputs[name])
             inputs[name] = spec.inputs[name]
             continue
         if parameter.default is not inspect.Parameter.empty and name != primary and not _decoder_ids(
@@ -582,6 +583,21 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
         positional=positional,
         model_class=type(instance),
     )
+
+
+def _check_strategy(text: str, name: str, strategy: Any) -> None:
+    """A strategy the spec gives that Hypothesis refuses (``st.floats(0.05, 0.5, width=32)``:
+    0.05 is no float32) is a mistake in the spec, said in one line; drawn by the checks, it
+    read as dyncheck's own error in every one of them."""
+    from hypothesis.errors import InvalidArgument
+    from hypothesis.strategies import SearchStrategy
+
+    if not isinstance(strategy, SearchStrategy):
+        return
+    try:
+        strategy.validate()
+    except InvalidArgument as exc:
+        raise _fail(text, f"Spec(inputs={{{name!r}: ...}}) is not a strategy Hypothesis can draw: {one_line(exc)}") from None
 
 
 def _check_padding_entries(text: str, spec: Spec, inputs: dict[str, Any]) -> None:

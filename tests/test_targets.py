@@ -167,6 +167,22 @@ def test_forward_argument_that_cannot_be_inferred(pytester):
     )
 
 
+def test_a_strategy_hypothesis_refuses_is_the_specs_mistake_in_one_line(pytester):
+    # Drawn by the checks, every one of them said "dyncheck itself raised InvalidArgument".
+    pytester.makepyfile(mymod=module("""
+        import dyncheck
+        from hypothesis import strategies as st
+
+        spec = dyncheck.Spec(Model, init={"config": 4}, inputs={
+            "x": st.lists(st.floats(0.05, 0.5, width=32), min_size=4, max_size=4).map(lambda v: torch.tensor([v])),
+        })
+    """))
+    assert usage_error(pytester, "mymod:spec") == (
+        "Spec(inputs={'x': ...}) is not a strategy Hypothesis can draw: min_value=0.05 cannot be exactly "
+        "represented as a float of width 32 - use min_value=0.05000000074505806 instead."
+    )
+
+
 def test_constructor_that_raises(pytester):
     pytester.makepyfile(mymod=module("""
         class Net(nn.Module):
