@@ -303,3 +303,32 @@ def test_a_batch_split_into_a_group_of_one_is_told_why_its_norm_raised(dyncheck_
         r"\(x\.chunk\(\.\.\.\) into groups, a ghost batch norm's last group of one sample\) or keeps one row of it; "
         r"a batch of \1 cannot be trained so", text,
     ), text
+
+
+def test_the_warnings_a_models_source_raises_when_parsed_are_not_shown_under_the_checks(dyncheck_run, pytester):
+    # torchdyn's galerkin.py has an invalid escape in a docstring: dyncheck's reading of the
+    # source (a class's, which Python finds by parsing its module; coverage's analysis) showed
+    # "<unknown>:19: DeprecationWarning: invalid escape sequence" under determinism and coverage.
+    pytester.makepyfile(escaped='''
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x):
+        """e\\e: a docstring with an invalid escape once written to the file"""
+        if not self.training:
+            return self.fc(x) * 2
+        return self.fc(x)
+''')
+    import py_compile
+    import warnings
+
+    with warnings.catch_warnings():  # compiling it warns here, once: the module's own
+        warnings.simplefilter("ignore", DeprecationWarning)
+        py_compile.compile(str(pytester.path / "escaped.py"))  # imported from bytecode, as an installed library is
+    run = dyncheck_run("--dyncheck", "escaped:Model", "--dyncheck-invariants=determinism,coverage", "--dyncheck-max-examples=3")
+    assert "invalid escape sequence" not in run.text, run.text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
+import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -43,10 +44,29 @@ def function_tree(function: Callable[..., Any]) -> ast.FunctionDef | ast.AsyncFu
     return tree
 
 
+def parse_quietly(source: str, **kwargs: Any) -> ast.AST:
+    """``ast.parse`` of a model's or a library's source, without the warnings its own code
+    would raise when compiled (an invalid escape ``'\\e'`` in a docstring): they are the
+    source's, and showed in a run's warnings summary under dyncheck's checks."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return ast.parse(source, **kwargs)
+
+
+def source_quietly(value: Any) -> str:
+    """``inspect.getsource(value)`` without the warnings of the source's own code: for a
+    class, Python parses its whole module to find it (see :func:`parse_quietly`)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return inspect.getsource(value)
+
+
 def _read_tree(function: Callable[..., Any]) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
     try:
         source = textwrap.dedent(inspect.getsource(function))
-        tree = ast.parse(source)
+        tree = parse_quietly(source)
     except (OSError, TypeError, SyntaxError, ValueError):
         return None
     node = tree.body[0] if tree.body else None
@@ -107,7 +127,7 @@ def predicate_thresholds(predicate: Callable[..., Any], name: str) -> list[float
     while start != -1:
         for end in range(len(source), start, -1):
             try:
-                node = ast.parse(source[start:end], mode="eval").body
+                node = parse_quietly(source[start:end], mode="eval").body
             except SyntaxError:
                 continue
             if isinstance(node, ast.Tuple) and node.elts:  # "lambda c: c > 0.5, 'fc3'" parses as a tuple
@@ -121,7 +141,7 @@ def predicate_thresholds(predicate: Callable[..., Any], name: str) -> list[float
 
 def _forward_tree_of_source(source: str) -> ast.AST | None:
     try:
-        return ast.parse(source)
+        return parse_quietly(source)
     except SyntaxError:
         return None
 

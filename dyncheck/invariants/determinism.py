@@ -13,6 +13,7 @@ from torch.nn.modules.lazy import LazyModuleMixin
 from dyncheck.compare import mismatch
 from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example
+from dyncheck.infer.source import source_quietly
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants._where import described, quiet, recorded, reported
 from dyncheck.tracing import leaves, missing_output
@@ -103,16 +104,14 @@ def reads_training(model: nn.Module) -> bool:
     """Whether any module of ``model`` whose class is not torch's reads ``self.training`` in
     its own code (``if not self.training: self.cache = ...``): its eval mode may keep state
     the train-mode calls never show. Unreadable source counts as not reading it."""
-    import inspect
-
     for module in model.modules():
         cls = type(module)
         if cls not in _READS_TRAINING:
             reads = False
             if not cls.__module__.startswith("torch."):
                 try:
-                    reads = ".training" in inspect.getsource(cls)
-                except (OSError, TypeError):
+                    reads = ".training" in source_quietly(cls)
+                except (OSError, TypeError, SyntaxError):
                     reads = False
             _READS_TRAINING[cls] = reads
         if _READS_TRAINING[cls]:

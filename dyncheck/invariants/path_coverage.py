@@ -21,6 +21,7 @@ import os
 import re
 import textwrap
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from torch.nn.parameter import is_lazy
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.infer import optional_inputs_hint
+from dyncheck.infer.source import parse_quietly
 from dyncheck.invariants._base import Context, Invariant, module_name_map, parameter_owners
 from dyncheck.invariants.grad_isolation import evaluate_branch, predicate_text
 from dyncheck.paths import Layout, PathSet
@@ -104,7 +106,7 @@ def _branch_lines(lines: list[str], first: int) -> set[int]:
     import textwrap
 
     try:
-        tree = ast.parse(textwrap.dedent("".join(lines)))
+        tree = parse_quietly(textwrap.dedent("".join(lines)))
     except SyntaxError:
         return set()
     found = set()
@@ -234,8 +236,11 @@ class _SourceBranches:
         found = []
         for filename in sorted({f.filename for f in self.functions}):
             try:
-                analysis = self.coverage._analyze(filename)
-                missing = analysis.missing_branch_arcs()
+                with warnings.catch_warnings():  # the module's own, as coverage.py compiles it
+                    warnings.simplefilter("ignore", SyntaxWarning)
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    analysis = self.coverage._analyze(filename)
+                    missing = analysis.missing_branch_arcs()
                 executed = set(analysis.executed)
             except Exception:  # coverage.py's analysis API is not public; degrade quietly
                 return []
@@ -429,7 +434,7 @@ def _parsed(function: Any) -> ast.AST | None:
         return None
     for text in (textwrap.dedent(source), "if True:\n" + source):  # a docstring line at column 0
         try:
-            return ast.parse(text)
+            return parse_quietly(text)
         except SyntaxError:
             continue
     return None
