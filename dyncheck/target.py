@@ -589,15 +589,28 @@ def _check_strategy(text: str, name: str, strategy: Any) -> None:
     """A strategy the spec gives that Hypothesis refuses (``st.floats(0.05, 0.5, width=32)``:
     0.05 is no float32) is a mistake in the spec, said in one line; drawn by the checks, it
     read as dyncheck's own error in every one of them."""
-    from hypothesis.errors import InvalidArgument
+    import warnings
+
+    from hypothesis.errors import HypothesisSideeffectWarning, InvalidArgument
     from hypothesis.strategies import SearchStrategy
 
     if not isinstance(strategy, SearchStrategy):
         return
+    from hypothesis import configuration
+
+    # Resolution may run while Hypothesis's pytest plugin initialises, or before it loads;
+    # Hypothesis warns of a lazy strategy evaluated then (at once, or once the plugin
+    # loads). Here it is on purpose: neither warning is the user's to act on.
+    earlier = getattr(configuration, "_first_postinit_what", None)
     try:
-        strategy.validate()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", HypothesisSideeffectWarning)
+            strategy.validate()
     except InvalidArgument as exc:
         raise _fail(text, f"Spec(inputs={{{name!r}: ...}}) is not a strategy Hypothesis can draw: {one_line(exc)}") from None
+    finally:
+        if earlier is None and hasattr(configuration, "notice_initialization_restarted"):
+            configuration.notice_initialization_restarted(warn=False)
 
 
 def _check_padding_entries(text: str, spec: Spec, inputs: dict[str, Any]) -> None:
@@ -2343,14 +2356,17 @@ def _probe_sizes(
     flipped = {
         name: (shape[0], shape[2], shape[1])
         for name, (shape, _) in shapes.items()
-        if len(spatial) == 1 and width > 0 and sizes == [size] and len(shape) == 3 and shape[1] == size
-        and shape[2] == spatial[0]
+        if len(spatial) == 1 and width > 0 and sizes == [size] and len(shape) == 3
+        and {shape[1], shape[2]} == {size, spatial[0]}
     }
     if flipped:
         # A convolution's channels first, when only a length equal to the channels ran: the
         # model takes [batch, length, channels] and transposes it on the way (Speech2Text's
         # subsampler), seen from here only as the Conv1d it reaches. Channels last, if that
-        # runs at other lengths too.
+        # runs at other lengths too. The other way round, steps before the features a
+        # batch-first RNN or a Linear reads, when only as many steps as features ran: the
+        # model takes [batch, features, steps] (tsai's RNN classifiers transpose it first).
+        only = size
         given_shapes, given_failures = dict(shapes), list(failures)
         narrow = failures[0][1] if failures else None
         shapes = {name: (flipped.get(name, shape), dtype) for name, (shape, dtype) in shapes.items()}
@@ -2364,8 +2380,9 @@ def _probe_sizes(
             size, sizes = ran[0], ran
             for name, shape in flipped.items():
                 inputs[name] = _reshaped(inputs[name], shape)
+                last = "channels" if given_shapes[name][0][1] == only else "steps"
                 inferred[name] += (
-                    f"; channels last: as {list(given_shapes[name][0])} it ran at {spatial[0]} {given_shapes[name][0][1]} "
+                    f"; {last} last: as {list(given_shapes[name][0])} it ran at {spatial[0]} {only} "
                     + (f"only (elsewhere {type(narrow).__name__}: {one_line(narrow)})" if narrow is not None else "only")
                     + f", as {list(shape)} at several (the model transposes it on the way)"
                 )

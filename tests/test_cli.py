@@ -64,6 +64,10 @@ FILES = {
     "convnet.py": HEADER + NET.replace("Net", "Model"),
     "blocks.py": HEADER + BLOCK,
     "helpers.py": "SIZE = 3\n",
+    "given.py": HEADER + NET + (
+        "import dyncheck\nfrom hypothesis import strategies as st\n\n"
+        "spec = dyncheck.Spec(Net, init={'input_size': 3}, inputs={'x': dyncheck.strategies.tensors(shape=('batch', 3))})\n"
+    ),
     "broken.py": '"""Raises on import."""\n\nSCALE = 1 / 0\n',
     "needs_dep.py": "import nosuchdep_for_dyncheck_tests\n",
     "badpkg/__init__.py": "",
@@ -207,6 +211,14 @@ def test_paths_read_as_modules_unconfigurable_classes_skipped_and_pytests_exit_c
         "PASSED dyncheck::pkg.models:Net::finite",
     ], result.stdout
     assert "Block" not in result.stdout
+
+
+def test_a_specs_own_strategy_is_checked_without_hypothesis_warning_of_it(workdir):
+    # Resolution validates the strategies a Spec gives (a mistake is one line), before
+    # Hypothesis's pytest plugin has loaded: Hypothesis warned of "slow code in plugin".
+    result = dyncheck(workdir, "given", "-k", "finite", "--dyncheck-max-examples", "2", "-p", "no:xdist")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "HypothesisSideeffectWarning" not in result.stdout + result.stderr
 
 
 def test_an_explicit_target_is_never_skipped(workdir):

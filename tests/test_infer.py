@@ -427,6 +427,30 @@ def test_a_convolutions_input_concatenated_along_time_keeps_its_channels():
     assert_callable(target, max_examples=5)
 
 
+class TransposedIntoLSTM(nn.Module):
+    """tsai's RNN classifiers: [batch, variables, steps], transposed for a batch-first LSTM."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(3, 8, batch_first=True)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        x = x.transpose(2, 1)  # a transpose in the call itself is read from the source
+        out, _ = self.rnn(x)
+        return self.fc(out[:, -1])
+
+
+def test_steps_a_model_transposes_before_its_rnn_are_drawn_last_not_pinned():
+    # Drawn [batch, time, 3], only time 3 ran (as many steps as features): the sequence length
+    # never varied.
+    target = resolved(TransposedIntoLSTM)
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", 3, "time")
+    assert "steps last: as ['batch', 'time', 3] it ran at time 3 only" in target.inferred_inputs["x"]
+    assert target.spec.dims["time"] == (1, 8)
+    assert_callable(target, max_examples=5)
+
+
 def test_lengths_below_the_kernels_reach_are_drawn_where_the_model_pads_them_itself():
     # pytorch-tcn's lengths started at its kernel size, though it runs on one step.
     target = resolved(_PaddedCausal())
