@@ -1754,3 +1754,58 @@ def test_a_row_that_draws_other_noise_alone_names_the_noise(dyncheck_run, pytest
     assert run.outcomes() == {"dyncheck::noisy_pool:Model::padding_invariance": "FAILED"}, run.text
     assert "The model draws random numbers in eval mode (another seed changes the batch's output)" in run.text, run.text
     assert "the difference may be that noise, not the padding" in run.text
+
+
+TWO_LENGTHS = """
+import torch
+from torch import nn
+from hypothesis import strategies as st
+
+import dyncheck
+from dyncheck.strategies import sequence_lengths, tensors
+
+
+class EncDec(nn.Module):
+    # pytorch-forecasting's TFT: masks built from each lengths' longest, over two axes
+    def __init__(self, leak=False):
+        super().__init__()
+        self.leak = leak
+        self.enc, self.dec, self.out = nn.Linear(3, 8), nn.Linear(3, 8), nn.Linear(8, 2)
+
+    def forward(self, x):
+        el, dl = x["encoder_lengths"], x["decoder_lengths"]
+        enc_pad = torch.arange(int(el.max()))[None, :] >= el[:, None]
+        dec_pad = torch.arange(int(dl.max()))[None, :] >= dl[:, None]
+        h, q = self.enc(x["encoder_cont"]), self.dec(x["decoder_cont"])
+        if self.leak:  # the decoder's padded steps summed into every step
+            q = q + q.mean(1, keepdim=True)
+        scores = (q @ h.transpose(1, 2)).masked_fill(enc_pad[:, None, :], float("-inf"))
+        return self.out((scores.softmax(-1) @ h).masked_fill(dec_pad[:, :, None], 0.0))
+
+
+def batches():
+    return st.fixed_dictionaries({
+        "encoder_cont": tensors(shape=("batch", "enc", 3), min_value=-5.0, max_value=5.0),
+        "encoder_lengths": sequence_lengths(batch_size="batch", max_length="enc", pad_to_longest=True),
+        "decoder_cont": tensors(shape=("batch", "dec", 3), min_value=-5.0, max_value=5.0),
+        "decoder_lengths": sequence_lengths(batch_size="batch", max_length="dec", pad_to_longest=True),
+    })
+
+
+DIMS = {"batch": (1, 4), "enc": (1, 5), "dec": (1, 3)}
+correct = dyncheck.Spec(EncDec, inputs={"x": batches()}, dims=DIMS, lengths="x['encoder_lengths']")
+leaky = dyncheck.Spec(lambda: EncDec(leak=True), inputs={"x": batches()}, dims=DIMS, lengths="x['encoder_lengths']")
+"""
+
+
+def test_a_second_lengths_padded_to_its_longest_is_kept_by_a_row_alone(dyncheck_run, pytester, verdicts_only):
+    # pytorch-forecasting pads its encoder and decoder steps each to their longest; only one
+    # lengths can be declared, and a row alone kept the other axis padded, with lengths
+    # shorter than it: batch_invariance and padding_invariance failed a correct model. A row
+    # alone now has its own steps on both axes; padding the decoder reads is still found.
+    pytester.makepyfile(two_lengths=TWO_LENGTHS)
+    checks = "--dyncheck-invariants=batch_invariance,padding_invariance"
+    run = dyncheck_run("--dyncheck", "two_lengths:correct", checks, "--dyncheck-max-examples=30")
+    assert run.ret == 0, run.text
+    run = dyncheck_run("--dyncheck", "two_lengths:leaky", checks, "--dyncheck-max-examples=30")
+    assert run.outcomes()["dyncheck::two_lengths:leaky::padding_invariance"] == "FAILED", run.text

@@ -474,14 +474,17 @@ def _shorter_than_padded(context: Context, args: dict[str, Any], size: int) -> s
     alone: those shorter than the padded length (alone, such a row is a batch padded past
     its longest sequence). padding_invariance runs each of them alone, trimmed to its
     length; here they stay in the batch and its permutation."""
-    from dyncheck.invariants.padding_invariance import padded_to_longest, slot_value
+    from dyncheck.invariants.padding_invariance import longest_padded, slot_value
 
-    slot = padded_to_longest(context.target)
-    lengths = slot_value(args, slot) if slot is not None else None
-    if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or lengths.numel() != size or not size:
-        return set()
-    longest = int(lengths.max())
-    return {row for row in range(size) if int(lengths[row]) < longest}
+    shorter: set[int] = set()
+    for slot in longest_padded(context.target):
+        lengths = slot_value(args, slot)
+        if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or lengths.numel() != size or not size:
+            continue
+        longest = int(lengths.max())
+        shorter |= {row for row in range(size) if int(lengths[row]) < longest}
+    return shorter
+
 
 
 def _sorted_order(context: Context, args: dict[str, Any], size: int, seed: int) -> torch.Tensor | None:

@@ -220,6 +220,26 @@ def padded_to_longest(target: Target) -> Slot | None:
     return lengths_drawn_with(target, "pad_to_longest")
 
 
+def longest_padded(target: Target) -> list[Slot]:
+    """Every place lengths drawn with ``sequence_lengths(pad_to_longest=True)`` are: the
+    declared (or inferred) lengths, and any other argument or entry of a dict of inputs so
+    drawn (pytorch-forecasting's batch pads its encoder and its decoder steps each to their
+    longest: a sample alone must keep both)."""
+
+    def padded(strategy: Any) -> bool:
+        return strategy_kind(strategy) == "sequence_lengths" and bool(strategy_arguments(strategy).get("pad_to_longest"))
+
+    slots: list[tuple[str, Any]] = []
+    declared = padded_to_longest(target)
+    if declared is not None:
+        slots.append(declared)
+    for name, strategy in target.spec.inputs.items():
+        if padded(strategy):
+            slots.append((name, None))
+        slots.extend((name, key) for key, entry in strategy_entries(strategy).items() if padded(entry))
+    return list(dict.fromkeys(slots))
+
+
 def lengths_drawn_with(target: Target, option: str) -> Slot | None:
     """Where the lengths are when their ``sequence_lengths()`` is given ``option`` (as
     ``pad_to_longest=True`` or ``descending=True``); None otherwise."""
@@ -369,6 +389,18 @@ class _Layout:
         self.pad_to_longest = not mask and bool(spec_args.get("pad_to_longest"))
         #: slot -> (batch axis, time axis); either may be None
         self.axes: dict[Slot, tuple[int | None, int | None]] = {}
+        #: slot -> the named shape its strategy draws (where it names one)
+        self.named: dict[Slot, tuple[Any, ...]] = {}
+        #: other lengths drawn with pad_to_longest=True, over another named axis (a decoder's
+        #: beside an encoder's): their axis and each row's own steps, which a row alone keeps
+        self.beside: list[tuple[Any, list[int]]] = []
+        for other in longest_padded(target):
+            other_dim = strategy_arguments(_strategy(target, other)).get("max_length")
+            steps = slot_value(example.args, other)
+            if other != lengths_slot and isinstance(other_dim, str) and other_dim != time_dim and isinstance(
+                steps, torch.Tensor
+            ) and steps.dim() == 1:
+                self.beside.append((other_dim, [int(v) for v in steps.tolist()]))
         #: slot -> the other axes its shape names as the time axis (a dense graph's adjacency,
         #: ``[batch, nodes, nodes]``; pairwise features): trimmed and extended with the first
         self.more_time: dict[Slot, list[int]] = {}
@@ -380,6 +412,7 @@ class _Layout:
                 continue
             shape = strategy_arguments(strategy).get("shape")
             if isinstance(shape, (tuple, list)) and len(shape) == value.dim():
+                self.named[slot] = tuple(shape)
                 batch_axis = shape.index(batch_dim) if batch_dim in shape else None
                 time_axis = shape.index(time_dim) if time_dim in shape else None
                 more = [axis for axis, dim in enumerate(shape) if dim == time_dim and axis != time_axis]
@@ -457,6 +490,10 @@ class _Layout:
             if time_axis is not None:
                 for axis in (time_axis, *self.more_time.get(slot, ())):
                     value = value.narrow(axis, 0, length)
+            for other_dim, steps in self.beside:  # another axis padded to its longest: the row's own steps
+                for axis, dim in enumerate(self.named.get(slot, ())):
+                    if dim == other_dim and row < len(steps):
+                        value = value.narrow(axis, 0, steps[row])
             changes[slot] = value
         if self.relative:  # the whole of the row's own steps
             changes[self.lengths_slot] = relative_like(slot_value(args, self.lengths_slot), [length], length)
