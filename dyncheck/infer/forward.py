@@ -901,6 +901,28 @@ def _spelled(text: str, name: str, names: dict[str, str]) -> str:
     return text
 
 
+def _dict_refusal(
+    model: nn.Module, name: str, keys: list[str], entries: dict[str, Any], refused: dict[str, str]
+) -> str:
+    """The refusal of a dict of inputs: why its first refused entry cannot be inferred, and
+    a Spec that draws the whole dict, each entry inferred filled in and each refused one
+    left as ``...``."""
+    def shown(key: str) -> str:
+        value = entries.get(key)
+        if key in refused or value is None:
+            return f"{key!r}: ..."
+        function = getattr(getattr(value, "function", None), "__name__", None)
+        prefix = "dyncheck.strategies." if function in dst.__all__ else "hypothesis.strategies."
+        return f"{key!r}: {prefix}{value!r}"
+
+    first, *others = refused
+    also = f" (nor {', '.join(f'{name}[{key!r}]' for key in others)})" if others else ""
+    return (
+        f"{refused[first]}{also}; a dict of inputs: write dyncheck.Spec({type(model).__qualname__}, inputs={{{name!r}: "
+        f"hypothesis.strategies.fixed_dictionaries({{{', '.join(shown(key) for key in keys)}}})}})"
+    )
+
+
 def _mapping(
     model: nn.Module,
     name: str,
@@ -926,21 +948,24 @@ def _mapping(
     beside = [*names.values(), *(siblings or [])]
     entries, notes = {}, {}
     unmasked = None
+    refused: dict[str, str] = {}  # key -> why, said at once with the entries inferred beside it
     for key in keys:
         entry = inspect.Parameter(names[key], inspect.Parameter.POSITIONAL_OR_KEYWORD)
         try:
             found = infer_input(model, names[key], entry, extra, lengths, tree=rewritten, siblings=beside)
         except Uninferable as exc:
-            error = Uninferable(
-                f"{_spelled(str(exc), name, names).split(';')[0]}; a dict of inputs: "
-                f"write dyncheck.Spec({type(model).__qualname__}, inputs={{{name!r}: "
-                f"hypothesis.strategies.fixed_dictionaries({{{key!r}: ...}})}})"
-            )
+            why = _spelled(str(exc), name, names).split(";")[0]
             if key != "attention_mask":
-                raise error from None
-            unmasked, found = error, None  # the mask of the token ids, inferred below, if any
+                refused[key] = why
+            else:  # the mask of the token ids, inferred below, if any
+                unmasked = why
+            found = None
         entries[key] = found.value if found is not None else None
         notes[key] = _spelled(found.why, name, names) if found is not None else ""
+    if refused:
+        # The whole dict, the entries inferred filled in: pasted with one entry only, the
+        # strategy replaced the dict and every check raised KeyError on the others.
+        raise Uninferable(_dict_refusal(model, name, keys, entries, refused)) from None
     if "attention_mask" in entries:
         # As for an argument: batch["attention_mask"] beside batch-first token ids is their
         # mask (1 at tokens, 0 at right padding), as a tokenizer's batch holds it.
@@ -949,7 +974,7 @@ def _mapping(
         if mask is not None:
             entries["attention_mask"], notes["attention_mask"] = mask.value, mask.why
         elif unmasked is not None:
-            raise unmasked from None
+            raise Uninferable(_dict_refusal(model, name, keys, entries, {"attention_mask": unmasked})) from None
     parts = []
     for key, why in notes.items():
         if why.startswith(_A_DICT):  # a dict inside: its entries' notes under both keys
