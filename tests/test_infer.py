@@ -2015,6 +2015,35 @@ class UnreadableEntry(nn.Module):
         return self.fc(batch["image"]) * text["scale"].sum()
 
 
+class DictToHelper(nn.Module):
+    """pytorch-forecasting's DeepAR: forward reads the batch by key and hands it whole to a
+    method of its own, which reads other keys."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(6, 8, batch_first=True)
+        self.out = nn.Linear(8, 1)
+
+    def encode(self, x):
+        _, state = self.rnn(x["encoder_cont"])
+        return state
+
+    def forward(self, x):
+        y, _ = self.rnn(x["decoder_cont"], self.encode(x))
+        return self.out(y)
+
+
+def test_a_dict_handed_to_a_method_of_the_model_is_read_there_too():
+    # Read as a tensor (the LSTM's input) once forward handed it to self.encode: every check
+    # raised IndexError on x["encoder_cont"].
+    target = resolved(DictToHelper)
+    same(target.spec.inputs["x"], st.fixed_dictionaries({
+        "decoder_cont": dst.tensors(shape=("batch", "time", 6)),
+        "encoder_cont": dst.tensors(shape=("batch", "time", 6)),
+    }))
+    assert_callable(target, max_examples=3)
+
+
 def test_lengths_beside_a_dict_of_inputs_are_an_argument_or_an_entry_further_out():
     target = resolved(FramesBesideLengths)
     same(target.spec.inputs["batch"], st.fixed_dictionaries({"frames": dst.tensors(shape=("batch", "time", 8))}))

@@ -26,7 +26,7 @@ from dyncheck.infer.layers import (
 )
 from dyncheck.infer.results import Inferred, Uninferable
 from dyncheck.infer.source import (
-    _counted_containers, _forward_tree, _iterated_as_count, _keyed_containers, _mentions_data, _number, _self_module,
+    function_tree, _counted_containers, _forward_tree, _iterated_as_count, _keyed_containers, _mentions_data, _number, _self_module,
     _string_constants, _thresholds,
 )
 from dyncheck.infer.tokens import infer_tokens, max_positions
@@ -112,9 +112,20 @@ def infer_input(
     annotation = _annotation(parameter.annotation, forward)
     source_tree = _forward_tree(type(model)) if tree is None else tree
     # A dict inside a dict of inputs (a multimodal batch's batch["text"]["input_ids"]) too.
-    keys = _mapping_keys(source_tree, name) if source_tree is not None else None
+    handoffs = _helper_handoffs(model, source_tree, name) if source_tree is not None else []
+    keys = _mapping_keys(source_tree, name, frozenset(m for m, _, _ in handoffs)) if source_tree is not None else None
+    if handoffs and keys is not None:
+        # read by key in forward and handed whole to helper methods that read it by key too
+        # (pytorch-forecasting's DeepAR: self.encode(x) reads x["encoder_cont"])
+        helped = [(tree_, param, _mapping_keys(tree_, param)) for _, tree_, param in handoffs]
+        if all(found_keys for _, _, found_keys in helped):
+            keys = [*keys, *(k for _, _, found_keys in helped for k in found_keys if k not in keys)]
+            keys = list(dict.fromkeys(keys))
+        else:
+            keys = None
+        handoffs = [(tree_, param, found_keys) for tree_, param, found_keys in helped]
     if keys:
-        found = _mapping(model, name, keys, source_tree, extra_thresholds, lengths, siblings)
+        found = _mapping(model, name, keys, source_tree, extra_thresholds, lengths, siblings, helpers=handoffs)
         return found if tree is not None else Inferred(found.value, found.why.replace("\x00", ""), found.dims)
     qualname = type(model).__qualname__
     if name == lengths:
@@ -826,7 +837,29 @@ def _aliases(tree: ast.AST, name: str) -> set[str]:
     return names
 
 
-def _mapping_keys(tree: ast.AST, name: str) -> list[str] | None:
+def _helper_handoffs(model: nn.Module, tree: ast.AST, name: str) -> list[tuple[str, ast.AST, str]]:
+    """The methods of the model's own class that forward hands ``name`` to whole
+    (``self.encode(x)``), each with its source tree and the parameter ``name`` enters as."""
+    found = []
+    for node in ast.walk(tree):
+        if not (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "self"
+        ):
+            continue
+        method = inspect.getattr_static(type(model), node.func.attr, None)
+        if not inspect.isfunction(method):
+            continue
+        for position, argument in enumerate(node.args):
+            if isinstance(argument, ast.Name) and argument.id == name:
+                helper = function_tree(method)
+                params = [a.arg for a in helper.args.args][1:] if helper is not None else []
+                if position < len(params) and all(entry[0] != node.func.attr for entry in found):
+                    found.append((node.func.attr, helper, params[position]))
+    return found
+
+
+def _mapping_keys(tree: ast.AST, name: str, handed: frozenset[str] = frozenset()) -> list[str] | None:
     """The string keys ``name`` is read with (``batch["x"]``, or through a name it is given
     whole, ``text = batch["text"]`` then ``text["input_ids"]``), when forward reads it in
     no other way (entries it writes before reading them, ``.update(...)`` and handing it
@@ -845,6 +878,11 @@ def _mapping_keys(tree: ast.AST, name: str) -> list[str] | None:
             and isinstance(parent.targets[0], ast.Name) and parent.targets[0].id in names
         ):
             continue  # handed to an alias whole (text = batch["text"]), read through it
+        if (
+            isinstance(parent, ast.Call) and node in parent.args and isinstance(parent.func, ast.Attribute)
+            and isinstance(parent.func.value, ast.Name) and parent.func.value.id == "self" and parent.func.attr in handed
+        ):
+            continue  # handed whole to a helper method that reads it by key (see _helper_handoffs)
         if isinstance(parent, ast.Return) or (
             isinstance(parent, ast.Attribute) and parent.attr == "update" and parent.value is node
         ):
@@ -870,6 +908,15 @@ def _mapping_keys(tree: ast.AST, name: str) -> list[str] | None:
     # in source order, each an input where it is read before forward first writes it
     keys = [key for key, at in read.items() if key not in written or at < written[key]]
     return keys or None
+
+
+def _called_methods(tree: ast.AST) -> set[str]:
+    """The names of ``self.<name>(...)`` calls in ``tree``."""
+    return {
+        node.func.attr for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name) and node.func.value.id == "self"
+    }
 
 
 class _Entries(ast.NodeTransformer):
@@ -931,15 +978,26 @@ def _mapping(
     extra: tuple[float, ...],
     lengths: str | None,
     siblings: list[str] | None = None,
+    helpers: list[tuple[ast.AST, str, list[str]]] | None = None,
 ) -> Inferred:
     """A dict of inputs (``forward(self, batch)`` reading ``batch["x"]``): each entry
-    inferred as an argument of its own would be, drawn as ``fixed_dictionaries``."""
+    inferred as an argument of its own would be, drawn as ``fixed_dictionaries``. An entry
+    read only in a helper method forward hands the dict to (``helpers``: its tree, the
+    parameter the dict enters as, the keys it reads) is inferred from that method's code."""
     import copy
 
     from dyncheck.infer.tokens import infer_attention_mask
 
     names = {key: f"{name}__" + re.sub(r"\W", "_", key) for key in keys}
     rewritten = _Entries(name, names, _aliases(tree, name)).visit(copy.deepcopy(tree))
+    read_in_forward = set(_mapping_keys(tree, name, frozenset(_called_methods(tree))) or ())
+    elsewhere: dict[str, tuple[ast.AST, str]] = {}  # key -> (rewritten helper, its parameter)
+    for helper, param, helper_keys in helpers or ():
+        helper_names = {key: names[key] for key in helper_keys}
+        rewritten_helper = _Entries(param, helper_names, _aliases(helper, param)).visit(copy.deepcopy(helper))
+        for key in helper_keys:
+            if key not in read_in_forward:
+                elsewhere.setdefault(key, (rewritten_helper, param))
     # Spec(lengths="batch['n_valid']") names an entry: read under its name in the rewrite.
     declared = lengths_slot(lengths) if lengths is not None else None
     if declared is not None and declared[0] == name and declared[1] in names:
@@ -951,8 +1009,9 @@ def _mapping(
     refused: dict[str, str] = {}  # key -> why, said at once with the entries inferred beside it
     for key in keys:
         entry = inspect.Parameter(names[key], inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        where = elsewhere.get(key, (rewritten, None))[0]
         try:
-            found = infer_input(model, names[key], entry, extra, lengths, tree=rewritten, siblings=beside)
+            found = infer_input(model, names[key], entry, extra, lengths, tree=where, siblings=beside)
         except Uninferable as exc:
             why = _spelled(str(exc), name, names).split(";")[0]
             if key != "attention_mask":
