@@ -479,8 +479,8 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
             continue
         if parameter.default is not inspect.Parameter.empty and name != primary and not _decoder_ids(
             name, parameter, parameters, spec.inputs, primary
-        ):
-            continue
+        ) and (declared_lengths is None or name != declared_lengths[0]):
+            continue  # an optional argument, left at its default (unless Spec(lengths=...) names it)
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
         declared = tuple(

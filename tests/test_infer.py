@@ -5788,3 +5788,19 @@ def test_a_refusal_after_probing_says_what_the_model_raised():
         "sizes 8, 4, it raised on each, on [2, 3, 8] RuntimeError: The size of tensor a (4) must match the size of "
         "tensor b (3) at non-singleton dimension 2); write dyncheck.Spec(BrokenRouting, "
     ) in message, message
+
+
+def test_a_pack_whose_consumer_takes_no_sequences_is_refused_with_a_spec_that_parses():
+    # allennlp's AugmentedLstm: the Spec closed one brace too many, and pasted it was a SyntaxError.
+    from dyncheck.infer.forward import _packed_sequences
+    from dyncheck.infer.results import Uninferable
+
+    with pytest.raises(Uninferable) as excinfo:
+        _packed_sequences(None, ("batch", 8), "", "inputs", "AugmentedLstm")
+    message = str(excinfo.value)
+    assert "(a PackedSequence; its consumer takes ['batch', 8], not sequences)" in message
+    spec = message.partition("write ")[2]
+    assert spec == (
+        "dyncheck.Spec(AugmentedLstm, inputs={'inputs': dyncheck.strategies.packed_sequences(feature_shape=(...))})"
+    )
+    ast.parse(spec.replace("(...)", "(8,)"))

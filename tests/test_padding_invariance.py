@@ -1809,3 +1809,46 @@ def test_a_second_lengths_padded_to_its_longest_is_kept_by_a_row_alone(dyncheck_
     assert run.ret == 0, run.text
     run = dyncheck_run("--dyncheck", "two_lengths:leaky", checks, "--dyncheck-max-examples=30")
     assert run.outcomes()["dyncheck::two_lengths:leaky::padding_invariance"] == "FAILED", run.text
+
+
+OPTIONAL_LENGTHS = """
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+import dyncheck
+from dyncheck.strategies import sequence_lengths, tensors
+
+
+class Tagger(nn.Module):
+    # OpenNMT-py's RNNEncoder.forward(src, src_len=None): packs when given the lengths
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(20, 8)
+        self.rnn = nn.LSTM(8, 6, batch_first=True)
+
+    def forward(self, src, src_len=None):
+        x = self.emb(src)
+        if src_len is not None:
+            x = pack_padded_sequence(x, src_len.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(x)
+        if src_len is not None:
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
+        return out
+
+
+SRC = tensors(shape=("batch", "time"), dtype=torch.long, max_value=19)
+named = dyncheck.Spec(Tagger, inputs={"src": SRC}, lengths="src_len")
+drawn = dyncheck.Spec(Tagger, inputs={"src": SRC, "src_len": sequence_lengths()})
+"""
+
+
+@pytest.mark.parametrize("spec", ["named", "drawn"])
+def test_optional_lengths_a_spec_names_or_draws_are_the_lengths(dyncheck_run, pytester, spec):
+    # Spec(lengths="src_len") on an argument defaulting to None left it None, and
+    # padding_invariance skipped asking for Spec(lengths=...); so did an argument drawn by
+    # sequence_lengths() under a name not like lengths.
+    pytester.makepyfile(optional_lengths=OPTIONAL_LENGTHS)
+    run = dyncheck_run("--dyncheck", f"optional_lengths:{spec}", "--dyncheck-invariants=padding_invariance",
+                       "--dyncheck-max-examples=10")
+    assert run.outcomes() == {f"dyncheck::optional_lengths:{spec}::padding_invariance": "PASSED"}, run.text

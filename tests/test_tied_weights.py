@@ -533,3 +533,26 @@ def test_a_parameter_fetched_from_outside_the_model_in_forward_is_said_to_be_rep
         "or one kept outside the model: a global parameter store's, another model's)"
     ) in text, text
     assert "(now scale)" not in text
+
+
+def test_a_load_state_dict_of_the_models_own_that_raises_is_the_models_error(dyncheck_run, pytester):
+    # OpenNMT-py's models read checkpoint["model"] in their load_state_dict: tied_weights said
+    # "dyncheck itself raised KeyError" where state_roundtrip named the model's load_state_dict.
+    pytester.makepyfile(checkpointed="""
+        from torch import nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(8, 4)
+
+            def forward(self, x):
+                return self.fc(x)
+
+            def load_state_dict(self, checkpoint, strict=True):
+                return super().load_state_dict(checkpoint["model"], strict=strict)
+        """)
+    run = dyncheck_run("--dyncheck", "checkpointed:Net", "--dyncheck-invariants=tied_weights", "--dyncheck-max-examples=3")
+    text = run.failure("::tied_weights")
+    assert text.startswith("tied_weights: checkpointed:Net raised in load_state_dict"), text
+    assert "dyncheck itself" not in text

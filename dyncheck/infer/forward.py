@@ -1248,7 +1248,7 @@ def _packed_sequences(strategy: Any, shape: Any, why: str, name: str, qualname: 
         raise Uninferable(
             f"cannot infer forward argument {name!r} of {qualname} (a PackedSequence; its consumer takes "
             f"{list(shape)}, not sequences); write dyncheck.Spec({qualname}, inputs={{{name!r}: "
-            "dyncheck.strategies.packed_sequences(feature_shape=(...))}})"
+            "dyncheck.strategies.packed_sequences(feature_shape=(...))})"
         )
     features = [d for d in shape if d not in ("batch", "time")]
     kwargs = {k: v for k, v in strategy_arguments(strategy).items() if k in ("dtype", "min_value", "max_value")}

@@ -251,8 +251,9 @@ def lengths_drawn_with(target: Target, option: str) -> Slot | None:
 
 def lengths_argument(target: Target) -> Slot | None:
     """Where the lengths of a padded batch are, if anywhere: the argument
-    ``Spec(lengths=...)`` declares, else one named like lengths, else an entry of a dict of
-    inputs keyed like lengths or drawn by ``sequence_lengths()``."""
+    ``Spec(lengths=...)`` declares, else one named like lengths or drawn by
+    ``sequence_lengths()`` (OpenNMT-py's ``src_len``), else an entry of a dict of inputs keyed
+    like lengths or drawn so."""
     if target.spec.lengths is not None:
         declared = lengths_slot(target.spec.lengths)
         if declared is None or declared[0] not in target.spec.inputs:
@@ -263,7 +264,7 @@ def lengths_argument(target: Target) -> Slot | None:
     for slot, strategy in slots(target):
         keys = _keys(slot)
         if not keys:
-            if _LENGTHS_NAME.search(slot[0]):
+            if _LENGTHS_NAME.search(slot[0]) or strategy_kind(strategy) == "sequence_lengths":
                 return slot
         elif (isinstance(keys[-1], str) and _LENGTHS_NAME.search(keys[-1])) or strategy_kind(strategy) == "sequence_lengths":
             return slot

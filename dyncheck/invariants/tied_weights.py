@@ -39,7 +39,7 @@ from torch.nn.parameter import is_lazy
 
 from dyncheck.casting import cast
 from dyncheck.copies import Copies, finding, original_model, reached_by_copy, verdict
-from dyncheck.errors import DyncheckWarning, InvariantViolation
+from dyncheck.errors import DyncheckWarning, InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
 
@@ -395,6 +395,8 @@ class TiedWeights(Invariant):
             loaded.load_state_dict(state)
         except RuntimeError as exc:
             found.append(f"load_state_dict into a fresh instance failed: {' '.join(str(exc).split())[:300]}")
+        except Exception as exc:  # a load_state_dict of the model's own (OpenNMT-py's reads checkpoint["model"])
+            raise ModelError("load_state_dict", exc) from exc
         else:
             found += _problems(loaded, groups, "load_state_dict into a fresh instance")
         del loaded
