@@ -440,3 +440,44 @@ def test_a_list_of_sequences_padded_back_is_compared_at_each_samples_own_steps(d
     run = dyncheck_run("--dyncheck", "list_tagger:Model", "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=1")
     assert run.outcomes() == {"dyncheck::list_tagger:Model::batch_invariance": "PASSED"}, run.text
     assert re.search(r"on \d+ examples? a sample's padded output was compared at its own steps only", run.text)
+
+
+SORTED_PACKS = """
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pack_sequence, pad_packed_sequence
+from hypothesis import strategies as st
+
+import dyncheck
+
+
+class SortedOnly(nn.Module):
+    # allennlp's AugmentedLstm: re-packs with enforce_sorted=True, so takes sorted packs only
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 6)
+
+    def forward(self, inputs):
+        x, lengths = pad_packed_sequence(inputs, batch_first=True)
+        return pack_padded_sequence(torch.tanh(self.lin(x)), lengths, batch_first=True)
+
+
+@st.composite
+def sorted_packs(draw):
+    size = draw(st.integers(1, 4))
+    lengths = sorted(draw(st.lists(st.integers(1, 3), min_size=size, max_size=size)), reverse=True)
+    generator = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
+    return pack_sequence([torch.randn(n, 8, generator=generator) for n in lengths], enforce_sorted=True)
+
+
+spec = dyncheck.Spec(SortedOnly, inputs={"inputs": sorted_packs()})
+"""
+
+
+def test_a_sorted_pack_is_permuted_and_cut_as_a_sorted_pack(dyncheck_run, pytester):
+    # The batch was re-packed unsorted, which a model that takes sorted packs only refuses:
+    # "raised on an example the spec allows", beside the sorted example, which runs.
+    pytester.makepyfile(sorted_packs=SORTED_PACKS)
+    run = dyncheck_run("--dyncheck", "sorted_packs:spec", "--dyncheck-invariants=batch_invariance",
+                       "--dyncheck-max-examples=30")
+    assert run.outcomes() == {"dyncheck::sorted_packs:spec::batch_invariance": "PASSED"}, run.text

@@ -499,6 +499,11 @@ def _sorted_order(context: Context, args: dict[str, Any], size: int, seed: int) 
     generator = torch.Generator().manual_seed(seed)
     slot = lengths_drawn_with(context.target, "descending")
     lengths = slot_value(args, slot) if slot is not None else None
+    sorted_pack = next((pack for _, pack in _packs(args) if pack.sorted_indices is None), None)
+    if lengths is None and sorted_pack is not None:
+        # a pack made with enforce_sorted=True (allennlp's AugmentedLstm takes only such):
+        # its sequences stay longest first, as lengths drawn with descending=True do
+        lengths = torch.tensor([len(sequence) for sequence in nn.utils.rnn.unpack_sequence(sorted_pack)])
     if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or lengths.numel() != size:
         order = torch.randperm(size, generator=generator)
         return torch.arange(size - 1, -1, -1) if torch.equal(order, torch.arange(size)) else order
@@ -546,7 +551,11 @@ def _take(value: Any, axis: Any, index: torch.Tensor) -> Any:
         return [value[i].clone() for i in index.tolist()]
     if isinstance(value, nn.utils.rnn.PackedSequence):  # a pack: its sequences, packed again
         sequences = nn.utils.rnn.unpack_sequence(value)
-        return nn.utils.rnn.pack_sequence([sequences[i].clone() for i in index.tolist()], enforce_sorted=False)
+        taken = [sequences[i].clone() for i in index.tolist()]
+        # packed as it was: sorted (enforce_sorted=True, no sorted_indices) where it was and
+        # the rows taken stay longest first (a row alone; rows of one length permuted)
+        kept = value.sorted_indices is None and all(len(a) >= len(b) for a, b in zip(taken, taken[1:]))
+        return nn.utils.rnn.pack_sequence(taken, enforce_sorted=kept)
     return value.index_select(axis, index)
 
 
