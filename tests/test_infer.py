@@ -5804,3 +5804,23 @@ def test_a_pack_whose_consumer_takes_no_sequences_is_refused_with_a_spec_that_pa
         "dyncheck.Spec(AugmentedLstm, inputs={'inputs': dyncheck.strategies.packed_sequences(feature_shape=(...))})"
     )
     ast.parse(spec.replace("(...)", "(8,)"))
+
+
+class ListLengthsTagger(nn.Module):
+    """OpenNMT-py's RNNEncoder: the lengths handed to pack_padded_sequence as a flat list."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(8, 6, batch_first=True)
+
+    def forward(self, src, src_len):
+        packed = pack_padded_sequence(src, src_len.view(-1).tolist(), batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        return nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=src.size(1))[0]
+
+
+def test_lengths_packed_as_a_list_are_the_lengths():
+    # src_len.view(-1).tolist() hid them: drawn as the LSTM's float features, every check crashed.
+    target = resolved(ListLengthsTagger)
+    assert strategy_kind(target.spec.inputs["src_len"]) == "sequence_lengths"
+    assert_callable(target, max_examples=5)

@@ -388,6 +388,11 @@ class _Flow(ast.NodeVisitor):
                 self.packs.append(None)
         if callee == "pack_padded_sequence":
             given = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "lengths"), None)
+            # the lengths as a flat list or on the CPU (OpenNMT-py's src_len.view(-1).tolist())
+            while (
+                isinstance(given, ast.Call) and isinstance(given.func, ast.Attribute) and given.func.attr in _AS_LENGTHS
+            ):
+                given = given.func.value
             if given is not None and self._carries(given):
                 self.packed_lengths.append(True)
         # a local function may reach the argument by closure, with no argument passed
@@ -598,6 +603,12 @@ def _passes(node: ast.AST, names: set[str], *, same_layout: bool = False) -> boo
             return False
         return _passes(node.func.value, names, same_layout=same_layout)
     return False
+
+
+#: Methods that hand pack_padded_sequence the lengths they are called on, flat or as a list.
+_AS_LENGTHS = frozenset({
+    "tolist", "view", "reshape", "flatten", "squeeze", "cpu", "to", "long", "int", "numpy", "detach", "contiguous",
+})
 
 
 #: Methods whose result has the shape of the tensor they are called on.
