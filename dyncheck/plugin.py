@@ -200,6 +200,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     if not settings.active:
         return
+    # Source text parsed whole (Python finds a class's source by parsing its module; coverage's
+    # analysis compiles it) warns of the source's own invalid escapes, under "<unknown>": the
+    # model's or its library's to fix, not the run's to show (torchdyn's galerkin.py).
+    for category in ("DeprecationWarning", "SyntaxWarning"):
+        config.addinivalue_line("filterwarnings", f"ignore:invalid escape sequence:{category}:<unknown>")
     from dyncheck._items import TARGETS_KEY
     from dyncheck.errors import DyncheckError
     from dyncheck.target import import_path_for_targets, resolve

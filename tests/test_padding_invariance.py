@@ -1852,3 +1852,54 @@ def test_optional_lengths_a_spec_names_or_draws_are_the_lengths(dyncheck_run, py
     run = dyncheck_run("--dyncheck", f"optional_lengths:{spec}", "--dyncheck-invariants=padding_invariance",
                        "--dyncheck-max-examples=10")
     assert run.outcomes() == {f"dyncheck::optional_lengths:{spec}::padding_invariance": "PASSED"}, run.text
+
+
+COUNT_BESIDE = """
+import torch
+from torch import nn
+
+import dyncheck
+from dyncheck import strategies as dst
+
+
+class Pooled(nn.Module):
+    # lengths pad x; k, a count per sample drawn by sequence_lengths() for its range, is not them
+    def __init__(self, leak=False):
+        super().__init__()
+        self.leak = leak
+        self.proj = nn.Linear(8, 4)
+
+    def forward(self, x, k, lengths):
+        h = self.proj(x)
+        mask = torch.arange(x.shape[1])[None, :] < lengths[:, None]
+        score = h.sum(-1).masked_fill(~mask, float("-inf"))
+        out = []
+        for i in range(x.shape[0]):
+            kk = min(int(k[i]), int(lengths[i]))
+            picked = torch.arange(x.shape[1]) if self.leak else score[i].topk(kk).indices
+            out.append(h[i, picked].mean(0))
+        return torch.stack(out)
+
+
+def spec(leak):
+    return dyncheck.Spec(lambda: Pooled(leak), inputs={
+        "x": dst.tensors(shape=("batch", "time", 8)),
+        "k": dst.sequence_lengths(max_length="slots"),
+        "lengths": dst.sequence_lengths(),
+    })
+
+
+correct, leaky = spec(False), spec(True)
+"""
+
+
+def test_lengths_named_so_come_before_an_argument_only_drawn_like_them(dyncheck_run, pytester, verdicts_only):
+    # An argument drawn by sequence_lengths() counts as the lengths only where none is named
+    # like them and it is the only one so drawn: a count per sample beside `lengths` was taken
+    # for them, and a correct model failed while one pooling its padding passed.
+    pytester.makepyfile(count_beside=COUNT_BESIDE)
+    checks = "--dyncheck-invariants=padding_invariance"
+    run = dyncheck_run("--dyncheck", "count_beside:correct", checks, "--dyncheck-max-examples=30")
+    assert run.ret == 0, run.text
+    run = dyncheck_run("--dyncheck", "count_beside:leaky", checks, "--dyncheck-max-examples=30")
+    assert run.outcomes() == {"dyncheck::count_beside:leaky::padding_invariance": "FAILED"}, run.text

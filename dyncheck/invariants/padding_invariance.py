@@ -251,9 +251,9 @@ def lengths_drawn_with(target: Target, option: str) -> Slot | None:
 
 def lengths_argument(target: Target) -> Slot | None:
     """Where the lengths of a padded batch are, if anywhere: the argument
-    ``Spec(lengths=...)`` declares, else one named like lengths or drawn by
-    ``sequence_lengths()`` (OpenNMT-py's ``src_len``), else an entry of a dict of inputs keyed
-    like lengths or drawn so."""
+    ``Spec(lengths=...)`` declares, else one named like lengths, else an entry of a dict of
+    inputs keyed like lengths or drawn by ``sequence_lengths()``, else the one argument drawn
+    by ``sequence_lengths()`` (OpenNMT-py's ``src_len``)."""
     if target.spec.lengths is not None:
         declared = lengths_slot(target.spec.lengths)
         if declared is None or declared[0] not in target.spec.inputs:
@@ -261,14 +261,19 @@ def lengths_argument(target: Target) -> Slot | None:
         if declared[1] is not None and _strategy(target, declared) is None:
             return None
         return declared
+    drawn = []  # arguments drawn by sequence_lengths(), named otherwise
     for slot, strategy in slots(target):
         keys = _keys(slot)
         if not keys:
-            if _LENGTHS_NAME.search(slot[0]) or strategy_kind(strategy) == "sequence_lengths":
+            if _LENGTHS_NAME.search(slot[0]):
                 return slot
+            if strategy_kind(strategy) == "sequence_lengths":
+                drawn.append(slot)
         elif (isinstance(keys[-1], str) and _LENGTHS_NAME.search(keys[-1])) or strategy_kind(strategy) == "sequence_lengths":
             return slot
-    return None
+    # the one argument drawn by sequence_lengths() (OpenNMT-py's src_len), where none is named
+    # like lengths: with two, which one pads the batch is not guessed (a count per sample beside)
+    return drawn[0] if len(drawn) == 1 else None
 
 
 def lengths_relative(target: Target, slot: Slot) -> bool:
