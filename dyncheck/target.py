@@ -608,6 +608,10 @@ def _check_strategy(text: str, name: str, strategy: Any) -> None:
             strategy.validate()
     except InvalidArgument as exc:
         raise _fail(text, f"Spec(inputs={{{name!r}: ...}}) is not a strategy Hypothesis can draw: {one_line(exc)}") from None
+    except Exception as exc:  # a deferred() or composite of the user's own that raises when built
+        raise _fail(
+            text, f"Spec(inputs={{{name!r}: ...}}) raised {type(exc).__name__} when Hypothesis built it: {one_line(exc)}"
+        ) from None
     finally:
         if earlier is None and hasattr(configuration, "notice_initialization_restarted"):
             configuration.notice_initialization_restarted(warn=False)

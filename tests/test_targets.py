@@ -183,6 +183,17 @@ def test_a_strategy_hypothesis_refuses_is_the_specs_mistake_in_one_line(pytester
     )
 
 
+def test_a_strategy_that_raises_when_built_is_the_specs_mistake_in_one_line(pytester):
+    pytester.makepyfile(mymod=module("""
+        from hypothesis import strategies as st
+
+        spec = dyncheck.Spec(Model, init={"config": 4}, inputs={"x": st.deferred(lambda: undefined_strategy)})
+    """))
+    assert usage_error(pytester, "mymod:spec") == (
+        "Spec(inputs={'x': ...}) raised NameError when Hypothesis built it: name 'undefined_strategy' is not defined"
+    )
+
+
 def test_constructor_that_raises(pytester):
     pytester.makepyfile(mymod=module("""
         class Net(nn.Module):
