@@ -535,3 +535,19 @@ def test_an_unbatched_or_keyword_lstm_call_counts_its_steps():
         with torch.no_grad(), counter, _uncounted_recurrences(lstm, counter) as found:
             call()
         assert found == [2 * steps * 4 * 8 * 13]
+
+
+def test_a_long_strategy_is_shown_on_one_line_not_by_its_type():
+    # A dict of seven entries (pytorch-forecasting's batch): Hypothesis wraps its repr over
+    # several lines, and the audit's inputs line read "LazyStrategy".
+    from hypothesis import strategies as st
+
+    import dyncheck.strategies as dst
+    from dyncheck.audit.build import _python
+
+    entries = {f"entry_{i}": dst.tensors(shape=("batch", "time", 3), min_value=-5.0, max_value=5.0) for i in range(7)}
+    strategy = st.fixed_dictionaries(entries)
+    assert "\n" in repr(strategy)
+    shown = _python(strategy)
+    assert shown.startswith("fixed_dictionaries({'entry_0': tensors(") and shown.endswith(")})")
+    assert "\n" not in shown and eval(shown, {**vars(st), **vars(dst)}) is not None

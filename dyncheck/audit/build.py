@@ -107,8 +107,14 @@ def _kind(name: str, strategy: str, target: Target) -> str:
 
 
 def _python(value: Any) -> str:
+    """``value``'s repr on one line (Hypothesis's wraps a long strategy, a dict of seven
+    entries, over several lines: shown as "LazyStrategy" before); its type's name where the
+    repr is no Python (``<...>``)."""
     text = repr(value)
-    return type(value).__name__ if "\n" in text or text.startswith("<") else text
+    if text.startswith("<"):
+        return type(value).__name__
+    joined = re.sub(r"\s*\n\s*", " ", text)
+    return re.sub(r"([(\[{]) ", r"\1", re.sub(r",? ([)\]}])", r"\1", joined)) if "\n" in text else text
 
 
 def _model(target: Target, model: nn.Module, calls: Counter[str]) -> Model:
