@@ -5824,3 +5824,32 @@ def test_lengths_packed_as_a_list_are_the_lengths():
     target = resolved(ListLengthsTagger)
     assert strategy_kind(target.spec.inputs["src_len"]) == "sequence_lengths"
     assert_callable(target, max_examples=5)
+
+
+def sort_by_length(tensor, lengths):
+    """allennlp's sort_batch_by_length: the batch sorted longest first, and the way back."""
+    sorted_lengths, permutation = lengths.sort(0, descending=True)
+    _, back = permutation.sort(0)
+    return tensor.index_select(0, permutation), sorted_lengths, back
+
+
+class SortedByLength(nn.Module):
+    """allennlp's PytorchSeq2SeqWrapper: a mask's lengths sort the batch before packing."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(8, 6, batch_first=True)
+
+    def forward(self, inputs, mask):
+        ordered, lengths, back = sort_by_length(inputs, mask.long().sum(-1))
+        out, _ = self.rnn(pack_padded_sequence(ordered, lengths.tolist(), batch_first=True))
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=mask.size(1))
+        return out.index_select(0, back)
+
+
+def test_a_permutation_sorted_from_an_argument_is_not_indices_it_holds():
+    # The mask's lengths, sorted, give the permutation index_select takes: the mask was refused
+    # as "indices into another input", with a Spec of int64 edges and a batch_invariance skip.
+    target = resolved(SortedByLength)
+    assert strategy_kind(target.spec.inputs["mask"]) == "attention_masks"
+    assert_callable(target, max_examples=5)

@@ -772,7 +772,13 @@ def _index_use(tree: ast.AST | None, names: frozenset[str]) -> str | None:
     tainted = set(names)
     for node in ast.walk(tree):  # src, dst = edge_index; row = edge_index[0]
         if isinstance(node, ast.Assign) and _passes(node.value, tainted):
-            tainted.update(n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name))
+            targets = node.targets
+            kind = _sorts(node.value)
+            if kind == "argsort":
+                continue  # a permutation of the batch, not indices it holds
+            if kind == "sort" and len(targets) == 1 and isinstance(targets[0], ast.Tuple) and len(targets[0].elts) == 2:
+                targets = [targets[0].elts[0]]  # the sorted values are it; the permutation is not
+            tainted.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
 
     def data(receiver: ast.AST) -> bool:
         # another tensor forward computes, not the model's own (self.table.weight[ids] is
@@ -798,6 +804,16 @@ def _index_use(tree: ast.AST | None, names: frozenset[str]) -> str | None:
             picked = _index_argument(node)
             if picked is not None and _passes(picked[0], tainted) and data(picked[1]):
                 return ast.unparse(node)
+    return None
+
+
+def _sorts(value: ast.AST) -> str | None:
+    """``"sort"`` or ``"argsort"`` where ``value`` sorts what it is called on
+    (``lengths.sort(0, descending=True)``, ``x.argsort()``): the indices it gives are a
+    permutation, as a sort by length before packing makes (allennlp's
+    ``sort_batch_by_length``), not indices the argument holds. None otherwise."""
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr in ("sort", "argsort"):
+        return value.func.attr
     return None
 
 
