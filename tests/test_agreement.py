@@ -1633,3 +1633,34 @@ def test_draws_from_a_generator_of_its_own_are_named(dyncheck_run, pytester):
         in text
     ), text
     assert "say so with Spec(skip=" not in text  # the by-design line is for couplings, not draws
+
+
+ADAPTIVE = """
+import torch
+from torch import nn
+
+
+class Adaptive(nn.Module):
+    # steps until the whole batch settles, as an adaptive solver's error norm over the batch
+    def __init__(self):
+        super().__init__()
+        self.step = nn.Linear(4, 4)
+
+    def forward(self, x):
+        h = x
+        for _ in range(1 + int(x.abs().max().clamp(max=3))):
+            h = h + 0.1 * torch.tanh(self.step(h))
+        return h
+"""
+
+
+def test_a_sample_alone_on_another_path_is_said_so(dyncheck_run, pytester, verdicts_only):
+    # torchdiffeq's dopri5 takes as many steps as the batch's error norm asks: the failure
+    # named batch statistics, randomness and capacity limits, not the step counts that differ.
+    pytester.makepyfile(adaptive=ADAPTIVE)
+    run = dyncheck_run("--dyncheck", "adaptive:Adaptive", "--dyncheck-invariants=batch_invariance")
+    text = run.failure("::batch_invariance")
+    assert re.search(
+        r"  paths: the batch took step ×\d; sample \d alone took step( ×\d)?: a branch or a loop count decided on "
+        r"the whole batch \(an adaptive solver's step count", text,
+    ), text

@@ -559,6 +559,34 @@ def _take(value: Any, axis: Any, index: torch.Tensor) -> Any:
     return value.index_select(axis, index)
 
 
+#: How a finding's details say the batch and the sample alone took different paths
+#: (:func:`~dyncheck.invariants._where.first_coupled_module`'s words).
+_APART = "take different paths"
+
+
+def _paths_apart(
+    context: Context, args: dict[str, Any], axes: dict[str, Any], located: tuple[Any, ...], seed: int,
+    batch_path: tuple[str, ...],
+) -> list[str]:
+    """A line saying that the sample alone took another path than the batch, where it did:
+    a branch or a loop count the model decides on the whole batch (an adaptive ODE solver's
+    step count, from an error norm over every sample; an early exit once every sample is
+    confident), which the general causes do not name. Empty where the paths agree or the
+    sample alone cannot be run again."""
+    rows, _, words = located[:3]
+    try:
+        alone = context.run(context.fresh_model().eval(), Example(_rows(args, axes, rows), seed, {}), record=False, grad=False)
+    except ModelError:
+        return []
+    if tuple(alone.path) == tuple(batch_path):
+        return []
+    return [
+        f"paths: the batch took {context.describe_path(batch_path)}; {words} alone took "
+        f"{context.describe_path(alone.path)}: a branch or a loop count decided on the whole batch (an adaptive "
+        "solver's step count, an early exit once every sample is confident)"
+    ]
+
+
 def _list_lengths(args: Mapping[str, Any], inputs: Mapping[str, Any]) -> list[list[int]]:
     """The lengths of the sequences of each list drawn by ``sequence_lists`` among the
     arguments (in a dict of inputs too): a sample's padded outputs have its own length alone
@@ -1066,6 +1094,9 @@ class BatchInvariance(Invariant):
                     alone=alone, sample=words, differs=differs,
                     single=lambda: _rows(example.fresh_args(), axes, torch.tensor([0])),
                 )
+            if not carried and located is not None and located[1] and not any(_APART in d for d in details):
+                # where the module search did not say so (it found no module where they part)
+                details += _paths_apart(context, args, axes, located, example.seed, trace.path)
             if not carried and not cut and not (details and details[0].startswith(_RANDOM_PREFIXES)):
                 details.append(_BY_DESIGN)
             # One raise statement: Hypothesis tells failures apart by where they are raised.
