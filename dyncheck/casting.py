@@ -53,16 +53,19 @@ def cast(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     cast to the complex dtype of that precision: ``Module.to(torch.float64)`` casts them to
     float64 and drops their imaginary part (torch warns), so a model with complex weights (a
     Fourier layer's) would be compared as another model. In place, as ``Module.to``."""
+    return model._apply(lambda tensor: _converted(tensor, dtype))
+
+
+def _converted(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``tensor`` in the floating ``dtype``, or in its complex dtype when complex; as it is
+    otherwise (integer and boolean tensors, a complex one where ``dtype`` has none)."""
+    if tensor.is_floating_point():
+        return tensor.to(dtype)
     complex_dtype = _COMPLEX.get(dtype)
+    if tensor.is_complex() and complex_dtype is not None:
+        return tensor.to(complex_dtype)
+    return tensor
 
-    def convert(tensor: torch.Tensor) -> torch.Tensor:
-        if tensor.is_floating_point():
-            return tensor.to(dtype)
-        if tensor.is_complex() and complex_dtype is not None:
-            return tensor.to(complex_dtype)
-        return tensor
-
-    return model._apply(convert)
 
 def widened(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     """:func:`cast`, and the floating tensors ``model``'s modules keep in plain attributes
@@ -88,12 +91,7 @@ def _widened_value(value: Any, dtype: torch.dtype, depth: int) -> Any:
     """``value`` with its floating tensors in ``dtype`` (complex ones in its complex dtype),
     lists, plain tuples and dicts rebuilt where an item changed; ``value`` itself otherwise."""
     if isinstance(value, torch.Tensor):
-        if value.is_floating_point() and value.dtype != dtype:
-            return value.to(dtype)
-        complex_dtype = _COMPLEX.get(dtype)
-        if value.is_complex() and complex_dtype is not None and value.dtype != complex_dtype:
-            return value.to(complex_dtype)
-        return value
+        return _converted(value, dtype)  # the same tensor where it has the dtype already
     if depth == 0:
         return value
     if type(value) in (list, tuple):

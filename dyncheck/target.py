@@ -2078,8 +2078,8 @@ def _rows_as_steps(
     ``[2, 3, F]`` (or time-major ``[3, 2, F]``, for a model whose ``batch_first`` is False)
     its own, and its modules run more often on 3 rows than on 2 (a cell called once a step:
     rows a model couples otherwise, a mean over them, stay rows for batch_invariance to
-    report). Then the inputs become sequences,
-    and the note says why (drawn as vectors, batch_invariance failed a correct model)."""
+    report). Then the inputs become sequences, and the note says why (drawn as vectors,
+    batch_invariance failed a correct model)."""
     import torch
 
     vectors = {name: (("batch", features), torch.float32) for name, features in shapes.items()}
@@ -2113,25 +2113,17 @@ def _calls_grow_with_rows(instance: nn.Module, shapes: dict[str, int]) -> bool:
     model couples otherwise (a mean over them) are run through the same calls."""
     import torch
 
+    from dyncheck.tracing import record_modules
+
     model = clone(instance).eval()
-    calls = [0]
-
-    def count(*_: Any) -> None:
-        calls[0] += 1
-
-    handles = [m.register_forward_hook(count) for name, m in model.named_modules() if name]
     counts = []
     try:
         for rows in (2, 3):
-            calls[0] = 0
-            with seeded(BUILD_SEED), torch.no_grad():
+            with record_modules(model) as calls, seeded(BUILD_SEED), torch.no_grad():
                 model(**{name: torch.randn(rows, features) for name, features in shapes.items()})
-            counts.append(calls[0])
+            counts.append(len(calls))
     except Exception:
         return False
-    finally:
-        for handle in handles:
-            handle.remove()
     return counts[0] != counts[1]
 
 
@@ -2229,9 +2221,9 @@ def _probe_sizes(
     runs. The model (copies of the instance resolution built) is called under a fixed seed
     and without autograd, in its own mode and in the other. True when a call at some size
     ran, False when none did, None when nothing was probed."""
+    import torch
     from hypothesis import strategies as st
 
-    import torch
     from dyncheck.strategies import _OTHER_DIM, DEFAULT_DIMS
 
     shapes = _inferred_tensors(inputs, inferred, tokens=True)
@@ -2259,28 +2251,26 @@ def _probe_sizes(
         bounds = dims.get(dim, DEFAULT_DIMS.get(dim, (2, 2)))
         return max(2, bounds[0]) if isinstance(bounds, tuple) else 2
 
+    def args_at(size: int | dict[str, int], batch: int | None = None) -> dict[str, Any]:
+        return {
+            name: _probe_tensor([size_of(d, size, batch) for d in shape], dtype, lambda d: size_of(d, size, batch))
+            for name, (shape, dtype) in shapes.items()
+        }
+
     def runs(size: int | dict[str, int], batch: int | None = None) -> Exception | None:
         # In both modes: the checks run the model in training too, where some models need
         # more (wav2vec2's training-time masking spans ten frames). Each call on a copy of
         # its own, as each check's example runs: a forward may change the model for the
         # calls after it (Swin shrinks its windows to an input smaller than them, for good).
         for training in (instance.training, not instance.training):
-            error = _probe_call(instance, training=training, args={
-                name: _probe_tensor(
-                    [size_of(d, size, batch) for d in shape], dtype, lambda d: size_of(d, size, batch)
-                )
-                for name, (shape, dtype) in shapes.items()
-            })
+            error = _probe_call(instance, training=training, args=args_at(size, batch))
             if error is not None:
                 return error
         return None
 
     def keeps_elements(size: int) -> bool:
         # every floating output of an eval-mode call at this size has elements
-        outputs = _outputs_of(clone(instance).eval(), {
-            name: _probe_tensor([size_of(d, size) for d in shape], dtype, lambda d: size_of(d, size))
-            for name, (shape, dtype) in shapes.items()
-        })
+        outputs = _outputs_of(clone(instance).eval(), args_at(size))
         return outputs is not None and all(
             value.numel() for value in outputs if isinstance(value, torch.Tensor) and value.is_floating_point()
         )

@@ -26,8 +26,8 @@ from dyncheck.infer.layers import (
 )
 from dyncheck.infer.results import Inferred, Uninferable
 from dyncheck.infer.source import (
-    function_tree, _counted_containers, _forward_tree, _iterated_as_count, _keyed_containers, _mentions_data, _number, _self_module,
-    _string_constants, _thresholds,
+    _counted_containers, _forward_tree, _iterated_as_count, _keyed_containers, _mentions_data, _number, _self_module,
+    _string_constants, _thresholds, function_tree,
 )
 from dyncheck.infer.tokens import infer_tokens, max_positions
 from dyncheck.spec import lengths_slot
@@ -116,14 +116,17 @@ def infer_input(
     keys = _mapping_keys(source_tree, name, frozenset(m for m, _, _ in handoffs)) if source_tree is not None else None
     if handoffs and keys is not None:
         # read by key in forward and handed whole to helper methods that read it by key too
-        # (pytorch-forecasting's DeepAR: self.encode(x) reads x["encoder_cont"])
+        # (pytorch-forecasting's DeepAR: self.encode(x) reads x["encoder_cont"]): each
+        # helper with the keys only it reads
         helped = [(tree_, param, _mapping_keys(tree_, param)) for _, tree_, param in handoffs]
         if all(found_keys for _, _, found_keys in helped):
-            keys = [*keys, *(k for _, _, found_keys in helped for k in found_keys if k not in keys)]
-            keys = list(dict.fromkeys(keys))
+            handoffs = []
+            for tree_, param, found_keys in helped:
+                own = [k for k in found_keys if k not in keys]
+                handoffs.append((tree_, param, own))
+                keys = [*keys, *own]
         else:
             keys = None
-        handoffs = [(tree_, param, found_keys) for tree_, param, found_keys in helped]
     if keys:
         found = _mapping(model, name, keys, source_tree, extra_thresholds, lengths, siblings, helpers=handoffs)
         return found if tree is not None else Inferred(found.value, found.why.replace("\x00", ""), found.dims)
@@ -858,21 +861,27 @@ def _helper_handoffs(model: nn.Module, tree: ast.AST, name: str) -> list[tuple[s
     (``self.encode(x)``), each with its source tree and the parameter ``name`` enters as."""
     found = []
     for node in ast.walk(tree):
-        if not (
-            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name)
-            and node.func.value.id == "self"
-        ):
-            continue
-        method = inspect.getattr_static(type(model), node.func.attr, None)
+        called = _self_method(node)
+        method = inspect.getattr_static(type(model), called, None) if called is not None else None
         if not inspect.isfunction(method):
             continue
         for position, argument in enumerate(node.args):
             if isinstance(argument, ast.Name) and argument.id == name:
                 helper = function_tree(method)
                 params = [a.arg for a in helper.args.args][1:] if helper is not None else []
-                if position < len(params) and all(entry[0] != node.func.attr for entry in found):
-                    found.append((node.func.attr, helper, params[position]))
+                if position < len(params) and all(entry[0] != called for entry in found):
+                    found.append((called, helper, params[position]))
     return found
+
+
+def _self_method(node: ast.AST) -> str | None:
+    """The name in a call ``self.<name>(...)``; None for any other node."""
+    if (
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "self"
+    ):
+        return node.func.attr
+    return None
 
 
 def _mapping_keys(tree: ast.AST, name: str, handed: frozenset[str] = frozenset()) -> list[str] | None:
@@ -894,10 +903,7 @@ def _mapping_keys(tree: ast.AST, name: str, handed: frozenset[str] = frozenset()
             and isinstance(parent.targets[0], ast.Name) and parent.targets[0].id in names
         ):
             continue  # handed to an alias whole (text = batch["text"]), read through it
-        if (
-            isinstance(parent, ast.Call) and node in parent.args and isinstance(parent.func, ast.Attribute)
-            and isinstance(parent.func.value, ast.Name) and parent.func.value.id == "self" and parent.func.attr in handed
-        ):
+        if isinstance(parent, ast.Call) and node in parent.args and _self_method(parent) in handed:
             continue  # handed whole to a helper method that reads it by key (see _helper_handoffs)
         if isinstance(parent, ast.Return) or (
             isinstance(parent, ast.Attribute) and parent.attr == "update" and parent.value is node
@@ -924,15 +930,6 @@ def _mapping_keys(tree: ast.AST, name: str, handed: frozenset[str] = frozenset()
     # in source order, each an input where it is read before forward first writes it
     keys = [key for key, at in read.items() if key not in written or at < written[key]]
     return keys or None
-
-
-def _called_methods(tree: ast.AST) -> set[str]:
-    """The names of ``self.<name>(...)`` calls in ``tree``."""
-    return {
-        node.func.attr for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-        and isinstance(node.func.value, ast.Name) and node.func.value.id == "self"
-    }
 
 
 class _Entries(ast.NodeTransformer):
@@ -970,6 +967,7 @@ def _dict_refusal(
     """The refusal of a dict of inputs: why its first refused entry cannot be inferred, and
     a Spec that draws the whole dict, each entry inferred filled in and each refused one
     left as ``...``."""
+
     def shown(key: str) -> str:
         value = entries.get(key)
         if key in refused or value is None:
@@ -999,21 +997,18 @@ def _mapping(
     """A dict of inputs (``forward(self, batch)`` reading ``batch["x"]``): each entry
     inferred as an argument of its own would be, drawn as ``fixed_dictionaries``. An entry
     read only in a helper method forward hands the dict to (``helpers``: its tree, the
-    parameter the dict enters as, the keys it reads) is inferred from that method's code."""
+    parameter the dict enters as, the keys only it reads) is inferred from that method's code."""
     import copy
 
     from dyncheck.infer.tokens import infer_attention_mask
 
     names = {key: f"{name}__" + re.sub(r"\W", "_", key) for key in keys}
     rewritten = _Entries(name, names, _aliases(tree, name)).visit(copy.deepcopy(tree))
-    read_in_forward = set(_mapping_keys(tree, name, frozenset(_called_methods(tree))) or ())
-    elsewhere: dict[str, tuple[ast.AST, str]] = {}  # key -> (rewritten helper, its parameter)
+    elsewhere: dict[str, ast.AST] = {}  # key -> the helper that reads it, rewritten
     for helper, param, helper_keys in helpers or ():
         helper_names = {key: names[key] for key in helper_keys}
         rewritten_helper = _Entries(param, helper_names, _aliases(helper, param)).visit(copy.deepcopy(helper))
-        for key in helper_keys:
-            if key not in read_in_forward:
-                elsewhere.setdefault(key, (rewritten_helper, param))
+        elsewhere.update(dict.fromkeys(helper_keys, rewritten_helper))
     # Spec(lengths="batch['n_valid']") names an entry: read under its name in the rewrite.
     declared = lengths_slot(lengths) if lengths is not None else None
     if declared is not None and declared[0] == name and declared[1] in names:
@@ -1025,7 +1020,7 @@ def _mapping(
     refused: dict[str, str] = {}  # key -> why, said at once with the entries inferred beside it
     for key in keys:
         entry = inspect.Parameter(names[key], inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        where = elsewhere.get(key, (rewritten, None))[0]
+        where = elsewhere.get(key, rewritten)
         try:
             found = infer_input(model, names[key], entry, extra, lengths, tree=where, siblings=beside)
         except Uninferable as exc:
@@ -1427,11 +1422,11 @@ def _handed_to_layers(model: nn.Module, flow: _Flow | None) -> list[tuple[ast.AS
     return found
 
 
-#: What the note of an input concatenated with others into one layer says of its share
-#: (resolution tries other splits where this one raises).
 #: What a note says of an input given an even share of a layer's features (a guess: the
 #: model is called on it at resolution, and the sizes are probed where it raises).
 SHARE_NOTE = "an even share, "
+#: The whole of that note for an input concatenated with other forward arguments into one
+#: layer (resolution tries other splits where this one raises).
 EVEN_SHARE = SHARE_NOTE + "{share} of {total} features (give other sizes with Spec(inputs=...))"
 
 #: What the note of an input read from a layer that takes another layer's output of it says.

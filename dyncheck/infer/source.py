@@ -4,11 +4,12 @@ compared with, and how an argument is used (as a count, as a choice)."""
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
 import textwrap
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = ["predicate_thresholds"]
@@ -44,22 +45,27 @@ def function_tree(function: Callable[..., Any]) -> ast.FunctionDef | ast.AsyncFu
     return tree
 
 
-def parse_quietly(source: str, **kwargs: Any) -> ast.AST:
-    """``ast.parse`` of a model's or a library's source, without the warnings its own code
-    would raise when compiled (an invalid escape ``'\\e'`` in a docstring): they are the
-    source's, and showed in a run's warnings summary under dyncheck's checks."""
+@contextlib.contextmanager
+def quietly() -> Iterator[None]:
+    """No warnings from compiling a model's or a library's source inside the block (an
+    invalid escape ``'\\e'`` in a docstring): they are the source's, and showed in a run's
+    warnings summary under dyncheck's checks."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SyntaxWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
+def parse_quietly(source: str, **kwargs: Any) -> ast.AST:
+    """``ast.parse`` of a model's or a library's source, :func:`quietly`."""
+    with quietly():
         return ast.parse(source, **kwargs)
 
 
 def source_quietly(value: Any) -> str:
-    """``inspect.getsource(value)`` without the warnings of the source's own code: for a
-    class, Python parses its whole module to find it (see :func:`parse_quietly`)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SyntaxWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
+    """``inspect.getsource(value)``, :func:`quietly`: for a class, Python parses its whole
+    module to find it."""
+    with quietly():
         return inspect.getsource(value)
 
 

@@ -486,7 +486,6 @@ def _shorter_than_padded(context: Context, args: dict[str, Any], size: int) -> s
     return shorter
 
 
-
 def _sorted_order(context: Context, args: dict[str, Any], size: int, seed: int) -> torch.Tensor | None:
     """The permutation to run, for a model whose lengths are drawn with
     ``descending=True`` (it takes batches only longest first, as ``pack_padded_sequence``

@@ -229,15 +229,9 @@ def longest_padded(target: Target) -> list[Slot]:
     def padded(strategy: Any) -> bool:
         return strategy_kind(strategy) == "sequence_lengths" and bool(strategy_arguments(strategy).get("pad_to_longest"))
 
-    slots: list[tuple[str, Any]] = []
     declared = padded_to_longest(target)
-    if declared is not None:
-        slots.append(declared)
-    for name, strategy in target.spec.inputs.items():
-        if padded(strategy):
-            slots.append((name, None))
-        slots.extend((name, key) for key, entry in strategy_entries(strategy).items() if padded(entry))
-    return list(dict.fromkeys(slots))
+    drawn = [slot for slot, strategy in slots(target) if padded(strategy)]
+    return list(dict.fromkeys([declared, *drawn] if declared is not None else drawn))
 
 
 def lengths_drawn_with(target: Target, option: str) -> Slot | None:

@@ -21,7 +21,6 @@ import os
 import re
 import textwrap
 import time
-import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from torch.nn.parameter import is_lazy
 from dyncheck.errors import InvariantViolation, ModelError
 from dyncheck.examples import Example
 from dyncheck.infer import optional_inputs_hint
-from dyncheck.infer.source import parse_quietly
+from dyncheck.infer.source import parse_quietly, quietly
 from dyncheck.invariants._base import Context, Invariant, module_name_map, parameter_owners
 from dyncheck.invariants.grad_isolation import evaluate_branch, predicate_text
 from dyncheck.paths import Layout, PathSet
@@ -236,9 +235,7 @@ class _SourceBranches:
         found = []
         for filename in sorted({f.filename for f in self.functions}):
             try:
-                with warnings.catch_warnings():  # the module's own, as coverage.py compiles it
-                    warnings.simplefilter("ignore", SyntaxWarning)
-                    warnings.simplefilter("ignore", DeprecationWarning)
+                with quietly():  # the module's own, as coverage.py compiles it
                     analysis = self.coverage._analyze(filename)
                     missing = analysis.missing_branch_arcs()
                 executed = set(analysis.executed)

@@ -134,9 +134,8 @@ def _state_changes(
         # padding buffers, the last inputs of a causal convolution), or a cache
         fix = (
             f"forward assigns {'them new tensors' if plural else 'it a new tensor'}. If the model keeps state "
-            "between calls by design (a streaming "
-            "layer's last inputs, a cache), declare it with Spec(skip={'purity': '<why>'}); else update buffers "
-            "only in training (if self.training: ...)."
+            "between calls by design (a streaming layer's last inputs, a cache), declare it with "
+            "Spec(skip={'purity': '<why>'}); else update buffers only in training (if self.training: ...)."
         )
     elif replaced:
         fix = "Create, tie and assign parameters and buffers in __init__, not in forward."
