@@ -57,13 +57,29 @@ def largest_difference(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(finite.max()) if finite.numel() else 0.0
 
 
+#: Operations whose float32 result is exact, or that move storage rather than compute
+#: values: moving their results in place would add rounding no float32 run makes (or
+#: move the storage of another tensor).
+_EXACT = frozenset(
+    getattr(torch.ops.aten, name)
+    for name in (
+        "copy_", "fill_", "zero_", "set_", "resize_", "resize_as_", "detach_", "requires_grad_",
+        "as_strided_", "squeeze_", "unsqueeze_", "transpose_", "t_", "swapaxes_", "swapdims_",
+    )
+    if hasattr(torch.ops.aten, name)
+)
+
+
 class RoundingNoise(TorchDispatchMode):
     """While active, every float64 tensor an operation computes (forward and backward) is
     multiplied by ``1 + eps32 * u``, ``u`` uniform in [-1, 1] from ``generator``: float64
-    arithmetic with float32's rounding of each intermediate value. Views and in-place
-    operations are left alone (moving them would break the aliasing the model relies on).
-    How far a run under it moves from the plain float64 run is how far float32's rounding
-    of the same operations can move the result."""
+    arithmetic with float32's rounding of each intermediate value. An in-place operation's
+    result is moved in place (``torch.nn.GRU``'s CPU kernel computes its gates as
+    ``.sigmoid_()`` and ``.tanh_()``: a gate saturated to exactly 1.0 in float32 has a
+    derivative of exactly 0, where float64 keeps a small one); views, and the operations that
+    compute nothing a float32 run would round (:data:`_EXACT`: a copy, a fill, storage
+    plumbing), are left alone. How far a run under it moves from the plain float64 run is
+    how far float32's rounding of the same operations can move the result."""
 
     def __init__(self, generator: torch.Generator) -> None:
         super().__init__()
@@ -77,9 +93,18 @@ class RoundingNoise(TorchDispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
-        if func.is_view or func._schema.is_mutable:
+        if func.is_view or func.overloadpacket in _EXACT:
+            return out
+        if func._schema.is_mutable:
+            # Below autograd: moving the result in place neither records an operation nor
+            # bumps the version a backward checks, as if the operation had rounded it.
+            tree_map(self._round_in_place, out)
             return out
         return tree_map(self._round, out)
+
+    def _round_in_place(self, value: Any) -> None:
+        if isinstance(value, torch.Tensor) and value.dtype == torch.float64 and value.numel():
+            value.mul_(self._round(torch.ones_like(value)))
 
     def _round(self, value: Any) -> Any:
         if not isinstance(value, torch.Tensor) or value.dtype != torch.float64 or not value.numel():

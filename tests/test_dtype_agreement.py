@@ -738,6 +738,31 @@ def test_a_saturated_softmax_whose_backward_cancels_in_float32_is_rounding_not_a
     check.check(context, example)
 
 
+def test_gates_saturated_in_an_rnn_kernel_are_float32_rounding_not_a_bug(dyncheck_run):
+    # Inputs up to 1e3 saturate a plain nn.GRU's gates. Its CPU kernel computes them in
+    # place (.sigmoid_(), .tanh_()), and a gate that float32 rounds to exactly 1.0 has a
+    # derivative of exactly 0 where float64 keeps a small one: weight_ih_l0's gradient came
+    # 1.7e-4 apart where 1.1e-4 was allowed, because the rounding-noise run left in-place
+    # results alone and so never moved the gates.
+    run = dyncheck_run(
+        "--dyncheck", "reference_models.builtin_layers:time_major_gru",
+        "--dyncheck-invariants=dtype_agreement", "--dyncheck-seed=35969", "--dyncheck-max-examples=20",
+    )
+    assert run.outcomes() == {"dyncheck::reference_models.builtin_layers:time_major_gru::dtype_agreement": "PASSED"}, run.text
+
+
+def test_rounding_noise_moves_in_place_results_but_not_copies():
+    from dyncheck.rounding import RoundingNoise
+
+    x = torch.linspace(1, 2, 1000, dtype=torch.float64)
+    with RoundingNoise(torch.Generator().manual_seed(0)):
+        gates = (x * 1).sigmoid_()
+        copied = torch.empty_like(x).copy_(x)
+    eps = torch.finfo(torch.float32).eps
+    assert 0.5 * eps < ((gates / x.sigmoid()) - 1).abs().max().item() <= 3.01 * eps
+    assert torch.equal(copied, x)
+
+
 def test_one_ulp_margin_takes_the_largest_of_several_draws(dyncheck_run, monkeypatch):
     # Features near 1e3 saturate FeatureSequenceEncoder's attention: its query and key
     # gradients are a softmax backward's rounding noise, and what one draw of one-ulp moves
