@@ -381,12 +381,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def _heap_frozen() -> bool:
-    """Whether the heap was frozen (``gc.freeze()``): an object as old as the process
-    (``sys.modules``) is then in none of the collector's generations. The same answer as
-    ``gc.get_freeze_count()``, which walks every frozen object: 27 ms in a test process
-    that runs dyncheck in-process, once per run, where listing the generations takes
-    under 1 ms."""
-    return not any(obj is sys.modules for generation in range(3) for obj in gc.get_objects(generation))
+    """Whether someone froze the heap (``gc.freeze()``). ``gc.get_freeze_count()`` walks
+    every frozen object (27 ms in a test process that runs dyncheck in-process, once per
+    run), so a heap found frozen is taken as frozen for the rest of the process: were it
+    given back later, a run would only go unfrozen (slower), never free what is not its own."""
+    global _FROZEN_ELSEWHERE
+    _FROZEN_ELSEWHERE = _FROZEN_ELSEWHERE or gc.get_freeze_count() > 0
+    return _FROZEN_ELSEWHERE
+
+
+#: A heap :func:`_heap_frozen` found frozen once.
+_FROZEN_ELSEWHERE = False
 
 
 def _freeze(config: pytest.Config) -> None:
