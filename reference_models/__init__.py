@@ -157,6 +157,9 @@ Refactored twins, each declaring the model it must still agree with
   their parameters).
 * :mod:`reference_models.padding_mask` -- ``MaskedTokenEncoder``: x-transformers'
   ``forward(x, mask=None)``, the mask True at tokens, drawn as a padding mask.
+* :mod:`reference_models.token_router` -- ``TopKTokenRouter``: CoLT5's conditional
+  computation, each sequence's top-2 tokens through a heavy branch, padding scored
+  ``-inf``: its ties among equal scores are the kernel's order, not padding.
 * :mod:`reference_models.padded_features` -- ``FeatureSequenceEncoder``: x-transformers'
   ``ContinuousTransformerWrapper``, float features with an optional ``lens=None``, drawn as
   their lengths.
@@ -344,6 +347,7 @@ GOOD_TARGETS = (
     "reference_models.decision_policy:DecisionPolicy",
     "reference_models.einsum_moe:EinsumMoE",
     "reference_models.padding_mask:MaskedTokenEncoder",
+    "reference_models.token_router:TopKTokenRouter",
     "reference_models.padded_features:FeatureSequenceEncoder",
     "reference_models.key_padding:PaddedTransformerClassifier",
     "reference_models.layer_stack:LayerStack",

@@ -1903,3 +1903,45 @@ def test_lengths_named_so_come_before_an_argument_only_drawn_like_them(dyncheck_
     assert run.ret == 0, run.text
     run = dyncheck_run("--dyncheck", "count_beside:leaky", checks, "--dyncheck-max-examples=30")
     assert run.outcomes() == {"dyncheck::count_beside:leaky::padding_invariance": "FAILED"}, run.text
+
+
+def test_selections_break_ties_by_position_whatever_the_length():
+    from dyncheck.ties import ConsistentTies
+
+    inf = float("inf")
+    padded, alone = torch.tensor([[0.0, 0, 0, -inf, -inf]]), torch.tensor([[0.0, 0, 0]])
+    # torch's own order among the three equal scores changes with the length ...
+    assert padded.topk(2).indices.tolist() != alone.topk(2).indices.tolist()
+    for last, first_two in ((False, [0, 1]), (True, [2, 1])):
+        with ConsistentTies(last) as ties:
+            assert padded.topk(2).indices.tolist() == alone.topk(2).indices.tolist() == [first_two]
+            assert torch.topk(padded, 2, dim=1).indices.tolist() == [first_two]
+            assert padded.argmax(1).tolist() == alone.argmax(dim=1).tolist() == [first_two[0]]
+            assert torch.max(padded, 1).indices.tolist() == [first_two[0]]
+            assert padded.sort(1, True).indices[0, :3].tolist() == torch.argsort(alone, descending=True)[0].tolist()
+            # elementwise max and the max of every value pick no index: left as they are
+            assert torch.max(padded, alone[:, :1]).shape == (1, 5) and alone.max().item() == 0.0
+        assert ties.used == 8
+    # ... and without ties every pick, value and gradient is the op's own.
+    x = torch.randn(4, 7, requires_grad=True)
+    with ConsistentTies(last=True):
+        top, ordered, best = x.topk(3), x.sort(descending=True), x.max(1, keepdim=True)
+        (top.values.sum() + best.values.sum()).backward()
+    assert torch.equal(top.indices, x.topk(3).indices) and torch.equal(ordered.indices, x.sort(descending=True).indices)
+    assert torch.equal(best.indices, x.max(1, keepdim=True).indices)
+    expected = torch.zeros(4, 7).scatter(1, x.topk(3).indices, 1.0).scatter_add(1, best.indices, torch.ones(4, 1))
+    assert torch.equal(x.grad, expected)
+
+
+def test_a_tie_broken_in_another_order_with_the_padding_is_not_a_finding(dyncheck_run):
+    # TopKTokenRouter sends each row's top-2 tokens through a heavy branch, padding at -inf.
+    # On tied scores topk picked positions 1 and 2 of a padded row and 0 and 1 of the row
+    # alone: reported as reading past the lengths at every seed, before ties were broken
+    # alike. A tie of a valid token with padding (buggy/zero_masked_router.py) stays a
+    # finding: tests/test_reference_models.py.
+    run = dyncheck_run(
+        "--dyncheck", "reference_models.token_router:TopKTokenRouter", "--dyncheck-invariants=padding_invariance",
+        "--dyncheck-seed=1", "--dyncheck-max-examples=20",
+    )
+    assert run.outcomes() == {"dyncheck::reference_models.token_router:TopKTokenRouter::padding_invariance": "PASSED"}, run.text
+    assert re.search(r"on \d+ examples? the model's top-k, sort or argmax picked among equal values", run.text), run.text

@@ -59,6 +59,7 @@ PADDED = {
     "reference_models.local_attention:LocalAttentionLM",
     # ... or x-transformers' mask=None, True at tokens
     "reference_models.padding_mask:MaskedTokenEncoder",
+    "reference_models.token_router:TopKTokenRouter",
     # ... or an optional lens=None beside float features
     "reference_models.padded_features:FeatureSequenceEncoder",
     # ... or nn.TransformerEncoder's src_key_padding_mask=None, True at padding

@@ -606,6 +606,13 @@ def _padding_mask() -> tuple[torch.nn.Module, tuple]:
     return MaskedTokenEncoder(), (torch.randint(0, 32, (3, 4)), mask)
 
 
+def _token_router() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.token_router import TopKTokenRouter
+
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
+    return TopKTokenRouter(), (torch.randn(3, 4, 8), mask)
+
+
 def _padded_features() -> tuple[torch.nn.Module, tuple]:
     from reference_models.padded_features import FeatureSequenceEncoder
 
@@ -1157,6 +1164,7 @@ BUILDERS = {
     "decision_policy": _decision_policy,
     "einsum_moe": _einsum_moe,
     "padding_mask": _padding_mask,
+    "token_router": _token_router,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

@@ -190,6 +190,9 @@ so that dyncheck's zero-configuration inference can check it.
 * :mod:`~reference_models.buggy.unpassed_padding_mask` -- a classifier on
   ``nn.TransformerEncoder`` that pools over the tokens but never hands its
   ``src_key_padding_mask`` to the encoder (padding_invariance).
+* :mod:`~reference_models.buggy.zero_masked_router` -- a top-2 token router whose
+  padding is scored 0, with which a valid token's ReLU score of 0 ties
+  (padding_invariance).
 * :mod:`~reference_models.buggy.carried_hidden` -- the final hidden state kept on ``self``
   and reused by the next call (padding_invariance, determinism, state_roundtrip,
   batch_invariance).
@@ -290,6 +293,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.unmasked_mask_pool:Model": ("padding_invariance",),
     "reference_models.buggy.lens_off_by_one:Model": ("padding_invariance",),
     "reference_models.buggy.unpassed_padding_mask:Model": ("padding_invariance",),
+    "reference_models.buggy.zero_masked_router:Model": ("padding_invariance",),
     "reference_models.buggy.carried_hidden:Model": (
         "padding_invariance", "determinism", "state_roundtrip", "batch_invariance",
     ),

@@ -1,0 +1,100 @@
+"""Selections that break ties among equal values the same way in every call.
+
+``torch.topk``, ``sort``, ``argsort``, ``argmax``/``argmin`` and ``max``/``min`` over a
+dimension pick among equal values in an order torch leaves unspecified, and that order
+changes with the length of the dimension: ``topk(2)`` of three equal scores picks
+positions 0 and 1, of the same three scores followed by two ``-inf`` padding scores
+positions 1 and 2. A router that sends its top-k tokens to a heavy branch then gives a
+sequence alone other outputs than the same sequence padded, on inputs whose scores tie
+(an all-zero input, which is what Hypothesis shrinks to), without reading the padding.
+
+:class:`ConsistentTies` replaces those selections, while active, with a stable sort that
+takes equal values first index first (``last=True``: last index first), so two runs of
+the same values pick the same positions whatever their lengths. A check that finds a
+difference runs both sides again under each order: a difference that is gone under both
+was the order of a tie; one that stays under either is the model's (scores that tie a
+valid position with a padding one, as when padding is masked to 0 rather than ``-inf``,
+pick the padding under one of the two orders).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+__all__ = ["ConsistentTies", "SELECTIONS"]
+
+#: The selections whose picks among equal values :class:`ConsistentTies` makes stable.
+SELECTIONS = frozenset({"topk", "sort", "argsort", "argmax", "argmin", "max", "min"})
+
+
+class ConsistentTies(TorchFunctionMode):
+    """While active, floating selections (:data:`SELECTIONS`) break ties by position: first
+    index first, or last index first with ``last=True``. Values, indices and gradients are
+    those of the same pick made by the op itself; ``used`` counts the calls replaced."""
+
+    def __init__(self, last: bool = False) -> None:
+        super().__init__()
+        self.last = last
+        self.used = 0
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name in SELECTIONS and args and isinstance(args[0], torch.Tensor) and args[0].is_floating_point():
+            result = self._select(name, args[0], list(args[1:]), dict(kwargs))
+            if result is not None:
+                self.used += 1
+                return result
+        return func(*args, **kwargs)
+
+    def _select(self, name: str, values: torch.Tensor, rest: list[Any], kwargs: dict[str, Any]) -> Any:
+        """The selection ``name`` made stable, or None to leave the call as it is (a form
+        this does not take, NaN among the values, a scalar)."""
+        if values.dim() == 0 or bool(torch.isnan(values.detach()).any()) or kwargs.pop("out", None) is not None:
+            return None
+        if name == "topk":
+            k = kwargs.pop("k", rest.pop(0) if rest else None)
+            dim = kwargs.pop("dim", rest.pop(0) if rest else -1)
+            largest = kwargs.pop("largest", rest.pop(0) if rest else True)
+            kwargs.pop("sorted", rest.pop(0) if rest else True)
+            if k is None or rest or kwargs:
+                return None
+            order = self._order(values, dim, largest).narrow(dim, 0, int(k))
+            return torch.return_types.topk((values.gather(dim, order), order))
+        if name in ("sort", "argsort"):
+            stable = kwargs.pop("stable", None)
+            dim = kwargs.pop("dim", rest.pop(0) if rest and type(rest[0]) is int else -1)
+            descending = kwargs.pop("descending", rest.pop(0) if rest else False)
+            if rest or kwargs or stable:  # a stable sort's order is already defined
+                return None
+            order = self._order(values, dim, descending)
+            return order if name == "argsort" else torch.return_types.sort((values.gather(dim, order), order))
+        # argmax, argmin; max and min over a dimension
+        dim = kwargs.pop("dim", rest.pop(0) if rest and type(rest[0]) is int else None)
+        keepdim = kwargs.pop("keepdim", rest.pop(0) if rest else False)
+        if rest or kwargs or (dim is None and name in ("max", "min")):
+            return None  # max(a, b) elementwise, max() of every value: no index picked
+        flat = dim is None
+        source = values.reshape(-1) if flat else values
+        axis = 0 if flat else dim
+        index = self._order(source, axis, name in ("argmax", "max")).narrow(axis, 0, 1)
+        picked = source.gather(axis, index)
+        if flat:
+            return index.reshape([1] * values.dim()) if keepdim else index.reshape(())
+        if not keepdim:
+            index, picked = index.squeeze(axis), picked.squeeze(axis)
+        if name in ("argmax", "argmin"):
+            return index
+        kind = torch.return_types.max if name == "max" else torch.return_types.min
+        return kind((picked, index))
+
+    def _order(self, values: torch.Tensor, dim: int, descending: bool) -> torch.Tensor:
+        """The positions along ``dim`` in order, equal values by position."""
+        if not self.last:
+            return torch.sort(values.detach(), dim=dim, descending=descending, stable=True).indices
+        size = values.shape[dim]
+        flipped = torch.sort(values.detach().flip(dim), dim=dim, descending=descending, stable=True).indices
+        return size - 1 - flipped
