@@ -2205,6 +2205,41 @@ def test_a_vector_of_indices_gets_a_vector_in_the_spec_to_write():
     )
 
 
+class ChainTagScore(nn.Module):
+    """A linear-chain CRF's score of its tags (pytorch-crf's ``_compute_score``): emissions
+    ``[time, batch, tags]``, tag ids ``[time, batch]`` stepped through by a loop."""
+
+    def __init__(self, num_tags=5):
+        super().__init__()
+        self.start = nn.Parameter(torch.randn(num_tags))
+        self.trans = nn.Parameter(torch.randn(num_tags, num_tags))
+
+    def forward(self, emissions, tags):
+        if emissions.size(2) != self.start.numel():
+            raise ValueError("expected last dimension of emissions to be num_tags")
+        return self._compute_score(emissions, tags)
+
+    def _compute_score(self, emissions, tags):
+        seq_length, batch_size = tags.shape
+        score = self.start[tags[0]]
+        score += emissions[0, torch.arange(batch_size), tags[0]]
+        for i in range(1, seq_length):
+            score += self.trans[tags[i - 1], tags[i]]
+            score += emissions[i, torch.arange(batch_size), tags[i]]
+        return score
+
+
+def test_indices_stepped_through_by_a_loop_get_steps_in_the_spec_to_write():
+    # tags[0] read as an edge list's first row gave (2, 'edges'), a batch of 4-8 and a
+    # batch_invariance skip: a graph's Spec for a CRF's tag ids, one per step and sample.
+    with pytest.raises(TargetError) as excinfo:
+        resolved(ChainTagScore)
+    text = str(excinfo.value)
+    assert "it holds indices into another input, one per step: emissions[0, torch.arange(batch_size), tags[0]]" in text
+    assert "'tags': dyncheck.strategies.tensors(shape=('time', 'batch'), dtype=torch.int64, max_value=3)" in text
+    assert "edges" not in text and "skip=" not in text
+
+
 class NearestNeighbour(nn.Module):
     """Each point beside its nearest neighbour: the points are what torch.gather picks from."""
 

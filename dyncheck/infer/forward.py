@@ -736,6 +736,15 @@ def _refuse_indices(model: nn.Module, source_tree: ast.AST | None, name: str, qu
         # an edge list read as its two rows (src, dst = edge_index; edge_index[0]), else one
         # index per row of the input (a graph-id vector, torch_geometric's `batch`)
         rows = any(scope is not None and _taken_apart(scope, n) for scope, names in whole for n in names)
+        if any(scope is not None and _stepped(scope, n) for scope, names in whole for n in names):
+            # one index per step, stepped through by a loop (a CRF's tags[i], tag ids per
+            # step and sample): indices within each sample, no graph
+            raise Uninferable(
+                f"cannot infer forward argument {name!r} of {qualname} (it holds indices into another "
+                f"input, one per step: {indexing}); write dyncheck.Spec({qualname}, inputs={{{name!r}: "
+                f"dyncheck.strategies.tensors(shape=('time', 'batch'), dtype=torch.int64, max_value=3)}}) "
+                "with its axes in the order forward steps through them, and max_value below the size it indexes"
+            )
         shape = "(2, 'edges')" if rows else "('batch',)"
         raise Uninferable(
             f"cannot infer forward argument {name!r} of {qualname} (it holds indices into another "
@@ -744,6 +753,22 @@ def _refuse_indices(model: nn.Module, source_tree: ast.AST | None, name: str, qu
             f"dims={{'batch': (4, 8)}}, skip={{'batch_invariance': 'samples are coupled through "
             f"{name}'}}), its shape and max_value below the smallest size it indexes"
         )
+
+
+def _stepped(tree: ast.AST, name: str) -> bool:
+    """Whether forward picks ``name[i]`` by the variable of a ``for i in range(...)`` loop
+    (``tags[i - 1]``): a sequence of steps, not an edge list's two rows or a permutation."""
+    steps = {
+        node.target.id for node in ast.walk(tree)
+        if isinstance(node, ast.For) and isinstance(node.target, ast.Name) and isinstance(node.iter, ast.Call)
+        and isinstance(node.iter.func, ast.Name) and node.iter.func.id == "range"
+    }
+    return bool(steps) and any(
+        isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == name
+        and not isinstance(node.slice, (ast.Tuple, ast.Slice))
+        and any(isinstance(n, ast.Name) and n.id in steps for n in ast.walk(node.slice))
+        for node in ast.walk(tree)
+    )
 
 
 #: PyTorch Geometric's name for a graph's edge list, ``[2, edges]`` node indices.
