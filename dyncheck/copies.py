@@ -52,12 +52,14 @@ class Copies:
 
     #: names, in the original, of the parameters a deep copy computes with instead of its own
     reached: tuple[str, ...] = ()
+    #: the copy's hooks whose closures hold a part of the original, described
+    hooks: tuple[str, ...] = ()
     #: why no new model can be built in place of a copy (None: one can, or copies are safe)
     unbuildable: str | None = None
 
     @property
     def safe(self) -> bool:
-        return not self.reached
+        return not self.reached and not self.hooks
 
 
 def verdict(target: Target) -> Copies:
@@ -87,15 +89,24 @@ def reached_by_copy(target: Target, example: Example, original: nn.Module | None
 
 def finding(target: Target, copies: Copies) -> str:
     """The ``tied_weights`` finding for copies that compute with the original."""
-    names = _names(copies.reached)
-    them = "it" if len(copies.reached) == 1 else "them"
-    text = (
-        f"a copy of the model computes with the original's {names}, not its own: the model reaches "
-        f"{them} through a closure or a reference to another object (a function made in __init__ that "
-        "holds self or a submodule), which copy.deepcopy leaves pointing at the original, so every copy "
-        f"(copy.deepcopy, an EMA model, an nn.DataParallel replica) trains the original's {names}. Reach "
-        "parameters through self in forward (a method, not a closure made in __init__)."
-    )
+    if copies.reached:
+        names = _names(copies.reached)
+        them = "it" if len(copies.reached) == 1 else "them"
+        text = (
+            f"a copy of the model computes with the original's {names}, not its own: the model reaches "
+            f"{them} through a closure or a reference to another object (a function made in __init__ that "
+            "holds self or a submodule), which copy.deepcopy leaves pointing at the original, so every copy "
+            f"(copy.deepcopy, an EMA model, an nn.DataParallel replica) trains the original's {names}. Reach "
+            "parameters through self in forward (a method, not a closure made in __init__)."
+        )
+    else:
+        text = (
+            f"a copy of the model runs hooks that work on the original, not on the copy: {_names(copies.hooks)}. "
+            "copy.deepcopy copies a hook function as it is, so its closure still holds what it held in "
+            "__init__, and every copy (copy.deepcopy, an nn.DataParallel replica) calls into the original. "
+            "Register a method of the module (self.register_full_backward_hook(self._hook)), or a function "
+            "that uses the module it is called with (its first argument), not one that closes over self."
+        )
     if copies.unbuildable:
         name = target.model_class.__qualname__ if target.model_class is not None else "Model"
         text += (
@@ -112,9 +123,15 @@ def skip_reason(target: Target) -> str | None:
     if copies.safe or copies.unbuildable is None:
         return None
     return (
-        f"copies of the model compute with the original's {_names(copies.reached)} (see tied_weights), "
+        f"copies of the model {_what_copies_share(copies)} (see tied_weights), "
         f"and {copies.unbuildable}: {_REMEDY}"
     )
+
+
+def _what_copies_share(copies: Copies) -> str:
+    if copies.reached:
+        return f"compute with the original's {_names(copies.reached)}"
+    return f"run hooks that work on the original ({_names(copies.hooks)})"
 
 
 def _names(reached: tuple[str, ...]) -> str:
@@ -131,6 +148,11 @@ def _probe(target: Target) -> Copies:
     # frees, and two model copies must not wait for it (on a big model, gigabytes).
     models = [_original(target)]
     models.append(clone(models[0]))
+    hooks = _hooks_on_original(models[0], models[1])
+    if hooks:
+        original = models.pop(0)
+        models.clear()
+        return Copies(hooks=hooks, unbuildable=_unbuildable(target, original))
     reached: tuple[str, ...] = ()
 
     def reaches(example: Example) -> bool:
@@ -191,6 +213,53 @@ def _reached(target: Target, original: nn.Module, copied: nn.Module, example: Ex
                     buffer.copy_(value)
     found = {names[key] for key in _graph_leaves(output) if key in names and key not in own}
     return tuple(sorted(found))
+
+
+#: A module's hooks a forward or backward pass calls, and what to call them.
+_HOOK_KINDS = (
+    ("_forward_pre_hooks", "forward pre-hook"),
+    ("_forward_hooks", "forward hook"),
+    ("_backward_pre_hooks", "backward pre-hook"),
+    ("_backward_hooks", "backward hook"),
+)
+
+
+def _hooks_on_original(original: nn.Module, copied: nn.Module) -> tuple[str, ...]:
+    """The hooks of ``copied`` (a deep copy of ``original``) whose function closes over a
+    module, parameter or buffer of ``original``, described: ``copy.deepcopy`` copies a
+    function as it is, so a hook made in ``__init__`` as a closure over ``self``
+    (routing-transformer's k-means update, run by a backward hook) runs on the original
+    whichever copy calls it. A bound method or a ``functools.partial`` is copied with its
+    module and is not one."""
+    owned: dict[int, str] = {}
+    for name, module in original.named_modules(remove_duplicate=False):
+        owned.setdefault(id(module), f"the original's {name}" if name else "the original model")
+    for name, tensor in (*original.named_parameters(remove_duplicate=False), *original.named_buffers(remove_duplicate=False)):
+        owned.setdefault(id(tensor), f"the original's {name}")
+    found: list[str] = []
+    for where, module in copied.named_modules():
+        for attribute, kind in _HOOK_KINDS:
+            for hook in (getattr(module, attribute, None) or {}).values():
+                held = next((owned[id(obj)] for obj in _closed_over(hook) if id(obj) in owned), None)
+                if held is not None:
+                    label = getattr(hook, "__qualname__", type(hook).__name__)
+                    found.append(f"the {kind} {label} of {where or 'the model'} holds {held}")
+    return tuple(dict.fromkeys(found))
+
+
+def _closed_over(hook: Any) -> Iterator[Any]:
+    """What a plain function's closure holds, and the items of a list, tuple, set or dict
+    it holds (``self.kmean_modules``)."""
+    for cell in getattr(hook, "__closure__", None) or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        yield value
+        if isinstance(value, dict):
+            yield from value.values()
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            yield from value
 
 
 def _graph_leaves(output: Any) -> Iterator[int]:

@@ -613,6 +613,12 @@ def _token_router() -> tuple[torch.nn.Module, tuple]:
     return TopKTokenRouter(), (torch.randn(3, 4, 8), mask)
 
 
+def _staged_ema() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.staged_ema import StagedEMA
+
+    return StagedEMA(), (torch.randn(3, 8),)
+
+
 def _padded_features() -> tuple[torch.nn.Module, tuple]:
     from reference_models.padded_features import FeatureSequenceEncoder
 
@@ -1165,6 +1171,7 @@ BUILDERS = {
     "einsum_moe": _einsum_moe,
     "padding_mask": _padding_mask,
     "token_router": _token_router,
+    "staged_ema": _staged_ema,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

@@ -556,3 +556,59 @@ def test_a_load_state_dict_of_the_models_own_that_raises_is_the_models_error(dyn
     text = run.failure("::tied_weights")
     assert text.startswith("tied_weights: checkpointed:Net raised in load_state_dict"), text
     assert "dyncheck itself" not in text
+
+
+STAGED = """
+import torch
+from torch import nn
+
+
+class StagedEMA(nn.Module):
+    '''routing-transformer's k-means update: a backward hook made in __init__ as a closure over
+    the model applies what the train-mode forward staged, and asserts something was.'''
+
+    def __init__(self, dim=8):
+        super().__init__()
+        self.proj = nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, dim)
+        self.register_buffer("center", torch.zeros(dim))
+        self.staged = None
+        owner = self
+
+        def hook(module, grad_output):
+            owner.update()
+
+        self.out.register_full_backward_pre_hook(hook)
+
+    @torch.no_grad()
+    def update(self):
+        if not self.training:
+            return
+        assert self.staged is not None, "new centre has not been supplied"
+        self.center.mul_(0.9).add_(0.1 * self.staged)
+        self.staged = None
+
+    def forward(self, x):
+        if self.training:
+            self.staged = x.detach().mean(0)
+        return self.out(torch.relu(self.proj(x - self.center)))
+"""
+
+
+def test_a_hook_closed_over_the_original_is_named_and_the_checks_build_anew(dyncheck_run, pytester):
+    # Every copy's backward ran the original's update, which had nothing staged: finite,
+    # grad_isolation and tied_weights reported "raised in backward: new centre has not been
+    # supplied" as the model's crash. The hook is found in the copy, every model is built
+    # anew, and tied_weights names it.
+    pytester.makepyfile(staged=STAGED)
+    run = dyncheck_run("--dyncheck", "staged:StagedEMA", "--dyncheck-max-examples=5")
+    outcomes = run.outcomes()
+    assert outcomes.pop("dyncheck::staged:StagedEMA::tied_weights") == "FAILED", run.text
+    assert set(outcomes.values()) == {"PASSED", "SKIPPED"}, run.text
+    assert outcomes["dyncheck::staged:StagedEMA::finite"] == "PASSED"
+    text = run.failure("::tied_weights")
+    assert (
+        "a copy of the model runs hooks that work on the original, not on the copy: the backward pre-hook "
+        "StagedEMA.__init__.<locals>.hook of out holds the original model." in text
+    ), text
+    assert "new centre has not been supplied" not in run.text

@@ -193,6 +193,8 @@ so that dyncheck's zero-configuration inference can check it.
 * :mod:`~reference_models.buggy.zero_masked_router` -- a top-2 token router whose
   padding is scored 0, with which a valid token's ReLU score of 0 ties
   (padding_invariance).
+* :mod:`~reference_models.buggy.hook_closure` -- a backward hook registered in
+  ``__init__`` as a closure over ``self``: every copy updates the original (tied_weights).
 * :mod:`~reference_models.buggy.carried_hidden` -- the final hidden state kept on ``self``
   and reused by the next call (padding_invariance, determinism, state_roundtrip,
   batch_invariance).
@@ -294,6 +296,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.lens_off_by_one:Model": ("padding_invariance",),
     "reference_models.buggy.unpassed_padding_mask:Model": ("padding_invariance",),
     "reference_models.buggy.zero_masked_router:Model": ("padding_invariance",),
+    "reference_models.buggy.hook_closure:Model": ("tied_weights",),
     "reference_models.buggy.carried_hidden:Model": (
         "padding_invariance", "determinism", "state_roundtrip", "batch_invariance",
     ),
