@@ -420,6 +420,8 @@ def explain(target: Target) -> str:
             shown = _python(strategy)
             imports.extend(_imports_for(strategy))
             lines.append(f"        {name!r}: {shown}{'' if shown.startswith('...') else ','}")
+        for name, why in getattr(target, "kept_defaults", {}).items():
+            lines.append(f"        # left at its default None: {name} ({why})")
         lines.append("    },")
     from dyncheck.strategies import DEFAULT_DIMS
 

@@ -56,6 +56,9 @@ class Target:
     inferred_inputs: dict[str, str] = field(default_factory=dict)
     #: dimension name -> why its range was narrowed ("bn is BatchNorm1d, which ...")
     inferred_dims: dict[str, str] = field(default_factory=dict)
+    #: optional forward argument -> why it was left at its default (a ``mask=None`` that a
+    #: mask of all True does not leave as it is, so not drawn as a padding mask)
+    kept_defaults: dict[str, str] = field(default_factory=dict)
     #: forward arguments that must be passed positionally
     positional: tuple[str, ...] = ()
     #: the class of the model, for messages and the census
@@ -455,6 +458,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
             raise _fail(text, str(exc)) from None
     inputs: dict[str, Any] = {}
     inferred_inputs: dict[str, str] = {}
+    kept_defaults: dict[str, str] = {}
     all_dims = dict(spec.dims)
     # Lengths named otherwise (src_len), known by where forward hands them: to
     # pack_padded_sequence, as its lengths. Then they are the lengths as Spec(lengths=...)
@@ -526,7 +530,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     elif unmasked is not None:
         raise _fail(text, _beside_given(str(unmasked), spec.inputs))
     elif spec.lengths is None and not any(_LENGTHS_NAME.search(n) for n in inputs):
-        _add_padding_argument(instance, parameters, inputs, inferred_inputs)
+        _add_padding_argument(instance, parameters, inputs, inferred_inputs, kept_defaults)
     if declared_lengths is not None and declared_lengths[1] is not None:
         argument, key = declared_lengths
         declared = argument in spec.inputs
@@ -556,7 +560,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     ):
         # Raw samples whose channel axis forward adds itself ([batch, length] into a Conv1d),
         # only now shaped as the model takes them, beside an optional lengths=None.
-        _add_padding_argument(instance, parameters, inputs, inferred_inputs)
+        _add_padding_argument(instance, parameters, inputs, inferred_inputs, kept_defaults)
     _episode_flags(inputs, inferred_inputs)
     _probe_relative(instance, inputs, inferred_inputs, all_dims)
     _probe_longest(instance, inputs, inferred_inputs, all_dims)
@@ -580,6 +584,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
         inferred_init=inferred_init,
         inferred_inputs=inferred_inputs,
         inferred_dims=inferred_dims,
+        kept_defaults={name: why for name, why in kept_defaults.items() if name not in inputs},
         positional=positional,
         model_class=type(instance),
     )
@@ -670,16 +675,19 @@ def _inside(strategy: Any, where: str, key: str | int, *, declared: bool) -> tup
 
 
 def _add_padding_argument(
-    instance: nn.Module, parameters: dict[str, inspect.Parameter], inputs: dict[str, Any], inferred: dict[str, str]
+    instance: nn.Module, parameters: dict[str, inspect.Parameter], inputs: dict[str, Any], inferred: dict[str, str],
+    kept: dict[str, str],
 ) -> None:
-    """:func:`_padding_argument`'s finds, added to ``inputs`` (and why, to ``inferred``)."""
-    for name, found in _padding_argument(instance, parameters, inputs, inferred).items():
+    """:func:`_padding_argument`'s finds, added to ``inputs`` (and why, to ``inferred``; why
+    a candidate stays at its default, to ``kept``)."""
+    for name, found in _padding_argument(instance, parameters, inputs, inferred, kept).items():
         inputs[name] = found.value
         inferred[name] = found.why
 
 
 def _padding_argument(
-    instance: nn.Module, parameters: dict[str, inspect.Parameter], inputs: dict[str, Any], inferred: dict[str, str]
+    instance: nn.Module, parameters: dict[str, inspect.Parameter], inputs: dict[str, Any], inferred: dict[str, str],
+    kept: dict[str, str] | None = None,
 ) -> dict[str, Inferred]:
     """An optional padding argument beside a batch-first padded sequence (token ids
     ``[batch, time]``, or features ``[batch, time, ...]``): ``forward(x, lens=None)``
@@ -697,7 +705,8 @@ def _padding_argument(
     When the one input was inferred as float vectors ``[batch, features]`` (its first
     consumer, a ``Linear``, takes any rank), it is tried as ``[batch, time, features]``
     too: a padding argument that passes the test there makes it a sequence. Answers what
-    to draw: the padding argument and, so, the input it pads; nothing when no test passes."""
+    to draw: the padding argument and, so, the input it pads; nothing when no test passes.
+    ``kept`` gets why each candidate the test turned down stays at its default."""
     import torch
 
     from dyncheck import strategies as dst
@@ -791,8 +800,15 @@ def _padding_argument(
         if padded > 1 and given is not None:
             some = _outputs_of(model, {**args, name: padded_last[kind(name)]})
             if some is not None and _agree_on_kept(plain, some, padded, padded):
+                if kept is not None:
+                    kept[name] = f"marking steps of {sequence} as padding with it changed nothing: forward ignores it"
                 continue  # ignored: padding marked there changes nothing
-        if given is not None and _agree_on_kept(plain, given, padded, padded):
+        if given is None or not _agree_on_kept(plain, given, padded, padded):
+            if kept is not None:
+                outcome = "raised" if given is None else "gave other outputs than a call without one"
+                meant = "its lengths" if kind(name) == "lengths" else "a padding mask"
+                kept[name] = f"a call with {every} {outcome} ({sequence} of {padded} steps), so it was not read as {meant}"
+        else:
             why = f"forward takes {name}=None, and a call with {every} gave the output of a call without one"
             found = {name: Inferred(strategy, f"{what} ({why})")}
             for vectors, (shape, _) in upgraded.items():

@@ -1945,3 +1945,36 @@ def test_a_tie_broken_in_another_order_with_the_padding_is_not_a_finding(dynchec
     )
     assert run.outcomes() == {"dyncheck::reference_models.token_router:TopKTokenRouter::padding_invariance": "PASSED"}, run.text
     assert re.search(r"on \d+ examples? the model's top-k, sort or argmax picked among equal values", run.text), run.text
+
+
+class _MaskNoneDiffers(torch.nn.Module):
+    """forward(x, mask=None) whose mask=None is not an all-True mask: without one it pads
+    to a multiple of 4 itself and averages the zeros in (local-attention's autopad)."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(8, 8)
+
+    def forward(self, x, mask=None):
+        h = self.proj(x)
+        pad = (-h.shape[1]) % 4
+        h = torch.nn.functional.pad(h, (0, 0, 0, pad))
+        if mask is None:
+            return h.mean(1)
+        m = torch.nn.functional.pad(mask, (0, pad), value=False).unsqueeze(-1).float()
+        return (h * m).sum(1) / m.sum(1).clamp(min=1)
+
+
+def test_a_mask_left_at_its_default_says_why_it_was_not_drawn():
+    # The skip said "no attention mask drawn by attention_masks()" of a forward that takes one.
+    from dyncheck import Spec
+    from dyncheck.invariants.padding_invariance import PaddingInvariance
+    from dyncheck.target import resolve_spec
+
+    target = resolve_spec(Spec(_MaskNoneDiffers))
+    assert "mask" not in target.spec.inputs
+    assert PaddingInvariance().applies_to(target) == (
+        "forward's mask is left at its default None: a call with a mask of all True gave other outputs than a call "
+        "without one (x of 5 steps), so it was not read as a padding mask; if it marks the padding of a batch, give "
+        "it in Spec(inputs={'mask': attention_masks(...)}) to check padding"
+    )

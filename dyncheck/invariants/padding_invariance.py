@@ -809,6 +809,14 @@ class PaddingInvariance(Invariant):
                 if unread is not None:
                     # a mask found, whose padding the model did not ignore either way: say so
                     return f"forward takes no lengths argument, and {unread[0]} is {unread[1]}"
+                kept = next(iter(target.kept_defaults.items()), None)
+                if kept is not None:
+                    # x-transformers' mask=None that an all-True mask does not leave as it is
+                    drawn = "sequence_lengths()" if _LENGTHS_NAME.search(kept[0]) else "attention_masks(...)"
+                    return (
+                        f"forward's {kept[0]} is left at its default None: {kept[1]}; if it marks the padding of a "
+                        f"batch, give it in Spec(inputs={{{kept[0]!r}: {drawn}}}) to check padding"
+                    )
                 left = _lengths_left_at_default(target)
                 if left is not None:
                     # SpeechBrain's ECAPA_TDNN.forward(x, lengths=None): said as it is
