@@ -2099,7 +2099,9 @@ def _rows_as_steps(
     import torch
 
     vectors = {name: (("batch", features), torch.float32) for name, features in shapes.items()}
-    if _own_samples(instance, vectors, dims) is not False or not _calls_grow_with_rows(instance, shapes):
+    if _own_samples(instance, vectors, dims) is not False or not (
+        _calls_grow_with_rows(instance, shapes) or _batch_axis_twice(instance, shapes)
+    ):
         return
     from dyncheck.infer.forward import _batch_first
 
@@ -2121,6 +2123,38 @@ def _rows_as_steps(
             f"; a sequence of them: on [2, {features}] a row's outputs depended on the other row (the model reads "
             f"the rows as one sequence's steps), on [{sizes}, {features}] each sample's outputs were its own"
         )
+
+
+def _batch_axis_twice(instance: nn.Module, shapes: dict[str, int]) -> bool:
+    """Whether ``instance`` in eval mode, on vectors of a number of rows no other size of
+    the model has, computes a tensor with two axes of that size: the rows used as the
+    steps of a sequence too (a Perceiver's latents ``[batch, 4, 16]`` cross-attending to
+    keys made of the rows, ``q @ k.transpose(-1, -2)`` giving ``[batch, 4, batch]``). Rows
+    a model couples otherwise (a mean or a norm over them) never make such a tensor."""
+    import torch
+    from torch.nn.parameter import is_lazy
+    from torch.overrides import TorchFunctionMode
+
+    taken = {*shapes.values(), *(size for p in instance.parameters() if not is_lazy(p) for size in p.shape)}
+    rows = next((n for n in (7, 11, 13, 17, 19, 23) if n not in taken), None)
+    if rows is None:
+        return False
+    seen = [False]
+
+    class Shapes(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            result = func(*args, **(kwargs or {}))
+            if isinstance(result, torch.Tensor) and list(result.shape).count(rows) >= 2:
+                seen[0] = True
+            return result
+
+    model = clone(instance).eval()
+    try:
+        with Shapes(), seeded(BUILD_SEED), torch.no_grad():
+            model(**{name: torch.randn(rows, features) for name, features in shapes.items()})
+    except Exception:
+        return False
+    return seen[0]
 
 
 def _calls_grow_with_rows(instance: nn.Module, shapes: dict[str, int]) -> bool:

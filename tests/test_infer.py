@@ -5650,6 +5650,8 @@ class BatchCentred(nn.Module):
 @pytest.mark.parametrize(("model", "shape", "said"), [
     (StateStepLoop, ("batch", "time", 4), "what a Linear's inputs leave beside a state of its outputs' width 4"),
     (UnbatchedToo, ("batch", "time", 4), "on [2, 4] a row's outputs depended on the other row"),
+    # a Perceiver's latents attending to keys made of the rows: scores [rows, 4, rows]
+    ("latent_reader", ("batch", "time", 6), "on [2, 6] a row's outputs depended on the other row"),
     (BatchCentred, ("batch", 4), "Linear(in_features=4)"),
     (SetCentred, ("batch", 4), "Linear(in_features=4)"),  # one call per module however many rows
 ])
@@ -5658,9 +5660,14 @@ def test_steps_read_as_rows_are_told_apart_by_calling_the_model(model, shape, sa
     # that one sequence's steps couple were drawn as a batch, and batch_invariance failed.
     # Rows a model couples whatever their layout stay vectors (batch_invariance's to find),
     # and so do rows it couples through the same calls whatever their number (a mean).
+    name = "x"
+    if model == "latent_reader":
+        from reference_models.latent_reader import LatentReader
+
+        model, name = LatentReader, "data"
     target = resolved(model)
-    assert strategy_arguments(target.spec.inputs["x"])["shape"] == shape
-    assert said in target.inferred_inputs["x"]
+    assert strategy_arguments(target.spec.inputs[name])["shape"] == shape
+    assert said in target.inferred_inputs[name]
     assert_callable(target, max_examples=3)
 
 

@@ -619,6 +619,12 @@ def _staged_ema() -> tuple[torch.nn.Module, tuple]:
     return StagedEMA(), (torch.randn(3, 8),)
 
 
+def _latent_reader() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.latent_reader import LatentReader
+
+    return LatentReader(), (torch.randn(3, 5, 6),)
+
+
 def _padded_features() -> tuple[torch.nn.Module, tuple]:
     from reference_models.padded_features import FeatureSequenceEncoder
 
@@ -1172,6 +1178,7 @@ BUILDERS = {
     "padding_mask": _padding_mask,
     "token_router": _token_router,
     "staged_ema": _staged_ema,
+    "latent_reader": _latent_reader,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,
