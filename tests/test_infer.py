@@ -2240,6 +2240,36 @@ def test_indices_stepped_through_by_a_loop_get_steps_in_the_spec_to_write():
     assert "edges" not in text and "skip=" not in text
 
 
+class ForwardTagScore(nn.Module):
+    """ChainTagScore's loop written in forward itself: tags index the start scores."""
+
+    def __init__(self, num_tags=5):
+        super().__init__()
+        self.start = nn.Parameter(torch.randn(num_tags))
+        self.trans = nn.Parameter(torch.randn(num_tags, num_tags))
+
+    def forward(self, emissions, tags):
+        seq_length, batch_size = tags.shape
+        score = self.start[tags[0]]
+        score += emissions[0, torch.arange(batch_size), tags[0]]
+        for i in range(1, seq_length):
+            score += self.trans[tags[i - 1], tags[i]]
+            score += emissions[i, torch.arange(batch_size), tags[i]]
+        return score
+
+
+def test_indices_of_a_weight_stepped_through_by_a_loop_are_one_per_step_and_sample():
+    # start[tags[0]] gave one index per sample, ('batch',): every check crashed on
+    # `seq_length, batch_size = tags.shape`.
+    from dyncheck.strategies import tensors
+
+    target = resolved(ForwardTagScore, inputs={"emissions": tensors(shape=("time", "batch", 5))})
+    arguments = strategy_arguments(target.spec.inputs["tags"])
+    assert arguments["shape"] == ("time", "batch") and arguments["max_value"] == 4
+    assert "one index per step and sample, 0 to 4" in target.inferred_inputs["tags"]
+    assert_callable(target, max_examples=3)
+
+
 class NearestNeighbour(nn.Module):
     """Each point beside its nearest neighbour: the points are what torch.gather picks from."""
 

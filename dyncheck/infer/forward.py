@@ -421,6 +421,13 @@ def infer_input(
     rows = _weight_rows(model, source_tree, name, direct_flow or flow)
     if rows is not None and not _tensor_list(annotation):
         size, weight = rows
+        if source_tree is not None and _stepped(source_tree, name):
+            # a CRF's tags[i] in a loop over range(seq_length): one index per step and sample
+            return Inferred(
+                dst.tensors(shape=("time", "batch"), dtype=torch.long, min_value=0, max_value=size - 1),
+                f"it picks rows of {weight} ({weight}[{name}...], {size} rows) one step at a time (a loop over "
+                f"range(...) reads {name}[i]): one index per step and sample, 0 to {size - 1}",
+            )
         return Inferred(
             dst.tensors(shape=("batch",), dtype=torch.long, min_value=0, max_value=size - 1),
             f"it picks rows of {weight} ({weight}[{name}], {size} rows): one index per sample, 0 to {size - 1}",
