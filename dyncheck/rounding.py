@@ -58,12 +58,13 @@ def largest_difference(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 #: Operations whose float32 result is exact, or that move storage rather than compute
-#: values: moving their results in place would add rounding no float32 run makes (or
-#: move the storage of another tensor).
+#: values: moving their results in place would add rounding no float32 run makes (a fill
+#: of ``finfo(float64).min`` would overflow to ``-inf``), or move another tensor's storage.
 _EXACT = frozenset(
     getattr(torch.ops.aten, name)
     for name in (
-        "copy_", "fill_", "zero_", "set_", "resize_", "resize_as_", "detach_", "requires_grad_",
+        "copy_", "fill_", "zero_", "masked_fill_", "index_fill_", "index_put_", "set_", "resize_", "resize_as_",
+        "detach_", "requires_grad_",
         "as_strided_", "squeeze_", "unsqueeze_", "transpose_", "t_", "swapaxes_", "swapdims_",
     )
     if hasattr(torch.ops.aten, name)
@@ -104,7 +105,10 @@ class RoundingNoise(TorchDispatchMode):
 
     def _round_in_place(self, value: Any) -> None:
         if isinstance(value, torch.Tensor) and value.dtype == torch.float64 and value.numel():
-            value.mul_(self._round(torch.ones_like(value)))
+            try:
+                value.mul_(self._round(torch.ones_like(value)))
+            except RuntimeError:  # an expanded tensor (stride 0) an op may write once, not each element
+                pass
 
     def _round(self, value: Any) -> Any:
         if not isinstance(value, torch.Tensor) or value.dtype != torch.float64 or not value.numel():

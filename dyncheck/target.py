@@ -2126,35 +2126,43 @@ def _rows_as_steps(
 
 
 def _batch_axis_twice(instance: nn.Module, shapes: dict[str, int]) -> bool:
-    """Whether ``instance`` in eval mode, on vectors of a number of rows no other size of
-    the model has, computes a tensor with two axes of that size: the rows used as the
-    steps of a sequence too (a Perceiver's latents ``[batch, 4, 16]`` cross-attending to
-    keys made of the rows, ``q @ k.transpose(-1, -2)`` giving ``[batch, 4, batch]``). Rows
-    a model couples otherwise (a mean or a norm over them) never make such a tensor."""
+    """Whether ``instance`` in eval mode, on vectors of a number of rows no size of the
+    model's parameters and buffers has, computes a tensor with two axes of that size, at two
+    such numbers: the rows used as the steps of a sequence too (a Perceiver's latents
+    ``[batch, 4, 16]`` cross-attending to keys made of the rows, ``q @ k.transpose(-1, -2)``
+    giving ``[batch, 4, batch]``). Rows a model couples otherwise (a mean or a norm over
+    them) never make such a tensor."""
     import torch
     from torch.nn.parameter import is_lazy
     from torch.overrides import TorchFunctionMode
 
-    taken = {*shapes.values(), *(size for p in instance.parameters() if not is_lazy(p) for size in p.shape)}
-    rows = next((n for n in (7, 11, 13, 17, 19, 23) if n not in taken), None)
-    if rows is None:
+    tensors = [t for t in (*instance.parameters(), *instance.buffers()) if not is_lazy(t)]
+    taken = {*shapes.values(), *(size for t in tensors for size in t.shape)}
+    counts = [n for n in (7, 11, 13, 17, 19, 23, 29, 31) if n not in taken][:2]
+    if len(counts) < 2:
         return False
-    seen = [False]
 
-    class Shapes(TorchFunctionMode):
-        def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-            result = func(*args, **(kwargs or {}))
-            if isinstance(result, torch.Tensor) and list(result.shape).count(rows) >= 2:
-                seen[0] = True
-            return result
+    def twice(rows: int) -> bool:
+        seen = [False]
 
-    model = clone(instance).eval()
-    try:
+        class Shapes(TorchFunctionMode):
+            def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+                result = func(*args, **(kwargs or {}))
+                if isinstance(result, torch.Tensor) and list(result.shape).count(rows) >= 2:
+                    seen[0] = True
+                return result
+
+        model = clone(instance).eval()
         with Shapes(), seeded(BUILD_SEED), torch.no_grad():
             model(**{name: torch.randn(rows, features) for name, features in shapes.items()})
+        return seen[0]
+
+    # at two row counts: a size the model makes itself (torch.eye(7) in forward) does not
+    # follow the rows
+    try:
+        return all(twice(rows) for rows in counts)
     except Exception:
         return False
-    return seen[0]
 
 
 def _calls_grow_with_rows(instance: nn.Module, shapes: dict[str, int]) -> bool:

@@ -19,6 +19,7 @@ pick the padding under one of the two orders).
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import torch
@@ -39,6 +40,10 @@ class ConsistentTies(TorchFunctionMode):
         super().__init__()
         self.last = last
         self.used = 0
+        #: each replaced call: (its name, the shape of its values, the dimension it picked
+        #: along, or None over every value, the positions it picked along it, or None for
+        #: a sort, which orders them all)
+        self.picks: list[tuple[str, tuple[int, ...], int | None, torch.Tensor | None]] = []
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
@@ -63,17 +68,19 @@ class ConsistentTies(TorchFunctionMode):
             if k is None or rest or kwargs:
                 return None
             order = self._order(values, dim, largest).narrow(dim, 0, int(k))
+            self.picks.append((name, tuple(values.shape), int(dim) % values.dim(), order))
             return torch.return_types.topk((values.gather(dim, order), order))
         if name in ("sort", "argsort"):
             stable = kwargs.pop("stable", None)
-            dim = kwargs.pop("dim", rest.pop(0) if rest and type(rest[0]) is int else -1)
+            dim = kwargs.pop("dim", rest.pop(0) if rest and _is_dim(rest[0]) else -1)
             descending = kwargs.pop("descending", rest.pop(0) if rest else False)
             if rest or kwargs or stable:  # a stable sort's order is already defined
                 return None
             order = self._order(values, dim, descending)
+            self.picks.append((name, tuple(values.shape), int(dim) % values.dim(), None))
             return order if name == "argsort" else torch.return_types.sort((values.gather(dim, order), order))
         # argmax, argmin; max and min over a dimension
-        dim = kwargs.pop("dim", rest.pop(0) if rest and type(rest[0]) is int else None)
+        dim = kwargs.pop("dim", rest.pop(0) if rest and _is_dim(rest[0]) else None)
         keepdim = kwargs.pop("keepdim", rest.pop(0) if rest else False)
         if rest or kwargs or (dim is None and name in ("max", "min")):
             return None  # max(a, b) elementwise, max() of every value: no index picked
@@ -81,6 +88,7 @@ class ConsistentTies(TorchFunctionMode):
         source = values.reshape(-1) if flat else values
         axis = 0 if flat else dim
         index = self._order(source, axis, name in ("argmax", "max")).narrow(axis, 0, 1)
+        self.picks.append((name, tuple(values.shape), None if flat else int(dim) % values.dim(), None if flat else index))
         picked = source.gather(axis, index)
         if flat:
             return index.reshape([1] * values.dim()) if keepdim else index.reshape(())
@@ -98,3 +106,8 @@ class ConsistentTies(TorchFunctionMode):
         size = values.shape[dim]
         flipped = torch.sort(values.detach().flip(dim), dim=dim, descending=descending, stable=True).indices
         return size - 1 - flipped
+
+
+def _is_dim(value: Any) -> bool:
+    """An int given as a dimension (a NumPy integer too), not a flag or a tensor."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

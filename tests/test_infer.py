@@ -2258,6 +2258,28 @@ def test_indices_of_a_weight_stepped_through_by_a_loop_are_one_per_step_and_samp
     assert_callable(target, max_examples=3)
 
 
+class PerRowBias(nn.Module):
+    """One class id per sample, its bias looked up row by row in a loop over the batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.bias = nn.Parameter(torch.randn(5, 8))
+
+    def forward(self, x, label):
+        h = self.fc(x)
+        rows = []
+        for i in range(x.shape[0]):
+            rows.append(h[i] + self.bias[label[i]])
+        return torch.stack(rows)
+
+
+def test_indices_picked_in_a_loop_over_the_batch_stay_one_per_sample():
+    target = resolved(PerRowBias)
+    assert strategy_arguments(target.spec.inputs["label"])["shape"] == ("batch",)
+    assert_callable(target, max_examples=3)
+
+
 class NearestNeighbour(nn.Module):
     """Each point beside its nearest neighbour: the points are what torch.gather picks from."""
 
@@ -5665,6 +5687,17 @@ class BatchCentred(nn.Module):
         return self.fc(x - x.mean(0))
 
 
+class SetCentredBesideASquare(SetCentred):
+    """SetCentred's bug beside a 7 x 7 product of a buffer: a size the model makes itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mix", torch.eye(7) * 0.5)
+
+    def forward(self, x):
+        return super().forward(x) + torch.linalg.matrix_norm(self.mix @ self.mix)
+
+
 @pytest.mark.parametrize(("model", "shape", "said"), [
     (StateStepLoop, ("batch", "time", 4), "what a Linear's inputs leave beside a state of its outputs' width 4"),
     (UnbatchedToo, ("batch", "time", 4), "on [2, 4] a row's outputs depended on the other row"),
@@ -5672,6 +5705,7 @@ class BatchCentred(nn.Module):
     ("latent_reader", ("batch", "time", 6), "on [2, 6] a row's outputs depended on the other row"),
     (BatchCentred, ("batch", 4), "Linear(in_features=4)"),
     (SetCentred, ("batch", 4), "Linear(in_features=4)"),  # one call per module however many rows
+    (SetCentredBesideASquare, ("batch", 4), "Linear(in_features=4)"),  # a 7 x 7 that does not follow the rows
 ])
 def test_steps_read_as_rows_are_told_apart_by_calling_the_model(model, shape, said):
     # The cell's Linear read as the step's width took the state's 8 features too (12); rows

@@ -1978,3 +1978,43 @@ def test_a_mask_left_at_its_default_says_why_it_was_not_drawn():
         "without one (x of 5 steps), so it was not read as a padding mask; if it marks the padding of a batch, give "
         "it in Spec(inputs={'mask': attention_masks(...)}) to check padding"
     )
+
+
+SINK_ROUTER = """
+import torch
+from torch import nn
+
+
+class Model(nn.Module):
+    '''buggy/zero_masked_router's bug (padding scored 0, not -inf) with a learned sink token
+    appended after the padding, k=1: the selection's last position is no padding step.'''
+
+    def __init__(self, dim=8):
+        super().__init__()
+        self.score = nn.Linear(dim, 1, bias=False)
+        self.sink = nn.Parameter(torch.zeros(1, 1, dim))
+        self.light = nn.Linear(dim, dim)
+        self.heavy = nn.Linear(dim, dim)
+
+    def forward(self, x, mask=None):
+        b = x.shape[0]
+        h = torch.cat([x, self.sink.expand(b, 1, -1)], 1)
+        scores = torch.relu(self.score(h).squeeze(-1))
+        if mask is not None:
+            m = torch.cat([mask, mask.new_ones(b, 1)], 1)
+            scores = scores.masked_fill(~m, 0.0)
+        picked = scores.topk(1, dim=-1).indices
+        chosen = torch.zeros_like(scores).scatter(1, picked, 1.0)[:, :-1]
+        return self.light(x) + self.heavy(x) * chosen.unsqueeze(-1)
+"""
+
+
+def test_a_tie_with_padding_is_a_finding_when_the_selection_is_not_along_the_steps(dyncheck_run, pytester):
+    # Broken first position first the valid step wins, last position first the sink: the
+    # rows agreed both ways, while torch's own topk picked a padding step in the middle.
+    # A selection over another axis than the padded steps (a token appended) is not
+    # vouched for; nor is one that, ties broken last first, picks padding over a valid step.
+    pytester.makepyfile(sink_router=SINK_ROUTER)
+    run = dyncheck_run("--dyncheck", "sink_router:Model", "--dyncheck-invariants=padding_invariance", "--dyncheck-seed=1",
+                       "--dyncheck-max-examples=20")
+    assert run.outcomes() == {"dyncheck::sink_router:Model::padding_invariance": "FAILED"}, run.text

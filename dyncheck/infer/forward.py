@@ -764,11 +764,14 @@ def _refuse_indices(model: nn.Module, source_tree: ast.AST | None, name: str, qu
 
 def _stepped(tree: ast.AST, name: str) -> bool:
     """Whether forward picks ``name[i]`` by the variable of a ``for i in range(...)`` loop
-    (``tags[i - 1]``): a sequence of steps, not an edge list's two rows or a permutation."""
+    (``tags[i - 1]``): a sequence of steps, not an edge list's two rows or a permutation. A
+    loop over the batch (``range(len(x))``, ``range(x.shape[0])``, ``range(x.size(0))``,
+    ``range(batch_size)``) picks one index per sample, and is not one."""
     steps = {
         node.target.id for node in ast.walk(tree)
         if isinstance(node, ast.For) and isinstance(node.target, ast.Name) and isinstance(node.iter, ast.Call)
         and isinstance(node.iter.func, ast.Name) and node.iter.func.id == "range"
+        and not any(_over_batch(argument) for argument in node.iter.args)
     }
     return bool(steps) and any(
         isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == name
@@ -796,6 +799,31 @@ def _refuse_edge_list_by_name(name: str, qualname: str) -> None:
         f"dims={{'batch': (4, 8)}}, skip={{'batch_invariance': 'samples are coupled through {name}'}}), "
         "its max_value below the smallest number of nodes"
     )
+
+
+#: Names a loop bound over the batch goes by.
+_BATCH_BOUND = re.compile(r"^(b|bs|bsz|n|batch|batch_size|n_samples|num_samples)$|batch", re.IGNORECASE)
+
+
+def _over_batch(node: ast.AST) -> bool:
+    """Whether a ``range`` bound reads the batch size: ``len(x)``, ``x.shape[0]``,
+    ``x.size(0)`` or a name like ``batch_size``."""
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id == "len":
+            return True
+        if (
+            isinstance(sub, ast.Subscript) and isinstance(sub.value, ast.Attribute) and sub.value.attr == "shape"
+            and isinstance(sub.slice, ast.Constant) and sub.slice.value == 0
+        ):
+            return True
+        if (
+            isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr == "size"
+            and sub.args and isinstance(sub.args[0], ast.Constant) and sub.args[0].value == 0
+        ):
+            return True
+        if isinstance(sub, ast.Name) and _BATCH_BOUND.search(sub.id):
+            return True
+    return False
 
 
 def _index_use(tree: ast.AST | None, names: frozenset[str]) -> str | None:

@@ -888,26 +888,45 @@ class PaddingInvariance(Invariant):
     def _tie_order(self, context: Context, example: Example, layout: _Layout) -> bool:
         """Whether a difference is the order of a tie (:mod:`dyncheck.ties`): every call
         again with ties broken by position, first position first and then last first, and
-        the rows agree both times. A tie of a valid step with a padding step (padding masked
-        to 0, not ``-inf``) picks the padding under one of the two, and stays a finding. A
-        model whose padded batch makes no selection is not asked again."""
-        ties = ConsistentTies()
+        the rows agree both times. Only for a padded batch whose every selection picks along
+        its steps, ``[batch, ..., time]`` at the padded length, and that, with ties broken
+        last position first (so a padding step that ties with a valid one is picked), picks
+        no padding step while a valid step of its row goes unpicked: a padding score that
+        ties with valid ones (masked to 0, not ``-inf``) stays a finding, and so does any
+        selection dyncheck cannot place (a sort, an axis a token was added to)."""
+        ties = ConsistentTies(last=True)
+        padded = Example(layout.pad(example.fresh_args()), example.seed, example.dims)
         try:
             with ties, torch.no_grad():
-                padded = Example(layout.pad(example.fresh_args()), example.seed, example.dims)
                 context.run(context.fresh_model().eval(), padded, record=False, grad=False)
         except ModelError:
             return False
-        if not ties.used:
+        if not ties.picks or not all(self._picks_no_padding(pick, layout) for pick in ties.picks):
             return False
         for last in (False, True):
-            ties = ConsistentTies(last)
             try:
-                with ties:
+                with ConsistentTies(last):
                     self._compare(context, example, layout, quiet=True)
             except (InvariantViolation, ModelError, _NotCompared):
                 return False
-            if not ties.used:
+        return True
+
+    @staticmethod
+    def _picks_no_padding(pick: tuple[str, tuple[int, ...], int | None, torch.Tensor | None], layout: _Layout) -> bool:
+        """Whether one selection of the padded batch picked along its steps
+        (``[batch, ..., padded length]``, the batch first) and took no padding step of a row
+        while a valid step of that row went unpicked."""
+        name, shape, dim, picked = pick
+        lengths = layout.lengths
+        if picked is None or dim is None or dim == 0 or len(shape) < 2:
+            return False
+        if shape[0] != len(lengths) or shape[dim] != layout.padded:
+            return False
+        picked = picked.movedim(dim, -1)
+        for row, length in enumerate(lengths):
+            chosen = picked[row]
+            valid = (chosen < length).sum(-1)
+            if bool(((chosen >= length).any(-1) & (valid < min(length, chosen.shape[-1]))).any()):
                 return False
         return True
 
