@@ -687,7 +687,7 @@ def _add_padding_argument(
 
 def _padding_argument(
     instance: nn.Module, parameters: dict[str, inspect.Parameter], inputs: dict[str, Any], inferred: dict[str, str],
-    kept: dict[str, str] | None = None,
+    kept: dict[str, str],
 ) -> dict[str, Inferred]:
     """An optional padding argument beside a batch-first padded sequence (token ids
     ``[batch, time]``, or features ``[batch, time, ...]``): ``forward(x, lens=None)``
@@ -800,14 +800,12 @@ def _padding_argument(
         if padded > 1 and given is not None:
             some = _outputs_of(model, {**args, name: padded_last[kind(name)]})
             if some is not None and _agree_on_kept(plain, some, padded, padded):
-                if kept is not None:
-                    kept[name] = f"marking steps of {sequence} as padding with it changed nothing: forward ignores it"
+                kept[name] = f"marking steps of {sequence} as padding with it changed nothing: forward ignores it"
                 continue  # ignored: padding marked there changes nothing
         if given is None or not _agree_on_kept(plain, given, padded, padded):
-            if kept is not None:
-                outcome = "raised" if given is None else "gave other outputs than a call without one"
-                meant = "its lengths" if kind(name) == "lengths" else "a padding mask"
-                kept[name] = f"a call with {every} {outcome} ({sequence} of {padded} steps), so it was not read as {meant}"
+            outcome = "raised" if given is None else "gave other outputs than a call without one"
+            meant = "its lengths" if kind(name) == "lengths" else "a padding mask"
+            kept[name] = f"a call with {every} {outcome} ({sequence} of {padded} steps), so it was not read as {meant}"
         else:
             why = f"forward takes {name}=None, and a call with {every} gave the output of a call without one"
             found = {name: Inferred(strategy, f"{what} ({why})")}

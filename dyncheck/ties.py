@@ -12,9 +12,10 @@ sequence alone other outputs than the same sequence padded, on inputs whose scor
 takes equal values first index first (``last=True``: last index first), so two runs of
 the same values pick the same positions whatever their lengths. A check that finds a
 difference runs both sides again under each order: a difference that is gone under both
-was the order of a tie; one that stays under either is the model's (scores that tie a
-valid position with a padding one, as when padding is masked to 0 rather than ``-inf``,
-pick the padding under one of the two orders).
+was the order of a tie; one that stays under either is the model's. Agreeing under both
+orders is not enough where a valid position ties with a padding one that is not last (a
+token appended after the padding): ``picks`` records what each call picked, for the check
+to see that no padding was taken over a valid position (``padding_invariance._tie_order``).
 """
 
 from __future__ import annotations
@@ -34,16 +35,20 @@ SELECTIONS = frozenset({"topk", "sort", "argsort", "argmax", "argmin", "max", "m
 class ConsistentTies(TorchFunctionMode):
     """While active, floating selections (:data:`SELECTIONS`) break ties by position: first
     index first, or last index first with ``last=True``. Values, indices and gradients are
-    those of the same pick made by the op itself; ``used`` counts the calls replaced."""
+    those of the same pick made by the op itself; ``picks`` records the calls replaced."""
 
     def __init__(self, last: bool = False) -> None:
         super().__init__()
         self.last = last
-        self.used = 0
         #: each replaced call: (its name, the shape of its values, the dimension it picked
         #: along, or None over every value, the positions it picked along it, or None for
         #: a sort, which orders them all)
         self.picks: list[tuple[str, tuple[int, ...], int | None, torch.Tensor | None]] = []
+
+    @property
+    def used(self) -> int:
+        """How many calls were replaced."""
+        return len(self.picks)
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
@@ -51,7 +56,6 @@ class ConsistentTies(TorchFunctionMode):
         if name in SELECTIONS and args and isinstance(args[0], torch.Tensor) and args[0].is_floating_point():
             result = self._select(name, args[0], list(args[1:]), dict(kwargs))
             if result is not None:
-                self.used += 1
                 return result
         return func(*args, **kwargs)
 

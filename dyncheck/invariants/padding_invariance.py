@@ -916,7 +916,7 @@ class PaddingInvariance(Invariant):
         """Whether one selection of the padded batch picked along its steps
         (``[batch, ..., padded length]``, the batch first) and took no padding step of a row
         while a valid step of that row went unpicked."""
-        name, shape, dim, picked = pick
+        _, shape, dim, picked = pick
         lengths = layout.lengths
         if picked is None or dim is None or dim == 0 or len(shape) < 2:
             return False
