@@ -5947,3 +5947,42 @@ def test_a_permutation_sorted_from_an_argument_is_not_indices_it_holds():
     target = resolved(SortedByLength)
     assert strategy_kind(target.spec.inputs["mask"]) == "attention_masks"
     assert_callable(target, max_examples=5)
+
+
+def test_keywords_taken_through_kwargs_read_as_names_of_their_own():
+    from dyncheck.infer.flow import keyword_entries
+
+    source = """
+def forward(self, x, **kwargs):
+    a = kwargs["context"]
+    b = kwargs.get("context", None) + kwargs.pop("mask")
+    kwargs.update(context=self.norm(a), scale=2)
+    kwargs["context"] = b
+    return self.fn(x, **kwargs) + self.other(kwargs["scale"])
+"""
+    tree = ast.parse(source).body[0]
+    assert ast.unparse(keyword_entries(tree, {"x", "context", "mask"})).splitlines()[1:] == [
+        "    a = context",
+        "    b = context + mask",
+        "    context = self.norm(a)",
+        "    kwargs.update(scale=2)",
+        "    context = b",
+        "    return self.fn(x, context=context, mask=mask, **kwargs) + self.other(kwargs['scale'])",
+    ]
+    # a keyword its forward names, or no **kwargs: the tree as it is
+    assert keyword_entries(tree, {"x"}) is tree
+    plain = ast.parse("def forward(self, x, context=None):\n    return x").body[0]
+    assert keyword_entries(plain, {"context"}) is plain
+
+
+def test_an_input_handed_on_through_kwargs_is_sized_where_it_arrives():
+    # perceiver-pytorch's PreNorm.forward(x, **kwargs) reads kwargs["context"]: the flow
+    # stopped there and sized the input by the latents' LayerNorm(16) the block calls next,
+    # a signal [batch, 16, 6] whose mask was never drawn.
+    from reference_models.keyword_context import KeywordLatentEncoder
+
+    target = resolved(KeywordLatentEncoder)
+    assert strategy_arguments(target.spec.inputs["data"])["shape"] == ("batch", "time", 6)
+    assert "first consumed by cross_block (LayerNorm([6]))" in target.inferred_inputs["data"]
+    assert "the padding mask of data" in target.inferred_inputs["mask"]
+    assert_callable(target, max_examples=3)

@@ -60,6 +60,8 @@ PADDED = {
     # ... or x-transformers' mask=None, True at tokens
     "reference_models.padding_mask:MaskedTokenEncoder",
     "reference_models.token_router:TopKTokenRouter",
+    # ... or a mask a wrapper hands on through **kwargs (perceiver-pytorch's PreNorm)
+    "reference_models.keyword_context:KeywordLatentEncoder",
     # ... or an optional lens=None beside float features
     "reference_models.padded_features:FeatureSequenceEncoder",
     # ... or nn.TransformerEncoder's src_key_padding_mask=None, True at padding

@@ -625,6 +625,12 @@ def _latent_reader() -> tuple[torch.nn.Module, tuple]:
     return LatentReader(), (torch.randn(3, 5, 6),)
 
 
+def _keyword_context() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.keyword_context import KeywordLatentEncoder
+
+    return KeywordLatentEncoder(), (torch.randn(3, 5, 6), torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] + [False] * 4]))
+
+
 def _padded_features() -> tuple[torch.nn.Module, tuple]:
     from reference_models.padded_features import FeatureSequenceEncoder
 
@@ -1179,6 +1185,7 @@ BUILDERS = {
     "token_router": _token_router,
     "staged_ema": _staged_ema,
     "latent_reader": _latent_reader,
+    "keyword_context": _keyword_context,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

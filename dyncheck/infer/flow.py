@@ -474,6 +474,8 @@ class _Flow(ast.NodeVisitor):
         tainted: set[str] = set()
         # parameters that take the argument with an axis gone (one step of it: ``self.step(x[t], h)``)
         reduced: dict[str, tuple[int, bool]] = {}
+        # keywords it takes only through its **kwargs
+        through = getattr(getattr(tree, "args", None), "kwarg", None) is not None
         for key, value in [*enumerate(node.args), *((k.arg, k.value) for k in node.keywords)]:
             if isinstance(value, ast.Starred) or key is None:
                 continue
@@ -481,7 +483,7 @@ class _Flow(ast.NodeVisitor):
                 if key >= len(positional):
                     continue
                 parameter = positional[key]
-            elif key in keywords:
+            elif key in keywords or through:
                 parameter = key
             else:
                 continue
@@ -502,6 +504,7 @@ class _Flow(ast.NodeVisitor):
         if key in self.seen:
             return True
         self.seen.add(key)
+        tree = keyword_entries(tree, tainted)
         self.scopes.append((tree, frozenset(tainted)))
         inner = _Flow(
             tainted,
@@ -900,6 +903,78 @@ def _reduction_axis(node: ast.AST) -> tuple[ast.AST, int] | None:
     return reduced, axis
 
 
+def keyword_entries(tree: ast.AST, keys: set[str]) -> ast.AST:
+    """``tree`` (a function's definition) with the entries ``keys`` of its ``**kwargs`` read as
+    names of their own, so that a flow follows a keyword the function takes only through
+    ``**kwargs`` (perceiver-pytorch's ``PreNorm.forward(x, **kwargs)``): ``kwargs["context"]``,
+    ``kwargs.get("context")`` and ``kwargs.pop("context")`` read ``context``;
+    ``kwargs["context"] = v`` and ``kwargs.update(context=v)`` assign it; a call handed
+    ``**kwargs`` is handed ``context=context`` too. ``tree`` itself when it has no
+    ``**kwargs`` or every key is a parameter of its own (a copy otherwise)."""
+    if not isinstance(tree, (ast.FunctionDef, ast.AsyncFunctionDef)) or tree.args.kwarg is None:
+        return tree
+    named = {a.arg for a in (*tree.args.posonlyargs, *tree.args.args, *tree.args.kwonlyargs)}
+    keys = {key for key in keys if key not in named}
+    if not keys:
+        return tree
+    store = tree.args.kwarg.arg
+
+    def entry(node: ast.AST) -> str | None:
+        """The key ``node`` reads (``kwargs["k"]``, ``kwargs.get("k", ...)``), if one of ``keys``."""
+        if (
+            isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == store
+            and isinstance(node.slice, ast.Constant) and node.slice.value in keys
+        ):
+            return node.slice.value
+        if (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("get", "pop")
+            and isinstance(node.func.value, ast.Name) and node.func.value.id == store
+            and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value in keys
+        ):
+            return node.args[0].value
+        return None
+
+    class Rewrite(ast.NodeTransformer):
+        def visit_Expr(self, node: ast.Expr) -> ast.AST:
+            call = node.value
+            if (
+                isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "update"
+                and isinstance(call.func.value, ast.Name) and call.func.value.id == store
+            ):
+                assigned = [k for k in call.keywords if k.arg in keys]
+                if assigned:
+                    statements: list[ast.stmt] = [
+                        ast.copy_location(ast.Assign([ast.Name(k.arg, ast.Store())], self.visit(k.value)), node)
+                        for k in assigned
+                    ]
+                    call.keywords = [k for k in call.keywords if k.arg not in keys]
+                    if call.keywords or call.args:
+                        statements.append(self.generic_visit(node))
+                    return statements
+            return self.generic_visit(node)
+
+        def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+            key = entry(node)
+            if key is not None:
+                return ast.copy_location(ast.Name(key, type(node.ctx)()), node)
+            return self.generic_visit(node)
+
+        def visit_Call(self, node: ast.Call) -> ast.AST:
+            key = entry(node)
+            if key is not None:
+                return ast.copy_location(ast.Name(key, ast.Load()), node)
+            self.generic_visit(node)
+            handed = any(k.arg is None and isinstance(k.value, ast.Name) and k.value.id == store for k in node.keywords)
+            if handed:
+                given = {k.arg for k in node.keywords}
+                node.keywords = [
+                    *(ast.keyword(key, ast.Name(key, ast.Load())) for key in sorted(keys - given)), *node.keywords
+                ]
+            return node
+
+    return ast.fix_missing_locations(Rewrite().visit(copy.deepcopy(tree)))
+
+
 def _flow(
     tree: ast.AST | None, name: str, model: nn.Module | None = None, *, strict: bool = False,
     opaque_modules: bool = False, same_layout: bool = False,
@@ -911,6 +986,8 @@ def _flow(
     methods that keep its shape); ``opaque_modules`` follows values computed from it except
     through a submodule's call."""
     roots, defining, namespace, self_name = {"self": ""}, None, {}, "self"
+    if tree is not None:
+        tree = keyword_entries(tree, {name})
     if model is not None:
         forward = type(model).forward
         defining = next((c for c in type(model).__mro__ if c.__dict__.get("forward") is forward), None)

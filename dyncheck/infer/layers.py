@@ -424,6 +424,8 @@ def _input_for_module(
         # A user-defined submodule: follow its own forward's argument the value enters as.
         tree = _forward_tree(type(module))
         parameter = _entry_parameter(module, entry)
+        if parameter is None and isinstance(entry, str) and getattr(getattr(tree, "args", None), "kwarg", None):
+            parameter = entry  # a keyword its forward takes through **kwargs (see flow.keyword_entries)
         if tree is None or parameter is None:
             return None
         kept = role is not None
