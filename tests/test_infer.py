@@ -2246,12 +2246,24 @@ def test_indices_stepped_through_by_a_loop_get_steps_in_the_spec_to_write():
     assert "edges" not in text and "skip=" not in text
 
 
-def test_indices_of_a_weight_stepped_through_by_a_loop_are_one_per_step_and_sample():
+class ComprehensionTagScore(ForwardTagScore):
+    """ForwardTagScore with its steps in a list comprehension."""
+
+    def forward(self, emissions, tags):
+        seq_length, batch_size = tags.shape
+        rows = torch.arange(batch_size)
+        score = self.start[tags[0]] + emissions[0, rows, tags[0]]
+        steps = [self.trans[tags[i - 1], tags[i]] + emissions[i, rows, tags[i]] for i in range(1, seq_length)]
+        return score + sum(steps)
+
+
+@pytest.mark.parametrize("model", [ForwardTagScore, ComprehensionTagScore])
+def test_indices_of_a_weight_stepped_through_by_a_loop_are_one_per_step_and_sample(model):
     # start[tags[0]] gave one index per sample, ('batch',): every check crashed on
     # `seq_length, batch_size = tags.shape`.
     from dyncheck.strategies import tensors
 
-    target = resolved(ForwardTagScore, inputs={"emissions": tensors(shape=("time", "batch", 5))})
+    target = resolved(model, inputs={"emissions": tensors(shape=("time", "batch", 5))})
     arguments = strategy_arguments(target.spec.inputs["tags"])
     assert arguments["shape"] == ("time", "batch") and arguments["max_value"] == 4
     assert "one index per step and sample, 0 to 4" in target.inferred_inputs["tags"]

@@ -764,12 +764,13 @@ def _refuse_indices(model: nn.Module, source_tree: ast.AST | None, name: str, qu
 
 def _stepped(tree: ast.AST, name: str) -> bool:
     """Whether forward picks ``name[i]`` by the variable of a ``for i in range(...)`` loop
-    (``tags[i - 1]``): a sequence of steps, not an edge list's two rows or a permutation. A
-    loop over the batch (``range(len(x))``, ``range(x.shape[0])``, ``range(x.size(0))``,
-    ``range(batch_size)``) picks one index per sample, and is not one."""
+    or comprehension (``tags[i - 1]``): a sequence of steps, not an edge list's two rows or
+    a permutation. A loop over the batch (``range(len(x))``, ``range(x.shape[0])``,
+    ``range(x.size(0))``, ``range(batch_size)``) picks one index per sample, and is not one."""
     steps = {
         node.target.id for node in ast.walk(tree)
-        if isinstance(node, ast.For) and isinstance(node.target, ast.Name) and isinstance(node.iter, ast.Call)
+        if isinstance(node, (ast.For, ast.comprehension)) and isinstance(node.target, ast.Name)
+        and isinstance(node.iter, ast.Call)
         and isinstance(node.iter.func, ast.Name) and node.iter.func.id == "range"
         and not any(_over_batch(argument) for argument in node.iter.args)
     }
