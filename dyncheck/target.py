@@ -518,6 +518,11 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
         for dim, bounds in (inferred.dims or {}).items():
             all_dims.setdefault(dim, bounds)
     if uninferred:
+        labelled = _step_ids(instance, [n for n, _ in uninferred], inputs, inferred_inputs, parameters, all_dims)
+        for name, found in (labelled or {}).items():
+            inputs[name], inferred_inputs[name] = found.value, found.why
+        uninferred = [(n, why) for n, why in uninferred if n not in inputs]
+    if uninferred:
         raise _fail(text, _beside_given(_refusals(uninferred), spec.inputs))
     _lengths_along(inputs, inferred_inputs)
     _confirm_indirect(instance, parameters, spec.inputs, inputs, inferred_inputs, all_dims)
@@ -1064,6 +1069,84 @@ def _class_ids(
                 f"the other inputs with {count - 1} it ran, with {count} it raised)",
             )
     return None
+
+
+#: Names of an argument that holds one index per step and sample (a tagger's tags).
+_STEP_IDS_NAME = re.compile(r"^(y|tags?|labels?|targets?|tag_ids|label_ids|target_ids)$")
+
+
+def _step_ids(
+    instance: nn.Module, names: list[str], inputs: dict[str, Any], inferred: dict[str, str],
+    parameters: dict[str, inspect.Parameter], dims: dict[str, Any],
+) -> dict[str, Inferred] | None:
+    """Tag ids beside a sequence, and the mask of its tokens, that no layer takes: a
+    BiLSTM-CRF's ``forward(tokens, tags, mask)``, which hands both to a CRF that indexes its
+    own transition scores by the tags (pytorch-crf's ``CRF``, a loss computed in forward).
+    ``names`` are the arguments inference left: one named like tags or labels and, beside
+    it, at most one named like a mask. They are drawn laid out as the sequence inferred
+    before them, ``[batch, time]``: the ids one per step and sample, below the number of
+    tags, found as :func:`_class_ids` finds a number of classes (called with every id at the
+    last index of each size the model's parameters have, from the smallest: the first that
+    runs where that size itself raises); the mask as its name says, True at tokens (or at
+    padding, for a name like ``padding_mask``), with padding on the right, where a call
+    with the last step of a row marked as padding runs too. None for other arguments, or
+    when no call runs."""
+    import torch
+
+    from dyncheck import strategies as dst
+
+    ids = [n for n in names if _STEP_IDS_NAME.search(n)]
+    masks = [n for n in names if _MASK_NAME.search(n)]
+    if len(ids) != 1 or len(masks) > 1 or set(names) - {*ids, *masks}:
+        return None
+    if set(_required(parameters)) - {*inputs, *names}:
+        return None
+    shapes = _inferred_tensors(inputs, inferred, tokens=True)
+    if not shapes or not any(shape[:2] == ("batch", "time") for shape, _ in shapes.values()):
+        return None
+    steps = 3
+    args = _padded_probe(shapes, "time", steps, dims)
+    batch = next(len(value) for n, value in args.items() if shapes[n][0][:2] == ("batch", "time"))
+    padding = bool(masks) and "pad" in masks[0]
+
+    def mask(padded: bool) -> dict[str, Any]:
+        if not masks:
+            return {}
+        tokens = torch.ones(batch, steps, dtype=torch.bool)
+        if padded:
+            tokens[0, -1] = False
+        return {masks[0]: ~tokens if padding else tokens}
+
+    def runs(top: int, padded: bool = False) -> bool:
+        return _probe_call(instance, {**args, **mask(padded), ids[0]: torch.full((batch, steps), top)}) is None
+
+    count = next(
+        (c for c in sorted(set(_parameter_sizes([instance])))[:_CLASSES_PROBED] if runs(c - 1) and not runs(c)),
+        None,
+    )
+    if count is None or (masks and not runs(count - 1, padded=True)):
+        return None
+    found = {
+        ids[0]: Inferred(
+            dst.tensors(shape=("batch", "time"), dtype=torch.long, min_value=0, max_value=count - 1),
+            f"named like tags beside a sequence, and no layer takes it: one per step and sample, laid out as the "
+            f"sequence, 0 to {count - 1} (called with {count - 1} it ran, with {count} it raised)",
+        )
+    }
+    if masks:
+        convention = "True at padding" if padding else "True at tokens"
+        found[masks[0]] = Inferred(
+            dst.attention_masks(dtype=torch.bool, **({"marks": "padding"} if padding else {})),
+            f"the mask of the sequence beside {ids[0]}, by its name: {convention}, padding on the right (no layer "
+            f"takes it; the model ran with a step marked as padding){_MASK_FLIP}",
+        )
+    trial = {**inputs, **{n: f.value for n, f in found.items()}}
+    notes = {**inferred, **{n: f.why for n, f in found.items()}}
+    return found if _runs_with(instance, trial, notes, parameters, dims) else None
+
+
+#: Where a mask's convention was read from its name: how to say the other.
+_MASK_FLIP = "; if it marks the other way, give attention_masks(dtype=torch.bool, marks=...) in Spec(inputs=...)"
 
 
 def _state_shares(modules: Sequence[nn.Module]) -> list[int]:

@@ -5998,3 +5998,79 @@ def test_an_input_handed_on_through_kwargs_is_sized_where_it_arrives():
     assert "first consumed by cross_block (LayerNorm([6]))" in target.inferred_inputs["data"]
     assert "the padding mask of data" in target.inferred_inputs["mask"]
     assert_callable(target, max_examples=3)
+
+
+class TagLoss(nn.Module):
+    """A tagger's loss in forward: tag ids one per step, no mask; a padding mask named so, by
+    torch's convention True at padding, with ``padding_mask``."""
+
+    def __init__(self, num_tags=5, masked=False):
+        super().__init__()
+        self.masked = masked
+        self.embedding = nn.Embedding(10, 6)
+        self.out = nn.Linear(6, num_tags)
+        self.transitions = nn.Parameter(torch.zeros(num_tags, num_tags))
+
+    def forward(self, tokens, tags):
+        logits = self.out(self.embedding(tokens))
+        loss = nn.functional.cross_entropy(logits.transpose(1, 2), tags, reduction="none")
+        return loss + self.transitions[tags[:, :-1], tags[:, 1:]].sum(1, keepdim=True)
+
+
+class PaddingMaskedTagLoss(TagLoss):
+    def forward(self, tokens, tags, padding_mask):
+        return super().forward(tokens, tags).masked_fill(padding_mask, 0.0)
+
+
+class FirstStepsOnly(TagLoss):
+    """Refuses a mask with padding: no mask is drawn for it."""
+
+    def forward(self, tokens, tags, mask):
+        if not mask.all():
+            raise ValueError("every step must be a token")
+        return super().forward(tokens, tags)
+
+
+@pytest.mark.parametrize(("model", "mask"), [
+    ("masked_crf", {"marks": "tokens"}),
+    (TagLoss, None),
+    (PaddingMaskedTagLoss, {"marks": "padding"}),
+])
+def test_tags_beside_a_sequence_are_one_per_step_and_sample(model, mask):
+    # A BiLSTM-CRF's forward(tokens, tags, mask) hands tags and mask to the CRF, which indexes
+    # its transitions by the tags: "no layer gives their shape", and the error asked for both.
+    if model == "masked_crf":
+        from reference_models.masked_crf import MaskedCRFTagger
+
+        model = MaskedCRFTagger
+    target = resolved(model)
+    arguments = strategy_arguments(target.spec.inputs["tags"])
+    top = 3 if model.__name__ == "MaskedCRFTagger" else 4
+    assert arguments["shape"] == ("batch", "time") and arguments["max_value"] == top
+    assert f"one per step and sample, laid out as the sequence, 0 to {top}" in target.inferred_inputs["tags"]
+    masks = [n for n in target.spec.inputs if "mask" in n]
+    if mask is None:
+        assert not masks
+    else:
+        assert strategy_kind(target.spec.inputs[masks[0]]) == "attention_masks"
+        assert strategy_arguments(target.spec.inputs[masks[0]]).get("marks", "tokens") == mask["marks"]
+        said = "True at padding" if mask["marks"] == "padding" else "True at tokens"
+        assert f"by its name: {said}" in target.inferred_inputs[masks[0]]
+    assert_callable(target, max_examples=3)
+
+
+def test_a_mask_the_model_refuses_with_padding_is_not_drawn_as_one():
+    with pytest.raises(TargetError) as excinfo:
+        resolved(FirstStepsOnly)
+    assert "cannot infer forward argument 'tags'" in str(excinfo.value)
+
+
+def test_lengths_a_mask_gives_a_pack_are_not_the_lstms_input():
+    # lengths = mask.sum(1); pack_padded_sequence(embedded, lengths): the mask was read as
+    # the LSTM's input, [batch, time, 8] floats.
+    from dyncheck.infer.source import _mentions_data
+
+    call = ast.parse("pack_padded_sequence(self.embedding(tokens), lengths, batch_first=True)").body[0].value
+    assert not _mentions_data(call, {"lengths"}) and _mentions_data(call, {"tokens"})
+    keyword = ast.parse("nn.utils.rnn.pack_padded_sequence(input=x, lengths=n)").body[0].value
+    assert not _mentions_data(keyword, {"n"}) and _mentions_data(keyword, {"x"})

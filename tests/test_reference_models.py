@@ -35,6 +35,7 @@ RECURRENT = {
     "reference_models.packed_input:PackedClassifier",
     "reference_models.packed_input:PackedTagger",
     "reference_models.greedy_decoder:GreedyDecoder",
+    "reference_models.masked_crf:MaskedCRFTagger",
 }
 PADDED = {
     "reference_models.rnn:DynamicRNN",
@@ -62,6 +63,8 @@ PADDED = {
     "reference_models.token_router:TopKTokenRouter",
     # ... or a mask a wrapper hands on through **kwargs (perceiver-pytorch's PreNorm)
     "reference_models.keyword_context:KeywordLatentEncoder",
+    # ... or a required mask beside tags no layer takes (a BiLSTM-CRF tagger's, read by its name)
+    "reference_models.masked_crf:MaskedCRFTagger",
     # ... or an optional lens=None beside float features
     "reference_models.padded_features:FeatureSequenceEncoder",
     # ... or nn.TransformerEncoder's src_key_padding_mask=None, True at padding

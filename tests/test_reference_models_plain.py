@@ -631,6 +631,13 @@ def _keyword_context() -> tuple[torch.nn.Module, tuple]:
     return KeywordLatentEncoder(), (torch.randn(3, 5, 6), torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] + [False] * 4]))
 
 
+def _masked_crf() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.masked_crf import MaskedCRFTagger
+
+    mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] + [False] * 4])
+    return MaskedCRFTagger(), (torch.randint(0, 20, (3, 5)), torch.randint(0, 4, (3, 5)), mask)
+
+
 def _padded_features() -> tuple[torch.nn.Module, tuple]:
     from reference_models.padded_features import FeatureSequenceEncoder
 
@@ -1186,6 +1193,7 @@ BUILDERS = {
     "staged_ema": _staged_ema,
     "latent_reader": _latent_reader,
     "keyword_context": _keyword_context,
+    "masked_crf": _masked_crf,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

@@ -111,6 +111,12 @@ def _mentions_data(node: ast.AST, names: set[str]) -> bool:
             # its size, or what kind of thing it is: isinstance(timestep, float) picks a
             # dtype, not the values (diffusers' UNet)
             return False
+        called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+        if called == "pack_padded_sequence":
+            # the values packed are its input's; the lengths (a mask's row sums, mask.sum(1))
+            # only say how many steps of each row (a BiLSTM-CRF tagger's mask is no LSTM input)
+            given = node.args[:1] or [k.value for k in node.keywords if k.arg == "input"]
+            return any(_mentions_data(a, names) for a in given)
     return any(_mentions_data(child, names) for child in ast.iter_child_nodes(node))
 
 
