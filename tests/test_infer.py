@@ -5979,8 +5979,11 @@ def forward(self, x, **kwargs):
         "    context = self.norm(a)",
         "    kwargs.update(scale=2)",
         "    context = b",
-        "    return self.fn(x, context=context, mask=mask, **kwargs) + self.other(kwargs['scale'])",
+        # mask was taken out (pop): the rest of **kwargs goes on without it
+        "    return self.fn(x, context=context, **kwargs) + self.other(kwargs['scale'])",
     ]
+    deleted = ast.parse("def forward(self, x, **kwargs):\n    del kwargs['context']\n    return self.fn(x, **kwargs)").body[0]
+    assert ast.unparse(keyword_entries(deleted, {"context"})).splitlines()[-1] == "    return self.fn(x, **kwargs)"
     # a keyword its forward names, or no **kwargs: the tree as it is
     assert keyword_entries(tree, {"x"}) is tree
     plain = ast.parse("def forward(self, x, context=None):\n    return x").body[0]
@@ -6074,3 +6077,74 @@ def test_lengths_a_mask_gives_a_pack_are_not_the_lstms_input():
     assert not _mentions_data(call, {"lengths"}) and _mentions_data(call, {"tokens"})
     keyword = ast.parse("nn.utils.rnn.pack_padded_sequence(input=x, lengths=n)").body[0].value
     assert not _mentions_data(keyword, {"n"}) and _mentions_data(keyword, {"x"})
+
+
+class PoppedContext(nn.Module):
+    """A wrapper that takes the context out of **kwargs and hands the rest on: the context
+    reaches to_ctx only, not fn."""
+
+    def __init__(self, dim=16, context_dim=6):
+        super().__init__()
+        self.fn = nn.Linear(dim, dim)
+        self.to_ctx = nn.Linear(context_dim, dim)
+
+    def forward(self, x, **kwargs):
+        context = kwargs.pop("context")
+        return self.fn(x, **kwargs) + self.to_ctx(context).mean(1, keepdim=True)
+
+
+class PoppedContextReader(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.latents = nn.Parameter(torch.randn(4, 16))
+        self.block = PoppedContext()
+
+    def forward(self, data):
+        return self.block(self.latents.expand(data.shape[0], -1, -1), context=data).mean(1)
+
+
+def test_a_keyword_taken_out_of_kwargs_is_not_handed_on_with_the_rest():
+    # it was read as fn's input: [batch, 16], and every check crashed
+    target = resolved(PoppedContextReader)
+    assert strategy_arguments(target.spec.inputs["data"])["shape"][-1] == 6
+    assert_callable(target, max_examples=3)
+
+
+class SpeakerRows(nn.Module):
+    """One speaker id per sample, picked in a loop over the batch; a comprehension over the
+    heads reuses the loop variable's name."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Linear(8, 8)
+        self.speaker = nn.Parameter(torch.randn(5, 8))
+        self.proj = nn.ModuleList([nn.Linear(8, 8) for _ in range(2)])
+
+    def forward(self, x, speaker_id):
+        x = self.inp(x)
+        rows = []
+        for i in range(x.shape[0]):
+            rows.append(x[i] + self.speaker[speaker_id[i]])
+        h = torch.stack(rows)
+        return torch.stack([self.proj[i](h) for i in range(2)], 1).sum(1)
+
+
+class SpeakerRowsTwoLoops(SpeakerRows):
+    def forward(self, x, speaker_id):
+        x = self.inp(x)
+        rows = []
+        for i in range(x.shape[0]):
+            rows.append(x[i] + self.speaker[speaker_id[i]])
+        h = torch.stack(rows)
+        for i in range(2):
+            h = self.proj[i](h)
+        return h
+
+
+@pytest.mark.parametrize("model", [SpeakerRows, SpeakerRowsTwoLoops])
+def test_a_loop_variable_reused_by_another_loop_picks_what_its_own_loop_reads(model):
+    # speaker_id[i] in a loop over the batch, and another loop's i over the heads: drawn as
+    # ('time', 'batch') steps, and every check raised IndexError
+    target = resolved(model)
+    assert strategy_arguments(target.spec.inputs["speaker_id"])["shape"] == ("batch",)
+    assert_callable(target, max_examples=3)

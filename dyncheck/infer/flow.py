@@ -909,7 +909,8 @@ def keyword_entries(tree: ast.AST, keys: set[str]) -> ast.AST:
     ``**kwargs`` (perceiver-pytorch's ``PreNorm.forward(x, **kwargs)``): ``kwargs["context"]``,
     ``kwargs.get("context")`` and ``kwargs.pop("context")`` read ``context``;
     ``kwargs["context"] = v`` and ``kwargs.update(context=v)`` assign it; a call handed
-    ``**kwargs`` is handed ``context=context`` too. ``tree`` itself when it has no
+    ``**kwargs`` is handed ``context=context`` too, unless the function takes the key out
+    (``pop``, ``del kwargs["context"]``). ``tree`` itself when it has no
     ``**kwargs`` or every key is a parameter of its own (a copy otherwise)."""
     if not isinstance(tree, (ast.FunctionDef, ast.AsyncFunctionDef)) or tree.args.kwarg is None:
         return tree
@@ -918,6 +919,21 @@ def keyword_entries(tree: ast.AST, keys: set[str]) -> ast.AST:
     if not keys:
         return tree
     store = tree.args.kwarg.arg
+    # keys it takes out of **kwargs (kwargs.pop("context"), del kwargs["context"]): not
+    # handed on with the rest
+    removed = {
+        key for node in ast.walk(tree) for key in (
+            [node.args[0].value] if (
+                isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "pop"
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == store
+                and node.args and isinstance(node.args[0], ast.Constant)
+            ) else [
+                target.slice.value for target in node.targets
+                if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
+                and target.value.id == store and isinstance(target.slice, ast.Constant)
+            ] if isinstance(node, ast.Delete) else []
+        )
+    }
 
     def entry(node: ast.AST) -> str | None:
         """The key ``node`` reads (``kwargs["k"]``, ``kwargs.get("k", ...)``), if one of ``keys``."""
@@ -968,7 +984,8 @@ def keyword_entries(tree: ast.AST, keys: set[str]) -> ast.AST:
             if handed:
                 given = {k.arg for k in node.keywords}
                 node.keywords = [
-                    *(ast.keyword(key, ast.Name(key, ast.Load())) for key in sorted(keys - given)), *node.keywords
+                    *(ast.keyword(key, ast.Name(key, ast.Load())) for key in sorted(keys - given - removed)),
+                    *node.keywords,
                 ]
             return node
 

@@ -767,19 +767,37 @@ def _stepped(tree: ast.AST, name: str) -> bool:
     or comprehension (``tags[i - 1]``): a sequence of steps, not an edge list's two rows or
     a permutation. A loop over the batch (``range(len(x))``, ``range(x.shape[0])``,
     ``range(x.size(0))``, ``range(batch_size)``) picks one index per sample, and is not one."""
-    steps = {
-        node.target.id for node in ast.walk(tree)
-        if isinstance(node, (ast.For, ast.comprehension)) and isinstance(node.target, ast.Name)
-        and isinstance(node.iter, ast.Call)
-        and isinstance(node.iter.func, ast.Name) and node.iter.func.id == "range"
-        and not any(_over_batch(argument) for argument in node.iter.args)
-    }
-    return bool(steps) and any(
-        isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == name
-        and not isinstance(node.slice, (ast.Tuple, ast.Slice))
-        and any(isinstance(n, ast.Name) and n.id in steps for n in ast.walk(node.slice))
-        for node in ast.walk(tree)
-    )
+    def steps(loop: ast.For | ast.comprehension) -> str | None:
+        """The variable of a loop over range(...) not over the batch, else None."""
+        if (
+            isinstance(loop.target, ast.Name) and isinstance(loop.iter, ast.Call)
+            and isinstance(loop.iter.func, ast.Name) and loop.iter.func.id == "range"
+            and not any(_over_batch(argument) for argument in loop.iter.args)
+        ):
+            return loop.target.id
+        return None
+
+    def picked(body: list[ast.AST], variable: str) -> bool:
+        """Whether ``body`` (what runs for each value of ``variable``) reads ``name[variable...]``."""
+        return any(
+            isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == name
+            and not isinstance(node.slice, (ast.Tuple, ast.Slice))
+            and any(isinstance(n, ast.Name) and n.id == variable for n in ast.walk(node.slice))
+            for part in body for node in ast.walk(part)
+        )
+
+    for node in ast.walk(tree):
+        # each loop's own body, or comprehension's own element: a name reused by another loop
+        # (`for i in range(x.shape[0])` beside `[h(x) for i in range(self.heads)]`) is another index
+        if isinstance(node, ast.For) and (variable := steps(node)) is not None and picked(node.body, variable):
+            return True
+        if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+            produced = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+            for generator in node.generators:
+                variable = steps(generator)
+                if variable is not None and picked([*produced, *generator.ifs], variable):
+                    return True
+    return False
 
 
 #: PyTorch Geometric's name for a graph's edge list, ``[2, edges]`` node indices.
