@@ -518,10 +518,11 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
         for dim, bounds in (inferred.dims or {}).items():
             all_dims.setdefault(dim, bounds)
     if uninferred:
-        labelled = _step_ids(instance, [n for n, _ in uninferred], inputs, inferred_inputs, parameters, all_dims)
+        said: dict[str, str] = {}
+        labelled = _step_ids(instance, [n for n, _ in uninferred], inputs, inferred_inputs, parameters, all_dims, said)
         for name, found in (labelled or {}).items():
             inputs[name], inferred_inputs[name] = found.value, found.why
-        uninferred = [(n, why) for n, why in uninferred if n not in inputs]
+        uninferred = [(n, said.get(n, why)) for n, why in uninferred if n not in inputs]
     if uninferred:
         raise _fail(text, _beside_given(_refusals(uninferred), spec.inputs))
     _lengths_along(inputs, inferred_inputs)
@@ -1077,20 +1078,22 @@ _STEP_IDS_NAME = re.compile(r"^(y|tags?|labels?|targets?|tag_ids|label_ids|targe
 
 def _step_ids(
     instance: nn.Module, names: list[str], inputs: dict[str, Any], inferred: dict[str, str],
-    parameters: dict[str, inspect.Parameter], dims: dict[str, Any],
+    parameters: dict[str, inspect.Parameter], dims: dict[str, Any], refused: dict[str, str],
 ) -> dict[str, Inferred] | None:
     """Tag ids beside a sequence, and the mask of its tokens, that no layer takes: a
     BiLSTM-CRF's ``forward(tokens, tags, mask)``, which hands both to a CRF that indexes its
     own transition scores by the tags (pytorch-crf's ``CRF``, a loss computed in forward).
     ``names`` are the arguments inference left: one named like tags or labels and, beside
-    it, at most one named like a mask. They are drawn laid out as the sequence inferred
-    before them, ``[batch, time]``: the ids one per step and sample, below the number of
-    tags, found as :func:`_class_ids` finds a number of classes (called with every id at the
-    last index of each size the model's parameters have, from the smallest: the first that
-    runs where that size itself raises); the mask as its name says, True at tokens (or at
-    padding, for a name like ``padding_mask``), with padding on the right, where a call
-    with the last step of a row marked as padding runs too. None for other arguments, or
-    when no call runs."""
+    it, at most one named like a mask (one the Spec gives is called with as all tokens).
+    The ids are drawn laid out as the sequence inferred before them, ``[batch, time]``, one
+    per step and sample, below the number of tags, found as :func:`_class_ids` finds a
+    number of classes (called with every id at the last index of each size the model's
+    parameters have, from the smallest: the first that runs where that size itself raises).
+    The mask is read as :func:`_probe_required_mask` reads one: a padding mask of the
+    polarity under which three steps padded to five (ids and sequence alike, the mask
+    marking the padding) give the output of the three alone; under neither, any pattern of
+    booleans where the model runs on one, not taken for padding; else it is left to the
+    Spec, and ``refused`` says why. None for other arguments, or when no call runs."""
     import torch
 
     from dyncheck import strategies as dst
@@ -1101,30 +1104,22 @@ def _step_ids(
         return None
     if set(_required(parameters)) - {*inputs, *names}:
         return None
-    shapes = _inferred_tensors(inputs, inferred, tokens=True)
+    shapes = _inferred_tensors(inputs, inferred, tokens=True, given=True)
     if not shapes or not any(shape[:2] == ("batch", "time") for shape, _ in shapes.values()):
         return None
     steps = 3
     args = _padded_probe(shapes, "time", steps, dims)
     batch = next(len(value) for n, value in args.items() if shapes[n][0][:2] == ("batch", "time"))
-    padding = bool(masks) and "pad" in masks[0]
 
-    def mask(padded: bool) -> dict[str, Any]:
-        if not masks:
-            return {}
-        tokens = torch.ones(batch, steps, dtype=torch.bool)
-        if padded:
-            tokens[0, -1] = False
-        return {masks[0]: ~tokens if padding else tokens}
-
-    def runs(top: int, padded: bool = False) -> bool:
-        return _probe_call(instance, {**args, **mask(padded), ids[0]: torch.full((batch, steps), top)}) is None
+    def runs(top: int, mask: torch.Tensor | None = None) -> bool:
+        given = {masks[0]: torch.ones(batch, steps, dtype=torch.bool) if mask is None else mask} if masks else {}
+        return _probe_call(instance, {**args, **given, ids[0]: torch.full((batch, steps), top)}) is None
 
     count = next(
         (c for c in sorted(set(_parameter_sizes([instance])))[:_CLASSES_PROBED] if runs(c - 1) and not runs(c)),
         None,
     )
-    if count is None or (masks and not runs(count - 1, padded=True)):
+    if count is None:
         return None
     found = {
         ids[0]: Inferred(
@@ -1134,19 +1129,80 @@ def _step_ids(
         )
     }
     if masks:
-        convention = "True at padding" if padding else "True at tokens"
-        found[masks[0]] = Inferred(
-            dst.attention_masks(dtype=torch.bool, **({"marks": "padding"} if padding else {})),
-            f"the mask of the sequence beside {ids[0]}, by its name: {convention}, padding on the right (no layer "
-            f"takes it; the model ran with a step marked as padding){_MASK_FLIP}",
-        )
+        mask = masks[0]
+        sequences = ", ".join(n for n, (shape, _) in shapes.items() if shape[:2] == ("batch", "time"))
+        marks = _padding_marks(instance, shapes, ids[0], count, mask)
+        if marks is not None:
+            where = "True at tokens" if marks == "tokens" else "True at padding"
+            found[mask] = Inferred(
+                dst.attention_masks(dtype=torch.bool, **({"marks": "padding"} if marks == "padding" else {})),
+                f"the padding mask of {sequences} and {ids[0]}, no layer takes it: {where}, padding on the right "
+                f"(3 steps padded to 5, the mask marking the padding, gave the output of the 3 alone)",
+            )
+        else:
+            pattern = torch.ones(batch, steps, dtype=torch.bool)
+            pattern[0, 0] = pattern[-1, 1] = False
+            if not runs(count - 1, pattern):
+                refused[mask] = (
+                    f"cannot infer forward argument {mask!r} of {type(instance).__qualname__} (a mask over the steps of "
+                    f"{sequences} and {ids[0]}, no layer takes it: {UNREAD_POLARITY}, the padding changes the output "
+                    "either way (a padding mask the model does not hide everywhere, or not a padding mask), and the model "
+                    f"raised on a mask of other patterns); write dyncheck.Spec({type(instance).__qualname__}, inputs="
+                    f"{{{mask!r}: dyncheck.strategies.attention_masks(dtype=torch.bool)}}) if it marks padding, True at "
+                    "tokens (marks='padding' if True marks padding)"
+                )
+                return found
+            found[mask] = Inferred(
+                dst.tensors(shape=("batch", "time"), dtype=torch.bool),
+                f"a required mask over the steps of {sequences} and {ids[0]} (bool, any pattern): {UNREAD_POLARITY} "
+                "(the padding changes the output either way: a mask that does not hide it everywhere, or not a padding "
+                f"mask), so it is not taken for padding and padding_invariance does not run through it; if it marks "
+                f"padding, give Spec(inputs={{{mask!r}: dyncheck.strategies.attention_masks(dtype=torch.bool)}}) (True "
+                "at tokens; marks='padding' if True marks padding)",
+            )
     trial = {**inputs, **{n: f.value for n, f in found.items()}}
     notes = {**inferred, **{n: f.why for n, f in found.items()}}
     return found if _runs_with(instance, trial, notes, parameters, dims) else None
 
 
-#: Where a mask's convention was read from its name: how to say the other.
-_MASK_FLIP = "; if it marks the other way, give attention_masks(dtype=torch.bool, marks=...) in Spec(inputs=...)"
+def _padding_marks(
+    instance: nn.Module, shapes: dict[str, tuple[tuple, Any]], ids: str, count: int, mask: str
+) -> str | None:
+    """``"tokens"`` or ``"padding"``: the polarity of ``mask`` under which a call on three
+    steps padded to five (the sequences in ``shapes`` and the tag ids ``ids``, below
+    ``count``, alike; the mask marking the padding) gives the call on the three alone,
+    True at tokens tried first; None when neither does (or another input is not a
+    sequence)."""
+    import torch
+
+    batch, padded, kept = 3, 5, 3
+    if any(shape[:2] != ("batch", "time") and not isinstance(dtype, tuple) for shape, dtype in shapes.values()):
+        return None
+
+    def size_of(dim: Any) -> int:
+        return dim if isinstance(dim, int) else batch if dim == "batch" else padded
+
+    with seeded(BUILD_SEED):
+        full = {
+            n: _probe_tensor([size_of(d) for d in shape], dtype, size_of)
+            for n, (shape, dtype) in shapes.items() if shape[:2] == ("batch", "time")
+        }
+        full[ids] = torch.randint(0, count, (batch, padded))
+    alone = {n: value[:, :kept] for n, value in full.items()}
+    others = {
+        n: _probe_tensor([size_of(d) for d in shape], dtype, size_of)
+        for n, (shape, dtype) in shapes.items() if n not in full
+    }
+    model = clone(instance).eval()
+    for marks in ("tokens", "padding"):
+        real = marks == "tokens"
+        beyond = torch.full((batch, padded), not real)
+        beyond[:, :kept] = real
+        trimmed = _outputs_of(model, {**others, **alone, mask: torch.full((batch, kept), real)})
+        whole = _outputs_of(model, {**others, **full, mask: beyond})
+        if trimmed is not None and whole is not None and _agree_on_kept(trimmed, whole, kept, padded):
+            return marks
+    return None
 
 
 def _state_shares(modules: Sequence[nn.Module]) -> list[int]:

@@ -6003,69 +6003,115 @@ def test_an_input_handed_on_through_kwargs_is_sized_where_it_arrives():
     assert_callable(target, max_examples=3)
 
 
-class TagLoss(nn.Module):
-    """A tagger's loss in forward: tag ids one per step, no mask; a padding mask named so, by
-    torch's convention True at padding, with ``padding_mask``."""
+class TagScore(nn.Module):
+    """A tagger's score of its tags, emissions and transitions under a mask True at tokens,
+    named like attention-is-all-you-need-pytorch's ``non_pad_mask``."""
 
-    def __init__(self, num_tags=5, masked=False):
+    def __init__(self, num_tags=4):
         super().__init__()
-        self.masked = masked
-        self.embedding = nn.Embedding(10, 6)
-        self.out = nn.Linear(6, num_tags)
-        self.transitions = nn.Parameter(torch.zeros(num_tags, num_tags))
+        self.embedding = nn.Embedding(20, 8)
+        self.emissions = nn.Linear(8, num_tags)
+        self.transitions = nn.Parameter(torch.randn(num_tags, num_tags))
 
-    def forward(self, tokens, tags):
-        logits = self.out(self.embedding(tokens))
-        loss = nn.functional.cross_entropy(logits.transpose(1, 2), tags, reduction="none")
-        return loss + self.transitions[tags[:, :-1], tags[:, 1:]].sum(1, keepdim=True)
+    def score(self, tokens, tags, valid):
+        emit = self.emissions(self.embedding(tokens)).gather(2, tags.unsqueeze(2)).squeeze(2) * valid
+        return emit.sum(1) + (self.transitions[tags[:, :-1], tags[:, 1:]] * valid[:, 1:]).sum(1)
 
-
-class PaddingMaskedTagLoss(TagLoss):
-    def forward(self, tokens, tags, padding_mask):
-        return super().forward(tokens, tags).masked_fill(padding_mask, 0.0)
+    def forward(self, tokens, tags, non_pad_mask):
+        return self.score(tokens, tags, non_pad_mask.float())
 
 
-class FirstStepsOnly(TagLoss):
-    """Refuses a mask with padding: no mask is drawn for it."""
+class PaddingTrueTagScore(TagScore):
+    """The same, its mask True at padding (``mask = tokens == PAD``)."""
 
     def forward(self, tokens, tags, mask):
-        if not mask.all():
-            raise ValueError("every step must be a token")
-        return super().forward(tokens, tags)
+        return self.score(tokens, tags, (~mask).float())
+
+
+class UnmaskedTagScore(TagScore):
+    """No mask: the tags alone."""
+
+    def forward(self, tokens, tags):
+        return self.score(tokens, tags, torch.ones(tags.shape))
+
+
+class MaskedTokenLoss(nn.Module):
+    """A masked-LM loss: loss_mask marks the positions to predict, not padding (every token
+    is attended to)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(20, 8)
+        self.encoder = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+        self.out = nn.Linear(8, 20)
+
+    def forward(self, tokens, labels, loss_mask):
+        logits = self.out(self.encoder(self.embedding(tokens)))
+        return (nn.functional.cross_entropy(logits.transpose(1, 2), labels, reduction="none") * loss_mask).sum(1)
+
+
+class FirstStepTagScore(TagScore):
+    """Reads the steps its mask marks (a recurrence over the padding) and, as pytorch-crf,
+    requires every first step to be a token."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(8, 8, batch_first=True)
+
+    def forward(self, tokens, tags, mask):
+        if not mask[:, 0].all():
+            raise ValueError("mask of the first timestep must all be on")
+        h, _ = self.gru(self.embedding(tokens))
+        return self.score(tokens, tags, mask.float()) + h[:, -1].sum(-1)  # the last step, padding or not
 
 
 @pytest.mark.parametrize(("model", "mask"), [
-    ("masked_crf", {"marks": "tokens"}),
-    (TagLoss, None),
-    (PaddingMaskedTagLoss, {"marks": "padding"}),
+    ("masked_crf", "tokens"),
+    (TagScore, "tokens"),
+    (PaddingTrueTagScore, "padding"),
+    (UnmaskedTagScore, None),
+    (MaskedTokenLoss, "any"),
 ])
 def test_tags_beside_a_sequence_are_one_per_step_and_sample(model, mask):
     # A BiLSTM-CRF's forward(tokens, tags, mask) hands tags and mask to the CRF, which indexes
     # its transitions by the tags: "no layer gives their shape", and the error asked for both.
+    # The mask's polarity is what a call on padded steps says, not its name; a mask under
+    # which the padding changes the output is not taken for padding (a masked-LM loss's).
     if model == "masked_crf":
         from reference_models.masked_crf import MaskedCRFTagger
 
         model = MaskedCRFTagger
     target = resolved(model)
-    arguments = strategy_arguments(target.spec.inputs["tags"])
-    top = 3 if model.__name__ == "MaskedCRFTagger" else 4
+    tags = "labels" if model is MaskedTokenLoss else "tags"
+    arguments = strategy_arguments(target.spec.inputs[tags])
+    top = {MaskedTokenLoss: 19}.get(model, 3)
     assert arguments["shape"] == ("batch", "time") and arguments["max_value"] == top
-    assert f"one per step and sample, laid out as the sequence, 0 to {top}" in target.inferred_inputs["tags"]
+    assert f"one per step and sample, laid out as the sequence, 0 to {top}" in target.inferred_inputs[tags]
     masks = [n for n in target.spec.inputs if "mask" in n]
     if mask is None:
         assert not masks
+    elif mask == "any":
+        assert strategy_kind(target.spec.inputs[masks[0]]) == "tensors"
+        assert "so it is not taken for padding" in target.inferred_inputs[masks[0]]
     else:
         assert strategy_kind(target.spec.inputs[masks[0]]) == "attention_masks"
-        assert strategy_arguments(target.spec.inputs[masks[0]]).get("marks", "tokens") == mask["marks"]
-        said = "True at padding" if mask["marks"] == "padding" else "True at tokens"
-        assert f"by its name: {said}" in target.inferred_inputs[masks[0]]
+        assert strategy_arguments(target.spec.inputs[masks[0]]).get("marks", "tokens") == mask
+        said = "True at padding" if mask == "padding" else "True at tokens"
+        assert f"no layer takes it: {said}, padding on the right (3 steps padded to 5" in target.inferred_inputs[masks[0]]
     assert_callable(target, max_examples=3)
 
 
-def test_a_mask_the_model_refuses_with_padding_is_not_drawn_as_one():
+def test_a_mask_that_is_no_padding_and_takes_no_other_pattern_is_left_to_the_spec():
     with pytest.raises(TargetError) as excinfo:
-        resolved(FirstStepsOnly)
-    assert "cannot infer forward argument 'tags'" in str(excinfo.value)
+        resolved(FirstStepTagScore)
+    text = str(excinfo.value)
+    assert "cannot infer forward argument 'mask'" in text and "under neither polarity" in text
+    assert "inputs={'mask': dyncheck.strategies.attention_masks(dtype=torch.bool)}" in text
+    assert "'tags'" not in text
+    # given that line, the tags are inferred beside it
+    target = resolved(FirstStepTagScore, inputs={"mask": dst.attention_masks(dtype=torch.bool)})
+    assert strategy_arguments(target.spec.inputs["tags"])["shape"] == ("batch", "time")
+    assert_callable(target, max_examples=3)
 
 
 def test_lengths_a_mask_gives_a_pack_are_not_the_lstms_input():
