@@ -52,8 +52,22 @@ def cast(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     """``model.to(dtype)`` for a floating ``dtype``, with complex parameters and buffers
     cast to the complex dtype of that precision: ``Module.to(torch.float64)`` casts them to
     float64 and drops their imaginary part (torch warns), so a model with complex weights (a
-    Fourier layer's) would be compared as another model. In place, as ``Module.to``."""
+    Fourier layer's) would be compared as another model. An ``nn.RMSNorm`` left at its
+    default ``eps=None`` adds ``torch.finfo`` of its input's dtype, another constant in
+    float64 (2.2e-16 against float32's 1.2e-7): it keeps the dtype's it had, so that the
+    cast model computes the same function (on rows of a small mean square the two eps
+    differ by far more than float32's rounding). In place, as ``Module.to``."""
+    source = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.get_default_dtype())
+    if source != dtype:
+        for module in model.modules():
+            if isinstance(module, _RMS_NORMS) and module.eps is None:
+                weight = getattr(module, "weight", None)
+                module.eps = torch.finfo(weight.dtype if isinstance(weight, torch.Tensor) else source).eps
     return model._apply(lambda tensor: _converted(tensor, dtype))
+
+
+#: Norms whose ``eps=None`` means the input dtype's machine epsilon (torch 2.4 has nn.RMSNorm).
+_RMS_NORMS = tuple(cls for cls in (getattr(nn, "RMSNorm", None),) if cls is not None)
 
 
 def _converted(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

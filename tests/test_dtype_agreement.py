@@ -4,6 +4,7 @@ model's own dtype (lined up, not a failure), and the problem's own conditioning.
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 
@@ -1294,3 +1295,18 @@ def test_which_picks_of_another_copy_are_as_good_within_tolerance():
     assert smallest.allows(torch.tensor([[2]]), 1e-5, 1e-8) and not smallest.allows(torch.tensor([[0]]), 1e-5, 1e-8)
     assert picked(torch.argmax, torch.tensor([2, 2])) is None  # integers: no rounding ties them
     assert picked(torch.max, scores, dim=1) is None  # the values, whose indices are seldom read
+
+
+def test_a_cast_keeps_the_eps_an_rms_norm_takes_from_its_dtype():
+    # nn.RMSNorm(eps=None) adds torch.finfo(input dtype).eps: the float64 copy computed
+    # another function, and dtype_agreement failed recurrent-memory-transformer's memory
+    # tokens (reference_models/memory_tokens.py, checked in test_reference_models).
+    from dyncheck.casting import cast
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.RMSNorm(4), torch.nn.RMSNorm(4, eps=1e-6))
+    wide = cast(copy.deepcopy(model), torch.float64)
+    assert wide[1].eps == torch.finfo(torch.float32).eps and wide[2].eps == 1e-6
+    assert model[1].eps is None  # the copy's, not the model's
+    x = torch.randn(3, 4) * 1e-3
+    assert torch.allclose(wide(x.double()).float(), model(x), rtol=1e-4, atol=1e-6)
+    assert cast(copy.deepcopy(model), torch.float32)[1].eps is None  # no other dtype, nothing to keep

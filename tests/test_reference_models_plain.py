@@ -638,6 +638,12 @@ def _masked_crf() -> tuple[torch.nn.Module, tuple]:
     return MaskedCRFTagger(), (torch.randint(0, 20, (3, 5)), torch.randint(0, 4, (3, 5)), mask)
 
 
+def _memory_tokens() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.memory_tokens import MemoryTokenEncoder
+
+    return MemoryTokenEncoder(), (torch.randn(3, 5, 8),)
+
+
 def _padded_features() -> tuple[torch.nn.Module, tuple]:
     from reference_models.padded_features import FeatureSequenceEncoder
 
@@ -1194,6 +1200,7 @@ BUILDERS = {
     "latent_reader": _latent_reader,
     "keyword_context": _keyword_context,
     "masked_crf": _masked_crf,
+    "memory_tokens": _memory_tokens,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,
