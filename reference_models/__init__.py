@@ -165,6 +165,8 @@ Refactored twins, each declaring the model it must still agree with
   padded batch, ``forward(tokens, tags, mask)``, as written with pytorch-crf.
 * :mod:`reference_models.memory_tokens` -- ``MemoryTokenEncoder``: learned memory tokens
   beside a sequence, under ``nn.RMSNorm`` at its default ``eps=None``.
+* :mod:`reference_models.named_bound` -- ``NamedBoundRNN``: a cell unrolled over a
+  time-major sequence, the loop's bound held in a name (``n_steps, batch = x.shape[:2]``).
 * :mod:`reference_models.staged_ema` -- ``StagedEMA``: a running centre a backward hook
   applies (routing-transformer's k-means), registered as a method a copy rebinds.
 * :mod:`reference_models.token_router` -- ``TopKTokenRouter``: CoLT5's conditional
@@ -363,6 +365,7 @@ GOOD_TARGETS = (
     "reference_models.keyword_context:KeywordLatentEncoder",
     "reference_models.masked_crf:MaskedCRFTagger",
     "reference_models.memory_tokens:MemoryTokenEncoder",
+    "reference_models.named_bound:NamedBoundRNN",
     "reference_models.padded_features:FeatureSequenceEncoder",
     "reference_models.key_padding:PaddedTransformerClassifier",
     "reference_models.layer_stack:LayerStack",

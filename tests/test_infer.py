@@ -836,8 +836,29 @@ class RowsCounted(_Stepped):
         return sum(self.out(self.step(x[:, t:t + 1].expand(-1, 8), 0.0)) for t in range(x.size(0)))
 
 
+class BoundByName(_Stepped):
+    # labml's HyperLSTM: the loop's bound held in a name, n_steps, batch_size = x.shape[:2]
+    def forward(self, x):
+        n_steps, batch_size = x.shape[:2]
+        h = x.new_zeros(batch_size, 6)
+        for t in range(n_steps):
+            h = self.step(x[t], h)
+        return self.out(h)
+
+
+class BoundBySize(_Stepped):
+    def forward(self, x):
+        steps = x.size(1)
+        h = 0.0
+        for t in range(steps):
+            h = self.step(x[:, t], h)
+        return self.out(h)
+
+
 @pytest.mark.parametrize(("model", "shape", "note"), [
     (TimeMajorLoop, ("time", "batch", 8), "; a loop hands cell one step of axis 0 at a time"),
+    (BoundByName, ("time", "batch", 8), "; a loop hands cell one step of axis 0 at a time"),
+    (BoundBySize, ("batch", "time", 8), "; a loop hands cell one step of axis 1 at a time"),
     (BatchFirstLoop, ("batch", "time", 8), "; a loop hands cell one step of axis 1 at a time"),
     (UnboundLoop, ("batch", "time", 8), "; a loop hands cell one step of axis 1 at a time"),
 ])

@@ -644,6 +644,12 @@ def _memory_tokens() -> tuple[torch.nn.Module, tuple]:
     return MemoryTokenEncoder(), (torch.randn(3, 5, 8),)
 
 
+def _named_bound() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.named_bound import NamedBoundRNN
+
+    return NamedBoundRNN(), (torch.randn(5, 3, 8),)
+
+
 def _padded_features() -> tuple[torch.nn.Module, tuple]:
     from reference_models.padded_features import FeatureSequenceEncoder
 
@@ -1201,6 +1207,7 @@ BUILDERS = {
     "keyword_context": _keyword_context,
     "masked_crf": _masked_crf,
     "memory_tokens": _memory_tokens,
+    "named_bound": _named_bound,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

@@ -94,6 +94,7 @@ class _Flow(ast.NodeVisitor):
             self.joins: dict[str, tuple[tuple[str, ...], int]] = {}
             self.module_values: dict[str, str] = {}
             self.same_as: dict[str, str] = {}
+            self.sizes: dict[str, tuple[ast.AST, int]] = {}
             return
         self.consumers: list[str] = []
         # consumer -> where the argument first enters it: a position or a keyword.
@@ -130,6 +131,8 @@ class _Flow(ast.NodeVisitor):
         # local name -> the name whose features it holds, through a layer that keeps the
         # width (``h = self.drop(x)``, ``a = self.norm_a(a)``)
         self.same_as: dict[str, str] = {}
+        # local name -> (the tensor, the axis) whose size it holds (``n_steps, batch = x.shape[:2]``)
+        self.sizes: dict[str, tuple[ast.AST, int]] = {}
         # ``batch_first`` of each ``pack_padded_sequence`` it reaches (None: not a constant).
         self.packs: list[bool | None] = []
         # one entry for each ``pack_padded_sequence`` the argument reaches as its lengths
@@ -197,6 +200,10 @@ class _Flow(ast.NodeVisitor):
 
     def visit_Assign(self, node: ast.Assign) -> None:
         self.visit(node.value)
+        for target in node.targets:
+            for name in _bound_names(target):
+                self.sizes.pop(name, None)
+            self.sizes.update(_sizes_bound(target, node.value))
         axis = self._reduced_axis(node.value)
         joined = self._joined(node.value)
         part = self._part(node.value) if isinstance(node.value, ast.Call) else None
@@ -302,7 +309,7 @@ class _Flow(ast.NodeVisitor):
         if isinstance(target, ast.Name) and body is not None and _carries_state(body):
             # a loop that carries a state from step to step (h = self.cell(x[t], h)) walks
             # steps; one that does not may walk the samples of a batch one by one
-            counted = _counted_axis(iterated)
+            counted = _counted_axis(iterated, self.sizes)
             if counted is not None and _passes(counted[0], self.tainted):
                 self.steps[target.id] = counted[1]  # for t in range(x.size(0))
             walked = _walked_axis(iterated)
@@ -821,13 +828,57 @@ def _loads(node: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
-def _counted_axis(node: ast.AST) -> tuple[ast.AST, int] | None:
+def _size_of(node: ast.AST) -> tuple[ast.AST, int] | None:
+    """(the tensor, the axis) whose size ``node`` reads: ``x.size(0)``, ``x.shape[1]``,
+    ``len(x)`` (axis 0); None for anything else."""
+    return _counted_axis(ast.Call(ast.Name("range", ast.Load()), [node], []))
+
+
+def _sizes_bound(target: ast.AST, value: ast.AST) -> dict[str, tuple[ast.AST, int]]:
+    """The names an assignment binds to sizes of a tensor's axes: ``n = x.shape[0]``,
+    ``n_steps, batch = x.shape[:2]`` (or ``x.shape``, ``x.size()``), ``t, b = x.size(0),
+    x.size(1)``; each with (the tensor, the axis)."""
+    if isinstance(target, ast.Name):
+        found = _size_of(value)
+        return {target.id: found} if found is not None else {}
+    if not isinstance(target, (ast.Tuple, ast.List)):
+        return {}
+    if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts):
+        return {
+            element.id: found for element, member in zip(target.elts, value.elts)
+            if isinstance(element, ast.Name) and (found := _size_of(member)) is not None
+        }
+    shape = value
+    start = 0
+    if isinstance(shape, ast.Subscript) and isinstance(shape.slice, ast.Slice) and shape.slice.step is None:
+        lower = shape.slice.lower
+        start = 0 if lower is None else _number(lower)
+        shape = shape.value
+        if not isinstance(start, int) or start < 0:
+            return {}
+    if isinstance(shape, ast.Call) and isinstance(shape.func, ast.Attribute) and shape.func.attr == "size" and not shape.args:
+        tensor = shape.func.value
+    elif isinstance(shape, ast.Attribute) and shape.attr == "shape":
+        tensor = shape.value
+    else:
+        return {}
+    if any(isinstance(element, ast.Starred) for element in target.elts):
+        return {}
+    return {
+        element.id: (tensor, start + index) for index, element in enumerate(target.elts) if isinstance(element, ast.Name)
+    }
+
+
+def _counted_axis(node: ast.AST, sizes: dict[str, tuple[ast.AST, int]] | None = None) -> tuple[ast.AST, int] | None:
     """(the tensor, the axis) whose steps ``range(...)`` counts: ``range(x.size(0))``,
-    ``range(x.shape[1])``, ``range(len(x))`` (axis 0); None for anything else."""
+    ``range(x.shape[1])``, ``range(len(x))`` (axis 0), or ``range(n)`` for a name ``sizes``
+    holds as such a size (``n_steps, batch = x.shape[:2]``); None for anything else."""
     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range"
             and len(node.args) == 1):
         return None
     counted = node.args[0]
+    if isinstance(counted, ast.Name) and sizes and counted.id in sizes:
+        return sizes[counted.id]
     if isinstance(counted, ast.Call) and isinstance(counted.func, ast.Name) and counted.func.id == "len" and counted.args:
         return counted.args[0], 0
     if (isinstance(counted, ast.Call) and isinstance(counted.func, ast.Attribute) and counted.func.attr == "size"
