@@ -1,6 +1,6 @@
 """NamedBoundRNN: a tagger of each step's state of a recurrent cell unrolled over a
-time-major sequence ``[time, batch, features]``, its loop bound held in a name, as labml's HyperLSTM writes it:
-``n_steps, batch_size = x.shape[:2]``, then ``for t in range(n_steps)``.
+time-major sequence ``[time, batch, features]``, its loop bound held in a name, as labml's
+HyperLSTM writes it: ``n_steps, batch_size = x.shape[:2]``, then ``for t in range(n_steps)``.
 
 Not a founding model: the counterpart of a misreading of labml-nn's HyperLSTM. Only a
 bound written in the loop (``range(x.shape[0])``) was read as counting steps of an axis;
