@@ -167,6 +167,8 @@ Refactored twins, each declaring the model it must still agree with
   beside a sequence, under ``nn.RMSNorm`` at its default ``eps=None``.
 * :mod:`reference_models.named_bound` -- ``NamedBoundRNN``: a cell unrolled over a
   time-major sequence, the loop's bound held in a name (``n_steps, batch = x.shape[:2]``).
+* :mod:`reference_models.feedback_memory` -- ``FeedbackMemory``: each step of a time-major
+  sequence attends over the earlier steps' outputs, kept in a list the loop grows.
 * :mod:`reference_models.staged_ema` -- ``StagedEMA``: a running centre a backward hook
   applies (routing-transformer's k-means), registered as a method a copy rebinds.
 * :mod:`reference_models.token_router` -- ``TopKTokenRouter``: CoLT5's conditional
@@ -366,6 +368,7 @@ GOOD_TARGETS = (
     "reference_models.masked_crf:MaskedCRFTagger",
     "reference_models.memory_tokens:MemoryTokenEncoder",
     "reference_models.named_bound:NamedBoundRNN",
+    "reference_models.feedback_memory:FeedbackMemory",
     "reference_models.padded_features:FeatureSequenceEncoder",
     "reference_models.key_padding:PaddedTransformerClassifier",
     "reference_models.layer_stack:LayerStack",

@@ -855,8 +855,20 @@ class BoundBySize(_Stepped):
         return self.out(h)
 
 
+class ListCarried(_Stepped):
+    # labml's FeedbackTransformer: earlier steps kept in a list the loop grows and reads
+    def forward(self, x):
+        outs, memory = [], []
+        for x_t in torch.unbind(x, dim=0):
+            h = self.step(x_t, torch.stack(memory).mean(0) if memory else 0.0)
+            memory.append(h)
+            outs.append(self.out(h))
+        return torch.stack(outs, 1)
+
+
 @pytest.mark.parametrize(("model", "shape", "note"), [
     (TimeMajorLoop, ("time", "batch", 8), "; a loop hands cell one step of axis 0 at a time"),
+    (ListCarried, ("time", "batch", 8), "; a loop hands cell one step of axis 0 at a time"),
     (BoundByName, ("time", "batch", 8), "; a loop hands cell one step of axis 0 at a time"),
     (BoundBySize, ("batch", "time", 8), "; a loop hands cell one step of axis 1 at a time"),
     (BatchFirstLoop, ("batch", "time", 8), "; a loop hands cell one step of axis 1 at a time"),
@@ -6215,3 +6227,15 @@ def test_a_loop_variable_reused_by_another_loop_picks_what_its_own_loop_reads(mo
     target = resolved(model)
     assert strategy_arguments(target.spec.inputs["speaker_id"])["shape"] == ("batch",)
     assert_callable(target, max_examples=3)
+
+
+def test_a_list_the_loop_grows_and_reads_is_a_state_one_it_only_grows_is_not():
+    from dyncheck.infer.flow import _carries_state
+
+    def body(source):
+        return ast.parse(source).body
+
+    assert _carries_state(body("h = self.cell(x[t], m[-1] if m else None)\nm.append(h)"))
+    assert not _carries_state(body("outs.append(self.fc(x[i]))"))
+    # a list made anew on every step carries nothing to the next
+    assert not _carries_state(body("m = []\nm.append(x[i])\ny = torch.stack(m)"))

@@ -650,6 +650,12 @@ def _named_bound() -> tuple[torch.nn.Module, tuple]:
     return NamedBoundRNN(), (torch.randn(5, 3, 8),)
 
 
+def _feedback_memory() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.feedback_memory import FeedbackMemory
+
+    return FeedbackMemory(), (torch.randn(5, 3, 16),)
+
+
 def _padded_features() -> tuple[torch.nn.Module, tuple]:
     from reference_models.padded_features import FeatureSequenceEncoder
 
@@ -1208,6 +1214,7 @@ BUILDERS = {
     "masked_crf": _masked_crf,
     "memory_tokens": _memory_tokens,
     "named_bound": _named_bound,
+    "feedback_memory": _feedback_memory,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

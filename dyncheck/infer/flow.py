@@ -761,7 +761,32 @@ def _carries_state(body: list[ast.stmt]) -> bool:
     step is not carried (a beam search per sample: ``h = self.enc(src[b])``, then an inner
     loop over ``h``)."""
     early, _ = _read_before_set(body, frozenset())
-    return bool(early & _assigned(body))
+    return bool(early & _assigned(body)) or bool(_grown_and_read(body))
+
+
+#: List methods that grow a list in place (a loop's memory of its earlier steps).
+_GROWS = frozenset({"append", "extend", "insert", "appendleft"})
+
+
+def _grown_and_read(body: list[ast.stmt]) -> set[str]:
+    """The lists a loop's body grows (``mem.append(y)``) and also reads (``torch.stack(mem)``,
+    ``if mem:``, ``mem[-1]``), made before the loop: earlier steps' values carried to later
+    ones (labml's FeedbackTransformer attends over them). A list it only grows (``outs.append``)
+    is what the loop gives, not a state."""
+    receivers: set[str] = set()
+    positions: set[int] = set()
+    for node in (n for statement in body for n in ast.walk(statement)):
+        if (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _GROWS
+            and isinstance(node.func.value, ast.Name)
+        ):
+            receivers.add(node.func.value.id)
+            positions.add(id(node.func.value))
+    read = {
+        n.id for statement in body for n in ast.walk(statement)
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and id(n) not in positions
+    }
+    return (receivers & read) - _assigned(body)
 
 
 def _read_before_set(body: list[ast.stmt], defined: frozenset[str]) -> tuple[set[str], frozenset[str]]:
