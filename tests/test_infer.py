@@ -866,8 +866,51 @@ class ListCarried(_Stepped):
         return torch.stack(outs, 1)
 
 
+class _KeptState(nn.Module):
+    """A neuron that keeps its state on itself between calls (snntorch's init_hidden=True)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin, self.mem = nn.Linear(8, 6), None
+
+    def forward(self, x):
+        self.mem = self.lin(x) if self.mem is None else 0.5 * self.mem + self.lin(x)
+        return self.mem
+
+
+class _Looked(nn.Module):
+    """Keeps its last output to be looked at: no state."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin, self.last = nn.Linear(8, 6), None
+
+    def forward(self, x):
+        self.last = self.lin(x)
+        return self.last
+
+
+class StateInTheModule(nn.Module):
+    def __init__(self, layer=_KeptState):
+        super().__init__()
+        self.layer = layer()
+
+    def forward(self, x):
+        self.layer.mem = None
+        out = []
+        for t in range(x.size(0)):
+            out.append(self.layer(x[t]))
+        return torch.stack(out, 1)
+
+
+class LookedAtInALoop(StateInTheModule):
+    def __init__(self):
+        super().__init__(_Looked)
+
+
 @pytest.mark.parametrize(("model", "shape", "note"), [
     (TimeMajorLoop, ("time", "batch", 8), "; a loop hands cell one step of axis 0 at a time"),
+    (StateInTheModule, ("time", "batch", 8), "; a loop hands layer one step of axis 0 at a time"),
     (ListCarried, ("time", "batch", 8), "; a loop hands cell one step of axis 0 at a time"),
     (BoundByName, ("time", "batch", 8), "; a loop hands cell one step of axis 0 at a time"),
     (BoundBySize, ("batch", "time", 8), "; a loop hands cell one step of axis 1 at a time"),
@@ -6239,3 +6282,9 @@ def test_a_list_the_loop_grows_and_reads_is_a_state_one_it_only_grows_is_not():
     assert not _carries_state(body("outs.append(self.fc(x[i]))"))
     # a list made anew on every step carries nothing to the next
     assert not _carries_state(body("m = []\nm.append(x[i])\ny = torch.stack(m)"))
+
+
+def test_a_module_that_only_keeps_what_it_made_to_be_looked_at_keeps_no_state():
+    # self.last = self.lin(x), read by nothing: the loop walks the samples of a batch
+    target = resolved(LookedAtInALoop)
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", 8)

@@ -656,6 +656,12 @@ def _feedback_memory() -> tuple[torch.nn.Module, tuple]:
     return FeedbackMemory(), (torch.randn(5, 3, 16),)
 
 
+def _hidden_membrane() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.hidden_membrane import HiddenMembraneSNN
+
+    return HiddenMembraneSNN(), (torch.randn(5, 3, 8),)
+
+
 def _padded_features() -> tuple[torch.nn.Module, tuple]:
     from reference_models.padded_features import FeatureSequenceEncoder
 
@@ -1215,6 +1221,7 @@ BUILDERS = {
     "memory_tokens": _memory_tokens,
     "named_bound": _named_bound,
     "feedback_memory": _feedback_memory,
+    "hidden_membrane": _hidden_membrane,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

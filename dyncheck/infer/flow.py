@@ -306,7 +306,7 @@ class _Flow(ast.NodeVisitor):
             self.roots.update(paired[0])
             self.tainted.update(paired[1])
             return
-        if isinstance(target, ast.Name) and body is not None and _carries_state(body):
+        if isinstance(target, ast.Name) and body is not None and (_carries_state(body) or self._keeps_state(body)):
             # a loop that carries a state from step to step (h = self.cell(x[t], h)) walks
             # steps; one that does not may walk the samples of a batch one by one
             counted = _counted_axis(iterated, self.sizes)
@@ -318,6 +318,19 @@ class _Flow(ast.NodeVisitor):
                 self.walked.add(target.id)
         if self._carries(iterated):
             self.tainted.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+
+    def _keeps_state(self, body: list[ast.stmt]) -> bool:
+        """Whether a loop's body calls a submodule that keeps a state of its own from call to
+        call: a module in it whose forward assigns an attribute of itself (snntorch's
+        ``Leaky(init_hidden=True)``, ``self.mem = self.beta * self.mem + x``), so each step
+        reads what the step before left."""
+        for node in (n for statement in body for n in ast.walk(statement)):
+            if not isinstance(node, ast.Call):
+                continue
+            module = self._module(_module_name(node.func, self.roots))
+            if module is not None and any(_assigns_itself(type(m)) for m in module.modules()):
+                return True
+        return False
 
     def _is_step(self, node: ast.AST) -> bool:
         """Whether ``node`` is one step of the argument a loop takes (``x[t]``, or ``x_t`` of
@@ -752,6 +765,52 @@ _SHAPE_KEEPING = (
     nn.modules.pooling._MaxPoolNd, nn.TransformerEncoder, nn.TransformerDecoder, nn.TransformerEncoderLayer,
     nn.TransformerDecoderLayer, nn.Transformer,
 )
+
+
+#: Module class -> whether its forward assigns an attribute of the module (decided once per class).
+_ASSIGNS_ITSELF: dict[type, bool] = {}
+
+
+def _assigns_itself(cls: type) -> bool:
+    """Whether ``cls``'s own forward (not torch's) assigns an attribute of the module that
+    its methods also read (``self.mem = self.beta * self.mem + x``, or the read in a helper
+    method, as snntorch's neurons do): a state kept between calls, by the source. An
+    attribute only written (``self.attention = weights``, kept to be looked at) is none."""
+    known = _ASSIGNS_ITSELF.get(cls)
+    if known is None:
+        forward = cls.__dict__.get("forward")
+        known = False
+        if isinstance(forward, types.FunctionType) and not _is_torch(cls):
+            stored = _attribute_lines(forward, ast.Store)
+            # read before it is set in forward (on the line that sets it: the value first), or
+            # by another method
+            early = {a for a, lines in _attribute_lines(forward, ast.Load).items() if a in stored and min(lines) <= min(stored[a])}
+            elsewhere = {
+                attribute for klass in cls.__mro__ if not _is_torch(klass) and klass is not object
+                for name, function in vars(klass).items() if name != "forward"
+                for attribute in _attribute_lines(function, ast.Load)
+            }
+            known = bool(early or set(stored) & elsewhere)
+        _ASSIGNS_ITSELF[cls] = known
+    return known
+
+
+def _attribute_lines(function: Any, context: type) -> dict[str, list[int]]:
+    """The attributes of its first parameter (``self``) ``function`` assigns (``ast.Store``)
+    or reads (``ast.Load``), each with the lines it does so on; none for what is not a plain
+    function."""
+    tree = function_tree(function) if isinstance(function, types.FunctionType) else None
+    if tree is None or not tree.args.args:
+        return {}
+    owner = tree.args.args[0].arg
+    found: dict[str, list[int]] = {}
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute) and isinstance(node.ctx, context)
+            and isinstance(node.value, ast.Name) and node.value.id == owner
+        ):
+            found.setdefault(node.attr, []).append(node.lineno)
+    return found
 
 
 def _carries_state(body: list[ast.stmt]) -> bool:
