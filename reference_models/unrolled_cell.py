@@ -6,9 +6,10 @@ takes ``x`` as ``[batch, time, input_size]``; at step ``t`` the rows whose seque
 ended keep their state (``torch.where`` on ``t < lengths``), and their per-step output is
 zero. It returns the per-step outputs and the last valid state of each row.
 
-Inference: the cell reads one step ``x[:, t]``, so the layer alone says ``[batch,
-input_size]``; the lengths beside it, whose padded length no input had, make ``x`` a
-sequence (tried as vectors and as sequences). Declared causal: no step reads a later one.
+Inference: the cell reads one step ``x[:, t]`` in a loop over ``range(steps)``, ``steps``
+read from ``x.shape``, so ``x`` is a sequence whose axis 1 the loop steps through (before
+names bound to sizes counted, the lengths beside it, whose padded length no input had, made
+it one: tried as vectors and as sequences). Declared causal: no step reads a later one.
 ``buggy/unheld_cell_state.py`` steps the cell over the padding too, and fails
 padding_invariance.
 
