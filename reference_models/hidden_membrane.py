@@ -8,8 +8,8 @@ Not a founding model: the counterpart of a misreading of snntorch's tutorial net
 was read as stepping through an axis only when it carried a value in its own names: this
 one reads as a loop over the samples of a batch, the input was drawn as vectors
 ``[batch, 8]``, the membrane ran from sample to sample and ``batch_invariance`` failed the
-correct model. A loop that calls a module keeping a state of its own (its forward assigns
-an attribute its methods read) now steps through the axis
+correct model. A loop that calls a module keeping a state of its own (its forward updates
+an attribute from its earlier value and the call's data) now steps through the axis
 (``dyncheck.infer.flow._assigns_itself``).
 """
 

@@ -6288,3 +6288,77 @@ def test_a_module_that_only_keeps_what_it_made_to_be_looked_at_keeps_no_state():
     # self.last = self.lin(x), read by nothing: the loop walks the samples of a batch
     target = resolved(LookedAtInALoop)
     assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", 8)
+
+
+class _BagAttention(nn.Module):
+    """Self-attention over one bag's instances [instances, 8]; keeps its last weights to be
+    looked at, read by a getter, and counts its calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(8, 24)
+        self.last_attention, self.calls = None, 0
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        a = (q @ k.T).softmax(-1)
+        self.last_attention = a.detach()
+        self.calls += 1
+        return a @ v
+
+    def attention(self):
+        return self.last_attention
+
+
+class BagsOneByOne(nn.Module):
+    """Bags [batch, instances, 8], each encoded on its own in a loop over the batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.mix, self.head = _BagAttention(), nn.Linear(8, 3)
+
+    def forward(self, x):
+        outs = []
+        for i in range(x.size(0)):
+            outs.append(self.head(self.mix(x[i])))
+        return torch.stack(outs)
+
+
+class BagsReadBack(BagsOneByOne):
+    """Reads back what this sample appended: nothing carried to the next."""
+
+    def forward(self, x):
+        outs, pooled = [], []
+        for i in range(x.size(0)):
+            outs.append(self.mix(x[i]))
+            pooled.append(self.head(outs[-1] + outs[-1].mean(0)))
+        return torch.stack(pooled)
+
+
+class BagsByBatchSize(BagsOneByOne):
+    """The loop's bound a batch size read from the shape, a carried concatenation."""
+
+    def forward(self, x):
+        batch_size, n, _ = x.shape
+        out = x.new_zeros(0, n, 3)
+        for b in range(batch_size):
+            out = torch.cat([out, self.head(self.mix(x[b]))[None]], 0)
+        return out
+
+
+@pytest.mark.parametrize("model", [BagsOneByOne, BagsReadBack, BagsByBatchSize])
+def test_a_loop_over_the_samples_stays_one_over_the_batch(model):
+    # A getter's read of what forward keeps to be looked at, a counter, a list read back
+    # after this step grew it, a bound named batch_size: none carries a state from step to
+    # step, and the bags were drawn time-major, each x[i] a mix of samples: batch_invariance
+    # failed the correct model.
+    target = resolved(model)
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", "time", 8)
+    assert_callable(target, max_examples=3)
+
+
+def test_an_index_read_by_a_later_generator_of_the_comprehension_is_stepped():
+    from dyncheck.infer.forward import _stepped
+
+    assert _stepped(ast.parse("[j for i in range(steps) for j in tags[i]]"), "tags")
+    assert not _stepped(ast.parse("[j for i in range(len(x)) for j in tags[i]]"), "tags")  # over the batch

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import copy
 import inspect
+import re
 import types
 from collections.abc import Callable
 from typing import Any
@@ -772,45 +773,37 @@ _ASSIGNS_ITSELF: dict[type, bool] = {}
 
 
 def _assigns_itself(cls: type) -> bool:
-    """Whether ``cls``'s own forward (not torch's) assigns an attribute of the module that
-    its methods also read (``self.mem = self.beta * self.mem + x``, or the read in a helper
-    method, as snntorch's neurons do): a state kept between calls, by the source. An
-    attribute only written (``self.attention = weights``, kept to be looked at) is none."""
+    """Whether ``cls``'s own forward (not torch's) updates an attribute of the module from
+    its own earlier value and the call's data: ``self.mem = self.beta * self.mem + x`` or
+    ``self.mem += x``, a state kept from call to call (a neuron keeping its membrane, as
+    snntorch's ``init_hidden=True`` ones do). Not an attribute only written (the attention
+    weights kept to be looked at), one rebuilt from the input alone (a cached table), or a
+    counter (``self.calls += 1``). By the source."""
     known = _ASSIGNS_ITSELF.get(cls)
     if known is None:
         forward = cls.__dict__.get("forward")
+        tree = function_tree(forward) if isinstance(forward, types.FunctionType) and not _is_torch(cls) else None
+        owner = tree.args.args[0].arg if tree is not None and tree.args.args else None
         known = False
-        if isinstance(forward, types.FunctionType) and not _is_torch(cls):
-            stored = _attribute_lines(forward, ast.Store)
-            # read before it is set in forward (on the line that sets it: the value first), or
-            # by another method
-            early = {a for a, lines in _attribute_lines(forward, ast.Load).items() if a in stored and min(lines) <= min(stored[a])}
-            elsewhere = {
-                attribute for klass in cls.__mro__ if not _is_torch(klass) and klass is not object
-                for name, function in vars(klass).items() if name != "forward"
-                for attribute in _attribute_lines(function, ast.Load)
-            }
-            known = bool(early or set(stored) & elsewhere)
+        for node in ast.walk(tree) if owner is not None else ():
+            if isinstance(node, ast.Assign):
+                targets, value = node.targets, node.value
+            elif isinstance(node, ast.AugAssign):
+                targets, value = [node.target], ast.BinOp(node.target, node.op, node.value)
+            else:
+                continue
+            for target in targets:
+                if not (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == owner):
+                    continue
+                reads_itself = any(
+                    isinstance(n, ast.Attribute) and n.attr == target.attr and isinstance(n.value, ast.Name)
+                    and n.value.id == owner and isinstance(n.ctx, ast.Load)
+                    for n in ast.walk(value)
+                )
+                data = any(isinstance(n, ast.Name) and n.id != owner for n in ast.walk(value))
+                known = known or (reads_itself and data)
         _ASSIGNS_ITSELF[cls] = known
     return known
-
-
-def _attribute_lines(function: Any, context: type) -> dict[str, list[int]]:
-    """The attributes of its first parameter (``self``) ``function`` assigns (``ast.Store``)
-    or reads (``ast.Load``), each with the lines it does so on; none for what is not a plain
-    function."""
-    tree = function_tree(function) if isinstance(function, types.FunctionType) else None
-    if tree is None or not tree.args.args:
-        return {}
-    owner = tree.args.args[0].arg
-    found: dict[str, list[int]] = {}
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Attribute) and isinstance(node.ctx, context)
-            and isinstance(node.value, ast.Name) and node.value.id == owner
-        ):
-            found.setdefault(node.attr, []).append(node.lineno)
-    return found
 
 
 def _carries_state(body: list[ast.stmt]) -> bool:
@@ -828,24 +821,29 @@ _GROWS = frozenset({"append", "extend", "insert", "appendleft"})
 
 
 def _grown_and_read(body: list[ast.stmt]) -> set[str]:
-    """The lists a loop's body grows (``mem.append(y)``) and also reads (``torch.stack(mem)``,
-    ``if mem:``, ``mem[-1]``), made before the loop: earlier steps' values carried to later
-    ones (labml's FeedbackTransformer attends over them). A list it only grows (``outs.append``)
-    is what the loop gives, not a state."""
-    receivers: set[str] = set()
+    """The lists a loop's body grows (``mem.append(y)``) and reads before it grows them
+    (``torch.stack(mem)``, ``if mem:``, ``mem[-1]``), made before the loop: earlier steps'
+    values carried to later ones (labml's FeedbackTransformer attends over them). A list it
+    only grows (``outs.append``), or reads after growing it on each step, is what the loop
+    gives, not a state."""
+    grown: dict[str, int] = {}  # list -> the line it is first grown on
     positions: set[int] = set()
     for node in (n for statement in body for n in ast.walk(statement)):
         if (
             isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _GROWS
             and isinstance(node.func.value, ast.Name)
         ):
-            receivers.add(node.func.value.id)
+            name = node.func.value.id
+            grown[name] = min(grown.get(name, node.lineno), node.lineno)
             positions.add(id(node.func.value))
+    # read on a line before the step grows it: what earlier steps left (outs[-1] read after
+    # outs.append(...) is this step's own value, a per-sample loop's)
     read = {
         n.id for statement in body for n in ast.walk(statement)
         if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and id(n) not in positions
+        and n.id in grown and n.lineno < grown[n.id]
     }
-    return (receivers & read) - _assigned(body)
+    return read - _assigned(body)
 
 
 def _read_before_set(body: list[ast.stmt], defined: frozenset[str]) -> tuple[set[str], frozenset[str]]:
@@ -912,6 +910,10 @@ def _loads(node: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
+#: Names a loop bound over the batch goes by.
+BATCH_BOUND = re.compile(r"^(b|bs|bsz|n|batch|batch_size|n_samples|num_samples)$|batch", re.IGNORECASE)
+
+
 def _size_of(node: ast.AST) -> tuple[ast.AST, int] | None:
     """(the tensor, the axis) whose size ``node`` reads: ``x.size(0)``, ``x.shape[1]``,
     ``len(x)`` (axis 0); None for anything else."""
@@ -962,7 +964,8 @@ def _counted_axis(node: ast.AST, sizes: dict[str, tuple[ast.AST, int]] | None = 
         return None
     counted = node.args[0]
     if isinstance(counted, ast.Name) and sizes and counted.id in sizes:
-        return sizes[counted.id]
+        # a bound named like a batch size (batch_size, B, bsz) walks the samples, not steps
+        return None if BATCH_BOUND.search(counted.id) else sizes[counted.id]
     if isinstance(counted, ast.Call) and isinstance(counted.func, ast.Name) and counted.func.id == "len" and counted.args:
         return counted.args[0], 0
     if (isinstance(counted, ast.Call) and isinstance(counted.func, ast.Attribute) and counted.func.attr == "size"

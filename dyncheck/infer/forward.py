@@ -18,7 +18,7 @@ from torch import nn
 from dyncheck import strategies as dst
 from dyncheck.infer.builtin import builtin_layer, infer_builtin_input
 from dyncheck.infer.constructor import _COUNT_NAME, _annotation
-from dyncheck.infer.flow import MODULE_PART, _Flow, _flow, _passes, _resolve_module, output_width
+from dyncheck.infer.flow import BATCH_BOUND, MODULE_PART, _Flow, _flow, _passes, _resolve_module, output_width
 from dyncheck.infer.layers import (
     ATTENTION_MODULES, _entry_parameter, _Found, _input_for_module, _Shape, _swap, _user_defined, members_input,
     reshaped_first,
@@ -793,9 +793,10 @@ def _stepped(tree: ast.AST, name: str) -> bool:
             return True
         if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
             produced = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
-            for generator in node.generators:
+            for index, generator in enumerate(node.generators):
                 variable = steps(generator)
-                if variable is not None and picked([*produced, *generator.ifs], variable):
+                later = [part for other in node.generators[index + 1:] for part in (other.iter, *other.ifs)]
+                if variable is not None and picked([*produced, *generator.ifs, *later], variable):
                     return True
     return False
 
@@ -820,10 +821,6 @@ def _refuse_edge_list_by_name(name: str, qualname: str) -> None:
     )
 
 
-#: Names a loop bound over the batch goes by.
-_BATCH_BOUND = re.compile(r"^(b|bs|bsz|n|batch|batch_size|n_samples|num_samples)$|batch", re.IGNORECASE)
-
-
 def _over_batch(node: ast.AST) -> bool:
     """Whether a ``range`` bound reads the batch size: ``len(x)``, ``x.shape[0]``,
     ``x.size(0)`` or a name like ``batch_size``."""
@@ -840,7 +837,7 @@ def _over_batch(node: ast.AST) -> bool:
             and sub.args and isinstance(sub.args[0], ast.Constant) and sub.args[0].value == 0
         ):
             return True
-        if isinstance(sub, ast.Name) and _BATCH_BOUND.search(sub.id):
+        if isinstance(sub, ast.Name) and BATCH_BOUND.search(sub.id):
             return True
     return False
 
