@@ -171,6 +171,8 @@ Refactored twins, each declaring the model it must still agree with
   sequence attends over the earlier steps' outputs, kept in a list the loop grows.
 * :mod:`reference_models.hidden_membrane` -- ``HiddenMembraneSNN``: snntorch's
   ``init_hidden=True`` style, the membrane kept on the neuron module between steps.
+* :mod:`reference_models.seq_first_attention` -- ``SeqFirstLM``: attention written by
+  hand over time-major inputs, ``seq_len, batch_size, _ = x.shape`` (labml-nn, fairseq).
 * :mod:`reference_models.staged_ema` -- ``StagedEMA``: a running centre a backward hook
   applies (routing-transformer's k-means), registered as a method a copy rebinds.
 * :mod:`reference_models.token_router` -- ``TopKTokenRouter``: CoLT5's conditional
@@ -372,6 +374,7 @@ GOOD_TARGETS = (
     "reference_models.named_bound:NamedBoundRNN",
     "reference_models.feedback_memory:FeedbackMemory",
     "reference_models.hidden_membrane:HiddenMembraneSNN",
+    "reference_models.seq_first_attention:SeqFirstLM",
     "reference_models.padded_features:FeatureSequenceEncoder",
     "reference_models.key_padding:PaddedTransformerClassifier",
     "reference_models.layer_stack:LayerStack",

@@ -6362,3 +6362,44 @@ def test_an_index_read_by_a_later_generator_of_the_comprehension_is_stepped():
 
     assert _stepped(ast.parse("[j for i in range(steps) for j in tags[i]]"), "tags")
     assert not _stepped(ast.parse("[j for i in range(len(x)) for j in tags[i]]"), "tags")  # over the batch
+
+
+class _SeqFirstBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+
+    def forward(self, x):
+        seq_len, batch_size, _ = x.shape
+        return torch.einsum("ijb,jbd->ibd", torch.einsum("ibd,jbd->ijb", x, x).softmax(1), self.lin(x))
+
+
+class _BatchFirstBlock(_SeqFirstBlock):
+    def forward(self, x):
+        B, T, C = x.size()
+        return (x @ x.transpose(1, 2)).softmax(-1) @ self.lin(x)
+
+
+class NamedLayoutLM(nn.Module):
+    def __init__(self, block=_SeqFirstBlock):
+        super().__init__()
+        self.embedding, self.block = nn.Embedding(10, 8), block()
+
+    def forward(self, tokens):
+        return self.block(self.embedding(tokens))
+
+
+class BatchFirstNamedLM(NamedLayoutLM):
+    def __init__(self):
+        super().__init__(_BatchFirstBlock)
+
+
+@pytest.mark.parametrize(("model", "shape"), [(NamedLayoutLM, ("time", "batch")), (BatchFirstNamedLM, ("batch", "time"))])
+def test_a_custom_layer_that_names_its_inputs_axes_says_its_layout(model, shape):
+    # seq_len, batch_size, _ = x.shape: labml's attention over time-major inputs; the ids were
+    # drawn batch-first and the attention mixed the samples of the batch
+    target = resolved(model)
+    assert strategy_arguments(target.spec.inputs["tokens"])["shape"] == shape
+    if shape[0] == "time":
+        assert "block's forward reads its input's shape as seq_len, batch_size, _ = x.shape" in target.inferred_inputs["tokens"]
+    assert_callable(target, max_examples=3)

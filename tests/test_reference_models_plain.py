@@ -662,6 +662,12 @@ def _hidden_membrane() -> tuple[torch.nn.Module, tuple]:
     return HiddenMembraneSNN(), (torch.randn(5, 3, 8),)
 
 
+def _seq_first_attention() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.seq_first_attention import SeqFirstLM
+
+    return SeqFirstLM(), (torch.randint(0, 20, (5, 3)),)
+
+
 def _padded_features() -> tuple[torch.nn.Module, tuple]:
     from reference_models.padded_features import FeatureSequenceEncoder
 
@@ -1222,6 +1228,7 @@ BUILDERS = {
     "named_bound": _named_bound,
     "feedback_memory": _feedback_memory,
     "hidden_membrane": _hidden_membrane,
+    "seq_first_attention": _seq_first_attention,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

@@ -1779,12 +1779,15 @@ def _sequence_layout(
     expression = _sequence_layer(model, later)
     if expression is None:
         return True, ""
-    flag = _batch_first(_resolve_module(model, expression))
+    layer = _resolve_module(model, expression)
+    flag = _batch_first(layer)
     roots = {flow.self_name: ""}
     if not flag and _axes_moved_before(
         scopes, lambda call: _self_module(call.func, roots) == expression, flow.entries.get(expression)
     ):
         return True, ""
+    if layer is not None and _user_defined(layer):
+        return flag, f"{expression}'s forward reads its input's shape as {_named_layout(type(layer))[1]}"
     return flag, f"{expression} has batch_first={flag}"
 
 
@@ -1871,6 +1874,43 @@ def _batch_first(module: nn.Module | None) -> bool | None:
         module = module.layers[0]
     if isinstance(module, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)):
         return module.self_attn.batch_first
+    if module is not None and _user_defined(module):
+        named = _named_layout(type(module))
+        return named[0] if named is not None else None
+    return None
+
+
+#: Names of a sequence's length, as forward unpacks its input's shape (``seq_len, batch_size,
+#: _ = x.shape``; fairseq's ``tgt_len, bsz, embed_dim = query.size()``).
+_STEPS_NAME = re.compile(r"^(t|l|seq|seq_len|seqlen|seq_length|sequence_length|tgt_len|src_len|length|n_steps|num_steps|steps|time|time_steps|n_ctx)$", re.IGNORECASE)
+
+
+def _named_layout(cls: type) -> tuple[bool, str] | None:
+    """A custom layer's layout as its forward names its input's first two axes when it
+    unpacks the shape, and the line that says so: False for ``seq_len, batch_size, _ =
+    x.shape`` (labml's and fairseq's time-major attention), True for ``batch_size, seq_len,
+    _ = x.shape`` (``B, T, C = x.size()``); None when it does not say."""
+    tree = _forward_tree(cls)
+    if tree is None or len(tree.args.args) < 2:
+        return None
+    name = tree.args.args[1].arg
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Tuple)):
+            continue
+        value = node.value.value if isinstance(node.value, ast.Subscript) and isinstance(node.value.slice, ast.Slice) else node.value
+        read = value.value if isinstance(value, ast.Attribute) and value.attr == "shape" else (
+            value.func.value if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+            and value.func.attr == "size" and not value.args else None
+        )
+        elements = node.targets[0].elts
+        if not (isinstance(read, ast.Name) and read.id == name and len(elements) >= 2):
+            continue
+        first, second = (e.id if isinstance(e, ast.Name) else "" for e in elements[:2])
+        if _STEPS_NAME.search(first) and BATCH_BOUND.search(second):
+            return False, ast.unparse(node)
+        if BATCH_BOUND.search(first) and _STEPS_NAME.search(second):
+            return True, ast.unparse(node)
+        return None
     return None
 
 
