@@ -9,8 +9,9 @@ was read as stepping through an axis only when it carried a value in its own nam
 one reads as a loop over the samples of a batch, the input was drawn as vectors
 ``[batch, 8]``, the membrane ran from sample to sample and ``batch_invariance`` failed the
 correct model. A loop that calls a module keeping a state of its own (its forward updates
-an attribute from its earlier value and the call's data) now steps through the axis
-(``dyncheck.infer.flow._assigns_itself``).
+an attribute from its earlier value and the call's data, here through a method of its own
+that reads it, as snntorch's ``self.mem = self.state_function(input_)``) now steps through
+the axis (``dyncheck.infer.flow._assigns_itself``).
 """
 
 from __future__ import annotations
@@ -32,8 +33,11 @@ class LeakyNeuron(nn.Module):
     def reset(self) -> None:
         self.mem = None
 
+    def state_function(self, current: torch.Tensor) -> torch.Tensor:
+        return current if self.mem is None else self.beta * self.mem + current
+
     def forward(self, current: torch.Tensor) -> torch.Tensor:
-        self.mem = current if self.mem is None else self.beta * self.mem + current
+        self.mem = self.state_function(current)  # as snntorch's Leaky updates it
         return torch.tanh(self.mem)
 
 

@@ -6403,3 +6403,86 @@ def test_a_custom_layer_that_names_its_inputs_axes_says_its_layout(model, shape)
     if shape[0] == "time":
         assert "block's forward reads its input's shape as seq_len, batch_size, _ = x.shape" in target.inferred_inputs["tokens"]
     assert_callable(target, max_examples=3)
+
+
+class _EncoderLayerOwnForward(nn.TransformerEncoderLayer):
+    """A torch sequence layer subclassed with a forward of its own."""
+
+    def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
+        return super().forward(src, src_mask=src_mask, src_key_padding_mask=src_key_padding_mask)
+
+
+class SubclassedLayerLM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(10, 8)
+        self.layer = _EncoderLayerOwnForward(8, 2, 16, dropout=0.0, batch_first=True)
+
+    def forward(self, tokens):
+        return self.layer(self.embedding(tokens))
+
+
+class _TransposedFirst(nn.Module):
+    """Batch-first outside: transposes, then names the time-major axes it made."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+
+    def forward(self, x):
+        x = x.transpose(0, 1)
+        seq_len, batch_size, _ = x.shape
+        mixed = torch.einsum("ijb,jbd->ibd", torch.einsum("ibd,jbd->ijb", x, x).softmax(1), self.lin(x))
+        return mixed.transpose(0, 1)
+
+
+class TransposedFirstNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj, self.block = nn.Linear(6, 8), _TransposedFirst()
+
+    def forward(self, x):
+        return self.block(self.proj(x))
+
+
+def test_a_subclassed_torch_layer_and_a_rearranged_input_keep_their_layouts():
+    # a torch layer subclassed with its own forward crashed resolution (no names to quote);
+    # names unpacked after forward transposed its input are not the input's layout
+    target = resolved(SubclassedLayerLM)
+    assert strategy_arguments(target.spec.inputs["tokens"])["shape"] == ("batch", "time")
+    target = resolved(TransposedFirstNet)
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", "time", 6)
+    assert_callable(target, max_examples=3)
+
+
+class _HelperNeuron(nn.Module):
+    """snntorch's Leaky with init_hidden=True: the state updated through a method of its own."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin, self.mem = nn.Linear(8, 6), torch.zeros(1)
+
+    def state_function(self, x):
+        return 0.5 * self.mem + self.lin(x)
+
+    def forward(self, x):
+        self.mem = self.state_function(x)
+        return self.mem
+
+
+class HelperStateInTheModule(StateInTheModule):
+    def __init__(self):
+        super().__init__(_HelperNeuron)
+
+    def forward(self, x):
+        self.layer.mem = torch.zeros(1)
+        out = []
+        for t in range(x.size(0)):
+            out.append(self.layer(x[t]))
+        return torch.stack(out, 1)
+
+
+def test_a_state_updated_through_a_method_of_the_module_is_kept():
+    target = resolved(HelperStateInTheModule)
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("time", "batch", 8)
+    assert_callable(target, max_examples=3)

@@ -799,11 +799,35 @@ def _assigns_itself(cls: type) -> bool:
                     isinstance(n, ast.Attribute) and n.attr == target.attr and isinstance(n.value, ast.Name)
                     and n.value.id == owner and isinstance(n.ctx, ast.Load)
                     for n in ast.walk(value)
+                ) or any(
+                    # through a method of its own that reads it (snntorch's
+                    # self.mem = self.state_function(input_), which reads self.mem)
+                    isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                    and isinstance(n.func.value, ast.Name) and n.func.value.id == owner
+                    and target.attr in _read_by_method(cls, n.func.attr)
+                    for n in ast.walk(value)
                 )
                 data = any(isinstance(n, ast.Name) and n.id != owner for n in ast.walk(value))
                 known = known or (reads_itself and data)
         _ASSIGNS_ITSELF[cls] = known
     return known
+
+
+def _read_by_method(cls: type, name: str) -> set[str]:
+    """The attributes of the module that ``cls``'s method ``name`` (its own, not torch's) reads."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            function = vars(klass)[name]
+            tree = function_tree(function) if isinstance(function, types.FunctionType) and not _is_torch(klass) else None
+            if tree is None or not tree.args.args:
+                return set()
+            owner = tree.args.args[0].arg
+            return {
+                n.attr for n in ast.walk(tree)
+                if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load) and isinstance(n.value, ast.Name)
+                and n.value.id == owner
+            }
+    return set()
 
 
 def _carries_state(body: list[ast.stmt]) -> bool:

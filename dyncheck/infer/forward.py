@@ -1786,8 +1786,9 @@ def _sequence_layout(
         scopes, lambda call: _self_module(call.func, roots) == expression, flow.entries.get(expression)
     ):
         return True, ""
-    if layer is not None and _user_defined(layer):
-        return flag, f"{expression}'s forward reads its input's shape as {_named_layout(type(layer))[1]}"
+    named = _named_layout(type(layer)) if layer is not None and _user_defined(layer) else None
+    if named is not None and named[0] == flag:
+        return flag, f"{expression}'s forward reads its input's shape as {named[1]}"
     return flag, f"{expression} has batch_first={flag}"
 
 
@@ -1880,6 +1881,12 @@ def _batch_first(module: nn.Module | None) -> bool | None:
     return None
 
 
+def _assigned_names(node: ast.AST) -> set[str]:
+    """The plain names an assignment statement binds."""
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    return {n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name)}
+
+
 #: Names of a sequence's length, as forward unpacks its input's shape (``seq_len, batch_size,
 #: _ = x.shape``; fairseq's ``tgt_len, bsz, embed_dim = query.size()``).
 _STEPS_NAME = re.compile(r"^(t|l|seq|seq_len|seqlen|seq_length|sequence_length|tgt_len|src_len|length|n_steps|num_steps|steps|time|time_steps|n_ctx)$", re.IGNORECASE)
@@ -1905,6 +1912,12 @@ def _named_layout(cls: type) -> tuple[bool, str] | None:
         elements = node.targets[0].elts
         if not (isinstance(read, ast.Name) and read.id == name and len(elements) >= 2):
             continue
+        if any(
+            isinstance(other, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and other.lineno < node.lineno
+            and name in _assigned_names(other)
+            for other in ast.walk(tree)
+        ):
+            return None  # the input rearranged first (x = x.transpose(0, 1)): the names are not its layout
         first, second = (e.id if isinstance(e, ast.Name) else "" for e in elements[:2])
         if _STEPS_NAME.search(first) and BATCH_BOUND.search(second):
             return False, ast.unparse(node)
