@@ -476,6 +476,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     primary = primary_input(parameters, spec.inputs)
     unmasked: Uninferable | None = None
     uninferred: list[tuple[str, str]] = []  # (argument, why): every argument refused, said at once
+    refusals: dict[str, Uninferable] = {}
     for name, parameter in parameters.items():
         if name in spec.inputs:
             _check_strategy(text, name, spec.inputs[name])
@@ -509,6 +510,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
                 probed = None
             if probed is None:
                 uninferred.append((name, str(exc)))
+                refusals[name] = exc
                 continue
             inferred = probed
         inputs[name] = _own_length(name, inferred.value)
@@ -517,6 +519,18 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
             inferred_inputs[name] = PACKED_LENGTHS_NOTE
         for dim, bounds in (inferred.dims or {}).items():
             all_dims.setdefault(dim, bounds)
+    if len(uninferred) == 1 and uninferred[0][0] in refusals:
+        # the one input left, its first consumers giving no shape, beside others inferred
+        # (rtdl's FT-Transformer: continuous columns into raw per-feature weights, beside
+        # categorical ids): probed at the sizes of those consumers' parameters, with them
+        name = uninferred[0][0]
+        beside = _features_beside(instance, name, parameters, inputs, inferred_inputs, all_dims, refusals[name])
+        if beside is not None:
+            inputs[name], inferred_inputs[name] = beside.value, beside.why
+            uninferred = []
+            # in forward's order, as the Spec to paste lists them
+            inputs = {**{n: inputs[n] for n in parameters if n in inputs}, **inputs}
+            inferred_inputs = {**{n: inferred_inputs[n] for n in parameters if n in inferred_inputs}, **inferred_inputs}
     if uninferred:
         said: dict[str, str] = {}
         labelled = _step_ids(instance, [n for n, _ in uninferred], inputs, inferred_inputs, parameters, all_dims, said)
@@ -1446,6 +1460,44 @@ def _view_counts(instance: nn.Module, name: str, shape: Sequence[Any], controls:
         if first is not None and first.dim() and first.shape[0] in (batch, count * batch):
             counts.append(count)
     return counts
+
+
+def _features_beside(
+    instance: nn.Module, name: str, parameters: dict[str, inspect.Parameter], inputs: dict[str, Any],
+    inferred: dict[str, str], dims: dict[str, Any], exc: Uninferable,
+) -> Inferred | None:
+    """:func:`_probe_features` for an input beside others already inferred: the model called
+    on vectors ``[2, F]`` and sequences ``[2, 3, F]`` of ``name`` for F in its consumers'
+    parameters' sizes, with the others at a batch of 2 (and 3 steps); the first that runs
+    is drawn. None unless every other input the model requires is inferred as a tensor, or
+    when no size runs."""
+    import torch
+
+    from dyncheck import strategies as dst
+
+    if set(_required(parameters)) - {*inputs, name} or exc.reshaped:
+        return None
+    shapes = _inferred_tensors(inputs, inferred, tokens=True)
+    if not shapes:
+        return None
+    with seeded(BUILD_SEED):
+        others = _padded_probe(shapes, "time", 3, dims)
+    if any(isinstance(value, torch.Tensor) and value.dim() and len(value) != 2 for value in others.values()):
+        return None  # the others' batch is not 2: no size here would be the model's
+    sizes = (_parameter_sizes(exc.consumers, recurse=False) or _parameter_sizes(exc.consumers))[:_FEATURES_PROBED]
+    if not sizes:
+        return None
+    for features in sizes:
+        for shape, drawn in (((2, features), ("batch", features)), ((2, 3, features), ("batch", "time", features))):
+            if _probe_call(instance, {**others, name: torch.randn(shape)}) is None:
+                consumers = ", ".join(type(m).__name__ for m in exc.consumers[:3])
+                return Inferred(
+                    dst.tensors(shape=drawn),
+                    f"its first consumers ({consumers}) give no input shape: called on vectors [2, F] and sequences "
+                    f"[2, 3, F] for F in their parameters' sizes {', '.join(map(str, sizes))}, beside "
+                    f"{', '.join(others)} as inferred, it first ran on {list(shape)}",
+                )
+    return None
 
 
 def _per_view_batches(

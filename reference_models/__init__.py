@@ -241,7 +241,8 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.tabular` -- ``CategoricalTabular``: categorical columns embedded
   each by its own member of a ModuleList (fastai's tabular model), beside continuous ones.
   ``TokenizedTabular``: rtdl's FT-Transformer tokenizer, each kind of column by its module in
-  a loop over ``(value, module)`` pairs.
+  a loop over ``(value, module)`` pairs; ``ParameterTokenTabular``: the continuous columns by
+  raw per-column weights, as rtdl's ``LinearEmbeddings``.
 * :mod:`reference_models.causal_tcn` -- ``CausalTCN``: a temporal convolutional network,
   dilated convolutions whose right padding a ``Chomp1d`` cuts, declared causal.
 * :mod:`reference_models.time_features` -- ``TimeFeatureForecaster``: Informer's embedding,
@@ -408,6 +409,7 @@ GOOD_TARGETS = (
     "reference_models.packed_input:PackedTagger",
     "reference_models.tabular:CategoricalTabular",
     "reference_models.tabular:TokenizedTabular",
+    "reference_models.tabular:ParameterTokenTabular",
     "reference_models.revin_linear:RevINLinear",
     "reference_models.functional_linear:FunctionalLinearMLP",
     "reference_models.relative_lengths:RelativeLengthsEncoder",

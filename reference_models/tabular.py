@@ -17,6 +17,12 @@ i])`` over ``range(n_features)``, after checking the column count), then pools t
 Before, no layer was seen to take either argument, and dyncheck refused both, one at a time;
 then the columns were read as tokens of the first Embedding, and every check crashed on the
 model's own column check.
+
+``ParameterTokenTabular`` tokenizes the continuous columns as rtdl's ``LinearEmbeddings``
+does, by raw per-column weights, ``x[..., None] * self.weight + self.bias``, no layer that
+gives a width: ``x_cont`` was refused ("its first consumers give no input shape") although
+alone it would have been probed; it is probed beside the categorical ids inferred first
+(``dyncheck.target._features_beside``), and drawn ``[batch, 5]``.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["CategoricalTabular", "TokenizedTabular"]
+__all__ = ["CategoricalTabular", "ParameterTokenTabular", "TokenizedTabular"]
 
 
 class CategoricalTabular(nn.Module):
@@ -76,3 +82,21 @@ class TokenizedTabular(nn.Module):
             if module is not None and value is not None:
                 tokens.append(module(value).reshape(value.shape[0], -1, self.width))
         return self.head(torch.relu(torch.cat(tokens, 1)).mean(1))
+
+
+class _ColumnWeights(nn.Module):
+    """rtdl's ``LinearEmbeddings``: each continuous column times its own weight vector, plus its bias."""
+
+    def __init__(self, columns, width):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(columns, width) / width**0.5)
+        self.bias = nn.Parameter(torch.zeros(columns, width))
+
+    def forward(self, x):
+        return x[..., None] * self.weight + self.bias
+
+
+class ParameterTokenTabular(TokenizedTabular):
+    def __init__(self, continuous=5, cardinalities=(3, 4), width=8, classes=3):
+        super().__init__(continuous, cardinalities, width, classes)
+        self.cont_tokens = _ColumnWeights(continuous, width)

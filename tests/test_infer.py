@@ -6486,3 +6486,15 @@ def test_a_state_updated_through_a_method_of_the_module_is_kept():
     target = resolved(HelperStateInTheModule)
     assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("time", "batch", 8)
     assert_callable(target, max_examples=3)
+
+
+def test_an_input_whose_consumers_give_no_shape_is_probed_beside_the_others():
+    # rtdl's LinearEmbeddings (raw per-column weights) beside categorical ids: x_cont was
+    # refused, though alone it would have been probed at its consumers' sizes
+    from reference_models.tabular import ParameterTokenTabular
+
+    target = resolved(ParameterTokenTabular)
+    assert list(target.spec.inputs) == ["x_cont", "x_cat"]
+    assert strategy_arguments(target.spec.inputs["x_cont"])["shape"] == ("batch", 5)
+    assert "beside x_cat as inferred, it first ran on [2, 5]" in target.inferred_inputs["x_cont"]
+    assert_callable(target, max_examples=3)

@@ -2422,6 +2422,17 @@ def test_each_sample_runs_its_own_adapter_and_the_buggy_one_the_first_samples() 
         AdapterMixture()(x, torch.tensor([0, 3, 1]))  # three adapters
 
 
+def test_parameter_token_tabular_weighs_each_continuous_column_by_its_own_weights() -> None:
+    from reference_models.tabular import ParameterTokenTabular
+
+    model = ParameterTokenTabular()
+    x_cont, x_cat = torch.randn(3, 5), torch.tensor([[0, 1], [2, 3], [1, 0]])
+    out = model(x_cont, x_cat)
+    assert out.shape == (3, 3)
+    out.sum().backward()
+    assert model.cont_tokens.weight.grad is not None and model.cont_tokens.weight.grad.shape == (5, 8)
+
+
 def test_tokenized_tabular_takes_each_kind_of_column_through_its_own_module() -> None:
     from reference_models.tabular import TokenizedTabular
 
