@@ -1475,8 +1475,8 @@ def _features_beside(
 
     from dyncheck import strategies as dst
 
-    if set(_required(parameters)) - {*inputs, name} or exc.reshaped:
-        return None
+    if set(_required(parameters)) - {*inputs, name} or exc.reshaped or _STEP_IDS_NAME.search(name) or _MASK_NAME.search(name):
+        return None  # tags or a mask beside a sequence: _step_ids's
     shapes = _inferred_tensors(inputs, inferred, tokens=True)
     if not shapes:
         return None
@@ -1487,17 +1487,45 @@ def _features_beside(
     sizes = (_parameter_sizes(exc.consumers, recurse=False) or _parameter_sizes(exc.consumers))[:_FEATURES_PROBED]
     if not sizes:
         return None
+    model = clone(instance).eval()
     for features in sizes:
         for shape, drawn in (((2, features), ("batch", features)), ((2, 3, features), ("batch", "time", features))):
-            if _probe_call(instance, {**others, name: torch.randn(shape)}) is None:
+            with seeded(BUILD_SEED):
+                args = {**others, name: torch.randn(shape)}
+            if _probe_call(instance, args) is None and _rows_own(model, args):
                 consumers = ", ".join(type(m).__name__ for m in exc.consumers[:3])
                 return Inferred(
                     dst.tensors(shape=drawn),
                     f"its first consumers ({consumers}) give no input shape: called on vectors [2, F] and sequences "
                     f"[2, 3, F] for F in their parameters' sizes {', '.join(map(str, sizes))}, beside "
-                    f"{', '.join(others)} as inferred, it first ran on {list(shape)}",
+                    f"{', '.join(others)} as inferred, it first ran on {list(shape)} with each sample's outputs its own",
                 )
     return None
+
+
+def _rows_own(model: nn.Module, args: dict[str, Any]) -> bool:
+    """Whether each of the two samples of ``args`` (every tensor's first axis) gives, alone,
+    the outputs it gives in the pair: a size that runs only by broadcasting against the
+    other inputs (a memory of vectors ``[2, F]`` that every token attends to whole) does not."""
+    import torch
+
+    whole = _outputs_of(model, args)
+    if whole is None:
+        return False
+    floating = [t for t in whole if isinstance(t, torch.Tensor) and t.is_floating_point()]
+    if not floating or any(t.dim() == 0 or len(t) != 2 for t in floating):
+        return False
+    for row in range(2):
+        alone = _outputs_of(model, {n: v[row:row + 1] if isinstance(v, torch.Tensor) and v.dim() else v for n, v in args.items()})
+        if alone is None:
+            return False
+        mine = [t for t in alone if isinstance(t, torch.Tensor) and t.is_floating_point()]
+        if len(mine) != len(floating) or not all(
+            a.shape == b[row:row + 1].shape and torch.allclose(a, b[row:row + 1], rtol=1e-4, atol=1e-5)
+            for a, b in zip(mine, floating)
+        ):
+            return False
+    return True
 
 
 def _per_view_batches(

@@ -6498,3 +6498,34 @@ def test_an_input_whose_consumers_give_no_shape_is_probed_beside_the_others():
     assert strategy_arguments(target.spec.inputs["x_cont"])["shape"] == ("batch", 5)
     assert "beside x_cat as inferred, it first ran on [2, 5]" in target.inferred_inputs["x_cont"]
     assert_callable(target, max_examples=3)
+
+
+class _SummedColumnWeights(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.randn(6, 8) / 8**0.5), nn.Parameter(torch.zeros(6, 8))
+
+    def forward(self, x):
+        return (x[..., None] * self.weight + self.bias).sum(-2)
+
+
+class MemoryAttender(nn.Module):
+    """Token ids attend to a per-sample memory [batch, slots, 6] of raw per-feature weights:
+    a memory of vectors [2, 6] runs too, only by broadcasting, each token attending to the
+    whole batch's rows."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.mem = nn.Embedding(10, 8), _SummedColumnWeights()
+        self.head = nn.Parameter(torch.randn(8, 3))
+
+    def forward(self, ids, memory):
+        h, m = self.emb(ids), self.mem(memory)
+        return (torch.softmax(h @ m.transpose(-1, -2), -1) @ m) @ self.head
+
+
+def test_a_size_that_runs_only_by_broadcasting_against_the_batch_is_not_drawn():
+    target = resolved(MemoryAttender)
+    assert strategy_arguments(target.spec.inputs["memory"])["shape"] == ("batch", "time", 6)
+    assert "with each sample's outputs its own" in target.inferred_inputs["memory"]
+    assert_callable(target, max_examples=3)
