@@ -1468,9 +1468,11 @@ def _features_beside(
 ) -> Inferred | None:
     """:func:`_probe_features` for an input beside others already inferred: the model called
     on vectors ``[2, F]`` and sequences ``[2, 3, F]`` of ``name`` for F in its consumers'
-    parameters' sizes, with the others at a batch of 2 (and 3 steps); the first that runs
-    is drawn. None unless every other input the model requires is inferred as a tensor, or
-    when no size runs."""
+    parameters' sizes, with the others at a batch of 2 (:func:`_own_samples`); the first
+    under which each sample alone gives the outputs it gives in the pair is drawn (a size
+    that runs only by broadcasting against the other inputs, a memory of vectors ``[2, F]``
+    that every token attends to whole, is not). None unless every other input the model
+    requires is inferred as a tensor, or when no size does."""
     import torch
 
     from dyncheck import strategies as dst
@@ -1480,52 +1482,18 @@ def _features_beside(
     shapes = _inferred_tensors(inputs, inferred, tokens=True)
     if not shapes:
         return None
-    with seeded(BUILD_SEED):
-        others = _padded_probe(shapes, "time", 3, dims)
-    if any(isinstance(value, torch.Tensor) and value.dim() and len(value) != 2 for value in others.values()):
-        return None  # the others' batch is not 2: no size here would be the model's
     sizes = (_parameter_sizes(exc.consumers, recurse=False) or _parameter_sizes(exc.consumers))[:_FEATURES_PROBED]
-    if not sizes:
-        return None
-    model = clone(instance).eval()
     for features in sizes:
         for shape, drawn in (((2, features), ("batch", features)), ((2, 3, features), ("batch", "time", features))):
-            with seeded(BUILD_SEED):
-                args = {**others, name: torch.randn(shape)}
-            if _probe_call(instance, args) is None and _rows_own(model, args):
+            if _own_samples(instance, {**shapes, name: (drawn, torch.float32)}, dims) is True:
                 consumers = ", ".join(type(m).__name__ for m in exc.consumers[:3])
                 return Inferred(
                     dst.tensors(shape=drawn),
                     f"its first consumers ({consumers}) give no input shape: called on vectors [2, F] and sequences "
                     f"[2, 3, F] for F in their parameters' sizes {', '.join(map(str, sizes))}, beside "
-                    f"{', '.join(others)} as inferred, it first ran on {list(shape)} with each sample's outputs its own",
+                    f"{', '.join(shapes)} as inferred, it first ran on {list(shape)} with each sample's outputs its own",
                 )
     return None
-
-
-def _rows_own(model: nn.Module, args: dict[str, Any]) -> bool:
-    """Whether each of the two samples of ``args`` (every tensor's first axis) gives, alone,
-    the outputs it gives in the pair: a size that runs only by broadcasting against the
-    other inputs (a memory of vectors ``[2, F]`` that every token attends to whole) does not."""
-    import torch
-
-    whole = _outputs_of(model, args)
-    if whole is None:
-        return False
-    floating = [t for t in whole if isinstance(t, torch.Tensor) and t.is_floating_point()]
-    if not floating or any(t.dim() == 0 or len(t) != 2 for t in floating):
-        return False
-    for row in range(2):
-        alone = _outputs_of(model, {n: v[row:row + 1] if isinstance(v, torch.Tensor) and v.dim() else v for n, v in args.items()})
-        if alone is None:
-            return False
-        mine = [t for t in alone if isinstance(t, torch.Tensor) and t.is_floating_point()]
-        if len(mine) != len(floating) or not all(
-            a.shape == b[row:row + 1].shape and torch.allclose(a, b[row:row + 1], rtol=1e-4, atol=1e-5)
-            for a, b in zip(mine, floating)
-        ):
-            return False
-    return True
 
 
 def _per_view_batches(
