@@ -890,31 +890,20 @@ def _probe_required_mask(
             return
     if not sequences or _call_at_smallest(instance, inputs, inferred, dims) is None:
         return
-    batch, padded, kept = 3, 5, 3
-
-    def size_of(dim: Any, steps: int) -> int:
-        return dim if isinstance(dim, int) else batch if dim == "batch" else steps
+    def size_of(dim: Any) -> int:
+        return dim if isinstance(dim, int) else 3 if dim == "batch" else _PADDED
 
     with seeded(BUILD_SEED):
-        full = {
-            n: _probe_tensor([size_of(d, padded) for d in shape], dtype, lambda d: size_of(d, padded))
-            for n, (shape, dtype) in sequences.items()
-        }
-    alone = {n: value[:, :kept] for n, value in full.items()}
+        full = {n: _probe_tensor([size_of(d) for d in shape], dtype, size_of) for n, (shape, dtype) in sequences.items()}
     model = clone(instance).eval()
     ran: list[tuple[str, torch.dtype]] = []
     for dtype in (torch.bool, torch.float32):
         for marks in ("tokens", "padding"):
-            real = marks == "tokens"
-            within = torch.full((batch, kept), real).to(dtype)
-            beyond = torch.full((batch, padded), not real)
-            beyond[:, :kept] = real
-            trimmed = _outputs_of(model, {**alone, mask: within})
-            whole = _outputs_of(model, {**full, mask: beyond.to(dtype)})
-            if trimmed is None or whole is None:
+            agrees = _padded_as_alone(model, full, mask, marks, dtype)
+            if agrees is None:
                 continue
             ran.append((marks, dtype))
-            if _agree_on_kept(trimmed, whole, kept, padded):
+            if agrees:
                 return _adopt_mask(inputs, inferred, mask, sequences, marks, dtype)
     if any(dtype is torch.bool for _, dtype in ran):
         # It runs as a mask over the steps, but under neither polarity is padding ignored:
@@ -922,6 +911,33 @@ def _probe_required_mask(
         # padding mask the model reads wrong, which no call can tell apart. Any pattern is
         # drawn, and padding_invariance does not run through it.
         _adopt_mask(inputs, inferred, mask, sequences, None, torch.bool)
+
+
+#: A padding mask's probe: a call on this many steps padded to that many, the mask marking
+#: the padding, against the call on the steps alone.
+_KEPT, _PADDED = 3, 5
+
+
+def _padded_as_alone(
+    model: nn.Module, full: dict[str, Any], mask: str, marks: str, dtype: Any, others: dict[str, Any] | None = None
+) -> bool | None:
+    """Whether ``model`` (resolution's copy, in eval mode) called on the sequences ``full``
+    (``[batch, _PADDED, ...]``; ``others`` as they are) with ``mask`` marking all but their
+    first ``_KEPT`` steps as padding (True at tokens for ``marks="tokens"``, at padding for
+    ``"padding"``; in ``dtype``) gives the outputs of the call on those steps alone: True or
+    False; None when either call raised."""
+    import torch
+
+    real = marks == "tokens"
+    batch = len(next(iter(full.values())))
+    beyond = torch.full((batch, _PADDED), not real)
+    beyond[:, :_KEPT] = real
+    alone = {n: value[:, :_KEPT] for n, value in full.items()}
+    trimmed = _outputs_of(model, {**(others or {}), **alone, mask: torch.full((batch, _KEPT), real).to(dtype)})
+    whole = _outputs_of(model, {**(others or {}), **full, mask: beyond.to(dtype)})
+    if trimmed is None or whole is None:
+        return None
+    return _agree_on_kept(trimmed, whole, _KEPT, _PADDED)
 
 
 def _required(parameters: dict[str, inspect.Parameter]) -> list[str]:
@@ -1184,39 +1200,29 @@ def _padding_marks(
 ) -> str | None:
     """``"tokens"`` or ``"padding"``: the polarity of ``mask`` under which a call on three
     steps padded to five (the sequences in ``shapes`` and the tag ids ``ids``, below
-    ``count``, alike; the mask marking the padding) gives the call on the three alone,
-    True at tokens tried first; None when neither does (or another input is not a
-    sequence)."""
+    ``count``, alike; the mask marking the padding) gives the call on the three alone
+    (:func:`_padded_as_alone`), True at tokens tried first; None when neither does (or
+    another input is not a sequence)."""
     import torch
 
-    batch, padded, kept = 3, 5, 3
     if any(shape[:2] != ("batch", "time") and not isinstance(dtype, tuple) for shape, dtype in shapes.values()):
         return None
 
     def size_of(dim: Any) -> int:
-        return dim if isinstance(dim, int) else batch if dim == "batch" else padded
+        return dim if isinstance(dim, int) else 3 if dim == "batch" else _PADDED
 
     with seeded(BUILD_SEED):
         full = {
             n: _probe_tensor([size_of(d) for d in shape], dtype, size_of)
             for n, (shape, dtype) in shapes.items() if shape[:2] == ("batch", "time")
         }
-        full[ids] = torch.randint(0, count, (batch, padded))
-    alone = {n: value[:, :kept] for n, value in full.items()}
+        full[ids] = torch.randint(0, count, (3, _PADDED))
     others = {
         n: _probe_tensor([size_of(d) for d in shape], dtype, size_of)
         for n, (shape, dtype) in shapes.items() if n not in full
     }
     model = clone(instance).eval()
-    for marks in ("tokens", "padding"):
-        real = marks == "tokens"
-        beyond = torch.full((batch, padded), not real)
-        beyond[:, :kept] = real
-        trimmed = _outputs_of(model, {**others, **alone, mask: torch.full((batch, kept), real)})
-        whole = _outputs_of(model, {**others, **full, mask: beyond})
-        if trimmed is not None and whole is not None and _agree_on_kept(trimmed, whole, kept, padded):
-            return marks
-    return None
+    return next((m for m in ("tokens", "padding") if _padded_as_alone(model, full, mask, m, torch.bool, others)), None)
 
 
 def _state_shares(modules: Sequence[nn.Module]) -> list[int]:
