@@ -941,7 +941,15 @@ BATCH_BOUND = re.compile(r"^(b|bs|bsz|n|batch|batch_size|n_samples|num_samples)$
 def _size_of(node: ast.AST) -> tuple[ast.AST, int] | None:
     """(the tensor, the axis) whose size ``node`` reads: ``x.size(0)``, ``x.shape[1]``,
     ``len(x)`` (axis 0); None for anything else."""
-    return _counted_axis(ast.Call(ast.Name("range", ast.Load()), [node], []))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "len" and node.args:
+        return node.args[0], 0
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "size"
+            and len(node.args) == 1 and isinstance(_number(node.args[0]), int)):
+        return node.func.value, _number(node.args[0])
+    if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute)
+            and node.value.attr == "shape" and isinstance(_number(node.slice), int)):
+        return node.value.value, _number(node.slice)
+    return None
 
 
 def _sizes_bound(target: ast.AST, value: ast.AST) -> dict[str, tuple[ast.AST, int]]:
@@ -990,15 +998,7 @@ def _counted_axis(node: ast.AST, sizes: dict[str, tuple[ast.AST, int]] | None = 
     if isinstance(counted, ast.Name) and sizes and counted.id in sizes:
         # a bound named like a batch size (batch_size, B, bsz) walks the samples, not steps
         return None if BATCH_BOUND.search(counted.id) else sizes[counted.id]
-    if isinstance(counted, ast.Call) and isinstance(counted.func, ast.Name) and counted.func.id == "len" and counted.args:
-        return counted.args[0], 0
-    if (isinstance(counted, ast.Call) and isinstance(counted.func, ast.Attribute) and counted.func.attr == "size"
-            and len(counted.args) == 1 and isinstance(_number(counted.args[0]), int)):
-        return counted.func.value, _number(counted.args[0])
-    if (isinstance(counted, ast.Subscript) and isinstance(counted.value, ast.Attribute)
-            and counted.value.attr == "shape" and isinstance(_number(counted.slice), int)):
-        return counted.value.value, _number(counted.slice)
-    return None
+    return _size_of(counted)
 
 
 def _walked_axis(node: ast.AST) -> tuple[ast.AST, int] | None:

@@ -18,7 +18,9 @@ from torch import nn
 from dyncheck import strategies as dst
 from dyncheck.infer.builtin import builtin_layer, infer_builtin_input
 from dyncheck.infer.constructor import _COUNT_NAME, _annotation
-from dyncheck.infer.flow import BATCH_BOUND, MODULE_PART, _Flow, _flow, _passes, _resolve_module, output_width
+from dyncheck.infer.flow import (
+    BATCH_BOUND, MODULE_PART, _bound_names, _Flow, _flow, _passes, _resolve_module, _sizes_bound, output_width,
+)
 from dyncheck.infer.layers import (
     ATTENTION_MODULES, _entry_parameter, _Found, _input_for_module, _Shape, _swap, _user_defined, members_input,
     reshaped_first,
@@ -1881,12 +1883,6 @@ def _batch_first(module: nn.Module | None) -> bool | None:
     return None
 
 
-def _assigned_names(node: ast.AST) -> set[str]:
-    """The plain names an assignment statement binds."""
-    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-    return {n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name)}
-
-
 #: Names of a sequence's length, as forward unpacks its input's shape (``seq_len, batch_size,
 #: _ = x.shape``; fairseq's ``tgt_len, bsz, embed_dim = query.size()``).
 _STEPS_NAME = re.compile(r"^(t|l|seq|seq_len|seqlen|seq_length|sequence_length|tgt_len|src_len|length|n_steps|num_steps|steps|time|time_steps|n_ctx)$", re.IGNORECASE)
@@ -1902,23 +1898,22 @@ def _named_layout(cls: type) -> tuple[bool, str] | None:
         return None
     name = tree.args.args[1].arg
     for node in ast.walk(tree):
-        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Tuple)):
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
             continue
-        value = node.value.value if isinstance(node.value, ast.Subscript) and isinstance(node.value.slice, ast.Slice) else node.value
-        read = value.value if isinstance(value, ast.Attribute) and value.attr == "shape" else (
-            value.func.value if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
-            and value.func.attr == "size" and not value.args else None
-        )
-        elements = node.targets[0].elts
-        if not (isinstance(read, ast.Name) and read.id == name and len(elements) >= 2):
+        # the names it binds to the input's axes (flow's reading of n_steps, batch = x.shape[:2])
+        axes = {
+            axis: bound for bound, (tensor, axis) in _sizes_bound(node.targets[0], node.value).items()
+            if isinstance(tensor, ast.Name) and tensor.id == name
+        }
+        if 0 not in axes or 1 not in axes:
             continue
         if any(
             isinstance(other, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and other.lineno < node.lineno
-            and name in _assigned_names(other)
+            and any(name in _bound_names(target) for target in (other.targets if isinstance(other, ast.Assign) else [other.target]))
             for other in ast.walk(tree)
         ):
             return None  # the input rearranged first (x = x.transpose(0, 1)): the names are not its layout
-        first, second = (e.id if isinstance(e, ast.Name) else "" for e in elements[:2])
+        first, second = axes[0], axes[1]
         if _STEPS_NAME.search(first) and BATCH_BOUND.search(second):
             return False, ast.unparse(node)
         if BATCH_BOUND.search(first) and _STEPS_NAME.search(second):
