@@ -26,6 +26,10 @@ class StagedEMA(nn.Module):
         self.out = nn.Linear(dim, dim)
         self.register_buffer("center", torch.zeros(dim))
         self.staged: torch.Tensor | None = None
+        self._register_update()
+
+    def _register_update(self) -> None:
+        """The backward hook that applies the staged centre: a method, which a copy rebinds."""
         self.out.register_full_backward_pre_hook(self._apply_staged)
 
     def _apply_staged(self, module: nn.Module, grad_output: object) -> None:

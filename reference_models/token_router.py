@@ -20,6 +20,9 @@ __all__ = ["TopKTokenRouter"]
 
 
 class TopKTokenRouter(nn.Module):
+    #: the score a padding step gets: below every valid token's
+    padding_score = float("-inf")
+
     def __init__(self, dim: int = 8, k: int = 2) -> None:
         super().__init__()
         self.k = k
@@ -30,7 +33,7 @@ class TopKTokenRouter(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         scores = torch.relu(self.score(x).squeeze(-1))  # [batch, time], 0 for many tokens
         if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
+            scores = scores.masked_fill(~mask, self.padding_score)
         picked = scores.topk(min(self.k, x.shape[1]), dim=-1).indices
         chosen = torch.zeros_like(scores).scatter(1, picked, 1.0)
         # A row shorter than k picks padding too: its gate is sigmoid(-30), at padding steps.
