@@ -173,6 +173,8 @@ Refactored twins, each declaring the model it must still agree with
   ``init_hidden=True`` style, the membrane kept on the neuron module between steps.
 * :mod:`reference_models.seq_first_attention` -- ``SeqFirstLM``: attention written by
   hand over time-major inputs, ``seq_len, batch_size, _ = x.shape`` (labml-nn, fairseq).
+* :mod:`reference_models.bag_concat` -- ``BagConcat``: bags of vectors pooled one sample at
+  a time, the rows gathered by a running ``torch.cat``.
 * :mod:`reference_models.staged_ema` -- ``StagedEMA``: a running centre a backward hook
   applies (routing-transformer's k-means), registered as a method a copy rebinds.
 * :mod:`reference_models.token_router` -- ``TopKTokenRouter``: CoLT5's conditional
@@ -376,6 +378,7 @@ GOOD_TARGETS = (
     "reference_models.feedback_memory:FeedbackMemory",
     "reference_models.hidden_membrane:HiddenMembraneSNN",
     "reference_models.seq_first_attention:SeqFirstLM",
+    "reference_models.bag_concat:BagConcat",
     "reference_models.padded_features:FeatureSequenceEncoder",
     "reference_models.key_padding:PaddedTransformerClassifier",
     "reference_models.layer_stack:LayerStack",

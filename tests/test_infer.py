@@ -866,6 +866,16 @@ class ListCarried(_Stepped):
         return torch.stack(outs, 1)
 
 
+class ConcatenatedAndRead(_Stepped):
+    # the steps so far gathered by concatenation and read back by the next step: a state
+    def forward(self, x):
+        memory = x.new_zeros(1, x.size(1), 6)
+        for t in range(x.size(0)):
+            h = self.step(x[t], memory.mean(0))
+            memory = torch.cat([memory, h.unsqueeze(0)])
+        return self.out(memory[1:])
+
+
 class _KeptState(nn.Module):
     """A neuron that keeps its state on itself between calls (snntorch's init_hidden=True)."""
 
@@ -912,6 +922,7 @@ class LookedAtInALoop(StateInTheModule):
     (TimeMajorLoop, ("time", "batch", 8), "; a loop hands cell one step of axis 0 at a time"),
     (StateInTheModule, ("time", "batch", 8), "; a loop hands layer one step of axis 0 at a time"),
     (ListCarried, ("time", "batch", 8), "; a loop hands cell one step of axis 0 at a time"),
+    (ConcatenatedAndRead, ("time", "batch", 8), "; a loop hands cell one step of axis 0 at a time"),
     (BoundByName, ("time", "batch", 8), "; a loop hands cell one step of axis 0 at a time"),
     (BoundBySize, ("batch", "time", 8), "; a loop hands cell one step of axis 1 at a time"),
     (BatchFirstLoop, ("batch", "time", 8), "; a loop hands cell one step of axis 1 at a time"),
@@ -953,7 +964,16 @@ class PerSampleSearch(_Stepped):
         return torch.stack(outs)
 
 
-@pytest.mark.parametrize("model", [PerSampleLoop, PerSampleStatement, PerSampleSearch])
+class PerSampleConcatenated(_Stepped):
+    # each sample's row gathered by a running concatenation, read nowhere else: no state
+    def forward(self, x):
+        out = x.new_zeros(0, 4)
+        for i in range(x.size(0)):
+            out = torch.cat([out, self.out(self.step(x[i], 0.0)).unsqueeze(0)], dim=0)
+        return out
+
+
+@pytest.mark.parametrize("model", [PerSampleLoop, PerSampleStatement, PerSampleSearch, PerSampleConcatenated])
 def test_a_loop_over_the_samples_that_carries_nothing_is_not_one_over_steps(model):
     target = resolved(model)
     same(target.spec.inputs["x"], dst.tensors(shape=("batch", 8)))

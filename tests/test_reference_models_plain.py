@@ -662,6 +662,12 @@ def _hidden_membrane() -> tuple[torch.nn.Module, tuple]:
     return HiddenMembraneSNN(), (torch.randn(5, 3, 8),)
 
 
+def _bag_concat() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.bag_concat import BagConcat
+
+    return BagConcat(), (torch.randn(3, 5, 6),)
+
+
 def _seq_first_attention() -> tuple[torch.nn.Module, tuple]:
     from reference_models.seq_first_attention import SeqFirstLM
 
@@ -1229,6 +1235,7 @@ BUILDERS = {
     "feedback_memory": _feedback_memory,
     "hidden_membrane": _hidden_membrane,
     "seq_first_attention": _seq_first_attention,
+    "bag_concat": _bag_concat,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

@@ -835,9 +835,43 @@ def _carries_state(body: list[ast.stmt]) -> bool:
     assigns and reads before it assigns it in the same step (``h = self.cell(x[t], h)``,
     ``spk, mem = self.lif(cur, mem)``, ``h += x[t]``). A state the body starts anew on each
     step is not carried (a beam search per sample: ``h = self.enc(src[b])``, then an inner
-    loop over ``h``)."""
+    loop over ``h``), nor is a running concatenation that only gathers each step's result
+    (``out = torch.cat([out, y])``: what ``outs.append(y)`` gives)."""
     early, _ = _read_before_set(body, frozenset())
-    return bool(early & _assigned(body)) or bool(_grown_and_read(body))
+    return bool((early & _assigned(body)) - _concatenated(body)) or bool(_grown_and_read(body))
+
+
+#: Functions that join tensors along an axis: a running ``out = torch.cat([out, y])``.
+_JOINS = frozenset({"cat", "concat", "concatenate", "hstack", "vstack", "row_stack", "column_stack", "dstack"})
+
+
+def _concatenated(body: list[ast.stmt]) -> set[str]:
+    """The names a loop's body reads only to join this step's result to them and assign the
+    join back (``out = torch.cat([out, y], 0)``, ``y`` not read from ``out``): a result
+    gathered step by step, not a state the next step computes from."""
+    joined: set[str] = set()  # id() of each Name read as a join's operand
+    names: set[str] = set()
+    for node in (n for statement in body for n in ast.walk(statement)):
+        if not (
+            isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+            and isinstance(node.value, ast.Call) and isinstance(node.value.func, (ast.Attribute, ast.Name))
+            and (node.value.func.attr if isinstance(node.value.func, ast.Attribute) else node.value.func.id) in _JOINS
+            and node.value.args and isinstance(node.value.args[0], (ast.List, ast.Tuple))
+        ):
+            continue
+        name = node.targets[0].id
+        operands = node.value.args[0].elts
+        own = [e for e in operands if isinstance(e, ast.Name) and e.id == name]
+        others = [e for e in operands if e not in own] + node.value.args[1:] + [k.value for k in node.value.keywords]
+        if len(own) == 1 and not any(name in _loads(e) for e in others):
+            names.add(name)
+            joined.add(id(own[0]))
+    # read anywhere else (attended over, its last row taken): a state after all
+    read_elsewhere = {
+        n.id for statement in body for n in ast.walk(statement)
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in names and id(n) not in joined
+    }
+    return names - read_elsewhere
 
 
 #: List methods that grow a list in place (a loop's memory of its earlier steps).
