@@ -31,6 +31,7 @@ from dyncheck.infer import (
     infer_init,
     PACKED_LENGTHS_NOTE,
     infer_input,
+    optional_control,
     packs_as_lengths,
     predicate_thresholds,
     primary_input,
@@ -485,7 +486,12 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
         if parameter.default is not inspect.Parameter.empty and name != primary and not _decoder_ids(
             name, parameter, parameters, spec.inputs, primary
         ) and (declared_lengths is None or name != declared_lengths[0]):
-            continue  # an optional argument, left at its default (unless Spec(lengths=...) names it)
+            # an optional argument, left at its default (unless Spec(lengths=...) names it),
+            # but a control forward branches on (if control > 0.5), which is drawn
+            switch = optional_control(instance, name, parameter)
+            if switch is not None:
+                inputs[name], inferred_inputs[name] = switch.value, switch.why
+            continue
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
         declared = tuple(

@@ -6549,3 +6549,59 @@ def test_a_size_that_runs_only_by_broadcasting_against_the_batch_is_not_drawn():
     assert strategy_arguments(target.spec.inputs["memory"])["shape"] == ("batch", "time", 6)
     assert "with each sample's outputs its own" in target.inferred_inputs["memory"]
     assert_callable(target, max_examples=3)
+
+
+class _Optional(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(4, 4), nn.Linear(4, 4)
+
+
+class OptionalThreshold(_Optional):
+    def forward(self, x, control: float = 0.0):
+        return self.fc2(self.fc1(x)) if control > 0.5 else self.fc1(x)
+
+
+class OptionalMode(_Optional):
+    def forward(self, x, mode="plain"):
+        h = self.fc1(x)
+        if mode == "deep":
+            h = self.fc2(h)
+        return h
+
+
+class OptionalGate(_Optional):
+    def forward(self, x, gate: bool = False):
+        h = self.fc1(x)
+        if gate:
+            h = self.fc2(h)
+        return h
+
+
+class OptionalFlags(_Optional):
+    # defaults kept: a flag not named like a control, a None default, a control never branched on
+    def forward(self, x, return_hidden: bool = False, control=None, control_scale: float = 1.0):
+        h = self.fc1(x) * control_scale
+        if control is not None:
+            h = h + control
+        return (h, x) if return_hidden else h
+
+
+@pytest.mark.parametrize(("model", "name", "strategy", "note"), [
+    (OptionalThreshold, "control", dst.controls(thresholds=(0.5,)),
+     "optional (default 0.0), drawn as a control: a control value compared with 0.5 in forward; drawn as floats"),
+    (OptionalMode, "mode", dst.controls(choices=["plain", "deep"]),
+     "optional (default 'plain'), drawn as a control: compared with 'deep' in forward"),
+    (OptionalGate, "gate", dst.controls(dtype=bool), "optional (default False), drawn as a control: annotated bool"),
+])
+def test_an_optional_control_forward_branches_on_is_drawn(model, name, strategy, note):
+    # Left at its default, the branch it opens never ran: coverage called its layer dead.
+    target = resolved(model)
+    same(target.spec.inputs[name], strategy)
+    assert target.inferred_inputs[name] == note
+    assert_callable(target, max_examples=10)
+
+
+def test_other_optional_arguments_keep_their_defaults():
+    target = resolved(OptionalFlags)
+    assert list(target.spec.inputs) == ["x"]

@@ -668,6 +668,12 @@ def _bag_concat() -> tuple[torch.nn.Module, tuple]:
     return BagConcat(), (torch.randn(3, 5, 6),)
 
 
+def _optional_gate() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.optional_gate import OptionalGateNet
+
+    return OptionalGateNet(), (torch.randn(3, 6), 0.7)
+
+
 def _seq_first_attention() -> tuple[torch.nn.Module, tuple]:
     from reference_models.seq_first_attention import SeqFirstLM
 
@@ -1236,6 +1242,7 @@ BUILDERS = {
     "hidden_membrane": _hidden_membrane,
     "seq_first_attention": _seq_first_attention,
     "bag_concat": _bag_concat,
+    "optional_gate": _optional_gate,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

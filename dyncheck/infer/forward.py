@@ -34,7 +34,7 @@ from dyncheck.infer.source import (
 from dyncheck.infer.tokens import infer_tokens, max_positions
 from dyncheck.spec import lengths_slot
 
-__all__ = ["check_forward_arguments", "infer_dims", "infer_input"]
+__all__ = ["check_forward_arguments", "infer_dims", "infer_input", "optional_control"]
 
 _CONTROL_NAME = re.compile(r"^(control|ctrl|gate|gating|switch|flag|mode|cond|condition|signal|choice|route|routing)(_\w+)?$|control")
 _LENGTHS_NAME = re.compile(r"^(seq_?)?(lengths?|lens)$|_(lengths|lens)$")
@@ -88,6 +88,57 @@ def infer_dims(model: nn.Module, given: dict[str, Any]) -> dict[str, Inferred]:
             f"{limit[1]}: longer sequences have no position embedding",
         )
     return out
+
+
+def optional_control(model: nn.Module, name: str, parameter: inspect.Parameter) -> Inferred | None:
+    """An optional argument named like a control, whose default is a plain value, that
+    forward branches on (``def forward(self, x, control: float = 0.0)`` with ``if control >
+    0.5``, ``mode: str = "a"`` with ``if mode == "b"``, ``gate: bool = False`` with ``if
+    gate``): drawn as the control it is, its default among the values, so that the branches
+    it switches on run. Left at its default, every layer behind the branch stayed dead and
+    coverage failed the correct model. None for any other optional argument (flags such as
+    ``return_attention``, thresholds under other names), which keeps its default."""
+    default = parameter.default
+    if type(default) not in (bool, int, float, str) or _CONTROL_NAME.search(name) is None:
+        return None
+    tree = _forward_tree(type(model))
+    if tree is None:
+        return None
+    flow = _flow(tree, name, model)
+    scopes = [(tree, frozenset({name})), *flow.scopes]
+    if isinstance(default, str):
+        strings = _in_scopes(_string_constants, scopes)
+        if not strings:
+            return None
+        choices = list(dict.fromkeys([default, *strings]))  # the default's own path too
+        return Inferred(
+            dst.controls(choices=choices),
+            f"optional (default {default!r}), drawn as a control: compared with "
+            f"{', '.join(map(repr, strings))} in forward",
+        )
+    branched = _in_scopes(_thresholds, scopes) or (
+        type(default) is bool and any(_tested(scope, names) for scope, names in scopes if scope is not None)
+    )
+    if not branched:
+        return None
+    if _annotation(parameter.annotation, type(model).forward) is inspect.Parameter.empty:
+        parameter = parameter.replace(annotation=type(default))  # drawn as its default is
+    try:
+        found = infer_input(model, name, parameter)
+    except Uninferable:
+        return None
+    return Inferred(found.value, f"optional (default {default!r}), drawn as a control: {found.why}", found.dims)
+
+
+def _tested(tree: ast.AST, names: frozenset[str]) -> bool:
+    """Whether an ``if``, a conditional expression or a ``while`` tests one of ``names``."""
+    return any(
+        isinstance(node, (ast.If, ast.IfExp, ast.While)) and _loads_any(node.test, names) for node in ast.walk(tree)
+    )
+
+
+def _loads_any(node: ast.AST, names: frozenset[str]) -> bool:
+    return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
 
 
 def infer_input(
