@@ -2018,3 +2018,16 @@ def test_a_tie_with_padding_is_a_finding_when_the_selection_is_not_along_the_ste
     run = dyncheck_run("--dyncheck", "sink_router:Model", "--dyncheck-invariants=padding_invariance", "--dyncheck-seed=1",
                        "--dyncheck-max-examples=20")
     assert run.outcomes() == {"dyncheck::sink_router:Model::padding_invariance": "FAILED"}, run.text
+
+
+def test_an_axis_a_row_alone_keeps_at_the_batch_size_is_not_the_batch_axis():
+    # flair's tagger without a CRF: every row's valid steps concatenated, [sum(lengths), tags],
+    # its 4 tags the batch's size. Taken for the batch, that axis made the concatenated steps
+    # "time", which did not follow the padded length: a false alarm on a correct model.
+    from dyncheck.invariants.padding_invariance import _batch_axis
+
+    rows_alone = [torch.zeros(2, 4)] * 4
+    assert _batch_axis(torch.zeros(8, 4), 4, rows_alone, torch.zeros(8, 4)) is None
+    # a [batch, tags] output whose rows alone are [1, tags], and one with no rows alone to ask
+    assert _batch_axis(torch.zeros(4, 4), 4, [torch.zeros(1, 4)] * 4, torch.zeros(4, 4)) == 0
+    assert _batch_axis(torch.zeros(8, 4), 4) == 1

@@ -674,6 +674,12 @@ def _optional_gate() -> tuple[torch.nn.Module, tuple]:
     return OptionalGateNet(), (torch.randn(3, 6), 0.7)
 
 
+def _flat_tagger() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.flat_tagger import FlatTagger
+
+    return FlatTagger(), (torch.randn(3, 5, 8), torch.tensor([5, 2, 3]))
+
+
 def _seq_first_attention() -> tuple[torch.nn.Module, tuple]:
     from reference_models.seq_first_attention import SeqFirstLM
 
@@ -1243,6 +1249,7 @@ BUILDERS = {
     "seq_first_attention": _seq_first_attention,
     "bag_concat": _bag_concat,
     "optional_gate": _optional_gate,
+    "flat_tagger": _flat_tagger,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

@@ -667,7 +667,9 @@ def _batch_axis(
     """The batch axis of an output: the one axis of the batch's size where every row alone
     has size 1 and the extra padding changes nothing (so a time-major output whose padded
     length equals the batch size is read right); else the first of its first two axes of
-    the batch's size."""
+    the batch's size where each row alone has size 1. An axis a row alone keeps at the
+    batch's size is none (every row's valid steps concatenated, ``[sum(lengths), tags]``,
+    whose tags number the batch's size: flair's tagger without a CRF)."""
     candidates = [
         axis for axis in range(value.dim())
         if value.shape[axis] == batch
@@ -676,10 +678,11 @@ def _batch_axis(
     ]
     if alone and len(candidates) == 1:
         return candidates[0]
-    if value.dim() >= 1 and value.shape[0] == batch:
-        return 0
-    if value.dim() >= 2 and value.shape[1] == batch:
-        return 1
+    for axis in (0, 1):
+        if value.dim() > axis and value.shape[axis] == batch and all(
+            a.dim() != value.dim() or a.shape[axis] == 1 for a in alone
+        ):
+            return axis
     return None
 
 
