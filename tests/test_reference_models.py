@@ -36,6 +36,7 @@ RECURRENT = {
     "reference_models.packed_input:PackedTagger",
     "reference_models.greedy_decoder:GreedyDecoder",
     "reference_models.masked_crf:MaskedCRFTagger",
+    "reference_models.flat_tagger:FlatTagger",
 }
 PADDED = {
     "reference_models.rnn:DynamicRNN",
@@ -65,6 +66,7 @@ PADDED = {
     "reference_models.keyword_context:KeywordLatentEncoder",
     # ... or a required mask beside tags no layer takes (a BiLSTM-CRF tagger's, read by its name)
     "reference_models.masked_crf:MaskedCRFTagger",
+    "reference_models.flat_tagger:FlatTagger",
     # ... or an optional lens=None beside float features
     "reference_models.padded_features:FeatureSequenceEncoder",
     # ... or nn.TransformerEncoder's src_key_padding_mask=None, True at padding

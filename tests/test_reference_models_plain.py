@@ -677,7 +677,7 @@ def _optional_gate() -> tuple[torch.nn.Module, tuple]:
 def _flat_tagger() -> tuple[torch.nn.Module, tuple]:
     from reference_models.flat_tagger import FlatTagger
 
-    return FlatTagger(), (torch.randn(3, 5, 8), torch.tensor([5, 2, 3]))
+    return FlatTagger(), (torch.randn(3, 5, 8), torch.tensor([1, 1, 1]))  # [sum(lengths), tags]
 
 
 def _seq_first_attention() -> tuple[torch.nn.Module, tuple]:
