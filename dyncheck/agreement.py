@@ -301,9 +301,10 @@ def _chunks(items: list[Any], numel: Callable[[Any], int]) -> Iterator[list[Any]
 
 
 def _scale(*tensors: torch.Tensor) -> float:
-    """The largest finite magnitude among ``tensors`` (at least 1)."""
+    """The largest finite magnitude among ``tensors`` (at least 1: a bool tensor's, a
+    decision or mask a model returns beside its features, is no more)."""
     largest = 1.0
-    flat = [t.detach().reshape(-1) for t in tensors if t.numel()]
+    flat = [t.detach().reshape(-1) for t in tensors if t.numel() and t.dtype != torch.bool]
     if len({(t.dtype, t.device) for t in flat}) > 1 or any(t.is_complex() for t in flat):
         flat = [t.abs().to("cpu", torch.float64) for t in flat]
     for group in _chunks(flat, torch.Tensor.numel):

@@ -1664,3 +1664,25 @@ def test_a_sample_alone_on_another_path_is_said_so(dyncheck_run, pytester, verdi
         r"  paths: the batch took step ×\d; sample \d alone took step( ×\d)?: a branch or a loop count decided on "
         r"the whole batch \(an adaptive solver's step count", text,
     ), text
+
+
+@pytest.mark.parametrize(("threshold", "verdict"), [("0", "PASSED"), ("h.mean(0, keepdim=True)", "FAILED")])
+def test_a_bool_output_beside_the_features_is_compared(dyncheck_run, pytester, threshold, verdict):
+    # A decision or a pooled mask returned beside the features (charformer's GBST): the
+    # tolerance's scale took .abs() of it, and dyncheck itself raised on every example.
+    pytester.makepyfile(decided=f"""
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.proj = nn.Linear(8, 4)
+
+            def forward(self, x):
+                h = self.proj(x)
+                return h, h > {threshold}
+        """)
+    run = dyncheck_run("--dyncheck", "decided:Model", "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=1")
+    assert run.outcomes() == {"dyncheck::decided:Model::batch_invariance": verdict}, run.text
+    if verdict == "FAILED":
+        assert "violated by decided:Model" in run.failure("::batch_invariance")
