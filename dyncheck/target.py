@@ -218,6 +218,21 @@ def resolve(text: str) -> Target:
 _handed: dict[str, Target] = {}
 
 
+def _longest_time(dims: Any) -> int:
+    """The longest ``"time"`` the spec's dims draw (the default's top where it says none)."""
+    from dyncheck.strategies import DEFAULT_DIMS
+
+    time = dict(dims).get("time", DEFAULT_DIMS["time"])
+    if isinstance(time, int):
+        return time
+    if isinstance(time, tuple) and len(time) == 2 and all(isinstance(t, int) for t in time):
+        return time[1]
+    elements = getattr(time, "elements", None)  # st.sampled_from([...])
+    if elements and all(isinstance(e, int) for e in elements):
+        return max(elements)
+    return DEFAULT_DIMS["time"][1]
+
+
 def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
     """Complete ``spec`` against a built instance: infer the constructor arguments and
     forward inputs it leaves out, and check every name it gives."""
@@ -226,7 +241,7 @@ def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
     inferred_init: dict[str, str] = {}
     if inspect.isclass(model):
         try:
-            found = infer_init(model, dict(spec.init))
+            found = infer_init(model, dict(spec.init), _longest_time(spec.dims))
         except Uninferable as exc:
             raise _fail(text, str(exc)) from None
         if found:

@@ -179,6 +179,8 @@ Refactored twins, each declaring the model it must still agree with
   optional control, ``forward(x, control: float = 0.0)``.
 * :mod:`reference_models.flat_tagger` -- ``FlatTagger``: a packed BiLSTM tagger returning
   every row's valid steps concatenated, ``[sum(lengths), tags]`` (flair without a CRF).
+* :mod:`reference_models.learned_positions` -- ``LearnedPositionLM``: learned positions up
+  to a required ``max_seq_len``, longer sequences refused.
 * :mod:`reference_models.staged_ema` -- ``StagedEMA``: a running centre a backward hook
   applies (routing-transformer's k-means), registered as a method a copy rebinds.
 * :mod:`reference_models.token_router` -- ``TopKTokenRouter``: CoLT5's conditional
@@ -385,6 +387,7 @@ GOOD_TARGETS = (
     "reference_models.bag_concat:BagConcat",
     "reference_models.optional_gate:OptionalGateNet",
     "reference_models.flat_tagger:FlatTagger",
+    "reference_models.learned_positions:LearnedPositionLM",
     "reference_models.padded_features:FeatureSequenceEncoder",
     "reference_models.key_padding:PaddedTransformerClassifier",
     "reference_models.layer_stack:LayerStack",

@@ -6605,3 +6605,24 @@ def test_an_optional_control_forward_branches_on_is_drawn(model, name, strategy,
 def test_other_optional_arguments_keep_their_defaults():
     target = resolved(OptionalFlags)
     assert list(target.spec.inputs) == ["x"]
+
+
+class _LongestLength(nn.Module):
+    def __init__(self, num_tokens, max_seq_len, dim):
+        super().__init__()
+        self.max_seq_len, self.emb = max_seq_len, nn.Embedding(num_tokens, dim)
+
+    def forward(self, x):
+        assert x.shape[1] <= self.max_seq_len
+        return self.emb(x)
+
+
+@pytest.mark.parametrize(("dims", "longest"), [({}, 16), ({"time": (2, 20)}, 40), ({"time": 5}, 10)])
+def test_a_longest_length_holds_the_longest_time_drawn(dims, longest):
+    # As a size (6), max_seq_len was shorter than the 8 steps drawn: every check failed on
+    # the model's own limit.
+    from dyncheck.target import resolve_spec
+
+    target = resolve_spec(Spec(_LongestLength, dims=dims))
+    assert target.spec.init == {"num_tokens": 8, "max_seq_len": longest, "dim": 6}
+    assert target.inferred_init["max_seq_len"].startswith("a longest length: twice the longest 'time' drawn")

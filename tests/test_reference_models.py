@@ -37,6 +37,7 @@ RECURRENT = {
     "reference_models.greedy_decoder:GreedyDecoder",
     "reference_models.masked_crf:MaskedCRFTagger",
     "reference_models.flat_tagger:FlatTagger",
+    "reference_models.learned_positions:LearnedPositionLM",
 }
 PADDED = {
     "reference_models.rnn:DynamicRNN",

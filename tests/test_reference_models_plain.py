@@ -680,6 +680,12 @@ def _flat_tagger() -> tuple[torch.nn.Module, tuple]:
     return FlatTagger(), (torch.randn(3, 5, 8), torch.tensor([1, 1, 1]))  # [sum(lengths), tags]
 
 
+def _learned_positions() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.learned_positions import LearnedPositionLM
+
+    return LearnedPositionLM(10, 8, 6), (torch.randint(0, 10, (3, 5)),)
+
+
 def _seq_first_attention() -> tuple[torch.nn.Module, tuple]:
     from reference_models.seq_first_attention import SeqFirstLM
 
@@ -1250,6 +1256,7 @@ BUILDERS = {
     "bag_concat": _bag_concat,
     "optional_gate": _optional_gate,
     "flat_tagger": _flat_tagger,
+    "learned_positions": _learned_positions,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

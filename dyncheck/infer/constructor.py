@@ -24,14 +24,21 @@ INFERRED_SIZES = (8, 6, 4, 5, 7, 3)
 _COUNT_NAME = re.compile(
     r"(layers|depth|heads|blocks|steps|stacks|experts)$|^num_?(layers|heads|blocks)|^(nhead|n_head|num_head)$"
 )
+#: The longest sequence a model takes (a table of learned positions, an assert on the
+#: length): given twice the longest "time" the run draws, not a size that would be shorter.
+_MAX_LENGTH_NAME = re.compile(
+    r"^max_?(seq|sequence|src|tgt|source|target|input|text|token|context)?_?(len|length|positions?|tokens|ctx)$"
+    r"|^(max_position_embeddings|block_size|context_length|context_len|context_size|n_positions|n_ctx|num_positions)$"
+)
 _SIZE_NAME = re.compile(
     r"(size|dim|dims|features|channels|units|width|classes|vocab|tokens|embeddings|hidden|length|len)$"
     r"|^(n|num|in|out|d|hidden|input|output|embed|vocab)_|^(d_model|ninp|nhid|ntoken)$"
 )
 
 
-def infer_init(factory: Callable[..., Any], given: dict[str, Any]) -> dict[str, Inferred]:
-    """Values for the required constructor arguments of ``factory`` not in ``given``."""
+def infer_init(factory: Callable[..., Any], given: dict[str, Any], longest: int = 8) -> dict[str, Inferred]:
+    """Values for the required constructor arguments of ``factory`` not in ``given``;
+    ``longest`` is the longest ``"time"`` the run draws."""
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):
@@ -62,6 +69,8 @@ def infer_init(factory: Callable[..., Any], given: dict[str, Any]) -> dict[str, 
             out[name] = Inferred(0.1 if dropping else 1e-5, "float argument")
         elif _COUNT_NAME.search(name):
             out[name] = Inferred(2, "a count")
+        elif _MAX_LENGTH_NAME.search(name) and annotation in (int, inspect.Parameter.empty):
+            out[name] = Inferred(2 * longest, f"a longest length: twice the longest 'time' drawn ({longest})")
         elif annotation is int or _SIZE_NAME.search(name):
             out[name] = Inferred(next(sizes), "a size")
         else:
