@@ -1686,6 +1686,21 @@ def _inferred_tensors(
     return shapes
 
 
+def _given_constants(inputs: dict[str, Any], inferred: dict[str, str]) -> dict[str, tuple[tuple, Any]] | None:
+    """The inputs the Spec gives (not in ``inferred``) as ``((), ("control", value))``, the
+    value the first of a ``st.just``'s or ``st.sampled_from``'s; None when one is given
+    otherwise (a strategy whose values a probe cannot take without drawing)."""
+    constants: dict[str, tuple[tuple, Any]] = {}
+    for name, strategy in inputs.items():
+        if name in inferred:
+            continue
+        elements = getattr(strategy, "elements", None)
+        if not elements or getattr(strategy, "_transformations", ()):
+            return None
+        constants[name] = ((), ("control", elements[0]))
+    return constants
+
+
 def _control_value(arguments: dict[str, Any]) -> Any:
     """The value a probe calls a control of these strategy arguments with: its first choice,
     True, or the top of its range (a step count's most steps), as a one-element tensor
@@ -2496,9 +2511,13 @@ def _probe_sizes(
 
     from dyncheck.strategies import _OTHER_DIM, DEFAULT_DIMS
 
-    shapes = _inferred_tensors(inputs, inferred, tokens=True)
-    if shapes is None:
+    # Inputs the Spec gives as one value or a few (a flag, st.just(True)) are called with
+    # their first, as an inferred control is: the sizes of the others are still probed.
+    constants = _given_constants(inputs, inferred)
+    shapes = _inferred_tensors({n: v for n, v in inputs.items() if n in inferred}, inferred, tokens=True)
+    if shapes is None or constants is None:
         return
+    shapes.update(constants)
     # A sequence's range may still be the default one, which dims does not hold yet; so may
     # a spatial one that a probe put in (a signal's length, drawn as any other dimension).
     known = {**DEFAULT_DIMS, **{d: _OTHER_DIM for d in _SPATIAL}, **dims}

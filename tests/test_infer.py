@@ -484,6 +484,27 @@ def test_a_sequence_shorter_than_a_convolution_over_its_embeddings_is_not_drawn(
     assert_callable(target, max_examples=20)
 
 
+class _FlaggedTextCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb, self.conv, self.out = nn.Embedding(20, 8), nn.Conv1d(8, 4, kernel_size=4), nn.Linear(4, 3)
+
+    def forward(self, ids, return_logits=True):
+        logits = self.out(self.conv(self.emb(ids).transpose(1, 2)).amax(-1))
+        return logits if return_logits else logits.softmax(-1)
+
+
+@pytest.mark.parametrize("flag", [st.just(True), st.sampled_from([True, False])])
+def test_sizes_are_probed_beside_a_value_the_spec_gives(flag):
+    # A Spec giving only a flag turned the probe off: time was drawn from 1, and every check
+    # reported the model's refusal of sequences shorter than its kernel.
+    from dyncheck.target import resolve_spec
+
+    target = resolve_spec(Spec(_FlaggedTextCNN, inputs={"return_logits": flag}))
+    assert dict(target.spec.dims) == {"time": (4, 11)}
+    assert_callable(target, max_examples=10)
+
+
 def test_a_length_that_runs_only_because_the_batch_folds_into_it_is_not_drawn():
     # Nystromformer's landmarks: reshape(-1, 4, 16 // 4, dim) runs a batch of 2 at length 8.
     from reference_models.landmark_attention import LandmarkAttention
