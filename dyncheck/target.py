@@ -33,6 +33,7 @@ from dyncheck.infer import (
     infer_input,
     optional_control,
     packs_as_lengths,
+    sequence_axis,
     predicate_thresholds,
     primary_input,
 )
@@ -1451,10 +1452,16 @@ def _probe_features(
             consumers = ", ".join(type(m).__name__ for m in exc.consumers[:3])
             seen = f"its first consumers ({consumers}) give no input shape" if consumers else "no layer gives its shape"
             failed = f" (on {list(last[0])} it raised {type(last[1]).__name__}: {one_line(last[1])})" if last else ""
+            layout = ""
+            if len(drawn) == 3 and lengths is None:
+                # [2, 3, F] runs either way round: the steps' axis as the model says it
+                steps = sequence_axis(instance, name, last[1] if last else None)
+                if steps is not None and steps[0] == 0:
+                    drawn, layout = ("time", "batch", features), f"; time-major: {steps[1]}"
             return Inferred(
                 dst.tensors(shape=drawn),
                 f"{seen}: called on {called} for F in {tried(features)}{beside}, it first ran "
-                f"on {list(shape)}{failed}",
+                f"on {list(shape)}{failed}{layout}",
             )
     if last is not None and tell and not exc.reshaped:
         # Say what the calls raised: the model's own crash (a routing policy's missing

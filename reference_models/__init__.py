@@ -181,6 +181,8 @@ Refactored twins, each declaring the model it must still agree with
   every row's valid steps concatenated, ``[sum(lengths), tags]`` (flair without a CRF).
 * :mod:`reference_models.learned_positions` -- ``LearnedPositionLM``: learned positions up
   to a required ``max_seq_len``, longer sequences refused.
+* :mod:`reference_models.projected_recurrence` -- ``ProjectedRecurrence``: an SRU written
+  out, every step's gates projected at once, then a loop over the time-major steps.
 * :mod:`reference_models.staged_ema` -- ``StagedEMA``: a running centre a backward hook
   applies (routing-transformer's k-means), registered as a method a copy rebinds.
 * :mod:`reference_models.token_router` -- ``TopKTokenRouter``: CoLT5's conditional
@@ -388,6 +390,7 @@ GOOD_TARGETS = (
     "reference_models.optional_gate:OptionalGateNet",
     "reference_models.flat_tagger:FlatTagger",
     "reference_models.learned_positions:LearnedPositionLM",
+    "reference_models.projected_recurrence:ProjectedRecurrence",
     "reference_models.padded_features:FeatureSequenceEncoder",
     "reference_models.key_padding:PaddedTransformerClassifier",
     "reference_models.layer_stack:LayerStack",

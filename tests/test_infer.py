@@ -939,7 +939,34 @@ class LookedAtInALoop(StateInTheModule):
         super().__init__(_Looked)
 
 
+class ProjectedSteps(nn.Module):
+    # SRU's shape: what a Linear made of the whole sequence, stepped through by the loop
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 6)
+
+    def forward(self, x):
+        U = self.lin(x)
+        c = U.new_zeros(U.shape[1:])
+        for t in range(x.size(0)):
+            c = torch.sigmoid(U[t]) * c + U[t]
+        return c
+
+
+class BackwardSteps(ProjectedSteps):
+    def forward(self, x):
+        U = self.lin(x)
+        c = U.new_zeros(U.shape[1:])
+        length = U.size(0) if U.dim() == 3 else 1
+        time_seq = range(length - 1, -1, -1)  # a backward direction's steps
+        for t in time_seq:
+            c = torch.sigmoid(U[t]) * c + U[t]
+        return c
+
+
 @pytest.mark.parametrize(("model", "shape", "note"), [
+    (ProjectedSteps, ("time", "batch", 8), "; a sequence: a loop carrying a state steps through axis 0 (U[t])"),
+    (BackwardSteps, ("time", "batch", 8), "; a sequence: a loop carrying a state steps through axis 0 (U[t])"),
     (TimeMajorLoop, ("time", "batch", 8), "; a loop hands cell one step of axis 0 at a time"),
     (StateInTheModule, ("time", "batch", 8), "; a loop hands layer one step of axis 0 at a time"),
     (ListCarried, ("time", "batch", 8), "; a loop hands cell one step of axis 0 at a time"),
@@ -6647,3 +6674,43 @@ def test_a_longest_length_holds_the_longest_time_drawn(dims, longest):
     target = resolve_spec(Spec(_LongestLength, dims=dims))
     assert target.spec.init == {"num_tokens": 8, "max_seq_len": longest, "dim": 6}
     assert target.inferred_init["max_seq_len"].startswith("a longest length: twice the longest 'time' drawn")
+
+
+class _RawRecurrence(nn.Module):
+    # a recurrence over what a raw weight made of the sequence: no layer gives its shape
+    def __init__(self, message="need a sequence"):
+        super().__init__()
+        self.weight, self.message = nn.Parameter(torch.randn(8, 6) * 0.3), message
+
+    def forward(self, x):
+        if x.dim() != 3:
+            raise ValueError(self.message)
+        U = x.matmul(self.weight)
+        c = U.new_zeros(U.shape[1:])
+        for t in range(x.size(0)):
+            c = torch.sigmoid(U[t]) * c + U[t]
+        return c
+
+
+class _NamedLayout(_RawRecurrence):
+    # SRU's own words on vectors; the loop here steps through the batch-first axis 1
+    def __init__(self):
+        super().__init__("There must be 3 dimensions for (length, batch_size, input_size)")
+
+    def forward(self, x):
+        if x.dim() != 3:
+            raise ValueError(self.message)
+        return x.matmul(self.weight).cumsum(0)
+
+
+@pytest.mark.parametrize(("model", "note"), [
+    (_RawRecurrence, "; time-major: a loop carrying a state steps through axis 0 (U[t])"),
+    (_NamedLayout, "; time-major: its error on vectors names the layout (length, batch_size, ...)"),
+])
+def test_a_probed_sequence_is_time_major_where_the_model_says_so(model, note):
+    # [2, 3, F] runs either way round; read batch-first, the loop walked the batch as time
+    # and batch_invariance failed the correct model (sru.SRU).
+    target = resolved(model)
+    same(target.spec.inputs["x"], dst.tensors(shape=("time", "batch", 8)))
+    assert target.inferred_inputs["x"].endswith(note)
+    assert_callable(target, max_examples=10)

@@ -686,6 +686,12 @@ def _learned_positions() -> tuple[torch.nn.Module, tuple]:
     return LearnedPositionLM(10, 8, 6), (torch.randint(0, 10, (3, 5)),)
 
 
+def _projected_recurrence() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.projected_recurrence import ProjectedRecurrence
+
+    return ProjectedRecurrence(), (torch.randn(3, 2, 8),)  # [time, batch, features]
+
+
 def _seq_first_attention() -> tuple[torch.nn.Module, tuple]:
     from reference_models.seq_first_attention import SeqFirstLM
 
@@ -1257,6 +1263,7 @@ BUILDERS = {
     "optional_gate": _optional_gate,
     "flat_tagger": _flat_tagger,
     "learned_positions": _learned_positions,
+    "projected_recurrence": _projected_recurrence,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

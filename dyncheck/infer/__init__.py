@@ -28,7 +28,7 @@ from dyncheck.infer.constructor import INFERRED_SIZES, infer_init
 # _LENGTHS_NAME: padding_invariance recognises lengths arguments by the same names.
 from dyncheck.infer.forward import (
     _LENGTHS_NAME, COUNT_RANGE, PACKED_LENGTHS_NOTE, check_forward_arguments, infer_dims, infer_input,
-    optional_control, packs_as_lengths,
+    optional_control, packs_as_lengths, sequence_axis,
 )
 from dyncheck.infer.optional import OptionalInput, optional_inputs, optional_inputs_hint
 from dyncheck.infer.results import Inferred, Uninferable
@@ -50,6 +50,7 @@ __all__ = [
     "optional_inputs",
     "optional_inputs_hint",
     "optional_control",
+    "sequence_axis",
     "packs_as_lengths",
     "predicate_thresholds",
     "primary_input",

@@ -86,6 +86,7 @@ class _Flow(ast.NodeVisitor):
             # One result for the whole flow: a helper's consumers are the caller's.
             self.consumers, self.entries, self.transposed = parent.consumers, parent.entries, parent.transposed
             self.reduced, self.concatenated, self.stepped = parent.reduced, parent.concatenated, parent.stepped
+            self.stepped_in_code = parent.stepped_in_code
             self.members = parent.members
             self.packs, self.scopes, self.seen = parent.packs, parent.scopes, parent.seen
             self.packed_lengths = parent.packed_lengths
@@ -96,6 +97,7 @@ class _Flow(ast.NodeVisitor):
             self.module_values: dict[str, str] = {}
             self.same_as: dict[str, str] = {}
             self.sizes: dict[str, tuple[ast.AST, int]] = {}
+            self.ranges: dict[str, ast.Call] = {}
             return
         self.consumers: list[str] = []
         # consumer -> where the argument first enters it: a position or a keyword.
@@ -109,6 +111,11 @@ class _Flow(ast.NodeVisitor):
         # loop carrying a state (``h = self.cell(x[t], h)`` for t in range(x.size(0)), or for
         # x_t in x.unbind(1))
         self.stepped: set[str] = set()
+        # axis -> the first step of the argument, or of what forward computes from it, that a
+        # loop carrying a state takes in code, by a counter of that axis of the argument
+        # (``U = self.lin(x)``, then ``c = torch.sigmoid(U[t]) * c + U[t]`` for t in
+        # range(x.size(0)): a recurrence written out, SRU's)
+        self.stepped_in_code: dict[int, str] = {}
         # consumer -> (the parts concatenated into what it receives, the axis): ``self.fc(
         # torch.cat([x, y], dim=-1))`` takes x's and y's features side by side. A part is a
         # name, or ``MODULE_PART`` and a submodule's name for what that submodule returns
@@ -134,6 +141,8 @@ class _Flow(ast.NodeVisitor):
         self.same_as: dict[str, str] = {}
         # local name -> (the tensor, the axis) whose size it holds (``n_steps, batch = x.shape[:2]``)
         self.sizes: dict[str, tuple[ast.AST, int]] = {}
+        # local name -> the range() it holds (``time_seq = range(length)``, then ``for t in time_seq``)
+        self.ranges: dict[str, ast.Call] = {}
         # ``batch_first`` of each ``pack_padded_sequence`` it reaches (None: not a constant).
         self.packs: list[bool | None] = []
         # one entry for each ``pack_padded_sequence`` the argument reaches as its lengths
@@ -204,7 +213,11 @@ class _Flow(ast.NodeVisitor):
         for target in node.targets:
             for name in _bound_names(target):
                 self.sizes.pop(name, None)
+                self.ranges.pop(name, None)
             self.sizes.update(_sizes_bound(target, node.value))
+            counter = _range_call(node.value)
+            if isinstance(target, ast.Name) and counter is not None:
+                self.ranges[target.id] = counter
         axis = self._reduced_axis(node.value)
         joined = self._joined(node.value)
         part = self._part(node.value) if isinstance(node.value, ast.Call) else None
@@ -310,7 +323,8 @@ class _Flow(ast.NodeVisitor):
         if isinstance(target, ast.Name) and body is not None and (_carries_state(body) or self._keeps_state(body)):
             # a loop that carries a state from step to step (h = self.cell(x[t], h)) walks
             # steps; one that does not may walk the samples of a batch one by one
-            counted = _counted_axis(iterated, self.sizes)
+            named = self.ranges.get(iterated.id) if isinstance(iterated, ast.Name) else None
+            counted = _counted_axis(named or iterated, self.sizes)
             if counted is not None and _passes(counted[0], self.tainted):
                 self.steps[target.id] = counted[1]  # for t in range(x.size(0))
             walked = _walked_axis(iterated)
@@ -359,6 +373,12 @@ class _Flow(ast.NodeVisitor):
 
     def visit_For(self, node: ast.For) -> None:
         self._bind_loop(node.target, node.iter, node.body)
+        if isinstance(node.target, ast.Name) and node.target.id in self.steps:
+            counter = {node.target.id: self.steps[node.target.id]}
+            for part in (n for statement in node.body for n in ast.walk(statement)):
+                step = _step_of(part, counter)
+                if step is not None and _passes(step[0], self.tainted):
+                    self.stepped_in_code.setdefault(step[1], ast.unparse(part))
         for statement in (*node.body, *node.orelse):
             self.visit(statement)
 
@@ -991,6 +1011,9 @@ def _sizes_bound(target: ast.AST, value: ast.AST) -> dict[str, tuple[ast.AST, in
     ``n_steps, batch = x.shape[:2]`` (or ``x.shape``, ``x.size()``), ``t, b = x.size(0),
     x.size(1)``; each with (the tensor, the axis)."""
     if isinstance(target, ast.Name):
+        if isinstance(value, ast.IfExp):
+            # length = x.size(0) if x.dim() == 3 else 1 (SRU's): the size where there is one
+            value = value.body if isinstance(value.orelse, ast.Constant) else value.orelse
         found = _size_of(value)
         return {target.id: found} if found is not None else {}
     if not isinstance(target, (ast.Tuple, ast.List)):
@@ -1025,14 +1048,45 @@ def _counted_axis(node: ast.AST, sizes: dict[str, tuple[ast.AST, int]] | None = 
     """(the tensor, the axis) whose steps ``range(...)`` counts: ``range(x.size(0))``,
     ``range(x.shape[1])``, ``range(len(x))`` (axis 0), or ``range(n)`` for a name ``sizes``
     holds as such a size (``n_steps, batch = x.shape[:2]``); None for anything else."""
-    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range"
-            and len(node.args) == 1):
+    node = _range_call(node)
+    if node is None:
         return None
-    counted = node.args[0]
+    counted = _range_count(node.args)
+    if counted is None:
+        return None
     if isinstance(counted, ast.Name) and sizes and counted.id in sizes:
         # a bound named like a batch size (batch_size, B, bsz) walks the samples, not steps
         return None if BATCH_BOUND.search(counted.id) else sizes[counted.id]
     return _size_of(counted)
+
+
+def _range_call(node: ast.AST) -> ast.Call | None:
+    """The ``range(...)`` call ``node`` is: itself, inside ``reversed(...)``, or a
+    conditional's first branch that is one (``range(n) if forward else range(n - 1, -1,
+    -1)``); None for anything else."""
+    if isinstance(node, ast.IfExp):
+        return _range_call(node.body) or _range_call(node.orelse)
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+        return None
+    if node.func.id == "reversed" and len(node.args) == 1:
+        return _range_call(node.args[0])
+    return node if node.func.id == "range" and node.args and not node.keywords else None
+
+
+def _range_count(arguments: list[ast.AST]) -> ast.AST | None:
+    """What a range's arguments count the steps of: ``n`` of ``range(n)``, ``range(0, n)``
+    and ``range(n - 1, -1, -1)`` (the steps backwards); None for any other range."""
+    if len(arguments) == 1:
+        return arguments[0]
+    if len(arguments) == 2 and _number(arguments[0]) == 0:
+        return arguments[1]
+    if (
+        len(arguments) == 3 and _number(arguments[1]) == -1 and _number(arguments[2]) == -1
+        and isinstance(arguments[0], ast.BinOp) and isinstance(arguments[0].op, ast.Sub)
+        and _number(arguments[0].right) == 1
+    ):
+        return arguments[0].left
+    return None
 
 
 def _walked_axis(node: ast.AST) -> tuple[ast.AST, int] | None:

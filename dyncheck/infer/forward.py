@@ -34,7 +34,7 @@ from dyncheck.infer.source import (
 from dyncheck.infer.tokens import infer_tokens, max_positions
 from dyncheck.spec import lengths_slot
 
-__all__ = ["check_forward_arguments", "infer_dims", "infer_input", "optional_control"]
+__all__ = ["check_forward_arguments", "infer_dims", "infer_input", "optional_control", "sequence_axis"]
 
 _CONTROL_NAME = re.compile(r"^(control|ctrl|gate|gating|switch|flag|mode|cond|condition|signal|choice|route|routing)(_\w+)?$|control")
 _LENGTHS_NAME = re.compile(r"^(seq_?)?(lengths?|lens)$|_(lengths|lens)$")
@@ -440,6 +440,12 @@ def infer_input(
                     # a sequence (drawn as vectors, it attended over the samples of the batch)
                     shape = (found.shape[0], "time", *found.shape[1:])
                     why += f"; a sequence, as forward attends over its steps ({attends})"
+                elif len(found.shape) == 2 and (stepped := _stepped_in_code(flow)) is not None:
+                    # a recurrence written out over what the layer made of the whole sequence
+                    # (U = self.lin(x); c = f(U[t], c) for t in range(x.size(0)): SRU's): drawn
+                    # as vectors, its steps were the samples of the batch
+                    shape = ("time", *found.shape) if stepped[0] == 0 else (found.shape[0], "time", *found.shape[1:])
+                    why += f"; a sequence: a loop carrying a state steps through axis {stepped[0]} ({stepped[1]})"
             swapped = _swap(shape, flow.transposed.get(expression))
             if swapped is not None:
                 shape = swapped
@@ -1910,6 +1916,43 @@ def _attention_in_code(scopes: list[tuple[Any, frozenset[str]]], tainted: set[st
             if last_two:
                 return ast.unparse(node)[:60]
     return None
+
+
+def _stepped_in_code(flow: _Flow) -> tuple[int, str] | None:
+    """(the axis, the step) a loop carrying a state steps through in code, of the argument or
+    of what forward computes from it (:attr:`_Flow.stepped_in_code`), axis 0 or 1; None when
+    none does, or when loops step through both."""
+    axes = {axis: step for axis, step in flow.stepped_in_code.items() if axis in (0, 1)}
+    return next(iter(axes.items())) if len(axes) == 1 else None
+
+
+def sequence_axis(model: nn.Module, name: str, error: Exception | None = None) -> tuple[int, str] | None:
+    """The axis (0 or 1) of a sequence ``name`` that holds its steps, for an input no layer
+    gives a shape and a probe found runs as ``[2, 3, F]``, and what says so: the layout the
+    model's own error on vectors names (SRU's "There must be 3 dimensions for (length,
+    batch_size, input_size)"), else a loop carrying a state that steps through that axis in
+    forward or a custom layer the input is handed to (``U = x @ self.weight``, then
+    ``c = f(U[t], c)`` for t in range(x.size(0))). None when neither says."""
+    if error is not None:
+        for axes in re.findall(r"[(\[]\s*(\w+)\s*,\s*(\w+)\s*,\s*\w+\s*[)\]]", str(error)):
+            if _STEPS_NAME.search(axes[0]) and BATCH_BOUND.search(axes[1]):
+                return 0, f"its error on vectors names the layout ({', '.join(axes)}, ...)"
+            if BATCH_BOUND.search(axes[0]) and _STEPS_NAME.search(axes[1]):
+                return 1, f"its error on vectors names the layout ({', '.join(axes)}, ...)"
+    tree = _forward_tree(type(model))
+    if tree is None:
+        return None
+    flow = _flow(tree, name, model)
+    found = _stepped_in_code(flow)
+    for inner_tree, names, prefix in _handed_to_layers(model, flow) if found is None else []:
+        inner = _submodule(model, prefix)
+        if inner_tree is not None and inner is not None:
+            found = _stepped_in_code(_flow(inner_tree, next(iter(names)), inner))
+            if found is not None:
+                break
+    if found is None:
+        return None
+    return found[0], f"a loop carrying a state steps through axis {found[0]} ({found[1]})"
 
 
 def _sequence_layer(model: nn.Module, later: list[str]) -> str | None:
