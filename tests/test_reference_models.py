@@ -92,6 +92,7 @@ PADDED = {
     "reference_models.right_context:RightContextEncoder",
     # ... or relative lengths, fractions of the padded length (SpeechBrain's wav_lens)
     "reference_models.relative_lengths:RelativeLengthsEncoder",
+    "reference_models.float32_recurrence:Float32Recurrence",
 }
 
 
@@ -119,6 +120,8 @@ UNBATCHED = {"reference_models.crf_tagger:BiLSTMCRFTagger"}
 FLOAT64_REFUSED = {
     "reference_models.fused_mlp:FusedMLP": "the float64 reference cannot run: fused_bias_gelu refuses float64",
     "reference_models.grouped_experts:GroupedExpertsMoE": "the float64 reference cannot run: _grouped_mm refuses float64",
+    "reference_models.float32_recurrence:Float32Recurrence":
+        "the float64 reference cannot run: masked_recurrence refuses float64",
 }
 
 

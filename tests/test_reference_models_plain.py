@@ -692,6 +692,12 @@ def _projected_recurrence() -> tuple[torch.nn.Module, tuple]:
     return ProjectedRecurrence(), (torch.randn(3, 2, 8),)  # [time, batch, features]
 
 
+def _float32_recurrence() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.float32_recurrence import Float32Recurrence
+
+    return Float32Recurrence(), (torch.randn(3, 5, 8), torch.tensor([5, 2, 3]))
+
+
 def _seq_first_attention() -> tuple[torch.nn.Module, tuple]:
     from reference_models.seq_first_attention import SeqFirstLM
 
@@ -1264,6 +1270,7 @@ BUILDERS = {
     "flat_tagger": _flat_tagger,
     "learned_positions": _learned_positions,
     "projected_recurrence": _projected_recurrence,
+    "float32_recurrence": _float32_recurrence,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

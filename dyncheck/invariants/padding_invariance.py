@@ -89,6 +89,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils._pytree import tree_leaves
 
 from dyncheck.agreement import _scale, default_dtype
 from dyncheck.casting import widened
@@ -1391,6 +1392,7 @@ class PaddingInvariance(Invariant):
             if _any_nan(g for grads in (*per_row, *(c[1] for c in comparisons)) for g in grads):
                 raise _NaN
         findings = []
+        worst = 0.0  # the largest difference found, against the largest entry compared
         for label, actual_grads, expected_grads in comparisons:
             bad, details = [], []
             for i, ((name, parameter), actual, expected) in enumerate(zip(named, actual_grads, expected_grads)):
@@ -1401,6 +1403,8 @@ class PaddingInvariance(Invariant):
                 tol = gradient_tolerances(scale, rtol, atol)
                 lines = mismatch(actual, expected, **tol)
                 if lines:
+                    largest = max(float(scale.abs().max()), float(expected.abs().max()), float(actual.abs().max()))
+                    worst = max(worst, float((actual - expected).abs().max()) / largest if largest else math.inf)
                     bad.append(name)
                     details.append(f"{name}.grad:")
                     details.extend(f"  {line}" for line in lines)
@@ -1419,7 +1423,32 @@ class PaddingInvariance(Invariant):
                         f"(lengths {lengths}, padded length {layout.padded})"
                     )
                 findings.append((text, details))
+        if findings and native is None and not layout.fill and worst <= _ROUNDING_ONLY:
+            # Compared in the model's own float32 (it cannot run in float64): gradients summed
+            # through a recurrence, at inputs in the hundreds, differ by float32 rounding
+            # between a batch and its rows alone, or a longer padded batch (other matrix
+            # shapes, other kernels). Where two paddings of other values give the batch
+            # bitwise the same gradients, the padding's values reach nothing, and a
+            # difference this small is that rounding, not a finding.
+            first, second = (layout.extended(args, torch.Generator().manual_seed(example.seed + k)) for k in (1, 2))
+            if any(
+                isinstance(a, torch.Tensor) and not torch.equal(a, b)
+                for a, b in zip(tree_leaves(first), tree_leaves(second))
+            ):
+                one, other = gradients(first, rows), gradients(second, rows)
+                if one is not None and other is not None and all(torch.equal(a, b) for a, b in zip(one, other)):
+                    context.note("float32_rounding", lambda count: (
+                        f"gradients compared in float32 (the model does not run in float64) differed by rounding "
+                        f"only on {count} example{'s' if count != 1 else ''}: at most {_ROUNDING_ONLY:g} of their "
+                        "largest entry, and two paddings of other values gave the batch bitwise the same gradients"
+                    ))
+                    return []
         return findings
+
+
+#: The largest difference (against the largest entry compared) that float32 rounding may
+#: explain, where the padding's values are shown to reach nothing.
+_ROUNDING_ONLY = 1e-3
 
 
 def _fractions(layout: _Layout, example: Example) -> str | None:

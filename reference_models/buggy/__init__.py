@@ -208,6 +208,8 @@ so that dyncheck's zero-configuration inference can check it.
   steps whose bidirectional LSTM runs over the padding (padding_invariance).
 * :mod:`~reference_models.buggy.batch_mean_initial_state` -- a recurrence written out whose
   cell starts from the batch's mean (batch_invariance).
+* :mod:`~reference_models.buggy.float32_padded_start` -- a float32-only masked recurrence
+  whose state starts from a mean over the padding (padding_invariance).
 * :mod:`~reference_models.buggy.carried_hidden` -- the final hidden state kept on ``self``
   and reused by the next call (padding_invariance, determinism, state_roundtrip,
   batch_invariance).
@@ -316,6 +318,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.optional_gate_batch_mean:Model": ("batch_invariance",),
     "reference_models.buggy.unpacked_flat_tagger:Model": ("padding_invariance",),
     "reference_models.buggy.batch_mean_initial_state:Model": ("batch_invariance",),
+    "reference_models.buggy.float32_padded_start:Model": ("padding_invariance",),
     "reference_models.buggy.carried_hidden:Model": (
         "padding_invariance", "determinism", "state_roundtrip", "batch_invariance",
     ),
