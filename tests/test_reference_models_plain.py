@@ -698,6 +698,12 @@ def _float32_recurrence() -> tuple[torch.nn.Module, tuple]:
     return Float32Recurrence(), (torch.randn(3, 5, 8), torch.tensor([5, 2, 3]))
 
 
+def _per_head_weights() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.per_head_weights import PerHeadWeights
+
+    return PerHeadWeights(), (torch.randn(3, 8),)
+
+
 def _seq_first_attention() -> tuple[torch.nn.Module, tuple]:
     from reference_models.seq_first_attention import SeqFirstLM
 
@@ -1271,6 +1277,7 @@ BUILDERS = {
     "learned_positions": _learned_positions,
     "projected_recurrence": _projected_recurrence,
     "float32_recurrence": _float32_recurrence,
+    "per_head_weights": _per_head_weights,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

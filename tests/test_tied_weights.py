@@ -612,3 +612,22 @@ def test_a_hook_closed_over_the_original_is_named_and_the_checks_build_anew(dync
         "StagedEMA.__init__.<locals>.hook of out holds the original model." in text
     ), text
     assert "new centre has not been supplied" not in run.text
+
+
+def test_parameters_over_the_same_memory_are_an_alias_whatever_their_shapes():
+    # An expanded per-head view (stride 0) was compared with nothing of another size and
+    # passed; views side by side in one flat buffer share a storage but no memory.
+    from dyncheck.invariants.tied_weights import _lookalikes
+
+    model = torch.nn.Module()
+    model.layer = torch.nn.Linear(4, 4, bias=False)
+    model.per_head = torch.nn.Parameter(model.layer.weight.expand(2, 4, 4))
+    (found,) = _lookalikes(model)
+    assert found.startswith("layer.weight and per_head are two Parameters sharing one storage")
+    assert "per_head is an expanded view (stride 0)" in found
+
+    flat = torch.randn(20)
+    side_by_side = torch.nn.Module()
+    side_by_side.a = torch.nn.Parameter(flat[:8].view(2, 4))
+    side_by_side.b = torch.nn.Parameter(flat[8:])
+    assert _lookalikes(side_by_side) == []

@@ -180,22 +180,33 @@ def _lookalikes(model: nn.Module, rebuild: Callable[[], nn.Module] | None = None
     # A layer's Parameter (encoder.weight) reads as the original, a bare one made on the model
     # itself (output_weight) as the copy; otherwise the order of definition.
     items = sorted(named.values(), key=lambda item: "." not in item[0])
+    found = []
+    # Parameters over the same memory, of any shape: a view of another (a per-head copy made
+    # by expand, stride 0, as titans-pytorch's NeuralMemory registers one) is as much an alias
+    # as one of the same size
+    for i, (name_a, a) in enumerate(items):
+        for name_b, b in items[i + 1:]:
+            if _overlap(a, b):
+                expanded = next((n for n, p in ((name_a, a), (name_b, b)) if 0 in p.stride()), None)
+                found.append(
+                    f"{name_a} and {name_b} are two Parameters sharing one storage (.data aliasing): "
+                    "the values stay equal, but each gets its own gradient and optimizer state, so the "
+                    f"storage is updated twice per step. Tie the Parameter itself: self.{name_b} = self.{name_a}"
+                    + (
+                        f"; {expanded} is an expanded view (stride 0): an optimizer step cannot update it "
+                        "in place at all (expand it in forward instead)" if expanded else ""
+                    )
+                )
     by_numel: dict[int, list[tuple[str, nn.Parameter]]] = {}
     for item in items:
         by_numel.setdefault(item[1].numel(), []).append(item)
-    found = []
     again: dict[str, torch.Tensor] | None = None
     for group in by_numel.values():
         for i, (name_a, a) in enumerate(group):
             for name_b, b in group[i + 1:]:
                 data_a, data_b = a.detach(), b.detach()
                 if a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr():
-                    found.append(
-                        f"{name_a} and {name_b} are two Parameters sharing one storage (.data aliasing): "
-                        "the values stay equal, but each gets its own gradient and optimizer state, so the "
-                        f"storage is updated twice per step. Tie the Parameter itself: self.{name_b} = self.{name_a}"
-                    )
-                    continue
+                    continue  # said above where they overlap; apart in one storage, no tie
                 if data_a.min() == data_a.max():
                     continue  # constant initialisations (zeros, ones) are equal by design
                 if a.shape == b.shape and torch.equal(data_a, data_b):
@@ -221,6 +232,21 @@ def _lookalikes(model: nn.Module, rebuild: Callable[[], nn.Module] | None = None
                         f"(where {name_b} is used, use {name_a}.t())."
                     )
     return found
+
+
+def _overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two tensors read some of the same memory: one storage, overlapping spans (views
+    side by side in one flat buffer, as fused optimizers keep them, do not)."""
+    if a.device != b.device or a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr():
+        return False
+
+    def span(t: torch.Tensor) -> tuple[int, int]:
+        start = t.storage_offset() * t.element_size()
+        extent = 1 + sum((size - 1) * stride for size, stride in zip(t.shape, t.stride()) if size > 0)
+        return start, start + extent * t.element_size()
+
+    (a0, a1), (b0, b1) = span(a), span(b)
+    return a0 < b1 and b0 < a1
 
 
 def _problems(model: nn.Module, groups: list[tuple[str, ...]], when: str) -> list[str]:

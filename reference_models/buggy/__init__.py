@@ -210,6 +210,8 @@ so that dyncheck's zero-configuration inference can check it.
   cell starts from the batch's mean (batch_invariance).
 * :mod:`~reference_models.buggy.float32_padded_start` -- a float32-only masked recurrence
   whose state starts from a mean over the padding (padding_invariance).
+* :mod:`~reference_models.buggy.expanded_alias_tie` -- a layer's weight expanded per head and
+  registered as a Parameter of its own (tied_weights, state_roundtrip).
 * :mod:`~reference_models.buggy.carried_hidden` -- the final hidden state kept on ``self``
   and reused by the next call (padding_invariance, determinism, state_roundtrip,
   batch_invariance).
@@ -319,6 +321,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.unpacked_flat_tagger:Model": ("padding_invariance",),
     "reference_models.buggy.batch_mean_initial_state:Model": ("batch_invariance",),
     "reference_models.buggy.float32_padded_start:Model": ("padding_invariance",),
+    "reference_models.buggy.expanded_alias_tie:Model": ("tied_weights", "state_roundtrip"),
     "reference_models.buggy.carried_hidden:Model": (
         "padding_invariance", "determinism", "state_roundtrip", "batch_invariance",
     ),
