@@ -421,7 +421,7 @@ def explain(target: Target) -> str:
             imports.extend(_imports_for(strategy))
             lines.append(f"        {name!r}: {shown}{'' if shown.startswith('...') else ','}")
         for name, why in getattr(target, "kept_defaults", {}).items():
-            lines.append(f"        # left at its default None: {name} ({why})")
+            lines.append(f"        # left at its default {_forward_default(target, name)!r}: {name} ({why})")
         lines.append("    },")
     from dyncheck.strategies import DEFAULT_DIMS
 
@@ -478,3 +478,12 @@ def explain(target: Target) -> str:
             lines.insert(header_end, extra)
             header_end += 1
     return "\n".join(lines)
+
+
+def _forward_default(target: Any, name: str) -> Any:
+    """The default of forward's argument ``name`` (None where it cannot be read)."""
+    try:
+        parameter = inspect.signature(target.model_class.forward).parameters.get(name)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default

@@ -220,18 +220,24 @@ _handed: dict[str, Target] = {}
 
 
 def _longest_time(dims: Any) -> int:
-    """The longest ``"time"`` the spec's dims draw (the default's top where it says none)."""
+    """The longest size the spec's dims draw (``"time"``'s or another's, a sequence named
+    otherwise; the default ``"time"``'s top where they say none)."""
     from dyncheck.strategies import DEFAULT_DIMS
 
-    time = dict(dims).get("time", DEFAULT_DIMS["time"])
-    if isinstance(time, int):
-        return time
-    if isinstance(time, tuple) and len(time) == 2 and all(isinstance(t, int) for t in time):
-        return time[1]
-    elements = getattr(time, "elements", None)  # st.sampled_from([...])
-    if elements and all(isinstance(e, int) for e in elements):
-        return max(elements)
-    return DEFAULT_DIMS["time"][1]
+    def top(size: Any) -> int | None:
+        if isinstance(size, int):
+            return size
+        if isinstance(size, tuple) and len(size) == 2 and all(isinstance(t, int) for t in size):
+            return size[1]
+        elements = getattr(size, "elements", None)  # st.sampled_from([...])
+        if elements and all(isinstance(e, int) for e in elements):
+            return max(elements)
+        end = getattr(getattr(size, "wrapped_strategy", size), "end", None)  # st.integers(2, 24)
+        return end if isinstance(end, int) else None
+
+    # every size the spec gives, as its sequence may be named otherwise (dims={"seq": (1, 24)})
+    tops = [t for size in dict(dims).values() if (t := top(size)) is not None]
+    return max([top(dict(dims).get("time", DEFAULT_DIMS["time"])) or DEFAULT_DIMS["time"][1], *tops])
 
 
 def resolve_spec(spec: Spec, *, text: str | None = None) -> Target:
@@ -494,6 +500,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     unmasked: Uninferable | None = None
     uninferred: list[tuple[str, str]] = []  # (argument, why): every argument refused, said at once
     refusals: dict[str, Uninferable] = {}
+    switches: dict[str, Any] = {}  # optional controls drawn -> their defaults
     for name, parameter in parameters.items():
         if name in spec.inputs:
             _check_strategy(text, name, spec.inputs[name])
@@ -507,6 +514,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
             switch = optional_control(instance, name, parameter)
             if switch is not None:
                 inputs[name], inferred_inputs[name] = switch.value, switch.why
+                switches[name] = parameter.default
             continue
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
@@ -614,6 +622,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
         inferred_dims[dim] = found.why
     if "batch" not in spec.dims and "batch" not in inferred_dims:
         _probe_single_sample(instance, inputs, inferred_inputs, all_dims, inferred_dims)
+    _check_switches(instance, inputs, inferred_inputs, all_dims, switches, kept_defaults)
     for module_name, predicate in spec.branches.items():
         _check_predicate(text, module_name, predicate, parameters)
     positional = tuple(
@@ -1691,6 +1700,52 @@ def _inferred_tensors(
     if any(padding) and all(padding):
         return None  # lengths or masks alone: nothing of the model's own input to probe
     return shapes
+
+
+def _check_switches(
+    instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any],
+    switches: dict[str, Any], kept_defaults: dict[str, str],
+) -> None:
+    """An optional control drawn (:func:`~dyncheck.infer.forward.optional_control`) is kept
+    only where the model runs at each of its values, on the other inputs at their smallest
+    sizes: a mode that needs an argument left at its default (mmengine's ``mode="loss"``
+    beside ``data_samples=None``) or other inputs (``mode="decode"`` of a latent) is another
+    use of the model, not a branch of this one. Otherwise, or where the inputs cannot be
+    made here, it is left at its default, and ``kept_defaults`` says why."""
+    from dyncheck import strategies as dst
+    from dyncheck.examples import strategy_arguments
+
+    for name, default in switches.items():
+        arguments = strategy_arguments(inputs[name])
+        values = _switch_values(arguments, default)
+        raised = None
+        for value in values:
+            error = _call_at_smallest(instance, {**inputs, name: dst.controls(choices=[value])}, inferred, dims)
+            if error is _UNPROBED:
+                raised = ("the other inputs could not be made to try it", None)
+                break
+            if error is not None:
+                raised = (f"with {name}={value!r} the model raised {type(error).__name__} ({one_line(error)})", error)
+                break
+        if raised is not None:
+            del inputs[name], inferred[name]
+            kept_defaults[name] = f"an optional control, not drawn: {raised[0]}"
+
+
+def _switch_values(arguments: dict[str, Any], default: Any) -> list[Any]:
+    """The values an optional control is tried at: each choice, both booleans, or each side of
+    each threshold and the ends of its range; the default first."""
+    if arguments.get("choices") is not None:
+        values = list(arguments["choices"])
+    elif arguments.get("dtype") is bool:
+        values = [False, True]
+    else:
+        low, high = arguments.get("min_value", 0.0), arguments.get("max_value", 1.0)
+        step = 1 if arguments.get("dtype") is int else 1e-3
+        values = [low, high]
+        for threshold in arguments.get("thresholds", ()):
+            values += [v for v in (threshold - step, threshold + step) if low <= v <= high]
+    return list(dict.fromkeys([default, *values]))
 
 
 def _given_constants(inputs: dict[str, Any], inferred: dict[str, str]) -> dict[str, tuple[tuple, Any]] | None:

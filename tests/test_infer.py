@@ -1021,7 +1021,31 @@ class PerSampleConcatenated(_Stepped):
         return out
 
 
-@pytest.mark.parametrize("model", [PerSampleLoop, PerSampleStatement, PerSampleSearch, PerSampleConcatenated])
+class PerSampleGathered(_Stepped):
+    # the rows gathered the `is None` way, into a list by +, and counted: none is a state
+    def forward(self, x):
+        out, rows, n = None, [], 0
+        for i in range(x.size(0)):
+            y = self.out(self.step(x[i], 0.0)).unsqueeze(0)
+            out = y if out is None else torch.cat([out, y])
+            rows = rows + [y]
+            n += 1
+        return out + torch.cat(rows) / n
+
+
+class ProjectedPerSample(_Stepped):
+    # each sample's row of what a layer made of the batch, normalised one by one and counted
+    def forward(self, x):
+        u, outs, n = self.cell(x), [], 0
+        for i in range(x.size(0)):
+            outs.append(torch.nn.functional.normalize(u[i], dim=0))
+            n = n + 1
+        return self.out(torch.stack(outs))
+
+
+@pytest.mark.parametrize("model", [
+    PerSampleLoop, PerSampleStatement, PerSampleSearch, PerSampleConcatenated, PerSampleGathered, ProjectedPerSample,
+])
 def test_a_loop_over_the_samples_that_carries_nothing_is_not_one_over_steps(model):
     target = resolved(model)
     same(target.spec.inputs["x"], dst.tensors(shape=("batch", 8)))
@@ -6714,3 +6738,111 @@ def test_a_probed_sequence_is_time_major_where_the_model_says_so(model, note):
     same(target.spec.inputs["x"], dst.tensors(shape=("time", "batch", 8)))
     assert target.inferred_inputs["x"].endswith(note)
     assert_callable(target, max_examples=10)
+
+
+class _Stages(nn.Module):
+    def __init__(self, dim: int, depth: tuple, dims: tuple[int, ...]):
+        super().__init__()
+        self.stages = nn.ModuleList(
+            nn.Sequential(*[nn.Linear(dim, dim) for _ in range(d)]) for d in depth
+        )
+        self.dims = dims
+
+    def forward(self, x):
+        for stage in self.stages:
+            x = stage(x) + x
+        return x
+
+
+def test_a_tuple_annotation_gets_one_value_per_stage():
+    # MEGABYTE's depth: tuple was given the int 2 by its name, and the build raised
+    # "'int' object is not iterable".
+    from dyncheck.infer.constructor import infer_init
+
+    found = infer_init(_Stages, {})
+    assert {name: value.value for name, value in found.items()} == {"dim": 8, "depth": (2, 2), "dims": (6, 4)}
+    assert found["depth"].why == "annotated tuple: a count per stage, two stages"
+    assert found["dims"].why == "annotated tuple[int, ...]: a size per stage, two stages"
+
+
+class _FlaggedLayout(nn.Module):
+    # a written-out recurrence whose layout follows a flag: the bound names neither axis
+    def __init__(self, batch_first: bool = True):
+        super().__init__()
+        self.batch_first, self.weight = batch_first, nn.Parameter(torch.randn(8, 6) * 0.3)
+
+    def forward(self, x):
+        if x.dim() != 3:
+            raise ValueError("x must be (seq_len, batch, dim) when batch_first=False, else (batch, seq_len, dim)")
+        u = x.matmul(self.weight)
+        length = u.size(1) if self.batch_first else u.size(0)
+        c = u.new_zeros(u.size(0) if self.batch_first else u.size(1), 6)
+        for t in range(length):
+            ut = u[:, t] if self.batch_first else u[t]
+            c = torch.sigmoid(ut) * c + ut
+        return c
+
+
+def test_a_layout_under_a_flag_is_left_to_the_probe():
+    # A bound chosen by a conditional between two sizes, and an error naming both layouts,
+    # were read as time-major: a batch-first model failed batch_invariance.
+    target = resolved(_FlaggedLayout)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", "time", 8)))
+    assert "time-major" not in target.inferred_inputs["x"]
+
+
+class _Modes(nn.Module):
+    # mmengine's forward(inputs, data_samples=None, mode="tensor"): "loss" needs the samples
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x, data_samples=None, mode="tensor"):
+        out = self.fc(x)
+        if mode == "loss":
+            return ((out - data_samples) ** 2).mean()
+        return out
+
+
+class _Route(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.experts = nn.ModuleList(nn.Linear(4, 4) for _ in range(3))
+
+    def forward(self, x, route: int = -1):
+        if route < 0:
+            return sum(e(x) for e in self.experts)
+        return self.experts[route](x)
+
+
+def test_an_optional_control_is_drawn_only_where_each_value_runs_and_with_its_default():
+    from dyncheck.target import resolve_spec
+
+    modes = resolve_spec(Spec(_Modes))
+    assert list(modes.spec.inputs) == ["x"]
+    assert modes.kept_defaults["mode"] == (
+        "an optional control, not drawn: with mode='loss' the model raised TypeError (unsupported operand type(s) "
+        "for -: 'Tensor' and 'NoneType')"
+    )
+    # the default's own path is among the values: -1, then each expert
+    route = resolve_spec(Spec(_Route))
+    assert strategy_arguments(route.spec.inputs["route"])["min_value"] == -1
+    assert_callable(route, max_examples=10)
+
+
+class _Chunked(nn.Module):
+    def __init__(self, block_size, max_len):
+        super().__init__()
+        self.block_size, self.max_len, self.emb = block_size, max_len, nn.Embedding(8, 4)
+
+    def forward(self, x):
+        return self.emb(x)
+
+
+def test_a_block_size_is_a_size_and_a_spec_names_its_own_longest():
+    from dyncheck.target import resolve_spec
+
+    assert resolve_spec(Spec(_Chunked)).spec.init == {"block_size": 8, "max_len": 16}
+    # a sequence named otherwise, or drawn from st.integers
+    assert resolve_spec(Spec(_Chunked, dims={"seq": (1, 24)})).spec.init["max_len"] == 48
+    assert resolve_spec(Spec(_Chunked, dims={"time": st.integers(2, 24)})).spec.init["max_len"] == 48

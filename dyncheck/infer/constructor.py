@@ -28,7 +28,7 @@ _COUNT_NAME = re.compile(
 #: length): given twice the longest "time" the run draws, not a size that would be shorter.
 _MAX_LENGTH_NAME = re.compile(
     r"^max_?(seq|sequence|src|tgt|source|target|input|text|token|context)?_?(len|length|positions?|tokens|ctx)$"
-    r"|^(max_position_embeddings|block_size|context_length|context_len|context_size|n_positions|n_ctx|num_positions)$"
+    r"|^(max_position_embeddings|context_length|context_len|n_positions|n_ctx|num_positions)$"
 )
 _SIZE_NAME = re.compile(
     r"(size|dim|dims|features|channels|units|width|classes|vocab|tokens|embeddings|hidden|length|len)$"
@@ -61,6 +61,11 @@ def infer_init(factory: Callable[..., Any], given: dict[str, Any], longest: int 
             )
         elif annotation is bool:
             out[name] = Inferred(False, "bool argument")
+        elif _int_tuple(annotation) and (_COUNT_NAME.search(name) or _SIZE_NAME.search(name)):
+            # one per stage (MEGABYTE's depth: tuple): two stages, as a count or sizes would be
+            counted = _COUNT_NAME.search(name) is not None
+            value = (2, 2) if counted else (next(sizes), next(sizes))
+            out[name] = Inferred(value, f"annotated {_shown(annotation)}: {'a count' if counted else 'a size'} per stage, two stages")
         elif annotation is float or name in ("dropout", "p", "rate", "eps") or (
             annotation is inspect.Parameter.empty and name.endswith(("_rate", "_prob"))
             and name not in ("sample_rate", "sampling_rate", "frame_rate", "bit_rate")
@@ -80,6 +85,22 @@ def infer_init(factory: Callable[..., Any], given: dict[str, Any], longest: int 
                 f"give it with dyncheck.Spec({_qualname(factory)}, init={{{name!r}: ...}})"
             )
     return out
+
+
+def _int_tuple(annotation: Any) -> bool:
+    """Whether an annotation says a tuple that ints fill: ``tuple``, ``tuple[int, ...]``,
+    ``tuple[int, int]``, ``Tuple[int, ...]``."""
+    import typing
+
+    if annotation is tuple:
+        return True
+    if typing.get_origin(annotation) is not tuple:
+        return False
+    return all(a is int or a is Ellipsis for a in typing.get_args(annotation))
+
+
+def _shown(annotation: Any) -> str:
+    return "tuple" if annotation is tuple else str(annotation).replace("typing.", "")
 
 
 def _default_config(annotation: Any) -> Any:

@@ -866,32 +866,82 @@ _JOINS = frozenset({"cat", "concat", "concatenate", "hstack", "vstack", "row_sta
 
 
 def _concatenated(body: list[ast.stmt]) -> set[str]:
-    """The names a loop's body reads only to join this step's result to them and assign the
-    join back (``out = torch.cat([out, y], 0)``, ``y`` not read from ``out``): a result
-    gathered step by step, not a state the next step computes from."""
-    joined: set[str] = set()  # id() of each Name read as a join's operand
-    names: set[str] = set()
+    """The names a loop's body only gathers each step's result into, or counts with, and
+    reads for nothing else: ``out = torch.cat([out, y], 0)`` (``y`` not read from ``out``),
+    ``out = y if out is None else torch.cat([out, y])``, ``outs = outs + [y]``, ``outs +=
+    [y]``, ``n = n + 1``, ``n += 1``: what the loop gives, not a state the next step
+    computes from."""
+    forms: dict[str, list[ast.AST]] = {}  # name -> its assignments in the body
     for node in (n for statement in body for n in ast.walk(statement)):
-        if not (
-            isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
-            and isinstance(node.value, ast.Call) and isinstance(node.value.func, (ast.Attribute, ast.Name))
-            and (node.value.func.attr if isinstance(node.value.func, ast.Attribute) else node.value.func.id) in _JOINS
-            and node.value.args and isinstance(node.value.args[0], (ast.List, ast.Tuple))
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            forms.setdefault(node.targets[0].id, []).append(node)
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            forms.setdefault(node.target.id, []).append(node)
+        elif isinstance(node, (ast.AnnAssign, ast.For, ast.With, ast.NamedExpr)) or (
+            isinstance(node, ast.Assign) and len(node.targets) != 1
         ):
-            continue
-        name = node.targets[0].id
-        operands = node.value.args[0].elts
+            targets = [node.target] if isinstance(node, (ast.AnnAssign, ast.For, ast.NamedExpr)) else (
+                [i.optional_vars for i in node.items if i.optional_vars is not None] if isinstance(node, ast.With)
+                else node.targets
+            )
+            for target in targets:
+                for name in _bound_names(target):
+                    forms.setdefault(name, []).append(node)  # assigned otherwise: not gathered
+    gathered = set()
+    for name, assignments in forms.items():
+        if all(_gathers(node, name) for node in assignments):
+            inside = {id(n) for node in assignments for n in ast.walk(node)}
+            if not any(
+                isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id == name and id(n) not in inside
+                for statement in body for n in ast.walk(statement)
+            ):
+                gathered.add(name)
+    return gathered
+
+
+def _gathers(node: ast.AST, name: str) -> bool:
+    """Whether an assignment to ``name`` only adds this step's result or a constant to it
+    (:func:`_concatenated`'s forms)."""
+    if isinstance(node, ast.AugAssign):
+        return isinstance(node.op, ast.Add) and (
+            isinstance(node.value, (ast.List, ast.Tuple)) and name not in _loads(node.value)
+            or isinstance(_number(node.value), (int, float))
+        )
+    return isinstance(node, ast.Assign) and _gathered_value(node.value, name)
+
+
+def _gathered_value(value: ast.AST, name: str) -> bool:
+    """Whether ``value`` is ``name`` with this step's result joined or added to it."""
+    if isinstance(value, ast.IfExp):
+        # out = y if out is None else torch.cat([out, y]) (either way round)
+        test = value.test
+        if not (
+            isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == name
+            and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Is, ast.IsNot))
+            and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None
+        ):
+            return False
+        fresh, joined = (value.body, value.orelse) if isinstance(test.ops[0], ast.Is) else (value.orelse, value.body)
+        return name not in _loads(fresh) and _gathered_value(joined, name)
+    if isinstance(value, ast.BinOp) and isinstance(value.op, (ast.Add, ast.Sub)):
+        own = [side for side in (value.left, value.right) if isinstance(side, ast.Name) and side.id == name]
+        other = value.right if value.left in own else value.left
+        if len(own) != 1 or name in _loads(other):
+            return False
+        # a counter (n = n + 1), or a list grown by a literal (outs = outs + [y])
+        return isinstance(_number(other), (int, float)) or (
+            isinstance(value.op, ast.Add) and isinstance(other, (ast.List, ast.Tuple))
+        )
+    if (
+        isinstance(value, ast.Call) and isinstance(value.func, (ast.Attribute, ast.Name))
+        and (value.func.attr if isinstance(value.func, ast.Attribute) else value.func.id) in _JOINS
+        and value.args and isinstance(value.args[0], (ast.List, ast.Tuple))
+    ):
+        operands = value.args[0].elts
         own = [e for e in operands if isinstance(e, ast.Name) and e.id == name]
-        others = [e for e in operands if e not in own] + node.value.args[1:] + [k.value for k in node.value.keywords]
-        if len(own) == 1 and not any(name in _loads(e) for e in others):
-            names.add(name)
-            joined.add(id(own[0]))
-    # read anywhere else (attended over, its last row taken): a state after all
-    read_elsewhere = {
-        n.id for statement in body for n in ast.walk(statement)
-        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in names and id(n) not in joined
-    }
-    return names - read_elsewhere
+        others = [e for e in operands if e not in own] + value.args[1:] + [k.value for k in value.keywords]
+        return len(own) == 1 and not any(name in _loads(e) for e in others)
+    return False
 
 
 #: List methods that grow a list in place (a loop's memory of its earlier steps).
@@ -1012,8 +1062,14 @@ def _sizes_bound(target: ast.AST, value: ast.AST) -> dict[str, tuple[ast.AST, in
     x.size(1)``; each with (the tensor, the axis)."""
     if isinstance(target, ast.Name):
         if isinstance(value, ast.IfExp):
-            # length = x.size(0) if x.dim() == 3 else 1 (SRU's): the size where there is one
-            value = value.body if isinstance(value.orelse, ast.Constant) else value.orelse
+            # length = x.size(0) if x.dim() == 3 else 1 (SRU's): the size where the other is a
+            # constant; two sizes (x.size(1) if self.batch_first else x.size(0)) say none
+            if isinstance(value.orelse, ast.Constant):
+                value = value.body
+            elif isinstance(value.body, ast.Constant):
+                value = value.orelse
+            else:
+                return {}
         found = _size_of(value)
         return {target.id: found} if found is not None else {}
     if not isinstance(target, (ast.Tuple, ast.List)):

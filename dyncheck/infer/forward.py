@@ -127,7 +127,18 @@ def optional_control(model: nn.Module, name: str, parameter: inspect.Parameter) 
         found = infer_input(model, name, parameter)
     except Uninferable:
         return None
-    return Inferred(found.value, f"optional (default {default!r}), drawn as a control: {found.why}", found.dims)
+    from dyncheck.examples import strategy_arguments, strategy_kind
+
+    value = found.value
+    if strategy_kind(value) != "controls":
+        return None
+    arguments = dict(strategy_arguments(value))
+    low, high = arguments.get("min_value"), arguments.get("max_value")
+    if type(default) is not bool and (low is not None and default < low or high is not None and default > high):
+        # the default's own path too (route: int = -1 beside `if route < 0`)
+        arguments.update(min_value=min(low, default), max_value=max(high, default))
+        value = dst.controls(**arguments)
+    return Inferred(value, f"optional (default {default!r}), drawn as a control: {found.why}", found.dims)
 
 
 def _tested(tree: ast.AST, names: frozenset[str]) -> bool:
@@ -1934,11 +1945,15 @@ def sequence_axis(model: nn.Module, name: str, error: Exception | None = None) -
     forward or a custom layer the input is handed to (``U = x @ self.weight``, then
     ``c = f(U[t], c)`` for t in range(x.size(0))). None when neither says."""
     if error is not None:
+        named = {}
         for axes in re.findall(r"[(\[]\s*(\w+)\s*,\s*(\w+)\s*,\s*\w+\s*[)\]]", str(error)):
             if _STEPS_NAME.search(axes[0]) and BATCH_BOUND.search(axes[1]):
-                return 0, f"its error on vectors names the layout ({', '.join(axes)}, ...)"
-            if BATCH_BOUND.search(axes[0]) and _STEPS_NAME.search(axes[1]):
-                return 1, f"its error on vectors names the layout ({', '.join(axes)}, ...)"
+                named.setdefault(0, axes)
+            elif BATCH_BOUND.search(axes[0]) and _STEPS_NAME.search(axes[1]):
+                named.setdefault(1, axes)
+        if len(named) == 1:  # one layout named, not each under a flag ("... when batch_first=False, else ...")
+            (axis, axes), = named.items()
+            return axis, f"its error on vectors names the layout ({', '.join(axes)}, ...)"
     tree = _forward_tree(type(model))
     if tree is None:
         return None
