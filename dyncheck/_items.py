@@ -116,6 +116,7 @@ class InvariantItem(pytest.Item):
         invariant = self.invariant
 
         from dyncheck.budget import Budget
+        from dyncheck.invariants.padding_invariance import declared_padding
 
         max_examples = settings.max_examples_for(self.target.text) or hsettings.default.max_examples
         budget = context.budget = Budget(settings.time_budget_for(self.target.text), max_examples)
@@ -132,6 +133,7 @@ class InvariantItem(pytest.Item):
                 # One save of the global streams for all the example's seeded calls (python's
                 # and numpy's are Hypothesis's to restore inside a test case).
                 with context.counting(), held(restored_by_caller=currently_in_test_context()):
+                    example = declared_padding(self.target, example)
                     context.materialise(example)
                     invariant.check(context, example)
             except NotApplicable as exc:

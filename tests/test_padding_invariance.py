@@ -2043,3 +2043,33 @@ def test_float32_rounding_of_a_model_without_float64_is_not_a_finding(dyncheck_r
                        "--dyncheck-max-examples=20", "-v")
     assert run.outcomes() == {f"dyncheck::{target}::padding_invariance": "PASSED"}, run.text
     assert "differed by rounding only on" in run.text, run.text
+
+
+def test_a_declared_padding_value_holds_in_every_check(dyncheck_run, pytester):
+    # ESM finds its padding by value (tokens == padding_idx) and averages over the rest. With
+    # Spec(padding_value=1) declared, only padding_invariance kept the pad id out of a row's
+    # tokens: finite and grad_isolation reported the NaN of a row made only of padding.
+    pytester.makepyfile(by_value="""
+        import torch
+        from torch import nn
+        import dyncheck
+
+        class Model(nn.Module):
+            PAD = 1
+
+            def __init__(self):
+                super().__init__()
+                self.emb = nn.Embedding(10, 4, padding_idx=self.PAD)
+                self.fc = nn.Linear(4, 2)
+
+            def forward(self, tokens, lengths):
+                pad = torch.arange(tokens.size(1))[None, :] >= lengths[:, None]
+                tokens = tokens.masked_fill(pad, self.PAD)
+                keep = (tokens != self.PAD).unsqueeze(-1).float()
+                return self.fc((self.emb(tokens) * keep).sum(1) / keep.sum(1))
+
+        spec = dyncheck.Spec(Model, padding_value=1)
+        """)
+    run = dyncheck_run("--dyncheck", "by_value:spec", "--dyncheck-invariants=finite,grad_isolation,padding_invariance",
+                       "--dyncheck-seed=1", "--dyncheck-max-examples=20")
+    assert set(run.outcomes().values()) == {"PASSED"}, run.text

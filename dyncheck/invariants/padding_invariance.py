@@ -245,6 +245,32 @@ def lengths_drawn_with(target: Target, option: str) -> Slot | None:
     return slot if strategy_arguments(_strategy(target, slot)).get(option) else None
 
 
+def declared_padding(target: Target, example: Example) -> Example:
+    """``example`` as every check runs it where the spec declares what the padding holds
+    (``Spec(padding_value=...)``) beside lengths or a mask: each row's padded steps set to
+    it, and token ids drawn at it within a row's length moved to the next id
+    (:meth:`_Layout.pad`), as ``padding_invariance`` does. A model that finds its padding by
+    value (ESM's ``tokens == padding_idx``) is never handed a row of its pad token as
+    sentence: ``finite`` reported the NaN of a row whose every token was padding. The
+    example itself where nothing is declared, or nothing can be laid out."""
+    if target.spec.padding_value is None:
+        return example
+    try:
+        lengths = lengths_argument(target)
+        if lengths is None:
+            mask = mask_argument(target)
+            if mask is None:
+                return example
+            layout = _Layout(target, example, mask, mask=True)
+        else:
+            layout = _Layout(target, example, lengths)
+        if not layout.fill:
+            return example
+        return Example(layout.pad(example.args), example.seed, example.dims)
+    except Exception:  # a layout padding_invariance itself reports on: its check says what
+        return example
+
+
 def lengths_argument(target: Target) -> Slot | None:
     """Where the lengths of a padded batch are, if anywhere: the argument
     ``Spec(lengths=...)`` declares, else one named like lengths, else an entry of a dict of
