@@ -1686,3 +1686,30 @@ def test_a_bool_output_beside_the_features_is_compared(dyncheck_run, pytester, t
     assert run.outcomes() == {"dyncheck::decided:Model::batch_invariance": verdict}, run.text
     if verdict == "FAILED":
         assert "violated by decided:Model" in run.failure("::batch_invariance")
+
+
+def test_a_sample_alone_outside_the_specs_batch_is_not_blamed_on_the_batch(dyncheck_run, pytester):
+    # A state set up for a batch of 4 (torchtune's KVCache after setup_caches): a sample
+    # alone raises, which read as samples depending on each other.
+    pytester.makepyfile(fixed="""
+        import torch
+        from torch import nn
+        import dyncheck
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(8, 4)
+                self.register_buffer("state", torch.zeros(4, 4))
+
+            def forward(self, x):
+                return self.fc(x) + self.state.expand(x.size(0), -1)
+
+        spec = dyncheck.Spec(Model, dims={"batch": 4})
+        """)
+    run = dyncheck_run("--dyncheck", "fixed:spec", "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=1")
+    assert run.outcomes() == {"dyncheck::fixed:spec::batch_invariance": "SKIPPED"}, run.text
+    assert run.skip_reason("dyncheck::fixed:spec::batch_invariance").startswith(
+        "the spec's batch starts at 4, and sample 0 alone (a batch of one) raises "
+        "RuntimeError"
+    ), run.text

@@ -435,6 +435,17 @@ def _batch_bounds(target: Target) -> Any:
     return dict(target.spec.dims).get("batch", DEFAULT_DIMS["batch"])
 
 
+def _smallest_batch(target: Target) -> int | None:
+    """The smallest batch the spec draws (None where it cannot be read)."""
+    bounds = _batch_bounds(target)
+    if isinstance(bounds, int):
+        return bounds
+    if isinstance(bounds, tuple) and len(bounds) == 2 and isinstance(bounds[0], int):
+        return bounds[0]
+    elements = getattr(bounds, "elements", None)
+    return min(elements) if elements and all(isinstance(e, int) for e in elements) else None
+
+
 def _one_sample(context: Context) -> str:
     """Why a batch of 1 compares nothing, with the Spec that lets it grow when the range
     allows no other size (the hint is noise beside a range that already reaches 4)."""
@@ -917,6 +928,15 @@ class BatchInvariance(Invariant):
             try:
                 raw = context.call(model, _rows(args, axes, index), example.seed)
             except ModelError as exc:
+                smallest = _smallest_batch(context.target)
+                if named and smallest is not None and smallest > 1:
+                    # A batch of one is outside what the spec draws (a cache set up for a batch
+                    # of 4, torchtune's KVCache): the model need not take it
+                    original = getattr(exc, "original", exc)
+                    return context.nothing_to_compare(
+                        f"the spec's batch starts at {smallest}, and sample {row} alone (a batch of one) raises "
+                        f"{type(original).__name__} ({one_line(original)}): no sample can be run alone"
+                    )
                 if named:
                     # The batch ran and the sample alone cannot: it needs the rest of the batch
                     # (a BatchNorm without running statistics normalises by the batch in eval).
