@@ -436,7 +436,11 @@ def _batch_bounds(target: Target) -> Any:
 
 
 def _smallest_batch(target: Target) -> int | None:
-    """The smallest batch the spec draws (None where it cannot be read)."""
+    """The smallest batch the user's spec draws (None where it cannot be read, or where
+    inference chose the range: a train-mode BatchNorm's batch of 2 or more, whose coupling a
+    sample alone shows)."""
+    if "batch" in target.inferred_dims or "batch" not in dict(target.spec.dims):
+        return None
     bounds = _batch_bounds(target)
     if isinstance(bounds, int):
         return bounds
