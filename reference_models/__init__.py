@@ -187,6 +187,8 @@ Refactored twins, each declaring the model it must still agree with
   over a padded batch that runs in float32 only, as SRU's CPU kernel.
 * :mod:`reference_models.per_head_weights` -- ``PerHeadWeights``: one layer's weight
   expanded per head in forward.
+* :mod:`reference_models.picked_columns` -- ``PickedColumnsTabular``: a table whose columns
+  forward picks by number, categorical ids into Embeddings of their own sizes.
 * :mod:`reference_models.staged_ema` -- ``StagedEMA``: a running centre a backward hook
   applies (routing-transformer's k-means), registered as a method a copy rebinds.
 * :mod:`reference_models.token_router` -- ``TopKTokenRouter``: CoLT5's conditional
@@ -397,6 +399,7 @@ GOOD_TARGETS = (
     "reference_models.projected_recurrence:ProjectedRecurrence",
     "reference_models.float32_recurrence:Float32Recurrence",
     "reference_models.per_head_weights:PerHeadWeights",
+    "reference_models.picked_columns:PickedColumnsTabular",
     "reference_models.padded_features:FeatureSequenceEncoder",
     "reference_models.key_padding:PaddedTransformerClassifier",
     "reference_models.layer_stack:LayerStack",

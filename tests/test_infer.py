@@ -6846,3 +6846,14 @@ def test_a_block_size_is_a_size_and_a_spec_names_its_own_longest():
     # a sequence named otherwise, or drawn from st.integers
     assert resolve_spec(Spec(_Chunked, dims={"seq": (1, 24)})).spec.init["max_len"] == 48
     assert resolve_spec(Spec(_Chunked, dims={"time": st.integers(2, 24)})).spec.init["max_len"] == 48
+
+
+def test_a_table_of_columns_picked_by_number_is_drawn_below_every_vocabulary():
+    # Read as token ids below the first Embedding's 6 and a "time" of columns, the second
+    # Embedding (4 ids) raised IndexError in every check.
+    from reference_models.picked_columns import PickedColumnsTabular
+
+    target = resolved(PickedColumnsTabular)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", 3), min_value=0.0, max_value=3.0))
+    assert target.inferred_inputs["x"].startswith("a table of 3 columns picked by number, 2 of them embedded")
+    assert_callable(target, max_examples=20)

@@ -704,6 +704,12 @@ def _per_head_weights() -> tuple[torch.nn.Module, tuple]:
     return PerHeadWeights(), (torch.randn(3, 8),)
 
 
+def _picked_columns() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.picked_columns import PickedColumnsTabular
+
+    return PickedColumnsTabular(), (torch.tensor([[5.0, 3.0, 0.4], [0.0, 1.0, -2.0], [2.0, 0.0, 7.5]]),)
+
+
 def _seq_first_attention() -> tuple[torch.nn.Module, tuple]:
     from reference_models.seq_first_attention import SeqFirstLM
 
@@ -1278,6 +1284,7 @@ BUILDERS = {
     "projected_recurrence": _projected_recurrence,
     "float32_recurrence": _float32_recurrence,
     "per_head_weights": _per_head_weights,
+    "picked_columns": _picked_columns,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

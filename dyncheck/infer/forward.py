@@ -206,6 +206,8 @@ def infer_input(
             "its name says sequence lengths: one per sample, each between 1 and the padded length 'time'",
         )
     columns = _embedded_columns(model, source_tree, name) if source_tree is not None else None
+    if columns is None and source_tree is not None:
+        columns = _picked_columns(model, source_tree, name)
     if columns is not None:
         return columns
     flow = _flow(source_tree, name, model) if source_tree is not None else None
@@ -1327,6 +1329,71 @@ def _columns_loop(
     ):
         container = _self_module(counted.args[0])
         return (target.id, None, container) if container else None
+    return None
+
+
+def _picked_columns(model: nn.Module, tree: ast.AST, name: str) -> Inferred | None:
+    """A table whose every use in forward picks columns by number (``x[:, 0]``,
+    ``x[:, 2:5]``), some into Embeddings of their own (``self.emb_a(x[:, 0].long())``),
+    as hand-written tabular models take categorical ids beside continuous values: ``[batch,
+    columns]``, values from 0 to below the smallest vocabulary among them (integers where
+    every column is embedded, else floats a cast truncates to valid ids). None for any other
+    argument, or where no picked column reaches an Embedding."""
+    parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    picks: list[tuple[int, int, ast.AST]] = []  # (first column, end, the pick)
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load)):
+            continue
+        parent = parents.get(id(node))
+        if isinstance(parent, ast.Attribute) and parent.attr in ("shape", "ndim", "dtype", "device", "size", "dim"):
+            continue
+        span = _column_span(parent) if isinstance(parent, ast.Subscript) and parent.value is node else None
+        if span is None:
+            return None  # read whole, or otherwise: not a table of picked columns
+        picks.append((*span, parent))
+    vocabularies, embedded = [], 0
+    for start, end, pick in picks:
+        outer = pick
+        while isinstance(parents.get(id(outer)), ast.Attribute) and parents[id(outer)].attr in ("long", "int", "float", "to"):
+            outer = parents[id(parents[id(outer)])]  # the cast's call
+        call = parents.get(id(outer))
+        if isinstance(call, ast.Call) and call.args and call.args[0] is outer:
+            layer = _resolve_module(model, _self_module(call.func) or "")
+            if isinstance(layer, nn.Embedding) and end == start + 1:
+                vocabularies.append(layer.num_embeddings)
+                embedded += 1
+    if not vocabularies:
+        return None
+    columns = max(end for _, end, _ in picks)
+    vocabulary = min(vocabularies)
+    every = embedded == len(picks) and {start for start, _, _ in picks} == set(range(columns))
+    strategy = (
+        dst.tensors(shape=("batch", columns), dtype=torch.long, min_value=0, max_value=vocabulary - 1) if every
+        else dst.tensors(shape=("batch", columns), min_value=0.0, max_value=float(vocabulary - 1))
+    )
+    return Inferred(
+        strategy,
+        f"a table of {columns} columns picked by number, {embedded} of them embedded by Embeddings of their own: "
+        + (f"integer categories below the smallest vocabulary ({vocabulary})" if every else
+           f"values from 0 to {vocabulary - 1} (below the smallest vocabulary, {vocabulary}, where cast to ids)"),
+    )
+
+
+def _column_span(node: ast.Subscript) -> tuple[int, int] | None:
+    """(first column, end) of ``x[:, k]`` or ``x[:, a:b]`` with constant bounds; None otherwise."""
+    parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else []
+    if len(parts) != 2 or not (
+        isinstance(parts[0], ast.Slice) and parts[0].lower is None and parts[0].upper is None and parts[0].step is None
+    ):
+        return None
+    column = parts[1]
+    if isinstance(_number(column), int) and _number(column) >= 0:
+        return _number(column), _number(column) + 1
+    if isinstance(column, ast.Slice) and column.step is None:
+        lower = 0 if column.lower is None else _number(column.lower)
+        upper = _number(column.upper) if column.upper is not None else None
+        if isinstance(lower, int) and isinstance(upper, int) and 0 <= lower < upper:
+            return lower, upper
     return None
 
 

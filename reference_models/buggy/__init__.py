@@ -212,6 +212,8 @@ so that dyncheck's zero-configuration inference can check it.
   whose state starts from a mean over the padding (padding_invariance).
 * :mod:`~reference_models.buggy.expanded_alias_tie` -- a layer's weight expanded per head and
   registered as a Parameter of its own (tied_weights, state_roundtrip).
+* :mod:`~reference_models.buggy.batch_scaled_column` -- a table's continuous column scaled by
+  its maximum over the batch (batch_invariance).
 * :mod:`~reference_models.buggy.carried_hidden` -- the final hidden state kept on ``self``
   and reused by the next call (padding_invariance, determinism, state_roundtrip,
   batch_invariance).
@@ -322,6 +324,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.batch_mean_initial_state:Model": ("batch_invariance",),
     "reference_models.buggy.float32_padded_start:Model": ("padding_invariance",),
     "reference_models.buggy.expanded_alias_tie:Model": ("tied_weights", "state_roundtrip"),
+    "reference_models.buggy.batch_scaled_column:Model": ("batch_invariance",),
     "reference_models.buggy.carried_hidden:Model": (
         "padding_invariance", "determinism", "state_roundtrip", "batch_invariance",
     ),
