@@ -6857,3 +6857,27 @@ def test_a_table_of_columns_picked_by_number_is_drawn_below_every_vocabulary():
     same(target.spec.inputs["x"], dst.tensors(shape=("batch", 3), min_value=0.0, max_value=3.0))
     assert target.inferred_inputs["x"].startswith("a table of 3 columns picked by number, 2 of them embedded")
     assert_callable(target, max_examples=20)
+
+
+def _pad_to_even(x):
+    if x.shape[1] % 2:
+        return torch.cat([x, x[:, -1:] * 0], 1) * math_factor  # noqa: F821 -- the bug: never defined
+    return x
+
+
+class _UndefinedOnOdd(nn.Module):
+    # hourglass-transformer-pytorch 0.0.6's pad_to_multiple uses `math` it never imported
+    def __init__(self):
+        super().__init__()
+        self.emb, self.out = nn.Embedding(20, 8), nn.Linear(8, 20)
+
+    def forward(self, x):
+        return self.out(_pad_to_even(self.emb(x)))
+
+
+def test_a_name_error_at_some_sizes_is_not_a_size_the_model_refuses():
+    # Read as the model refusing odd lengths, the sizes were narrowed to even ones and every
+    # check passed: the NameError showed only in --dyncheck-explain.
+    target = resolved(_UndefinedOnOdd)
+    assert "time" not in target.inferred_dims
+    assert dict(target.spec.dims).get("time", (1, 8)) == (1, 8)
