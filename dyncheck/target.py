@@ -594,7 +594,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
         _probe_companions(instance, parameters, primary, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims)
     _probe_required_mask(instance, parameters, inputs, inferred_inputs, all_dims)
     _probe_rank(instance, inputs, inferred_inputs, all_dims)
-    _probe_layout(instance, inputs, inferred_inputs, all_dims)
+    _probe_layout(instance, inputs, inferred_inputs, all_dims, causal=bool(spec.causal))
     _probe_vectors(instance, inputs, inferred_inputs, all_dims)
     _probe_split(instance, inputs, inferred_inputs, all_dims)
     probed = dict(inputs)
@@ -1923,7 +1923,10 @@ def _probe_split(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str
             return
 
 
-def _probe_layout(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
+def _probe_layout(
+    instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any], *,
+    causal: bool = False,
+) -> None:
     """Confirm by calling the model each layout the source alone suggested: token ids
     time-major because a ``batch_first=False`` layer reads their embeddings, features a
     sequence because a sequence layer reads what a Linear made of them. The suggested layout
@@ -1935,7 +1938,12 @@ def _probe_layout(instance: nn.Module, inputs: dict[str, Any], inferred: dict[st
 
     The other way round, in a model with a time-major layer the source did not connect to
     them (inside a submodule of the model's own), batch-first ids or sequences are drawn
-    time-major when only that layout gives each sample its own outputs."""
+    time-major when only that layout gives each sample its own outputs.
+
+    A model the spec declares ``causal`` keeps the sequence where it runs with each sample's
+    outputs its own, also where vectors run too (titans-pytorch's NeuralMemory unsqueezes
+    one step): as vectors, every sequence was one step long and causality had no time axis
+    to cut."""
     from dyncheck.infer.forward import SEQUENCE_NOTE, TIME_MAJOR_NOTE, _batch_first
 
     marked = [
@@ -1961,6 +1969,8 @@ def _probe_layout(instance: nn.Module, inputs: dict[str, Any], inferred: dict[st
         if before == tuple(shape) or "batch" not in before:
             continue
         suggested = own(shapes)
+        if suggested is True and causal and marker == SEQUENCE_NOTE:
+            continue
         earlier = own({**shapes, name: (before, dtype)})
         if suggested is True and earlier is not True:
             continue

@@ -635,3 +635,28 @@ def test_declared_causal_with_one_named_axis_other_than_time_runs_over_it(pytest
     """)
     run = dyncheck_run("--dyncheck", "inferred_tcn:Net", ONLY)
     assert run.outcomes() == {"dyncheck::inferred_tcn:Net::causality": "PASSED"}, run.text
+
+
+@pytest.mark.parametrize(("leak", "verdict"), [("", "PASSED"), (" + out.flip(1).cumsum(1).flip(1)", "FAILED")])
+def test_a_causal_model_that_also_takes_one_step_is_checked_over_sequences(dyncheck_run, pytester, leak, verdict):
+    # titans-pytorch's NeuralMemory unsqueezes one step: vectors ran too, the input was drawn
+    # as vectors, every sequence was one step long and causality had no time axis to cut.
+    pytester.makepyfile(stepper=f"""
+        from torch import nn
+
+        class Model(nn.Module):
+            __dyncheck__ = {{"causal": True}}
+
+            def __init__(self):
+                super().__init__()
+                self.proj = nn.Linear(16, 16)
+                self.rnn = nn.GRU(16, 16, batch_first=True)
+
+            def forward(self, x):
+                if x.ndim == 2:
+                    x = x.unsqueeze(1)
+                out, _ = self.rnn(self.proj(x))
+                return out{leak}
+        """)
+    run = dyncheck_run("--dyncheck", "stepper:Model", "--dyncheck-invariants=causality", "--dyncheck-seed=1")
+    assert run.outcomes() == {"dyncheck::stepper:Model::causality": verdict}, run.text
