@@ -1710,6 +1710,26 @@ def test_a_sample_alone_outside_the_specs_batch_is_not_blamed_on_the_batch(dynch
     run = dyncheck_run("--dyncheck", "fixed:spec", "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=1")
     assert run.outcomes() == {"dyncheck::fixed:spec::batch_invariance": "SKIPPED"}, run.text
     assert run.skip_reason("dyncheck::fixed:spec::batch_invariance").startswith(
-        "the spec's batch starts at 4, and sample 0 alone (a batch of one) raises "
+        "the spec fixes the batch at 4, and sample 0 alone (a batch of one) raises "
         "RuntimeError"
     ), run.text
+
+
+def test_a_batch_range_the_spec_gives_still_shows_a_sample_alone_that_raises(dyncheck_run, pytester):
+    # A BatchNorm without running statistics, its batch given as (2, 8): only a fixed batch
+    # excuses a sample alone that raises.
+    pytester.makepyfile(ranged="""
+        from torch import nn
+
+        class Model(nn.Module):
+            __dyncheck__ = {"dims": {"batch": (2, 8)}}
+
+            def __init__(self):
+                super().__init__()
+                self.fc, self.bn, self.out = nn.Linear(4, 8), nn.BatchNorm1d(8, track_running_stats=False), nn.Linear(8, 2)
+
+            def forward(self, x):
+                return self.out(self.bn(self.fc(x)))
+        """)
+    run = dyncheck_run("--dyncheck", "ranged:Model", "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=1")
+    assert run.outcomes() == {"dyncheck::ranged:Model::batch_invariance": "FAILED"}, run.text

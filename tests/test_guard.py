@@ -619,3 +619,34 @@ def test_a_refactored_copy_passes_with_its_key_mapping_and_fails_when_a_branch_c
         "agrees, and head (old fc3), whose inputs differ"
     ) in lines
     assert "  path:     encoder → gated → head" in lines
+
+
+def test_a_baseline_of_a_model_with_a_declared_padding_value_compares(dyncheck_run, pytester):
+    # Every check pads its examples as declared: the baseline looked its records up by the
+    # example object, and the padded one was another, so the compare run raised KeyError.
+    pytester.makepyfile(padded_ids="""
+        import torch
+        from torch import nn
+        from dyncheck import Spec
+        from dyncheck.strategies import attention_masks, tensors
+
+        class Model(nn.Module):
+            __dyncheck__ = Spec(
+                inputs={
+                    "input_ids": tensors(shape=("batch", "time"), dtype=torch.long, min_value=0, max_value=49),
+                    "attention_mask": attention_masks(),
+                },
+                padding_value=0,
+            )
+
+            def __init__(self):
+                super().__init__()
+                self.emb, self.out = nn.Embedding(50, 8, padding_idx=0), nn.Linear(8, 3)
+
+            def forward(self, input_ids, attention_mask):
+                valid = (input_ids != 0) & attention_mask.bool()
+                return self.out((self.emb(input_ids) * valid[..., None]).sum(1) / valid.sum(1, keepdim=True))
+        """)
+    record(dyncheck_run, "padded_ids:Model", "baselines/", FEW)
+    run = compare(dyncheck_run, "padded_ids:Model", "baselines/", FEW)
+    assert run.outcomes() == {"dyncheck::padded_ids:Model::baseline": "PASSED"}, run.text

@@ -6881,3 +6881,19 @@ def test_a_name_error_at_some_sizes_is_not_a_size_the_model_refuses():
     target = resolved(_UndefinedOnOdd)
     assert "time" not in target.inferred_dims
     assert dict(target.spec.dims).get("time", (1, 8)) == (1, 8)
+
+
+class _ClsAndWindow(nn.Module):
+    # a CLS id and a window of ids, each embedded: token ids, not a table
+    def __init__(self):
+        super().__init__()
+        self.emb, self.out = nn.Embedding(50, 8), nn.Linear(8, 3)
+
+    def forward(self, tokens):
+        return self.out(self.emb(tokens[:, 0]) + self.emb(tokens[:, 1:6]).mean(1))
+
+
+def test_ids_picked_by_number_without_a_continuous_column_are_no_table():
+    target = resolved(_ClsAndWindow)
+    assert not target.inferred_inputs["tokens"].startswith("a table")
+    assert strategy_arguments(target.spec.inputs["tokens"])["dtype"] == torch.int64

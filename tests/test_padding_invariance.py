@@ -2073,3 +2073,36 @@ def test_a_declared_padding_value_holds_in_every_check(dyncheck_run, pytester):
     run = dyncheck_run("--dyncheck", "by_value:spec", "--dyncheck-invariants=finite,grad_isolation,padding_invariance",
                        "--dyncheck-seed=1", "--dyncheck-max-examples=20")
     assert set(run.outcomes().values()) == {"PASSED"}, run.text
+
+
+def test_a_declared_padding_value_leaves_fractions_of_the_length_alone(dyncheck_run, pytester):
+    # Fractions of the padded length (SpeechBrain's wav_lens) not drawn as relative lengths
+    # read as no steps: every row was set to the padding value, and finite reported NaN.
+    pytester.makepyfile(fraction_lengths="""
+        import torch
+        from torch import nn
+        from dyncheck import Spec
+        from dyncheck.strategies import tensors
+
+        class Model(nn.Module):
+            __dyncheck__ = Spec(
+                inputs={
+                    "feats": tensors(shape=("batch", "time", 4), min_value=1.0, max_value=2.0),
+                    "wav_lens": tensors(shape=("batch",), min_value=0.3, max_value=1.0),
+                },
+                lengths="wav_lens",
+                padding_value=0.0,
+            )
+
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(4, 3)
+
+            def forward(self, feats, wav_lens):
+                steps = (wav_lens * feats.shape[1]).round().clamp(min=1)
+                mask = (torch.arange(feats.shape[1])[None] < steps[:, None]).to(feats.dtype)[..., None]
+                return self.lin(feats / (feats * mask).sum(1, keepdim=True)) * mask
+        """)
+    run = dyncheck_run("--dyncheck", "fraction_lengths:Model", "--dyncheck-invariants=finite,grad_isolation",
+                       "--dyncheck-seed=1", "--dyncheck-max-examples=20")
+    assert set(run.outcomes().values()) == {"PASSED"}, run.text

@@ -631,3 +631,14 @@ def test_parameters_over_the_same_memory_are_an_alias_whatever_their_shapes():
     side_by_side.a = torch.nn.Parameter(flat[:8].view(2, 4))
     side_by_side.b = torch.nn.Parameter(flat[8:])
     assert _lookalikes(side_by_side) == []
+
+
+def test_column_blocks_of_one_fused_matrix_are_no_alias():
+    # Their address ranges interleave, their elements do not.
+    from dyncheck.invariants.tied_weights import _lookalikes
+
+    fused = torch.randn(8, 12)
+    model = torch.nn.Module()
+    model.wq = torch.nn.Parameter(fused[:, :4])
+    model.wkv = torch.nn.Parameter(fused[:, 4:])
+    assert _lookalikes(model) == []

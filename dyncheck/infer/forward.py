@@ -1338,7 +1338,9 @@ def _picked_columns(model: nn.Module, tree: ast.AST, name: str) -> Inferred | No
     as hand-written tabular models take categorical ids beside continuous values: ``[batch,
     columns]``, values from 0 to below the smallest vocabulary among them (integers where
     every column is embedded, else floats a cast truncates to valid ids). None for any other
-    argument, or where no picked column reaches an Embedding."""
+    argument, where no picked column reaches an Embedding, or where every pick does (token
+    ids: a CLS step and a window, ``ids[:, 0]`` beside ``ids[:, 1:6]``, or token and segment
+    ids stacked as ``[batch, 2, time]``: the table is told by a continuous column beside)."""
     parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     picks: list[tuple[int, int, ast.AST]] = []  # (first column, end, the pick)
     for node in ast.walk(tree):
@@ -1359,23 +1361,19 @@ def _picked_columns(model: nn.Module, tree: ast.AST, name: str) -> Inferred | No
         call = parents.get(id(outer))
         if isinstance(call, ast.Call) and call.args and call.args[0] is outer:
             layer = _resolve_module(model, _self_module(call.func) or "")
-            if isinstance(layer, nn.Embedding) and end == start + 1:
+            if isinstance(layer, nn.Embedding):
+                if end != start + 1:
+                    return None  # a window of ids, not one category
                 vocabularies.append(layer.num_embeddings)
                 embedded += 1
-    if not vocabularies:
+    if not vocabularies or embedded == len(picks):
         return None
     columns = max(end for _, end, _ in picks)
     vocabulary = min(vocabularies)
-    every = embedded == len(picks) and {start for start, _, _ in picks} == set(range(columns))
-    strategy = (
-        dst.tensors(shape=("batch", columns), dtype=torch.long, min_value=0, max_value=vocabulary - 1) if every
-        else dst.tensors(shape=("batch", columns), min_value=0.0, max_value=float(vocabulary - 1))
-    )
     return Inferred(
-        strategy,
+        dst.tensors(shape=("batch", columns), min_value=0.0, max_value=float(vocabulary - 1)),
         f"a table of {columns} columns picked by number, {embedded} of them embedded by Embeddings of their own: "
-        + (f"integer categories below the smallest vocabulary ({vocabulary})" if every else
-           f"values from 0 to {vocabulary - 1} (below the smallest vocabulary, {vocabulary}, where cast to ids)"),
+        f"values from 0 to {vocabulary - 1} (below the smallest vocabulary, {vocabulary}, where cast to ids)",
     )
 
 

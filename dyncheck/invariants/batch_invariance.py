@@ -436,18 +436,18 @@ def _batch_bounds(target: Target) -> Any:
 
 
 def _smallest_batch(target: Target) -> int | None:
-    """The smallest batch the user's spec draws (None where it cannot be read, or where
-    inference chose the range: a train-mode BatchNorm's batch of 2 or more, whose coupling a
-    sample alone shows)."""
+    """The one batch size the user's spec fixes (``dims={"batch": 4}``: a cache set up for
+    four), else None: a range the spec or inference gives (a BatchNorm's batch of 2 or more)
+    leaves a sample alone raising the coupling it shows."""
     if "batch" in target.inferred_dims or "batch" not in dict(target.spec.dims):
         return None
     bounds = _batch_bounds(target)
     if isinstance(bounds, int):
         return bounds
-    if isinstance(bounds, tuple) and len(bounds) == 2 and isinstance(bounds[0], int):
+    if isinstance(bounds, tuple) and len(bounds) == 2 and bounds[0] == bounds[1] and isinstance(bounds[0], int):
         return bounds[0]
     elements = getattr(bounds, "elements", None)
-    return min(elements) if elements and all(isinstance(e, int) for e in elements) else None
+    return elements[0] if elements and len(set(elements)) == 1 and isinstance(elements[0], int) else None
 
 
 def _one_sample(context: Context) -> str:
@@ -938,7 +938,7 @@ class BatchInvariance(Invariant):
                     # of 4, torchtune's KVCache): the model need not take it
                     original = getattr(exc, "original", exc)
                     return context.nothing_to_compare(
-                        f"the spec's batch starts at {smallest}, and sample {row} alone (a batch of one) raises "
+                        f"the spec fixes the batch at {smallest}, and sample {row} alone (a batch of one) raises "
                         f"{type(original).__name__} ({one_line(original)}): no sample can be run alone"
                     )
                 if named:

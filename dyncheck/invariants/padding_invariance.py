@@ -259,13 +259,13 @@ def declared_padding(target: Target, example: Example) -> Example:
         lengths = lengths_argument(target)
         if lengths is None:
             mask = mask_argument(target)
-            if mask is None:
-                return example
+            if mask is None or _padding_side(target, mask) != "right":
+                return example  # left padding: padding_invariance compares right-padded batches only
             layout = _Layout(target, example, mask, mask=True)
         else:
             layout = _Layout(target, example, lengths)
-        if not layout.fill:
-            return example
+        if not layout.fill or _fractions(layout, example) is not None:
+            return example  # fractions not drawn as relative lengths say no steps
         return Example(layout.pad(example.args), example.seed, example.dims)
     except Exception:  # a layout padding_invariance itself reports on: its check says what
         return example

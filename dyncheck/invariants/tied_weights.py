@@ -235,18 +235,31 @@ def _lookalikes(model: nn.Module, rebuild: Callable[[], nn.Module] | None = None
 
 
 def _overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Whether two tensors read some of the same memory: one storage, overlapping spans (views
-    side by side in one flat buffer, as fused optimizers keep them, do not)."""
-    if a.device != b.device or a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr():
+    """Whether two tensors read some of the same elements of one storage (views side by side
+    in one flat buffer, or column blocks of one fused matrix, as fused layers keep them, do
+    not)."""
+    if (
+        a.device != b.device or a.dtype != b.dtype
+        or a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr()
+    ):
         return False
 
     def span(t: torch.Tensor) -> tuple[int, int]:
-        start = t.storage_offset() * t.element_size()
         extent = 1 + sum((size - 1) * stride for size, stride in zip(t.shape, t.stride()) if size > 0)
-        return start, start + extent * t.element_size()
+        return t.storage_offset(), t.storage_offset() + extent
 
     (a0, a1), (b0, b1) = span(a), span(b)
-    return a0 < b1 and b0 < a1
+    if not (a0 < b1 and b0 < a1):
+        return False
+
+    def elements(t: torch.Tensor) -> torch.Tensor:
+        """The storage offsets of every element ``t`` reads."""
+        offsets = torch.tensor([t.storage_offset()])
+        for size, stride in zip(t.shape, t.stride()):
+            offsets = (offsets.unsqueeze(-1) + torch.arange(size) * stride).reshape(-1)
+        return offsets
+
+    return bool(torch.isin(elements(a), elements(b)).any())
 
 
 def _problems(model: nn.Module, groups: list[tuple[str, ...]], when: str) -> list[str]:
