@@ -595,6 +595,8 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     _probe_required_mask(instance, parameters, inputs, inferred_inputs, all_dims)
     _probe_rank(instance, inputs, inferred_inputs, all_dims)
     _probe_layout(instance, inputs, inferred_inputs, all_dims, causal=bool(spec.causal))
+    if _causal_over_time(spec.causal):
+        _probe_causal_sequence(instance, inputs, inferred_inputs, all_dims)
     _probe_vectors(instance, inputs, inferred_inputs, all_dims)
     _probe_split(instance, inputs, inferred_inputs, all_dims)
     probed = dict(inputs)
@@ -2000,6 +2002,37 @@ def _probe_layout(
         inferred[name] += (
             f"; time-major: on {list(shape)} a sample's outputs depended on the other sample in its batch, "
             f"on {list(flipped)} each sample's were its own"
+        )
+
+
+def _causal_over_time(causal: Any) -> bool:
+    """Whether ``Spec(causal=...)`` names the ``"time"`` axis (True, ``"time"``, or a dict with it)."""
+    if isinstance(causal, dict):
+        causal = causal.get("axis", True)
+    return causal is True or causal == "time"
+
+
+def _probe_causal_sequence(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
+    """A model declared causal over ``"time"`` whose inputs were all inferred without one:
+    each input inferred as vectors ``[batch, F]`` is drawn ``[batch, time, F]`` where the
+    model runs so with each sample's outputs its own. A scan written in forward's own code
+    over what a Linear made of the input (minGRU's ``cumsum``/``logcumsumexp`` over dim 1)
+    also runs on vectors, reading the features as steps: every check passed on a layout the
+    model never takes, and causality had no time axis to cut."""
+    shapes = _inferred_tensors(inputs, inferred, tokens=True)
+    if shapes is None or any("time" in shape for shape, _ in shapes.values()):
+        return
+    for name, (shape, dtype) in list(shapes.items()):
+        if len(shape) != 2 or shape[0] != "batch" or not isinstance(shape[1], int) or isinstance(dtype, tuple):
+            continue
+        sequence = ("batch", "time", shape[1])
+        if _own_samples(instance, {**shapes, name: (sequence, dtype)}, dims) is not True:
+            continue
+        inputs[name] = _reshaped(inputs[name], sequence)
+        shapes[name] = (sequence, dtype)
+        inferred[name] += (
+            f"; a sequence: the model is declared causal over 'time', and on {list(sequence)} each sample's outputs "
+            "are its own"
         )
 
 

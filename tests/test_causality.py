@@ -660,3 +660,26 @@ def test_a_causal_model_that_also_takes_one_step_is_checked_over_sequences(dynch
         """)
     run = dyncheck_run("--dyncheck", "stepper:Model", "--dyncheck-invariants=causality", "--dyncheck-seed=1")
     assert run.outcomes() == {"dyncheck::stepper:Model::causality": verdict}, run.text
+
+
+@pytest.mark.parametrize(("scan", "verdict"), [("a.cumsum(dim=1)", "PASSED"), ("a.flip(1).cumsum(dim=1).flip(1)", "FAILED")])
+def test_a_causal_scan_written_in_code_is_checked_over_sequences(dyncheck_run, pytester, scan, verdict):
+    # minGRU's parallel form: a Linear, then cumsum over dim 1 in forward's own code. It runs
+    # on vectors too, reading the features as steps: drawn so, causality had no time axis.
+    pytester.makepyfile(scan=f"""
+        import torch
+        from torch import nn
+
+        class Model(nn.Module):
+            __dyncheck__ = {{"causal": True}}
+
+            def __init__(self):
+                super().__init__()
+                self.proj = nn.Linear(8, 8)
+
+            def forward(self, x):
+                a = torch.tanh(self.proj(x))
+                return {scan}
+        """)
+    run = dyncheck_run("--dyncheck", "scan:Model", "--dyncheck-invariants=causality", "--dyncheck-seed=1")
+    assert run.outcomes() == {"dyncheck::scan:Model::causality": verdict}, run.text
