@@ -2106,3 +2106,35 @@ def test_a_declared_padding_value_leaves_fractions_of_the_length_alone(dyncheck_
     run = dyncheck_run("--dyncheck", "fraction_lengths:Model", "--dyncheck-invariants=finite,grad_isolation",
                        "--dyncheck-seed=1", "--dyncheck-max-examples=20")
     assert set(run.outcomes().values()) == {"PASSED"}, run.text
+
+
+def test_padding_found_by_value_alone_keeps_the_pad_id_out_and_names_the_route(dyncheck_run, pytester):
+    # ESM: no lengths, no mask, the padding found by tokens == pad. Declared, the pad id was
+    # still drawn as tokens (a row of it attends to no key: NaN), and the skip named lengths.
+    pytester.makepyfile(by_value_only="""
+        from torch import nn
+        import dyncheck
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.emb = nn.Embedding(10, 8, padding_idx=1)
+                self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+                self.out = nn.Linear(8, 10)
+
+            def forward(self, tokens):
+                x = self.emb(tokens)
+                h, _ = self.attn(x, x, x, key_padding_mask=tokens.eq(1))
+                return self.out(h)
+
+        spec = dyncheck.Spec(Model, padding_value=1)
+        """)
+    run = dyncheck_run("--dyncheck", "by_value_only:spec", "--dyncheck-invariants=finite,padding_invariance",
+                       "--dyncheck-seed=1", "--dyncheck-max-examples=20")
+    assert run.outcomes() == {
+        "dyncheck::by_value_only:spec::finite": "PASSED", "dyncheck::by_value_only:spec::padding_invariance": "SKIPPED",
+    }, run.text
+    assert run.skip_reason("dyncheck::by_value_only:spec::padding_invariance").startswith(
+        "forward takes no lengths and no attention mask, only padding found by value (Spec(padding_value=1)): "
+        "padding_invariance needs each row's length to pad and trim by; check a wrapper"
+    )

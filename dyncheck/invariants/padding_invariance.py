@@ -251,7 +251,8 @@ def declared_padding(target: Target, example: Example) -> Example:
     it, and token ids drawn at it within a row's length moved to the next id
     (:meth:`_Layout.pad`), as ``padding_invariance`` does. A model that finds its padding by
     value (ESM's ``tokens == padding_idx``) is never handed a row of its pad token as
-    sentence: ``finite`` reported the NaN of a row whose every token was padding. The
+    sentence: ``finite`` reported the NaN of a row whose every token was padding. Where
+    forward takes no lengths or mask, every step is a token (:func:`_without_pad_ids`). The
     example itself where nothing is declared, or nothing can be laid out."""
     if target.spec.padding_value is None:
         return example
@@ -259,7 +260,9 @@ def declared_padding(target: Target, example: Example) -> Example:
         lengths = lengths_argument(target)
         if lengths is None:
             mask = mask_argument(target)
-            if mask is None or _padding_side(target, mask) != "right":
+            if mask is None:
+                return _without_pad_ids(target, example)
+            if _padding_side(target, mask) != "right":
                 return example  # left padding: padding_invariance compares right-padded batches only
             layout = _Layout(target, example, mask, mask=True)
         else:
@@ -269,6 +272,28 @@ def declared_padding(target: Target, example: Example) -> Example:
         return Example(layout.pad(example.args), example.seed, example.dims)
     except Exception:  # a layout padding_invariance itself reports on: its check says what
         return example
+
+
+def _without_pad_ids(target: Target, example: Example) -> Example:
+    """``example`` with no token id at a declared padding value, where forward takes no
+    lengths or mask (ESM finds its padding by value alone): every step drawn is a token, and a
+    pad token is the padding's alone, so an id drawn at it moves to the next (the one before
+    at the vocabulary's end). Only a number declared for every input, and only integer
+    inputs drawn from more than two values (a flag or a segment id keeps its own)."""
+    fill = target.spec.padding_value
+    if isinstance(fill, Mapping) or not _whole(fill):
+        return example
+    changes = {}
+    for name, value in example.args.items():
+        if not isinstance(value, torch.Tensor) or value.is_floating_point() or value.dtype == torch.bool:
+            continue
+        arguments = strategy_arguments(target.spec.inputs.get(name))
+        low, high = arguments.get("min_value"), arguments.get("max_value")
+        if not (isinstance(low, int) and isinstance(high, int)) or high - low < 2 or not low <= int(fill) <= high:
+            continue
+        other = int(fill) + 1 if int(fill) + 1 <= high else int(fill) - 1
+        changes[name] = torch.where(value == int(fill), torch.full_like(value, other), value)
+    return Example({**example.args, **changes}, example.seed, example.dims) if changes else example
 
 
 def lengths_argument(target: Target) -> Slot | None:
@@ -853,6 +878,14 @@ class PaddingInvariance(Invariant):
                     return (
                         f"forward's {left} is left at its default None, so no batch is drawn padded; give it in "
                         f"Spec(inputs={{{left!r}: ...}}) with the padded input beside it to check padding"
+                    )
+                if target.spec.padding_value is not None:
+                    # ESM finds its padding by value alone: no row's length is said anywhere
+                    return (
+                        f"forward takes no lengths and no attention mask, only padding found by value "
+                        f"(Spec(padding_value={target.spec.padding_value!r})): padding_invariance needs each row's "
+                        "length to pad and trim by; check a wrapper whose forward(tokens, lengths) sets every step "
+                        "past a row's length to the padding value and calls the model"
                     )
                 return (
                     "forward takes no lengths argument (named like lengths, seq_lengths or lens; "
