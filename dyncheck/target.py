@@ -1704,6 +1704,10 @@ def _inferred_tensors(
     return shapes
 
 
+#: How the explain says an optional control was left at its default (not a padding argument).
+CONTROL_KEPT = "an optional control, not drawn: "
+
+
 def _check_switches(
     instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any],
     switches: dict[str, Any], kept_defaults: dict[str, str],
@@ -1731,7 +1735,7 @@ def _check_switches(
                 break
         if raised is not None:
             del inputs[name], inferred[name]
-            kept_defaults[name] = f"an optional control, not drawn: {raised[0]}"
+            kept_defaults[name] = f"{CONTROL_KEPT}{raised[0]}"
 
 
 def _switch_values(arguments: dict[str, Any], default: Any) -> list[Any]:

@@ -2138,3 +2138,41 @@ def test_padding_found_by_value_alone_keeps_the_pad_id_out_and_names_the_route(d
         "forward takes no lengths and no attention mask, only padding found by value (Spec(padding_value=1)): "
         "padding_invariance needs each row's length to pad and trim by; check a wrapper"
     )
+
+
+def test_the_padding_skip_never_advises_a_mask_the_model_refused_or_a_kept_control(dyncheck_run, pytester):
+    # torchtune's mask is [b, s, s]: a [batch, time] mask raised, and the skip advised one,
+    # which crashed every check when followed. An optional mode kept at its default is no
+    # padding argument at all.
+    pytester.makepyfile(kept="""
+        from torch import nn
+
+        class SquareMask(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.emb, self.out = nn.Embedding(10, 8), nn.Linear(8, 10)
+
+            def forward(self, tokens, mask=None):
+                h = self.emb(tokens)
+                scores = h @ h.transpose(1, 2)
+                if mask is not None:
+                    scores = scores.masked_fill(~mask, float("-inf"))
+                return self.out(scores.softmax(-1) @ h)
+
+        class Modes(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.emb, self.out = nn.Embedding(10, 8), nn.Linear(8, 10)
+
+            def forward(self, tokens, mode="tensor", targets=None):
+                out = self.out(self.emb(tokens))
+                return (out - targets).mean() if mode == "loss" else out
+        """)
+    for target, reason in (
+        ("kept:SquareMask", "forward's mask is left at its default None: a call with a mask of all True raised (tokens "
+                            "of 5 steps), so it was not read as a padding mask; padding_invariance needs lengths or a "
+                            "[batch, time] padding mask, and mask takes neither"),
+        ("kept:Modes", "forward takes no lengths argument"),
+    ):
+        run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=padding_invariance", "--dyncheck-max-examples=5")
+        assert run.skip_reason(f"dyncheck::{target}::padding_invariance").startswith(reason), run.text

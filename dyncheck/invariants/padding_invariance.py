@@ -864,7 +864,16 @@ class PaddingInvariance(Invariant):
                 if unread is not None:
                     # a mask found, whose padding the model did not ignore either way: say so
                     return f"forward takes no lengths argument, and {unread[0]} is {unread[1]}"
-                kept = next(iter(target.kept_defaults.items()), None)
+                from dyncheck.target import CONTROL_KEPT
+
+                kept = next((k for k in target.kept_defaults.items() if not k[1].startswith(CONTROL_KEPT)), None)
+                if kept is not None and " raised (" in kept[1]:
+                    # torchtune's mask is [b, s, s]: a [batch, time] mask raised, so advising one
+                    # would crash every check
+                    return (
+                        f"forward's {kept[0]} is left at its default None: {kept[1]}; padding_invariance needs "
+                        f"lengths or a [batch, time] padding mask, and {kept[0]} takes neither"
+                    )
                 if kept is not None:
                     # x-transformers' mask=None that an all-True mask does not leave as it is
                     drawn = "sequence_lengths()" if _LENGTHS_NAME.search(kept[0]) else "attention_masks(...)"
