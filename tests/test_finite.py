@@ -429,3 +429,26 @@ def test_a_nan_at_any_scale_gets_no_range_hint(dyncheck_run):
     target = "reference_models.buggy.nan_output:Model"
     run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=finite")
     assert "large inputs:" not in run.failure("::finite")
+
+
+def test_a_row_of_padding_only_says_so_and_the_spec_that_keeps_it_out(dyncheck_run, pytester):
+    # ESM-2 averages over the tokens that are not its pad id: a row of only that id is 0 / 0.
+    # The message blamed a small size; the cause is the token value.
+    pytester.makepyfile(pad_mean="""
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.emb, self.fc = nn.Embedding(10, 4, padding_idx=1), nn.Linear(4, 2)
+
+            def forward(self, tokens):
+                keep = (tokens != 1).unsqueeze(-1).float()
+                return self.fc((self.emb(tokens) * keep).sum(1) / keep.sum(1))
+        """)
+    run = dyncheck_run("--dyncheck", "pad_mean:Model", "--dyncheck-invariants=finite", "--dyncheck-seed=1")
+    assert (
+        "  every token of tokens is 1, an Embedding's padding_idx: a sequence of padding only. If the model finds its "
+        "padding by that id and is never given such a row, declare Spec(padding_value=1): no check then draws the pad "
+        "id as a token"
+    ) in run.text.splitlines(), run.text

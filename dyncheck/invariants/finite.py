@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 import torch
+from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from dyncheck.errors import InvariantViolation
@@ -105,6 +106,25 @@ class _FirstNonFinite(TorchFunctionMode):
 #: Calls that fill a tensor's places with a value: with -inf, a mask made on purpose.
 _FILLS = frozenset({"masked_fill", "masked_fill_", "fill_", "full", "full_like", "new_full", "where", "index_fill",
                     "index_fill_"})
+
+
+def _only_padding(model: nn.Module, example: Example) -> list[str]:
+    """A line where a token input is made only of an Embedding's ``padding_idx`` (ESM-2: a
+    row of its pad token, which it never gets, averages over no token): the size is not the
+    cause, and a declared padding value keeps that id out of the tokens."""
+    pads = {m.padding_idx for m in model.modules() if isinstance(m, nn.Embedding) and m.padding_idx is not None}
+    for name, value in example.args.items():
+        if (
+            isinstance(value, torch.Tensor) and not value.is_floating_point() and value.dtype != torch.bool
+            and value.numel() and int(value.min()) == int(value.max()) and int(value.min()) in pads
+        ):
+            pad = int(value.min())
+            return [
+                f"every token of {name} is {pad}, an Embedding's padding_idx: a sequence of padding only. If the "
+                f"model finds its padding by that id and is never given such a row, declare "
+                f"Spec(padding_value={pad}): no check then draws the pad id as a token"
+            ]
+    return []
 
 
 def _minus_inf(value: Any) -> bool:
@@ -216,7 +236,8 @@ class Finite(Invariant):
             origin = finder.found
             raise InvariantViolation(
                 "The model produced NaN/inf outputs for an input the spec allows.",
-                outputs + ([origin] if origin else []) + _large_inputs(context, example, gradients=False),
+                outputs + ([origin] if origin else []) + _large_inputs(context, example, gradients=False)
+                + _only_padding(model, example),
                 path=trace.path,
             )
         if masked is not None:
