@@ -594,7 +594,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
         _probe_companions(instance, parameters, primary, inputs, inferred_inputs, all_dims, set(spec.dims), inferred_dims)
     _probe_required_mask(instance, parameters, inputs, inferred_inputs, all_dims)
     _probe_rank(instance, inputs, inferred_inputs, all_dims)
-    _probe_layout(instance, inputs, inferred_inputs, all_dims, causal=bool(spec.causal))
+    _probe_layout(instance, inputs, inferred_inputs, all_dims, causal=_causal_over_time(spec.causal))
     if _causal_over_time(spec.causal):
         _probe_causal_sequence(instance, inputs, inferred_inputs, all_dims)
     _probe_vectors(instance, inputs, inferred_inputs, all_dims)
@@ -2023,21 +2023,26 @@ def _probe_causal_sequence(instance: nn.Module, inputs: dict[str, Any], inferred
     over what a Linear made of the input (minGRU's ``cumsum``/``logcumsumexp`` over dim 1)
     also runs on vectors, reading the features as steps: every check passed on a layout the
     model never takes, and causality had no time axis to cut."""
+    from dyncheck.infer.forward import scans_over_steps
+
     shapes = _inferred_tensors(inputs, inferred, tokens=True)
     if shapes is None or any("time" in shape for shape, _ in shapes.values()):
         return
     for name, (shape, dtype) in list(shapes.items()):
         if len(shape) != 2 or shape[0] != "batch" or not isinstance(shape[1], int) or isinstance(dtype, tuple):
             continue
+        scan = scans_over_steps(instance, name)
+        if scan is None:
+            continue  # a model of one step (a streaming policy) is no sequence model because a Linear runs on 3-D
         sequence = ("batch", "time", shape[1])
         if _own_samples(instance, {**shapes, name: (sequence, dtype)}, dims) is not True:
             continue
         inputs[name] = _reshaped(inputs[name], sequence)
-        shapes[name] = (sequence, dtype)
         inferred[name] += (
-            f"; a sequence: the model is declared causal over 'time', and on {list(sequence)} each sample's outputs "
-            "are its own"
+            f"; a sequence: the model is declared causal over 'time', scans over axis 1 ({scan}), and on "
+            f"{list(sequence)} each sample's outputs are its own"
         )
+        return  # one input holds the steps; the others (a per-sample vector beside it) stay
 
 
 def _own_samples(instance: nn.Module, shapes: dict[str, tuple[tuple, Any]], dims: dict[str, Any]) -> Any:
@@ -2662,11 +2667,12 @@ def _probe_sizes(
         # calls after it (Swin shrinks its windows to an input smaller than them, for good).
         for training in (instance.training, not instance.training):
             error = _probe_call(instance, training=training, args=args_at(size, batch))
-            if isinstance(error, (NameError, ImportError)):
+            if isinstance(error, NameError) and not isinstance(error, UnboundLocalError):
                 # a mistake in the code at this size (a helper using `math` it never imported,
                 # hourglass-transformer-pytorch's), not a size the model refuses: kept for the
-                # checks to report, where narrowing the sizes hid it
-                return None
+                # checks to report, where narrowing the sizes hid it. Not an optional package
+                # missing here (ImportError), nor a name left unbound at a small size.
+                continue
             if error is not None:
                 return error
         return None

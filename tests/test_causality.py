@@ -683,3 +683,36 @@ def test_a_causal_scan_written_in_code_is_checked_over_sequences(dyncheck_run, p
         """)
     run = dyncheck_run("--dyncheck", "scan:Model", "--dyncheck-invariants=causality", "--dyncheck-seed=1")
     assert run.outcomes() == {"dyncheck::scan:Model::causality": verdict}, run.text
+
+
+def test_a_causal_model_keeps_its_vectors_where_no_scan_says_steps(dyncheck_run, pytester):
+    # Only an input forward scans over axis 1 gets the time axis: a per-sample vector beside
+    # it (its classes softmaxed over axis 1) and a one-step policy stay vectors.
+    pytester.makepyfile(vectors="""
+        import torch
+        from torch import nn
+
+        class Beside(nn.Module):
+            __dyncheck__ = {"causal": True}
+
+            def __init__(self):
+                super().__init__()
+                self.seq, self.meta = nn.Linear(8, 8), nn.Linear(4, 3)
+
+            def forward(self, x, meta):
+                return torch.tanh(self.seq(x)).cumsum(dim=1), torch.softmax(self.meta(meta), dim=1)
+
+        class Policy(nn.Module):
+            __dyncheck__ = {"causal": True}
+
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(8, 4)
+
+            def forward(self, obs):
+                return torch.softmax(self.fc(obs), dim=1)
+        """)
+    run = dyncheck_run("--dyncheck", "vectors:Beside", "--dyncheck-invariants=causality", "--dyncheck-seed=1")
+    assert run.outcomes() == {"dyncheck::vectors:Beside::causality": "PASSED"}, run.text
+    run = dyncheck_run("--dyncheck", "vectors:Policy", "--dyncheck-invariants=causality", "--dyncheck-seed=1")
+    assert run.outcomes() == {"dyncheck::vectors:Policy::causality": "SKIPPED"}, run.text

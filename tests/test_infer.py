@@ -6897,3 +6897,20 @@ def test_ids_picked_by_number_without_a_continuous_column_are_no_table():
     target = resolved(_ClsAndWindow)
     assert not target.inferred_inputs["tokens"].startswith("a table")
     assert strategy_arguments(target.spec.inputs["tokens"])["dtype"] == torch.int64
+
+
+class _OptionalKernel(nn.Module):
+    # odd lengths need a package not installed here: a gap in the environment, narrowed
+    def __init__(self):
+        super().__init__()
+        self.emb, self.out = nn.Embedding(20, 8), nn.Linear(8, 20)
+
+    def forward(self, x):
+        if x.shape[1] % 2:
+            from dyncheck_absent_kernel import odd_pool  # noqa: F401
+        return self.out(self.emb(x))
+
+
+def test_a_missing_optional_package_at_some_sizes_still_narrows_them():
+    target = resolved(_OptionalKernel)
+    assert "ModuleNotFoundError" in target.inferred_dims["time"]

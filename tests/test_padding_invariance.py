@@ -2176,3 +2176,31 @@ def test_the_padding_skip_never_advises_a_mask_the_model_refused_or_a_kept_contr
     ):
         run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=padding_invariance", "--dyncheck-max-examples=5")
         assert run.skip_reason(f"dyncheck::{target}::padding_invariance").startswith(reason), run.text
+
+
+def test_a_class_id_beside_tokens_padded_by_value_keeps_its_whole_range(dyncheck_run, pytester):
+    # Only an input with steps holds padding: a class id of 0 is no pad token, and a log of
+    # it is the model's own NaN.
+    pytester.makepyfile(class_id="""
+        import torch
+        from torch import nn
+        import dyncheck
+        from dyncheck.strategies import tensors
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.emb, self.fc = nn.Embedding(21, 4, padding_idx=0), nn.Linear(4, 2)
+
+            def forward(self, tokens, cls):
+                keep = (tokens != 0).unsqueeze(-1).float()
+                pooled = (self.emb(tokens) * keep).sum(1) / keep.sum(1).clamp(min=1)
+                return self.fc(pooled) * torch.log(cls.float()).unsqueeze(-1)
+
+        spec = dyncheck.Spec(Model, inputs={
+            "tokens": tensors(shape=("batch", "time"), dtype=torch.int64, min_value=1, max_value=20),
+            "cls": tensors(shape=("batch",), dtype=torch.int64, min_value=0, max_value=4),
+        }, padding_value=0)
+        """)
+    run = dyncheck_run("--dyncheck", "class_id:spec", "--dyncheck-invariants=finite", "--dyncheck-seed=1")
+    assert run.outcomes() == {"dyncheck::class_id:spec::finite": "FAILED"}, run.text

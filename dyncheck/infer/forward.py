@@ -19,7 +19,8 @@ from dyncheck import strategies as dst
 from dyncheck.infer.builtin import builtin_layer, infer_builtin_input
 from dyncheck.infer.constructor import _COUNT_NAME, _annotation
 from dyncheck.infer.flow import (
-    BATCH_BOUND, MODULE_PART, _bound_names, _Flow, _flow, _passes, _resolve_module, _sizes_bound, output_width,
+    BATCH_BOUND, MODULE_PART, _bound_names, _Flow, _flow, _passes, _resolve_module, _sizes_bound, _tensor_call,
+    output_width,
 )
 from dyncheck.infer.layers import (
     ATTENTION_MODULES, _entry_parameter, _Found, _input_for_module, _Shape, _swap, _user_defined, members_input,
@@ -34,7 +35,7 @@ from dyncheck.infer.source import (
 from dyncheck.infer.tokens import infer_tokens, max_positions
 from dyncheck.spec import lengths_slot
 
-__all__ = ["check_forward_arguments", "infer_dims", "infer_input", "optional_control", "sequence_axis"]
+__all__ = ["check_forward_arguments", "infer_dims", "infer_input", "optional_control", "scans_over_steps", "sequence_axis"]
 
 _CONTROL_NAME = re.compile(r"^(control|ctrl|gate|gating|switch|flag|mode|cond|condition|signal|choice|route|routing)(_\w+)?$|control")
 _LENGTHS_NAME = re.compile(r"^(seq_?)?(lengths?|lens)$|_(lengths|lens)$")
@@ -2033,6 +2034,31 @@ def sequence_axis(model: nn.Module, name: str, error: Exception | None = None) -
     if found is None:
         return None
     return found[0], f"a loop carrying a state steps through axis {found[0]} ({found[1]})"
+
+
+#: Cumulative operations: a scan over a sequence's steps written in code (minGRU's parallel form).
+_SCANS = frozenset({"cumsum", "cumprod", "logcumsumexp", "cummax", "cummin"})
+
+
+def scans_over_steps(model: nn.Module, name: str) -> str | None:
+    """A cumulative operation over axis 1 of the argument or of what forward computes from
+    it (``a.cumsum(dim=1)``, ``torch.logcumsumexp(v, 1)``), as source text; None where forward
+    makes none."""
+    tree = _forward_tree(type(model))
+    if tree is None:
+        return None
+    flow = _flow(tree, name, model)
+    for scope, names in [(tree, frozenset({name})), *flow.scopes]:
+        carried = set(flow.tainted) | set(names)
+        for node in ast.walk(scope) if scope is not None else ():
+            call = _tensor_call(node, _SCANS)
+            if call is None:
+                continue
+            scanned, arguments, keywords = call
+            axis = _number(keywords.get("dim", arguments[0] if arguments else ast.Constant(None)))
+            if axis == 1 and _mentions_data(scanned, carried):
+                return ast.unparse(node)[:60]
+    return None
 
 
 def _sequence_layer(model: nn.Module, later: list[str]) -> str | None:

@@ -288,6 +288,9 @@ def _without_pad_ids(target: Target, example: Example) -> Example:
         if not isinstance(value, torch.Tensor) or value.is_floating_point() or value.dtype == torch.bool:
             continue
         arguments = strategy_arguments(target.spec.inputs.get(name))
+        shape = arguments.get("shape")
+        if not (isinstance(shape, tuple) and "time" in shape):
+            continue  # no steps to hold padding: a class id or an index keeps its whole range
         low, high = arguments.get("min_value"), arguments.get("max_value")
         if not (isinstance(low, int) and isinstance(high, int)) or high - low < 2 or not low <= int(fill) <= high:
             continue
