@@ -650,3 +650,34 @@ def test_a_baseline_of_a_model_with_a_declared_padding_value_compares(dyncheck_r
     record(dyncheck_run, "padded_ids:Model", "baselines/", FEW)
     run = compare(dyncheck_run, "padded_ids:Model", "baselines/", FEW)
     assert run.outcomes() == {"dyncheck::padded_ids:Model::baseline": "PASSED"}, run.text
+
+
+def test_a_baseline_draws_no_pad_id_as_a_token_where_the_padding_is_found_by_value(dyncheck_run, pytester):
+    # Every check pads its examples as declared; the examples a new baseline draws were not,
+    # and a row of only the pad id (attending to no key) was recorded as NaN.
+    import base64
+    import json
+
+    pytester.makepyfile(by_value="""
+        from torch import nn
+        import dyncheck
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.emb = nn.Embedding(4, 8, padding_idx=0)
+                self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+                self.out = nn.Linear(8, 4)
+
+            def forward(self, tokens):
+                x = self.emb(tokens)
+                h, _ = self.attn(x, x, x, key_padding_mask=tokens.eq(0))
+                return self.out(h)
+
+        spec = dyncheck.Spec(Model, padding_value=0)
+        """)
+    record(dyncheck_run, "by_value:spec", "baselines/")
+    recorded = json.loads((pytester.path / "baselines" / "by_value.spec.json").read_text())
+    tokens = [torch.frombuffer(bytearray(base64.b64decode(e["args"]["tokens"]["data"])), dtype=torch.int64)
+              for e in recorded["examples"]]
+    assert tokens and not any(bool((t == 0).any()) for t in tokens)

@@ -379,6 +379,7 @@ def generate(target: Target, model: nn.Module, seed: int, count: int) -> list[tu
     from hypothesis import HealthCheck, Phase, given, settings
 
     from dyncheck.examples import from_target
+    from dyncheck.invariants.padding_invariance import declared_padding
 
     drawn: list[tuple[Example, tuple[str, ...]]] = []
     paths: set[tuple[str, ...]] = set()
@@ -395,6 +396,8 @@ def generate(target: Target, model: nn.Module, seed: int, count: int) -> list[tu
     @hypothesis.seed(seed)
     @given(from_target(target))
     def draw(example: Example) -> None:
+        # padded as the spec declares, as every check's examples are
+        example = declared_padding(target, example)
         try:
             run = run_config(clone(model), target, example, NOW)
         except ModelError:
