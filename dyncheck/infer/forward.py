@@ -19,8 +19,8 @@ from dyncheck import strategies as dst
 from dyncheck.infer.builtin import builtin_layer, infer_builtin_input
 from dyncheck.infer.constructor import _COUNT_NAME, _annotation
 from dyncheck.infer.flow import (
-    BATCH_BOUND, MODULE_PART, _bound_names, _Flow, _flow, _passes, _resolve_module, _sizes_bound, _tensor_call,
-    output_width,
+    BATCH_BOUND, MODULE_PART, _bound_names, _Flow, _flow, _loads, _passes, _resolve_module, _sizes_bound,
+    _tensor_call, output_width,
 )
 from dyncheck.infer.layers import (
     ATTENTION_MODULES, _entry_parameter, _Found, _input_for_module, _Shape, _swap, _user_defined, members_input,
@@ -145,12 +145,8 @@ def optional_control(model: nn.Module, name: str, parameter: inspect.Parameter) 
 def _tested(tree: ast.AST, names: frozenset[str]) -> bool:
     """Whether an ``if``, a conditional expression or a ``while`` tests one of ``names``."""
     return any(
-        isinstance(node, (ast.If, ast.IfExp, ast.While)) and _loads_any(node.test, names) for node in ast.walk(tree)
+        isinstance(node, (ast.If, ast.IfExp, ast.While)) and _loads(node.test) & names for node in ast.walk(tree)
     )
-
-
-def _loads_any(node: ast.AST, names: frozenset[str]) -> bool:
-    return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
 
 
 def infer_input(
@@ -1337,9 +1333,9 @@ def _picked_columns(model: nn.Module, tree: ast.AST, name: str) -> Inferred | No
     """A table whose every use in forward picks columns by number (``x[:, 0]``,
     ``x[:, 2:5]``), some into Embeddings of their own (``self.emb_a(x[:, 0].long())``),
     as hand-written tabular models take categorical ids beside continuous values: ``[batch,
-    columns]``, values from 0 to below the smallest vocabulary among them (integers where
-    every column is embedded, else floats a cast truncates to valid ids). None for any other
-    argument, where no picked column reaches an Embedding, or where every pick does (token
+    columns]`` floats from 0 to below the smallest vocabulary among them, which a cast
+    truncates to valid ids. None for any other argument, where no picked column reaches an
+    Embedding, where one reaches it as a window of columns, or where every pick does (token
     ids: a CLS step and a window, ``ids[:, 0]`` beside ``ids[:, 1:6]``, or token and segment
     ids stacked as ``[batch, 2, time]``: the table is told by a continuous column beside)."""
     parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
