@@ -6914,3 +6914,53 @@ class _OptionalKernel(nn.Module):
 def test_a_missing_optional_package_at_some_sizes_still_narrows_them():
     target = resolved(_OptionalKernel)
     assert "ModuleNotFoundError" in target.inferred_dims["time"]
+
+
+class _ScanOver(nn.Module):
+    # minGRU's parallel form, cut down: a Linear makes every step at once, a scan runs in code
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(8, 6)
+
+    def forward(self, x):
+        seq_len = x.shape[1]
+        h = torch.tanh(self.proj(x))
+        return h.cumsum(dim=1) / seq_len
+
+
+class _QuantileHead(nn.Module):
+    # non-crossing quantiles: a cumulative sum over a vector's features, no sequence
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        return torch.nn.functional.softplus(self.fc(x)).cumsum(dim=1)
+
+
+class _WindowLength(nn.Module):
+    # a window's length read off the input, no scan: an MLP over [batch, features]
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        seq_len = x.shape[1]
+        return self.fc(x) / seq_len
+
+
+def test_a_scan_over_an_axis_forward_names_a_length_is_a_sequence():
+    # minGRU-pytorch: drawn as vectors it ran, its scan over the features, its one-step form
+    # (seq_len == 1) never; reference_models/parallel_scan.py is the whole pattern.
+    target = resolved(_ScanOver)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", "time", 8)))
+    assert target.inferred_inputs["x"].endswith(
+        "; a sequence: forward names its axis 1 (seq_len = x.shape[1]) and scans over it (h.cumsum(dim=1))"
+    )
+    assert_callable(target)
+
+
+@pytest.mark.parametrize("model", [_QuantileHead, _WindowLength])
+def test_a_scan_or_a_named_length_alone_stays_vectors(model):
+    target = resolved(model)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", 8)))

@@ -710,6 +710,12 @@ def _picked_columns() -> tuple[torch.nn.Module, tuple]:
     return PickedColumnsTabular(), (torch.tensor([[5.0, 3.0, 0.4], [0.0, 1.0, -2.0], [2.0, 0.0, 7.5]]),)
 
 
+def _parallel_scan() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.parallel_scan import ParallelScanGRU
+
+    return ParallelScanGRU(), (torch.randn(3, 5, 8),)
+
+
 def _seq_first_attention() -> tuple[torch.nn.Module, tuple]:
     from reference_models.seq_first_attention import SeqFirstLM
 
@@ -1285,6 +1291,7 @@ BUILDERS = {
     "float32_recurrence": _float32_recurrence,
     "per_head_weights": _per_head_weights,
     "picked_columns": _picked_columns,
+    "parallel_scan": _parallel_scan,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

@@ -456,6 +456,12 @@ def infer_input(
                     # as vectors, its steps were the samples of the batch
                     shape = ("time", *found.shape) if stepped[0] == 0 else (found.shape[0], "time", *found.shape[1:])
                     why += f"; a sequence: a loop carrying a state steps through axis {stepped[0]} ({stepped[1]})"
+                elif len(found.shape) == 2 and (scan := _named_scan(model, source_tree, name)) is not None:
+                    # a scan written in code over what the layer made of the whole sequence
+                    # (minGRU's parallel form: seq_len = x.shape[1], then cumsum and
+                    # logcumsumexp over dim 1): drawn as vectors, it scanned over the features
+                    shape = (found.shape[0], "time", *found.shape[1:])
+                    why += f"; a sequence: forward names its axis 1 ({scan[0]}) and scans over it ({scan[1]})"
             swapped = _swap(shape, flow.transposed.get(expression))
             if swapped is not None:
                 shape = swapped
@@ -2032,6 +2038,38 @@ def sequence_axis(model: nn.Module, name: str, error: Exception | None = None) -
     return found[0], f"a loop carrying a state steps through axis {found[0]} ({found[1]})"
 
 
+def _named_scan(model: nn.Module, tree: Any, name: str) -> tuple[str, str] | None:
+    """(the line, the scan) where forward binds a sequence length's name to axis 1 of the
+    argument itself (``seq_len = x.shape[1]``, before any reassignment of it) and scans over
+    axis 1 of what it computes from it (:func:`scans_over_steps`). Either alone is not a
+    sequence: a cumulative sum over a vector's features (ordered thresholds, non-crossing
+    quantiles) is common, and so is a window's length read off a ``[batch, window]`` input."""
+    if tree is None:
+        return None
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+            continue
+        named = [
+            bound for bound, (tensor, axis) in _sizes_bound(node.targets[0], node.value).items()
+            if isinstance(tensor, ast.Name) and tensor.id == name and axis == 1 and _STEPS_NAME.search(bound)
+        ]
+        if not named or _rebound_before(tree, name, node.lineno):
+            continue
+        scan = scans_over_steps(model, name)
+        return (ast.unparse(node)[:60], scan) if scan is not None else None
+    return None
+
+
+def _rebound_before(tree: Any, name: str, lineno: int) -> bool:
+    """Whether forward assigns ``name`` anew before line ``lineno`` (``x = x.transpose(0, 1)``):
+    sizes read after that are not the argument's layout."""
+    return any(
+        isinstance(other, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and other.lineno < lineno
+        and any(name in _bound_names(target) for target in (other.targets if isinstance(other, ast.Assign) else [other.target]))
+        for other in ast.walk(tree)
+    )
+
+
 #: Cumulative operations: a scan over a sequence's steps written in code (minGRU's parallel form).
 _SCANS = frozenset({"cumsum", "cumprod", "logcumsumexp", "cummax", "cummin"})
 
@@ -2103,11 +2141,7 @@ def _named_layout(cls: type) -> tuple[bool, str] | None:
         }
         if 0 not in axes or 1 not in axes:
             continue
-        if any(
-            isinstance(other, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and other.lineno < node.lineno
-            and any(name in _bound_names(target) for target in (other.targets if isinstance(other, ast.Assign) else [other.target]))
-            for other in ast.walk(tree)
-        ):
+        if _rebound_before(tree, name, node.lineno):
             return None  # the input rearranged first (x = x.transpose(0, 1)): the names are not its layout
         first, second = axes[0], axes[1]
         if _STEPS_NAME.search(first) and BATCH_BOUND.search(second):
