@@ -597,6 +597,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     _probe_layout(instance, inputs, inferred_inputs, all_dims, causal=_causal_over_time(spec.causal))
     if _causal_over_time(spec.causal):
         _probe_causal_sequence(instance, inputs, inferred_inputs, all_dims)
+    _confirm_named_scan(instance, inputs, inferred_inputs, all_dims)
     _probe_vectors(instance, inputs, inferred_inputs, all_dims)
     _probe_split(instance, inputs, inferred_inputs, all_dims)
     probed = dict(inputs)
@@ -2043,6 +2044,34 @@ def _probe_causal_sequence(instance: nn.Module, inputs: dict[str, Any], inferred
             f"{list(sequence)} each sample's outputs are its own"
         )
         return  # one input holds the steps; the others (a per-sample vector beside it) stay
+
+
+def _confirm_named_scan(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
+    """An input drawn ``[batch, time, F]`` only because forward names, cuts and scans its
+    axis 1 (``NAMED_SCAN_NOTE``, minGRU's parallel form) stays a sequence where the model,
+    called so at a batch of two, gives each sample the outputs it has alone; else it is
+    drawn as the vectors its first layer reads, and the note says what the call gave."""
+    from dyncheck.infer.forward import NAMED_SCAN_NOTE
+
+    for name, why in list(inferred.items()):
+        if NAMED_SCAN_NOTE not in why:
+            continue
+        shapes = _inferred_tensors(inputs, inferred, tokens=True, given=True)
+        if shapes is None or name not in shapes:
+            return
+        shape, dtype = shapes[name]
+        if len(shape) != 3 or shape[:2] != ("batch", "time"):
+            continue
+        own = _own_samples(instance, shapes, dims)
+        if own is True:
+            continue
+        vectors = (shape[0], shape[2])
+        inputs[name] = _reshaped(inputs[name], vectors)
+        called = f"it raised {type(own).__name__}: {one_line(own)}" if isinstance(own, Exception) else "a sample's outputs were not its own"
+        inferred[name] = (
+            f"{why[:why.index(NAMED_SCAN_NOTE)]}; vectors, though forward names, cuts and scans its axis 1: "
+            f"on [2, 3, {shape[2]}] {called}"
+        )
 
 
 def _own_samples(instance: nn.Module, shapes: dict[str, tuple[tuple, Any]], dims: dict[str, Any]) -> Any:

@@ -7,9 +7,10 @@ optional previous hidden state.
 Not a founding model: the counterpart of minGRU-pytorch drawn as vectors. Its first layer is
 a Linear and nothing hands a layer one step of the input, so ``x`` was drawn ``[batch, 8]``:
 the model runs on it, its scan over the features, its one-step form never ran, and every
-check passed on a layout it never takes. An input whose axis 1 forward names as a sequence's
-length (``seq_len = x.shape[1]``) and scans over is now drawn as a sequence (either alone is
-not: a cumulative sum over a vector's features is common). ``buggy/one_step_batch_softmax.py``
+check passed on a layout it never takes. An input whose axis 1 forward names as a length
+(``seq_len = x.shape[1]``), cuts by it (``out[:, -seq_len:]``) and scans over is now drawn
+as a sequence where the model runs so (a window's length beside a cumulative sum over a
+head's features is a vector model). ``buggy/one_step_batch_softmax.py``
 normalises the one-step gate over the batch and fails ``batch_invariance``.
 """
 

@@ -6922,10 +6922,12 @@ class _ScanOver(nn.Module):
         super().__init__()
         self.proj = nn.Linear(8, 6)
 
-    def forward(self, x):
+    def forward(self, x, prev=None):
         seq_len = x.shape[1]
         h = torch.tanh(self.proj(x))
-        return h.cumsum(dim=1) / seq_len
+        if prev is not None:
+            h = torch.cat([prev, h], dim=1)
+        return h.cumsum(dim=1)[:, -seq_len:]
 
 
 class _QuantileHead(nn.Module):
@@ -6955,12 +6957,61 @@ def test_a_scan_over_an_axis_forward_names_a_length_is_a_sequence():
     target = resolved(_ScanOver)
     same(target.spec.inputs["x"], dst.tensors(shape=("batch", "time", 8)))
     assert target.inferred_inputs["x"].endswith(
-        "; a sequence: forward names its axis 1 (seq_len = x.shape[1]) and scans over it (h.cumsum(dim=1))"
+        "; a sequence: forward names its axis 1 (seq_len = x.shape[1]), cuts it by that length"
+        " (h.cumsum(dim=1)[:, -seq_len:]) and scans over it (h.cumsum(dim=1))"
     )
     assert_callable(target)
 
 
-@pytest.mark.parametrize("model", [_QuantileHead, _WindowLength])
+class _ScaledQuantiles(nn.Module):
+    # both idioms in a vector model: a window's length and non-crossing quantiles
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        seq_len = x.shape[1]
+        q = self.fc(x - x.sum(dim=1, keepdim=True) / seq_len)
+        return torch.cat([q[:, :1], torch.nn.functional.softplus(q[:, 1:])], dim=1).cumsum(dim=1)
+
+
+class _OwnScan(nn.Module):
+    # a helper whose own parameter is called x names and scans the head's features
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        def ordered(x):
+            seq_len = x.shape[1]
+            return torch.nn.functional.softplus(x).cumsum(dim=1)[:, -seq_len:]
+
+        return ordered(self.fc(x))
+
+
+@pytest.mark.parametrize("model", [_QuantileHead, _WindowLength, _ScaledQuantiles, _OwnScan])
 def test_a_scan_or_a_named_length_alone_stays_vectors(model):
     target = resolved(model)
     same(target.spec.inputs["x"], dst.tensors(shape=("batch", 8)))
+
+
+class _ExtendedWindow(nn.Module):
+    # a window [batch, 12] extended by forecast increments summed, its last seq_len kept:
+    # named, cut and scanned, yet on [2, 3, 12] the concatenation raises
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(12, 6)
+
+    def forward(self, x):
+        seq_len = x.shape[1]
+        path = x[:, -1:] + self.fc(x).cumsum(dim=1)
+        return torch.cat([x, path], dim=1)[:, -seq_len:]
+
+
+def test_a_named_scan_the_model_refuses_as_a_sequence_stays_vectors():
+    target = resolved(_ExtendedWindow)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", 12)))
+    assert "; vectors, though forward names, cuts and scans its axis 1: on [2, 3, 12] it raised RuntimeError" in (
+        target.inferred_inputs["x"]
+    )
+    assert_callable(target)

@@ -456,12 +456,16 @@ def infer_input(
                     # as vectors, its steps were the samples of the batch
                     shape = ("time", *found.shape) if stepped[0] == 0 else (found.shape[0], "time", *found.shape[1:])
                     why += f"; a sequence: a loop carrying a state steps through axis {stepped[0]} ({stepped[1]})"
-                elif len(found.shape) == 2 and (scan := _named_scan(model, source_tree, name)) is not None:
+                elif (
+                    len(found.shape) == 2 and expression not in flow.transposed
+                    and (scan := _named_scan(model, source_tree, name)) is not None
+                ):
                     # a scan written in code over what the layer made of the whole sequence
-                    # (minGRU's parallel form: seq_len = x.shape[1], then cumsum and
-                    # logcumsumexp over dim 1): drawn as vectors, it scanned over the features
+                    # (minGRU's parallel form: seq_len = x.shape[1], cumsum and logcumsumexp
+                    # over dim 1, out[:, -seq_len:]): drawn as vectors, it scanned over the
+                    # features. Resolution keeps it where the model runs so, each sample its own.
                     shape = (found.shape[0], "time", *found.shape[1:])
-                    why += f"; a sequence: forward names its axis 1 ({scan[0]}) and scans over it ({scan[1]})"
+                    why += f"{NAMED_SCAN_NOTE}{scan[0]}), cuts it by that length ({scan[1]}) and scans over it ({scan[2]})"
             swapped = _swap(shape, flow.transposed.get(expression))
             if swapped is not None:
                 shape = swapped
@@ -2038,26 +2042,69 @@ def sequence_axis(model: nn.Module, name: str, error: Exception | None = None) -
     return found[0], f"a loop carrying a state steps through axis {found[0]} ({found[1]})"
 
 
-def _named_scan(model: nn.Module, tree: Any, name: str) -> tuple[str, str] | None:
-    """(the line, the scan) where forward binds a sequence length's name to axis 1 of the
-    argument itself (``seq_len = x.shape[1]``, before any reassignment of it) and scans over
-    axis 1 of what it computes from it (:func:`scans_over_steps`). Either alone is not a
-    sequence: a cumulative sum over a vector's features (ordered thresholds, non-crossing
-    quantiles) is common, and so is a window's length read off a ``[batch, window]`` input."""
+#: The note of an input drawn as a sequence by :func:`_named_scan`, which resolution confirms
+#: by calling the model (``dyncheck.target._confirm_named_scan``).
+NAMED_SCAN_NOTE = "; a sequence: forward names its axis 1 ("
+
+
+def _named_scan(model: nn.Module, tree: Any, name: str) -> tuple[str, str, str] | None:
+    """(the line, the slice, the scan) where forward binds a sequence length's name to axis
+    1 of the argument itself (``seq_len = x.shape[1]``, before any reassignment of it), cuts
+    axis 1 of a tensor it computed by that length (``out[:, -seq_len:]``), and scans over
+    axis 1 of what it computes from the argument (:func:`scans_over_steps`): minGRU's
+    parallel form. The length and the scan are not enough: a window's length read off
+    ``[batch, window]`` beside a cumulative sum over a head's features (non-crossing
+    quantiles, increments summed into a forecast) is a vector model; so is each alone."""
     if tree is None:
         return None
-    for node in ast.walk(tree):
+    nodes = list(_own_nodes(tree, name))
+    for node in nodes:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
             continue
-        named = [
+        named = {
             bound for bound, (tensor, axis) in _sizes_bound(node.targets[0], node.value).items()
             if isinstance(tensor, ast.Name) and tensor.id == name and axis == 1 and _STEPS_NAME.search(bound)
-        ]
+        }
         if not named or _rebound_before(tree, name, node.lineno):
             continue
-        scan = scans_over_steps(model, name)
-        return (ast.unparse(node)[:60], scan) if scan is not None else None
+        cut = next((sub for sub in nodes if _cuts_axis_1(sub, named, name)), None)
+        scan = scans_over_steps(model, name) if cut is not None else None
+        return (_snippet(node), _snippet(cut), scan) if scan is not None else None
     return None
+
+
+def _own_nodes(tree: Any, name: str) -> Any:
+    """The nodes of forward's body, without those of a nested function or lambda whose own
+    parameter is called ``name`` (its ``x`` is not the argument)."""
+    stack = list(ast.iter_child_nodes(tree))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            arguments = node.args
+            if name in {a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)}:
+                continue
+        yield node
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def _cuts_axis_1(node: ast.AST, lengths: set[str], name: str) -> bool:
+    """Whether ``node`` indexes axis 1 of a tensor other than the argument ``name`` by one of
+    ``lengths`` (``out[:, -seq_len:]``, ``h[:, seq_len - 1]``)."""
+    if not isinstance(node, ast.Subscript) or (isinstance(node.value, ast.Name) and node.value.id == name):
+        return False
+    index = node.slice
+    if not (isinstance(index, ast.Tuple) and len(index.elts) >= 2):
+        return False
+    first, second = index.elts[:2]
+    if not (isinstance(first, ast.Slice) and first.lower is None and first.upper is None and first.step is None):
+        return False
+    return any(isinstance(n, ast.Name) and n.id in lengths for n in ast.walk(second))
+
+
+def _snippet(node: ast.AST, width: int = 60) -> str:
+    """``node``'s source for a note, cut at ``width`` characters with an ellipsis."""
+    text = ast.unparse(node)
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _rebound_before(tree: Any, name: str, lineno: int) -> bool:
@@ -2090,9 +2137,25 @@ def scans_over_steps(model: nn.Module, name: str) -> str | None:
                 continue
             scanned, arguments, keywords = call
             axis = _number(keywords.get("dim", arguments[0] if arguments else ast.Constant(None)))
-            if axis == 1 and _mentions_data(scanned, carried):
-                return ast.unparse(node)[:60]
+            if axis == 1 and _mentions_data(scanned, carried) and not _size_only(scanned):
+                return _snippet(node)
     return None
+
+
+#: Constructions that take only a tensor's size, dtype and device (``torch.ones_like(h)``).
+_SIZE_ONLY = frozenset({
+    "ones_like", "zeros_like", "full_like", "empty_like", "rand_like", "randn_like", "randint_like",
+    "new_ones", "new_zeros", "new_full", "new_empty", "new_tensor",
+})
+
+
+def _size_only(node: ast.AST) -> bool:
+    """Whether ``node`` is a tensor made from another's size alone (``torch.ones_like(h)``,
+    ``h.new_ones(...)``): a scan over it scans no values of the input."""
+    return (
+        isinstance(node, ast.Call)
+        and (node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)) in _SIZE_ONLY
+    )
 
 
 def _sequence_layer(model: nn.Module, later: list[str]) -> str | None:
