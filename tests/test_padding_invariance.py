@@ -620,6 +620,41 @@ def test_a_model_that_takes_no_longer_sequence_is_not_asked_for_more_padding(dyn
         assert "ValueError" in run.failure("padding_invariance"), run.text
 
 
+def test_a_raise_on_the_padding_appended_says_so_and_names_pad_to_longest(dyncheck_run, pytester):
+    # pytorch-forecasting's TFT takes its padded width from lengths.max(): the example shown
+    # ran, the raise came from the two steps this check appends, and the report read as if
+    # the example itself had raised, with nothing on pad_to_longest.
+    pytester.makepyfile(longest="""
+        import torch
+        from torch import nn
+        import dyncheck
+        from dyncheck.strategies import sequence_lengths, tensors
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 2)
+
+            def forward(self, x, lengths):
+                longest = int(lengths.max())
+                if x.shape[1] != longest:
+                    raise RuntimeError(f"x padded to {x.shape[1]} steps, longest sequence has {longest}")
+                return self.fc(x) * (torch.arange(longest)[None, :] < lengths[:, None])[..., None]
+
+        spec = dyncheck.Spec(Model, inputs={"x": tensors(shape=("batch", "time", 4)), "lengths": sequence_lengths()})
+        """)
+    run = dyncheck_run("--dyncheck", "longest:spec", ONLY, "--dyncheck-seed=1")
+    assert run.outcomes() == {"dyncheck::longest:spec::padding_invariance": "FAILED"}, run.text
+    report = run.failure("padding_invariance")
+    assert "lengths=tensor([1])" in report, report
+    assert (
+        "the example shown ran; it raised on this check's own call, the same batch with 2 more padded steps appended "
+        "(1 to 3), which the model refuses though it takes 3 steps with no padding. A model that takes its padded "
+        "width from its lengths (lengths.max()) is given batches padded to their longest sequence: declare that with "
+        "sequence_lengths(pad_to_longest=True)"
+    ) in report, report
+
+
 def test_the_mask_is_the_one_attention_masks_drew():
     # Inferred for a Hugging Face-style forward; a mask mapped to something else (here
     # inverted, True at padding) is not read as one, and the check says it has no lengths.

@@ -209,6 +209,21 @@ def pad_to_longest_why(target: Target) -> str:
     return "as inferred for the model (--dyncheck-explain says why)" if inferred else "as the Spec draws them"
 
 
+def _extended_raised(layout: _Layout) -> str:
+    """Why a raise on the batch with more padding appended is shown with the example as drawn."""
+    where = (
+        f"the example shown ran; it raised on this check's own call, the same batch with {EXTRA_STEPS} more padded "
+        f"steps appended ({layout.padded} to {layout.padded + EXTRA_STEPS}), which the model refuses though it takes "
+        f"{layout.padded + EXTRA_STEPS} steps with no padding"
+    )
+    if layout.mask:
+        return f"{where}: a model given batches padded only to their longest sequence cannot be asked this"
+    return (
+        f"{where}. A model that takes its padded width from its lengths (lengths.max()) is given batches padded to "
+        f"their longest sequence: declare that with sequence_lengths(pad_to_longest=True)"
+    )
+
+
 def _pad_to_longest_note(count: int, why: str) -> str:
     return (
         f"rule 2 (padding appended past the longest sequence) not asked on {count} example{'s' if count != 1 else ''}: "
@@ -1132,8 +1147,9 @@ class PaddingInvariance(Invariant):
                 extended_trace = run(layout.extended(args, generator))
                 extended = dict(floating_leaves(extended_trace.output))
                 paths["extended"] = extended_trace.path
-        except ModelError:
+        except ModelError as exc:
             if not self._too_long(layout, args, run):
+                exc.hints = (*exc.hints, _extended_raised(layout))
                 raise
             # The model takes no sequence of padded + EXTRA_STEPS steps at all (a position
             # table that ends at the padded length): rule 2 cannot be asked of it here.
