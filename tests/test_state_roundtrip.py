@@ -114,6 +114,40 @@ def test_cached_tensor_attribute(dyncheck_run, pytester):
     assert "    memory: a float32[3] tensor on the original, None on the fresh copy" in lines
 
 
+def test_functions_kept_on_a_module_are_no_difference():
+    # snntorch's Leaky keeps a surrogate gradient made by a factory and a bound method as
+    # plain attributes: each copy holds its own, printed alike, and both were listed beside
+    # the state that differed (a bound method's repr broke the report's layout too).
+    import torch
+    from torch import nn
+
+    from dyncheck.invariants.state_roundtrip import attribute_differences
+
+    def surrogate(slope):
+        def inner(x):
+            return torch.sigmoid(slope * x)
+        return inner
+
+    class Cell(nn.Module):
+        def __init__(self, slope=25.0):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            self.spike_grad, self.state_function, self.mem = surrogate(slope), self._sub, None
+
+        def _sub(self, x):
+            return x
+
+    original, fresh = Cell(), Cell()
+    original.mem = torch.zeros(2, 4)
+    assert attribute_differences(original, fresh) == ["mem: a float32[2, 4] tensor on the original, None on the fresh copy"]
+    other = Cell(slope=5.0)
+    other.state_function = other.fc.forward
+    # a closure over another value, a method of another layer: they compute otherwise
+    lines = attribute_differences(original, other)
+    assert [line.split(":")[0] for line in lines] == ["spike_grad", "state_function", "mem"], lines
+    assert all("\n" not in line for line in lines), lines
+
+
 def test_a_random_value_drawn_when_building_outside_the_state_dict(dyncheck_run):
     # The fresh copy is built under another seed, as in another process: built under the
     # original's, it drew the same projection and the lost state never showed.

@@ -39,6 +39,7 @@ without autograd: no backward pass is needed to compare states and outputs.
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
 import torch
@@ -100,10 +101,42 @@ def _same(a: Any, b: Any) -> bool:
         return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (types.FunctionType, types.MethodType)) and isinstance(b, (types.FunctionType, types.MethodType)):
+        return _same_function(a, b)
     try:
         return bool(a == b)
     except Exception:  # e.g. a numpy array: == is elementwise
         return repr(a) == repr(b)
+
+
+def _same_function(a: Any, b: Any, depth: int = 3) -> bool:
+    """Whether two functions kept on a module compute alike: a method bound to each model's
+    own copy of one class (``self.state_function = self._sub``), or a closure made anew for
+    each copy (snntorch's ``spike_grad``) from the same code over equal values. Each copy
+    holds its own, so they are never the same object."""
+    if isinstance(a, types.MethodType) or isinstance(b, types.MethodType):
+        return (
+            isinstance(a, types.MethodType) and isinstance(b, types.MethodType)
+            and a.__func__ is b.__func__ and type(a.__self__) is type(b.__self__)
+        )
+    if a is b:
+        return True
+    if a.__code__ is not b.__code__ or a.__defaults__ != b.__defaults__ or depth == 0:
+        return False
+    cells, others = a.__closure__ or (), b.__closure__ or ()
+    if len(cells) != len(others):
+        return False
+    for cell, other in zip(cells, others):
+        try:
+            mine, theirs = cell.cell_contents, other.cell_contents
+        except ValueError:  # an empty cell
+            return False
+        if isinstance(mine, types.FunctionType) and isinstance(theirs, types.FunctionType):
+            if not _same_function(mine, theirs, depth - 1):
+                return False
+        elif not _same(mine, theirs):
+            return False
+    return True
 
 
 def _show(value: Any) -> str:
@@ -116,7 +149,7 @@ def _show(value: Any) -> str:
         return f"a {dtype}[{', '.join(map(str, value.shape))}] tensor"
     if isinstance(value, nn.Module):
         return f"a {type(value).__name__}"
-    text = repr(value)
+    text = " ".join(repr(value).split())  # one line: a bound method's repr holds its module's
     return text if len(text) <= 60 else text[:57] + "..."
 
 
