@@ -54,12 +54,15 @@ class Copies:
     reached: tuple[str, ...] = ()
     #: the copy's hooks whose closures hold a part of the original, described
     hooks: tuple[str, ...] = ()
+    #: class-level registries (``Leaky.instances``) that hold the original's modules and not
+    #: the copy's, where two calls on a copy differ and two on a new build agree
+    registries: tuple[str, ...] = ()
     #: why no new model can be built in place of a copy (None: one can, or copies are safe)
     unbuildable: str | None = None
 
     @property
     def safe(self) -> bool:
-        return not self.reached and not self.hooks
+        return not self.reached and not self.hooks and not self.registries
 
 
 def verdict(target: Target) -> Copies:
@@ -99,6 +102,17 @@ def finding(target: Target, copies: Copies) -> str:
             f"(copy.deepcopy, an EMA model, an nn.DataParallel replica) trains the original's {names}. Reach "
             "parameters through self in forward (a method, not a closure made in __init__)."
         )
+    elif copies.registries:
+        them = "it" if len(copies.registries) == 1 else "them"
+        text = (
+            f"a copy of the model is missing from the class-level {_names(copies.registries)}, which "
+            f"{'holds' if len(copies.registries) == 1 else 'hold'} the original's modules: whatever works through "
+            f"{them} (a reset of every instance, snntorch's utils.reset) misses the copy. Two calls on a copy "
+            "with the same input and seed differ where two on a new build agree, so every copy (copy.deepcopy, an "
+            "EMA model, a best-model snapshot, an nn.DataParallel replica) keeps its state from call to call. "
+            "Reset the model's own modules (for m in self.modules(), or reset methods each module has), not "
+            "the instances a class keeps."
+        )
     else:
         text = (
             f"a copy of the model runs hooks that work on the original, not on the copy: {_names(copies.hooks)}. "
@@ -131,6 +145,8 @@ def skip_reason(target: Target) -> str | None:
 def _what_copies_share(copies: Copies) -> str:
     if copies.reached:
         return f"compute with the original's {_names(copies.reached)}"
+    if copies.registries:
+        return f"are missing from {_names(copies.registries)}, which resets the original's state"
     return f"run hooks that work on the original ({_names(copies.hooks)})"
 
 
@@ -153,6 +169,14 @@ def _probe(target: Target) -> Copies:
         original = models.pop(0)
         models.clear()
         return Copies(hooks=hooks, unbuildable=_unbuildable(target, original))
+    registries = _registries(models[0], models[1])
+    if registries and not isinstance(target.spec.model, nn.Module) and _unbuildable(target, models[0]) is None:
+        # Called on a build and a copy of their own, never on the original kept here nor on
+        # a user's instance (two builds under the build seed agree, so the factory hands
+        # out a new model on each call).
+        if _copies_drift(target):
+            models.clear()
+            return Copies(registries=registries)
     reached: tuple[str, ...] = ()
 
     def reaches(example: Example) -> bool:
@@ -170,6 +194,78 @@ def _probe(target: Target) -> Copies:
         original = models[0]
         models.clear()
     return Copies(reached=reached, unbuildable=_unbuildable(target, original))
+
+
+def _registries(original: nn.Module, copied: nn.Module) -> tuple[str, ...]:
+    """Lists, sets, dicts and weak sets kept on the classes of ``original``'s modules (not
+    torch's own) that hold some of its modules and none of ``copied``'s: snntorch's
+    ``SpikingNeuron.instances``, filled by ``__init__``, which ``copy.deepcopy`` never calls."""
+    import weakref
+
+    owned = {id(m) for m in original.modules()}
+    copies = {id(m) for m in copied.modules()}
+    found: list[str] = []
+    seen: set[type] = set()
+    for module in original.modules():
+        for cls in type(module).__mro__:
+            if cls in seen or cls is object or cls.__module__.split(".")[0] == "torch":
+                continue
+            seen.add(cls)
+            for attribute, value in list(vars(cls).items()):
+                if isinstance(value, dict):
+                    items = list(value.values())
+                elif isinstance(value, (list, tuple, set, frozenset, weakref.WeakSet)):
+                    items = list(value)
+                else:
+                    continue
+                ids = {id(item) for item in items}
+                if ids & owned and not ids & copies:
+                    found.append(f"{cls.__qualname__}.{attribute}")
+    return tuple(dict.fromkeys(found))
+
+
+#: Calls on one example that :func:`_copies_drift` compares (a state shows only once a
+#: membrane crosses its threshold, which may take a few calls).
+_DRIFT_CALLS = 4
+
+
+def _copies_drift(target: Target) -> bool:
+    """Whether, on one of a few deterministic examples, calls on a copy of a new build with
+    the same input and seed differ while calls on a new build agree (both in eval mode,
+    built anew for each example, so that the answer is the same when asked again)."""
+    from hypothesis.errors import NoSuchExample
+
+    from dyncheck.examples import quiet, search
+
+    def outputs(model: nn.Module, example: Example) -> list[dict[str, torch.Tensor]]:
+        found = []
+        for _ in range(_DRIFT_CALLS):
+            with seeded(example.seed), torch.no_grad():
+                found.append(dict(floating_leaves(target.call(model, example.fresh_args()))))
+        return found
+
+    def drifts(example: Example) -> bool:
+        try:
+            built = _original(target).eval()
+            copied = clone(built)
+            first, *others = outputs(built, example)
+            if not all(_alike(first, other) for other in others):
+                return False
+            return not all(_alike(first, other) for other in outputs(copied, example))
+        except Exception:
+            return False  # the checks report the model's own exceptions
+
+    try:
+        search(target, drifts, quiet(PROBE_EXAMPLES + 2))
+    except NoSuchExample:
+        return False
+    return True
+
+
+def _alike(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> bool:
+    return first.keys() == second.keys() and all(
+        first[k].shape == second[k].shape and torch.equal(first[k], second[k]) for k in first
+    )
 
 
 def original_model(target: Target, built: nn.Module) -> nn.Module:

@@ -286,6 +286,8 @@ Refactored twins, each declaring the model it must still agree with
   integrate-and-fire neurons with a surrogate gradient, run over a time-major input one
   step at a time (``data[step]`` for ``step in range(data.size(0))``). ``LeakyLayerSNN``: the
   neurons as ``snn.Leaky`` modules, each keeping its last membrane in a scratch buffer.
+  ``ResetLeakySNN``: ``init_hidden=True`` neurons keeping their membrane on themselves,
+  reset at the start of each call through the model's own modules.
 * :mod:`reference_models.two_views` -- ``TwoViewContrast``: a contrastive model handed a list
   of batches, one per view of the same samples, scoring each sample's views against its first;
   ``MultiCropWrapper``: DINO's multi-crop wrapper, each crop's outputs concatenated in turn.
@@ -354,6 +356,7 @@ GOOD_TARGETS = (
     "reference_models.unrolled_cell:SteppedGRU",
     "reference_models.spiking:LeakySNN",
     "reference_models.spiking:LeakyLayerSNN",
+    "reference_models.spiking:ResetLeakySNN",
     "reference_models.multi_scale:MultiScaleClassifier",
     "reference_models.adapter_mixture:AdapterMixture",
     "reference_models.carried_memory:CarriedMemory",

@@ -17,6 +17,12 @@ passes the potential in and gets it back (``spk, mem = self.lif1(cur, mem)``). N
 the buffer, so ``purity`` takes it for scratch state and says so in the summary; a neuron
 that starts from it (``buggy/carried_membrane.py``, snntorch's ``init_hidden=True`` used
 across calls) fails.
+
+``ResetLeakySNN``: snntorch's ``init_hidden=True`` neurons, which keep their membrane on
+themselves from step to step and return only spikes; forward resets every neuron of this
+model first (``for m in self.modules()``), so each call starts from rest. snntorch's own
+``utils.reset`` resets the instances a class-level list holds, which ``copy.deepcopy``
+never adds a copy to: ``buggy/registry_reset.py``.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["LeakyLayerSNN", "LeakySNN"]
+__all__ = ["LeakyLayerSNN", "LeakySNN", "ResetLeakySNN"]
 
 
 class _Spike(torch.autograd.Function):
@@ -109,4 +115,43 @@ class LeakyLayerSNN(nn.Module):
             spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
             spikes.append(spk2)
             membranes.append(mem2)
+        return torch.stack(spikes), torch.stack(membranes)
+
+
+class HiddenLeaky(nn.Module):
+    """A layer of neurons that keeps its membrane itself (snntorch's ``init_hidden=True``):
+    a step takes the input current and returns the spikes."""
+
+    def __init__(self, beta=0.9, threshold=1.0):
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+        self.register_buffer("mem", torch.zeros(0), persistent=False)
+
+    def reset_mem(self) -> None:
+        self.mem = torch.zeros(0)
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        if self.mem.shape != current.shape:
+            self.mem = torch.zeros_like(current)
+        spikes, self.mem = _leaky(current, self.mem, self.beta, self.threshold)
+        return spikes
+
+
+class ResetLeakySNN(nn.Module):
+    def __init__(self, inputs=8, hidden=16, outputs=4, beta=0.9, layer=HiddenLeaky):
+        super().__init__()
+        self.fc1, self.lif1 = nn.Linear(inputs, hidden), layer(beta)
+        self.fc2, self.lif2 = nn.Linear(hidden, outputs), layer(beta)
+
+    def reset(self) -> None:
+        for module in self.modules():
+            if isinstance(module, HiddenLeaky):
+                module.reset_mem()
+
+    def forward(self, data):
+        self.reset()
+        spikes, membranes = [], []
+        for step in range(data.size(0)):
+            spikes.append(self.lif2(self.fc2(self.lif1(self.fc1(data[step])))))
+            membranes.append(self.lif2.mem)
         return torch.stack(spikes), torch.stack(membranes)

@@ -7015,3 +7015,14 @@ def test_a_named_scan_the_model_refuses_as_a_sequence_stays_vectors():
         target.inferred_inputs["x"]
     )
     assert_callable(target)
+
+
+def test_a_neuron_keeping_its_state_is_found_through_a_tuple_and_a_base_class():
+    # spikes, self.mem = step(x, self.mem), in a base class's forward: the loop handing the
+    # layer one step at a time keeps a state, and the input is time-major
+    from dyncheck.infer.flow import _assigns_itself
+    from reference_models.buggy.registry_reset import _RegisteredLeaky
+    from reference_models.spiking import HiddenLeaky, ResetLeakySNN
+
+    assert _assigns_itself(HiddenLeaky) and _assigns_itself(_RegisteredLeaky)
+    same(resolved(ResetLeakySNN).spec.inputs["data"], dst.tensors(shape=("time", "batch", 8)))

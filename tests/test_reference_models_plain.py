@@ -2454,6 +2454,29 @@ def test_spiking_layers_keep_the_last_membrane_in_a_buffer_no_call_reads() -> No
     assert not torch.allclose(carried(data)[1], once[1])  # the bug: the next call starts from it
 
 
+def test_reset_spiking_neurons_start_each_call_from_rest_and_a_registry_misses_copies() -> None:
+    import copy
+
+    from reference_models.buggy.registry_reset import Model as Registered
+    from reference_models.spiking import LeakySNN, ResetLeakySNN
+
+    torch.manual_seed(0)
+    model, plain = ResetLeakySNN(), LeakySNN()
+    plain.load_state_dict(model.state_dict())
+    data = torch.randn(5, 3, 8) * 3
+    with torch.no_grad():  # a membrane kept from a call with grad is no graph leaf: deepcopy refuses it
+        first = model(data)
+        torch.testing.assert_close(first[1], plain(data)[1])  # the same network as LeakySNN
+        torch.testing.assert_close(copy.deepcopy(model)(data), first)
+        torch.testing.assert_close(model(data), first)
+        registered = Registered()
+        registered.load_state_dict(model.state_dict())
+        torch.testing.assert_close(registered(data), first)
+        torch.testing.assert_close(registered(data), first)  # reset through the class's list
+        twin = copy.deepcopy(registered)
+        assert not torch.allclose(twin(data)[1], first[1])  # the bug: no list holds the copy's neurons
+
+
 # --- multi_scale ---------------------------------------------------------------------
 
 

@@ -441,6 +441,45 @@ def test_fresh_models_of_a_model_whose_copies_are_wired_are_built_anew():
     assert prototype.token_emb.weight.grad is None
 
 
+def test_copies_missing_from_a_class_registry_that_resets_are_reported_and_built_anew(dyncheck_run):
+    # snntorch's utils.reset resets the neurons a class-level list holds: a deepcopy is in no
+    # list, and every check run on copies reported "forward changes state" while the model
+    # as built resets itself on every call.
+    target = "reference_models.buggy.registry_reset:Model"
+    run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=tied_weights,determinism,purity")
+    assert run.outcomes() == {
+        f"dyncheck::{target}::tied_weights": "FAILED",
+        f"dyncheck::{target}::determinism": "PASSED",
+        f"dyncheck::{target}::purity": "PASSED",
+    }, run.text
+    assert (
+        "a copy of the model is missing from the class-level _RegisteredLeaky.instances, which holds the original's "
+        "modules: whatever works through it (a reset of every instance, snntorch's utils.reset) misses the copy. Two "
+        "calls on a copy with the same input and seed differ where two on a new build agree"
+    ) in " ".join(run.failure("tied_weights").split()), run.text
+
+
+def test_a_class_registry_that_changes_nothing_leaves_copies_alone():
+    # a list of every instance kept for bookkeeping (names, counts): copies compute alike
+    from typing import ClassVar
+
+    from torch import nn
+
+    from dyncheck.copies import verdict
+    from dyncheck.spec import Spec
+    from dyncheck.target import resolve_spec
+
+    class Named(nn.Linear):
+        instances: ClassVar[list[nn.Module]] = []
+
+        def __init__(self):
+            super().__init__(8, 3)
+            Named.instances.append(self)
+
+    copies = verdict(resolve_spec(Spec(Named)))
+    assert copies.safe and copies.registries == ()
+
+
 def test_a_model_whose_copies_are_its_own_is_still_copied():
     from dyncheck.copies import verdict
     from dyncheck.invariants import Context

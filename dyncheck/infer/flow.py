@@ -801,8 +801,11 @@ def _assigns_itself(cls: type) -> bool:
     counter (``self.calls += 1``). By the source."""
     known = _ASSIGNS_ITSELF.get(cls)
     if known is None:
-        forward = cls.__dict__.get("forward")
-        tree = function_tree(forward) if isinstance(forward, types.FunctionType) and not _is_torch(cls) else None
+        # the forward it runs: its own or a base class's (a subclass that changes only how
+        # the state is reset), not torch's
+        owner_class = next((klass for klass in cls.__mro__ if "forward" in vars(klass)), cls)
+        forward = vars(owner_class).get("forward")
+        tree = function_tree(forward) if isinstance(forward, types.FunctionType) and not _is_torch(owner_class) else None
         owner = tree.args.args[0].arg if tree is not None and tree.args.args else None
         known = False
         for node in ast.walk(tree) if owner is not None else ():
@@ -812,6 +815,8 @@ def _assigns_itself(cls: type) -> bool:
                 targets, value = [node.target], ast.BinOp(node.target, node.op, node.value)
             else:
                 continue
+            # spikes, self.mem = step(x, self.mem): each name a tuple binds
+            targets = [e for t in targets for e in (t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t])]
             for target in targets:
                 if not (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == owner):
                     continue

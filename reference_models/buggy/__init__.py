@@ -173,6 +173,8 @@ so that dyncheck's zero-configuration inference can check it.
 * :mod:`~reference_models.buggy.carried_membrane` -- spiking neurons that start each call
   from the membrane the last call left in their scratch buffer (purity, determinism,
   state_roundtrip, batch_invariance).
+* :mod:`~reference_models.buggy.registry_reset` -- spiking neurons reset through a list of
+  instances their class keeps, which no copy is added to (tied_weights).
 * :mod:`~reference_models.buggy.counted_flow_shift` -- a conditional flow whose transform's
   shift grows with a count of calls (determinism, state_roundtrip, batch_invariance).
 * :mod:`~reference_models.buggy.first_adapter` -- the adapter mixture giving every sample the
@@ -344,6 +346,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.unsaved_running_stats:Model": ("state_roundtrip",),
     "reference_models.buggy.eval_codebook_update:Model": ("purity", "determinism", "batch_invariance"),
     "reference_models.buggy.carried_membrane:Model": ("purity", "determinism", "state_roundtrip", "batch_invariance"),
+    "reference_models.buggy.registry_reset:Model": ("tied_weights",),
     "reference_models.buggy.batch_mean_film:Model": ("batch_invariance",),
     "reference_models.buggy.counted_flow_shift:Model": ("determinism", "state_roundtrip", "batch_invariance"),
     "reference_models.buggy.first_adapter:Model": ("batch_invariance",),
