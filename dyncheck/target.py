@@ -32,6 +32,7 @@ from dyncheck.infer import (
     PACKED_LENGTHS_NOTE,
     infer_input,
     optional_control,
+    last_steps_as_lengths,
     packs_as_lengths,
     sequence_axis,
     predicate_thresholds,
@@ -486,13 +487,24 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     # Lengths named otherwise (src_len), known by where forward hands them: to
     # pack_padded_sequence, as its lengths. Then they are the lengths as Spec(lengths=...)
     # would say, for every check.
-    packed = None
+    packed, packed_note = None, PACKED_LENGTHS_NOTE
     if spec.lengths is None and not any(_LENGTHS_NAME.search(n) for n in parameters):
         packed = next(
             (n for n, p in parameters.items() if n not in spec.inputs and p.default is inspect.Parameter.empty
              and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and packs_as_lengths(instance, n)),
             None,
         )
+        if packed is None:
+            # a length's short name forward takes 1 from (item_seq_len - 1): each sequence's
+            # last valid step, RecBole's; as indices into another input it was refused
+            packed, last = next((
+                (n, line) for n, p in parameters.items() if n not in spec.inputs and p.default is inspect.Parameter.empty
+                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and (line := last_steps_as_lengths(instance, n))
+            ), (None, None))
+            packed_note = (
+                f"sequence lengths, by its name and as forward takes each sequence's last valid step ({last}): one per "
+                "sample, each between 1 and the padded length 'time'"
+            )
         if packed is not None:
             spec = spec.replace(lengths=packed)
     # forward(input_ids=None, attention_mask=None, ...) requires nothing: infer the first.
@@ -546,7 +558,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
         inputs[name] = _own_length(name, inferred.value)
         inferred_inputs[name] = inferred.why
         if name == packed:
-            inferred_inputs[name] = PACKED_LENGTHS_NOTE
+            inferred_inputs[name] = packed_note
         for dim, bounds in (inferred.dims or {}).items():
             all_dims.setdefault(dim, bounds)
     if len(uninferred) == 1 and uninferred[0][0] in refusals:

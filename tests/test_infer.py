@@ -7026,3 +7026,29 @@ def test_a_neuron_keeping_its_state_is_found_through_a_tuple_and_a_base_class():
 
     assert _assigns_itself(HiddenLeaky) and _assigns_itself(_RegisteredLeaky)
     same(resolved(ResetLeakySNN).spec.inputs["data"], dst.tensors(shape=("time", "batch", 8)))
+
+
+class _BoundStep(nn.Module):
+    # a bound, not one length per sample: x[:, max_len - 1]
+    def forward(self, x, max_len):
+        return x[:, max_len - 1]
+
+
+class _SharedStep(nn.Module):
+    def forward(self, x, seq_len):
+        return x[:, seq_len - 1]
+
+
+def test_a_length_short_name_forward_takes_one_from_is_the_lengths():
+    # RecBole's gather_indexes(output, item_seq_len - 1) read as indices into another input:
+    # refused, with a suggested Spec that drew 0 and crashed every check
+    from dyncheck.infer import last_steps_as_lengths
+    from reference_models.last_item import LastItemGRU
+
+    target = resolved(LastItemGRU)
+    assert target.spec.lengths == "item_seq_len"
+    assert target.inferred_inputs["item_seq_len"].startswith(
+        "sequence lengths, by its name and as forward takes each sequence's last valid step (item_seq_len - 1)"
+    )
+    assert last_steps_as_lengths(_BoundStep(), "max_len") is None
+    assert last_steps_as_lengths(_SharedStep(), "seq_len") is None

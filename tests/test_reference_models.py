@@ -38,6 +38,7 @@ RECURRENT = {
     "reference_models.masked_crf:MaskedCRFTagger",
     "reference_models.flat_tagger:FlatTagger",
     "reference_models.learned_positions:LearnedPositionLM",
+    "reference_models.last_item:LastItemGRU",
 }
 PADDED = {
     "reference_models.rnn:DynamicRNN",
@@ -93,6 +94,7 @@ PADDED = {
     # ... or relative lengths, fractions of the padded length (SpeechBrain's wav_lens)
     "reference_models.relative_lengths:RelativeLengthsEncoder",
     "reference_models.float32_recurrence:Float32Recurrence",
+    "reference_models.last_item:LastItemGRU",
 }
 
 

@@ -716,6 +716,12 @@ def _parallel_scan() -> tuple[torch.nn.Module, tuple]:
     return ParallelScanGRU(), (torch.randn(3, 5, 8),)
 
 
+def _last_item() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.last_item import LastItemGRU
+
+    return LastItemGRU(), (torch.tensor([[3, 4, 5, 0], [7, 0, 0, 0], [1, 2, 0, 0]]), torch.tensor([3, 1, 2]))
+
+
 def _seq_first_attention() -> tuple[torch.nn.Module, tuple]:
     from reference_models.seq_first_attention import SeqFirstLM
 
@@ -1292,6 +1298,7 @@ BUILDERS = {
     "per_head_weights": _per_head_weights,
     "picked_columns": _picked_columns,
     "parallel_scan": _parallel_scan,
+    "last_item": _last_item,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

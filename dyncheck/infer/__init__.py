@@ -28,7 +28,7 @@ from dyncheck.infer.constructor import INFERRED_SIZES, infer_init
 # _LENGTHS_NAME: padding_invariance recognises lengths arguments by the same names.
 from dyncheck.infer.forward import (
     _LENGTHS_NAME, COUNT_RANGE, PACKED_LENGTHS_NOTE, check_forward_arguments, infer_dims, infer_input,
-    optional_control, packs_as_lengths, sequence_axis,
+    last_steps_as_lengths, optional_control, packs_as_lengths, sequence_axis,
 )
 from dyncheck.infer.optional import OptionalInput, optional_inputs, optional_inputs_hint
 from dyncheck.infer.results import Inferred, Uninferable
@@ -47,6 +47,7 @@ __all__ = [
     "infer_dims",
     "infer_init",
     "infer_input",
+    "last_steps_as_lengths",
     "optional_inputs",
     "optional_inputs_hint",
     "optional_control",

@@ -35,7 +35,10 @@ from dyncheck.infer.source import (
 from dyncheck.infer.tokens import infer_tokens, max_positions
 from dyncheck.spec import lengths_slot
 
-__all__ = ["check_forward_arguments", "infer_dims", "infer_input", "optional_control", "scans_over_steps", "sequence_axis"]
+__all__ = [
+    "check_forward_arguments", "infer_dims", "infer_input", "last_steps_as_lengths", "optional_control", "scans_over_steps",
+    "sequence_axis",
+]
 
 _CONTROL_NAME = re.compile(r"^(control|ctrl|gate|gating|switch|flag|mode|cond|condition|signal|choice|route|routing)(_\w+)?$|control")
 _LENGTHS_NAME = re.compile(r"^(seq_?)?(lengths?|lens)$|_(lengths|lens)$")
@@ -621,6 +624,28 @@ def _bag_offsets(model: nn.Module, strict: _Flow) -> Inferred | None:
 PACKED_LENGTHS_NOTE = (
     "handed to pack_padded_sequence as its lengths: one per sample, each between 1 and the padded length 'time'"
 )
+
+
+#: A length's name for one value per sample, short form (RecBole's ``item_seq_len``,
+#: ``src_len``); not a bound (``max_len``) nor the one shared length (``seq_len``).
+_LEN_NAME = re.compile(r"^(?!(max|min)_)\w+_len$")
+
+
+def last_steps_as_lengths(module: nn.Module, name: str) -> str | None:
+    """The line where ``module``'s forward takes 1 from its argument ``name``, a length's
+    short name (``gather_indexes(output, item_seq_len - 1)``: each sequence's last valid
+    step, RecBole's sequential recommenders), as source; None where it does not. Such an
+    argument holds sequence lengths, not indices into another input."""
+    if not _LEN_NAME.search(name) or name == "seq_len":
+        return None
+    tree = _forward_tree(type(module))
+    for node in ast.walk(tree) if tree is not None else ():
+        if (
+            isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub)
+            and isinstance(node.left, ast.Name) and node.left.id == name and _number(node.right) == 1
+        ):
+            return ast.unparse(node)
+    return None
 
 
 def packs_as_lengths(module: nn.Module, name: str, tree: ast.AST | None = None, depth: int = 0) -> bool:

@@ -218,6 +218,8 @@ so that dyncheck's zero-configuration inference can check it.
   its maximum over the batch (batch_invariance).
 * :mod:`~reference_models.buggy.one_step_batch_softmax` -- a parallel scan whose one-step form
   softmaxes its gate over the batch (batch_invariance).
+* :mod:`~reference_models.buggy.bidirectional_last_item` -- a session recommender whose
+  bidirectional GRU reads the padding (padding_invariance).
 * :mod:`~reference_models.buggy.carried_hidden` -- the final hidden state kept on ``self``
   and reused by the next call (padding_invariance, determinism, state_roundtrip,
   batch_invariance).
@@ -330,6 +332,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.expanded_alias_tie:Model": ("tied_weights", "state_roundtrip"),
     "reference_models.buggy.batch_scaled_column:Model": ("batch_invariance",),
     "reference_models.buggy.one_step_batch_softmax:Model": ("batch_invariance",),
+    "reference_models.buggy.bidirectional_last_item:Model": ("padding_invariance",),
     "reference_models.buggy.carried_hidden:Model": (
         "padding_invariance", "determinism", "state_roundtrip", "batch_invariance",
     ),
