@@ -29,6 +29,7 @@ from dyncheck._items import derived_seed
 from dyncheck.errors import DyncheckWarning, InvariantViolation, ModelError
 from dyncheck.examples import corner_examples, from_target
 from dyncheck.invariants import Context, registry
+from dyncheck.invariants.padding_invariance import declared_padding
 from dyncheck.settings import Settings
 from dyncheck.target import resolve
 from reference_models import GOOD_TARGETS
@@ -70,6 +71,7 @@ def run_check(target_text: str, invariant_name: str, max_examples: int, run_seed
 
     def check(example):
         state["calls"] += 1
+        example = declared_padding(target, example)  # as the plugin's items lay out every example
         try:
             with context.counting():
                 context.materialise(example)  # as the plugin's items do (lazy layers)

@@ -655,6 +655,31 @@ def test_a_raise_on_the_padding_appended_says_so_and_names_pad_to_longest(dynche
     ) in report, report
 
 
+def test_a_mask_beside_lengths_is_made_from_them_in_every_check(dyncheck_run, pytester):
+    # sentence-transformers' LSTM packs by the lengths and pools by the mask: drawn apart they
+    # disagreed (a model that asserts they agree crashed every check), and padding_invariance
+    # appended steps the mask marked as tokens
+    pytester.makepyfile(pair="""
+        import torch
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.emb = nn.Embedding(20, 8)
+
+            def forward(self, input_ids, attention_mask, lengths):
+                assert torch.equal(attention_mask.sum(1), lengths), "the mask and the lengths disagree"
+                m = attention_mask.unsqueeze(-1).to(torch.get_default_dtype())
+                return (self.emb(input_ids) * m).sum(1) / m.sum(1)
+        """)
+    run = dyncheck_run(
+        "--dyncheck", "pair:Model", "--dyncheck-invariants=determinism,batch_invariance,padding_invariance",
+        "--dyncheck-seed=1",
+    )
+    assert set(run.outcomes().values()) == {"PASSED"}, run.text
+
+
 def test_the_mask_is_the_one_attention_masks_drew():
     # Inferred for a Hugging Face-style forward; a mask mapped to something else (here
     # inverted, True at padding) is not read as one, and the check says it has no lengths.

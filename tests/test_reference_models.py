@@ -39,6 +39,7 @@ RECURRENT = {
     "reference_models.flat_tagger:FlatTagger",
     "reference_models.learned_positions:LearnedPositionLM",
     "reference_models.last_item:LastItemGRU",
+    "reference_models.mask_and_lengths:PackedMeanPool",
 }
 PADDED = {
     "reference_models.rnn:DynamicRNN",
@@ -95,6 +96,7 @@ PADDED = {
     "reference_models.relative_lengths:RelativeLengthsEncoder",
     "reference_models.float32_recurrence:Float32Recurrence",
     "reference_models.last_item:LastItemGRU",
+    "reference_models.mask_and_lengths:PackedMeanPool",
 }
 
 

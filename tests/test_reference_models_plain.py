@@ -722,6 +722,14 @@ def _last_item() -> tuple[torch.nn.Module, tuple]:
     return LastItemGRU(), (torch.tensor([[3, 4, 5, 0], [7, 0, 0, 0], [1, 2, 0, 0]]), torch.tensor([3, 1, 2]))
 
 
+def _mask_and_lengths() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.mask_and_lengths import PackedMeanPool
+
+    lengths = torch.tensor([3, 1, 2])
+    mask = (torch.arange(4)[None, :] < lengths[:, None]).long()
+    return PackedMeanPool(), (torch.tensor([[3, 4, 5, 0], [7, 0, 0, 0], [1, 2, 0, 0]]), mask, lengths)
+
+
 def _seq_first_attention() -> tuple[torch.nn.Module, tuple]:
     from reference_models.seq_first_attention import SeqFirstLM
 
@@ -1299,6 +1307,7 @@ BUILDERS = {
     "picked_columns": _picked_columns,
     "parallel_scan": _parallel_scan,
     "last_item": _last_item,
+    "mask_and_lengths": _mask_and_lengths,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

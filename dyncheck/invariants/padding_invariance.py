@@ -268,7 +268,9 @@ def declared_padding(target: Target, example: Example) -> Example:
     value (ESM's ``tokens == padding_idx``) is never handed a row of its pad token as
     sentence: ``finite`` reported the NaN of a row whose every token was padding. Where
     forward takes no lengths or mask, every step is a token (:func:`_without_pad_ids`). The
-    example itself where nothing is declared, or nothing can be laid out."""
+    example itself where nothing is declared, or nothing can be laid out. An attention mask
+    drawn beside lengths is made from them first, declared or not (:func:`lengths_mask`)."""
+    example = lengths_mask(target, example)
     if target.spec.padding_value is None:
         return example
     try:
@@ -286,6 +288,46 @@ def declared_padding(target: Target, example: Example) -> Example:
             return example  # fractions not drawn as relative lengths say no steps
         return Example(layout.pad(example.args), example.seed, example.dims)
     except Exception:  # a layout padding_invariance itself reports on: its check says what
+        return example
+
+
+def mask_beside_lengths(target: Target) -> Slot | None:
+    """The attention mask drawn beside the lengths of the same padded batch (both over one
+    batch and one time axis, right padded): sentence-transformers' LSTM packs by
+    ``sentence_lengths`` and pools by ``attention_mask``, two views of one padding. Drawn
+    apart they disagreed, and ``padding_invariance``, padding by the lengths, appended steps
+    the mask marked as tokens; the mask is made from the lengths instead
+    (:func:`lengths_mask`). None where there is no such pair."""
+    lengths = lengths_argument(target)
+    if lengths is None or lengths_relative(target, lengths):
+        return None
+    mask = mask_argument(target)
+    if mask is None or mask == lengths or _padding_side(target, mask) != "right":
+        return None
+    drawn, masked = strategy_arguments(_strategy(target, lengths)), strategy_arguments(_strategy(target, mask))
+    if (drawn.get("batch_size", "batch"), drawn.get("max_length", "time")) != (
+        masked.get("batch_size", "batch"), masked.get("max_length", "time")
+    ):
+        return None
+    return mask
+
+
+def lengths_mask(target: Target, example: Example) -> Example:
+    """``example`` with the attention mask beside the lengths (:func:`mask_beside_lengths`)
+    made from them: each row's first ``length`` steps tokens, the rest padding, in the mask's
+    dtype and convention; the example itself where there is no such pair."""
+    mask = mask_beside_lengths(target)
+    if mask is None:
+        return example
+    try:
+        value = slot_value(example.args, mask)
+        lengths = torch.as_tensor(slot_value(example.args, lengths_argument(target))).reshape(-1)
+        if not isinstance(value, torch.Tensor) or value.dim() != 2 or value.shape[0] != lengths.shape[0]:
+            return example
+        tokens = torch.arange(value.shape[1], device=value.device)[None, :] < lengths.to(value.device)[:, None]
+        made = (~tokens if marks_padding(target, mask) else tokens).to(value.dtype)
+        return Example(_with(example.args, {mask: made}), example.seed, example.dims)
+    except Exception:  # a layout padding_invariance itself reports on
         return example
 
 
@@ -493,6 +535,9 @@ class _Layout:
                 time_axis = _axis_of_size(value, padded, avoid=0 if value.shape[0] == batch else None)
                 batch_axis = _axis_of_size(value, batch, avoid=time_axis)
             self.axes[slot] = (batch_axis, time_axis)
+        #: an attention mask beside the lengths, made from them (:func:`mask_beside_lengths`):
+        #: the steps appended to it are padding, and with no padding at all it is all tokens
+        self.companion = None if mask else mask_beside_lengths(target)
         #: slot -> the value its padded steps hold (Spec(padding_value=...)): set before the
         #: calls, and appended for rule 2 instead of other values
         self.fill: dict[Slot, Any] = {}
@@ -512,7 +557,7 @@ class _Layout:
         """The inputs with a batch and a time axis, the lengths (or mask) aside."""
         return [
             slot for slot, (batch_axis, time_axis) in self.axes.items()
-            if slot != self.lengths_slot and batch_axis is not None and time_axis is not None
+            if slot not in (self.lengths_slot, self.companion) and batch_axis is not None and time_axis is not None
         ]
 
     def filled(self, fill: dict[Slot, Any]) -> _Layout:
@@ -594,8 +639,9 @@ class _Layout:
             for axis in (time_axis, *self.more_time.get(slot, ())):
                 shape = list(value.shape)
                 shape[axis] = EXTRA_STEPS
-                if self.mask and slot == self.lengths_slot:
-                    more = (torch.ones if self.marks_padding else torch.zeros)(shape, dtype=value.dtype, device=value.device)
+                if (self.mask and slot == self.lengths_slot) or slot == self.companion:
+                    pads = self.marks_padding if slot == self.lengths_slot else marks_padding(self.target, slot)
+                    more = (torch.ones if pads else torch.zeros)(shape, dtype=value.dtype, device=value.device)
                 elif slot in self.fill:
                     more = torch.full(shape, self.fill[slot], dtype=value.dtype, device=value.device)
                 else:
@@ -617,9 +663,13 @@ class _Layout:
         longest = self.padded + EXTRA_STEPS
         if self.relative:
             return _with(args, {self.lengths_slot: relative_like(lengths, [longest] * len(self.lengths), longest)})
-        return _with(args, {self.lengths_slot: (
+        changes = {self.lengths_slot: (
             torch.full_like(lengths, longest) if isinstance(lengths, torch.Tensor) else type(lengths)([longest] * len(lengths))
-        )})
+        )}
+        if self.companion is not None:
+            mask = slot_value(args, self.companion)
+            changes[self.companion] = (torch.zeros_like if marks_padding(self.target, self.companion) else torch.ones_like)(mask)
+        return _with(args, changes)
 
 
 #: Why a row differs alone when the model draws random numbers in eval mode.
