@@ -195,6 +195,8 @@ Refactored twins, each declaring the model it must still agree with
   item scored at its last valid step, ``gather_indexes(output, item_seq_len - 1)``.
 * :mod:`reference_models.mask_and_lengths` -- ``PackedMeanPool``: sentence-transformers' LSTM
   packed by the lengths and mean-pooled over the attention mask, both in the batch.
+* :mod:`reference_models.svd_adapter` -- ``SVDAdapterLinear``: peft's AdaLoRA adapter, its
+  singular values at zero and its rank a frozen Parameter in a ParameterDict.
 * :mod:`reference_models.staged_ema` -- ``StagedEMA``: a running centre a backward hook
   applies (routing-transformer's k-means), registered as a method a copy rebinds.
 * :mod:`reference_models.token_router` -- ``TopKTokenRouter``: CoLT5's conditional
@@ -412,6 +414,7 @@ GOOD_TARGETS = (
     "reference_models.parallel_scan:ParallelScanGRU",
     "reference_models.last_item:LastItemGRU",
     "reference_models.mask_and_lengths:PackedMeanPool",
+    "reference_models.svd_adapter:SVDAdapterLinear",
     "reference_models.padded_features:FeatureSequenceEncoder",
     "reference_models.key_padding:PaddedTransformerClassifier",
     "reference_models.layer_stack:LayerStack",

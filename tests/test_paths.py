@@ -385,3 +385,19 @@ def test_a_container_starting_with_such_a_step_is_named_whole_and_varying_childr
 ])
 def test_a_group_of_modules_repeated_is_folded(path, text):
     assert chain(path) == text
+
+
+def test_a_frozen_parameter_in_a_parameter_dict_runs_with_the_module_holding_it():
+    # peft AdaLoRA's ranknum: frozen, in an nn.ParameterDict (never called), read by the
+    # parent's forward; with the singular values at zero, changing it moved nothing and
+    # coverage called it dead. A trainable one there keeps its container (its gradient says).
+    from torch import nn
+
+    from dyncheck.invariants.path_coverage import _lifted
+    from reference_models.svd_adapter import SVDAdapterLinear
+
+    model = SVDAdapterLinear()
+    assert _lifted(model, model.ranknum["default"], ("ranknum",)) == ("",)
+    assert _lifted(model, model.lora_A["default"], ("lora_A",)) == ("lora_A",)
+    nested = nn.Sequential(model)
+    assert _lifted(nested, model.ranknum["default"], ("0.ranknum",)) == ("0",)

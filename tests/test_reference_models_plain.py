@@ -730,6 +730,12 @@ def _mask_and_lengths() -> tuple[torch.nn.Module, tuple]:
     return PackedMeanPool(), (torch.tensor([[3, 4, 5, 0], [7, 0, 0, 0], [1, 2, 0, 0]]), mask, lengths)
 
 
+def _svd_adapter() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.svd_adapter import SVDAdapterLinear
+
+    return SVDAdapterLinear(), (torch.randn(3, 8),)
+
+
 def _seq_first_attention() -> tuple[torch.nn.Module, tuple]:
     from reference_models.seq_first_attention import SeqFirstLM
 
@@ -1308,6 +1314,7 @@ BUILDERS = {
     "parallel_scan": _parallel_scan,
     "last_item": _last_item,
     "mask_and_lengths": _mask_and_lengths,
+    "svd_adapter": _svd_adapter,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

@@ -638,6 +638,22 @@ def _searched(count: int) -> str:
     return f" and a directed search of {count:,} more" if count else ""
 
 
+def _lifted(model: nn.Module, parameter: nn.Parameter, owners: tuple[str, ...]) -> tuple[str, ...]:
+    """The modules that run where a frozen parameter is read: an ``nn.ParameterDict`` or
+    ``nn.ParameterList`` is never called, its parent reads it (peft AdaLoRA's
+    ``self.ranknum[adapter]`` in forward), so a frozen parameter there counts as run where
+    its parent ran, as one held by the parent itself would. A trainable one is known by its
+    gradient, and keeps its container."""
+    if parameter.requires_grad:
+        return owners
+    lifted = []
+    for owner in owners:
+        while owner and isinstance(model.get_submodule(owner), (nn.ParameterDict, nn.ParameterList)):
+            owner = owner.rpartition(".")[0]
+        lifted.append(owner)
+    return tuple(lifted)
+
+
 class Coverage(Invariant):
     name = "coverage"
     summary = (
@@ -718,7 +734,7 @@ class Coverage(Invariant):
         canonical = module_name_map(copy)
         candidates: list[tuple[str, ...]] = []
         for parameter, names, owners in parameter_owners(copy):
-            owners = tuple(canonical.get(o, o) for o in owners)
+            owners = tuple(canonical.get(o, o) for o in _lifted(copy, parameter, owners))
             if parameter.requires_grad or any(o in census.ran or o == "" for o in owners) or set(names) & census.reached:
                 continue
             candidates.append(names)
@@ -756,8 +772,8 @@ class Coverage(Invariant):
         canonical = module_name_map(model)
         unused = _declared_unused(model, context.target.spec)
         missing = set()
-        for _, names, owners in parameter_owners(model):
-            owners = tuple(canonical.get(o, o) for o in owners)
+        for parameter, names, owners in parameter_owners(model):
+            owners = tuple(canonical.get(o, o) for o in _lifted(model, parameter, owners))
             if not any(o in census.ran or o == "" for o in owners) and not set(names) & census.reached:
                 if not _under(owners[0], unused):
                     missing.add(owners[0])
@@ -819,7 +835,7 @@ class Coverage(Invariant):
         model = context.fresh_model()
         canonical = module_name_map(model)
         owners = [
-            (p, names, tuple(dict.fromkeys(canonical.get(o, o) for o in owners)))
+            (p, names, tuple(dict.fromkeys(canonical.get(o, o) for o in _lifted(model, p, owners))))
             for p, names, owners in parameter_owners(model)
         ]
         ran = census.ran | {""}

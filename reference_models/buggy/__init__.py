@@ -222,6 +222,8 @@ so that dyncheck's zero-configuration inference can check it.
   bidirectional GRU reads the padding (padding_invariance).
 * :mod:`~reference_models.buggy.padded_length_mean` -- a mean pooled over the mask divided by
   the padded length (padding_invariance).
+* :mod:`~reference_models.buggy.unapplied_adapter` -- an adapter looked up under another
+  name than it was built with, never added (coverage).
 * :mod:`~reference_models.buggy.carried_hidden` -- the final hidden state kept on ``self``
   and reused by the next call (padding_invariance, determinism, state_roundtrip,
   batch_invariance).
@@ -336,6 +338,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.one_step_batch_softmax:Model": ("batch_invariance",),
     "reference_models.buggy.bidirectional_last_item:Model": ("padding_invariance",),
     "reference_models.buggy.padded_length_mean:Model": ("padding_invariance",),
+    "reference_models.buggy.unapplied_adapter:Model": ("coverage",),
     "reference_models.buggy.carried_hidden:Model": (
         "padding_invariance", "determinism", "state_roundtrip", "batch_invariance",
     ),
