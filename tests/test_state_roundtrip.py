@@ -148,6 +148,37 @@ def test_functions_kept_on_a_module_are_no_difference():
     assert all("\n" not in line for line in lines), lines
 
 
+def test_functions_compared_without_raising_and_with_the_layers_they_close_over():
+    # a tensor default compares by raising, a table of functions refers to itself, and an
+    # unregistered layer held in a closure is built under another seed on the fresh copy
+    import torch
+    from torch import nn
+
+    from dyncheck.invariants.state_roundtrip import attribute_differences
+
+    def windowed(x, window=torch.ones(3)):
+        return x * window.sum()
+
+    def table():
+        ops = {}
+        ops["double"] = lambda x: ops["add"](x, x)
+        ops["add"] = lambda x, y: x + y
+        return ops
+
+    class Holder(nn.Module):
+        def __init__(self, seed):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            torch.manual_seed(seed)
+            layer = nn.Linear(4, 4)  # not registered: outside the state_dict
+            self.window, self.ops = windowed, table()
+            self.project = lambda x: layer(x)
+
+    assert attribute_differences(Holder(0), Holder(0)) == []
+    lines = attribute_differences(Holder(0), Holder(1))
+    assert [line.split(":")[0] for line in lines] == ["project"], lines
+
+
 def test_a_random_value_drawn_when_building_outside_the_state_dict(dyncheck_run):
     # The fresh copy is built under another seed, as in another process: built under the
     # original's, it drew the same projection and the lost state never showed.

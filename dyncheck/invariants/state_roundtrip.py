@@ -88,7 +88,15 @@ def _own_attributes(module: nn.Module) -> dict[str, Any]:
     }
 
 
-def _same(a: Any, b: Any) -> bool:
+#: The pairs of functions :func:`_same` is comparing now: one met again inside itself is
+#: taken as alike, so far as the rest of it goes.
+_COMPARING: set[tuple[int, int]] = set()
+
+
+def _same(a: Any, b: Any, depth: int = 6) -> bool:
+    """Whether two values kept on the original and the fresh copy are alike; ``depth`` bounds
+    how far nested containers and closures are followed (a table of functions that refers to
+    itself)."""
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
         if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
             return False
@@ -97,31 +105,47 @@ def _same(a: Any, b: Any) -> bool:
         return not mismatch(b, a)
     if isinstance(a, nn.Module) or isinstance(b, nn.Module):
         return type(a) is type(b)  # each model holds its own copy
+    if depth <= 0:
+        return a is b
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y, depth - 1) for x, y in zip(a, b))
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(_same(a[k], b[k], depth - 1) for k in a)
     if isinstance(a, (types.FunctionType, types.MethodType)) and isinstance(b, (types.FunctionType, types.MethodType)):
-        return _same_function(a, b)
+        pair = (id(a), id(b))
+        if pair in _COMPARING:
+            return True  # met again inside itself (a table of functions that refers to itself)
+        _COMPARING.add(pair)
+        try:
+            return _same_function(a, b, depth - 1)
+        except Exception:  # a closure over something that compares by raising: listed, as before
+            return False
+        finally:
+            _COMPARING.discard(pair)
     try:
         return bool(a == b)
     except Exception:  # e.g. a numpy array: == is elementwise
         return repr(a) == repr(b)
 
 
-def _same_function(a: Any, b: Any, depth: int = 3) -> bool:
+def _same_function(a: Any, b: Any, depth: int) -> bool:
     """Whether two functions kept on a module compute alike: a method bound to each model's
-    own copy of one class (``self.state_function = self._sub``), or a closure made anew for
-    each copy (snntorch's ``spike_grad``) from the same code over equal values. Each copy
-    holds its own, so they are never the same object."""
+    own copy of one module (``self.state_function = self._sub``: its class, and a module whose
+    state_dict is equal), or a closure made anew for each copy (snntorch's ``spike_grad``)
+    from the same code over equal values (a module in it with an equal state_dict, not only
+    of the same class). Each copy holds its own, so they are never the same object."""
     if isinstance(a, types.MethodType) or isinstance(b, types.MethodType):
         return (
-            isinstance(a, types.MethodType) and isinstance(b, types.MethodType)
-            and a.__func__ is b.__func__ and type(a.__self__) is type(b.__self__)
+            isinstance(a, types.MethodType) and isinstance(b, types.MethodType) and a.__func__ is b.__func__
+            and _same_owner(a.__self__, b.__self__)
         )
     if a is b:
         return True
-    if a.__code__ is not b.__code__ or a.__defaults__ != b.__defaults__ or depth == 0:
+    if a.__code__ is not b.__code__:
+        return False
+    if not _same(a.__defaults__ or (), b.__defaults__ or (), depth) or not _same(
+        a.__kwdefaults__ or {}, b.__kwdefaults__ or {}, depth
+    ):
         return False
     cells, others = a.__closure__ or (), b.__closure__ or ()
     if len(cells) != len(others):
@@ -131,12 +155,26 @@ def _same_function(a: Any, b: Any, depth: int = 3) -> bool:
             mine, theirs = cell.cell_contents, other.cell_contents
         except ValueError:  # an empty cell
             return False
-        if isinstance(mine, types.FunctionType) and isinstance(theirs, types.FunctionType):
-            if not _same_function(mine, theirs, depth - 1):
+        if isinstance(mine, nn.Module) or isinstance(theirs, nn.Module):
+            if not _same_owner(mine, theirs):
                 return False
-        elif not _same(mine, theirs):
+        elif not _same(mine, theirs, depth):
             return False
     return True
+
+
+#: While :func:`attribute_differences` compares two models: each module of the original (by
+#: id) -> the module at its name in the fresh copy.
+_COUNTERPARTS: dict[int, nn.Module] = {}
+
+
+def _same_owner(a: Any, b: Any) -> bool:
+    """Two objects a function is bound to or closes over: the module at one name in each
+    model, or modules of one class with equal state_dicts (an unregistered layer built
+    under another seed is not), or anything else of one type."""
+    if isinstance(a, nn.Module) and isinstance(b, nn.Module):
+        return type(a) is type(b) and (_COUNTERPARTS.get(id(a)) is b or _same_state(a, b))
+    return type(a) is type(b) and not isinstance(a, nn.Module) and not isinstance(b, nn.Module)
 
 
 def _show(value: Any) -> str:
@@ -169,8 +207,18 @@ def attribute_differences(original: nn.Module, fresh: nn.Module) -> list[str]:
     """What differs between two instances of one model outside their state_dicts: each
     submodule's plain attributes, its ``persistent=False`` buffers, and submodules only
     one of them has. One line each, named from the root (``encoder.calls``)."""
-    found: list[str] = []
     fresh_modules = dict(fresh.named_modules())
+    _COUNTERPARTS.update(
+        (id(module), fresh_modules[name]) for name, module in original.named_modules() if name in fresh_modules
+    )
+    try:
+        return _attribute_differences(original, fresh, fresh_modules)
+    finally:
+        _COUNTERPARTS.clear()
+
+
+def _attribute_differences(original: nn.Module, fresh: nn.Module, fresh_modules: dict[str, nn.Module]) -> list[str]:
+    found: list[str] = []
     registered = {id(m) for m in original.modules()}
     for module_name, module in original.named_modules():
         prefix = f"{module_name}." if module_name else ""
