@@ -480,6 +480,45 @@ def test_a_class_registry_that_changes_nothing_leaves_copies_alone():
     assert copies.safe and copies.registries == ()
 
 
+def test_a_bookkeeping_registry_is_not_blamed_for_a_drift_it_does_not_cause():
+    # the copy drifts through a closure over the original's neuron, which has no parameters
+    # for the reach probe to find; with the copy's neurons put in the list, it still drifts
+    from typing import ClassVar
+
+    from torch import nn
+
+    from dyncheck.copies import verdict
+    from dyncheck.spec import Spec
+    from dyncheck.strategies import tensors
+    from dyncheck.target import resolve_spec
+
+    class Neuron(nn.Module):
+        created: ClassVar[list[nn.Module]] = []
+
+        def __init__(self):
+            super().__init__()
+            Neuron.created.append(self)
+            self.mem = None
+
+        def forward(self, x):
+            self.mem = x if self.mem is None or self.mem.shape != x.shape else 0.9 * self.mem + x
+            return (self.mem > 1).float()
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.lif = nn.Linear(4, 4), Neuron()
+            self.step = lambda x: self.lif(x)
+
+        def forward(self, x):
+            for module in self.modules():
+                if isinstance(module, Neuron):
+                    module.mem = None
+            return sum(self.step(self.fc(x) * 3) for _ in range(3))
+
+    assert verdict(resolve_spec(Spec(Model, inputs={"x": tensors(shape=("batch", 4))}))).registries == ()
+
+
 def test_a_model_whose_copies_are_its_own_is_still_copied():
     from dyncheck.copies import verdict
     from dyncheck.invariants import Context

@@ -217,7 +217,10 @@ def _extended_raised(layout: _Layout) -> str:
         f"{layout.padded + EXTRA_STEPS} steps with no padding"
     )
     if layout.mask:
-        return f"{where}: a model given batches padded only to their longest sequence cannot be asked this"
+        return (
+            f"{where}. A model given batches padded only to their longest sequence cannot be asked this: declare "
+            "it, Spec(skip={'padding_invariance': 'batches are padded to their longest sequence'})"
+        )
     return (
         f"{where}. A model that takes its padded width from its lengths (lengths.max()) is given batches padded to "
         f"their longest sequence: declare that with sequence_lengths(pad_to_longest=True)"
