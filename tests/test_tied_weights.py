@@ -582,6 +582,28 @@ def test_parameters_equal_by_a_formula_of_distinct_values_are_not_a_copied_tie()
     assert len(copied) == 1 and "time_mix_key and time_mix_value hold identical values" in copied[0]
 
 
+def test_a_factory_that_seeds_torch_itself_does_not_hide_a_copied_tie():
+    # torch.manual_seed(0) before building, as many factories do: a build under another seed
+    # gave every parameter again, and a copied drawn initialisation passed as a formula
+    from dyncheck.invariants.tied_weights import _built_unseeded, _lookalikes
+    from dyncheck.seeding import seeded
+
+    class Factory:  # what _built_unseeded asks of a target: a build under a seed
+        def __init__(self, copied):
+            self.copied = copied
+
+        def build(self, seed=0):
+            with seeded(seed):
+                torch.manual_seed(0)  # the factory's own seeding
+                return _TimeMix(copied=self.copied)
+
+    manual_seed, random_seed = torch.manual_seed, torch.random.manual_seed
+    for copied, found in ((True, 1), (False, 0)):
+        target = Factory(copied)
+        assert len(_lookalikes(target.build(), lambda: _built_unseeded(target))) == found
+    assert torch.manual_seed is manual_seed and torch.random.manual_seed is random_seed  # put back
+
+
 def test_a_parameter_fetched_from_outside_the_model_in_forward_is_said_to_be_replaced(dyncheck_run, pytester):
     # Pyro's PyroParam fetches its Parameter from a global store in forward: a copy is bound
     # to the first model's. The finding said "changed which Parameter scale is (now scale)".

@@ -157,6 +157,22 @@ def _load_but_lazy(model: nn.Module, state: dict[str, Any], lazy: set[str], *, a
         )
 
 
+def _built_unseeded(target: Any) -> nn.Module:
+    """A build under another seed, the factory's own ``torch.manual_seed(...)`` calls doing
+    nothing: a factory that seeds torch before building (for reproducibility, as many do)
+    gave every parameter again under any seed, and a copied tie passed as a formula."""
+    saved = torch.manual_seed, torch.random.manual_seed
+
+    def ignored(seed: int) -> torch.Generator:
+        return torch.default_generator
+
+    torch.manual_seed = torch.random.manual_seed = ignored  # type: ignore[assignment]
+    try:
+        return target.build(seed=_OTHER_SEED)
+    finally:
+        torch.manual_seed, torch.random.manual_seed = saved
+
+
 def _built_again(rebuild: Callable[[], nn.Module]) -> dict[str, torch.Tensor]:
     """The parameters of a model built anew under another seed; empty when the build raises."""
     try:
@@ -307,7 +323,7 @@ class TiedWeights(Invariant):
             raise InvariantViolation(finding(context.target, copies))
         if "tie_discovery" not in context.memo:
             # A model instance has its values whatever the seed: no second build can tell.
-            rebuild = None if isinstance(spec.model, nn.Module) else lambda: context.target.build(seed=_OTHER_SEED)
+            rebuild = None if isinstance(spec.model, nn.Module) else lambda: _built_unseeded(context.target)
             context.memo["tie_discovery"] = _discover(context.build_model(), [tuple(group) for group in spec.ties], rebuild)
         built_findings, groups = context.memo["tie_discovery"]
         findings = list(built_findings)
