@@ -197,6 +197,8 @@ Refactored twins, each declaring the model it must still agree with
   packed by the lengths and mean-pooled over the attention mask, both in the batch.
 * :mod:`reference_models.svd_adapter` -- ``SVDAdapterLinear``: peft's AdaLoRA adapter, its
   singular values at zero and its rank a frozen Parameter in a ParameterDict.
+* :mod:`reference_models.feature_chain` -- ``FeatureChain``: sentence-transformers'
+  ``nn.Sequential`` of modules handing a dict of features on, embeddings then mean pooling.
 * :mod:`reference_models.staged_ema` -- ``StagedEMA``: a running centre a backward hook
   applies (routing-transformer's k-means), registered as a method a copy rebinds.
 * :mod:`reference_models.token_router` -- ``TopKTokenRouter``: CoLT5's conditional
@@ -415,6 +417,7 @@ GOOD_TARGETS = (
     "reference_models.last_item:LastItemGRU",
     "reference_models.mask_and_lengths:PackedMeanPool",
     "reference_models.svd_adapter:SVDAdapterLinear",
+    "reference_models.feature_chain:FeatureChain",
     "reference_models.padded_features:FeatureSequenceEncoder",
     "reference_models.key_padding:PaddedTransformerClassifier",
     "reference_models.layer_stack:LayerStack",

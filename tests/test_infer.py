@@ -7052,3 +7052,18 @@ def test_a_length_short_name_forward_takes_one_from_is_the_lengths():
     )
     assert last_steps_as_lengths(_BoundStep(), "max_len") is None
     assert last_steps_as_lengths(_SharedStep(), "seq_len") is None
+
+
+def test_a_dict_handed_along_a_chain_of_modules_is_what_the_first_reads_with_what_later_ones_need():
+    # sentence-transformers' SentenceTransformer: refused (no layer reads the dict); as a
+    # plain nn.Sequential, drawn as the ids its first leaf layer embeds: every check crashed
+    from reference_models.feature_chain import FeatureChain, MeanPooling, WordEmbeddings
+
+    for model in (FeatureChain, lambda: nn.Sequential(WordEmbeddings(), MeanPooling())):
+        target = resolved(model)
+        name = next(iter(target.spec.inputs))
+        assert target.inferred_inputs[name].startswith("handed to the first module of a chain, WordEmbeddings: a dict")
+        assert sorted(target.spec.inputs[name].wrapped_strategy.mapping) == ["attention_mask", "input_ids"]
+        assert_callable(target)
+    # a chain starting with torch's own layer is read from that layer, as before
+    same(resolved(lambda: nn.Sequential(nn.Linear(8, 4), nn.ReLU())).spec.inputs["input"], dst.tensors(shape=("batch", 8)))

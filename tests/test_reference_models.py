@@ -97,6 +97,7 @@ PADDED = {
     "reference_models.float32_recurrence:Float32Recurrence",
     "reference_models.last_item:LastItemGRU",
     "reference_models.mask_and_lengths:PackedMeanPool",
+    "reference_models.feature_chain:FeatureChain",
 }
 
 

@@ -736,6 +736,24 @@ def _svd_adapter() -> tuple[torch.nn.Module, tuple]:
     return SVDAdapterLinear(), (torch.randn(3, 8),)
 
 
+class _SentenceEmbedding(torch.nn.Module):
+    """A feature chain's sentence embedding, from its dict of features."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model({"input_ids": input_ids, "attention_mask": attention_mask})["sentence_embedding"]
+
+
+def _feature_chain() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.feature_chain import FeatureChain
+
+    ids = torch.tensor([[3, 4, 5, 0], [7, 0, 0, 0], [1, 2, 0, 0]])
+    return _SentenceEmbedding(FeatureChain()), (ids, (ids != 0).long())
+
+
 def _seq_first_attention() -> tuple[torch.nn.Module, tuple]:
     from reference_models.seq_first_attention import SeqFirstLM
 
@@ -1315,6 +1333,7 @@ BUILDERS = {
     "last_item": _last_item,
     "mask_and_lengths": _mask_and_lengths,
     "svd_adapter": _svd_adapter,
+    "feature_chain": _feature_chain,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

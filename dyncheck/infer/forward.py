@@ -152,6 +152,95 @@ def _tested(tree: ast.AST, names: frozenset[str]) -> bool:
     )
 
 
+def _first_of_chain(model: nn.Module, name: str) -> tuple[nn.Module, str] | None:
+    """(the first module, its forward's first parameter) where ``model`` hands its one
+    argument ``name`` whole to a chain of its children, each taking what the one before gave:
+    an ``nn.Sequential``, or a forward that loops ``for m in self.children(): x = m(x)`` (or
+    over ``self``, or ``self._modules.values()``). Only where that first module's forward is
+    its author's: a chain starting with a torch layer is inferred from that layer as
+    before."""
+    children = list(model.children())
+    if not children or not _user_defined(children[0]):
+        return None
+    if not (isinstance(model, nn.Sequential) and type(model).forward is nn.Sequential.forward):
+        tree = _forward_tree(type(model))
+        if tree is None or not any(_chains(node, name) for node in ast.walk(tree)):
+            return None
+    parameters = [
+        p for p in inspect.signature(children[0].forward).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    return (children[0], parameters[0].name) if parameters else None
+
+
+def _chain_keys(model: nn.Module, first_tree: ast.AST, first_name: str) -> list[str]:
+    """The keys the modules after the first of ``model``'s chain read their dict with before
+    any module before them (or they themselves) wrote them; in order. A module whose forward
+    cannot be read ends the look."""
+    written = set(_written_keys(first_tree, first_name))
+    keys: list[str] = []
+    for child in list(model.children())[1:]:
+        tree = _forward_tree(type(child)) if _user_defined(child) else None
+        if tree is None or not tree.args.args[1:]:
+            break
+        name = tree.args.args[1].arg
+        handoffs = _helper_handoffs(child, tree, name)
+        read = list(_mapping_keys(tree, name, frozenset(method for method, _, _ in handoffs)) or [])
+        for _, helper, parameter in handoffs:  # self.weights(features) reads it by key too
+            read += _mapping_keys(helper, parameter) or []
+        keys += [key for key in dict.fromkeys(read) if key not in written and key not in keys]
+        written |= _written_keys(tree, name)
+    return keys
+
+
+def _written_keys(tree: ast.AST, name: str) -> set[str]:
+    """The keys forward writes into its dict argument ``name``: ``features["x"] = ...`` and
+    ``features.update({"x": ...})`` (or ``update(x=...)``)."""
+    written = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store)
+            and isinstance(node.value, ast.Name) and node.value.id == name
+            and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str)
+        ):
+            written.add(node.slice.value)
+        elif (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "update"
+            and isinstance(node.func.value, ast.Name) and node.func.value.id == name
+        ):
+            for argument in node.args:
+                if isinstance(argument, ast.Dict):
+                    written.update(k.value for k in argument.keys if isinstance(k, ast.Constant) and isinstance(k.value, str))
+            written.update(k.arg for k in node.keywords if k.arg is not None)
+    return written
+
+
+def _chains(node: ast.AST, name: str) -> bool:
+    """Whether ``node`` is ``for m in self.children(): name = m(name)`` (or over ``self`` or
+    ``self._modules.values()``; or ``for n, m in self.named_children()`` or
+    ``self._modules.items()``, sentence-transformers' ``module(input, **module_kwargs)``)."""
+    if not isinstance(node, ast.For):
+        return False
+    iterated = ast.unparse(node.iter)
+    if isinstance(node.target, ast.Name) and iterated in ("self.children()", "self", "self._modules.values()"):
+        step = node.target.id
+    elif (
+        isinstance(node.target, ast.Tuple) and len(node.target.elts) == 2 and isinstance(node.target.elts[1], ast.Name)
+        and iterated in ("self.named_children()", "self._modules.items()")
+    ):
+        step = node.target.elts[1].id
+    else:
+        return False
+    return any(
+        isinstance(statement, ast.Assign) and len(statement.targets) == 1
+        and isinstance(statement.targets[0], ast.Name) and statement.targets[0].id == name
+        and isinstance(statement.value, ast.Call) and isinstance(statement.value.func, ast.Name)
+        and statement.value.func.id == step and len(statement.value.args) == 1
+        and isinstance(statement.value.args[0], ast.Name) and statement.value.args[0].id == name
+        for statement in ast.walk(node)
+    )
+
+
 def infer_input(
     model: nn.Module,
     name: str,
@@ -168,6 +257,25 @@ def infer_input(
     read in a copy where each ``batch["x"]`` is a name of its own), and ``siblings`` for
     forward's arguments there (the other entries, under those names)."""
     forward = type(model).forward
+    first = _first_of_chain(model, name) if tree is None else None
+    if first is not None:
+        # handed whole to the first of a chain of modules (nn.Sequential; sentence-transformers'
+        # SentenceTransformer: for m in self.children(): features = m(features)): what that
+        # module's forward reads it as (a dict of features by key), not the first leaf layer
+        child, child_name = first
+        child_tree = _forward_tree(type(child))
+        keys = _mapping_keys(child_tree, child_name) if child_tree is not None else None
+        if keys is not None:
+            # a dict of features each module reads and adds to: the entries later modules
+            # read that no module before them wrote are inputs too (a pooling module's
+            # attention_mask beside the embedding module's input_ids)
+            keys = keys + [key for key in _chain_keys(model, child_tree, child_name) if key not in keys]
+            found = _mapping(child, child_name, keys, child_tree, extra_thresholds, lengths)
+            found = Inferred(found.value, found.why.replace("\x00", ""), found.dims)
+        else:
+            parameter_of = inspect.signature(child.forward).parameters[child_name]
+            found = infer_input(child, child_name, parameter_of, extra_thresholds, lengths)
+        return Inferred(found.value, f"handed to the first module of a chain, {type(child).__name__}: {found.why}", found.dims)
     if builtin_layer(model) and tree is None:
         position = list(inspect.signature(model.forward).parameters).index(name)
         found = infer_builtin_input(model, name, position)
