@@ -220,15 +220,19 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.devices:
         _check_devices(settings.devices, settings.devices_origin or f"--dyncheck-devices={settings.devices}")
     targets = {}
+    refused = []  # every target's refusal, said at once: the first no longer hides the others
     for text in settings.targets:
         try:
             targets[text] = resolve(text)
         except DyncheckError as exc:
-            raise pytest.UsageError(str(exc)) from None
+            refused.append(str(exc))
+            continue
         own = settings.target_config.get(text)
         if own is not None and own.skip:
             # [tool.dyncheck] targets' skips join the Spec's own (which win: they sit with the model).
             targets[text].spec = dataclasses.replace(targets[text].spec, skip={**own.skip, **targets[text].spec.skip})
+    if refused:
+        raise pytest.UsageError("\n".join(refused))
     known = set(_registry_names())
     for text, target in targets.items():
         for field in ("skip", "xfail"):

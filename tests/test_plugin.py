@@ -86,6 +86,26 @@ def test_bad_option_values(dyncheck_run, option, message):
     assert "Traceback" not in run.text
 
 
+def test_every_target_refused_is_said_at_once(dyncheck_run, pytester):
+    # the first refusal stopped the run, and the next target's was seen only once it was fixed
+    pytester.makepyfile(refusals="""
+        from torch import nn
+
+        class A(nn.Module):
+            def forward(self, thing):
+                return thing.whatever()
+
+        class B(nn.Module):
+            def forward(self, other):
+                return other.something()
+        """)
+    run = dyncheck_run("--dyncheck", "refusals:A", "--dyncheck", GATED, "--dyncheck", "refusals:B")
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--dyncheck refusals:A: cannot infer forward argument 'thing'" in run.text, run.text
+    assert "--dyncheck refusals:B: cannot infer forward argument 'other'" in run.text, run.text
+    assert "Traceback" not in run.text
+
+
 def test_header_shows_seed_as_a_flag_only_when_active(dyncheck_run, pytester):
     run = dyncheck_run("--dyncheck", GATED, "--dyncheck-seed=123", "--dyncheck-max-examples=2")
     assert "dyncheck: 1 target, seed 123 (reproduce with --dyncheck-seed=123)" in run.text
