@@ -202,11 +202,10 @@ def _probe(target: Target) -> Copies:
 
 
 def _registries(original: nn.Module, copied: nn.Module) -> dict[str, Any]:
-    """Lists, sets and weak sets kept on the classes of ``original``'s modules (not torch's
-    own) that hold some of its modules and none of ``copied``'s, by name: snntorch's
-    ``SpikingNeuron.instances``, filled by ``__init__``, which ``copy.deepcopy`` never calls.
-    (A dict keyed or valued by modules is left alone: what a copy's entry would be is not
-    known, so its part in a drift cannot be shown.)"""
+    """Lists, sets, weak sets and dicts (their values) kept on the classes of ``original``'s
+    modules (not torch's own) that hold some of its modules and none of ``copied``'s, by
+    name: snntorch's ``SpikingNeuron.instances``, filled by ``__init__``, which
+    ``copy.deepcopy`` never calls."""
     import weakref
 
     owned = {id(m) for m in original.modules()}
@@ -219,9 +218,13 @@ def _registries(original: nn.Module, copied: nn.Module) -> dict[str, Any]:
                 continue
             seen.add(cls)
             for attribute, value in list(vars(cls).items()):
-                if not isinstance(value, (list, set, weakref.WeakSet)):
+                if isinstance(value, (dict, weakref.WeakValueDictionary)):
+                    items = list(value.values())
+                elif isinstance(value, (list, set, weakref.WeakSet)):
+                    items = list(value)
+                else:
                     continue
-                ids = {id(item) for item in list(value)}
+                ids = {id(item) for item in items}
                 if ids & owned and not ids & copies:
                     found[f"{cls.__qualname__}.{attribute}"] = value
     return found
@@ -280,20 +283,27 @@ def _registered(original: nn.Module, copied: nn.Module, registries: dict[str, An
     added: list[tuple[Any, nn.Module]] = []
     try:
         for container in registries.values():
-            for item in list(container):
+            for item in list(container.values() if hasattr(container, "values") else container):
                 name = names.get(id(item))
                 twin = counterparts.get(name) if name is not None else None
                 if twin is None:
                     continue
                 if isinstance(container, list):
                     container.append(twin)
+                    added.append((container, twin))
+                elif hasattr(container, "values"):  # a dict: under a key of its own, which nothing else uses
+                    key = object()
+                    container[key] = twin
+                    added.append((container, key))
                 else:
                     container.add(twin)
-                added.append((container, twin))
+                    added.append((container, twin))
         yield
     finally:
         for container, twin in added:
-            if isinstance(container, list):
+            if hasattr(container, "values"):
+                container.pop(twin, None)
+            elif isinstance(container, list):
                 for index in range(len(container) - 1, -1, -1):
                     if container[index] is twin:
                         del container[index]

@@ -7052,6 +7052,38 @@ def test_a_length_short_name_forward_takes_one_from_is_the_lengths():
     )
     assert last_steps_as_lengths(_BoundStep(), "max_len") is None
     assert last_steps_as_lengths(_SharedStep(), "seq_len") is None
+    # counts are not lengths: annotated int, a range's bound, a slice's, a row of a table
+    assert last_steps_as_lengths(_PromptLen(), "prompt_len") is None
+    assert last_steps_as_lengths(_DecodeSteps(), "out_len") is None
+    assert last_steps_as_lengths(_TablePosition(), "src_len") is None
+    # each row's last valid step, picked beside the batch's rows or through a gather
+    assert last_steps_as_lengths(_PairedIndex(), "x_len") == "x_len - 1"
+
+
+class _PromptLen(nn.Module):
+    def forward(self, h, prompt_len: int):
+        return h[:, prompt_len - 1:]
+
+
+class _DecodeSteps(nn.Module):
+    def forward(self, x, out_len):
+        for _ in range(out_len - 1):
+            x = x + 1
+        return x
+
+
+class _TablePosition(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(8, 4))
+
+    def forward(self, x, src_len):
+        return x + self.table[src_len - 1]
+
+
+class _PairedIndex(nn.Module):
+    def forward(self, out, x_len):
+        return out[torch.arange(out.size(0)), x_len - 1]
 
 
 def test_a_dict_handed_along_a_chain_of_modules_is_what_the_first_reads_with_what_later_ones_need():

@@ -480,6 +480,46 @@ def test_a_class_registry_that_changes_nothing_leaves_copies_alone():
     assert copies.safe and copies.registries == ()
 
 
+def test_a_registry_kept_as_a_dict_is_named_too():
+    import itertools
+    from typing import ClassVar
+
+    from torch import nn
+
+    from dyncheck.copies import verdict
+    from dyncheck.spec import Spec
+    from dyncheck.strategies import tensors
+    from dyncheck.target import resolve_spec
+
+    class Neuron(nn.Module):
+        instances: ClassVar[dict[int, nn.Module]] = {}
+        ids = itertools.count()
+
+        def __init__(self):
+            super().__init__()
+            Neuron.instances[next(Neuron.ids)] = self
+            self.mem = None
+
+        def forward(self, x):
+            self.mem = x if self.mem is None else 0.9 * self.mem + x
+            return self.mem
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.lif = nn.Linear(4, 4), Neuron()
+
+        def forward(self, x):
+            for neuron in Neuron.instances.values():
+                neuron.mem = None
+            return self.lif(self.fc(x))
+
+    held = len(Neuron.instances)
+    copies = verdict(resolve_spec(Spec(Model, inputs={"x": tensors(shape=("batch", 4))})))
+    assert [name.rpartition(".")[2] for name in copies.registries] == ["instances"]
+    assert all(isinstance(key, int) for key in Neuron.instances) and len(Neuron.instances) > held  # put back
+
+
 def test_a_bookkeeping_registry_is_not_blamed_for_a_drift_it_does_not_cause():
     # the copy drifts through a closure over the original's neuron, which has no parameters
     # for the reach probe to find; with the copy's neurons put in the list, it still drifts

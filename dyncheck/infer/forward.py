@@ -740,18 +740,39 @@ _LEN_NAME = re.compile(r"^(?!(max|min)_)\w+_len$")
 
 
 def last_steps_as_lengths(module: nn.Module, name: str) -> str | None:
-    """The line where ``module``'s forward takes 1 from its argument ``name``, a length's
-    short name (``gather_indexes(output, item_seq_len - 1)``: each sequence's last valid
-    step, RecBole's sequential recommenders), as source; None where it does not. Such an
-    argument holds sequence lengths, not indices into another input."""
+    """The line where ``module``'s forward picks each row's last valid step with its argument
+    ``name``, a length's short name: ``name - 1`` handed to a function beside the outputs
+    (``gather_indexes(output, item_seq_len - 1)``, RecBole's sequential recommenders), used as
+    an index beside another (``output[torch.arange(b), lengths - 1]``), or reshaped for a
+    gather (``(item_seq_len - 1).view(-1, 1, 1)``); None where it does not. Such an argument
+    holds sequence lengths, not indices into another input. A count is not one: annotated
+    ``int`` (or ``float``, ``bool``), or taken 1 from for a ``range(...)``, a slice's bound or
+    a row of a table (``self.table[src_len - 1]``)."""
     if not _LEN_NAME.search(name) or name == "seq_len":
         return None
+    parameter = inspect.signature(type(module).forward).parameters.get(name)
+    if parameter is not None and parameter.annotation in (int, float, bool, "int", "float", "bool"):
+        return None
     tree = _forward_tree(type(module))
-    for node in ast.walk(tree) if tree is not None else ():
-        if (
+    if tree is None:
+        return None
+    parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    for node in ast.walk(tree):
+        if not (
             isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub)
             and isinstance(node.left, ast.Name) and node.left.id == name and _number(node.right) == 1
         ):
+            continue
+        parent = parents.get(id(node))
+        beside_outputs = (
+            isinstance(parent, ast.Call) and node in parent.args and len(parent.args) >= 2
+            and not (isinstance(parent.func, ast.Name) and parent.func.id == "range")
+        )
+        paired_index = isinstance(parent, ast.Tuple) and isinstance(parents.get(id(parent)), ast.Subscript)
+        reshaped = (
+            isinstance(parent, ast.Attribute) and parent.attr in ("view", "reshape", "unsqueeze", "expand", "long")
+        )
+        if beside_outputs or paired_index or reshaped:
             return ast.unparse(node)
     return None
 
