@@ -292,7 +292,9 @@ def _registered(original: nn.Module, copied: nn.Module, registries: dict[str, An
                     container.append(twin)
                     added.append((container, twin))
                 elif hasattr(container, "values"):  # a dict: under a key of its own, which nothing else uses
-                    key = object()
+                    keys = list(container)
+                    ints = keys and all(isinstance(k, int) and not isinstance(k, bool) for k in keys)
+                    key = max(keys) + 1 if ints else object()  # kept sortable beside whole-number keys
                     container[key] = twin
                     added.append((container, key))
                 else:

@@ -7058,6 +7058,12 @@ def test_a_length_short_name_forward_takes_one_from_is_the_lengths():
     assert last_steps_as_lengths(_TablePosition(), "src_len") is None
     # each row's last valid step, picked beside the batch's rows or through a gather
     assert last_steps_as_lengths(_PairedIndex(), "x_len") == "x_len - 1"
+    assert last_steps_as_lengths(_PaddedTo(), "out_len") is None  # a size handed to a constructor
+
+
+class _PaddedTo(nn.Module):
+    def forward(self, x, out_len):
+        return torch.cat([x, x.new_zeros(x.size(0), out_len - 1, x.size(2))], dim=1)
 
 
 class _PromptLen(nn.Module):
@@ -7097,5 +7103,24 @@ def test_a_dict_handed_along_a_chain_of_modules_is_what_the_first_reads_with_wha
         assert target.inferred_inputs[name].startswith("handed to the first module of a chain, WordEmbeddings: a dict")
         assert sorted(target.spec.inputs[name].wrapped_strategy.mapping) == ["attention_mask", "input_ids"]
         assert_callable(target)
+    # a later module that asks for an entry only if it is there (sentence-transformers'
+    # Pooling: if "token_weights_sum" in features) leaves it out; a chain of tensors whose
+    # first module is the author's is read as before
+    class OptionalWeights(nn.Module):
+        def forward(self, features):
+            mask = features["attention_mask"].unsqueeze(-1).to(features["token_embeddings"].dtype)
+            if "token_weights_sum" in features:
+                mask = mask * features["token_weights_sum"]
+            features["sentence_embedding"] = (features["token_embeddings"] * mask).sum(1) / mask.sum(1).clamp(min=1)
+            return features
+
+    target = resolved(lambda: nn.Sequential(WordEmbeddings(), OptionalWeights()))
+    assert sorted(target.spec.inputs["input"].wrapped_strategy.mapping) == ["attention_mask", "input_ids"]
+
+    class Scale(nn.Module):
+        def forward(self, x):
+            return x * 2
+
+    same(resolved(lambda: nn.Sequential(Scale(), nn.Linear(8, 4))).spec.inputs["input"], dst.tensors(shape=("batch", 8)))
     # a chain starting with torch's own layer is read from that layer, as before
     same(resolved(lambda: nn.Sequential(nn.Linear(8, 4), nn.ReLU())).spec.inputs["input"], dst.tensors(shape=("batch", 8)))

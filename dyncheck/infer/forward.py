@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import copy
 import enum
 import inspect
 import math
@@ -152,13 +153,14 @@ def _tested(tree: ast.AST, names: frozenset[str]) -> bool:
     )
 
 
-def _first_of_chain(model: nn.Module, name: str) -> tuple[nn.Module, str] | None:
-    """(the first module, its forward's first parameter) where ``model`` hands its one
-    argument ``name`` whole to a chain of its children, each taking what the one before gave:
-    an ``nn.Sequential``, or a forward that loops ``for m in self.children(): x = m(x)`` (or
-    over ``self``, or ``self._modules.values()``). Only where that first module's forward is
-    its author's: a chain starting with a torch layer is inferred from that layer as
-    before."""
+def _first_of_chain(model: nn.Module, name: str) -> tuple[nn.Module, str, list[str]] | None:
+    """(the first module, its forward's first parameter, the keys the chain reads) where
+    ``model`` hands its one argument ``name`` whole to a chain of its children, each taking
+    what the one before gave (an ``nn.Sequential``, or a forward that loops ``for m in
+    self.children(): x = m(x)``, over ``self``, ``self._modules`` or ``named_children()``),
+    and the first module, its author's, reads it only by key: a dict of features. None for
+    anything else (a chain of tensors is inferred as before), and where a later module reads
+    the dict otherwise (``"k" in features``, ``features.get("k")``): its keys are not known."""
     children = list(model.children())
     if not children or not _user_defined(children[0]):
         return None
@@ -170,43 +172,94 @@ def _first_of_chain(model: nn.Module, name: str) -> tuple[nn.Module, str] | None
         p for p in inspect.signature(children[0].forward).parameters.values()
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
-    return (children[0], parameters[0].name) if parameters else None
+    child_tree = _forward_tree(type(children[0]))
+    if not parameters or child_tree is None:
+        return None
+    child_name = parameters[0].name
+    keys = _mapping_keys(child_tree, child_name)
+    later = _chain_keys(model, child_tree, child_name) if keys is not None else None
+    if keys is None or later is None:
+        return None
+    return children[0], child_name, keys + [key for key in later if key not in keys]
 
 
-def _chain_keys(model: nn.Module, first_tree: ast.AST, first_name: str) -> list[str]:
+def _chain_keys(model: nn.Module, first_tree: ast.AST, first_name: str) -> list[str] | None:
     """The keys the modules after the first of ``model``'s chain read their dict with before
-    any module before them (or they themselves) wrote them; in order. A module whose forward
-    cannot be read ends the look."""
+    any module before them (or they themselves) wrote them; in order. None where one of
+    them reads it otherwise than by key (``"k" in features``, ``features.get("k")``) or its
+    forward cannot be read."""
     written = set(_written_keys(first_tree, first_name))
     keys: list[str] = []
     for child in list(model.children())[1:]:
         tree = _forward_tree(type(child)) if _user_defined(child) else None
         if tree is None or not tree.args.args[1:]:
-            break
+            return None
         name = tree.args.args[1].arg
+        optional = _OptionalReads(_aliases(tree, name))
+        tree = optional.visit(copy.deepcopy(tree))
         handoffs = _helper_handoffs(child, tree, name)
-        read = list(_mapping_keys(tree, name, frozenset(method for method, _, _ in handoffs)) or [])
+        own = _mapping_keys(tree, name, frozenset(method for method, _, _ in handoffs))
+        if own is None and not handoffs:
+            return None
+        read = list(own or [])
         for _, helper, parameter in handoffs:  # self.weights(features) reads it by key too
-            read += _mapping_keys(helper, parameter) or []
-        keys += [key for key in dict.fromkeys(read) if key not in written and key not in keys]
+            helped = _mapping_keys(helper, parameter)
+            if helped is None:
+                return None
+            read += helped
+        keys += [
+            key for key in dict.fromkeys(read) if key not in written and key not in keys and key not in optional.keys
+        ]
         written |= _written_keys(tree, name)
     return keys
+
+
+class _OptionalReads(ast.NodeTransformer):
+    """A forward's tree with its optional reads of a dict taken out: ``"k" in features`` (as
+    False) and ``features.get("k")`` (as None), sentence-transformers' Pooling asking for a
+    ``token_weights_sum`` a module before it may have added. What is left is read by key."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+        #: the keys read so: optional, never drawn (a read by key under ``if "k" in features``)
+        self.keys: set[str] = set()
+
+    def visit_Compare(self, node: ast.Compare) -> ast.AST:
+        if (
+            len(node.ops) == 1 and isinstance(node.ops[0], (ast.In, ast.NotIn))
+            and isinstance(node.comparators[0], ast.Name) and node.comparators[0].id in self.names
+        ):
+            if isinstance(node.left, ast.Constant) and isinstance(node.left.value, str):
+                self.keys.add(node.left.value)
+            return ast.copy_location(ast.Constant(isinstance(node.ops[0], ast.NotIn)), node)
+        return self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        if (
+            isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+            and isinstance(node.func.value, ast.Name) and node.func.value.id in self.names
+        ):
+            if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+                self.keys.add(node.args[0].value)
+            return ast.copy_location(ast.Constant(None), node)
+        return self.generic_visit(node)
 
 
 def _written_keys(tree: ast.AST, name: str) -> set[str]:
     """The keys forward writes into its dict argument ``name``: ``features["x"] = ...`` and
     ``features.update({"x": ...})`` (or ``update(x=...)``)."""
     written = set()
+    names = _aliases(tree, name)
     for node in ast.walk(tree):
         if (
             isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store)
-            and isinstance(node.value, ast.Name) and node.value.id == name
+            and isinstance(node.value, ast.Name) and node.value.id in names
             and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str)
         ):
             written.add(node.slice.value)
         elif (
             isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "update"
-            and isinstance(node.func.value, ast.Name) and node.func.value.id == name
+            and isinstance(node.func.value, ast.Name) and node.func.value.id in names
         ):
             for argument in node.args:
                 if isinstance(argument, ast.Dict):
@@ -259,23 +312,15 @@ def infer_input(
     forward = type(model).forward
     first = _first_of_chain(model, name) if tree is None else None
     if first is not None:
-        # handed whole to the first of a chain of modules (nn.Sequential; sentence-transformers'
-        # SentenceTransformer: for m in self.children(): features = m(features)): what that
-        # module's forward reads it as (a dict of features by key), not the first leaf layer
-        child, child_name = first
-        child_tree = _forward_tree(type(child))
-        keys = _mapping_keys(child_tree, child_name) if child_tree is not None else None
-        if keys is not None:
-            # a dict of features each module reads and adds to: the entries later modules
-            # read that no module before them wrote are inputs too (a pooling module's
-            # attention_mask beside the embedding module's input_ids)
-            keys = keys + [key for key in _chain_keys(model, child_tree, child_name) if key not in keys]
-            found = _mapping(child, child_name, keys, child_tree, extra_thresholds, lengths)
-            found = Inferred(found.value, found.why.replace("\x00", ""), found.dims)
-        else:
-            parameter_of = inspect.signature(child.forward).parameters[child_name]
-            found = infer_input(child, child_name, parameter_of, extra_thresholds, lengths)
-        return Inferred(found.value, f"handed to the first module of a chain, {type(child).__name__}: {found.why}", found.dims)
+        # a dict of features handed whole along a chain of modules (sentence-transformers'
+        # SentenceTransformer: for m in self.children(): features = m(features)), each reading
+        # it by key and adding to it: the first module's keys, and those later modules read
+        # that no module before them wrote (a pooling module's attention_mask beside the
+        # embedding module's input_ids). A chain of tensors is read as before.
+        child, child_name, keys = first
+        found = _mapping(child, child_name, keys, _forward_tree(type(child)), extra_thresholds, lengths)
+        why = found.why.replace("\x00", "")
+        return Inferred(found.value, f"handed to the first module of a chain, {type(child).__name__}: {why}", found.dims)
     if builtin_layer(model) and tree is None:
         position = list(inspect.signature(model.forward).parameters).index(name)
         found = infer_builtin_input(model, name, position)
@@ -739,6 +784,13 @@ PACKED_LENGTHS_NOTE = (
 _LEN_NAME = re.compile(r"^(?!(max|min)_)\w+_len$")
 
 
+#: Calls whose arguments are sizes or counts, not one index per row (``x.new_zeros(b, n - 1, d)``).
+_SIZE_TAKING = frozenset({
+    "range", "zeros", "ones", "empty", "full", "rand", "randn", "randint", "arange", "linspace", "new_zeros",
+    "new_ones", "new_empty", "new_full", "narrow", "view", "reshape", "expand", "repeat", "tensor", "split",
+})
+
+
 def last_steps_as_lengths(module: nn.Module, name: str) -> str | None:
     """The line where ``module``'s forward picks each row's last valid step with its argument
     ``name``, a length's short name: ``name - 1`` handed to a function beside the outputs
@@ -764,9 +816,11 @@ def last_steps_as_lengths(module: nn.Module, name: str) -> str | None:
         ):
             continue
         parent = parents.get(id(node))
+        called = parent.func.attr if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Attribute) else (
+            parent.func.id if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name) else None
+        )
         beside_outputs = (
-            isinstance(parent, ast.Call) and node in parent.args and len(parent.args) >= 2
-            and not (isinstance(parent.func, ast.Name) and parent.func.id == "range")
+            isinstance(parent, ast.Call) and node in parent.args and len(parent.args) >= 2 and called not in _SIZE_TAKING
         )
         paired_index = isinstance(parent, ast.Tuple) and isinstance(parents.get(id(parent)), ast.Subscript)
         reshaped = (
