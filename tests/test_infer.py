@@ -7124,3 +7124,15 @@ def test_a_dict_handed_along_a_chain_of_modules_is_what_the_first_reads_with_wha
     same(resolved(lambda: nn.Sequential(Scale(), nn.Linear(8, 4))).spec.inputs["input"], dst.tensors(shape=("batch", 8)))
     # a chain starting with torch's own layer is read from that layer, as before
     same(resolved(lambda: nn.Sequential(nn.Linear(8, 4), nn.ReLU())).spec.inputs["input"], dst.tensors(shape=("batch", 8)))
+
+
+def test_a_recurrence_in_a_layer_after_the_first_says_where_the_steps_are():
+    # norse's SequentialState(Linear, LIF, ...): drawn as vectors, the LIF's loop walked the
+    # batch as time and batch_invariance failed the correct model
+    from reference_models.integrator_stack import IntegratorStack
+
+    target = resolved(IntegratorStack)
+    same(target.spec.inputs["x"], dst.tensors(shape=("time", "batch", 8)))
+    assert target.inferred_inputs["x"].endswith(
+        "; a sequence: integrators, which it reaches, carries a state through axis 0 (x[t])"
+    )

@@ -754,6 +754,24 @@ def _feature_chain() -> tuple[torch.nn.Module, tuple]:
     return _SentenceEmbedding(FeatureChain()), (ids, (ids != 0).long())
 
 
+def _integrator_stack() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.integrator_stack import IntegratorStack
+
+    return _BatchFirstMembranes(_Stacked(IntegratorStack())), (torch.randn(5, 3, 8),)
+
+
+class _Stacked(torch.nn.Module):
+    """A model with one output, as _BatchFirstMembranes reads a pair."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model(data)
+        return out, out
+
+
 def _seq_first_attention() -> tuple[torch.nn.Module, tuple]:
     from reference_models.seq_first_attention import SeqFirstLM
 
@@ -1334,6 +1352,7 @@ BUILDERS = {
     "mask_and_lengths": _mask_and_lengths,
     "svd_adapter": _svd_adapter,
     "feature_chain": _feature_chain,
+    "integrator_stack": _integrator_stack,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

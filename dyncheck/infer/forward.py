@@ -612,6 +612,13 @@ def infer_input(
                     # as vectors, its steps were the samples of the batch
                     shape = ("time", *found.shape) if stepped[0] == 0 else (found.shape[0], "time", *found.shape[1:])
                     why += f"; a sequence: a loop carrying a state steps through axis {stepped[0]} ({stepped[1]})"
+                elif len(found.shape) == 2 and (stepped := _stepped_in_layers(model, flow, consumers[index + 1:])):
+                    # the recurrence in a custom layer the input reaches after the Linear
+                    # (norse's SequentialState(Linear, LIF, ...)): drawn as vectors, the layer's
+                    # loop walked the batch as time and batch_invariance failed
+                    axis, step, layer = stepped
+                    shape = ("time", *found.shape) if axis == 0 else (found.shape[0], "time", *found.shape[1:])
+                    why += f"; a sequence: {layer}, which it reaches, carries a state through axis {axis} ({step})"
                 elif (
                     len(found.shape) == 2 and expression not in flow.transposed
                     and (scan := _named_scan(model, source_tree, name)) is not None
@@ -1833,6 +1840,21 @@ def _in_scopes(analysis: Any, scopes: list[tuple[Any, frozenset[str]]]) -> list[
 def _consumer_name(expression: str) -> str:
     """``fc1``; ``super().forward`` when the model's torch parent consumes it."""
     return expression or "super().forward"
+
+
+def _stepped_in_layers(model: nn.Module, flow: _Flow, later: list[str]) -> tuple[int, str, str] | None:
+    """(the axis, the step, the layer) where one of ``later`` (consumers after the first),
+    a custom layer, runs a loop carrying a state through axis 0 or 1 of what it is handed
+    (norse's LIF: ``for ts in range(x.shape[0]): z, s = step(x[ts], s)``); None where none
+    does."""
+    for inner_tree, names, expression in _handed_to_layers(model, flow):
+        inner = _submodule(model, expression) if expression in later else None
+        if inner_tree is None or inner is None:
+            continue
+        found = _stepped_in_code(_flow(inner_tree, next(iter(names)), inner))
+        if found is not None:
+            return found[0], found[1], _consumer_name(expression)
+    return None
 
 
 def _handed_to_layers(model: nn.Module, flow: _Flow | None) -> list[tuple[ast.AST | None, frozenset[str], str]]:
