@@ -2060,30 +2060,33 @@ def _probe_causal_sequence(instance: nn.Module, inputs: dict[str, Any], inferred
 
 def _confirm_named_scan(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
     """An input drawn ``[batch, time, F]`` only because forward names, cuts and scans its
-    axis 1 (``NAMED_SCAN_NOTE``, minGRU's parallel form) stays a sequence where the model,
-    called so at a batch of two, gives each sample the outputs it has alone; else it is
-    drawn as the vectors its first layer reads, and the note says what the call gave."""
-    from dyncheck.infer.forward import NAMED_SCAN_NOTE
+    axis 1 (``NAMED_SCAN_NOTE``, minGRU's parallel form), or ``[time, batch, F]`` only
+    because a layer it reaches after its first loops over axis 0 carrying a state
+    (``STEPPED_LAYER_NOTE``, norse's LIF), stays a sequence where the model, called so at a
+    batch of two, gives each sample the outputs it has alone; else it is drawn as the
+    vectors its first layer reads, and the note says what the call gave."""
+    from dyncheck.infer.forward import NAMED_SCAN_NOTE, STEPPED_LAYER_NOTE
 
     for name, why in list(inferred.items()):
-        if NAMED_SCAN_NOTE not in why:
+        stepped = STEPPED_LAYER_NOTE in why and "which it reaches, carries a state through axis 0" in why
+        if NAMED_SCAN_NOTE not in why and not stepped:
             continue
         shapes = _inferred_tensors(inputs, inferred, tokens=True, given=True)
         if shapes is None or name not in shapes:
             return
         shape, dtype = shapes[name]
-        if len(shape) != 3 or shape[:2] != ("batch", "time"):
+        layout = ("time", "batch") if stepped else ("batch", "time")
+        if len(shape) != 3 or shape[:2] != layout:
             continue
         own = _own_samples(instance, shapes, dims)
         if own is True:
             continue
-        vectors = (shape[0], shape[2])
-        inputs[name] = _reshaped(inputs[name], vectors)
+        inputs[name] = _reshaped(inputs[name], ("batch", shape[2]))
         called = f"it raised {type(own).__name__}: {one_line(own)}" if isinstance(own, Exception) else "a sample's outputs were not its own"
-        inferred[name] = (
-            f"{why[:why.index(NAMED_SCAN_NOTE)]}; vectors, though forward names, cuts and scans its axis 1: "
-            f"on [2, 3, {shape[2]}] {called}"
-        )
+        marker = STEPPED_LAYER_NOTE if stepped else NAMED_SCAN_NOTE
+        said = "a layer it reaches carries a state through axis 0" if stepped else "forward names, cuts and scans its axis 1"
+        probed = f"[3, 2, {shape[2]}]" if stepped else f"[2, 3, {shape[2]}]"
+        inferred[name] = f"{why[:why.index(marker)]}; vectors, though {said}: on {probed} {called}"
 
 
 def _own_samples(instance: nn.Module, shapes: dict[str, tuple[tuple, Any]], dims: dict[str, Any]) -> Any:

@@ -7136,3 +7136,80 @@ def test_a_recurrence_in_a_layer_after_the_first_says_where_the_steps_are():
     assert target.inferred_inputs["x"].endswith(
         "; a sequence: integrators, which it reaches, carries a state through axis 0 (x[t])"
     )
+
+
+class _Integrate(nn.Module):
+    def forward(self, x):
+        state = torch.zeros_like(x[0])
+        states = []
+        for t in range(x.shape[0]):
+            state = 0.9 * state + torch.tanh(x[t])
+            states.append(state)
+        return torch.stack(states)
+
+
+class _BatchFirstIntegrated(nn.Module):
+    # batch-first, swapped to time-major before the integrators: the rule is not asked
+    def __init__(self):
+        super().__init__()
+        self.fc, self.integrate, self.out = nn.Linear(8, 16), _Integrate(), nn.Linear(16, 4)
+
+    def forward(self, x):
+        return self.out(self.integrate(self.fc(x).transpose(0, 1)).transpose(0, 1))
+
+
+class _Chunks(nn.Module):
+    # a recurrence over chunks of a vector's features, made by a reshape: axis 1, not steps
+    def __init__(self):
+        super().__init__()
+        self.cell = nn.Linear(8, 4)
+
+    def forward(self, x):
+        c = x.reshape(x.shape[0], 4, 4)
+        h = x.new_zeros(x.shape[0], 4)
+        for t in range(c.shape[1]):
+            h = torch.tanh(self.cell(torch.cat([c[:, t], h], dim=1)))
+        return h
+
+
+class _ChunkedVectors(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc, self.rec = nn.Linear(8, 16), _Chunks()
+
+    def forward(self, x):
+        return self.rec(self.fc(x))
+
+
+class _RunningOverRows(nn.Module):
+    # a layer after the Linear that carries a running sum over its rows and mixes them:
+    # read time-major, each sample's outputs are not its own at [3, 2, F], so vectors stay
+    def forward(self, x):
+        total = torch.zeros_like(x[0])
+        rows = []
+        for t in range(x.shape[0]):
+            total = total + x[t]
+            rows.append(total)
+        return torch.stack(rows).mean(1, keepdim=True).expand(-1, x.shape[1], -1)
+
+
+class _MixedRows(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc, self.rows = nn.Linear(8, 4), _RunningOverRows()
+
+    def forward(self, x):
+        return self.rows(self.fc(x))
+
+
+@pytest.mark.parametrize("model", [_BatchFirstIntegrated, _ChunkedVectors])
+def test_a_loop_in_a_later_layer_over_an_axis_moved_or_made_there_says_nothing(model):
+    same(resolved(model).spec.inputs["x"], dst.tensors(shape=("batch", 8)))
+
+
+def test_a_later_layer_loop_the_model_refuses_time_major_stays_vectors():
+    target = resolved(_MixedRows)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", 8)))
+    assert "; vectors, though a layer it reaches carries a state through axis 0: on [3, 2, 8] a sample's outputs" in (
+        target.inferred_inputs["x"]
+    )

@@ -612,13 +612,18 @@ def infer_input(
                     # as vectors, its steps were the samples of the batch
                     shape = ("time", *found.shape) if stepped[0] == 0 else (found.shape[0], "time", *found.shape[1:])
                     why += f"; a sequence: a loop carrying a state steps through axis {stepped[0]} ({stepped[1]})"
-                elif len(found.shape) == 2 and (stepped := _stepped_in_layers(model, flow, consumers[index + 1:])):
+                elif (
+                    len(found.shape) == 2 and not flow.transposed
+                    and (stepped := _stepped_in_layers(model, flow, consumers[index + 1:])) is not None
+                ):
                     # the recurrence in a custom layer the input reaches after the Linear
                     # (norse's SequentialState(Linear, LIF, ...)): drawn as vectors, the layer's
-                    # loop walked the batch as time and batch_invariance failed
-                    axis, step, layer = stepped
-                    shape = ("time", *found.shape) if axis == 0 else (found.shape[0], "time", *found.shape[1:])
-                    why += f"; a sequence: {layer}, which it reaches, carries a state through axis {axis} ({step})"
+                    # loop walked the batch as time and batch_invariance failed. Time-major
+                    # only (a loop over axis 1 may walk chunks or heads a layer made), and
+                    # kept by resolution only where each sample's outputs are its own.
+                    step, layer = stepped
+                    shape = ("time", *found.shape)
+                    why += f"{STEPPED_LAYER_NOTE}{layer}, which it reaches, carries a state through axis 0 ({step})"
                 elif (
                     len(found.shape) == 2 and expression not in flow.transposed
                     and (scan := _named_scan(model, source_tree, name)) is not None
@@ -1842,18 +1847,22 @@ def _consumer_name(expression: str) -> str:
     return expression or "super().forward"
 
 
-def _stepped_in_layers(model: nn.Module, flow: _Flow, later: list[str]) -> tuple[int, str, str] | None:
-    """(the axis, the step, the layer) where one of ``later`` (consumers after the first),
-    a custom layer, runs a loop carrying a state through axis 0 or 1 of what it is handed
-    (norse's LIF: ``for ts in range(x.shape[0]): z, s = step(x[ts], s)``); None where none
-    does."""
+#: The note of an input drawn time-major by :func:`_stepped_in_layers`, which resolution
+#: confirms by calling the model (``dyncheck.target._confirm_named_scan``).
+STEPPED_LAYER_NOTE = "; a sequence: "
+
+
+def _stepped_in_layers(model: nn.Module, flow: _Flow, later: list[str]) -> tuple[str, str] | None:
+    """(the step, the layer) where one of ``later`` (consumers after the first), a custom
+    layer, runs a loop carrying a state through axis 0 of what it is handed (norse's LIF:
+    ``for ts in range(x.shape[0]): z, s = step(x[ts], s)``); None where none does."""
     for inner_tree, names, expression in _handed_to_layers(model, flow):
         inner = _submodule(model, expression) if expression in later else None
         if inner_tree is None or inner is None:
             continue
         found = _stepped_in_code(_flow(inner_tree, next(iter(names)), inner))
-        if found is not None:
-            return found[0], found[1], _consumer_name(expression)
+        if found is not None and found[0] == 0:
+            return found[1], _consumer_name(expression)
     return None
 
 
