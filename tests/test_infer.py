@@ -7117,6 +7117,28 @@ def test_a_dict_handed_along_a_chain_of_modules_is_what_the_first_reads_with_wha
     target = resolved(lambda: nn.Sequential(WordEmbeddings(), OptionalWeights()))
     assert sorted(target.spec.inputs["input"].wrapped_strategy.mapping) == ["attention_mask", "input_ids"]
 
+    class OptionalTypes(nn.Module):  # the first module asks for token types only if given
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(20, 8)
+
+        def forward(self, features):
+            ids = features["input_ids"]
+            if "token_type_ids" in features.keys():
+                ids = ids + features["token_type_ids"]
+            features.update({"token_embeddings": self.emb(ids)})
+            return features
+
+    class KeysIn(nn.Module):
+        def forward(self, features):
+            mask = features["attention_mask"] if "attention_mask" in features.keys() else None
+            tokens = features["token_embeddings"]
+            features["sentence_embedding"] = tokens.mean(1) if mask is None else tokens[:, 0]
+            return features
+
+    target = resolved(lambda: nn.Sequential(OptionalTypes(), KeysIn()))
+    assert sorted(target.spec.inputs["input"].wrapped_strategy.mapping) == ["input_ids"]
+
     class Scale(nn.Module):
         def forward(self, x):
             return x * 2

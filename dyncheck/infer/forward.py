@@ -176,9 +176,11 @@ def _first_of_chain(model: nn.Module, name: str) -> tuple[nn.Module, str, list[s
     if not parameters or child_tree is None:
         return None
     child_name = parameters[0].name
-    keys = _mapping_keys(child_tree, child_name)
-    later = _chain_keys(model, child_tree, child_name) if keys is not None else None
-    if keys is None or later is None:
+    optional = _OptionalReads(_aliases(child_tree, child_name))
+    keys = _mapping_keys(optional.visit(copy.deepcopy(child_tree)), child_name)
+    keys = [key for key in keys if key not in optional.keys] if keys is not None else None
+    later = _chain_keys(model, child_tree, child_name) if keys else None
+    if not keys or later is None:
         return None
     return children[0], child_name, keys + [key for key in later if key not in keys]
 
@@ -225,9 +227,15 @@ class _OptionalReads(ast.NodeTransformer):
         self.keys: set[str] = set()
 
     def visit_Compare(self, node: ast.Compare) -> ast.AST:
+        held = node.comparators[0] if len(node.comparators) == 1 else None
+        if (  # "k" in features.keys()
+            isinstance(held, ast.Call) and isinstance(held.func, ast.Attribute) and held.func.attr == "keys"
+            and not held.args
+        ):
+            held = held.func.value
         if (
             len(node.ops) == 1 and isinstance(node.ops[0], (ast.In, ast.NotIn))
-            and isinstance(node.comparators[0], ast.Name) and node.comparators[0].id in self.names
+            and isinstance(held, ast.Name) and held.id in self.names
         ):
             if isinstance(node.left, ast.Constant) and isinstance(node.left.value, str):
                 self.keys.add(node.left.value)
