@@ -33,7 +33,7 @@ from torch.nn.parameter import is_lazy
 
 from dyncheck.cloning import clone
 from dyncheck.seeding import seeded
-from dyncheck.tracing import floating_leaves
+from dyncheck.tracing import floating_leaves, same_floats
 
 if TYPE_CHECKING:
     from dyncheck.examples import Example
@@ -175,13 +175,10 @@ def _probe(target: Target) -> Copies:
         # Called on builds and copies of their own, never on the original kept here nor on
         # a user's instance (two builds under the build seed agree, so the factory hands
         # out a new model on each call).
-        prototype = _original(target).eval()
-        try:
-            if _copies_drift(target, prototype, _registries(prototype, models[1])):
-                models.clear()
-                return Copies(registries=tuple(registries))
-        finally:
-            del prototype
+        # (the registries are class-level: the same lists hold this build's modules too)
+        if _copies_drift(target, _original(target).eval(), registries):
+            models.clear()
+            return Copies(registries=tuple(registries))
     reached: tuple[str, ...] = ()
 
     def reaches(example: Example) -> bool:
@@ -248,12 +245,12 @@ def _copies_drift(target: Target, prototype: nn.Module, registries: dict[str, An
 
     def drift(model: nn.Module, example: Example) -> bool:
         first = None
-        for _ in range(_DRIFT_CALLS):
+        for call in range(_DRIFT_CALLS):
             with seeded(example.seed), torch.no_grad():
-                output = dict(floating_leaves(target.call(model, example.fresh_args())))
-            if first is None:
+                output = target.call(model, example.fresh_args())
+            if call == 0:
                 first = output
-            elif not _alike(first, output):
+            elif not same_floats(first, output):
                 return True
         return False
 
@@ -312,12 +309,6 @@ def _registered(original: nn.Module, copied: nn.Module, registries: dict[str, An
                         break
             else:
                 container.discard(twin)
-
-
-def _alike(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> bool:
-    return first.keys() == second.keys() and all(
-        first[k].shape == second[k].shape and torch.equal(first[k], second[k]) for k in first
-    )
 
 
 def original_model(target: Target, built: nn.Module) -> nn.Module:

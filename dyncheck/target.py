@@ -489,18 +489,17 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     # would say, for every check.
     packed, packed_note = None, PACKED_LENGTHS_NOTE
     if spec.lengths is None and not any(_LENGTHS_NAME.search(n) for n in parameters):
-        packed = next(
-            (n for n, p in parameters.items() if n not in spec.inputs and p.default is inspect.Parameter.empty
-             and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and packs_as_lengths(instance, n)),
-            None,
-        )
+        required = [
+            n for n, p in parameters.items() if n not in spec.inputs and p.default is inspect.Parameter.empty
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        packed = next((n for n in required if packs_as_lengths(instance, n)), None)
         if packed is None:
             # a length's short name forward takes 1 from (item_seq_len - 1): each sequence's
             # last valid step, RecBole's; as indices into another input it was refused
-            packed, last = next((
-                (n, line) for n, p in parameters.items() if n not in spec.inputs and p.default is inspect.Parameter.empty
-                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and (line := last_steps_as_lengths(instance, n))
-            ), (None, None))
+            packed, last = next(
+                ((n, line) for n in required if (line := last_steps_as_lengths(instance, n))), (None, None)
+            )
             packed_note = (
                 f"sequence lengths, by its name and as forward takes each sequence's last valid step ({last}): one per "
                 "sample, each between 1 and the padded length 'time'"
@@ -609,7 +608,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     _probe_layout(instance, inputs, inferred_inputs, all_dims, causal=_causal_over_time(spec.causal))
     if _causal_over_time(spec.causal):
         _probe_causal_sequence(instance, inputs, inferred_inputs, all_dims)
-    _confirm_named_scan(instance, inputs, inferred_inputs, all_dims)
+    _confirm_drawn_sequence(instance, inputs, inferred_inputs, all_dims)
     _probe_vectors(instance, inputs, inferred_inputs, all_dims)
     _probe_split(instance, inputs, inferred_inputs, all_dims)
     probed = dict(inputs)
@@ -2058,7 +2057,7 @@ def _probe_causal_sequence(instance: nn.Module, inputs: dict[str, Any], inferred
         return  # one input holds the steps; the others (a per-sample vector beside it) stay
 
 
-def _confirm_named_scan(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
+def _confirm_drawn_sequence(instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]) -> None:
     """An input drawn ``[batch, time, F]`` only because forward names, cuts and scans its
     axis 1 (``NAMED_SCAN_NOTE``, minGRU's parallel form), or ``[time, batch, F]`` only
     because a layer it reaches after its first loops over axis 0 carrying a state
@@ -2068,25 +2067,26 @@ def _confirm_named_scan(instance: nn.Module, inputs: dict[str, Any], inferred: d
     from dyncheck.infer.forward import NAMED_SCAN_NOTE, STEPPED_LAYER_NOTE
 
     for name, why in list(inferred.items()):
-        stepped = STEPPED_LAYER_NOTE in why and "which it reaches, carries a state through axis 0" in why
-        if NAMED_SCAN_NOTE not in why and not stepped:
+        stepped = STEPPED_LAYER_NOTE.search(why)
+        scanned = why.find(NAMED_SCAN_NOTE)
+        if stepped is None and scanned < 0:
             continue
         shapes = _inferred_tensors(inputs, inferred, tokens=True, given=True)
         if shapes is None or name not in shapes:
             return
         shape, dtype = shapes[name]
-        layout = ("time", "batch") if stepped else ("batch", "time")
-        if len(shape) != 3 or shape[:2] != layout:
+        if len(shape) != 3 or shape[:2] != (("time", "batch") if stepped else ("batch", "time")):
             continue
         own = _own_samples(instance, shapes, dims)
         if own is True:
             continue
         inputs[name] = _reshaped(inputs[name], ("batch", shape[2]))
         called = f"it raised {type(own).__name__}: {one_line(own)}" if isinstance(own, Exception) else "a sample's outputs were not its own"
-        marker = STEPPED_LAYER_NOTE if stepped else NAMED_SCAN_NOTE
-        said = "a layer it reaches carries a state through axis 0" if stepped else "forward names, cuts and scans its axis 1"
-        probed = f"[3, 2, {shape[2]}]" if stepped else f"[2, 3, {shape[2]}]"
-        inferred[name] = f"{why[:why.index(marker)]}; vectors, though {said}: on {probed} {called}"
+        if stepped:
+            said, probed, before = "a layer it reaches carries a state through axis 0", f"[3, 2, {shape[2]}]", stepped.start()
+        else:
+            said, probed, before = "forward names, cuts and scans its axis 1", f"[2, 3, {shape[2]}]", scanned
+        inferred[name] = f"{why[:before]}; vectors, though {said}: on {probed} {called}"
 
 
 def _own_samples(instance: nn.Module, shapes: dict[str, tuple[tuple, Any]], dims: dict[str, Any]) -> Any:

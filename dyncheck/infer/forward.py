@@ -631,7 +631,7 @@ def infer_input(
                     # kept by resolution only where each sample's outputs are its own.
                     step, layer = stepped
                     shape = ("time", *found.shape)
-                    why += f"{STEPPED_LAYER_NOTE}{layer}, which it reaches, carries a state through axis 0 ({step})"
+                    why += f"; a sequence: {layer}, which it reaches, carries a state through axis 0 ({step})"
                 elif (
                     len(found.shape) == 2 and expression not in flow.transposed
                     and (scan := _named_scan(model, source_tree, name)) is not None
@@ -1381,8 +1381,6 @@ def _mapping(
     inferred as an argument of its own would be, drawn as ``fixed_dictionaries``. An entry
     read only in a helper method forward hands the dict to (``helpers``: its tree, the
     parameter the dict enters as, the keys only it reads) is inferred from that method's code."""
-    import copy
-
     from dyncheck.infer.tokens import infer_attention_mask
 
     names = {key: f"{name}__" + re.sub(r"\W", "_", key) for key in keys}
@@ -1856,8 +1854,8 @@ def _consumer_name(expression: str) -> str:
 
 
 #: The note of an input drawn time-major by :func:`_stepped_in_layers`, which resolution
-#: confirms by calling the model (``dyncheck.target._confirm_named_scan``).
-STEPPED_LAYER_NOTE = "; a sequence: "
+#: confirms by calling the model (``dyncheck.target._confirm_drawn_sequence``).
+STEPPED_LAYER_NOTE = re.compile(r"; a sequence: [^;]+?, which it reaches, carries a state through axis 0 ")
 
 
 def _stepped_in_layers(model: nn.Module, flow: _Flow, later: list[str]) -> tuple[str, str] | None:
@@ -2290,7 +2288,7 @@ def sequence_axis(model: nn.Module, name: str, error: Exception | None = None) -
 
 
 #: The note of an input drawn as a sequence by :func:`_named_scan`, which resolution confirms
-#: by calling the model (``dyncheck.target._confirm_named_scan``).
+#: by calling the model (``dyncheck.target._confirm_drawn_sequence``).
 NAMED_SCAN_NOTE = "; a sequence: forward names its axis 1 ("
 
 
