@@ -11,7 +11,7 @@ it names. Everything else is passed to pytest unchanged, e.g. ``-n 2`` or
 
 User errors found here (a module that cannot be imported or defines no model, no
 arguments at all) are one line on stderr and exit code 4, pytest's usage error, as the
-plugin does for a bad ``--dyncheck`` target.
+plugin does for a bad ``--dyncheck`` target; every such module is said at once.
 """
 
 from __future__ import annotations
@@ -261,9 +261,15 @@ def expand(argument: str, *, hint: str = "") -> list[str]:
         return [argument]
     module = _import(argument, hint)
     targets = _models_in(module)
+    failed = []  # each of a package's modules that cannot be imported, said at once
     for info in pkgutil.iter_modules(getattr(module, "__path__", [])):
         if not info.ispkg and not info.name.startswith("_"):
-            targets += _models_in(_import(f"{argument}.{info.name}"))
+            try:
+                targets += _models_in(_import(f"{argument}.{info.name}"))
+            except _UsageError as exc:
+                failed.append(str(exc))
+    if failed:
+        raise _UsageError("\n".join(failed))
     if not targets:
         where = " (nor do its modules)" if hasattr(module, "__path__") else ""
         listed = " listed in its __all__" if isinstance(getattr(module, "__all__", None), (list, tuple)) else ""
@@ -374,6 +380,7 @@ def _arguments(argv: list[str]) -> list[str] | int:
 
     expanded: dict[int, list[str]] = {}
     bare: list[str] = []
+    failed: list[str] = []  # every argument's error, said at once: the first hides no other
     for index, text in given.items():
         previous = argv[index - 1] if index else ""
         hint = (
@@ -381,9 +388,15 @@ def _arguments(argv: list[str]) -> list[str] | int:
             if previous.startswith("--") and "=" not in previous
             else ""
         )
-        expanded[index] = expand(text, hint=hint)
+        try:
+            expanded[index] = expand(text, hint=hint)
+        except _UsageError as exc:
+            failed.append(str(exc))
+            continue
         if ":" not in text:
             bare += expanded[index]
+    if failed:
+        raise _UsageError("\n".join(dict.fromkeys(failed)))
     if bare:
         # A model also named on its own is never left out with a note: it is checked, or its
         # error is the run's (one line), whichever argument comes first.

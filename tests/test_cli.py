@@ -155,6 +155,29 @@ def test_a_module_that_cannot_be_used_is_one_line(workdir, args, line):
     assert one_line_usage_error(workdir, *args) == line
 
 
+def test_every_module_that_cannot_be_used_is_said_at_once(monkeypatch, tmp_path):
+    """Several bad arguments, or a package with several bad modules: one line each, in the
+    order given, so the first does not hide the others (a fix, a rerun, the next error)."""
+    (tmp_path / "first_bad.py").write_text("SCALE = 1 / 0\n")
+    (tmp_path / "twobad").mkdir()
+    (tmp_path / "twobad" / "__init__.py").write_text("")
+    (tmp_path / "twobad" / "a.py").write_text("raise RuntimeError('no weights')\n")
+    (tmp_path / "twobad" / "b.py").write_text("import nosuchdep_for_dyncheck_tests\n")
+    (tmp_path / "twobad" / "good.py").write_text(HEADER + NET)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(_UsageError) as raised:
+        cli._arguments(["first_bad", "-q", "nosuch_module_at_all", "twobad"])
+    lines = str(raised.value).splitlines()
+    assert [line.split(":")[1].strip() for line in lines] == [
+        "importing 'first_bad' failed at first_bad.py",
+        "cannot import 'nosuch_module_at_all'",
+        "importing 'twobad.a' failed at twobad/a.py",
+        "importing 'twobad.b' failed at twobad/b.py",
+    ], lines
+    assert all(line.startswith("dyncheck: ") for line in lines)
+
+
 # --------------------------------------------------------------------------- 2: usage
 
 
