@@ -7139,6 +7139,26 @@ def test_a_dict_handed_along_a_chain_of_modules_is_what_the_first_reads_with_wha
     target = resolved(lambda: nn.Sequential(OptionalTypes(), KeysIn()))
     assert sorted(target.spec.inputs["input"].wrapped_strategy.mapping) == ["input_ids"]
 
+    class GetAndIndex(nn.Module):
+        # an entry fetched with .get for a log line and read by key too is required; one
+        # whose .get is the test of an if around its read is not
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(20, 8)
+
+        def forward(self, features):
+            mask = features.get("attention_mask")
+            ids = features["input_ids"]
+            if features.get("token_type_ids") is not None:
+                ids = ids + features["token_type_ids"]
+            tokens = self.emb(ids) * features["attention_mask"].unsqueeze(-1)
+            features.update({"token_embeddings": tokens, "mask_given": mask is not None})
+            return features
+
+    target = resolved(lambda: nn.Sequential(GetAndIndex(), KeysIn()))
+    assert sorted(target.spec.inputs["input"].wrapped_strategy.mapping) == ["attention_mask", "input_ids"]
+    assert_callable(target)
+
     class Scale(nn.Module):
         def forward(self, x):
             return x * 2

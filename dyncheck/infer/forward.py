@@ -223,8 +223,24 @@ class _OptionalReads(ast.NodeTransformer):
 
     def __init__(self, names: set[str]) -> None:
         self.names = names
-        #: the keys read so: optional, never drawn (a read by key under ``if "k" in features``)
+        #: the keys asked for so: optional, never drawn (a read by key under ``if "k" in
+        #: features`` or ``if features.get("k") is not None``). A key only fetched with
+        #: ``.get("k")`` elsewhere, and read by key outside such a test, is required.
         self.keys: set[str] = set()
+
+    def visit_If(self, node: ast.AST) -> ast.AST:
+        self.keys.update(self._gotten(node.test))
+        return self.generic_visit(node)
+
+    visit_IfExp = visit_While = visit_If
+
+    def _gotten(self, test: ast.AST) -> set[str]:
+        return {
+            node.args[0].value for node in ast.walk(test)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+            and isinstance(node.func.value, ast.Name) and node.func.value.id in self.names
+            and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+        }
 
     def visit_Compare(self, node: ast.Compare) -> ast.AST:
         held = node.comparators[0] if len(node.comparators) == 1 else None
@@ -247,8 +263,6 @@ class _OptionalReads(ast.NodeTransformer):
             isinstance(node.func, ast.Attribute) and node.func.attr == "get"
             and isinstance(node.func.value, ast.Name) and node.func.value.id in self.names
         ):
-            if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
-                self.keys.add(node.args[0].value)
             return ast.copy_location(ast.Constant(None), node)
         return self.generic_visit(node)
 
