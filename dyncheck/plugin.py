@@ -47,6 +47,24 @@ class _Group:
         self.group.addoption(*names, **attrs)
 
 
+#: The names pytest loads this module under: the pytest11 entry point's (installed), and the
+#: module's own (``-p dyncheck.plugin``, a conftest's ``pytest_plugins``).
+_NAMES = ("dyncheck", "dyncheck.plugin")
+
+
+def pytest_plugin_registered(plugin: object, plugin_name: str, manager: pytest.PytestPluginManager) -> None:
+    """Loaded under one of its names, the plugin is taken as loaded under the other too: an
+    installed dyncheck also named with ``-p dyncheck.plugin`` (as a checkout needs) or in a
+    conftest's ``pytest_plugins`` stopped pytest with "Plugin already registered under a
+    different name" and a dump of every plugin. The other name is blocked, so pytest skips
+    it (``-p no:dyncheck``, given before, still disables the plugin)."""
+    if plugin is not sys.modules[__name__] or plugin_name not in _NAMES:
+        return
+    for other in _NAMES:
+        if other != plugin_name and manager.get_plugin(other) is None and not manager.is_blocked(other):
+            manager.set_blocked(other)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = _Group(parser.getgroup("dyncheck", "dyncheck: property-based checks of dynamic PyTorch models"))
     group.addoption(

@@ -173,6 +173,20 @@ def test_disabled_with_no_dyncheck(pytester):
     assert "unrecognized arguments: --dyncheck" in result.stderr.str()
 
 
+@pytest.mark.usefixtures("subprocess_env")
+@pytest.mark.parametrize("named", ["-p", "conftest"])
+def test_the_plugin_named_again_while_installed_is_loaded_once(pytester, named):
+    # as a checkout needs it (-p dyncheck.plugin), or in a conftest's pytest_plugins: with
+    # dyncheck installed, pytest stopped with "Plugin already registered under a different
+    # name" and a dump of every plugin
+    args = ["-p", "dyncheck.plugin"] if named == "-p" else []
+    if named == "conftest":
+        pytester.makeconftest('pytest_plugins = ["dyncheck.plugin"]')
+    result = pytester.runpytest_subprocess(*args, "--dyncheck", GATED, "--co", "-q")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
+    assert f"dyncheck::{GATED}::determinism" in result.stdout.str()
+
+
 def test_hypothesis_statistics_work(dyncheck_run):
     run = dyncheck_run("--dyncheck", GATED, "--dyncheck-max-examples=3", "--hypothesis-show-statistics")
     assert "Hypothesis Statistics" in run.text
