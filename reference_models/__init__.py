@@ -201,6 +201,8 @@ Refactored twins, each declaring the model it must still agree with
   ``nn.Sequential`` of modules handing a dict of features on, embeddings then mean pooling.
 * :mod:`reference_models.integrator_stack` -- ``IntegratorStack``: norse's
   ``SequentialState(Linear, LIF, ...)``, a layer after the Linear looping over the steps.
+* :mod:`reference_models.categorical_table` -- ``ForecastEncoder``: pytorch-forecasting's dict
+  batch, categorical variables picked as ``x["encoder_cat"][..., i]`` into tables of their own.
 * :mod:`reference_models.staged_ema` -- ``StagedEMA``: a running centre a backward hook
   applies (routing-transformer's k-means), registered as a method a copy rebinds.
 * :mod:`reference_models.token_router` -- ``TopKTokenRouter``: CoLT5's conditional
@@ -421,6 +423,7 @@ GOOD_TARGETS = (
     "reference_models.svd_adapter:SVDAdapterLinear",
     "reference_models.feature_chain:FeatureChain",
     "reference_models.integrator_stack:IntegratorStack",
+    "reference_models.categorical_table:ForecastEncoder",
     "reference_models.padded_features:FeatureSequenceEncoder",
     "reference_models.key_padding:PaddedTransformerClassifier",
     "reference_models.layer_stack:LayerStack",

@@ -7168,6 +7168,47 @@ def test_a_dict_handed_along_a_chain_of_modules_is_what_the_first_reads_with_wha
     same(resolved(lambda: nn.Sequential(nn.Linear(8, 4), nn.ReLU())).spec.inputs["input"], dst.tensors(shape=("batch", 8)))
 
 
+def test_a_column_picked_from_the_last_axis_is_drawn_with_that_axis():
+    # pytorch-forecasting's x["encoder_cat"][..., 0]: drawn as [batch, time] ids, the pick
+    # took the steps away and every check raised (in a dict), or a GRU ran the batch as one
+    # sequence and batch_invariance failed the correct model (an argument)
+    from reference_models.categorical_table import ForecastEncoder
+
+    target = resolved(ForecastEncoder)
+    entries = target.spec.inputs["x"].wrapped_strategy.mapping
+    same(entries["encoder_cat"], dst.tensors(shape=("batch", "time", 2), dtype=torch.int64, min_value=0, max_value=4))
+    same(entries["encoder_cont"], dst.tensors(shape=("batch", "time", 3)))
+    assert "it reaches weekday as column 0 of its last axis (x['encoder_cat'][..., 0]): 2 columns" in (
+        target.inferred_inputs["x"]
+    )
+    assert "ids below the smallest, store's 5" in target.inferred_inputs["x"]
+    assert_callable(target)
+    target = resolved(_ColumnIntoGRU)
+    same(target.spec.inputs["x_cat"], dst.tensors(shape=("batch", "time", 1), dtype=torch.int64, min_value=0, max_value=4))
+    assert_callable(target)
+    # x[:, 0]: a table's first column or a sequence's first step, left to the calls
+    same(resolved(_FirstStep).spec.inputs["x"], dst.tensors(shape=("batch", "time", 8)))
+
+
+class _ColumnIntoGRU(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb, self.gru = nn.Embedding(5, 4), nn.GRU(4, 6, batch_first=True)
+
+    def forward(self, x_cat):
+        ids = x_cat[..., 0].long()
+        return self.gru(self.emb(ids))[0][:, -1]
+
+
+class _FirstStep(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.fc(x[:, 0])
+
+
 def test_a_recurrence_in_a_layer_after_the_first_says_where_the_steps_are():
     # norse's SequentialState(Linear, LIF, ...): drawn as vectors, the LIF's loop walked the
     # batch as time and batch_invariance failed the correct model

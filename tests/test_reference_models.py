@@ -40,6 +40,7 @@ RECURRENT = {
     "reference_models.learned_positions:LearnedPositionLM",
     "reference_models.last_item:LastItemGRU",
     "reference_models.mask_and_lengths:PackedMeanPool",
+    "reference_models.categorical_table:ForecastEncoder",
 }
 PADDED = {
     "reference_models.rnn:DynamicRNN",

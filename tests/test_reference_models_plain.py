@@ -754,6 +754,23 @@ def _feature_chain() -> tuple[torch.nn.Module, tuple]:
     return _SentenceEmbedding(FeatureChain()), (ids, (ids != 0).long())
 
 
+def _categorical_table() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.categorical_table import ForecastEncoder
+
+    return _DictInput(ForecastEncoder()), (torch.tensor([[[0, 4], [6, 1]]] * 3), torch.randn(3, 2, 3))
+
+
+class _DictInput(torch.nn.Module):
+    """pytorch-forecasting's dict batch from two tensors, as BUILDERS' callers pass them."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, encoder_cat: torch.Tensor, encoder_cont: torch.Tensor) -> torch.Tensor:
+        return self.model({"encoder_cat": encoder_cat, "encoder_cont": encoder_cont})
+
+
 def _integrator_stack() -> tuple[torch.nn.Module, tuple]:
     from reference_models.integrator_stack import IntegratorStack
 
@@ -1353,6 +1370,7 @@ BUILDERS = {
     "svd_adapter": _svd_adapter,
     "feature_chain": _feature_chain,
     "integrator_stack": _integrator_stack,
+    "categorical_table": _categorical_table,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

@@ -86,11 +86,13 @@ class _Flow(ast.NodeVisitor):
             # One result for the whole flow: a helper's consumers are the caller's.
             self.consumers, self.entries, self.transposed = parent.consumers, parent.entries, parent.transposed
             self.reduced, self.concatenated, self.stepped = parent.reduced, parent.concatenated, parent.stepped
+            self.picked = parent.picked
             self.stepped_in_code = parent.stepped_in_code
             self.members = parent.members
             self.packs, self.scopes, self.seen = parent.packs, parent.scopes, parent.seen
             self.packed_lengths = parent.packed_lengths
             self.reductions: dict[str, int] = {}
+            self.columns: dict[str, int] = {}
             self.steps: dict[str, int] = {}
             self.walked: set[str] = set()
             self.joins: dict[str, tuple[tuple[str, ...], int]] = {}
@@ -107,6 +109,9 @@ class _Flow(ast.NodeVisitor):
         # consumer -> the axis of the argument reduced away in what it receives
         # (``self.fc(x.mean(1))``, or ``h = x.mean(1)`` first): it takes one axis fewer.
         self.reduced: dict[str, int] = {}
+        # consumer -> the column of the argument's last axis it receives (``self.emb(
+        # x_cat[..., 0])``, or ``c = x_cat[..., 0]`` first): it takes that axis gone
+        self.picked: dict[str, int] = {}
         # the consumers of those that take the argument one step of that axis at a time, in a
         # loop carrying a state (``h = self.cell(x[t], h)`` for t in range(x.size(0)), or for
         # x_t in x.unbind(1))
@@ -126,6 +131,8 @@ class _Flow(ast.NodeVisitor):
         self.members: dict[str, int] = {}
         # local name -> the axis its value reduced away from the argument
         self.reductions: dict[str, int] = {}
+        # local name -> the column of the argument's last axis it holds (``c = x[..., 0]``)
+        self.columns: dict[str, int] = {}
         # loop variable -> the axis of the argument it counts the steps of
         # (``for t in range(x.size(0))``: ``x[t]`` is one step, that axis gone)
         self.steps: dict[str, int] = {}
@@ -219,6 +226,7 @@ class _Flow(ast.NodeVisitor):
             if isinstance(target, ast.Name) and counter is not None:
                 self.ranges[target.id] = counter
         axis = self._reduced_axis(node.value)
+        column = self._picked_column(node.value)
         joined = self._joined(node.value)
         part = self._part(node.value) if isinstance(node.value, ast.Call) else None
         module = part[len(MODULE_PART):] if part is not None and part.startswith(MODULE_PART) else None
@@ -227,6 +235,7 @@ class _Flow(ast.NodeVisitor):
             if isinstance(target, ast.Name):
                 for held, value in (
                     (self.reductions, axis), (self.joins, joined), (self.module_values, module), (self.same_as, same),
+                    (self.columns, column),
                 ):
                     if value is None:
                         held.pop(target.id, None)
@@ -260,6 +269,13 @@ class _Flow(ast.NodeVisitor):
         :meth:`_part`)."""
         if isinstance(node, ast.Name):
             return self.joins.get(node.id)
+        if (
+            isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div))
+            and isinstance(node.left, ast.Name) and node.left.id in self.joins
+        ):
+            # h = h - h.mean(dim=(0, 1), keepdim=True): arithmetic that broadcasts keeps the
+            # concatenation's features (not h @ w)
+            return self.joins[node.left.id]
         return _concatenation(node, self._part)
 
     def _part(self, node: ast.AST) -> str | None:
@@ -297,6 +313,16 @@ class _Flow(ast.NodeVisitor):
             return step[1]
         found = _reduction_axis(node)
         if found is None or not _passes(found[0], self.tainted):
+            return None
+        return found[1]
+
+    def _picked_column(self, node: ast.AST) -> int | None:
+        """The column of the argument's last axis ``node`` is, when it is a name holding one
+        or the argument picked so itself (:func:`_last_axis_column`)."""
+        if isinstance(node, ast.Name):
+            return self.columns.get(node.id)
+        found = _last_axis_column(node)
+        if found is None or not (isinstance(found[0], ast.Name) and found[0].id in self.tainted):
             return None
         return found[1]
 
@@ -456,6 +482,9 @@ class _Flow(ast.NodeVisitor):
             self.reduced[expression] = axis
             if self._is_step(entry[1]):
                 self.stepped.add(expression)
+        column = self._picked_column(entry[1])
+        if column is not None:
+            self.picked[expression] = column
         joined = self._joined(entry[1])
         if joined is not None:
             self.concatenated[expression] = joined
@@ -1193,6 +1222,23 @@ def _step_of(node: ast.AST, steps: dict[str, int]) -> tuple[ast.AST, int] | None
             if (every and axis == place and place == len(parts) - 1) or (ellipsis and axis == -1):
                 return node.value, axis
     return None
+
+
+def _last_axis_column(node: ast.AST) -> tuple[ast.AST, int] | None:
+    """(what is indexed, the column) for ``t[..., 2]``, through methods that keep the shape
+    (``t[..., 0].long()``): one column of the last axis, that axis gone (pytorch-forecasting's
+    ``x["encoder_cat"][..., 0]``, one categorical variable of a [batch, time, variables]
+    table). None for anything else; ``t[:, 0]`` may be a sequence's first step as well as a
+    table's first column, and is left to the calls resolution makes."""
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _SAME_LAYOUT:
+        node = node.func.value
+    if not (isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Tuple) and len(node.slice.elts) == 2):
+        return None
+    first, column = node.slice.elts
+    column = _number(column)
+    if not (isinstance(first, ast.Constant) and first.value is Ellipsis and isinstance(column, int) and column >= 0):
+        return None
+    return node.value, column
 
 
 def _reduction_axis(node: ast.AST) -> tuple[ast.AST, int] | None:

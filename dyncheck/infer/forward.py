@@ -20,8 +20,8 @@ from dyncheck import strategies as dst
 from dyncheck.infer.builtin import builtin_layer, infer_builtin_input
 from dyncheck.infer.constructor import _COUNT_NAME, _annotation
 from dyncheck.infer.flow import (
-    BATCH_BOUND, MODULE_PART, _bound_names, _Flow, _flow, _loads, _passes, _resolve_module, _sizes_bound,
-    _tensor_call, output_width,
+    BATCH_BOUND, MODULE_PART, _bound_names, _Flow, _flow, _last_axis_column, _loads, _passes, _resolve_module,
+    _sizes_bound, _tensor_call, output_width,
 )
 from dyncheck.infer.layers import (
     ATTENTION_MODULES, _entry_parameter, _Found, _input_for_module, _Shape, _swap, _user_defined, members_input,
@@ -599,6 +599,8 @@ def infer_input(
             if found is not None and found.tokens and module is not None and "*" in expression:
                 # one of a list of tables (self.embeddings[i](x[:, i])): below the smallest vocabulary
                 found = members_input(model, expression, 0, entry, member) or found
+        if found is not None and found.tokens and expression in flow.picked:
+            found = _smallest_table(model, flow, found)
         if found is not None:
             why = f"first consumed by {_consumer_name(expression)} ({found.note})"
             if indirect:
@@ -667,10 +669,21 @@ def infer_input(
                     f"; a loop hands {expression} one step of axis {flow.reduced[expression]} at a time"
                     if expression in flow.stepped else f"; it reaches {expression} reduced over axis {flow.reduced[expression]}"
                 )
-            shared = _shared_features(model, name, shape, flow.concatenated.get(expression))
+            shared = _shared_features(model, name, shape, flow.concatenated.get(expression), siblings)
             if shared is not None:
                 shape, note = shared
                 why += f"; {note}"
+            if expression in flow.picked and len(shape) >= 1:
+                # one column of its last axis (x_cat[..., 0]): drawn without that axis, a
+                # [batch, time] table of ids lost its steps on the way into a GRU, which
+                # then ran the batch as one sequence (a false batch_invariance failure)
+                column = flow.picked[expression]
+                columns = 1 + max(_in_scopes(_last_axis_columns, scopes), default=column)
+                shape = (*shape, columns)
+                why += (
+                    f"; it reaches {_consumer_name(expression)} as column {column} of its last axis ({name}[..., "
+                    f"{column}]): {columns} column{'s' if columns > 1 else ''}, as many as forward picks"
+                )
             if _tensor_list(annotation):
                 return _sequence_list(found.make(shape), shape, why, name, qualname)
             packed = _packed(annotation, name, model, consumers, scopes)
@@ -1796,8 +1809,35 @@ def _reads(tree: ast.AST, name: str) -> bool:
     return any(isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load) for node in ast.walk(tree))
 
 
+def _smallest_table(model: nn.Module, flow: _Flow, found: _Found) -> _Found:
+    """The ids of a table whose columns each go to an Embedding of their own
+    (``self.weekday(x[..., 0])``, ``self.store(x[..., 1])``): drawn below the smallest
+    vocabulary, not the first table's (each column's own range cannot be drawn)."""
+    tables = [
+        (module.num_embeddings, expression, candidate) for expression in flow.picked
+        if isinstance(getattr(module := _resolve_module(model, expression), "num_embeddings", None), int)
+        and (candidate := _input_for_module(module, depth=0, entry=flow.entries.get(expression, 0))) is not None
+        and candidate.tokens and candidate.shape == found.shape
+    ]
+    if len(tables) < 2:
+        return found
+    size, smallest, candidate = min(tables, key=lambda table: table[0])
+    return candidate._replace(
+        note=f"{found.note}; its columns go to {len(tables)} tables, ids below the smallest, {smallest}'s {size}"
+    )
+
+
+def _last_axis_columns(tree: ast.AST, name: str) -> list[int]:
+    """The columns of ``name``'s last axis forward picks (``name[..., 2]``)."""
+    return [
+        found[1] for node in ast.walk(tree)
+        if (found := _last_axis_column(node)) is not None and isinstance(found[0], ast.Name) and found[0].id == name
+    ]
+
+
 def _shared_features(
-    model: nn.Module, name: str, shape: Any, joined: tuple[tuple[str, ...], int] | None
+    model: nn.Module, name: str, shape: Any, joined: tuple[tuple[str, ...], int] | None,
+    siblings: list[str] | None = None,
 ) -> tuple[Any, str] | None:
     """``shape`` with this argument's share of the last axis, when the consumer takes it
     concatenated with other forward arguments, or with what a submodule of a known width
@@ -1812,8 +1852,9 @@ def _shared_features(
         return None
     modules = [n[len(MODULE_PART):] for n in names if n.startswith(MODULE_PART)]
     names = tuple(n for n in names if not n.startswith(MODULE_PART))
-    if not set(names) <= set(inspect.signature(model.forward).parameters):
-        return None  # a part computed in forward: its size is not known here
+    if not set(names) <= {*inspect.signature(model.forward).parameters, *(siblings or ())}:
+        return None  # a part computed in forward: its size is not known here (an entry of
+        # a dict of inputs is one of its own, a sibling)
     widths = [output_width(_resolve_module(model, m)) for m in modules]
     if any(w is None for w in widths):
         return None
