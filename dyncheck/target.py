@@ -625,7 +625,7 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
         # Raw samples whose channel axis forward adds itself ([batch, length] into a Conv1d),
         # only now shaped as the model takes them, beside an optional lengths=None.
         _add_padding_argument(instance, parameters, inputs, inferred_inputs, kept_defaults)
-    _episode_flags(inputs, inferred_inputs)
+    _episode_flags(instance, inputs, inferred_inputs, all_dims)
     _probe_relative(instance, inputs, inferred_inputs, all_dims)
     _probe_longest(instance, inputs, inferred_inputs, all_dims)
     _probe_sorted(instance, inputs, inferred_inputs, all_dims)
@@ -2956,14 +2956,21 @@ def _flattened_sizes(instance: nn.Module, rank: int, largest: int = 512) -> list
 #: Forward arguments that flag where an episode ended or began, as reinforcement learning
 #: rollouts hand them to a recurrent policy (``hidden * (1 - done)``).
 _EPISODE_FLAG_NAME = re.compile(
-    r"^(dones?|terminals?|terminated|truncated|is_first|is_terminal|episode_starts?|resets?|not_done)$"
+    r"^(dones?|terminals?|terminated|truncated|is_first|is_init|is_terminal|episode_starts?|resets?|not_done)$"
 )
 
 
-def _episode_flags(inputs: dict[str, Any], inferred: dict[str, str]) -> None:
+def _episode_flags(
+    instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]
+) -> None:
     """An inferred floating input named like an episode's done flags (``done``,
-    ``episode_starts``) holds 0 and 1: drawn from 0 to 1, whatever range the layer it
-    reaches suggested (a hidden state's [-1, 1])."""
+    ``episode_starts``, torchrl's ``is_init``) holds one flag per step and sample, 0 or 1:
+    drawn with the step and batch axes of the sequence beside it (CleanRL's ``done``,
+    inferred ``[time, batch, 8]`` from the LSTM its flags scale the state of, was reshaped
+    into the wrong samples' flags, a false ``batch_invariance`` failure) and from 0 to 1,
+    whatever range the layer it reaches suggested (a hidden state's [-1, 1]); as booleans
+    where forward takes no floats there (``torch.where(is_init[t], ...)``). Each layout is
+    kept only where the model runs on it, the layer's shape last, as before."""
     import torch
 
     from dyncheck import strategies as dst
@@ -2973,8 +2980,66 @@ def _episode_flags(inputs: dict[str, Any], inferred: dict[str, str]) -> None:
         kwargs = strategy_arguments(inputs[name])
         if strategy_kind(inputs[name]) != "tensors" or not kwargs.get("dtype", torch.float32).is_floating_point:
             continue
-        inputs[name] = dst.tensors(**{**kwargs, "min_value": 0.0, "max_value": 1.0})
-        inferred[name] += "; named like an episode's done flags: drawn from 0 to 1"
+        shape = kwargs.get("shape")
+        steps = _flag_axes(inputs, inferred, name)
+        layouts = [steps] if steps is not None and steps != shape else []
+        flags = dst.tensors(**{**kwargs, "min_value": 0.0, "max_value": 1.0})
+        tried = [
+            (layout, boolean) for boolean in (False, True) for layout in layouts
+        ] + [(shape, False), (shape, True)]
+        chosen = None
+        for layout, boolean in tried:
+            strategy = (
+                dst.tensors(shape=layout, dtype=torch.bool) if boolean
+                else dst.tensors(**{**kwargs, "shape": layout, "min_value": 0.0, "max_value": 1.0})
+            )
+            if _runs_on_simplest(instance, {**inputs, name: strategy}, dims):
+                chosen = (layout, boolean, strategy)
+                break
+        if chosen is None:
+            inputs[name] = flags
+            inferred[name] += "; named like an episode's done flags: drawn from 0 to 1"
+            continue
+        layout, boolean, inputs[name] = chosen
+        what = "booleans (it runs on no floats there)" if boolean else "from 0 to 1"
+        if layout == shape:
+            inferred[name] += f"; named like an episode's done flags: drawn {what}"
+        else:
+            inferred[name] = (
+                f"named like an episode's done flags: one per step and sample, {layout!r} as the sequence beside it "
+                f"(not {shape!r}, the layer's it reaches), drawn {what}"
+            )
+
+
+def _flag_axes(inputs: dict[str, Any], inferred: dict[str, str], flag: str) -> tuple | None:
+    """The step and batch axes, in order, of the inferred sequence beside ``flag`` (the first
+    input drawn with both), or the batch axis alone of one drawn ``[batch, F]``; None when
+    there is neither."""
+    from dyncheck.examples import strategy_arguments, strategy_kind
+
+    shapes = [
+        shape for name, strategy in inputs.items()
+        if name != flag and name in inferred and not _EPISODE_FLAG_NAME.match(name)
+        and strategy_kind(strategy) == "tensors" and isinstance(shape := strategy_arguments(strategy).get("shape"), tuple)
+    ]
+    for shape in shapes:
+        if "time" in shape and "batch" in shape:
+            return tuple(d for d in shape if d in ("time", "batch"))
+    return next((("batch",) for shape in shapes if shape[:1] == ("batch",) and len(shape) == 2), None)
+
+
+def _runs_on_simplest(instance: nn.Module, inputs: dict[str, Any], dims: dict[str, Any]) -> bool:
+    """Whether the model runs on the simplest example ``inputs`` draw (every size its
+    smallest, every value its simplest); True where that example cannot be drawn here."""
+    from hypothesis.errors import HypothesisException
+
+    from dyncheck.examples import _examples, find, quiet
+
+    try:
+        example = find(_examples(inputs, dims), lambda e: True, quiet(1))
+    except (HypothesisException, Exception):  # a strategy that needs a running check
+        return True
+    return _probe_call(instance, example.args) is None
 
 
 def _lengths_along(inputs: dict[str, Any], inferred: dict[str, str]) -> None:

@@ -4350,6 +4350,39 @@ def test_done_flags_are_one_value_per_sample_from_0_to_1():
     assert_callable(target)
 
 
+def test_done_flags_beside_a_sequence_are_one_per_step_and_sample():
+    # CleanRL's get_states: inferred from the LSTM whose state they scale, the flags were
+    # drawn [time, batch, 8], reshaped into other environments' flags: a false
+    # batch_invariance failure
+    from reference_models.episode_lstm import EpisodeLSTMAgent
+
+    target = resolved(EpisodeLSTMAgent)
+    same(target.spec.inputs["done"], dst.tensors(shape=("time", "batch"), min_value=0.0, max_value=1.0))
+    assert target.inferred_inputs["done"] == (
+        "named like an episode's done flags: one per step and sample, ('time', 'batch') as the sequence beside it "
+        "(not ('time', 'batch', 8), the layer's it reaches), drawn from 0 to 1"
+    )
+    assert_callable(target)
+    # torchrl's is_init, a condition of torch.where: booleans
+    target = resolved(_WhereReset)
+    same(target.spec.inputs["is_init"], dst.tensors(shape=("time", "batch"), dtype=torch.bool))
+    assert target.inferred_inputs["is_init"].endswith("drawn booleans (it runs on no floats there)")
+    assert_callable(target)
+
+
+class _WhereReset(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cell = nn.GRUCell(4, 8)
+
+    def forward(self, obs, h, is_init):
+        outs = []
+        for t in range(obs.shape[0]):
+            h = self.cell(obs[t], torch.where(is_init[t].unsqueeze(-1), torch.zeros_like(h), h))
+            outs.append(h)
+        return torch.stack(outs)
+
+
 def test_a_ratio_no_layer_reads_is_a_probability():
     target = resolved(TeacherForced, inputs={"target": dst.tensors(shape=("batch", "time", 4))})
     same(target.spec.inputs["teacher_forcing_ratio"], dst.controls())

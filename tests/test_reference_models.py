@@ -41,6 +41,7 @@ RECURRENT = {
     "reference_models.last_item:LastItemGRU",
     "reference_models.mask_and_lengths:PackedMeanPool",
     "reference_models.categorical_table:ForecastEncoder",
+    "reference_models.episode_lstm:EpisodeLSTMAgent",
 }
 PADDED = {
     "reference_models.rnn:DynamicRNN",

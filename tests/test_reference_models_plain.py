@@ -760,6 +760,24 @@ def _categorical_table() -> tuple[torch.nn.Module, tuple]:
     return _DictInput(ForecastEncoder()), (torch.tensor([[[0, 4], [6, 1]]] * 3), torch.randn(3, 2, 3))
 
 
+def _episode_lstm() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.episode_lstm import EpisodeLSTMAgent
+
+    state = (torch.zeros(1, 3, 8), torch.zeros(1, 3, 8))
+    return _FirstOutput(EpisodeLSTMAgent()), (torch.randn(1, 3, 4), state, torch.tensor([[1.0, 0.0, 0.0]]))
+
+
+class _FirstOutput(torch.nn.Module):
+    """The actions' logits alone (one step: a row per environment), not the state."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args: object) -> torch.Tensor:
+        return self.model(*args)[0]
+
+
 class _DictInput(torch.nn.Module):
     """pytorch-forecasting's dict batch from two tensors, as BUILDERS' callers pass them."""
 
@@ -1371,6 +1389,7 @@ BUILDERS = {
     "feature_chain": _feature_chain,
     "integrator_stack": _integrator_stack,
     "categorical_table": _categorical_table,
+    "episode_lstm": _episode_lstm,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,

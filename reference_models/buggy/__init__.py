@@ -230,6 +230,8 @@ so that dyncheck's zero-configuration inference can check it.
   start from the batch's mean (batch_invariance).
 * :mod:`~reference_models.buggy.batch_centred_forecast` -- a forecaster's features centred by
   their mean over the batch (batch_invariance).
+* :mod:`~reference_models.buggy.any_done_reset` -- a recurrent agent that resets every
+  environment's state when any episode ends (batch_invariance).
 * :mod:`~reference_models.buggy.carried_hidden` -- the final hidden state kept on ``self``
   and reused by the next call (padding_invariance, determinism, state_roundtrip,
   batch_invariance).
@@ -348,6 +350,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.unmasked_chain_pooling:Model": ("padding_invariance",),
     "reference_models.buggy.batch_mean_integrator:Model": ("batch_invariance",),
     "reference_models.buggy.batch_centred_forecast:Model": ("batch_invariance",),
+    "reference_models.buggy.any_done_reset:Model": ("batch_invariance",),
     "reference_models.buggy.carried_hidden:Model": (
         "padding_invariance", "determinism", "state_roundtrip", "batch_invariance",
     ),
