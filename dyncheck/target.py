@@ -824,6 +824,11 @@ def _padding_argument(
         if plain is not None:
             break
     else:
+        for name in candidates:  # said, not dropped in silence: padding_invariance's skip names it
+            kept[name] = (
+                f"not probed as {kind(name)}: the model raised without it at every padded length tried "
+                f"({', '.join(map(str, _PADDED_PROBED))} steps)"
+            )
         return {}
     # kind -> (every step valid, in words and as a value; the strategy; what it is)
     table = {
@@ -1085,7 +1090,8 @@ def _adopt_mask(
 
 
 #: The padded lengths :func:`_padding_argument` calls a model at, until one runs.
-_PADDED_PROBED = (5, 16, 64, 256)
+#: Shorter ones last, for a model built for a longest length (a table of 4 learned positions).
+_PADDED_PROBED = (5, 16, 64, 256, 4, 3)
 
 
 #: Optional arguments read as a key padding mask, True at padding (``nn.TransformerEncoder``'s
@@ -2751,7 +2757,9 @@ def _probe_sizes(
     lowered = False
     if runs_at(low):
         if sequence:
-            return True  # a sequence is probed only when its shortest raises
+            # a sequence is probed only when its shortest raises, and at its longest
+            _probe_longest_sequence(spatial, known, low, runs, dims, why)
+            return True
         size: int | None = low
         while size > 1 and runs(size - 1) is None and keeps_elements(size - 1):
             # below the first layer's reach: a model that pads its input itself (a causal
@@ -3176,6 +3184,32 @@ def _same_floats(a: list[Any] | None, b: list[Any] | None) -> bool:
     return bool(pairs) and all(
         x.shape == y.shape and x.dtype == y.dtype and torch.allclose(x, y, rtol=1e-5, atol=1e-6, equal_nan=True)
         for x, y in pairs
+    )
+
+
+def _probe_longest_sequence(
+    spatial: list[str], known: dict[str, Any], low: int, runs: Callable[[int], Exception | None],
+    dims: dict[str, Any], why: dict[str, str],
+) -> None:
+    """An inferred sequence whose shortest runs, called at its longest: a model built for a
+    longest length (a table of learned positions of ``seq_len`` rows, ``assert n <=
+    self.seq_len``, recurrent-memory-transformer's) raised there on every check. Where the
+    longest raises, the steps are drawn up to the longest that ran, and ``why`` says so."""
+    if len(spatial) != 1:
+        return
+    (dim,) = spatial
+    top = known[dim][1]
+    error = runs(top) if top > low else None
+    if error is None:
+        return
+    longest = next((size for size in range(top - 1, low - 1, -1) if runs(size) is None), None)
+    if longest is None:
+        return  # only the shortest runs: the checks say what the longer raise
+    dims[dim] = (known[dim][0], longest)
+    said = one_line(error)
+    why[dim] = (
+        f"at {dim} {top} the model raised {type(error).__name__}{'' if said == '(no message)' else f' ({said})'}; "
+        f"{longest} is the longest that ran (a model built for a longest length)"
     )
 
 

@@ -205,6 +205,8 @@ Refactored twins, each declaring the model it must still agree with
   batch, categorical variables picked as ``x["encoder_cat"][..., i]`` into tables of their own.
 * :mod:`reference_models.episode_lstm` -- ``EpisodeLSTMAgent``: CleanRL's recurrent PPO agent,
   an LSTM stepped over ``[time, envs]`` with each environment's state reset by its done flag.
+* :mod:`reference_models.segment_positions` -- ``SegmentLM``: a segment of at most 4 tokens
+  (learned positions, ``assert n <= self.seq_len``) with an optional padding mask.
 * :mod:`reference_models.staged_ema` -- ``StagedEMA``: a running centre a backward hook
   applies (routing-transformer's k-means), registered as a method a copy rebinds.
 * :mod:`reference_models.token_router` -- ``TopKTokenRouter``: CoLT5's conditional
@@ -427,6 +429,7 @@ GOOD_TARGETS = (
     "reference_models.integrator_stack:IntegratorStack",
     "reference_models.categorical_table:ForecastEncoder",
     "reference_models.episode_lstm:EpisodeLSTMAgent",
+    "reference_models.segment_positions:SegmentLM",
     "reference_models.padded_features:FeatureSequenceEncoder",
     "reference_models.key_padding:PaddedTransformerClassifier",
     "reference_models.layer_stack:LayerStack",

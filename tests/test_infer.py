@@ -484,6 +484,39 @@ def test_a_sequence_shorter_than_a_convolution_over_its_embeddings_is_not_drawn(
     assert_callable(target, max_examples=20)
 
 
+def test_a_sequence_is_drawn_up_to_the_longest_the_model_runs():
+    # recurrent-memory-transformer's segment: 4 learned positions and assert n <= seq_len;
+    # drawn up to 8 steps, every check failed on the assert, and its mask (probed at 5 steps
+    # and more only) was left at None in silence
+    from reference_models.segment_positions import SegmentLM
+
+    target = resolved(SegmentLM)
+    assert dict(target.spec.dims)["time"] == (1, 4)
+    assert target.inferred_dims["time"] == (
+        "at time 8 the model raised AssertionError (sequence length 8 must be at most 4); 4 is the longest that "
+        "ran (a model built for a longest length)"
+    )
+    same(target.spec.inputs["mask"], dst.attention_masks(dtype=torch.bool))
+    assert_callable(target, max_examples=20)
+    # a mask it raises beside at every padded length tried is said so, not dropped in silence
+    target = resolved(_TwoSteps)
+    assert "mask" not in target.spec.inputs
+    assert target.kept_defaults["mask"] == (
+        "not probed as mask: the model raised without it at every padded length tried (5, 16, 64, 256, 4, 3 steps)"
+    )
+    assert dict(target.spec.dims)["time"] == (1, 2)
+
+
+class _TwoSteps(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb, self.pos = nn.Embedding(20, 8), nn.Parameter(torch.zeros(2, 8))
+
+    def forward(self, x, mask=None):
+        h = self.emb(x) + self.pos[: x.shape[1]].expand(x.shape[0], 2, 8)
+        return h if mask is None else h * mask[..., None]
+
+
 class _FlaggedTextCNN(nn.Module):
     def __init__(self):
         super().__init__()
@@ -796,13 +829,14 @@ class TokenGRU(nn.Module):
         return self.rnn(self.embed(tokens))[0]
 
 
-def test_a_sequence_that_runs_at_its_shortest_is_probed_once_and_left_alone():
+def test_a_sequence_that_runs_at_its_shortest_and_longest_is_left_alone():
     TokenGRU.calls.clear()
     target = resolved(TokenGRU)
     assert "time" not in dict(target.spec.dims) and target.inferred_dims == {}
-    # at the shortest length, in eval and in train mode; then a batch of two in train mode,
-    # and its first sample alone (finite: a batch of 1 stays allowed)
-    assert TokenGRU.calls == [1, 1, 1, 1]
+    # at the shortest length, in eval and in train mode, then at the longest (a model built
+    # for a longest length raises there); then a batch of two in train mode, and its first
+    # sample alone (finite: a batch of 1 stays allowed)
+    assert TokenGRU.calls == [1, 1, 8, 8, 1, 1]
 
 
 def test_a_layer_over_the_input_reduced_over_an_axis_puts_the_axis_back():

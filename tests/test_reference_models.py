@@ -100,6 +100,8 @@ PADDED = {
     "reference_models.last_item:LastItemGRU",
     "reference_models.mask_and_lengths:PackedMeanPool",
     "reference_models.feature_chain:FeatureChain",
+    # ... or an optional mask of a model built for at most 4 steps
+    "reference_models.segment_positions:SegmentLM",
 }
 
 

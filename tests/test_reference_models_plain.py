@@ -760,6 +760,12 @@ def _categorical_table() -> tuple[torch.nn.Module, tuple]:
     return _DictInput(ForecastEncoder()), (torch.tensor([[[0, 4], [6, 1]]] * 3), torch.randn(3, 2, 3))
 
 
+def _segment_positions() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.segment_positions import SegmentLM
+
+    return SegmentLM(), (torch.tensor([[3, 4, 5, 0], [7, 0, 0, 0], [1, 2, 0, 0]]), torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 0, 0]]).bool())
+
+
 def _episode_lstm() -> tuple[torch.nn.Module, tuple]:
     from reference_models.episode_lstm import EpisodeLSTMAgent
 
@@ -1390,6 +1396,7 @@ BUILDERS = {
     "integrator_stack": _integrator_stack,
     "categorical_table": _categorical_table,
     "episode_lstm": _episode_lstm,
+    "segment_positions": _segment_positions,
     "padded_features": _padded_features,
     "key_padding": _key_padding,
     "layer_stack": _layer_stack,
