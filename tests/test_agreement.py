@@ -1113,6 +1113,61 @@ def test_a_tuple_in_a_dict_of_inputs_is_cut_member_by_member(dyncheck_run, pytes
     assert "differs from the same sample run alone" in run.failure("dict_state:Averaged::batch_invariance")
 
 
+def test_a_named_tuple_of_states_is_cut_member_by_member(dyncheck_run, pytester):
+    # sb3-contrib's RNNStates(pi=(h, c), vf=(h, c)): a NamedTuple was not cut, the sample
+    # alone met the whole batch's state and raised, a false failure; cut, it keeps its type
+    # (forward reads lstm_states.pi)
+    pytester.makepyfile(
+        named_states="""
+        from typing import NamedTuple
+
+        import torch
+        from hypothesis import strategies as st
+        from torch import nn
+
+        import dyncheck
+        from dyncheck.strategies import tensors
+
+        class RNNStates(NamedTuple):
+            pi: tuple
+            vf: tuple
+
+        class Policy(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.actor, self.critic = nn.LSTM(4, 8), nn.LSTM(4, 8)
+
+            def forward(self, obs, lstm_states):
+                pi, _ = self.actor(obs, self.start(lstm_states.pi))
+                vf, _ = self.critic(obs, lstm_states.vf)
+                return pi + vf
+
+            def start(self, state):
+                return state
+
+        class Averaged(Policy):
+            def start(self, state):
+                h, c = state
+                return h.mean(1, keepdim=True).expand_as(h).contiguous(), c
+
+        _h = tensors(shape=(1, "batch", 8), min_value=-1.0, max_value=1.0)
+        _states = st.builds(RNNStates, st.tuples(_h, _h), st.tuples(_h, _h))
+        _obs = tensors(shape=("time", "batch", 4))
+        good = dyncheck.Spec(Policy, inputs={"obs": _obs, "lstm_states": _states})
+        bad = dyncheck.Spec(Averaged, inputs={"obs": _obs, "lstm_states": _states})
+        """
+    )
+    run = dyncheck_run(
+        "--dyncheck", "named_states:good", "--dyncheck", "named_states:bad",
+        "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=2", "--dyncheck-max-examples=20",
+    )
+    assert run.outcomes() == {
+        "dyncheck::named_states:good::batch_invariance": "PASSED",
+        "dyncheck::named_states:bad::batch_invariance": "FAILED",
+    }, run.text
+    assert "differs from the same sample run alone" in run.failure("named_states:bad::batch_invariance")
+
+
 def test_a_declared_batch_coupling_is_a_skip(dyncheck_run, pytester):
     pytester.makepyfile(
         coupled="""

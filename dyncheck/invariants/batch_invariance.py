@@ -90,7 +90,9 @@ def _named_batch_axis(strategy: Any, value: Any, size: int) -> int | dict[str, i
         entries = strategy_entries(strategy)
         axes = {key: _named_batch_axis(entries.get(key), item, size) for key, item in value.items()}
         return axes if any(axis is not None for axis in axes.values()) else None
-    if type(value) is tuple:  # a tuple of inputs (an LSTM's (h_0, c_0)): each member's own axis
+    if isinstance(value, tuple) and (type(value) is tuple or hasattr(value, "_fields")):
+        # a tuple of inputs (an LSTM's (h_0, c_0), or a NamedTuple of them, sb3-contrib's
+        # RNNStates(pi=(h, c), vf=(h, c))): each member's own axis
         members = strategy_members(strategy) or (None,) * len(value)
         axes = [_named_batch_axis(member, item, size) for member, item in zip(members, value)]
         return axes if any(axis is not None for axis in axes) else None
@@ -560,7 +562,9 @@ def _take(value: Any, axis: Any, index: torch.Tensor) -> Any:
         return {key: _take(item, axis.get(key), index) for key, item in value.items()}
     if isinstance(axis, list):  # a tuple or list of inputs, member by member
         taken = [_take(item, member, index) for item, member in zip(value, axis)]
-        return taken if type(value) is list else tuple(taken)
+        if type(value) is list:
+            return taken
+        return type(value)._make(taken) if hasattr(value, "_fields") else tuple(taken)
     if isinstance(value, list):  # a list of sequences: its members are the samples
         return [value[i].clone() for i in index.tolist()]
     if isinstance(value, nn.utils.rnn.PackedSequence):  # a pack: its sequences, packed again

@@ -171,11 +171,16 @@ def slot_value(args: Mapping[str, Any], slot: Slot) -> Any:
     for key in _keys(slot):
         if type(value) is dict:
             value = value.get(key)
-        elif type(value) is tuple and isinstance(key, int) and 0 <= key < len(value):
+        elif _is_tuple(value) and isinstance(key, int) and 0 <= key < len(value):
             value = value[key]
         else:
             return None
     return value
+
+
+def _is_tuple(value: Any) -> bool:
+    """A tuple of inputs: a plain tuple or a NamedTuple (sb3-contrib's ``RNNStates``)."""
+    return type(value) is tuple or (isinstance(value, tuple) and hasattr(value, "_fields"))
 
 
 def _with(args: Mapping[str, Any], changes: Mapping[Slot, Any]) -> dict[str, Any]:
@@ -191,10 +196,10 @@ def _replaced(container: Any, keys: tuple[Any, ...], value: Any) -> Any:
     """``container`` (a dict or tuple of inputs, nested) with the value at ``keys`` replaced."""
     if not keys:
         return value
-    if type(container) is tuple:
+    if _is_tuple(container):
         items = list(container)
         items[keys[0]] = _replaced(items[keys[0]], keys[1:], value)
-        return tuple(items)
+        return type(container)._make(items) if hasattr(container, "_fields") else tuple(items)
     out = dict(container)
     out[keys[0]] = _replaced(container[keys[0]], keys[1:], value)
     return out
