@@ -2990,7 +2990,12 @@ def _episode_flags(
             continue
         shape = kwargs.get("shape")
         steps = _flag_axes(inputs, inferred, name)
-        layouts = [steps] if steps is not None and steps != shape else []
+        # one per step and sample, then one per sample (a sequence's episode start: sb3's
+        # h0 * (1 - episode_starts).view(1, -1, 1)), then the layer's shape
+        layouts = [
+            layout for layout in dict.fromkeys([steps, ("batch",) if steps is not None else None])
+            if layout is not None and layout != shape
+        ]
         flags = dst.tensors(**{**kwargs, "min_value": 0.0, "max_value": 1.0})
         tried = [
             (layout, boolean) for boolean in (False, True) for layout in layouts
@@ -3013,8 +3018,9 @@ def _episode_flags(
         if layout == shape:
             inferred[name] += f"; named like an episode's done flags: drawn {what}"
         else:
+            per = "step and sample" if "time" in layout else "sample"
             inferred[name] = (
-                f"named like an episode's done flags: one per step and sample, {layout!r} as the sequence beside it "
+                f"named like an episode's done flags: one per {per}, {layout!r} as the input beside it "
                 f"(not {shape!r}, the layer's it reaches), drawn {what}"
             )
 
@@ -3037,17 +3043,60 @@ def _flag_axes(inputs: dict[str, Any], inferred: dict[str, str], flag: str) -> t
 
 
 def _runs_on_simplest(instance: nn.Module, inputs: dict[str, Any], dims: dict[str, Any]) -> bool:
-    """Whether the model runs on the simplest example ``inputs`` draw (every size its
-    smallest, every value its simplest); True where that example cannot be drawn here."""
-    from hypothesis.errors import HypothesisException
+    """Whether the model runs on the simplest values ``inputs`` draw (zeros, or the nearest
+    value allowed; lengths of the padded length; masks of all tokens) at a batch of 2 and 3
+    steps where the ranges allow (at 1 and 1, any layout of flags broadcasts), every other
+    size its smallest; False where an input is drawn otherwise than these make. Made by
+    hand: drawn by Hypothesis here, before pytest loads its plugin, it warns."""
+    sizes: dict[Any, int] = {}
+    for dim, size in (("batch", 2), ("time", 3)):
+        allowed = _allowed_sizes(dim, dims)
+        sizes[dim] = next((s for s in allowed if s >= size), allowed[-1]) if allowed else size
 
-    from dyncheck.examples import _examples, find, quiet
+    def size_of(dim: Any) -> int:
+        if isinstance(dim, int):
+            return dim
+        return sizes[dim] if dim in sizes else _smallest_size(dim, dims)
 
     try:
-        example = find(_examples(inputs, dims), lambda e: True, quiet(1))
-    except (HypothesisException, Exception):  # a strategy that needs a running check
-        return True
-    return _probe_call(instance, example.args) is None
+        args = {name: _simplest(strategy, size_of) for name, strategy in inputs.items()}
+    except _NotMade:
+        return False
+    return _probe_call(instance, args) is None
+
+
+class _NotMade(Exception):
+    """A strategy :func:`_simplest` does not make a value of."""
+
+
+def _simplest(strategy: Any, size_of: Callable[[Any], int]) -> Any:
+    """The simplest value of a dyncheck strategy (a tuple or dict of them too), its named
+    sizes ``size_of`` gives; raises :class:`_NotMade` for any other strategy."""
+    import torch
+
+    from dyncheck.examples import strategy_arguments, strategy_entries, strategy_kind, strategy_members
+    from dyncheck.strategies import _length_plan, _mask_plan
+
+    kind, kwargs = strategy_kind(strategy), strategy_arguments(strategy)
+    if kind == "tensors":
+        dtype = kwargs.get("dtype", torch.float32)
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        fill = low if low is not None and low > 0 else high if high is not None and high < 0 else 0
+        return torch.full([size_of(d) for d in kwargs.get("shape", ())], fill, dtype=dtype)
+    if kind == "controls":
+        return _control_value(kwargs)
+    if kind == "sequence_lengths":
+        batch, longest, _, _, _, relative = _length_plan(**kwargs)
+        return _probe_tensor([size_of(batch)], ("lengths", longest, relative), size_of)
+    if kind == "attention_masks":
+        _, longest, _, dtype, at_padding = _mask_plan(**kwargs)
+        batch = kwargs.get("batch_size", "batch")
+        return _probe_tensor([size_of(batch), size_of(longest)], ("mask", dtype, at_padding), size_of)
+    if members := strategy_members(strategy):
+        return tuple(_simplest(member, size_of) for member in members)
+    if entries := strategy_entries(strategy):
+        return {key: _simplest(entry, size_of) for key, entry in entries.items()}
+    raise _NotMade
 
 
 def _lengths_along(inputs: dict[str, Any], inferred: dict[str, str]) -> None:

@@ -155,6 +155,14 @@ def test_a_module_that_cannot_be_used_is_one_line(workdir, args, line):
     assert one_line_usage_error(workdir, *args) == line
 
 
+def test_resolving_before_pytest_loads_hypothesis_draws_nothing(workdir):
+    # python -m dyncheck resolves its targets before pytest loads Hypothesis's plugin: a
+    # strategy drawn there (the done flags' layout probe did) makes Hypothesis warn
+    result = dyncheck(workdir, "reference_models.episode_lstm", "--co", "-q")  # a module: resolved first
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "HypothesisSideeffectWarning" not in result.stdout + result.stderr
+
+
 def test_every_module_that_cannot_be_used_is_said_at_once(monkeypatch, tmp_path):
     """Several bad arguments, or a package with several bad modules: one line each, in the
     order given, so the first does not hide the others (a fix, a rerun, the next error)."""

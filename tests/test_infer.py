@@ -4393,7 +4393,7 @@ def test_done_flags_beside_a_sequence_are_one_per_step_and_sample():
     target = resolved(EpisodeLSTMAgent)
     same(target.spec.inputs["done"], dst.tensors(shape=("time", "batch"), min_value=0.0, max_value=1.0))
     assert target.inferred_inputs["done"] == (
-        "named like an episode's done flags: one per step and sample, ('time', 'batch') as the sequence beside it "
+        "named like an episode's done flags: one per step and sample, ('time', 'batch') as the input beside it "
         "(not ('time', 'batch', 8), the layer's it reaches), drawn from 0 to 1"
     )
     assert_callable(target)
@@ -4402,6 +4402,34 @@ def test_done_flags_beside_a_sequence_are_one_per_step_and_sample():
     same(target.spec.inputs["is_init"], dst.tensors(shape=("time", "batch"), dtype=torch.bool))
     assert target.inferred_inputs["is_init"].endswith("drawn booleans (it runs on no floats there)")
     assert_callable(target)
+    # tried at a batch of 2 and 3 steps (at 1 and 1 any layout broadcasts): a sequence's
+    # episode start, one per sample (sb3's h0 * (1 - episode_starts).view(1, -1, 1)) ...
+    target = resolved(_StartedSequence)
+    same(target.spec.inputs["episode_starts"], dst.tensors(shape=("batch",), min_value=0.0, max_value=1.0))
+    assert_callable(target)
+    # ... and a state scaled whole keeps the layer's shape
+    same(resolved(RecurrentPolicy).spec.inputs["done"], dst.tensors(shape=("batch",), min_value=0.0, max_value=1.0))
+    target = resolved(_ScaledState)
+    same(target.spec.inputs["done"], dst.tensors(shape=("batch", 8), min_value=0.0, max_value=1.0))
+    assert_callable(target)
+
+
+class _StartedSequence(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(4, 8, batch_first=True)
+
+    def forward(self, x, h0, episode_starts):
+        return self.gru(x, h0 * (1.0 - episode_starts).view(1, -1, 1))[0]
+
+
+class _ScaledState(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.enc, self.cell = nn.Linear(4, 8), nn.GRUCell(8, 8)
+
+    def forward(self, obs, h, done):
+        return self.cell(torch.relu(self.enc(obs)), h * (1.0 - done))
 
 
 class _WhereReset(nn.Module):
@@ -7245,7 +7273,7 @@ def test_a_column_picked_from_the_last_axis_is_drawn_with_that_axis():
     entries = target.spec.inputs["x"].wrapped_strategy.mapping
     same(entries["encoder_cat"], dst.tensors(shape=("batch", "time", 2), dtype=torch.int64, min_value=0, max_value=4))
     same(entries["encoder_cont"], dst.tensors(shape=("batch", "time", 3)))
-    assert "it reaches weekday as column 0 of its last axis (x['encoder_cat'][..., 0]): 2 columns" in (
+    assert "it reaches weekday as column 0 of its last axis ([..., 0]): 2 columns" in (
         target.inferred_inputs["x"]
     )
     assert "ids below the smallest, store's 5" in target.inferred_inputs["x"]
@@ -7255,6 +7283,33 @@ def test_a_column_picked_from_the_last_axis_is_drawn_with_that_axis():
     assert_callable(target)
     # x[:, 0]: a table's first column or a sequence's first step, left to the calls
     same(resolved(_FirstStep).spec.inputs["x"], dst.tensors(shape=("batch", "time", 8)))
+    # picks through a name that holds the input count, each column once
+    target = resolved(_AliasedColumns)
+    same(target.spec.inputs["x_cat"], dst.tensors(shape=("batch", "time", 2), dtype=torch.int64, min_value=0, max_value=4))
+    assert_callable(target)
+    # an input a layer also takes whole keeps its shape (the first token's ids beside the sequence's)
+    target = resolved(_FirstTokenTag)
+    same(target.spec.inputs["ids"], dst.tensors(shape=("batch", "time"), dtype=torch.int64, min_value=0, max_value=9))
+    assert_callable(target)
+
+
+class _AliasedColumns(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weekday, self.store, self.fc = nn.Embedding(7, 4), nn.Embedding(5, 4), nn.Linear(8, 2)
+
+    def forward(self, x_cat):
+        cats = x_cat.long()
+        return self.fc(torch.cat([self.weekday(cats[..., 0]), self.store(cats[..., 1])], -1))
+
+
+class _FirstTokenTag(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lang, self.tok, self.gru = nn.Embedding(10, 8), nn.Embedding(10, 8), nn.GRU(8, 8, batch_first=True)
+
+    def forward(self, ids):
+        return self.gru(self.tok(ids))[0][:, -1] + self.lang(ids[..., 0])
 
 
 class _ColumnIntoGRU(nn.Module):

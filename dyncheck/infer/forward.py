@@ -20,7 +20,7 @@ from dyncheck import strategies as dst
 from dyncheck.infer.builtin import builtin_layer, infer_builtin_input
 from dyncheck.infer.constructor import _COUNT_NAME, _annotation
 from dyncheck.infer.flow import (
-    BATCH_BOUND, MODULE_PART, _bound_names, _Flow, _flow, _last_axis_column, _loads, _passes, _resolve_module,
+    BATCH_BOUND, MODULE_PART, _bound_names, _Flow, _flow, _loads, _passes, _resolve_module,
     _sizes_bound, _tensor_call, output_width,
 )
 from dyncheck.infer.layers import (
@@ -673,16 +673,19 @@ def infer_input(
             if shared is not None:
                 shape, note = shared
                 why += f"; {note}"
-            if expression in flow.picked and len(shape) >= 1:
-                # one column of its last axis (x_cat[..., 0]): drawn without that axis, a
-                # [batch, time] table of ids lost its steps on the way into a GRU, which
-                # then ran the batch as one sequence (a false batch_invariance failure)
-                column = flow.picked[expression]
-                columns = 1 + max(_in_scopes(_last_axis_columns, scopes), default=column)
+            picked = (direct_flow or flow).picked
+            if expression in picked and all(consumer in picked for consumer in direct):
+                # one column of its last axis (x_cat[..., 0]), at every layer that takes it:
+                # drawn without that axis, a [batch, time] table of ids lost its steps on the
+                # way into a GRU, which then ran the batch as one sequence (a false
+                # batch_invariance failure). Not where a layer takes it whole too (the first
+                # token's ids, ids[..., 0], beside the sequence's)
+                column = picked[expression]
+                columns = 1 + max(picked.values())
                 shape = (*shape, columns)
                 why += (
-                    f"; it reaches {_consumer_name(expression)} as column {column} of its last axis ({name}[..., "
-                    f"{column}]): {columns} column{'s' if columns > 1 else ''}, as many as forward picks"
+                    f"; it reaches {_consumer_name(expression)} as column {column} of its last axis ([..., {column}]): "
+                    f"{columns} column{'s' if columns > 1 else ''}, as many as forward picks"
                 )
             if _tensor_list(annotation):
                 return _sequence_list(found.make(shape), shape, why, name, qualname)
@@ -1825,14 +1828,6 @@ def _smallest_table(model: nn.Module, flow: _Flow, found: _Found) -> _Found:
     return candidate._replace(
         note=f"{found.note}; its columns go to {len(tables)} tables, ids below the smallest, {smallest}'s {size}"
     )
-
-
-def _last_axis_columns(tree: ast.AST, name: str) -> list[int]:
-    """The columns of ``name``'s last axis forward picks (``name[..., 2]``)."""
-    return [
-        found[1] for node in ast.walk(tree)
-        if (found := _last_axis_column(node)) is not None and isinstance(found[0], ast.Name) and found[0].id == name
-    ]
 
 
 def _shared_features(
