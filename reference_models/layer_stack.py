@@ -1,13 +1,16 @@
-"""LayerStack: x-transformers' ``AttentionLayers`` shape, whose input no layer describes.
+"""LayerStack: x-transformers' ``AttentionLayers`` shape, whose input only its last layer describes.
 
 Not a founding model: the counterpart of an inference that gave up on a library people use.
 x-transformers' ``Encoder(dim=16, depth=1, heads=2)`` hands its input first to projections
 left as None (``reinject_input_proj`` unless asked for), then to norms and blocks unpacked
 from ``zip(*layer_variables)`` in a loop, then to its final norm through a local name, none
-of which the source reading follows: no layer gave ``x`` a shape,
-and dyncheck asked for a Spec. The model is now called on vectors and sequences of its own
+of which the source reading followed: no layer gave ``x`` a shape,
+and dyncheck asked for a Spec. The model was then called on vectors and sequences of its own
 parameters' sizes (vectors fail: the attention unpacks ``batch, time, dim``), and the first
-that runs is drawn; its optional ``mask`` (True at tokens) is then drawn beside it.
+that ran was drawn. A submodule held in a local name is now followed, so the final norm,
+a ``LayerNorm(8)`` that takes any rank, gives the width; the optional ``mask`` (True at
+tokens) makes it a sequence: with a mask of all True, a call on ``[batch, time, 8]`` gives
+what a call without one gives.
 """
 
 from __future__ import annotations

@@ -687,16 +687,16 @@ def test_an_optional_padding_argument_is_drawn_when_every_step_valid_changes_not
     assert argument not in resolved(other).spec.inputs
 
 
-def test_an_input_no_layer_describes_is_probed_at_the_models_own_sizes():
-    # x-transformers' Encoder: the consumers seen are projections left as None.
+def test_an_input_only_the_last_layer_describes_is_a_sequence_by_its_mask():
+    # x-transformers' Encoder: the consumers seen are projections left as None, and its final
+    # norm held in a local name (before, not followed: probed at the model's own sizes)
     from reference_models.layer_stack import LayerStack
 
     target = resolved(LayerStack)
     assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", "time", 8)
     assert target.inferred_inputs["x"] == (
-        "no layer gives its shape: called on vectors [2, F] and sequences [2, 3, F] for F in the model's "
-        "parameters' sizes 8, 24, it first ran on [2, 3, 8] (on [2, 8] it raised ValueError: not enough values to "
-        "unpack (expected 3, got 2))"
+        "first consumed by final_norm (LayerNorm([8])); drawn as sequences [batch, time, 8], not vectors: forward "
+        "takes mask=None, and on sequences a call with a mask of all True gave the output of a call without one"
     )
     assert strategy_kind(target.spec.inputs["mask"]) == "attention_masks"
     assert_callable(target, max_examples=10)
@@ -7329,6 +7329,33 @@ class _FirstStep(nn.Module):
 
     def forward(self, x):
         return self.fc(x[:, 0])
+
+
+def test_a_submodule_held_in_a_local_name_is_followed():
+    # sb3-contrib's policy wrapped as p = self.policy; p.lstm(obs): refused, or drawn as
+    # vectors, which a batch-first LSTM ran as one unbatched sequence (batch_invariance failed)
+    target = resolved(_AliasedPolicy)
+    same(target.spec.inputs["obs"], dst.tensors(shape=("batch", "time", 4)))
+    assert target.inferred_inputs["obs"].startswith("first consumed by policy.lstm (LSTM(input_size=4, batch_first=True))")
+    assert_callable(target)
+
+
+class _Recurrent(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(4, 8, batch_first=True)
+
+
+class _AliasedPolicy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.policy = _Recurrent()
+
+    def forward(self, obs):
+        p = self.policy
+        out, _ = p.lstm(obs)
+        p = out  # rebound: no longer the submodule
+        return p[:, -1]
 
 
 def test_a_recurrence_in_a_layer_after_the_first_says_where_the_steps_are():

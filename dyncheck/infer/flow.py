@@ -225,6 +225,13 @@ class _Flow(ast.NodeVisitor):
             counter = _range_call(node.value)
             if isinstance(target, ast.Name) and counter is not None:
                 self.ranges[target.id] = counter
+        held = _module_name(node.value, self.roots)
+        for target in node.targets:
+            if isinstance(target, ast.Name):
+                if held is not None and self._module(held) is not None:
+                    self.roots[target.id] = held  # p = self.policy: p.lstm(obs) is self.policy.lstm
+                elif target.id in self.roots and target.id != self.self_name:
+                    del self.roots[target.id]
         axis = self._reduced_axis(node.value)
         column = self._picked_column(node.value)
         joined = self._joined(node.value)
