@@ -642,6 +642,16 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
     positional = tuple(
         name for name, p in parameters.items() if p.kind is p.POSITIONAL_ONLY
     )
+    if getattr(type(instance).forward, "__wrapped__", None) is not None:
+        # A decorated forward (tensordict's @dispatch) may read keywords as something else
+        # (keys of the dict it builds): "got multiple values for argument 'tensordict'" on
+        # every check. Called as users call it, positionally, as far as the inputs go.
+        given = []
+        for name, p in parameters.items():
+            if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) or name not in inputs:
+                break
+            given.append(name)
+        positional = tuple(given)
     spec = spec.replace(inputs=inputs, dims=all_dims)
     return Target(
         text=text,

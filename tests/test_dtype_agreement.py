@@ -252,6 +252,41 @@ def test_grouped_experts_name_the_switch_to_plain_matmuls_which_then_compare(dyn
     assert run.outcomes() == {"dyncheck::eager_experts:eager::dtype_agreement": "PASSED"}, run.text
 
 
+def test_a_batch_in_a_dataclass_is_cast_field_by_field(dyncheck_run, pytester):
+    # a batch held in a dataclass (or tensordict's TensorDict, torchrl's input) was left in
+    # float32 while the model was cast: "the model cannot be cast to float64", naming the
+    # model's own weights
+    pytester.makepyfile(
+        batch_class="""
+        import dataclasses
+
+        import torch
+        from hypothesis import strategies as st
+        from torch import nn
+
+        import dyncheck
+        from dyncheck.strategies import tensors
+
+        @dataclasses.dataclass(frozen=True)
+        class Batch:
+            frames: torch.Tensor
+            steps: int = dataclasses.field(default=0, init=False)
+
+        class Encoder(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.gru = nn.GRU(4, 8, batch_first=True)
+
+            def forward(self, batch):
+                return self.gru(batch.frames)[0]
+
+        spec = dyncheck.Spec(Encoder, inputs={"batch": st.builds(Batch, tensors(shape=("batch", "time", 4)))})
+        """
+    )
+    run = dyncheck_run("--dyncheck", "batch_class:spec", ONLY)
+    assert run.outcomes() == {"dyncheck::batch_class:spec::dtype_agreement": "PASSED"}, run.text
+
+
 def test_examples_the_refusing_kernel_does_not_reach_are_compared(dyncheck_run, pytester):
     pytester.makepyfile(onepath=FUSED_ON_ONE_PATH)
     run = dyncheck_run("--dyncheck", "onepath:Model", ONLY)

@@ -556,3 +556,44 @@ def test_resolution_leaves_the_callers_random_streams_as_they_were(target):
     random.seed(5)
     resolve(target)
     assert (torch.rand(3).tolist(), random.random()) == expected
+
+
+def test_a_decorated_forward_is_called_positionally(dyncheck_run, pytester):
+    # tensordict's @dispatch reads keywords as keys of the dict it builds: called
+    # forward(tensordict=...), every check raised "got multiple values for argument"
+    pytester.makepyfile(
+        dispatched="""
+        import functools
+
+        from hypothesis import strategies as st
+        from torch import nn
+
+        import dyncheck
+        from dyncheck.strategies import tensors
+
+        def dispatch(func):
+            @functools.wraps(func)
+            def wrapper(self, *args, **kwargs):
+                if args and isinstance(args[0], dict):
+                    return func(self, args[0], *args[1:], **kwargs)
+                return func(self, {key: kwargs.pop(key) for key in self.in_keys if key in kwargs}, **kwargs)
+            return wrapper
+
+        class Module(nn.Module):
+            in_keys = ["obs"]
+
+            def __init__(self):
+                super().__init__()
+                self.gru = nn.GRU(4, 8, batch_first=True)
+
+            @dispatch
+            def forward(self, tensordict=None):
+                return self.gru(tensordict["obs"])[0]
+
+        spec = dyncheck.Spec(Module, inputs={"tensordict": st.fixed_dictionaries({"obs": tensors(shape=("batch", "time", 4))})})
+        """
+    )
+    run = dyncheck_run("--dyncheck", "dispatched:spec", "--dyncheck-invariants=determinism,batch_invariance")
+    assert run.outcomes() == {
+        "dyncheck::dispatched:spec::determinism": "PASSED", "dyncheck::dispatched:spec::batch_invariance": "PASSED",
+    }, run.text
