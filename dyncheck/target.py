@@ -540,6 +540,13 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
             if name == "attention_mask":  # the mask of the token ids, inferred below, if any
                 unmasked = exc
                 continue
+            if _EPISODE_FLAG_NAME.match(name):
+                # done flags no layer reads (h * (1 - done) on a state forward returns): one per
+                # sample for now, their layout tried by calls below (_episode_flags)
+                from dyncheck import strategies as dst
+
+                inputs[name], inferred_inputs[name] = dst.tensors(shape=("batch",)), "read by no layer"
+                continue
             try:
                 probed = _class_ids(instance, name, inputs, inferred_inputs, parameters, all_dims) or _multiplied_mask(
                     instance, name, inputs, inferred_inputs, parameters, all_dims

@@ -121,6 +121,10 @@ PACKED = {
 }
 
 
+#: Good models that take episode-start flags beside a recurrent state: episode_reset applies.
+EPISODIC = {"reference_models.episode_lstm:EpisodeLSTMAgent"}
+
+
 #: Good models that take one sequence, not a batch (inferred): batch_invariance has no batch to split.
 UNBATCHED = {"reference_models.crf_tagger:BiLSTMCRFTagger"}
 
@@ -149,6 +153,8 @@ def expected_skips(target: str) -> dict[str, str]:
         skips["padding_invariance"] = KEPT_DEFAULT[target]
     elif target not in PADDED:
         skips["padding_invariance"] = "forward takes no lengths argument"
+    if target not in EPISODIC:
+        skips["episode_reset"] = "forward takes no episode-start flags"
     if target in UNBATCHED:
         skips["batch_invariance"] = "forward takes one sequence, not a batch"
     if target in FLOAT64_REFUSED:

@@ -13,6 +13,7 @@ from dyncheck.invariants.compile_agreement import CompileAgreement
 from dyncheck.invariants.determinism import Determinism
 from dyncheck.invariants.device_agreement import DeviceAgreement
 from dyncheck.invariants.dtype_agreement import DtypeAgreement
+from dyncheck.invariants.episode_reset import EpisodeReset
 from dyncheck.invariants.finite import Finite
 from dyncheck.invariants.grad_isolation import GradIsolation
 from dyncheck.invariants.packed_rnn import PackedRNN
@@ -38,6 +39,7 @@ BUILTIN: tuple[type[Invariant], ...] = (
     BatchInvariance,
     PackedRNN,
     PaddingInvariance,
+    EpisodeReset,
     Causality,
     CompileAgreement,
     RefactorAgreement,

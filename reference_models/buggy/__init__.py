@@ -234,6 +234,8 @@ so that dyncheck's zero-configuration inference can check it.
   environment's state when any episode ends (batch_invariance).
 * :mod:`~reference_models.buggy.padded_segment_mean` -- a segment's summary divided by the
   padded length (padding_invariance).
+* :mod:`~reference_models.buggy.missing_reset` -- a recurrent agent that hands its state on
+  where an episode starts (episode_reset).
 * :mod:`~reference_models.buggy.carried_hidden` -- the final hidden state kept on ``self``
   and reused by the next call (padding_invariance, determinism, state_roundtrip,
   batch_invariance).
@@ -354,6 +356,7 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.batch_centred_forecast:Model": ("batch_invariance",),
     "reference_models.buggy.any_done_reset:Model": ("batch_invariance",),
     "reference_models.buggy.padded_segment_mean:Model": ("padding_invariance",),
+    "reference_models.buggy.missing_reset:Model": ("episode_reset",),
     "reference_models.buggy.carried_hidden:Model": (
         "padding_invariance", "determinism", "state_roundtrip", "batch_invariance",
     ),

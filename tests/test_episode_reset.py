@@ -1,0 +1,116 @@
+"""episode_reset: with every step flagged as an episode's start, no output reads the state
+passed in. Proven both ways on the bundled agent and its missing reset, on sb3-style
+episode starts, and where the check must compare nothing: flags that mark an episode's end
+(the state zeroed after the step), a state forward ignores, and models it does not apply to."""
+
+from __future__ import annotations
+
+import pytest
+
+ONLY = "--dyncheck-invariants=episode_reset"
+
+AGENTS = """
+import torch
+from torch import nn
+
+from dyncheck.strategies import tensors
+
+class StartedGRU(nn.Module):
+    # sb3-contrib's _process_sequence: each sequence's state zeroed where its episode starts
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(4, 8, batch_first=True)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x, h0, episode_starts):
+        out, h = self.gru(x, self.reset(h0, episode_starts))
+        return self.head(out), h
+
+    def reset(self, h0, episode_starts):
+        return h0 * (1.0 - episode_starts).view(1, -1, 1)
+
+class LateResetGRU(StartedGRU):
+    # BUG: the state zeroed after the sequence, for the next call: the first step read the old episode's
+    def forward(self, x, h0, episode_starts):
+        out, h = self.gru(x, h0)
+        return self.head(out), self.reset(h, episode_starts)
+
+class EndedCell(nn.Module):
+    # done marks the step that ended an episode: the step reads the state, which is zeroed after it
+    def __init__(self):
+        super().__init__()
+        self.cell, self.pi = nn.GRUCell(4, 8), nn.Linear(8, 3)
+
+    def forward(self, obs, h, done):
+        h = self.cell(obs, h)
+        return self.pi(h), h * (1.0 - done)[:, None]
+
+class Ignored(nn.Module):
+    # the state is taken and never read
+    __dyncheck__ = {"inputs": {
+        "obs": tensors(shape=("batch", 4)), "hidden": tensors(shape=("batch", 8)),
+        "is_first": tensors(shape=("batch",), min_value=0.0, max_value=1.0),
+    }}
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, obs, hidden, is_first):
+        return self.fc(obs) * (1.0 - is_first)[:, None]
+
+class Unread(Ignored):
+    __dyncheck__ = {}  # inferred: hidden, which forward never reads, is passed as None
+
+class NoState(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(5, 3)
+
+    def forward(self, obs, done):
+        return self.fc(torch.cat([obs, done[:, None]], -1))
+"""
+
+
+def test_a_missing_reset_is_caught_and_the_bundled_agent_passes(dyncheck_run):
+    good, bad = "reference_models.episode_lstm:EpisodeLSTMAgent", "reference_models.buggy.missing_reset:Model"
+    run = dyncheck_run("--dyncheck", good, "--dyncheck", bad, ONLY)
+    assert run.outcomes() == {
+        f"dyncheck::{good}::episode_reset": "PASSED", f"dyncheck::{bad}::episode_reset": "FAILED",
+    }, run.text
+    failure = run.failure(f"{bad}::episode_reset")
+    assert (
+        "With every step flagged as an episode's start (done all 1), output[0] still depends on the state passed "
+        "in (lstm_state): another state gives another output[0]. A step that starts an episode must not read the "
+        "previous episode's state: reset it where done is set, before the step reads it (state * (1 - done))."
+    ) in failure, failure
+    assert "Greatest absolute difference" in failure and "changed: output[0], output[1][0], output[1][1]" in failure
+
+
+def test_a_sequence_per_episode_start_is_reset_or_caught(dyncheck_run, pytester):
+    pytester.makepyfile(agents=AGENTS)
+    run = dyncheck_run("--dyncheck", "agents:StartedGRU", "--dyncheck", "agents:LateResetGRU", ONLY)
+    assert run.outcomes() == {
+        "dyncheck::agents:StartedGRU::episode_reset": "PASSED", "dyncheck::agents:LateResetGRU::episode_reset": "FAILED",
+    }, run.text
+    assert "(episode_starts all 1)" in run.failure("agents:LateResetGRU::episode_reset")
+
+
+@pytest.mark.parametrize(("model", "reason"), [
+    ("Unread", "hidden holds no floating values to change"),
+    ("EndedCell", "the flags mark the step that ended an episode (the state is zeroed after it)"),
+    ("Ignored", "no output changes with the state given, flagged or not: the state reaches nothing to compare"),
+    ("NoState", "forward takes done but no recurrent state to reset"),
+])
+def test_what_compares_nothing_is_a_skip(dyncheck_run, pytester, model, reason):
+    pytester.makepyfile(agents=AGENTS)
+    run = dyncheck_run("--dyncheck", f"agents:{model}", ONLY)
+    assert run.outcomes() == {f"dyncheck::agents:{model}::episode_reset": "SKIPPED"}, run.text
+    assert reason in run.skip_reason(f"dyncheck::agents:{model}::episode_reset")
+
+
+def test_a_model_without_flags_is_a_skip(dyncheck_run):
+    run = dyncheck_run("--dyncheck", "reference_models.rnn:DynamicRNN", ONLY)
+    assert run.skip_reason("dyncheck::reference_models.rnn:DynamicRNN::episode_reset") == (
+        "forward takes no episode-start flags (named like episode_starts, is_init, is_first, resets or done)"
+    )
