@@ -19,6 +19,7 @@ in pyproject.toml overrides them (``rtol`` and ``atol`` together).
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -101,10 +102,13 @@ def _move(value: Any, device: str, dtype: torch.dtype | None) -> Any:
     if isinstance(value, dict):
         return {k: _move(v, device, dtype) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        # a batch as a dataclass (Batch(x=..., lengths=...)): its fields moved
-        return dataclasses.replace(value, **{
-            f.name: _move(getattr(value, f.name), device, dtype) for f in dataclasses.fields(value) if f.init
-        })
+        # a batch as a dataclass (Batch(x=..., lengths=...)): its fields moved on a copy, with
+        # no __init__ or __post_init__ run again (a post-init that reshapes would reshape twice)
+        moved = copy.copy(value)
+        for f in dataclasses.fields(value):
+            if hasattr(value, f.name):
+                object.__setattr__(moved, f.name, _move(getattr(value, f.name), device, dtype))
+        return moved
     if hasattr(value, "batch_size") and callable(getattr(value, "apply", None)):
         # tensordict's TensorDict (torchrl's modules take one): each leaf moved
         return value.apply(lambda leaf: _move(leaf, device, dtype))

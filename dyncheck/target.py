@@ -86,9 +86,12 @@ class Target:
             return _instantiate(self.spec, copy_result=copies_safe)
 
     def call(self, model: nn.Module, args: dict[str, Any]) -> Any:
-        positional = [args[name] for name in self.positional if name in args]
-        keywords = {name: value for name, value in args.items() if name not in self.positional}
-        return model(*positional, **keywords)
+        # positionally up to the first one missing (a later one there would take its place)
+        given = [name for name in self.positional[: next(
+            (i for i, name in enumerate(self.positional) if name not in args), len(self.positional)
+        )]]
+        keywords = {name: value for name, value in args.items() if name not in given}
+        return model(*(args[name] for name in given), **keywords)
 
 
 def _instantiate(spec: Spec, *, copy_result: bool = True) -> nn.Module:
@@ -545,7 +548,8 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
                 # sample for now, their layout tried by calls below (_episode_flags)
                 from dyncheck import strategies as dst
 
-                inputs[name], inferred_inputs[name] = dst.tensors(shape=("batch",)), "read by no layer"
+                inputs[name], inferred_inputs[name] = dst.tensors(shape=("batch",)), _UNREAD_FLAG
+                refusals[name] = exc
                 continue
             try:
                 probed = _class_ids(instance, name, inputs, inferred_inputs, parameters, all_dims) or _multiplied_mask(
@@ -632,7 +636,10 @@ def _complete(spec: Spec, text: str, instance: nn.Module, inferred_init: dict[st
         # Raw samples whose channel axis forward adds itself ([batch, length] into a Conv1d),
         # only now shaped as the model takes them, beside an optional lengths=None.
         _add_padding_argument(instance, parameters, inputs, inferred_inputs, kept_defaults)
-    _episode_flags(instance, inputs, inferred_inputs, all_dims)
+    unrun = _episode_flags(instance, inputs, inferred_inputs, all_dims)
+    if unrun:
+        # as they were refused: as flags, one per sample, per step and sample or one bool, they raised
+        raise _fail(text, _beside_given(_refusals([(name, str(refusals[name])) for name in unrun]), spec.inputs))
     _probe_relative(instance, inputs, inferred_inputs, all_dims)
     _probe_longest(instance, inputs, inferred_inputs, all_dims)
     _probe_sorted(instance, inputs, inferred_inputs, all_dims)
@@ -2980,6 +2987,9 @@ def _flattened_sizes(instance: nn.Module, rank: int, largest: int = 512) -> list
 
 #: Forward arguments that flag where an episode ended or began, as reinforcement learning
 #: rollouts hand them to a recurrent policy (``hidden * (1 - done)``).
+#: The note of done flags no layer reads, until their layout is tried (:func:`_episode_flags`).
+_UNREAD_FLAG = "read by no layer"
+
 _EPISODE_FLAG_NAME = re.compile(
     r"^(dones?|terminals?|terminated|truncated|is_first|is_init|is_terminal|episode_starts?|resets?|not_done)$"
 )
@@ -2987,7 +2997,7 @@ _EPISODE_FLAG_NAME = re.compile(
 
 def _episode_flags(
     instance: nn.Module, inputs: dict[str, Any], inferred: dict[str, str], dims: dict[str, Any]
-) -> None:
+) -> list[str]:
     """An inferred floating input named like an episode's done flags (``done``,
     ``episode_starts``, torchrl's ``is_init``) holds one flag per step and sample, 0 or 1:
     drawn with the step and batch axes of the sequence beside it (CleanRL's ``done``,
@@ -2995,12 +3005,15 @@ def _episode_flags(
     into the wrong samples' flags, a false ``batch_invariance`` failure) and from 0 to 1,
     whatever range the layer it reaches suggested (a hidden state's [-1, 1]); as booleans
     where forward takes no floats there (``torch.where(is_init[t], ...)``). Each layout is
-    kept only where the model runs on it, the layer's shape last, as before."""
+    kept only where the model runs on it, the layer's shape last, as before. Flags no layer
+    reads that run as no tensor may be one Python bool (``if reset:``); the names of those
+    that run as neither are returned, refused by the caller."""
     import torch
 
     from dyncheck import strategies as dst
     from dyncheck.examples import strategy_arguments, strategy_kind
 
+    refused: list[str] = []
     for name in [n for n in inputs if n in inferred and _EPISODE_FLAG_NAME.match(n)]:
         kwargs = strategy_arguments(inputs[name])
         if strategy_kind(inputs[name]) != "tensors" or not kwargs.get("dtype", torch.float32).is_floating_point:
@@ -3026,6 +3039,15 @@ def _episode_flags(
             if _runs_on_simplest(instance, {**inputs, name: strategy}, dims):
                 chosen = (layout, boolean, strategy)
                 break
+        unread = inferred[name] == _UNREAD_FLAG
+        if chosen is None and unread and _runs_on_simplest(instance, {**inputs, name: dst.controls(dtype=bool)}, dims):
+            # one flag for the whole call, tested in Python (if reset: h = h.new_zeros(...))
+            inputs[name] = dst.controls(dtype=bool)
+            inferred[name] = "named like an episode's done flags, read by no layer: a bool (tensors raised)"
+            continue
+        if chosen is None and unread:
+            refused.append(name)
+            continue
         if chosen is None:
             inputs[name] = flags
             inferred[name] += "; named like an episode's done flags: drawn from 0 to 1"
@@ -3040,6 +3062,7 @@ def _episode_flags(
                 f"named like an episode's done flags: one per {per}, {layout!r} as the input beside it "
                 f"(not {shape!r}, the layer's it reaches), drawn {what}"
             )
+    return refused
 
 
 def _flag_axes(inputs: dict[str, Any], inferred: dict[str, str], flag: str) -> tuple | None:
@@ -3113,6 +3136,10 @@ def _simplest(strategy: Any, size_of: Callable[[Any], int]) -> Any:
         return tuple(_simplest(member, size_of) for member in members)
     if entries := strategy_entries(strategy):
         return {key: _simplest(entry, size_of) for key, entry in entries.items()}
+    if type(strategy).__name__ == "JustStrategy":  # st.just(v): an argument passed as it is
+        return strategy.value
+    if getattr(getattr(strategy, "function", None), "__name__", None) == "none":  # st.none(), not evaluated here
+        return None
     raise _NotMade
 
 

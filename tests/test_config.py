@@ -124,7 +124,8 @@ def test_unknown_profile(dyncheck_run, pytester):
 
 KNOWN = (
     "determinism, finite, grad_isolation, coverage, state_roundtrip, purity, tied_weights, device_agreement, "
-    "dtype_agreement, batch_invariance, packed_rnn, padding_invariance, causality, compile_agreement, refactor_agreement, "
+    "dtype_agreement, batch_invariance, packed_rnn, padding_invariance, episode_reset, causality, compile_agreement, "
+    "refactor_agreement, "
     "baseline"
 )
 

@@ -45,6 +45,70 @@ class EndedCell(nn.Module):
         h = self.cell(obs, h)
         return self.pi(h), h * (1.0 - done)[:, None]
 
+class EndedWide(EndedCell):
+    # as many actions as state features: the reset state is told apart from the logits
+    def __init__(self):
+        super().__init__()
+        self.pi = nn.Linear(8, 8)
+
+class ObservedState(nn.Module):
+    # robot_state is an observation beside the recurrent h
+    def __init__(self):
+        super().__init__()
+        self.enc_o, self.enc_s = nn.Linear(4, 8), nn.Linear(7, 8)
+        self.cell, self.pi = nn.GRUCell(16, 16), nn.Linear(16, 3)
+
+    def forward(self, obs, robot_state, h, done):
+        h = h * (1 - done)[:, None]
+        h = self.cell(torch.relu(torch.cat([self.enc_o(obs), self.enc_s(robot_state)], -1)), h)
+        return self.pi(h), h
+
+class TwoFlags(nn.Module):
+    # is_first resets the state; done only masks the value
+    def __init__(self):
+        super().__init__()
+        self.cell, self.v = nn.GRUCell(4, 8), nn.Linear(8, 1)
+
+    def forward(self, obs, h, done, is_first):
+        h = self.cell(obs, h * (1 - is_first)[:, None])
+        return self.v(h) * (1 - done)[:, None], h
+
+class PyReset(nn.Module):
+    # one flag for the whole call, tested in Python
+    def __init__(self):
+        super().__init__()
+        self.cell, self.pi = nn.GRUCell(4, 8), nn.Linear(8, 3)
+
+    def forward(self, obs, h, reset):
+        if reset:
+            h = torch.zeros_like(h)
+        h = self.cell(obs, h)
+        return self.pi(h), h
+
+class RL2(nn.Module):
+    # done is an input of the network: the memory is kept across episodes on purpose
+    def __init__(self):
+        super().__init__()
+        self.cell, self.pi = nn.GRUCell(5, 8), nn.Linear(8, 3)
+
+    def forward(self, obs, hidden, done):
+        h = self.cell(torch.cat([obs, done[:, None]], -1), hidden)
+        return self.pi(h), h
+
+class Critic(nn.Module):
+    # state is an observation: no recurrence at all
+    __dyncheck__ = {"inputs": {
+        "state": tensors(shape=("batch", 6)), "action": tensors(shape=("batch", 2)),
+        "done": tensors(shape=("batch",), min_value=0.0, max_value=1.0),
+    }}
+
+    def __init__(self):
+        super().__init__()
+        self.q = nn.Linear(9, 1)
+
+    def forward(self, state, action, done):
+        return self.q(torch.cat([state, action, done[:, None]], -1))
+
 class Ignored(nn.Module):
     # the state is taken and never read
     __dyncheck__ = {"inputs": {
@@ -87,6 +151,15 @@ def test_a_missing_reset_is_caught_and_the_bundled_agent_passes(dyncheck_run):
     assert "Greatest absolute difference" in failure and "changed: output[0], output[1][0], output[1][1]" in failure
 
 
+@pytest.mark.parametrize("model", ["ObservedState", "TwoFlags", "PyReset"])
+def test_correct_resets_pass(dyncheck_run, pytester, model):
+    # an observation named like a state is not changed; the unambiguous flag is the one set
+    # (done only masks a value); a Python bool flag is set as True
+    pytester.makepyfile(agents=AGENTS)
+    run = dyncheck_run("--dyncheck", f"agents:{model}", ONLY)
+    assert run.outcomes() == {f"dyncheck::agents:{model}::episode_reset": "PASSED"}, run.text
+
+
 def test_a_sequence_per_episode_start_is_reset_or_caught(dyncheck_run, pytester):
     pytester.makepyfile(agents=AGENTS)
     run = dyncheck_run("--dyncheck", "agents:StartedGRU", "--dyncheck", "agents:LateResetGRU", ONLY)
@@ -99,6 +172,10 @@ def test_a_sequence_per_episode_start_is_reset_or_caught(dyncheck_run, pytester)
 @pytest.mark.parametrize(("model", "reason"), [
     ("Unread", "hidden holds no floating values to change"),
     ("EndedCell", "the flags mark the step that ended an episode (the state is zeroed after it)"),
+    ("EndedWide", "the flags mark the step that ended an episode (the state is zeroed after it)"),
+    ("RL2", "done reaches cell as input features, not as a reset of the state: a memory kept across episodes on "
+            "purpose (RL²) is not judged"),
+    ("Critic", "no output is shaped like state: taken for observations, no state to reset"),
     ("Ignored", "no output changes with the state given, flagged or not: the state reaches nothing to compare"),
     ("NoState", "forward takes done but no recurrent state to reset"),
 ])

@@ -46,7 +46,7 @@ def test_collection_keeps_target_order_and_dedupes(dyncheck_run):
     [
         (("-k", "finite"), {"finite"}),
         (("-k", "determinism or tied"), {"determinism", "tied_weights"}),
-        (("-k", "not agreement and not invariance and not rnn and not tied and not state and not purity"),
+        (("-k", "not agreement and not invariance and not rnn and not tied and not state and not purity and not reset"),
          {"determinism", "finite", "grad_isolation", "coverage"}),
         (("-m", "dyncheck"), set(default_invariants())),
         (("--dyncheck-invariants", "finite"), {"finite"}),
@@ -434,8 +434,8 @@ def test_a_new_model_in_a_temporary_directory(pytester, workers):
     )
     import torch
 
-    # Not applicable here: an RNN, a lengths argument (and a second device, without CUDA).
-    skipped = 2 if torch.cuda.is_available() else 3
+    # Not applicable here: an RNN, a lengths argument, episode flags (and a second device, without CUDA).
+    skipped = 3 if torch.cuda.is_available() else 4
     result.assert_outcomes(passed=len(default_invariants()) - skipped, skipped=skipped)
     out = result.stdout.str()
     assert "mymod:Model  —  " in out

@@ -122,7 +122,7 @@ PACKED = {
 
 
 #: Good models that take episode-start flags beside a recurrent state: episode_reset applies.
-EPISODIC = {"reference_models.episode_lstm:EpisodeLSTMAgent"}
+EPISODIC = {"reference_models.episode_lstm:EpisodeLSTMAgent", "reference_models.carried_memory:CarriedMemory"}
 
 
 #: Good models that take one sequence, not a batch (inferred): batch_invariance has no batch to split.

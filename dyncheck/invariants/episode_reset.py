@@ -8,10 +8,12 @@ memory leak into the next, which no other invariant sees (the model stays determ
 its samples apart, its gradients finite).
 
 Applies where forward takes such flags (by name: ``episode_starts``, ``is_init``,
-``is_first``, ``resets``, ``done``, ``dones``; not ``terminated`` or ``truncated``, which
-mark an episode's end) beside a state (by name: ``h``, ``h0``, ``hx``, ``hidden``,
-``state``, ``memory``, ``*_state``, ``*_states``, ``*_hidden``; or an input inferred as a
-recurrent layer's hidden state). On each example, in eval mode and under the example's
+``is_first``, ``resets``, then ``done``, ``dones``; not ``terminated`` or ``truncated``,
+which mark an episode's end; a tensor or one Python bool) beside a state (by name: ``h``,
+``h0``, ``hx``, ``hidden``, ``memory``, ``*_hidden``; an input inferred as a recurrent
+layer's hidden state; or ``state``, ``*_state`` where forward returns something shaped like
+it, else an observation). Flags that reach a layer as input features (RL²'s memory across
+episodes, on purpose) are not judged. On each example, in eval mode and under the example's
 seed, with every flag set (every step starts an episode), the model is called with the
 state drawn and with another state (values from -1 to 1): every output must be the same.
 
@@ -41,13 +43,16 @@ from dyncheck.tracing import floating_leaves
 
 __all__ = ["EpisodeReset", "flags_and_states"]
 
-#: Flags that say a step starts an episode (or, for ``done``, may say so: see the module).
-_START_FLAGS = re.compile(r"^(episode_starts?|is_init|is_first|resets?|dones?)$")
-#: Flags whose name may also mean the step that ended an episode (see the module); the
-#: others say a start.
+#: Flags that say a step starts an episode (or, for ``done``, may say so: see the module),
+#: the unambiguous names first: a model taking ``done`` beside ``is_first`` resets on the latter.
+_START_FLAGS = ("episode_starts", "episode_start", "is_init", "is_first", "resets", "reset", "dones", "done")
+#: Flags whose name may also mean the step that ended an episode (see the module).
 _MAYBE_ENDS = ("done", "dones")
-#: Forward arguments holding a recurrent state.
-_STATE_NAME = re.compile(r"^(h|h0|hx|c0|hidden|hiddens|state|states|memory|carry)$|_(state|states|hidden|memory)$")
+#: Forward arguments holding a recurrent state, by name alone.
+_STATE_NAME = re.compile(r"^(h|h0|hx|c0|hidden|hiddens|memory|memories|carry)$|_(hidden|memory)$")
+#: Names a recurrent state may have, and an observation too (a critic's ``state``, a robot's
+#: ``joint_state``): a state only where forward returns something shaped like it.
+_MAYBE_STATE_NAME = re.compile(r"^(states?)$|_states?$")
 #: Words of an inferred note that say the input is a recurrent layer's state.
 _STATE_NOTE = "hidden state"
 
@@ -59,16 +64,28 @@ _ENDED = (
 _IGNORED = "no output changes with the state given, flagged or not: the state reaches nothing to compare"
 
 
-def flags_and_states(target: Target) -> tuple[str | None, list[str]]:
-    """(the flags argument, the state arguments) of ``target``'s forward, by name or, for a
-    state, by what inference found it to be."""
+def flags_and_states(target: Target) -> tuple[str | None, list[str], list[str]]:
+    """(the flags argument, the state arguments, the arguments named like a state that are
+    one only where forward returns something shaped like them) of ``target``'s forward."""
     inputs = target.spec.inputs
-    flag = next((name for name in inputs if _START_FLAGS.match(name)), None)
-    states = [
-        name for name in inputs
-        if name != flag and (_STATE_NAME.search(name) or _STATE_NOTE in target.inferred_inputs.get(name, ""))
-    ]
-    return flag, states
+    flag = next((name for name in _START_FLAGS if name in inputs), None)
+    states, maybe = [], []
+    for name in inputs:
+        if name == flag:
+            continue
+        if _STATE_NAME.search(name) or _STATE_NOTE in target.inferred_inputs.get(name, ""):
+            states.append(name)
+        elif _MAYBE_STATE_NAME.search(name):
+            maybe.append(name)
+    return flag, states, maybe
+
+
+def _flag_as_data(target: Target, flag: str) -> str | None:
+    """The layer the flags reach as input features (RL²'s ``done`` beside the observation,
+    a memory kept across episodes on purpose), from inference's note; None otherwise."""
+    note = target.inferred_inputs.get(flag, "")
+    found = re.match(r"first consumed by (\S+) \(", note)
+    return found.group(1) if found and _STATE_NOTE not in note else None
 
 
 class EpisodeReset(Invariant):
@@ -79,59 +96,73 @@ class EpisodeReset(Invariant):
     )
 
     def applies_to(self, target: Target) -> str | None:
-        flag, states = flags_and_states(target)
+        flag, states, maybe = flags_and_states(target)
         if flag is None:
             return (
                 "forward takes no episode-start flags (named like episode_starts, is_init, is_first, resets or done)"
             )
-        if not states:
+        if not states and not maybe:
             return (
-                f"forward takes {flag} but no recurrent state to reset (named like h, hidden, state or *_state, or "
-                "inferred as a recurrent layer's hidden state)"
+                f"forward takes {flag} but no recurrent state to reset (named like h, hidden, memory or *_hidden, "
+                "state if forward returns one shaped like it, or inferred as a recurrent layer's hidden state)"
+            )
+        layer = _flag_as_data(target, flag)
+        if layer is not None:
+            return (
+                f"{flag} reaches {layer} as input features, not as a reset of the state: a memory kept across "
+                "episodes on purpose (RL²) is not judged; declare Spec(inputs=...) for the flags to check the reset"
             )
         return None
 
     def check(self, context: Context, example: Example) -> None:
-        flag, states = flags_and_states(context.target)
+        flag, states, maybe = flags_and_states(context.target)
         args = example.args
-        if not isinstance(args.get(flag), torch.Tensor):
-            return context.nothing_to_compare(f"{flag} is not a tensor in this example")
+        flags = _all_set(args.get(flag))
+        if flags is None:
+            return context.nothing_to_compare(f"{flag} is neither a tensor nor a bool in this example")
+        zeros = _none_set(args[flag])
         generator = torch.Generator().manual_seed(example.seed)
-        other = {name: _another(args[name], generator) for name in states}
-        if all(_same_values(other[name], args[name]) for name in states):
-            held = ", ".join(states)
-            return context.nothing_to_compare(f"{held} hold{'s' if len(states) == 1 else ''} no floating values to change")
 
         def outputs(flagged: bool, state: dict[str, Any]) -> dict[str, torch.Tensor]:
-            value = torch.ones_like(args[flag]) if flagged else torch.zeros_like(args[flag])
-            call = Example({**args, flag: value, **state}, example.seed, example.dims)
+            call = Example({**args, flag: flags if flagged else zeros, **state}, example.seed, example.dims)
             model = context.fresh_model().eval()
             trace = context.run(model, call, grad=False, record=False)
             return dict(floating_leaves(trace.output))
 
-        given = {name: args[name] for name in states}
-        flagged, flagged_other = outputs(True, given), outputs(True, other)
-        changed = _changed(flagged, flagged_other)
+        flagged = outputs(True, {})
+        # a name a state may have, an observation too: a state where forward returns one shaped like it
+        states = states + [name for name in maybe if any(_shaped_like(v, args[name]) for v in flagged.values())]
+        if not states:
+            return context.nothing_to_compare(
+                f"no output is shaped like {', '.join(maybe)}: taken for observations, no state to reset"
+            )
+        other = {name: _another(args[name], generator) for name in states}
+        if all(_same_values(other[name], args[name]) for name in states):
+            held = ", ".join(states)
+            return context.nothing_to_compare(f"{held} hold{'s' if len(states) == 1 else ''} no floating values to change")
+        changed = _changed(flagged, outputs(True, other))
+        unflagged = _changed(outputs(False, {}), outputs(False, other))
+        if not unflagged:
+            return context.nothing_to_compare(_IGNORED)
         if not changed:
-            unflagged, unflagged_other = outputs(False, given), outputs(False, other)
-            if not _changed(unflagged, unflagged_other):
-                return context.nothing_to_compare(_IGNORED)
-            context.compared()
-            return None
-        returned = [
+            return context.compared()
+        # the state a call returns (shaped like the state given): reset while the step read the
+        # state given, flags that mark an episode's end (done as terminated)
+        reset = [
             name for name, value in flagged.items()
-            if any(_shaped_like(value, args[state]) for state in states)
+            if name in unflagged and name not in changed and any(_shaped_like(value, args[s]) for s in states)
         ]
-        if flag in _MAYBE_ENDS and returned and all(name not in changed for name in returned):
+        if flag in _MAYBE_ENDS and reset:
             context.note("ended", lambda count: f"on {count} example{'s' if count != 1 else ''} {_ENDED}")
             return context.nothing_to_compare(_ENDED)
         context.compared()
         name = changed[0]
         rtol, atol = tolerances(flagged[name].dtype)
-        lines = mismatch(flagged_other[name], flagged[name], rtol=rtol, atol=atol)
+        other_outputs = outputs(True, other)
+        lines = mismatch(other_outputs[name], flagged[name], rtol=rtol, atol=atol)
         shown = ", ".join(states)
         raise InvariantViolation(
-            f"With every step flagged as an episode's start ({flag} all {_one(args[flag])}), {name} still depends on "
+            f"With every step flagged as an episode's start ({flag} all {_one(flags)}), {name} still depends on "
             f"the state passed in ({shown}): another state gives another {name}. A step that starts an episode must "
             f"not read the previous episode's state: reset it where {flag} is set, before the step reads it "
             f"(state * (1 - {flag})).",
@@ -139,9 +170,24 @@ class EpisodeReset(Invariant):
                 *lines,
                 f"changed: {', '.join(changed)}",
                 f"If {flag} marks the step that ended an episode (the state zeroed after it), say so by returning the "
-                f"reset state, or declare Spec(skip={{'episode_reset': '...'}}).",
+                f"reset state; if the model keeps its memory across episodes on purpose (RL²), declare "
+                f"Spec(skip={{'episode_reset': '...'}}).",
             ],
         )
+
+
+def _all_set(flags: Any) -> Any:
+    """``flags`` with every flag set: ones (True) of a tensor's shape and dtype, or True for
+    a Python bool (``if reset:``); None for anything else."""
+    if isinstance(flags, torch.Tensor):
+        return torch.ones_like(flags)
+    if isinstance(flags, bool):
+        return True
+    return None
+
+
+def _none_set(flags: Any) -> Any:
+    return torch.zeros_like(flags) if isinstance(flags, torch.Tensor) else False
 
 
 def _another(value: Any, generator: torch.Generator) -> Any:
@@ -185,5 +231,5 @@ def _shaped_like(value: torch.Tensor, state: Any) -> bool:
     return any(value.shape == leaf.shape for _, leaf in floating_leaves(state))
 
 
-def _one(flags: torch.Tensor) -> str:
-    return "True" if flags.dtype == torch.bool else "1"
+def _one(flags: Any) -> str:
+    return "True" if flags is True or (isinstance(flags, torch.Tensor) and flags.dtype == torch.bool) else "1"
