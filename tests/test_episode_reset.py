@@ -109,6 +109,20 @@ class Critic(nn.Module):
     def forward(self, state, action, done):
         return self.q(torch.cat([state, action, done[:, None]], -1))
 
+class StoredStates(nn.Module):
+    # torchrl's recurrent mode: each trajectory starts from the state its rollout stored at
+    # is_init, zero there by construction; is_init only cuts the trajectories
+    def __init__(self):
+        super().__init__()
+        self.cell = nn.GRUCell(4, 8)
+
+    def forward(self, obs, h, is_init):
+        outs = []
+        for t in range(obs.shape[0]):
+            h = self.cell(obs[t], torch.where(is_init[t][:, None], h, h))
+            outs.append(h)
+        return torch.stack(outs)
+
 class Ignored(nn.Module):
     # the state is taken and never read
     __dyncheck__ = {"inputs": {
@@ -178,6 +192,7 @@ def test_a_sequence_per_episode_start_is_reset_or_caught(dyncheck_run, pytester)
     ("Critic", "no output is shaped like state: taken for observations, no state to reset"),
     ("Ignored", "no output changes with the state given, flagged or not: the state reaches nothing to compare"),
     ("NoState", "forward takes done but no recurrent state to reset"),
+    ("StoredStates", "forward takes no episode-start flags"),
 ])
 def test_what_compares_nothing_is_a_skip(dyncheck_run, pytester, model, reason):
     pytester.makepyfile(agents=AGENTS)
@@ -189,5 +204,5 @@ def test_what_compares_nothing_is_a_skip(dyncheck_run, pytester, model, reason):
 def test_a_model_without_flags_is_a_skip(dyncheck_run):
     run = dyncheck_run("--dyncheck", "reference_models.rnn:DynamicRNN", ONLY)
     assert run.skip_reason("dyncheck::reference_models.rnn:DynamicRNN::episode_reset") == (
-        "forward takes no episode-start flags (named like episode_starts, is_init, is_first, resets or done)"
+        "forward takes no episode-start flags (named like episode_starts, is_first, resets or done)"
     )

@@ -1,14 +1,15 @@
 """episode_reset: a step flagged as an episode's start reads nothing of the state before it.
 
 A recurrent policy takes the state its last call returned beside flags saying where a new
-episode starts (sb3-contrib's ``episode_starts``, torchrl's ``is_init``, DreamerV3's
+episode starts (sb3-contrib's ``episode_starts``, DreamerV3's
 ``is_first``, CleanRL's ``done``), and zeroes the state there: ``h * (1 - done)``. A reset
 that is missing, applied after the step, or applied to the wrong samples lets one episode's
 memory leak into the next, which no other invariant sees (the model stays deterministic,
 its samples apart, its gradients finite).
 
-Applies where forward takes such flags (by name: ``episode_starts``, ``is_init``,
-``is_first``, ``resets``, then ``done``, ``dones``; not ``terminated`` or ``truncated``,
+Applies where forward takes such flags (by name: ``episode_starts``,
+``is_first``, ``resets``, then ``done``, ``dones``; not torchrl's ``is_init``, whose recurrent
+mode reads the state its rollout stored, zeroed there, by design; not ``terminated`` or ``truncated``,
 which mark an episode's end; a tensor or one Python bool) beside a state (by name: ``h``,
 ``h0``, ``hx``, ``hidden``, ``memory``, ``*_hidden``; an input inferred as a recurrent
 layer's hidden state; or ``state``, ``*_state`` where forward returns something shaped like
@@ -45,7 +46,7 @@ __all__ = ["EpisodeReset", "flags_and_states"]
 
 #: Flags that say a step starts an episode (or, for ``done``, may say so: see the module),
 #: the unambiguous names first: a model taking ``done`` beside ``is_first`` resets on the latter.
-_START_FLAGS = ("episode_starts", "episode_start", "is_init", "is_first", "resets", "reset", "dones", "done")
+_START_FLAGS = ("episode_starts", "episode_start", "is_first", "resets", "reset", "dones", "done")
 #: Flags whose name may also mean the step that ended an episode (see the module).
 _MAYBE_ENDS = ("done", "dones")
 #: Forward arguments holding a recurrent state, by name alone.
@@ -91,7 +92,7 @@ def _flag_as_data(target: Target, flag: str) -> str | None:
 class EpisodeReset(Invariant):
     name = "episode_reset"
     summary = (
-        "with every step flagged as an episode's start (episode_starts, is_init, done), no output reads the "
+        "with every step flagged as an episode's start (episode_starts, is_first, done), no output reads the "
         "state passed in"
     )
 
@@ -99,7 +100,7 @@ class EpisodeReset(Invariant):
         flag, states, maybe = flags_and_states(target)
         if flag is None:
             return (
-                "forward takes no episode-start flags (named like episode_starts, is_init, is_first, resets or done)"
+                "forward takes no episode-start flags (named like episode_starts, is_first, resets or done)"
             )
         if not states and not maybe:
             return (
