@@ -109,6 +109,33 @@ class Critic(nn.Module):
     def forward(self, state, action, done):
         return self.q(torch.cat([state, action, done[:, None]], -1))
 
+class EpisodicTable(nn.Module):
+    # memory: an episodic table kept across episodes on purpose; only h resets
+    __dyncheck__ = {"inputs": {
+        "obs": tensors(shape=("batch", 4)), "h": tensors(shape=("batch", 8), min_value=-1.0, max_value=1.0),
+        "memory": tensors(shape=(5, 8)), "is_first": tensors(shape=("batch",), min_value=0.0, max_value=1.0),
+    }}
+
+    def __init__(self):
+        super().__init__()
+        self.cell, self.pi = nn.GRUCell(4, 8), nn.Linear(16, 3)
+
+    def forward(self, obs, h, memory, is_first):
+        h = self.cell(obs, h * (1 - is_first)[:, None])
+        read = torch.softmax(h @ memory.T, -1) @ memory
+        return self.pi(torch.cat([h, read], -1)), h
+
+class InitialHidden(nn.Module):
+    # initial_hidden is what the state resets to, not the state
+    def __init__(self):
+        super().__init__()
+        self.cell, self.pi = nn.GRUCell(4, 8), nn.Linear(8, 3)
+
+    def forward(self, obs, hidden, initial_hidden, is_first):
+        f = is_first[:, None]
+        h = self.cell(obs, f * initial_hidden + (1 - f) * hidden)
+        return self.pi(h), h
+
 class StoredStates(nn.Module):
     # torchrl's recurrent mode: each trajectory starts from the state its rollout stored at
     # is_init, zero there by construction; is_init only cuts the trajectories
@@ -165,10 +192,11 @@ def test_a_missing_reset_is_caught_and_the_bundled_agent_passes(dyncheck_run):
     assert "Greatest absolute difference" in failure and "changed: output[0], output[1][0], output[1][1]" in failure
 
 
-@pytest.mark.parametrize("model", ["ObservedState", "TwoFlags", "PyReset"])
+@pytest.mark.parametrize("model", ["ObservedState", "TwoFlags", "PyReset", "EpisodicTable", "InitialHidden"])
 def test_correct_resets_pass(dyncheck_run, pytester, model):
     # an observation named like a state is not changed; the unambiguous flag is the one set
-    # (done only masks a value); a Python bool flag is set as True
+    # (done only masks a value); a Python bool flag is set as True; a memory table kept across
+    # episodes, and the state the model resets to, are not changed either
     pytester.makepyfile(agents=AGENTS)
     run = dyncheck_run("--dyncheck", f"agents:{model}", ONLY)
     assert run.outcomes() == {f"dyncheck::agents:{model}::episode_reset": "PASSED"}, run.text
@@ -189,7 +217,7 @@ def test_a_sequence_per_episode_start_is_reset_or_caught(dyncheck_run, pytester)
     ("EndedWide", "the flags mark the step that ended an episode (the state is zeroed after it)"),
     ("RL2", "done reaches cell as input features, not as a reset of the state: a memory kept across episodes on "
             "purpose (RL²) is not judged"),
-    ("Critic", "no output is shaped like state: taken for observations, no state to reset"),
+    ("Critic", "forward takes done but no recurrent state to reset"),
     ("Ignored", "no output changes with the state given, flagged or not: the state reaches nothing to compare"),
     ("NoState", "forward takes done but no recurrent state to reset"),
     ("StoredStates", "forward takes no episode-start flags"),

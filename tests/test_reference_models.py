@@ -122,7 +122,10 @@ PACKED = {
 
 
 #: Good models that take episode-start flags beside a recurrent state: episode_reset applies.
-EPISODIC = {"reference_models.episode_lstm:EpisodeLSTMAgent", "reference_models.carried_memory:CarriedMemory"}
+EPISODIC = {"reference_models.episode_lstm:EpisodeLSTMAgent"}
+#: ... and those whose state's name other inputs have too (memory), not inferred as a recurrent
+#: layer's: episode_reset leaves them alone.
+STATE_UNNAMED = {"reference_models.carried_memory:CarriedMemory": "forward takes reset but no recurrent state to reset"}
 
 
 #: Good models that take one sequence, not a batch (inferred): batch_invariance has no batch to split.
@@ -153,7 +156,9 @@ def expected_skips(target: str) -> dict[str, str]:
         skips["padding_invariance"] = KEPT_DEFAULT[target]
     elif target not in PADDED:
         skips["padding_invariance"] = "forward takes no lengths argument"
-    if target not in EPISODIC:
+    if target in STATE_UNNAMED:
+        skips["episode_reset"] = STATE_UNNAMED[target]
+    elif target not in EPISODIC:
         skips["episode_reset"] = "forward takes no episode-start flags"
     if target in UNBATCHED:
         skips["batch_invariance"] = "forward takes one sequence, not a batch"

@@ -11,9 +11,8 @@ Applies where forward takes such flags (by name: ``episode_starts``,
 ``is_first``, ``resets``, then ``done``, ``dones``; not torchrl's ``is_init``, whose recurrent
 mode reads the state its rollout stored, zeroed there, by design; not ``terminated`` or ``truncated``,
 which mark an episode's end; a tensor or one Python bool) beside a state (by name: ``h``,
-``h0``, ``hx``, ``hidden``, ``memory``, ``*_hidden``; an input inferred as a recurrent
-layer's hidden state; or ``state``, ``*_state`` where forward returns something shaped like
-it, else an observation). Flags that reach a layer as input features (RL²'s memory across
+``h0``, ``hx``, ``hidden``, ``*_hidden``; or an input inferred as a recurrent layer's hidden
+state, which a ``state`` or ``memory`` must be to count: other inputs have those names too). Flags that reach a layer as input features (RL²'s memory across
 episodes, on purpose) are not judged. On each example, in eval mode and under the example's
 seed, with every flag set (every step starts an episode), the model is called with the
 state drawn and with another state (values from -1 to 1): every output must be the same.
@@ -49,11 +48,13 @@ __all__ = ["EpisodeReset", "flags_and_states"]
 _START_FLAGS = ("episode_starts", "episode_start", "is_first", "resets", "reset", "dones", "done")
 #: Flags whose name may also mean the step that ended an episode (see the module).
 _MAYBE_ENDS = ("done", "dones")
-#: Forward arguments holding a recurrent state, by name alone.
-_STATE_NAME = re.compile(r"^(h|h0|hx|c0|hidden|hiddens|memory|memories|carry)$|_(hidden|memory)$")
-#: Names a recurrent state may have, and an observation too (a critic's ``state``, a robot's
-#: ``joint_state``): a state only where forward returns something shaped like it.
-_MAYBE_STATE_NAME = re.compile(r"^(states?)$|_states?$")
+#: Forward arguments holding a recurrent state, by name alone. Names other inputs have too (a
+#: critic's ``state``, a robot's ``joint_state``, a decoder's ``memory``, an episodic memory
+#: table kept across episodes on purpose) count only where inference found the input to be a
+#: recurrent layer's hidden state.
+_STATE_NAME = re.compile(r"^(h|h0|hx|c0|hidden|hiddens|carry)$|_hidden$")
+#: What a model resets to, not what it resets (``initial_state``).
+_RESET_TO = re.compile(r"^(init|initial|default)_")
 #: Words of an inferred note that say the input is a recurrent layer's state.
 _STATE_NOTE = "hidden state"
 
@@ -65,20 +66,19 @@ _ENDED = (
 _IGNORED = "no output changes with the state given, flagged or not: the state reaches nothing to compare"
 
 
-def flags_and_states(target: Target) -> tuple[str | None, list[str], list[str]]:
-    """(the flags argument, the state arguments, the arguments named like a state that are
-    one only where forward returns something shaped like them) of ``target``'s forward."""
+def flags_and_states(target: Target) -> tuple[str | None, list[str]]:
+    """(the flags argument, the state arguments) of ``target``'s forward: named like a state
+    (``h``, ``hidden``), or inferred as a recurrent layer's hidden state (a name other inputs
+    have too, ``state`` or ``memory``, counts only so); never what the model resets to."""
     inputs = target.spec.inputs
     flag = next((name for name in _START_FLAGS if name in inputs), None)
-    states, maybe = [], []
+    states = []
     for name in inputs:
-        if name == flag:
+        if name == flag or _RESET_TO.match(name):
             continue
         if _STATE_NAME.search(name) or _STATE_NOTE in target.inferred_inputs.get(name, ""):
             states.append(name)
-        elif _MAYBE_STATE_NAME.search(name):
-            maybe.append(name)
-    return flag, states, maybe
+    return flag, states
 
 
 def _flag_as_data(target: Target, flag: str) -> str | None:
@@ -97,15 +97,15 @@ class EpisodeReset(Invariant):
     )
 
     def applies_to(self, target: Target) -> str | None:
-        flag, states, maybe = flags_and_states(target)
+        flag, states = flags_and_states(target)
         if flag is None:
             return (
                 "forward takes no episode-start flags (named like episode_starts, is_first, resets or done)"
             )
-        if not states and not maybe:
+        if not states:
             return (
-                f"forward takes {flag} but no recurrent state to reset (named like h, hidden, memory or *_hidden, "
-                "state if forward returns one shaped like it, or inferred as a recurrent layer's hidden state)"
+                f"forward takes {flag} but no recurrent state to reset (named like h, hx or hidden, or named like "
+                "state or memory and inferred as a recurrent layer's hidden state)"
             )
         layer = _flag_as_data(target, flag)
         if layer is not None:
@@ -116,7 +116,7 @@ class EpisodeReset(Invariant):
         return None
 
     def check(self, context: Context, example: Example) -> None:
-        flag, states, maybe = flags_and_states(context.target)
+        flag, states = flags_and_states(context.target)
         args = example.args
         flags = _all_set(args.get(flag))
         if flags is None:
@@ -131,12 +131,6 @@ class EpisodeReset(Invariant):
             return dict(floating_leaves(trace.output))
 
         flagged = outputs(True, {})
-        # a name a state may have, an observation too: a state where forward returns one shaped like it
-        states = states + [name for name in maybe if any(_shaped_like(v, args[name]) for v in flagged.values())]
-        if not states:
-            return context.nothing_to_compare(
-                f"no output is shaped like {', '.join(maybe)}: taken for observations, no state to reset"
-            )
         other = {name: _another(args[name], generator) for name in states}
         if all(_same_values(other[name], args[name]) for name in states):
             held = ", ".join(states)
@@ -154,14 +148,15 @@ class EpisodeReset(Invariant):
             if name in unflagged and name not in changed and any(_shaped_like(value, args[s]) for s in states)
         ]
         if flag in _MAYBE_ENDS and reset:
-            context.note("ended", lambda count: f"on {count} example{'s' if count != 1 else ''} {_ENDED}")
             return context.nothing_to_compare(_ENDED)
         context.compared()
         name = changed[0]
         rtol, atol = tolerances(flagged[name].dtype)
         other_outputs = outputs(True, other)
         lines = mismatch(other_outputs[name], flagged[name], rtol=rtol, atol=atol)
-        shown = ", ".join(states)
+        # the states that change an output alone, where there are several
+        blamed = [s for s in states if len(states) == 1 or _changed(flagged, outputs(True, {s: other[s]}))]
+        shown = ", ".join(blamed or states)
         raise InvariantViolation(
             f"With every step flagged as an episode's start ({flag} all {_one(flags)}), {name} still depends on "
             f"the state passed in ({shown}): another state gives another {name}. A step that starts an episode must "
@@ -169,7 +164,7 @@ class EpisodeReset(Invariant):
             f"(state * (1 - {flag})).",
             [
                 *lines,
-                f"changed: {', '.join(changed)}",
+                f"changed: {', '.join(changed)} (the example below is as drawn; the check set every flag of it)",
                 f"If {flag} marks the step that ended an episode (the state zeroed after it), say so by returning the "
                 f"reset state; if the model keeps its memory across episodes on purpose (RL²), declare "
                 f"Spec(skip={{'episode_reset': '...'}}).",
@@ -229,7 +224,9 @@ def _changed(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) ->
 
 
 def _shaped_like(value: torch.Tensor, state: Any) -> bool:
-    return any(value.shape == leaf.shape for _, leaf in floating_leaves(state))
+    """Whether ``value`` has the shape of a tensor of ``state``, axes of size 1 aside (an
+    LSTM's ``[1, batch, hidden]`` handed back as ``[batch, hidden]``)."""
+    return any(value.squeeze().shape == leaf.squeeze().shape for _, leaf in floating_leaves(state))
 
 
 def _one(flags: Any) -> str:
