@@ -43,6 +43,7 @@ from dyncheck.tracing import (
     missing_output,
     observe_output,
     record_modules,
+    tuple_like,
 )
 
 __all__ = [
@@ -94,9 +95,7 @@ def _move(value: Any, device: str, dtype: torch.dtype | None) -> Any:
         order = (None if i is None else i.to(data.device) for i in (value.sorted_indices, value.unsorted_indices))
         return type(value)(data, value.batch_sizes, *order)
     if isinstance(value, tuple):
-        return type(value)(*(_move(v, device, dtype) for v in value)) if hasattr(value, "_fields") else tuple(
-            _move(v, device, dtype) for v in value
-        )
+        return tuple_like(value, (_move(v, device, dtype) for v in value))
     if isinstance(value, list):
         return [_move(v, device, dtype) for v in value]
     if isinstance(value, dict):

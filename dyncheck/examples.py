@@ -10,6 +10,7 @@ import torch
 from hypothesis import strategies as st
 
 from dyncheck.strategies import control_corners, current_dims, dim_scope, seeds
+from dyncheck.tracing import tuple_like
 
 if TYPE_CHECKING:
     from dyncheck.target import Target
@@ -47,7 +48,7 @@ def _clone(value: Any) -> Any:
         out.copy_(value)
         return out
     if isinstance(value, tuple):
-        return type(value)(*map(_clone, value)) if hasattr(value, "_fields") else tuple(map(_clone, value))
+        return tuple_like(value, map(_clone, value))
     if isinstance(value, list):
         return [_clone(v) for v in value]
     if isinstance(value, dict):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import itertools
 import re
 import sys
 import warnings
@@ -87,9 +88,7 @@ class Target:
 
     def call(self, model: nn.Module, args: dict[str, Any]) -> Any:
         # positionally up to the first one missing (a later one there would take its place)
-        given = [name for name in self.positional[: next(
-            (i for i, name in enumerate(self.positional) if name not in args), len(self.positional)
-        )]]
+        given = list(itertools.takewhile(lambda name: name in args, self.positional))
         keywords = {name: value for name, value in args.items() if name not in given}
         return model(*(args[name] for name in given), **keywords)
 
@@ -2985,11 +2984,11 @@ def _flattened_sizes(instance: nn.Module, rank: int, largest: int = 512) -> list
     return [size for size in range(1, largest + 1) if (out := after(size)) and channels * out**rank == linear.in_features]
 
 
-#: Forward arguments that flag where an episode ended or began, as reinforcement learning
-#: rollouts hand them to a recurrent policy (``hidden * (1 - done)``).
 #: The note of done flags no layer reads, until their layout is tried (:func:`_episode_flags`).
 _UNREAD_FLAG = "read by no layer"
 
+#: Forward arguments that flag where an episode ended or began, as reinforcement learning
+#: rollouts hand them to a recurrent policy (``hidden * (1 - done)``).
 _EPISODE_FLAG_NAME = re.compile(
     r"^(dones?|terminals?|terminated|truncated|is_first|is_init|is_terminal|episode_starts?|resets?|not_done)$"
 )

@@ -249,6 +249,17 @@ def same_floats(output: Any, other: Any) -> bool:
     )
 
 
+def inputs_tuple(value: Any) -> bool:
+    """Whether ``value`` is a tuple of inputs or outputs: a plain tuple or a NamedTuple
+    (sb3-contrib's ``RNNStates``), not another tuple subclass (``torch.Size``)."""
+    return type(value) is tuple or (isinstance(value, tuple) and hasattr(value, "_fields"))
+
+
+def tuple_like(value: tuple, items: Any) -> tuple:
+    """``items`` as a tuple of ``value``'s kind: a NamedTuple of its type, else a plain tuple."""
+    return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+
+
 def unpacked(value: Any) -> Any:
     """``value`` with every ``PackedSequence`` in it (walked through tuples, lists and
     dicts) replaced by the list of its sequences in the batch's order, each ``[length,
@@ -262,7 +273,7 @@ def unpacked(value: Any) -> Any:
             return value
         if isinstance(value, list):
             return items
-        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+        return tuple_like(value, items)
     if type(value) is dict:
         items = {key: unpacked(item) for key, item in value.items()}
         return value if all(items[key] is value[key] for key in value) else items

@@ -20,8 +20,8 @@ from dyncheck import strategies as dst
 from dyncheck.infer.builtin import builtin_layer, infer_builtin_input
 from dyncheck.infer.constructor import _COUNT_NAME, _annotation
 from dyncheck.infer.flow import (
-    BATCH_BOUND, MODULE_PART, _bound_names, _Flow, _flow, _loads, _passes, _resolve_module,
-    _sizes_bound, _tensor_call, output_width,
+    BATCH_BOUND, MODULE_PART, _bound_names, _Flow, _flow, _loads, _passes, _resolve_module, _sizes_bound,
+    _tensor_call, output_width,
 )
 from dyncheck.infer.layers import (
     ATTENTION_MODULES, _entry_parameter, _Found, _input_for_module, _Shape, _swap, _user_defined, members_input,
@@ -237,10 +237,16 @@ class _OptionalReads(ast.NodeTransformer):
     def _gotten(self, test: ast.AST) -> set[str]:
         return {
             node.args[0].value for node in ast.walk(test)
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
-            and isinstance(node.func.value, ast.Name) and node.func.value.id in self.names
-            and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+            if self._is_get(node) and node.args
+            and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
         }
+
+    def _is_get(self, node: ast.AST) -> bool:
+        """Whether ``node`` is ``features.get(...)`` of the dict."""
+        return (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+            and isinstance(node.func.value, ast.Name) and node.func.value.id in self.names
+        )
 
     def visit_Compare(self, node: ast.Compare) -> ast.AST:
         held = node.comparators[0] if len(node.comparators) == 1 else None
@@ -259,10 +265,7 @@ class _OptionalReads(ast.NodeTransformer):
         return self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
-        if (
-            isinstance(node.func, ast.Attribute) and node.func.attr == "get"
-            and isinstance(node.func.value, ast.Name) and node.func.value.id in self.names
-        ):
+        if self._is_get(node):
             return ast.copy_location(ast.Constant(None), node)
         return self.generic_visit(node)
 

@@ -30,7 +30,7 @@ from dyncheck.invariants._base import Context
 from dyncheck.invariants.padding_invariance import keep_relative_lengths
 from dyncheck.seeding import seeded
 from dyncheck.streams import Draws, argument
-from dyncheck.tracing import Trace, default_loss, dense, floating_leaves, grads_put_back
+from dyncheck.tracing import Trace, default_loss, dense, floating_leaves, grads_put_back, tuple_like
 
 __all__ = [
     "Reached", "influences", "moving_changes_output", "untrained_rows", "unused_modules", "zero_parameter_gradients",
@@ -65,7 +65,7 @@ def _perturb(value: Any, move: str, generator: torch.Generator) -> Any:
         )
     if isinstance(value, tuple):
         items = [_perturb(v, move, generator) for v in value]
-        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+        return tuple_like(value, items)
     if isinstance(value, list):
         return [_perturb(v, move, generator) for v in value]
     if isinstance(value, dict):
@@ -437,7 +437,7 @@ def _nudge(value: Any, sign: float, generator: torch.Generator) -> Any:
         )
     if isinstance(value, tuple):
         items = [_nudge(v, sign, generator) for v in value]
-        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+        return tuple_like(value, items)
     if isinstance(value, list):
         return [_nudge(v, sign, generator) for v in value]
     if isinstance(value, dict):

@@ -64,7 +64,7 @@ from dyncheck.examples import (
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants._where import first_coupled_module, reported
 from dyncheck.target import Target
-from dyncheck.tracing import floating_leaves, leaves, missing_output, unpacked
+from dyncheck.tracing import floating_leaves, inputs_tuple, leaves, missing_output, tuple_like, unpacked
 
 __all__ = ["BatchInvariance"]
 
@@ -90,7 +90,7 @@ def _named_batch_axis(strategy: Any, value: Any, size: int) -> int | dict[str, i
         entries = strategy_entries(strategy)
         axes = {key: _named_batch_axis(entries.get(key), item, size) for key, item in value.items()}
         return axes if any(axis is not None for axis in axes.values()) else None
-    if isinstance(value, tuple) and (type(value) is tuple or hasattr(value, "_fields")):
+    if inputs_tuple(value):
         # a tuple of inputs (an LSTM's (h_0, c_0), or a NamedTuple of them, sb3-contrib's
         # RNNStates(pi=(h, c), vf=(h, c))): each member's own axis
         members = strategy_members(strategy) or (None,) * len(value)
@@ -562,9 +562,7 @@ def _take(value: Any, axis: Any, index: torch.Tensor) -> Any:
         return {key: _take(item, axis.get(key), index) for key, item in value.items()}
     if isinstance(axis, list):  # a tuple or list of inputs, member by member
         taken = [_take(item, member, index) for item, member in zip(value, axis)]
-        if type(value) is list:
-            return taken
-        return type(value)._make(taken) if hasattr(value, "_fields") else tuple(taken)
+        return taken if type(value) is list else tuple_like(value, taken)
     if isinstance(value, list):  # a list of sequences: its members are the samples
         return [value[i].clone() for i in index.tolist()]
     if isinstance(value, nn.utils.rnn.PackedSequence):  # a pack: its sequences, packed again

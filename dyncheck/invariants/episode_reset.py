@@ -33,13 +33,14 @@ import re
 from typing import Any
 
 import torch
+from torch.utils._pytree import tree_map
 
 from dyncheck.compare import mismatch, tolerances
 from dyncheck.errors import InvariantViolation
 from dyncheck.examples import Example
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.target import Target
-from dyncheck.tracing import floating_leaves
+from dyncheck.tracing import floating_leaves, same_floats
 
 __all__ = ["EpisodeReset", "flags_and_states"]
 
@@ -132,10 +133,11 @@ class EpisodeReset(Invariant):
 
         flagged = outputs(True, {})
         other = {name: _another(args[name], generator) for name in states}
-        if all(_same_values(other[name], args[name]) for name in states):
+        if all(same_floats(other[name], args[name]) for name in states):
             held = ", ".join(states)
             return context.nothing_to_compare(f"{held} hold{'s' if len(states) == 1 else ''} no floating values to change")
-        changed = _changed(flagged, outputs(True, other))
+        flagged_other = outputs(True, other)
+        changed = _changed(flagged, flagged_other)
         unflagged = _changed(outputs(False, {}), outputs(False, other))
         if not unflagged:
             return context.nothing_to_compare(_IGNORED)
@@ -152,8 +154,7 @@ class EpisodeReset(Invariant):
         context.compared()
         name = changed[0]
         rtol, atol = tolerances(flagged[name].dtype)
-        other_outputs = outputs(True, other)
-        lines = mismatch(other_outputs[name], flagged[name], rtol=rtol, atol=atol)
+        lines = mismatch(flagged_other[name], flagged[name], rtol=rtol, atol=atol)
         # the states that change an output alone, where there are several
         blamed = [s for s in states if len(states) == 1 or _changed(flagged, outputs(True, {s: other[s]}))]
         shown = ", ".join(blamed or states)
@@ -189,25 +190,14 @@ def _none_set(flags: Any) -> Any:
 def _another(value: Any, generator: torch.Generator) -> Any:
     """``value`` with each floating tensor replaced by values from -1 to 1 (a state tanh
     leaves), drawn from ``generator``; tuples, lists and dicts of them alike."""
-    if isinstance(value, torch.Tensor):
-        if not value.is_floating_point():
-            return value
-        drawn = torch.rand(value.shape, generator=generator, dtype=torch.float64) * 2 - 1
-        return drawn.to(dtype=value.dtype, device=value.device)
-    if isinstance(value, tuple):
-        items = [_another(v, generator) for v in value]
-        return type(value)._make(items) if hasattr(value, "_fields") else tuple(items)
-    if isinstance(value, list):
-        return [_another(v, generator) for v in value]
-    if isinstance(value, dict):
-        return {k: _another(v, generator) for k, v in value.items()}
-    return value
 
+    def drawn(leaf: Any) -> Any:
+        if not (isinstance(leaf, torch.Tensor) and leaf.is_floating_point()):
+            return leaf
+        values = torch.rand(leaf.shape, generator=generator, dtype=torch.float64) * 2 - 1
+        return values.to(dtype=leaf.dtype, device=leaf.device)
 
-def _same_values(a: Any, b: Any) -> bool:
-    left = [v for _, v in floating_leaves(a) if v.is_floating_point()]
-    right = [v for _, v in floating_leaves(b) if v.is_floating_point()]
-    return len(left) == len(right) and all(x.shape == y.shape and torch.equal(x, y) for x, y in zip(left, right))
+    return tree_map(drawn, value)
 
 
 def _changed(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> list[str]:

@@ -107,7 +107,9 @@ from dyncheck.spec import lengths_slot, padding_slot
 from dyncheck.strategies import relative_lengths
 from dyncheck.target import UNREAD_POLARITY, Target, _forward_parameters
 from dyncheck.ties import ConsistentTies
-from dyncheck.tracing import dense, floating_leaves, grads_put_back, missing_output, project, projection
+from dyncheck.tracing import (
+    dense, floating_leaves, grads_put_back, inputs_tuple, missing_output, project, projection, tuple_like,
+)
 
 __all__ = [
     "EXTRA_STEPS", "PaddingInvariance", "Slot", "gradient_tolerances", "keep_relative_lengths", "lengths_argument",
@@ -171,16 +173,11 @@ def slot_value(args: Mapping[str, Any], slot: Slot) -> Any:
     for key in _keys(slot):
         if type(value) is dict:
             value = value.get(key)
-        elif _is_tuple(value) and isinstance(key, int) and 0 <= key < len(value):
+        elif inputs_tuple(value) and isinstance(key, int) and 0 <= key < len(value):
             value = value[key]
         else:
             return None
     return value
-
-
-def _is_tuple(value: Any) -> bool:
-    """A tuple of inputs: a plain tuple or a NamedTuple (sb3-contrib's ``RNNStates``)."""
-    return type(value) is tuple or (isinstance(value, tuple) and hasattr(value, "_fields"))
 
 
 def _with(args: Mapping[str, Any], changes: Mapping[Slot, Any]) -> dict[str, Any]:
@@ -196,10 +193,10 @@ def _replaced(container: Any, keys: tuple[Any, ...], value: Any) -> Any:
     """``container`` (a dict or tuple of inputs, nested) with the value at ``keys`` replaced."""
     if not keys:
         return value
-    if _is_tuple(container):
+    if inputs_tuple(container):
         items = list(container)
         items[keys[0]] = _replaced(items[keys[0]], keys[1:], value)
-        return type(container)._make(items) if hasattr(container, "_fields") else tuple(items)
+        return tuple_like(container, items)
     out = dict(container)
     out[keys[0]] = _replaced(container[keys[0]], keys[1:], value)
     return out
