@@ -116,6 +116,9 @@ def write(terminalreporter: Any, settings: Settings) -> None:
     terminalreporter.write_sep("=", "dyncheck summary")
     width = max(len(inv) for rows in table.values() for inv in rows)
     order = _order(settings)
+    from dyncheck._items import TARGETS_KEY
+
+    resolved = terminalreporter.config.stash.get(TARGETS_KEY, {})
     for target in settings.targets:
         rows = table.get(target)
         if not rows:
@@ -135,6 +138,8 @@ def write(terminalreporter: Any, settings: Settings) -> None:
         terminalreporter.write_line(
             f"{target}  —  {len(paths)} distinct path{'s' if len(paths) != 1 else ''} seen", bold=True, **markup
         )
+        for line in _capped(resolved.get(target)):
+            terminalreporter.write_line(line, yellow=True)
         # In the run's order of invariants, not the order reports arrived in (xdist).
         for invariant, row in sorted(rows.items(), key=lambda item: (order.get(item[0], len(order)), item[0])):
             verdict = row["verdict"]
@@ -172,6 +177,23 @@ def write(terminalreporter: Any, settings: Settings) -> None:
                 terminalreporter.write_line(f"  {'':<{width}}           {_shorten(row['finding'])}")
         census = next((row["census"] for row in rows.values() if row.get("census")), None)
         _write_paths(terminalreporter, paths, layout, census, full)
+
+
+def _capped(target: Any) -> list[str]:
+    """A line for each dimension inference capped below the range asked for because the
+    model raised at longer sizes: a bug there is not looked for, which a pass must not hide."""
+    from dyncheck.target import LONGEST_THAT_RAN
+
+    lines = []
+    for dim, why in getattr(target, "inferred_dims", {}).items():
+        if why.endswith(LONGEST_THAT_RAN):
+            low, high = dict(target.spec.dims)[dim]
+            raised = why.split("; ")[0]
+            lines.append(
+                f"  {dim} drawn up to {high} only ({raised}): longer inputs were not checked. If they should run, "
+                f"that error is a bug; if {high} is the model's limit, declare Spec(dims={{{dim!r}: ({low}, {high})}})"
+            )
+    return lines
 
 
 def _write_paths(

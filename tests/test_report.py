@@ -332,3 +332,22 @@ class Model(nn.Module):
         py_compile.compile(str(pytester.path / "escaped.py"))  # imported from bytecode, as an installed library is
     run = dyncheck_run("--dyncheck", "escaped:Model", "--dyncheck-invariants=determinism,coverage", "--dyncheck-max-examples=3")
     assert "invalid escape sequence" not in run.text, run.text
+
+
+def test_a_length_capped_by_inference_is_said_in_the_summary(dyncheck_run):
+    # A model that raises at longer sequences has its steps drawn up to the longest that ran.
+    # That may be the model's limit (learned positions) or a bug a pass would then hide: the
+    # summary says which lengths were not checked and the Spec that makes the cap deliberate.
+    target = "reference_models.segment_positions:SegmentLM"
+    run = dyncheck_run("--dyncheck", target, "--dyncheck-invariants=finite", "--dyncheck-max-examples=2")
+    assert run.outcomes() == {f"dyncheck::{target}::finite": "PASSED"}
+    summary = run.text.split("dyncheck summary")[1]
+    assert (
+        "  time drawn up to 4 only (at time 8 the model raised AssertionError (sequence length 8 must be at most 4)): "
+        "longer inputs were not checked. If they should run, that error is a bug; if 4 is the model's limit, "
+        "declare Spec(dims={'time': (1, 4)})"
+    ) in summary
+    # a model inference did not cap has no such line
+    run = dyncheck_run("--dyncheck", "reference_models.gated:DynamicNet", "--dyncheck-invariants=finite",
+                       "--dyncheck-max-examples=2")
+    assert "drawn up to" not in run.text
