@@ -268,6 +268,9 @@ Refactored twins, each declaring the model it must still agree with
   steps of ``[batch, steps, channels]`` series, with reversible instance normalisation.
 * :mod:`reference_models.functional_linear` -- ``FunctionalLinearMLP``: PyTorch Geometric's
   MLP, each linear layer ``F.linear`` over its own weight, then BatchNorm, ReLU and dropout.
+* :mod:`reference_models.functional_weights` -- ``BayesianMLP``: a hidden layer whose weight is
+  sampled per call in training (``F.linear`` over ``mu + softplus(rho) * eps``);
+  ``FilterbankSeparator``: a waveform through ``F.conv1d`` over learned filters and back.
 * :mod:`reference_models.relative_lengths` -- ``RelativeLengthsEncoder``: a speech encoder
   whose lengths are SpeechBrain's relative ``wav_lens``, fractions of the padded length.
 * :mod:`reference_models.nbeats` -- ``NBeats``: N-BEATS's fully connected blocks over a
@@ -466,6 +469,8 @@ GOOD_TARGETS = (
     "reference_models.tabular:ParameterTokenTabular",
     "reference_models.revin_linear:RevINLinear",
     "reference_models.functional_linear:FunctionalLinearMLP",
+    "reference_models.functional_weights:BayesianMLP",
+    "reference_models.functional_weights:FilterbankSeparator",
     "reference_models.relative_lengths:RelativeLengthsEncoder",
     "reference_models.nbeats:NBeats",
     "reference_models.causal_tcn:CausalTCN",

@@ -16,6 +16,7 @@ from typing import Literal
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -709,8 +710,96 @@ def test_a_layer_that_takes_what_an_earlier_one_made_of_the_rebound_name_says_no
 
     target = resolved(FunctionalLinearMLP)
     assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", 8)
-    assert target.inferred_inputs["x"].startswith("no layer gives its shape: called on vectors [2, F]")
+    # read off the first layer's weight (before, found by calling the model at its sizes)
+    assert target.inferred_inputs["x"] == "first consumed by lins.0 (Linear(in_features=8))"
     assert_callable(target, max_examples=10)
+
+
+class _Weights(nn.Module):
+    """The weights the functional layers below are handed, and a head after them."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(6, 5))  # F.linear: 5 in, 6 out
+        self.u, self.v = nn.Parameter(torch.randn(5, 2)), nn.Parameter(torch.randn(2, 6))
+        self.filters = nn.Parameter(torch.randn(6, 2, 3, 3))  # 2 channels a group
+        self.register_buffer("table", torch.randn(11, 6))
+        self.head = nn.Linear(6, 3)
+
+
+class _Linear(_Weights):
+    def forward(self, x):
+        return self.head(torch.relu(F.linear(x, self.w)))
+
+
+class _Product(_Weights):
+    def forward(self, x):
+        return self.head(torch.relu(x @ self.w.T))
+
+
+class _Matmul(_Weights):
+    def forward(self, x):
+        return self.head(torch.relu(torch.matmul(x, self.w.t())))
+
+
+class _Sampled(_Weights):
+    def forward(self, x):
+        w = self.w + 0.1 * torch.randn_like(self.w) if self.training else self.w
+        return self.head(torch.relu(F.linear(x, w)))
+
+
+class _Grouped(_Weights):
+    def forward(self, x):
+        return self.head(F.conv2d(x, self.filters, padding=1, groups=3).mean((2, 3)))
+
+
+class _Table(_Weights):
+    def forward(self, x):
+        return self.head(F.embedding(x, self.table).mean(1))
+
+
+class _Factored(_Weights):
+    def forward(self, x):
+        # a weight made as a product of two: neither factor's shape, not read
+        return self.head(torch.relu(x @ (self.u @ self.v)))
+
+
+@pytest.mark.parametrize(("model", "shape", "note"), [
+    (_Linear, ("batch", 5), "first consumed by F.linear(..., w) (Linear(in_features=5))"),
+    (_Product, ("batch", 5), "first consumed by torch.matmul(..., w.T) (Linear(in_features=5))"),
+    (_Matmul, ("batch", 5), "first consumed by torch.matmul(..., w.T) (Linear(in_features=5))"),
+    (_Sampled, ("batch", 5), "first consumed by F.linear(..., w) (Linear(in_features=5))"),
+    (_Grouped, ("batch", 6, "height", "width"), "first consumed by F.conv2d(..., filters, groups=3) (Conv2d(in_channels=6))"),
+    (_Table, ("batch", "time"), "first consumed by F.embedding(..., table) (Embedding(num_embeddings=11): integer tokens)"),
+])
+def test_a_functional_layer_over_the_models_weight_is_read_as_the_layer_it_stands_for(model, shape, note):
+    # F.linear(x, self.weight), x @ W, F.conv2d(x, W) and F.embedding(ids, W) say the input's
+    # shape through the weight's, as nn.Linear's, nn.Conv2d's and nn.Embedding's do. Before,
+    # the head after them was read first: x drawn as images of 6 channels that ran by chance
+    # on their last axis of 5, or, for the convolution, as vectors.
+    target = resolved(model)
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == shape
+    assert target.inferred_inputs["x"].startswith(note), target.inferred_inputs["x"]
+    assert_callable(target, max_examples=5)
+
+
+def test_a_weight_made_of_a_product_is_not_read_as_either_factor():
+    # u [5, 2] @ v [2, 6] has neither's shape: no stand-in, the head is read as before
+    target = resolved(_Factored)
+    assert target.inferred_inputs["x"].startswith("first consumed by head (Linear(in_features=6))")
+
+
+def test_a_functional_stand_in_needs_a_weight_of_the_layers_rank_the_model_holds():
+    from dyncheck.infer.flow import functional_layer
+
+    model = _Linear()
+    assert functional_layer(model, "F.linear(..., w)").in_features == 5
+    assert functional_layer(model, "torch.matmul(..., w)").in_features == 6
+    assert functional_layer(model, "F.conv2d(..., filters, groups=3)").in_channels == 6
+    assert functional_layer(model, "F.conv1d(..., filters)") is None  # a 4-D weight
+    assert functional_layer(model, "F.linear(..., missing)") is None
+    assert functional_layer(model, "F.conv2d(..., filters, groups=4)") is None  # 6 filters in 4 groups
+    assert functional_layer(model, "head") is None
 
 
 class _RawGRU(nn.Module):
@@ -750,7 +839,8 @@ def test_names_a_tuple_target_rebinds_to_a_layers_output_say_nothing_of_the_argu
     # self.rnn(x)[0] would. Before, x was drawn as the norm's [batch, 16].
     target = resolved(RawGRUTagger)
     assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", "time", 6)
-    assert target.inferred_inputs["x"].startswith("no layer gives its shape: called on vectors [2, F]")
+    # its width read off x[:, t] @ self.w.T, its steps found by calling the model
+    assert target.inferred_inputs["x"].startswith("first consumed by rnn (Linear(in_features=6)); a sequence of them")
     assert_callable(target, max_examples=10)
 
 

@@ -1202,6 +1202,25 @@ def _functional_linear() -> tuple[torch.nn.Module, tuple]:
     return model, (x,)
 
 
+def _functional_weights() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.functional_weights import BayesianMLP, FilterbankSeparator
+
+    separator = FilterbankSeparator()
+    wav = torch.randn(3, 10, requires_grad=True)
+    # 4 frames of stride 2 over 10 samples, back to 10
+    assert separator(wav).shape == (3, 10)
+    separator(wav).sum().backward()
+    assert separator.filters.grad is not None and wav.grad is not None
+    model = BayesianMLP()
+    x = torch.randn(3, 5)
+    # sampled weights in training: two calls differ; the means in eval: they agree
+    assert not torch.equal(model(x), model(x))
+    model.eval()
+    torch.testing.assert_close(model(x), model(x))
+    assert model(x).shape == (3, 3)
+    return model.train(), (x,)
+
+
 def _revin_linear() -> tuple[torch.nn.Module, tuple]:
     from reference_models.revin_linear import RevINLinear
 
@@ -1427,6 +1446,7 @@ BUILDERS = {
     "tabular": _tabular,
     "revin_linear": _revin_linear,
     "functional_linear": _functional_linear,
+    "functional_weights": _functional_weights,
     "relative_lengths": _relative_lengths,
     "nbeats": _nbeats,
 }

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import inspect
 import re
 import types
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
@@ -100,6 +102,7 @@ class _Flow(ast.NodeVisitor):
             self.same_as: dict[str, str] = {}
             self.sizes: dict[str, tuple[ast.AST, int]] = {}
             self.ranges: dict[str, ast.Call] = {}
+            self.weights: dict[str, str] = {}
             return
         self.consumers: list[str] = []
         # consumer -> where the argument first enters it: a position or a keyword.
@@ -158,6 +161,9 @@ class _Flow(ast.NodeVisitor):
         # into: the constants it is compared with there count as forward's own.
         self.scopes: list[tuple[ast.AST, frozenset[str]]] = []
         self.seen: set[tuple[Any, ...]] = set()
+        # local name -> the model's tensor whose shape the weight it holds has (``w = self.mu +
+        # sigma * eps``), for a functional layer handed it (``F.linear(x, w)``)
+        self.weights: dict[str, str] = {}
 
     def _carries(self, node: ast.AST) -> bool:
         """Whether ``node`` holds the argument (strict), or values computed from it."""
@@ -226,8 +232,13 @@ class _Flow(ast.NodeVisitor):
             if isinstance(target, ast.Name) and counter is not None:
                 self.ranges[target.id] = counter
         held = _module_name(node.value, self.roots)
+        weight = self._weight_path(node.value)
         for target in node.targets:
             if isinstance(target, ast.Name):
+                if weight is not None:
+                    self.weights[target.id] = weight  # w = self.mu + sigma * eps: a weight of mu's shape
+                else:
+                    self.weights.pop(target.id, None)
                 if held is not None and self._module(held) is not None:
                     self.roots[target.id] = held  # p = self.policy: p.lstm(obs) is self.policy.lstm
                 elif target.id in self.roots and target.id != self.self_name:
@@ -474,9 +485,96 @@ class _Flow(ast.NodeVisitor):
         followed = self._follow(node) if entry is not None or local else False
         if entry is not None and not followed:
             expression = _self_module(node.func, self.roots)
+            if expression is None:
+                expression = self._functional(node, entry)
             if expression is not None and expression not in self.consumers:
                 self._consume(expression, entry)
         self.visit(node.func)
+
+    def visit_BinOp(self, node: ast.BinOp) -> None:
+        """``x @ self.weight``: a layer written as a product with the model's own weight."""
+        self.generic_visit(node)
+        if isinstance(node.op, ast.MatMult) and self._carries(node.left) and not self._carries(node.right):
+            expression = self._weighted("matmul", node.right)
+            if expression is not None and expression not in self.consumers:
+                self._consume(expression, (0, node.left))
+
+    def _weight_path(self, node: ast.AST) -> str | None:
+        """The name of the model's tensor ``node`` is, or has the shape of: ``self.weight``;
+        a local name that holds one; an elementwise mix of tensors of one shape, such as a
+        weight sampled per call (``self.mu + F.softplus(self.rho) * torch.randn_like(self.mu)``,
+        a Bayesian layer's). None for anything else (a product of two factors has neither's
+        shape)."""
+        if self.model is None or self._carries(node):
+            return None
+        if isinstance(node, ast.Name) and node.id in self.weights:
+            return self.weights[node.id]
+        if isinstance(node, (ast.Attribute, ast.Subscript)):
+            path = _self_module(node, self.roots)
+            return path if path is not None and _held_tensor(self.model, path) is not None else None
+        parts: list[ast.AST]
+        if isinstance(node, ast.BinOp) and isinstance(node.op, _ELEMENTWISE):
+            parts = [node.left, node.right]
+        elif isinstance(node, ast.UnaryOp):
+            parts = [node.operand]
+        elif isinstance(node, ast.IfExp):
+            parts = [node.body, node.orelse]  # sampled in training, the mean in eval
+        elif isinstance(node, ast.Call) and (
+            getattr(node.func, "attr", None) or getattr(node.func, "id", None)
+        ) in _ELEMENTWISE_CALLS:
+            parts = [*node.args] if not isinstance(node.func, ast.Attribute) or ast.unparse(
+                node.func.value
+            ) in _FUNCTIONAL_OWNERS else [node.func.value, *node.args]
+        else:
+            return None
+        paths = [path for part in parts if (path := self._weight_path(part)) is not None]
+        shapes = {tuple(_held_tensor(self.model, path).shape) for path in paths}
+        constants = all(isinstance(p, ast.Constant) or self._weight_path(p) is not None for p in parts)
+        return paths[0] if paths and len(shapes) == 1 and constants else None
+
+    def _functional(self, node: ast.Call, entry: tuple[int | str, ast.AST]) -> str | None:
+        """The name of a functional layer over the model's own weight that ``node`` is and
+        the argument enters as its input (``F.linear(x, self.weight)``, ``F.conv1d(x,
+        self.filters)``, ``torch.matmul(x, self.W)``, ``F.embedding(ids, self.table)``),
+        read as the layer it stands for (:func:`functional_layer`); None for any other call."""
+        func = node.func
+        if not (
+            isinstance(func, ast.Attribute) and func.attr in _FUNCTIONAL_LAYERS
+            and ast.unparse(func.value) in _FUNCTIONAL_OWNERS and entry[0] in (0, "input")
+        ):
+            return None
+        kind = func.attr
+        if (kind in ("matmul", "mm")) != (ast.unparse(func.value) == "torch"):
+            return None  # torch.linear, F.matmul: not these
+        weight = node.args[1] if len(node.args) > 1 else next(
+            (k.value for k in node.keywords if k.arg in ("weight", "other", "mat2")), None
+        )
+        if weight is None or self._carries(weight):
+            return None
+        groups = next((k.value for k in node.keywords if k.arg == "groups"), None)
+        if kind.startswith("conv") and len(node.args) > 6:
+            groups = node.args[6]
+        if groups is not None and not (isinstance(groups, ast.Constant) and isinstance(groups.value, int)):
+            return None  # the input's channels are the weight's times a number not read here
+        return self._weighted("matmul" if kind == "mm" else kind, weight, groups.value if groups is not None else 1)
+
+    def _weighted(self, kind: str, weight: ast.AST, groups: int = 1) -> str | None:
+        """``F.<kind>(..., <path>)`` when ``weight`` is a tensor the model holds (a
+        parameter or buffer; ``.T``, ``.t()`` and ``.mT`` of one for a product), else None."""
+        transposed = False
+        if kind == "matmul" and (
+            (isinstance(weight, ast.Attribute) and weight.attr in ("T", "mT"))
+            or (isinstance(weight, ast.Call) and isinstance(weight.func, ast.Attribute)
+                and weight.func.attr == "t" and not weight.args)
+        ):
+            weight = weight.value if isinstance(weight, ast.Attribute) else weight.func.value
+            transposed = True
+        path = self._weight_path(weight)
+        if path is None or self.model is None or functional_layer(
+            self.model, name := _functional_name(kind, path, transposed, groups)
+        ) is None:
+            return None
+        return name
 
     def _consume(self, expression: str, entry: tuple[int | str, ast.AST]) -> None:
         self.consumers.append(expression)
@@ -1404,10 +1502,77 @@ def _loop_members(target: ast.AST, iterated: ast.AST, roots: dict[str, str] | No
     return {}
 
 
+#: Functional layers read as the torch layer each stands for, by the model's weight they
+#: are handed: the input's shape follows from the weight's as from that layer's.
+_FUNCTIONAL_LAYERS = frozenset({"linear", "conv1d", "conv2d", "conv3d", "embedding", "matmul", "mm"})
+_FUNCTIONAL_OWNERS = frozenset({"F", "functional", "nn.functional", "torch.nn.functional", "torch"})
+_FUNCTIONAL_NAME = re.compile(r"(?:F|torch)\.(\w+)\(\.\.\., ([\w.]+?)(\.T)?(?:, groups=(\d+))?\)")
+
+
+_ELEMENTWISE = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)
+#: calls whose result has the shape of the tensors they are given
+_ELEMENTWISE_CALLS = frozenset({
+    "softplus", "exp", "sigmoid", "tanh", "abs", "sqrt", "log1p", "randn_like", "rand_like", "mul", "add", "clamp",
+    "detach", "float", "contiguous",
+})
+
+
+def _held_tensor(model: nn.Module, path: str) -> torch.Tensor | None:
+    """The parameter or buffer ``path`` names in ``model`` (materialised), or None."""
+    for get in (model.get_parameter, model.get_buffer):
+        try:
+            found = get(path)
+        except (AttributeError, KeyError, IndexError):
+            continue
+        return found if isinstance(found, torch.Tensor) and not is_lazy(found) else None
+    return None
+
+
+def _functional_name(kind: str, path: str, transposed: bool, groups: int) -> str:
+    """How a functional layer is named among the consumers and in notes:
+    ``F.conv1d(..., encoder.filters)``, ``torch.matmul(..., w.T)``."""
+    owner = "torch" if kind == "matmul" else "F"
+    return f"{owner}.{kind}(..., {path}{'.T' if transposed else ''}{f', groups={groups}' if groups != 1 else ''})"
+
+
+def functional_layer(model: nn.Module, expression: str) -> nn.Module | None:
+    """The torch layer a functional one named by :func:`_functional_name` stands for, on
+    the meta device (shapes only): ``F.linear(x, W)`` is ``nn.Linear(W.shape[1],
+    W.shape[0])``, ``x @ W`` is ``nn.Linear(W.shape[0], W.shape[1])``, ``F.conv2d(x, W)``
+    a ``Conv2d`` of ``W.shape[1]`` channels (times its groups), ``F.embedding(ids, W)`` a
+    table of ``W.shape[0]`` rows. None when ``expression`` names none, or the weight is
+    not a tensor of the layer's rank the model holds."""
+    found = _FUNCTIONAL_NAME.fullmatch(expression)
+    if found is None:
+        return None
+    kind, path, transposed, groups = found[1], found[2], bool(found[3]), int(found[4] or 1)
+    weight = _held_tensor(model, path)
+    if weight is None:
+        return None
+    return _stand_in(kind, tuple(weight.shape)[::-1] if transposed else tuple(weight.shape), groups)
+
+
+@functools.lru_cache(maxsize=256)
+def _stand_in(kind: str, shape: tuple[int, ...], groups: int) -> nn.Module | None:
+    """One stand-in layer per kind and weight shape (the same object each time it is asked)."""
+    convolutions = {"conv1d": nn.Conv1d, "conv2d": nn.Conv2d, "conv3d": nn.Conv3d}
+    with torch.device("meta"):
+        if kind in ("linear", "matmul", "embedding") and len(shape) == 2 and min(shape) > 0:
+            if kind == "embedding":
+                return nn.Embedding(*shape)
+            return nn.Linear(shape[1], shape[0]) if kind == "linear" else nn.Linear(*shape)
+        if kind in convolutions and len(shape) == int(kind[4]) + 2 and min(shape) > 0 and shape[0] % groups == 0:
+            return convolutions[kind](shape[1] * groups, shape[0], shape[2:], groups=groups)
+    return None
+
+
 def _resolve_module(model: nn.Module, expression: str) -> nn.Module | None:
     """The submodule ``expression`` names; ``steps.*`` (a member picked by a variable,
     ``self.steps[i]``) is the first member when every member is alike (one class, the same
-    parameter shapes), so any of them takes the same input; else None."""
+    parameter shapes), so any of them takes the same input; a functional layer's stand-in
+    (:func:`functional_layer`); else None."""
+    if expression.endswith(")"):
+        return functional_layer(model, expression)
     head, star, rest = expression.partition("*")
     if star:
         container = _resolve_module(model, head.rstrip(".")) if head.rstrip(".") else model
