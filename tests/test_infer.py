@@ -2492,9 +2492,66 @@ def test_a_vector_of_indices_gets_a_vector_in_the_spec_to_write():
     # was given (2, 'edges') too, which crashed every check once pasted.
     with pytest.raises(TargetError) as excinfo:
         resolved(GraphPool)
-    assert "inputs={'batch': dyncheck.strategies.tensors(shape=('batch',), dtype=torch.int64, max_value=3)}" in str(
-        excinfo.value
+    # graph ids as a batch of graphs numbers them: in order, none skipped (drawn at random, a
+    # graph between two others had no nodes and a readout over its nodes gave NaN)
+    ordered = ".map(lambda ids: ids.unique(return_inverse=True)[1].sort().values)"
+    assert (
+        f"inputs={{'batch': dyncheck.strategies.tensors(shape=('batch',), dtype=torch.int64, max_value=3){ordered}}}"
+    ) in str(excinfo.value)
+    assert str(excinfo.value).endswith("; the map numbers the groups in order, none skipped, as a batch of graphs does")
+    ids = torch.tensor([2, 0, 2, 3, 0])
+    assert eval(ordered.removeprefix(".map(").removesuffix(")"))(ids).tolist() == [0, 0, 1, 1, 2]
+
+
+class _HelperConv(nn.Module):
+    """PyG's GCNConv in miniature: its weight, then message passing in a module-level helper."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(4, 8))
+
+    def forward(self, x, edge_index):
+        return _propagate(x @ self.weight, edge_index)
+
+
+def _propagate(h, edge_index):
+    src, dst = edge_index
+    return h.index_add(0, dst, h[src])
+
+
+class GraphClassifier(nn.Module):
+    """conv -> sum per graph (into a tensor sized by the graph ids) -> head."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = _HelperConv()
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x, edge_index, batch):
+        h = torch.relu(self.conv(x, edge_index))
+        return self.head(h.new_zeros(int(batch.max()) + 1, h.shape[1]).index_add(0, batch, h))
+
+
+def test_indices_used_in_a_layers_helper_or_sized_into_a_new_tensor_are_refused_as_indices():
+    # Before, neither use was seen: edge_index and batch were read off the head after the
+    # conv, drawn as float [batch, 8], and every check crashed in the scatter.
+    with pytest.raises(TargetError) as excinfo:
+        resolved(GraphClassifier)
+    message = str(excinfo.value)
+    assert "'edge_index' of GraphClassifier (it holds indices into another input: h.index_add(0, dst, h[src]))" in message
+    assert (
+        "'batch' of GraphClassifier (it holds indices into another input: "
+        "h.new_zeros(int(batch.max()) + 1, h.shape[1]).index_add(0, batch, h))"
+    ) in message
+    # the Spec it names runs, x inferred beside it from the conv's weight
+    ids = dst.tensors(shape=("batch",), dtype=torch.int64, max_value=3).map(
+        lambda ids: ids.unique(return_inverse=True)[1].sort().values
     )
+    target = resolved(GraphClassifier, inputs={
+        "edge_index": dst.tensors(shape=(2, "edges"), dtype=torch.int64, max_value=3), "batch": ids,
+    }, dims={"batch": (4, 8)})
+    assert target.inferred_inputs["x"] == "first consumed by conv (Linear(in_features=4))"
+    assert_callable(target, max_examples=5)
 
 
 class ForwardTagScore(nn.Module):

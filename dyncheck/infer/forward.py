@@ -1077,7 +1077,12 @@ def _refuse_indices(model: nn.Module, source_tree: ast.AST | None, name: str, qu
         return
     plain = _flow(source_tree, name, model, opaque_modules=True)
     whole = [(source_tree, frozenset({name})), *plain.scopes]
-    whole += [(tree, names) for tree, names, _ in _handed_to_layers(model, plain)]
+    for tree, names, expression in _handed_to_layers(model, plain):
+        whole.append((tree, names))
+        layer = _resolve_module(model, expression)
+        if tree is not None and layer is not None and len(names) == 1:
+            # and the helpers that layer hands it to (PyG's GCNConv: propagate(x, edge_index))
+            whole += _flow(tree, next(iter(names)), layer, opaque_modules=True).scopes
     indexing = next((use for scope, names in whole if (use := _index_use(scope, names))), None)
     if indexing is not None:
         # an edge list read as its two rows (src, dst = edge_index; edge_index[0]), else one
@@ -1093,12 +1098,18 @@ def _refuse_indices(model: nn.Module, source_tree: ast.AST | None, name: str, qu
                 "with its axes in the order forward steps through them, and max_value below the size it indexes"
             )
         shape = "(2, 'edges')" if rows else "('batch',)"
+        # ids that sum or pool rows into groups (index_add, scatter): a batch of graphs numbers
+        # its graphs in order and skips none (drawn at random, a graph between two others had
+        # no nodes, and a readout of its nodes gave NaN)
+        grouped = not rows and _GROUPING.search(indexing) is not None
+        ordered = ".map(lambda ids: ids.unique(return_inverse=True)[1].sort().values)" if grouped else ""
         raise Uninferable(
             f"cannot infer forward argument {name!r} of {qualname} (it holds indices into another "
             f"input: {indexing}); write dyncheck.Spec({qualname}, inputs={{{name!r}: "
-            f"dyncheck.strategies.tensors(shape={shape}, dtype=torch.int64, max_value=3)}}, "
+            f"dyncheck.strategies.tensors(shape={shape}, dtype=torch.int64, max_value=3){ordered}}}, "
             f"dims={{'batch': (4, 8)}}, skip={{'batch_invariance': 'samples are coupled through "
             f"{name}'}}), its shape and max_value below the smallest size it indexes"
+            + ("; the map numbers the groups in order, none skipped, as a batch of graphs does" if grouped else "")
         )
 
 
@@ -1214,6 +1225,10 @@ def _index_use(tree: ast.AST | None, names: frozenset[str]) -> str | None:
             else:
                 root = root.value
         own = isinstance(root, ast.Name) and root.id == "self" and not computed
+        if isinstance(receiver, ast.Call) and getattr(receiver.func, "attr", None) in _NEW_TENSORS:
+            # a tensor made for them, sized by them (out.new_zeros(int(batch.max()) + 1, d)
+            # .index_add(0, batch, h): a sum per graph)
+            return True
         return not own and not _mentions_data(receiver, tainted)
 
     for node in ast.walk(tree):
@@ -1224,6 +1239,12 @@ def _index_use(tree: ast.AST | None, names: frozenset[str]) -> str | None:
             if picked is not None and _passes(picked[0], tainted) and data(picked[1]):
                 return ast.unparse(node)
     return None
+
+
+#: Index uses that gather rows into groups by id (a graph-id vector's pooling).
+_GROUPING = re.compile(r"\b(index_add_?|index_reduce_?|scatter\w*|segment\w*)\(")
+#: Calls that make a new tensor of the sizes they are given: what indices are put into.
+_NEW_TENSORS = frozenset({"new_zeros", "new_ones", "new_full", "new_empty", "zeros", "ones", "full", "empty"})
 
 
 def _sorts(value: ast.AST) -> str | None:
