@@ -12,7 +12,7 @@ import enum
 import importlib
 import random
 import warnings
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import pytest
 import torch
@@ -764,9 +764,23 @@ class _Factored(_Weights):
         return self.head(torch.relu(x @ (self.u @ self.v)))
 
 
+class _TiedTransposed(_Weights):
+    def forward(self, x):
+        # an autoencoder's decoder tied to its encoder: F.linear over w and its transpose
+        return F.linear(torch.relu(F.linear(x, self.w)), self.w.t())
+
+
+class _Normalised(_Weights):
+    def forward(self, x):
+        # a weight-normalised first layer (not read) before a plain one: what the first made
+        # of x says nothing of x (before the fix, the second was read as x's layer)
+        h = torch.relu(F.linear(x, self.w / self.w.norm(dim=1, keepdim=True)))
+        return F.linear(h, self.head.weight)
+
+
 @pytest.mark.parametrize(("model", "shape", "note"), [
     (_Linear, ("batch", 5), "first consumed by F.linear(..., w) (Linear(in_features=5))"),
-    (_Product, ("batch", 5), "first consumed by torch.matmul(..., w.T) (Linear(in_features=5))"),
+    (_Product, ("batch", 5), "first consumed by ... @ w.T (Linear(in_features=5))"),
     (_Matmul, ("batch", 5), "first consumed by torch.matmul(..., w.T) (Linear(in_features=5))"),
     (_Sampled, ("batch", 5), "first consumed by F.linear(..., w) (Linear(in_features=5))"),
     (_Grouped, ("batch", 6, "height", "width"), "first consumed by F.conv2d(..., filters, groups=3) (Conv2d(in_channels=6))"),
@@ -781,6 +795,15 @@ def test_a_functional_layer_over_the_models_weight_is_read_as_the_layer_it_stand
     assert strategy_arguments(target.spec.inputs["x"])["shape"] == shape
     assert target.inferred_inputs["x"].startswith(note), target.inferred_inputs["x"]
     assert_callable(target, max_examples=5)
+
+
+def test_only_a_functional_layer_the_argument_itself_enters_says_its_shape():
+    target = resolved(_TiedTransposed)
+    assert target.inferred_inputs["x"].startswith("first consumed by F.linear(..., w) (Linear(in_features=5))")
+    target = resolved(_Normalised)
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", 5)
+    assert "F.linear(..., head.weight)" not in target.inferred_inputs["x"]
+    assert target.inferred_inputs["x"].startswith("no layer gives its shape"), target.inferred_inputs["x"]
 
 
 def test_a_weight_made_of_a_product_is_not_read_as_either_factor():
@@ -1247,7 +1270,8 @@ def test_a_layer_that_takes_what_another_made_of_the_input_says_nothing_of_it():
     # fc reads z, not x: taken as x's width (6), every check crashed on the correct model
     target = resolved(ReadoutAfterRawCell)
     same(target.spec.inputs["x"], dst.tensors(shape=("batch", 8)))
-    assert "it first ran on [2, 8]" in target.inferred_inputs["x"]
+    # read off F.linear(x, self.w_in) (before, found by calling the model at its sizes)
+    assert target.inferred_inputs["x"] == "first consumed by rec (Linear(in_features=8))"
 
 
 def test_ids_that_pick_rows_of_a_layers_weights_are_one_index_per_sample():
@@ -2530,6 +2554,154 @@ class GraphClassifier(nn.Module):
     def forward(self, x, edge_index, batch):
         h = torch.relu(self.conv(x, edge_index))
         return self.head(h.new_zeros(int(batch.max()) + 1, h.shape[1]).index_add(0, batch, h))
+
+
+class _Bundle(NamedTuple):
+    alpha_j: torch.Tensor
+    index: torch.Tensor
+
+
+class GATLike(nn.Module):
+    """PyG's GATConv in miniature: x (or a pair, bipartite) into a Linear, attention logits
+    gathered per edge into a NamedTuple beside the edges' indices, a softmax per node."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin, self.att = nn.Linear(4, 8), nn.Parameter(torch.randn(8))
+
+    def collect(self, alpha, edge_index):
+        return _Bundle(alpha[edge_index[0]], edge_index[1])
+
+    def forward(self, x, edge_index):
+        if isinstance(x, torch.Tensor):
+            x_src = x_dst = self.lin(x)
+        else:  # a pair, already projected
+            x_src, x_dst = x
+        kw = self.collect((x_src * self.att).sum(-1), edge_index)
+        a = _edge_softmax(kw.alpha_j, kw.index, x_dst.shape[0])
+        return torch.zeros_like(x_dst).index_add_(0, edge_index[1], x_src[edge_index[0]] * a[:, None])
+
+
+def _edge_softmax(src, index, nodes):
+    """torch_geometric.utils.softmax: over the edges into each node."""
+    out = src.exp()
+    return out / torch.zeros(nodes).index_add_(0, index, out).index_select(0, index)
+
+
+def test_features_a_layer_takes_as_they_are_are_not_refused_as_indices():
+    # x reaches the bundle through the bipartite branch, and kw.index carries it as far as
+    # the flow can tell. Before, x was refused as indices, with a Spec drawing it as int64.
+    with pytest.raises(TargetError) as excinfo:
+        resolved(GATLike)
+    message = str(excinfo.value)
+    assert "argument 'x'" not in message
+    assert "cannot infer forward argument 'edge_index' of GATLike (it holds indices into another input" in message
+    target = resolved(GATLike, inputs={"edge_index": dst.tensors(shape=(2, "edges"), dtype=torch.int64, max_value=3)},
+                      dims={"batch": (4, 8)})
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", 4)
+    assert_callable(target, max_examples=5)
+
+
+class _OpaqueConv(nn.Module):
+    """A graph convolution whose message passing has no source to read (PyG generates it)."""
+
+    def __init__(self, size, out):
+        super().__init__()
+        self.lin = nn.Linear(size, out)
+
+    def forward(self, x, edge_index):
+        return _PROPAGATE(self.lin(x), edge_index)
+
+
+class _PickingConv(nn.Module):
+    """A graph convolution whose Linear takes the node features beside what the edges picked."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x, edge_index):
+        src, dst = edge_index
+        return self.lin(x + torch.zeros_like(x).index_add(0, dst, x[src]))
+
+
+class PickingGNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = _PickingConv()
+
+    def forward(self, x, edge_index):
+        return self.conv(x, edge_index)
+
+
+class StraightThrough(nn.Module):
+    """A hard one-hot of the features' argmax with the gradient of the soft ones."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(5, 4, 3)
+
+    def forward(self, x):
+        hard = x.new_zeros(x.shape).scatter_(1, x.argmax(1, keepdim=True), 1.0)
+        return self.conv(hard - x.detach() + x)
+
+
+class OneHotLabels(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(7, 2)
+
+    def forward(self, x, labels):
+        return self.fc(torch.cat([x, torch.zeros(x.size(0), 3).scatter_(1, labels[:, None], 1.0)], 1))
+
+
+def test_an_argument_is_features_only_where_a_layer_takes_it_as_it_is():
+    # edge_index reaches conv as itself, and conv's Linear takes what it picked: still indices
+    with pytest.raises(TargetError) as excinfo:
+        resolved(PickingGNN)
+    assert "'edge_index' of PickingGNN (it holds indices into another input" in str(excinfo.value)
+    # x scattered into a tensor shaped as itself is not indices (sized by its shape only)
+    target = resolved(StraightThrough)
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", 5, "length")
+    # class labels one-hot along axis 1 are no graph ids: no map that orders them
+    with pytest.raises(TargetError) as excinfo:
+        resolved(OneHotLabels, inputs={"x": dst.tensors(shape=("batch", 4))})
+    assert "'labels' of OneHotLabels (it holds indices" in str(excinfo.value)
+    assert ".map(" not in str(excinfo.value)
+
+
+class _Trim(nn.Module):
+    """PyG's TrimToLayer: the nodes and edges a sampled hop no longer needs, cut (here kept)."""
+
+    def forward(self, hop, x, edge_index):
+        return x, edge_index
+
+
+class StackedGNN(nn.Module):
+    """PyG's BasicGNN (GCN, GAT, GraphSAGE, GIN): x = conv(x, edge_index) layer after layer,
+    both trimmed first when sampled hops are given."""
+
+    def __init__(self):
+        super().__init__()
+        self.convs = nn.ModuleList([_OpaqueConv(4, 8), _OpaqueConv(8, 8)])
+        self._trim = _Trim()
+
+    def forward(self, x, edge_index, hops=None):
+        for i, conv in enumerate(self.convs):
+            if hops is not None:
+                x, edge_index = self._trim(i, x, edge_index)
+            x = torch.relu(conv(x, edge_index))
+        return x
+
+
+def test_an_edge_list_is_not_read_off_the_layer_that_takes_what_it_made():
+    # x, edge_index = self._trim(i, x, edge_index) makes x of edge_index, so the conv's input
+    # was read for it: drawn as float [batch, 4], every check crashed in the message passing.
+    with pytest.raises(TargetError) as excinfo:
+        resolved(StackedGNN)
+    message = str(excinfo.value)
+    assert "cannot infer forward argument 'edge_index' of StackedGNN (named like a graph's edge list" in message
+    assert "argument 'x'" not in message
 
 
 def test_indices_used_in_a_layers_helper_or_sized_into_a_new_tensor_are_refused_as_indices():

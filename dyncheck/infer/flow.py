@@ -64,6 +64,9 @@ class _Flow(ast.NodeVisitor):
         same_layout: bool = False,
     ) -> None:
         self.tainted = {name} if isinstance(name, str) else set(name)
+        # the names that hold the argument itself (or a part of it: x[:, t], x.unsqueeze(1)),
+        # not values computed from it: what a functional layer counts as its input
+        self.itself = set(self.tainted)
         self.roots = dict(roots if roots is not None else {"self": ""})
         self.model = model
         # the class whose method is being read (what ``super()`` starts after), and the
@@ -233,7 +236,13 @@ class _Flow(ast.NodeVisitor):
                 self.ranges[target.id] = counter
         held = _module_name(node.value, self.roots)
         weight = self._weight_path(node.value)
+        itself = _passes(node.value, self.itself)
         for target in node.targets:
+            for bound in _bound_names(target):
+                if itself:
+                    self.itself.add(bound)
+                else:
+                    self.itself.discard(bound)
             if isinstance(target, ast.Name):
                 if weight is not None:
                     self.weights[target.id] = weight  # w = self.mu + sigma * eps: a weight of mu's shape
@@ -494,8 +503,8 @@ class _Flow(ast.NodeVisitor):
     def visit_BinOp(self, node: ast.BinOp) -> None:
         """``x @ self.weight``: a layer written as a product with the model's own weight."""
         self.generic_visit(node)
-        if isinstance(node.op, ast.MatMult) and self._carries(node.left) and not self._carries(node.right):
-            expression = self._weighted("matmul", node.right)
+        if isinstance(node.op, ast.MatMult) and _passes(node.left, self.itself) and not self._carries(node.right):
+            expression = self._weighted("@", node.right)
             if expression is not None and expression not in self.consumers:
                 self._consume(expression, (0, node.left))
 
@@ -527,10 +536,12 @@ class _Flow(ast.NodeVisitor):
             ) in _FUNCTIONAL_OWNERS else [node.func.value, *node.args]
         else:
             return None
-        paths = [path for part in parts if (path := self._weight_path(part)) is not None]
-        shapes = {tuple(_held_tensor(self.model, path).shape) for path in paths}
-        constants = all(isinstance(p, ast.Constant) or self._weight_path(p) is not None for p in parts)
-        return paths[0] if paths and len(shapes) == 1 and constants else None
+        found = [(part, self._weight_path(part)) for part in parts]
+        paths = [path for _, path in found if path is not None]
+        # every part a weight or a number, the weights of one shape
+        if not paths or any(path is None and not isinstance(part, ast.Constant) for part, path in found):
+            return None
+        return paths[0] if len({tuple(_held_tensor(self.model, path).shape) for path in paths}) == 1 else None
 
     def _functional(self, node: ast.Call, entry: tuple[int | str, ast.AST]) -> str | None:
         """The name of a functional layer over the model's own weight that ``node`` is and
@@ -541,7 +552,10 @@ class _Flow(ast.NodeVisitor):
         if not (
             isinstance(func, ast.Attribute) and func.attr in _FUNCTIONAL_LAYERS
             and ast.unparse(func.value) in _FUNCTIONAL_OWNERS and entry[0] in (0, "input")
+            and _passes(entry[1], self.itself)
         ):
+            # only where the argument itself is its input: what such a layer, or anything
+            # else, made of it says nothing of its shape
             return None
         kind = func.attr
         if (kind in ("matmul", "mm")) != (ast.unparse(func.value) == "torch"):
@@ -560,9 +574,10 @@ class _Flow(ast.NodeVisitor):
 
     def _weighted(self, kind: str, weight: ast.AST, groups: int = 1) -> str | None:
         """``F.<kind>(..., <path>)`` when ``weight`` is a tensor the model holds (a
-        parameter or buffer; ``.T``, ``.t()`` and ``.mT`` of one for a product), else None."""
+        parameter or buffer; ``.T``, ``.t()`` and ``.mT`` of one for a product or
+        ``F.linear``), else None."""
         transposed = False
-        if kind == "matmul" and (
+        if kind in ("matmul", "@", "linear") and (
             (isinstance(weight, ast.Attribute) and weight.attr in ("T", "mT"))
             or (isinstance(weight, ast.Call) and isinstance(weight.func, ast.Attribute)
                 and weight.func.attr == "t" and not weight.args)
@@ -647,6 +662,7 @@ class _Flow(ast.NodeVisitor):
             ]
             keywords = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         tainted: set[str] = set()
+        itself: set[str] = set()
         # parameters that take the argument with an axis gone (one step of it: ``self.step(x[t], h)``)
         reduced: dict[str, tuple[int, bool]] = {}
         # keywords it takes only through its **kwargs
@@ -667,6 +683,8 @@ class _Flow(ast.NodeVisitor):
                 roots[parameter] = module
             elif self._carries(value):
                 tainted.add(parameter)
+                if _passes(value, self.itself):
+                    itself.add(parameter)
                 axis = self._reduced_axis(value)
                 if axis is not None:
                     reduced[parameter] = (axis, self._is_step(value))
@@ -691,6 +709,9 @@ class _Flow(ast.NodeVisitor):
             self_name=self_name,
         )
         inner.local = dict(self.local)
+        if isinstance(function, ast.FunctionDef):
+            itself |= {n for n in self.itself if n not in positional and n not in keywords}
+        inner.itself = itself
         for parameter, (axis, step) in reduced.items():
             inner.reductions[parameter] = axis
             if step:
@@ -1506,7 +1527,14 @@ def _loop_members(target: ast.AST, iterated: ast.AST, roots: dict[str, str] | No
 #: are handed: the input's shape follows from the weight's as from that layer's.
 _FUNCTIONAL_LAYERS = frozenset({"linear", "conv1d", "conv2d", "conv3d", "embedding", "matmul", "mm"})
 _FUNCTIONAL_OWNERS = frozenset({"F", "functional", "nn.functional", "torch.nn.functional", "torch"})
-_FUNCTIONAL_NAME = re.compile(r"(?:F|torch)\.(\w+)\(\.\.\., ([\w.]+?)(\.T)?(?:, groups=(\d+))?\)")
+_FUNCTIONAL_NAME = re.compile(
+    r"(?:(?:F|torch)\.(\w+)\(\.\.\., ([\w.]+?)(\.T)?(?:, groups=(\d+))?\))|(?:\.\.\. (@) ([\w.]+?)(\.T)?)"
+)
+
+
+def is_functional(expression: str) -> bool:
+    """Whether a consumer's name is a functional layer's (:func:`_functional_name`)."""
+    return expression.startswith(("F.", "torch.", "... @ "))
 
 
 _ELEMENTWISE = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)
@@ -1529,8 +1557,10 @@ def _held_tensor(model: nn.Module, path: str) -> torch.Tensor | None:
 
 
 def _functional_name(kind: str, path: str, transposed: bool, groups: int) -> str:
-    """How a functional layer is named among the consumers and in notes:
-    ``F.conv1d(..., encoder.filters)``, ``torch.matmul(..., w.T)``."""
+    """How a functional layer is named among the consumers and in notes, as forward writes
+    it: ``F.conv1d(..., encoder.filters)``, ``torch.matmul(..., w.T)``, ``... @ w``."""
+    if kind == "@":
+        return f"... @ {path}{'.T' if transposed else ''}"
     owner = "torch" if kind == "matmul" else "F"
     return f"{owner}.{kind}(..., {path}{'.T' if transposed else ''}{f', groups={groups}' if groups != 1 else ''})"
 
@@ -1545,7 +1575,10 @@ def functional_layer(model: nn.Module, expression: str) -> nn.Module | None:
     found = _FUNCTIONAL_NAME.fullmatch(expression)
     if found is None:
         return None
-    kind, path, transposed, groups = found[1], found[2], bool(found[3]), int(found[4] or 1)
+    if found[5]:  # ... @ w
+        kind, path, transposed, groups = "matmul", found[6], bool(found[7]), 1
+    else:
+        kind, path, transposed, groups = found[1], found[2], bool(found[3]), int(found[4] or 1)
     weight = _held_tensor(model, path)
     if weight is None:
         return None
@@ -1554,7 +1587,8 @@ def functional_layer(model: nn.Module, expression: str) -> nn.Module | None:
 
 @functools.lru_cache(maxsize=256)
 def _stand_in(kind: str, shape: tuple[int, ...], groups: int) -> nn.Module | None:
-    """One stand-in layer per kind and weight shape (the same object each time it is asked)."""
+    """One stand-in layer per kind and weight shape (the same object each time it is asked,
+    shared by every model: inference reads its shapes and never changes it)."""
     convolutions = {"conv1d": nn.Conv1d, "conv2d": nn.Conv2d, "conv3d": nn.Conv3d}
     with torch.device("meta"):
         if kind in ("linear", "matmul", "embedding") and len(shape) == 2 and min(shape) > 0:
@@ -1571,7 +1605,7 @@ def _resolve_module(model: nn.Module, expression: str) -> nn.Module | None:
     ``self.steps[i]``) is the first member when every member is alike (one class, the same
     parameter shapes), so any of them takes the same input; a functional layer's stand-in
     (:func:`functional_layer`); else None."""
-    if expression.endswith(")"):
+    if is_functional(expression):
         return functional_layer(model, expression)
     head, star, rest = expression.partition("*")
     if star:

@@ -547,6 +547,7 @@ def infer_input(
         direct = set(direct_flow.consumers)
     else:
         direct_flow, direct = None, set(consumers)
+    strict = None
     if consumers and source_tree is not None:
         # The places whose layout a layer fixes, where the argument reaches them as it is.
         strict = _flow(source_tree, name, model, strict=True, same_layout=True)
@@ -607,6 +608,9 @@ def infer_input(
         if found is not None:
             why = f"first consumed by {_consumer_name(expression)} ({found.note})"
             if indirect:
+                # not indices, nor an edge list, whose values reach the next layers only through
+                # what they pick (PyG's GCN: x = conv(x, edge_index), then conv's input read for it)
+                _refuse_index_like(model, source_tree, name, qualname)
                 why += f"{INDIRECT_NOTE}{_consumer_name(consumers[0])} made of it"
             shape = found.shape
             beside = _lengths_argument(model, name, lengths, siblings)
@@ -701,7 +705,11 @@ def infer_input(
                 tokens = infer_tokens(model, name)
                 if tokens is not None:
                     return tokens
-                _refuse_indices(model, source_tree, name, qualname)
+                if indirect or strict is None or not _taken_as_features(model, strict, expression):
+                    # features a layer takes as they are are no indices, whatever values
+                    # computed from them reach (PyG's GATConv: x into its Linear, and logits
+                    # made of it bundled in a NamedTuple with the edges' indices)
+                    _refuse_indices(model, source_tree, name, qualname)
             return Inferred(found.make(shape), why, found.dims)
     tokens = infer_tokens(model, name)
     if tokens is not None:
@@ -735,8 +743,7 @@ def infer_input(
         # a signature shared across a family of models (the Time-Series-Library forecasters'
         # forward(x_enc, x_mark_enc, x_dec, x_mark_dec)), some of which use only x_enc
         return Inferred(st.none(), "forward never reads it: passed as None")
-    _refuse_indices(model, source_tree, name, qualname)
-    _refuse_edge_list_by_name(name, qualname)
+    _refuse_index_like(model, source_tree, name, qualname)
     # the sizes left for the user to fill in (a number here was pasted as it was, and was wrong)
     hint = "sequence_lists(feature_shape=(...,))" if _tensor_list(annotation) else "tensors(shape=(\"batch\", ...))"
     reason = (
@@ -1066,6 +1073,33 @@ _INDEXING = frozenset((
 ))
 
 
+def _refuse_index_like(model: nn.Module, source_tree: ast.AST | None, name: str, qualname: str) -> None:
+    """Refuse the argument where it holds indices (:func:`_refuse_indices`), or is named as
+    an edge list whose use is not read (:func:`_refuse_edge_list_by_name`)."""
+    _refuse_indices(model, source_tree, name, qualname)
+    _refuse_edge_list_by_name(name, qualname)
+
+
+def _taken_as_features(model: nn.Module, strict: _Flow, expression: str, depth: int = 0) -> bool:
+    """Whether the argument reaches torch's own layer (or a functional one) ``expression``
+    names as itself, in ``strict``'s flow: through a custom layer, only where that layer's
+    forward hands it on so too (``self.conv(x, edge_index)`` hands ``edge_index`` to a
+    layer's forward that only picks by it: not features)."""
+    if expression not in strict.consumers or depth > 4:
+        return False
+    module = _resolve_module(model, expression)
+    if module is None:
+        return False
+    if not _user_defined(module):
+        return True
+    parameter = _entry_parameter(module, strict.entries.get(expression, 0))
+    tree = _forward_tree(type(module))
+    if parameter is None or tree is None:
+        return False
+    inner = _flow(tree, parameter, module, strict=True, same_layout=True)
+    return any(_taken_as_features(module, inner, consumer, depth + 1) for consumer in inner.consumers)
+
+
 def _refuse_indices(model: nn.Module, source_tree: ast.AST | None, name: str, qualname: str) -> None:
     """Raise :class:`Uninferable` naming the Spec when the argument holds indices into
     another input (a graph's ``edge_index``: ``x[src]``), which reach a layer only through
@@ -1225,9 +1259,13 @@ def _index_use(tree: ast.AST | None, names: frozenset[str]) -> str | None:
             else:
                 root = root.value
         own = isinstance(root, ast.Name) and root.id == "self" and not computed
-        if isinstance(receiver, ast.Call) and getattr(receiver.func, "attr", None) in _NEW_TENSORS:
-            # a tensor made for them, sized by them (out.new_zeros(int(batch.max()) + 1, d)
-            # .index_add(0, batch, h): a sum per graph)
+        if (
+            isinstance(receiver, ast.Call) and getattr(receiver.func, "attr", None) in _NEW_TENSORS
+            and not _mentions_data(getattr(receiver.func, "value", receiver.func), tainted)
+            and any(_mentions_data(size, tainted) for size in receiver.args)
+        ):
+            # a tensor made for them, sized by their values (out.new_zeros(int(batch.max()) +
+            # 1, d).index_add(0, batch, h): a sum per graph); not x.new_zeros(x.shape)
             return True
         return not own and not _mentions_data(receiver, tainted)
 
@@ -1242,7 +1280,7 @@ def _index_use(tree: ast.AST | None, names: frozenset[str]) -> str | None:
 
 
 #: Index uses that gather rows into groups by id (a graph-id vector's pooling).
-_GROUPING = re.compile(r"\b(index_add_?|index_reduce_?|scatter\w*|segment\w*)\(")
+_GROUPING = re.compile(r"\b(?:index_add_?|index_reduce_?|scatter\w*|segment\w*)\((?!\s*-?[1-9])")
 #: Calls that make a new tensor of the sizes they are given: what indices are put into.
 _NEW_TENSORS = frozenset({"new_zeros", "new_ones", "new_full", "new_empty", "zeros", "ones", "full", "empty"})
 
