@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["ConsistentTies", "SELECTIONS"]
+__all__ = ["ConsistentTies", "SELECTIONS", "rounded"]
 
 #: The selections whose picks among equal values :class:`ConsistentTies` makes stable.
 SELECTIONS = frozenset({"topk", "sort", "argsort", "argmax", "argmin", "max", "min"})
@@ -37,9 +37,13 @@ class ConsistentTies(TorchFunctionMode):
     index first, or last index first with ``last=True``. Values, indices and gradients are
     those of the same pick made by the op itself; ``picks`` records the calls replaced."""
 
-    def __init__(self, last: bool = False) -> None:
+    def __init__(self, last: bool = False, *, bits: int | None = None, offset: float = 0.0) -> None:
         super().__init__()
         self.last = last
+        #: with ``bits``, values equal once rounded to that many bits of mantissa count as
+        #: equal (:func:`rounded`): scores one ulp apart because a matrix product rounded a
+        #: row in a batch otherwise than alone are then picked alike
+        self.bits, self.offset = bits, offset
         #: each replaced call: (its name, the shape of its values, the dimension it picked
         #: along, or None over every value, the positions it picked along it, or None for
         #: a sort, which orders them all)
@@ -105,11 +109,20 @@ class ConsistentTies(TorchFunctionMode):
 
     def _order(self, values: torch.Tensor, dim: int, descending: bool) -> torch.Tensor:
         """The positions along ``dim`` in order, equal values by position."""
+        keys = values.detach() if self.bits is None else rounded(values.detach(), self.bits, self.offset)
         if not self.last:
-            return torch.sort(values.detach(), dim=dim, descending=descending, stable=True).indices
+            return torch.sort(keys, dim=dim, descending=descending, stable=True).indices
         size = values.shape[dim]
-        flipped = torch.sort(values.detach().flip(dim), dim=dim, descending=descending, stable=True).indices
+        flipped = torch.sort(keys.flip(dim), dim=dim, descending=descending, stable=True).indices
         return size - 1 - flipped
+
+
+def rounded(values: torch.Tensor, bits: int, offset: float = 0.0) -> torch.Tensor:
+    """``values`` with their mantissas cut to ``bits`` bits (shifted by ``offset`` of the
+    last kept bit first, so that two values either side of one cut meet at another). In
+    the same order as ``values``, ties aside: every key is at most the next value's."""
+    mantissa, exponent = torch.frexp(values)
+    return torch.ldexp(torch.floor(mantissa * 2.0**bits + offset), exponent - bits)
 
 
 def _is_dim(value: Any) -> bool:

@@ -606,6 +606,18 @@ def _padding_mask() -> tuple[torch.nn.Module, tuple]:
     return MaskedTokenEncoder(), (torch.randint(0, 32, (3, 4)), mask)
 
 
+def _depth_router() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.depth_router import MixtureOfDepths
+
+    model = MixtureOfDepths()
+    tokens = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8], [9, 9, 9, 9]])
+    out = model(tokens)
+    assert out.shape == (3, 4, 50)
+    # each sequence routes its own tokens: a row alone gives the row's outputs
+    torch.testing.assert_close(model(tokens[1:2]), out[1:2])
+    return model, (tokens,)
+
+
 def _token_router() -> tuple[torch.nn.Module, tuple]:
     from reference_models.token_router import TopKTokenRouter
 
@@ -1447,6 +1459,7 @@ BUILDERS = {
     "revin_linear": _revin_linear,
     "functional_linear": _functional_linear,
     "functional_weights": _functional_weights,
+    "depth_router": _depth_router,
     "relative_lengths": _relative_lengths,
     "nbeats": _nbeats,
 }

@@ -64,9 +64,25 @@ from dyncheck.examples import (
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants._where import first_coupled_module, reported
 from dyncheck.target import Target
+from dyncheck.ties import ConsistentTies
 from dyncheck.tracing import floating_leaves, inputs_tuple, leaves, missing_output, tuple_like, unpacked
 
 __all__ = ["BatchInvariance"]
+
+
+#: The bits of mantissa two scores share to count as a tie a batch's rounding decided.
+_TIE_BITS = 16
+
+
+def _tie_note(context: Context, difference: str, selections: str) -> None:
+    """Stop judging an example whose difference a tie decided by rounding explains, and say
+    so in the summary: what it compared before stands, what came after is not judged."""
+    why = (
+        f"{difference} only where {selections} picked among scores equal up to float32 rounding (a matrix product "
+        f"rounds a row in a batch otherwise than alone); with scores within 2^-{_TIE_BITS} of each other picked "
+        "alike, they agree"
+    )
+    context.note("rounded_tie", lambda count: f"not judged past a tie on {count} example{'s' if count != 1 else ''}: {why}")
 
 
 def _batch_axis(value: Any, size: int) -> int | None:
@@ -814,6 +830,33 @@ class BatchInvariance(Invariant):
             return 0.0
         return SENSITIVITY_FACTOR * largest_difference(alone, moved[name]) if name in moved else 0.0
 
+    def _rounded_tie(
+        self, context: Context, model: Any, seed: int, pair: tuple[dict[str, Any], dict[str, Any]],
+        agree: Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor]], bool],
+    ) -> str | None:
+        """The selections (``topk``, ``sort``, ``argmax``, ...) whose picks among scores equal
+        up to rounding made the difference, when the two calls ``pair`` gives the arguments
+        of (the batch and a row alone, or the batch permuted) ``agree`` once scores within
+        2^-:data:`_TIE_BITS` of each other are picked alike, by position
+        (:class:`~dyncheck.ties.ConsistentTies`; at two offsets of the rounding, so that two
+        scores either side of one cut meet at the other); None where they do not, or no
+        selection ran. Tokens that repeat in a row score one ulp apart where the row sits
+        in another place of a matrix product, and a router's per-sample ``topk`` then picks
+        another of the equal tokens (mixture-of-depths). A selection over the whole batch
+        still picks other tokens than the row alone does, and stays a finding."""
+        for offset in (0.0, 0.5):
+            ties = ConsistentTies(bits=_TIE_BITS, offset=offset)
+            try:
+                with ties:
+                    first, second = (_outputs(context.call(model, args, seed)) for args in pair)
+            except ModelError:
+                return None
+            if not ties.picks:
+                return None
+            if agree(first, second):
+                return ", ".join(dict.fromkeys(pick[0] for pick in ties.picks))
+        return None
+
     def _float64_margin(self, context: Context, args: dict[str, Any], seed: int, name: str) -> float:
         """:data:`~dyncheck.agreement.ROUNDING_FACTOR` times how far a fresh copy's float32
         output ``name`` on ``args`` lies from a fresh float64 copy's (both in eval mode,
@@ -1027,6 +1070,16 @@ class BatchInvariance(Invariant):
                     if lines:
                         margin = max(margin, self._float64_margin(context, _rows(args, axes, index), example.seed, own))
                         lines = close(alone[own], selected, tolerance=tolerance, margin=margin)
+                    tie = self._rounded_tie(
+                        context, model, example.seed, (args, _rows(args, axes, index)),
+                        lambda ours, theirs, n=name, o=own, a=axis, m=margin: n in ours and o in theirs and not close(
+                            # a sample's entry of a list is compared whole
+                            theirs[o], ours[n] if a is None else _select(ours[n], a, index), tolerance=tolerance,
+                            margin=m,
+                        ),
+                    ) if lines else None
+                    if tie is not None:
+                        return _tie_note(context, f"sample {row} differs from the same sample run alone", tie)
                 if lines:
                     findings.append(
                         f"sample {row} differs from the same sample run alone ({name}): " + "; ".join(lines)
@@ -1082,6 +1135,14 @@ class BatchInvariance(Invariant):
                     # takes the rows in blocks): rounding, when the batch lies that far from float64.
                     margin = self._float64_margin(context, args, example.seed, name)
                     lines = close(mine, _select(tensor, axis, order), tolerance=tolerance, margin=margin)
+                    tie = self._rounded_tie(
+                        context, model, example.seed, (args, permuted_args),
+                        lambda ours, theirs, n=name, a=axis, m=margin: n in ours and n in theirs and not close(
+                            theirs[n], _select(ours[n], a, order), tolerance=tolerance, margin=m
+                        ),
+                    ) if lines and not isinstance(axis, _PackRows) else None
+                    if tie is not None:
+                        return _tie_note(context, f"permuting the batch does not permute {name} alike", tie)
                 if lines:
                     findings.append(
                         f"permuting the batch (order {order.tolist()}) does not permute {name} alike: "

@@ -195,6 +195,8 @@ so that dyncheck's zero-configuration inference can check it.
 * :mod:`~reference_models.buggy.zero_masked_router` -- a top-2 token router whose
   padding is scored 0, with which a valid token's ReLU score of 0 ties
   (padding_invariance).
+* :mod:`~reference_models.buggy.batch_topk_depth` -- a mixture-of-depths whose routed
+  tokens are the top ones of the whole batch, not of each sequence (batch_invariance).
 * :mod:`~reference_models.buggy.hook_closure` -- a backward hook registered in
   ``__init__`` as a closure over ``self``: every copy updates the original (tied_weights).
 * :mod:`~reference_models.buggy.keyword_summary_step` -- a pre-norm wrapper that prepends
@@ -387,4 +389,5 @@ BUGGY_TARGETS: dict[str, tuple[str, ...]] = {
     "reference_models.buggy.centred_crops:Model": ("batch_invariance",),
     "reference_models.buggy.all_task_heads:Model": ("grad_isolation",),
     "reference_models.buggy.unreset_cache:Model": ("determinism", "batch_invariance"),
+    "reference_models.buggy.batch_topk_depth:Model": ("batch_invariance",),
 }
