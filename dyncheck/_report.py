@@ -446,6 +446,9 @@ def explain(target: Target) -> str:
         lines.append(f"    xfail={dict(spec.xfail)!r},")
     if spec.skip:
         lines.append(f"    skip={dict(spec.skip)!r},")
+    if spec.tolerances:
+        shown = {name: {"rtol": rtol, "atol": atol} for name, (rtol, atol) in spec.tolerances.items()}
+        lines.append(f"    tolerances={shown!r},")
     if spec.frozen:
         lines.append(f"    frozen={list(spec.frozen)!r},")
     if spec.unused:

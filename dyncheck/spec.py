@@ -99,6 +99,32 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (bool, int, float)) and not (isinstance(value, float) and value != value)
 
 
+def _tolerance(invariant: Any, given: Any) -> tuple[float, float]:
+    """``Spec(tolerances={invariant: {"rtol": ..., "atol": ...}})``'s entry as ``(rtol, atol)``,
+    or one line saying what is wrong."""
+    from dyncheck.project import TOLERANCE_INVARIANTS
+
+    example = f'tolerances={{"batch_invariance": {{"rtol": 1e-3, "atol": 1e-4}}}}'
+    if invariant not in TOLERANCE_INVARIANTS:
+        raise InvalidArgument(
+            f"Spec(tolerances={{{invariant!r}: ...}}): {invariant!r} takes no tolerances; the invariants with "
+            f"tolerances are {', '.join(TOLERANCE_INVARIANTS)}"
+        )
+    if isinstance(given, Mapping) and set(given) == {"rtol", "atol"}:
+        values = (given["rtol"], given["atol"])
+    elif isinstance(given, tuple) and len(given) == 2:
+        values = given  # already read (a Spec copied with dataclasses.replace)
+    else:
+        values = None
+    if values is None or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in values
+    ):
+        raise InvalidArgument(
+            f"Spec(tolerances={{{invariant!r}: {given!r}}}) needs rtol and atol, two numbers of 0 or more, e.g. {example}"
+        )
+    return float(values[0]), float(values[1])
+
+
 def _frozen_mapping(name: str, value: Any) -> dict:
     if value is None:
         return {}
@@ -198,6 +224,12 @@ class Spec:
             ``{old name or module: new name}`` (``None`` drops an old key), or a callable
             ``old_state_dict -> new_state_dict`` for structural changes (three projections
             concatenated into one). Used by ``refactor_agreement`` and ``baseline``.
+        tolerances: invariant -> ``{"rtol": ..., "atol": ...}`` for this model alone, over
+            ``[tool.dyncheck.<invariant>]``'s: an adaptive ODE solver that picks one step
+            size for the whole batch couples its samples within its own tolerance,
+            ``{"batch_invariance": {"rtol": 1e-3, "atol": 1e-4}}``. For the agreement
+            checks (batch_invariance, dtype_agreement, device_agreement, compile_agreement,
+            refactor_agreement, baseline); used as written, with no rounding margins.
     """
 
     model: Any = None
@@ -219,11 +251,15 @@ class Spec:
     name: str | None = None
     against: Any = None
     state_map: Any = None
+    tolerances: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        for name in ("init", "inputs", "dims", "branches", "skip", "xfail", "unused"):
+        for name in ("init", "inputs", "dims", "branches", "skip", "xfail", "unused", "tolerances"):
             set_(self, name, _frozen_mapping(name, getattr(self, name)))
+        set_(self, "tolerances", _frozen_mapping("tolerances", {
+            invariant: _tolerance(invariant, given) for invariant, given in self.tolerances.items()
+        }))
         from hypothesis.strategies import SearchStrategy
 
         for arg, strategy in self.inputs.items():

@@ -212,6 +212,8 @@ Refactored twins, each declaring the model it must still agree with
 * :mod:`reference_models.token_router` -- ``TopKTokenRouter``: CoLT5's conditional
   computation, each sequence's top-2 tokens through a heavy branch, padding scored
   ``-inf``: its ties among equal scores are the kernel's order, not padding.
+* :mod:`reference_models.adaptive_ode` -- ``AdaptiveODEClassifier``: an ODE block integrated
+  by an adaptive solver with one step size for the batch, declaring its own tolerance.
 * :mod:`reference_models.depth_router` -- ``MixtureOfDepths``: each sequence's top half of
   tokens through a block; repeated tokens tie up to the batch's rounding.
 * :mod:`reference_models.padded_features` -- ``FeatureSequenceEncoder``: x-transformers'
@@ -410,6 +412,7 @@ GOOD_TARGETS = (
     "reference_models.padding_mask:MaskedTokenEncoder",
     "reference_models.token_router:TopKTokenRouter",
     "reference_models.depth_router:MixtureOfDepths",
+    "reference_models.adaptive_ode:AdaptiveODEClassifier",
     "reference_models.staged_ema:StagedEMA",
     "reference_models.latent_reader:LatentReader",
     "reference_models.keyword_context:KeywordLatentEncoder",

@@ -13,7 +13,9 @@ import torch
 from torch import nn
 
 from dyncheck.agreement import close
+from dyncheck.errors import InvalidArgument
 from dyncheck.invariants._where import first_coupled_module
+from dyncheck.spec import Spec
 
 PERTURBED = "reference_models.buggy.perturbed_device"
 BRANCHY = """
@@ -998,7 +1000,9 @@ def test_a_dict_of_inputs_is_cut_entry_by_entry(dyncheck_run, pytester):
     assert lines[3].startswith("  where it starts: in forward's own code after fc: the output of every module"), lines
     # the way out when the coupling is meant, and what to do when it is not
     assert lines[4].startswith("  If the batch is meant to couple its samples (experts' capacity shared"), lines
-    assert lines[4].endswith("Spec(skip={'batch_invariance': '<why>'}); else compute each sample from its own row only.")
+    assert lines[4].endswith(
+        "Spec(tolerances={'batch_invariance': {'rtol': ..., 'atol': ...}}); else compute each sample from its own row only."
+    )
     assert re.fullmatch(r"  example:  batch\['x'\] float32\[[2-4], 4\].*, seed=\d+", lines[5]), lines
 
 
@@ -1833,3 +1837,49 @@ def test_scores_equal_up_to_rounding_are_picked_alike_by_position():
     for offset in (0.0, 0.5):
         keys = rounded(values, 16, offset)[values.argsort()]
         assert bool((keys[1:] >= keys[:-1]).all())
+
+
+def test_a_models_own_tolerance_is_used_for_it_alone(dyncheck_run, pytester, verdicts_only):
+    # An adaptive ODE solver picks one step size for the batch: each sample moves with its
+    # batch-mates by about the solver's tolerance, which batch_invariance reports at its own.
+    # The model declares the tolerance it is built for (Spec(tolerances=...)); before, only
+    # [tool.dyncheck.batch_invariance] could, for every model in the project at once.
+    pytester.makepyfile(ode="""
+        import dyncheck
+        from reference_models.adaptive_ode import AdaptiveODEClassifier
+        from reference_models.buggy.normalised_over_batch import Model as Normalised
+
+
+        class Plain(AdaptiveODEClassifier):
+            __dyncheck__ = {}
+
+
+        loose = {"batch_invariance": {"rtol": 1e-2, "atol": 1e-3}}
+        normalised = dyncheck.Spec(Normalised, tolerances=loose)
+        """)
+    args = ("--dyncheck-invariants=batch_invariance", "--dyncheck-max-examples=5", "--dyncheck-seed=1")
+    run = dyncheck_run("--dyncheck", "ode:Plain", *args)
+    assert run.outcomes() == {"dyncheck::ode:Plain::batch_invariance": "FAILED"}
+    target = "reference_models.adaptive_ode:AdaptiveODEClassifier"
+    run = dyncheck_run("--dyncheck", target, "--dyncheck", "ode:normalised", *args)
+    assert run.outcomes() == {
+        f"dyncheck::{target}::batch_invariance": "PASSED",
+        # a coupling past the tolerance is still one
+        "dyncheck::ode:normalised::batch_invariance": "FAILED",
+    }, run.text
+    assert "(up to 0.01 allowed)" in run.failure("ode:normalised::batch_invariance")
+    run = dyncheck_run("--dyncheck", target, "--dyncheck-explain", "--co")
+    assert "    tolerances={'batch_invariance': {'rtol': 0.01, 'atol': 0.001}}," in run.text
+
+
+@pytest.mark.parametrize(("given", "says"), [
+    ({"finite": {"rtol": 1e-3, "atol": 1e-4}}, "Spec(tolerances={'finite': ...}): 'finite' takes no tolerances"),
+    ({"batch_invariance": {"rtol": 1e-3}}, "Spec(tolerances={'batch_invariance': {'rtol': 0.001}}) needs rtol and atol"),
+    ({"batch_invariance": {"rtol": -1, "atol": 0}}, "needs rtol and atol, two numbers of 0 or more"),
+])
+def test_a_spec_tolerance_is_checked_when_written(given, says):
+    from reference_models.gated import DynamicNet
+
+    with pytest.raises(InvalidArgument) as excinfo:
+        Spec(DynamicNet, tolerances=given)
+    assert says in str(excinfo.value)

@@ -606,6 +606,19 @@ def _padding_mask() -> tuple[torch.nn.Module, tuple]:
     return MaskedTokenEncoder(), (torch.randint(0, 32, (3, 4)), mask)
 
 
+def _adaptive_ode() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.adaptive_ode import AdaptiveODEClassifier
+
+    model = AdaptiveODEClassifier().eval()
+    x = torch.randn(3, 8)
+    out = model(x)
+    assert out.shape == (3, 4)
+    # a sample alone takes other steps than in the batch: its result moves within the
+    # solver's tolerance, not by more
+    torch.testing.assert_close(model(x[:1]), out[:1], rtol=1e-2, atol=1e-3)
+    return model.train(), (x,)
+
+
 def _depth_router() -> tuple[torch.nn.Module, tuple]:
     from reference_models.depth_router import MixtureOfDepths
 
@@ -1460,6 +1473,7 @@ BUILDERS = {
     "functional_linear": _functional_linear,
     "functional_weights": _functional_weights,
     "depth_router": _depth_router,
+    "adaptive_ode": _adaptive_ode,
     "relative_lengths": _relative_lengths,
     "nbeats": _nbeats,
 }

@@ -412,7 +412,7 @@ def test_dunder_dyncheck_with_an_unknown_field(pytester):
     assert message == (
         "__dyncheck__ has unknown Spec field(s) inits; did you mean init? the fields are "
         "against, branches, causal, dims, frozen, init, inputs, lengths, load_with_assign, loss, model, name, optimizer, "
-        "padding_value, skip, state_map, ties, unused, xfail"
+        "padding_value, skip, state_map, ties, tolerances, unused, xfail"
     )
 
 

@@ -175,6 +175,15 @@ class Context:
         else:
             self.uncompared[self._reason or _SILENT] += 1
 
+    def tolerance(self, invariant: str) -> tuple[float, float] | None:
+        """``(rtol, atol)`` an agreement check compares with: the Spec's own for this model
+        (``Spec(tolerances=...)``), else the run's (``[tool.dyncheck.<invariant>]``), else
+        None (the dtype's defaults, with the rounding margins)."""
+        own = self.target.spec.tolerances.get(invariant)
+        if own is not None:
+            return tuple(own)
+        return self.settings.tolerances.get(invariant) if self.settings else None
+
     def compared(self) -> None:
         """This example compared something: the check's pass covers it."""
         self._compared = True

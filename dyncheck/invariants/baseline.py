@@ -53,7 +53,7 @@ class BaselineCheck(Invariant):
         label = label_for(settings, context.target.text)
         baseline = files.load(path, label)
         comparison = files.Comparison(
-            baseline, context.target, context.fresh_model(), label, settings.tolerances.get(self.name)
+            baseline, context.target, context.fresh_model(), label, context.tolerance(self.name)
         )
         context.memo[self.name] = comparison
         yield from comparison.examples()

@@ -494,7 +494,9 @@ _DRAWS = (
 _BY_DESIGN = (
     "If the batch is meant to couple its samples (experts' capacity shared by the batch, samples that "
     "attend to each other, an exit taken when every sample is confident), say so with "
-    "Spec(skip={'batch_invariance': '<why>'}); else compute each sample from its own row only."
+    "Spec(skip={'batch_invariance': '<why>'}); if within a tolerance (an adaptive ODE solver's one step size "
+    "for the batch), give it with Spec(tolerances={'batch_invariance': {'rtol': ..., 'atol': ...}}); else "
+    "compute each sample from its own row only."
 )
 _NO_OUTPUT_AXIS = (
     "no output has an axis of the batch's size (where a sample alone has size 1): nothing to compare "
@@ -951,7 +953,7 @@ class BatchInvariance(Invariant):
             }
         whole = _outputs(trace.output)
         out_axes: dict[str, int | tuple[int, int] | None] = {}
-        tolerance = context.settings.tolerances.get(self.name) if context.settings else None
+        tolerance = context.tolerance(self.name)
         findings = []
         located: tuple[Any, ...] | None = None  # the finding's rows, alone?, words, output and its batch axis
         lists: list[str] | None = None  # the outputs' lists with one entry per sample

@@ -68,7 +68,7 @@ class CompileAgreement(Invariant):
         compiled_model.zero_grad(set_to_none=True)
         compiled_fn = context.memo["compiled_fn"]
         compiled = Config("torch.compile", "cpu", patch=lambda model: compiled_fn)
-        tolerance = context.settings.tolerances.get(self.name) if context.settings else None
+        tolerance = context.tolerance(self.name)
         eager = run_config(context.fresh_model(), context.target, example, EAGER)
         context.record(eager.path, example)
         breaks, graphs = _counters()

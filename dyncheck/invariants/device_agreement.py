@@ -75,7 +75,7 @@ class DeviceAgreement(Invariant):
     def check(self, context: Context, example: Example) -> None:
         configs = [c for c in devices_for(context.settings) if available(c) is None]
         reference = configs[0]
-        tolerance = context.settings.tolerances.get(self.name) if context.settings else None
+        tolerance = context.tolerance(self.name)
         # TF32 off and attention's math kernel: precision the kernels trade for speed, not the model's.
         with tf32_disabled(), exact_attention():
             first = run_config(context.fresh_model(), context.target, example, reference)

@@ -339,7 +339,7 @@ class DtypeAgreement(Invariant):
             self._check(context, example)
 
     def _check(self, context: Context, example: Example) -> None:
-        tolerance = context.settings.tolerances.get(self.name) if context.settings else None
+        tolerance = context.tolerance(self.name)
         first_kept = None
         try:
             reference = run_config(context.fresh_model(), context.target, example, FLOAT64)

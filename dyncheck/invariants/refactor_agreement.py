@@ -36,7 +36,7 @@ class RefactorAgreement(Invariant):
     def check(self, context: Context, example: Example) -> None:
         differential = context.memo.get(self.name)
         if differential is None:
-            tolerance = context.settings.tolerances.get(self.name) if context.settings else None
+            tolerance = context.tolerance(self.name)
             against = resolve_against(context.target, context.settings)
             differential = context.memo[self.name] = Differential(context.target, against, tolerance)
         context.compared()
