@@ -20,6 +20,7 @@ to see that no padding was taken over a valid position (``padding_invariance._ti
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -37,13 +38,14 @@ class ConsistentTies(TorchFunctionMode):
     index first, or last index first with ``last=True``. Values, indices and gradients are
     those of the same pick made by the op itself; ``picks`` records the calls replaced."""
 
-    def __init__(self, last: bool = False, *, bits: int | None = None, offset: float = 0.0) -> None:
+    def __init__(self, last: bool = False, *, ulps: int | None = None, offset: float = 0.0) -> None:
         super().__init__()
         self.last = last
-        #: with ``bits``, values equal once rounded to that many bits of mantissa count as
-        #: equal (:func:`rounded`): scores one ulp apart because a matrix product rounded a
-        #: row in a batch otherwise than alone are then picked alike
-        self.bits, self.offset = bits, offset
+        #: with ``ulps`` (a power of two), values that agree but for their last bits, that
+        #: many units in the last place of their own dtype, count as equal (:func:`rounded`):
+        #: scores an ulp apart because a matrix product rounded a row in a batch otherwise
+        #: than alone are then picked alike
+        self.ulps, self.offset = ulps, offset
         #: each replaced call: (its name, the shape of its values, the dimension it picked
         #: along, or None over every value, the positions it picked along it, or None for
         #: a sort, which orders them all)
@@ -109,7 +111,10 @@ class ConsistentTies(TorchFunctionMode):
 
     def _order(self, values: torch.Tensor, dim: int, descending: bool) -> torch.Tensor:
         """The positions along ``dim`` in order, equal values by position."""
-        keys = values.detach() if self.bits is None else rounded(values.detach(), self.bits, self.offset)
+        keys = values.detach()
+        if self.ulps is not None:
+            mantissa = round(-math.log2(torch.finfo(keys.dtype).eps))  # 23 bits for float32
+            keys = rounded(keys, mantissa - (self.ulps.bit_length() - 1), self.offset)
         if not self.last:
             return torch.sort(keys, dim=dim, descending=descending, stable=True).indices
         size = values.shape[dim]

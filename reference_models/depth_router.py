@@ -7,8 +7,9 @@ Hypothesis draws token ids that repeat in a row (``[[0, 0, 0, 0, 0], [0, 0, 0, 1
 tokens then score equally, up to rounding: the router's matrix product rounds a row in a
 batch otherwise than the same row alone, one ulp apart, and ``topk`` picks another of the
 equal tokens. ``batch_invariance`` reported that as a dependence on the batch. It now runs
-such a difference again with scores equal up to 2^-16 picked alike, by position, and stops
-judging the example where that explains it (the summary counts them).
+such a difference again with scores equal but for their last 8 ulps picked alike, by
+position, and does not count that output for that row where that explains it (the summary
+counts such examples).
 ``buggy/batch_topk_depth.py`` picks the top tokens over the whole batch instead.
 """
 

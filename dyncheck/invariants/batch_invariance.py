@@ -70,19 +70,20 @@ from dyncheck.tracing import floating_leaves, inputs_tuple, leaves, missing_outp
 __all__ = ["BatchInvariance"]
 
 
-#: The bits of mantissa two scores share to count as a tie a batch's rounding decided.
-_TIE_BITS = 16
+#: How many units in the last place two scores may differ by to count as a tie a batch's
+#: rounding decided (a power of two; of the scores' own dtype).
+_TIE_ULPS = 8
 
 
 def _tie_note(context: Context, difference: str, selections: str) -> None:
-    """Stop judging an example whose difference a tie decided by rounding explains, and say
-    so in the summary: what it compared before stands, what came after is not judged."""
+    """Say in the summary that a difference a tie decided by rounding explains was not
+    counted (the check goes on with the other outputs, rows and the permuted batch)."""
     why = (
-        f"{difference} only where {selections} picked among scores equal up to float32 rounding (a matrix product "
-        f"rounds a row in a batch otherwise than alone); with scores within 2^-{_TIE_BITS} of each other picked "
-        "alike, they agree"
+        f"{difference} only where {selections} picked among scores equal up to rounding (a matrix product rounds "
+        f"a row in a batch otherwise than alone); with scores within {_TIE_ULPS} ulps of each other picked alike, "
+        "they agree"
     )
-    context.note("rounded_tie", lambda count: f"not judged past a tie on {count} example{'s' if count != 1 else ''}: {why}")
+    context.note("rounded_tie", lambda count: f"a tie not counted on {count} example{'s' if count != 1 else ''}: {why}")
 
 
 def _batch_axis(value: Any, size: int) -> int | None:
@@ -839,7 +840,7 @@ class BatchInvariance(Invariant):
         """The selections (``topk``, ``sort``, ``argmax``, ...) whose picks among scores equal
         up to rounding made the difference, when the two calls ``pair`` gives the arguments
         of (the batch and a row alone, or the batch permuted) ``agree`` once scores within
-        2^-:data:`_TIE_BITS` of each other are picked alike, by position
+        :data:`_TIE_ULPS` units in the last place of each other are picked alike, by position
         (:class:`~dyncheck.ties.ConsistentTies`; at two offsets of the rounding, so that two
         scores either side of one cut meet at the other); None where they do not, or no
         selection ran. Tokens that repeat in a row score one ulp apart where the row sits
@@ -847,7 +848,7 @@ class BatchInvariance(Invariant):
         another of the equal tokens (mixture-of-depths). A selection over the whole batch
         still picks other tokens than the row alone does, and stays a finding."""
         for offset in (0.0, 0.5):
-            ties = ConsistentTies(bits=_TIE_BITS, offset=offset)
+            ties = ConsistentTies(ulps=_TIE_ULPS, offset=offset)
             try:
                 with ties:
                     first, second = (_outputs(context.call(model, args, seed)) for args in pair)
@@ -1072,16 +1073,19 @@ class BatchInvariance(Invariant):
                     if lines:
                         margin = max(margin, self._float64_margin(context, _rows(args, axes, index), example.seed, own))
                         lines = close(alone[own], selected, tolerance=tolerance, margin=margin)
-                    tie = self._rounded_tie(
-                        context, model, example.seed, (args, _rows(args, axes, index)),
-                        lambda ours, theirs, n=name, o=own, a=axis, m=margin: n in ours and o in theirs and not close(
+                    if lines:
+                        def agree(ours: Any, theirs: Any, n: str = name, o: str = own, a: Any = axis, m: float = margin) -> bool:
                             # a sample's entry of a list is compared whole
-                            theirs[o], ours[n] if a is None else _select(ours[n], a, index), tolerance=tolerance,
-                            margin=m,
-                        ),
-                    ) if lines else None
-                    if tie is not None:
-                        return _tie_note(context, f"sample {row} differs from the same sample run alone", tie)
+                            mine = ours.get(n) if a is None or n not in ours else _select(ours[n], a, index)
+                            return mine is not None and o in theirs and not close(
+                                theirs[o], mine, tolerance=tolerance, margin=m
+                            )
+
+                        tie = self._rounded_tie(context, model, example.seed, (args, _rows(args, axes, index)), agree)
+                        if tie is not None:
+                            # this output of this row only: the others, and the permuted batch, are still judged
+                            _tie_note(context, f"sample {row} differs from the same sample run alone", tie)
+                            continue
                 if lines:
                     findings.append(
                         f"sample {row} differs from the same sample run alone ({name}): " + "; ".join(lines)
@@ -1137,14 +1141,16 @@ class BatchInvariance(Invariant):
                     # takes the rows in blocks): rounding, when the batch lies that far from float64.
                     margin = self._float64_margin(context, args, example.seed, name)
                     lines = close(mine, _select(tensor, axis, order), tolerance=tolerance, margin=margin)
-                    tie = self._rounded_tie(
-                        context, model, example.seed, (args, permuted_args),
-                        lambda ours, theirs, n=name, a=axis, m=margin: n in ours and n in theirs and not close(
-                            theirs[n], _select(ours[n], a, order), tolerance=tolerance, margin=m
-                        ),
-                    ) if lines and not isinstance(axis, _PackRows) else None
-                    if tie is not None:
-                        return _tie_note(context, f"permuting the batch does not permute {name} alike", tie)
+                    if lines and not isinstance(axis, _PackRows):
+                        def agree(ours: Any, theirs: Any, n: str = name, a: Any = axis, m: float = margin) -> bool:
+                            return n in ours and n in theirs and not close(
+                                theirs[n], _select(ours[n], a, order), tolerance=tolerance, margin=m
+                            )
+
+                        tie = self._rounded_tie(context, model, example.seed, (args, permuted_args), agree)
+                        if tie is not None:
+                            _tie_note(context, f"permuting the batch does not permute {name} alike", tie)
+                            continue
                 if lines:
                     findings.append(
                         f"permuting the batch (order {order.tolist()}) does not permute {name} alike: "
