@@ -144,6 +144,7 @@ class InvariantItem(pytest.Item):
                 budget.spent(failed=True)
                 if context.failed_at is None:
                     context.failed_at = context.examples
+                    context.first_finding = getattr(exc, "headline", None)
                 try:
                     exc.example = example  # type: ignore[attr-defined]
                 except AttributeError:  # an exception type that takes no attributes

@@ -97,6 +97,7 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
         lines.append("")
         lines.append(exc.headline)
         lines.extend(f"  {d}" for d in exc.details)
+        lines.extend(_before_shrinking(item.context, exc.headline))
         if item.invariant.name == "batch_invariance":
             lines.extend(_inferred_batch_note(item.target))
     else:
@@ -140,6 +141,29 @@ def failure(item: InvariantItem, exc: BaseException) -> str | None:
     lines.append("")
     lines.append(f"Reproduce: {_reproduce(item, settings)}")
     return "\n".join(lines)
+
+
+_GREATEST = re.compile(r"Greatest absolute difference: (\S+?)(?: at|;|$)")
+
+
+def _before_shrinking(context: Any, headline: str) -> list[str]:
+    """A line with the first failure's greatest difference where shrinking made the one shown
+    ten times smaller or more: the smallest example also leaves the smallest gap, and a bug
+    shown a hair past its tolerance reads as rounding noise when it was not."""
+    first = getattr(context, "first_finding", None)
+    then, now = (_GREATEST.search(text or "") for text in (first, headline))
+    if then is None or now is None:
+        return []
+    try:
+        before, after = float(then[1]), float(now[1])
+    except ValueError:
+        return []
+    if not before > 10 * after:
+        return []
+    return [
+        f"  first found on example {context.failed_at}, {before:.3g} apart at most; the example below is shrunk, and "
+        "its difference shrank with it"
+    ]
 
 
 def _inferred_batch_note(target: Any) -> list[str]:

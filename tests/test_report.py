@@ -351,3 +351,40 @@ def test_a_length_capped_by_inference_is_said_in_the_summary(dyncheck_run):
     run = dyncheck_run("--dyncheck", "reference_models.gated:DynamicNet", "--dyncheck-invariants=finite",
                        "--dyncheck-max-examples=2")
     assert "drawn up to" not in run.text
+
+
+def test_a_difference_that_shrank_with_the_example_says_how_large_it_was_first(dyncheck_run, pytester):
+    # Shrinking looks for the smallest example, and a coupling that scales with the inputs
+    # shrinks with it: a leak of 1e-3 of the neighbour's row was shown a hair past its
+    # tolerance, read as rounding noise. The first failure's size is said beside it.
+    pytester.makepyfile(leak="""
+        import torch
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 4)
+
+            def forward(self, x):
+                h = self.fc(x)
+                return h + 1e-3 * h.roll(1, 0)
+
+        class Constant(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 4)
+
+            def forward(self, x):
+                return self.fc(x) + (x.shape[0] > 1)
+        """)
+    run = dyncheck_run("--dyncheck", "leak:Model", "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=1")
+    text = run.failure("::batch_invariance")
+    found = re.search(r"\n  first found on example (\d+), (\S+) apart at most; the example below is shrunk, and its "
+                      r"difference shrank with it\n", text)
+    assert found, text
+    shown = float(re.search(r"Greatest absolute difference: (\S+) at", text)[1])
+    assert float(found[2]) > 10 * shown
+    # a difference that does not shrink with the example gets no such line
+    run = dyncheck_run("--dyncheck", "leak:Constant", "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=1")
+    assert "first found on example" not in run.failure("::batch_invariance")

@@ -135,6 +135,8 @@ class Context:
         self.examples = 0
         #: the example (counted from 1) that first failed; the examples after it shrank it
         self.failed_at: int | None = None
+        #: what that first failure said (its headline), before shrinking made it smaller
+        self.first_finding: str | None = None
         self.last_path: tuple[str, ...] | None = None
         #: module name -> the first example on which it ran (for two-step checks)
         self.witnesses: dict[str, Example] = {}
