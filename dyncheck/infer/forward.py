@@ -705,10 +705,11 @@ def infer_input(
                 tokens = infer_tokens(model, name)
                 if tokens is not None:
                     return tokens
-                if indirect or strict is None or not _taken_as_features(model, strict, expression):
-                    # features a layer takes as they are are no indices, whatever values
-                    # computed from them reach (PyG's GATConv: x into its Linear, and logits
-                    # made of it bundled in a NamedTuple with the edges' indices)
+                if not indirect and (strict is None or not _taken_as_features(model, strict, expression)):
+                    # (an indirect reading was refused above already) features a layer takes as
+                    # they are are no indices, whatever values computed from them reach (PyG's
+                    # GATConv: x into its Linear, and logits made of it bundled in a NamedTuple
+                    # with the edges' indices)
                     _refuse_indices(model, source_tree, name, qualname)
             return Inferred(found.make(shape), why, found.dims)
     tokens = infer_tokens(model, name)
