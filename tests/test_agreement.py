@@ -1894,3 +1894,19 @@ def test_a_spec_tolerance_is_checked_when_written(given, says):
     with pytest.raises(InvalidArgument) as excinfo:
         Spec(DynamicNet, tolerances=given)
     assert says in str(excinfo.value)
+
+
+def test_an_example_whose_only_comparison_a_tie_set_aside_compared_nothing():
+    # a tie is not a comparison: an example with nothing else compared is not counted as
+    # checked, and says why (a pass must mean something was compared)
+    from dyncheck.invariants._base import Context
+    from dyncheck.invariants.batch_invariance import _tie_note
+    from dyncheck.target import resolve
+
+    context = Context(resolve("reference_models.gated:DynamicNet"))
+    with context.counting():
+        _tie_note(context, "sample 1 differs from the same sample run alone", "topk")
+    assert context.checked == 0
+    [(reason, count)] = context.uncompared.items()
+    assert count == 1 and reason.startswith("sample 1 differs from the same sample run alone only where topk picked")
+    assert context.report["notes"] == [f"a tie not counted on 1 example: {reason}"]

@@ -84,6 +84,8 @@ def _tie_note(context: Context, difference: str, selections: str) -> None:
         "they agree"
     )
     context.note("rounded_tie", lambda count: f"a tie not counted on {count} example{'s' if count != 1 else ''}: {why}")
+    # an example that compared nothing else compared nothing, and says why
+    context.nothing_to_compare(why)
 
 
 def _batch_axis(value: Any, size: int) -> int | None:
@@ -1062,7 +1064,6 @@ class BatchInvariance(Invariant):
                         selected = cut
                 if own not in alone:
                     continue
-                context.compared()
                 lines = close(alone[own], selected, tolerance=tolerance)
                 if lines and tolerance is None:
                     # Rounding, not the batch, when the row alone moves as much under a
@@ -1086,6 +1087,7 @@ class BatchInvariance(Invariant):
                             # this output of this row only: the others, and the permuted batch, are still judged
                             _tie_note(context, f"sample {row} differs from the same sample run alone", tie)
                             continue
+                context.compared()  # not where a tie set the comparison aside
                 if lines:
                     findings.append(
                         f"sample {row} differs from the same sample run alone ({name}): " + "; ".join(lines)
