@@ -452,3 +452,30 @@ def test_a_row_of_padding_only_says_so_and_the_spec_that_keeps_it_out(dyncheck_r
         "padding by that id and is never given such a row, declare Spec(padding_value=1): no check then draws the pad "
         "id as a token"
     ) in run.text.splitlines(), run.text
+
+
+def test_a_row_of_padding_only_in_eval_mode_says_so_too(dyncheck_run, pytester):
+    # SASRec's key padding mask is ids == 0: a row of only the pad id masks every key, NaN on
+    # torch's fused inference path only. The eval-only message left out the Spec that fixes it.
+    pytester.makepyfile(pad_keys="""
+        import torch
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.items = nn.Embedding(30, 8, padding_idx=0)
+                layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+                self.encoder = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+
+            def forward(self, item_seq):
+                return self.encoder(self.items(item_seq), src_key_padding_mask=item_seq == 0)[:, -1]
+        """)
+    run = dyncheck_run("--dyncheck", "pad_keys:Model", "--dyncheck-invariants=finite", "--dyncheck-seed=1")
+    text = run.failure("::finite")
+    assert "NaN/inf outputs in eval mode without autograd" in text, run.text
+    assert (
+        "  every token of item_seq is 0, an Embedding's padding_idx: a sequence of padding only. If the model finds "
+        "its padding by that id and is never given such a row, declare Spec(padding_value=0): no check then draws the "
+        "pad id as a token"
+    ) in text.splitlines(), text

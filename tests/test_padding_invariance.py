@@ -1354,12 +1354,24 @@ class MeanOverPadding(TextCNN):
 
 class Declared(OtherIndex):
     __dyncheck__ = {"padding_value": {"tokens": 3}}
+
+
+class BagOfTokens(nn.Module):
+    '''An EmbeddingBag's mean leaves its padding_idx out: right for batches padded with it.'''
+
+    def __init__(self):
+        super().__init__()
+        self.bag = nn.EmbeddingBag(12, 4, mode="mean", padding_idx=3)
+        self.out = nn.Linear(4, 2)
+
+    def forward(self, tokens, lengths):
+        return self.out(self.bag(tokens)) * torch.log1p(lengths.float())[:, None]
 """
 
 
 @pytest.mark.parametrize(
     ("name", "said", "declared"),
-    [("TextCNN", "0", "0"), ("OtherIndex", "3", "3"), ("MeanOverPadding", None, None)],
+    [("TextCNN", "0", "0"), ("OtherIndex", "3", "3"), ("MeanOverPadding", None, None), ("BagOfTokens", "3", "3")],
 )
 def test_token_ids_padded_with_the_embeddings_padding_idx(dyncheck_run, pytester, name, said, declared):
     pytester.makepyfile(text=PADDING_IDX)

@@ -109,10 +109,15 @@ _FILLS = frozenset({"masked_fill", "masked_fill_", "fill_", "full", "full_like",
 
 
 def _only_padding(model: nn.Module, example: Example) -> list[str]:
-    """A line where a token input is made only of an Embedding's ``padding_idx`` (ESM-2: a
-    row of its pad token, which it never gets, averages over no token): the size is not the
+    """A line where a token input is made only of an Embedding's (or EmbeddingBag's)
+    ``padding_idx`` (ESM-2: a row of its pad token, which it never gets, averages over no
+    token; a key padding mask made from ``ids == pad`` masks every key): the size is not the
     cause, and a declared padding value keeps that id out of the tokens."""
-    pads = {m.padding_idx for m in model.modules() if isinstance(m, nn.Embedding) and m.padding_idx is not None}
+    pads = {
+        m.padding_idx: "EmbeddingBag" if isinstance(m, nn.EmbeddingBag) else "Embedding"
+        for m in model.modules()
+        if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.padding_idx is not None
+    }
     for name, value in example.args.items():
         if (
             isinstance(value, torch.Tensor) and not value.is_floating_point() and value.dtype != torch.bool
@@ -120,7 +125,7 @@ def _only_padding(model: nn.Module, example: Example) -> list[str]:
         ):
             pad = int(value.min())
             return [
-                f"every token of {name} is {pad}, an Embedding's padding_idx: a sequence of padding only. If the "
+                f"every token of {name} is {pad}, an {pads[pad]}'s padding_idx: a sequence of padding only. If the "
                 f"model finds its padding by that id and is never given such a row, declare "
                 f"Spec(padding_value={pad}): no check then draws the pad id as a token"
             ]
@@ -281,6 +286,7 @@ class Finite(Invariant):
             raise InvariantViolation(
                 "The model produced NaN/inf outputs in eval mode without autograd (inference) for an input the "
                 "spec allows, where in training mode they were finite.",
-                outputs + [_INFERENCE_ONLY] + _large_inputs(context, example, gradients=False),
+                outputs + [_INFERENCE_ONLY] + _large_inputs(context, example, gradients=False)
+                + _only_padding(model, example),
                 path=trace.path,
             )

@@ -830,7 +830,9 @@ def _padding_candidates(context: Context, example: Example, layout: _Layout) -> 
     """The padding each padded input is most likely given, and why: 0.0 for float inputs
     (``pad_sequence``'s and feature extractors' padding); for token ids, the ``padding_idx``
     of the model's embeddings when they name one (its embedding is zeros), else 0."""
-    indices = {m.padding_idx for m in context.prototype().modules() if isinstance(m, nn.Embedding)} - {None}
+    indices = {
+        m.padding_idx for m in context.prototype().modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))
+    } - {None}
     found: dict[Slot, tuple[Any, str]] = {}
     for slot in layout.padded_slots():
         value = slot_value(example.args, slot)
