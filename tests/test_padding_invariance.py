@@ -2276,3 +2276,34 @@ def test_a_class_id_beside_tokens_padded_by_value_keeps_its_whole_range(dyncheck
         """)
     run = dyncheck_run("--dyncheck", "class_id:spec", "--dyncheck-invariants=finite", "--dyncheck-seed=1")
     assert run.outcomes() == {"dyncheck::class_id:spec::finite": "FAILED"}, run.text
+
+
+def test_lengths_that_always_fill_the_padding_compare_nothing(dyncheck_run, pytester):
+    # pytorch-forecasting's NHiTS takes only full encoder windows: every length is the padded
+    # length, and a longer window raises. Each row alone was the row itself, and the check
+    # passed although the model ignores its lengths and nothing padded was ever compared.
+    pytester.makepyfile(windows="""
+        import dyncheck
+        from torch import nn
+        from dyncheck.strategies import sequence_lengths, tensors
+
+        class FixedWindow(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(6 * 3, 2)
+
+            def forward(self, x, lengths):
+                return self.fc(x.flatten(1))
+
+        spec = dyncheck.Spec(
+            FixedWindow,
+            inputs={"x": tensors(shape=("batch", 6, 3)), "lengths": sequence_lengths(max_length=6, min_length=6)},
+        )
+        """)
+    run = dyncheck_run("--dyncheck", "windows:spec", ONLY)
+    assert run.outcomes() == {"dyncheck::windows:spec::padding_invariance": "SKIPPED"}, run.text
+    assert run.skip_reason("dyncheck::windows:spec::padding_invariance").endswith(
+        "every sequence fills the padded length (6 steps of lengths), so no row has padding, and the model takes no "
+        "longer batch for the extra padding: nothing padded was compared (a model that takes only full-length "
+        "sequences: skip padding_invariance)"
+    ), run.text

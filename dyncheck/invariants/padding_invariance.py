@@ -1212,6 +1212,12 @@ class PaddingInvariance(Invariant):
             # table that ends at the padded length): rule 2 cannot be asked of it here.
             extended = None
 
+        if extended is None and all(lengths[row] >= padded for row in rows):
+            # Every row fills the padded length and no longer batch ran: each row alone is the
+            # row itself, and no padding was put anywhere (a model that takes only full windows).
+            if quiet:
+                raise _NotCompared
+            return context.nothing_to_compare(_nothing_padded(layout), drawn=True)
         if native is not None and not (
             all_finite(v for a in alone.values() for v in a.values()) and (extended is None or all_finite(extended.values()))
         ):
@@ -1623,6 +1629,14 @@ def _too_short(layout: _Layout) -> str:
     return (
         f"every sequence is shorter than the shortest padded length the spec allows ({layout.shortest}), "
         f"so no row runs alone, and the model takes no longer batch for the extra padding"
+    )
+
+
+def _nothing_padded(layout: _Layout) -> str:
+    return (
+        f"every sequence fills the padded length ({layout.padded} steps of {layout.lengths_name}), so no row has "
+        f"padding, and the model takes no longer batch for the extra padding: nothing padded was compared (a model "
+        f"that takes only full-length sequences: skip padding_invariance)"
     )
 
 
