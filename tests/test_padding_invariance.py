@@ -2307,3 +2307,65 @@ def test_lengths_that_always_fill_the_padding_compare_nothing(dyncheck_run, pyte
         "longer batch for the extra padding: nothing padded was compared (a model that takes only full-length "
         "sequences: skip padding_invariance)"
     ), run.text
+
+
+TWO_AXES = """
+import torch
+from torch import nn
+from hypothesis import strategies as st
+import dyncheck
+from dyncheck.strategies import sequence_lengths, tensors
+
+
+class EncoderDecoder(nn.Module):
+    '''pytorch-forecasting's batch: encoder steps and decoder steps, each with its lengths, the
+    output one step per decoder step.'''
+
+    def __init__(self):
+        super().__init__()
+        self.enc, self.dec = nn.Linear(3, 8), nn.Linear(3, 8)
+
+    def forward(self, x):
+        lengths = x["encoder_lengths"]
+        mask = torch.arange(x["encoder_cont"].shape[1])[None, :] < lengths[:, None]
+        context = (self.enc(x["encoder_cont"]) * mask[..., None]).sum(1) / lengths.clamp(min=1)[:, None]
+        return self.dec(x["decoder_cont"]).cumsum(1) + self.summary(x) + context[:, None]
+
+    def summary(self, x):
+        return 0.0
+
+
+class DecoderMean(EncoderDecoder):
+    def summary(self, x):
+        return self.dec(x["decoder_cont"]).mean(1, keepdim=True)  # BUG: over every decoder step, padding too
+
+
+def spec(model):
+    return dyncheck.Spec(
+        model,
+        inputs={"x": st.fixed_dictionaries({
+            "encoder_cont": tensors(shape=("batch", "time", 3)),
+            "decoder_cont": tensors(shape=("batch", "dec", 3)),
+            "encoder_lengths": sequence_lengths(max_length="time", pad_to_longest=True),
+            "decoder_lengths": sequence_lengths(max_length="dec", pad_to_longest=True),
+        })},
+        lengths="x['encoder_lengths']",
+        dims={"batch": (1, 4), "time": (1, 5), "dec": (1, 3)},
+    )
+
+
+good, bad = spec(EncoderDecoder), spec(DecoderMean)
+"""
+
+
+def test_an_output_over_the_other_lengths_axis_is_compared_at_each_rows_own_steps(dyncheck_run, pytester):
+    # The output has one step per decoder step: a row alone keeps its own decoder steps, and
+    # the check read that axis against the encoder's lengths ("axis 1 of output does not
+    # follow the padded length"), a false alarm on a correct model.
+    pytester.makepyfile(two_axes=TWO_AXES)
+    run = dyncheck_run("--dyncheck", "two_axes:good", "--dyncheck", "two_axes:bad", ONLY)
+    assert run.outcomes() == {
+        "dyncheck::two_axes:good::padding_invariance": "PASSED",
+        "dyncheck::two_axes:bad::padding_invariance": "FAILED",
+    }, run.text
+    assert "gives a different output in the batch than alone" in run.failure("two_axes:bad::padding_invariance")

@@ -890,11 +890,11 @@ def _padding_hint(padding: dict[Slot, tuple[Any, str]]) -> str:
 
 
 def _own_steps(time_axes: list[tuple[int, Any]], row: int) -> str:
-    """How many steps of each axis at another rate are compared for ``row``: the ones it
-    has alone."""
+    """How many steps of each axis at another rate (or over other lengths' steps) are
+    compared for ``row``: the ones it has alone."""
     counted = [(axis, offset.get(row, 0)) for axis, offset in time_axes if isinstance(offset, dict)]
     return "".join(
-        f" (axis {axis} at another rate: its first {steps} step{'s' if steps != 1 else ''}, as many as the row has alone)"
+        f" (axis {axis}: its first {steps} step{'s' if steps != 1 else ''}, as many as the row has alone there)"
         for axis, steps in counted
     )
 
@@ -1212,9 +1212,13 @@ class PaddingInvariance(Invariant):
             # table that ends at the padded length): rule 2 cannot be asked of it here.
             extended = None
 
-        if extended is None and all(lengths[row] >= padded for row in rows):
-            # Every row fills the padded length and no longer batch ran: each row alone is the
-            # row itself, and no padding was put anywhere (a model that takes only full windows).
+        if (
+            extended is None and all(lengths[row] >= padded for row in rows)
+            and all(len(set(steps)) <= 1 for _, steps in layout.beside)
+        ):
+            # Every row fills the padded length (and the other lengths theirs) and no longer
+            # batch ran: each row alone is the row itself, and no padding was put anywhere (a
+            # model that takes only full windows).
             if quiet:
                 raise _NotCompared
             return context.nothing_to_compare(_nothing_padded(layout), drawn=True)
@@ -1265,7 +1269,8 @@ class PaddingInvariance(Invariant):
             ):
                 continue
             problem, time_axes, unaligned = self._time_axes(
-                leaf, batch_axis, value, alone, None if extended is None else extended[leaf], lengths, padded
+                leaf, batch_axis, value, alone, None if extended is None else extended[leaf], lengths, padded,
+                beside=[steps for _, steps in layout.beside],
             )
             if problem:
                 findings.append((problem, []))
@@ -1368,6 +1373,8 @@ class PaddingInvariance(Invariant):
         extended: torch.Tensor | None,
         lengths: list[int],
         padded: int,
+        *,
+        beside: list[list[int]] = (),  # type: ignore[assignment]
     ) -> tuple[str | None, list[tuple[int, int]], str | None]:
         """(a problem, [], None) when an axis of ``leaf`` neither keeps its size nor follows
         the padded length; else (None, the (axis, offset) pairs that follow it, what the
@@ -1377,7 +1384,9 @@ class PaddingInvariance(Invariant):
         the padded length with an offset when it is that many steps longer or shorter for
         the batch, each row alone and the extra padding alike (a class token put first,
         right context consumed). Without ``extended`` (the model takes no longer sequence),
-        the batch and the rows alone decide."""
+        the batch and the rows alone decide. An axis that follows other lengths ``beside``
+        the padded batch's (a decoder's, drawn to their longest), each row alone at its own
+        steps there, is compared at those steps."""
         shapes = [*([] if extended is None else [extended.shape]), *(a[leaf].shape for a in alone.values())]
         if any(len(s) != value.dim() for s in shapes):
             return f"{leaf} has {value.dim()} axes for the batch but not for a row alone or with extra padding", [], None
@@ -1396,6 +1405,14 @@ class PaddingInvariance(Invariant):
                 and all(s == lengths[row] + offset for row, s in sizes.items())
             ):
                 time_axes.append((axis, offset))
+                continue
+            if more == value.shape[axis] and sizes and any(
+                all(s - steps[row] == value.shape[axis] - max(steps) for row, s in sizes.items() if row < len(steps))
+                for steps in beside if steps and len(steps) == len(lengths)
+            ):
+                # one step per step of the other lengths (a forecaster's decoder steps): each
+                # row alone keeps its own there, as the batch's row does up to them
+                time_axes.append((axis, None))
                 continue
             by_length = sorted((lengths[row], s) for row, s in sizes.items())
             if (
