@@ -223,6 +223,26 @@ def test_an_integer_input_handed_whole_to_each_sample_is_named_as_the_likely_cou
     assert any("say so with Spec(skip={'batch_invariance': '<why>'})" in line for line in lines), lines
 
 
+def test_a_sample_that_is_nan_alone_says_so_in_words(dyncheck_run, pytester):
+    # A forecaster standardised by the batch's std shrinks to one-step series: alone, the std
+    # of one value is NaN. The message read only "Greatest absolute difference: nan".
+    pytester.makepyfile(batch_scaled="""
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.rnn, self.head = nn.GRU(1, 8, batch_first=True), nn.Linear(8, 3)
+
+            def forward(self, insample_y):
+                y = (insample_y - insample_y.mean()) / (insample_y.std() + 1e-5)
+                return self.head(self.rnn(y)[0][:, -1])
+        """)
+    run = dyncheck_run("--dyncheck", "batch_scaled:Model", "--dyncheck-invariants=batch_invariance", "--dyncheck-seed=0")
+    assert "; alone it gives NaN at 3 of 3 places where in the batch it gives numbers (a statistic over the batch, " \
+        "undefined for one sample: the std or variance of one value)" in run.failure("::batch_invariance"), run.text
+
+
 def test_a_sample_that_cannot_run_alone_is_a_coupling_not_a_crash(dyncheck_run, pytester):
     # A BatchNorm without running statistics normalises by the batch in eval: a sample alone
     # raises. Reported as the model raising "on an example the spec allows" (batch=2, which

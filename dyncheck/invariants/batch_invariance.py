@@ -1091,6 +1091,7 @@ class BatchInvariance(Invariant):
                 if lines:
                     findings.append(
                         f"sample {row} differs from the same sample run alone ({name}): " + "; ".join(lines)
+                        + _nan_on_one_side(selected, alone[own])
                     )
                     # the place it starts is looked for along an output's batch axis
                     located = None if sample is not None else (index, True, f"sample {row}", name, axis)
@@ -1343,6 +1344,29 @@ def _own_generator(context: Context, example: Example) -> str | None:
     except Exception:
         return None
     return found[0] if found else None
+
+
+def _nan_on_one_side(in_batch: Any, alone: Any) -> str:
+    """Where one of the two is NaN and the other a number, that said in words (the
+    differences read only "nan"): a sample alone made NaN by a statistic that needs the
+    batch (the std of one value), or a batch whose NaN reaches a sample that has none."""
+    if not (isinstance(in_batch, torch.Tensor) and isinstance(alone, torch.Tensor)) or in_batch.shape != alone.shape:
+        return ""
+    if not (in_batch.is_floating_point() and alone.is_floating_point()):
+        return ""
+    only_alone = int((alone.isnan() & ~in_batch.isnan()).sum())
+    only_batch = int((in_batch.isnan() & ~alone.isnan()).sum())
+    if only_alone:
+        return (
+            f"; alone it gives NaN at {only_alone} of {alone.numel()} places where in the batch it gives numbers (a "
+            "statistic over the batch, undefined for one sample: the std or variance of one value)"
+        )
+    if only_batch:
+        return (
+            f"; in the batch it gives NaN at {only_batch} of {alone.numel()} places where alone it gives numbers "
+            "(another sample's NaN reaches it)"
+        )
+    return ""
 
 
 def _exact_leaves(run: Any) -> list[tuple[str, torch.Tensor]]:
