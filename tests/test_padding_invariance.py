@@ -2369,3 +2369,24 @@ def test_an_output_over_the_other_lengths_axis_is_compared_at_each_rows_own_step
         "dyncheck::two_axes:bad::padding_invariance": "FAILED",
     }, run.text
     assert "gives a different output in the batch than alone" in run.failure("two_axes:bad::padding_invariance")
+
+
+def test_lengths_forward_never_reads_are_named_in_the_skip(dyncheck_run, pytester):
+    # GRU4Rec's forward(item_seq, item_seq_len) taking out[:, -1]: the lengths go unread, which
+    # is the bug, and the skip said "forward takes no lengths argument".
+    pytester.makepyfile(unread="""
+        from torch import nn
+
+        class LastPadded(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.item_emb, self.gru = nn.Embedding(30, 8, padding_idx=0), nn.GRU(8, 8, batch_first=True)
+
+            def forward(self, item_seq, item_seq_len):
+                return self.gru(self.item_emb(item_seq))[0][:, -1]
+        """)
+    run = dyncheck_run("--dyncheck", "unread:LastPadded", ONLY)
+    assert run.skip_reason("dyncheck::unread:LastPadded::padding_invariance").endswith(
+        "forward never reads its item_seq_len (passed as None), and takes no other lengths or mask: if it gets padded "
+        "batches, a row's output then depends on its padding; declare Spec(lengths='item_seq_len') to check it"
+    ), run.text

@@ -465,6 +465,11 @@ def _strategy(target: Target, slot: Slot) -> Any:
     return strategy
 
 
+#: An argument named as lengths, ``item_seq_len`` too (RecBole's): read only to say why
+#: nothing was checked, where forward never reads it.
+_UNREAD_LENGTHS_NAME = re.compile(r"(^|_)(lens?|lengths?)$")
+
+
 def _padding_side(target: Target, mask: Slot) -> str:
     return strategy_arguments(_strategy(target, mask)).get("padding_side", "right")
 
@@ -962,6 +967,18 @@ class PaddingInvariance(Invariant):
                     return (
                         f"forward's {left} is left at its default None, so no batch is drawn padded; give it in "
                         f"Spec(inputs={{{left!r}: ...}}) with the padded input beside it to check padding"
+                    )
+                unread_lengths = next((
+                    name for name, why in target.inferred_inputs.items()
+                    if why.startswith("forward never reads it") and _UNREAD_LENGTHS_NAME.search(name)
+                ), None)
+                if unread_lengths is not None:
+                    # GRU4Rec's forward(item_seq, item_seq_len) that takes out[:, -1] and never
+                    # reads the lengths: the very bug this check finds, not a model without any
+                    return (
+                        f"forward never reads its {unread_lengths} (passed as None), and takes no other lengths or "
+                        f"mask: if it gets padded batches, a row's output then depends on its padding; declare "
+                        f"Spec(lengths={unread_lengths!r}) to check it"
                     )
                 if target.spec.padding_value is not None:
                     # ESM finds its padding by value alone: no row's length is said anywhere
