@@ -4987,6 +4987,26 @@ def test_an_embedding_bags_offsets_are_drawn_as_none_and_its_rows_are_the_bags()
     assert_callable(target, max_examples=10)
 
 
+class RaggedBags(nn.Module):
+    """The wrapper the offsets' note names, for code that needs ragged bags: a list of bags,
+    concatenated, with their offsets."""
+
+    def __init__(self):
+        super().__init__()
+        self.embedding, self.fc = nn.EmbeddingBag(40, 8, mode="mean"), nn.Linear(8, 3)
+
+    def forward(self, bags: list[torch.Tensor]):
+        offsets = torch.tensor([0] + [len(b) for b in bags[:-1]]).cumsum(0)
+        return self.fc(self.embedding(torch.cat(bags), offsets))
+
+
+def test_ragged_bags_given_as_a_list_are_drawn_bag_by_bag():
+    target = resolved(RaggedBags)
+    assert strategy_kind(target.spec.inputs["bags"]) == "sequence_lists"
+    assert strategy_arguments(target.spec.inputs["bags"])["max_value"] == 39
+    assert_callable(target, max_examples=10)
+
+
 class _LatentState(nn.Module):
     """z is a latent [batch, 16]: projected for the output, and unsqueezed as the GRU's h0."""
 

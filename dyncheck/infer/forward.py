@@ -830,7 +830,9 @@ def _bag_offsets(model: nn.Module, strict: _Flow) -> Inferred | None:
     return Inferred(
         st.none(),
         f"handed to {_consumer_name(expression)} as its bags' offsets: drawn as None, so the bags are "
-        "the rows of its input [batch, time], all of one length (ragged bags are not drawn)",
+        "the rows of its input [batch, time], all of one length (ragged bags are not drawn: for code that needs "
+        "the offsets, check a wrapper whose forward(bags: list[torch.Tensor]) concatenates the bags and makes their "
+        "offsets, each bag then drawn and cut on its own)",
     )
 
 
