@@ -109,7 +109,10 @@ def describe_value(name: str, value: Any) -> str:
         return f"{name} PackedSequence of {len(lengths)} (lengths {lengths}, data {data})"
     if isinstance(value, (tuple, list)) and value and all(isinstance(v, torch.Tensor) for v in value):
         return ", ".join(describe_value(f"{name}[{i}]", v) for i, v in enumerate(value))
-    if isinstance(value, dict) and value and all(_tensors_inside(v) for v in value.values()):
+    if isinstance(value, dict) and any(_tensors_inside(v) for v in value.values()) and all(
+        v is None or _tensors_inside(v) for v in value.values()
+    ):
+        # entries left at None beside tensors (neuralforecast's windows_batch: hist_exog=None)
         return ", ".join(describe_value(f"{name}[{k!r}]", v) for k, v in value.items())
     return f"{name}={value!r}"
 

@@ -98,6 +98,9 @@ def test_model_writing_into_its_input_does_not_change_the_example():
         ("control", 0.5, "control=0.5"),
         ("mode", "train", "mode='train'"),
         ("h", (torch.ones(1, 2), torch.zeros(1, 2)), "h[0] float32[1, 2] max |h[0]| 1, h[1] float32[1, 2] all zero"),
+        # a dict of inputs with entries left at None (neuralforecast's windows_batch): was the raw repr
+        ("b", {"y": torch.zeros(2, 3), "exog": None}, "b['y'] float32[2, 3] all zero, b['exog']=None"),
+        ("b", {"exog": None}, "b={'exog': None}"),
     ],
 )
 def test_describe_value(name, value, text):
