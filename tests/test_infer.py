@@ -1645,6 +1645,33 @@ def test_columns_embedded_each_by_its_own_member_are_integer_categories(model):
     assert_callable(target, max_examples=20)
 
 
+class BagsInAComprehension(nn.Module):
+    """DLRM's sparse features: field k of each sample a bag of ids, into its own EmbeddingBag."""
+
+    def __init__(self):
+        super().__init__()
+        self.embs = nn.ModuleList(nn.EmbeddingBag(n, 2, mode="sum") for n in (6, 4, 9))
+        self.head = nn.Linear(6, 2)
+
+    def forward(self, sparse):
+        return self.head(torch.cat([emb(sparse[:, k]) for k, emb in enumerate(self.embs)], 1))
+
+
+def test_columns_of_bags_each_into_its_own_embedding_bag_are_drawn_with_a_bag_axis():
+    # Drawn [batch, time] as Embeddings' columns are, each field was one id per sample, and
+    # every check raised "offsets has to be a 1D Tensor but got None".
+    target = resolved(BagsInAComprehension)
+    same(
+        target.spec.inputs["sparse"],
+        dst.tensors(shape=("batch", 3, "time"), dtype=torch.long, min_value=0, max_value=3),
+    )
+    assert target.inferred_inputs["sparse"] == (
+        "each of its columns is a bag of ids for its own member of embs (3 EmbeddingBags): [batch, 3, time], each "
+        "id below the smallest vocabulary (4)"
+    )
+    assert_callable(target, max_examples=20)
+
+
 class ColumnsBesideContinuous(_Columns):
     """Categorical columns first, continuous ones after them in the same tensor."""
 

@@ -1555,7 +1555,15 @@ def _embedded_columns(model: nn.Module, tree: ast.AST, name: str) -> Inferred | 
     found = _columns(model, tree, name)
     if found is None:
         return None
-    members, vocabulary, container = found
+    members, vocabulary, container, bags = found
+    if bags:
+        # DLRM's sparse features [batch, fields, bag]: field k of each sample a bag of ids,
+        # picked by the loop's index into an EmbeddingBag of its own (2-D: one bag a row)
+        return Inferred(
+            dst.tensors(shape=("batch", members, "time"), dtype=torch.long, min_value=0, max_value=vocabulary - 1),
+            f"each of its columns is a bag of ids for its own member of {container} ({members} EmbeddingBags): "
+            f"[batch, {members}, time], each id below the smallest vocabulary ({vocabulary})",
+        )
     return Inferred(
         dst.tensors(shape=("batch", members), dtype=torch.long, min_value=0, max_value=vocabulary - 1),
         f"each of its columns is embedded by its own member of {container} ({members} Embeddings): "
@@ -1567,9 +1575,9 @@ def embedded_columns_found(module: nn.Module, tree: ast.AST, name: str) -> _Foun
     """:func:`_embedded_columns` as what a custom layer takes (rtdl's ``CategoricalEmbeddings``,
     handed the categorical columns by the model around it)."""
     found = _columns(module, tree, name)
-    if found is None:
+    if found is None or found[3]:
         return None
-    members, vocabulary, container = found
+    members, vocabulary, container, _ = found
     return _Found(
         ("batch", members),
         lambda shape: dst.tensors(shape=shape, dtype=torch.long, min_value=0, max_value=vocabulary - 1),
@@ -1578,8 +1586,9 @@ def embedded_columns_found(module: nn.Module, tree: ast.AST, name: str) -> _Foun
     )
 
 
-def _columns(model: nn.Module, tree: ast.AST, name: str) -> tuple[int, int, str] | None:
-    """(members, the smallest vocabulary, the container) for :func:`_embedded_columns`."""
+def _columns(model: nn.Module, tree: ast.AST, name: str) -> tuple[int, int, str, bool] | None:
+    """(members, the smallest vocabulary, the container, whether its members are
+    EmbeddingBags) for :func:`_embedded_columns`."""
     # Only when the columns are all forward reads of its values: continuous columns beside
     # them (x[:, 2:].float()), or the whole of it read elsewhere, give it another width; its
     # shape and number of dimensions (checked before the loop, as rtdl does) are not values.
@@ -1628,9 +1637,10 @@ def _columns(model: nn.Module, tree: ast.AST, name: str) -> tuple[int, int, str]
             ]
             embeddings = _resolve_module(model, container) if calls and uses == len(calls) else None
             members = list(embeddings.children()) if embeddings is not None else []
-            if not members or not all(isinstance(m, nn.Embedding) for m in members):
+            bags = bool(members) and all(isinstance(m, nn.EmbeddingBag) for m in members)
+            if not members or not (bags or all(isinstance(m, nn.Embedding) for m in members)):
                 continue
-            return len(members), min(m.num_embeddings for m in members), container
+            return len(members), min(m.num_embeddings for m in members), container, bags
     return None
 
 
