@@ -1682,6 +1682,21 @@ def test_a_pairwise_output_is_compared_on_its_diagonal():
     assert pairwise_axes(torch.randn(3, 3, 4), torch.randn(1, 1, 2), 3) is None
 
 
+def test_a_pass_on_a_pairwise_output_says_only_its_diagonal_was_compared(dyncheck_run):
+    # A two-tower model's [batch, batch] in-batch logits passed with nothing said of how they
+    # were read: each sample with itself only.
+    run = dyncheck_run(
+        "--dyncheck", "reference_models.two_tower:TwoTower", "--dyncheck-invariants=batch_invariance",
+        "--dyncheck-max-examples=10",
+    )
+    assert run.outcomes() == {"dyncheck::reference_models.two_tower:TwoTower::batch_invariance": "PASSED"}, run.text
+    assert re.search(
+        r"pairs every sample with every other \(\[batch, batch\], as in-batch negatives' logits\): only its "
+        r"diagonal, each sample with itself, was compared with the sample alone \(the pairs between samples are "
+        r"coupled by design; \d+ examples?\)", run.text
+    ), run.text
+
+
 OWN_GENERATOR = """
 import torch
 from torch import nn

@@ -561,6 +561,14 @@ def _own_steps_note(count: int) -> str:
     )
 
 
+def _pairwise_note(name: str, count: int) -> str:
+    return (
+        f"{name} pairs every sample with every other ([batch, batch], as in-batch negatives' logits): only its "
+        f"diagonal, each sample with itself, was compared with the sample alone (the pairs between samples are "
+        f"coupled by design; {count} example{'s' if count != 1 else ''})"
+    )
+
+
 def _descending_note(count: int) -> str:
     return (
         f"on {count} example{'s' if count != 1 else ''} the batch was not permuted: its lengths all differ, and "
@@ -974,6 +982,7 @@ class BatchInvariance(Invariant):
         views = _view_count(args, axes)
         readings: dict[str, list[_Views]] = {}  # the readings of a views output no sample refuted
         trimmed: set[str] = set()  # how a sample's row was cut to its own steps, for the notes
+        pairwise: list[str] = []  # the outputs compared on their diagonal only ([batch, batch])
         for row in range(size):
             if row in shorter:
                 continue
@@ -1088,6 +1097,8 @@ class BatchInvariance(Invariant):
                             _tie_note(context, f"sample {row} differs from the same sample run alone", tie)
                             continue
                 context.compared()  # not where a tie set the comparison aside
+                if isinstance(axis, tuple) and name not in pairwise:
+                    pairwise.append(name)
                 if lines:
                     findings.append(
                         f"sample {row} differs from the same sample run alone ({name}): " + "; ".join(lines)
@@ -1101,6 +1112,8 @@ class BatchInvariance(Invariant):
         for key, note in (("own_steps", _own_steps_note), ("past_end", _past_end_note)):
             if key in trimmed:
                 context.note(key, note)
+        if pairwise:
+            context.note("pairwise", lambda count: _pairwise_note(pairwise[0], count))
         order = None if findings else _sorted_order(context, args, size, example.seed)
         if not findings and order is None:
             context.note("descending", _descending_note)
