@@ -758,6 +758,11 @@ class _Table(_Weights):
         return self.head(F.embedding(x, self.table).mean(1))
 
 
+class _Bags(_Weights):
+    def forward(self, x, offsets):
+        return self.head(F.embedding_bag(x, self.table, offsets, mode="mean"))
+
+
 class _Factored(_Weights):
     def forward(self, x):
         # a weight made as a product of two: neither factor's shape, not read
@@ -785,6 +790,7 @@ class _Normalised(_Weights):
     (_Sampled, ("batch", 5), "first consumed by F.linear(..., w) (Linear(in_features=5))"),
     (_Grouped, ("batch", 6, "height", "width"), "first consumed by F.conv2d(..., filters, groups=3) (Conv2d(in_channels=6))"),
     (_Table, ("batch", "time"), "first consumed by F.embedding(..., table) (Embedding(num_embeddings=11): integer tokens)"),
+    (_Bags, ("batch", "time"), "first consumed by F.embedding_bag(..., table) (EmbeddingBag(num_embeddings=11): integer"),
 ])
 def test_a_functional_layer_over_the_models_weight_is_read_as_the_layer_it_stands_for(model, shape, note):
     # F.linear(x, self.weight), x @ W, F.conv2d(x, W) and F.embedding(ids, W) say the input's
@@ -794,6 +800,10 @@ def test_a_functional_layer_over_the_models_weight_is_read_as_the_layer_it_stand
     target = resolved(model)
     assert strategy_arguments(target.spec.inputs["x"])["shape"] == shape
     assert target.inferred_inputs["x"].startswith(note), target.inferred_inputs["x"]
+    if model is _Bags:  # F.embedding_bag's offsets are an EmbeddingBag's: None, one bag a row
+        assert target.inferred_inputs["offsets"].startswith(
+            "handed to F.embedding_bag(..., table) as its bags' offsets: drawn as None"
+        ), target.inferred_inputs["offsets"]
     assert_callable(target, max_examples=5)
 
 

@@ -496,6 +496,8 @@ class _Flow(ast.NodeVisitor):
             expression = _self_module(node.func, self.roots)
             if expression is None:
                 expression = self._functional(node, entry)
+                if expression is not None and entry[0] in (2, "offsets"):
+                    entry = ("offsets", entry[1])  # F.embedding_bag(ids, w, offsets): its layer's offsets
             if expression is not None and expression not in self.consumers:
                 self._consume(expression, entry)
         self.visit(node.func)
@@ -549,9 +551,10 @@ class _Flow(ast.NodeVisitor):
         self.filters)``, ``torch.matmul(x, self.W)``, ``F.embedding(ids, self.table)``),
         read as the layer it stands for (:func:`functional_layer`); None for any other call."""
         func = node.func
+        bag_offsets = isinstance(func, ast.Attribute) and func.attr == "embedding_bag" and entry[0] in (2, "offsets")
         if not (
             isinstance(func, ast.Attribute) and func.attr in _FUNCTIONAL_LAYERS
-            and ast.unparse(func.value) in _FUNCTIONAL_OWNERS and entry[0] in (0, "input")
+            and ast.unparse(func.value) in _FUNCTIONAL_OWNERS and (entry[0] in (0, "input") or bag_offsets)
             and _passes(entry[1], self.itself)
         ):
             # only where the argument itself is its input: what such a layer, or anything
@@ -1525,7 +1528,7 @@ def _loop_members(target: ast.AST, iterated: ast.AST, roots: dict[str, str] | No
 
 #: Functional layers read as the torch layer each stands for, by the model's weight they
 #: are handed: the input's shape follows from the weight's as from that layer's.
-_FUNCTIONAL_LAYERS = frozenset({"linear", "conv1d", "conv2d", "conv3d", "embedding", "matmul", "mm"})
+_FUNCTIONAL_LAYERS = frozenset({"linear", "conv1d", "conv2d", "conv3d", "embedding", "embedding_bag", "matmul", "mm"})
 _FUNCTIONAL_OWNERS = frozenset({"F", "functional", "nn.functional", "torch.nn.functional", "torch"})
 _FUNCTIONAL_NAME = re.compile(
     r"(?:(?:F|torch)\.(\w+)\(\.\.\., ([\w.]+?)(\.T)?(?:, groups=(\d+))?\))|(?:\.\.\. (@) ([\w.]+?)(\.T)?)"
@@ -1591,9 +1594,11 @@ def _stand_in(kind: str, shape: tuple[int, ...], groups: int) -> nn.Module | Non
     shared by every model: inference reads its shapes and never changes it)."""
     convolutions = {"conv1d": nn.Conv1d, "conv2d": nn.Conv2d, "conv3d": nn.Conv3d}
     with torch.device("meta"):
-        if kind in ("linear", "matmul", "embedding") and len(shape) == 2 and min(shape) > 0:
+        if kind in ("linear", "matmul", "embedding", "embedding_bag") and len(shape) == 2 and min(shape) > 0:
             if kind == "embedding":
                 return nn.Embedding(*shape)
+            if kind == "embedding_bag":
+                return nn.EmbeddingBag(*shape)
             return nn.Linear(shape[1], shape[0]) if kind == "linear" else nn.Linear(*shape)
         if kind in convolutions and len(shape) == int(kind[4]) + 2 and min(shape) > 0 and shape[0] % groups == 0:
             return convolutions[kind](shape[1] * groups, shape[0], shape[2:], groups=groups)
