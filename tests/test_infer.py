@@ -2397,6 +2397,44 @@ def test_a_dict_handed_to_a_method_of_the_model_is_read_there_too():
     assert_callable(target, max_examples=3)
 
 
+class Forecaster(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn, self.head = nn.GRU(1, 8, batch_first=True), nn.Linear(8, 3)
+
+    def forward(self, windows_batch):
+        h, _ = self.rnn(windows_batch["insample_y"])
+        return self.head(h[:, -1] * windows_batch["scale"])
+
+
+class ScaledBySplat(Forecaster):
+    """neuralforecast's subclasses: the dict copied with one entry replaced, handed on to the
+    parent's forward, which reads it by key."""
+
+    def forward(self, windows_batch):
+        y = windows_batch["insample_y"]
+        windows_batch = {**windows_batch, "insample_y": y / (y.abs().amax(1, keepdim=True) + 1)}
+        return super().forward(windows_batch)
+
+
+class ScaledByDict(Forecaster):
+    def forward(self, windows_batch):
+        y = windows_batch["insample_y"]
+        windows_batch = dict(windows_batch, insample_y=y / (y.abs().amax(1, keepdim=True) + 1))
+        return super(ScaledByDict, self).forward(windows_batch)
+
+
+@pytest.mark.parametrize("model", [ScaledBySplat, ScaledByDict])
+def test_a_dict_copied_with_an_entry_replaced_and_handed_to_the_parents_forward_is_read_there(model):
+    # Read as one tensor, the GRU's input: every check raised IndexError on windows_batch["insample_y"].
+    target = resolved(model)
+    same(target.spec.inputs["windows_batch"], st.fixed_dictionaries({
+        "insample_y": dst.tensors(shape=("batch", "time", 1)),
+        "scale": dst.tensors(shape=("batch", 8)),
+    }))
+    assert_callable(target, max_examples=3)
+
+
 def test_lengths_beside_a_dict_of_inputs_are_an_argument_or_an_entry_further_out():
     target = resolved(FramesBesideLengths)
     same(target.spec.inputs["batch"], st.fixed_dictionaries({"frames": dst.tensors(shape=("batch", "time", 8))}))

@@ -1341,6 +1341,10 @@ def _helper_handoffs(model: nn.Module, tree: ast.AST, name: str) -> list[tuple[s
     for node in ast.walk(tree):
         called = _self_method(node)
         method = inspect.getattr_static(type(model), called, None) if called is not None else None
+        if called is None and _super_forward(node):
+            # a subclass's forward that hands its dict on to its parent's (neuralforecast's
+            # models, a copy with an entry replaced): the parent's forward reads it by key
+            called, method = _SUPER_FORWARD, _parent_forward(type(model))
         if not inspect.isfunction(method):
             continue
         for position, argument in enumerate(node.args):
@@ -1350,6 +1354,26 @@ def _helper_handoffs(model: nn.Module, tree: ast.AST, name: str) -> list[tuple[s
                 if position < len(params) and all(entry[0] != called for entry in found):
                     found.append((called, helper, params[position]))
     return found
+
+
+#: How :func:`_helper_handoffs` names a handoff to the parent class's forward.
+_SUPER_FORWARD = "super().forward"
+
+
+def _super_forward(node: ast.AST) -> bool:
+    """Whether ``node`` is ``super().forward(...)`` (or ``super(Cls, self).forward(...)``)."""
+    return (
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "forward"
+        and isinstance(node.func.value, ast.Call) and isinstance(node.func.value.func, ast.Name)
+        and node.func.value.func.id == "super"
+    )
+
+
+def _parent_forward(cls: type) -> Any:
+    """The forward ``super().forward`` calls from ``cls.forward``: the next one in the MRO
+    after the class that defines ``cls.forward``."""
+    owners = [c for c in cls.__mro__ if "forward" in vars(c)]
+    return vars(owners[1])["forward"] if len(owners) > 1 else None
 
 
 def _self_method(node: ast.AST) -> str | None:
@@ -1381,8 +1405,31 @@ def _mapping_keys(tree: ast.AST, name: str, handed: frozenset[str] = frozenset()
             and isinstance(parent.targets[0], ast.Name) and parent.targets[0].id in names
         ):
             continue  # handed to an alias whole (text = batch["text"]), read through it
-        if isinstance(parent, ast.Call) and node in parent.args and _self_method(parent) in handed:
+        if isinstance(parent, ast.Call) and node in parent.args and (
+            _self_method(parent) in handed or (_SUPER_FORWARD in handed and _super_forward(parent))
+        ):
             continue  # handed whole to a helper method that reads it by key (see _helper_handoffs)
+        if isinstance(parent, ast.Dict) and any(k is None and v is node for k, v in zip(parent.keys, parent.values)):
+            # name = {**name, "y": ...}: a copy with entries of its own, rebound to the name
+            # (read on through it) or to another
+            copy_of = parents.get(id(parent))
+            if _rebinds(copy_of, names):
+                written.update({
+                    k.value: (copy_of.end_lineno, copy_of.end_col_offset) for k in parent.keys
+                    if isinstance(k, ast.Constant) and isinstance(k.value, str) and k.value not in written
+                })
+                continue
+        if (
+            isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name) and parent.func.id == "dict"
+            and parent.args[:1] == [node] and _rebinds(parents.get(id(parent)), names)
+        ):
+            # name = dict(name, y=...): the same copy
+            copy_of = parents[id(parent)]
+            written.update({
+                k.arg: (copy_of.end_lineno, copy_of.end_col_offset) for k in parent.keywords
+                if k.arg is not None and k.arg not in written
+            })
+            continue
         if isinstance(parent, ast.Return) or (
             isinstance(parent, ast.Attribute) and parent.attr == "update" and parent.value is node
         ):
@@ -1408,6 +1455,14 @@ def _mapping_keys(tree: ast.AST, name: str, handed: frozenset[str] = frozenset()
     # in source order, each an input where it is read before forward first writes it
     keys = [key for key, at in read.items() if key not in written or at < written[key]]
     return keys or None
+
+
+def _rebinds(statement: ast.AST | None, names: set[str]) -> bool:
+    """Whether ``statement`` assigns its value to one of ``names`` alone."""
+    return (
+        isinstance(statement, ast.Assign) and len(statement.targets) == 1
+        and isinstance(statement.targets[0], ast.Name) and statement.targets[0].id in names
+    )
 
 
 class _Entries(ast.NodeTransformer):
