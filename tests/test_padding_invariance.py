@@ -2390,3 +2390,29 @@ def test_lengths_forward_never_reads_are_named_in_the_skip(dyncheck_run, pyteste
         "forward never reads its item_seq_len (passed as None), and takes no other lengths or mask: if it gets padded "
         "batches, a row's output then depends on its padding; declare Spec(lengths='item_seq_len') to check it"
     ), run.text
+
+
+def test_a_row_that_differs_under_a_right_padded_mask_names_left_padding(dyncheck_run, pytester):
+    # pmixer's SASRec reads its last position, right for the left-padded batches it is given;
+    # drawn right-padded, it fails, and nothing said what the mask was taken to be.
+    pytester.makepyfile(left="""
+        import torch
+        from torch import nn
+
+        class LeftPadded(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.items = nn.Embedding(30, 8, padding_idx=0)
+                layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+                self.encoder = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+
+            def forward(self, item_seq, attention_mask):
+                return self.encoder(self.items(item_seq), src_key_padding_mask=attention_mask == 0)[:, -1]
+        """)
+    run = dyncheck_run("--dyncheck", "left:LeftPadded", ONLY)
+    assert (
+        "  attention_mask was drawn padded on the right (tokens first): if the model is only given batches padded on "
+        "the left (padding first, its last position every row's last token), declare "
+        "attention_masks(padding_side='left'), which padding_invariance does not compare (a row alone would start at "
+        "another position)"
+    ) in run.failure("::padding_invariance").splitlines(), run.text

@@ -1034,6 +1034,15 @@ class PaddingInvariance(Invariant):
             ))
             return
         details = list(found.details)
+        if layout.mask and found.headline.startswith("Row ") and reported():
+            # pmixer's SASRec: correct for left padding, reading its last position, and drawn
+            # right-padded here
+            details.append(
+                f"{layout.lengths_name} was drawn padded on the right (tokens first): if the model is only given "
+                "batches padded on the left (padding first, its last position every row's last token), declare "
+                "attention_masks(padding_side='left'), which padding_invariance does not compare (a row alone "
+                "would start at another position)"
+            )
         if layout.fill:
             values = sorted({repr(v) for v in layout.fill.values()})
             details.append(
