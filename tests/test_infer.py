@@ -1682,6 +1682,47 @@ def test_columns_of_bags_each_into_its_own_embedding_bag_are_drawn_with_a_bag_ax
     assert_callable(target, max_examples=20)
 
 
+class FieldsShiftedByABuffer(nn.Module):
+    """A factorization machine's fields in one shared table, each shifted to its own rows."""
+
+    def __init__(self, field_dims=(20, 5, 10)):
+        super().__init__()
+        self.emb = nn.Embedding(sum(field_dims), 4)
+        self.register_buffer("offs", torch.tensor([0, 20, 25]))
+        self.fc = nn.Linear(4, 1)
+
+    def forward(self, x):
+        e = self.emb(x + self.offs)
+        return self.fc(0.5 * (e.sum(1) ** 2 - (e ** 2).sum(1)))
+
+
+class FieldsShiftedAsPytorchFm(nn.Module):
+    """pytorch-fm's FeaturesEmbedding: the offsets an array on the module, not a buffer."""
+
+    def __init__(self, field_dims=(20, 5, 10)):
+        super().__init__()
+        self.embedding = nn.Embedding(sum(field_dims), 4)
+        self.offsets = (0, 20, 25)
+        self.fc = nn.Linear(4, 1)
+
+    def forward(self, x):
+        x = x + x.new_tensor(self.offsets).unsqueeze(0)
+        return self.fc(self.embedding(x).sum(1))
+
+
+@pytest.mark.parametrize(("model", "table"), [(FieldsShiftedByABuffer, "emb"), (FieldsShiftedAsPytorchFm, "embedding")])
+def test_fields_shifted_into_one_shared_table_are_drawn_one_column_a_field(model, table):
+    # Drawn [batch, time] below the whole table's 35 rows: a broadcast error where time was
+    # not 3, an IndexError where a field's id went past its part of the table.
+    target = resolved(model)
+    same(target.spec.inputs["x"], dst.tensors(shape=("batch", 3), dtype=torch.long, min_value=0, max_value=4))
+    assert target.inferred_inputs["x"] == (
+        f"3 fields, each shifted to its own rows of {table} by the model's offsets [0, 20, 25]: integers below the "
+        "smallest field's 5 rows"
+    )
+    assert_callable(target, max_examples=10)
+
+
 class ColumnsBesideContinuous(_Columns):
     """Categorical columns first, continuous ones after them in the same tensor."""
 

@@ -386,6 +386,8 @@ def infer_input(
     columns = _embedded_columns(model, source_tree, name) if source_tree is not None else None
     if columns is None and source_tree is not None:
         columns = _picked_columns(model, source_tree, name)
+    if columns is None and source_tree is not None:
+        columns = _field_offsets(model, source_tree, name)
     if columns is not None:
         return columns
     flow = _flow(source_tree, name, model) if source_tree is not None else None
@@ -1768,6 +1770,101 @@ def _picked_columns(model: nn.Module, tree: ast.AST, name: str) -> Inferred | No
         f"a table of {columns} columns picked by number, {embedded} of them embedded by Embeddings of their own: "
         f"values from 0 to {vocabulary - 1} (below the smallest vocabulary, {vocabulary}, where cast to ids)",
     )
+
+
+def _field_offsets(model: nn.Module, tree: ast.AST, name: str) -> Inferred | None:
+    """Categorical fields looked up in one shared table, each shifted to its own rows by an
+    offsets array the model holds (pytorch-fm's ``FeaturesEmbedding``: ``self.embedding(x +
+    x.new_tensor(self.offsets).unsqueeze(0))``, or ``x + self.offsets`` of a buffer): ``[batch,
+    fields]`` integers, each below the smallest field's rows, so that every field's id stays
+    in its own part of the table. None for any other argument: read otherwise than so (its
+    size aside), or offsets that are not ``0`` then ascending within the table."""
+    parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    # until forward binds the name anew (x = x + offsets: then x holds the table's rows)
+    rebound = min((
+        n.lineno for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store)
+    ), default=None)
+    shifts = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load)):
+            continue
+        if rebound is not None and node.lineno > rebound:
+            continue
+        parent = parents.get(id(node))
+        if isinstance(parent, ast.Attribute) and parent.attr in (
+            "shape", "ndim", "dtype", "device", "size", "dim", "new_tensor", "new_zeros", "new_ones", "new_full",
+        ):
+            continue  # its size, or its dtype and device for a tensor made there (x.new_tensor(offsets))
+        if not (isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Add) and parent.left is node):
+            return None
+        shifts.append(parent)
+    if len(shifts) != 1:
+        return None
+    shift = shifts[0]
+    offsets = _offsets_array(model, shift.right)
+    if offsets is None:
+        return None
+    # the shifted ids go to an Embedding: handed to it there, or through a name they are bound to
+    taken = parents.get(id(shift))
+    if isinstance(taken, ast.Assign) and len(taken.targets) == 1 and isinstance(taken.targets[0], ast.Name):
+        bound, after = taken.targets[0].id, taken.end_lineno or taken.lineno
+        taken = next((
+            parents.get(id(n)) for n in sorted(
+                (n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == bound and isinstance(n.ctx, ast.Load)),
+                key=lambda n: (n.lineno, n.col_offset),
+            )
+            if n.lineno > after
+        ), None)
+        operand: ast.AST | None = next((a for a in getattr(taken, "args", [])[:1] if isinstance(a, ast.Name)), None)
+    else:
+        operand = shift
+    if not (isinstance(taken, ast.Call) and operand is not None and taken.args[:1] == [operand]):
+        return None
+    table = _resolve_module(model, _self_module(taken.func) or "")
+    if not isinstance(table, nn.Embedding):
+        return None
+    rows = [*offsets[1:], table.num_embeddings]
+    sizes = [b - a for a, b in zip(offsets, rows)]
+    if offsets[0] != 0 or min(sizes) < 1:
+        return None
+    smallest = min(sizes)
+    return Inferred(
+        dst.tensors(shape=("batch", len(offsets)), dtype=torch.long, min_value=0, max_value=smallest - 1),
+        f"{len(offsets)} fields, each shifted to its own rows of {_consumer_name(_self_module(taken.func) or '')} "
+        f"by the model's offsets {offsets}: integers below the smallest field's {smallest} rows",
+    )
+
+
+def _offsets_array(model: nn.Module, node: ast.AST) -> list[int] | None:
+    """The integers of a 1-D offsets array the model holds that ``node`` reads
+    (``self.offsets``, as a buffer or a numpy array, through ``x.new_tensor(...)``,
+    ``torch.as_tensor(...)``, ``.unsqueeze(0)`` or ``[None]``); None for anything else."""
+    while True:
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "unsqueeze":
+            node = node.func.value
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, (ast.Constant, ast.Tuple)):
+            node = node.value  # offsets[None], offsets[None, :]
+        elif (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("new_tensor", "as_tensor", "tensor", "from_numpy") and len(node.args) == 1
+        ):
+            node = node.args[0]
+        else:
+            break
+    path = _self_module(node) if isinstance(node, ast.Attribute) else None
+    if path is None:
+        return None
+    owner_path, _, attribute = path.rpartition(".")
+    owner = _resolve_module(model, owner_path) if owner_path else model
+    value = getattr(owner, attribute, None) if owner is not None else None
+    try:
+        values = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    if values.dim() != 1 or values.numel() < 2 or values.dtype.is_floating_point or values.dtype == torch.bool:
+        return None
+    found = [int(v) for v in values.tolist()]
+    return found if all(a < b for a, b in zip(found, found[1:])) else None
 
 
 def _column_span(node: ast.Subscript) -> tuple[int, int] | None:
