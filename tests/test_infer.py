@@ -2476,6 +2476,39 @@ def test_a_dict_copied_with_an_entry_replaced_and_handed_to_the_parents_forward_
     assert_callable(target, max_examples=3)
 
 
+class _PermutingEncoder(nn.Module):
+    """neuralforecast's TemporalConvolutionEncoder: [batch, steps, channels] permuted for its
+    convolution on a line of its own, and back."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(1, 8, 2, padding=1)
+
+    def forward(self, x):
+        x = x.permute(0, 2, 1).contiguous()
+        x = torch.relu(self.conv(x)[..., :-1])
+        return x.permute(0, 2, 1).contiguous()
+
+
+class PermutedOnItsOwnLine(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.enc, self.head = _PermutingEncoder(), nn.Linear(8, 2)
+
+    def forward(self, windows_batch):
+        return self.head(self.enc(windows_batch["insample_y"]).mean(1))
+
+
+def test_a_permute_on_its_own_line_before_the_layer_is_undone():
+    # The permute was undone only where written inside the layer's call: the entry was drawn
+    # channels first, ('batch', 1, 'length'), and every check raised.
+    target = resolved(PermutedOnItsOwnLine)
+    same(target.spec.inputs["windows_batch"], st.fixed_dictionaries({
+        "insample_y": dst.tensors(shape=("batch", "length", 1)),
+    }))
+    assert_callable(target, max_examples=3)
+
+
 def test_lengths_beside_a_dict_of_inputs_are_an_argument_or_an_entry_further_out():
     target = resolved(FramesBesideLengths)
     same(target.spec.inputs["batch"], st.fixed_dictionaries({"frames": dst.tensors(shape=("batch", "time", 8))}))

@@ -106,6 +106,7 @@ class _Flow(ast.NodeVisitor):
             self.sizes: dict[str, tuple[ast.AST, int]] = {}
             self.ranges: dict[str, ast.Call] = {}
             self.weights: dict[str, str] = {}
+            self.swaps: dict[str, tuple[int, int]] = {}
             return
         self.consumers: list[str] = []
         # consumer -> where the argument first enters it: a position or a keyword.
@@ -167,6 +168,9 @@ class _Flow(ast.NodeVisitor):
         # local name -> the model's tensor whose shape the weight it holds has (``w = self.mu +
         # sigma * eps``), for a functional layer handed it (``F.linear(x, w)``)
         self.weights: dict[str, str] = {}
+        # local name -> the two axes of the argument swapped in what it holds (``x =
+        # x.permute(0, 2, 1).contiguous()`` on its own line, then ``self.conv(x)``)
+        self.swaps: dict[str, tuple[int, int]] = {}
 
     def _carries(self, node: ast.AST) -> bool:
         """Whether ``node`` holds the argument (strict), or values computed from it."""
@@ -237,6 +241,26 @@ class _Flow(ast.NodeVisitor):
         held = _module_name(node.value, self.roots)
         weight = self._weight_path(node.value)
         itself = _passes(node.value, self.itself)
+        swapped = _swapped_axes(_kept_layout(node.value)) if itself else None
+        if swapped is not None and min(swapped) < 1:
+            # x.transpose(0, 1) to time-major (or x.mT of what may have two axes): whether the
+            # layer after it reads its first axis as the batch's is not known here (a
+            # time-major recurrence written out takes it as time)
+            swapped = _UNREAD_SWAP
+        if swapped is not None and swapped is not _UNREAD_SWAP:
+            receiver = _swapped_receiver(_kept_layout(node.value))
+            before = self.swaps.get(receiver.id) if isinstance(receiver, ast.Name) else None
+            if before is not None:
+                # swapped back (x = x.permute(0, 2, 1) twice): the argument's own layout again;
+                # two other swaps compose into what is not read here
+                swapped = None if before == swapped else _UNREAD_SWAP
+        elif itself and isinstance(node.value, ast.Name):
+            swapped = self.swaps.get(node.value.id)  # y = x: what x holds
+        for target in node.targets:
+            for bound in _bound_names(target):
+                self.swaps.pop(bound, None)
+            if isinstance(target, ast.Name) and swapped is not None and swapped is not _UNREAD_SWAP:
+                self.swaps[target.id] = swapped
         for target in node.targets:
             for bound in _bound_names(target):
                 if itself:
@@ -597,7 +621,9 @@ class _Flow(ast.NodeVisitor):
     def _consume(self, expression: str, entry: tuple[int | str, ast.AST]) -> None:
         self.consumers.append(expression)
         self.entries[expression] = entry[0]
-        axes = _swapped_axes(entry[1])
+        axes = _swapped_axes(_kept_layout(entry[1]))
+        if axes is None and isinstance(entry[1], ast.Name):
+            axes = self.swaps.get(entry[1].id)
         if axes is not None:
             self.transposed[expression] = axes
         axis = self._reduced_axis(entry[1])
@@ -818,6 +844,33 @@ _SAME_LAYOUT = frozenset({
     "to", "float", "double", "half", "bfloat16", "long", "int", "short", "type", "type_as", "contiguous",
     "clone", "detach", "cpu", "cuda", "requires_grad_", "detach_",
 })
+
+
+#: Two swaps composed (``x.transpose(1, 2)`` then ``x.transpose(0, 1)``): not read.
+_UNREAD_SWAP = (-1, -1)
+
+
+def _kept_layout(node: ast.AST) -> ast.AST:
+    """``node`` without the calls after it that keep its layout (``x.permute(0, 2,
+    1).contiguous()`` is the permute)."""
+    while (
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _SAME_LAYOUT
+        and not node.args and not node.keywords
+    ):
+        node = node.func.value
+    return node
+
+
+def _swapped_receiver(node: ast.AST) -> ast.AST | None:
+    """The tensor a swap (:func:`_swapped_axes`) is made of: ``x`` of ``x.transpose(1, 2)``,
+    ``x.mT`` or ``torch.transpose(x, 1, 2)``."""
+    if isinstance(node, ast.Attribute):
+        return node.value
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        if isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
+            return node.args[0] if node.args else None
+        return node.func.value
+    return None
 
 
 def _adds_axes(index: ast.AST) -> bool:
