@@ -4638,24 +4638,26 @@ def test_an_argument_read_for_its_size_only_does_not_make_a_consumer():
 
 
 class ExpandedPositions(nn.Module):
-    """RecBole's SASRec and BERT4Rec: positions shaped like the ids (``expand_as``), and
-    BERT's token types made like them (``zeros_like``), looked up before the ids themselves."""
+    """RecBole's SASRec and BERT4Rec: positions shaped like the ids (``expand_as``, or
+    ``view_as`` of a flat range), looked up before the ids themselves."""
 
     def __init__(self):
         super().__init__()
         self.position_embedding = nn.Embedding(10, 4)
-        self.type_embedding = nn.Embedding(2, 4)
+        self.segment_embedding = nn.Embedding(12, 4)
         self.item_embedding = nn.Embedding(30, 4)
 
     def forward(self, item_seq):
         position_ids = torch.arange(item_seq.size(1)).unsqueeze(0).expand_as(item_seq)
-        types = torch.zeros_like(item_seq)
-        return self.position_embedding(position_ids) + self.type_embedding(types) + self.item_embedding(item_seq)
+        segments = torch.arange(item_seq.numel()).remainder(12).view_as(item_seq)
+        return (
+            self.position_embedding(position_ids) + self.segment_embedding(segments) + self.item_embedding(item_seq)
+        )
 
 
-def test_an_argument_read_for_its_shape_by_expand_as_or_zeros_like_does_not_make_a_consumer():
-    # Before, item_seq was read as the position table's ids, drawn below 10 (or the type
-    # table's, below 2): most of the item table was never looked up.
+def test_an_argument_read_for_its_shape_by_expand_as_or_view_as_does_not_make_a_consumer():
+    # Before, item_seq was read as the position table's ids, drawn below 10 (or the segment
+    # table's, below 12): most of the item table was never looked up.
     target = resolved(ExpandedPositions)
     same(target.spec.inputs["item_seq"], dst.tensors(shape=("batch", "time"), dtype=torch.long, min_value=0, max_value=29))
     assert target.inferred_inputs == {

@@ -99,9 +99,6 @@ _TYPE_QUERIES = frozenset({"len", "isinstance", "type", "hasattr", "callable", "
 #: tensor they are called on: ``torch.arange(t).expand_as(ids)`` holds positions, not ids.
 _SHAPED_LIKE = frozenset({"expand_as", "view_as", "reshape_as", "type_as"})
 
-#: Functions whose result takes only the shape, dtype and device of their first argument.
-_LIKE = frozenset({"zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "randint_like"})
-
 
 def _mentions_data(node: ast.AST, names: set[str]) -> bool:
     """Whether ``node`` uses the values of one of ``names``, not only its size, dtype or
@@ -116,9 +113,6 @@ def _mentions_data(node: ast.AST, names: set[str]) -> bool:
             return any(_mentions_data(a, names) for a in (*node.args, *(k.value for k in node.keywords)))
         if isinstance(node.func, ast.Attribute) and node.func.attr in _SHAPED_LIKE:
             return _mentions_data(node.func.value, names)
-        if (node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)) in _LIKE:
-            # torch.zeros_like(x), torch.full_like(x, value): only the other arguments' values
-            return any(_mentions_data(a, names) for a in (*node.args[1:], *(k.value for k in node.keywords)))
         if isinstance(node.func, ast.Name) and node.func.id in _TYPE_QUERIES:
             # its size, or what kind of thing it is: isinstance(timestep, float) picks a
             # dtype, not the values (diffusers' UNet)
