@@ -2303,7 +2303,7 @@ def test_lengths_that_always_fill_the_padding_compare_nothing(dyncheck_run, pyte
     run = dyncheck_run("--dyncheck", "windows:spec", ONLY)
     assert run.outcomes() == {"dyncheck::windows:spec::padding_invariance": "SKIPPED"}, run.text
     assert run.skip_reason("dyncheck::windows:spec::padding_invariance").endswith(
-        "every sequence fills the padded length (6 steps of lengths), so no row has padding, and the model takes no "
+        "no sequence of lengths is shorter than the padded length, so no row has padding, and the model takes no "
         "longer batch for the extra padding: nothing padded was compared (a model that takes only full-length "
         "sequences: skip padding_invariance)"
     ), run.text
@@ -2387,9 +2387,24 @@ def test_lengths_forward_never_reads_are_named_in_the_skip(dyncheck_run, pyteste
         """)
     run = dyncheck_run("--dyncheck", "unread:LastPadded", ONLY)
     assert run.skip_reason("dyncheck::unread:LastPadded::padding_invariance").endswith(
-        "forward never reads its item_seq_len (passed as None), and takes no other lengths or mask: if it gets padded "
-        "batches, a row's output then depends on its padding; declare Spec(lengths='item_seq_len') to check it"
+        "forward never reads its item_seq_len (passed as None), and takes no other lengths or mask: if it holds each "
+        "row's length of a padded batch, a row's output then depends on its padding; declare "
+        "Spec(lengths='item_seq_len') to check it"
     ), run.text
+    # a single size unread (a forecaster's horizon) is not taken for lengths
+    pytester.makepyfile(horizon="""
+        from torch import nn
+
+        class Forecaster(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(6, 3)
+
+            def forward(self, x, pred_len):
+                return self.fc(x)
+        """)
+    run = dyncheck_run("--dyncheck", "horizon:Forecaster", ONLY)
+    assert "pred_len" not in run.skip_reason("dyncheck::horizon:Forecaster::padding_invariance"), run.text
 
 
 def test_a_row_that_differs_under_a_right_padded_mask_names_left_padding(dyncheck_run, pytester):
@@ -2416,3 +2431,45 @@ def test_a_row_that_differs_under_a_right_padded_mask_names_left_padding(dynchec
         "attention_masks(padding_side='left'), which padding_invariance does not compare (a row alone would start at "
         "another position)"
     ) in run.failure("::padding_invariance").splitlines(), run.text
+
+
+def test_an_output_cut_to_the_longest_is_not_taken_for_one_over_the_other_lengths():
+    # Encoder lengths [2, 3] padded to 5, the output cut to 3 (pad_packed_sequence without
+    # total_length), decoder lengths [1, 2] beside: each row alone is one step longer than its
+    # decoder steps, as the batch is than their longest. That is the cut, and stays a finding.
+    from dyncheck.invariants.padding_invariance import PaddingInvariance
+
+    value, extended = torch.zeros(2, 3, 4), torch.zeros(2, 3, 4)
+    alone = {0: {"output": torch.zeros(1, 2, 4)}, 1: {"output": torch.zeros(1, 3, 4)}}
+    problem, _, _ = PaddingInvariance._time_axes("output", 0, value, alone, extended, [2, 3], 5, beside=[[1, 2]])
+    assert problem is not None and problem.startswith("axis 1 of output does not follow the padded length"), problem
+
+
+def test_lengths_drawn_to_their_longest_on_a_batch_of_one_say_so(dyncheck_run, pytester):
+    pytester.makepyfile(longest="""
+        import dyncheck
+        import torch
+        from torch import nn
+        from dyncheck.strategies import sequence_lengths, tensors
+
+        class Pooled(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(3, 2)
+
+            def forward(self, x, lengths):
+                mask = torch.arange(x.shape[1])[None, :] < lengths[:, None]
+                return self.fc((x * mask[..., None]).sum(1))
+
+        spec = dyncheck.Spec(
+            Pooled,
+            inputs={"x": tensors(shape=("batch", "time", 3)), "lengths": sequence_lengths(pad_to_longest=True)},
+            dims={"batch": (1, 1)},
+        )
+        """)
+    run = dyncheck_run("--dyncheck", "longest:spec", ONLY)
+    assert run.skip_reason("dyncheck::longest:spec::padding_invariance").endswith(
+        "every sequence of lengths is as long as the longest (a batch of one, or rows of one length), so no row has "
+        "padding, and with the lengths drawn to their longest (pad_to_longest=True) none is appended either: nothing "
+        "padded was compared"
+    ), run.text

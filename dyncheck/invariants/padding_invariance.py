@@ -468,6 +468,8 @@ def _strategy(target: Target, slot: Slot) -> Any:
 #: An argument named as lengths, ``item_seq_len`` too (RecBole's): read only to say why
 #: nothing was checked, where forward never reads it.
 _UNREAD_LENGTHS_NAME = re.compile(r"(^|_)(lens?|lengths?)$")
+#: ... but not a single size: ``max_len``, ``pred_len``, ``horizon_length``.
+_ONE_SIZE_NAME = re.compile(r"^(max|min|pred|label|out|output|horizon|target|context|window|patch|chunk|block|n|num)_")
 
 
 def _padding_side(target: Target, mask: Slot) -> str:
@@ -971,14 +973,15 @@ class PaddingInvariance(Invariant):
                 unread_lengths = next((
                     name for name, why in target.inferred_inputs.items()
                     if why.startswith("forward never reads it") and _UNREAD_LENGTHS_NAME.search(name)
+                    and not _ONE_SIZE_NAME.search(name)
                 ), None)
                 if unread_lengths is not None:
                     # GRU4Rec's forward(item_seq, item_seq_len) that takes out[:, -1] and never
                     # reads the lengths: the very bug this check finds, not a model without any
                     return (
                         f"forward never reads its {unread_lengths} (passed as None), and takes no other lengths or "
-                        f"mask: if it gets padded batches, a row's output then depends on its padding; declare "
-                        f"Spec(lengths={unread_lengths!r}) to check it"
+                        f"mask: if it holds each row's length of a padded batch, a row's output then depends on its "
+                        f"padding; declare Spec(lengths={unread_lengths!r}) to check it"
                     )
                 if target.spec.padding_value is not None:
                     # ESM finds its padding by value alone: no row's length is said anywhere
@@ -1432,7 +1435,10 @@ class PaddingInvariance(Invariant):
             ):
                 time_axes.append((axis, offset))
                 continue
-            if more == value.shape[axis] and sizes and any(
+            cut_to_longest = value.shape[axis] == max(lengths) < padded and all(
+                s == lengths[row] for row, s in sizes.items()
+            )
+            if more == value.shape[axis] and sizes and not cut_to_longest and any(
                 all(s - steps[row] == value.shape[axis] - max(steps) for row, s in sizes.items() if row < len(steps))
                 for steps in beside if steps and len(steps) == len(lengths)
             ):
@@ -1676,10 +1682,16 @@ def _too_short(layout: _Layout) -> str:
 
 
 def _nothing_padded(layout: _Layout) -> str:
+    if layout.pad_to_longest:
+        return (
+            f"every sequence of {layout.lengths_name} is as long as the longest (a batch of one, or rows of one "
+            "length), so no row has padding, and with the lengths drawn to their longest (pad_to_longest=True) "
+            "none is appended either: nothing padded was compared"
+        )
     return (
-        f"every sequence fills the padded length ({layout.padded} steps of {layout.lengths_name}), so no row has "
-        f"padding, and the model takes no longer batch for the extra padding: nothing padded was compared (a model "
-        f"that takes only full-length sequences: skip padding_invariance)"
+        f"no sequence of {layout.lengths_name} is shorter than the padded length, so no row has padding, and the "
+        "model takes no longer batch for the extra padding: nothing padded was compared (a model that takes only "
+        "full-length sequences: skip padding_invariance)"
     )
 
 
