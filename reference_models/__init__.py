@@ -214,6 +214,9 @@ Refactored twins, each declaring the model it must still agree with
   ``-inf``: its ties among equal scores are the kernel's order, not padding.
 * :mod:`reference_models.adaptive_ode` -- ``AdaptiveODEClassifier``: an ODE block integrated
   by an adaptive solver with one step size for the batch, declaring its own tolerance.
+* :mod:`reference_models.recommenders` -- ``FactorizationMachine``: categorical fields in one
+  shared table, each shifted to its own rows by offsets; ``SparseBagsDLRM``: one bag of ids per
+  field into EmbeddingBags; ``SequentialRecommender``: positions shaped like the item ids.
 * :mod:`reference_models.depth_router` -- ``MixtureOfDepths``: each sequence's top half of
   tokens through a block; repeated tokens tie up to the batch's rounding.
 * :mod:`reference_models.padded_features` -- ``FeatureSequenceEncoder``: x-transformers'
@@ -413,6 +416,9 @@ GOOD_TARGETS = (
     "reference_models.token_router:TopKTokenRouter",
     "reference_models.depth_router:MixtureOfDepths",
     "reference_models.adaptive_ode:AdaptiveODEClassifier",
+    "reference_models.recommenders:FactorizationMachine",
+    "reference_models.recommenders:SparseBagsDLRM",
+    "reference_models.recommenders:SequentialRecommender",
     "reference_models.staged_ema:StagedEMA",
     "reference_models.latent_reader:LatentReader",
     "reference_models.keyword_context:KeywordLatentEncoder",

@@ -42,6 +42,7 @@ RECURRENT = {
     "reference_models.mask_and_lengths:PackedMeanPool",
     "reference_models.categorical_table:ForecastEncoder",
     "reference_models.episode_lstm:EpisodeLSTMAgent",
+    "reference_models.recommenders:SequentialRecommender",
 }
 PADDED = {
     "reference_models.rnn:DynamicRNN",
@@ -102,6 +103,7 @@ PADDED = {
     "reference_models.feature_chain:FeatureChain",
     # ... or an optional mask of a model built for at most 4 steps
     "reference_models.segment_positions:SegmentLM",
+    "reference_models.recommenders:SequentialRecommender",
 }
 
 

@@ -1246,6 +1246,23 @@ def _functional_weights() -> tuple[torch.nn.Module, tuple]:
     return model.train(), (x,)
 
 
+def _recommenders() -> tuple[torch.nn.Module, tuple]:
+    from reference_models.recommenders import FactorizationMachine, SequentialRecommender, SparseBagsDLRM
+
+    # each field's id stays in its own rows: field 1's id 2 is row 8 of 14
+    machine = FactorizationMachine()
+    ids = torch.tensor([[5, 2, 4], [0, 0, 0], [1, 2, 3]])
+    assert machine(ids).shape == (3, 1)
+    dlrm = SparseBagsDLRM()
+    assert dlrm(torch.randn(3, 4), torch.randint(0, 4, (3, 3, 5))).shape == (3, 1)
+    model = SequentialRecommender()
+    items = torch.tensor([[3, 7, 0], [5, 0, 0], [1, 2, 19]])
+    # each row scored at its last valid step: a row's padding changes nothing
+    lengths = torch.tensor([2, 1, 3])
+    torch.testing.assert_close(model(items[:1, :2], lengths[:1]), model(items, lengths)[:1])
+    return model, (items, lengths)
+
+
 def _revin_linear() -> tuple[torch.nn.Module, tuple]:
     from reference_models.revin_linear import RevINLinear
 
@@ -1472,6 +1489,7 @@ BUILDERS = {
     "revin_linear": _revin_linear,
     "functional_linear": _functional_linear,
     "functional_weights": _functional_weights,
+    "recommenders": _recommenders,
     "depth_router": _depth_router,
     "adaptive_ode": _adaptive_ode,
     "relative_lengths": _relative_lengths,
