@@ -2509,6 +2509,41 @@ def test_a_permute_on_its_own_line_before_the_layer_is_undone():
     assert_callable(target, max_examples=3)
 
 
+class _Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc, self.back, self.fore = nn.Linear(6, 16), nn.Linear(16, 6), nn.Linear(16, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.fc(x))
+        return self.back(h), self.fore(h)
+
+
+class ColumnPickedThenPaired(nn.Module):
+    """pytorch-forecasting's N-BEATS: the target column picked, then bound beside the
+    forecast in one statement, and handed to the blocks."""
+
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.ModuleList([_Block(), _Block()])
+
+    def forward(self, x):
+        target = x["encoder_cont"][..., 0]
+        backcast, forecast = target, 0
+        for block in self.blocks:
+            b, f = block(backcast)
+            backcast, forecast = backcast - b, forecast + f
+        return forecast, backcast
+
+
+def test_names_bound_side_by_side_keep_what_each_value_held():
+    # backcast, forecast = target, 0 dropped what target held (a picked column): the entry was
+    # drawn [batch, 6], whose column 0 is one number a sample, and every check raised.
+    target = resolved(ColumnPickedThenPaired)
+    same(target.spec.inputs["x"], st.fixed_dictionaries({"encoder_cont": dst.tensors(shape=("batch", 6, 1))}))
+    assert_callable(target, max_examples=3)
+
+
 def test_lengths_beside_a_dict_of_inputs_are_an_argument_or_an_entry_further_out():
     target = resolved(FramesBesideLengths)
     same(target.spec.inputs["batch"], st.fixed_dictionaries({"frames": dst.tensors(shape=("batch", "time", 8))}))

@@ -229,6 +229,13 @@ class _Flow(ast.NodeVisitor):
         )
 
     def visit_Assign(self, node: ast.Assign) -> None:
+        pairs = _pairwise_assignment(node)
+        if pairs is not None:
+            # backcast, forecast = target, 0: each name takes its own value (N-BEATS), read as
+            # two assignments where no value reads a name the statement binds
+            for target, value in pairs:
+                self.visit_Assign(ast.copy_location(ast.Assign(targets=[target], value=value), node))
+            return
         self.visit(node.value)
         for target in node.targets:
             for name in _bound_names(target):
@@ -848,6 +855,26 @@ _SAME_LAYOUT = frozenset({
 
 #: Two swaps composed (``x.transpose(1, 2)`` then ``x.transpose(0, 1)``): not read.
 _UNREAD_SWAP = (-1, -1)
+
+
+def _pairwise_assignment(node: ast.Assign) -> list[tuple[ast.AST, ast.AST]] | None:
+    """The (target, value) pairs of ``a, b = x, y`` (one target, a tuple or list of names on
+    both sides, as many, no starred one), where no value reads a name bound there (``a, b = b,
+    a`` swaps, and is left whole); None for any other assignment."""
+    if len(node.targets) != 1:
+        return None
+    target, value = node.targets[0], node.value
+    if not (
+        isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List))
+        and len(target.elts) == len(value.elts) > 1
+        and all(isinstance(t, ast.Name) for t in target.elts)
+        and not any(isinstance(v, ast.Starred) for v in value.elts)
+    ):
+        return None
+    bound = {t.id for t in target.elts}
+    if any(isinstance(n, ast.Name) and n.id in bound for v in value.elts for n in ast.walk(v)):
+        return None
+    return list(zip(target.elts, value.elts))
 
 
 def _kept_layout(node: ast.AST) -> ast.AST:
