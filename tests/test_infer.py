@@ -1723,6 +1723,24 @@ def test_fields_shifted_into_one_shared_table_are_drawn_one_column_a_field(model
     assert_callable(target, max_examples=10)
 
 
+class OneFieldShifted(nn.Module):
+    """One field's ids [batch, time] shifted into its rows by one of the offsets: a pick, not
+    every field."""
+
+    def __init__(self):
+        super().__init__()
+        self.offsets = (0, 10, 30)
+        self.emb, self.rnn = nn.Embedding(40, 4), nn.GRU(4, 4, batch_first=True)
+
+    def forward(self, x):
+        return self.rnn(self.emb(x + self.offsets[1]))[0]
+
+
+def test_one_offset_picked_from_the_array_is_not_read_as_every_fields():
+    target = resolved(OneFieldShifted)
+    assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", "time")
+
+
 class ColumnsBesideContinuous(_Columns):
     """Categorical columns first, continuous ones after them in the same tensor."""
 
@@ -2465,6 +2483,23 @@ class ScaledByDict(Forecaster):
         return super(ScaledByDict, self).forward(windows_batch)
 
 
+class AddsScaleInItsCopy(Forecaster):
+    """The copy adds the entry the parent reads beside the caller's: not an input."""
+
+    def forward(self, windows_batch):
+        y = windows_batch["insample_y"]
+        windows_batch = {**windows_batch, "scale": y.new_ones(y.shape[0], 8)}
+        return super().forward(windows_batch)
+
+
+def test_an_entry_the_copy_adds_before_the_parents_forward_is_not_drawn():
+    target = resolved(AddsScaleInItsCopy)
+    same(target.spec.inputs["windows_batch"], st.fixed_dictionaries({
+        "insample_y": dst.tensors(shape=("batch", "time", 1)),
+    }))
+    assert_callable(target, max_examples=3)
+
+
 @pytest.mark.parametrize("model", [ScaledBySplat, ScaledByDict])
 def test_a_dict_copied_with_an_entry_replaced_and_handed_to_the_parents_forward_is_read_there(model):
     # Read as one tensor, the GRU's input: every check raised IndexError on windows_batch["insample_y"].
@@ -2497,6 +2532,30 @@ class PermutedOnItsOwnLine(nn.Module):
 
     def forward(self, windows_batch):
         return self.head(self.enc(windows_batch["insample_y"]).mean(1))
+
+
+class PermutedOnlyIfConfigured(nn.Module):
+    """A permute under a switch the configuration leaves off: the input is channels first."""
+
+    def __init__(self, channels_last=False):
+        super().__init__()
+        self.channels_last = channels_last
+        self.conv, self.head = nn.Conv1d(4, 8, 3, padding=1), nn.Linear(8, 2)
+
+    def forward(self, batch):
+        x = batch["x"]
+        if self.channels_last:
+            x = x.permute(0, 2, 1)
+        return self.head(self.conv(x).mean(2) * batch["w"])
+
+
+def test_a_permute_that_may_not_run_is_not_undone():
+    # Taken as always run, it turned a correct model's input channels last: every check raised.
+    target = resolved(PermutedOnlyIfConfigured)
+    same(target.spec.inputs["batch"], st.fixed_dictionaries({
+        "x": dst.tensors(shape=("batch", 4, "length")), "w": dst.tensors(shape=("batch", 8)),
+    }))
+    assert_callable(target, max_examples=3)
 
 
 def test_a_permute_on_its_own_line_before_the_layer_is_undone():

@@ -107,6 +107,7 @@ class _Flow(ast.NodeVisitor):
             self.ranges: dict[str, ast.Call] = {}
             self.weights: dict[str, str] = {}
             self.swaps: dict[str, tuple[int, int]] = {}
+            self.branched = 0
             return
         self.consumers: list[str] = []
         # consumer -> where the argument first enters it: a position or a keyword.
@@ -171,6 +172,8 @@ class _Flow(ast.NodeVisitor):
         # local name -> the two axes of the argument swapped in what it holds (``x =
         # x.permute(0, 2, 1).contiguous()`` on its own line, then ``self.conv(x)``)
         self.swaps: dict[str, tuple[int, int]] = {}
+        # how many statements whose body may not run (if, for, while, try) enclose the one read
+        self.branched = 0
 
     def _carries(self, node: ast.AST) -> bool:
         """Whether ``node`` holds the argument (strict), or values computed from it."""
@@ -249,6 +252,8 @@ class _Flow(ast.NodeVisitor):
         weight = self._weight_path(node.value)
         itself = _passes(node.value, self.itself)
         swapped = _swapped_axes(_kept_layout(node.value)) if itself else None
+        if swapped is not None and self.branched:
+            swapped = _UNREAD_SWAP  # x = x.permute(0, 2, 1) under `if self.channels_last:`: may not run
         if swapped is not None and min(swapped) < 1:
             # x.transpose(0, 1) to time-major (or x.mT of what may have two axes): whether the
             # layer after it reads its first axis as the batch's is not known here (a
@@ -463,8 +468,19 @@ class _Flow(ast.NodeVisitor):
                 step = _step_of(part, counter)
                 if step is not None and _passes(step[0], self.tainted):
                     self.stepped_in_code.setdefault(step[1], ast.unparse(part))
+        self.branched += 1
         for statement in (*node.body, *node.orelse):
             self.visit(statement)
+        self.branched -= 1
+
+    def _visit_branch(self, node: ast.AST) -> None:
+        """A statement whose body may not run (``if``, ``while``, ``try``): what it binds is
+        read as ever, but a swap bound there (:attr:`swaps`) is not taken for the argument's."""
+        self.branched += 1
+        self.generic_visit(node)
+        self.branched -= 1
+
+    visit_If = visit_While = visit_Try = visit_TryStar = _visit_branch
 
     def _visit_comprehension(self, node: ast.AST) -> None:
         """A comprehension's loops as ``for`` statements (``[h(x) for h in self.heads]``: each

@@ -290,6 +290,17 @@ def _written_keys(tree: ast.AST, name: str) -> set[str]:
                 if isinstance(argument, ast.Dict):
                     written.update(k.value for k in argument.keys if isinstance(k, ast.Constant) and isinstance(k.value, str))
             written.update(k.arg for k in node.keywords if k.arg is not None)
+        elif _rebinds(node, names) and isinstance(node.value, ast.Dict) and any(
+            k is None and isinstance(v, ast.Name) and v.id in names for k, v in zip(node.value.keys, node.value.values)
+        ):
+            # name = {**name, "scale": ...}: a copy with entries of its own
+            written.update(k.value for k in node.value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str))
+        elif (
+            _rebinds(node, names) and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)
+            and node.value.func.id == "dict" and node.value.args[:1]
+            and isinstance(node.value.args[0], ast.Name) and node.value.args[0].id in names
+        ):
+            written.update(k.arg for k in node.value.keywords if k.arg is not None)  # name = dict(name, scale=...)
     return written
 
 
@@ -361,10 +372,12 @@ def infer_input(
         # (pytorch-forecasting's DeepAR: self.encode(x) reads x["encoder_cont"]): each
         # helper with the keys only it reads
         helped = [(tree_, param, _mapping_keys(tree_, param)) for _, tree_, param in handoffs]
+        # entries forward adds before handing it on ({**batch, "scale": ...}): not inputs
+        added = _written_keys(source_tree, name)
         if all(found_keys for _, _, found_keys in helped):
             handoffs = []
             for tree_, param, found_keys in helped:
-                own = [k for k in found_keys if k not in keys]
+                own = [k for k in found_keys if k not in keys and k not in added]
                 handoffs.append((tree_, param, own))
                 keys = [*keys, *own]
         else:
@@ -1343,9 +1356,10 @@ def _helper_handoffs(model: nn.Module, tree: ast.AST, name: str) -> list[tuple[s
     for node in ast.walk(tree):
         called = _self_method(node)
         method = inspect.getattr_static(type(model), called, None) if called is not None else None
-        if called is None and _super_forward(node):
+        if called is None and _super_forward(node) and not node.func.value.args:
             # a subclass's forward that hands its dict on to its parent's (neuralforecast's
-            # models, a copy with an entry replaced): the parent's forward reads it by key
+            # models, a copy with an entry replaced): the parent's forward reads it by key.
+            # Not super(Cls, self), which may skip a level of the hierarchy.
             called, method = _SUPER_FORWARD, _parent_forward(type(model))
         if not inspect.isfunction(method):
             continue
@@ -1413,7 +1427,7 @@ def _mapping_keys(tree: ast.AST, name: str, handed: frozenset[str] = frozenset()
             continue  # handed whole to a helper method that reads it by key (see _helper_handoffs)
         if isinstance(parent, ast.Dict) and any(k is None and v is node for k, v in zip(parent.keys, parent.values)):
             # name = {**name, "y": ...}: a copy with entries of its own, rebound to the name
-            # (read on through it) or to another
+            # (read on through it)
             copy_of = parents.get(id(parent))
             if _rebinds(copy_of, names):
                 written.update({
@@ -1842,7 +1856,7 @@ def _offsets_array(model: nn.Module, node: ast.AST) -> list[int] | None:
     while True:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "unsqueeze":
             node = node.func.value
-        elif isinstance(node, ast.Subscript) and isinstance(node.slice, (ast.Constant, ast.Tuple)):
+        elif isinstance(node, ast.Subscript) and _leading_axis_added(node.slice):
             node = node.value  # offsets[None], offsets[None, :]
         elif (
             isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
@@ -1865,6 +1879,19 @@ def _offsets_array(model: nn.Module, node: ast.AST) -> list[int] | None:
         return None
     found = [int(v) for v in values.tolist()]
     return found if all(a < b for a, b in zip(found, found[1:])) else None
+
+
+def _leading_axis_added(index: ast.AST) -> bool:
+    """Whether a subscript only puts one axis before all of a 1-D array's (``[None]``,
+    ``[None, :]``): not a pick (``[1]``), nor an axis after it (``[None, :, None]``)."""
+    parts = index.elts if isinstance(index, ast.Tuple) else [index]
+    kinds = [
+        "new" if isinstance(p, ast.Constant) and p.value is None
+        else "all" if isinstance(p, ast.Slice) and p.lower is None and p.upper is None and p.step is None
+        else "other"
+        for p in parts
+    ]
+    return kinds in (["new"], ["new", "all"])
 
 
 def _column_span(node: ast.Subscript) -> tuple[int, int] | None:
