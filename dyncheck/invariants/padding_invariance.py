@@ -1403,7 +1403,7 @@ class PaddingInvariance(Invariant):
         lengths: list[int],
         padded: int,
         *,
-        beside: list[list[int]] = (),  # type: ignore[assignment]
+        beside: Sequence[Sequence[int]] = (),
     ) -> tuple[str | None, list[tuple[int, int]], str | None]:
         """(a problem, [], None) when an axis of ``leaf`` neither keeps its size nor follows
         the padded length; else (None, the (axis, offset) pairs that follow it, what the
