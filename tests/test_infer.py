@@ -4759,6 +4759,25 @@ def test_an_argument_read_for_its_shape_by_expand_as_or_view_as_does_not_make_a_
     }
 
 
+class NoiseShapedLike(nn.Module):
+    """y is read only for its shape, noise made like it: that noise's layer still says it."""
+
+    def __init__(self):
+        super().__init__()
+        self.dec = nn.Linear(10, 3)
+
+    def forward(self, z, y):
+        return self.dec(torch.cat([z, torch.randn_like(y)], 1))
+
+
+def test_an_argument_read_only_as_a_noise_template_is_still_inferred():
+    # Read as carrying nothing (a first version of the expand_as rule took randn_like so), y
+    # had no consumer and the model was refused.
+    target = resolved(NoiseShapedLike)
+    assert set(target.spec.inputs) == {"z", "y"}
+    assert_callable(target, max_examples=3)
+
+
 class Conv1D(nn.Module):
     """transformers' Conv1D, as GPT-2 uses it: a Linear whose weight is [nx, nf]."""
 
