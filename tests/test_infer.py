@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import dyncheck.strategies as dst
+from dyncheck.strategies import DEFAULT_DIMS
 from dyncheck.errors import InvalidArgument, TargetError
 from dyncheck.examples import from_target, strategy_arguments, strategy_kind, strategy_members
 from dyncheck.infer import INFERRED_SIZES, infer_init
@@ -437,7 +438,7 @@ class TransposedIntoLSTM(nn.Module):
         self.fc = nn.Linear(8, 2)
 
     def forward(self, x):
-        x = x.transpose(2, 1)  # a transpose in the call itself is read from the source
+        x = x.transpose(2, 1)  # bound on a line of its own, read from the source too
         out, _ = self.rnn(x)
         return self.fc(out[:, -1])
 
@@ -447,8 +448,8 @@ def test_steps_a_model_transposes_before_its_rnn_are_drawn_last_not_pinned():
     # never varied.
     target = resolved(TransposedIntoLSTM)
     assert strategy_arguments(target.spec.inputs["x"])["shape"] == ("batch", 3, "time")
-    assert "steps last: as ['batch', 'time', 3] it ran at time 3 only" in target.inferred_inputs["x"]
-    assert target.spec.dims["time"] == (1, 8)
+    assert target.inferred_inputs["x"].endswith("it reaches rnn through transpose(1, 2)"), target.inferred_inputs["x"]
+    assert target.spec.dims.get("time", DEFAULT_DIMS["time"]) == (1, 8)  # not pinned at 3
     assert_callable(target, max_examples=5)
 
 
@@ -5155,12 +5156,13 @@ class _SpeechEncoder(nn.Module):
 
 
 def test_a_conv1d_input_the_model_transposes_on_the_way_is_drawn_channels_last():
-    # Seen from forward, input_features reach a Conv1d(8): channels first. Only a length of
-    # 8 runs that way (the submodule transposes it); channels last runs at every length.
+    # Seen from forward, input_features reach a Conv1d(8): channels first. The submodule
+    # transposes it (`.contiguous()` after the transpose once hid it, and only the probe found
+    # that channels last runs at every length).
     target = resolve_spec(Spec(_SpeechEncoder))
     assert strategy_arguments(target.spec.inputs["input_features"])["shape"] == ("batch", "length", 8)
     why = target.inferred_inputs["input_features"]
-    assert "; channels last: as ['batch', 8, 'length'] it ran at length 8 only" in why, why
+    assert why.endswith("reached through transpose(1, 2) in _Subsampler)"), why
     assert isinstance(target.spec.dims["length"], tuple) and target.spec.dims["length"][1] > target.spec.dims["length"][0]
     # A Conv1d the model feeds channels first keeps them first.
     conv = resolve_spec(Spec(nn.Conv1d, init={"in_channels": 8, "out_channels": 4, "kernel_size": 3}))

@@ -1356,10 +1356,9 @@ def _helper_handoffs(model: nn.Module, tree: ast.AST, name: str) -> list[tuple[s
     for node in ast.walk(tree):
         called = _self_method(node)
         method = inspect.getattr_static(type(model), called, None) if called is not None else None
-        if called is None and _super_forward(node) and not node.func.value.args:
+        if called is None and _super_forward(node) and _plain_super(node.func.value, type(model)):
             # a subclass's forward that hands its dict on to its parent's (neuralforecast's
-            # models, a copy with an entry replaced): the parent's forward reads it by key.
-            # Not super(Cls, self), which may skip a level of the hierarchy.
+            # models, a copy with an entry replaced): the parent's forward reads it by key
             called, method = _SUPER_FORWARD, _parent_forward(type(model))
         if not inspect.isfunction(method):
             continue
@@ -1383,6 +1382,15 @@ def _super_forward(node: ast.AST) -> bool:
         and isinstance(node.func.value, ast.Call) and isinstance(node.func.value.func, ast.Name)
         and node.func.value.func.id == "super"
     )
+
+
+def _plain_super(call: ast.Call, cls: type) -> bool:
+    """Whether ``call`` is ``super()``, or ``super(Cls, self)`` naming the class that defines
+    ``cls.forward`` (the same parent): not one that skips a level of the hierarchy."""
+    if not call.args:
+        return True
+    owner = next((c for c in cls.__mro__ if "forward" in vars(c)), None)
+    return isinstance(call.args[0], ast.Name) and owner is not None and call.args[0].id == owner.__name__
 
 
 def _parent_forward(cls: type) -> Any:
