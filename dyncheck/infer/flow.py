@@ -251,27 +251,11 @@ class _Flow(ast.NodeVisitor):
         held = _module_name(node.value, self.roots)
         weight = self._weight_path(node.value)
         itself = _passes(node.value, self.itself)
-        swapped = _swapped_axes(_kept_layout(node.value)) if itself else None
-        if swapped is not None and self.branched:
-            swapped = _UNREAD_SWAP  # x = x.permute(0, 2, 1) under `if self.channels_last:`: may not run
-        if swapped is not None and min(swapped) < 1:
-            # x.transpose(0, 1) to time-major (or x.mT of what may have two axes): whether the
-            # layer after it reads its first axis as the batch's is not known here (a
-            # time-major recurrence written out takes it as time)
-            swapped = _UNREAD_SWAP
-        if swapped is not None and swapped is not _UNREAD_SWAP:
-            receiver = _swapped_receiver(_kept_layout(node.value))
-            before = self.swaps.get(receiver.id) if isinstance(receiver, ast.Name) else None
-            if before is not None:
-                # swapped back (x = x.permute(0, 2, 1) twice): the argument's own layout again;
-                # two other swaps compose into what is not read here
-                swapped = None if before == swapped else _UNREAD_SWAP
-        elif itself and isinstance(node.value, ast.Name):
-            swapped = self.swaps.get(node.value.id)  # y = x: what x holds
+        swapped = self._swap_held(node.value) if itself else None
         for target in node.targets:
             for bound in _bound_names(target):
                 self.swaps.pop(bound, None)
-            if isinstance(target, ast.Name) and swapped is not None and swapped is not _UNREAD_SWAP:
+            if isinstance(target, ast.Name) and swapped is not None:
                 self.swaps[target.id] = swapped
         for target in node.targets:
             for bound in _bound_names(target):
@@ -326,6 +310,23 @@ class _Flow(ast.NodeVisitor):
             # call is guarded, and x reaches the next layer as it is.
             for target in node.targets:
                 self.tainted.difference_update(_bound_names(target))
+
+    def _swap_held(self, value: ast.AST) -> tuple[int, int] | None:
+        """The two axes of the argument swapped in ``value``, which holds the argument itself:
+        ``x.permute(0, 2, 1).contiguous()``, or a name holding such a swap. None where there is
+        none, or none read here: under a statement that may not run (``if
+        self.channels_last:``); one that moves the batch axis (``x.transpose(0, 1)`` to
+        time-major: whether the layer after it takes its first axis as the batch's is not
+        known here); a swap of a name already swapped (back to the argument's own layout, or
+        two swaps composed)."""
+        if isinstance(value, ast.Name):
+            return self.swaps.get(value.id)  # y = x: what x holds
+        value = _kept_layout(value)
+        axes = _swapped_axes(value)
+        if axes is None or self.branched or min(axes) < 1:
+            return None
+        receiver = _swapped_receiver(value)
+        return None if isinstance(receiver, ast.Name) and receiver.id in self.swaps else axes
 
     def _joined(self, node: ast.AST) -> tuple[tuple[str, ...], int] | None:
         """(the parts, the axis) of a concatenation ``node`` makes, or a name holds (see
@@ -867,10 +868,6 @@ _SAME_LAYOUT = frozenset({
     "to", "float", "double", "half", "bfloat16", "long", "int", "short", "type", "type_as", "contiguous",
     "clone", "detach", "cpu", "cuda", "requires_grad_", "detach_",
 })
-
-
-#: Two swaps composed (``x.transpose(1, 2)`` then ``x.transpose(0, 1)``): not read.
-_UNREAD_SWAP = (-1, -1)
 
 
 def _pairwise_assignment(node: ast.Assign) -> list[tuple[ast.AST, ast.AST]] | None:

@@ -290,17 +290,8 @@ def _written_keys(tree: ast.AST, name: str) -> set[str]:
                 if isinstance(argument, ast.Dict):
                     written.update(k.value for k in argument.keys if isinstance(k, ast.Constant) and isinstance(k.value, str))
             written.update(k.arg for k in node.keywords if k.arg is not None)
-        elif _rebinds(node, names) and isinstance(node.value, ast.Dict) and any(
-            k is None and isinstance(v, ast.Name) and v.id in names for k, v in zip(node.value.keys, node.value.values)
-        ):
-            # name = {**name, "scale": ...}: a copy with entries of its own
-            written.update(k.value for k in node.value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str))
-        elif (
-            _rebinds(node, names) and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)
-            and node.value.func.id == "dict" and node.value.args[:1]
-            and isinstance(node.value.args[0], ast.Name) and node.value.args[0].id in names
-        ):
-            written.update(k.arg for k in node.value.keywords if k.arg is not None)  # name = dict(name, scale=...)
+        elif (copied := _copy_with_entries(node, names)) is not None:
+            written.update(copied[1])  # name = {**name, "scale": ...}
     return written
 
 
@@ -1433,26 +1424,13 @@ def _mapping_keys(tree: ast.AST, name: str, handed: frozenset[str] = frozenset()
             _self_method(parent) in handed or (_SUPER_FORWARD in handed and _super_forward(parent))
         ):
             continue  # handed whole to a helper method that reads it by key (see _helper_handoffs)
-        if isinstance(parent, ast.Dict) and any(k is None and v is node for k, v in zip(parent.keys, parent.values)):
+        copy_of = parents.get(id(parent))
+        copied = _copy_with_entries(copy_of, names)
+        if copied is not None and copied[0] is node:
             # name = {**name, "y": ...}: a copy with entries of its own, rebound to the name
             # (read on through it)
-            copy_of = parents.get(id(parent))
-            if _rebinds(copy_of, names):
-                written.update({
-                    k.value: (copy_of.end_lineno, copy_of.end_col_offset) for k in parent.keys
-                    if isinstance(k, ast.Constant) and isinstance(k.value, str) and k.value not in written
-                })
-                continue
-        if (
-            isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name) and parent.func.id == "dict"
-            and parent.args[:1] == [node] and _rebinds(parents.get(id(parent)), names)
-        ):
-            # name = dict(name, y=...): the same copy
-            copy_of = parents[id(parent)]
-            written.update({
-                k.arg: (copy_of.end_lineno, copy_of.end_col_offset) for k in parent.keywords
-                if k.arg is not None and k.arg not in written
-            })
+            for key in copied[1]:
+                written.setdefault(key, (copy_of.end_lineno, copy_of.end_col_offset))
             continue
         if isinstance(parent, ast.Return) or (
             isinstance(parent, ast.Attribute) and parent.attr == "update" and parent.value is node
@@ -1479,6 +1457,27 @@ def _mapping_keys(tree: ast.AST, name: str, handed: frozenset[str] = frozenset()
     # in source order, each an input where it is read before forward first writes it
     keys = [key for key, at in read.items() if key not in written or at < written[key]]
     return keys or None
+
+
+def _copy_with_entries(statement: ast.AST | None, names: set[str]) -> tuple[ast.Name, list[str]] | None:
+    """(the dict copied, the keys the copy sets) of ``name = {**name, "k": ...}`` or ``name =
+    dict(name, k=...)``, ``name`` one of ``names``; None for any other statement."""
+    if not _rebinds(statement, names):
+        return None
+    value = statement.value
+    if isinstance(value, ast.Dict):
+        source = next((
+            v for k, v in zip(value.keys, value.values) if k is None and isinstance(v, ast.Name) and v.id in names
+        ), None)
+        keys = [k.value for k in value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+    elif (
+        isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "dict"
+        and value.args[:1] and isinstance(value.args[0], ast.Name) and value.args[0].id in names
+    ):
+        source, keys = value.args[0], [k.arg for k in value.keywords if k.arg is not None]
+    else:
+        return None
+    return None if source is None else (source, keys)
 
 
 def _rebinds(statement: ast.AST | None, names: set[str]) -> bool:
@@ -1665,6 +1664,20 @@ def embedded_columns_found(module: nn.Module, tree: ast.AST, name: str) -> _Foun
     )
 
 
+#: Reads of a tensor's size, rank, dtype or device: not of its values.
+_SIZE_READS = frozenset({"shape", "ndim", "dtype", "device", "size", "dim"})
+
+
+def _first_rebinding_end(tree: ast.AST, name: str) -> int | None:
+    """The last line of the first statement that assigns ``name`` anew (``x = x +
+    self.bias``), or None: reads up to it are of the argument."""
+    return min((
+        (statement.lineno, statement.end_lineno or statement.lineno) for statement in ast.walk(tree)
+        if isinstance(statement, (ast.Assign, ast.AugAssign, ast.AnnAssign))
+        and any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store) for n in ast.walk(statement))
+    ), default=(None, None))[1]
+
+
 def _columns(model: nn.Module, tree: ast.AST, name: str) -> tuple[int, int, str, bool] | None:
     """(members, the smallest vocabulary, the container, whether its members are
     EmbeddingBags) for :func:`_embedded_columns`."""
@@ -1673,16 +1686,11 @@ def _columns(model: nn.Module, tree: ast.AST, name: str) -> tuple[int, int, str,
     # shape and number of dimensions (checked before the loop, as rtdl does) are not values.
     parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     # until forward assigns the name anew (x = torch.stack([...]); x = x + self.bias)
-    rebound = min((
-        (statement.lineno, statement.end_lineno or statement.lineno) for statement in ast.walk(tree)
-        if isinstance(statement, (ast.Assign, ast.AugAssign, ast.AnnAssign))
-        and any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store) for n in ast.walk(statement))
-    ), default=(None, None))[1]
+    rebound = _first_rebinding_end(tree, name)
     uses = sum(
         isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)
         and (rebound is None or n.lineno <= rebound)
-        and not (isinstance(parents.get(id(n)), ast.Attribute) and parents[id(n)].attr in ("shape", "ndim", "dtype",
-                                                                                            "device", "size", "dim"))
+        and not (isinstance(parents.get(id(n)), ast.Attribute) and parents[id(n)].attr in _SIZE_READS)
         for n in ast.walk(tree)
     )
     # local names holding a container's length (n_features = len(self.embeddings))
@@ -1764,7 +1772,7 @@ def _picked_columns(model: nn.Module, tree: ast.AST, name: str) -> Inferred | No
         if not (isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load)):
             continue
         parent = parents.get(id(node))
-        if isinstance(parent, ast.Attribute) and parent.attr in ("shape", "ndim", "dtype", "device", "size", "dim"):
+        if isinstance(parent, ast.Attribute) and parent.attr in _SIZE_READS:
             continue
         span = _column_span(parent) if isinstance(parent, ast.Subscript) and parent.value is node else None
         if span is None:
@@ -1803,9 +1811,7 @@ def _field_offsets(model: nn.Module, tree: ast.AST, name: str) -> Inferred | Non
     size aside), or offsets that are not ``0`` then ascending within the table."""
     parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     # until forward binds the name anew (x = x + offsets: then x holds the table's rows)
-    rebound = min((
-        n.lineno for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store)
-    ), default=None)
+    rebound = _first_rebinding_end(tree, name)
     shifts = []
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load)):
@@ -1813,9 +1819,7 @@ def _field_offsets(model: nn.Module, tree: ast.AST, name: str) -> Inferred | Non
         if rebound is not None and node.lineno > rebound:
             continue
         parent = parents.get(id(node))
-        if isinstance(parent, ast.Attribute) and parent.attr in (
-            "shape", "ndim", "dtype", "device", "size", "dim", "new_tensor", "new_zeros", "new_ones", "new_full",
-        ):
+        if isinstance(parent, ast.Attribute) and parent.attr in _SIZE_READS | _SIZE_ONLY:
             continue  # its size, or its dtype and device for a tensor made there (x.new_tensor(offsets))
         if not (isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Add) and parent.left is node):
             return None
