@@ -20,7 +20,7 @@ from dyncheck.invariants._base import Context, Invariant
 from dyncheck.norms import constant_norm_overflow, note_overflow
 from dyncheck.tracing import floating_leaves, missing_output
 
-__all__ = ["Finite", "non_finite"]
+__all__ = ["Finite", "non_finite", "padding_indices"]
 
 
 def non_finite(tensor: torch.Tensor) -> str | None:
@@ -108,16 +108,22 @@ _FILLS = frozenset({"masked_fill", "masked_fill_", "fill_", "full", "full_like",
                     "index_fill_"})
 
 
+def padding_indices(model: nn.Module) -> dict[int, str]:
+    """The ``padding_idx`` each Embedding or EmbeddingBag of ``model`` names, with the kind of
+    layer that names it."""
+    return {
+        m.padding_idx: "EmbeddingBag" if isinstance(m, nn.EmbeddingBag) else "Embedding"
+        for m in model.modules()
+        if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.padding_idx is not None
+    }
+
+
 def _only_padding(model: nn.Module, example: Example) -> list[str]:
     """A line where a token input is made only of an Embedding's (or EmbeddingBag's)
     ``padding_idx`` (ESM-2: a row of its pad token, which it never gets, averages over no
     token; a key padding mask made from ``ids == pad`` masks every key): the size is not the
     cause, and a declared padding value keeps that id out of the tokens."""
-    pads = {
-        m.padding_idx: "EmbeddingBag" if isinstance(m, nn.EmbeddingBag) else "Embedding"
-        for m in model.modules()
-        if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.padding_idx is not None
-    }
+    pads = padding_indices(model)
     for name, value in example.args.items():
         if (
             isinstance(value, torch.Tensor) and not value.is_floating_point() and value.dtype != torch.bool

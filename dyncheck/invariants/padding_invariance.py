@@ -103,6 +103,7 @@ from dyncheck.infer import _LENGTHS_NAME
 from dyncheck.invariants._base import Context, Invariant
 from dyncheck.invariants._where import reported
 from dyncheck.invariants.batch_invariance import BatchInvariance, pairwise_axes
+from dyncheck.invariants.finite import padding_indices
 from dyncheck.spec import lengths_slot, padding_slot
 from dyncheck.strategies import relative_lengths
 from dyncheck.target import UNREAD_POLARITY, Target, _forward_parameters
@@ -837,9 +838,7 @@ def _padding_candidates(context: Context, example: Example, layout: _Layout) -> 
     """The padding each padded input is most likely given, and why: 0.0 for float inputs
     (``pad_sequence``'s and feature extractors' padding); for token ids, the ``padding_idx``
     of the model's embeddings when they name one (its embedding is zeros), else 0."""
-    indices = {
-        m.padding_idx for m in context.prototype().modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))
-    } - {None}
+    indices = set(padding_indices(context.prototype()))
     found: dict[Slot, tuple[Any, str]] = {}
     for slot in layout.padded_slots():
         value = slot_value(example.args, slot)
